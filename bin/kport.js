@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Thin launcher (STYLE.md 1): compile cache, a friendly Node version gate, then main().
+import module from 'node:module';
+
+module.enableCompileCache?.();
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(`kport needs Node.js 22.18 or newer; this is ${process.version}. Install a current Node.js LTS.\n`);
+  process.exit(2);
+}
+
+const { main, createContext } = await import('../dist/main.js');
+const controller = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    // A second Ctrl-C means now.
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort(new Error(signal));
+  });
+}
+const ctx = createContext({
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdoutIsTTY: Boolean(process.stdout.isTTY),
+  stderrIsTTY: Boolean(process.stderr.isTTY),
+  stdinIsTTY: Boolean(process.stdin.isTTY),
+  env: process.env,
+  cwd: process.cwd(),
+  debug: process.argv.includes('--debug'),
+  signal: controller.signal,
+});
+const code = await main(process.argv.slice(2), ctx);
+process.exitCode = code;

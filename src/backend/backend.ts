@@ -1,0 +1,63 @@
+/**
+ * The storage contract every backend honours (DESIGN.md §3). Revisions are global and strictly
+ * increasing, as in etcd: an item's revision is the revision of the write that last changed it.
+ */
+export interface Item {
+  key: string;
+  value: string;
+  revision: number;
+  /** Epoch milliseconds after which the item reads as absent. */
+  expires?: number;
+  lease?: string;
+}
+
+export interface WriteOptions {
+  /** Time to live; the item disappears after it. */
+  ttlMs?: number;
+  /** Attach to a lease: the item disappears when the lease ends. */
+  lease?: string;
+}
+
+export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string; revision: number };
+
+export interface Lease {
+  id: string;
+  ttlMs: number;
+  /** Extends the lease by its TTL; false when it has already expired. */
+  keepAlive(): Promise<boolean>;
+  revoke(): Promise<void>;
+}
+
+export interface Backend {
+  readonly kind: string;
+  get(key: string): Promise<Item | undefined>;
+  put(key: string, value: string, opts?: WriteOptions): Promise<Item>;
+  /** Writes only when the key is absent; undefined when it exists. */
+  create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined>;
+  /** Writes only when the key's revision is still `revision`; undefined otherwise. */
+  compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined>;
+  /** Deletes; with `revision`, only when it still matches. True when something was deleted. */
+  delete(key: string, revision?: number): Promise<boolean>;
+  /** Items under the prefix, sorted by key. */
+  list(prefix: string): Promise<Item[]>;
+  /** Changes under the prefix after now, until the signal aborts. */
+  watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent>;
+  grantLease(ttlMs: number): Promise<Lease>;
+  /**
+   * Runs `fn`'s writes only while `lease` is alive: the fence a leader uses so that a paused or
+   * partitioned process cannot write after its successor took over.
+   */
+  whileLeaseAlive?(lease: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class LeaseExpiredError extends Error {
+  constructor(id: string) {
+    super(`lease ${id} has expired`);
+    this.name = 'LeaseExpiredError';
+  }
+}
+
+export function prefixEnd(prefix: string): string {
+  return prefix + '\u{10FFFF}';
+}

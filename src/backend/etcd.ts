@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
+import type { StorageConfig } from '../config/schema.ts';
+import { ExternalError } from '../core/errors.ts';
+import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+
+type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
+
+/**
+ * The distributed backend: etcd's mod revisions are the revisions, transactions give
+ * compare-and-swap, leases give TTLs and leadership, and watches are native.
+ */
+export class EtcdBackend implements Backend {
+  readonly kind = 'etcd';
+  readonly #client: Etcd3;
+  readonly #ns: Namespace;
+
+  private constructor(client: Etcd3, ns: Namespace) {
+    this.#client = client;
+    this.#ns = ns;
+  }
+
+  static async connect(storage: EtcdStorage, opts: { timeoutMs?: number } = {}): Promise<EtcdBackend> {
+    const { Etcd3 } = await import('etcd3');
+    const tls = storage.tls;
+    const client = new Etcd3({
+      hosts: storage.peers,
+      ...(tls?.ca_file && {
+        credentials: {
+          rootCertificate: readFileSync(tls.ca_file),
+          ...(tls.key_file && { privateKey: readFileSync(tls.key_file) }),
+          ...(tls.cert_file && { certChain: readFileSync(tls.cert_file) }),
+        },
+      }),
+      ...(storage.username && { auth: { username: storage.username, password: storage.password ?? '' } }),
+      dialTimeout: opts.timeoutMs ?? 5000,
+    });
+    const backend = new EtcdBackend(client, client.namespace(storage.prefix.endsWith('/') ? storage.prefix.slice(0, -1) : storage.prefix));
+    try {
+      await client.maintenance.status();
+    } catch (err) {
+      client.close();
+      throw new ExternalError(
+        'etcd Status',
+        `Cannot reach etcd at ${storage.peers.join(', ')}: ${(err as Error).message}. Check teleport.storage.peers and that etcd is running.`,
+        1,
+        { cause: err },
+      );
+    }
+    return backend;
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    const res = await this.#ns.get(key).exec();
+    return res.kvs[0] && toItem(res.kvs[0]);
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    const lease = await this.#leaseFor(opts);
+    const res = await this.#ns.put(key).value(value).lease(lease ?? 0).exec();
+    return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#txn(key, 'Create', 0, value, opts);
+  }
+
+  async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#txn(key, 'Mod', revision, value, opts);
+  }
+
+  async delete(key: string, revision?: number): Promise<boolean> {
+    if (revision === undefined) return Number((await this.#ns.delete().key(key).exec()).deleted) > 0;
+    const res = await this.#ns.if(key, 'Mod', '==', revision).then(this.#ns.delete().key(key)).commit();
+    return res.succeeded;
+  }
+
+  async list(prefix: string): Promise<Item[]> {
+    const res = await this.#ns.getAll().prefix(prefix).sort('Key', 'Ascend').exec();
+    return res.kvs.map(toItem);
+  }
+
+  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+    const watcher = await this.#ns.watch().prefix(prefix).create();
+    const queue: WatchEvent[] = [];
+    let wake: (() => void) | undefined;
+    const push = (event: WatchEvent) => {
+      queue.push(event);
+      wake?.();
+    };
+    const ns = (key: Buffer) => key.toString();
+    watcher.on('put', (kv) => push({ type: 'put', item: toItem(kv) }));
+    watcher.on('delete', (kv) => push({ type: 'delete', key: ns(kv.key), revision: Number(kv.mod_revision) }));
+    const onAbort = () => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        const event = queue.shift();
+        if (event) yield event;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await watcher.cancel();
+    }
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    const lease = this.#ns.lease(Math.max(1, Math.ceil(ttlMs / 1000)), { autoKeepAlive: false });
+    const id = await lease.grant();
+    return {
+      id,
+      ttlMs,
+      keepAlive: async () => {
+        try {
+          const res = await lease.keepaliveOnce();
+          return Number(res.TTL) > 0;
+        } catch {
+          return false;
+        }
+      },
+      revoke: async () => {
+        await lease.revoke().catch(() => undefined);
+      },
+    };
+  }
+
+  async whileLeaseAlive(lease: string): Promise<boolean> {
+    const res = await this.#client.leaseClient.leaseTimeToLive({ ID: lease });
+    return Number(res.TTL) > 0;
+  }
+
+  async close(): Promise<void> {
+    this.#client.close();
+  }
+
+  async #leaseFor(opts: WriteOptions | undefined): Promise<string | undefined> {
+    if (opts?.lease) return opts.lease;
+    if (opts?.ttlMs === undefined) return undefined;
+    return (await this.grantLease(opts.ttlMs)).id;
+  }
+
+  async #txn(key: string, target: 'Create' | 'Mod', revision: number, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    const lease = await this.#leaseFor(opts);
+    try {
+      const res = await this.#ns.if(key, target, '==', revision).then(this.#ns.put(key).value(value).lease(lease ?? 0)).commit();
+      return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
+    } catch (err) {
+      if (/lease not found/i.test((err as Error).message) && opts?.lease) throw new LeaseExpiredError(opts.lease);
+      throw err;
+    }
+  }
+}
+
+function toItem(kv: IKeyValue): Item {
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    revision: Number(kv.mod_revision),
+    ...(kv.lease && kv.lease !== '0' && { lease: String(kv.lease) }),
+  };
+}
+

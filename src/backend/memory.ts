@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { on } from 'node:events';
+import { EventEmitter } from 'node:events';
+import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+
+/** An in-process backend for unit tests; same contract as the others, nothing persisted. */
+export class MemoryBackend implements Backend {
+  readonly kind = 'memory';
+  readonly #items = new Map<string, Item>();
+  readonly #leases = new Map<string, number>();
+  readonly #events = new EventEmitter();
+  readonly #now: () => number;
+  #revision = 0;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
+    this.#events.setMaxListeners(0);
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    return this.#live(key);
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.#write(key, value, opts);
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#live(key) ? undefined : this.#write(key, value, opts);
+  }
+
+  async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#live(key)?.revision === revision ? this.#write(key, value, opts) : undefined;
+  }
+
+  async delete(key: string, revision?: number): Promise<boolean> {
+    const current = this.#live(key);
+    if (!current || (revision !== undefined && current.revision !== revision)) return false;
+    this.#remove(key);
+    return true;
+  }
+
+  async list(prefix: string): Promise<Item[]> {
+    return [...this.#items.keys()]
+      .filter((k) => k.startsWith(prefix))
+      .sort()
+      .flatMap((k) => this.#live(k) ?? []);
+  }
+
+  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+    try {
+      for await (const [event] of on(this.#events, 'change', { signal }) as AsyncIterable<[WatchEvent]>) {
+        const key = event.type === 'put' ? event.item.key : event.key;
+        if (key.startsWith(prefix)) yield event;
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'AbortError') throw err;
+    }
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    const id = randomUUID();
+    this.#leases.set(id, this.#now() + ttlMs);
+    return {
+      id,
+      ttlMs,
+      keepAlive: async () => {
+        if (!this.#leaseAlive(id)) return false;
+        this.#leases.set(id, this.#now() + ttlMs);
+        return true;
+      },
+      revoke: async () => {
+        for (const [key, item] of this.#items) if (item.lease === id) this.#remove(key);
+        this.#leases.delete(id);
+      },
+    };
+  }
+
+  async whileLeaseAlive(lease: string): Promise<boolean> {
+    return this.#leaseAlive(lease);
+  }
+
+  async close(): Promise<void> {}
+
+  #leaseAlive(id: string): boolean {
+    return (this.#leases.get(id) ?? 0) > this.#now();
+  }
+
+  #live(key: string): Item | undefined {
+    const item = this.#items.get(key);
+    if (!item) return undefined;
+    if ((item.expires !== undefined && item.expires <= this.#now()) || (item.lease && !this.#leaseAlive(item.lease))) {
+      this.#remove(key);
+      return undefined;
+    }
+    return item;
+  }
+
+  #write(key: string, value: string, opts: WriteOptions | undefined): Item {
+    if (opts?.lease && !this.#leaseAlive(opts.lease)) throw new LeaseExpiredError(opts.lease);
+    const item: Item = {
+      key,
+      value,
+      revision: ++this.#revision,
+      ...(opts?.ttlMs !== undefined && { expires: this.#now() + opts.ttlMs }),
+      ...(opts?.lease && { lease: opts.lease }),
+    };
+    this.#items.set(key, item);
+    this.#events.emit('change', { type: 'put', item } satisfies WatchEvent);
+    return item;
+  }
+
+  #remove(key: string): void {
+    this.#items.delete(key);
+    this.#events.emit('change', { type: 'delete', key, revision: ++this.#revision } satisfies WatchEvent);
+  }
+}

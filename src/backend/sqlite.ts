@@ -1,0 +1,210 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  expires INTEGER,
+  lease TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
+`;
+
+/** How long watch events are kept for slow watchers, in revisions. */
+const EVENT_HISTORY = 10_000;
+
+/**
+ * The embedded default backend: one SQLite file in WAL mode, shared safely by several processes.
+ * Every write is one IMMEDIATE transaction that bumps a global revision, so compare-and-swap
+ * holds across processes.
+ */
+export class SqliteBackend implements Backend {
+  readonly kind = 'sqlite';
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+  readonly #pollMs: number;
+  readonly #stmts: Record<string, StatementSync>;
+
+  private constructor(db: DatabaseSync, now: () => number, pollMs: number) {
+    this.#db = db;
+    this.#now = now;
+    this.#pollMs = pollMs;
+    this.#stmts = {
+      get: db.prepare('SELECT key, value, revision, expires, lease FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?))'),
+      list: db.prepare('SELECT key, value, revision, expires, lease FROM kv WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?)) ORDER BY key'),
+      bump: db.prepare('UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision'),
+      current: db.prepare('SELECT revision FROM meta WHERE id = 1'),
+      upsert: db.prepare('INSERT INTO kv (key, value, revision, expires, lease) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires, lease = excluded.lease'),
+      del: db.prepare('DELETE FROM kv WHERE key = ?'),
+      event: db.prepare('INSERT INTO events (revision, key, type) VALUES (?, ?, ?)'),
+      events: db.prepare('SELECT e.revision, e.key, e.type, kv.value, kv.revision AS item_revision, kv.expires, kv.lease FROM events e LEFT JOIN kv ON kv.key = e.key WHERE e.revision > ? AND e.key >= ? AND e.key < ? ORDER BY e.revision'),
+      trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
+      expired: db.prepare('SELECT key FROM kv WHERE (expires IS NOT NULL AND expires <= ?) OR lease IN (SELECT id FROM leases WHERE expires <= ?)'),
+      dropLeases: db.prepare('DELETE FROM leases WHERE expires <= ?'),
+      leaseExpires: db.prepare('SELECT expires FROM leases WHERE id = ?'),
+      putLease: db.prepare('INSERT OR REPLACE INTO leases (id, expires) VALUES (?, ?)'),
+      dropLease: db.prepare('DELETE FROM leases WHERE id = ?'),
+      leaseKeys: db.prepare('SELECT key FROM kv WHERE lease = ?'),
+    };
+  }
+
+  static async open(path: string, opts: { now?: () => number; pollMs?: number } = {}): Promise<SqliteBackend> {
+    const { DatabaseSync } = await import('node:sqlite');
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // The file holds token hashes and kubeconfigs of static clusters: owner only.
+    if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
+    const db = new DatabaseSync(path, { timeout: 10_000 });
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+    db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+    return new SqliteBackend(db, opts.now ?? Date.now, opts.pollMs ?? 100);
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    return toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    return this.#tx(() => this.#write(key, value, opts));
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#tx(() => (this.#stmts.get!.get(key, this.#now(), this.#now()) ? undefined : this.#write(key, value, opts)));
+  }
+
+  async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
+    return this.#tx(() => {
+      const current = toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
+      return current?.revision === revision ? this.#write(key, value, opts) : undefined;
+    });
+  }
+
+  async delete(key: string, revision?: number): Promise<boolean> {
+    return this.#tx(() => {
+      const current = toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
+      if (!current || (revision !== undefined && current.revision !== revision)) return false;
+      this.#remove(key, this.#nextRevision());
+      return true;
+    });
+  }
+
+  async list(prefix: string): Promise<Item[]> {
+    return this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!);
+  }
+
+  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+    let seen = Number((this.#stmts.current!.get() as { revision: number }).revision);
+    while (!signal.aborted) {
+      this.#tx(() => this.#expire());
+      const rows = this.#stmts.events!.all(seen, prefix, prefix + '\u{10FFFF}') as Array<Record<string, unknown>>;
+      for (const row of rows) {
+        seen = Number(row.revision);
+        if (row.type === 'delete' || row.value === null || Number(row.item_revision) !== seen) {
+          // A later write replaced this one: report what happened at this revision only if it was a delete.
+          if (row.type === 'delete') yield { type: 'delete', key: String(row.key), revision: seen };
+          continue;
+        }
+        yield { type: 'put', item: toItem({ key: row.key, value: row.value, revision: row.item_revision, expires: row.expires, lease: row.lease })! };
+      }
+      try {
+        await sleep(this.#pollMs, undefined, { signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    const id = randomUUID();
+    this.#tx(() => this.#stmts.putLease!.run(id, this.#now() + ttlMs));
+    return {
+      id,
+      ttlMs,
+      keepAlive: async () =>
+        this.#tx(() => {
+          const row = this.#stmts.leaseExpires!.get(id) as { expires: number } | undefined;
+          if (!row || Number(row.expires) <= this.#now()) return false;
+          this.#stmts.putLease!.run(id, this.#now() + ttlMs);
+          return true;
+        }),
+      revoke: async () =>
+        this.#tx(() => {
+          for (const { key } of this.#stmts.leaseKeys!.all(id) as Array<{ key: string }>) this.#remove(key, this.#nextRevision());
+          this.#stmts.dropLease!.run(id);
+        }),
+    };
+  }
+
+  async whileLeaseAlive(lease: string): Promise<boolean> {
+    const row = this.#stmts.leaseExpires!.get(lease) as { expires: number } | undefined;
+    return !!row && Number(row.expires) > this.#now();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #write(key: string, value: string, opts: WriteOptions | undefined): Item {
+    let expires: number | undefined;
+    if (opts?.lease) {
+      const row = this.#stmts.leaseExpires!.get(opts.lease) as { expires: number } | undefined;
+      if (!row || Number(row.expires) <= this.#now()) throw new LeaseExpiredError(opts.lease);
+    }
+    if (opts?.ttlMs !== undefined) expires = this.#now() + opts.ttlMs;
+    const revision = this.#nextRevision();
+    this.#stmts.upsert!.run(key, value, revision, expires ?? null, opts?.lease ?? null);
+    this.#stmts.event!.run(revision, key, 'put');
+    return { key, value, revision, ...(expires !== undefined && { expires }), ...(opts?.lease && { lease: opts.lease }) };
+  }
+
+  #remove(key: string, revision: number): void {
+    this.#stmts.del!.run(key);
+    this.#stmts.event!.run(revision, key, 'delete');
+  }
+
+  #nextRevision(): number {
+    const revision = Number((this.#stmts.bump!.get() as { revision: number }).revision);
+    if (revision % 1000 === 0) this.#stmts.trimEvents!.run(revision - EVENT_HISTORY);
+    return revision;
+  }
+
+  /** Expired items and lease-bound items of lapsed leases are deleted, with delete events. */
+  #expire(): void {
+    const now = this.#now();
+    const keys = this.#stmts.expired!.all(now, now) as Array<{ key: string }>;
+    for (const { key } of keys) this.#remove(key, this.#nextRevision());
+    this.#stmts.dropLeases!.run(now);
+  }
+
+  #tx<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
+
+function toItem(row: unknown): Item | undefined {
+  if (!row) return undefined;
+  const r = row as Record<string, unknown>;
+  return {
+    key: String(r.key),
+    value: String(r.value),
+    revision: Number(r.revision),
+    ...(r.expires != null && { expires: Number(r.expires) }),
+    ...(r.lease != null && { lease: String(r.lease) }),
+  };
+}

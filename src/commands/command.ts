@@ -1,0 +1,31 @@
+import type { Context } from '../core/context.ts';
+import type { Session } from '../core/session.ts';
+
+export interface OptionDef {
+  flags: string;
+  description: string;
+  default?: string | boolean;
+  choices?: string[];
+}
+
+/** One leaf command (STYLE.md 3): its surface, and a handler that parses and renders. */
+export interface CommandDef {
+  /** ["tokens", "add"] */
+  path: string[];
+  summary: string;
+  /** commander argument specs, such as "<kind>" or "[clusters...]" */
+  args?: string[];
+  options?: OptionDef[];
+  /** Accepts `-- COMMAND ARGS..` after its own arguments. */
+  passThrough?: boolean;
+  run(input: CommandInput): Promise<number | void>;
+}
+
+export interface CommandInput {
+  args: string[];
+  /** Everything after a literal `--`. */
+  rest: string[];
+  opts: Record<string, unknown>;
+  ctx: Context;
+  session: Session;
+}

@@ -1,0 +1,41 @@
+import type { CompletionTree } from '../core/completion.ts';
+import { RESOURCE_KINDS } from '../resources/registry.ts';
+import type { CommandDef } from './command.ts';
+import { completion } from './misc/completion.ts';
+import { version } from './misc/version.ts';
+import { create } from './resource/create.ts';
+import { get } from './resource/get.ts';
+import { rm } from './resource/rm.ts';
+import { tokensAdd } from './tokens/add.ts';
+import { tokensLs } from './tokens/ls.ts';
+import { tokensRm } from './tokens/rm.ts';
+
+/** Every leaf command, in help order. */
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, get, rm, create, completion, version];
+
+export const NOUN_SUMMARIES: Record<string, string> = {
+  tokens: 'Manage join tokens for discovery and Kubernetes agents',
+  discover: 'Run the EKS discovery engine',
+  kube: 'List and reach Kubernetes clusters',
+  rbac: 'Set up and check the cluster-side permissions the proxy needs',
+};
+
+export const GLOBAL_OPTIONS = [
+  { flags: '-c, --config <file>', description: 'config file (default: search kport.yaml, .kportrc*, ..., /etc/kport.yaml; or KPORT_CONFIG)' },
+  { flags: '--data-dir <dir>', description: 'where kport keeps its state (default: teleport.data_dir or ~/.local/share/kport)' },
+  { flags: '--format <format>', description: 'output format: text, json or yaml' },
+  { flags: '--debug', description: 'verbose logs and stack traces' },
+  { flags: '--no-color', description: 'no colour (also NO_COLOR)' },
+];
+
+function flagNames(flags: string): string[] {
+  return flags.split(/[ ,|]+/).filter((f) => f.startsWith('-'));
+}
+
+export function completionTree(): CompletionTree {
+  return {
+    globalFlags: GLOBAL_OPTIONS.flatMap((o) => flagNames(o.flags)),
+    commands: COMMANDS.map((c) => ({ path: c.path, summary: c.summary, flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)) })),
+    kinds: RESOURCE_KINDS.map((k) => k.kind),
+  };
+}

@@ -1,0 +1,20 @@
+import { UserError, UsageError } from '../../core/errors.ts';
+import { parseRef } from '../../resources/registry.ts';
+import { resourceKey } from '../../resources/resource.ts';
+import type { CommandDef } from '../command.ts';
+
+export const rm: CommandDef = {
+  path: ['rm'],
+  summary: 'Delete a resource, such as kube_cluster/NAME',
+  args: ['<kind/name>'],
+  async run({ args, ctx, session }) {
+    const { kind, name } = parseRef(args[0]!);
+    if (!name) throw new UsageError(`Name the resource to delete: kport rm ${kind.kind}/NAME.`);
+    const backend = await session.backend();
+    const found = await kind.find(backend, name);
+    if (!found || !(await backend.delete(resourceKey(kind.kind, found.metadata.name), found.metadata.revision))) {
+      throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);
+    }
+    ctx.stdout.write(`${kind.kind} "${found.metadata.name}" has been deleted.\n`);
+  },
+};

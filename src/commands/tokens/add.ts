@@ -1,0 +1,60 @@
+import { parseDuration } from '../../core/duration.ts';
+import { UsageError } from '../../core/errors.ts';
+import { serialize } from '../../core/output.ts';
+import { parseLabelList } from '../../resources/labels.ts';
+import { addToken, normalizeRoles } from '../../tokens/tokens.ts';
+import type { CommandDef } from '../command.ts';
+
+export const tokensAdd: CommandDef = {
+  path: ['tokens', 'add'],
+  summary: 'Create a join token for discovery and Kubernetes agents',
+  options: [
+    { flags: '--type <roles>', description: 'comma-separated roles the token grants, such as discovery,kube' },
+    { flags: '--ttl <duration>', description: 'how long the token lives', default: '30m' },
+    { flags: '--value <secret>', description: 'use this secret instead of a random one' },
+    { flags: '--labels <k=v,..>', description: 'labels to attach to the token' },
+  ],
+  async run({ opts, ctx, session }) {
+    if (typeof opts.type !== 'string') throw new UsageError('--type is required: for example --type=discovery,kube.');
+    const roles = normalizeRoles(opts.type);
+    const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
+    if (ttlMs <= 0) throw new UsageError('--ttl must be longer than zero.');
+    let labels: Record<string, string> | undefined;
+    try {
+      labels = typeof opts.labels === 'string' ? parseLabelList(opts.labels) : undefined;
+    } catch (err) {
+      throw new UsageError(`--labels: ${(err as Error).message}.`);
+    }
+    const { secret, token } = await addToken(await session.backend(), {
+      roles,
+      ttlMs,
+      value: typeof opts.value === 'string' ? opts.value : undefined,
+      labels,
+      now: ctx.now(),
+    });
+    // Like tctl: an explicit --format=text prints only the secret, for `> /tmp/token`.
+    const format = session.format;
+    if (format !== 'text') {
+      ctx.stdout.write(serialize({ token: secret, name: token.metadata.name, roles, expires: token.metadata.expires }, format));
+      return;
+    }
+    if (session.globals.format !== undefined) {
+      ctx.stdout.write(`${secret}\n`);
+      return;
+    }
+    const minutes = Math.round(ttlMs / 60_000);
+    ctx.stdout.write(
+      [
+        `The invite token: ${secret}`,
+        `This token will expire in ${minutes} minute${minutes === 1 ? '' : 's'}. It is stored only as a hash, under the name ${token.metadata.name}.`,
+        '',
+        'Save it to a file and start a discovery agent with it:',
+        `  echo ${secret} > /tmp/token && chmod 600 /tmp/token`,
+        '  kport discover run -c kport.yaml --token /tmp/token',
+        '',
+        'or set teleport.join_params.token_name: /tmp/token in kport.yaml.',
+        '',
+      ].join('\n'),
+    );
+  },
+};

@@ -1,0 +1,17 @@
+import { renderTable, serialize } from '../../core/output.ts';
+import { lookupKind } from '../../resources/registry.ts';
+import { listTokens } from '../../tokens/tokens.ts';
+import type { CommandDef } from '../command.ts';
+
+export const tokensLs: CommandDef = {
+  path: ['tokens', 'ls'],
+  summary: 'List join tokens (secrets are never shown)',
+  async run({ ctx, session }) {
+    const tokens = await listTokens(await session.backend());
+    const kind = lookupKind('token');
+    const format = session.format;
+    if (format !== 'text') return void ctx.stdout.write(serialize(tokens.map(kind.dto), format));
+    if (tokens.length === 0 && ctx.stdoutIsTTY) return void ctx.stderr.write('No active tokens found.\n');
+    ctx.stdout.write(renderTable(kind.headers, tokens.map((t) => kind.row(t, ctx.stdoutIsTTY)), { tty: ctx.stdoutIsTTY }));
+  },
+};

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.ts';
+
+const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
+const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
+
+/** YAML 1.1 booleans as Teleport configs use them ("yes", off, on, no) mean what they say. */
+const boolish = z.union([z.boolean(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'boolean') return value;
+  const word = value.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected a boolean (yes/no, on/off, true/false), got "${value}"` });
+  return z.NEVER;
+});
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value * 1000;
+  try {
+    return parseDuration(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `invalid duration "${value}" (use 30s, 5m, 1h)` });
+    return z.NEVER;
+  }
+});
+
+const stringList = z.union([z.string(), z.array(z.string())]);
+/** Tag/label selectors: every key must match; a value may be one string or a list (any of). */
+export const labelSelector = z.record(z.string(), stringList);
+
+const iamRoleArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'expected an IAM role ARN such as arn:aws:iam::123456789012:role/name');
+
+/** Teleport services kport does not run: accepted (with any of their keys) only when disabled. */
+const disabledService = z
+  .looseObject({ enabled: boolish.default(true) })
+  .refine((service) => !service.enabled, { message: 'kport does not run this Teleport service; set enabled: off', path: ['enabled'] });
+
+const awsMatcher = z.strictObject({
+  types: z.array(z.string()).min(1),
+  regions: z.array(z.string()).min(1).default(['*']),
+  tags: labelSelector.default({ '*': '*' }),
+  assume_role_arn: iamRoleArn.optional(),
+  external_id: z.string().optional(),
+});
+
+const tlsFiles = z.strictObject({ ca_file: z.string().optional(), cert_file: z.string().optional(), key_file: z.string().optional() });
+
+const storage = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().optional() }),
+  z.strictObject({
+    type: z.literal('etcd'),
+    peers: z.array(z.string()).min(1),
+    prefix: z.string().default('/kport'),
+    tls: tlsFiles.optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    lease_ttl: duration.optional(),
+  }),
+]);
+
+const role = z.strictObject({
+  name: z.string().min(1),
+  kubernetes_labels: labelSelector.default({}),
+  kubernetes_groups: z.array(z.string()).default([]),
+  kubernetes_users: z.array(z.string()).default([]),
+});
+
+const user = z.strictObject({ name: z.string().min(1), roles: z.array(z.string()).default([]) });
+
+export const configSchema = z.strictObject({
+  version: z.enum(['v1', 'v2', 'v3']).default('v3'),
+  teleport: z
+    .strictObject({
+      nodename: z.string().optional(),
+      data_dir: z.string().optional(),
+      join_params: z.strictObject({ token_name: z.string(), method: z.literal('token').default('token') }).optional(),
+      auth_token: z.string().optional(),
+      proxy_server: z.string().optional(),
+      auth_server: z.string().optional(),
+      auth_servers: z.array(z.string()).optional(),
+      log: z.record(z.string(), z.unknown()).optional(),
+      storage: storage.default({ type: 'sqlite' }),
+    })
+    .default({ storage: { type: 'sqlite' } }),
+  auth_service: disabledService.optional(),
+  proxy_service: disabledService.optional(),
+  ssh_service: disabledService.optional(),
+  discovery_service: z
+    .strictObject({
+      enabled: boolish.default(false),
+      discovery_group: z.string().default(''),
+      poll_interval: duration.default(5 * 60_000),
+      aws: z.array(awsMatcher).default([]),
+    })
+    .optional(),
+  kubernetes_service: z
+    .strictObject({
+      enabled: boolish.default(false),
+      listen_addr: z.string().optional(),
+      resources: z
+        .array(
+          z.strictObject({
+            labels: labelSelector.default({ '*': '*' }),
+            assume_role_arn: iamRoleArn.optional(),
+            external_id: z.string().optional(),
+          }),
+        )
+        .default([]),
+    })
+    .optional(),
+  roles: z.array(role).default([]),
+  users: z.array(user).default([]),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+export type AwsMatcher = z.output<typeof awsMatcher>;
+export type StorageConfig = z.output<typeof storage>;
+export type RoleConfig = z.output<typeof role>;
+export type UserConfig = z.output<typeof user>;
+
+/** Every key name the schema knows, for "did you mean" hints. */
+export const KNOWN_KEYS = [
+  ...new Set(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password lease_ttl auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+      ' ',
+    ),
+  ),
+];

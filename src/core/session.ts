@@ -1,0 +1,51 @@
+import type { Backend } from '../backend/backend.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import type { Context } from './context.ts';
+import { parseFormat, type Format } from './output.ts';
+
+export interface GlobalOptions {
+  config?: string;
+  dataDir?: string;
+  debug?: boolean;
+  format?: string;
+}
+
+/** Lazily loaded configuration and backend for one invocation, closed at the end. */
+export class Session {
+  readonly ctx: Context;
+  readonly globals: GlobalOptions;
+  #config?: Promise<LoadedConfig>;
+  #backend?: Promise<Backend>;
+
+  constructor(ctx: Context, globals: GlobalOptions) {
+    this.ctx = ctx;
+    this.globals = globals;
+  }
+
+  get format(): Format {
+    return parseFormat(this.globals.format);
+  }
+
+  config(): Promise<LoadedConfig> {
+    this.#config ??= (async () => {
+      const { loadConfig } = await import('../config/load.ts');
+      const config = await loadConfig({ file: this.globals.config, dataDir: this.globals.dataDir, cwd: this.ctx.cwd, env: this.ctx.env });
+      for (const w of config.warnings) this.ctx.logger.warn(w);
+      return config;
+    })();
+    return this.#config;
+  }
+
+  backend(): Promise<Backend> {
+    this.#backend ??= (async () => {
+      const config = await this.config();
+      const { openBackend } = await import('../backend/open.ts');
+      return openBackend(config.teleport.storage, config.dataDir);
+    })();
+    return this.#backend;
+  }
+
+  async close(): Promise<void> {
+    if (this.#backend) await (await this.#backend.catch(() => undefined))?.close();
+  }
+}

@@ -1,0 +1,107 @@
+import { Command, CommanderError, Option } from 'commander';
+import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES } from './commands/index.ts';
+import { createContext, type Context } from './core/context.ts';
+import { BugError, ExitCode, ExternalError, KportError, UsageError } from './core/errors.ts';
+import { Session, type GlobalOptions } from './core/session.ts';
+import { kportVersion } from './commands/misc/version.ts';
+
+/** Builds the commander program from the command registry; exported for the command-tree snapshot. */
+export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | void>) => void): Command {
+  const program = new Command('kport')
+    .description('Discover EKS clusters by tag and reach them with kubectl through a local proxy')
+    .version(kportVersion(), '--version', 'print the version')
+    .showSuggestionAfterError()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+      outputError: (s, write) => write(s.replace(/^error: /, 'ERROR: ')),
+    })
+    .exitOverride();
+  for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
+
+  const parents = new Map<string, Command>();
+  for (const def of COMMANDS) {
+    let parent = program;
+    if (def.path.length > 1) {
+      const noun = def.path[0]!;
+      parent = parents.get(noun) ?? program.command(noun).description(NOUN_SUMMARIES[noun] ?? '');
+      parents.set(noun, parent);
+      parent.copyInheritedSettings(program);
+    }
+    const cmd = parent.command(def.path.at(-1)!).description(def.summary);
+    cmd.copyInheritedSettings(program);
+    for (const a of def.args ?? []) cmd.argument(a);
+    for (const o of def.options ?? []) {
+      const option = new Option(o.flags, o.description);
+      if (o.default !== undefined) option.default(o.default);
+      if (o.choices) option.choices(o.choices);
+      cmd.addOption(option);
+    }
+    if (def.passThrough) cmd.passThroughOptions().enablePositionalOptions(false);
+    cmd.action(async (...params: unknown[]) => {
+      const command = params.at(-1) as Command;
+      const globals = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
+      const dash = ctxArgv(command);
+      const args = (command.args as string[]).slice(0, command.args.length - dash.length);
+      onRun(async () => {
+        const session = new Session(ctx, globals);
+        if (globals.debug) ctx.logger.debugEnabled = true;
+        try {
+          return await def.run({ args, rest: dash, opts: command.opts(), ctx, session });
+        } finally {
+          await session.close();
+        }
+      });
+    });
+  }
+  return program;
+}
+
+/** The words after a literal `--`, which commander leaves in args. */
+function ctxArgv(command: Command): string[] {
+  let root: Command = command;
+  while (root.parent) root = root.parent;
+  const raw = (root as unknown as { rawArgs: string[] }).rawArgs;
+  const at = raw.indexOf('--');
+  return at < 0 ? [] : raw.slice(at + 1);
+}
+
+/** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
+export async function main(argv: string[], ctx: Context): Promise<number> {
+  let run: (() => Promise<number | void>) | undefined;
+  const program = buildProgram(ctx, (r) => (run = r));
+  if (argv.length === 0) {
+    program.outputHelp();
+    return ExitCode.usage;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? ExitCode.ok : ExitCode.usage;
+    }
+    return reportError(ctx, err, argv.includes('--debug'));
+  }
+  if (!run) return ExitCode.ok;
+  try {
+    return (await run()) ?? ExitCode.ok;
+  } catch (err) {
+    return reportError(ctx, err, argv.includes('--debug'));
+  }
+}
+
+function reportError(ctx: Context, err: unknown, debug: boolean): number {
+  if (err instanceof KportError && !(err instanceof BugError)) {
+    ctx.logger.error(err.message);
+    if (err instanceof ExternalError) ctx.logger.debug(`while calling ${err.call}`);
+    if (debug && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    return err.exitCode;
+  }
+  if ((err as Error)?.name === 'AbortError') return ExitCode.interrupted;
+  const message = err instanceof Error ? err.message : String(err);
+  ctx.logger.error(`${message}\nThis is a bug in kport; please report it with the output of --debug.`);
+  if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+  return ExitCode.failure;
+}
+
+export { createContext, UsageError };

@@ -1,0 +1,116 @@
+import type { z } from 'zod';
+import type { Backend } from '../backend/backend.ts';
+import { UserError } from '../core/errors.ts';
+import { formatLabels, formatTime } from '../core/output.ts';
+import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
+import { KUBE_CLUSTER, discoveredName, kubeClusterSchema, type KubeCluster } from './kube-cluster.ts';
+import type { Resource } from './resource.ts';
+import { ROLE, USER, roleSchema, userSchema, type Role, type User } from './role.ts';
+import { getResource, listResources } from './store.ts';
+import { TOKEN, type Token } from './token.ts';
+
+/** What `get`, `rm` and `create` need to know about one kind (STYLE.md 5). */
+export interface ResourceKind<R extends Resource = Resource> {
+  kind: string;
+  aliases: string[];
+  /** Accepted by `create -f`; kinds without one are written only by kport itself. */
+  schema?: z.ZodType<R>;
+  headers: string[];
+  row(resource: R, tty: boolean): string[];
+  /** The stable shape of json/yaml output. */
+  dto(resource: R): unknown;
+  /** Finds a resource by name; kube_cluster also accepts the unambiguous discovered name. */
+  find(backend: Backend, name: string): Promise<R | undefined>;
+}
+
+const asStored = ({ kind, version, metadata: { revision: _r, ...metadata }, spec }: Resource) => ({ kind, version, metadata, spec });
+const byName = <R extends Resource>(kind: string) => (backend: Backend, name: string) => getResource<R>(backend, kind, name);
+
+const kubeCluster: ResourceKind<KubeCluster> = {
+  kind: KUBE_CLUSTER,
+  aliases: ['kube_clusters', 'kube', 'kc'],
+  schema: kubeClusterSchema as unknown as z.ZodType<KubeCluster>,
+  headers: ['Name', 'Source', 'Labels'],
+  row: (c) => [c.metadata.name, c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : 'static', formatLabels(c.metadata.labels)],
+  dto: (c) => ({ ...asStored(c), spec: { ...c.spec, ...(c.spec.kubeconfig && { kubeconfig: '<redacted>' }) } }),
+  find: findKubeCluster,
+};
+
+/** Exact name first, then the discovered (EKS) name when exactly one cluster has it. */
+export async function findKubeCluster(backend: Backend, name: string, clusters?: KubeCluster[]): Promise<KubeCluster | undefined> {
+  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await getResource<KubeCluster>(backend, KUBE_CLUSTER, name);
+  if (exact) return exact;
+  const all = clusters ?? (await listResources<KubeCluster>(backend, KUBE_CLUSTER));
+  const matches = all.filter((c) => discoveredName(c) === name);
+  if (matches.length > 1) {
+    throw new UserError(
+      `"${name}" matches multiple auto-discovered Kubernetes clusters: ${matches.map((c) => c.metadata.name).join(', ')}. Use the full resource name.`,
+    );
+  }
+  return matches[0];
+}
+
+const token: ResourceKind<Token> = {
+  kind: TOKEN,
+  aliases: ['tokens'],
+  headers: ['Token', 'Name', 'Type', 'Labels', 'Expiry Time (UTC)'],
+  row: (t, tty) => ['********', t.metadata.name, t.spec.roles.join(','), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
+  dto: (t) => ({ ...asStored(t), spec: { roles: t.spec.roles } }),
+  find: byName(TOKEN),
+};
+
+const role: ResourceKind<Role> = {
+  kind: ROLE,
+  aliases: ['roles'],
+  schema: roleSchema as unknown as z.ZodType<Role>,
+  headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users'],
+  row: (r) => [
+    r.metadata.name,
+    Object.entries(r.spec.kubernetes_labels).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(','),
+    r.spec.kubernetes_groups.join(','),
+    r.spec.kubernetes_users.join(','),
+  ],
+  dto: asStored,
+  find: byName(ROLE),
+};
+
+const user: ResourceKind<User> = {
+  kind: USER,
+  aliases: ['users'],
+  schema: userSchema as unknown as z.ZodType<User>,
+  headers: ['User', 'Roles'],
+  row: (u) => [u.metadata.name, u.spec.roles.join(',')],
+  dto: asStored,
+  find: byName(USER),
+};
+
+const discoveryService: ResourceKind<DiscoveryService> = {
+  kind: DISCOVERY_SERVICE,
+  aliases: ['discovery_services', 'discovery'],
+  headers: ['Host', 'Group', 'State', 'Last Poll', 'Clusters', 'Errors'],
+  row: (d, tty) => [
+    `${d.spec.hostname} (${d.spec.host_id.slice(0, 8)})`,
+    d.spec.discovery_group || '-',
+    d.spec.state,
+    formatTime(d.spec.last_poll, tty),
+    String(d.spec.clusters.seen),
+    d.spec.errors.map((e) => `${e.scope}: ${e.error}`).join('; ') || '-',
+  ],
+  dto: asStored,
+  find: byName(DISCOVERY_SERVICE),
+};
+
+export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService] as unknown as ResourceKind[];
+
+export function lookupKind(name: string): ResourceKind {
+  const wanted = name.toLowerCase();
+  const kind = RESOURCE_KINDS.find((k) => k.kind === wanted || k.aliases.includes(wanted));
+  if (!kind) throw new UserError(`Unknown resource kind "${name}": use one of ${RESOURCE_KINDS.map((k) => k.kind).join(', ')}.`, 2);
+  return kind;
+}
+
+/** Splits "kind/name" (or "kind" alone). */
+export function parseRef(ref: string): { kind: ResourceKind; name: string | undefined } {
+  const slash = ref.indexOf('/');
+  return slash < 0 ? { kind: lookupKind(ref), name: undefined } : { kind: lookupKind(ref.slice(0, slash)), name: ref.slice(slash + 1) || undefined };
+}

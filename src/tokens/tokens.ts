@@ -1,0 +1,96 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Backend } from '../backend/backend.ts';
+import { UserError, UsageError } from '../core/errors.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { TOKEN, type Token } from '../resources/token.ts';
+import { decodeResource, encodeResource, listResources } from '../resources/store.ts';
+
+/** Teleport's system roles, in Teleport's spelling; types are matched case-insensitively. */
+export const TOKEN_ROLES = [
+  'Auth', 'Node', 'Proxy', 'Kube', 'App', 'Db', 'WindowsDesktop', 'Discovery', 'Bot', 'Okta', 'MDM', 'Instance',
+] as const;
+
+export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
+
+/** Validates and normalises `--type` (comma separated), as `tctl tokens add` does. */
+export function normalizeRoles(types: string): string[] {
+  const roles: string[] = [];
+  for (const raw of types.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const role = TOKEN_ROLES.find((r) => r.toLowerCase() === raw.toLowerCase());
+    if (!role) throw new UsageError(`invalid role "${raw}": use one or more of ${TOKEN_ROLES.join(', ').toLowerCase()}.`);
+    if (roles.includes(role)) throw new UsageError(`duplicate role "${raw}" in --type.`);
+    roles.push(role);
+  }
+  if (roles.length === 0) throw new UsageError('--type needs at least one role, such as --type=discovery,kube.');
+  // Teleport widens a bare kube token so the same agent can run the app and discovery services.
+  if (roles.length === 1 && roles[0] === 'Kube') roles.push('App', 'Discovery');
+  return roles;
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** The public name of a token: what `tokens ls` shows and `tokens rm` accepts. */
+export function tokenName(hash: string): string {
+  return `tok-${hash.slice(0, 16)}`;
+}
+
+export function generateSecret(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export interface AddTokenInput {
+  roles: string[];
+  ttlMs: number;
+  value?: string;
+  labels?: Record<string, string>;
+  now: Date;
+}
+
+/** Stores a new token; returns the secret, which is never stored. */
+export async function addToken(backend: Backend, input: AddTokenInput): Promise<{ secret: string; token: Token }> {
+  const secret = input.value ?? generateSecret();
+  if (secret.length < 8) throw new UsageError('--value must be at least 8 characters long.');
+  const hash = hashSecret(secret);
+  const token: Token = {
+    kind: TOKEN,
+    version: 'v2',
+    metadata: {
+      name: tokenName(hash),
+      ...(input.labels && Object.keys(input.labels).length > 0 && { labels: input.labels }),
+      expires: new Date(input.now.getTime() + input.ttlMs).toISOString(),
+    },
+    spec: { roles: input.roles, hash },
+  };
+  const created = await backend.create(resourceKey(TOKEN, token.metadata.name), encodeResource(token), { ttlMs: input.ttlMs });
+  if (!created) throw new UsageError(`failed to create token (${token.metadata.name} already exists), please use another --value.`);
+  return { secret, token };
+}
+
+export async function listTokens(backend: Backend): Promise<Token[]> {
+  return listResources<Token>(backend, TOKEN);
+}
+
+/**
+ * Checks a presented secret at join time. A missing or expired token reads the same
+ * ("token expired or not found"); an expired one is deleted.
+ */
+export async function validateJoinToken(backend: Backend, secret: string, requiredRoles: string[], now: Date): Promise<Token> {
+  const hash = hashSecret(secret.trim());
+  const key = resourceKey(TOKEN, tokenName(hash));
+  const item = await backend.get(key);
+  const token = item && decodeResource<Token>(item);
+  const matches = token !== undefined && timingSafeEqual(Buffer.from(token.spec.hash, 'hex'), Buffer.from(hash, 'hex'));
+  if (!token || !matches) throw new UserError('token expired or not found: create one with `kport tokens add --type=discovery,kube`.', 4);
+  if (token.metadata.expires && Date.parse(token.metadata.expires) <= now.getTime()) {
+    await backend.delete(key, item!.revision);
+    throw new UserError('token expired or not found: create one with `kport tokens add --type=discovery,kube`.', 4);
+  }
+  for (const role of requiredRoles) {
+    if (!token.spec.roles.some((r) => r.toLowerCase() === role.toLowerCase())) {
+      throw new UserError(`the token does not allow role ${role.toLowerCase()}: create one with --type=${requiredRoles.map((r) => r.toLowerCase()).join(',')}.`, 4);
+    }
+  }
+  return token;
+}
