@@ -57,7 +57,7 @@ export class EtcdBackend implements Backend {
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     const lease = await this.#leaseFor(opts);
-    const res = await this.#ns.put(key).value(value).lease(lease ?? 0).exec();
+    const res = await this.#ns.put(key).value(value).lease(lease ?? 0).exec().catch((err) => leaseError(err, opts));
     return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
   }
 
@@ -142,14 +142,18 @@ export class EtcdBackend implements Backend {
 
   async #txn(key: string, target: 'Create' | 'Mod', revision: number, value: string, opts?: WriteOptions): Promise<Item | undefined> {
     const lease = await this.#leaseFor(opts);
-    try {
-      const res = await this.#ns.if(key, target, '==', revision).then(this.#ns.put(key).value(value).lease(lease ?? 0)).commit();
-      return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
-    } catch (err) {
-      if (/lease not found/i.test((err as Error).message) && opts?.lease) throw new LeaseExpiredError(opts.lease);
-      throw err;
-    }
+    const res = await this.#ns
+      .if(key, target, '==', revision)
+      .then(this.#ns.put(key).value(value).lease(lease ?? 0))
+      .commit()
+      .catch((err) => leaseError(err, opts));
+    return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
   }
+}
+
+function leaseError(err: unknown, opts: WriteOptions | undefined): never {
+  if (opts?.lease && /lease not found/i.test((err as Error).message)) throw new LeaseExpiredError(opts.lease);
+  throw err;
 }
 
 function toItem(kv: IKeyValue): Item {

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS kv (
   lease TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, type TEXT NOT NULL, value TEXT, expires INTEGER, lease TEXT);
 CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
 `;
@@ -45,8 +45,8 @@ export class SqliteBackend implements Backend {
       current: db.prepare('SELECT revision FROM meta WHERE id = 1'),
       upsert: db.prepare('INSERT INTO kv (key, value, revision, expires, lease) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires, lease = excluded.lease'),
       del: db.prepare('DELETE FROM kv WHERE key = ?'),
-      event: db.prepare('INSERT INTO events (revision, key, type) VALUES (?, ?, ?)'),
-      events: db.prepare('SELECT e.revision, e.key, e.type, kv.value, kv.revision AS item_revision, kv.expires, kv.lease FROM events e LEFT JOIN kv ON kv.key = e.key WHERE e.revision > ? AND e.key >= ? AND e.key < ? ORDER BY e.revision'),
+      event: db.prepare('INSERT INTO events (revision, key, type, value, expires, lease) VALUES (?, ?, ?, ?, ?, ?)'),
+      events: db.prepare('SELECT revision, key, type, value, expires, lease FROM events WHERE revision > ? AND key >= ? AND key < ? ORDER BY revision'),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
       expired: db.prepare('SELECT key FROM kv WHERE (expires IS NOT NULL AND expires <= ?) OR lease IN (SELECT id FROM leases WHERE expires <= ?)'),
       dropLeases: db.prepare('DELETE FROM leases WHERE expires <= ?'),
@@ -107,12 +107,7 @@ export class SqliteBackend implements Backend {
       const rows = this.#stmts.events!.all(seen, prefix, prefix + '\u{10FFFF}') as Array<Record<string, unknown>>;
       for (const row of rows) {
         seen = Number(row.revision);
-        if (row.type === 'delete' || row.value === null || Number(row.item_revision) !== seen) {
-          // A later write replaced this one: report what happened at this revision only if it was a delete.
-          if (row.type === 'delete') yield { type: 'delete', key: String(row.key), revision: seen };
-          continue;
-        }
-        yield { type: 'put', item: toItem({ key: row.key, value: row.value, revision: row.item_revision, expires: row.expires, lease: row.lease })! };
+        yield row.type === 'delete' ? { type: 'delete', key: String(row.key), revision: seen } : { type: 'put', item: toItem(row)! };
       }
       try {
         await sleep(this.#pollMs, undefined, { signal });
@@ -161,13 +156,13 @@ export class SqliteBackend implements Backend {
     if (opts?.ttlMs !== undefined) expires = this.#now() + opts.ttlMs;
     const revision = this.#nextRevision();
     this.#stmts.upsert!.run(key, value, revision, expires ?? null, opts?.lease ?? null);
-    this.#stmts.event!.run(revision, key, 'put');
+    this.#stmts.event!.run(revision, key, 'put', value, expires ?? null, opts?.lease ?? null);
     return { key, value, revision, ...(expires !== undefined && { expires }), ...(opts?.lease && { lease: opts.lease }) };
   }
 
   #remove(key: string, revision: number): void {
     this.#stmts.del!.run(key);
-    this.#stmts.event!.run(revision, key, 'delete');
+    this.#stmts.event!.run(revision, key, 'delete', null, null, null);
   }
 
   #nextRevision(): number {

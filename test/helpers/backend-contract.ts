@@ -1,0 +1,145 @@
+// The contract every Backend honours (DESIGN.md §3). Each implementation's test file calls
+// backendContract() with a factory; the etcd backend reuses it against a real etcd.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, test } from 'node:test';
+import { LeaseExpiredError, type Backend, type WatchEvent } from '../../src/backend/backend.ts';
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface ContractTarget {
+  open(): Promise<Backend>;
+  /** A store shared by several processes: the cas-worker.ts argument naming it, and how to open it here. */
+  shared?: () => Promise<{ arg: string; open(): Promise<Backend> }>;
+}
+
+export function backendContract(name: string, target: ContractTarget): void {
+  describe(`${name} backend contract`, { concurrency: false }, () => {
+    const withBackend = (fn: (b: Backend) => Promise<void>) => async () => {
+      const backend = await target.open();
+      try {
+        await fn(backend);
+      } finally {
+        await backend.close();
+      }
+    };
+
+    test('put then get returns the value with a revision', withBackend(async (b) => {
+      const item = await b.put('/a', 'one');
+      assert.equal(item.value, 'one');
+      const got = await b.get('/a');
+      assert.equal(got?.value, 'one');
+      assert.equal(got?.revision, item.revision);
+      assert.equal(await b.get('/missing'), undefined);
+    }));
+
+    test('revisions strictly increase across keys', withBackend(async (b) => {
+      const r1 = (await b.put('/r/1', 'x')).revision;
+      const r2 = (await b.put('/r/2', 'x')).revision;
+      const r3 = (await b.put('/r/1', 'y')).revision;
+      assert.ok(r1 < r2 && r2 < r3, `${r1} < ${r2} < ${r3}`);
+    }));
+
+    test('create writes only when the key is absent', withBackend(async (b) => {
+      assert.ok(await b.create('/c', 'first'));
+      assert.equal(await b.create('/c', 'second'), undefined);
+      assert.equal((await b.get('/c'))?.value, 'first');
+    }));
+
+    test('compare-and-swap succeeds on the current revision only', withBackend(async (b) => {
+      const item = await b.put('/cas', '1');
+      const swapped = await b.compareAndSwap('/cas', '2', item.revision);
+      assert.equal(swapped?.value, '2');
+      assert.equal(await b.compareAndSwap('/cas', '3', item.revision), undefined, 'a stale revision must lose');
+      assert.equal((await b.get('/cas'))?.value, '2');
+      assert.equal(await b.compareAndSwap('/absent', 'x', 1), undefined);
+    }));
+
+    test('delete, and conditional delete on revision', withBackend(async (b) => {
+      const item = await b.put('/d', 'x');
+      await b.put('/d', 'y');
+      assert.equal(await b.delete('/d', item.revision), false, 'stale revision');
+      assert.equal((await b.get('/d'))?.value, 'y');
+      assert.equal(await b.delete('/d'), true);
+      assert.equal(await b.get('/d'), undefined);
+      assert.equal(await b.delete('/d'), false);
+    }));
+
+    test('list by prefix is sorted and exact about the prefix', withBackend(async (b) => {
+      for (const k of ['/p/b', '/p/a', '/p/c/d', '/q/a', '/pa']) await b.put(k, k);
+      assert.deepEqual((await b.list('/p/')).map((i) => i.key), ['/p/a', '/p/b', '/p/c/d']);
+      assert.deepEqual(await b.list('/nothing/'), []);
+    }));
+
+    test('an item with a TTL disappears after it', withBackend(async (b) => {
+      await b.put('/ttl', 'x', { ttlMs: 1000 });
+      assert.equal((await b.get('/ttl'))?.value, 'x');
+      await sleep(2600);
+      assert.equal(await b.get('/ttl'), undefined);
+      assert.deepEqual(await b.list('/ttl'), []);
+      assert.ok(await b.create('/ttl', 'again'), 'an expired key can be created again');
+    }));
+
+    test('lease-bound items live while the lease is kept alive and go when it lapses or is revoked', withBackend(async (b) => {
+      const lease = await b.grantLease(1000);
+      await b.put('/lease/a', 'x', { lease: lease.id });
+      await sleep(600);
+      assert.equal(await lease.keepAlive(), true);
+      await sleep(600);
+      assert.equal((await b.get('/lease/a'))?.value, 'x', 'kept alive');
+      await sleep(2600);
+      assert.equal(await b.get('/lease/a'), undefined, 'lapsed');
+      assert.equal(await lease.keepAlive(), false);
+      await assert.rejects(b.put('/lease/b', 'x', { lease: lease.id }), LeaseExpiredError);
+      const second = await b.grantLease(10_000);
+      await b.put('/lease/c', 'x', { lease: second.id });
+      await second.revoke();
+      assert.equal(await b.get('/lease/c'), undefined, 'revoked');
+    }));
+
+    test('watch reports puts and deletes under the prefix, in order', withBackend(async (b) => {
+      const controller = new AbortController();
+      const events: WatchEvent[] = [];
+      const watching = (async () => {
+        for await (const e of b.watch('/w/', controller.signal)) {
+          events.push(e);
+          if (events.length === 3) controller.abort();
+        }
+      })();
+      await sleep(300);
+      await b.put('/w/a', '1');
+      await b.put('/other', 'ignored');
+      await b.put('/w/b', '2');
+      await b.delete('/w/a');
+      await Promise.race([watching, sleep(5000).then(() => controller.abort())]);
+      await watching;
+      assert.deepEqual(
+        events.map((e) => (e.type === 'put' ? `put ${e.item.key}=${e.item.value}` : `delete ${e.key}`)),
+        ['put /w/a=1', 'put /w/b=2', 'delete /w/a'],
+      );
+    }));
+
+    if (target.shared) {
+      test('10 processes x 200 compare-and-swap increments on one key end at exactly 2,000', { timeout: 180_000 }, async () => {
+        const store = await target.shared!();
+        const worker = join(here, 'cas-worker.ts');
+        const results = await Promise.all(
+          Array.from({ length: 10 }, () => run(process.execPath, [worker, store.arg, '/counter', '200'], { maxBuffer: 1 << 20 })),
+        );
+        const backend = await store.open();
+        try {
+          assert.equal((await backend.get('/counter'))?.value, '2000');
+        } finally {
+          await backend.close();
+        }
+        // Every worker finished its 200 increments; lost updates would show as a total below 2,000.
+        assert.equal(results.length, 10);
+      });
+    }
+  });
+}
