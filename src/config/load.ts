@@ -94,9 +94,9 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
   let doc: Document | undefined;
   const lines = new LineCounter();
   if (loaded && typeof loaded === 'object' && 'yamlSource' in loaded) {
-    doc = parseDocument((loaded as YamlSource).yamlSource, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    doc = parseDocument((loaded as YamlSource).yamlSource, { lineCounter: lines, uniqueKeys: true });
     if (doc.errors.length > 0) {
-      const problems = doc.errors.map((e) => `  line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`);
+      const problems = doc.errors.map((e) => `  line ${e.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(e.message)}`);
       throw new UsageError(`${where} is not valid YAML:\n${problems.join('\n')}`);
     }
     raw = doc.toJS() ?? {};
@@ -159,4 +159,9 @@ export function expandHome(path: string, env: NodeJS.ProcessEnv): string {
 function defaultDataDir(env: NodeJS.ProcessEnv): string {
   const base = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(env.HOME ?? homedir(), '.local', 'share');
   return join(base, 'kport');
+}
+
+/** The yaml library's first message line, without its repeated position. */
+export function yamlErrorText(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }

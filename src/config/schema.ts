@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
+import { validateSelector } from '../resources/labels.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -26,7 +27,9 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 
 const stringList = z.union([z.string(), z.array(z.string())]);
 /** Tag/label selectors: every key must match; a value may be one string or a list (any of). */
-export const labelSelector = z.record(z.string(), stringList);
+export const labelSelector = z.record(z.string(), stringList).superRefine((selector, ctx) => {
+  for (const message of validateSelector(selector)) ctx.addIssue({ code: 'custom', message });
+});
 
 const iamRoleArn = z
   .string()

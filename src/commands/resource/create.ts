@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { UserError, UsageError } from '../../core/errors.ts';
-import { keyPath } from '../../config/load.ts';
+import { keyPath, yamlErrorText } from '../../config/load.ts';
 import { lookupKind } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import { createResource, upsertResource } from '../../resources/store.ts';
@@ -45,7 +45,7 @@ export function parseResources(text: string, source: string): Resource[] {
   parseAllDocuments(text).forEach((doc, i) => {
     const where = `${source} document ${i + 1}`;
     if (doc.errors.length > 0) {
-      problems.push(`${where}: invalid YAML at line ${doc.errors[0]!.linePos?.[0]?.line ?? '?'}: ${doc.errors[0]!.message.split('\n')[0]}`);
+      problems.push(`${where}: invalid YAML at line ${doc.errors[0]!.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(doc.errors[0]!.message)}`);
       return;
     }
     const raw = doc.toJS() as { kind?: unknown } | null;

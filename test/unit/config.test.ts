@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import { tempHome } from '../helpers/run.ts';
+
+const GUIDE = `version: v3
+teleport:
+  join_params:
+    token_name: "/tmp/token"
+    method: token
+  proxy_server: teleport.example.com:443
+auth_service:
+  enabled: off
+proxy_service:
+  enabled: off
+ssh_service:
+  enabled: off
+discovery_service:
+  enabled: "yes"
+  discovery_group: "aws-prod"
+  aws:
+   - types: ["eks"]
+     regions: ["*"]
+     tags:
+       "env": "prod"
+kubernetes_service:
+  enabled: "yes"
+  resources:
+  - labels:
+      "env": "prod"
+`;
+
+function withFile(name: string, text: string): { dir: string; path: string } {
+  const dir = tempHome();
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return { dir, path };
+}
+
+const load = (path: string, dir: string) => loadConfig({ file: path, cwd: dir, env: { HOME: dir } });
+
+describe('config', () => {
+  test("the guide's teleport.yaml loads unchanged, YAML 1.1 booleans meaning what they say", async () => {
+    const { dir, path } = withFile('teleport.yaml', GUIDE);
+    const config = await load(path, dir);
+    assert.equal(config.discovery_service?.enabled, true);
+    assert.equal(config.kubernetes_service?.enabled, true);
+    assert.equal(config.auth_service?.enabled, false);
+    assert.equal(config.discovery_service?.discovery_group, 'aws-prod');
+    assert.equal(config.discovery_service?.poll_interval, 300_000);
+    assert.deepEqual(config.discovery_service?.aws[0], { types: ['eks'], regions: ['*'], tags: { env: 'prod' } });
+    assert.equal(config.teleport.join_params?.token_name, '/tmp/token');
+    assert.deepEqual(config.teleport.storage, { type: 'sqlite' });
+    assert.equal(config.dataDir, join(dir, '.local', 'share', 'kport'));
+    assert.deepEqual(config.warnings, []);
+  });
+
+  test('every problem is reported at once, with key path and line', async () => {
+    const { dir, path } = withFile(
+      'kport.yaml',
+      ['version: v3', 'discovery_service:', '  enabled: maybe', '  poll_intervall: 5m', '  aws:', '    - types: eks', '      regions: ["*"]', 'roles: []'].join('\n'),
+    );
+    await assert.rejects(load(path, dir), (err: Error) => {
+      assert.match(err.message, /has 3 problems/);
+      assert.match(err.message, /discovery_service\.enabled \(line 3\): expected a boolean \(yes\/no, on\/off, true\/false\), got "maybe"/);
+      assert.match(err.message, /discovery_service\.poll_intervall \(line 4\): unknown key; did you mean "poll_interval"\?/);
+      assert.match(err.message, /discovery_service\.aws\[0\]\.types \(line 6\): /);
+      return true;
+    });
+  });
+
+  test('bad durations, malformed YAML and enabled services kport does not run are refused', async () => {
+    const bad = [
+      ['discovery_service:\n  poll_interval: soon\n', /poll_interval \(line 2\): invalid duration "soon"/],
+      ['teleport:\n  data_dir: [unclosed\n', /not valid YAML:\n  line \d+: Flow sequence/],
+      ['ssh_service:\n  enabled: yes\n', /ssh_service\.enabled \(line 2\): kport does not run this Teleport service; set enabled: off/],
+      ['- just\n- a list\n', /must be a YAML mapping/],
+      ['teleport:\n  storage:\n    type: postgres\n', /teleport\.storage\.type \(line 3\)/],
+    ] as const;
+    for (const [text, pattern] of bad) {
+      const { dir, path } = withFile('kport.yaml', text);
+      await assert.rejects(load(path, dir), pattern, text);
+    }
+  });
+
+  test('kubernetes_service.resources[].tags is read as labels, with a warning naming the line', async () => {
+    const { dir, path } = withFile('kport.yaml', 'kubernetes_service:\n  enabled: on\n  resources:\n    - tags: { env: prod }\n');
+    const config = await load(path, dir);
+    assert.deepEqual(config.kubernetes_service?.resources[0]?.labels, { env: 'prod' });
+    assert.match(config.warnings[0] ?? '', /resources\[0\]\.tags \(line 4\) is read as labels/);
+  });
+
+  test('search order: kport.yaml in the working directory, then parents; KPORT_CONFIG wins', async () => {
+    const root = tempHome();
+    const child = join(root, 'a', 'b');
+    mkdirSync(child, { recursive: true });
+    writeFileSync(join(root, 'kport.yaml'), 'discovery_service:\n  discovery_group: from-parent\n');
+    assert.equal((await loadConfig({ cwd: child, env: { HOME: root } })).discovery_service?.discovery_group, 'from-parent');
+    writeFileSync(join(child, '.kportrc.json'), JSON.stringify({ discovery_service: { discovery_group: 'from-rc' } }));
+    const found = await loadConfig({ cwd: child, env: { HOME: root } });
+    assert.equal(found.discovery_service?.discovery_group, 'from-rc');
+    assert.equal(found.source, join(child, '.kportrc.json'));
+    const explicit = withFile('x.yaml', 'discovery_service:\n  discovery_group: explicit\n');
+    assert.equal((await loadConfig({ cwd: child, env: { HOME: root, KPORT_CONFIG: explicit.path } })).discovery_service?.discovery_group, 'explicit');
+  });
+
+  test('a missing -c file is a usage error naming the path', async () => {
+    const dir = tempHome();
+    await assert.rejects(load(join(dir, 'nope.yaml'), dir), /nope\.yaml does not exist/);
+  });
+});
