@@ -3,6 +3,7 @@ import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES } from './commands/index.ts';
 import { createContext, type Context } from './core/context.ts';
 import { BugError, ExitCode, ExternalError, KportError, UsageError } from './core/errors.ts';
 import { Session, type GlobalOptions } from './core/session.ts';
+import { parseFormat } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
 
 /** Builds the commander program from the command registry; exported for the command-tree snapshot. */
@@ -44,6 +45,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       const dash = ctxArgv(command);
       const args = (command.args as string[]).slice(0, command.args.length - dash.length);
       onRun(async () => {
+        parseFormat(globals.format); // a bad --format fails before anything is written
         const session = new Session(ctx, globals);
         if (globals.debug) ctx.logger.debugEnabled = true;
         try {
