@@ -13,11 +13,14 @@ _kport() {
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens get rm create completion version" ;;
+    "") words="tokens discover get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
     "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format --debug --no-color" ;;
     "tokens rm") words="-c --config --data-dir --format --debug --no-color" ;;
+    "discover") words="run policy" ;;
+    "discover run") words="--once --token -c --config --data-dir --format --debug --no-color" ;;
+    "discover policy") words="--for-role -c --config --data-dir --format --debug --no-color" ;;
     "get") words="-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service" ;;
     "rm") words="-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/" ;;
     "create") words="-f --file --force -c --config --data-dir --format --debug --no-color" ;;

@@ -3,11 +3,14 @@
 _kport_words() {
   reply=()
   case "$1" in
-    "") reply=(tokens get rm create completion version) ;;
+    "") reply=(tokens discover get rm create completion version) ;;
     "tokens") reply=(add ls rm) ;;
     "tokens add") reply=(--type --ttl --value --labels -c --config --data-dir --format --debug --no-color) ;;
     "tokens ls") reply=(-c --config --data-dir --format --debug --no-color) ;;
     "tokens rm") reply=(-c --config --data-dir --format --debug --no-color) ;;
+    "discover") reply=(run policy) ;;
+    "discover run") reply=(--once --token -c --config --data-dir --format --debug --no-color) ;;
+    "discover policy") reply=(--for-role -c --config --data-dir --format --debug --no-color) ;;
     "get") reply=(-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service) ;;
     "rm") reply=(-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/) ;;
     "create") reply=(-f --file --force -c --config --data-dir --format --debug --no-color) ;;

@@ -63,7 +63,7 @@ describe('moto', { concurrency: false }, () => {
       const sts = new STSClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: keys });
       assert.match((await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '', /user\/limited$/);
     } finally {
-      await moto.enforceAuth(-1);
+      await moto.disableAuth();
     }
   });
 });

@@ -37,3 +37,51 @@ export async function verifyEksToken(token: string, cluster: string, secretAcces
   return JSON.parse(stdout);
 }
 
+
+const ADMIN = { accessKeyId: 'AKIDADMIN', secretAccessKey: 'x' };
+
+/** An EKS client for a moto account (x-moto-account-id), to seed clusters as AWS would hold them. */
+export async function eksAdmin(moto: Moto, region: string, account?: string, credentials = ADMIN) {
+  const { EKSClient } = await import('@aws-sdk/client-eks');
+  const client = new EKSClient({ region, endpoint: moto.endpoint, credentials });
+  if (account) {
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = account;
+        return next(args);
+      },
+      { step: 'build', name: 'motoAccount' },
+    );
+  }
+  return client;
+}
+
+export async function createClusters(moto: Moto, specs: Array<{ name: string; region: string; account?: string; tags?: Record<string, string> }>, credentials = ADMIN): Promise<void> {
+  const { CreateClusterCommand } = await import('@aws-sdk/client-eks');
+  const { mapLimit } = await import('../../src/discovery/concurrency.ts');
+  const clients = new Map<string, Awaited<ReturnType<typeof eksAdmin>>>();
+  await mapLimit(specs, 8, async (s) => {
+    const key = `${s.region}/${s.account ?? ''}`;
+    if (!clients.has(key)) clients.set(key, await eksAdmin(moto, s.region, s.account, credentials));
+    await clients.get(key)!.send(new CreateClusterCommand({ name: s.name, roleArn: `arn:aws:iam::${s.account ?? '123456789012'}:role/eks`, resourcesVpcConfig: {}, tags: s.tags }));
+  });
+  for (const c of clients.values()) c.destroy();
+}
+
+/** A role in `account` that principals of the default account may assume, allowed `actions`. */
+export async function createRole(moto: Moto, account: string, name: string, actions: string[] = ['*']): Promise<string> {
+  const { IAMClient, CreateRoleCommand, PutRolePolicyCommand } = await import('@aws-sdk/client-iam');
+  const iam = new IAMClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: ADMIN });
+  iam.middlewareStack.add(
+    (next) => async (args) => {
+      (args.request as { headers: Record<string, string> }).headers['x-moto-account-id'] = account;
+      return next(args);
+    },
+    { step: 'build', name: 'motoAccount' },
+  );
+  const trust = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' }] };
+  const { Role } = await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+  await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: 'discovery', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] }) }));
+  iam.destroy();
+  return Role!.Arn!;
+}

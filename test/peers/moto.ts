@@ -8,6 +8,8 @@ export interface Moto {
   reset(): Promise<void>;
   /** Turns IAM enforcement on after `allowedCalls` more unauthenticated calls. */
   enforceAuth(allowedCalls?: number): Promise<void>;
+  /** Turns IAM enforcement off again. */
+  disableAuth(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export async function startMoto(opts: { env?: Record<string, string> } = {}): Pr
     },
     reset: () => post('/moto-api/reset'),
     enforceAuth: (allowedCalls = 0) => post('/moto-api/reset-auth', String(allowedCalls)),
+    disableAuth: () => post('/moto-api/reset-auth', 'inf'),
     stop: () => peer.stop(),
   };
 }

@@ -1,0 +1,129 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { UsageError, UserError } from '../../core/errors.ts';
+import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
+import type { CommandDef } from '../command.ts';
+
+export const discoverRun: CommandDef = {
+  path: ['discover', 'run'],
+  summary: 'Run the discovery engine in the foreground: find EKS clusters and keep kube_cluster resources true',
+  options: [
+    { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
+    { flags: '--token <file|value>', description: 'join token, or a file holding it (default: teleport.join_params.token_name)' },
+  ],
+  async run({ opts, ctx, session }) {
+    const config = await session.config();
+    const discovery = config.discovery_service;
+    if (!discovery?.enabled) {
+      throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes.`);
+    }
+    const secret = readToken(String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? ''), ctx.cwd);
+    const backend = await session.backend();
+    const { validateJoinToken } = await import('../../tokens/tokens.ts');
+    const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
+    await validateJoinToken(backend, secret, roles, ctx.now());
+
+    const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat, loadHostId }, { runAgent }] = await Promise.all([
+      import('../../discovery/engine.ts'),
+      import('../../discovery/heartbeat.ts'),
+      import('../../discovery/agent.ts'),
+    ]);
+    const report = await reporter(ctx, session.format, discovery.discovery_group);
+    const engine = new DiscoveryEngine({
+      backend,
+      discoveryGroup: discovery.discovery_group,
+      matchers: discovery.aws,
+      homeRegion: ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || 'us-east-1',
+      aws: await sdkAwsApi(),
+      onEvent: report.event,
+      now: ctx.now,
+    });
+    const heartbeat = new Heartbeat(backend, {
+      hostId: loadHostId(config.dataDir),
+      discoveryGroup: discovery.discovery_group,
+      ttlMs: 2 * discovery.poll_interval + 60_000,
+      now: ctx.now,
+    });
+    let last: PollStats | undefined;
+    try {
+      last = await runAgent({
+        engine,
+        heartbeat,
+        pollIntervalMs: discovery.poll_interval,
+        once: Boolean(opts.once),
+        signal: ctx.signal,
+        now: ctx.now,
+        onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
+      });
+    } finally {
+      engine.close();
+      await report.close();
+    }
+    if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+    if (opts.once && last) {
+      ctx.stdout.write(
+        session.format === 'text'
+          ? `Discovered ${last.seen} EKS clusters: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
+          : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
+      );
+      if (last.failures.length > 0) {
+        throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
+      }
+    }
+  },
+};
+
+/** The token itself, or the contents of the file that holds it. */
+function readToken(value: string, cwd: string): string {
+  if (!value) throw new UsageError('No join token: pass --token FILE|VALUE or set teleport.join_params.token_name (create one with `kport tokens add --type=discovery,kube`).');
+  const path = resolve(cwd, value);
+  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`kport tokens add --type=discovery,kube --format=text > ${value}\`.`);
+  return value;
+}
+
+type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date };
+
+/** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
+async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: string, group: string) {
+  if (ctx.stderrIsTTY && format === 'text') {
+    const [{ render }, { createElement }, ui] = await Promise.all([import('ink'), import('react'), import('../../ui/discovery-dashboard.ts')]);
+    let state = ui.initialDashboard(group);
+    const view = () => createElement(ui.DiscoveryDashboard, { state, now: ctx.now() });
+    const app = render(view(), { stdout: ctx.stderr as NodeJS.WriteStream, exitOnCtrlC: false, patchConsole: false });
+    const tick = setInterval(() => app.rerender(view()), 1000);
+    return {
+      event: (e: Reportable) => {
+        state = ui.reduceDashboard(state, e);
+        app.rerender(view());
+      },
+      close: async () => {
+        clearInterval(tick);
+        app.unmount();
+        await app.waitUntilExit().catch(() => undefined);
+      },
+    };
+  }
+  const line = (e: Reportable): string | undefined => {
+    if (format === 'json') return JSON.stringify({ time: ctx.now().toISOString(), ...e });
+    switch (e.type) {
+      case 'poll-start':
+        return `${e.at.toISOString()} poll started`;
+      case 'scope':
+        return e.state === 'scanning' ? undefined : `${ctx.now().toISOString()} ${e.scope}: ${e.state === 'done' ? `${e.clusters} matching clusters` : `FAILED: ${e.error}`}`;
+      case 'poll-done':
+        return `${e.at.toISOString()} poll done: ${e.stats.seen} clusters, ${e.stats.created} created, ${e.stats.updated} updated, ${e.stats.deleted} deleted, ${e.stats.failures.length} failed, ${e.stats.awsCalls} AWS calls, ${e.stats.durationMs} ms`;
+      case 'conflict':
+        return `${ctx.now().toISOString()} kube_cluster ${e.name} belongs to another discovery group or is static: left alone`;
+      case 'sleep':
+        return `${ctx.now().toISOString()} next poll at ${e.nextPoll.toISOString()}`;
+    }
+  };
+  return {
+    event: (e: Reportable) => {
+      const text = line(e);
+      if (text) ctx.stderr.write(`${text}\n`);
+    },
+    close: async () => {},
+  };
+}

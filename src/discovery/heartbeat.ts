@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.ts';
+import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { upsertResource } from '../resources/store.ts';
+
+/** The agent's stable identity, kept in the data dir across restarts. */
+export function loadHostId(dataDir: string): string {
+  const path = join(dataDir, 'host_uuid');
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const id = randomUUID();
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${id}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
+    return readFileSync(path, 'utf8').trim();
+  }
+}
+
+/** Keeps this agent's discovery_service resource current; it expires if the agent dies. */
+export class Heartbeat {
+  readonly #backend: Backend;
+  readonly #ttlMs: number;
+  readonly #now: () => Date;
+  #spec: DiscoveryServiceSpec;
+
+  constructor(backend: Backend, init: { hostId: string; discoveryGroup: string; ttlMs: number; now: () => Date }) {
+    this.#backend = backend;
+    this.#ttlMs = init.ttlMs;
+    this.#now = init.now;
+    this.#spec = {
+      host_id: init.hostId,
+      hostname: hostname(),
+      discovery_group: init.discoveryGroup,
+      state: 'starting',
+      started: init.now().toISOString(),
+      clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
+      errors: [],
+    };
+  }
+
+  get spec(): DiscoveryServiceSpec {
+    return this.#spec;
+  }
+
+  async update(patch: Partial<DiscoveryServiceSpec> = {}): Promise<void> {
+    this.#spec = { ...this.#spec, ...patch };
+    const resource: DiscoveryService = {
+      kind: DISCOVERY_SERVICE,
+      version: 'v1',
+      metadata: {
+        name: this.#spec.host_id,
+        description: `kport discovery agent on ${this.#spec.hostname}`,
+        expires: new Date(this.#now().getTime() + this.#ttlMs).toISOString(),
+      },
+      spec: this.#spec,
+    };
+    await upsertResource(this.#backend, resource, this.#now().getTime());
+  }
+}

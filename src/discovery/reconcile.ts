@@ -1,0 +1,84 @@
+import type { Backend } from '../backend/backend.ts';
+import { sortKeys } from '../core/output.ts';
+import { KUBE_CLUSTER, LABEL, type KubeCluster } from '../resources/kube-cluster.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { decodeResource, encodeResource, listResources } from '../resources/store.ts';
+
+export interface ReconcileInput {
+  backend: Backend;
+  discoveryGroup: string;
+  /** What AWS holds now, from the scopes that were fetched successfully. */
+  desired: KubeCluster[];
+  /** True when fetching this account and region failed this poll: its resources are kept as they are. */
+  scopeFailed(accountId: string, region: string): boolean;
+  /** Called before every write; throws to stop a leader that lost its lease (fencing). */
+  beforeWrite?: () => Promise<void>;
+}
+
+export interface ReconcileResult {
+  created: string[];
+  updated: string[];
+  deleted: string[];
+  /** Names held by a static resource or another discovery group: left alone. */
+  conflicts: string[];
+}
+
+const MAX_ATTEMPTS = 5;
+
+/** Ours: discovered from the cloud by an agent of this discovery group. */
+export function ownedBy(resource: KubeCluster, group: string): boolean {
+  const labels = resource.metadata.labels ?? {};
+  return labels[LABEL.origin] === 'cloud' && (labels[LABEL.discoveryGroup] ?? '') === group;
+}
+
+function sameContent(a: KubeCluster, b: KubeCluster): boolean {
+  const strip = (r: KubeCluster) => JSON.stringify(sortKeys({ ...r, metadata: { ...r.metadata, revision: undefined } }));
+  return strip(a) === strip(b);
+}
+
+/**
+ * Makes the backend's kube_cluster resources of this group match `desired` with compare-and-swap
+ * writes: creates, updates what changed, deletes what is gone, except where the fetch failed. A
+ * resource of a failed scope, another group, or a static one is never touched.
+ */
+export async function reconcile(input: ReconcileInput): Promise<ReconcileResult> {
+  const { backend, discoveryGroup: group } = input;
+  const result: ReconcileResult = { created: [], updated: [], deleted: [], conflicts: [] };
+  const current = new Map((await listResources<KubeCluster>(backend, KUBE_CLUSTER)).map((r) => [r.metadata.name, r]));
+  const wanted = new Map(input.desired.map((r) => [r.metadata.name, r]));
+  const write = async () => input.beforeWrite?.();
+
+  for (const [name, desired] of wanted) {
+    const key = resourceKey(KUBE_CLUSTER, name);
+    let existing = current.get(name);
+    for (let attempt = 0; ; attempt++) {
+      if (existing && !ownedBy(existing, group)) {
+        result.conflicts.push(name);
+        break;
+      }
+      if (existing && sameContent(existing, desired)) break;
+      await write();
+      const done = existing
+        ? await backend.compareAndSwap(key, encodeResource(desired), existing.metadata.revision!)
+        : await backend.create(key, encodeResource(desired));
+      if (done) {
+        (existing ? result.updated : result.created).push(name);
+        break;
+      }
+      // Another agent wrote first: look again and decide on what is there now.
+      if (attempt + 1 >= MAX_ATTEMPTS) throw new Error(`kube_cluster ${name} kept changing under us; will retry next poll`);
+      const item = await backend.get(key);
+      existing = item && decodeResource<KubeCluster>(item);
+    }
+  }
+
+  for (const [name, existing] of current) {
+    if (wanted.has(name) || !ownedBy(existing, group)) continue;
+    const aws = existing.spec.aws;
+    if (!aws || input.scopeFailed(aws.account_id, aws.region)) continue;
+    await write();
+    // Deleting only at the revision we read: a concurrent re-create by another agent survives.
+    if (await backend.delete(resourceKey(KUBE_CLUSTER, name), existing.metadata.revision)) result.deleted.push(name);
+  }
+  return result;
+}

@@ -1,0 +1,72 @@
+import { createElement as h, type ReactElement } from 'react';
+import { Box, Static, Text } from 'ink';
+import type { DiscoveryEvent, PollStats } from '../discovery/engine.ts';
+
+export interface ScopeRow {
+  scope: string;
+  state: 'scanning' | 'done' | 'failed';
+  clusters?: number;
+  error?: string;
+}
+
+export interface DashboardState {
+  group: string;
+  polling: boolean;
+  scopes: ScopeRow[];
+  last?: PollStats;
+  nextPoll?: Date;
+  log: string[];
+}
+
+export function initialDashboard(group: string): DashboardState {
+  return { group, polling: false, scopes: [], log: [] };
+}
+
+/** Folds one discovery event into the dashboard's state; pure, so it is tested without a terminal. */
+export function reduceDashboard(state: DashboardState, event: DiscoveryEvent | { type: 'sleep'; nextPoll: Date }): DashboardState {
+  switch (event.type) {
+    case 'poll-start':
+      return { ...state, polling: true, scopes: [], nextPoll: undefined };
+    case 'scope': {
+      const scopes = state.scopes.filter((s) => s.scope !== event.scope);
+      scopes.push({ scope: event.scope, state: event.state, clusters: event.clusters, error: event.error });
+      scopes.sort((a, b) => a.scope.localeCompare(b.scope));
+      return { ...state, scopes };
+    }
+    case 'poll-done': {
+      const s = event.stats;
+      const line = `${event.at.toISOString()} poll: ${s.seen} clusters, ${s.created} created, ${s.updated} updated, ${s.deleted} deleted, ${s.failures.length} failed in ${s.durationMs} ms`;
+      return { ...state, polling: false, last: s, log: [...state.log, line] };
+    }
+    case 'conflict':
+      return { ...state, log: [...state.log, `kube_cluster ${event.name} belongs to another discovery group or is static: left alone`] };
+    case 'sleep':
+      return { ...state, nextPoll: event.nextPoll };
+  }
+}
+
+/** discover run's live view (STYLE.md 9): log lines above, scopes and counts below. */
+export function DiscoveryDashboard({ state, now }: { state: DashboardState; now: Date }): ReactElement {
+  const scanned = state.scopes.filter((s) => s.state !== 'scanning').length;
+  const failed = state.scopes.filter((s) => s.state === 'failed');
+  return h(
+    Box,
+    { flexDirection: 'column' },
+    h(Static<string>, { items: state.log, children: (line: string, i: number) => h(Text, { key: i, dimColor: true }, line) }),
+    h(
+      Text,
+      { bold: true },
+      `kport discovery · group ${state.group || '(none)'} · `,
+      state.polling ? h(Text, { color: 'cyan' }, `scanning ${scanned}/${state.scopes.length} regions`) : h(Text, { color: 'green' }, 'idle'),
+    ),
+    ...state.scopes
+      .filter((s) => s.state === 'scanning')
+      .slice(0, 8)
+      .map((s) => h(Text, { key: s.scope, color: 'cyan' }, `  … ${s.scope}`)),
+    ...failed.map((s) => h(Text, { key: s.scope, color: 'red' }, `  ✗ ${s.scope}: ${s.error}`)),
+    state.last
+      ? h(Text, null, `  last poll: ${state.last.seen} clusters · +${state.last.created} ~${state.last.updated} -${state.last.deleted} · ${state.last.durationMs} ms`)
+      : null,
+    state.nextPoll ? h(Text, { dimColor: true }, `  next poll in ${Math.max(0, Math.round((state.nextPoll.getTime() - now.getTime()) / 1000))}s · Ctrl-C to stop`) : null,
+  );
+}
