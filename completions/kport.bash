@@ -13,7 +13,7 @@ _kport() {
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens discover get rm create completion version" ;;
+    "") words="tokens discover rbac get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
     "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format --debug --no-color" ;;
@@ -21,6 +21,9 @@ _kport_words() {
     "discover") words="run policy" ;;
     "discover run") words="--once --token -c --config --data-dir --format --debug --no-color" ;;
     "discover policy") words="--for-role -c --config --data-dir --format --debug --no-color" ;;
+    "rbac") words="bootstrap check" ;;
+    "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color" ;;
+    "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color" ;;
     "get") words="-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service" ;;
     "rm") words="-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/" ;;
     "create") words="-f --file --force -c --config --data-dir --format --debug --no-color" ;;

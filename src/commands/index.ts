@@ -2,6 +2,8 @@ import type { CompletionTree } from '../core/completion.ts';
 import { RESOURCE_KINDS } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
 import { completion } from './misc/completion.ts';
+import { rbacBootstrap } from './rbac/bootstrap.ts';
+import { rbacCheck } from './rbac/check.ts';
 import { discoverPolicy } from './discover/policy.ts';
 import { discoverRun } from './discover/run.ts';
 import { version } from './misc/version.ts';
@@ -13,7 +15,7 @@ import { tokensLs } from './tokens/ls.ts';
 import { tokensRm } from './tokens/rm.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, discoverRun, discoverPolicy, get, rm, create, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, discoverRun, discoverPolicy, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
 
 export const NOUN_SUMMARIES: Record<string, string> = {
   tokens: 'Manage join tokens for discovery and Kubernetes agents',

@@ -1,0 +1,162 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubeConfig, V1ClusterRole, V1ClusterRoleBinding, V1ConfigMap } from '@kubernetes/client-node';
+import { createTwoFilesPatch } from 'diff';
+import { stringify } from 'yaml';
+import { ExternalError } from '../core/errors.ts';
+import { upsertMapRole, type RoleMapping } from './aws-auth.ts';
+import { clusterRole, clusterRoleBinding } from './manifests.ts';
+import { kubeError, statusOf } from './kube-errors.ts';
+
+export type Action = 'create' | 'update' | 'unchanged';
+
+export interface PlanStep {
+  object: string;
+  action: Action;
+  diff: string;
+}
+
+export interface BootstrapOptions {
+  kc: KubeConfig;
+  names: { clusterRole: string; binding: string };
+  /** The RBAC group the proxy's IAM role is mapped into. */
+  group: string;
+  /** Create kport's own ClusterRole and binding (false for --existing-group and --system-masters). */
+  manageRbac: boolean;
+  /** aws-auth mapping to apply, or undefined when access entries grant the role instead. */
+  mapping?: RoleMapping;
+  dryRun: boolean;
+  /** Retry Kubernetes calls answering 401/403 until this long has passed (access entries settle slowly). */
+  authRetryMs?: number;
+  log?: (line: string) => void;
+}
+
+const AWS_AUTH = { name: 'aws-auth', namespace: 'kube-system' };
+const CONFLICT_RETRIES = 10;
+
+/** Creates or updates, idempotently, what the proxy needs in the cluster (DESIGN.md §7). */
+export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
+  const { CoreV1Api, RbacAuthorizationV1Api } = await import('@kubernetes/client-node');
+  const rbac = opts.kc.makeApiClient(RbacAuthorizationV1Api);
+  const core = opts.kc.makeApiClient(CoreV1Api);
+  const steps: PlanStep[] = [];
+  const authRetry = <T>(what: string, fn: () => Promise<T>) => retryOnAuth(what, fn, opts.authRetryMs ?? 0, opts.log);
+
+  if (opts.manageRbac) {
+    const desiredRole = clusterRole(opts.names.clusterRole);
+    const currentRole = await authRetry('read ClusterRole', () => readOrUndefined(() => rbac.readClusterRole({ name: opts.names.clusterRole })));
+    const roleStep = step(`ClusterRole ${opts.names.clusterRole}`, currentRole && pickRole(currentRole), pickRole(desiredRole));
+    steps.push(roleStep);
+    if (!opts.dryRun && roleStep.action !== 'unchanged') {
+      await call('write ClusterRole', () =>
+        currentRole
+          ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...currentRole.metadata, labels: { ...currentRole.metadata?.labels, ...desiredRole.metadata!.labels } } } })
+          : rbac.createClusterRole({ body: desiredRole }),
+      );
+    }
+
+    const desiredBinding = clusterRoleBinding(opts.names.binding, opts.names.clusterRole, opts.group);
+    const currentBinding = await authRetry('read ClusterRoleBinding', () => readOrUndefined(() => rbac.readClusterRoleBinding({ name: opts.names.binding })));
+    const bindingStep = step(`ClusterRoleBinding ${opts.names.binding}`, currentBinding && pickBinding(currentBinding), pickBinding(desiredBinding));
+    steps.push(bindingStep);
+    if (!opts.dryRun && bindingStep.action !== 'unchanged') {
+      await call('write ClusterRoleBinding', async () => {
+        if (!currentBinding) return rbac.createClusterRoleBinding({ body: desiredBinding });
+        // roleRef is immutable: a binding pointing elsewhere is replaced.
+        if (currentBinding.roleRef.name !== desiredBinding.roleRef.name) {
+          await rbac.deleteClusterRoleBinding({ name: opts.names.binding });
+          return rbac.createClusterRoleBinding({ body: desiredBinding });
+        }
+        return rbac.replaceClusterRoleBinding({ name: opts.names.binding, body: { ...desiredBinding, metadata: { ...currentBinding.metadata, labels: { ...currentBinding.metadata?.labels, ...desiredBinding.metadata!.labels } } } });
+      });
+    }
+  }
+
+  if (opts.mapping) steps.push(await applyAwsAuth(core, opts.mapping, opts.dryRun, authRetry, opts.log));
+  return steps;
+}
+
+/** Read, merge, write with the read resourceVersion; a 409 means someone else wrote: read again. */
+async function applyAwsAuth(
+  core: import('@kubernetes/client-node').CoreV1Api,
+  mapping: RoleMapping,
+  dryRun: boolean,
+  authRetry: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
+  log?: (line: string) => void,
+): Promise<PlanStep> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await authRetry('read ConfigMap kube-system/aws-auth', () => readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH)));
+    const before = current?.data?.mapRoles;
+    const after = upsertMapRole(before, mapping);
+    const result = step('ConfigMap kube-system/aws-auth (mapRoles)', before === undefined && !current ? undefined : (before ?? ''), after, true);
+    if (dryRun || result.action === 'unchanged') return result;
+    try {
+      if (!current) {
+        await core.createNamespacedConfigMap({ namespace: AWS_AUTH.namespace, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } } });
+      } else {
+        const body: V1ConfigMap = { ...current, data: { ...current.data, mapRoles: after } };
+        await core.replaceNamespacedConfigMap({ ...AWS_AUTH, body });
+      }
+      return result;
+    } catch (err) {
+      if (statusOf(err) === 409 && attempt < CONFLICT_RETRIES) {
+        log?.('kube-system/aws-auth changed after we read it; merging again');
+        await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
+        continue;
+      }
+      throw kubeError('write ConfigMap kube-system/aws-auth', err);
+    }
+  }
+}
+
+function pickRole(role: V1ClusterRole) {
+  return { rules: (role.rules ?? []).map((r) => ({ apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], verbs: r.verbs ?? [] })) };
+}
+
+function pickBinding(binding: V1ClusterRoleBinding) {
+  return { roleRef: { apiGroup: binding.roleRef.apiGroup, kind: binding.roleRef.kind, name: binding.roleRef.name }, subjects: (binding.subjects ?? []).map((s) => ({ kind: s.kind, name: s.name, apiGroup: s.apiGroup })) };
+}
+
+function step(object: string, current: unknown, desired: unknown, raw = false): PlanStep {
+  const render = (v: unknown) => (v === undefined ? '' : raw ? String(v) : stringify(v));
+  const before = render(current);
+  const after = render(desired);
+  const action: Action = current === undefined ? 'create' : before === after ? 'unchanged' : 'update';
+  const diff = action === 'unchanged' ? '' : createTwoFilesPatch(`${object} (cluster)`, `${object} (desired)`, before, after, undefined, undefined, { context: 3 });
+  return { object, action, diff };
+}
+
+async function readOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (statusOf(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw kubeError(what, err);
+  }
+}
+
+/** EKS access entries take effect eventually: 401/403 are retried every 5 s until the deadline. */
+async function retryOnAuth<T>(what: string, fn: () => Promise<T>, windowMs: number, log?: (line: string) => void): Promise<T> {
+  const deadline = Date.now() + windowMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      const status = statusOf(err);
+      if ((status === 401 || status === 403) && Date.now() < deadline) {
+        log?.(`${what}: ${status}, waiting for the access entry to take effect...`);
+        await sleep(5000);
+        continue;
+      }
+      if (err instanceof ExternalError) throw err;
+      throw kubeError(what, err);
+    }
+  }
+}
