@@ -13,7 +13,7 @@ _kport() {
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens discover rbac get rm create completion version" ;;
+    "") words="tokens discover kube rbac get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
     "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format --debug --no-color" ;;
@@ -21,6 +21,10 @@ _kport_words() {
     "discover") words="run policy" ;;
     "discover run") words="--once --token -c --config --data-dir --format --debug --no-color" ;;
     "discover policy") words="--for-role -c --config --data-dir --format --debug --no-color" ;;
+    "kube") words="ls login credentials" ;;
+    "kube ls") words="--search -v --verbose -q --quiet --user -c --config --data-dir --format --debug --no-color" ;;
+    "kube login") words="--port --as --as-groups --user -c --config --data-dir --format --debug --no-color" ;;
+    "kube credentials") words="--user -c --config --data-dir --format --debug --no-color" ;;
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color" ;;

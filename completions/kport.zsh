@@ -3,7 +3,7 @@
 _kport_words() {
   reply=()
   case "$1" in
-    "") reply=(tokens discover rbac get rm create completion version) ;;
+    "") reply=(tokens discover kube rbac get rm create completion version) ;;
     "tokens") reply=(add ls rm) ;;
     "tokens add") reply=(--type --ttl --value --labels -c --config --data-dir --format --debug --no-color) ;;
     "tokens ls") reply=(-c --config --data-dir --format --debug --no-color) ;;
@@ -11,6 +11,10 @@ _kport_words() {
     "discover") reply=(run policy) ;;
     "discover run") reply=(--once --token -c --config --data-dir --format --debug --no-color) ;;
     "discover policy") reply=(--for-role -c --config --data-dir --format --debug --no-color) ;;
+    "kube") reply=(ls login credentials) ;;
+    "kube ls") reply=(--search -v --verbose -q --quiet --user -c --config --data-dir --format --debug --no-color) ;;
+    "kube login") reply=(--port --as --as-groups --user -c --config --data-dir --format --debug --no-color) ;;
+    "kube credentials") reply=(--user -c --config --data-dir --format --debug --no-color) ;;
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color) ;;

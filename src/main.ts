@@ -38,7 +38,6 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       if (o.choices) option.choices(o.choices);
       cmd.addOption(option);
     }
-    if (def.passThrough) cmd.passThroughOptions().enablePositionalOptions(false);
     cmd.action(async (...params: unknown[]) => {
       const command = params.at(-1) as Command;
       const globals = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;

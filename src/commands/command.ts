@@ -16,8 +16,6 @@ export interface CommandDef {
   /** commander argument specs, such as "<kind>" or "[clusters...]" */
   args?: string[];
   options?: OptionDef[];
-  /** Accepts `-- COMMAND ARGS..` after its own arguments. */
-  passThrough?: boolean;
   run(input: CommandInput): Promise<number | void>;
 }
 

@@ -2,6 +2,9 @@ import type { CompletionTree } from '../core/completion.ts';
 import { RESOURCE_KINDS } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
 import { completion } from './misc/completion.ts';
+import { kubeCredentials } from './kube/credentials.ts';
+import { kubeLogin } from './kube/login.ts';
+import { kubeLs } from './kube/ls.ts';
 import { rbacBootstrap } from './rbac/bootstrap.ts';
 import { rbacCheck } from './rbac/check.ts';
 import { discoverPolicy } from './discover/policy.ts';
@@ -15,7 +18,7 @@ import { tokensLs } from './tokens/ls.ts';
 import { tokensRm } from './tokens/rm.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, discoverRun, discoverPolicy, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
 
 export const NOUN_SUMMARIES: Record<string, string> = {
   tokens: 'Manage join tokens for discovery and Kubernetes agents',

@@ -122,6 +122,7 @@ export type AwsMatcher = z.output<typeof awsMatcher>;
 export type StorageConfig = z.output<typeof storage>;
 export type RoleConfig = z.output<typeof role>;
 export type UserConfig = z.output<typeof user>;
+export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service']>;
 
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [

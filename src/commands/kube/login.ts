@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { UsageError } from '../../core/errors.ts';
+import type { CommandDef } from '../command.ts';
+import { USER_OPTION, personAccess } from './access.ts';
+
+export const kubeLogin: CommandDef = {
+  path: ['kube', 'login'],
+  summary: 'Start a local proxy to clusters and write a kubeconfig for it (foreground; -- COMMAND runs a command through it)',
+  args: ['<clusters...>'],
+  options: [
+    { flags: '--port <port>', description: 'listen on this port of 127.0.0.1 (default: a free one)' },
+    { flags: '--as <user>', description: 'Kubernetes user to act as when kubectl does not say (must be allowed)' },
+    { flags: '--as-groups <groups>', description: 'comma-separated Kubernetes groups to act as (must be allowed)' },
+    USER_OPTION,
+  ],
+  async run({ args, rest, opts, ctx, session }) {
+    const port = opts.port === undefined ? undefined : Number(opts.port);
+    if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number.`);
+    const { config, backend, access, allowed } = await personAccess(session, opts.user);
+    const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy }, { createCA }, kubeconfig] = await Promise.all([
+      import('../../kube/clusters.ts'),
+      import('../../kube/access.ts'),
+      import('../../kube/targets.ts'),
+      import('../../kube/forwarder.ts'),
+      import('../../kube/audit.ts'),
+      import('../../kube/local-proxy.ts'),
+      import('../../kube/pki.ts'),
+      import('../../kube/proxy-kubeconfig.ts'),
+    ]);
+    const defaults = {
+      ...(typeof opts.as === 'string' && { user: opts.as }),
+      ...(typeof opts.asGroups === 'string' && { groups: opts.asGroups.split(',').map((g) => g.trim()).filter(Boolean) }),
+    };
+    const clusterNames = args.length > 0 ? args : [];
+    const targets = new Map<string, import('../../kube/forwarder.ts').ForwardTarget>();
+    for (const name of clusterNames) {
+      const { cluster, access: kubeAccess } = await resolveAllowedCluster(backend, allowed, name);
+      if (defaults.user || defaults.groups) {
+        const check = resolveImpersonation(kubeAccess, { user: [], groups: [], other: [] }, defaults);
+        if (!check.ok) throw new UsageError(`${cluster.metadata.name}: ${check.message}.`);
+      }
+      const upstream = await upstreamFor(cluster, {
+        resources: config.kubernetes_service?.resources ?? [],
+        stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
+      });
+      targets.set(cluster.metadata.name, { name: cluster.metadata.name, upstream, access: kubeAccess, defaults });
+    }
+
+    const ca = await createCA('kport local proxy CA');
+    const [serving, client] = await Promise.all([
+      ca.issue({ commonName: 'kport local proxy', dnsNames: ['localhost'], ips: ['127.0.0.1'], usage: 'server' }),
+      ca.issue({ commonName: access.user, usage: 'client' }),
+    ]);
+    let served = 0;
+    let failed = 0;
+    let onChange = () => {};
+    const audit = new AuditLog(join(config.dataDir, 'audit', 'kube.log'));
+    const forwarder = new Forwarder({
+      kportUser: access.user,
+      audit,
+      onRequest: (status) => {
+        served++;
+        if (status >= 500 || status === 403) failed++;
+        onChange();
+      },
+    });
+    const proxy = await startLocalProxy({ port, tls: { cert: serving.cert, key: serving.key, ca: ca.cert }, targets, forwarder });
+    const path = join(config.dataDir, 'proxy', `kubeconfig-${process.pid}-${randomBytes(4).toString('hex')}.yaml`);
+    const names = [...targets.keys()];
+    kubeconfig.writeProxyKubeconfig(path, {
+      clusters: names.map((name) => ({ name, server: proxy.serverUrl(name) })),
+      ca: ca.cert,
+      clientCert: client.cert,
+      clientKey: client.key,
+      current: names[0]!,
+    });
+    const cleanup = async () => {
+      kubeconfig.removeKubeconfig(path);
+      await proxy.close();
+      await audit.close();
+    };
+    try {
+      if (rest.length > 0) {
+        const { execa } = await import('execa');
+        const child = execa(rest[0]!, rest.slice(1), {
+          env: { ...ctx.env, KUBECONFIG: path },
+          extendEnv: false,
+          stdin: 'inherit',
+          reject: false,
+          cancelSignal: ctx.signal,
+          buffer: false,
+        });
+        child.stdout?.pipe(ctx.stdout, { end: false });
+        child.stderr?.pipe(ctx.stderr, { end: false });
+        const result = await child;
+        if (result.failed && result.exitCode === undefined && !result.isCanceled) {
+          throw new UsageError(`Cannot run ${rest[0]}: ${result.shortMessage}.`);
+        }
+        return result.exitCode ?? (result.isCanceled ? 130 : 1);
+      }
+      ctx.stderr.write(`Started local proxy for Kubernetes on https://127.0.0.1:${proxy.port} for ${names.join(', ')}; audit log: ${audit.path}\n`);
+      ctx.stdout.write(`export KUBECONFIG=${path}\n`);
+      ctx.stderr.write(`Run the export line above, then kubectl as usual (try 'kubectl version'). Ctrl-C stops the proxy and removes the kubeconfig.\n`);
+      const status = ctx.stderrIsTTY ? await statusLine(ctx, () => ({ served, failed })) : undefined;
+      if (status) onChange = status.update;
+      await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
+      status?.close();
+      return 0;
+    } finally {
+      await cleanup();
+    }
+  },
+};
+
+async function statusLine(ctx: Parameters<CommandDef['run']>[0]['ctx'], counts: () => { served: number; failed: number }) {
+  const [{ render, Text }, { createElement: h }] = await Promise.all([import('ink'), import('react')]);
+  const view = () => {
+    const { served, failed } = counts();
+    return h(Text, { dimColor: failed === 0 }, `kport proxy: ${served} requests served, ${failed} refused or failed · Ctrl-C to stop`);
+  };
+  const app = render(view(), { stdout: ctx.stderr as NodeJS.WriteStream, exitOnCtrlC: false, patchConsole: false });
+  let pending = false;
+  return {
+    update: () => {
+      if (pending) return;
+      pending = true;
+      setTimeout(() => {
+        pending = false;
+        app.rerender(view());
+      }, 200).unref();
+    },
+    close: () => app.unmount(),
+  };
+}

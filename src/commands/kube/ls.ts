@@ -1,0 +1,54 @@
+import { formatLabels, renderTable, serialize } from '../../core/output.ts';
+import { UsageError } from '../../core/errors.ts';
+import { LABEL, discoveredName } from '../../resources/kube-cluster.ts';
+import { matchLabels } from '../../resources/labels.ts';
+import type { CommandDef } from '../command.ts';
+import { USER_OPTION, personAccess } from './access.ts';
+
+const MAX_LABELS_WIDTH = 80;
+
+export const kubeLs: CommandDef = {
+  path: ['kube', 'ls'],
+  summary: 'List the Kubernetes clusters your roles allow',
+  args: ['[selectors...]'],
+  options: [
+    { flags: '--search <text>', description: 'only clusters whose name or labels contain this' },
+    { flags: '-v, --verbose', description: 'show internal labels and untruncated columns' },
+    { flags: '-q, --quiet', description: 'no header' },
+    USER_OPTION,
+  ],
+  async run({ args, opts, ctx, session }) {
+    const selector: Record<string, string> = {};
+    for (const arg of args) {
+      const eq = arg.indexOf('=');
+      if (eq <= 0) throw new UsageError(`Invalid label selector "${arg}": use LABEL=VALUE.`);
+      selector[arg.slice(0, eq)] = arg.slice(eq + 1);
+    }
+    const { allowed } = await personAccess(session, opts.user);
+    const { readMergedKubeconfig } = await import('../../kube/kubeconfig.ts');
+    const { CONTEXT_PREFIX } = await import('../../kube/proxy-kubeconfig.ts');
+    const current = readMergedKubeconfig(ctx.env)['current-context'];
+    const selected = current?.startsWith(CONTEXT_PREFIX) ? current.slice(CONTEXT_PREFIX.length) : undefined;
+    const search = typeof opts.search === 'string' ? opts.search.toLowerCase() : undefined;
+    const rows = allowed
+      .map((a) => a.cluster)
+      .filter((c) => matchLabels(selector, c.metadata.labels ?? {}))
+      .filter((c) => !search || `${c.metadata.name} ${formatLabels(c.metadata.labels)}`.toLowerCase().includes(search))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    const format = session.format;
+    if (format !== 'text') {
+      const labels = (l: Record<string, string> | undefined) => (l && Object.keys(l).length > 0 ? l : null);
+      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: c.metadata.name === selected })), format));
+    }
+    const verbose = Boolean(opts.verbose);
+    const table = rows.map((c) => {
+      const shown = Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => verbose || (!k.startsWith('kport.internal/') && k !== LABEL.discoveredName)));
+      let labels = formatLabels(shown);
+      if (!verbose && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
+      const name = !verbose && discoveredName(c) && ctx.stdoutIsTTY ? `${c.metadata.name}` : c.metadata.name;
+      return [name, labels, c.metadata.name === selected ? '*' : ''];
+    });
+    const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected'], table, { tty: ctx.stdoutIsTTY, verbose });
+    ctx.stdout.write(opts.quiet ? text.split('\n').slice(ctx.stdoutIsTTY ? 2 : 1).join('\n') : text);
+  },
+};

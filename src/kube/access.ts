@@ -1,0 +1,82 @@
+import type { Backend } from '../backend/backend.ts';
+import type { RoleConfig, UserConfig } from '../config/schema.ts';
+import { matchLabels } from '../resources/labels.ts';
+import type { KubeCluster } from '../resources/kube-cluster.ts';
+import { ROLE, USER, type Role, type User } from '../resources/role.ts';
+import { listResources } from '../resources/store.ts';
+
+export interface KubeAccess {
+  /** Kubernetes users the person may act as on this cluster. */
+  users: string[];
+  /** Kubernetes groups, `system:authenticated` always among them. */
+  groups: string[];
+}
+
+export interface AccessChecker {
+  user: string;
+  roles: string[];
+  /** undefined: the cluster is not allowed and must look exactly like a missing one. */
+  forCluster(cluster: KubeCluster): KubeAccess | undefined;
+}
+
+/**
+ * The person's roles, from `users:`/`roles:` in the config and user/role resources, and what
+ * they allow on a cluster: the union over the roles whose kubernetes_labels match it.
+ */
+export async function accessFor(
+  user: string,
+  config: { roles: RoleConfig[]; users: UserConfig[] },
+  backend: Backend,
+): Promise<AccessChecker> {
+  const [roleResources, userResources] = await Promise.all([listResources<Role>(backend, ROLE), listResources<User>(backend, USER)]);
+  const roleNames = new Set([
+    ...config.users.filter((u) => u.name === user).flatMap((u) => u.roles),
+    ...userResources.filter((u) => u.metadata.name === user).flatMap((u) => u.spec.roles),
+  ]);
+  const definitions = new Map<string, RoleConfig>();
+  for (const r of roleResources) definitions.set(r.metadata.name, { name: r.metadata.name, ...r.spec });
+  for (const r of config.roles) definitions.set(r.name, r);
+  const roles = [...roleNames].flatMap((name) => definitions.get(name) ?? []);
+  return {
+    user,
+    roles: roles.map((r) => r.name),
+    forCluster(cluster) {
+      const labels = cluster.metadata.labels ?? {};
+      const matching = roles.filter((r) => Object.keys(r.kubernetes_labels).length > 0 && matchLabels(r.kubernetes_labels, labels));
+      if (matching.length === 0) return undefined;
+      const users = [...new Set(matching.flatMap((r) => r.kubernetes_users))];
+      const groups = [...new Set([...matching.flatMap((r) => r.kubernetes_groups), 'system:authenticated'])];
+      return { users: users.length > 0 ? users : [user], groups };
+    },
+  };
+}
+
+export type ImpersonationResult = { ok: true; user: string; groups: string[] } | { ok: false; message: string };
+
+/**
+ * Checks the Impersonate-* headers a client sent against what the roles allow (as Teleport's
+ * forwarder does): an allowed user and a subset of the allowed groups pass; anything else is
+ * refused. Without them, the defaults apply: the only allowed user (or `defaults.user`) and
+ * every allowed group (or `defaults.groups`).
+ */
+export function resolveImpersonation(
+  access: KubeAccess,
+  headers: { user: string[]; groups: string[]; other: string[] },
+  defaults: { user?: string; groups?: string[] } = {},
+): ImpersonationResult {
+  if (headers.other.length > 0) return { ok: false, message: `impersonation header ${headers.other[0]} is not allowed through kport` };
+  const requestedUsers = headers.user.filter((u) => u !== '');
+  if (requestedUsers.length > 1) return { ok: false, message: 'only one Impersonate-User header is allowed' };
+  let user = requestedUsers[0] ?? defaults.user;
+  if (user === undefined) {
+    if (access.users.length > 1) {
+      return { ok: false, message: `several Kubernetes users are allowed (${access.users.join(', ')}): pick one with kubectl --as` };
+    }
+    user = access.users[0]!;
+  }
+  if (!access.users.includes(user)) return { ok: false, message: `impersonating user "${user}" is not allowed by your kport roles` };
+  const groups = headers.groups.length > 0 ? headers.groups : (defaults.groups ?? access.groups);
+  const denied = groups.find((g) => !access.groups.includes(g));
+  if (denied) return { ok: false, message: `impersonating group "${denied}" is not allowed by your kport roles` };
+  return { ok: true, user, groups: [...new Set(groups)] };
+}

@@ -1,0 +1,220 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
+import type { AuditLog } from './audit.ts';
+import { requestInfo } from './request-info.ts';
+import type { Upstream } from './upstream.ts';
+
+/** Headers that describe one hop, the client's credentials, or its identity claims: never forwarded as sent. */
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'authorization', 'proxy-authorization', 'http2-settings']);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+export interface ForwardTarget {
+  name: string;
+  upstream: Upstream;
+  access: KubeAccess;
+  /** --as / --as-groups: what a client that sends no Impersonate-* headers acts as. */
+  defaults: { user?: string; groups?: string[] };
+}
+
+export interface ForwarderOptions {
+  kportUser: string;
+  audit?: AuditLog;
+  /** Called once per finished request, for status displays. */
+  onRequest?: (status: number) => void;
+}
+
+type ClientRequest = IncomingMessage | Http2ServerRequest;
+type ClientResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * Forwards Kubernetes API requests to one cluster as the person's allowed identity: it replaces
+ * the client's credentials with the proxy's, sets Impersonate-User/Group after checking what the
+ * client asked for, streams responses without buffering, and tunnels upgrades byte for byte.
+ * It knows nothing of the listener, so it can serve a local proxy or a shared service alike.
+ */
+export class Forwarder {
+  readonly #opts: ForwarderOptions;
+
+  constructor(opts: ForwarderOptions) {
+    this.#opts = opts;
+  }
+
+  async handle(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string): Promise<void> {
+    const started = performance.now();
+    const identity = this.#identity(target, req.headers);
+    if (!identity.ok) return this.#finish(target, req, path, started, identity, 403, () => sendStatus(res, 403, 'Forbidden', identity.message));
+    let authorization: string | undefined;
+    try {
+      authorization = await target.upstream.authorization();
+    } catch (err) {
+      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
+      return this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+    }
+    const upstreamReq = httpsRequest({
+      protocol: 'https:',
+      hostname: target.upstream.url.hostname,
+      port: target.upstream.url.port || 443,
+      method: req.method,
+      path: joinPath(target.upstream.url.pathname, path),
+      headers: upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false),
+      agent: target.upstream.agent,
+    });
+    upstreamReq.on('response', (upstreamRes) => {
+      (res as ServerResponse).writeHead(upstreamRes.statusCode ?? 502, responseHeaders(upstreamRes.headers));
+      // Watches and logs -f send nothing for a while: the client must see the headers now.
+      (res as ServerResponse).flushHeaders?.();
+      upstreamRes.pipe(res as NodeJS.WritableStream);
+      const done = () => this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 502);
+      res.once('close', done);
+    });
+    upstreamReq.on('error', (err) => {
+      const message = `kport could not reach ${target.name}: ${err.message}`;
+      if (!res.headersSent) this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+      else res.destroy();
+    });
+    // A client that goes away (a cancelled watch) releases the upstream request.
+    res.once('close', () => upstreamReq.destroy());
+    (req as NodeJS.ReadableStream).pipe(upstreamReq);
+  }
+
+  /** SPDY/3.1 and WebSocket (exec, attach, port-forward): tunnelled byte for byte after the 101. */
+  async handleUpgrade(target: ForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): Promise<void> {
+    const started = performance.now();
+    socket.on('error', () => socket.destroy());
+    const identity = this.#identity(target, req.headers);
+    if (!identity.ok) return this.#finish(target, req, path, started, identity, 403, () => rawStatus(socket, 403, 'Forbidden', identity.message));
+    let authorization: string | undefined;
+    try {
+      authorization = await target.upstream.authorization();
+    } catch (err) {
+      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
+      return this.#finish(target, req, path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
+    }
+    const upstreamReq = httpsRequest({
+      protocol: 'https:',
+      hostname: target.upstream.url.hostname,
+      port: target.upstream.url.port || 443,
+      method: req.method,
+      path: joinPath(target.upstream.url.pathname, path),
+      headers: upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, true),
+      agent: target.upstream.agent,
+    });
+    upstreamReq.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
+      const lines = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`];
+      for (let i = 0; i < upstreamRes.rawHeaders.length; i += 2) lines.push(`${upstreamRes.rawHeaders[i]}: ${upstreamRes.rawHeaders[i + 1]}`);
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstreamSocket.write(head);
+      upstreamSocket.pipe(socket);
+      socket.pipe(upstreamSocket);
+      const close = () => {
+        socket.destroy();
+        upstreamSocket.destroy();
+      };
+      upstreamSocket.on('error', close).on('close', close);
+      socket.on('close', close);
+      socket.once('close', () => this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 101));
+    });
+    upstreamReq.on('response', (upstreamRes) => {
+      // The API server refused the upgrade: hand its answer to the client as it is.
+      const chunks: Buffer[] = [];
+      upstreamRes.on('data', (c: Buffer) => chunks.push(c));
+      upstreamRes.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const headers = Object.entries(responseHeaders(upstreamRes.headers)).filter(([k]) => k !== 'content-length');
+        const head = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`, ...headers.map(([k, v]) => `${k}: ${String(v)}`), `content-length: ${body.length}`, 'connection: close'];
+        socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]));
+        this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 502);
+      });
+    });
+    upstreamReq.on('error', (err) => {
+      const message = `kport could not reach ${target.name}: ${err.message}`;
+      this.#finish(target, req, path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
+    });
+    upstreamReq.end();
+  }
+
+  #identity(target: ForwardTarget, headers: IncomingHttpHeaders): ImpersonationResult {
+    const user: string[] = [];
+    const groups: string[] = [];
+    const other: string[] = [];
+    for (const [name, value] of Object.entries(headers)) {
+      if (!name.startsWith('impersonate-')) continue;
+      const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+      if (name === 'impersonate-user') user.push(...values);
+      else if (name === 'impersonate-group') groups.push(...values.flatMap((v) => v.split(',').map((g) => g.trim())));
+      else other.push(name);
+    }
+    return resolveImpersonation(target.access, { user, groups, other }, target.defaults);
+  }
+
+  #finish(target: ForwardTarget, req: ClientRequest, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {
+    respond?.();
+    this.#opts.onRequest?.(status);
+    if (!this.#opts.audit) return;
+    const info = requestInfo(req.method ?? 'GET', path);
+    this.#opts.audit.write({
+      time: new Date().toISOString(),
+      user: this.#opts.kportUser,
+      cluster: target.name,
+      method: req.method ?? '',
+      path,
+      verb: info.verb,
+      api_group: info.apiGroup,
+      namespace: info.namespace,
+      resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
+      name: info.name,
+      status,
+      impersonated_user: identity.ok ? identity.user : '',
+      impersonated_groups: identity.ok ? identity.groups : [],
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      ...(error ? { error } : !identity.ok ? { error: identity.message } : {}),
+    });
+  }
+}
+
+function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string, upgrade: boolean): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(':') || DROP.has(name) || name.startsWith('impersonate-') || value === undefined) continue;
+    out[name] = value;
+  }
+  out.host = host;
+  out['impersonate-user'] = identity.user;
+  out['impersonate-group'] = identity.groups;
+  if (authorization) out.authorization = authorization;
+  if (upgrade) {
+    out.connection = 'Upgrade';
+    out.upgrade = headers.upgrade;
+  }
+  return out;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) if (!DROP_RESPONSE.has(name) && value !== undefined) out[name] = value;
+  return out;
+}
+
+function joinPath(base: string, path: string): string {
+  return base === '/' || base === '' ? path : `${base.replace(/\/$/, '')}${path}`;
+}
+
+/** A Kubernetes Status object, so kubectl prints the reason the way it prints the apiserver's own. */
+function statusBody(code: number, reason: string, message: string): string {
+  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+}
+
+function sendStatus(res: ClientResponse, code: number, reason: string, message: string): void {
+  const body = statusBody(code, reason, message);
+  (res as ServerResponse).writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function rawStatus(socket: Duplex, code: number, text: string, message: string): void {
+  const body = statusBody(code, text.replace(' ', ''), message);
+  socket.end(`HTTP/1.1 ${code} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}

@@ -1,0 +1,80 @@
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Forwarder, ForwardTarget } from './forwarder.ts';
+
+export interface LocalProxy {
+  port: number;
+  /** The server URL of one cluster behind this proxy: its path prefix selects the cluster. */
+  serverUrl(cluster: string): string;
+  close(): Promise<void>;
+}
+
+export const CLUSTER_PREFIX = '/k/';
+
+/**
+ * kport's local listener: TLS on 127.0.0.1 with a required client certificate from the per-run
+ * CA, HTTP/2 and HTTP/1.1 on one port (ALPN), upgrades over HTTP/1.1. One path prefix per cluster.
+ */
+export async function startLocalProxy(opts: {
+  port?: number;
+  tls: { cert: string; key: string; ca: string };
+  targets: Map<string, ForwardTarget>;
+  forwarder: Forwarder;
+}): Promise<LocalProxy> {
+  const server: Http2SecureServer = createSecureServer({
+    allowHTTP1: true,
+    cert: opts.tls.cert,
+    key: opts.tls.key,
+    ca: opts.tls.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2',
+    // kubectl and k9s keep many watches on one HTTP/2 connection.
+    settings: { maxConcurrentStreams: 1000 },
+  });
+  const route = (url: string | undefined): { target: ForwardTarget; path: string } | undefined => {
+    if (!url?.startsWith(CLUSTER_PREFIX)) return undefined;
+    const end = url.indexOf('/', CLUSTER_PREFIX.length);
+    const name = decodeURIComponent(url.slice(CLUSTER_PREFIX.length, end < 0 ? undefined : end));
+    const target = opts.targets.get(name);
+    return target && { target, path: end < 0 ? '/' : url.slice(end) };
+  };
+  server.on('request', (req, res) => {
+    const found = route(req.url);
+    if (!found) {
+      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'NotFound', code: 404, message: 'no such cluster behind this kport proxy: see `kport kube ls`' });
+      (res as unknown as ServerResponse).writeHead(404, { 'content-type': 'application/json' });
+      res.end(body);
+      return;
+    }
+    void opts.forwarder.handle(found.target, req, res, found.path);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const found = route(req.url);
+    if (!found) return void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    void opts.forwarder.handleUpgrade(found.target, req, socket, head, found.path);
+  });
+  const sockets = new Set<Duplex>();
+  server.on('secureConnection', (socket: Duplex) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('sessionError', () => {});
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    serverUrl: (cluster) => `https://127.0.0.1:${port}${CLUSTER_PREFIX}${encodeURIComponent(cluster)}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        // Long watches and tunnels would keep close() waiting forever.
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}

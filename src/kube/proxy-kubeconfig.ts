@@ -1,0 +1,34 @@
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { stringify } from 'yaml';
+
+/** Context names kport writes, so `kube ls` can tell which cluster is selected. */
+export const CONTEXT_PREFIX = 'kport-';
+
+export function contextName(cluster: string): string {
+  return `${CONTEXT_PREFIX}${cluster}`;
+}
+
+/** Writes, atomically and owner-only, a kubeconfig with one context per cluster behind the proxy. */
+export function writeProxyKubeconfig(
+  path: string,
+  input: { clusters: Array<{ name: string; server: string; namespace?: string }>; ca: string; clientCert: string; clientKey: string; current: string },
+): void {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: input.clusters.map((c) => ({ name: contextName(c.name), cluster: { server: c.server, 'certificate-authority-data': b64(input.ca) } })),
+    users: [{ name: 'kport', user: { 'client-certificate-data': b64(input.clientCert), 'client-key-data': b64(input.clientKey) } }],
+    contexts: input.clusters.map((c) => ({ name: contextName(c.name), context: { cluster: contextName(c.name), user: 'kport', ...(c.namespace && { namespace: c.namespace }) } })),
+    'current-context': contextName(input.current),
+  };
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, stringify(config), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+export function removeKubeconfig(path: string): void {
+  rmSync(path, { force: true });
+}

@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { Agent } from 'node:https';
+import { parse } from 'yaml';
+import { UserError } from '../core/errors.ts';
+import type { KubeCluster } from '../resources/kube-cluster.ts';
+import type { KubeconfigFile } from './kubeconfig.ts';
+
+/** Where and how the proxy reaches one cluster's API server. */
+export interface Upstream {
+  url: URL;
+  /** Pooled keep-alive connections to this API server. */
+  agent: Agent;
+  /** The Authorization header value for the next request, if the cluster uses one. */
+  authorization(): Promise<string | undefined>;
+}
+
+type Rec = Record<string, unknown>;
+
+/**
+ * A static cluster's kubeconfig (spec.kubeconfig): the current context's server, CA and
+ * credentials (token, client certificate or basic auth). Exec plugins are not run by the proxy.
+ */
+export function staticUpstream(cluster: KubeCluster): Upstream {
+  const name = cluster.metadata.name;
+  let kc: KubeconfigFile;
+  try {
+    kc = parse(cluster.spec.kubeconfig ?? '') as KubeconfigFile;
+  } catch (err) {
+    throw new UserError(`kube_cluster ${name} has a kubeconfig that does not parse: ${(err as Error).message.split('\n')[0]}.`);
+  }
+  const ctxName = kc['current-context'] ?? kc.contexts?.[0]?.name;
+  const context = kc.contexts?.find((c) => c.name === ctxName)?.context;
+  const clusterEntry = kc.clusters?.find((c) => c.name === context?.cluster)?.cluster as Rec | undefined;
+  const userEntry = (kc.users?.find((u) => u.name === context?.user)?.user ?? {}) as Rec;
+  if (!clusterEntry?.server) throw new UserError(`kube_cluster ${name}: its kubeconfig has no server for context "${ctxName}".`);
+  if (userEntry.exec) throw new UserError(`kube_cluster ${name}: exec credential plugins are not supported in a static kubeconfig; use a token or client certificate.`);
+  const bytes = (data: unknown, file: unknown) => (typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined);
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: Infinity,
+    maxFreeSockets: 64,
+    ca: bytes(clusterEntry['certificate-authority-data'], clusterEntry['certificate-authority']),
+    cert: bytes(userEntry['client-certificate-data'], userEntry['client-certificate']),
+    key: bytes(userEntry['client-key-data'], userEntry['client-key']),
+    rejectUnauthorized: clusterEntry['insecure-skip-tls-verify'] !== true,
+    ...(typeof clusterEntry['tls-server-name'] === 'string' && { servername: clusterEntry['tls-server-name'] }),
+  });
+  const token = typeof userEntry.token === 'string' ? userEntry.token : typeof userEntry['token-file'] === 'string' ? readFileSync(userEntry['token-file'], 'utf8').trim() : undefined;
+  const basic = typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
+  const authorization = token ? `Bearer ${token}` : basic ? `Basic ${basic}` : undefined;
+  return { url: new URL(String(clusterEntry.server)), agent, authorization: async () => authorization };
+}
+
+/** An EKS cluster: endpoint and CA from DescribeCluster, and a bearer token refreshed well before its 15 minutes run out. */
+export function eksUpstream(input: { endpoint: string; caData: string; token: () => Promise<{ token: string; expiresAt: Date }>; now?: () => number }): Upstream {
+  const now = input.now ?? Date.now;
+  let current: { token: string; expiresAt: Date } | undefined;
+  let pending: Promise<{ token: string; expiresAt: Date }> | undefined;
+  const REFRESH_BEFORE_MS = 5 * 60_000;
+  return {
+    url: new URL(input.endpoint),
+    agent: new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, ca: Buffer.from(input.caData, 'base64') }),
+    async authorization() {
+      if (!current || current.expiresAt.getTime() - REFRESH_BEFORE_MS <= now()) {
+        pending ??= input.token().finally(() => (pending = undefined));
+        current = await pending;
+      }
+      return `Bearer ${current.token}`;
+    },
+  };
+}

@@ -1,0 +1,265 @@
+// real kubectl -> kport kube login proxy -> real kube-apiserver (DESIGN.md §6).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { execa, type ResultPromise } from 'execa';
+import { parse, stringify } from 'yaml';
+import WebSocket, { WebSocketServer } from 'ws';
+import { createCA } from '../../src/kube/pki.ts';
+import { KPORT_BIN } from '../helpers/agent.ts';
+import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
+import { havePeer, tempDir, waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
+
+const run = promisify(execFile);
+
+describe('kube login proxy against kube-apiserver', { concurrency: false, timeout: 600_000 }, () => {
+  let api: KubeApiserver;
+  let home: string;
+  let env: Record<string, string>;
+  const kport = (args: string[]) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env, extendEnv: false, reject: false });
+  const kubectlPath = BINARIES.kubectl();
+
+  before(async (t) => {
+    if (!havePeer(t as never, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
+    api = await startKubeApiserver();
+    home = tempDir('kube');
+    env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'no-such-kubeconfig') };
+    writeFileSync(
+      env.KPORT_CONFIG!,
+      stringify({
+        version: 'v3',
+        teleport: { data_dir: join(home, 'data') },
+        roles: [
+          { name: 'dev', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['developers'] },
+          { name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] },
+          { name: 'ops-admin', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'], kubernetes_users: ['dave', 'dave-admin'] },
+          { name: 'elsewhere', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] },
+        ],
+        users: [
+          { name: 'alice', roles: ['dev'] },
+          { name: 'bob', roles: ['ops'] },
+          { name: 'carol', roles: ['elsewhere'] },
+          { name: 'dave', roles: ['ops-admin'] },
+        ],
+      }),
+    );
+    // The proxy's identity holds only kport's ClusterRole (DESIGN §7), applied by kport itself.
+    const adminKubeconfig = api.kubeconfig(api.admin);
+    const boot = await execa(process.execPath, [KPORT_BIN, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {
+      env: { ...env, KUBECONFIG: adminKubeconfig },
+      extendEnv: false,
+    });
+    assert.equal(boot.exitCode, 0);
+    const k = (...args: string[]) => run(kubectlPath, ['--kubeconfig', adminKubeconfig, ...args]);
+    await k('create', 'namespace', 'team-a');
+    await k('create', 'namespace', 'team-b');
+    // view/edit/admin are aggregated by kube-controller-manager, which this apiserver runs without: a reader role of our own.
+    await k('create', 'clusterrole', 'reader', '--verb=get,list,watch', '--resource=pods,configmaps,namespaces');
+    await k('create', 'rolebinding', 'developers-read', '--clusterrole=reader', '--group=developers', '-n', 'team-a');
+    await k('create', 'clusterrolebinding', 'ops-read', '--clusterrole=reader', '--group=ops');
+    const cluster = {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name: 'local-test', labels: { env: 'test' } },
+      spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+    };
+    const prod = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'prod-only', labels: { env: 'prod' } }, spec: { kubeconfig: cluster.spec.kubeconfig } };
+    writeFileSync(join(home, 'clusters.yaml'), `${stringify(cluster)}---\n${stringify(prod)}`);
+    assert.equal((await kport(['create', '-f', join(home, 'clusters.yaml')])).exitCode, 0);
+  });
+  after(() => api?.stop());
+
+  const login = (user: string, ...command: string[]) => kport(['kube', 'login', 'local-test', '--user', user, '--', ...command]);
+
+  test('kport kube login CLUSTER -- kubectl get ns works end to end', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const r = await login('bob', kubectlPath, 'get', 'ns', '-o', 'name');
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.match(String(r.stdout), /namespace\/kube-system/);
+    assert.match(String(r.stdout), /namespace\/team-a/);
+  });
+
+  test("the roles' group reaches team-a and gets the apiserver's Forbidden in team-b", async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const allowed = await login('alice', kubectlPath, 'get', 'pods', '-n', 'team-a');
+    assert.equal(allowed.exitCode, 0, String(allowed.stderr));
+    assert.match(String(allowed.stderr), /No resources found in team-a namespace/);
+    const denied = await login('alice', kubectlPath, 'get', 'pods', '-n', 'team-b');
+    assert.equal(denied.exitCode, 1);
+    assert.match(String(denied.stderr), /pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "team-b"/);
+  });
+
+  test('kubectl --as someone else is refused by the proxy with 403; an allowed narrowing passes', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const other = await login('alice', kubectlPath, 'get', 'pods', '-n', 'team-a', '--as=someone-else');
+    assert.equal(other.exitCode, 1);
+    assert.match(String(other.stderr), /Error from server \(Forbidden\)/);
+    // kubectl prints discovery failures as "unknown"; a raw request shows the proxy's own Status message.
+    const raw = await login('alice', kubectlPath, 'get', '--raw', '/api/v1/namespaces/team-a/pods', '--as=someone-else');
+    assert.equal(raw.exitCode, 1);
+    assert.match(String(raw.stderr), /Error from server \(Forbidden\): impersonating user "someone-else" is not allowed by your kport roles/);
+    const group = await login('alice', kubectlPath, 'get', '--raw', '/api/v1/namespaces/team-a/pods', '--as=alice', '--as-group=system:masters');
+    assert.match(String(group.stderr), /impersonating group "system:masters" is not allowed/);
+    // dave may be dave or dave-admin: with two users, kubectl must pick; dave-admin with group ops is allowed.
+    const ambiguous = await login('dave', kubectlPath, 'get', '--raw', '/api/v1/namespaces');
+    assert.match(String(ambiguous.stderr), /several Kubernetes users are allowed \(dave, dave-admin\): pick one with kubectl --as/);
+    const narrowed = await login('dave', kubectlPath, 'auth', 'whoami', '-o', 'json', '--as=dave-admin', '--as-group=ops');
+    assert.equal(narrowed.exitCode, 0, String(narrowed.stderr));
+    const who = JSON.parse(String(narrowed.stdout)).status.userInfo;
+    assert.equal(who.username, 'dave-admin');
+    assert.deepEqual(who.groups.filter((g: string) => g !== 'system:authenticated'), ['ops']);
+  });
+
+  test('a cluster the roles do not allow looks exactly like a missing one', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const hidden = await kport(['kube', 'login', 'prod-only', '--user', 'alice', '--', 'true']);
+    const missing = await kport(['kube', 'login', 'no-such-cluster', '--user', 'alice', '--', 'true']);
+    assert.equal(hidden.exitCode, 1);
+    assert.equal(String(hidden.stderr).replace('prod-only', 'X'), String(missing.stderr).replace('no-such-cluster', 'X'));
+    const ls = JSON.parse(String((await kport(['kube', 'ls', '--user', 'alice', '--format', 'json'])).stdout));
+    assert.deepEqual(ls, [{ kube_cluster_name: 'local-test', labels: { env: 'test' }, selected: false }]);
+  });
+
+  test('foreground login: kubeconfig 0600, watch sees a later event, mTLS required, Ctrl-C removes the kubeconfig, every request audited', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const proxy = kport(['kube', 'login', 'local-test', '--user', 'alice']);
+    let out = '';
+    proxy.stdout!.on('data', (c: Buffer) => (out += c));
+    const kubeconfig = await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1]);
+    try {
+      assert.equal(statSync(kubeconfig).mode & 0o777, 0o600);
+      const config = parse(readFileSync(kubeconfig, 'utf8'));
+      assert.equal(config['current-context'], 'kport-local-test');
+      const server = new URL(config.clusters[0].cluster.server);
+      assert.equal(server.hostname, '127.0.0.1');
+
+      // kube ls marks the cluster selected through this kubeconfig.
+      const ls = await execa(process.execPath, [KPORT_BIN, 'kube', 'ls', '--user', 'alice', '--format', 'json'], { env: { ...env, KUBECONFIG: kubeconfig }, extendEnv: false });
+      assert.deepEqual(JSON.parse(String(ls.stdout))[0].selected, true);
+
+      const watch = execa(kubectlPath, ['get', 'configmaps', '-n', 'team-a', '-w', '--output-watch-events', '-o', 'name'], { env: { KUBECONFIG: kubeconfig }, reject: false });
+      let watched = '';
+      watch.stdout!.on('data', (c: Buffer) => (watched += c));
+      await waitFor('the watch to list what exists', async () => watched.includes('kube-root-ca.crt') || (await new Promise((r) => setTimeout(r, 1500)), true));
+      const created = await api.request(api.admin, '/api/v1/namespaces/team-a/configmaps', { method: 'POST', body: { metadata: { name: 'after-watch-began' }, data: { a: 'b' } } });
+      assert.equal(created.status, 201);
+      await waitFor('the watch event', async () => watched.includes('configmap/after-watch-began'), { timeoutMs: 20_000 });
+      watch.kill('SIGTERM');
+      await watch;
+
+      // Without the client certificate the TLS handshake fails.
+      const ca = Buffer.from(config.clusters[0].cluster['certificate-authority-data'], 'base64');
+      const refused = await new Promise<string>((resolve) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.port), ca, servername: 'localhost' }, () => socket.write('GET /k/local-test/api HTTP/1.1\r\nhost: x\r\n\r\n'));
+        socket.on('data', () => resolve('answered'));
+        socket.on('error', (err) => resolve(err.message));
+        socket.on('close', () => resolve('closed'));
+      });
+      assert.match(refused, /certificate required|alert|closed|ECONNRESET/i);
+    } finally {
+      proxy.kill('SIGINT');
+    }
+    const done = await proxy;
+    assert.equal(done.exitCode, 0, String(done.stderr));
+    assert.equal(existsSync(kubeconfig), false, 'the kubeconfig is removed on Ctrl-C');
+
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const watchEvent = audit.find((e) => e.verb === 'watch' && e.resource === 'configmaps' && e.namespace === 'team-a');
+    assert.ok(watchEvent, 'the watch is audited');
+    assert.equal(watchEvent.user, 'alice');
+    assert.equal(watchEvent.impersonated_user, 'alice');
+    assert.deepEqual(watchEvent.impersonated_groups, ['developers', 'system:authenticated']);
+    assert.ok(audit.some((e) => e.status === 403 && /someone-else/.test(e.error ?? '')), 'refusals are audited');
+    assert.ok(audit.some((e) => e.verb === 'list' && e.namespace === 'team-b' && e.status === 403), "the apiserver's Forbidden is audited");
+    for (const e of audit) for (const key of ['time', 'user', 'cluster', 'method', 'path', 'verb', 'status', 'duration_ms']) assert.ok(key in e, `${key} in ${JSON.stringify(e)}`);
+  });
+
+  test('upgrades: refused by the apiserver (exec without a node) relayed as is; WebSocket and SPDY tunnelled byte for byte', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    // A pod that no kubelet runs: the apiserver answers the exec upgrade itself, with an error.
+    await api.request(api.admin, '/api/v1/namespaces/team-a/pods', { method: 'POST', body: { metadata: { name: 'p' }, spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'busybox' }] } } });
+    const exec = await login('bob', kubectlPath, 'exec', '-n', 'team-a', 'p', '--', 'true');
+    assert.notEqual(exec.exitCode, 0);
+    assert.match(String(exec.stderr), /forbidden|ghost|no such host|error dialing|not found/i);
+
+    // A WebSocket server speaking the channel protocol, and a raw SPDY/3.1 upgrade, as upstreams.
+    const ca = await createCA('ws-upstream');
+    const serving = await ca.issue({ commonName: 'ws', ips: ['127.0.0.1'], usage: 'server' });
+    const seen: Array<{ user: string | undefined; groups: string | string[] | undefined; auth: string | undefined }> = [];
+    const https = createHttpsServer({ cert: serving.cert, key: serving.key });
+    const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : false) });
+    https.on('upgrade', (req, socket, head) => {
+      seen.push({ user: req.headers['impersonate-user'] as string, groups: req.headers['impersonate-group'], auth: req.headers.authorization });
+      if (req.headers.upgrade?.toLowerCase() === 'websocket') return wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, binary) => ws.send(Buffer.concat([Buffer.from('echo:'), data as Buffer]), { binary })));
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n');
+      socket.on('data', (d: Buffer) => socket.write(Buffer.from([...d].reverse())));
+    });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    const port = (https.address() as { port: number }).port;
+    const upstream = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'ws-upstream', labels: { env: 'test' } }, spec: { kubeconfig: kubeconfigYaml(`https://127.0.0.1:${port}`, ca.cert, { user: 'proxy', token: 'upstream-token', groups: [] }) } };
+    writeFileSync(join(home, 'ws.yaml'), stringify(upstream));
+    assert.equal((await kport(['create', '-f', join(home, 'ws.yaml')])).exitCode, 0);
+
+    const proxy: ResultPromise = kport(['kube', 'login', 'ws-upstream', '--user', 'alice']);
+    let out = '';
+    proxy.stdout!.on('data', (c: Buffer) => (out += c));
+    try {
+      const kubeconfig = parse(readFileSync(await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1]), 'utf8'));
+      const clientOpts = {
+        ca: Buffer.from(kubeconfig.clusters[0].cluster['certificate-authority-data'], 'base64'),
+        cert: Buffer.from(kubeconfig.users[0].user['client-certificate-data'], 'base64'),
+        key: Buffer.from(kubeconfig.users[0].user['client-key-data'], 'base64'),
+      };
+      const base = kubeconfig.clusters[0].cluster.server.replace('https:', 'wss:');
+      const ws = new WebSocket(`${base}/api/v1/namespaces/team-a/pods/p/exec?command=sh&stdin=true`, ['v5.channel.k8s.io'], { ...clientOpts, headers: { authorization: 'Bearer client-secret' } });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      assert.equal(ws.protocol, 'v5.channel.k8s.io');
+      const payload = Buffer.from([0, 0xff, 0x00, 0x10, ...Buffer.from('hello')]);
+      const reply = await new Promise<Buffer>((resolve) => {
+        ws.once('message', (d) => resolve(d as Buffer));
+        ws.send(payload, { binary: true });
+      });
+      assert.deepEqual(reply, Buffer.concat([Buffer.from('echo:'), payload]));
+      ws.close();
+
+      const spdy = await new Promise<Buffer>((resolve, reject) => {
+        const url = new URL(kubeconfig.clusters[0].cluster.server);
+        const socket = tlsConnect({ host: '127.0.0.1', port: Number(url.port), ...clientOpts, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+          socket.write(`POST ${url.pathname}/api/v1/namespaces/team-a/pods/p/portforward HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n`);
+        });
+        let buf = Buffer.alloc(0);
+        socket.on('data', (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          const end = buf.indexOf('\r\n\r\n');
+          if (end >= 0 && !socket.writableEnded && buf.subarray(0, 12).toString() === 'HTTP/1.1 101') {
+            const rest = buf.subarray(end + 4);
+            if (rest.length === 0 && !(socket as unknown as { sent?: boolean }).sent) {
+              (socket as unknown as { sent?: boolean }).sent = true;
+              socket.write(Buffer.from([1, 2, 3, 250]));
+            } else if (rest.length >= 4) {
+              resolve(rest);
+              socket.destroy();
+            }
+          }
+        });
+        socket.on('error', reject);
+      });
+      assert.deepEqual([...spdy], [250, 3, 2, 1]);
+      assert.equal(seen.length, 2);
+      for (const s of seen) {
+        assert.equal(s.user, 'alice');
+        assert.equal(s.auth, 'Bearer upstream-token', "the client's own Authorization is never forwarded");
+      }
+    } finally {
+      proxy.kill('SIGINT');
+      await proxy;
+      https.close();
+    }
+  });
+});
