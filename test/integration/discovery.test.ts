@@ -205,3 +205,41 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     assert.match(String(missing.stderr), /Token file \/nonexistent\/token does not exist/);
   });
 });
+
+describe('kube credentials and kube ls for discovered EKS clusters', { concurrency: false }, () => {
+  let moto: Moto;
+  before(async (t) => {
+    if (havePeer(t as never, 'moto', [BINARIES.motoServer()])) moto = await startMoto();
+  });
+  after(() => moto?.stop());
+
+  test('kube credentials prints an ExecCredential whose EKS token verifies with the caller keys', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    const keys = await createIamUserKeys(moto, 'person');
+    await createClusters(moto, [{ name: 'prod', region: 'us-east-1', tags: { env: 'prod', team: 'payments' } }]);
+    const dir = tempDir('cred');
+    const agent = await setupAgent(moto, dir, { group: 'g', credentials: keys, matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }] });
+    assert.equal((await agent.kport(['discover', 'run', '--once'])).exitCode, 0);
+    const { writeFileSync, readFileSync } = await import('node:fs');
+    const { stringify, parse } = await import('yaml');
+    const config = parse(readFileSync(agent.config, 'utf8'));
+    config.roles = [{ name: 'dev', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] }];
+    config.users = [{ name: 'alice', roles: ['dev'] }];
+    writeFileSync(agent.config, stringify(config));
+    const started = Date.now();
+    const cred = await agent.kport(['kube', 'credentials', 'prod', '--user', 'alice'], { env: { AWS_ENDPOINT_URL_STS: 'https://sts.us-east-1.amazonaws.com' } });
+    assert.equal(cred.exitCode, 0, String(cred.stderr));
+    const exec = JSON.parse(String(cred.stdout));
+    assert.equal(exec.kind, 'ExecCredential');
+    assert.equal(exec.apiVersion, 'client.authentication.k8s.io/v1beta1');
+    const expires = Date.parse(exec.status.expirationTimestamp);
+    assert.ok(expires > started + 13 * 60_000 && expires < started + 15 * 60_000, exec.status.expirationTimestamp);
+    const { verifyEksToken } = await import('../peers/aws.ts');
+    assert.deepEqual(await verifyEksToken(exec.status.token, 'prod', keys.secretAccessKey), { valid: true, reason: '' });
+    const ls = JSON.parse(String((await agent.kport(['kube', 'ls', '--user', 'alice', '--format', 'json'])).stdout));
+    assert.deepEqual(ls.map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['prod-eks-us-east-1-123456789012']);
+    const table = String((await agent.kport(['kube', 'ls', 'team=payments', '--user', 'alice'])).stdout);
+    assert.equal(table, 'Kube Cluster Name\tLabels\tSelected\nprod-eks-us-east-1-123456789012\taccount-id=123456789012,env=prod,kport.dev/cloud=AWS,kport.dev/discovery-type=eks,kport.dev/origin=cloud,region=us-east-1,team=payments\t');
+    assert.equal(String((await agent.kport(['kube', 'ls', '--user', 'mallory', '--format', 'json'])).stdout), '[]');
+  });
+});

@@ -1,6 +1,6 @@
 import { formatLabels, renderTable, serialize } from '../../core/output.ts';
 import { UsageError } from '../../core/errors.ts';
-import { LABEL, discoveredName } from '../../resources/kube-cluster.ts';
+import { LABEL } from '../../resources/kube-cluster.ts';
 import { matchLabels } from '../../resources/labels.ts';
 import type { CommandDef } from '../command.ts';
 import { USER_OPTION, personAccess } from './access.ts';
@@ -44,9 +44,9 @@ export const kubeLs: CommandDef = {
     const table = rows.map((c) => {
       const shown = Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => verbose || (!k.startsWith('kport.internal/') && k !== LABEL.discoveredName)));
       let labels = formatLabels(shown);
-      if (!verbose && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
-      const name = !verbose && discoveredName(c) && ctx.stdoutIsTTY ? `${c.metadata.name}` : c.metadata.name;
-      return [name, labels, c.metadata.name === selected ? '*' : ''];
+      // Long label lists are cut for people; a pipe gets them whole.
+      if (!verbose && ctx.stdoutIsTTY && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
+      return [c.metadata.name, labels, c.metadata.name === selected ? '*' : ''];
     });
     const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected'], table, { tty: ctx.stdoutIsTTY, verbose });
     ctx.stdout.write(opts.quiet ? text.split('\n').slice(ctx.stdoutIsTTY ? 2 : 1).join('\n') : text);
