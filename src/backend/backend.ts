@@ -16,6 +16,13 @@ export interface WriteOptions {
   ttlMs?: number;
   /** Attach to a lease: the item disappears when the lease ends. */
   lease?: string;
+  /** Write only while this key still holds this value (a leader's claim); FencedOutError otherwise. */
+  fence?: Fence;
+}
+
+export interface Fence {
+  key: string;
+  value: string;
 }
 
 export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string; revision: number };
@@ -37,17 +44,12 @@ export interface Backend {
   /** Writes only when the key's revision is still `revision`; undefined otherwise. */
   compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined>;
   /** Deletes; with `revision`, only when it still matches. True when something was deleted. */
-  delete(key: string, revision?: number): Promise<boolean>;
+  delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean>;
   /** Items under the prefix, sorted by key. */
   list(prefix: string): Promise<Item[]>;
   /** Changes under the prefix after now, until the signal aborts. */
   watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent>;
   grantLease(ttlMs: number): Promise<Lease>;
-  /**
-   * Runs `fn`'s writes only while `lease` is alive: the fence a leader uses so that a paused or
-   * partitioned process cannot write after its successor took over.
-   */
-  whileLeaseAlive?(lease: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,14 @@ export class LeaseExpiredError extends Error {
   constructor(id: string) {
     super(`lease ${id} has expired`);
     this.name = 'LeaseExpiredError';
+  }
+}
+
+/** A fenced write found that its leader claim is gone: a successor may be writing now. */
+export class FencedOutError extends Error {
+  constructor(fence: Fence) {
+    super(`no longer the holder of ${fence.key}: another agent took over`);
+    this.name = 'FencedOutError';
   }
 }
 

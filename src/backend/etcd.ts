@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import type { StorageConfig } from '../config/schema.ts';
 import { ExternalError } from '../core/errors.ts';
-import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
 
 type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
 
@@ -57,6 +57,10 @@ export class EtcdBackend implements Backend {
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     const lease = await this.#leaseFor(opts);
+    if (opts?.fence) {
+      const res = await this.#fenced(opts.fence, [], this.#ns.put(key).value(value).lease(lease ?? 0), opts);
+      return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
+    }
     const res = await this.#ns.put(key).value(value).lease(lease ?? 0).exec().catch((err) => leaseError(err, opts));
     return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
   }
@@ -69,7 +73,15 @@ export class EtcdBackend implements Backend {
     return this.#txn(key, 'Mod', revision, value, opts);
   }
 
-  async delete(key: string, revision?: number): Promise<boolean> {
+  async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
+    const conditions: Condition[] = revision === undefined ? [] : [[key, 'Mod', revision]];
+    if (opts?.fence) {
+      const res = await this.#fenced(opts.fence, conditions, this.#ns.delete().key(key), opts).catch((err) => {
+        if (err instanceof ConditionFailed) return undefined;
+        throw err;
+      });
+      return res !== undefined && Number(res.responses[0]?.response_delete_range?.deleted ?? 0) > 0;
+    }
     if (revision === undefined) return Number((await this.#ns.delete().key(key).exec()).deleted) > 0;
     const res = await this.#ns.if(key, 'Mod', '==', revision).then(this.#ns.delete().key(key)).commit();
     return res.succeeded;
@@ -125,11 +137,6 @@ export class EtcdBackend implements Backend {
     };
   }
 
-  async whileLeaseAlive(lease: string): Promise<boolean> {
-    const res = await this.#client.leaseClient.leaseTimeToLive({ ID: lease });
-    return Number(res.TTL) > 0;
-  }
-
   async close(): Promise<void> {
     this.#client.close();
   }
@@ -140,8 +147,35 @@ export class EtcdBackend implements Backend {
     return (await this.grantLease(opts.ttlMs)).id;
   }
 
+  /**
+   * One transaction: the write happens only if the fence key still holds our claim and every
+   * condition holds. A failed fence is FencedOutError; a failed condition is ConditionFailed.
+   */
+  async #fenced(fence: Fence, conditions: Condition[], op: Parameters<ReturnType<Namespace['if']>['then']>[0], opts: Pick<WriteOptions, 'fence' | 'lease'>) {
+    let txn = this.#ns.if(fence.key, 'Value', '==', fence.value);
+    for (const [key, target, value] of conditions) txn = txn.and(key, target, '==', value);
+    const res = await txn
+      .then(op)
+      .else(this.#ns.get(fence.key))
+      .commit()
+      .catch((err) => leaseError(err, opts));
+    if (res.succeeded) return res;
+    const holder = res.responses[0]?.response_range?.kvs?.[0]?.value?.toString();
+    if (holder !== fence.value) throw new FencedOutError(fence);
+    throw new ConditionFailed();
+  }
+
   async #txn(key: string, target: 'Create' | 'Mod', revision: number, value: string, opts?: WriteOptions): Promise<Item | undefined> {
     const lease = await this.#leaseFor(opts);
+    if (opts?.fence) {
+      try {
+        const res = await this.#fenced(opts.fence, [[key, target, revision]], this.#ns.put(key).value(value).lease(lease ?? 0), opts);
+        return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
+      } catch (err) {
+        if (err instanceof ConditionFailed) return undefined;
+        throw err;
+      }
+    }
     const res = await this.#ns
       .if(key, target, '==', revision)
       .then(this.#ns.put(key).value(value).lease(lease ?? 0))
@@ -150,6 +184,10 @@ export class EtcdBackend implements Backend {
     return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
   }
 }
+
+type Condition = [key: string, target: 'Create' | 'Mod', value: number];
+
+class ConditionFailed extends Error {}
 
 function leaseError(err: unknown, opts: WriteOptions | undefined): never {
   if (opts?.lease && /lease not found/i.test((err as Error).message)) throw new LeaseExpiredError(opts.lease);

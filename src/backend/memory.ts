@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { on } from 'node:events';
 import { EventEmitter } from 'node:events';
-import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
 
 /** An in-process backend for unit tests; same contract as the others, nothing persisted. */
 export class MemoryBackend implements Backend {
@@ -22,18 +22,22 @@ export class MemoryBackend implements Backend {
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    this.#checkFence(opts?.fence);
     return this.#write(key, value, opts);
   }
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    this.#checkFence(opts?.fence);
     return this.#live(key) ? undefined : this.#write(key, value, opts);
   }
 
   async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
+    this.#checkFence(opts?.fence);
     return this.#live(key)?.revision === revision ? this.#write(key, value, opts) : undefined;
   }
 
-  async delete(key: string, revision?: number): Promise<boolean> {
+  async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
+    this.#checkFence(opts?.fence);
     const current = this.#live(key);
     if (!current || (revision !== undefined && current.revision !== revision)) return false;
     this.#remove(key);
@@ -76,11 +80,11 @@ export class MemoryBackend implements Backend {
     };
   }
 
-  async whileLeaseAlive(lease: string): Promise<boolean> {
-    return this.#leaseAlive(lease);
-  }
-
   async close(): Promise<void> {}
+
+  #checkFence(fence: Fence | undefined): void {
+    if (fence && this.#live(fence.key)?.value !== fence.value) throw new FencedOutError(fence);
+  }
 
   #leaseAlive(id: string): boolean {
     return (this.#leases.get(id) ?? 0) > this.#now();

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS kv (
@@ -33,6 +33,7 @@ export class SqliteBackend implements Backend {
   readonly #now: () => number;
   readonly #pollMs: number;
   readonly #stmts: Record<string, StatementSync>;
+  #lastPurge = 0;
 
   private constructor(db: DatabaseSync, now: () => number, pollMs: number) {
     this.#db = db;
@@ -73,22 +74,30 @@ export class SqliteBackend implements Backend {
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
-    return this.#tx(() => this.#write(key, value, opts));
+    return this.#tx(() => {
+      this.#checkFence(opts?.fence);
+      return this.#write(key, value, opts);
+    });
   }
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
-    return this.#tx(() => (this.#stmts.get!.get(key, this.#now(), this.#now()) ? undefined : this.#write(key, value, opts)));
+    return this.#tx(() => {
+      this.#checkFence(opts?.fence);
+      return this.#stmts.get!.get(key, this.#now(), this.#now()) ? undefined : this.#write(key, value, opts);
+    });
   }
 
   async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
     return this.#tx(() => {
+      this.#checkFence(opts?.fence);
       const current = toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
       return current?.revision === revision ? this.#write(key, value, opts) : undefined;
     });
   }
 
-  async delete(key: string, revision?: number): Promise<boolean> {
+  async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
     return this.#tx(() => {
+      this.#checkFence(opts?.fence);
       const current = toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
       if (!current || (revision !== undefined && current.revision !== revision)) return false;
       this.#remove(key, this.#nextRevision());
@@ -103,7 +112,6 @@ export class SqliteBackend implements Backend {
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
     let seen = Number((this.#stmts.current!.get() as { revision: number }).revision);
     while (!signal.aborted) {
-      this.#tx(() => this.#expire());
       const rows = this.#stmts.events!.all(seen, prefix, prefix + '\u{10FFFF}') as Array<Record<string, unknown>>;
       for (const row of rows) {
         seen = Number(row.revision);
@@ -138,13 +146,15 @@ export class SqliteBackend implements Backend {
     };
   }
 
-  async whileLeaseAlive(lease: string): Promise<boolean> {
-    const row = this.#stmts.leaseExpires!.get(lease) as { expires: number } | undefined;
-    return !!row && Number(row.expires) > this.#now();
-  }
-
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** Inside the write transaction, so the check and the write are one atomic step. */
+  #checkFence(fence: Fence | undefined): void {
+    if (fence && (this.#stmts.get!.get(fence.key, this.#now(), this.#now()) as { value?: string } | undefined)?.value !== fence.value) {
+      throw new FencedOutError(fence);
+    }
   }
 
   #write(key: string, value: string, opts: WriteOptions | undefined): Item {
@@ -179,9 +189,17 @@ export class SqliteBackend implements Backend {
     this.#stmts.dropLeases!.run(now);
   }
 
+  /**
+   * Every write is one IMMEDIATE transaction. Expired items are purged (with delete events) by
+   * writers, at most once a second, so readers and watchers never take the write lock.
+   */
   #tx<T>(fn: () => T): T {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
+      if (this.#now() - this.#lastPurge >= 1000) {
+        this.#lastPurge = this.#now();
+        this.#expire();
+      }
       const result = fn();
       this.#db.exec('COMMIT');
       return result;

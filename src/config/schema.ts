@@ -59,7 +59,6 @@ const storage = z.discriminatedUnion('type', [
     tls: tlsFiles.optional(),
     username: z.string().optional(),
     password: z.string().optional(),
-    lease_ttl: duration.optional(),
   }),
 ]);
 
@@ -95,6 +94,8 @@ export const configSchema = z.strictObject({
       enabled: boolish.default(false),
       discovery_group: z.string().default(''),
       poll_interval: duration.default(5 * 60_000),
+      /** How long a silent group leader keeps the leadership (etcd or sqlite lease). */
+      leader_lease_ttl: duration.default(15_000),
       aws: z.array(awsMatcher).default([]),
     })
     .optional(),
@@ -127,7 +128,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password lease_ttl auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

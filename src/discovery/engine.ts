@@ -1,6 +1,6 @@
 import type { EKSClient } from '@aws-sdk/client-eks';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import type { Backend } from '../backend/backend.ts';
+import type { Backend, Fence } from '../backend/backend.ts';
 import type { AwsMatcher } from '../config/schema.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { FetchFailure } from '../resources/discovery-service.ts';
@@ -47,7 +47,6 @@ export interface EngineOptions {
   homeRegion: string;
   aws: AwsApi;
   onEvent?: (event: DiscoveryEvent) => void;
-  beforeWrite?: () => Promise<void>;
   now?: () => Date;
 }
 
@@ -63,7 +62,8 @@ export class DiscoveryEngine {
     this.#opts = opts;
   }
 
-  async poll(): Promise<{ stats: PollStats; changes: ReconcileResult }> {
+  /** One poll; with a fence, its writes stop counting the moment another agent leads. */
+  async poll(fence?: Fence): Promise<{ stats: PollStats; changes: ReconcileResult }> {
     const now = this.#opts.now ?? (() => new Date());
     const start = now();
     const emit = this.#opts.onEvent ?? (() => {});
@@ -127,7 +127,7 @@ export class DiscoveryEngine {
       desired: [...desired.values()],
       scopeFailed: (accountId, region) =>
         ['*', accountId].some((a) => failedScopes.has(`${a}/${region}`) || failedScopes.has(`${a}/*`)),
-      beforeWrite: this.#opts.beforeWrite,
+      fence,
     });
     for (const name of result.conflicts) emit({ type: 'conflict', name });
     const stats: PollStats = {

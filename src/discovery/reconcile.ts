@@ -1,4 +1,4 @@
-import type { Backend } from '../backend/backend.ts';
+import type { Backend, Fence } from '../backend/backend.ts';
 import { sortKeys } from '../core/output.ts';
 import { KUBE_CLUSTER, LABEL, type KubeCluster } from '../resources/kube-cluster.ts';
 import { resourceKey } from '../resources/resource.ts';
@@ -11,8 +11,8 @@ export interface ReconcileInput {
   desired: KubeCluster[];
   /** True when fetching this account and region failed this poll: its resources are kept as they are. */
   scopeFailed(accountId: string, region: string): boolean;
-  /** Called before every write; throws to stop a leader that lost its lease (fencing). */
-  beforeWrite?: () => Promise<void>;
+  /** The group leader's claim: every write is void once a successor holds the leadership key. */
+  fence?: Fence;
 }
 
 export interface ReconcileResult {
@@ -46,7 +46,7 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
   const result: ReconcileResult = { created: [], updated: [], deleted: [], conflicts: [] };
   const current = new Map((await listResources<KubeCluster>(backend, KUBE_CLUSTER)).map((r) => [r.metadata.name, r]));
   const wanted = new Map(input.desired.map((r) => [r.metadata.name, r]));
-  const write = async () => input.beforeWrite?.();
+  const fenced = input.fence ? { fence: input.fence } : {};
 
   for (const [name, desired] of wanted) {
     const key = resourceKey(KUBE_CLUSTER, name);
@@ -57,10 +57,9 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
         break;
       }
       if (existing && sameContent(existing, desired)) break;
-      await write();
       const done = existing
-        ? await backend.compareAndSwap(key, encodeResource(desired), existing.metadata.revision!)
-        : await backend.create(key, encodeResource(desired));
+        ? await backend.compareAndSwap(key, encodeResource(desired), existing.metadata.revision!, fenced)
+        : await backend.create(key, encodeResource(desired), fenced);
       if (done) {
         (existing ? result.updated : result.created).push(name);
         break;
@@ -76,9 +75,8 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
     if (wanted.has(name) || !ownedBy(existing, group)) continue;
     const aws = existing.spec.aws;
     if (!aws || input.scopeFailed(aws.account_id, aws.region)) continue;
-    await write();
     // Deleting only at the revision we read: a concurrent re-create by another agent survives.
-    if (await backend.delete(resourceKey(KUBE_CLUSTER, name), existing.metadata.revision)) result.deleted.push(name);
+    if (await backend.delete(resourceKey(KUBE_CLUSTER, name), existing.metadata.revision, fenced)) result.deleted.push(name);
   }
   return result;
 }

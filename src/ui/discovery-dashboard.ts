@@ -11,6 +11,8 @@ export interface ScopeRow {
 
 export interface DashboardState {
   group: string;
+  role?: 'leader' | 'standby';
+  leader?: string;
   polling: boolean;
   scopes: ScopeRow[];
   last?: PollStats;
@@ -23,8 +25,13 @@ export function initialDashboard(group: string): DashboardState {
 }
 
 /** Folds one discovery event into the dashboard's state; pure, so it is tested without a terminal. */
-export function reduceDashboard(state: DashboardState, event: DiscoveryEvent | { type: 'sleep'; nextPoll: Date }): DashboardState {
+export function reduceDashboard(
+  state: DashboardState,
+  event: DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string },
+): DashboardState {
   switch (event.type) {
+    case 'state':
+      return { ...state, role: event.state, leader: event.leader };
     case 'poll-start':
       return { ...state, polling: true, scopes: [], nextPoll: undefined };
     case 'scope': {
@@ -57,7 +64,9 @@ export function DiscoveryDashboard({ state, now }: { state: DashboardState; now:
       Text,
       { bold: true },
       `kport discovery · group ${state.group || '(none)'} · `,
-      state.polling ? h(Text, { color: 'cyan' }, `scanning ${scanned}/${state.scopes.length} regions`) : h(Text, { color: 'green' }, 'idle'),
+      state.role === 'standby'
+        ? h(Text, { color: 'yellow' }, `standby${state.leader ? ` (leader ${state.leader.slice(0, 8)})` : ''}`)
+        : state.polling ? h(Text, { color: 'cyan' }, `scanning ${scanned}/${state.scopes.length} regions`) : h(Text, { color: 'green' }, 'idle'),
     ),
     ...state.scopes
       .filter((s) => s.state === 'scanning')

@@ -18,7 +18,7 @@ export interface AgentSetup {
 export async function setupAgent(
   moto: Moto,
   dir: string,
-  opts: { group: string; matchers: unknown[]; name?: string; kubernetes?: boolean; storage?: unknown; credentials?: { accessKeyId: string; secretAccessKey: string } },
+  opts: { group: string; matchers: unknown[]; name?: string; pollInterval?: string; leaseTtl?: string; kubernetes?: boolean; storage?: unknown; credentials?: { accessKeyId: string; secretAccessKey: string } },
 ): Promise<AgentSetup> {
   const config = join(dir, `${opts.name ?? opts.group}.yaml`);
   const env = {
@@ -35,7 +35,7 @@ export async function setupAgent(
     stringify({
       version: 'v3',
       teleport: { data_dir: join(dir, 'data'), join_params: { token_name: join(dir, 'token'), method: 'token' }, ...(opts.storage ? { storage: opts.storage } : {}) },
-      discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: '2s', aws: opts.matchers },
+      discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: opts.pollInterval ?? '2s', leader_lease_ttl: opts.leaseTtl ?? '2s', aws: opts.matchers },
       kubernetes_service: { enabled: opts.kubernetes ? 'yes' : 'no' },
     }),
   );

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import { LeaseExpiredError, type Backend, type WatchEvent } from '../../src/backend/backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type WatchEvent } from '../../src/backend/backend.ts';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -100,6 +100,27 @@ export function backendContract(name: string, target: ContractTarget): void {
       await b.put('/lease/c', 'x', { lease: second.id });
       await second.revoke();
       assert.equal(await b.get('/lease/c'), undefined, 'revoked');
+    }));
+
+    test('fenced writes happen only while the fence key holds the claim', withBackend(async (b) => {
+      const fence = { key: '/leader', value: 'me' };
+      await assert.rejects(b.put('/f/a', 'x', { fence }), FencedOutError, 'no claim yet');
+      await b.put('/leader', 'me');
+      const a = await b.put('/f/a', '1', { fence });
+      assert.ok(await b.compareAndSwap('/f/a', '2', a.revision, { fence }));
+      assert.equal(await b.compareAndSwap('/f/a', '3', a.revision, { fence }), undefined, 'a stale revision still loses');
+      assert.ok(await b.create('/f/b', '1', { fence }));
+      assert.equal(await b.create('/f/b', '1', { fence }), undefined);
+      await b.put('/leader', 'successor');
+      await assert.rejects(b.put('/f/a', '4', { fence }), FencedOutError);
+      await assert.rejects(b.create('/f/c', '1', { fence }), FencedOutError);
+      await assert.rejects(b.delete('/f/b', undefined, { fence }), FencedOutError);
+      const current = await b.get('/f/a');
+      await assert.rejects(b.compareAndSwap('/f/a', '5', current!.revision, { fence }), FencedOutError);
+      assert.equal((await b.get('/f/a'))?.value, '2');
+      assert.ok(await b.get('/f/b'));
+      assert.equal(await b.get('/f/c'), undefined);
+      assert.equal(await b.delete('/f/b', undefined, { fence: { key: '/leader', value: 'successor' } }), true);
     }));
 
     test('watch reports puts and deletes under the prefix, in order', withBackend(async (b) => {

@@ -23,11 +23,13 @@ export const discoverRun: CommandDef = {
     const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
     await validateJoinToken(backend, secret, roles, ctx.now());
 
-    const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat, loadHostId }, { runAgent }] = await Promise.all([
+    const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat, loadHostId }, { runAgent }, { GroupLeadership }] = await Promise.all([
       import('../../discovery/engine.ts'),
       import('../../discovery/heartbeat.ts'),
       import('../../discovery/agent.ts'),
+      import('../../discovery/leadership.ts'),
     ]);
+    const hostId = loadHostId(config.dataDir);
     const report = await reporter(ctx, session.format, discovery.discovery_group);
     const engine = new DiscoveryEngine({
       backend,
@@ -39,16 +41,22 @@ export const discoverRun: CommandDef = {
       now: ctx.now,
     });
     const heartbeat = new Heartbeat(backend, {
-      hostId: loadHostId(config.dataDir),
+      hostId,
       discoveryGroup: discovery.discovery_group,
       ttlMs: 2 * discovery.poll_interval + 60_000,
       now: ctx.now,
     });
     let last: PollStats | undefined;
+    let leader: string | undefined;
     try {
       last = await runAgent({
         engine,
         heartbeat,
+        leadership: new GroupLeadership(backend, { group: discovery.discovery_group, hostId, ttlMs: discovery.leader_lease_ttl }),
+        onState: (state, current) => {
+          leader = current;
+          report.event({ type: 'state', state, leader: current });
+        },
         pollIntervalMs: discovery.poll_interval,
         once: Boolean(opts.once),
         signal: ctx.signal,
@@ -60,6 +68,9 @@ export const discoverRun: CommandDef = {
       await report.close();
     }
     if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+    if (opts.once && !last) {
+      throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
+    }
     if (opts.once && last) {
       ctx.stdout.write(
         session.format === 'text'
@@ -82,7 +93,7 @@ function readToken(value: string, cwd: string): string {
   return value;
 }
 
-type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date };
+type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string };
 
 /** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
 async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: string, group: string) {
@@ -117,6 +128,8 @@ async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: st
         return `${ctx.now().toISOString()} kube_cluster ${e.name} belongs to another discovery group or is static: left alone`;
       case 'sleep':
         return `${ctx.now().toISOString()} next poll at ${e.nextPoll.toISOString()}`;
+      case 'state':
+        return `${ctx.now().toISOString()} ${e.state === 'leader' ? `leading discovery group ${group || '(none)'}` : `standby${e.leader ? ` (leader: ${e.leader})` : ''}`}`;
     }
   };
   return {
