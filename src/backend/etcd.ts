@@ -6,6 +6,8 @@ import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item,
 
 type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
 
+const LIST_PAGE = 2000;
+
 /**
  * The distributed backend: etcd's mod revisions are the revisions, transactions give
  * compare-and-swap, leases give TTLs and leadership, and watches are native.
@@ -87,9 +89,18 @@ export class EtcdBackend implements Backend {
     return res.succeeded;
   }
 
+  /** Paged, so a large inventory never exceeds gRPC's message limit; sorted by key as etcd stores them. */
   async list(prefix: string): Promise<Item[]> {
-    const res = await this.#ns.getAll().prefix(prefix).sort('Key', 'Ascend').exec();
-    return res.kvs.map(toItem);
+    const { Range } = await import('etcd3');
+    const end = Range.prefix(prefix).end;
+    const items: Item[] = [];
+    let from = Buffer.from(prefix);
+    for (;;) {
+      const res = await this.#ns.getAll().inRange(new Range(from, end)).limit(LIST_PAGE).exec();
+      items.push(...res.kvs.map(toItem));
+      if (!res.more || res.kvs.length === 0) return items;
+      from = Buffer.concat([res.kvs.at(-1)!.key, Buffer.from([0])]);
+    }
   }
 
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {

@@ -1,11 +1,10 @@
-import type { z } from 'zod';
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
-import { KUBE_CLUSTER, discoveredName, kubeClusterSchema, type KubeCluster } from './kube-cluster.ts';
+import { KUBE_CLUSTER, discoveredName, type KubeCluster } from './kube-cluster.ts';
 import type { Resource } from './resource.ts';
-import { ROLE, USER, roleSchema, userSchema, type Role, type User } from './role.ts';
+import { ROLE, USER, type Role, type User } from './role.ts';
 import { getResource, listResources } from './store.ts';
 import { TOKEN, type Token } from './token.ts';
 
@@ -13,8 +12,8 @@ import { TOKEN, type Token } from './token.ts';
 export interface ResourceKind<R extends Resource = Resource> {
   kind: string;
   aliases: string[];
-  /** Accepted by `create -f`; kinds without one are written only by kport itself. */
-  schema?: z.ZodType<R>;
+  /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
+  schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
   headers: string[];
   row(resource: R, tty: boolean): string[];
   /** The stable shape of json/yaml output. */
@@ -29,7 +28,7 @@ const byName = <R extends Resource>(kind: string) => (backend: Backend, name: st
 const kubeCluster: ResourceKind<KubeCluster> = {
   kind: KUBE_CLUSTER,
   aliases: ['kube_clusters', 'kube', 'kc'],
-  schema: kubeClusterSchema as unknown as z.ZodType<KubeCluster>,
+  schema: async () => (await import('./schemas.ts')).kubeClusterSchema as never,
   headers: ['Name', 'Source', 'Labels'],
   row: (c) => [c.metadata.name, c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : 'static', formatLabels(c.metadata.labels)],
   dto: (c) => ({ ...asStored(c), spec: { ...c.spec, ...(c.spec.kubeconfig && { kubeconfig: '<redacted>' }) } }),
@@ -62,7 +61,7 @@ const token: ResourceKind<Token> = {
 const role: ResourceKind<Role> = {
   kind: ROLE,
   aliases: ['roles'],
-  schema: roleSchema as unknown as z.ZodType<Role>,
+  schema: async () => (await import('./schemas.ts')).roleSchema as never,
   headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users'],
   row: (r) => [
     r.metadata.name,
@@ -77,7 +76,7 @@ const role: ResourceKind<Role> = {
 const user: ResourceKind<User> = {
   kind: USER,
   aliases: ['users'],
-  schema: userSchema as unknown as z.ZodType<User>,
+  schema: async () => (await import('./schemas.ts')).userSchema as never,
   headers: ['User', 'Roles'],
   row: (u) => [u.metadata.name, u.spec.roles.join(',')],
   dto: asStored,

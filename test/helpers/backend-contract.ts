@@ -76,6 +76,15 @@ export function backendContract(name: string, target: ContractTarget): void {
       assert.deepEqual(await b.list('/nothing/'), []);
     }));
 
+    test('list returns every item of a large prefix, in order (paged where the backend pages)', withBackend(async (b) => {
+      const keys = Array.from({ length: 2500 }, (_, i) => `/big/${String(i).padStart(5, '0')}`);
+      for (let i = 0; i < keys.length; i += 250) await Promise.all(keys.slice(i, i + 250).map((k) => b.put(k, 'x'.repeat(100))));
+      await b.put('/bigger', 'outside the prefix');
+      const listed = await b.list('/big/');
+      assert.equal(listed.length, keys.length);
+      assert.deepEqual(listed.map((i) => i.key), keys);
+    }));
+
     test('an item with a TTL disappears after it', withBackend(async (b) => {
       await b.put('/ttl', 'x', { ttlMs: 1000 });
       assert.equal((await b.get('/ttl'))?.value, 'x');

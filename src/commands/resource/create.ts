@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { UserError, UsageError } from '../../core/errors.ts';
-import { keyPath, yamlErrorText } from '../../config/load.ts';
+import { keyPath, yamlErrorText } from '../../config/errors.ts';
 import { lookupKind } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import { createResource, upsertResource } from '../../resources/store.ts';
@@ -18,7 +18,7 @@ export const create: CommandDef = {
   async run({ opts, ctx, session }) {
     if (typeof opts.file !== 'string') throw new UsageError('-f FILE is required: kport create -f role.yaml.');
     const text = opts.file === '-' ? await readStream(process.stdin) : await readText(resolve(ctx.cwd, opts.file));
-    const resources = parseResources(text, opts.file);
+    const resources = await parseResources(text, opts.file);
     const backend = await session.backend();
     if (!opts.force) {
       const { getResource } = await import('../../resources/store.ts');
@@ -39,30 +39,30 @@ export const create: CommandDef = {
 };
 
 /** Validates every document before anything is written, so bad input changes nothing. */
-export function parseResources(text: string, source: string): Resource[] {
+export async function parseResources(text: string, source: string): Promise<Resource[]> {
   const problems: string[] = [];
   const resources: Resource[] = [];
-  parseAllDocuments(text).forEach((doc, i) => {
+  for (const [i, doc] of parseAllDocuments(text).entries()) {
     const where = `${source} document ${i + 1}`;
     if (doc.errors.length > 0) {
       problems.push(`${where}: invalid YAML at line ${doc.errors[0]!.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(doc.errors[0]!.message)}`);
-      return;
+      continue;
     }
     const raw = doc.toJS() as { kind?: unknown } | null;
-    if (raw === null) return;
+    if (raw === null) continue;
     if (typeof raw !== 'object' || typeof raw.kind !== 'string') {
       problems.push(`${where}: every document needs a kind, such as role or kube_cluster`);
-      return;
+      continue;
     }
     const kind = lookupKind(raw.kind);
     if (!kind.schema) {
       problems.push(`${where}: ${kind.kind} resources are created by kport itself, not with create -f`);
-      return;
+      continue;
     }
-    const parsed = kind.schema.safeParse(raw);
+    const parsed = (await kind.schema()).safeParse(raw);
     if (parsed.success) resources.push(parsed.data);
     else for (const issue of parsed.error.issues) problems.push(`${where}: ${keyPath(issue.path)}: ${issue.message}`);
-  });
+  }
   if (problems.length > 0) throw new UsageError(`Cannot create resources; nothing was written:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   if (resources.length === 0) throw new UsageError(`${source} holds no resources.`);
   return resources;
