@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
+import { stream, type Dispatcher } from 'undici';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import { requestInfo } from './request-info.ts';
@@ -53,31 +54,40 @@ export class Forwarder {
       const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
       return this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
     }
-    const upstreamReq = httpsRequest({
-      protocol: 'https:',
-      hostname: target.upstream.url.hostname,
-      port: target.upstream.url.port || 443,
-      method: req.method,
-      path: joinPath(target.upstream.url.pathname, path),
-      headers: upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false),
-      agent: target.upstream.agent,
-    });
-    upstreamReq.on('response', (upstreamRes) => {
-      (res as ServerResponse).writeHead(upstreamRes.statusCode ?? 502, responseHeaders(upstreamRes.headers));
-      // Watches and logs -f send nothing for a while: the client must see the headers now.
-      (res as ServerResponse).flushHeaders?.();
-      upstreamRes.pipe(res as NodeJS.WritableStream);
-      const done = () => this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 502);
-      res.once('close', done);
-    });
-    upstreamReq.on('error', (err) => {
-      const message = `kport could not reach ${target.name}: ${err.message}`;
-      if (!res.headersSent) this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
-      else res.destroy();
-    });
+    const aborter = new AbortController();
     // A client that goes away (a cancelled watch) releases the upstream request.
-    res.once('close', () => upstreamReq.destroy());
-    (req as NodeJS.ReadableStream).pipe(upstreamReq);
+    res.once('close', () => aborter.abort());
+    let status = 502;
+    const method = req.method ?? 'GET';
+    const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+    try {
+      await stream(
+        new URL(joinPath(target.upstream.url.pathname, path), target.upstream.url),
+        {
+          method: method as Dispatcher.HttpMethod,
+          headers: flatHeaders(upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false)),
+          body: hasBody ? (req as unknown as Readable) : null,
+          dispatcher: target.upstream.dispatcher,
+          signal: aborter.signal,
+        },
+        ({ statusCode, headers }) => {
+          status = statusCode;
+          (res as ServerResponse).writeHead(statusCode, responseHeaders(headers as IncomingHttpHeaders));
+          // Watches and logs -f send nothing for a while: the client must see the headers now.
+          (res as ServerResponse).flushHeaders?.();
+          return res as unknown as Writable;
+        },
+      );
+      this.#finish(target, req, path, started, identity, status);
+    } catch (err) {
+      if (aborter.signal.aborted) return this.#finish(target, req, path, started, identity, status);
+      const message = `kport could not reach ${target.name}: ${(err as Error).message}`;
+      if (!res.headersSent) this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+      else {
+        res.destroy();
+        this.#finish(target, req, path, started, identity, status, undefined, message);
+      }
+    }
   }
 
   /** SPDY/3.1 and WebSocket (exec, attach, port-forward): tunnelled byte for byte after the 101. */
@@ -191,6 +201,16 @@ function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string;
     out.upgrade = headers.upgrade;
   }
   return out;
+}
+
+/** [name, value, ...]: each Impersonate-Group on a line of its own, as the API server reads them. */
+function flatHeaders(headers: OutgoingHttpHeaders): string[] {
+  const flat: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) flat.push(name, String(v));
+  }
+  return flat;
 }
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
