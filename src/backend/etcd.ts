@@ -44,7 +44,7 @@ export class EtcdBackend implements Backend {
       client.close();
       throw new ExternalError(
         'etcd Status',
-        `Cannot reach etcd at ${storage.peers.join(', ')}: ${(err as Error).message}. Check teleport.storage.peers and that etcd is running.`,
+        `Cannot reach etcd at ${storage.peers.join(', ')} (${grpcReason(err)}): check teleport.storage.peers and that etcd is running.`,
         1,
         { cause: err },
       );
@@ -194,6 +194,12 @@ export class EtcdBackend implements Backend {
       .catch((err) => leaseError(err, opts));
     return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
   }
+}
+
+/** gRPC's "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED ..." in a few words. */
+function grpcReason(err: unknown): string {
+  const message = (err as Error).message ?? String(err);
+  return message.match(/Last error: (?:Error: )?(.*?)(?:\. Resolution note.*)?$/s)?.[1]?.trim() ?? message.replace(/^\d+ [A-Z_]+: /, '');
 }
 
 type Condition = [key: string, target: 'Create' | 'Mod', value: number];

@@ -1,6 +1,7 @@
 // The same backend contract as sqlite, against a real one-node etcd.
 import { randomUUID } from 'node:crypto';
-import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
 import { EtcdBackend } from '../../src/backend/etcd.ts';
 import { backendContract } from '../helpers/backend-contract.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
@@ -21,4 +22,14 @@ backendContract('etcd', {
     const prefix = `/shared-${randomUUID()}`;
     return { arg: `etcd:${etcd!.endpoints.join(',')}@${prefix}`, open: () => connect(prefix) };
   },
+});
+
+test('an unreachable etcd is one clear error naming the peers tried', async () => {
+  const { freePort } = await import('../peers/process.ts');
+  const peers = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+  await assert.rejects(EtcdBackend.connect({ type: 'etcd', peers, prefix: '/x' }), (err: Error) => {
+    assert.ok(err.message.startsWith(`Cannot reach etcd at ${peers.join(', ')} (connect ECONNREFUSED 127.0.0.1:`), err.message);
+    assert.ok(err.message.endsWith('): check teleport.storage.peers and that etcd is running.'), err.message);
+    return true;
+  });
 });
