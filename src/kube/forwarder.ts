@@ -45,15 +45,9 @@ export class Forwarder {
 
   async handle(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string): Promise<void> {
     const started = performance.now();
-    const identity = this.#identity(target, req.headers);
-    if (!identity.ok) return this.#finish(target, req, path, started, identity, 403, () => sendStatus(res, 403, 'Forbidden', identity.message));
-    let authorization: string | undefined;
-    try {
-      authorization = await target.upstream.authorization();
-    } catch (err) {
-      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
-      return this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
-    }
+    const allowed = await this.#admit(target, req, path, started, (code, message) => sendStatus(res, code, code === 403 ? 'Forbidden' : 'BadGateway', message));
+    if (!allowed) return;
+    const { identity, authorization } = allowed;
     const aborter = new AbortController();
     // A client that goes away (a cancelled watch) releases the upstream request.
     res.once('close', () => aborter.abort());
@@ -94,15 +88,9 @@ export class Forwarder {
   async handleUpgrade(target: ForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): Promise<void> {
     const started = performance.now();
     socket.on('error', () => socket.destroy());
-    const identity = this.#identity(target, req.headers);
-    if (!identity.ok) return this.#finish(target, req, path, started, identity, 403, () => rawStatus(socket, 403, 'Forbidden', identity.message));
-    let authorization: string | undefined;
-    try {
-      authorization = await target.upstream.authorization();
-    } catch (err) {
-      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
-      return this.#finish(target, req, path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
-    }
+    const allowed = await this.#admit(target, req, path, started, (code, message) => rawStatus(socket, code, code === 403 ? 'Forbidden' : 'Bad Gateway', message));
+    if (!allowed) return;
+    const { identity, authorization } = allowed;
     const upstreamReq = httpsRequest({
       protocol: 'https:',
       hostname: target.upstream.url.hostname,
@@ -145,6 +133,28 @@ export class Forwarder {
       this.#finish(target, req, path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
     });
     upstreamReq.end();
+  }
+
+  /** Who the request may act as, and the proxy's credentials; or the refusal, answered and audited. */
+  async #admit(
+    target: ForwardTarget,
+    req: ClientRequest,
+    path: string,
+    started: number,
+    refuse: (code: 403 | 502, message: string) => void,
+  ): Promise<{ identity: Extract<ImpersonationResult, { ok: true }>; authorization: string | undefined } | undefined> {
+    const identity = this.#identity(target, req.headers);
+    if (!identity.ok) {
+      this.#finish(target, req, path, started, identity, 403, () => refuse(403, identity.message));
+      return undefined;
+    }
+    try {
+      return { identity, authorization: await target.upstream.authorization() };
+    } catch (err) {
+      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
+      this.#finish(target, req, path, started, identity, 502, () => refuse(502, message), message);
+      return undefined;
+    }
   }
 
   #identity(target: ForwardTarget, headers: IncomingHttpHeaders): ImpersonationResult {

@@ -1,13 +1,12 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import type { CommandDef } from '../command.ts';
-import { resolveTarget } from './target.ts';
+import { TARGET_OPTIONS, resolveTarget } from './target.ts';
 
 export const rbacBootstrap: CommandDef = {
   path: ['rbac', 'bootstrap'],
   summary: 'Create the ClusterRole, binding and IAM mapping the kport proxy needs, idempotently',
   options: [
-    { flags: '--context <ctx>', description: 'kubeconfig context of the target cluster (KUBECONFIG honoured)' },
-    { flags: '--cluster <name>', description: 'a discovered EKS kube_cluster, reached with your AWS credentials' },
+    ...TARGET_OPTIONS,
     { flags: '--role-arn <arn>', description: 'the IAM role the kport proxy runs as' },
     { flags: '--group <group>', description: 'RBAC group to create and map the role into', default: 'kport' },
     { flags: '--existing-group <group>', description: 'map the role into an existing RBAC group instead' },

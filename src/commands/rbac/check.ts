@@ -1,13 +1,12 @@
 import { UserError } from '../../core/errors.ts';
 import type { CommandDef } from '../command.ts';
-import { resolveTarget } from './target.ts';
+import { TARGET_OPTIONS, resolveTarget } from './target.ts';
 
 export const rbacCheck: CommandDef = {
   path: ['rbac', 'check'],
   summary: 'Check, with access reviews, that the proxy identity has every permission it needs',
   options: [
-    { flags: '--context <ctx>', description: 'kubeconfig context of the identity to check' },
-    { flags: '--cluster <name>', description: 'a discovered EKS kube_cluster, reached with your AWS credentials' },
+    ...TARGET_OPTIONS,
     { flags: '--as-role-arn <arn>', description: 'check the user and groups aws-auth maps this IAM role to, instead of yourself' },
   ],
   async run({ opts, ctx, session }) {

@@ -2,6 +2,11 @@ import { UsageError, UserError } from '../../core/errors.ts';
 import type { Context } from '../../core/context.ts';
 import type { Session } from '../../core/session.ts';
 
+export const TARGET_OPTIONS = [
+  { flags: '--context <ctx>', description: 'kubeconfig context of the target cluster (KUBECONFIG honoured)' },
+  { flags: '--cluster <name>', description: 'a discovered EKS kube_cluster, reached with your AWS credentials' },
+];
+
 export interface Target {
   kc: import('@kubernetes/client-node').KubeConfig;
   description: string;
