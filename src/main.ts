@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES } from './commands/index.ts';
 import { createContext, type Context } from './core/context.ts';
-import { BugError, ExitCode, ExternalError, KportError, UsageError } from './core/errors.ts';
+import { BugError, ExitCode, ExternalError, KportError } from './core/errors.ts';
 import { Session, type GlobalOptions } from './core/session.ts';
 import { parseFormat } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
@@ -105,4 +105,4 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
   return ExitCode.failure;
 }
 
-export { createContext, UsageError };
+export { createContext };
