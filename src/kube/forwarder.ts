@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { stream, type Dispatcher } from 'undici';
+import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import { requestInfo } from './request-info.ts';
@@ -28,6 +29,7 @@ export interface ForwarderOptions {
 }
 
 type ClientRequest = IncomingMessage | Http2ServerRequest;
+type Admitted = Extract<ImpersonationResult, { ok: true }>;
 type ClientResponse = ServerResponse | Http2ServerResponse;
 
 /**
@@ -48,6 +50,52 @@ export class Forwarder {
     const allowed = await this.#admit(target, req, path, started, (code, message) => sendStatus(res, code, code === 403 ? 'Forbidden' : 'BadGateway', message));
     if (!allowed) return;
     const { identity, authorization } = allowed;
+    if (target.upstream.h2.supported) return this.#overHttp2(target, req, res, path, started, identity, authorization);
+    return this.#overHttp1(target, req, res, path, started, identity, authorization);
+  }
+
+  /** The usual path: HTTP/2 to the API server, so many watches share a few connections. */
+  #overHttp2(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
+    const method = req.method ?? 'GET';
+    const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+    const { session, release } = target.upstream.h2.acquire();
+    const headers = upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false);
+    delete headers.host;
+    const upstream = session.request(
+      { ...headers, ':method': method, ':path': joinPath(target.upstream.url.pathname, path), ':authority': target.upstream.url.host },
+      { endStream: !hasBody },
+    );
+    let status = 502;
+    // A client that goes away (a cancelled watch) releases the upstream stream.
+    res.once('close', () => {
+      if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
+    });
+    upstream.once('response', (h) => {
+      status = Number(h[':status']);
+      (res as ServerResponse).writeHead(status, responseHeaders(h as IncomingHttpHeaders));
+      // Watches and logs -f send nothing for a while: the client must see the headers now.
+      (res as ServerResponse).flushHeaders?.();
+      upstream.pipe(res as unknown as Writable);
+    });
+    upstream.once('close', () => {
+      release();
+      if (status === 502 && !res.headersSent) {
+        // The server turned HTTP/2 down: answer this request (if its body is still unread) over HTTP/1.1.
+        if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, req, res, path, started, identity, authorization);
+        const message = `kport could not reach ${target.name}: ${upstream.rstCode ? `stream reset (${upstream.rstCode})` : 'no response'}`;
+        this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+      } else {
+        if (!res.writableEnded) res.end();
+        this.#finish(target, req, path, started, identity, status);
+      }
+    });
+    upstream.on('error', (err) => target.upstream.h2.noteError(err));
+    if (hasBody) (req as NodeJS.ReadableStream).pipe(upstream);
+  }
+
+
+  /** For API servers (or proxies in front of them) that speak only HTTP/1.1. */
+  async #overHttp1(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string, started: number, identity: Admitted, authorization: string | undefined): Promise<void> {
     const aborter = new AbortController();
     // A client that goes away (a cancelled watch) releases the upstream request.
     res.once('close', () => aborter.abort());
@@ -142,7 +190,7 @@ export class Forwarder {
     path: string,
     started: number,
     refuse: (code: 403 | 502, message: string) => void,
-  ): Promise<{ identity: Extract<ImpersonationResult, { ok: true }>; authorization: string | undefined } | undefined> {
+  ): Promise<{ identity: Admitted; authorization: string | undefined } | undefined> {
     const identity = this.#identity(target, req.headers);
     if (!identity.ok) {
       this.#finish(target, req, path, started, identity, 403, () => refuse(403, identity.message));
@@ -225,7 +273,7 @@ function flatHeaders(headers: OutgoingHttpHeaders): string[] {
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!DROP_RESPONSE.has(name) && value !== undefined) out[name] = value;
+  for (const [name, value] of Object.entries(headers)) if (!name.startsWith(':') && !DROP_RESPONSE.has(name) && value !== undefined) out[name] = value;
   return out;
 }
 

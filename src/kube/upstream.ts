@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { Agent as UndiciAgent } from 'undici';
+import { Http2Pool } from './h2-pool.ts';
 import { parse } from 'yaml';
 import { UserError } from '../core/errors.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
@@ -11,6 +12,8 @@ export interface Upstream {
   url: URL;
   /** Pooled keep-alive connections for ordinary requests (undici: a fraction of node:https's CPU per request). */
   dispatcher: UndiciAgent;
+  /** HTTP/2 sessions for ordinary requests, when the server speaks it. */
+  h2: Http2Pool;
   /** node:https connections for upgrades (exec, attach, port-forward), tunnelled after the 101. */
   agent: Agent;
   /** The Authorization header value for the next request, if the cluster uses one. */
@@ -48,7 +51,8 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
   const token = typeof userEntry.token === 'string' ? userEntry.token : typeof userEntry['token-file'] === 'string' ? readFileSync(userEntry['token-file'], 'utf8').trim() : undefined;
   const basic = typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
   const authorization = token ? `Bearer ${token}` : basic ? `Basic ${basic}` : undefined;
-  return { url: new URL(String(clusterEntry.server)), ...connections(tls), authorization: async () => authorization };
+  const url = new URL(String(clusterEntry.server));
+  return { url, ...connections(url, tls), authorization: async () => authorization };
 }
 
 /** An EKS cluster: endpoint and CA from DescribeCluster, and a bearer token refreshed well before its 15 minutes run out. */
@@ -59,7 +63,7 @@ export function eksUpstream(input: { endpoint: string; caData: string; token: ()
   const REFRESH_BEFORE_MS = 5 * 60_000;
   return {
     url: new URL(input.endpoint),
-    ...connections({ ca: Buffer.from(input.caData, 'base64') }),
+    ...connections(new URL(input.endpoint), { ca: Buffer.from(input.caData, 'base64') }),
     async authorization() {
       if (!current || current.expiresAt.getTime() - REFRESH_BEFORE_MS <= now()) {
         pending ??= input.token().finally(() => (pending = undefined));
@@ -78,8 +82,9 @@ interface TlsOptions {
   servername?: string;
 }
 
-function connections(tls: TlsOptions): Pick<Upstream, 'dispatcher' | 'agent'> {
+function connections(url: URL, tls: TlsOptions): Pick<Upstream, 'dispatcher' | 'agent' | 'h2'> {
   return {
+    h2: new Http2Pool(url.origin, tls),
     // No body or headers timeout: watches and logs -f stay open for as long as the client wants.
     // HTTP/1.1: undici's HTTP/2 folds repeated Impersonate-Group headers into one, which the API server reads as one group.
     dispatcher: new UndiciAgent({ connect: tls, allowH2: false, bodyTimeout: 0, headersTimeout: 0, keepAliveTimeout: 30_000 }),

@@ -192,7 +192,11 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     const ca = await createCA('ws-upstream');
     const serving = await ca.issue({ commonName: 'ws', ips: ['127.0.0.1'], usage: 'server' });
     const seen: Array<{ user: string | undefined; groups: string | string[] | undefined; auth: string | undefined }> = [];
-    const https = createHttpsServer({ cert: serving.cert, key: serving.key });
+    // An HTTP/1.1-only server: ordinary requests fall back from HTTP/2 and still carry each group.
+    const https = createHttpsServer({ cert: serving.cert, key: serving.key }, (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ user: req.headers['impersonate-user'], rawHeaders: req.rawHeaders }));
+    });
     const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : false) });
     https.on('upgrade', (req, socket, head) => {
       seen.push({ user: req.headers['impersonate-user'] as string, groups: req.headers['impersonate-group'], auth: req.headers.authorization });
@@ -216,6 +220,15 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
         cert: Buffer.from(kubeconfig.users[0].user['client-certificate-data'], 'base64'),
         key: Buffer.from(kubeconfig.users[0].user['client-key-data'], 'base64'),
       };
+      const { Agent, request } = await import('undici');
+      for (let i = 0; i < 2; i++) {
+        const plain = await request(`${kubeconfig.clusters[0].cluster.server}/api/v1/namespaces`, { dispatcher: new Agent({ connect: clientOpts }) });
+        assert.equal(plain.statusCode, 200);
+        const echoed = (await plain.body.json()) as { user: string; rawHeaders: string[] };
+        assert.equal(echoed.user, 'alice');
+        const groups = echoed.rawHeaders.filter((_, j) => j % 2 === 1 && echoed.rawHeaders[j - 1]!.toLowerCase() === 'impersonate-group');
+        assert.deepEqual(groups, ['developers', 'system:authenticated']);
+      }
       const base = kubeconfig.clusters[0].cluster.server.replace('https:', 'wss:');
       const ws = new WebSocket(`${base}/api/v1/namespaces/team-a/pods/p/exec?command=sh&stdin=true`, ['v5.channel.k8s.io'], { ...clientOpts, headers: { authorization: 'Bearer client-secret' } });
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
