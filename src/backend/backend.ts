@@ -68,6 +68,3 @@ export class FencedOutError extends Error {
   }
 }
 
-export function prefixEnd(prefix: string): string {
-  return prefix + '\u{10FFFF}';
-}

@@ -1,6 +1,5 @@
 import { stringify as toYaml } from 'yaml';
 import { UsageError } from './errors.ts';
-import type { Context } from './context.ts';
 
 export const FORMATS = ['text', 'json', 'yaml'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -72,6 +71,3 @@ export function formatLabels(labels: Record<string, string> | undefined): string
     .join(',');
 }
 
-export function write(ctx: Context, text: string): void {
-  ctx.stdout.write(text);
-}

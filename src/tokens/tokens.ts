@@ -10,7 +10,6 @@ export const TOKEN_ROLES = [
   'Auth', 'Node', 'Proxy', 'Kube', 'App', 'Db', 'WindowsDesktop', 'Discovery', 'Bot', 'Okta', 'MDM', 'Instance',
 ] as const;
 
-export const DEFAULT_TOKEN_TTL_MS = 30 * 60_000;
 
 /** Validates and normalises `--type` (comma separated), as `tctl tokens add` does. */
 export function normalizeRoles(types: string): string[] {
