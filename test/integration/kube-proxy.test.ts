@@ -180,6 +180,51 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     for (const e of audit) for (const key of ['time', 'user', 'cluster', 'method', 'path', 'verb', 'status', 'duration_ms']) assert.ok(key in e, `${key} in ${JSON.stringify(e)}`);
   });
 
+  test('40 kubectl processes at once, and 30 watches on one HTTP/2 connection held past a minute, see no error and no stall', { timeout: 180_000 }, async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const proxy = kport(['kube', 'login', 'local-test', '--user', 'bob']);
+    let out = '';
+    proxy.stdout!.on('data', (c: Buffer) => (out += c));
+    try {
+      const path = await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1]);
+      const runs = await Promise.all(Array.from({ length: 40 }, () => execa(kubectlPath, ['get', 'ns', '-o', 'name'], { env: { KUBECONFIG: path }, reject: false })));
+      for (const r of runs) {
+        assert.equal(r.exitCode, 0, String(r.stderr));
+        assert.match(String(r.stdout), /namespace\/team-a/);
+      }
+      const config = parse(readFileSync(path, 'utf8'));
+      const server = new URL(config.clusters[0].cluster.server);
+      const { connect } = await import('node:http2');
+      const session = connect(server.origin, {
+        ca: Buffer.from(config.clusters[0].cluster['certificate-authority-data'], 'base64'),
+        cert: Buffer.from(config.users[0].user['client-certificate-data'], 'base64'),
+        key: Buffer.from(config.users[0].user['client-key-data'], 'base64'),
+      });
+      const received = new Array<string>(30).fill('');
+      const errors: string[] = [];
+      const streams = received.map((_, i) => {
+        const s = session.request({ ':path': `${server.pathname}/api/v1/namespaces/team-b/configmaps?watch=1&allowWatchBookmarks=false&fieldSelector=metadata.name%3Dlate-${i}` });
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => (received[i] += d));
+        s.on('error', (e) => errors.push(e.message));
+        s.on('close', () => errors.push(`watch ${i} closed`));
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, 65_000));
+      for (let i = 0; i < 30; i++) {
+        const res = await api.request(api.admin, '/api/v1/namespaces/team-b/configmaps', { method: 'POST', body: { metadata: { name: `late-${i}` } } });
+        assert.equal(res.status, 201);
+      }
+      await waitFor('every watch to see its late event', async () => received.every((r, i) => r.includes(`"name":"late-${i}"`)), { timeoutMs: 20_000 });
+      assert.deepEqual(errors, []);
+      for (const s of streams) s.close();
+      session.close();
+    } finally {
+      proxy.kill('SIGINT');
+      await proxy;
+    }
+  });
+
   test('upgrades: refused by the apiserver (exec without a node) relayed as is; WebSocket and SPDY tunnelled byte for byte', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     // A pod that no kubelet runs: the apiserver answers the exec upgrade itself, with an error.
