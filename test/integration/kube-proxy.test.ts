@@ -146,7 +146,10 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       const watch = execa(kubectlPath, ['get', 'configmaps', '-n', 'team-a', '-w', '--output-watch-events', '-o', 'name'], { env: { KUBECONFIG: kubeconfig }, reject: false });
       let watched = '';
       watch.stdout!.on('data', (c: Buffer) => (watched += c));
-      await waitFor('the watch to list what exists', async () => watched.includes('kube-root-ca.crt') || (await new Promise((r) => setTimeout(r, 1500)), true));
+      // team-a starts empty (no controller-manager publishes kube-root-ca.crt), so the watch prints
+      // nothing until the event: give kubectl time to open it first.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(watched, '', 'nothing exists before the event');
       const created = await api.request(api.admin, '/api/v1/namespaces/team-a/configmaps', { method: 'POST', body: { metadata: { name: 'after-watch-began' }, data: { a: 'b' } } });
       assert.equal(created.status, 201);
       await waitFor('the watch event', async () => watched.includes('configmap/after-watch-began'), { timeoutMs: 20_000 });
