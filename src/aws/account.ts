@@ -1,4 +1,5 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { partitionOf } from './regions.ts';
 
 export interface CallerIdentity {
   accountId: string;
@@ -28,13 +29,4 @@ export async function enabledRegions(credentials: AwsCredentialIdentityProvider,
     .filter((r) => r.OptInStatus !== 'not-opted-in' && partitionOf(r.RegionName!) === partition)
     .map((r) => r.RegionName!)
     .sort();
-}
-
-/** The partition a region belongs to; credentials of one partition cannot reach another. */
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  if (region.startsWith('us-iso-')) return 'aws-iso';
-  if (region.startsWith('us-isob-')) return 'aws-iso-b';
-  return 'aws';
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
+import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
+import { closest } from './suggest.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -40,13 +42,43 @@ const disabledService = z
   .looseObject({ enabled: boolish.default(true) })
   .refine((service) => !service.enabled, { message: 'kport does not run this Teleport service; set enabled: off', path: ['enabled'] });
 
-const awsMatcher = z.strictObject({
-  types: z.array(z.string()).min(1),
-  regions: z.array(z.string()).min(1).default(['*']),
-  tags: labelSelector.default({ '*': '*' }),
-  assume_role_arn: iamRoleArn.optional(),
-  external_id: z.string().optional(),
-});
+/** Teleport's matcher types; kport runs only the EKS fetcher. */
+const TELEPORT_AWS_TYPES = ['ec2', 'eks', 'rds', 'rdsproxy', 'redshift', 'redshift-serverless', 'elasticache', 'memorydb', 'opensearch', 'docdb'];
+const SUPPORTED_AWS_TYPES = ['eks'];
+
+const awsMatcher = z
+  .strictObject({
+    types: z.array(z.string()).min(1, 'discovery service requires at least one type; kport discovers eks'),
+    regions: z.array(z.string()).min(1, 'at least one region is required, or "*" for every enabled region').default(['*']),
+    tags: labelSelector.default({ '*': '*' }),
+    assume_role_arn: iamRoleArn.optional(),
+    external_id: z.string().optional(),
+  })
+  .superRefine((matcher, ctx) => {
+    matcher.types.forEach((type, i) => {
+      if (SUPPORTED_AWS_TYPES.includes(type)) return;
+      const hint = closest(type, SUPPORTED_AWS_TYPES);
+      const why = TELEPORT_AWS_TYPES.includes(type) ? 'kport discovers only eks' : `supported: ${SUPPORTED_AWS_TYPES.join(', ')}${hint ? `; did you mean "${hint}"?` : ''}`;
+      ctx.addIssue({ code: 'custom', path: ['types', i], message: `discovery service type does not support "${type}" (${why})` });
+    });
+    if (matcher.regions.includes('*') && matcher.regions.length > 1) {
+      ctx.addIssue({ code: 'custom', path: ['regions'], message: 'when using "*" as region, no other regions can be specified' });
+      return;
+    }
+    const partitions = new Set<string>();
+    matcher.regions.forEach((region, i) => {
+      if (region === '*') return;
+      if (!KNOWN_REGIONS.includes(region)) {
+        const hint = region.trim() ? closest(region, KNOWN_REGIONS) : undefined;
+        ctx.addIssue({ code: 'custom', path: ['regions', i], message: region.trim() ? `unknown AWS region "${region}"${hint ? `; did you mean "${hint}"?` : ''}` : 'a region cannot be empty' });
+        return;
+      }
+      partitions.add(partitionOf(region));
+    });
+    if (partitions.size > 1) {
+      ctx.addIssue({ code: 'custom', path: ['regions'], message: `regions of different AWS partitions (${[...partitions].join(', ')}) cannot share one matcher: one set of credentials reaches one partition` });
+    }
+  });
 
 const tlsFiles = z.strictObject({ ca_file: z.string().optional(), cert_file: z.string().optional(), key_file: z.string().optional() });
 
@@ -97,6 +129,12 @@ export const configSchema = z.strictObject({
       /** How long a silent group leader keeps the leadership (etcd or sqlite lease). */
       leader_lease_ttl: duration.default(15_000),
       aws: z.array(awsMatcher).default([]),
+    })
+    .superRefine((service, ctx) => {
+      // With no matcher a poll would find nothing and delete every cluster of the group.
+      if (service.enabled && service.aws.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['aws'], message: 'discovery service requires at least one aws matcher (types: [eks], regions, tags)' });
+      }
     })
     .optional(),
   kubernetes_service: z

@@ -7,7 +7,8 @@ import type { FetchFailure } from '../resources/discovery-service.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
 import { mapLimit } from './concurrency.ts';
 import { toKubeCluster } from './convert.ts';
-import { fetchEksClusters, wrap, type CallCounter } from './eks-fetcher.ts';
+import { FetchError, fetchEksClusters, wrap, type CallCounter } from './eks-fetcher.ts';
+import { partitionOf } from '../aws/regions.ts';
 import { reconcile, type ReconcileResult } from './reconcile.ts';
 
 /** Regions scanned at once per matcher and account. */
@@ -72,6 +73,11 @@ export class DiscoveryEngine {
     const counter: CallCounter = { count: () => void awsCalls++ };
     const failures: FetchFailure[] = [];
     const failedScopes = new Set<string>();
+    /** account/region pairs listed successfully this poll: the only places whose absences mean "deleted". */
+    const scanned = new Set<string>();
+    /** account/region pairs some matcher asks for, known once every matcher has resolved its account. */
+    const covered = new Set<string>();
+    let unresolved = 0;
     const desired = new Map<string, KubeCluster>();
 
     const fail = (scope: string, account: string, region: string, err: unknown) => {
@@ -84,6 +90,7 @@ export class DiscoveryEngine {
     await Promise.all(
       this.#opts.matchers.map(async (matcher, index) => {
         if (!matcher.types.includes('eks')) return;
+        unresolved++;
         const assume = matcher.assume_role_arn ? { roleArn: matcher.assume_role_arn, externalId: matcher.external_id } : undefined;
         const roleAccount = matcher.assume_role_arn?.split(':')[4] ?? '*';
         const label = `matcher ${index}`;
@@ -104,15 +111,21 @@ export class DiscoveryEngine {
             return fail(scopeOf('*'), account.accountId, '*', err);
           }
         }
+        unresolved--;
+        for (const region of regions) covered.add(`${account.accountId}/${region}`);
         await mapLimit(regions, REGION_CONCURRENCY, async (region) => {
           emit({ type: 'scope', scope: scopeOf(region), state: 'scanning' });
           try {
+            if (partitionOf(region) !== account.partition) {
+              throw new FetchError(`region ${region} is not in partition ${account.partition} of account ${account.accountId}: list regions of that partition in this matcher`);
+            }
             const eks = await this.#eksClient(assume, credentials, region);
             const clusters = await fetchEksClusters(eks, { region, accountId: account.accountId, tags: matcher.tags }, counter);
             for (const c of clusters) {
               const resource = toKubeCluster(c, this.#opts.discoveryGroup);
               desired.set(resource.metadata.name, resource);
             }
+            scanned.add(`${account.accountId}/${region}`);
             emit({ type: 'scope', scope: scopeOf(region), state: 'done', clusters: clusters.length });
           } catch (err) {
             fail(scopeOf(region), account.accountId, region, err);
@@ -125,8 +138,14 @@ export class DiscoveryEngine {
       backend: this.#opts.backend,
       discoveryGroup: this.#opts.discoveryGroup,
       desired: [...desired.values()],
-      scopeFailed: (accountId, region) =>
-        ['*', accountId].some((a) => failedScopes.has(`${a}/${region}`) || failedScopes.has(`${a}/*`)),
+      mayDelete: (accountId, region) => {
+        const failed = ['*', accountId].some((a) => failedScopes.has(`${a}/${region}`) || failedScopes.has(`${a}/*`));
+        if (failed) return false;
+        if (scanned.has(`${accountId}/${region}`)) return true;
+        // Not asked for by any matcher any more (the config was narrowed): only a poll in which
+        // every matcher reached AWS can tell, so one that failed anywhere deletes nothing here.
+        return failures.length === 0 && unresolved === 0 && scanned.size > 0 && !covered.has(`${accountId}/${region}`);
+      },
       fence,
     });
     for (const name of result.conflicts) emit({ type: 'conflict', name });

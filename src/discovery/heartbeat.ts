@@ -1,25 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
 import { upsertResource } from '../resources/store.ts';
-
-/** The agent's stable identity, kept in the data dir across restarts. */
-export function loadHostId(dataDir: string): string {
-  const path = join(dataDir, 'host_uuid');
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const id = randomUUID();
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${id}\n`, { mode: 0o600 });
-    renameSync(tmp, path);
-    return readFileSync(path, 'utf8').trim();
-  }
-}
 
 /** Keeps this agent's discovery_service resource current; it expires if the agent dies. */
 export class Heartbeat {

@@ -57,6 +57,13 @@ export class GroupLeadership {
           this.#keepAlive = this.#keepLeading(this.#lease);
           return true;
         }
+        const holder = await this.#backend.get(this.#key);
+        if (holder && holder.value.startsWith(`${this.#hostId}/`) && holder.value !== value) {
+          // Our own claim from before a restart (the data-dir lock means no other live process
+          // is this host): give it up now instead of waiting out its lease.
+          await this.#backend.delete(this.#key, holder.revision);
+          continue;
+        }
         // Someone else leads; keep our own lease alive so it is ready when we are needed.
         if (!(await this.#lease.keepAlive())) this.#lease = undefined;
       } catch {

@@ -9,8 +9,12 @@ export interface ReconcileInput {
   discoveryGroup: string;
   /** What AWS holds now, from the scopes that were fetched successfully. */
   desired: KubeCluster[];
-  /** True when fetching this account and region failed this poll: its resources are kept as they are. */
-  scopeFailed(accountId: string, region: string): boolean;
+  /**
+   * True only when this poll listed this account and region successfully (or knows no matcher asks
+   * for it any more): a resource missing from `desired` is deleted only then. A failed or unreached
+   * scope keeps its resources as they are.
+   */
+  mayDelete(accountId: string, region: string): boolean;
   /** The group leader's claim: every write is void once a successor holds the leadership key. */
   fence?: Fence;
 }
@@ -74,7 +78,7 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
   for (const [name, existing] of current) {
     if (wanted.has(name) || !ownedBy(existing, group)) continue;
     const aws = existing.spec.aws;
-    if (!aws || input.scopeFailed(aws.account_id, aws.region)) continue;
+    if (!aws || !input.mayDelete(aws.account_id, aws.region)) continue;
     // Deleting only at the revision we read: a concurrent re-create by another agent survives.
     if (await backend.delete(resourceKey(KUBE_CLUSTER, name), existing.metadata.revision, fenced)) result.deleted.push(name);
   }

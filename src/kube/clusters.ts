@@ -10,10 +10,11 @@ export interface AllowedCluster {
   access: KubeAccess;
 }
 
-/** The clusters the person's roles allow; the others are not there as far as they can tell. */
-export async function allowedClusters(backend: Backend, access: AccessChecker): Promise<AllowedCluster[]> {
+/** The clusters this kport serves and the person's roles allow; the others are not there as far as they can tell. */
+export async function allowedClusters(backend: Backend, access: AccessChecker, served: (cluster: KubeCluster) => boolean = () => true): Promise<AllowedCluster[]> {
   const clusters = await listResources<KubeCluster>(backend, KUBE_CLUSTER);
   return clusters.flatMap((cluster) => {
+    if (!served(cluster)) return [];
     const allowed = access.forCluster(cluster);
     return allowed ? [{ cluster, access: allowed }] : [];
   });

@@ -6,7 +6,7 @@ import { stream, type Dispatcher } from 'undici';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
-import { requestInfo } from './request-info.ts';
+import { requestInfo, unsafePathReason } from './request-info.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Headers that describe one hop, the client's credentials, or its identity claims: never forwarded as sent. */
@@ -29,6 +29,8 @@ export interface ForwarderOptions {
 }
 
 type ClientRequest = IncomingMessage | Http2ServerRequest;
+const REASONS = { 400: 'BadRequest', 403: 'Forbidden', 502: 'BadGateway' } as const;
+const REASON_TEXT = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' } as const;
 type Admitted = Extract<ImpersonationResult, { ok: true }>;
 type ClientResponse = ServerResponse | Http2ServerResponse;
 
@@ -47,7 +49,7 @@ export class Forwarder {
 
   async handle(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string): Promise<void> {
     const started = performance.now();
-    const allowed = await this.#admit(target, req, path, started, (code, message) => sendStatus(res, code, code === 403 ? 'Forbidden' : 'BadGateway', message));
+    const allowed = await this.#admit(target, req, path, started, (code, message) => sendStatus(res, code, REASONS[code], message));
     if (!allowed) return;
     const { identity, authorization } = allowed;
     if (target.upstream.h2.supported) return this.#overHttp2(target, req, res, path, started, identity, authorization);
@@ -136,7 +138,7 @@ export class Forwarder {
   async handleUpgrade(target: ForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): Promise<void> {
     const started = performance.now();
     socket.on('error', () => socket.destroy());
-    const allowed = await this.#admit(target, req, path, started, (code, message) => rawStatus(socket, code, code === 403 ? 'Forbidden' : 'Bad Gateway', message));
+    const allowed = await this.#admit(target, req, path, started, (code, message) => rawStatus(socket, code, REASON_TEXT[code], message));
     if (!allowed) return;
     const { identity, authorization } = allowed;
     const upstreamReq = httpsRequest({
@@ -189,8 +191,14 @@ export class Forwarder {
     req: ClientRequest,
     path: string,
     started: number,
-    refuse: (code: 403 | 502, message: string) => void,
+    refuse: (code: 400 | 403 | 502, message: string) => void,
   ): Promise<{ identity: Admitted; authorization: string | undefined } | undefined> {
+    const unsafe = unsafePathReason(path);
+    if (unsafe) {
+      const message = `kport refused the request: ${unsafe}`;
+      this.#finish(target, req, path, started, { ok: false, message }, 400, () => refuse(400, message), message);
+      return undefined;
+    }
     const identity = this.#identity(target, req.headers);
     if (!identity.ok) {
       this.#finish(target, req, path, started, identity, 403, () => refuse(403, identity.message));

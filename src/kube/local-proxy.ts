@@ -36,7 +36,12 @@ export async function startLocalProxy(opts: {
   const route = (url: string | undefined): { target: ForwardTarget; path: string } | undefined => {
     if (!url?.startsWith(CLUSTER_PREFIX)) return undefined;
     const end = url.indexOf('/', CLUSTER_PREFIX.length);
-    const name = decodeURIComponent(url.slice(CLUSTER_PREFIX.length, end < 0 ? undefined : end));
+    let name: string;
+    try {
+      name = decodeURIComponent(url.slice(CLUSTER_PREFIX.length, end < 0 ? undefined : end));
+    } catch {
+      return undefined;
+    }
     const target = opts.targets.get(name);
     return target && { target, path: end < 0 ? '/' : url.slice(end) };
   };

@@ -15,7 +15,7 @@ export function requestInfo(method: string, rawPath: string): RequestInfo {
   const q = rawPath.indexOf('?');
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
   const query = q < 0 ? '' : rawPath.slice(q + 1);
-  const parts = path.split('/').filter(Boolean);
+  const parts = path.split('/').filter(Boolean).map(decodeSegment);
   let rest: string[];
   if (parts[0] === 'api') rest = parts.slice(2);
   else if (parts[0] === 'apis') {
@@ -41,4 +41,35 @@ export function requestInfo(method: string, rawPath: string): RequestInfo {
   if (info.verb === 'get' && !info.name) info.verb = /(^|&)watch=(1|true)(&|$)/.test(query) ? 'watch' : 'list';
   if (info.verb === 'delete' && !info.name) info.verb = 'deletecollection';
   return info;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * Why a request path must not be forwarded, or undefined when it may. API clients never send dot
+ * segments or encoded slashes; a server or proxy that normalises them would serve another request
+ * than the one kport checked and audited (`/api/v1/namespaces/x/pods/../../secrets`).
+ */
+export function unsafePathReason(rawPath: string): string | undefined {
+  const q = rawPath.indexOf('?');
+  const path = q < 0 ? rawPath : rawPath.slice(0, q);
+  if (!path.startsWith('/')) return 'the request path must start with "/"';
+  for (const segment of path.split('/')) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      return `the path segment "${segment}" is not valid percent-encoding`;
+    }
+    if (decoded === '.' || decoded === '..') return `the path has a dot segment ("${segment}"), which API clients never send`;
+    if (decoded.includes('/') || decoded.includes('\\')) return `the path segment "${segment}" encodes a slash, which API clients never send`;
+    if (/[\u0000-\u001f\u007f]/.test(decoded)) return `the path segment "${segment}" encodes a control character`;
+  }
+  return undefined;
 }

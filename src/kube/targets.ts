@@ -1,27 +1,35 @@
+import type { AssumeRole } from '../aws/credentials.ts';
 import type { KubernetesServiceConfig } from '../config/schema.ts';
 import { matchLabels } from '../resources/labels.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
 import { eksUpstream, staticUpstream, type Upstream } from './upstream.ts';
 
+type Service = { enabled?: boolean; resources: KubernetesServiceConfig['resources'] } | undefined;
+
+/** The first kubernetes_service.resources entry whose labels match the cluster. */
+function servingEntry(service: Service, cluster: KubeCluster) {
+  return service?.resources.find((r) => matchLabels(r.labels, cluster.metadata.labels ?? {}));
+}
+
 /**
- * How the proxy reaches a cluster: a static cluster through its kubeconfig, an EKS cluster with
- * DescribeCluster and an EKS token, signed with the default AWS credentials or the
- * assume_role_arn of the first kubernetes_service.resources entry whose labels match.
+ * Whether this kport serves the cluster: with kubernetes_service enabled, only clusters matching
+ * one of its resources entries, as Teleport's Kubernetes service serves only what its resource
+ * matchers select; without it (plain local use), every cluster.
  */
-export async function upstreamFor(cluster: KubeCluster, opts: { resources: KubernetesServiceConfig['resources']; stsEndpoint?: string }): Promise<Upstream> {
+export function isServed(service: Service, cluster: KubeCluster): boolean {
+  return !service?.enabled || servingEntry(service, cluster) !== undefined;
+}
+
+/** The identity the proxy uses for a cluster: the assume_role_arn of its resources entry, or the SDK chain's. */
+export function proxyIdentity(service: Service, cluster: KubeCluster): AssumeRole | undefined {
+  const entry = servingEntry(service, cluster);
+  return entry?.assume_role_arn ? { roleArn: entry.assume_role_arn, externalId: entry.external_id } : undefined;
+}
+
+/** How the proxy reaches a cluster: a static cluster through its kubeconfig, an EKS cluster through an EKS connection. */
+export async function upstreamFor(cluster: KubeCluster, opts: { service: Service; stsEndpoint?: string }): Promise<Upstream> {
   if (cluster.spec.kubeconfig) return staticUpstream(cluster);
-  const aws = cluster.spec.aws!;
-  const entry = opts.resources.find((r) => matchLabels(r.labels, cluster.metadata.labels ?? {}));
-  const [{ credentialsFor }, { describeEksEndpoint }, { createEksToken }] = await Promise.all([
-    import('../aws/credentials.ts'),
-    import('../aws/eks-cluster.ts'),
-    import('../aws/eks-token.ts'),
-  ]);
-  const credentials = await credentialsFor(entry?.assume_role_arn ? { roleArn: entry.assume_role_arn, externalId: entry.external_id } : undefined, aws.region);
-  const endpoint = await describeEksEndpoint(aws.name, aws.region, credentials);
-  return eksUpstream({
-    endpoint: endpoint.endpoint,
-    caData: endpoint.caData,
-    token: () => createEksToken({ clusterName: aws.name, region: aws.region, credentials, stsEndpoint: opts.stsEndpoint }),
-  });
+  const { connectEks } = await import('../aws/eks-connection.ts');
+  const eks = await connectEks(cluster.spec.aws!, { assume: proxyIdentity(opts.service, cluster), stsEndpoint: opts.stsEndpoint });
+  return eksUpstream({ endpoint: eks.endpoint, caData: eks.caData, token: eks.token });
 }

@@ -31,7 +31,8 @@ export interface BootstrapOptions {
 }
 
 const AWS_AUTH = { name: 'aws-auth', namespace: 'kube-system' };
-const CONFLICT_RETRIES = 10;
+/** How long a busy aws-auth may keep changing under us before bootstrap gives up. */
+const CONFLICT_DEADLINE_MS = 60_000;
 
 /** Creates or updates, idempotently, what the proxy needs in the cluster (DESIGN.md §7). */
 export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
@@ -75,14 +76,22 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
   return steps;
 }
 
-/** Read, merge, write with the read resourceVersion; a 409 means someone else wrote: read again. */
+/**
+ * Read, merge, write. Only data.mapRoles is ours to change, so the write is a JSON patch that
+ * tests the mapRoles text it read: an editor changing other keys (mapUsers, labels) does not
+ * conflict with it, and one changing mapRoles makes the test fail (422), so we read and merge
+ * again, with jittered backoff, until the deadline.
+ */
 async function applyAwsAuth(
   core: import('@kubernetes/client-node').CoreV1Api,
   mapping: RoleMapping,
   dryRun: boolean,
   authRetry: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
   log?: (line: string) => void,
+  deadlineMs = CONFLICT_DEADLINE_MS,
 ): Promise<PlanStep> {
+  const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const deadline = Date.now() + deadlineMs;
   for (let attempt = 1; ; attempt++) {
     const current = await authRetry('read ConfigMap kube-system/aws-auth', () => readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH)));
     const before = current?.data?.mapRoles;
@@ -93,19 +102,36 @@ async function applyAwsAuth(
       if (!current) {
         await core.createNamespacedConfigMap({ namespace: AWS_AUTH.namespace, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } } });
       } else {
-        const body: V1ConfigMap = { ...current, data: { ...current.data, mapRoles: after } };
-        await core.replaceNamespacedConfigMap({ ...AWS_AUTH, body });
+        // Without a mapRoles key there is no value to test: the resourceVersion guards that rare write.
+        const guard =
+          before !== undefined
+            ? [{ op: 'test', path: '/data/mapRoles', value: before }, { op: 'replace', path: '/data/mapRoles', value: after }]
+            : [{ op: 'test', path: '/metadata/resourceVersion', value: current.metadata?.resourceVersion }, current.data ? { op: 'add', path: '/data/mapRoles', value: after } : { op: 'add', path: '/data', value: { mapRoles: after } }];
+        await core.patchNamespacedConfigMap({ ...AWS_AUTH, body: guard }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
       }
       return result;
     } catch (err) {
-      if (statusOf(err) === 409 && attempt < CONFLICT_RETRIES) {
-        log?.('kube-system/aws-auth changed after we read it; merging again');
+      // 409: created by someone else meanwhile; 422: the test failed, mapRoles changed after we read it.
+      const status = statusOf(err);
+      if (status === 409 || (status === 422 && /test/i.test(errorBody(err)))) {
+        if (Date.now() >= deadline) {
+          throw new ExternalError(
+            'write ConfigMap kube-system/aws-auth',
+            `kube-system/aws-auth mapRoles kept changing for ${Math.round(deadlineMs / 1000)} s (${attempt} attempts), so kport could not add its entry; nothing was written. Run rbac bootstrap again when the other editor is done.`,
+          );
+        }
+        log?.('kube-system/aws-auth mapRoles changed after we read it; merging again');
         await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
         continue;
       }
       throw kubeError('write ConfigMap kube-system/aws-auth', err);
     }
   }
+}
+
+function errorBody(err: unknown): string {
+  const body = (err as { body?: unknown }).body;
+  return typeof body === 'string' ? body : JSON.stringify(body ?? '');
 }
 
 function pickRole(role: V1ClusterRole) {

@@ -23,7 +23,7 @@ export async function startFleetAgent(moto: Moto, opts: { name: string; group: s
     setup,
     log: '',
     alive: false,
-    hostId: () => readFileSync(join(setup.dir, 'data', 'host_uuid'), 'utf8').trim(),
+    hostId: () => JSON.parse(readFileSync(join(setup.dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id,
     start() {
       agent.proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: setup.dir, env: setup.env, extendEnv: false, reject: false });
       agent.alive = true;

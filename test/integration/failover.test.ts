@@ -70,14 +70,15 @@ describe('three agents in one group and one in another, on a 3-node etcd', { con
 
     // A paused leader loses its lease; when it wakes up it must not write.
     successor.proc!.kill('SIGSTOP');
-    const third = await waitForLeader(group, 'prod', { not: successor, timeoutMs: 20_000 });
+    await waitForLeader(group, 'prod', { not: successor, timeoutMs: 20_000 });
     await east.send(new DeleteClusterCommand({ name: 'p3' }));
     want = want.filter((n) => !n.startsWith('p3-'));
     await waitFor('the third leader to reconcile', async () => JSON.stringify(await current()) === JSON.stringify(want), { timeoutMs: 20_000 });
     successor.proc!.kill('SIGCONT');
     await waitFor('the woken agent to step down', async () => /standby/.test(successor.log.split('\n').filter((l) => /leading discovery group|standby/.test(l)).at(-1) ?? ''), { timeoutMs: 20_000 });
     assert.deepEqual(await current(), want, 'the woken ex-leader wrote nothing stale');
-    assert.equal(await waitForLeader(group, 'prod'), third);
+    // The property is one leader, not which one: on a loaded machine a lease may change hands again.
+    await waitForLeader(group, 'prod');
 
     // One etcd member down: reads keep answering.
     await etcd.members[1]!.stop();
@@ -89,7 +90,7 @@ describe('three agents in one group and one in another, on a 3-node etcd', { con
     leader.log = '';
     leader.start();
     await waitFor('the restarted agent to stand by', async () => /standby/.test(leader.log), { timeoutMs: 30_000 });
-    assert.equal(await waitForLeader(group, 'prod'), third);
-    assert.deepEqual(await current(), want);
+    await waitForLeader(group, 'prod');
+    await waitFor('the same set under whichever agent leads', async () => JSON.stringify(await current()) === JSON.stringify(want), { timeoutMs: 20_000 });
   });
 });

@@ -85,6 +85,30 @@ describe('config', () => {
     }
   });
 
+  test('discovery matchers are validated as Teleport does, with key path and line', async () => {
+    const head = 'discovery_service:\n  enabled: yes\n  aws:\n';
+    const bad = [
+      ['discovery_service:\n  enabled: yes\n  aws: []\n', /discovery_service\.aws \(line 3\): discovery service requires at least one aws matcher/],
+      [`${head}    - types: []\n      regions: [us-east-1]\n`, /aws\[0\]\.types \(line 4\): discovery service requires at least one type/],
+      [`${head}    - types: [ec2]\n      regions: [us-east-1]\n`, /aws\[0\]\.types\[0\] \(line 4\): discovery service type does not support "ec2" \(kport discovers only eks\)/],
+      [`${head}    - types: [EKS]\n      regions: [us-east-1]\n`, /types\[0\] \(line 4\): discovery service type does not support "EKS" \(supported: eks; did you mean "eks"\?\)/],
+      [`${head}    - types: [eksx]\n      regions: [us-east-1]\n`, /does not support "eksx".*did you mean "eks"/],
+      [`${head}    - types: [eks]\n      regions: ["*", us-east-1]\n`, /aws\[0\]\.regions \(line 5\): when using "\*" as region, no other regions can be specified/],
+      [`${head}    - types: [eks]\n      regions: [us-est-1]\n`, /aws\[0\]\.regions\[0\] \(line 5\): unknown AWS region "us-est-1"; did you mean "us-east-1"\?/],
+      [`${head}    - types: [eks]\n      regions: [""]\n`, /regions\[0\] \(line 5\): a region cannot be empty/],
+      [`${head}    - types: [eks]\n      regions: []\n`, /regions \(line 5\): at least one region is required/],
+      [`${head}    - types: [eks]\n      regions: [us-east-1, cn-north-1]\n`, /regions of different AWS partitions \(aws, aws-cn\)/],
+      [`${head}    - types: [eks]\n      tags: { env: "^(?!prod).*$" }\n`, /aws\[0\]\.tags \(line 5\): env: .* is not a regular expression RE2 accepts/],
+      ['roles:\n  - name: r\n    kubernetes_labels: { env: "^(a)\\\\1$" }\n', /roles\[0\]\.kubernetes_labels \(line 3\): .*RE2/],
+    ] as const;
+    for (const [text, pattern] of bad) {
+      const { dir, path } = withFile('kport.yaml', text);
+      await assert.rejects(load(path, dir), pattern, text);
+    }
+    const { dir, path } = withFile('kport.yaml', `${head}    - types: [eks]\n      regions: [cn-north-1, cn-northwest-1]\n`);
+    assert.deepEqual((await load(path, dir)).discovery_service?.aws[0]?.regions, ['cn-north-1', 'cn-northwest-1']);
+  });
+
   test('kubernetes_service.resources[].tags is read as labels, with a warning naming the line', async () => {
     const { dir, path } = withFile('kport.yaml', 'kubernetes_service:\n  enabled: on\n  resources:\n    - tags: { env: prod }\n');
     const config = await load(path, dir);

@@ -26,9 +26,33 @@ test('label selectors: exact, list = any, *, glob, ^regex$, all keys required', 
   for (const [selector, expected] of cases) assert.equal(matchLabels(selector, labels), expected, JSON.stringify(selector));
 });
 
-test('invalid regular expressions are reported', () => {
+test('invalid regular expressions, and patterns RE2 does not accept, are reported', () => {
   assert.deepEqual(validateSelector({ env: 'prod' }), []);
-  assert.match(validateSelector({ env: '^(unclosed$' })[0] ?? '', /env: invalid regular expression/);
+  assert.match(validateSelector({ env: '^(unclosed$' })[0] ?? '', /env: \^\(unclosed\$ is not a regular expression RE2 accepts/);
+  // Lookarounds and backreferences need backtracking: Go's regexp (and so Teleport) refuses them too.
+  assert.match(validateSelector({ env: '^(?=prod).*$' })[0] ?? '', /RE2/);
+  assert.match(validateSelector({ env: '^(a)\\1$' })[0] ?? '', /RE2/);
+});
+
+test('matching takes linear time whatever the pattern and value (a tag is attacker-controlled)', () => {
+  // Each of these takes minutes to hours with a backtracking engine.
+  const near = `${'a'.repeat(30_000)}!`;
+  const started = performance.now();
+  assert.equal(matchLabels({ env: '^(a+)+$' }, { env: near }), false);
+  assert.equal(matchLabels({ env: '^(a|aa)*$' }, { env: near }), false);
+  assert.equal(matchLabels({ env: '^(.*a){20}$' }, { env: near }), false);
+  assert.equal(matchLabels({ env: `${'*a'.repeat(20)}b` }, { env: near }), false);
+  assert.equal(matchLabels({ env: `${'*a'.repeat(20)}*` }, { env: near }), true);
+  const elapsed = performance.now() - started;
+  // Generous: a backtracking engine does not finish these at all; linear ones take milliseconds.
+  assert.ok(elapsed < 5_000, `took ${Math.round(elapsed)} ms`);
+});
+
+test('RE2 semantics: anchors cover the whole value, no multi-line surprises', () => {
+  assert.equal(matchLabels({ env: '^prod$' }, { env: 'prod\n' }), false);
+  assert.equal(matchLabels({ env: '^pro.$' }, { env: 'prod' }), true);
+  assert.equal(matchLabels({ env: '^(?i)PROD$' }, { env: 'prod' }), true);
+  assert.equal(matchLabels({ env: '^\\p{Greek}+$' }, { env: 'αβγ' }), true);
 });
 
 test('--labels parsing', () => {

@@ -13,72 +13,82 @@ export const discoverRun: CommandDef = {
   ],
   async run({ opts, ctx, session }) {
     const config = await session.config();
-    const discovery = config.discovery_service;
-    if (!discovery?.enabled) {
+    const discovery = config.discovery_service!;
+    if (!config.discovery_service?.enabled) {
       throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes.`);
     }
-    const secret = readToken(String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? ''), ctx.cwd);
-    const backend = await session.backend();
-    const { validateJoinToken } = await import('../../tokens/tokens.ts');
     const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
-    await validateJoinToken(backend, secret, roles, ctx.now());
-
-    const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat, loadHostId }, { runAgent }, { GroupLeadership }] = await Promise.all([
-      import('../../discovery/engine.ts'),
-      import('../../discovery/heartbeat.ts'),
-      import('../../discovery/agent.ts'),
-      import('../../discovery/leadership.ts'),
-    ]);
-    const hostId = loadHostId(config.dataDir);
-    const report = await reporter(ctx, session.format, discovery.discovery_group);
-    const engine = new DiscoveryEngine({
-      backend,
-      discoveryGroup: discovery.discovery_group,
-      matchers: discovery.aws,
-      homeRegion: ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || 'us-east-1',
-      aws: await sdkAwsApi(),
-      onEvent: report.event,
-      now: ctx.now,
-    });
-    const heartbeat = new Heartbeat(backend, {
-      hostId,
-      discoveryGroup: discovery.discovery_group,
-      ttlMs: 2 * discovery.poll_interval + 60_000,
-      now: ctx.now,
-    });
-    let last: PollStats | undefined;
-    let leader: string | undefined;
+    const tokenSource = String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? '');
+    const [{ lockDataDir }, { joinOrResume }] = await Promise.all([import('../../join/data-dir-lock.ts'), import('../../join/identity.ts')]);
+    const unlock = lockDataDir(config.dataDir);
     try {
-      last = await runAgent({
-        engine,
-        heartbeat,
-        leadership: new GroupLeadership(backend, { group: discovery.discovery_group, hostId, ttlMs: discovery.leader_lease_ttl }),
-        onState: (state, current) => {
-          leader = current;
-          report.event({ type: 'state', state, leader: current });
-        },
-        pollIntervalMs: discovery.poll_interval,
-        once: Boolean(opts.once),
-        signal: ctx.signal,
-        now: ctx.now,
-        onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
-      });
+      return await runAgentCommand();
     } finally {
-      engine.close();
-      await report.close();
+      unlock();
     }
-    if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
-    if (opts.once && !last) {
-      throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
-    }
-    if (opts.once && last) {
-      ctx.stdout.write(
-        session.format === 'text'
-          ? `Discovered ${last.seen} EKS clusters: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
-          : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
-      );
-      if (last.failures.length > 0) {
-        throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
+
+    async function runAgentCommand() {
+      const backend = await session.backend();
+      const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token: () => readToken(tokenSource, ctx.cwd), now: ctx.now() });
+      ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
+
+      const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat }, { runAgent }, { GroupLeadership }] = await Promise.all([
+        import('../../discovery/engine.ts'),
+        import('../../discovery/heartbeat.ts'),
+        import('../../discovery/agent.ts'),
+        import('../../discovery/leadership.ts'),
+      ]);
+      const hostId = identity.host_id;
+      const report = await reporter(ctx, session.format, discovery.discovery_group);
+      const engine = new DiscoveryEngine({
+        backend,
+        discoveryGroup: discovery.discovery_group,
+        matchers: discovery.aws,
+        homeRegion: ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || 'us-east-1',
+        aws: await sdkAwsApi(),
+        onEvent: report.event,
+        now: ctx.now,
+      });
+      const heartbeat = new Heartbeat(backend, {
+        hostId,
+        discoveryGroup: discovery.discovery_group,
+        ttlMs: 2 * discovery.poll_interval + 60_000,
+        now: ctx.now,
+      });
+      let last: PollStats | undefined;
+      let leader: string | undefined;
+      try {
+        last = await runAgent({
+          engine,
+          heartbeat,
+          leadership: new GroupLeadership(backend, { group: discovery.discovery_group, hostId, ttlMs: discovery.leader_lease_ttl }),
+          onState: (state, current) => {
+            leader = current;
+            report.event({ type: 'state', state, leader: current });
+          },
+          pollIntervalMs: discovery.poll_interval,
+          once: Boolean(opts.once),
+          signal: ctx.signal,
+          now: ctx.now,
+          onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
+        });
+      } finally {
+        engine.close();
+        await report.close();
+      }
+      if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+      if (opts.once && !last) {
+        throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
+      }
+      if (opts.once && last) {
+        ctx.stdout.write(
+          session.format === 'text'
+            ? `Discovered ${last.seen} EKS clusters: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
+            : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
+        );
+        if (last.failures.length > 0) {
+          throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
+        }
       }
     }
   },
@@ -88,7 +98,16 @@ export const discoverRun: CommandDef = {
 function readToken(value: string, cwd: string): string {
   if (!value) throw new UsageError('No join token: pass --token FILE|VALUE or set teleport.join_params.token_name (create one with `kport tokens add --type=discovery,kube`).');
   const path = resolve(cwd, value);
-  if (existsSync(path)) return readFileSync(path, 'utf8').trim();
+  if (existsSync(path)) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`Cannot read the token file ${path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
+    }
+    if (!text) throw new UsageError(`The token file ${path} is empty: write a token into it with \`kport tokens add --type=discovery,kube --format=text > ${value}\`.`);
+    return text;
+  }
   if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`kport tokens add --type=discovery,kube --format=text > ${value}\`.`);
   return value;
 }

@@ -13,13 +13,13 @@ export const kubeCredentials: CommandDef = {
     const { cluster } = await resolveAllowedCluster(backend, allowed, args[0]!);
     const aws = cluster.spec.aws;
     if (!aws) throw new UsageError(`kube_cluster ${cluster.metadata.name} is not an EKS cluster: its kubeconfig holds its credentials.`);
-    const [{ credentialsFor }, { createEksToken }, { matchLabels }] = await Promise.all([
+    // Like `aws eks get-token`: a token needs only credentials, not DescribeCluster.
+    const [{ proxyIdentity }, { credentialsFor }, { createEksToken }] = await Promise.all([
+      import('../../kube/targets.ts'),
       import('../../aws/credentials.ts'),
       import('../../aws/eks-token.ts'),
-      import('../../resources/labels.ts'),
     ]);
-    const entry = config.kubernetes_service?.resources.find((r) => matchLabels(r.labels, cluster.metadata.labels ?? {}));
-    const credentials = await credentialsFor(entry?.assume_role_arn ? { roleArn: entry.assume_role_arn, externalId: entry.external_id } : undefined, aws.region);
+    const credentials = await credentialsFor(proxyIdentity(config.kubernetes_service, cluster), aws.region);
     const { token, expiresAt } = await createEksToken({ clusterName: aws.name, region: aws.region, credentials, stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined });
     // client-go says which ExecCredential version it wants; v1beta1 when it does not.
     let apiVersion = 'client.authentication.k8s.io/v1beta1';

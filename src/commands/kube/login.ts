@@ -41,7 +41,7 @@ export const kubeLogin: CommandDef = {
         if (!check.ok) throw new UsageError(`${cluster.metadata.name}: ${check.message}.`);
       }
       const upstream = await upstreamFor(cluster, {
-        resources: config.kubernetes_service?.resources ?? [],
+        service: config.kubernetes_service,
         stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
       });
       targets.set(cluster.metadata.name, { name: cluster.metadata.name, upstream, access: kubeAccess, defaults });

@@ -27,21 +27,16 @@ export async function resolveTarget(opts: Record<string, unknown>, ctx: Context,
   if (!cluster) throw new UserError(`kube_cluster "${clusterName}" not found: see \`kport get kube_cluster\`.`);
   const aws = cluster.spec.aws;
   if (!aws) throw new UsageError(`kube_cluster ${cluster.metadata.name} is not an EKS cluster: use --context for it.`);
-  const [{ credentialsFor }, { describeEksEndpoint }, { createEksToken }, { KubeConfig }] = await Promise.all([
-    import('../../aws/credentials.ts'),
-    import('../../aws/eks-cluster.ts'),
-    import('../../aws/eks-token.ts'),
-    import('@kubernetes/client-node'),
-  ]);
-  const credentials = await credentialsFor(undefined, aws.region);
-  const endpoint = await describeEksEndpoint(aws.name, aws.region, credentials);
-  const { token } = await createEksToken({ clusterName: aws.name, region: aws.region, credentials, stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined });
+  const [{ connectEks }, { KubeConfig }] = await Promise.all([import('../../aws/eks-connection.ts'), import('@kubernetes/client-node')]);
+  // The caller's own AWS identity: rbac bootstrap is run by a cluster admin, not by the proxy.
+  const eks = await connectEks(aws, { stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined });
+  const { token } = await eks.token();
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: cluster.metadata.name, server: endpoint.endpoint, caData: endpoint.caData }],
+    clusters: [{ name: cluster.metadata.name, server: eks.endpoint, caData: eks.caData }],
     users: [{ name: 'kport', token }],
     contexts: [{ name: cluster.metadata.name, cluster: cluster.metadata.name, user: 'kport' }],
     currentContext: cluster.metadata.name,
   });
-  return { kc, description: `EKS cluster ${aws.name} (${aws.region}, ${aws.account_id})`, eks: { name: aws.name, region: aws.region, authenticationMode: endpoint.authenticationMode, credentials } };
+  return { kc, description: `EKS cluster ${aws.name} (${aws.region}, ${aws.account_id})`, eks: { name: aws.name, region: aws.region, authenticationMode: eks.authenticationMode, credentials: eks.credentials } };
 }

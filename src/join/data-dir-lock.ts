@@ -1,0 +1,91 @@
+import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../core/errors.ts';
+
+/**
+ * One agent per data dir: the identity (host id) lives there, and two processes sharing it would
+ * be one agent to the store, each waiting on the other's lease. A lock file names the holder; a
+ * holder that is gone (SIGKILL, reboot) leaves a stale lock, which the next start takes over.
+ */
+export function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, 'agent.lock');
+  const tmp = `${path}.${process.pid}.tmp`;
+  // Written aside and hard-linked into place: the lock never exists without its holder's name.
+  writeFileSync(tmp, `${JSON.stringify({ pid: process.pid, hostname: hostname() })}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(tmp, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = readHolder(path);
+      if (attempt >= 3 || (holder && holderAlive(holder))) {
+        throw new UserError(
+          holder
+            ? `Another kport agent (pid ${holder.pid} on ${holder.hostname}) is running on the data dir ${dataDir}: give each agent its own teleport.data_dir (or --data-dir).`
+            : `Cannot lock the data dir ${dataDir}: ${path} is not a kport lock; remove it if no agent runs there.`,
+        );
+      }
+      // Stale: its holder is gone. Moved aside, then checked: if another starter took the lock
+      // in between, what was moved is its live lock, which goes back.
+      const aside = `${path}.${process.pid}.stale`;
+      try {
+        renameSync(path, aside);
+      } catch {
+        continue;
+      }
+      const moved = readHolder(aside);
+      if (moved && holder && moved.pid !== holder.pid) {
+        try {
+          linkSync(aside, path);
+        } catch {}
+      }
+      unlinkSync(aside);
+    }
+  } finally {
+    unlinkSync(tmp);
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    try {
+      if (readHolder(path)?.pid === process.pid) unlinkSync(path);
+    } catch {}
+  };
+}
+
+interface Holder {
+  pid: number;
+  hostname: string;
+}
+
+function readHolder(path: string): Holder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(path, 'utf8')) as Holder;
+    return typeof holder.pid === 'number' ? holder : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function holderAlive(holder: Holder): boolean {
+  // A lock from another machine (a shared data dir) cannot be checked: treat it as held.
+  if (holder.hostname !== hostname()) return true;
+  if (holder.pid === process.pid) return false;
+  try {
+    process.kill(holder.pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // The pid may have been reused by an unrelated process after a reboot.
+  try {
+    return readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').includes('kport');
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,120 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.ts';
+import { UserError } from '../core/errors.ts';
+import { AGENT, type Agent } from '../resources/agent.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { decodeResource, encodeResource } from '../resources/store.ts';
+import { validateJoinToken } from '../tokens/tokens.ts';
+
+/**
+ * What an agent keeps after joining, in `<data_dir>/identity/identity.json` (0600), so a restart
+ * needs no token (the token is for joining once, as in Teleport). In local mode the credential is
+ * a random secret whose hash the store keeps; network mode replaces it with a host certificate
+ * (`credential.type: x509`), with the same host id and roles around it.
+ */
+export interface AgentIdentity {
+  version: 1;
+  host_id: string;
+  roles: string[];
+  joined: string;
+  credential: { type: 'secret'; secret: string };
+}
+
+export function identityDir(dataDir: string): string {
+  return join(dataDir, 'identity');
+}
+
+export function loadIdentity(dataDir: string): AgentIdentity | undefined {
+  const path = join(identityDir(dataDir), 'identity.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new UserError(`Cannot read the agent identity ${path}: ${(err as Error).message}.`);
+  }
+  try {
+    const identity = JSON.parse(text) as AgentIdentity;
+    if (identity.version !== 1 || typeof identity.host_id !== 'string' || identity.credential?.type !== 'secret') throw new Error('unknown shape');
+    return identity;
+  } catch {
+    throw new UserError(`The agent identity ${path} is damaged: remove ${identityDir(dataDir)} and join again with a new token.`);
+  }
+}
+
+function saveIdentity(dataDir: string, identity: AgentIdentity): void {
+  const dir = identityDir(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const path = join(dir, 'identity.json');
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(identity, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
+
+/**
+ * The agent's identity for this start: the kept one when the store still knows it and it carries
+ * the roles needed; otherwise a join with the token, which then is not needed again.
+ */
+export async function joinOrResume(opts: {
+  backend: Backend;
+  dataDir: string;
+  roles: string[];
+  /** Reads the join token; called only when the agent must join. */
+  token: () => string;
+  now: Date;
+}): Promise<{ identity: AgentIdentity; joined: boolean }> {
+  const kept = loadIdentity(opts.dataDir);
+  if (kept) {
+    const item = await opts.backend.get(resourceKey(AGENT, kept.host_id));
+    const record = item && decodeResource<Agent>(item);
+    const known = record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashOf(kept.credential.secret), 'hex'));
+    if (!known) {
+      throw new UserError(
+        `This agent's identity (host ${kept.host_id}, in ${identityDir(opts.dataDir)}) is not known to the store: it was removed, or the store is another one. Remove ${identityDir(opts.dataDir)} and join again with a new token.`,
+        4,
+      );
+    }
+    const missing = opts.roles.filter((r) => !kept.roles.some((k) => k.toLowerCase() === r.toLowerCase()));
+    if (missing.length === 0) return { identity: kept, joined: false };
+    // The config now runs another service: joining again, with a token that allows it, widens the identity.
+  }
+  const token = await validateJoinToken(opts.backend, opts.token(), opts.roles, opts.now);
+  const identity: AgentIdentity = {
+    version: 1,
+    host_id: kept?.host_id ?? legacyHostId(opts.dataDir) ?? randomUUID(),
+    roles: token.spec.roles.filter((r) => opts.roles.some((want) => want.toLowerCase() === r.toLowerCase())).map((r) => r.toLowerCase()),
+    joined: opts.now.toISOString(),
+    credential: { type: 'secret', secret: randomBytes(32).toString('base64url') },
+  };
+  const record: Agent = {
+    kind: AGENT,
+    version: 'v1',
+    metadata: { name: identity.host_id, description: `kport agent on ${hostname()}` },
+    spec: {
+      host_id: identity.host_id,
+      hostname: hostname(),
+      roles: identity.roles,
+      joined: identity.joined,
+      token_name: token.metadata.name,
+      credential_hash: hashOf(identity.credential.secret),
+    },
+  };
+  await opts.backend.put(resourceKey(AGENT, identity.host_id), encodeResource(record));
+  saveIdentity(opts.dataDir, identity);
+  return { identity, joined: true };
+}
+
+/** Agents from before identities kept their host id in `<data_dir>/host_uuid`: keep it, so their heartbeats stay theirs. */
+function legacyHostId(dataDir: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, 'host_uuid'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
