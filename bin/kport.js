@@ -12,9 +12,9 @@ if (major < 22 || (major === 22 && minor < 18)) {
 
 const { main, createContext } = await import('../dist/main.js');
 const controller = new AbortController();
-for (const signal of ['SIGINT', 'SIGTERM']) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
-    // A second Ctrl-C means now.
+    // A second signal means now; 'exit' handlers still remove what must not be left behind.
     if (controller.signal.aborted) process.exit(130);
     controller.abort(new Error(signal));
   });

@@ -28,9 +28,9 @@ _kport_words() {
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color" ;;
-    "get") words="-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service" ;;
-    "rm") words="-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/" ;;
-    "create") words="-f --file --force -c --config --data-dir --format --debug --no-color" ;;
+    "get") words="-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service agent" ;;
+    "rm") words="-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/" ;;
+    "create") words="-f --file --force --replace-discovered -c --config --data-dir --format --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format --debug --no-color" ;;
     "version") words="-c --config --data-dir --format --debug --no-color" ;;
   esac

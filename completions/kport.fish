@@ -49,9 +49,10 @@ complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcomma
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from check' -l cluster
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from check' -l as-role-arn
 complete -c kport -n '__fish_seen_subcommand_from get' -l verbose
-complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service'
+complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service agent'
 complete -c kport -n '__fish_seen_subcommand_from create' -l file
 complete -c kport -n '__fish_seen_subcommand_from create' -l force
+complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered
 complete -c kport -l config
 complete -c kport -l data-dir
 complete -c kport -l format

@@ -18,9 +18,9 @@ _kport_words() {
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color) ;;
-    "get") reply=(-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service) ;;
-    "rm") reply=(-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/) ;;
-    "create") reply=(-f --file --force -c --config --data-dir --format --debug --no-color) ;;
+    "get") reply=(-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service agent) ;;
+    "rm") reply=(-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/) ;;
+    "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format --debug --no-color) ;;
     "version") reply=(-c --config --data-dir --format --debug --no-color) ;;
   esac

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES } from './commands/index.ts';
 import { createContext, type Context } from './core/context.ts';
-import { BugError, ExitCode, ExternalError, KportError } from './core/errors.ts';
+import { BugError, ExitCode, ExternalError, KportError, describeSystemError } from './core/errors.ts';
 import { Session, type GlobalOptions } from './core/session.ts';
 import { parseFormat } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
@@ -99,6 +99,13 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
     return err.exitCode;
   }
   if ((err as Error)?.name === 'AbortError') return ExitCode.interrupted;
+  // The machine said no (a read-only or full disk, a busy port): not a bug, and the cause is known.
+  const system = describeSystemError(err);
+  if (system) {
+    ctx.logger.error(system);
+    if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    return ExitCode.failure;
+  }
   const message = err instanceof Error ? err.message : String(err);
   ctx.logger.error(`${message}\nThis is a bug in kport; please report it with the output of --debug.`);
   if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);

@@ -1,4 +1,6 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { ExternalError, describeSystemError } from '../core/errors.ts';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,13 +32,15 @@ const EVENT_HISTORY = 10_000;
 export class SqliteBackend implements Backend {
   readonly kind = 'sqlite';
   readonly #db: DatabaseSync;
+  readonly #path: string;
   readonly #now: () => number;
   readonly #pollMs: number;
   readonly #stmts: Record<string, StatementSync>;
   #lastPurge = 0;
 
-  private constructor(db: DatabaseSync, now: () => number, pollMs: number) {
+  private constructor(db: DatabaseSync, path: string, now: () => number, pollMs: number) {
     this.#db = db;
+    this.#path = path;
     this.#now = now;
     this.#pollMs = pollMs;
     this.#stmts = {
@@ -60,17 +64,27 @@ export class SqliteBackend implements Backend {
 
   static async open(path: string, opts: { now?: () => number; pollMs?: number } = {}): Promise<SqliteBackend> {
     const { DatabaseSync } = await import('node:sqlite');
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    // The file holds token hashes and kubeconfigs of static clusters: owner only.
-    if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
-    const db = new DatabaseSync(path, { timeout: 10_000 });
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
-    db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
-    return new SqliteBackend(db, opts.now ?? Date.now, opts.pollMs ?? 100);
+    let db: DatabaseSync;
+    try {
+      if (path !== ':memory:') {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        // The file holds token hashes and kubeconfigs of static clusters: owner only.
+        closeSync(openSync(path, 'a', 0o600));
+      }
+      db = new DatabaseSync(path, { timeout: 10_000 });
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+    } catch (err) {
+      // A read-only data dir or mount: reads (get, kube ls) still work; writes say why they cannot.
+      const readOnly = path !== ':memory:' && openReadOnly(DatabaseSync, path);
+      if (!readOnly) throw storeError(err, path, 'open');
+      db = readOnly;
+    }
+    return new SqliteBackend(db, path, opts.now ?? Date.now, opts.pollMs ?? 100);
   }
 
   async get(key: string): Promise<Item | undefined> {
-    return toItem(this.#stmts.get!.get(key, this.#now(), this.#now()));
+    return this.#read(() => toItem(this.#stmts.get!.get(key, this.#now(), this.#now())));
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
@@ -106,7 +120,7 @@ export class SqliteBackend implements Backend {
   }
 
   async list(prefix: string): Promise<Item[]> {
-    return this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!);
+    return this.#read(() => this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!));
   }
 
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
@@ -194,7 +208,11 @@ export class SqliteBackend implements Backend {
    * writers, at most once a second, so readers and watchers never take the write lock.
    */
   #tx<T>(fn: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      throw storeError(err, this.#path, 'write');
+    }
     try {
       if (this.#now() - this.#lastPurge >= 1000) {
         this.#lastPurge = this.#now();
@@ -204,9 +222,65 @@ export class SqliteBackend implements Backend {
       this.#db.exec('COMMIT');
       return result;
     } catch (err) {
-      this.#db.exec('ROLLBACK');
-      throw err;
+      // SQLite may already have rolled back (SQLITE_FULL does): a second ROLLBACK must not hide the cause.
+      try {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      } catch {}
+      throw isSqliteError(err) ? storeError(err, this.#path, 'write') : err;
     }
+  }
+
+  #read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw isSqliteError(err) ? storeError(err, this.#path, 'read') : err;
+    }
+  }
+}
+
+type SqliteError = Error & { code: 'ERR_SQLITE_ERROR'; errcode: number; errstr: string };
+
+function isSqliteError(err: unknown): err is SqliteError {
+  return (err as { code?: unknown })?.code === 'ERR_SQLITE_ERROR';
+}
+
+/** The store opened for reading only, when it exists but cannot be written (a read-only dir or mount). */
+function openReadOnly(DatabaseSync: typeof import('node:sqlite').DatabaseSync, path: string): import('node:sqlite').DatabaseSync | undefined {
+  if (!existsSync(path)) return undefined;
+  // A WAL database in a read-only directory cannot make its -shm file: immutable=1 reads the file as it is.
+  for (const target of [path, `${pathToFileURL(path).href}?immutable=1`]) {
+    try {
+      const db = new DatabaseSync(target, { readOnly: true, timeout: 10_000 });
+      db.prepare('SELECT revision FROM meta WHERE id = 1').get();
+      return db;
+    } catch {}
+  }
+  return undefined;
+}
+
+/** One sentence naming the store and the cause, instead of SQLite's or the OS's bare words. */
+export function storeError(err: unknown, path: string, doing: 'open' | 'read' | 'write'): Error {
+  const system = describeSystemError(err);
+  if (system) return new ExternalError('sqlite', `Cannot ${doing} the store ${path}: ${system.replace(/^Cannot [^:]+: /, '')}`, 1, { cause: err });
+  if (!isSqliteError(err)) return err instanceof Error ? err : new Error(String(err));
+  const sentence = (cause: string) => new ExternalError('sqlite', `Cannot ${doing} the store ${path}: ${cause}.`, 1, { cause: err });
+  switch (err.errcode & 0xff) {
+    case 13: // SQLITE_FULL
+      return sentence('the disk is full (SQLITE_FULL); free some space and run again; nothing was written');
+    case 8: // SQLITE_READONLY
+      return sentence('it is read-only (its directory or file system cannot be written); kport can read it but not change it; use a writable teleport.data_dir or --data-dir');
+    case 14: // SQLITE_CANTOPEN
+      return sentence('the file or its directory cannot be opened; check that the data dir exists and is writable (teleport.data_dir or --data-dir)');
+    case 5: // SQLITE_BUSY
+      return sentence('another process held it locked for more than 10 s; try again');
+    case 10: // SQLITE_IOERR
+      return sentence(`an I/O error (${err.errstr}); check the disk`);
+    case 11: // SQLITE_CORRUPT
+    case 26: // SQLITE_NOTADB
+      return sentence(`it is not a kport store or it is damaged (${err.errstr}); move it aside to start afresh`);
+    default:
+      return sentence(err.errstr || err.message);
   }
 }
 

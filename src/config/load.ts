@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { UsageError } from '../core/errors.ts';
+import { UsageError, describeSystemError } from '../core/errors.ts';
 import { KNOWN_KEYS, configSchema, type RawConfig } from './schema.ts';
 import { closest } from './suggest.ts';
 import { keyPath, yamlErrorText } from './errors.ts';
@@ -70,13 +70,19 @@ async function loadFile(filepath: string): Promise<{ config: unknown; filepath: 
   let result;
   try {
     // YAML, the common case, needs no loader search (cosmiconfig costs ~20 ms to import).
-    if (/\.ya?ml$/i.test(filepath)) return { config: yamlLoader(filepath, readFileSync(filepath, 'utf8')), filepath };
+    if (/\.ya?ml$/i.test(filepath)) {
+      // Checked before reading: a 10 MB file is a wrong file, not a config to parse for seconds.
+      const size = statSync(filepath).size;
+      if (size > MAX_CONFIG_BYTES) throw new UsageError(tooLarge(size, filepath));
+      return { config: yamlLoader(filepath, readFileSync(filepath, 'utf8')), filepath };
+    }
     result = await (await explorer()).load(filepath);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UsageError(`Config file ${filepath} does not exist: check the path given with -c or KPORT_CONFIG.`);
     }
-    throw new UsageError(`Cannot read config file ${filepath}: ${(err as Error).message}`);
+    throw new UsageError(`Cannot read config file ${filepath}: ${describeSystemError(err)?.replace(/^Cannot [^:]+: /, '') ?? (err as Error).message}`);
   }
   return { config: result?.config ?? {}, filepath };
 }
@@ -97,12 +103,22 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
   let doc: Document | undefined;
   const lines = new LineCounter();
   if (loaded && typeof loaded === 'object' && 'yamlSource' in loaded) {
-    doc = parseDocument((loaded as YamlSource).yamlSource, { lineCounter: lines, uniqueKeys: true });
+    const source = (loaded as YamlSource).yamlSource;
+    checkConfigText(source, where);
+    doc = parseDocument(source, { lineCounter: lines, uniqueKeys: true });
     if (doc.errors.length > 0) {
-      const problems = doc.errors.map((e) => `  line ${e.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(e.message)}`);
-      throw new UsageError(`${where} is not valid YAML:\n${problems.join('\n')}`);
+      const problems = doc.errors.slice(0, MAX_REPORTED).map((e) => `  line ${e.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(e.message)}`);
+      const more = doc.errors.length > MAX_REPORTED ? `\n  ... and ${doc.errors.length - MAX_REPORTED} more` : '';
+      throw new UsageError(`${where} is not valid YAML:\n${problems.join('\n')}${more}`);
     }
-    raw = doc.toJS() ?? {};
+    try {
+      raw = doc.toJS() ?? {};
+    } catch (err) {
+      if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+        throw new UsageError(`${where} expands YAML aliases too many times (a "billion laughs" document?): write the values out instead of aliasing aliases.`);
+      }
+      throw new UsageError(`${where} cannot be read as YAML: ${(err as Error).message}.`);
+    }
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new UsageError(`${where} must be a YAML mapping of keys such as version, teleport and discovery_service.`);
@@ -122,8 +138,23 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
 
   const parsed = configSchema.safeParse(raw);
   if (parsed.success) return { ...parsed.data, warnings };
-  const problems = parsed.error.issues.flatMap((issue) => describe(issue, lineOf));
-  throw new UsageError(`${where} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  const all = parsed.error.issues.flatMap((issue) => describe(issue, lineOf));
+  const problems = all.length > MAX_REPORTED ? [...all.slice(0, MAX_REPORTED), `... and ${all.length - MAX_REPORTED} more`] : all;
+  throw new UsageError(`${where} has ${all.length} problem${all.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+}
+
+/** A config is a few kilobytes of text; anything else is a wrong file, not a config to parse for seconds. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+const MAX_REPORTED = 20;
+
+function checkConfigText(text: string, where: string): void {
+  if (text.includes('\u0000')) throw new UsageError(`${where} is not a text file: point -c or KPORT_CONFIG at a kport.yaml.`);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_CONFIG_BYTES) throw new UsageError(tooLarge(bytes, where));
+}
+
+function tooLarge(bytes: number, where: string): string {
+  return `${where} is ${(bytes / 1024 / 1024).toFixed(1)} MiB; a kport config is at most 1 MiB: point -c or KPORT_CONFIG at a kport.yaml.`;
 }
 
 function describe(issue: z.core.$ZodIssue, lineOf: (path: PropertyKey[], key?: string) => string): string[] {

@@ -61,3 +61,47 @@ export class BugError extends KportError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+const SYSTEM_CAUSES: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'it is a directory',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this machine',
+};
+
+const SYSTEM_NEXT: Record<string, string> = {
+  EACCES: 'use a data dir you can write (teleport.data_dir or --data-dir)',
+  EPERM: 'use a data dir you can write (teleport.data_dir or --data-dir)',
+  EROFS: 'use a data dir on a writable file system (teleport.data_dir or --data-dir)',
+  ENOSPC: 'free some space and run again',
+  EDQUOT: 'free some space and run again',
+  EMFILE: 'raise the open-file limit (ulimit -n) and run again',
+};
+
+/**
+ * One sentence for an operating-system failure (a Node.js system error: it has a code and a
+ * syscall), naming the path or port and the cause; undefined for anything else.
+ */
+export function describeSystemError(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; dest?: string };
+  if (!e || typeof e !== 'object' || typeof e.code !== 'string' || typeof e.syscall !== 'string' || !(e.code in SYSTEM_CAUSES)) return undefined;
+  const cause = `${SYSTEM_CAUSES[e.code]} (${e.code})`;
+  if (e.syscall === 'listen' || e.syscall === 'bind') {
+    const where = `${e.address ?? '127.0.0.1'}${e.port !== undefined ? `:${e.port}` : ''}`;
+    return e.code === 'EADDRINUSE'
+      ? `Cannot listen on ${where}: the port is already in use; pick another with --port, or leave --port out for a free one.`
+      : `Cannot listen on ${where}: ${cause}.`;
+  }
+  const verb = { mkdir: 'create the directory', open: 'open', write: 'write', rename: 'replace', unlink: 'remove', read: 'read', scandir: 'list', link: 'create', chmod: 'change the mode of' }[e.syscall] ?? e.syscall;
+  const path = e.path ? ` ${e.path}` : '';
+  const next = SYSTEM_NEXT[e.code];
+  return `Cannot ${verb}${path}: ${cause}${next ? `; ${next}` : ''}.`;
+}

@@ -1,16 +1,15 @@
 import { KUBE_CLUSTER, LABEL, type KubeCluster } from '../resources/kube-cluster.ts';
-import { NAME_PATTERN } from '../resources/resource.ts';
+import { labelKeyProblem, labelValueProblem, nameProblem } from '../resources/resource.ts';
 import type { EksCluster } from './eks-fetcher.ts';
 
 /** Tags that replace the generated name; Teleport's is honoured for people moving over. */
 export const NAME_OVERRIDE_TAGS = ['KportKubernetesName', 'TeleportKubernetesName'];
-const LABEL_KEY = /^[a-zA-Z/.0-9_:*-]+$/;
 
 /** `<name>-eks-<region>-<account>`, leaving out a part the EKS name already contains. */
 export function discoveredClusterName(cluster: Pick<EksCluster, 'name' | 'region' | 'accountId' | 'tags'>): string {
   for (const tag of NAME_OVERRIDE_TAGS) {
     const override = cluster.tags[tag];
-    if (override && NAME_PATTERN.test(override)) return override;
+    if (override && !nameProblem(override)) return override;
   }
   const parts = [cluster.name];
   for (const part of ['eks', cluster.region, cluster.accountId]) if (!containsPart(cluster.name, part)) parts.push(part);
@@ -25,7 +24,7 @@ function containsPart(name: string, part: string): boolean {
 
 export function toKubeCluster(cluster: EksCluster, discoveryGroup: string): KubeCluster {
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(cluster.tags)) if (LABEL_KEY.test(k)) labels[k] = v;
+  for (const [k, v] of Object.entries(cluster.tags)) if (!labelKeyProblem(k) && !labelValueProblem(k, v)) labels[k] = v;
   Object.assign(labels, {
     [LABEL.region]: cluster.region,
     [LABEL.accountId]: cluster.accountId,

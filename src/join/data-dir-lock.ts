@@ -2,6 +2,7 @@ import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { kportProcessAlive } from '../core/process-alive.ts';
 
 /**
  * One agent per data dir: the identity (host id) lives there, and two processes sharing it would
@@ -76,16 +77,5 @@ function readHolder(path: string): Holder | undefined {
 function holderAlive(holder: Holder): boolean {
   // A lock from another machine (a shared data dir) cannot be checked: treat it as held.
   if (holder.hostname !== hostname()) return true;
-  if (holder.pid === process.pid) return false;
-  try {
-    process.kill(holder.pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // The pid may have been reused by an unrelated process after a reboot.
-  try {
-    return readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').includes('kport');
-  } catch {
-    return true;
-  }
+  return holder.pid !== process.pid && kportProcessAlive(holder.pid);
 }

@@ -1,5 +1,6 @@
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { kportProcessAlive } from '../core/process-alive.ts';
 import { stringify } from 'yaml';
 
 /** Context names kport writes, so `kube ls` can tell which cluster is selected. */
@@ -31,4 +32,30 @@ export function writeProxyKubeconfig(
 
 export function removeKubeconfig(path: string): void {
   rmSync(path, { force: true });
+}
+
+/** `kubeconfig-<pid>-<random>.yaml`: the pid says whose it is, so leftovers can be told from live ones. */
+export function proxyKubeconfigName(pid: number, random: string): string {
+  return `kubeconfig-${pid}-${random}.yaml`;
+}
+
+/**
+ * Removes the kubeconfigs (each with a client key) of `kube login` processes that were killed
+ * before they could clean up (SIGKILL, a crash, a reboot). Returns what was removed.
+ */
+export function removeStaleKubeconfigs(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = /^kubeconfig-(\d+)-[0-9a-f]+\.yaml(\.\d+\.tmp)?$/.exec(name);
+    if (!match || kportProcessAlive(Number(match[1]))) continue;
+    rmSync(join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
 }

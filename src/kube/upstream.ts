@@ -2,10 +2,9 @@ import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { Agent as UndiciAgent } from 'undici';
 import { Http2Pool } from './h2-pool.ts';
-import { parse } from 'yaml';
 import { UserError } from '../core/errors.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
-import type { KubeconfigFile } from './kubeconfig.ts';
+import { readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig.ts';
 
 /** Where and how the proxy reaches one cluster's API server. */
 export interface Upstream {
@@ -20,26 +19,20 @@ export interface Upstream {
   authorization(): Promise<string | undefined>;
 }
 
-type Rec = Record<string, unknown>;
-
 /**
  * A static cluster's kubeconfig (spec.kubeconfig): the current context's server, CA and
  * credentials (token, client certificate or basic auth). Exec plugins are not run by the proxy.
  */
 export function staticUpstream(cluster: KubeCluster): Upstream {
   const name = cluster.metadata.name;
-  let kc: KubeconfigFile;
+  let kc: StaticKubeconfig;
   try {
-    kc = parse(cluster.spec.kubeconfig ?? '') as KubeconfigFile;
+    kc = readStaticKubeconfig(cluster.spec.kubeconfig ?? '');
   } catch (err) {
-    throw new UserError(`kube_cluster ${name} has a kubeconfig that does not parse: ${(err as Error).message.split('\n')[0]}.`);
+    throw new UserError(`kube_cluster ${name}: ${(err as Error).message}.`);
   }
-  const ctxName = kc['current-context'] ?? kc.contexts?.[0]?.name;
-  const context = kc.contexts?.find((c) => c.name === ctxName)?.context;
-  const clusterEntry = kc.clusters?.find((c) => c.name === context?.cluster)?.cluster as Rec | undefined;
-  const userEntry = (kc.users?.find((u) => u.name === context?.user)?.user ?? {}) as Rec;
-  if (!clusterEntry?.server) throw new UserError(`kube_cluster ${name}: its kubeconfig has no server for context "${ctxName}".`);
-  if (userEntry.exec) throw new UserError(`kube_cluster ${name}: exec credential plugins are not supported in a static kubeconfig; use a token or client certificate.`);
+  const clusterEntry = kc.cluster;
+  const userEntry = kc.user;
   const bytes = (data: unknown, file: unknown) => (typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined);
   const tls = {
     ca: bytes(clusterEntry['certificate-authority-data'], clusterEntry['certificate-authority']),
@@ -51,7 +44,7 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
   const token = typeof userEntry.token === 'string' ? userEntry.token : typeof userEntry['token-file'] === 'string' ? readFileSync(userEntry['token-file'], 'utf8').trim() : undefined;
   const basic = typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
   const authorization = token ? `Bearer ${token}` : basic ? `Basic ${basic}` : undefined;
-  const url = new URL(String(clusterEntry.server));
+  const url = kc.server;
   return { url, ...connections(url, tls), authorization: async () => authorization };
 }
 

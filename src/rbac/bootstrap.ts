@@ -113,7 +113,13 @@ async function applyAwsAuth(
     } catch (err) {
       // 409: created by someone else meanwhile; 422: the test failed, mapRoles changed after we read it.
       const status = statusOf(err);
-      if (status === 409 || (status === 422 && /test/i.test(errorBody(err)))) {
+      // The API server words a failed test as a plain 422: it was one if mapRoles is no longer what we read.
+      let changed = false;
+      if (status === 422) {
+        const now = await readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH)).catch(() => undefined);
+        changed = before !== undefined ? now?.data?.mapRoles !== before : now?.metadata?.resourceVersion !== current?.metadata?.resourceVersion;
+      }
+      if (status === 409 || changed) {
         if (Date.now() >= deadline) {
           throw new ExternalError(
             'write ConfigMap kube-system/aws-auth',
@@ -127,11 +133,6 @@ async function applyAwsAuth(
       throw kubeError('write ConfigMap kube-system/aws-auth', err);
     }
   }
-}
-
-function errorBody(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  return typeof body === 'string' ? body : JSON.stringify(body ?? '');
 }
 
 function pickRole(role: V1ClusterRole) {

@@ -1,4 +1,5 @@
 import type { Backend } from '../backend/backend.ts';
+import { AGENT, type Agent } from './agent.ts';
 import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
@@ -99,7 +100,20 @@ const discoveryService: ResourceKind<DiscoveryService> = {
   find: byName(DISCOVERY_SERVICE),
 };
 
-export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService] as unknown as ResourceKind[];
+const agent: ResourceKind<Agent> = {
+  kind: AGENT,
+  aliases: ['agents'],
+  headers: ['Host ID', 'Hostname', 'Roles', 'Joined', 'Token'],
+  row: (a, tty) => [a.spec.host_id, a.spec.hostname, a.spec.roles.join(','), formatTime(a.spec.joined, tty), a.spec.token_name],
+  // Never the credential hash: it is the store's to compare, nobody's to read.
+  dto: (a) => {
+    const { credential_hash: _hash, ...spec } = a.spec;
+    return { ...asStored(a), spec };
+  },
+  find: byName(AGENT),
+};
+
+export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, agent] as unknown as ResourceKind[];
 
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();

@@ -2,13 +2,22 @@
 import { z } from 'zod';
 import { labelSelector } from '../config/schema.ts';
 import { KUBE_CLUSTER } from './kube-cluster.ts';
-import { NAME_PATTERN } from './resource.ts';
+import { labelsProblems, nameProblem } from './resource.ts';
+import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
 import { ROLE, USER } from './role.ts';
 
 export const metadataSchema = z.strictObject({
-  name: z.string().regex(NAME_PATTERN, 'names may contain only letters, digits, ".", "_" and "-"'),
-  description: z.string().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
+  name: z.string().superRefine((name, ctx) => {
+    const problem = nameProblem(name);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+  description: z.string().max(1024).optional(),
+  labels: z
+    .record(z.string(), z.string())
+    .superRefine((labels, ctx) => {
+      for (const message of labelsProblems(labels)) ctx.addIssue({ code: 'custom', message });
+    })
+    .optional(),
   expires: z.string().datetime({ offset: true }).optional(),
   revision: z.number().optional(),
 });
@@ -27,7 +36,13 @@ export const kubeClusterSchema = z
           arn: z.string().optional(),
         })
         .optional(),
-      kubeconfig: z.string().optional(),
+      kubeconfig: z
+        .string()
+        .superRefine((text, ctx) => {
+          const problem = staticKubeconfigProblem(text);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
     }),
   })
   .refine((r) => Boolean(r.spec.aws) !== Boolean(r.spec.kubeconfig), {

@@ -66,21 +66,27 @@ export const kubeLogin: CommandDef = {
       },
     });
     const proxy = await startLocalProxy({ port, tls: { cert: serving.cert, key: serving.key, ca: ca.cert }, targets, forwarder });
-    const path = join(config.dataDir, 'proxy', `kubeconfig-${process.pid}-${randomBytes(4).toString('hex')}.yaml`);
+    const proxyDir = join(config.dataDir, 'proxy');
+    for (const name of kubeconfig.removeStaleKubeconfigs(proxyDir)) ctx.logger.debug(`removed ${name}, left behind by a kube login that was killed`);
+    const path = join(proxyDir, kubeconfig.proxyKubeconfigName(process.pid, randomBytes(4).toString('hex')));
+    // On every way out, including a second signal that exits at once: the file holds a client key.
+    const removeOnExit = () => kubeconfig.removeKubeconfig(path);
+    process.once('exit', removeOnExit);
     const names = [...targets.keys()];
-    kubeconfig.writeProxyKubeconfig(path, {
-      clusters: names.map((name) => ({ name, server: proxy.serverUrl(name) })),
-      ca: ca.cert,
-      clientCert: client.cert,
-      clientKey: client.key,
-      current: names[0]!,
-    });
     const cleanup = async () => {
       kubeconfig.removeKubeconfig(path);
+      process.off('exit', removeOnExit);
       await proxy.close();
       await audit.close();
     };
     try {
+      kubeconfig.writeProxyKubeconfig(path, {
+        clusters: names.map((name) => ({ name, server: proxy.serverUrl(name) })),
+        ca: ca.cert,
+        clientCert: client.cert,
+        clientKey: client.key,
+        current: names[0]!,
+      });
       if (rest.length > 0) {
         const { execa } = await import('execa');
         const child = execa(rest[0]!, rest.slice(1), {

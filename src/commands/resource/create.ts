@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { UserError, UsageError } from '../../core/errors.ts';
@@ -14,18 +14,23 @@ export const create: CommandDef = {
   options: [
     { flags: '-f, --file <file>', description: 'YAML or JSON file with one or more documents ("-" for stdin)' },
     { flags: '--force', description: 'overwrite resources that already exist' },
+    { flags: '--replace-discovered', description: 'with --force, also overwrite a discovered kube_cluster (it becomes static: discovery leaves it alone from then on)' },
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.file !== 'string') throw new UsageError('-f FILE is required: kport create -f role.yaml.');
     const text = opts.file === '-' ? await readStream(process.stdin) : await readText(resolve(ctx.cwd, opts.file));
     const resources = await parseResources(text, opts.file);
     const backend = await session.backend();
-    if (!opts.force) {
-      const { getResource } = await import('../../resources/store.ts');
-      for (const r of resources) {
-        if (await getResource(backend, r.kind, r.metadata.name)) {
-          throw new UserError(`${r.kind} "${r.metadata.name}" already exists: pass --force to overwrite it. Nothing was written.`);
-        }
+    const { getResource } = await import('../../resources/store.ts');
+    for (const r of resources) {
+      const existing = await getResource(backend, r.kind, r.metadata.name);
+      if (!existing) continue;
+      if (!opts.force) throw new UserError(`${r.kind} "${r.metadata.name}" already exists: pass --force to overwrite it. Nothing was written.`);
+      const origin = existing.metadata.labels?.['kport.dev/origin'];
+      if (r.kind === 'kube_cluster' && origin === 'cloud' && !opts.replaceDiscovered) {
+        throw new UserError(
+          `kube_cluster "${r.metadata.name}" was discovered from AWS: overwriting it would make it static and discovery would no longer keep it true. Pass --replace-discovered as well if that is what you want. Nothing was written.`,
+        );
       }
     }
     for (const r of resources) {
@@ -48,7 +53,13 @@ export async function parseResources(text: string, source: string): Promise<Reso
       problems.push(`${where}: invalid YAML at line ${doc.errors[0]!.linePos?.[0]?.line ?? '?'}: ${yamlErrorText(doc.errors[0]!.message)}`);
       continue;
     }
-    const raw = doc.toJS() as { kind?: unknown } | null;
+    let raw: { kind?: unknown } | null;
+    try {
+      raw = doc.toJS() as { kind?: unknown } | null;
+    } catch (err) {
+      problems.push(`${where}: cannot be read (${(err as Error).message}): write the values out instead of aliasing aliases`);
+      continue;
+    }
     if (raw === null) continue;
     if (typeof raw !== 'object' || typeof raw.kind !== 'string') {
       problems.push(`${where}: every document needs a kind, such as role or kube_cluster`);
@@ -68,16 +79,33 @@ export async function parseResources(text: string, source: string): Promise<Reso
   return resources;
 }
 
+/** Resource files are kilobytes; a bigger input is a wrong file, refused before it is parsed. */
+const MAX_INPUT_BYTES = 4 * 1024 * 1024;
+
 async function readText(path: string): Promise<string> {
+  let bytes: Buffer;
   try {
-    return await readFile(path, 'utf8');
+    if ((await stat(path)).size > MAX_INPUT_BYTES) throw new UsageError(`${path} is larger than 4 MiB: resource files are YAML of a few kilobytes.`);
+    bytes = await readFile(path);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError(`Cannot read ${path}: ${(err as Error).message}.`);
   }
+  return asText(bytes, path);
 }
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<string> {
-  let text = '';
-  for await (const chunk of stream) text += chunk.toString();
-  return text;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_INPUT_BYTES) throw new UsageError('standard input is larger than 4 MiB: resource files are YAML of a few kilobytes.');
+    chunks.push(Buffer.from(chunk as Buffer));
+  }
+  return asText(Buffer.concat(chunks), 'standard input');
+}
+
+function asText(bytes: Buffer, source: string): string {
+  if (bytes.includes(0)) throw new UsageError(`${source} is not a text file: pass a YAML or JSON file of resources.`);
+  return bytes.toString('utf8');
 }

@@ -2,6 +2,9 @@ import { parseDuration } from '../../core/duration.ts';
 import { UsageError } from '../../core/errors.ts';
 import { serialize } from '../../core/output.ts';
 import { parseLabelList } from '../../resources/labels.ts';
+import { labelsProblems } from '../../resources/resource.ts';
+
+const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
 import { addToken, normalizeRoles } from '../../tokens/tokens.ts';
 import type { CommandDef } from '../command.ts';
 
@@ -19,12 +22,16 @@ export const tokensAdd: CommandDef = {
     const roles = normalizeRoles(opts.type);
     const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
     if (ttlMs <= 0) throw new UsageError('--ttl must be longer than zero.');
+    // An agent keeps its identity after joining, so a token only has to outlive the rollout.
+    if (ttlMs > MAX_TOKEN_TTL_MS) throw new UsageError(`--ttl ${String(opts.ttl)} is longer than the 30 days a join token may live: agents keep their identity after joining, so make one per rollout.`);
     let labels: Record<string, string> | undefined;
     try {
       labels = typeof opts.labels === 'string' ? parseLabelList(opts.labels) : undefined;
     } catch (err) {
       throw new UsageError(`--labels: ${(err as Error).message}.`);
     }
+    const labelProblems = labels ? labelsProblems(labels) : [];
+    if (labelProblems.length > 0) throw new UsageError(`--labels: ${labelProblems.join('; ')}.`);
     const { secret, token } = await addToken(await session.backend(), {
       roles,
       ttlMs,

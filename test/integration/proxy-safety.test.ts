@@ -1,0 +1,192 @@
+// What a first real user broke on the proxy side (issue 10): a path with dot segments served as
+// another request than the one audited, clusters served outside kubernetes_service.resources,
+// kubeconfigs (with a client key) left behind, a busy --port reported as a bug.
+// Real `kport kube login` processes; the cluster is an HTTPS server (HTTP/2 and HTTP/1.1) that
+// records exactly what reached it.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { connect as h2connect, createSecureServer, type Http2SecureServer } from 'node:http2';
+import { createServer as createNetServer, type Server } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa, type ResultPromise } from 'execa';
+import { parse, stringify } from 'yaml';
+import { createCA } from '../../src/kube/pki.ts';
+import { KPORT_BIN } from '../helpers/agent.ts';
+import { kubeconfigYaml } from '../peers/kube.ts';
+import { tempDir, waitFor } from '../peers/process.ts';
+
+describe('kube login: requests, served clusters and leftovers', { concurrency: false, timeout: 300_000 }, () => {
+  let upstream: Http2SecureServer;
+  const seen: string[] = [];
+  let home: string;
+  let env: Record<string, string>;
+  const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
+
+  before(async () => {
+    const ca = await createCA('upstream CA');
+    const serving = await ca.issue({ commonName: 'upstream server', ips: ['127.0.0.1'], usage: 'server' });
+    // Records the path as it arrived, then answers the way a normalising server would.
+    upstream = createSecureServer({ cert: serving.cert, key: serving.key, allowHTTP1: true }, (req, res) => {
+      seen.push(req.url);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', path: req.url }));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const server = `https://127.0.0.1:${(upstream.address() as { port: number }).port}`;
+    home = tempDir('proxy-safety');
+    env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'none') };
+    const config = {
+      version: 'v3',
+      teleport: { data_dir: join(home, 'data') },
+      kubernetes_service: { enabled: 'yes', resources: [{ labels: { env: 'test' } }] },
+      roles: [{ name: 'all', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['developers'] }],
+      users: [{ name: 'alice', roles: ['all'] }],
+    };
+    writeFileSync(env.KPORT_CONFIG!, stringify(config));
+    const kubeconfig = kubeconfigYaml(server, ca.cert, { user: 'proxy', token: 'upstream-token', groups: [] });
+    const clusters = ['served:test', 'outside:prod'].map((nl) => {
+      const [name, label] = nl.split(':');
+      return stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env: label } }, spec: { kubeconfig } });
+    });
+    writeFileSync(join(home, 'clusters.yaml'), clusters.join('---\n'));
+    const created = await kport(['create', '-f', join(home, 'clusters.yaml')]);
+    assert.equal(created.exitCode, 0, String(created.stderr));
+  });
+  after(() => upstream?.close());
+
+  async function login(...args: string[]): Promise<{ proc: ResultPromise; kubeconfig: string; out: () => string }> {
+    const proc = kport(['kube', 'login', 'served', '--user', 'alice', ...args]);
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    proc.stderr!.on('data', (c: Buffer) => (out += c));
+    const kubeconfig = await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1] ?? (proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined));
+    return { proc, kubeconfig, out: () => out };
+  }
+
+  test('a path with dot segments or encoded slashes is refused (400 Status) and never forwarded; the audit names the path as it came', async () => {
+    const { proc, kubeconfig } = await login();
+    try {
+      const kc = parse(readFileSync(kubeconfig, 'utf8'));
+      const tls = {
+        ca: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64'),
+        cert: Buffer.from(kc.users[0].user['client-certificate-data'], 'base64'),
+        key: Buffer.from(kc.users[0].user['client-key-data'], 'base64'),
+      };
+      const base = new URL(kc.clusters[0].cluster.server);
+      const prefix = base.pathname;
+      const bad = [
+        '/api/v1/namespaces/default/pods/x/../../../secrets',
+        '/api/v1/namespaces/default/pods/x/%2e%2e/%2E%2e/secrets',
+        '/api/v1/namespaces/default/pods/x/%2E%2E/..%2f..%2fsecrets',
+        '/api/v1/./namespaces/default/secrets',
+        '/api/v1/namespaces/default/pods/x%2f..%2f..%2fsecrets',
+        '/api/v1/namespaces/default/pods/%2e',
+      ];
+      const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
+      const viaH2 = (path: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = h2.request({ ':path': `${prefix}${path}` });
+          let body = '';
+          let status = 0;
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.on('data', (c: Buffer) => (body += c));
+          req.on('end', () => resolve({ status, body }));
+          req.on('error', reject);
+          req.end();
+        });
+      const viaH1 = (path: string, upgrade = false) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = tlsConnect({ host: '127.0.0.1', port: Number(base.port), ...tls, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+            socket.write(`GET ${prefix}${path} HTTP/1.1\r\nHost: x\r\n${upgrade ? 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' : 'Connection: close\r\n'}\r\n`);
+          });
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c));
+          socket.on('end', () => resolve(text));
+          socket.on('close', () => resolve(text));
+          socket.on('error', reject);
+        });
+      for (const path of bad) {
+        const r = await viaH2(path);
+        assert.equal(r.status, 400, `${path} over HTTP/2`);
+        const status = JSON.parse(r.body);
+        assert.equal(status.kind, 'Status');
+        assert.equal(status.reason, 'BadRequest');
+        assert.match(status.message, /dot segment|encodes a slash/);
+        assert.match(await viaH1(path), /^HTTP\/1\.1 400 /, `${path} over HTTP/1.1`);
+        assert.match(await viaH1(path, true), /^HTTP\/1\.1 400 /, `${path} as an upgrade`);
+      }
+      assert.deepEqual(seen, [], 'nothing reached the cluster');
+      const fine = await viaH2('/api/v1/namespaces/default/pods/x%2Dy');
+      assert.equal(fine.status, 200, fine.body);
+      assert.deepEqual(seen, ['/api/v1/namespaces/default/pods/x%2Dy']);
+      h2.close();
+    } finally {
+      proc.kill('SIGINT');
+      await proc;
+    }
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const refused = audit.filter((e) => e.status === 400);
+    assert.equal(refused.length, 18, 'every refusal is audited');
+    assert.ok(refused.every((e) => /dot segment|encodes a slash/.test(e.error)));
+    assert.ok(refused.some((e) => e.path === '/api/v1/namespaces/default/pods/x/%2e%2e/%2E%2e/secrets'), 'the audit records the path exactly as sent');
+    const served = audit.find((e) => e.status === 200);
+    assert.equal(served.path, seen[0], 'the audited path is the forwarded one');
+    assert.equal(served.name, 'x-y', 'the audited name is what the API server reads');
+  });
+
+  test('kubernetes_service.resources selects the clusters served: another cluster looks missing to kube ls and kube login', async () => {
+    const ls = await kport(['kube', 'ls', '--user', 'alice', '--format=json']);
+    assert.equal(ls.exitCode, 0, String(ls.stderr));
+    assert.deepEqual(JSON.parse(String(ls.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['served']);
+    const outside = await kport(['kube', 'login', 'outside', '--user', 'alice', '--', 'true']);
+    assert.equal(outside.exitCode, 1);
+    assert.match(String(outside.stderr), /kube_cluster "outside" not found/);
+    const all = await kport(['get', 'kube_cluster', '--format=json']);
+    assert.equal(JSON.parse(String(all.stdout)).length, 2, 'both exist');
+  });
+
+  test('a busy --port is one sentence naming the port', async () => {
+    const blocker: Server = createNetServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const busy = await kport(['kube', 'login', 'served', '--user', 'alice', '--port', String(port)]);
+      assert.equal(busy.exitCode, 1);
+      assert.equal(String(busy.stderr).trim().split('\n').length, 1, String(busy.stderr));
+      assert.match(String(busy.stderr), new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use; pick another with --port`));
+      assert.doesNotMatch(String(busy.stderr), /bug/);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a SIGKILLed login leaves its kubeconfig; the next login removes it', async () => {
+    const { proc, kubeconfig } = await login();
+    proc.kill('SIGKILL');
+    await proc;
+    assert.ok(existsSync(kubeconfig), 'left behind by SIGKILL');
+    const next = await login();
+    try {
+      assert.equal(existsSync(kubeconfig), false, 'removed by the next kube login');
+      assert.ok(existsSync(next.kubeconfig));
+    } finally {
+      next.proc.kill('SIGINT');
+      await next.proc;
+    }
+    assert.deepEqual(readdirSync(join(home, 'data', 'proxy')), []);
+  });
+
+  test('a second SIGTERM right after the first (as `timeout` sends) still removes the kubeconfig', async () => {
+    for (let i = 0; i < 6; i++) {
+      const { proc, kubeconfig } = await login();
+      proc.kill('SIGTERM');
+      await sleep(1 + (i % 4));
+      proc.kill('SIGTERM');
+      await proc;
+      assert.equal(existsSync(kubeconfig), false, `try ${i}: the kubeconfig is gone`);
+    }
+  });
+});
