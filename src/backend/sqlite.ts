@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { ExternalError, describeSystemError } from '../core/errors.ts';
 import { dirname } from 'node:path';
@@ -33,6 +33,8 @@ export class SqliteBackend implements Backend {
   readonly kind = 'sqlite';
   readonly #db: DatabaseSync;
   readonly #path: string;
+  /** Set when the store could be opened only for reading: why writes cannot happen. */
+  #readOnlyBecause?: Error;
   readonly #now: () => number;
   readonly #pollMs: number;
   readonly #stmts: Record<string, StatementSync>;
@@ -67,7 +69,7 @@ export class SqliteBackend implements Backend {
     let db: DatabaseSync;
     try {
       if (path !== ':memory:') {
-        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        makeDirs(dirname(path));
         // The file holds token hashes and kubeconfigs of static clusters: owner only.
         closeSync(openSync(path, 'a', 0o600));
       }
@@ -76,9 +78,12 @@ export class SqliteBackend implements Backend {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
     } catch (err) {
       // A read-only data dir or mount: reads (get, kube ls) still work; writes say why they cannot.
-      const readOnly = path !== ':memory:' && openReadOnly(DatabaseSync, path);
+      // Anything else (a full disk, a damaged file) is reported as it is.
+      const readOnly = path !== ':memory:' && (cannotWrite(err) || diskFull(path)) && openReadOnly(DatabaseSync, path);
       if (!readOnly) throw storeError(err, path, 'open');
-      db = readOnly;
+      const backend = new SqliteBackend(readOnly, path, opts.now ?? Date.now, opts.pollMs ?? 100);
+      backend.#readOnlyBecause = storeError(err, path, 'write');
+      return backend;
     }
     return new SqliteBackend(db, path, opts.now ?? Date.now, opts.pollMs ?? 100);
   }
@@ -208,6 +213,7 @@ export class SqliteBackend implements Backend {
    * writers, at most once a second, so readers and watchers never take the write lock.
    */
   #tx<T>(fn: () => T): T {
+    if (this.#readOnlyBecause) throw this.#readOnlyBecause;
     try {
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (err) {
@@ -245,6 +251,34 @@ function isSqliteError(err: unknown): err is SqliteError {
   return (err as { code?: unknown })?.code === 'ERR_SQLITE_ERROR';
 }
 
+function diskFull(path: string): boolean {
+  try {
+    const fs = statfsSync(dirname(path));
+    return fs.bavail * fs.bsize < 64 * 1024;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdir says ENOENT where the real cause is a
+ * read-only or forbidden parent (EROFS, EACCES), and never returns under /proc.
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) mkdirSync(d, { mode: 0o700 });
+}
+
+function cannotWrite(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') return true;
+  return isSqliteError(err) && [8, 14].includes(err.errcode & 0xff); // SQLITE_READONLY, SQLITE_CANTOPEN
+}
+
 /** The store opened for reading only, when it exists but cannot be written (a read-only dir or mount). */
 function openReadOnly(DatabaseSync: typeof import('node:sqlite').DatabaseSync, path: string): import('node:sqlite').DatabaseSync | undefined {
   if (!existsSync(path)) return undefined;
@@ -274,8 +308,8 @@ export function storeError(err: unknown, path: string, doing: 'open' | 'read' | 
       return sentence('the file or its directory cannot be opened; check that the data dir exists and is writable (teleport.data_dir or --data-dir)');
     case 5: // SQLITE_BUSY
       return sentence('another process held it locked for more than 10 s; try again');
-    case 10: // SQLITE_IOERR
-      return sentence(`an I/O error (${err.errstr}); check the disk`);
+    case 10: // SQLITE_IOERR: on a full disk, often the shared-memory or WAL file could not grow
+      return diskFull(path) ? sentence('the disk is full (SQLITE_IOERR while growing its files); free some space and run again; nothing was written') : sentence(`an I/O error (${err.errstr}); check the disk`);
     case 11: // SQLITE_CORRUPT
     case 26: // SQLITE_NOTADB
       return sentence(`it is not a kport store or it is damaged (${err.errstr}); move it aside to start afresh`);
