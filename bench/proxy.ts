@@ -1,7 +1,11 @@
 // Side by side against one kube-apiserver: direct, through `kport kube login`, through `kubectl proxy`.
-// p50/p99 of a small GET, requests/s with 32 concurrent clients, kport's CPU per request, and
-// kport's RSS holding 500 concurrent watches on one HTTP/2 connection.
-import { readFileSync, writeFileSync } from 'node:fs';
+// Two clients: a Go program using net/http as client-go does (HTTP/2 over TLS, one shared
+// connection; HTTP/1.1 to kubectl proxy's plain http://), and undici over HTTP/1.1. p50/p99 of a
+// small GET at 1 client, requests/s with 32, two rounds interleaved; kport's CPU per proxied
+// request from /proc; kport's RSS holding 500 watches on one HTTP/2 connection.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { connect as h2connect } from 'node:http2';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -9,10 +13,14 @@ import { parse, stringify } from 'yaml';
 import { Agent, request } from 'undici';
 import { startKubeApiserver } from '../test/peers/kube.ts';
 import { tempDir, waitFor } from '../test/peers/process.ts';
-import { BINARIES } from '../test/peers/versions.ts';
+import { BINARIES, peersCacheDir } from '../test/peers/versions.ts';
 import { KPORT, median, percentile, row } from './lib.ts';
 
 const PATH = '/api/v1/namespaces/default';
+// The Go client is built from bench/h2client with the toolchain the test peers are built with.
+const goClient = join(peersCacheDir(), 'bench', 'h2client');
+mkdirSync(join(peersCacheDir(), 'bench'), { recursive: true });
+execFileSync('go', ['build', '-o', goClient, '.'], { cwd: fileURLToPath(new URL('./h2client/', import.meta.url)), stdio: 'inherit' });
 const api = await startKubeApiserver();
 const home = tempDir('bench-proxy');
 const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml') };
@@ -39,10 +47,15 @@ const kubectlUrl = `http://${await waitFor('kubectl proxy', async () => kpOut.ma
 const rssOf = (pid: number) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 const idleRss = rssOf(kport.pid!);
 
+const files = (name: string, text: string | Buffer) => {
+  const path = join(home, name);
+  writeFileSync(path, text);
+  return path;
+};
 const targets = [
-  { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }) },
-  { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }) },
-  { name: 'kubectl proxy', url: kubectlUrl, headers: {}, agent: new Agent({ connections: 32 }) },
+  { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: ['-ca', files('api-ca.pem', api.caPem), '-token', api.admin.token!] },
+  { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: ['-ca', files('kport-ca.pem', tls.ca), '-cert', files('kport-cert.pem', tls.cert), '-key', files('kport-key.pem', tls.key)] },
+  { name: 'kubectl proxy', url: kubectlUrl, headers: {}, agent: new Agent({ connections: 32 }), go: [] as string[] },
 ];
 
 async function get(t: (typeof targets)[number]): Promise<void> {
@@ -74,37 +87,65 @@ for (const s of streams) s.close();
 session.close();
 
 
-const lines = ['| path | p50 ms | p99 ms | req/s (32 clients) | vs direct |', '|---|---|---|---|---|'];
-const results: Record<string, { p50: number; p99: number; rps: number }> = {};
-for (let round = 0; round < 2; round++) {
-  for (const t of targets) {
-    for (let i = 0; i < 200; i++) await get(t);
-    const latencies: number[] = [];
-    for (let i = 0; i < 1000; i++) {
-      const s = performance.now();
-      await get(t);
-      latencies.push(performance.now() - s);
-    }
-    const cpuBefore = t.name === 'kport' ? cpuMs(kport.pid!) : 0;
-    let count = 0;
-    const until = performance.now() + 5000;
-    await Promise.all(Array.from({ length: 32 }, async () => {
+interface Result {
+  p50: number;
+  p99: number;
+  rps: number;
+  proto: string;
+  cpuPerRequest?: number;
+}
+
+/** The Go client: client-go's transport. kport's CPU is read around its 32-client phase. */
+function viaGo(t: (typeof targets)[number]): Result {
+  const cpuBefore = cpuMs(kport.pid!);
+  const out = JSON.parse(execFileSync(goClient, ['-url', `${t.url}${PATH}`, ...t.go, '-n', '1000', '-c', '32', '-d', '5s'], { encoding: 'utf8' }));
+  const cpu = cpuMs(kport.pid!) - cpuBefore;
+  return { p50: out.p50_ms, p99: out.p99_ms, rps: out.rps, proto: out.proto, ...(t.name === 'kport' && { cpuPerRequest: cpu / (out.requests + 1200) }) };
+}
+
+async function viaUndici(t: (typeof targets)[number]): Promise<Result> {
+  for (let i = 0; i < 200; i++) await get(t);
+  const latencies: number[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const s = performance.now();
+    await get(t);
+    latencies.push(performance.now() - s);
+  }
+  let count = 0;
+  const until = performance.now() + 5000;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
       while (performance.now() < until) {
         await get(t);
         count++;
       }
-    }));
-    if (t.name === 'kport') process.stderr.write(`kport CPU per request: ${((cpuMs(kport.pid!) - cpuBefore) / count).toFixed(3)} ms (${count} requests)\n`);
-    if (round === 1) results[t.name] = { p50: median(latencies), p99: percentile(latencies, 99), rps: count / 5 };
+    }),
+  );
+  return { p50: median(latencies), p99: percentile(latencies, 99), rps: count / 5, proto: 'HTTP/1.1' };
+}
+
+const rounds: Array<Record<string, Result>> = [];
+for (let round = 0; round < 2; round++) {
+  const results: Record<string, Result> = {};
+  for (const t of targets) {
+    results[`go ${t.name}`] = viaGo(t);
+    results[`undici ${t.name}`] = await viaUndici(t);
+  }
+  rounds.push(results);
+}
+const lines = ['| client | path | protocol | p50 ms (1 client) | p99 ms | req/s (32 clients) | vs direct | vs kubectl proxy |', '|---|---|---|---|---|---|---|---|'];
+const med = (key: string, field: 'p50' | 'p99' | 'rps') => median(rounds.map((r) => r[key]![field]));
+for (const client of ['go', 'undici']) {
+  for (const t of targets) {
+    const key = `${client} ${t.name}`;
+    lines.push(row([client === 'go' ? 'Go net/http (client-go)' : 'undici', t.name, rounds[0]![key]!.proto, med(key, 'p50'), med(key, 'p99'), med(key, 'rps'), `${(med(key, 'rps') / med(`${client} direct`, 'rps')).toFixed(2)}x`, `${(med(key, 'rps') / med(`${client} kubectl proxy`, 'rps')).toFixed(2)}x`]));
   }
 }
-for (const t of targets) {
-  const r = results[t.name]!;
-  lines.push(row([t.name, r.p50, r.p99, r.rps, `${(r.rps / results.direct!.rps).toFixed(2)}x`]));
-}
+const cpu = rounds.map((r) => r['go kport']!.cpuPerRequest!);
+const cpuLine = `kport CPU per proxied request (Go client, from /proc): ${cpu.map((c) => c.toFixed(3)).join(' and ')} ms in the two rounds`;
 
 kport.kill('SIGINT');
 kubectlProxy.kill('SIGTERM');
 await Promise.all([kport, kubectlProxy]);
 await api.stop();
-process.stdout.write(`${lines.join('\n')}\n\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(`${lines.join('\n')}\n\nmedians of two interleaved rounds\n${cpuLine}\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);

@@ -1,0 +1,3 @@
+module kport.dev/bench/h2client
+
+go 1.22
