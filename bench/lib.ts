@@ -14,12 +14,17 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Wall time of a whole process, in ms, `runs` times. */
+/** Wall time of a whole kport process, in ms, `runs` times. */
 export function timeProcess(args: string[], env: NodeJS.ProcessEnv, runs: number): number[] {
+  return timeCommand(process.execPath, [KPORT, ...args], env, runs);
+}
+
+/** Wall time of any command, in ms, `runs` times. */
+export function timeCommand(command: string, args: string[], env: NodeJS.ProcessEnv, runs: number): number[] {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const start = process.hrtime.bigint();
-    execFileSync(process.execPath, [KPORT, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   return times;

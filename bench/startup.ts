@@ -12,7 +12,7 @@ import { resourceKey } from '../src/resources/resource.ts';
 import { encodeResource } from '../src/resources/store.ts';
 import { startEtcd } from '../test/peers/etcd.ts';
 import { BINARIES } from '../test/peers/versions.ts';
-import { median, row, timeProcess } from './lib.ts';
+import { median, row, timeCommand, timeProcess } from './lib.ts';
 
 const RUNS = Number(process.env.RUNS ?? 15);
 
@@ -59,4 +59,36 @@ for (const n of [1000, 10000]) {
   }
 }
 await etcd?.stop();
+
+// kube ls beside `kubectl config get-contexts`, with what a platform engineer has: 1,000 clusters
+// in the store and a kubeconfig of 1,000 contexts (and of one).
+function kubeconfigOf(dir: string, contexts: number): string {
+  const path = join(dir, `kubeconfig-${contexts}`);
+  const names = Array.from({ length: contexts }, (_, i) => `arn:aws:eks:us-east-1:123456789012:cluster/team-${i}`);
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: names.map((name, i) => ({ name, cluster: { server: `https://${i}.eks.example.com`, 'certificate-authority-data': Buffer.alloc(1100, i % 251).toString('base64') } })),
+      users: names.map((name) => ({ name, user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'aws', args: ['eks', 'get-token', '--cluster-name', name] } } })),
+      contexts: names.map((name) => ({ name, context: { cluster: name, user: name } })),
+      'current-context': names[contexts - 1],
+    }),
+  );
+  return path;
+}
+const lsEnv = home();
+const lsStore = await SqliteBackend.open(join(lsEnv.dataDir!, 'kport.db'));
+await seed(lsStore, 1000);
+await lsStore.close();
+writeFileSync(lsEnv.KPORT_CONFIG!, stringify({ version: 'v3', teleport: { data_dir: lsEnv.dataDir }, roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }], users: [{ name: 'bench', roles: ['all'] }] }));
+for (const contexts of [1000, 1]) {
+  const kubeconfig = kubeconfigOf(lsEnv.HOME!, contexts);
+  const env = { ...lsEnv, KUBECONFIG: kubeconfig };
+  const kport = timeProcess(['kube', 'ls', '--user', 'bench'], env, RUNS);
+  const kubectl = existsSync(BINARIES.kubectl()) ? timeCommand(BINARIES.kubectl(), ['config', 'get-contexts'], env, RUNS) : undefined;
+  report(`kport kube ls (KUBECONFIG of ${contexts} context${contexts === 1 ? '' : 's'})`, 'sqlite', 1000, kport);
+  if (kubectl) report(`kubectl config get-contexts (same file)${contexts === 1000 ? ` -> kport/kubectl ${(median(kport) / median(kubectl)).toFixed(2)}x` : ''}`, '-', '-', kubectl);
+}
 process.stdout.write(`${lines.join('\n')}\n\nnode ${process.version}, ${RUNS} runs each, ${new Date().toISOString()}\n`);

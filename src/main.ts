@@ -7,7 +7,7 @@ import { parseFormat } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
 
 /** Builds the commander program from the command registry; exported for the command-tree snapshot. */
-export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | void>) => void): Command {
+export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | void>) => void, only?: string): Command {
   const program = new Command('kport')
     .description('Discover EKS clusters by tag and reach them with kubectl through a local proxy')
     .version(kportVersion(), '--version', 'print the version')
@@ -21,7 +21,10 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
   for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
 
   const parents = new Map<string, Command>();
-  for (const def of COMMANDS) {
+  // Building every command's options costs more than starting Node: when the first word names a
+  // command, only that branch is built (help, errors and suggestions elsewhere see the whole tree).
+  const selected = only !== undefined && COMMANDS.some((c) => c.path[0] === only) ? COMMANDS.filter((c) => c.path[0] === only) : COMMANDS;
+  for (const def of selected) {
     let parent = program;
     if (def.path.length > 1) {
       const noun = def.path[0]!;
@@ -58,6 +61,18 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
   return program;
 }
 
+/** The first word that is not a global option or its value: the command's noun. */
+function firstWord(argv: string[]): string | undefined {
+  const takesValue = new Set(GLOBAL_OPTIONS.filter((o) => /<\w+>/.test(o.flags)).flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))));
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') return undefined;
+    if (!word.startsWith('-')) return word;
+    if (takesValue.has(word)) i++;
+  }
+  return undefined;
+}
+
 /** The words after a literal `--`, which commander leaves in args. */
 function ctxArgv(command: Command): string[] {
   let root: Command = command;
@@ -70,7 +85,7 @@ function ctxArgv(command: Command): string[] {
 /** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
 export async function main(argv: string[], ctx: Context): Promise<number> {
   let run: (() => Promise<number | void>) | undefined;
-  const program = buildProgram(ctx, (r) => (run = r));
+  const program = buildProgram(ctx, (r) => (run = r), firstWord(argv));
   if (argv.length === 0) {
     program.outputHelp();
     return ExitCode.usage;

@@ -1,4 +1,4 @@
-import { stringify as toYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { UsageError } from './errors.ts';
 
 export const FORMATS = ['text', 'json', 'yaml'] as const;
@@ -23,6 +23,11 @@ export function sortKeys(value: unknown): unknown {
     );
   }
   return value;
+}
+
+/** yaml is loaded only when YAML is asked for: it costs more to load than `kport version` does to run. */
+function toYaml(value: unknown, options?: object): string {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).stringify(value, options);
 }
 
 export function serialize(value: unknown, format: 'json' | 'yaml'): string {

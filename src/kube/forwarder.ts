@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { stream, type Dispatcher } from 'undici';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
@@ -47,89 +47,99 @@ export class Forwarder {
     this.#opts = opts;
   }
 
-  async handle(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string): Promise<void> {
+  /** A request from an HTTP/1.1 client (or any client through node:http2's compatibility API). */
+  handle(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string): void {
+    this.#forward(target, compatClient(req, res), path);
+  }
+
+  /** A request from an HTTP/2 client, on node:http2's core API: no request/response objects to build. */
+  handleStream(target: ForwardTarget, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): void {
+    this.#forward(target, streamClient(stream, headers), path);
+  }
+
+  #forward(target: ForwardTarget, client: ClientSide, path: string): void {
     const started = performance.now();
-    const allowed = await this.#admit(target, req, path, started, (code, message) => sendStatus(res, code, REASONS[code], message));
-    if (!allowed) return;
-    const { identity, authorization } = allowed;
-    if (target.upstream.h2.supported) return this.#overHttp2(target, req, res, path, started, identity, authorization);
-    return this.#overHttp1(target, req, res, path, started, identity, authorization);
+    const identity = this.#check(target, client.method, client.headers, path, started, (code, message) => client.fail(code, REASONS[code], message));
+    if (!identity) return;
+    const go = (authorization: string | undefined) =>
+      target.upstream.h2.supported ? this.#overHttp2(target, client, path, started, identity, authorization) : void this.#overHttp1(target, client, path, started, identity, authorization);
+    // The common case needs no promise: the credentials are already at hand.
+    const cached = target.upstream.cachedAuthorization();
+    if (cached !== undefined) return go(cached || undefined);
+    target.upstream.authorization().then(go, (err: Error) => {
+      const message = `kport could not get credentials for ${target.name}: ${err.message}`;
+      this.#finish(target, client.method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
+    });
   }
 
   /** The usual path: HTTP/2 to the API server, so many watches share a few connections. */
-  #overHttp2(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
-    const method = req.method ?? 'GET';
+  #overHttp2(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
+    const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     const { session, release } = target.upstream.h2.acquire();
-    const headers = upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false);
+    const headers = upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false);
     delete headers.host;
-    const upstream = session.request(
-      { ...headers, ':method': method, ':path': joinPath(target.upstream.url.pathname, path), ':authority': target.upstream.url.host },
-      { endStream: !hasBody },
-    );
+    headers[':method'] = method;
+    headers[':path'] = joinPath(target.upstream.url.pathname, path);
+    headers[':authority'] = target.upstream.url.host;
+    const upstream = session.request(headers, { endStream: !hasBody });
     let status = 502;
     // A client that goes away (a cancelled watch) releases the upstream stream.
-    res.once('close', () => {
+    client.onClose(() => {
       if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
     });
     upstream.once('response', (h) => {
       status = Number(h[':status']);
-      (res as ServerResponse).writeHead(status, responseHeaders(h as IncomingHttpHeaders));
-      // Watches and logs -f send nothing for a while: the client must see the headers now.
-      (res as ServerResponse).flushHeaders?.();
-      upstream.pipe(res as unknown as Writable);
+      const sink = client.respond(status, responseHeaders(h as IncomingHttpHeaders));
+      if (sink) upstream.pipe(sink);
     });
     upstream.once('close', () => {
       release();
-      if (status === 502 && !res.headersSent) {
+      if (status === 502 && !client.headersSent()) {
         // The server turned HTTP/2 down: answer this request (if its body is still unread) over HTTP/1.1.
-        if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, req, res, path, started, identity, authorization);
+        if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, client, path, started, identity, authorization);
         const message = `kport could not reach ${target.name}: ${upstream.rstCode ? `stream reset (${upstream.rstCode})` : 'no response'}`;
-        this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+        this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       } else {
-        if (!res.writableEnded) res.end();
-        this.#finish(target, req, path, started, identity, status);
+        client.end();
+        this.#finish(target, method, path, started, identity, status);
       }
     });
     upstream.on('error', (err) => target.upstream.h2.noteError(err));
-    if (hasBody) (req as NodeJS.ReadableStream).pipe(upstream);
+    if (hasBody) client.body.pipe(upstream);
   }
 
-
   /** For API servers (or proxies in front of them) that speak only HTTP/1.1. */
-  async #overHttp1(target: ForwardTarget, req: ClientRequest, res: ClientResponse, path: string, started: number, identity: Admitted, authorization: string | undefined): Promise<void> {
+  async #overHttp1(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): Promise<void> {
     const aborter = new AbortController();
     // A client that goes away (a cancelled watch) releases the upstream request.
-    res.once('close', () => aborter.abort());
+    client.onClose(() => aborter.abort());
     let status = 502;
-    const method = req.method ?? 'GET';
+    const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     try {
       await stream(
         new URL(joinPath(target.upstream.url.pathname, path), target.upstream.url),
         {
           method: method as Dispatcher.HttpMethod,
-          headers: flatHeaders(upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, false)),
-          body: hasBody ? (req as unknown as Readable) : null,
+          headers: flatHeaders(upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false)),
+          body: hasBody ? client.body : null,
           dispatcher: target.upstream.dispatcher,
           signal: aborter.signal,
         },
         ({ statusCode, headers }) => {
           status = statusCode;
-          (res as ServerResponse).writeHead(statusCode, responseHeaders(headers as IncomingHttpHeaders));
-          // Watches and logs -f send nothing for a while: the client must see the headers now.
-          (res as ServerResponse).flushHeaders?.();
-          return res as unknown as Writable;
+          return client.respond(statusCode, responseHeaders(headers as IncomingHttpHeaders)) ?? new PassThrough().resume();
         },
       );
-      this.#finish(target, req, path, started, identity, status);
+      this.#finish(target, method, path, started, identity, status);
     } catch (err) {
-      if (aborter.signal.aborted) return this.#finish(target, req, path, started, identity, status);
+      if (aborter.signal.aborted) return this.#finish(target, method, path, started, identity, status);
       const message = `kport could not reach ${target.name}: ${(err as Error).message}`;
-      if (!res.headersSent) this.#finish(target, req, path, started, identity, 502, () => sendStatus(res, 502, 'BadGateway', message), message);
+      if (!client.headersSent()) this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       else {
-        res.destroy();
-        this.#finish(target, req, path, started, identity, status, undefined, message);
+        client.destroy();
+        this.#finish(target, method, path, started, identity, status, undefined, message);
       }
     }
   }
@@ -138,7 +148,7 @@ export class Forwarder {
   async handleUpgrade(target: ForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): Promise<void> {
     const started = performance.now();
     socket.on('error', () => socket.destroy());
-    const allowed = await this.#admit(target, req, path, started, (code, message) => rawStatus(socket, code, REASON_TEXT[code], message));
+    const allowed = await this.#admit(target, req.method ?? 'GET', req.headers, path, started, (code, message) => rawStatus(socket, code, REASON_TEXT[code], message));
     if (!allowed) return;
     const { identity, authorization } = allowed;
     const upstreamReq = httpsRequest({
@@ -164,7 +174,7 @@ export class Forwarder {
       };
       upstreamSocket.on('error', close).on('close', close);
       socket.on('close', close);
-      socket.once('close', () => this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 101));
+      socket.once('close', () => this.#finish(target, req.method ?? 'GET', path, started, identity, upstreamRes.statusCode ?? 101));
     });
     upstreamReq.on('response', (upstreamRes) => {
       // The API server refused the upgrade: hand its answer to the client as it is.
@@ -175,12 +185,12 @@ export class Forwarder {
         const headers = Object.entries(responseHeaders(upstreamRes.headers)).filter(([k]) => k !== 'content-length');
         const head = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`, ...headers.map(([k, v]) => `${k}: ${String(v)}`), `content-length: ${body.length}`, 'connection: close'];
         socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]));
-        this.#finish(target, req, path, started, identity, upstreamRes.statusCode ?? 502);
+        this.#finish(target, req.method ?? 'GET', path, started, identity, upstreamRes.statusCode ?? 502);
       });
     });
     upstreamReq.on('error', (err) => {
       const message = `kport could not reach ${target.name}: ${err.message}`;
-      this.#finish(target, req, path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
+      this.#finish(target, req.method ?? 'GET', path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
     });
     upstreamReq.end();
   }
@@ -188,29 +198,37 @@ export class Forwarder {
   /** Who the request may act as, and the proxy's credentials; or the refusal, answered and audited. */
   async #admit(
     target: ForwardTarget,
-    req: ClientRequest,
+    method: string,
+    headers: IncomingHttpHeaders,
     path: string,
     started: number,
     refuse: (code: 400 | 403 | 502, message: string) => void,
   ): Promise<{ identity: Admitted; authorization: string | undefined } | undefined> {
-    const unsafe = unsafePathReason(path);
-    if (unsafe) {
-      const message = `kport refused the request: ${unsafe}`;
-      this.#finish(target, req, path, started, { ok: false, message }, 400, () => refuse(400, message), message);
-      return undefined;
-    }
-    const identity = this.#identity(target, req.headers);
-    if (!identity.ok) {
-      this.#finish(target, req, path, started, identity, 403, () => refuse(403, identity.message));
-      return undefined;
-    }
+    const identity = this.#check(target, method, headers, path, started, refuse);
+    if (!identity) return undefined;
     try {
       return { identity, authorization: await target.upstream.authorization() };
     } catch (err) {
       const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
-      this.#finish(target, req, path, started, identity, 502, () => refuse(502, message), message);
+      this.#finish(target, method, path, started, identity, 502, () => refuse(502, message), message);
       return undefined;
     }
+  }
+
+  /** The path and the impersonation the client asked for; a refusal is answered and audited here. */
+  #check(target: ForwardTarget, method: string, headers: IncomingHttpHeaders, path: string, started: number, refuse: (code: 400 | 403, message: string) => void): Admitted | undefined {
+    const unsafe = unsafePathReason(path);
+    if (unsafe) {
+      const message = `kport refused the request: ${unsafe}`;
+      this.#finish(target, method, path, started, { ok: false, message }, 400, () => refuse(400, message), message);
+      return undefined;
+    }
+    const identity = this.#identity(target, headers);
+    if (!identity.ok) {
+      this.#finish(target, method, path, started, identity, 403, () => refuse(403, identity.message));
+      return undefined;
+    }
+    return identity;
   }
 
   #identity(target: ForwardTarget, headers: IncomingHttpHeaders): ImpersonationResult {
@@ -227,16 +245,16 @@ export class Forwarder {
     return resolveImpersonation(target.access, { user, groups, other }, target.defaults);
   }
 
-  #finish(target: ForwardTarget, req: ClientRequest, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {
+  #finish(target: ForwardTarget, method: string, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {
     respond?.();
     this.#opts.onRequest?.(status);
     if (!this.#opts.audit) return;
-    const info = requestInfo(req.method ?? 'GET', path);
+    const info = requestInfo(method, path);
     this.#opts.audit.write({
       time: new Date().toISOString(),
       user: this.#opts.kportUser,
       cluster: target.name,
-      method: req.method ?? '',
+      method,
       path,
       verb: info.verb,
       api_group: info.apiGroup,
@@ -250,6 +268,66 @@ export class Forwarder {
       ...(error ? { error } : !identity.ok ? { error: identity.message } : {}),
     });
   }
+}
+
+/** One client request and its response, whichever API it arrived on. */
+interface ClientSide {
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  /** Sends the status and headers now (watches send nothing for a while); the body goes to the writable returned. */
+  respond(status: number, headers: OutgoingHttpHeaders): Writable | undefined;
+  fail(code: number, reason: string, message: string): void;
+  headersSent(): boolean;
+  end(): void;
+  destroy(): void;
+  onClose(fn: () => void): void;
+}
+
+function compatClient(req: ClientRequest, res: ClientResponse): ClientSide {
+  const r = res as ServerResponse;
+  return {
+    method: req.method ?? 'GET',
+    headers: req.headers,
+    body: req as unknown as Readable,
+    respond(status, headers) {
+      r.writeHead(status, headers);
+      r.flushHeaders?.();
+      return r;
+    },
+    fail: (code, reason, message) => sendStatus(res, code, reason, message),
+    headersSent: () => res.headersSent,
+    end: () => {
+      if (!res.writableEnded) res.end();
+    },
+    destroy: () => res.destroy(),
+    onClose: (fn) => res.once('close', fn),
+  };
+}
+
+function streamClient(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ClientSide {
+  // A client resetting its stream is not an error worth a crash.
+  stream.on('error', () => {});
+  return {
+    method: String(headers[':method'] ?? 'GET'),
+    headers,
+    body: stream,
+    respond(status, out) {
+      if (stream.destroyed || stream.closed) return undefined;
+      out[':status'] = status;
+      stream.respond(out);
+      return stream;
+    },
+    fail: (code, reason, message) => {
+      if (!stream.destroyed && !stream.headersSent) respondStatus(stream, code, reason, message);
+    },
+    headersSent: () => stream.headersSent,
+    end: () => {
+      if (!stream.writableEnded && !stream.destroyed) stream.end();
+    },
+    destroy: () => stream.destroy(),
+    onClose: (fn) => stream.once('close', fn),
+  };
 }
 
 function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string, upgrade: boolean): OutgoingHttpHeaders {
@@ -298,6 +376,12 @@ function sendStatus(res: ClientResponse, code: number, reason: string, message: 
   const body = statusBody(code, reason, message);
   (res as ServerResponse).writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+function respondStatus(stream: ServerHttp2Stream, code: number, reason: string, message: string): void {
+  const body = statusBody(code, reason, message);
+  stream.respond({ ':status': code, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  stream.end(body);
 }
 
 function rawStatus(socket: Duplex, code: number, text: string, message: string): void {

@@ -49,6 +49,35 @@ export function readMergedKubeconfig(env: NodeJS.ProcessEnv): KubeconfigFile {
   return merged;
 }
 
+/**
+ * The current context as kubectl picks it (the first file of $KUBECONFIG that sets one), without
+ * parsing whole files: a platform engineer's kubeconfig holds hundreds of contexts, and `kube ls`
+ * only needs this one key. A top-level `current-context:` line is read directly; a file where it
+ * is not a plain line (JSON, flow style) is parsed whole.
+ */
+export function currentContext(env: NodeJS.ProcessEnv): string | undefined {
+  for (const path of kubeconfigPaths(env)) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      continue;
+    }
+    const line = /^current-context:[ \t]*(.*?)[ \t]*(?:#.*)?$/m.exec(text);
+    let value: string | undefined;
+    if (line && !/^["'{[&*!|>]/.test(line[1]!)) value = line[1];
+    else if (line || /^\s*[{]/.test(text)) {
+      try {
+        value = ((parse(text) ?? {}) as KubeconfigFile)['current-context'];
+      } catch (err) {
+        throw new UserError(`Cannot read kubeconfig ${path}: ${(err as Error).message.split('\n')[0]}.`);
+      }
+    }
+    if (value) return value;
+  }
+  return undefined;
+}
+
 /** A client-node KubeConfig for one context (default: the current one), with kubectl's merge rules. */
 export async function kubeConfigFor(env: NodeJS.ProcessEnv, context?: string) {
   const { KubeConfig } = await import('@kubernetes/client-node');

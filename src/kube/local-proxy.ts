@@ -1,4 +1,4 @@
-import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Forwarder, ForwardTarget } from './forwarder.ts';
@@ -30,6 +30,8 @@ export async function startLocalProxy(opts: {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: 'TLSv1.2',
+    // Small responses go out at once: Nagle's algorithm would hold a DATA frame behind the HEADERS frame's ACK.
+    noDelay: true,
     // kubectl and k9s keep many watches on one HTTP/2 connection.
     settings: { maxConcurrentStreams: 1000 },
   });
@@ -45,15 +47,30 @@ export async function startLocalProxy(opts: {
     const target = opts.targets.get(name);
     return target && { target, path: end < 0 ? '/' : url.slice(end) };
   };
+  const notFound = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'NotFound', code: 404, message: 'no such cluster behind this kport proxy: see `kport kube ls`' });
+  // HTTP/1.1 clients arrive as 'request' events...
   server.on('request', (req, res) => {
     const found = route(req.url);
     if (!found) {
-      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'NotFound', code: 404, message: 'no such cluster behind this kport proxy: see `kport kube ls`' });
       (res as unknown as ServerResponse).writeHead(404, { 'content-type': 'application/json' });
-      res.end(body);
+      res.end(notFound);
       return;
     }
-    void opts.forwarder.handle(found.target, req, res, found.path);
+    opts.forwarder.handle(found.target, req, res, found.path);
+  });
+  // ...and HTTP/2 streams are served on the core API: adding a 'request' listener made node:http2
+  // route h2 streams through its compatibility layer (a request and a response object each),
+  // which costs CPU on every request; that listener is taken off 'stream' again.
+  server.removeAllListeners('stream');
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    const found = route(headers[':path']);
+    if (!found) {
+      stream.on('error', () => {});
+      stream.respond({ ':status': 404, 'content-type': 'application/json' });
+      stream.end(notFound);
+      return;
+    }
+    opts.forwarder.handleStream(found.target, stream, headers, found.path);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const found = route(req.url);

@@ -17,6 +17,8 @@ export interface Upstream {
   agent: Agent;
   /** The Authorization header value for the next request, if the cluster uses one. */
   authorization(): Promise<string | undefined>;
+  /** The same, when it is at hand without waiting ('' for none); undefined when it must be fetched. */
+  cachedAuthorization(): string | undefined;
 }
 
 /**
@@ -45,7 +47,7 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
   const basic = typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
   const authorization = token ? `Bearer ${token}` : basic ? `Basic ${basic}` : undefined;
   const url = kc.server;
-  return { url, ...connections(url, tls), authorization: async () => authorization };
+  return { url, ...connections(url, tls), authorization: async () => authorization, cachedAuthorization: () => authorization ?? '' };
 }
 
 /** An EKS cluster: endpoint and CA from DescribeCluster, and a bearer token refreshed well before its 15 minutes run out. */
@@ -54,16 +56,20 @@ export function eksUpstream(input: { endpoint: string; caData: string; token: ()
   let current: { token: string; expiresAt: Date } | undefined;
   let pending: Promise<{ token: string; expiresAt: Date }> | undefined;
   const REFRESH_BEFORE_MS = 5 * 60_000;
+  const fresh = () => current !== undefined && current.expiresAt.getTime() - REFRESH_BEFORE_MS > now();
+  let header = '';
   return {
     url: new URL(input.endpoint),
     ...connections(new URL(input.endpoint), { ca: Buffer.from(input.caData, 'base64') }),
     async authorization() {
-      if (!current || current.expiresAt.getTime() - REFRESH_BEFORE_MS <= now()) {
+      if (!fresh()) {
         pending ??= input.token().finally(() => (pending = undefined));
         current = await pending;
+        header = `Bearer ${current.token}`;
       }
-      return `Bearer ${current.token}`;
+      return header;
     },
+    cachedAuthorization: () => (fresh() ? header : undefined),
   };
 }
 

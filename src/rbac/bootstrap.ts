@@ -44,32 +44,35 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
 
   if (opts.manageRbac) {
     const desiredRole = clusterRole(opts.names.clusterRole);
-    const currentRole = await authRetry('read ClusterRole', () => readOrUndefined(() => rbac.readClusterRole({ name: opts.names.clusterRole })));
-    const roleStep = step(`ClusterRole ${opts.names.clusterRole}`, currentRole && pickRole(currentRole), pickRole(desiredRole));
-    steps.push(roleStep);
-    if (!opts.dryRun && roleStep.action !== 'unchanged') {
-      await call('write ClusterRole', () =>
-        currentRole
-          ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...currentRole.metadata, labels: { ...currentRole.metadata?.labels, ...desiredRole.metadata!.labels } } } })
-          : rbac.createClusterRole({ body: desiredRole }),
-      );
-    }
+    steps.push(
+      await converge(`ClusterRole ${opts.names.clusterRole}`, opts.dryRun, {
+        read: () => authRetry('read ClusterRole', () => readOrUndefined(() => rbac.readClusterRole({ name: opts.names.clusterRole }))),
+        pick: pickRole,
+        desired: desiredRole,
+        write: (current) =>
+          current
+            ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredRole.metadata!.labels } } } })
+            : rbac.createClusterRole({ body: desiredRole }),
+      }),
+    );
 
     const desiredBinding = clusterRoleBinding(opts.names.binding, opts.names.clusterRole, opts.group);
-    const currentBinding = await authRetry('read ClusterRoleBinding', () => readOrUndefined(() => rbac.readClusterRoleBinding({ name: opts.names.binding })));
-    const bindingStep = step(`ClusterRoleBinding ${opts.names.binding}`, currentBinding && pickBinding(currentBinding), pickBinding(desiredBinding));
-    steps.push(bindingStep);
-    if (!opts.dryRun && bindingStep.action !== 'unchanged') {
-      await call('write ClusterRoleBinding', async () => {
-        if (!currentBinding) return rbac.createClusterRoleBinding({ body: desiredBinding });
-        // roleRef is immutable: a binding pointing elsewhere is replaced.
-        if (currentBinding.roleRef.name !== desiredBinding.roleRef.name) {
-          await rbac.deleteClusterRoleBinding({ name: opts.names.binding });
-          return rbac.createClusterRoleBinding({ body: desiredBinding });
-        }
-        return rbac.replaceClusterRoleBinding({ name: opts.names.binding, body: { ...desiredBinding, metadata: { ...currentBinding.metadata, labels: { ...currentBinding.metadata?.labels, ...desiredBinding.metadata!.labels } } } });
-      });
-    }
+    steps.push(
+      await converge(`ClusterRoleBinding ${opts.names.binding}`, opts.dryRun, {
+        read: () => authRetry('read ClusterRoleBinding', () => readOrUndefined(() => rbac.readClusterRoleBinding({ name: opts.names.binding }))),
+        pick: pickBinding,
+        desired: desiredBinding,
+        write: async (current) => {
+          if (!current) return rbac.createClusterRoleBinding({ body: desiredBinding });
+          // roleRef is immutable: a binding pointing elsewhere is replaced.
+          if (current.roleRef.name !== desiredBinding.roleRef.name) {
+            await rbac.deleteClusterRoleBinding({ name: opts.names.binding });
+            return rbac.createClusterRoleBinding({ body: desiredBinding });
+          }
+          return rbac.replaceClusterRoleBinding({ name: opts.names.binding, body: { ...desiredBinding, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredBinding.metadata!.labels } } } });
+        },
+      }),
+    );
   }
 
   if (opts.mapping) steps.push(await applyAwsAuth(core, opts.mapping, opts.dryRun, authRetry, opts.log));
@@ -135,6 +138,26 @@ async function applyAwsAuth(
   }
 }
 
+/**
+ * Read, compare, write, until the object is as desired: another bootstrap (or any editor) that
+ * created or changed it in between makes the write answer 409, and we look again.
+ */
+async function converge<T>(object: string, dryRun: boolean, io: { read: () => Promise<T | undefined>; pick: (o: T) => unknown; desired: T; write: (current: T | undefined) => Promise<unknown> }): Promise<PlanStep> {
+  const deadline = Date.now() + CONFLICT_DEADLINE_MS;
+  for (let attempt = 1; ; attempt++) {
+    const current = await io.read();
+    const result = step(object, current && io.pick(current), io.pick(io.desired));
+    if (dryRun || result.action === 'unchanged') return result;
+    try {
+      await io.write(current);
+      return result;
+    } catch (err) {
+      if (statusOf(err) !== 409 || Date.now() >= deadline) throw kubeError(`write ${object}`, err);
+      await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
+    }
+  }
+}
+
 function pickRole(role: V1ClusterRole) {
   return { rules: (role.rules ?? []).map((r) => ({ apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], verbs: r.verbs ?? [] })) };
 }
@@ -158,14 +181,6 @@ async function readOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw err;
-  }
-}
-
-async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw kubeError(what, err);
   }
 }
 

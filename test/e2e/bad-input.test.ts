@@ -196,7 +196,7 @@ describe('a read-only or full data dir', () => {
     const home = tempHome();
     const data = join(home, 'data');
     mkdirSync(data, { recursive: true });
-    const sqlite = new URL('../../dist/backend/sqlite.js', import.meta.url).href;
+    const sqlite = new URL('../../src/backend/sqlite.ts', import.meta.url).href;
     const script = join(home, 'fill.mjs');
     writeFileSync(
       script,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { UsageError } from '../../core/errors.ts';
 import type { CommandDef } from '../command.ts';
@@ -68,6 +67,7 @@ export const kubeLogin: CommandDef = {
     const proxy = await startLocalProxy({ port, tls: { cert: serving.cert, key: serving.key, ca: ca.cert }, targets, forwarder });
     const proxyDir = join(config.dataDir, 'proxy');
     for (const name of kubeconfig.removeStaleKubeconfigs(proxyDir)) ctx.logger.debug(`removed ${name}, left behind by a kube login that was killed`);
+    const { randomBytes } = await import('node:crypto');
     const path = join(proxyDir, kubeconfig.proxyKubeconfigName(process.pid, randomBytes(4).toString('hex')));
     // On every way out, including a second signal that exits at once: the file holds a client key.
     const removeOnExit = () => kubeconfig.removeKubeconfig(path);

@@ -25,9 +25,9 @@ export const kubeLs: CommandDef = {
       selector[arg.slice(0, eq)] = arg.slice(eq + 1);
     }
     const { allowed } = await personAccess(session, opts.user);
-    const { readMergedKubeconfig } = await import('../../kube/kubeconfig.ts');
+    const { currentContext } = await import('../../kube/kubeconfig.ts');
     const { CONTEXT_PREFIX } = await import('../../kube/proxy-kubeconfig.ts');
-    const current = readMergedKubeconfig(ctx.env)['current-context'];
+    const current = currentContext(ctx.env);
     const selected = current?.startsWith(CONTEXT_PREFIX) ? current.slice(CONTEXT_PREFIX.length) : undefined;
     const search = typeof opts.search === 'string' ? opts.search.toLowerCase() : undefined;
     const rows = allowed

@@ -2,9 +2,15 @@ import { readFileSync } from 'node:fs';
 import { serialize } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
+/** From kport's package.json, the nearest one above this module (src/ in tests, the bundle in dist/). */
 export function kportVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'kport') return pkg.version;
+    } catch {}
+    if (dir.pathname === '/') return 'unknown';
+  }
 }
 
 export const version: CommandDef = {

@@ -1,6 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { UserError, UsageError } from '../../core/errors.ts';
 import { keyPath, yamlErrorText } from '../../config/errors.ts';
 import { lookupKind } from '../../resources/registry.ts';
@@ -47,6 +46,7 @@ export const create: CommandDef = {
 export async function parseResources(text: string, source: string): Promise<Resource[]> {
   const problems: string[] = [];
   const resources: Resource[] = [];
+  const { parseAllDocuments } = await import('yaml');
   for (const [i, doc] of parseAllDocuments(text).entries()) {
     const where = `${source} document ${i + 1}`;
     if (doc.errors.length > 0) {

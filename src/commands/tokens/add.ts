@@ -5,7 +5,6 @@ import { parseLabelList } from '../../resources/labels.ts';
 import { labelsProblems } from '../../resources/resource.ts';
 
 const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
-import { addToken, normalizeRoles } from '../../tokens/tokens.ts';
 import type { CommandDef } from '../command.ts';
 
 export const tokensAdd: CommandDef = {
@@ -19,6 +18,7 @@ export const tokensAdd: CommandDef = {
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.type !== 'string') throw new UsageError('--type is required: for example --type=discovery,kube.');
+    const { addToken, normalizeRoles } = await import('../../tokens/tokens.ts');
     const roles = normalizeRoles(opts.type);
     const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
     if (ttlMs <= 0) throw new UsageError('--ttl must be longer than zero.');

@@ -1,12 +1,12 @@
 import { renderTable, serialize } from '../../core/output.ts';
 import { lookupKind } from '../../resources/registry.ts';
-import { listTokens } from '../../tokens/tokens.ts';
 import type { CommandDef } from '../command.ts';
 
 export const tokensLs: CommandDef = {
   path: ['tokens', 'ls'],
   summary: 'List join tokens (secrets are never shown)',
   async run({ ctx, session }) {
+    const { listTokens } = await import('../../tokens/tokens.ts');
     const tokens = await listTokens(await session.backend());
     const kind = lookupKind('token');
     const format = session.format;

@@ -1,7 +1,6 @@
 import { UserError } from '../../core/errors.ts';
 import { resourceKey } from '../../resources/resource.ts';
 import { TOKEN } from '../../resources/token.ts';
-import { hashSecret, tokenName } from '../../tokens/tokens.ts';
 import type { CommandDef } from '../command.ts';
 
 export const tokensRm: CommandDef = {
@@ -10,6 +9,7 @@ export const tokensRm: CommandDef = {
   args: ['<token>'],
   async run({ args, ctx, session }) {
     const given = args[0]!;
+    const { hashSecret, tokenName } = await import('../../tokens/tokens.ts');
     const name = given.startsWith('tok-') ? given : tokenName(hashSecret(given));
     const deleted = await (await session.backend()).delete(resourceKey(TOKEN, name));
     if (!deleted) throw new UserError(`Token ${given} not found: see \`kport tokens ls\` for the tokens that exist.`);
