@@ -1,3 +1,5 @@
+import { describeConnectError } from '../core/net-errors.ts';
+
 /** What kport needs to know about a failed AWS call, whatever shape the SDK gave it. */
 export interface AwsFailure {
   kind: 'access-denied' | 'throttled' | 'credentials' | 'not-found' | 'other';
@@ -14,7 +16,14 @@ export function classifyAwsError(err: unknown): AwsFailure {
   // Some emulators (moto) answer JSON APIs with an XML error body the SDK cannot parse.
   const xml = e.$responseBodyText?.match(/<Code>([^<]+)<\/Code>[\s\S]*?<Message>([^<]*)<\/Message>/);
   const name = xml?.[1] ?? e.name ?? 'Error';
-  const message = (xml?.[2] ?? e.message ?? String(err)).trim();
+  let message = (xml?.[2] ?? e.message ?? String(err)).trim();
+  // The SDK's words for a body it could not read ("Deserialization error: to see the raw response,
+  // inspect the hidden field {error}.$response", or a bare "UnknownError") help nobody.
+  if (!xml && status !== undefined && (/hidden field|Deserialization error/i.test(message) || /^Unknown(Error)?$/.test(name) || message === name || message === '')) {
+    message = `AWS answered HTTP ${status} (not an AWS error document)`;
+  }
+  const connect = status === undefined ? describeConnectError(err) : undefined;
+  if (connect) message = `cannot reach AWS: ${connect}`;
   if (THROTTLING.has(name) || status === 429) return { kind: 'throttled', status, message };
   if (CREDENTIALS.has(name) || (status === 403 && /security token|access key|signature/i.test(message))) return { kind: 'credentials', status, message };
   if (/AccessDenied|UnauthorizedOperation|AuthorizationError/i.test(name) || status === 403) return { kind: 'access-denied', status, message };

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Context } from './context.ts';
@@ -11,6 +12,17 @@ export interface GlobalOptions {
 }
 
 /** Lazily loaded configuration and backend for one invocation, closed at the end. */
+/** The data dir holds the store, agent identities and proxy kubeconfigs with client keys: owner only. */
+function warnIfOpen(dataDir: string, ctx: Context): void {
+  let mode: number;
+  try {
+    mode = statSync(dataDir).mode & 0o777;
+  } catch {
+    return;
+  }
+  if (mode & 0o077) ctx.logger.warn(`the data dir ${dataDir} is open to other users (mode ${mode.toString(8).padStart(4, '0')}): run chmod 700 ${dataDir}.`);
+}
+
 export class Session {
   readonly ctx: Context;
   readonly globals: GlobalOptions;
@@ -40,7 +52,9 @@ export class Session {
     this.#backend ??= (async () => {
       const config = await this.config();
       const { openBackend } = await import('../backend/open.ts');
-      return openBackend(config.teleport.storage, config.dataDir);
+      const backend = await openBackend(config.teleport.storage, config.dataDir);
+      warnIfOpen(config.dataDir, this.ctx);
+      return backend;
     })();
     return this.#backend;
   }

@@ -19,7 +19,7 @@ const PARTITION_HOME: Record<string, string> = { aws: 'us-east-1', 'aws-cn': 'cn
 export type DiscoveryEvent =
   | { type: 'poll-start'; at: Date }
   | { type: 'scope'; scope: string; state: 'scanning' | 'done' | 'failed'; clusters?: number; error?: string }
-  | { type: 'poll-done'; at: Date; stats: PollStats }
+  | { type: 'poll-done'; at: Date; stats: PollStats; changes: { created: string[]; updated: string[]; deleted: string[] } }
   | { type: 'conflict'; name: string };
 
 export interface PollStats {
@@ -158,7 +158,7 @@ export class DiscoveryEngine {
       awsCalls,
       failures: failures.sort((a, b) => a.scope.localeCompare(b.scope)),
     };
-    emit({ type: 'poll-done', at: now(), stats });
+    emit({ type: 'poll-done', at: now(), stats, changes: { created: result.created, updated: result.updated, deleted: result.deleted } });
     return { stats, changes: result };
   }
 

@@ -14,7 +14,11 @@ export interface KubeAccess {
 
 export interface AccessChecker {
   user: string;
+  /** Whether the user is defined at all (users: in the config, or a user resource). */
+  defined: boolean;
   roles: string[];
+  /** Role names the user is given that no role defines. */
+  undefinedRoles: string[];
   /** undefined: the cluster is not allowed and must look exactly like a missing one. */
   forCluster(cluster: KubeCluster): KubeAccess | undefined;
 }
@@ -39,7 +43,9 @@ export async function accessFor(
   const roles = [...roleNames].flatMap((name) => definitions.get(name) ?? []);
   return {
     user,
+    defined: config.users.some((u) => u.name === user) || userResources.some((u) => u.metadata.name === user),
     roles: roles.map((r) => r.name),
+    undefinedRoles: [...roleNames].filter((name) => !definitions.has(name)),
     forCluster(cluster) {
       const labels = cluster.metadata.labels ?? {};
       const matching = roles.filter((r) => Object.keys(r.kubernetes_labels).length > 0 && matchLabels(r.kubernetes_labels, labels));

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 
 import { request as httpsRequest } from 'node:https';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import { stream, type Dispatcher } from 'undici';
+import { describeConnectError } from '../core/net-errors.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
@@ -84,6 +85,7 @@ export class Forwarder {
     headers[':authority'] = target.upstream.url.host;
     const upstream = session.request(headers, { endStream: !hasBody });
     let status = 502;
+    let failure: Error | undefined;
     // A client that goes away (a cancelled watch) releases the upstream stream.
     client.onClose(() => {
       if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
@@ -98,14 +100,17 @@ export class Forwarder {
       if (status === 502 && !client.headersSent()) {
         // The server turned HTTP/2 down: answer this request (if its body is still unread) over HTTP/1.1.
         if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, client, path, started, identity, authorization);
-        const message = `kport could not reach ${target.name}: ${upstream.rstCode ? `stream reset (${upstream.rstCode})` : 'no response'}`;
+        const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(failure) ?? (upstream.rstCode ? `stream reset (${upstream.rstCode})` : failure?.message ?? 'no response')}`;
         this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       } else {
         client.end();
         this.#finish(target, method, path, started, identity, status);
       }
     });
-    upstream.on('error', (err) => target.upstream.h2.noteError(err));
+    upstream.on('error', (err) => {
+      failure = err;
+      target.upstream.h2.noteError(err);
+    });
     if (hasBody) client.body.pipe(upstream);
   }
 
@@ -135,7 +140,7 @@ export class Forwarder {
       this.#finish(target, method, path, started, identity, status);
     } catch (err) {
       if (aborter.signal.aborted) return this.#finish(target, method, path, started, identity, status);
-      const message = `kport could not reach ${target.name}: ${(err as Error).message}`;
+      const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(err) ?? (err as Error).message}`;
       if (!client.headersSent()) this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       else {
         client.destroy();
@@ -189,7 +194,7 @@ export class Forwarder {
       });
     });
     upstreamReq.on('error', (err) => {
-      const message = `kport could not reach ${target.name}: ${err.message}`;
+      const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(err) ?? err.message}`;
       this.#finish(target, req.method ?? 'GET', path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
     });
     upstreamReq.end();

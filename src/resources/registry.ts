@@ -23,6 +23,8 @@ export interface ResourceKind<R extends Resource = Resource> {
   find(backend: Backend, name: string): Promise<R | undefined>;
 }
 
+/** A role or user written in the config file says so next to its name. */
+const fromConfigFile = (r: Resource) => (r.metadata.labels?.['kport.dev/origin'] === 'config-file' ? `${r.metadata.name} (config file)` : r.metadata.name);
 const asStored = ({ kind, version, metadata: { revision: _r, ...metadata }, spec }: Resource) => ({ kind, version, metadata, spec });
 const byName = <R extends Resource>(kind: string) => (backend: Backend, name: string) => getResource<R>(backend, kind, name);
 
@@ -65,7 +67,7 @@ const role: ResourceKind<Role> = {
   schema: async () => (await import('./schemas.ts')).roleSchema as never,
   headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users'],
   row: (r) => [
-    r.metadata.name,
+    fromConfigFile(r),
     Object.entries(r.spec.kubernetes_labels).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(','),
     r.spec.kubernetes_groups.join(','),
     r.spec.kubernetes_users.join(','),
@@ -79,7 +81,7 @@ const user: ResourceKind<User> = {
   aliases: ['users'],
   schema: async () => (await import('./schemas.ts')).userSchema as never,
   headers: ['User', 'Roles'],
-  row: (u) => [u.metadata.name, u.spec.roles.join(',')],
+  row: (u) => [fromConfigFile(u), u.spec.roles.join(',')],
   dto: asStored,
   find: byName(USER),
 };

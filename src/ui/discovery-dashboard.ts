@@ -17,8 +17,12 @@ export interface DashboardState {
   scopes: ScopeRow[];
   last?: PollStats;
   nextPoll?: Date;
+  /** Ctrl-C was pressed: the poll in flight finishes its writes, then the agent stops. */
+  stopping?: boolean;
   log: string[];
 }
+
+export type DashboardEvent = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping' };
 
 export function initialDashboard(group: string): DashboardState {
   return { group, polling: false, scopes: [], log: [] };
@@ -27,7 +31,7 @@ export function initialDashboard(group: string): DashboardState {
 /** Folds one discovery event into the dashboard's state; pure, so it is tested without a terminal. */
 export function reduceDashboard(
   state: DashboardState,
-  event: DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string },
+  event: DashboardEvent,
 ): DashboardState {
   switch (event.type) {
     case 'state':
@@ -48,7 +52,9 @@ export function reduceDashboard(
     case 'conflict':
       return { ...state, log: [...state.log, `kube_cluster ${event.name} belongs to another discovery group or is static: left alone`] };
     case 'sleep':
-      return { ...state, nextPoll: event.nextPoll };
+      return { ...state, nextPoll: state.stopping ? undefined : event.nextPoll };
+    case 'stopping':
+      return { ...state, stopping: true, nextPoll: undefined };
   }
 }
 
@@ -76,6 +82,7 @@ export function DiscoveryDashboard({ state, now }: { state: DashboardState; now:
     state.last
       ? h(Text, null, `  last poll: ${state.last.seen} clusters · +${state.last.created} ~${state.last.updated} -${state.last.deleted} · ${state.last.durationMs} ms`)
       : null,
+    state.stopping ? h(Text, { color: 'yellow' }, state.polling ? '  finishing the poll in flight (Ctrl-C again to abort)' : '  stopped') : null,
     state.nextPoll ? h(Text, { dimColor: true }, `  next poll in ${Math.max(0, Math.round((state.nextPoll.getTime() - now.getTime()) / 1000))}s · Ctrl-C to stop`) : null,
   );
 }

@@ -171,11 +171,11 @@ describe('a read-only or full data dir', () => {
   test('full: a write that fills the disk reports SQLITE_FULL, not the ROLLBACK after it', { skip: !usable && !process.env.CI && 'needs unshare --user --mount' }, async () => {
     const home = tempHome();
     const data = join(home, 'data');
-    mkdirSync(data, { recursive: true });
+    mkdirSync(data, { recursive: true, mode: 0o700 });
     const env = `HOME=${q(home)} XDG_DATA_HOME=${q(data)} KPORT_CONFIG=`;
     const kp = (args: string) => `env ${env} ${q(node)} ${q(KPORT_BIN)} ${args}`;
     const out = namespaced(`
-      mount -t tmpfs -o size=512k tmpfs ${q(data)} || exit 3
+      mount -t tmpfs -o size=512k,mode=0700 tmpfs ${q(data)} || exit 3
       ${kp('tokens add --type=discovery --format=text')} > /dev/null
       dd if=/dev/zero of=${q(join(data, 'filler'))} bs=4k 2>/dev/null
       ${kp('tokens add --type=discovery')} > ${q(join(home, 'full.out'))} 2>&1 || echo "full=$?" >> ${q(join(home, 'codes'))}
@@ -195,7 +195,7 @@ describe('a read-only or full data dir', () => {
   test('full mid-run: a store already open whose disk fills reports SQLITE_FULL and keeps what it had', { skip: !usable && !process.env.CI && 'needs unshare --user --mount' }, async () => {
     const home = tempHome();
     const data = join(home, 'data');
-    mkdirSync(data, { recursive: true });
+    mkdirSync(data, { recursive: true, mode: 0o700 });
     const sqlite = new URL('../../src/backend/sqlite.ts', import.meta.url).href;
     const script = join(home, 'fill.mjs');
     writeFileSync(
@@ -209,7 +209,7 @@ describe('a read-only or full data dir', () => {
        try { for (let i = 0; i < 50; i++) await store.put('/big/' + i, 'x'.repeat(64 * 1024)); } catch (err) { message = err.message; }
        console.log(JSON.stringify({ message, kept: (await store.get('/kept'))?.value }));`,
     );
-    const out = namespaced(`mount -t tmpfs -o size=1m tmpfs ${q(data)} || exit 3
+    const out = namespaced(`mount -t tmpfs -o size=1m,mode=0700 tmpfs ${q(data)} || exit 3
 ${q(node)} ${q(script)}`);
     assert.equal(out.code, 0, out.stdout);
     const result = JSON.parse(out.stdout.trim().split('\n').at(-1)!);

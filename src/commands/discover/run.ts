@@ -40,6 +40,15 @@ export const discoverRun: CommandDef = {
       ]);
       const hostId = identity.host_id;
       const report = await reporter(ctx, session.format, discovery.discovery_group);
+      let polling = false;
+      // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
+      ctx.signal.addEventListener('abort', () => polling && report.event({ type: 'stopping' }), { once: true });
+      const onEvent = report.event;
+      report.event = (e: Reportable) => {
+        if (e.type === 'poll-start') polling = true;
+        if (e.type === 'poll-done') polling = false;
+        onEvent(e);
+      };
       const engine = new DiscoveryEngine({
         backend,
         discoveryGroup: discovery.discovery_group,
@@ -112,7 +121,11 @@ function readToken(value: string, cwd: string): string {
   return value;
 }
 
-type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string };
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping' };
 
 /** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
 async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: string, group: string) {
@@ -141,8 +154,13 @@ async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: st
         return `${e.at.toISOString()} poll started`;
       case 'scope':
         return e.state === 'scanning' ? undefined : `${ctx.now().toISOString()} ${e.scope}: ${e.state === 'done' ? `${e.clusters} matching clusters` : `FAILED: ${e.error}`}`;
-      case 'poll-done':
-        return `${e.at.toISOString()} poll done: ${e.stats.seen} clusters, ${e.stats.created} created, ${e.stats.updated} updated, ${e.stats.deleted} deleted, ${e.stats.failures.length} failed, ${e.stats.awsCalls} AWS calls, ${e.stats.durationMs} ms`;
+      case 'poll-done': {
+        const named = (what: string, names: string[]) => `${names.length} ${what}${names.length > 0 ? ` (${names.slice(0, 10).join(', ')}${names.length > 10 ? `, and ${names.length - 10} more` : ''})` : ''}`;
+        const s = e.stats;
+        return `${e.at.toISOString()} poll done: ${plural(s.seen, 'cluster')}, ${named('created', e.changes.created)}, ${named('updated', e.changes.updated)}, ${named('deleted', e.changes.deleted)}, ${s.failures.length} failed, ${plural(s.awsCalls, 'AWS call')}, ${s.durationMs} ms`;
+      }
+      case 'stopping':
+        return `${ctx.now().toISOString()} stopping: finishing the poll in flight (Ctrl-C again to abort)`;
       case 'conflict':
         return `${ctx.now().toISOString()} kube_cluster ${e.name} belongs to another discovery group or is static: left alone`;
       case 'sleep':

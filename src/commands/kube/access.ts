@@ -13,7 +13,8 @@ export async function personAccess(session: Session, userOption: unknown) {
   const user = typeof userOption === 'string' && userOption ? userOption : userInfo().username;
   const access = await accessFor(user, config, backend);
   const served = (cluster: Parameters<typeof isServed>[1]) => isServed(config.kubernetes_service, cluster);
-  return { config, backend, access, allowed: await allowedClusters(backend, access, served) };
+  const clusters = await allowedClusters(backend, access, served);
+  return { config, backend, access, clusters, allowed: clusters.allowed, explain: { access, configSource: config.source } };
 }
 
 export const USER_OPTION = { flags: '--user <name>', description: 'your kport user (default: your OS login name)' };

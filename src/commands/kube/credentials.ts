@@ -8,9 +8,9 @@ export const kubeCredentials: CommandDef = {
   args: ['<cluster>'],
   options: [USER_OPTION],
   async run({ args, opts, ctx, session }) {
-    const { config, backend, allowed } = await personAccess(session, opts.user);
+    const { config, backend, clusters, explain } = await personAccess(session, opts.user);
     const { resolveAllowedCluster } = await import('../../kube/clusters.ts');
-    const { cluster } = await resolveAllowedCluster(backend, allowed, args[0]!);
+    const { cluster } = await resolveAllowedCluster(backend, clusters, args[0]!, explain);
     const aws = cluster.spec.aws;
     if (!aws) throw new UsageError(`kube_cluster ${cluster.metadata.name} is not an EKS cluster: its kubeconfig holds its credentials.`);
     // Like `aws eks get-token`: a token needs only credentials, not DescribeCluster.

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { UsageError } from '../../core/errors.ts';
+import { UsageError, UserError } from '../../core/errors.ts';
 import type { CommandDef } from '../command.ts';
 import { USER_OPTION, personAccess } from './access.ts';
 
@@ -15,8 +15,9 @@ export const kubeLogin: CommandDef = {
   ],
   async run({ args, rest, opts, ctx, session }) {
     const port = opts.port === undefined ? undefined : Number(opts.port);
-    if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number.`);
-    const { config, backend, access, allowed } = await personAccess(session, opts.user);
+    // 0, as everywhere else, means any free port.
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
+    const { config, backend, access, clusters, explain } = await personAccess(session, opts.user);
     const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy }, { createCA }, kubeconfig] = await Promise.all([
       import('../../kube/clusters.ts'),
       import('../../kube/access.ts'),
@@ -34,10 +35,16 @@ export const kubeLogin: CommandDef = {
     const clusterNames = args.length > 0 ? args : [];
     const targets = new Map<string, import('../../kube/forwarder.ts').ForwardTarget>();
     for (const name of clusterNames) {
-      const { cluster, access: kubeAccess } = await resolveAllowedCluster(backend, allowed, name);
+      const { cluster, access: kubeAccess } = await resolveAllowedCluster(backend, clusters, name, explain);
       if (defaults.user || defaults.groups) {
         const check = resolveImpersonation(kubeAccess, { user: [], groups: [], other: [] }, defaults);
         if (!check.ok) throw new UsageError(`${cluster.metadata.name}: ${check.message}.`);
+      } else if (kubeAccess.users.length > 1) {
+        // helm and k9s hide the proxy's 403 behind "Kubernetes cluster unreachable": say it now.
+        const [first] = kubeAccess.users;
+        ctx.logger.warn(
+          `${cluster.metadata.name}: your roles allow several Kubernetes users (${kubeAccess.users.join(', ')}), so requests that name none are refused. Pick one here with \`kport kube login ${name} --as ${first}\`, or per command: kubectl --as ${first}, helm --kube-as-user ${first}, k9s --as ${first}.`,
+        );
       }
       const upstream = await upstreamFor(cluster, {
         service: config.kubernetes_service,
@@ -101,7 +108,10 @@ export const kubeLogin: CommandDef = {
         child.stderr?.pipe(ctx.stderr, { end: false });
         const result = await child;
         if (result.failed && result.exitCode === undefined && !result.isCanceled) {
-          throw new UsageError(`Cannot run ${rest[0]}: ${result.shortMessage}.`);
+          // As a shell says it: 127 for a command that is not there, 126 for one that cannot run.
+          const code = (result as { code?: string }).code ?? (result.cause as NodeJS.ErrnoException | undefined)?.code;
+          const why = code === 'ENOENT' ? 'command not found' : code === 'EACCES' ? 'permission denied' : result.shortMessage;
+          throw new UserError(`Cannot run ${rest[0]}: ${why}.`, code === 'ENOENT' ? 127 : 126);
         }
         return result.exitCode ?? (result.isCanceled ? 130 : 1);
       }

@@ -24,7 +24,7 @@ export const kubeLs: CommandDef = {
       if (eq <= 0) throw new UsageError(`Invalid label selector "${arg}": use LABEL=VALUE.`);
       selector[arg.slice(0, eq)] = arg.slice(eq + 1);
     }
-    const { allowed } = await personAccess(session, opts.user);
+    const { allowed, access, clusters, config } = await personAccess(session, opts.user);
     const { currentContext } = await import('../../kube/kubeconfig.ts');
     const { CONTEXT_PREFIX } = await import('../../kube/proxy-kubeconfig.ts');
     const current = currentContext(ctx.env);
@@ -35,6 +35,13 @@ export const kubeLs: CommandDef = {
       .filter((c) => matchLabels(selector, c.metadata.labels ?? {}))
       .filter((c) => !search || `${c.metadata.name} ${formatLabels(c.metadata.labels)}`.toLowerCase().includes(search))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    // Empty, and the person would be left guessing: say why (stderr; stdout stays data).
+    if (rows.length === 0) {
+      const { whyNoneAllowed } = await import('../../kube/clusters.ts');
+      const why = whyNoneAllowed(access, clusters, config.source);
+      if (why) ctx.logger.info(why);
+      else ctx.logger.info(`None of the ${allowed.length} cluster${allowed.length === 1 ? '' : 's'} you can reach match${allowed.length === 1 ? 'es' : ''} ${[...args, ...(search ? [`--search ${String(opts.search)}`] : [])].join(' ')}.`);
+    }
     const format = session.format;
     if (format !== 'text') {
       const labels = (l: Record<string, string> | undefined) => (l && Object.keys(l).length > 0 ? l : null);

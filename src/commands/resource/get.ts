@@ -1,7 +1,22 @@
 import { UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
 import { parseRef } from '../../resources/registry.ts';
+import type { Resource } from '../../resources/resource.ts';
+import type { Session } from '../../core/session.ts';
 import type { CommandDef } from '../command.ts';
+
+/** Marks what comes from the config file, as Teleport marks it (`teleport.dev/origin: config-file`). */
+export const CONFIG_ORIGIN = { 'kport.dev/origin': 'config-file' };
+
+/** The roles and users written in the config, shown beside the stored ones so `get` tells the whole story. */
+async function configDefined(kind: string, session: Session): Promise<Resource[]> {
+  if (kind !== 'role' && kind !== 'user') return [];
+  const config = await session.config();
+  if (kind === 'role') {
+    return config.roles.map((r) => ({ kind, version: 'v1', metadata: { name: r.name, labels: CONFIG_ORIGIN }, spec: { kubernetes_labels: r.kubernetes_labels, kubernetes_groups: r.kubernetes_groups, kubernetes_users: r.kubernetes_users } }));
+  }
+  return config.users.map((u) => ({ kind, version: 'v2', metadata: { name: u.name, labels: CONFIG_ORIGIN }, spec: { roles: u.roles } }));
+}
 
 export const get: CommandDef = {
   path: ['get'],
@@ -12,13 +27,16 @@ export const get: CommandDef = {
     const { kind, name } = parseRef(args[0]!);
     const backend = await session.backend();
     let resources;
+    const fromConfig = await configDefined(kind.kind, session);
     if (name) {
-      const one = await kind.find(backend, name);
+      const one = fromConfig.find((r) => r.metadata.name === name) ?? (await kind.find(backend, name));
       if (!one) throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);
       resources = [one];
     } else {
       const { listResources } = await import('../../resources/store.ts');
-      resources = await listResources(backend, kind.kind);
+      const stored = await listResources(backend, kind.kind);
+      // Config-defined roles and users win over resources of the same name, as kport reads them.
+      resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     }
     const format = session.format;
     if (format !== 'text') {

@@ -56,7 +56,7 @@ export const tokensAdd: CommandDef = {
         `This token will expire in ${minutes} minute${minutes === 1 ? '' : 's'}. It is stored only as a hash, under the name ${token.metadata.name}.`,
         '',
         'Save it to a file and start a discovery agent with it:',
-        `  echo ${secret} > /tmp/token && chmod 600 /tmp/token`,
+        `  (umask 077; echo ${secret} > /tmp/token)`,
         '  kport discover run -c kport.yaml --token /tmp/token',
         '',
         'or set teleport.join_params.token_name: /tmp/token in kport.yaml.',
