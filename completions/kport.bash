@@ -15,24 +15,24 @@ _kport_words() {
   case "$1" in
     "") words="tokens discover kube rbac get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
-    "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format --debug --no-color" ;;
-    "tokens ls") words="-c --config --data-dir --format --debug --no-color" ;;
-    "tokens rm") words="-c --config --data-dir --format --debug --no-color" ;;
+    "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "tokens ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "tokens rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover") words="run policy" ;;
-    "discover run") words="--once --token -c --config --data-dir --format --debug --no-color" ;;
-    "discover policy") words="--for-role -c --config --data-dir --format --debug --no-color" ;;
+    "discover run") words="--once --token -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "discover policy") words="--for-role -c --config --data-dir --format -o --output --debug --no-color" ;;
     "kube") words="ls login credentials" ;;
-    "kube ls") words="--search -v --verbose -q --quiet --user -c --config --data-dir --format --debug --no-color" ;;
-    "kube login") words="--port --as --as-groups --user -c --config --data-dir --format --debug --no-color" ;;
-    "kube credentials") words="--user -c --config --data-dir --format --debug --no-color" ;;
+    "kube ls") words="--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "kube login") words="--port --as --as-groups --user -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "kube credentials") words="--user -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac") words="bootstrap check" ;;
-    "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color" ;;
-    "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color" ;;
-    "get") words="-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service agent" ;;
-    "rm") words="-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/" ;;
-    "create") words="-f --file --force --replace-discovered -c --config --data-dir --format --debug --no-color" ;;
-    "completion") words="-c --config --data-dir --format --debug --no-color" ;;
-    "version") words="-c --config --data-dir --format --debug --no-color" ;;
+    "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "get") words="-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent" ;;
+    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/" ;;
+    "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "completion") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "version") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
   esac
   printf '%s' "$words"
 }

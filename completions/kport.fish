@@ -56,5 +56,6 @@ complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered
 complete -c kport -l config
 complete -c kport -l data-dir
 complete -c kport -l format
+complete -c kport -l output
 complete -c kport -l debug
 complete -c kport -l no-color

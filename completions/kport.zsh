@@ -5,24 +5,24 @@ _kport_words() {
   case "$1" in
     "") reply=(tokens discover kube rbac get rm create completion version) ;;
     "tokens") reply=(add ls rm) ;;
-    "tokens add") reply=(--type --ttl --value --labels -c --config --data-dir --format --debug --no-color) ;;
-    "tokens ls") reply=(-c --config --data-dir --format --debug --no-color) ;;
-    "tokens rm") reply=(-c --config --data-dir --format --debug --no-color) ;;
+    "tokens add") reply=(--type --ttl --value --labels -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "tokens ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "tokens rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover") reply=(run policy) ;;
-    "discover run") reply=(--once --token -c --config --data-dir --format --debug --no-color) ;;
-    "discover policy") reply=(--for-role -c --config --data-dir --format --debug --no-color) ;;
+    "discover run") reply=(--once --token -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "discover policy") reply=(--for-role -c --config --data-dir --format -o --output --debug --no-color) ;;
     "kube") reply=(ls login credentials) ;;
-    "kube ls") reply=(--search -v --verbose -q --quiet --user -c --config --data-dir --format --debug --no-color) ;;
-    "kube login") reply=(--port --as --as-groups --user -c --config --data-dir --format --debug --no-color) ;;
-    "kube credentials") reply=(--user -c --config --data-dir --format --debug --no-color) ;;
+    "kube ls") reply=(--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "kube login") reply=(--port --as --as-groups --user -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "kube credentials") reply=(--user -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac") reply=(bootstrap check) ;;
-    "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format --debug --no-color) ;;
-    "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format --debug --no-color) ;;
-    "get") reply=(-v --verbose -c --config --data-dir --format --debug --no-color kube_cluster token role user discovery_service agent) ;;
-    "rm") reply=(-c --config --data-dir --format --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/) ;;
-    "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format --debug --no-color) ;;
-    "completion") reply=(-c --config --data-dir --format --debug --no-color) ;;
-    "version") reply=(-c --config --data-dir --format --debug --no-color) ;;
+    "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "get") reply=(-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent) ;;
+    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/) ;;
+    "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "version") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
   esac
 }
 _kport() {

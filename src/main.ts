@@ -15,7 +15,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
-      outputError: (s, write) => write(s.replace(/^error: /, 'ERROR: ')),
+      outputError: (s, write) => (ctx.logger.json ? ctx.logger.error(s.replace(/^error: /, '').trim()) : write(s.replace(/^error: /, 'ERROR: '))),
     })
     .exitOverride();
   for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
@@ -33,6 +33,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       parent.copyInheritedSettings(program);
     }
     const cmd = parent.command(def.path.at(-1)!).description(def.summary);
+    cmd.addHelpText('after', `\nExamples:\n${def.examples.map((e) => `  ${e}`).join('\n')}\n`);
     cmd.copyInheritedSettings(program);
     for (const a of def.args ?? []) cmd.argument(a);
     for (const o of def.options ?? []) {
@@ -47,7 +48,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       const dash = ctxArgv(command);
       const args = (command.args as string[]).slice(0, command.args.length - dash.length);
       onRun(async () => {
-        parseFormat(globals.format); // a bad --format fails before anything is written
+        parseFormat(globals.format ?? globals.output); // a bad --format fails before anything is written
         const session = new Session(ctx, globals);
         if (globals.debug) ctx.logger.debugEnabled = true;
         try {
@@ -59,6 +60,13 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
     });
   }
   return program;
+}
+
+/** --format json (or -o json) anywhere before `--`: errors and notices on stderr are JSON lines too. */
+function jsonRequested(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const words = end < 0 ? argv : argv.slice(0, end);
+  return words.some((w, i) => /^(--format|--output)=json$/i.test(w) || (['--format', '--output', '-o'].includes(w) && words[i + 1]?.toLowerCase() === 'json'));
 }
 
 /** The first word that is not a global option or its value: the command's noun. */
@@ -85,6 +93,7 @@ function ctxArgv(command: Command): string[] {
 /** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
 export async function main(argv: string[], ctx: Context): Promise<number> {
   let run: (() => Promise<number | void>) | undefined;
+  ctx.logger.json = jsonRequested(argv);
   const program = buildProgram(ctx, (r) => (run = r), firstWord(argv));
   if (argv.length === 0) {
     program.outputHelp();

@@ -45,7 +45,7 @@ func main() {
 	}
 	// client-go: http2.ConfigureTransport on a transport with a custom TLS config.
 	transport := &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 25}
-	client := &http.Client{Transport: transport}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	proto := ""
 	get := func() {
 		req, err := http.NewRequest("GET", *url, nil)

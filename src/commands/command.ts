@@ -13,6 +13,8 @@ export interface CommandDef {
   /** ["tokens", "add"] */
   path: string[];
   summary: string;
+  /** 1-3 command lines shown under --help, as people type them. */
+  examples: string[];
   /** commander argument specs, such as "<kind>" or "[clusters...]" */
   args?: string[];
   options?: OptionDef[];

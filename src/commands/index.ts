@@ -31,6 +31,7 @@ export const GLOBAL_OPTIONS = [
   { flags: '-c, --config <file>', description: 'config file (default: search kport.yaml, .kportrc*, ..., /etc/kport.yaml; or KPORT_CONFIG)' },
   { flags: '--data-dir <dir>', description: 'where kport keeps its state (default: teleport.data_dir or ~/.local/share/kport)' },
   { flags: '--format <format>', description: 'output format: text, json or yaml' },
+  { flags: '-o, --output <format>', description: 'the same as --format, as kubectl spells it' },
   { flags: '--debug', description: 'verbose logs and stack traces' },
   { flags: '--no-color', description: 'no colour (also NO_COLOR)' },
 ];

@@ -138,7 +138,7 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
 
   const parsed = configSchema.safeParse(raw);
   if (parsed.success) return { ...parsed.data, warnings };
-  const all = parsed.error.issues.flatMap((issue) => describe(issue, lineOf));
+  const all = parsed.error.issues.flatMap((issue) => describe(issue, lineOf, raw));
   const problems = all.length > MAX_REPORTED ? [...all.slice(0, MAX_REPORTED), `... and ${all.length - MAX_REPORTED} more`] : all;
   throw new UsageError(`${where} has ${all.length} problem${all.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 }
@@ -157,15 +157,52 @@ function tooLarge(bytes: number, where: string): string {
   return `${where} is ${(bytes / 1024 / 1024).toFixed(1)} MiB; a kport config is at most 1 MiB: point -c or KPORT_CONFIG at a kport.yaml.`;
 }
 
-function describe(issue: z.core.$ZodIssue, lineOf: (path: PropertyKey[], key?: string) => string): string[] {
+function describe(issue: z.core.$ZodIssue, lineOf: (path: PropertyKey[], key?: string) => string, raw: unknown): string[] {
   const path = issue.path;
+  const got = describeValue(valueAt(raw, path));
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => {
       const hint = closest(key, KNOWN_KEYS);
       return `${keyPath([...path, key])}${lineOf(path, key)}: unknown key${hint ? `; did you mean "${hint}"?` : ''}`;
     });
   }
-  return [`${keyPath(path)}${lineOf(path)}: ${issue.message}`];
+  return [`${keyPath(path)}${lineOf(path)}: ${plainWords(issue, got)}`];
+}
+
+/** zod's own wording ("Invalid input: expected string, received number") is for programmers. */
+function plainWords(issue: z.core.$ZodIssue, got: string): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.expected === 'object' ? `expected a mapping of keys, got ${got}` : `expected ${article(String(issue.expected))}, got ${got}`;
+    case 'invalid_value':
+      return `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${got}`;
+    case 'invalid_union':
+      return `this value has the wrong type (got ${got})`;
+    case 'too_small':
+    case 'too_big':
+      return issue.message.startsWith('Too ') ? `${issue.message.replace(/^Too (small|big): expected /, 'expected ').replace(/^(array|string) to have /, 'it to have ')}` : issue.message;
+    default:
+      return issue.message;
+  }
+}
+
+function article(type: string): string {
+  const words: Record<string, string> = { string: 'a string', number: 'a number', boolean: 'a boolean', array: 'a list' };
+  return words[type] ?? type;
+}
+
+function valueAt(root: unknown, path: PropertyKey[]): unknown {
+  let v = root;
+  for (const p of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined || v === null) return 'nothing';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  return `the ${typeof v} ${String(v)}`;
 }
 
 

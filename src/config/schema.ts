@@ -124,7 +124,8 @@ export const configSchema = z.strictObject({
   discovery_service: z
     .strictObject({
       enabled: boolish.default(false),
-      discovery_group: z.string().default(''),
+      // Teleport reads `discovery_group: 42` as the string "42"; so does kport.
+      discovery_group: z.union([z.string(), z.number()]).transform(String).default(''),
       poll_interval: duration.default(5 * 60_000),
       /** How long a silent group leader keeps the leadership (etcd or sqlite lease). */
       leader_lease_ttl: duration.default(15_000),

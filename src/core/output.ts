@@ -25,6 +25,15 @@ export function sortKeys(value: unknown): unknown {
   return value;
 }
 
+/** Machine output is snake_case (STYLE.md 7), whatever the internal objects use: durationMs -> duration_ms. */
+export function snakeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeKeys);
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeKeys(v)]));
+  }
+  return value;
+}
+
 /** yaml is loaded only when YAML is asked for: it costs more to load than `kport version` does to run. */
 function toYaml(value: unknown, options?: object): string {
   return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).stringify(value, options);

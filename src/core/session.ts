@@ -9,6 +9,8 @@ export interface GlobalOptions {
   dataDir?: string;
   debug?: boolean;
   format?: string;
+  /** -o/--output, kubectl's spelling of --format. */
+  output?: string;
 }
 
 /** Lazily loaded configuration and backend for one invocation, closed at the end. */
@@ -35,7 +37,7 @@ export class Session {
   }
 
   get format(): Format {
-    return parseFormat(this.globals.format);
+    return parseFormat(this.globals.format ?? this.globals.output);
   }
 
   config(): Promise<LoadedConfig> {

@@ -158,7 +158,8 @@ export class DiscoveryEngine {
       awsCalls,
       failures: failures.sort((a, b) => a.scope.localeCompare(b.scope)),
     };
-    emit({ type: 'poll-done', at: now(), stats, changes: { created: result.created, updated: result.updated, deleted: result.deleted } });
+    const sorted = (names: string[]) => [...names].sort();
+    emit({ type: 'poll-done', at: now(), stats, changes: { created: sorted(result.created), updated: sorted(result.updated), deleted: sorted(result.deleted) } });
     return { stats, changes: result };
   }
 

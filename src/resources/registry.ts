@@ -16,7 +16,8 @@ export interface ResourceKind<R extends Resource = Resource> {
   /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
   schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
   headers: string[];
-  row(resource: R, tty: boolean): string[];
+  /** One table row; `verbose` (-v) shows what people do not need by default, such as internal labels. */
+  row(resource: R, tty: boolean, verbose?: boolean): string[];
   /** The stable shape of json/yaml output. */
   dto(resource: R): unknown;
   /** Finds a resource by name; kube_cluster also accepts the unambiguous discovered name. */
@@ -33,7 +34,11 @@ const kubeCluster: ResourceKind<KubeCluster> = {
   aliases: ['kube_clusters', 'kube', 'kc'],
   schema: async () => (await import('./schemas.ts')).kubeClusterSchema as never,
   headers: ['Name', 'Source', 'Labels'],
-  row: (c) => [c.metadata.name, c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : 'static', formatLabels(c.metadata.labels)],
+  row: (c, _tty, verbose) => [
+    c.metadata.name,
+    c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : 'static',
+    formatLabels(verbose ? c.metadata.labels : Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => !k.startsWith('kport.internal/')))),
+  ],
   dto: (c) => ({ ...asStored(c), spec: { ...c.spec, ...(c.spec.kubeconfig && { kubeconfig: '<redacted>' }) } }),
   find: findKubeCluster,
 };

@@ -98,7 +98,7 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     // The same cluster found by the other group stays the first group's.
     const third = await setupAgent(moto, dir, { name: 'third', group: 'aws-other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }] });
     const taken = await third.kport(['discover', 'run', '--once']);
-    assert.equal(String(taken.stdout), 'Discovered 1 EKS clusters: 0 created, 0 updated, 0 deleted.');
+    assert.equal(String(taken.stdout), 'Discovered 1 EKS cluster: 0 created, 0 updated, 0 deleted.');
     assert.match(String(taken.stderr), /kube_cluster prod-eks-us-east-1-123456789012 belongs to another discovery group or is static: left alone/);
     const clusters = await kubeClusters(first);
     assert.deepEqual(clusters.map((c) => [c.metadata.name, c.metadata.labels['kport.internal/discovery-group-name']]), [['prod-eks-us-east-1-123456789012', 'aws-prod']]);
@@ -130,7 +130,7 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     try {
       const run = await agent.kport(['discover', 'run', '--once']);
       assert.equal(run.exitCode, 1, String(run.stderr));
-      assert.equal(String(run.stdout), 'Discovered 1 EKS clusters: 0 created, 0 updated, 1 deleted.');
+      assert.equal(String(run.stdout), 'Discovered 1 EKS cluster: 0 created, 0 updated, 1 deleted.');
       assert.match(String(run.stderr), /1 fetch failed; their clusters were kept as they were:\n {2}matcher 1 \/ account 222222222222 \/ us-east-1: AccessDenied: eks:ListClusters is not allowed/);
       const names = (await kubeClusters(agent)).map((c) => c.metadata.name);
       assert.deepEqual(names, ['a-eks-us-east-1-123456789012', 'x-eks-us-east-1-222222222222', 'y-eks-us-east-1-222222222222']);

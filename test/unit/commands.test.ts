@@ -74,7 +74,7 @@ describe('tokens', () => {
     assert.equal(dup.code, 2);
     assert.match(dup.stderr, /failed to create token \(tok-[0-9a-f]+ already exists\), please use another --value/);
     const rm = await run(['tokens', 'rm', 'my-secret-value']);
-    assert.match(rm.stdout, /^Token tok-[0-9a-f]{16} has been deleted\.$/m);
+    assert.match(rm.stdout, /^token "tok-[0-9a-f]{16}" has been deleted\.$/m);
     const again = await run(['tokens', 'rm', 'my-secret-value']);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /not found: see `kport tokens ls`/);

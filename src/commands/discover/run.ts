@@ -1,12 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
+import { snakeKeys } from '../../core/output.ts';
 import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
 import type { CommandDef } from '../command.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
   summary: 'Run the discovery engine in the foreground: find EKS clusters and keep kube_cluster resources true',
+  examples: [
+    'kport discover run -c kport.yaml',
+    'kport discover run --once --token /tmp/token',
+  ],
   options: [
     { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
     { flags: '--token <file|value>', description: 'join token, or a file holding it (default: teleport.join_params.token_name)' },
@@ -92,7 +97,7 @@ export const discoverRun: CommandDef = {
       if (opts.once && last) {
         ctx.stdout.write(
           session.format === 'text'
-            ? `Discovered ${last.seen} EKS clusters: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
+            ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
             : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
         );
         if (last.failures.length > 0) {
@@ -148,7 +153,7 @@ async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: st
     };
   }
   const line = (e: Reportable): string | undefined => {
-    if (format === 'json') return JSON.stringify({ time: ctx.now().toISOString(), ...e });
+    if (format === 'json') return JSON.stringify(snakeKeys({ time: ctx.now().toISOString(), ...e }));
     switch (e.type) {
       case 'poll-start':
         return `${e.at.toISOString()} poll started`;

@@ -5,6 +5,9 @@ import { USER_OPTION, personAccess } from './access.ts';
 export const kubeCredentials: CommandDef = {
   path: ['kube', 'credentials'],
   summary: 'Print an ExecCredential with an EKS token for a cluster, as `aws eks get-token` does',
+  examples: [
+    'kport kube credentials prod',
+  ],
   args: ['<cluster>'],
   options: [USER_OPTION],
   async run({ args, opts, ctx, session }) {

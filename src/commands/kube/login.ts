@@ -6,6 +6,11 @@ import { USER_OPTION, personAccess } from './access.ts';
 export const kubeLogin: CommandDef = {
   path: ['kube', 'login'],
   summary: 'Start a local proxy to clusters and write a kubeconfig for it (foreground; -- COMMAND runs a command through it)',
+  examples: [
+    'kport kube login prod-eks-us-east-1-222222222222',
+    'kport kube login prod -- kubectl get pods -n team-a',
+    'kport kube login prod --as dave --port 8443',
+  ],
   args: ['<clusters...>'],
   options: [
     { flags: '--port <port>', description: 'listen on this port of 127.0.0.1 (default: a free one)' },

@@ -10,6 +10,10 @@ const MAX_LABELS_WIDTH = 80;
 export const kubeLs: CommandDef = {
   path: ['kube', 'ls'],
   summary: 'List the Kubernetes clusters your roles allow',
+  examples: [
+    'kport kube ls',
+    'kport kube ls env=prod --search payments -v',
+  ],
   args: ['[selectors...]'],
   options: [
     { flags: '--search <text>', description: 'only clusters whose name or labels contain this' },

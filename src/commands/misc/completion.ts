@@ -5,6 +5,10 @@ import type { CommandDef } from '../command.ts';
 export const completion: CommandDef = {
   path: ['completion'],
   summary: 'Print a shell completion script: bash, zsh or fish',
+  examples: [
+    'kport completion bash > /etc/bash_completion.d/kport',
+    'kport completion zsh > "${fpath[1]}/_kport"',
+  ],
   args: ['<shell>'],
   async run({ args, ctx }) {
     const shell = args[0] as Shell;

@@ -16,6 +16,10 @@ export function kportVersion(): string {
 export const version: CommandDef = {
   path: ['version'],
   summary: 'Print the kport version',
+  examples: [
+    'kport version',
+    'kport version -o json',
+  ],
   async run({ ctx, session }) {
     const info = { version: kportVersion(), node: process.versions.node, platform: `${process.platform}/${process.arch}` };
     const format = session.format;

@@ -5,6 +5,10 @@ import { TARGET_OPTIONS, resolveTarget } from './target.ts';
 export const rbacBootstrap: CommandDef = {
   path: ['rbac', 'bootstrap'],
   summary: 'Create the ClusterRole, binding and IAM mapping the kport proxy needs, idempotently',
+  examples: [
+    'kport rbac bootstrap --context admin@prod --role-arn arn:aws:iam::222222222222:role/kport-proxy',
+    'kport rbac bootstrap --cluster prod --role-arn arn:aws:iam::222222222222:role/kport-proxy --dry-run',
+  ],
   options: [
     ...TARGET_OPTIONS,
     { flags: '--role-arn <arn>', description: 'the IAM role the kport proxy runs as' },

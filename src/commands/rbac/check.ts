@@ -5,6 +5,10 @@ import { TARGET_OPTIONS, resolveTarget } from './target.ts';
 export const rbacCheck: CommandDef = {
   path: ['rbac', 'check'],
   summary: 'Check, with access reviews, that the proxy identity has every permission it needs',
+  examples: [
+    'kport rbac check --context admin@prod',
+    'kport rbac check --cluster prod --as-role-arn arn:aws:iam::222222222222:role/kport-proxy',
+  ],
   options: [
     ...TARGET_OPTIONS,
     { flags: '--as-role-arn <arn>', description: 'check the user and groups aws-auth maps this IAM role to, instead of yourself' },

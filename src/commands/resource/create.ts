@@ -10,6 +10,10 @@ import type { CommandDef } from '../command.ts';
 export const create: CommandDef = {
   path: ['create'],
   summary: 'Create resources (role, user, static kube_cluster) from a YAML file',
+  examples: [
+    'kport create -f roles.yaml',
+    'kport create -f static-cluster.yaml --force',
+  ],
   options: [
     { flags: '-f, --file <file>', description: 'YAML or JSON file with one or more documents ("-" for stdin)' },
     { flags: '--force', description: 'overwrite resources that already exist' },

@@ -21,6 +21,11 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
 export const get: CommandDef = {
   path: ['get'],
   summary: 'Show resources: kube_cluster, token, role, user, discovery_service',
+  examples: [
+    'kport get kube_cluster',
+    'kport get kube_cluster/prod -o yaml',
+    'kport get discovery_service',
+  ],
   args: ['<kind[/name]>'],
   options: [{ flags: '-v, --verbose', description: 'do not truncate columns' }],
   async run({ args, opts, ctx, session }) {
@@ -43,6 +48,7 @@ export const get: CommandDef = {
       const dtos = resources.map(kind.dto);
       return void ctx.stdout.write(serialize(name ? dtos[0] : dtos, format));
     }
-    ctx.stdout.write(renderTable(kind.headers, resources.map((r) => kind.row(r, ctx.stdoutIsTTY)), { tty: ctx.stdoutIsTTY, verbose: Boolean(opts.verbose) }));
+    const verbose = Boolean(opts.verbose);
+    ctx.stdout.write(renderTable(kind.headers, resources.map((r) => kind.row(r, ctx.stdoutIsTTY, verbose)), { tty: ctx.stdoutIsTTY, verbose }));
   },
 };

@@ -7,9 +7,18 @@ import { labelsProblems } from '../../resources/resource.ts';
 const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
 import type { CommandDef } from '../command.ts';
 
+/** What `tokens add` and `tokens ls` print for scripts: one shape (add adds the secret). */
+export function tokenSummary(token: import('../../resources/token.ts').Token) {
+  return { name: token.metadata.name, roles: token.spec.roles, labels: token.metadata.labels ?? null, expires: token.metadata.expires ?? null };
+}
+
 export const tokensAdd: CommandDef = {
   path: ['tokens', 'add'],
   summary: 'Create a join token for discovery and Kubernetes agents',
+  examples: [
+    'kport tokens add --type=discovery,kube --format=text > /tmp/token',
+    'kport tokens add --type=discovery --ttl=1h --labels team=platform',
+  ],
   options: [
     { flags: '--type <roles>', description: 'comma-separated roles the token grants, such as discovery,kube' },
     { flags: '--ttl <duration>', description: 'how long the token lives', default: '30m' },
@@ -42,7 +51,7 @@ export const tokensAdd: CommandDef = {
     // Like tctl: an explicit --format=text prints only the secret, for `> /tmp/token`.
     const format = session.format;
     if (format !== 'text') {
-      ctx.stdout.write(serialize({ token: secret, name: token.metadata.name, roles, expires: token.metadata.expires }, format));
+      ctx.stdout.write(serialize({ token: secret, ...tokenSummary(token) }, format));
       return;
     }
     if (session.globals.format !== undefined) {
