@@ -40,7 +40,7 @@ const report = (cmd: string, backend: string, n: number | string, times: number[
 
 const empty = home();
 report('kport version', '-', '-', timeProcess(['version'], empty, RUNS));
-report('kport get kube_cluster --format json', 'sqlite', 0, timeProcess(['get', 'kube_cluster', '--format', 'json'], empty, RUNS));
+report('kport get kube_cluster --format json', 'sqlite', '0', timeProcess(['get', 'kube_cluster', '--format', 'json'], empty, RUNS));
 
 const etcd = existsSync(BINARIES.etcd()) ? await startEtcd({ members: 1 }) : undefined;
 for (const n of [1000, 10000]) {
@@ -82,6 +82,8 @@ const lsEnv = home();
 const lsStore = await SqliteBackend.open(join(lsEnv.dataDir!, 'kport.db'));
 await seed(lsStore, 1000);
 await lsStore.close();
+// What one TAB costs when completing a cluster name (kube login <TAB>).
+report('kport __complete kube_cluster (shell completion)', 'sqlite', 1000, timeProcess(['__complete', 'kube_cluster'], lsEnv, RUNS));
 writeFileSync(lsEnv.KPORT_CONFIG!, stringify({ version: 'v3', teleport: { data_dir: lsEnv.dataDir }, roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }], users: [{ name: 'bench', roles: ['all'] }] }));
 for (const contexts of [1000, 1]) {
   const kubeconfig = kubeconfigOf(lsEnv.HOME!, contexts);

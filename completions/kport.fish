@@ -59,3 +59,9 @@ complete -c kport -l format
 complete -c kport -l output
 complete -c kport -l debug
 complete -c kport -l no-color
+complete -c kport -l format -x -a 'text json yaml'
+complete -c kport -l output -x -a 'text json yaml'
+complete -c kport -l mode -x -a 'auto configmap access-entry'
+complete -c kport -f -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from login' -a '(kport __complete kube_cluster 2>/dev/null)'
+complete -c kport -f -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from credentials' -a '(kport __complete kube_cluster 2>/dev/null)'
+complete -c kport -f -n '__fish_seen_subcommand_from get rm' -a '(kport __complete kube_cluster 2>/dev/null | string replace -r "^" kube_cluster/)'

@@ -21,20 +21,53 @@ _kport_words() {
     "get") reply=(-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent) ;;
     "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
     "version") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
   esac
 }
+_kport_choices() {
+  reply=()
+  case "$1" in
+    --format) reply=(text json yaml) ;;
+    -o) reply=(text json yaml) ;;
+    --output) reply=(text json yaml) ;;
+    --mode) reply=(auto configmap access-entry) ;;
+  esac
+}
 _kport() {
-  local path="" w
-  local -a reply
-  for w in ${words[2,CURRENT-1]}; do
-    [[ $w == -* ]] && continue
+  local path="" w skip="" i
+  local -a reply store
+  _kport_choices "${words[CURRENT-1]}"
+  if (( ${#reply} )); then
+    compadd -a reply
+    return
+  fi
+  # Global options may come before the command: their values are not command words.
+  for (( i = 2; i < CURRENT; i++ )); do
+    w=${words[i]}
+    if [[ -n $skip ]]; then
+      skip=""
+      continue
+    fi
+    if [[ $w == -* ]]; then
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      continue
+    fi
     _kport_words "${path:+$path }$w"
     (( ${#reply} )) || break
     path="${path:+$path }$w"
   done
   _kport_words "$path"
+  case "$path" in
+    "kube login" | "kube credentials") [[ ${words[CURRENT]} == -* ]] || reply=(${(f)"$(kport $store __complete kube_cluster 2>/dev/null)"}) ;;
+    get | rm) [[ ${words[CURRENT]} == kube_cluster/* ]] && reply=(${(f)"$(kport $store __complete kube_cluster 2>/dev/null | sed 's|^|kube_cluster/|')"}) ;;
+  esac
+  # Flags when the word starts with "-"; otherwise the other words, if there are any.
+  if [[ ${words[CURRENT]} != -* ]]; then
+    local -a plain
+    plain=(${reply:#-*})
+    (( ${#plain} )) && reply=($plain)
+  fi
   compadd -a reply
 }
 compdef _kport kport

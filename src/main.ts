@@ -92,6 +92,7 @@ function ctxArgv(command: Command): string[] {
 
 /** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
 export async function main(argv: string[], ctx: Context): Promise<number> {
+  if (firstWord(argv) === '__complete') return (await import('./commands/misc/complete.ts')).completeNames(argv, ctx);
   let run: (() => Promise<number | void>) | undefined;
   ctx.logger.json = jsonRequested(argv);
   const program = buildProgram(ctx, (r) => (run = r), firstWord(argv));

@@ -1,4 +1,5 @@
-import type { CompletionTree } from '../core/completion.ts';
+import { SHELLS, type CompletionTree } from '../core/completion.ts';
+import { FORMATS } from '../core/output.ts';
 import { RESOURCE_KINDS } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
 import { completion } from './misc/completion.ts';
@@ -41,9 +42,15 @@ function flagNames(flags: string): string[] {
 }
 
 export function completionTree(): CompletionTree {
+  const options = [...GLOBAL_OPTIONS, ...COMMANDS.flatMap((c) => c.options ?? [])];
+  const choices: Record<string, string[]> = {};
+  for (const flag of ['--format', '-o', '--output']) choices[flag] = [...FORMATS];
+  for (const o of COMMANDS.flatMap((c) => c.options ?? [])) if (o.choices) for (const f of flagNames(o.flags)) choices[f] = o.choices;
   return {
     globalFlags: GLOBAL_OPTIONS.flatMap((o) => flagNames(o.flags)),
-    commands: COMMANDS.map((c) => ({ path: c.path, summary: c.summary, flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)) })),
+    valueFlags: [...new Set(options.filter((o) => /<[^>]+>/.test(o.flags)).flatMap((o) => flagNames(o.flags)))],
+    choices,
+    commands: COMMANDS.map((c) => ({ path: c.path, summary: c.summary, flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)), ...(c.path[0] === 'completion' && { words: [...SHELLS] }) })),
     kinds: RESOURCE_KINDS.map((k) => k.kind),
   };
 }

@@ -21,3 +21,43 @@ test('the bash completion script completes nouns, verbs, flags and kinds in a re
   assert.equal(complete('kport', 'tokens', 'add', '--t'), '--type --ttl');
   assert.equal(complete('kport', 'get', 'kube'), 'kube_cluster');
 });
+
+test('bash completion: global options before the command, shells, choice values, and cluster names from the store', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, writeFileSync, chmodSync, mkdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { SqliteBackend } = await import('../../src/backend/sqlite.ts');
+  const { upsertResource } = await import('../../src/resources/store.ts');
+  const home = mkdtempSync(join(tmpdir(), 'kport-complete-'));
+  const config = join(home, 'x.yaml');
+  writeFileSync(config, `version: v3\nteleport:\n  data_dir: ${join(home, 'data')}\n`);
+  const store = await SqliteBackend.open(join(home, 'data', 'kport.db'));
+  for (const name of ['prod-eks-us-east-1-222222222222', 'prod-eu', 'staging']) {
+    await upsertResource(store, { kind: 'kube_cluster', version: 'v3', metadata: { name }, spec: { kubeconfig: 'x' } });
+  }
+  await store.close();
+  // The script calls `kport` from PATH, as an installed kport is.
+  const bin = join(home, 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'kport'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL('../../bin/kport.js', import.meta.url).pathname)} "$@"\n`);
+  chmodSync(join(bin, 'kport'), 0o755);
+  const complete = (...words: string[]) =>
+    execFileSync('bash', ['-c', `source completions/kport.bash; COMP_WORDS=(${words.map((w) => `"${w}"`).join(' ')}); COMP_CWORD=${words.length - 1}; _kport; echo "\${COMPREPLY[@]}"`], {
+      cwd: new URL('../..', import.meta.url),
+      encoding: 'utf8',
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
+    }).trim();
+  assert.equal(complete('kport', '--format', 'json', 'get', 'k'), 'kube_cluster');
+  assert.equal(complete('kport', '-c', config, 'get', 'k'), 'kube_cluster');
+  assert.equal(complete('kport', '--data-dir', '/tmp', 'get', 'tok'), 'token');
+  assert.equal(complete('kport', 'completion', ''), 'bash zsh fish');
+  assert.equal(complete('kport', 'get', 'kube_cluster', '--format', ''), 'text json yaml');
+  assert.equal(complete('kport', '-o', 'y'), 'yaml');
+  assert.equal(complete('kport', 'rbac', 'bootstrap', '--mode', ''), 'auto configmap access-entry');
+  assert.equal(complete('kport', '-c', config, 'kube', 'login', 'prod'), 'prod-eks-us-east-1-222222222222 prod-eu');
+  assert.equal(complete('kport', '-c', config, 'kube', 'credentials', 'st'), 'staging');
+  assert.equal(complete('kport', '-c', config, 'get', 'kube_cluster/prod-e'), 'kube_cluster/prod-eks-us-east-1-222222222222 kube_cluster/prod-eu');
+  assert.equal(complete('kport', '-c', config, 'rm', 'kube_cluster/s'), 'kube_cluster/staging');
+  assert.equal(complete('kport', '-c', join(home, 'missing.yaml'), 'kube', 'login', ''), '', 'no store: nothing, and no error in the command line');
+});
