@@ -1,16 +1,25 @@
 import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Forwarder, ForwardTarget } from './forwarder.ts';
 
 export interface LocalProxy {
   port: number;
   /** The server URL of one cluster behind this proxy: its path prefix selects the cluster. */
   serverUrl(cluster: string): string;
+  /**
+   * The TLS server name (SNI) that also selects the cluster, for clients that drop the URL's
+   * path (kubectl 1.32's `get --raw`, `kubectl proxy` without --append-server-path). The
+   * kubeconfig names it as `tls-server-name`; the serving certificate covers it.
+   */
+  serverName(cluster: string): string;
   close(): Promise<void>;
 }
 
 export const CLUSTER_PREFIX = '/k/';
+/** Serving certificates cover `*.${SNI_DOMAIN}`: one name per cluster behind a proxy. */
+export const SNI_DOMAIN = 'kube.kport.internal';
 
 /**
  * kport's local listener: TLS on 127.0.0.1 with a required client certificate from the per-run
@@ -35,8 +44,17 @@ export async function startLocalProxy(opts: {
     // kubectl and k9s keep many watches on one HTTP/2 connection.
     settings: { maxConcurrentStreams: 1000 },
   });
-  const route = (url: string | undefined): { target: ForwardTarget; path: string } | undefined => {
-    if (!url?.startsWith(CLUSTER_PREFIX)) return undefined;
+  // One DNS label per cluster, by position: cluster names may be longer than a label may be.
+  const names = [...opts.targets.keys()];
+  const serverName = (cluster: string) => `cluster-${names.indexOf(cluster)}.${SNI_DOMAIN}`;
+  const bySni = new Map(names.map((n) => [serverName(n), opts.targets.get(n)!]));
+  const route = (url: string | undefined, sni: string | false | null | undefined): { target: ForwardTarget; path: string } | undefined => {
+    if (!url) return undefined;
+    if (!url.startsWith(CLUSTER_PREFIX)) {
+      // No path prefix: the client kept only the host; the TLS server name still says which cluster.
+      const target = typeof sni === 'string' ? bySni.get(sni.toLowerCase()) : undefined;
+      return target && { target, path: url };
+    }
     const end = url.indexOf('/', CLUSTER_PREFIX.length);
     let name: string;
     try {
@@ -50,7 +68,7 @@ export async function startLocalProxy(opts: {
   const notFound = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'NotFound', code: 404, message: 'no such cluster behind this kport proxy: see `kport kube ls`' });
   // HTTP/1.1 clients arrive as 'request' events...
   server.on('request', (req, res) => {
-    const found = route(req.url);
+    const found = route(req.url, (req.socket as TLSSocket).servername);
     if (!found) {
       (res as unknown as ServerResponse).writeHead(404, { 'content-type': 'application/json' });
       res.end(notFound);
@@ -63,7 +81,7 @@ export async function startLocalProxy(opts: {
   // which costs CPU on every request; that listener is taken off 'stream' again.
   server.removeAllListeners('stream');
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-    const found = route(headers[':path']);
+    const found = route(headers[':path'], (stream.session?.socket as TLSSocket | undefined)?.servername);
     if (!found) {
       stream.on('error', () => {});
       stream.respond({ ':status': 404, 'content-type': 'application/json' });
@@ -73,7 +91,7 @@ export async function startLocalProxy(opts: {
     opts.forwarder.handleStream(found.target, stream, headers, found.path);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const found = route(req.url);
+    const found = route(req.url, (req.socket as TLSSocket).servername);
     if (!found) return void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     void opts.forwarder.handleUpgrade(found.target, req, socket, head, found.path);
   });
@@ -92,6 +110,7 @@ export async function startLocalProxy(opts: {
   return {
     port,
     serverUrl: (cluster) => `https://127.0.0.1:${port}${CLUSTER_PREFIX}${encodeURIComponent(cluster)}`,
+    serverName,
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());

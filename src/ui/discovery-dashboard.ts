@@ -22,7 +22,7 @@ export interface DashboardState {
   log: string[];
 }
 
-export type DashboardEvent = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping' };
+export type DashboardEvent = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling?: boolean };
 
 export function initialDashboard(group: string): DashboardState {
   return { group, polling: false, scopes: [], log: [] };

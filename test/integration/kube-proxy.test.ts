@@ -14,7 +14,7 @@ import { createCA } from '../../src/kube/pki.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
-import { BINARIES } from '../peers/versions.ts';
+import { BINARIES, OLD_KUBECTL_VERSIONS } from '../peers/versions.ts';
 
 const run = promisify(execFile);
 
@@ -125,6 +125,39 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     assert.match(String(missing.stderr), /kube_cluster "no-such-cluster" not found/);
     const ls = JSON.parse(String((await kport(['kube', 'ls', '--user', 'alice', '--format', 'json'])).stdout));
     assert.deepEqual(ls, [{ kube_cluster_name: 'local-test', labels: { env: 'test' }, selected: false }]);
+  });
+
+  test('kubectl 1.28, 1.32 and 1.34 work through kube login, get --raw included (the cluster rides the TLS server name), and so does kubectl proxy on top', async (t) => {
+    if (!havePeer(t, 'kube-apiserver and older kubectl', [BINARIES.kubeApiserver(), ...OLD_KUBECTL_VERSIONS.map((v) => BINARIES.oldKubectl(v))])) return;
+    const proxy = kport(['kube', 'login', 'local-test', '--user', 'bob']);
+    let out = '';
+    proxy.stdout!.on('data', (c: Buffer) => (out += c));
+    try {
+      const kubeconfig = await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1]);
+      for (const [version, binary] of [...OLD_KUBECTL_VERSIONS.map((v) => [v, BINARIES.oldKubectl(v)] as const), ['v1.34.4', kubectlPath] as const]) {
+        const kubectl = (...args: string[]) => run(binary, ['--kubeconfig', kubeconfig, ...args]);
+        const raw = JSON.parse((await kubectl('get', '--raw', '/version')).stdout);
+        assert.match(raw.platform, /^linux\//, `${version}: get --raw /version reaches the API server`);
+        assert.match((await kubectl('get', 'ns', '-o', 'name')).stdout, /namespace\/team-a/, `${version}: get ns`);
+        assert.match((await kubectl('auth', 'can-i', 'list', 'pods', '-n', 'team-b')).stdout, /^yes$/m, `${version}: as bob's group ops`);
+      }
+      // kubectl proxy drops the server URL's path unless --append-server-path: the server name carries the cluster.
+      const chained = execa(kubectlPath, ['--kubeconfig', kubeconfig, 'proxy', '--port=0'], { reject: false });
+      let served = '';
+      chained.stdout!.on('data', (c: Buffer) => (served += c));
+      try {
+        const address = await waitFor('kubectl proxy', async () => served.match(/Starting to serve on (\S+)/)?.[1]);
+        const res = await fetch(`http://${address}/api/v1/namespaces/team-a`);
+        assert.equal(res.status, 200);
+        assert.equal(((await res.json()) as { metadata: { name: string } }).metadata.name, 'team-a');
+      } finally {
+        chained.kill('SIGTERM');
+        await chained;
+      }
+    } finally {
+      proxy.kill('SIGINT');
+      await proxy;
+    }
   });
 
   test('foreground login: kubeconfig 0600, watch sees a later event, mTLS required, Ctrl-C removes the kubeconfig, every request audited', async (t) => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BINARIES, KUBERNETES_VERSION, MOTO_VERSION, goBinDir, motoVenvDir } from './versions.ts';
+import { BINARIES, KUBERNETES_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strict = process.env.CI === 'true' || process.env.CI === '1';
@@ -55,6 +55,26 @@ function provisionGo(): void {
   writeFileSync(stampFile, stamp);
 }
 
+function provisionOldKubectl(): void {
+  for (const version of OLD_KUBECTL_VERSIONS) {
+    const dir = join(here, 'kubectl', version);
+    const out = BINARIES.oldKubectl(version);
+    const stamp = createHash('sha256').update(['go.mod', 'go.sum'].map((f) => readFileSync(join(dir, f), 'utf8')).join('\0')).digest('hex');
+    const stampFile = join(dirname(out), '.stamp');
+    if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) continue;
+    if (!have('go', ['version'])) {
+      problems.push(`go is missing: install Go 1.24 or newer to build kubectl ${version}`);
+      return;
+    }
+    mkdirSync(dirname(out), { recursive: true });
+    timed(`go build of kubectl ${version} (first time: about 2 minutes)`, () => {
+      run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${out}.tmp`, 'k8s.io/kubernetes/cmd/kubectl'], { cwd: dir, env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } });
+      renameSync(`${out}.tmp`, out);
+    });
+    writeFileSync(stampFile, stamp);
+  }
+}
+
 function provisionMoto(): void {
   const stampFile = join(motoVenvDir(), '.stamp');
   if (existsSync(BINARIES.motoServer()) && existsSync(stampFile)) return;
@@ -70,7 +90,7 @@ function provisionMoto(): void {
   writeFileSync(stampFile, MOTO_VERSION);
 }
 
-for (const step of [provisionGo, provisionMoto]) {
+for (const step of [provisionGo, provisionOldKubectl, provisionMoto]) {
   try {
     step();
   } catch (err) {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 /** One Kubernetes release for kube-apiserver and kubectl; the etcd it pairs with comes from its go.mod. */
 export const KUBERNETES_VERSION = 'v1.34.4';
 export const MOTO_VERSION = '5.2.5';
+/** Older kubectl releases people still run (issue 13): each has its module under test/peers/kubectl/<version>/. */
+export const OLD_KUBECTL_VERSIONS = ['v1.28.15', 'v1.32.13'] as const;
 
 export function peersCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'kport-peers');
@@ -22,4 +24,5 @@ export const BINARIES = {
   kubectl: () => join(goBinDir(), 'kubectl'),
   etcd: () => join(goBinDir(), 'etcd'),
   motoServer: () => join(motoVenvDir(), 'bin', 'moto_server'),
+  oldKubectl: (version: (typeof OLD_KUBECTL_VERSIONS)[number]) => join(peersCacheDir(), `kubectl-${version}`, 'kubectl'),
 };

@@ -16,7 +16,7 @@ test('the discovery dashboard shows scanning regions, failures, counts and the n
   assert.match(frame, /… matcher 0 \/ account 1 \/ us-east-1/);
   assert.match(frame, /✗ matcher 0 \/ account 1 \/ eu-west-1: AccessDenied: eks:ListClusters is not allowed/);
   scanning.unmount();
-  state = reduceDashboard(state, { type: 'poll-done', at: new Date('2026-11-24T12:00:02Z'), stats: { durationMs: 1200, seen: 7, created: 2, updated: 1, deleted: 0, awsCalls: 30, failures: [] } });
+  state = reduceDashboard(state, { type: 'poll-done', at: new Date('2026-11-24T12:00:02Z'), stats: { durationMs: 1200, seen: 7, created: 2, updated: 1, deleted: 0, awsCalls: 30, failures: [] }, changes: { created: ['a', 'b'], updated: ['c'], deleted: [] } });
   state = reduceDashboard(state, { type: 'sleep', nextPoll: new Date('2026-11-24T12:05:00Z') });
   const idle = render(createElement(DiscoveryDashboard, { state, now: new Date('2026-11-24T12:04:00Z') }));
   const after = idle.lastFrame() ?? '';
@@ -27,4 +27,14 @@ test('the discovery dashboard shows scanning regions, failures, counts and the n
   const standby = render(createElement(DiscoveryDashboard, { state: reduceDashboard(state, { type: 'state', state: 'standby', leader: 'abcdef1234' }), now: new Date() }));
   assert.match(standby.lastFrame() ?? '', /standby \(leader abcdef12\)/);
   standby.unmount();
+
+  // Ctrl-C: the last frame says what happens, never a "next poll" that will not come.
+  const stopped = render(createElement(DiscoveryDashboard, { state: reduceDashboard(state, { type: 'stopping', polling: false }), now: new Date('2026-11-24T12:04:00Z') }));
+  assert.match(stopped.lastFrame() ?? '', /stopped/);
+  assert.doesNotMatch(stopped.lastFrame() ?? '', /next poll/);
+  stopped.unmount();
+  const polling = reduceDashboard(reduceDashboard(state, { type: 'poll-start', at: new Date() }), { type: 'stopping', polling: true });
+  const finishing = render(createElement(DiscoveryDashboard, { state: polling, now: new Date() }));
+  assert.match(finishing.lastFrame() ?? '', /finishing the poll in flight \(Ctrl-C again to abort\)/);
+  finishing.unmount();
 });

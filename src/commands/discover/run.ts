@@ -47,7 +47,7 @@ export const discoverRun: CommandDef = {
       const report = await reporter(ctx, session.format, discovery.discovery_group);
       let polling = false;
       // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
-      ctx.signal.addEventListener('abort', () => polling && report.event({ type: 'stopping' }), { once: true });
+      ctx.signal.addEventListener('abort', () => report.event({ type: 'stopping', polling }), { once: true });
       const onEvent = report.event;
       report.event = (e: Reportable) => {
         if (e.type === 'poll-start') polling = true;
@@ -130,7 +130,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping' };
+type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling: boolean };
 
 /** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
 async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: string, group: string) {
@@ -165,7 +165,7 @@ async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: st
         return `${e.at.toISOString()} poll done: ${plural(s.seen, 'cluster')}, ${named('created', e.changes.created)}, ${named('updated', e.changes.updated)}, ${named('deleted', e.changes.deleted)}, ${s.failures.length} failed, ${plural(s.awsCalls, 'AWS call')}, ${s.durationMs} ms`;
       }
       case 'stopping':
-        return `${ctx.now().toISOString()} stopping: finishing the poll in flight (Ctrl-C again to abort)`;
+        return e.polling ? `${ctx.now().toISOString()} stopping: finishing the poll in flight (Ctrl-C again to abort)` : `${ctx.now().toISOString()} stopping`;
       case 'conflict':
         return `${ctx.now().toISOString()} kube_cluster ${e.name} belongs to another discovery group or is static: left alone`;
       case 'sleep':

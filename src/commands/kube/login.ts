@@ -23,7 +23,7 @@ export const kubeLogin: CommandDef = {
     // 0, as everywhere else, means any free port.
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
     const { config, backend, access, clusters, explain } = await personAccess(session, opts.user);
-    const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy }, { createCA }, kubeconfig] = await Promise.all([
+    const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy, SNI_DOMAIN }, { createCA }, kubeconfig] = await Promise.all([
       import('../../kube/clusters.ts'),
       import('../../kube/access.ts'),
       import('../../kube/targets.ts'),
@@ -60,7 +60,7 @@ export const kubeLogin: CommandDef = {
 
     const ca = await createCA('kport local proxy CA');
     const [serving, client] = await Promise.all([
-      ca.issue({ commonName: 'kport local proxy', dnsNames: ['localhost'], ips: ['127.0.0.1'], usage: 'server' }),
+      ca.issue({ commonName: 'kport local proxy', dnsNames: ['localhost', `*.${SNI_DOMAIN}`], ips: ['127.0.0.1'], usage: 'server' }),
       ca.issue({ commonName: access.user, usage: 'client' }),
     ]);
     let served = 0;
@@ -93,7 +93,7 @@ export const kubeLogin: CommandDef = {
     };
     try {
       kubeconfig.writeProxyKubeconfig(path, {
-        clusters: names.map((name) => ({ name, server: proxy.serverUrl(name) })),
+        clusters: names.map((name) => ({ name, server: proxy.serverUrl(name), serverName: proxy.serverName(name) })),
         ca: ca.cert,
         clientCert: client.cert,
         clientKey: client.key,
