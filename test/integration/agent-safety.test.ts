@@ -86,6 +86,11 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     const once = await agent.kport(['discover', 'run', '--once']);
     assert.equal(once.exitCode, 0, String(once.stderr));
     assert.match(String(once.stdout), /Discovered 0 EKS clusters/);
+    // JSON event lines are snake_case, as the README promises.
+    const json = await agent.kport(['discover', 'run', '--once', '--format', 'json']);
+    const done = String(json.stderr).trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'poll-done');
+    assert.ok(done.stats.duration_ms >= 0 && done.stats.aws_calls > 0, JSON.stringify(done));
+    assert.ok(!JSON.stringify(done).includes('durationMs'));
     t.diagnostic(`poll with the evil patterns: ${Date.now() - started} ms`);
 
     const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: agent.dir, env: agent.env, extendEnv: false, reject: false });

@@ -56,7 +56,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     config({ roles: [{ name: 'dev', kubernetes_labels: { env: 'dev' } }], users: [{ name: 'root', roles: ['dev', 'ghost'] }] });
     const disallowed = await kport(['kube', 'ls', '--user', 'root', '--format', 'json']);
     assert.equal(String(disallowed.stdout), '[]');
-    assert.match(String(disallowed.stderr), /4 kube_clusters exist, none allowed by your roles dev \("ghost" is not defined under roles:\): their kubernetes_labels match none of them/);
+    // With --format json, stderr is JSON lines too.
+    const note = JSON.parse(String(disallowed.stderr));
+    assert.equal(note.level, 'info');
+    assert.match(note.message, /4 kube_clusters exist, none allowed by your roles dev \("ghost" is not defined under roles:\): their kubernetes_labels match none of them/);
     const login = await kport(['kube', 'login', 'staging', '--user', 'root', '--', 'true']);
     assert.equal(login.exitCode, 1);
     assert.match(String(login.stderr), /kube_cluster "staging" exists but your roles \(dev\) do not allow it: add a role whose kubernetes_labels match its labels/);
@@ -158,6 +161,19 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     chmodSync(open, 0o755);
     const warned = await kport(['--data-dir', open, 'get', 'kube_cluster']);
     assert.match(String(warned.stderr), new RegExp(`the data dir ${open} is open to other users \\(mode 0755\\): run chmod 700 ${open}`));
+
+    // One output contract: -o as kubectl spells it, errors as JSON lines when JSON is asked for.
+    const asJson = await kport(['tokens', 'add', '--type=nope', '-o', 'json']);
+    assert.equal(asJson.exitCode, 2);
+    const error = JSON.parse(String(asJson.stderr));
+    assert.equal(error.level, 'error');
+    assert.match(error.message, /invalid role "nope"/);
+    const added = JSON.parse(String((await kport(['tokens', 'add', '--type=discovery', '-o', 'json'])).stdout));
+    const listed = JSON.parse(String((await kport(['tokens', 'ls', '--format', 'json'])).stdout));
+    const { token: _secret, ...shape } = added;
+    assert.deepEqual(listed.find((t: { name: string }) => t.name === added.name), shape, 'tokens add and tokens ls print one shape');
+    const help = await kport(['kube', 'login', '--help']);
+    assert.match(String(help.stdout), /Examples:\n {2}kport kube login /);
 
     const hint = await kport(['tokens', 'add', '--type=discovery']);
     assert.match(String(hint.stdout), /\(umask 077; echo [0-9a-f]{32} > \/tmp\/token\)/);
