@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerR
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
-import { stream, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { describeConnectError } from '../core/net-errors.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
@@ -123,13 +123,14 @@ export class Forwarder {
     const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     try {
+      const { stream } = await import('undici');
       await stream(
         new URL(joinPath(target.upstream.url.pathname, path), target.upstream.url),
         {
           method: method as Dispatcher.HttpMethod,
           headers: flatHeaders(upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false)),
           body: hasBody ? client.body : null,
-          dispatcher: target.upstream.dispatcher,
+          dispatcher: target.upstream.dispatcher(),
           signal: aborter.signal,
         },
         ({ statusCode, headers }) => {

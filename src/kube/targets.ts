@@ -2,7 +2,7 @@ import type { AssumeRole } from '../aws/credentials.ts';
 import type { KubernetesServiceConfig } from '../config/schema.ts';
 import { matchLabels } from '../resources/labels.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
-import { eksUpstream, staticUpstream, type Upstream } from './upstream.ts';
+import type { Upstream } from './upstream.ts';
 
 type Service = { enabled?: boolean; resources: KubernetesServiceConfig['resources'] } | undefined;
 
@@ -28,6 +28,8 @@ export function proxyIdentity(service: Service, cluster: KubeCluster): AssumeRol
 
 /** How the proxy reaches a cluster: a static cluster through its kubeconfig, an EKS cluster through an EKS connection. */
 export async function upstreamFor(cluster: KubeCluster, opts: { service: Service; stsEndpoint?: string }): Promise<Upstream> {
+  // Loaded here, not at the top: kube ls needs isServed, not the HTTP clients.
+  const { eksUpstream, staticUpstream } = await import('./upstream.ts');
   if (cluster.spec.kubeconfig) return staticUpstream(cluster);
   const { connectEks } = await import('../aws/eks-connection.ts');
   const eks = await connectEks(cluster.spec.aws!, { assume: proxyIdentity(opts.service, cluster), stsEndpoint: opts.stsEndpoint });

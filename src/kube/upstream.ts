@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { Agent as UndiciAgent } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent as UndiciAgent } from 'undici';
 import { Http2Pool } from './h2-pool.ts';
 import { UserError } from '../core/errors.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
@@ -9,8 +10,8 @@ import { readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig
 /** Where and how the proxy reaches one cluster's API server. */
 export interface Upstream {
   url: URL;
-  /** Pooled keep-alive connections for ordinary requests (undici: a fraction of node:https's CPU per request). */
-  dispatcher: UndiciAgent;
+  /** Pooled keep-alive connections for ordinary requests to servers without HTTP/2 (made on first use). */
+  dispatcher(): UndiciAgent;
   /** HTTP/2 sessions for ordinary requests, when the server speaks it. */
   h2: Http2Pool;
   /** node:https connections for upgrades (exec, attach, port-forward), tunnelled after the 101. */
@@ -82,11 +83,19 @@ interface TlsOptions {
 }
 
 function connections(url: URL, tls: TlsOptions): Pick<Upstream, 'dispatcher' | 'agent' | 'h2'> {
+  let agent: UndiciAgent | undefined;
   return {
     h2: new Http2Pool(url.origin, tls),
     // No body or headers timeout: watches and logs -f stay open for as long as the client wants.
     // HTTP/1.1: undici's HTTP/2 folds repeated Impersonate-Group headers into one, which the API server reads as one group.
-    dispatcher: new UndiciAgent({ connect: tls, allowH2: false, bodyTimeout: 0, headersTimeout: 0, keepAliveTimeout: 30_000 }),
+    // undici is for the rare API server without HTTP/2: loaded and connected only when one shows up.
+    dispatcher: () => {
+      if (!agent) {
+        const { Agent } = createRequire(import.meta.url)('undici') as typeof import('undici');
+        agent = new Agent({ connect: tls, allowH2: false, bodyTimeout: 0, headersTimeout: 0, keepAliveTimeout: 30_000 });
+      }
+      return agent;
+    },
     agent: new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, ...tls }),
   };
 }
