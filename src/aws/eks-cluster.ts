@@ -1,5 +1,6 @@
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { CredentialsError, ExternalError } from '../core/errors.ts';
+import { nameEndpointOnError } from './endpoint-on-error.ts';
 import { classifyAwsError } from './errors.ts';
 
 export interface EksEndpoint {
@@ -11,7 +12,7 @@ export interface EksEndpoint {
 /** The API endpoint and CA of an EKS cluster, from DescribeCluster. */
 export async function describeEksEndpoint(name: string, region: string, credentials: AwsCredentialIdentityProvider): Promise<EksEndpoint> {
   const { EKSClient, DescribeClusterCommand } = await import('@aws-sdk/client-eks');
-  const eks = new EKSClient({ region, credentials, maxAttempts: 5 });
+  const eks = nameEndpointOnError(new EKSClient({ region, credentials, maxAttempts: 5 }));
   try {
     const { cluster } = await eks.send(new DescribeClusterCommand({ name }));
     if (!cluster?.endpoint || !cluster.certificateAuthority?.data) {

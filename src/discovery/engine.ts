@@ -9,6 +9,7 @@ import { mapLimit } from './concurrency.ts';
 import { toKubeCluster } from './convert.ts';
 import { FetchError, fetchEksClusters, wrap, type CallCounter } from './eks-fetcher.ts';
 import { partitionOf } from '../aws/regions.ts';
+import { nameEndpointOnError } from '../aws/endpoint-on-error.ts';
 import { reconcile, type ReconcileResult } from './reconcile.ts';
 
 /** Regions scanned at once per matcher and account. */
@@ -228,6 +229,6 @@ export async function sdkAwsApi(): Promise<AwsApi> {
     credentials: credentialsFor,
     identity: callerIdentity,
     regions: enabledRegions,
-    eks: async (credentials, region) => new EKSClient({ region, credentials, maxAttempts: 8 }),
+    eks: async (credentials, region) => nameEndpointOnError(new EKSClient({ region, credentials, maxAttempts: 8 })),
   };
 }

@@ -136,7 +136,7 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
         AWS_MAX_ATTEMPTS: '1',
       });
       assert.equal(run.exitCode, 1, String(run.stderr));
-      assert.match(String(run.stderr), /AWS answered HTTP 500 \(not an AWS error document\)/);
+      assert.match(String(run.stderr), new RegExp(`AWS answered HTTP 500 \\(not an AWS error document\\) from http://127\\.0\\.0\\.1:${(garbage.address() as { port: number }).port}/`));
       assert.doesNotMatch(String(run.stderr), /hidden field|Unknown$/m);
     } finally {
       garbage.close();
