@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
-import { requestInfo } from '../../src/kube/request-info.ts';
+import { requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
+import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 
@@ -42,4 +43,35 @@ test('request info for the audit log', () => {
   assert.deepEqual(requestInfo('GET', '/api/v1/namespaces'), { verb: 'list', apiGroup: '', namespace: '', resource: 'namespaces', subresource: '', name: '' });
   assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/default'), { verb: 'get', apiGroup: '', namespace: 'default', resource: 'namespaces', subresource: '', name: 'default' });
   assert.equal(requestInfo('GET', '/version').verb, 'get');
+});
+
+test('request paths: dot segments, encoded slashes and control characters are refused; ordinary paths pass', () => {
+  for (const path of ['/api/v1/namespaces/default/pods', '/apis/apps/v1/deployments?watch=1&labelSelector=a%3Db', '/api/v1/namespaces/default/pods/x%2Dy', '/version', '/api/v1/namespaces/a..b/pods']) {
+    assert.equal(unsafePathReason(path), undefined, path);
+  }
+  const refused: Array<[string, RegExp]> = [
+    ['/api/v1/namespaces/default/pods/x/../../secrets', /dot segment/],
+    ['/api/v1/namespaces/default/pods/x/%2e%2E/secrets', /dot segment/],
+    ['/api/v1/./namespaces', /dot segment/],
+    ['/api/v1/namespaces/default/pods/%2e', /dot segment/],
+    ['/api/v1/namespaces/default/pods/x%2F..%2Fsecrets', /encodes a slash/],
+    ['/api/v1/namespaces/default/pods/x%5C..', /encodes a slash/],
+    ['/api/v1/namespaces/default/pods/x%0aGET', /control character/],
+    ['/api/v1/namespaces/default/pods/%E0%A4%A', /not valid percent-encoding/],
+    ['api/v1/pods', /must start with/],
+  ];
+  for (const [path, reason] of refused) assert.match(unsafePathReason(path) ?? '', reason, path);
+  // The audit names what the API server reads: percent-encoding decoded.
+  assert.equal(requestInfo('GET', '/api/v1/namespaces/team%2Da/pods/x%2Dy').name, 'x-y');
+  assert.equal(requestInfo('GET', '/api/v1/namespaces/team%2Da/pods/x%2Dy').namespace, 'team-a');
+});
+
+test('connection failures are described by their cause, through wrappers', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED', address: '127.0.0.1', port: 6443 });
+  assert.equal(describeConnectError(new TypeError('fetch failed', { cause: refused })), 'connection refused (ECONNREFUSED 127.0.0.1:6443)');
+  const dns = Object.assign(new Error('getaddrinfo ENOTFOUND x.invalid'), { code: 'ENOTFOUND', hostname: 'x.invalid' });
+  assert.equal(describeConnectError(dns), 'DNS name not found (ENOTFOUND x.invalid)');
+  const tls = Object.assign(new Error('self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+  assert.equal(describeConnectError(Object.assign(new Error('The pending stream has been canceled'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: tls })), 'TLS verification failed (self-signed certificate)');
+  assert.equal(describeConnectError(new Error('something else')), undefined);
 });
