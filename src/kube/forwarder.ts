@@ -55,7 +55,7 @@ export class Forwarder {
 
   /** A request from an HTTP/2 client, on node:http2's core API: no request/response objects to build. */
   handleStream(target: ForwardTarget, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, path: string): void {
-    this.#forward(target, streamClient(stream, headers), path);
+    this.#forward(target, new StreamClient(stream, headers), path);
   }
 
   #forward(target: ForwardTarget, client: ClientSide, path: string): void {
@@ -311,35 +311,55 @@ function compatClient(req: ClientRequest, res: ClientResponse): ClientSide {
   };
 }
 
-function streamClient(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): ClientSide {
-  // A client resetting its stream is not an error worth a crash.
-  stream.on('error', () => {});
-  return {
-    method: String(headers[':method'] ?? 'GET'),
-    headers,
-    body: stream,
-    respond(status, out) {
-      if (stream.destroyed || stream.closed) return undefined;
-      out[':status'] = status;
-      stream.respond(out);
-      return stream;
-    },
-    fail: (code, reason, message) => {
-      if (!stream.destroyed && !stream.headersSent) respondStatus(stream, code, reason, message);
-    },
-    headersSent: () => stream.headersSent,
-    end: () => {
-      if (!stream.writableEnded && !stream.destroyed) stream.end();
-    },
-    destroy: () => stream.destroy(),
-    onClose: (fn) => stream.once('close', fn),
-  };
+const ignore = () => {};
+
+/** A class, not an object of closures: one of these is made for every HTTP/2 request. */
+class StreamClient implements ClientSide {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    this.body = stream;
+    this.headers = headers;
+    this.method = String(headers[':method'] ?? 'GET');
+    // A client resetting its stream is not an error worth a crash.
+    stream.on('error', ignore);
+  }
+
+  respond(status: number, out: OutgoingHttpHeaders): Writable | undefined {
+    if (this.body.destroyed || this.body.closed) return undefined;
+    out[':status'] = status;
+    this.body.respond(out);
+    return this.body;
+  }
+
+  fail(code: number, reason: string, message: string): void {
+    if (!this.body.destroyed && !this.body.headersSent) respondStatus(this.body, code, reason, message);
+  }
+
+  headersSent(): boolean {
+    return this.body.headersSent;
+  }
+
+  end(): void {
+    if (!this.body.writableEnded && !this.body.destroyed) this.body.end();
+  }
+
+  destroy(): void {
+    this.body.destroy();
+  }
+
+  onClose(fn: () => void): void {
+    this.body.once('close', fn);
+  }
 }
 
 function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string, upgrade: boolean): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(':') || DROP.has(name) || name.startsWith('impersonate-') || value === undefined) continue;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
     out[name] = value;
   }
   out.host = host;
@@ -365,7 +385,10 @@ function flatHeaders(headers: OutgoingHttpHeaders): string[] {
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!name.startsWith(':') && !DROP_RESPONSE.has(name) && value !== undefined) out[name] = value;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && name.charCodeAt(0) !== 58 /* : */ && !DROP_RESPONSE.has(name)) out[name] = value;
+  }
   return out;
 }
 
