@@ -181,10 +181,16 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
 
   test('a second SIGTERM right after the first (as `timeout` sends) still removes the kubeconfig', async () => {
     for (let i = 0; i < 6; i++) {
-      const { proc, kubeconfig } = await login();
+      // Half the tries run a command through the proxy: the first signal then waits for it to end,
+      // and the second one (1-4 ms later) exits at once, before any cleanup code runs.
+      const { proc, kubeconfig } = i % 2 ? await login('--', 'sh', '-c', 'echo "export KUBECONFIG=$KUBECONFIG"; exec sleep 30') : await login();
       proc.kill('SIGTERM');
-      await sleep(1 + (i % 4));
-      proc.kill('SIGTERM');
+      // Back to back (a different signal, so the kernel cannot merge the two) or 1-4 ms apart.
+      if (i < 3) proc.kill('SIGINT');
+      else {
+        await sleep(1 + (i % 4));
+        proc.kill('SIGTERM');
+      }
       await proc;
       assert.equal(existsSync(kubeconfig), false, `try ${i}: the kubeconfig is gone`);
     }
