@@ -1,6 +1,6 @@
 import { closeSync, existsSync, mkdirSync, openSync, statfsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { ExternalError, describeSystemError } from '../core/errors.ts';
+import { ExternalError, systemCause } from '../core/errors.ts';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -295,8 +295,8 @@ function openReadOnly(DatabaseSync: typeof import('node:sqlite').DatabaseSync, p
 
 /** One sentence naming the store and the cause, instead of SQLite's or the OS's bare words. */
 export function storeError(err: unknown, path: string, doing: 'open' | 'read' | 'write'): Error {
-  const system = describeSystemError(err);
-  if (system) return new ExternalError('sqlite', `Cannot ${doing} the store ${path}: ${system.replace(/^Cannot [^:]+: /, '')}`, 1, { cause: err });
+  const system = systemCause(err);
+  if (system) return new ExternalError('sqlite', `Cannot ${doing} the store ${path}: ${system}.`, 1, { cause: err });
   if (!isSqliteError(err)) return err instanceof Error ? err : new Error(String(err));
   const sentence = (cause: string) => new ExternalError('sqlite', `Cannot ${doing} the store ${path}: ${cause}.`, 1, { cause: err });
   switch (err.errcode & 0xff) {

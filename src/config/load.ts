@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { UsageError, describeSystemError } from '../core/errors.ts';
+import { UsageError, systemCause } from '../core/errors.ts';
 import { KNOWN_KEYS, configSchema, type RawConfig } from './schema.ts';
 import { closest } from './suggest.ts';
 import { keyPath, yamlErrorText } from './errors.ts';
@@ -82,7 +82,7 @@ async function loadFile(filepath: string): Promise<{ config: unknown; filepath: 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UsageError(`Config file ${filepath} does not exist: check the path given with -c or KPORT_CONFIG.`);
     }
-    throw new UsageError(`Cannot read config file ${filepath}: ${describeSystemError(err)?.replace(/^Cannot [^:]+: /, '') ?? (err as Error).message}`);
+    throw new UsageError(`Cannot read config file ${filepath}: ${systemCause(err) ?? (err as Error).message}`);
   }
   return { config: result?.config ?? {}, filepath };
 }

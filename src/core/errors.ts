@@ -87,21 +87,28 @@ const SYSTEM_NEXT: Record<string, string> = {
 };
 
 /**
- * One sentence for an operating-system failure (a Node.js system error: it has a code and a
- * syscall), naming the path or port and the cause; undefined for anything else.
+ * The cause part of an operating-system failure (a Node.js system error: it has a code and a
+ * syscall): "read-only file system (EROFS); use a data dir on a writable file system ...";
+ * undefined for anything else. Callers put it after what they were doing.
  */
-export function describeSystemError(err: unknown): string | undefined {
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; dest?: string };
+export function systemCause(err: unknown): string | undefined {
+  const e = err as NodeJS.ErrnoException;
   if (!e || typeof e !== 'object' || typeof e.code !== 'string' || typeof e.syscall !== 'string' || !(e.code in SYSTEM_CAUSES)) return undefined;
-  const cause = `${SYSTEM_CAUSES[e.code]} (${e.code})`;
+  const next = SYSTEM_NEXT[e.code];
+  return `${SYSTEM_CAUSES[e.code]} (${e.code})${next ? `; ${next}` : ''}`;
+}
+
+/** One sentence for an operating-system failure, naming the path or port and the cause; undefined for anything else. */
+export function describeSystemError(err: unknown): string | undefined {
+  const cause = systemCause(err);
+  if (!cause) return undefined;
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
   if (e.syscall === 'listen' || e.syscall === 'bind') {
     const where = `${e.address ?? '127.0.0.1'}${e.port !== undefined ? `:${e.port}` : ''}`;
     return e.code === 'EADDRINUSE'
       ? `Cannot listen on ${where}: the port is already in use; pick another with --port, or leave --port out for a free one.`
       : `Cannot listen on ${where}: ${cause}.`;
   }
-  const verb = { mkdir: 'create the directory', open: 'open', write: 'write', rename: 'replace', unlink: 'remove', read: 'read', scandir: 'list', link: 'create', chmod: 'change the mode of' }[e.syscall] ?? e.syscall;
-  const path = e.path ? ` ${e.path}` : '';
-  const next = SYSTEM_NEXT[e.code];
-  return `Cannot ${verb}${path}: ${cause}${next ? `; ${next}` : ''}.`;
+  const verb = { mkdir: 'create the directory', open: 'open', write: 'write', rename: 'replace', unlink: 'remove', read: 'read', scandir: 'list', link: 'create', chmod: 'change the mode of' }[e.syscall!] ?? e.syscall;
+  return `Cannot ${verb}${e.path ? ` ${e.path}` : ''}: ${cause}.`;
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
-import { validateJoinToken } from '../tokens/tokens.ts';
+import { hashSecret, validateJoinToken } from '../tokens/tokens.ts';
 
 /**
  * What an agent keeps after joining, in `<data_dir>/identity/identity.json` (0600), so a restart
@@ -55,8 +55,6 @@ function saveIdentity(dataDir: string, identity: AgentIdentity): void {
   renameSync(tmp, path);
 }
 
-const hashOf = (secret: string) => createHash('sha256').update(secret).digest('hex');
-
 /**
  * The agent's identity for this start: the kept one when the store still knows it and it carries
  * the roles needed; otherwise a join with the token, which then is not needed again.
@@ -73,7 +71,7 @@ export async function joinOrResume(opts: {
   if (kept) {
     const item = await opts.backend.get(resourceKey(AGENT, kept.host_id));
     const record = item && decodeResource<Agent>(item);
-    const known = record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashOf(kept.credential.secret), 'hex'));
+    const known = record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
     if (!known) {
       throw new UserError(
         `This agent's identity (host ${kept.host_id}, in ${identityDir(opts.dataDir)}) is not known to the store: it was removed, or the store is another one. Remove ${identityDir(opts.dataDir)} and join again with a new token.`,
@@ -102,7 +100,7 @@ export async function joinOrResume(opts: {
       roles: identity.roles,
       joined: identity.joined,
       token_name: token.metadata.name,
-      credential_hash: hashOf(identity.credential.secret),
+      credential_hash: hashSecret(identity.credential.secret),
     },
   };
   await opts.backend.put(resourceKey(AGENT, identity.host_id), encodeResource(record));

@@ -68,7 +68,7 @@ export class Forwarder {
     const cached = target.upstream.cachedAuthorization();
     if (cached !== undefined) return go(cached || undefined);
     target.upstream.authorization().then(go, (err: Error) => {
-      const message = `kport could not get credentials for ${target.name}: ${err.message}`;
+      const message = noCredentials(target, err);
       this.#finish(target, client.method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
     });
   }
@@ -100,7 +100,7 @@ export class Forwarder {
       if (status === 502 && !client.headersSent()) {
         // The server turned HTTP/2 down: answer this request (if its body is still unread) over HTTP/1.1.
         if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, client, path, started, identity, authorization);
-        const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(failure) ?? (upstream.rstCode ? `stream reset (${upstream.rstCode})` : failure?.message ?? 'no response')}`;
+        const message = unreachable(target, failure, upstream.rstCode ? `stream reset (${upstream.rstCode})` : undefined);
         this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       } else {
         client.end();
@@ -141,7 +141,7 @@ export class Forwarder {
       this.#finish(target, method, path, started, identity, status);
     } catch (err) {
       if (aborter.signal.aborted) return this.#finish(target, method, path, started, identity, status);
-      const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(err) ?? (err as Error).message}`;
+      const message = unreachable(target, err);
       if (!client.headersSent()) this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
       else {
         client.destroy();
@@ -195,7 +195,7 @@ export class Forwarder {
       });
     });
     upstreamReq.on('error', (err) => {
-      const message = `kport could not reach ${target.name} at ${target.upstream.url.host}: ${describeConnectError(err) ?? err.message}`;
+      const message = unreachable(target, err);
       this.#finish(target, req.method ?? 'GET', path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
     });
     upstreamReq.end();
@@ -215,7 +215,7 @@ export class Forwarder {
     try {
       return { identity, authorization: await target.upstream.authorization() };
     } catch (err) {
-      const message = `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
+      const message = noCredentials(target, err);
       this.#finish(target, method, path, started, identity, 502, () => refuse(502, message), message);
       return undefined;
     }
@@ -353,6 +353,16 @@ class StreamClient implements ClientSide {
   onClose(fn: () => void): void {
     this.body.once('close', fn);
   }
+}
+
+/** Why the cluster did not answer, with the cause a person can act on (refused, DNS, TLS). */
+function unreachable(target: ForwardTarget, err: unknown, otherwise?: string): string {
+  const cause = describeConnectError(err) ?? otherwise ?? (err as Error | undefined)?.message ?? 'no response';
+  return `kport could not reach ${target.name} at ${target.upstream.url.host}: ${cause}`;
+}
+
+function noCredentials(target: ForwardTarget, err: unknown): string {
+  return `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
 }
 
 function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string, upgrade: boolean): OutgoingHttpHeaders {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KubeConfig, V1ClusterRole, V1ClusterRoleBinding, V1ConfigMap } from '@kubernetes/client-node';
+import type { KubeConfig, V1ClusterRole, V1ClusterRoleBinding } from '@kubernetes/client-node';
 import { createTwoFilesPatch } from 'diff';
 import { stringify } from 'yaml';
 import { ExternalError } from '../core/errors.ts';
@@ -43,26 +43,25 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
   const authRetry = <T>(what: string, fn: () => Promise<T>) => retryOnAuth(what, fn, opts.authRetryMs ?? 0, opts.log);
 
   if (opts.manageRbac) {
+    const roleName = `ClusterRole ${opts.names.clusterRole}`;
     const desiredRole = clusterRole(opts.names.clusterRole);
     steps.push(
-      await converge(`ClusterRole ${opts.names.clusterRole}`, opts.dryRun, {
+      await converge(roleName, opts.dryRun, opts.log, {
         read: () => authRetry('read ClusterRole', () => readOrUndefined(() => rbac.readClusterRole({ name: opts.names.clusterRole }))),
-        pick: pickRole,
-        desired: desiredRole,
-        write: (current) =>
+        plan: whole(roleName, pickRole, desiredRole, (current) =>
           current
             ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredRole.metadata!.labels } } } })
             : rbac.createClusterRole({ body: desiredRole }),
+        ),
       }),
     );
 
+    const bindingName = `ClusterRoleBinding ${opts.names.binding}`;
     const desiredBinding = clusterRoleBinding(opts.names.binding, opts.names.clusterRole, opts.group);
     steps.push(
-      await converge(`ClusterRoleBinding ${opts.names.binding}`, opts.dryRun, {
+      await converge(bindingName, opts.dryRun, opts.log, {
         read: () => authRetry('read ClusterRoleBinding', () => readOrUndefined(() => rbac.readClusterRoleBinding({ name: opts.names.binding }))),
-        pick: pickBinding,
-        desired: desiredBinding,
-        write: async (current) => {
+        plan: whole(bindingName, pickBinding, desiredBinding, async (current) => {
           if (!current) return rbac.createClusterRoleBinding({ body: desiredBinding });
           // roleRef is immutable: a binding pointing elsewhere is replaced.
           if (current.roleRef.name !== desiredBinding.roleRef.name) {
@@ -70,7 +69,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
             return rbac.createClusterRoleBinding({ body: desiredBinding });
           }
           return rbac.replaceClusterRoleBinding({ name: opts.names.binding, body: { ...desiredBinding, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredBinding.metadata!.labels } } } });
-        },
+        }),
       }),
     );
   }
@@ -82,8 +81,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
 /**
  * Read, merge, write. Only data.mapRoles is ours to change, so the write is a JSON patch that
  * tests the mapRoles text it read: an editor changing other keys (mapUsers, labels) does not
- * conflict with it, and one changing mapRoles makes the test fail (422), so we read and merge
- * again, with jittered backoff, until the deadline.
+ * conflict with it, and one changing mapRoles makes the test fail (422), so we read and merge again.
  */
 async function applyAwsAuth(
   core: import('@kubernetes/client-node').CoreV1Api,
@@ -91,71 +89,77 @@ async function applyAwsAuth(
   dryRun: boolean,
   authRetry: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
   log?: (line: string) => void,
-  deadlineMs = CONFLICT_DEADLINE_MS,
 ): Promise<PlanStep> {
   const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
-  const deadline = Date.now() + deadlineMs;
-  for (let attempt = 1; ; attempt++) {
-    const current = await authRetry('read ConfigMap kube-system/aws-auth', () => readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH)));
-    const before = current?.data?.mapRoles;
-    const after = upsertMapRole(before, mapping);
-    const result = step('ConfigMap kube-system/aws-auth (mapRoles)', before === undefined && !current ? undefined : (before ?? ''), after, true);
-    if (dryRun || result.action === 'unchanged') return result;
-    try {
-      if (!current) {
-        await core.createNamespacedConfigMap({ namespace: AWS_AUTH.namespace, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } } });
-      } else {
+  const read = () => readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH));
+  return converge('ConfigMap kube-system/aws-auth', dryRun, log, {
+    read: () => authRetry('read ConfigMap kube-system/aws-auth', read),
+    plan: (current) => {
+      const before = current?.data?.mapRoles;
+      const after = upsertMapRole(before, mapping);
+      const result = step('ConfigMap kube-system/aws-auth (mapRoles)', before === undefined && !current ? undefined : (before ?? ''), after, true);
+      const write = async () => {
+        if (!current) {
+          return core.createNamespacedConfigMap({ namespace: AWS_AUTH.namespace, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } } });
+        }
         // Without a mapRoles key there is no value to test: the resourceVersion guards that rare write.
         const guard =
           before !== undefined
             ? [{ op: 'test', path: '/data/mapRoles', value: before }, { op: 'replace', path: '/data/mapRoles', value: after }]
             : [{ op: 'test', path: '/metadata/resourceVersion', value: current.metadata?.resourceVersion }, current.data ? { op: 'add', path: '/data/mapRoles', value: after } : { op: 'add', path: '/data', value: { mapRoles: after } }];
-        await core.patchNamespacedConfigMap({ ...AWS_AUTH, body: guard }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
-      }
+        return core.patchNamespacedConfigMap({ ...AWS_AUTH, body: guard }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      };
+      return { result, write };
+    },
+    // The API server words a failed test as a plain 422: it was one if mapRoles is no longer what we read.
+    conflicted: async (err, current) => {
+      if (statusOf(err) !== 422) return false;
+      const now = await read().catch(() => undefined);
+      return current?.data?.mapRoles !== undefined ? now?.data?.mapRoles !== current.data.mapRoles : now?.metadata?.resourceVersion !== current?.metadata?.resourceVersion;
+    },
+  });
+}
+
+/**
+ * Read, compare, write, until the object is as desired. Another bootstrap or editor that changed
+ * it in between makes the write fail (409, or what `conflicted` recognises): we read again, with
+ * jittered backoff, until CONFLICT_DEADLINE_MS, then say so in one sentence; nothing is written.
+ */
+async function converge<T>(
+  object: string,
+  dryRun: boolean,
+  log: ((line: string) => void) | undefined,
+  io: {
+    read: () => Promise<T | undefined>;
+    plan: (current: T | undefined) => { result: PlanStep; write: () => Promise<unknown> };
+    conflicted?: (err: unknown, current: T | undefined) => Promise<boolean>;
+  },
+): Promise<PlanStep> {
+  const deadline = Date.now() + CONFLICT_DEADLINE_MS;
+  for (let attempt = 1; ; attempt++) {
+    const current = await io.read();
+    const { result, write } = io.plan(current);
+    if (dryRun || result.action === 'unchanged') return result;
+    try {
+      await write();
       return result;
     } catch (err) {
-      // 409: created by someone else meanwhile; 422: the test failed, mapRoles changed after we read it.
-      const status = statusOf(err);
-      // The API server words a failed test as a plain 422: it was one if mapRoles is no longer what we read.
-      let changed = false;
-      if (status === 422) {
-        const now = await readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH)).catch(() => undefined);
-        changed = before !== undefined ? now?.data?.mapRoles !== before : now?.metadata?.resourceVersion !== current?.metadata?.resourceVersion;
+      if (statusOf(err) !== 409 && !(await io.conflicted?.(err, current))) throw kubeError(`write ${object}`, err);
+      if (Date.now() >= deadline) {
+        throw new ExternalError(
+          `write ${object}`,
+          `${object} kept changing for ${CONFLICT_DEADLINE_MS / 1000} s (${attempt} attempts) while kport tried to write it; nothing was written. Run rbac bootstrap again when the other editor is done.`,
+        );
       }
-      if (status === 409 || changed) {
-        if (Date.now() >= deadline) {
-          throw new ExternalError(
-            'write ConfigMap kube-system/aws-auth',
-            `kube-system/aws-auth mapRoles kept changing for ${Math.round(deadlineMs / 1000)} s (${attempt} attempts), so kport could not add its entry; nothing was written. Run rbac bootstrap again when the other editor is done.`,
-          );
-        }
-        log?.('kube-system/aws-auth mapRoles changed after we read it; merging again');
-        await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
-        continue;
-      }
-      throw kubeError('write ConfigMap kube-system/aws-auth', err);
+      log?.(`${object} changed after we read it; merging again`);
+      await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
     }
   }
 }
 
-/**
- * Read, compare, write, until the object is as desired: another bootstrap (or any editor) that
- * created or changed it in between makes the write answer 409, and we look again.
- */
-async function converge<T>(object: string, dryRun: boolean, io: { read: () => Promise<T | undefined>; pick: (o: T) => unknown; desired: T; write: (current: T | undefined) => Promise<unknown> }): Promise<PlanStep> {
-  const deadline = Date.now() + CONFLICT_DEADLINE_MS;
-  for (let attempt = 1; ; attempt++) {
-    const current = await io.read();
-    const result = step(object, current && io.pick(current), io.pick(io.desired));
-    if (dryRun || result.action === 'unchanged') return result;
-    try {
-      await io.write(current);
-      return result;
-    } catch (err) {
-      if (statusOf(err) !== 409 || Date.now() >= deadline) throw kubeError(`write ${object}`, err);
-      await sleep(Math.random() * 25 * 2 ** Math.min(attempt, 6));
-    }
-  }
+/** converge's plan for an object kport owns whole: compare the fields it sets, write it all. */
+function whole<T>(object: string, pick: (o: T) => unknown, desired: T, write: (current: T | undefined) => Promise<unknown>) {
+  return (current: T | undefined) => ({ result: step(object, current && pick(current), pick(desired)), write: () => write(current) });
 }
 
 function pickRole(role: V1ClusterRole) {

@@ -133,7 +133,6 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
         AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
         AWS_SECRET_ACCESS_KEY: 'x',
         AWS_REGION: 'us-east-1',
-        AWS_MAX_ATTEMPTS: '1',
       });
       assert.equal(run.exitCode, 1, String(run.stderr));
       assert.match(String(run.stderr), new RegExp(`AWS answered HTTP 500 \\(not an AWS error document\\) from http://127\\.0\\.0\\.1:${(garbage.address() as { port: number }).port}/`));

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { snakeKeys } from '../../core/output.ts';
 import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
-import type { CommandDef } from '../command.ts';
+import type { CommandDef, CommandInput } from '../command.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -16,97 +16,101 @@ export const discoverRun: CommandDef = {
     { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
     { flags: '--token <file|value>', description: 'join token, or a file holding it (default: teleport.join_params.token_name)' },
   ],
-  async run({ opts, ctx, session }) {
+  async run(input) {
+    const { opts, session } = input;
     const config = await session.config();
-    const discovery = config.discovery_service!;
     if (!config.discovery_service?.enabled) {
       throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes.`);
     }
     const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
     const tokenSource = String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? '');
-    const [{ lockDataDir }, { joinOrResume }] = await Promise.all([import('../../join/data-dir-lock.ts'), import('../../join/identity.ts')]);
+    const { lockDataDir } = await import('../../join/data-dir-lock.ts');
     const unlock = lockDataDir(config.dataDir);
     try {
-      return await runAgentCommand();
+      return await runLocked(input, roles, tokenSource);
     } finally {
       unlock();
     }
-
-    async function runAgentCommand() {
-      const backend = await session.backend();
-      const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token: () => readToken(tokenSource, ctx.cwd), now: ctx.now() });
-      ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
-
-      const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat }, { runAgent }, { GroupLeadership }] = await Promise.all([
-        import('../../discovery/engine.ts'),
-        import('../../discovery/heartbeat.ts'),
-        import('../../discovery/agent.ts'),
-        import('../../discovery/leadership.ts'),
-      ]);
-      const hostId = identity.host_id;
-      const report = await reporter(ctx, session.format, discovery.discovery_group);
-      let polling = false;
-      // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
-      ctx.signal.addEventListener('abort', () => report.event({ type: 'stopping', polling }), { once: true });
-      const onEvent = report.event;
-      report.event = (e: Reportable) => {
-        if (e.type === 'poll-start') polling = true;
-        if (e.type === 'poll-done') polling = false;
-        onEvent(e);
-      };
-      const engine = new DiscoveryEngine({
-        backend,
-        discoveryGroup: discovery.discovery_group,
-        matchers: discovery.aws,
-        homeRegion: ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || 'us-east-1',
-        aws: await sdkAwsApi(),
-        onEvent: report.event,
-        now: ctx.now,
-      });
-      const heartbeat = new Heartbeat(backend, {
-        hostId,
-        discoveryGroup: discovery.discovery_group,
-        ttlMs: 2 * discovery.poll_interval + 60_000,
-        now: ctx.now,
-      });
-      let last: PollStats | undefined;
-      let leader: string | undefined;
-      try {
-        last = await runAgent({
-          engine,
-          heartbeat,
-          leadership: new GroupLeadership(backend, { group: discovery.discovery_group, hostId, ttlMs: discovery.leader_lease_ttl }),
-          onState: (state, current) => {
-            leader = current;
-            report.event({ type: 'state', state, leader: current });
-          },
-          pollIntervalMs: discovery.poll_interval,
-          once: Boolean(opts.once),
-          signal: ctx.signal,
-          now: ctx.now,
-          onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
-        });
-      } finally {
-        engine.close();
-        await report.close();
-      }
-      if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
-      if (opts.once && !last) {
-        throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
-      }
-      if (opts.once && last) {
-        ctx.stdout.write(
-          session.format === 'text'
-            ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
-            : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
-        );
-        if (last.failures.length > 0) {
-          throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
-        }
-      }
-    }
   },
 };
+
+/** The agent, once it holds the data dir: join (or resume), then lead or stand by until stopped. */
+async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], tokenSource: string): Promise<number | undefined> {
+  const config = await session.config();
+  const discovery = config.discovery_service!;
+  const backend = await session.backend();
+  const { joinOrResume } = await import('../../join/identity.ts');
+  const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token: () => readToken(tokenSource, ctx.cwd), now: ctx.now() });
+  ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
+
+  const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat }, { runAgent }, { GroupLeadership }] = await Promise.all([
+    import('../../discovery/engine.ts'),
+    import('../../discovery/heartbeat.ts'),
+    import('../../discovery/agent.ts'),
+    import('../../discovery/leadership.ts'),
+  ]);
+  const hostId = identity.host_id;
+  const report = await reporter(ctx, session.format, discovery.discovery_group);
+  let polling = false;
+  // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
+  ctx.signal.addEventListener('abort', () => report.event({ type: 'stopping', polling }), { once: true });
+  const onEvent = report.event;
+  report.event = (e: Reportable) => {
+    if (e.type === 'poll-start') polling = true;
+    if (e.type === 'poll-done') polling = false;
+    onEvent(e);
+  };
+  const engine = new DiscoveryEngine({
+    backend,
+    discoveryGroup: discovery.discovery_group,
+    matchers: discovery.aws,
+    homeRegion: ctx.env.AWS_REGION || ctx.env.AWS_DEFAULT_REGION || 'us-east-1',
+    aws: await sdkAwsApi(),
+    onEvent: report.event,
+    now: ctx.now,
+  });
+  const heartbeat = new Heartbeat(backend, {
+    hostId,
+    discoveryGroup: discovery.discovery_group,
+    ttlMs: 2 * discovery.poll_interval + 60_000,
+    now: ctx.now,
+  });
+  let last: PollStats | undefined;
+  let leader: string | undefined;
+  try {
+    last = await runAgent({
+      engine,
+      heartbeat,
+      leadership: new GroupLeadership(backend, { group: discovery.discovery_group, hostId, ttlMs: discovery.leader_lease_ttl }),
+      onState: (state, current) => {
+        leader = current;
+        report.event({ type: 'state', state, leader: current });
+      },
+      pollIntervalMs: discovery.poll_interval,
+      once: Boolean(opts.once),
+      signal: ctx.signal,
+      now: ctx.now,
+      onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
+    });
+  } finally {
+    engine.close();
+    await report.close();
+  }
+  if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+  if (opts.once && !last) {
+    throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
+  }
+  if (opts.once && last) {
+    ctx.stdout.write(
+      session.format === 'text'
+        ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
+        : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
+    );
+    if (last.failures.length > 0) {
+      throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
+    }
+  }
+}
 
 /** The token itself, or the contents of the file that holds it. */
 function readToken(value: string, cwd: string): string {

@@ -1,4 +1,5 @@
-import type { Context } from '../../core/context.ts';
+import { Writable } from 'node:stream';
+import { createContext, type Context } from '../../core/context.ts';
 import { Session } from '../../core/session.ts';
 import { kindPrefix } from '../../resources/resource.ts';
 
@@ -19,7 +20,8 @@ export async function completeNames(argv: string[], ctx: Context): Promise<numbe
     else if (w.startsWith('--data-dir=')) globals.dataDir = w.slice('--data-dir='.length);
     else if (w !== '__complete' && !w.startsWith('-')) kind = w;
   }
-  const quiet = { ...ctx, logger: { ...ctx.logger, warn: () => {}, info: () => {}, debug: () => {}, error: () => {} } } as unknown as Context;
+  // Warnings (a too-open data dir, config notes) must not land in the command line being completed.
+  const quiet = createContext({ ...ctx, stderr: new Writable({ write: (_chunk, _encoding, done) => done() }) });
   const session = new Session(quiet, globals);
   try {
     if (!kind || !/^[a-z_]+$/.test(kind)) return 0;
