@@ -1,3 +1,5 @@
+import { UserError } from '../core/errors.ts';
+
 /**
  * The storage contract every backend honours (DESIGN.md §3). Revisions are global and strictly
  * increasing, as in etcd: an item's revision is the revision of the write that last changed it.
@@ -25,6 +27,15 @@ export interface Fence {
   value: string;
 }
 
+/** One step of a transaction: applies only if `key` is still at `revision` (0: absent). */
+export interface TxnOp {
+  key: string;
+  revision: number;
+  /** The new value; undefined deletes the key. */
+  value?: string;
+  ttlMs?: number;
+}
+
 export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string; revision: number };
 
 export interface Lease {
@@ -49,6 +60,8 @@ export interface Backend {
   list(prefix: string): Promise<Item[]>;
   /** Changes under the prefix after now, until the signal aborts. */
   watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent>;
+  /** All the writes or none: each op's key must still be at its revision. False when one has moved. */
+  transact(ops: TxnOp[]): Promise<boolean>;
   grantLease(ttlMs: number): Promise<Lease>;
   close(): Promise<void>;
 }
@@ -68,3 +81,13 @@ export class FencedOutError extends Error {
   }
 }
 
+
+/** The server refused this caller (removed, or not allowed): retrying cannot help, so the agent stops. */
+export class AccessDeniedError extends UserError {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message, 4);
+    this.name = 'AccessDeniedError';
+    this.code = code;
+  }
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import type { StorageConfig } from '../config/schema.ts';
 import { ExternalError } from '../core/errors.ts';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
 
@@ -126,6 +126,15 @@ export class EtcdBackend implements Backend {
       signal.removeEventListener('abort', onAbort);
       await watcher.cancel();
     }
+  }
+
+  async transact(ops: TxnOp[]): Promise<boolean> {
+    if (ops.length === 0) return true;
+    const leases = await Promise.all(ops.map((op) => (op.value !== undefined && op.ttlMs !== undefined ? this.grantLease(op.ttlMs).then((l) => l.id) : undefined)));
+    let txn = this.#ns.if(ops[0]!.key, ops[0]!.revision === 0 ? 'Create' : 'Mod', '==', ops[0]!.revision);
+    for (const op of ops.slice(1)) txn = txn.and(op.key, op.revision === 0 ? 'Create' : 'Mod', '==', op.revision);
+    const writes = ops.map((op, i) => (op.value === undefined ? this.#ns.delete().key(op.key) : this.#ns.put(op.key).value(op.value).lease(leases[i] ?? 0)));
+    return (await txn.then(...writes).commit()).succeeded;
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { on } from 'node:events';
 import { EventEmitter } from 'node:events';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 /** An in-process backend for unit tests; same contract as the others, nothing persisted. */
 export class MemoryBackend implements Backend {
@@ -60,6 +60,16 @@ export class MemoryBackend implements Backend {
     } catch (err) {
       if ((err as Error).name !== 'AbortError') throw err;
     }
+  }
+
+  async transact(ops: TxnOp[]): Promise<boolean> {
+    if (!ops.every((op) => (this.#live(op.key)?.revision ?? 0) === op.revision)) return false;
+    for (const op of ops) {
+      if (op.value === undefined) {
+        if (op.revision !== 0) this.#remove(op.key);
+      } else this.#write(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });
+    }
+    return true;
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS kv (
@@ -142,6 +142,19 @@ export class SqliteBackend implements Backend {
         return;
       }
     }
+  }
+
+  async transact(ops: TxnOp[]): Promise<boolean> {
+    return this.#tx(() => {
+      const current = (key: string) => toItem(this.#stmts.get!.get(key, this.#now(), this.#now()))?.revision ?? 0;
+      if (!ops.every((op) => current(op.key) === op.revision)) return false;
+      for (const op of ops) {
+        if (op.value === undefined) {
+          if (op.revision !== 0) this.#remove(op.key, this.#nextRevision());
+        } else this.#write(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });
+      }
+      return true;
+    });
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {

@@ -17,15 +17,20 @@ import { rm } from './resource/rm.ts';
 import { tokensAdd } from './tokens/add.ts';
 import { tokensLs } from './tokens/ls.ts';
 import { tokensRm } from './tokens/rm.ts';
+import { serverStart } from './server/start.ts';
+import { agentsLs } from './agents/ls.ts';
+import { agentsRm } from './agents/rm.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
 
 export const NOUN_SUMMARIES: Record<string, string> = {
   tokens: 'Manage join tokens for discovery and Kubernetes agents',
   discover: 'Run the EKS discovery engine',
   kube: 'List and reach Kubernetes clusters',
   rbac: 'Set up and check the cluster-side permissions the proxy needs',
+  server: 'Run the kport server (network mode: agents join it)',
+  agents: 'List and remove agents that joined the server',
 };
 
 export const GLOBAL_OPTIONS = [

@@ -112,14 +112,36 @@ export const configSchema = z.strictObject({
       join_params: z.strictObject({ token_name: z.string(), method: z.literal('token').default('token') }).optional(),
       auth_token: z.string().optional(),
       proxy_server: z.string().optional(),
+      /** The server CA's SPKI hash (`sha256:...`), checked on an agent's first contact. */
+      ca_pin: stringList.optional(),
       auth_server: z.string().optional(),
       auth_servers: z.array(z.string()).optional(),
       log: z.record(z.string(), z.unknown()).optional(),
       storage: storage.default({ type: 'sqlite' }),
     })
     .default({ storage: { type: 'sqlite' } }),
-  auth_service: disabledService.optional(),
-  proxy_service: disabledService.optional(),
+  auth_service: z
+    .strictObject({
+      enabled: boolish.default(true),
+      cluster_name: z.string().optional(),
+      listen_addr: z.string().optional(),
+      proxy_listener_mode: z.string().optional(),
+      authentication: z.record(z.string(), z.unknown()).optional(),
+      /** kport: how long a host certificate lives before the agent renews it (at two thirds). */
+      host_cert_ttl: duration.default(24 * 3_600_000),
+      /** kport: how long audit events are kept in the backend. */
+      audit_retention: duration.default(30 * 86_400_000),
+    })
+    .optional(),
+  proxy_service: z
+    .strictObject({
+      enabled: boolish.default(true),
+      /** The one TLS port (DESIGN.md §9); Teleport calls it web_listen_addr. */
+      listen_addr: z.string().optional(),
+      web_listen_addr: z.string().optional(),
+      public_addr: stringList.optional(),
+    })
+    .optional(),
   ssh_service: disabledService.optional(),
   discovery_service: z
     .strictObject({
@@ -167,7 +189,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication host_cert_ttl audit_retention web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, Fence, Lease } from '../backend/backend.ts';
+import { AccessDeniedError, type Backend, type Fence, type Lease } from '../backend/backend.ts';
 
 export const DEFAULT_LEADER_TTL_MS = 15_000;
 
@@ -66,8 +66,9 @@ export class GroupLeadership {
         }
         // Someone else leads; keep our own lease alive so it is ready when we are needed.
         if (!(await this.#lease.keepAlive())) this.#lease = undefined;
-      } catch {
-        // A backend hiccup (an etcd member going away) is retried; so is an expired lease.
+      } catch (err) {
+        // A backend hiccup (an etcd member going away) is retried; so is an expired lease. A refusal is not.
+        if (err instanceof AccessDeniedError) throw err;
         this.#lease = undefined;
       }
       await sleep(interval, undefined, { signal }).catch(() => undefined);

@@ -7,7 +7,7 @@ import { UserError } from '../core/errors.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
-import { hashSecret, validateJoinToken } from '../tokens/tokens.ts';
+import { hashSecret, tokenUseOp, validateJoinToken } from '../tokens/tokens.ts';
 
 /**
  * What an agent keeps after joining, in `<data_dir>/identity/identity.json` (0600), so a restart
@@ -20,7 +20,17 @@ export interface AgentIdentity {
   host_id: string;
   roles: string[];
   joined: string;
-  credential: { type: 'secret'; secret: string };
+  credential: { type: 'secret'; secret: string } | X509Credential;
+}
+
+/** Network mode: a host certificate from the server (its key in `key.pem` beside it), and the server's CA. */
+export interface X509Credential {
+  type: 'x509';
+  server: string;
+  discovery_group: string;
+  cert: string;
+  ca: string;
+  expires: string;
 }
 
 export function identityDir(dataDir: string): string {
@@ -38,20 +48,25 @@ export function loadIdentity(dataDir: string): AgentIdentity | undefined {
   }
   try {
     const identity = JSON.parse(text) as AgentIdentity;
-    if (identity.version !== 1 || typeof identity.host_id !== 'string' || identity.credential?.type !== 'secret') throw new Error('unknown shape');
+    if (identity.version !== 1 || typeof identity.host_id !== 'string' || !['secret', 'x509'].includes(identity.credential?.type)) throw new Error('unknown shape');
     return identity;
   } catch {
     throw new UserError(`The agent identity ${path} is damaged: remove ${identityDir(dataDir)} and join again with a new token.`);
   }
 }
 
-function saveIdentity(dataDir: string, identity: AgentIdentity): void {
+export function saveIdentity(dataDir: string, identity: AgentIdentity): void {
+  writeIdentityFile(dataDir, 'identity.json', `${JSON.stringify(identity, null, 2)}\n`);
+}
+
+/** Written aside and renamed into place, 0600 in a 0700 dir: a crash never leaves half an identity. */
+export function writeIdentityFile(dataDir: string, name: string, text: string): void {
   const dir = identityDir(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  const path = join(dir, 'identity.json');
+  const path = join(dir, name);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(identity, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, path);
 }
 
@@ -67,8 +82,10 @@ export async function joinOrResume(opts: {
   token: () => string;
   now: Date;
 }): Promise<{ identity: AgentIdentity; joined: boolean }> {
-  const kept = loadIdentity(opts.dataDir);
-  if (kept) {
+  const found = loadIdentity(opts.dataDir);
+  // An identity from a server is of no use to a local store: join the store instead.
+  const kept = found?.credential.type === 'secret' ? found : undefined;
+  if (kept && kept.credential.type === 'secret') {
     const item = await opts.backend.get(resourceKey(AGENT, kept.host_id));
     const record = item && decodeResource<Agent>(item);
     const known = record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
@@ -82,13 +99,15 @@ export async function joinOrResume(opts: {
     if (missing.length === 0) return { identity: kept, joined: false };
     // The config now runs another service: joining again, with a token that allows it, widens the identity.
   }
-  const token = await validateJoinToken(opts.backend, opts.token(), opts.roles, opts.now);
+  const check = await validateJoinToken(opts.backend, opts.token(), opts.roles, opts.now);
+  const token = check.token;
+  const secret = randomBytes(32).toString('base64url');
   const identity: AgentIdentity = {
     version: 1,
     host_id: kept?.host_id ?? legacyHostId(opts.dataDir) ?? randomUUID(),
     roles: token.spec.roles.filter((r) => opts.roles.some((want) => want.toLowerCase() === r.toLowerCase())).map((r) => r.toLowerCase()),
     joined: opts.now.toISOString(),
-    credential: { type: 'secret', secret: randomBytes(32).toString('base64url') },
+    credential: { type: 'secret', secret },
   };
   const record: Agent = {
     kind: AGENT,
@@ -100,10 +119,16 @@ export async function joinOrResume(opts: {
       roles: identity.roles,
       joined: identity.joined,
       token_name: token.metadata.name,
-      credential_hash: hashSecret(identity.credential.secret),
+      credential_hash: hashSecret(secret),
+      credential_type: 'secret',
     },
   };
-  await opts.backend.put(resourceKey(AGENT, identity.host_id), encodeResource(record));
+  const agentKey = resourceKey(AGENT, identity.host_id);
+  const previous = await opts.backend.get(agentKey);
+  // The use is counted in the same transaction that records the agent.
+  if (!(await opts.backend.transact([tokenUseOp(check, opts.now), { key: agentKey, revision: previous?.revision ?? 0, value: encodeResource(record) }]))) {
+    throw new UserError('The join token changed while this agent joined (another agent used it): start the agent again.', 4);
+  }
   saveIdentity(opts.dataDir, identity);
   return { identity, joined: true };
 }

@@ -1,10 +1,7 @@
-import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { ALG, escapeDn, keyPem, serial } from '../pki/certs.ts';
 
 const webcrypto = globalThis.crypto;
-x509.cryptoProvider.set(webcrypto);
-
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export interface KeyPairPem {
   cert: string;
@@ -70,19 +67,4 @@ export async function createCA(commonName: string, validForMs = DAY): Promise<Ce
       return { cert: cert.toString('pem'), key: await keyPem(leafKeys.privateKey) };
     },
   };
-}
-
-async function keyPem(key: CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
-}
-
-function serial(): string {
-  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
-  bytes[0]! &= 0x7f;
-  return Buffer.from(bytes).toString('hex');
-}
-
-function escapeDn(value: string): string {
-  return value.replace(/([,+"\\<>;=])/g, '\\$1');
 }

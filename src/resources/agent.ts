@@ -10,7 +10,14 @@ export interface AgentSpec {
   joined: string;
   /** The public name of the join token it used, never the token. */
   token_name: string;
+  /** secret: SHA-256 of a random secret (local mode); x509: SHA-256 of the host key's SPKI (network mode). */
   credential_hash: string;
+  credential_type?: 'secret' | 'x509';
+  /** Network mode: the group the agent joined for, which its certificate carries. */
+  discovery_group?: string;
+  /** Network mode: where it last called from, and when (updated at most once a minute). */
+  address?: string;
+  last_seen?: string;
 }
 
 export type Agent = Resource<AgentSpec>;

@@ -1,5 +1,6 @@
 import type { Backend } from '../backend/backend.ts';
 import { AGENT, type Agent } from './agent.ts';
+import { AUDIT_EVENT, type AuditEvent } from './audit-event.ts';
 import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
@@ -62,7 +63,7 @@ const token: ResourceKind<Token> = {
   aliases: ['tokens'],
   headers: ['Token', 'Name', 'Type', 'Labels', 'Expiry Time (UTC)'],
   row: (t, tty) => ['********', t.metadata.name, t.spec.roles.join(','), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
-  dto: (t) => ({ ...asStored(t), spec: { roles: t.spec.roles } }),
+  dto: (t) => ({ ...asStored(t), spec: { roles: t.spec.roles, ...(t.spec.uses_remaining !== undefined && { uses_remaining: t.spec.uses_remaining }) } }),
   find: byName(TOKEN),
 };
 
@@ -110,8 +111,8 @@ const discoveryService: ResourceKind<DiscoveryService> = {
 const agent: ResourceKind<Agent> = {
   kind: AGENT,
   aliases: ['agents'],
-  headers: ['Host ID', 'Hostname', 'Roles', 'Joined', 'Token'],
-  row: (a, tty) => [a.spec.host_id, a.spec.hostname, a.spec.roles.join(','), formatTime(a.spec.joined, tty), a.spec.token_name],
+  headers: ['Host ID', 'Hostname', 'Roles', 'Joined', 'Last Seen', 'Address', 'Token'],
+  row: (a, tty) => [a.spec.host_id, a.spec.hostname, a.spec.roles.join(','), formatTime(a.spec.joined, tty), formatTime(a.spec.last_seen, tty), a.spec.address ?? '-', a.spec.token_name],
   // Never the credential hash: it is the store's to compare, nobody's to read.
   dto: (a) => {
     const { credential_hash: _hash, ...spec } = a.spec;
@@ -120,7 +121,16 @@ const agent: ResourceKind<Agent> = {
   find: byName(AGENT),
 };
 
-export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, agent] as unknown as ResourceKind[];
+const auditEvent: ResourceKind<AuditEvent> = {
+  kind: AUDIT_EVENT,
+  aliases: ['audit', 'audit_events', 'events'],
+  headers: ['Time', 'Type', 'Outcome', 'Host', 'Token', 'Action', 'Reason', 'From'],
+  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.host_id ?? '-', e.spec.token_name ?? '-', e.spec.action ?? '-', e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
+  dto: asStored,
+  find: byName(AUDIT_EVENT),
+};
+
+export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, agent, auditEvent] as unknown as ResourceKind[];
 
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();

@@ -7,6 +7,8 @@ export interface TokenSpec {
   roles: string[];
   /** hex SHA-256 of the secret */
   hash: string;
+  /** Joins left (`tokens add --uses N`); absent: reusable until it expires, as in Teleport. */
+  uses_remaining?: number;
 }
 
 export type Token = Resource<TokenSpec>;

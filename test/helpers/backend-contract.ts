@@ -60,6 +60,21 @@ export function backendContract(name: string, target: ContractTarget): void {
       assert.equal(await b.compareAndSwap('/absent', 'x', 1), undefined);
     }));
 
+    test('a transaction writes all of its keys or none', withBackend(async (b) => {
+      const token = await b.put('/t/token', 'uses=2');
+      assert.ok(await b.transact([{ key: '/t/token', revision: token.revision, value: 'uses=1' }, { key: '/t/agent-a', revision: 0, value: 'a', ttlMs: 60_000 }]));
+      assert.equal((await b.get('/t/token'))?.value, 'uses=1');
+      assert.equal((await b.get('/t/agent-a'))?.value, 'a');
+      // The token moved since it was read: nothing is written, not even the agent.
+      assert.equal(await b.transact([{ key: '/t/token', revision: token.revision, value: 'uses=0' }, { key: '/t/agent-b', revision: 0, value: 'b' }]), false);
+      assert.equal(await b.get('/t/agent-b'), undefined);
+      const now = (await b.get('/t/token'))!;
+      assert.ok(await b.transact([{ key: '/t/token', revision: now.revision }, { key: '/t/agent-b', revision: 0, value: 'b' }]), 'the last use deletes the token');
+      assert.equal(await b.get('/t/token'), undefined);
+      assert.equal(await b.transact([{ key: '/t/agent-b', revision: 0, value: 'again' }]), false, 'an existing key is not absent');
+      assert.equal((await b.get('/t/agent-b'))?.value, 'b');
+    }));
+
     test('delete, and conditional delete on revision', withBackend(async (b) => {
       const item = await b.put('/d', 'x');
       await b.put('/d', 'y');

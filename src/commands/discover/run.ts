@@ -4,6 +4,8 @@ import { UsageError, UserError } from '../../core/errors.ts';
 import { snakeKeys } from '../../core/output.ts';
 import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
+import type { AccessDeniedError, Backend } from '../../backend/backend.ts';
+import type { Format } from '../../core/output.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -38,19 +40,52 @@ export const discoverRun: CommandDef = {
 async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], tokenSource: string): Promise<number | undefined> {
   const config = await session.config();
   const discovery = config.discovery_service!;
+  const token = () => readToken(tokenSource, ctx.cwd);
+  if (config.teleport.proxy_server) {
+    // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
+    const [{ joinServer }, { parseServerAddress }, { RemoteBackend }] = await Promise.all([
+      import('../../join/network-identity.ts'),
+      import('../../join/server-client.ts'),
+      import('../../backend/remote.ts'),
+    ]);
+    const pins = [config.teleport.ca_pin ?? []].flat();
+    const agent = await joinServer({ dataDir: config.dataDir, server: parseServerAddress(config.teleport.proxy_server), pins, roles, discoveryGroup: discovery.discovery_group, token, signal: ctx.signal, warn: (m) => ctx.logger.warn(m) });
+    ctx.logger.debug(agent.joined ? `joined ${config.teleport.proxy_server} as host ${agent.identity.host_id}; the token is not needed again` : `resumed as host ${agent.identity.host_id}`);
+    const fatal = new AbortController();
+    let fatalError: Error | undefined;
+    const stopRenewing = agent.keepRenewed((err) => {
+      fatalError = err;
+      fatal.abort(err);
+    });
+    const removedHint = (err: AccessDeniedError) =>
+      Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
+    const backend = new RemoteBackend(agent.client, { stopRetrying: AbortSignal.any([ctx.signal, fatal.signal]), onDenied: removedHint });
+    try {
+      return await runDiscovery({ ctx, format: session.format, discovery, backend, hostId: agent.identity.host_id, once: Boolean(opts.once), signal: AbortSignal.any([ctx.signal, fatal.signal]) });
+    } finally {
+      stopRenewing();
+      await backend.close();
+      if (fatalError) throw fatalError;
+    }
+  }
   const backend = await session.backend();
   const { joinOrResume } = await import('../../join/identity.ts');
-  const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token: () => readToken(tokenSource, ctx.cwd), now: ctx.now() });
+  const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
   ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
+  return runDiscovery({ ctx, format: session.format, discovery, backend, hostId: identity.host_id, once: Boolean(opts.once), signal: ctx.signal });
+}
 
+type DiscoveryConfig = NonNullable<Awaited<ReturnType<CommandInput['session']['config']>>['discovery_service']>;
+
+/** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
+export async function runDiscovery({ ctx, format, discovery, backend, hostId, once, signal }: { ctx: CommandInput['ctx']; format: Format; discovery: DiscoveryConfig; backend: Backend; hostId: string; once: boolean; signal: AbortSignal }): Promise<number | undefined> {
   const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat }, { runAgent }, { GroupLeadership }] = await Promise.all([
     import('../../discovery/engine.ts'),
     import('../../discovery/heartbeat.ts'),
     import('../../discovery/agent.ts'),
     import('../../discovery/leadership.ts'),
   ]);
-  const hostId = identity.host_id;
-  const report = await reporter(ctx, session.format, discovery.discovery_group);
+  const report = await reporter(ctx, format, discovery.discovery_group);
   let polling = false;
   // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
   ctx.signal.addEventListener('abort', () => report.event({ type: 'stopping', polling }), { once: true });
@@ -87,8 +122,8 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
         report.event({ type: 'state', state, leader: current });
       },
       pollIntervalMs: discovery.poll_interval,
-      once: Boolean(opts.once),
-      signal: ctx.signal,
+      once,
+      signal,
       now: ctx.now,
       onSleep: (nextPoll) => report.event({ type: 'sleep', nextPoll }),
     });
@@ -97,12 +132,12 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     await report.close();
   }
   if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
-  if (opts.once && !last) {
+  if (once && !last) {
     throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
   }
-  if (opts.once && last) {
+  if (once && last) {
     ctx.stdout.write(
-      session.format === 'text'
+      format === 'text'
         ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
         : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
     );
@@ -110,6 +145,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
     }
   }
+  return undefined;
 }
 
 /** The token itself, or the contents of the file that holds it. */
@@ -137,7 +173,7 @@ function plural(n: number, word: string): string {
 type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling: boolean };
 
 /** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
-async function reporter(ctx: Parameters<CommandDef['run']>[0]['ctx'], format: string, group: string) {
+async function reporter(ctx: CommandInput['ctx'], format: string, group: string) {
   if (ctx.stderrIsTTY && format === 'text') {
     const [{ render }, { createElement }, ui] = await Promise.all([import('ink'), import('react'), import('../../ui/discovery-dashboard.ts')]);
     let state = ui.initialDashboard(group);

@@ -9,7 +9,7 @@ import type { CommandDef } from '../command.ts';
 
 /** What `tokens add` and `tokens ls` print for scripts: one shape (add adds the secret). */
 export function tokenSummary(token: import('../../resources/token.ts').Token) {
-  return { name: token.metadata.name, roles: token.spec.roles, labels: token.metadata.labels ?? null, expires: token.metadata.expires ?? null };
+  return { name: token.metadata.name, roles: token.spec.roles, labels: token.metadata.labels ?? null, expires: token.metadata.expires ?? null, uses_remaining: token.spec.uses_remaining ?? null };
 }
 
 export const tokensAdd: CommandDef = {
@@ -24,6 +24,7 @@ export const tokensAdd: CommandDef = {
     { flags: '--ttl <duration>', description: 'how long the token lives', default: '30m' },
     { flags: '--value <secret>', description: 'use this secret instead of a random one' },
     { flags: '--labels <k=v,..>', description: 'labels to attach to the token' },
+    { flags: '--uses <n>', description: 'how many agents may join with it (default: any number until it expires)' },
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.type !== 'string') throw new UsageError('--type is required: for example --type=discovery,kube.');
@@ -39,19 +40,27 @@ export const tokensAdd: CommandDef = {
     } catch (err) {
       throw new UsageError(`--labels: ${(err as Error).message}.`);
     }
+    let uses: number | undefined;
+    if (opts.uses !== undefined) {
+      uses = Number(opts.uses);
+      if (!Number.isInteger(uses) || uses < 1 || uses > 10_000) throw new UsageError(`--uses ${String(opts.uses)} is not a whole number from 1 to 10000.`);
+    }
     const labelProblems = labels ? labelsProblems(labels) : [];
     if (labelProblems.length > 0) throw new UsageError(`--labels: ${labelProblems.join('; ')}.`);
-    const { secret, token } = await addToken(await session.backend(), {
+    const backend = await session.backend();
+    const { secret, token } = await addToken(backend, {
       roles,
       ttlMs,
       value: typeof opts.value === 'string' ? opts.value : undefined,
       labels,
+      uses,
       now: ctx.now(),
     });
+    const server = await serverInfo(backend, await session.config());
     // Like tctl: an explicit --format=text prints only the secret, for `> /tmp/token`.
     const format = session.format;
     if (format !== 'text') {
-      ctx.stdout.write(serialize({ token: secret, ...tokenSummary(token) }, format));
+      ctx.stdout.write(serialize({ token: secret, ...tokenSummary(token), ...(server && { ca_pin: server.pin, proxy_server: server.address }) }, format));
       return;
     }
     if (session.globals.format !== undefined) {
@@ -59,10 +68,28 @@ export const tokensAdd: CommandDef = {
       return;
     }
     const minutes = Math.round(ttlMs / 60_000);
+    const expiry = `This token will expire in ${minutes} minute${minutes === 1 ? '' : 's'}${uses ? ` or after ${uses} join${uses === 1 ? '' : 's'}` : ''}. It is stored only as a hash, under the name ${token.metadata.name}.`;
+    if (server) {
+      // As `tctl tokens add` prints it: the pin the agent checks on first contact, and where to join.
+      ctx.stdout.write(
+        [
+          `The invite token: ${secret}`,
+          expiry,
+          '',
+          'Save it on the agent machine and start the agent with this in its kport.yaml:',
+          `  (umask 077; echo ${secret} > /var/lib/kport/token)`,
+          `  teleport: {proxy_server: ${server.address}, ca_pin: "${server.pin}", join_params: {method: token, token_name: /var/lib/kport/token}}`,
+          '',
+          `CA pin: ${server.pin}`,
+          '',
+        ].join('\n'),
+      );
+      return;
+    }
     ctx.stdout.write(
       [
         `The invite token: ${secret}`,
-        `This token will expire in ${minutes} minute${minutes === 1 ? '' : 's'}. It is stored only as a hash, under the name ${token.metadata.name}.`,
+        expiry,
         '',
         'Save it to a file and start a discovery agent with it:',
         `  (umask 077; echo ${secret} > /tmp/token)`,
@@ -74,3 +101,13 @@ export const tokensAdd: CommandDef = {
     );
   },
 };
+
+/** The server this store belongs to, once one has started: its CA pin and the address agents dial. */
+async function serverInfo(backend: import('../../backend/backend.ts').Backend, config: import('../../config/load.ts').LoadedConfig): Promise<{ pin: string; address: string } | undefined> {
+  const item = await backend.get('/authorities/server_tls');
+  if (!item) return undefined;
+  const { spkiPin } = await import('../../pki/certs.ts');
+  const proxy = config.proxy_service;
+  const address = [proxy?.public_addr ?? []].flat()[0] ?? proxy?.listen_addr ?? proxy?.web_listen_addr ?? '127.0.0.1:3080';
+  return { pin: spkiPin((JSON.parse(item.value) as { cert: string }).cert), address: address.replace(/^0\.0\.0\.0:/, '127.0.0.1:') };
+}

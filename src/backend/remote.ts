@@ -1,0 +1,97 @@
+import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import { retrying, ServerRefusal, type ServerClient } from '../join/server-client.ts';
+
+/**
+ * The Backend an agent holds in network mode (DESIGN.md §9): every call goes to the server, which
+ * authorises it by the agent's certificate, so the discovery engine, leadership and heartbeats run
+ * unchanged. A dropped connection is retried (the compare-and-swap semantics make a repeated write
+ * harmless); a refusal stops the agent.
+ */
+export class RemoteBackend implements Backend {
+  readonly kind = 'remote';
+  readonly #client: ServerClient;
+  readonly #stopRetrying: AbortSignal;
+  readonly #onDenied: (err: AccessDeniedError) => AccessDeniedError;
+
+  constructor(client: ServerClient, opts: { stopRetrying: AbortSignal; onDenied?: (err: AccessDeniedError) => AccessDeniedError }) {
+    this.#client = client;
+    this.#stopRetrying = opts.stopRetrying;
+    this.#onDenied = opts.onDenied ?? ((err) => err);
+  }
+
+  async get(key: string): Promise<Item | undefined> {
+    return (await this.#call<{ item: Item | null }>({ op: 'get', key })).item ?? undefined;
+  }
+
+  async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
+    const item = (await this.#call<{ item: Item | null }>({ op: 'put', key, value, ...wire(opts) }, opts?.fence)).item;
+    // The server writes exactly what it authorised; another writer in between is a conflict to retry.
+    if (!item) return this.put(key, value, opts);
+    return item;
+  }
+
+  async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
+    return (await this.#call<{ item: Item | null }>({ op: 'create', key, value, ...wire(opts) }, opts?.fence)).item ?? undefined;
+  }
+
+  async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
+    return (await this.#call<{ item: Item | null }>({ op: 'cas', key, value, revision, ...wire(opts) }, opts?.fence)).item ?? undefined;
+  }
+
+  async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
+    return (await this.#call<{ deleted: boolean }>({ op: 'delete', key, ...(revision !== undefined && { revision }), ...(opts?.fence && { fence: opts.fence }) }, opts?.fence)).deleted;
+  }
+
+  async list(prefix: string): Promise<Item[]> {
+    return (await this.#call<{ items: Item[] }>({ op: 'list', prefix })).items;
+  }
+
+  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+    try {
+      for await (const line of this.#client.lines('/v1/watch', { op: 'watch', prefix }, signal)) yield JSON.parse(line) as WatchEvent;
+    } catch (err) {
+      throw this.#translate(err);
+    }
+  }
+
+  async transact(_ops: TxnOp[]): Promise<boolean> {
+    throw new AccessDeniedError('forbidden', 'agents do not run transactions: the server does');
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    const { lease } = await this.#call<{ lease: { id: string; ttl_ms: number } }>({ op: 'grant', ttl_ms: ttlMs });
+    return {
+      id: lease.id,
+      ttlMs: lease.ttl_ms,
+      keepAlive: async () => (await this.#call<{ alive: boolean }>({ op: 'keepalive', lease: lease.id })).alive,
+      revoke: async () => void (await this.#call({ op: 'revoke', lease: lease.id })),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#client.close();
+  }
+
+  async #call<T>(body: Record<string, unknown>, fence?: Fence): Promise<T> {
+    try {
+      return await retrying(() => this.#client.call<T>('/v1/backend', body), this.#stopRetrying);
+    } catch (err) {
+      throw this.#translate(err, fence, body.lease as string | undefined);
+    }
+  }
+
+  #translate(err: unknown, fence?: Fence, lease?: string): unknown {
+    if (!(err instanceof ServerRefusal)) return err;
+    if (err.code === 'fenced_out' && fence) return new FencedOutError(fence);
+    if (err.code === 'lease_expired') return new LeaseExpiredError(lease ?? '?');
+    return this.#onDenied(new AccessDeniedError(err.code, err.message));
+  }
+}
+
+function wire(opts: WriteOptions | undefined): Record<string, unknown> {
+  return {
+    ...(opts?.ttlMs !== undefined && { ttl_ms: opts.ttlMs }),
+    ...(opts?.lease && { lease: opts.lease }),
+    ...(opts?.fence && { fence: opts.fence }),
+  };
+}

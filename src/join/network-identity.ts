@@ -1,0 +1,126 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../core/errors.ts';
+import { createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
+import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
+import { fetchPinnedCA, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+
+export interface NetworkJoinOptions {
+  dataDir: string;
+  server: ServerAddress;
+  pins: string[];
+  roles: string[];
+  discoveryGroup: string;
+  /** Reads the join token; called only when the agent must join. */
+  token: () => string;
+  signal: AbortSignal;
+  warn: (message: string) => void;
+}
+
+export interface NetworkAgent {
+  identity: AgentIdentity & { credential: X509Credential };
+  client: ServerClient;
+  joined: boolean;
+  /** Renews the host certificate at two thirds of its life until stopped; `onFatal` when the server refuses. */
+  keepRenewed(onFatal: (err: Error) => void): () => void;
+}
+
+const serverName = (a: ServerAddress) => `${a.host}:${a.port}`;
+
+/**
+ * The agent's network identity: the kept one (no token needed), or a join (DESIGN.md §9): the
+ * server's CA checked against the pin before anything is sent, a key made here that never leaves
+ * `<data_dir>/identity/key.pem`, a CSR signed with it, and the token. The server assigns the host id.
+ */
+export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent> {
+  const dir = identityDir(opts.dataDir);
+  const kept = loadIdentity(opts.dataDir);
+  if (kept?.credential.type === 'x509') {
+    const credential = kept.credential;
+    const rejoin = `remove ${dir} and join again with a new token`;
+    if (credential.server !== serverName(opts.server)) throw new UserError(`This agent joined the server at ${credential.server}, but teleport.proxy_server is ${serverName(opts.server)}: ${rejoin}.`, 4);
+    if (credential.discovery_group !== opts.discoveryGroup) throw new UserError(`This agent joined for discovery group "${credential.discovery_group}", but its config says "${opts.discoveryGroup}": ${rejoin}.`, 4);
+    const missing = opts.roles.filter((r) => !kept.roles.includes(r));
+    if (missing.length > 0) throw new UserError(`This agent joined with roles ${kept.roles.join(', ')}; its config now also runs ${missing.join(', ')}: ${rejoin} that allows them.`, 4);
+    if (Date.parse(credential.expires) <= Date.now()) throw new UserError(`This agent's certificate expired at ${credential.expires} (it was not running to renew it): ${rejoin}.`, 4);
+    const key = readFileSync(join(dir, 'key.pem'), 'utf8');
+    const identity = kept as NetworkAgent['identity'];
+    const client = new ServerClient(opts.server, { ca: credential.ca, cert: credential.cert, key });
+    return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
+  }
+
+  const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal);
+  const keys = await generateKeys();
+  const key = await keyPem(keys.privateKey);
+  const anonymous = new ServerClient(opts.server, { ca });
+  let issued: { host_id: string; roles: string[]; discovery_group: string; cert: string; ca: string; expires: string };
+  try {
+    issued = await retrying(
+      async () =>
+        anonymous.call('/v1/join', { token: opts.token(), roles: opts.roles, hostname: hostname(), csr: await createCsr(keys, hostname()), discovery_group: opts.discoveryGroup }),
+      opts.signal,
+    );
+  } catch (err) {
+    if (err instanceof ServerRefusal) {
+      const hint = err.code === 'token_invalid' ? 'create one with `kport tokens add --type=discovery,kube` on the server' : err.code === 'role_not_allowed' ? `create one with --type=${opts.roles.join(',')}` : 'see the server log';
+      throw new UserError(`The server refused to let this agent join: ${err.message}; ${hint}.`, 4);
+    }
+    throw err;
+  } finally {
+    anonymous.close();
+  }
+  // The key first: an identity.json that names a certificate always has its key beside it.
+  writeIdentityFile(opts.dataDir, 'key.pem', key);
+  const identity: NetworkAgent['identity'] = {
+    version: 1,
+    host_id: issued.host_id,
+    roles: issued.roles,
+    joined: new Date().toISOString(),
+    credential: { type: 'x509', server: serverName(opts.server), discovery_group: issued.discovery_group, cert: issued.cert, ca: issued.ca, expires: issued.expires },
+  };
+  saveIdentity(opts.dataDir, identity);
+  const client = new ServerClient(opts.server, { ca: issued.ca, cert: issued.cert, key });
+  return { identity, client, joined: true, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
+}
+
+/** Renewal at two thirds of the certificate's life, with the same key and roles; retried until it lapses. */
+function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'], key: string, client: ServerClient, onFatal: (err: Error) => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const schedule = () => {
+    const cert = new X509Certificate(identity.credential.cert);
+    const from = Date.parse(cert.validFrom);
+    const to = Date.parse(cert.validTo);
+    const at = from + ((to - from) * 2) / 3;
+    timer = setTimeout(() => void renewOnce(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
+    timer.unref();
+  };
+  const renewOnce = async () => {
+    try {
+      const keys = await importKeyPem(key);
+      const issued = await client.call<{ cert: string; ca: string; expires: string; roles: string[] }>('/v1/renew', { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
+      identity.credential = { ...identity.credential, cert: issued.cert, ca: issued.ca, expires: issued.expires };
+      identity.roles = issued.roles;
+      saveIdentity(opts.dataDir, identity);
+      client.setCredentials({ ca: issued.ca, cert: issued.cert, key });
+    } catch (err) {
+      if (stopped) return;
+      if (err instanceof ServerRefusal) {
+        onFatal(new UserError(`The server refused to renew this agent's certificate: ${err.message}; remove ${identityDir(opts.dataDir)} and join again with a new token.`, 4));
+        return;
+      }
+      // Unreachable for now: try again soon, well before the certificate lapses.
+      timer = setTimeout(() => void renewOnce(), 5000);
+      timer.unref();
+      return;
+    }
+    if (!stopped) schedule();
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

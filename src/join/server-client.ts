@@ -1,0 +1,224 @@
+import { X509Certificate } from 'node:crypto';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { checkServerIdentity, connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UserError } from '../core/errors.ts';
+import { describeConnectError } from '../core/net-errors.ts';
+import { pem, spkiPin } from '../pki/certs.ts';
+
+const CALL_TIMEOUT_MS = 15_000;
+
+/** The server answered with a refusal: its code and its one sentence. */
+export class ServerRefusal extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = 'ServerRefusal';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The server could not be reached or the connection broke mid-call: worth retrying. */
+export class ServerUnreachable extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ServerUnreachable';
+  }
+}
+
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** `host:port` as Teleport's `proxy_server` takes it (default port 3080). */
+export function parseServerAddress(value: string): ServerAddress {
+  const match = /^(?:\[([^\]]+)\]|([^:/\s]+))(?::(\d{1,5}))?$/.exec(value.trim());
+  const port = Number(match?.[3] ?? 3080);
+  if (!match || port < 1 || port > 65_535) throw new UserError(`teleport.proxy_server "${value}" is not host:port, such as kport.example.com:3080.`, 2);
+  return { host: match[1] ?? match[2]!, port };
+}
+
+export interface ClientCredentials {
+  /** The server TLS CA, trusted from the first contact on. */
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * The first contact (DESIGN.md §9): the CA at the end of the server's chain must match one of the
+ * pins, and must have issued the certificate the server presents for its name. Nothing is sent
+ * before that. Returns the CA (PEM) to trust from now on.
+ */
+export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn: (message: string) => void): Promise<string> {
+  const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
+    const socket = tlsConnect({ host: address.host, port: address.port, servername: isIpLike(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error('timed out')));
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate(true));
+      socket.destroy();
+    });
+    socket.once('error', (err) => reject(unreachable(address, err)));
+  });
+  let ca: DetailedPeerCertificate = chain;
+  while (ca.issuerCertificate && ca.issuerCertificate !== ca && ca.issuerCertificate.raw && !ca.issuerCertificate.raw.equals(ca.raw)) ca = ca.issuerCertificate;
+  const caPem = pem('CERTIFICATE', ca.raw);
+  const pin = spkiPin(caPem);
+  const where = `${address.host}:${address.port}`;
+  if (pins.length === 0) {
+    warn(`teleport.ca_pin is not set: trusting the CA of ${where} (${pin}) on first contact; set ca_pin to what \`kport tokens add\` prints.`);
+  } else if (!pins.includes(pin)) {
+    throw new UserError(`The server at ${where} presents a CA (${pin}) that does not match teleport.ca_pin (${pins.join(', ')}): nothing was sent; check ca_pin against \`kport tokens add\`, or the address.`, 4);
+  }
+  const leaf = new X509Certificate(chain.raw);
+  const caCert = new X509Certificate(ca.raw);
+  if (ca === chain || !leaf.verify(caCert.publicKey) || checkServerIdentity(address.host, chain) !== undefined) {
+    throw new UserError(`The server at ${where} presents a certificate its CA (${pin}) did not issue for ${address.host}: nothing was sent.`, 4);
+  }
+  return caPem;
+}
+
+function isIpLike(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+/**
+ * JSON calls to the kport server over one HTTP/2 connection, with the agent's host certificate once
+ * it has one. A broken connection is redialled on the next call.
+ */
+export class ServerClient {
+  readonly address: ServerAddress;
+  #credentials: ClientCredentials;
+  #session?: ClientHttp2Session;
+
+  constructor(address: ServerAddress, credentials: ClientCredentials) {
+    this.address = address;
+    this.#credentials = credentials;
+  }
+
+  /** New credentials (a renewed certificate) for new calls; calls in flight finish on the old connection. */
+  setCredentials(credentials: ClientCredentials): void {
+    this.#credentials = credentials;
+    const old = this.#session;
+    this.#session = undefined;
+    old?.close();
+  }
+
+  close(): void {
+    this.#session?.close();
+    this.#session = undefined;
+  }
+
+  #connect(): ClientHttp2Session {
+    if (this.#session && !this.#session.closed && !this.#session.destroyed) return this.#session;
+    const { host, port } = this.address;
+    const session = h2connect(`https://${host.includes(':') ? `[${host}]` : host}:${port}`, {
+      ca: this.#credentials.ca,
+      ...(this.#credentials.cert && { cert: this.#credentials.cert, key: this.#credentials.key }),
+      ...(isIpLike(host) ? {} : { servername: host }),
+    });
+    session.on('error', () => {});
+    session.on('goaway', () => this.#session === session && (this.#session = undefined));
+    session.on('close', () => this.#session === session && (this.#session = undefined));
+    this.#session = session;
+    return session;
+  }
+
+  /** One POST; a refusal is a ServerRefusal, a network failure a ServerUnreachable. */
+  async call<T>(path: string, body: unknown): Promise<T> {
+    const response = await this.#request(path, body);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(response.body.toString('utf8'));
+    } catch {
+      throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
+    }
+    if (response.status !== 200) {
+      const error = (parsed as { error?: { code?: string; message?: string } }).error;
+      throw new ServerRefusal(response.status, error?.code ?? 'unknown', error?.message ?? `HTTP ${response.status}`);
+    }
+    return parsed as T;
+  }
+
+  /** A streaming POST: the response body, line by line. */
+  async *lines(path: string, body: unknown, signal: AbortSignal): AsyncIterable<string> {
+    const session = this.#connect();
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' }, { signal });
+    stream.end(JSON.stringify(body));
+    const status = await new Promise<number>((resolve, reject) => {
+      stream.once('response', (headers) => resolve(Number(headers[':status'])));
+      stream.once('error', (err) => reject(unreachable(this.address, err)));
+    });
+    let buffered = '';
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        buffered += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (status !== 200) continue;
+          if (line) yield line;
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      throw unreachable(this.address, err);
+    }
+    if (status !== 200) {
+      const error = (JSON.parse(buffered || '{}') as { error?: { code?: string; message?: string } }).error;
+      throw new ServerRefusal(status, error?.code ?? 'unknown', error?.message ?? `HTTP ${status}`);
+    }
+    if (!signal.aborted) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the watch`);
+  }
+
+  async #request(path: string, body: unknown): Promise<{ status: number; body: Buffer }> {
+    let session: ClientHttp2Session;
+    try {
+      session = this.#connect();
+    } catch (err) {
+      throw unreachable(this.address, err);
+    }
+    return new Promise((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
+      stream.setTimeout(CALL_TIMEOUT_MS, () => stream.close());
+      const fail = (err: unknown) => reject(unreachable(this.address, err));
+      let status = 0;
+      const chunks: Buffer[] = [];
+      stream.once('response', (headers) => (status = Number(headers[':status'])));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.once('end', () => resolve({ status, body: Buffer.concat(chunks) }));
+      stream.once('error', fail);
+      // After 'end' this changes nothing; before it, the call was cut off.
+      stream.once('close', () => fail(new Error(`the call ended early (HTTP/2 code ${stream.rstCode})`)));
+      stream.end(JSON.stringify(body));
+    });
+  }
+}
+
+/** A failed connection: retried, except a certificate that is not from the pinned CA, which no retry fixes. */
+function unreachable(address: ServerAddress, err: unknown): Error {
+  const cause = describeConnectError(err) ?? (err as Error).message;
+  const where = `${address.host}:${address.port}`;
+  if (cause.startsWith('TLS verification failed')) {
+    return new UserError(`The kport server at ${where} failed ${cause.slice(4)}: its certificate is not from the CA this agent trusted when it joined.`, 4, { cause: err });
+  }
+  return new ServerUnreachable(`the kport server at ${where} is unreachable: ${cause}`, { cause: err });
+}
+
+/** Calls `fn` until it does not fail with ServerUnreachable, backing off 0.25-2 s with jitter, or until `signal` aborts. */
+export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof ServerUnreachable) || signal?.aborted) throw err;
+      const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      if (signal?.aborted) throw err;
+    }
+  }
+}

@@ -1,0 +1,166 @@
+import 'reflect-metadata';
+import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+const webcrypto = globalThis.crypto;
+x509.cryptoProvider.set(webcrypto);
+
+/** ECDSA P-256 everywhere (DESIGN.md §9): fast to make, small handshakes. */
+export const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/**
+ * Where a host certificate carries what the server decided at join: the agent's roles and its
+ * discovery group, as JSON (Teleport keeps system roles in its own certificate extensions too).
+ */
+export const HOST_IDENTITY_OID = '1.3.9999.7.1';
+
+export interface HostClaims {
+  roles: string[];
+  /** The discovery group the agent joined for; its writes stay inside it. */
+  discovery_group: string;
+}
+
+export async function generateKeys(): Promise<CryptoKeyPair> {
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+}
+
+export async function keyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  return pem('PRIVATE KEY', der);
+}
+
+/** The key pair from a PKCS#8 PEM (the public half is derived through JWK). */
+export async function importKeyPem(text: string): Promise<CryptoKeyPair> {
+  const der = Buffer.from(text.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', der, ALG, true, ['sign']);
+  const { d: _d, key_ops: _ops, ...jwk } = await webcrypto.subtle.exportKey('jwk', privateKey);
+  const publicKey = await webcrypto.subtle.importKey('jwk', { ...jwk, key_ops: ['verify'] }, ALG, true, ['verify']);
+  return { privateKey, publicKey };
+}
+
+export function pem(label: string, der: Buffer): string {
+  return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
+}
+
+/** PEM text that ends with a newline, so certificates concatenate into a chain. */
+export function certPem(cert: x509.X509Certificate | x509.Pkcs10CertificateRequest): string {
+  return `${cert.toString('pem').trimEnd()}\n`;
+}
+
+export function serial(): string {
+  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
+  bytes[0]! &= 0x7f;
+  return Buffer.from(bytes).toString('hex');
+}
+
+export function escapeDn(value: string): string {
+  return value.replace(/([,+"\\<>;=])/g, '\\$1');
+}
+
+/** Teleport's CA pin: `sha256:` and the hex SHA-256 of the certificate's SubjectPublicKeyInfo. */
+export function spkiPin(certPem: string | Buffer): string {
+  const spki = new NodeX509(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+}
+
+/** The SHA-256 of a public key (SPKI DER), hex: how the store names the key an agent holds. */
+export function publicKeyHash(certPem: string | Buffer): string {
+  return spkiPin(certPem).slice('sha256:'.length);
+}
+
+/** The same hash as publicKeyHash, from a parsed public key (a CSR's). */
+export function keyHash(publicKey: x509.PublicKey): string {
+  return createHash('sha256').update(Buffer.from(publicKey.rawData)).digest('hex');
+}
+
+/** A certificate request signed by the agent's own key: the proof that it holds it. */
+export async function createCsr(keys: CryptoKeyPair, commonName: string): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${escapeDn(commonName)}`, keys, signingAlgorithm: ALG });
+  return certPem(csr);
+}
+
+/** The public key of a CSR whose signature verifies with it; undefined when it does not parse or verify. */
+export async function verifiedCsrKey(text: string): Promise<x509.PublicKey | undefined> {
+  try {
+    const csr = new x509.Pkcs10CertificateRequest(text);
+    if (!(await csr.verify())) return undefined;
+    const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+    if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') return undefined;
+    return csr.publicKey;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface SigningAuthority {
+  cert: x509.X509Certificate;
+  keys: CryptoKeyPair;
+}
+
+export async function createAuthority(commonName: string, validForMs: number): Promise<SigningAuthority> {
+  const keys = await generateKeys();
+  const notBefore = new Date(Date.now() - 60_000);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${escapeDn(commonName)}`,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + validForMs),
+    signingAlgorithm: ALG,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { cert, keys };
+}
+
+export interface LeafOptions {
+  commonName: string;
+  organizations?: string[];
+  dnsNames?: string[];
+  ips?: string[];
+  usage: 'server' | 'client';
+  validForMs: number;
+  host?: HostClaims;
+}
+
+/** Signs a leaf certificate for `publicKey` (the requester's; the authority never sees its private key). */
+export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x509.PublicKey, opts: LeafOptions): Promise<x509.X509Certificate> {
+  const notBefore = new Date(Date.now() - 60_000);
+  const sans = [...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
+  return x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: [`CN=${escapeDn(opts.commonName)}`, ...(opts.organizations ?? []).map((o) => `O=${escapeDn(o)}`)].join(', '),
+    issuer: ca.cert.subject,
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + 60_000 + opts.validForMs),
+    signingAlgorithm: ALG,
+    publicKey,
+    signingKey: ca.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(opts.usage === 'server' ? [x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.clientAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+      ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
+      ...(opts.host ? [new x509.Extension(HOST_IDENTITY_OID, false, Buffer.from(JSON.stringify(opts.host)))] : []),
+    ],
+  });
+}
+
+/** The host id and claims a host certificate carries, or undefined when it carries none. */
+export function hostClaims(der: Buffer): { hostId: string; claims: HostClaims } | undefined {
+  const cert = new x509.X509Certificate(new Uint8Array(der));
+  const ext = cert.getExtension(HOST_IDENTITY_OID);
+  const hostId = cert.subjectName.getField('CN')[0];
+  if (!ext || !hostId) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(ext.value).toString('utf8')) as HostClaims;
+    if (!Array.isArray(claims.roles) || typeof claims.discovery_group !== 'string') return undefined;
+    return { hostId, claims };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,22 @@
+import type { Resource } from './resource.ts';
+
+export const AUDIT_EVENT = 'audit_event';
+
+/** One thing the server allowed or refused: who (host or token name, never a secret), what, from where. */
+export interface AuditEventSpec {
+  time: string;
+  /** agent.join, agent.renew, agent.call, ... */
+  type: string;
+  outcome: 'allowed' | 'refused';
+  host_id?: string;
+  hostname?: string;
+  roles?: string[];
+  /** The join token's public name. */
+  token_name?: string;
+  /** What was asked: the backend operation and key, or the route. */
+  action?: string;
+  reason?: string;
+  remote_addr?: string;
+}
+
+export type AuditEvent = Resource<AuditEventSpec>;

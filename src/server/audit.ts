@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import type { Backend } from '../backend/backend.ts';
+import { AUDIT_EVENT, type AuditEvent, type AuditEventSpec } from '../resources/audit-event.ts';
+import { upsertResource } from '../resources/store.ts';
+
+export const DEFAULT_AUDIT_RETENTION_MS = 30 * 86_400_000;
+
+/**
+ * The server's audit trail (DESIGN.md §9): every join, renewal and refusal, kept in the backend for
+ * the retention period (`kport get audit`) and written as a JSON line to the server's log. Token
+ * secrets never appear; the token's public name does.
+ */
+export class ServerAudit {
+  readonly #backend: Backend;
+  readonly #retentionMs: number;
+  readonly #log: (line: string) => void;
+  readonly #now: () => Date;
+
+  constructor(backend: Backend, opts: { retentionMs?: number; log: (line: string) => void; now?: () => Date }) {
+    this.#backend = backend;
+    this.#retentionMs = opts.retentionMs ?? DEFAULT_AUDIT_RETENTION_MS;
+    this.#log = opts.log;
+    this.#now = opts.now ?? (() => new Date());
+  }
+
+  /** Records the event; a store failure is logged, never turned into a refusal or a crash. */
+  async record(spec: Omit<AuditEventSpec, 'time'>): Promise<void> {
+    const now = this.#now();
+    const event: AuditEvent = {
+      kind: AUDIT_EVENT,
+      version: 'v1',
+      metadata: { name: `${now.toISOString()}-${randomBytes(4).toString('hex')}`, expires: new Date(now.getTime() + this.#retentionMs).toISOString() },
+      spec: { time: now.toISOString(), ...spec },
+    };
+    this.#log(JSON.stringify({ audit: event.spec }));
+    try {
+      await upsertResource(this.#backend, event, now.getTime());
+    } catch (err) {
+      this.#log(JSON.stringify({ level: 'error', msg: `audit event not stored: ${(err as Error).message}`, audit: event.spec }));
+    }
+  }
+}

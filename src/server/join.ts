@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import type { Backend } from '../backend/backend.ts';
+import { certPem, hostClaims, issueLeaf, keyHash, publicKeyHash, verifiedCsrKey } from '../pki/certs.ts';
+import { AGENT, type Agent } from '../resources/agent.ts';
+import { nameProblem, resourceKey } from '../resources/resource.ts';
+import { decodeResource, encodeResource } from '../resources/store.ts';
+import { checkJoinToken, tokenUseOp } from '../tokens/tokens.ts';
+import type { Authorities } from './authorities.ts';
+
+/** The services kport agents run; a token's other Teleport roles are not joinable here. */
+export const AGENT_ROLES = ['discovery', 'kube'] as const;
+export const DEFAULT_HOST_CERT_TTL_MS = 24 * 3_600_000;
+
+/** A refusal the caller is told about, with the code its client acts on. */
+export class Refusal extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly tokenName?: string;
+  constructor(status: number, code: string, message: string, tokenName?: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.tokenName = tokenName;
+  }
+}
+
+export interface JoinRequest {
+  token: string;
+  roles: string[];
+  hostname: string;
+  csr: string;
+  discovery_group?: string;
+}
+
+export interface IssuedIdentity {
+  host_id: string;
+  roles: string[];
+  discovery_group: string;
+  cert: string;
+  /** The server TLS CA the agent trusts from now on. */
+  ca: string;
+  expires: string;
+}
+
+export interface JoinDeps {
+  backend: Backend;
+  authorities: Authorities;
+  hostCertTtlMs: number;
+  now: () => Date;
+}
+
+/** Whether a body is a join request, and what is wrong with it otherwise. */
+export function parseJoinRequest(body: unknown): JoinRequest {
+  const b = body as Partial<JoinRequest> | undefined;
+  if (!b || typeof b.token !== 'string' || !b.token.trim() || b.token.length > 1024) throw new Refusal(400, 'bad_request', 'a join needs a token');
+  if (!Array.isArray(b.roles) || b.roles.length === 0 || !b.roles.every((r) => typeof r === 'string')) throw new Refusal(400, 'bad_request', 'a join needs the roles it asks for');
+  const unknown = b.roles.find((r) => !(AGENT_ROLES as readonly string[]).includes(r.toLowerCase()));
+  if (unknown) throw new Refusal(400, 'bad_request', `kport agents join as ${AGENT_ROLES.join(' or ')}, not ${unknown}`);
+  if (typeof b.hostname !== 'string' || b.hostname.length > 253 || /[\u0000-\u001f]/.test(b.hostname)) throw new Refusal(400, 'bad_request', 'a join needs the agent hostname');
+  if (typeof b.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a join needs a certificate request');
+  const group = b.discovery_group ?? '';
+  if (typeof group !== 'string' || (group !== '' && nameProblem(group))) throw new Refusal(400, 'bad_request', `discovery group "${String(group)}" is not a valid name`);
+  return { token: b.token, roles: [...new Set(b.roles.map((r) => r.toLowerCase()))], hostname: b.hostname, csr: b.csr, discovery_group: group };
+}
+
+/**
+ * A join (DESIGN.md §9): the token checked, the CSR's proof of possession verified, one use counted
+ * in the same transaction that records the agent, a host id assigned, a host cert signed.
+ */
+export async function join(deps: JoinDeps, req: JoinRequest, address: string): Promise<{ identity: IssuedIdentity; tokenName: string }> {
+  const now = deps.now();
+  const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
+  if (!check.ok) throw new Refusal(403, check.reason.startsWith('token expired') ? 'token_invalid' : 'role_not_allowed', check.reason, check.tokenName);
+  const tokenName = check.token.metadata.name;
+  const publicKey = await verifiedCsrKey(req.csr);
+  if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', tokenName);
+  const hostId = randomUUID();
+  const cert = await issueLeaf(deps.authorities.host, publicKey, {
+    commonName: hostId,
+    organizations: ['kport-agents'],
+    usage: 'client',
+    validForMs: deps.hostCertTtlMs,
+    host: { roles: req.roles, discovery_group: req.discovery_group ?? '' },
+  });
+  const pemText = certPem(cert);
+  const record: Agent = {
+    kind: AGENT,
+    version: 'v1',
+    metadata: { name: hostId, description: `kport agent on ${req.hostname}` },
+    spec: {
+      host_id: hostId,
+      hostname: req.hostname,
+      roles: req.roles,
+      joined: now.toISOString(),
+      token_name: tokenName,
+      credential_hash: publicKeyHash(pemText),
+      credential_type: 'x509',
+      discovery_group: req.discovery_group ?? '',
+      address,
+      last_seen: now.toISOString(),
+    },
+  };
+  const recorded = await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }]);
+  // Another join used the token between our read and our write: its count is the true one; try again.
+  if (!recorded) return join(deps, req, address);
+  return { identity: { host_id: hostId, roles: req.roles, discovery_group: req.discovery_group ?? '', cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() }, tokenName };
+}
+
+/** What a verified host certificate says, checked against the store: undefined when the agent was removed. */
+export async function currentAgent(backend: Backend, hostId: string, keyHash: string): Promise<{ agent: Agent; revision: number } | undefined> {
+  const item = await backend.get(resourceKey(AGENT, hostId));
+  if (!item) return undefined;
+  const agent = decodeResource<Agent>(item);
+  if (agent.spec.credential_type !== 'x509' || agent.spec.credential_hash !== keyHash) return undefined;
+  return { agent, revision: item.revision };
+}
+
+/**
+ * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or
+ * fewer roles, never more; the same host id and group.
+ */
+export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string }, body: unknown): Promise<IssuedIdentity> {
+  const b = body as { csr?: unknown; roles?: unknown } | undefined;
+  if (typeof b?.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a renewal needs a certificate request');
+  const asked = b.roles === undefined ? caller.roles : b.roles;
+  if (!Array.isArray(asked) || !asked.every((r) => typeof r === 'string')) throw new Refusal(400, 'bad_request', 'roles must be a list');
+  const wider = asked.map((r) => r.toLowerCase()).filter((r) => !caller.roles.includes(r));
+  if (wider.length > 0) throw new Refusal(403, 'roles_widened', `a renewal may not add roles (${wider.join(', ')}): join again with a token that allows them`);
+  const publicKey = await verifiedCsrKey(b.csr);
+  if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the key it names');
+  if (keyHash(publicKey) !== caller.keyHash) throw new Refusal(403, 'key_changed', 'a renewal keeps the key the agent joined with');
+  const cert = await issueLeaf(deps.authorities.host, publicKey, {
+    commonName: caller.hostId,
+    organizations: ['kport-agents'],
+    usage: 'client',
+    validForMs: deps.hostCertTtlMs,
+    host: { roles: [...new Set(asked.map((r) => r.toLowerCase()))], discovery_group: caller.group },
+  });
+  const pemText = certPem(cert);
+  return { host_id: caller.hostId, roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles, discovery_group: caller.group, cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+}

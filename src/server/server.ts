@@ -1,0 +1,332 @@
+import { X509Certificate } from 'node:crypto';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { FencedOutError, LeaseExpiredError, type Backend, type Lease } from '../backend/backend.ts';
+import { certPem, generateKeys, hostClaims, issueLeaf, keyPem, publicKeyHash } from '../pki/certs.ts';
+import { AGENT, type Agent } from '../resources/agent.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { encodeResource } from '../resources/store.ts';
+import type { Authorities } from './authorities.ts';
+import type { ServerAudit } from './audit.ts';
+import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
+import { refusal, type BackendCall, type HostCaller } from './policy.ts';
+
+const MAX_BODY = 1 << 20;
+const LAST_SEEN_EVERY_MS = 60_000;
+
+export interface ServerOptions {
+  backend: Backend;
+  authorities: Authorities;
+  audit: ServerAudit;
+  host: string;
+  port: number;
+  /** Names and addresses agents and people reach the server by, for its certificate. */
+  publicNames: string[];
+  hostCertTtlMs: number;
+  now?: () => Date;
+}
+
+interface VerifiedCaller extends HostCaller {
+  keyHash: string;
+}
+
+/**
+ * One TLS port, HTTP/2 and HTTP/1.1 by ALPN (DESIGN.md §9). `/v1/join` is the only call without a
+ * client certificate; every other call is authorised by the agent's host certificate (issued by
+ * the host CA, its agent still in the store) and the roles inside it.
+ */
+export class KportServer {
+  readonly #opts: ServerOptions;
+  readonly #deps: JoinDeps;
+  readonly #callers = new WeakMap<TLSSocket, VerifiedCaller | Refusal>();
+  /** Leases granted to agents, by id, so only their holder keeps them alive or attaches keys to them. */
+  readonly #leases = new Map<string, { hostId: string; lease: Lease }>();
+  readonly #lastSeen = new Map<string, number>();
+  #server?: Http2SecureServer;
+  readonly #watches = new Set<AbortController>();
+
+  constructor(opts: ServerOptions) {
+    this.#opts = opts;
+    this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const { authorities } = this.#opts;
+    const keys = await generateKeys();
+    const names = [...new Set(['localhost', '127.0.0.1', '::1', this.#opts.host, ...this.#opts.publicNames].filter((n) => n && n !== '0.0.0.0' && n !== '::'))];
+    const leaf = await issueLeaf(authorities.server_tls, keys.publicKey, {
+      commonName: 'kport server',
+      usage: 'server',
+      validForMs: 365 * 86_400_000,
+      dnsNames: names.filter((n) => !isIP(n)),
+      ips: names.filter((n) => isIP(n)),
+    });
+    const server = createSecureServer({
+      allowHTTP1: true,
+      key: await keyPem(keys.privateKey),
+      // The chain ends with the CA, so a joining agent can pin it before trusting anything.
+      cert: certPem(leaf) + authorities.server_tls.certPem,
+      ca: [authorities.host.certPem],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    });
+    server.on('request', (req, res) => void this.#handle(req, res));
+    server.on('sessionError', () => {});
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#opts.port, this.#opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as { address: string; port: number };
+    return { host: address.address, port: address.port };
+  }
+
+  async close(): Promise<void> {
+    for (const watch of this.#watches) watch.abort();
+    const server = this.#server;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // HTTP/2 sessions of idle agents would hold close() open: they will redial another server.
+      setTimeout(resolve, 2000).unref();
+    });
+  }
+
+  async #handle(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket;
+    const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    let caller: VerifiedCaller | undefined;
+    const path = (req.url ?? '').split('?')[0];
+    try {
+      if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
+      if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
+      const body = await readJson(req);
+      if (path === '/v1/join') return await this.#join(body, address, res);
+      caller = await this.#caller(socket);
+      this.#touch(caller, address);
+      switch (path) {
+        case '/v1/renew': {
+          const identity = await renew(this.#deps, caller, body).catch((err) => {
+            throw err instanceof Refusal ? err : new Refusal(500, 'internal', (err as Error).message);
+          });
+          await this.#opts.audit.record({ type: 'agent.renew', outcome: 'allowed', host_id: caller.hostId, roles: identity.roles, remote_addr: address });
+          return send(res, 200, identity);
+        }
+        case '/v1/backend':
+          return send(res, 200, await this.#backendCall(caller, parseCall(body)));
+        case '/v1/watch':
+          return await this.#watch(caller, parseCall(body), req, res);
+        default:
+          throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+      }
+    } catch (err) {
+      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', `the server failed: ${(err as Error).message}`);
+      if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
+        await this.#opts.audit.record({
+          type: path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
+          outcome: 'refused',
+          ...(caller && { host_id: caller.hostId, roles: caller.roles }),
+          ...(refused.tokenName && { token_name: refused.tokenName }),
+          action: path === '/v1/backend' || path === '/v1/watch' ? describeCall(req) : path,
+          reason: refused.message,
+          remote_addr: address,
+        });
+      }
+      if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } });
+      else res.end();
+    }
+  }
+
+  async #join(body: unknown, address: string, res: Http2ServerResponse): Promise<void> {
+    const request = parseJoinRequest(body);
+    const { identity, tokenName } = await join(this.#deps, request, address);
+    await this.#opts.audit.record({ type: 'agent.join', outcome: 'allowed', host_id: identity.host_id, hostname: request.hostname, roles: identity.roles, token_name: tokenName, remote_addr: address });
+    send(res, 200, identity);
+  }
+
+  /** The verified host behind this TLS connection (once per connection), still known to the store (every call). */
+  async #caller(socket: TLSSocket): Promise<VerifiedCaller> {
+    let verified = this.#callers.get(socket);
+    if (!verified) {
+      verified = verifyHostCert(socket, this.#opts.authorities);
+      this.#callers.set(socket, verified);
+    }
+    if (verified instanceof Refusal) throw verified;
+    const known = await currentAgent(this.#opts.backend, verified.hostId, verified.keyHash);
+    if (!known) throw new Refusal(403, 'agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
+    return verified;
+  }
+
+  /** Records where and when an agent was last heard from, at most once a minute per agent. */
+  #touch(caller: VerifiedCaller, address: string): void {
+    const now = this.#deps.now().getTime();
+    if (now - (this.#lastSeen.get(caller.hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
+    this.#lastSeen.set(caller.hostId, now);
+    void (async () => {
+      const item = await this.#opts.backend.get(resourceKey(AGENT, caller.hostId));
+      if (!item) return;
+      const agent = JSON.parse(item.value) as Agent;
+      agent.spec = { ...agent.spec, address, last_seen: new Date(now).toISOString() };
+      // At the revision read: a removal in between stays a removal.
+      await this.#opts.backend.compareAndSwap(item.key, encodeResource(agent), item.revision);
+    })().catch(() => undefined);
+  }
+
+  async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
+    const backend = this.#opts.backend;
+    const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
+    const current = needsCurrent ? await backend.get(call.key) : undefined;
+    const why = refusal(caller, call, current);
+    if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
+    const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
+    try {
+      switch (call.op) {
+        case 'get':
+          return { item: (await backend.get(call.key)) ?? null };
+        case 'list':
+          return { items: await backend.list(call.prefix) };
+        case 'create':
+          return { item: (await backend.create(call.key, call.value, opts)) ?? null };
+        case 'put':
+          // Replacing exactly what was checked: a put is a compare-and-swap at the revision authorised.
+          return { item: current ? ((await backend.compareAndSwap(call.key, call.value, current.revision, opts)) ?? null) : ((await backend.create(call.key, call.value, opts)) ?? null) };
+        case 'cas':
+          if (!current || current.revision !== call.revision) return { item: null };
+          return { item: (await backend.compareAndSwap(call.key, call.value, call.revision, opts)) ?? null };
+        case 'delete':
+          if (!current || (call.revision !== undefined && current.revision !== call.revision)) return { deleted: false };
+          return { deleted: await backend.delete(call.key, current.revision, opts) };
+        case 'grant': {
+          const granted = await backend.grantLease(call.ttl_ms);
+          this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted });
+          return { lease: { id: granted.id, ttl_ms: granted.ttlMs } };
+        }
+        case 'keepalive': {
+          const held = this.#leases.get(call.lease);
+          if (!held || held.hostId !== caller.hostId) return { alive: false };
+          const alive = await held.lease.keepAlive();
+          if (!alive) this.#leases.delete(call.lease);
+          return { alive };
+        }
+        case 'revoke': {
+          const held = this.#leases.get(call.lease);
+          if (held && held.hostId === caller.hostId) {
+            this.#leases.delete(call.lease);
+            await held.lease.revoke();
+          }
+          return {};
+        }
+        case 'watch':
+          throw new Refusal(400, 'bad_request', 'watch is its own call: POST /v1/watch');
+      }
+    } catch (err) {
+      if (err instanceof FencedOutError) throw new Refusal(409, 'fenced_out', err.message);
+      if (err instanceof LeaseExpiredError) throw new Refusal(409, 'lease_expired', err.message);
+      throw err;
+    }
+  }
+
+  #ownLease(caller: VerifiedCaller, id: string): string {
+    const held = this.#leases.get(id);
+    if (!held || held.hostId !== caller.hostId) throw new Refusal(409, 'lease_expired', `lease ${id} has expired`);
+    return id;
+  }
+
+  async #watch(caller: VerifiedCaller, call: BackendCall, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    if (call.op !== 'watch') throw new Refusal(400, 'bad_request', 'a watch needs a prefix');
+    const why = refusal(caller, call);
+    if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const stop = new AbortController();
+    this.#watches.add(stop);
+    req.on('close', () => stop.abort());
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.write('\n');
+    try {
+      for await (const event of this.#opts.backend.watch(call.prefix, stop.signal)) res.write(`${JSON.stringify(event)}\n`);
+    } finally {
+      this.#watches.delete(stop);
+      res.end();
+    }
+  }
+}
+
+/** Who a client certificate names, when the host CA issued it; a Refusal otherwise. */
+function verifyHostCert(socket: TLSSocket, authorities: Authorities): VerifiedCaller | Refusal {
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw) return new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined');
+  if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host CA (${String(socket.authorizationError)})`);
+  // Explicitly the host CA: a user certificate never passes where a host certificate is expected.
+  const cert = new X509Certificate(peer.raw);
+  if (!cert.verify(new X509Certificate(authorities.host.certPem).publicKey)) return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host CA");
+  const identity = hostClaims(peer.raw);
+  if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport host certificate');
+  return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash: publicKeyHash(peer.raw) };
+}
+
+function parseCall(body: unknown): BackendCall {
+  const call = body as Record<string, unknown> | undefined;
+  const str = (k: string) => typeof call?.[k] === 'string' && (call[k] as string).length <= MAX_BODY;
+  const num = (k: string) => call?.[k] === undefined || (typeof call[k] === 'number' && Number.isFinite(call[k]));
+  const fenceOk = call?.fence === undefined || (typeof call.fence === 'object' && call.fence !== null && typeof (call.fence as Record<string, unknown>).key === 'string' && typeof (call.fence as Record<string, unknown>).value === 'string');
+  const ok = (() => {
+    switch (call?.op) {
+      case 'get':
+        return str('key');
+      case 'list':
+      case 'watch':
+        return str('prefix');
+      case 'put':
+      case 'create':
+        return str('key') && str('value') && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
+      case 'cas':
+        return str('key') && str('value') && typeof call.revision === 'number' && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
+      case 'delete':
+        return str('key') && num('revision') && fenceOk;
+      case 'grant':
+        return typeof call.ttl_ms === 'number';
+      case 'keepalive':
+      case 'revoke':
+        return str('lease');
+      default:
+        return false;
+    }
+  })();
+  if (!ok) throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
+  return call as unknown as BackendCall;
+}
+
+function describeCall(req: Http2ServerRequest & { kportCall?: string }): string {
+  return req.kportCall ?? req.url ?? '';
+}
+
+async function readJson(req: Http2ServerRequest & { kportCall?: string }): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new Refusal(413, 'too_large', `a request body is at most ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new Refusal(400, 'bad_request', 'the request body is not JSON');
+  }
+  const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
+  if (call && typeof call.op === 'string') req.kportCall = `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim();
+  return body;
+}
+
+function send(res: Http2ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+

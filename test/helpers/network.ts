@@ -1,0 +1,147 @@
+// Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { stringify } from 'yaml';
+import type { Moto } from '../peers/moto.ts';
+import { freePort, tempDir, waitFor } from '../peers/process.ts';
+import { KPORT_BIN } from './agent.ts';
+
+export interface TestServer {
+  dir: string;
+  port: number;
+  address: string;
+  pin: string;
+  log: string;
+  proc?: ResultPromise;
+  /** kport with the server's config: the admin on the server machine (tokens, agents, get). */
+  kport(args: string[]): ResultPromise;
+  token(type: string, extra?: string[]): Promise<string>;
+  start(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown } = {}): Promise<TestServer> {
+  const dir = tempDir('server');
+  const port = await freePort();
+  const config = join(dir, 'kport.yaml');
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: join(dir, 'data') },
+      auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }) },
+      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
+      ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
+    }),
+  );
+  const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const server: TestServer = {
+    dir,
+    port,
+    address: `127.0.0.1:${port}`,
+    pin: '',
+    log: '',
+    kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false }),
+    async token(type, extra = []) {
+      const res = await server.kport(['tokens', 'add', `--type=${type}`, '--format=text', ...extra]);
+      if (res.exitCode !== 0) throw new Error(`tokens add failed: ${res.stderr}`);
+      return String(res.stdout).trim();
+    },
+    async start() {
+      const proc = execa(process.execPath, [KPORT_BIN, 'server', 'start'], { cwd: dir, env, extendEnv: false, reject: false });
+      server.proc = proc;
+      let out = '';
+      proc.stdout!.on('data', (c: Buffer) => (out += c));
+      proc.stderr!.on('data', (c: Buffer) => (server.log += c));
+      server.pin = await waitFor('the server to be ready', async () => {
+        if (proc.exitCode !== null && proc.exitCode !== undefined) throw new Error(`kport server start exited ${proc.exitCode}: ${server.log}`);
+        return /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1];
+      }, { timeoutMs: 30_000 });
+    },
+    async stop(signal = 'SIGTERM') {
+      server.proc?.kill(signal);
+      await server.proc?.catch(() => undefined);
+    },
+  };
+  await server.start();
+  return server;
+}
+
+export interface NetworkAgent {
+  name: string;
+  dir: string;
+  dataDir: string;
+  config: string;
+  log: string;
+  proc?: ResultPromise;
+  alive: boolean;
+  hostId(): string;
+  start(args?: string[]): ResultPromise;
+  kport(args: string[]): ResultPromise;
+}
+
+/** A discovery agent that knows only the server's address, its CA pin and a token file. */
+export async function networkAgent(
+  moto: Moto,
+  server: TestServer,
+  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string },
+): Promise<NetworkAgent> {
+  const dir = tempDir(`agent-${opts.name}`);
+  const config = join(dir, 'kport.yaml');
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, opts.token ?? (await server.token('discovery')), { mode: 0o600 });
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: opts.pin ?? server.pin, join_params: { token_name: tokenFile, method: 'token' } },
+      auth_service: { enabled: 'off' },
+      proxy_service: { enabled: 'off' },
+      ssh_service: { enabled: 'off' },
+      discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: opts.pollInterval ?? '2s', leader_lease_ttl: opts.leaseTtl ?? '2s', aws: opts.matchers },
+    }),
+  );
+  const env = { ...moto.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const agent: NetworkAgent = {
+    name: opts.name,
+    dir,
+    dataDir: join(dir, 'data'),
+    config,
+    log: '',
+    alive: false,
+    hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id,
+    kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false }),
+    start(args = ['discover', 'run']) {
+      const proc = agent.kport(args);
+      agent.proc = proc;
+      agent.alive = true;
+      void proc.finally(() => {
+        if (agent.proc === proc) agent.alive = false;
+      });
+      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
+      return proc;
+    },
+  };
+  return agent;
+}
+
+export async function serverClusters(server: TestServer): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: Record<string, unknown> }>> {
+  const res = await server.kport(['get', 'kube_cluster', '--format=json']);
+  if (res.exitCode !== 0) throw new Error(`get kube_cluster failed: ${res.stderr}`);
+  return JSON.parse(String(res.stdout));
+}
+
+export async function auditEvents(server: TestServer): Promise<Array<{ spec: { type: string; outcome: string; reason?: string; host_id?: string; token_name?: string; action?: string } }>> {
+  const res = await server.kport(['get', 'audit', '--format=json']);
+  if (res.exitCode !== 0) throw new Error(`get audit failed: ${res.stderr}`);
+  return JSON.parse(String(res.stdout));
+}
+
+/** The one agent whose latest state line says it leads. */
+export async function waitForNetworkLeader(agents: NetworkAgent[], opts: { not?: NetworkAgent; timeoutMs?: number } = {}): Promise<NetworkAgent> {
+  return waitFor('one leader', async () => {
+    const leaders = agents.filter((a) => a !== opts.not && a.alive && /leading discovery group/.test(a.log.split('\n').filter((l) => /leading discovery group|standby/.test(l)).at(-1) ?? ''));
+    return leaders.length === 1 ? leaders[0] : undefined;
+  }, { timeoutMs: opts.timeoutMs ?? 60_000 });
+}

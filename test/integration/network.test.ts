@@ -1,0 +1,121 @@
+// Network mode, part 1 (issue 12): a real `kport server start`, agents on their own data dirs that
+// join it with a token and discover from moto through it, failover, a server killed mid-poll.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CreateClusterCommand, DeleteClusterCommand } from '@aws-sdk/client-eks';
+import { createClusters, eksAdmin } from '../peers/aws.ts';
+import { startMoto, type Moto } from '../peers/moto.ts';
+import { havePeer, tempDir, waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
+import { setupAgent } from '../helpers/agent.ts';
+import { networkAgent, serverClusters, startServer, waitForNetworkLeader, type NetworkAgent, type TestServer } from '../helpers/network.ts';
+
+const OWN = '123456789012';
+const prodMatchers = [{ types: ['eks'], regions: ['us-east-1', 'eu-west-1'], tags: { env: 'prod' } }];
+const stagingMatchers = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'staging' } }];
+/** A resource as compared between modes: everything but the store's revision. */
+const comparable = (rs: Array<{ metadata: Record<string, unknown> }>) => JSON.stringify(rs.map((r) => ({ ...r, metadata: { ...r.metadata, revision: undefined } })));
+const clusterNames = async (server: TestServer) => (await serverClusters(server)).map((c) => c.metadata.name).sort();
+
+describe('network mode: agents that join a server and hold no store', { concurrency: false, timeout: 600_000 }, () => {
+  let moto: Moto;
+  let server: TestServer;
+  const agents: NetworkAgent[] = [];
+  before(async (t) => {
+    if (!havePeer(t as never, 'moto', [BINARIES.motoServer()])) return;
+    moto = await startMoto();
+    await createClusters(moto, [
+      ...Array.from({ length: 12 }, (_, i) => ({ name: `p${i}`, region: i % 2 ? 'us-east-1' : 'eu-west-1', tags: { env: 'prod' } })),
+      ...Array.from({ length: 4 }, (_, i) => ({ name: `s${i}`, region: 'us-east-1', tags: { env: 'staging' } })),
+    ]);
+    server = await startServer();
+  });
+  after(async () => {
+    if (process.env.KPORT_TEST_DEBUG) for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.log.split('\n').slice(-20).join('\n')}\n`);
+    if (process.env.KPORT_TEST_DEBUG) process.stderr.write(`--- server\n${server?.log.split('\n').slice(-30).join('\n')}\n`);
+    for (const a of agents) a.proc?.kill('SIGKILL');
+    await Promise.all(agents.map((a) => a.proc?.catch(() => undefined)));
+    await server?.stop('SIGKILL');
+    await moto?.stop();
+  });
+
+  test('two agents of one group and one of another discover through the server what local mode discovers; a killed leader is replaced within 2 lease TTLs', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    for (const name of ['a1', 'a2']) agents.push(await networkAgent(moto, server, { name, group: 'prod', matchers: prodMatchers }));
+    agents.push(await networkAgent(moto, server, { name: 'b1', group: 'staging', matchers: stagingMatchers }));
+    for (const a of agents) a.start();
+
+    // The same clusters, labels and specs as local mode finds with the same matchers.
+    const local = await setupAgent(moto, tempDir('local'), { group: 'prod', matchers: prodMatchers });
+    for (const [group, matchers] of [['prod', prodMatchers], ['staging', stagingMatchers]] as const) {
+      const other = await setupAgent(moto, local.dir, { group, name: group, matchers });
+      const run = await other.kport(['discover', 'run', '--once', '-c', other.config]);
+      assert.equal(run.exitCode, 0, String(run.stderr));
+    }
+    const localRes = await local.kport(['get', 'kube_cluster', '--format=json']);
+    const expected = JSON.parse(String(localRes.stdout)) as Array<{ metadata: { name: string } }>;
+    assert.equal(expected.length, 16);
+    await waitFor('both groups to be discovered through the server', async () => comparable(await serverClusters(server)) === comparable(expected), { timeoutMs: 60_000 });
+
+    // None of them opened a store: their data dirs hold only the identity (0600) and the lock.
+    for (const a of agents) {
+      const files = readdirSync(a.dataDir, { recursive: true }).map(String);
+      assert.ok(!files.some((f) => /\.db|sqlite/.test(f)), `${a.name} has no store: ${files.join(', ')}`);
+      for (const f of ['identity.json', 'key.pem']) assert.equal(statSync(join(a.dataDir, 'identity', f)).mode & 0o777, 0o600);
+    }
+    const listed = await server.kport(['agents', 'ls', '--format=json']);
+    const records = JSON.parse(String(listed.stdout)) as Array<{ spec: { host_id: string; hostname: string; roles: string[]; address?: string; last_seen?: string; credential_hash?: string } }>;
+    assert.deepEqual(records.map((r) => r.spec.host_id).sort(), agents.map((a) => a.hostId()).sort());
+    assert.ok(records.every((r) => r.spec.roles.join() === 'discovery' && r.spec.address?.startsWith('127.0.0.1:') && r.spec.last_seen && r.spec.credential_hash === undefined));
+
+    // The leader of prod is killed; AWS changes; the other one takes over within two lease TTLs.
+    const prod = agents.slice(0, 2);
+    const leader = await waitForNetworkLeader(prod);
+    const east = await eksAdmin(moto, 'us-east-1');
+    await east.send(new DeleteClusterCommand({ name: 'p1' }));
+    await east.send(new CreateClusterCommand({ name: 'p-new', roleArn: `arn:aws:iam::${OWN}:role/eks`, resourcesVpcConfig: {}, tags: { env: 'prod' } }));
+    leader.proc!.kill('SIGKILL');
+    const killedAt = Date.now();
+    const successor = await waitForNetworkLeader(prod, { not: leader, timeoutMs: 20_000 });
+    const failoverMs = Date.now() - killedAt;
+    t.diagnostic(`failover through the server took ${failoverMs} ms with a 2000 ms lease`);
+    assert.ok(failoverMs <= 2 * 2000 + 1000, `failover in ${failoverMs} ms`);
+    const want = [...expected.map((c) => c.metadata.name).filter((n) => !n.startsWith('p1-')), `p-new-eks-us-east-1-${OWN}`].sort();
+    await waitFor('the successor to reconcile', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify(want), { timeoutMs: 30_000 });
+    assert.notEqual(successor, leader);
+  });
+
+  test('a server killed with SIGKILL mid-poll and restarted: agents resume without a token within 10 s; nothing lost or duplicated', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    const running = agents.filter((a) => a.alive);
+    assert.ok(running.length >= 2);
+    // No token to fall back on: a restart must use the identity.
+    for (const a of running) rmSync(join(a.dir, 'token'));
+    const before = await clusterNames(server);
+    const leader = await waitForNetworkLeader(running.filter((a) => a.name.startsWith('a')));
+    const polls = (leader.log.match(/poll started/g) ?? []).length;
+    await waitFor('a poll to start', async () => (leader.log.match(/poll started/g) ?? []).length > polls, { timeoutMs: 10_000 });
+    await server.stop('SIGKILL');
+    const east = await eksAdmin(moto, 'us-east-1');
+    await east.send(new CreateClusterCommand({ name: 'p-after', roleArn: `arn:aws:iam::${OWN}:role/eks`, resourcesVpcConfig: {}, tags: { env: 'prod' } }));
+    await east.send(new DeleteClusterCommand({ name: 's1' }));
+    const logMarks = running.map((a) => a.log.length);
+    await server.start();
+    const readyAt = Date.now();
+    // Every agent is heard from again (a heartbeat, a poll, a claim) through the new server process.
+    await waitFor('every agent to call the restarted server', async () => running.every((a, i) => /poll started|leading|standby/.test(a.log.slice(logMarks[i])) || undefined), { timeoutMs: 10_000 }).catch(() => undefined);
+    const want = [...before.filter((n) => !n.startsWith('s1-')), `p-after-eks-us-east-1-${OWN}`].sort();
+    await waitFor('discovery to resume through the restarted server', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify(want), { timeoutMs: 30_000 });
+    const status = await server.kport(['get', 'discovery_service', '--format=json']);
+    const beats = JSON.parse(String(status.stdout)) as Array<{ spec: { host_id: string } ; metadata: { expires: string } }>;
+    const resumedMs = Date.now() - readyAt;
+    t.diagnostic(`discovery resumed ${resumedMs} ms after the restarted server was ready`);
+    assert.ok(resumedMs <= 10_000 + 2_000 * 2, `resumed in ${resumedMs} ms`);
+    for (const a of running) assert.ok(a.alive, `${a.name} survived the server restart`);
+    for (const a of running) assert.ok(beats.some((b) => b.spec.host_id === a.hostId()), `${a.name} heartbeats`);
+    assert.equal(new Set(want).size, want.length);
+    assert.ok(!existsSync(join(running[0]!.dir, 'token')));
+  });
+});
