@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -58,11 +58,16 @@ _kport_choices() {
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens discover kube rbac get rm create completion version" ;;
+    "") words="tokens server agents discover kube rbac get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
-    "tokens add") words="--type --ttl --value --labels -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "tokens add") words="--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "server") words="start" ;;
+    "server start") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "agents") words="ls rm" ;;
+    "agents ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "agents rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover") words="run policy" ;;
     "discover run") words="--once --token -c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover policy") words="--for-role -c --config --data-dir --format -o --output --debug --no-color" ;;
@@ -73,8 +78,8 @@ _kport_words() {
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "get") words="-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent" ;;
-    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/" ;;
+    "get") words="-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event" ;;
+    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/ audit_event/" ;;
     "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format -o --output --debug --no-color bash zsh fish" ;;
     "version") words="-c --config --data-dir --format -o --output --debug --no-color" ;;

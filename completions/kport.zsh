@@ -3,11 +3,16 @@
 _kport_words() {
   reply=()
   case "$1" in
-    "") reply=(tokens discover kube rbac get rm create completion version) ;;
+    "") reply=(tokens server agents discover kube rbac get rm create completion version) ;;
     "tokens") reply=(add ls rm) ;;
-    "tokens add") reply=(--type --ttl --value --labels -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "tokens add") reply=(--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "server") reply=(start) ;;
+    "server start") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "agents") reply=(ls rm) ;;
+    "agents ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "agents rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover") reply=(run policy) ;;
     "discover run") reply=(--once --token -c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover policy") reply=(--for-role -c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -18,8 +23,8 @@ _kport_words() {
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "get") reply=(-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent) ;;
-    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/) ;;
+    "get") reply=(-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event) ;;
+    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/ audit_event/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
     "version") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -50,7 +55,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

@@ -86,7 +86,7 @@ describe('tokens', () => {
     const secret = (await run(['tokens', 'add', '--type=discovery', '--ttl=1h', '--format=text'])).stdout.trim();
     const backend = await SqliteBackend.open(join(home, 'data', 'kport', 'kport.db'));
     try {
-      assert.equal((await validateJoinToken(backend, secret, ['discovery'], start)).spec.roles[0], 'Discovery');
+      assert.equal((await validateJoinToken(backend, secret, ['discovery'], start)).token.spec.roles[0], 'Discovery');
       await assert.rejects(validateJoinToken(backend, secret, ['discovery', 'kube'], start), /the token does not allow role kube/);
       await assert.rejects(validateJoinToken(backend, 'not-a-token', ['discovery'], start), /token expired or not found/);
       const later = new Date(start.getTime() + 2 * 3_600_000);
