@@ -31,9 +31,11 @@ export interface Fence {
 export interface TxnOp {
   key: string;
   revision: number;
-  /** The new value; undefined deletes the key. */
+  /** The new value; undefined deletes the key (unless `checkOnly`). */
   value?: string;
   ttlMs?: number;
+  /** Only the condition: the key must still be at `revision`; nothing is written to it. */
+  checkOnly?: boolean;
 }
 
 export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string; revision: number };

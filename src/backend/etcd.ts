@@ -130,10 +130,10 @@ export class EtcdBackend implements Backend {
 
   async transact(ops: TxnOp[]): Promise<boolean> {
     if (ops.length === 0) return true;
-    const leases = await Promise.all(ops.map((op) => (op.value !== undefined && op.ttlMs !== undefined ? this.grantLease(op.ttlMs).then((l) => l.id) : undefined)));
+    const leases = await Promise.all(ops.map((op) => (!op.checkOnly && op.value !== undefined && op.ttlMs !== undefined ? this.grantLease(op.ttlMs).then((l) => l.id) : undefined)));
     let txn = this.#ns.if(ops[0]!.key, ops[0]!.revision === 0 ? 'Create' : 'Mod', '==', ops[0]!.revision);
     for (const op of ops.slice(1)) txn = txn.and(op.key, op.revision === 0 ? 'Create' : 'Mod', '==', op.revision);
-    const writes = ops.map((op, i) => (op.value === undefined ? this.#ns.delete().key(op.key) : this.#ns.put(op.key).value(op.value).lease(leases[i] ?? 0)));
+    const writes = ops.flatMap((op, i) => (op.checkOnly ? [] : [op.value === undefined ? this.#ns.delete().key(op.key) : this.#ns.put(op.key).value(op.value).lease(leases[i] ?? 0)]));
     return (await txn.then(...writes).commit()).succeeded;
   }
 

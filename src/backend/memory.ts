@@ -65,6 +65,7 @@ export class MemoryBackend implements Backend {
   async transact(ops: TxnOp[]): Promise<boolean> {
     if (!ops.every((op) => (this.#live(op.key)?.revision ?? 0) === op.revision)) return false;
     for (const op of ops) {
+      if (op.checkOnly) continue;
       if (op.value === undefined) {
         if (op.revision !== 0) this.#remove(op.key);
       } else this.#write(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });

@@ -149,6 +149,7 @@ export class SqliteBackend implements Backend {
       const current = (key: string) => toItem(this.#stmts.get!.get(key, this.#now(), this.#now()))?.revision ?? 0;
       if (!ops.every((op) => current(op.key) === op.revision)) return false;
       for (const op of ops) {
+        if (op.checkOnly) continue;
         if (op.value === undefined) {
           if (op.revision !== 0) this.#remove(op.key, this.#nextRevision());
         } else this.#write(op.key, op.value, op.ttlMs === undefined ? undefined : { ttlMs: op.ttlMs });

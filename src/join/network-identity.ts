@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
-import { createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
+import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
 import { fetchPinnedCA, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
 
@@ -91,7 +91,8 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
   let stopped = false;
   const schedule = () => {
     const cert = new X509Certificate(identity.credential.cert);
-    const from = Date.parse(cert.validFrom);
+    // The server backdates notBefore by a minute for clock skew: the life starts a minute later.
+    const from = Date.parse(cert.validFrom) + CLOCK_SKEW_MS;
     const to = Date.parse(cert.validTo);
     const at = from + ((to - from) * 2) / 3;
     timer = setTimeout(() => void renewOnce(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));

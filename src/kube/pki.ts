@@ -1,5 +1,6 @@
-import * as x509 from '@peculiar/x509';
+// certs.ts first: it loads the reflect-metadata polyfill @peculiar/x509 needs.
 import { ALG, escapeDn, keyPem, serial } from '../pki/certs.ts';
+import * as x509 from '@peculiar/x509';
 
 const webcrypto = globalThis.crypto;
 

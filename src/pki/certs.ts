@@ -42,6 +42,10 @@ export function pem(label: string, der: Buffer): string {
   return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
 }
 
+export function parseCertificate(text: string): x509.X509Certificate {
+  return new x509.X509Certificate(text);
+}
+
 /** PEM text that ends with a newline, so certificates concatenate into a chain. */
 export function certPem(cert: x509.X509Certificate | x509.Pkcs10CertificateRequest): string {
   return `${cert.toString('pem').trimEnd()}\n`;
@@ -116,6 +120,9 @@ export async function createAuthority(commonName: string, validForMs: number): P
   return { cert, keys };
 }
 
+/** How far back a certificate's notBefore is set, so a peer whose clock is a little behind accepts it. */
+export const CLOCK_SKEW_MS = 60_000;
+
 export interface LeafOptions {
   commonName: string;
   organizations?: string[];
@@ -128,14 +135,14 @@ export interface LeafOptions {
 
 /** Signs a leaf certificate for `publicKey` (the requester's; the authority never sees its private key). */
 export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x509.PublicKey, opts: LeafOptions): Promise<x509.X509Certificate> {
-  const notBefore = new Date(Date.now() - 60_000);
+  const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
   const sans = [...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
   return x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [`CN=${escapeDn(opts.commonName)}`, ...(opts.organizations ?? []).map((o) => `O=${escapeDn(o)}`)].join(', '),
     issuer: ca.cert.subject,
     notBefore,
-    notAfter: new Date(notBefore.getTime() + 60_000 + opts.validForMs),
+    notAfter: new Date(notBefore.getTime() + CLOCK_SKEW_MS + opts.validForMs),
     signingAlgorithm: ALG,
     publicKey,
     signingKey: ca.keys.privateKey,

@@ -1,10 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
-import { certPem, createAuthority, importKeyPem, keyPem, spkiPin, type SigningAuthority } from '../pki/certs.ts';
+import { certPem, createAuthority, importKeyPem, keyPem, parseCertificate, spkiPin, type SigningAuthority } from '../pki/certs.ts';
 
 /** The server's three CAs (DESIGN.md §9): its own TLS, agents' host certs, people's user certs. */
 export const AUTHORITY_NAMES = ['server_tls', 'host', 'user'] as const;
@@ -75,7 +74,7 @@ async function openAuthority(stored: StoredAuthority, seal: Buffer, sealPath: st
   } catch {
     throw new UserError(`The ${stored.name} CA in the store was sealed with another key than ${sealPath}: copy seal.key from the server that created it.`, 1);
   }
-  return { name: stored.name, cert: new x509.X509Certificate(stored.cert), certPem: stored.cert, keys: await importKeyPem(text) };
+  return { name: stored.name, cert: parseCertificate(stored.cert), certPem: stored.cert, keys: await importKeyPem(text) };
 }
 
 function sealText(text: string, seal: Buffer, name: string): StoredAuthority['sealed_key'] {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
-import { certPem, hostClaims, issueLeaf, keyHash, publicKeyHash, verifiedCsrKey } from '../pki/certs.ts';
+import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
@@ -68,42 +68,41 @@ export function parseJoinRequest(body: unknown): JoinRequest {
  * in the same transaction that records the agent, a host id assigned, a host cert signed.
  */
 export async function join(deps: JoinDeps, req: JoinRequest, address: string): Promise<{ identity: IssuedIdentity; tokenName: string }> {
-  const now = deps.now();
-  const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
-  if (!check.ok) throw new Refusal(403, check.reason.startsWith('token expired') ? 'token_invalid' : 'role_not_allowed', check.reason, check.tokenName);
-  const tokenName = check.token.metadata.name;
   const publicKey = await verifiedCsrKey(req.csr);
-  if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', tokenName);
-  const hostId = randomUUID();
-  const cert = await issueLeaf(deps.authorities.host, publicKey, {
-    commonName: hostId,
-    organizations: ['kport-agents'],
-    usage: 'client',
-    validForMs: deps.hostCertTtlMs,
-    host: { roles: req.roles, discovery_group: req.discovery_group ?? '' },
-  });
-  const pemText = certPem(cert);
-  const record: Agent = {
-    kind: AGENT,
-    version: 'v1',
-    metadata: { name: hostId, description: `kport agent on ${req.hostname}` },
-    spec: {
-      host_id: hostId,
-      hostname: req.hostname,
-      roles: req.roles,
-      joined: now.toISOString(),
-      token_name: tokenName,
-      credential_hash: publicKeyHash(pemText),
-      credential_type: 'x509',
-      discovery_group: req.discovery_group ?? '',
-      address,
-      last_seen: now.toISOString(),
-    },
-  };
-  const recorded = await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }]);
-  // Another join used the token between our read and our write: its count is the true one; try again.
-  if (!recorded) return join(deps, req, address);
-  return { identity: { host_id: hostId, roles: req.roles, discovery_group: req.discovery_group ?? '', cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() }, tokenName };
+  for (let attempt = 0; ; attempt++) {
+    const now = deps.now();
+    const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
+    if (!check.ok) throw new Refusal(403, check.reason.startsWith('token expired') ? 'token_invalid' : 'role_not_allowed', check.reason, check.tokenName);
+    const tokenName = check.token.metadata.name;
+    if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', tokenName);
+    const hostId = randomUUID();
+    const group = req.discovery_group ?? '';
+    const record: Agent = {
+      kind: AGENT,
+      version: 'v1',
+      metadata: { name: hostId, description: `kport agent on ${req.hostname}` },
+      spec: {
+        host_id: hostId,
+        hostname: req.hostname,
+        roles: req.roles,
+        joined: now.toISOString(),
+        token_name: tokenName,
+        credential_hash: keyHash(publicKey),
+        credential_type: 'x509',
+        discovery_group: group,
+        address,
+        last_seen: now.toISOString(),
+      },
+    };
+    // The use is counted in the same transaction that records the agent; the cert is signed only after.
+    if (!(await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }]))) {
+      // Another join used the token between our read and our write: read it again.
+      if (attempt >= 20) throw new Refusal(503, 'busy', 'the token is being used by many agents at once: try again');
+      continue;
+    }
+    const cert = await issueLeaf(deps.authorities.host, publicKey, { commonName: hostId, organizations: ['kport-agents'], usage: 'client', validForMs: deps.hostCertTtlMs, host: { roles: req.roles, discovery_group: group } });
+    return { identity: { host_id: hostId, roles: req.roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() }, tokenName };
+  }
 }
 
 /** What a verified host certificate says, checked against the store: undefined when the agent was removed. */

@@ -14,6 +14,7 @@ import { refusal, type BackendCall, type HostCaller } from './policy.ts';
 
 const MAX_BODY = 1 << 20;
 const LAST_SEEN_EVERY_MS = 60_000;
+const WATCH_RECHECK_MS = 5_000;
 
 export interface ServerOptions {
   backend: Backend;
@@ -41,7 +42,7 @@ export class KportServer {
   readonly #deps: JoinDeps;
   readonly #callers = new WeakMap<TLSSocket, VerifiedCaller | Refusal>();
   /** Leases granted to agents, by id, so only their holder keeps them alive or attaches keys to them. */
-  readonly #leases = new Map<string, { hostId: string; lease: Lease }>();
+  readonly #leases = new Map<string, { hostId: string; lease: Lease; expires: number }>();
   readonly #lastSeen = new Map<string, number>();
   #server?: Http2SecureServer;
   readonly #watches = new Set<AbortController>();
@@ -204,7 +205,8 @@ export class KportServer {
           return { deleted: await backend.delete(call.key, current.revision, opts) };
         case 'grant': {
           const granted = await backend.grantLease(call.ttl_ms);
-          this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted });
+          this.#sweepLeases();
+          this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted, expires: Date.now() + granted.ttlMs });
           return { lease: { id: granted.id, ttl_ms: granted.ttlMs } };
         }
         case 'keepalive': {
@@ -212,6 +214,7 @@ export class KportServer {
           if (!held || held.hostId !== caller.hostId) return { alive: false };
           const alive = await held.lease.keepAlive();
           if (!alive) this.#leases.delete(call.lease);
+          else held.expires = Date.now() + held.lease.ttlMs;
           return { alive };
         }
         case 'revoke': {
@@ -232,6 +235,12 @@ export class KportServer {
     }
   }
 
+  /** Forgets leases their agents stopped keeping alive (the store expires them on its own). */
+  #sweepLeases(): void {
+    const now = Date.now();
+    for (const [id, held] of this.#leases) if (held.expires < now) this.#leases.delete(id);
+  }
+
   #ownLease(caller: VerifiedCaller, id: string): string {
     const held = this.#leases.get(id);
     if (!held || held.hostId !== caller.hostId) throw new Refusal(409, 'lease_expired', `lease ${id} has expired`);
@@ -247,9 +256,14 @@ export class KportServer {
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
+    // A removed agent's watch ends too, within a few seconds.
+    const recheck = setInterval(() => {
+      void currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => known || stop.abort(), () => undefined);
+    }, WATCH_RECHECK_MS);
     try {
       for await (const event of this.#opts.backend.watch(call.prefix, stop.signal)) res.write(`${JSON.stringify(event)}\n`);
     } finally {
+      clearInterval(recheck);
       this.#watches.delete(stop);
       res.end();
     }

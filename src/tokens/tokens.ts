@@ -108,7 +108,7 @@ export async function checkJoinToken(backend: Backend, secret: string, requiredR
  */
 export function tokenUseOp(check: { token: Token; item: Item }, now: Date): TxnOp {
   const { token, item } = check;
-  if (token.spec.uses_remaining === undefined) return { key: item.key, revision: item.revision, value: item.value, ...ttlLeft(token, now) };
+  if (token.spec.uses_remaining === undefined) return { key: item.key, revision: item.revision, checkOnly: true };
   if (token.spec.uses_remaining <= 1) return { key: item.key, revision: item.revision };
   const next: Token = { ...token, spec: { ...token.spec, uses_remaining: token.spec.uses_remaining - 1 } };
   return { key: item.key, revision: item.revision, value: encodeResource(next), ...ttlLeft(token, now) };

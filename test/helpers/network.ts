@@ -21,7 +21,7 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; env?: Record<string, string> } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = await freePort();
   const config = join(dir, 'kport.yaml');
@@ -35,7 +35,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
     }),
   );
-  const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const env = { ...opts.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,
     port,

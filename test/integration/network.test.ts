@@ -1,7 +1,9 @@
 // Network mode, part 1 (issue 12): a real `kport server start`, agents on their own data dirs that
 // join it with a token and discover from moto through it, failover, a server killed mid-poll.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateClusterCommand, DeleteClusterCommand } from '@aws-sdk/client-eks';
@@ -10,7 +12,7 @@ import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { setupAgent } from '../helpers/agent.ts';
-import { networkAgent, serverClusters, startServer, waitForNetworkLeader, type NetworkAgent, type TestServer } from '../helpers/network.ts';
+import { auditEvents, networkAgent, serverClusters, startServer, waitForNetworkLeader, type NetworkAgent, type TestServer } from '../helpers/network.ts';
 
 const OWN = '123456789012';
 const prodMatchers = [{ types: ['eks'], regions: ['us-east-1', 'eu-west-1'], tags: { env: 'prod' } }];
@@ -117,5 +119,45 @@ describe('network mode: agents that join a server and hold no store', { concurre
     for (const a of running) assert.ok(beats.some((b) => b.spec.host_id === a.hostId()), `${a.name} heartbeats`);
     assert.equal(new Set(want).size, want.length);
     assert.ok(!existsSync(join(running[0]!.dir, 'token')));
+  });
+});
+
+describe('network mode: host certificates are renewed at two thirds of their life', { timeout: 120_000 }, () => {
+  test('an agent with a 6 s certificate renews it with the same key and roles and keeps working; the server runs discovery in-process when enabled', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    const moto = await startMoto();
+    await createClusters(moto, [{ name: 'r0', region: 'us-east-1', tags: { env: 'renew' } }, { name: 'i0', region: 'us-east-1', tags: { env: 'inproc' } }]);
+    // The server discovers group "inproc" itself, on its own store, as Teleport's guide runs it.
+    const server = await startServer({
+      hostCertTtl: '6s',
+      env: moto.env,
+      discovery: { enabled: 'yes', discovery_group: 'inproc', poll_interval: '2s', leader_lease_ttl: '2s', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'inproc' } }] },
+    });
+    const agent = await networkAgent(moto, server, { name: 'renew', group: 'renew', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'renew' } }] });
+    try {
+      agent.start();
+      await waitFor('the agent to join', async () => existsSync(join(agent.dataDir, 'identity', 'identity.json')) || undefined, { timeoutMs: 30_000 });
+      const identity = () => JSON.parse(readFileSync(join(agent.dataDir, 'identity', 'identity.json'), 'utf8')) as { host_id: string; roles: string[]; credential: { cert: string; expires: string } };
+      const first = identity();
+      const key = readFileSync(join(agent.dataDir, 'identity', 'key.pem'), 'utf8');
+      await waitFor('two renewals', async () => (await auditEvents(server)).filter((e) => e.spec.type === 'agent.renew' && e.spec.outcome === 'allowed').length >= 2 || undefined, { timeoutMs: 30_000 });
+      const renewed = identity();
+      assert.notEqual(renewed.credential.cert, first.credential.cert, 'a new certificate');
+      assert.equal(renewed.host_id, first.host_id);
+      assert.deepEqual(renewed.roles, ['discovery']);
+      assert.equal(readFileSync(join(agent.dataDir, 'identity', 'key.pem'), 'utf8'), key, 'the same key');
+      assert.ok(new X509Certificate(renewed.credential.cert).publicKey.equals(new X509Certificate(first.credential.cert).publicKey));
+      // Past the first certificate's end, the agent still works on the renewed one.
+      await sleep(Math.max(0, Date.parse(first.credential.expires) - Date.now()) + 500);
+      assert.ok(agent.alive, agent.log);
+      await waitFor('both groups discovered', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify([`i0-eks-us-east-1-${OWN}`, `r0-eks-us-east-1-${OWN}`]) || undefined, { timeoutMs: 20_000 });
+      const marks = agent.log.length;
+      await waitFor('a poll after the first certificate expired', async () => /poll done/.test(agent.log.slice(marks)) || undefined, { timeoutMs: 10_000 });
+    } finally {
+      agent.proc?.kill('SIGKILL');
+      await agent.proc?.catch(() => undefined);
+      await server.stop('SIGKILL');
+      await moto.stop();
+    }
   });
 });
