@@ -28,6 +28,8 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
 });
 
 const stringList = z.union([z.string(), z.array(z.string())]);
+/** Teleport's CA pin: the SHA-256 of the CA's SubjectPublicKeyInfo, as `kport tokens add` prints it. */
+const caPin = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256: and 64 hex digits, as `kport tokens add` prints it');
 /** Tag/label selectors: every key must match; a value may be one string or a list (any of). */
 export const labelSelector = z.record(z.string(), stringList).superRefine((selector, ctx) => {
   for (const message of validateSelector(selector)) ctx.addIssue({ code: 'custom', message });
@@ -113,7 +115,7 @@ export const configSchema = z.strictObject({
       auth_token: z.string().optional(),
       proxy_server: z.string().optional(),
       /** The server CA's SPKI hash (`sha256:...`), checked on an agent's first contact. */
-      ca_pin: stringList.optional(),
+      ca_pin: z.union([caPin, z.array(caPin)]).optional(),
       auth_server: z.string().optional(),
       auth_servers: z.array(z.string()).optional(),
       log: z.record(z.string(), z.unknown()).optional(),

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
+import { UserError } from './errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Context } from './context.ts';
 import { parseFormat, type Format } from './output.ts';
@@ -53,6 +54,13 @@ export class Session {
   backend(): Promise<Backend> {
     this.#backend ??= (async () => {
       const config = await this.config();
+      if (config.teleport.proxy_server) {
+        // An agent's config: the store is the server's, and this machine must not grow a second one.
+        throw new UserError(
+          `${config.source ?? 'The configuration'} joins the kport server at ${config.teleport.proxy_server} (teleport.proxy_server), so there is no store here: run this command on the server, with the server's config.`,
+          2,
+        );
+      }
       const { openBackend } = await import('../backend/open.ts');
       const backend = await openBackend(config.teleport.storage, config.dataDir);
       warnIfOpen(config.dataDir, this.ctx);

@@ -54,10 +54,12 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       let out = '';
       proc.stdout!.on('data', (c: Buffer) => (out += c));
       proc.stderr!.on('data', (c: Buffer) => (server.log += c));
-      server.pin = await waitFor('the server to be ready', async () => {
-        if (proc.exitCode !== null && proc.exitCode !== undefined) throw new Error(`kport server start exited ${proc.exitCode}: ${server.log}`);
-        return /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1];
-      }, { timeoutMs: 30_000 });
+      let exited: number | undefined;
+      void proc.then((r) => (exited = r.exitCode ?? -1));
+      server.pin = await Promise.race([
+        waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 }),
+      ]);
+      if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
     },
     async stop(signal = 'SIGTERM') {
       server.proc?.kill(signal);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { UsageError } from '../../core/errors.ts';
+import { UsageError, UserError } from '../../core/errors.ts';
 import { serialize } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
@@ -39,7 +39,13 @@ export const serverStart: CommandDef = {
     const { authorities, created } = await loadAuthorities(backend, config.dataDir);
     const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${line}\n`), now: ctx.now });
     const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, now: ctx.now });
-    const address = await server.listen();
+    const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+        const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
+        throw new UserError(`Cannot listen on ${listen.host}:${listen.port} (${listenKey}): ${why}; stop what holds it or set another ${listenKey}.`);
+      }
+      throw err;
+    });
     const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
     if (session.format !== 'text') {
       ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created }, session.format));
