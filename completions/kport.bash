@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -78,7 +78,7 @@ _kport_words() {
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "get") words="-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event" ;;
+    "get") words="-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event" ;;
     "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/ audit_event/" ;;
     "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format -o --output --debug --no-color bash zsh fish" ;;

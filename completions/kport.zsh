@@ -23,7 +23,7 @@ _kport_words() {
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "get") reply=(-v --verbose -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event) ;;
+    "get") reply=(-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service agent audit_event) ;;
     "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ agent/ audit_event/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
@@ -55,7 +55,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

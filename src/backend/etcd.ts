@@ -54,7 +54,8 @@ export class EtcdBackend implements Backend {
 
   async get(key: string): Promise<Item | undefined> {
     const res = await this.#ns.get(key).exec();
-    return res.kvs[0] && toItem(res.kvs[0]);
+    // A single-key read answers with the namespaced key (lists and watches strip it): name it as asked.
+    return res.kvs[0] && { ...toItem(res.kvs[0]), key };
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {

@@ -204,7 +204,7 @@ function unreachable(address: ServerAddress, err: unknown): Error {
   const cause = describeConnectError(err) ?? (err as Error).message;
   const where = `${address.host}:${address.port}`;
   if (cause.startsWith('TLS verification failed')) {
-    return new UserError(`The kport server at ${where} failed ${cause.slice(4)}: its certificate is not from the CA this agent trusted when it joined.`, 4, { cause: err });
+    return new UserError(`The kport server at ${where} is not the one this agent joined: ${cause}; if the server was rebuilt with new CAs, remove the agent's identity directory and join again with a new token.`, 4, { cause: err });
   }
   return new ServerUnreachable(`the kport server at ${where} is unreachable: ${cause}`, { cause: err });
 }

@@ -61,7 +61,11 @@ export function backendContract(name: string, target: ContractTarget): void {
     }));
 
     test('a transaction writes all of its keys or none', withBackend(async (b) => {
-      const token = await b.put('/t/token', 'uses=2');
+      await b.put('/t/token', 'uses=2', { ttlMs: 60_000 });
+      // At the key and revision a read returns, as a join reads its token.
+      const token = (await b.get('/t/token'))!;
+      assert.equal(token.key, '/t/token');
+      assert.ok(await b.transact([{ key: token.key, revision: token.revision, checkOnly: true }]), 'a check-only step passes at the revision read');
       assert.ok(await b.transact([{ key: '/t/token', revision: token.revision, value: 'uses=1' }, { key: '/t/agent-a', revision: 0, value: 'a', ttlMs: 60_000 }]));
       assert.equal((await b.get('/t/token'))?.value, 'uses=1');
       assert.equal((await b.get('/t/agent-a'))?.value, 'a');

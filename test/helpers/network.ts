@@ -21,7 +21,7 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; env?: Record<string, string>; storage?: unknown } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = await freePort();
   const config = join(dir, 'kport.yaml');
@@ -29,7 +29,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data') },
+      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }) },
       proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),

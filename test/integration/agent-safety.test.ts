@@ -132,7 +132,7 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     }
     const agents = JSON.parse(String((await agent.kport(['get', 'agent', '--format=json'])).stdout));
     assert.deepEqual(agents.map((a: { spec: { host_id: string; roles: string[] } }) => [a.spec.host_id, a.spec.roles]), [[identity.host_id, ['discovery']]]);
-    assert.ok(!JSON.stringify(agents).includes('credential'), 'get agent shows no credential hash');
+    assert.ok(!JSON.stringify(agents).includes('credential_hash'), 'get agent shows no credential hash');
 
     // An empty token file is named as such when a join is needed.
     assert.equal((await agent.kport(['rm', `agent/${identity.host_id}`])).exitCode, 0);

@@ -1,7 +1,7 @@
 // Network mode, part 1 (issue 12): a real `kport server start`, agents on their own data dirs that
 // join it with a token and discover from moto through it, failover, a server killed mid-poll.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { CreateClusterCommand, DeleteClusterCommand } from '@aws-sdk/client-eks';
 import { createClusters, eksAdmin } from '../peers/aws.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
+import { startEtcd } from '../peers/etcd.ts';
+import { Etcd3 } from 'etcd3';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { setupAgent } from '../helpers/agent.ts';
@@ -158,6 +160,42 @@ describe('network mode: host certificates are renewed at two thirds of their lif
       await agent.proc?.catch(() => undefined);
       await server.stop('SIGKILL');
       await moto.stop();
+    }
+  });
+});
+
+describe('network mode on etcd', { timeout: 180_000 }, () => {
+  test('a server on etcd: an agent joins with a --uses 1 token and discovers; no etcd key holds a token secret, an agent key or a CA key in clear', async (t) => {
+    if (!havePeer(t, 'etcd and moto', [BINARIES.etcd(), BINARIES.motoServer()])) return;
+    const [moto, etcd] = await Promise.all([startMoto(), startEtcd({ members: 1 })]);
+    const prefix = `/kport-${randomUUID()}`;
+    const server = await startServer({ storage: { type: 'etcd', peers: etcd.endpoints, prefix } });
+    let agent: NetworkAgent | undefined;
+    try {
+      await createClusters(moto, [{ name: 'e0', region: 'us-east-1', tags: { env: 'etcd' } }, { name: 'e1', region: 'us-east-1', tags: { env: 'etcd' } }]);
+      const secret = await server.token('discovery', ['--uses=1']);
+      agent = await networkAgent(moto, server, { name: 'etcd', group: 'etcd', token: secret, matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'etcd' } }] });
+      const run = await agent.start(['discover', 'run', '--once']);
+      assert.equal(run.exitCode, 0, agent.log);
+      assert.deepEqual(await clusterNames(server), [`e0-eks-us-east-1-${OWN}`, `e1-eks-us-east-1-${OWN}`]);
+      const tokens = await server.kport(['tokens', 'ls', '-o', 'json']);
+      assert.deepEqual(JSON.parse(String(tokens.stdout)), [], 'the single use deleted the token in the join transaction');
+      const client = new Etcd3({ hosts: etcd.endpoints });
+      try {
+        const all = await client.getAll().prefix(prefix).strings();
+        assert.ok(Object.keys(all).some((k) => k.includes('/authorities/host')) && Object.keys(all).some((k) => k.includes('/resources/agent/')));
+        const dump = JSON.stringify(all);
+        const key = readFileSync(join(agent.dataDir, 'identity', 'key.pem'), 'utf8').replace(/-----[^-]+-----|\s/g, '');
+        assert.ok(!dump.includes(secret), 'a token secret in etcd');
+        assert.ok(!dump.includes(key.slice(0, 40)) && !dump.includes(key.slice(-40)), 'the agent key in etcd');
+        assert.ok(!dump.includes('PRIVATE KEY'), 'a private key in clear in etcd');
+      } finally {
+        client.close();
+      }
+    } finally {
+      agent?.proc?.kill('SIGKILL');
+      await server.stop('SIGKILL');
+      await Promise.all([moto.stop(), etcd.stop()]);
     }
   });
 });

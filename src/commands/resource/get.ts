@@ -1,4 +1,4 @@
-import { UserError } from '../../core/errors.ts';
+import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
 import { parseRef } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
@@ -20,16 +20,26 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
 
 export const get: CommandDef = {
   path: ['get'],
-  summary: 'Show resources: kube_cluster, token, role, user, discovery_service',
+  summary: 'Show resources: kube_cluster, token, role, user, discovery_service, agent, audit',
   examples: [
     'kport get kube_cluster',
     'kport get kube_cluster/prod -o yaml',
     'kport get discovery_service',
+    'kport get audit --since 1h -o json',
   ],
   args: ['<kind[/name]>'],
-  options: [{ flags: '-v, --verbose', description: 'do not truncate columns' }],
+  options: [
+    { flags: '-v, --verbose', description: 'do not truncate columns' },
+    { flags: '--since <duration>', description: 'audit only: events of the last DURATION, such as 1h' },
+  ],
   async run({ args, opts, ctx, session }) {
     const { kind, name } = parseRef(args[0]!);
+    let since: number | undefined;
+    if (opts.since !== undefined) {
+      if (kind.kind !== 'audit_event') throw new UsageError(`--since applies to audit events: kport get audit --since ${String(opts.since)}.`);
+      const { parseDuration } = await import('../../core/duration.ts');
+      since = ctx.now().getTime() - parseDuration(String(opts.since), '--since');
+    }
     const backend = await session.backend();
     let resources;
     const fromConfig = await configDefined(kind.kind, session);
@@ -42,6 +52,8 @@ export const get: CommandDef = {
       const stored = await listResources(backend, kind.kind);
       // Config-defined roles and users win over resources of the same name, as kport reads them.
       resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      // Audit event names start with their time, so this keeps the last ones in order.
+      if (since !== undefined) resources = resources.filter((r) => Date.parse((r.spec as { time?: string }).time ?? '') >= since);
     }
     const format = session.format;
     if (format !== 'text') {
