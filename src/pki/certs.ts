@@ -51,13 +51,13 @@ export function certPem(cert: x509.X509Certificate | x509.Pkcs10CertificateReque
   return `${cert.toString('pem').trimEnd()}\n`;
 }
 
-export function serial(): string {
+function serial(): string {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   bytes[0]! &= 0x7f;
   return Buffer.from(bytes).toString('hex');
 }
 
-export function escapeDn(value: string): string {
+function escapeDn(value: string): string {
   return value.replace(/([,+"\\<>;=])/g, '\\$1');
 }
 
@@ -128,7 +128,7 @@ export interface LeafOptions {
   organizations?: string[];
   dnsNames?: string[];
   ips?: string[];
-  usage: 'server' | 'client';
+  usage: 'server' | 'client' | 'both';
   validForMs: number;
   host?: HostClaims;
 }
@@ -149,7 +149,7 @@ export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x50
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(opts.usage === 'server' ? [x509.ExtendedKeyUsage.serverAuth] : [x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension({ server: [x509.ExtendedKeyUsage.serverAuth], client: [x509.ExtendedKeyUsage.clientAuth], both: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] }[opts.usage]),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
       ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
       ...(opts.host ? [new x509.Extension(HOST_IDENTITY_OID, false, Buffer.from(JSON.stringify(opts.host)))] : []),
