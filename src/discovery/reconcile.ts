@@ -1,5 +1,6 @@
 import type { Backend, Fence } from '../backend/backend.ts';
 import { sortKeys } from '../core/output.ts';
+import { mapLimit } from './concurrency.ts';
 import { KUBE_CLUSTER, LABEL, type KubeCluster } from '../resources/kube-cluster.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource, listResources } from '../resources/store.ts';
@@ -28,6 +29,7 @@ export interface ReconcileResult {
 }
 
 const MAX_ATTEMPTS = 5;
+const WRITE_CONCURRENCY = 8;
 
 /** Ours: discovered from the cloud by an agent of this discovery group. */
 export function ownedBy(resource: KubeCluster, group: string): boolean {
@@ -52,28 +54,28 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileResult>
   const wanted = new Map(input.desired.map((r) => [r.metadata.name, r]));
   const fenced = input.fence ? { fence: input.fence } : {};
 
-  for (const [name, desired] of wanted) {
+  // Keys are independent: several writes in flight, so a remote backend's round trips overlap.
+  const outcomes = await mapLimit([...wanted], WRITE_CONCURRENCY, async ([name, desired]) => {
     const key = resourceKey(KUBE_CLUSTER, name);
     let existing = current.get(name);
     for (let attempt = 0; ; attempt++) {
-      if (existing && !ownedBy(existing, group)) {
-        result.conflicts.push(name);
-        break;
-      }
-      if (existing && sameContent(existing, desired)) break;
+      if (existing && !ownedBy(existing, group)) return 'conflict';
+      if (existing && sameContent(existing, desired)) return 'same';
       const done = existing
         ? await backend.compareAndSwap(key, encodeResource(desired), existing.metadata.revision!, fenced)
         : await backend.create(key, encodeResource(desired), fenced);
-      if (done) {
-        (existing ? result.updated : result.created).push(name);
-        break;
-      }
+      if (done) return existing ? 'updated' : 'created';
       // Another agent wrote first: look again and decide on what is there now.
       if (attempt + 1 >= MAX_ATTEMPTS) throw new Error(`kube_cluster ${name} kept changing under us; will retry next poll`);
       const item = await backend.get(key);
       existing = item && decodeResource<KubeCluster>(item);
     }
-  }
+  });
+  [...wanted.keys()].forEach((name, i) => {
+    const outcome = outcomes[i];
+    if (outcome === 'created' || outcome === 'updated') result[outcome].push(name);
+    else if (outcome === 'conflict') result.conflicts.push(name);
+  });
 
   for (const [name, existing] of current) {
     if (wanted.has(name) || !ownedBy(existing, group)) continue;
