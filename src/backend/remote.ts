@@ -1,5 +1,5 @@
 import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
-import { retrying, ServerRefusal, type ServerClient } from '../join/server-client.ts';
+import { retrying, ServerRefusal, type OutageLog, type ServerClient } from '../join/server-client.ts';
 
 /**
  * The Backend an agent holds in network mode (DESIGN.md §9): every call goes to the server, which
@@ -12,10 +12,12 @@ export class RemoteBackend implements Backend {
   readonly #client: ServerClient;
   readonly #stopRetrying: AbortSignal;
   readonly #onDenied: (err: AccessDeniedError) => AccessDeniedError;
+  readonly #outage?: OutageLog;
 
-  constructor(client: ServerClient, opts: { stopRetrying: AbortSignal; onDenied?: (err: AccessDeniedError) => AccessDeniedError }) {
+  constructor(client: ServerClient, opts: { stopRetrying: AbortSignal; onDenied?: (err: AccessDeniedError) => AccessDeniedError; outage?: OutageLog }) {
     this.#client = client;
     this.#stopRetrying = opts.stopRetrying;
+    this.#outage = opts.outage;
     this.#onDenied = opts.onDenied ?? ((err) => err);
   }
 
@@ -74,7 +76,7 @@ export class RemoteBackend implements Backend {
 
   async #call<T>(body: Record<string, unknown>, fence?: Fence): Promise<T> {
     try {
-      return await retrying(() => this.#client.call<T>('/v1/backend', body), this.#stopRetrying);
+      return await retrying(() => this.#client.call<T>('/v1/backend', body), this.#stopRetrying, this.#outage, this.#client.address);
     } catch (err) {
       throw this.#translate(err, fence, body.lease as string | undefined);
     }

@@ -137,7 +137,14 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
   });
 
   const parsed = configSchema.safeParse(raw);
-  if (parsed.success) return { ...parsed.data, warnings };
+  if (parsed.success) {
+    const teleport = parsed.data.teleport;
+    for (const key of ['auth_server', 'auth_servers'] as const) {
+      // Teleport agents may dial the auth service; kport's server has one port, reached as proxy_server.
+      if (teleport[key] !== undefined && !teleport.proxy_server) warnings.push(`teleport.${key}${lineOf(['teleport', key])} is not used: kport agents join the server through teleport.proxy_server (host:3080), so set that instead.`);
+    }
+    return { ...parsed.data, warnings };
+  }
   const all = parsed.error.issues.flatMap((issue) => describe(issue, lineOf, raw));
   const problems = all.length > MAX_REPORTED ? [...all.slice(0, MAX_REPORTED), `... and ${all.length - MAX_REPORTED} more`] : all;
   throw new UsageError(`${where} has ${all.length} problem${all.length === 1 ? '' : 's'}:\n${problems.map((p) => `  ${p}`).join('\n')}`);

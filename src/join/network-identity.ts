@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
-import { fetchPinnedCA, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
 
 export interface NetworkJoinOptions {
   dataDir: string;
@@ -51,7 +51,8 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
   }
 
-  const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal);
+  const outage = new OutageLog(opts.warn);
+  const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
   const keys = await generateKeys();
   const key = await keyPem(keys.privateKey);
   const anonymous = new ServerClient(opts.server, { ca });
@@ -61,6 +62,8 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
       async () =>
         anonymous.call('/v1/join', { token: opts.token(), roles: opts.roles, hostname: hostname(), csr: await createCsr(keys, hostname()), discovery_group: opts.discoveryGroup }),
       opts.signal,
+      outage,
+      opts.server,
     );
   } catch (err) {
     if (err instanceof ServerRefusal) {

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { checkServerIdentity, connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { UserError } from '../core/errors.ts';
+import { ExternalError, UserError } from '../core/errors.ts';
 import { describeConnectError } from '../core/net-errors.ts';
 import { pem, spkiPin } from '../pki/certs.ts';
 
@@ -21,9 +21,9 @@ export class ServerRefusal extends Error {
 }
 
 /** The server could not be reached or the connection broke mid-call: worth retrying. */
-export class ServerUnreachable extends Error {
+export class ServerUnreachable extends ExternalError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super('kport server', `${message.charAt(0).toUpperCase()}${message.slice(1)}.`, 1, options);
     this.name = 'ServerUnreachable';
   }
 }
@@ -209,13 +209,42 @@ function unreachable(address: ServerAddress, err: unknown): Error {
   return new ServerUnreachable(`the kport server at ${where} is unreachable: ${cause}`, { cause: err });
 }
 
+/** Says when the server became unreachable (then every 30 s while it stays so) and when it answers again. */
+export class OutageLog {
+  readonly #say: (message: string) => void;
+  #since?: number;
+  #lastSaid = 0;
+
+  constructor(say: (message: string) => void) {
+    this.#say = say;
+  }
+
+  failed(err: Error): void {
+    const now = Date.now();
+    this.#since ??= now;
+    if (now - this.#lastSaid < 30_000) return;
+    this.#lastSaid = now;
+    this.#say(`${err.message.replace(/\.$/, '')}; retrying${now > this.#since ? ` (for ${Math.round((now - this.#since) / 1000)} s)` : ''}`);
+  }
+
+  recovered(address: ServerAddress): void {
+    if (this.#since === undefined) return;
+    this.#say(`the kport server at ${address.host}:${address.port} answers again after ${Math.round((Date.now() - this.#since) / 1000)} s`);
+    this.#since = undefined;
+    this.#lastSaid = 0;
+  }
+}
+
 /** Calls `fn` until it does not fail with ServerUnreachable, backing off 0.25-2 s with jitter, or until `signal` aborts. */
-export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fn();
+      const result = await fn();
+      if (attempt > 0 && address) outage?.recovered(address);
+      return result;
     } catch (err) {
       if (!(err instanceof ServerUnreachable) || signal?.aborted) throw err;
+      outage?.failed(err);
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw err;

@@ -74,6 +74,17 @@ describe('kport server start', { timeout: 120_000 }, () => {
     res = await kport(['discover', 'run', '--once'], agent({ proxy_server: '127.0.0.1:1', ca_pin: 'sha256:abc' }));
     assert.equal(res.exitCode, 2);
     assert.match(String(res.stderr), /teleport\.ca_pin \(line \d+\): expected sha256: and 64 hex digits/);
+    // A server that is not there (yet): said at once, retried, and Ctrl-C stops the wait quietly.
+    writeFileSync(join(dir, 'kport.yaml'), stringify(agent({ proxy_server: '127.0.0.1:1' })));
+    const waiting = execa(process.execPath, [KPORT_BIN, '-c', join(dir, 'kport.yaml'), 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    let said = '';
+    waiting.stderr!.on('data', (c: Buffer) => (said += c));
+    while (!/retrying/.test(said)) await new Promise((r) => setTimeout(r, 50));
+    waiting.kill('SIGINT');
+    res = await waiting;
+    assert.equal(res.exitCode, 130);
+    assert.match(said, /The kport server at 127\.0\.0\.1:1 is unreachable: connection refused \(ECONNREFUSED 127\.0\.0\.1:1\); retrying/);
+    assert.doesNotMatch(said, /bug|ERROR/);
     for (const args of [['get', 'kube_cluster'], ['tokens', 'add', '--type=discovery']]) {
       res = await kport(args, agent({ proxy_server: '127.0.0.1:1' }));
       assert.equal(res.exitCode, 2, args.join(' '));

@@ -43,13 +43,19 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const token = () => readToken(tokenSource, ctx.cwd);
   if (config.teleport.proxy_server) {
     // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
-    const [{ joinServer }, { parseServerAddress }, { RemoteBackend }] = await Promise.all([
+    const [{ joinServer }, { parseServerAddress, OutageLog }, { RemoteBackend }] = await Promise.all([
       import('../../join/network-identity.ts'),
       import('../../join/server-client.ts'),
       import('../../backend/remote.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
-    const agent = await joinServer({ dataDir: config.dataDir, server: parseServerAddress(config.teleport.proxy_server), pins, roles, discoveryGroup: discovery.discovery_group, token, signal: ctx.signal, warn: (m) => ctx.logger.warn(m) });
+    const server = parseServerAddress(config.teleport.proxy_server);
+    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery.discovery_group, token, signal: ctx.signal, warn: (m) => ctx.logger.warn(m) }).catch((err: unknown) => {
+      // Stopped while waiting for an unreachable server: a stop, not a failure.
+      if (ctx.signal.aborted) return undefined;
+      throw err;
+    });
+    if (!agent) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
     ctx.logger.debug(agent.joined ? `joined ${config.teleport.proxy_server} as host ${agent.identity.host_id}; the token is not needed again` : `resumed as host ${agent.identity.host_id}`);
     const fatal = new AbortController();
     let fatalError: Error | undefined;
@@ -59,7 +65,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     });
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
-    const backend = new RemoteBackend(agent.client, { stopRetrying: AbortSignal.any([ctx.signal, fatal.signal]), onDenied: removedHint });
+    const backend = new RemoteBackend(agent.client, { stopRetrying: AbortSignal.any([ctx.signal, fatal.signal]), onDenied: removedHint, outage: new OutageLog((m) => ctx.logger.warn(m)) });
     try {
       return await runDiscovery({ ctx, format: session.format, discovery, backend, hostId: agent.identity.host_id, once: Boolean(opts.once), signal: AbortSignal.any([ctx.signal, fatal.signal]) });
     } finally {
