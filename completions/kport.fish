@@ -56,7 +56,7 @@ complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcomma
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from check' -l as-role-arn
 complete -c kport -n '__fish_seen_subcommand_from get' -l verbose
 complete -c kport -n '__fish_seen_subcommand_from get' -l since
-complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service agent audit_event'
+complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service kube_server agent audit_event'
 complete -c kport -n '__fish_seen_subcommand_from create' -l file
 complete -c kport -n '__fish_seen_subcommand_from create' -l force
 complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered

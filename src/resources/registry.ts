@@ -5,6 +5,7 @@ import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
 import { KUBE_CLUSTER, discoveredName, type KubeCluster } from './kube-cluster.ts';
+import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import type { Resource } from './resource.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { getResource, listResources } from './store.ts';
@@ -121,6 +122,15 @@ const agent: ResourceKind<Agent> = {
   find: byName(AGENT),
 };
 
+const kubeServer: ResourceKind<KubeServer> = {
+  kind: KUBE_SERVER,
+  aliases: ['kube_servers'],
+  headers: ['Host ID', 'Hostname', 'Clusters', 'Expires'],
+  row: (k, tty, verbose) => [k.spec.host_id, k.spec.hostname, verbose || k.spec.clusters.length <= 5 ? k.spec.clusters.join(',') || '-' : `${k.spec.clusters.slice(0, 5).join(',')} and ${k.spec.clusters.length - 5} more`, formatTime(k.metadata.expires, tty)],
+  dto: asStored,
+  find: byName(KUBE_SERVER),
+};
+
 const auditEvent: ResourceKind<AuditEvent> = {
   kind: AUDIT_EVENT,
   aliases: ['audit', 'audit_events', 'events'],
@@ -130,7 +140,7 @@ const auditEvent: ResourceKind<AuditEvent> = {
   find: byName(AUDIT_EVENT),
 };
 
-export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, agent, auditEvent] as unknown as ResourceKind[];
+export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, kubeServer, agent, auditEvent] as unknown as ResourceKind[];
 
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();

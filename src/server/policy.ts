@@ -1,6 +1,7 @@
 import type { Fence, Item } from '../backend/backend.ts';
 import { DISCOVERY_SERVICE } from '../resources/discovery-service.ts';
 import { KUBE_CLUSTER, LABEL } from '../resources/kube-cluster.ts';
+import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { kubeClusterSchema } from '../resources/schemas.ts';
 
@@ -22,7 +23,6 @@ export type BackendCall =
   | { op: 'grant'; ttl_ms: number }
   | { op: 'keepalive' | 'revoke'; lease: string };
 
-export const KUBE_SERVER = 'kube_server';
 const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
 const MAX_HEARTBEAT_TTL_MS = 86_400_000;
 const MAX_LEASE_TTL_MS = 5 * 60_000;

@@ -11,10 +11,12 @@ import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
 import { refusal, type BackendCall, type HostCaller } from './policy.ts';
+import { WatchHub } from './watch-hub.ts';
 
 const MAX_BODY = 1 << 20;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
+const MAX_WATCH_BACKLOG = 1 << 20;
 
 export interface ServerOptions {
   backend: Backend;
@@ -46,9 +48,11 @@ export class KportServer {
   readonly #lastSeen = new Map<string, number>();
   #server?: Http2SecureServer;
   readonly #watches = new Set<AbortController>();
+  readonly #hub: WatchHub;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
+    this.#hub = new WatchHub(opts.backend);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
   }
 
@@ -89,6 +93,7 @@ export class KportServer {
 
   async close(): Promise<void> {
     for (const watch of this.#watches) watch.abort();
+    this.#hub.close();
     const server = this.#server;
     if (!server) return;
     await new Promise<void>((resolve) => {
@@ -256,17 +261,20 @@ export class KportServer {
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
+    const unsubscribe = this.#hub.subscribe(call.prefix, (event) => {
+      // A client that does not read its watch is cut off rather than buffered for without end.
+      if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
+      else res.write(`${JSON.stringify(event)}\n`);
+    });
     // A removed agent's watch ends too, within a few seconds.
     const recheck = setInterval(() => {
       void currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => known || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
-    try {
-      for await (const event of this.#opts.backend.watch(call.prefix, stop.signal)) res.write(`${JSON.stringify(event)}\n`);
-    } finally {
-      clearInterval(recheck);
-      this.#watches.delete(stop);
-      res.end();
-    }
+    await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
+    unsubscribe();
+    clearInterval(recheck);
+    this.#watches.delete(stop);
+    res.end();
   }
 }
 

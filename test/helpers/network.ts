@@ -21,7 +21,7 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; env?: Record<string, string>; storage?: unknown } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = await freePort();
   const config = join(dir, 'kport.yaml');
@@ -33,6 +33,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }) },
       proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
+      ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
   const env = { ...opts.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
@@ -87,12 +88,12 @@ export interface NetworkAgent {
 export async function networkAgent(
   moto: Moto,
   server: TestServer,
-  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string },
+  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown },
 ): Promise<NetworkAgent> {
   const dir = tempDir(`agent-${opts.name}`);
   const config = join(dir, 'kport.yaml');
   const tokenFile = join(dir, 'token');
-  writeFileSync(tokenFile, opts.token ?? (await server.token('discovery')), { mode: 0o600 });
+  writeFileSync(tokenFile, opts.token ?? (await server.token(opts.kubernetes ? 'discovery,kube' : 'discovery')), { mode: 0o600 });
   writeFileSync(
     config,
     stringify({
@@ -102,6 +103,7 @@ export async function networkAgent(
       proxy_service: { enabled: 'off' },
       ssh_service: { enabled: 'off' },
       discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: opts.pollInterval ?? '2s', leader_lease_ttl: opts.leaseTtl ?? '2s', aws: opts.matchers },
+      ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
   const env = { ...moto.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };

@@ -164,8 +164,21 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
   test('a removed agent is refused from its next call, and a running agent stops with a clear message', async (t) => {
     const victim = await joinServer(await token('discovery'), ['discovery'], 'prod');
     await victim.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    // A watch it holds open ends too, within the server's recheck (5 s).
+    const watching = (async () => {
+      try {
+        for await (const _line of victim.client.lines('/v1/watch', { op: 'watch', prefix: '/resources/kube_cluster/' }, AbortSignal.timeout(30_000))) {}
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'aborted';
+    })();
+    await sleep(300);
     const rm = await server.kport(['agents', 'rm', victim.host_id]);
     assert.equal(rm.exitCode, 0, String(rm.stderr));
+    const removedAt = Date.now();
+    assert.match(await watching, /ended the watch/);
+    assert.ok(Date.now() - removedAt < 7000, `the watch ended ${Date.now() - removedAt} ms after the removal`);
     await refused('a removed agent', () => victim.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }), 'agent_removed', new RegExp(`agent ${victim.host_id} was removed`));
     await refused('a removed agent renewing', async () => victim.client.call('/v1/renew', { csr: 'x' }), 'agent_removed', /was removed/);
 

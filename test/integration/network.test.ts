@@ -125,7 +125,7 @@ describe('network mode: agents that join a server and hold no store', { concurre
 });
 
 describe('network mode: host certificates are renewed at two thirds of their life', { timeout: 120_000 }, () => {
-  test('an agent with a 6 s certificate renews it with the same key and roles and keeps working; the server runs discovery in-process when enabled', async (t) => {
+  test('an agent with a 6 s certificate renews it with the same key and roles and keeps working; kube_server heartbeats; the server runs discovery and kubernetes_service in-process when enabled', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     const moto = await startMoto();
     await createClusters(moto, [{ name: 'r0', region: 'us-east-1', tags: { env: 'renew' } }, { name: 'i0', region: 'us-east-1', tags: { env: 'inproc' } }]);
@@ -134,8 +134,10 @@ describe('network mode: host certificates are renewed at two thirds of their lif
       hostCertTtl: '6s',
       env: moto.env,
       discovery: { enabled: 'yes', discovery_group: 'inproc', poll_interval: '2s', leader_lease_ttl: '2s', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'inproc' } }] },
+      kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'inproc' } }] },
     });
-    const agent = await networkAgent(moto, server, { name: 'renew', group: 'renew', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'renew' } }] });
+    // A discovery and Kubernetes agent: its certificate carries both roles.
+    const agent = await networkAgent(moto, server, { name: 'renew', group: 'renew', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'renew' } }], kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'renew' } }] } });
     try {
       agent.start();
       await waitFor('the agent to join', async () => existsSync(join(agent.dataDir, 'identity', 'identity.json')) || undefined, { timeoutMs: 30_000 });
@@ -146,13 +148,22 @@ describe('network mode: host certificates are renewed at two thirds of their lif
       const renewed = identity();
       assert.notEqual(renewed.credential.cert, first.credential.cert, 'a new certificate');
       assert.equal(renewed.host_id, first.host_id);
-      assert.deepEqual(renewed.roles, ['discovery']);
+      assert.deepEqual(renewed.roles, ['discovery', 'kube']);
       assert.equal(readFileSync(join(agent.dataDir, 'identity', 'key.pem'), 'utf8'), key, 'the same key');
       assert.ok(new X509Certificate(renewed.credential.cert).publicKey.equals(new X509Certificate(first.credential.cert).publicKey));
       // Past the first certificate's end, the agent still works on the renewed one.
       await sleep(Math.max(0, Date.parse(first.credential.expires) - Date.now()) + 500);
       assert.ok(agent.alive, agent.log);
       await waitFor('both groups discovered', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify([`i0-eks-us-east-1-${OWN}`, `r0-eks-us-east-1-${OWN}`]) || undefined, { timeoutMs: 20_000 });
+      // Each Kubernetes service says which clusters it serves: the agent its own, the server's in-process one its own.
+      const served = async () => {
+        const res = await server.kport(['get', 'kube_server', '-o', 'json']);
+        return Object.fromEntries((JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string; clusters: string[] } }>).map((k) => [k.spec.host_id, k.spec.clusters]));
+      };
+      await waitFor('both kube_server heartbeats to name their clusters', async () => {
+        const now = await served();
+        return now[renewed.host_id]?.join() === `r0-eks-us-east-1-${OWN}` && Object.values(now).some((c) => c.join() === `i0-eks-us-east-1-${OWN}`) || undefined;
+      }, { timeoutMs: 40_000 });
       const marks = agent.log.length;
       await waitFor('a poll after the first certificate expired', async () => /poll done/.test(agent.log.slice(marks)) || undefined, { timeoutMs: 10_000 });
     } finally {

@@ -6,6 +6,7 @@ import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 import type { AccessDeniedError, Backend } from '../../backend/backend.ts';
 import type { Format } from '../../core/output.ts';
+import type { KubernetesServiceConfig } from '../../config/schema.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -67,7 +68,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
     const backend = new RemoteBackend(agent.client, { stopRetrying: AbortSignal.any([ctx.signal, fatal.signal]), onDenied: removedHint, outage: new OutageLog((m) => ctx.logger.warn(m)) });
     try {
-      return await runDiscovery({ ctx, format: session.format, discovery, backend, hostId: agent.identity.host_id, once: Boolean(opts.once), signal: AbortSignal.any([ctx.signal, fatal.signal]) });
+      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once: Boolean(opts.once), signal: AbortSignal.any([ctx.signal, fatal.signal]) });
     } finally {
       stopRenewing();
       await backend.close();
@@ -78,13 +79,42 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const { joinOrResume } = await import('../../join/identity.ts');
   const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
   ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
-  return runDiscovery({ ctx, format: session.format, discovery, backend, hostId: identity.host_id, once: Boolean(opts.once), signal: ctx.signal });
+  return runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: identity.host_id, once: Boolean(opts.once), signal: ctx.signal });
 }
 
 type DiscoveryConfig = NonNullable<Awaited<ReturnType<CommandInput['session']['config']>>['discovery_service']>;
 
 /** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
-export async function runDiscovery({ ctx, format, discovery, backend, hostId, once, signal }: { ctx: CommandInput['ctx']; format: Format; discovery: DiscoveryConfig; backend: Backend; hostId: string; once: boolean; signal: AbortSignal }): Promise<number | undefined> {
+export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig }): Promise<number | undefined> {
+  const { kube, once } = input;
+  if (!kube?.enabled || once) return runDiscoveryService(input);
+  // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
+  const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+  const stop = new AbortController();
+  const signal = AbortSignal.any([input.signal, stop.signal]);
+  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now }).catch((err: unknown) => {
+    stop.abort(err);
+    throw err;
+  });
+  try {
+    return await runDiscoveryService({ ...input, signal });
+  } finally {
+    stop.abort();
+    await heartbeat;
+  }
+}
+
+interface DiscoveryRun {
+  ctx: CommandInput['ctx'];
+  format: Format;
+  discovery: DiscoveryConfig;
+  backend: Backend;
+  hostId: string;
+  once: boolean;
+  signal: AbortSignal;
+}
+
+async function runDiscoveryService({ ctx, format, discovery, backend, hostId, once, signal }: DiscoveryRun): Promise<number | undefined> {
   const [{ DiscoveryEngine, sdkAwsApi }, { Heartbeat }, { runAgent }, { GroupLeadership }] = await Promise.all([
     import('../../discovery/engine.ts'),
     import('../../discovery/heartbeat.ts'),

@@ -54,16 +54,21 @@ export const serverStart: CommandDef = {
       ctx.stdout.write(`kport server listening on ${url}\nCA pin: ${authorities.pin}\n`);
     }
 
-    // With discovery enabled the server runs it in-process on its own store, as Teleport's guide does.
-    let discovery: Promise<unknown> = Promise.resolve();
+    // With discovery or kubernetes_service enabled the server runs them in-process on its own store, as Teleport's guide does.
+    let services: Promise<unknown> = Promise.resolve();
     if (config.discovery_service?.enabled) {
       const { runDiscovery } = await import('../discover/run.ts');
-      discovery = runDiscovery({ ctx, format: session.format, discovery: config.discovery_service, backend, hostId: serverHostId(config.dataDir), once: false, signal: ctx.signal }).catch((err) => {
+      services = runDiscovery({ ctx, format: session.format, discovery: config.discovery_service, kube: config.kubernetes_service, backend, hostId: serverHostId(config.dataDir), once: false, signal: ctx.signal }).catch((err) => {
         ctx.logger.error(`the in-process discovery service stopped: ${(err as Error).message}`);
+      });
+    } else if (config.kubernetes_service?.enabled) {
+      const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+      services = runKubeServerHeartbeat({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, signal: ctx.signal, now: ctx.now }).catch((err) => {
+        ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
       });
     }
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
-    await Promise.all([server.close(), discovery]);
+    await Promise.all([server.close(), services]);
     return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
   },
 };
