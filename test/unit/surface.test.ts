@@ -19,7 +19,8 @@ test('the bash completion script completes nouns, verbs, flags and kinds in a re
   assert.equal(complete('kport', 'tok'), 'tokens');
   assert.equal(complete('kport', 'tokens', ''), 'add ls rm');
   assert.equal(complete('kport', 'tokens', 'add', '--t'), '--type --ttl');
-  assert.equal(complete('kport', 'get', 'kube'), 'kube_cluster');
+  assert.equal(complete('kport', 'get', 'kube_c'), 'kube_cluster');
+  assert.equal(complete('kport', 'get', 'kube'), 'kube_cluster kube_server');
 });
 
 test('bash completion: global options before the command, shells, choice values, and cluster names from the store', async () => {
@@ -48,8 +49,8 @@ test('bash completion: global options before the command, shells, choice values,
       encoding: 'utf8',
       env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
     }).trim();
-  assert.equal(complete('kport', '--format', 'json', 'get', 'k'), 'kube_cluster');
-  assert.equal(complete('kport', '-c', config, 'get', 'k'), 'kube_cluster');
+  assert.equal(complete('kport', '--format', 'json', 'get', 'k'), 'kube_cluster kube_server');
+  assert.equal(complete('kport', '-c', config, 'get', 'k'), 'kube_cluster kube_server');
   assert.equal(complete('kport', '--data-dir', '/tmp', 'get', 'tok'), 'token');
   assert.equal(complete('kport', 'completion', ''), 'bash zsh fish');
   assert.equal(complete('kport', 'get', 'kube_cluster', '--format', ''), 'text json yaml');
