@@ -25,7 +25,13 @@ export interface AgentOptions {
 export async function runAgent(opts: AgentOptions): Promise<PollStats | undefined> {
   const random = opts.random ?? Math.random;
   let last: PollStats | undefined;
-  const standbyBeat = setInterval(() => void opts.heartbeat.update().catch(() => undefined), Math.max(1000, opts.pollIntervalMs / 2));
+  // One beat at a time: while the store (or the server) is unreachable, a beat waits, and others must not pile up behind it.
+  let beating = false;
+  const standbyBeat = setInterval(() => {
+    if (beating) return;
+    beating = true;
+    void opts.heartbeat.update().catch(() => undefined).finally(() => (beating = false));
+  }, Math.max(1000, opts.pollIntervalMs / 2));
   try {
     while (!opts.signal.aborted) {
       await opts.heartbeat.update({ state: 'standby' });

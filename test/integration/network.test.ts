@@ -105,11 +105,18 @@ describe('network mode: agents that join a server and hold no store', { concurre
     const east = await eksAdmin(moto, 'us-east-1');
     await east.send(new CreateClusterCommand({ name: 'p-after', roleArn: `arn:aws:iam::${OWN}:role/eks`, resourcesVpcConfig: {}, tags: { env: 'prod' } }));
     await east.send(new DeleteClusterCommand({ name: 's1' }));
-    const logMarks = running.map((a) => a.log.length);
     await server.start();
     const readyAt = Date.now();
-    // Every agent is heard from again (a heartbeat, a poll, a claim) through the new server process.
-    await waitFor('every agent to call the restarted server', async () => running.every((a, i) => /poll started|leading|standby/.test(a.log.slice(logMarks[i])) || undefined), { timeoutMs: 10_000 }).catch(() => undefined);
+    // Every agent is heard from again through the new server process within 10 s: its heartbeat was
+    // written after the server was ready (a heartbeat's expiry is its write time plus its TTL).
+    const ttlMs = 2 * 2000 + 60_000;
+    const beatsAfterRestart = async () => {
+      const res = await server.kport(['get', 'discovery_service', '--format=json']);
+      const beats = JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string }; metadata: { expires: string } }>;
+      return running.every((a) => beats.some((b) => b.spec.host_id === a.hostId() && Date.parse(b.metadata.expires) >= readyAt + ttlMs)) || undefined;
+    };
+    await waitFor('every agent to heartbeat through the restarted server', beatsAfterRestart, { timeoutMs: 10_000 });
+    t.diagnostic(`every agent heartbeat again ${Date.now() - readyAt} ms after the restarted server was ready`);
     const want = [...before.filter((n) => !n.startsWith('s1-')), `p-after-eks-us-east-1-${OWN}`].sort();
     await waitFor('discovery to resume through the restarted server', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify(want), { timeoutMs: 30_000 });
     const status = await server.kport(['get', 'discovery_service', '--format=json']);
