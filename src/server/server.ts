@@ -17,6 +17,9 @@ const MAX_BODY = 1 << 20;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
 const MAX_WATCH_BACKLOG = 1 << 20;
+const IDLE_TIMEOUT_MS = 120_000;
+const WATCH_KEEPALIVE_MS = 30_000;
+const MAX_STREAMS = 256;
 
 export interface ServerOptions {
   backend: Backend;
@@ -76,7 +79,11 @@ export class KportServer {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2',
+      settings: { maxConcurrentStreams: MAX_STREAMS },
     });
+    // A connection that says nothing for two minutes is closed (agents call every few seconds and
+    // redial when they need to), so idle or half-open connections cannot pile up.
+    server.setTimeout(IDLE_TIMEOUT_MS);
     server.on('request', (req, res) => void this.#handle(req, res));
     server.on('sessionError', () => {});
     this.#server = server;
@@ -270,9 +277,12 @@ export class KportServer {
     const recheck = setInterval(() => {
       void currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => known || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
+    // A quiet watch is still traffic, so the idle timeout leaves it open (clients skip empty lines).
+    const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
     await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
     unsubscribe();
     clearInterval(recheck);
+    clearInterval(keepalive);
     this.#watches.delete(stop);
     res.end();
   }
