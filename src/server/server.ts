@@ -118,10 +118,11 @@ export class KportServer {
     try {
       if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
       if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
-      const body = await readJson(req);
-      if (path === '/v1/join') return await this.#join(body, address, res);
+      if (path === '/v1/join') return await this.#join(await readJson(req), address, res);
+      // Who is calling before anything else is read from them.
       caller = await this.#caller(socket);
       this.#touch(caller, address);
+      const body = await readJson(req);
       switch (path) {
         case '/v1/renew': {
           const identity = await renew(this.#deps, caller, body).catch((err) => {
