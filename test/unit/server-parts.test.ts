@@ -1,0 +1,68 @@
+// Two parts of the server on their own, on the in-memory backend (the same contract as sqlite and
+// etcd): the audit trail's flood limit, and one backend watch shared by many agents.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WatchEvent } from '../../src/backend/backend.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { ServerAudit } from '../../src/server/audit.ts';
+import { WatchHub } from '../../src/server/watch-hub.ts';
+
+test('audit: refusals from one address are stored at most 120 a minute, the rest counted; allowed events and other addresses are not limited', async () => {
+  let now = Date.parse('2026-11-26T10:00:00Z');
+  const backend = new MemoryBackend({ now: () => now });
+  const lines: string[] = [];
+  const audit = new ServerAudit(backend, { log: (l) => lines.push(l), now: () => new Date(now) });
+  for (let i = 0; i < 130; i++) await audit.record({ type: 'agent.join', outcome: 'refused', reason: 'token expired or not found', remote_addr: `203.0.113.9:${40000 + i}` });
+  await audit.record({ type: 'agent.join', outcome: 'refused', reason: 'token expired or not found', remote_addr: '198.51.100.1:5000' });
+  await audit.record({ type: 'agent.join', outcome: 'allowed', host_id: 'h', remote_addr: '203.0.113.9:1' });
+  const stored = async () => (await backend.list('/resources/audit_event/')).map((i) => JSON.parse(i.value).spec);
+  let events = await stored();
+  assert.equal(events.filter((e) => e.remote_addr?.startsWith('203.0.113.9') && e.outcome === 'refused').length, 120);
+  assert.equal(events.filter((e) => e.remote_addr?.startsWith('198.51.100.1')).length, 1);
+  assert.equal(events.filter((e) => e.outcome === 'allowed').length, 1);
+  // The next minute: the count of what was dropped is stored with the next refusal.
+  now += 61_000;
+  await audit.record({ type: 'agent.call', outcome: 'refused', reason: 'x', remote_addr: '203.0.113.9:2' });
+  events = await stored();
+  assert.ok(events.some((e) => e.type === 'audit.suppressed' && /^10 more refused calls/.test(e.reason)), JSON.stringify(events.filter((e) => e.type !== 'agent.join')));
+  // 120 refusals, the other address, the allowed join, the summary, the next minute's refusal.
+  assert.equal(lines.length, 120 + 1 + 1 + 1 + 1, 'the log carries what is stored');
+  assert.equal(events.length, lines.length);
+});
+
+test('watch hub: agents watching one prefix share one backend watch; each gets every event; the last one out stops it', async () => {
+  const backend = new MemoryBackend();
+  let opened = 0;
+  const watch = backend.watch.bind(backend);
+  backend.watch = (prefix: string, signal: AbortSignal) => {
+    opened++;
+    return watch(prefix, signal);
+  };
+  const hub = new WatchHub(backend);
+  const seen: Record<string, string[]> = { a: [], b: [] };
+  const key = (e: WatchEvent) => (e.type === 'put' ? e.item.key : e.key);
+  const offA = hub.subscribe('/resources/kube_cluster/', (e) => seen.a!.push(key(e)));
+  const offB = hub.subscribe('/resources/kube_cluster/', (e) => seen.b!.push(key(e)));
+  await sleep(10);
+  await backend.put('/resources/kube_cluster/one', '{}');
+  await backend.put('/resources/token/t', '{}');
+  await backend.delete('/resources/kube_cluster/one');
+  await sleep(10);
+  assert.equal(opened, 1);
+  assert.deepEqual(seen.a, ['/resources/kube_cluster/one', '/resources/kube_cluster/one']);
+  assert.deepEqual(seen.b, seen.a);
+  offA();
+  await backend.put('/resources/kube_cluster/two', '{}');
+  await sleep(10);
+  assert.equal(seen.a.length, 2, 'an unsubscribed agent gets nothing more');
+  assert.equal(seen.b.at(-1), '/resources/kube_cluster/two');
+  offB();
+  await backend.put('/resources/kube_cluster/three', '{}');
+  await sleep(10);
+  assert.equal(seen.b.at(-1), '/resources/kube_cluster/two');
+  hub.subscribe('/resources/kube_cluster/', () => {});
+  await sleep(10);
+  assert.equal(opened, 2, 'a new first subscriber opens a new watch');
+  hub.close();
+});
