@@ -30,6 +30,8 @@ export interface ServerOptions {
   /** Names and addresses agents and people reach the server by, for its certificate. */
   publicNames: string[];
   hostCertTtlMs: number;
+  /** The server's own log (JSON lines): failures whose cause callers are not told. */
+  log: (line: string) => void;
   now?: () => Date;
 }
 
@@ -125,9 +127,7 @@ export class KportServer {
       const body = await readJson(req);
       switch (path) {
         case '/v1/renew': {
-          const identity = await renew(this.#deps, caller, body).catch((err) => {
-            throw err instanceof Refusal ? err : new Refusal(500, 'internal', (err as Error).message);
-          });
+          const identity = await renew(this.#deps, caller, body);
           await this.#opts.audit.record({ type: 'agent.renew', outcome: 'allowed', host_id: caller.hostId, roles: identity.roles, remote_addr: address });
           return send(res, 200, identity);
         }
@@ -139,7 +139,9 @@ export class KportServer {
           throw new Refusal(404, 'not_found', `no such API call: ${path}`);
       }
     } catch (err) {
-      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', `the server failed: ${(err as Error).message}`);
+      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
+      // The cause (a store path, an SQLite error) is for the server's log, not for whoever called.
+      if (refused.status === 500) this.#opts.log(JSON.stringify({ level: 'error', msg: `${path} failed: ${(err as Error).message}`, remote_addr: address }));
       if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
         await this.#opts.audit.record({
           type: path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',

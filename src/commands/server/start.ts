@@ -38,7 +38,7 @@ export const serverStart: CommandDef = {
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
     const { authorities, created } = await loadAuthorities(backend, config.dataDir);
     const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${line}\n`), now: ctx.now });
-    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, now: ctx.now });
+    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${line}\n`), now: ctx.now });
     const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
