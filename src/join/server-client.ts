@@ -75,8 +75,12 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   }
   const leaf = new X509Certificate(chain.raw);
   const caCert = new X509Certificate(ca.raw);
-  if (ca === chain || !leaf.verify(caCert.publicKey) || checkServerIdentity(address.host, chain) !== undefined) {
-    throw new UserError(`The server at ${where} presents a certificate its CA (${pin}) did not issue for ${address.host}: nothing was sent.`, 4);
+  if (ca === chain || !leaf.verify(caCert.publicKey)) {
+    throw new UserError(`The server at ${where} presents a certificate its CA (${pin}) did not issue: nothing was sent.`, 4);
+  }
+  if (checkServerIdentity(address.host, chain) !== undefined) {
+    const names = (chain.subjectaltname ?? '').replace(/(DNS|IP Address):/g, '');
+    throw new UserError(`The server's certificate does not name ${address.host} (it names ${names || 'nothing'}): nothing was sent; set teleport.proxy_server to one of those names, or add ${address.host} to the server's proxy_service.public_addr.`, 4);
   }
   return caPem;
 }

@@ -66,3 +66,24 @@ test('watch hub: agents watching one prefix share one backend watch; each gets e
   assert.equal(opened, 2, 'a new first subscriber opens a new watch');
   hub.close();
 });
+
+test("first contact: a pinned server whose certificate does not name the address dialled is refused before anything is sent, naming the names it has", async () => {
+  const { createServer } = await import('node:tls');
+  const { createAuthority, generateKeys, issueLeaf, keyPem, certPem, spkiPin } = await import('../../src/pki/certs.ts');
+  const { fetchPinnedCA } = await import('../../src/join/server-client.ts');
+  const ca = await createAuthority('test CA', 3_600_000);
+  const keys = await generateKeys();
+  const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'kport server', usage: 'server', validForMs: 3_600_000, dnsNames: ['kport.example.com'] });
+  let received = 0;
+  const server = createServer({ key: await keyPem(keys.privateKey), cert: certPem(leaf) + certPem(ca.cert) }, (socket) => socket.on('data', () => received++));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const pin = spkiPin(certPem(ca.cert));
+    await assert.rejects(fetchPinnedCA({ host: '127.0.0.1', port }, [pin], () => {}), /The server's certificate does not name 127\.0\.0\.1 \(it names kport\.example\.com\): nothing was sent; .*proxy_service\.public_addr/);
+    await assert.rejects(fetchPinnedCA({ host: '127.0.0.1', port }, [`sha256:${'0'.repeat(64)}`], () => {}), /does not match teleport\.ca_pin/);
+    assert.equal(received, 0, 'no byte of application data reached the server');
+  } finally {
+    server.close();
+  }
+});
