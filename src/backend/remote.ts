@@ -26,10 +26,12 @@ export class RemoteBackend implements Backend {
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
-    const item = (await this.#call<{ item: Item | null }>({ op: 'put', key, value, ...wire(opts) }, opts?.fence)).item;
-    // The server writes exactly what it authorised; another writer in between is a conflict to retry.
-    if (!item) return this.put(key, value, opts);
-    return item;
+    // The server writes over exactly the value it authorised: another writer in between makes it try again.
+    for (let attempt = 1; ; attempt++) {
+      const { item } = await this.#call<{ item: Item | null }>({ op: 'put', key, value, ...wire(opts) }, opts?.fence);
+      if (item) return item;
+      if (attempt >= 5) throw new Error(`${key} kept changing under this write; will retry`);
+    }
   }
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {

@@ -3,6 +3,11 @@ import { AccessDeniedError, type Backend, type Fence, type Lease } from '../back
 
 export const DEFAULT_LEADER_TTL_MS = 15_000;
 
+/** The key whose holder leads a discovery group; its value, `<host id>/<lease id>`, is the leader's fence. */
+export function leaderKey(group: string): string {
+  return `/leaders/discovery/${group || '(none)'}`;
+}
+
 /**
  * One leader per discovery group, elected through a lease-bound key (DESIGN.md §5): whoever
  * creates `/leaders/discovery/<group>` leads until its lease lapses. The key's value is the
@@ -21,7 +26,7 @@ export class GroupLeadership {
 
   constructor(backend: Backend, opts: { group: string; hostId: string; ttlMs?: number }) {
     this.#backend = backend;
-    this.#key = `/leaders/discovery/${opts.group || '(none)'}`;
+    this.#key = leaderKey(opts.group);
     this.#hostId = opts.hostId;
     this.#ttlMs = opts.ttlMs ?? DEFAULT_LEADER_TTL_MS;
   }

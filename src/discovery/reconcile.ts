@@ -1,7 +1,7 @@
 import type { Backend, Fence } from '../backend/backend.ts';
 import { sortKeys } from '../core/output.ts';
 import { mapLimit } from './concurrency.ts';
-import { KUBE_CLUSTER, LABEL, type KubeCluster } from '../resources/kube-cluster.ts';
+import { KUBE_CLUSTER, ownedBy, type KubeCluster } from '../resources/kube-cluster.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource, listResources } from '../resources/store.ts';
 
@@ -30,12 +30,6 @@ export interface ReconcileResult {
 
 const MAX_ATTEMPTS = 5;
 const WRITE_CONCURRENCY = 8;
-
-/** Ours: discovered from the cloud by an agent of this discovery group. */
-export function ownedBy(resource: KubeCluster, group: string): boolean {
-  const labels = resource.metadata.labels ?? {};
-  return labels[LABEL.origin] === 'cloud' && (labels[LABEL.discoveryGroup] ?? '') === group;
-}
 
 function sameContent(a: KubeCluster, b: KubeCluster): boolean {
   const strip = (r: KubeCluster) => JSON.stringify(sortKeys({ ...r, metadata: { ...r.metadata, revision: undefined } }));

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeSecretFile } from '../core/secret-file.ts';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
@@ -59,15 +60,8 @@ export function saveIdentity(dataDir: string, identity: AgentIdentity): void {
   writeIdentityFile(dataDir, 'identity.json', `${JSON.stringify(identity, null, 2)}\n`);
 }
 
-/** Written aside and renamed into place, 0600 in a 0700 dir: a crash never leaves half an identity. */
 export function writeIdentityFile(dataDir: string, name: string, text: string): void {
-  const dir = identityDir(dataDir);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const path = join(dir, name);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeSecretFile(join(identityDir(dataDir), name), text);
 }
 
 /**

@@ -1,8 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExternalError, UserError } from '../core/errors.ts';
+import { splitHostPort } from '../core/host-port.ts';
 import { describeConnectError } from '../core/net-errors.ts';
 import { pem, spkiPin } from '../pki/certs.ts';
 
@@ -35,10 +37,9 @@ export interface ServerAddress {
 
 /** `host:port` as Teleport's `proxy_server` takes it (default port 3080). */
 export function parseServerAddress(value: string): ServerAddress {
-  const match = /^(?:\[([^\]]+)\]|([^:/\s]+))(?::(\d{1,5}))?$/.exec(value.trim());
-  const port = Number(match?.[3] ?? 3080);
-  if (!match || port < 1 || port > 65_535) throw new UserError(`teleport.proxy_server "${value}" is not host:port, such as kport.example.com:3080.`, 2);
-  return { host: match[1] ?? match[2]!, port };
+  const parts = splitHostPort(value);
+  if (!parts?.host || parts.port === 0) throw new UserError(`teleport.proxy_server "${value}" is not host:port, such as kport.example.com:3080.`, 2);
+  return { host: parts.host, port: parts.port ?? 3080 };
 }
 
 export interface ClientCredentials {
@@ -55,7 +56,7 @@ export interface ClientCredentials {
  */
 export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn: (message: string) => void): Promise<string> {
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
-    const socket = tlsConnect({ host: address.host, port: address.port, servername: isIpLike(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = tlsConnect({ host: address.host, port: address.port, servername: isIP(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error('timed out')));
     socket.once('secureConnect', () => {
       resolve(socket.getPeerCertificate(true));
@@ -83,10 +84,6 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
     throw new UserError(`The server's certificate does not name ${address.host} (it names ${names || 'nothing'}): nothing was sent; set teleport.proxy_server to one of those names, or add ${address.host} to the server's proxy_service.public_addr.`, 4);
   }
   return caPem;
-}
-
-function isIpLike(host: string): boolean {
-  return /^[\d.]+$/.test(host) || host.includes(':');
 }
 
 /**
@@ -122,7 +119,7 @@ export class ServerClient {
     const session = h2connect(`https://${host.includes(':') ? `[${host}]` : host}:${port}`, {
       ca: this.#credentials.ca,
       ...(this.#credentials.cert && { cert: this.#credentials.cert, key: this.#credentials.key }),
-      ...(isIpLike(host) ? {} : { servername: host }),
+      ...(isIP(host) ? {} : { servername: host }),
     });
     session.on('error', () => {});
     session.on('goaway', () => this.#session === session && (this.#session = undefined));

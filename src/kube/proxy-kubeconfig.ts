@@ -1,4 +1,5 @@
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
+import { writeSecretFile } from '../core/secret-file.ts';
 import { dirname, join } from 'node:path';
 import { kportProcessAlive } from '../core/process-alive.ts';
 import { stringify } from 'yaml';
@@ -24,10 +25,7 @@ export function writeProxyKubeconfig(
     contexts: input.clusters.map((c) => ({ name: contextName(c.name), context: { cluster: contextName(c.name), user: 'kport', ...(c.namespace && { namespace: c.namespace }) } })),
     'current-context': contextName(input.current),
   };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, stringify(config), { mode: 0o600 });
-  renameSync(tmp, path);
+  writeSecretFile(path, stringify(config));
 }
 
 export function removeKubeconfig(path: string): void {

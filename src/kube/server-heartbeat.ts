@@ -4,6 +4,7 @@ import { AccessDeniedError, type Backend } from '../backend/backend.ts';
 import type { KubernetesServiceConfig } from '../config/schema.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
+import { kindPrefix } from '../resources/resource.ts';
 import { listResources, upsertResource } from '../resources/store.ts';
 import { isServed } from './targets.ts';
 
@@ -48,7 +49,7 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
 async function watchClusters(backend: Backend, signal: AbortSignal, onChange: () => void): Promise<void> {
   while (!signal.aborted) {
     try {
-      for await (const _event of backend.watch(`/resources/${KUBE_CLUSTER}/`, signal)) onChange();
+      for await (const _event of backend.watch(kindPrefix(KUBE_CLUSTER), signal)) onChange();
     } catch {}
     await sleep(2000, undefined, { signal }).catch(() => undefined);
   }

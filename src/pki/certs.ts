@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 const webcrypto = globalThis.crypto;
@@ -61,16 +61,7 @@ function escapeDn(value: string): string {
   return value.replace(/([,+"\\<>;=])/g, '\\$1');
 }
 
-/** Teleport's CA pin: `sha256:` and the hex SHA-256 of the certificate's SubjectPublicKeyInfo. */
-export function spkiPin(certPem: string | Buffer): string {
-  const spki = new NodeX509(certPem).publicKey.export({ type: 'spki', format: 'der' });
-  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
-}
-
-/** The SHA-256 of a public key (SPKI DER), hex: how the store names the key an agent holds. */
-export function publicKeyHash(certPem: string | Buffer): string {
-  return spkiPin(certPem).slice('sha256:'.length);
-}
+export { publicKeyHash, spkiPin } from './pin.ts';
 
 /** The same hash as publicKeyHash, from a parsed public key (a CSR's). */
 export function keyHash(publicKey: x509.PublicKey): string {

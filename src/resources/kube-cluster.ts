@@ -21,6 +21,12 @@ export interface KubeClusterSpec {
 
 export type KubeCluster = Resource<KubeClusterSpec>;
 
+/** Discovered from the cloud by an agent of this discovery group: what that group's leader may write and delete. */
+export function ownedBy(resource: { metadata?: { labels?: Record<string, string> } } | undefined, group: string): boolean {
+  const labels = resource?.metadata?.labels ?? {};
+  return labels[LABEL.origin] === 'cloud' && (labels[LABEL.discoveryGroup] ?? '') === group;
+}
+
 /** The short name people know a discovered cluster by (the EKS name). */
 export function discoveredName(cluster: KubeCluster): string | undefined {
   return cluster.metadata.labels?.[LABEL.discoveredName];

@@ -1,9 +1,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSecretFile } from '../core/secret-file.ts';
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
-import { certPem, createAuthority, importKeyPem, keyPem, parseCertificate, spkiPin, type SigningAuthority } from '../pki/certs.ts';
+import type { SigningAuthority } from '../pki/certs.ts';
+import { spkiPin } from '../pki/pin.ts';
 
 /** The server's three CAs (DESIGN.md §9): its own TLS, agents' host certs, people's user certs. */
 export const AUTHORITY_NAMES = ['server_tls', 'host', 'user'] as const;
@@ -36,6 +38,7 @@ export function caKey(name: AuthorityName): string {
  */
 export async function loadAuthorities(backend: Backend, dataDir: string): Promise<{ authorities: Authorities; created: boolean }> {
   const sealPath = join(dataDir, 'server', 'seal.key');
+  const { certPem, createAuthority, keyPem } = await import('../pki/certs.ts');
   const existing = await Promise.all(AUTHORITY_NAMES.map((name) => backend.get(caKey(name))));
   let seal = readSealKey(sealPath);
   if (!seal) {
@@ -65,6 +68,7 @@ export async function loadAuthorities(backend: Backend, dataDir: string): Promis
 }
 
 async function openAuthority(stored: StoredAuthority, seal: Buffer, sealPath: string): Promise<Authority> {
+  const { importKeyPem, parseCertificate } = await import('../pki/certs.ts');
   let text: string;
   try {
     const decipher = createDecipheriv('aes-256-gcm', seal, Buffer.from(stored.sealed_key.iv, 'base64'));
@@ -100,10 +104,6 @@ function readSealKey(path: string): Buffer | undefined {
 
 function createSealKey(path: string): Buffer {
   const key = randomBytes(32);
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  chmodSync(dirname(path), 0o700);
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${key.toString('base64')}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeSecretFile(path, `${key.toString('base64')}\n`);
   return key;
 }

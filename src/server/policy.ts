@@ -1,6 +1,7 @@
 import type { Fence, Item } from '../backend/backend.ts';
+import { leaderKey } from '../discovery/leadership.ts';
 import { DISCOVERY_SERVICE } from '../resources/discovery-service.ts';
-import { KUBE_CLUSTER, LABEL } from '../resources/kube-cluster.ts';
+import { KUBE_CLUSTER, ownedBy } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { kubeClusterSchema } from '../resources/schemas.ts';
@@ -26,10 +27,6 @@ export type BackendCall =
 const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
 const MAX_HEARTBEAT_TTL_MS = 86_400_000;
 const MAX_LEASE_TTL_MS = 5 * 60_000;
-
-export function leaderKey(group: string): string {
-  return `/leaders/discovery/${group || '(none)'}`;
-}
 
 const has = (caller: HostCaller, role: string) => caller.roles.includes(role);
 
@@ -96,20 +93,15 @@ function clusterWriteRefusal(caller: HostCaller, call: Exclude<BackendCall, { op
   if (!call.fence || call.fence.key !== leader || !call.fence.value.startsWith(`${caller.hostId}/`)) return `writes kube_cluster resources only as the leader of discovery group "${caller.group}"`;
   if ('lease' in call && call.lease) return 'kube_cluster resources are not bound to leases';
   if ('ttl_ms' in call && call.ttl_ms !== undefined) return 'kube_cluster resources do not expire';
-  if (current && !ownedByGroup(parse(current.value), caller.group)) return `${call.key} is not a cloud cluster of discovery group "${caller.group}"`;
+  if (current && !ownedBy(parse(current.value), caller.group)) return `${call.key} is not a cloud cluster of discovery group "${caller.group}"`;
   if (call.op === 'delete') return undefined;
   const parsed = kubeClusterSchema.safeParse(parse(call.value));
   if (!parsed.success) return `is not a valid kube_cluster: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
   const cluster = parsed.data;
   if (`${KUBE_CLUSTERS}${cluster.metadata.name}` !== call.key) return `names ${cluster.metadata.name} but writes ${call.key}`;
   if (cluster.spec.kubeconfig !== undefined || !cluster.spec.aws) return 'a discovered kube_cluster carries spec.aws and never a kubeconfig';
-  if (!ownedByGroup(cluster, caller.group)) return `may write only cloud clusters of its own discovery group "${caller.group}"`;
+  if (!ownedBy(cluster, caller.group)) return `may write only cloud clusters of its own discovery group "${caller.group}"`;
   return undefined;
-}
-
-function ownedByGroup(resource: { metadata?: { labels?: Record<string, string> } } | undefined, group: string): boolean {
-  const labels = resource?.metadata?.labels ?? {};
-  return labels[LABEL.origin] === 'cloud' && (labels[LABEL.discoveryGroup] ?? '') === group;
 }
 
 function parse(value: string): { kind?: string; metadata?: { name?: string; labels?: Record<string, string> }; spec?: Record<string, unknown> } | undefined {

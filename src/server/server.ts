@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -54,10 +54,12 @@ export class KportServer {
   #server?: Http2SecureServer;
   readonly #watches = new Set<AbortController>();
   readonly #hub: WatchHub;
+  readonly #hostCaKey: KeyObject;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
     this.#hub = new WatchHub(opts.backend);
+    this.#hostCaKey = new X509Certificate(opts.authorities.host.certPem).publicKey;
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
   }
 
@@ -116,15 +118,16 @@ export class KportServer {
     const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket;
     const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     let caller: VerifiedCaller | undefined;
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0] ?? '';
+    let action = path;
     try {
       if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
       if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
       if (path === '/v1/join') return await this.#join(await readJson(req), address, res);
       // Who is calling before anything else is read from them.
-      caller = await this.#caller(socket);
-      this.#touch(caller, address);
+      caller = await this.#caller(socket, address);
       const body = await readJson(req);
+      action = describeCall(path, body);
       switch (path) {
         case '/v1/renew': {
           const identity = await renew(this.#deps, caller, body);
@@ -148,7 +151,7 @@ export class KportServer {
           outcome: 'refused',
           ...(caller && { host_id: caller.hostId, roles: caller.roles }),
           ...(refused.tokenName && { token_name: refused.tokenName }),
-          action: path === '/v1/backend' || path === '/v1/watch' ? describeCall(req) : path,
+          action,
           reason: refused.message,
           remote_addr: address,
         });
@@ -166,31 +169,28 @@ export class KportServer {
   }
 
   /** The verified host behind this TLS connection (once per connection), still known to the store (every call). */
-  async #caller(socket: TLSSocket): Promise<VerifiedCaller> {
+  async #caller(socket: TLSSocket, address: string): Promise<VerifiedCaller> {
     let verified = this.#callers.get(socket);
     if (!verified) {
-      verified = verifyHostCert(socket, this.#opts.authorities);
+      verified = verifyHostCert(socket, this.#hostCaKey);
       this.#callers.set(socket, verified);
     }
     if (verified instanceof Refusal) throw verified;
     const known = await currentAgent(this.#opts.backend, verified.hostId, verified.keyHash);
     if (!known) throw new Refusal(403, 'agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
+    this.#touch(known, address);
     return verified;
   }
 
-  /** Records where and when an agent was last heard from, at most once a minute per agent. */
-  #touch(caller: VerifiedCaller, address: string): void {
+  /** Records where and when an agent was last heard from (on the record just read), at most once a minute per agent. */
+  #touch({ agent, revision }: { agent: Agent; revision: number }, address: string): void {
     const now = this.#deps.now().getTime();
-    if (now - (this.#lastSeen.get(caller.hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
-    this.#lastSeen.set(caller.hostId, now);
-    void (async () => {
-      const item = await this.#opts.backend.get(resourceKey(AGENT, caller.hostId));
-      if (!item) return;
-      const agent = JSON.parse(item.value) as Agent;
-      agent.spec = { ...agent.spec, address, last_seen: new Date(now).toISOString() };
-      // At the revision read: a removal in between stays a removal.
-      await this.#opts.backend.compareAndSwap(item.key, encodeResource(agent), item.revision);
-    })().catch(() => undefined);
+    const hostId = agent.spec.host_id;
+    if (now - (this.#lastSeen.get(hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
+    this.#lastSeen.set(hostId, now);
+    const touched: Agent = { ...agent, spec: { ...agent.spec, address, last_seen: new Date(now).toISOString() } };
+    // At the revision read: a removal in between stays a removal.
+    void this.#opts.backend.compareAndSwap(resourceKey(AGENT, hostId), encodeResource(touched), revision).catch(() => undefined);
   }
 
   async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
@@ -292,13 +292,13 @@ export class KportServer {
 }
 
 /** Who a client certificate names, when the host CA issued it; a Refusal otherwise. */
-function verifyHostCert(socket: TLSSocket, authorities: Authorities): VerifiedCaller | Refusal {
+function verifyHostCert(socket: TLSSocket, hostCaKey: KeyObject): VerifiedCaller | Refusal {
   const peer = socket.getPeerCertificate();
   if (!peer || !peer.raw) return new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined');
   if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host CA (${String(socket.authorizationError)})`);
   // Explicitly the host CA: a user certificate never passes where a host certificate is expected.
   const cert = new X509Certificate(peer.raw);
-  if (!cert.verify(new X509Certificate(authorities.host.certPem).publicKey)) return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host CA");
+  if (!cert.verify(hostCaKey)) return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host CA");
   const identity = hostClaims(peer.raw);
   if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport host certificate');
   return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash: publicKeyHash(peer.raw) };
@@ -336,11 +336,13 @@ function parseCall(body: unknown): BackendCall {
   return call as unknown as BackendCall;
 }
 
-function describeCall(req: Http2ServerRequest & { kportCall?: string }): string {
-  return req.kportCall ?? req.url ?? '';
+/** What an audit event says was asked: the backend operation and its key, or the route. */
+function describeCall(path: string, body: unknown): string {
+  const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
+  return call && typeof call.op === 'string' ? `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim() : path;
 }
 
-async function readJson(req: Http2ServerRequest & { kportCall?: string }): Promise<unknown> {
+async function readJson(req: Http2ServerRequest): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -348,15 +350,11 @@ async function readJson(req: Http2ServerRequest & { kportCall?: string }): Promi
     if (size > MAX_BODY) throw new Refusal(413, 'too_large', `a request body is at most ${MAX_BODY} bytes`);
     chunks.push(chunk);
   }
-  let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
   } catch {
     throw new Refusal(400, 'bad_request', 'the request body is not JSON');
   }
-  const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
-  if (call && typeof call.op === 'string') req.kportCall = `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim();
-  return body;
 }
 
 function send(res: Http2ServerResponse, status: number, body: unknown): void {

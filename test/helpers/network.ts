@@ -57,9 +57,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       proc.stderr!.on('data', (c: Buffer) => (server.log += c));
       let exited: number | undefined;
       void proc.then((r) => (exited = r.exitCode ?? -1));
-      server.pin = await Promise.race([
-        waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 }),
-      ]);
+      server.pin = await waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 });
       if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
     },
     async stop(signal = 'SIGTERM') {

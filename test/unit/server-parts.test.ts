@@ -87,3 +87,16 @@ test("first contact: a pinned server whose certificate does not name the address
     server.close();
   }
 });
+
+test('addresses: host:port, [v6]:port, a bare host (agents: port 3080) and :port (servers: every interface)', async () => {
+  const { splitHostPort } = await import('../../src/core/host-port.ts');
+  const { parseServerAddress } = await import('../../src/join/server-client.ts');
+  assert.deepEqual(splitHostPort('kport.example.com:3080'), { host: 'kport.example.com', port: 3080 });
+  assert.deepEqual(splitHostPort('[::1]:443'), { host: '::1', port: 443 });
+  assert.deepEqual(splitHostPort(':3080'), { host: '', port: 3080 });
+  assert.deepEqual(splitHostPort('kport.example.com'), { host: 'kport.example.com' });
+  for (const bad of ['a:b:c', 'host:99999', 'https://host:1', 'ho st:1']) assert.equal(splitHostPort(bad), undefined, bad);
+  assert.deepEqual(parseServerAddress('kport.example.com'), { host: 'kport.example.com', port: 3080 });
+  assert.throws(() => parseServerAddress(':3080'), /is not host:port/);
+  assert.throws(() => parseServerAddress('host:0'), /is not host:port/);
+});

@@ -1,18 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { splitHostPort } from '../../core/host-port.ts';
+import { writeSecretFile } from '../../core/secret-file.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { serialize } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
-export const DEFAULT_LISTEN_ADDR = '127.0.0.1:3080';
+const DEFAULT_LISTEN_ADDR = '127.0.0.1:3080';
+
+/** Where the server listens: proxy_service.listen_addr (Teleport's web_listen_addr), or loopback only. */
+export function listenSetting(proxy: { listen_addr?: string; web_listen_addr?: string } | undefined): { key: string; value: string } {
+  if (proxy?.listen_addr) return { key: 'proxy_service.listen_addr', value: proxy.listen_addr };
+  if (proxy?.web_listen_addr) return { key: 'proxy_service.web_listen_addr', value: proxy.web_listen_addr };
+  return { key: 'proxy_service.listen_addr', value: DEFAULT_LISTEN_ADDR };
+}
 
 /** `host:port`, `:port` or `[v6]:port` as Teleport's listen addresses are written. */
-export function parseListenAddr(value: string, key: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (!match || port > 65_535) throw new UsageError(`${key} "${value}" is not host:port, such as ${DEFAULT_LISTEN_ADDR}.`);
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+function parseListenAddr(value: string, key: string): { host: string; port: number } {
+  const parts = splitHostPort(value);
+  if (parts?.port === undefined) throw new UsageError(`${key} "${value}" is not host:port, such as ${DEFAULT_LISTEN_ADDR}.`);
+  return { host: parts.host || '0.0.0.0', port: parts.port };
 }
 
 export const serverStart: CommandDef = {
@@ -30,9 +38,9 @@ export const serverStart: CommandDef = {
     }
     if (config.teleport.proxy_server) throw new UsageError(`${where} sets teleport.proxy_server, which is for agents joining a server: a server leaves it out.`);
     const proxy = config.proxy_service;
-    const listenKey = proxy.listen_addr ? 'proxy_service.listen_addr' : 'proxy_service.web_listen_addr';
-    const listen = parseListenAddr(proxy.listen_addr ?? proxy.web_listen_addr ?? DEFAULT_LISTEN_ADDR, listenKey);
-    const publicNames = [proxy.public_addr ?? []].flat().map((a) => a.replace(/^\[|\](?=:|$)/g, '').replace(/:\d+$/, ''));
+    const { key: listenKey, value: listenValue } = listenSetting(proxy);
+    const listen = parseListenAddr(listenValue, listenKey);
+    const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
 
     const backend = await session.backend();
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
@@ -51,7 +59,8 @@ export const serverStart: CommandDef = {
       ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created }, session.format));
     } else {
       if (created) ctx.stdout.write('Created the cluster CAs (server TLS, host, user) in the store; their keys are sealed with ' + join(config.dataDir, 'server', 'seal.key') + '.\n');
-      ctx.stdout.write(`kport server listening on ${url}\nCA pin: ${authorities.pin}\n`);
+      // One stable ready line: the address, the pin agents check, and what to run next.
+      ctx.stdout.write(`kport server listening on ${url}, CA pin: ${authorities.pin}; join agents with a token from \`kport tokens add --type=discovery\`.\n`);
     }
 
     // With discovery or kubernetes_service enabled the server runs them in-process on its own store, as Teleport's guide does.
@@ -81,9 +90,6 @@ function serverHostId(dataDir: string): string {
     if (kept) return kept;
   } catch {}
   const id = randomUUID();
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${id}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeSecretFile(path, `${id}\n`);
   return id;
 }

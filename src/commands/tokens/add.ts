@@ -104,10 +104,10 @@ export const tokensAdd: CommandDef = {
 
 /** The server this store belongs to, once one has started: its CA pin and the address agents dial. */
 async function serverInfo(backend: import('../../backend/backend.ts').Backend, config: import('../../config/load.ts').LoadedConfig): Promise<{ pin: string; address: string } | undefined> {
-  const item = await backend.get('/authorities/server_tls');
+  const [{ caKey }, { spkiPin }, { listenSetting }] = await Promise.all([import('../../server/authorities.ts'), import('../../pki/pin.ts'), import('../server/start.ts')]);
+  const item = await backend.get(caKey('server_tls'));
   if (!item) return undefined;
-  const { spkiPin } = await import('../../pki/certs.ts');
   const proxy = config.proxy_service;
-  const address = [proxy?.public_addr ?? []].flat()[0] ?? proxy?.listen_addr ?? proxy?.web_listen_addr ?? '127.0.0.1:3080';
+  const address = [proxy?.public_addr ?? []].flat()[0] ?? listenSetting(proxy).value;
   return { pin: spkiPin((JSON.parse(item.value) as { cert: string }).cert), address: address.replace(/^0\.0\.0\.0:/, '127.0.0.1:') };
 }
