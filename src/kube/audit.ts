@@ -1,5 +1,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { ImpersonationResult } from './access.ts';
+import { requestInfo } from './request-info.ts';
 
 export interface AuditEvent {
   time: string;
@@ -19,11 +21,25 @@ export interface AuditEvent {
   error?: string;
 }
 
+/** What the forwarder knows of a finished request; the audit line is made from it later. */
+export interface FinishedRequest {
+  /** Epoch milliseconds. */
+  at: number;
+  durationMs: number;
+  user: string;
+  cluster: string;
+  method: string;
+  path: string;
+  status: number;
+  identity: ImpersonationResult;
+  error: string | undefined;
+}
+
 /** One JSON line per proxied request, appended to a private file under the data dir. */
 export class AuditLog {
   readonly path: string;
   #fd: number | undefined;
-  #pending = '';
+  #pending: FinishedRequest[] = [];
   #scheduled = false;
 
   constructor(path: string) {
@@ -33,11 +49,12 @@ export class AuditLog {
   }
 
   /**
-   * Lines finished in one turn of the event loop go out in one append: one write(2) to the page
-   * cache, without a stream's buffers and callbacks per request.
+   * Requests finished in one turn of the event loop are described and appended together after
+   * it, in one write(2) to the page cache: the response goes out first, and no stream's buffers
+   * and callbacks are paid per request.
    */
-  write(event: AuditEvent): void {
-    this.#pending += `${JSON.stringify(event)}\n`;
+  record(request: FinishedRequest): void {
+    this.#pending.push(request);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.#flush);
@@ -46,9 +63,10 @@ export class AuditLog {
 
   readonly #flush = () => {
     this.#scheduled = false;
-    if (!this.#pending || this.#fd === undefined) return;
-    const text = this.#pending;
-    this.#pending = '';
+    if (this.#pending.length === 0 || this.#fd === undefined) return;
+    let text = '';
+    for (const request of this.#pending) text += `${JSON.stringify(auditEvent(request))}\n`;
+    this.#pending = [];
     writeSync(this.#fd, text);
   };
 
@@ -57,4 +75,26 @@ export class AuditLog {
     if (this.#fd !== undefined) closeSync(this.#fd);
     this.#fd = undefined;
   }
+}
+
+function auditEvent(r: FinishedRequest): AuditEvent {
+  const info = requestInfo(r.method, r.path);
+  const error = r.error ?? (r.identity.ok ? undefined : r.identity.message);
+  return {
+    time: new Date(r.at).toISOString(),
+    user: r.user,
+    cluster: r.cluster,
+    method: r.method,
+    path: r.path,
+    verb: info.verb,
+    api_group: info.apiGroup,
+    namespace: info.namespace,
+    resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
+    name: info.name,
+    status: r.status,
+    impersonated_user: r.identity.ok ? r.identity.user : '',
+    impersonated_groups: r.identity.ok ? r.identity.groups : [],
+    duration_ms: Math.round(r.durationMs * 100) / 100,
+    ...(error && { error }),
+  };
 }

@@ -7,7 +7,8 @@ import { describeConnectError } from '../core/net-errors.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
-import { requestInfo, unsafePathReason } from './request-info.ts';
+import { ChunkRelay, relay } from './relay.ts';
+import { isLongRunning, unsafePathReason } from './request-info.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Headers that describe one hop, the client's credentials, or its identity claims: never forwarded as sent. */
@@ -30,6 +31,8 @@ export interface ForwarderOptions {
 }
 
 type ClientRequest = IncomingMessage | Http2ServerRequest;
+/** Short requests in flight to one cluster over HTTP/1.1 (one connection each) before more share HTTP/2. */
+const HTTP1_LANES = 32;
 const REASONS = { 400: 'BadRequest', 403: 'Forbidden', 502: 'BadGateway' } as const;
 const REASON_TEXT = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' } as const;
 type Admitted = Extract<ImpersonationResult, { ok: true }>;
@@ -62,8 +65,12 @@ export class Forwarder {
     const started = performance.now();
     const identity = this.#check(target, client.method, client.headers, path, started, (code, message) => client.fail(code, REASONS[code], message));
     if (!identity) return;
-    const go = (authorization: string | undefined) =>
-      target.upstream.h2.supported ? this.#overHttp2(target, client, path, started, identity, authorization) : void this.#overHttp1(target, client, path, started, identity, authorization);
+    const go = (authorization: string | undefined) => {
+      const { h1, h2 } = target.upstream;
+      // Watches and followed logs share HTTP/2 connections; short requests go over HTTP/1.1 while it has lanes free.
+      if (h2.supported && (h1.inFlight >= HTTP1_LANES || isLongRunning(path))) this.#overHttp2(target, client, path, started, identity, authorization);
+      else this.#overHttp1(target, client, path, started, identity, authorization);
+    };
     // The common case needs no promise: the credentials are already at hand.
     const cached = target.upstream.cachedAuthorization();
     if (cached !== undefined) return go(cached || undefined);
@@ -73,7 +80,7 @@ export class Forwarder {
     });
   }
 
-  /** The usual path: HTTP/2 to the API server, so many watches share a few connections. */
+  /** HTTP/2 to the API server: many watches share a few connections. */
   #overHttp2(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
     const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
@@ -93,7 +100,7 @@ export class Forwarder {
     upstream.once('response', (h) => {
       status = Number(h[':status']);
       const sink = client.respond(status, responseHeaders(h as IncomingHttpHeaders));
-      if (sink) upstream.pipe(sink);
+      if (sink) relay(upstream, sink);
     });
     upstream.once('close', () => {
       release();
@@ -111,43 +118,67 @@ export class Forwarder {
       failure = err;
       target.upstream.h2.noteError(err);
     });
-    if (hasBody) client.body.pipe(upstream);
+    if (hasBody) relay(client.body, upstream);
   }
 
-  /** For API servers (or proxies in front of them) that speak only HTTP/1.1. */
-  async #overHttp1(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): Promise<void> {
-    const aborter = new AbortController();
-    // A client that goes away (a cancelled watch) releases the upstream request.
-    client.onClose(() => aborter.abort());
-    let status = 502;
+  /** Short requests (and every request to an API server without HTTP/2): HTTP/1.1 keep-alive. */
+  #overHttp1(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
+    const pool = target.upstream.h1;
     const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
-    try {
-      const { stream } = await import('undici');
-      await stream(
-        new URL(joinPath(target.upstream.url.pathname, path), target.upstream.url),
-        {
-          method: method as Dispatcher.HttpMethod,
-          headers: flatHeaders(upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false)),
-          body: hasBody ? client.body : null,
-          dispatcher: target.upstream.dispatcher(),
-          signal: aborter.signal,
+    let status = 502;
+    let controller: Dispatcher.DispatchController | undefined;
+    let gone = false;
+    let chunks: ChunkRelay | undefined;
+    let settled = false;
+    const settle = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      pool.inFlight--;
+      if (error === undefined || gone) return this.#finish(target, method, path, started, identity, status);
+      const message = unreachable(target, error);
+      if (!client.headersSent()) return this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
+      client.destroy();
+      this.#finish(target, method, path, started, identity, status, undefined, message);
+    };
+    // A client that goes away (a cancelled log -f) releases the upstream request.
+    client.onClose(() => {
+      gone = true;
+      controller?.abort(new Error('the client went away'));
+    });
+    pool.inFlight++;
+    pool.dispatcher().dispatch(
+      {
+        origin: target.upstream.url.origin,
+        path: joinPath(target.upstream.url.pathname, path),
+        method: method as Dispatcher.HttpMethod,
+        headers: flatHeaders(upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false)),
+        // undici destroys the body it was given once it is sent; the client's stream is also its response.
+        body: hasBody ? client.body.pipe(new PassThrough()) : null,
+      },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (gone) c.abort(new Error('the client went away'));
         },
-        ({ statusCode, headers }) => {
+        onResponseStart(c, statusCode, headers) {
           status = statusCode;
-          return client.respond(statusCode, responseHeaders(headers as IncomingHttpHeaders)) ?? new PassThrough().resume();
+          const sink = client.respond(statusCode, responseHeaders(headers));
+          if (sink) chunks = new ChunkRelay(sink, { pause: () => c.pause(), resume: () => c.resume() });
         },
-      );
-      this.#finish(target, method, path, started, identity, status);
-    } catch (err) {
-      if (aborter.signal.aborted) return this.#finish(target, method, path, started, identity, status);
-      const message = unreachable(target, err);
-      if (!client.headersSent()) this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
-      else {
-        client.destroy();
-        this.#finish(target, method, path, started, identity, status, undefined, message);
-      }
-    }
+        onResponseData(_c, chunk) {
+          chunks?.push(chunk);
+        },
+        onResponseEnd() {
+          if (chunks) chunks.end();
+          else client.end();
+          settle();
+        },
+        onResponseError(_c, err) {
+          settle(err);
+        },
+      },
+    );
   }
 
   /** SPDY/3.1 and WebSocket (exec, attach, port-forward): tunnelled byte for byte after the 101. */
@@ -241,8 +272,9 @@ export class Forwarder {
     const user: string[] = [];
     const groups: string[] = [];
     const other: string[] = [];
-    for (const [name, value] of Object.entries(headers)) {
+    for (const name in headers) {
       if (!name.startsWith('impersonate-')) continue;
+      const value = headers[name];
       const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
       if (name === 'impersonate-user') user.push(...values);
       else if (name === 'impersonate-group') groups.push(...values.flatMap((v) => v.split(',').map((g) => g.trim())));
@@ -254,24 +286,16 @@ export class Forwarder {
   #finish(target: ForwardTarget, method: string, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {
     respond?.();
     this.#opts.onRequest?.(status);
-    if (!this.#opts.audit) return;
-    const info = requestInfo(method, path);
-    this.#opts.audit.write({
-      time: new Date().toISOString(),
+    this.#opts.audit?.record({
+      at: Date.now(),
+      durationMs: performance.now() - started,
       user: this.#opts.kportUser,
       cluster: target.name,
       method,
       path,
-      verb: info.verb,
-      api_group: info.apiGroup,
-      namespace: info.namespace,
-      resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
-      name: info.name,
       status,
-      impersonated_user: identity.ok ? identity.user : '',
-      impersonated_groups: identity.ok ? identity.groups : [],
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      ...(error ? { error } : !identity.ok ? { error: identity.message } : {}),
+      identity,
+      error,
     });
   }
 }

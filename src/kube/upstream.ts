@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { createRequire } from 'node:module';
-import type { Agent as UndiciAgent } from 'undici';
+import { Http1Pool } from './h1-pool.ts';
 import { Http2Pool } from './h2-pool.ts';
 import { UserError } from '../core/errors.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
@@ -10,9 +9,9 @@ import { readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig
 /** Where and how the proxy reaches one cluster's API server. */
 export interface Upstream {
   url: URL;
-  /** Pooled keep-alive connections for ordinary requests to servers without HTTP/2 (made on first use). */
-  dispatcher(): UndiciAgent;
-  /** HTTP/2 sessions for ordinary requests, when the server speaks it. */
+  /** HTTP/1.1 keep-alive connections: short requests, and everything when the server has no HTTP/2. */
+  h1: Http1Pool;
+  /** HTTP/2 sessions: watches and other long requests, and short ones past the HTTP/1.1 pool's limit. */
   h2: Http2Pool;
   /** node:https connections for upgrades (exec, attach, port-forward), tunnelled after the 101. */
   agent: Agent;
@@ -82,20 +81,10 @@ interface TlsOptions {
   servername?: string;
 }
 
-function connections(url: URL, tls: TlsOptions): Pick<Upstream, 'dispatcher' | 'agent' | 'h2'> {
-  let agent: UndiciAgent | undefined;
+function connections(url: URL, tls: TlsOptions): Pick<Upstream, 'h1' | 'agent' | 'h2'> {
   return {
+    h1: new Http1Pool(tls),
     h2: new Http2Pool(url.origin, tls),
-    // No body or headers timeout: watches and logs -f stay open for as long as the client wants.
-    // HTTP/1.1: undici's HTTP/2 folds repeated Impersonate-Group headers into one, which the API server reads as one group.
-    // undici is for the rare API server without HTTP/2: loaded and connected only when one shows up.
-    dispatcher: () => {
-      if (!agent) {
-        const { Agent } = createRequire(import.meta.url)('undici') as typeof import('undici');
-        agent = new Agent({ connect: tls, allowH2: false, bodyTimeout: 0, headersTimeout: 0, keepAliveTimeout: 30_000 });
-      }
-      return agent;
-    },
     agent: new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64, ...tls }),
   };
 }

@@ -21,6 +21,7 @@ import { tempDir, waitFor } from '../peers/process.ts';
 describe('kube login: requests, served clusters and leftovers', { concurrency: false, timeout: 300_000 }, () => {
   let upstream: Http2SecureServer;
   const seen: string[] = [];
+  const received: Array<{ method: string; url: string; version: string; body: string }> = [];
   let home: string;
   let env: Record<string, string>;
   const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
@@ -31,8 +32,13 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     // Records the path as it arrived, then answers the way a normalising server would.
     upstream = createSecureServer({ cert: serving.cert, key: serving.key, allowHTTP1: true }, (req, res) => {
       seen.push(req.url);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: 'Status', path: req.url }));
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => {
+        received.push({ method: req.method, url: req.url, version: req.httpVersion, body });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ kind: 'Status', path: req.url, length: body.length }));
+      });
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const server = `https://127.0.0.1:${(upstream.address() as { port: number }).port}`;
@@ -135,6 +141,69 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     const served = audit.find((e) => e.status === 200);
     assert.equal(served.path, seen[0], 'the audited path is the forwarded one');
     assert.equal(served.name, 'x-y', 'the audited name is what the API server reads');
+  });
+
+  test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream and short requests take HTTP/1.1', async () => {
+    const { proc, kubeconfig } = await login();
+    try {
+      const kc = parse(readFileSync(kubeconfig, 'utf8'));
+      const tls = {
+        ca: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64'),
+        cert: Buffer.from(kc.users[0].user['client-certificate-data'], 'base64'),
+        key: Buffer.from(kc.users[0].user['client-key-data'], 'base64'),
+      };
+      const base = new URL(kc.clusters[0].cluster.server);
+      // Larger than one HTTP/2 DATA frame and one TLS record, so it arrives in pieces.
+      const big = JSON.stringify({ kind: 'ConfigMap', data: { blob: 'x'.repeat(200_000) } });
+      received.length = 0;
+      const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
+      const viaH2 = (method: string, path: string, body?: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
+          let text = '';
+          let status = 0;
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.on('data', (c: Buffer) => (text += c));
+          req.on('end', () => resolve({ status, body: text }));
+          req.on('error', reject);
+          req.end(body);
+        });
+      const posted = await viaH2('POST', '/api/v1/namespaces/default/configmaps', big);
+      assert.equal(posted.status, 200, posted.body);
+      assert.equal(JSON.parse(posted.body).length, big.length);
+      const viaH1 = (method: string, path: string, body: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = tlsConnect({ host: '127.0.0.1', port: Number(base.port), ...tls, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+            socket.write(`${method} ${base.pathname}${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+            socket.write(body);
+          });
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c));
+          socket.on('close', () => resolve(text));
+          socket.on('error', reject);
+        });
+      const put = await viaH1('PUT', '/api/v1/namespaces/default/configmaps/c', big);
+      assert.match(put, /^HTTP\/1\.1 200 /);
+      assert.match(put, new RegExp(`"length":${big.length}[,}]`), 'the cluster read the whole body');
+      const watch = await viaH2('GET', '/api/v1/namespaces/default/configmaps?watch=1');
+      assert.equal(watch.status, 200);
+      const get = await viaH2('GET', '/api/v1/namespaces/default/configmaps/c');
+      assert.equal(get.status, 200);
+      h2.close();
+      assert.deepEqual(
+        received.map((r) => [r.method, r.url, r.version, r.body.length]),
+        [
+          ['POST', '/api/v1/namespaces/default/configmaps', '1.1', big.length],
+          ['PUT', '/api/v1/namespaces/default/configmaps/c', '1.1', big.length],
+          ['GET', '/api/v1/namespaces/default/configmaps?watch=1', '2.0', 0],
+          ['GET', '/api/v1/namespaces/default/configmaps/c', '1.1', 0],
+        ],
+      );
+      assert.equal(received[0]!.body, big, 'the body arrived byte for byte');
+    } finally {
+      proc.kill('SIGINT');
+      await proc;
+    }
   });
 
   test('kubernetes_service.resources selects the clusters served: kube ls leaves another out and kube login says it is not served', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
-import { requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
+import { isLongRunning, requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
 import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
@@ -45,6 +45,33 @@ test('request info for the audit log', () => {
   assert.equal(requestInfo('GET', '/version').verb, 'get');
 });
 
+test('long-running requests (watches, followed logs, proxied streams, sessions) are told from short ones', () => {
+  for (const path of [
+    '/api/v1/namespaces/team-a/pods?watch=true',
+    '/apis/apps/v1/deployments?labelSelector=a%3Db&watch=1&resourceVersion=5',
+    '/api/v1/watch/namespaces/team-a/pods',
+    '/apis/apps/v1/watch/deployments',
+    '/api/v1/namespaces/team-a/pods/p/log?container=c&follow=true',
+    '/api/v1/namespaces/team-a/services/s:80/proxy/metrics',
+    '/api/v1/namespaces/team-a/pods/p/exec?command=sh',
+    '/api/v1/namespaces/team-a/pods/p/portforward',
+  ]) {
+    assert.equal(isLongRunning(path), true, path);
+  }
+  for (const path of [
+    '/api/v1/namespaces/default',
+    '/api/v1/namespaces/team-a/pods?watch=false',
+    '/api/v1/namespaces/team-a/pods?allowWatchBookmarks=true',
+    '/api/v1/namespaces/team-a/pods/p/log?follow=false',
+    '/api/v1/namespaces/team-a/pods/p/log',
+    '/api/v1/namespaces/watch/pods',
+    '/apis/proxy.example.com/v1/things',
+    '/version',
+  ]) {
+    assert.equal(isLongRunning(path), false, path);
+  }
+});
+
 test('request paths: dot segments, encoded slashes and control characters are refused; ordinary paths pass', () => {
   for (const path of ['/api/v1/namespaces/default/pods', '/apis/apps/v1/deployments?watch=1&labelSelector=a%3Db', '/api/v1/namespaces/default/pods/x%2Dy', '/version', '/api/v1/namespaces/a..b/pods']) {
     assert.equal(unsafePathReason(path), undefined, path);
@@ -59,6 +86,10 @@ test('request paths: dot segments, encoded slashes and control characters are re
     ['/api/v1/namespaces/default/pods/x%0aGET', /control character/],
     ['/api/v1/namespaces/default/pods/%E0%A4%A', /not valid percent-encoding/],
     ['api/v1/pods', /must start with/],
+    // Unencoded, too: the quick scan for ordinary paths must not let these through.
+    ['/api/v1/namespaces/..', /dot segment/],
+    ['/api/v1/namespaces/default/pods/x\\y', /encodes a slash/],
+    ['/api/v1/namespaces/a\tb', /control character/],
   ];
   for (const [path, reason] of refused) assert.match(unsafePathReason(path) ?? '', reason, path);
   // The audit names what the API server reads: percent-encoding decoded.
