@@ -32,13 +32,15 @@ const file = (name: string, b64: string) => {
   writeFileSync(join(home, name), Buffer.from(b64, 'base64'));
   return join(home, name);
 };
-const load = execFileSync(goClient, [
-  '-url', `${kc.clusters[0].cluster.server}/api/v1/namespaces/default`,
-  '-ca', file('ca.pem', kc.clusters[0].cluster['certificate-authority-data']),
-  '-cert', file('cert.pem', kc.users[0].user['client-certificate-data']),
-  '-key', file('key.pem', kc.users[0].user['client-key-data']),
-  '-warmup', '500', '-n', '200', '-c', '32', '-d', `${seconds}s`,
-], { encoding: 'utf8' });
+// One path, 32 clients for the whole profile (after the client's own warm-up).
+const target = {
+  name: 'kport',
+  url: `${kc.clusters[0].cluster.server}/api/v1/namespaces/default`,
+  ca: file('ca.pem', kc.clusters[0].cluster['certificate-authority-data']),
+  cert: file('cert.pem', kc.users[0].user['client-certificate-data']),
+  key: file('key.pem', kc.users[0].user['client-key-data']),
+};
+const load = execFileSync(goClient, [JSON.stringify([target]), '40', '21', '32', '1', `${seconds}s`], { encoding: 'utf8' });
 kport.kill('SIGINT');
 await kport;
 await api.stop();

@@ -1,7 +1,7 @@
 // Side by side against one kube-apiserver: direct, through `kport kube login`, through `kubectl proxy`.
 // Two clients: a Go program using net/http as client-go does (HTTP/2 over TLS, one shared
 // connection; HTTP/1.1 to kubectl proxy's plain http://), and undici over HTTP/1.1. p50/p99 of a
-// small GET at 1 client, requests/s with 32, two rounds interleaved; kport's CPU per proxied
+// small GET at 1 client, requests/s with 32, all paths taken in turn; kport's CPU per proxied
 // request from /proc; kport's RSS holding 500 watches on one HTTP/2 connection.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -53,20 +53,15 @@ const files = (name: string, text: string | Buffer) => {
   return path;
 };
 const targets = [
-  { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: ['-ca', files('api-ca.pem', api.caPem), '-token', api.admin.token!] },
-  { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: ['-ca', files('kport-ca.pem', tls.ca), '-cert', files('kport-cert.pem', tls.cert), '-key', files('kport-key.pem', tls.key)] },
-  { name: 'kubectl proxy', url: kubectlUrl, headers: {}, agent: new Agent({ connections: 32 }), go: [] as string[] },
+  { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.admin.token } },
+  { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid } },
+  { name: 'kubectl proxy', url: kubectlUrl, headers: {}, agent: new Agent({ connections: 32 }), go: {} },
 ];
 
 async function get(t: (typeof targets)[number]): Promise<void> {
   const res = await request(`${t.url}${PATH}`, { headers: t.headers, dispatcher: t.agent });
   await res.body.text();
   if (res.statusCode !== 200) throw new Error(`${t.name}: HTTP ${res.statusCode}`);
-}
-
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 // 500 watches on one HTTP/2 connection, as k9s holds them.
@@ -88,64 +83,92 @@ session.close();
 
 
 interface Result {
+  proto: string;
   p50: number;
   p99: number;
-  rps: number;
-  proto: string;
-  cpuPerRequest?: number;
+  rps: number[];
+  /** kport's CPU per request in each of its 32-client slots. */
+  cpuPerRequest?: number[];
 }
 
-/** The Go client: client-go's transport. kport's CPU is read around its 32-client phase. */
-function viaGo(t: (typeof targets)[number]): Result {
-  const cpuBefore = cpuMs(kport.pid!);
-  const out = JSON.parse(execFileSync(goClient, ['-url', `${t.url}${PATH}`, ...t.go, '-n', '1000', '-c', '32', '-d', '5s'], { encoding: 'utf8' }));
-  const cpu = cpuMs(kport.pid!) - cpuBefore;
-  return { p50: out.p50_ms, p99: out.p99_ms, rps: out.rps, proto: out.proto, ...(t.name === 'kport' && { cpuPerRequest: cpu / (out.requests + 1200) }) };
+// Every path is measured in turn, many times, so that the noise of a shared machine falls on all
+// of them alike: latency in blocks of 21 sequential requests (the first of each block, made after
+// another path had the machine, not counted), throughput in 4 slots of 3 s with 32 clients.
+// Before that, each path serves 200 requests and one 3 s slot under load, not counted.
+const N = 2000;
+const BLOCK = 21;
+const SLOTS = 4;
+const SLOT_MS = 3000;
+
+/** The Go client: client-go's transport, all paths in one process. */
+function viaGo(): Record<string, Result> {
+  const spec = targets.map((t) => ({ name: t.name, url: `${t.url}${PATH}`, ...t.go }));
+  const out = JSON.parse(execFileSync(goClient, [JSON.stringify(spec), String(N), String(BLOCK), '32', String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' })) as Array<{
+    name: string;
+    proto: string;
+    p50_ms: number;
+    p99_ms: number;
+    rps: number[];
+    process_cpu_ms_per_request?: number[];
+  }>;
+  return Object.fromEntries(out.map((r) => [r.name, { proto: r.proto, p50: r.p50_ms, p99: r.p99_ms, rps: r.rps, ...(r.process_cpu_ms_per_request && { cpuPerRequest: r.process_cpu_ms_per_request }) }]));
 }
 
-async function viaUndici(t: (typeof targets)[number]): Promise<Result> {
-  for (let i = 0; i < 200; i++) await get(t);
-  const latencies: number[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const s = performance.now();
-    await get(t);
-    latencies.push(performance.now() - s);
+/** undici over HTTP/1.1 keep-alive, the same schedule. */
+async function viaUndici(): Promise<Record<string, Result>> {
+  const slot = async (t: (typeof targets)[number]) => {
+    let count = 0;
+    const until = performance.now() + SLOT_MS;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (performance.now() < until) {
+          await get(t);
+          count++;
+        }
+      }),
+    );
+    return count / (SLOT_MS / 1000);
+  };
+  for (const t of targets) {
+    for (let i = 0; i < 200; i++) await get(t);
+    await slot(t);
   }
-  let count = 0;
-  const until = performance.now() + 5000;
-  await Promise.all(
-    Array.from({ length: 32 }, async () => {
-      while (performance.now() < until) {
+  const latencies = new Map(targets.map((t) => [t.name, [] as number[]]));
+  for (let r = 0; r < N / (BLOCK - 1); r++) {
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[(k + r) % targets.length]!;
+      for (let b = 0; b < BLOCK; b++) {
+        const start = performance.now();
         await get(t);
-        count++;
+        if (b > 0) latencies.get(t.name)!.push(performance.now() - start);
       }
-    }),
-  );
-  return { p50: median(latencies), p99: percentile(latencies, 99), rps: count / 5, proto: 'HTTP/1.1' };
+    }
+  }
+  const rps = new Map(targets.map((t) => [t.name, [] as number[]]));
+  for (let s = 0; s < SLOTS; s++) {
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[(k + s) % targets.length]!;
+      rps.get(t.name)!.push(await slot(t));
+    }
+  }
+  return Object.fromEntries(targets.map((t) => [t.name, { proto: 'HTTP/1.1', p50: median(latencies.get(t.name)!), p99: percentile(latencies.get(t.name)!, 99), rps: rps.get(t.name)! }]));
 }
 
-const rounds: Array<Record<string, Result>> = [];
-for (let round = 0; round < 2; round++) {
-  const results: Record<string, Result> = {};
-  for (const t of targets) {
-    results[`go ${t.name}`] = viaGo(t);
-    results[`undici ${t.name}`] = await viaUndici(t);
-  }
-  rounds.push(results);
-}
+const results = { go: viaGo(), undici: await viaUndici() };
 const lines = ['| client | path | protocol | p50 ms (1 client) | p99 ms | req/s (32 clients) | vs direct | vs kubectl proxy |', '|---|---|---|---|---|---|---|---|'];
-const med = (key: string, field: 'p50' | 'p99' | 'rps') => median(rounds.map((r) => r[key]![field]));
-for (const client of ['go', 'undici']) {
+for (const client of ['go', 'undici'] as const) {
+  const rpsOf = (name: string) => median(results[client][name]!.rps);
   for (const t of targets) {
-    const key = `${client} ${t.name}`;
-    lines.push(row([client === 'go' ? 'Go net/http (client-go)' : 'undici', t.name, rounds[0]![key]!.proto, med(key, 'p50'), med(key, 'p99'), med(key, 'rps'), `${(med(key, 'rps') / med(`${client} direct`, 'rps')).toFixed(2)}x`, `${(med(key, 'rps') / med(`${client} kubectl proxy`, 'rps')).toFixed(2)}x`]));
+    const r = results[client][t.name]!;
+    lines.push(row([client === 'go' ? 'Go net/http (client-go)' : 'undici', t.name, r.proto, r.p50, r.p99, rpsOf(t.name), `${(rpsOf(t.name) / rpsOf('direct')).toFixed(2)}x`, `${(rpsOf(t.name) / rpsOf('kubectl proxy')).toFixed(2)}x`]));
   }
 }
-const cpu = rounds.map((r) => r['go kport']!.cpuPerRequest!);
-const cpuLine = `kport CPU per proxied request (Go client, from /proc): ${cpu.map((c) => c.toFixed(3)).join(' and ')} ms in the two rounds`;
+const cpu = results.go.kport!.cpuPerRequest!;
+const cpuLine = `kport CPU per proxied request (Go client, 32 clients, from /proc): median ${median(cpu).toFixed(3)} ms (slots: ${cpu.map((c) => c.toFixed(3)).join(', ')})`;
+const slotsLine = `req/s per slot, Go client: ${targets.map((t) => `${t.name} ${results.go[t.name]!.rps.map((r) => r.toFixed(0)).join('/')}`).join('; ')}`;
 
 kport.kill('SIGINT');
 kubectlProxy.kill('SIGTERM');
 await Promise.all([kport, kubectlProxy]);
 await api.stop();
-process.stdout.write(`${lines.join('\n')}\n\nmedians of two interleaved rounds\n${cpuLine}\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(`${lines.join('\n')}\n\n${cpuLine}\n${slotsLine}\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);

@@ -1,113 +1,194 @@
 // A Kubernetes API client as client-go makes one: Go's net/http transport, HTTP/2 over TLS
 // (one connection shared by every request to a host), HTTP/1.1 to plain http:// URLs.
-// It measures sequential latency, then throughput with -c concurrent workers, and prints JSON.
+// It measures several paths side by side, interleaved so that a noisy machine slows them all
+// alike: sequential latency in blocks of requests taken in turn, then throughput with -c
+// concurrent workers in slots taken in turn. It prints JSON, one entry per path.
+//
+// h2client TARGETS_JSON N BLOCK C SLOTS DURATION
 package main
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// cpuMs is this process's user+system CPU so far, in milliseconds.
-func cpuMs() float64 {
-	var u syscall.Rusage
-	check(syscall.Getrusage(syscall.RUSAGE_SELF, &u))
-	return float64(u.Utime.Nano()+u.Stime.Nano()) / 1e6
+// Target is one path to measure; Pid, when set, is a process whose CPU is read around its slots.
+type Target struct {
+	Name  string `json:"name"`
+	URL   string `json:"url"`
+	CA    string `json:"ca"`
+	Cert  string `json:"cert"`
+	Key   string `json:"key"`
+	Token string `json:"token"`
+	Pid   int    `json:"pid"`
+}
+
+type Result struct {
+	Name             string    `json:"name"`
+	Proto            string    `json:"proto"`
+	P50              float64   `json:"p50_ms"`
+	P99              float64   `json:"p99_ms"`
+	RPS              []float64 `json:"rps"`
+	ProcessCPUPerReq []float64 `json:"process_cpu_ms_per_request,omitempty"`
+	ClientCPUPerReq  []float64 `json:"client_cpu_ms_per_request"`
+}
+
+type path struct {
+	Target
+	client *http.Client
+	proto  string
 }
 
 func main() {
-	url := flag.String("url", "", "full URL to GET")
-	caFile := flag.String("ca", "", "CA bundle (PEM) for https")
-	certFile := flag.String("cert", "", "client certificate (PEM)")
-	keyFile := flag.String("key", "", "client key (PEM)")
-	token := flag.String("token", "", "bearer token")
-	warmup := flag.Int("warmup", 200, "requests before measuring")
-	n := flag.Int("n", 1000, "sequential requests for latency")
-	c := flag.Int("c", 32, "concurrent workers for throughput")
-	d := flag.Duration("d", 5*time.Second, "throughput duration")
-	flag.Parse()
+	var targets []Target
+	check(json.Unmarshal([]byte(os.Args[1]), &targets))
+	n, block, c, slots := atoi(os.Args[2]), atoi(os.Args[3]), atoi(os.Args[4]), atoi(os.Args[5])
+	d, err := time.ParseDuration(os.Args[6])
+	check(err)
+	paths := make([]*path, len(targets))
+	for i, t := range targets {
+		paths[i] = &path{Target: t, client: newClient(t)}
+	}
+	// Warm-up, not counted: 200 sequential requests and one slot of d under load per path, so a
+	// JIT-compiled proxy, its connection pools and the API server's are in their steady state.
+	for _, p := range paths {
+		for i := 0; i < 200; i++ {
+			p.get()
+		}
+		p.slot(c, d)
+	}
+	// Latency: blocks of `block` sequential requests per path, paths in turn; a block's first
+	// request (after another path had the machine) is not counted.
+	latencies := make([][]float64, len(paths))
+	for r := 0; r < n/(block-1); r++ {
+		for k := range paths {
+			i := (k + r) % len(paths)
+			for b := 0; b < block; b++ {
+				start := time.Now()
+				paths[i].get()
+				if b > 0 {
+					latencies[i] = append(latencies[i], float64(time.Since(start).Microseconds())/1000)
+				}
+			}
+		}
+	}
+	results := make([]Result, len(paths))
+	for i, p := range paths {
+		sort.Float64s(latencies[i])
+		l := latencies[i]
+		results[i] = Result{Name: p.Name, Proto: p.proto, P50: l[len(l)/2], P99: l[len(l)*99/100]}
+	}
+	// Throughput: `slots` slots of d per path with c workers, paths in turn.
+	for s := 0; s < slots; s++ {
+		for k := range paths {
+			i := (k + s) % len(paths)
+			p := paths[i]
+			cpuBefore, processBefore := selfCPU(), processCPU(p.Pid)
+			requests := p.slot(c, d)
+			results[i].RPS = append(results[i].RPS, requests/d.Seconds())
+			results[i].ClientCPUPerReq = append(results[i].ClientCPUPerReq, (selfCPU()-cpuBefore)/requests)
+			if p.Pid != 0 {
+				results[i].ProcessCPUPerReq = append(results[i].ProcessCPUPerReq, (processCPU(p.Pid)-processBefore)/requests)
+			}
+		}
+	}
+	out, err := json.Marshal(results)
+	check(err)
+	fmt.Println(string(out))
+}
 
-	tlsConfig := &tls.Config{}
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
-		check(err)
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		tlsConfig.RootCAs = pool
-	}
-	if *certFile != "" {
-		pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
-		check(err)
-		tlsConfig.Certificates = []tls.Certificate{pair}
-	}
-	// client-go: http2.ConfigureTransport on a transport with a custom TLS config.
-	transport := &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 25}
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	proto := ""
-	get := func() {
-		req, err := http.NewRequest("GET", *url, nil)
-		check(err)
-		req.Header.Set("Accept", "application/json")
-		if *token != "" {
-			req.Header.Set("Authorization", "Bearer "+*token)
-		}
-		res, err := client.Do(req)
-		check(err)
-		_, err = io.Copy(io.Discard, res.Body)
-		check(err)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			check(fmt.Errorf("HTTP %d from %s", res.StatusCode, *url))
-		}
-		proto = res.Proto
-	}
-	for i := 0; i < *warmup; i++ {
-		get()
-	}
-	latencies := make([]float64, *n)
-	for i := range latencies {
-		start := time.Now()
-		get()
-		latencies[i] = float64(time.Since(start).Microseconds()) / 1000
-	}
-	sort.Float64s(latencies)
+// slot runs c workers making requests for d and returns how many they made.
+func (p *path) slot(c int, d time.Duration) float64 {
 	var count atomic.Int64
-	cpuBefore := cpuMs()
-	deadline := time.Now().Add(*d)
+	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for w := 0; w < *c; w++ {
+	for w := 0; w < c; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				get()
+				p.get()
 				count.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	cpu := cpuMs() - cpuBefore
-	out, _ := json.Marshal(map[string]any{
-		"p50_ms":   latencies[len(latencies)/2],
-		"p99_ms":   latencies[len(latencies)*99/100],
-		"rps":      float64(count.Load()) / d.Seconds(),
-		"requests": count.Load(),
-		"proto":    proto,
-		// The client's own CPU per request in the concurrent phase: TLS and HTTP/2 cost it too.
-		"client_cpu_ms_per_request": cpu / float64(count.Load()),
-	})
-	fmt.Println(string(out))
+	return float64(count.Load())
+}
+
+func newClient(t Target) *http.Client {
+	tlsConfig := &tls.Config{}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		check(err)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tlsConfig.RootCAs = pool
+	}
+	if t.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		check(err)
+		tlsConfig.Certificates = []tls.Certificate{pair}
+	}
+	// client-go: http2.ConfigureTransport on a transport with a custom TLS config.
+	transport := &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 25}
+	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
+}
+
+func (p *path) get() {
+	req, err := http.NewRequest("GET", p.URL, nil)
+	check(err)
+	req.Header.Set("Accept", "application/json")
+	if p.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.Token)
+	}
+	res, err := p.client.Do(req)
+	check(err)
+	_, err = io.Copy(io.Discard, res.Body)
+	check(err)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		check(fmt.Errorf("HTTP %d from %s", res.StatusCode, p.URL))
+	}
+	p.proto = res.Proto
+}
+
+// selfCPU is this process's user+system CPU so far, in milliseconds.
+func selfCPU() float64 {
+	var u syscall.Rusage
+	check(syscall.Getrusage(syscall.RUSAGE_SELF, &u))
+	return float64(u.Utime.Nano()+u.Stime.Nano()) / 1e6
+}
+
+// processCPU is another process's user+system CPU so far, in milliseconds (from /proc, 100 Hz ticks).
+func processCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) * 10
+}
+
+func atoi(s string) int {
+	v, err := strconv.Atoi(s)
+	check(err)
+	return v
 }
 
 func check(err error) {

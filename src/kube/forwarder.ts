@@ -143,6 +143,7 @@ export class Forwarder {
     };
     // A client that goes away (a cancelled log -f) releases the upstream request.
     client.onClose(() => {
+      if (settled) return;
       gone = true;
       controller?.abort(new Error('the client went away'));
     });
@@ -152,7 +153,7 @@ export class Forwarder {
         origin: target.upstream.url.origin,
         path: joinPath(target.upstream.url.pathname, path),
         method: method as Dispatcher.HttpMethod,
-        headers: flatHeaders(upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false)),
+        headers: headerList(client.headers, identity, authorization, target.upstream.url.host),
         // undici destroys the body it was given once it is sent; the client's stream is also its response.
         body: hasBody ? client.body.pipe(new PassThrough()) : null,
       },
@@ -407,14 +408,18 @@ function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string;
   return out;
 }
 
-/** [name, value, ...]: each Impersonate-Group on a line of its own, as the API server reads them. */
-function flatHeaders(headers: OutgoingHttpHeaders): string[] {
-  const flat: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) flat.push(name, String(v));
+/** upstreamHeaders as [name, value, ...] for HTTP/1.1, each Impersonate-Group on a line of its own as the API server reads them. */
+function headerList(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string): string[] {
+  const list: string[] = ['host', host, 'impersonate-user', identity.user];
+  for (const group of identity.groups) list.push('impersonate-group', group);
+  if (authorization) list.push('authorization', authorization);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
+    if (typeof value === 'string') list.push(name, value);
+    else for (const v of value) list.push(name, v);
   }
-  return flat;
+  return list;
 }
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {

@@ -14,31 +14,33 @@ export function requestInfo(method: string, rawPath: string): RequestInfo {
   const info: RequestInfo = { verb: (VERBS[method] ?? method).toLowerCase(), apiGroup: '', namespace: '', resource: '', subresource: '', name: '' };
   const q = rawPath.indexOf('?');
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
-  const query = q < 0 ? '' : rawPath.slice(q + 1);
-  const parts = path.split('/').filter(Boolean).map(decodeSegment);
-  let rest: string[];
-  if (parts[0] === 'api') rest = parts.slice(2);
+  // The non-empty segments, decoded (a segment without % is its own decoding).
+  const parts = path.split('/');
+  let n = 0;
+  for (const part of parts) if (part) parts[n++] = part.includes('%') ? decodeSegment(part) : part;
+  parts.length = n;
+  let i: number;
+  if (parts[0] === 'api') i = 2;
   else if (parts[0] === 'apis') {
     info.apiGroup = parts[1] ?? '';
-    rest = parts.slice(3);
+    i = 3;
   } else {
     info.verb = method.toLowerCase();
     return info;
   }
-  if (rest[0] === 'watch') {
+  if (parts[i] === 'watch') {
     info.verb = 'watch';
-    rest = rest.slice(1);
+    i++;
   }
-  if (rest[0] === 'namespaces' && rest.length >= 3) {
-    info.namespace = rest[1]!;
-    rest = rest.slice(2);
-  } else if (rest[0] === 'namespaces' && rest.length === 2) {
-    info.namespace = rest[1]!;
+  if (parts[i] === 'namespaces' && n - i >= 2) {
+    info.namespace = parts[i + 1]!;
+    // /namespaces/NAME is the namespace itself; /namespaces/NAME/RESOURCE... is inside it.
+    if (n - i >= 3) i += 2;
   }
-  info.resource = rest[0] ?? '';
-  info.name = rest[1] ?? '';
-  info.subresource = rest[2] ?? '';
-  if (info.verb === 'get' && !info.name) info.verb = /(^|&)watch=(1|true)(&|$)/.test(query) ? 'watch' : 'list';
+  info.resource = parts[i] ?? '';
+  info.name = parts[i + 1] ?? '';
+  info.subresource = parts[i + 2] ?? '';
+  if (info.verb === 'get' && !info.name) info.verb = q >= 0 && /(^|&)watch=(1|true)(&|$)/.test(rawPath.slice(q + 1)) ? 'watch' : 'list';
   if (info.verb === 'delete' && !info.name) info.verb = 'deletecollection';
   return info;
 }
