@@ -31,8 +31,6 @@ export interface ForwarderOptions {
 }
 
 type ClientRequest = IncomingMessage | Http2ServerRequest;
-/** Short requests in flight to one cluster over HTTP/1.1 (one connection each) before more share HTTP/2. */
-const HTTP1_LANES = 32;
 const REASONS = { 400: 'BadRequest', 403: 'Forbidden', 502: 'BadGateway' } as const;
 const REASON_TEXT = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' } as const;
 type Admitted = Extract<ImpersonationResult, { ok: true }>;
@@ -67,8 +65,8 @@ export class Forwarder {
     if (!identity) return;
     const go = (authorization: string | undefined) => {
       const { h1, h2 } = target.upstream;
-      // Watches and followed logs share HTTP/2 connections; short requests go over HTTP/1.1 while it has lanes free.
-      if (h2.supported && (h1.inFlight >= HTTP1_LANES || isLongRunning(path))) this.#overHttp2(target, client, path, started, identity, authorization);
+      // Watches and followed logs share HTTP/2 connections; short requests go over HTTP/1.1 while it has room.
+      if (h2.supported && (isLongRunning(path) || !h1.hasRoom())) this.#overHttp2(target, client, path, started, identity, authorization);
       else this.#overHttp1(target, client, path, started, identity, authorization);
     };
     // The common case needs no promise: the credentials are already at hand.
@@ -123,7 +121,7 @@ export class Forwarder {
 
   /** Short requests (and every request to an API server without HTTP/2): HTTP/1.1 keep-alive. */
   #overHttp1(target: ForwardTarget, client: ClientSide, path: string, started: number, identity: Admitted, authorization: string | undefined): void {
-    const pool = target.upstream.h1;
+    const { dispatcher, done } = target.upstream.h1.begin();
     const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     let status = 502;
@@ -134,7 +132,7 @@ export class Forwarder {
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
-      pool.inFlight--;
+      done();
       if (error === undefined || gone) return this.#finish(target, method, path, started, identity, status);
       const message = unreachable(target, error);
       if (!client.headersSent()) return this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
@@ -147,8 +145,7 @@ export class Forwarder {
       gone = true;
       controller?.abort(new Error('the client went away'));
     });
-    pool.inFlight++;
-    pool.dispatcher().dispatch(
+    dispatcher.dispatch(
       {
         origin: target.upstream.url.origin,
         path: joinPath(target.upstream.url.pathname, path),

@@ -22,6 +22,7 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
   let upstream: Http2SecureServer;
   const seen: string[] = [];
   const received: Array<{ method: string; url: string; version: string; body: string }> = [];
+  let http1Connections = 0;
   let home: string;
   let env: Record<string, string>;
   const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
@@ -39,6 +40,9 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ kind: 'Status', path: req.url, length: body.length }));
       });
+    });
+    upstream.on('secureConnection', (socket: { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol === 'http/1.1') http1Connections++;
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const server = `https://127.0.0.1:${(upstream.address() as { port: number }).port}`;
@@ -143,7 +147,7 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     assert.equal(served.name, 'x-y', 'the audited name is what the API server reads');
   });
 
-  test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream and short requests take HTTP/1.1', async () => {
+  test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream, short requests take HTTP/1.1, a burst does not open a connection each', async () => {
     const { proc, kubeconfig } = await login();
     try {
       const kc = parse(readFileSync(kubeconfig, 'utf8'));
@@ -189,9 +193,14 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       assert.equal(watch.status, 200);
       const get = await viaH2('GET', '/api/v1/namespaces/default/configmaps/c');
       assert.equal(get.status, 200);
+      // A burst (kubectl's discovery) shares HTTP/2 rather than opening a connection per request.
+      const before = http1Connections;
+      const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => viaH2('GET', `/apis/group-${i}.example.com/v1`)));
+      assert.deepEqual(burst.map((r) => r.status), Array(20).fill(200));
+      assert.ok(http1Connections - before <= 2, `${http1Connections - before} HTTP/1.1 connections opened for a burst of 20`);
       h2.close();
       assert.deepEqual(
-        received.map((r) => [r.method, r.url, r.version, r.body.length]),
+        received.slice(0, 4).map((r) => [r.method, r.url, r.version, r.body.length]),
         [
           ['POST', '/api/v1/namespaces/default/configmaps', '1.1', big.length],
           ['PUT', '/api/v1/namespaces/default/configmaps/c', '1.1', big.length],
@@ -199,6 +208,7 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
           ['GET', '/api/v1/namespaces/default/configmaps/c', '1.1', 0],
         ],
       );
+      assert.equal(received.length, 24);
       assert.equal(received[0]!.body, big, 'the body arrived byte for byte');
     } finally {
       proc.kill('SIGINT');
