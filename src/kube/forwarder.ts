@@ -396,7 +396,8 @@ function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string;
   }
   out.host = host;
   out['impersonate-user'] = identity.user;
-  out['impersonate-group'] = identity.groups;
+  const groups = identity.groups.filter((group) => sendsGroup(identity, group));
+  if (groups.length > 0) out['impersonate-group'] = groups;
   if (authorization) out.authorization = authorization;
   if (upgrade) {
     out.connection = 'Upgrade';
@@ -405,10 +406,20 @@ function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string;
   return out;
 }
 
+/**
+ * Whether to send a group as Impersonate-Group. The API server adds system:authenticated itself to
+ * any impersonated user but system:anonymous (unless system:unauthenticated is asked for) and
+ * authorises every group sent, so sending it would cost the cluster a check per request for the
+ * same identity.
+ */
+export function sendsGroup(identity: { user: string; groups: string[] }, group: string): boolean {
+  return group !== 'system:authenticated' || identity.user === 'system:anonymous' || identity.groups.includes('system:unauthenticated');
+}
+
 /** upstreamHeaders as [name, value, ...] for HTTP/1.1, each Impersonate-Group on a line of its own as the API server reads them. */
 function headerList(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string): string[] {
   const list: string[] = ['host', host, 'impersonate-user', identity.user];
-  for (const group of identity.groups) list.push('impersonate-group', group);
+  for (const group of identity.groups) if (sendsGroup(identity, group)) list.push('impersonate-group', group);
   if (authorization) list.push('authorization', authorization);
   for (const name in headers) {
     const value = headers[name];

@@ -46,6 +46,7 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
           { name: 'bob', roles: ['ops'] },
           { name: 'carol', roles: ['elsewhere'] },
           { name: 'dave', roles: ['ops-admin'] },
+          { name: 'erin', roles: ['dev', 'ops'] },
         ],
       }),
     );
@@ -113,7 +114,11 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     assert.equal(narrowed.exitCode, 0, String(narrowed.stderr));
     const who = JSON.parse(String(narrowed.stdout)).status.userInfo;
     assert.equal(who.username, 'dave-admin');
-    assert.deepEqual(who.groups.filter((g: string) => g !== 'system:authenticated'), ['ops']);
+    assert.deepEqual(who.groups, ['ops', 'system:authenticated']);
+    // With no groups asked for, all the roles allow: the API server's own view of the identity.
+    const plain = await login('alice', kubectlPath, 'auth', 'whoami', '-o', 'json');
+    assert.equal(plain.exitCode, 0, String(plain.stderr));
+    assert.deepEqual(JSON.parse(String(plain.stdout)).status.userInfo.groups, ['developers', 'system:authenticated']);
   });
 
   test('a cluster the roles do not allow is not listed or served; in local mode (where the person can read it anyway) login says why', async (t) => {
@@ -292,7 +297,7 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     writeFileSync(join(home, 'ws.yaml'), stringify(upstream));
     assert.equal((await kport(['create', '-f', join(home, 'ws.yaml')])).exitCode, 0);
 
-    const proxy: ResultPromise = kport(['kube', 'login', 'ws-upstream', '--user', 'alice']);
+    const proxy: ResultPromise = kport(['kube', 'login', 'ws-upstream', '--user', 'erin']);
     let out = '';
     proxy.stdout!.on('data', (c: Buffer) => (out += c));
     try {
@@ -307,9 +312,10 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
         const plain = await request(`${kubeconfig.clusters[0].cluster.server}/api/v1/namespaces`, { dispatcher: new Agent({ connect: clientOpts }) });
         assert.equal(plain.statusCode, 200);
         const echoed = (await plain.body.json()) as { user: string; rawHeaders: string[] };
-        assert.equal(echoed.user, 'alice');
+        assert.equal(echoed.user, 'erin');
         const groups = echoed.rawHeaders.filter((_, j) => j % 2 === 1 && echoed.rawHeaders[j - 1]!.toLowerCase() === 'impersonate-group');
-        assert.deepEqual(groups, ['developers', 'system:authenticated']);
+        // system:authenticated is left to the API server, which adds it to every named user.
+        assert.deepEqual(groups, ['developers', 'ops']);
       }
       const base = kubeconfig.clusters[0].cluster.server.replace('https:', 'wss:');
       const ws = new WebSocket(`${base}/api/v1/namespaces/team-a/pods/p/exec?command=sh&stdin=true`, ['v5.channel.k8s.io'], { ...clientOpts, headers: { authorization: 'Bearer client-secret' } });
@@ -348,7 +354,7 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       assert.deepEqual([...spdy], [250, 3, 2, 1]);
       assert.equal(seen.length, 2);
       for (const s of seen) {
-        assert.equal(s.user, 'alice');
+        assert.equal(s.user, 'erin');
         assert.equal(s.auth, 'Bearer upstream-token', "the client's own Authorization is never forwarded");
       }
     } finally {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
+import { sendsGroup } from '../../src/kube/forwarder.ts';
 import { isLongRunning, requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
 import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
@@ -33,6 +34,15 @@ test('impersonation headers: allowed narrowing passes, anything else is refused'
   assert.equal(resolveImpersonation(access, { user: ['alice'], groups: ['system:masters'], other: [] }).ok, false);
   assert.equal(resolveImpersonation(access, { user: ['alice', 'alice-admin'], groups: [], other: [] }).ok, false);
   assert.match((resolveImpersonation(access, { user: ['alice'], groups: [], other: ['impersonate-uid'] }) as { message: string }).message, /impersonate-uid is not allowed/);
+});
+
+test('system:authenticated is left to the API server exactly when it adds the group itself', () => {
+  const named = { user: 'alice', groups: ['dev', 'system:authenticated'] };
+  assert.deepEqual(named.groups.filter((g) => sendsGroup(named, g)), ['dev']);
+  const anonymous = { user: 'system:anonymous', groups: ['system:authenticated'] };
+  assert.deepEqual(anonymous.groups.filter((g) => sendsGroup(anonymous, g)), ['system:authenticated']);
+  const unauthenticated = { user: 'alice', groups: ['system:unauthenticated', 'system:authenticated'] };
+  assert.deepEqual(unauthenticated.groups.filter((g) => sendsGroup(unauthenticated, g)), ['system:unauthenticated', 'system:authenticated']);
 });
 
 test('request info for the audit log', () => {
