@@ -1,4 +1,5 @@
-// Side by side against one kube-apiserver: direct, through `kport kube login`, through `kubectl proxy`.
+// Side by side against one kube-apiserver: direct, through `kport kube login`, through `kubectl proxy`;
+// and, to show the API server's share, direct and through kubectl proxy with kport's impersonation.
 // Two clients: a Go program using net/http as client-go does (HTTP/2 over TLS, one shared
 // connection; HTTP/1.1 to kubectl proxy's plain http://), and undici over HTTP/1.1. p50/p99 of a
 // small GET at 1 client, requests/s with 32, all paths taken in turn; kport's CPU per proxied
@@ -39,10 +40,17 @@ const tls = {
   cert: Buffer.from(kubeconfig.users[0].user['client-certificate-data'], 'base64'),
   key: Buffer.from(kubeconfig.users[0].user['client-key-data'], 'base64'),
 };
-const kubectlProxy = execa(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'proxy', '--port=0'], { reject: false });
-let kpOut = '';
-kubectlProxy.stdout!.on('data', (c: Buffer) => (kpOut += c));
-const kubectlUrl = `http://${await waitFor('kubectl proxy', async () => kpOut.match(/Starting to serve on (\S+)/)?.[1])}`;
+async function startKubectlProxy(args: string[]) {
+  const proc = execa(BINARIES.kubectl(), [...args, 'proxy', '--port=0'], { reject: false });
+  let text = '';
+  proc.stdout!.on('data', (c: Buffer) => (text += c));
+  return { proc, url: `http://${await waitFor('kubectl proxy', async () => text.match(/Starting to serve on (\S+)/)?.[1])}` };
+}
+// kubectl proxy as people run it (an admin kubeconfig), and doing kport's job: the proxy's
+// identity impersonating the person, which costs the API server checks of its own.
+const kubectlProxy = await startKubectlProxy(['--kubeconfig', api.kubeconfig(api.admin)]);
+const kubectlAs = await startKubectlProxy(['--kubeconfig', api.kubeconfig(api.proxy), '--as', 'bench', '--as-group', 'system:masters']);
+const impersonating = { 'impersonate-user': 'bench', 'impersonate-group': 'system:masters' };
 
 const rssOf = (pid: number) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 const idleRss = rssOf(kport.pid!);
@@ -55,7 +63,10 @@ const files = (name: string, text: string | Buffer) => {
 const targets = [
   { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.admin.token } },
   { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid } },
-  { name: 'kubectl proxy', url: kubectlUrl, headers: {}, agent: new Agent({ connections: 32 }), go: {} },
+  { name: 'kubectl proxy', url: kubectlProxy.url, headers: {}, agent: new Agent({ connections: 32 }), go: { pid: kubectlProxy.proc.pid } },
+  // References for the API server's share: the same impersonation kport asks for, without kport.
+  { name: 'direct, impersonating', url: api.server, headers: { authorization: `Bearer ${api.proxy.token}`, ...impersonating }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.proxy.token, headers: Object.fromEntries(Object.entries(impersonating).map(([k, v]) => [k, [v]])) } },
+  { name: 'kubectl proxy --as', url: kubectlAs.url, headers: {}, agent: new Agent({ connections: 32 }), go: { pid: kubectlAs.proc.pid } },
 ];
 
 async function get(t: (typeof targets)[number]): Promise<void> {
@@ -163,12 +174,16 @@ for (const client of ['go', 'undici'] as const) {
     lines.push(row([client === 'go' ? 'Go net/http (client-go)' : 'undici', t.name, r.proto, r.p50, r.p99, rpsOf(t.name), `${(rpsOf(t.name) / rpsOf('direct')).toFixed(2)}x`, `${(rpsOf(t.name) / rpsOf('kubectl proxy')).toFixed(2)}x`]));
   }
 }
-const cpu = results.go.kport!.cpuPerRequest!;
-const cpuLine = `kport CPU per proxied request (Go client, 32 clients, from /proc): median ${median(cpu).toFixed(3)} ms (slots: ${cpu.map((c) => c.toFixed(3)).join(', ')})`;
+const cpuOf = (name: string) => {
+  const cpu = results.go[name]!.cpuPerRequest!;
+  return `${name} ${median(cpu).toFixed(3)} ms (slots: ${cpu.map((c) => c.toFixed(3)).join(', ')})`;
+};
+const cpuLine = `CPU per proxied request (Go client, 32 clients, from /proc), medians: ${['kport', 'kubectl proxy', 'kubectl proxy --as'].map(cpuOf).join('; ')}`;
 const slotsLine = `req/s per slot, Go client: ${targets.map((t) => `${t.name} ${results.go[t.name]!.rps.map((r) => r.toFixed(0)).join('/')}`).join('; ')}`;
 
 kport.kill('SIGINT');
-kubectlProxy.kill('SIGTERM');
-await Promise.all([kport, kubectlProxy]);
+kubectlProxy.proc.kill('SIGTERM');
+kubectlAs.proc.kill('SIGTERM');
+await Promise.all([kport, kubectlProxy.proc, kubectlAs.proc]);
 await api.stop();
 process.stdout.write(`${lines.join('\n')}\n\n${cpuLine}\n${slotsLine}\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);

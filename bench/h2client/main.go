@@ -33,6 +33,8 @@ type Target struct {
 	Key   string `json:"key"`
 	Token string `json:"token"`
 	Pid   int    `json:"pid"`
+	// Headers are added to every request (each value its own header line).
+	Headers map[string][]string `json:"headers"`
 }
 
 type Result struct {
@@ -153,6 +155,9 @@ func (p *path) get() {
 	req.Header.Set("Accept", "application/json")
 	if p.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.Token)
+	}
+	for name, values := range p.Headers {
+		req.Header[name] = values
 	}
 	res, err := p.client.Do(req)
 	check(err)
