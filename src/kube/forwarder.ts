@@ -86,12 +86,8 @@ export class Forwarder {
     const { method } = client;
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     const { session, release } = target.upstream.h2.acquire();
-    const headers = upstreamHeaders(client.headers, identity, authorization, target.upstream.url.host, false);
-    delete headers.host;
-    headers[':method'] = method;
-    headers[':path'] = joinPath(target.upstream.url.pathname, path);
-    headers[':authority'] = target.upstream.url.host;
-    const upstream = session.request(headers, { endStream: !hasBody });
+    const lead = [':method', method, ':path', joinPath(target.upstream.url.pathname, path), ':authority', target.upstream.url.host];
+    const upstream = session.request(forwardedHeaders(lead, client.headers, identity, authorization), { endStream: !hasBody });
     let status = 502;
     let failure: Error | undefined;
     // A client that goes away (a cancelled watch) releases the upstream stream.
@@ -153,7 +149,7 @@ export class Forwarder {
         origin: target.upstream.url.origin,
         path: joinPath(target.upstream.url.pathname, path),
         method: method as Dispatcher.HttpMethod,
-        headers: headerList(client.headers, identity, authorization, target.upstream.url.host),
+        headers: forwardedHeaders(['host', target.upstream.url.host], client.headers, identity, authorization),
         // undici destroys the body it was given once it is sent; the client's stream is also its response.
         body: hasBody ? client.body.pipe(new PassThrough()) : null,
       },
@@ -195,7 +191,7 @@ export class Forwarder {
       port: target.upstream.url.port || 443,
       method: req.method,
       path: joinPath(target.upstream.url.pathname, path),
-      headers: upstreamHeaders(req.headers, identity, authorization, target.upstream.url.host, true),
+      headers: forwardedHeaders(['host', target.upstream.url.host, 'connection', 'Upgrade', 'upgrade', String(req.headers.upgrade)], req.headers, identity, authorization),
       agent: target.upstream.agent,
     });
     upstreamReq.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
@@ -390,23 +386,24 @@ function noCredentials(target: ForwardTarget, err: unknown): string {
   return `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
 }
 
-function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string, upgrade: boolean): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
+/**
+ * The request's headers as the cluster gets them, after `lead` (the pseudo-headers or Host), as
+ * [name, value, ...], which node:http2, node:https and undici all take: the client's own less the
+ * hop-by-hop ones, its credentials and any Impersonate-*; then the checked identity, each
+ * Impersonate-Group on a line of its own as the API server reads them; then the proxy's credentials.
+ */
+function forwardedHeaders(lead: string[], headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined): string[] {
+  const list = lead;
+  list.push('impersonate-user', identity.user);
+  for (const group of identity.groups) if (sendsGroup(identity, group)) list.push('impersonate-group', group);
+  if (authorization) list.push('authorization', authorization);
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
-    out[name] = value;
+    if (typeof value === 'string') list.push(name, value);
+    else for (const v of value) list.push(name, v);
   }
-  out.host = host;
-  out['impersonate-user'] = identity.user;
-  const groups = identity.groups.filter((group) => sendsGroup(identity, group));
-  if (groups.length > 0) out['impersonate-group'] = groups;
-  if (authorization) out.authorization = authorization;
-  if (upgrade) {
-    out.connection = 'Upgrade';
-    out.upgrade = headers.upgrade;
-  }
-  return out;
+  return list;
 }
 
 /**
@@ -417,20 +414,6 @@ function upstreamHeaders(headers: IncomingHttpHeaders, identity: { user: string;
  */
 export function sendsGroup(identity: { user: string; groups: string[] }, group: string): boolean {
   return group !== 'system:authenticated' || identity.user === 'system:anonymous' || identity.groups.includes('system:unauthenticated');
-}
-
-/** upstreamHeaders as [name, value, ...] for HTTP/1.1, each Impersonate-Group on a line of its own as the API server reads them. */
-function headerList(headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined, host: string): string[] {
-  const list: string[] = ['host', host, 'impersonate-user', identity.user];
-  for (const group of identity.groups) if (sendsGroup(identity, group)) list.push('impersonate-group', group);
-  if (authorization) list.push('authorization', authorization);
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
-    if (typeof value === 'string') list.push(name, value);
-    else for (const v of value) list.push(name, v);
-  }
-  return list;
 }
 
 function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {

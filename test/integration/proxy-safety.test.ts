@@ -76,17 +76,49 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     return { proc, kubeconfig, out: () => out };
   }
 
+  /** A client of a login's proxy (its address and client certificate from the kubeconfig), over HTTP/2 and raw HTTP/1.1. */
+  function proxyClient(kubeconfig: string) {
+    const kc = parse(readFileSync(kubeconfig, 'utf8'));
+    const tls = {
+      ca: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64'),
+      cert: Buffer.from(kc.users[0].user['client-certificate-data'], 'base64'),
+      key: Buffer.from(kc.users[0].user['client-key-data'], 'base64'),
+    };
+    const base = new URL(kc.clusters[0].cluster.server);
+    const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
+    return {
+      viaH2: (method: string, path: string, body?: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
+          let text = '';
+          let status = 0;
+          req.on('response', (h) => (status = Number(h[':status'])));
+          req.on('data', (c: Buffer) => (text += c));
+          req.on('end', () => resolve({ status, body: text }));
+          req.on('error', reject);
+          req.end(body);
+        }),
+      /** One request on its own connection (`headers`: lines ending in CRLF), read until the proxy closes it. */
+      viaH1: (method: string, path: string, headers: string, body = '') =>
+        new Promise<string>((resolve, reject) => {
+          const socket = tlsConnect({ host: '127.0.0.1', port: Number(base.port), ...tls, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
+            socket.write(`${method} ${base.pathname}${path} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`);
+            if (body) socket.write(body);
+          });
+          let text = '';
+          socket.on('data', (c: Buffer) => (text += c));
+          socket.on('end', () => resolve(text));
+          socket.on('close', () => resolve(text));
+          socket.on('error', reject);
+        }),
+      close: () => h2.close(),
+    };
+  }
+
   test('a path with dot segments or encoded slashes is refused (400 Status) and never forwarded; the audit names the path as it came', async () => {
     const { proc, kubeconfig } = await login();
     try {
-      const kc = parse(readFileSync(kubeconfig, 'utf8'));
-      const tls = {
-        ca: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64'),
-        cert: Buffer.from(kc.users[0].user['client-certificate-data'], 'base64'),
-        key: Buffer.from(kc.users[0].user['client-key-data'], 'base64'),
-      };
-      const base = new URL(kc.clusters[0].cluster.server);
-      const prefix = base.pathname;
+      const { viaH2, viaH1, close } = proxyClient(kubeconfig);
       const bad = [
         '/api/v1/namespaces/default/pods/x/../../../secrets',
         '/api/v1/namespaces/default/pods/x/%2e%2e/%2E%2e/secrets',
@@ -95,44 +127,22 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
         '/api/v1/namespaces/default/pods/x%2f..%2f..%2fsecrets',
         '/api/v1/namespaces/default/pods/%2e',
       ];
-      const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
-      const viaH2 = (path: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = h2.request({ ':path': `${prefix}${path}` });
-          let body = '';
-          let status = 0;
-          req.on('response', (h) => (status = Number(h[':status'])));
-          req.on('data', (c: Buffer) => (body += c));
-          req.on('end', () => resolve({ status, body }));
-          req.on('error', reject);
-          req.end();
-        });
-      const viaH1 = (path: string, upgrade = false) =>
-        new Promise<string>((resolve, reject) => {
-          const socket = tlsConnect({ host: '127.0.0.1', port: Number(base.port), ...tls, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-            socket.write(`GET ${prefix}${path} HTTP/1.1\r\nHost: x\r\n${upgrade ? 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' : 'Connection: close\r\n'}\r\n`);
-          });
-          let text = '';
-          socket.on('data', (c: Buffer) => (text += c));
-          socket.on('end', () => resolve(text));
-          socket.on('close', () => resolve(text));
-          socket.on('error', reject);
-        });
+      const upgrade = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
       for (const path of bad) {
-        const r = await viaH2(path);
+        const r = await viaH2('GET', path);
         assert.equal(r.status, 400, `${path} over HTTP/2`);
         const status = JSON.parse(r.body);
         assert.equal(status.kind, 'Status');
         assert.equal(status.reason, 'BadRequest');
         assert.match(status.message, /dot segment|encodes a slash/);
-        assert.match(await viaH1(path), /^HTTP\/1\.1 400 /, `${path} over HTTP/1.1`);
-        assert.match(await viaH1(path, true), /^HTTP\/1\.1 400 /, `${path} as an upgrade`);
+        assert.match(await viaH1('GET', path, 'Connection: close\r\n'), /^HTTP\/1\.1 400 /, `${path} over HTTP/1.1`);
+        assert.match(await viaH1('GET', path, upgrade), /^HTTP\/1\.1 400 /, `${path} as an upgrade`);
       }
       assert.deepEqual(seen, [], 'nothing reached the cluster');
-      const fine = await viaH2('/api/v1/namespaces/default/pods/x%2Dy');
+      const fine = await viaH2('GET', '/api/v1/namespaces/default/pods/x%2Dy');
       assert.equal(fine.status, 200, fine.body);
       assert.deepEqual(seen, ['/api/v1/namespaces/default/pods/x%2Dy']);
-      h2.close();
+      close();
     } finally {
       proc.kill('SIGINT');
       await proc;
@@ -150,44 +160,15 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
   test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream, short requests take HTTP/1.1, a burst does not open a connection each', async () => {
     const { proc, kubeconfig } = await login();
     try {
-      const kc = parse(readFileSync(kubeconfig, 'utf8'));
-      const tls = {
-        ca: Buffer.from(kc.clusters[0].cluster['certificate-authority-data'], 'base64'),
-        cert: Buffer.from(kc.users[0].user['client-certificate-data'], 'base64'),
-        key: Buffer.from(kc.users[0].user['client-key-data'], 'base64'),
-      };
-      const base = new URL(kc.clusters[0].cluster.server);
+      const { viaH2, viaH1, close } = proxyClient(kubeconfig);
       // Larger than one HTTP/2 DATA frame and one TLS record, so it arrives in pieces.
       const big = JSON.stringify({ kind: 'ConfigMap', data: { blob: 'x'.repeat(200_000) } });
       received.length = 0;
-      const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
-      const viaH2 = (method: string, path: string, body?: string) =>
-        new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
-          let text = '';
-          let status = 0;
-          req.on('response', (h) => (status = Number(h[':status'])));
-          req.on('data', (c: Buffer) => (text += c));
-          req.on('end', () => resolve({ status, body: text }));
-          req.on('error', reject);
-          req.end(body);
-        });
       const posted = await viaH2('POST', '/api/v1/namespaces/default/configmaps', big);
       assert.equal(posted.status, 200, posted.body);
       assert.equal(JSON.parse(posted.body).length, big.length);
-      const viaH1 = (method: string, path: string, body: string) =>
-        new Promise<string>((resolve, reject) => {
-          const socket = tlsConnect({ host: '127.0.0.1', port: Number(base.port), ...tls, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-            // As curl sends a large body over HTTP/1.1: Expect: 100-continue.
-            socket.write(`${method} ${base.pathname}${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
-            socket.write(body);
-          });
-          let text = '';
-          socket.on('data', (c: Buffer) => (text += c));
-          socket.on('close', () => resolve(text));
-          socket.on('error', reject);
-        });
-      const put = await viaH1('PUT', '/api/v1/namespaces/default/configmaps/c', big);
+      // As curl sends a large body over HTTP/1.1: Expect: 100-continue.
+      const put = await viaH1('PUT', '/api/v1/namespaces/default/configmaps/c', `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(big)}\r\nExpect: 100-continue\r\nConnection: close\r\n`, big);
       assert.match(put, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
       assert.match(put, new RegExp(`"length":${big.length}[,}]`), 'the cluster read the whole body');
       const watch = await viaH2('GET', '/api/v1/namespaces/default/configmaps?watch=1');
@@ -199,7 +180,7 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => viaH2('GET', `/apis/group-${i}.example.com/v1`)));
       assert.deepEqual(burst.map((r) => r.status), Array(20).fill(200));
       assert.ok(http1Connections - before <= 2, `${http1Connections - before} HTTP/1.1 connections opened for a burst of 20`);
-      h2.close();
+      close();
       assert.deepEqual(
         received.slice(0, 4).map((r) => [r.method, r.url, r.version, r.body.length]),
         [
