@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import type { Backend } from '../backend/backend.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
 import { upsertResource } from '../resources/store.ts';
+import { printableText } from '../resources/text.ts';
 
 /** Keeps this agent's discovery_service resource current; it expires if the agent dies. */
 export class Heartbeat {
@@ -16,7 +18,7 @@ export class Heartbeat {
     this.#now = init.now;
     this.#spec = {
       host_id: init.hostId,
-      hostname: hostname(),
+      hostname: printableText(hostname(), HEARTBEAT_LIMITS.hostname),
       discovery_group: init.discoveryGroup,
       state: 'starting',
       started: init.now().toISOString(),
@@ -31,6 +33,9 @@ export class Heartbeat {
 
   async update(patch: Partial<DiscoveryServiceSpec> = {}): Promise<void> {
     this.#spec = { ...this.#spec, ...patch };
+    // Within what the server accepts (schemas.ts): an AWS error can be long or hold a newline.
+    const errors = this.#spec.errors.slice(0, HEARTBEAT_LIMITS.errors).map((e) => ({ ...e, scope: printableText(e.scope, HEARTBEAT_LIMITS.scope), error: printableText(e.error, HEARTBEAT_LIMITS.error) }));
+    this.#spec = { ...this.#spec, errors };
     const resource: DiscoveryService = {
       kind: DISCOVERY_SERVICE,
       version: 'v1',

@@ -1,10 +1,15 @@
-// Validation of resources people write (`kport create -f`); loaded only by the commands that need it.
+// Validation of resources people write (`kport create -f`) and agents write (heartbeats, through the
+// server); loaded only by the commands and the server that need it.
 import { z } from 'zod';
 import { labelSelector } from '../config/schema.ts';
+import { DISCOVERY_SERVICE } from './discovery-service.ts';
 import { KUBE_CLUSTER } from './kube-cluster.ts';
+import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
 import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
 import { ROLE, USER } from './role.ts';
+import { HEARTBEAT_LIMITS } from './heartbeat-limits.ts';
+import { freeTextProblem } from './text.ts';
 
 export const metadataSchema = z.strictObject({
   name: z.string().superRefine((name, ctx) => {
@@ -66,4 +71,52 @@ export const userSchema = z.strictObject({
   version: z.literal('v2').default('v2'),
   metadata: metadataSchema,
   spec: z.strictObject({ roles: z.array(z.string()).default([]) }),
+});
+
+// Heartbeats agents write through the server (DESIGN.md §9): every field bounded, free text
+// printable, so an agent can neither fill the store nor drive an admin's terminal.
+
+const freeText = (what: string, max: number) =>
+  z.string().superRefine((text, ctx) => {
+    const problem = freeTextProblem(what, text, max);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+const resourceName = z.string().superRefine((name, ctx) => {
+  const problem = nameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const time = z.string().datetime({ offset: true });
+const count = z.number().int().nonnegative();
+const heartbeatMetadata = metadataSchema.extend({ description: freeText('metadata.description', 1024).optional() });
+
+export const discoveryServiceSchema = z.strictObject({
+  kind: z.literal(DISCOVERY_SERVICE),
+  version: z.literal('v1'),
+  metadata: heartbeatMetadata,
+  spec: z.strictObject({
+    host_id: resourceName,
+    hostname: freeText('spec.hostname', HEARTBEAT_LIMITS.hostname).pipe(z.string().min(1)),
+    discovery_group: z.string(),
+    state: z.enum(['leader', 'standby', 'starting', 'stopped']),
+    started: time,
+    last_poll: time.optional(),
+    last_poll_duration_ms: z.number().nonnegative().finite().optional(),
+    next_poll: time.optional(),
+    clusters: z.strictObject({ seen: count, created: count, updated: count, deleted: count }),
+    errors: z
+      .array(z.strictObject({ scope: freeText('an error scope', HEARTBEAT_LIMITS.scope), error: freeText('an error', HEARTBEAT_LIMITS.error), at: time }))
+      .max(HEARTBEAT_LIMITS.errors),
+  }),
+});
+
+export const kubeServerSchema = z.strictObject({
+  kind: z.literal(KUBE_SERVER),
+  version: z.literal('v1'),
+  metadata: heartbeatMetadata,
+  spec: z.strictObject({
+    host_id: resourceName,
+    hostname: freeText('spec.hostname', HEARTBEAT_LIMITS.hostname).pipe(z.string().min(1)),
+    clusters: z.array(resourceName).max(HEARTBEAT_LIMITS.clusters),
+    started: time,
+  }),
 });

@@ -3,13 +3,17 @@ import type { Backend } from '../backend/backend.ts';
 import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
+import { freeTextProblem } from '../resources/text.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
-import { checkJoinToken, tokenUseOp } from '../tokens/tokens.ts';
+import { checkJoinToken, hashSecret, tokenName as publicTokenName, tokenUseOp } from '../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
 
 /** The services kport agents run; a token's other Teleport roles are not joinable here. */
 export const AGENT_ROLES = ['discovery', 'kube'] as const;
 export const DEFAULT_HOST_CERT_TTL_MS = 24 * 3_600_000;
+const MAX_HOSTNAME = 253;
+/** Where the server remembers which key joined with which token, for a retried join: `/joins/<key hash>`. */
+const JOIN_TICKETS = '/joins/';
 
 /** A refusal the caller is told about, with the code its client acts on. */
 export class Refusal extends Error {
@@ -56,7 +60,10 @@ export function parseJoinRequest(body: unknown): JoinRequest {
   if (!Array.isArray(b.roles) || b.roles.length === 0 || !b.roles.every((r) => typeof r === 'string')) throw new Refusal(400, 'bad_request', 'a join needs the roles it asks for');
   const unknown = b.roles.find((r) => !(AGENT_ROLES as readonly string[]).includes(r.toLowerCase()));
   if (unknown) throw new Refusal(400, 'bad_request', `kport agents join as ${AGENT_ROLES.join(' or ')}, not ${unknown}`);
-  if (typeof b.hostname !== 'string' || b.hostname.length > 253 || /[\u0000-\u001f]/.test(b.hostname)) throw new Refusal(400, 'bad_request', 'a join needs the agent hostname');
+  if (typeof b.hostname !== 'string' || !b.hostname) throw new Refusal(400, 'bad_request', 'a join needs the agent hostname');
+  // `kport agents ls` shows it on an admin's terminal.
+  const hostnameProblem = freeTextProblem('the hostname', b.hostname, MAX_HOSTNAME);
+  if (hostnameProblem) throw new Refusal(400, 'bad_request', `${hostnameProblem}: send the machine's hostname`);
   if (typeof b.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a join needs a certificate request');
   const group = b.discovery_group ?? '';
   if (typeof group !== 'string' || (group !== '' && nameProblem(group))) throw new Refusal(400, 'bad_request', `discovery group "${String(group)}" is not a valid name`);
@@ -71,6 +78,12 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
   const publicKey = await verifiedCsrKey(req.csr);
   for (let attempt = 0; ; attempt++) {
     const now = deps.now();
+    // A join whose answer was lost (the connection, or this server, died after its transaction)
+    // comes again with the same key: it gets its certificate and spends no second use.
+    if (publicKey) {
+      const again = await retriedJoin(deps, req, publicKey);
+      if (again) return again;
+    }
     const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
     if (!check.ok) throw new Refusal(403, check.reason.startsWith('token expired') ? 'token_invalid' : 'role_not_allowed', check.reason, check.tokenName);
     const tokenName = check.token.metadata.name;
@@ -95,14 +108,51 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
       },
     };
     // The use is counted in the same transaction that records the agent; the cert is signed only after.
-    if (!(await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }]))) {
-      // Another join used the token between our read and our write: read it again.
+    // The ticket lives as long as the certificate would have: a retry after that needs a new token.
+    const ticket: JoinTicket = { host_id: hostId, token_name: tokenName };
+    const ticketOp = { key: `${JOIN_TICKETS}${record.spec.credential_hash}`, revision: 0, value: JSON.stringify(ticket), ttlMs: deps.hostCertTtlMs };
+    if (!(await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }, ticketOp]))) {
+      // Another join used the token between our read and our write, or the same key joined at
+      // the same moment (then the next turn finds its ticket): read again.
       if (attempt >= 20) throw new Refusal(503, 'busy', 'the token is being used by many agents at once: try again');
       continue;
     }
-    const cert = await issueLeaf(deps.authorities.host, publicKey, { commonName: hostId, organizations: ['kport-agents'], usage: 'client', validForMs: deps.hostCertTtlMs, host: { roles: req.roles, discovery_group: group } });
-    return { identity: { host_id: hostId, roles: req.roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() }, tokenName };
+    return { identity: await hostIdentity(deps, publicKey, hostId, req.roles, group), tokenName };
   }
+}
+
+interface JoinTicket {
+  host_id: string;
+  token_name: string;
+}
+
+/**
+ * The identity of an earlier join by this same key, when this request repeats it: the same token
+ * (by its public name: the secret was presented again), the same roles and group, and the agent
+ * record still holding this key's hash. The CSR's signature proves the caller holds the key, so
+ * someone who learnt a used-up token cannot take the identity. A key that joined otherwise is
+ * refused: an agent makes a new key for each join.
+ */
+async function retriedJoin(deps: JoinDeps, req: JoinRequest, publicKey: Parameters<typeof keyHash>[0]): Promise<{ identity: IssuedIdentity; tokenName: string } | undefined> {
+  const hash = keyHash(publicKey);
+  const item = await deps.backend.get(`${JOIN_TICKETS}${hash}`);
+  if (!item) return undefined;
+  const ticket = JSON.parse(item.value) as JoinTicket;
+  const tokenName = publicTokenName(hashSecret(req.token.trim()));
+  const known = await currentAgent(deps.backend, ticket.host_id, hash);
+  const group = req.discovery_group ?? '';
+  const same = known && ticket.token_name === tokenName && known.agent.spec.token_name === tokenName && (known.agent.spec.discovery_group ?? '') === group && sameRoles(known.agent.spec.roles, req.roles);
+  if (!same) throw new Refusal(409, 'key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, ticket.token_name);
+  return { identity: await hostIdentity(deps, publicKey, ticket.host_id, known.agent.spec.roles, group), tokenName };
+}
+
+function sameRoles(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r));
+}
+
+async function hostIdentity(deps: JoinDeps, publicKey: Parameters<typeof keyHash>[0], hostId: string, roles: string[], group: string): Promise<IssuedIdentity> {
+  const cert = await issueLeaf(deps.authorities.host, publicKey, { commonName: hostId, organizations: ['kport-agents'], usage: 'client', validForMs: deps.hostCertTtlMs, host: { roles, discovery_group: group } });
+  return { host_id: hostId, roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
 }
 
 /** What a verified host certificate says, checked against the store: undefined when the agent was removed. */

@@ -4,7 +4,7 @@ import { DISCOVERY_SERVICE } from '../resources/discovery-service.ts';
 import { KUBE_CLUSTER, ownedBy } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
-import { kubeClusterSchema } from '../resources/schemas.ts';
+import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema } from '../resources/schemas.ts';
 
 /** Who is calling, from a verified host certificate. */
 export interface HostCaller {
@@ -27,6 +27,26 @@ export type BackendCall =
 const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
 const MAX_HEARTBEAT_TTL_MS = 86_400_000;
 const MAX_LEASE_TTL_MS = 5 * 60_000;
+/** The longest key (or prefix, lease id, fence key) a call may name: kport's own keys stay under 300 bytes. */
+export const MAX_KEY_BYTES = 1024;
+
+/**
+ * Why a call is malformed before any policy applies: a key longer than MAX_KEY_BYTES is refused
+ * first, so it is never looked up, compared or copied into a refusal's reason.
+ */
+export function callProblem(call: BackendCall): string | undefined {
+  const names: Array<[string, unknown]> = [
+    ['key', 'key' in call ? call.key : undefined],
+    ['prefix', 'prefix' in call ? call.prefix : undefined],
+    ['lease', 'lease' in call ? call.lease : undefined],
+    ['fence key', 'fence' in call ? call.fence?.key : undefined],
+    ['fence value', 'fence' in call ? call.fence?.value : undefined],
+  ];
+  for (const [what, value] of names) {
+    if (typeof value === 'string' && Buffer.byteLength(value) > MAX_KEY_BYTES) return `a ${what} is at most ${MAX_KEY_BYTES} bytes (this one has ${Buffer.byteLength(value)})`;
+  }
+  return undefined;
+}
 
 const has = (caller: HostCaller, role: string) => caller.roles.includes(role);
 
@@ -71,22 +91,33 @@ export function refusal(caller: HostCaller, call: BackendCall, current?: Item): 
   }
   if (key === `${kindPrefix(DISCOVERY_SERVICE)}${caller.hostId}`) {
     if (!discovery) return `may not write ${key}`;
-    return heartbeatRefusal(caller, call, DISCOVERY_SERVICE, (spec) => spec.host_id === caller.hostId && spec.discovery_group === caller.group);
+    return heartbeatRefusal(caller, call, DISCOVERY_SERVICE, discoveryServiceSchema, (spec) => spec.host_id === caller.hostId && spec.discovery_group === caller.group);
   }
   if (key === `${kindPrefix(KUBE_SERVER)}${caller.hostId}`) {
     if (!kube) return `may not write ${key}`;
-    return heartbeatRefusal(caller, call, KUBE_SERVER, (spec) => spec.host_id === caller.hostId);
+    return heartbeatRefusal(caller, call, KUBE_SERVER, kubeServerSchema, (spec) => spec.host_id === caller.hostId);
   }
   return `may not write ${key}`;
 }
 
-function heartbeatRefusal(caller: HostCaller, call: BackendCall, kind: string, specOk: (spec: Record<string, unknown>) => boolean): string | undefined {
+/**
+ * A heartbeat is the agent's own, and valid by its schema: every field bounded and its free text
+ * (hostname, errors) printable, since `kport get discovery_service` shows it on an admin's terminal.
+ */
+function heartbeatRefusal(caller: HostCaller, call: BackendCall, kind: string, schema: HeartbeatSchema, specOk: (spec: Record<string, unknown>) => boolean): string | undefined {
   if (call.op !== 'put' || call.lease || call.fence) return `writes its ${kind} heartbeat only with a plain put`;
   if (!(call.ttl_ms !== undefined && call.ttl_ms > 0 && call.ttl_ms <= MAX_HEARTBEAT_TTL_MS)) return `a ${kind} heartbeat needs a TTL of at most a day`;
   const value = parse(call.value);
   if (value?.kind !== kind || value.metadata?.name !== caller.hostId || !specOk(value.spec ?? {})) return `may write only its own ${kind} heartbeat (host ${caller.hostId}, discovery group "${caller.group}")`;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return `wrote a ${kind} heartbeat that is not valid: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
+  }
   return undefined;
 }
+
+type HeartbeatSchema = typeof discoveryServiceSchema | typeof kubeServerSchema;
 
 function clusterWriteRefusal(caller: HostCaller, call: Exclude<BackendCall, { op: 'get' | 'list' | 'watch' | 'grant' | 'keepalive' | 'revoke' }>, current: Item | undefined): string | undefined {
   const leader = leaderKey(caller.group);

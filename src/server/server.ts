@@ -2,7 +2,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { FencedOutError, LeaseExpiredError, type Backend, type Lease } from '../backend/backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease } from '../backend/backend.ts';
 import { certPem, generateKeys, hostClaims, issueLeaf, keyPem, publicKeyHash } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
@@ -10,7 +10,9 @@ import { encodeResource } from '../resources/store.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
-import { refusal, type BackendCall, type HostCaller } from './policy.ts';
+import { agentEvent, agentItem, agentItems } from './agent-view.ts';
+import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
+import { callProblem, refusal, type BackendCall, type HostCaller } from './policy.ts';
 import { WatchHub } from './watch-hub.ts';
 
 const MAX_BODY = 1 << 20;
@@ -54,6 +56,7 @@ export class KportServer {
   #server?: Http2SecureServer;
   readonly #watches = new Set<AbortController>();
   readonly #hub: WatchHub;
+  readonly #watchCount = new WatchCount();
   readonly #hostCaKey: KeyObject;
 
   constructor(opts: ServerOptions) {
@@ -143,13 +146,16 @@ export class KportServer {
       }
     } catch (err) {
       const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
-      // The cause (a store path, an SQLite error) is for the server's log, not for whoever called.
-      if (refused.status === 500) this.#opts.log(JSON.stringify({ level: 'error', msg: `${path} failed: ${(err as Error).message}`, remote_addr: address }));
+      // The cause (a store path, an SQLite error) is for the server's log, not for whoever called,
+      // within the caller's budget of log bytes.
+      if (refused.status === 500) this.#opts.audit.failure(address, `${path} failed: ${(err as Error).message}`);
       if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
+        // A removed agent is refused after its certificate was verified: the event names that host.
+        const verified = caller ?? this.#callers.get(socket);
         await this.#opts.audit.record({
           type: path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
           outcome: 'refused',
-          ...(caller && { host_id: caller.hostId, roles: caller.roles }),
+          ...(verified && !(verified instanceof Refusal) && { host_id: verified.hostId, roles: verified.roles }),
           ...(refused.tokenName && { token_name: refused.tokenName }),
           action,
           reason: refused.message,
@@ -194,6 +200,8 @@ export class KportServer {
   }
 
   async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
+    const malformed = callProblem(call);
+    if (malformed) throw new Refusal(400, 'bad_request', malformed);
     const backend = this.#opts.backend;
     const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
     const current = needsCurrent ? await backend.get(call.key) : undefined;
@@ -201,24 +209,28 @@ export class KportServer {
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
     const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
+    // Every item goes back as an agent may see it: never a credential (agent-view.ts).
+    const shown = (item: Item | undefined) => ({ item: (item && agentItem(item)) ?? null });
     try {
       switch (call.op) {
         case 'get':
-          return { item: (await backend.get(call.key)) ?? null };
+          return shown(await backend.get(call.key));
         case 'list':
-          return { items: await backend.list(call.prefix) };
+          return { items: agentItems(await backend.list(call.prefix)) };
         case 'create':
-          return { item: (await backend.create(call.key, call.value, opts)) ?? null };
+          return shown(await backend.create(call.key, call.value, opts));
         case 'put':
           // Replacing exactly what was checked: a put is a compare-and-swap at the revision authorised.
-          return { item: current ? ((await backend.compareAndSwap(call.key, call.value, current.revision, opts)) ?? null) : ((await backend.create(call.key, call.value, opts)) ?? null) };
+          return shown(current ? await backend.compareAndSwap(call.key, call.value, current.revision, opts) : await backend.create(call.key, call.value, opts));
         case 'cas':
           if (!current || current.revision !== call.revision) return { item: null };
-          return { item: (await backend.compareAndSwap(call.key, call.value, call.revision, opts)) ?? null };
+          return shown(await backend.compareAndSwap(call.key, call.value, call.revision, opts));
         case 'delete':
           if (!current || (call.revision !== undefined && current.revision !== call.revision)) return { deleted: false };
           return { deleted: await backend.delete(call.key, current.revision, opts) };
         case 'grant': {
+          this.#sweepLeases();
+          checkLeaseRoom(caller.hostId, this.#leases.values(), Date.now());
           const granted = await backend.grantLease(call.ttl_ms);
           this.#sweepLeases();
           this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted, expires: Date.now() + granted.ttlMs });
@@ -264,17 +276,21 @@ export class KportServer {
 
   async #watch(caller: VerifiedCaller, call: BackendCall, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     if (call.op !== 'watch') throw new Refusal(400, 'bad_request', 'a watch needs a prefix');
+    const malformed = callProblem(call);
+    if (malformed) throw new Refusal(400, 'bad_request', malformed);
     const why = refusal(caller, call);
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const leave = this.#watchCount.enter(caller.hostId);
     const stop = new AbortController();
     this.#watches.add(stop);
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
     const unsubscribe = this.#hub.subscribe(call.prefix, (event) => {
+      const shown = agentEvent(event);
       // A client that does not read its watch is cut off rather than buffered for without end.
       if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
-      else res.write(`${JSON.stringify(event)}\n`);
+      else if (shown) res.write(`${JSON.stringify(shown)}\n`);
     });
     // A removed agent's watch ends too, within a few seconds.
     const recheck = setInterval(() => {
@@ -287,6 +303,7 @@ export class KportServer {
     clearInterval(recheck);
     clearInterval(keepalive);
     this.#watches.delete(stop);
+    leave();
     res.end();
   }
 }

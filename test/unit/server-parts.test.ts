@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WatchEvent } from '../../src/backend/backend.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { ServerAudit } from '../../src/server/audit.ts';
+import { checkLeaseRoom, WatchCount } from '../../src/server/agent-limits.ts';
+import { ServerAudit, sourceOf } from '../../src/server/audit.ts';
 import { WatchHub } from '../../src/server/watch-hub.ts';
 
 test('audit: refusals from one address are stored at most 120 a minute, the rest counted; allowed events and other addresses are not limited', async () => {
@@ -25,7 +26,7 @@ test('audit: refusals from one address are stored at most 120 a minute, the rest
   now += 61_000;
   await audit.record({ type: 'agent.call', outcome: 'refused', reason: 'x', remote_addr: '203.0.113.9:2' });
   events = await stored();
-  assert.ok(events.some((e) => e.type === 'audit.suppressed' && /^10 more refused calls/.test(e.reason)), JSON.stringify(events.filter((e) => e.type !== 'agent.join')));
+  assert.ok(events.some((e) => e.type === 'audit.suppressed' && /^10 more refused or failed calls/.test(e.reason)), JSON.stringify(events.filter((e) => e.type !== 'agent.join')));
   // 120 refusals, the other address, the allowed join, the summary, the next minute's refusal.
   assert.equal(lines.length, 120 + 1 + 1 + 1 + 1, 'the log carries what is stored');
   assert.equal(events.length, lines.length);
@@ -99,4 +100,62 @@ test('addresses: host:port, [v6]:port, a bare host (agents: port 3080) and :port
   assert.deepEqual(parseServerAddress('kport.example.com'), { host: 'kport.example.com', port: 3080 });
   assert.throws(() => parseServerAddress(':3080'), /is not host:port/);
   assert.throws(() => parseServerAddress('host:0'), /is not host:port/);
+});
+
+test('audit: every field copied from a request is cut to 256 characters with its length, and a source may store at most 64 KiB of refusals a minute (issue 18, item 4)', async () => {
+  let now = Date.parse('2026-11-26T10:00:00Z');
+  const backend = new MemoryBackend({ now: () => now });
+  const lines: string[] = [];
+  const audit = new ServerAudit(backend, { log: (l) => lines.push(l), now: () => new Date(now) });
+  const key = `/resources/token/${'k'.repeat(1 << 20)}`;
+  await audit.record({ type: 'agent.call', outcome: 'refused', action: `get ${key}`, reason: `may not read ${key}`, hostname: '\u001b]0;pwned\u0007', remote_addr: '203.0.113.9:1' });
+  const [stored] = await backend.list('/resources/audit_event/');
+  assert.ok(stored);
+  assert.ok(stored.value.length < 1500, `one event stores ${stored.value.length} bytes`);
+  const spec = JSON.parse(stored.value).spec;
+  assert.equal(spec.action.length, 256);
+  assert.match(spec.action, /^get \/resources\/token\/kkk.*… \(1048597 characters\)$/);
+  assert.match(spec.reason, /… \(1048606 characters\)$/);
+  assert.ok(!/[\u0000-\u001f]/.test(spec.hostname), 'control characters are not kept');
+  assert.ok(lines.every((l) => l.length < 1500), 'nor logged');
+
+  // Many refusals of the largest size: the budget stops them by bytes, well before 120.
+  for (let i = 0; i < 120; i++) await audit.record({ type: 'agent.call', outcome: 'refused', action: `get ${key}`, reason: `may not read ${key}`, token_name: key, hostname: key, remote_addr: `203.0.113.9:${i}` });
+  for (let i = 0; i < 50; i++) audit.failure(`203.0.113.9:${i}`, `/${'p'.repeat(100_000)} failed: boom`);
+  const bytes = (await backend.list('/resources/audit_event/')).reduce((n, i) => n + i.value.length, 0);
+  assert.ok(bytes <= 64 * 1024 + 4096, `the source stored ${bytes} bytes in a minute`);
+  const logged = lines.reduce((n, l) => n + l.length, 0);
+  assert.ok(logged <= 64 * 1024 + 4096, `the source logged ${logged} bytes in a minute`);
+  // The next minute says how many were left out.
+  now += 61_000;
+  await audit.record({ type: 'agent.call', outcome: 'refused', reason: 'x', remote_addr: '203.0.113.9:2' });
+  const summary = (await backend.list('/resources/audit_event/')).map((i) => JSON.parse(i.value).spec).find((e) => e.type === 'audit.suppressed');
+  assert.match(summary?.reason ?? '', /^\d+ more refused or failed calls in one minute were not stored$/);
+});
+
+test('audit: a budget belongs to an IPv4 address or an IPv6 /64', () => {
+  assert.equal(sourceOf('203.0.113.9:443'), '203.0.113.9');
+  assert.equal(sourceOf('::ffff:203.0.113.9:443'), '203.0.113.9');
+  assert.equal(sourceOf('2001:db8:1:2:3:4:5:6:443'), '2001:db8:1:2::/64');
+  assert.equal(sourceOf('2001:db8:1:2::9:443'), '2001:db8:1:2::/64');
+  assert.equal(sourceOf('2001:db8::1:443'), '2001:db8:0:0::/64');
+  assert.equal(sourceOf('::1:443'), '0:0:0:0::/64');
+});
+
+test('limits: 16 live leases and 16 open watches per agent; lapsed leases and closed watches make room (issue 18, item 10)', () => {
+  const now = 1_000_000;
+  const held = Array.from({ length: 16 }, () => ({ hostId: 'h1', expires: now + 10_000 }));
+  assert.throws(() => checkLeaseRoom('h1', held, now), /agent h1 already holds 16 leases, the most one agent may/);
+  checkLeaseRoom('h2', held, now);
+  held[0]!.expires = now - 1;
+  checkLeaseRoom('h1', held, now);
+
+  const watches = new WatchCount();
+  const leave = Array.from({ length: 16 }, () => watches.enter('h1'));
+  assert.throws(() => watches.enter('h1'), /agent h1 already holds 16 watches open, the most one agent may/);
+  watches.enter('h2')();
+  leave[0]!();
+  leave[0]!();
+  watches.enter('h1');
+  assert.throws(() => watches.enter('h1'), /16 watches/, 'leaving twice counts once');
 });
