@@ -2,6 +2,10 @@
 // The same rules are exercised end to end, with real processes, in network-refusals.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { Heartbeat } from '../../src/discovery/heartbeat.ts';
+import { runKubeServerHeartbeat } from '../../src/kube/server-heartbeat.ts';
 import { agentEvent, agentItem, agentItems } from '../../src/server/agent-view.ts';
 import { callProblem, refusal, type BackendCall, type HostCaller } from '../../src/server/policy.ts';
 
@@ -138,4 +142,30 @@ test('agents see a kube_cluster without its kubeconfig or any unknown field; a c
   assert.deepEqual(agentEvent({ type: 'delete', key: '/resources/kube_cluster/s', revision: 8 }), { type: 'delete', key: '/resources/kube_cluster/s', revision: 8 });
   const leader = item('/leaders/discovery/prod', 'h1/lease-1');
   assert.equal(agentItem(leader), leader, 'other keys an agent may read pass as they are');
+});
+
+test('what real agents write passes the server: a discovery heartbeat with long, multi-line AWS errors and a kube_server heartbeat (issue 18, item 5)', async () => {
+  const backend = new MemoryBackend();
+  const hb = new Heartbeat(backend, { hostId: 'h1', discoveryGroup: 'prod', ttlMs: 60_000, now: () => new Date() });
+  const failures = Array.from({ length: 150 }, (_, i) => ({ scope: `matcher 0 / account 123456789012 / region r-${i}`, error: `AccessDenied:\n${'not authorized '.repeat(200)}\u001b[2J`, at: new Date().toISOString() }));
+  await hb.update({ state: 'leader', last_poll: new Date().toISOString(), last_poll_duration_ms: 12.5, next_poll: new Date().toISOString(), clusters: { seen: 3, created: 1, updated: 0, deleted: 0 }, errors: failures });
+  const written = (await backend.get('/resources/discovery_service/h1'))!;
+  assert.equal(refusal(discovery, { op: 'put', key: written.key, value: written.value, ttl_ms: 60_000 }), undefined, written.value.slice(0, 300));
+  const spec = JSON.parse(written.value).spec;
+  assert.equal(spec.errors.length, 100);
+  assert.match(spec.errors[0].error, /^AccessDenied: not authorized/);
+
+  const stop = new AbortController();
+  const beating = runKubeServerHeartbeat({ backend, hostId: 'k1', service: { enabled: true, resources: [{ labels: { '*': '*' } }] } as never, signal: stop.signal, intervalMs: 60_000 });
+  const beat = await (async () => {
+    for (let i = 0; i < 100; i++) {
+      const item = await backend.get('/resources/kube_server/k1');
+      if (item) return item;
+      await sleep(10);
+    }
+    throw new Error('no kube_server heartbeat');
+  })();
+  stop.abort();
+  await beating;
+  assert.equal(refusal(kube, { op: 'put', key: beat.key, value: beat.value, ttl_ms: 180_000 }), undefined, beat.value);
 });
