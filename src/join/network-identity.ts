@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
@@ -53,18 +53,26 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
 
   const outage = new OutageLog(opts.warn);
   const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
-  const keys = await generateKeys();
-  const key = await keyPem(keys.privateKey);
+  // The key is kept before the join is sent: an agent that dies before the answer arrives asks
+  // again with the same key, and the server hands it the certificate of the join it counted.
+  let { keys, key } = await pendingKey(opts.dataDir, false);
   const anonymous = new ServerClient(opts.server, { ca });
   let issued: { host_id: string; roles: string[]; discovery_group: string; cert: string; ca: string; expires: string };
   try {
-    issued = await retrying(
-      async () =>
-        anonymous.call('/v1/join', { token: opts.token(), roles: opts.roles, hostname: hostname(), csr: await createCsr(keys, hostname()), discovery_group: opts.discoveryGroup }),
-      opts.signal,
-      outage,
-      opts.server,
-    );
+    const send = () =>
+      retrying(
+        async () =>
+          anonymous.call<typeof issued>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: hostname(), csr: await createCsr(keys, hostname()), discovery_group: opts.discoveryGroup }),
+        opts.signal,
+        outage,
+        opts.server,
+      );
+    issued = await send().catch(async (err: unknown) => {
+      // The kept key joined with another token (a new one after a lost answer): a new key joins anew.
+      if (!(err instanceof ServerRefusal && err.code === 'key_in_use')) throw err;
+      ({ keys, key } = await pendingKey(opts.dataDir, true));
+      return send();
+    });
   } catch (err) {
     if (err instanceof ServerRefusal) {
       const hint = err.code === 'token_invalid' ? 'create one with `kport tokens add --type=discovery,kube` on the server' : err.code === 'role_not_allowed' ? `create one with --type=${opts.roles.join(',')}` : 'see the server log';
@@ -74,8 +82,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
   } finally {
     anonymous.close();
   }
-  // The key first: an identity.json that names a certificate always has its key beside it.
-  writeIdentityFile(opts.dataDir, 'key.pem', key);
+  // key.pem was written first: an identity.json that names a certificate always has its key beside it.
   const identity: NetworkAgent['identity'] = {
     version: 1,
     host_id: issued.host_id,
@@ -86,6 +93,20 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
   saveIdentity(opts.dataDir, identity);
   const client = new ServerClient(opts.server, { ca: issued.ca, cert: issued.cert, key });
   return { identity, client, joined: true, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
+}
+
+/** The key of a join that was sent but never answered, or a new one, written (0600) before it is used. */
+async function pendingKey(dataDir: string, fresh: boolean): Promise<{ keys: CryptoKeyPair; key: string }> {
+  const path = join(identityDir(dataDir), 'key.pem');
+  if (!fresh && existsSync(path)) {
+    const key = readFileSync(path, 'utf8');
+    const keys = await importKeyPem(key).catch(() => undefined);
+    if (keys) return { keys, key };
+  }
+  const keys = await generateKeys();
+  const key = await keyPem(keys.privateKey);
+  writeIdentityFile(dataDir, 'key.pem', key);
+  return { keys, key };
 }
 
 /** Renewal at two thirds of the certificate's life, with the same key and roles; retried until it lapses. */

@@ -3,13 +3,14 @@
 // node:http2 streams, so what is asserted is the bytes that left the server.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, networkAgent, startServer, type TestServer } from '../helpers/network.ts';
+import type { Moto } from '../peers/moto.ts';
 import { waitFor } from '../peers/process.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
@@ -313,5 +314,37 @@ describe('network mode policy: what agents read, write and make the server store
     t.diagnostic(`300 refused 1 KB-key reads: ${stored} bytes stored, ${logged} bytes logged`);
     assert.ok(stored <= 64 * 1024, `one address stored ${stored} bytes of refusals in a minute`);
     assert.ok(logged <= 64 * 1024 + 4096, `one address made the server log ${logged} bytes in a minute`);
+  });
+});
+
+describe('an agent killed before its join was answered', { timeout: 120_000 }, () => {
+  test('restarts with the key it kept and receives the identity the server already counted, on a --uses 1 token', async () => {
+    const server = await startServer();
+    try {
+      const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+      const token = await server.token('discovery', ['--uses=1']);
+      // No AWS here: the agent is asked only to join; its polls fail, which is fine.
+      const noAws = { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' } } as unknown as Moto;
+      const agent = await networkAgent(noAws, server, { name: 'lost-answer', group: 'prod', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], token });
+      // The first run made its key, kept it, and sent the join; it died before the answer came.
+      const pair = await generateKeys();
+      mkdirSync(join(agent.dataDir, 'identity'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(agent.dataDir, 'identity', 'key.pem'), await keyPem(pair.privateKey), { mode: 0o600 });
+      const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+      const lost = await client.call<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'lost-answer', csr: await createCsr(pair, 'lost-answer'), discovery_group: 'prod' });
+      client.close();
+
+      const proc = agent.start();
+      let exit: number | undefined;
+      void proc.then((r) => (exit = r.exitCode ?? -1));
+      const hostId = await waitFor('the restarted agent to hold an identity', async () => (exit !== undefined ? `exited ${exit}` : existsSync(join(agent.dataDir, 'identity', 'identity.json')) ? agent.hostId() : undefined), { timeoutMs: 60_000 });
+      assert.equal(hostId, lost.host_id, agent.log);
+      proc.kill('SIGKILL');
+      await proc.catch(() => undefined);
+      const agents = JSON.parse(String((await server.kport(['get', 'agent', '--format=json'])).stdout)) as unknown[];
+      assert.equal(agents.length, 1, 'one agent record');
+    } finally {
+      await server.stop('SIGKILL');
+    }
   });
 });
