@@ -343,6 +343,19 @@ describe('an agent killed before its join was answered', { timeout: 120_000 }, (
       await proc.catch(() => undefined);
       const agents = JSON.parse(String((await server.kport(['get', 'agent', '--format=json'])).stdout)) as unknown[];
       assert.equal(agents.length, 1, 'one agent record');
+
+      // The admin handed out a new token instead: the kept key already joined, so the agent makes a new one.
+      const other = await networkAgent(noAws, server, { name: 'new-token', group: 'prod', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], token: await server.token('discovery', ['--uses=1']) });
+      mkdirSync(join(other.dataDir, 'identity'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(other.dataDir, 'identity', 'key.pem'), await keyPem(pair.privateKey), { mode: 0o600 });
+      const second = other.start();
+      let secondExit: number | undefined;
+      void second.then((r) => (secondExit = r.exitCode ?? -1));
+      const newId = await waitFor('the agent with the new token to join', async () => (secondExit !== undefined ? `exited ${secondExit}` : existsSync(join(other.dataDir, 'identity', 'identity.json')) ? other.hostId() : undefined), { timeoutMs: 60_000 });
+      assert.match(newId, /^[0-9a-f-]{36}$/, other.log);
+      assert.notEqual(newId, lost.host_id);
+      second.kill('SIGKILL');
+      await second.catch(() => undefined);
     } finally {
       await server.stop('SIGKILL');
     }
