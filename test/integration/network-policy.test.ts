@@ -66,15 +66,15 @@ describe('network mode policy: what agents read, write and make the server store
     await server?.stop('SIGKILL');
   });
 
-  const session = (id?: Joined) => {
-    const s = connect(`https://127.0.0.1:${server.port}`, { ca, ...(id && { cert: id.cert, key: id.key }) });
+  const session = (id?: Joined, localAddress?: string) => {
+    const s = connect(`https://127.0.0.1:${server.port}`, { ca, ...(id && { cert: id.cert, key: id.key }), ...(localAddress && { localAddress }) });
     s.on('error', () => {});
     sessions.push(s);
     return s;
   };
   /** One POST on its own connection: the status and the exact bytes the server sent. */
-  async function raw(id: Joined | undefined, path: string, body: unknown): Promise<{ status: number; bytes: Buffer; json: { error?: { code: string; message: string } } & Record<string, unknown> }> {
-    const s = session(id);
+  async function raw(id: Joined | undefined, path: string, body: unknown, localAddress?: string): Promise<{ status: number; bytes: Buffer; json: { error?: { code: string; message: string } } & Record<string, unknown> }> {
+    const s = session(id, localAddress);
     try {
       const stream = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
       stream.end(JSON.stringify(body));
@@ -285,7 +285,8 @@ describe('network mode policy: what agents read, write and make the server store
     const auditBytes = () => store<{ n: number }>("SELECT COALESCE(SUM(LENGTH(value)), 0) AS n FROM kv WHERE key LIKE '/resources/audit_event/%'")[0]!.n;
     const stored0 = auditBytes();
     const big = `/resources/token/${'k'.repeat(1_000_000)}`;
-    const res = await backend(discovery, { op: 'get', key: big });
+    // From an address of its own, whose budget the other tests have not used.
+    const res = await raw(discovery, '/v1/backend', { op: 'get', key: big }, '127.0.0.3');
     assert.equal(res.status, 400);
     assert.match(res.json.error?.message ?? '', /a key is at most 1024 bytes \(this one has 1000017\)/);
     const one = auditBytes() - stored0;
@@ -298,7 +299,8 @@ describe('network mode policy: what agents read, write and make the server store
     // A flood of refused reads with the longest key allowed, from one address, within a minute.
     const log0 = server.log.length;
     const stored1 = auditBytes();
-    const s = session(discovery);
+    // From an address of its own, so its minute starts with the flood.
+    const s = session(discovery, '127.0.0.2');
     const key = `/resources/token/${'t'.repeat(1000)}`;
     await Promise.all(
       Array.from({ length: 300 }, async () => {
@@ -312,6 +314,7 @@ describe('network mode policy: what agents read, write and make the server store
     const stored = auditBytes() - stored1;
     const logged = server.log.length - log0;
     t.diagnostic(`300 refused 1 KB-key reads: ${stored} bytes stored, ${logged} bytes logged`);
+    assert.ok((await auditEvents(server)).some((e) => (e.spec as { remote_addr?: string }).remote_addr?.startsWith('127.0.0.2:')), 'the flood came from its own address');
     assert.ok(stored <= 64 * 1024, `one address stored ${stored} bytes of refusals in a minute`);
     assert.ok(logged <= 64 * 1024 + 4096, `one address made the server log ${logged} bytes in a minute`);
   });
