@@ -72,6 +72,9 @@ const hostileResources: Resource[] = [
 describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, () => {
   const { home, kport } = setup();
   before(() => store(home, hostileResources));
+  /** kport on a real terminal (stdout and stderr), from script(1); the terminal's own \r\n read as \n. */
+  const onTerminal = async (args: string, env: Record<string, string> = {}) =>
+    String((await execa('script', ['-qec', `${process.execPath} ${bin} ${args}`, '/dev/null'], { cwd: home, env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml'), ...env }, extendEnv: false, reject: false })).stdout).replace(/\r\n/g, '\n');
 
   test('hostile text in heartbeats, joins, tags and argv reaches no stream raw, in any format', async () => {
     const commands = [
@@ -84,6 +87,8 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
       ['get', 'kube_cluster'],
       ['kube', 'ls', '--user', 'alice'],
       ['get', `kube_cluster/${HOSTILE}`],
+      ['rm', `kube_cluster/${HOSTILE}`],
+      ['agents', 'rm', HOSTILE],
       ['kube', 'login', HOSTILE, '--user', 'alice', '--', 'true'],
       [HOSTILE],
       ['get', 'kube_cluster', '--format', HOSTILE],
@@ -96,6 +101,12 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
         assert.doesNotMatch(String(out.stderr), RAW, `${what}: stderr`);
         assert.ok(String(out.stdout) + String(out.stderr), `${what} printed something`);
       }
+    }
+    // On a terminal too, where the tables are aligned and truncated.
+    for (const args of ['get discovery_service -v', 'agents ls', 'get kube_cluster -v', 'kube ls --user alice -v']) {
+      const out = await onTerminal(args);
+      assert.match(out, /-{4}/, `${args} printed a table on a terminal`);
+      assert.doesNotMatch(out, RAW, `${args} on a terminal`);
     }
     // The text is there, shown as escapes people can read.
     const table = String((await kport(['get', 'discovery_service'])).stdout);
@@ -165,9 +176,6 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
   });
 
   test('--no-color: no colour on a terminal, as with NO_COLOR', async () => {
-    // A real terminal for kport's stderr, from script(1).
-    const onTerminal = async (args: string, env: Record<string, string> = {}) =>
-      String((await execa('script', ['-qec', `${process.execPath} ${bin} ${args}`, '/dev/null'], { cwd: home, env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml'), ...env }, extendEnv: false, reject: false })).stdout);
     assert.match(await onTerminal('get widget'), /\u001b\[31mERROR:/, 'the check can fail: colour without the flag');
     assert.doesNotMatch(await onTerminal('get widget --no-color'), /\u001b\[/);
     assert.doesNotMatch(await onTerminal('--no-color get widget'), /\u001b\[/);

@@ -91,6 +91,8 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     const lines = String(json.stderr).trim().split('\n').map((l) => JSON.parse(l));
     for (const l of lines) assert.deepEqual(Object.keys(l).slice(0, 3), ['time', 'level', 'message'], JSON.stringify(l));
     const done = lines.find((l) => l.event?.type === 'poll-done').event;
+    // The summary on stdout is pretty-printed and sorted, as every command's JSON is.
+    assert.match(String(json.stdout), /^\{\n {2}"created": 0,\n {2}"deleted": 0,\n {2}"failures": \[\],/);
     assert.ok(done.stats.duration_ms >= 0 && done.stats.aws_calls > 0, JSON.stringify(done));
     assert.ok(!JSON.stringify(done).includes('durationMs'));
     t.diagnostic(`poll with the evil patterns: ${Date.now() - started} ms`);
