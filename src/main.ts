@@ -154,7 +154,7 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
   if (err instanceof KportError && !(err instanceof BugError)) {
     ctx.logger.error(err.message);
     if (err instanceof ExternalError) ctx.logger.debug(`while calling ${err.call}`);
-    if (debug && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    if (debug && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
     return err.exitCode;
   }
   if ((err as Error)?.name === 'AbortError') return ExitCode.interrupted;
@@ -162,12 +162,12 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
   const system = describeSystemError(err);
   if (system) {
     ctx.logger.error(system);
-    if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
     return ExitCode.failure;
   }
   const message = err instanceof Error ? err.message : String(err);
   ctx.logger.error(`${message}\nThis is a bug in kport; please report it with the output of --debug.`);
-  if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+  if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
   return ExitCode.failure;
 }
 

@@ -87,6 +87,7 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
       ['get', 'kube_cluster'],
       ['kube', 'ls', '--user', 'alice'],
       ['get', `kube_cluster/${HOSTILE}`],
+      ['get', `kube_cluster/${HOSTILE}`, '--debug'],
       ['rm', `kube_cluster/${HOSTILE}`],
       ['agents', 'rm', HOSTILE],
       ['kube', 'login', HOSTILE, '--user', 'alice', '--', 'true'],
