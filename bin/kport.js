@@ -11,6 +11,14 @@ if (major < 22 || (major === 22 && minor < 18)) {
 }
 
 const { main, createContext } = await import('../dist/main.js');
+// A reader that stops early (`kport get kube_cluster | head`) is not a failure: stop quietly, as
+// `yes | head` does, with exit 0 so `set -o pipefail` scripts do not fail on it.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
+}
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {

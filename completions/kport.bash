@@ -78,8 +78,8 @@ _kport_words() {
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "get") words="-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit_event" ;;
-    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit_event/" ;;
+    "get") words="-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit" ;;
+    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit/" ;;
     "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format -o --output --debug --no-color bash zsh fish" ;;
     "version") words="-c --config --data-dir --format -o --output --debug --no-color" ;;

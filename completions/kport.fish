@@ -5,7 +5,7 @@ complete -c kport -f -n __fish_use_subcommand -a agents -d 'agents commands'
 complete -c kport -f -n __fish_use_subcommand -a discover -d 'discover commands'
 complete -c kport -f -n __fish_use_subcommand -a kube -d 'kube commands'
 complete -c kport -f -n __fish_use_subcommand -a rbac -d 'rbac commands'
-complete -c kport -f -n __fish_use_subcommand -a get -d 'Show resources: kube_cluster, token, role, user, discovery_service, agent, audit'
+complete -c kport -f -n __fish_use_subcommand -a get -d 'Show resources: kube_cluster, token, role, user, discovery_service, kube_server, agent, audit'
 complete -c kport -f -n __fish_use_subcommand -a rm -d 'Delete a resource, such as kube_cluster/NAME'
 complete -c kport -f -n __fish_use_subcommand -a create -d 'Create resources (role, user, static kube_cluster) from a YAML file'
 complete -c kport -f -n __fish_use_subcommand -a completion -d 'Print a shell completion script: bash, zsh or fish'
@@ -56,7 +56,7 @@ complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcomma
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from check' -l as-role-arn
 complete -c kport -n '__fish_seen_subcommand_from get' -l verbose
 complete -c kport -n '__fish_seen_subcommand_from get' -l since
-complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service kube_server agent audit_event'
+complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service kube_server agent audit'
 complete -c kport -n '__fish_seen_subcommand_from create' -l file
 complete -c kport -n '__fish_seen_subcommand_from create' -l force
 complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered

@@ -23,8 +23,8 @@ _kport_words() {
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "get") reply=(-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit_event) ;;
-    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit_event/) ;;
+    "get") reply=(-v --verbose --since -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit) ;;
+    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
     "version") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;

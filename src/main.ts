@@ -1,9 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
-import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES } from './commands/index.ts';
+import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES, PROGRAM_EXAMPLES } from './commands/index.ts';
 import { createContext, type Context } from './core/context.ts';
 import { BugError, ExitCode, ExternalError, KportError, describeSystemError } from './core/errors.ts';
 import { Session, type GlobalOptions } from './core/session.ts';
-import { parseFormat } from './core/output.ts';
+import { parseFormat, printableMessage } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
 
 /** Builds the commander program from the command registry; exported for the command-tree snapshot. */
@@ -15,10 +15,18 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
-      outputError: (s, write) => (ctx.logger.json ? ctx.logger.error(s.replace(/^error: /, '').trim()) : write(s.replace(/^error: /, 'ERROR: '))),
+      // Commander's errors quote argv: its control characters are shown escaped, as every message's are.
+      outputError: (s, write) => (ctx.logger.json ? ctx.logger.error(s.replace(/^error: /, '').trim()) : write(printableMessage(s.replace(/^error: /, 'ERROR: ')))),
     })
     .exitOverride();
-  for (const o of GLOBAL_OPTIONS) program.option(o.flags, o.description);
+  program.addHelpText('after', examples(PROGRAM_EXAMPLES));
+  for (const o of GLOBAL_OPTIONS) {
+    const option = new Option(o.flags, o.description);
+    // -o and --output write --format's value: one flag, whichever spelling, the last one given wins.
+    const attribute = o.attribute;
+    if (attribute) option.attributeName = () => attribute;
+    program.addOption(option);
+  }
 
   const parents = new Map<string, Command>();
   // Building every command's options costs more than starting Node: when the first word names a
@@ -28,12 +36,17 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
     let parent = program;
     if (def.path.length > 1) {
       const noun = def.path[0]!;
-      parent = parents.get(noun) ?? program.command(noun).description(NOUN_SUMMARIES[noun] ?? '');
-      parents.set(noun, parent);
+      if (!parents.has(noun)) {
+        const group = program.command(noun).description(NOUN_SUMMARIES[noun] ?? '');
+        // Each verb's first example, so `kport kube --help` shows how the group is used.
+        group.addHelpText('after', examples(COMMANDS.filter((c) => c.path[0] === noun).map((c) => c.examples[0]!)));
+        parents.set(noun, group);
+      }
+      parent = parents.get(noun)!;
       parent.copyInheritedSettings(program);
     }
     const cmd = parent.command(def.path.at(-1)!).description(def.summary);
-    cmd.addHelpText('after', `\nExamples:\n${def.examples.map((e) => `  ${e}`).join('\n')}\n`);
+    cmd.addHelpText('after', examples(def.examples));
     cmd.copyInheritedSettings(program);
     for (const a of def.args ?? []) cmd.argument(a);
     for (const o of def.options ?? []) {
@@ -48,7 +61,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       const dash = ctxArgv(command);
       const args = (command.args as string[]).slice(0, command.args.length - dash.length);
       onRun(async () => {
-        parseFormat(globals.format ?? globals.output); // a bad --format fails before anything is written
+        parseFormat(globals.format); // a bad --format fails before anything is written
         const session = new Session(ctx, globals);
         if (globals.debug) ctx.logger.debugEnabled = true;
         try {
@@ -62,11 +75,30 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
   return program;
 }
 
-/** --format json (or -o json) anywhere before `--`: errors and notices on stderr are JSON lines too. */
-function jsonRequested(argv: string[]): boolean {
+function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((e) => `  ${e}`).join('\n')}\n`;
+}
+
+/** The words before a literal `--`: after it they are another command's. */
+function ownWords(argv: string[]): string[] {
   const end = argv.indexOf('--');
-  const words = end < 0 ? argv : argv.slice(0, end);
-  return words.some((w, i) => /^(--format|--output)=json$/i.test(w) || (['--format', '--output', '-o'].includes(w) && words[i + 1]?.toLowerCase() === 'json'));
+  return end < 0 ? argv : argv.slice(0, end);
+}
+
+/**
+ * The format asked for, read before commander parses so that its own errors are JSON lines too:
+ * --format, --output and -o are one flag (`--format json`, `--output=json`, `-o json`, `-ojson`),
+ * and the last one given wins, as commander takes it.
+ */
+function formatRequested(argv: string[]): string | undefined {
+  const words = ownWords(argv);
+  let format: string | undefined;
+  words.forEach((w, i) => {
+    const inline = /^(?:--format=|--output=|-o)(.+)$/.exec(w);
+    if (inline) format = inline[1];
+    else if (['--format', '--output', '-o'].includes(w)) format = words[i + 1];
+  });
+  return format?.toLowerCase();
 }
 
 /** The first word that is not a global option or its value: the command's noun. */
@@ -94,7 +126,9 @@ function ctxArgv(command: Command): string[] {
 export async function main(argv: string[], ctx: Context): Promise<number> {
   if (firstWord(argv) === '__complete') return (await import('./commands/misc/complete.ts')).completeNames(argv, ctx);
   let run: (() => Promise<number | void>) | undefined;
-  ctx.logger.json = jsonRequested(argv);
+  ctx.logger.json = formatRequested(argv) === 'json';
+  // Read here, not from commander's --no-color, so that its own parse errors are not painted either.
+  if (ownWords(argv).includes('--no-color')) ctx.logger.color = false;
   const program = buildProgram(ctx, (r) => (run = r), firstWord(argv));
   if (argv.length === 0) {
     program.outputHelp();
@@ -120,7 +154,7 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
   if (err instanceof KportError && !(err instanceof BugError)) {
     ctx.logger.error(err.message);
     if (err instanceof ExternalError) ctx.logger.debug(`while calling ${err.call}`);
-    if (debug && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    if (debug && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
     return err.exitCode;
   }
   if ((err as Error)?.name === 'AbortError') return ExitCode.interrupted;
@@ -128,12 +162,12 @@ function reportError(ctx: Context, err: unknown, debug: boolean): number {
   const system = describeSystemError(err);
   if (system) {
     ctx.logger.error(system);
-    if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+    if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
     return ExitCode.failure;
   }
   const message = err instanceof Error ? err.message : String(err);
   ctx.logger.error(`${message}\nThis is a bug in kport; please report it with the output of --debug.`);
-  if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+  if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${printableMessage(err.stack)}\n`);
   return ExitCode.failure;
 }
 

@@ -1,6 +1,6 @@
 import { SHELLS, type CompletionTree } from '../core/completion.ts';
 import { FORMATS } from '../core/output.ts';
-import { RESOURCE_KINDS } from '../resources/registry.ts';
+import { KIND_NAMES } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
 import { completion } from './misc/completion.ts';
 import { kubeCredentials } from './kube/credentials.ts';
@@ -24,6 +24,15 @@ import { agentsRm } from './agents/rm.ts';
 /** Every leaf command, in help order. */
 export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
 
+/** `kport --help`: the first hour, in the order people take it. */
+export const PROGRAM_EXAMPLES = [
+  'kport tokens add --type=discovery,kube --format=text > /tmp/token',
+  'kport discover run -c kport.yaml --token /tmp/token',
+  'kport get discovery_service',
+  'kport kube ls',
+  'kport kube login prod -- kubectl get pods',
+];
+
 export const NOUN_SUMMARIES: Record<string, string> = {
   tokens: 'Manage join tokens for discovery and Kubernetes agents',
   discover: 'Run the EKS discovery engine',
@@ -33,11 +42,12 @@ export const NOUN_SUMMARIES: Record<string, string> = {
   agents: 'List and remove agents that joined the server',
 };
 
-export const GLOBAL_OPTIONS = [
+/** `attribute`: the option sets the same value as another one, so the two are one flag. */
+export const GLOBAL_OPTIONS: Array<{ flags: string; description: string; attribute?: string }> = [
   { flags: '-c, --config <file>', description: 'config file (default: search kport.yaml, .kportrc*, ..., /etc/kport.yaml; or KPORT_CONFIG)' },
   { flags: '--data-dir <dir>', description: 'where kport keeps its state (default: teleport.data_dir or ~/.local/share/kport)' },
   { flags: '--format <format>', description: 'output format: text, json or yaml' },
-  { flags: '-o, --output <format>', description: 'the same as --format, as kubectl spells it' },
+  { flags: '-o, --output <format>', description: 'the same as --format, as kubectl spells it', attribute: 'format' },
   { flags: '--debug', description: 'verbose logs and stack traces' },
   { flags: '--no-color', description: 'no colour (also NO_COLOR)' },
 ];
@@ -56,6 +66,6 @@ export function completionTree(): CompletionTree {
     valueFlags: [...new Set(options.filter((o) => /<[^>]+>/.test(o.flags)).flatMap((o) => flagNames(o.flags)))],
     choices,
     commands: COMMANDS.map((c) => ({ path: c.path, summary: c.summary, flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)), ...(c.path[0] === 'completion' && { words: [...SHELLS] }) })),
-    kinds: RESOURCE_KINDS.map((k) => k.kind),
+    kinds: KIND_NAMES,
   };
 }

@@ -7,9 +7,41 @@ export type Format = (typeof FORMATS)[number];
 export function parseFormat(value: string | undefined): Format {
   const format = (value ?? 'text').toLowerCase();
   if (!(FORMATS as readonly string[]).includes(format)) {
-    throw new UsageError(`Unknown format "${value}": use one of ${FORMATS.join(', ')}.`);
+    throw new UsageError(`Unknown format "${printable(String(value))}": use one of ${FORMATS.join(', ')}.`);
   }
   return format as Format;
+}
+
+/**
+ * What must never reach a terminal raw from text kport did not write itself (agent heartbeats,
+ * EKS tags, argv): C0 and C1 controls and DEL (window titles, screen clears, 8-bit CSI), the
+ * Unicode bidi controls that reorder what is shown after them, and the line and paragraph
+ * separators some terminals and editors break lines at.
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const HAS_UNSAFE = new RegExp(UNSAFE_BUT_NEWLINE.source);
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+}
+
+/** One line of text with every unsafe character shown as an escape (`\x1b`, `\u202e`, `\n`): table cells, names in messages. */
+export function printable(text: string): string {
+  return text.replace(UNSAFE, escapeChar);
+}
+
+/** A message kport wrote, whose own newlines stay, with whatever it quotes made printable. */
+export function printableMessage(text: string): string {
+  return text.replace(UNSAFE_BUT_NEWLINE, escapeChar);
+}
+
+/** JSON text as JSON.stringify made it, with the unsafe characters it leaves raw (DEL, C1, bidi) as \u escapes: the same value, read back. */
+export function terminalSafeJson(json: string): string {
+  // JSON.stringify escapes C0 in strings, so a raw one is the layout's own newline.
+  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Recursively sorts object keys so machine output is stable (STYLE.md 7). */
@@ -34,14 +66,37 @@ export function snakeKeys(value: unknown): unknown {
   return value;
 }
 
-/** yaml is loaded only when YAML is asked for: it costs more to load than `kport version` does to run. */
-function toYaml(value: unknown, options?: object): string {
-  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).stringify(value, options);
+/**
+ * Strings the 1.1 schema leaves plain that some reader still changes: `0o17` is 15 to a YAML 1.2
+ * reader, `<<` and `=` are the merge and value keys of 1.1, and an unsafe character is shown only
+ * as an escape, which only double quotes have.
+ */
+function mustDoubleQuote(text: string): boolean {
+  return /^0o[0-7]+$/.test(text) || text === '<<' || text === '=' || HAS_UNSAFE.test(text);
+}
+
+/**
+ * YAML that YAML 1.1 readers (PyYAML, Ruby's Psych, Go's yaml.v2) read back as it was written: the
+ * 1.1 schema quotes `no`, `on`, `y`, `2024-01-01`, `0755`, `1_000` and `1:20`, which such readers
+ * take for booleans, dates and numbers, and quoting them changes nothing for a 1.2 reader. yaml is
+ * loaded only when YAML is asked for: it costs more to load than `kport version` does to run.
+ */
+function toYaml(value: unknown): string {
+  const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  // Without the merge tag, whose stringifier writes `<<` plain whatever the node asks for.
+  const doc = new YAML.Document(value, { version: '1.1', customTags: (tags) => tags.filter((t) => typeof t === 'string' ? t !== 'merge' : t.tag !== 'tag:yaml.org,2002:merge') });
+  YAML.visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && mustDoubleQuote(node.value)) node.type = 'QUOTE_DOUBLE';
+    },
+  });
+  // yaml's double quotes escape C0 controls but leave DEL, C1 and bidi raw; every one of them is inside double quotes now.
+  return doc.toString().replace(UNSAFE_BUT_NEWLINE, escapeChar);
 }
 
 export function serialize(value: unknown, format: 'json' | 'yaml'): string {
   const sorted = sortKeys(value);
-  return format === 'json' ? `${JSON.stringify(sorted, null, 2)}\n` : toYaml(sorted);
+  return format === 'json' ? `${terminalSafeJson(JSON.stringify(sorted, null, 2))}\n` : toYaml(sorted);
 }
 
 export interface TableOptions {
@@ -51,8 +106,13 @@ export interface TableOptions {
   verbose?: boolean;
 }
 
-/** Renders rows under headers; on a TTY the widest column is truncated to fit maxWidth. */
-export function renderTable(headers: string[], rows: string[][], opts: TableOptions): string {
+/**
+ * Renders rows under headers; on a TTY the widest column is truncated to fit maxWidth. Every cell
+ * is made printable here, so no table shows an agent's or a tag's control characters raw (and a
+ * tab or newline in a cell cannot shift the columns a script reads).
+ */
+export function renderTable(headers: string[], cells: string[][], opts: TableOptions): string {
+  const rows = cells.map((r) => r.map(printable));
   if (!opts.tty) return [headers, ...rows].map((r) => r.join('\t')).join('\n') + '\n';
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const limit = opts.maxWidth ?? 120;
@@ -78,10 +138,11 @@ export function formatTime(date: Date | string | undefined, tty: boolean): strin
   return tty ? iso.replace('T', ' ').replace('Z', ' UTC') : iso;
 }
 
+/** People's own labels first, then the prefixed ones kport and others set (`kport.dev/origin`), as tsh shows them. */
 export function formatLabels(labels: Record<string, string> | undefined): string {
+  const prefixed = (key: string) => key.includes('/');
   return Object.entries(labels ?? {})
-    .sort(([a], [b]) => a.localeCompare(b))
+    .sort(([a], [b]) => Number(prefixed(a)) - Number(prefixed(b)) || a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
 }
-

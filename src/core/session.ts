@@ -9,9 +9,8 @@ export interface GlobalOptions {
   config?: string;
   dataDir?: string;
   debug?: boolean;
+  /** --format, -o or --output (kubectl's spelling): one flag, so the last one given wins. */
   format?: string;
-  /** -o/--output, kubectl's spelling of --format. */
-  output?: string;
 }
 
 /** Lazily loaded configuration and backend for one invocation, closed at the end. */
@@ -38,7 +37,7 @@ export class Session {
   }
 
   get format(): Format {
-    return parseFormat(this.globals.format ?? this.globals.output);
+    return parseFormat(this.globals.format);
   }
 
   config(): Promise<LoadedConfig> {

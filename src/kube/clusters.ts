@@ -56,6 +56,8 @@ export async function resolveAllowedCluster(backend: Backend, clusters: ClusterA
     const cluster = exists.metadata.name;
     const where = explain.configSource ?? 'kport.yaml';
     if (!clusters.served.includes(exists)) throw new UserError(`kube_cluster "${cluster}" exists but this kport does not serve it: kubernetes_service.resources in ${where} matches none of its labels.`);
+    // The same words as `kube ls` uses for the same user (whyNoneAllowed).
+    if (!explain.access.defined) throw new UserError(`kube_cluster "${cluster}" exists but your kport user "${explain.access.user}" is not defined: add it under users: in ${where} with its roles (see README#kubernetes-access), or pass --user.`);
     const who = explain.access.roles.length > 0 ? `your roles (${explain.access.roles.join(', ')})` : `your kport user "${explain.access.user}" has no roles, so nothing`;
     throw new UserError(`kube_cluster "${cluster}" exists but ${who} ${explain.access.roles.length > 0 ? 'do not allow it' : 'is allowed'}: add a role whose kubernetes_labels match its labels (see \`kport get kube_cluster/${cluster}\`) under users: in ${where}.`);
   }

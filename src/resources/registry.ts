@@ -14,6 +14,8 @@ import { TOKEN, type Token } from './token.ts';
 /** What `get`, `rm` and `create` need to know about one kind (STYLE.md 5). */
 export interface ResourceKind<R extends Resource = Resource> {
   kind: string;
+  /** The name help and completion offer, where people type another than `kind`. */
+  typed?: string;
   aliases: string[];
   /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
   schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
@@ -133,6 +135,7 @@ const kubeServer: ResourceKind<KubeServer> = {
 
 const auditEvent: ResourceKind<AuditEvent> = {
   kind: AUDIT_EVENT,
+  typed: 'audit',
   aliases: ['audit', 'audit_events', 'events'],
   headers: ['Time', 'Type', 'Outcome', 'Host', 'Token', 'Action', 'Reason', 'From'],
   row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.host_id ?? '-', e.spec.token_name ?? '-', e.spec.action ?? '-', e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
@@ -142,10 +145,13 @@ const auditEvent: ResourceKind<AuditEvent> = {
 
 export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, kubeServer, agent, auditEvent] as unknown as ResourceKind[];
 
+/** What `get --help`, errors and `get <TAB>` list: one list, so they never disagree. */
+export const KIND_NAMES = RESOURCE_KINDS.map((k) => k.typed ?? k.kind);
+
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();
   const kind = RESOURCE_KINDS.find((k) => k.kind === wanted || k.aliases.includes(wanted));
-  if (!kind) throw new UserError(`Unknown resource kind "${name}": use one of ${RESOURCE_KINDS.map((k) => k.kind).join(', ')}.`, 2);
+  if (!kind) throw new UserError(`Unknown resource kind "${name}": use one of ${KIND_NAMES.join(', ')}.`, 2);
   return kind;
 }
 

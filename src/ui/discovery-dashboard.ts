@@ -1,5 +1,6 @@
 import { createElement as h, type ReactElement } from 'react';
 import { Box, Static, Text } from 'ink';
+import { printable } from '../core/output.ts';
 import type { DiscoveryEvent, PollStats } from '../discovery/engine.ts';
 
 export interface ScopeRow {
@@ -28,19 +29,24 @@ export function initialDashboard(group: string): DashboardState {
   return { group, polling: false, scopes: [], log: [] };
 }
 
-/** Folds one discovery event into the dashboard's state; pure, so it is tested without a terminal. */
+/**
+ * Folds one discovery event into the dashboard's state; pure, so it is tested without a terminal.
+ * What others wrote (AWS errors, another agent's host id, cluster names) is made printable here,
+ * before ink writes it to the terminal.
+ */
 export function reduceDashboard(
   state: DashboardState,
   event: DashboardEvent,
 ): DashboardState {
   switch (event.type) {
     case 'state':
-      return { ...state, role: event.state, leader: event.leader };
+      return { ...state, role: event.state, leader: event.leader && printable(event.leader) };
     case 'poll-start':
       return { ...state, polling: true, scopes: [], nextPoll: undefined };
     case 'scope': {
-      const scopes = state.scopes.filter((s) => s.scope !== event.scope);
-      scopes.push({ scope: event.scope, state: event.state, clusters: event.clusters, error: event.error });
+      const scope = printable(event.scope);
+      const scopes = state.scopes.filter((s) => s.scope !== scope);
+      scopes.push({ scope, state: event.state, clusters: event.clusters, error: event.error && printable(event.error) });
       scopes.sort((a, b) => a.scope.localeCompare(b.scope));
       return { ...state, scopes };
     }
@@ -50,7 +56,7 @@ export function reduceDashboard(
       return { ...state, polling: false, last: s, log: [...state.log, line] };
     }
     case 'conflict':
-      return { ...state, log: [...state.log, `kube_cluster ${event.name} belongs to another discovery group or is static: left alone`] };
+      return { ...state, log: [...state.log, `kube_cluster ${printable(event.name)} belongs to another discovery group or is static: left alone`] };
     case 'sleep':
       return { ...state, nextPoll: state.stopping ? undefined : event.nextPoll };
     case 'stopping':

@@ -86,9 +86,13 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     const once = await agent.kport(['discover', 'run', '--once']);
     assert.equal(once.exitCode, 0, String(once.stderr));
     assert.match(String(once.stdout), /Discovered 0 EKS clusters/);
-    // JSON event lines are snake_case, as the README promises.
+    // JSON event lines are {time, level, message} with the snake_case event beside, as the README promises.
     const json = await agent.kport(['discover', 'run', '--once', '--format', 'json']);
-    const done = String(json.stderr).trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.type === 'poll-done');
+    const lines = String(json.stderr).trim().split('\n').map((l) => JSON.parse(l));
+    for (const l of lines) assert.deepEqual(Object.keys(l).slice(0, 3), ['time', 'level', 'message'], JSON.stringify(l));
+    const done = lines.find((l) => l.event?.type === 'poll-done').event;
+    // The summary on stdout is pretty-printed and sorted, as every command's JSON is.
+    assert.match(String(json.stdout), /^\{\n {2}"created": 0,\n {2}"deleted": 0,\n {2}"failures": \[\],/);
     assert.ok(done.stats.duration_ms >= 0 && done.stats.aws_calls > 0, JSON.stringify(done));
     assert.ok(!JSON.stringify(done).includes('durationMs'));
     t.diagnostic(`poll with the evil patterns: ${Date.now() - started} ms`);

@@ -239,7 +239,7 @@ describe('kube credentials and kube ls for discovered EKS clusters', { concurren
     const ls = JSON.parse(String((await agent.kport(['kube', 'ls', '--user', 'alice', '--format', 'json'])).stdout));
     assert.deepEqual(ls.map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['prod-eks-us-east-1-123456789012']);
     const table = String((await agent.kport(['kube', 'ls', 'team=payments', '--user', 'alice'])).stdout);
-    assert.equal(table, 'Kube Cluster Name\tLabels\tSelected\nprod-eks-us-east-1-123456789012\taccount-id=123456789012,env=prod,kport.dev/cloud=AWS,kport.dev/discovery-type=eks,kport.dev/origin=cloud,region=us-east-1,team=payments\t');
+    assert.equal(table, 'Kube Cluster Name\tLabels\tSelected\nprod-eks-us-east-1-123456789012\taccount-id=123456789012,env=prod,region=us-east-1,team=payments,kport.dev/cloud=AWS,kport.dev/discovery-type=eks,kport.dev/origin=cloud\t');
     assert.equal(String((await agent.kport(['kube', 'ls', '--user', 'mallory', '--format', 'json'])).stdout), '[]');
   });
 });

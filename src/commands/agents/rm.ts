@@ -1,4 +1,5 @@
 import { UserError } from '../../core/errors.ts';
+import { printable } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
 export const agentsRm: CommandDef = {
@@ -14,6 +15,6 @@ export const agentsRm: CommandDef = {
     const backend = await session.backend();
     // The server checks the store on every call: once the record is gone, so is the agent.
     if (!(await backend.delete(resourceKey(AGENT, hostId)))) throw new UserError(`agent "${hostId}" not found: see \`kport agents ls\` for the host ids.`);
-    ctx.stdout.write(`agent ${hostId} has been removed; its next call to the server is refused and it stops.\n`);
+    ctx.stdout.write(`agent ${printable(hostId)} has been removed; its next call to the server is refused and it stops.\n`);
   },
 };

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
-import { snakeKeys } from '../../core/output.ts';
-import type { DiscoveryEvent, PollStats } from '../../discovery/engine.ts';
+import { serialize } from '../../core/output.ts';
+import type { PollStats } from '../../discovery/engine.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 import type { AccessDeniedError, Backend } from '../../backend/backend.ts';
 import type { Format } from '../../core/output.ts';
@@ -121,12 +121,13 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
     import('../../discovery/agent.ts'),
     import('../../discovery/leadership.ts'),
   ]);
-  const report = await reporter(ctx, format, discovery.discovery_group);
+  const { discoveryReporter } = await import('../../ui/discovery-report.ts');
+  const report = await discoveryReporter(ctx, format, discovery.discovery_group);
   let polling = false;
   // Ctrl-C waits for the poll in flight to finish its writes: say so, so the wait is not silent.
   ctx.signal.addEventListener('abort', () => report.event({ type: 'stopping', polling }), { once: true });
   const onEvent = report.event;
-  report.event = (e: Reportable) => {
+  report.event = (e) => {
     if (e.type === 'poll-start') polling = true;
     if (e.type === 'poll-done') polling = false;
     onEvent(e);
@@ -175,7 +176,7 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
     ctx.stdout.write(
       format === 'text'
         ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
-        : `${JSON.stringify({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures })}\n`,
+        : serialize({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures }, format),
     );
     if (last.failures.length > 0) {
       throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
@@ -204,57 +205,4 @@ function readToken(value: string, cwd: string): string {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-type Reportable = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling: boolean };
-
-/** The ink dashboard on a TTY; otherwise the same events as plain or JSON lines on stderr. */
-async function reporter(ctx: CommandInput['ctx'], format: string, group: string) {
-  if (ctx.stderrIsTTY && format === 'text') {
-    const [{ render }, { createElement }, ui] = await Promise.all([import('ink'), import('react'), import('../../ui/discovery-dashboard.ts')]);
-    let state = ui.initialDashboard(group);
-    const view = () => createElement(ui.DiscoveryDashboard, { state, now: ctx.now() });
-    const app = render(view(), { stdout: ctx.stderr as NodeJS.WriteStream, exitOnCtrlC: false, patchConsole: false });
-    const tick = setInterval(() => app.rerender(view()), 1000);
-    return {
-      event: (e: Reportable) => {
-        state = ui.reduceDashboard(state, e);
-        app.rerender(view());
-      },
-      close: async () => {
-        clearInterval(tick);
-        app.unmount();
-        await app.waitUntilExit().catch(() => undefined);
-      },
-    };
-  }
-  const line = (e: Reportable): string | undefined => {
-    if (format === 'json') return JSON.stringify(snakeKeys({ time: ctx.now().toISOString(), ...e }));
-    switch (e.type) {
-      case 'poll-start':
-        return `${e.at.toISOString()} poll started`;
-      case 'scope':
-        return e.state === 'scanning' ? undefined : `${ctx.now().toISOString()} ${e.scope}: ${e.state === 'done' ? `${e.clusters} matching clusters` : `FAILED: ${e.error}`}`;
-      case 'poll-done': {
-        const named = (what: string, names: string[]) => `${names.length} ${what}${names.length > 0 ? ` (${names.slice(0, 10).join(', ')}${names.length > 10 ? `, and ${names.length - 10} more` : ''})` : ''}`;
-        const s = e.stats;
-        return `${e.at.toISOString()} poll done: ${plural(s.seen, 'cluster')}, ${named('created', e.changes.created)}, ${named('updated', e.changes.updated)}, ${named('deleted', e.changes.deleted)}, ${s.failures.length} failed, ${plural(s.awsCalls, 'AWS call')}, ${s.durationMs} ms`;
-      }
-      case 'stopping':
-        return e.polling ? `${ctx.now().toISOString()} stopping: finishing the poll in flight (Ctrl-C again to abort)` : `${ctx.now().toISOString()} stopping`;
-      case 'conflict':
-        return `${ctx.now().toISOString()} kube_cluster ${e.name} belongs to another discovery group or is static: left alone`;
-      case 'sleep':
-        return `${ctx.now().toISOString()} next poll at ${e.nextPoll.toISOString()}`;
-      case 'state':
-        return `${ctx.now().toISOString()} ${e.state === 'leader' ? `leading discovery group ${group || '(none)'}` : `standby${e.leader ? ` (leader: ${e.leader})` : ''}`}`;
-    }
-  };
-  return {
-    event: (e: Reportable) => {
-      const text = line(e);
-      if (text) ctx.stderr.write(`${text}\n`);
-    },
-    close: async () => {},
-  };
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
+import { printable } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 import { USER_OPTION, personAccess } from './access.ts';
 
@@ -120,7 +121,7 @@ export const kubeLogin: CommandDef = {
         }
         return result.exitCode ?? (result.isCanceled ? 130 : 1);
       }
-      ctx.stderr.write(`Started local proxy for Kubernetes on https://127.0.0.1:${proxy.port} for ${names.join(', ')}; audit log: ${audit.path}\n`);
+      ctx.stderr.write(`Started local proxy for Kubernetes on https://127.0.0.1:${proxy.port} for ${printable(names.join(', '))}; audit log: ${audit.path}\n`);
       ctx.stdout.write(`export KUBECONFIG=${path}\n`);
       ctx.stderr.write(`Run the export line above, then kubectl as usual (try 'kubectl version'). Ctrl-C stops the proxy and removes the kubeconfig.\n`);
       const status = ctx.stderrIsTTY ? await statusLine(ctx, () => ({ served, failed })) : undefined;

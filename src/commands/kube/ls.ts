@@ -1,6 +1,6 @@
 import { formatLabels, renderTable, serialize } from '../../core/output.ts';
 import { UsageError } from '../../core/errors.ts';
-import { LABEL } from '../../resources/kube-cluster.ts';
+import { LABEL, type KubeCluster } from '../../resources/kube-cluster.ts';
 import { matchLabels } from '../../resources/labels.ts';
 import type { CommandDef } from '../command.ts';
 import { USER_OPTION, personAccess } from './access.ts';
@@ -30,9 +30,11 @@ export const kubeLs: CommandDef = {
     }
     const { allowed, access, clusters, config } = await personAccess(session, opts.user);
     const { currentContext } = await import('../../kube/kubeconfig.ts');
-    const { CONTEXT_PREFIX } = await import('../../kube/proxy-kubeconfig.ts');
+    const { contextName } = await import('../../kube/proxy-kubeconfig.ts');
+    // As tsh marks the cluster its kubeconfig context points at: kport's own context (`kube login`)
+    // or the one `aws eks update-kubeconfig` writes, named by the cluster's ARN.
     const current = currentContext(ctx.env);
-    const selected = current?.startsWith(CONTEXT_PREFIX) ? current.slice(CONTEXT_PREFIX.length) : undefined;
+    const isSelected = (c: KubeCluster) => current !== undefined && (current === contextName(c.metadata.name) || (c.spec.aws !== undefined && current === eksContextName(c.spec.aws)));
     const search = typeof opts.search === 'string' ? opts.search.toLowerCase() : undefined;
     const rows = allowed
       .map((a) => a.cluster)
@@ -49,7 +51,7 @@ export const kubeLs: CommandDef = {
     const format = session.format;
     if (format !== 'text') {
       const labels = (l: Record<string, string> | undefined) => (l && Object.keys(l).length > 0 ? l : null);
-      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: c.metadata.name === selected })), format));
+      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: isSelected(c) })), format));
     }
     const verbose = Boolean(opts.verbose);
     const table = rows.map((c) => {
@@ -57,9 +59,14 @@ export const kubeLs: CommandDef = {
       let labels = formatLabels(shown);
       // Long label lists are cut for people; a pipe gets them whole.
       if (!verbose && ctx.stdoutIsTTY && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
-      return [c.metadata.name, labels, c.metadata.name === selected ? '*' : ''];
+      return [c.metadata.name, labels, isSelected(c) ? '*' : ''];
     });
     const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected'], table, { tty: ctx.stdoutIsTTY, verbose });
     ctx.stdout.write(opts.quiet ? text.split('\n').slice(ctx.stdoutIsTTY ? 2 : 1).join('\n') : text);
   },
 };
+
+/** `aws eks update-kubeconfig` names the context after the cluster's ARN. */
+function eksContextName(aws: NonNullable<KubeCluster['spec']['aws']>): string {
+  return aws.arn || `arn:aws:eks:${aws.region}:${aws.account_id}:cluster/${aws.name}`;
+}

@@ -64,13 +64,14 @@ export const rbacBootstrap: CommandDef = {
       ctx.logger.warn(`no ClusterRoleBinding or RoleBinding references group "${group}": the proxy will be able to do nothing until one does.`);
     }
     const format = session.format;
+    const { serialize, printableMessage } = await import('../../core/output.ts');
     if (format !== 'text') {
-      const { serialize } = await import('../../core/output.ts');
       ctx.stdout.write(serialize({ target: target.description, mode, role_arn: arn.arn, group, dry_run: Boolean(opts.dryRun), access_entry: entry ?? null, steps }, format));
       return;
     }
     for (const s of steps) {
-      if (opts.dryRun) ctx.stdout.write(s.action === 'unchanged' ? `${s.object}: unchanged\n` : s.diff);
+      // The diff shows what the cluster holds, which kport did not write.
+      if (opts.dryRun) ctx.stdout.write(s.action === 'unchanged' ? `${s.object}: unchanged\n` : printableMessage(s.diff));
       else ctx.stdout.write(`${s.object}: ${s.action === 'create' ? 'created' : s.action === 'update' ? 'updated' : 'unchanged'}\n`);
     }
     if (entry) ctx.stdout.write(`EKS access entry for ${arn.arn} (groups ${group}): ${entry}\n`);

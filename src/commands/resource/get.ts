@@ -1,6 +1,6 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
-import { parseRef } from '../../resources/registry.ts';
+import { KIND_NAMES, parseRef } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import type { Session } from '../../core/session.ts';
 import type { CommandDef } from '../command.ts';
@@ -20,7 +20,7 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
 
 export const get: CommandDef = {
   path: ['get'],
-  summary: 'Show resources: kube_cluster, token, role, user, discovery_service, agent, audit',
+  summary: `Show resources: ${KIND_NAMES.join(', ')}`,
   examples: [
     'kport get kube_cluster',
     'kport get kube_cluster/prod -o yaml',

@@ -1,6 +1,7 @@
 import { UserError, UsageError } from '../../core/errors.ts';
 import { parseRef } from '../../resources/registry.ts';
 import { resourceKey } from '../../resources/resource.ts';
+import { printable } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
 export const rm: CommandDef = {
@@ -19,6 +20,6 @@ export const rm: CommandDef = {
     if (!found || !(await backend.delete(resourceKey(kind.kind, found.metadata.name), found.metadata.revision))) {
       throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);
     }
-    ctx.stdout.write(`${kind.kind} "${found.metadata.name}" has been deleted.\n`);
+    ctx.stdout.write(`${kind.kind} "${printable(found.metadata.name)}" has been deleted.\n`);
   },
 };

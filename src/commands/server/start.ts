@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { splitHostPort } from '../../core/host-port.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
-import { serialize } from '../../core/output.ts';
+import { serialize, terminalSafeJson } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';
 
 const DEFAULT_LISTEN_ADDR = '127.0.0.1:3080';
@@ -45,8 +45,8 @@ export const serverStart: CommandDef = {
     const backend = await session.backend();
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
     const { authorities, created } = await loadAuthorities(backend, config.dataDir);
-    const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${line}\n`), now: ctx.now });
-    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${line}\n`), now: ctx.now });
+    const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
+    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
     const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
