@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | -> | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -69,7 +69,7 @@ _kport_words() {
     "agents ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "agents rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover") words="run policy" ;;
-    "discover run") words="--once --token -> -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "discover run") words="--once --token -c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover policy") words="--for-role -c --config --data-dir --format -o --output --debug --no-color" ;;
     "kube") words="ls login credentials" ;;
     "kube ls") words="--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color" ;;

@@ -14,7 +14,7 @@ _kport_words() {
     "agents ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "agents rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover") reply=(run policy) ;;
-    "discover run") reply=(--once --token -> -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "discover run") reply=(--once --token -c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover policy") reply=(--for-role -c --config --data-dir --format -o --output --debug --no-color) ;;
     "kube") reply=(ls login credentials) ;;
     "kube ls") reply=(--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -55,7 +55,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | -> | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

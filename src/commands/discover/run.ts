@@ -17,7 +17,7 @@ export const discoverRun: CommandDef = {
   ],
   options: [
     { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
-    { flags: '--token <file|->', description: 'file holding the join token, or - to read it from stdin; a token given itself is hidden from ps once read (default: teleport.join_params.token_name)' },
+    { flags: '--token <file>', description: 'file holding the join token, or - to read it from stdin; a token given itself is hidden from ps once read (default: teleport.join_params.token_name)' },
   ],
   async run(input) {
     const { opts, session } = input;
