@@ -52,6 +52,7 @@ const nameOf = (id: string) => `tok-${id}`;
  * live at once, which bounds the scrypt work an unauthenticated join can cause.
  */
 export const MAX_CHOSEN_TOKENS = 5;
+const MAX_SECRET_LENGTH = 256;
 const SCRYPT = { N: 16384, r: 8, p: 1 };
 const scryptAsync = promisify(scrypt) as (secret: string, salt: Buffer, len: number, opts: typeof SCRYPT) => Promise<Buffer>;
 
@@ -83,6 +84,8 @@ async function verifies(token: Token, secret: string): Promise<boolean> {
  * secret, which keeps working until it expires (at most 30 days) rather than break a rollout.
  */
 export async function findToken(backend: Backend, secret: string): Promise<{ token: Token; item: Item } | undefined> {
+  // No token is longer: a stranger's megabyte is not worth hashing.
+  if (secret.length > MAX_SECRET_LENGTH) return undefined;
   const id = GENERATED.exec(secret)?.[1];
   const byName = async (name: string) => {
     const item = await backend.get(resourceKey(TOKEN, name));
@@ -117,7 +120,7 @@ export async function addToken(backend: Backend, input: AddTokenInput): Promise<
   const chosen = input.value !== undefined;
   const id = randomBytes(8).toString('hex');
   const secret = input.value ?? `${id}.${randomBytes(16).toString('hex')}`;
-  if (secret.length < 8) throw new UsageError('--value must be at least 8 characters long.');
+  if (secret.length < 8 || secret.length > MAX_SECRET_LENGTH) throw new UsageError(`--value must be 8 to ${MAX_SECRET_LENGTH} characters long.`);
   if (chosen) {
     const existing = await findToken(backend, secret);
     if (existing) throw new UsageError(`failed to create token (${existing.token.metadata.name} already has this value), please use another --value.`);

@@ -16,7 +16,7 @@ function fresh() {
 }
 
 describe('tokens', () => {
-  test('add --format=text prints only the secret; ls masks it and shows types and expiry; the store holds no secret', async () => {
+  test('add --format=text prints only the secret; ls shows name, types, uses left and expiry; the store holds no secret', async () => {
     const { run, dbFiles } = fresh();
     const now = new Date('2026-11-24T12:00:00Z');
     const added = await run(['tokens', 'add', '--type=discovery,KUBE', '--format=text'], { now: () => now });
@@ -55,7 +55,8 @@ describe('tokens', () => {
       [['tokens', 'add', '--type=kube', '--ttl=soon'], /Invalid --ttl "soon"/],
       [['tokens', 'add', '--type=kube', '--labels=oops'], /--labels: invalid label "oops"/],
       [['tokens', 'add', '--type=kube', '--bogus'], /unknown option '--bogus'/],
-      [['tokens', 'add', '--type=kube', '--value=short'], /at least 8 characters/],
+      [['tokens', 'add', '--type=kube', '--value=short'], /--value must be 8 to 256 characters long/],
+      [['tokens', 'add', '--type=kube', `--value=${'x'.repeat(257)}`], /--value must be 8 to 256 characters long/],
       [['get', 'widget'], /Unknown resource kind "widget"/],
       [['tokens', 'add', '--type=kube', '--format=xml'], /Unknown format "xml"/],
     ];
