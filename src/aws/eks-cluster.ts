@@ -24,7 +24,7 @@ export async function describeEksEndpoint(name: string, region: string, credenti
     const failure = classifyAwsError(err);
     if (failure.kind === 'credentials') throw new CredentialsError('eks:DescribeCluster', `AWS rejected the credentials describing EKS cluster ${name}: ${failure.message}`, { cause: err });
     if (failure.kind === 'access-denied') throw new CredentialsError('eks:DescribeCluster', `AccessDenied: eks:DescribeCluster on ${name} in ${region} is not allowed for these AWS credentials.`, { cause: err });
-    throw new ExternalError('eks:DescribeCluster', `Cannot describe EKS cluster ${name} in ${region}: ${failure.message}.`, 1, { cause: err });
+    throw new ExternalError('eks:DescribeCluster', `Cannot describe EKS cluster ${name} in ${region}: ${failure.message.replace(/\.$/, '')}.`, 1, { cause: err });
   } finally {
     eks.destroy();
   }

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
 import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
@@ -75,7 +76,8 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     });
   } catch (err) {
     if (err instanceof ServerRefusal) {
-      const hint = err.code === 'token_invalid' ? 'create one with `kport tokens add --type=discovery,kube` on the server' : err.code === 'role_not_allowed' ? `create one with --type=${opts.roles.join(',')}` : 'see the server log';
+      // The roles this agent asked for, not a fixed pair: a discovery-only agent needs no kube.
+      const hint = err.code === 'token_invalid' || err.code === 'role_not_allowed' ? `${joinHint(opts.roles)} on the server` : 'see the server log';
       throw new UserError(`The server refused to let this agent join: ${err.message}; ${hint}.`, 4);
     }
     throw err;

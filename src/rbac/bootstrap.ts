@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { ExternalError } from '../core/errors.ts';
 import { upsertMapRole, type RoleMapping } from './aws-auth.ts';
 import { clusterRole, clusterRoleBinding } from './manifests.ts';
-import { kubeError, statusOf } from './kube-errors.ts';
+import { expectKind, kubeError, statusOf } from './kube-errors.ts';
 
 export type Action = 'create' | 'update' | 'unchanged';
 
@@ -40,6 +40,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
   const rbac = opts.kc.makeApiClient(RbacAuthorizationV1Api);
   const core = opts.kc.makeApiClient(CoreV1Api);
   const steps: PlanStep[] = [];
+  const server = opts.kc.getCurrentCluster()?.server;
   const authRetry = <T>(what: string, fn: () => Promise<T>) => retryOnAuth(what, fn, opts.authRetryMs ?? 0, opts.log);
 
   if (opts.manageRbac) {
@@ -47,7 +48,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
     const desiredRole = clusterRole(opts.names.clusterRole);
     steps.push(
       await converge(roleName, opts.dryRun, opts.log, {
-        read: () => authRetry('read ClusterRole', () => readOrUndefined(() => rbac.readClusterRole({ name: opts.names.clusterRole }))),
+        read: () => authRetry('read ClusterRole', () => readOrUndefined(server, `read ${roleName}`, 'ClusterRole', () => rbac.readClusterRole({ name: opts.names.clusterRole }))),
         plan: whole(roleName, pickRole, desiredRole, (current) =>
           current
             ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredRole.metadata!.labels } } } })
@@ -60,7 +61,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
     const desiredBinding = clusterRoleBinding(opts.names.binding, opts.names.clusterRole, opts.group);
     steps.push(
       await converge(bindingName, opts.dryRun, opts.log, {
-        read: () => authRetry('read ClusterRoleBinding', () => readOrUndefined(() => rbac.readClusterRoleBinding({ name: opts.names.binding }))),
+        read: () => authRetry('read ClusterRoleBinding', () => readOrUndefined(server, `read ${bindingName}`, 'ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: opts.names.binding }))),
         plan: whole(bindingName, pickBinding, desiredBinding, async (current) => {
           if (!current) return rbac.createClusterRoleBinding({ body: desiredBinding });
           // roleRef is immutable: a binding pointing elsewhere is replaced.
@@ -74,7 +75,7 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
     );
   }
 
-  if (opts.mapping) steps.push(await applyAwsAuth(core, opts.mapping, opts.dryRun, authRetry, opts.log));
+  if (opts.mapping) steps.push(await applyAwsAuth(core, server, opts.mapping, opts.dryRun, authRetry, opts.log));
   return steps;
 }
 
@@ -85,13 +86,14 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
  */
 async function applyAwsAuth(
   core: import('@kubernetes/client-node').CoreV1Api,
+  server: string | undefined,
   mapping: RoleMapping,
   dryRun: boolean,
   authRetry: <T>(what: string, fn: () => Promise<T>) => Promise<T>,
   log?: (line: string) => void,
 ): Promise<PlanStep> {
   const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
-  const read = () => readOrUndefined(() => core.readNamespacedConfigMap(AWS_AUTH));
+  const read = () => readOrUndefined(server, 'read ConfigMap kube-system/aws-auth', 'ConfigMap', () => core.readNamespacedConfigMap(AWS_AUTH));
   return converge('ConfigMap kube-system/aws-auth', dryRun, log, {
     read: () => authRetry('read ConfigMap kube-system/aws-auth', read),
     plan: (current) => {
@@ -179,13 +181,15 @@ function step(object: string, current: unknown, desired: unknown, raw = false): 
   return { object, action, diff };
 }
 
-async function readOrUndefined<T>(read: () => Promise<T>): Promise<T | undefined> {
+async function readOrUndefined<T>(server: string | undefined, what: string, kind: string, read: () => Promise<T>): Promise<T | undefined> {
+  let value: T;
   try {
-    return await read();
+    value = await read();
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw err;
   }
+  return expectKind(server, what, kind, value);
 }
 
 /** EKS access entries take effect eventually: 401/403 are retried every 5 s until the deadline. */

@@ -1,6 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { REQUIRED_PERMISSIONS } from './manifests.ts';
-import { kubeError } from './kube-errors.ts';
+import { expectKind, kubeError } from './kube-errors.ts';
 
 export interface PermissionResult {
   verb: string;
@@ -21,14 +21,18 @@ export async function checkPermissions(kc: KubeConfig, as?: { user: string; grou
   return Promise.all(
     REQUIRED_PERMISSIONS.map(async (p) => {
       const resourceAttributes = { group: p.group, resource: p.resource, verb: p.verb };
+      const what = as ? 'create a SubjectAccessReview' : 'create a SelfSubjectAccessReview';
+      let review: { kind?: string; status?: { allowed: boolean; reason?: string } };
       try {
-        const status = as
-          ? (await api.createSubjectAccessReview({ body: { spec: { user: as.user, groups: as.groups, resourceAttributes } } })).status
-          : (await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes } } })).status;
-        return { ...p, allowed: Boolean(status?.allowed), ...(status?.reason && { reason: status.reason }) };
+        review = as
+          ? await api.createSubjectAccessReview({ body: { spec: { user: as.user, groups: as.groups, resourceAttributes } } })
+          : await api.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes } } });
       } catch (err) {
-        throw kubeError(as ? 'create a SubjectAccessReview' : 'create a SelfSubjectAccessReview', err);
+        throw kubeError(what, err);
       }
+      // Otherwise a web page reads as "every permission is missing".
+      const { status } = expectKind(kc.getCurrentCluster()?.server, what, as ? 'SubjectAccessReview' : 'SelfSubjectAccessReview', review);
+      return { ...p, allowed: Boolean(status?.allowed), ...(status?.reason && { reason: status.reason }) };
     }),
   );
 }

@@ -19,3 +19,15 @@ export function kubeError(what: string, err: unknown): Error {
 export function statusOf(err: unknown): number | undefined {
   return (err as { code?: number }).code;
 }
+
+/**
+ * client-node turns any 200 answer into a typed object, even a web page or `{}` from something
+ * that is not a Kubernetes API server (a proxy's login page, a wrong port): what is not the kind
+ * asked for is refused here, naming the server that answered, before kport reads fields it lacks.
+ */
+export function expectKind<T>(server: string | undefined, what: string, kind: string, value: T): T {
+  const got = (value as { kind?: unknown } | undefined | null)?.kind;
+  if (got === kind) return value;
+  const answer = typeof got === 'string' && got ? `a ${got}` : 'something that is not a Kubernetes object';
+  throw new ExternalError(what, `${server ?? 'The cluster'} answered the request to ${what} with ${answer} where a ${kind} was expected: check that the kubeconfig's server is the cluster's Kubernetes API server.`);
+}

@@ -64,8 +64,9 @@ export async function findKubeCluster(backend: Backend, name: string, clusters?:
 const token: ResourceKind<Token> = {
   kind: TOKEN,
   aliases: ['tokens'],
-  headers: ['Token', 'Name', 'Type', 'Labels', 'Expiry Time (UTC)'],
-  row: (t, tty) => ['********', t.metadata.name, t.spec.roles.join(','), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
+  // No secret column: the secret is never stored, so there is nothing to mask.
+  headers: ['Name', 'Type', 'Uses Left', 'Labels', 'Expiry Time (UTC)'],
+  row: (t, tty) => [t.metadata.name, t.spec.roles.join(','), t.spec.uses_remaining === undefined ? 'unlimited' : String(t.spec.uses_remaining), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
   dto: (t) => ({ ...asStored(t), spec: { roles: t.spec.roles, ...(t.spec.uses_remaining !== undefined && { uses_remaining: t.spec.uses_remaining }) } }),
   find: byName(TOKEN),
 };

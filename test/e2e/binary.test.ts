@@ -14,16 +14,16 @@ function kport(home: string) {
     execa(process.execPath, [bin, ...args], { cwd: home, env: { HOME: home, XDG_DATA_HOME: join(home, 'data'), KPORT_CONFIG: '' }, extendEnv: false, reject: false, ...opts });
 }
 
-test('the guide flow: tokens add --format=text > file, tokens ls masked, get kube_cluster empty', async () => {
+test('the guide flow: tokens add --format=text > file, tokens ls without the secret, get kube_cluster empty', async () => {
   const home = tempHome();
   const run = kport(home);
   const add = await run(['tokens', 'add', '--type=discovery,kube', '--format=text']);
   assert.equal(add.exitCode, 0, add.stderr);
   const secret = add.stdout.trim();
-  assert.match(secret, /^[0-9a-f]{32}$/);
+  assert.match(secret, /^[0-9a-f]{16}\.[0-9a-f]{32}$/);
   const ls = await run(['tokens', 'ls']);
   assert.equal(ls.exitCode, 0);
-  assert.match(ls.stdout, /\*{8}\ttok-[0-9a-f]{16}\tDiscovery,Kube\t\t\d{4}-\d\d-\d\dT/);
+  assert.match(ls.stdout, /^tok-[0-9a-f]{16}\tDiscovery,Kube\tunlimited\t\t\d{4}-\d\d-\d\dT/m);
   assert.ok(!ls.stdout.includes(secret));
   for (const f of readdirSync(join(home, 'data', 'kport'))) assert.ok(!readFileSync(join(home, 'data', 'kport', f)).includes(secret));
   const empty = await run(['get', 'kube_cluster', '--format=json']);

@@ -175,7 +175,7 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     assert.match(String(help.stdout), /Examples:\n {2}kport kube login /);
 
     const hint = await kport(['tokens', 'add', '--type=discovery']);
-    assert.match(String(hint.stdout), /\(umask 077; echo [0-9a-f]{32} > \/tmp\/token\)/);
+    assert.match(String(hint.stdout), /\(umask 077; echo [0-9a-f]{16}\.[0-9a-f]{32} > \/tmp\/token\)/);
   });
 
   test('Ctrl-C mid-poll says it is finishing the poll; a second Ctrl-C aborts', async () => {

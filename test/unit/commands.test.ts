@@ -1,5 +1,6 @@
 // Commands run in-process with captured output (STYLE.md 14), against a real sqlite file.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -15,18 +16,18 @@ function fresh() {
 }
 
 describe('tokens', () => {
-  test('add --format=text prints only the secret; ls masks it and shows types and expiry; the store holds no secret', async () => {
+  test('add --format=text prints only the secret; ls shows name, types, uses left and expiry; the store holds no secret', async () => {
     const { run, dbFiles } = fresh();
     const now = new Date('2026-11-24T12:00:00Z');
     const added = await run(['tokens', 'add', '--type=discovery,KUBE', '--format=text'], { now: () => now });
     assert.equal(added.code, 0, added.stderr);
     const secret = added.stdout.trim();
-    assert.match(secret, /^[0-9a-f]{32}$/);
+    assert.match(secret, /^[0-9a-f]{16}\.[0-9a-f]{32}$/);
     const ls = await run(['tokens', 'ls']);
     assert.equal(ls.code, 0);
     const [header, row] = ls.stdout.trim().split('\n');
-    assert.equal(header, 'Token\tName\tType\tLabels\tExpiry Time (UTC)');
-    assert.match(row ?? '', /^\*{8}\ttok-[0-9a-f]{16}\tDiscovery,Kube\t\t2026-11-24T12:30:00Z$/);
+    assert.equal(header, 'Name\tType\tUses Left\tLabels\tExpiry Time (UTC)');
+    assert.match(row ?? '', /^tok-[0-9a-f]{16}\tDiscovery,Kube\tunlimited\t\t2026-11-24T12:30:00Z$/);
     assert.ok(!ls.stdout.includes(secret));
     for (const file of dbFiles()) {
       assert.ok(!readFileSync(file).includes(secret), `${file} holds the secret in clear`);
@@ -37,11 +38,11 @@ describe('tokens', () => {
   test('default output explains how to use the token; json carries token, roles, expires', async () => {
     const { run } = fresh();
     const text = await run(['tokens', 'add', '--type=kube', '--ttl=1h']);
-    assert.match(text.stdout, /The invite token: [0-9a-f]{32}\nThis token will expire in 60 minutes/);
+    assert.match(text.stdout, /The invite token: [0-9a-f]{16}\.[0-9a-f]{32}\nIt lets agents join with role kube\. It will expire in 60 minutes/);
     assert.match(text.stdout, /kport discover run -c kport\.yaml --token \/tmp\/token/);
     const json = JSON.parse((await run(['tokens', 'add', '--type=kube', '--format=json', '--labels=team=a'])).stdout);
-    assert.deepEqual(json.roles, ['Kube', 'App', 'Discovery'], 'a bare kube token is widened as Teleport does');
-    assert.match(json.token, /^[0-9a-f]{32}$/);
+    assert.deepEqual(json.roles, ['Kube'], 'a token grants exactly the roles named');
+    assert.match(json.token, /^[0-9a-f]{16}\.[0-9a-f]{32}$/);
     assert.ok(Date.parse(json.expires) > Date.now());
   });
 
@@ -54,7 +55,8 @@ describe('tokens', () => {
       [['tokens', 'add', '--type=kube', '--ttl=soon'], /Invalid --ttl "soon"/],
       [['tokens', 'add', '--type=kube', '--labels=oops'], /--labels: invalid label "oops"/],
       [['tokens', 'add', '--type=kube', '--bogus'], /unknown option '--bogus'/],
-      [['tokens', 'add', '--type=kube', '--value=short'], /at least 8 characters/],
+      [['tokens', 'add', '--type=kube', '--value=short'], /--value must be 8 to 256 characters long/],
+      [['tokens', 'add', '--type=kube', `--value=${'x'.repeat(257)}`], /--value must be 8 to 256 characters long/],
       [['get', 'widget'], /Unknown resource kind "widget"/],
       [['tokens', 'add', '--type=kube', '--format=xml'], /Unknown format "xml"/],
     ];
@@ -72,12 +74,12 @@ describe('tokens', () => {
     assert.equal((await run(['tokens', 'add', '--type=discovery', '--value=my-secret-value'])).code, 0);
     const dup = await run(['tokens', 'add', '--type=discovery', '--value=my-secret-value']);
     assert.equal(dup.code, 2);
-    assert.match(dup.stderr, /failed to create token \(tok-[0-9a-f]+ already exists\), please use another --value/);
+    assert.match(dup.stderr, /failed to create token \(tok-[0-9a-f]+ already has this value\), please use another --value/);
     const rm = await run(['tokens', 'rm', 'my-secret-value']);
     assert.match(rm.stdout, /^token "tok-[0-9a-f]{16}" has been deleted\.$/m);
     const again = await run(['tokens', 'rm', 'my-secret-value']);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /not found: see `kport tokens ls`/);
+    assert.match(again.stderr, /no token has the secret given: see `kport tokens ls`/);
   });
 
   test('join validation: expired tokens are refused and removed; missing roles are named', async () => {
@@ -88,12 +90,33 @@ describe('tokens', () => {
     try {
       assert.equal((await validateJoinToken(backend, secret, ['discovery'], start)).token.spec.roles[0], 'Discovery');
       await assert.rejects(validateJoinToken(backend, secret, ['discovery', 'kube'], start), /the token does not allow role kube/);
-      await assert.rejects(validateJoinToken(backend, 'not-a-token', ['discovery'], start), /token expired or not found/);
+      await assert.rejects(validateJoinToken(backend, 'not-a-token', ['discovery'], start), /^UserError: token expired or not found: create one with `kport tokens add --type=discovery`\.$/);
       const later = new Date(start.getTime() + 2 * 3_600_000);
       await assert.rejects(validateJoinToken(backend, secret, ['discovery'], later), /token expired or not found/);
     } finally {
       await backend.close();
     }
+  });
+});
+
+describe('tokens made by an older kport', () => {
+  test('a token stored under the SHA-256 name keeps joining until it expires, and rm finds it by its secret', async () => {
+    const { run, home } = fresh();
+    assert.equal((await run(['tokens', 'ls'])).code, 0, 'the store exists');
+    const secret = '0123456789abcdef0123456789abcdef';
+    const hash = createHash('sha256').update(secret).digest('hex');
+    const now = new Date();
+    const backend = await SqliteBackend.open(join(home, 'data', 'kport', 'kport.db'));
+    try {
+      // Exactly what tokens add wrote before names became random.
+      const legacy = { kind: 'token', version: 'v2', metadata: { name: `tok-${hash.slice(0, 16)}`, expires: new Date(now.getTime() + 3_600_000).toISOString() }, spec: { roles: ['Discovery'], hash } };
+      assert.ok(await backend.create(`/resources/token/${legacy.metadata.name}`, JSON.stringify(legacy), { ttlMs: 3_600_000 }));
+      assert.equal((await validateJoinToken(backend, secret, ['discovery'], now)).token.metadata.name, legacy.metadata.name);
+      await assert.rejects(validateJoinToken(backend, `${secret}0`, ['discovery'], now), /token expired or not found/);
+    } finally {
+      await backend.close();
+    }
+    assert.match((await run(['tokens', 'rm', secret])).stdout, new RegExp(`token "tok-${hash.slice(0, 16)}" has been deleted`));
   });
 });
 

@@ -17,7 +17,7 @@ export const discoverRun: CommandDef = {
   ],
   options: [
     { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
-    { flags: '--token <file|value>', description: 'join token, or a file holding it (default: teleport.join_params.token_name)' },
+    { flags: '--token <file>', description: 'file holding the join token, or - to read it from stdin; a token given itself is hidden from ps once read (default: teleport.join_params.token_name)' },
   ],
   async run(input) {
     const { opts, session } = input;
@@ -27,6 +27,7 @@ export const discoverRun: CommandDef = {
     }
     const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
     const tokenSource = String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? '');
+    if (typeof opts.token === 'string') hideTokenArgument(opts.token, input.ctx.cwd, (m) => input.ctx.logger.warn(m));
     const { lockDataDir } = await import('../../join/data-dir-lock.ts');
     const unlock = lockDataDir(config.dataDir);
     try {
@@ -41,7 +42,9 @@ export const discoverRun: CommandDef = {
 async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], tokenSource: string): Promise<number | undefined> {
   const config = await session.config();
   const discovery = config.discovery_service!;
-  const token = () => readToken(tokenSource, ctx.cwd);
+  // stdin can be read once; the join may ask again (a retry after an outage).
+  const fromStdin = tokenSource === '-' ? readToken('-', ctx.cwd, roles) : undefined;
+  const token = () => fromStdin ?? readToken(tokenSource, ctx.cwd, roles);
   if (config.teleport.proxy_server) {
     // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
     const [{ joinServer }, { parseServerAddress, OutageLog }, { RemoteBackend }] = await Promise.all([
@@ -185,9 +188,15 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
   return undefined;
 }
 
-/** The token itself, or the contents of the file that holds it. */
-function readToken(value: string, cwd: string): string {
-  if (!value) throw new UsageError('No join token: pass --token FILE|VALUE or set teleport.join_params.token_name (create one with `kport tokens add --type=discovery,kube`).');
+/** The contents of the file that holds the token, stdin's for `-`, or the token itself. */
+function readToken(value: string, cwd: string, roles: string[]): string {
+  const type = `--type=${roles.join(',')}`;
+  if (!value) throw new UsageError(`No join token: pass --token FILE (or - for stdin) or set teleport.join_params.token_name (create one with \`kport tokens add ${type}\`).`);
+  if (value === '-') {
+    const text = readFileSync(0, 'utf8').trim();
+    if (!text) throw new UsageError(`--token - read no token from stdin: pipe one in, such as \`kport discover run --token - < FILE\`.`);
+    return text;
+  }
   const path = resolve(cwd, value);
   if (existsSync(path)) {
     let text: string;
@@ -196,11 +205,25 @@ function readToken(value: string, cwd: string): string {
     } catch (err) {
       throw new UsageError(`Cannot read the token file ${path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
     }
-    if (!text) throw new UsageError(`The token file ${path} is empty: write a token into it with \`kport tokens add --type=discovery,kube --format=text > ${value}\`.`);
+    if (!text) throw new UsageError(`The token file ${path} is empty: write a token into it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
     return text;
   }
-  if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`kport tokens add --type=discovery,kube --format=text > ${value}\`.`);
+  if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
   return value;
+}
+
+/**
+ * A token given as a value on the command line is in every local user's `ps` for the agent's whole
+ * life. Rewrite the process title (on Linux this overwrites the argv memory /proc/PID/cmdline
+ * shows) and say so: it was visible until now, and it stays in the shell's history.
+ */
+function hideTokenArgument(value: string, cwd: string, warn: (message: string) => void): void {
+  if (value === '-' || existsSync(resolve(cwd, value))) return;
+  const at = process.argv.findIndex((a, i) => i > 1 && (a === value || a === `--token=${value}`));
+  if (at < 0) return;
+  const shown = process.argv.slice(2).map((a, i) => (i + 2 !== at ? a : a.startsWith('--token=') ? '--token=***' : '***'));
+  process.title = ['kport', ...shown].join(' ');
+  warn('the join token was given on the command line: kport hid it from the process list now, but other users could see it until then and your shell history keeps it; prefer --token FILE or --token - (stdin).');
 }
 
 function plural(n: number, word: string): string {

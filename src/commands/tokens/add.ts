@@ -28,7 +28,7 @@ export const tokensAdd: CommandDef = {
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.type !== 'string') throw new UsageError('--type is required: for example --type=discovery,kube.');
-    const { addToken, normalizeRoles } = await import('../../tokens/tokens.ts');
+    const { addToken, normalizeRoles, rolesText } = await import('../../tokens/tokens.ts');
     const roles = normalizeRoles(opts.type);
     const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
     if (ttlMs <= 0) throw new UsageError('--ttl must be longer than zero.');
@@ -63,12 +63,15 @@ export const tokensAdd: CommandDef = {
       ctx.stdout.write(serialize({ token: secret, ...tokenSummary(token), ...(server && { ca_pin: server.pin, proxy_server: server.address }) }, format));
       return;
     }
+    const minutes = Math.round(ttlMs / 60_000);
+    const grants = `It lets agents join with role${roles.length === 1 ? '' : 's'} ${rolesText(roles)}`;
     if (session.globals.format !== undefined) {
+      // stdout is the secret alone (for `> file`); what it grants goes to stderr, so it is still said.
       ctx.stdout.write(`${secret}\n`);
+      ctx.stderr.write(`Token ${token.metadata.name}: ${grants[0]!.toLowerCase()}${grants.slice(1)}, for ${minutes} minute${minutes === 1 ? '' : 's'}.\n`);
       return;
     }
-    const minutes = Math.round(ttlMs / 60_000);
-    const expiry = `This token will expire in ${minutes} minute${minutes === 1 ? '' : 's'}${uses ? ` or after ${uses} join${uses === 1 ? '' : 's'}` : ''}. It is stored only as a hash, under the name ${token.metadata.name}.`;
+    const expiry = `${grants}. It will expire in ${minutes} minute${minutes === 1 ? '' : 's'}${uses ? ` or after ${uses} join${uses === 1 ? '' : 's'}` : ''}. It is stored only as a salted hash, under the name ${token.metadata.name}.`;
     if (server) {
       // As `tctl tokens add` prints it: the pin the agent checks on first contact, and where to join.
       ctx.stdout.write(

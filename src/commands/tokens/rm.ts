@@ -13,10 +13,11 @@ export const tokensRm: CommandDef = {
   args: ['<token>'],
   async run({ args, ctx, session }) {
     const given = args[0]!;
-    const { hashSecret, tokenName } = await import('../../tokens/tokens.ts');
-    const name = given.startsWith('tok-') ? given : tokenName(hashSecret(given));
-    const deleted = await (await session.backend()).delete(resourceKey(TOKEN, name));
-    if (!deleted) throw new UserError(`token "${given}" not found: see \`kport tokens ls\` for the tokens that exist.`);
+    const backend = await session.backend();
+    const { findToken } = await import('../../tokens/tokens.ts');
+    const name = given.startsWith('tok-') ? given : (await findToken(backend, given))?.token.metadata.name;
+    const deleted = name !== undefined && (await backend.delete(resourceKey(TOKEN, name)));
+    if (!deleted) throw new UserError(`${given.startsWith('tok-') ? `token "${given}" not found` : 'no token has the secret given'}: see \`kport tokens ls\` for the tokens that exist.`);
     ctx.stdout.write(`token "${name}" has been deleted.\n`);
   },
 };
