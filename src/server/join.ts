@@ -5,7 +5,7 @@ import { AGENT, type Agent } from '../resources/agent.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { freeTextProblem } from '../resources/text.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
-import { checkJoinToken, hashSecret, tokenName as publicTokenName, tokenUseOp } from '../tokens/tokens.ts';
+import { checkJoinToken, secretMatches, tokenUseOp, type SecretCheck } from '../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
 
 /** The services kport agents run; a token's other Teleport roles are not joinable here. */
@@ -109,7 +109,9 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
     };
     // The use is counted in the same transaction that records the agent; the cert is signed only after.
     // The ticket lives as long as the certificate would have: a retry after that needs a new token.
-    const ticket: JoinTicket = { host_id: hostId, token_name: tokenName };
+    // It keeps the token's own salted verifier (the token itself may be gone once used up), so a
+    // retry proves it holds the same secret without the store gaining anything checkable offline.
+    const ticket: JoinTicket = { host_id: hostId, token_name: tokenName, secret: { verifier: check.token.spec.verifier, hash: check.token.spec.hash } };
     const ticketOp = { key: `${JOIN_TICKETS}${record.spec.credential_hash}`, revision: 0, value: JSON.stringify(ticket), ttlMs: deps.hostCertTtlMs };
     if (!(await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }, ticketOp]))) {
       // Another join used the token between our read and our write, or the same key joined at
@@ -124,11 +126,12 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
 interface JoinTicket {
   host_id: string;
   token_name: string;
+  secret: SecretCheck;
 }
 
 /**
  * The identity of an earlier join by this same key, when this request repeats it: the same token
- * (by its public name: the secret was presented again), the same roles and group, and the agent
+ * (the secret presented again matches the one the ticket kept), the same roles and group, and the agent
  * record still holding this key's hash. The CSR's signature proves the caller holds the key, so
  * someone who learnt a used-up token cannot take the identity. A key that joined otherwise is
  * refused: an agent makes a new key for each join.
@@ -138,10 +141,10 @@ async function retriedJoin(deps: JoinDeps, req: JoinRequest, publicKey: Paramete
   const item = await deps.backend.get(`${JOIN_TICKETS}${hash}`);
   if (!item) return undefined;
   const ticket = JSON.parse(item.value) as JoinTicket;
-  const tokenName = publicTokenName(hashSecret(req.token.trim()));
+  const tokenName = ticket.token_name;
   const known = await currentAgent(deps.backend, ticket.host_id, hash);
   const group = req.discovery_group ?? '';
-  const same = known && ticket.token_name === tokenName && known.agent.spec.token_name === tokenName && (known.agent.spec.discovery_group ?? '') === group && sameRoles(known.agent.spec.roles, req.roles);
+  const same = known && (await secretMatches(ticket.secret ?? {}, req.token.trim())) && known.agent.spec.token_name === tokenName && (known.agent.spec.discovery_group ?? '') === group && sameRoles(known.agent.spec.roles, req.roles);
   if (!same) throw new Refusal(409, 'key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, ticket.token_name);
   return { identity: await hostIdentity(deps, publicKey, ticket.host_id, known.agent.spec.roles, group), tokenName };
 }

@@ -62,9 +62,11 @@ async function makeVerifier(secret: string): Promise<string> {
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;
 }
 
-/** Constant-time check of a secret against a token: its scrypt verifier, or an older kport's SHA-256. */
-async function verifies(token: Token, secret: string): Promise<boolean> {
-  const { verifier, hash } = token.spec;
+/** What a token keeps of its secret: a scrypt verifier, or an older kport's SHA-256. */
+export type SecretCheck = Pick<Token['spec'], 'verifier' | 'hash'>;
+
+/** Constant-time check of a secret against what a token keeps of it. */
+export async function secretMatches({ verifier, hash }: SecretCheck, secret: string): Promise<boolean> {
   if (verifier) {
     const [scheme, n, r, p, salt, expected] = verifier.split('$');
     if (scheme !== 'scrypt' || !salt || !expected) return false;
@@ -99,7 +101,7 @@ export async function findToken(backend: Backend, secret: string): Promise<{ tok
   for (const next of candidates) {
     for (const item of await next()) {
       const token = decodeResource<Token>(item);
-      if (await verifies(token, secret)) return { token, item };
+      if (await secretMatches(token.spec, secret)) return { token, item };
     }
   }
   return undefined;
