@@ -45,6 +45,9 @@ export async function startLocalProxy(opts: {
     noDelay: true,
     // kubectl and k9s keep many watches on one HTTP/2 connection.
     settings: { maxConcurrentStreams: 1000 },
+    // nghttp2 drops, unseen, any header whose value starts or ends in a space or tab: a padded
+    // Impersonate-Group would vanish instead of being checked. Taken in, and trimmed as HTTP/1.1 is.
+    strictFieldWhitespaceValidation: false,
   });
   // One DNS label per cluster, by position: cluster names may be longer than a label may be.
   const names = [...opts.targets.keys()];
@@ -84,7 +87,7 @@ export async function startLocalProxy(opts: {
       stream.on('error', () => {});
       return respondStatus(stream, 403, found.refusal);
     }
-    opts.forwarder.handleStream(found.target, stream, headers, found.path);
+    opts.forwarder.handleStream(found.target, stream, trimFieldValues(headers), found.path);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const found = route(req.url, (req.socket as TLSSocket).servername);
@@ -116,3 +119,24 @@ export async function startLocalProxy(opts: {
   };
 }
 
+/**
+ * HTTP/2 header values with the optional whitespace around them removed (RFC 9110 §5.5), as
+ * node's HTTP/1.1 parser removes it: both protocols then check and forward the same values.
+ */
+export function trimFieldValues(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name in headers) {
+    const value = headers[name];
+    if (typeof value === 'string') {
+      if (padded(value)) headers[name] = value.replace(OWS, '');
+    } else if (value !== undefined && value.some(padded)) headers[name] = value.map((v) => v.replace(OWS, ''));
+  }
+  return headers;
+}
+
+const OWS = /^[ \t]+|[ \t]+$/g;
+
+function padded(value: string): boolean {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  return first === 32 || first === 9 || last === 32 || last === 9;
+}
