@@ -54,6 +54,9 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
         ],
       }),
     );
+    // The proxy's identity may impersonate (kport's ClusterRole, applied by kport itself).
+    const boot = await execa(process.execPath, [KPORT_BIN, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], { env: { ...env, KUBECONFIG: api.kubeconfig(api.admin) }, extendEnv: false, reject: false });
+    assert.equal(boot.exitCode, 0, String(boot.stderr));
     // "unreachable" names a loopback port nothing listens on: every request gets kport's 502.
     unreachablePort = await freePort();
     const clusters = [
@@ -85,8 +88,8 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
   test('kubectl get pods and api-resources print the reason, kubectl 1.28, 1.32 and 1.34, with discovery not cached', async (t) => {
     if (!havePeer(t, 'kube-apiserver and kubectl', [BINARIES.kubeApiserver(), ...kubectls().map(([, b]) => b)])) return;
     // The same kubeconfig works for an allowed identity: the failures below are kport's refusals alone.
-    const ok = await exec(BINARIES.kubectl(), ['--kubeconfig', cases[0]!.kubeconfig, '--cache-dir', mkdtempSync(join(home, 'cache-')), 'get', 'ns', 'default', '-o', 'name', '--as=dave-admin']);
-    assert.equal(ok.stdout.trim(), 'namespace/default');
+    const ok = await exec(BINARIES.kubectl(), ['--kubeconfig', cases[0]!.kubeconfig, '--cache-dir', mkdtempSync(join(home, 'cache-')), 'api-resources', '--as=dave-admin']);
+    assert.match(ok.stdout, /^pods\s/m);
     for (const [version, kubectl] of kubectls()) {
       for (const c of cases) {
         for (const command of [['get', 'pods'], ['api-resources']]) {
@@ -111,7 +114,7 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
     }
   });
 
-  test('helm list and helm install --dry-run=server print the reason', async (t) => {
+  test('helm list and helm install --dry-run print the reason', async (t) => {
     if (!havePeer(t, 'kube-apiserver and helm', [BINARIES.kubeApiserver(), BINARIES.helm()])) return;
     const chart = join(home, 'chart');
     mkdirSync(join(chart, 'templates'), { recursive: true });
@@ -120,7 +123,7 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
     const helmEnv = { HOME: home, HELM_CACHE_HOME: join(home, 'helm-cache'), HELM_CONFIG_HOME: join(home, 'helm-config'), HELM_DATA_HOME: join(home, 'helm-data') };
     for (const c of cases) {
       const as = c.args.map((a) => a.replace('--as=', '--kube-as-user='));
-      for (const command of [['list'], ['install', 'demo', chart, '--dry-run=server']]) {
+      for (const command of [['list'], ['install', 'demo', chart, '--dry-run']]) {
         const r = await execa(BINARIES.helm(), [...command, '--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...as], { reject: false, env: helmEnv, extendEnv: false });
         const what = `helm ${command[0]} (${c.name})`;
         assert.equal(r.exitCode, 1, `${what}: ${r.stderr}`);
