@@ -8,10 +8,11 @@ import type { Duplex } from 'node:stream';
  *
  * client-go reads a Status body only where it decodes a result (typed calls, `kubectl get --raw`).
  * Discovery (`/api`, `/apis`, `/version`: the first thing kubectl, helm and k9s ask) takes the raw
- * result, whose error is made from the status code alone: a text/* body's words are kept for 403
- * and for 5xx but 503 and 504, and any other body reads "unknown". So kport refuses with 403 and
- * fails as a gateway with 502, as text/plain, which every client-go path prints; a code whose words
- * client-go drops even as text (400) carries a Status, read where client-go decodes one.
+ * result, whose error is made from the status code and, for 403 and 5xx but 503 and 504, a text/*
+ * body's words (any other body reads "unknown"); other codes get client-go's own generic sentence.
+ * So kport refuses with 403 and fails as a gateway with 502, as text/plain, which every client-go
+ * path prints; a 400, whose words client-go drops even as text, carries a Status, read where
+ * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse).
  */
 export type KportCode = 400 | 403 | 502;
 
