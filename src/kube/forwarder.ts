@@ -9,6 +9,7 @@ import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from 
 import type { AuditLog } from './audit.ts';
 import { ChunkRelay, relay } from './relay.ts';
 import { isLongRunning, unsafePathReason } from './request-info.ts';
+import { rawStatus, respondStatus, sendStatus, type KportCode } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
 /**
@@ -34,8 +35,6 @@ export interface ForwarderOptions {
 }
 
 type ClientRequest = IncomingMessage | Http2ServerRequest;
-const REASONS = { 400: 'BadRequest', 403: 'Forbidden', 502: 'BadGateway' } as const;
-const REASON_TEXT = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' } as const;
 type Admitted = Extract<ImpersonationResult, { ok: true }>;
 type ClientResponse = ServerResponse | Http2ServerResponse;
 
@@ -64,7 +63,7 @@ export class Forwarder {
 
   #forward(target: ForwardTarget, client: ClientSide, path: string): void {
     const started = performance.now();
-    const identity = this.#check(target, client.method, client.headers, path, started, (code, message) => client.fail(code, REASONS[code], message));
+    const identity = this.#check(target, client.method, client.headers, path, started, (code, message) => client.fail(code, message));
     if (!identity) return;
     const go = (authorization: string | undefined) => {
       const { h1, h2 } = target.upstream;
@@ -77,7 +76,7 @@ export class Forwarder {
     if (cached !== undefined) return go(cached || undefined);
     target.upstream.authorization().then(go, (err: Error) => {
       const message = noCredentials(target, err);
-      this.#finish(target, client.method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
+      this.#finish(target, client.method, path, started, identity, 502, () => client.fail(502, message), message);
     });
   }
 
@@ -105,7 +104,7 @@ export class Forwarder {
         // The server turned HTTP/2 down: answer this request (if its body is still unread) over HTTP/1.1.
         if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, client, path, started, identity, authorization);
         const message = unreachable(target, failure, upstream.rstCode ? `stream reset (${upstream.rstCode})` : undefined);
-        this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
+        this.#finish(target, method, path, started, identity, 502, () => client.fail(502, message), message);
       } else {
         client.end();
         this.#finish(target, method, path, started, identity, status);
@@ -134,7 +133,7 @@ export class Forwarder {
       done();
       if (error === undefined || gone) return this.#finish(target, method, path, started, identity, status);
       const message = unreachable(target, error);
-      if (!client.headersSent()) return this.#finish(target, method, path, started, identity, 502, () => client.fail(502, 'BadGateway', message), message);
+      if (!client.headersSent()) return this.#finish(target, method, path, started, identity, 502, () => client.fail(502, message), message);
       client.destroy();
       this.#finish(target, method, path, started, identity, status, undefined, message);
     };
@@ -182,7 +181,7 @@ export class Forwarder {
   async handleUpgrade(target: ForwardTarget, req: IncomingMessage, socket: Duplex, head: Buffer, path: string): Promise<void> {
     const started = performance.now();
     socket.on('error', () => socket.destroy());
-    const allowed = await this.#admit(target, req.method ?? 'GET', req.headers, path, started, (code, message) => rawStatus(socket, code, REASON_TEXT[code], message));
+    const allowed = await this.#admit(target, req.method ?? 'GET', req.headers, path, started, (code, message) => rawStatus(socket, code, message));
     if (!allowed) return;
     const { identity, authorization } = allowed;
     const upstreamReq = httpsRequest({
@@ -224,7 +223,7 @@ export class Forwarder {
     });
     upstreamReq.on('error', (err) => {
       const message = unreachable(target, err);
-      this.#finish(target, req.method ?? 'GET', path, started, identity, 502, () => rawStatus(socket, 502, 'Bad Gateway', message), message);
+      this.#finish(target, req.method ?? 'GET', path, started, identity, 502, () => rawStatus(socket, 502, message), message);
     });
     upstreamReq.end();
   }
@@ -304,7 +303,7 @@ interface ClientSide {
   body: Readable;
   /** Sends the status and headers now (watches send nothing for a while); the body goes to the writable returned. */
   respond(status: number, headers: OutgoingHttpHeaders): Writable | undefined;
-  fail(code: number, reason: string, message: string): void;
+  fail(code: KportCode, message: string): void;
   headersSent(): boolean;
   end(): void;
   destroy(): void;
@@ -322,7 +321,7 @@ function compatClient(req: ClientRequest, res: ClientResponse): ClientSide {
       r.flushHeaders?.();
       return r;
     },
-    fail: (code, reason, message) => sendStatus(res, code, reason, message),
+    fail: (code, message) => sendStatus(res, code, message),
     headersSent: () => res.headersSent,
     end: () => {
       if (!res.writableEnded) res.end();
@@ -355,8 +354,8 @@ class StreamClient implements ClientSide {
     return this.body;
   }
 
-  fail(code: number, reason: string, message: string): void {
-    if (!this.body.destroyed && !this.body.headersSent) respondStatus(this.body, code, reason, message);
+  fail(code: KportCode, message: string): void {
+    if (!this.body.destroyed && !this.body.headersSent) respondStatus(this.body, code, message);
   }
 
   headersSent(): boolean {
@@ -427,26 +426,4 @@ function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 
 function joinPath(base: string, path: string): string {
   return base === '/' || base === '' ? path : `${base.replace(/\/$/, '')}${path}`;
-}
-
-/** A Kubernetes Status object, so kubectl prints the reason the way it prints the apiserver's own. */
-function statusBody(code: number, reason: string, message: string): string {
-  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
-}
-
-function sendStatus(res: ClientResponse, code: number, reason: string, message: string): void {
-  const body = statusBody(code, reason, message);
-  (res as ServerResponse).writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function respondStatus(stream: ServerHttp2Stream, code: number, reason: string, message: string): void {
-  const body = statusBody(code, reason, message);
-  stream.respond({ ':status': code, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  stream.end(body);
-}
-
-function rawStatus(socket: Duplex, code: number, text: string, message: string): void {
-  const body = statusBody(code, text.replace(' ', ''), message);
-  socket.end(`HTTP/1.1 ${code} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

@@ -1,8 +1,9 @@
 import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Forwarder, ForwardTarget } from './forwarder.ts';
+import { rawStatus, respondStatus, sendStatus } from './status.ts';
 
 export interface LocalProxy {
   port: number;
@@ -20,6 +21,7 @@ export interface LocalProxy {
 export const CLUSTER_PREFIX = '/k/';
 /** Serving certificates cover `*.${SNI_DOMAIN}`: one name per cluster behind a proxy. */
 export const SNI_DOMAIN = 'kube.kport.internal';
+const NO_CLUSTER = 'the request names no cluster of this kport proxy: use the kubeconfig `kport kube login` wrote (its server URL ends in /k/<cluster>, its tls-server-name names the cluster)';
 
 /**
  * kport's local listener: TLS on 127.0.0.1 with a required client certificate from the per-run
@@ -43,37 +45,36 @@ export async function startLocalProxy(opts: {
     noDelay: true,
     // kubectl and k9s keep many watches on one HTTP/2 connection.
     settings: { maxConcurrentStreams: 1000 },
+    // nghttp2 drops, unseen, any header whose value starts or ends in a space or tab: a padded
+    // Impersonate-Group would vanish instead of being checked. Taken in, and trimmed as HTTP/1.1 is.
+    strictFieldWhitespaceValidation: false,
   });
   // One DNS label per cluster, by position: cluster names may be longer than a label may be.
   const names = [...opts.targets.keys()];
   const serverName = (cluster: string) => `cluster-${names.indexOf(cluster)}.${SNI_DOMAIN}`;
   const bySni = new Map(names.map((n) => [serverName(n), opts.targets.get(n)!]));
-  const route = (url: string | undefined, sni: string | false | null | undefined): { target: ForwardTarget; path: string } | undefined => {
-    if (!url) return undefined;
-    if (!url.startsWith(CLUSTER_PREFIX)) {
+  const route = (url: string | undefined, sni: string | false | null | undefined): { target: ForwardTarget; path: string } | { refusal: string } => {
+    if (url?.startsWith(CLUSTER_PREFIX) !== true) {
       // No path prefix: the client kept only the host; the TLS server name still says which cluster.
       const target = typeof sni === 'string' ? bySni.get(sni.toLowerCase()) : undefined;
-      return target && { target, path: url };
+      return target && url ? { target, path: url } : { refusal: NO_CLUSTER };
     }
     const end = url.indexOf('/', CLUSTER_PREFIX.length);
+    const encoded = url.slice(CLUSTER_PREFIX.length, end < 0 ? undefined : end);
     let name: string;
     try {
-      name = decodeURIComponent(url.slice(CLUSTER_PREFIX.length, end < 0 ? undefined : end));
+      name = decodeURIComponent(encoded);
     } catch {
-      return undefined;
+      name = encoded;
     }
     const target = opts.targets.get(name);
-    return target && { target, path: end < 0 ? '/' : url.slice(end) };
+    if (!target) return { refusal: `this kport proxy serves no cluster ${JSON.stringify(name)}: \`kport kube ls\` lists the clusters you may reach, and \`kport kube login <cluster>\` serves one` };
+    return { target, path: end < 0 ? '/' : url.slice(end) };
   };
-  const notFound = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'NotFound', code: 404, message: 'no such cluster behind this kport proxy: see `kport kube ls`' });
   // HTTP/1.1 clients arrive as 'request' events...
   server.on('request', (req, res) => {
     const found = route(req.url, (req.socket as TLSSocket).servername);
-    if (!found) {
-      (res as unknown as ServerResponse).writeHead(404, { 'content-type': 'application/json' });
-      res.end(notFound);
-      return;
-    }
+    if ('refusal' in found) return sendStatus(res, 403, found.refusal);
     opts.forwarder.handle(found.target, req, res, found.path);
   });
   // ...and HTTP/2 streams are served on the core API: adding a 'request' listener made node:http2
@@ -82,17 +83,15 @@ export async function startLocalProxy(opts: {
   server.removeAllListeners('stream');
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     const found = route(headers[':path'], (stream.session?.socket as TLSSocket | undefined)?.servername);
-    if (!found) {
+    if ('refusal' in found) {
       stream.on('error', () => {});
-      stream.respond({ ':status': 404, 'content-type': 'application/json' });
-      stream.end(notFound);
-      return;
+      return respondStatus(stream, 403, found.refusal);
     }
-    opts.forwarder.handleStream(found.target, stream, headers, found.path);
+    opts.forwarder.handleStream(found.target, stream, trimFieldValues(headers), found.path);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const found = route(req.url, (req.socket as TLSSocket).servername);
-    if (!found) return void socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    if ('refusal' in found) return rawStatus(socket, 403, found.refusal);
     void opts.forwarder.handleUpgrade(found.target, req, socket, head, found.path);
   });
   const sockets = new Set<Duplex>();
@@ -118,4 +117,26 @@ export async function startLocalProxy(opts: {
         for (const socket of sockets) socket.destroy();
       }),
   };
+}
+
+/**
+ * HTTP/2 header values with the optional whitespace around them removed (RFC 9110 §5.5), as
+ * node's HTTP/1.1 parser removes it: both protocols then check and forward the same values.
+ */
+export function trimFieldValues(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  for (const name in headers) {
+    const value = headers[name];
+    if (typeof value === 'string') {
+      if (padded(value)) headers[name] = value.replace(OWS, '');
+    } else if (value !== undefined && value.some(padded)) headers[name] = value.map((v) => v.replace(OWS, ''));
+  }
+  return headers;
+}
+
+const OWS = /^[ \t]+|[ \t]+$/g;
+
+function padded(value: string): boolean {
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  return first === 32 || first === 9 || last === 32 || last === 9;
 }

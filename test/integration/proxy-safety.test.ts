@@ -87,9 +87,9 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     const base = new URL(kc.clusters[0].cluster.server);
     const h2 = h2connect(base.origin, { ...tls, servername: 'localhost' });
     return {
-      viaH2: (method: string, path: string, body?: string) =>
+      viaH2: (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
         new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
+          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...headers, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
           let text = '';
           let status = 0;
           req.on('response', (h) => (status = Number(h[':status'])));
@@ -155,6 +155,36 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     const served = audit.find((e) => e.status === 200);
     assert.equal(served.path, seen[0], 'the audited path is the forwarded one');
     assert.equal(served.name, 'x-y', 'the audited name is what the API server reads');
+  });
+
+  test('an Impersonate-Group with spaces around it (" system:masters ") is refused and audited over HTTP/2 as over HTTP/1.1', async () => {
+    const { proc, kubeconfig } = await login();
+    const padded = [' system:masters ', '\tsystem:masters', 'system:masters  '];
+    try {
+      const { viaH2, viaH1, close } = proxyClient(kubeconfig);
+      seen.length = 0;
+      for (const value of padded) {
+        // HTTP/2 keeps the spaces (nghttp2 used to drop such a header unseen); HTTP/1.1's parser trims them.
+        const h2 = await viaH2('GET', '/api/v1/namespaces', undefined, { 'impersonate-group': value });
+        assert.equal(h2.status, 403, `${JSON.stringify(value)} over HTTP/2: ${h2.body}`);
+        assert.match(h2.body, /impersonating group "system:masters" is not allowed/);
+        const h1 = await viaH1('GET', '/api/v1/namespaces', `Impersonate-Group: ${value}\r\nConnection: close\r\n`);
+        assert.match(h1, /^HTTP\/1\.1 403 /, `${JSON.stringify(value)} over HTTP/1.1`);
+        assert.match(h1, /impersonating group "system:masters" is not allowed/);
+      }
+      assert.deepEqual(seen, [], 'nothing reached the cluster');
+      // An allowed group with the same padding passes on both.
+      assert.equal((await viaH2('GET', '/api/v1/namespaces', undefined, { 'impersonate-group': ' developers ' })).status, 200);
+      assert.match(await viaH1('GET', '/api/v1/namespaces', 'Impersonate-Group:  developers \r\nConnection: close\r\n'), /^HTTP\/1\.1 200 /);
+      close();
+    } finally {
+      proc.kill('SIGINT');
+      await proc;
+    }
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const refused = audit.filter((e) => e.status === 403 && /impersonating group "system:masters" is not allowed/.test(e.error));
+    assert.equal(refused.length, padded.length * 2, 'every attempt, over either protocol, is a refusal on the record');
+    assert.ok(refused.every((e) => e.user === 'alice' && e.path === '/api/v1/namespaces'));
   });
 
   test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream, short requests take HTTP/1.1, a burst does not open a connection each', async () => {

@@ -1,81 +1,116 @@
 // Provisions the real test peers without root (DESIGN.md §8): moto in a venv, and
-// kube-apiserver, kubectl and etcd built with `go build`, all cached under
-// ${XDG_CACHE_HOME:-~/.cache}/kport-peers so a fresh clone reuses them. Idempotent.
-import { spawnSync } from 'node:child_process';
+// kube-apiserver, kubectl (current and older releases), etcd and helm built with `go build`, all
+// cached under ${XDG_CACHE_HOME:-~/.cache}/kport-peers so a fresh clone reuses them. Idempotent.
+//
+// A first run is CPU-bound compiling Go. What is cut: kube-apiserver, kubectl and etcd come from
+// one `go build` (one module graph: the packages they share are compiled once and the linker of one
+// overlaps the compiling of the next); the other modules build at the same time when the machine
+// has the cores (two at once from 2 cores up: a build leaves cores idle while it downloads modules
+// and while its single-threaded linker runs); the venv installs meanwhile (it waits on the network).
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BINARIES, KUBERNETES_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
+import { BINARIES, HELM_VERSION, KUBERNETES_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strict = process.env.CI === 'true' || process.env.CI === '1';
 const problems: string[] = [];
+const started = Date.now();
 
 function have(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
-  const res = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: opts.cwd, env: { ...process.env, ...opts.env } });
-  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${res.status ?? res.signal}`);
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], cwd: opts.cwd, env: { ...process.env, ...opts.env } });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} failed with exit code ${code ?? signal}`))));
+  });
 }
 
-function timed(what: string, fn: () => void): void {
+async function timed(what: string, fn: () => Promise<void>): Promise<void> {
   const start = Date.now();
   process.stderr.write(`peers: ${what}...\n`);
-  fn();
+  await fn();
   process.stderr.write(`peers: ${what} took ${((Date.now() - start) / 1000).toFixed(1)}s\n`);
 }
 
-function provisionGo(): void {
-  const goDir = join(here, 'go');
+/** At most `limit` of the tasks at once, in the order given (the longest first). */
+async function pool(limit: number, tasks: Array<() => Promise<void>>): Promise<void> {
+  const queue = [...tasks];
+  const worker = async () => {
+    for (let task = queue.shift(); task; task = queue.shift()) await task();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, worker));
+}
+
+interface GoBuild {
+  what: string;
+  /** The module's directory under test/peers/; its go.mod, go.sum and `sources` make the stamp. */
+  dir: string;
+  sources?: string[];
+  /** Main packages, each built to its own name in `outDir`. */
+  packages: string[];
+  outDir: string;
+  /** The binaries the tests run; a build is skipped when all exist under a matching stamp. */
+  outputs: string[];
+}
+
+/** One `go build` of every package of a module into a scratch directory, then moved into place. */
+async function goBuild(b: GoBuild): Promise<void> {
   const stamp = createHash('sha256')
-    .update(['go.mod', 'go.sum', 'etcd/main.go'].map((f) => readFileSync(join(goDir, f), 'utf8')).join('\0'))
+    .update(['go.mod', 'go.sum', ...(b.sources ?? [])].map((f) => readFileSync(join(here, b.dir, f), 'utf8')).join('\0'))
     .digest('hex');
-  const stampFile = join(goBinDir(), '.stamp');
-  const built = [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()].every(existsSync);
-  if (built && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
-  if (!have('go', ['version'])) {
-    problems.push('go is missing: install Go 1.24 or newer (https://go.dev/dl/) to build kube-apiserver, kubectl and etcd');
-    return;
-  }
-  mkdirSync(goBinDir(), { recursive: true });
-  const targets: Array<[string, string]> = [
-    [BINARIES.etcd(), './etcd'],
-    [BINARIES.kubeApiserver(), 'k8s.io/kubernetes/cmd/kube-apiserver'],
-    [BINARIES.kubectl(), 'k8s.io/kubernetes/cmd/kubectl'],
-  ];
-  timed(`go build of kube-apiserver, kubectl and etcd for Kubernetes ${KUBERNETES_VERSION} (first time: about 5 minutes)`, () => {
-    for (const [out, pkg] of targets) {
-      run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${out}.tmp`, pkg], { cwd: goDir, env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } });
-      renameSync(`${out}.tmp`, out);
-    }
-  });
+  const stampFile = join(b.outDir, '.stamp');
+  if (b.outputs.every(existsSync) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
+  const scratch = join(b.outDir, '.build');
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  await timed(`go build of ${b.what}`, () =>
+    run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${scratch}/`, ...b.packages], { cwd: join(here, b.dir), env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } }),
+  );
+  for (const out of b.outputs) renameSync(join(scratch, basename(out)), out);
+  rmSync(scratch, { recursive: true, force: true });
   writeFileSync(stampFile, stamp);
 }
 
-function provisionOldKubectl(): void {
-  for (const version of OLD_KUBECTL_VERSIONS) {
-    const dir = join(here, 'kubectl', version);
-    const out = BINARIES.oldKubectl(version);
-    const stamp = createHash('sha256').update(['go.mod', 'go.sum'].map((f) => readFileSync(join(dir, f), 'utf8')).join('\0')).digest('hex');
-    const stampFile = join(dirname(out), '.stamp');
-    if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) continue;
-    if (!have('go', ['version'])) {
-      problems.push(`go is missing: install Go 1.24 or newer to build kubectl ${version}`);
-      return;
-    }
-    mkdirSync(dirname(out), { recursive: true });
-    timed(`go build of kubectl ${version} (first time: about 2 minutes)`, () => {
-      run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${out}.tmp`, 'k8s.io/kubernetes/cmd/kubectl'], { cwd: dir, env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } });
-      renameSync(`${out}.tmp`, out);
-    });
-    writeFileSync(stampFile, stamp);
+const goBuilds: GoBuild[] = [
+  {
+    what: `kube-apiserver, kubectl and etcd for Kubernetes ${KUBERNETES_VERSION}`,
+    dir: 'go',
+    sources: ['etcd/main.go'],
+    packages: ['./etcd', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kubectl'],
+    outDir: goBinDir(),
+    outputs: [BINARIES.etcd(), BINARIES.kubeApiserver(), BINARIES.kubectl()],
+  },
+  ...OLD_KUBECTL_VERSIONS.map((version) => ({
+    what: `kubectl ${version}`,
+    dir: join('kubectl', version),
+    packages: ['k8s.io/kubernetes/cmd/kubectl'],
+    outDir: dirname(BINARIES.oldKubectl(version)),
+    outputs: [BINARIES.oldKubectl(version)],
+  })),
+  { what: `helm ${HELM_VERSION}`, dir: 'helm', packages: ['helm.sh/helm/v3/cmd/helm'], outDir: dirname(BINARIES.helm()), outputs: [BINARIES.helm()] },
+];
+
+async function provisionGo(): Promise<void> {
+  if (!have('go', ['version'])) {
+    problems.push('go is missing: install Go 1.24 or newer (https://go.dev/dl/) to build kube-apiserver, kubectl, etcd and helm');
+    return;
   }
+  for (const b of goBuilds) mkdirSync(b.outDir, { recursive: true });
+  const jobs = availableParallelism() >= 2 ? Math.max(2, Math.floor(availableParallelism() / 2)) : 1;
+  await pool(
+    jobs,
+    goBuilds.map((b) => () => goBuild(b).catch((err: Error) => void problems.push(err.message))),
+  );
 }
 
-function provisionMoto(): void {
+async function provisionMoto(): Promise<void> {
   const stampFile = join(motoVenvDir(), '.stamp');
   if (existsSync(BINARIES.motoServer()) && existsSync(stampFile)) return;
   if (!have('python3', ['-c', 'import venv, ensurepip'])) {
@@ -83,20 +118,15 @@ function provisionMoto(): void {
     return;
   }
   rmSync(motoVenvDir(), { recursive: true, force: true });
-  timed(`moto[server]==${MOTO_VERSION} into a venv (first time: about 30 seconds)`, () => {
-    run('python3', ['-m', 'venv', motoVenvDir()]);
-    run(join(motoVenvDir(), 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`]);
+  await timed(`moto[server]==${MOTO_VERSION} into a venv`, async () => {
+    await run('python3', ['-m', 'venv', motoVenvDir()]);
+    await run(join(motoVenvDir(), 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `moto[server]==${MOTO_VERSION}`]);
   });
   writeFileSync(stampFile, MOTO_VERSION);
 }
 
-for (const step of [provisionGo, provisionOldKubectl, provisionMoto]) {
-  try {
-    step();
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-}
+await Promise.all([provisionGo, provisionMoto].map((step) => step().catch((err: Error) => void problems.push(err.message))));
+if (Date.now() - started > 5_000) process.stderr.write(`peers: provisioned in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
 
 if (problems.length > 0) {
   for (const p of problems) process.stderr.write(`peers: ${p}\n`);
