@@ -17,6 +17,8 @@ export interface NetworkJoinOptions {
   token: () => string;
   signal: AbortSignal;
   warn: (message: string) => void;
+  /** Shared with the agent's later calls, so one outage is one story (and a one-shot run's bound holds). */
+  outage?: OutageLog;
 }
 
 export interface NetworkAgent {
@@ -51,7 +53,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
   }
 
-  const outage = new OutageLog(opts.warn);
+  const outage = opts.outage ?? new OutageLog(opts.warn);
   const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
   const keys = await generateKeys();
   const key = await keyPem(keys.privateKey);
