@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Backend } from '../backend/backend.ts';
-import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { DISCOVERY_SERVICE, liveState, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { leaderKey } from './leadership.ts';
 import { upsertResource } from '../resources/store.ts';
 
 /** Keeps this agent's discovery_service resource current; it expires if the agent dies. */
@@ -8,18 +9,22 @@ export class Heartbeat {
   readonly #backend: Backend;
   readonly #ttlMs: number;
   readonly #now: () => Date;
+  /** How often the agent writes this heartbeat (leader or standby). */
+  readonly intervalMs: number;
   #spec: DiscoveryServiceSpec;
 
-  constructor(backend: Backend, init: { hostId: string; discoveryGroup: string; ttlMs: number; now: () => Date }) {
+  constructor(backend: Backend, init: { hostId: string; discoveryGroup: string; ttlMs: number; intervalMs: number; now: () => Date }) {
     this.#backend = backend;
     this.#ttlMs = init.ttlMs;
     this.#now = init.now;
+    this.intervalMs = init.intervalMs;
     this.#spec = {
       host_id: init.hostId,
       hostname: hostname(),
       discovery_group: init.discoveryGroup,
       state: 'starting',
       started: init.now().toISOString(),
+      heartbeat_interval_ms: init.intervalMs,
       clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
       errors: [],
     };
@@ -30,7 +35,7 @@ export class Heartbeat {
   }
 
   async update(patch: Partial<DiscoveryServiceSpec> = {}): Promise<void> {
-    this.#spec = { ...this.#spec, ...patch };
+    this.#spec = { ...this.#spec, ...patch, last_heartbeat: this.#now().toISOString() };
     const resource: DiscoveryService = {
       kind: DISCOVERY_SERVICE,
       version: 'v1',
@@ -43,4 +48,11 @@ export class Heartbeat {
     };
     await upsertResource(this.#backend, resource, this.#now().getTime());
   }
+}
+
+/** The discovery_service heartbeats with their state as of now: the leader is whoever holds its group's leader key. */
+export async function withLiveState(backend: Backend, services: DiscoveryService[], now: number): Promise<DiscoveryService[]> {
+  const groups = [...new Set(services.map((s) => s.spec.discovery_group))];
+  const leaders = new Map(await Promise.all(groups.map(async (g) => [g, (await backend.get(leaderKey(g)))?.value.split('/')[0]] as const)));
+  return services.map((s) => ({ ...s, spec: { ...s.spec, state: liveState(s.spec, leaders.get(s.spec.discovery_group), now) } }));
 }
