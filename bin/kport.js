@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Thin launcher (STYLE.md 1): compile cache, a friendly Node version gate, then main().
 import module from 'node:module';
+import { constants } from 'node:os';
 
 module.enableCompileCache?.();
 
@@ -22,8 +23,9 @@ for (const stream of [process.stdout, process.stderr]) {
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
-    // A second signal means now; 'exit' handlers still remove what must not be left behind.
-    if (controller.signal.aborted) process.exit(130);
+    // A second signal means now, cutting the clean stop short: 128 + its number, as a shell reports a
+    // process it killed (130 Ctrl-C, 143 SIGTERM). 'exit' handlers still remove what must not be left behind.
+    if (controller.signal.aborted) process.exit(128 + constants.signals[signal]);
     controller.abort(new Error(signal));
   });
 }

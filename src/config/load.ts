@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { UsageError, systemCause } from '../core/errors.ts';
@@ -8,6 +9,11 @@ import { KNOWN_KEYS, configSchema, type RawConfig } from './schema.ts';
 import { closest } from './suggest.ts';
 import { keyPath, yamlErrorText } from './errors.ts';
 
+/**
+ * Searched from the working directory upwards: data only. A file found by searching is never
+ * executed (a checkout you cd into must not run code with your AWS credentials), and nothing in a
+ * found file can widen the search (cosmiconfig's meta config and `$import` could): see README.
+ */
 export const CONFIG_SEARCH_PLACES = [
   'kport.yaml',
   'kport.yml',
@@ -16,12 +22,13 @@ export const CONFIG_SEARCH_PLACES = [
   '.kportrc.yml',
   '.kportrc.json',
   'kport.config.yaml',
+  'kport.config.yml',
   'kport.config.json',
-  'kport.config.js',
-  'kport.config.mjs',
   'package.json',
 ];
 const GLOBAL_CONFIG = '/etc/kport.yaml';
+/** Only a file named with -c or KPORT_CONFIG may be JavaScript: naming it is the opt-in to run it. */
+const CODE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs']);
 
 export interface LoadedConfig extends RawConfig {
   /** The file the configuration came from, or undefined for built-in defaults. */
@@ -42,12 +49,12 @@ interface YamlSource {
   yamlSource: string;
 }
 
-const yamlLoader = (_path: string, content: string): YamlSource => ({ yamlSource: content });
+type Found = { config: unknown; filepath: string };
 
 /** Finds and validates the configuration (DESIGN.md §2); every problem is reported at once. */
 export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const file = opts.file ?? opts.env.KPORT_CONFIG;
-  const found = file ? await loadFile(resolve(opts.cwd, expandHome(file, opts.env))) : await search(opts.cwd);
+  const found = file ? await loadFile(resolve(opts.cwd, expandHome(file, opts.env))) : search(opts.cwd, opts.env);
   const raw = found ? found.config : {};
   const config = validate(raw, found?.filepath);
   const dataDir = resolve(
@@ -57,26 +64,13 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   return { ...config, source: found?.filepath, dataDir };
 }
 
-async function explorer() {
-  const { cosmiconfig } = await import('cosmiconfig');
-  return cosmiconfig('kport', {
-    searchPlaces: CONFIG_SEARCH_PLACES,
-    searchStrategy: 'global',
-    loaders: { '.yaml': yamlLoader, '.yml': yamlLoader, noExt: yamlLoader },
-  });
-}
-
-async function loadFile(filepath: string): Promise<{ config: unknown; filepath: string }> {
-  let result;
+/** A file named with -c or KPORT_CONFIG: YAML (any other name), JSON, package.json#kport, or a JS module. */
+async function loadFile(filepath: string): Promise<Found> {
   try {
-    // YAML, the common case, needs no loader search (cosmiconfig costs ~20 ms to import).
-    if (/\.ya?ml$/i.test(filepath)) {
-      // Checked before reading: a 10 MB file is a wrong file, not a config to parse for seconds.
-      const size = statSync(filepath).size;
-      if (size > MAX_CONFIG_BYTES) throw new UsageError(tooLarge(size, filepath));
-      return { config: yamlLoader(filepath, readFileSync(filepath, 'utf8')), filepath };
-    }
-    result = await (await explorer()).load(filepath);
+    if (CODE_EXTENSIONS.has(extname(filepath).toLowerCase())) return { config: await importConfig(filepath), filepath };
+    const found = readData(filepath);
+    if (!found) throw new UsageError(`${filepath} has no "kport" key: put kport's configuration under "kport", or point -c at a kport.yaml.`);
+    return found;
   } catch (err) {
     if (err instanceof UsageError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -84,17 +78,66 @@ async function loadFile(filepath: string): Promise<{ config: unknown; filepath: 
     }
     throw new UsageError(`Cannot read config file ${filepath}: ${systemCause(err) ?? (err as Error).message}`);
   }
-  return { config: result?.config ?? {}, filepath };
 }
 
-async function search(cwd: string): Promise<{ config: unknown; filepath: string } | undefined> {
-  const result = await (await explorer()).search(cwd);
-  if (result && !result.isEmpty) return { config: result.config, filepath: result.filepath };
+/** The module's default export, which must be a mapping of keys: anything else is not a config. */
+async function importConfig(filepath: string): Promise<unknown> {
+  statSync(filepath);
+  const loaded = ((await import(pathToFileURL(filepath).href)) as { default?: unknown }).default;
+  // A CommonJS script that exports nothing still has a default export, {}: that is not a config either.
+  if (!loaded || typeof loaded !== 'object' || Array.isArray(loaded) || Object.keys(loaded).length === 0) {
+    throw new UsageError(`${filepath} is not a kport configuration: a JavaScript config must \`export default\` a mapping of keys such as version and teleport; or point -c at a kport.yaml.`);
+  }
+  return loaded;
+}
+
+/**
+ * Reads a data file: YAML (kept as text for line numbers), JSON, or package.json's "kport" key.
+ * undefined for a package.json without that key. Never runs anything.
+ */
+function readData(filepath: string): Found | undefined {
+  // Checked before reading: a 10 MB file is a wrong file, not a config to parse for seconds.
+  const size = statSync(filepath).size;
+  if (size > MAX_CONFIG_BYTES) throw new UsageError(tooLarge(size, filepath));
+  const text = readFileSync(filepath, 'utf8');
+  if (extname(filepath).toLowerCase() !== '.json') return { config: { yamlSource: text } satisfies YamlSource, filepath };
+  let parsed: unknown;
   try {
-    return { config: yamlLoader(GLOBAL_CONFIG, readFileSync(GLOBAL_CONFIG, 'utf8')), filepath: GLOBAL_CONFIG };
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${filepath} is not valid JSON: ${(err as Error).message}.`);
+  }
+  if (basename(filepath) !== 'package.json') return { config: parsed, filepath };
+  const own = (parsed as Record<string, unknown> | null)?.kport;
+  return own === undefined ? undefined : { config: own, filepath };
+}
+
+/** The first data file of CONFIG_SEARCH_PLACES from `cwd` up to the home directory (or /), then /etc/kport.yaml. */
+function search(cwd: string, env: NodeJS.ProcessEnv): Found | undefined {
+  const home = resolve(env.HOME ?? homedir());
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    for (const place of CONFIG_SEARCH_PLACES) {
+      const filepath = join(dir, place);
+      let found: Found | undefined;
+      try {
+        found = readData(filepath);
+      } catch (err) {
+        if (['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES'].includes((err as NodeJS.ErrnoException).code ?? '')) continue;
+        throw err;
+      }
+      if (found && !isEmpty(found.config)) return found;
+    }
+    if (dir === home || dir === dirname(dir)) break;
+  }
+  try {
+    return readData(GLOBAL_CONFIG);
   } catch {
     return undefined;
   }
+}
+
+function isEmpty(config: unknown): boolean {
+  return config === null || config === undefined || (typeof config === 'object' && 'yamlSource' in config && !(config as YamlSource).yamlSource.trim());
 }
 
 function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedConfig, 'source' | 'dataDir'> {

@@ -17,15 +17,36 @@ const boolish = z.union([z.boolean(), z.string()]).transform((value, ctx) => {
   return z.NEVER;
 });
 
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value * 1000;
-  try {
-    return parseDuration(value);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `invalid duration "${value}" (use 30s, 5m, 1h)` });
-    return z.NEVER;
-  }
-});
+/**
+ * A Go-style duration with a unit ("30s", "5m", "1h30m"), at least `floor`. A bare number is refused:
+ * Teleport (Go) reads `5` as 5 nanoseconds, kport used to read it as 5 seconds; neither is what
+ * anyone means, so the unit is written out.
+ */
+const duration = (floor: { ms: number; text: string; why: string }) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    if (typeof value === 'number') {
+      ctx.addIssue({ code: 'custom', message: `${value} has no unit: write it with one, such as ${value}s or ${value}m` });
+      return z.NEVER;
+    }
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `invalid duration "${value}" (use 30s, 5m, 1h)` });
+      return z.NEVER;
+    }
+    if (ms < floor.ms) {
+      ctx.addIssue({ code: 'custom', message: `${value} is below the minimum of ${floor.text}: ${floor.why}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+// The floors and their reasons (README "Configuration"): each one stops a value that would hurt.
+const POLL_INTERVAL_FLOOR = { ms: 2_000, text: '2s', why: 'each poll makes AWS calls in every region it watches (about 26 with regions: ["*"], plus one per cluster), so shorter intervals poll back to back and can throttle the account; the default is 5m' };
+const LEASE_TTL_FLOOR = { ms: 2_000, text: '2s', why: 'the leader renews its lease every third of it, and a shorter lease lapses on a busy machine, so leadership changes hands between healthy agents' };
+const HOST_CERT_TTL_FLOOR = { ms: 5_000, text: '5s', why: 'agents renew at two thirds of the certificate\'s life, and a shorter one can expire while its renewal is in flight' };
+const AUDIT_RETENTION_FLOOR = { ms: 3_600_000, text: '1h', why: 'audit events that expire sooner are gone before anyone can read them' };
 
 const stringList = z.union([z.string(), z.array(z.string())]);
 /** Teleport's CA pin: the SHA-256 of the CA's SubjectPublicKeyInfo, as `kport tokens add` prints it. */
@@ -130,9 +151,9 @@ export const configSchema = z.strictObject({
       proxy_listener_mode: z.string().optional(),
       authentication: z.record(z.string(), z.unknown()).optional(),
       /** kport: how long a host certificate lives before the agent renews it (at two thirds). */
-      host_cert_ttl: duration.default(24 * 3_600_000),
+      host_cert_ttl: duration(HOST_CERT_TTL_FLOOR).default(24 * 3_600_000),
       /** kport: how long audit events are kept in the backend. */
-      audit_retention: duration.default(30 * 86_400_000),
+      audit_retention: duration(AUDIT_RETENTION_FLOOR).default(30 * 86_400_000),
     })
     .optional(),
   proxy_service: z
@@ -150,9 +171,9 @@ export const configSchema = z.strictObject({
       enabled: boolish.default(false),
       // Teleport reads `discovery_group: 42` as the string "42"; so does kport.
       discovery_group: z.union([z.string(), z.number()]).transform(String).default(''),
-      poll_interval: duration.default(5 * 60_000),
+      poll_interval: duration(POLL_INTERVAL_FLOOR).default(5 * 60_000),
       /** How long a silent group leader keeps the leadership (etcd or sqlite lease). */
-      leader_lease_ttl: duration.default(15_000),
+      leader_lease_ttl: duration(LEASE_TTL_FLOOR).default(15_000),
       aws: z.array(awsMatcher).default([]),
     })
     .superRefine((service, ctx) => {

@@ -31,7 +31,7 @@ export async function runAgent(opts: AgentOptions): Promise<PollStats | undefine
     if (beating) return;
     beating = true;
     void opts.heartbeat.update().catch(() => undefined).finally(() => (beating = false));
-  }, Math.max(1000, opts.pollIntervalMs / 2));
+  }, opts.heartbeat.intervalMs);
   try {
     while (!opts.signal.aborted) {
       await opts.heartbeat.update({ state: 'standby' });

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type { Backend } from '../backend/backend.ts';
-import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { DISCOVERY_SERVICE, liveState, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
 import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
+import { leaderKey } from './leadership.ts';
 import { upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
 
@@ -10,18 +11,22 @@ export class Heartbeat {
   readonly #backend: Backend;
   readonly #ttlMs: number;
   readonly #now: () => Date;
+  /** How often the agent writes this heartbeat (leader or standby). */
+  readonly intervalMs: number;
   #spec: DiscoveryServiceSpec;
 
-  constructor(backend: Backend, init: { hostId: string; discoveryGroup: string; ttlMs: number; now: () => Date }) {
+  constructor(backend: Backend, init: { hostId: string; discoveryGroup: string; ttlMs: number; intervalMs: number; now: () => Date }) {
     this.#backend = backend;
     this.#ttlMs = init.ttlMs;
     this.#now = init.now;
+    this.intervalMs = init.intervalMs;
     this.#spec = {
       host_id: init.hostId,
       hostname: printableText(hostname(), HEARTBEAT_LIMITS.hostname),
       discovery_group: init.discoveryGroup,
       state: 'starting',
       started: init.now().toISOString(),
+      heartbeat_interval_ms: init.intervalMs,
       clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
       errors: [],
     };
@@ -32,7 +37,7 @@ export class Heartbeat {
   }
 
   async update(patch: Partial<DiscoveryServiceSpec> = {}): Promise<void> {
-    this.#spec = { ...this.#spec, ...patch };
+    this.#spec = { ...this.#spec, ...patch, last_heartbeat: this.#now().toISOString() };
     // Within what the server accepts (schemas.ts): an AWS error can be long or hold a newline.
     const errors = this.#spec.errors.slice(0, HEARTBEAT_LIMITS.errors).map((e) => ({ ...e, scope: printableText(e.scope, HEARTBEAT_LIMITS.scope), error: printableText(e.error, HEARTBEAT_LIMITS.error) }));
     this.#spec = { ...this.#spec, errors };
@@ -48,4 +53,11 @@ export class Heartbeat {
     };
     await upsertResource(this.#backend, resource, this.#now().getTime());
   }
+}
+
+/** The discovery_service heartbeats with their state as of now: the leader is whoever holds its group's leader key. */
+export async function withLiveState(backend: Backend, services: DiscoveryService[], now: number): Promise<DiscoveryService[]> {
+  const groups = [...new Set(services.map((s) => s.spec.discovery_group))];
+  const leaders = new Map(await Promise.all(groups.map(async (g) => [g, (await backend.get(leaderKey(g)))?.value.split('/')[0]] as const)));
+  return services.map((s) => ({ ...s, spec: { ...s.spec, state: liveState(s.spec, leaders.get(s.spec.discovery_group), now) } }));
 }

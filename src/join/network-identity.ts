@@ -18,6 +18,8 @@ export interface NetworkJoinOptions {
   token: () => string;
   signal: AbortSignal;
   warn: (message: string) => void;
+  /** Shared with the agent's later calls, so one outage is one story (and a one-shot run's bound holds). */
+  outage?: OutageLog;
 }
 
 export interface NetworkAgent {
@@ -52,7 +54,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
   }
 
-  const outage = new OutageLog(opts.warn);
+  const outage = opts.outage ?? new OutageLog(opts.warn);
   const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
   // The key is kept before the join is sent: an agent that dies before the answer arrives asks
   // again with the same key, and the server hands it the certificate of the join it counted.

@@ -210,27 +210,35 @@ function unreachable(address: ServerAddress, err: unknown): Error {
   return new ServerUnreachable(`the kport server at ${where} is unreachable: ${cause}`, { cause: err });
 }
 
-/** Says when the server became unreachable (then every 30 s while it stays so) and when it answers again. */
+/**
+ * Says when the server became unreachable (then every 30 s while it stays so) and when it answers
+ * again. With `giveUpAfterMs` (a one-shot run), an outage that long calls `giveUp` instead: the
+ * outage starts when the first failed call started, so a call that hangs until its timeout counts.
+ */
 export class OutageLog {
   readonly #say: (message: string) => void;
+  readonly #giveUp?: { afterMs: number; then: (err: Error, forMs: number) => void };
   #since?: number;
   #lastSaid = 0;
 
-  constructor(say: (message: string) => void) {
+  constructor(say: (message: string) => void, giveUp?: { afterMs: number; then: (err: Error, forMs: number) => void }) {
     this.#say = say;
+    this.#giveUp = giveUp;
   }
 
-  failed(err: Error): void {
+  failed(err: Error, attemptStarted = Date.now()): void {
     const now = Date.now();
-    this.#since ??= now;
+    this.#since ??= attemptStarted;
+    if (this.#giveUp && now - this.#since >= this.#giveUp.afterMs) return this.#giveUp.then(err, now - this.#since);
     if (now - this.#lastSaid < 30_000) return;
     this.#lastSaid = now;
-    this.#say(`${err.message.replace(/\.$/, '')}; retrying${now > this.#since ? ` (for ${Math.round((now - this.#since) / 1000)} s)` : ''}`);
+    const until = this.#giveUp ? ` for up to ${Math.round(this.#giveUp.afterMs / 1000)} s` : '';
+    this.#say(`${err.message.replace(/\.$/, '')}; retrying${until}${now - this.#since >= 1000 ? ` (for ${Math.round((now - this.#since) / 1000)} s)` : ''}`);
   }
 
-  recovered(address: ServerAddress): void {
+  answered(address?: ServerAddress): void {
     if (this.#since === undefined) return;
-    this.#say(`the kport server at ${address.host}:${address.port} answers again after ${Math.round((Date.now() - this.#since) / 1000)} s`);
+    if (address) this.#say(`the kport server at ${address.host}:${address.port} answers again after ${Math.round((Date.now() - this.#since) / 1000)} s`);
     this.#since = undefined;
     this.#lastSaid = 0;
   }
@@ -239,13 +247,15 @@ export class OutageLog {
 /** Calls `fn` until it does not fail with ServerUnreachable, backing off 0.25-2 s with jitter, or until `signal` aborts. */
 export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress): Promise<T> {
   for (let attempt = 0; ; attempt++) {
+    const started = Date.now();
     try {
       const result = await fn();
-      if (attempt > 0 && address) outage?.recovered(address);
+      outage?.answered(address);
       return result;
     } catch (err) {
       if (!(err instanceof ServerUnreachable) || signal?.aborted) throw err;
-      outage?.failed(err);
+      outage?.failed(err, started);
+      if (signal?.aborted) throw err;
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw err;

@@ -14,8 +14,12 @@ export interface DiscoveryServiceSpec {
   host_id: string;
   hostname: string;
   discovery_group: string;
-  state: 'leader' | 'standby' | 'starting' | 'stopped';
+  /** As written by the agent; `kport get` shows it as of now (see `liveState`), never a leader that no longer leads. */
+  state: 'leader' | 'standby' | 'starting' | 'stopped' | 'stale';
   started: string;
+  /** When this heartbeat was written, and how often the agent writes one: older than three intervals reads as stale. */
+  last_heartbeat?: string;
+  heartbeat_interval_ms?: number;
   last_poll?: string;
   last_poll_duration_ms?: number;
   next_poll?: string;
@@ -24,3 +28,17 @@ export interface DiscoveryServiceSpec {
 }
 
 export type DiscoveryService = Resource<DiscoveryServiceSpec>;
+
+/**
+ * The state to show now: "leader" only for the host whose claim the group's leader key holds now
+ * (a heartbeat can outlive its writer by its TTL, 2 x poll_interval + 1 min: a leader stopped while the
+ * server was down would otherwise still read as leader beside its successor); "stale" when the agent
+ * has missed three heartbeats; "standby" for one that says leader but no longer holds the key.
+ */
+export function liveState(spec: DiscoveryServiceSpec, leaderHostId: string | undefined, now: number): DiscoveryServiceSpec['state'] {
+  if (leaderHostId === spec.host_id) return 'leader';
+  if (spec.state === 'stopped') return 'stopped';
+  const beat = spec.last_heartbeat ? Date.parse(spec.last_heartbeat) : NaN;
+  if (spec.heartbeat_interval_ms && now - beat > 3 * spec.heartbeat_interval_ms + 5_000) return 'stale';
+  return spec.state === 'leader' ? 'standby' : spec.state;
+}

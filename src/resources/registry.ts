@@ -26,6 +26,8 @@ export interface ResourceKind<R extends Resource = Resource> {
   dto(resource: R): unknown;
   /** Finds a resource by name; kube_cluster also accepts the unambiguous discovered name. */
   find(backend: Backend, name: string): Promise<R | undefined>;
+  /** What is true now, where the stored record can be out of date (a heartbeat's state). */
+  asOfNow?(backend: Backend, resources: R[], now: number): Promise<R[]>;
 }
 
 /** A role or user written in the config file says so next to its name. */
@@ -110,6 +112,7 @@ const discoveryService: ResourceKind<DiscoveryService> = {
   ],
   dto: asStored,
   find: byName(DISCOVERY_SERVICE),
+  asOfNow: async (backend, services, now) => (await import('../discovery/heartbeat.ts')).withLiveState(backend, services, now),
 };
 
 const agent: ResourceKind<Agent> = {

@@ -102,6 +102,8 @@ export const discoveryServiceSchema = z.strictObject({
     last_poll: time.optional(),
     last_poll_duration_ms: z.number().nonnegative().finite().optional(),
     next_poll: time.optional(),
+    last_heartbeat: time.optional(),
+    heartbeat_interval_ms: z.number().int().positive().max(86_400_000).optional(),
     clusters: z.strictObject({ seen: count, created: count, updated: count, deleted: count }),
     errors: z
       .array(z.strictObject({ scope: freeText('an error scope', HEARTBEAT_LIMITS.scope), error: freeText('an error', HEARTBEAT_LIMITS.error), at: time }))

@@ -130,6 +130,28 @@ describe('config', () => {
     assert.equal((await loadConfig({ cwd: child, env: { HOME: root, KPORT_CONFIG: explicit.path } })).discovery_service?.discovery_group, 'explicit');
   });
 
+  test('durations need a unit and respect their floors (poll_interval, leader_lease_ttl, host_cert_ttl, audit_retention), with key path and line', async () => {
+    const bad = [
+      ['discovery_service:\n  poll_interval: 0\n', /discovery_service\.poll_interval \(line 2\): 0 has no unit: write it with one, such as 0s or 0m/],
+      ['discovery_service:\n  poll_interval: 5\n', /discovery_service\.poll_interval \(line 2\): 5 has no unit/],
+      ['discovery_service:\n  poll_interval: 0s\n', /discovery_service\.poll_interval \(line 2\): 0s is below the minimum of 2s: each poll makes AWS calls in every region/],
+      ['discovery_service:\n  poll_interval: 1500ms\n', /poll_interval \(line 2\): 1500ms is below the minimum of 2s/],
+      ['discovery_service:\n  leader_lease_ttl: 100ms\n', /discovery_service\.leader_lease_ttl \(line 2\): 100ms is below the minimum of 2s: the leader renews its lease/],
+      ['discovery_service:\n  leader_lease_ttl: 15\n', /leader_lease_ttl \(line 2\): 15 has no unit/],
+      ['auth_service:\n  host_cert_ttl: 1s\n', /auth_service\.host_cert_ttl \(line 2\): 1s is below the minimum of 5s/],
+      ['auth_service:\n  audit_retention: 0s\n', /auth_service\.audit_retention \(line 2\): 0s is below the minimum of 1h/],
+    ] as const;
+    for (const [text, pattern] of bad) {
+      const { dir, path } = withFile('kport.yaml', text);
+      await assert.rejects(load(path, dir), pattern, text);
+    }
+    const { dir, path } = withFile('kport.yaml', 'discovery_service:\n  poll_interval: 2s\n  leader_lease_ttl: 2s\nauth_service:\n  host_cert_ttl: 5s\n  audit_retention: 1h\n');
+    const config = await load(path, dir);
+    assert.equal(config.discovery_service?.poll_interval, 2000);
+    assert.equal(config.discovery_service?.leader_lease_ttl, 2000);
+    assert.equal(config.auth_service?.host_cert_ttl, 5000);
+  });
+
   test('a missing -c file is a usage error naming the path', async () => {
     const dir = tempHome();
     await assert.rejects(load(join(dir, 'nope.yaml'), dir), /nope\.yaml does not exist/);

@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
+import { splitHostPort } from '../../core/host-port.ts';
 import { serialize } from '../../core/output.ts';
+import { stoppedExitCode } from '../../core/stop.ts';
 import type { PollStats } from '../../discovery/engine.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 import type { AccessDeniedError, Backend } from '../../backend/backend.ts';
@@ -16,7 +18,7 @@ export const discoverRun: CommandDef = {
     'kport discover run --once --token /tmp/token',
   ],
   options: [
-    { flags: '--once', description: 'run one poll and exit (non-zero when a fetch failed)' },
+    { flags: '--once', description: 'run one poll and exit: non-zero when a fetch failed, a signal stopped it, or the server stayed unreachable for 30 s' },
     { flags: '--token <file>', description: 'file holding the join token, or - to read it from stdin; a token given itself is hidden from ps once read (default: teleport.join_params.token_name)' },
   ],
   async run(input) {
@@ -47,31 +49,41 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const token = () => fromStdin ?? readToken(tokenSource, ctx.cwd, roles);
   if (config.teleport.proxy_server) {
     // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
-    const [{ joinServer }, { parseServerAddress, OutageLog }, { RemoteBackend }] = await Promise.all([
+    const [{ joinServer }, { parseServerAddress, OutageLog, ServerUnreachable }, { RemoteBackend }] = await Promise.all([
       import('../../join/network-identity.ts'),
       import('../../join/server-client.ts'),
       import('../../backend/remote.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
     const server = parseServerAddress(config.teleport.proxy_server);
-    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery.discovery_group, token, signal: ctx.signal, warn: (m) => ctx.logger.warn(m) }).catch((err: unknown) => {
+    const once = Boolean(opts.once);
+    const fatal = new AbortController();
+    let fatalError: Error | undefined;
+    const stop = (err: Error) => {
+      fatalError ??= err;
+      fatal.abort(err);
+    };
+    // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
+    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: ONCE_UNREACHABLE_MS, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!)) } : undefined);
+    const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
+    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery.discovery_group, token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
+      if (fatalError) throw fatalError;
       // Stopped while waiting for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted) return undefined;
       throw err;
     });
-    if (!agent) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+    if (!agent) return stoppedExitCode(ctx.signal, { service: !once });
     ctx.logger.debug(agent.joined ? `joined ${config.teleport.proxy_server} as host ${agent.identity.host_id}; the token is not needed again` : `resumed as host ${agent.identity.host_id}`);
-    const fatal = new AbortController();
-    let fatalError: Error | undefined;
-    const stopRenewing = agent.keepRenewed((err) => {
-      fatalError = err;
-      fatal.abort(err);
-    });
+    const stopRenewing = agent.keepRenewed(stop);
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
-    const backend = new RemoteBackend(agent.client, { stopRetrying: AbortSignal.any([ctx.signal, fatal.signal]), onDenied: removedHint, outage: new OutageLog((m) => ctx.logger.warn(m)) });
+    const backend = new RemoteBackend(agent.client, { stopRetrying: stopping, onDenied: removedHint, outage });
     try {
-      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once: Boolean(opts.once), signal: AbortSignal.any([ctx.signal, fatal.signal]) });
+      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping });
+    } catch (err) {
+      // Stopped while a call waited for an unreachable server: a stop, not a failure.
+      if (ctx.signal.aborted && !fatalError && err instanceof ServerUnreachable) return stoppedExitCode(ctx.signal, { service: !once });
+      throw err;
     } finally {
       stopRenewing();
       await backend.close();
@@ -148,6 +160,7 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
     hostId,
     discoveryGroup: discovery.discovery_group,
     ttlMs: 2 * discovery.poll_interval + 60_000,
+    intervalMs: Math.max(1000, discovery.poll_interval / 2),
     now: ctx.now,
   });
   let last: PollStats | undefined;
@@ -171,21 +184,32 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
     engine.close();
     await report.close();
   }
-  if (ctx.signal.aborted) return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
-  if (once && !last) {
+  const stopped = ctx.signal.aborted ? stoppedExitCode(ctx.signal, { service: !once }) : undefined;
+  if (!once) return stopped;
+  if (!last) {
+    if (stopped !== undefined) return stopped;
     throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
   }
-  if (once && last) {
-    ctx.stdout.write(
-      format === 'text'
-        ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
-        : serialize({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures }, format),
-    );
-    if (last.failures.length > 0) {
-      throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
-    }
+  // A poll a signal let finish is still reported; the exit code says the run was stopped.
+  ctx.stdout.write(
+    format === 'text'
+      ? `Discovered ${plural(last.seen, 'EKS cluster')}: ${last.created} created, ${last.updated} updated, ${last.deleted} deleted.\n`
+      : serialize({ seen: last.seen, created: last.created, updated: last.updated, deleted: last.deleted, failures: last.failures }, format),
+  );
+  if (stopped !== undefined) return stopped;
+  if (last.failures.length > 0) {
+    throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
   }
   return undefined;
+}
+
+/** How long `--once` waits for an unreachable server before it fails (README "Discovery"). */
+const ONCE_UNREACHABLE_MS = 30_000;
+
+/** The one sentence a one-shot run ends with when the server stayed unreachable. */
+function gaveUp(err: Error, proxyServer: string): UserError {
+  const noPort = splitHostPort(proxyServer)?.port === undefined ? ` (teleport.proxy_server "${proxyServer}" names no port, so 3080, Teleport's default, was tried)` : '';
+  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${ONCE_UNREACHABLE_MS / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
 }
 
 /** The contents of the file that holds the token, stdin's for `-`, or the token itself. */

@@ -55,6 +55,7 @@ export const get: CommandDef = {
       // Audit event names start with their time, so this keeps the last ones in order.
       if (since !== undefined) resources = resources.filter((r) => Date.parse((r.spec as { time?: string }).time ?? '') >= since);
     }
+    if (kind.asOfNow) resources = await kind.asOfNow(backend, resources, ctx.now().getTime());
     const format = session.format;
     if (format !== 'text') {
       const dtos = resources.map(kind.dto);

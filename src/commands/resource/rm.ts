@@ -16,6 +16,12 @@ export const rm: CommandDef = {
     const { kind, name } = parseRef(args[0]!);
     if (!name) throw new UsageError(`Name the resource to delete: kport rm ${kind.kind}/NAME.`);
     const backend = await session.backend();
+    if (kind.kind === 'agent') {
+      // An agent is more than its record: its heartbeats, its leadership and an audit event go with it.
+      const { removeAgent } = await import('../agents/rm.ts');
+      if (!(await removeAgent(backend, name, ctx, (await session.config()).auth_service?.audit_retention))) throw new UserError(`agent "${name}" not found: see \`kport get agent\` for what exists.`);
+      return void ctx.stdout.write(`agent "${name}" has been deleted.\n`);
+    }
     const found = await kind.find(backend, name);
     if (!found || !(await backend.delete(resourceKey(kind.kind, found.metadata.name), found.metadata.revision))) {
       throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);

@@ -5,6 +5,7 @@ import { splitHostPort } from '../../core/host-port.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { serialize, terminalSafeJson } from '../../core/output.ts';
+import { stoppedExitCode } from '../../core/stop.ts';
 import type { CommandDef } from '../command.ts';
 
 const DEFAULT_LISTEN_ADDR = '127.0.0.1:3080';
@@ -33,6 +34,10 @@ export const serverStart: CommandDef = {
   async run({ ctx, session }) {
     const config = await session.config();
     const where = config.source ?? 'the configuration';
+    if (!config.source) {
+      // Nothing to "set in": say which file to create, with the keys, and how to name it.
+      throw new UsageError(`kport server start needs a config file, and none was found (searched ${ctx.cwd} upwards and /etc/kport.yaml): create kport.yaml with the lines "auth_service: { enabled: yes }" and "proxy_service: { enabled: yes }" (see README "Network mode"), then run \`kport server start -c kport.yaml\`.`);
+    }
     if (!config.auth_service?.enabled || !config.proxy_service?.enabled) {
       throw new UsageError(`kport server start runs the auth and proxy services: set auth_service.enabled: yes and proxy_service.enabled: yes in ${where}.`);
     }
@@ -78,7 +83,10 @@ export const serverStart: CommandDef = {
     }
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
     await Promise.all([server.close(), services]);
-    return (ctx.signal.reason as Error)?.message === 'SIGTERM' ? 0 : 130;
+    // One line, so a log shows the server ended on purpose and why, not that it vanished.
+    const why = (ctx.signal.reason as Error | undefined)?.message ?? '';
+    ctx.logger.info(`kport server stopped (${/^SIG[A-Z]+$/.test(why) ? why : 'interrupted'}); it no longer listens on ${url}.`);
+    return stoppedExitCode(ctx.signal, { service: true });
   },
 };
 
