@@ -1,9 +1,10 @@
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig, UserConfig } from '../config/schema.ts';
-import { matchLabels } from '../resources/labels.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
-import { ROLE, USER, type Role, type User } from '../resources/role.ts';
+import { USER, type User } from '../resources/role.ts';
 import { listResources } from '../resources/store.ts';
+import { RoleSet } from '../roles/evaluate.ts';
+import { loadRoleDefinitions } from '../roles/load.ts';
 
 export interface KubeAccess {
   /** Kubernetes users the person may act as on this cluster. */
@@ -24,36 +25,28 @@ export interface AccessChecker {
 }
 
 /**
- * The person's roles, from `users:`/`roles:` in the config and user/role resources, and what
- * they allow on a cluster: the union over the roles whose kubernetes_labels match it.
+ * The person's roles, from `users:`/`roles:` in the config, user/role resources and the built-in
+ * roles, and what they allow on a cluster (RoleSet.kubeAccess: the union over the roles whose
+ * kubernetes_labels match it, minus what their deny sides take away).
  */
 export async function accessFor(
   user: string,
   config: { roles: RoleConfig[]; users: UserConfig[] },
   backend: Backend,
 ): Promise<AccessChecker> {
-  const [roleResources, userResources] = await Promise.all([listResources<Role>(backend, ROLE), listResources<User>(backend, USER)]);
+  const [definitions, userResources] = await Promise.all([loadRoleDefinitions(backend, config.roles), listResources<User>(backend, USER)]);
   const roleNames = new Set([
     ...config.users.filter((u) => u.name === user).flatMap((u) => u.roles),
     ...userResources.filter((u) => u.metadata.name === user).flatMap((u) => u.spec.roles),
   ]);
-  const definitions = new Map<string, RoleConfig>();
-  for (const r of roleResources) definitions.set(r.metadata.name, { name: r.metadata.name, ...r.spec });
-  for (const r of config.roles) definitions.set(r.name, r);
   const roles = [...roleNames].flatMap((name) => definitions.get(name) ?? []);
+  const roleSet = new RoleSet(roles, user);
   return {
     user,
     defined: config.users.some((u) => u.name === user) || userResources.some((u) => u.metadata.name === user),
-    roles: roles.map((r) => r.name),
+    roles: roles.map((r) => r.metadata.name),
     undefinedRoles: [...roleNames].filter((name) => !definitions.has(name)),
-    forCluster(cluster) {
-      const labels = cluster.metadata.labels ?? {};
-      const matching = roles.filter((r) => Object.keys(r.kubernetes_labels).length > 0 && matchLabels(r.kubernetes_labels, labels));
-      if (matching.length === 0) return undefined;
-      const users = [...new Set(matching.flatMap((r) => r.kubernetes_users))];
-      const groups = [...new Set([...matching.flatMap((r) => r.kubernetes_groups), 'system:authenticated'])];
-      return { users: users.length > 0 ? users : [user], groups };
-    },
+    forCluster: (cluster) => roleSet.kubeAccess(cluster.metadata.labels ?? {}),
   };
 }
 
