@@ -3,6 +3,7 @@ import { parseDuration } from '../core/duration.ts';
 import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
 import { closest } from './suggest.ts';
+import { BUILTIN_ROLE_NAMES } from '../roles/role.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -198,7 +199,14 @@ export const configSchema = z.strictObject({
         .default([]),
     })
     .optional(),
-  roles: z.array(role).default([]),
+  roles: z
+    .array(role)
+    .superRefine((roles, ctx) => {
+      for (const [i, r] of roles.entries()) {
+        if (BUILTIN_ROLE_NAMES.includes(r.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${r.name} is a built-in kport role and cannot be redefined: give yours another name` });
+      }
+    })
+    .default([]),
   users: z.array(user).default([]),
 });
 

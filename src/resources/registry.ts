@@ -9,6 +9,7 @@ import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import type { Resource } from './resource.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { getResource, listResources } from './store.ts';
+import { readStoredRole } from '../roles/load.ts';
 import { TOKEN, type Token } from './token.ts';
 
 /** What `get`, `rm` and `create` need to know about one kind (STYLE.md 5). */
@@ -77,16 +78,28 @@ const role: ResourceKind<Role> = {
   kind: ROLE,
   aliases: ['roles'],
   schema: async () => (await import('./schemas.ts')).roleSchema as never,
-  headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users'],
-  row: (r) => [
-    fromConfigFile(r),
-    Object.entries(r.spec.kubernetes_labels).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(','),
-    r.spec.kubernetes_groups.join(','),
-    r.spec.kubernetes_users.join(','),
-  ],
-  dto: asStored,
+  headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users', 'Rules', 'Deny'],
+  row: (stored) => {
+    const r = readStoredRole(stored);
+    const { allow, deny } = r.spec;
+    const denied = [
+      deny?.kubernetes_labels && `labels ${selectorText(deny.kubernetes_labels)}`,
+      deny?.kubernetes_groups && `groups ${deny.kubernetes_groups.join(',')}`,
+      deny?.kubernetes_users && `users ${deny.kubernetes_users.join(',')}`,
+      deny?.rules && `rules ${rulesText(deny.rules)}`,
+    ].filter(Boolean);
+    return [fromConfigFile(stored), selectorText(allow.kubernetes_labels ?? {}), (allow.kubernetes_groups ?? []).join(','), (allow.kubernetes_users ?? []).join(','), rulesText(allow.rules ?? []), denied.join('; ') || '-'];
+  },
+  // Always Teleport's v7 shape, whichever shape was stored, so `get role -o yaml` reads back through `create -f`.
+  dto: (stored) => {
+    const { revision: _revision, ...metadata } = stored.metadata;
+    return { ...readStoredRole(stored), metadata };
+  },
   find: byName(ROLE),
 };
+
+const selectorText = (s: Record<string, string | string[]>) => Object.entries(s).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(',');
+const rulesText = (rules: { resources: string[]; verbs: string[] }[]) => rules.map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`).join(' ');
 
 const user: ResourceKind<User> = {
   kind: USER,

@@ -1,13 +1,13 @@
 // Validation of resources people write (`kport create -f`) and agents write (heartbeats, through the
 // server); loaded only by the commands and the server that need it.
 import { z } from 'zod';
-import { labelSelector } from '../config/schema.ts';
 import { DISCOVERY_SERVICE } from './discovery-service.ts';
 import { KUBE_CLUSTER } from './kube-cluster.ts';
 import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
 import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
-import { ROLE, USER } from './role.ts';
+import { USER } from './role.ts';
+import { BUILTIN_ROLE_NAMES, checkRole } from '../roles/role.ts';
 import { HEARTBEAT_LIMITS } from './heartbeat-limits.ts';
 import { freeTextProblem } from './text.ts';
 
@@ -55,15 +55,14 @@ export const kubeClusterSchema = z
     path: ['spec'],
   });
 
-export const roleSchema = z.strictObject({
-  kind: z.literal(ROLE),
-  version: z.enum(['v1', 'v7']).default('v1'),
-  metadata: metadataSchema,
-  spec: z.strictObject({
-    kubernetes_labels: labelSelector.default({}),
-    kubernetes_groups: z.array(z.string()).default([]),
-    kubernetes_users: z.array(z.string()).default([]),
-  }),
+/** Either shape of role (src/roles/role.ts), stored as Teleport's v7; built-in names are kport's own. */
+export const roleSchema = z.unknown().transform((doc, ctx) => {
+  const { role, problems } = checkRole(doc);
+  for (const p of problems) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });
+  if (role && BUILTIN_ROLE_NAMES.includes(role.metadata.name)) {
+    ctx.addIssue({ code: 'custom', path: ['metadata.name'], message: `${role.metadata.name} is a built-in kport role and cannot be redefined: give yours another name` });
+  }
+  return role ?? z.NEVER;
 });
 
 export const userSchema = z.strictObject({

@@ -14,7 +14,7 @@ import { BUILTIN_ROLES, checkRole, type RoleV7 } from './role.ts';
 export async function loadRoleDefinitions(backend: Backend, configRoles: RoleConfig[]): Promise<Map<string, RoleV7>> {
   const definitions = new Map<string, RoleV7>();
   for (const stored of await listResources<Resource>(backend, ROLE)) {
-    definitions.set(stored.metadata.name, readStored(stored));
+    definitions.set(stored.metadata.name, readStoredRole(stored));
   }
   for (const r of configRoles) definitions.set(r.name, fromConfig(r));
   for (const r of BUILTIN_ROLES) definitions.set(r.metadata.name, r);
@@ -26,7 +26,7 @@ export function fromConfig(r: RoleConfig): RoleV7 {
 }
 
 /** Stored roles were checked when written; one that no longer reads (edited in the store by hand) denies everything rather than losing its deny side. */
-function readStored(stored: Resource): RoleV7 {
+export function readStoredRole(stored: Resource): RoleV7 {
   const { revision: _revision, ...metadata } = stored.metadata;
   return checkRole({ kind: stored.kind, version: stored.version, metadata, spec: stored.spec }).role ?? unreadable(stored.metadata.name);
 }

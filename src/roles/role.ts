@@ -88,7 +88,7 @@ function readRole(doc: unknown, report: Report): RoleV7 | undefined {
   }
   // Today's role resources: spec holds the allow side directly (version v1, or v7 as kport wrote it).
   if (version !== undefined && version !== 'v1' && version !== 'v7') report('version', `expected v7 (or v1 for the flat shape), got ${JSON.stringify(version)}`);
-  unknownKeys(spec, FLAT_KEYS, 'spec', report, 'or the Teleport shape: spec.allow, spec.deny, spec.options');
+  unknownKeys(spec, FLAT_KEYS, 'spec', report, 'or the Teleport shape: spec.allow, spec.deny, spec.options', ['allow', 'deny', 'options']);
   const allow = readConditions(pick(spec, FLAT_KEYS), 'spec', 'allow', report);
   return metadata && build(metadata, allow, undefined, undefined);
 }
@@ -246,10 +246,10 @@ export function ttlMs(text: string): number | undefined {
   }
 }
 
-function unknownKeys(value: Record<string, unknown>, known: readonly string[], path: string, report: Report, hint?: string): void {
+function unknownKeys(value: Record<string, unknown>, known: readonly string[], path: string, report: Report, hint?: string, alsoNear: string[] = []): void {
   for (const key of Object.keys(value)) {
     if (known.includes(key)) continue;
-    const near = closest(key, known);
+    const near = closest(key, [...known, ...alsoNear]);
     const at = path ? `${path}.${key}` : key;
     report(at, near ? `unknown key: did you mean ${near}?` : `unknown key${hint ? ` (${hint})` : `: expected ${known.join(', ')}`}`);
   }

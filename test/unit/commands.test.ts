@@ -155,7 +155,7 @@ spec:
     assert.equal(byShort.metadata.name, 'prod-eks-us-east-1-222222222222');
     assert.deepEqual(byShort.spec.aws, { name: 'prod', region: 'us-east-1', account_id: '222222222222' });
     const role = JSON.parse((await run(['get', 'role/dev', '--format=json'])).stdout);
-    assert.deepEqual(role.spec, { kubernetes_groups: ['developers'], kubernetes_labels: { env: 'prod' }, kubernetes_users: [] });
+    assert.deepEqual(role, { kind: 'role', version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_groups: ['developers'], kubernetes_labels: { env: 'prod' } } } });
 
     const again = await run(['create', '-f', file]);
     assert.equal(again.code, 1);

@@ -13,7 +13,11 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
   if (kind !== 'role' && kind !== 'user') return [];
   const config = await session.config();
   if (kind === 'role') {
-    return config.roles.map((r) => ({ kind, version: 'v1', metadata: { name: r.name, labels: CONFIG_ORIGIN }, spec: { kubernetes_labels: r.kubernetes_labels, kubernetes_groups: r.kubernetes_groups, kubernetes_users: r.kubernetes_users } }));
+    const { fromConfig } = await import('../../roles/load.ts');
+    return config.roles.map((r) => {
+      const role = fromConfig(r);
+      return { ...role, metadata: { ...role.metadata, labels: CONFIG_ORIGIN } };
+    });
   }
   return config.users.map((u) => ({ kind, version: 'v2', metadata: { name: u.name, labels: CONFIG_ORIGIN }, spec: { roles: u.roles } }));
 }
