@@ -172,6 +172,9 @@ export class OidcLogin {
     return client.discovery(new URL(issuer_url), client_id, { client_secret, ...(skew !== 0 && { [client.clockSkew]: skew }) }, client.ClientSecretBasic(client_secret), {
       ...(fetch && { [client.customFetch]: fetch }),
       timeout: PROVIDER_TIMEOUT_MS / 1000,
+      // Without it openid-client trusts an ID token from the token endpoint on TLS alone (OIDC
+      // Core 3.1.3.7 allows that); kport checks its signature through the provider's JWKS too.
+      execute: [client.enableNonRepudiationChecks],
     });
   }
 }
