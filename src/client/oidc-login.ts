@@ -66,7 +66,7 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
   });
   const { port } = server.address() as { port: number };
   const timer = setTimeout(
-    () => settle.reject(new UserError(`the browser did not come back from the identity provider within ${Math.round(waitMs / 60_000) || 1} minutes: run kport login --auth oidc again (--browser none prints the URL to open yourself).`)),
+    () => settle.reject(new UserError(`the browser did not come back from the identity provider within ${waitMs % 60_000 === 0 ? `${waitMs / 60_000} minutes` : `${Math.round(waitMs / 1000)} seconds`}: run kport login --auth oidc again (--browser none prints the URL to open yourself).`)),
     waitMs,
   );
   const aborted = () => settle.reject(new UserError('kport login was interrupted before the browser came back.', 130));

@@ -11,7 +11,8 @@ import { refusalFor } from './oidc-errors.ts';
 export const OIDC_CALLBACK_PATH = '/v1/login/oidc/callback';
 /** Each call to the provider (discovery, JWKS, token) gives up after this long. */
 const PROVIDER_TIMEOUT_MS = 10_000;
-const MAX_CSR_CHARS = 8_192;
+/** kport's CSRs (ECDSA P-256) are about 350 characters of PEM; this keeps a pending login small. */
+const MAX_CSR_CHARS = 2_048;
 const MAX_REDIRECT_CHARS = 512;
 /** Scopes kport always asks for: the ID token names the person (profile, email). */
 const BASE_SCOPES = ['openid', 'profile', 'email'];

@@ -69,6 +69,11 @@ async function finishAs(login: string, peer: OidcPeer = idp): Promise<any> {
   return post(OIDC_FINISH_PATH, { attempt, secret: begun.secret, code });
 }
 
+async function waitForLine(lines: string[]): Promise<void> {
+  for (let i = 0; i < 200 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(lines.length > 0, 'the client printed nothing');
+}
+
 async function useProvider(peer: OidcPeer, now?: () => Date): Promise<void> {
   harness.login = await OidcLogin.create(settings(peer), { callbackUrl: harness.callbackUrl, ...(now && { now }) });
 }
@@ -111,6 +116,32 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     assert.match(page!.body, /you can close this window/);
     assert.ok(browser.visited.some((u) => u.startsWith(harness.callbackUrl)), 'the browser passed through the kport callback');
     assert.ok(browser.visited.some((u) => u.startsWith(idp.issuer)), 'the browser signed in at the provider');
+  });
+
+  test('--browser none prints the URL; the listener turns away anything but this login; no browser back in time is one sentence', async () => {
+    const said: string[] = [];
+    let listener = '';
+    const spy = async (path: string, body: any) => {
+      if (path === OIDC_BEGIN_PATH) listener = body.redirect_uri;
+      return post(path, body);
+    };
+    const login = oidcLogin({ post: spy, csr: await createCsr(await generateKeys(), 'x'), browser: 'none', say: (line) => said.push(line), waitMs: 3000 });
+    const rejected = assert.rejects(login, {
+      message: 'the browser did not come back from the identity provider within 3 seconds: run kport login --auth oidc again (--browser none prints the URL to open yourself).',
+    });
+    await waitForLine(said);
+    const authUrl = /https:\/\/\S+/.exec(said[0]!)![0];
+    assert.match(said[0]!, /^Open this URL in a browser on this machine to log in:/);
+    assert.ok(authUrl.startsWith(`${idp.issuer}/auth?`), authUrl);
+    const loopback = new URL(new URL(authUrl).searchParams.get('redirect_uri')!).origin === new URL(harness.callbackUrl).origin;
+    assert.ok(loopback, 'the provider sends the browser back to the kport server, not to the client');
+    assert.match(listener, /^http:\/\/127\.0\.0\.1:\d+\/callback$/);
+    for (const stray of [`${listener}?attempt=someone-else&code=x`, `${listener.replace('/callback', '/favicon.ico')}`]) {
+      const res = await fetch(stray);
+      assert.equal(res.status, 404, stray);
+      assert.match(await res.text(), /waiting for one kport login/);
+    }
+    await rejected;
   });
 
   test('bob: a ^regex$ claims_to_roles value matches his ops group', async () => {
