@@ -106,6 +106,32 @@ const awsMatcher = z
 
 const tlsFiles = z.strictObject({ ca_file: z.string().optional(), cert_file: z.string().optional(), key_file: z.string().optional() });
 
+/** Teleport's claims_to_roles: `value` matches as label values do (glob, or ^regex$ on RE2). */
+const claimMapping = z
+  .strictObject({ claim: z.string().min(1), value: z.string().min(1), roles: z.array(z.string().min(1)).min(1) })
+  .superRefine((mapping, ctx) => {
+    for (const message of validateSelector({ [mapping.claim]: mapping.value })) ctx.addIssue({ code: 'custom', path: ['value'], message });
+  });
+
+/** SSO through an OpenID provider (DESIGN.md §9): Teleport's OIDC connector fields, in the server's config. */
+const oidcAuthentication = z.strictObject({
+  type: z.literal('oidc'),
+  issuer_url: z.url({ protocol: /^https$/, error: 'issuer_url must be an https:// URL (OpenID Connect needs TLS to the provider)' }),
+  client_id: z.string().min(1),
+  client_secret: z.string().min(1),
+  /** The callback registered at the provider: https://<kport server>/v1/login/oidc/callback; derived from the server's address when absent. */
+  redirect_url: z.url({ protocol: /^https$/, error: 'redirect_url must be an https:// URL ending in /v1/login/oidc/callback' }).optional(),
+  /** kport: a PEM bundle trusted for the provider besides the system CAs (a provider behind a private CA). */
+  ca_file: z.string().optional(),
+  /** The ID token claim that names the person; it must be a valid kport user name. */
+  username_claim: z.string().min(1).default('preferred_username'),
+  scope: z.array(z.string().min(1)).default([]),
+  claims_to_roles: z.array(claimMapping).min(1, 'claims_to_roles needs at least one {claim, value, roles} entry, or no one could log in'),
+});
+
+/** `local` (password + TOTP, the default) keeps whatever else Teleport allows beside it (second_factor, ...). */
+const authentication = z.discriminatedUnion('type', [z.looseObject({ type: z.literal('local') }), oidcAuthentication]);
+
 const storage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('sqlite'), path: z.string().optional() }),
   z.strictObject({
@@ -150,7 +176,7 @@ export const configSchema = z.strictObject({
       cluster_name: z.string().optional(),
       listen_addr: z.string().optional(),
       proxy_listener_mode: z.string().optional(),
-      authentication: z.record(z.string(), z.unknown()).optional(),
+      authentication: authentication.default({ type: 'local' }),
       /** kport: how long a host certificate lives before the agent renews it (at two thirds). */
       host_cert_ttl: duration(HOST_CERT_TTL_FLOOR).default(24 * 3_600_000),
       /** kport: how long audit events are kept in the backend. */
@@ -212,6 +238,7 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.output<typeof configSchema>;
 export type AwsMatcher = z.output<typeof awsMatcher>;
+export type OidcAuthentication = z.output<typeof oidcAuthentication>;
 export type StorageConfig = z.output<typeof storage>;
 export type RoleConfig = z.output<typeof role>;
 export type UserConfig = z.output<typeof user>;
@@ -220,7 +247,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication host_cert_ttl audit_retention web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

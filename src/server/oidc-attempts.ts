@@ -1,0 +1,96 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { OidcRefusal } from './oidc-claims.ts';
+
+/** How long a login may take from begin to finish (the client gives up after 3 minutes). */
+export const ATTEMPT_TTL_MS = 5 * 60_000;
+/**
+ * Logins in flight at once. begin is unauthenticated, so the table is bounded: when full (after
+ * dropping expired attempts) a new login is refused rather than an older one dropped, so a flood
+ * cannot cut off people already in their browser. 1,000 attempts are about 5 MB at most.
+ */
+export const MAX_ATTEMPTS = 1_000;
+
+export type Outcome = { user: string; roles: string[] } | { refusal: OidcRefusal };
+
+export interface Attempt {
+  id: string;
+  state: string;
+  nonce: string;
+  verifier: string;
+  csr: string;
+  redirectUri: string;
+  created: number;
+  secretHash: Buffer;
+  /** Set by the callback: the one-time code the browser carries to the client's loopback listener. */
+  code?: string;
+  /** Set when the callback arrives (before the code is exchanged, so a concurrent replay is refused). */
+  calledBack?: boolean;
+  outcome?: Outcome;
+}
+
+export function randomToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+export function sameSecret(expected: Buffer, given: string): boolean {
+  return timingSafeEqual(expected, digest(given));
+}
+
+/** Pending logins by attempt id and by OAuth state, expiring and bounded. */
+export class Attempts {
+  readonly #byId = new Map<string, Attempt>();
+  readonly #byState = new Map<string, string>();
+  readonly #now: () => number;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  add(attempt: Attempt): void {
+    this.#sweep();
+    if (this.#byId.size >= MAX_ATTEMPTS) {
+      throw new OidcRefusal(503, 'oidc_busy', `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`);
+    }
+    this.#byId.set(attempt.id, attempt);
+    this.#byState.set(attempt.state, attempt.id);
+  }
+
+  get(id: string): Attempt | undefined {
+    const attempt = this.#byId.get(id);
+    if (attempt && this.#expired(attempt)) {
+      this.delete(attempt);
+      return undefined;
+    }
+    return attempt;
+  }
+
+  byState(state: string): Attempt | undefined {
+    const id = this.#byState.get(state);
+    return id === undefined ? undefined : this.get(id);
+  }
+
+  delete(attempt: Attempt): void {
+    this.#byId.delete(attempt.id);
+    this.#byState.delete(attempt.state);
+  }
+
+  #expired(attempt: Attempt): boolean {
+    return this.#now() - attempt.created > ATTEMPT_TTL_MS;
+  }
+
+  /** Maps keep insertion order, which is creation order: expired attempts are at the front. */
+  #sweep(): void {
+    for (const attempt of this.#byId.values()) {
+      if (!this.#expired(attempt)) break;
+      this.delete(attempt);
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
+import { rolesForClaims, userFromClaims } from '../../src/server/oidc-claims.ts';
+import { loopbackUrl } from '../../src/server/oidc.ts';
+import { tempHome } from '../helpers/run.ts';
+
+const mappings = {
+  claims_to_roles: [
+    { claim: 'groups', value: 'dev', roles: ['access'] },
+    { claim: 'groups', value: 'team-*', roles: ['access', 'auditor'] },
+    { claim: 'hd', value: '^(example|corp)\\.com$', roles: ['editor'] },
+  ],
+};
+
+describe('claims_to_roles', () => {
+  test('a list claim matches by any item; globs and ^regex$ match as label values do; roles are deduplicated', () => {
+    assert.deepEqual(rolesForClaims(mappings, { groups: ['x', 'dev'] }, 'a'), ['access']);
+    assert.deepEqual(rolesForClaims(mappings, { groups: ['dev', 'team-blue'] }, 'a'), ['access', 'auditor']);
+    assert.deepEqual(rolesForClaims(mappings, { hd: 'corp.com' }, 'a'), ['editor']);
+    assert.deepEqual(rolesForClaims(mappings, { groups: 'dev' }, 'a'), ['access']);
+  });
+
+  test('no match is one sentence naming the mapped claims\' values and the claims seen', () => {
+    assert.throws(() => rolesForClaims(mappings, { sub: 's', groups: ['ops'], hd: 'corp.com.evil' }, 'carol'), {
+      code: 'oidc_no_role',
+      message: 'no claims_to_roles entry matches the claims the identity provider sent for carol (groups: ["ops"]; hd: "corp.com.evil"; claims seen: sub, groups, hd): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.',
+    });
+    assert.throws(() => rolesForClaims(mappings, {}, 'dave'), { message: /\(groups: absent; hd: absent; claims seen: \)/ });
+  });
+});
+
+describe('the user name from the ID token', () => {
+  test('username_claim names the person; a missing, unverified or invalid one is refused', () => {
+    assert.equal(userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'alice' }), 'alice');
+    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { sub: 'x' }), { code: 'oidc_no_username', message: /sent no preferred_username claim .*claims seen: sub\): set auth_service\.authentication\.username_claim/ });
+    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: '../admin' }), { code: 'oidc_bad_username' });
+    assert.throws(() => userFromClaims({ username_claim: 'email' }, { email: 'a@example.com', email_verified: false }), { code: 'oidc_email_unverified' });
+  });
+});
+
+test('redirect_uri: only http on a loopback address with a port, nothing else in it', () => {
+  for (const ok of ['http://127.0.0.1:5000/callback', 'http://localhost:1/', 'http://[::1]:8080/cb?x=1']) assert.equal(loopbackUrl(ok), true, ok);
+  for (const bad of ['https://127.0.0.1:5000/callback', 'http://127.0.0.1/callback', 'http://evil.example:80/', 'http://127.0.0.1.nip.io:80/', 'http://u:p@127.0.0.1:1/', 'http://127.0.0.1:1/#x', 'javascript:alert(1)', `http://127.0.0.1:1/${'a'.repeat(600)}`]) {
+    assert.equal(loopbackUrl(bad), false, bad);
+  }
+});
+
+describe('pending logins are bounded', () => {
+  const attempt = (id: string, created: number): Attempt => ({ id, state: `s-${id}`, nonce: 'n', verifier: 'v', csr: 'c', redirectUri: 'r', created, secretHash: digest('x') });
+
+  test(`at ${MAX_ATTEMPTS} logins in flight a new one is refused with one sentence; once they expire there is room again`, () => {
+    let now = 0;
+    const table = new Attempts(() => now);
+    for (let i = 0; i < MAX_ATTEMPTS; i++) table.add(attempt(String(i), now));
+    assert.throws(() => table.add(attempt('late', now)), { code: 'oidc_busy', message: `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.` });
+    assert.equal(table.size, MAX_ATTEMPTS);
+    // The ones already in flight are kept (a flood does not cut off people in their browser).
+    assert.ok(table.byState('s-0'));
+    now = ATTEMPT_TTL_MS + 1;
+    table.add(attempt('next', now));
+    assert.equal(table.size, 1);
+    assert.equal(table.get('0'), undefined);
+  });
+
+  test('an expired attempt is gone by id and by state', () => {
+    let now = 0;
+    const table = new Attempts(() => now);
+    table.add(attempt('a', 0));
+    now = ATTEMPT_TTL_MS + 1;
+    assert.equal(table.byState('s-a'), undefined);
+    assert.equal(table.get('a'), undefined);
+  });
+});
+
+describe('auth_service.authentication in the config', () => {
+  const load = async (text: string) => {
+    const dir = tempHome();
+    const path = join(dir, 'kport.yaml');
+    writeFileSync(path, text);
+    return loadConfig({ file: path, cwd: dir, env: { HOME: dir } });
+  };
+  const oidc = `auth_service:
+  authentication:
+    type: oidc
+    issuer_url: https://idp.example.com
+    client_id: kport
+    client_secret: s3cret
+    claims_to_roles:
+      - {claim: groups, value: "^dev-.*$", roles: [access]}
+`;
+
+  test('type oidc with Teleport\'s field names loads, with kport\'s defaults; no authentication means local', async () => {
+    const config = await load(oidc);
+    assert.deepEqual(config.auth_service?.authentication, {
+      type: 'oidc',
+      issuer_url: 'https://idp.example.com',
+      client_id: 'kport',
+      client_secret: 's3cret',
+      username_claim: 'preferred_username',
+      scope: [],
+      claims_to_roles: [{ claim: 'groups', value: '^dev-.*$', roles: ['access'] }],
+    });
+    assert.deepEqual((await load('auth_service:\n  enabled: yes\n')).auth_service?.authentication, { type: 'local' });
+    assert.deepEqual((await load('auth_service:\n  authentication:\n    type: local\n    second_factor: otp\n')).auth_service?.authentication, { type: 'local', second_factor: 'otp' });
+  });
+
+  test('an http issuer, an unknown key, no mapping or a regex RE2 refuses are config errors', async () => {
+    await assert.rejects(load(oidc.replace('https://idp', 'http://idp')), /issuer_url must be an https:\/\/ URL/);
+    await assert.rejects(load(`${oidc}    client_secrte: x\n`), /client_secrte/);
+    await assert.rejects(load(oidc.replace(/claims_to_roles:[\s\S]*$/, 'claims_to_roles: []\n')), /claims_to_roles needs at least one/);
+    await assert.rejects(load(oidc.replace('^dev-.*$', '^(?=x)$')), /not a regular expression RE2 accepts/);
+  });
+});
