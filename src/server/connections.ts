@@ -35,9 +35,10 @@ const LOG_EVERY_MS = 10_000;
 export class ConnectionGuard {
   readonly #verify: (socket: TLSSocket) => VerifiedCaller | Refusal;
   readonly #log: (line: string) => void;
+  readonly #handshaking = new Counter(LIMITS.handshakesPerSource, LIMITS.handshakesTotal);
   readonly #unauthenticated = new Counter(LIMITS.unauthenticatedPerSource, LIMITS.unauthenticatedTotal);
-  /** TCP connections counted as unauthenticated, by `address|port`, until they show a host certificate or close. */
-  readonly #counted = new Map<string, string>();
+  /** What ends a TCP connection's handshake count, by `address|port`, until its handshake ends or it closes. */
+  readonly #handshakeDone = new Map<string, () => void>();
   readonly #byId = new Map<string, State>();
   readonly #bySession = new WeakMap<ServerHttp2Session, State>();
   readonly #bySocket = new WeakMap<object, State>();
@@ -59,49 +60,44 @@ export class ConnectionGuard {
     return session ? this.#bySession.get(session) : this.#bySocket.get(req.socket);
   }
 
+  /** A TCP connection: counted while its TLS handshake runs (the certificate is known only at its end). */
   #accept(raw: Socket): void {
-    const id = connectionId(raw);
     const key = sourceKey(raw.remoteAddress);
-    const verdict = this.#unauthenticated.acquire(key);
-    if (verdict !== 'ok') {
-      // Before any TLS: a connection refused here costs the server a file descriptor for a moment.
-      raw.destroy();
-      this.#refused++;
-      const now = Date.now();
-      if (now - this.#lastLogged >= LOG_EVERY_MS) {
-        this.#lastLogged = now;
-        const why = verdict === 'per_source' ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}` : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`;
-        this.#log(JSON.stringify({ level: 'warn', msg: `refused ${this.#refused} connection(s) in the last ${LOG_EVERY_MS / 1000} s: ${why}` }));
-        this.#refused = 0;
-      }
-      return;
-    }
-    this.#counted.set(id, key);
-    raw.once('close', () => this.#uncount(id));
-  }
-
-  #uncount(id: string): void {
-    const key = this.#counted.get(id);
-    if (key === undefined) return;
-    this.#counted.delete(id);
-    this.#unauthenticated.release(key);
+    const verdict = this.#handshaking.acquire(key);
+    if (verdict !== 'ok') return this.#refuse(raw, verdict === 'per_source' ? `more than ${LIMITS.handshakesPerSource} TLS handshakes at once from ${key}` : `more than ${LIMITS.handshakesTotal} TLS handshakes at once`);
+    const id = connectionId(raw);
+    let counted = true;
+    const release = () => {
+      if (counted) this.#handshaking.release(key);
+      counted = false;
+      if (this.#handshakeDone.get(id) === release) this.#handshakeDone.delete(id);
+    };
+    raw.once('close', release);
+    this.#handshakeDone.set(id, release);
   }
 
   #secured(socket: TLSSocket): void {
     const id = connectionId(socket);
-    const state: State = { socket, caller: this.#verify(socket), drop: () => drop(state) };
+    this.#handshakeDone.get(id)?.();
+    const caller = this.#verify(socket);
+    if (!('notAfter' in caller)) {
+      // A stranger (no host certificate, or not one of ours): a few connections per address.
+      const key = sourceKey(socket.remoteAddress);
+      const verdict = this.#unauthenticated.acquire(key);
+      if (verdict !== 'ok') return this.#refuse(socket, verdict === 'per_source' ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}` : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`);
+      socket.once('close', () => this.#unauthenticated.release(key));
+    }
+    const state: State = { socket, caller, drop: () => drop(state) };
     this.#byId.set(id, state);
     this.#bySocket.set(socket, state);
     socket.once('close', () => {
       clearTimeout(state.timer);
       if (this.#byId.get(id) === state) this.#byId.delete(id);
     });
-    if (!('notAfter' in state.caller)) return;
-    // An agent: out of the strangers' count, and closed when its certificate expires.
-    this.#uncount(id);
-    const notAfter = state.caller.notAfter;
+    if (!('notAfter' in caller)) return;
+    // An agent's connection closes when its certificate expires.
     const arm = () => {
-      const left = notAfter - Date.now();
+      const left = caller.notAfter - Date.now();
       if (left <= 0) return state.drop();
       state.timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
       state.timer.unref();
@@ -109,9 +105,19 @@ export class ConnectionGuard {
     arm();
   }
 
+  #refuse(socket: Socket, why: string): void {
+    socket.destroy();
+    this.#refused++;
+    const now = Date.now();
+    if (now - this.#lastLogged < LOG_EVERY_MS) return;
+    this.#lastLogged = now;
+    this.#log(JSON.stringify({ level: 'warn', msg: `refused ${this.#refused} connection(s) in the last ${LOG_EVERY_MS / 1000} s, the last for ${why}` }));
+    this.#refused = 0;
+  }
+
   #session(session: ServerHttp2Session): void {
     const state = this.#byId.get(connectionId(session.socket));
-    if (!state) return void session.destroy();
+    if (!state || state.socket.destroyed) return void session.destroy();
     state.session = session;
     this.#bySession.set(session, state);
     // Strangers get the few streams of the initial SETTINGS; an agent's watches and calls get more.

@@ -18,10 +18,13 @@ export const LIMITS = {
   unauthenticatedStreams: 8,
   /** Streams on an agent's connection (its watches and calls share one connection). */
   agentStreams: 256,
-  /** Connections without a host certificate (handshaking ones included) from one address or IPv6 /64. */
+  /** Connections without a host certificate from one address or IPv6 /64 (a NAT of agents joining at once stays under it). */
   unauthenticatedPerSource: 32,
   /** ... and from everywhere (each costs ~250 KiB of TLS and HTTP/2 state). */
   unauthenticatedTotal: 512,
+  /** TLS handshakes in progress from one address: the certificate is not known before the end of one. */
+  handshakesPerSource: 64,
+  handshakesTotal: 1024,
   /** A TLS handshake that has not finished in this long is dropped. */
   handshakeMs: 10_000,
 } as const;
