@@ -3,10 +3,13 @@
 // them, for FLOOD_S seconds (30), while one joined agent makes a call every 50 ms. Server RSS and CPU
 // from /proc. Two runs: the server as configured by default (the per-address join rate applies,
 // since the flood comes from one address), and with the join rate limit lifted, which is what a
-// flood from many addresses meets: the body limits and budgets alone.
+// flood from many addresses meets: the body limits and budgets alone. The attackers are a child
+// process, so their own work does not delay the agent's calls.
 //   node bench/flood.ts
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
 import { createCsr, generateKeys, keyPem } from '../src/pki/certs.ts';
 import { fetchPinnedCA, ServerClient } from '../src/join/server-client.ts';
 import { startServer } from '../test/helpers/network.ts';
@@ -51,6 +54,16 @@ function attacker(port: number, stop: AbortSignal, stats: { streams: number; byt
   return Promise.all(Array.from({ length: 16 }, () => stream())).then(() => session?.destroy());
 }
 
+/** The attackers run in their own process, so their writes do not delay the agent's calls in this one. */
+if (process.argv[2] === 'attack') {
+  const stop = new AbortController();
+  process.once('SIGTERM', () => stop.abort());
+  const stats = { streams: 0, bytes: 0, statuses: {} as Record<string, number> };
+  await Promise.all(Array.from({ length: CONNECTIONS }, () => attacker(Number(process.argv[3]), stop.signal, stats)));
+  process.stdout.write(JSON.stringify(stats));
+  process.exit(0);
+}
+
 async function run(label: string, auth: Record<string, unknown> | undefined): Promise<void> {
   const server = await startServer(auth ? { auth } : {});
   const pid = server.proc!.pid!;
@@ -70,17 +83,15 @@ async function run(label: string, auth: Record<string, unknown> | undefined): Pr
   for (let end = Date.now() + 5000; Date.now() < end; await sleep(50)) quiet.push(await call());
   const before = procStat(pid);
 
-  const stop = new AbortController();
-  const stats = { streams: 0, bytes: 0, statuses: {} as Record<string, number> };
-  const attackers = Array.from({ length: CONNECTIONS }, () => attacker(server.port, stop.signal, stats));
+  const attack = execa(process.execPath, [fileURLToPath(import.meta.url), 'attack', String(server.port)], { reject: false });
   const during: number[] = [];
   let failed = 0;
   let peakRss = before.rssMiB;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStat(pid).rssMiB)), 250);
   for (let end = Date.now() + floodMs; Date.now() < end; await sleep(50)) during.push(await call().catch(() => (failed++, NaN)));
   const atEnd = procStat(pid);
-  stop.abort();
-  await Promise.all(attackers);
+  attack.kill('SIGTERM');
+  const stats = JSON.parse(String((await attack).stdout)) as { streams: number; bytes: number; statuses: Record<string, number> };
   clearInterval(sampler);
   await sleep(5000);
   const after = procStat(pid);

@@ -10,8 +10,8 @@ export const LIMITS = {
   joinBodyBytes: 16 * 1024,
   /** An agent's call (a kube_cluster record is the largest): as before. */
   agentBodyBytes: 1 << 20,
-  /** Join bodies being read at once, across all peers: 256 full ones. */
-  unauthenticatedBodyBudget: 4 << 20,
+  /** Join bodies being read at once, across all peers: 512 full ones (one address can hold at most half: 32 x 8 x 16 KiB). */
+  unauthenticatedBodyBudget: 8 << 20,
   /** Agents' bodies being read at once: 64 full ones; an agent's heartbeat is about 1 KiB. */
   agentBodyBudget: 64 << 20,
   /** Streams on a connection without a host certificate (a join is one; `kport login` a few). */

@@ -203,6 +203,50 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     }, { timeoutMs: 10_000 });
   });
 
+  test('join bodies held at once are bounded across addresses (503 past 8 MiB); an agent is still served', async (t) => {
+    // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
+    const server = await startServer({ auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
+    const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    const agent = await joinAgent(server, ca);
+    // Three addresses (all of 127/8 is this machine), each at its limit: 32 connections of 8 streams
+    // of join bodies 16,000 bytes long that never end.
+    const sessions: ClientHttp2Session[] = [];
+    const statuses: Array<Promise<number | 'none'>> = [];
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+      for (let c = 0; c < 32; c++) {
+        const session = h2connect(`https://127.0.0.1:${server.port}`, { ca, localAddress: from } as Parameters<typeof h2connect>[1]);
+        session.on('error', () => {});
+        sessions.push(session);
+        for (let s = 0; s < 8; s++) {
+          const stream = session.request({ ':method': 'POST', ':path': '/v1/join', 'content-type': 'application/json' });
+          stream.on('error', () => {});
+          stream.write(Buffer.alloc(16_000, 0x20));
+          statuses.push(new Promise((resolve) => {
+            stream.once('response', (h) => resolve(Number(h[':status'])));
+            stream.once('close', () => resolve('none'));
+            setTimeout(() => resolve('none'), 8000).unref();
+          }));
+        }
+      }
+    }
+    try {
+      const agentSession = h2(server, { ca: agent.ca, cert: agent.cert, key: agent.key });
+      await sleep(3000);
+      const served = await post(agentSession, '/v1/backend', { op: 'get', key: CLUSTER_KEY });
+      agentSession.close();
+      assert.equal(served.status, 200, 'the agent is served while strangers hold the join budget');
+      const seen = await Promise.all(statuses);
+      const busy = seen.filter((s) => s === 503).length;
+      const held = seen.filter((s) => s === 'none').length;
+      t.diagnostic(`${seen.length} join bodies: ${busy} refused 503, ${held} held, ${seen.length - busy - held} answered otherwise`);
+      assert.ok(busy > 0, `some join bodies are refused for the budget: ${JSON.stringify(Object.groupBy(seen, (s) => String(s)), (_k, v) => (Array.isArray(v) ? v.length : v))}`);
+      assert.ok(held * 16_000 <= 8 << 20, `${held} bodies of 16,000 bytes held at once`);
+    } finally {
+      for (const s of sessions) s.destroy();
+      await server.stop('SIGKILL');
+    }
+  });
+
   test('join attempts from one address are rate limited (429, with when to try again); agents are not', async () => {
     const fresh = await startServer();
     try {
