@@ -111,7 +111,7 @@ export class ConnectionGuard {
     const now = Date.now();
     if (now - this.#lastLogged < LOG_EVERY_MS) return;
     this.#lastLogged = now;
-    this.#log(JSON.stringify({ level: 'warn', msg: `refused ${this.#refused} connection(s) in the last ${LOG_EVERY_MS / 1000} s, the last for ${why}` }));
+    this.#log(JSON.stringify({ level: 'warn', msg: `refused ${this.#refused} connection(s) since the last such line (at most one in ${LOG_EVERY_MS / 1000} s), the last for ${why}` }));
     this.#refused = 0;
   }
 
