@@ -10,11 +10,12 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { waitFor } from '../peers/process.ts';
+import { tempDir, waitFor } from '../peers/process.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
 import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
 import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { joinServer } from '../../src/join/network-identity.ts';
 
 interface Agent {
   host_id: string;
@@ -273,6 +274,12 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const results = await Promise.all(Array.from({ length: 40 }, () => post(session, '/v1/backend', { op: 'get', key: CLUSTER_KEY })));
       session.close();
       assert.deepEqual([...new Set(results.map((r) => r.status))], [200], 'an agent\'s calls are not rate limited');
+      // An agent joining from the limited address waits its turn rather than giving up.
+      const secret = await fresh.token('discovery');
+      const waited = Date.now();
+      const joined = await joinServer({ dataDir: tempDir('limits-agent'), server: { host: '127.0.0.1', port: fresh.port }, pins: [fresh.pin], roles: ['discovery'], discoveryGroup: 'g', token: () => secret, signal: AbortSignal.timeout(60_000), warn: () => {} });
+      joined.client.close();
+      assert.ok(joined.identity.host_id, `joined after ${Date.now() - waited} ms`);
     } finally {
       await fresh.stop('SIGKILL');
     }
