@@ -65,7 +65,7 @@ if (process.argv[2] === 'attack') {
 }
 
 async function run(label: string, auth: Record<string, unknown> | undefined): Promise<void> {
-  const server = await startServer(auth ? { auth } : {});
+  const server = await startServer({ ...(auth && { auth }), ...(process.env.SERVER_NODE_OPTIONS && { env: { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } }) });
   const pid = server.proc!.pid!;
   const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
   const keys = await generateKeys();
@@ -87,7 +87,12 @@ async function run(label: string, auth: Record<string, unknown> | undefined): Pr
   const during: number[] = [];
   let failed = 0;
   let peakRss = before.rssMiB;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStat(pid).rssMiB)), 250);
+  const trace: number[] = [];
+  const sampler = setInterval(() => {
+    const rss = procStat(pid).rssMiB;
+    peakRss = Math.max(peakRss, rss);
+    trace.push(rss);
+  }, 250);
   for (let end = Date.now() + floodMs; Date.now() < end; await sleep(50)) during.push(await call().catch(() => (failed++, NaN)));
   const atEnd = procStat(pid);
   attack.kill('SIGTERM');
@@ -98,6 +103,7 @@ async function run(label: string, auth: Record<string, unknown> | undefined): Pr
   agent.close();
   await server.stop();
   const ok = during.filter((d) => !Number.isNaN(d));
+  if (process.env.BENCH_DEBUG) process.stderr.write(`${label}: server RSS every 5 s: ${trace.filter((_, i) => i % 20 === 0).map((r) => r.toFixed(0)).join(' ')}\n`);
   const statuses = Object.entries(stats.statuses).map(([s, n]) => `${s}: ${n}`).join(', ');
   out.push(row([label, `${(stats.bytes / (1 << 20)).toFixed(0)} MiB in ${stats.streams} streams (${statuses})`, before.rssMiB, peakRss, peakRss - before.rssMiB, after.rssMiB, `${(((atEnd.cpuMs - before.cpuMs) / floodMs) * 100).toFixed(0)}%`, median(quiet), percentile(quiet, 99), median(ok), percentile(ok, 99), `${ok.length}/${failed}`]));
 }
