@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -251,6 +252,24 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       s.destroy();
       return ok || undefined;
     }, { timeoutMs: 10_000 });
+  });
+
+  test('at most 64 TLS handshakes under way from one address, and a silent one is dropped after 10 s', async () => {
+    // TCP connections that never send a ClientHello.
+    const sockets = await Promise.all(Array.from({ length: 80 }, () => new Promise<Socket>((resolve) => {
+      const socket = netConnect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
+      socket.on('error', () => {});
+      socket.once('close', () => resolve(socket));
+    })));
+    try {
+      const stillOpen = () => sockets.filter((s) => !s.destroyed && !s.closed);
+      for (let waited = 0; waited < 5000 && stillOpen().length > 64; waited += 100) await sleep(100);
+      assert.ok(stillOpen().length <= 64, `${stillOpen().length} of 80 silent connections stayed open`);
+      assert.ok(stillOpen().length > 0, 'the first ones are let in');
+      await waitFor('the silent connections to be dropped', async () => stillOpen().length === 0 || undefined, { timeoutMs: 30_000 });
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
   });
 
   test('join bodies held at once are bounded across addresses (503 past 8 MiB); an agent is still served', async (t) => {
