@@ -12,16 +12,19 @@ import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
 import { agentEvent, agentItem, agentItems } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
-import { callProblem, refusal, type BackendCall, type HostCaller } from './policy.ts';
+import { callProblem, refusal, type BackendCall } from './policy.ts';
+import { ConnectionGuard, type Connection, type VerifiedCaller } from './connections.ts';
+import { BodyBudget, DEFAULT_JOIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
+import { TLS_POLICY } from './tls-policy.ts';
+import { readJson, send } from './http-body.ts';
 import { WatchHub } from './watch-hub.ts';
 
-const MAX_BODY = 1 << 20;
+const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
 const MAX_WATCH_BACKLOG = 1 << 20;
 const IDLE_TIMEOUT_MS = 120_000;
 const WATCH_KEEPALIVE_MS = 30_000;
-const MAX_STREAMS = 256;
 
 export interface ServerOptions {
   backend: Backend;
@@ -35,10 +38,8 @@ export interface ServerOptions {
   /** The server's own log (JSON lines): failures whose cause callers are not told. */
   log: (line: string) => void;
   now?: () => Date;
-}
-
-interface VerifiedCaller extends HostCaller {
-  keyHash: string;
+  /** Join attempts per source address (auth_service.join_rate_limit). */
+  joinRate?: RateLimit;
 }
 
 /**
@@ -49,7 +50,10 @@ interface VerifiedCaller extends HostCaller {
 export class KportServer {
   readonly #opts: ServerOptions;
   readonly #deps: JoinDeps;
-  readonly #callers = new WeakMap<TLSSocket, VerifiedCaller | Refusal>();
+  #guard?: ConnectionGuard;
+  readonly #joinRate: RateLimiter;
+  /** Bodies being read, a budget for strangers' and one for agents', so a flood of the first never starves the second. */
+  readonly #bodies = { unauthenticated: new BodyBudget(LIMITS.unauthenticatedBodyBudget), agent: new BodyBudget(LIMITS.agentBodyBudget) };
   /** Leases granted to agents, by id, so only their holder keeps them alive or attaches keys to them. */
   readonly #leases = new Map<string, { hostId: string; lease: Lease; expires: number }>();
   readonly #lastSeen = new Map<string, number>();
@@ -63,6 +67,7 @@ export class KportServer {
     this.#opts = opts;
     this.#hub = new WatchHub(opts.backend);
     this.#hostCaKey = new X509Certificate(opts.authorities.host.certPem).publicKey;
+    this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
   }
 
@@ -85,9 +90,12 @@ export class KportServer {
       ca: [authorities.host.certPem],
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      settings: { maxConcurrentStreams: MAX_STREAMS },
+      ...TLS_POLICY,
+      handshakeTimeout: LIMITS.handshakeMs,
+      // A stranger's connection gets these; ConnectionGuard raises them for an agent's.
+      settings: { maxConcurrentStreams: LIMITS.unauthenticatedStreams },
     });
+    this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyHostCert(socket, this.#hostCaKey), log: this.#opts.log });
     // A connection that says nothing for two minutes is closed (agents call every few seconds and
     // redial when they need to), so idle or half-open connections cannot pile up.
     server.setTimeout(IDLE_TIMEOUT_MS);
@@ -120,16 +128,22 @@ export class KportServer {
   async #handle(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket;
     const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const connection = this.#guard?.of(req);
     let caller: VerifiedCaller | undefined;
     const path = (req.url ?? '').split('?')[0] ?? '';
     let action = path;
     try {
       if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
       if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
-      if (path === '/v1/join') return await this.#join(await readJson(req), address, res);
+      if (path === '/v1/join') {
+        // Counted before the body is read: a refused guess costs as much as a good one.
+        const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
+        if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated), address, res);
+      }
       // Who is calling before anything else is read from them.
-      caller = await this.#caller(socket, address);
-      const body = await readJson(req);
+      caller = await this.#caller(connection, address);
+      const body = await readJson(req, MAX_BODY, this.#bodies.agent);
       action = describeCall(path, body);
       switch (path) {
         case '/v1/renew': {
@@ -151,7 +165,7 @@ export class KportServer {
       if (refused.status === 500) this.#opts.audit.failure(address, `${path} failed: ${(err as Error).message}`);
       if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
         // A removed agent is refused after its certificate was verified: the event names that host.
-        const verified = caller ?? this.#callers.get(socket);
+        const verified = caller ?? connection?.caller;
         await this.#opts.audit.record({
           type: path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
           outcome: 'refused',
@@ -162,8 +176,9 @@ export class KportServer {
           remote_addr: address,
         });
       }
-      if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } });
+      if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } }, req);
       else res.end();
+      if (refused.code === 'cert_expired') connection?.drop();
     }
   }
 
@@ -174,14 +189,13 @@ export class KportServer {
     send(res, 200, identity);
   }
 
-  /** The verified host behind this TLS connection (once per connection), still known to the store (every call). */
-  async #caller(socket: TLSSocket, address: string): Promise<VerifiedCaller> {
-    let verified = this.#callers.get(socket);
-    if (!verified) {
-      verified = verifyHostCert(socket, this.#hostCaKey);
-      this.#callers.set(socket, verified);
-    }
+  /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
+  async #caller(connection: Connection | undefined, address: string): Promise<VerifiedCaller> {
+    const verified = connection?.caller ?? new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined');
     if (verified instanceof Refusal) throw verified;
+    if (this.#deps.now().getTime() >= verified.notAfter) {
+      throw new Refusal(401, 'cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+    }
     const known = await currentAgent(this.#opts.backend, verified.hostId, verified.keyHash);
     if (!known) throw new Refusal(403, 'agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
     this.#touch(known, address);
@@ -318,7 +332,7 @@ function verifyHostCert(socket: TLSSocket, hostCaKey: KeyObject): VerifiedCaller
   if (!cert.verify(hostCaKey)) return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host CA");
   const identity = hostClaims(peer.raw);
   if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport host certificate');
-  return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash: publicKeyHash(peer.raw) };
+  return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash: publicKeyHash(peer.raw), notAfter: Date.parse(cert.validTo) };
 }
 
 function parseCall(body: unknown): BackendCall {
@@ -358,25 +372,3 @@ function describeCall(path: string, body: unknown): string {
   const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
   return call && typeof call.op === 'string' ? `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim() : path;
 }
-
-async function readJson(req: Http2ServerRequest): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new Refusal(413, 'too_large', `a request body is at most ${MAX_BODY} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-  } catch {
-    throw new Refusal(400, 'bad_request', 'the request body is not JSON');
-  }
-}
-
-function send(res: Http2ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitHostPort } from '../../core/host-port.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
@@ -47,11 +47,14 @@ export const serverStart: CommandDef = {
     const listen = parseListenAddr(listenValue, listenKey);
     const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
 
+    checkSealKeyMode(join(config.dataDir, 'server', 'seal.key'));
     const backend = await session.backend();
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
     const { authorities, created } = await loadAuthorities(backend, config.dataDir);
     const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
-    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
+    const rate = config.auth_service.join_rate_limit;
+    const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
+    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }) });
     const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
@@ -100,4 +103,21 @@ function serverHostId(dataDir: string): string {
   const id = randomUUID();
   writeSecretFile(path, `${id}\n`);
   return id;
+}
+
+/**
+ * The seal key unseals every CA key in the store: readable by anyone but its owner, anyone on the
+ * machine could sign host and user certificates. Refused, as ssh refuses a private key others can
+ * read, rather than warned about in a log nobody reads; the fix is one command.
+ */
+function checkSealKeyMode(path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return; // Not made yet (the first start writes it 0600) or unreadable: loadAuthorities says which.
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new UserError(`The CA seal key ${path} is readable or writable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): run \`chmod 600 ${path}\` and start the server again.`);
+  }
 }
