@@ -134,7 +134,7 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
     for (const spelling of [['-o', 'text'], ['-otext'], ['--output', 'text'], ['--output=text'], ['--format', 'text'], ['--format=TEXT']]) {
       const add = await kport(['tokens', 'add', '--type=discovery', ...spelling]);
       assert.equal(add.exitCode, 0, String(add.stderr));
-      assert.match(String(add.stdout), /^[0-9a-f]{32}$/, `tokens add ${spelling.join(' ')} prints only the secret`);
+      assert.match(String(add.stdout), /^[0-9a-f]{16}\.[0-9a-f]{32}$/, `tokens add ${spelling.join(' ')} prints only the secret`);
     }
     const yaml = String((await kport(['get', 'kube_cluster', '--format', 'yaml'])).stdout);
     for (const spelling of [['-o', 'yaml'], ['-oyaml'], ['--output=yaml'], ['--format', 'json', '-o', 'yaml']]) {
