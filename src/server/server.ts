@@ -160,7 +160,7 @@ export class KportServer {
         return send(res, 200, await this.#people.login(path, await readJson(req, LIMITS.loginBodyBytes, this.#bodies.unauthenticated), address, socket.remoteAddress));
       }
       // Who is calling before anything else is read from them.
-      const verified = connection?.caller ?? new Refusal(401, 'unauthenticated', 'this call needs a certificate: an agent its host certificate from joining, a person theirs from kport login');
+      const verified = connection?.caller ?? new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined, or a person\'s user certificate from kport login');
       if (verified instanceof Refusal) throw verified;
       if ('person' in verified) {
         caller = verified;

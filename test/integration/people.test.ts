@@ -296,7 +296,7 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.deepEqual(after, before.filter((k) => !k.startsWith('/resources/token/')), 'nothing written but the join');
     assert.equal(await store.get('/resources/token/tok-forged'), undefined);
     const refused = (await auditEvents()).filter((e) => e.outcome === 'refused');
-    assert.ok(refused.some((e) => /not issued by this cluster's host or user CA/.test(e.reason ?? '')));
+    assert.ok(refused.some((e) => /not issued by this cluster's host CA \(agents\) or user CA \(people\)/.test(e.reason ?? '')));
     assert.ok(refused.some((e) => /your kport login expired/.test(e.reason ?? '')));
     assert.ok(refused.some((e) => /person's call: it needs a user certificate/.test(e.reason ?? '')));
   });
