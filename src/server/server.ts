@@ -12,7 +12,7 @@ import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
 import { agentEvent, agentItem, agentItems } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
-import { callProblem, refusal, type BackendCall } from './policy.ts';
+import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
 import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
 import { verifyClientCert } from './client-cert.ts';
 import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedUser, type PeopleDeps } from './people-routes.ts';
@@ -394,42 +394,4 @@ export class KportServer {
     leave();
     res.end();
   }
-}
-
-function parseCall(body: unknown): BackendCall {
-  const call = body as Record<string, unknown> | undefined;
-  const str = (k: string) => typeof call?.[k] === 'string' && (call[k] as string).length <= MAX_BODY;
-  const num = (k: string) => call?.[k] === undefined || (typeof call[k] === 'number' && Number.isFinite(call[k]));
-  const fenceOk = call?.fence === undefined || (typeof call.fence === 'object' && call.fence !== null && typeof (call.fence as Record<string, unknown>).key === 'string' && typeof (call.fence as Record<string, unknown>).value === 'string');
-  const ok = (() => {
-    switch (call?.op) {
-      case 'get':
-        return str('key');
-      case 'list':
-      case 'watch':
-        return str('prefix');
-      case 'put':
-      case 'create':
-        return str('key') && str('value') && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
-      case 'cas':
-        return str('key') && str('value') && typeof call.revision === 'number' && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
-      case 'delete':
-        return str('key') && num('revision') && fenceOk;
-      case 'grant':
-        return typeof call.ttl_ms === 'number';
-      case 'keepalive':
-      case 'revoke':
-        return str('lease');
-      default:
-        return false;
-    }
-  })();
-  if (!ok) throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
-  return call as unknown as BackendCall;
-}
-
-/** What an audit event says was asked: the backend operation and its key, or the route. */
-function describeCall(path: string, body: unknown): string {
-  const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
-  return call && typeof call.op === 'string' ? `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim() : path;
 }

@@ -213,8 +213,6 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.match(right.body.error.message, /5 failed logins for user frank within a minute: .*not checked/);
     const events = await auditEvents();
     assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'frank' && /not checked/.test(e.reason ?? '') && /127\.0\.0\.2/.test(e.remote_addr ?? '')));
-    const big = await post(server.port, '/v1/login/local', { user: 'x', password: 'p'.repeat(64 * 1024), totp_code: '000000', csr }, { localAddress: '127.0.0.3' });
-    assert.equal(big.status, 413, 'a password over the 8 KiB login body is refused by its size, unread');
     const { invite } = await addUser(store, { name: 'long', roles: ['access'] }, new Date());
     await post(server.port, '/v1/login/invite/begin', { invite });
     const long = await post(server.port, '/v1/login/invite/finish', { invite, password: 'p'.repeat(1025), totp_code: '000000', csr }, { localAddress: '127.0.0.3' });
