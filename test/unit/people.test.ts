@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { inviteTtl, MAX_INVITE_TTL_MS } from '../../src/people/invites.ts';
+import { oidcUser } from '../../src/people/login.ts';
 import { MAX_PASSWORD_BYTES, passwordMatches, passwordProblem, passwordVerifier } from '../../src/people/passwords.ts';
 import { LoginThrottle } from '../../src/people/throttle.ts';
 import { acceptedStep, newTotpSecret, totpCode } from '../../src/people/totp.ts';
@@ -79,6 +80,17 @@ describe('people service', () => {
     assert.equal(await removeUser(backend, 'a'), true);
     assert.deepEqual((await backend.list('/')).map((i) => i.key), []);
   });
+});
+
+test('an OIDC login never takes a local user\'s name; an OIDC user keeps its uid across logins and expires with its certificate', async () => {
+  const backend = new MemoryBackend();
+  await addUser(backend, { name: 'alice', roles: ['access'] }, new Date());
+  await assert.rejects(oidcUser(backend, { user: 'alice', roles: ['editor'], expires: new Date(Date.now() + 3_600_000) }, new Date()), /alice is a local kport user/);
+  const first = await oidcUser(backend, { user: 'olga', roles: ['access'], expires: new Date(Date.now() + 3_600_000) }, new Date());
+  const again = await oidcUser(backend, { user: 'olga', roles: ['auditor'], expires: new Date(Date.now() + 3_600_000) }, new Date());
+  assert.equal(again.uid, first.uid);
+  const listed = (await listUsers(backend, new Date())).find((u) => u.name === 'olga');
+  assert.deepEqual([listed?.auth, listed?.roles], ['oidc', ['auditor']]);
 });
 
 describe('user certificates', () => {
