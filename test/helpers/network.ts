@@ -23,9 +23,9 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown> } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number } = {}): Promise<TestServer> {
   const dir = tempDir('server');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
   writeFileSync(
     config,
