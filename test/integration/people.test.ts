@@ -245,6 +245,39 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.ok((await auditEvents()).some((e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'gina' && /locked/.test(e.reason ?? '')));
   });
 
+  test('a watch shows a person only the clusters they may see, without kubeconfigs, and ends when they are locked', async () => {
+    const walt = await enroll('walt', ['dev-access']);
+    const session = await Session.open(server.port, as(walt));
+    try {
+      const lines: string[] = [];
+      const req = session.h2.request({ ':method': 'POST', ':path': '/v1/watch', 'content-type': 'application/json' });
+      req.setEncoding('utf8');
+      let buffered = '';
+      req.on('data', (chunk: string) => {
+        buffered += chunk;
+        const parts = buffered.split('\n');
+        buffered = parts.pop()!;
+        lines.push(...parts.filter(Boolean));
+      });
+      const ended = new Promise<void>((resolve) => req.on('close', resolve));
+      req.end(JSON.stringify({ op: 'watch', prefix: '/resources/kube_cluster/' }));
+      await new Promise((r) => setTimeout(r, 500));
+      for (const [name, env] of [['w-prod', 'prod'], ['w-dev', 'dev']] as const) {
+        await createResource(store, { kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { kubeconfig: `# KUBECONFIG-SECRET-${name}\n` } });
+      }
+      const deadline = Date.now() + 30_000;
+      while (!lines.some((l) => l.includes('w-dev')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const events = lines.map((l) => JSON.parse(l));
+      assert.deepEqual(events.map((e) => JSON.parse(e.item.value).metadata.name), ['w-dev'], 'only the allowed cluster');
+      assert.ok(!lines.join('').includes('KUBECONFIG-SECRET'), 'no kubeconfig in a watch');
+      await lockUser(store, { name: 'walt' }, new Date());
+      const closed = await Promise.race([ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]);
+      assert.equal(closed, true, 'the watch ended after the lock (the server rechecks every 5 s)');
+    } finally {
+      session.close();
+    }
+  });
+
   test('certificates: another CA, a host certificate as a user one and the reverse, an expired one, roles changed and re-signed: refused, audited, nothing written', async () => {
     const hank = await enroll('hank', ['access']);
     const before = await storeKeys();
