@@ -19,12 +19,14 @@ export interface LoginDeps {
   now: () => Date;
 }
 
-/** A refused login, with the user it was for (when known) for the audit trail. */
+/** A refused login, with the user it was for (when known) and the precise reason, for the audit trail only. */
 export class LoginRefusal extends PeopleError {
   readonly user?: string;
-  constructor(status: number, code: string, message: string, user?: string) {
+  readonly reason?: string;
+  constructor(status: number, code: string, message: string, user?: string, reason?: string) {
     super(status, code, message);
     this.user = user;
+    this.reason = reason;
   }
 }
 
@@ -78,9 +80,11 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   const blocked = throttle.blocked(user, source);
   if (blocked) throw new LoginRefusal(429, 'throttled', blocked, user || undefined);
   const now = deps.now().getTime();
+  // The same sentence whatever was wrong, so a guesser learns neither that a user exists nor that a
+  // password was right; the audit trail gets the reason.
   const wrong = (reason: string) => {
     throttle.failed(user, source);
-    return new LoginRefusal(401, 'login_failed', `wrong user, password or TOTP code (${reason}): check them and run kport login again.`, user || undefined);
+    return new LoginRefusal(401, 'login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', user || undefined, `login failed: ${reason}`);
   };
   const [record, stored] = user ? await Promise.all([getUser(backend, user), getSecrets(backend, user)]) : [undefined, undefined];
   // Checked (against a decoy when there is no such user) before anything else is told.

@@ -58,9 +58,9 @@ export function asRefusal(err: unknown): Refusal | undefined {
   return undefined;
 }
 
-/** The user a refused login was for, when it is known (never a password or code). */
-export function refusedUser(err: unknown): string | undefined {
-  return err instanceof LoginRefusal ? err.user : undefined;
+/** The user a refused login was for, when it is known (never a password or code), and the reason the audit trail keeps. */
+export function refusedLogin(err: unknown): { user?: string; reason?: string } {
+  return err instanceof LoginRefusal ? { ...(err.user && { user: err.user }), ...(err.reason && { reason: err.reason }) } : {};
 }
 
 export class PeopleRoutes {

@@ -15,7 +15,7 @@ import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
 import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
 import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
 import { verifyClientCert } from './client-cert.ts';
-import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedUser, type PeopleDeps } from './people-routes.ts';
+import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedLogin, type PeopleDeps } from './people-routes.ts';
 import { personBackendCall } from './person-calls.ts';
 import { OIDC_CALLBACK_PATH, redirect } from './oidc-routes.ts';
 import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
@@ -193,7 +193,8 @@ export class KportServer {
       if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
         // A removed agent is refused after its certificate was verified: the event names that host.
         const verified = caller ?? connection?.caller;
-        const person = verified && 'person' in verified ? verified.person : refusedUser(err);
+        const login = refusedLogin(err);
+        const person = verified && 'person' in verified ? verified.person : login.user;
         await this.#opts.audit.record({
           type: LOGIN_PATHS.has(path) || path === OIDC_CALLBACK_PATH ? 'user.login' : person ? 'user.call' : path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
           outcome: 'refused',
@@ -201,7 +202,7 @@ export class KportServer {
           ...(person && { user: person }),
           ...(refused.tokenName && { token_name: refused.tokenName }),
           action,
-          reason: refused.message,
+          reason: login.reason ?? refused.message,
           remote_addr: address,
         });
       }

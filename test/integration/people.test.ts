@@ -117,6 +117,9 @@ describe('people: users, logins and user certificates at a real server', { timeo
     const wrongPassword = await post(server.port, '/v1/login/local', { user: 'alice', password: 'not the password at all', totp_code: totpAt(secret, at + 60_000), csr });
     assert.equal(wrongPassword.status, 401);
     assert.match(wrongPassword.body.error.message, /^wrong user, password or TOTP code/);
+    const noUser = await post(server.port, '/v1/login/local', { user: 'nobody', password: PASSWORD, totp_code: totpAt(secret, at + 60_000), csr });
+    assert.deepEqual([noUser.status, noUser.body.error.message], [401, wrongPassword.body.error.message], 'a wrong password and a missing user read the same');
+    assert.equal(replay.body.error.message, wrongPassword.body.error.message, 'nor does a replayed code tell a guesser the password was right');
     const events = await auditEvents();
     assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'allowed' && e.user === 'alice' && /127\.0\.0\.1/.test(e.remote_addr ?? '')));
     assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'alice' && /wrong password/.test(e.reason ?? '')));
