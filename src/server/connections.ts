@@ -11,9 +11,23 @@ export interface VerifiedCaller extends HostCaller {
   notAfter: number;
 }
 
+/** A person, from a user certificate: checked again on every call (expiry, removal, lock, current roles). */
+export interface PersonCaller {
+  person: string;
+  /** The roles at login; every call is decided by the user's current roles in the store. */
+  roles: string[];
+  /** The user record it was issued for (PersonUser's uid). */
+  uid?: string;
+  keyHash: string;
+  notAfter: number;
+  notBefore: number;
+}
+
+export type Caller = VerifiedCaller | PersonCaller;
+
 /** One TLS connection: who is behind it (checked once, at the handshake) and how to end it. */
 export interface Connection {
-  readonly caller: VerifiedCaller | Refusal;
+  readonly caller: Caller | Refusal;
   /** Ends the connection: a GOAWAY (or the end of the HTTP/1.1 response), then the socket a second later. */
   drop(): void;
 }
@@ -28,12 +42,12 @@ const LOG_EVERY_MS = 10_000;
 
 /**
  * The connection layer of the server (issue 18): how many connections a stranger may hold, how many
- * streams a connection without a host certificate gets, and the end of a connection whose certificate
- * expires. The host certificate is verified once, at the handshake; its expiry is checked on every
- * call (server.ts) and closes the connection when it comes (here).
+ * streams a connection without a certificate gets, and the end of a connection whose certificate
+ * expires. The host or user certificate is verified once, at the handshake; its expiry is checked on
+ * every call (server.ts) and closes the connection when it comes (here).
  */
 export class ConnectionGuard {
-  readonly #verify: (socket: TLSSocket) => VerifiedCaller | Refusal;
+  readonly #verify: (socket: TLSSocket) => Caller | Refusal;
   readonly #log: (line: string) => void;
   readonly #handshaking = new Counter(LIMITS.handshakesPerSource, LIMITS.handshakesTotal);
   readonly #unauthenticated = new Counter(LIMITS.unauthenticatedPerSource, LIMITS.unauthenticatedTotal);
@@ -45,7 +59,7 @@ export class ConnectionGuard {
   #refused = 0;
   #lastLogged = 0;
 
-  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => VerifiedCaller | Refusal; log: (line: string) => void }) {
+  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | Refusal; log: (line: string) => void }) {
     this.#verify = opts.verify;
     this.#log = opts.log;
     server.on('connection', (raw: Socket) => this.#accept(raw));
@@ -95,7 +109,7 @@ export class ConnectionGuard {
       if (this.#byId.get(id) === state) this.#byId.delete(id);
     });
     if (!('notAfter' in caller)) return;
-    // An agent's connection closes when its certificate expires.
+    // An agent's or a person's connection closes when its certificate expires.
     const arm = () => {
       const left = caller.notAfter - Date.now();
       if (left <= 0) return state.drop();
@@ -120,8 +134,8 @@ export class ConnectionGuard {
     if (!state || state.socket.destroyed) return void session.destroy();
     state.session = session;
     this.#bySession.set(session, state);
-    // Strangers get the few streams of the initial SETTINGS; an agent's watches and calls get more.
-    if ('notAfter' in state.caller) session.settings({ maxConcurrentStreams: LIMITS.agentStreams });
+    // Strangers get the few streams of the initial SETTINGS; an agent's watches and calls get more, a person's some.
+    if ('notAfter' in state.caller) session.settings({ maxConcurrentStreams: 'person' in state.caller ? LIMITS.personStreams : LIMITS.agentStreams });
   }
 }
 

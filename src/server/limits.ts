@@ -18,6 +18,12 @@ export const LIMITS = {
   unauthenticatedStreams: 8,
   /** Streams on an agent's connection (its watches and calls share one connection). */
   agentStreams: 256,
+  /** Streams on a person's connection: a command makes a few calls and at most a watch or two. */
+  personStreams: 32,
+  /** A login body: a password (at most 1 KiB), a TOTP code, an invite and a CSR (at most 2 KiB). */
+  loginBodyBytes: 8 * 1024,
+  /** People's bodies being read at once (a static kube_cluster with its kubeconfig is the largest). */
+  personBodyBudget: 16 << 20,
   /** Connections without a host certificate from one address or IPv6 /64 (a NAT of agents joining at once stays under it). */
   unauthenticatedPerSource: 32,
   /** ... and from everywhere (each costs ~250 KiB of TLS and HTTP/2 state). */
@@ -37,6 +43,8 @@ export interface RateLimit {
 }
 
 export const DEFAULT_JOIN_RATE: RateLimit = { periodMs: 60_000, average: 60, burst: 30 };
+/** Unauthenticated login calls per source address (invite, local, OIDC): a person logs in with two or three. */
+export const DEFAULT_LOGIN_RATE: RateLimit = { periodMs: 60_000, average: 60, burst: 30 };
 
 /** The key a per-source limit counts under: the address, or its /64 for IPv6 (one host holds a whole /64). */
 export function sourceKey(address: string | undefined): string {

@@ -5,6 +5,8 @@ import { KUBE_CLUSTER, ownedBy } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema } from '../resources/schemas.ts';
+import { Refusal } from './join.ts';
+import { LIMITS } from './limits.ts';
 
 /** Who is calling, from a verified host certificate. */
 export interface HostCaller {
@@ -142,4 +144,43 @@ function parse(value: string): { kind?: string; metadata?: { name?: string; labe
   } catch {
     return undefined;
   }
+}
+
+/** A /v1/backend or /v1/watch body as a BackendCall; a Refusal when it is not one. */
+export function parseCall(body: unknown): BackendCall {
+  const call = body as Record<string, unknown> | undefined;
+  const str = (k: string) => typeof call?.[k] === 'string' && (call[k] as string).length <= LIMITS.agentBodyBytes;
+  const num = (k: string) => call?.[k] === undefined || (typeof call[k] === 'number' && Number.isFinite(call[k]));
+  const fenceOk = call?.fence === undefined || (typeof call.fence === 'object' && call.fence !== null && typeof (call.fence as Record<string, unknown>).key === 'string' && typeof (call.fence as Record<string, unknown>).value === 'string');
+  const ok = (() => {
+    switch (call?.op) {
+      case 'get':
+        return str('key');
+      case 'list':
+      case 'watch':
+        return str('prefix');
+      case 'put':
+      case 'create':
+        return str('key') && str('value') && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
+      case 'cas':
+        return str('key') && str('value') && typeof call.revision === 'number' && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
+      case 'delete':
+        return str('key') && num('revision') && fenceOk;
+      case 'grant':
+        return typeof call.ttl_ms === 'number';
+      case 'keepalive':
+      case 'revoke':
+        return str('lease');
+      default:
+        return false;
+    }
+  })();
+  if (!ok) throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
+  return call as unknown as BackendCall;
+}
+
+/** What an audit event says was asked: the backend operation and its key, or the route. */
+export function describeCall(path: string, body: unknown): string {
+  const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
+  return call && typeof call.op === 'string' ? `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim() : path;
 }

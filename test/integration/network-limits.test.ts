@@ -142,10 +142,10 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     // the expiry reads the real one, so only the per-call check can refuse here).
     const dir = tempDir('limits-clock');
     const backend = await SqliteBackend.open(join(dir, 'kport.db'));
-    const { authorities } = await loadAuthorities(backend, dir);
+    const { authorities, seal } = await loadAuthorities(backend, dir);
     let ahead = 0;
     const now = () => new Date(Date.now() + ahead);
-    const inProcess = new KportServer({ backend, authorities, audit: new ServerAudit(backend, { log: () => {}, now }), host: '127.0.0.1', port: 0, publicNames: [], hostCertTtlMs: 3_600_000, log: () => {}, now });
+    const inProcess = new KportServer({ backend, authorities, audit: new ServerAudit(backend, { log: () => {}, now }), host: '127.0.0.1', port: 0, publicNames: [], hostCertTtlMs: 3_600_000, log: () => {}, now, people: { sealKey: seal, configRoles: [] } });
     const { port } = await inProcess.listen();
     try {
       const { secret } = await addToken(backend, { roles: ['discovery'], ttlMs: 3_600_000, now: new Date() });
