@@ -12,6 +12,7 @@ import type { KubernetesServiceConfig } from '../../config/schema.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
+  localStore: true,
   summary: 'Run the discovery engine in the foreground: find EKS clusters and keep kube_cluster resources true',
   examples: [
     'kport discover run -c kport.yaml',
