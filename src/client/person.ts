@@ -38,8 +38,8 @@ export function decideWhere(input: WhereInput): Where {
 
 export const EXPIRED = 'your kport login expired: run kport login';
 
-/** How long a person's command waits for an unreachable server before it says so and ends. */
-const UNREACHABLE_GIVE_UP_MS = 10_000;
+/** How long a person's command retries an unreachable server (a dropped connection, a restart) before it says so: a person is waiting. */
+const UNREACHABLE_GIVE_UP_MS = 2_000;
 
 export interface Whoami {
   user: string;

@@ -45,6 +45,15 @@ export const login: CommandDef = {
       throw new UsageError(`kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe ${invite ? ANSWERS.invite : ANSWERS.login}.`);
     }
     const sameServer = current?.proxy === `${address.host}:${address.port}` ? current : undefined;
+    // A local login's answers are read before anything is sent: bad input costs no round trip.
+    const user = typeof opts.user === 'string' && opts.user ? opts.user : (sameServer?.user ?? userInfo().username);
+    const local =
+      !oidc && invite === undefined
+        ? await answers(input, ANSWERS.login, [
+            { question: `Password for ${printable(user)} at ${address.host}:${address.port}: `, hidden: true },
+            { question: 'TOTP code: ', hidden: false },
+          ])
+        : undefined;
     const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m));
     try {
       let answer: unknown;
@@ -67,11 +76,7 @@ export const login: CommandDef = {
         answer = await login.loginCall(client, '/v1/login/invite/finish', { invite, password, totp_code: code, csr });
         return done(input, login.saveLogin(home, address, answer, key, ca));
       }
-      const user = typeof opts.user === 'string' && opts.user ? opts.user : (sameServer?.user ?? userInfo().username);
-      const [password, code] = await answers(input, ANSWERS.login, [
-        { question: `Password for ${user} at ${address.host}:${address.port}: `, hidden: true },
-        { question: 'TOTP code: ', hidden: false },
-      ]);
+      const [password, code] = local!;
       const { key, csr } = await login.newKey(user);
       answer = await login.loginCall(client, '/v1/login/local', { user, password, totp_code: code, csr });
       return done(input, login.saveLogin(home, address, answer, key, ca));
