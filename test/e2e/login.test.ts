@@ -64,6 +64,29 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     assert.equal(existsSync(join(home, '.kport')), false);
   });
 
+  test('on a terminal (a real pty through script(1)): the password is asked with no echo, the code with echo, then the server is contacted', async () => {
+    const home = tempDir('login-tty');
+    const command = `${process.execPath} ${KPORT_BIN} login --proxy 127.0.0.1:1 --user alice`;
+    const proc = execa('script', ['-qfec', command, '/dev/null'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'pipe' });
+    let shown = '';
+    const typed = new Set<string>();
+    // Typed only once the prompt is up: before that the terminal is not raw yet and would echo it.
+    proc.stdout!.on('data', (c: Buffer) => {
+      shown += c;
+      for (const [prompt, answer] of [['Password for alice at 127.0.0.1:1: ', 'secret-password\r'], ['TOTP code: ', '123456\r']] as const) {
+        if (shown.includes(prompt) && !typed.has(prompt)) {
+          typed.add(prompt);
+          setTimeout(() => proc.stdin!.write(answer), 100);
+        }
+      }
+    });
+    const res = await proc;
+    assert.equal(res.exitCode, 1, shown);
+    assert.match(shown, /^Password for alice at 127\.0\.0\.1:1: \r\nTOTP code: 123456\r\n/);
+    assert.doesNotMatch(shown, /secret-password/);
+    assert.match(shown, /The kport server at 127\.0\.0\.1:1 is unreachable/);
+  });
+
   test('bad --proxy, --ca-pin, or --auth oidc with --invite: one sentence each, exit 2', async () => {
     const kport = kportAt(tempDir('login-flags'));
     const cases: Array<[string[], RegExp]> = [
