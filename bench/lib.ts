@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const KPORT = fileURLToPath(new URL('../bin/kport.js', import.meta.url));
@@ -32,4 +33,12 @@ export function timeCommand(command: string, args: string[], env: NodeJS.Process
 
 export function row(cells: Array<string | number>): string {
   return `| ${cells.map((c) => (typeof c === 'number' ? c.toFixed(c < 10 ? 2 : 0) : c)).join(' | ')} |`;
+}
+
+/** A process's CPU time so far and its resident memory, from /proc. */
+export function procStat(pid: number): { cpuMs: number; rssMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  return { cpuMs: (ticks * 1000) / 100, rssMiB: rss };
 }

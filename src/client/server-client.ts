@@ -260,7 +260,7 @@ export class OutageLog {
   }
 }
 
-/** Calls `fn` until it does not fail with ServerUnreachable, backing off 0.25-2 s with jitter, or until `signal` aborts. */
+/** Calls `fn` until it does not fail with ServerUnreachable (or a 429/503 refusal), backing off 0.25-2 s with jitter, or until `signal` aborts. */
 export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const started = Date.now();
@@ -269,9 +269,10 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
       outage?.answered(address);
       return result;
     } catch (err) {
-      if (!(err instanceof ServerUnreachable) || signal?.aborted) throw err;
-      outage?.failed(err, started);
-      if (signal?.aborted) throw err;
+      // A server too busy for now (429 join rate, 503 body budget) is as good as unreachable for now.
+      const busy = err instanceof ServerRefusal && (err.status === 429 || err.status === 503);
+      if (!(err instanceof ServerUnreachable || busy) || signal?.aborted) throw err;
+      if (err instanceof ServerUnreachable) outage?.failed(err, started);
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw err;

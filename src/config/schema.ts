@@ -181,6 +181,10 @@ export const configSchema = z.strictObject({
       host_cert_ttl: duration(HOST_CERT_TTL_FLOOR).default(24 * 3_600_000),
       /** kport: how long audit events are kept in the backend. */
       audit_retention: duration(AUDIT_RETENTION_FLOOR).default(30 * 86_400_000),
+      /** kport: join attempts per source address, a token bucket in Teleport's rate terms. */
+      join_rate_limit: z
+        .strictObject({ period: duration({ ms: 1000, text: '1s', why: 'the bucket refills once a period' }).default(60_000), average: z.number().int().positive().default(60), burst: z.number().int().positive().default(30) })
+        .optional(),
     })
     .optional(),
   proxy_service: z
@@ -247,7 +251,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

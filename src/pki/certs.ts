@@ -14,6 +14,17 @@ export const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as co
  */
 export const HOST_IDENTITY_OID = '1.3.9999.7.1';
 
+/**
+ * Where a user certificate carries the person's roles at login, next to the host one: a host
+ * certificate has no USER_IDENTITY_OID extension and a user certificate no HOST_IDENTITY_OID one,
+ * so neither reads as the other even before the issuing CA is checked.
+ */
+export const USER_IDENTITY_OID = '1.3.9999.7.2';
+
+export interface UserClaims {
+  roles: string[];
+}
+
 export interface HostClaims {
   roles: string[];
   /** The discovery group the agent joined for; its writes stay inside it. */
@@ -122,6 +133,7 @@ export interface LeafOptions {
   usage: 'server' | 'client' | 'both';
   validForMs: number;
   host?: HostClaims;
+  user?: UserClaims;
 }
 
 /** Signs a leaf certificate for `publicKey` (the requester's; the authority never sees its private key). */
@@ -144,6 +156,7 @@ export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x50
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
       ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
       ...(opts.host ? [new x509.Extension(HOST_IDENTITY_OID, false, Buffer.from(JSON.stringify(opts.host)))] : []),
+      ...(opts.user ? [new x509.Extension(USER_IDENTITY_OID, false, Buffer.from(JSON.stringify(opts.user)))] : []),
     ],
   });
 }
@@ -153,11 +166,26 @@ export function hostClaims(der: Buffer): { hostId: string; claims: HostClaims } 
   const cert = new x509.X509Certificate(new Uint8Array(der));
   const ext = cert.getExtension(HOST_IDENTITY_OID);
   const hostId = cert.subjectName.getField('CN')[0];
-  if (!ext || !hostId) return undefined;
+  if (!ext || !hostId || cert.getExtension(USER_IDENTITY_OID)) return undefined;
   try {
     const claims = JSON.parse(Buffer.from(ext.value).toString('utf8')) as HostClaims;
     if (!Array.isArray(claims.roles) || typeof claims.discovery_group !== 'string') return undefined;
     return { hostId, claims };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The user name (CN) and roles a user certificate carries; undefined for any other certificate (a host one). */
+export function userClaims(der: Buffer): { user: string; roles: string[] } | undefined {
+  const cert = new x509.X509Certificate(new Uint8Array(der));
+  const ext = cert.getExtension(USER_IDENTITY_OID);
+  const user = cert.subjectName.getField('CN')[0];
+  if (!ext || !user || cert.getExtension(HOST_IDENTITY_OID)) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(ext.value).toString('utf8')) as UserClaims;
+    if (!Array.isArray(claims.roles) || !claims.roles.every((r) => typeof r === 'string')) return undefined;
+    return { user, roles: claims.roles };
   } catch {
     return undefined;
   }

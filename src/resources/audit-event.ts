@@ -5,10 +5,12 @@ export const AUDIT_EVENT = 'audit_event';
 /** One thing the server allowed or refused: who (host or token name, never a secret), what, from where. */
 export interface AuditEventSpec {
   time: string;
-  /** agent.join, agent.renew, agent.call, ... */
+  /** agent.join, agent.renew, agent.call, user.login, user.call, user.add, ... */
   type: string;
   outcome: 'allowed' | 'refused';
   host_id?: string;
+  /** The person who acted, logged in or was refused (a kport user name). */
+  user?: string;
   hostname?: string;
   roles?: string[];
   /** The join token's public name. */

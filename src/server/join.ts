@@ -171,7 +171,9 @@ export async function currentAgent(backend: Backend, hostId: string, keyHash: st
  * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or
  * fewer roles, never more; the same host id and group.
  */
-export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string }, body: unknown): Promise<IssuedIdentity> {
+export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, body: unknown): Promise<IssuedIdentity> {
+  // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
+  if (deps.now().getTime() >= caller.notAfter) throw new Refusal(401, 'cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
   const b = body as { csr?: unknown; roles?: unknown } | undefined;
   if (typeof b?.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a renewal needs a certificate request');
   const asked = b.roles === undefined ? caller.roles : b.roles;

@@ -2,8 +2,8 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease } from '../backend/backend.ts';
-import { certPem, generateKeys, hostClaims, issueLeaf, keyPem, publicKeyHash } from '../pki/certs.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent } from '../backend/backend.ts';
+import { certPem, generateKeys, issueLeaf, keyPem } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { encodeResource } from '../resources/store.ts';
@@ -12,16 +12,23 @@ import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
 import { agentEvent, agentItem, agentItems } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
-import { callProblem, refusal, type BackendCall, type HostCaller } from './policy.ts';
+import { callProblem, refusal, type BackendCall } from './policy.ts';
+import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
+import { verifyClientCert } from './client-cert.ts';
+import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedUser, type PeopleDeps } from './people-routes.ts';
+import { personBackendCall } from './person-calls.ts';
+import { OIDC_CALLBACK_PATH, redirect } from './oidc-routes.ts';
+import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
+import { TLS_POLICY } from './tls-policy.ts';
+import { readJson, send } from './http-body.ts';
 import { WatchHub } from './watch-hub.ts';
 
-const MAX_BODY = 1 << 20;
+const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
 const MAX_WATCH_BACKLOG = 1 << 20;
 const IDLE_TIMEOUT_MS = 120_000;
 const WATCH_KEEPALIVE_MS = 30_000;
-const MAX_STREAMS = 256;
 
 export interface ServerOptions {
   backend: Backend;
@@ -35,21 +42,27 @@ export interface ServerOptions {
   /** The server's own log (JSON lines): failures whose cause callers are not told. */
   log: (line: string) => void;
   now?: () => Date;
-}
-
-interface VerifiedCaller extends HostCaller {
-  keyHash: string;
+  /** Join attempts per source address (auth_service.join_rate_limit). */
+  joinRate?: RateLimit;
+  /** What people's logins and calls need: the seal key (TOTP secrets), the config's roles, the OIDC relying party. */
+  people: Pick<PeopleDeps, 'sealKey' | 'configRoles' | 'oidc'>;
 }
 
 /**
- * One TLS port, HTTP/2 and HTTP/1.1 by ALPN (DESIGN.md §9). `/v1/join` is the only call without a
- * client certificate; every other call is authorised by the agent's host certificate (issued by
- * the host CA, its agent still in the store) and the roles inside it.
+ * One TLS port, HTTP/2 and HTTP/1.1 by ALPN (DESIGN.md §9). `/v1/join` and the logins are the only
+ * calls without a client certificate; every other call is authorised by an agent's host certificate
+ * (issued by the host CA, its agent still in the store) and the roles inside it, or by a person's
+ * user certificate (issued by the user CA) and that person's current roles (people-routes.ts).
  */
 export class KportServer {
   readonly #opts: ServerOptions;
   readonly #deps: JoinDeps;
-  readonly #callers = new WeakMap<TLSSocket, VerifiedCaller | Refusal>();
+  #guard?: ConnectionGuard;
+  readonly #joinRate: RateLimiter;
+  readonly #loginRate = new RateLimiter(DEFAULT_LOGIN_RATE);
+  readonly #people: PeopleRoutes;
+  /** Bodies being read, a budget for strangers' and one for agents', so a flood of the first never starves the second. */
+  readonly #bodies = { unauthenticated: new BodyBudget(LIMITS.unauthenticatedBodyBudget), agent: new BodyBudget(LIMITS.agentBodyBudget), person: new BodyBudget(LIMITS.personBodyBudget) };
   /** Leases granted to agents, by id, so only their holder keeps them alive or attaches keys to them. */
   readonly #leases = new Map<string, { hostId: string; lease: Lease; expires: number }>();
   readonly #lastSeen = new Map<string, number>();
@@ -57,13 +70,15 @@ export class KportServer {
   readonly #watches = new Set<AbortController>();
   readonly #hub: WatchHub;
   readonly #watchCount = new WatchCount();
-  readonly #hostCaKey: KeyObject;
+  readonly #caKeys: { host: KeyObject; user: KeyObject };
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
     this.#hub = new WatchHub(opts.backend);
-    this.#hostCaKey = new X509Certificate(opts.authorities.host.certPem).publicKey;
+    this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
+    this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
+    this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -82,12 +97,15 @@ export class KportServer {
       key: await keyPem(keys.privateKey),
       // The chain ends with the CA, so a joining agent can pin it before trusting anything.
       cert: certPem(leaf) + authorities.server_tls.certPem,
-      ca: [authorities.host.certPem],
+      ca: [authorities.host.certPem, authorities.user.certPem],
       requestCert: true,
       rejectUnauthorized: false,
-      minVersion: 'TLSv1.2',
-      settings: { maxConcurrentStreams: MAX_STREAMS },
+      ...TLS_POLICY,
+      handshakeTimeout: LIMITS.handshakeMs,
+      // A stranger's connection gets these; ConnectionGuard raises them for an agent's.
+      settings: { maxConcurrentStreams: LIMITS.unauthenticatedStreams },
     });
+    this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log });
     // A connection that says nothing for two minutes is closed (agents call every few seconds and
     // redial when they need to), so idle or half-open connections cannot pile up.
     server.setTimeout(IDLE_TIMEOUT_MS);
@@ -120,16 +138,36 @@ export class KportServer {
   async #handle(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket;
     const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    let caller: VerifiedCaller | undefined;
+    const connection = this.#guard?.of(req);
+    let caller: Caller | undefined;
     const path = (req.url ?? '').split('?')[0] ?? '';
     let action = path;
     try {
       if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
+      if (req.method === 'GET' && path === OIDC_CALLBACK_PATH) {
+        this.#loginTurn(socket);
+        return redirect(res, await this.#people.callback(new URL(req.url ?? '', 'https://kport').searchParams, address));
+      }
       if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
-      if (path === '/v1/join') return await this.#join(await readJson(req), address, res);
+      if (path === '/v1/join') {
+        // Counted before the body is read: a refused guess costs as much as a good one.
+        const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
+        if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated), address, res);
+      }
+      if (LOGIN_PATHS.has(path)) {
+        this.#loginTurn(socket);
+        return send(res, 200, await this.#people.login(path, await readJson(req, LIMITS.loginBodyBytes, this.#bodies.unauthenticated), address, socket.remoteAddress));
+      }
       // Who is calling before anything else is read from them.
-      caller = await this.#caller(socket, address);
-      const body = await readJson(req);
+      const verified = connection?.caller ?? new Refusal(401, 'unauthenticated', 'this call needs a certificate: an agent its host certificate from joining, a person theirs from kport login');
+      if (verified instanceof Refusal) throw verified;
+      if ('person' in verified) {
+        caller = verified;
+        return await this.#personCall(verified, path, req, res, address, (a) => (action = a));
+      }
+      caller = await this.#caller(verified, address);
+      const body = await readJson(req, MAX_BODY, this.#bodies.agent);
       action = describeCall(path, body);
       switch (path) {
         case '/v1/renew': {
@@ -141,29 +179,35 @@ export class KportServer {
           return send(res, 200, await this.#backendCall(caller, parseCall(body)));
         case '/v1/watch':
           return await this.#watch(caller, parseCall(body), req, res);
+        case '/v1/whoami':
+        case '/v1/users':
+          throw new Refusal(403, 'forbidden', `${path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
         default:
           throw new Refusal(404, 'not_found', `no such API call: ${path}`);
       }
     } catch (err) {
-      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
+      const refused = asRefusal(err) ?? new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
       // The cause (a store path, an SQLite error) is for the server's log, not for whoever called,
       // within the caller's budget of log bytes.
       if (refused.status === 500) this.#opts.audit.failure(address, `${path} failed: ${(err as Error).message}`);
       if (refused.status !== 500 && refused.status !== 404 && refused.status !== 405) {
         // A removed agent is refused after its certificate was verified: the event names that host.
-        const verified = caller ?? this.#callers.get(socket);
+        const verified = caller ?? connection?.caller;
+        const person = verified && 'person' in verified ? verified.person : refusedUser(err);
         await this.#opts.audit.record({
-          type: path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
+          type: LOGIN_PATHS.has(path) || path === OIDC_CALLBACK_PATH ? 'user.login' : person ? 'user.call' : path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
           outcome: 'refused',
-          ...(verified && !(verified instanceof Refusal) && { host_id: verified.hostId, roles: verified.roles }),
+          ...(verified && 'hostId' in verified && { host_id: verified.hostId, roles: verified.roles }),
+          ...(person && { user: person }),
           ...(refused.tokenName && { token_name: refused.tokenName }),
           action,
           reason: refused.message,
           remote_addr: address,
         });
       }
-      if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } });
+      if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } }, req);
       else res.end();
+      if (refused.code === 'cert_expired') connection?.drop();
     }
   }
 
@@ -174,14 +218,52 @@ export class KportServer {
     send(res, 200, identity);
   }
 
-  /** The verified host behind this TLS connection (once per connection), still known to the store (every call). */
-  async #caller(socket: TLSSocket, address: string): Promise<VerifiedCaller> {
-    let verified = this.#callers.get(socket);
-    if (!verified) {
-      verified = verifyHostCert(socket, this.#hostCaKey);
-      this.#callers.set(socket, verified);
+  /** Unauthenticated login calls per source address, counted before the body is read. */
+  #loginTurn(socket: TLSSocket): void {
+    const turn = this.#loginRate.take(sourceKey(socket.remoteAddress));
+    if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many login calls from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+  }
+
+  /** A person's call: their certificate, existence, lock and current roles checked first (people-routes.ts). */
+  async #personCall(caller: PersonCaller, path: string, req: Http2ServerRequest, res: Http2ServerResponse, address: string, describe: (action: string) => void): Promise<void> {
+    const person = await this.#people.person(caller);
+    const body = await readJson(req, MAX_BODY, this.#bodies.person);
+    describe(describeCall(path, body));
+    switch (path) {
+      case '/v1/whoami':
+        return send(res, 200, await this.#people.whoami(person));
+      case '/v1/users':
+        return send(res, 200, await this.#people.users(person, body, address));
+      case '/v1/backend': {
+        const call = parseCall(body);
+        const malformed = callProblem(call);
+        if (malformed) throw new Refusal(400, 'bad_request', malformed);
+        const answer = await personBackendCall(this.#opts.backend, this.#opts.audit, person, call, address);
+        if (call.op !== 'get' && call.op !== 'list') await this.#opts.audit.record({ type: 'user.call', outcome: 'allowed', user: caller.person, action: describeCall(path, body), remote_addr: address });
+        return send(res, 200, answer);
+      }
+      case '/v1/watch': {
+        const call = parseCall(body);
+        if (call.op !== 'watch') throw new Refusal(400, 'bad_request', 'a watch needs a prefix');
+        const malformed = callProblem(call);
+        if (malformed) throw new Refusal(400, 'bad_request', malformed);
+        const why = person.policy.refusal(call);
+        if (why) throw new Refusal(403, 'forbidden', `user ${caller.person} ${why}`);
+        const alive = () => this.#people.person(caller).then(() => true, () => false);
+        return await this.#stream(`user:${caller.person}`, call.prefix, (e) => person.policy.event(e), alive, req, res);
+      }
+      case '/v1/renew':
+        throw new Refusal(403, 'forbidden', 'a user certificate is not renewed: run kport login again');
+      default:
+        throw new Refusal(404, 'not_found', `no such API call: ${path}`);
     }
-    if (verified instanceof Refusal) throw verified;
+  }
+
+  /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
+  async #caller(verified: VerifiedCaller, address: string): Promise<VerifiedCaller> {
+    if (this.#deps.now().getTime() >= verified.notAfter) {
+      throw new Refusal(401, 'cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+    }
     const known = await currentAgent(this.#opts.backend, verified.hostId, verified.keyHash);
     if (!known) throw new Refusal(403, 'agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
     this.#touch(known, address);
@@ -280,21 +362,27 @@ export class KportServer {
     if (malformed) throw new Refusal(400, 'bad_request', malformed);
     const why = refusal(caller, call);
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
-    const leave = this.#watchCount.enter(caller.hostId);
+    const alive = () => currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => !!known);
+    return this.#stream(caller.hostId, call.prefix, agentEvent, alive, req, res);
+  }
+
+  /** One watch stream: events as `show` lets the caller see them, ended when `alive` says the caller is gone. */
+  async #stream(who: string, prefix: string, show: (event: WatchEvent) => WatchEvent | undefined, alive: () => Promise<boolean>, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    const leave = this.#watchCount.enter(who);
     const stop = new AbortController();
     this.#watches.add(stop);
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
-    const unsubscribe = this.#hub.subscribe(call.prefix, (event) => {
-      const shown = agentEvent(event);
+    const unsubscribe = this.#hub.subscribe(prefix, (event) => {
+      const shown = show(event);
       // A client that does not read its watch is cut off rather than buffered for without end.
       if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
       else if (shown) res.write(`${JSON.stringify(shown)}\n`);
     });
-    // A removed agent's watch ends too, within a few seconds.
+    // A removed agent's or person's (or a locked person's) watch ends too, within a few seconds.
     const recheck = setInterval(() => {
-      void currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => known || stop.abort(), () => undefined);
+      void alive().then((yes) => yes || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
     // A quiet watch is still traffic, so the idle timeout leaves it open (clients skip empty lines).
     const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
@@ -306,19 +394,6 @@ export class KportServer {
     leave();
     res.end();
   }
-}
-
-/** Who a client certificate names, when the host CA issued it; a Refusal otherwise. */
-function verifyHostCert(socket: TLSSocket, hostCaKey: KeyObject): VerifiedCaller | Refusal {
-  const peer = socket.getPeerCertificate();
-  if (!peer || !peer.raw) return new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined');
-  if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host CA (${String(socket.authorizationError)})`);
-  // Explicitly the host CA: a user certificate never passes where a host certificate is expected.
-  const cert = new X509Certificate(peer.raw);
-  if (!cert.verify(hostCaKey)) return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host CA");
-  const identity = hostClaims(peer.raw);
-  if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport host certificate');
-  return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash: publicKeyHash(peer.raw) };
 }
 
 function parseCall(body: unknown): BackendCall {
@@ -358,25 +433,3 @@ function describeCall(path: string, body: unknown): string {
   const call = body as { op?: unknown; key?: unknown; prefix?: unknown } | null;
   return call && typeof call.op === 'string' ? `${call.op} ${String(call.key ?? call.prefix ?? '')}`.trim() : path;
 }
-
-async function readJson(req: Http2ServerRequest): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new Refusal(413, 'too_large', `a request body is at most ${MAX_BODY} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-  } catch {
-    throw new Refusal(400, 'bad_request', 'the request body is not JSON');
-  }
-}
-
-function send(res: Http2ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-

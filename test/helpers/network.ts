@@ -21,7 +21,7 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown> } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = await freePort();
   const config = join(dir, 'kport.yaml');
@@ -30,7 +30,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
     stringify({
       version: 'v3',
       teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
-      auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }) },
+      auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
       proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitHostPort } from '../../core/host-port.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
@@ -48,11 +48,16 @@ export const serverStart: CommandDef = {
     const listen = parseListenAddr(listenValue, listenKey);
     const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
 
+    checkSealKeyMode(join(config.dataDir, 'server', 'seal.key'));
     const backend = await session.backend();
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
-    const { authorities, created } = await loadAuthorities(backend, config.dataDir);
+    const { authorities, created, seal } = await loadAuthorities(backend, config.dataDir);
     const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
-    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
+    const rate = config.auth_service.join_rate_limit;
+    const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
+    const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
+    const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
+    const server = new KportServer({ backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people });
     const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
@@ -61,9 +66,12 @@ export const serverStart: CommandDef = {
       throw err;
     });
     const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+    const first = await (await import('../../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
+    if (first) await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: ['editor'], action: 'first editor invite at server start' });
     if (session.format !== 'text') {
-      ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created }, session.format));
+      ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created, ...(first && { first_user: { user: first.user, invite: first.invite, expires: first.expires } }) }, session.format));
     } else {
+      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role editor), valid until ${first.expires} (a restart replaces it):\n  kport login --proxy ${publicNames[0] ?? listen.host}:${address.port} --ca-pin ${authorities.pin} --invite ${first.invite}\n`);
       if (created) ctx.stdout.write('Created the cluster CAs (server TLS, host, user) in the store; their keys are sealed with ' + join(config.dataDir, 'server', 'seal.key') + '.\n');
       // One stable ready line: the address, the pin agents check, and what to run next.
       ctx.stdout.write(`kport server listening on ${url}, CA pin: ${authorities.pin}; join agents with a token from \`kport tokens add --type=discovery\`.\n`);
@@ -91,6 +99,15 @@ export const serverStart: CommandDef = {
   },
 };
 
+/** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */
+async function oidcLogin(settings: { type: string }, listen: { host: string; port: number }, publicNames: string[], now: () => Date) {
+  if (settings.type !== 'oidc') return undefined;
+  const { OidcLogin } = await import('../../server/oidc.ts');
+  const { OIDC_CALLBACK_PATH } = await import('../../server/oidc-routes.ts');
+  const host = publicNames[0] ?? (listen.host === '0.0.0.0' ? 'localhost' : listen.host);
+  return OidcLogin.create(settings as import('../../config/schema.ts').OidcAuthentication, { callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`, now });
+}
+
 /** The server's own host id, for the services it runs in-process; kept in `<data_dir>/server/host_id`. */
 function serverHostId(dataDir: string): string {
   const path = join(dataDir, 'server', 'host_id');
@@ -101,4 +118,21 @@ function serverHostId(dataDir: string): string {
   const id = randomUUID();
   writeSecretFile(path, `${id}\n`);
   return id;
+}
+
+/**
+ * The seal key unseals every CA key in the store: readable by anyone but its owner, anyone on the
+ * machine could sign host and user certificates. Refused, as ssh refuses a private key others can
+ * read, rather than warned about in a log nobody reads; the fix is one command.
+ */
+function checkSealKeyMode(path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return; // Not made yet (the first start writes it 0600) or unreadable: loadAuthorities says which.
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new UserError(`The CA seal key ${path} is readable or writable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): run \`chmod 600 ${path}\` and start the server again.`);
+  }
 }

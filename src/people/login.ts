@@ -1,0 +1,125 @@
+import type { Backend } from '../backend/backend.ts';
+import { seal, unseal } from '../pki/seal.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { USER } from '../resources/role.ts';
+import { encodeResource } from '../resources/store.ts';
+import { PeopleError } from './errors.ts';
+import { readInvite } from './invites.ts';
+import { passwordMatches, passwordVerifier } from './passwords.ts';
+import { activeLock, getSecrets, getUser, secretsKey, totpAad, type PersonUser, type UserSecrets } from './store.ts';
+import type { LoginThrottle } from './throttle.ts';
+import { acceptedStep, newTotpSecret, totpUri } from './totp.ts';
+
+export interface LoginDeps {
+  backend: Backend;
+  /** The server's seal key (src/pki/seal.ts): TOTP secrets are stored sealed with it. */
+  sealKey: Buffer;
+  throttle: LoginThrottle;
+  now: () => Date;
+}
+
+/** A refused login, with the user it was for (when known) for the audit trail. */
+export class LoginRefusal extends PeopleError {
+  readonly user?: string;
+  constructor(status: number, code: string, message: string, user?: string) {
+    super(status, code, message);
+    this.user = user;
+  }
+}
+
+/** The person an invite is for and the TOTP secret to enroll (the same one until the invite is spent). */
+export async function inviteBegin(deps: LoginDeps, body: { invite?: unknown }): Promise<{ user: string; totp_uri: string; totp_secret: string }> {
+  const { backend } = deps;
+  const { invite, item } = await readInvite(backend, body.invite, deps.now().getTime());
+  let secret: string;
+  if (invite.totp) secret = unseal(invite.totp, deps.sealKey, totpAad(invite.user));
+  else {
+    secret = newTotpSecret();
+    const left = Date.parse(invite.expires) - deps.now().getTime();
+    const kept = await backend.compareAndSwap(item.key, JSON.stringify({ ...invite, totp: seal(secret, deps.sealKey, totpAad(invite.user)) }), item.revision, { ttlMs: Math.max(1000, left) });
+    // A begin at the same moment won: show its secret, so the person enrolls the one that is kept.
+    if (!kept) return inviteBegin(deps, body);
+  }
+  return { user: invite.user, totp_uri: totpUri(secret, invite.user), totp_secret: secret };
+}
+
+/** Spends the invite: sets the password and the TOTP secret a correct code proves the person enrolled. */
+export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }): Promise<{ user: string; roles: string[] }> {
+  const { backend } = deps;
+  const now = deps.now().getTime();
+  const { invite, item } = await readInvite(backend, body.invite, now);
+  const user = invite.user;
+  if (!invite.totp) throw new LoginRefusal(409, 'invite_not_begun', 'this invite has no TOTP secret yet: kport login --invite shows it first (invite/begin).', user);
+  const verifier = await passwordVerifier(body.password as string).catch((err: PeopleError) => {
+    throw new LoginRefusal(400, 'bad_password', err.message, user);
+  });
+  const secret = unseal(invite.totp, deps.sealKey, totpAad(user));
+  const step = acceptedStep(secret, body.totp_code, undefined, now);
+  if (step === undefined) throw new LoginRefusal(401, 'wrong_code', 'the TOTP code is not the current one for the secret this invite showed: enter the code your authenticator shows now.', user);
+  const record = await getUser(backend, user);
+  if (!record || (record.spec.auth ?? 'local') !== 'local') throw new LoginRefusal(403, 'invite_invalid', `user ${user} was removed after this invite was made: ask an editor for a new one.`, user);
+  // Spent once: of two finishes at the same moment, only the one that deletes it goes on.
+  if (!(await backend.delete(item.key, item.revision))) throw new LoginRefusal(403, 'invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one.', user);
+  const secrets: UserSecrets = { password: verifier, totp: invite.totp, totp_last_step: step };
+  await backend.put(secretsKey(user), JSON.stringify(secrets));
+  await checkNotLocked(backend, user, now);
+  return { user, roles: record.spec.roles };
+}
+
+/**
+ * Password and TOTP code. Past the throttle's limit the attempt is refused before the password is
+ * checked; every refusal counts as a failure for the user and the source address, and says the
+ * same thing whether the user, the password or the code was wrong.
+ */
+export async function localLogin(deps: LoginDeps, body: { user?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[] }> {
+  const { backend, throttle } = deps;
+  const user = typeof body.user === 'string' && body.user.length <= 253 ? body.user : '';
+  const blocked = throttle.blocked(user, source);
+  if (blocked) throw new LoginRefusal(429, 'throttled', blocked, user || undefined);
+  const now = deps.now().getTime();
+  const wrong = (reason: string) => {
+    throttle.failed(user, source);
+    return new LoginRefusal(401, 'login_failed', `wrong user, password or TOTP code (${reason}): check them and run kport login again.`, user || undefined);
+  };
+  const [record, stored] = user ? await Promise.all([getUser(backend, user), getSecrets(backend, user)]) : [undefined, undefined];
+  // Checked (against a decoy when there is no such user) before anything else is told.
+  const passwordOk = await passwordMatches(stored?.secrets.password, body.password);
+  if (!record || !stored || (record.spec.auth ?? 'local') !== 'local') throw wrong('no such local user');
+  if (!passwordOk) throw wrong('wrong password');
+  const secret = unseal(stored.secrets.totp, deps.sealKey, totpAad(user));
+  const step = acceptedStep(secret, body.totp_code, stored.secrets.totp_last_step, now);
+  if (step === undefined) {
+    const replay = acceptedStep(secret, body.totp_code, undefined, now) !== undefined;
+    throw wrong(replay ? 'a TOTP code counts once: wait for the next one' : 'wrong TOTP code');
+  }
+  // The step is kept at the revision read: a second login with the same code at the same moment loses.
+  const kept = await backend.compareAndSwap(stored.item.key, JSON.stringify({ ...stored.secrets, totp_last_step: step }), stored.item.revision);
+  if (!kept) throw wrong('a TOTP code counts once: wait for the next one');
+  await checkNotLocked(backend, user, now);
+  return { user, roles: record.spec.roles };
+}
+
+/**
+ * Records an OIDC person as a user of auth `oidc` with the roles their claims map to, expiring with
+ * their certificate, so every call reads their roles and locks as for a local user. A local user of
+ * the same name is never taken over.
+ */
+export async function oidcUser(backend: Backend, input: { user: string; roles: string[]; expires: Date }, now: Date): Promise<void> {
+  const existing = await getUser(backend, input.user);
+  if (existing && (existing.spec.auth ?? 'local') !== 'oidc') {
+    throw new LoginRefusal(403, 'oidc_name_taken', `${input.user} is a local kport user, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, input.user);
+  }
+  const ttlMs = Math.max(1000, input.expires.getTime() - now.getTime());
+  const record: PersonUser = { kind: USER, version: 'v2', metadata: { name: input.user, expires: input.expires.toISOString() }, spec: { roles: input.roles, auth: 'oidc', created: now.toISOString() } };
+  await backend.put(resourceKey(USER, input.user), encodeResource(record), { ttlMs });
+  await checkNotLocked(backend, input.user, now.getTime());
+}
+
+async function checkNotLocked(backend: Backend, user: string, now: number): Promise<void> {
+  const lock = await activeLock(backend, user, now);
+  if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message), user);
+}
+
+export function lockedMessage(user: string, until: string | undefined, message: string | undefined): string {
+  return `user ${user} is locked${until ? ` until ${until}` : ''}${message ? ` (${message})` : ''}: ask an editor to run kport users unlock ${user}.`;
+}

@@ -1,0 +1,31 @@
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { hostClaims, publicKeyHash, userClaims } from '../pki/certs.ts';
+import type { PersonCaller, VerifiedCaller } from './connections.ts';
+import { Refusal } from './join.ts';
+
+/**
+ * Who a client certificate names: an agent when the host CA issued it (its host claims inside), a
+ * person when the user CA did (their user claims inside); a Refusal otherwise. Each CA is checked
+ * by its own key, and each kind of certificate carries only its own claims, so a user certificate
+ * never passes where a host certificate is expected, nor the reverse.
+ */
+export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; user: KeyObject }): VerifiedCaller | PersonCaller | Refusal {
+  const peer = socket.getPeerCertificate();
+  if (!peer || !peer.raw) return new Refusal(401, 'unauthenticated', 'this call needs a certificate: an agent its host certificate from joining, a person theirs from kport login');
+  if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host or user CA (${String(socket.authorizationError)}): run kport login (people) or join again (agents)`);
+  const cert = new X509Certificate(peer.raw);
+  const keyHash = publicKeyHash(peer.raw);
+  const notAfter = Date.parse(cert.validTo);
+  if (cert.verify(keys.host)) {
+    const identity = hostClaims(peer.raw);
+    if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport host certificate');
+    return { hostId: identity.hostId, roles: identity.claims.roles, group: identity.claims.discovery_group, keyHash, notAfter };
+  }
+  if (cert.verify(keys.user)) {
+    const identity = userClaims(peer.raw);
+    if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport user certificate');
+    return { person: identity.user, roles: identity.roles, keyHash, notAfter, notBefore: Date.parse(cert.validFrom) };
+  }
+  return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host or user CA: run kport login (people) or join again (agents)");
+}

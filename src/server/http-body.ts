@@ -1,0 +1,36 @@
+import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { Refusal } from './join.ts';
+import type { BodyBudget } from './limits.ts';
+
+/** A JSON body of at most `limit` bytes, its bytes held against `budget` while it is read. */
+export async function readJson(req: Http2ServerRequest, limit: number, budget: BodyBudget): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    // Not destroyed on a refusal: the refusal is still to be answered on this stream.
+    for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      if (size + chunk.length > limit) throw new Refusal(413, 'too_large', `this request body is at most ${limit} bytes`);
+      if (!budget.reserve(chunk.length)) throw new Refusal(503, 'busy', 'the server is reading too many requests at once: try again in a few seconds');
+      size += chunk.length;
+      chunks.push(chunk);
+    }
+  } finally {
+    budget.release(size);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new Refusal(400, 'bad_request', 'the request body is not JSON');
+  }
+}
+
+/** The answer; a body still coming (refused before it was read) is cut off, not read to its end. */
+export function send(res: Http2ServerResponse, status: number, body: unknown, req?: Http2ServerRequest): void {
+  const text = JSON.stringify(body);
+  const unread = req !== undefined && !req.complete;
+  // HTTP/1.1 cannot stop one request's body but by closing the connection after the answer.
+  if (unread && !req.stream) res.setHeader('connection', 'close');
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+  if (unread && req.stream && !req.stream.closed) req.stream.close(h2.NGHTTP2_NO_ERROR);
+}

@@ -1,0 +1,206 @@
+// The people half of the server's API (PEOPLE.md "Wire API"): logins, who am I, users, and the
+// per-call check of a person's certificate. server.ts routes to these with one line each.
+import type { Backend } from '../backend/backend.ts';
+import type { RoleConfig } from '../config/schema.ts';
+import { PeopleError } from '../people/errors.ts';
+import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, oidcUser, type LoginDeps } from '../people/login.ts';
+import { activeLock, getUser, type PersonUser } from '../people/store.ts';
+import { LoginThrottle } from '../people/throttle.ts';
+import { addUser, listUsers, lockUser, removeUser, unlockUser } from '../people/users.ts';
+import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
+import { RoleSet } from '../roles/evaluate.ts';
+import { loadRoleDefinitions } from '../roles/load.ts';
+import type { Authorities } from './authorities.ts';
+import type { ServerAudit } from './audit.ts';
+import type { PersonCaller } from './connections.ts';
+import { Refusal } from './join.ts';
+import type { OidcLogin } from './oidc.ts';
+import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
+import { sourceKey } from './limits.ts';
+import { PersonPolicy } from './person-policy.ts';
+
+/** A user certificate's lifetime unless the person's roles' max_session_ttl is shorter (Teleport's default too). */
+export const DEFAULT_USER_CERT_TTL_MS = 12 * 3_600_000;
+const MAX_CSR_CHARS = 2_048;
+
+export const LOGIN_PATHS: ReadonlySet<string> = new Set(['/v1/login/invite/begin', '/v1/login/invite/finish', '/v1/login/local', OIDC_BEGIN_PATH, OIDC_FINISH_PATH]);
+
+export interface PeopleDeps {
+  backend: Backend;
+  authorities: Authorities;
+  sealKey: Buffer;
+  audit: ServerAudit;
+  configRoles: RoleConfig[];
+  now: () => Date;
+  oidc?: OidcLogin;
+}
+
+/** A person whose certificate passed this call's checks, with their current roles. */
+export interface Person {
+  caller: PersonCaller;
+  user: PersonUser;
+  roles: RoleSet;
+  policy: PersonPolicy;
+}
+
+export interface Identity {
+  user: string;
+  roles: string[];
+  cert: string;
+  ca: string;
+  expires: string;
+}
+
+/** Any refusal of the people service as the server answers it. */
+export function asRefusal(err: unknown): Refusal | undefined {
+  if (err instanceof Refusal) return err;
+  if (err instanceof PeopleError) return new Refusal(err.status, err.code, err.message);
+  return undefined;
+}
+
+/** The user a refused login was for, when it is known (never a password or code). */
+export function refusedUser(err: unknown): string | undefined {
+  return err instanceof LoginRefusal ? err.user : undefined;
+}
+
+export class PeopleRoutes {
+  readonly #deps: PeopleDeps;
+  readonly #login: LoginDeps;
+
+  constructor(deps: PeopleDeps) {
+    this.#deps = deps;
+    this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle: new LoginThrottle(() => deps.now().getTime()), now: deps.now };
+  }
+
+  /** An unauthenticated login call: its answer, with allowed logins audited here (refusals by the server's catch). */
+  async login(path: string, body: unknown, address: string, remoteIp: string | undefined): Promise<unknown> {
+    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    switch (path) {
+      case '/v1/login/invite/begin': {
+        const begun = await inviteBegin(this.#login, input);
+        await this.#audited('user.invite', begun.user, [], 'login invite begin', address);
+        return begun;
+      }
+      case '/v1/login/invite/finish': {
+        const key = await csrKey(input.csr);
+        return this.#identity(await inviteFinish(this.#login, input), key, 'login invite finish', address);
+      }
+      case '/v1/login/local': {
+        const key = await csrKey(input.csr);
+        return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
+      }
+      case OIDC_BEGIN_PATH:
+        return oidcBegin(this.#deps.oidc, body);
+      case OIDC_FINISH_PATH: {
+        const { user, roles, csr } = await oidcFinish(this.#deps.oidc, body);
+        const key = await csrKey(csr);
+        const ttl = await this.#ttl(roles);
+        await oidcUser(this.#deps.backend, { user, roles, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+        return this.#identity({ user, roles }, key, 'login oidc', address);
+      }
+    }
+    throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+  }
+
+  /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
+  async callback(query: URLSearchParams, address: string): Promise<string> {
+    const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
+    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(user && { user }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
+    else if (user) await this.#audited('user.login', user, roles ?? [], 'login oidc callback', address);
+    return location;
+  }
+
+  /** Every call of a person: certificate unexpired, user still there (and the same user), not locked; their current roles. */
+  async person(caller: PersonCaller): Promise<Person> {
+    const { backend, now } = this.#deps;
+    const at = now().getTime();
+    if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
+    const user = await getUser(backend, caller.person);
+    const created = user?.spec.created ? Date.parse(user.spec.created) : 0;
+    // A certificate issued before this user was (re)created was for an earlier user of that name.
+    if (!user || caller.notBefore + CLOCK_SKEW_MS + 2000 < created) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    const lock = await activeLock(backend, caller.person, at);
+    if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
+    const roles = await this.#roleSet(caller.person, user.spec.roles);
+    return { caller, user, roles, policy: new PersonPolicy(caller.person, roles) };
+  }
+
+  async whoami(person: Person): Promise<unknown> {
+    return { user: person.caller.person, roles: person.user.spec.roles, expires: new Date(person.caller.notAfter).toISOString(), kube_roles: person.roles.roles };
+  }
+
+  /** `/v1/users`: add, ls, rm, lock, unlock, each by the person's current roles, audited with who and from where. */
+  async users(person: Person, body: unknown, address: string): Promise<unknown> {
+    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const { backend, now, configRoles } = this.#deps;
+    const actor = { audit: this.#deps.audit, user: person.caller.person, remote_addr: address };
+    const need = (resource: string, verb: 'list' | 'create' | 'update' | 'delete') => {
+      if (!person.roles.allows(resource, verb)) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
+    };
+    const name = () => {
+      if (typeof input.name !== 'string') throw new Refusal(400, 'bad_request', 'this call needs name (a string)');
+      return input.name;
+    };
+    switch (input.op) {
+      case 'add': {
+        need('user', 'create');
+        const ttl = input.invite_ttl_ms;
+        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        const added = await addUser(backend, { name: name(), roles: input.roles as string[], ...(ttl !== undefined && { inviteTtlMs: ttl }), configRoles }, now(), actor);
+        return { user: added.user, invite: added.invite, invite_expires: added.expires };
+      }
+      case 'ls':
+        need('user', 'list');
+        return { users: await listUsers(backend, now()) };
+      case 'rm': {
+        need('user', 'delete');
+        const target = name();
+        if (!(await removeUser(backend, target, actor))) throw new Refusal(404, 'no_such_user', `there is no user ${target}: see kport users ls`);
+        return {};
+      }
+      case 'lock': {
+        need('lock', 'create');
+        const ttl = input.ttl_ms;
+        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new Refusal(400, 'bad_request', 'ttl_ms is a number and message a string');
+        return lockUser(backend, { name: name(), ...(ttl !== undefined && { ttlMs: ttl }), ...(input.message !== undefined && { message: input.message as string }) }, now(), actor);
+      }
+      case 'unlock': {
+        need('lock', 'delete');
+        const target = name();
+        if (!(await unlockUser(backend, target, now(), actor))) throw new Refusal(404, 'not_locked', `user ${target} is not locked: see kport users ls`);
+        return {};
+      }
+      default:
+        throw new Refusal(400, 'bad_request', `op is one of add, ls, rm, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
+    }
+  }
+
+  async #roleSet(user: string, names: string[]): Promise<RoleSet> {
+    const definitions = await loadRoleDefinitions(this.#deps.backend, this.#deps.configRoles);
+    return new RoleSet(names.flatMap((n) => definitions.get(n) ?? []), user);
+  }
+
+  /** 12 h, or the shortest max_session_ttl of the roles, and never past the user CA's own expiry. */
+  async #ttl(roles: string[]): Promise<number> {
+    const set = await this.#roleSet('', roles);
+    const caLeft = this.#deps.authorities.user.cert.notAfter.getTime() - this.#deps.now().getTime() - CLOCK_SKEW_MS;
+    return Math.max(1000, Math.min(set.maxSessionTtlMs(DEFAULT_USER_CERT_TTL_MS), caLeft));
+  }
+
+  async #identity(who: { user: string; roles: string[] }, key: Awaited<ReturnType<typeof csrKey>>, action: string, address: string): Promise<Identity> {
+    const ttl = await this.#ttl(who.roles);
+    const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles } });
+    await this.#audited('user.login', who.user, who.roles, action, address);
+    return { user: who.user, roles: who.roles, cert: certPem(cert), ca: this.#deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+  }
+
+  async #audited(type: string, user: string, roles: string[], action: string, address: string): Promise<void> {
+    await this.#deps.audit.record({ type, outcome: 'allowed', user, ...(roles.length > 0 && { roles }), action, remote_addr: address });
+  }
+}
+
+async function csrKey(csr: unknown) {
+  const key = typeof csr === 'string' && csr.length <= MAX_CSR_CHARS ? await verifiedCsrKey(csr) : undefined;
+  if (!key) throw new Refusal(400, 'bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
+  return key;
+}

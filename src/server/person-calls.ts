@@ -1,0 +1,48 @@
+import type { Backend, Item } from '../backend/backend.ts';
+import { AGENT } from '../resources/agent.ts';
+import { kindPrefix } from '../resources/resource.ts';
+import { removeAgent } from './agent-removal.ts';
+import type { ServerAudit } from './audit.ts';
+import { Refusal } from './join.ts';
+import type { Person } from './people-routes.ts';
+import type { BackendCall } from './policy.ts';
+
+const AGENTS = kindPrefix(AGENT);
+
+/**
+ * One /v1/backend call of a person, decided by their current roles (src/server/person-policy.ts)
+ * and answered with only what they may see. Deleting an agent removes what it said about itself
+ * too (its heartbeats and leadership), as `kport agents rm` does on the store.
+ */
+export async function personBackendCall(backend: Backend, audit: ServerAudit, person: Person, call: BackendCall, address: string): Promise<unknown> {
+  const { policy } = person;
+  const writes = call.op === 'put' || call.op === 'cas' || call.op === 'delete' || call.op === 'create';
+  const current = writes ? await backend.get(call.key) : undefined;
+  const why = policy.refusal(call, current);
+  if (why) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${why}`);
+  const shown = (item: Item | undefined) => ({ item: (item && policy.view(item)) ?? null });
+  const opts = 'ttl_ms' in call && call.ttl_ms !== undefined ? { ttlMs: call.ttl_ms } : {};
+  switch (call.op) {
+    case 'get':
+      return shown(await backend.get(call.key));
+    case 'list':
+      return { items: policy.views(await backend.list(call.prefix)) };
+    case 'create':
+      return shown(await backend.create(call.key, call.value, opts));
+    case 'put':
+      return shown(current ? await backend.compareAndSwap(call.key, call.value, current.revision, opts) : await backend.create(call.key, call.value, opts));
+    case 'cas':
+      if (!current || current.revision !== call.revision) return { item: null };
+      return shown(await backend.compareAndSwap(call.key, call.value, call.revision, opts));
+    case 'delete': {
+      if (!current || (call.revision !== undefined && current.revision !== call.revision)) return { deleted: false };
+      if (call.key.startsWith(AGENTS)) {
+        const hostId = call.key.slice(AGENTS.length);
+        return { deleted: await removeAgent(backend, hostId, audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` }) };
+      }
+      return { deleted: await backend.delete(call.key, current.revision) };
+    }
+    default:
+      throw new Refusal(400, 'bad_request', `${call.op} is not a call people make`);
+  }
+}
