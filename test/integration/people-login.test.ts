@@ -41,7 +41,7 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
   let server: TestServer;
   after(async () => server?.stop());
 
-  test('users add on the server -> login --invite with --password-stdin -> status -> kube ls shows exactly the allowed clusters -> users lock refuses the next call -> logout', async () => {
+  test('users add on the server -> login --invite with --password-stdin -> status -> kube ls shows exactly the allowed clusters -> users lock (by an editor through the server) refuses the next call, unlock restores it, users rm ends it -> logout', async () => {
     server = await startServer();
     const setup = join(server.dir, 'setup.yaml');
     writeFileSync(
@@ -89,11 +89,34 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
     assert.equal(res.exitCode, 4, String(res.stderr));
     assert.match(String(res.stderr), new RegExp(`The kport server at ${server.address.replace(/\./g, '\\.')} refused: `));
 
-    res = await server.kport(['users', 'lock', 'alice', '--message', 'laptop lost']);
+    // An editor, logged in, manages people through /v1/users with their certificate.
+    res = await server.kport(['users', 'add', 'erin', '--roles', 'editor']);
+    const erinInvite = /--invite (\S+)/.exec(String(res.stdout))![1]!;
+    const erin = person();
+    const erinLogin = await erin.loginWithInvite(['--proxy', server.address, '--invite', erinInvite, '--ca-pin', server.pin], 'another long password');
+    assert.equal(erinLogin.exitCode, 0, erinLogin.stderr);
+    res = await erin.kport(['users', 'add', 'bob', '--roles', 'access', '--invite-ttl', '2h']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.match(String(res.stdout), new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --invite \\S+ --ca-pin ${server.pin}$`, 'm'), 'the profile\'s server and pin');
+    res = await erin.kport(['users', 'ls', '-o', 'json']);
+    assert.deepEqual(JSON.parse(String(res.stdout)).map((u: { name: string }) => u.name).filter((n: string) => n !== 'admin'), ['alice', 'bob', 'erin']);
+    // alice (access) may not manage people.
+    res = await alice.kport(['users', 'ls']);
+    assert.equal(res.exitCode, 4, String(res.stderr));
+
+    res = await erin.kport(['users', 'lock', 'alice', '--message', 'laptop lost']);
     assert.equal(res.exitCode, 0, String(res.stderr));
     res = await alice.kport(['kube', 'ls']);
     assert.equal(res.exitCode, 4, String(res.stderr));
-    assert.match(String(res.stderr), /refused: .*lock/i);
+    assert.match(String(res.stderr), /refused: .*lock.*laptop lost/i);
+    res = await server.kport(['users', 'unlock', 'alice']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    res = await alice.kport(['kube', 'ls', '-q']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    res = await server.kport(['users', 'rm', 'alice']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    res = await alice.kport(['kube', 'ls']);
+    assert.equal(res.exitCode, 4, 'users rm ends access at the next call');
 
     res = await alice.kport(['logout']);
     assert.equal(res.exitCode, 0, String(res.stderr));

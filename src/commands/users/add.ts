@@ -36,7 +36,7 @@ export const usersAdd: CommandDef = {
     ctx.stdout.write(
       [
         `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.`,
-        `The one-time invite expires at ${issued.invite_expires}; send it to ${printable(issued.user)} with this command to run:`,
+        `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send it to ${printable(issued.user)} with this command to run:`,
         '',
         `  ${command}`,
         '',
