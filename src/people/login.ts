@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import { seal, unseal } from '../pki/seal.ts';
 import { resourceKey } from '../resources/resource.ts';
@@ -44,7 +45,7 @@ export async function inviteBegin(deps: LoginDeps, body: { invite?: unknown }): 
 }
 
 /** Spends the invite: sets the password and the TOTP secret a correct code proves the person enrolled. */
-export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }): Promise<{ user: string; roles: string[] }> {
+export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend } = deps;
   const now = deps.now().getTime();
   const { invite, item } = await readInvite(backend, body.invite, now);
@@ -63,7 +64,7 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
   const secrets: UserSecrets = { password: verifier, totp: invite.totp, totp_last_step: step };
   await backend.put(secretsKey(user), JSON.stringify(secrets));
   await checkNotLocked(backend, user, now);
-  return { user, roles: record.spec.roles };
+  return { user, roles: record.spec.roles, uid: record.spec.uid };
 }
 
 /**
@@ -71,7 +72,7 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
  * checked; every refusal counts as a failure for the user and the source address, and says the
  * same thing whether the user, the password or the code was wrong.
  */
-export async function localLogin(deps: LoginDeps, body: { user?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[] }> {
+export async function localLogin(deps: LoginDeps, body: { user?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend, throttle } = deps;
   const user = typeof body.user === 'string' && body.user.length <= 253 ? body.user : '';
   const blocked = throttle.blocked(user, source);
@@ -96,7 +97,7 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   const kept = await backend.compareAndSwap(stored.item.key, JSON.stringify({ ...stored.secrets, totp_last_step: step }), stored.item.revision);
   if (!kept) throw wrong('a TOTP code counts once: wait for the next one');
   await checkNotLocked(backend, user, now);
-  return { user, roles: record.spec.roles };
+  return { user, roles: record.spec.roles, uid: record.spec.uid };
 }
 
 /**
@@ -104,15 +105,16 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
  * their certificate, so every call reads their roles and locks as for a local user. A local user of
  * the same name is never taken over.
  */
-export async function oidcUser(backend: Backend, input: { user: string; roles: string[]; expires: Date }, now: Date): Promise<void> {
+export async function oidcUser(backend: Backend, input: { user: string; roles: string[]; expires: Date }, now: Date): Promise<{ uid?: string }> {
   const existing = await getUser(backend, input.user);
   if (existing && (existing.spec.auth ?? 'local') !== 'oidc') {
     throw new LoginRefusal(403, 'oidc_name_taken', `${input.user} is a local kport user, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, input.user);
   }
   const ttlMs = Math.max(1000, input.expires.getTime() - now.getTime());
-  const record: PersonUser = { kind: USER, version: 'v2', metadata: { name: input.user, expires: input.expires.toISOString() }, spec: { roles: input.roles, auth: 'oidc', created: now.toISOString() } };
+  const record: PersonUser = { kind: USER, version: 'v2', metadata: { name: input.user, expires: input.expires.toISOString() }, spec: { roles: input.roles, auth: 'oidc', created: existing?.spec.created ?? now.toISOString(), uid: existing?.spec.uid ?? randomUUID() } };
   await backend.put(resourceKey(USER, input.user), encodeResource(record), { ttlMs });
   await checkNotLocked(backend, input.user, now.getTime());
+  return { uid: record.spec.uid };
 }
 
 async function checkNotLocked(backend: Backend, user: string, now: number): Promise<void> {

@@ -12,7 +12,8 @@ export const USER_SECRETS = '/secrets/users/';
 export const INVITES = '/invites/';
 
 export type UserAuth = 'local' | 'oidc';
-export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string }>;
+/** `uid` is random per user record: certificates carry it, so one issued to an earlier user of the same name is refused. */
+export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string }>;
 export type Lock = Resource<{ message?: string; created: string }>;
 
 /** What a local user logs in with: never in a resource, never in clear. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
 import type { AuditEventSpec } from '../resources/audit-event.ts';
@@ -50,7 +51,7 @@ export async function addUser(
   const name = checkName(input.name);
   const roles = await checkRoles(backend, input.roles, input.configRoles);
   const ttl = inviteTtl(input.inviteTtlMs);
-  const user: PersonUser = { kind: USER, version: 'v2', metadata: { name }, spec: { roles, auth: 'local', created: now.toISOString() } };
+  const user: PersonUser = { kind: USER, version: 'v2', metadata: { name }, spec: { roles, auth: 'local', created: now.toISOString(), uid: randomUUID() } };
   if (!(await createResource(backend, user, now.getTime()))) throw new PeopleError(409, 'user_exists', `user ${name} already exists: remove it first (kport users rm ${name}) or pick another name.`);
   const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
   await audited(actor, 'user.add', `users add ${name} --roles ${roles.join(',')}`);

@@ -23,6 +23,8 @@ export const USER_IDENTITY_OID = '1.3.9999.7.2';
 
 export interface UserClaims {
   roles: string[];
+  /** The user record's uid at login: a certificate of an earlier user of the same name does not pass. */
+  uid?: string;
 }
 
 export interface HostClaims {
@@ -177,15 +179,15 @@ export function hostClaims(der: Buffer): { hostId: string; claims: HostClaims } 
 }
 
 /** The user name (CN) and roles a user certificate carries; undefined for any other certificate (a host one). */
-export function userClaims(der: Buffer): { user: string; roles: string[] } | undefined {
+export function userClaims(der: Buffer): ({ user: string } & UserClaims) | undefined {
   const cert = new x509.X509Certificate(new Uint8Array(der));
   const ext = cert.getExtension(USER_IDENTITY_OID);
   const user = cert.subjectName.getField('CN')[0];
   if (!ext || !user || cert.getExtension(HOST_IDENTITY_OID)) return undefined;
   try {
     const claims = JSON.parse(Buffer.from(ext.value).toString('utf8')) as UserClaims;
-    if (!Array.isArray(claims.roles) || !claims.roles.every((r) => typeof r === 'string')) return undefined;
-    return { user, roles: claims.roles };
+    if (!Array.isArray(claims.roles) || !claims.roles.every((r) => typeof r === 'string') || (claims.uid !== undefined && typeof claims.uid !== 'string')) return undefined;
+    return { user, roles: claims.roles, ...(claims.uid !== undefined && { uid: claims.uid }) };
   } catch {
     return undefined;
   }

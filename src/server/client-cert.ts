@@ -13,6 +13,11 @@ import { Refusal } from './join.ts';
 export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; user: KeyObject }): VerifiedCaller | PersonCaller | Refusal {
   const peer = socket.getPeerCertificate();
   if (!peer || !peer.raw) return new Refusal(401, 'unauthenticated', 'this call needs a certificate: an agent its host certificate from joining, a person theirs from kport login');
+  if (!socket.authorized && String(socket.authorizationError) === 'CERT_HAS_EXPIRED') {
+    // Checked here for its message: the per-call check (people-routes.ts) says the same of a login that expires on an open connection.
+    const expired = new X509Certificate(peer.raw);
+    if (expired.verify(keys.user) && userClaims(peer.raw)) return new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(expired.validTo).toISOString()}: run kport login`);
+  }
   if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host or user CA (${String(socket.authorizationError)}): run kport login (people) or join again (agents)`);
   const cert = new X509Certificate(peer.raw);
   const keyHash = publicKeyHash(peer.raw);
@@ -25,7 +30,7 @@ export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; use
   if (cert.verify(keys.user)) {
     const identity = userClaims(peer.raw);
     if (!identity) return new Refusal(401, 'unauthenticated', 'the client certificate is not a kport user certificate');
-    return { person: identity.user, roles: identity.roles, keyHash, notAfter, notBefore: Date.parse(cert.validFrom) };
+    return { person: identity.user, roles: identity.roles, ...(identity.uid && { uid: identity.uid }), keyHash, notAfter, notBefore: Date.parse(cert.validFrom) };
   }
   return new Refusal(401, 'unauthenticated', "the client certificate was not issued by this cluster's host or user CA: run kport login (people) or join again (agents)");
 }

@@ -16,6 +16,8 @@ export interface PersonCaller {
   person: string;
   /** The roles at login; every call is decided by the user's current roles in the store. */
   roles: string[];
+  /** The user record it was issued for (PersonUser's uid). */
+  uid?: string;
   keyHash: string;
   notAfter: number;
   notBefore: number;

@@ -95,8 +95,8 @@ export class PeopleRoutes {
         const { user, roles, csr } = await oidcFinish(this.#deps.oidc, body);
         const key = await csrKey(csr);
         const ttl = await this.#ttl(roles);
-        await oidcUser(this.#deps.backend, { user, roles, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
-        return this.#identity({ user, roles }, key, 'login oidc', address);
+        const { uid } = await oidcUser(this.#deps.backend, { user, roles, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+        return this.#identity({ user, roles, ...(uid && { uid }) }, key, 'login oidc', address);
       }
     }
     throw new Refusal(404, 'not_found', `no such API call: ${path}`);
@@ -116,9 +116,8 @@ export class PeopleRoutes {
     const at = now().getTime();
     if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const user = await getUser(backend, caller.person);
-    const created = user?.spec.created ? Date.parse(user.spec.created) : 0;
-    // A certificate issued before this user was (re)created was for an earlier user of that name.
-    if (!user || caller.notBefore + CLOCK_SKEW_MS + 2000 < created) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    // A certificate issued to an earlier user of that name (removed, then added again) names another uid.
+    if (!user || user.spec.uid !== caller.uid) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
     const lock = await activeLock(backend, caller.person, at);
     if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = await this.#roleSet(caller.person, user.spec.roles);
@@ -187,9 +186,9 @@ export class PeopleRoutes {
     return Math.max(1000, Math.min(set.maxSessionTtlMs(DEFAULT_USER_CERT_TTL_MS), caLeft));
   }
 
-  async #identity(who: { user: string; roles: string[] }, key: Awaited<ReturnType<typeof csrKey>>, action: string, address: string): Promise<Identity> {
+  async #identity(who: { user: string; roles: string[]; uid?: string }, key: Awaited<ReturnType<typeof csrKey>>, action: string, address: string): Promise<Identity> {
     const ttl = await this.#ttl(who.roles);
-    const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles } });
+    const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles, ...(who.uid && { uid: who.uid }) } });
     await this.#audited('user.login', who.user, who.roles, action, address);
     return { user: who.user, roles: who.roles, cert: certPem(cert), ca: this.#deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
   }

@@ -13,6 +13,8 @@ export interface TestServer {
   address: string;
   pin: string;
   log: string;
+  /** What the server printed on stdout since its last start (the ready line, a first-user invite). */
+  out: string;
   proc?: ResultPromise;
   /** kport with the server's config: the admin on the server machine (tokens, agents, get). */
   kport(args: string[]): ResultPromise;
@@ -43,6 +45,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
     address: `127.0.0.1:${port}`,
     pin: '',
     log: '',
+    out: '',
     kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false }),
     async token(type, extra = []) {
       const res = await server.kport(['tokens', 'add', `--type=${type}`, '--format=text', ...extra]);
@@ -52,12 +55,12 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
     async start() {
       const proc = execa(process.execPath, [KPORT_BIN, 'server', 'start'], { cwd: dir, env, extendEnv: false, reject: false });
       server.proc = proc;
-      let out = '';
-      proc.stdout!.on('data', (c: Buffer) => (out += c));
+      server.out = '';
+      proc.stdout!.on('data', (c: Buffer) => (server.out += c));
       proc.stderr!.on('data', (c: Buffer) => (server.log += c));
       let exited: number | undefined;
       void proc.then((r) => (exited = r.exitCode ?? -1));
-      server.pin = await waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 });
+      server.pin = await waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(server.out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 });
       if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
     },
     async stop(signal = 'SIGTERM') {

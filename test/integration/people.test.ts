@@ -1,0 +1,321 @@
+// People at the server (issue 20): a real `kport server start`, people spoken for with raw
+// node:http2 (test/helpers/person.ts), the store opened beside the server as the admin on its
+// host would (the people service's functions, as `kport users ...` calls them locally).
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { SqliteBackend } from '../../src/backend/sqlite.ts';
+import { createInvite } from '../../src/people/invites.ts';
+import { addUser, lockUser, removeUser, unlockUser } from '../../src/people/users.ts';
+import { createAuthority, issueLeaf, certPem, generateKeys, keyPem, parseCertificate, userClaims } from '../../src/pki/certs.ts';
+import { createResource, listResources } from '../../src/resources/store.ts';
+import { loadAuthorities } from '../../src/server/authorities.ts';
+import { startServer, type TestServer } from '../helpers/network.ts';
+import { Session, keyAndCsr, post, totpAt, wrongCode } from '../helpers/person.ts';
+
+let server: TestServer;
+let store: SqliteBackend;
+const PASSWORD = 'correct horse battery staple';
+
+interface Person {
+  name: string;
+  cert: string;
+  key: string;
+  secret: string;
+  /** When the code used at enrollment was made: its step is the last one used. */
+  at: number;
+}
+
+async function auditEvents(): Promise<Array<{ type: string; outcome: string; user?: string; reason?: string; action?: string; remote_addr?: string }>> {
+  return (await listResources<any>(store, 'audit_event')).map((e) => e.spec);
+}
+
+async function enroll(name: string, roles: string[]): Promise<Person> {
+  const { invite } = await addUser(store, { name, roles }, new Date());
+  const begun = await post(server.port, '/v1/login/invite/begin', { invite });
+  assert.equal(begun.status, 200, JSON.stringify(begun.body));
+  const { key, csr } = await keyAndCsr(name);
+  const at = Date.now();
+  const done = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: totpAt(begun.body.totp_secret, at), csr });
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  return { name, cert: done.body.cert, key, secret: begun.body.totp_secret, at };
+}
+
+const as = (p: { cert: string; key: string }) => ({ cert: p.cert, key: p.key });
+const backendCall = (p: { cert: string; key: string }, call: unknown) => post(server.port, '/v1/backend', call, as(p));
+/** Every key of the store but the audit trail: what "nothing written" compares. */
+const storeKeys = async () => (await store.list('/')).filter((i) => !i.key.startsWith('/resources/audit_event/')).map((i) => `${i.key}@${i.revision}`).sort();
+
+describe('people: users, logins and user certificates at a real server', { timeout: 240_000 }, () => {
+  before(async () => {
+    server = await startServer();
+    store = await SqliteBackend.open(join(server.dir, 'data', 'kport.db'));
+    await createResource(store, { kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } });
+    for (const [name, env] of [['c-dev', 'dev'], ['c-dev2', 'dev'], ['c-prod', 'prod']] as const) {
+      await createResource(store, { kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { kubeconfig: `apiVersion: v1\nkind: Config\n# KUBECONFIG-SECRET-${name}\n` } });
+    }
+  });
+  after(async () => {
+    await store?.close();
+    await server?.stop();
+  });
+
+  test('the first start prints a one-time invite for an editor; it logs in with it, and a restart prints none', async () => {
+    const invite = /--invite (\S+)/.exec(server.out)?.[1];
+    assert.ok(invite, `no first-user invite in:\n${server.out}`);
+    assert.match(server.out, /invite for user admin \(role editor\)/);
+    const begun = await post(server.port, '/v1/login/invite/begin', { invite });
+    assert.equal(begun.body.user, 'admin');
+    const { key, csr } = await keyAndCsr('admin');
+    const done = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: totpAt(begun.body.totp_secret, Date.now()), csr });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.deepEqual(done.body.roles, ['editor']);
+    await server.stop();
+    await server.start();
+    assert.doesNotMatch(server.out, /--invite/);
+    const who = await post(server.port, '/v1/whoami', {}, { cert: done.body.cert, key });
+    assert.equal(who.body.user, 'admin');
+  });
+
+  test('invite: begin shows one TOTP secret until finish; a short password and a wrong code leave the invite unspent; a finished invite is spent', async () => {
+    const { invite, expires } = await addUser(store, { name: 'alice', roles: ['dev-access'] }, new Date());
+    assert.ok(Date.parse(expires) - Date.now() > 55 * 60_000 && Date.parse(expires) - Date.now() <= 3_600_000, 'default invite TTL is 1 h');
+    const first = await post(server.port, '/v1/login/invite/begin', { invite });
+    const again = await post(server.port, '/v1/login/invite/begin', { invite });
+    assert.equal(first.body.user, 'alice');
+    assert.match(first.body.totp_uri, /^otpauth:\/\/totp\/kport:alice\?/);
+    assert.equal(again.body.totp_secret, first.body.totp_secret);
+    const secret = first.body.totp_secret as string;
+    const { key, csr } = await keyAndCsr('alice');
+    const short = await post(server.port, '/v1/login/invite/finish', { invite, password: 'short', totp_code: totpAt(secret, Date.now()), csr });
+    assert.equal(short.status, 400);
+    assert.match(short.body.error.message, /at least 12 characters/);
+    const wrong = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: wrongCode(secret, Date.now()), csr });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.body.error.code, 'wrong_code');
+    const at = Date.now();
+    const done = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: totpAt(secret, at), csr });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    const cert = parseCertificate(done.body.cert);
+    assert.equal(cert.subjectName.getField('CN')[0], 'alice');
+    const claims = userClaims(Buffer.from(cert.rawData));
+    assert.deepEqual({ ...claims, uid: undefined }, { user: 'alice', roles: ['dev-access'], uid: undefined });
+    assert.match(claims?.uid ?? '', /^[0-9a-f-]{36}$/);
+    const ttl = cert.notAfter.getTime() - Date.now();
+    assert.ok(ttl > 11.9 * 3_600_000 && ttl <= 12 * 3_600_000, `a user certificate lasts 12 h (this one ${ttl} ms)`);
+    const reused = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: totpAt(secret, at + 30_000), csr });
+    assert.equal(reused.status, 403);
+    assert.equal(reused.body.error.code, 'invite_invalid');
+
+    // A replayed code (the one finish used) is refused; the next step's code logs in.
+    const replay = await post(server.port, '/v1/login/local', { user: 'alice', password: PASSWORD, totp_code: totpAt(secret, at), csr });
+    assert.equal(replay.status, 401);
+    assert.match(replay.body.error.message, /counts once/);
+    const next = await post(server.port, '/v1/login/local', { user: 'alice', password: PASSWORD, totp_code: totpAt(secret, at + 30_000), csr });
+    assert.equal(next.status, 200, JSON.stringify(next.body));
+    const wrongPassword = await post(server.port, '/v1/login/local', { user: 'alice', password: 'not the password at all', totp_code: totpAt(secret, at + 60_000), csr });
+    assert.equal(wrongPassword.status, 401);
+    assert.match(wrongPassword.body.error.message, /^wrong user, password or TOTP code/);
+    const events = await auditEvents();
+    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'allowed' && e.user === 'alice' && /127\.0\.0\.1/.test(e.remote_addr ?? '')));
+    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'alice' && /wrong password/.test(e.reason ?? '')));
+    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && /counts once/.test(e.reason ?? '')));
+  });
+
+  test('an expired invite is refused', async () => {
+    await addUser(store, { name: 'late', roles: ['access'] }, new Date());
+    const { invite } = await createInvite(store, 'late', 3_600_000, Date.now() - 2 * 3_600_000);
+    const begun = await post(server.port, '/v1/login/invite/begin', { invite });
+    assert.equal(begun.status, 403);
+    assert.equal(begun.body.error.code, 'invite_invalid');
+  });
+
+  test('an access person sees exactly the clusters their roles allow, without kubeconfigs, and cannot add tokens or read secrets or audit', async () => {
+    const alice = await enroll('alice2', ['dev-access']);
+    const who = await post(server.port, '/v1/whoami', {}, as(alice));
+    assert.equal(who.status, 200, JSON.stringify(who.body));
+    assert.deepEqual(who.body.roles, ['dev-access']);
+    assert.equal(who.body.kube_roles[0].metadata.name, 'dev-access');
+    const listed = await backendCall(alice, { op: 'list', prefix: '/resources/kube_cluster/' });
+    assert.equal(listed.status, 200);
+    const clusters = listed.body.items.map((i: { value: string }) => JSON.parse(i.value));
+    assert.deepEqual(clusters.map((c: any) => c.metadata.name).sort(), ['c-dev', 'c-dev2']);
+    assert.ok(clusters.every((c: any) => c.spec.kubeconfig === undefined), 'no kubeconfig reaches a person');
+    const prod = await backendCall(alice, { op: 'get', key: '/resources/kube_cluster/c-prod' });
+    assert.deepEqual(prod.body, { item: null }, 'a cluster not allowed looks missing');
+    const before = await storeKeys();
+    const token = await backendCall(alice, { op: 'create', key: '/resources/token/tok-x', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-x' }, spec: { roles: ['discovery'] } }) });
+    assert.equal(token.status, 403);
+    assert.match(token.body.error.message, /may not create token/);
+    for (const key of ['/secrets/users/alice2', '/authorities/user', '/invites/x']) {
+      assert.equal((await backendCall(alice, { op: 'get', key })).status, 403, key);
+    }
+    assert.equal((await backendCall(alice, { op: 'list', prefix: '/resources/audit_event/' })).status, 403);
+    assert.equal((await backendCall(alice, { op: 'grant', ttl_ms: 5000 })).status, 403);
+    assert.equal((await post(server.port, '/v1/users', { op: 'ls' }, as(alice))).status, 403);
+    assert.deepEqual(await storeKeys(), before, 'nothing written');
+    assert.ok((await auditEvents()).some((e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'alice2' && /may not create token/.test(e.reason ?? '')));
+  });
+
+  test('an auditor reads the audit trail and nothing else', async () => {
+    const bob = await enroll('bob', ['auditor']);
+    const audit = await backendCall(bob, { op: 'list', prefix: '/resources/audit_event/' });
+    assert.equal(audit.status, 200);
+    assert.ok(audit.body.items.length > 0);
+    const clusters = await backendCall(bob, { op: 'list', prefix: '/resources/kube_cluster/' });
+    assert.deepEqual(clusters.body.items, []);
+    for (const prefix of ['/resources/token/', '/resources/user/', '/resources/role/', '/resources/agent/']) {
+      assert.equal((await backendCall(bob, { op: 'list', prefix })).status, 403, prefix);
+    }
+    const write = await backendCall(bob, { op: 'put', key: '/resources/audit_event/forged', value: '{}' });
+    assert.equal(write.status, 403);
+  });
+
+  test('an editor adds tokens, roles (checked) and users (through /v1/users, with an invite), never raw user records or secrets', async () => {
+    const carol = await enroll('carol', ['editor']);
+    const token = await backendCall(carol, { op: 'create', key: '/resources/token/tok-carol', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-carol' }, spec: { roles: ['discovery'], verifier: 'scrypt$16384$8$1$c2FsdA$aGFzaA' } }) });
+    assert.equal(token.status, 200, JSON.stringify(token.body));
+    const read = await backendCall(carol, { op: 'get', key: '/resources/token/tok-carol' });
+    assert.equal(JSON.parse(read.body.item.value).spec.verifier, undefined, "a token's verifier stays at the server");
+    const role = { kind: 'role', version: 'v7', metadata: { name: 'ops' }, spec: { allow: { kubernetes_labels: { env: 'prod' } } } };
+    assert.equal((await backendCall(carol, { op: 'put', key: '/resources/role/ops', value: JSON.stringify(role) })).status, 200);
+    const bad = await backendCall(carol, { op: 'put', key: '/resources/role/bad', value: JSON.stringify({ kind: 'role', version: 'v7', metadata: { name: 'bad' }, spec: { allow: { nope: 1 } } }) });
+    assert.equal(bad.status, 403);
+    const builtin = await backendCall(carol, { op: 'put', key: '/resources/role/editor', value: JSON.stringify({ ...role, metadata: { name: 'editor' } }) });
+    assert.equal(builtin.status, 403);
+    const raw = await backendCall(carol, { op: 'put', key: '/resources/user/mallory', value: JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: 'mallory' }, spec: { roles: ['editor'] } }) });
+    assert.equal(raw.status, 403);
+    assert.match(raw.body.error.message, /kport users/);
+    assert.equal((await backendCall(carol, { op: 'list', prefix: '/secrets/' })).status, 403);
+    const added = await post(server.port, '/v1/users', { op: 'add', name: 'dave', roles: ['ops'] }, as(carol));
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    assert.ok(added.body.invite && added.body.invite_expires);
+    const unknown = await post(server.port, '/v1/users', { op: 'add', name: 'erin', roles: ['no-such-role'] }, as(carol));
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.body.error.message, /no role named no-such-role/);
+    const ls = await post(server.port, '/v1/users', { op: 'ls' }, as(carol));
+    assert.ok(ls.body.users.some((u: any) => u.name === 'dave' && u.roles[0] === 'ops' && u.auth === 'local'));
+    assert.ok((await auditEvents()).some((e) => e.type === 'user.add' && e.user === 'carol' && /users add dave/.test(e.action ?? '')));
+  });
+
+  test('the 6th wrong password within a minute is refused without being checked (the right password too), and audited', async () => {
+    const frank = await enroll('frank', ['access']);
+    const { csr } = await keyAndCsr('frank');
+    const from = { localAddress: '127.0.0.2' };
+    for (let i = 0; i < 5; i++) {
+      const wrong = await post(server.port, '/v1/login/local', { user: 'frank', password: `wrong password ${i}!`, totp_code: '000000', csr }, from);
+      assert.equal(wrong.status, 401);
+    }
+    // The right password and a fresh code: refused all the same, so nothing was checked.
+    const right = await post(server.port, '/v1/login/local', { user: 'frank', password: PASSWORD, totp_code: totpAt(frank.secret, frank.at + 30_000), csr }, from);
+    assert.equal(right.status, 429);
+    assert.match(right.body.error.message, /5 failed logins for user frank within a minute: .*not checked/);
+    const events = await auditEvents();
+    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'frank' && /not checked/.test(e.reason ?? '') && /127\.0\.0\.2/.test(e.remote_addr ?? '')));
+    const big = await post(server.port, '/v1/login/local', { user: 'x', password: 'p'.repeat(64 * 1024), totp_code: '000000', csr }, { localAddress: '127.0.0.3' });
+    assert.equal(big.status, 413, 'a password over the 8 KiB login body is refused by its size, unread');
+    const { invite } = await addUser(store, { name: 'long', roles: ['access'] }, new Date());
+    await post(server.port, '/v1/login/invite/begin', { invite });
+    const long = await post(server.port, '/v1/login/invite/finish', { invite, password: 'p'.repeat(1025), totp_code: '000000', csr }, { localAddress: '127.0.0.3' });
+    assert.equal(long.status, 400);
+    assert.match(long.body.error.message, /at most 1024 bytes/);
+  });
+
+  test('a locked person is refused at the very next call on an open connection; unlocked, they are back; users rm ends access at the next call', async () => {
+    const gina = await enroll('gina', ['access']);
+    const session = await Session.open(server.port, as(gina));
+    try {
+      assert.equal((await session.post('/v1/whoami', {})).status, 200);
+      await lockUser(store, { name: 'gina', message: 'on leave' }, new Date());
+      const locked = await session.post('/v1/whoami', {});
+      assert.equal(locked.status, 403);
+      assert.match(locked.body.error.message, /gina is locked \(on leave\)/);
+      assert.equal((await session.post('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' })).status, 403);
+      await unlockUser(store, 'gina', new Date());
+      assert.equal((await session.post('/v1/whoami', {})).status, 200);
+      await removeUser(store, 'gina');
+      const removed = await session.post('/v1/whoami', {});
+      assert.equal(removed.status, 403);
+      assert.equal(removed.body.error.code, 'user_removed');
+    } finally {
+      session.close();
+    }
+    // Added again under the same name: the old certificate was for the earlier gina.
+    await addUser(store, { name: 'gina', roles: ['access'] }, new Date());
+    assert.equal((await post(server.port, '/v1/whoami', {}, as(gina))).body.error.code, 'user_removed');
+    assert.ok((await auditEvents()).some((e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'gina' && /locked/.test(e.reason ?? '')));
+  });
+
+  test('certificates: another CA, a host certificate as a user one and the reverse, an expired one, roles changed and re-signed: refused, audited, nothing written', async () => {
+    const hank = await enroll('hank', ['access']);
+    const before = await storeKeys();
+    const write = { op: 'create', key: '/resources/token/tok-forged', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-forged' }, spec: { roles: ['discovery'] } }) };
+
+    // A user certificate from another CA, naming an editor.
+    const evil = await createAuthority('kport user CA', 3_600_000);
+    const keys = await generateKeys();
+    const key = await keyPem(keys.privateKey);
+    const foreign = certPem(await issueLeaf({ cert: evil.cert, keys: evil.keys }, keys.publicKey, { commonName: 'admin', usage: 'client', validForMs: 3_600_000, user: { roles: ['editor'] } }));
+    for (const path of ['/v1/whoami', '/v1/backend']) {
+      const res = await post(server.port, path, write, { cert: foreign, key });
+      assert.equal(res.status, 401, path);
+    }
+    // hank's certificate with its roles changed to editor, re-signed by another key under the same issuer name.
+    const real = parseCertificate(hank.cert);
+    const hankKeys = await import('../../src/pki/certs.ts').then((m) => m.importKeyPem(hank.key));
+    const resigned = certPem(await issueLeaf({ cert: evil.cert, keys: evil.keys }, hankKeys.publicKey, { commonName: 'hank', usage: 'client', validForMs: 3_600_000, user: { roles: ['editor'] } }));
+    assert.equal(parseCertificate(resigned).issuer, real.issuer);
+    assert.equal((await post(server.port, '/v1/backend', write, { cert: resigned, key: hank.key })).status, 401);
+
+    // The real user CA (the admin on the server host holds the seal key), for an expired certificate and a host-claims one.
+    const { authorities } = await loadAuthorities(store, join(server.dir, 'data'));
+    const expired = certPem(await issueLeaf(authorities.user, keys.publicKey, { commonName: 'hank', usage: 'client', validForMs: -30_000, user: { roles: ['access'] } }));
+    const old = await post(server.port, '/v1/whoami', {}, { cert: expired, key });
+    assert.equal(old.status, 401);
+    assert.match(old.body.error.message, /your kport login expired at .*: run kport login/);
+
+    // A host certificate (a real join) where a person's is expected, and a person's where a host's is.
+    const token = await server.token('discovery');
+    const agentKeys = await generateKeys();
+    const { createCsr } = await import('../../src/pki/certs.ts');
+    const joined = await post(server.port, '/v1/join', { token, roles: ['discovery'], hostname: 'h1', csr: await createCsr(agentKeys, 'h1') });
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    const host = { cert: joined.body.cert, key: await keyPem(agentKeys.privateKey) };
+    for (const body of [{ op: 'ls' }, { op: 'add', name: 'x', roles: ['editor'] }]) assert.equal((await post(server.port, '/v1/users', body, host)).status, 403);
+    assert.equal((await post(server.port, '/v1/whoami', {}, host)).status, 403);
+    const renew = await post(server.port, '/v1/renew', { csr: (await keyAndCsr('x')).csr }, as(hank));
+    assert.equal(renew.status, 403);
+    const heartbeat = await backendCall(hank, { op: 'put', key: `/resources/discovery_service/${joined.body.host_id}`, value: '{}', ttl_ms: 60_000 });
+    assert.equal(heartbeat.status, 403);
+    // A user-CA certificate with host claims in it is no host.
+    const fakeHost = certPem(await issueLeaf(authorities.user, keys.publicKey, { commonName: joined.body.host_id, usage: 'client', validForMs: 3_600_000, host: { roles: ['discovery'], discovery_group: '' } }));
+    assert.equal((await post(server.port, '/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }, { cert: fakeHost, key })).status, 401);
+
+    const after = (await storeKeys()).filter((k) => !k.startsWith('/resources/agent/') && !k.startsWith('/resources/token/') && !k.startsWith('/joins/'));
+    assert.deepEqual(after, before.filter((k) => !k.startsWith('/resources/token/')), 'nothing written but the join');
+    assert.equal(await store.get('/resources/token/tok-forged'), undefined);
+    const refused = (await auditEvents()).filter((e) => e.outcome === 'refused');
+    assert.ok(refused.some((e) => /not issued by this cluster's host or user CA/.test(e.reason ?? '')));
+    assert.ok(refused.some((e) => /your kport login expired/.test(e.reason ?? '')));
+    assert.ok(refused.some((e) => /person's call: it needs a user certificate/.test(e.reason ?? '')));
+  });
+
+  test('nothing of a password, TOTP secret or invite code sits in the store file or the audit trail in clear', async () => {
+    const { invite } = await addUser(store, { name: 'ivy', roles: ['access'] }, new Date());
+    const begun = await post(server.port, '/v1/login/invite/begin', { invite });
+    const secret = begun.body.totp_secret as string;
+    const { csr } = await keyAndCsr('ivy');
+    const password = 'ivy-unique-password-7Q2x';
+    assert.equal((await post(server.port, '/v1/login/invite/finish', { invite, password, totp_code: totpAt(secret, Date.now()), csr })).status, 200);
+    const data = join(server.dir, 'data');
+    const files = readdirSync(data).filter((f) => f.startsWith('kport.db'));
+    assert.ok(files.length > 0);
+    const bytes = Buffer.concat(files.map((f) => readFileSync(join(data, f))));
+    for (const [what, text] of [['password', password], ['TOTP secret', secret], ['invite code', invite]] as const) {
+      assert.equal(bytes.includes(Buffer.from(text)), false, `the ${what} is in the store file`);
+      assert.equal(server.log.includes(text), false, `the ${what} is in the server's log`);
+      assert.equal(JSON.stringify(await auditEvents()).includes(text), false, `the ${what} is in the audit trail`);
+    }
+  });
+});
