@@ -5,14 +5,14 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteBackend } from '../src/backend/sqlite.ts';
-import { RemoteBackend } from '../src/backend/remote.ts';
+import { RemoteBackend } from '../src/client/remote-backend.ts';
 import type { Backend } from '../src/backend/backend.ts';
 import { DiscoveryEngine, sdkAwsApi } from '../src/discovery/engine.ts';
 import { GroupLeadership } from '../src/discovery/leadership.ts';
 import { Heartbeat } from '../src/discovery/heartbeat.ts';
 import { joinServer } from '../src/join/network-identity.ts';
 import { createCsr, generateKeys, keyPem } from '../src/pki/certs.ts';
-import { ServerClient, fetchPinnedCA } from '../src/join/server-client.ts';
+import { ServerClient, fetchPinnedCA } from '../src/client/server-client.ts';
 import { createClusters } from '../test/peers/aws.ts';
 import { startMoto } from '../test/peers/moto.ts';
 import { tempDir } from '../test/peers/process.ts';

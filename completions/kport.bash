@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -52,19 +52,30 @@ _kport_choices() {
     --format) printf '%s' "text json yaml" ;;
     -o) printf '%s' "text json yaml" ;;
     --output) printf '%s' "text json yaml" ;;
+    --auth) printf '%s' "local oidc" ;;
+    --browser) printf '%s' "default none" ;;
     --mode) printf '%s' "auto configmap access-entry" ;;
   esac
 }
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens server agents discover kube rbac get rm create completion version" ;;
+    "") words="tokens server login logout status users agents discover kube rbac get rm create completion version" ;;
     "tokens") words="add ls rm" ;;
     "tokens add") words="--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "server") words="start" ;;
     "server start") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "login") words="--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "logout") words="--proxy -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "status") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users") words="add ls rm lock unlock" ;;
+    "users add") words="--roles --invite-ttl -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users lock") words="--ttl --message -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users unlock") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "agents") words="ls rm" ;;
     "agents ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "agents rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;

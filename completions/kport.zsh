@@ -3,13 +3,22 @@
 _kport_words() {
   reply=()
   case "$1" in
-    "") reply=(tokens server agents discover kube rbac get rm create completion version) ;;
+    "") reply=(tokens server login logout status users agents discover kube rbac get rm create completion version) ;;
     "tokens") reply=(add ls rm) ;;
     "tokens add") reply=(--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "server") reply=(start) ;;
     "server start") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "login") reply=(--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "logout") reply=(--proxy -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "status") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users") reply=(add ls rm lock unlock) ;;
+    "users add") reply=(--roles --invite-ttl -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users lock") reply=(--ttl --message -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users unlock") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "agents") reply=(ls rm) ;;
     "agents ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "agents rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -36,6 +45,8 @@ _kport_choices() {
     --format) reply=(text json yaml) ;;
     -o) reply=(text json yaml) ;;
     --output) reply=(text json yaml) ;;
+    --auth) reply=(local oidc) ;;
+    --browser) reply=(default none) ;;
     --mode) reply=(auto configmap access-entry) ;;
   esac
 }
@@ -55,7 +66,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --token | --for-role | --search | --user | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

@@ -62,7 +62,7 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       const args = (command.args as string[]).slice(0, command.args.length - dash.length);
       onRun(async () => {
         parseFormat(globals.format); // a bad --format fails before anything is written
-        const session = new Session(ctx, globals);
+        const session = new Session(ctx, globals, { localStore: def.localStore });
         if (globals.debug) ctx.logger.debugEnabled = true;
         try {
           return await def.run({ args, rest: dash, opts: command.opts(), ctx, session });

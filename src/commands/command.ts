@@ -18,6 +18,8 @@ export interface CommandDef {
   /** commander argument specs, such as "<kind>" or "[clusters...]" */
   args?: string[];
   options?: OptionDef[];
+  /** The command runs the store itself (server start, discover run): it never goes through a login profile. */
+  localStore?: boolean;
   run(input: CommandInput): Promise<number | void>;
 }
 

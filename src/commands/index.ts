@@ -20,9 +20,17 @@ import { tokensRm } from './tokens/rm.ts';
 import { serverStart } from './server/start.ts';
 import { agentsLs } from './agents/ls.ts';
 import { agentsRm } from './agents/rm.ts';
+import { login } from './auth/login.ts';
+import { logout } from './auth/logout.ts';
+import { status } from './auth/status.ts';
+import { usersAdd } from './users/add.ts';
+import { usersLs } from './users/ls.ts';
+import { usersRm } from './users/rm.ts';
+import { usersLock } from './users/lock.ts';
+import { usersUnlock } from './users/unlock.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
 
 /** `kport --help`: the first hour, in the order people take it. */
 export const PROGRAM_EXAMPLES = [
@@ -40,6 +48,7 @@ export const NOUN_SUMMARIES: Record<string, string> = {
   rbac: 'Set up and check the cluster-side permissions the proxy needs',
   server: 'Run the kport server (network mode: agents join it)',
   agents: 'List and remove agents that joined the server',
+  users: 'Add, list, remove and lock the people who log in to the server',
 };
 
 /** `attribute`: the option sets the same value as another one, so the two are one flag. */

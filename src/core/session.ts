@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
+import type { PersonClient, Where } from '../client/person.ts';
 import { UserError } from './errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Context } from './context.ts';
@@ -13,7 +14,6 @@ export interface GlobalOptions {
   format?: string;
 }
 
-/** Lazily loaded configuration and backend for one invocation, closed at the end. */
 /** The data dir holds the store, agent identities and proxy kubeconfigs with client keys: owner only. */
 function warnIfOpen(dataDir: string, ctx: Context): void {
   let mode: number;
@@ -25,15 +25,40 @@ function warnIfOpen(dataDir: string, ctx: Context): void {
   if (mode & 0o077) ctx.logger.warn(`the data dir ${dataDir} is open to other users (mode ${mode.toString(8).padStart(4, '0')}): run chmod 700 ${dataDir}.`);
 }
 
+/** Lazily loaded configuration and backend for one invocation, closed at the end. */
 export class Session {
   readonly ctx: Context;
   readonly globals: GlobalOptions;
   #config?: Promise<LoadedConfig>;
   #backend?: Promise<Backend>;
+  #where?: Promise<Where>;
+  #person?: Promise<PersonClient | undefined>;
+  readonly #localStore: boolean;
 
-  constructor(ctx: Context, globals: GlobalOptions) {
+  /** `localStore`: the command runs the store itself (server start, discover run), never through a login profile. */
+  constructor(ctx: Context, globals: GlobalOptions, opts: { localStore?: boolean } = {}) {
     this.ctx = ctx;
     this.globals = globals;
+    this.#localStore = opts.localStore ?? false;
+  }
+
+  /** Whether commands run on the local store or through the server of the login profile, and why. */
+  where(): Promise<Where> {
+    this.#where ??= import('../client/person.ts').then(({ decideWhere }) =>
+      decideWhere({ env: this.ctx.env, config: this.globals.config, dataDir: this.globals.dataDir, localStore: this.#localStore }),
+    );
+    return this.#where;
+  }
+
+  /** The person's connection to the server, when commands run through one; an expired login throws (exit 4). */
+  person(): Promise<PersonClient | undefined> {
+    this.#person ??= (async () => {
+      const where = await this.where();
+      if (where.via === 'local') return undefined;
+      const { PersonClient } = await import('../client/person.ts');
+      return new PersonClient(where, { now: this.ctx.now(), signal: this.ctx.signal, warn: (m) => this.ctx.logger.warn(m) });
+    })();
+    return this.#person;
   }
 
   get format(): Format {
@@ -50,8 +75,11 @@ export class Session {
     return this.#config;
   }
 
+  /** The store: the server's, through the login profile, or the local one (see where()). */
   backend(): Promise<Backend> {
     this.#backend ??= (async () => {
+      const person = await this.person();
+      if (person) return person.backend;
       const config = await this.config();
       if (config.teleport.proxy_server) {
         // An agent's config: the store is the server's, and this machine must not grow a second one.
@@ -70,5 +98,6 @@ export class Session {
 
   async close(): Promise<void> {
     if (this.#backend) await (await this.#backend.catch(() => undefined))?.close();
+    (await this.#person?.catch(() => undefined))?.close();
   }
 }

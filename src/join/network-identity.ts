@@ -6,7 +6,7 @@ import { UserError } from '../core/errors.ts';
 import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
-import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from '../client/server-client.ts';
 
 export interface NetworkJoinOptions {
   dataDir: string;

@@ -13,7 +13,7 @@ import { auditEvents, networkAgent, startServer, type TestServer } from '../help
 import type { Moto } from '../peers/moto.ts';
 import { waitFor } from '../peers/process.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 interface Joined {
   host_id: string;

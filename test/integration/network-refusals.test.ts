@@ -12,7 +12,7 @@ import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { auditEvents, networkAgent, startServer, type TestServer } from '../helpers/network.ts';
 import { createAuthority, createCsr, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 interface Joined {
   host_id: string;

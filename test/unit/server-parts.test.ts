@@ -71,7 +71,7 @@ test('watch hub: agents watching one prefix share one backend watch; each gets e
 test("first contact: a pinned server whose certificate does not name the address dialled is refused before anything is sent, naming the names it has", async () => {
   const { createServer } = await import('node:tls');
   const { createAuthority, generateKeys, issueLeaf, keyPem, certPem, spkiPin } = await import('../../src/pki/certs.ts');
-  const { fetchPinnedCA } = await import('../../src/join/server-client.ts');
+  const { fetchPinnedCA } = await import('../../src/client/server-client.ts');
   const ca = await createAuthority('test CA', 3_600_000);
   const keys = await generateKeys();
   const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'kport server', usage: 'server', validForMs: 3_600_000, dnsNames: ['kport.example.com'] });
@@ -91,7 +91,7 @@ test("first contact: a pinned server whose certificate does not name the address
 
 test('addresses: host:port, [v6]:port, a bare host (agents: port 3080) and :port (servers: every interface)', async () => {
   const { splitHostPort } = await import('../../src/core/host-port.ts');
-  const { parseServerAddress } = await import('../../src/join/server-client.ts');
+  const { parseServerAddress } = await import('../../src/client/server-client.ts');
   assert.deepEqual(splitHostPort('kport.example.com:3080'), { host: 'kport.example.com', port: 3080 });
   assert.deepEqual(splitHostPort('[::1]:443'), { host: '::1', port: 443 });
   assert.deepEqual(splitHostPort(':3080'), { host: '', port: 3080 });

@@ -12,6 +12,7 @@ import type { KubernetesServiceConfig } from '../../config/schema.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
+  localStore: true,
   summary: 'Run the discovery engine in the foreground: find EKS clusters and keep kube_cluster resources true',
   examples: [
     'kport discover run -c kport.yaml',
@@ -51,8 +52,8 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
     const [{ joinServer }, { parseServerAddress, OutageLog, ServerUnreachable }, { RemoteBackend }] = await Promise.all([
       import('../../join/network-identity.ts'),
-      import('../../join/server-client.ts'),
-      import('../../backend/remote.ts'),
+      import('../../client/server-client.ts'),
+      import('../../client/remote-backend.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
     const server = parseServerAddress(config.teleport.proxy_server);

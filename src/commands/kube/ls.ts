@@ -28,7 +28,7 @@ export const kubeLs: CommandDef = {
       if (eq <= 0) throw new UsageError(`Invalid label selector "${arg}": use LABEL=VALUE.`);
       selector[arg.slice(0, eq)] = arg.slice(eq + 1);
     }
-    const { allowed, access, clusters, config } = await personAccess(session, opts.user);
+    const { allowed, access, clusters, config, server } = await personAccess(session, opts.user);
     const { currentContext } = await import('../../kube/kubeconfig.ts');
     const { contextName } = await import('../../kube/proxy-kubeconfig.ts');
     // As tsh marks the cluster its kubeconfig context points at: kport's own context (`kube login`)
@@ -44,7 +44,8 @@ export const kubeLs: CommandDef = {
     // Empty, and the person would be left guessing: say why (stderr; stdout stays data).
     if (rows.length === 0) {
       const { whyNoneAllowed } = await import('../../kube/clusters.ts');
-      const why = whyNoneAllowed(access, clusters, config.source);
+      // Through a server, a cluster the roles do not allow looks missing (Teleport's rule): say only that.
+      const why = server ? (allowed.length === 0 ? `Your roles (${access.roles.join(', ') || 'none'}) at ${server} allow no kube_cluster: ask an editor for a role whose kubernetes_labels match the clusters you need.` : undefined) : whyNoneAllowed(access, clusters, config.source);
       if (why) ctx.logger.info(why);
       else ctx.logger.info(`None of the ${allowed.length} cluster${allowed.length === 1 ? '' : 's'} you can reach match${allowed.length === 1 ? 'es' : ''} ${[...args, ...(search ? [`--search ${String(opts.search)}`] : [])].join(' ')}.`);
     }

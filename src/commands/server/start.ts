@@ -26,6 +26,7 @@ function parseListenAddr(value: string, key: string): { host: string; port: numb
 
 export const serverStart: CommandDef = {
   path: ['server', 'start'],
+  localStore: true,
   summary: 'Run the kport server in the foreground: auth (CAs, joins) and proxy on one TLS port',
   examples: [
     'kport server start -c kport.yaml',

@@ -1,5 +1,5 @@
-import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
-import { retrying, ServerRefusal, type OutageLog, type ServerClient } from '../join/server-client.ts';
+import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from '../backend/backend.ts';
+import { retrying, ServerRefusal, type OutageLog, type ServerClient } from './server-client.ts';
 
 /**
  * The Backend an agent holds in network mode (DESIGN.md §9): every call goes to the server, which

@@ -42,19 +42,35 @@ export function parseServerAddress(value: string): ServerAddress {
   return { host: parts.host, port: parts.port ?? 3080 };
 }
 
+export interface Untrusted {
+  /** "this agent joined" */
+  trusted: string;
+  next: string;
+}
+
+const AGENT_UNTRUSTED: Untrusted = { trusted: 'this agent joined', next: "if the server was rebuilt with new CAs, remove the agent's identity directory and join again with a new token" };
+
 export interface ClientCredentials {
   /** The server TLS CA, trusted from the first contact on. */
   ca: string;
   cert?: string;
   key?: string;
+  /** Whose server this is and what to do when its certificate is not from `ca` (default: an agent's). */
+  untrusted?: Untrusted;
 }
+
+/** How the pin is named to an agent (its config) and to a person (kport login's flag). */
+export const PIN_NAMES = {
+  agent: { name: 'teleport.ca_pin', hint: 'set ca_pin to what `kport tokens add` prints', check: 'ca_pin against `kport tokens add`' },
+  person: { name: '--ca-pin', hint: 'pass --ca-pin with the pin `kport server start` printed to check it', check: '--ca-pin against what `kport server start` printed' },
+} as const;
 
 /**
  * The first contact (DESIGN.md §9): the CA at the end of the server's chain must match one of the
  * pins, and must have issued the certificate the server presents for its name. Nothing is sent
  * before that. Returns the CA (PEM) to trust from now on.
  */
-export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn: (message: string) => void): Promise<string> {
+export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn: (message: string) => void, pinFlag: { name: string; hint: string; check: string } = PIN_NAMES.agent): Promise<string> {
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
     const socket = tlsConnect({ host: address.host, port: address.port, servername: isIP(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error('timed out')));
@@ -70,9 +86,9 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   const pin = spkiPin(caPem);
   const where = `${address.host}:${address.port}`;
   if (pins.length === 0) {
-    warn(`teleport.ca_pin is not set: trusting the CA of ${where} (${pin}) on first contact; set ca_pin to what \`kport tokens add\` prints.`);
+    warn(`${pinFlag.name} is not set: trusting the CA of ${where} (${pin}) on first contact; ${pinFlag.hint}.`);
   } else if (!pins.includes(pin)) {
-    throw new UserError(`The server at ${where} presents a CA (${pin}) that does not match teleport.ca_pin (${pins.join(', ')}): nothing was sent; check ca_pin against \`kport tokens add\`, or the address.`, 4);
+    throw new UserError(`The server at ${where} presents a CA (${pin}) that does not match ${pinFlag.name} (${pins.join(', ')}): nothing was sent; check ${pinFlag.check}, or the address.`, 4);
   }
   const leaf = new X509Certificate(chain.raw);
   const caCert = new X509Certificate(ca.raw);
@@ -151,7 +167,7 @@ export class ServerClient {
     stream.end(JSON.stringify(body));
     const status = await new Promise<number>((resolve, reject) => {
       stream.once('response', (headers) => resolve(Number(headers[':status'])));
-      stream.once('error', (err) => reject(unreachable(this.address, err)));
+      stream.once('error', (err) => reject(unreachable(this.address, err, this.#credentials.untrusted)));
     });
     let buffered = '';
     try {
@@ -167,7 +183,7 @@ export class ServerClient {
       }
     } catch (err) {
       if (signal.aborted) return;
-      throw unreachable(this.address, err);
+      throw unreachable(this.address, err, this.#credentials.untrusted);
     }
     if (status !== 200) {
       const error = (JSON.parse(buffered || '{}') as { error?: { code?: string; message?: string } }).error;
@@ -181,12 +197,12 @@ export class ServerClient {
     try {
       session = this.#connect();
     } catch (err) {
-      throw unreachable(this.address, err);
+      throw unreachable(this.address, err, this.#credentials.untrusted);
     }
     return new Promise((resolve, reject) => {
       const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
       stream.setTimeout(CALL_TIMEOUT_MS, () => stream.close());
-      const fail = (err: unknown) => reject(unreachable(this.address, err));
+      const fail = (err: unknown) => reject(unreachable(this.address, err, this.#credentials.untrusted));
       let status = 0;
       const chunks: Buffer[] = [];
       stream.once('response', (headers) => (status = Number(headers[':status'])));
@@ -201,11 +217,11 @@ export class ServerClient {
 }
 
 /** A failed connection: retried, except a certificate that is not from the pinned CA, which no retry fixes. */
-function unreachable(address: ServerAddress, err: unknown): Error {
+function unreachable(address: ServerAddress, err: unknown, untrusted = AGENT_UNTRUSTED): Error {
   const cause = describeConnectError(err) ?? (err as Error).message;
   const where = `${address.host}:${address.port}`;
   if (cause.startsWith('TLS verification failed')) {
-    return new UserError(`The kport server at ${where} is not the one this agent joined: ${cause}; if the server was rebuilt with new CAs, remove the agent's identity directory and join again with a new token.`, 4, { cause: err });
+    return new UserError(`The kport server at ${where} is not the one ${untrusted.trusted}: ${cause}; ${untrusted.next}.`, 4, { cause: err });
   }
   return new ServerUnreachable(`the kport server at ${where} is unreachable: ${cause}`, { cause: err });
 }

@@ -1,0 +1,107 @@
+import { AccessDeniedError } from '../backend/backend.ts';
+import { UserError } from '../core/errors.ts';
+import type { KubeAccess } from '../kube/access.ts';
+import type { RoleV7 } from '../roles/role.ts';
+import { checkCredential, currentProfile, kportHome, type Profile } from './profile.ts';
+import { OutageLog, parseServerAddress, ServerClient, ServerRefusal } from './server-client.ts';
+import { RemoteBackend } from './remote-backend.ts';
+
+/**
+ * Where a command that manages resources runs (README "Logging in"): through the server of the
+ * current profile, unless the command names a local store (-c, KPORT_CONFIG, --data-dir) or
+ * there is no profile to use (never logged in, or logged out). Commands that run the store
+ * themselves (server start, discover run) never use a profile.
+ */
+export type Where = { via: 'local'; why: string } | { via: 'server'; why: string; profile: Profile & { credential: NonNullable<Profile['credential']> }; expires: Date };
+
+export interface WhereInput {
+  env: NodeJS.ProcessEnv;
+  config?: string;
+  dataDir?: string;
+  /** The command runs the store itself. */
+  localStore?: boolean;
+}
+
+export function decideWhere(input: WhereInput): Where {
+  if (input.localStore) return { via: 'local', why: 'this command runs the store itself' };
+  if (input.config !== undefined) return { via: 'local', why: `-c ${input.config} names a config, so its store is used` };
+  if (input.env.KPORT_CONFIG) return { via: 'local', why: `KPORT_CONFIG names a config (${input.env.KPORT_CONFIG}), so its store is used` };
+  if (input.dataDir !== undefined) return { via: 'local', why: `--data-dir ${input.dataDir} names a local store` };
+  const home = kportHome(input.env);
+  const profile = currentProfile(home);
+  if (!profile) return { via: 'local', why: `no profile in ${home} (kport login --proxy HOST:PORT to use a server)` };
+  if (!profile.credential) return { via: 'local', why: `logged out of ${profile.proxy} (kport login to log in again)` };
+  const { expires, matches } = checkCredential(profile.credential);
+  if (!matches) throw new UserError(`The key in ${profile.dir} is not the one its certificate was issued for: run kport login --proxy ${profile.proxy} again.`, 4);
+  return { via: 'server', why: `logged in to ${profile.proxy} as ${profile.user} (profile ${profile.dir})`, profile: profile as Extract<Where, { via: 'server' }>['profile'], expires };
+}
+
+export const EXPIRED = 'your kport login expired: run kport login';
+
+/** How long a person's command retries an unreachable server (a dropped connection, a restart) before it says so: a person is waiting. */
+const UNREACHABLE_GIVE_UP_MS = 2_000;
+
+export interface Whoami {
+  user: string;
+  roles: string[];
+  expires: string;
+  kube_roles: RoleV7[];
+}
+
+/** A person's connection to the server of their profile: the client with their certificate and a Backend over it. */
+export class PersonClient {
+  readonly where: Extract<Where, { via: 'server' }>;
+  readonly client: ServerClient;
+  readonly backend: RemoteBackend;
+  #whoami?: Promise<Whoami>;
+
+  constructor(where: Extract<Where, { via: 'server' }>, opts: { now: Date; signal: AbortSignal; warn: (message: string) => void }) {
+    if (where.expires.getTime() <= opts.now.getTime()) throw new UserError(`${EXPIRED} --proxy ${where.profile.proxy} (it expired at ${where.expires.toISOString()}).`, 4);
+    this.where = where;
+    const { profile } = where;
+    const untrusted = { trusted: `your profile trusts (${profile.ca_pin})`, next: `if the server was rebuilt with new CAs, log in again: kport login --proxy ${profile.proxy} --ca-pin <its new pin>` };
+    this.client = new ServerClient(parseServerAddress(profile.proxy), { ca: profile.ca, cert: profile.credential.cert, key: profile.credential.key, untrusted });
+    const gaveUp = new AbortController();
+    const outage = new OutageLog(opts.warn, { afterMs: UNREACHABLE_GIVE_UP_MS, then: () => gaveUp.abort() });
+    this.backend = new RemoteBackend(this.client, { stopRetrying: AbortSignal.any([opts.signal, gaveUp.signal]), outage, onDenied: (err) => refusal(err, profile.proxy) });
+  }
+
+  /** The call with the person's certificate; a refusal is its sentence (exit 4). */
+  async call<T>(path: string, body: unknown): Promise<T> {
+    try {
+      return await this.client.call<T>(path, body);
+    } catch (err) {
+      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      throw err;
+    }
+  }
+
+  whoami(): Promise<Whoami> {
+    this.#whoami ??= this.call<Whoami>('/v1/whoami', {});
+    return this.#whoami;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** The server's sentence; an expired certificate (the clock moved on mid-run) says what to run. */
+function refusal(err: AccessDeniedError, proxy: string): AccessDeniedError {
+  if (/expired/i.test(err.code) && /cert/i.test(`${err.code} ${err.message}`)) err.message = `${EXPIRED} --proxy ${proxy}.`;
+  else err.message = `The kport server at ${proxy} refused: ${err.message.replace(/\.$/, '')}.`;
+  return err;
+}
+
+/** The person's Kubernetes access from their role definitions (whoami), as AccessChecker describes it. */
+export async function personKubeAccess(person: PersonClient) {
+  const [{ RoleSet }, who] = await Promise.all([import('../roles/evaluate.ts'), person.whoami()]);
+  const roleSet = new RoleSet(who.kube_roles, who.user);
+  return {
+    user: who.user,
+    defined: true,
+    roles: who.roles,
+    undefinedRoles: who.roles.filter((r) => !who.kube_roles.some((k) => k.metadata.name === r)),
+    forCluster: (cluster: { metadata: { labels?: Record<string, string> } }): KubeAccess | undefined => roleSet.kubeAccess(cluster.metadata.labels ?? {}),
+  };
+}

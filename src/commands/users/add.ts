@@ -1,0 +1,48 @@
+import { parseDuration } from '../../core/duration.ts';
+import { UsageError } from '../../core/errors.ts';
+import { printable, serialize } from '../../core/output.ts';
+import type { CommandDef } from '../command.ts';
+
+/** An invite is a password reset waiting to happen: short by default, and never longer than a weekend. */
+const DEFAULT_INVITE_TTL_MS = 3_600_000;
+const MAX_INVITE_TTL_MS = 48 * 3_600_000;
+
+export const usersAdd: CommandDef = {
+  path: ['users', 'add'],
+  summary: 'Add a person with roles and print their one-time invite',
+  examples: [
+    'kport users add alice --roles access',
+    'kport users add bob --roles editor,auditor --invite-ttl 24h',
+  ],
+  args: ['<name>'],
+  options: [
+    { flags: '--roles <roles>', description: 'comma-separated roles, such as access or editor,auditor (each must exist)' },
+    { flags: '--invite-ttl <duration>', description: 'how long the invite works (at most 48h)', default: '1h' },
+  ],
+  async run({ args, opts, ctx, session }) {
+    const name = args[0]!;
+    if (typeof opts.roles !== 'string') throw new UsageError(`--roles is required: for example kport users add ${name} --roles access.`);
+    const roles = [...new Set(opts.roles.split(',').map((r) => r.trim()).filter(Boolean))];
+    if (roles.length === 0) throw new UsageError('--roles names no role: for example --roles access.');
+    const ttlMs = parseDuration(String(opts.inviteTtl ?? '1h'), '--invite-ttl');
+    if (ttlMs <= 0) throw new UsageError('--invite-ttl must be longer than zero.');
+    if (ttlMs > MAX_INVITE_TTL_MS) throw new UsageError(`--invite-ttl ${String(opts.inviteTtl)} is longer than the 48 hours an invite may live: add the person when they can log in, or send a new invite later.`);
+    const { usersService } = await import('../../client/users.ts');
+    const users = await usersService(session);
+    const issued = await users.add(name, roles, ttlMs === DEFAULT_INVITE_TTL_MS ? undefined : ttlMs);
+    const server = await users.server();
+    const command = `kport login --proxy ${server?.proxy ?? 'HOST:PORT'} --invite ${issued.invite}${server ? ` --ca-pin ${server.pin}` : ''}`;
+    if (session.format !== 'text') return void ctx.stdout.write(serialize({ ...issued, roles, login_command: command }, session.format));
+    ctx.stdout.write(
+      [
+        `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.`,
+        `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send it to ${printable(issued.user)} with this command to run:`,
+        '',
+        `  ${command}`,
+        '',
+        'It sets a password and enrolls an authenticator app (TOTP). The invite is stored only as a hash.',
+        '',
+      ].join('\n'),
+    );
+  },
+};

@@ -1,0 +1,164 @@
+// `kport login`, `status` and `logout` as the built binary runs them, without a server: what the
+// arguments and stdin must be (one sentence, exit 2, nothing written), and where commands run.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { execa } from 'execa';
+import { saveProfile } from '../../src/client/profile.ts';
+import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
+import { KPORT_BIN } from '../helpers/agent.ts';
+import { freePort, tempDir } from '../peers/process.ts';
+
+function kportAt(home: string) {
+  return (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) =>
+    execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '', ...opts.env }, extendEnv: false, reject: false, ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }) });
+}
+
+/** A profile as a login leaves it, signed by a throwaway CA, valid for `validForMs` (negative: already expired). */
+async function fakeLogin(home: string, port: number, validForMs: number) {
+  const ca = await createAuthority('test user CA', 86_400_000);
+  const keys = await generateKeys();
+  // issueLeaf backdates notBefore by a minute and adds it to the life: -2 min is expired a minute ago.
+  const cert = await issueLeaf(ca, keys.publicKey, { commonName: 'alice', validForMs, usage: 'client' });
+  return saveProfile(
+    join(home, '.kport'),
+    { host: '127.0.0.1', port },
+    { proxy: `127.0.0.1:${port}`, user: 'alice', roles: ['access'], expires: cert.notAfter.toISOString(), ca_pin: `sha256:${'a'.repeat(64)}` },
+    { ca: certPem(ca.cert), cert: certPem(cert), key: await keyPem(keys.privateKey) },
+  );
+}
+
+describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
+  test('no terminal and no --password-stdin: one sentence naming --password-stdin, exit 2, nothing written', async () => {
+    const home = tempDir('login-args');
+    const kport = kportAt(home);
+    for (const extra of [[], ['--invite', 'abc']]) {
+      const res = await kport(['login', '--proxy', '127.0.0.1:1', '--user', 'alice', ...extra]);
+      assert.equal(res.exitCode, 2, String(res.stderr));
+      assert.match(String(res.stderr), /^ERROR: kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe the (new )?password on the first line and the TOTP code.* on the second\.$/);
+    }
+    assert.equal(existsSync(join(home, '.kport')), false);
+  });
+
+  test('--password-stdin: the password on the first line, the code on the second; nothing, one line, a bad code, or more than 16 KiB: one sentence, exit 2, nothing sent', async () => {
+    const home = tempDir('login-stdin');
+    const kport = kportAt(home);
+    // Port 1 refuses connections: an input that passes its checks ends at the network (exit 1).
+    const cases: Array<[string, RegExp]> = [
+      ['', /--password-stdin read nothing: pipe the password on the first line and the TOTP code on the second, one a line\./],
+      ['secret-password\n', /--password-stdin read too few lines/],
+      ['secret-password\nabc\n', /The TOTP code is the 6 digits your authenticator app shows now/],
+      [`${'x'.repeat(20_000)}\n123456\n`, /--password-stdin read more than 16 KiB/],
+    ];
+    for (const [input, message] of cases) {
+      const res = await kport(['login', '--proxy', '127.0.0.1:1', '--user', 'alice', '--password-stdin'], { input });
+      assert.equal(res.exitCode, 2, `${JSON.stringify(input.slice(0, 40))}: ${res.stderr}`);
+      assert.match(String(res.stderr), message);
+      assert.doesNotMatch(String(res.stderr), /unreachable/, 'refused before anything is sent');
+    }
+    // CR LF and a code typed with a space pass; then the server is what is missing.
+    const res = await kport(['login', '--proxy', '127.0.0.1:1', '--user', 'alice', '--password-stdin'], { input: 'secret-password\r\n123 456\r\n' });
+    assert.equal(res.exitCode, 1, String(res.stderr));
+    assert.match(String(res.stderr), /The kport server at 127\.0\.0\.1:1 is unreachable: connection refused/);
+    assert.equal(existsSync(join(home, '.kport')), false);
+  });
+
+  test('on a terminal (a real pty through script(1)): the password is asked with no echo, the code with echo, then the server is contacted', async () => {
+    const home = tempDir('login-tty');
+    const command = `${process.execPath} ${KPORT_BIN} login --proxy 127.0.0.1:1 --user alice`;
+    const proc = execa('script', ['-qfec', command, '/dev/null'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'pipe' });
+    let shown = '';
+    const typed = new Set<string>();
+    // Typed only once the prompt is up: before that the terminal is not raw yet and would echo it.
+    proc.stdout!.on('data', (c: Buffer) => {
+      shown += c;
+      for (const [prompt, answer] of [['Password for alice at 127.0.0.1:1: ', 'secret-password\r'], ['TOTP code: ', '123456\r']] as const) {
+        if (shown.includes(prompt) && !typed.has(prompt)) {
+          typed.add(prompt);
+          setTimeout(() => proc.stdin!.write(answer), 100);
+        }
+      }
+    });
+    const res = await proc;
+    assert.equal(res.exitCode, 1, shown);
+    assert.match(shown, /^Password for alice at 127\.0\.0\.1:1: \r\nTOTP code: 123456\r\n/);
+    assert.doesNotMatch(shown, /secret-password/);
+    assert.match(shown, /The kport server at 127\.0\.0\.1:1 is unreachable/);
+  });
+
+  test('bad --proxy, --ca-pin, or --auth oidc with --invite: one sentence each, exit 2', async () => {
+    const kport = kportAt(tempDir('login-flags'));
+    const cases: Array<[string[], RegExp]> = [
+      [['login', '--password-stdin'], /kport login needs the server's address: pass --proxy HOST:PORT/],
+      [['login', '--proxy', 'a:b:c', '--password-stdin'], /--proxy "a:b:c" is not host:port/],
+      [['login', '--proxy', '127.0.0.1:1', '--ca-pin', 'sha256:abc', '--password-stdin'], /--ca-pin "sha256:abc" is not sha256: and 64 hex digits/],
+      [['login', '--proxy', '127.0.0.1:1', '--auth', 'oidc', '--invite', 'x'], /--invite sets a local password: drop --auth oidc/],
+      [['login', '--proxy', '127.0.0.1:1', '--auth', 'oidc', '--password-stdin'], /--password-stdin is for local logins/],
+    ];
+    for (const [args, message] of cases) {
+      const res = await kport(args, { input: 'pw\n123456\n' });
+      assert.equal(res.exitCode, 2, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(String(res.stderr), message);
+    }
+  });
+
+  test('status without a profile: commands run locally, and why; -o json says the same', async () => {
+    const kport = kportAt(tempDir('status-none'));
+    let res = await kport(['status']);
+    assert.equal(res.exitCode, 0);
+    assert.match(String(res.stdout), /^Commands: +run locally: no profile in .*\.kport \(kport login --proxy HOST:PORT to use a server\)$/);
+    res = await kport(['status', '-o', 'json']);
+    const json = JSON.parse(String(res.stdout));
+    assert.equal(json.mode, 'local');
+    assert.equal(json.logged_in, false);
+    assert.match(json.why, /^no profile in /);
+  });
+
+  test('with a profile: status says through the server; -c or KPORT_CONFIG runs locally; logout removes key and certificate and commands run locally again', async () => {
+    const home = tempDir('status-profile');
+    const kport = kportAt(home);
+    const port = await freePort();
+    const profile = await fakeLogin(home, port, 3_600_000);
+    let res = await kport(['status']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.match(String(res.stdout), new RegExp(`Proxy: +127\\.0\\.0\\.1:${port}\\nUser: +alice\\nRoles: +access\\nValid until: +\\d{4}-.*Z\\nCommands: +run through the server at 127\\.0\\.0\\.1:${port}: logged in to`));
+    res = await kport(['-c', join(home, 'kport.yaml'), 'status']);
+    assert.match(String(res.stdout), /Commands: +run locally: -c .*kport\.yaml names a config, so its store is used/);
+    res = await kport(['status'], { env: { KPORT_CONFIG: join(home, 'kport.yaml') } });
+    assert.match(String(res.stdout), /Commands: +run locally: KPORT_CONFIG names a config/);
+    // Through the server, an unreachable one is said, not a local store silently used.
+    res = await kport(['get', 'kube_cluster']);
+    assert.equal(res.exitCode, 1, String(res.stderr));
+    assert.match(String(res.stderr), new RegExp(`kport server at 127\\.0\\.0\\.1:${port} is unreachable`));
+    res = await kport(['logout']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.match(String(res.stdout), new RegExp(`^Logged out alice from 127\\.0\\.0\\.1:${port}: its key and certificate are gone`));
+    assert.equal(existsSync(join(profile.dir, 'key.pem')), false);
+    assert.equal(existsSync(join(profile.dir, 'cert.pem')), false);
+    assert.match(readFileSync(join(profile.dir, 'profile.json'), 'utf8'), /"ca_pin"/, 'the pin stays for the next login');
+    res = await kport(['status']);
+    assert.match(String(res.stdout), /Valid until: +logged out\nCommands: +run locally: logged out of/);
+    res = await kport(['get', 'kube_cluster', '-o', 'json']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.deepEqual(JSON.parse(String(res.stdout)), []);
+    res = await kport(['logout']);
+    assert.equal(res.exitCode, 0);
+    assert.match(String(res.stderr), /Already logged out of/);
+  });
+
+  test('an expired login: every command through the server and status say "your kport login expired: run kport login" (exit 4)', async () => {
+    const home = tempDir('expired');
+    const kport = kportAt(home);
+    const port = await freePort();
+    await fakeLogin(home, port, -120_000);
+    for (const args of [['kube', 'ls'], ['get', 'kube_cluster'], ['tokens', 'ls'], ['users', 'ls']]) {
+      const res = await kport(args);
+      assert.equal(res.exitCode, 4, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(String(res.stderr), new RegExp(`^ERROR: your kport login expired: run kport login --proxy 127\\.0\\.0\\.1:${port} \\(it expired at .*\\)\\.$`));
+    }
+    const res = await kport(['status']);
+    assert.equal(res.exitCode, 4);
+    assert.match(String(res.stdout), /\(expired: your kport login expired: run kport login\)/);
+  });
+});
