@@ -139,7 +139,7 @@ export class KportServer {
         // Counted before the body is read: a refused guess costs as much as a good one.
         const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
         if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
-        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated), address, res);
+        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated, { deadlineMs: LIMITS.joinBodyMs }), address, res);
       }
       // Who is calling before anything else is read from them.
       caller = await this.#caller(connection, address);
@@ -178,7 +178,8 @@ export class KportServer {
       }
       if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } }, req);
       else res.end();
-      if (refused.code === 'cert_expired') connection?.drop();
+      // A stranger too slow to send a join goes with its connection; so does an expired certificate.
+      if (refused.code === 'cert_expired' || refused.code === 'too_slow') connection?.drop();
     }
   }
 
