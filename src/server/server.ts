@@ -2,7 +2,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease } from '../backend/backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent } from '../backend/backend.ts';
 import { certPem, generateKeys, hostClaims, issueLeaf, keyPem, publicKeyHash } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
@@ -17,7 +17,9 @@ import { ConnectionGuard, type Connection, type VerifiedCaller } from './connect
 import { BodyBudget, DEFAULT_JOIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
 import { TLS_POLICY } from './tls-policy.ts';
 import { readJson, send } from './http-body.ts';
+import { WatchGate } from './watch-gate.ts';
 import { WatchHub } from './watch-hub.ts';
+import { WriteBudget } from './write-budget.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -61,6 +63,7 @@ export class KportServer {
   readonly #watches = new Set<AbortController>();
   readonly #hub: WatchHub;
   readonly #watchCount = new WatchCount();
+  readonly #writes = new WriteBudget();
   readonly #hostCaKey: KeyObject;
 
   constructor(opts: ServerOptions) {
@@ -217,6 +220,8 @@ export class KportServer {
   async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
     const malformed = callProblem(call);
     if (malformed) throw new Refusal(400, 'bad_request', malformed);
+    // Before the value is parsed and judged: its size and the agent's write budget.
+    this.#writes.charge(caller.hostId, call);
     const backend = this.#opts.backend;
     const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
     const current = needsCurrent ? await backend.get(call.key) : undefined;
@@ -301,12 +306,17 @@ export class KportServer {
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
-    const unsubscribe = this.#hub.subscribe(call.prefix, (event) => {
-      const shown = agentEvent(event);
-      // A client that does not read its watch is cut off rather than buffered for without end.
-      if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
-      else if (shown) res.write(`${JSON.stringify(shown)}\n`);
+    const gate = new WatchGate<WatchEvent>({
+      stillThere: async () => Boolean(await currentAgent(this.#opts.backend, caller.hostId, caller.keyHash)),
+      deliver: (event) => {
+        const shown = agentEvent(event);
+        // A client that does not read its watch is cut off rather than buffered for without end.
+        if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
+        else if (shown) res.write(`${JSON.stringify(shown)}\n`);
+      },
+      removed: () => stop.abort(),
     });
+    const unsubscribe = this.#hub.subscribe(call.prefix, (event) => gate.push(event));
     // A removed agent's watch ends too, within a few seconds.
     const recheck = setInterval(() => {
       void currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => known || stop.abort(), () => undefined);
@@ -315,6 +325,7 @@ export class KportServer {
     const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
     await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
     unsubscribe();
+    gate.close();
     clearInterval(recheck);
     clearInterval(keepalive);
     this.#watches.delete(stop);
