@@ -21,8 +21,15 @@ CREATE TABLE IF NOT EXISTS meta (id INTEGER PRIMARY KEY CHECK (id = 1), revision
 INSERT OR IGNORE INTO meta (id, revision) VALUES (1, 0);
 `;
 
-/** How long watch events are kept for slow watchers, in revisions. */
+/** How long watch events are kept for slow watchers, in revisions... */
 const EVENT_HISTORY = 10_000;
+/**
+ * ... and in bytes of values: a writer replacing one large value in a loop would otherwise keep
+ * 10,000 copies of it. Checked every EVENT_BYTES_EVERY revisions; a watcher polls every 100 ms,
+ * so only one more than 64 MiB behind loses events.
+ */
+export const EVENT_HISTORY_BYTES = 64 << 20;
+const EVENT_BYTES_EVERY = 100;
 
 /**
  * The embedded default backend: one SQLite file in WAL mode, shared safely by several processes.
@@ -37,11 +44,13 @@ export class SqliteBackend implements Backend {
   #readOnlyBecause?: Error;
   readonly #now: () => number;
   readonly #pollMs: number;
+  readonly #historyBytes: number;
   readonly #stmts: Record<string, StatementSync>;
   #lastPurge = 0;
 
-  private constructor(db: DatabaseSync, path: string, now: () => number, pollMs: number) {
+  private constructor(db: DatabaseSync, path: string, now: () => number, pollMs: number, historyBytes = EVENT_HISTORY_BYTES) {
     this.#db = db;
+    this.#historyBytes = historyBytes;
     this.#path = path;
     this.#now = now;
     this.#pollMs = pollMs;
@@ -55,6 +64,8 @@ export class SqliteBackend implements Backend {
       event: db.prepare('INSERT INTO events (revision, key, type, value, expires, lease) VALUES (?, ?, ?, ?, ?, ?)'),
       events: db.prepare('SELECT revision, key, type, value, expires, lease FROM events WHERE revision > ? AND key >= ? AND key < ? ORDER BY revision'),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
+      // The newest revision past which the kept values add up to more than the byte budget.
+      trimEventBytes: db.prepare('DELETE FROM events WHERE revision <= (SELECT revision FROM (SELECT revision, SUM(octet_length(value)) OVER (ORDER BY revision DESC) AS kept FROM events) WHERE kept > ? ORDER BY revision DESC LIMIT 1)'),
       expired: db.prepare('SELECT key FROM kv WHERE (expires IS NOT NULL AND expires <= ?) OR lease IN (SELECT id FROM leases WHERE expires <= ?)'),
       dropLeases: db.prepare('DELETE FROM leases WHERE expires <= ?'),
       leaseExpires: db.prepare('SELECT expires FROM leases WHERE id = ?'),
@@ -64,7 +75,7 @@ export class SqliteBackend implements Backend {
     };
   }
 
-  static async open(path: string, opts: { now?: () => number; pollMs?: number } = {}): Promise<SqliteBackend> {
+  static async open(path: string, opts: { now?: () => number; pollMs?: number; eventHistoryBytes?: number } = {}): Promise<SqliteBackend> {
     const { DatabaseSync } = await import('node:sqlite');
     let db: DatabaseSync;
     try {
@@ -85,7 +96,7 @@ export class SqliteBackend implements Backend {
       backend.#readOnlyBecause = storeError(err, path, 'write');
       return backend;
     }
-    return new SqliteBackend(db, path, opts.now ?? Date.now, opts.pollMs ?? 100);
+    return new SqliteBackend(db, path, opts.now ?? Date.now, opts.pollMs ?? 100, opts.eventHistoryBytes);
   }
 
   async get(key: string): Promise<Item | undefined> {
@@ -211,6 +222,7 @@ export class SqliteBackend implements Backend {
   #nextRevision(): number {
     const revision = Number((this.#stmts.bump!.get() as { revision: number }).revision);
     if (revision % 1000 === 0) this.#stmts.trimEvents!.run(revision - EVENT_HISTORY);
+    if (revision % EVENT_BYTES_EVERY === 0) this.#stmts.trimEventBytes!.run(this.#historyBytes);
     return revision;
   }
 

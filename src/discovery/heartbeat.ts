@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Backend } from '../backend/backend.ts';
 import { DISCOVERY_SERVICE, liveState, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
-import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
+import { HEARTBEAT_LIMITS, safeHostname } from '../resources/heartbeat-limits.ts';
 import { leaderKey } from './leadership.ts';
 import { upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
@@ -22,7 +22,7 @@ export class Heartbeat {
     this.intervalMs = init.intervalMs;
     this.#spec = {
       host_id: init.hostId,
-      hostname: printableText(hostname(), HEARTBEAT_LIMITS.hostname),
+      hostname: safeHostname(hostname()),
       discovery_group: init.discoveryGroup,
       state: 'starting',
       started: init.now().toISOString(),

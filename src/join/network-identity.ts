@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { safeHostname } from '../resources/heartbeat-limits.ts';
 import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
@@ -65,7 +66,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     const send = () =>
       retrying(
         async () =>
-          anonymous.call<typeof issued>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: hostname(), csr: await createCsr(keys, hostname()), discovery_group: opts.discoveryGroup }),
+          anonymous.call<typeof issued>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup }),
         opts.signal,
         outage,
         opts.server,

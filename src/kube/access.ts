@@ -50,6 +50,15 @@ export async function accessFor(
   };
 }
 
+/**
+ * Whether a request header asks for impersonation: `Impersonate-*`, or a name a front proxy that
+ * reads '_' as '-' (as nginx and others may) would pass on as one, such as `Impersonate_Group`.
+ * The latter are never real impersonation headers, so they are refused with the other unknown ones.
+ */
+export function isImpersonation(name: string): boolean {
+  return name.toLowerCase().replace(/_/g, '-').startsWith('impersonate-');
+}
+
 export type ImpersonationResult = { ok: true; user: string; groups: string[] } | { ok: false; message: string };
 
 /**

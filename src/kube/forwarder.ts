@@ -5,7 +5,7 @@ import { PassThrough, type Duplex, type Readable, type Writable } from 'node:str
 import type { Dispatcher } from 'undici';
 import { describeConnectError } from '../core/net-errors.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
-import { resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
+import { isImpersonation, resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import { ChunkRelay, relay } from './relay.ts';
 import { isLongRunning, unsafePathReason } from './request-info.ts';
@@ -269,7 +269,7 @@ export class Forwarder {
     const groups: string[] = [];
     const other: string[] = [];
     for (const name in headers) {
-      if (!name.startsWith('impersonate-')) continue;
+      if (!isImpersonation(name)) continue;
       const value = headers[name];
       const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
       if (name === 'impersonate-user') user.push(...values);

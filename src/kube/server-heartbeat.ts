@@ -5,7 +5,7 @@ import type { KubernetesServiceConfig } from '../config/schema.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
-import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
+import { heartbeatClusters, safeHostname } from '../resources/heartbeat-limits.ts';
 import { listResources, upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
 import { isServed } from './targets.ts';
@@ -24,7 +24,7 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
   const interval = opts.intervalMs ?? KUBE_SERVER_HEARTBEAT_MS;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();
-  const host = printableText(hostname(), HEARTBEAT_LIMITS.hostname);
+  const host = safeHostname(hostname());
   let changed: (() => void) | undefined;
   void watchClusters(opts.backend, opts.signal, () => changed?.());
   while (!opts.signal.aborted) {
@@ -35,7 +35,7 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
         kind: KUBE_SERVER,
         version: 'v1',
         metadata: { name: opts.hostId, description: `kport kubernetes service on ${host}`, expires: new Date(at.getTime() + 3 * interval).toISOString() },
-        spec: { host_id: opts.hostId, hostname: host, clusters: clusters.slice(0, HEARTBEAT_LIMITS.clusters), started },
+        spec: { host_id: opts.hostId, hostname: host, clusters: heartbeatClusters(clusters), started },
       };
       await upsertResource(opts.backend, beat, at.getTime());
     } catch (err) {

@@ -8,7 +8,7 @@ import { labelsProblems, nameProblem } from './resource.ts';
 import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
 import { USER } from './role.ts';
 import { BUILTIN_ROLE_NAMES, checkRole } from '../roles/role.ts';
-import { HEARTBEAT_LIMITS } from './heartbeat-limits.ts';
+import { HEARTBEAT_LIMITS, hostnameProblem } from './heartbeat-limits.ts';
 import { freeTextProblem } from './text.ts';
 
 export const metadataSchema = z.strictObject({
@@ -85,6 +85,10 @@ const resourceName = z.string().superRefine((name, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 const time = z.string().datetime({ offset: true });
+const hostname = freeText('spec.hostname', HEARTBEAT_LIMITS.hostname).superRefine((name, ctx) => {
+  const problem = hostnameProblem('spec.hostname', name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 const count = z.number().int().nonnegative();
 const heartbeatMetadata = metadataSchema.extend({ description: freeText('metadata.description', 1024).optional() });
 
@@ -94,7 +98,7 @@ export const discoveryServiceSchema = z.strictObject({
   metadata: heartbeatMetadata,
   spec: z.strictObject({
     host_id: resourceName,
-    hostname: freeText('spec.hostname', HEARTBEAT_LIMITS.hostname).pipe(z.string().min(1)),
+    hostname: hostname,
     discovery_group: z.string(),
     state: z.enum(['leader', 'standby', 'starting', 'stopped']),
     started: time,
@@ -116,7 +120,7 @@ export const kubeServerSchema = z.strictObject({
   metadata: heartbeatMetadata,
   spec: z.strictObject({
     host_id: resourceName,
-    hostname: freeText('spec.hostname', HEARTBEAT_LIMITS.hostname).pipe(z.string().min(1)),
+    hostname: hostname,
     clusters: z.array(resourceName).max(HEARTBEAT_LIMITS.clusters),
     started: time,
   }),

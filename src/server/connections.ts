@@ -66,6 +66,8 @@ export class ConnectionGuard {
     // Before node:http2's own listener, so the session it makes finds its caller already verified.
     server.prependListener('secureConnection', (socket: TLSSocket) => this.#secured(socket));
     server.on('session', (session: ServerHttp2Session) => this.#session(session));
+    // After node's own listener, which sets the server's idle timeout on the session or socket it makes.
+    server.on('secureConnection', (socket: TLSSocket) => this.#shortenIdle(socket));
   }
 
   /** The connection a request came on; undefined only for a socket that closed meanwhile. */
@@ -86,7 +88,15 @@ export class ConnectionGuard {
       counted = false;
       if (this.#handshakeDone.get(id) === release) this.#handshakeDone.delete(id);
     };
-    raw.once('close', release);
+    // A peer that has sent nothing in a few seconds is not an agent (its ClientHello comes at once):
+    // it goes well before the handshake timeout, so it holds its address's handshake share briefly.
+    const silent = setTimeout(() => {
+      if (counted && raw.bytesRead === 0) raw.destroy();
+    }, LIMITS.silentMs).unref();
+    raw.once('close', () => {
+      clearTimeout(silent);
+      release();
+    });
     this.#handshakeDone.set(id, release);
   }
 
@@ -117,6 +127,14 @@ export class ConnectionGuard {
       state.timer.unref();
     };
     arm();
+  }
+
+  /** A stranger has a join or a login to make, not a connection to keep: it goes when idle a while. */
+  #shortenIdle(socket: TLSSocket): void {
+    const state = this.#bySocket.get(socket);
+    if (!state || 'notAfter' in state.caller) return;
+    if (state.session) state.session.setTimeout(LIMITS.unauthenticatedIdleMs);
+    else socket.setTimeout(LIMITS.unauthenticatedIdleMs);
   }
 
   #refuse(socket: Socket, why: string): void {

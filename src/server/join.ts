@@ -1,3 +1,4 @@
+import { hostnameProblem } from '../resources/heartbeat-limits.ts';
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/certs.ts';
@@ -62,8 +63,10 @@ export function parseJoinRequest(body: unknown): JoinRequest {
   if (unknown) throw new Refusal(400, 'bad_request', `kport agents join as ${AGENT_ROLES.join(' or ')}, not ${unknown}`);
   if (typeof b.hostname !== 'string' || !b.hostname) throw new Refusal(400, 'bad_request', 'a join needs the agent hostname');
   // `kport agents ls` shows it on an admin's terminal.
-  const hostnameProblem = freeTextProblem('the hostname', b.hostname, MAX_HOSTNAME);
-  if (hostnameProblem) throw new Refusal(400, 'bad_request', `${hostnameProblem}: send the machine's hostname`);
+  const unprintable = freeTextProblem('the hostname', b.hostname, MAX_HOSTNAME);
+  if (unprintable) throw new Refusal(400, 'bad_request', `${unprintable}: send the machine's hostname`);
+  const notHostname = hostnameProblem('the hostname', b.hostname);
+  if (notHostname) throw new Refusal(400, 'bad_request', `${notHostname}: send the machine's hostname`);
   if (typeof b.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a join needs a certificate request');
   const group = b.discovery_group ?? '';
   if (typeof group !== 'string' || (group !== '' && nameProblem(group))) throw new Refusal(400, 'bad_request', `discovery group "${String(group)}" is not a valid name`);

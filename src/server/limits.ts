@@ -33,6 +33,12 @@ export const LIMITS = {
   handshakesTotal: 1024,
   /** A TLS handshake that has not finished in this long is dropped. */
   handshakeMs: 10_000,
+  /** ... and a connection that has sent nothing at all (not even a ClientHello) in this long: an agent's comes at once. */
+  silentMs: 5_000,
+  /** A join body must have come whole within this long (a join is one small write), else 408. */
+  joinBodyMs: 10_000,
+  /** A connection without a host certificate that has done nothing for this long is closed (agents' connections: 120 s). */
+  unauthenticatedIdleMs: 20_000,
 } as const;
 
 /** Joins per source address: a token bucket; Teleport-style `period`/`average`/`burst`. */

@@ -7,6 +7,7 @@ import { kindPrefix } from '../resources/resource.ts';
 import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema } from '../resources/schemas.ts';
 import { Refusal } from './join.ts';
 import { LIMITS } from './limits.ts';
+import { freeTextProblem } from '../resources/text.ts';
 
 /** Who is calling, from a verified host certificate. */
 export interface HostCaller {
@@ -134,6 +135,27 @@ function clusterWriteRefusal(caller: HostCaller, call: Exclude<BackendCall, { op
   if (`${KUBE_CLUSTERS}${cluster.metadata.name}` !== call.key) return `names ${cluster.metadata.name} but writes ${call.key}`;
   if (cluster.spec.kubeconfig !== undefined || !cluster.spec.aws) return 'a discovered kube_cluster carries spec.aws and never a kubeconfig';
   if (!ownedBy(cluster, caller.group)) return `may write only cloud clusters of its own discovery group "${caller.group}"`;
+  return discoveredTextProblem(cluster);
+}
+
+/**
+ * What a discovered cluster's record shows on an admin's terminal (`kport get`, `kube ls`) is
+ * printable and bounded, as in heartbeats; and it does not expire: discovery deletes what it no
+ * longer sees, and a date set by an agent would only hide or keep a cluster against that.
+ */
+function discoveredTextProblem(cluster: { metadata: { description?: string; labels?: Record<string, string>; expires?: string }; spec: { aws?: { name: string; region: string; arn?: string } } }): string | undefined {
+  if (cluster.metadata.expires !== undefined) return 'writes kube_cluster resources without metadata.expires: discovery deletes what it no longer sees';
+  const texts: Array<[string, string | undefined, number]> = [
+    ['metadata.description', cluster.metadata.description, 1024],
+    ['spec.aws.name', cluster.spec.aws?.name, 100],
+    ['spec.aws.region', cluster.spec.aws?.region, 64],
+    ['spec.aws.arn', cluster.spec.aws?.arn, 2048],
+    ...Object.entries(cluster.metadata.labels ?? {}).map(([k, v]): [string, string, number] => [`label ${k}`, v, 256]),
+  ];
+  for (const [what, text, max] of texts) {
+    const problem = text === undefined ? undefined : freeTextProblem(what, text, max);
+    if (problem) return `wrote a kube_cluster that is not valid: ${problem}`;
+  }
   return undefined;
 }
 

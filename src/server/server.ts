@@ -21,7 +21,9 @@ import { OIDC_CALLBACK_PATH, redirect } from './oidc-routes.ts';
 import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
 import { TLS_POLICY } from './tls-policy.ts';
 import { readJson, send } from './http-body.ts';
+import { WatchGate } from './watch-gate.ts';
 import { WatchHub } from './watch-hub.ts';
+import { WriteBudget } from './write-budget.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -71,6 +73,7 @@ export class KportServer {
   readonly #hub: WatchHub;
   readonly #watchCount = new WatchCount();
   readonly #caKeys: { host: KeyObject; user: KeyObject };
+  readonly #writes = new WriteBudget();
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -153,7 +156,7 @@ export class KportServer {
         // Counted before the body is read: a refused guess costs as much as a good one.
         const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
         if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
-        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated), address, res);
+        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated, { deadlineMs: LIMITS.joinBodyMs }), address, res);
       }
       if (LOGIN_PATHS.has(path)) {
         this.#loginTurn(socket);
@@ -208,7 +211,8 @@ export class KportServer {
       }
       if (!res.headersSent) send(res, refused.status, { error: { code: refused.code, message: refused.message } }, req);
       else res.end();
-      if (refused.code === 'cert_expired') connection?.drop();
+      // A stranger too slow to send a join goes with its connection; so does an expired certificate.
+      if (refused.code === 'cert_expired' || refused.code === 'too_slow') connection?.drop();
     }
   }
 
@@ -285,6 +289,8 @@ export class KportServer {
   async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
     const malformed = callProblem(call);
     if (malformed) throw new Refusal(400, 'bad_request', malformed);
+    // Before the value is parsed and judged: its size and the agent's write budget.
+    this.#writes.charge(caller.hostId, call);
     const backend = this.#opts.backend;
     const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
     const current = needsCurrent ? await backend.get(call.key) : undefined;
@@ -375,13 +381,18 @@ export class KportServer {
     req.on('close', () => stop.abort());
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     res.write('\n');
-    const unsubscribe = this.#hub.subscribe(prefix, (event) => {
-      const shown = show(event);
-      // A client that does not read its watch is cut off rather than buffered for without end.
-      if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
-      else if (shown) res.write(`${JSON.stringify(shown)}\n`);
+    const gate = new WatchGate<WatchEvent>({
+      stillThere: alive,
+      deliver: (event) => {
+        const shown = show(event);
+        // A client that does not read its watch is cut off rather than buffered for without end.
+        if (res.writableLength > MAX_WATCH_BACKLOG) stop.abort();
+        else if (shown) res.write(`${JSON.stringify(shown)}\n`);
+      },
+      removed: () => stop.abort(),
     });
-    // A removed agent's or person's (or a locked person's) watch ends too, within a few seconds.
+    // No event written after a removal or a lock reaches the caller: the gate reads the record after each.
+    const unsubscribe = this.#hub.subscribe(prefix, (event) => gate.push(event));
     const recheck = setInterval(() => {
       void alive().then((yes) => yes || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
@@ -389,6 +400,7 @@ export class KportServer {
     const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
     await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
     unsubscribe();
+    gate.close();
     clearInterval(recheck);
     clearInterval(keepalive);
     this.#watches.delete(stop);

@@ -187,6 +187,28 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     assert.ok(refused.every((e) => e.user === 'alice' && e.path === '/api/v1/namespaces'));
   });
 
+  test('a header that a front proxy folding "_" to "-" would read as impersonation (Impersonate_Group) is refused and audited, never forwarded', async () => {
+    const { proc, kubeconfig } = await login();
+    try {
+      const { viaH2, viaH1, close } = proxyClient(kubeconfig);
+      seen.length = 0;
+      for (const name of ['impersonate_group', 'impersonate_user', 'Impersonate_Extra-scopes']) {
+        const h2 = await viaH2('GET', '/api/v1/namespaces', undefined, { [name.toLowerCase()]: 'system:masters' });
+        assert.equal(h2.status, 403, `${name} over HTTP/2: ${h2.body}`);
+        assert.match(h2.body, /impersonation header .* is not allowed through kport/);
+        const h1 = await viaH1('GET', '/api/v1/namespaces', `${name}: system:masters\r\nConnection: close\r\n`);
+        assert.match(h1, /^HTTP\/1\.1 403 /, `${name} over HTTP/1.1`);
+      }
+      assert.deepEqual(seen, [], 'nothing reached the cluster');
+      close();
+    } finally {
+      proc.kill('SIGINT');
+      await proc;
+    }
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(audit.filter((e) => e.status === 403 && /impersonation header impersonate_/.test(e.error)).length, 6, 'each refusal is on the record');
+  });
+
   test('request bodies reach the cluster whole from HTTP/2 and HTTP/1.1 clients; watches share HTTP/2 upstream, short requests take HTTP/1.1, a burst does not open a connection each', async () => {
     const { proc, kubeconfig } = await login();
     try {

@@ -1,5 +1,6 @@
 // The server's per-call authorisation, one module: what each role may read and write (DESIGN.md §9).
 // The same rules are exercised end to end, with real processes, in network-refusals.test.ts.
+import { hostnameProblem, safeHostname } from '../../src/resources/heartbeat-limits.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -89,7 +90,9 @@ test('heartbeats: free text printable and bounded, state one of its values, no e
   const put = (value: string): BackendCall => ({ op: 'put', key: '/resources/discovery_service/h1', value, ttl_ms: 60_000 });
   const error = (text: string) => ({ scope: 'matcher 0 / account 123456789012 / region us-east-1', error: text, at: '2026-11-26T10:00:00.000Z' });
   assert.equal(refusal(discovery, put(beat('h1', 'prod', { errors: [error('AccessDenied: not authorized to perform eks:ListClusters')] }))), undefined);
-  assert.equal(refusal(discovery, put(beat('h1', 'prod', { hostname: 'hôte-ünïcode.example' }))), undefined, 'printable non-ASCII is fine');
+  assert.equal(refusal(discovery, put(beat('h1', 'prod', { hostname: 'ip-10-0-0-1.ec2_internal' }))), undefined, 'an RFC 1123 host name (and "_") is fine');
+  // Printable, but it could pass for another agent's name in a table (issue 18, round 2, item G).
+  assert.match(refusal(discovery, put(beat('h1', 'prod', { hostname: 'hôte-ünïcode.example' }))) ?? '', /may hold only letters, digits/);
   const refused: Array<[string, RegExp]> = [
     [beat('h1', 'prod', { hostname: 'evil\u001b]0;pwned\u0007' }), /spec\.hostname: the hostname holds|spec\.hostname holds the unprintable character U\+001B/],
     [beat('h1', 'prod', { hostname: 'ok\u202egnp.exe' }), /unprintable character U\+202E/],
@@ -168,4 +171,12 @@ test('what real agents write passes the server: a discovery heartbeat with long,
   stop.abort();
   await beating;
   assert.equal(refusal(kube, { op: 'put', key: beat.key, value: beat.value, ttl_ms: 180_000 }), undefined, beat.value);
+});
+
+test('an agent makes its OS hostname an RFC 1123 host name before it sends it, whatever the OS says', () => {
+  for (const raw of ['vm (8d5d1fa8)          g1', 'ｖｍ', '\u3164', 'v\u0301m', '-rf', `${'a'.repeat(70)}.${'b'.repeat(300)}`, '', 'ip-10-0-0-1.ec2.internal']) {
+    const sent = safeHostname(raw);
+    assert.equal(hostnameProblem('the hostname', sent), undefined, `${JSON.stringify(raw)} became ${JSON.stringify(sent)}`);
+  }
+  assert.equal(safeHostname('ip-10-0-0-1.ec2.internal'), 'ip-10-0-0-1.ec2.internal');
 });
