@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { createCsr, generateKeys, keyPem } from '../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient } from '../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient } from '../src/client/server-client.ts';
 import { startServer } from '../test/helpers/network.ts';
 import { median, percentile, procStat, row } from './lib.ts';
 

@@ -15,7 +15,7 @@ import { tempDir, waitFor } from '../peers/process.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
 import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { loadAuthorities } from '../../src/server/authorities.ts';

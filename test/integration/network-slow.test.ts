@@ -9,7 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { createCsr, generateKeys } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 /** A real join (ServerClient, as an agent makes it): its host id, or the refusal's status. */
 async function tryJoin(server: TestServer, ca: string, token: string): Promise<string | number> {

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { waitFor } from '../peers/process.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/join/server-client.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 interface Joined {
   host_id: string;
