@@ -1,4 +1,5 @@
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { CredentialsError } from '../core/errors.ts';
 
 /** Refresh temporary credentials this long before they expire. */
 const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -29,6 +30,25 @@ export async function credentialsFor(assume: AssumeRole | undefined, region: str
       clientConfig: { region },
     }),
   );
+}
+
+/**
+ * Credentials to reach one EKS cluster from this machine (kube login, kube credentials, rbac). The
+ * SDK's chain finding none at all is not AWS refusing them: say what is missing and how to set it
+ * up, here, before any call. Any other failure (a role that may not be assumed, AWS unreachable) is
+ * said by the call that needs them, as before.
+ */
+export async function credentialsToReach(cluster: { name: string; region: string }, assume?: AssumeRole): Promise<AwsCredentialIdentityProvider> {
+  const credentials = await credentialsFor(assume, cluster.region);
+  try {
+    await credentials();
+  } catch (err) {
+    if ((err as { name?: string } | undefined)?.name === 'CredentialsProviderError') {
+      const said = String((err as Error).message ?? '').split('\n')[0]!.replace(/\.$/, '');
+      throw new CredentialsError('aws:credentials', `No AWS credentials on this machine to reach EKS cluster ${cluster.name} (${cluster.region}): the AWS SDK found none (${said}); run aws configure or aws sso login, or set AWS_PROFILE, and try again.`, { cause: err });
+    }
+  }
+  return credentials;
 }
 
 export function cached(provider: AwsCredentialIdentityProvider, now: () => number = Date.now): AwsCredentialIdentityProvider {

@@ -20,12 +20,12 @@ export interface EksConnection {
  * credentials. The local proxy, `rbac` and the Kubernetes agents all reach clusters through it.
  */
 export async function connectEks(cluster: { name: string; region: string }, opts: { assume?: AssumeRole; stsEndpoint?: string }): Promise<EksConnection> {
-  const [{ credentialsFor }, { describeEksEndpoint }, { createEksToken }] = await Promise.all([
+  const [{ credentialsToReach }, { describeEksEndpoint }, { createEksToken }] = await Promise.all([
     import('./credentials.ts'),
     import('./eks-cluster.ts'),
     import('./eks-token.ts'),
   ]);
-  const credentials = await credentialsFor(opts.assume, cluster.region);
+  const credentials = await credentialsToReach(cluster, opts.assume);
   const endpoint = await describeEksEndpoint(cluster.name, cluster.region, credentials);
   return {
     ...cluster,

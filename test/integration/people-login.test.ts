@@ -5,37 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { execa } from 'execa';
-import * as OTPAuth from 'otpauth';
 import { stringify } from 'yaml';
-import { KPORT_BIN } from '../helpers/agent.ts';
+import { person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
-import { tempDir, waitFor } from '../peers/process.ts';
 
 const cluster = (name: string, labels: Record<string, string>) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
-
-function person() {
-  const home = tempDir('person');
-  const env = { HOME: home, PATH: process.env.PATH ?? '' };
-  return {
-    home,
-    kport: (args: string[]) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env, extendEnv: false, reject: false, stdin: 'ignore' }),
-    /** kport login --password-stdin, answering once the enrolment is shown, as a script would. */
-    async loginWithInvite(args: string[], password: string) {
-      const proc = execa(process.execPath, [KPORT_BIN, 'login', ...args, '--password-stdin'], { cwd: home, env, extendEnv: false, reject: false, stdin: 'pipe' });
-      let stderr = '';
-      proc.stderr!.on('data', (c: Buffer) => (stderr += c));
-      let exited = false;
-      void proc.finally(() => (exited = true));
-      const uri = await waitFor('the TOTP enrolment', async () => /otpauth:\/\/\S+/.exec(stderr)?.[0] ?? (exited ? 'exited' : undefined), { timeoutMs: 30_000 });
-      assert.notEqual(uri, 'exited', stderr);
-      const code = (OTPAuth.URI.parse(uri) as OTPAuth.TOTP).generate();
-      proc.stdin!.end(`${password}\n${code}\n`);
-      const res = await proc;
-      return { ...res, stderr, code };
-    },
-  };
-}
 
 describe('people: invite, login, kube ls through the server, lock, logout', { timeout: 180_000 }, () => {
   let server: TestServer;

@@ -1,6 +1,8 @@
 import { UserError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
 import type { Backend } from '../../backend/backend.ts';
+import { AGENT } from '../../resources/agent.ts';
+import { resourceKey } from '../../resources/resource.ts';
 import type { Context } from '../../core/context.ts';
 import type { CommandDef } from '../command.ts';
 
@@ -21,8 +23,14 @@ export const agentsRm: CommandDef = {
   },
 };
 
-/** Removes the agent and what it said about itself (src/server/agent-removal.ts). Also `kport rm agent/HOST_ID`. */
+/**
+ * Removes the agent and what it said about itself (src/server/agent-removal.ts). Also `kport rm agent/HOST_ID`.
+ * Through the server, a person's delete of the agent's record is that removal, run and audited by
+ * the server as the person (src/server/person-calls.ts): leader keys and the audit trail are not
+ * a person's to touch, so the client sends that one delete and nothing else.
+ */
 export async function removeAgent(backend: Backend, hostId: string, ctx: Context, auditRetentionMs?: number): Promise<boolean> {
+  if (backend.kind === 'remote') return backend.delete(resourceKey(AGENT, hostId));
   const [{ removeAgent: remove }, { ServerAudit }] = await Promise.all([import('../../server/agent-removal.ts'), import('../../server/audit.ts')]);
   const audit = new ServerAudit(backend, { retentionMs: auditRetentionMs, log: () => {}, now: ctx.now });
   return remove(backend, hostId, audit, { reason: `removed by ${ctx.env.USER || ctx.env.LOGNAME || 'an unknown user'}` });

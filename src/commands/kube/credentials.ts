@@ -17,12 +17,12 @@ export const kubeCredentials: CommandDef = {
     const aws = cluster.spec.aws;
     if (!aws) throw new UsageError(`kube_cluster ${cluster.metadata.name} is not an EKS cluster: its kubeconfig holds its credentials.`);
     // Like `aws eks get-token`: a token needs only credentials, not DescribeCluster.
-    const [{ proxyIdentity }, { credentialsFor }, { createEksToken }] = await Promise.all([
+    const [{ proxyIdentity }, { credentialsToReach }, { createEksToken }] = await Promise.all([
       import('../../kube/targets.ts'),
       import('../../aws/credentials.ts'),
       import('../../aws/eks-token.ts'),
     ]);
-    const credentials = await credentialsFor(proxyIdentity(config.kubernetes_service, cluster), aws.region);
+    const credentials = await credentialsToReach(aws, proxyIdentity(config.kubernetes_service, cluster));
     const { token, expiresAt } = await createEksToken({ clusterName: aws.name, region: aws.region, credentials, stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined });
     // client-go says which ExecCredential version it wants; v1beta1 when it does not.
     let apiVersion = 'client.authentication.k8s.io/v1beta1';

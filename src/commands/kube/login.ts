@@ -23,7 +23,7 @@ export const kubeLogin: CommandDef = {
     const port = opts.port === undefined ? undefined : Number(opts.port);
     // 0, as everywhere else, means any free port.
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
-    const { config, backend, access, clusters, explain } = await personAccess(session, opts.user);
+    const { config, backend, access, clusters, explain, server } = await personAccess(session, opts.user);
     const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy, SNI_DOMAIN }, { createCA }, kubeconfig] = await Promise.all([
       import('../../kube/clusters.ts'),
       import('../../kube/access.ts'),
@@ -42,6 +42,10 @@ export const kubeLogin: CommandDef = {
     const targets = new Map<string, import('../../kube/forwarder.ts').ForwardTarget>();
     for (const name of clusterNames) {
       const { cluster, access: kubeAccess } = await resolveAllowedCluster(backend, clusters, name, explain);
+      // The server never hands people a cluster's kubeconfig (it holds credentials): only EKS clusters can be reached from here.
+      if (server && !cluster.spec.aws && !cluster.spec.kubeconfig) {
+        throw new UserError(`kube_cluster ${cluster.metadata.name} is reached through a kubeconfig that stays at the kport server at ${server}: through a server, kport kube login reaches EKS clusters (with this machine's AWS credentials); reach ${cluster.metadata.name} with kport kube login on the server's host.`);
+      }
       if (defaults.user || defaults.groups) {
         const check = resolveImpersonation(kubeAccess, { user: [], groups: [], other: [] }, defaults);
         if (!check.ok) throw new UsageError(`${cluster.metadata.name}: ${check.message}.`);

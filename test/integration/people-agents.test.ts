@@ -1,0 +1,96 @@
+// An editor logged in to a real `kport server start` removes agents through the server (the server
+// removes what the agent said about itself and audits it as the person); the agent's next call is
+// refused. An `access` person's removal is refused with the server's sentence, and nothing changes.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
+import { invitedPerson, type Person } from '../helpers/login.ts';
+import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
+
+describe('people: agents rm through the server', { concurrency: false, timeout: 240_000 }, () => {
+  let server: TestServer;
+  let ca: string;
+  let erin: Person;
+  let bob: Person;
+  const clients: ServerClient[] = [];
+
+  before(async () => {
+    server = await startServer();
+    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    erin = await invitedPerson(server, 'erin', ['editor']);
+    bob = await invitedPerson(server, 'bob', ['access']);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await server?.stop();
+  });
+
+  /** A discovery agent joined with a token, as `kport discover run` joins: its client holds its host certificate. */
+  async function joinedAgent(hostname: string): Promise<{ hostId: string; client: ServerClient }> {
+    const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+    clients.push(anonymous);
+    const pair = await generateKeys();
+    const issued = await anonymous.call<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname, csr: await createCsr(pair, hostname), discovery_group: 'prod' });
+    const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
+    clients.push(client);
+    await client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    return { hostId: issued.host_id, client };
+  }
+
+  async function refusedCall(client: ServerClient): Promise<ServerRefusal> {
+    try {
+      await client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    } catch (err) {
+      if (err instanceof ServerRefusal) return err;
+      throw err;
+    }
+    assert.fail('the removed agent\'s call was answered');
+  }
+
+  const agentIds = async () => {
+    const res = await server.kport(['get', 'agent', '-o', 'json']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    return (JSON.parse(String(res.stdout)) as Array<{ metadata: { name: string } }>).map((a) => a.metadata.name).sort();
+  };
+
+  test('an access person\'s agents rm is refused with the server\'s sentence, and the agent keeps working', async () => {
+    const agent = await joinedAgent('kept');
+    for (const args of [['agents', 'rm', agent.hostId], ['rm', `agent/${agent.hostId}`]]) {
+      const res = await bob.kport(args);
+      assert.equal(res.exitCode, 4, String(res.stderr));
+      assert.equal(String(res.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user bob (access) may not delete agent resources (no role allows it).`);
+    }
+    assert.ok((await agentIds()).includes(agent.hostId));
+    await agent.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+  });
+
+  test('an editor\'s agents rm removes the agent through the server: its next call is refused, the removal is audited as the editor', async () => {
+    const agent = await joinedAgent('gone');
+    const res = await erin.kport(['agents', 'rm', agent.hostId]);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.equal(String(res.stdout), `agent ${agent.hostId} has been removed; its next call to the server is refused and it stops.`);
+    assert.equal(String(res.stderr), '');
+    const refusal = await refusedCall(agent.client);
+    assert.equal(refusal.code, 'agent_removed');
+    assert.ok(!(await agentIds()).includes(agent.hostId));
+    const removal = (await auditEvents(server)).filter((e) => e.spec.type === 'agent.remove' && e.spec.host_id === agent.hostId);
+    assert.equal(removal.length, 1);
+    assert.equal((removal[0]!.spec as { user?: string }).user, 'erin');
+    assert.equal(removal[0]!.spec.reason, 'removed by erin');
+
+    // Again: there is no such agent now.
+    const again = await erin.kport(['agents', 'rm', agent.hostId]);
+    assert.equal(again.exitCode, 1, String(again.stderr));
+    assert.match(String(again.stderr), new RegExp(`agent "${agent.hostId}" not found: see \`kport agents ls\``));
+  });
+
+  test('an editor\'s kport rm agent/HOST does the same', async () => {
+    const agent = await joinedAgent('gone-too');
+    const res = await erin.kport(['rm', `agent/${agent.hostId}`]);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.equal(String(res.stdout), `agent "${agent.hostId}" has been deleted.`);
+    assert.equal((await refusedCall(agent.client)).code, 'agent_removed');
+    assert.ok(!(await agentIds()).includes(agent.hostId));
+  });
+});
