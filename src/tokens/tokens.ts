@@ -52,6 +52,14 @@ const nameOf = (id: string) => `tok-${id}`;
  * live at once, which bounds the scrypt work an unauthenticated join can cause.
  */
 export const MAX_CHOSEN_TOKENS = 5;
+/** An agent keeps its identity after joining, so a token only has to outlive one rollout. */
+export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
+/** `tokens add --uses`: at most this many joins. */
+export const MAX_TOKEN_USES = 10_000;
+/** The verifier addToken makes: scrypt at these costs, a 16-byte salt and a 32-byte hash (base64url). */
+export const VERIFIER = /^scrypt\$16384\$8\$1\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/;
+/** The name addToken gives a token: its 64-bit id. */
+export const TOKEN_NAME = /^tok-[0-9a-f]{16}$/;
 const MAX_SECRET_LENGTH = 256;
 const SCRYPT = { N: 16384, r: 8, p: 1 };
 const scryptAsync = promisify(scrypt) as (secret: string, salt: Buffer, len: number, opts: typeof SCRYPT) => Promise<Buffer>;

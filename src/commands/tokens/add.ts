@@ -3,8 +3,7 @@ import { UsageError } from '../../core/errors.ts';
 import { serialize } from '../../core/output.ts';
 import { parseLabelList } from '../../resources/labels.ts';
 import { labelsProblems } from '../../resources/resource.ts';
-
-const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
+import { MAX_TOKEN_TTL_MS, MAX_TOKEN_USES } from '../../tokens/tokens.ts';
 import type { CommandDef } from '../command.ts';
 
 /** What `tokens add` and `tokens ls` print for scripts: one shape (add adds the secret). */
@@ -43,11 +42,13 @@ export const tokensAdd: CommandDef = {
     let uses: number | undefined;
     if (opts.uses !== undefined) {
       uses = Number(opts.uses);
-      if (!Number.isInteger(uses) || uses < 1 || uses > 10_000) throw new UsageError(`--uses ${String(opts.uses)} is not a whole number from 1 to 10000.`);
+      if (!Number.isInteger(uses) || uses < 1 || uses > MAX_TOKEN_USES) throw new UsageError(`--uses ${String(opts.uses)} is not a whole number from 1 to ${MAX_TOKEN_USES}.`);
     }
     const labelProblems = labels ? labelsProblems(labels) : [];
     if (labelProblems.length > 0) throw new UsageError(`--labels: ${labelProblems.join('; ')}.`);
     const backend = await session.backend();
+    // Everything that can fail comes before the token is made: a failure must not leave a live token nobody saw.
+    const server = await joinTarget(session, backend);
     const { secret, token } = await addToken(backend, {
       roles,
       ttlMs,
@@ -56,7 +57,6 @@ export const tokensAdd: CommandDef = {
       uses,
       now: ctx.now(),
     });
-    const server = await serverInfo(backend, await session.config());
     // Like tctl: an explicit --format=text prints only the secret, for `> /tmp/token`.
     const format = session.format;
     if (format !== 'text') {
@@ -104,6 +104,17 @@ export const tokensAdd: CommandDef = {
     );
   },
 };
+
+/**
+ * The server agents join with this token: through a server, the one the login profile trusts (its
+ * pin was checked at login; the CA in the store is the server's alone to read) at the profile's
+ * address; locally, the one recorded in the store, at the config's address.
+ */
+async function joinTarget(session: import('../../core/session.ts').Session, backend: import('../../backend/backend.ts').Backend): Promise<{ pin: string; address: string } | undefined> {
+  const where = await session.where();
+  if (where.via === 'server') return { pin: where.profile.ca_pin, address: where.profile.proxy };
+  return serverInfo(backend, await session.config());
+}
 
 /** The server this store belongs to, once one has started: its CA pin and the address agents dial. */
 export async function serverInfo(backend: import('../../backend/backend.ts').Backend, config: import('../../config/load.ts').LoadedConfig): Promise<{ pin: string; address: string } | undefined> {
