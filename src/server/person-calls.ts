@@ -1,13 +1,16 @@
 import type { Backend, Item } from '../backend/backend.ts';
 import { AGENT } from '../resources/agent.ts';
 import { kindPrefix } from '../resources/resource.ts';
+import { TOKEN } from '../resources/token.ts';
 import { removeAgent } from './agent-removal.ts';
 import type { ServerAudit } from './audit.ts';
 import { Refusal } from './join.ts';
 import type { Person } from './people-routes.ts';
 import type { BackendCall } from './policy.ts';
+import { storeToken } from './token-record.ts';
 
 const AGENTS = kindPrefix(AGENT);
+const TOKENS = kindPrefix(TOKEN);
 
 /**
  * One /v1/backend call of a person, decided by their current roles (src/server/person-policy.ts)
@@ -22,6 +25,12 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
   if (why) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${why}`);
   const shown = (item: Item | undefined) => ({ item: (item && policy.view(item)) ?? null });
   const opts = 'ttl_ms' in call && call.ttl_ms !== undefined ? { ttlMs: call.ttl_ms } : {};
+  // A token is create-only (the policy refuses the rest) and checked as kport tokens add makes it.
+  if ((call.op === 'create' || call.op === 'put') && call.key.startsWith(TOKENS)) {
+    const stored = await storeToken(backend, JSON.parse(call.value) as Record<string, unknown>, call.ttl_ms, new Date(), () => backend.create(call.key, call.value, opts));
+    if ('refused' in stored) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
+    return shown(stored.item);
+  }
   switch (call.op) {
     case 'get':
       return shown(await backend.get(call.key));

@@ -177,9 +177,11 @@ describe('people: users, logins and user certificates at a real server', { timeo
 
   test('an editor adds tokens, roles (checked) and users (through /v1/users, with an invite), never raw user records or secrets', async () => {
     const carol = await enroll('carol', ['editor']);
-    const token = await backendCall(carol, { op: 'create', key: '/resources/token/tok-carol', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-carol' }, spec: { roles: ['discovery'], verifier: 'scrypt$16384$8$1$c2FsdA$aGFzaA' } }) });
+    const expires = new Date(Date.now() + 3_600_000).toISOString();
+    const verifier = `scrypt$16384$8$1$${'s'.repeat(22)}$${'h'.repeat(43)}`;
+    const token = await backendCall(carol, { op: 'create', key: '/resources/token/tok-00000000000ca201', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-00000000000ca201', expires }, spec: { roles: ['Discovery'], verifier } }), ttl_ms: 3_600_000 });
     assert.equal(token.status, 200, JSON.stringify(token.body));
-    const read = await backendCall(carol, { op: 'get', key: '/resources/token/tok-carol' });
+    const read = await backendCall(carol, { op: 'get', key: '/resources/token/tok-00000000000ca201' });
     assert.equal(JSON.parse(read.body.item.value).spec.verifier, undefined, "a token's verifier stays at the server");
     const role = { kind: 'role', version: 'v7', metadata: { name: 'ops' }, spec: { allow: { kubernetes_labels: { env: 'prod' } } } };
     assert.equal((await backendCall(carol, { op: 'put', key: '/resources/role/ops', value: JSON.stringify(role) })).status, 200);
