@@ -9,6 +9,12 @@ export const ATTEMPT_TTL_MS = 5 * 60_000;
  * cannot cut off people already in their browser. 1,000 attempts are about 5 MB at most.
  */
 export const MAX_ATTEMPTS = 1_000;
+/**
+ * Logins in flight from one source (an address, or an IPv6 /64: sourceKey): a person needs one or
+ * two, so this is plenty for a shared NAT, and the table fills only from 50 sources, not from the
+ * few a flood at the login rate limit needs.
+ */
+export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
 export type Outcome = { user: string; roles: string[] } | { refusal: OidcRefusal };
 
@@ -19,6 +25,8 @@ export interface Attempt {
   verifier: string;
   csr: string;
   redirectUri: string;
+  /** sourceKey of the address that began it. */
+  source: string;
   created: number;
   secretHash: Buffer;
   /** Set by the callback: the one-time code the browser carries to the client's loopback listener. */
@@ -44,6 +52,7 @@ export function sameSecret(expected: Buffer, given: string): boolean {
 export class Attempts {
   readonly #byId = new Map<string, Attempt>();
   readonly #byState = new Map<string, string>();
+  readonly #bySource = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(now: () => number) {
@@ -59,8 +68,13 @@ export class Attempts {
     if (this.#byId.size >= MAX_ATTEMPTS) {
       throw new OidcRefusal(503, 'oidc_busy', `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`);
     }
+    const mine = this.#bySource.get(attempt.source) ?? 0;
+    if (mine >= MAX_ATTEMPTS_PER_SOURCE) {
+      throw new OidcRefusal(429, 'oidc_busy', `${attempt.source} has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: finish or abandon one (each expires ${ATTEMPT_TTL_MS / 60_000} minutes after it began), then run kport login --auth oidc again.`);
+    }
     this.#byId.set(attempt.id, attempt);
     this.#byState.set(attempt.state, attempt.id);
+    this.#bySource.set(attempt.source, mine + 1);
   }
 
   get(id: string): Attempt | undefined {
@@ -78,8 +92,11 @@ export class Attempts {
   }
 
   delete(attempt: Attempt): void {
-    this.#byId.delete(attempt.id);
+    if (!this.#byId.delete(attempt.id)) return;
     this.#byState.delete(attempt.state);
+    const left = (this.#bySource.get(attempt.source) ?? 1) - 1;
+    if (left > 0) this.#bySource.set(attempt.source, left);
+    else this.#bySource.delete(attempt.source);
   }
 
   #expired(attempt: Attempt): boolean {

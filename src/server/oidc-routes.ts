@@ -25,11 +25,11 @@ function fields(body: unknown, names: string[]): Record<string, string> {
   return Object.fromEntries(names.map((n) => [n, object[n] as string]));
 }
 
-/** `{csr, redirect_uri}` → `{auth_url, attempt, secret}`. */
-export async function oidcBegin(login: OidcLogin | undefined, body: unknown): Promise<{ auth_url: string; attempt: string; secret: string }> {
+/** `{csr, redirect_uri}` → `{auth_url, attempt, secret}`; `source` is sourceKey of the caller's address. */
+export async function oidcBegin(login: OidcLogin | undefined, body: unknown, source: string): Promise<{ auth_url: string; attempt: string; secret: string }> {
   if (!login) throw notConfigured();
   const { csr, redirect_uri } = fields(body, ['csr', 'redirect_uri']);
-  const begun = await login.begin({ csr: csr!, redirectUri: redirect_uri! });
+  const begun = await login.begin({ csr: csr!, redirectUri: redirect_uri!, source });
   return { auth_url: begun.authUrl, attempt: begun.attempt, secret: begun.secret };
 }
 

@@ -70,7 +70,8 @@ export class OidcLogin {
     return this.#attempts.size;
   }
 
-  async begin(input: { csr: string; redirectUri: string }): Promise<{ authUrl: string; attempt: string; secret: string }> {
+  /** `source`: sourceKey of the caller's address, which may have MAX_ATTEMPTS_PER_SOURCE logins in flight. */
+  async begin(input: { csr: string; redirectUri: string; source: string }): Promise<{ authUrl: string; attempt: string; secret: string }> {
     if (typeof input.redirectUri !== 'string' || !loopbackUrl(input.redirectUri)) {
       throw new OidcRefusal(400, 'bad_request', 'redirect_uri must be http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (the client\'s own loopback listener): kport login --auth oidc makes one.');
     }
@@ -87,6 +88,7 @@ export class OidcLogin {
       verifier,
       csr: input.csr,
       redirectUri: input.redirectUri,
+      source: input.source,
       created: this.#now().getTime(),
       secretHash: digest(secret),
     };

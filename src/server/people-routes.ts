@@ -90,7 +90,7 @@ export class PeopleRoutes {
         return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
       }
       case OIDC_BEGIN_PATH:
-        return oidcBegin(this.#deps.oidc, body);
+        return oidcBegin(this.#deps.oidc, body, sourceKey(remoteIp));
       case OIDC_FINISH_PATH: {
         const { user, roles, csr } = await oidcFinish(this.#deps.oidc, body);
         const key = await csrKey(csr);

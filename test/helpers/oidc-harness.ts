@@ -3,6 +3,7 @@ import { createCA } from '../../src/kube/pki.ts';
 import { certPem, createAuthority, issueLeaf, verifiedCsrKey } from '../../src/pki/certs.ts';
 import { Refusal } from '../../src/server/join.ts';
 import type { OidcLogin } from '../../src/server/oidc.ts';
+import { sourceKey } from '../../src/server/limits.ts';
 import { OIDC_BEGIN_PATH, OIDC_CALLBACK_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish, redirect } from '../../src/server/oidc-routes.ts';
 
 export interface Harness {
@@ -39,7 +40,7 @@ export async function startHarness(): Promise<Harness> {
       const chunks: Buffer[] = [];
       for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-      if (req.method === 'POST' && url.pathname === OIDC_BEGIN_PATH) return send(res, 200, await oidcBegin(harness.login, body));
+      if (req.method === 'POST' && url.pathname === OIDC_BEGIN_PATH) return send(res, 200, await oidcBegin(harness.login, body, sourceKey(req.socket.remoteAddress)));
       if (req.method === 'POST' && url.pathname === OIDC_FINISH_PATH) {
         const { user, roles, csr } = await oidcFinish(harness.login, body);
         const key = await verifiedCsrKey(csr);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { addUser } from '../../src/people/users.ts';
+import { MAX_ATTEMPTS_PER_SOURCE } from '../../src/server/oidc-attempts.ts';
 import { listResources } from '../../src/resources/store.ts';
 import { Browser } from '../helpers/browser.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
@@ -51,6 +52,22 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     await store?.close();
     await server?.stop();
     await idp?.stop();
+  });
+
+  test(`one address may have ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in flight: the next from it is refused, a login from another address still goes through`, async () => {
+    const flood = { localAddress: '127.0.0.3' };
+    const { csr } = await keyAndCsr('flood');
+    for (let i = 0; i < MAX_ATTEMPTS_PER_SOURCE; i++) {
+      const begun = await post(server.port, '/v1/login/oidc/begin', { csr, redirect_uri: LOOPBACK }, flood);
+      assert.equal(begun.status, 200, `begin ${i}: ${JSON.stringify(begun.body)}`);
+    }
+    const refused = await post(server.port, '/v1/login/oidc/begin', { csr, redirect_uri: LOOPBACK }, flood);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'oidc_busy');
+    assert.match(refused.body.error.message, new RegExp(`^127\\.0\\.0\\.3 has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: .*kport login --auth oidc again\\.$`));
+    const alice = await loginAs('alice');
+    assert.equal(alice.status, 200, JSON.stringify(alice.body));
+    assert.equal(alice.body.user, 'alice');
   });
 
   test('alice signs in at the provider and gets a user certificate; her calls are decided by the roles her groups map to', async () => {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
-import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
+import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
 import { rolesForClaims, userFromClaims } from '../../src/server/oidc-claims.ts';
 import { loopbackUrl } from '../../src/server/oidc.ts';
 import { tempHome } from '../helpers/run.ts';
@@ -50,7 +50,7 @@ test('redirect_uri: only http on a loopback address with a port, nothing else in
 });
 
 describe('pending logins are bounded', () => {
-  const attempt = (id: string, created: number): Attempt => ({ id, state: `s-${id}`, nonce: 'n', verifier: 'v', csr: 'c', redirectUri: 'r', created, secretHash: digest('x') });
+  const attempt = (id: string, created: number, source = `10.0.${Number(id) >> 4}.1`): Attempt => ({ id, state: `s-${id}`, nonce: 'n', verifier: 'v', csr: 'c', redirectUri: 'r', source, created, secretHash: digest('x') });
 
   test(`at ${MAX_ATTEMPTS} logins in flight a new one is refused with one sentence; once they expire there is room again`, () => {
     let now = 0;
@@ -64,6 +64,18 @@ describe('pending logins are bounded', () => {
     table.add(attempt('next', now));
     assert.equal(table.size, 1);
     assert.equal(table.get('0'), undefined);
+  });
+
+  test(`one source may have ${MAX_ATTEMPTS_PER_SOURCE} logins in flight; another source still begins one; a finished one makes room`, () => {
+    const table = new Attempts(() => 0);
+    for (let i = 0; i < MAX_ATTEMPTS_PER_SOURCE; i++) table.add(attempt(`a${i}`, 0, '2001:db8::/64'));
+    assert.throws(() => table.add(attempt('a-late', 0, '2001:db8::/64')), { code: 'oidc_busy', message: /^2001:db8::\/64 has 20 OIDC logins in progress, the most one address may have/ });
+    table.add(attempt('b', 0, '192.0.2.7'));
+    table.delete(table.get('a0')!);
+    table.delete({ ...attempt('a0', 0, '2001:db8::/64') });
+    table.add(attempt('a-next', 0, '2001:db8::/64'));
+    assert.throws(() => table.add(attempt('a-last', 0, '2001:db8::/64')), { code: 'oidc_busy' }, 'a deleted attempt counts once');
+    assert.equal(table.size, MAX_ATTEMPTS_PER_SOURCE + 1);
   });
 
   test('an expired attempt is gone by id and by state', () => {
