@@ -7,6 +7,7 @@ import type { ServerAudit } from './audit.ts';
 import { Refusal } from './join.ts';
 import type { Person } from './people-routes.ts';
 import type { BackendCall } from './policy.ts';
+import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { storeToken } from './token-record.ts';
 
 const AGENTS = kindPrefix(AGENT);
@@ -31,27 +32,10 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
     if ('refused' in stored) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
     return shown(stored.item);
   }
-  switch (call.op) {
-    case 'get':
-      return shown(await backend.get(call.key));
-    case 'list':
-      return { items: policy.views(await backend.list(call.prefix)) };
-    case 'create':
-      return shown(await backend.create(call.key, call.value, opts));
-    case 'put':
-      return shown(current ? await backend.compareAndSwap(call.key, call.value, current.revision, opts) : await backend.create(call.key, call.value, opts));
-    case 'cas':
-      if (!current || current.revision !== call.revision) return { item: null };
-      return shown(await backend.compareAndSwap(call.key, call.value, call.revision, opts));
-    case 'delete': {
-      if (!current || (call.revision !== undefined && current.revision !== call.revision)) return { deleted: false };
-      if (call.key.startsWith(AGENTS)) {
-        const hostId = call.key.slice(AGENTS.length);
-        return { deleted: await removeAgent(backend, hostId, audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` }) };
-      }
-      return { deleted: await backend.delete(call.key, current.revision) };
-    }
-    default:
-      throw new Refusal(400, 'bad_request', `${call.op} is not a call people make`);
-  }
+  if (!isKeyCall(call)) throw new Refusal(400, 'bad_request', `${call.op} is not a call people make`);
+  const remove = async (key: string, revision: number) =>
+    key.startsWith(AGENTS)
+      ? removeAgent(backend, key.slice(AGENTS.length), audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })
+      : backend.delete(key, revision);
+  return applyStoreCall(backend, call, current, opts, (item) => policy.view(item), remove);
 }

@@ -10,7 +10,7 @@ import { encodeResource } from '../resources/store.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
-import { agentEvent, agentItem, agentItems } from './agent-view.ts';
+import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
 import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
 import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
@@ -22,6 +22,7 @@ import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter,
 import { TLS_POLICY } from './tls-policy.ts';
 import { readJson, send } from './http-body.ts';
 import { WatchGate } from './watch-gate.ts';
+import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
 import { WriteBudget } from './write-budget.ts';
 
@@ -298,25 +299,10 @@ export class KportServer {
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
     const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
-    // Every item goes back as an agent may see it: never a credential (agent-view.ts).
-    const shown = (item: Item | undefined) => ({ item: (item && agentItem(item)) ?? null });
     try {
+      // Every item goes back as an agent may see it: never a credential (agent-view.ts).
+      if (isKeyCall(call)) return await applyStoreCall(backend, call, current, opts, agentItem);
       switch (call.op) {
-        case 'get':
-          return shown(await backend.get(call.key));
-        case 'list':
-          return { items: agentItems(await backend.list(call.prefix)) };
-        case 'create':
-          return shown(await backend.create(call.key, call.value, opts));
-        case 'put':
-          // Replacing exactly what was checked: a put is a compare-and-swap at the revision authorised.
-          return shown(current ? await backend.compareAndSwap(call.key, call.value, current.revision, opts) : await backend.create(call.key, call.value, opts));
-        case 'cas':
-          if (!current || current.revision !== call.revision) return { item: null };
-          return shown(await backend.compareAndSwap(call.key, call.value, call.revision, opts));
-        case 'delete':
-          if (!current || (call.revision !== undefined && current.revision !== call.revision)) return { deleted: false };
-          return { deleted: await backend.delete(call.key, current.revision, opts) };
         case 'grant': {
           this.#sweepLeases();
           checkLeaseRoom(caller.hostId, this.#leases.values(), Date.now());
