@@ -3,7 +3,7 @@ import { UsageError, UserError } from '../core/errors.ts';
 import { splitHostPort } from '../core/host-port.ts';
 import { createCsr, generateKeys, keyPem } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
-import { profileName, readProfile, saveProfile, type Profile } from './profile.ts';
+import { checkProfilePermissions, profileName, readProfile, saveProfile, type Profile } from './profile.ts';
 import { fetchPinnedCA, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
 
 /** What every login endpoint answers (PEOPLE.md). */
@@ -40,6 +40,8 @@ export function checkPin(value: string): string {
  */
 export async function anonymousClient(home: string, address: ServerAddress, pin: string | undefined, warn: (message: string) => void): Promise<{ client: ServerClient; ca: string; pin: string }> {
   const kept = readProfile(home, profileName(address));
+  // The kept CA is trusted only from directories no one else can write; its old key is replaced, so its mode does not matter here.
+  if (kept) checkProfilePermissions(home, { dir: kept.dir });
   const ca = kept && (pin === undefined || pin === kept.ca_pin) ? kept.ca : await fetchPinnedCA(address, pin ? [pin] : [], warn, PIN_NAMES.person);
   const untrusted = { trusted: `this login trusts (${spkiPin(ca)})`, next: `if the server was rebuilt with new CAs, pass --ca-pin with its new pin` };
   return { client: new ServerClient(address, { ca, untrusted }), ca, pin: spkiPin(ca) };

@@ -2,7 +2,7 @@ import { AccessDeniedError } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
 import type { KubeAccess } from '../kube/access.ts';
 import type { RoleV7 } from '../roles/role.ts';
-import { checkCredential, currentProfile, kportHome, type Profile } from './profile.ts';
+import { checkCredential, checkProfilePermissions, currentProfile, kportHome, type Profile } from './profile.ts';
 import { OutageLog, parseServerAddress, ServerClient, ServerRefusal } from './server-client.ts';
 import { RemoteBackend } from './remote-backend.ts';
 
@@ -31,6 +31,7 @@ export function decideWhere(input: WhereInput): Where {
   const profile = currentProfile(home);
   if (!profile) return { via: 'local', why: `no profile in ${home} (kport login --proxy HOST:PORT to use a server)` };
   if (!profile.credential) return { via: 'local', why: `logged out of ${profile.proxy} (kport login to log in again)` };
+  checkProfilePermissions(home, profile);
   const { expires, matches } = checkCredential(profile.credential);
   if (!matches) throw new UserError(`The key in ${profile.dir} is not the one its certificate was issued for: run kport login --proxy ${profile.proxy} again.`, 4);
   return { via: 'server', why: `logged in to ${profile.proxy} as ${profile.user} (profile ${profile.dir})`, profile: profile as Extract<Where, { via: 'server' }>['profile'], expires };

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
@@ -86,6 +86,23 @@ export function readProfile(home: string, name: string): Profile | undefined {
 export function currentProfile(home: string): Profile | undefined {
   const name = currentProfileName(home);
   return name === undefined ? undefined : readProfile(home, name);
+}
+
+/**
+ * Refuses a profile others could read the key of or put files in (as ssh refuses an open private
+ * key): a readable key lets them act as this person; a writable kport home, profiles/ or profile
+ * directory lets them swap in their own key, certificate or server CA. Called before the profile's
+ * files are trusted; logout, which only removes the key, does not ask.
+ */
+export function checkProfilePermissions(home: string, profile: Pick<Profile, 'dir' | 'credential'>): void {
+  if (process.platform === 'win32') return;
+  for (const dir of [home, profilesDir(home), profile.dir]) {
+    if (statSync(dir).mode & 0o022) throw new UserError(`${dir} is writable by other users, who could replace your kport key or the server's CA in it: run chmod 700 ${dir}, then run the command again.`, 4);
+  }
+  const key = join(profile.dir, 'key.pem');
+  if (profile.credential && statSync(key).mode & 0o077) {
+    throw new UserError(`${key} can be read by other users, so kport will not use it: run chmod 600 ${key} (and kport login again if anyone may have read it).`, 4);
+  }
 }
 
 /**

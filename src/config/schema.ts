@@ -3,7 +3,7 @@ import { parseDuration } from '../core/duration.ts';
 import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
 import { closest } from './suggest.ts';
-import { BUILTIN_ROLE_NAMES } from '../roles/role.ts';
+import { reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -151,7 +151,16 @@ const role = z.strictObject({
   kubernetes_users: z.array(z.string()).default([]),
 });
 
-const user = z.strictObject({ name: z.string().min(1), roles: z.array(z.string()).default([]) });
+const user = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .superRefine((name, ctx) => {
+      const reserved = reservedUserNameProblem(name);
+      if (reserved) ctx.addIssue({ code: 'custom', message: reserved });
+    }),
+  roles: z.array(z.string()).default([]),
+});
 
 export const configSchema = z.strictObject({
   version: z.enum(['v1', 'v2', 'v3']).default('v3'),
@@ -233,7 +242,8 @@ export const configSchema = z.strictObject({
     .array(role)
     .superRefine((roles, ctx) => {
       for (const [i, r] of roles.entries()) {
-        if (BUILTIN_ROLE_NAMES.includes(r.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `${r.name} is a built-in kport role and cannot be redefined: give yours another name` });
+        const reserved = reservedRoleNameProblem(r.name);
+        if (reserved) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: reserved });
       }
     })
     .default([]),

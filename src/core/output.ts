@@ -14,21 +14,30 @@ export function parseFormat(value: string | undefined): Format {
 
 /**
  * What must never reach a terminal raw from text kport did not write itself (agent heartbeats,
- * EKS tags, argv): C0 and C1 controls and DEL (window titles, screen clears, 8-bit CSI), the
- * Unicode bidi controls that reorder what is shown after them, and the line and paragraph
- * separators some terminals and editors break lines at.
+ * EKS tags, argv, lock messages): C0 and C1 controls and DEL (window titles, screen clears, 8-bit
+ * CSI), every Unicode format character (the bidi controls that reorder what follows, U+200B and the
+ * other zero-width ones, the soft hyphen), lone surrogates, the line and paragraph separators some
+ * terminals break lines at, and the Hangul fillers, which are letters that show as nothing.
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const UNSAFE_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const HAS_UNSAFE = new RegExp(UNSAFE_BUT_NEWLINE.source);
+const INVISIBLE = '\\p{Cc}\\p{Cf}\\p{Cs}\\u2028\\u2029\\u115f\\u1160\\u3164\\uffa0';
+const UNSAFE = new RegExp(`[${INVISIBLE}]`, 'gu');
+const UNSAFE_BUT_NEWLINE = new RegExp(`(?!\\n)[${INVISIBLE}]`, 'gu');
+const HAS_UNSAFE = new RegExp(UNSAFE_BUT_NEWLINE.source, 'u');
+/** What JSON.stringify leaves raw: it escapes C0 and lone surrogates itself, so a raw C0 is the layout's own newline. */
+const UNSAFE_IN_JSON = new RegExp(`(?![\\u0000-\\u001f])[${INVISIBLE}]`, 'gu');
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/** `\u200b`; a character beyond U+FFFF as its two UTF-16 halves, as JSON and JavaScript read them. */
+function unicodeEscape(c: string): string {
+  return [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
+}
 
 function escapeChar(c: string): string {
   const code = c.charCodeAt(0);
-  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : unicodeEscape(c));
 }
 
-/** One line of text with every unsafe character shown as an escape (`\x1b`, `\u202e`, `\n`): table cells, names in messages. */
+/** One line of text with every unsafe character shown as an escape (`\x1b`, `\u202e`, `\u200b`, `\n`): table cells, names in messages. */
 export function printable(text: string): string {
   return text.replace(UNSAFE, escapeChar);
 }
@@ -38,10 +47,9 @@ export function printableMessage(text: string): string {
   return text.replace(UNSAFE_BUT_NEWLINE, escapeChar);
 }
 
-/** JSON text as JSON.stringify made it, with the unsafe characters it leaves raw (DEL, C1, bidi) as \u escapes: the same value, read back. */
+/** JSON text as JSON.stringify made it, with the unsafe characters it leaves raw (DEL, C1, format characters) as \u escapes: the same value, read back. */
 export function terminalSafeJson(json: string): string {
-  // JSON.stringify escapes C0 in strings, so a raw one is the layout's own newline.
-  return json.replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(UNSAFE_IN_JSON, unicodeEscape);
 }
 
 /** Recursively sorts object keys so machine output is stable (STYLE.md 7). */
@@ -90,7 +98,7 @@ function toYaml(value: unknown): string {
       if (typeof node.value === 'string' && mustDoubleQuote(node.value)) node.type = 'QUOTE_DOUBLE';
     },
   });
-  // yaml's double quotes escape C0 controls but leave DEL, C1 and bidi raw; every one of them is inside double quotes now.
+  // yaml's double quotes escape C0 controls but leave DEL, C1 and format characters raw; every one of them is inside double quotes now.
   return doc.toString().replace(UNSAFE_BUT_NEWLINE, escapeChar);
 }
 

@@ -6,6 +6,7 @@ import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { createResource, listResources } from '../resources/store.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
+import { reservedUserNameProblem } from '../roles/role.ts';
 import { PeopleError } from './errors.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
 import { LOCK, activeLock, lockKey, secretsKey, type Lock, type PersonUser, type UserAuth } from './store.ts';
@@ -49,6 +50,8 @@ export async function addUser(
   actor?: Actor,
 ): Promise<{ user: string; invite: string; expires: string }> {
   const name = checkName(input.name);
+  const reserved = reservedUserNameProblem(name);
+  if (reserved) throw new PeopleError(400, 'bad_request', `user name ${name} is refused: ${reserved}.`);
   const roles = await checkRoles(backend, input.roles, input.configRoles);
   const ttl = inviteTtl(input.inviteTtlMs);
   const user: PersonUser = { kind: USER, version: 'v2', metadata: { name }, spec: { roles, auth: 'local', created: now.toISOString(), uid: randomUUID() } };

@@ -154,8 +154,8 @@ const auditEvent: ResourceKind<AuditEvent> = {
   kind: AUDIT_EVENT,
   typed: 'audit',
   aliases: ['audit', 'audit_events', 'events'],
-  headers: ['Time', 'Type', 'Outcome', 'Host', 'Token', 'Action', 'Reason', 'From'],
-  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.host_id ?? '-', e.spec.token_name ?? '-', e.spec.action ?? '-', e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
+  headers: ['Time', 'Type', 'Outcome', 'User', 'Host', 'Token', 'Action', 'Reason', 'From'],
+  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.user ?? '-', e.spec.host_id ?? '-', e.spec.token_name ?? '-', e.spec.action ?? '-', e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
   dto: asStored,
   find: byName(AUDIT_EVENT),
 };

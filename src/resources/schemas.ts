@@ -7,7 +7,7 @@ import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
 import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
 import { USER } from './role.ts';
-import { BUILTIN_ROLE_NAMES, checkRole } from '../roles/role.ts';
+import { checkRole, reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
 import { HEARTBEAT_LIMITS, hostnameProblem } from './heartbeat-limits.ts';
 import { freeTextProblem } from './text.ts';
 
@@ -59,18 +59,22 @@ export const kubeClusterSchema = z
 export const roleSchema = z.unknown().transform((doc, ctx) => {
   const { role, problems } = checkRole(doc);
   for (const p of problems) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });
-  if (role && BUILTIN_ROLE_NAMES.includes(role.metadata.name)) {
-    ctx.addIssue({ code: 'custom', path: ['metadata.name'], message: `${role.metadata.name} is a built-in kport role and cannot be redefined: give yours another name` });
-  }
+  const reserved = role && reservedRoleNameProblem(role.metadata.name);
+  if (reserved) ctx.addIssue({ code: 'custom', path: ['metadata.name'], message: reserved });
   return role ?? z.NEVER;
 });
 
-export const userSchema = z.strictObject({
-  kind: z.literal(USER),
-  version: z.literal('v2').default('v2'),
-  metadata: metadataSchema,
-  spec: z.strictObject({ roles: z.array(z.string()).default([]) }),
-});
+export const userSchema = z
+  .strictObject({
+    kind: z.literal(USER),
+    version: z.literal('v2').default('v2'),
+    metadata: metadataSchema,
+    spec: z.strictObject({ roles: z.array(z.string()).default([]) }),
+  })
+  .superRefine((u, ctx) => {
+    const reserved = reservedUserNameProblem(u.metadata.name);
+    if (reserved) ctx.addIssue({ code: 'custom', path: ['metadata', 'name'], message: reserved });
+  });
 
 // Heartbeats agents write through the server (DESIGN.md §9): every field bounded, free text
 // printable, so an agent can neither fill the store nor drive an admin's terminal.

@@ -302,3 +302,27 @@ export const BUILTIN_ROLES: readonly RoleV7[] = Object.freeze([
 ] satisfies RoleV7[]);
 
 export const BUILTIN_ROLE_NAMES: readonly string[] = BUILTIN_ROLES.map((r) => r.metadata.name);
+
+/**
+ * The built-in role a name reads as, whatever its case: `Editor` next to `editor` in `kport get
+ * role` or `users ls` reads as the built-in one, so neither roles nor users may take such a name.
+ */
+export function builtinRoleNamed(name: string): string | undefined {
+  return BUILTIN_ROLE_NAMES.find((b) => b === name.toLowerCase());
+}
+
+/** The sentence refusing a role named like a built-in one; undefined for any other name. */
+export function reservedRoleNameProblem(name: string): string | undefined {
+  const builtin = builtinRoleNamed(name);
+  if (!builtin) return undefined;
+  return `${name} is a built-in kport role${name === builtin ? '' : ` (${builtin}, in another case)`} and cannot be redefined: give yours another name`;
+}
+
+/**
+ * The sentence refusing a user named like a built-in role (`editor` beside the role editor in
+ * `users ls` reads as a role). Names of other roles stay allowed: roles come and go after users do.
+ */
+export function reservedUserNameProblem(name: string): string | undefined {
+  const builtin = builtinRoleNamed(name);
+  return builtin && `${name} reads as the built-in role ${builtin}, so no user may be named so: pick another name`;
+}

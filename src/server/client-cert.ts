@@ -16,7 +16,8 @@ export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; use
   if (!socket.authorized && String(socket.authorizationError) === 'CERT_HAS_EXPIRED') {
     // Checked here for its message: the per-call check (people-routes.ts) says the same of a login that expires on an open connection.
     const expired = new X509Certificate(peer.raw);
-    if (expired.verify(keys.user) && userClaims(peer.raw)) return new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(expired.validTo).toISOString()}: run kport login`);
+    const claims = expired.verify(keys.user) ? userClaims(peer.raw) : undefined;
+    if (claims) return new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(expired.validTo).toISOString()}: run kport login`, undefined, claims.user);
   }
   if (!socket.authorized) return new Refusal(401, 'unauthenticated', `the client certificate was not issued by this cluster's host CA (agents) or user CA (people) (${String(socket.authorizationError)}): join again, or run kport login`);
   const cert = new X509Certificate(peer.raw);

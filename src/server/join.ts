@@ -21,11 +21,14 @@ export class Refusal extends Error {
   readonly status: number;
   readonly code: string;
   readonly tokenName?: string;
-  constructor(status: number, code: string, message: string, tokenName?: string) {
+  /** The person a refused certificate names when it is the user CA's own (an expired login), for the audit trail. */
+  readonly user?: string;
+  constructor(status: number, code: string, message: string, tokenName?: string, user?: string) {
     super(message);
     this.status = status;
     this.code = code;
     this.tokenName = tokenName;
+    this.user = user;
   }
 }
 

@@ -198,7 +198,7 @@ export class KportServer {
         // A removed agent is refused after its certificate was verified: the event names that host.
         const verified = caller ?? connection?.caller;
         const login = refusedLogin(err);
-        const person = verified && 'person' in verified ? verified.person : login.user;
+        const person = verified && 'person' in verified ? verified.person : (refused.user ?? login.user);
         await this.#opts.audit.record({
           type: LOGIN_PATHS.has(path) || path === OIDC_CALLBACK_PATH ? 'user.login' : person ? 'user.call' : path === '/v1/join' ? 'agent.join' : path === '/v1/renew' ? 'agent.renew' : 'agent.call',
           outcome: 'refused',

@@ -86,3 +86,21 @@ test('built-in role names cannot be taken, and roles kport cannot honour are ref
   assert.equal(conf.exitCode, 2);
   assert.match(String(conf.stderr), /roles\[0\]\.name \(line 5\): access is a built-in kport role and cannot be redefined/);
 });
+
+test('built-in role names are reserved whatever their case: a role Editor, a config role ACCESS, users named editor are refused', async () => {
+  const { home, config, kport } = setup();
+  const file = join(home, 'Editor.yaml');
+  writeFileSync(file, 'kind: role\nversion: v7\nmetadata: { name: Editor }\nspec:\n  allow:\n    rules: [{ resources: ["*"], verbs: ["*"] }]\n');
+  const refused = await kport(['create', '-f', file]);
+  assert.equal(refused.exitCode, 2, String(refused.stderr));
+  assert.match(String(refused.stderr), /metadata\.name: Editor is a built-in kport role \(editor, in another case\) and cannot be redefined: give yours another name/);
+  writeFileSync(file, 'kind: user\nversion: v2\nmetadata: { name: Editor }\nspec: { roles: [access] }\n');
+  assert.match(String((await kport(['create', '-f', file])).stderr), /Editor reads as the built-in role editor, so no user may be named so: pick another name/);
+  assert.equal(String((await kport(['get', 'role', '-o', 'json'])).stdout), '[]');
+  assert.equal(String((await kport(['get', 'user', '-o', 'json'])).stdout), '[]');
+  writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, roles: [{ name: 'ACCESS', kubernetes_labels: { env: 'dev' } }], users: [{ name: 'auditor', roles: ['access'] }] }));
+  const conf = await kport(['get', 'role']);
+  assert.equal(conf.exitCode, 2);
+  assert.match(String(conf.stderr), /ACCESS is a built-in kport role \(access, in another case\) and cannot be redefined/);
+  assert.match(String(conf.stderr), /auditor reads as the built-in role auditor, so no user may be named so/);
+});

@@ -333,7 +333,10 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.equal(await store.get('/resources/token/tok-forged'), undefined);
     const refused = (await auditEvents()).filter((e) => e.outcome === 'refused');
     assert.ok(refused.some((e) => /not issued by this cluster's host CA \(agents\) or user CA \(people\)/.test(e.reason ?? '')));
-    assert.ok(refused.some((e) => /your kport login expired/.test(e.reason ?? '')));
+    // The expired certificate was the user CA's own: the event is a person's call and names them.
+    const expiredCall = refused.find((e) => /your kport login expired/.test(e.reason ?? ''));
+    assert.equal(expiredCall?.type, 'user.call', JSON.stringify(expiredCall));
+    assert.equal(expiredCall?.user, 'hank');
     assert.ok(refused.some((e) => /person's call: it needs a user certificate/.test(e.reason ?? '')));
   });
 

@@ -41,6 +41,24 @@ test('json output escapes what JSON.stringify leaves raw (DEL, C1, bidi) and rea
   assert.deepEqual(JSON.parse(text), value);
 });
 
+/** Format characters (general category Cf) and Hangul fillers: a terminal shows none of them, so a name or message can hide text or look like another. */
+const INVISIBLE = 'ad\u200bmin\u00ad\u200c\u200d\u2060\ufeff\u180e\u3164\u115f\u1160\uffa0\u{e0001}x';
+const RAW_INVISIBLE = /[\p{Cf}\u3164\u115f\u1160\uffa0]/u;
+
+test('invisible characters (every Unicode format character, Hangul fillers) are escaped in text, messages, JSON and YAML, and read back the same', () => {
+  assert.equal(printable('a\u200bb\u00adc\u3164d\ufeffe'), 'a\\u200bb\\xadc\\u3164d\\ufeffe');
+  assert.equal(printableMessage('one\n\u200btwo'), 'one\n\\u200btwo');
+  assert.doesNotMatch(printable(INVISIBLE), RAW_INVISIBLE);
+  assert.doesNotMatch(renderTable(['User'], [[INVISIBLE]], { tty: true }), RAW_INVISIBLE);
+  const json = serialize({ message: INVISIBLE }, 'json');
+  assert.match(json, /ad\\u200bmin\\u00ad/);
+  assert.doesNotMatch(json, RAW_INVISIBLE);
+  assert.equal(JSON.parse(json).message, INVISIBLE);
+  const yaml = serialize({ message: INVISIBLE }, 'yaml');
+  assert.doesNotMatch(yaml, RAW_INVISIBLE);
+  assert.equal(parse(yaml, { version: '1.1' }).message, INVISIBLE);
+});
+
 // What YAML 1.1 readers (PyYAML, Ruby, Go yaml.v2) change if it is left plain; the e2e test reads it with PyYAML itself.
 const AMBIGUOUS = ['no', 'No', 'NO', 'yes', 'on', 'off', 'Off', 'y', 'n', 'Y', 'N', 'true', 'False', '~', 'null', 'Null', '', '2024-01-01', '2001-12-14t21:59:43.10-05:00', '0755', '0o17', '0x1F', '0b101', '1_000', '1:20', '190:20:30.15', '1e3', '-.5', '.inf', '.NaN', '+12', '<<', '=', '12', '1.0'];
 
