@@ -1,6 +1,7 @@
 import type { OidcAuthentication } from '../config/schema.ts';
 import { valueMatches } from '../resources/labels.ts';
 import { nameProblem } from '../resources/resource.ts';
+import { reservedUserNameProblem } from '../roles/role.ts';
 import { Refusal } from './join.ts';
 
 /**
@@ -62,7 +63,7 @@ export function userFromClaims(settings: Pick<OidcAuthentication, 'username_clai
   if (claim === 'email' && claims.email_verified !== true) {
     throw new OidcRefusal(403, 'oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`);
   }
-  const problem = nameProblem(value);
+  const problem = nameProblem(value) ?? reservedUserNameProblem(value);
   if (problem) throw new OidcRefusal(403, 'oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`);
   return value;
 }

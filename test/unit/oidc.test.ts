@@ -38,6 +38,8 @@ describe('the user name from the ID token', () => {
     assert.equal(userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'alice' }), 'alice');
     assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { sub: 'x' }), { code: 'oidc_no_username', message: /sent no preferred_username claim .*claims seen: sub\): set auth_service\.authentication\.username_claim/ });
     assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: '../admin' }), { code: 'oidc_bad_username' });
+    // A person named like a built-in role reads as that role in every listing.
+    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'Editor' }), { code: 'oidc_bad_username', message: /built-in role editor/ });
     assert.throws(() => userFromClaims({ username_claim: 'email' }, { email: 'a@example.com', email_verified: false }), { code: 'oidc_email_unverified' });
   });
 });
