@@ -55,6 +55,23 @@ export interface JoinDeps {
   authorities: Authorities;
   hostCertTtlMs: number;
   now: () => Date;
+  /** When each host last renewed, in this process (absent: renewals are not paced). */
+  renewals?: Map<string, number>;
+}
+
+const MAX_PACED_HOSTS = 100_000;
+
+/**
+ * An agent renews at two thirds of its certificate's life (and again after a lost answer), so a
+ * host renewing more often than once a quarter of that life is a loop, not an agent: each renewal
+ * costs a signature and an audit event. Refused with 429, which agents wait out.
+ */
+function checkRenewalPace(deps: JoinDeps, hostId: string): void {
+  const last = deps.renewals?.get(hostId);
+  if (last === undefined) return;
+  const gapMs = Math.max(1000, deps.hostCertTtlMs / 4);
+  const since = deps.now().getTime() - last;
+  if (since < gapMs) throw new Refusal(429, 'renew_too_soon', `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`);
 }
 
 /** Whether a body is a join request, and what is wrong with it otherwise. */
@@ -180,6 +197,7 @@ export async function currentAgent(backend: Backend, hostId: string, keyHash: st
 export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, body: unknown): Promise<IssuedIdentity> {
   // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
   if (deps.now().getTime() >= caller.notAfter) throw new Refusal(401, 'cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
+  checkRenewalPace(deps, caller.hostId);
   const b = body as { csr?: unknown; roles?: unknown } | undefined;
   if (typeof b?.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a renewal needs a certificate request');
   const asked = b.roles === undefined ? caller.roles : b.roles;
@@ -197,5 +215,9 @@ export async function renew(deps: JoinDeps, caller: { hostId: string; roles: str
     host: { roles: [...new Set(asked.map((r) => r.toLowerCase()))], discovery_group: caller.group },
   });
   const pemText = certPem(cert);
+  if (deps.renewals) {
+    if (deps.renewals.size >= MAX_PACED_HOSTS) deps.renewals.clear();
+    deps.renewals.set(caller.hostId, deps.now().getTime());
+  }
   return { host_id: caller.hostId, roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles, discovery_group: caller.group, cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
 }

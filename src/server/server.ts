@@ -81,7 +81,7 @@ export class KportServer {
     this.#hub = new WatchHub(opts.backend);
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
-    this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()) };
+    this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
   }
 

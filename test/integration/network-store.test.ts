@@ -77,6 +77,27 @@ describe('network mode: what one agent can make the server store and show', { co
       client.close();
     }
   }
+  test('an agent renews at most once a quarter of its certificate\'s life: a renewal loop is refused with 429', async () => {
+    const pair = await generateKeys();
+    const joiner = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+    const secret = await server.token('discovery');
+    const issued = await joiner.call<Omit<Joined, 'key'>>('/v1/join', { token: secret, roles: ['discovery'], hostname: 'renewer', csr: await createCsr(pair, 'renewer'), discovery_group: 'prod' });
+    joiner.close();
+    const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
+    try {
+      const csr = await createCsr(pair, issued.host_id);
+      const first = await agent.call<{ cert: string }>('/v1/renew', { csr });
+      assert.match(first.cert, /BEGIN CERTIFICATE/);
+      // Each renewal is a signature and an audit event: a loop of them is not an agent's pace.
+      const again = await agent.call('/v1/renew', { csr }).then(() => undefined, (err: unknown) => err);
+      assert.ok(again instanceof ServerRefusal, 'a second renewal at once was answered');
+      assert.equal(again.status, 429);
+      assert.match(again.message, /renewed its certificate \d+ s ago: a certificate is renewed at two thirds of its life, at most once every 21600 s/);
+    } finally {
+      agent.close();
+    }
+  });
+
   /** Makes `id` the leader of `group` (a lease and the leader key): the fence its cluster writes carry. */
   async function lead(s: ClientHttp2Session, id: Joined, group: string): Promise<{ key: string; value: string }> {
     const granted = await call(s, { op: 'grant', ttl_ms: 60_000 });
