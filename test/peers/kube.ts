@@ -32,8 +32,13 @@ export interface KubeApiserver {
   stop(): Promise<void>;
 }
 
+export interface KubeApiserverOptions {
+  /** Lets the apiserver reach a (kwok) kubelet on 127.0.0.1 for exec, logs and port-forward: a client cert and InternalIP first. */
+  kubeletClient?: boolean;
+}
+
 /** A real kube-apiserver (RBAC, static tokens) on a real etcd, on free loopback ports. */
-export async function startKubeApiserver(): Promise<KubeApiserver> {
+export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promise<KubeApiserver> {
   const dir = tempDir('apiserver');
   const etcd = await startEtcd({ members: 1 });
   const ca = await createCA('kport-test-apiserver-ca');
@@ -46,7 +51,16 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
     saKey: join(dir, 'sa.key'),
     saPub: join(dir, 'sa.crt'),
     tokens: join(dir, 'tokens.csv'),
+    kubeletCert: join(dir, 'kubelet-client.crt'),
+    kubeletKey: join(dir, 'kubelet-client.key'),
   };
+  const kubeletFlags: string[] = [];
+  if (opts.kubeletClient) {
+    const kubeletClient = await ca.issue({ commonName: 'kube-apiserver-kubelet-client', usage: 'client' });
+    writeFileSync(files.kubeletCert, kubeletClient.cert);
+    writeFileSync(files.kubeletKey, kubeletClient.key, { mode: 0o600 });
+    kubeletFlags.push(`--kubelet-client-certificate=${files.kubeletCert}`, `--kubelet-client-key=${files.kubeletKey}`, '--kubelet-preferred-address-types=InternalIP');
+  }
   const admin: Identity = { user: 'admin', token: 'admin-token-0123456789', groups: ['system:masters'] };
   const proxy: Identity = { user: 'kport-proxy', token: 'proxy-token-0123456789', groups: ['kport'] };
   const nobody: Identity = { user: 'nobody', token: 'nobody-token-0123456789', groups: [] };
@@ -78,6 +92,7 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
     '--disable-admission-plugins=ServiceAccount',
     '--enable-priority-and-fairness=false',
     '--v=0',
+    ...kubeletFlags,
   ], { dir });
   const server = `https://127.0.0.1:${port}`;
   const dispatcher = new Agent({ connect: { ca: ca.cert }, allowH2: false });

@@ -1,5 +1,5 @@
 // Provisions the real test peers without root (DESIGN.md §8): moto in a venv, and
-// kube-apiserver, kubectl (current and older releases), etcd and helm built with `go build`, all
+// kube-apiserver, kubectl (current and older releases), etcd, helm and kwok built with `go build`, all
 // cached under ${XDG_CACHE_HOME:-~/.cache}/kport-peers so a fresh clone reuses them. Idempotent.
 //
 // A first run is CPU-bound compiling Go. What is cut: kube-apiserver, kubectl and etcd come from
@@ -9,11 +9,11 @@
 // and while its single-threaded linker runs); the venv installs meanwhile (it waits on the network).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BINARIES, HELM_VERSION, KUBERNETES_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
+import { BINARIES, HELM_VERSION, KUBERNETES_VERSION, KWOK_STAGES, KWOK_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strict = process.env.CI === 'true' || process.env.CI === '1';
@@ -58,6 +58,8 @@ interface GoBuild {
   outDir: string;
   /** The binaries the tests run; a build is skipped when all exist under a matching stamp. */
   outputs: string[];
+  /** Files of a dependency's module copied next to the binaries (kwok's Stages, which its binary does not embed). */
+  moduleFiles?: { module: string; paths: string[] };
 }
 
 /** One `go build` of every package of a module into a scratch directory, then moved into place. */
@@ -73,6 +75,11 @@ async function goBuild(b: GoBuild): Promise<void> {
   await timed(`go build of ${b.what}`, () =>
     run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${scratch}/`, ...b.packages], { cwd: join(here, b.dir), env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } }),
   );
+  if (b.moduleFiles) {
+    const listed = spawnSync('go', ['list', '-m', '-f', '{{.Dir}}', b.moduleFiles.module], { cwd: join(here, b.dir), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+    if (listed.status !== 0) throw new Error(`go list -m ${b.moduleFiles.module} failed: ${listed.stderr}`);
+    for (const path of b.moduleFiles.paths) copyFileSync(join(listed.stdout.trim(), path), join(scratch, basename(path)));
+  }
   for (const out of b.outputs) renameSync(join(scratch, basename(out)), out);
   rmSync(scratch, { recursive: true, force: true });
   writeFileSync(stampFile, stamp);
@@ -95,11 +102,19 @@ const goBuilds: GoBuild[] = [
     outputs: [BINARIES.oldKubectl(version)],
   })),
   { what: `helm ${HELM_VERSION}`, dir: 'helm', packages: ['helm.sh/helm/v3/cmd/helm'], outDir: dirname(BINARIES.helm()), outputs: [BINARIES.helm()] },
+  {
+    what: `kwok ${KWOK_VERSION}`,
+    dir: 'kwok',
+    packages: ['sigs.k8s.io/kwok/cmd/kwok'],
+    outDir: dirname(BINARIES.kwok()),
+    outputs: [BINARIES.kwok(), ...BINARIES.kwokStages()],
+    moduleFiles: { module: 'sigs.k8s.io/kwok', paths: KWOK_STAGES },
+  },
 ];
 
 async function provisionGo(): Promise<void> {
   if (!have('go', ['version'])) {
-    problems.push('go is missing: install Go 1.24 or newer (https://go.dev/dl/) to build kube-apiserver, kubectl, etcd and helm');
+    problems.push('go is missing: install Go 1.24 or newer (https://go.dev/dl/) to build kube-apiserver, kubectl, etcd, helm and kwok');
     return;
   }
   for (const b of goBuilds) mkdirSync(b.outDir, { recursive: true });
