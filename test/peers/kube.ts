@@ -33,7 +33,10 @@ export interface KubeApiserver {
 }
 
 export interface KubeApiserverOptions {
-  /** Lets the apiserver reach a (kwok) kubelet on 127.0.0.1 for exec, logs and port-forward: a client cert and InternalIP first. */
+  /**
+   * The flags a real cluster gives its apiserver to reach kubelets (a client cert, InternalIP first),
+   * for kwok on 127.0.0.1. kwok v0.8.0 as test/peers/kwok.ts runs it also answers without them.
+   */
   kubeletClient?: boolean;
 }
 
