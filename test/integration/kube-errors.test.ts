@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import { KPORT_BIN } from '../helpers/agent.ts';
+import { kubeHome } from '../helpers/kube-home.ts';
 import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { freePort, havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES, KUBERNETES_VERSION, OLD_KUBECTL_VERSIONS } from '../peers/versions.ts';
@@ -38,25 +39,16 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
     if (!havePeer(t as never, 'kube-apiserver and kubectl', [BINARIES.kubeApiserver(), BINARIES.etcd(), ...kubectls().map(([, b]) => b)])) return;
     api = await startKubeApiserver();
     home = tempDir('kube-errors');
-    env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'none') };
-    writeFileSync(
-      env.KPORT_CONFIG!,
-      stringify({
-        version: 'v3',
-        teleport: { data_dir: join(home, 'data') },
-        roles: [
-          { name: 'dev', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['developers'] },
-          { name: 'two-users', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'], kubernetes_users: ['dave', 'dave-admin'] },
-        ],
-        users: [
-          { name: 'alice', roles: ['dev'] },
-          { name: 'dave', roles: ['two-users'] },
-        ],
-      }),
-    );
-    // The proxy's identity may impersonate (kport's ClusterRole, applied by kport itself).
-    const boot = await execa(process.execPath, [KPORT_BIN, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], { env: { ...env, KUBECONFIG: api.kubeconfig(api.admin) }, extendEnv: false, reject: false });
-    assert.equal(boot.exitCode, 0, String(boot.stderr));
+    env = await kubeHome(api, home, {
+      roles: [
+        { name: 'dev', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['developers'] },
+        { name: 'two-users', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'], kubernetes_users: ['dave', 'dave-admin'] },
+      ],
+      users: [
+        { name: 'alice', roles: ['dev'] },
+        { name: 'dave', roles: ['two-users'] },
+      ],
+    });
     // "unreachable" names a loopback port nothing listens on: every request gets kport's 502.
     unreachablePort = await freePort();
     const clusters = [

@@ -11,6 +11,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { KPORT_BIN } from '../helpers/agent.ts';
+import { kubeHome } from '../helpers/kube-home.ts';
 import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { clusterExec, clusterLogs, clusterPortForward, criLogLine, startKwok, type Kwok } from '../peers/kwok.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
@@ -40,28 +41,17 @@ describe('exec, logs and port-forward through the kube login proxy to kwok pods'
     writeFileSync(logsFile, criLogLine('first line') + criLogLine('second line'));
     api = await startKubeApiserver({ kubeletClient: true });
     kwok = await startKwok(api, [clusterExec(), clusterLogs(logsFile), clusterPortForward((echo.address() as { port: number }).port)]);
-    env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'no-such-kubeconfig') };
-    writeFileSync(
-      env.KPORT_CONFIG!,
-      stringify({
-        version: 'v3',
-        teleport: { data_dir: join(home, 'data') },
-        roles: [
-          { name: 'operate', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['operators'] },
-          { name: 'view', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['viewers'] },
-        ],
-        users: [
-          { name: 'olga', roles: ['operate'] },
-          { name: 'vic', roles: ['view'] },
-        ],
-      }),
-    );
-    const adminKubeconfig = api.kubeconfig(api.admin);
-    const boot = await execa(process.execPath, [KPORT_BIN, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {
-      env: { ...env, KUBECONFIG: adminKubeconfig },
-      extendEnv: false,
+    env = await kubeHome(api, home, {
+      roles: [
+        { name: 'operate', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['operators'] },
+        { name: 'view', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['viewers'] },
+      ],
+      users: [
+        { name: 'olga', roles: ['operate'] },
+        { name: 'vic', roles: ['view'] },
+      ],
     });
-    assert.equal(boot.exitCode, 0, String(boot.stderr));
+    const adminKubeconfig = api.kubeconfig(api.admin);
     const k = (...args: string[]) => run(kubectlPath, ['--kubeconfig', adminKubeconfig, ...args]);
     await k('create', 'namespace', 'apps');
     await k('create', 'clusterrole', 'operator', '--verb=get,list,create', '--resource=pods,pods/log,pods/exec,pods/portforward');

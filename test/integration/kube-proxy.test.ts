@@ -12,6 +12,7 @@ import { parse, stringify } from 'yaml';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createCA } from '../../src/kube/pki.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
+import { kubeHome } from '../helpers/kube-home.ts';
 import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES, OLD_KUBECTL_VERSIONS } from '../peers/versions.ts';
@@ -29,34 +30,22 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     if (!havePeer(t as never, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
     api = await startKubeApiserver();
     home = tempDir('kube');
-    env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'no-such-kubeconfig') };
-    writeFileSync(
-      env.KPORT_CONFIG!,
-      stringify({
-        version: 'v3',
-        teleport: { data_dir: join(home, 'data') },
-        roles: [
-          { name: 'dev', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['developers'] },
-          { name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] },
-          { name: 'ops-admin', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'], kubernetes_users: ['dave', 'dave-admin'] },
-          { name: 'elsewhere', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] },
-        ],
-        users: [
-          { name: 'alice', roles: ['dev'] },
-          { name: 'bob', roles: ['ops'] },
-          { name: 'carol', roles: ['elsewhere'] },
-          { name: 'dave', roles: ['ops-admin'] },
-          { name: 'erin', roles: ['dev', 'ops'] },
-        ],
-      }),
-    );
-    // The proxy's identity holds only kport's ClusterRole (DESIGN §7), applied by kport itself.
-    const adminKubeconfig = api.kubeconfig(api.admin);
-    const boot = await execa(process.execPath, [KPORT_BIN, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {
-      env: { ...env, KUBECONFIG: adminKubeconfig },
-      extendEnv: false,
+    env = await kubeHome(api, home, {
+      roles: [
+        { name: 'dev', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['developers'] },
+        { name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] },
+        { name: 'ops-admin', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'], kubernetes_users: ['dave', 'dave-admin'] },
+        { name: 'elsewhere', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] },
+      ],
+      users: [
+        { name: 'alice', roles: ['dev'] },
+        { name: 'bob', roles: ['ops'] },
+        { name: 'carol', roles: ['elsewhere'] },
+        { name: 'dave', roles: ['ops-admin'] },
+        { name: 'erin', roles: ['dev', 'ops'] },
+      ],
     });
-    assert.equal(boot.exitCode, 0);
+    const adminKubeconfig = api.kubeconfig(api.admin);
     const k = (...args: string[]) => run(kubectlPath, ['--kubeconfig', adminKubeconfig, ...args]);
     await k('create', 'namespace', 'team-a');
     await k('create', 'namespace', 'team-b');
