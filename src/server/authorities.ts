@@ -4,8 +4,12 @@ import type { SigningAuthority } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
 import { createSealKey, readSealKey, seal as sealWith, sealPath as sealPathOf, unseal, type Sealed } from '../pki/seal.ts';
 
-/** The server's three CAs (DESIGN.md §9): its own TLS, agents' host certs, people's user certs. */
-export const AUTHORITY_NAMES = ['server_tls', 'host', 'user'] as const;
+/**
+ * The server's three CAs (DESIGN.md §9): its own TLS, agents' host certs, people's user certs; and
+ * the key that signs the identities the server sends Kubernetes agents (src/tunnel/identity.ts),
+ * kept the same way, its self-signed certificate the public half agents are given.
+ */
+export const AUTHORITY_NAMES = ['server_tls', 'host', 'user', 'kube_identity'] as const;
 export type AuthorityName = (typeof AUTHORITY_NAMES)[number];
 
 export interface Authority extends SigningAuthority {
@@ -54,14 +58,14 @@ export async function loadAuthorities(backend: Backend, dataDir: string): Promis
       // Another server starting at the same moment may win: then its CA is the one.
       const won = await backend.create(caKey(name), JSON.stringify(stored));
       if (won) {
-        created = true;
+        if (name === 'server_tls') created = true;
         return { ...fresh, name, certPem: stored.cert } satisfies Authority;
       }
       return openAuthority(JSON.parse((await backend.get(caKey(name)))!.value) as StoredAuthority, seal!, sealPath);
     }),
   );
-  const [serverTls, host, user] = await Promise.all(entries);
-  return { authorities: { server_tls: serverTls!, host: host!, user: user!, pin: spkiPin(serverTls!.certPem) }, created, seal };
+  const [serverTls, host, user, kubeIdentity] = await Promise.all(entries);
+  return { authorities: { server_tls: serverTls!, host: host!, user: user!, kube_identity: kubeIdentity!, pin: spkiPin(serverTls!.certPem) }, created, seal };
 }
 
 async function openAuthority(stored: StoredAuthority, seal: Buffer, sealPath: string): Promise<Authority> {
