@@ -19,6 +19,25 @@ export interface AuditEventSpec {
   action?: string;
   reason?: string;
   remote_addr?: string;
+  // Kubernetes requests (kube.request) and exec/attach sessions (session.start, session.end).
+  cluster?: string;
+  kube_user?: string;
+  kube_groups?: string[];
+  verb?: string;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  status?: number;
+  duration_ms?: number;
+  /** Joins kport's audit to the cluster's own (Impersonate-Extra kport.dev/session-id) and names a recording. */
+  session_id?: string;
+  pod?: string;
+  container?: string;
+  command?: string;
+  /** Whether the session's output was recorded (kport play SESSION_ID). */
+  recorded?: boolean;
+  /** Bytes of the session's recording. */
+  bytes?: number;
 }
 
 export type AuditEvent = Resource<AuditEventSpec>;

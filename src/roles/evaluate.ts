@@ -46,6 +46,19 @@ export class RoleSet {
     return { users, groups };
   }
 
+  /**
+   * Whether exec and attach on a cluster with these labels must be recorded: a role sets
+   * require_session_recording and allows the cluster, or sets it and allows no cluster at all (a
+   * role that only carries the option applies it everywhere). The strictest role wins.
+   */
+  requiresSessionRecording(clusterLabels: Record<string, string>): boolean {
+    return this.roles.some((r) => {
+      if (r.spec.options?.require_session_recording !== true) return false;
+      const labels = r.spec.allow.kubernetes_labels;
+      return labels === undefined || Object.keys(labels).length === 0 || matchLabels(labels, clusterLabels);
+    });
+  }
+
   /** The shortest max_session_ttl of the roles, capped at `defaultMs`. */
   maxSessionTtlMs(defaultMs: number): number {
     const ttls = this.roles.flatMap((r) => {

@@ -14,11 +14,17 @@ export interface RoleConditions {
   rules?: { resources: string[]; verbs: string[] }[];
 }
 
+export interface RoleOptions {
+  max_session_ttl?: string;
+  /** exec and attach on the clusters this role allows must be recorded: unrecordable ones (SPDY) are refused. */
+  require_session_recording?: boolean;
+}
+
 export interface RoleV7 {
   kind: 'role';
   version: 'v7';
   metadata: { name: string; description?: string; labels?: Record<string, string> };
-  spec: { allow: RoleConditions; deny?: RoleConditions; options?: { max_session_ttl?: string } };
+  spec: { allow: RoleConditions; deny?: RoleConditions; options?: RoleOptions };
 }
 
 /** What rules name: kport's resource kinds, and Teleport's names where they mean the same thing. */
@@ -228,12 +234,23 @@ function checkKubernetesResources(value: unknown, path: string, side: 'allow' | 
 
 function readOptions(value: unknown, report: Report): RoleV7['spec']['options'] {
   if (value === undefined || value === null) return undefined;
-  if (!isObject(value)) return void report('spec.options', 'expected a mapping (max_session_ttl)');
-  unknownKeys(value, ['max_session_ttl'], 'spec.options', report, 'kport reads max_session_ttl only');
-  if (value.max_session_ttl === undefined) return undefined;
+  if (!isObject(value)) return void report('spec.options', 'expected a mapping (max_session_ttl, require_session_recording)');
+  unknownKeys(value, ['max_session_ttl', 'require_session_recording'], 'spec.options', report, 'kport reads max_session_ttl and require_session_recording only');
+  const options: RoleOptions = {};
   const ttl = value.max_session_ttl;
-  if (typeof ttl !== 'string' || !ttlMs(ttl)) return void report('spec.options.max_session_ttl', `expected a duration such as 8h or 30m, got ${JSON.stringify(ttl)}`);
-  return { max_session_ttl: ttl };
+  if (ttl !== undefined) {
+    if (typeof ttl !== 'string' || !ttlMs(ttl)) report('spec.options.max_session_ttl', `expected a duration such as 8h or 30m, got ${JSON.stringify(ttl)}`);
+    else options.max_session_ttl = ttl;
+  }
+  // YAML 1.1 spellings (yes, on, off) mean what they say, as in the config.
+  const spelled = { true: true, yes: true, on: true, false: false, no: false, off: false } as Record<string, boolean>;
+  const raw = value.require_session_recording;
+  const recording = typeof raw === 'string' ? (spelled[raw.toLowerCase()] ?? raw) : raw;
+  if (recording !== undefined) {
+    if (typeof recording !== 'boolean') report('spec.options.require_session_recording', `expected true or false, got ${JSON.stringify(recording)}`);
+    else if (recording) options.require_session_recording = true;
+  }
+  return Object.keys(options).length > 0 ? options : undefined;
 }
 
 /** A Teleport duration in milliseconds; undefined when it is not one or not positive. */

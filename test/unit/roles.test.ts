@@ -110,7 +110,7 @@ test('bad roles: every problem named by key path, with did-you-mean, traits, ver
   assert.match(message, /spec\.allow\.rules\[0\]\.verbs: unknown verb "lst": did you mean list\?/);
   assert.match(message, /spec\.allow\.rules\[1\]: kport cannot evaluate where/);
   assert.match(message, /spec\.options\.max_session_ttl: expected a duration such as 8h or 30m, got "forever"/);
-  assert.match(message, /spec\.options\.forward_agent: unknown key \(kport reads max_session_ttl only\)/);
+  assert.match(message, /spec\.options\.forward_agent: unknown key \(kport reads max_session_ttl and require_session_recording only\)/);
   assert.match(problems({ kind: 'role', version: 'v3', metadata: { name: 'x' }, spec: { allow: {} } }), /version: kport reads Teleport roles of version v5, v6, v7, v8 \(got "v3"\)/);
   assert.match(problems({ kind: 'role', metadata: { name: 'x' }, spec: { alow: {} } }), /spec\.alow: unknown key: did you mean allow\?/);
   assert.match(problems({ kind: 'role', metadata: { name: 'x' }, spec: { allow: { kubernetes_labels: { env: '^(a$' } } } }), /not a regular expression RE2 accepts/);
