@@ -28,9 +28,10 @@ import { usersLs } from './users/ls.ts';
 import { usersRm } from './users/rm.ts';
 import { usersLock } from './users/lock.ts';
 import { usersUnlock } from './users/unlock.ts';
+import { play } from './play/play.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, completion, version];
 
 /** `kport --help`: the first hour, in the order people take it. */
 export const PROGRAM_EXAMPLES = [

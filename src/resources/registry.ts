@@ -150,12 +150,28 @@ const kubeServer: ResourceKind<KubeServer> = {
   find: byName(KUBE_SERVER),
 };
 
+/**
+ * What an event did, in one cell: a Kubernetes request as `verb resource/name -n ns -> status`, an
+ * exec session as `exec ns/pod -- command [recorded|not recorded] session ID`, anything else its action.
+ */
+function auditAction(e: AuditEvent): string {
+  const s = e.spec;
+  if (s.type === 'kube.request' && s.verb) {
+    return `${s.verb} ${s.resource ?? '?'}${s.name ? `/${s.name}` : ''}${s.namespace ? ` -n ${s.namespace}` : ''}${s.status !== undefined ? ` -> ${s.status}` : ''}`;
+  }
+  if (s.type.startsWith('session.')) {
+    const recorded = s.recorded === undefined ? '' : s.recorded ? ' [recorded]' : ' [not recorded]';
+    return `${s.action ?? 'exec'} ${s.namespace ?? '?'}/${s.pod ?? '?'}${s.command ? ` -- ${s.command}` : ''}${recorded} session ${s.session_id ?? '?'}`;
+  }
+  return s.action ?? '-';
+}
+
 const auditEvent: ResourceKind<AuditEvent> = {
   kind: AUDIT_EVENT,
   typed: 'audit',
   aliases: ['audit', 'audit_events', 'events'],
-  headers: ['Time', 'Type', 'Outcome', 'User', 'Host', 'Token', 'Action', 'Reason', 'From'],
-  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.user ?? '-', e.spec.host_id ?? '-', e.spec.token_name ?? '-', e.spec.action ?? '-', e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
+  headers: ['Time', 'Type', 'Outcome', 'User', 'Cluster', 'Host', 'Token', 'Action', 'Reason', 'From'],
+  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.user ?? '-', e.spec.cluster ?? '-', e.spec.host_id ?? '-', e.spec.token_name ?? '-', auditAction(e), e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
   dto: asStored,
   find: byName(AUDIT_EVENT),
 };

@@ -25,6 +25,8 @@ import { WatchGate } from './watch-gate.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
 import { WriteBudget } from './write-budget.ts';
+import { auditCall, recordingCall } from './audit-routes.ts';
+import type { SessionRecorder } from './recording/recorder.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -49,6 +51,8 @@ export interface ServerOptions {
   joinRate?: RateLimit;
   /** What people's logins and calls need: the seal key (TOTP secrets), the config's roles, the OIDC relying party. */
   people: Pick<PeopleDeps, 'sealKey' | 'configRoles' | 'oidc'>;
+  /** Records exec and attach sessions (src/server/recording/); kport play reads them back. */
+  recorder?: SessionRecorder;
 }
 
 /**
@@ -185,6 +189,8 @@ export class KportServer {
           return await this.#watch(caller, parseCall(body), req, res);
         case '/v1/whoami':
         case '/v1/users':
+        case '/v1/audit':
+        case '/v1/recordings':
           throw new Refusal(403, 'forbidden', `${path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
         default:
           throw new Refusal(404, 'not_found', `no such API call: ${path}`);
@@ -240,6 +246,10 @@ export class KportServer {
         return send(res, 200, await this.#people.whoami(person));
       case '/v1/users':
         return send(res, 200, await this.#people.users(person, body, address));
+      case '/v1/audit':
+        return send(res, 200, await auditCall(this.#opts.backend, person, body, this.#deps.now().getTime()));
+      case '/v1/recordings':
+        return send(res, 200, await recordingCall(this.#opts.recorder?.dir, person, body));
       case '/v1/backend': {
         const call = parseCall(body);
         const malformed = callProblem(call);

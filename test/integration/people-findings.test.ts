@@ -78,7 +78,7 @@ describe('people: the black-box findings, through the server', { timeout: 240_00
     const res = await server.kport(['get', 'audit']);
     assert.equal(res.exitCode, 0, String(res.stderr));
     const [header, ...rows] = String(res.stdout).trimEnd().split('\n').map((l) => l.split('\t'));
-    assert.deepEqual(header, ['Time', 'Type', 'Outcome', 'User', 'Host', 'Token', 'Action', 'Reason', 'From']);
+    assert.deepEqual(header, ['Time', 'Type', 'Outcome', 'User', 'Cluster', 'Host', 'Token', 'Action', 'Reason', 'From']);
     assert.ok(rows.some((r) => r[1] === 'user.login' && r[3] === 'alice'), String(res.stdout));
   });
 

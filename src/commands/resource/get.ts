@@ -3,7 +3,7 @@ import { renderTable, serialize } from '../../core/output.ts';
 import { KIND_NAMES, parseRef } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import type { Session } from '../../core/session.ts';
-import type { CommandDef } from '../command.ts';
+import type { CommandDef, CommandInput } from '../command.ts';
 
 /** Marks what comes from the config file, as Teleport marks it (`teleport.dev/origin: config-file`). */
 export const CONFIG_ORIGIN = { 'kport.dev/origin': 'config-file' };
@@ -22,6 +22,22 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
   return config.users.map((u) => ({ kind, version: 'v2', metadata: { name: u.name, labels: CONFIG_ORIGIN }, spec: { roles: u.roles } }));
 }
 
+/** The audit trail, filtered where it is kept: at the server for a person (/v1/audit), else on the local store. */
+async function auditEvents(opts: Record<string, unknown>, ctx: CommandInput['ctx'], session: Session): Promise<Resource[]> {
+  const { parseDuration } = await import('../../core/duration.ts');
+  const since = opts.since === undefined ? undefined : ctx.now().getTime() - parseDuration(String(opts.since), '--since');
+  const query = { ...(since !== undefined && { since: new Date(since).toISOString() }), ...(opts.user !== undefined && { user: String(opts.user) }), ...(opts.cluster !== undefined && { cluster: String(opts.cluster) }) };
+  const person = await session.person();
+  let answer: { events: Resource[]; omitted: number };
+  if (person) answer = await person.call('/v1/audit', query);
+  else {
+    const { queryAudit, parseAuditQuery } = await import('../../server/audit-query.ts');
+    answer = await queryAudit(await session.backend(), parseAuditQuery(query), ctx.now().getTime());
+  }
+  if (answer.omitted > 0) ctx.logger.warn(`${answer.omitted} older matching events are not shown (at most the newest 10000 are): narrow --since, --user or --cluster.`);
+  return answer.events;
+}
+
 export const get: CommandDef = {
   path: ['get'],
   summary: `Show resources: ${KIND_NAMES.join(', ')}`,
@@ -30,19 +46,20 @@ export const get: CommandDef = {
     'kport get kube_cluster/prod -o yaml',
     'kport get discovery_service',
     'kport get audit --since 1h -o json',
+    'kport get audit --since 1h --user alice --cluster prod',
   ],
   args: ['<kind[/name]>'],
   options: [
     { flags: '-v, --verbose', description: 'do not truncate columns' },
     { flags: '--since <duration>', description: 'audit only: events of the last DURATION, such as 1h' },
+    { flags: '--user <name>', description: 'audit only: events of this person' },
+    { flags: '--cluster <name>', description: 'audit only: events on this Kubernetes cluster' },
   ],
   async run({ args, opts, ctx, session }) {
     const { kind, name } = parseRef(args[0]!);
-    let since: number | undefined;
-    if (opts.since !== undefined) {
-      if (kind.kind !== 'audit_event') throw new UsageError(`--since applies to audit events: kport get audit --since ${String(opts.since)}.`);
-      const { parseDuration } = await import('../../core/duration.ts');
-      since = ctx.now().getTime() - parseDuration(String(opts.since), '--since');
+    const audit = kind.kind === 'audit_event';
+    for (const flag of ['since', 'user', 'cluster'] as const) {
+      if (opts[flag] !== undefined && (!audit || name)) throw new UsageError(`--${flag} filters the audit trail: kport get audit --${flag} ${String(opts[flag])}.`);
     }
     const backend = await session.backend();
     let resources;
@@ -51,13 +68,13 @@ export const get: CommandDef = {
       const one = fromConfig.find((r) => r.metadata.name === name) ?? (await kind.find(backend, name));
       if (!one) throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);
       resources = [one];
+    } else if (audit) {
+      resources = await auditEvents(opts, ctx, session);
     } else {
       const { listResources } = await import('../../resources/store.ts');
       const stored = await listResources(backend, kind.kind);
       // Config-defined roles and users win over resources of the same name, as kport reads them.
       resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-      // Audit event names start with their time, so this keeps the last ones in order.
-      if (since !== undefined) resources = resources.filter((r) => Date.parse((r.spec as { time?: string }).time ?? '') >= since);
     }
     if (kind.asOfNow) resources = await kind.asOfNow(backend, resources, ctx.now().getTime());
     const format = session.format;

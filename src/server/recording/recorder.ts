@@ -70,6 +70,10 @@ export class SessionRecorder {
     this.#total = readdirSync(opts.dir).reduce((sum, f) => sum + (f.endsWith('.cast') ? sizeOf(join(opts.dir, f)) : 0), 0);
   }
 
+  get dir(): string {
+    return this.#opts.dir;
+  }
+
   /** Bytes all recordings take, as this recorder counts them. */
   get totalBytes(): number {
     return this.#total;

@@ -1,0 +1,86 @@
+import { UsageError, UserError } from '../../core/errors.ts';
+import { serialize } from '../../core/output.ts';
+import type { Context } from '../../core/context.ts';
+import type { Session } from '../../core/session.ts';
+import type { CommandDef } from '../command.ts';
+
+const MAX_SPEED = 1000;
+
+export const play: CommandDef = {
+  path: ['play'],
+  summary: 'Replay a recorded kubectl exec or attach session in the terminal, at its own speed',
+  examples: [
+    'kport play 3f2c9a4e-0d1b-4c56-9a7e-2b8f6c1d0e11',
+    'kport play SESSION_ID --speed 4',
+    'kport play SESSION_ID -o json',
+  ],
+  args: ['<session_id>'],
+  options: [{ flags: '--speed <factor>', description: 'replay this many times faster (0.5 is half speed)', default: '1' }],
+  async run({ args, opts, ctx, session }) {
+    const speed = Number(opts.speed ?? 1);
+    if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
+    const id = args[0]!;
+    const text = await castOf(id, session);
+    const { parseCast } = await import('../../server/recording/asciicast.ts');
+    let cast;
+    try {
+      cast = parseCast(text);
+    } catch (err) {
+      throw new UserError(`The recording of session ${id} is not asciicast v2 (${(err as Error).message}): it was damaged or written by something else.`);
+    }
+    if (session.format !== 'text') {
+      const events = cast.events.map(([time, code, data]) => ({ time, code, data }));
+      return void ctx.stdout.write(serialize({ session_id: id, header: cast.header, events }, session.format));
+    }
+    const { stoppedExitCode } = await import('../../core/stop.ts');
+    const finished = await replay(cast.events, speed, ctx);
+    return finished ? 0 : stoppedExitCode(ctx.signal, { service: false });
+  },
+};
+
+/** The cast: from the server of the login profile (auditors), or from this machine's server data dir. */
+async function castOf(id: string, session: Session): Promise<string> {
+  const person = await session.person();
+  if (person) return (await person.call<{ cast: string }>('/v1/recordings', { session_id: id })).cast;
+  const config = await session.config();
+  const [{ readRecording, recordingsDir, NoRecording }, { MAX_SESSION_BYTES }] = await Promise.all([import('../../server/recording/store.ts'), import('../../server/recording/recorder.ts')]);
+  const dir = recordingsDir(config.dataDir);
+  try {
+    return await readRecording(dir, id, MAX_SESSION_BYTES + 64 * 1024);
+  } catch (err) {
+    if (err instanceof NoRecording) throw new UserError(`${err.message} in ${dir}: find sessions with kport get audit (session.start events), or log in to the server that recorded it.`);
+    throw err;
+  }
+}
+
+/**
+ * Writes each output event when its time comes (scaled by `speed`), against the start of the
+ * replay, so waits do not add up to drift. Markers (a recording that stopped early) go to stderr.
+ * false when interrupted.
+ */
+async function replay(events: Array<[number, string, string]>, speed: number, ctx: Context): Promise<boolean> {
+  const start = performance.now();
+  for (const [time, code, data] of events) {
+    const wait = start + (time * 1000) / speed - performance.now();
+    if (wait > 0 && !(await sleep(wait, ctx.signal))) return false;
+    if (ctx.signal.aborted) return false;
+    if (code === 'o' && !ctx.stdout.write(data)) await new Promise((resolve) => ctx.stdout.once('drain', resolve));
+    if (code === 'm') ctx.stderr.write(`\n[${data}]\n`);
+  }
+  return true;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', stop);
+      resolve(true);
+    }, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener('abort', stop, { once: true });
+  });
+}
