@@ -57,6 +57,13 @@ export interface RecorderOptions {
   maxTotalBytes?: number;
 }
 
+/**
+ * The routing's side of the contract: start() for every exec and attach (SPDY too, so its
+ * session.start says recorded: false), the bytes of both directions as they are relayed (the
+ * upstream's from its 101 on; the client's frames, the upgrade's head buffer first), end() when
+ * either side closes. Where recordingDecision() says `required` and the Recording says it is not
+ * `recorded` (the total cap), end it before any byte is relayed.
+ */
 export class SessionRecorder {
   readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock'>> & { now: () => Date; clock: () => number };
   #total: number;
