@@ -33,6 +33,11 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
   } catch (err) {
     throw new UserError(`kube_cluster ${name}: ${(err as Error).message}.`);
   }
+  return kubeconfigUpstream(kc);
+}
+
+/** A kubeconfig context's server, CA and credentials (token, client certificate or basic auth). */
+export function kubeconfigUpstream(kc: StaticKubeconfig): Upstream {
   const clusterEntry = kc.cluster;
   const userEntry = kc.user;
   const bytes = (data: unknown, file: unknown) => (typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined);
