@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { expandHome } from '../config/load.ts';
 import type { Backend } from '../backend/backend.ts';
@@ -59,6 +59,15 @@ export class ServedClusters {
     this.#records = new Map(stored.filter((c) => this.#servesRecord(c)).map((c) => [c.metadata.name, c]));
     // Clusters no longer served keep no connection pools.
     for (const name of this.#upstreams.keys()) if (!this.#own.has(name) && !this.#records.has(name)) this.#upstreams.delete(name);
+  }
+
+  /** Calls `onChange` when the kubeconfig_file changes (its stat, looked at every 2 s), until `signal`. */
+  watchFile(onChange: () => void, signal: AbortSignal): void {
+    const path = this.#opts.kubeconfigFile;
+    if (!path || signal.aborted) return;
+    const listener = (now: Stats, before: Stats) => now.mtimeMs !== before.mtimeMs || now.size !== before.size ? onChange() : undefined;
+    watchFile(path, { interval: 2000, persistent: false }, listener);
+    signal.addEventListener('abort', () => unwatchFile(path, listener), { once: true });
   }
 
   /** The served cluster names, for the kube_server heartbeat. */

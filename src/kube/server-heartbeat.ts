@@ -28,6 +28,7 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
   const host = safeHostname(hostname());
   let changed: (() => void) | undefined;
   void watchClusters(opts.backend, opts.signal, () => changed?.());
+  opts.served?.watchFile(() => changed?.(), opts.signal);
   while (!opts.signal.aborted) {
     try {
       // With its ServedClusters (kubeconfig_file contexts registered, clusters it can reach), what that serves.
