@@ -132,7 +132,8 @@ function originText(cluster: KubeCluster): string {
   const origin = labels[LABEL.origin];
   if (origin === KUBECONFIG_ORIGIN) return `registered by Kubernetes agent ${labels[LABEL.agentHost] ?? 'unknown'}`;
   if (origin === 'cloud') return 'discovered from AWS';
-  return cluster.spec.kubeconfig ? 'a static cluster created with kport create' : `origin ${origin ?? 'unknown'}`;
+  // Through the server an agent never sees a static cluster's kubeconfig: any other is static.
+  return 'a static cluster created with kport create';
 }
 
 function sameRecord(a: KubeCluster, b: KubeCluster): boolean {
