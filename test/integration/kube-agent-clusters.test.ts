@@ -12,6 +12,8 @@ import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { networkAgent, serverClusters, startServer, type NetworkAgent, type TestServer } from '../helpers/network.ts';
+import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
+import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 function writeKubeconfig(path: string, contexts: string[]): void {
   writeFileSync(
@@ -98,6 +100,38 @@ describe('a Kubernetes agent serves the contexts of its own kubeconfig_file', { 
     await waitFor('beta removed', async () => (!(await byName()).beta ? true : undefined), { timeoutMs: 30_000 });
     await waitFor('the heartbeat to name only alpha', async () => ((await heartbeat())?.spec.clusters.join() === 'alpha' ? true : undefined), { timeoutMs: 30_000 });
     assert.ok(agent.alive, agent.log);
+  });
+
+  test('a kube agent\'s own calls: it may not overwrite a static cluster, carry a kubeconfig, or write another agent\'s record (403, nothing changes)', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    const pair = await generateKeys();
+    const joiner = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+    const issued = await joiner.call<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('kube'), roles: ['kube'], hostname: 'raw-kube', csr: await createCsr(pair, 'raw-kube') });
+    joiner.close();
+    const raw = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
+    const record = (name: string, host: string, spec: Record<string, unknown> = {}) =>
+      JSON.stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { 'kport.dev/origin': 'kubeconfig', 'kport.internal/kube-agent-host-id': host } }, spec });
+    const refused = async (body: unknown) => {
+      const err = await raw.call('/v1/backend', body).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof ServerRefusal, `allowed: ${JSON.stringify(body)}`);
+      assert.equal(err.status, 403);
+      return err.message;
+    };
+    try {
+      const before = JSON.stringify(await byName());
+      assert.match(await refused({ op: 'put', key: '/resources/kube_cluster/gamma', value: record('gamma', issued.host_id) }), /may not replace \/resources\/kube_cluster\/gamma: it is not a cluster of its kubeconfig_file; rename that context/);
+      assert.match(await refused({ op: 'delete', key: '/resources/kube_cluster/gamma' }), /only discovery agents do/);
+      assert.match(await refused({ op: 'put', key: '/resources/kube_cluster/alpha', value: record('alpha', issued.host_id) }), /Kubernetes agent .*'s; rename that context/);
+      assert.match(await refused({ op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', agent.hostId()) }), /labelled with its own host id/);
+      assert.match(await refused({ op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', issued.host_id, { aws: { name: 'x', region: 'us-east-1', account_id: '123456789012' } }) }), /not a valid kube_cluster|neither/);
+      assert.equal(JSON.stringify(await byName()), before, 'nothing changed');
+      // Its own record, as the contract says: allowed.
+      await raw.call('/v1/backend', { op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', issued.host_id) });
+      assert.ok((await byName()).mine);
+    } finally {
+      raw.close();
+    }
   });
 
   test('agents rm: the removed agent\'s clusters go with it', async (t) => {
