@@ -78,7 +78,12 @@ export function eksUpstream(input: { endpoint: string; caData: string; token: ()
   };
 }
 
-interface TlsOptions {
+/** A server reached with TLS alone (a client certificate, no Authorization): the kport server's /k/<cluster> for a person. */
+export function tlsUpstream(url: URL, tls: TlsOptions): Upstream {
+  return { url, ...connections(url, tls), authorization: async () => undefined, cachedAuthorization: () => '' };
+}
+
+export interface TlsOptions {
   ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;
