@@ -82,10 +82,11 @@ _kport_words() {
     "discover") words="run policy" ;;
     "discover run") words="--once --token -c --config --data-dir --format -o --output --debug --no-color" ;;
     "discover policy") words="--for-role -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "kube") words="ls login credentials" ;;
+    "kube") words="ls login config credentials" ;;
     "kube ls") words="--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color" ;;
     "kube login") words="--port --as --as-groups --user -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "kube credentials") words="--user -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "kube config") words="--no-switch -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "kube credentials") words="--user --proxy -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;

@@ -58,8 +58,11 @@ complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcomma
 complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from login' -l as
 complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from login' -l as-groups
 complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from login' -l user
-complete -c kport -f -n '__fish_seen_subcommand_from kube' -a credentials -d 'Print an ExecCredential with an EKS token for a cluster, as `aws eks get-token` does'
+complete -c kport -f -n '__fish_seen_subcommand_from kube' -a config -d 'Write kubeconfig entries that reach clusters through the kport server you are logged in to (as `tsh kube login` does)'
+complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from config' -l no-switch
+complete -c kport -f -n '__fish_seen_subcommand_from kube' -a credentials -d 'Print an ExecCredential for a cluster: logged in to a server, your client certificate (kport kube config uses it); locally an EKS token, as `aws eks get-token` does'
 complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from credentials' -l user
+complete -c kport -n '__fish_seen_subcommand_from kube; and __fish_seen_subcommand_from credentials' -l proxy
 complete -c kport -f -n '__fish_seen_subcommand_from rbac' -a bootstrap -d 'Create the ClusterRole, binding and IAM mapping the kport proxy needs, idempotently'
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from bootstrap' -l context
 complete -c kport -n '__fish_seen_subcommand_from rbac; and __fish_seen_subcommand_from bootstrap' -l cluster

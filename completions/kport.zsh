@@ -25,10 +25,11 @@ _kport_words() {
     "discover") reply=(run policy) ;;
     "discover run") reply=(--once --token -c --config --data-dir --format -o --output --debug --no-color) ;;
     "discover policy") reply=(--for-role -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "kube") reply=(ls login credentials) ;;
+    "kube") reply=(ls login config credentials) ;;
     "kube ls") reply=(--search -v --verbose -q --quiet --user -c --config --data-dir --format -o --output --debug --no-color) ;;
     "kube login") reply=(--port --as --as-groups --user -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "kube credentials") reply=(--user -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "kube config") reply=(--no-switch -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "kube credentials") reply=(--user --proxy -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;

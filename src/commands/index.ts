@@ -3,6 +3,7 @@ import { FORMATS } from '../core/output.ts';
 import { KIND_NAMES } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
 import { completion } from './misc/completion.ts';
+import { kubeConfig } from './kube/config.ts';
 import { kubeCredentials } from './kube/credentials.ts';
 import { kubeLogin } from './kube/login.ts';
 import { kubeLs } from './kube/ls.ts';
@@ -31,7 +32,7 @@ import { usersUnlock } from './users/unlock.ts';
 import { play } from './play/play.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeConfig, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, completion, version];
 
 /** `kport --help`: the first hour, in the order people take it. */
 export const PROGRAM_EXAMPLES = [

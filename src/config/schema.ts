@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
+import { reservedLabel } from '../resources/kube-cluster.ts';
+import { labelsProblems } from '../resources/resource.ts';
 import { closest } from './suggest.ts';
 import { reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
 
@@ -227,6 +229,15 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: boolish.default(false),
       listen_addr: z.string().optional(),
+      /** Teleport's key: each context of this kubeconfig is a kube_cluster this agent registers and serves (src/kube/kubeconfig-clusters.ts). */
+      kubeconfig_file: z.string().min(1).optional(),
+      /** Labels of the kubeconfig_file clusters (Teleport's static labels of the service). */
+      labels: z
+        .record(z.string(), z.string())
+        .superRefine((labels, ctx) => {
+          for (const message of [...labelsProblems(labels), ...Object.keys(labels).filter(reservedLabel).map((k) => `label "${k}" is kport's own: kport sets it`)]) ctx.addIssue({ code: 'custom', message });
+        })
+        .default({}),
       resources: z
         .array(
           z.strictObject({
@@ -261,7 +272,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

@@ -9,6 +9,7 @@ import { heartbeatClusters, safeHostname } from '../resources/heartbeat-limits.t
 import { listResources, upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
 import { isServed } from './targets.ts';
+import type { ServedClusters } from './served-clusters.ts';
 
 export const KUBE_SERVER_HEARTBEAT_MS = 30_000;
 /** A poll writes many clusters at once: one heartbeat half a second after the first change. */
@@ -20,22 +21,25 @@ const CHANGE_SETTLE_MS = 500;
  * after the inventory changes (a watch on kube_cluster). A store hiccup is retried next time; a
  * refusal (the agent was removed) ends it with the error.
  */
-export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: string; service: KubernetesServiceConfig; signal: AbortSignal; intervalMs?: number; now?: () => Date }): Promise<void> {
+export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: string; service: KubernetesServiceConfig; signal: AbortSignal; intervalMs?: number; now?: () => Date; served?: ServedClusters }): Promise<void> {
   const interval = opts.intervalMs ?? KUBE_SERVER_HEARTBEAT_MS;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();
   const host = safeHostname(hostname());
   let changed: (() => void) | undefined;
   void watchClusters(opts.backend, opts.signal, () => changed?.());
+  opts.served?.watchFile(() => changed?.(), opts.signal);
   while (!opts.signal.aborted) {
     try {
-      const clusters = (await listResources<KubeCluster>(opts.backend, KUBE_CLUSTER)).filter((c) => isServed(opts.service, c)).map((c) => c.metadata.name);
+      // With its ServedClusters (kubeconfig_file contexts registered, clusters it can reach), what that serves.
+      await opts.served?.refresh();
+      const clusters = opts.served ? opts.served.names() : (await listResources<KubeCluster>(opts.backend, KUBE_CLUSTER)).filter((c) => isServed(opts.service, c)).map((c) => c.metadata.name);
       const at = now();
       const beat: KubeServer = {
         kind: KUBE_SERVER,
         version: 'v1',
         metadata: { name: opts.hostId, description: `kport kubernetes service on ${host}`, expires: new Date(at.getTime() + 3 * interval).toISOString() },
-        spec: { host_id: opts.hostId, hostname: host, clusters: heartbeatClusters(clusters), started },
+        spec: { host_id: opts.hostId, hostname: host, clusters: heartbeatClusters(clusters), started, last_heartbeat: at.toISOString() },
       };
       await upsertResource(opts.backend, beat, at.getTime());
     } catch (err) {

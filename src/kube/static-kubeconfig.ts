@@ -11,8 +11,8 @@ export interface StaticKubeconfig {
   user: Rec;
 }
 
-/** Reads a static cluster's kubeconfig; throws one sentence (without the cluster's name) when it cannot be used. */
-export function readStaticKubeconfig(text: string): StaticKubeconfig {
+/** Parses a kubeconfig's text; throws one sentence when it is not a kubeconfig at all. */
+export function parseKubeconfigText(text: string): KubeconfigFile {
   let kc: KubeconfigFile;
   try {
     kc = parse(text, { maxAliasCount: 100 }) as KubeconfigFile;
@@ -20,7 +20,16 @@ export function readStaticKubeconfig(text: string): StaticKubeconfig {
     throw new Error(`its kubeconfig does not parse: ${(err as Error).message.split('\n')[0]}`);
   }
   if (!kc || typeof kc !== 'object' || Array.isArray(kc)) throw new Error('its kubeconfig is not a YAML mapping with clusters, users and contexts');
-  const contextName = kc['current-context'] ?? kc.contexts?.[0]?.name;
+  return kc;
+}
+
+/**
+ * Reads a static cluster's kubeconfig (its current context, or `contextName`); throws one sentence
+ * (without the cluster's name) when it cannot be used.
+ */
+export function readStaticKubeconfig(text: string | KubeconfigFile, contextName?: string): StaticKubeconfig {
+  const kc = typeof text === 'string' ? parseKubeconfigText(text) : text;
+  contextName ??= kc['current-context'] ?? kc.contexts?.[0]?.name;
   const context = Array.isArray(kc.contexts) ? kc.contexts.find((c) => c?.name === contextName)?.context : undefined;
   if (!context) throw new Error(`its kubeconfig has no context${contextName ? ` named "${contextName}"` : ''}`);
   const cluster = (Array.isArray(kc.clusters) ? kc.clusters.find((c) => c?.name === context.cluster)?.cluster : undefined) as Rec | undefined;

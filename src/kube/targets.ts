@@ -1,7 +1,8 @@
 import type { AssumeRole } from '../aws/credentials.ts';
 import type { KubernetesServiceConfig } from '../config/schema.ts';
 import { matchLabels } from '../resources/labels.ts';
-import type { KubeCluster } from '../resources/kube-cluster.ts';
+import { registeringAgent, type KubeCluster } from '../resources/kube-cluster.ts';
+import { UserError } from '../core/errors.ts';
 import type { Upstream } from './upstream.ts';
 
 type Service = { enabled?: boolean; resources: KubernetesServiceConfig['resources'] } | undefined;
@@ -31,7 +32,9 @@ export async function upstreamFor(cluster: KubeCluster, opts: { service: Service
   // Loaded here, not at the top: kube ls needs isServed, not the HTTP clients.
   const { eksUpstream, staticUpstream } = await import('./upstream.ts');
   if (cluster.spec.kubeconfig) return staticUpstream(cluster);
+  const agent = registeringAgent(cluster);
+  if (!cluster.spec.aws) throw new UserError(`kube_cluster ${cluster.metadata.name} is served ${agent ? `by Kubernetes agent ${agent} from its own kubeconfig_file` : 'from a kubeconfig this kport does not hold'}: reach it through the kport server (kport login, then kport kube login ${cluster.metadata.name}).`);
   const { connectEks } = await import('../aws/eks-connection.ts');
-  const eks = await connectEks(cluster.spec.aws!, { assume: proxyIdentity(opts.service, cluster), stsEndpoint: opts.stsEndpoint });
+  const eks = await connectEks(cluster.spec.aws, { assume: proxyIdentity(opts.service, cluster), stsEndpoint: opts.stsEndpoint });
   return eksUpstream({ endpoint: eks.endpoint, caData: eks.caData, token: eks.token });
 }

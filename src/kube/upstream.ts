@@ -33,6 +33,11 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
   } catch (err) {
     throw new UserError(`kube_cluster ${name}: ${(err as Error).message}.`);
   }
+  return kubeconfigUpstream(kc);
+}
+
+/** A kubeconfig context's server, CA and credentials (token, client certificate or basic auth). */
+export function kubeconfigUpstream(kc: StaticKubeconfig): Upstream {
   const clusterEntry = kc.cluster;
   const userEntry = kc.user;
   const bytes = (data: unknown, file: unknown) => (typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined);
@@ -73,7 +78,12 @@ export function eksUpstream(input: { endpoint: string; caData: string; token: ()
   };
 }
 
-interface TlsOptions {
+/** A server reached with TLS alone (a client certificate, no Authorization): the kport server's /k/<cluster> for a person. */
+export function tlsUpstream(url: URL, tls: TlsOptions): Upstream {
+  return { url, ...connections(url, tls), authorization: async () => undefined, cachedAuthorization: () => '' };
+}
+
+export interface TlsOptions {
   ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;

@@ -11,7 +11,32 @@ export const LABEL = {
   discoveryType: 'kport.dev/discovery-type',
   discoveredName: 'kport.internal/discovered-name',
   discoveryGroup: 'kport.internal/discovery-group-name',
+  /** The Kubernetes agent that registered a kubeconfig_file cluster and alone serves it. */
+  agentHost: 'kport.internal/kube-agent-host-id',
 } as const;
+
+/** The origin of a cluster a Kubernetes agent registered from its own kubeconfig_file. */
+export const KUBECONFIG_ORIGIN = 'kubeconfig';
+
+/** Labels kport sets itself; a config's kubernetes_service.labels may not. */
+export function reservedLabel(key: string): boolean {
+  return key === LABEL.origin || key.startsWith('kport.internal/');
+}
+
+/**
+ * A cluster from this agent's kubeconfig_file: what it alone may write and delete, and serves.
+ * Its record carries neither spec.aws nor spec.kubeconfig: the kubeconfig never leaves the agent.
+ */
+export function registeredBy(resource: { metadata?: { labels?: Record<string, string> } } | undefined, hostId: string): boolean {
+  const labels = resource?.metadata?.labels ?? {};
+  return labels[LABEL.origin] === KUBECONFIG_ORIGIN && labels[LABEL.agentHost] === hostId;
+}
+
+/** The agent serving a kubeconfig_file cluster, or undefined for every other cluster. */
+export function registeringAgent(resource: { metadata?: { labels?: Record<string, string> } } | undefined): string | undefined {
+  const labels = resource?.metadata?.labels ?? {};
+  return labels[LABEL.origin] === KUBECONFIG_ORIGIN ? labels[LABEL.agentHost] : undefined;
+}
 
 export interface KubeClusterSpec {
   aws?: { name: string; region: string; account_id: string; arn?: string };

@@ -9,6 +9,8 @@ export interface KubeServerSpec {
   /** kube_cluster names its kubernetes_service.resources select. */
   clusters: string[];
   started: string;
+  /** When this heartbeat was written (absent from agents before it was added: then expiry tells). */
+  last_heartbeat?: string;
 }
 
 export type KubeServer = Resource<KubeServerSpec>;

@@ -4,7 +4,7 @@ import { AUDIT_EVENT, type AuditEvent } from './audit-event.ts';
 import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
-import { KUBE_CLUSTER, discoveredName, type KubeCluster } from './kube-cluster.ts';
+import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import type { Resource } from './resource.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
@@ -21,8 +21,8 @@ export interface ResourceKind<R extends Resource = Resource> {
   /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
   schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
   headers: string[];
-  /** One table row; `verbose` (-v) shows what people do not need by default, such as internal labels. */
-  row(resource: R, tty: boolean, verbose?: boolean): string[];
+  /** One table row; `verbose` (-v) shows what people do not need by default, such as internal labels; `now` for ages. */
+  row(resource: R, tty: boolean, verbose?: boolean, now?: number): string[];
   /** The stable shape of json/yaml output. */
   dto(resource: R): unknown;
   /** Finds a resource by name; kube_cluster also accepts the unambiguous discovered name. */
@@ -43,7 +43,7 @@ const kubeCluster: ResourceKind<KubeCluster> = {
   headers: ['Name', 'Source', 'Labels'],
   row: (c, _tty, verbose) => [
     c.metadata.name,
-    c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : 'static',
+    c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : registeringAgent(c) ? `kubeconfig of agent ${registeringAgent(c)!.slice(0, 8)}` : 'static',
     formatLabels(verbose ? c.metadata.labels : Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => !k.startsWith('kport.internal/')))),
   ],
   dto: (c) => ({ ...asStored(c), spec: { ...c.spec, ...(c.spec.kubeconfig && { kubeconfig: '<redacted>' }) } }),
@@ -144,11 +144,23 @@ const agent: ResourceKind<Agent> = {
 const kubeServer: ResourceKind<KubeServer> = {
   kind: KUBE_SERVER,
   aliases: ['kube_servers'],
-  headers: ['Host ID', 'Hostname', 'Clusters', 'Expires'],
-  row: (k, tty, verbose) => [k.spec.host_id, k.spec.hostname, verbose || k.spec.clusters.length <= 5 ? k.spec.clusters.join(',') || '-' : `${k.spec.clusters.slice(0, 5).join(',')} and ${k.spec.clusters.length - 5} more`, formatTime(k.metadata.expires, tty)],
+  headers: ['Host ID', 'Hostname', 'Clusters', 'Last Heartbeat'],
+  row: (k, tty, verbose, now) => [
+    k.spec.host_id,
+    k.spec.hostname,
+    verbose || k.spec.clusters.length <= 5 ? k.spec.clusters.join(',') || '-' : `${k.spec.clusters.slice(0, 5).join(',')} and ${k.spec.clusters.length - 5} more`,
+    // People read an age; scripts (piped) get the time itself.
+    tty && now !== undefined && k.spec.last_heartbeat ? ageText(now - Date.parse(k.spec.last_heartbeat)) : formatTime(k.spec.last_heartbeat, tty),
+  ],
   dto: asStored,
   find: byName(KUBE_SERVER),
 };
+
+/** "12s ago", "3m ago", "2h ago": how long since a heartbeat, as `kubectl get` shows ages. */
+function ageText(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.floor(s / 60)}m ago` : `${Math.floor(s / 3600)}h ago`;
+}
 
 /**
  * What an event did, in one cell: a Kubernetes request as `verb resource/name -n ns -> status`, an

@@ -2,7 +2,7 @@
 // server); loaded only by the commands and the server that need it.
 import { z } from 'zod';
 import { DISCOVERY_SERVICE } from './discovery-service.ts';
-import { KUBE_CLUSTER } from './kube-cluster.ts';
+import { KUBE_CLUSTER, registeringAgent } from './kube-cluster.ts';
 import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
 import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
@@ -50,8 +50,9 @@ export const kubeClusterSchema = z
         .optional(),
     }),
   })
-  .refine((r) => Boolean(r.spec.aws) !== Boolean(r.spec.kubeconfig), {
-    message: 'a kube_cluster needs exactly one of spec.aws or spec.kubeconfig',
+  // A Kubernetes agent's kubeconfig_file cluster has neither: its kubeconfig stays at the agent.
+  .refine((r) => (registeringAgent(r) ? !r.spec.aws && !r.spec.kubeconfig : Boolean(r.spec.aws) !== Boolean(r.spec.kubeconfig)), {
+    message: 'a kube_cluster needs exactly one of spec.aws or spec.kubeconfig (none when a Kubernetes agent registered it from its kubeconfig_file)',
     path: ['spec'],
   });
 
@@ -127,5 +128,6 @@ export const kubeServerSchema = z.strictObject({
     hostname: hostname,
     clusters: z.array(resourceName).max(HEARTBEAT_LIMITS.clusters),
     started: time,
+    last_heartbeat: time.optional(),
   }),
 });

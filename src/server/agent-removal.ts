@@ -5,11 +5,13 @@ import type { AuditEventSpec } from '../resources/audit-event.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from '../resources/discovery-service.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { resourceKey } from '../resources/resource.ts';
-import { getResource } from '../resources/store.ts';
+import { getResource, listResources } from '../resources/store.ts';
+import { KUBE_CLUSTER, registeredBy, type KubeCluster } from '../resources/kube-cluster.ts';
 
 /**
  * Removes the agent's record (the server reads it on every call: once it is gone, so is the agent),
- * and what it said about itself: it is no longer listed as leading or serving, and a leadership it
+ * and what it said about itself: it is no longer listed as leading or serving (nor are the clusters
+ * of its kubeconfig_file), and a leadership it
  * held passes to a standby now rather than when its lease lapses. Audited, as a join is. False when
  * there is no such agent. `kport agents rm` on the store, and an editor's delete of the agent
  * through the server, both come here.
@@ -29,6 +31,10 @@ export async function removeAgent(
   }
   await backend.delete(resourceKey(DISCOVERY_SERVICE, hostId));
   await backend.delete(resourceKey(KUBE_SERVER, hostId));
+  // The clusters of its kubeconfig_file: nobody else can reach them.
+  for (const cluster of await listResources<KubeCluster>(backend, KUBE_CLUSTER)) {
+    if (registeredBy(cluster, hostId)) await backend.delete(resourceKey(KUBE_CLUSTER, cluster.metadata.name), cluster.metadata.revision);
+  }
   await audit.record({
     type: 'agent.remove',
     outcome: 'allowed',

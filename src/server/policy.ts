@@ -6,6 +6,7 @@ import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema } from '../resources/schemas.ts';
 import { Refusal } from './join.ts';
+import { isKubeconfigClusterWrite, kubeconfigClusterRefusal } from './kube-agent-policy.ts';
 import { LIMITS } from './limits.ts';
 import { freeTextProblem } from '../resources/text.ts';
 
@@ -58,9 +59,9 @@ const has = (caller: HostCaller, role: string) => caller.roles.includes(role);
  * A discovery agent reads kube_cluster and its group's leader key; it writes only kube_cluster of
  * origin cloud in its own group (as the group's leader, with `spec.aws`, never a kubeconfig), its
  * own heartbeat and its own leader claim. A Kubernetes agent reads kube_cluster and writes its own
- * kube_server heartbeat. `current` is what the key holds now, for writes that replace or delete.
+ * kube_server heartbeat and its own kubeconfig_file clusters (kube-agent-policy.ts). `current` is what the key holds now, for writes that replace or delete.
  */
-export function refusal(caller: HostCaller, call: BackendCall, current?: Item): string | undefined {
+export function refusal(caller: HostCaller, call: BackendCall, current?: Item, registered = 0): string | undefined {
   const discovery = has(caller, 'discovery');
   const kube = has(caller, 'kube');
   const leader = leaderKey(caller.group);
@@ -83,7 +84,9 @@ export function refusal(caller: HostCaller, call: BackendCall, current?: Item): 
   }
   const key = call.key;
   if (key.startsWith(KUBE_CLUSTERS)) {
-    if (!discovery) return 'may not write kube_cluster resources: only discovery agents do';
+    // A Kubernetes agent's own kubeconfig_file clusters (`registered`: how many it has now).
+    if (kube && isKubeconfigClusterWrite(call, current)) return kubeconfigClusterRefusal(caller, call, current, registered, discoveredTextProblem);
+    if (!discovery) return 'may not write kube_cluster resources: only discovery agents do, and Kubernetes agents those of their kubeconfig_file';
     return clusterWriteRefusal(caller, call, current);
   }
   if (key === leader) {

@@ -13,6 +13,7 @@ import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } f
 import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
 import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
+import { needsRegisteredCount, registeredCount } from './kube-agent-policy.ts';
 import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
 import { verifyClientCert } from './client-cert.ts';
 import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedLogin, type PeopleDeps } from './people-routes.ts';
@@ -305,7 +306,8 @@ export class KportServer {
     const backend = this.#opts.backend;
     const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
     const current = needsCurrent ? await backend.get(call.key) : undefined;
-    const why = refusal(caller, call, current);
+    const registered = needsRegisteredCount(caller, call, current) ? await registeredCount(backend, caller.hostId) : 0;
+    const why = refusal(caller, call, current, registered);
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
     const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };

@@ -1,23 +1,24 @@
-// With a login profile, the kube commands find clusters through the server and reach EKS clusters
-// with this machine's AWS credentials (until the server proxies Kubernetes); where something is
-// missing on this machine, one sentence says what. And the audit trail through the server: an
-// `auditor` reads it, an `access` person is refused.
+// With a login profile, the kube commands find clusters through the server and reach them through it
+// with the person's certificate (issue 21): kube credentials prints that certificate as an
+// ExecCredential, kube config writes kubeconfig entries for the server's /k/<cluster>. And the
+// audit trail through the server: an `auditor` reads it, an `access` person is refused.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
-import { decodeEksToken } from '../../src/aws/eks-token.ts';
-import { invitedPerson, type Person } from '../helpers/login.ts';
+import { execa } from 'execa';
+import { parse, stringify } from 'yaml';
+import { KPORT_BIN } from '../helpers/agent.ts';
+import { invitedPerson, person, type Person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 
 const KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: static-cluster-secret-token}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
 const eks = (name: string, env: string) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
 
-describe('people: kube login, kube credentials and get audit through the server', { concurrency: false, timeout: 240_000 }, () => {
+describe('people: kube config, kube credentials and get audit through the server', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
   let alice: Person;
-  let aws: Person;
   let audrey: Person;
 
   before(async () => {
@@ -36,37 +37,72 @@ describe('people: kube login, kube credentials and get audit through the server'
     assert.equal(res.exitCode, 0, String(res.stderr));
     // A machine with no AWS credentials at all (no env, no ~/.aws, no instance role reachable).
     alice = await invitedPerson(server, 'alice', ['dev-access'], undefined, { AWS_EC2_METADATA_DISABLED: 'true' });
-    // A machine with AWS credentials in its environment.
-    aws = await invitedPerson(server, 'andy', ['dev-access'], undefined, { AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', AWS_EC2_METADATA_DISABLED: 'true' });
     audrey = await invitedPerson(server, 'audrey', ['auditor']);
   });
   after(async () => server?.stop());
 
-  test('kube credentials finds an allowed EKS cluster through the server and signs its token with this machine\'s AWS credentials; a cluster the roles do not allow looks missing', async () => {
-    const res = await aws.kport(['kube', 'credentials', 'dev-a']);
+  test('kube credentials with a login prints the person\'s client certificate and key as an ExecCredential that ends with the certificate; no AWS credentials needed, no call to the server', async () => {
+    const res = await alice.kport(['kube', 'credentials', 'dev-a']);
     assert.equal(res.exitCode, 0, String(res.stderr));
     const credential = JSON.parse(String(res.stdout));
     assert.equal(credential.kind, 'ExecCredential');
-    const url = new URL(decodeEksToken(credential.status.token));
-    assert.match(url.searchParams.get('X-Amz-Credential') ?? '', /^AKIAIOSFODNN7EXAMPLE\/\d{8}\/us-east-1\/sts\/aws4_request$/);
-    const prod = await aws.kport(['kube', 'credentials', 'prod-a']);
-    assert.equal(prod.exitCode, 1);
-    assert.match(String(prod.stderr), /kube_cluster "prod-a" not found: check `kport kube ls`/);
+    assert.equal(credential.apiVersion, 'client.authentication.k8s.io/v1beta1');
+    const profileDir = join(alice.home, '.kport', 'profiles', server.address.replace(':', '_'));
+    const cert = new X509Certificate(credential.status.clientCertificateData);
+    assert.equal(credential.status.clientCertificateData, readFileSync(join(profileDir, 'cert.pem'), 'utf8'));
+    assert.equal(credential.status.clientKeyData, readFileSync(join(profileDir, 'key.pem'), 'utf8'));
+    assert.ok(cert.checkPrivateKey(createPrivateKey(credential.status.clientKeyData)), 'the key of that certificate');
+    assert.equal(credential.status.expirationTimestamp, new Date(cert.validTo).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    assert.equal(credential.status.token, undefined);
+    // The version client-go asks for; --proxy names the login (as kport kube config writes it).
+    const v1 = await execa(process.execPath, [KPORT_BIN, 'kube', 'credentials', 'dev-a', '--proxy', server.address], { cwd: alice.home, env: { HOME: alice.home, PATH: process.env.PATH ?? '', KUBERNETES_EXEC_INFO: JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential' }) }, extendEnv: false, reject: false });
+    assert.equal(v1.exitCode, 0, String(v1.stderr));
+    assert.equal(JSON.parse(String(v1.stdout)).apiVersion, 'client.authentication.k8s.io/v1');
+    const other = await alice.kport(['kube', 'credentials', 'dev-a', '--proxy', '127.0.0.1:1']);
+    assert.equal(other.exitCode, 4, String(other.stderr));
+    assert.equal(String(other.stderr).trim(), 'ERROR: You are not logged in to 127.0.0.1:1: run kport login --proxy 127.0.0.1:1.');
   });
 
-  test('without AWS credentials on this machine, kube login and kube credentials say that none were found and how to set them (exit 4)', async () => {
-    for (const args of [['kube', 'login', 'dev-a', '--', 'true'], ['kube', 'credentials', 'dev-a']]) {
-      const res = await alice.kport(args);
-      assert.equal(res.exitCode, 4, `${args.join(' ')}: ${res.stderr}`);
-      assert.match(String(res.stderr), /^ERROR: No AWS credentials on this machine to reach EKS cluster dev-a \(us-east-1\): the AWS SDK found none \(.*\); run aws configure or aws sso login, or set AWS_PROFILE, and try again\.$/m, args.join(' '));
-      assert.doesNotMatch(String(res.stderr), /bug in kport|rejected/);
-    }
+  test('kube config writes, beside the entries already there, a context per cluster that reaches the server\'s /k/<cluster> with its CA, the cluster\'s TLS name and the exec plugin; a cluster the roles do not allow is not found and nothing is written', async () => {
+    const kubeconfig = join(alice.home, '.kube', 'config');
+    mkdirSync(join(alice.home, '.kube'), { recursive: true });
+    writeFileSync(kubeconfig, stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'mine', cluster: { server: 'https://10.0.0.1' } }], users: [{ name: 'mine', user: { token: 't' } }], contexts: [{ name: 'mine', context: { cluster: 'mine', user: 'mine' } }], 'current-context': 'mine' }));
+    const before = readFileSync(kubeconfig, 'utf8');
+    const refused = await alice.kport(['kube', 'config', 'dev-a', 'prod-a']);
+    assert.equal(refused.exitCode, 1, String(refused.stderr));
+    assert.match(String(refused.stderr), /kube_cluster "prod-a" not found: check `kport kube ls`/);
+    assert.equal(readFileSync(kubeconfig, 'utf8'), before, 'nothing written');
+
+    const res = await alice.kport(['kube', 'config', 'dev-a', 'dev-static']);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.equal(String(res.stdout).trim(), `Wrote contexts 127.0.0.1-dev-a, 127.0.0.1-dev-static to ${kubeconfig}; the current context is now 127.0.0.1-dev-a.`);
+    assert.equal(statSync(kubeconfig).mode & 0o777, 0o600);
+    const written = parse(readFileSync(kubeconfig, 'utf8'));
+    assert.equal(written['current-context'], '127.0.0.1-dev-a');
+    assert.deepEqual(written.contexts.map((c: { name: string }) => c.name), ['mine', '127.0.0.1-dev-a', '127.0.0.1-dev-static']);
+    const cluster = written.clusters.find((c: { name: string }) => c.name === '127.0.0.1-dev-a').cluster;
+    assert.equal(cluster.server, `https://${server.address}/k/dev-a`);
+    assert.equal(Buffer.from(cluster['certificate-authority-data'], 'base64').toString(), readFileSync(join(alice.home, '.kport', 'profiles', server.address.replace(':', '_'), 'ca.pem'), 'utf8'));
+    assert.match(cluster['tls-server-name'], /^k-[0-9a-f]{32}\.kube\.kport\.internal$/);
+    const exec = written.users.find((u: { name: string }) => u.name === '127.0.0.1-dev-static').user.exec;
+    assert.equal(exec.apiVersion, 'client.authentication.k8s.io/v1beta1');
+    assert.deepEqual(exec.args.slice(1), ['kube', 'credentials', 'dev-static', '--proxy', server.address]);
+    // The plugin kubectl will run works as written: it prints this person's certificate.
+    const plugin = await execa(exec.command, exec.args, { env: { HOME: alice.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    assert.equal(plugin.exitCode, 0, String(plugin.stderr));
+    assert.match(JSON.parse(String(plugin.stdout)).status.clientCertificateData, /BEGIN CERTIFICATE/);
+    // Nothing of the old entries changed; a second run replaces, never duplicates.
+    assert.deepEqual(written.users.find((u: { name: string }) => u.name === 'mine'), { name: 'mine', user: { token: 't' } });
+    const again = await alice.kport(['kube', 'config', 'dev-a', '--no-switch']);
+    assert.equal(again.exitCode, 0, String(again.stderr));
+    const twice = parse(readFileSync(kubeconfig, 'utf8'));
+    assert.equal(twice.contexts.length, 3);
   });
 
-  test('kube login of a cluster reached through a kubeconfig the server keeps says so, not a bug', async () => {
-    const res = await alice.kport(['kube', 'login', 'dev-static', '--', 'true']);
-    assert.equal(res.exitCode, 1, String(res.stderr));
-    assert.equal(String(res.stderr).trim(), `ERROR: kube_cluster dev-static is reached through a kubeconfig that stays at the kport server at ${server.address}: through a server, kport kube login reaches EKS clusters (with this machine's AWS credentials); reach dev-static with kport kube login on the server's host.`);
+  test('without a login, kube config says to log in first (exit 2)', async () => {
+    const res = await person().kport(['kube', 'config', 'dev-a']);
+    assert.equal(res.exitCode, 2, String(res.stderr));
+    assert.match(String(res.stderr), /kport kube config writes entries that reach a kport server, and you are not logged in to one \(no profile in .*\): run kport login --proxy HOST:PORT first, or use kport kube login for a local proxy\./);
   });
 
   test('get audit through the server: an auditor reads the events (logins included), an access person is refused with the server\'s sentence', async () => {

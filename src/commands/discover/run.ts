@@ -105,10 +105,12 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
   const { kube, once } = input;
   if (!kube?.enabled || once) return runDiscoveryService(input);
   // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
-  const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+  const [{ runKubeServerHeartbeat }, { servedClustersOf }] = await Promise.all([import('../../kube/server-heartbeat.ts'), import('../../kube/served-clusters.ts')]);
+  const { ctx } = input;
+  const served = servedClustersOf({ backend: input.backend, hostId: input.hostId, service: kube, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
   const stop = new AbortController();
   const signal = AbortSignal.any([input.signal, stop.signal]);
-  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now }).catch((err: unknown) => {
+  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served }).catch((err: unknown) => {
     stop.abort(err);
     throw err;
   });

@@ -23,7 +23,7 @@ export const kubeLogin: CommandDef = {
     const port = opts.port === undefined ? undefined : Number(opts.port);
     // 0, as everywhere else, means any free port.
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
-    const { config, backend, access, clusters, explain, server } = await personAccess(session, opts.user);
+    const { config, backend, access, clusters, explain } = await personAccess(session, opts.user);
     const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy, SNI_DOMAIN }, { createCA }, kubeconfig] = await Promise.all([
       import('../../kube/clusters.ts'),
       import('../../kube/access.ts'),
@@ -34,6 +34,9 @@ export const kubeLogin: CommandDef = {
       import('../../kube/pki.ts'),
       import('../../kube/proxy-kubeconfig.ts'),
     ]);
+    const where = await session.where();
+    const { serverUpstream } = await import('../../kube/server-kubeconfig.ts');
+    const login = where.via === 'server' ? await serverLogin(where.profile) : undefined;
     const defaults = {
       ...(typeof opts.as === 'string' && { user: opts.as }),
       ...(typeof opts.asGroups === 'string' && { groups: opts.asGroups.split(',').map((g) => g.trim()).filter(Boolean) }),
@@ -42,10 +45,6 @@ export const kubeLogin: CommandDef = {
     const targets = new Map<string, import('../../kube/forwarder.ts').ForwardTarget>();
     for (const name of clusterNames) {
       const { cluster, access: kubeAccess } = await resolveAllowedCluster(backend, clusters, name, explain);
-      // The server never hands people a cluster's kubeconfig (it holds credentials): only EKS clusters can be reached from here.
-      if (server && !cluster.spec.aws && !cluster.spec.kubeconfig) {
-        throw new UserError(`kube_cluster ${cluster.metadata.name} is reached through a kubeconfig that stays at the kport server at ${server}: through a server, kport kube login reaches EKS clusters (with this machine's AWS credentials); reach ${cluster.metadata.name} with kport kube login on the server's host.`);
-      }
       if (defaults.user || defaults.groups) {
         const check = resolveImpersonation(kubeAccess, { user: [], groups: [], other: [] }, defaults);
         if (!check.ok) throw new UsageError(`${cluster.metadata.name}: ${check.message}.`);
@@ -56,10 +55,13 @@ export const kubeLogin: CommandDef = {
           `${cluster.metadata.name}: your roles allow several Kubernetes users (${kubeAccess.users.join(', ')}), so requests that name none are refused. Pick one here with \`kport kube login ${name} --as ${first}\`, or per command: kubectl --as ${first}, helm --kube-as-user ${first}, k9s --as ${first}.`,
         );
       }
-      const upstream = await upstreamFor(cluster, {
-        service: config.kubernetes_service,
-        stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
-      });
+      // Through a server: its /k/<cluster> with the person's certificate; the server decides, an agent reaches the cluster.
+      const upstream = login
+        ? serverUpstream(login, cluster.metadata.name)
+        : await upstreamFor(cluster, {
+            service: config.kubernetes_service,
+            stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
+          });
       targets.set(cluster.metadata.name, { name: cluster.metadata.name, upstream, access: kubeAccess, defaults });
     }
 
@@ -138,6 +140,12 @@ export const kubeLogin: CommandDef = {
     }
   },
 };
+
+async function serverLogin(profile: { proxy: string; ca: string; credential: { cert: string; key: string } }) {
+  const { parseServerAddress } = await import('../../client/server-client.ts');
+  const { host, port } = parseServerAddress(profile.proxy);
+  return { proxy: profile.proxy, host, port, ca: profile.ca, ...profile.credential };
+}
 
 async function statusLine(ctx: Parameters<CommandDef['run']>[0]['ctx'], counts: () => { served: number; failed: number }) {
   const [{ render, Text }, { createElement: h }] = await Promise.all([import('ink'), import('react')]);

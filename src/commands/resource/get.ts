@@ -83,6 +83,6 @@ export const get: CommandDef = {
       return void ctx.stdout.write(serialize(name ? dtos[0] : dtos, format));
     }
     const verbose = Boolean(opts.verbose);
-    ctx.stdout.write(renderTable(kind.headers, resources.map((r) => kind.row(r, ctx.stdoutIsTTY, verbose)), { tty: ctx.stdoutIsTTY, verbose }));
+    ctx.stdout.write(renderTable(kind.headers, resources.map((r) => kind.row(r, ctx.stdoutIsTTY, verbose, ctx.now().getTime())), { tty: ctx.stdoutIsTTY, verbose }));
   },
 };

@@ -87,8 +87,9 @@ export const serverStart: CommandDef = {
         ctx.logger.error(`the in-process discovery service stopped: ${(err as Error).message}`);
       });
     } else if (config.kubernetes_service?.enabled) {
-      const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
-      services = runKubeServerHeartbeat({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, signal: ctx.signal, now: ctx.now }).catch((err) => {
+      const [{ runKubeServerHeartbeat }, { servedClustersOf }] = await Promise.all([import('../../kube/server-heartbeat.ts'), import('../../kube/served-clusters.ts')]);
+      const served = servedClustersOf({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
+      services = runKubeServerHeartbeat({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, signal: ctx.signal, now: ctx.now, served }).catch((err) => {
         ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
       });
     }
