@@ -19,6 +19,18 @@ export interface AuditEventSpec {
   action?: string;
   reason?: string;
   remote_addr?: string;
+  /** kube.request: what a person asked of a cluster through the server, and as whom it went. */
+  cluster?: string;
+  kube_user?: string;
+  kube_groups?: string[];
+  verb?: string;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  status?: number;
+  duration_ms?: number;
+  /** The id the agent sends the cluster as the kport.dev/session-id user extra: joins the cluster's audit log to this. */
+  session_id?: string;
 }
 
 export type AuditEvent = Resource<AuditEventSpec>;
