@@ -3,8 +3,8 @@
 // agents on in-memory tunnels (stream.duplexPair), until the agent's own service (AgentKubeService)
 // is merged; then the lead points `standInAgent` at it.
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { connect, constants, performServerHandshake, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { duplexPair, type Duplex } from 'node:stream';
+import { constants, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import type { RoleConfig } from '../../src/config/schema.ts';
@@ -19,6 +19,7 @@ import { upsertResource } from '../../src/resources/store.ts';
 import { loadAuthorities, type Authorities } from '../../src/server/authorities.ts';
 import { ServerAudit } from '../../src/server/audit.ts';
 import type { UpgradeHooks } from '../../src/server/kube-routes.ts';
+import { openLoopbackTunnel } from '../../src/server/loopback-tunnel.ts';
 import { KportServer } from '../../src/server/server.ts';
 import { verifyIdentity, type KubeIdentity } from '../../src/tunnel/identity.ts';
 import { IDENTITY_HEADER } from '../../src/tunnel/protocol.ts';
@@ -97,17 +98,15 @@ export interface StandInAgent {
 }
 
 /**
- * A minimal Kubernetes agent on an in-memory tunnel attached to the server: it checks the signed
+ * A minimal Kubernetes agent on an in-memory tunnel (the server's loopback tunnel) attached to the server: it checks the signed
  * identity as an agent must, and sends the request to `upstream` through kport's own Forwarder as
  * that identity; `broken` resets every stream before answering (an agent that fails first);
  * `upgrade` answers CONNECT streams itself (a WebSocket echo) instead of the cluster.
  */
 export function standInAgent(h: Harness, hostId: string, opts: { upstream?: Upstream; broken?: boolean; upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): StandInAgent {
-  const [serverSide, agentSide] = duplexPair();
-  const session = connect('http://kport-agent', { createConnection: () => serverSide });
-  session.on('error', () => {});
-  const agentSession = performServerHandshake(agentSide);
-  agentSession.on('error', () => {});
+  let agentSession!: ServerHttp2Session;
+  const close = openLoopbackTunnel(h.server.tunnels, hostId, (s) => (agentSession = s));
+  const session = h.server.tunnels.sessions(hostId).at(-1)!;
   const forwarder = new Forwarder({ kportUser: 'agent' });
   const agent: StandInAgent = {
     hostId,
@@ -115,10 +114,7 @@ export function standInAgent(h: Harness, hostId: string, opts: { upstream?: Upst
     streams: 0,
     open: new Set(),
     session,
-    kill() {
-      serverSide.destroy();
-      agentSide.destroy();
-    },
+    kill: close,
   };
   const internal = createHttpServer();
   const upgrades = new WeakMap<object, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
@@ -144,6 +140,5 @@ export function standInAgent(h: Harness, hostId: string, opts: { upstream?: Upst
       },
     );
   });
-  h.server.tunnels.attach(hostId, session);
   return agent;
 }
