@@ -88,6 +88,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
   test('alice (role for env=prod) reaches prod-a as herself with her groups; the agent got a signed identity for it', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = standInAgent(h, 'agent-1', { upstream });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-1', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
     const who = await waitFor('alice through the server', async () => {
@@ -111,12 +112,12 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(list.status, 200);
     assert.equal(list.host_id, 'agent-1');
     assert.ok(agent.admitted.some((i) => i.sessionId === list.session_id), 'the audit event names the session id the agent received');
-    agent.kill();
   });
 
   test('bob (role for env=staging) gets for prod-a exactly the answer for a missing cluster, and nothing reaches any agent', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = standInAgent(h, 'agent-2', { upstream });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-2', ['prod-a', 'staging-b']);
     const hidden = await k(await kubeconfig('bob', ['staging-dev'], 'prod-a'), 'get', '--raw', '/api/v1/namespaces');
     const missing = await k(await kubeconfig('bob', ['staging-dev'], 'no-such'), 'get', '--raw', '/api/v1/namespaces');
@@ -131,19 +132,18 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const own = await k(await kubeconfig('bob', ['staging-dev'], 'staging-b'), 'get', 'ns', '-o', 'name');
     assert.equal(own.code, 0, own.stderr);
     assert.ok(agent.admitted.every((i) => i.person === 'bob' && i.cluster === 'staging-b'));
-    agent.kill();
   });
 
   test('Impersonate-Group: system:masters from alice is refused with 403 and reaches no agent', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = standInAgent(h, 'agent-3', { upstream });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-3', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
     const r = await k(config, 'get', '--raw', '/api/v1/namespaces', '--as=alice', '--as-group=system:masters');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Forbidden.*impersonating group "system:masters" is not allowed by your kport roles/);
     assert.equal(agent.streams, 0);
-    agent.kill();
   });
 
   test('a cluster no agent serves answers a Kubernetes Status 503 naming it', async (t) => {
@@ -162,8 +162,11 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
   test('two agents for one cluster: one failing every stream and one killed outright, requests go on', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const broken = standInAgent(h, 'agent-broken', { broken: true });
+    t.after(() => broken.kill());
     const good = standInAgent(h, 'agent-good', { upstream });
+    t.after(() => good.kill());
     const doomed = standInAgent(h, 'agent-doomed', { upstream });
+    t.after(() => doomed.kill());
     await Promise.all(['agent-broken', 'agent-good', 'agent-doomed'].map((id) => h.heartbeat(id, ['prod-a'])));
     const alice = await h.personCert('alice', ['prod-dev']);
     const statuses: number[] = [];
@@ -174,13 +177,12 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.deepEqual(statuses, Array(20).fill(200));
     assert.ok(broken.streams > 0, 'the broken agent was tried');
     assert.ok(good.admitted.length > 0);
-    good.kill();
-    broken.kill();
   });
 
   test('HTTP/1.1 and the cluster SNI name route as the path does', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = standInAgent(h, 'agent-4', { upstream });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-4', ['prod-a']);
     const alice = await h.personCert('alice', ['prod-dev']);
     const h1 = await raw(h, alice, '/k/prod-a/api/v1/namespaces/team-a');
@@ -194,15 +196,16 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     // A server name for a cluster bob may not reach: the not-found answer.
     const bob = await h.personCert('bob', ['staging-dev']);
     assert.equal((await raw(h, bob, '/api/v1/namespaces', clusterServerName('prod-a'))).status, 404);
-    agent.kill();
   });
 
   test('a watch streams events through the tunnel, and cancelling it closes the agent\'s stream', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = standInAgent(h, 'agent-5', { upstream });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-5', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
     const child = execFile(kubectl, ['--kubeconfig', config, 'get', 'configmaps', '-n', 'team-a', '--watch', '-o', 'name']);
+    t.after(() => child.kill('SIGKILL'));
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c));
     await waitFor('the watch to be open at the agent', async () => agent.open.size > 0, { timeoutMs: 30_000 });
@@ -210,7 +213,6 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     await waitFor('the event through the watch', async () => out.includes('configmap/seen-through-tunnel'), { timeoutMs: 30_000 });
     child.kill('SIGKILL');
     await waitFor("the agent's stream to close", async () => agent.open.size === 0, { timeoutMs: 30_000 });
-    agent.kill();
   });
 
   test('an upgrade rides a CONNECT stream byte for byte; the recording hook sees it; a refused one reaches no agent', async (t) => {
@@ -220,6 +222,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const agent = standInAgent(h, 'agent-6', {
       upgrade: (req, socket, head) => {
         seenPaths.push(`${req.url} auth=${req.headers.authorization ?? ''} imp=${req.headers['impersonate-user'] ?? ''}`);
+    t.after(() => agent.kill());
         wss.handleUpgrade(req, socket as never, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
       },
     });
@@ -247,10 +250,9 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(agent.admitted.at(-1)!.sessionId, meta.sessionId);
     const streams = agent.streams;
     const refused = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a/api/v1/namespaces/team-a/pods/refused-pod/exec?command=sh`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });
-    const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)).once('error', () => resolve(-1)));
+    const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)).once('open', () => resolve(101)).once('error', () => resolve(-1)));
     assert.equal(status, 403);
     assert.equal(agent.streams, streams);
-    agent.kill();
   });
 });
 
