@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig, UserConfig } from '../config/schema.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
@@ -87,4 +88,23 @@ export function resolveImpersonation(
   const denied = groups.find((g) => !access.groups.includes(g));
   if (denied) return { ok: false, message: `impersonating group "${denied}" is not allowed by your kport roles` };
   return { ok: true, user, groups: [...new Set(groups)] };
+}
+
+/**
+ * The Impersonate-* headers of a request, resolved against what the roles allow: the one check the
+ * local proxy's forwarder and the server's routing both make, so both answer a request alike.
+ */
+export function impersonationFromHeaders(access: KubeAccess, headers: IncomingHttpHeaders, defaults: { user?: string; groups?: string[] } = {}): ImpersonationResult {
+  const user: string[] = [];
+  const groups: string[] = [];
+  const other: string[] = [];
+  for (const name in headers) {
+    if (!isImpersonation(name)) continue;
+    const value = headers[name];
+    const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+    if (name === 'impersonate-user') user.push(...values);
+    else if (name === 'impersonate-group') groups.push(...values.flatMap((v) => v.split(',').map((g) => g.trim())));
+    else other.push(name);
+  }
+  return resolveImpersonation(access, { user, groups, other }, defaults);
 }

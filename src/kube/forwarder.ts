@@ -5,7 +5,7 @@ import { PassThrough, type Duplex, type Readable, type Writable } from 'node:str
 import type { Dispatcher } from 'undici';
 import { describeConnectError } from '../core/net-errors.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
-import { isImpersonation, resolveImpersonation, type ImpersonationResult, type KubeAccess } from './access.ts';
+import { impersonationFromHeaders, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
 import { ChunkRelay, relay } from './relay.ts';
 import { isLongRunning, unsafePathReason } from './request-info.ts';
@@ -256,27 +256,12 @@ export class Forwarder {
       this.#finish(target, method, path, started, { ok: false, message }, 400, () => refuse(400, message), message);
       return undefined;
     }
-    const identity = this.#identity(target, headers);
+    const identity = impersonationFromHeaders(target.access, headers, target.defaults);
     if (!identity.ok) {
       this.#finish(target, method, path, started, identity, 403, () => refuse(403, identity.message));
       return undefined;
     }
     return identity;
-  }
-
-  #identity(target: ForwardTarget, headers: IncomingHttpHeaders): ImpersonationResult {
-    const user: string[] = [];
-    const groups: string[] = [];
-    const other: string[] = [];
-    for (const name in headers) {
-      if (!isImpersonation(name)) continue;
-      const value = headers[name];
-      const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
-      if (name === 'impersonate-user') user.push(...values);
-      else if (name === 'impersonate-group') groups.push(...values.flatMap((v) => v.split(',').map((g) => g.trim())));
-      else other.push(name);
-    }
-    return resolveImpersonation(target.access, { user, groups, other }, target.defaults);
   }
 
   #finish(target: ForwardTarget, method: string, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Backend } from '../backend/backend.ts';
 import { AUDIT_EVENT, type AuditEvent, type AuditEventSpec } from '../resources/audit-event.ts';
-import { upsertResource } from '../resources/store.ts';
+import { resourceKey } from '../resources/resource.ts';
+import { encodeResource, upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
 
 export const DEFAULT_AUDIT_RETENTION_MS = 30 * 86_400_000;
@@ -14,6 +15,10 @@ export const REFUSAL_BYTES_PER_MINUTE = 64 * 1024;
 export const MAX_AUDIT_FIELD = 256;
 const MAX_ROLES = 16;
 const MAX_SOURCES = 10_000;
+/** Events of Kubernetes requests waiting for their batched store write; past this, counted and dropped. */
+export const MAX_QUEUED_EVENTS = 10_000;
+/** Events per store transaction: etcd refuses transactions of more than 128 operations by default. */
+const EVENTS_PER_TXN = 100;
 
 type EventSpec = Omit<AuditEventSpec, 'time'>;
 interface Window {
@@ -37,6 +42,9 @@ export class ServerAudit {
   readonly #log: (line: string) => void;
   readonly #now: () => Date;
   readonly #windows = new Map<string, Window>();
+  #queued: AuditEvent[] = [];
+  #flushing?: Promise<void>;
+  #droppedQueued = 0;
 
   constructor(backend: Backend, opts: { retentionMs?: number; log: (line: string) => void; now?: () => Date }) {
     this.#backend = backend;
@@ -54,6 +62,47 @@ export class ServerAudit {
     const event = this.#event(capped(spec), now);
     if (spec.outcome === 'refused' && !this.#allow(spec.remote_addr, JSON.stringify(event).length, now.getTime())) return;
     await this.#store(event, now);
+  }
+
+  /**
+   * As record(), for the event of each proxied Kubernetes request: logged at once, stored with the
+   * others of the same moment in one transaction, so the store's write latency does not bound how
+   * many requests a second the server proxies. Never throws, never waits.
+   */
+  queue(spec: EventSpec): void {
+    const now = this.#now();
+    const event = this.#event(capped(spec), now);
+    if (spec.outcome === 'refused' && !this.#allow(spec.remote_addr, JSON.stringify(event).length, now.getTime())) return;
+    this.#log(JSON.stringify({ audit: event.spec }));
+    if (this.#queued.length >= MAX_QUEUED_EVENTS) {
+      this.#droppedQueued++;
+      return;
+    }
+    this.#queued.push(event);
+    this.#flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushQueue());
+  }
+
+  /** Waits until every queued event is stored (or its failure logged): at shutdown, and in tests. */
+  async drain(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  async #flushQueue(): Promise<void> {
+    while (this.#queued.length > 0) {
+      const batch = this.#queued.splice(0, EVENTS_PER_TXN);
+      const at = this.#now().getTime();
+      const ops = batch.map((e) => ({ key: resourceKey(AUDIT_EVENT, e.metadata.name), revision: 0, value: encodeResource(e), ttlMs: Math.max(1, Date.parse(e.metadata.expires!) - at) }));
+      try {
+        if (!(await this.#backend.transact(ops))) throw new Error('an event name was taken');
+      } catch (err) {
+        this.#log(JSON.stringify({ level: 'error', msg: `${batch.length} audit event(s) not stored: ${clip((err as Error).message)}` }));
+      }
+    }
+    if (this.#droppedQueued > 0) {
+      this.#log(JSON.stringify({ level: 'error', msg: `${this.#droppedQueued} audit event(s) of Kubernetes requests not stored: more than ${MAX_QUEUED_EVENTS} were waiting for the store` }));
+      this.#droppedQueued = 0;
+    }
+    this.#flushing = undefined;
   }
 
   /** A failure whose cause the caller is not told, for the server's log, within the caller's budget. */

@@ -76,6 +76,15 @@ export class ConnectionGuard {
     return session ? this.#bySession.get(session) : this.#bySocket.get(req.socket);
   }
 
+  /** The connection an HTTP/2 stream or an HTTP/1.1 socket (an upgrade's) came on. */
+  ofSession(session: object | undefined): Connection | undefined {
+    return session && this.#bySession.get(session as ServerHttp2Session);
+  }
+
+  ofSocket(socket: object): Connection | undefined {
+    return this.#bySocket.get(socket);
+  }
+
   /** A TCP connection: counted while its TLS handshake runs (the certificate is known only at its end). */
   #accept(raw: Socket): void {
     const key = sourceKey(raw.remoteAddress);

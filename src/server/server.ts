@@ -28,6 +28,9 @@ import { WatchHub } from './watch-hub.ts';
 import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingCall } from './audit-routes.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
+import { KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
+import { TunnelRegistry } from './tunnel-registry.ts';
+import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -54,6 +57,8 @@ export interface ServerOptions {
   people: Pick<PeopleDeps, 'sealKey' | 'configRoles' | 'oidc'>;
   /** Records exec and attach sessions (src/server/recording/); kport play reads them back. */
   recorder?: SessionRecorder;
+  /** The session recorder's hooks for Kubernetes upgrades (exec, attach). */
+  kubeUpgrades?: UpgradeHooks;
 }
 
 /**
@@ -80,6 +85,9 @@ export class KportServer {
   readonly #watchCount = new WatchCount();
   readonly #caKeys: { host: KeyObject; user: KeyObject };
   readonly #writes = new WriteBudget();
+  /** Kubernetes agents' reverse tunnels, by host id (tunnel-accept.ts adds them; the in-process service's too). */
+  readonly tunnels = new TunnelRegistry();
+  readonly #kube: KubeRoutes;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -88,6 +96,7 @@ export class KportServer {
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
+    this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -98,7 +107,8 @@ export class KportServer {
       commonName: 'kport server',
       usage: 'server',
       validForMs: 365 * 86_400_000,
-      dnsNames: names.filter((n) => !isIP(n)),
+      // The wildcard: one TLS server name per cluster (kube/sni.ts), for clients that drop a URL's path.
+      dnsNames: [...names.filter((n) => !isIP(n)), `*.${SERVER_SNI_DOMAIN}`],
       ips: names.filter((n) => isIP(n)),
     });
     const server = createSecureServer({
@@ -119,6 +129,7 @@ export class KportServer {
     // redial when they need to), so idle or half-open connections cannot pile up.
     server.setTimeout(IDLE_TIMEOUT_MS);
     server.on('request', (req, res) => void this.#handle(req, res));
+    this.#kube.attach(server, this.#guard);
     server.on('sessionError', () => {});
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -134,6 +145,7 @@ export class KportServer {
 
   async close(): Promise<void> {
     for (const watch of this.#watches) watch.abort();
+    this.#kube.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
@@ -151,6 +163,7 @@ export class KportServer {
     let caller: Caller | undefined;
     const path = (req.url ?? '').split('?')[0] ?? '';
     let action = path;
+    if (this.#kube.owns(req.url, socket.servername)) return this.#kube.request(req, res, connection, socket);
     try {
       if (req.method === 'GET' && path === '/v1/ping') return send(res, 200, { server: 'kport', ca_pin: this.#opts.authorities.pin });
       if (req.method === 'GET' && path === OIDC_CALLBACK_PATH) {
@@ -406,3 +419,4 @@ export class KportServer {
     res.end();
   }
 }
+

@@ -1,0 +1,66 @@
+import type { ClientHttp2Session } from 'node:http2';
+import type { Backend } from '../backend/backend.ts';
+import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
+import { ResourceCache } from './resource-cache.ts';
+import type { TunnelRegistry } from './tunnel-registry.ts';
+import type { WatchHub } from './watch-hub.ts';
+
+/**
+ * Which agents may serve a cluster right now: those whose kube_server heartbeat is fresh (not past
+ * its expiry) and lists the cluster, and that hold an open tunnel to this server. The heartbeats are
+ * kept in memory from a watch; the tunnels are the registry's.
+ */
+export class KubeAgents {
+  readonly #tunnels: TunnelRegistry;
+  readonly #heartbeats: ResourceCache<KubeServer>;
+  readonly #now: () => number;
+  /** cluster name -> host ids whose heartbeat lists it; rebuilt when a heartbeat changes. */
+  #byCluster = new Map<string, string[]>();
+
+  constructor(backend: Backend, hub: WatchHub, tunnels: TunnelRegistry, now: () => number = Date.now) {
+    this.#tunnels = tunnels;
+    this.#now = now;
+    this.#heartbeats = new ResourceCache<KubeServer>(backend, hub, KUBE_SERVER, () => this.#index());
+  }
+
+  get ready(): Promise<void> {
+    return this.#heartbeats.ready;
+  }
+
+  /** Host ids that may serve `cluster`, in a random order: requests spread over them, and the next is tried when one fails. */
+  candidates(cluster: string): string[] {
+    const now = this.#now();
+    const hosts = (this.#byCluster.get(cluster) ?? []).filter((host) => {
+      const beat = this.#heartbeats.get(host);
+      const expires = beat?.metadata.expires ? Date.parse(beat.metadata.expires) : Infinity;
+      return beat !== undefined && expires > now && this.#tunnels.sessions(host).length > 0;
+    });
+    for (let i = hosts.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
+    }
+    return hosts;
+  }
+
+  /** The agent's newest open tunnel: an agent that redialled leaves its old one to close. */
+  session(hostId: string): ClientHttp2Session | undefined {
+    return this.#tunnels.sessions(hostId).at(-1);
+  }
+
+  close(): void {
+    this.#heartbeats.close();
+  }
+
+  #index(): void {
+    const byCluster = new Map<string, string[]>();
+    for (const beat of this.#heartbeats.values()) {
+      for (const cluster of beat.spec.clusters ?? []) {
+        let hosts = byCluster.get(cluster);
+        if (!hosts) byCluster.set(cluster, (hosts = []));
+        // The record's name, which the server's policy lets an agent write only as its own host id.
+        hosts.push(beat.metadata.name);
+      }
+    }
+    this.#byCluster = byCluster;
+  }
+}

@@ -1,0 +1,390 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { constants, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Backend } from '../backend/backend.ts';
+import { impersonationFromHeaders } from '../kube/access.ts';
+import { trimFieldValues } from '../kube/local-proxy.ts';
+import { requestInfo, unsafePathReason } from '../kube/request-info.ts';
+import { clusterSniLabel, sniLabelOf } from '../kube/sni.ts';
+import { rawStatus, respondStatus, sendStatus, type KportCode } from '../kube/status.ts';
+import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
+import type { RoleSet } from '../roles/evaluate.ts';
+import { newSessionId, signIdentity } from '../tunnel/identity.ts';
+import { TUNNEL_PATH } from '../tunnel/protocol.ts';
+import type { ServerAudit } from './audit.ts';
+import type { Connection, ConnectionGuard } from './connections.ts';
+import { IdentityCache } from './identity-cache.ts';
+import { KubeAgents } from './kube-agents.ts';
+import { asRefusal, type PeopleRoutes, type Person } from './people-routes.ts';
+import { ResourceCache } from './resource-cache.ts';
+import { forwardOverTunnel, type Attempts, type Outcome, type TunnelClient } from './tunnel-forward.ts';
+import type { TunnelRegistry } from './tunnel-registry.ts';
+import { upgradeOverTunnel } from './tunnel-upgrade.ts';
+import type { WatchHub } from './watch-hub.ts';
+
+export const KUBE_PREFIX = '/k/';
+
+/** What a session recorder learns of an upgrade (exec, attach, port-forward) before any byte moves. */
+export interface UpgradeMeta {
+  sessionId: string;
+  person: string;
+  cluster: string;
+  clusterLabels: Record<string, string>;
+  kubeUser: string;
+  kubeGroups: string[];
+  namespace: string;
+  pod: string;
+  subresource: string;
+  container: string;
+  command: string[];
+  /** The Upgrade header, lower case: `websocket` or `spdy/3.1`. */
+  protocol: string;
+  /** The WebSocket subprotocols asked for (v5.channel.k8s.io, ...). */
+  subprotocols: string[];
+  roles: RoleSet;
+}
+
+export interface UpgradeHooks {
+  /** A sentence refusing the upgrade (a role requires recording this protocol cannot give), or undefined. */
+  refusal?(meta: UpgradeMeta): string | undefined;
+  /**
+   * The agent answered 101: the recorder attaches to both sides before any upgraded byte is relayed.
+   * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.
+   */
+  onUpgrade?(meta: UpgradeMeta & { hostId: string }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
+}
+
+export interface KubeRoutesDeps {
+  backend: Backend;
+  hub: WatchHub;
+  tunnels: TunnelRegistry;
+  people: PeopleRoutes;
+  audit: ServerAudit;
+  /** The kube_identity private key (authorities.kube_identity.keys.privateKey). */
+  identityKey: CryptoKey;
+  upgrades?: UpgradeHooks;
+}
+
+type Refused = { refused: { code: KportCode; message: string; reason?: string; user?: string; cluster?: string } };
+interface Admitted {
+  person: Person;
+  cluster: KubeCluster;
+  path: string;
+  user: string;
+  groups: string[];
+}
+
+/**
+ * The Kubernetes API at the server (DESIGN.md §9): `/k/<cluster>/...` (or a cluster's SNI name)
+ * from a person's certificate, checked as every person call is, the cluster allowed by their
+ * current roles (a cluster they may not reach answers exactly as a missing one, and reaches no
+ * agent), the impersonation resolved as the local proxy resolves it, then sent with a signed
+ * identity on a tunnel stream to an agent that serves the cluster. One audit event per request.
+ */
+export class KubeRoutes {
+  readonly #deps: KubeRoutesDeps;
+  readonly #clusters: ResourceCache<KubeCluster>;
+  readonly #agents: KubeAgents;
+  readonly #identities = new IdentityCache();
+  /** SNI label -> cluster name, rebuilt when a cluster changes. */
+  #bySni = new Map<string, string>();
+
+  constructor(deps: KubeRoutesDeps) {
+    this.#deps = deps;
+    this.#clusters = new ResourceCache<KubeCluster>(deps.backend, deps.hub, KUBE_CLUSTER, () => {
+      this.#bySni = new Map([...this.#clusters.values()].map((c) => [clusterSniLabel(c.metadata.name), c.metadata.name]));
+    });
+    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels);
+  }
+
+  /** Whether a request is for a cluster: its path, or the TLS server name it came by. */
+  owns(url: string | undefined, servername: string | false | null | undefined): boolean {
+    return (url?.startsWith(KUBE_PREFIX) ?? false) || sniLabelOf(servername) !== undefined;
+  }
+
+  close(): void {
+    this.#clusters.close();
+    this.#agents.close();
+  }
+
+  /**
+   * Takes the server's Kubernetes HTTP/2 streams on node:http2's core API (the compatibility layer's
+   * request and response objects cost CPU on every request), the others to that layer's listener as
+   * before; and its HTTP/1.1 upgrades but the tunnel's.
+   */
+  attach(server: Http2SecureServer, guard: ConnectionGuard | undefined): void {
+    const compat = server.listeners('stream') as Array<(...args: unknown[]) => void>;
+    server.removeAllListeners('stream');
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
+      const socket = stream.session?.socket as TLSSocket | undefined;
+      const path = headers[':path'] as string | undefined;
+      if (!this.owns(path, socket?.servername)) return compat.forEach((l) => l.call(server, stream, headers, ...rest));
+      this.#serve(new StreamClient(stream, trimFieldValues(headers)), path, guard?.ofSession(stream.session), socket);
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => {
+      if ((req.url ?? '').split('?')[0] !== TUNNEL_PATH) this.#upgrade(req, socket, head, guard?.ofSocket(socket));
+    });
+  }
+
+  /** An HTTP/1.1 request (the server's 'request' handler hands over those this owns). */
+  request(req: Http2ServerRequest, res: Http2ServerResponse, connection: Connection | undefined, socket: TLSSocket): void {
+    this.#serve(compatClient(req, res), req.url, connection, socket);
+  }
+
+  #upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer, connection: Connection | undefined): void {
+    const servername = serverName(socket);
+    const remote = remoteOf(socket);
+    socket.on('error', () => socket.destroy());
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    void this.#admit(connection, req.url, servername, req.headers).then((admitted) => {
+      if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
+      const meta = this.#meta(admitted, req);
+      const refusal = this.#deps.upgrades?.refusal?.(meta);
+      if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
+      const attempts = this.#attempts(admitted, meta.sessionId);
+      if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
+      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId }, socket, tunnel, { answer, client: head });
+      upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => this.#audit(admitted, method, remote, started, outcome));
+    }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
+  }
+
+  #serve(client: TunnelClient, url: string | undefined, connection: Connection | undefined, socket: TLSSocket | undefined): void {
+    const started = performance.now();
+    const servername = serverName(socket);
+    const remote = remoteOf(socket);
+    void this.#admit(connection, url, servername, client.headers).then((admitted) => {
+      if ('refused' in admitted) return this.#refuse(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
+      const attempts = this.#attempts(admitted);
+      if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
+      forwardOverTunnel(client, admitted.path, attempts, (outcome) => this.#audit(admitted, client.method, remote, started, outcome));
+    }, (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)));
+  }
+
+  /** A failure of the server itself (the store unreachable): the cause goes to its log, not to the caller. */
+  #failed(err: Error, remote: string, answer: (code: KportCode, message: string) => void): void {
+    this.#deps.audit.failure(remote, `a Kubernetes request failed: ${err.message}`);
+    answer(502, 'the kport server failed to answer this request; its log says why');
+  }
+
+  /** Who asks, for which cluster, as whom: every check before anything reaches an agent. */
+  async #admit(connection: Connection | undefined, url: string | undefined, servername: string | undefined, headers: IncomingHttpHeaders): Promise<Admitted | Refused> {
+    const caller = connection?.caller;
+    if (!caller) return { refused: { code: 403, message: 'the connection closed' } };
+    if (!('person' in caller)) {
+      const message = 'notAfter' in caller ? 'the Kubernetes API at this server is for people: it needs a user certificate from kport login, not an agent\'s host certificate' : caller.message;
+      return { refused: { code: 403, message, ...('user' in caller && caller.user && { user: caller.user }) } };
+    }
+    let person: Person;
+    try {
+      await this.#clusters.ready;
+      person = await this.#deps.people.person(caller);
+    } catch (err) {
+      const refusal = asRefusal(err);
+      if (!refusal) throw err;
+      return { refused: { code: 403, message: refusal.message, user: caller.person } };
+    }
+    const route = this.#route(url, servername);
+    const cluster = route && this.#clusters.get(route.name);
+    const labels = cluster?.metadata.labels ?? {};
+    const access = cluster && person.roles.kubeAccess(labels);
+    if (!route || !cluster || !access) {
+      // A cluster the roles do not allow answers exactly as one that does not exist (Teleport's rule); only the audit trail tells them apart.
+      const name = route?.name ?? '';
+      const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name}"` : `the roles of ${caller.person} do not allow kube_cluster "${name}"`;
+      return { refused: { code: 404, message: `kube_cluster "${name}" not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
+    }
+    const unsafe = unsafePathReason(route.path);
+    if (unsafe) return { refused: { code: 400, message: `kport refused the request: ${unsafe}`, user: caller.person, cluster: cluster.metadata.name } };
+    const identity = impersonationFromHeaders(access, headers);
+    if (!identity.ok) return { refused: { code: 403, message: identity.message, user: caller.person, cluster: cluster.metadata.name } };
+    return { person, cluster, path: route.path, user: identity.user, groups: identity.groups };
+  }
+
+  #route(url: string | undefined, servername: string | undefined): { name: string; path: string } | undefined {
+    if (url?.startsWith(KUBE_PREFIX)) {
+      const end = url.indexOf('/', KUBE_PREFIX.length);
+      const encoded = url.slice(KUBE_PREFIX.length, end < 0 ? undefined : end);
+      let name: string;
+      try {
+        name = decodeURIComponent(encoded);
+      } catch {
+        name = encoded;
+      }
+      return { name, path: end < 0 ? '/' : url.slice(end) };
+    }
+    const label = sniLabelOf(servername);
+    const name = label && this.#bySni.get(label);
+    return name && url ? { name, path: url } : undefined;
+  }
+
+  /** The agents to try and how to reach them; undefined when none serves the cluster now. */
+  #attempts(admitted: Admitted, upgradeSession?: string): Attempts | undefined {
+    const cluster = admitted.cluster.metadata.name;
+    const hosts = this.#agents.candidates(cluster);
+    if (hosts.length === 0) return undefined;
+    const { caller } = admitted.person;
+    const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };
+    return {
+      hosts,
+      session: (hostId) => this.#agents.session(hostId),
+      identity: async (hostId) => {
+        // An upgrade is a session of its own: a fresh identity, its id the recording's.
+        if (upgradeSession) return { token: (await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId: upgradeSession })).token, sessionId: upgradeSession };
+        return this.#identities.get(`${caller.person}|${caller.keyHash}|${cluster}|${admitted.user}|${admitted.groups.join(',')}|${hostId}`, async () => {
+          const sessionId = newSessionId();
+          const signed = await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId });
+          return { token: signed.token, sessionId, expires: signed.expires };
+        });
+      },
+    };
+  }
+
+  #meta(admitted: Admitted, req: IncomingMessage): UpgradeMeta {
+    const info = requestInfo(req.method ?? 'GET', admitted.path);
+    const query = new URLSearchParams(admitted.path.split('?')[1] ?? '');
+    return {
+      sessionId: newSessionId(),
+      person: admitted.person.caller.person,
+      cluster: admitted.cluster.metadata.name,
+      clusterLabels: admitted.cluster.metadata.labels ?? {},
+      kubeUser: admitted.user,
+      kubeGroups: admitted.groups,
+      namespace: info.namespace,
+      pod: info.name,
+      subresource: info.subresource,
+      container: query.get('container') ?? '',
+      command: query.getAll('command'),
+      protocol: String(req.headers.upgrade ?? '').toLowerCase(),
+      subprotocols: String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+      roles: admitted.person.roles,
+    };
+  }
+
+  #noAgent(admitted: Admitted, method: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
+    const message = `no agent serves ${admitted.cluster.metadata.name} right now: its Kubernetes agents are down or have no tunnel to this server (see \`kport get kube_server\`)`;
+    answer(503, message);
+    this.#audit(admitted, method, remote, started, { status: 503, error: message });
+  }
+
+  #refuse({ refused }: Refused, method: string, url: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
+    answer(refused.code, refused.message);
+    const info = requestInfo(method, url);
+    this.#deps.audit.queue({
+      type: 'kube.request',
+      outcome: 'refused',
+      ...(refused.user && { user: refused.user }),
+      ...(refused.cluster !== undefined && { cluster: refused.cluster }),
+      verb: info.verb,
+      action: `${method} ${url}`,
+      status: refused.code,
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      reason: refused.reason ?? refused.message,
+      remote_addr: remote,
+    });
+  }
+
+  #audit(admitted: Admitted, method: string, remote: string, started: number, outcome: Outcome): void {
+    const info = requestInfo(method, admitted.path);
+    this.#deps.audit.queue({
+      type: 'kube.request',
+      outcome: 'allowed',
+      user: admitted.person.caller.person,
+      kube_user: admitted.user,
+      kube_groups: admitted.groups,
+      cluster: admitted.cluster.metadata.name,
+      verb: info.verb,
+      resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
+      namespace: info.namespace,
+      name: info.name,
+      status: outcome.status,
+      ...(outcome.hostId && { host_id: outcome.hostId }),
+      ...(outcome.sessionId && { session_id: outcome.sessionId }),
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      ...(outcome.error && { reason: outcome.error }),
+      remote_addr: remote,
+    });
+  }
+}
+
+function serverName(socket: TLSSocket | undefined): string | undefined {
+  return typeof socket?.servername === 'string' ? socket.servername : undefined;
+}
+
+function remoteOf(socket: TLSSocket | undefined): string {
+  return `${socket?.remoteAddress ?? '?'}:${socket?.remotePort ?? '?'}`;
+}
+
+function compatClient(req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse): TunnelClient {
+  const r = res as ServerResponse;
+  return {
+    method: req.method ?? 'GET',
+    headers: req.headers,
+    body: req as IncomingMessage,
+    respond(status, headers) {
+      r.writeHead(status, headers);
+      r.flushHeaders();
+      return r;
+    },
+    fail: (code, message) => {
+      if (!r.headersSent) sendStatus(r, code, message);
+      else r.destroy();
+    },
+    headersSent: () => r.headersSent,
+    end: () => {
+      if (!r.writableEnded) r.end();
+    },
+    abort: () => r.destroy(),
+    gone: () => r.destroyed || (r.writableEnded && r.writableFinished),
+    onClose: (fn) => r.once('close', fn),
+  };
+}
+
+const ignore = () => {};
+
+/** A class, not an object of closures: one is made for every HTTP/2 request. */
+class StreamClient implements TunnelClient {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    this.body = stream;
+    this.headers = headers;
+    this.method = String(headers[':method'] ?? 'GET');
+    stream.on('error', ignore);
+  }
+
+  respond(status: number, out: Record<string, unknown>): ServerHttp2Stream | undefined {
+    if (this.body.destroyed || this.body.closed) return undefined;
+    this.body.respond({ ...out, ':status': status });
+    return this.body;
+  }
+
+  fail(code: KportCode, message: string): void {
+    if (this.body.destroyed || this.body.closed) return;
+    if (!this.body.headersSent) respondStatus(this.body, code, message);
+    else this.abort();
+  }
+
+  headersSent(): boolean {
+    return this.body.headersSent;
+  }
+
+  end(): void {
+    if (!this.body.writableEnded && !this.body.destroyed) this.body.end();
+  }
+
+  abort(): void {
+    if (!this.body.closed) this.body.close(constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  gone(): boolean {
+    return this.body.closed || this.body.destroyed;
+  }
+
+  onClose(fn: () => void): void {
+    this.body.once('close', fn);
+  }
+}

@@ -1,0 +1,51 @@
+import type { Duplex } from 'node:stream';
+import type { UpgradeHooks, UpgradeMeta } from '../kube-routes.ts';
+import { recordingDecision } from './decision.ts';
+import type { SessionRecorder } from './recorder.ts';
+
+/** exec and attach are sessions; port-forward is not, and is neither recorded nor refused here. */
+const isSession = (meta: UpgradeMeta) => meta.subresource === 'exec' || meta.subresource === 'attach';
+
+/** What the WebSocket asked for, or the SPDY version: the form recordingDecision and the recorder read. */
+const protocolOf = (meta: UpgradeMeta) => (meta.protocol === 'websocket' ? meta.subprotocols.join(', ') : meta.protocol);
+
+/**
+ * The routing's upgrade hooks, driving the recorder: a session a role requires recorded but this
+ * protocol cannot give is refused before it reaches an agent; every exec and attach is started
+ * (SPDY too, so session.start says recorded: false), fed both directions, and ended when either closes.
+ */
+export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
+  return {
+    refusal: (meta) => (isSession(meta) ? recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels).refusal : undefined),
+    onUpgrade(meta, client: Duplex, tunnel: Duplex, heads) {
+      if (!isSession(meta)) return;
+      const recording = recorder.start({
+        sessionId: meta.sessionId,
+        person: meta.person,
+        cluster: meta.cluster,
+        kubeUser: meta.kubeUser,
+        kubeGroups: meta.kubeGroups,
+        namespace: meta.namespace,
+        pod: meta.pod,
+        ...(meta.container && { container: meta.container }),
+        ...(meta.command.length > 0 && { command: meta.command.join(' ') }),
+        protocol: protocolOf(meta),
+        kind: meta.subresource as 'exec' | 'attach',
+      });
+      // The total cap reached and a role requires recording: the session must not go on unrecorded.
+      if (!recording.recorded && recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels).required) {
+        void recording.end('recording is required and the server could not record it');
+        client.destroy();
+        tunnel.destroy();
+        return;
+      }
+      recording.fromUpstream(heads.answer);
+      if (heads.client.length > 0) recording.fromClient(heads.client);
+      tunnel.on('data', (chunk: Buffer) => recording.fromUpstream(chunk));
+      client.on('data', (chunk: Buffer) => recording.fromClient(chunk));
+      const end = () => void recording.end();
+      tunnel.once('close', end);
+      client.once('close', end);
+    },
+  };
+}

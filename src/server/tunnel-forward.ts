@@ -1,0 +1,189 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
+import { isImpersonation } from '../kube/access.ts';
+import { relay } from '../kube/relay.ts';
+import type { KportCode } from '../kube/status.ts';
+import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
+
+/** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
+export const MAX_REPLAY_BYTES = 1 << 20;
+
+/** Headers of one hop or the person's credentials: never sent on to an agent. */
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings', IDENTITY_HEADER]);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/** One person's request and its response, whichever HTTP version it came on. */
+export interface TunnelClient {
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  respond(status: number, headers: OutgoingHttpHeaders): Writable | undefined;
+  fail(code: KportCode, message: string): void;
+  headersSent(): boolean;
+  end(): void;
+  /** Ends the response as broken (a reset stream, a cut connection): a watch's client re-lists. */
+  abort(): void;
+  gone(): boolean;
+  onClose(fn: () => void): void;
+}
+
+export interface Attempts {
+  /** Agents to try, in order. */
+  hosts: string[];
+  session(hostId: string): ClientHttp2Session | undefined;
+  identity(hostId: string): Promise<{ token: string; sessionId: string }>;
+}
+
+export interface Outcome {
+  status: number;
+  hostId?: string;
+  sessionId?: string;
+  error?: string;
+}
+
+/**
+ * Sends a person's request to the first agent of `hosts` whose tunnel takes it, as a stream
+ * (protocol.ts), and streams the answer back. An agent whose stream fails before any byte of the
+ * response is given up for the next; after the first byte the response is the person's, failures
+ * included. Either side closing closes the other (a cancelled watch, a dead agent).
+ */
+export function forwardOverTunnel(client: TunnelClient, path: string, attempts: Attempts, done: (outcome: Outcome) => void): void {
+  const { method } = client;
+  const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
+  const body = hasBody ? new ReplayableBody(client.body, MAX_REPLAY_BYTES) : undefined;
+  let current: ClientHttp2Stream | undefined;
+  let lastError = 'no agent answered';
+  let i = 0;
+  client.onClose(() => {
+    if (current && !current.closed) current.close(constants.NGHTTP2_CANCEL);
+  });
+  const next = async (): Promise<void> => {
+    while (i < attempts.hosts.length) {
+      if (client.gone()) return done({ status: 499, error: 'the client went away' });
+      const hostId = attempts.hosts[i++]!;
+      const session = attempts.session(hostId);
+      if (!session) continue;
+      let id;
+      try {
+        id = await attempts.identity(hostId);
+        current = session.request(tunnelHeaders(method, path, client.headers, id.token), { endStream: !hasBody });
+      } catch (err) {
+        lastError = (err as Error).message;
+        continue;
+      }
+      return attach(current, hostId, id.sessionId);
+    }
+    const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
+    client.fail(502, message);
+    done({ status: 502, error: message });
+  };
+  const attach = (up: ClientHttp2Stream, hostId: string, sessionId: string) => {
+    let status = 0;
+    let ended = false;
+    up.once('response', (h) => {
+      status = Number(h[':status']);
+      const sink = client.respond(status, responseHeaders(h as IncomingHttpHeaders));
+      if (sink) relay(up, sink);
+    });
+    up.once('end', () => (ended = true));
+    up.on('error', (err) => (lastError = err.message));
+    up.once('close', () => {
+      if (status === 0) {
+        body?.detach();
+        if (!body || body.replayable) return void next();
+        const message = `kport lost the agent's tunnel while sending the request (${lastError}); its body was too large to send again`;
+        client.fail(502, message);
+        return done({ status: 502, hostId, sessionId, error: message });
+      }
+      if (ended) client.end();
+      else client.abort();
+      done({ status, hostId, sessionId, ...(!ended && !client.gone() && { error: `the agent's stream ended early: ${lastError}` }) });
+    });
+    body?.attach(up);
+  };
+  void next();
+}
+
+/** The stream's headers: the person's, less hop-by-hop ones, credentials and impersonation; the signed identity. */
+function tunnelHeaders(method: string, path: string, headers: IncomingHttpHeaders, token: string): string[] {
+  const list = [':method', method, ':path', path, ':authority', TUNNEL_AUTHORITY, IDENTITY_HEADER, token];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || isImpersonation(name)) continue;
+    if (typeof value === 'string') list.push(name, value);
+    else for (const v of value) list.push(name, v);
+  }
+  return list;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && name.charCodeAt(0) !== 58 && !DROP_RESPONSE.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * A request body passed on as it arrives, and kept (up to `cap` bytes) until an agent answers, so
+ * the request can go to another agent if this one's stream fails first.
+ */
+class ReplayableBody {
+  readonly #source: Readable;
+  readonly #cap: number;
+  #kept: Buffer[] = [];
+  #size = 0;
+  #ended = false;
+  #to?: Writable;
+  replayable = true;
+
+  constructor(source: Readable, cap: number) {
+    this.#source = source;
+    this.#cap = cap;
+    source.on('data', (chunk: Buffer) => this.#chunk(chunk));
+    source.once('end', () => {
+      this.#ended = true;
+      this.#to?.end();
+    });
+  }
+
+  attach(to: Writable): void {
+    this.#to = to;
+    for (const chunk of this.#kept) to.write(chunk);
+    this.#trim();
+    if (this.#ended) to.end();
+    else this.#source.resume();
+  }
+
+  detach(): void {
+    this.#to = undefined;
+  }
+
+  #chunk(chunk: Buffer): void {
+    if (this.replayable) {
+      this.#kept.push(chunk);
+      this.#size += chunk.length;
+    }
+    const to = this.#to;
+    if (!to) {
+      // Nobody to send it to yet: stop reading past the cap rather than buffer without end.
+      if (this.#size > this.#cap) this.#source.pause();
+      return;
+    }
+    this.#trim();
+    if (!to.write(chunk)) {
+      this.#source.pause();
+      to.once('drain', () => this.#to === to && this.#source.resume());
+    }
+  }
+
+  /** Past the cap the kept chunks go: this body is sent once, to this agent. */
+  #trim(): void {
+    if (this.#size > this.#cap && this.replayable) {
+      this.replayable = false;
+      this.#kept = [];
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import type { IncomingMessage } from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { isImpersonation } from '../kube/access.ts';
+import { rawStatus } from '../kube/status.ts';
+import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
+import type { Attempts, Outcome } from './tunnel-forward.ts';
+
+/** The longest HTTP/1.1 answer head an agent may send before the upgraded bytes. */
+const MAX_ANSWER_HEAD = 64 * 1024;
+const DROP = new Set(['authorization', 'proxy-authorization', IDENTITY_HEADER]);
+
+/**
+ * An upgrade (exec, attach, port-forward) over a tunnel: a CONNECT stream carrying the person's
+ * HTTP/1.1 request (less credentials and impersonation), then the agent's answer and the upgraded
+ * bytes both ways. An agent whose stream fails before any byte of its answer is given up for the
+ * next. `opened` is called once the answer is a 101 and its head went to the person, before any
+ * upgraded byte moves either way: the session recorder's hook.
+ */
+export function upgradeOverTunnel(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, attempts: Attempts, opened: (hostId: string, sessionId: string, tunnel: ClientHttp2Stream, answerHead: Buffer) => void, done: (outcome: Outcome) => void): void {
+  const request = Buffer.concat([Buffer.from(requestHead(req, path)), head]);
+  let lastError = 'no agent answered';
+  let i = 0;
+  let gone = false;
+  socket.once('close', () => (gone = true));
+  const next = async (): Promise<void> => {
+    while (i < attempts.hosts.length && !gone) {
+      const hostId = attempts.hosts[i++]!;
+      const session = attempts.session(hostId);
+      if (!session) continue;
+      let up: ClientHttp2Stream;
+      let sessionId: string;
+      try {
+        const id = await attempts.identity(hostId);
+        sessionId = id.sessionId;
+        up = session.request({ ':method': 'CONNECT', ':authority': TUNNEL_AUTHORITY, [IDENTITY_HEADER]: id.token });
+      } catch (err) {
+        lastError = (err as Error).message;
+        continue;
+      }
+      return attach(up, hostId, sessionId);
+    }
+    if (gone) return done({ status: 499, error: 'the client went away' });
+    const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
+    rawStatus(socket, 502, message);
+    done({ status: 502, error: message });
+  };
+  const attach = (up: ClientHttp2Stream, hostId: string, sessionId: string) => {
+    let status = 0;
+    let answered = false;
+    let piped = false;
+    let chunks: Buffer[] = [];
+    up.on('error', (err) => (lastError = err.message));
+    up.once('response', (h) => {
+      const code = Number(h[':status']);
+      if (code === 200) return;
+      // The agent refused the stream itself (an identity it does not accept): its Status, as HTTP/1.1.
+      answered = true;
+      status = code;
+      const body: Buffer[] = [];
+      up.on('data', (c: Buffer) => body.push(c));
+      up.once('end', () => {
+        const text = Buffer.concat(body);
+        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${code} Refused\r\ncontent-type: ${String(h['content-type'] ?? 'text/plain')}\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n`), text]));
+      });
+    });
+    const onData = (chunk: Buffer) => {
+      if (answered) return;
+      chunks.push(chunk);
+      const all = Buffer.concat(chunks);
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (all.length > MAX_ANSWER_HEAD) up.destroy(new Error('the agent sent no HTTP answer'));
+        return;
+      }
+      answered = true;
+      up.off('data', onData);
+      up.pause();
+      chunks = [];
+      status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(all.subarray(0, end).toString('latin1'))?.[1] ?? 502);
+      socket.write(all.subarray(0, end + 4));
+      const rest = all.subarray(end + 4);
+      if (rest.length > 0) up.unshift(rest);
+      if (status === 101) opened(hostId, sessionId, up, all.subarray(0, end + 4));
+      piped = true;
+      up.pipe(socket);
+      socket.pipe(up);
+    };
+    up.on('data', onData);
+    up.once('close', () => {
+      if (!answered) return void next();
+      if (piped) socket.destroy();
+      done({ status, hostId, sessionId });
+    });
+    socket.once('close', () => {
+      if (!up.closed) up.destroy();
+    });
+    up.write(request);
+  };
+  socket.on('error', () => socket.destroy());
+  void next();
+}
+
+/** The request line and headers as the person sent them, less credentials, impersonation and any identity. */
+function requestHead(req: IncomingMessage, path: string): string {
+  const lines = [`${req.method ?? 'GET'} ${path} HTTP/1.1`];
+  const raw = req.rawHeaders;
+  for (let k = 0; k < raw.length; k += 2) {
+    const name = raw[k]!;
+    const lower = name.toLowerCase();
+    if (DROP.has(lower) || isImpersonation(lower)) continue;
+    lines.push(`${name}: ${raw[k + 1]!}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}

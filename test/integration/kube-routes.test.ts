@@ -1,0 +1,270 @@
+// real kubectl -> the kport server's /k/<cluster> routing -> a tunnel -> an agent -> real kube-apiserver (issue 21).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { RoleConfig } from '../../src/config/schema.ts';
+import { clusterServerName } from '../../src/kube/sni.ts';
+import { staticUpstream, type Upstream } from '../../src/kube/upstream.ts';
+import { listResources } from '../../src/resources/store.ts';
+import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
+import type { UpgradeMeta } from '../../src/server/kube-routes.ts';
+import { kubeHome } from '../helpers/kube-home.ts';
+import { standInAgent, startHarness, type Harness } from '../helpers/route-harness.ts';
+import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
+import { havePeer, tempDir, waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
+
+const run = promisify(execFile);
+const roles = [
+  { name: 'prod-dev', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'], kubernetes_users: [] },
+  { name: 'staging-dev', kubernetes_labels: { env: 'staging' }, kubernetes_groups: ['developers'], kubernetes_users: [] },
+] as RoleConfig[];
+
+describe('the server routes /k/<cluster> over tunnels to agents', { concurrency: false, timeout: 600_000 }, () => {
+  let api: KubeApiserver;
+  let h: Harness;
+  let upstream: Upstream;
+  let dir: string;
+  const upgrades: UpgradeMeta[] = [];
+  const kubectl = BINARIES.kubectl();
+
+  /** A kubeconfig for `person` at the server, cluster `cluster`; returns its path. */
+  async function kubeconfig(person: string, personRoles: string[], cluster: string, opts: { sni?: boolean } = {}): Promise<string> {
+    const { cert, key, ca } = await h.personCert(person, personRoles);
+    const file = join(dir, `${person}-${cluster}-${opts.sni ? 'sni' : 'path'}.yaml`);
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    writeFileSync(
+      file,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'k', cluster: { server: opts.sni ? `https://127.0.0.1:${h.port}` : `https://127.0.0.1:${h.port}/k/${cluster}`, 'certificate-authority-data': b64(ca), ...(opts.sni && { 'tls-server-name': clusterServerName(cluster) }) } }],
+        users: [{ name: 'p', user: { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) } }],
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'p' } }],
+        'current-context': 'c',
+      }),
+    );
+    return file;
+  }
+  const k = (config: string, ...args: string[]) => run(kubectl, ['--kubeconfig', config, ...args]).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+  const events = async () => {
+    await h.audit.drain();
+    return (await listResources<AuditEvent>(h.backend, AUDIT_EVENT)).map((e) => e.spec).filter((e) => e.type === 'kube.request');
+  };
+
+  before(async (t) => {
+    if (!havePeer(t as never, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
+    api = await startKubeApiserver();
+    dir = tempDir('routes');
+    await kubeHome(api, dir, { roles: [], users: [] });
+    const admin = (...args: string[]) => run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
+    await admin('create', 'namespace', 'team-a');
+    await admin('create', 'clusterrole', 'reader', '--verb=get,list,watch,create', '--resource=pods,configmaps,namespaces');
+    await admin('create', 'clusterrolebinding', 'developers-read', '--clusterrole=reader', '--group=developers');
+    h = await startHarness({
+      roles,
+      upgrades: {
+        refusal: (meta) => (meta.pod === 'refused-pod' ? 'a role requires this session to be recorded: use kubectl 1.30 or later' : undefined),
+        onUpgrade: (meta) => void upgrades.push(meta),
+      },
+    });
+    const kc = readFileSync(api.kubeconfig(api.proxy), 'utf8');
+    await h.cluster('prod-a', { env: 'prod' }, kc);
+    await h.cluster('prod-lonely', { env: 'prod' }, kc);
+    await h.cluster('staging-b', { env: 'staging' }, kc);
+    upstream = staticUpstream({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'prod-a' }, spec: { kubeconfig: kc } } as never);
+  });
+  after(async () => {
+    await h?.close();
+    await api?.stop();
+  });
+
+  test('alice (role for env=prod) reaches prod-a as herself with her groups; the agent got a signed identity for it', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = standInAgent(h, 'agent-1', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-1', ['prod-a']);
+    const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
+    const who = await waitFor('alice through the server', async () => {
+      const r = await k(config, 'auth', 'whoami', '-o', 'json');
+      return r.code === 0 ? r : undefined;
+    }, { timeoutMs: 30_000 });
+    const user = JSON.parse(who.stdout).status.userInfo;
+    assert.equal(user.username, 'alice');
+    assert.deepEqual(user.groups, ['developers', 'system:authenticated']);
+    assert.ok(agent.admitted.length > 0);
+    assert.ok(agent.admitted.every((i) => i.person === 'alice' && i.cluster === 'prod-a' && i.hostId === 'agent-1'));
+    const ns = await k(config, 'get', 'ns', '-o', 'name');
+    assert.equal(ns.code, 0, ns.stderr);
+    assert.match(ns.stdout, /namespace\/team-a/);
+    const allowed = (await events()).filter((e) => e.outcome === 'allowed' && e.user === 'alice');
+    const list = allowed.find((e) => e.verb === 'list' && e.resource === 'namespaces');
+    assert.ok(list, JSON.stringify(allowed));
+    assert.equal(list.cluster, 'prod-a');
+    assert.equal(list.kube_user, 'alice');
+    assert.deepEqual(list.kube_groups, ['developers', 'system:authenticated']);
+    assert.equal(list.status, 200);
+    assert.equal(list.host_id, 'agent-1');
+    assert.ok(agent.admitted.some((i) => i.sessionId === list.session_id), 'the audit event names the session id the agent received');
+  });
+
+  test('bob (role for env=staging) gets for prod-a exactly the answer for a missing cluster, and nothing reaches any agent', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = standInAgent(h, 'agent-2', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-2', ['prod-a', 'staging-b']);
+    const hidden = await k(await kubeconfig('bob', ['staging-dev'], 'prod-a'), 'get', '--raw', '/api/v1/namespaces');
+    const missing = await k(await kubeconfig('bob', ['staging-dev'], 'no-such'), 'get', '--raw', '/api/v1/namespaces');
+    assert.equal(hidden.code, 1);
+    assert.equal(hidden.code, missing.code);
+    assert.match(hidden.stderr, /kube_cluster "prod-a" not found/);
+    assert.equal(hidden.stderr.replaceAll('prod-a', 'X'), missing.stderr.replaceAll('no-such', 'X'));
+    assert.equal(agent.streams, 0);
+    const denied = (await events()).filter((e) => e.user === 'bob' && e.outcome === 'refused');
+    assert.ok(denied.some((e) => e.cluster === 'prod-a' && /do not allow/.test(e.reason ?? '')), JSON.stringify(denied));
+    // Bob's own cluster goes through.
+    const own = await k(await kubeconfig('bob', ['staging-dev'], 'staging-b'), 'get', 'ns', '-o', 'name');
+    assert.equal(own.code, 0, own.stderr);
+    assert.ok(agent.admitted.every((i) => i.person === 'bob' && i.cluster === 'staging-b'));
+  });
+
+  test('Impersonate-Group: system:masters from alice is refused with 403 and reaches no agent', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = standInAgent(h, 'agent-3', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-3', ['prod-a']);
+    const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
+    const r = await k(config, 'get', '--raw', '/api/v1/namespaces', '--as=alice', '--as-group=system:masters');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Forbidden.*impersonating group "system:masters" is not allowed by your kport roles/);
+    assert.equal(agent.streams, 0);
+  });
+
+  test('a cluster no agent serves answers a Kubernetes Status 503 naming it', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const r = await k(await kubeconfig('alice', ['prod-dev'], 'prod-lonely'), 'get', '--raw', '/api/v1/namespaces');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ServiceUnavailable|no agent serves prod-lonely right now/);
+    const body = await raw(h, await h.personCert('alice', ['prod-dev']), '/k/prod-lonely/api/v1/namespaces');
+    assert.equal(body.status, 503);
+    const status = JSON.parse(body.text);
+    assert.equal(status.kind, 'Status');
+    assert.equal(status.code, 503);
+    assert.match(status.message, /^no agent serves prod-lonely right now/);
+  });
+
+  test('two agents for one cluster: one failing every stream and one killed outright, requests go on', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const broken = standInAgent(h, 'agent-broken', { broken: true });
+    t.after(() => broken.kill());
+    const good = standInAgent(h, 'agent-good', { upstream });
+    t.after(() => good.kill());
+    const doomed = standInAgent(h, 'agent-doomed', { upstream });
+    t.after(() => doomed.kill());
+    await Promise.all(['agent-broken', 'agent-good', 'agent-doomed'].map((id) => h.heartbeat(id, ['prod-a'])));
+    const alice = await h.personCert('alice', ['prod-dev']);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      if (i === 5) doomed.kill();
+      statuses.push((await raw(h, alice, '/k/prod-a/api/v1/namespaces/team-a')).status);
+    }
+    assert.deepEqual(statuses, Array(20).fill(200));
+    assert.ok(broken.streams > 0, 'the broken agent was tried');
+    assert.ok(good.admitted.length > 0);
+  });
+
+  test('HTTP/1.1 and the cluster SNI name route as the path does', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = standInAgent(h, 'agent-4', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-4', ['prod-a']);
+    const alice = await h.personCert('alice', ['prod-dev']);
+    const h1 = await raw(h, alice, '/k/prod-a/api/v1/namespaces/team-a');
+    assert.equal(h1.status, 200, h1.text);
+    assert.equal(JSON.parse(h1.text).metadata.name, 'team-a');
+    const bySni = await raw(h, alice, '/api/v1/namespaces/team-a', clusterServerName('prod-a'));
+    assert.equal(bySni.status, 200, bySni.text);
+    const sniConfig = await kubeconfig('alice', ['prod-dev'], 'prod-a', { sni: true });
+    const r = await k(sniConfig, 'get', '--raw', '/api/v1/namespaces/team-a');
+    assert.equal(r.code, 0, r.stderr);
+    // A server name for a cluster bob may not reach: the not-found answer.
+    const bob = await h.personCert('bob', ['staging-dev']);
+    assert.equal((await raw(h, bob, '/api/v1/namespaces', clusterServerName('prod-a'))).status, 404);
+  });
+
+  test('a watch streams events through the tunnel, and cancelling it closes the agent\'s stream', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = standInAgent(h, 'agent-5', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-5', ['prod-a']);
+    const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
+    const child = execFile(kubectl, ['--kubeconfig', config, 'get', 'configmaps', '-n', 'team-a', '--watch', '-o', 'name']);
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c));
+    await waitFor('the watch to be open at the agent', async () => agent.open.size > 0, { timeoutMs: 30_000 });
+    await run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'configmap', 'seen-through-tunnel', '-n', 'team-a']);
+    await waitFor('the event through the watch', async () => out.includes('configmap/seen-through-tunnel'), { timeoutMs: 30_000 });
+    child.kill('SIGKILL');
+    await waitFor("the agent's stream to close", async () => agent.open.size === 0, { timeoutMs: 30_000 });
+  });
+
+  test('an upgrade rides a CONNECT stream byte for byte; the recording hook sees it; a refused one reaches no agent', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const wss = new WebSocketServer({ noServer: true });
+    const seenPaths: string[] = [];
+    const agent = standInAgent(h, 'agent-6', {
+      upgrade: (req, socket, head) => {
+        seenPaths.push(`${req.url} auth=${req.headers.authorization ?? ''} imp=${req.headers['impersonate-user'] ?? ''}`);
+    t.after(() => agent.kill());
+        wss.handleUpgrade(req, socket as never, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
+      },
+    });
+    await h.heartbeat('agent-6', ['prod-a']);
+    const alice = await h.personCert('alice', ['prod-dev']);
+    const path = '/api/v1/namespaces/team-a/pods/web/exec?container=c&command=sh&stdin=true&tty=true';
+    const ws = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a${path}`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost', headers: { authorization: 'Bearer leaked', 'impersonate-user': 'alice' } });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const payload = Buffer.from([1, 0, 255, 13, 10, 0x41]);
+    const echoed = await new Promise<Buffer>((resolve) => {
+      ws.once('message', (m) => resolve(m as Buffer));
+      ws.send(payload);
+    });
+    assert.deepEqual(echoed, payload);
+    ws.close();
+    assert.deepEqual(seenPaths, [`${path} auth= imp=`]);
+    const meta = upgrades.at(-1)!;
+    assert.equal(meta.person, 'alice');
+    assert.equal(meta.pod, 'web');
+    assert.equal(meta.namespace, 'team-a');
+    assert.equal(meta.container, 'c');
+    assert.deepEqual(meta.command, ['sh']);
+    assert.deepEqual(meta.subprotocols, ['v5.channel.k8s.io']);
+    assert.equal(meta.hostId, 'agent-6');
+    assert.equal(agent.admitted.at(-1)!.sessionId, meta.sessionId);
+    const streams = agent.streams;
+    const refused = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a/api/v1/namespaces/team-a/pods/refused-pod/exec?command=sh`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });
+    const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)).once('open', () => resolve(101)).once('error', () => resolve(-1)));
+    assert.equal(status, 403);
+    assert.equal(agent.streams, streams);
+  });
+});
+
+/** One HTTP/1.1 request with a person's certificate (ALPN http/1.1), by path, optionally by another TLS server name. */
+function raw(h: Harness, who: { cert: string; key: string; ca: string }, path: string, servername = 'localhost'): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: h.port, path, ca: who.ca, cert: who.cert, key: who.key, servername, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
