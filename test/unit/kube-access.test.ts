@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
-import { sendsGroup } from '../../src/kube/forwarder.ts';
+import { sendsGroup } from '../../src/kube/forward-headers.ts';
 import { isLongRunning, requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
 import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
