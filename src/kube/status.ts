@@ -12,15 +12,16 @@ import type { Duplex } from 'node:stream';
  * body's words (any other body reads "unknown"); other codes get client-go's own generic sentence.
  * So kport refuses with 403 and fails as a gateway with 502, as text/plain, which every client-go
  * path prints; a 400, whose words client-go drops even as text, carries a Status, read where
- * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse).
+ * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse), as do an
+ * agent's 404 (a cluster it does not serve) and 503 (one it cannot serve right now).
  */
-export type KportCode = 400 | 403 | 502;
+export type KportCode = 400 | 403 | 404 | 502 | 503;
 
-const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 403: 'Forbidden', 502: 'BadGateway' };
+const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 502: 'BadGateway', 503: 'ServiceUnavailable' };
 
 /** Whether client-go keeps a text body's words for this code on every path (errors.NewGenericServerResponse). */
 function textCarries(code: KportCode): boolean {
-  return code === 403 || code >= 500;
+  return code === 403 || (code >= 500 && code !== 503);
 }
 
 export function statusAnswer(code: KportCode, message: string): { contentType: string; body: string } {
