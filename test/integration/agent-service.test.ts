@@ -79,7 +79,7 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     await kubeHome(api, tempDir('agent-service'), { roles: [], users: [] });
     const k = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
     await k('create', 'namespace', 'apps');
-    await k('create', 'clusterrole', 'operator', '--verb=get,list,create', '--resource=pods,pods/exec');
+    await k('create', 'clusterrole', 'operator', '--verb=get,list,watch,create', '--resource=pods,pods/exec');
     await k('create', 'rolebinding', 'operators', '--clusterrole=operator', '--group=operators', '-n', 'apps');
     await kwok.createPod('apps', 'web');
 
@@ -137,7 +137,7 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
       ['forged', { [IDENTITY_HEADER]: await sign({}, attacker.keys.privateKey) }, /the identity is not valid: signature verification failed/],
       ['expired', { [IDENTITY_HEADER]: await sign({}, undefined, past) }, /the identity has expired/],
       ['another agent', { [IDENTITY_HEADER]: await sign({ hostId: 'agent-2222' }) }, /the identity was made for another agent/],
-      ["person's certificate expired", { [IDENTITY_HEADER]: await sign({ certExpires: Date.now() - 1000 }) }, /expired/],
+      ["person's certificate expired", { [IDENTITY_HEADER]: await sign({ certExpires: Date.now() - 1000 }) }, /the identity has expired/],
     ];
     for (const [name, headers, message] of refusals) {
       for (const method of ['GET', 'CONNECT']) {
