@@ -82,6 +82,12 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     await k('create', 'clusterrole', 'operator', '--verb=get,list,watch,create', '--resource=pods,pods/exec');
     await k('create', 'rolebinding', 'operators', '--clusterrole=operator', '--group=operators', '-n', 'apps');
     await kwok.createPod('apps', 'web');
+    // RBAC serves from an informer: grants just written take a moment to apply.
+    const allowed = async (user: string, groups: string[], resourceAttributes: object) =>
+      (await api.request(api.admin, '/apis/authorization.k8s.io/v1/subjectaccessreviews', { method: 'POST', body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups, resourceAttributes } } })).body?.status?.allowed === true;
+    await waitFor('the grants to apply', async () =>
+      (await allowed('alice-k8s', ['operators'], { namespace: 'apps', verb: 'watch', resource: 'pods' })) &&
+      (await allowed(api.proxy.user, api.proxy.groups, { group: 'authentication.k8s.io', verb: 'impersonate', resource: 'userextras', subresource: 'kport.dev/session-id' })) || undefined, { timeoutMs: 30_000 });
 
     server = await createAuthority('kport kube identity', 3_600_000);
     // The agent checks with the public half from its credential, as after a join.
@@ -184,7 +190,7 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     }
   });
 
-  test("a watch ends when the person's certificate expires, not before", async (t) => {
+  test("a watch ends when the person's certificate expires, not before", { timeout: 90_000 }, async (t) => {
     if (!have(t)) return;
     const certExpires = Date.now() + 4000;
     const stream = tunnel.request({ ':authority': TUNNEL_AUTHORITY, ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods?watch=true', [IDENTITY_HEADER]: await sign({ certExpires }) });
