@@ -27,7 +27,7 @@ export interface AgentKubeServiceOptions {
   now?: () => number;
 }
 
-/** Verified identities kept; past this, the cache starts again (the server caches its signatures per minute, so few are live). */
+/** Verified identities kept (about 1 KiB each); past this, the cache starts again (the server reuses a signature for about a minute, so few are live). */
 const MAX_CACHED = 10_000;
 const WARN_EVERY_MS = 60_000;
 /** setTimeout's limit; a later expiry is re-armed when it fires. */
@@ -127,7 +127,7 @@ export class AgentKubeService {
     }
     let pending = this.#verified.get(token);
     if (!pending) {
-      pending = verifyIdentity(key, token, { hostId: this.#opts.hostId, now: this.#now() });
+      pending = verifyIdentity(key, token, { hostId: this.#opts.hostId, now: this.#now() }).then(sendable);
       this.#verified.set(token, pending);
       pending.catch(() => this.#verified.delete(token));
     }
@@ -137,8 +137,6 @@ export class AgentKubeService {
       this.#verified.delete(token);
       throw new IdentityRefused('the identity has expired');
     }
-    const bad = [identity.person, identity.kubeUser, identity.sessionId, ...identity.kubeGroups].find((v) => !HEADER_VALUE.test(v));
-    if (bad !== undefined) throw new IdentityRefused(`the identity names ${JSON.stringify(bad)}, which cannot be sent as a header`);
     return identity;
   }
 
@@ -168,6 +166,13 @@ export class AgentKubeService {
 
 /** Printable ASCII without leading or trailing blanks: what node:http2 and the API server take as a header value. */
 const HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+/** An identity whose names could not go out as headers would fail at node:http2, after the checks. */
+function sendable(identity: KubeIdentity): KubeIdentity {
+  const bad = [identity.person, identity.kubeUser, identity.sessionId, ...identity.kubeGroups].find((v) => !HEADER_VALUE.test(v));
+  if (bad !== undefined) throw new IdentityRefused(`the identity names ${JSON.stringify(bad)}, which cannot be sent as a header`);
+  return identity;
+}
 
 /** The server already dropped them; the agent does not rely on it. */
 function stripImpersonation(headers: IncomingHttpHeaders): void {

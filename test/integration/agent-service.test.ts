@@ -144,6 +144,8 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
       ['expired', { [IDENTITY_HEADER]: await sign({}, undefined, past) }, /the identity has expired/],
       ['another agent', { [IDENTITY_HEADER]: await sign({ hostId: 'agent-2222' }) }, /the identity was made for another agent/],
       ["person's certificate expired", { [IDENTITY_HEADER]: await sign({ certExpires: Date.now() - 1000 }) }, /the identity has expired/],
+      // The server never signs such a name; were it to, node:http2 would throw on it past the checks.
+      ['a name that is no header value', { [IDENTITY_HEADER]: await sign({ person: 'alice\r\nimpersonate-group: system:masters' }) }, /the identity names "alice\\r\\nimpersonate-group: system:masters", which cannot be sent as a header/],
     ];
     for (const [name, headers, message] of refusals) {
       for (const method of ['GET', 'CONNECT']) {
