@@ -48,6 +48,8 @@ export class AgentKubeService {
   /** Upgrades (exec, attach, port-forward) arrive as raw HTTP/1.1 inside a CONNECT stream: this server parses them and never listens. */
   readonly #upgrades: Server;
   readonly #targets = new WeakMap<Duplex, ForwardTarget>();
+  /** Open streams by the expiry of their person's certificate. */
+  readonly #ending = new Map<number, Set<ServerHttp2Stream>>();
   #verified = new Map<string, Promise<KubeIdentity>>();
   #verifiedWith: CryptoKey | KeyObject | undefined;
   #lastWarn = -Infinity;
@@ -140,17 +142,28 @@ export class AgentKubeService {
     return identity;
   }
 
-  /** Long-running streams (watches, logs -f, exec) end when the person's certificate does. */
+  /**
+   * Long-running streams (watches, logs -f, exec) end when the person's certificate does. One timer
+   * per certificate, not per stream: a person's requests share it.
+   */
   #endAt(stream: ServerHttp2Stream, at: number): void {
-    const arm = () => {
-      const left = at - this.#now();
-      if (left <= 0) return void stream.close(NGHTTP2_CANCEL);
-      timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
-      timer.unref();
-    };
-    let timer: NodeJS.Timeout | undefined;
-    arm();
-    stream.once('close', () => clearTimeout(timer));
+    if (at <= this.#now()) return void stream.close(NGHTTP2_CANCEL);
+    let streams = this.#ending.get(at);
+    if (!streams) {
+      const group = new Set<ServerHttp2Stream>();
+      streams = group;
+      this.#ending.set(at, group);
+      const fire = () => {
+        const left = at - this.#now();
+        if (left > 0) return void setTimeout(fire, Math.min(left, MAX_TIMER_MS)).unref();
+        this.#ending.delete(at);
+        for (const s of group) s.close(NGHTTP2_CANCEL);
+      };
+      fire();
+    }
+    const group = streams;
+    group.add(stream);
+    stream.once('close', () => group.delete(stream));
   }
 
   #refuse(stream: ServerHttp2Stream, code: KportCode, message: string): void {

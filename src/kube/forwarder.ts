@@ -203,7 +203,9 @@ export class Forwarder {
         socket.destroy();
         upstreamSocket.destroy();
       };
-      upstreamSocket.on('error', close).on('close', close);
+      // The cluster closing ends the client's side once the tail is written (destroying it would drop
+      // the tail, a WebSocket close frame among it); a client that keeps its half open goes after 10 s.
+      upstreamSocket.on('error', close).on('close', () => void socket.end(() => setTimeout(close, 10_000).unref()));
       socket.on('close', close);
       socket.once('close', () => this.#finish(target, req.method ?? 'GET', path, started, identity, upstreamRes.statusCode ?? 101));
     });
