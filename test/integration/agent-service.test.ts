@@ -168,6 +168,30 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     assert.ok(warnings.length >= 1 && warnings.length < refusals.length, `refusals are logged, at most one line a minute: ${warnings.join(' | ')}`);
   });
 
+  test("an agent without the server's key yet (an identity from before tunnels, not renewed) refuses every stream, saying why", async (t) => {
+    if (!have(t)) return;
+    // Were the cluster looked up, this upstream would make it a 503.
+    const service = new AgentKubeService({ hostId: HOST, identityKey: () => undefined, upstream: async () => { throw new Error('never asked'); } });
+    const [serverEnd, agentEnd] = duplexPair();
+    service.serve(performServerHandshake(agentEnd));
+    const keyless = connect(`http://${TUNNEL_AUTHORITY}`, { createConnection: () => serverEnd });
+    try {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = keyless.request({ ':authority': TUNNEL_AUTHORITY, ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', [IDENTITY_HEADER]: 'x' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('utf8').on('data', (c: string) => (body += c));
+        stream.on('end', () => resolve({ status, body }));
+        stream.on('error', reject);
+      });
+      assert.equal(res.status, 403);
+      assert.equal(res.body, `kport agent ${HOST} refused the request: this agent has no copy of the server's identity key yet: it gets one when it renews its certificate (at start, for an agent that joined before tunnels)\n`);
+    } finally {
+      keyless.close();
+    }
+  });
+
   test('kubectl exec through a CONNECT stream (WebSocket, then SPDY) returns the output byte for byte', async (t) => {
     if (!have(t)) return;
     const sessionId = newSessionId();
