@@ -32,6 +32,11 @@ export interface X509Credential {
   cert: string;
   ca: string;
   expires: string;
+  /**
+   * The public half of the server's kube_identity key (a certificate, PEM): it checks the identities
+   * on tunnel streams. Absent in identities from before tunnels, until their next renewal.
+   */
+  kube_identity?: string;
 }
 
 export function identityDir(dataDir: string): string {

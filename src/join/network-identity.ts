@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +61,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
   // again with the same key, and the server hands it the certificate of the join it counted.
   let { keys, key } = await pendingKey(opts.dataDir, false);
   const anonymous = new ServerClient(opts.server, { ca });
-  let issued: { host_id: string; roles: string[]; discovery_group: string; cert: string; ca: string; expires: string };
+  let issued: { host_id: string; roles: string[]; discovery_group: string; cert: string; ca: string; expires: string; kube_identity?: string };
   try {
     const send = () =>
       retrying(
@@ -93,7 +93,7 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     host_id: issued.host_id,
     roles: issued.roles,
     joined: new Date().toISOString(),
-    credential: { type: 'x509', server: serverName(opts.server), discovery_group: issued.discovery_group, cert: issued.cert, ca: issued.ca, expires: issued.expires },
+    credential: { type: 'x509', server: serverName(opts.server), discovery_group: issued.discovery_group, cert: issued.cert, ca: issued.ca, expires: issued.expires, ...(issued.kube_identity && { kube_identity: issued.kube_identity }) },
   };
   saveIdentity(opts.dataDir, identity);
   const client = new ServerClient(opts.server, { ca: issued.ca, cert: issued.cert, key });
@@ -118,25 +118,31 @@ async function pendingKey(dataDir: string, fresh: boolean): Promise<{ keys: Cryp
 function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'], key: string, client: ServerClient, onFatal: (err: Error) => void): () => void {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let early = identity.roles.includes('kube') && identity.credential.kube_identity === undefined;
   const schedule = () => {
     const cert = new X509Certificate(identity.credential.cert);
     // The server backdates notBefore by a minute for clock skew: the life starts a minute later.
     const from = Date.parse(cert.validFrom) + CLOCK_SKEW_MS;
     const to = Date.parse(cert.validTo);
-    const at = from + ((to - from) * 2) / 3;
+    // An identity from before tunnels lacks the key that checks tunnel streams: a Kubernetes agent renews at once for it.
+    const at = early ? Date.now() : from + ((to - from) * 2) / 3;
     timer = setTimeout(() => void renewOnce(), Math.max(1000, Math.min(at - Date.now(), 2 ** 31 - 1)));
     timer.unref();
   };
   const renewOnce = async () => {
+    const wasEarly = early;
+    early = false;
     try {
       const keys = await importKeyPem(key);
-      const issued = await client.call<{ cert: string; ca: string; expires: string; roles: string[] }>('/v1/renew', { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
-      identity.credential = { ...identity.credential, cert: issued.cert, ca: issued.ca, expires: issued.expires };
+      const issued = await client.call<{ cert: string; ca: string; expires: string; roles: string[]; kube_identity?: string }>('/v1/renew', { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
+      identity.credential = { ...identity.credential, cert: issued.cert, ca: issued.ca, expires: issued.expires, ...(issued.kube_identity && { kube_identity: issued.kube_identity }) };
       identity.roles = issued.roles;
       saveIdentity(opts.dataDir, identity);
       client.setCredentials({ ca: issued.ca, cert: issued.cert, key });
     } catch (err) {
       if (stopped) return;
+      // The server paces renewals (this host renewed recently, before a restart): the key comes with the regular one.
+      if (err instanceof ServerRefusal && err.code === 'renew_too_soon' && wasEarly) return schedule();
       if (err instanceof ServerRefusal) {
         onFatal(new UserError(`The server refused to renew this agent's certificate: ${err.message}; remove ${identityDir(opts.dataDir)} and join again with a new token.`, 4));
         return;
@@ -152,5 +158,22 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
   return () => {
     stopped = true;
     clearTimeout(timer);
+  };
+}
+
+/**
+ * The key that checks identities on tunnel streams, from the agent's credential as it is now
+ * (renewals replace it); undefined until the server has sent one.
+ */
+export function kubeIdentityKey(identity: NetworkAgent['identity']): () => KeyObject | undefined {
+  let pem: string | undefined;
+  let key: KeyObject | undefined;
+  return () => {
+    const now = identity.credential.kube_identity;
+    if (now !== pem) {
+      pem = now;
+      key = now === undefined ? undefined : new X509Certificate(now).publicKey;
+    }
+    return key;
   };
 }

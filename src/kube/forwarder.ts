@@ -4,6 +4,7 @@ import { request as httpsRequest } from 'node:https';
 import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { describeConnectError } from '../core/net-errors.ts';
+import { forwardedHeaders, responseHeaders } from './forward-headers.ts';
 import { NGHTTP2_CANCEL } from './h2-pool.ts';
 import { impersonationFromHeaders, type ImpersonationResult, type KubeAccess } from './access.ts';
 import type { AuditLog } from './audit.ts';
@@ -12,19 +13,16 @@ import { isLongRunning, unsafePathReason } from './request-info.ts';
 import { rawStatus, respondStatus, sendStatus, type KportCode } from './status.ts';
 import type { Upstream } from './upstream.ts';
 
-/**
- * Headers that describe one hop, the client's credentials, or its identity claims: never forwarded
- * as sent. Expect too: kport's own server answers a client's 100-continue and reads the body it forwards.
- */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings']);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
-
 export interface ForwardTarget {
   name: string;
   upstream: Upstream;
   access: KubeAccess;
   /** --as / --as-groups: what a client that sends no Impersonate-* headers acts as. */
   defaults: { user?: string; groups?: string[] };
+  /** Sent as Impersonate-Extra-<key>: the person and kport's session id, for the cluster's own audit log. */
+  extra?: Record<string, string[]>;
+  /** The person the request is for, when it is not the forwarder's own user (an agent serves many). */
+  person?: string;
 }
 
 export interface ForwarderOptions {
@@ -86,7 +84,7 @@ export class Forwarder {
     const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
     const { session, release } = target.upstream.h2.acquire();
     const lead = [':method', method, ':path', joinPath(target.upstream.url.pathname, path), ':authority', target.upstream.url.host];
-    const upstream = session.request(forwardedHeaders(lead, client.headers, identity, authorization), { endStream: !hasBody });
+    const upstream = session.request(forwardedHeaders(lead, client.headers, identity, authorization, target.extra), { endStream: !hasBody });
     let status = 502;
     let failure: Error | undefined;
     // A client that goes away (a cancelled watch) releases the upstream stream.
@@ -148,7 +146,7 @@ export class Forwarder {
         origin: target.upstream.url.origin,
         path: joinPath(target.upstream.url.pathname, path),
         method: method as Dispatcher.HttpMethod,
-        headers: forwardedHeaders(['host', target.upstream.url.host], client.headers, identity, authorization),
+        headers: forwardedHeaders(['host', target.upstream.url.host], client.headers, identity, authorization, target.extra),
         // undici destroys the body it was given once it is sent; the client's stream is also its response.
         body: hasBody ? client.body.pipe(new PassThrough()) : null,
       },
@@ -190,7 +188,7 @@ export class Forwarder {
       port: target.upstream.url.port || 443,
       method: req.method,
       path: joinPath(target.upstream.url.pathname, path),
-      headers: forwardedHeaders(['host', target.upstream.url.host, 'connection', 'Upgrade', 'upgrade', String(req.headers.upgrade)], req.headers, identity, authorization),
+      headers: forwardedHeaders(['host', target.upstream.url.host, 'connection', 'Upgrade', 'upgrade', String(req.headers.upgrade)], req.headers, identity, authorization, target.extra),
       agent: target.upstream.agent,
     });
     upstreamReq.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
@@ -205,7 +203,9 @@ export class Forwarder {
         socket.destroy();
         upstreamSocket.destroy();
       };
-      upstreamSocket.on('error', close).on('close', close);
+      // The cluster closing ends the client's side once the tail is written (destroying it would drop
+      // the tail, a WebSocket close frame among it); a client that keeps its half open goes after 10 s.
+      upstreamSocket.on('error', close).on('close', () => void socket.end(() => setTimeout(close, 10_000).unref()));
       socket.on('close', close);
       socket.once('close', () => this.#finish(target, req.method ?? 'GET', path, started, identity, upstreamRes.statusCode ?? 101));
     });
@@ -270,7 +270,7 @@ export class Forwarder {
     this.#opts.audit?.record({
       at: Date.now(),
       durationMs: performance.now() - started,
-      user: this.#opts.kportUser,
+      user: target.person ?? this.#opts.kportUser,
       cluster: target.name,
       method,
       path,
@@ -368,45 +368,6 @@ function unreachable(target: ForwardTarget, err: unknown, otherwise?: string): s
 
 function noCredentials(target: ForwardTarget, err: unknown): string {
   return `kport could not get credentials for ${target.name}: ${(err as Error).message}`;
-}
-
-/**
- * The request's headers as the cluster gets them, after `lead` (the pseudo-headers or Host), as
- * [name, value, ...], which node:http2, node:https and undici all take: the client's own less the
- * hop-by-hop ones, its credentials and any Impersonate-*; then the checked identity, each
- * Impersonate-Group on a line of its own as the API server reads them; then the proxy's credentials.
- */
-function forwardedHeaders(lead: string[], headers: IncomingHttpHeaders, identity: { user: string; groups: string[] }, authorization: string | undefined): string[] {
-  const list = lead;
-  list.push('impersonate-user', identity.user);
-  for (const group of identity.groups) if (sendsGroup(identity, group)) list.push('impersonate-group', group);
-  if (authorization) list.push('authorization', authorization);
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
-    if (typeof value === 'string') list.push(name, value);
-    else for (const v of value) list.push(name, v);
-  }
-  return list;
-}
-
-/**
- * Whether to send a group as Impersonate-Group. The API server adds system:authenticated itself to
- * any impersonated user but system:anonymous (unless system:unauthenticated is asked for) and
- * authorises every group sent, so sending it would cost the cluster a check per request for the
- * same identity.
- */
-export function sendsGroup(identity: { user: string; groups: string[] }, group: string): boolean {
-  return group !== 'system:authenticated' || identity.user === 'system:anonymous' || identity.groups.includes('system:unauthenticated');
-}
-
-function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined && name.charCodeAt(0) !== 58 /* : */ && !DROP_RESPONSE.has(name)) out[name] = value;
-  }
-  return out;
 }
 
 function joinPath(base: string, path: string): string {

@@ -14,7 +14,8 @@ import type { Duplex } from 'node:stream';
  * path prints; a 400, whose words client-go drops even as text, carries a Status, read where
  * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse). So do
  * the server's 404 (a cluster missing or not allowed: the apiserver's own NotFound shape) and 503
- * (no agent serves the cluster), which the issue asks for as Kubernetes Status answers.
+ * (no agent serves the cluster), which the issue asks for as Kubernetes Status answers, as do an
+ * agent's 404 (a cluster it does not serve) and 503 (one it cannot serve right now).
  */
 export type KportCode = 400 | 403 | 404 | 502 | 503;
 

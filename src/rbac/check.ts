@@ -6,6 +6,7 @@ export interface PermissionResult {
   verb: string;
   group: string;
   resource: string;
+  subresource?: string;
   allowed: boolean;
   reason?: string;
 }
@@ -20,7 +21,7 @@ export async function checkPermissions(kc: KubeConfig, as?: { user: string; grou
   const api = kc.makeApiClient(AuthorizationV1Api);
   return Promise.all(
     REQUIRED_PERMISSIONS.map(async (p) => {
-      const resourceAttributes = { group: p.group, resource: p.resource, verb: p.verb };
+      const resourceAttributes = { group: p.group, resource: p.resource, ...(p.subresource && { subresource: p.subresource }), verb: p.verb };
       const what = as ? 'create a SubjectAccessReview' : 'create a SelfSubjectAccessReview';
       let review: { kind?: string; status?: { allowed: boolean; reason?: string } };
       try {
@@ -37,6 +38,6 @@ export async function checkPermissions(kc: KubeConfig, as?: { user: string; grou
   );
 }
 
-export function describePermission(p: { verb: string; group: string; resource: string }): string {
-  return `${p.verb} ${p.group ? `${p.resource}.${p.group}` : p.resource}`;
+export function describePermission(p: { verb: string; group: string; resource: string; subresource?: string }): string {
+  return `${p.verb} ${p.group ? `${p.resource}.${p.group}` : p.resource}${p.subresource ? `/${p.subresource}` : ''}`;
 }

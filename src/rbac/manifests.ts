@@ -1,8 +1,14 @@
 import type { V1ClusterRole, V1ClusterRoleBinding } from '@kubernetes/client-node';
+import { ORIGINAL_USER_EXTRA, SESSION_ID_EXTRA } from '../tunnel/protocol.ts';
 
-/** The rules of the guide's Step 2: what the proxy needs to impersonate and to check itself. */
+/**
+ * The rules of the guide's Step 2: what the proxy needs to impersonate and to check itself; and the
+ * two user extras a Kubernetes agent sets so the cluster's own audit log names the person and
+ * kport's session (RBAC matches `userextras/<key>` as resource/subresource; any value).
+ */
 export const PROXY_RULES = [
   { apiGroups: [''], resources: ['users', 'groups', 'serviceaccounts'], verbs: ['impersonate'] },
+  { apiGroups: ['authentication.k8s.io'], resources: [`userextras/${ORIGINAL_USER_EXTRA}`, `userextras/${SESSION_ID_EXTRA}`], verbs: ['impersonate'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'], verbs: ['create'] },
 ];
@@ -23,7 +29,12 @@ export function clusterRoleBinding(name: string, roleName: string, group: string
   };
 }
 
-/** Each permission `rbac check` asks the cluster about, as SelfSubjectAccessReview attributes. */
-export const REQUIRED_PERMISSIONS = PROXY_RULES.flatMap((rule) =>
-  rule.resources.flatMap((resource) => rule.verbs.map((verb) => ({ group: rule.apiGroups[0]!, resource, verb }))),
+/** Each permission `rbac check` asks the cluster about, as SelfSubjectAccessReview attributes (`userextras/<key>`: resource and subresource). */
+export const REQUIRED_PERMISSIONS: Array<{ group: string; resource: string; subresource?: string; verb: string }> = PROXY_RULES.flatMap((rule) =>
+  rule.resources.flatMap((combined) => {
+    const slash = combined.indexOf('/');
+    const resource = slash < 0 ? combined : combined.slice(0, slash);
+    const subresource = slash < 0 ? undefined : combined.slice(slash + 1);
+    return rule.verbs.map((verb) => ({ group: rule.apiGroups[0]!, resource, ...(subresource && { subresource }), verb }));
+  }),
 );

@@ -48,6 +48,8 @@ export interface IssuedIdentity {
   /** The server TLS CA the agent trusts from now on. */
   ca: string;
   expires: string;
+  /** The public half of the key that signs the identities on tunnel streams (a certificate, PEM). */
+  kube_identity: string;
 }
 
 export interface JoinDeps {
@@ -178,7 +180,7 @@ function sameRoles(a: string[], b: string[]): boolean {
 
 async function hostIdentity(deps: JoinDeps, publicKey: Parameters<typeof keyHash>[0], hostId: string, roles: string[], group: string): Promise<IssuedIdentity> {
   const cert = await issueLeaf(deps.authorities.host, publicKey, { commonName: hostId, organizations: ['kport-agents'], usage: 'client', validForMs: deps.hostCertTtlMs, host: { roles, discovery_group: group } });
-  return { host_id: hostId, roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+  return { host_id: hostId, roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString(), kube_identity: deps.authorities.kube_identity.certPem };
 }
 
 /** What a verified host certificate says, checked against the store: undefined when the agent was removed. */
@@ -219,5 +221,5 @@ export async function renew(deps: JoinDeps, caller: { hostId: string; roles: str
     if (deps.renewals.size >= MAX_PACED_HOSTS) deps.renewals.clear();
     deps.renewals.set(caller.hostId, deps.now().getTime());
   }
-  return { host_id: caller.hostId, roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles, discovery_group: caller.group, cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+  return { host_id: caller.hostId, roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles, discovery_group: caller.group, cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString(), kube_identity: deps.authorities.kube_identity.certPem };
 }

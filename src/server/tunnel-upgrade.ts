@@ -89,7 +89,11 @@ export function upgradeOverTunnel(req: IncomingMessage, socket: Duplex, head: Bu
     up.on('data', onData);
     up.once('close', () => {
       if (!answered) return void next();
-      if (piped) socket.destroy();
+      // Ended, not destroyed: the last bytes of a session may still be on their way to the person.
+      if (piped) {
+        socket.end();
+        setTimeout(() => socket.destroy(), 10_000).unref();
+      }
       done({ status, hostId, sessionId });
     });
     socket.once('close', () => {

@@ -69,9 +69,10 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     const before = await kport(['rbac', 'check', '--context', 'proxy']);
     assert.equal(before.exitCode, 1);
     assert.match(String(before.stdout), /✗ impersonate users\n/);
+    assert.match(String(before.stdout), /✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user\n✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id\n/);
     // Every authenticated user may review itself (system:basic-user); the rest is missing.
     assert.match(String(before.stdout), /✓ create selfsubjectaccessreviews\.authorization\.k8s\.io\n/);
-    assert.match(String(before.stderr), /The proxy identity lacks impersonate users, impersonate groups, impersonate serviceaccounts, get pods: run `kport rbac bootstrap --context proxy --role-arn/);
+    assert.match(String(before.stderr), /The proxy identity lacks impersonate users, impersonate groups, impersonate serviceaccounts, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id, get pods: run `kport rbac bootstrap --context proxy --role-arn/);
 
     const run = await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', ROLE]);
     assert.equal(run.exitCode, 0, String(run.stderr));
@@ -89,7 +90,8 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
 
     const after = await kport(['rbac', 'check', '--context', 'proxy']);
     assert.equal(after.exitCode, 0, String(after.stderr));
-    assert.equal(String(after.stdout).split('\n').filter((l) => l.startsWith('✓')).length, 6);
+    assert.equal(String(after.stdout).split('\n').filter((l) => l.startsWith('✓')).length, 8);
+    assert.match(String(after.stdout), /✓ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id\n/);
     const asRole = await kport(['rbac', 'check', '--context', 'test', '--as-role-arn', 'arn:aws:sts::222222222222:assumed-role/kport-proxy/session-1']);
     assert.equal(asRole.exitCode, 0, String(asRole.stderr));
   });

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { stringify } from 'yaml';
@@ -29,7 +29,20 @@ export interface KubeApiserver {
   /** Calls the API as an identity. */
   request(identity: Identity, path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
   etcd: EtcdCluster;
+  /** With `auditLog`: the API server's own audit events so far (Metadata level, one per stage but RequestReceived). */
+  auditEvents(): KubeAuditEvent[];
   stop(): Promise<void>;
+}
+
+/** The fields of an audit.k8s.io/v1 Event the tests read. */
+export interface KubeAuditEvent {
+  auditID: string;
+  stage: string;
+  verb: string;
+  requestURI: string;
+  user: { username: string; groups?: string[]; extra?: Record<string, string[]> };
+  impersonatedUser?: { username: string; groups?: string[]; extra?: Record<string, string[]> };
+  responseStatus?: { code: number };
 }
 
 export interface KubeApiserverOptions {
@@ -38,6 +51,8 @@ export interface KubeApiserverOptions {
    * for kwok on 127.0.0.1. kwok v0.8.0 as test/peers/kwok.ts runs it also answers without them.
    */
   kubeletClient?: boolean;
+  /** The API server's own audit log (`--audit-log-path`, a Metadata-level policy), read with auditEvents(). */
+  auditLog?: boolean;
 }
 
 /** A real kube-apiserver (RBAC, static tokens) on a real etcd, on free loopback ports. */
@@ -63,6 +78,14 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
     writeFileSync(files.kubeletCert, kubeletClient.cert);
     writeFileSync(files.kubeletKey, kubeletClient.key, { mode: 0o600 });
     kubeletFlags.push(`--kubelet-client-certificate=${files.kubeletCert}`, `--kubelet-client-key=${files.kubeletKey}`, '--kubelet-preferred-address-types=InternalIP');
+  }
+  const auditPath = join(dir, 'audit.log');
+  const auditFlags: string[] = [];
+  if (opts.auditLog) {
+    const policy = join(dir, 'audit-policy.yaml');
+    writeFileSync(policy, stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'], rules: [{ level: 'Metadata' }] }));
+    // Blocking mode: an event is written before the response goes out, so a test reads it right after.
+    auditFlags.push(`--audit-policy-file=${policy}`, `--audit-log-path=${auditPath}`, '--audit-log-mode=blocking', '--audit-log-format=json');
   }
   const admin: Identity = { user: 'admin', token: 'admin-token-0123456789', groups: ['system:masters'] };
   const proxy: Identity = { user: 'kport-proxy', token: 'proxy-token-0123456789', groups: ['kport'] };
@@ -96,6 +119,7 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
     '--enable-priority-and-fairness=false',
     '--v=0',
     ...kubeletFlags,
+    ...auditFlags,
   ], { dir });
   const server = `https://127.0.0.1:${port}`;
   const dispatcher = new Agent({ connect: { ca: ca.cert }, allowH2: false });
@@ -131,6 +155,15 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
     },
     request,
     etcd,
+    auditEvents() {
+      if (!opts.auditLog) throw new Error('startKubeApiserver({ auditLog: true }) keeps an audit log');
+      let text = '';
+      try {
+        text = readFileSync(auditPath, 'utf8');
+      } catch {}
+      // A line being written as this reads is left for the next read.
+      return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as KubeAuditEvent);
+    },
     async stop() {
       await dispatcher.close();
       await peer.stop();

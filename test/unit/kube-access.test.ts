@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
-import { sendsGroup } from '../../src/kube/forwarder.ts';
+import { extraHeader, forwardedHeaders, sendsGroup } from '../../src/kube/forward-headers.ts';
 import { isLongRunning, requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
 import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
@@ -115,4 +115,12 @@ test('connection failures are described by their cause, through wrappers', () =>
   const tls = Object.assign(new Error('self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
   assert.equal(describeConnectError(Object.assign(new Error('The pending stream has been canceled'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: tls })), 'TLS verification failed (self-signed certificate)');
   assert.equal(describeConnectError(new Error('something else')), undefined);
+});
+
+test("user extras go out as Impersonate-Extra-<key>, the key percent-encoded as client-go does and lower-cased for HTTP/2; the client's own never pass", () => {
+  assert.equal(extraHeader('kport.dev/original-user'), 'impersonate-extra-kport.dev%2foriginal-user');
+  assert.equal(extraHeader('Team Zoé'), 'impersonate-extra-team%20zo%c3%a9');
+  const list = forwardedHeaders(['host', 'k'], { 'impersonate-extra-kport.dev%2foriginal-user': 'mallory', accept: 'application/json' }, { user: 'u', groups: ['g'] }, 'Bearer t', { 'kport.dev/original-user': ['alice'], 'kport.dev/session-id': ['s-1'] });
+  const pairs = list.flatMap((_, i) => (i % 2 === 0 ? [`${list[i]}: ${list[i + 1]}`] : []));
+  assert.deepEqual(pairs, ['host: k', 'impersonate-user: u', 'impersonate-group: g', 'impersonate-extra-kport.dev%2foriginal-user: alice', 'impersonate-extra-kport.dev%2fsession-id: s-1', 'authorization: Bearer t', 'accept: application/json']);
 });
