@@ -1,6 +1,8 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent } from '../backend/backend.ts';
 import { certPem, generateKeys, issueLeaf, keyPem } from '../pki/certs.ts';
@@ -25,6 +27,9 @@ import { WatchGate } from './watch-gate.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
 import { WriteBudget } from './write-budget.ts';
+import { TunnelRegistry } from './tunnel-registry.ts';
+import { refuseUpgrade, TunnelAcceptor } from './tunnel-accept.ts';
+import { TUNNEL_PATH } from '../tunnel/protocol.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -75,6 +80,9 @@ export class KportServer {
   readonly #watchCount = new WatchCount();
   readonly #caKeys: { host: KeyObject; user: KeyObject };
   readonly #writes = new WriteBudget();
+  /** Kubernetes agents' reverse tunnels, by host id. */
+  readonly tunnels = new TunnelRegistry();
+  readonly #tunnelAccept: TunnelAcceptor;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -82,6 +90,7 @@ export class KportServer {
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
+    this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now });
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
   }
 
@@ -115,6 +124,7 @@ export class KportServer {
     server.setTimeout(IDLE_TIMEOUT_MS);
     server.on('request', (req, res) => void this.#handle(req, res));
     server.on('sessionError', () => {});
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -129,6 +139,7 @@ export class KportServer {
 
   async close(): Promise<void> {
     for (const watch of this.#watches) watch.abort();
+    this.#tunnelAccept.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
@@ -215,6 +226,14 @@ export class KportServer {
       // A stranger too slow to send a join goes with its connection; so does an expired certificate.
       if (refused.code === 'cert_expired' || refused.code === 'too_slow') connection?.drop();
     }
+  }
+
+  /** HTTP/1.1 upgrades: an agent's reverse tunnel; nothing else yet. */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {});
+    const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    if ((req.url ?? '').split('?')[0] === TUNNEL_PATH) return void this.#tunnelAccept.accept(req, socket as Socket, head, this.#guard?.of(req), address);
+    refuseUpgrade(socket, 404, 'not_found', `no such upgrade: ${(req.url ?? '').split('?')[0]}`);
   }
 
   async #join(body: unknown, address: string, res: Http2ServerResponse): Promise<void> {
