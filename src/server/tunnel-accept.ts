@@ -69,6 +69,8 @@ export class TunnelAcceptor {
     let caller: VerifiedCaller | undefined;
     try {
       caller = this.#agent(req, connection);
+      // Refused with its host id in the event: a discovery agent's certificate is not a Kubernetes agent's.
+      if (!caller.roles.includes('kube')) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
       const known = await currentAgent(this.#deps.backend, caller.hostId, caller.keyHash);
       if (!known) throw new Refusal(403, 'agent_removed', `agent ${caller.hostId} was removed from this cluster (kport agents rm)`);
       if (this.#deps.registry.size >= TUNNEL_LIMITS.total) throw new Refusal(503, 'busy', `this server holds ${TUNNEL_LIMITS.total} tunnels, its limit: the agent tries again`);
@@ -92,9 +94,13 @@ export class TunnelAcceptor {
     const written = await new Promise<boolean>((resolve) => socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`, (err) => resolve(!err)));
     if (!written || socket.destroyed) return void socket.destroy();
     if (head.length > 0) socket.unshift(head);
-    // The HTTP/1.1 server's idle timer left with its parser: this one is the tunnel's own.
-    socket.setTimeout(TUNNEL_LIMITS.idleMs, () => socket.destroy());
+    // The HTTP/1.1 server's idle timer stays on the socket, which no longer sees the bytes HTTP/2
+    // reads: the session's own timer (reset by every frame, the agent's PINGs too) is the tunnel's.
+    socket.setTimeout(0);
     const session = h2connect(`http://${TUNNEL_AUTHORITY}`, { createConnection: () => socket, settings: { enablePush: false } });
+    session.setTimeout(TUNNEL_LIMITS.idleMs, () => session.destroy());
+    // node resets that timer on a received PING only when the session listens for them.
+    session.on('ping', () => {});
     session.on('error', () => {});
     session.once('close', () => {
       this.#open.delete(session);
@@ -114,7 +120,7 @@ export class TunnelAcceptor {
     this.#deps.registry.close();
   }
 
-  /** The caller as a tunnel needs it: an agent's host certificate with the kube role, unexpired. */
+  /** The caller as a tunnel needs it: an agent's host certificate, unexpired. */
   #agent(req: IncomingMessage, connection: Connection | undefined): VerifiedCaller {
     if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) throw new Refusal(400, 'bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
     const caller = connection?.caller ?? new Refusal(401, 'unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
@@ -123,7 +129,6 @@ export class TunnelAcceptor {
     if (this.#deps.now().getTime() >= caller.notAfter) {
       throw new Refusal(401, 'cert_expired', `the host certificate of agent ${caller.hostId} expired at ${new Date(caller.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
     }
-    if (!caller.roles.includes('kube')) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
     return caller;
   }
 

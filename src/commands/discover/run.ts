@@ -25,10 +25,13 @@ export const discoverRun: CommandDef = {
   async run(input) {
     const { opts, session } = input;
     const config = await session.config();
-    if (!config.discovery_service?.enabled) {
-      throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes.`);
+    // A Kubernetes agent alone (no discovery) serves through a server, so it needs one.
+    const kubeAgent = Boolean(config.kubernetes_service?.enabled && config.teleport.proxy_server);
+    if (!config.discovery_service?.enabled && !kubeAgent) {
+      throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes (or, for a Kubernetes agent, kubernetes_service.enabled: yes and teleport.proxy_server).`);
     }
-    const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
+    if (!config.discovery_service?.enabled && opts.once) throw new UsageError('--once runs one discovery poll, and discovery_service is not enabled: run a Kubernetes agent without --once.');
+    const roles = [...(config.discovery_service?.enabled ? ['discovery'] : []), ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
     const tokenSource = String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? '');
     if (typeof opts.token === 'string') hideTokenArgument(opts.token, input.ctx.cwd, (m) => input.ctx.logger.warn(m));
     const { lockDataDir } = await import('../../join/data-dir-lock.ts');
@@ -44,7 +47,7 @@ export const discoverRun: CommandDef = {
 /** The agent, once it holds the data dir: join (or resume), then lead or stand by until stopped. */
 async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], tokenSource: string): Promise<number | undefined> {
   const config = await session.config();
-  const discovery = config.discovery_service!;
+  const discovery = config.discovery_service?.enabled ? config.discovery_service : undefined;
   // stdin can be read once; the join may ask again (a retry after an outage).
   const fromStdin = tokenSource === '-' ? readToken('-', ctx.cwd, roles) : undefined;
   const token = () => fromStdin ?? readToken(tokenSource, ctx.cwd, roles);
@@ -67,7 +70,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
     const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: ONCE_UNREACHABLE_MS, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!)) } : undefined);
     const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
-    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery.discovery_group, token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
+    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery?.discovery_group ?? '', token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
       if (fatalError) throw fatalError;
       // Stopped while waiting for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted) return undefined;
@@ -79,7 +82,11 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
     const backend = new RemoteBackend(agent.client, { stopRetrying: stopping, onDenied: removedHint, outage });
+    // A Kubernetes agent's reverse tunnel: the server's requests for its clusters arrive on it (DESIGN.md §9).
+    const tunnelStop = new AbortController();
+    const tunnel = config.kubernetes_service?.enabled && !once ? (await import('../../tunnel/kube-agent.ts')).startKubeTunnel({ dataDir: config.dataDir, server, identity: agent.identity, signal: AbortSignal.any([stopping, tunnelStop.signal]), warn: (m) => ctx.logger.warn(m), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) }) : undefined;
     try {
+      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping });
       return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping });
     } catch (err) {
       // Stopped while a call waited for an unreachable server: a stop, not a failure.
@@ -87,10 +94,13 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       throw err;
     } finally {
       stopRenewing();
+      tunnelStop.abort();
+      await tunnel;
       await backend.close();
       if (fatalError) throw fatalError;
     }
   }
+  if (!discovery) throw new UsageError('a Kubernetes agent without discovery_service needs teleport.proxy_server');
   const backend = await session.backend();
   const { joinOrResume } = await import('../../join/identity.ts');
   const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
@@ -118,6 +128,13 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
     stop.abort();
     await heartbeat;
   }
+}
+
+/** A Kubernetes agent without discovery: its kube_server heartbeat until stopped (the tunnel runs beside it). */
+async function runKubeService({ ctx, kube, backend, hostId, signal }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal }): Promise<number | undefined> {
+  const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now });
+  return stoppedExitCode(ctx.signal, { service: true });
 }
 
 interface DiscoveryRun {
