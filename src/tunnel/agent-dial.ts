@@ -149,7 +149,8 @@ function held({ session, socket }: OpenTunnel, pingMs: number, signal: AbortSign
     signal.addEventListener('abort', stop, { once: true });
     let waiting: NodeJS.Timeout | undefined;
     const ping = setInterval(() => {
-      if (waiting) return;
+      // Destroyed, its 'close' not yet emitted: ping() would throw.
+      if (waiting || session.destroyed || session.closed) return;
       waiting = setTimeout(() => fail(`no answer to a PING in ${Math.round(pingMs / 1000)} s`), pingMs);
       const sent = session.ping((err) => {
         clearTimeout(waiting);
