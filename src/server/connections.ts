@@ -71,7 +71,7 @@ export class ConnectionGuard {
   }
 
   /** The connection a request came on; undefined only for a socket that closed meanwhile. */
-  of(req: Http2ServerRequest): Connection | undefined {
+  of(req: Pick<Http2ServerRequest, 'socket'> & { stream?: Http2ServerRequest['stream'] }): Connection | undefined {
     const session = req.stream?.session as ServerHttp2Session | undefined;
     return session ? this.#bySession.get(session) : this.#bySocket.get(req.socket);
   }

@@ -1,6 +1,8 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent } from '../backend/backend.ts';
 import { certPem, generateKeys, issueLeaf, keyPem } from '../pki/certs.ts';
@@ -31,6 +33,8 @@ import type { SessionRecorder } from './recording/recorder.ts';
 import { KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
 import { TunnelRegistry } from './tunnel-registry.ts';
 import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
+import { TunnelAcceptor } from './tunnel-accept.ts';
+import { TUNNEL_PATH } from '../tunnel/protocol.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
@@ -88,6 +92,7 @@ export class KportServer {
   /** Kubernetes agents' reverse tunnels, by host id (tunnel-accept.ts adds them; the in-process service's too). */
   readonly tunnels = new TunnelRegistry();
   readonly #kube: KubeRoutes;
+  readonly #tunnelAccept: TunnelAcceptor;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -95,6 +100,7 @@ export class KportServer {
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
+    this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now });
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
     this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
   }
@@ -131,6 +137,7 @@ export class KportServer {
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
     server.on('sessionError', () => {});
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -146,6 +153,7 @@ export class KportServer {
   async close(): Promise<void> {
     for (const watch of this.#watches) watch.abort();
     this.#kube.close();
+    this.#tunnelAccept.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
@@ -235,6 +243,14 @@ export class KportServer {
       // A stranger too slow to send a join goes with its connection; so does an expired certificate.
       if (refused.code === 'cert_expired' || refused.code === 'too_slow') connection?.drop();
     }
+  }
+
+  /** An agent's reverse tunnel; every other HTTP/1.1 upgrade is a person's, answered by kube-routes.ts. */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if ((req.url ?? '').split('?')[0] !== TUNNEL_PATH) return;
+    socket.on('error', () => {});
+    const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    this.#tunnelAccept.accept(req, socket as Socket, head, this.#guard?.of(req), address);
   }
 
   async #join(body: unknown, address: string, res: Http2ServerResponse): Promise<void> {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { serialize } from '../../core/output.ts';
@@ -9,6 +9,9 @@ import type { CommandDef, CommandInput } from '../command.ts';
 import type { AccessDeniedError, Backend } from '../../backend/backend.ts';
 import type { Format } from '../../core/output.ts';
 import type { KubernetesServiceConfig } from '../../config/schema.ts';
+import type { ServedClusters } from '../../kube/served-clusters.ts';
+import type { ServerAddress } from '../../client/server-client.ts';
+import type { NetworkAgent } from '../../join/network-identity.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -25,10 +28,13 @@ export const discoverRun: CommandDef = {
   async run(input) {
     const { opts, session } = input;
     const config = await session.config();
-    if (!config.discovery_service?.enabled) {
-      throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes.`);
+    // A Kubernetes agent alone (no discovery) serves through a server, so it needs one.
+    const kubeAgent = Boolean(config.kubernetes_service?.enabled && config.teleport.proxy_server);
+    if (!config.discovery_service?.enabled && !kubeAgent) {
+      throw new UsageError(`discovery_service is not enabled in ${config.source ?? 'the configuration'}: set discovery_service.enabled: yes (or, for a Kubernetes agent, kubernetes_service.enabled: yes and teleport.proxy_server).`);
     }
-    const roles = ['discovery', ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
+    if (!config.discovery_service?.enabled && opts.once) throw new UsageError('--once runs one discovery poll, and discovery_service is not enabled: run a Kubernetes agent without --once.');
+    const roles = [...(config.discovery_service?.enabled ? ['discovery'] : []), ...(config.kubernetes_service?.enabled ? ['kube'] : [])];
     const tokenSource = String(opts.token ?? config.teleport.join_params?.token_name ?? config.teleport.auth_token ?? '');
     if (typeof opts.token === 'string') hideTokenArgument(opts.token, input.ctx.cwd, (m) => input.ctx.logger.warn(m));
     const { lockDataDir } = await import('../../join/data-dir-lock.ts');
@@ -44,7 +50,7 @@ export const discoverRun: CommandDef = {
 /** The agent, once it holds the data dir: join (or resume), then lead or stand by until stopped. */
 async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], tokenSource: string): Promise<number | undefined> {
   const config = await session.config();
-  const discovery = config.discovery_service!;
+  const discovery = config.discovery_service?.enabled ? config.discovery_service : undefined;
   // stdin can be read once; the join may ask again (a retry after an outage).
   const fromStdin = tokenSource === '-' ? readToken('-', ctx.cwd, roles) : undefined;
   const token = () => fromStdin ?? readToken(tokenSource, ctx.cwd, roles);
@@ -67,7 +73,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
     const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: ONCE_UNREACHABLE_MS, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!)) } : undefined);
     const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
-    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery.discovery_group, token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
+    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery?.discovery_group ?? '', token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
       if (fatalError) throw fatalError;
       // Stopped while waiting for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted) return undefined;
@@ -79,18 +85,27 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
     const backend = new RemoteBackend(agent.client, { stopRetrying: stopping, onDenied: removedHint, outage });
+    // A Kubernetes agent's reverse tunnel: the server's requests for its clusters arrive on it (DESIGN.md §9).
+    const tunnelStop = new AbortController();
+    const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
+    const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
+    const tunnel = kube && (await serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) }));
     try {
-      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping });
+      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served });
+      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served });
     } catch (err) {
       // Stopped while a call waited for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted && !fatalError && err instanceof ServerUnreachable) return stoppedExitCode(ctx.signal, { service: !once });
       throw err;
     } finally {
       stopRenewing();
+      tunnelStop.abort();
+      await tunnel;
       await backend.close();
       if (fatalError) throw fatalError;
     }
   }
+  if (!discovery) throw new UsageError('a Kubernetes agent without discovery_service needs teleport.proxy_server');
   const backend = await session.backend();
   const { joinOrResume } = await import('../../join/identity.ts');
   const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
@@ -101,13 +116,12 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
 type DiscoveryConfig = NonNullable<Awaited<ReturnType<CommandInput['session']['config']>>['discovery_service']>;
 
 /** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
-export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig }): Promise<number | undefined> {
+export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters }): Promise<number | undefined> {
   const { kube, once } = input;
   if (!kube?.enabled || once) return runDiscoveryService(input);
   // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
-  const [{ runKubeServerHeartbeat }, { servedClustersOf }] = await Promise.all([import('../../kube/server-heartbeat.ts'), import('../../kube/served-clusters.ts')]);
-  const { ctx } = input;
-  const served = servedClustersOf({ backend: input.backend, hostId: input.hostId, service: kube, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
+  const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+  const served = input.served ?? (await servedClusters({ ctx: input.ctx, kube, backend: input.backend, hostId: input.hostId }));
   const stop = new AbortController();
   const signal = AbortSignal.any([input.signal, stop.signal]);
   const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served }).catch((err: unknown) => {
@@ -119,6 +133,37 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
   } finally {
     stop.abort();
     await heartbeat;
+  }
+}
+
+/** A Kubernetes agent without discovery: its kube_server heartbeat until stopped (the tunnel runs beside it). */
+async function runKubeService({ ctx, kube, backend, hostId, signal, served }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters }): Promise<number | undefined> {
+  const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
+  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })) });
+  return stoppedExitCode(ctx.signal, { service: true });
+}
+
+/** The clusters this Kubernetes service serves: what its resources select, and its own kubeconfig_file's contexts. */
+async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string }): Promise<ServedClusters> {
+  const { servedClustersOf } = await import('../../kube/served-clusters.ts');
+  return servedClustersOf({ backend, hostId, service: kube, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
+}
+
+/** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
+async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void }): Promise<void> {
+  const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
+    import('../../tunnel/kube-agent.ts'),
+    import('../../kube/agent-service.ts'),
+    import('../../join/network-identity.ts'),
+    import('../../kube/audit.ts'),
+  ]);
+  const { ctx, agent, served } = input;
+  const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
+  const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
+  try {
+    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session) });
+  } finally {
+    await audit.close();
   }
 }
 

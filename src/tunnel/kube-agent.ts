@@ -1,0 +1,39 @@
+import type { ServerHttp2Session } from 'node:http2';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AccessDeniedError } from '../backend/backend.ts';
+import { ServerRefusal, type ServerAddress } from '../client/server-client.ts';
+import { identityDir } from '../join/identity.ts';
+import { runAgentTunnel } from './agent-dial.ts';
+
+export interface KubeTunnelOptions {
+  dataDir: string;
+  server: ServerAddress;
+  /** The agent's identity, which its renewal updates in place: read at each dial. */
+  identity: { credential: { cert: string; ca: string } };
+  signal: AbortSignal;
+  warn: (message: string) => void;
+  /** The server refused the tunnel for good (the agent was removed): an AccessDeniedError, as its other calls give. */
+  onFatal: (err: Error) => void;
+  /** Serves the requests the server sends on each tunnel (AgentKubeService). */
+  onSession: (session: ServerHttp2Session) => void;
+}
+
+/**
+ * The Kubernetes agent's reverse tunnel beside its heartbeat (`kport discover run` with
+ * kubernetes_service and teleport.proxy_server): the server's requests arrive on it. Returns what
+ * waits for it to end once `signal` aborts.
+ */
+export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
+  // The key never changes (a renewal keeps it); the certificate and CA are read at each dial.
+  const key = readFileSync(join(identityDir(opts.dataDir), 'key.pem'), 'utf8');
+  return runAgentTunnel({
+    server: opts.server,
+    credentials: () => ({ cert: opts.identity.credential.cert, ca: opts.identity.credential.ca, key }),
+    signal: opts.signal,
+    warn: opts.warn,
+    onSession: opts.onSession,
+  }).catch((err: unknown) => {
+    opts.onFatal(err instanceof ServerRefusal ? new AccessDeniedError(err.code, err.message) : (err as Error));
+  });
+}
