@@ -89,7 +89,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const tunnelStop = new AbortController();
     const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
-    const tunnel = kube && (await serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) }));
+    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) });
     try {
       if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served });
       return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served });
