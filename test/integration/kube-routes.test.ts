@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -223,6 +224,30 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     await waitFor('the event through the watch', async () => out.includes('configmap/seen-through-tunnel'), { timeoutMs: 30_000 });
     child.kill('SIGKILL');
     await waitFor("the agent's stream to close", async () => agent.open.size === 0, { timeoutMs: 30_000 });
+  });
+
+  test('one person connection holds more than 32 watches at once (kubectl, k9s and kube login keep many on one connection): every one sees the next event', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = testAgent(h, 'agent-7', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-7', ['prod-a']);
+    const alice = await h.personCert('alice', ['prod-dev']);
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });
+    t.after(() => session.destroy());
+    session.on('error', () => {});
+    const WATCHES = 48;
+    const outputs = Array.from({ length: WATCHES }, () => ({ status: 0, text: '' }));
+    for (const out of outputs) {
+      const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a/configmaps?watch=1' });
+      stream.on('response', (headers) => (out.status = Number(headers[':status'])));
+      stream.on('data', (c: Buffer) => (out.text += c));
+      stream.on('error', () => {});
+    }
+    await waitFor(`${WATCHES} watches answered on one connection`, async () => outputs.every((o) => o.status === 200) || undefined, { timeoutMs: 60_000 });
+    assert.ok((session.remoteSettings.maxConcurrentStreams ?? Infinity) <= 1000, 'bounded: at most what one agent tunnel carries');
+    assert.equal(agent.open.size, WATCHES);
+    await run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'configmap', 'seen-by-every-watch', '-n', 'team-a']);
+    await waitFor('the event on every watch', async () => outputs.every((o) => o.text.includes('"seen-by-every-watch"')) || undefined, { timeoutMs: 60_000 });
   });
 
   test('an upgrade rides a CONNECT stream byte for byte; the recording hook sees it; a refused one reaches no agent', async (t) => {
