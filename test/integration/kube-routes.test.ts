@@ -12,7 +12,8 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { RoleConfig } from '../../src/config/schema.ts';
 import { clusterServerName } from '../../src/kube/sni.ts';
 import { staticUpstream, type Upstream } from '../../src/kube/upstream.ts';
-import { listResources } from '../../src/resources/store.ts';
+import { lockUser, unlockUser } from '../../src/people/users.ts';
+import { listResources, upsertResource } from '../../src/resources/store.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
 import type { UpgradeMeta } from '../../src/server/kube-routes.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
@@ -248,6 +249,34 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(agent.open.size, WATCHES);
     await run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'configmap', 'seen-by-every-watch', '-n', 'team-a']);
     await waitFor('the event on every watch', async () => outputs.every((o) => o.text.includes('"seen-by-every-watch"')) || undefined, { timeoutMs: 60_000 });
+  });
+
+  test('a lock, and an edit of a stored role that no longer allows the cluster, take effect at the very next request on the same connection', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = testAgent(h, 'agent-8', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-8', ['prod-a']);
+    const storedRole = (env: string) => ({ kind: 'role', version: 'v7', metadata: { name: 'stored-prod' }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
+    await upsertResource(h.backend, storedRole('prod'));
+    const carol = await h.personCert('carol', ['stored-prod']);
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: carol.ca, cert: carol.cert, key: carol.key, servername: 'localhost' });
+    t.after(() => session.destroy());
+    session.on('error', () => {});
+    const get = () => new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a' });
+      stream.on('response', (headers) => resolve(Number(headers[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+    });
+    for (let i = 0; i < 5; i++) assert.equal(await get(), 200);
+    await lockUser(h.backend, { name: 'carol' }, new Date());
+    assert.equal(await get(), 403, 'locked: refused at the next request');
+    await unlockUser(h.backend, 'carol', new Date());
+    assert.equal(await get(), 200);
+    await upsertResource(h.backend, storedRole('staging'));
+    assert.equal(await get(), 404, 'the role no longer allows prod-a: not found at the next request');
+    await upsertResource(h.backend, storedRole('prod'));
+    assert.equal(await get(), 200);
   });
 
   test('an upgrade rides a CONNECT stream byte for byte; the recording hook sees it; a refused one reaches no agent', async (t) => {
