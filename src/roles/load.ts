@@ -12,10 +12,13 @@ import { BUILTIN_ROLES, checkRole, type RoleV7 } from './role.ts';
  * stored one (written before they were built in) is passed over.
  */
 export async function loadRoleDefinitions(backend: Backend, configRoles: RoleConfig[]): Promise<Map<string, RoleV7>> {
+  return roleDefinitions(await listResources<Resource>(backend, ROLE), configRoles);
+}
+
+/** loadRoleDefinitions from role resources already read. */
+export function roleDefinitions(stored: Resource[], configRoles: RoleConfig[]): Map<string, RoleV7> {
   const definitions = new Map<string, RoleV7>();
-  for (const stored of await listResources<Resource>(backend, ROLE)) {
-    definitions.set(stored.metadata.name, readStoredRole(stored));
-  }
+  for (const r of stored) definitions.set(r.metadata.name, readStoredRole(r));
   for (const r of configRoles) definitions.set(r.name, fromConfig(r));
   for (const r of BUILTIN_ROLES) definitions.set(r.metadata.name, r);
   return definitions;

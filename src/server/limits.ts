@@ -18,8 +18,12 @@ export const LIMITS = {
   unauthenticatedStreams: 8,
   /** Streams on an agent's connection (its watches and calls share one connection). */
   agentStreams: 256,
-  /** Streams on a person's connection: a command makes a few calls and at most a watch or two. */
-  personStreams: 32,
+  /**
+   * Streams on a person's connection: kubectl, k9s and a `kube login` proxy keep a watch per
+   * resource they show on one connection per cluster, beside discovery's bursts; a quarter of what
+   * one agent's tunnel carries (1,000), so one connection cannot fill a tunnel alone.
+   */
+  personStreams: 256,
   /** A login body: a password (at most 1 KiB), a TOTP code, an invite and a CSR (at most 2 KiB). */
   loginBodyBytes: 8 * 1024,
   /** People's bodies being read at once (a static kube_cluster with its kubeconfig is the largest). */

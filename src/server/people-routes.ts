@@ -9,7 +9,6 @@ import { LoginThrottle } from '../people/throttle.ts';
 import { addUser, listUsers, lockUser, removeUser, unlockUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
-import { loadRoleDefinitions } from '../roles/load.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';
@@ -18,6 +17,7 @@ import type { OidcLogin } from './oidc.ts';
 import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
 import { sourceKey } from './limits.ts';
 import { PersonPolicy } from './person-policy.ts';
+import { RoleDefinitions } from './role-definitions.ts';
 
 /** A user certificate's lifetime unless the person's roles' max_session_ttl is shorter (Teleport's default too). */
 export const DEFAULT_USER_CERT_TTL_MS = 12 * 3_600_000;
@@ -66,9 +66,12 @@ export function refusedLogin(err: unknown): { user?: string; reason?: string } {
 export class PeopleRoutes {
   readonly #deps: PeopleDeps;
   readonly #login: LoginDeps;
+  /** The roles every person call decides by, decoded once per change of the stored roles. */
+  readonly #roles: RoleDefinitions;
 
   constructor(deps: PeopleDeps) {
     this.#deps = deps;
+    this.#roles = new RoleDefinitions(deps.backend, deps.configRoles);
     this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle: new LoginThrottle(() => deps.now().getTime()), now: deps.now };
   }
 
@@ -175,7 +178,7 @@ export class PeopleRoutes {
   }
 
   async #roleSet(user: string, names: string[]): Promise<RoleSet> {
-    const definitions = await loadRoleDefinitions(this.#deps.backend, this.#deps.configRoles);
+    const definitions = await this.#roles.current();
     return new RoleSet(names.flatMap((n) => definitions.get(n) ?? []), user);
   }
 

@@ -1,14 +1,13 @@
 // The server's Kubernetes routing in tests: a real KportServer (its TLS port, its people checks, its
-// routing) in this process, people's certificates issued by its user CA, and stand-in Kubernetes
-// agents on in-memory tunnels (stream.duplexPair), until the agent's own service (AgentKubeService)
-// is merged; then the lead points `standInAgent` at it.
+// routing) in this process, people's certificates issued by its user CA, and Kubernetes agents
+// (AgentKubeService, or a stand-in where a test needs an agent that fails) on in-memory tunnels.
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { constants, type ClientHttp2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import type { RoleConfig } from '../../src/config/schema.ts';
-import { Forwarder } from '../../src/kube/forwarder.ts';
+import { AgentKubeService } from '../../src/kube/agent-service.ts';
 import type { Upstream } from '../../src/kube/upstream.ts';
 import { addUser } from '../../src/people/users.ts';
 import { getUser } from '../../src/people/store.ts';
@@ -85,60 +84,57 @@ export async function startHarness(opts: { roles: RoleConfig[]; upgrades?: Upgra
   };
 }
 
-export interface StandInAgent {
+export interface TestAgent {
   hostId: string;
-  /** Streams that passed the identity check (requests that would reach the cluster). */
+  /** Identities on streams that passed the signature check (requests that reach the cluster); read after settled(). */
   admitted: KubeIdentity[];
   /** Streams the agent saw at all, with or without an identity. */
   streams: number;
   open: Set<ServerHttp2Stream>;
   session: ClientHttp2Session;
+  /** Every identity check of the streams seen so far done, so `admitted` is complete. */
+  settled(): Promise<void>;
   /** The tunnel cut as a killed process cuts it. */
   kill(): void;
 }
 
 /**
- * A minimal Kubernetes agent on an in-memory tunnel (the server's loopback tunnel) attached to the server: it checks the signed
- * identity as an agent must, and sends the request to `upstream` through kport's own Forwarder as
- * that identity; `broken` resets every stream before answering (an agent that fails first);
- * `upgrade` answers CONNECT streams itself (a WebSocket echo) instead of the cluster.
+ * A Kubernetes agent on an in-memory tunnel (the server's loopback tunnel) attached to the server.
+ * By default the real one: AgentKubeService with the server's kube_identity key, sending requests
+ * to `upstream` (the checks, the stripped Impersonate-*, the user extras, the expiry timers are
+ * the product's). The harness watches the same streams to count them and to see their identities.
+ * `broken` resets every stream before answering (an agent that fails first); `upgrade` answers
+ * CONNECT streams itself (a WebSocket echo) instead of a cluster: stand-ins for what a real agent
+ * does not do.
  */
-export function standInAgent(h: Harness, hostId: string, opts: { upstream?: Upstream; broken?: boolean; upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): StandInAgent {
-  let agentSession!: ServerHttp2Session;
-  const close = openLoopbackTunnel(h.server.tunnels, hostId, (s) => (agentSession = s));
-  const session = h.server.tunnels.sessions(hostId).at(-1)!;
-  const forwarder = new Forwarder({ kportUser: 'agent' });
-  const agent: StandInAgent = {
-    hostId,
-    admitted: [],
-    streams: 0,
-    open: new Set(),
-    session,
-    kill: close,
-  };
-  const internal = createHttpServer();
-  const upgrades = new WeakMap<object, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
-  internal.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.get(socket)?.(req, socket, head));
-  agentSession.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-    agent.streams++;
-    stream.on('error', () => {});
-    agent.open.add(stream);
-    stream.once('close', () => agent.open.delete(stream));
-    if (opts.broken) return stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-    void verifyIdentity(h.authorities.kube_identity.keys.publicKey, String(headers[IDENTITY_HEADER] ?? ''), { hostId }).then(
-      (identity) => {
-        agent.admitted.push(identity);
-        const target = { name: identity.cluster, upstream: opts.upstream!, access: { users: [identity.kubeUser], groups: identity.kubeGroups }, defaults: {} };
-        if (headers[':method'] !== 'CONNECT') return forwarder.handleStream(target, stream, headers, String(headers[':path']));
-        stream.respond({ ':status': 200 });
-        upgrades.set(stream, (req, socket, head) => (opts.upgrade ? opts.upgrade(req, socket, head) : void forwarder.handleUpgrade(target, req, socket, head, req.url ?? '/')));
-        internal.emit('connection', stream);
-      },
-      (err: Error) => {
-        stream.respond({ ':status': 403, 'content-type': 'text/plain' });
-        stream.end(`${err.message}\n`);
-      },
-    );
+export function testAgent(h: Harness, hostId: string, opts: { upstream?: Upstream; broken?: boolean; upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): TestAgent {
+  const key = h.authorities.kube_identity.keys.publicKey;
+  const checks: Promise<unknown>[] = [];
+  const agent = { hostId, admitted: [], streams: 0, open: new Set(), settled: () => Promise.all(checks).then(() => undefined) } as unknown as TestAgent;
+  const close = openLoopbackTunnel(h.server.tunnels, hostId, (session) => {
+    // First in line: the headers as the server sent them, before the service takes the identity out.
+    session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      agent.streams++;
+      agent.open.add(stream);
+      stream.once('close', () => agent.open.delete(stream));
+      checks.push(verifyIdentity(key, String(headers[IDENTITY_HEADER] ?? ''), { hostId }).then((identity) => agent.admitted.push(identity), () => undefined));
+    });
+    if (opts.broken || opts.upgrade) return standIn(session, opts.upgrade);
+    new AgentKubeService({ hostId, identityKey: () => key, upstream: async () => opts.upstream }).serve(session);
   });
+  agent.session = h.server.tunnels.sessions(hostId).at(-1)!;
+  agent.kill = close;
   return agent;
+}
+
+/** Resets every stream (no upgrade given), or answers CONNECT streams' upgrades with `upgrade`. */
+function standIn(session: ServerHttp2Session, upgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined): void {
+  const internal = createHttpServer();
+  internal.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade?.(req, socket, head));
+  session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    stream.on('error', () => {});
+    if (!upgrade || headers[':method'] !== 'CONNECT') return stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    stream.respond({ ':status': 200 });
+    internal.emit('connection', stream);
+  });
 }

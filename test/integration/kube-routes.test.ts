@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,11 +12,12 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { RoleConfig } from '../../src/config/schema.ts';
 import { clusterServerName } from '../../src/kube/sni.ts';
 import { staticUpstream, type Upstream } from '../../src/kube/upstream.ts';
-import { listResources } from '../../src/resources/store.ts';
+import { lockUser, unlockUser } from '../../src/people/users.ts';
+import { listResources, upsertResource } from '../../src/resources/store.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
 import type { UpgradeMeta } from '../../src/server/kube-routes.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
-import { standInAgent, startHarness, type Harness } from '../helpers/route-harness.ts';
+import { testAgent, startHarness, type Harness } from '../helpers/route-harness.ts';
 import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
@@ -60,7 +62,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
 
   before(async (t) => {
     if (!havePeer(t as never, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-    api = await startKubeApiserver();
+    api = await startKubeApiserver({ auditLog: true });
     dir = tempDir('routes');
     await kubeHome(api, dir, { roles: [], users: [] });
     const admin = (...args: string[]) => run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
@@ -87,7 +89,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
 
   test('alice (role for env=prod) reaches prod-a as herself with her groups; the agent got a signed identity for it', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const agent = standInAgent(h, 'agent-1', { upstream });
+    const agent = testAgent(h, 'agent-1', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-1', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
@@ -98,6 +100,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const user = JSON.parse(who.stdout).status.userInfo;
     assert.equal(user.username, 'alice');
     assert.deepEqual(user.groups, ['developers', 'system:authenticated']);
+    await agent.settled();
     assert.ok(agent.admitted.length > 0);
     assert.ok(agent.admitted.every((i) => i.person === 'alice' && i.cluster === 'prod-a' && i.hostId === 'agent-1'));
     const ns = await k(config, 'get', 'ns', '-o', 'name');
@@ -111,12 +114,18 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.deepEqual(list.kube_groups, ['developers', 'system:authenticated']);
     assert.equal(list.status, 200);
     assert.equal(list.host_id, 'agent-1');
+    await agent.settled();
     assert.ok(agent.admitted.some((i) => i.sessionId === list.session_id), 'the audit event names the session id the agent received');
+    // The agent named alice and that session to the cluster: its own audit log joins kport's.
+    const seen = await waitFor('the request in the API server\'s audit log', async () => api.auditEvents().find((e) => e.impersonatedUser?.extra?.['kport.dev/session-id']?.[0] === list.session_id), { timeoutMs: 30_000 });
+    assert.equal(seen.user.username, 'kport-proxy');
+    assert.equal(seen.impersonatedUser?.username, 'alice');
+    assert.deepEqual(seen.impersonatedUser?.extra?.['kport.dev/original-user'], ['alice']);
   });
 
   test('bob (role for env=staging) gets for prod-a exactly the answer for a missing cluster, and nothing reaches any agent', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const agent = standInAgent(h, 'agent-2', { upstream });
+    const agent = testAgent(h, 'agent-2', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-2', ['prod-a', 'staging-b']);
     const hidden = await k(await kubeconfig('bob', ['staging-dev'], 'prod-a'), 'get', '--raw', '/api/v1/namespaces');
@@ -131,12 +140,14 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     // Bob's own cluster goes through.
     const own = await k(await kubeconfig('bob', ['staging-dev'], 'staging-b'), 'get', 'ns', '-o', 'name');
     assert.equal(own.code, 0, own.stderr);
+    await agent.settled();
+    assert.ok(agent.admitted.length > 0);
     assert.ok(agent.admitted.every((i) => i.person === 'bob' && i.cluster === 'staging-b'));
   });
 
   test('Impersonate-Group: system:masters from alice is refused with 403 and reaches no agent', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const agent = standInAgent(h, 'agent-3', { upstream });
+    const agent = testAgent(h, 'agent-3', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-3', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
@@ -161,11 +172,11 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
 
   test('two agents for one cluster: one failing every stream and one killed outright, requests go on', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const broken = standInAgent(h, 'agent-broken', { broken: true });
+    const broken = testAgent(h, 'agent-broken', { broken: true });
     t.after(() => broken.kill());
-    const good = standInAgent(h, 'agent-good', { upstream });
+    const good = testAgent(h, 'agent-good', { upstream });
     t.after(() => good.kill());
-    const doomed = standInAgent(h, 'agent-doomed', { upstream });
+    const doomed = testAgent(h, 'agent-doomed', { upstream });
     t.after(() => doomed.kill());
     await Promise.all(['agent-broken', 'agent-good', 'agent-doomed'].map((id) => h.heartbeat(id, ['prod-a'])));
     const alice = await h.personCert('alice', ['prod-dev']);
@@ -176,12 +187,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     }
     assert.deepEqual(statuses, Array(20).fill(200));
     assert.ok(broken.streams > 0, 'the broken agent was tried');
+    await good.settled();
     assert.ok(good.admitted.length > 0);
   });
 
   test('HTTP/1.1 and the cluster SNI name route as the path does', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const agent = standInAgent(h, 'agent-4', { upstream });
+    const agent = testAgent(h, 'agent-4', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-4', ['prod-a']);
     const alice = await h.personCert('alice', ['prod-dev']);
@@ -200,7 +212,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
 
   test('a watch streams events through the tunnel, and cancelling it closes the agent\'s stream', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const agent = standInAgent(h, 'agent-5', { upstream });
+    const agent = testAgent(h, 'agent-5', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-5', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
@@ -215,17 +227,69 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     await waitFor("the agent's stream to close", async () => agent.open.size === 0, { timeoutMs: 30_000 });
   });
 
+  test('one person connection holds more than 32 watches at once (kubectl, k9s and kube login keep many on one connection): every one sees the next event', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = testAgent(h, 'agent-7', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-7', ['prod-a']);
+    const alice = await h.personCert('alice', ['prod-dev']);
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });
+    t.after(() => session.destroy());
+    session.on('error', () => {});
+    const WATCHES = 48;
+    const outputs = Array.from({ length: WATCHES }, () => ({ status: 0, text: '' }));
+    for (const out of outputs) {
+      const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a/configmaps?watch=1' });
+      stream.on('response', (headers) => (out.status = Number(headers[':status'])));
+      stream.on('data', (c: Buffer) => (out.text += c));
+      stream.on('error', () => {});
+    }
+    await waitFor(`${WATCHES} watches answered on one connection`, async () => outputs.every((o) => o.status === 200) || undefined, { timeoutMs: 60_000 });
+    assert.ok((session.remoteSettings.maxConcurrentStreams ?? Infinity) <= 1000, 'bounded: at most what one agent tunnel carries');
+    assert.equal(agent.open.size, WATCHES);
+    await run(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'configmap', 'seen-by-every-watch', '-n', 'team-a']);
+    await waitFor('the event on every watch', async () => outputs.every((o) => o.text.includes('"seen-by-every-watch"')) || undefined, { timeoutMs: 60_000 });
+  });
+
+  test('a lock, and an edit of a stored role that no longer allows the cluster, take effect at the very next request on the same connection', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const agent = testAgent(h, 'agent-8', { upstream });
+    t.after(() => agent.kill());
+    await h.heartbeat('agent-8', ['prod-a']);
+    const storedRole = (env: string) => ({ kind: 'role', version: 'v7', metadata: { name: 'stored-prod' }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
+    await upsertResource(h.backend, storedRole('prod'));
+    const carol = await h.personCert('carol', ['stored-prod']);
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: carol.ca, cert: carol.cert, key: carol.key, servername: 'localhost' });
+    t.after(() => session.destroy());
+    session.on('error', () => {});
+    const get = () => new Promise<number>((resolve, reject) => {
+      const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a' });
+      stream.on('response', (headers) => resolve(Number(headers[':status'])));
+      stream.on('error', reject);
+      stream.resume();
+    });
+    for (let i = 0; i < 5; i++) assert.equal(await get(), 200);
+    await lockUser(h.backend, { name: 'carol' }, new Date());
+    assert.equal(await get(), 403, 'locked: refused at the next request');
+    await unlockUser(h.backend, 'carol', new Date());
+    assert.equal(await get(), 200);
+    await upsertResource(h.backend, storedRole('staging'));
+    assert.equal(await get(), 404, 'the role no longer allows prod-a: not found at the next request');
+    await upsertResource(h.backend, storedRole('prod'));
+    assert.equal(await get(), 200);
+  });
+
   test('an upgrade rides a CONNECT stream byte for byte; the recording hook sees it; a refused one reaches no agent', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const wss = new WebSocketServer({ noServer: true });
     const seenPaths: string[] = [];
-    const agent = standInAgent(h, 'agent-6', {
+    const agent = testAgent(h, 'agent-6', {
       upgrade: (req, socket, head) => {
         seenPaths.push(`${req.url} auth=${req.headers.authorization ?? ''} imp=${req.headers['impersonate-user'] ?? ''}`);
-    t.after(() => agent.kill());
         wss.handleUpgrade(req, socket as never, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
       },
     });
+    t.after(() => agent.kill());
     await h.heartbeat('agent-6', ['prod-a']);
     const alice = await h.personCert('alice', ['prod-dev']);
     const path = '/api/v1/namespaces/team-a/pods/web/exec?container=c&command=sh&stdin=true&tty=true';
@@ -247,6 +311,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.deepEqual(meta.command, ['sh']);
     assert.deepEqual(meta.subprotocols, ['v5.channel.k8s.io']);
     assert.equal(meta.hostId, 'agent-6');
+    await agent.settled();
     assert.equal(agent.admitted.at(-1)!.sessionId, meta.sessionId);
     const streams = agent.streams;
     const refused = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a/api/v1/namespaces/team-a/pods/refused-pod/exec?command=sh`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });

@@ -80,19 +80,21 @@ export const serverStart: CommandDef = {
     }
 
     // With discovery or kubernetes_service enabled the server runs them in-process on its own store, as Teleport's guide does.
-    let services: Promise<unknown> = Promise.resolve();
+    const running: Promise<unknown>[] = [];
     if (config.discovery_service?.enabled) {
       const { runDiscovery } = await import('../discover/run.ts');
-      services = runDiscovery({ ctx, format: session.format, discovery: config.discovery_service, kube: config.kubernetes_service, backend, hostId: serverHostId(config.dataDir), once: false, signal: ctx.signal }).catch((err) => {
+      // Without `kube`: the server's Kubernetes service runs below, on its loopback tunnel.
+      running.push(runDiscovery({ ctx, format: session.format, discovery: config.discovery_service, backend, hostId: serverHostId(config.dataDir), once: false, signal: ctx.signal }).catch((err) => {
         ctx.logger.error(`the in-process discovery service stopped: ${(err as Error).message}`);
-      });
-    } else if (config.kubernetes_service?.enabled) {
-      const [{ runKubeServerHeartbeat }, { servedClustersOf }] = await Promise.all([import('../../kube/server-heartbeat.ts'), import('../../kube/served-clusters.ts')]);
-      const served = servedClustersOf({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
-      services = runKubeServerHeartbeat({ backend, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, signal: ctx.signal, now: ctx.now, served }).catch((err) => {
-        ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
-      });
+      }));
     }
+    if (config.kubernetes_service?.enabled) {
+      const { runInProcessKubeService } = await import('../../server/kube-service.ts');
+      running.push(runInProcessKubeService({ backend, tunnels: server.tunnels, authorities, hostId: serverHostId(config.dataDir), service: config.kubernetes_service, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), signal: ctx.signal, now: ctx.now }).catch((err) => {
+        ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
+      }));
+    }
+    const services = Promise.all(running);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
     await Promise.all([server.close(), services]);
     // One line, so a log shows the server ended on purpose and why, not that it vanished.
