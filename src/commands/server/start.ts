@@ -60,7 +60,9 @@ export const serverStart: CommandDef = {
     const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts')]);
     const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
     const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people });
-    const address = await server.listen().catch((err: NodeJS.ErrnoException) => {
+    const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
+      // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
+      await server.close();
       if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
         const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
         throw new UserError(`Cannot listen on ${listen.host}:${listen.port} (${listenKey}): ${why}; stop what holds it or set another ${listenKey}.`);
