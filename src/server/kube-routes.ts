@@ -192,8 +192,10 @@ export class KubeRoutes {
     if (!route || !cluster || !access) {
       // A cluster the roles do not allow answers exactly as one that does not exist (Teleport's rule); only the audit trail tells them apart.
       const name = route?.name ?? '';
-      const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name}"` : `the roles of ${caller.person} do not allow kube_cluster "${name}"`;
-      return { refused: { code: 404, message: `kube_cluster "${name}" not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
+      const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name || route.sni}"` : `the roles of ${caller.person} do not allow kube_cluster "${name}"`;
+      // Named by TLS server name, the answer repeats that name: the cluster's own name would tell a guess that exists from one that does not.
+      const shown = route?.sni ? `the kube_cluster of TLS server name "${route.sni}"` : `kube_cluster "${name}"`;
+      return { refused: { code: 404, message: `${shown} not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
     }
     const unsafe = unsafePathReason(route.path);
     if (unsafe) return { refused: { code: 400, message: `kport refused the request: ${unsafe}`, user: caller.person, cluster: cluster.metadata.name } };
@@ -202,7 +204,7 @@ export class KubeRoutes {
     return { person, cluster, path: route.path, user: identity.user, groups: identity.groups };
   }
 
-  #route(url: string | undefined, servername: string | undefined): { name: string; path: string } | undefined {
+  #route(url: string | undefined, servername: string | undefined): { name: string; path: string; sni?: string } | undefined {
     if (url?.startsWith(KUBE_PREFIX)) {
       const end = url.indexOf('/', KUBE_PREFIX.length);
       const encoded = url.slice(KUBE_PREFIX.length, end < 0 ? undefined : end);
@@ -215,8 +217,7 @@ export class KubeRoutes {
       return { name, path: end < 0 ? '/' : url.slice(end) };
     }
     const label = sniLabelOf(servername);
-    const name = label && this.#bySni.get(label);
-    return name && url ? { name, path: url } : undefined;
+    return label && url && /^[a-z0-9-]{1,63}$/.test(label) ? { name: this.#bySni.get(label) ?? '', path: url, sni: servername!.toLowerCase() } : undefined;
   }
 
   /** The agents to try and how to reach them; undefined when none serves the cluster now. */

@@ -129,6 +129,9 @@ export class KportServer {
       handshakeTimeout: LIMITS.handshakeMs,
       // A stranger's connection gets these; ConnectionGuard raises them for an agent's.
       settings: { maxConcurrentStreams: LIMITS.unauthenticatedStreams },
+      // nghttp2 drops, unseen, a header value with spaces around it: a padded Impersonate-Group would
+      // pass unchecked and unaudited. Taken in; kube-routes.ts trims and checks it as HTTP/1.1 does.
+      strictFieldWhitespaceValidation: false,
     });
     this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log });
     // A connection that says nothing for two minutes is closed (agents call every few seconds and

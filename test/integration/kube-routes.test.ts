@@ -154,6 +154,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const r = await k(config, 'get', '--raw', '/api/v1/namespaces', '--as=alice', '--as-group=system:masters');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Forbidden.*impersonating group "system:masters" is not allowed by your kport roles/);
+    // Over HTTP/2 a value with spaces or a tab around it is trimmed and checked as HTTP/1.1 does, never dropped unseen.
+    const alice = await h.personCert('alice', ['prod-dev']);
+    for (const value of [' system:masters ', '\tsystem:masters', 'system:masters ']) {
+      const padded = await rawH2(h, alice, '/k/prod-a/api/v1/namespaces', { 'impersonate-group': value });
+      assert.equal(padded.status, 403, `${JSON.stringify(value)}: ${padded.text}`);
+      assert.match(padded.text, /impersonating group "system:masters" is not allowed/);
+    }
     assert.equal(agent.streams, 0);
   });
 
@@ -207,7 +214,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(r.code, 0, r.stderr);
     // A server name for a cluster bob may not reach: the not-found answer.
     const bob = await h.personCert('bob', ['staging-dev']);
-    assert.equal((await raw(h, bob, '/api/v1/namespaces', clusterServerName('prod-a'))).status, 404);
+    const hidden = await raw(h, bob, '/api/v1/namespaces', clusterServerName('prod-a'));
+    const missing = await raw(h, bob, '/api/v1/namespaces', clusterServerName('no-such'));
+    assert.equal(hidden.status, 404);
+    assert.equal(missing.status, 404);
+    // The answer names the server name asked for, never the cluster behind it: a guess that exists reads as one that does not.
+    assert.equal(hidden.text.replace(clusterServerName('prod-a'), 'NAME'), missing.text.replace(clusterServerName('no-such'), 'NAME'));
+    assert.doesNotMatch(hidden.text, /prod-a/);
   });
 
   test('a watch streams events through the tunnel, and cancelling it closes the agent\'s stream', async (t) => {
@@ -320,6 +333,24 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(agent.streams, streams);
   });
 });
+
+/** One HTTP/2 GET with a person's certificate and extra headers, sent as given (node:http2 keeps padded values). */
+function rawH2(h: Harness, who: { cert: string; key: string; ca: string }, path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: who.ca, cert: who.cert, key: who.key, servername: 'localhost' });
+    session.on('error', reject);
+    const req = session.request({ ':path': path, ...headers });
+    let status = 0;
+    let text = '';
+    req.on('response', (r) => (status = Number(r[':status'])));
+    req.on('data', (c: Buffer) => (text += c));
+    req.on('end', () => {
+      session.close();
+      resolve({ status, text });
+    });
+    req.on('error', reject);
+  });
+}
 
 /** One HTTP/1.1 request with a person's certificate (ALPN http/1.1), by path, optionally by another TLS server name. */
 function raw(h: Harness, who: { cert: string; key: string; ca: string }, path: string, servername = 'localhost'): Promise<{ status: number; text: string }> {
