@@ -40,6 +40,7 @@ const C1_STRINGS = new Set([0x90, 0x98, 0x9d, 0x9e, 0x9f]);
 
 type State = 'ground' | 'escape' | 'escape-intermediate' | 'csi' | 'csi-ignore' | 'string' | 'string-escape';
 
+const SPECIAL = /[\x05\x1b\x80-\x9f]/g;
 const special = (c: number) => c === ESC || c === ENQ || (c >= 0x80 && c <= 0x9f);
 const isC0 = (c: number) => c < 0x20;
 
@@ -56,9 +57,12 @@ export class TerminalFilter {
     let out = '';
     let from = 0; // ground text since here is copied as it is
     for (let i = 0; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (this.#state === 'ground' && !special(c)) continue;
-      out += text.slice(from, i) + this.#feed(c, text[i]!);
+      if (this.#state === 'ground') {
+        SPECIAL.lastIndex = i;
+        if (!SPECIAL.test(text)) break;
+        i = SPECIAL.lastIndex - 1;
+      }
+      out += text.slice(from, i) + this.#feed(text.charCodeAt(i), text[i]!);
       from = i + 1;
     }
     return out + text.slice(from);
