@@ -141,6 +141,28 @@ describe('audit and recordings through the server: get audit filters, kport play
     assert.match(String(badSpeed.stderr), /--speed is a number above 0/);
   });
 
+  test('kport play through the server writes what the pod drew and none of what acts outside the screen or asks the terminal to answer, even split across frames; -o json shows it all as escaped data', async () => {
+    const draws = ['\x1b[?1049h', '\x1b[1;24r', '\x1b[H\x1b[2J', '\x1b[?25l', '\x1b[1;31m', 'red', '\x1b[m', '\x1b(0lqk\x1b(B', '\x1b[12;40H', '\x1b7\x1b8', '\x1b[?25h', '\x1b[?1049l'];
+    const hostile = ['\x1b]52;c;ZWNobyBwd25lZA==\x07', '\x1b]0;pwned\x1b\\', '\x1b]8;;https://evil.example/\x07', '\x1bP$qm\x1b\\', '\x1b[21t', '\x1b[6n', '\x1b[c', '\x1b[>c', '\x1b[?2026$p', '\x1b[x', '\x1b_Gf=100;AAAA\x1b\\', '\u009d0;c1 title\u0007', '\x05'];
+    // Drawing and hostile sequences interleaved, then cut into frames mid-sequence.
+    const output = draws.map((d, i) => d + (hostile[i] ?? '')).join('') + hostile.slice(draws.length).join('') + 'end\r\n';
+    const frames: Array<[number, string]> = [];
+    for (let i = 0; i < output.length; i += 5) frames.push([i / 1000, output.slice(i, i + 5)]);
+    await record(server, 's-hostile', frames);
+
+    const text = await audrey.kport(['play', 's-hostile', '--speed', '100']);
+    assert.equal(text.exitCode, 0, String(text.stderr));
+    assert.equal(String(text.stdout), draws.join('') + 'end');
+    for (const h of hostile) assert.ok(!String(text.stdout).includes(h), `${JSON.stringify(h)} reached the terminal`);
+    assert.doesNotMatch(String(text.stdout), /\x1b[\]P_^X]|\x05|[\u0080-\u009f]|pwned|evil\.example/);
+
+    const json = await audrey.kport(['play', 's-hostile', '-o', 'json']);
+    assert.equal(json.exitCode, 0, String(json.stderr));
+    assert.doesNotMatch(String(json.stdout), /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no raw control in -o json');
+    const events = (JSON.parse(String(json.stdout)) as { events: Array<{ data: string }> }).events;
+    assert.equal(events.map((e) => e.data).join(''), output, '-o json reads back as recorded');
+  });
+
   test('kport play keeps the session\'s own timing, and --speed scales it: output never comes before its time, and 50x is far faster than the session was', async () => {
     await record(server, 's-timed', [[0, 'one\r\n'], [0.6, 'two\r\n'], [1.8, 'three\r\n']]);
     await record(server, 's-long', [[0, 'x\r\n'], [10, 'y\r\n'], [20, 'z\r\n']]);

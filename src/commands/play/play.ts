@@ -1,8 +1,9 @@
 import { UsageError, UserError } from '../../core/errors.ts';
-import { serialize } from '../../core/output.ts';
+import { printable, serialize } from '../../core/output.ts';
 import type { Context } from '../../core/context.ts';
 import type { Session } from '../../core/session.ts';
 import type { CommandDef } from '../command.ts';
+import type { TerminalFilter } from './terminal-filter.ts';
 
 const MAX_SPEED = 1000;
 
@@ -33,7 +34,8 @@ export const play: CommandDef = {
       return void ctx.stdout.write(serialize({ session_id: id, header: cast.header, events }, session.format));
     }
     const { stoppedExitCode } = await import('../../core/stop.ts');
-    const finished = await replay(cast.events, speed, ctx);
+    const { TerminalFilter } = await import('./terminal-filter.ts');
+    const finished = await replay(cast.events, speed, ctx, new TerminalFilter());
     return finished ? 0 : stoppedExitCode(ctx.signal, { service: false });
   },
 };
@@ -55,17 +57,18 @@ async function castOf(id: string, session: Session): Promise<string> {
 
 /**
  * Writes each output event when its time comes (scaled by `speed`), against the start of the
- * replay, so waits do not add up to drift. Markers (a recording that stopped early) go to stderr.
- * false when interrupted.
+ * replay, so waits do not add up to drift. The pod wrote the output, so only what draws reaches the
+ * terminal (terminal-filter.ts). Markers (a recording that stopped early) go to stderr. false when
+ * interrupted.
  */
-async function replay(events: Array<[number, string, string]>, speed: number, ctx: Context): Promise<boolean> {
+async function replay(events: Array<[number, string, string]>, speed: number, ctx: Context, filter: TerminalFilter): Promise<boolean> {
   const start = performance.now();
   for (const [time, code, data] of events) {
     const wait = start + (time * 1000) / speed - performance.now();
     if (wait > 0 && !(await sleep(wait, ctx.signal))) return false;
     if (ctx.signal.aborted) return false;
-    if (code === 'o' && !ctx.stdout.write(data)) await new Promise((resolve) => ctx.stdout.once('drain', resolve));
-    if (code === 'm') ctx.stderr.write(`\n[${data}]\n`);
+    if (code === 'o' && !ctx.stdout.write(filter.write(data))) await new Promise((resolve) => ctx.stdout.once('drain', resolve));
+    if (code === 'm') ctx.stderr.write(`\n[${printable(data)}]\n`);
   }
   return true;
 }
