@@ -19,6 +19,10 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   // CommonJS dependencies inside an ES module bundle still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __kportCreateRequire } from 'node:module'; const require = __kportCreateRequire(import.meta.url);" },
+  // Whitespace and syntax only: the package is 13 MB instead of 27 MB, and names stay readable in
+  // --debug stack traces (identifier minifying would take it to 9 MB and lose them).
+  minifyWhitespace: true,
+  minifySyntax: true,
   plugins: [embedPlugin({ version })],
   logLevel: 'warning',
 });

@@ -37,6 +37,8 @@ async function bundleChunks(dir: string): Promise<string[]> {
     write: false,
     // A CommonJS chunk has no import.meta; the loader passes the executable's URL in its place.
     define: { 'import.meta.url': '__kportMetaUrl' },
+    minifyWhitespace: true,
+    minifySyntax: true,
     plugins: [embedPlugin({ version })],
     logLevel: 'warning',
   });
@@ -45,7 +47,7 @@ async function bundleChunks(dir: string): Promise<string[]> {
   for (const file of esm.outputFiles) {
     const name = relative(dir, file.path);
     // import() becomes a require() of the chunk, which the loader serves from the executable.
-    const cjs = await transform(file.text, { format: 'cjs', supported: { 'dynamic-import': false }, target: 'node24', logLevel: 'warning' });
+    const cjs = await transform(file.text, { format: 'cjs', supported: { 'dynamic-import': false }, target: 'node24', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning' });
     mkdirSync(dirname(join(dir, name)), { recursive: true });
     writeFileSync(join(dir, name), cjs.code);
     names.push(name);
