@@ -7,7 +7,8 @@ import { embedPlugin } from './embed.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-rmSync(new URL('../dist/', import.meta.url), { recursive: true, force: true });
+// dist/bin (the single executables, scripts/sea.ts) is kept: it is rebuilt only when its inputs change.
+for (const old of ['main.js', 'chunks']) rmSync(new URL(`../dist/${old}`, import.meta.url), { recursive: true, force: true });
 await build({
   entryPoints: ['src/main.ts'],
   bundle: true,

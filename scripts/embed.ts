@@ -47,10 +47,36 @@ export * from './generated/YGEnums.js';
 `;
 }
 
+/** Whether esbuild resolved a package to CommonJS code (the AWS SDK's dist-cjs, etcd3, react). */
+function isCommonJs(file: string): boolean {
+  if (file.endsWith('.cjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  return !/^\s*(import|export)\b/m.test(readFileSync(file, 'utf8'));
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
 export function embedPlugin(opts: { version: string }): Plugin {
   return {
     name: 'kport-embed',
     setup(build) {
+      // Node gives `await import('cjs-package')` the package's named exports; a code-split esbuild
+      // bundle gives only `default`, so `const { Etcd3 } = await import('etcd3')` would be undefined.
+      // A dynamic import of a CommonJS package goes through a module that names its exports, read
+      // here by loading the package as Node would.
+      build.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.kind !== 'dynamic-import' || args.pluginData === 'kport-cjs') return undefined;
+        const resolved = await build.resolve(args.path, { kind: 'import-statement', resolveDir: args.resolveDir, pluginData: 'kport-cjs' });
+        if (resolved.errors.length > 0 || resolved.external || !isCommonJs(resolved.path)) return undefined;
+        return { path: args.path, namespace: 'kport-cjs', pluginData: { file: resolved.path, resolveDir: args.resolveDir } };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'kport-cjs' }, (args) => {
+        const { file, resolveDir } = args.pluginData as { file: string; resolveDir: string };
+        const names = Object.keys(createRequire(file)(file) as object).filter((n) => IDENTIFIER.test(n) && n !== 'default');
+        const spec = JSON.stringify(args.path);
+        // require(), not import: Node's default export of a CommonJS module is module.exports, __esModule or not.
+        return { contents: `const m = require(${spec});\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`, loader: 'js', resolveDir };
+      });
       // kport's own lazy `createRequire(import.meta.url)('x')` loads become plain requires so esbuild bundles x.
       build.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {
         let text = readFileSync(args.path, 'utf8');
