@@ -9,6 +9,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { kubeClusters, setupAgent } from '../helpers/agent.ts';
 import { cliNamed, runCli, type Cli } from '../helpers/cli.ts';
@@ -82,6 +83,21 @@ for (const which of ['node', 'binary'] as const) {
         const out = await run(['completion', shell]);
         assert.equal(`${out.stdout}\n`, readFileSync(new URL(`../../completions/kport.${shell}`, import.meta.url), 'utf8'));
       }
+    });
+
+    test('on a terminal, discover run draws the ink dashboard (react, yoga-layout wasm)', async (t) => {
+      if (!existsSync('/usr/bin/script')) return void t.skip('needs script(1) from util-linux for a terminal');
+      const home = tempHome();
+      const config = join(home, 'kport.yaml');
+      writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] } }));
+      const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: config, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1' };
+      const token = await runCli(cli, ['tokens', 'add', '--type=discovery', '--format=text'], { cwd: home, env, extendEnv: false, reject: false });
+      const command = [cli.file, ...cli.prefix, 'discover', 'run', '--once', '--token', String(token.stdout).trim()].map((a) => `'${a}'`).join(' ');
+      const res = await execa('script', ['-qec', command, '/dev/null'], { cwd: home, env, extendEnv: false, reject: false });
+      // The dashboard's own line, then the summary; AWS is unreachable on purpose (exit 1, said).
+      assert.match(String(res.stdout), /last poll: 0 clusters/);
+      assert.match(String(res.stdout), /cannot reach AWS: connection refused/);
+      assert.doesNotMatch(String(res.stdout), /bug in kport/);
     });
 
     describe('against moto', () => {
