@@ -16,9 +16,15 @@ export const NODE_CLI: Cli = { name: 'node', file: process.execPath, prefix: [KP
 
 let binary: Promise<Cli> | undefined;
 
-/** The single executable for this machine, built first if missing or stale. */
+/**
+ * The single executable for this machine, built first if missing or stale. KPORT_TEST_BINARY names
+ * another one to drive instead, such as a wrapper that runs the arm64 build under qemu-user.
+ */
 export function binaryCli(): Promise<Cli> {
-  binary ??= import('../../scripts/sea.ts').then(async ({ buildSea }) => ({ name: 'binary', file: await buildSea(process.arch, { ifChanged: true }), prefix: [] }));
+  const given = process.env.KPORT_TEST_BINARY;
+  binary ??= given
+    ? Promise.resolve({ name: 'binary', file: given, prefix: [] })
+    : import('../../scripts/sea.ts').then(async ({ buildSea }) => ({ name: 'binary', file: await buildSea(process.arch, { ifChanged: true }), prefix: [] }));
   return binary;
 }
 
