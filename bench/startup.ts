@@ -1,5 +1,6 @@
 // Whole-process time of `kport version` and `kport get kube_cluster --format json` with 1,000 and
-// 10,000 resources, on sqlite and (when the etcd peer is provisioned) on a one-node etcd.
+// 10,000 resources, on sqlite and (when the etcd peer is provisioned) on a one-node etcd; then the
+// single executable (scripts/sea.ts, built if its inputs changed) beside `node bin/kport.js`.
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ import { resourceKey } from '../src/resources/resource.ts';
 import { encodeResource } from '../src/resources/store.ts';
 import { startEtcd } from '../test/peers/etcd.ts';
 import { BINARIES } from '../test/peers/versions.ts';
-import { median, row, timeCommand, timeProcess } from './lib.ts';
+import { buildSea } from '../scripts/sea.ts';
+import { KPORT, median, row, timeCommand, timeProcess } from './lib.ts';
 
 const RUNS = Number(process.env.RUNS ?? 15);
 
@@ -93,4 +95,18 @@ for (const contexts of [1000, 1]) {
   report(`kport kube ls (KUBECONFIG of ${contexts} context${contexts === 1 ? '' : 's'})`, 'sqlite', 1000, kport);
   if (kubectl) report(`kubectl config get-contexts (same file)${contexts === 1000 ? ` -> kport/kubectl ${(median(kport) / median(kubectl)).toFixed(2)}x` : ''}`, '-', '-', kubectl);
 }
+// The single executable against the same CLI under Node, run alternately so load hits both alike.
+const binary = await buildSea(process.arch, { ifChanged: true });
+const sideBySide = (label: string, args: string[], env: NodeJS.ProcessEnv) => {
+  const viaNode: number[] = [];
+  const viaBinary: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    viaNode.push(...timeCommand(process.execPath, [KPORT, ...args], env, 1));
+    viaBinary.push(...timeCommand(binary, args, env, 1));
+  }
+  report(`${label}: node bin/kport.js`, '-', '-', viaNode);
+  report(`${label}: single executable -> binary/node ${(median(viaBinary) / median(viaNode)).toFixed(2)}x`, '-', '-', viaBinary);
+};
+sideBySide('kport version', ['version'], empty);
+sideBySide('kport kube ls, 1,000 clusters (KUBECONFIG of 1,000 contexts)', ['kube', 'ls', '--user', 'bench'], { ...lsEnv, KUBECONFIG: kubeconfigOf(lsEnv.HOME!, 1000) });
 process.stdout.write(`${lines.join('\n')}\n\nnode ${process.version}, ${RUNS} runs each, ${new Date().toISOString()}\n`);

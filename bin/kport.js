@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Thin launcher (STYLE.md 1): compile cache, a friendly Node version gate, then main().
 import module from 'node:module';
-import { constants } from 'node:os';
 
 module.enableCompileCache?.();
 
@@ -11,34 +10,5 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.exit(2);
 }
 
-const { main, createContext } = await import('../dist/main.js');
-// A reader that stops early (`kport get kube_cluster | head`) is not a failure: stop quietly, as
-// `yes | head` does, with exit 0 so `set -o pipefail` scripts do not fail on it.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err) => {
-    if (err.code !== 'EPIPE') throw err;
-    process.exit(0);
-  });
-}
-const controller = new AbortController();
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    // A second signal means now, cutting the clean stop short: 128 + its number, as a shell reports a
-    // process it killed (130 Ctrl-C, 143 SIGTERM). 'exit' handlers still remove what must not be left behind.
-    if (controller.signal.aborted) process.exit(128 + constants.signals[signal]);
-    controller.abort(new Error(signal));
-  });
-}
-const ctx = createContext({
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdoutIsTTY: Boolean(process.stdout.isTTY),
-  stderrIsTTY: Boolean(process.stderr.isTTY),
-  stdinIsTTY: Boolean(process.stdin.isTTY),
-  env: process.env,
-  cwd: process.cwd(),
-  debug: process.argv.includes('--debug'),
-  signal: controller.signal,
-});
-const code = await main(process.argv.slice(2), ctx);
-process.exitCode = code;
+const [kport, { launch }] = await Promise.all([import('../dist/main.js'), import('./launch.js')]);
+process.exitCode = await launch(kport);

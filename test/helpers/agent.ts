@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa, type ResultPromise } from 'execa';
+import { type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import type { Moto } from '../peers/moto.ts';
+import { NODE_CLI, runCli, type Cli } from './cli.ts';
 
-export const KPORT_BIN = fileURLToPath(new URL('../../bin/kport.js', import.meta.url));
+export { KPORT_BIN } from './cli.ts';
 
 export interface AgentSetup {
   dir: string;
@@ -18,7 +18,7 @@ export interface AgentSetup {
 export async function setupAgent(
   moto: Moto,
   dir: string,
-  opts: { group: string; matchers: unknown[]; name?: string; pollInterval?: string; leaseTtl?: string; kubernetes?: boolean; storage?: unknown; credentials?: { accessKeyId: string; secretAccessKey: string } },
+  opts: { group: string; matchers: unknown[]; name?: string; pollInterval?: string; leaseTtl?: string; kubernetes?: boolean; storage?: unknown; credentials?: { accessKeyId: string; secretAccessKey: string }; cli?: Cli },
 ): Promise<AgentSetup> {
   const config = join(dir, `${opts.name ?? opts.group}.yaml`);
   const env = {
@@ -29,7 +29,7 @@ export async function setupAgent(
     KPORT_CONFIG: config,
   };
   const kport = (args: string[], o: { env?: Record<string, string> } = {}) =>
-    execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env: { ...env, ...o.env }, extendEnv: false, reject: false });
+    runCli(opts.cli ?? NODE_CLI, args, { cwd: dir, env: { ...env, ...o.env }, extendEnv: false, reject: false });
   writeFileSync(
     config,
     stringify({

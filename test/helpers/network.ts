@@ -1,11 +1,11 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
-import { KPORT_BIN } from './agent.ts';
+import { NODE_CLI, runCli, type Cli } from './cli.ts';
 
 export interface TestServer {
   dir: string;
@@ -23,7 +23,7 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number } = {}): Promise<TestServer> {
+export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
@@ -46,14 +46,14 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
     pin: '',
     log: '',
     out: '',
-    kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false }),
+    kport: (args) => runCli(opts.cli ?? NODE_CLI, args, { cwd: dir, env, extendEnv: false, reject: false }),
     async token(type, extra = []) {
       const res = await server.kport(['tokens', 'add', `--type=${type}`, '--format=text', ...extra]);
       if (res.exitCode !== 0) throw new Error(`tokens add failed: ${res.stderr}`);
       return String(res.stdout).trim();
     },
     async start() {
-      const proc = execa(process.execPath, [KPORT_BIN, 'server', 'start'], { cwd: dir, env, extendEnv: false, reject: false });
+      const proc = runCli(opts.cli ?? NODE_CLI, ['server', 'start'], { cwd: dir, env, extendEnv: false, reject: false });
       server.proc = proc;
       server.out = '';
       proc.stdout!.on('data', (c: Buffer) => (server.out += c));
@@ -89,7 +89,7 @@ export interface NetworkAgent {
 export async function networkAgent(
   moto: Moto,
   server: TestServer,
-  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown },
+  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli },
 ): Promise<NetworkAgent> {
   const dir = tempDir(`agent-${opts.name}`);
   const config = join(dir, 'kport.yaml');
@@ -116,7 +116,7 @@ export async function networkAgent(
     log: '',
     alive: false,
     hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id,
-    kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false }),
+    kport: (args) => runCli(opts.cli ?? NODE_CLI, args, { cwd: dir, env, extendEnv: false, reject: false }),
     start(args = ['discover', 'run']) {
       const proc = agent.kport(args);
       agent.proc = proc;
