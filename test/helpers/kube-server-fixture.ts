@@ -181,7 +181,7 @@ export function personKubectl(home: string) {
   return {
     env,
     run: async (args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> => {
-      const res = await execa(BINARIES.kubectl(), args, { env, extendEnv: false, reject: false, timeout: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }) });
+      const res = await execa(BINARIES.kubectl(), args, { env, extendEnv: false, reject: false, stripFinalNewline: false, timeout: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }) });
       return { code: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr) };
     },
     spawn: (args: string[]) => execa(BINARIES.kubectl(), args, { env, extendEnv: false, reject: false, stdin: 'ignore' }),
