@@ -157,8 +157,15 @@ export async function startFixture(opts: { agents?: number; roles: object[] }): 
       echo.close();
     },
   };
-  for (let i = 0; i < (opts.agents ?? 1); i++) await fixture.addAgent();
-  await fixture.waitServed(agents);
+  try {
+    for (let i = 0; i < (opts.agents ?? 1); i++) await fixture.addAgent();
+    await fixture.waitServed(agents);
+  } catch (err) {
+    // A setup that failed leaves no process behind (the test file's after() has no fixture to stop).
+    process.stderr.write(agents.map((a) => `--- agent ${a.dir}\n${a.log}\n`).join(''));
+    await fixture.stop();
+    throw err;
+  }
   return fixture;
 }
 
