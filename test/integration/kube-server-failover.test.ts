@@ -120,6 +120,7 @@ describe('two agents for one cluster, one killed; the server killed and restarte
     const open = watches.filter((w) => !w.ended);
     // 20 watches on two agents at random: all on the survivor is a 1 in 2^20 chance.
     assert.ok(ended.length > 0 && open.length > 0, `ended ${ended.length}, open ${open.length}`);
+    t.diagnostic(`after the kill: ${after.length - after.filter((s) => s === 200).length} of ${after.length} requests failed (longest run ${worst}); ${ended.length} of ${WATCHES} watches ended, the last ${Math.max(...ended.map((w) => w.ended!.at - killedAt))} ms after the kill`);
     for (const w of ended) assert.ok(w.ended!.status === 200 && !w.events.includes('after-kill'), JSON.stringify(w.ended));
     // What an informer does next: a fresh list and a watch from it; the survivor serves both.
     const relist = await get(session, `/k/${CLUSTER}/api/v1/namespaces/apps/configmaps`);
