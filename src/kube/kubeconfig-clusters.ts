@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { AccessDeniedError, type Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
 import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
-import { KUBE_CLUSTER, KUBECONFIG_ORIGIN, LABEL, registeredBy, type KubeCluster } from '../resources/kube-cluster.ts';
+import { KUBE_CLUSTER, KUBECONFIG_ORIGIN, LABEL, registeredBy, registeringAgent, type KubeCluster } from '../resources/kube-cluster.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { createResource, encodeResource, listResources } from '../resources/store.ts';
 import { parseKubeconfigText, readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig.ts';
@@ -85,23 +85,33 @@ export interface SyncResult {
   deleted: string[];
   /** Names another origin (discovery, `kport create`, another agent) holds: not registered, each with why. */
   conflicts: string[];
+  /** Names another Kubernetes agent registered with the same labels: served here too, its record left alone. */
+  shared: string[];
 }
 
 /**
  * Makes the store hold exactly `wanted` among this agent's own kubeconfig clusters: creates the
  * new, rewrites the changed, removes those whose context left the file. A name another origin holds
- * is never overwritten (the server refuses it too); it is reported, and that context not served.
+ * is never overwritten (the server refuses it too); it is reported, and that context not served,
+ * unless another Kubernetes agent registered it with the same labels: then both serve it.
  */
 export async function syncKubeconfigClusters(backend: Backend, hostId: string, wanted: KubeCluster[], now = Date.now()): Promise<SyncResult> {
   const stored = await listResources<KubeCluster>(backend, KUBE_CLUSTER);
   const byName = new Map(stored.map((c) => [c.metadata.name, c]));
-  const result: SyncResult = { created: [], updated: [], deleted: [], conflicts: [] };
+  const result: SyncResult = { created: [], updated: [], deleted: [], conflicts: [], shared: [] };
   const want = new Set(wanted.map((c) => c.metadata.name));
   for (const cluster of wanted) {
     const name = cluster.metadata.name;
     const existing = byName.get(name);
     if (existing && !registeredBy(existing, hostId)) {
-      result.conflicts.push(`kube_cluster "${name}" already exists (${originText(existing)}), so context "${name}" of kubernetes_service.kubeconfig_file is not served: rename the context`);
+      // Several agents with one kubeconfig_file and the same labels serve its clusters together (Teleport's
+      // high availability); different labels would give one name two sets of rules: a conflict.
+      if (registeringAgent(existing) !== undefined && sameLabels(existing, cluster)) {
+        result.shared.push(name);
+        continue;
+      }
+      const fix = registeringAgent(existing) !== undefined ? 'rename the context, or give this agent the same kubernetes_service.labels to serve it with that agent' : 'rename the context';
+      result.conflicts.push(`kube_cluster "${name}" already exists (${originText(existing)}), so context "${name}" of kubernetes_service.kubeconfig_file is not served: ${fix}`);
       continue;
     }
     try {
@@ -130,10 +140,16 @@ export async function syncKubeconfigClusters(backend: Backend, hostId: string, w
 function originText(cluster: KubeCluster): string {
   const labels = cluster.metadata.labels ?? {};
   const origin = labels[LABEL.origin];
-  if (origin === KUBECONFIG_ORIGIN) return `registered by Kubernetes agent ${labels[LABEL.agentHost] ?? 'unknown'}`;
+  if (origin === KUBECONFIG_ORIGIN) return `registered by Kubernetes agent ${labels[LABEL.agentHost] ?? 'unknown'} with other labels`;
   if (origin === 'cloud') return 'discovered from AWS';
   // Through the server an agent never sees a static cluster's kubeconfig: any other is static.
   return 'a static cluster created with kport create';
+}
+
+/** The labels people's roles match, without the registering agent's host id. */
+function sameLabels(a: KubeCluster, b: KubeCluster): boolean {
+  const shape = (c: KubeCluster) => JSON.stringify(Object.entries(c.metadata.labels ?? {}).filter(([k]) => k !== LABEL.agentHost).sort());
+  return shape(a) === shape(b);
 }
 
 function sameRecord(a: KubeCluster, b: KubeCluster): boolean {

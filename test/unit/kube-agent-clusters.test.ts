@@ -107,8 +107,17 @@ test('ServedClusters registers each usable context as a kube_cluster without its
   const other = new ServedClusters({ backend, hostId: 'k2', service: { enabled: true, resources: [{ labels: { '*': '*' } }], labels: {}, kubeconfig_file: path }, kubeconfigFile: path, warn: (m) => warnings.push(m) });
   await other.refresh();
   assert.equal((await stored()).alpha!.metadata.labels?.['kport.internal/kube-agent-host-id'], 'k1');
-  assert.ok(warnings.some((w) => /"alpha" already exists \(registered by Kubernetes agent k1\)/.test(w)));
+  assert.ok(warnings.some((w) => /"alpha" already exists \(registered by Kubernetes agent k1 with other labels\)/.test(w)));
   assert.equal(await other.upstream('alpha'), undefined, 'k2 never serves k1\'s cluster, whatever its resources select');
+
+  // An agent with the same kubeconfig_file and the same labels serves k1's clusters with it (high availability), and rewrites nothing.
+  const before = JSON.stringify(await stored());
+  const twin = new ServedClusters({ backend, hostId: 'k3', service: { enabled: true, resources: [], labels: { env: 'lab' }, kubeconfig_file: path }, kubeconfigFile: path, warn: (m) => warnings.push(m) });
+  await twin.refresh();
+  assert.deepEqual(twin.names(), ['alpha'], 'alpha served with k1; gamma is still the discovered one');
+  assert.equal((await twin.upstream('alpha'))?.url.href, 'https://127.0.0.1:6443/alpha');
+  assert.equal(JSON.stringify(await stored()), before, 'k1\'s record is left as it was');
+  assert.ok(warnings.some((w) => /"alpha" already exists \(registered by Kubernetes agent k1 with other labels\), .*: rename the context, or give this agent the same kubernetes_service.labels/.test(w)), warnings.join('\n'));
 });
 
 test('a kubeconfig_file that cannot be read stops the service at start with a sentence naming the key', () => {
