@@ -25,7 +25,7 @@ const profiles = join(home, 'profiles');
 const prof = `--cpu-prof --cpu-prof-dir=${profiles}`;
 const path = await startServerPath(api, { serverEnv: { NODE_OPTIONS: prof }, agentNodeOptions: prof });
 const pids = { server: path.server.proc!.pid!, agent: path.agent.pid! };
-const target = { name: 'through the server', url: `${path.url}/api/v1/namespaces/default`, ...path.files };
+const target = { name: 'through the server', url: `${path.url}/api/v1/namespaces/default`, ...path.files, pid: pids.server };
 const load = execFileSync(goClient, [JSON.stringify([target]), '40', '21', '32', '1', `${seconds}s`], { encoding: 'utf8' });
 await path.stop();
 await api.stop();
