@@ -4,6 +4,10 @@
 // connection; HTTP/1.1 to kubectl proxy's plain http://), and undici over HTTP/1.1. p50/p99 of a
 // small GET at 1 client, requests/s with 32, all paths taken in turn; kport's CPU per proxied
 // request from /proc; kport's RSS holding 500 watches on one HTTP/2 connection.
+// Issue 21 adds "through the server": person -> `kport server start` -> reverse tunnel -> Kubernetes
+// agent -> apiserver (bench/server-path.ts) to every table, its 500 watches (server + agent RSS),
+// new sessions per second as a fresh `kubectl get` makes them (direct, kube login, the server), and
+// 100 idle `exec -it` sessions held through the server (bench/exec-sessions.ts).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,13 +20,15 @@ import { startKubeApiserver } from '../test/peers/kube.ts';
 import { tempDir, waitFor } from '../test/peers/process.ts';
 import { BINARIES, peersCacheDir } from '../test/peers/versions.ts';
 import { KPORT, median, percentile, row } from './lib.ts';
+import { startServerPath } from './server-path.ts';
+import { holdExecSessions } from './exec-sessions.ts';
 
 const PATH = '/api/v1/namespaces/default';
 // The Go client is built from bench/h2client with the toolchain the test peers are built with.
 const goClient = join(peersCacheDir(), 'bench', 'h2client');
 mkdirSync(join(peersCacheDir(), 'bench'), { recursive: true });
 execFileSync('go', ['build', '-o', goClient, '.'], { cwd: fileURLToPath(new URL('./h2client/', import.meta.url)), stdio: 'inherit' });
-const api = await startKubeApiserver();
+const api = await startKubeApiserver({ kubeletClient: true });
 const home = tempDir('bench-proxy');
 const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml') };
 writeFileSync(env.KPORT_CONFIG, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, roles: [{ name: 'admin', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] }], users: [{ name: 'bench', roles: ['admin'] }] }));
@@ -49,6 +55,9 @@ async function startKubectlProxy(args: string[]) {
 // kubectl proxy as people run it (an admin kubeconfig), and doing kport's job: the proxy's
 // identity impersonating the person, which costs the API server checks of its own.
 const kubectlProxy = await startKubectlProxy(['--kubeconfig', api.kubeconfig(api.admin)]);
+const through = await startServerPath(api);
+const serverPid = through.server.proc!.pid!;
+const agentPid = through.agent.pid!;
 const kubectlAs = await startKubectlProxy(['--kubeconfig', api.kubeconfig(api.proxy), '--as', 'bench', '--as-group', 'system:masters']);
 const impersonating = { 'impersonate-user': 'bench', 'impersonate-group': 'system:masters' };
 
@@ -62,7 +71,8 @@ const files = (name: string, text: string | Buffer) => {
 };
 const targets = [
   { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.admin.token } },
-  { name: 'kport', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid } },
+  { name: 'kport kube login', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid } },
+  { name: 'through the server', url: through.url, headers: {}, agent: new Agent({ connect: through.tls, connections: 32 }), go: { ...through.files, pid: serverPid, pids: [agentPid] } },
   { name: 'kubectl proxy', url: kubectlProxy.url, headers: {}, agent: new Agent({ connections: 32 }), go: { pid: kubectlProxy.proc.pid } },
   // References for the API server's share: the same impersonation kport asks for, without kport.
   { name: 'direct, impersonating', url: api.server, headers: { authorization: `Bearer ${api.proxy.token}`, ...impersonating }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.proxy.token, headers: Object.fromEntries(Object.entries(impersonating).map(([k, v]) => [k, [v]])) } },
@@ -75,22 +85,37 @@ async function get(t: (typeof targets)[number]): Promise<void> {
   if (res.statusCode !== 200) throw new Error(`${t.name}: HTTP ${res.statusCode}`);
 }
 
-// 500 watches on one HTTP/2 connection, as k9s holds them.
+/** 500 watches over `connections` HTTP/2 connections (the server lets a person's connection have 32 streams). */
+async function holdWatches(origin: string, prefix: string, connectTls: object, connections: number): Promise<() => void> {
+  const sessions = Array.from({ length: connections }, () => h2connect(origin, connectTls));
+  const streams = await Promise.all(Array.from({ length: 500 }, (_, i) => new Promise<ReturnType<(typeof sessions)[number]['request']>>((resolve, reject) => {
+    const s = sessions[i % connections]!.request({ ':path': `${prefix}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=600&labelSelector=w%3D${i}` });
+    s.on('data', () => {});
+    s.on('error', reject);
+    s.on('response', (h) => (h[':status'] === 200 ? resolve(s) : reject(new Error(`watch ${i}: HTTP ${h[':status']}`))));
+  })));
+  await new Promise((r) => setTimeout(r, 3000));
+  return () => {
+    for (const s of streams) s.close();
+    for (const s of sessions) s.close();
+  };
+}
+// 500 watches on one HTTP/2 connection, as k9s holds them; through the server on 16 (32 streams each).
 const rss = () => rssOf(kport.pid!);
-const session = h2connect(new URL(kportUrl).origin, { ...tls, servername: 'localhost' });
-const prefix = new URL(kportUrl).pathname;
-const streams = Array.from({ length: 500 }, (_, i) => {
-  const s = session.request({ ':path': `${prefix}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=600&labelSelector=w%3D${i}` });
-  s.on('data', () => {});
-  s.on('error', () => {});
-  return s;
-});
-await waitFor('500 watches to be open', async () => streams.every((s) => s.sentHeaders !== undefined), { timeoutMs: 30_000 });
-await new Promise((r) => setTimeout(r, 3000));
+const endLocal = await holdWatches(new URL(kportUrl).origin, new URL(kportUrl).pathname, { ...tls, servername: 'localhost' }, 1);
 const during = rss();
+endLocal();
 const watchLine = `kport RSS: ${idleRss.toFixed(0)} MiB at start, ${during.toFixed(0)} MiB holding 500 watches on one HTTP/2 connection`;
-for (const s of streams) s.close();
-session.close();
+const serverRss = () => ({ server: rssOf(serverPid), agent: rssOf(agentPid) });
+const serverIdle = serverRss();
+const endServer = await holdWatches(new URL(through.url).origin, new URL(through.url).pathname, through.tls, 16);
+const serverWatching = serverRss();
+endServer();
+const mib = (r: { server: number; agent: number }) => `${(r.server + r.agent).toFixed(0)} MiB (server ${r.server.toFixed(0)} + agent ${r.agent.toFixed(0)})`;
+const serverWatchLine = `Through the server: ${mib(serverIdle)} before, ${mib(serverWatching)} holding 500 watches (16 HTTP/2 connections of the person, one tunnel)`;
+
+// 100 idle exec -it sessions through a server and agent of their own (fresh processes: the memory is the sessions').
+const execLine = await holdExecSessions(api, 100);
 
 
 interface Result {
@@ -178,12 +203,31 @@ const cpuOf = (name: string) => {
   const cpu = results.go[name]!.cpuPerRequest!;
   return `${name} ${median(cpu).toFixed(3)} ms (slots: ${cpu.map((c) => c.toFixed(3)).join(', ')})`;
 };
-const cpuLine = `CPU per proxied request (Go client, 32 clients, from /proc), medians: ${['kport', 'kubectl proxy', 'kubectl proxy --as'].map(cpuOf).join('; ')}`;
+const cpuLine = `CPU per proxied request (Go client, 32 clients, from /proc), medians: ${['kport kube login', 'through the server', 'kubectl proxy', 'kubectl proxy --as'].map(cpuOf).join('; ')} (through the server: server + agent)`;
 const slotsLine = `req/s per slot, Go client: ${targets.map((t) => `${t.name} ${results.go[t.name]!.rps.map((r) => r.toFixed(0)).join('/')}`).join('; ')}`;
+// The goals of issue 21: the server's added p50 at most 2x kube login's; 32-client throughput at least 0.5x direct.
+const goalLines = (['go', 'undici'] as const).map((client) => {
+  const r = results[client];
+  const added = (name: string) => r[name]!.p50 - r.direct!.p50;
+  const rpsOf = (name: string) => median(r[name]!.rps);
+  return `${client === 'go' ? 'Go' : 'undici'}: added p50 over direct: kube login ${added('kport kube login').toFixed(2)} ms, through the server ${added('through the server').toFixed(2)} ms (${(added('through the server') / added('kport kube login')).toFixed(2)}x; goal <= 2x); throughput through the server ${(rpsOf('through the server') / rpsOf('direct')).toFixed(2)}x direct (goal >= 0.5x)`;
+});
+
+// New sessions per second, as a fresh `kubectl get` makes them: a new TLS connection, /api, the GET.
+const SESSION_WORKERS = 16;
+const sessionTargets = targets.filter((t) => ['direct', 'kport kube login', 'through the server'].includes(t.name));
+const sessionSpec = sessionTargets.map((t) => ({ name: t.name, url: `${t.url}${PATH}`, discovery: `${t.url}/api`, ...t.go }));
+const sessionOut = JSON.parse(execFileSync(goClient, ['sessions', JSON.stringify(sessionSpec), String(SESSION_WORKERS), String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' })) as Array<{ name: string; proto: string; sessions_per_s: number[]; p50_ms: number; process_cpu_ms_per_session?: number[] }>;
+const sessionLines = ['| path | protocol | sessions/s (16 workers) | per slot | session p50 ms | proxy CPU per session ms | vs direct |', '|---|---|---|---|---|---|---|'];
+const directSessions = median(sessionOut.find((r) => r.name === 'direct')!.sessions_per_s);
+for (const r of sessionOut) {
+  const perS = median(r.sessions_per_s);
+  sessionLines.push(row([r.name, r.proto, perS, r.sessions_per_s.map((x) => x.toFixed(0)).join('/'), r.p50_ms, r.process_cpu_ms_per_session ? median(r.process_cpu_ms_per_session).toFixed(2) : '-', `${(perS / directSessions).toFixed(2)}x`]));
+}
 
 kport.kill('SIGINT');
 kubectlProxy.proc.kill('SIGTERM');
 kubectlAs.proc.kill('SIGTERM');
-await Promise.all([kport, kubectlProxy.proc, kubectlAs.proc]);
+await Promise.all([kport, kubectlProxy.proc, kubectlAs.proc, through.stop()]);
 await api.stop();
-process.stdout.write(`${lines.join('\n')}\n\n${cpuLine}\n${slotsLine}\n${watchLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(`${lines.join('\n')}\n\n${goalLines.join('\n')}\n${cpuLine}\n${slotsLine}\n${watchLine}\n${serverWatchLine}\n\n${sessionLines.join('\n')}\n\n${execLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);

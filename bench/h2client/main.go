@@ -5,6 +5,12 @@
 // concurrent workers in slots taken in turn. It prints JSON, one entry per path.
 //
 // h2client TARGETS_JSON N BLOCK C SLOTS DURATION
+//
+// A second mode measures new sessions as a fresh `kubectl get` makes them: each a new TLS
+// connection (HTTP/2), a discovery request (the target's Discovery URL) and the GET, with C workers
+// in slots of DURATION, paths in turn; it prints sessions/s per slot and the session p50.
+//
+// h2client sessions TARGETS_JSON C SLOTS DURATION
 package main
 
 import (
@@ -33,6 +39,10 @@ type Target struct {
 	Key   string `json:"key"`
 	Token string `json:"token"`
 	Pid   int    `json:"pid"`
+	// Pids are more processes whose CPU counts with Pid's (the server and its agent).
+	Pids []int `json:"pids"`
+	// Discovery is the URL a new session asks first (sessions mode).
+	Discovery string `json:"discovery"`
 	// Headers are added to every request (each value its own header line).
 	Headers map[string][]string `json:"headers"`
 }
@@ -54,6 +64,10 @@ type path struct {
 }
 
 func main() {
+	if os.Args[1] == "sessions" {
+		sessions(os.Args[2:])
+		return
+	}
 	var targets []Target
 	check(json.Unmarshal([]byte(os.Args[1]), &targets))
 	n, block, c, slots := atoi(os.Args[2]), atoi(os.Args[3]), atoi(os.Args[4]), atoi(os.Args[5])
@@ -97,12 +111,12 @@ func main() {
 		for k := range paths {
 			i := (k + s) % len(paths)
 			p := paths[i]
-			cpuBefore, processBefore := selfCPU(), processCPU(p.Pid)
+			cpuBefore, processBefore := selfCPU(), p.processCPU()
 			requests := p.slot(c, d)
 			results[i].RPS = append(results[i].RPS, requests/d.Seconds())
 			results[i].ClientCPUPerReq = append(results[i].ClientCPUPerReq, (selfCPU()-cpuBefore)/requests)
 			if p.Pid != 0 {
-				results[i].ProcessCPUPerReq = append(results[i].ProcessCPUPerReq, (processCPU(p.Pid)-processBefore)/requests)
+				results[i].ProcessCPUPerReq = append(results[i].ProcessCPUPerReq, (p.processCPU()-processBefore)/requests)
 			}
 		}
 	}
@@ -150,7 +164,11 @@ func newClient(t Target) *http.Client {
 }
 
 func (p *path) get() {
-	req, err := http.NewRequest("GET", p.URL, nil)
+	p.getURL(p.URL)
+}
+
+func (p *path) getURL(url string) {
+	req, err := http.NewRequest("GET", url, nil)
 	check(err)
 	req.Header.Set("Accept", "application/json")
 	if p.Token != "" {
@@ -165,9 +183,91 @@ func (p *path) get() {
 	check(err)
 	res.Body.Close()
 	if res.StatusCode != 200 {
-		check(fmt.Errorf("HTTP %d from %s", res.StatusCode, p.URL))
+		check(fmt.Errorf("HTTP %d from %s", res.StatusCode, url))
 	}
 	p.proto = res.Proto
+}
+
+// processCPU is the CPU so far of the path's process and its helpers, in milliseconds.
+func (p *path) processCPU() float64 {
+	total := processCPU(p.Pid)
+	for _, pid := range p.Pids {
+		total += processCPU(pid)
+	}
+	return total
+}
+
+type SessionResult struct {
+	Name             string    `json:"name"`
+	Proto            string    `json:"proto"`
+	PerSecond        []float64 `json:"sessions_per_s"`
+	P50              float64   `json:"p50_ms"`
+	ProcessCPUPerSes []float64 `json:"process_cpu_ms_per_session,omitempty"`
+}
+
+// sessions: C workers, each making whole sessions (new client, so a new TLS connection; the
+// discovery GET; the GET; the connection closed) for DURATION, SLOTS slots per path in turn, after
+// one uncounted slot per path.
+func sessions(args []string) {
+	var targets []Target
+	check(json.Unmarshal([]byte(args[0]), &targets))
+	c, slots := atoi(args[1]), atoi(args[2])
+	d, err := time.ParseDuration(args[3])
+	check(err)
+	results := make([]SessionResult, len(targets))
+	latencies := make([][]float64, len(targets))
+	var mu sync.Mutex
+	slot := func(i int, record bool) float64 {
+		t := targets[i]
+		var count atomic.Int64
+		deadline := time.Now().Add(d)
+		var wg sync.WaitGroup
+		for w := 0; w < c; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					start := time.Now()
+					p := &path{Target: t, client: newClient(t)}
+					p.getURL(t.Discovery)
+					p.get()
+					p.client.CloseIdleConnections()
+					count.Add(1)
+					if record {
+						mu.Lock()
+						latencies[i] = append(latencies[i], float64(time.Since(start).Microseconds())/1000)
+						results[i].Proto = p.proto
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(count.Load())
+	}
+	for i := range targets {
+		slot(i, false)
+	}
+	for s := 0; s < slots; s++ {
+		for k := range targets {
+			i := (k + s) % len(targets)
+			p := &path{Target: targets[i]}
+			before := p.processCPU()
+			n := slot(i, true)
+			results[i].PerSecond = append(results[i].PerSecond, n/d.Seconds())
+			if p.Pid != 0 {
+				results[i].ProcessCPUPerSes = append(results[i].ProcessCPUPerSes, (p.processCPU()-before)/n)
+			}
+		}
+	}
+	for i, t := range targets {
+		sort.Float64s(latencies[i])
+		results[i].Name = t.Name
+		results[i].P50 = latencies[i][len(latencies[i])/2]
+	}
+	out, err := json.Marshal(results)
+	check(err)
+	fmt.Println(string(out))
 }
 
 // selfCPU is this process's user+system CPU so far, in milliseconds.
