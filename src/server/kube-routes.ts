@@ -63,6 +63,8 @@ export interface KubeRoutesDeps {
   audit: ServerAudit;
   /** The kube_identity private key (authorities.kube_identity.keys.privateKey). */
   identityKey: CryptoKey;
+  /** The server's own host id (serverHostId): the only one that serves static clusters. */
+  serverHostId?: string;
   upgrades?: UpgradeHooks;
 }
 
@@ -95,12 +97,17 @@ export class KubeRoutes {
     this.#clusters = new ResourceCache<KubeCluster>(deps.backend, deps.hub, KUBE_CLUSTER, () => {
       this.#bySni = new Map([...this.#clusters.values()].map((c) => [clusterSniLabel(c.metadata.name), c.metadata.name]));
     });
-    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels);
+    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels, deps.serverHostId);
   }
 
   /** Whether a request is for a cluster: its path, or the TLS server name it came by. */
   owns(url: string | undefined, servername: string | false | null | undefined): boolean {
     return (url?.startsWith(KUBE_PREFIX) ?? false) || sniLabelOf(servername) !== undefined;
+  }
+
+  /** A kube_cluster as the routing holds it now (a watch's copy: it may lag the store briefly). */
+  cluster(name: string): KubeCluster | undefined {
+    return this.#clusters.get(name);
   }
 
   close(): void {
@@ -222,7 +229,7 @@ export class KubeRoutes {
   /** The agents to try and how to reach them; undefined when none serves the cluster now. */
   #attempts(admitted: Admitted, upgradeSession?: string): Attempts | undefined {
     const cluster = admitted.cluster.metadata.name;
-    const hosts = this.#agents.candidates(cluster);
+    const hosts = this.#agents.candidates(admitted.cluster);
     if (hosts.length === 0) return undefined;
     const { caller } = admitted.person;
     const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };

@@ -77,9 +77,9 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
       },
     });
     const kc = readFileSync(api.kubeconfig(api.proxy), 'utf8');
-    await h.cluster('prod-a', { env: 'prod' }, kc);
-    await h.cluster('prod-lonely', { env: 'prod' }, kc);
-    await h.cluster('staging-b', { env: 'staging' }, kc);
+    await h.cluster('prod-a', { env: 'prod' });
+    await h.cluster('prod-lonely', { env: 'prod' });
+    await h.cluster('staging-b', { env: 'staging' });
     upstream = staticUpstream({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'prod-a' }, spec: { kubeconfig: kc } } as never);
   });
   after(async () => {
