@@ -51,8 +51,9 @@ export interface UpgradeHooks {
   /**
    * The agent answered 101: the recorder attaches to both sides before any upgraded byte is relayed.
    * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.
+   * `closedBecause` says why the server ended the person's connection (person locked, certificate expired), once it did.
    */
-  onUpgrade?(meta: UpgradeMeta & { hostId: string }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
+  onUpgrade?(meta: UpgradeMeta & { hostId: string; closedBecause?: () => string | undefined }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
 }
 
 export interface KubeRoutesDeps {
@@ -152,7 +153,7 @@ export class KubeRoutes {
       if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
       const attempts = this.#attempts(admitted, meta.sessionId);
       if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
-      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId }, socket, tunnel, { answer, client: head });
+      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => connection?.closedBecause }, socket, tunnel, { answer, client: head });
       upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => this.#audit(admitted, method, remote, started, outcome));
     }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
   }

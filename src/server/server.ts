@@ -29,6 +29,7 @@ import { readJson, send } from './http-body.ts';
 import { WatchGate } from './watch-gate.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
+import { PersonRevocation } from './person-revocation.ts';
 import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingCall } from './audit-routes.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
@@ -79,6 +80,7 @@ export class KportServer {
   readonly #opts: ServerOptions;
   readonly #deps: JoinDeps;
   #guard?: ConnectionGuard;
+  #revocation?: PersonRevocation;
   readonly #joinRate: RateLimiter;
   readonly #loginRate = new RateLimiter(DEFAULT_LOGIN_RATE);
   readonly #people: PeopleRoutes;
@@ -140,6 +142,8 @@ export class KportServer {
     server.setTimeout(IDLE_TIMEOUT_MS);
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
+    // A person locked or removed loses the exec sessions, watches and connections they hold open.
+    this.#revocation = new PersonRevocation({ hub: this.#hub, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
@@ -158,6 +162,7 @@ export class KportServer {
     for (const watch of this.#watches) watch.abort();
     this.#kube.close();
     this.#tunnelAccept.close();
+    this.#revocation?.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
