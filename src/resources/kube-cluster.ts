@@ -38,6 +38,21 @@ export function registeringAgent(resource: { metadata?: { labels?: Record<string
   return labels[LABEL.origin] === KUBECONFIG_ORIGIN ? labels[LABEL.agentHost] : undefined;
 }
 
+/**
+ * Whether host `hostId` may serve this cluster (DESIGN.md §9.1), at the routing and in a kube_server
+ * heartbeat alike: a kubeconfig_file cluster only the agent that registered it (only it holds that
+ * kubeconfig); a static cluster (spec.kubeconfig, kept in the server's store alone) only the server's
+ * in-process service, `serverHostId`; an EKS cluster (spec.aws) any Kubernetes service that says so,
+ * each with its own AWS identity (Teleport's rule: any kube service whose resources select it). A
+ * record with none of these no one serves.
+ */
+export function mayServe(cluster: { metadata?: { labels?: Record<string, string> }; spec?: { aws?: unknown; kubeconfig?: unknown } }, hostId: string, serverHostId: string | undefined): boolean {
+  const agent = registeringAgent(cluster);
+  if (agent !== undefined) return agent === hostId;
+  if (cluster.spec?.kubeconfig !== undefined) return hostId === serverHostId;
+  return cluster.spec?.aws !== undefined && cluster.spec.aws !== null;
+}
+
 export interface KubeClusterSpec {
   aws?: { name: string; region: string; account_id: string; arn?: string };
   /** A kubeconfig (YAML text) for a static, non-EKS cluster; its current context is used. */

@@ -28,11 +28,14 @@ export type Caller = VerifiedCaller | PersonCaller;
 /** One TLS connection: who is behind it (checked once, at the handshake) and how to end it. */
 export interface Connection {
   readonly caller: Caller | Refusal;
+  /** Why the server ended it (a certificate's expiry, its person locked or removed), once it did: what a session's end says. */
+  readonly closedBecause?: string;
   /** Ends the connection: a GOAWAY (or the end of the HTTP/1.1 response), then the socket a second later. */
-  drop(): void;
+  drop(reason?: string): void;
 }
 
 interface State extends Connection {
+  closedBecause?: string;
   socket: TLSSocket;
   session?: ServerHttp2Session;
   timer?: NodeJS.Timeout;
@@ -85,6 +88,11 @@ export class ConnectionGuard {
     return this.#bySocket.get(socket);
   }
 
+  /** The open connections of `person`'s certificates (every login of theirs), or of every person: to end them when that person is locked or removed. */
+  ofPeople(person?: string): Connection[] {
+    return [...this.#byId.values()].filter(({ caller, socket }) => 'person' in caller && (person === undefined || caller.person === person) && !socket.destroyed);
+  }
+
   /** A TCP connection: counted while its TLS handshake runs (the certificate is known only at its end). */
   #accept(raw: Socket): void {
     const key = sourceKey(raw.remoteAddress);
@@ -120,7 +128,7 @@ export class ConnectionGuard {
       if (verdict !== 'ok') return this.#refuse(socket, verdict === 'per_source' ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}` : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`);
       socket.once('close', () => this.#unauthenticated.release(key));
     }
-    const state: State = { socket, caller, drop: () => drop(state) };
+    const state: State = { socket, caller, drop: (reason) => drop(state, reason) };
     this.#byId.set(id, state);
     this.#bySocket.set(socket, state);
     socket.once('close', () => {
@@ -131,7 +139,7 @@ export class ConnectionGuard {
     // An agent's or a person's connection closes when its certificate expires.
     const arm = () => {
       const left = caller.notAfter - Date.now();
-      if (left <= 0) return state.drop();
+      if (left <= 0) return state.drop(`the ${'person' in caller ? `certificate of ${caller.person}` : 'host certificate'} expired at ${new Date(caller.notAfter).toISOString()}`);
       state.timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
       state.timer.unref();
     };
@@ -170,7 +178,8 @@ function connectionId(socket: { remoteAddress?: string; remotePort?: number }): 
   return `${socket.remoteAddress ?? '?'}|${socket.remotePort ?? '?'}`;
 }
 
-function drop(state: State): void {
+function drop(state: State, reason: string | undefined): void {
+  state.closedBecause ??= reason;
   clearTimeout(state.timer);
   if (state.session && !state.session.closed) state.session.close();
   else if (!state.session) state.socket.end();

@@ -1,6 +1,7 @@
 import type { Backend, Item } from '../backend/backend.ts';
 import { MAX_KUBECONFIG_CLUSTERS } from '../kube/kubeconfig-clusters.ts';
-import { KUBE_CLUSTER, registeredBy, registeringAgent } from '../resources/kube-cluster.ts';
+import { KUBE_CLUSTER, mayServe, registeredBy, registeringAgent, type KubeCluster } from '../resources/kube-cluster.ts';
+import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { kubeClusterSchema } from '../resources/schemas.ts';
 import type { BackendCall, HostCaller } from './policy.ts';
@@ -48,6 +49,37 @@ export function kubeconfigClusterRefusal(caller: HostCaller, call: WriteCall, cu
   if (!registeredBy(cluster, caller.hostId)) return `may write only kubeconfig_file clusters labelled with its own host id ${caller.hostId}`;
   if (cluster.spec.kubeconfig !== undefined || cluster.spec.aws) return 'a kubeconfig_file cluster carries neither spec.aws nor a kubeconfig: the kubeconfig stays at the agent';
   return textProblem(cluster as never);
+}
+
+/** Whether a call is this Kubernetes agent's kube_server heartbeat (which refusal() has let through). */
+export function isKubeServerBeat(caller: HostCaller, call: BackendCall): boolean {
+  return call.op === 'put' && caller.roles.includes('kube') && call.key === `${kindPrefix(KUBE_SERVER)}${caller.hostId}`;
+}
+
+/**
+ * A kube_server heartbeat as the server stores it: only the clusters this agent may serve
+ * (mayServe, the routing's own rule) stay listed. `foreign` are clusters that exist and are not its
+ * to serve (another agent's kubeconfig_file cluster, a static one): dropped and to be audited, since
+ * an honest agent never lists them. `missing` name no cluster now (one deleted since the agent
+ * looked): dropped quietly. The heartbeat is stored rather than refused because a refusal ends an
+ * honest agent's Kubernetes service (AccessDeniedError) over such a race, and takes its other
+ * clusters away with it. `cached` answers first (the routing's copy); what it does not allow is read
+ * from the store, so a cluster registered a moment ago is not dropped for a watch still on its way.
+ */
+export async function servableHeartbeat(value: string, hostId: string, serverHostId: string | undefined, cached: (name: string) => KubeCluster | undefined, read: (name: string) => Promise<KubeCluster | undefined>): Promise<{ value: string; foreign: string[]; missing: string[] }> {
+  const beat = JSON.parse(value) as { spec: { clusters?: string[] } };
+  const kept: string[] = [];
+  const foreign: string[] = [];
+  const missing: string[] = [];
+  for (const name of beat.spec.clusters ?? []) {
+    const seen = cached(name);
+    const cluster = seen && mayServe(seen, hostId, serverHostId) ? seen : await read(name);
+    if (!cluster) missing.push(name);
+    else if (mayServe(cluster, hostId, serverHostId)) kept.push(name);
+    else foreign.push(name);
+  }
+  if (foreign.length === 0 && missing.length === 0) return { value, foreign, missing };
+  return { value: JSON.stringify({ ...beat, spec: { ...beat.spec, clusters: kept } }), foreign, missing };
 }
 
 function parse(value: string | undefined): { metadata?: { labels?: Record<string, string> } } | undefined {

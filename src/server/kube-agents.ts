@@ -1,5 +1,6 @@
 import type { ClientHttp2Session } from 'node:http2';
 import type { Backend } from '../backend/backend.ts';
+import { mayServe, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
 import { ResourceCache } from './resource-cache.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
@@ -7,18 +8,23 @@ import type { WatchHub } from './watch-hub.ts';
 
 /**
  * Which agents may serve a cluster right now: those whose kube_server heartbeat is fresh (not past
- * its expiry) and lists the cluster, and that hold an open tunnel to this server. The heartbeats are
- * kept in memory from a watch; the tunnels are the registry's.
+ * its expiry) and lists the cluster, that hold an open tunnel to this server, and that the cluster's
+ * record lets serve it (mayServe): a heartbeat alone never hands one agent's cluster, its requests
+ * and its people's identities to another. The heartbeats are kept in memory from a watch; the
+ * tunnels are the registry's.
  */
 export class KubeAgents {
   readonly #tunnels: TunnelRegistry;
   readonly #heartbeats: ResourceCache<KubeServer>;
   readonly #now: () => number;
+  /** The server's own host id: its in-process service alone serves static clusters. */
+  readonly #serverHostId: string | undefined;
   /** cluster name -> host ids whose heartbeat lists it; rebuilt when a heartbeat changes. */
   #byCluster = new Map<string, string[]>();
 
-  constructor(backend: Backend, hub: WatchHub, tunnels: TunnelRegistry, now: () => number = Date.now) {
+  constructor(backend: Backend, hub: WatchHub, tunnels: TunnelRegistry, serverHostId: string | undefined, now: () => number = Date.now) {
     this.#tunnels = tunnels;
+    this.#serverHostId = serverHostId;
     this.#now = now;
     this.#heartbeats = new ResourceCache<KubeServer>(backend, hub, KUBE_SERVER, () => this.#index());
   }
@@ -28,9 +34,10 @@ export class KubeAgents {
   }
 
   /** Host ids that may serve `cluster`, in a random order: requests spread over them, and the next is tried when one fails. */
-  candidates(cluster: string): string[] {
+  candidates(cluster: KubeCluster): string[] {
     const now = this.#now();
-    const hosts = (this.#byCluster.get(cluster) ?? []).filter((host) => {
+    const hosts = (this.#byCluster.get(cluster.metadata.name) ?? []).filter((host) => {
+      if (!mayServe(cluster, host, this.#serverHostId)) return false;
       const beat = this.#heartbeats.get(host);
       const expires = beat?.metadata.expires ? Date.parse(beat.metadata.expires) : Infinity;
       return beat !== undefined && expires > now && this.#tunnels.sessions(host).length > 0;

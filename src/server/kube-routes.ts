@@ -51,8 +51,9 @@ export interface UpgradeHooks {
   /**
    * The agent answered 101: the recorder attaches to both sides before any upgraded byte is relayed.
    * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.
+   * `closedBecause` says why the server ended the person's connection (person locked, certificate expired), once it did.
    */
-  onUpgrade?(meta: UpgradeMeta & { hostId: string }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
+  onUpgrade?(meta: UpgradeMeta & { hostId: string; closedBecause?: () => string | undefined }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
 }
 
 export interface KubeRoutesDeps {
@@ -63,6 +64,8 @@ export interface KubeRoutesDeps {
   audit: ServerAudit;
   /** The kube_identity private key (authorities.kube_identity.keys.privateKey). */
   identityKey: CryptoKey;
+  /** The server's own host id (serverHostId): the only one that serves static clusters. */
+  serverHostId?: string;
   upgrades?: UpgradeHooks;
 }
 
@@ -95,12 +98,17 @@ export class KubeRoutes {
     this.#clusters = new ResourceCache<KubeCluster>(deps.backend, deps.hub, KUBE_CLUSTER, () => {
       this.#bySni = new Map([...this.#clusters.values()].map((c) => [clusterSniLabel(c.metadata.name), c.metadata.name]));
     });
-    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels);
+    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels, deps.serverHostId);
   }
 
   /** Whether a request is for a cluster: its path, or the TLS server name it came by. */
   owns(url: string | undefined, servername: string | false | null | undefined): boolean {
     return (url?.startsWith(KUBE_PREFIX) ?? false) || sniLabelOf(servername) !== undefined;
+  }
+
+  /** A kube_cluster as the routing holds it now (a watch's copy: it may lag the store briefly). */
+  cluster(name: string): KubeCluster | undefined {
+    return this.#clusters.get(name);
   }
 
   close(): void {
@@ -145,7 +153,7 @@ export class KubeRoutes {
       if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
       const attempts = this.#attempts(admitted, meta.sessionId);
       if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
-      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId }, socket, tunnel, { answer, client: head });
+      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => connection?.closedBecause }, socket, tunnel, { answer, client: head });
       upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => this.#audit(admitted, method, remote, started, outcome));
     }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
   }
@@ -223,7 +231,7 @@ export class KubeRoutes {
   /** The agents to try and how to reach them; undefined when none serves the cluster now. */
   #attempts(admitted: Admitted, upgradeSession?: string): Attempts | undefined {
     const cluster = admitted.cluster.metadata.name;
-    const hosts = this.#agents.candidates(cluster);
+    const hosts = this.#agents.candidates(admitted.cluster);
     if (hosts.length === 0) return undefined;
     const { caller } = admitted.person;
     const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };

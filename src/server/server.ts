@@ -7,15 +7,17 @@ import type { TLSSocket } from 'node:tls';
 import { FencedOutError, LeaseExpiredError, type Backend, type Item, type Lease, type WatchEvent } from '../backend/backend.ts';
 import { certPem, generateKeys, issueLeaf, keyPem } from '../pki/certs.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
-import { resourceKey } from '../resources/resource.ts';
-import { encodeResource } from '../resources/store.ts';
+import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
+import { KUBE_SERVER } from '../resources/kube-server.ts';
+import { kindPrefix, resourceKey } from '../resources/resource.ts';
+import { encodeResource, getResource } from '../resources/store.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
 import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
 import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
-import { needsRegisteredCount, registeredCount } from './kube-agent-policy.ts';
+import { isKubeServerBeat, needsRegisteredCount, registeredCount, servableHeartbeat } from './kube-agent-policy.ts';
 import { ConnectionGuard, type Caller, type Connection, type PersonCaller, type VerifiedCaller } from './connections.ts';
 import { verifyClientCert } from './client-cert.ts';
 import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedLogin, type PeopleDeps } from './people-routes.ts';
@@ -27,6 +29,7 @@ import { readJson, send } from './http-body.ts';
 import { WatchGate } from './watch-gate.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
+import { PersonRevocation } from './person-revocation.ts';
 import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingCall } from './audit-routes.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
@@ -63,6 +66,8 @@ export interface ServerOptions {
   recorder?: SessionRecorder;
   /** The session recorder's hooks for Kubernetes upgrades (exec, attach). */
   kubeUpgrades?: UpgradeHooks;
+  /** The server's own host id (its in-process services'): the only one that serves static clusters. */
+  hostId?: string;
 }
 
 /**
@@ -75,6 +80,7 @@ export class KportServer {
   readonly #opts: ServerOptions;
   readonly #deps: JoinDeps;
   #guard?: ConnectionGuard;
+  #revocation?: PersonRevocation;
   readonly #joinRate: RateLimiter;
   readonly #loginRate = new RateLimiter(DEFAULT_LOGIN_RATE);
   readonly #people: PeopleRoutes;
@@ -102,7 +108,7 @@ export class KportServer {
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
     this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now });
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
-    this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
+    this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.hostId && { serverHostId: opts.hostId }), ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -139,6 +145,8 @@ export class KportServer {
     server.setTimeout(IDLE_TIMEOUT_MS);
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
+    // A person locked or removed loses the exec sessions, watches and connections they hold open.
+    this.#revocation = new PersonRevocation({ hub: this.#hub, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
@@ -157,6 +165,7 @@ export class KportServer {
     for (const watch of this.#watches) watch.abort();
     this.#kube.close();
     this.#tunnelAccept.close();
+    this.#revocation?.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
@@ -209,7 +218,7 @@ export class KportServer {
           return send(res, 200, identity);
         }
         case '/v1/backend':
-          return send(res, 200, await this.#backendCall(caller, parseCall(body)));
+          return send(res, 200, await this.#backendCall(caller, parseCall(body), address));
         case '/v1/watch':
           return await this.#watch(caller, parseCall(body), req, res);
         case '/v1/whoami':
@@ -330,7 +339,18 @@ export class KportServer {
     void this.#opts.backend.compareAndSwap(resourceKey(AGENT, hostId), encodeResource(touched), revision).catch(() => undefined);
   }
 
-  async #backendCall(caller: VerifiedCaller, call: BackendCall): Promise<unknown> {
+  /** A kube_server heartbeat less the clusters this agent may not serve (kube-agent-policy.ts); a claim on another's is audited. */
+  async #servableBeat(caller: VerifiedCaller, value: string, address: string): Promise<string> {
+    const read = (name: string) => getResource<KubeCluster>(this.#opts.backend, KUBE_CLUSTER, name);
+    const checked = await servableHeartbeat(value, caller.hostId, this.#opts.hostId, (name) => this.#kube.cluster(name), read);
+    if (checked.foreign.length > 0) {
+      const reason = `listed in its kube_server heartbeat clusters it may not serve (another agent's kubeconfig_file cluster, or a static one only the server serves): ${checked.foreign.join(', ')}; the server dropped them from the heartbeat`;
+      await this.#opts.audit.record({ type: 'agent.call', outcome: 'refused', host_id: caller.hostId, roles: caller.roles, action: `put ${kindPrefix(KUBE_SERVER)}${caller.hostId}`, reason, remote_addr: address });
+    }
+    return checked.value;
+  }
+
+  async #backendCall(caller: VerifiedCaller, call: BackendCall, address: string): Promise<unknown> {
     const malformed = callProblem(call);
     if (malformed) throw new Refusal(400, 'bad_request', malformed);
     // Before the value is parsed and judged: its size and the agent's write budget.
@@ -341,11 +361,12 @@ export class KportServer {
     const registered = needsRegisteredCount(caller, call, current) ? await registeredCount(backend, caller.hostId) : 0;
     const why = refusal(caller, call, current, registered);
     if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const beat = call.op === 'put' && isKubeServerBeat(caller, call) ? await this.#servableBeat(caller, call.value, address) : undefined;
     const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
     const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
     try {
       // Every item goes back as an agent may see it: never a credential (agent-view.ts).
-      if (isKeyCall(call)) return await applyStoreCall(backend, call, current, opts, agentItem);
+      if (isKeyCall(call)) return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
       switch (call.op) {
         case 'grant': {
           this.#sweepLeases();

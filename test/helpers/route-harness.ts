@@ -33,7 +33,8 @@ export interface Harness {
   logs: string[];
   /** A user in the store and a certificate for them from the user CA. */
   personCert(name: string, roles: string[], validForMs?: number): Promise<{ cert: string; key: string; ca: string }>;
-  cluster(name: string, labels: Record<string, string>, kubeconfig?: string): Promise<void>;
+  /** An EKS-shaped cluster (spec.aws), which any agent whose heartbeat lists it may serve; the test's agents are given their upstream. */
+  cluster(name: string, labels: Record<string, string>): Promise<void>;
   heartbeat(hostId: string, clusters: string[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -71,8 +72,8 @@ export async function startHarness(opts: { roles: RoleConfig[]; upgrades?: Upgra
       const leaf = await issueLeaf(authorities.user, keys.publicKey, { commonName: name, usage: 'client', validForMs, user: { roles, uid: user.spec.uid! } });
       return { cert: certPem(leaf), key: await keyPem(keys.privateKey), ca: authorities.server_tls.certPem };
     },
-    async cluster(name, labels, kubeconfig) {
-      await upsertResource(backend, { kind: KUBE_CLUSTER, version: 'v3', metadata: { name, labels }, spec: kubeconfig ? { kubeconfig } : {} } as never);
+    async cluster(name, labels) {
+      await upsertResource(backend, { kind: KUBE_CLUSTER, version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '123456789012' } } } as never);
     },
     async heartbeat(hostId, clusters) {
       await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: hostId, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: hostId, hostname: 'test', clusters, started: new Date().toISOString() } });

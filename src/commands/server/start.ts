@@ -59,7 +59,7 @@ export const serverStart: CommandDef = {
     const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
     const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts')]);
     const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
-    const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people });
+    const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
     const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
       // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
       await server.close();

@@ -43,7 +43,8 @@ export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
       if (heads.client.length > 0) recording.fromClient(heads.client);
       tunnel.on('data', (chunk: Buffer) => recording.fromUpstream(chunk));
       client.on('data', (chunk: Buffer) => recording.fromClient(chunk));
-      const end = () => void recording.end();
+      // Ended by the server (the person locked or removed, their certificate expired): session.end says why.
+      const end = () => void recording.end(meta.closedBecause?.());
       tunnel.once('close', end);
       client.once('close', end);
     },

@@ -1,0 +1,62 @@
+import { LOCK } from '../people/store.ts';
+import { USER } from '../resources/role.ts';
+import { kindPrefix } from '../resources/resource.ts';
+import type { ConnectionGuard, PersonCaller } from './connections.ts';
+import { asRefusal } from './people-routes.ts';
+import type { WatchHub } from './watch-hub.ts';
+
+/** Every person's open connections are checked again this often: what a watch missed (a feed reopened) ends by then. */
+export const RECHECK_MS = 30_000;
+
+export interface PersonRevocationDeps {
+  hub: WatchHub;
+  guard: ConnectionGuard;
+  /** The per-call check of a person (PeopleRoutes.person): throws a Refusal when they may no longer call. */
+  check: (caller: PersonCaller) => Promise<unknown>;
+  log: (line: string) => void;
+  recheckMs?: number;
+}
+
+/**
+ * Ends a person's open connections when they may no longer call: locked (`users lock`), removed
+ * (`users rm`) or added again as another user. A call is checked when it starts, but a
+ * `kubectl exec`, a watch or a port-forward runs for as long as the person keeps it, so a change to
+ * their user or lock record (a shared watch, WatchHub) checks their connections again at once, and
+ * every connection of every person is checked every RECHECK_MS. Each refused connection is dropped
+ * (its HTTP/2 streams, an upgraded exec socket, a watch), with the refusal as the reason a
+ * session's end records. A store that cannot answer ends nothing: the next look decides.
+ */
+export class PersonRevocation {
+  readonly #deps: PersonRevocationDeps;
+  readonly #unsubscribe: Array<() => void>;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(deps: PersonRevocationDeps) {
+    this.#deps = deps;
+    this.#unsubscribe = [USER, LOCK].map((kind) => {
+      const prefix = kindPrefix(kind);
+      return deps.hub.subscribe(prefix, (event) => void this.recheck((event.type === 'put' ? event.item.key : event.key).slice(prefix.length)));
+    });
+    this.#timer = setInterval(() => void this.recheck(), deps.recheckMs ?? RECHECK_MS).unref();
+  }
+
+  /** Checks `person`'s connections (every person's without one) and drops those refused. */
+  async recheck(person?: string): Promise<void> {
+    let failed: Error | undefined;
+    await Promise.all(this.#deps.guard.ofPeople(person).map(async (connection) => {
+      try {
+        await this.#deps.check(connection.caller as PersonCaller);
+      } catch (err) {
+        const refusal = asRefusal(err);
+        if (refusal) connection.drop(`the server closed the connection: ${refusal.message}`);
+        else failed = err as Error;
+      }
+    }));
+    if (failed) this.#deps.log(JSON.stringify({ level: 'warn', msg: `could not check people's open connections again (the next look does): ${failed.message}` }));
+  }
+
+  close(): void {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    clearInterval(this.#timer);
+  }
+}

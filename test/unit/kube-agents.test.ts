@@ -1,0 +1,48 @@
+// Which agents the routing picks for a cluster (src/server/kube-agents.ts), on the in-memory backend
+// and real loopback tunnels: heartbeats written straight to the store, as the server's policy would
+// never let a claim through, so this checks the routing's own rule.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { KUBE_CLUSTER, LABEL, KUBECONFIG_ORIGIN, type KubeCluster } from '../../src/resources/kube-cluster.ts';
+import { KUBE_SERVER } from '../../src/resources/kube-server.ts';
+import { upsertResource } from '../../src/resources/store.ts';
+import { KubeAgents } from '../../src/server/kube-agents.ts';
+import { openLoopbackTunnel } from '../../src/server/loopback-tunnel.ts';
+import { TunnelRegistry } from '../../src/server/tunnel-registry.ts';
+import { WatchHub } from '../../src/server/watch-hub.ts';
+import { waitFor } from '../peers/process.ts';
+
+test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only to its agent, a static one only to the server, an EKS one to every agent that lists it', async () => {
+  const backend = new MemoryBackend();
+  const hub = new WatchHub(backend);
+  const tunnels = new TunnelRegistry();
+  const closes = ['agent-a', 'agent-b', 'server-host'].map((host) => openLoopbackTunnel(tunnels, host, () => {}));
+  const agents = new KubeAgents(backend, hub, tunnels, 'server-host');
+  try {
+    const cluster = (name: string, spec: KubeCluster['spec'], labels: Record<string, string> = {}): KubeCluster => ({ kind: KUBE_CLUSTER, version: 'v3', metadata: { name, labels }, spec });
+    const alpha = cluster('alpha', {}, { [LABEL.origin]: KUBECONFIG_ORIGIN, [LABEL.agentHost]: 'agent-a' });
+    const statik = cluster('static', { kubeconfig: 'apiVersion: v1' });
+    const eks = cluster('eks', { aws: { name: 'eks', region: 'us-east-1', account_id: '123456789012' } });
+    const bare = cluster('bare', {});
+    const all = ['alpha', 'static', 'eks', 'bare'];
+    // Every host claims every cluster.
+    for (const host of ['agent-a', 'agent-b', 'server-host']) {
+      await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: host, hostname: 'h', clusters: all, started: new Date().toISOString() } });
+    }
+    await agents.ready;
+    await waitFor('the heartbeats seen', async () => agents.candidates(eks).length === 3, { timeoutMs: 5000 });
+    const sorted = (c: KubeCluster) => agents.candidates(c).sort();
+    assert.deepEqual(sorted(alpha), ['agent-a']);
+    assert.deepEqual(sorted(statik), ['server-host']);
+    assert.deepEqual(sorted(eks), ['agent-a', 'agent-b', 'server-host']);
+    assert.deepEqual(sorted(bare), []);
+    // Still only the agent that registered it, and only while its heartbeat lists it.
+    await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: 'agent-a', expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: 'agent-a', hostname: 'h', clusters: ['eks'], started: new Date().toISOString() } });
+    await waitFor('agent-a\'s new heartbeat seen', async () => agents.candidates(alpha).length === 0, { timeoutMs: 5000 });
+  } finally {
+    agents.close();
+    hub.close();
+    for (const close of closes) close();
+  }
+});
