@@ -28,6 +28,9 @@ interface Window {
   dropped: number;
 }
 
+/** How long request events wait to be stored together; a kill -9 loses at most these from the store (never from the log). */
+const QUEUE_WAIT_MS = 50;
+
 /**
  * The server's audit trail (DESIGN.md §9): every join, renewal and refusal, kept in the backend for
  * the retention period (`kport get audit`) and written as a JSON line to the server's log. Token
@@ -79,7 +82,8 @@ export class ServerAudit {
       return;
     }
     this.#queued.push(event);
-    this.#flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#flushQueue());
+    // Gathered for QUEUE_WAIT_MS: one store transaction carries the requests of that time, not of one loop turn.
+    this.#flushing ??= new Promise<void>((resolve) => setTimeout(resolve, QUEUE_WAIT_MS)).then(() => this.#flushQueue());
   }
 
   /** Waits until every queued event is stored (or its failure logged): at shutdown, and in tests. */

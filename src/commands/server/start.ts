@@ -99,6 +99,8 @@ export const serverStart: CommandDef = {
     const services = Promise.all(running);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
     await Promise.all([server.close(), services]);
+    // Request events still waiting for their batch go to the store before it closes.
+    await audit.drain();
     // One line, so a log shows the server ended on purpose and why, not that it vanished.
     const why = (ctx.signal.reason as Error | undefined)?.message ?? '';
     ctx.logger.info(`kport server stopped (${/^SIG[A-Z]+$/.test(why) ? why : 'interrupted'}); it no longer listens on ${url}.`);
