@@ -91,13 +91,16 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     assert.equal(big.code, 0, big.stderr);
     assert.equal(big.stdout, 'x'.repeat(1048576));
 
-    // exec -it in a real pty (script gives kubectl a terminal): a command's output comes back.
+    // exec -it in a real pty (script gives kubectl a terminal): each command's output comes back. Two
+    // lines, each typed after the last answer: the recorder once unmasked in place every client chunk
+    // but the first, so a line that came after the terminal's size never reached the pod.
     const shell = await interactive(alice.home, `${BINARIES.kubectl()} exec -it -n apps web -- sh`, [
       { after: /[#$] $/, send: 'echo marker-$((6*7))\n' },
-      { after: /marker-42/, send: 'exit\n' },
+      { after: /marker-42/, send: 'echo again-$((2*3))\n' },
+      { after: /again-6/, send: 'exit\n' },
     ]);
     assert.equal(shell.code, 0, shell.out);
-    assert.match(shell.out, /marker-42/);
+    assert.match(shell.out, /marker-42[\s\S]*again-6/);
 
     // port-forward: 256 KiB of random bytes both ways, equal.
     const forward = k.spawn(['port-forward', '-n', 'apps', 'pod/web', ':8080']);
@@ -206,9 +209,13 @@ export async function interactive(home: string, command: string, steps: Array<{ 
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c));
   proc.stderr!.on('data', (c: Buffer) => (out += c));
+  // execa's exitCode is undefined until the result: `exitCode !== null` once made every wait return
+  // at once, so every line was typed ahead, before kubectl even connected.
+  let exited = false;
+  void proc.then(() => (exited = true));
   let from = 0;
   for (const step of steps) {
-    await waitFor(`${step.after} in the terminal`, async () => step.after.test(out.slice(from)) || proc.exitCode !== null, { timeoutMs: 30_000 }).catch(() => undefined);
+    await waitFor(`${step.after} in the terminal`, async () => step.after.test(out.slice(from)) || exited, { timeoutMs: 30_000 }).catch(() => undefined);
     from = out.length;
     proc.stdin!.write(step.send);
   }

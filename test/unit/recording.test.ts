@@ -92,6 +92,24 @@ test('an exec over v5.channel.k8s.io is recorded as asciicast v2: the header has
   assert.deepEqual(await readRecording(dir, 's-1', 1 << 20), text);
 });
 
+test('the client\'s bytes are read, never changed: they are the very buffers that go on to the cluster (ws unmasks a frame in place)', async () => {
+  const { recorder } = harness();
+  const session = recorder.start(meta('s-masked'));
+  session.fromUpstream(Buffer.from(RESPONSE_101));
+  // Whole frames in one chunk, several in one chunk, and one split across two chunks.
+  const resize = frame(4, JSON.stringify({ Width: 80, Height: 24 }), 'client');
+  const typed = frame(0, 'echo recorded-$((6*7))\n', 'client');
+  const two = Buffer.concat([frame(0, 'ls\n', 'client'), frame(4, JSON.stringify({ Width: 100, Height: 30 }), 'client')]);
+  const split = frame(0, 'exit\n', 'client');
+  const chunks = [resize, typed, two, split.subarray(0, 4), split.subarray(4)];
+  const sent = chunks.map((c) => Buffer.from(c));
+  for (const chunk of chunks) session.fromClient(chunk);
+  await session.end('the client closed the connection');
+  chunks.forEach((chunk, i) => assert.ok(chunk.equals(sent[i]!), `chunk ${i} is unchanged: ${chunk.toString('hex')} was ${sent[i]!.toString('hex')}`));
+  // And they were read: the later resize is in the recording.
+  assert.deepEqual(parseCast(readFileSync(join(recorder.dir, 's-masked.cast'), 'utf8')).events.map(([, code, data]) => [code, data]), [['r', '100x30']]);
+});
+
 test('SPDY and unknown protocols are passed through unrecorded, and their session.start and session.end say recorded: false and why; no file is made', async () => {
   const { dir, recorder, events } = harness();
   for (const [id, protocol] of [['spdy', 'SPDY/3.1'], ['b', 'v9.weird.example'], ['../../etc/x', 'v5.channel.k8s.io']] as const) {

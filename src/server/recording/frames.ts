@@ -45,12 +45,15 @@ export class ChannelReader {
   readonly #events: ChannelReaderEvents;
   readonly #protocol: () => string | undefined;
   readonly #receiver: Receiver;
+  /** ws unmasks a client's frame in place, and the chunks read are the very buffers relayed on to the cluster. */
+  readonly #masked: boolean;
   #head: Buffer | undefined = Buffer.alloc(0);
   #broken = false;
 
   constructor(direction: 'fromClient' | 'fromUpstream', protocol: () => string | undefined, events: ChannelReaderEvents) {
     this.#events = events;
     this.#protocol = protocol;
+    this.#masked = direction === 'fromClient';
     this.#receiver = new ReceiverClass({ isServer: direction === 'fromClient', maxPayload: MAX_MESSAGE, skipUTF8Validation: true, allowSynchronousEvents: true });
     this.#receiver.on('message', (data, isBinary) => this.#message(data, isBinary));
     this.#receiver.on('error', (err: Error) => this.#break(`unreadable WebSocket frames (${err.message})`));
@@ -68,7 +71,9 @@ export class ChannelReader {
       chunk = rest;
     }
     try {
-      this.#receiver.write(chunk);
+      // Unmasked where they are, the relayed bytes would reach the apiserver unmasked, which then
+      // unmasks them again: what is typed becomes noise on no channel and the pod never sees it.
+      this.#receiver.write(this.#masked ? Buffer.from(chunk) : chunk);
     } catch (err) {
       this.#break(`unreadable WebSocket frames (${(err as Error).message})`);
     }
