@@ -44,11 +44,18 @@ export function registeringAgent(resource: { metadata?: { labels?: Record<string
  * kubeconfig); a static cluster (spec.kubeconfig, kept in the server's store alone) only the server's
  * in-process service, `serverHostId`; an EKS cluster (spec.aws) any Kubernetes service that says so,
  * each with its own AWS identity (Teleport's rule: any kube service whose resources select it). A
- * record with none of these no one serves.
+ * record with none of these no one serves. Agents joined with one token are one service
+ * (`sameJoin`): they serve each other's kubeconfig_file clusters, which is how several agents with
+ * one kubeconfig serve a cluster together.
  */
-export function mayServe(cluster: { metadata?: { labels?: Record<string, string> }; spec?: { aws?: unknown; kubeconfig?: unknown } }, hostId: string, serverHostId: string | undefined): boolean {
+export function mayServe(
+  cluster: { metadata?: { labels?: Record<string, string> }; spec?: { aws?: unknown; kubeconfig?: unknown } },
+  hostId: string,
+  serverHostId: string | undefined,
+  sameJoin: (a: string, b: string) => boolean = () => false,
+): boolean {
   const agent = registeringAgent(cluster);
-  if (agent !== undefined) return agent === hostId;
+  if (agent !== undefined) return agent === hostId || sameJoin(agent, hostId);
   if (cluster.spec?.kubeconfig !== undefined) return hostId === serverHostId;
   return cluster.spec?.aws !== undefined && cluster.spec.aws !== null;
 }

@@ -66,16 +66,23 @@ export function isKubeServerBeat(caller: HostCaller, call: BackendCall): boolean
  * clusters away with it. `cached` answers first (the routing's copy); what it does not allow is read
  * from the store, so a cluster registered a moment ago is not dropped for a watch still on its way.
  */
-export async function servableHeartbeat(value: string, hostId: string, serverHostId: string | undefined, cached: (name: string) => KubeCluster | undefined, read: (name: string) => Promise<KubeCluster | undefined>): Promise<{ value: string; foreign: string[]; missing: string[] }> {
+export async function servableHeartbeat(
+  value: string,
+  hostId: string,
+  serverHostId: string | undefined,
+  cached: (name: string) => KubeCluster | undefined,
+  read: (name: string) => Promise<KubeCluster | undefined>,
+  sameJoin: (a: string, b: string) => boolean = () => false,
+): Promise<{ value: string; foreign: string[]; missing: string[] }> {
   const beat = JSON.parse(value) as { spec: { clusters?: string[] } };
   const kept: string[] = [];
   const foreign: string[] = [];
   const missing: string[] = [];
   for (const name of beat.spec.clusters ?? []) {
     const seen = cached(name);
-    const cluster = seen && mayServe(seen, hostId, serverHostId) ? seen : await read(name);
+    const cluster = seen && mayServe(seen, hostId, serverHostId, sameJoin) ? seen : await read(name);
     if (!cluster) missing.push(name);
-    else if (mayServe(cluster, hostId, serverHostId)) kept.push(name);
+    else if (mayServe(cluster, hostId, serverHostId, sameJoin)) kept.push(name);
     else foreign.push(name);
   }
   if (foreign.length === 0 && missing.length === 0) return { value, foreign, missing };

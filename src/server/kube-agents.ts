@@ -2,6 +2,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import type { Backend } from '../backend/backend.ts';
 import { mayServe, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
+import { AGENT, type Agent } from '../resources/agent.ts';
 import { ResourceCache } from './resource-cache.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 import type { WatchHub } from './watch-hub.ts';
@@ -16,6 +17,8 @@ import type { WatchHub } from './watch-hub.ts';
 export class KubeAgents {
   readonly #tunnels: TunnelRegistry;
   readonly #heartbeats: ResourceCache<KubeServer>;
+  /** Agents by host id, for the token each joined with: agents of one token serve each other's kubeconfig_file clusters. */
+  readonly #agents: ResourceCache<Agent>;
   readonly #now: () => number;
   /** The server's own host id: its in-process service alone serves static clusters. */
   readonly #serverHostId: string | undefined;
@@ -27,17 +30,24 @@ export class KubeAgents {
     this.#serverHostId = serverHostId;
     this.#now = now;
     this.#heartbeats = new ResourceCache<KubeServer>(backend, hub, KUBE_SERVER, () => this.#index());
+    this.#agents = new ResourceCache<Agent>(backend, hub, AGENT);
   }
 
   get ready(): Promise<void> {
-    return this.#heartbeats.ready;
+    return Promise.all([this.#heartbeats.ready, this.#agents.ready]).then(() => undefined);
   }
+
+  /** Whether two agents joined with the same token: one Kubernetes service for mayServe. */
+  readonly sameJoin = (a: string, b: string): boolean => {
+    const token = this.#agents.get(a)?.spec.token_name;
+    return token !== undefined && token !== '' && token === this.#agents.get(b)?.spec.token_name;
+  };
 
   /** Host ids that may serve `cluster`, in a random order: requests spread over them, and the next is tried when one fails. */
   candidates(cluster: KubeCluster): string[] {
     const now = this.#now();
     const hosts = (this.#byCluster.get(cluster.metadata.name) ?? []).filter((host) => {
-      if (!mayServe(cluster, host, this.#serverHostId)) return false;
+      if (!mayServe(cluster, host, this.#serverHostId, this.sameJoin)) return false;
       const beat = this.#heartbeats.get(host);
       const expires = beat?.metadata.expires ? Date.parse(beat.metadata.expires) : Infinity;
       return beat !== undefined && expires > now && this.#tunnels.sessions(host).length > 0;
@@ -56,6 +66,7 @@ export class KubeAgents {
 
   close(): void {
     this.#heartbeats.close();
+    this.#agents.close();
   }
 
   #index(): void {

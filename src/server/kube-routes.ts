@@ -111,6 +111,11 @@ export class KubeRoutes {
     return this.#clusters.get(name);
   }
 
+  /** Whether two agents joined with one token (kube-agents.ts): they serve each other's kubeconfig_file clusters. */
+  sameJoin(a: string, b: string): boolean {
+    return this.#agents.sameJoin(a, b);
+  }
+
   close(): void {
     this.#clusters.close();
     this.#agents.close();

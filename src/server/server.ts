@@ -342,7 +342,7 @@ export class KportServer {
   /** A kube_server heartbeat less the clusters this agent may not serve (kube-agent-policy.ts); a claim on another's is audited. */
   async #servableBeat(caller: VerifiedCaller, value: string, address: string): Promise<string> {
     const read = (name: string) => getResource<KubeCluster>(this.#opts.backend, KUBE_CLUSTER, name);
-    const checked = await servableHeartbeat(value, caller.hostId, this.#opts.hostId, (name) => this.#kube.cluster(name), read);
+    const checked = await servableHeartbeat(value, caller.hostId, this.#opts.hostId, (name) => this.#kube.cluster(name), read, (a, b) => this.#kube.sameJoin(a, b));
     if (checked.foreign.length > 0) {
       const reason = `listed in its kube_server heartbeat clusters it may not serve (another agent's kubeconfig_file cluster, or a static one only the server serves): ${checked.foreign.join(', ')}; the server dropped them from the heartbeat`;
       await this.#opts.audit.record({ type: 'agent.call', outcome: 'refused', host_id: caller.hostId, roles: caller.roles, action: `put ${kindPrefix(KUBE_SERVER)}${caller.hostId}`, reason, remote_addr: address });

@@ -34,11 +34,14 @@ export interface KubeAgent {
   kill(): Promise<void>;
 }
 
-/** A pure Kubernetes agent (`discover run` with only kubernetes_service) serving `kubeconfig` as env=prod. */
-export async function kubeAgent(server: TestServer, kubeconfig: string): Promise<KubeAgent> {
+/**
+ * A pure Kubernetes agent (`discover run` with only kubernetes_service) serving `kubeconfig` as
+ * env=prod. Agents given one `token` are one service: they serve each other's kubeconfig_file clusters.
+ */
+export async function kubeAgent(server: TestServer, kubeconfig: string, token?: string): Promise<KubeAgent> {
   const dir = tempDir('kube-agent');
   const config = join(dir, 'kport.yaml');
-  writeFileSync(join(dir, 'token'), await server.token('kube'), { mode: 0o600 });
+  writeFileSync(join(dir, 'token'), token ?? (await server.token('kube')), { mode: 0o600 });
   writeFileSync(join(dir, 'clusters.kubeconfig'), kubeconfig, { mode: 0o600 });
   writeFileSync(
     config,
@@ -116,6 +119,8 @@ export async function startFixture(opts: { agents?: number; roles: object[] }): 
 
   const kubeconfig = kubeconfigYaml(api.server, api.caPem, api.proxy, CLUSTER);
   const agents: KubeAgent[] = [];
+  // The fixture's agents serve one cluster together (high availability): one join token.
+  const token = await server.token('kube');
   const fixture: Fixture = {
     api,
     kwok,
@@ -126,7 +131,7 @@ export async function startFixture(opts: { agents?: number; roles: object[] }): 
     dir,
     admin,
     async addAgent() {
-      const agent = await kubeAgent(server, kubeconfig);
+      const agent = await kubeAgent(server, kubeconfig, token);
       agents.push(agent);
       return agent;
     },

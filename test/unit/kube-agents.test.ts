@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { KUBE_CLUSTER, LABEL, KUBECONFIG_ORIGIN, type KubeCluster } from '../../src/resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../../src/resources/kube-server.ts';
+import { AGENT } from '../../src/resources/agent.ts';
 import { upsertResource } from '../../src/resources/store.ts';
 import { KubeAgents } from '../../src/server/kube-agents.ts';
 import { openLoopbackTunnel } from '../../src/server/loopback-tunnel.ts';
@@ -40,6 +41,31 @@ test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only 
     // Still only the agent that registered it, and only while its heartbeat lists it.
     await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: 'agent-a', expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: 'agent-a', hostname: 'h', clusters: ['eks'], started: new Date().toISOString() } });
     await waitFor('agent-a\'s new heartbeat seen', async () => agents.candidates(alpha).length === 0, { timeoutMs: 5000 });
+  } finally {
+    agents.close();
+    hub.close();
+    for (const close of closes) close();
+  }
+});
+
+test('agents joined with one token are one service: they serve each other\'s kubeconfig_file clusters; an agent of another token does not', async () => {
+  const backend = new MemoryBackend();
+  const hub = new WatchHub(backend);
+  const tunnels = new TunnelRegistry();
+  const hosts = ['agent-a', 'agent-a2', 'agent-b'];
+  const closes = hosts.map((host) => openLoopbackTunnel(tunnels, host, () => {}));
+  const agents = new KubeAgents(backend, hub, tunnels, 'server-host');
+  try {
+    const tokens: Record<string, string> = { 'agent-a': 'tok-ha', 'agent-a2': 'tok-ha', 'agent-b': 'tok-other' };
+    for (const host of hosts) {
+      await upsertResource(backend, { kind: AGENT, version: 'v1', metadata: { name: host }, spec: { host_id: host, hostname: 'h', roles: ['kube'], joined: new Date().toISOString(), token_name: tokens[host]!, credential_hash: 'x' } });
+      await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: host, hostname: 'h', clusters: ['alpha'], started: new Date().toISOString() } });
+    }
+    const alpha: KubeCluster = { kind: KUBE_CLUSTER, version: 'v3', metadata: { name: 'alpha', labels: { [LABEL.origin]: KUBECONFIG_ORIGIN, [LABEL.agentHost]: 'agent-a' } }, spec: {} };
+    await agents.ready;
+    await waitFor('both agents of the token serving alpha', async () => agents.candidates(alpha).length === 2, { timeoutMs: 5000 });
+    assert.deepEqual(agents.candidates(alpha).sort(), ['agent-a', 'agent-a2']);
+    assert.equal(agents.sameJoin('agent-a', 'agent-b'), false);
   } finally {
     agents.close();
     hub.close();
