@@ -17,9 +17,9 @@ import type { Duplex } from 'node:stream';
  * (no agent serves the cluster), which the issue asks for as Kubernetes Status answers, as do an
  * agent's 404 (a cluster it does not serve) and 503 (one it cannot serve right now).
  */
-export type KportCode = 400 | 403 | 404 | 502 | 503;
+export type KportCode = 400 | 403 | 404 | 429 | 502 | 503;
 
-const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 502: 'BadGateway', 503: 'ServiceUnavailable' };
+const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 429: 'TooManyRequests', 502: 'BadGateway', 503: 'ServiceUnavailable' };
 
 /** Whether client-go keeps a text body's words for this code on every path (errors.NewGenericServerResponse). */
 function textCarries(code: KportCode): boolean {

@@ -1,4 +1,3 @@
-import type { ClientHttp2Session } from 'node:http2';
 import type { Backend } from '../backend/backend.ts';
 import { mayServe, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
@@ -57,11 +56,6 @@ export class KubeAgents {
       [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
     }
     return hosts;
-  }
-
-  /** The agent's newest open tunnel: an agent that redialled leaves its old one to close. */
-  session(hostId: string): ClientHttp2Session | undefined {
-    return this.#tunnels.sessions(hostId).at(-1);
   }
 
   close(): void {

@@ -16,6 +16,7 @@ import type { ServerAudit } from './audit.ts';
 import type { Connection, ConnectionGuard } from './connections.ts';
 import { IdentityCache } from './identity-cache.ts';
 import { KubeAgents } from './kube-agents.ts';
+import { OpenKubeRequests, tooManyMessage } from './kube-open.ts';
 import { asRefusal, type PeopleRoutes, type Person } from './people-routes.ts';
 import { ResourceCache } from './resource-cache.ts';
 import { forwardOverTunnel, type Attempts, type Outcome, type TunnelClient } from './tunnel-forward.ts';
@@ -90,6 +91,7 @@ export class KubeRoutes {
   readonly #clusters: ResourceCache<KubeCluster>;
   readonly #agents: KubeAgents;
   readonly #identities = new IdentityCache();
+  readonly #open = new OpenKubeRequests();
   /** SNI label -> cluster name, rebuilt when a cluster changes. */
   #bySni = new Map<string, string>();
 
@@ -158,8 +160,11 @@ export class KubeRoutes {
       if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
       const attempts = this.#attempts(admitted, meta.sessionId);
       if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
-      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => connection?.closedBecause }, socket, tunnel, { answer, client: head });
-      upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => this.#audit(admitted, method, remote, started, outcome));
+      let endedBecause: string | undefined;
+      const leave = this.#enter(admitted, req.headers, (reason) => ((endedBecause ??= reason), socket.destroy()));
+      if (!leave) return this.#tooMany(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
+      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => endedBecause ?? connection?.closedBecause }, socket, tunnel, { answer, client: head });
+      upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => (leave(), this.#audit(admitted, method, remote, started, outcome)));
     }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
   }
 
@@ -171,8 +176,45 @@ export class KubeRoutes {
       if ('refused' in admitted) return this.#refuse(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
       const attempts = this.#attempts(admitted);
       if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
-      forwardOverTunnel(client, admitted.path, attempts, (outcome) => this.#audit(admitted, client.method, remote, started, outcome));
+      const leave = this.#enter(admitted, client.headers, () => client.abort());
+      if (!leave) return this.#tooMany(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
+      forwardOverTunnel(client, admitted.path, attempts, (outcome) => (leave(), this.#audit(admitted, client.method, remote, started, outcome)));
     }, (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)));
+  }
+
+  /** Counts an admitted request in the person's open ones (MAX_REQUESTS_PER_PERSON); undefined when they are at the bound. */
+  #enter(admitted: Admitted, headers: IncomingHttpHeaders, end: (reason: string) => void): (() => void) | undefined {
+    return this.#open.enter({ caller: admitted.person.caller, cluster: admitted.cluster.metadata.name, user: admitted.user, groups: admitted.groups, headers, end });
+  }
+
+  #tooMany(admitted: Admitted, method: string, url: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
+    const user = admitted.person.caller.person;
+    this.#refuse({ refused: { code: 429, message: tooManyMessage(user), user, cluster: admitted.cluster.metadata.name } }, method, url, remote, started, answer);
+  }
+
+  /**
+   * Decides again, by the person's roles as stored now, each open request of `person` (everyone's
+   * without one): a role edited, or a user's roles changed, so that a cluster (or the Kubernetes
+   * user and groups it was sent as) is no longer allowed ends those requests, watches and exec
+   * sessions included. A store that cannot answer ends nothing: the next look decides.
+   */
+  async recheck(person?: string): Promise<void> {
+    const decided = new Map<string, Promise<Person | string>>();
+    await Promise.all(this.#open.of(person).map(async (open) => {
+      const key = `${open.caller.person}|${open.caller.keyHash}`;
+      if (!decided.has(key)) decided.set(key, this.#deps.people.person(open.caller).catch((err: Error) => {
+        const refusal = asRefusal(err);
+        if (!refusal) throw err;
+        return refusal.message;
+      }));
+      const current = await decided.get(key)!;
+      if (typeof current === 'string') return open.end(`the server ended the request: ${current}`);
+      const labels = this.#clusters.get(open.cluster)?.metadata.labels;
+      const access = labels && current.roles.kubeAccess(labels);
+      const identity = access && impersonationFromHeaders(access, open.headers);
+      if (identity && identity.ok && identity.user === open.user && identity.groups.join(',') === open.groups.join(',')) return;
+      open.end(`the server ended the request: the roles of ${open.caller.person} no longer allow kube_cluster "${open.cluster}"${identity ? ' as the Kubernetes user and groups it was sent as' : ''}`);
+    }));
   }
 
   /** A failure of the server itself (the store unreachable): the cause goes to its log, not to the caller. */
@@ -242,7 +284,7 @@ export class KubeRoutes {
     const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };
     return {
       hosts,
-      session: (hostId) => this.#agents.session(hostId),
+      open: (hostId, headers, options) => this.#deps.tunnels.request(hostId, headers, options),
       identity: async (hostId) => {
         // An upgrade is a session of its own: a fresh identity, its id the recording's.
         if (upgradeSession) return { token: (await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId: upgradeSession })).token, sessionId: upgradeSession };

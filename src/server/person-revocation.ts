@@ -1,5 +1,5 @@
 import { LOCK } from '../people/store.ts';
-import { USER } from '../resources/role.ts';
+import { ROLE, USER } from '../resources/role.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import type { ConnectionGuard, PersonCaller } from './connections.ts';
 import { asRefusal } from './people-routes.ts';
@@ -14,6 +14,8 @@ export interface PersonRevocationDeps {
   /** The per-call check of a person (PeopleRoutes.person): throws a Refusal when they may no longer call. */
   check: (caller: PersonCaller) => Promise<unknown>;
   log: (line: string) => void;
+  /** Open Kubernetes requests decided again by the person's current roles (KubeRoutes.recheck). */
+  kube?: { recheck(person?: string): Promise<void> };
   recheckMs?: number;
 }
 
@@ -24,7 +26,9 @@ export interface PersonRevocationDeps {
  * their user or lock record (a shared watch, WatchHub) checks their connections again at once, and
  * every connection of every person is checked every RECHECK_MS. Each refused connection is dropped
  * (its HTTP/2 streams, an upgraded exec socket, a watch), with the refusal as the reason a
- * session's end records. A store that cannot answer ends nothing: the next look decides.
+ * session's end records. A change to a role (or to a user's roles) decides every open Kubernetes
+ * request again by the roles as stored now, and ends those no longer allowed (KubeRoutes.recheck).
+ * A store that cannot answer ends nothing: the next look decides.
  */
 export class PersonRevocation {
   readonly #deps: PersonRevocationDeps;
@@ -37,6 +41,8 @@ export class PersonRevocation {
       const prefix = kindPrefix(kind);
       return deps.hub.subscribe(prefix, (event) => void this.recheck((event.type === 'put' ? event.item.key : event.key).slice(prefix.length)));
     });
+    // A role edited or removed may take a cluster from anyone who holds it: every open Kubernetes request is decided again.
+    this.#unsubscribe.push(deps.hub.subscribe(kindPrefix(ROLE), () => void this.#kube()));
     this.#timer = setInterval(() => void this.recheck(), deps.recheckMs ?? RECHECK_MS).unref();
   }
 
@@ -52,7 +58,14 @@ export class PersonRevocation {
         else failed = err as Error;
       }
     }));
+    await this.#kube(person);
     if (failed) this.#deps.log(JSON.stringify({ level: 'warn', msg: `could not check people's open connections again (the next look does): ${failed.message}` }));
+  }
+
+  async #kube(person?: string): Promise<void> {
+    await this.#deps.kube?.recheck(person).catch((err: Error) => {
+      this.#deps.log(JSON.stringify({ level: 'warn', msg: `could not check open Kubernetes requests again (the next look does): ${err.message}` }));
+    });
   }
 
   close(): void {

@@ -146,7 +146,7 @@ export class KportServer {
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
-    this.#revocation = new PersonRevocation({ hub: this.#hub, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log });
+    this.#revocation = new PersonRevocation({ hub: this.#hub, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log, kube: this.#kube });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { constants, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { constants, type ClientHttp2Stream, type ClientSessionRequestOptions } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { isImpersonation } from '../kube/access.ts';
 import { relay } from '../kube/relay.ts';
@@ -31,7 +31,8 @@ export interface TunnelClient {
 export interface Attempts {
   /** Agents to try, in order. */
   hosts: string[];
-  session(hostId: string): ClientHttp2Session | undefined;
+  /** A stream on the agent's tunnel (TunnelRegistry.request): 'busy' when its tunnels are full, undefined when it has none. */
+  open(hostId: string, headers: OutgoingHttpHeaders | string[], options?: ClientSessionRequestOptions): ClientHttp2Stream | 'busy' | undefined;
   identity(hostId: string): Promise<{ token: string; sessionId: string }>;
 }
 
@@ -55,6 +56,7 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
   let current: ClientHttp2Stream | undefined;
   let lastError = 'no agent answered';
   let i = 0;
+  let busy = 0;
   client.onClose(() => {
     if (current && !current.closed) current.close(constants.NGHTTP2_CANCEL);
   });
@@ -62,17 +64,23 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
     while (i < attempts.hosts.length) {
       if (client.gone()) return done({ status: 499, error: 'the client went away' });
       const hostId = attempts.hosts[i++]!;
-      const session = attempts.session(hostId);
-      if (!session) continue;
       let id;
+      let opened;
       try {
         id = await attempts.identity(hostId);
-        current = session.request(tunnelHeaders(method, path, client.headers, id.token), { endStream: !hasBody });
+        opened = attempts.open(hostId, tunnelHeaders(method, path, client.headers, id.token), { endStream: !hasBody });
       } catch (err) {
         lastError = (err as Error).message;
         continue;
       }
-      return attach(current, hostId, id.sessionId);
+      if (opened === 'busy') busy++;
+      if (!opened || opened === 'busy') continue;
+      return attach((current = opened), hostId, id.sessionId);
+    }
+    if (busy > 0 && busy === attempts.hosts.length) {
+      const message = busyMessage(busy);
+      client.fail(503, message);
+      return done({ status: 503, error: message });
     }
     const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
     client.fail(502, message);
@@ -103,6 +111,11 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
     body?.attach(up);
   };
   void next();
+}
+
+/** Every agent serving the cluster has its tunnels full (TunnelRegistry.request): nothing was sent. */
+export function busyMessage(agents: number): string {
+  return `the ${agents === 1 ? 'agent' : `${agents} agents`} serving this cluster ${agents === 1 ? 'is' : 'are'} busy: ${agents === 1 ? 'its tunnel carries' : 'their tunnels carry'} as many requests as it allows; try again shortly`;
 }
 
 /** The stream's headers: the person's, less hop-by-hop ones, credentials and impersonation; the signed identity. */

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { isImpersonation } from '../kube/access.ts';
 import { rawStatus } from '../kube/status.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
-import type { Attempts, Outcome } from './tunnel-forward.ts';
+import { busyMessage, type Attempts, type Outcome } from './tunnel-forward.ts';
 
 /** The longest HTTP/1.1 answer head an agent may send before the upgraded bytes. */
 const MAX_ANSWER_HEAD = 64 * 1024;
@@ -21,26 +21,32 @@ export function upgradeOverTunnel(req: IncomingMessage, socket: Duplex, head: Bu
   const request = Buffer.concat([Buffer.from(requestHead(req, path)), head]);
   let lastError = 'no agent answered';
   let i = 0;
+  let busy = 0;
   let gone = false;
   socket.once('close', () => (gone = true));
   const next = async (): Promise<void> => {
     while (i < attempts.hosts.length && !gone) {
       const hostId = attempts.hosts[i++]!;
-      const session = attempts.session(hostId);
-      if (!session) continue;
-      let up: ClientHttp2Stream;
+      let up: ClientHttp2Stream | 'busy' | undefined;
       let sessionId: string;
       try {
         const id = await attempts.identity(hostId);
         sessionId = id.sessionId;
-        up = session.request({ ':method': 'CONNECT', ':authority': TUNNEL_AUTHORITY, [IDENTITY_HEADER]: id.token });
+        up = attempts.open(hostId, { ':method': 'CONNECT', ':authority': TUNNEL_AUTHORITY, [IDENTITY_HEADER]: id.token });
       } catch (err) {
         lastError = (err as Error).message;
         continue;
       }
+      if (up === 'busy') busy++;
+      if (!up || up === 'busy') continue;
       return attach(up, hostId, sessionId);
     }
     if (gone) return done({ status: 499, error: 'the client went away' });
+    if (busy > 0 && busy === attempts.hosts.length) {
+      const message = busyMessage(busy);
+      rawStatus(socket, 503, message);
+      return done({ status: 503, error: message });
+    }
     const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
     rawStatus(socket, 502, message);
     done({ status: 502, error: message });
