@@ -100,6 +100,7 @@ export class AgentKubeService {
       return this.#refuse(stream, 503, `kport agent ${this.#opts.hostId} cannot serve cluster ${identity.cluster} right now: ${(err as Error).message}`);
     }
     if (!upstream) return this.#refuse(stream, 404, `kport agent ${this.#opts.hostId} does not serve cluster ${identity.cluster}`);
+    upstream.h1.preferHttp2 = true;
     if (stream.destroyed) return;
     const target: ForwardTarget = {
       name: identity.cluster,

@@ -35,7 +35,7 @@ export class ServedClusters {
   #own = new Set<string>();
   /** Other kube_clusters this service serves, as the store last showed them. */
   #records = new Map<string, KubeCluster>();
-  readonly #upstreams = new Map<string, { key: string; upstream: Promise<Upstream> }>();
+  readonly #upstreams = new Map<string, { key: string; source: object; upstream: Promise<Upstream> }>();
   readonly #warned = new Set<string>();
 
   /** Reads the kubeconfig_file now: a file that cannot be used stops the service at start (UserError, exit 2). */
@@ -82,7 +82,7 @@ export class ServedClusters {
    */
   async upstream(name: string): Promise<Upstream | undefined> {
     const context = this.#own.has(name) ? this.#file?.contexts.get(name) : undefined;
-    if (context) return this.#cached(name, `context:${JSON.stringify(context)}`, async () => kubeconfigUpstream(context));
+    if (context) return this.#cached(name, context, () => `context:${JSON.stringify(context)}`, async () => kubeconfigUpstream(context));
     let record = this.#records.get(name);
     if (!record) {
       const found = await getResource<KubeCluster>(this.#opts.backend, KUBE_CLUSTER, name);
@@ -90,15 +90,21 @@ export class ServedClusters {
       record = found;
     }
     const cluster = record;
-    const key = `record:${JSON.stringify([cluster.spec, cluster.metadata.labels ?? {}])}`;
-    return this.#cached(name, key, () => upstreamFor(cluster, { service: this.#opts.service, stsEndpoint: this.#opts.stsEndpoint }));
+    const key = () => `record:${JSON.stringify([cluster.spec, cluster.metadata.labels ?? {}])}`;
+    return this.#cached(name, cluster, key, () => upstreamFor(cluster, { service: this.#opts.service, stsEndpoint: this.#opts.stsEndpoint }));
   }
 
-  #cached(name: string, key: string, make: () => Promise<Upstream>): Promise<Upstream> {
+  /** `source` is the context or record as held now: the same object is the same key, without serialising it on every request. */
+  #cached(name: string, source: object, keyOf: () => string, make: () => Promise<Upstream>): Promise<Upstream> {
     const held = this.#upstreams.get(name);
-    if (held?.key === key) return held.upstream;
+    if (held?.source === source) return held.upstream;
+    const key = keyOf();
+    if (held?.key === key) {
+      held.source = source;
+      return held.upstream;
+    }
     const upstream = make();
-    this.#upstreams.set(name, { key, upstream });
+    this.#upstreams.set(name, { key, source, upstream });
     // A failure (AWS unreachable) is tried again by the next request, not remembered.
     upstream.catch(() => this.#upstreams.get(name)?.upstream === upstream && this.#upstreams.delete(name));
     return upstream;

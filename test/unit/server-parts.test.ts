@@ -7,6 +7,8 @@ import type { WatchEvent } from '../../src/backend/backend.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { checkLeaseRoom, WatchCount } from '../../src/server/agent-limits.ts';
 import { ServerAudit, sourceOf } from '../../src/server/audit.ts';
+import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
+import { listResources } from '../../src/resources/store.ts';
 import { WatchHub } from '../../src/server/watch-hub.ts';
 
 test('audit: refusals from one address are stored at most 120 a minute, the rest counted; allowed events and other addresses are not limited', async () => {
@@ -158,4 +160,18 @@ test('limits: 16 live leases and 16 open watches per agent; lapsed leases and cl
   leave[0]!();
   watches.enter('h1');
   assert.throws(() => watches.enter('h1'), /16 watches/, 'leaving twice counts once');
+});
+
+test('ServerAudit.queue: 2,500 request events in one millisecond, past two draws of its random name bytes, all stored under distinct names', async () => {
+  const backend = new MemoryBackend();
+  const logs: string[] = [];
+  const at = new Date('2026-11-29T12:00:00Z');
+  const audit = new ServerAudit(backend, { log: (line) => logs.push(line), now: () => at });
+  for (let i = 0; i < 2500; i++) audit.queue({ type: 'kube.request', outcome: 'allowed', user: 'alice', cluster: 'prod', verb: 'get', status: 200, name: `n${i}` });
+  await audit.drain();
+  const events = await listResources<AuditEvent>(backend, AUDIT_EVENT);
+  assert.deepEqual(logs.filter((l) => l.includes('"level":"error"')), []);
+  assert.equal(events.length, 2500);
+  assert.equal(new Set(events.map((e) => e.metadata.name)).size, 2500);
+  assert.ok(events.every((e) => /^2026-11-29T12:00:00\.000Z-[0-9a-f]{8}$/.test(e.metadata.name)), events[0]?.metadata.name);
 });
