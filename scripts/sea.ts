@@ -129,11 +129,25 @@ async function buildInto(work: string, arch: string, cache: boolean, target: str
   writeFileSync(config, JSON.stringify({ main: join(root, 'scripts', 'sea-loader.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: cache, useSnapshot: false, assets }));
   run(['--experimental-sea-config', config]);
   mkdirSync(out, { recursive: true });
+  // A build that was killed leaves its ~130 MB copy behind: those of processes that are gone go.
+  for (const name of readdirSync(out)) {
+    const pid = /\.(\d+)\.partial$/.exec(name)?.[1];
+    if (pid && !alive(Number(pid))) rmSync(join(out, name), { force: true });
+  }
   const partial = `${target}.${process.pid}.partial`;
   copyFileSync(nodeBinary(arch), partial);
   chmodSync(partial, 0o755);
   run([createRequire(import.meta.url).resolve('postject/dist/cli.js'), partial, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', FUSE]);
   renameSync(partial, target);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
