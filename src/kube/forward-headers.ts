@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
  * Headers that describe one hop, the client's credentials, or its identity claims: never forwarded
  * as sent. Expect too: kport's own server answers a client's 100-continue and reads the body it forwards.
  */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings']);
+export const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**

@@ -3,15 +3,13 @@ import { constants, type ClientHttp2Stream, type ClientSessionRequestOptions } f
 import type { Readable, Writable } from 'node:stream';
 import { isImpersonation } from '../kube/access.ts';
 import { relay } from '../kube/relay.ts';
+import { DROP, responseHeaders } from '../kube/forward-headers.ts';
 import type { KportCode } from '../kube/status.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
 
 /** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
 export const MAX_REPLAY_BYTES = 1 << 20;
 
-/** Headers of one hop or the person's credentials: never sent on to an agent. */
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings', IDENTITY_HEADER]);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /** One person's request and its response, whichever HTTP version it came on. */
 export interface TunnelClient {
@@ -123,20 +121,11 @@ function tunnelHeaders(method: string, path: string, headers: IncomingHttpHeader
   const list = [':method', method, ':path', path, ':authority', TUNNEL_AUTHORITY, IDENTITY_HEADER, token];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || isImpersonation(name)) continue;
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name === IDENTITY_HEADER || isImpersonation(name)) continue;
     if (typeof value === 'string') list.push(name, value);
     else for (const v of value) list.push(name, v);
   }
   return list;
-}
-
-function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined && name.charCodeAt(0) !== 58 && !DROP_RESPONSE.has(name)) out[name] = value;
-  }
-  return out;
 }
 
 /**
