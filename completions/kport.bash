@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -70,9 +70,11 @@ _kport_words() {
     "login") words="--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color" ;;
     "logout") words="--proxy -c --config --data-dir --format -o --output --debug --no-color" ;;
     "status") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
-    "users") words="add ls rm lock unlock" ;;
+    "users") words="add ls update reset rm lock unlock" ;;
     "users add") words="--roles --invite-ttl -c --config --data-dir --format -o --output --debug --no-color" ;;
     "users ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users update") words="--set-roles --add-roles --remove-roles -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "users reset") words="--invite-ttl -c --config --data-dir --format -o --output --debug --no-color" ;;
     "users rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "users lock") words="--ttl --message -c --config --data-dir --format -o --output --debug --no-color" ;;
     "users unlock") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
@@ -90,8 +92,8 @@ _kport_words() {
     "rbac") words="bootstrap check" ;;
     "rbac bootstrap") words="--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color" ;;
     "rbac check") words="--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color" ;;
-    "get") words="-v --verbose --since --user --cluster -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit" ;;
-    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit/" ;;
+    "get") words="-v --verbose --since --user --cluster -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user lock discovery_service kube_server agent audit" ;;
+    "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ lock/ discovery_service/ kube_server/ agent/ audit/" ;;
     "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
     "play") words="--speed -c --config --data-dir --format -o --output --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format -o --output --debug --no-color bash zsh fish" ;;

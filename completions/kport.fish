@@ -9,7 +9,7 @@ complete -c kport -f -n __fish_use_subcommand -a agents -d 'agents commands'
 complete -c kport -f -n __fish_use_subcommand -a discover -d 'discover commands'
 complete -c kport -f -n __fish_use_subcommand -a kube -d 'kube commands'
 complete -c kport -f -n __fish_use_subcommand -a rbac -d 'rbac commands'
-complete -c kport -f -n __fish_use_subcommand -a get -d 'Show resources: kube_cluster, token, role, user, discovery_service, kube_server, agent, audit'
+complete -c kport -f -n __fish_use_subcommand -a get -d 'Show resources: kube_cluster, token, role, user, lock, discovery_service, kube_server, agent, audit'
 complete -c kport -f -n __fish_use_subcommand -a rm -d 'Delete a resource, such as kube_cluster/NAME'
 complete -c kport -f -n __fish_use_subcommand -a create -d 'Create resources (role, user, static kube_cluster) from a YAML file'
 complete -c kport -f -n __fish_use_subcommand -a play -d 'Replay a recorded kubectl exec or attach session in the terminal, at its own speed'
@@ -36,11 +36,17 @@ complete -c kport -f -n '__fish_seen_subcommand_from users' -a add -d 'Add a per
 complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l roles
 complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from add' -l invite-ttl
 complete -c kport -f -n '__fish_seen_subcommand_from users' -a ls -d 'List people: name, roles, how they log in, locks'
+complete -c kport -f -n '__fish_seen_subcommand_from users' -a update -d 'Change a person\'s roles: their next call, and their open sessions, are decided by the new ones'
+complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from update' -l set-roles
+complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from update' -l add-roles
+complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from update' -l remove-roles
+complete -c kport -f -n '__fish_seen_subcommand_from users' -a reset -d 'Reset a person\'s password and authenticator: a new invite, and their certificates stop working'
+complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from reset' -l invite-ttl
 complete -c kport -f -n '__fish_seen_subcommand_from users' -a rm -d 'Remove a person: their certificate stops working at their next call'
-complete -c kport -f -n '__fish_seen_subcommand_from users' -a lock -d 'Lock a person out at once, even with a valid certificate (until unlocked, or for --ttl)'
+complete -c kport -f -n '__fish_seen_subcommand_from users' -a lock -d 'Lock a person out at once, even with a valid certificate (until unlocked, or for --ttl); the lock outlives users rm'
 complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from lock' -l ttl
 complete -c kport -n '__fish_seen_subcommand_from users; and __fish_seen_subcommand_from lock' -l message
-complete -c kport -f -n '__fish_seen_subcommand_from users' -a unlock -d 'Lift a lock set with kport users lock'
+complete -c kport -f -n '__fish_seen_subcommand_from users' -a unlock -d 'Lift a lock set with kport users lock (kport get lock lists them)'
 complete -c kport -f -n '__fish_seen_subcommand_from agents' -a ls -d 'List joined agents: host id, hostname, roles, joined, last seen, address'
 complete -c kport -f -n '__fish_seen_subcommand_from agents' -a rm -d 'Remove an agent: its certificate is refused from its next call on'
 complete -c kport -f -n '__fish_seen_subcommand_from discover' -a run -d 'Run the discovery engine in the foreground: find EKS clusters and keep kube_cluster resources true'
@@ -83,7 +89,7 @@ complete -c kport -n '__fish_seen_subcommand_from get' -l verbose
 complete -c kport -n '__fish_seen_subcommand_from get' -l since
 complete -c kport -n '__fish_seen_subcommand_from get' -l user
 complete -c kport -n '__fish_seen_subcommand_from get' -l cluster
-complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user discovery_service kube_server agent audit'
+complete -c kport -f -n '__fish_seen_subcommand_from get' -a 'kube_cluster token role user lock discovery_service kube_server agent audit'
 complete -c kport -n '__fish_seen_subcommand_from create' -l file
 complete -c kport -n '__fish_seen_subcommand_from create' -l force
 complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered

@@ -13,9 +13,11 @@ _kport_words() {
     "login") reply=(--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color) ;;
     "logout") reply=(--proxy -c --config --data-dir --format -o --output --debug --no-color) ;;
     "status") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
-    "users") reply=(add ls rm lock unlock) ;;
+    "users") reply=(add ls update reset rm lock unlock) ;;
     "users add") reply=(--roles --invite-ttl -c --config --data-dir --format -o --output --debug --no-color) ;;
     "users ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users update") reply=(--set-roles --add-roles --remove-roles -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "users reset") reply=(--invite-ttl -c --config --data-dir --format -o --output --debug --no-color) ;;
     "users rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "users lock") reply=(--ttl --message -c --config --data-dir --format -o --output --debug --no-color) ;;
     "users unlock") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -33,8 +35,8 @@ _kport_words() {
     "rbac") reply=(bootstrap check) ;;
     "rbac bootstrap") reply=(--context --cluster --role-arn --group --existing-group --system-masters --mode --cluster-role --binding --dry-run --yes -c --config --data-dir --format -o --output --debug --no-color) ;;
     "rbac check") reply=(--context --cluster --as-role-arn -c --config --data-dir --format -o --output --debug --no-color) ;;
-    "get") reply=(-v --verbose --since --user --cluster -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user discovery_service kube_server agent audit) ;;
-    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ discovery_service/ kube_server/ agent/ audit/) ;;
+    "get") reply=(-v --verbose --since --user --cluster -c --config --data-dir --format -o --output --debug --no-color kube_cluster token role user lock discovery_service kube_server agent audit) ;;
+    "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ lock/ discovery_service/ kube_server/ agent/ audit/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
     "play") reply=(--speed -c --config --data-dir --format -o --output --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
@@ -68,7 +70,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --invite | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

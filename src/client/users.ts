@@ -9,6 +9,13 @@ export interface UserSummary {
   created: string;
 }
 
+/** A change of a user's roles: `set` alone, or `add` and `remove`. */
+export interface RoleChange {
+  set?: string[];
+  add?: string[];
+  remove?: string[];
+}
+
 export interface InviteIssued {
   user: string;
   invite: string;
@@ -23,7 +30,12 @@ export interface UsersService {
   add(name: string, roles: string[], inviteTtlMs?: number): Promise<InviteIssued>;
   ls(): Promise<UserSummary[]>;
   rm(name: string): Promise<void>;
-  lock(name: string, opts: { ttlMs?: number; message?: string }): Promise<void>;
+  /** The user's roles after the change. */
+  update(name: string, change: RoleChange): Promise<{ user: string; roles: string[] }>;
+  /** A new invite; the password, TOTP and every certificate of the user stop working. */
+  reset(name: string, inviteTtlMs?: number): Promise<InviteIssued>;
+  /** `user_exists` false: no user has that name now; the lock waits for one (undefined from a server that does not say). */
+  lock(name: string, opts: { ttlMs?: number; message?: string }): Promise<{ user_exists?: boolean }>;
   unlock(name: string): Promise<void>;
   /** Where the person logs in and the CA pin to check: for the `kport login` line users add prints. */
   server(): Promise<{ proxy: string; pin: string } | undefined>;
@@ -36,7 +48,9 @@ export function remoteUsers(person: PersonClient): UsersService {
     add: (name, roles, inviteTtlMs) => call<InviteIssued>({ op: 'add', name, roles, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }),
     ls: async () => (await call<{ users: UserSummary[] }>({ op: 'ls' })).users,
     rm: async (name) => void (await call({ op: 'rm', name })),
-    lock: async (name, opts) => void (await call({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) })),
+    update: (name, change) => call({ op: 'update', name, ...(change.set && { set_roles: change.set }), ...(change.add && { add_roles: change.add }), ...(change.remove && { remove_roles: change.remove }) }),
+    reset: (name, inviteTtlMs) => call<InviteIssued>({ op: 'reset', name, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }),
+    lock: (name, opts) => call<{ user_exists?: boolean }>({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) }),
     unlock: async (name) => void (await call({ op: 'unlock', name })),
     server: async () => ({ proxy: person.where.profile.proxy, pin: person.where.profile.ca_pin }),
   };

@@ -1,10 +1,11 @@
 import { statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
 import type { PersonClient, Where } from '../client/person.ts';
+import type { HostStore } from '../server/host-audit.ts';
 import { UserError } from './errors.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Context } from './context.ts';
-import { parseFormat, type Format } from './output.ts';
+import { parseFormat, terminalSafeJson, type Format } from './output.ts';
 
 export interface GlobalOptions {
   config?: string;
@@ -31,6 +32,7 @@ export class Session {
   readonly globals: GlobalOptions;
   #config?: Promise<LoadedConfig>;
   #backend?: Promise<Backend>;
+  #host?: Promise<HostStore>;
   #where?: Promise<Where>;
   #person?: Promise<PersonClient | undefined>;
   readonly #localStore: boolean;
@@ -75,11 +77,24 @@ export class Session {
     return this.#config;
   }
 
-  /** The store: the server's, through the login profile, or the local one (see where()). */
+  /**
+   * The store: the server's, through the login profile, or the local one (see where()). Every write
+   * to a local store is audited as the OS user's (src/server/host-audit.ts), except in commands that
+   * run the store themselves (server start, discover run), whose writes are their own.
+   */
   backend(): Promise<Backend> {
     this.#backend ??= (async () => {
       const person = await this.person();
       if (person) return person.backend;
+      const host = await this.hostStore();
+      return this.#localStore ? host.raw : host.audited;
+    })();
+    return this.#backend;
+  }
+
+  /** The local store and the OS user who changes it, with the audit trail their events go to. */
+  hostStore(): Promise<HostStore> {
+    this.#host ??= (async () => {
       const config = await this.config();
       if (config.teleport.proxy_server) {
         // An agent's config: the store is the server's, and this machine must not grow a second one.
@@ -88,16 +103,18 @@ export class Session {
           2,
         );
       }
-      const { openBackend } = await import('../backend/open.ts');
+      const [{ openBackend }, { hostStore }] = await Promise.all([import('../backend/open.ts'), import('../server/host-audit.ts')]);
       const backend = await openBackend(config.teleport.storage, config.dataDir);
       warnIfOpen(config.dataDir, this.ctx);
-      return backend;
+      return hostStore(backend, { retentionMs: config.auth_service?.audit_retention, log: (line) => this.ctx.logger.debug(terminalSafeJson(line)), now: this.ctx.now });
     })();
-    return this.#backend;
+    return this.#host;
   }
 
   async close(): Promise<void> {
-    if (this.#backend) await (await this.#backend.catch(() => undefined))?.close();
+    const backend = await this.#backend?.catch(() => undefined);
+    const host = await this.#host?.catch(() => undefined);
+    await (backend ?? host?.raw)?.close();
     (await this.#person?.catch(() => undefined))?.close();
   }
 }

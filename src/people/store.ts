@@ -7,14 +7,14 @@ import { resourceKey, type Resource } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { getResource } from '../resources/store.ts';
 
-export const LOCK = 'lock';
+export { LOCK, activeLock, lockKey, type Lock } from './locks.ts';
+
 export const USER_SECRETS = '/secrets/users/';
 export const INVITES = '/invites/';
 
 export type UserAuth = 'local' | 'oidc';
 /** `uid` is random per user record: certificates carry it, so one issued to an earlier user of the same name is refused. */
 export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string }>;
-export type Lock = Resource<{ message?: string; created: string }>;
 
 /** What a local user logs in with: never in a resource, never in clear. */
 export interface UserSecrets {
@@ -35,7 +35,6 @@ export interface Invite {
 }
 
 export const secretsKey = (user: string) => `${USER_SECRETS}${user}`;
-export const lockKey = (user: string) => resourceKey(LOCK, user);
 
 export function getUser(backend: Backend, name: string): Promise<PersonUser | undefined> {
   return getResource<PersonUser>(backend, USER, name);
@@ -44,13 +43,6 @@ export function getUser(backend: Backend, name: string): Promise<PersonUser | un
 export async function getSecrets(backend: Backend, user: string): Promise<{ secrets: UserSecrets; item: Item } | undefined> {
   const item = await backend.get(secretsKey(user));
   return item && { secrets: JSON.parse(item.value) as UserSecrets, item };
-}
-
-/** The user's lock when one is in force at `now` (a lock with a TTL may outlive its expiry in a store that sweeps late). */
-export async function activeLock(backend: Backend, user: string, now: number): Promise<Lock | undefined> {
-  const lock = await getResource<Lock>(backend, LOCK, user);
-  if (!lock) return undefined;
-  return lock.metadata.expires && Date.parse(lock.metadata.expires) <= now ? undefined : lock;
 }
 
 export const totpAad = (user: string) => `totp:${user}`;

@@ -1,29 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
-import type { AuditEventSpec } from '../resources/audit-event.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
-import { createResource, listResources } from '../resources/store.ts';
+import { createResource, encodeResource, listResources } from '../resources/store.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
 import { reservedUserNameProblem } from '../roles/role.ts';
+import { audited, type Actor } from './actor.ts';
 import { PeopleError } from './errors.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
-import { LOCK, activeLock, lockKey, secretsKey, type Lock, type PersonUser, type UserAuth } from './store.ts';
+import { listLocks } from './locks.ts';
+import { getUser, secretsKey, type PersonUser, type UserAuth } from './store.ts';
 
-/** Who changes the people of the cluster, for the audit trail: an editor's certificate at the server, or the admin on the server host. */
-export interface Actor {
-  audit?: { record(spec: Omit<AuditEventSpec, 'time'>): Promise<void> };
-  user?: string;
-  remote_addr?: string;
-}
+export type { Actor } from './actor.ts';
+export { lockUser, unlockUser } from './locks.ts';
 
 const MAX_ROLES = 32;
-const MAX_LOCK_MESSAGE = 256;
-
-async function audited(actor: Actor | undefined, type: string, action: string): Promise<void> {
-  await actor?.audit?.record({ type, outcome: 'allowed', action, ...(actor.user && { user: actor.user }), ...(actor.remote_addr && { remote_addr: actor.remote_addr }) });
-}
 
 function checkName(name: unknown): string {
   const problem = typeof name === 'string' ? nameProblem(name) : 'a user name is a string';
@@ -61,6 +53,65 @@ export async function addUser(
   return { user: name, invite, expires };
 }
 
+export interface RoleChange {
+  set?: string[];
+  add?: string[];
+  remove?: string[];
+}
+
+/**
+ * Changes a user's roles and nothing else: their password, TOTP, uid (so their certificates) and
+ * lock stay. Every call decides by the roles in the store, so the change counts at their next call,
+ * and the server decides their open Kubernetes requests again at once (PersonRevocation).
+ */
+export async function updateUser(backend: Backend, input: { name: string; change: RoleChange; configRoles?: RoleConfig[] }, now: Date, actor?: Actor): Promise<{ user: string; roles: string[] }> {
+  const name = checkName(input.name);
+  const { set, add = [], remove = [] } = input.change;
+  const lists = [set, add, remove].filter((l) => l !== undefined);
+  if (!lists.every((l) => Array.isArray(l) && l.every((r) => typeof r === 'string')) || (set !== undefined && (add.length > 0 || remove.length > 0)) || (set === undefined && add.length + remove.length === 0)) {
+    throw new PeopleError(400, 'bad_request', 'pass --set-roles R,.. alone, or --add-roles and --remove-roles: for example kport users update alice --add-roles auditor.');
+  }
+  // Compare-and-swap on the record read: two editors changing one user's roles at once both count.
+  for (;;) {
+    const user = await getUser(backend, name);
+    if (!user || user.metadata.revision === undefined) throw new PeopleError(404, 'no_such_user', `there is no user ${name}: see kport users ls.`);
+    if (user.spec.auth === 'oidc') {
+      throw new PeopleError(409, 'oidc_user', `${name} logs in through OIDC, whose login sets their roles from the provider's claims each time: change auth_service.authentication.claims_to_roles, or the person's groups at the provider.`);
+    }
+    const wanted = set ?? [...user.spec.roles.filter((r) => !remove.includes(r)), ...add];
+    if (wanted.length === 0) throw new PeopleError(400, 'bad_request', `that would leave ${name} with no role: give them another (--add-roles), or remove the user (kport users rm ${name}).`);
+    const roles = await checkRoles(backend, wanted, input.configRoles);
+    const updated: PersonUser = { ...user, spec: { ...user.spec, roles } };
+    const ttlMs = user.metadata.expires ? Math.max(1, Date.parse(user.metadata.expires) - now.getTime()) : undefined;
+    if (await backend.compareAndSwap(resourceKey(USER, name), encodeResource(updated), user.metadata.revision, ttlMs === undefined ? {} : { ttlMs })) {
+      await audited(actor, 'user.update', `users update ${name} --set-roles ${roles.join(',')} (was ${user.spec.roles.join(',')})`);
+      return { user: name, roles };
+    }
+  }
+}
+
+/**
+ * Teleport's `tctl users reset`: a new one-time invite; the password and TOTP are gone at once and
+ * the user record gets a new uid, so every certificate issued before is refused at its next call.
+ * Roles and lock stay.
+ */
+export async function resetUser(backend: Backend, input: { name: string; inviteTtlMs?: number }, now: Date, actor?: Actor): Promise<{ user: string; invite: string; expires: string }> {
+  const name = checkName(input.name);
+  const ttl = inviteTtl(input.inviteTtlMs);
+  for (;;) {
+    const user = await getUser(backend, name);
+    if (!user || user.metadata.revision === undefined) throw new PeopleError(404, 'no_such_user', `there is no user ${name}: see kport users ls.`);
+    if (user.spec.auth === 'oidc') throw new PeopleError(409, 'oidc_user', `${name} logs in through OIDC and has no kport password to reset: to cut them off, kport users lock ${name}.`);
+    const reset: PersonUser = { ...user, spec: { ...user.spec, uid: randomUUID() } };
+    if (await backend.compareAndSwap(resourceKey(USER, name), encodeResource(reset), user.metadata.revision)) break;
+  }
+  await backend.delete(secretsKey(name));
+  await dropInvites(backend, name);
+  const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
+  await audited(actor, 'user.reset', `users reset ${name}`);
+  return { user: name, invite, expires };
+}
+
 export interface UserListing {
   name: string;
   roles: string[];
@@ -70,11 +121,11 @@ export interface UserListing {
 }
 
 export async function listUsers(backend: Backend, now: Date): Promise<UserListing[]> {
-  const [users, locks] = await Promise.all([listResources<PersonUser>(backend, USER), listResources<Lock>(backend, LOCK)]);
-  const lockOf = new Map(locks.filter((l) => !l.metadata.expires || Date.parse(l.metadata.expires) > now.getTime()).map((l) => [l.metadata.name, l]));
+  const [users, locks] = await Promise.all([listResources<PersonUser>(backend, USER), listLocks(backend, now)]);
+  const lockOf = new Map(locks.map((l) => [l.metadata.name.toLowerCase(), l]));
   return users
     .map((u) => {
-      const lock = lockOf.get(u.metadata.name);
+      const lock = lockOf.get(u.metadata.name.toLowerCase());
       return {
         name: u.metadata.name,
         roles: u.spec.roles,
@@ -86,36 +137,12 @@ export async function listUsers(backend: Backend, now: Date): Promise<UserListin
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** Removes the user, their secrets, invites and lock: their next call is refused. False when there was no such user. */
+/** Removes the user, their secrets and invites: their next call is refused. Their lock stays (src/people/locks.ts). False when there was no such user. */
 export async function removeUser(backend: Backend, name: string, actor?: Actor): Promise<boolean> {
   checkName(name);
   const removed = await backend.delete(resourceKey(USER, name));
   await backend.delete(secretsKey(name));
-  await backend.delete(lockKey(name));
   await dropInvites(backend, name);
   if (removed) await audited(actor, 'user.remove', `users rm ${name}`);
   return removed;
-}
-
-/** Locks the user (for `ttlMs`, or until unlocked): their very next call is refused, whatever certificate they hold. */
-export async function lockUser(backend: Backend, input: { name: string; ttlMs?: number; message?: string }, now: Date, actor?: Actor): Promise<{ until?: string }> {
-  const name = checkName(input.name);
-  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs >= 1000)) throw new PeopleError(400, 'bad_request', 'a lock lasts at least 1 s: pass --ttl 1h, or no --ttl to lock until kport users unlock.');
-  if (input.message !== undefined && (typeof input.message !== 'string' || input.message.length > MAX_LOCK_MESSAGE || /[\u0000-\u001f\u007f]/.test(input.message))) {
-    throw new PeopleError(400, 'bad_request', `a lock message is one line of at most ${MAX_LOCK_MESSAGE} characters.`);
-  }
-  if (!(await backend.get(resourceKey(USER, name)))) throw new PeopleError(404, 'no_such_user', `there is no user ${name}: see kport users ls.`);
-  const until = input.ttlMs === undefined ? undefined : new Date(now.getTime() + input.ttlMs).toISOString();
-  const lock: Lock = { kind: LOCK, version: 'v2', metadata: { name, ...(until && { expires: until }) }, spec: { created: now.toISOString(), ...(input.message && { message: input.message }) } };
-  await backend.put(lockKey(name), JSON.stringify(lock), input.ttlMs === undefined ? {} : { ttlMs: input.ttlMs });
-  await audited(actor, 'user.lock', `users lock ${name}${until ? ` until ${until}` : ''}`);
-  return until ? { until } : {};
-}
-
-export async function unlockUser(backend: Backend, name: string, now: Date, actor?: Actor): Promise<boolean> {
-  checkName(name);
-  const was = await activeLock(backend, name, now.getTime());
-  const removed = await backend.delete(lockKey(name));
-  if (removed) await audited(actor, 'user.unlock', `users unlock ${name}`);
-  return removed && was !== undefined;
 }

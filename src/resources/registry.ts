@@ -7,6 +7,7 @@ import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts
 import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import type { Resource } from './resource.ts';
+import { LOCK, type Lock } from '../people/locks.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { getResource, listResources } from './store.ts';
 import { readStoredRole } from '../roles/load.ts';
@@ -31,8 +32,13 @@ export interface ResourceKind<R extends Resource = Resource> {
   asOfNow?(backend: Backend, resources: R[], now: number): Promise<R[]>;
 }
 
-/** A role or user written in the config file says so next to its name. */
-const fromConfigFile = (r: Resource) => (r.metadata.labels?.['kport.dev/origin'] === 'config-file' ? `${r.metadata.name} (config file)` : r.metadata.name);
+/** Where a role or user comes from when it is not the store: `kport.dev/origin`, as Teleport marks them. */
+export const CONFIG_ORIGIN = { 'kport.dev/origin': 'config-file' };
+export const BUILTIN_ORIGIN = { 'kport.dev/origin': 'builtin' };
+const ORIGIN_NOTE: Record<string, string> = { 'config-file': ' (config file)', builtin: ' (built-in)' };
+
+/** A role or user written in the config file, or built into kport, says so next to its name. */
+const fromConfigFile = (r: Resource) => `${r.metadata.name}${ORIGIN_NOTE[r.metadata.labels?.['kport.dev/origin'] ?? ''] ?? ''}`;
 const asStored = ({ kind, version, metadata: { revision: _r, ...metadata }, spec }: Resource) => ({ kind, version, metadata, spec });
 const byName = <R extends Resource>(kind: string) => (backend: Backend, name: string) => getResource<R>(backend, kind, name);
 
@@ -109,6 +115,16 @@ const user: ResourceKind<User> = {
   row: (u) => [fromConfigFile(u), u.spec.roles.join(',')],
   dto: asStored,
   find: byName(USER),
+};
+
+const lock: ResourceKind<Lock> = {
+  kind: LOCK,
+  aliases: ['locks'],
+  headers: ['User', 'Message', 'Expires', 'Created', 'By'],
+  row: (l, tty) => [l.spec.user ?? l.metadata.name, l.spec.message ?? '-', l.metadata.expires ? formatTime(l.metadata.expires, tty) : 'never (until unlocked)', formatTime(l.spec.created, tty), l.spec.created_by ?? '-'],
+  dto: asStored,
+  // Names are unique whatever their case: one lock holds for Alice and alice.
+  find: (backend, name) => getResource<Lock>(backend, LOCK, name.toLowerCase()),
 };
 
 const discoveryService: ResourceKind<DiscoveryService> = {
@@ -188,7 +204,7 @@ const auditEvent: ResourceKind<AuditEvent> = {
   find: byName(AUDIT_EVENT),
 };
 
-export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, discoveryService, kubeServer, agent, auditEvent] as unknown as ResourceKind[];
+export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, lock, discoveryService, kubeServer, agent, auditEvent] as unknown as ResourceKind[];
 
 /** What `get --help`, errors and `get <TAB>` list: one list, so they never disagree. */
 export const KIND_NAMES = RESOURCE_KINDS.map((k) => k.typed ?? k.kind);

@@ -313,8 +313,8 @@ export const BUILTIN_ROLES: readonly RoleV7[] = Object.freeze([
   {
     kind: 'role',
     version: 'v7',
-    metadata: { name: 'auditor', description: 'Read the audit trail and session recordings' },
-    spec: { allow: { rules: [{ resources: ['audit', 'session'], verbs: ['list', 'read'] }] } },
+    metadata: { name: 'auditor', description: 'Read the audit trail, session recordings and discovery status' },
+    spec: { allow: { rules: [{ resources: ['audit', 'session', 'discovery_service'], verbs: ['list', 'read'] }] } },
   },
 ] satisfies RoleV7[]);
 

@@ -6,7 +6,7 @@ import { PeopleError } from '../people/errors.ts';
 import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, oidcUser, type LoginDeps } from '../people/login.ts';
 import { activeLock, getUser, type PersonUser } from '../people/store.ts';
 import { LoginThrottle } from '../people/throttle.ts';
-import { addUser, listUsers, lockUser, removeUser, unlockUser } from '../people/users.ts';
+import { addUser, listUsers, lockUser, removeUser, resetUser, unlockUser, updateUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
 import type { Authorities } from './authorities.ts';
@@ -119,8 +119,9 @@ export class PeopleRoutes {
     const at = now().getTime();
     if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const user = await getUser(backend, caller.person);
-    // A certificate issued to an earlier user of that name (removed, then added again) names another uid.
-    if (!user || user.spec.uid !== caller.uid) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    // A certificate issued before `users reset`, or to an earlier user of that name (removed, then added again), names another uid.
+    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed and added again): log in again with the invite an editor sends you (kport login --invite)`);
     const lock = await activeLock(backend, caller.person, at);
     if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = await this.#roleSet(caller.person, user.spec.roles);
@@ -131,7 +132,7 @@ export class PeopleRoutes {
     return { user: person.caller.person, roles: person.user.spec.roles, expires: new Date(person.caller.notAfter).toISOString(), kube_roles: person.roles.roles };
   }
 
-  /** `/v1/users`: add, ls, rm, lock, unlock, each by the person's current roles, audited with who and from where. */
+  /** `/v1/users`: add, ls, rm, update, reset, lock, unlock, each by the person's current roles, audited with who and from where. */
   async users(person: Person, body: unknown, address: string): Promise<unknown> {
     const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const { backend, now, configRoles } = this.#deps;
@@ -160,6 +161,18 @@ export class PeopleRoutes {
         if (!(await removeUser(backend, target, actor))) throw new Refusal(404, 'no_such_user', `there is no user ${target}: see kport users ls`);
         return {};
       }
+      case 'update': {
+        need('user', 'update');
+        const change = { set: input.set_roles, add: input.add_roles, remove: input.remove_roles } as Record<string, string[] | undefined>;
+        return updateUser(backend, { name: name(), change, configRoles }, now(), actor);
+      }
+      case 'reset': {
+        need('user', 'update');
+        const ttl = input.invite_ttl_ms;
+        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        const reset = await resetUser(backend, { name: name(), ...(ttl !== undefined && { inviteTtlMs: ttl }) }, now(), actor);
+        return { user: reset.user, invite: reset.invite, invite_expires: reset.expires };
+      }
       case 'lock': {
         need('lock', 'create');
         const ttl = input.ttl_ms;
@@ -169,11 +182,11 @@ export class PeopleRoutes {
       case 'unlock': {
         need('lock', 'delete');
         const target = name();
-        if (!(await unlockUser(backend, target, now(), actor))) throw new Refusal(404, 'not_locked', `user ${target} is not locked: see kport users ls`);
+        if (!(await unlockUser(backend, target, now(), actor))) throw new Refusal(404, 'not_locked', `user ${target} is not locked: see kport get lock`);
         return {};
       }
       default:
-        throw new Refusal(400, 'bad_request', `op is one of add, ls, rm, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
+        throw new Refusal(400, 'bad_request', `op is one of add, ls, rm, update, reset, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
     }
   }
 

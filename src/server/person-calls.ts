@@ -1,6 +1,9 @@
 import type { Backend, Item } from '../backend/backend.ts';
+import { withLiveState } from '../discovery/heartbeat.ts';
 import { AGENT } from '../resources/agent.ts';
+import { DISCOVERY_SERVICE, type DiscoveryService } from '../resources/discovery-service.ts';
 import { kindPrefix } from '../resources/resource.ts';
+import { decodeResource, encodeResource } from '../resources/store.ts';
 import { TOKEN } from '../resources/token.ts';
 import { removeAgent } from './agent-removal.ts';
 import type { ServerAudit } from './audit.ts';
@@ -12,13 +15,14 @@ import { storeToken } from './token-record.ts';
 
 const AGENTS = kindPrefix(AGENT);
 const TOKENS = kindPrefix(TOKEN);
+const HEARTBEATS = kindPrefix(DISCOVERY_SERVICE);
 
 /**
  * One /v1/backend call of a person, decided by their current roles (src/server/person-policy.ts)
  * and answered with only what they may see. Deleting an agent removes what it said about itself
  * too (its heartbeats and leadership), as `kport agents rm` does on the store.
  */
-export async function personBackendCall(backend: Backend, audit: ServerAudit, person: Person, call: BackendCall, address: string): Promise<unknown> {
+export async function personBackendCall(backend: Backend, audit: ServerAudit, person: Person, call: BackendCall, address: string, now = Date.now()): Promise<unknown> {
   const { policy } = person;
   const writes = call.op === 'put' || call.op === 'cas' || call.op === 'delete' || call.op === 'create';
   const current = writes ? await backend.get(call.key) : undefined;
@@ -37,5 +41,24 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
     key.startsWith(AGENTS)
       ? removeAgent(backend, key.slice(AGENTS.length), audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })
       : backend.delete(key, revision);
-  return applyStoreCall(backend, call, current, opts, (item) => policy.view(item), remove);
+  const answer = await applyStoreCall(backend, call, current, opts, (item) => policy.view(item), remove);
+  return (call.op === 'get' ? call.key : call.op === 'list' ? call.prefix : '').startsWith(HEARTBEATS) ? heartbeatsAsOfNow(backend, answer as { item?: Item | null; items?: Item[] }, now) : answer;
+}
+
+/**
+ * discovery_service heartbeats as `kport get discovery_service` shows them on the server host:
+ * leader only for the agent whose claim holds its group's leader key now. The leader keys hold the
+ * leader's fence, which is the server's to read, so the server decides the state for the person.
+ */
+async function heartbeatsAsOfNow(backend: Backend, answer: { item?: Item | null; items?: Item[] }, now: number): Promise<unknown> {
+  const items = answer.items ?? (answer.item ? [answer.item] : []);
+  let shown: Item[];
+  try {
+    const live = await withLiveState(backend, items.map((i) => decodeResource<DiscoveryService>(i)), now);
+    shown = items.map((item, i) => ({ ...item, value: encodeResource(live[i]!) }));
+  } catch {
+    // Agents' heartbeats are checked when written; one that is not one anyway is shown as stored.
+    return answer;
+  }
+  return answer.items ? { items: shown } : { item: shown[0] ?? null };
 }

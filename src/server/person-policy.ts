@@ -34,7 +34,7 @@ const WRITES: Record<string, RuleVerb[]> = {
 };
 
 const WHY_NOT: Record<string, string> = {
-  user: 'users change through kport users (POST /v1/users), which makes their invites and keeps their secrets',
+  user: 'users change through kport users (POST /v1/users), which makes their invites and keeps their secrets: kport users update NAME --set-roles R,.. changes roles',
   lock: 'locks change through kport users lock/unlock (POST /v1/users)',
   audit: 'the audit trail is written by the server alone',
   agent: 'agents are written by the server when they join; people only remove them',

@@ -37,10 +37,11 @@ export class PersonRevocation {
 
   constructor(deps: PersonRevocationDeps) {
     this.#deps = deps;
-    this.#unsubscribe = [USER, LOCK].map((kind) => {
-      const prefix = kindPrefix(kind);
-      return deps.hub.subscribe(prefix, (event) => void this.recheck((event.type === 'put' ? event.item.key : event.key).slice(prefix.length)));
-    });
+    const users = kindPrefix(USER);
+    this.#unsubscribe = [deps.hub.subscribe(users, (event) => void this.recheck((event.type === 'put' ? event.item.key : event.key).slice(users.length)))];
+    // A lock is keyed by the name in lower case and may follow an OIDC subject under another name:
+    // everyone's connections are checked against it (locks are rare; the check is a read or two each).
+    this.#unsubscribe.push(deps.hub.subscribe(kindPrefix(LOCK), (event) => void (event.type === 'put' && this.recheck())));
     // A role edited or removed may take a cluster from anyone who holds it: every open Kubernetes request is decided again.
     this.#unsubscribe.push(deps.hub.subscribe(kindPrefix(ROLE), () => void this.#kube()));
     this.#timer = setInterval(() => void this.recheck(), deps.recheckMs ?? RECHECK_MS).unref();

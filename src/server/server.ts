@@ -296,7 +296,7 @@ export class KportServer {
         const call = parseCall(body);
         const malformed = callProblem(call);
         if (malformed) throw new Refusal(400, 'bad_request', malformed);
-        const answer = await personBackendCall(this.#opts.backend, this.#opts.audit, person, call, address);
+        const answer = await personBackendCall(this.#opts.backend, this.#opts.audit, person, call, address, this.#deps.now().getTime());
         if (call.op !== 'get' && call.op !== 'list') await this.#opts.audit.record({ type: 'user.call', outcome: 'allowed', user: caller.person, action: describeCall(path, body), remote_addr: address });
         return send(res, 200, answer);
       }

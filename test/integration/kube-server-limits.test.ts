@@ -58,6 +58,25 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     req.on('close', () => (session.close(), resolve(status)));
   });
   const kubectl = (who: Person, args: string[]) => execa(BINARIES.kubectl(), args, { env: { HOME: who.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 120_000 });
+  /** A watch of `who` that the server would keep open for 600 s. */
+  const watch = (who: Person) => {
+    const session = connectAs(who);
+    const state = { status: 0, ended: false, session };
+    const req = session.request({ ':path': WATCH });
+    req.on('response', (h) => (state.status = Number(h[':status'])));
+    req.resume();
+    req.on('error', () => {});
+    req.on('close', () => (state.ended = true));
+    return state;
+  };
+  /** `kubectl exec` of `who` running until the server ends it (sleep 300). */
+  const longExec = (who: Person) => {
+    const exec = kubectl(who, ['exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo ready; exec sleep 300']);
+    const state = { out: '', ended: false, exec };
+    exec.stdout!.on('data', (c: Buffer) => (state.out += c));
+    void exec.finally(() => (state.ended = true));
+    return state;
+  };
 
   before(async (t) => {
     if (!have(t as never)) return;
@@ -107,37 +126,46 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     const carol = await invitedPerson(f.server, 'carol', ['carol-prod']);
     const hank = await invitedPerson(f.server, 'hank', ['prod-dev']);
     assert.equal((await carol.kport(['kube', 'config', CLUSTER])).exitCode, 0);
-    const exec = kubectl(carol, ['exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo ready; exec sleep 300']);
-    let out = '';
-    exec.stdout!.on('data', (c: Buffer) => (out += c));
-    let execEnded = false;
-    void exec.finally(() => (execEnded = true));
-    const watch = (who: Person) => {
-      const session = connectAs(who);
-      const state = { status: 0, ended: false, session };
-      const req = session.request({ ':path': WATCH });
-      req.on('response', (h) => (state.status = Number(h[':status'])));
-      req.resume();
-      req.on('error', () => {});
-      req.on('close', () => (state.ended = true));
-      return state;
-    };
+    const exec = longExec(carol);
     const carolWatch = watch(carol);
     const hankWatch = watch(hank);
-    t.after(() => (exec.kill('SIGKILL'), carolWatch.session.destroy(), hankWatch.session.destroy()));
-    await waitFor('the exec and the watches to open', async () => (out.includes('ready') && carolWatch.status === 200 && hankWatch.status === 200) || undefined, { timeoutMs: 60_000 });
+    t.after(() => (exec.exec.kill('SIGKILL'), carolWatch.session.destroy(), hankWatch.session.destroy()));
+    await waitFor('the exec and the watches to open', async () => (exec.out.includes('ready') && carolWatch.status === 200 && hankWatch.status === 200) || undefined, { timeoutMs: 60_000 });
 
     const edited = join(f.dir, 'carol-none.yaml');
     writeFileSync(edited, stringify(role('carol-prod', 'none')));
     const res = await f.server.kport(['create', '-f', edited, '--force']);
     assert.equal(res.exitCode, 0, String(res.stderr));
     // The command sleeps 300 s and the watch asks for 600: ending at all is the server's doing.
-    await waitFor('carol\'s exec and watch to end', async () => (execEnded && carolWatch.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
-      assert.fail(`still open after the role edit: exec ${execEnded ? 'ended' : 'running'}, watch ${carolWatch.ended ? 'ended' : 'open'}`);
+    await waitFor('carol\'s exec and watch to end', async () => (exec.ended && carolWatch.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
+      assert.fail(`still open after the role edit: exec ${exec.ended ? 'ended' : 'running'}, watch ${carolWatch.ended ? 'ended' : 'open'}`);
     });
     assert.equal(hankWatch.ended, false, 'hank\'s watch, on a cluster his roles still allow, is left open');
     await waitFor('session.end naming the role change', async () => (await auditEvents(f.server)).find((e) => e.spec.type === 'session.end' && (e.spec as Record<string, unknown>).user === 'carol') || undefined, { timeoutMs: 30_000 }).then((e) => {
       assert.match(JSON.stringify(e.spec), /no longer allow kube_cluster/);
     });
+  });
+
+  test('users update that takes away the role allowing the cluster ends that person\'s open exec and watch within seconds (through the server, then on the host); the next request is refused; roles given back serve again', async (t) => {
+    if (!have(t)) return;
+    const ivan = await invitedPerson(f.server, 'ivan', ['prod-dev']);
+    const erin = await invitedPerson(f.server, 'erin2', ['editor']);
+    assert.equal((await ivan.kport(['kube', 'config', CLUSTER])).exitCode, 0);
+    for (const [who, args] of [[erin, ['users', 'update', 'ivan', '--set-roles', 'auditor']], [f.server, ['users', 'update', 'ivan', '--remove-roles', 'prod-dev']]] as const) {
+      const exec = longExec(ivan);
+      const open = watch(ivan);
+      t.after(() => (exec.exec.kill('SIGKILL'), open.session.destroy()));
+      await waitFor('the exec and the watch to open', async () => (exec.out.includes('ready') && open.status === 200) || undefined, { timeoutMs: 60_000 });
+      const res = await who.kport([...args]);
+      assert.equal(res.exitCode, 0, String(res.stderr));
+      // The command sleeps 300 s and the watch asks for 600: ending at all is the server's doing.
+      await waitFor('ivan\'s exec and watch to end', async () => (exec.ended && open.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
+        assert.fail(`still open after ${args.join(' ')}: exec ${exec.ended ? 'ended' : 'running'}, watch ${open.ended ? 'ended' : 'open'}`);
+      });
+      assert.equal(await get(ivan), 404, 'a cluster the roles no longer allow looks missing');
+      const back = await f.server.kport(['users', 'update', 'ivan', '--add-roles', 'prod-dev']);
+      assert.equal(back.exitCode, 0, String(back.stderr));
+      assert.equal(await get(ivan), 200, 'given back, served at the next request');
+    }
   });
 });

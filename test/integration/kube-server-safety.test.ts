@@ -3,7 +3,7 @@
 // serving a context of its own kubeconfig_file, the real kube-apiserver with kwok pods, real kubectl.
 // 1. A compromised agent B, with its real host certificate, heartbeats a claim on agent A's cluster
 //    and the static one and opens a rogue tunnel: it must get no request for either.
-// 2. `users lock` and `users rm` must end the person's open exec session and watch at once.
+// 2. `users lock`, `users rm` and `users reset` must end the person's open exec session and watch at once.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
@@ -120,7 +120,7 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     assert.equal(created.exitCode, 0, String(created.stderr));
     agents.a = await kubeAgent('alpha');
     agents.b = await kubeAgent('beta');
-    for (const name of ['alice', 'carol', 'dave']) people[name] = await invitedPerson(server, name, ['dev-access']);
+    for (const name of ['alice', 'carol', 'dave', 'rita']) people[name] = await invitedPerson(server, name, ['dev-access']);
     await waitFor('alpha, beta and static served', async () => {
       const listed = (await servers()).flatMap((s) => s.spec.clusters);
       return ['alpha', 'beta', 'static'].every((c) => listed.includes(c));
@@ -255,6 +255,7 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
   for (const [verb, who, args, why] of [
     ['lock', 'carol', ['users', 'lock', 'carol', '--message', 'incident 42'], /carol is locked.*incident 42/],
     ['rm', 'dave', ['users', 'rm', 'dave'], /dave no longer exists/],
+    ['reset', 'rita', ['users', 'reset', 'rita'], /this login of rita was revoked/],
   ] as const) {
     test(`users ${verb} ends ${who}'s open exec session and watch through the server within seconds; session.end says why`, async (t) => {
       if (!have(t)) return;

@@ -2,6 +2,7 @@
 // removes what the agent said about itself and audits it as the person); the agent's next call is
 // refused. An `access` person's removal is refused with the server's sentence, and nothing changes.
 import assert from 'node:assert/strict';
+import { userInfo } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
@@ -92,5 +93,17 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     assert.equal(String(res.stdout), `agent "${agent.hostId}" has been deleted.`);
     assert.equal((await refusedCall(agent.client)).code, 'agent_removed');
     assert.ok(!(await agentIds()).includes(agent.hostId));
+  });
+
+  test('agents rm on the server host is one agent.remove event naming the OS user, as through the server it names the person', async () => {
+    const agent = await joinedAgent('gone-from-host');
+    const res = await server.kport(['agents', 'rm', agent.hostId]);
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.equal((await refusedCall(agent.client)).code, 'agent_removed');
+    const events = (await auditEvents(server)) as Array<{ spec: { type: string; host_id?: string; user?: string; remote_addr?: string; action?: string } }>;
+    const removal = events.filter((e) => e.spec.type === 'agent.remove' && e.spec.host_id === agent.hostId);
+    assert.equal(removal.length, 1);
+    assert.deepEqual([removal[0]!.spec.user, removal[0]!.spec.remote_addr], [`${userInfo().username} (server host)`, 'local']);
+    assert.ok(!events.some((e) => e.spec.type === 'user.call' && e.spec.action?.includes(agent.hostId)), 'its parts are not each an event of their own');
   });
 });

@@ -33,7 +33,7 @@ describe('people: the black-box findings, through the server', { timeout: 240_00
     assert.match(String(res.stderr), /Editor is a built-in kport role \(editor, in another case\) and cannot be redefined: give yours another name/);
     res = await erin.kport(['get', 'role', '-o', 'json']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.deepEqual(JSON.parse(String(res.stdout)).filter((r: { metadata: { name: string } }) => r.metadata.name.toLowerCase() === 'editor'), [], 'nothing written');
+    assert.deepEqual(JSON.parse(String(res.stdout)).filter((r: { metadata: { name: string; labels?: Record<string, string> } }) => r.metadata.name.toLowerCase() === 'editor' && r.metadata.labels?.['kport.dev/origin'] !== 'builtin'), [], 'nothing written (the built-in editor is listed, marked)');
 
     // Through the server a refusal is exit 4, as every refusal of the server is; on its host, bad input (2).
     for (const [who, name, exit] of [[erin, 'editor', 4], [erin, 'Access', 4], [server, 'AUDITOR', 2]] as const) {

@@ -127,4 +127,21 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     const status = await carol.kport(['status']);
     assert.match(String(status.stdout), /Commands: +run locally: no profile/);
   });
+
+  test('a locked OIDC person removed with users rm is still locked when they come back through the provider; users unlock lets them in', async () => {
+    const first = await cliLogin('alice');
+    assert.equal(first.res.exitCode, 0, first.stderr);
+    for (const args of [['users', 'lock', 'alice', '--message', 'left the company'], ['users', 'rm', 'alice']]) {
+      const res = await server.kport(args);
+      assert.equal(res.exitCode, 0, String(res.stderr));
+    }
+    const locks = await server.kport(['get', 'lock', '-o', 'json']);
+    assert.deepEqual(JSON.parse(String(locks.stdout)).map((l: { spec: { user: string } }) => l.spec.user), ['alice'], 'the lock outlives the user record');
+    const back = await cliLogin('alice');
+    assert.notEqual(back.res.exitCode, 0, 'the provider vouches for alice, the lock still refuses her');
+    assert.match(back.stderr, /alice is locked \(left the company\)/);
+    assert.equal((await server.kport(['users', 'unlock', 'alice'])).exitCode, 0);
+    const unlocked = await cliLogin('alice');
+    assert.equal(unlocked.res.exitCode, 0, unlocked.stderr);
+  });
 });

@@ -64,13 +64,13 @@ describe('people: users, logins and user certificates at a real server', { timeo
   test('the first start prints a one-time invite for an editor; it logs in with it, and a restart prints none', async () => {
     const invite = /--invite (\S+)/.exec(server.out)?.[1];
     assert.ok(invite, `no first-user invite in:\n${server.out}`);
-    assert.match(server.out, /invite for user admin \(role editor\)/);
+    assert.match(server.out, /invite for user admin \(roles editor, auditor\)/);
     const begun = await post(server.port, '/v1/login/invite/begin', { invite });
     assert.equal(begun.body.user, 'admin');
     const { key, csr } = await keyAndCsr('admin');
     const done = await post(server.port, '/v1/login/invite/finish', { invite, password: PASSWORD, totp_code: totpAt(begun.body.totp_secret, Date.now()), csr });
     assert.equal(done.status, 200, JSON.stringify(done.body));
-    assert.deepEqual(done.body.roles, ['editor']);
+    assert.deepEqual(done.body.roles, ['editor', 'auditor']);
     await server.stop();
     await server.start();
     assert.doesNotMatch(server.out, /--invite/);
@@ -246,7 +246,7 @@ describe('people: users, logins and user certificates at a real server', { timeo
     }
     // Added again under the same name: the old certificate was for the earlier gina.
     await addUser(store, { name: 'gina', roles: ['access'] }, new Date());
-    assert.equal((await post(server.port, '/v1/whoami', {}, as(gina))).body.error.code, 'user_removed');
+    assert.equal((await post(server.port, '/v1/whoami', {}, as(gina))).body.error.code, 'login_revoked');
     assert.ok((await auditEvents()).some((e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'gina' && /locked/.test(e.reason ?? '')));
   });
 

@@ -67,7 +67,7 @@ describe('people service', () => {
     assert.throws(() => inviteTtl(MAX_INVITE_TTL_MS + 1), /1 min to 48 h/);
   });
 
-  test('users: every role must exist; the invite is stored only as its hash; rm takes secrets, lock and invites', async () => {
+  test('users: every role must exist; the invite is stored only as its hash; rm takes secrets and invites, not the lock', async () => {
     const backend = new MemoryBackend();
     await assert.rejects(addUser(backend, { name: 'a', roles: ['nope'] }, new Date()), /no role named nope/);
     await assert.rejects(addUser(backend, { name: '-rf', roles: ['access'] }, new Date()), /refused/);
@@ -78,7 +78,7 @@ describe('people service', () => {
     await lockUser(backend, { name: 'a', ttlMs: 3_600_000, message: 'away' }, new Date());
     assert.equal((await listUsers(backend, new Date()))[0]!.locked?.message, 'away');
     assert.equal(await removeUser(backend, 'a'), true);
-    assert.deepEqual((await backend.list('/')).map((i) => i.key), []);
+    assert.deepEqual((await backend.list('/')).map((i) => i.key), ['/resources/lock/a']);
   });
 });
 
@@ -151,9 +151,11 @@ describe('person policy', () => {
     assert.equal(JSON.parse(editor.view(item('/resources/token/t', { kind: 'token', spec: { roles: [], verifier: 'scrypt$x' } }))!.value).spec.verifier, undefined);
   });
 
-  test('auditor lists audit events and nothing else', () => {
+  test('auditor lists audit events and discovery status, and nothing else', () => {
     const p = policy(builtin('auditor'));
     assert.equal(p.refusal({ op: 'list', prefix: '/resources/audit_event/' }), undefined);
+    assert.equal(p.refusal({ op: 'list', prefix: '/resources/discovery_service/' }), undefined);
+    assert.ok(p.refusal({ op: 'get', key: '/leaders/discovery/prod' }), 'leader keys hold a fence: the server reads them for the person');
     for (const kind of ['token', 'user', 'role', 'agent', 'lock']) assert.ok(p.refusal({ op: 'list', prefix: `/resources/${kind}/` }), kind);
   });
 });

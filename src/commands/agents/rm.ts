@@ -1,9 +1,8 @@
 import { UserError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
-import type { Backend } from '../../backend/backend.ts';
 import { AGENT } from '../../resources/agent.ts';
 import { resourceKey } from '../../resources/resource.ts';
-import type { Context } from '../../core/context.ts';
+import type { Session } from '../../core/session.ts';
 import type { CommandDef } from '../command.ts';
 
 export const agentsRm: CommandDef = {
@@ -15,8 +14,7 @@ export const agentsRm: CommandDef = {
   args: ['<host_id>'],
   async run({ args, ctx, session }) {
     const hostId = args[0]!;
-    const config = await session.config();
-    if (!(await removeAgent(await session.backend(), hostId, ctx, config.auth_service?.audit_retention))) {
+    if (!(await removeAgent(session, hostId))) {
       throw new UserError(`agent "${hostId}" not found: see \`kport agents ls\` for the host ids.`);
     }
     ctx.stdout.write(`agent ${printable(hostId)} has been removed; its next call to the server is refused and it stops.\n`);
@@ -27,11 +25,12 @@ export const agentsRm: CommandDef = {
  * Removes the agent and what it said about itself (src/server/agent-removal.ts). Also `kport rm agent/HOST_ID`.
  * Through the server, a person's delete of the agent's record is that removal, run and audited by
  * the server as the person (src/server/person-calls.ts): leader keys and the audit trail are not
- * a person's to touch, so the client sends that one delete and nothing else.
+ * a person's to touch, so the client sends that one delete and nothing else. On the server host it
+ * is one agent.remove event naming the OS user, as through the server it names the person.
  */
-export async function removeAgent(backend: Backend, hostId: string, ctx: Context, auditRetentionMs?: number): Promise<boolean> {
+export async function removeAgent(session: Session, hostId: string): Promise<boolean> {
+  const backend = await session.backend();
   if (backend.kind === 'remote') return backend.delete(resourceKey(AGENT, hostId));
-  const [{ removeAgent: remove }, { ServerAudit }] = await Promise.all([import('../../server/agent-removal.ts'), import('../../server/audit.ts')]);
-  const audit = new ServerAudit(backend, { retentionMs: auditRetentionMs, log: () => {}, now: ctx.now });
-  return remove(backend, hostId, audit, { reason: `removed by ${ctx.env.USER || ctx.env.LOGNAME || 'an unknown user'}` });
+  const [{ removeAgent: remove }, { raw, actor }] = await Promise.all([import('../../server/agent-removal.ts'), session.hostStore()]);
+  return remove(raw, hostId, actor.audit, { user: actor.user, remote_addr: actor.remote_addr, reason: `removed by ${actor.user}` });
 }

@@ -2,10 +2,14 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UserError, UsageError } from '../../core/errors.ts';
 import { keyPath, yamlErrorText } from '../../config/errors.ts';
-import { lookupKind } from '../../resources/registry.ts';
+import { BUILTIN_ORIGIN, lookupKind } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
+import { ROLE, USER } from '../../resources/role.ts';
 import { createResource, upsertResource } from '../../resources/store.ts';
-import type { CommandDef } from '../command.ts';
+import { BUILTIN_ROLES, checkRole, type RoleV7 } from '../../roles/role.ts';
+import type { CommandDef, CommandInput } from '../command.ts';
+
+const MASTERS = 'system:masters';
 
 export const create: CommandDef = {
   path: ['create'],
@@ -22,13 +26,20 @@ export const create: CommandDef = {
   async run({ opts, ctx, session }) {
     if (typeof opts.file !== 'string') throw new UsageError('-f FILE is required: kport create -f role.yaml.');
     const text = opts.file === '-' ? await readStream(process.stdin) : await readText(resolve(ctx.cwd, opts.file));
-    const resources = await parseResources(text, opts.file);
+    const resources = await parseResources(text, opts.file, (note) => ctx.logger.warn(note));
     const backend = await session.backend();
     const { getResource } = await import('../../resources/store.ts');
+    const remote = backend.kind === 'remote';
+    const exists = new Set<Resource>();
     for (const r of resources) {
       const existing = await getResource(backend, r.kind, r.metadata.name);
-      if (!existing) continue;
+      if (!existing) {
+        // Through the server, people join with an invite, which only kport users add makes.
+        if (r.kind === USER && remote) throw new UserError(`user "${r.metadata.name}" does not exist: add people with kport users add ${r.metadata.name} --roles ${(r.spec as { roles: string[] }).roles.join(',') || 'ROLES'}, which makes their one-time invite. Nothing was written.`);
+        continue;
+      }
       if (!opts.force) throw new UserError(`${r.kind} "${r.metadata.name}" already exists: pass --force to overwrite it. Nothing was written.`);
+      exists.add(r);
       const origin = existing.metadata.labels?.['kport.dev/origin'];
       if (r.kind === 'kube_cluster' && origin === 'cloud' && !opts.replaceDiscovered) {
         throw new UserError(
@@ -37,7 +48,12 @@ export const create: CommandDef = {
       }
     }
     for (const r of resources) {
-      if (opts.force) await upsertResource(backend, r, ctx.now().getTime());
+      if (r.kind === ROLE) warnIfMasters(r, ctx);
+      if (r.kind === USER && exists.has(r)) {
+        // A person's record is more than its roles (their login, certificates' uid, how they log in): only the roles change.
+        const { usersService } = await import('../../client/users.ts');
+        await (await usersService(session)).update(r.metadata.name, { set: (r.spec as { roles: string[] }).roles });
+      } else if (opts.force) await upsertResource(backend, r, ctx.now().getTime());
       else if (!(await createResource(backend, r, ctx.now().getTime()))) {
         throw new UserError(`${r.kind} "${r.metadata.name}" was created by someone else meanwhile: run again with --force to overwrite it.`);
       }
@@ -46,10 +62,22 @@ export const create: CommandDef = {
   },
 };
 
+/**
+ * Kubernetes grants system:masters every permission and no RBAC rule can take any away, so a role
+ * that maps people into it makes them cluster-admin wherever its labels reach. Teleport allows it
+ * too; kport says so when the role is written.
+ */
+function warnIfMasters(role: Resource, ctx: CommandInput['ctx']): void {
+  const groups = (role.spec as RoleV7['spec']).allow?.kubernetes_groups ?? [];
+  if (!groups.includes(MASTERS)) return;
+  ctx.logger.warn(`role "${role.metadata.name}" maps people into the Kubernetes group ${MASTERS}: they are cluster-admin on every cluster its kubernetes_labels match, and no Kubernetes RBAC rule can limit them. Map a group bound to narrower ClusterRoles unless that is what you mean.`);
+}
+
 /** Validates every document before anything is written, so bad input changes nothing. */
-export async function parseResources(text: string, source: string): Promise<Resource[]> {
+export async function parseResources(text: string, source: string, note: (message: string) => void = () => {}): Promise<Resource[]> {
   const problems: string[] = [];
   const resources: Resource[] = [];
+  let builtins = 0;
   const { parseAllDocuments } = await import('yaml');
   for (const [i, doc] of parseAllDocuments(text).entries()) {
     const where = `${source} document ${i + 1}`;
@@ -70,6 +98,12 @@ export async function parseResources(text: string, source: string): Promise<Reso
       continue;
     }
     const kind = lookupKind(raw.kind);
+    // `kport get role -o yaml` lists the built-in roles too: read back unchanged, they are left as they are.
+    if (kind.kind === ROLE && isBuiltinAsListed(raw)) {
+      note(`${where}: role ${(raw as RoleV7).metadata.name} is built into kport and is left as it is.`);
+      builtins++;
+      continue;
+    }
     if (!kind.schema) {
       problems.push(`${where}: ${kind.kind} resources are created by kport itself, not with create -f`);
       continue;
@@ -79,8 +113,17 @@ export async function parseResources(text: string, source: string): Promise<Reso
     else for (const issue of parsed.error.issues) problems.push(`${where}: ${keyPath(issue.path)}: ${issue.message}`);
   }
   if (problems.length > 0) throw new UsageError(`Cannot create resources; nothing was written:\n${problems.map((p) => `  ${p}`).join('\n')}`);
-  if (resources.length === 0) throw new UsageError(`${source} holds no resources.`);
+  if (resources.length === 0 && builtins === 0) throw new UsageError(`${source} holds no resources.`);
   return resources;
+}
+
+/** A built-in role as `get role` lists it (marked builtin, not changed). */
+function isBuiltinAsListed(raw: object): boolean {
+  const doc = raw as { metadata?: { name?: unknown; labels?: Record<string, unknown> } };
+  if (doc.metadata?.labels?.['kport.dev/origin'] !== BUILTIN_ORIGIN['kport.dev/origin'] || typeof doc.metadata.name !== 'string') return false;
+  const builtin = BUILTIN_ROLES.find((r) => r.metadata.name === doc.metadata!.name);
+  const read = checkRole(raw).role;
+  return !!builtin && !!read && JSON.stringify(read.spec) === JSON.stringify(builtin.spec);
 }
 
 /** Resource files are kilobytes; a bigger input is a wrong file, refused before it is parsed. */

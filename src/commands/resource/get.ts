@@ -1,23 +1,22 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
-import { KIND_NAMES, parseRef } from '../../resources/registry.ts';
+import { BUILTIN_ORIGIN, CONFIG_ORIGIN, KIND_NAMES, parseRef } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import type { Session } from '../../core/session.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 
-/** Marks what comes from the config file, as Teleport marks it (`teleport.dev/origin: config-file`). */
-export const CONFIG_ORIGIN = { 'kport.dev/origin': 'config-file' };
-
-/** The roles and users written in the config, shown beside the stored ones so `get` tells the whole story. */
+/**
+ * The roles built into kport and the roles and users written in the config, shown beside the stored
+ * ones so `get` tells the whole story, each marked by where it comes from (`kport.dev/origin`:
+ * `builtin`, `config-file`), as Teleport marks its presets and config-file resources.
+ */
 async function configDefined(kind: string, session: Session): Promise<Resource[]> {
   if (kind !== 'role' && kind !== 'user') return [];
   const config = await session.config();
   if (kind === 'role') {
-    const { fromConfig } = await import('../../roles/load.ts');
-    return config.roles.map((r) => {
-      const role = fromConfig(r);
-      return { ...role, metadata: { ...role.metadata, labels: CONFIG_ORIGIN } };
-    });
+    const [{ fromConfig }, { BUILTIN_ROLES }] = await Promise.all([import('../../roles/load.ts'), import('../../roles/role.ts')]);
+    const marked = (role: Resource, labels: Record<string, string>) => ({ ...role, metadata: { ...role.metadata, labels: { ...role.metadata.labels, ...labels } } });
+    return [...BUILTIN_ROLES.map((r) => marked(r, BUILTIN_ORIGIN)), ...config.roles.map((r) => marked(fromConfig(r), CONFIG_ORIGIN))];
   }
   return config.users.map((u) => ({ kind, version: 'v2', metadata: { name: u.name, labels: CONFIG_ORIGIN }, spec: { roles: u.roles } }));
 }
@@ -76,7 +75,8 @@ export const get: CommandDef = {
       // Config-defined roles and users win over resources of the same name, as kport reads them.
       resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     }
-    if (kind.asOfNow) resources = await kind.asOfNow(backend, resources, ctx.now().getTime());
+    // Through a server, the server answers as of now itself (it alone reads what that takes, such as leader keys).
+    if (kind.asOfNow && backend.kind !== 'remote') resources = await kind.asOfNow(backend, resources, ctx.now().getTime());
     const format = session.format;
     if (format !== 'text') {
       const dtos = resources.map(kind.dto);

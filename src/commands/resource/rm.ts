@@ -19,7 +19,7 @@ export const rm: CommandDef = {
     if (kind.kind === 'agent') {
       // An agent is more than its record: its heartbeats, its leadership and an audit event go with it.
       const { removeAgent } = await import('../agents/rm.ts');
-      if (!(await removeAgent(backend, name, ctx, (await session.config()).auth_service?.audit_retention))) throw new UserError(`agent "${name}" not found: see \`kport get agent\` for what exists.`);
+      if (!(await removeAgent(session, name))) throw new UserError(`agent "${name}" not found: see \`kport get agent\` for what exists.`);
       return void ctx.stdout.write(`agent "${name}" has been deleted.\n`);
     }
     const found = await kind.find(backend, name);

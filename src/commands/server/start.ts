@@ -71,11 +71,11 @@ export const serverStart: CommandDef = {
     });
     const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
     const first = await (await import('../../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
-    if (first) await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: ['editor'], action: 'first editor invite at server start' });
+    if (first) await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });
     if (session.format !== 'text') {
       ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created, ...(first && { first_user: { user: first.user, invite: first.invite, expires: first.expires } }) }, session.format));
     } else {
-      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role editor), valid until ${first.expires} (a restart replaces it):\n  kport login --proxy ${publicNames[0] ?? listen.host}:${address.port} --ca-pin ${authorities.pin} --invite ${first.invite}\n`);
+      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role${first.roles.length === 1 ? '' : 's'} ${first.roles.join(', ')}), valid until ${first.expires} (a restart replaces it):\n  kport login --proxy ${publicNames[0] ?? listen.host}:${address.port} --ca-pin ${authorities.pin} --invite ${first.invite}\n`);
       if (created) ctx.stdout.write('Created the cluster CAs (server TLS, host, user) in the store; their keys are sealed with ' + join(config.dataDir, 'server', 'seal.key') + '.\n');
       // One stable ready line: the address, the pin agents check, and what to run next.
       ctx.stdout.write(`kport server listening on ${url}, CA pin: ${authorities.pin}; join agents with a token from \`kport tokens add --type=discovery\`.\n`);

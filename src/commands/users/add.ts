@@ -1,7 +1,8 @@
 import { parseDuration } from '../../core/duration.ts';
 import { UsageError } from '../../core/errors.ts';
 import { printable, serialize } from '../../core/output.ts';
-import type { CommandDef } from '../command.ts';
+import type { InviteIssued, UsersService } from '../../client/users.ts';
+import type { CommandDef, CommandInput } from '../command.ts';
 
 /** An invite is a password reset waiting to happen: short by default, and never longer than a weekend. */
 const DEFAULT_INVITE_TTL_MS = 3_600_000;
@@ -24,25 +25,37 @@ export const usersAdd: CommandDef = {
     if (typeof opts.roles !== 'string') throw new UsageError(`--roles is required: for example kport users add ${name} --roles access.`);
     const roles = [...new Set(opts.roles.split(',').map((r) => r.trim()).filter(Boolean))];
     if (roles.length === 0) throw new UsageError('--roles names no role: for example --roles access.');
-    const ttlMs = parseDuration(String(opts.inviteTtl ?? '1h'), '--invite-ttl');
-    if (ttlMs <= 0) throw new UsageError('--invite-ttl must be longer than zero.');
-    if (ttlMs > MAX_INVITE_TTL_MS) throw new UsageError(`--invite-ttl ${String(opts.inviteTtl)} is longer than the 48 hours an invite may live: add the person when they can log in, or send a new invite later.`);
+    const ttlMs = inviteTtlOption(opts.inviteTtl);
     const { usersService } = await import('../../client/users.ts');
     const users = await usersService(session);
-    const issued = await users.add(name, roles, ttlMs === DEFAULT_INVITE_TTL_MS ? undefined : ttlMs);
-    const server = await users.server();
-    const command = `kport login --proxy ${server?.proxy ?? 'HOST:PORT'} --invite ${issued.invite}${server ? ` --ca-pin ${server.pin}` : ''}`;
-    if (session.format !== 'text') return void ctx.stdout.write(serialize({ ...issued, roles, login_command: command }, session.format));
-    ctx.stdout.write(
-      [
-        `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.`,
-        `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send it to ${printable(issued.user)} with this command to run:`,
-        '',
-        `  ${command}`,
-        '',
-        'It sets a password and enrolls an authenticator app (TOTP). The invite is stored only as a hash.',
-        '',
-      ].join('\n'),
-    );
+    const issued = await users.add(name, roles, ttlMs);
+    await writeInvite({ ctx, session, users, issued, json: { roles }, headline: `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.` });
   },
 };
+
+/** --invite-ttl as an invite's TTL in ms: undefined for the default (1h), which the service applies. */
+export function inviteTtlOption(value: unknown): number | undefined {
+  const ttlMs = parseDuration(String(value ?? '1h'), '--invite-ttl');
+  if (ttlMs <= 0) throw new UsageError('--invite-ttl must be longer than zero.');
+  if (ttlMs > MAX_INVITE_TTL_MS) throw new UsageError(`--invite-ttl ${String(value)} is longer than the 48 hours an invite may live: add the person when they can log in, or send a new invite later.`);
+  return ttlMs === DEFAULT_INVITE_TTL_MS ? undefined : ttlMs;
+}
+
+/** What `users add` and `users reset` print: the invite as the `kport login` line to send, or the JSON/YAML shape with it. */
+export async function writeInvite(input: { ctx: CommandInput['ctx']; session: CommandInput['session']; users: UsersService; issued: InviteIssued; json: Record<string, unknown>; headline: string }): Promise<void> {
+  const { ctx, session, users, issued } = input;
+  const server = await users.server();
+  const command = `kport login --proxy ${server?.proxy ?? 'HOST:PORT'} --invite ${issued.invite}${server ? ` --ca-pin ${server.pin}` : ''}`;
+  if (session.format !== 'text') return void ctx.stdout.write(serialize({ ...issued, ...input.json, login_command: command }, session.format));
+  ctx.stdout.write(
+    [
+      input.headline,
+      `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send it to ${printable(issued.user)} with this command to run:`,
+      '',
+      `  ${command}`,
+      '',
+      'It sets a password and enrolls an authenticator app (TOTP). The invite is stored only as a hash.',
+      '',
+    ].join('\n'),
+  );
+}

@@ -3,7 +3,7 @@ import type { CommandDef } from '../command.ts';
 
 export const usersUnlock: CommandDef = {
   path: ['users', 'unlock'],
-  summary: 'Lift a lock set with kport users lock',
+  summary: 'Lift a lock set with kport users lock (kport get lock lists them)',
   examples: ['kport users unlock alice'],
   args: ['<name>'],
   async run({ args, ctx, session }) {
