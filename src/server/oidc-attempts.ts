@@ -16,7 +16,13 @@ export const MAX_ATTEMPTS = 1_000;
  */
 export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
-export type Outcome = { user: string; roles: string[] } | { refusal: OidcRefusal };
+/** Who the provider says signed in: its `iss` and the `sub` it gave the person, which never changes (OIDC Core 5.7), unlike a name. */
+export interface OidcSubject {
+  issuer: string;
+  subject: string;
+}
+
+export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: OidcRefusal };
 
 export interface Attempt {
   id: string;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { clientAuthMethods } from '../../src/server/oidc-client-auth.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
 import { rolesForClaims, userFromClaims } from '../../src/server/oidc-claims.ts';
@@ -127,5 +128,17 @@ describe('auth_service.authentication in the config', () => {
     await assert.rejects(load(`${oidc}    client_secrte: x\n`), /client_secrte/);
     await assert.rejects(load(oidc.replace(/claims_to_roles:[\s\S]*$/, 'claims_to_roles: []\n')), /claims_to_roles needs at least one/);
     await assert.rejects(load(oidc.replace('^dev-.*$', '^(?=x)$')), /not a regular expression RE2 accepts/);
+  });
+
+  test('client_auth_method is basic or post; absent, the provider\'s discovery document decides', async () => {
+    for (const method of ['basic', 'post']) {
+      assert.equal(((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string }).client_auth_method, method);
+    }
+    await assert.rejects(load(`${oidc}    client_auth_method: client_secret_jwt\n`), /auth_service\.authentication\.client_auth_method \(line 9\): expected "basic" or "post", got the string "client_secret_jwt"/);
+    assert.deepEqual(clientAuthMethods(undefined, undefined), ['basic'], 'absent from discovery: client_secret_basic (OpenID Connect Discovery 1.0)');
+    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt']), ['post']);
+    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'client_secret_basic']), ['basic', 'post']);
+    assert.deepEqual(clientAuthMethods('post', ['client_secret_basic']), ['post'], 'the configured method wins');
+    assert.throws(() => clientAuthMethods(undefined, ['private_key_jwt', 'tls_client_auth']), /takes neither client_secret_basic nor client_secret_post \(its discovery document lists private_key_jwt, tls_client_auth\)/);
   });
 });
