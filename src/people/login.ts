@@ -1,13 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import { seal, unseal } from '../pki/seal.ts';
-import { resourceKey } from '../resources/resource.ts';
-import { USER } from '../resources/role.ts';
-import { encodeResource } from '../resources/store.ts';
 import { PeopleError } from './errors.ts';
 import { readInvite } from './invites.ts';
 import { passwordMatches, passwordVerifier } from './passwords.ts';
-import { activeLock, getSecrets, getUser, secretsKey, totpAad, type PersonUser, type UserSecrets } from './store.ts';
+import { activeLock, getSecrets, getUser, secretsKey, totpAad, type UserSecrets } from './store.ts';
 import type { LoginThrottle } from './throttle.ts';
 import { acceptedStep, newTotpSecret, totpUri } from './totp.ts';
 
@@ -104,24 +100,8 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   return { user, roles: record.spec.roles, uid: record.spec.uid };
 }
 
-/**
- * Records an OIDC person as a user of auth `oidc` with the roles their claims map to, expiring with
- * their certificate, so every call reads their roles and locks as for a local user. A local user of
- * the same name is never taken over.
- */
-export async function oidcUser(backend: Backend, input: { user: string; roles: string[]; expires: Date }, now: Date): Promise<{ uid?: string }> {
-  const existing = await getUser(backend, input.user);
-  if (existing && (existing.spec.auth ?? 'local') !== 'oidc') {
-    throw new LoginRefusal(403, 'oidc_name_taken', `${input.user} is a local kport user, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, input.user);
-  }
-  const ttlMs = Math.max(1000, input.expires.getTime() - now.getTime());
-  const record: PersonUser = { kind: USER, version: 'v2', metadata: { name: input.user, expires: input.expires.toISOString() }, spec: { roles: input.roles, auth: 'oidc', created: existing?.spec.created ?? now.toISOString(), uid: existing?.spec.uid ?? randomUUID() } };
-  await backend.put(resourceKey(USER, input.user), encodeResource(record), { ttlMs });
-  await checkNotLocked(backend, input.user, now.getTime());
-  return { uid: record.spec.uid };
-}
-
-async function checkNotLocked(backend: Backend, user: string, now: number): Promise<void> {
+/** Refuses a locked user's login, with the lock's sentence. */
+export async function checkNotLocked(backend: Backend, user: string, now: number): Promise<void> {
   const lock = await activeLock(backend, user, now);
   if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message), user);
 }

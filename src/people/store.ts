@@ -12,8 +12,16 @@ export const USER_SECRETS = '/secrets/users/';
 export const INVITES = '/invites/';
 
 export type UserAuth = 'local' | 'oidc';
-/** `uid` is random per user record: certificates carry it, so one issued to an earlier user of the same name is refused. */
-export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string }>;
+/** Who an OIDC user is at the provider: its `iss` and the `sub` it gave the person, which never changes (OIDC Core 5.7), unlike a name. */
+export interface OidcSubject {
+  issuer: string;
+  subject: string;
+}
+/**
+ * `uid` is random per user record: certificates carry it, so one issued to an earlier user of the
+ * same name is refused. `oidc` binds an OIDC user to the account that first logged in as it.
+ */
+export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string; oidc?: OidcSubject }>;
 export type Lock = Resource<{ message?: string; created: string }>;
 
 /** What a local user logs in with: never in a resource, never in clear. */

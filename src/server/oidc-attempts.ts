@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { OidcSubject } from '../people/store.ts';
 import { OidcRefusal } from './oidc-claims.ts';
 
 /** How long a login may take from begin to finish (the client gives up after 3 minutes). */
@@ -16,11 +17,6 @@ export const MAX_ATTEMPTS = 1_000;
  */
 export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
-/** Who the provider says signed in: its `iss` and the `sub` it gave the person, which never changes (OIDC Core 5.7), unlike a name. */
-export interface OidcSubject {
-  issuer: string;
-  subject: string;
-}
 
 export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: OidcRefusal };
 

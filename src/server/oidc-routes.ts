@@ -8,7 +8,7 @@
 // All three are unauthenticated (rate-limit them per source address like /v1/join). Refusals are
 // OidcRefusal (a Refusal: status, code, one sentence), thrown for the router's audit.
 import type { OidcLogin } from './oidc.ts';
-import type { OidcSubject } from './oidc-attempts.ts';
+import type { OidcSubject } from '../people/store.ts';
 import { OidcRefusal } from './oidc-claims.ts';
 
 export const OIDC_BEGIN_PATH = '/v1/login/oidc/begin';

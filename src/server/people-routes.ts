@@ -3,7 +3,8 @@
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
 import { PeopleError } from '../people/errors.ts';
-import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, oidcUser, type LoginDeps } from '../people/login.ts';
+import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
+import { oidcUser } from '../people/oidc-user.ts';
 import { activeLock, getUser, type PersonUser } from '../people/store.ts';
 import { LoginThrottle } from '../people/throttle.ts';
 import { addUser, listUsers, lockUser, removeUser, unlockUser } from '../people/users.ts';
@@ -95,11 +96,11 @@ export class PeopleRoutes {
       case OIDC_BEGIN_PATH:
         return oidcBegin(this.#deps.oidc, body, sourceKey(remoteIp));
       case OIDC_FINISH_PATH: {
-        const { user, roles, csr } = await oidcFinish(this.#deps.oidc, body);
+        const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, body);
         const key = await csrKey(csr);
         const ttl = await this.#ttl(roles);
-        const { uid } = await oidcUser(this.#deps.backend, { user, roles, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
-        return this.#identity({ user, roles, ...(uid && { uid }) }, key, 'login oidc', address);
+        const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+        return this.#identity({ user, roles, uid }, key, 'login oidc', address);
       }
     }
     throw new Refusal(404, 'not_found', `no such API call: ${path}`);
@@ -119,8 +120,10 @@ export class PeopleRoutes {
     const at = now().getTime();
     if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const user = await getUser(backend, caller.person);
-    // A certificate issued to an earlier user of that name (removed, then added again) names another uid.
-    if (!user || user.spec.uid !== caller.uid) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    // A certificate issued to an earlier user of that name (removed, then added again, or an OIDC
+    // record bound since to its provider account) names another uid.
+    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'user_removed', `this certificate was issued to an earlier user named ${caller.person}, since removed or replaced at this server: run kport login`);
     const lock = await activeLock(backend, caller.person, at);
     if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = await this.#roleSet(caller.person, user.spec.roles);

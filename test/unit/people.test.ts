@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { inviteTtl, MAX_INVITE_TTL_MS } from '../../src/people/invites.ts';
-import { oidcUser } from '../../src/people/login.ts';
+import { oidcUser } from '../../src/people/oidc-user.ts';
 import { MAX_PASSWORD_BYTES, passwordMatches, passwordProblem, passwordVerifier } from '../../src/people/passwords.ts';
 import { LoginThrottle } from '../../src/people/throttle.ts';
 import { acceptedStep, newTotpSecret, totpCode } from '../../src/people/totp.ts';
@@ -84,13 +84,64 @@ describe('people service', () => {
 
 test('an OIDC login never takes a local user\'s name; an OIDC user keeps its uid across logins and expires with its certificate', async () => {
   const backend = new MemoryBackend();
+  const oidc = { issuer: 'https://idp.example', subject: 'olga-sub' };
+  const soon = () => new Date(Date.now() + 3_600_000);
   await addUser(backend, { name: 'alice', roles: ['access'] }, new Date());
-  await assert.rejects(oidcUser(backend, { user: 'alice', roles: ['editor'], expires: new Date(Date.now() + 3_600_000) }, new Date()), /alice is a local kport user/);
-  const first = await oidcUser(backend, { user: 'olga', roles: ['access'], expires: new Date(Date.now() + 3_600_000) }, new Date());
-  const again = await oidcUser(backend, { user: 'olga', roles: ['auditor'], expires: new Date(Date.now() + 3_600_000) }, new Date());
+  await assert.rejects(oidcUser(backend, { user: 'alice', roles: ['editor'], oidc: { ...oidc, subject: 'x' }, expires: soon() }, new Date()), /alice is a local kport user/);
+  const first = await oidcUser(backend, { user: 'olga', roles: ['access'], oidc, expires: soon() }, new Date());
+  const again = await oidcUser(backend, { user: 'olga', roles: ['auditor'], oidc, expires: soon() }, new Date());
   assert.equal(again.uid, first.uid);
   const listed = (await listUsers(backend, new Date())).find((u) => u.name === 'olga');
   assert.deepEqual([listed?.auth, listed?.roles], ['oidc', ['auditor']]);
+});
+
+test('an OIDC user is bound to its issuer and subject: another subject with the same name is refused; a record from before the binding is bound with a new uid', async () => {
+  const backend = new MemoryBackend();
+  const soon = () => new Date(Date.now() + 3_600_000);
+  const a = { issuer: 'https://idp.example', subject: 'sub-a' };
+  const first = await oidcUser(backend, { user: 'pat', roles: ['access'], oidc: a, expires: soon() }, new Date());
+  for (const other of [{ ...a, subject: 'sub-b' }, { issuer: 'https://other.example', subject: 'sub-a' }]) {
+    await assert.rejects(oidcUser(backend, { user: 'pat', roles: ['editor'], oidc: other, expires: soon() }, new Date()), (err: Error & { code?: string; reason?: string }) => {
+      assert.equal(err.code, 'oidc_subject_mismatch');
+      assert.match(err.message, /^the kport user pat belongs to another account at the identity provider/);
+      assert.match(err.reason!, /pat is bound to subject sub-a of https:\/\/idp\.example/);
+      return true;
+    });
+  }
+  assert.deepEqual((await listUsers(backend, new Date())).find((u) => u.name === 'pat')?.roles, ['access'], 'the refused login changed nothing');
+  // A record written before the binding existed (no spec.oidc): its next login binds it, under a new uid.
+  const legacy = { kind: 'user', version: 'v2', metadata: { name: 'quinn' }, spec: { roles: ['access'], auth: 'oidc', uid: 'old-uid' } };
+  await backend.put('/resources/user/quinn', JSON.stringify(legacy), { ttlMs: 3_600_000 });
+  const bound = await oidcUser(backend, { user: 'quinn', roles: ['access'], oidc: a, expires: soon() }, new Date());
+  assert.notEqual(bound.uid, 'old-uid');
+  assert.notEqual(bound.uid, first.uid);
+  assert.deepEqual(JSON.parse((await backend.get('/resources/user/quinn'))!.value).spec.oidc, a);
+});
+
+test('user names are unique whatever their case: users add and OIDC logins are refused for a name another user holds in another case; a store that already holds both still loads', async () => {
+  const backend = new MemoryBackend();
+  const soon = () => new Date(Date.now() + 3_600_000);
+  await addUser(backend, { name: 'admin', roles: ['editor'] }, new Date());
+  for (const name of ['Admin', 'ADMIN']) {
+    await assert.rejects(addUser(backend, { name, roles: ['access'] }, new Date()), { code: 'user_exists', message: `user ${name} is refused: a user named admin exists, and user names differ in more than case: pick another name, or remove admin first (kport users rm admin).` });
+  }
+  await assert.rejects(oidcUser(backend, { user: 'Admin', roles: ['access'], oidc: { issuer: 'i', subject: 's' }, expires: soon() }, new Date()), {
+    code: 'oidc_name_taken',
+    message: 'Admin names the local kport user admin (a user named admin exists, and user names differ in more than case), so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.',
+  });
+  // An OIDC person whose provider name changes only in case is the same user, under the record's name.
+  const olga = await oidcUser(backend, { user: 'olga', roles: ['access'], oidc: { issuer: 'i', subject: 'o' }, expires: soon() }, new Date());
+  assert.deepEqual(await oidcUser(backend, { user: 'Olga', roles: ['access'], oidc: { issuer: 'i', subject: 'o' }, expires: soon() }, new Date()), olga);
+  await assert.rejects(addUser(backend, { name: 'OLGA', roles: ['access'] }, new Date()), /a user named olga exists/);
+  // Removed, the name is free again in any case.
+  assert.equal(await removeUser(backend, 'admin'), true);
+  assert.equal((await addUser(backend, { name: 'Admin', roles: ['editor'] }, new Date())).user, 'Admin');
+  // A store from before this rule, holding bob and Bob: both load and are listed; a third case is refused.
+  for (const name of ['bob', 'Bob']) await backend.put(`/resources/user/${name}`, JSON.stringify({ kind: 'user', version: 'v2', metadata: { name }, spec: { roles: ['access'], auth: 'local' } }));
+  assert.deepEqual((await listUsers(backend, new Date())).map((u) => u.name).filter((n) => /^bob$/i.test(n)).sort(), ['Bob', 'bob']);
+  await assert.rejects(addUser(backend, { name: 'BOB', roles: ['access'] }, new Date()), /user BOB is refused: a user named (bob|Bob) exists/);
+  assert.equal(await removeUser(backend, 'Bob'), true);
+  assert.deepEqual((await listUsers(backend, new Date())).map((u) => u.name).filter((n) => /^bob$/i.test(n)), ['bob']);
 });
 
 describe('user certificates', () => {
