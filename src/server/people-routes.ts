@@ -6,7 +6,7 @@ import { PeopleError } from '../people/errors.ts';
 import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
 import { oidcUser } from '../people/oidc-user.ts';
 import { activeLock, getUser, type PersonUser } from '../people/store.ts';
-import { LoginThrottle } from '../people/throttle.ts';
+import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/throttle.ts';
 import { addUser, listUsers, lockUser, removeUser, unlockUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
@@ -73,7 +73,8 @@ export class PeopleRoutes {
   constructor(deps: PeopleDeps) {
     this.#deps = deps;
     this.#roles = new RoleDefinitions(deps.backend, deps.configRoles);
-    this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle: new LoginThrottle(() => deps.now().getTime()), now: deps.now };
+    const throttle = new LoginThrottle({ now: () => deps.now().getTime(), alert: (alert) => void this.#throttled(alert) });
+    this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle, now: deps.now };
   }
 
   /** An unauthenticated login call: its answer, with allowed logins audited here (refusals by the server's catch). */
@@ -87,7 +88,7 @@ export class PeopleRoutes {
       }
       case '/v1/login/invite/finish': {
         const key = await csrKey(input.csr);
-        return this.#identity(await inviteFinish(this.#login, input), key, 'login invite finish', address);
+        return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
       }
       case '/v1/login/local': {
         const key = await csrKey(input.csr);
@@ -109,7 +110,8 @@ export class PeopleRoutes {
   /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
   async callback(query: URLSearchParams, address: string): Promise<string> {
     const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
-    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(user && { user }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
+    const named = user ?? refusal?.user;
+    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(named && { user: named }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
     else if (user) await this.#audited('user.login', user, roles ?? [], 'login oidc callback', address);
     return location;
   }
@@ -197,6 +199,16 @@ export class PeopleRoutes {
     const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles, ...(who.uid && { uid: who.uid }) } });
     await this.#audited('user.login', who.user, who.roles, action, address);
     return { user: who.user, roles: who.roles, cert: certPem(cert), ca: this.#deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+  }
+
+  /** A login throttle's wait beginning (or reaching its longest): an alert in the audit trail, naming the user and the address the last failure came from. */
+  async #throttled(alert: ThrottleAlert): Promise<void> {
+    const minutes = Math.round(alert.waitMs / 60_000);
+    const reason =
+      alert.scope === 'pair'
+        ? `${alert.failures} failed logins for user ${alert.user} from ${alert.source}: its next attempts from there wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min)`
+        : `${alert.failures} failed logins for user ${alert.user} from ${alert.sources} address(es): attempts from addresses it has not logged in from lately wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min); someone may be guessing its password or code`;
+    await this.#deps.audit.record({ type: 'user.login.throttled', outcome: 'refused', user: alert.user, action: 'login local', reason, remote_addr: alert.source });
   }
 
   async #audited(type: string, user: string, roles: string[], action: string, address: string): Promise<void> {
