@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
-import { addUser } from '../../src/people/users.ts';
+import { addUser, removeUser } from '../../src/people/users.ts';
 import { MAX_ATTEMPTS_PER_SOURCE } from '../../src/server/oidc-attempts.ts';
 import { listResources } from '../../src/resources/store.ts';
 import { Browser } from '../helpers/browser.ts';
@@ -39,7 +39,7 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
   before(async () => {
     const port = await freePort();
     // mallory's provider account says she is alice (a renamed account, or a recycled name); bobby's says BOB.
-    const accounts = { mallory: { preferred_username: 'alice', groups: ['ops'] }, bobby: { preferred_username: 'BOB', groups: ['dev'] } };
+    const accounts = { mallory: { preferred_username: 'alice', groups: ['ops'] }, bobby: { preferred_username: 'BOB', groups: ['dev'] }, lengthy: { preferred_username: 'l'.repeat(300), groups: ['dev'] } };
     idp = await startOidcProvider({ redirectUris: [`https://127.0.0.1:${port}/v1/login/oidc/callback`], accounts });
     server = await startServer({
       port,
@@ -117,7 +117,7 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
   test('a name handed on (users rm, then another account logs in as it): the earlier account\'s certificate is refused at its next call, the new one has its own roles', async () => {
     const alice = await loginAs('alice');
     assert.equal(alice.status, 200, JSON.stringify(alice.body));
-    assert.equal((await server.kport(['users', 'rm', 'alice'])).exitCode, 0);
+    assert.equal(await removeUser(store, 'alice'), true);
     const mallory = await loginAs('mallory');
     assert.equal(mallory.status, 200, JSON.stringify(mallory.body));
     assert.deepEqual([mallory.body.user, mallory.body.roles], ['alice', ['editor']]);
@@ -129,7 +129,7 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     const now = await post(server.port, '/v1/whoami', {}, { cert: mallory.body.cert, key: mallory.key });
     assert.deepEqual([now.status, now.body.roles], [200, ['editor']]);
     // Back to how the other tests expect alice: hers again.
-    assert.equal((await server.kport(['users', 'rm', 'alice'])).exitCode, 0);
+    assert.equal(await removeUser(store, 'alice'), true);
   });
 
   test('user names are unique whatever their case: an OIDC login as BOB beside the local bob is refused; users add Alice beside alice is refused; get audit --user finds every case', async () => {
@@ -149,5 +149,13 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     assert.equal(audit.exitCode, 0, String(audit.stderr));
     const users = new Set(JSON.parse(String(audit.stdout)).map((e: any) => e.spec.user));
     assert.ok(users.has('bob') && users.has('BOB'), `get audit --user Bob finds bob's and BOB's events: ${[...users].join(', ')}`);
+  });
+
+  test('a provider name too long to be a kport name is refused, and the audit events name it, cut to 256 characters with its length', async () => {
+    const lengthy = await loginAs('lengthy');
+    assert.equal(lengthy.status, 403, JSON.stringify(lengthy.body));
+    assert.equal(lengthy.body.error.code, 'oidc_bad_username');
+    const named = (await listResources<any>(store, 'audit_event')).map((e) => e.spec).filter((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user?.startsWith('llll'));
+    assert.deepEqual(named.map((e) => [e.action, e.user.length, e.user.endsWith('(300 characters)')]).sort(), [['/v1/login/oidc/finish', 256, true], ['login oidc callback', 256, true]]);
   });
 });
