@@ -52,7 +52,7 @@ export async function refusalFor(err: unknown, context: RefusalContext): Promise
       return new OidcRefusal(
         502,
         'oidc_client_refused',
-        `the identity provider refused this server as its client "${context.clientId}" (${said.text})${methods ? `, authenticating with ${methods}` : ''}: check client_id and client_secret in auth_service.authentication, and set client_auth_method (basic or post) to the method the provider registered for the client.`,
+        `the identity provider refused this server as its client "${context.clientId}" (${said.text})${methods ? `, authenticating with ${methods}` : ''}: check client_id and client_secret (or client_key_file) in auth_service.authentication, and set client_auth_method (basic, post or private_key_jwt) to the method the provider registered for the client.`,
       );
     }
     if (context.stage === 'userinfo') return new OidcRefusal(502, 'oidc_userinfo_refused', `the identity provider's userinfo endpoint refused this login's access token (${said.text}): ${again}, or ask its administrator.`);

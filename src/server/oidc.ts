@@ -7,7 +7,7 @@ import { verifiedCsrKey } from '../pki/certs.ts';
 import type { OidcSubject } from '../people/store.ts';
 import { Attempts, digest, randomToken, sameSecret, type Attempt } from './oidc-attempts.ts';
 import { OidcRefusal, rolesForClaims, userFromClaims } from './oidc-claims.ts';
-import { clientAuth, clientAuthMethods, refusedAsClient, type ClientAuthMethod } from './oidc-client-auth.ts';
+import { clientAuth, clientAuthMethods, clientKey, refusedAsClient, type ClientAuthMethod, type ClientCredentials } from './oidc-client-auth.ts';
 import { refusalFor, type OidcStage } from './oidc-errors.ts';
 import { providerFetch } from './oidc-fetch.ts';
 
@@ -47,18 +47,20 @@ export class OidcLogin {
   readonly #callbackUrl: string;
   readonly #now: () => Date;
   readonly #fetch: client.CustomFetch;
+  readonly #credentials: ClientCredentials;
   readonly #attempts: Attempts;
   #provider?: Promise<Provider>;
 
-  private constructor(settings: OidcAuthentication, callbackUrl: string, now: () => Date, fetch: client.CustomFetch) {
+  private constructor(settings: OidcAuthentication, callbackUrl: string, now: () => Date, fetch: client.CustomFetch, credentials: ClientCredentials) {
     this.#settings = settings;
+    this.#credentials = credentials;
     this.#callbackUrl = callbackUrl;
     this.#now = now;
     this.#fetch = fetch;
     this.#attempts = new Attempts(() => now().getTime());
   }
 
-  /** Reads ca_file now (a config problem stops the server's start); the provider is first asked at the first login. */
+  /** Reads ca_file and client_key_file now (a config problem stops the server's start); the provider is first asked at the first login. */
   static async create(settings: OidcAuthentication, opts: OidcLoginOptions): Promise<OidcLogin> {
     let ca: string[] | undefined;
     if (settings.ca_file) {
@@ -70,7 +72,8 @@ export class OidcLogin {
     }
     // Every answer of the provider is read through it, bounded (oidc-fetch.ts).
     const fetch = await providerFetch(ca ? { ca } : {});
-    return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch);
+    const credentials: ClientCredentials = { ...(settings.client_secret && { secret: settings.client_secret }), ...(settings.client_key_file && { key: await clientKey(settings.client_key_file) }) };
+    return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch, credentials);
   }
 
   /** Logins in flight (bounded by MAX_ATTEMPTS). */
@@ -215,14 +218,15 @@ export class OidcLogin {
   }
 
   async #discover(): Promise<Provider> {
-    const { issuer_url, client_id, client_secret } = this.#settings;
+    const { issuer_url, client_id } = this.#settings;
+    const credentials = this.#credentials;
     // openid-client reads the time from Date.now(); an injected clock becomes its skew.
     const skew = Math.round((this.#now().getTime() - Date.now()) / 1000);
-    const metadata = { client_secret, ...(skew !== 0 && { [client.clockSkew]: skew }) };
-    const found = await client.discovery(new URL(issuer_url), client_id, metadata, client.ClientSecretBasic(client_secret), { [client.customFetch]: this.#fetch, timeout: PROVIDER_TIMEOUT_MS / 1000 });
-    const methods = clientAuthMethods(this.#settings.client_auth_method, found.serverMetadata().token_endpoint_auth_methods_supported);
+    const metadata = { ...(credentials.secret && { client_secret: credentials.secret }), ...(skew !== 0 && { [client.clockSkew]: skew }) };
+    const found = await client.discovery(new URL(issuer_url), client_id, metadata, client.None(), { [client.customFetch]: this.#fetch, timeout: PROVIDER_TIMEOUT_MS / 1000 });
+    const methods = clientAuthMethods(this.#settings.client_auth_method, found.serverMetadata().token_endpoint_auth_methods_supported, { secret: !!credentials.secret, key: !!credentials.key });
     const configs = methods.map((method) => {
-      const config = new client.Configuration(found.serverMetadata(), client_id, metadata, clientAuth(method, client_secret));
+      const config = new client.Configuration(found.serverMetadata(), client_id, metadata, clientAuth(method, credentials));
       config[client.customFetch] = this.#fetch;
       config.timeout = PROVIDER_TIMEOUT_MS / 1000;
       // Without it openid-client trusts an ID token from the token endpoint on TLS alone (OIDC

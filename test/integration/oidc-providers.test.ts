@@ -3,15 +3,22 @@
 // answers larger than the server reads. Each is oidc-provider in its own process (test/peers),
 // the kport routes over real HTTPS (test/helpers/oidc-harness.ts), the browser plain HTTP.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { OidcAuthentication } from '../../src/config/schema.ts';
 import { OidcLogin } from '../../src/server/oidc.ts';
 import { MAX_PROVIDER_ANSWER_BYTES } from '../../src/server/oidc-fetch.ts';
 import { harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient } from '../helpers/oidc-harness.ts';
 import { startOidcProvider, type OidcPeer, type OidcPeerOptions } from '../peers/oidc.ts';
+import { tempDir } from '../peers/process.ts';
 
 let harness: Harness;
 let api: HarnessClient;
+
+/** Settings that name no running provider: for what is checked before the provider is asked. */
+const idpLess = (): OidcPeer => ({ issuer: 'https://127.0.0.1:9', caFile: '', caPem: '', clientId: 'kport', clientSecret: 'unused-secret', stop: async () => {} });
 
 /** A provider started with `opts`, the harness's routes set to it with `more` settings, for the length of `run`. */
 async function withProvider(opts: Omit<OidcPeerOptions, 'redirectUris'>, more: Partial<OidcAuthentication>, run: (peer: OidcPeer) => Promise<void>): Promise<void> {
@@ -30,7 +37,7 @@ function refusedAsClient(peer: OidcPeer, method: string, only: string) {
     assert.equal(err.code, 'oidc_client_refused', err.message);
     assert.equal(
       err.message,
-      `the identity provider refused this server as its client "kport" (${peer.issuer}/token answered HTTP 401 invalid_client: client authentication failed: this client authenticates with ${only} only), authenticating with ${method}: check client_id and client_secret in auth_service.authentication, and set client_auth_method (basic or post) to the method the provider registered for the client.`,
+      `the identity provider refused this server as its client "kport" (${peer.issuer}/token answered HTTP 401 invalid_client: client authentication failed: this client authenticates with ${only} only), authenticating with ${method}: check client_id and client_secret (or client_key_file) in auth_service.authentication, and set client_auth_method (basic, post or private_key_jwt) to the method the provider registered for the client.`,
     );
     return true;
   };
@@ -69,6 +76,24 @@ describe('OIDC providers kport must work with', { timeout: 300_000 }, () => {
       assert.equal((await api.finishAs('alice', peer)).user, 'alice');
       assert.equal((await api.finishAs('bob', peer)).user, 'bob');
     });
+  });
+
+  test('private_key_jwt: the server signs its client assertion with client_key_file (configured, or chosen from the discovery document); without a key it says what the provider takes', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const keyFile = join(tempDir('oidc-client-key'), 'client.key');
+    writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+    await withProvider({ authMethod: 'private_key_jwt', clientJwk: { ...publicKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig' } }, { client_auth_method: 'private_key_jwt', client_key_file: keyFile }, async (peer) => {
+      assert.equal((await api.finishAs('alice', peer)).user, 'alice');
+      const { client_secret: _secret, ...keyOnly } = oidcSettings(peer, { client_key_file: keyFile });
+      harness.login = await OidcLogin.create(keyOnly, { callbackUrl: harness.callbackUrl });
+      assert.equal((await api.finishAs('bob', peer)).user, 'bob', 'no client_auth_method: the discovery document lists private_key_jwt and the key is there');
+      harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl });
+      await assert.rejects(api.begin(), {
+        code: 'oidc_client_auth_unsupported',
+        message: "the identity provider's token endpoint takes none of client_secret_basic, client_secret_post (its discovery document lists private_key_jwt): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).",
+      });
+    });
+    await assert.rejects(OidcLogin.create(oidcSettings(idpLess(), { client_auth_method: 'private_key_jwt', client_key_file: '/nonexistent/client.key' }), { callbackUrl: harness.callbackUrl }), { message: /^auth_service\.authentication\.client_key_file \/nonexistent\/client\.key cannot be read \(.*\): point it at the PEM private key whose public key is registered at the identity provider for this client\.$/ });
   });
 
   test('a provider that releases groups and the user name only from its userinfo endpoint: claims_to_roles still maps them', async () => {
