@@ -116,20 +116,37 @@ const claimMapping = z
   });
 
 /** SSO through an OpenID provider (DESIGN.md §9): Teleport's OIDC connector fields, in the server's config. */
-const oidcAuthentication = z.strictObject({
-  type: z.literal('oidc'),
-  issuer_url: z.url({ protocol: /^https$/, error: 'issuer_url must be an https:// URL (OpenID Connect needs TLS to the provider)' }),
-  client_id: z.string().min(1),
-  client_secret: z.string().min(1),
-  /** The callback registered at the provider: https://<kport server>/v1/login/oidc/callback; derived from the server's address when absent. */
-  redirect_url: z.url({ protocol: /^https$/, error: 'redirect_url must be an https:// URL ending in /v1/login/oidc/callback' }).optional(),
-  /** kport: a PEM bundle trusted for the provider besides the system CAs (a provider behind a private CA). */
-  ca_file: z.string().optional(),
-  /** The ID token claim that names the person; it must be a valid kport user name. */
-  username_claim: z.string().min(1).default('preferred_username'),
-  scope: z.array(z.string().min(1)).default([]),
-  claims_to_roles: z.array(claimMapping).min(1, 'claims_to_roles needs at least one {claim, value, roles} entry, or no one could log in'),
-});
+const oidcAuthentication = z
+  .strictObject({
+    type: z.literal('oidc'),
+    issuer_url: z.url({ protocol: /^https$/, error: 'issuer_url must be an https:// URL (OpenID Connect needs TLS to the provider)' }),
+    client_id: z.string().min(1),
+    client_secret: z.string().min(1).optional(),
+    /**
+     * How the server authenticates at the token endpoint: with its secret in HTTP Basic or in the
+     * form body, or with a JWT signed by client_key_file. Absent, the provider's discovery document
+     * decides (token_endpoint_auth_methods_supported).
+     */
+    client_auth_method: z.enum(['basic', 'post', 'private_key_jwt']).optional(),
+    /** kport: for private_key_jwt, the PEM private key (RSA, EC or Ed25519) whose public key is registered at the provider. */
+    client_key_file: z.string().optional(),
+    /** The callback registered at the provider: https://<kport server>/v1/login/oidc/callback; derived from the server's address when absent. */
+    redirect_url: z.url({ protocol: /^https$/, error: 'redirect_url must be an https:// URL ending in /v1/login/oidc/callback' }).optional(),
+    /** kport: a PEM bundle trusted for the provider besides the system CAs (a provider behind a private CA). */
+    ca_file: z.string().optional(),
+    /** The ID token claim that names the person; it must be a valid kport user name. */
+    username_claim: z.string().min(1).default('preferred_username'),
+    scope: z.array(z.string().min(1)).default([]),
+    claims_to_roles: z.array(claimMapping).min(1, 'claims_to_roles needs at least one {claim, value, roles} entry, or no one could log in'),
+  })
+  .superRefine((oidc, ctx) => {
+    if (oidc.client_auth_method === 'private_key_jwt' && !oidc.client_key_file) {
+      ctx.addIssue({ code: 'custom', path: ['client_key_file'], message: 'client_auth_method private_key_jwt needs client_key_file: the PEM private key whose public key is registered at the provider' });
+    }
+    if (!oidc.client_secret && !(oidc.client_key_file && (oidc.client_auth_method ?? 'private_key_jwt') === 'private_key_jwt')) {
+      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'client_secret is needed, unless the server authenticates with client_key_file (client_auth_method private_key_jwt)' });
+    }
+  });
 
 /** `local` (password + TOTP, the default) keeps whatever else Teleport allows beside it (second_factor, ...). */
 const authentication = z.discriminatedUnion('type', [z.looseObject({ type: z.literal('local') }), oidcAuthentication]);
@@ -272,7 +289,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

@@ -1,13 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
+import { MAX_NAME_LENGTH } from '../resources/resource.ts';
 import { seal, unseal } from '../pki/seal.ts';
-import { resourceKey } from '../resources/resource.ts';
-import { USER } from '../resources/role.ts';
-import { encodeResource } from '../resources/store.ts';
 import { PeopleError } from './errors.ts';
 import { readInvite } from './invites.ts';
-import { passwordMatches, passwordVerifier } from './passwords.ts';
-import { activeLock, getSecrets, getUser, secretsKey, totpAad, type PersonUser, type UserSecrets } from './store.ts';
+import { passwordMatches, passwordNeedsRehash, passwordVerifier } from './passwords.ts';
+import { activeLock, getSecrets, getUser, secretsKey, totpAad, type OidcSubject, type UserSecrets } from './store.ts';
 import type { LoginThrottle } from './throttle.ts';
 import { acceptedStep, newTotpSecret, totpUri } from './totp.ts';
 
@@ -47,7 +44,7 @@ export async function inviteBegin(deps: LoginDeps, body: { invite?: unknown }): 
 }
 
 /** Spends the invite: sets the password and the TOTP secret a correct code proves the person enrolled. */
-export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }): Promise<{ user: string; roles: string[]; uid?: string }> {
+export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend } = deps;
   const now = deps.now().getTime();
   const { invite, item } = await readInvite(backend, body.invite, now);
@@ -66,6 +63,7 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
   const secrets: UserSecrets = { password: verifier, totp: invite.totp, totp_last_step: step };
   await backend.put(secretsKey(user), JSON.stringify(secrets));
   await checkNotLocked(backend, user, now);
+  deps.throttle.succeeded(user, source);
   return { user, roles: record.spec.roles, uid: record.spec.uid };
 }
 
@@ -76,15 +74,18 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
  */
 export async function localLogin(deps: LoginDeps, body: { user?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend, throttle } = deps;
-  const user = typeof body.user === 'string' && body.user.length <= 253 ? body.user : '';
+  // The name as given goes to the audit trail whatever its length (the audit cuts it and notes how
+  // long it was); only a name that could exist is looked up.
+  const given = typeof body.user === 'string' && body.user !== '' ? body.user : undefined;
+  const user = given !== undefined && given.length <= MAX_NAME_LENGTH ? given : '';
   const blocked = throttle.blocked(user, source);
-  if (blocked) throw new LoginRefusal(429, 'throttled', blocked, user || undefined);
+  if (blocked) throw new LoginRefusal(429, 'throttled', blocked, given);
   const now = deps.now().getTime();
   // The same sentence whatever was wrong, so a guesser learns neither that a user exists nor that a
   // password was right; the audit trail gets the reason.
   const wrong = (reason: string) => {
     throttle.failed(user, source);
-    return new LoginRefusal(401, 'login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', user || undefined, `login failed: ${reason}`);
+    return new LoginRefusal(401, 'login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', given, `login failed: ${reason}`);
   };
   const [record, stored] = user ? await Promise.all([getUser(backend, user), getSecrets(backend, user)]) : [undefined, undefined];
   // Checked (against a decoy when there is no such user) before anything else is told.
@@ -97,32 +98,20 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
     const replay = acceptedStep(secret, body.totp_code, undefined, now) !== undefined;
     throw wrong(replay ? 'a TOTP code counts once: wait for the next one' : 'wrong TOTP code');
   }
+  // A verifier from before passwords were normalised is replaced now that the password is known
+  // (kept when the password no longer passes today's rules as normalised: it still logs in).
+  const password = passwordNeedsRehash(stored.secrets.password) ? await passwordVerifier(body.password as string).catch(() => stored.secrets.password) : stored.secrets.password;
   // The step is kept at the revision read: a second login with the same code at the same moment loses.
-  const kept = await backend.compareAndSwap(stored.item.key, JSON.stringify({ ...stored.secrets, totp_last_step: step }), stored.item.revision);
+  const kept = await backend.compareAndSwap(stored.item.key, JSON.stringify({ ...stored.secrets, password, totp_last_step: step }), stored.item.revision);
   if (!kept) throw wrong('a TOTP code counts once: wait for the next one');
   await checkNotLocked(backend, user, now);
+  throttle.succeeded(user, source);
   return { user, roles: record.spec.roles, uid: record.spec.uid };
 }
 
-/**
- * Records an OIDC person as a user of auth `oidc` with the roles their claims map to, expiring with
- * their certificate, so every call reads their roles and locks as for a local user. A local user of
- * the same name is never taken over.
- */
-export async function oidcUser(backend: Backend, input: { user: string; roles: string[]; expires: Date }, now: Date): Promise<{ uid?: string }> {
-  const existing = await getUser(backend, input.user);
-  if (existing && (existing.spec.auth ?? 'local') !== 'oidc') {
-    throw new LoginRefusal(403, 'oidc_name_taken', `${input.user} is a local kport user, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, input.user);
-  }
-  const ttlMs = Math.max(1000, input.expires.getTime() - now.getTime());
-  const record: PersonUser = { kind: USER, version: 'v2', metadata: { name: input.user, expires: input.expires.toISOString() }, spec: { roles: input.roles, auth: 'oidc', created: existing?.spec.created ?? now.toISOString(), uid: existing?.spec.uid ?? randomUUID() } };
-  await backend.put(resourceKey(USER, input.user), encodeResource(record), { ttlMs });
-  await checkNotLocked(backend, input.user, now.getTime());
-  return { uid: record.spec.uid };
-}
-
-async function checkNotLocked(backend: Backend, user: string, now: number): Promise<void> {
-  const lock = await activeLock(backend, user, now);
+/** Refuses a locked user's login, with the lock's sentence. */
+export async function checkNotLocked(backend: Backend, user: string, now: number, oidc?: OidcSubject): Promise<void> {
+  const lock = await activeLock(backend, user, now, oidc);
   if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message), user);
 }
 

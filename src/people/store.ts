@@ -7,14 +7,18 @@ import { resourceKey, type Resource } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { getResource } from '../resources/store.ts';
 
-export { LOCK, activeLock, lockKey, type Lock } from './locks.ts';
+import type { OidcSubject } from './locks.ts';
+export { LOCK, activeLock, lockKey, type Lock, type OidcSubject } from './locks.ts';
 
 export const USER_SECRETS = '/secrets/users/';
 export const INVITES = '/invites/';
 
 export type UserAuth = 'local' | 'oidc';
-/** `uid` is random per user record: certificates carry it, so one issued to an earlier user of the same name is refused. */
-export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string }>;
+/**
+ * `uid` is random per user record: certificates carry it, so one issued to an earlier user of the
+ * same name is refused. `oidc` binds an OIDC user to the account that first logged in as it.
+ */
+export type PersonUser = Resource<{ roles: string[]; auth?: UserAuth; created?: string; uid?: string; oidc?: OidcSubject }>;
 
 /** What a local user logs in with: never in a resource, never in clear. */
 export interface UserSecrets {

@@ -3,13 +3,14 @@ import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
-import { createResource, encodeResource, listResources } from '../resources/store.ts';
+import { encodeResource, listResources } from '../resources/store.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
 import { reservedUserNameProblem } from '../roles/role.ts';
 import { audited, type Actor } from './actor.ts';
 import { PeopleError } from './errors.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
 import { listLocks } from './locks.ts';
+import { claimOp, dropNameClaim, nameHolder, sameNameProblem } from './names.ts';
 import { getUser, secretsKey, type PersonUser, type UserAuth } from './store.ts';
 
 export type { Actor } from './actor.ts';
@@ -47,7 +48,13 @@ export async function addUser(
   const roles = await checkRoles(backend, input.roles, input.configRoles);
   const ttl = inviteTtl(input.inviteTtlMs);
   const user: PersonUser = { kind: USER, version: 'v2', metadata: { name }, spec: { roles, auth: 'local', created: now.toISOString(), uid: randomUUID() } };
-  if (!(await createResource(backend, user, now.getTime()))) throw new PeopleError(409, 'user_exists', `user ${name} already exists: remove it first (kport users rm ${name}) or pick another name.`);
+  const exists = new PeopleError(409, 'user_exists', `user ${name} already exists: remove it first (kport users rm ${name}) or pick another name.`);
+  const holder = await nameHolder(backend, name);
+  const held = holder.user?.metadata.name;
+  if (held === name) throw exists;
+  if (held) throw new PeopleError(409, 'user_exists', `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`);
+  // The record and the claim on its name in any case, or neither: of two adds of admin and Admin at once, one fails.
+  if (!(await backend.transact([{ key: resourceKey(USER, name), revision: 0, value: encodeResource(user) }, claimOp(holder, name)]))) throw exists;
   const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
   await audited(actor, 'user.add', `users add ${name} --roles ${roles.join(',')}`);
   return { user: name, invite, expires };
@@ -141,6 +148,7 @@ export async function listUsers(backend: Backend, now: Date): Promise<UserListin
 export async function removeUser(backend: Backend, name: string, actor?: Actor): Promise<boolean> {
   checkName(name);
   const removed = await backend.delete(resourceKey(USER, name));
+  await dropNameClaim(backend, name);
   await backend.delete(secretsKey(name));
   await dropInvites(backend, name);
   if (removed) await audited(actor, 'user.remove', `users rm ${name}`);

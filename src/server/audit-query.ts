@@ -1,6 +1,7 @@
 // `kport get audit --since 1h --user U --cluster C`: the same filter at the server (for people, so
 // only what they asked for crosses the network) and on a local store.
 import type { Backend } from '../backend/backend.ts';
+import { foldName } from '../people/names.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../resources/audit-event.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { decodeResource } from '../resources/store.ts';
@@ -61,7 +62,9 @@ export async function queryAudit(backend: Backend, query: AuditQuery, now: numbe
 export function matches(event: AuditEvent, query: AuditQuery): boolean {
   const { spec } = event;
   if (query.since !== undefined && !(Date.parse(spec.time) >= query.since)) return false;
-  if (query.user !== undefined && spec.user !== query.user) return false;
+  // User names are unique whatever their case (people/names.ts): --user admin also finds the
+  // events of Admin, from a store older than that rule or a refused login typed in another case.
+  if (query.user !== undefined && (spec.user === undefined || foldName(spec.user) !== foldName(query.user))) return false;
   if (query.cluster !== undefined && spec.cluster !== query.cluster) return false;
   return true;
 }

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { OidcSubject } from '../people/store.ts';
 import { OidcRefusal } from './oidc-claims.ts';
 
 /** How long a login may take from begin to finish (the client gives up after 3 minutes). */
@@ -16,7 +17,8 @@ export const MAX_ATTEMPTS = 1_000;
  */
 export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
-export type Outcome = { user: string; roles: string[] } | { refusal: OidcRefusal };
+
+export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: OidcRefusal };
 
 export interface Attempt {
   id: string;

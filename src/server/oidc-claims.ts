@@ -9,8 +9,9 @@ import { Refusal } from './join.ts';
  * audit trail alike. Never carries a code, token or secret.
  */
 export class OidcRefusal extends Refusal {
-  constructor(status: number, code: string, message: string) {
-    super(status, code, message);
+  /** `user`: the name the provider sent, when it sent one, for the audit trail (which cuts a long one and notes its length). */
+  constructor(status: number, code: string, message: string, user?: string) {
+    super(status, code, message, undefined, user);
     this.name = 'OidcRefusal';
   }
 }
@@ -49,6 +50,7 @@ export function rolesForClaims(settings: Pick<OidcAuthentication, 'claims_to_rol
     403,
     'oidc_no_role',
     `no claims_to_roles entry matches the claims the identity provider sent for ${user} (${mapped.join('; ')}; claims seen: ${names}): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.`,
+    user,
   );
 }
 
@@ -61,9 +63,9 @@ export function userFromClaims(settings: Pick<OidcAuthentication, 'username_clai
   }
   // An email names a person only once the provider has checked the person holds it.
   if (claim === 'email' && claims.email_verified !== true) {
-    throw new OidcRefusal(403, 'oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`);
+    throw new OidcRefusal(403, 'oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`, value);
   }
   const problem = nameProblem(value) ?? reservedUserNameProblem(value);
-  if (problem) throw new OidcRefusal(403, 'oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`);
+  if (problem) throw new OidcRefusal(403, 'oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`, value);
   return value;
 }

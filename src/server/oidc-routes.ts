@@ -8,6 +8,7 @@
 // All three are unauthenticated (rate-limit them per source address like /v1/join). Refusals are
 // OidcRefusal (a Refusal: status, code, one sentence), thrown for the router's audit.
 import type { OidcLogin } from './oidc.ts';
+import type { OidcSubject } from '../people/store.ts';
 import { OidcRefusal } from './oidc-claims.ts';
 
 export const OIDC_BEGIN_PATH = '/v1/login/oidc/begin';
@@ -43,8 +44,8 @@ export async function oidcCallback(login: OidcLogin | undefined, query: URLSearc
   return { location: redirectTo, ...outcome };
 }
 
-/** `{attempt, secret, code}` → who logged in, their roles, and the CSR sent at begin, for the server to sign. */
-export async function oidcFinish(login: OidcLogin | undefined, body: unknown): Promise<{ user: string; roles: string[]; csr: string }> {
+/** `{attempt, secret, code}` → who logged in (their name, and the provider's iss and sub), their roles, and the CSR sent at begin, for the server to sign. */
+export async function oidcFinish(login: OidcLogin | undefined, body: unknown): Promise<{ user: string; roles: string[]; oidc: OidcSubject; csr: string }> {
   if (!login) throw notConfigured();
   const { attempt, secret, code } = fields(body, ['attempt', 'secret', 'code']);
   return login.finish({ attempt: attempt!, secret: secret!, code: code! });

@@ -4,9 +4,12 @@ import * as client from 'openid-client';
 import type { OidcAuthentication } from '../config/schema.ts';
 import { UsageError } from '../core/errors.ts';
 import { verifiedCsrKey } from '../pki/certs.ts';
+import type { OidcSubject } from '../people/store.ts';
 import { Attempts, digest, randomToken, sameSecret, type Attempt } from './oidc-attempts.ts';
 import { OidcRefusal, rolesForClaims, userFromClaims } from './oidc-claims.ts';
-import { refusalFor } from './oidc-errors.ts';
+import { clientAuth, clientAuthMethods, clientKey, refusedAsClient, type ClientAuthMethod, type ClientCredentials } from './oidc-client-auth.ts';
+import { refusalFor, type OidcStage } from './oidc-errors.ts';
+import { providerFetch } from './oidc-fetch.ts';
 
 export const OIDC_CALLBACK_PATH = '/v1/login/oidc/callback';
 /** Each call to the provider (discovery, JWKS, token) gives up after this long. */
@@ -16,6 +19,11 @@ const MAX_CSR_CHARS = 2_048;
 const MAX_REDIRECT_CHARS = 512;
 /** Scopes kport always asks for: the ID token names the person (profile, email). */
 const BASE_SCOPES = ['openid', 'profile', 'email'];
+
+/** The provider as discovered: one openid-client Configuration per client authentication method to try, the one that last worked first. */
+interface Provider {
+  configs: { method: ClientAuthMethod; config: client.Configuration }[];
+}
 
 export interface OidcLoginOptions {
   /** The server's callback URL as the provider knows it (`redirect_url` in the settings wins). */
@@ -38,31 +46,34 @@ export class OidcLogin {
   readonly #settings: OidcAuthentication;
   readonly #callbackUrl: string;
   readonly #now: () => Date;
-  readonly #fetch: client.CustomFetch | undefined;
+  readonly #fetch: client.CustomFetch;
+  readonly #credentials: ClientCredentials;
   readonly #attempts: Attempts;
-  #config?: Promise<client.Configuration>;
+  #provider?: Promise<Provider>;
 
-  private constructor(settings: OidcAuthentication, callbackUrl: string, now: () => Date, fetch: client.CustomFetch | undefined) {
+  private constructor(settings: OidcAuthentication, callbackUrl: string, now: () => Date, fetch: client.CustomFetch, credentials: ClientCredentials) {
     this.#settings = settings;
+    this.#credentials = credentials;
     this.#callbackUrl = callbackUrl;
     this.#now = now;
     this.#fetch = fetch;
     this.#attempts = new Attempts(() => now().getTime());
   }
 
-  /** Reads ca_file now (a config problem stops the server's start); the provider is first asked at the first login. */
+  /** Reads ca_file and client_key_file now (a config problem stops the server's start); the provider is first asked at the first login. */
   static async create(settings: OidcAuthentication, opts: OidcLoginOptions): Promise<OidcLogin> {
-    let fetch: client.CustomFetch | undefined;
+    let ca: string[] | undefined;
     if (settings.ca_file) {
-      let ca: string;
       try {
-        ca = await readFile(settings.ca_file, 'utf8');
+        ca = [...rootCertificates, await readFile(settings.ca_file, 'utf8')];
       } catch (err) {
         throw new UsageError(`Cannot read auth_service.authentication.ca_file ${settings.ca_file} (${(err as Error).message}): point it at the PEM bundle of the CA that signed the identity provider's certificate.`);
       }
-      fetch = await trustingFetch([...rootCertificates, ca]);
     }
-    return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch);
+    // Every answer of the provider is read through it, bounded (oidc-fetch.ts).
+    const fetch = await providerFetch(ca ? { ca } : {});
+    const credentials: ClientCredentials = { ...(settings.client_secret && { secret: settings.client_secret }), ...(settings.client_key_file && { key: await clientKey(settings.client_key_file) }) };
+    return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch, credentials);
   }
 
   /** Logins in flight (bounded by MAX_ATTEMPTS). */
@@ -78,7 +89,7 @@ export class OidcLogin {
     if (typeof input.csr !== 'string' || input.csr.length > MAX_CSR_CHARS || !(await verifiedCsrKey(input.csr))) {
       throw new OidcRefusal(400, 'bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
     }
-    const config = await this.#configuration();
+    const { config } = (await this.#discovered()).configs[0]!;
     const verifier = client.randomPKCECodeVerifier();
     const secret = randomToken();
     const attempt: Attempt = {
@@ -120,25 +131,32 @@ export class OidcLogin {
     }
     attempt.calledBack = true;
     attempt.code = randomToken();
+    let stage: OidcStage = 'discovery';
+    const tried: ClientAuthMethod[] = [];
     try {
-      const config = await this.#configuration();
+      const provider = await this.#discovered();
+      stage = 'token';
       const url = new URL(this.#callbackUrl);
       url.search = query.toString();
-      const tokens = await client.authorizationCodeGrant(config, url, { pkceCodeVerifier: attempt.verifier, expectedState: attempt.state, expectedNonce: attempt.nonce, idTokenExpected: true });
-      const claims = tokens.claims() as Record<string, unknown>;
+      const { tokens, config } = await this.#exchange(provider, url, attempt, tried);
+      const idClaims = tokens.claims() as Record<string, unknown>;
+      stage = 'userinfo';
+      const claims = await this.#withUserinfo(config, tokens.access_token, idClaims);
       const user = userFromClaims(this.#settings, claims);
-      attempt.outcome = { user, roles: rolesForClaims(this.#settings, claims, user) };
+      const oidc: OidcSubject = { issuer: String(idClaims.iss), subject: String(idClaims.sub) };
+      attempt.outcome = { user, roles: rolesForClaims(this.#settings, claims, user), oidc };
     } catch (err) {
-      attempt.outcome = { refusal: refusalFor(err, this.#settings.client_id) };
+      attempt.outcome = { refusal: await refusalFor(err, { clientId: this.#settings.client_id, stage, authMethods: tried }) };
     }
     const redirect = new URL(attempt.redirectUri);
     redirect.searchParams.set('attempt', attempt.id);
     redirect.searchParams.set('code', attempt.code);
-    return 'refusal' in attempt.outcome ? { redirectTo: redirect.href, refusal: attempt.outcome.refusal } : { redirectTo: redirect.href, ...attempt.outcome };
+    if ('refusal' in attempt.outcome) return { redirectTo: redirect.href, refusal: attempt.outcome.refusal };
+    return { redirectTo: redirect.href, user: attempt.outcome.user, roles: attempt.outcome.roles };
   }
 
   /** Once per attempt, by the client that began it, with the code its listener received. */
-  async finish(input: { attempt: string; secret: string; code: string }): Promise<{ user: string; roles: string[]; csr: string }> {
+  async finish(input: { attempt: string; secret: string; code: string }): Promise<{ user: string; roles: string[]; oidc: OidcSubject; csr: string }> {
     const attempt = typeof input.attempt === 'string' ? this.#attempts.get(input.attempt) : undefined;
     const gone = new OidcRefusal(404, 'oidc_unknown_attempt', 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.');
     if (!attempt) throw gone;
@@ -158,27 +176,65 @@ export class OidcLogin {
     return { ...attempt.outcome, csr: attempt.csr };
   }
 
-  /** Discovery once; a failure is not kept, so the next login asks the provider again. */
-  #configuration(): Promise<client.Configuration> {
-    this.#config ??= this.#discover().catch((err: unknown) => {
-      this.#config = undefined;
-      throw refusalFor(err, this.#settings.client_id);
-    });
-    return this.#config;
+  /**
+   * The code for tokens, with the client authentication methods in order: the next is tried only
+   * when the token endpoint refused the client itself (the code is checked after the client, so it
+   * is still unspent), and the one that passes goes first from then on.
+   */
+  async #exchange(provider: Provider, url: URL, attempt: Attempt, tried: ClientAuthMethod[]): Promise<{ tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers; config: client.Configuration }> {
+    const entries = [...provider.configs];
+    for (const [i, entry] of entries.entries()) {
+      tried.push(entry.method);
+      try {
+        const tokens = await client.authorizationCodeGrant(entry.config, url, { pkceCodeVerifier: attempt.verifier, expectedState: attempt.state, expectedNonce: attempt.nonce, idTokenExpected: true });
+        if (i > 0) provider.configs = [entry, ...provider.configs.filter((e) => e !== entry)];
+        return { tokens, config: entry.config };
+      } catch (err) {
+        if (i === entries.length - 1 || !refusedAsClient(err)) throw err;
+      }
+    }
+    throw new Error('unreachable: no client authentication method to try');
   }
 
-  async #discover(): Promise<client.Configuration> {
-    const { issuer_url, client_id, client_secret } = this.#settings;
+  /**
+   * The ID token's claims, with those the provider releases only from its userinfo endpoint (many
+   * put groups only there; OIDC Core 5.4 lets a code flow's ID token carry sub alone), as Teleport
+   * merges them. openid-client checks that the userinfo answer is about the ID token's sub; where
+   * both name a claim, the signed ID token's value is kept.
+   */
+  async #withUserinfo(config: client.Configuration, accessToken: string | undefined, idClaims: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (!accessToken || !config.serverMetadata().userinfo_endpoint) return idClaims;
+    const info = await client.fetchUserInfo(config, accessToken, String(idClaims.sub));
+    return { ...info, ...idClaims };
+  }
+
+  /** Discovery once; a failure is not kept, so the next login asks the provider again. */
+  #discovered(): Promise<Provider> {
+    this.#provider ??= this.#discover().catch(async (err: unknown) => {
+      this.#provider = undefined;
+      throw await refusalFor(err, { clientId: this.#settings.client_id, stage: 'discovery' });
+    });
+    return this.#provider;
+  }
+
+  async #discover(): Promise<Provider> {
+    const { issuer_url, client_id } = this.#settings;
+    const credentials = this.#credentials;
     // openid-client reads the time from Date.now(); an injected clock becomes its skew.
     const skew = Math.round((this.#now().getTime() - Date.now()) / 1000);
-    const fetch = this.#fetch;
-    return client.discovery(new URL(issuer_url), client_id, { client_secret, ...(skew !== 0 && { [client.clockSkew]: skew }) }, client.ClientSecretBasic(client_secret), {
-      ...(fetch && { [client.customFetch]: fetch }),
-      timeout: PROVIDER_TIMEOUT_MS / 1000,
+    const metadata = { ...(credentials.secret && { client_secret: credentials.secret }), ...(skew !== 0 && { [client.clockSkew]: skew }) };
+    const found = await client.discovery(new URL(issuer_url), client_id, metadata, client.None(), { [client.customFetch]: this.#fetch, timeout: PROVIDER_TIMEOUT_MS / 1000 });
+    const methods = clientAuthMethods(this.#settings.client_auth_method, found.serverMetadata().token_endpoint_auth_methods_supported, { secret: !!credentials.secret, key: !!credentials.key });
+    const configs = methods.map((method) => {
+      const config = new client.Configuration(found.serverMetadata(), client_id, metadata, clientAuth(method, credentials));
+      config[client.customFetch] = this.#fetch;
+      config.timeout = PROVIDER_TIMEOUT_MS / 1000;
       // Without it openid-client trusts an ID token from the token endpoint on TLS alone (OIDC
       // Core 3.1.3.7 allows that); kport checks its signature through the provider's JWKS too.
-      execute: [client.enableNonRepudiationChecks],
+      client.enableNonRepudiationChecks(config);
+      return { method, config };
     });
+    return { configs };
   }
 }
 
@@ -192,11 +248,4 @@ export function loopbackUrl(text: string): boolean {
     return false;
   }
   return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) && url.port !== '' && url.username === '' && url.password === '' && url.hash === '';
-}
-
-/** fetch trusting `ca` (the system CAs and ca_file) for the provider's HTTPS, through undici. */
-async function trustingFetch(ca: string[]): Promise<client.CustomFetch> {
-  const { Agent, fetch } = await import('undici');
-  const dispatcher = new Agent({ connect: { ca } });
-  return ((url: string, options: client.CustomFetchOptions) => fetch(url, { ...options, dispatcher } as never)) as unknown as client.CustomFetch;
 }

@@ -3,9 +3,10 @@
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
 import { PeopleError } from '../people/errors.ts';
-import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, oidcUser, type LoginDeps } from '../people/login.ts';
+import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
+import { oidcUser } from '../people/oidc-user.ts';
 import { activeLock, getUser, type PersonUser } from '../people/store.ts';
-import { LoginThrottle } from '../people/throttle.ts';
+import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/throttle.ts';
 import { addUser, listUsers, lockUser, removeUser, resetUser, unlockUser, updateUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
@@ -72,7 +73,8 @@ export class PeopleRoutes {
   constructor(deps: PeopleDeps) {
     this.#deps = deps;
     this.#roles = new RoleDefinitions(deps.backend, deps.configRoles);
-    this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle: new LoginThrottle(() => deps.now().getTime()), now: deps.now };
+    const throttle = new LoginThrottle({ now: () => deps.now().getTime(), alert: (alert) => void this.#throttled(alert) });
+    this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle, now: deps.now };
   }
 
   /** An unauthenticated login call: its answer, with allowed logins audited here (refusals by the server's catch). */
@@ -86,7 +88,7 @@ export class PeopleRoutes {
       }
       case '/v1/login/invite/finish': {
         const key = await csrKey(input.csr);
-        return this.#identity(await inviteFinish(this.#login, input), key, 'login invite finish', address);
+        return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
       }
       case '/v1/login/local': {
         const key = await csrKey(input.csr);
@@ -95,11 +97,11 @@ export class PeopleRoutes {
       case OIDC_BEGIN_PATH:
         return oidcBegin(this.#deps.oidc, body, sourceKey(remoteIp));
       case OIDC_FINISH_PATH: {
-        const { user, roles, csr } = await oidcFinish(this.#deps.oidc, body);
+        const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, body);
         const key = await csrKey(csr);
         const ttl = await this.#ttl(roles);
-        const { uid } = await oidcUser(this.#deps.backend, { user, roles, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
-        return this.#identity({ user, roles, ...(uid && { uid }) }, key, 'login oidc', address);
+        const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+        return this.#identity({ user, roles, uid }, key, 'login oidc', address);
       }
     }
     throw new Refusal(404, 'not_found', `no such API call: ${path}`);
@@ -108,7 +110,8 @@ export class PeopleRoutes {
   /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
   async callback(query: URLSearchParams, address: string): Promise<string> {
     const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
-    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(user && { user }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
+    const named = user ?? refusal?.user;
+    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(named && { user: named }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
     else if (user) await this.#audited('user.login', user, roles ?? [], 'login oidc callback', address);
     return location;
   }
@@ -120,8 +123,9 @@ export class PeopleRoutes {
     if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const user = await getUser(backend, caller.person);
     if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
-    // A certificate issued before `users reset`, or to an earlier user of that name (removed, then added again), names another uid.
-    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed and added again): log in again with the invite an editor sends you (kport login --invite)`);
+    // A certificate issued before `users reset`, or to an earlier user of that name (removed, then
+    // added again, or an OIDC record bound since to its provider account), names another uid.
+    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
     const lock = await activeLock(backend, caller.person, at);
     if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = await this.#roleSet(caller.person, user.spec.roles);
@@ -207,6 +211,16 @@ export class PeopleRoutes {
     const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles, ...(who.uid && { uid: who.uid }) } });
     await this.#audited('user.login', who.user, who.roles, action, address);
     return { user: who.user, roles: who.roles, cert: certPem(cert), ca: this.#deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
+  }
+
+  /** A login throttle's wait beginning (or reaching its longest): an alert in the audit trail, naming the user and the address the last failure came from. */
+  async #throttled(alert: ThrottleAlert): Promise<void> {
+    const minutes = Math.round(alert.waitMs / 60_000);
+    const reason =
+      alert.scope === 'pair'
+        ? `${alert.failures} failed logins for user ${alert.user} from ${alert.source}: its next attempts from there wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min)`
+        : `${alert.failures} failed logins for user ${alert.user} from ${alert.sources} address(es): attempts from addresses it has not logged in from lately wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min); someone may be guessing its password or code`;
+    await this.#deps.audit.record({ type: 'user.login.throttled', outcome: 'refused', user: alert.user, action: 'login local', reason, remote_addr: alert.source });
   }
 
   async #audited(type: string, user: string, roles: string[], action: string, address: string): Promise<void> {

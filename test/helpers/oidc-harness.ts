@@ -1,10 +1,18 @@
+import assert from 'node:assert/strict';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { Agent, fetch } from 'undici';
+import type { OidcAuthentication } from '../../src/config/schema.ts';
 import { createCA } from '../../src/kube/pki.ts';
-import { certPem, createAuthority, issueLeaf, verifiedCsrKey } from '../../src/pki/certs.ts';
+import { certPem, createAuthority, createCsr, generateKeys, issueLeaf, verifiedCsrKey } from '../../src/pki/certs.ts';
 import { Refusal } from '../../src/server/join.ts';
 import type { OidcLogin } from '../../src/server/oidc.ts';
 import { sourceKey } from '../../src/server/limits.ts';
 import { OIDC_BEGIN_PATH, OIDC_CALLBACK_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish, redirect } from '../../src/server/oidc-routes.ts';
+import type { OidcPeer } from '../peers/oidc.ts';
+import { Browser } from './browser.ts';
+
+/** Where the harness's logins send the browser back to: a client listener that is never there (tests stop before it). */
+export const CLIENT_LOOPBACK = 'http://127.0.0.1:9/callback';
 
 export interface Harness {
   url: string;
@@ -72,4 +80,67 @@ function send(res: Http2ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
   res.end(text);
+}
+
+export interface HarnessClient {
+  /** A call to the harness's API as the kport client makes it: JSON, and a refusal thrown as its code, status and sentence. */
+  post(path: string, body: unknown): Promise<any>;
+  begin(): Promise<{ auth_url: string; attempt: string; secret: string; csr: string }>;
+  /** begin, sign in at the provider as `login`, and stop where the browser would reach the client's listener. */
+  signInToLoopback(login: string, peer: OidcPeer): Promise<{ begun: { auth_url: string; attempt: string; secret: string; csr: string }; attempt: string; code: string }>;
+  /** The whole login as `login`: the finish call's answer, or its refusal thrown. */
+  finishAs(login: string, peer: OidcPeer): Promise<any>;
+  close(): Promise<void>;
+}
+
+export function harnessClient(harness: Harness): HarnessClient {
+  const api = new Agent({ connect: { ca: harness.caPem } });
+  const client: HarnessClient = {
+    async post(path, body) {
+      const res = await fetch(`${harness.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher: api });
+      const answer = (await res.json()) as any;
+      if (res.status !== 200) throw Object.assign(new Error(answer.error.message), { code: answer.error.code, status: res.status });
+      return answer;
+    },
+    async begin() {
+      const csr = await createCsr(await generateKeys(), 'oidc-test');
+      return { ...(await client.post(OIDC_BEGIN_PATH, { csr, redirect_uri: CLIENT_LOOPBACK })), csr };
+    },
+    async signInToLoopback(login, peer) {
+      const begun = await client.begin();
+      const browser = new Browser([peer.caPem, harness.caPem]);
+      try {
+        const { stoppedAt } = await browser.signIn(begun.auth_url, login, (url) => url.startsWith(CLIENT_LOOPBACK));
+        assert.ok(stoppedAt, `the browser never reached the client's listener; visited:\n${browser.visited.join('\n')}`);
+        const query = new URL(stoppedAt).searchParams;
+        return { begun, attempt: query.get('attempt')!, code: query.get('code')! };
+      } finally {
+        await browser.close();
+      }
+    },
+    async finishAs(login, peer) {
+      const { begun, attempt, code } = await client.signInToLoopback(login, peer);
+      return client.post(OIDC_FINISH_PATH, { attempt, secret: begun.secret, code });
+    },
+    close: () => api.close(),
+  };
+  return client;
+}
+
+/** The server's OIDC settings for a provider peer: groups dev -> access, ^op[a-z]*$ -> editor and auditor. */
+export function oidcSettings(peer: OidcPeer, more: Partial<OidcAuthentication> = {}): OidcAuthentication {
+  return {
+    type: 'oidc',
+    issuer_url: peer.issuer,
+    client_id: peer.clientId,
+    client_secret: peer.clientSecret,
+    ca_file: peer.caFile,
+    username_claim: 'preferred_username',
+    scope: ['groups'],
+    claims_to_roles: [
+      { claim: 'groups', value: 'dev', roles: ['access'] },
+      { claim: 'groups', value: '^op[a-z]*$', roles: ['editor', 'auditor'] },
+    ],
+    ...more,
+  };
 }

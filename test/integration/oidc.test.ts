@@ -5,69 +5,23 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { Agent, fetch } from 'undici';
+import { fetch } from 'undici';
 import { oidcLogin } from '../../src/client/oidc-login.ts';
-import type { OidcAuthentication } from '../../src/config/schema.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import { OidcLogin } from '../../src/server/oidc.ts';
 import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH } from '../../src/server/oidc-routes.ts';
 import { Browser } from '../helpers/browser.ts';
-import { startHarness, type Harness } from '../helpers/oidc-harness.ts';
+import { CLIENT_LOOPBACK, harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient } from '../helpers/oidc-harness.ts';
 import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
-
-const CLIENT_LOOPBACK = 'http://127.0.0.1:9/callback';
 
 let harness: Harness;
 let idp: OidcPeer;
-let api: Agent;
+let api: HarnessClient;
 
-function settings(peer: OidcPeer): OidcAuthentication {
-  return {
-    type: 'oidc',
-    issuer_url: peer.issuer,
-    client_id: peer.clientId,
-    client_secret: peer.clientSecret,
-    ca_file: peer.caFile,
-    username_claim: 'preferred_username',
-    scope: ['groups'],
-    claims_to_roles: [
-      { claim: 'groups', value: 'dev', roles: ['access'] },
-      { claim: 'groups', value: '^op[a-z]*$', roles: ['editor', 'auditor'] },
-    ],
-  };
-}
-
-/** A call to the harness's API as the kport client makes it: JSON, and a refusal thrown as its code and sentence. */
-async function post(path: string, body: unknown): Promise<any> {
-  const res = await fetch(`${harness.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher: api });
-  const answer = (await res.json()) as any;
-  if (res.status !== 200) throw Object.assign(new Error(answer.error.message), { code: answer.error.code, status: res.status });
-  return answer;
-}
-
-async function begin(): Promise<{ auth_url: string; attempt: string; secret: string; csr: string }> {
-  const csr = await createCsr(await generateKeys(), 'oidc-test');
-  return { ...(await post(OIDC_BEGIN_PATH, { csr, redirect_uri: CLIENT_LOOPBACK })), csr };
-}
-
-/** begin, sign in at the provider as `login`, and stop where the browser would reach the client's listener. */
-async function signInToLoopback(login: string, peer: OidcPeer = idp): Promise<{ begun: Awaited<ReturnType<typeof begin>>; attempt: string; code: string }> {
-  const begun = await begin();
-  const browser = new Browser([peer.caPem, harness.caPem]);
-  try {
-    const { stoppedAt } = await browser.signIn(begun.auth_url, login, (url) => url.startsWith(CLIENT_LOOPBACK));
-    assert.ok(stoppedAt, `the browser never reached the client's listener; visited:\n${browser.visited.join('\n')}`);
-    const query = new URL(stoppedAt).searchParams;
-    return { begun, attempt: query.get('attempt')!, code: query.get('code')! };
-  } finally {
-    await browser.close();
-  }
-}
-
-async function finishAs(login: string, peer: OidcPeer = idp): Promise<any> {
-  const { begun, attempt, code } = await signInToLoopback(login, peer);
-  return post(OIDC_FINISH_PATH, { attempt, secret: begun.secret, code });
-}
+const post = (path: string, body: unknown) => api.post(path, body);
+const begin = () => api.begin();
+const signInToLoopback = (login: string, peer: OidcPeer = idp) => api.signInToLoopback(login, peer);
+const finishAs = (login: string, peer: OidcPeer = idp) => api.finishAs(login, peer);
 
 async function waitForLine(lines: string[]): Promise<void> {
   for (let i = 0; i < 200 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
@@ -75,13 +29,13 @@ async function waitForLine(lines: string[]): Promise<void> {
 }
 
 async function useProvider(peer: OidcPeer, now?: () => Date): Promise<void> {
-  harness.login = await OidcLogin.create(settings(peer), { callbackUrl: harness.callbackUrl, ...(now && { now }) });
+  harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl, ...(now && { now }) });
 }
 
 describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
   before(async () => {
     harness = await startHarness();
-    api = new Agent({ connect: { ca: harness.caPem } });
+    api = harnessClient(harness);
     idp = await startOidcProvider({ redirectUris: [harness.callbackUrl] });
     await useProvider(idp);
   });

@@ -7,6 +7,14 @@
 // - audience: ID tokens name another client as their audience;
 // - signing-key: ID tokens are signed with a key the provider's JWKS does not publish (the JWKS
 //   shows a different key under the same kid).
+//
+// Other providers kport must work with: one that takes a single client authentication method at
+// its token endpoint (authMethod, the only one its discovery document lists unless
+// authMethodsListed says more, as Okta lists both and takes the client's own), one that releases
+// the scopes' claims only from its userinfo endpoint (claimsFromUserinfo: the ID token of a code
+// flow carries sub alone, as OIDC Core 5.4 has it), and one whose answers at the paths in `pad`
+// carry an extra member of padBytes characters (an oversized discovery document, JWKS, token
+// response or userinfo answer).
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -21,6 +29,14 @@ interface PeerConfig {
   accounts: Record<string, Record<string, unknown>>;
   idTokenTtlS?: number;
   rogue?: 'audience' | 'signing-key';
+  authMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** For private_key_jwt: the client's public key, as registered at the provider. */
+  clientJwk?: Record<string, unknown>;
+  /** What the discovery document lists in token_endpoint_auth_methods_supported (default: authMethod alone). */
+  authMethodsListed?: string[];
+  claimsFromUserinfo?: boolean;
+  pad?: string[];
+  padBytes?: number;
 }
 
 const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as PeerConfig;
@@ -33,7 +49,14 @@ function rsaJwk(kid: string): Record<string, unknown> {
 const signing = rsaJwk('peer-key-1');
 
 const provider = new Provider(config.issuer, {
-  clients: config.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' })),
+  clients: config.clients.map((c) => ({
+    ...c,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: config.authMethod ?? 'client_secret_basic',
+    ...(config.authMethod === 'private_key_jwt' && { jwks: { keys: [config.clientJwk] } }),
+  })),
+  ...(config.authMethod && { clientAuthMethods: config.authMethodsListed ?? [config.authMethod] }),
   jwks: { keys: [signing] },
   async findAccount(_ctx: unknown, id: string) {
     const claims = config.accounts[id];
@@ -41,8 +64,9 @@ const provider = new Provider(config.issuer, {
     return { accountId: id, claims: async () => ({ sub: id, ...claims }) };
   },
   claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'], groups: ['groups'] },
-  // The ID token carries the scopes' claims (kport reads them from the signed token).
-  conformIdTokenClaims: false,
+  // The ID token carries the scopes' claims (kport reads them from the signed token), unless the
+  // provider is to release them only from its userinfo endpoint.
+  conformIdTokenClaims: config.claimsFromUserinfo === true,
   pkce: { required: () => true },
   cookies: { keys: ['kport-test-peer-cookie-key'] },
   ttl: { IdToken: config.idTokenTtlS ?? 3600 },
@@ -70,6 +94,37 @@ if (config.rogue === 'signing-key') {
       return;
     }
     await next();
+  });
+}
+
+// oidc-provider itself takes client_secret_basic and client_secret_post alike from a client
+// registered for either; a provider that holds its clients to their one method (as many do)
+// refuses the other as RFC 6749 5.2 says: 401 invalid_client, with a challenge when the refused
+// credentials came in the Authorization header.
+if (config.authMethod === 'client_secret_post' || config.authMethod === 'client_secret_basic') {
+  const only = config.authMethod;
+  type Ctx = { path: string; method: string; status: number; body: unknown; get(h: string): string; set(h: string, v: string): void };
+  (provider as unknown as { use(mw: (ctx: Ctx, next: () => Promise<void>) => Promise<void>): void }).use(async (ctx, next) => {
+    if (ctx.path === '/token' && ctx.method === 'POST') {
+      const basic = /^basic /i.test(ctx.get('authorization'));
+      if (basic !== (only === 'client_secret_basic')) {
+        const description = `client authentication failed: this client authenticates with ${only} only`;
+        if (basic) ctx.set('www-authenticate', `Basic realm="${config.issuer}", error="invalid_client", error_description="${description}"`);
+        ctx.status = 401;
+        ctx.body = { error: 'invalid_client', error_description: description };
+        return;
+      }
+    }
+    await next();
+  });
+}
+
+if (config.pad) {
+  const paths = new Set(config.pad);
+  const padding = 'x'.repeat(config.padBytes ?? 2 * 1024 * 1024);
+  (provider as unknown as { use(mw: (ctx: { path: string; body: unknown }, next: () => Promise<void>) => Promise<void>): void }).use(async (ctx, next) => {
+    await next();
+    if (paths.has(ctx.path) && ctx.body && typeof ctx.body === 'object') ctx.body = { ...(ctx.body as object), x_padding: padding };
   });
 }
 

@@ -28,6 +28,19 @@ export interface OidcPeerOptions {
   idTokenTtlS?: number;
   /** See oidc-idp.ts: a provider that names another audience, or signs with an unpublished key. */
   rogue?: 'audience' | 'signing-key';
+  /** The one client authentication method the token endpoint takes (default: all oidc-provider knows, the client registered for basic). */
+  authMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** For private_key_jwt: the client's public key (JWK) registered at the provider. */
+  clientJwk?: Record<string, unknown>;
+  /** token_endpoint_auth_methods_supported in the discovery document (default: authMethod alone). */
+  authMethodsListed?: string[];
+  /** The scopes' claims (groups, preferred_username, ...) only from the userinfo endpoint, none in the ID token. */
+  claimsFromUserinfo?: boolean;
+  /** Paths (/.well-known/openid-configuration, /jwks, /token, /me) whose JSON answers get an extra member of padBytes characters. */
+  pad?: string[];
+  padBytes?: number;
+  /** More people (by account id, which is their `sub`), beside OIDC_ACCOUNTS. */
+  accounts?: Record<string, Record<string, unknown>>;
 }
 
 /**
@@ -55,16 +68,31 @@ export async function startOidcProvider(opts: OidcPeerOptions): Promise<OidcPeer
       { client_id: clientId, client_secret: clientSecret, redirect_uris: opts.redirectUris },
       { client_id: 'another-app', client_secret: 'another-app-secret-0123456789abcdef', redirect_uris: ['https://another-app.example/callback'] },
     ],
-    accounts: OIDC_ACCOUNTS,
+    accounts: { ...OIDC_ACCOUNTS, ...opts.accounts },
     idTokenTtlS: opts.idTokenTtlS,
     rogue: opts.rogue,
+    authMethod: opts.authMethod,
+    clientJwk: opts.clientJwk,
+    authMethodsListed: opts.authMethodsListed,
+    claimsFromUserinfo: opts.claimsFromUserinfo,
+    pad: opts.pad,
+    padBytes: opts.padBytes,
   };
   writeFileSync(files.config, JSON.stringify(config));
   const main = fileURLToPath(new URL('./oidc-idp.ts', import.meta.url));
   const peer = spawnPeer('oidc-provider', process.execPath, [main, files.config], { dir, env: { NODE_ENV: 'development' } });
   const dispatcher = new Agent({ connect: { ca: ca.cert } });
   try {
-    await waitFor('oidc-provider to answer', async () => (await undiciFetch(`${issuer}/.well-known/openid-configuration`, { dispatcher })).ok, { peer, timeoutMs: 60_000 });
+    await waitFor(
+      'oidc-provider to answer',
+      async () => {
+        const res = await undiciFetch(`${issuer}/.well-known/openid-configuration`, { dispatcher });
+        // Read, or closing the dispatcher waits for a body it never takes (a padded one fills the socket).
+        await res.arrayBuffer();
+        return res.ok;
+      },
+      { peer, timeoutMs: 60_000 },
+    );
   } finally {
     await dispatcher.close();
   }

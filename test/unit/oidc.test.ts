@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { clientAuthMethods } from '../../src/server/oidc-client-auth.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
 import { rolesForClaims, userFromClaims } from '../../src/server/oidc-claims.ts';
@@ -127,5 +128,22 @@ describe('auth_service.authentication in the config', () => {
     await assert.rejects(load(`${oidc}    client_secrte: x\n`), /client_secrte/);
     await assert.rejects(load(oidc.replace(/claims_to_roles:[\s\S]*$/, 'claims_to_roles: []\n')), /claims_to_roles needs at least one/);
     await assert.rejects(load(oidc.replace('^dev-.*$', '^(?=x)$')), /not a regular expression RE2 accepts/);
+  });
+
+  test('client_auth_method is basic, post or private_key_jwt (with client_key_file); absent, the provider\'s discovery document decides', async () => {
+    for (const method of ['basic', 'post']) {
+      assert.equal(((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string }).client_auth_method, method);
+    }
+    await assert.rejects(load(`${oidc}    client_auth_method: client_secret_jwt\n`), /auth_service\.authentication\.client_auth_method \(line 9\): expected "basic" or "post" or "private_key_jwt", got the string "client_secret_jwt"/);
+    await assert.rejects(load(`${oidc}    client_auth_method: private_key_jwt\n`), /client_key_file.*: client_auth_method private_key_jwt needs client_key_file/);
+    await assert.rejects(load(oidc.replace('    client_secret: s3cret\n', '')), /client_secret.*: client_secret is needed, unless the server authenticates with client_key_file/);
+    assert.equal(((await load(`${oidc.replace('    client_secret: s3cret\n', '')}    client_key_file: /etc/kport/client.key\n`)).auth_service?.authentication as { client_key_file?: string }).client_key_file, '/etc/kport/client.key');
+    const secret = { secret: true, key: false };
+    assert.deepEqual(clientAuthMethods(undefined, undefined, secret), ['basic'], 'absent from discovery: client_secret_basic (OpenID Connect Discovery 1.0)');
+    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], secret), ['post']);
+    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'client_secret_basic'], secret), ['basic', 'post']);
+    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], { secret: true, key: true }), ['private_key_jwt', 'post'], 'a configured key goes first');
+    assert.deepEqual(clientAuthMethods('post', ['client_secret_basic'], secret), ['post'], 'the configured method wins');
+    assert.throws(() => clientAuthMethods(undefined, ['private_key_jwt', 'tls_client_auth'], secret), /takes none of client_secret_basic, client_secret_post \(its discovery document lists private_key_jwt, tls_client_auth\)/);
   });
 });
