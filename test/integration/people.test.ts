@@ -231,18 +231,28 @@ describe('people: users, logins and user certificates at a real server', { timeo
     try {
       assert.equal((await session.post('/v1/whoami', {})).status, 200);
       await lockUser(store, { name: 'gina', message: 'on leave' }, new Date());
-      const locked = await session.post('/v1/whoami', {});
-      assert.equal(locked.status, 403);
-      assert.match(locked.body.error.message, /gina is locked \(on leave\)/);
-      assert.equal((await session.post('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' })).status, 403);
-      await unlockUser(store, 'gina', new Date());
-      assert.equal((await session.post('/v1/whoami', {})).status, 200);
-      await removeUser(store, 'gina');
-      const removed = await session.post('/v1/whoami', {});
-      assert.equal(removed.status, 403);
-      assert.equal(removed.body.error.code, 'user_removed');
+      // The very next call is refused: answered 403, or, when the lock's watch event reached the
+      // server first, the connection is already closed (person-revocation.ts); never answered 200.
+      const locked = await session.post('/v1/whoami', {}).catch((err: Error) => err);
+      if (locked instanceof Error) assert.match(locked.message, /closed without an answer|closed|GOAWAY/i);
+      else assert.equal(locked.status, 403);
+      const again = await post(server.port, '/v1/whoami', {}, as(gina));
+      assert.equal(again.status, 403);
+      assert.match(again.body.error.message, /gina is locked \(on leave\)/);
+      assert.equal((await post(server.port, '/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }, as(gina))).status, 403);
     } finally {
       session.close();
+    }
+    await unlockUser(store, 'gina', new Date());
+    const back = await Session.open(server.port, as(gina));
+    try {
+      assert.equal((await back.post('/v1/whoami', {}).catch((e) => { throw new Error('BACK ' + e.message); })).status, 200);
+      await removeUser(store, 'gina');
+      const removed = await back.post('/v1/whoami', {}).catch((err: Error) => err);
+      if (!(removed instanceof Error)) assert.equal(removed.status, 403);
+      assert.equal((await post(server.port, '/v1/whoami', {}, as(gina))).body.error.code, 'user_removed');
+    } finally {
+      back.close();
     }
     // Added again under the same name: the old certificate was for the earlier gina.
     await addUser(store, { name: 'gina', roles: ['access'] }, new Date());
