@@ -63,34 +63,41 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
 
   test('server start refuses a data dir, server dir or store that others can write, naming it and the chmod (runs everywhere)', async () => {
     await server.stop();
-    for (const [path, mode, fix] of [[data(), 0o770, 700], [join(data(), 'server'), 0o777, 700], [join(data(), 'kport.db'), 0o660, 600]] as const) {
-      chmodSync(path, mode);
-      try {
-        const run = await serverStart();
-        assert.equal(run.exitCode, 1, run.stderr);
-        assert.match(run.stderr, new RegExp(`${escape(path)} is writable by other users, who could .*: run chmod ${fix} ${escape(path)}, then run the command again\\.`));
-      } finally {
-        chmodSync(path, fix === 700 ? 0o700 : 0o600);
+    try {
+      for (const [path, mode, fix] of [[data(), 0o770, 700], [join(data(), 'server'), 0o777, 700], [join(data(), 'kport.db'), 0o660, 600]] as const) {
+        chmodSync(path, mode);
+        try {
+          const run = await serverStart();
+          assert.equal(run.exitCode, 1, run.stderr);
+          assert.match(run.stderr, new RegExp(`${escape(path)} is writable by other users, who could .*: run chmod ${fix} ${escape(path)}, then run the command again\\.`));
+        } finally {
+          chmodSync(path, fix === 700 ? 0o700 : 0o600);
+        }
       }
+    } finally {
+      await server.start();
     }
-    await server.start();
   });
 
   test('server start refuses a data dir, seal key or store another local user made (0600/0700, theirs), naming the path and the owner', async (t) => {
     const other = await needOther(t);
     if (!other) return;
     await server.stop();
-    for (const path of [data(), join(data(), 'server'), join(data(), 'server', 'seal.key'), join(data(), 'kport.db')]) {
-      const undo = await other.plant(path);
-      try {
-        const run = await serverStart();
-        assert.equal(run.exitCode, 1, `${path}: ${run.stderr}`);
-        assert.match(run.stderr, new RegExp(`${escape(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\) or root: another local user may have put it there, so kport will not use it`));
-      } finally {
-        await undo();
+    try {
+      for (const path of [data(), join(data(), 'server'), join(data(), 'server', 'seal.key'), join(data(), 'kport.db')]) {
+        const undo = await other.plant(path);
+        try {
+          const run = await serverStart();
+          assert.equal(run.exitCode, 1, `${path}: ${run.stderr}`);
+          assert.match(run.stderr, new RegExp(`${escape(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\) or root: another local user may have put it there, so kport will not use it`));
+        } finally {
+          await undo();
+        }
       }
+    } finally {
+      // The agents below join this server, whatever happened here.
+      await server.start();
     }
-    await server.start();
   });
 
   /** A discovery agent of this server, in its own dir, with AWS pointed at a closed port (it joins before it polls). */
