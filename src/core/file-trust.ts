@@ -42,7 +42,7 @@ export function judgeOwner(path: string, st: Stats, rule: Pick<TrustRule, 'what'
   const me = runningUid();
   if (me === undefined || st.uid === me || st.uid === 0) return;
   throw new UserError(
-    `${capital(rule.what)} ${path} belongs to ${describeUid(st.uid)}, not to you (${describeUid(me)}) or root: another local user may have put it there, so kport will not use it; check it, then remove it or have root chown it to you.`,
+    `${capital(rule.what)} ${path} belongs to ${describeUid(st.uid)}, not to you (${describeUid(me)})${me === 0 ? '' : ' or root'}: another local user may have put it there, so kport will not use it; check it, then remove it or ${me === 0 ? 'chown it to root' : 'have root chown it to you'}.`,
     rule.exitCode ?? 1,
   );
 }

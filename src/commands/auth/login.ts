@@ -16,7 +16,7 @@ export const login: CommandDef = {
   summary: 'Log in to a kport server: a short-lived certificate, after which commands run through the server',
   examples: [
     'kport login --proxy kport.example.com:3080 --user alice',
-    'kport login --proxy kport.example.com:3080 --invite --ca-pin sha256:...',
+    'kport login --proxy kport.example.com:3080 --ca-pin sha256:... --invite',
     'kport login --auth oidc --browser none',
   ],
   options: [
