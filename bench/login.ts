@@ -24,7 +24,9 @@ try {
     const { invite } = JSON.parse(String(added.stdout)) as { invite: string };
     const home = tempDir('bench-login');
     const env = { HOME: home, PATH: process.env.PATH ?? '' };
-    const proc = execa(process.execPath, [KPORT, 'login', '--proxy', server.address, '--invite', invite, '--ca-pin', server.pin, '--password-stdin'], { env, extendEnv: false, reject: false, stdin: 'pipe' });
+    // The invite on stdin's first line, as README says a script passes it (never in argv).
+    const proc = execa(process.execPath, [KPORT, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'], { env, extendEnv: false, reject: false, stdin: 'pipe' });
+    proc.stdin!.write(`${invite}\n`);
     let stderr = '';
     let totp: OTPAuth.TOTP | undefined;
     proc.stderr!.on('data', (c: Buffer) => {

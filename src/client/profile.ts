@@ -1,8 +1,9 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { checkTrusted, readTrusted, type TrustRule } from '../core/file-trust.ts';
 import { writeSecretFile } from '../core/secret-file.ts';
 import type { ServerAddress } from './server-client.ts';
 
@@ -44,28 +45,41 @@ function profilesDir(home: string): string {
   return join(home, 'profiles');
 }
 
-/** The profile current-profile names, or undefined when there is none (never logged in, or the file names nothing). */
-export function currentProfileName(home: string): string | undefined {
-  let name: string;
+/** What a refusal in the profile says others could do: the same for the home, profiles/ and a profile. */
+const HARM = 'replace your kport key or the server\'s CA in it';
+const rule = (what: string): TrustRule => ({ what, harm: HARM, exitCode: 4 });
+
+/**
+ * The kport home as commands first meet it: another user's home is refused (they would choose the
+ * server and the CA this person trusts), and one that cannot be read is an error, never "no
+ * profile": that would quietly run the command on a local store instead of the server. Returns
+ * whether it exists.
+ */
+function openHome(home: string): boolean {
+  if (!checkTrusted(home, rule('your kport home'), { ownerOnly: true })) return false;
   try {
-    name = readFileSync(join(home, 'current-profile'), 'utf8').trim();
-  } catch {
-    return undefined;
+    accessSync(home, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    throw new UserError(`Cannot read your kport home ${home} (${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}), so kport cannot tell whether you are logged in to a server and will not guess: run chmod 700 ${home} (it must be yours), or set KPORT_HOME to a directory of yours.`, 4, { cause: err });
   }
-  return SAFE_NAME.test(name) && existsSync(join(profilesDir(home), name, 'profile.json')) ? name : undefined;
+  checkTrusted(profilesDir(home), rule('your kport profiles directory'), { ownerOnly: true });
+  return true;
 }
 
-/** The named profile; its credential only when both the key and the certificate are there. */
+/** The profile current-profile names, or undefined when there is none (never logged in, or the file names nothing). */
+export function currentProfileName(home: string): string | undefined {
+  if (!openHome(home)) return undefined;
+  const name = readTrusted(join(home, 'current-profile'), rule('the current-profile file'))?.trim();
+  if (name === undefined || !SAFE_NAME.test(name)) return undefined;
+  return checkTrusted(join(profilesDir(home), name, 'profile.json'), rule('the profile'), { ownerOnly: true }) ? name : undefined;
+}
+
+/** The named profile; its credential only when both the key and the certificate are there. Whose each file is is checked; its mode, by checkProfilePermissions. */
 export function readProfile(home: string, name: string): Profile | undefined {
-  if (!SAFE_NAME.test(name)) return undefined;
+  if (!SAFE_NAME.test(name) || !openHome(home)) return undefined;
   const dir = join(profilesDir(home), name);
-  const read = (file: string) => {
-    try {
-      return readFileSync(join(dir, file), 'utf8');
-    } catch {
-      return undefined;
-    }
-  };
+  if (!checkTrusted(dir, rule('your kport profile'), { ownerOnly: true })) return undefined;
+  const read = (file: string) => readTrusted(join(dir, file), rule(`the profile's ${file}`), { ownerOnly: true });
   const text = read('profile.json');
   const ca = read('ca.pem');
   if (text === undefined || ca === undefined) return undefined;
@@ -95,14 +109,8 @@ export function currentProfile(home: string): Profile | undefined {
  * files are trusted; logout, which only removes the key, does not ask.
  */
 export function checkProfilePermissions(home: string, profile: Pick<Profile, 'dir' | 'credential'>): void {
-  if (process.platform === 'win32') return;
-  for (const dir of [home, profilesDir(home), profile.dir]) {
-    if (statSync(dir).mode & 0o022) throw new UserError(`${dir} is writable by other users, who could replace your kport key or the server's CA in it: run chmod 700 ${dir}, then run the command again.`, 4);
-  }
-  const key = join(profile.dir, 'key.pem');
-  if (profile.credential && statSync(key).mode & 0o077) {
-    throw new UserError(`${key} can be read by other users, so kport will not use it: run chmod 600 ${key} (and kport login again if anyone may have read it).`, 4);
-  }
+  for (const dir of [home, profilesDir(home), profile.dir]) checkTrusted(dir, rule(dir === home ? 'your kport home' : 'your kport profile directory'));
+  if (profile.credential) checkTrusted(join(profile.dir, 'key.pem'), { ...rule('your kport key'), secret: { afterRead: ' (and kport login again if anyone may have read it)' } });
 }
 
 /**

@@ -1,8 +1,8 @@
-import { statSync } from 'node:fs';
 import type { Backend } from '../backend/backend.ts';
 import type { PersonClient, Where } from '../client/person.ts';
 import type { HostStore } from '../server/host-audit.ts';
 import { UserError } from './errors.ts';
+import { checkDataDir } from './file-trust.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Context } from './context.ts';
 import { parseFormat, terminalSafeJson, type Format } from './output.ts';
@@ -13,17 +13,6 @@ export interface GlobalOptions {
   debug?: boolean;
   /** --format, -o or --output (kubectl's spelling): one flag, so the last one given wins. */
   format?: string;
-}
-
-/** The data dir holds the store, agent identities and proxy kubeconfigs with client keys: owner only. */
-function warnIfOpen(dataDir: string, ctx: Context): void {
-  let mode: number;
-  try {
-    mode = statSync(dataDir).mode & 0o777;
-  } catch {
-    return;
-  }
-  if (mode & 0o077) ctx.logger.warn(`the data dir ${dataDir} is open to other users (mode ${mode.toString(8).padStart(4, '0')}): run chmod 700 ${dataDir}.`);
 }
 
 /** Lazily loaded configuration and backend for one invocation, closed at the end. */
@@ -103,9 +92,10 @@ export class Session {
           2,
         );
       }
+      // Before the store opens: another user's data dir is refused (its store and seal key are theirs to choose).
+      checkDataDir(config.dataDir, (m) => this.ctx.logger.warn(m));
       const [{ openBackend }, { hostStore }] = await Promise.all([import('../backend/open.ts'), import('../server/host-audit.ts')]);
       const backend = await openBackend(config.teleport.storage, config.dataDir);
-      warnIfOpen(config.dataDir, this.ctx);
       return hostStore(backend, { retentionMs: config.auth_service?.audit_retention, log: (line) => this.ctx.logger.debug(terminalSafeJson(line)), now: this.ctx.now });
     })();
     return this.#host;

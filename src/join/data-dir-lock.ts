@@ -1,7 +1,9 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { writeTempBeside } from '../core/atomic-write.ts';
 import { UserError } from '../core/errors.ts';
+import { checkDataDir } from '../core/file-trust.ts';
 import { kportProcessAlive } from '../core/process-alive.ts';
 
 /**
@@ -11,10 +13,11 @@ import { kportProcessAlive } from '../core/process-alive.ts';
  */
 export function lockDataDir(dataDir: string): () => void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // An agent's identity and lock live here: another user's data dir, or one others can write, is refused.
+  checkDataDir(dataDir);
   const path = join(dataDir, 'agent.lock');
-  const tmp = `${path}.${process.pid}.tmp`;
   // Written aside and hard-linked into place: the lock never exists without its holder's name.
-  writeFileSync(tmp, `${JSON.stringify({ pid: process.pid, hostname: hostname() })}\n`, { mode: 0o600 });
+  const tmp = writeTempBeside(path, `${JSON.stringify({ pid: process.pid, hostname: hostname() })}\n`, 0o600);
   try {
     for (let attempt = 0; ; attempt++) {
       try {

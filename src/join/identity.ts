@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
+import { checkTrusted, readTrusted } from '../core/file-trust.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
@@ -43,15 +44,23 @@ export function identityDir(dataDir: string): string {
   return join(dataDir, 'identity');
 }
 
+/**
+ * A file of the agent's identity (identity.json, key.pem): refused, as ssh refuses a key, when it or
+ * the identity directory belongs to another user (not root) or others can write them, or others can
+ * read the file; another user who planted a key there would hold this agent's identity. Undefined
+ * when it is not there.
+ */
+export function readIdentityFile(dataDir: string, name: 'identity.json' | 'key.pem'): string | undefined {
+  const dir = identityDir(dataDir);
+  checkTrusted(dir, { what: 'the agent\'s identity directory', harm: 'replace this agent\'s key or certificate in it' });
+  const what = name === 'key.pem' ? 'the agent\'s key' : 'the agent identity';
+  return readTrusted(join(dir, name), { what, harm: 'replace it with one of theirs', secret: { afterRead: ` (and if anyone may have read it, remove ${dir} and join again with a new token)` } });
+}
+
 export function loadIdentity(dataDir: string): AgentIdentity | undefined {
   const path = join(identityDir(dataDir), 'identity.json');
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UserError(`Cannot read the agent identity ${path}: ${(err as Error).message}.`);
-  }
+  const text = readIdentityFile(dataDir, 'identity.json');
+  if (text === undefined) return undefined;
   try {
     const identity = JSON.parse(text) as AgentIdentity;
     if (identity.version !== 1 || typeof identity.host_id !== 'string' || !['secret', 'x509'].includes(identity.credential?.type)) throw new Error('unknown shape');

@@ -1,12 +1,11 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { safeHostname } from '../resources/heartbeat-limits.ts';
 import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
-import { identityDir, loadIdentity, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
+import { identityDir, loadIdentity, readIdentityFile, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
 import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from '../client/server-client.ts';
 
 export interface NetworkJoinOptions {
@@ -49,7 +48,8 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     const missing = opts.roles.filter((r) => !kept.roles.includes(r));
     if (missing.length > 0) throw new UserError(`This agent joined with roles ${kept.roles.join(', ')}; its config now also runs ${missing.join(', ')}: ${rejoin} that allows them.`, 4);
     if (Date.parse(credential.expires) <= Date.now()) throw new UserError(`This agent's certificate expired at ${credential.expires} (it was not running to renew it): ${rejoin}.`, 4);
-    const key = readFileSync(join(dir, 'key.pem'), 'utf8');
+    const key = readIdentityFile(opts.dataDir, 'key.pem');
+    if (key === undefined) throw new UserError(`This agent's key ${join(dir, 'key.pem')} is missing beside its certificate: ${rejoin}.`, 4);
     const identity = kept as NetworkAgent['identity'];
     const client = new ServerClient(opts.server, { ca: credential.ca, cert: credential.cert, key });
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
@@ -102,11 +102,10 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
 
 /** The key of a join that was sent but never answered, or a new one, written (0600) before it is used. */
 async function pendingKey(dataDir: string, fresh: boolean): Promise<{ keys: CryptoKeyPair; key: string }> {
-  const path = join(identityDir(dataDir), 'key.pem');
-  if (!fresh && existsSync(path)) {
-    const key = readFileSync(path, 'utf8');
-    const keys = await importKeyPem(key).catch(() => undefined);
-    if (keys) return { keys, key };
+  const kept = fresh ? undefined : readIdentityFile(dataDir, 'key.pem');
+  if (kept !== undefined) {
+    const keys = await importKeyPem(kept).catch(() => undefined);
+    if (keys) return { keys, key: kept };
   }
   const keys = await generateKeys();
   const key = await keyPem(keys.privateKey);

@@ -50,7 +50,7 @@ export function removeStaleKubeconfigs(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const name of names) {
-    const match = /^kubeconfig-(\d+)-[0-9a-f]+\.yaml(\.\d+\.tmp)?$/.exec(name);
+    const match = /^kubeconfig-(\d+)-[0-9a-f]+\.yaml(\.\d+\.[0-9a-f]+\.tmp)?$/.exec(name);
     if (!match || kportProcessAlive(Number(match[1]))) continue;
     rmSync(join(dir, name), { force: true });
     removed.push(name);

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { parse, stringify } from 'yaml';
+import { writeFileAtomic } from '../core/atomic-write.ts';
 import { UserError } from '../core/errors.ts';
 import type { KubeconfigFile } from './kubeconfig.ts';
 import { clusterServerName } from './sni.ts';
@@ -91,10 +92,12 @@ export function certificateExecCredential(apiVersion: string, cert: string, key:
   return `${JSON.stringify({ kind: 'ExecCredential', apiVersion, spec: {}, status: { expirationTimestamp: expires.toISOString().replace(/\.\d{3}Z$/, 'Z'), clientCertificateData: cert, clientKeyData: key } })}\n`;
 }
 
-/** 0600, written aside and renamed into place; the directory is made 0700 when it is new, and left as it is otherwise (KUBECONFIG may name a file anywhere). */
+/**
+ * 0600, through the one atomic write (a random O_EXCL name beside the target, then a rename); the
+ * directory is made 0700 when it is new, and left as it is otherwise (KUBECONFIG may name a file
+ * anywhere). A linked kubeconfig is written through, as kubectl does, when the link is the user's.
+ */
 function writeAtomically(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, text, { mode: 0o600, symlink: 'follow-own' });
 }

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { checkTrusted, readTrusted, type TrustRule } from '../core/file-trust.ts';
 import { writeSecretFile } from '../core/secret-file.ts';
 
 /** AES-256-GCM over a secret, bound to what it is for (`aad`: a CA's name, a user's TOTP), so a sealed value cannot be moved to another key. */
@@ -32,14 +32,18 @@ export function unseal(sealed: Sealed, key: Buffer, aad: string): string {
   return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]).toString('utf8');
 }
 
+/** The seal key unseals every CA key in the store: whoever could choose it, or read it, could sign any certificate. */
+const SEAL_KEY: TrustRule = { what: 'the CA seal key', harm: 'replace it with a key of their own', secret: { afterRead: ' and start the server again' } };
+const SERVER_DIR: TrustRule = { what: 'the server directory', harm: 'replace the CA seal key in it' };
+
+/**
+ * The key, or undefined when there is none yet; refused, as ssh refuses a private key, when it or
+ * its directory belongs to another user (not root) or others can write them, or others can read it.
+ */
 export function readSealKey(path: string): Buffer | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UserError(`Cannot read the CA seal key ${path}: ${(err as Error).message}.`);
-  }
+  checkTrusted(dirname(path), SERVER_DIR);
+  const text = readTrusted(path, SEAL_KEY);
+  if (text === undefined) return undefined;
   const key = Buffer.from(text.trim(), 'base64');
   if (key.length !== 32) throw new UserError(`The CA seal key ${path} is damaged (expected 32 bytes in base64).`);
   return key;

@@ -1,9 +1,8 @@
 import type { ServerHttp2Session } from 'node:http2';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { AccessDeniedError } from '../backend/backend.ts';
 import { ServerRefusal, type ServerAddress } from '../client/server-client.ts';
-import { identityDir } from '../join/identity.ts';
+import { UserError } from '../core/errors.ts';
+import { identityDir, readIdentityFile } from '../join/identity.ts';
 import { runAgentTunnel } from './agent-dial.ts';
 
 export interface KubeTunnelOptions {
@@ -26,7 +25,9 @@ export interface KubeTunnelOptions {
  */
 export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
   // The key never changes (a renewal keeps it); the certificate and CA are read at each dial.
-  const key = readFileSync(join(identityDir(opts.dataDir), 'key.pem'), 'utf8');
+  // Read as joinServer read it: the agent's own, and no one else's to read or replace.
+  const key = readIdentityFile(opts.dataDir, 'key.pem');
+  if (key === undefined) throw new UserError(`This agent's key is missing from ${identityDir(opts.dataDir)}: remove that directory and join again with a new token.`, 4);
   return runAgentTunnel({
     server: opts.server,
     credentials: () => ({ cert: opts.identity.credential.cert, ca: opts.identity.credential.ca, key }),

@@ -20,7 +20,12 @@ export function person(env: Record<string, string> = {}): Person {
     home,
     kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'ignore' }),
     async loginWithInvite(args, password) {
-      const proc = execa(process.execPath, [KPORT_BIN, 'login', ...args, '--password-stdin'], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'pipe' });
+      // The code goes where README says a script puts it: the first line of stdin (`--invite -`), never argv.
+      const at = args.indexOf('--invite');
+      const invite = at >= 0 ? args[at + 1] : undefined;
+      const argv = invite === undefined ? args : [...args.slice(0, at), '--invite', '-', ...args.slice(at + 2)];
+      const proc = execa(process.execPath, [KPORT_BIN, 'login', ...argv, '--password-stdin'], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'pipe' });
+      if (invite !== undefined) proc.stdin!.write(`${invite}\n`);
       let stderr = '';
       proc.stderr!.on('data', (c: Buffer) => (stderr += c));
       let exited = false;
@@ -39,7 +44,7 @@ export function person(env: Record<string, string> = {}): Person {
 export async function invitedPerson(server: TestServer, name: string, roles: string[], password = `${name} has a long password`, env: Record<string, string> = {}): Promise<Person & { password: string; invite: string; login: Awaited<ReturnType<Person['loginWithInvite']>> }> {
   const res = await server.kport(['users', 'add', name, '--roles', roles.join(',')]);
   assert.equal(res.exitCode, 0, String(res.stderr));
-  const invite = /--invite (\S+)/.exec(String(res.stdout))?.[1];
+  const invite = /^ {2}invite code: (\S+)$/m.exec(String(res.stdout))?.[1];
   assert.ok(invite, String(res.stdout));
   const p = person(env);
   const login = await p.loginWithInvite(['--proxy', server.address, '--invite', invite, '--ca-pin', server.pin], password);

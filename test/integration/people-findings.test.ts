@@ -90,7 +90,7 @@ describe('people: the black-box findings, through the server', { timeout: 240_00
     chmodSync(key, 0o644);
     let res = await alice.kport(['kube', 'ls']);
     assert.equal(res.exitCode, 4, String(res.stderr));
-    assert.equal(String(res.stderr).trim(), `ERROR: ${key} can be read by other users, so kport will not use it: run chmod 600 ${key} (and kport login again if anyone may have read it).`);
+    assert.equal(String(res.stderr).trim(), `ERROR: ${key} can be read by other users (mode 0644), so kport will not use it: run chmod 600 ${key} (and kport login again if anyone may have read it).`);
     chmodSync(key, 0o600);
     for (const open of [home, join(home, 'profiles'), dir]) {
       chmodSync(open, 0o777);

@@ -32,14 +32,14 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
 
     res = await server.kport(['users', 'add', 'alice', '--roles', 'dev-access']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    const line = /^ {2}(kport login --proxy (\S+) --invite (\S+) --ca-pin (sha256:[0-9a-f]{64}))$/m.exec(String(res.stdout));
+    const line = /^ {2}(kport login --proxy (\S+) --ca-pin (sha256:[0-9a-f]{64}) --invite)\n {2}invite code: (\S+)$/m.exec(String(res.stdout));
     assert.ok(line, String(res.stdout));
     assert.equal(line[2], server.address);
-    assert.equal(line[4], server.pin);
+    assert.equal(line[3], server.pin);
     assert.match(String(res.stdout), /The one-time invite expires at \d{4}-/);
 
     const alice = person();
-    const login = await alice.loginWithInvite(['--proxy', line[2]!, '--invite', line[3]!, '--ca-pin', line[4]!], 'correct horse battery staple');
+    const login = await alice.loginWithInvite(['--proxy', line[2]!, '--invite', line[4]!, '--ca-pin', line[3]!], 'correct horse battery staple');
     assert.equal(login.exitCode, 0, login.stderr);
     assert.match(String(login.stdout), new RegExp(`^Logged in as alice \\(roles: dev-access\\) at ${server.address.replace(/\./g, '\\.')} until \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
     assert.doesNotMatch(login.stderr, /first contact/, 'the pin was given: no trust on first use');
@@ -65,13 +65,13 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
 
     // An editor, logged in, manages people through /v1/users with their certificate.
     res = await server.kport(['users', 'add', 'erin', '--roles', 'editor']);
-    const erinInvite = /--invite (\S+)/.exec(String(res.stdout))![1]!;
+    const erinInvite = /^ {2}invite code: (\S+)$/m.exec(String(res.stdout))![1]!;
     const erin = person();
     const erinLogin = await erin.loginWithInvite(['--proxy', server.address, '--invite', erinInvite, '--ca-pin', server.pin], 'another long password');
     assert.equal(erinLogin.exitCode, 0, erinLogin.stderr);
     res = await erin.kport(['users', 'add', 'bob', '--roles', 'access', '--invite-ttl', '2h']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.match(String(res.stdout), new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --invite \\S+ --ca-pin ${server.pin}$`, 'm'), 'the profile\'s server and pin');
+    assert.match(String(res.stdout), new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --ca-pin ${server.pin} --invite$`, 'm'), 'the profile\'s server and pin');
     res = await erin.kport(['users', 'ls', '-o', 'json']);
     assert.deepEqual(JSON.parse(String(res.stdout)).map((u: { name: string }) => u.name).filter((n: string) => n !== 'admin'), ['alice', 'bob', 'erin']);
     // alice (access) may not manage people.

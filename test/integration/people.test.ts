@@ -62,7 +62,7 @@ describe('people: users, logins and user certificates at a real server', { timeo
   });
 
   test('the first start prints a one-time invite for an editor; it logs in with it, and a restart prints none', async () => {
-    const invite = /--invite (\S+)/.exec(server.out)?.[1];
+    const invite = /^ {2}invite code: (\S+)$/m.exec(server.out)?.[1];
     assert.ok(invite, `no first-user invite in:\n${server.out}`);
     assert.match(server.out, /invite for user admin \(roles editor, auditor\)/);
     const begun = await post(server.port, '/v1/login/invite/begin', { invite });

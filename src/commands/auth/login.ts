@@ -7,6 +7,8 @@ import type { CommandDef, CommandInput } from '../command.ts';
 const ANSWERS = {
   login: 'the password on the first line and the TOTP code on the second',
   invite: 'the new password on the first line and the TOTP code from your authenticator app on the second',
+  /** --invite asked for (or -): with --password-stdin its code comes first. */
+  inviteFirst: 'the invite code on the first line, the new password on the second and the TOTP code from your authenticator app on the third',
 };
 
 export const login: CommandDef = {
@@ -14,13 +16,13 @@ export const login: CommandDef = {
   summary: 'Log in to a kport server: a short-lived certificate, after which commands run through the server',
   examples: [
     'kport login --proxy kport.example.com:3080 --user alice',
-    'kport login --proxy kport.example.com:3080 --invite CODE --ca-pin sha256:...',
+    'kport login --proxy kport.example.com:3080 --ca-pin sha256:... --invite',
     'kport login --auth oidc --browser none',
   ],
   options: [
     { flags: '--proxy <host:port>', description: 'the kport server (default: the current profile\'s)' },
     { flags: '--user <name>', description: 'your kport user (default: the profile\'s, or your OS login name)' },
-    { flags: '--invite <code>', description: 'the one-time invite `kport users add` printed: set a password and enroll TOTP' },
+    { flags: '--invite [file]', description: 'set a password and enroll TOTP with the one-time invite `kport users add` printed: asked for (with --password-stdin or -, the first line of stdin), or read from a file; a code given here is seen by other users in ps until kport hides it' },
     { flags: '--auth <type>', description: 'local (password and TOTP code) or oidc (your identity provider, in a browser)', default: 'local', choices: ['local', 'oidc'] },
     { flags: '--browser <mode>', description: 'oidc: none prints the login URL instead of opening a browser', default: 'default', choices: ['default', 'none'] },
     { flags: '--ca-pin <pin>', description: 'sha256:... of the server\'s CA, as `kport server start` prints it (first login; default: trust on first use)' },
@@ -36,19 +38,25 @@ export const login: CommandDef = {
     const address = login.parseProxy(proxy);
     const pin = typeof opts.caPin === 'string' ? login.checkPin(opts.caPin) : undefined;
     const oidc = opts.auth === 'oidc';
-    const invite = typeof opts.invite === 'string' ? opts.invite.trim() : undefined;
-    if (oidc && invite !== undefined) throw new UsageError('--invite sets a local password: drop --auth oidc (people who log in through the identity provider need no invite).');
+    const { inviteSource, readInvite, ARGV_WARNING } = await import('../../client/invite-input.ts');
+    const inviteFlag = opts.invite as string | true | undefined;
+    if (typeof inviteFlag === 'string' && inviteFlag.trim() === '') throw new UsageError('--invite is empty: run kport login --invite alone to be asked for the code `kport users add` printed.');
+    // Out of the process list at once when the code itself was given; where it comes from otherwise.
+    const source = inviteFlag === undefined ? undefined : inviteSource(inviteFlag === true ? true : inviteFlag.trim(), ctx.cwd);
+    const invite = source !== undefined;
+    if (oidc && invite) throw new UsageError('--invite sets a local password: drop --auth oidc (people who log in through the identity provider need no invite).');
     if (oidc && opts.passwordStdin) throw new UsageError('--password-stdin is for local logins: --auth oidc logs in through the identity provider in a browser.');
-    if (invite === '') throw new UsageError('--invite is empty: pass the code `kport users add` printed.');
     // Asked before anything is sent: a script without a terminal learns what to pass at once.
     if (!oidc && !opts.passwordStdin && !ctx.stdinIsTTY) {
-      throw new UsageError(`kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe ${invite ? ANSWERS.invite : ANSWERS.login}.`);
+      throw new UsageError(`kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe ${!invite ? ANSWERS.login : source.from === 'ask' ? ANSWERS.inviteFirst : ANSWERS.invite}.`);
     }
+    if (source?.from === 'argv') ctx.logger.warn(ARGV_WARNING);
+    const inviteCode = source && (await readInvite(source, { stdin: process.stdin, stderr: ctx.stderr, passwordStdin: Boolean(opts.passwordStdin), warn: (m) => ctx.logger.warn(m) }));
     const sameServer = current?.proxy === `${address.host}:${address.port}` ? current : undefined;
     // A local login's answers are read before anything is sent: bad input costs no round trip.
     const user = typeof opts.user === 'string' && opts.user ? opts.user : (sameServer?.user ?? userInfo().username);
     const local =
-      !oidc && invite === undefined
+      !oidc && !invite
         ? await answers(input, ANSWERS.login, [
             { question: `Password for ${printable(user)} at ${address.host}:${address.port}: `, hidden: true },
             { question: 'TOTP code: ', hidden: false },
@@ -63,7 +71,8 @@ export const login: CommandDef = {
         answer = await oidcLogin({ post: (path, body) => login.loginCall(client, path, body), csr, browser: opts.browser === 'none' ? 'none' : 'default', say: (line) => ctx.stderr.write(`${line}\n`), signal: ctx.signal });
         return done(input, login.saveLogin(home, address, answer, key, ca));
       }
-      if (invite !== undefined) {
+      if (inviteCode !== undefined) {
+        const invite = inviteCode;
         const begun = await login.loginCall<import('../../client/login.ts').InviteBegun>(client, '/v1/login/invite/begin', { invite });
         if (typeof opts.user === 'string' && opts.user !== begun.user) throw new UsageError(`The invite is for ${printable(begun.user)}, not ${printable(opts.user)}: drop --user, or ask for an invite of your own.`);
         await showEnrolment(input, begun);

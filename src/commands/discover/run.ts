@@ -12,6 +12,7 @@ import type { KubernetesServiceConfig } from '../../config/schema.ts';
 import type { ServedClusters } from '../../kube/served-clusters.ts';
 import type { ServerAddress } from '../../client/server-client.ts';
 import type { NetworkAgent } from '../../join/network-identity.ts';
+import { hideArgvValue } from '../../core/argv-secret.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -284,17 +285,10 @@ function readToken(value: string, cwd: string, roles: string[]): string {
   return value;
 }
 
-/**
- * A token given as a value on the command line is in every local user's `ps` for the agent's whole
- * life. Rewrite the process title (on Linux this overwrites the argv memory /proc/PID/cmdline
- * shows) and say so: it was visible until now, and it stays in the shell's history.
- */
+/** A token given as a value on the command line is hidden from `ps` at once (argv-secret.ts), and the agent says it was seen. */
 function hideTokenArgument(value: string, cwd: string, warn: (message: string) => void): void {
   if (value === '-' || existsSync(resolve(cwd, value))) return;
-  const at = process.argv.findIndex((a, i) => i > 1 && (a === value || a === `--token=${value}`));
-  if (at < 0) return;
-  const shown = process.argv.slice(2).map((a, i) => (i + 2 !== at ? a : a.startsWith('--token=') ? '--token=***' : '***'));
-  process.title = ['kport', ...shown].join(' ');
+  if (!hideArgvValue('--token', value)) return;
   warn('the join token was given on the command line: kport hid it from the process list now, but other users could see it until then and your shell history keeps it; prefer --token FILE or --token - (stdin).');
 }
 

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { splitHostPort } from '../../core/host-port.ts';
+import { checkDataDir } from '../../core/file-trust.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { serialize, terminalSafeJson } from '../../core/output.ts';
@@ -48,7 +49,10 @@ export const serverStart: CommandDef = {
     const listen = parseListenAddr(listenValue, listenKey);
     const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
 
-    checkSealKeyMode(join(config.dataDir, 'server', 'seal.key'));
+    // The data dir and the seal key are checked (whose, who can write or read them) before the store
+    // opens: another user who made them first would hold the key to every CA. loadAuthorities reads it again.
+    checkDataDir(config.dataDir);
+    (await import('../../pki/seal.ts')).readSealKey(join(config.dataDir, 'server', 'seal.key'));
     const backend = await session.backend();
     const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../../server/authorities.ts'), import('../../server/audit.ts'), import('../../server/server.ts')]);
     const { authorities, created, seal } = await loadAuthorities(backend, config.dataDir);
@@ -75,7 +79,8 @@ export const serverStart: CommandDef = {
     if (session.format !== 'text') {
       ctx.stdout.write(serialize({ listen: url, ca_pin: authorities.pin, created_authorities: created, ...(first && { first_user: { user: first.user, invite: first.invite, expires: first.expires } }) }, session.format));
     } else {
-      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role${first.roles.length === 1 ? '' : 's'} ${first.roles.join(', ')}), valid until ${first.expires} (a restart replaces it):\n  kport login --proxy ${publicNames[0] ?? listen.host}:${address.port} --ca-pin ${authorities.pin} --invite ${first.invite}\n`);
+      // The code is not in the command: login asks for it, so it never sits in the process list.
+      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role${first.roles.length === 1 ? '' : 's'} ${first.roles.join(', ')}), valid until ${first.expires} (a restart replaces it); run this, which asks for the code:\n  kport login --proxy ${publicNames[0] ?? listen.host}:${address.port} --ca-pin ${authorities.pin} --invite\n  invite code: ${first.invite}\n`);
       if (created) ctx.stdout.write('Created the cluster CAs (server TLS, host, user) in the store; their keys are sealed with ' + join(config.dataDir, 'server', 'seal.key') + '.\n');
       // One stable ready line: the address, the pin agents check, and what to run next.
       ctx.stdout.write(`kport server listening on ${url}, CA pin: ${authorities.pin}; join agents with a token from \`kport tokens add --type=discovery\`.\n`);
@@ -127,21 +132,4 @@ function serverHostId(dataDir: string): string {
   const id = randomUUID();
   writeSecretFile(path, `${id}\n`);
   return id;
-}
-
-/**
- * The seal key unseals every CA key in the store: readable by anyone but its owner, anyone on the
- * machine could sign host and user certificates. Refused, as ssh refuses a private key others can
- * read, rather than warned about in a log nobody reads; the fix is one command.
- */
-function checkSealKeyMode(path: string): void {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch {
-    return; // Not made yet (the first start writes it 0600) or unreadable: loadAuthorities says which.
-  }
-  if ((mode & 0o077) !== 0) {
-    throw new UserError(`The CA seal key ${path} is readable or writable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): run \`chmod 600 ${path}\` and start the server again.`);
-  }
 }

@@ -45,14 +45,16 @@ export function inviteTtlOption(value: unknown): number | undefined {
 export async function writeInvite(input: { ctx: CommandInput['ctx']; session: CommandInput['session']; users: UsersService; issued: InviteIssued; json: Record<string, unknown>; headline: string }): Promise<void> {
   const { ctx, session, users, issued } = input;
   const server = await users.server();
-  const command = `kport login --proxy ${server?.proxy ?? 'HOST:PORT'} --invite ${issued.invite}${server ? ` --ca-pin ${server.pin}` : ''}`;
+  // The code is not in the command: login asks for it, so it never sits in the process list (README "Logging in").
+  const command = `kport login --proxy ${server?.proxy ?? 'HOST:PORT'}${server ? ` --ca-pin ${server.pin}` : ''} --invite`;
   if (session.format !== 'text') return void ctx.stdout.write(serialize({ ...issued, ...input.json, login_command: command }, session.format));
   ctx.stdout.write(
     [
       input.headline,
-      `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send it to ${printable(issued.user)} with this command to run:`,
+      `The one-time invite expires at ${issued.invite_expires.replace(/\.\d{3}Z$/, 'Z')}; send ${printable(issued.user)} the code and this command to run, which asks for it:`,
       '',
       `  ${command}`,
+      `  invite code: ${issued.invite}`,
       '',
       'It sets a password and enrolls an authenticator app (TOTP). The invite is stored only as a hash.',
       '',
