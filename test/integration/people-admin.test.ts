@@ -21,7 +21,7 @@ import { BINARIES } from '../peers/versions.ts';
 const HOST_USER = `${userInfo().username} (server host)`;
 const out = (res: { stdout?: unknown }) => String(res.stdout);
 const err = (res: { stderr?: unknown }) => String(res.stderr);
-const inviteOf = (res: { stdout?: unknown }) => /--invite (\S+)/.exec(out(res))?.[1];
+const inviteOf = (res: { stdout?: unknown }) => /^ {2}invite code: (\S+)$/m.exec(out(res))?.[1];
 
 describe('people administration through the server and on its host', { concurrency: false, timeout: 400_000 }, () => {
   let server: TestServer;
@@ -50,7 +50,7 @@ describe('people administration through the server and on its host', { concurren
 
   test('the first admin, from the invite server start prints, has editor and auditor: reads the audit trail and sees the built-in roles, marked', async () => {
     assert.match(server.out, /invite for user admin \(roles editor, auditor\)/);
-    const invite = /--invite (\S+)/.exec(server.out)?.[1];
+    const invite = /^ {2}invite code: (\S+)$/m.exec(server.out)?.[1];
     assert.ok(invite, server.out);
     const admin = person();
     const login = await admin.loginWithInvite(['--proxy', server.address, '--invite', invite, '--ca-pin', server.pin], 'admin has a long password');
