@@ -128,12 +128,19 @@ export class EtcdBackend implements Backend {
     watcher.on('put', (kv) => push({ type: 'put', item: toItem(kv) }));
     // A delete's kv carries the revision of the delete as its mod_revision.
     watcher.on('delete', (kv) => push({ type: 'delete', key: ns(kv.key), revision: Number(kv.mod_revision) }));
-    // etcd cancelled the watch (its start compacted away, say): the feed ends with the reason, so its
-    // owner opens another and relists, instead of waiting on a watch that reports nothing more.
-    watcher.on('error', (err) => {
-      failed = err;
+    // etcd cancelled the watch (its start compacted away, say), or the connection to it broke: the
+    // feed ends with the reason, so its owner knows it may miss writes (a cache then reads the store
+    // until a new watch is in place and it relisted) instead of trusting a watch that reports nothing.
+    const fail = (err: Error) => {
+      failed ??= err;
       wake?.();
+    };
+    let cancelled = false;
+    watcher.on('error', (err) => {
+      cancelled = true;
+      fail(err);
     });
+    watcher.on('disconnected', fail);
     opened?.();
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
@@ -147,7 +154,7 @@ export class EtcdBackend implements Backend {
     } finally {
       signal.removeEventListener('abort', onAbort);
       // One etcd cancelled is gone already: cancelling it again would wait for an end that never comes.
-      if (!failed) await watcher.cancel();
+      if (!cancelled) await watcher.cancel();
     }
   }
 

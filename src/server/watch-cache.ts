@@ -100,12 +100,14 @@ export class WatchCache<V> {
   /**
    * Resolves once the cache holds every write made before the call that this process could know
    * of: at once while the feed is open and nothing it cannot report yet is pending; after a new
-   * snapshot when the feed is broken, when this server wrote under the prefix (readOwnWrites), or when
-   * another process committed to a store that says so cheaply (SQLite). Rejects when the store cannot answer.
+   * snapshot when the feed is broken, when this server wrote under the prefix (readOwnWrites), when
+   * another process committed to a store that says so cheaply (SQLite), or when `asOf` (a revision
+   * another feed reported) is past the last snapshot, since feeds report apart and one may lag.
+   * Rejects when the store cannot answer.
    */
-  async current(): Promise<void> {
+  async current(asOf?: number): Promise<void> {
     const foreign = this.#opts.backend.foreignVersion?.();
-    if (this.#live && this.#writes === this.#writesSeen && foreign === this.#foreignSeen) return;
+    if (this.#live && this.#writes === this.#writesSeen && foreign === this.#foreignSeen && (asOf === undefined || asOf <= this.#floor)) return;
     await this.relist();
   }
 

@@ -225,17 +225,23 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.match(long.body.error.message, /at most 1024 bytes/);
   });
 
-  test('a locked person is refused at the very next call on an open connection; unlocked, they are back; users rm ends access at the next call', async () => {
+  test('a locked person is refused at the very next call on an open connection, which the server then closes; unlocked, they are back; users rm ends access at the next call', async () => {
     const gina = await enroll('gina', ['access']);
-    const session = await Session.open(server.port, as(gina));
+    let session = await Session.open(server.port, as(gina));
+    const closed = () => new Promise<void>((resolve) => (session.h2.closed ? resolve() : session.h2.once('close', () => resolve())));
     try {
       assert.equal((await session.post('/v1/whoami', {})).status, 200);
+      // Written by another process (the admin on the server's host): the next call sees it all the same.
       await lockUser(store, { name: 'gina', message: 'on leave' }, new Date());
       const locked = await session.post('/v1/whoami', {});
       assert.equal(locked.status, 403);
       assert.match(locked.body.error.message, /gina is locked \(on leave\)/);
+      await closed();
+      session = await Session.open(server.port, as(gina));
       assert.equal((await session.post('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' })).status, 403);
+      session.close();
       await unlockUser(store, 'gina', new Date());
+      session = await Session.open(server.port, as(gina));
       assert.equal((await session.post('/v1/whoami', {})).status, 200);
       await removeUser(store, 'gina');
       const removed = await session.post('/v1/whoami', {});
