@@ -69,11 +69,21 @@ export class ObservedBackend implements Backend {
     return this.#inner.close();
   }
 
-  async #told<T>(keys: string[], write: Promise<T>): Promise<T> {
+  /**
+   * A put's item is passed on (a cache takes it as it would the watch's event, without a list); a
+   * delete or a transaction that happened, or a write that failed (it may have landed), is passed
+   * on without one. A create or compare-and-swap that lost wrote nothing.
+   */
+  async #told<T extends Item | boolean | undefined>(keys: string[], write: Promise<T>): Promise<T> {
+    let result: T;
     try {
-      return await write;
-    } finally {
+      result = await write;
+    } catch (err) {
       for (const key of keys) this.#hub.wrote(key);
+      throw err;
     }
+    if (typeof result === 'object') this.#hub.wrote(result.key, result);
+    else if (result === true) for (const key of keys) this.#hub.wrote(key);
+    return result;
   }
 }

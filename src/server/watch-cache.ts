@@ -75,8 +75,10 @@ export class WatchCache<V> {
         this.#open = false;
         this.#live = false;
       },
-      wrote: () => {
+      wrote: (key, item) => {
         if (!opts.readOwnWrites) return;
+        // What the store answered is applied as its event would be; otherwise the key is read again.
+        if (item) return this.#apply({ type: 'put', item: { ...item, key } });
         this.#writes++;
         void this.relist().catch(() => undefined);
       },

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, WatchEvent } from '../backend/backend.ts';
+import type { Backend, Item, WatchEvent } from '../backend/backend.ts';
 
 /** What a subscriber hears of one feed: its events, and when it (re)opens or breaks. */
 export interface FeedListener {
@@ -8,8 +8,11 @@ export interface FeedListener {
   opened?(): void;
   /** The feed broke: events may be missed until it opens again. */
   closed?(): void;
-  /** This server wrote `key` under the feed's prefix (ObservedBackend); its event may come later. */
-  wrote?(key: string): void;
+  /**
+   * This server wrote `key` under the feed's prefix (ObservedBackend); its event may come later.
+   * `item`: what the write stored, when the store said (a put); without it, the key may hold anything.
+   */
+  wrote?(key: string, item?: Item): void;
 }
 
 interface Feed {
@@ -53,9 +56,9 @@ export class WatchHub {
     };
   }
 
-  /** This server wrote `key`: the listeners of every feed whose prefix holds it hear of it at once. */
-  wrote(key: string): void {
-    for (const [prefix, feed] of this.#feeds) if (key.startsWith(prefix)) for (const listener of feed.listeners) listener.wrote?.(key);
+  /** This server wrote `key` (`item`, when known): the listeners of every feed whose prefix holds it hear of it at once. */
+  wrote(key: string, item?: Item): void {
+    for (const [prefix, feed] of this.#feeds) if (key.startsWith(prefix)) for (const listener of feed.listeners) listener.wrote?.(key, item);
   }
 
   close(): void {

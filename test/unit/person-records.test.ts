@@ -67,7 +67,9 @@ test('a person\'s calls read nothing from the store once the records are loaded;
     assert.equal(reads() - before, 0, 'no store read in 100 calls');
 
     await lockUser(s.server, { name: 'ann', message: 'on leave' }, new Date());
+    const written = reads();
     assert.equal(await refusal(s.people.person(ann)), 'user_locked');
+    assert.equal(reads() - written, 0, 'a put through the server is taken as the store answered it: no list');
     await unlockUser(s.server, 'ann', new Date());
     assert.equal(await refusal(s.people.person(ann)), 'allowed');
 
