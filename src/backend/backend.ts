@@ -40,6 +40,15 @@ export interface TxnOp {
 
 export type WatchEvent = { type: 'put'; item: Item } | { type: 'delete'; key: string; revision: number };
 
+/**
+ * The items under a prefix as of one store revision: every write up to `revision` is in them, none
+ * after it, so a watch event with a greater revision is newer than the list and one at most it is not.
+ */
+export interface Snapshot {
+  items: Item[];
+  revision: number;
+}
+
 export interface Lease {
   id: string;
   ttlMs: number;
@@ -60,8 +69,19 @@ export interface Backend {
   delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean>;
   /** Items under the prefix, sorted by key. */
   list(prefix: string): Promise<Item[]>;
-  /** Changes under the prefix after now, until the signal aborts. */
-  watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent>;
+  /** The same items, with the store revision they are the state of (what a cache relists from). */
+  snapshot(prefix: string): Promise<Snapshot>;
+  /**
+   * Changes under the prefix after now, until the signal aborts. `opened` is called once the watch
+   * is in place (every write after that call is reported), so a list taken then misses nothing.
+   * The server's stores call it; an agent's remote backend cannot tell, and never does.
+   */
+  watch(prefix: string, signal: AbortSignal, opened?: () => void): AsyncIterable<WatchEvent>;
+  /**
+   * Where it is cheap (SQLite's data_version): a number that moves whenever another process commits
+   * to the store, so a cache of it can tell, before it answers, that it has something to catch up on.
+   */
+  foreignVersion?(): number | undefined;
   /** All the writes or none: each op's key must still be at its revision. False when one has moved. */
   transact(ops: TxnOp[]): Promise<boolean>;
   grantLease(ttlMs: number): Promise<Lease>;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import type { StorageConfig } from '../config/schema.ts';
 import { ExternalError } from '../core/errors.ts';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
 
@@ -90,42 +90,71 @@ export class EtcdBackend implements Backend {
     return res.succeeded;
   }
 
-  /** Paged, so a large inventory never exceeds gRPC's message limit; sorted by key as etcd stores them. */
   async list(prefix: string): Promise<Item[]> {
+    return (await this.snapshot(prefix)).items;
+  }
+
+  /**
+   * Paged, so a large inventory never exceeds gRPC's message limit; sorted by key as etcd stores
+   * them. Every page is read at the first page's revision, so the pages are one state of the store
+   * and that revision is the snapshot's (a watch event above it is newer than every item here).
+   */
+  async snapshot(prefix: string): Promise<Snapshot> {
     const { Range } = await import('etcd3');
     const end = Range.prefix(prefix).end;
     const items: Item[] = [];
     let from = Buffer.from(prefix);
+    let revision: string | undefined;
     for (;;) {
-      const res = await this.#ns.getAll().inRange(new Range(from, end)).limit(LIST_PAGE).exec();
+      const range = this.#ns.getAll().inRange(new Range(from, end)).limit(LIST_PAGE);
+      const res = await (revision === undefined ? range : range.revision(revision)).exec();
+      revision ??= res.header.revision;
       items.push(...res.kvs.map(toItem));
-      if (!res.more || res.kvs.length === 0) return items;
+      if (!res.more || res.kvs.length === 0) return { items, revision: Number(revision) };
       from = Buffer.concat([res.kvs.at(-1)!.key, Buffer.from([0])]);
     }
   }
 
-  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+  async *watch(prefix: string, signal: AbortSignal, opened?: () => void): AsyncIterable<WatchEvent> {
     const watcher = await this.#ns.watch().prefix(prefix).create();
     const queue: WatchEvent[] = [];
     let wake: (() => void) | undefined;
+    let failed: Error | undefined;
     const push = (event: WatchEvent) => {
       queue.push(event);
       wake?.();
     };
     const ns = (key: Buffer) => key.toString();
     watcher.on('put', (kv) => push({ type: 'put', item: toItem(kv) }));
+    // A delete's kv carries the revision of the delete as its mod_revision.
     watcher.on('delete', (kv) => push({ type: 'delete', key: ns(kv.key), revision: Number(kv.mod_revision) }));
+    // etcd cancelled the watch (its start compacted away, say), or the connection to it broke: the
+    // feed ends with the reason, so its owner knows it may miss writes (a cache then reads the store
+    // until a new watch is in place and it relisted) instead of trusting a watch that reports nothing.
+    const fail = (err: Error) => {
+      failed ??= err;
+      wake?.();
+    };
+    let cancelled = false;
+    watcher.on('error', (err) => {
+      cancelled = true;
+      fail(err);
+    });
+    watcher.on('disconnected', fail);
+    opened?.();
     const onAbort = () => wake?.();
     signal.addEventListener('abort', onAbort);
     try {
       while (!signal.aborted) {
         const event = queue.shift();
         if (event) yield event;
+        else if (failed) throw failed;
         else await new Promise<void>((resolve) => (wake = resolve));
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
-      await watcher.cancel();
+      // One etcd cancelled is gone already: cancelling it again would wait for an end that never comes.
+      if (!cancelled) await watcher.cancel();
     }
   }
 

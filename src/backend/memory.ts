@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { on } from 'node:events';
 import { EventEmitter } from 'node:events';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 /** An in-process backend for unit tests; same contract as the others, nothing persisted. */
 export class MemoryBackend implements Backend {
@@ -45,15 +45,23 @@ export class MemoryBackend implements Backend {
   }
 
   async list(prefix: string): Promise<Item[]> {
-    return [...this.#items.keys()]
+    return (await this.snapshot(prefix)).items;
+  }
+
+  async snapshot(prefix: string): Promise<Snapshot> {
+    const items = [...this.#items.keys()]
       .filter((k) => k.startsWith(prefix))
       .sort()
       .flatMap((k) => this.#live(k) ?? []);
+    // Read after the items: the expiries #live found are deletes at or below it.
+    return { items, revision: this.#revision };
   }
 
-  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+  async *watch(prefix: string, signal: AbortSignal, opened?: () => void): AsyncIterable<WatchEvent> {
     try {
-      for await (const [event] of on(this.#events, 'change', { signal }) as AsyncIterable<[WatchEvent]>) {
+      const changes = on(this.#events, 'change', { signal }) as AsyncIterable<[WatchEvent]>;
+      opened?.();
+      for await (const [event] of changes) {
         const key = event.type === 'put' ? event.item.key : event.key;
         if (key.startsWith(prefix)) yield event;
       }

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS kv (
@@ -63,6 +63,7 @@ export class SqliteBackend implements Backend {
       list: db.prepare('SELECT key, value, revision, expires, lease FROM kv WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?)) ORDER BY key'),
       bump: db.prepare('UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision'),
       current: db.prepare('SELECT revision FROM meta WHERE id = 1'),
+      dataVersion: db.prepare('PRAGMA data_version'),
       upsert: db.prepare('INSERT INTO kv (key, value, revision, expires, lease) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires, lease = excluded.lease'),
       del: db.prepare('DELETE FROM kv WHERE key = ?'),
       event: db.prepare('INSERT INTO events (revision, key, type, value, expires, lease) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -140,12 +141,33 @@ export class SqliteBackend implements Backend {
   }
 
   async list(prefix: string): Promise<Item[]> {
-    return this.#read(() => this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!));
+    return (await this.snapshot(prefix)).items;
   }
 
-  async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
+  async snapshot(prefix: string): Promise<Snapshot> {
+    return this.#read(() => {
+      // One read transaction: the revision and the items are one state of the file, whichever
+      // process writes meanwhile (two statements would each see their own).
+      this.#db.exec('BEGIN');
+      try {
+        const revision = Number((this.#stmts.current!.get() as { revision: number }).revision);
+        const items = this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!);
+        return { items, revision };
+      } finally {
+        this.#db.exec('COMMIT');
+      }
+    });
+  }
+
+  /** Moves whenever another connection (another process) commits to the file: SQLite's data_version, ~1 µs. */
+  foreignVersion(): number {
+    return this.#read(() => Number((this.#stmts.dataVersion!.get() as { data_version: number }).data_version));
+  }
+
+  async *watch(prefix: string, signal: AbortSignal, opened?: () => void): AsyncIterable<WatchEvent> {
     const current = () => Number((this.#stmts.current!.get() as { revision: number }).revision);
     let seen = current();
+    opened?.();
     while (!signal.aborted) {
       // Each poll reads the revisions since the last poll, not since this prefix's last event: other
       // prefixes' writes (the audit events of every proxied request) would otherwise be scanned

@@ -1,4 +1,4 @@
-import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type TxnOp, type WatchEvent, type WriteOptions } from '../backend/backend.ts';
+import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from '../backend/backend.ts';
 import { retrying, ServerRefusal, type OutageLog, type ServerClient } from './server-client.ts';
 
 /**
@@ -47,7 +47,12 @@ export class RemoteBackend implements Backend {
   }
 
   async list(prefix: string): Promise<Item[]> {
-    return (await this.#call<{ items: Item[] }>({ op: 'list', prefix })).items;
+    return (await this.snapshot(prefix)).items;
+  }
+
+  /** The items the server lets this agent see, at the store revision the server listed them at. */
+  async snapshot(prefix: string): Promise<Snapshot> {
+    return this.#call<Snapshot>({ op: 'list', prefix });
   }
 
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {

@@ -5,11 +5,12 @@ import type { RoleConfig } from '../config/schema.ts';
 import { PeopleError } from '../people/errors.ts';
 import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
 import { oidcUser } from '../people/oidc-user.ts';
-import { activeLock, getUser, type PersonUser } from '../people/store.ts';
+import type { PersonUser } from '../people/store.ts';
 import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/throttle.ts';
 import { addUser, listUsers, lockUser, removeUser, resetUser, unlockUser, updateUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
+import type { RoleV7 } from '../roles/role.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';
@@ -18,7 +19,7 @@ import type { OidcLogin } from './oidc.ts';
 import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
 import { sourceKey } from './limits.ts';
 import { PersonPolicy } from './person-policy.ts';
-import { RoleDefinitions } from './role-definitions.ts';
+import type { PersonRecords } from './person-records.ts';
 
 /** A user certificate's lifetime unless the person's roles' max_session_ttl is shorter (Teleport's default too). */
 export const DEFAULT_USER_CERT_TTL_MS = 12 * 3_600_000;
@@ -34,6 +35,8 @@ export interface PeopleDeps {
   configRoles: RoleConfig[];
   now: () => Date;
   oidc?: OidcLogin;
+  /** The user records, locks and roles every person's call is checked against (kept from the store's watch). */
+  records: PersonRecords;
 }
 
 /** A person whose certificate passed this call's checks, with their current roles. */
@@ -67,12 +70,9 @@ export function refusedLogin(err: unknown): { user?: string; reason?: string } {
 export class PeopleRoutes {
   readonly #deps: PeopleDeps;
   readonly #login: LoginDeps;
-  /** The roles every person call decides by, decoded once per change of the stored roles. */
-  readonly #roles: RoleDefinitions;
 
   constructor(deps: PeopleDeps) {
     this.#deps = deps;
-    this.#roles = new RoleDefinitions(deps.backend, deps.configRoles);
     const throttle = new LoginThrottle({ now: () => deps.now().getTime(), alert: (alert) => void this.#throttled(alert) });
     this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle, now: deps.now };
   }
@@ -116,19 +116,23 @@ export class PeopleRoutes {
     return location;
   }
 
-  /** Every call of a person: certificate unexpired, user still there (and the same user), not locked; their current roles. */
-  async person(caller: PersonCaller): Promise<Person> {
-    const { backend, now } = this.#deps;
-    const at = now().getTime();
+  /**
+   * Every call of a person: certificate unexpired, user still there (and the same user), not locked;
+   * their current roles. Read from the records the store's watch keeps (person-records.ts), not the
+   * store; `asOf`: records at least as new as that store revision (an event about to reach them).
+   */
+  async person(caller: PersonCaller, asOf?: number): Promise<Person> {
+    const at = this.#deps.now().getTime();
     if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
-    const user = await getUser(backend, caller.person);
+    const view = await this.#deps.records.view(asOf);
+    const user = view.user(caller.person);
     if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
     // A certificate issued before `users reset`, or to an earlier user of that name (removed, then
     // added again, or an OIDC record bound since to its provider account), names another uid.
     if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
-    const lock = await activeLock(backend, caller.person, at);
+    const lock = view.lock(caller.person, at);
     if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
-    const roles = await this.#roleSet(caller.person, user.spec.roles);
+    const roles = roleSet(view.roles, user.spec.roles, caller.person);
     return { caller, user, roles, policy: new PersonPolicy(caller.person, roles) };
   }
 
@@ -194,14 +198,9 @@ export class PeopleRoutes {
     }
   }
 
-  async #roleSet(user: string, names: string[]): Promise<RoleSet> {
-    const definitions = await this.#roles.current();
-    return new RoleSet(names.flatMap((n) => definitions.get(n) ?? []), user);
-  }
-
   /** 12 h, or the shortest max_session_ttl of the roles, and never past the user CA's own expiry. */
   async #ttl(roles: string[]): Promise<number> {
-    const set = await this.#roleSet('', roles);
+    const set = roleSet((await this.#deps.records.view()).roles, roles, '');
     const caLeft = this.#deps.authorities.user.cert.notAfter.getTime() - this.#deps.now().getTime() - CLOCK_SKEW_MS;
     return Math.max(1000, Math.min(set.maxSessionTtlMs(DEFAULT_USER_CERT_TTL_MS), caLeft));
   }
@@ -226,6 +225,10 @@ export class PeopleRoutes {
   async #audited(type: string, user: string, roles: string[], action: string, address: string): Promise<void> {
     await this.#deps.audit.record({ type, outcome: 'allowed', user, ...(roles.length > 0 && { roles }), action, remote_addr: address });
   }
+}
+
+function roleSet(definitions: ReadonlyMap<string, RoleV7>, names: string[], user: string): RoleSet {
+  return new RoleSet(names.flatMap((n) => definitions.get(n) ?? []), user);
 }
 
 async function csrKey(csr: unknown) {

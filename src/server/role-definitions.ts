@@ -5,37 +5,52 @@ import { kindPrefix, type Resource } from '../resources/resource.ts';
 import { decodeResource } from '../resources/store.ts';
 import { roleDefinitions } from '../roles/load.ts';
 import type { RoleV7 } from '../roles/role.ts';
+import { WatchCache } from './watch-cache.ts';
+import type { WatchHub } from './watch-hub.ts';
 
 /**
- * Every role by name for a person's call (loadRoleDefinitions), without decoding and checking every
- * stored role on every request: with 100 roles that was ~270 µs of the server's CPU per proxied
- * request. The role items are still listed on every call (a few µs) and the definitions rebuilt
- * when any key or revision differs, so a role edited or removed counts at the next call, exactly
- * as before; no watch, so no window in which a revoked role still works.
+ * Every role by name for a person's call, from the stored roles a watch keeps in memory (WatchCache):
+ * no store read per call, and the definitions decoded again only after a role changed. `current`
+ * answers once the cache holds every role write this server made or (on SQLite) any process
+ * committed before the call, and within the watch's delay those of other servers.
  */
 export class RoleDefinitions {
-  readonly #backend: Backend;
+  readonly #cache: WatchCache<Resource>;
   readonly #configRoles: RoleConfig[];
-  #items: Item[] = [];
   #definitions: Map<string, RoleV7> | undefined;
 
-  constructor(backend: Backend, configRoles: RoleConfig[]) {
-    this.#backend = backend;
-    this.#configRoles = configRoles;
+  constructor(opts: { backend: Backend; hub: WatchHub; configRoles: RoleConfig[]; onChange?: () => void }) {
+    this.#configRoles = opts.configRoles;
+    const prefix = kindPrefix(ROLE);
+    this.#cache = new WatchCache<Resource>({
+      backend: opts.backend,
+      hub: opts.hub,
+      prefix,
+      readOwnWrites: true,
+      decode: (item) => storedRole(item, item.key.slice(prefix.length)),
+      onChange: () => {
+        this.#definitions = undefined;
+        opts.onChange?.();
+      },
+    });
   }
 
-  /** The definitions as the store has them now; the same map while no role changed (read it, never change it). */
-  async current(): Promise<ReadonlyMap<string, RoleV7>> {
-    const items = await this.#backend.list(kindPrefix(ROLE));
-    if (!this.#definitions || !sameItems(items, this.#items)) {
-      this.#definitions = roleDefinitions(items.map((i) => decodeResource<Resource>(i)), this.#configRoles);
-      this.#items = items;
-    }
-    return this.#definitions;
+  /** The definitions as the store has them (see the class); the same map while no role changed (read it, never change it). */
+  async current(asOf?: number): Promise<ReadonlyMap<string, RoleV7>> {
+    await this.#cache.current(asOf);
+    return (this.#definitions ??= roleDefinitions([...this.#cache.values()], this.#configRoles));
+  }
+
+  close(): void {
+    this.#cache.close();
   }
 }
 
-/** A revision is the store's revision of the write that last changed the key, so equal keys and revisions mean equal values. */
-function sameItems(a: Item[], b: Item[]): boolean {
-  return a.length === b.length && a.every((item, i) => item.key === b[i]!.key && item.revision === b[i]!.revision);
+/** A role whose value is not even JSON (written by hand) is kept as one that does not read, so it denies everything (readStoredRole). */
+function storedRole(item: Item, name: string): Resource {
+  try {
+    return decodeResource<Resource>(item);
+  } catch {
+    return { kind: ROLE, version: 'unreadable', metadata: { name }, spec: {} } as Resource;
+  }
 }

@@ -30,6 +30,8 @@ import { WatchGate } from './watch-gate.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { WatchHub } from './watch-hub.ts';
 import { PersonRevocation } from './person-revocation.ts';
+import { PersonRecords } from './person-records.ts';
+import { ObservedBackend } from './observed-backend.ts';
 import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingCall } from './audit-routes.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
@@ -92,6 +94,7 @@ export class KportServer {
   #server?: Http2SecureServer;
   readonly #watches = new Set<AbortController>();
   readonly #hub: WatchHub;
+  readonly #records: PersonRecords;
   readonly #watchCount = new WatchCount();
   readonly #caKeys: { host: KeyObject; user: KeyObject };
   readonly #writes = new WriteBudget();
@@ -100,14 +103,17 @@ export class KportServer {
   readonly #kube: KubeRoutes;
   readonly #tunnelAccept: TunnelAcceptor;
 
-  constructor(opts: ServerOptions) {
+  constructor(serverOptions: ServerOptions) {
+    this.#hub = new WatchHub(serverOptions.backend);
+    // Every part of the server writes through this, so the caches that must read its own writes do (watch-cache.ts).
+    const opts = { ...serverOptions, backend: new ObservedBackend(serverOptions.backend, this.#hub) };
     this.#opts = opts;
-    this.#hub = new WatchHub(opts.backend);
+    this.#records = new PersonRecords({ backend: opts.backend, hub: this.#hub, configRoles: opts.people.configRoles });
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
     this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now });
-    this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
+    this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, records: this.#records, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
     this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.hostId && { serverHostId: opts.hostId }), ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
   }
 
@@ -146,7 +152,7 @@ export class KportServer {
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
-    this.#revocation = new PersonRevocation({ hub: this.#hub, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log, kube: this.#kube });
+    this.#revocation = new PersonRevocation({ records: this.#records, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log, kube: this.#kube });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
@@ -166,6 +172,7 @@ export class KportServer {
     this.#kube.close();
     this.#tunnelAccept.close();
     this.#revocation?.close();
+    this.#records.close();
     this.#hub.close();
     const server = this.#server;
     if (!server) return;
@@ -307,7 +314,8 @@ export class KportServer {
         if (malformed) throw new Refusal(400, 'bad_request', malformed);
         const why = person.policy.refusal(call);
         if (why) throw new Refusal(403, 'forbidden', `user ${caller.person} ${why}`);
-        const alive = () => this.#people.person(caller).then(() => true, () => false);
+        // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
+        const alive = (batch: WatchEvent[] = []) => this.#people.person(caller, newestRevision(batch)).then(() => true, () => false);
         return await this.#stream(`user:${caller.person}`, call.prefix, (e) => person.policy.event(e), alive, req, res);
       }
       case '/v1/renew':
@@ -425,7 +433,7 @@ export class KportServer {
   }
 
   /** One watch stream: events as `show` lets the caller see them, ended when `alive` says the caller is gone. */
-  async #stream(who: string, prefix: string, show: (event: WatchEvent) => WatchEvent | undefined, alive: () => Promise<boolean>, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  async #stream(who: string, prefix: string, show: (event: WatchEvent) => WatchEvent | undefined, alive: (batch?: WatchEvent[]) => Promise<boolean>, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     const leave = this.#watchCount.enter(who);
     const stop = new AbortController();
     this.#watches.add(stop);
@@ -460,3 +468,9 @@ export class KportServer {
   }
 }
 
+/** The newest store revision among `events`; undefined when there are none. */
+function newestRevision(events: WatchEvent[]): number | undefined {
+  let newest: number | undefined;
+  for (const e of events) newest = Math.max(newest ?? 0, e.type === 'put' ? e.item.revision : e.revision);
+  return newest;
+}

@@ -26,8 +26,10 @@ export async function applyStoreCall(
   switch (call.op) {
     case 'get':
       return shown(await backend.get(call.key));
-    case 'list':
-      return { items: (await backend.list(call.prefix)).flatMap((item) => view(item) ?? []) };
+    case 'list': {
+      const { items, revision } = await backend.snapshot(call.prefix);
+      return { items: items.flatMap((item) => view(item) ?? []), revision };
+    }
     case 'create':
       return shown(await backend.create(call.key, call.value, opts));
     case 'put':

@@ -5,14 +5,15 @@
  * before it began, so a burst of events costs one store read per watcher, not one per event.
  */
 export class WatchGate<E> {
-  readonly #stillThere: () => Promise<boolean>;
+  readonly #stillThere: (batch: E[]) => Promise<boolean>;
   readonly #deliver: (event: E) => void;
   readonly #removed: () => void;
   #queue: E[] = [];
   #running = false;
   #closed = false;
 
-  constructor(opts: { stillThere: () => Promise<boolean>; deliver: (event: E) => void; removed: () => void }) {
+  /** `stillThere` is asked about each batch before it goes out: whether the watcher may still see it. */
+  constructor(opts: { stillThere: (batch: E[]) => Promise<boolean>; deliver: (event: E) => void; removed: () => void }) {
     this.#stillThere = opts.stillThere;
     this.#deliver = opts.deliver;
     this.#removed = opts.removed;
@@ -35,7 +36,7 @@ export class WatchGate<E> {
       const batch = this.#queue;
       this.#queue = [];
       // A store that cannot answer is not a removal, but nothing goes out unchecked either.
-      const there = await this.#stillThere().catch(() => false);
+      const there = await this.#stillThere(batch).catch(() => false);
       if (this.#closed) break;
       if (!there) {
         this.close();

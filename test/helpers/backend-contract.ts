@@ -173,6 +173,41 @@ export function backendContract(name: string, target: ContractTarget): void {
       );
     }));
 
+    test('a snapshot is the state at its revision: its items at or below it, every later write and delete (as the watch reports them) above it', withBackend(async (b) => {
+      await b.put('/s/a', '1');
+      await b.put('/s/b', '2');
+      await b.put('/elsewhere', 'x');
+      const controller = new AbortController();
+      const events: WatchEvent[] = [];
+      let opened!: () => void;
+      const isOpen = new Promise<void>((resolve) => (opened = resolve));
+      const watching = (async () => {
+        for await (const e of b.watch('/s/', controller.signal, opened)) {
+          events.push(e);
+          if (events.length === 2) controller.abort();
+        }
+      })();
+      // Called once the watch is in place: no sleep needed before writing.
+      await isOpen;
+      const snap = await b.snapshot('/s/');
+      assert.deepEqual(snap.items.map((i) => i.key), ['/s/a', '/s/b']);
+      assert.deepEqual(snap.items, await b.list('/s/'));
+      const top = Math.max(...snap.items.map((i) => i.revision));
+      assert.ok(top <= snap.revision, `items at ${top}, snapshot at ${snap.revision}`);
+      // A write elsewhere counts too: the revision is the store's, not the prefix's.
+      const elsewhere = await b.put('/elsewhere', 'y');
+      assert.ok((await b.snapshot('/s/')).revision >= elsewhere.revision);
+      const put = await b.put('/s/a', '3');
+      await b.delete('/s/b');
+      await Promise.race([watching, sleep(5000).then(() => controller.abort())]);
+      await watching;
+      assert.equal(events.length, 2, 'both writes reported');
+      const [update, removal] = events;
+      assert.ok(update?.type === 'put' && update.item.revision === put.revision && put.revision > snap.revision);
+      assert.ok(removal?.type === 'delete' && removal.revision > put.revision, 'a delete is reported at its own, newer revision');
+      assert.ok((await b.snapshot('/s/')).revision >= (removal as { revision: number }).revision);
+    }));
+
     if (target.shared) {
       test('10 processes x 200 compare-and-swap increments on one key end at exactly 2,000', { timeout: 180_000 }, async () => {
         const store = await target.shared!();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { EtcdBackend } from '../../src/backend/etcd.ts';
 import { backendContract } from '../helpers/backend-contract.ts';
+import { watchCacheContract } from '../helpers/watch-cache-contract.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { havePeer } from '../peers/process.ts';
@@ -23,6 +24,8 @@ backendContract('etcd', {
     return { arg: `etcd:${etcd!.endpoints.join(',')}@${prefix}`, open: () => connect(prefix) };
   },
 });
+
+watchCacheContract('etcd', () => connect(`/cache-${randomUUID()}`));
 
 test('an unreachable etcd is one clear error naming the peers tried', async () => {
   const { freePort } = await import('../peers/process.ts');
