@@ -163,6 +163,32 @@ describe('audit and recordings through the server: get audit filters, kport play
     assert.equal(events.map((e) => e.data).join(''), output, '-o json reads back as recorded');
   });
 
+  test('kport recordings ls through the server for an auditor and on the server\'s host: who, cluster, pod, start, duration; -o json|yaml; refused to a person whose roles do not list sessions', async () => {
+    await record(server, 's-ls-a', [[0.2, 'a\r\n'], [83.4, 'b\r\n']]);
+    for (const [who, label] of [[audrey, 'through the server'], [server, 'on the server\'s host']] as const) {
+      const json = await who.kport(['recordings', 'ls', '-o', 'json']);
+      assert.equal(json.exitCode, 0, `${label}: ${String(json.stderr)}`);
+      const listed = JSON.parse(String(json.stdout)) as Array<Record<string, unknown>>;
+      const mine = listed.find((r) => r.session_id === 's-ls-a');
+      assert.deepEqual({ ...mine, start: undefined, size_bytes: undefined }, { session_id: 's-ls-a', user: 'alice', cluster: 'prod', kind: 'exec', namespace: 'default', pod: 'web-0', container: null, command: 'sh', duration_ms: 83_400, start: undefined, size_bytes: undefined }, label);
+      assert.ok(Math.abs(Date.parse(String(mine!.start)) - Date.now()) < 300_000, String(mine!.start));
+      assert.ok(Number(mine!.size_bytes) > 100);
+      const yaml = await who.kport(['recordings', 'ls', '-o', 'yaml', '--limit', '1']);
+      assert.equal(yaml.exitCode, 0, String(yaml.stderr));
+      assert.equal(String(yaml.stdout).match(/^- cluster: /gm)?.length, 1, String(yaml.stdout));
+      const text = await who.kport(['recordings', 'ls']);
+      const [header, ...rows] = String(text.stdout).trimEnd().split('\n').map((l) => l.split('\t'));
+      assert.deepEqual(header, ['Session ID', 'User', 'Cluster', 'Pod', 'Started', 'Duration', 'Size']);
+      assert.deepEqual(rows.find((r) => r[0] === 's-ls-a')?.filter((_, i) => i !== 4 && i !== 6), ['s-ls-a', 'alice', 'prod', 'default/web-0', '1m23s'], label);
+    }
+    const refused = await alice.kport(['recordings', 'ls']);
+    assert.equal(refused.exitCode, 4, String(refused.stderr));
+    assert.equal(String(refused.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user alice (access) may not list session resources (no role allows it).`);
+    const badLimit = await audrey.kport(['recordings', 'ls', '--limit', '0']);
+    assert.equal(badLimit.exitCode, 2);
+    assert.match(String(badLimit.stderr), /--limit is a whole number from 1 to 10000/);
+  });
+
   test('kport play keeps the session\'s own timing, and --speed scales it: output never comes before its time, and 50x is far faster than the session was', async () => {
     await record(server, 's-timed', [[0, 'one\r\n'], [0.6, 'two\r\n'], [1.8, 'three\r\n']]);
     await record(server, 's-long', [[0, 'x\r\n'], [10, 'y\r\n'], [20, 'z\r\n']]);
