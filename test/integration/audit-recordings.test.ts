@@ -2,6 +2,7 @@
 // filtered at a real server (and on its local store), `kport play` through the server for an auditor
 // and from the data dir on the server's host, with --speed and -o json.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -136,6 +137,12 @@ describe('audit and recordings through the server: get audit filters, kport play
     const traversal = await audrey.kport(['play', '../../kport.yaml']);
     assert.notEqual(traversal.exitCode, 0);
     assert.match(String(traversal.stderr), /is not a session id/);
+    // Damaged after two events: what came before is played (it streams), then the damage is named, exit 1.
+    writeFileSync(join(recordingsDir(join(server.dir, 'data')), 's-bad.cast'), `${JSON.stringify({ version: 2, width: 80, height: 24 })}\n[0.1,"o","one\\r\\n"]\n[0.2,"o","two\\r\\n"]\nnot json\n[0.3,"o","three"]\n`, { mode: 0o600 });
+    const damaged = await audrey.kport(['play', 's-bad', '--speed', '100']);
+    assert.equal(damaged.exitCode, 1, String(damaged.stderr));
+    assert.equal(String(damaged.stdout), 'one\r\ntwo');
+    assert.equal(String(damaged.stderr).trim(), 'ERROR: The recording of session s-bad is not asciicast v2 (line 4 is not an asciicast v2 event [time, code, data]): it was damaged or written by something else.');
     const badSpeed = await audrey.kport(['play', 's-json', '--speed', '0']);
     assert.equal(badSpeed.exitCode, 2);
     assert.match(String(badSpeed.stderr), /--speed is a number above 0/);

@@ -21,10 +21,10 @@ export const play: CommandDef = {
     const speed = Number(opts.speed ?? 1);
     if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
     const id = args[0]!;
-    const [{ recordingsService }, { readCast, CastError }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../server/recording/asciicast.ts'), import('../../core/stop.ts')]);
+    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../server/recording/asciicast.ts'), import('../../core/lines.ts'), import('../../core/stop.ts')]);
     // Read as it is replayed or written out, from the server or the file: never whole in memory.
     const lines = (await recordingsService(session)).lines(id, ctx.signal);
-    const damaged = (err: unknown) => (err instanceof CastError ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`) : err);
+    const damaged = (err: unknown) => (err instanceof CastError || err instanceof LineTooLong ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`) : err);
     let cast;
     try {
       cast = await readCast(lines);
