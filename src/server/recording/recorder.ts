@@ -62,7 +62,7 @@ export interface RecorderOptions {
  * session.start says recorded: false), the bytes of both directions as they are relayed (the
  * upstream's from its 101 on; the client's frames, the upgrade's head buffer first), end() when
  * either side closes. Where recordingDecision() says `required` and the Recording says it is not
- * `recorded` (the total cap), end it before any byte is relayed.
+ * `recorded` (no room in the budget), end it before any byte is relayed.
  */
 export class SessionRecorder {
   readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock' | 'budget'>> & { now: () => Date; clock: () => number };
