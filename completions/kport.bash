@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -60,7 +60,7 @@ _kport_choices() {
 _kport_words() {
   local words=""
   case "$1" in
-    "") words="tokens server login logout status users agents discover kube rbac get rm create play completion version" ;;
+    "") words="tokens server login logout status users agents discover kube rbac get rm create play recordings completion version" ;;
     "tokens") words="add ls rm" ;;
     "tokens add") words="--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
@@ -96,6 +96,8 @@ _kport_words() {
     "rm") words="-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ lock/ discovery_service/ kube_server/ agent/ audit/" ;;
     "create") words="-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color" ;;
     "play") words="--speed -c --config --data-dir --format -o --output --debug --no-color" ;;
+    "recordings") words="ls" ;;
+    "recordings ls") words="--limit -c --config --data-dir --format -o --output --debug --no-color" ;;
     "completion") words="-c --config --data-dir --format -o --output --debug --no-color bash zsh fish" ;;
     "version") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
   esac

@@ -13,6 +13,7 @@ complete -c kport -f -n __fish_use_subcommand -a get -d 'Show resources: kube_cl
 complete -c kport -f -n __fish_use_subcommand -a rm -d 'Delete a resource, such as kube_cluster/NAME'
 complete -c kport -f -n __fish_use_subcommand -a create -d 'Create resources (role, user, static kube_cluster) from a YAML file'
 complete -c kport -f -n __fish_use_subcommand -a play -d 'Replay a recorded kubectl exec or attach session in the terminal, at its own speed'
+complete -c kport -f -n __fish_use_subcommand -a recordings -d 'recordings commands'
 complete -c kport -f -n __fish_use_subcommand -a completion -d 'Print a shell completion script: bash, zsh or fish'
 complete -c kport -f -n __fish_use_subcommand -a version -d 'Print the kport version'
 complete -c kport -f -n '__fish_seen_subcommand_from tokens' -a add -d 'Create a join token for discovery and Kubernetes agents'
@@ -94,6 +95,8 @@ complete -c kport -n '__fish_seen_subcommand_from create' -l file
 complete -c kport -n '__fish_seen_subcommand_from create' -l force
 complete -c kport -n '__fish_seen_subcommand_from create' -l replace-discovered
 complete -c kport -n '__fish_seen_subcommand_from play' -l speed
+complete -c kport -f -n '__fish_seen_subcommand_from recordings' -a ls -d 'List recorded kubectl exec and attach sessions, newest first: who, cluster, pod, start, duration'
+complete -c kport -n '__fish_seen_subcommand_from recordings; and __fish_seen_subcommand_from ls' -l limit
 complete -c kport -l config
 complete -c kport -l data-dir
 complete -c kport -l format

@@ -3,7 +3,7 @@
 _kport_words() {
   reply=()
   case "$1" in
-    "") reply=(tokens server login logout status users agents discover kube rbac get rm create play completion version) ;;
+    "") reply=(tokens server login logout status users agents discover kube rbac get rm create play recordings completion version) ;;
     "tokens") reply=(add ls rm) ;;
     "tokens add") reply=(--type --ttl --value --labels --uses -c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -39,6 +39,8 @@ _kport_words() {
     "rm") reply=(-c --config --data-dir --format -o --output --debug --no-color kube_cluster/ token/ role/ user/ lock/ discovery_service/ kube_server/ agent/ audit/) ;;
     "create") reply=(-f --file --force --replace-discovered -c --config --data-dir --format -o --output --debug --no-color) ;;
     "play") reply=(--speed -c --config --data-dir --format -o --output --debug --no-color) ;;
+    "recordings") reply=(ls) ;;
+    "recordings ls") reply=(--limit -c --config --data-dir --format -o --output --debug --no-color) ;;
     "completion") reply=(-c --config --data-dir --format -o --output --debug --no-color bash zsh fish) ;;
     "version") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
   esac
@@ -70,7 +72,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

@@ -77,6 +77,16 @@ export class PersonClient {
     }
   }
 
+  /** A call whose answer streams (kport play): its lines as they are read; a refusal is the same sentence as call()'s. */
+  async *lines(path: string, body: unknown, signal: AbortSignal, opts: { maxLine?: number } = {}): AsyncGenerator<string> {
+    try {
+      yield* this.client.lines(path, body, signal, { ...opts, finite: true });
+    } catch (err) {
+      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      throw err;
+    }
+  }
+
   whoami(): Promise<Whoami> {
     this.#whoami ??= this.call<Whoami>('/v1/whoami', {});
     return this.#whoami;

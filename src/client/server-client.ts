@@ -1,9 +1,10 @@
 import { X509Certificate } from 'node:crypto';
-import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { connect as h2connect, constants as h2constants, type ClientHttp2Session } from 'node:http2';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExternalError, UserError } from '../core/errors.ts';
+import { LineTooLong, splitLines } from '../core/lines.ts';
 import { splitHostPort } from '../core/host-port.ts';
 import { describeConnectError } from '../core/net-errors.ts';
 import { pem, spkiPin } from '../pki/certs.ts';
@@ -160,36 +161,51 @@ export class ServerClient {
     return parsed as T;
   }
 
-  /** A streaming POST: the response body, line by line. */
-  async *lines(path: string, body: unknown, signal: AbortSignal): AsyncIterable<string> {
+  /**
+   * A streaming POST: the response body, line by line (empty lines, a watch's keepalives, left out),
+   * read only as fast as the caller asks for lines. A watch never ends on its own (its end is an
+   * error); a `finite` answer ends, and must have come whole (its content-length).
+   */
+  async *lines(path: string, body: unknown, signal: AbortSignal, opts: { finite?: boolean; maxLine?: number } = {}): AsyncGenerator<string> {
     const session = this.#connect();
     const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' }, { signal });
     stream.end(JSON.stringify(body));
-    const status = await new Promise<number>((resolve, reject) => {
-      stream.once('response', (headers) => resolve(Number(headers[':status'])));
+    const head = await new Promise<{ status: number; length?: number }>((resolve, reject) => {
+      stream.once('response', (headers) => resolve({ status: Number(headers[':status']), ...(headers['content-length'] !== undefined && { length: Number(headers['content-length']) }) }));
       stream.once('error', (err) => reject(unreachable(this.address, err, this.#credentials.untrusted)));
     });
-    let buffered = '';
-    try {
+    // A reader that waits (kport play until an event's time) leaves the connection silent, and the
+    // server closes connections silent for two minutes: a ping every 30 s keeps it.
+    const ping = setInterval(() => {
+      if (!session.destroyed) session.ping(() => {});
+    }, 30_000).unref();
+    let received = 0;
+    const counted = async function* () {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
-        buffered += chunk.toString('utf8');
-        let nl: number;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          if (status !== 200) continue;
-          if (line) yield line;
-        }
+        received += chunk.length;
+        yield chunk;
       }
+    };
+    try {
+      if (head.status !== 200) {
+        let text = '';
+        for await (const line of splitLines(counted(), 64 * 1024)) text += line;
+        const error = (JSON.parse(text || '{}') as { error?: { code?: string; message?: string } }).error;
+        throw new ServerRefusal(head.status, error?.code ?? 'unknown', error?.message ?? `HTTP ${head.status}`);
+      }
+      for await (const line of splitLines(counted(), opts.maxLine)) if (line) yield line;
     } catch (err) {
       if (signal.aborted) return;
+      if (err instanceof ServerRefusal || err instanceof LineTooLong) throw err;
+      if (err instanceof SyntaxError) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${head.status} with something that is not JSON`);
       throw unreachable(this.address, err, this.#credentials.untrusted);
+    } finally {
+      clearInterval(ping);
+      if (!stream.closed) stream.close(h2constants.NGHTTP2_CANCEL);
     }
-    if (status !== 200) {
-      const error = (JSON.parse(buffered || '{}') as { error?: { code?: string; message?: string } }).error;
-      throw new ServerRefusal(status, error?.code ?? 'unknown', error?.message ?? `HTTP ${status}`);
-    }
-    if (!signal.aborted) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the watch`);
+    if (signal.aborted) return;
+    if (!opts.finite) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the watch`);
+    if (head.length !== undefined && received < head.length) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the answer after ${received} of its ${head.length} bytes`);
   }
 
   async #request(path: string, body: unknown): Promise<{ status: number; body: Buffer }> {

@@ -32,9 +32,10 @@ import { usersUnlock } from './users/unlock.ts';
 import { usersUpdate } from './users/update.ts';
 import { usersReset } from './users/reset.ts';
 import { play } from './play/play.ts';
+import { recordingsLs } from './recordings/ls.ts';
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersUpdate, usersReset, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeConfig, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, completion, version];
+export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersUpdate, usersReset, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeConfig, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, recordingsLs, completion, version];
 
 /** `kport --help`: the first hour, in the order people take it. */
 export const PROGRAM_EXAMPLES = [
@@ -53,6 +54,7 @@ export const NOUN_SUMMARIES: Record<string, string> = {
   server: 'Run the kport server (network mode: agents join it)',
   agents: 'List and remove agents that joined the server',
   users: 'Add, list, change, reset, remove and lock the people who log in to the server',
+  recordings: 'List recorded kubectl exec and attach sessions (kport play replays one)',
 };
 
 /** `attribute`: the option sets the same value as another one, so the two are one flag. */

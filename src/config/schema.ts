@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseBytes } from '../core/bytes.ts';
 import { parseDuration } from '../core/duration.ts';
 import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
@@ -50,6 +51,22 @@ const POLL_INTERVAL_FLOOR = { ms: 2_000, text: '2s', why: 'each poll makes AWS c
 const LEASE_TTL_FLOOR = { ms: 2_000, text: '2s', why: 'the leader renews its lease every third of it, and a shorter lease lapses on a busy machine, so leadership changes hands between healthy agents' };
 const HOST_CERT_TTL_FLOOR = { ms: 5_000, text: '5s', why: 'agents renew at two thirds of the certificate\'s life, and a shorter one can expire while its renewal is in flight' };
 const AUDIT_RETENTION_FLOOR = { ms: 3_600_000, text: '1h', why: 'audit events that expire sooner are gone before anyone can read them' };
+
+/** A size in bytes, or with a unit (512MiB, 4GiB, 100MB), at least `floor`. */
+const byteSize = (floor: { bytes: number; text: string; why: string }) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseBytes(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `invalid size "${value}" (use a number of bytes, or one with a unit: 512MiB, 4GiB, 100MB)` });
+      return z.NEVER;
+    }
+    if (bytes < floor.bytes) {
+      ctx.addIssue({ code: 'custom', message: `${value} is below the minimum of ${floor.text}: ${floor.why}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+const RECORDING_BUDGET_FLOOR = { bytes: 16 * 1024, text: '16KiB', why: "a recording's header and first screen take a few KiB" };
 
 const stringList = z.union([z.string(), z.array(z.string())]);
 /** Teleport's CA pin: the SHA-256 of the CA's SubjectPublicKeyInfo, as `kport tokens add` prints it. */
@@ -213,6 +230,13 @@ export const configSchema = z.strictObject({
       join_rate_limit: z
         .strictObject({ period: duration({ ms: 1000, text: '1s', why: 'the bucket refills once a period' }).default(60_000), average: z.number().int().positive().default(60), burst: z.number().int().positive().default(30) })
         .optional(),
+      /** kport: the disk session recordings may take, in all (default 4GiB) and per person (default a quarter of the total). */
+      recording_budget: z
+        .strictObject({ total: byteSize(RECORDING_BUDGET_FLOOR).optional(), per_user: byteSize(RECORDING_BUDGET_FLOOR).optional() })
+        .superRefine((budget, ctx) => {
+          if (budget.total !== undefined && budget.per_user !== undefined && budget.per_user > budget.total) ctx.addIssue({ code: 'custom', path: ['per_user'], message: 'per_user is more than total: a person\'s share is part of the total' });
+        })
+        .optional(),
     })
     .optional(),
   proxy_service: z
@@ -289,7 +313,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst recording_budget total per_user web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

@@ -26,10 +26,11 @@ function textCarries(code: KportCode): boolean {
   return code === 403 || code === 502;
 }
 
+const statusJson = (code: KportCode, message: string) => JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code], code });
+
 export function statusAnswer(code: KportCode, message: string): { contentType: string; body: string } {
   if (textCarries(code)) return { contentType: 'text/plain; charset=utf-8', body: `${message}\n` };
-  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code], code });
-  return { contentType: 'application/json', body };
+  return { contentType: 'application/json', body: statusJson(code, message) };
 }
 
 export function sendStatus(res: ServerResponse | Http2ServerResponse, code: KportCode, message: string): void {
@@ -44,8 +45,14 @@ export function respondStatus(stream: ServerHttp2Stream, code: KportCode, messag
   stream.end(body);
 }
 
-/** On a socket whose upgrade request is refused: the HTTP/1.1 response written by hand, then closed. */
+/**
+ * On a socket whose upgrade request is refused: the HTTP/1.1 response written by hand, then closed.
+ * Always a Status: the upgrades are exec, attach and port-forward, and client-go's SPDY upgrade
+ * (which kubectl falls back to after a refused WebSocket one) decodes the body as a Status, reading
+ * a text one as an empty Status: kubectl printed "Error from server: " and nothing else.
+ */
 export function rawStatus(socket: Duplex, code: KportCode, message: string): void {
-  const { contentType, body } = statusAnswer(code, message);
+  const body = statusJson(code, message);
+  const contentType = 'application/json';
   socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

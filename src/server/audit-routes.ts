@@ -1,10 +1,15 @@
-// The auditor's person calls: /v1/audit (the trail, filtered here) and /v1/recordings (one session's cast).
+// The auditor's person calls: /v1/audit (the trail, filtered here) and /v1/recordings (the list, and one session's cast).
+import { once } from 'node:events';
+import type { Http2ServerResponse } from 'node:http2';
+import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/backend.ts';
 import { queryAudit, parseAuditQuery, type AuditAnswer } from './audit-query.ts';
 import { Refusal } from './join.ts';
 import type { Person } from './people-routes.ts';
-import { MAX_SESSION_BYTES } from './recording/recorder.ts';
-import { NoRecording, readRecording } from './recording/store.ts';
+import { listRecordings } from './recording/catalog.ts';
+import type { RecordingReaders } from './recording/readers.ts';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording, openRecording } from './recording/store.ts';
+import { send } from './http-body.ts';
 
 function need(person: Person, resource: 'audit' | 'session', verb: 'list' | 'read'): void {
   if (person.roles.allows(resource, verb)) return;
@@ -17,17 +22,61 @@ export async function auditCall(backend: Backend, person: Person, body: unknown,
   return queryAudit(backend, parseAuditQuery(body), now);
 }
 
-/** `{session_id}`: the session's asciicast, for a person whose roles read `session` (Teleport's rule for recordings). */
-export async function recordingCall(dir: string | undefined, person: Person, body: unknown): Promise<{ session_id: string; cast: string }> {
+export interface RecordingsDeps {
+  /** The recordings directory; undefined when the server keeps none. */
+  dir?: string;
+  readers: RecordingReaders;
+}
+
+/**
+ * The person calls on recordings, for roles that read `session` (Teleport's rule for recordings):
+ * `{op: "ls", limit?}` lists them (list), `{session_id}` streams one session's asciicast (read) as
+ * it is on disk, 64 KiB at a time and only as fast as the caller reads: never whole in memory.
+ */
+export async function recordingsCall(deps: RecordingsDeps, person: Person, body: unknown, res: Http2ServerResponse): Promise<void> {
+  const call = (body ?? {}) as { op?: unknown; session_id?: unknown; limit?: unknown };
+  if (call.op === 'ls') {
+    need(person, 'session', 'list');
+    const limit = call.limit ?? DEFAULT_LIST_LIMIT;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new Refusal(400, 'bad_request', `limit is a whole number from 1 to ${MAX_LIST_LIMIT}`);
+    const leave = deps.readers.enter(person.caller.person, 'list');
+    try {
+      return send(res, 200, { recordings: deps.dir ? await listRecordings(deps.dir, limit) : [] });
+    } finally {
+      leave();
+    }
+  }
+  if (call.op !== undefined && call.op !== 'play') throw new Refusal(400, 'bad_request', 'op is ls or play');
   need(person, 'session', 'read');
-  if (!dir) throw new Refusal(404, 'no_recording', 'this server keeps no session recordings');
-  const id = (body as { session_id?: unknown } | null)?.session_id;
+  if (!deps.dir) throw new Refusal(404, 'no_recording', 'this server keeps no session recordings');
+  const id = call.session_id;
   if (typeof id !== 'string') throw new Refusal(400, 'bad_request', 'this call needs session_id (a string)');
+  const leave = deps.readers.enter(person.caller.person, 'play');
   try {
-    // A marker past the cap makes a recording a little longer than the cap.
-    return { session_id: id, cast: await readRecording(dir, id, MAX_SESSION_BYTES + 64 * 1024) };
-  } catch (err) {
-    if (err instanceof NoRecording) throw new Refusal(404, 'no_recording', `${err.message} at this server: find sessions with kport get audit (session.start events)`);
-    throw err;
+    let opened;
+    try {
+      opened = await openRecording(deps.dir, id);
+    } catch (err) {
+      if (err instanceof NoRecording) throw new Refusal(404, 'no_recording', `${err.message} at this server: find sessions with kport recordings ls`);
+      throw err;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-asciicast', 'content-length': opened.size });
+    await relay(opened.stream, res);
+  } finally {
+    leave();
+  }
+}
+
+/** The file's chunks to the response as the caller takes them; a caller gone stops the read and closes the file. */
+async function relay(file: Readable, res: Http2ServerResponse): Promise<void> {
+  const gone = new Promise<void>((resolve) => res.once('close', resolve));
+  try {
+    for await (const chunk of file) {
+      if (res.destroyed || res.writableEnded) return;
+      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), gone]);
+    }
+    res.end();
+  } finally {
+    file.destroy();
   }
 }

@@ -33,7 +33,8 @@ import { PersonRevocation } from './person-revocation.ts';
 import { PersonRecords } from './person-records.ts';
 import { ObservedBackend } from './observed-backend.ts';
 import { WriteBudget } from './write-budget.ts';
-import { auditCall, recordingCall } from './audit-routes.ts';
+import { auditCall, recordingsCall } from './audit-routes.ts';
+import { RecordingReaders } from './recording/readers.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
 import { KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
 import { TunnelRegistry } from './tunnel-registry.ts';
@@ -98,6 +99,7 @@ export class KportServer {
   readonly #watchCount = new WatchCount();
   readonly #caKeys: { host: KeyObject; user: KeyObject };
   readonly #writes = new WriteBudget();
+  readonly #readers = new RecordingReaders();
   /** Kubernetes agents' reverse tunnels, by host id (tunnel-accept.ts adds them; the in-process service's too). */
   readonly tunnels = new TunnelRegistry();
   readonly #kube: KubeRoutes;
@@ -298,7 +300,7 @@ export class KportServer {
       case '/v1/audit':
         return send(res, 200, await auditCall(this.#opts.backend, person, body, this.#deps.now().getTime()));
       case '/v1/recordings':
-        return send(res, 200, await recordingCall(this.#opts.recorder?.dir, person, body));
+        return await recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, person, body, res);
       case '/v1/backend': {
         const call = parseCall(body);
         const malformed = callProblem(call);

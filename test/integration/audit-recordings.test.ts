@@ -2,6 +2,7 @@
 // filtered at a real server (and on its local store), `kport play` through the server for an auditor
 // and from the data dir on the server's host, with --speed and -o json.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -132,10 +133,16 @@ describe('audit and recordings through the server: get audit filters, kport play
     assert.equal(String(denied.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user alice (access) may not read session resources (no role allows it).`);
     const missing = await audrey.kport(['play', 'nope']);
     assert.equal(missing.exitCode, 4, String(missing.stderr));
-    assert.match(String(missing.stderr), /no recording of session nope at this server: find sessions with kport get audit/);
+    assert.match(String(missing.stderr), /no recording of session nope at this server: find sessions with kport recordings ls/);
     const traversal = await audrey.kport(['play', '../../kport.yaml']);
     assert.notEqual(traversal.exitCode, 0);
     assert.match(String(traversal.stderr), /is not a session id/);
+    // Damaged after two events: what came before is played (it streams), then the damage is named, exit 1.
+    writeFileSync(join(recordingsDir(join(server.dir, 'data')), 's-bad.cast'), `${JSON.stringify({ version: 2, width: 80, height: 24 })}\n[0.1,"o","one\\r\\n"]\n[0.2,"o","two\\r\\n"]\nnot json\n[0.3,"o","three"]\n`, { mode: 0o600 });
+    const damaged = await audrey.kport(['play', 's-bad', '--speed', '100']);
+    assert.equal(damaged.exitCode, 1, String(damaged.stderr));
+    assert.equal(String(damaged.stdout), 'one\r\ntwo');
+    assert.equal(String(damaged.stderr).trim(), 'ERROR: The recording of session s-bad is not asciicast v2 (line 4 is not an asciicast v2 event [time, code, data]): it was damaged or written by something else.');
     const badSpeed = await audrey.kport(['play', 's-json', '--speed', '0']);
     assert.equal(badSpeed.exitCode, 2);
     assert.match(String(badSpeed.stderr), /--speed is a number above 0/);
@@ -161,6 +168,32 @@ describe('audit and recordings through the server: get audit filters, kport play
     assert.doesNotMatch(String(json.stdout), /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, 'no raw control in -o json');
     const events = (JSON.parse(String(json.stdout)) as { events: Array<{ data: string }> }).events;
     assert.equal(events.map((e) => e.data).join(''), output, '-o json reads back as recorded');
+  });
+
+  test('kport recordings ls through the server for an auditor and on the server\'s host: who, cluster, pod, start, duration; -o json|yaml; refused to a person whose roles do not list sessions', async () => {
+    await record(server, 's-ls-a', [[0.2, 'a\r\n'], [83.4, 'b\r\n']]);
+    for (const [who, label] of [[audrey, 'through the server'], [server, 'on the server\'s host']] as const) {
+      const json = await who.kport(['recordings', 'ls', '-o', 'json']);
+      assert.equal(json.exitCode, 0, `${label}: ${String(json.stderr)}`);
+      const listed = JSON.parse(String(json.stdout)) as Array<Record<string, unknown>>;
+      const mine = listed.find((r) => r.session_id === 's-ls-a');
+      assert.deepEqual({ ...mine, start: undefined, size_bytes: undefined }, { session_id: 's-ls-a', user: 'alice', cluster: 'prod', kind: 'exec', namespace: 'default', pod: 'web-0', container: null, command: 'sh', duration_ms: 83_400, start: undefined, size_bytes: undefined }, label);
+      assert.ok(Math.abs(Date.parse(String(mine!.start)) - Date.now()) < 300_000, String(mine!.start));
+      assert.ok(Number(mine!.size_bytes) > 100);
+      const yaml = await who.kport(['recordings', 'ls', '-o', 'yaml', '--limit', '1']);
+      assert.equal(yaml.exitCode, 0, String(yaml.stderr));
+      assert.equal(String(yaml.stdout).match(/^- cluster: /gm)?.length, 1, String(yaml.stdout));
+      const text = await who.kport(['recordings', 'ls']);
+      const [header, ...rows] = String(text.stdout).trimEnd().split('\n').map((l) => l.split('\t'));
+      assert.deepEqual(header, ['Session ID', 'User', 'Cluster', 'Pod', 'Started', 'Duration', 'Size']);
+      assert.deepEqual(rows.find((r) => r[0] === 's-ls-a')?.filter((_, i) => i !== 4 && i !== 6), ['s-ls-a', 'alice', 'prod', 'default/web-0', '1m23s'], label);
+    }
+    const refused = await alice.kport(['recordings', 'ls']);
+    assert.equal(refused.exitCode, 4, String(refused.stderr));
+    assert.equal(String(refused.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user alice (access) may not list session resources (no role allows it).`);
+    const badLimit = await audrey.kport(['recordings', 'ls', '--limit', '0']);
+    assert.equal(badLimit.exitCode, 2);
+    assert.match(String(badLimit.stderr), /--limit is a whole number from 1 to 10000/);
   });
 
   test('kport play keeps the session\'s own timing, and --speed scales it: output never comes before its time, and 50x is far faster than the session was', async () => {

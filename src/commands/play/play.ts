@@ -1,7 +1,7 @@
 import { UsageError, UserError } from '../../core/errors.ts';
-import { printable, serialize } from '../../core/output.ts';
+import { printable } from '../../core/output.ts';
 import type { Context } from '../../core/context.ts';
-import type { Session } from '../../core/session.ts';
+import type { CastEvent } from '../../server/recording/asciicast.ts';
 import type { CommandDef } from '../command.ts';
 import type { TerminalFilter } from './terminal-filter.ts';
 
@@ -21,39 +21,33 @@ export const play: CommandDef = {
     const speed = Number(opts.speed ?? 1);
     if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
     const id = args[0]!;
-    const text = await castOf(id, session);
-    const { parseCast } = await import('../../server/recording/asciicast.ts');
+    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../server/recording/asciicast.ts'), import('../../core/lines.ts'), import('../../core/stop.ts')]);
+    // Read as it is replayed or written out, from the server or the file: never whole in memory.
+    const lines = (await recordingsService(session)).lines(id, ctx.signal);
+    const damaged = (err: unknown) => (err instanceof CastError || err instanceof LineTooLong ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`) : err);
     let cast;
     try {
-      cast = parseCast(text);
+      cast = await readCast(lines);
     } catch (err) {
-      throw new UserError(`The recording of session ${id} is not asciicast v2 (${(err as Error).message}): it was damaged or written by something else.`);
+      throw damaged(err);
     }
-    if (session.format !== 'text') {
-      const events = cast.events.map(([time, code, data]) => ({ time, code, data }));
-      return void ctx.stdout.write(serialize({ session_id: id, header: cast.header, events }, session.format));
+    let finished: boolean;
+    try {
+      if (session.format !== 'text') {
+        const { writeCastDocument } = await import('./cast-document.ts');
+        finished = await writeCastDocument(ctx.stdout, session.format, id, cast.header, cast.events, ctx.signal);
+      } else {
+        const { TerminalFilter } = await import('./terminal-filter.ts');
+        finished = await replay(cast.events, speed, ctx, new TerminalFilter());
+      }
+    } catch (err) {
+      throw damaged(err);
+    } finally {
+      await cast.events.return(undefined);
     }
-    const { stoppedExitCode } = await import('../../core/stop.ts');
-    const { TerminalFilter } = await import('./terminal-filter.ts');
-    const finished = await replay(cast.events, speed, ctx, new TerminalFilter());
     return finished ? 0 : stoppedExitCode(ctx.signal, { service: false });
   },
 };
-
-/** The cast: from the server of the login profile (auditors), or from this machine's server data dir. */
-async function castOf(id: string, session: Session): Promise<string> {
-  const person = await session.person();
-  if (person) return (await person.call<{ cast: string }>('/v1/recordings', { session_id: id })).cast;
-  const config = await session.config();
-  const [{ readRecording, recordingsDir, NoRecording }, { MAX_SESSION_BYTES }] = await Promise.all([import('../../server/recording/store.ts'), import('../../server/recording/recorder.ts')]);
-  const dir = recordingsDir(config.dataDir);
-  try {
-    return await readRecording(dir, id, MAX_SESSION_BYTES + 64 * 1024);
-  } catch (err) {
-    if (err instanceof NoRecording) throw new UserError(`${err.message} in ${dir}: find sessions with kport get audit (session.start events), or log in to the server that recorded it.`);
-    throw err;
-  }
-}
 
 /**
  * Writes each output event when its time comes (scaled by `speed`), against the start of the
@@ -61,16 +55,17 @@ async function castOf(id: string, session: Session): Promise<string> {
  * terminal (terminal-filter.ts). Markers (a recording that stopped early) go to stderr. false when
  * interrupted.
  */
-async function replay(events: Array<[number, string, string]>, speed: number, ctx: Context, filter: TerminalFilter): Promise<boolean> {
+async function replay(events: AsyncIterable<CastEvent>, speed: number, ctx: Context, filter: TerminalFilter): Promise<boolean> {
   const start = performance.now();
-  for (const [time, code, data] of events) {
+  for await (const [time, code, data] of events) {
     const wait = start + (time * 1000) / speed - performance.now();
     if (wait > 0 && !(await sleep(wait, ctx.signal))) return false;
     if (ctx.signal.aborted) return false;
     if (code === 'o' && !ctx.stdout.write(filter.write(data))) await new Promise((resolve) => ctx.stdout.once('drain', resolve));
     if (code === 'm') ctx.stderr.write(`\n[${printable(data)}]\n`);
   }
-  return true;
+  // Interrupted while the next event was on its way: the stream ended there, the replay did not.
+  return !ctx.signal.aborted;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {

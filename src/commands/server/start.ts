@@ -61,8 +61,8 @@ export const serverStart: CommandDef = {
     const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
     const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
     const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-    const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts')]);
-    const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
+    const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts'), import('../../server/recording/budget.ts')]);
+    const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
     const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
     const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
       // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.

@@ -10,6 +10,19 @@ export interface CastHeader {
   timestamp?: number;
   title?: string;
   env?: Record<string, string>;
+  /** kport's own key (asciicast readers pass over keys they do not know): whose session this is, for `kport recordings ls` and the recording budget. */
+  kport?: CastSession;
+}
+
+export interface CastSession {
+  session_id: string;
+  user: string;
+  cluster: string;
+  kind: 'exec' | 'attach';
+  namespace?: string;
+  pod?: string;
+  container?: string;
+  command?: string;
 }
 
 export type CastCode = 'o' | 'i' | 'r' | 'm';
@@ -19,6 +32,9 @@ export interface Cast {
   header: CastHeader;
   events: CastEvent[];
 }
+
+/** A recording that is not asciicast v2 where it says (a damaged file, or one kport did not write). */
+export class CastError extends Error {}
 
 export const DEFAULT_SIZE = { width: 80, height: 24 };
 
@@ -35,23 +51,49 @@ export const eventLine = (seconds: number, code: CastCode, data: string): string
 export function parseCast(text: string): Cast {
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
-  const first = lines.shift();
-  const header = tryJson(first ?? '') as Partial<CastHeader> | undefined;
-  if (!header || typeof header !== 'object' || header.version !== 2 || !positive(header.width) || !positive(header.height)) {
-    throw new Error('line 1 is not an asciicast v2 header (version 2, width, height)');
-  }
+  const header = parseHeader(lines.shift() ?? '');
   const events: CastEvent[] = [];
   let last = 0;
   for (const [i, line] of lines.entries()) {
-    const event = tryJson(line);
-    if (!Array.isArray(event) || event.length !== 3 || typeof event[0] !== 'number' || !['o', 'i', 'r', 'm'].includes(event[1]) || typeof event[2] !== 'string') {
-      throw new Error(`line ${i + 2} is not an asciicast v2 event [time, code, data]`);
-    }
-    if (!(event[0] >= last) || !Number.isFinite(event[0])) throw new Error(`line ${i + 2} goes back in time (${event[0]} s after ${last} s)`);
+    const event = parseEvent(line, i + 2, last);
     last = event[0];
-    events.push(event as CastEvent);
+    events.push(event);
   }
-  return { header: header as CastHeader, events };
+  return { header, events };
+}
+
+/** parseCast line by line, as a recording streams in: the header first, then its events as they are read; a bad line throws when it is reached. */
+export async function readCast(lines: AsyncIterable<string>): Promise<{ header: CastHeader; events: AsyncGenerator<CastEvent> }> {
+  const it = lines[Symbol.asyncIterator]();
+  const first = await it.next();
+  const header = parseHeader(first.done ? '' : first.value);
+  async function* events(): AsyncGenerator<CastEvent> {
+    let last = 0;
+    for (let n = 2, next = await it.next(); !next.done; n++, next = await it.next()) {
+      const event = parseEvent(next.value, n, last);
+      last = event[0];
+      yield event;
+    }
+  }
+  return { header, events: events() };
+}
+
+export function parseHeader(line: string): CastHeader {
+  const header = tryJson(line) as Partial<CastHeader> | undefined;
+  if (!header || typeof header !== 'object' || header.version !== 2 || !positive(header.width) || !positive(header.height)) {
+    throw new CastError('line 1 is not an asciicast v2 header (version 2, width, height)');
+  }
+  return header as CastHeader;
+}
+
+/** Line `n` (1 is the header), after an event at `last` seconds. */
+export function parseEvent(line: string, n: number, last: number): CastEvent {
+  const event = tryJson(line);
+  if (!Array.isArray(event) || event.length !== 3 || typeof event[0] !== 'number' || !['o', 'i', 'r', 'm'].includes(event[1]) || typeof event[2] !== 'string') {
+    throw new CastError(`line ${n} is not an asciicast v2 event [time, code, data]`);
+  }
+  if (!(event[0] >= last) || !Number.isFinite(event[0])) throw new CastError(`line ${n} goes back in time (${event[0]} s after ${last} s)`);
+  return event as CastEvent;
 }
 
 const positive = (n: unknown) => typeof n === 'number' && Number.isInteger(n) && n > 0 && n < 100_000;

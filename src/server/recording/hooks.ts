@@ -16,7 +16,17 @@ const protocolOf = (meta: UpgradeMeta) => (meta.protocol === 'websocket' ? meta.
  */
 export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
   return {
-    refusal: (meta) => (isSession(meta) ? recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels).refusal : undefined),
+    refusal(meta) {
+      if (!isSession(meta)) return undefined;
+      const decision = recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels);
+      if (!decision.required) return decision.refusal;
+      // Told before the session starts, with what is used, rather than cut off after its upgrade; and
+      // before the SPDY refusal: kubectl retries a refused WebSocket exec over SPDY, and that answer is
+      // the one it prints.
+      const full = recorder.noRoom(meta.person);
+      if (full) return `a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session (${full}): ask an operator to make room in the server's recordings directory`;
+      return decision.refusal;
+    },
     onUpgrade(meta, client: Duplex, tunnel: Duplex, heads) {
       if (!isSession(meta)) return;
       const recording = recorder.start({

@@ -1,18 +1,17 @@
 // Session recording at the server (DESIGN.md §9): an exec or attach over WebSocket is written as
 // asciicast v2, output and resizes with their timings, to <data_dir>/server/recordings/<id>.cast.
 // Input is not recorded (Teleport records output only: passwords typed at a prompt stay out).
-import { constants, mkdirSync, chmodSync, readdirSync, statSync } from 'node:fs';
+import { constants, mkdirSync, chmodSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerAudit } from '../audit.ts';
-import { DEFAULT_SIZE, eventLine, headerLine, type CastCode } from './asciicast.ts';
+import { DEFAULT_SIZE, eventLine, headerLine, type CastCode, type CastSession } from './asciicast.ts';
+import { RecordingBudget, type BudgetLimits } from './budget.ts';
 import { CHANNEL, CHANNEL_PROTOCOLS, ChannelReader } from './frames.ts';
 import { validSessionId } from './store.ts';
 
 /** One recording's cap: a session past it goes on, unrecorded from there, and says so in its file and its session.end. */
 export const MAX_SESSION_BYTES = 64 << 20;
-/** All recordings together: past it, new sessions are not recorded (session.start says why) until an operator makes room. */
-export const MAX_TOTAL_BYTES = 4 * 1024 ** 3;
 /** Output is written in batches, so a chatty shell costs a write a tenth of a second, not one per frame. */
 const FLUSH_MS = 100;
 const FLUSH_BYTES = 64 << 10;
@@ -54,7 +53,8 @@ export interface RecorderOptions {
   /** Monotonic milliseconds, for the timings. */
   clock?: () => number;
   maxSessionBytes?: number;
-  maxTotalBytes?: number;
+  /** The directory's budget, in all and per person (budget.ts): past it, new sessions are not recorded (session.start says why) until an operator makes room. */
+  budget?: BudgetLimits;
 }
 
 /**
@@ -62,42 +62,37 @@ export interface RecorderOptions {
  * session.start says recorded: false), the bytes of both directions as they are relayed (the
  * upstream's from its 101 on; the client's frames, the upgrade's head buffer first), end() when
  * either side closes. Where recordingDecision() says `required` and the Recording says it is not
- * `recorded` (the total cap), end it before any byte is relayed.
+ * `recorded` (no room in the budget), end it before any byte is relayed.
  */
 export class SessionRecorder {
-  readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock'>> & { now: () => Date; clock: () => number };
-  #total: number;
-  /** A write found no room: new sessions go unrecorded until a restart counts the directory again. */
-  #full = false;
+  readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock' | 'budget'>> & { now: () => Date; clock: () => number };
+  readonly budget: RecordingBudget;
 
   constructor(opts: RecorderOptions) {
-    this.#opts = { maxSessionBytes: MAX_SESSION_BYTES, maxTotalBytes: MAX_TOTAL_BYTES, now: () => new Date(), clock: () => performance.now(), ...opts };
+    this.#opts = { maxSessionBytes: MAX_SESSION_BYTES, now: () => new Date(), clock: () => performance.now(), ...opts };
     mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     chmodSync(opts.dir, 0o700);
-    this.#total = readdirSync(opts.dir).reduce((sum, f) => sum + (f.endsWith('.cast') ? sizeOf(join(opts.dir, f)) : 0), 0);
+    this.budget = new RecordingBudget(opts.dir, opts.budget);
   }
 
   get dir(): string {
     return this.#opts.dir;
   }
 
-  /** Bytes all recordings take, as this recorder counts them. */
-  get totalBytes(): number {
-    return this.#total;
+  /** Why a new session of `person` could not be recorded now (the budget, with what is used), or undefined. */
+  noRoom(person: string): string | undefined {
+    return this.budget.noRoom(person);
   }
 
   start(meta: SessionMeta): Recording {
     const why = this.#unrecordedBecause(meta);
+    const { budget } = this;
+    if (why === undefined) budget.open(meta.sessionId, meta.person);
     const session = new RecordedSession(meta, why === undefined, {
       ...this.#opts,
-      charge: (bytes, force) => {
-        if (!force && this.#total + bytes > this.#opts.maxTotalBytes) {
-          this.#full = true;
-          return false;
-        }
-        this.#total += bytes;
-        return true;
-      },
+      charge: (bytes, force) => budget.charge(meta.sessionId, meta.person, bytes, force),
+      noRoom: (bytes) => budget.stopped(meta.person, bytes),
+      closed: () => budget.close(meta.sessionId),
     });
     void this.#opts.audit.record({ type: 'session.start', outcome: 'allowed', ...auditFields(meta), recorded: why === undefined, ...(why && { reason: why }) });
     return session;
@@ -107,7 +102,8 @@ export class SessionRecorder {
     if (!validSessionId(meta.sessionId)) return `the session id ${JSON.stringify(meta.sessionId)} cannot name a file`;
     if (/^spdy\//i.test(meta.protocol)) return 'SPDY exec and attach are passed through unrecorded: kubectl 1.30 and later speak WebSocket';
     if (!meta.protocol.split(',').some((p) => CHANNEL_PROTOCOLS.includes(p.trim()))) return `the WebSocket protocol ${JSON.stringify(meta.protocol)} is not one kport reads (${CHANNEL_PROTOCOLS.join(', ')})`;
-    if (this.#full || this.#total >= this.#opts.maxTotalBytes) return `recordings already take ${this.#total} bytes, the server's cap (${this.#opts.maxTotalBytes}): move old ones out of ${this.#opts.dir}`;
+    const full = this.budget.noRoom(meta.person);
+    if (full) return `no room in the recording budget (${full}): an operator makes room by moving old recordings out of ${this.#opts.dir}`;
     return undefined;
   }
 }
@@ -119,8 +115,12 @@ interface SessionDeps {
   now: () => Date;
   clock: () => number;
   maxSessionBytes: number;
-  /** Counts bytes against the server's cap; `force` for the marker that says the cap was reached. */
+  /** Counts bytes against the budget; `force` for the header and the marker that says the budget was reached. */
   charge(bytes: number, force?: boolean): boolean;
+  /** Why charge() said no to `bytes`, with what is used. */
+  noRoom(bytes: number): string;
+  /** The file is closed: the budget measures it from now on. */
+  closed(): void;
 }
 
 class RecordedSession implements Recording {
@@ -198,6 +198,7 @@ class RecordedSession implements Recording {
       clearTimeout(this.#timer);
       await this.#writes;
       await (await this.#file)?.close().catch(() => undefined);
+      this.#deps.closed();
     }
     const { audit, clock } = this.#deps;
     const truncated = this.#stopped !== undefined && this.#stopped !== 'ended' ? this.#stopped : undefined;
@@ -260,7 +261,7 @@ class RecordedSession implements Recording {
       this.#headerWritten = true;
       const { width, height } = this.#size ?? DEFAULT_SIZE;
       // The header always goes in (a cast without one is unreadable), whatever the caps say.
-      text = headerLine({ version: 2, width, height, timestamp: Math.floor(this.#startedAt.getTime() / 1000), title: title(this.#meta), env: { TERM: 'xterm-256color' } });
+      text = headerLine({ version: 2, width, height, timestamp: Math.floor(this.#startedAt.getTime() / 1000), title: title(this.#meta), env: { TERM: 'xterm-256color' }, kport: castSession(this.#meta) });
       this.#deps.charge(Buffer.byteLength(text), true);
       this.#written += Buffer.byteLength(text);
     }
@@ -271,7 +272,7 @@ class RecordedSession implements Recording {
       const bytes = Buffer.byteLength(line);
       let cap: string | undefined;
       if (this.#written + bytes > this.#deps.maxSessionBytes) cap = `the recording reached its cap of ${this.#deps.maxSessionBytes} bytes`;
-      else if (!this.#deps.charge(bytes)) cap = "recordings reached the server's cap";
+      else if (!this.#deps.charge(bytes)) cap = this.#deps.noRoom(bytes);
       if (cap) {
         // The marker goes past the cap: a reader must see that the rest is missing, and why.
         const marker = eventLine((this.#deps.clock() - this.#start) / 1000, 'm', `kport stopped recording: ${cap}`);
@@ -322,6 +323,20 @@ function title(meta: SessionMeta): string {
   return `${meta.person} on ${meta.cluster}: ${meta.kind ?? 'exec'} ${target}${meta.command ? ` -- ${meta.command}` : ''}`;
 }
 
+/** Whose session the file holds, in its header: what kport recordings ls shows and the budget counts by. */
+function castSession(meta: SessionMeta): CastSession {
+  return {
+    session_id: meta.sessionId,
+    user: meta.person,
+    cluster: meta.cluster,
+    kind: meta.kind ?? 'exec',
+    ...(meta.namespace && { namespace: meta.namespace }),
+    ...(meta.pod && { pod: meta.pod }),
+    ...(meta.container && { container: meta.container }),
+    ...(meta.command && { command: meta.command }),
+  };
+}
+
 function auditFields(meta: SessionMeta) {
   return {
     session_id: meta.sessionId,
@@ -336,12 +351,4 @@ function auditFields(meta: SessionMeta) {
     ...(meta.command && { command: meta.command }),
     ...(meta.remoteAddr && { remote_addr: meta.remoteAddr }),
   };
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
 }

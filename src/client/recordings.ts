@@ -1,0 +1,54 @@
+import { UserError } from '../core/errors.ts';
+import type { Session } from '../core/session.ts';
+import type { RecordingInfo } from '../server/recording/catalog.ts';
+import type { PersonClient } from './person.ts';
+
+/** A recording line is one event of a WebSocket message's output, escaped: far below this; a longer one is damage, not read on. */
+export const MAX_CAST_LINE = 16 << 20;
+
+/**
+ * What `kport play` and `kport recordings ls` ask of whoever keeps the recordings: the server of the
+ * login profile through /v1/recordings (an auditor), or this machine's server data dir (on the
+ * server's host). A cast comes as lines, read as they are replayed: never whole in memory.
+ */
+export interface RecordingsService {
+  list(limit: number): Promise<RecordingInfo[]>;
+  lines(id: string, signal: AbortSignal): AsyncIterable<string>;
+}
+
+export function remoteRecordings(person: PersonClient): RecordingsService {
+  return {
+    list: async (limit) => (await person.call<{ recordings: RecordingInfo[] }>('/v1/recordings', { op: 'ls', limit })).recordings,
+    lines: (id, signal) => person.lines('/v1/recordings', { session_id: id }, signal, { maxLine: MAX_CAST_LINE }),
+  };
+}
+
+async function localRecordings(session: Session): Promise<RecordingsService> {
+  const config = await session.config();
+  const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([import('../server/recording/store.ts'), import('../server/recording/catalog.ts'), import('../core/lines.ts')]);
+  const dir = recordingsDir(config.dataDir);
+  return {
+    list: (limit) => listRecordings(dir, limit),
+    async *lines(id) {
+      let opened;
+      try {
+        opened = await openRecording(dir, id);
+      } catch (err) {
+        if (err instanceof NoRecording) throw new UserError(`${err.message} in ${dir}: find sessions with kport recordings ls, or log in to the server that recorded it.`);
+        throw err;
+      }
+      try {
+        // As through the server (ServerClient.lines): empty lines are no events.
+        for await (const line of splitLines(opened.stream, MAX_CAST_LINE)) if (line) yield line;
+      } finally {
+        opened.stream.destroy();
+      }
+    },
+  };
+}
+
+/** Through the server when commands run through one (Session.where), else the recordings directory of this machine's server. */
+export async function recordingsService(session: Session): Promise<RecordingsService> {
+  const person = await session.person();
+  return person ? remoteRecordings(person) : localRecordings(session);
+}
