@@ -81,7 +81,7 @@ test('a person\'s calls read nothing from the store once the records are loaded;
     assert.equal(await refusal(s.people.person(ann)), 'user_removed');
     // Added again under the same name: a new uid, so the old certificate stays refused.
     await addUser(s.server, { name: 'ann', roles: ['dev'] }, new Date());
-    assert.equal(await refusal(s.people.person(ann)), 'user_removed');
+    assert.equal(await refusal(s.people.person(ann)), 'login_revoked');
   } finally {
     s.close();
   }
