@@ -38,12 +38,12 @@ import { TunnelRegistry } from './tunnel-registry.ts';
 import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
 import { TunnelAcceptor } from './tunnel-accept.ts';
 import { TUNNEL_PATH } from '../tunnel/protocol.ts';
+import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
 const MAX_WATCH_BACKLOG = 1 << 20;
-const IDLE_TIMEOUT_MS = 120_000;
 const WATCH_KEEPALIVE_MS = 30_000;
 
 export interface ServerOptions {
@@ -68,6 +68,8 @@ export interface ServerOptions {
   kubeUpgrades?: UpgradeHooks;
   /** The server's own host id (its in-process services'): the only one that serves static clusters. */
   hostId?: string;
+  /** How long a connection with nothing open on it may be silent (idle.ts); 120 s unless set. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -140,9 +142,16 @@ export class KportServer {
       strictFieldWhitespaceValidation: false,
     });
     this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log });
-    // A connection that says nothing for two minutes is closed (agents call every few seconds and
-    // redial when they need to), so idle or half-open connections cannot pile up.
-    server.setTimeout(IDLE_TIMEOUT_MS);
+    // A connection that says nothing for two minutes with nothing open on it is closed (agents call
+    // every few seconds and redial when they need to), so idle or half-open connections cannot pile up.
+    const guard = this.#guard;
+    new IdleConnections(server, {
+      idleMs: this.#opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      authenticated: (connection) => {
+        const caller = ('goaway' in connection ? guard.ofSession(connection) : guard.ofSocket(connection))?.caller;
+        return caller !== undefined && 'notAfter' in caller;
+      },
+    });
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
@@ -447,7 +456,7 @@ export class KportServer {
     const recheck = setInterval(() => {
       void alive().then((yes) => yes || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
-    // A quiet watch is still traffic, so the idle timeout leaves it open (clients skip empty lines).
+    // A quiet watch still sends something, so a NAT or a proxy between sees it alive (clients skip empty lines).
     const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
     await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
     unsubscribe();
