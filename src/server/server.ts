@@ -33,7 +33,7 @@ import { PersonRevocation } from './person-revocation.ts';
 import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingCall } from './audit-routes.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
-import { KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
+import { KUBE_SERVED_PATH, KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
 import { TunnelRegistry } from './tunnel-registry.ts';
 import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
 import { TunnelAcceptor } from './tunnel-accept.ts';
@@ -231,6 +231,7 @@ export class KportServer {
         case '/v1/watch':
           return await this.#watch(caller, parseCall(body), req, res);
         case '/v1/whoami':
+        case KUBE_SERVED_PATH:
         case '/v1/users':
         case '/v1/audit':
         case '/v1/recordings':
@@ -301,6 +302,8 @@ export class KportServer {
         return send(res, 200, await auditCall(this.#opts.backend, person, body, this.#deps.now().getTime()));
       case '/v1/recordings':
         return send(res, 200, await recordingCall(this.#opts.recorder?.dir, person, body));
+      case KUBE_SERVED_PATH:
+        return send(res, 200, await this.#kube.served(person));
       case '/v1/backend': {
         const call = parseCall(body);
         const malformed = callProblem(call);
