@@ -92,6 +92,20 @@ export class PersonClient {
     return this.#whoami;
   }
 
+  /**
+   * The clusters this person may reach that an agent serves now, at the server; undefined from a
+   * server older than the call (kube ls then shows no Served column).
+   */
+  async servedClusters(): Promise<Set<string> | undefined> {
+    try {
+      return new Set((await this.client.call<{ clusters: string[] }>('/v1/kube/served', {})).clusters);
+    } catch (err) {
+      if (err instanceof ServerRefusal && err.code === 'not_found') return undefined;
+      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      throw err;
+    }
+  }
+
   close(): void {
     this.client.close();
   }

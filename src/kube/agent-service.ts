@@ -32,6 +32,12 @@ const MAX_CACHED = 10_000;
 const WARN_EVERY_MS = 60_000;
 /** setTimeout's limit; a later expiry is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Streams still open this long after the person's certificate expired are ended here. The server
+ * ends them at the expiry itself, telling the person why (a watch's last event, an exec's error
+ * channel); a reset from here first, on a clock a little ahead of the server's, would say nothing.
+ */
+const AFTER_EXPIRY_MS = 5_000;
 
 /**
  * The agent's half of a proxied Kubernetes request (DESIGN.md §9): every stream the server opens on
@@ -110,7 +116,7 @@ export class AgentKubeService {
       extra: { [ORIGINAL_USER_EXTRA]: [identity.person], [SESSION_ID_EXTRA]: [identity.sessionId] },
       person: identity.person,
     };
-    this.#endAt(stream, identity.certExpires);
+    this.#endAt(stream, identity.certExpires + AFTER_EXPIRY_MS);
     if (headers[':method'] === 'CONNECT') {
       stream.respond({ ':status': 200 });
       this.#targets.set(stream, target);
@@ -144,8 +150,8 @@ export class AgentKubeService {
   }
 
   /**
-   * Long-running streams (watches, logs -f, exec) end when the person's certificate does. One timer
-   * per certificate, not per stream: a person's requests share it.
+   * Long-running streams (watches, logs -f, exec) end when the person's certificate does (and
+   * AFTER_EXPIRY_MS). One timer per certificate, not per stream: a person's requests share it.
    */
   #endAt(stream: ServerHttp2Stream, at: number): void {
     if (at <= this.#now()) return void stream.close(NGHTTP2_CANCEL);

@@ -91,10 +91,11 @@ export class Forwarder {
     client.onClose(() => {
       if (!upstream.closed) upstream.close(NGHTTP2_CANCEL);
     });
+    let relayed: ChunkRelay | undefined;
     upstream.once('response', (h) => {
       status = Number(h[':status']);
       const sink = client.respond(status, responseHeaders(h as IncomingHttpHeaders));
-      if (sink) relay(upstream, sink);
+      if (sink) relayed = relay(upstream, sink);
     });
     upstream.once('close', () => {
       release();
@@ -103,6 +104,13 @@ export class Forwarder {
         if (!target.upstream.h2.supported && !hasBody) return void this.#overHttp1(target, client, path, started, identity, authorization);
         const message = unreachable(target, failure, upstream.rstCode ? `stream reset (${upstream.rstCode})` : undefined);
         this.#finish(target, method, path, started, identity, 502, () => client.fail(502, message), message);
+      } else if (upstream.rstCode) {
+        // Reset after its answer began (the cluster, or the server kport forwards to, broke it): a break,
+        // not an end, once what came before it went out (a kport server's last words among it).
+        const reset = setTimeout(() => client.destroy(), LAST_BYTES_MS);
+        if (relayed) relayed.write(Buffer.alloc(0), () => (clearTimeout(reset), client.destroy()));
+        else client.destroy();
+        this.#finish(target, method, path, started, identity, status, undefined, `stream reset (${upstream.rstCode})`);
       } else {
         client.end();
         this.#finish(target, method, path, started, identity, status);
@@ -316,7 +324,10 @@ function compatClient(req: ClientRequest, res: ClientResponse): ClientSide {
   };
 }
 
+/** How long the bytes before an upstream's reset may take to reach the client before the reset is passed on anyway. */
+const LAST_BYTES_MS = 5_000;
 const ignore = () => {};
+const BROKEN = new Error('the response broke');
 
 /** A class, not an object of closures: one of these is made for every HTTP/2 request. */
 class StreamClient implements ClientSide {
@@ -352,7 +363,8 @@ class StreamClient implements ClientSide {
   }
 
   destroy(): void {
-    this.body.destroy();
+    // With an error: a reset (INTERNAL_ERROR) the client reads as a break; without one node may send NO_ERROR, which node clients read as an end.
+    this.body.destroy(BROKEN);
   }
 
   onClose(fn: () => void): void {

@@ -12,6 +12,8 @@ export class ChunkRelay {
   readonly #resume: () => void;
   #pending: Buffer[] = [];
   #scheduled = false;
+  /** The last byte pushed, -1 before any: whether a stream of lines stands at a line's end. */
+  last = -1;
 
   constructor(to: Writable, flow: { pause: () => void; resume: () => void }) {
     this.#to = to;
@@ -20,6 +22,7 @@ export class ChunkRelay {
   }
 
   push(chunk: Buffer): void {
+    if (chunk.length > 0) this.last = chunk[chunk.length - 1]!;
     this.#pending.push(chunk);
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -27,9 +30,17 @@ export class ChunkRelay {
     }
   }
 
-  end(): void {
+  /** Writes what is pending, then `tail`; `done` once the writable took it (not ended: the caller decides how it ends). */
+  write(tail: Buffer, done: () => void): void {
     this.#flush();
-    if (!this.#to.destroyed && !this.#to.writableEnded) this.#to.end();
+    if (this.#to.destroyed || this.#to.writableEnded) return done();
+    this.#to.write(tail, () => done());
+  }
+
+  /** Writes what is pending, then `tail` (kport's own last words), and ends the writable. */
+  end(tail?: Buffer): void {
+    this.#flush();
+    if (!this.#to.destroyed && !this.#to.writableEnded) this.#to.end(tail);
   }
 
   readonly #flush = () => {
@@ -53,9 +64,13 @@ export class ChunkRelay {
   };
 }
 
-/** pipe(), through a ChunkRelay. */
-export function relay(from: Readable, to: Writable): void {
+/**
+ * pipe(), through a ChunkRelay. node ends an HTTP/2 stream's readable side when it is reset too:
+ * one with a reset code is not ended here, and its owner passes the break on as a break.
+ */
+export function relay(from: Readable & { rstCode?: number }, to: Writable): ChunkRelay {
   const chunks = new ChunkRelay(to, { pause: () => from.pause(), resume: () => from.resume() });
   from.on('data', (chunk: Buffer) => chunks.push(chunk));
-  from.once('end', () => chunks.end());
+  from.once('end', () => from.rstCode || chunks.end());
+  return chunks;
 }

@@ -12,14 +12,19 @@ import type { Duplex } from 'node:stream';
  * body's words (any other body reads "unknown"); other codes get client-go's own generic sentence.
  * So kport refuses with 403 and fails as a gateway with 502, as text/plain, which every client-go
  * path prints; a 400, whose words client-go drops even as text, carries a Status, read where
- * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse). So do
- * the server's 404 (a cluster missing or not allowed: the apiserver's own NotFound shape) and 503
- * (no agent serves the cluster), which the issue asks for as Kubernetes Status answers, as do an
- * agent's 404 (a cluster it does not serve) and 503 (one it cannot serve right now).
+ * client-go decodes one (errors.NewGenericServerResponse, rest.Request.transformResponse).
+ *
+ * Tried with kubectl 1.32 and 1.34 (`get pods`, `get --raw`): a 404 or 503 Status reads "the server
+ * could not find the requested resource" and "the server is currently unable to handle the request"
+ * at discovery. So the server answers a cluster missing or not allowed with 403 ("Error from server
+ * (Forbidden): kube_cluster "x" not found: ..."), and one no agent serves, or whose agents are busy,
+ * with 502 ("an error on the server ("no agent serves x ...") has prevented the request from
+ * succeeding"). An agent's own 404 (a cluster it does not serve) and 503 (one it cannot serve right
+ * now) stay Status answers: the server routes only to agents whose heartbeat names the cluster.
  */
-export type KportCode = 400 | 403 | 404 | 429 | 502 | 503;
+export type KportCode = 400 | 401 | 403 | 404 | 429 | 502 | 503;
 
-const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 429: 'TooManyRequests', 502: 'BadGateway', 503: 'ServiceUnavailable' };
+const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 429: 'TooManyRequests', 502: 'BadGateway', 503: 'ServiceUnavailable' };
 
 /** Whether client-go keeps a text body's words for this code on every path (errors.NewGenericServerResponse). */
 function textCarries(code: KportCode): boolean {

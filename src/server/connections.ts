@@ -32,10 +32,16 @@ export interface Connection {
   readonly closedBecause?: string;
   /** Ends the connection: a GOAWAY (or the end of the HTTP/1.1 response), then the socket a second later. */
   drop(reason?: string): void;
+  /**
+   * Calls `fn` with the reason when the server ends the connection, before it does, so what is open
+   * on it can say why (kube-ending.ts); returns what takes `fn` off again.
+   */
+  onDrop(fn: (reason: string | undefined) => void): () => void;
 }
 
 interface State extends Connection {
   closedBecause?: string;
+  dropping?: Set<(reason: string | undefined) => void>;
   socket: TLSSocket;
   session?: ServerHttp2Session;
   timer?: NodeJS.Timeout;
@@ -128,7 +134,15 @@ export class ConnectionGuard {
       if (verdict !== 'ok') return this.#refuse(socket, verdict === 'per_source' ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}` : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`);
       socket.once('close', () => this.#unauthenticated.release(key));
     }
-    const state: State = { socket, caller, drop: (reason) => drop(state, reason) };
+    const state: State = {
+      socket,
+      caller,
+      drop: (reason) => drop(state, reason),
+      onDrop: (fn) => {
+        (state.dropping ??= new Set()).add(fn);
+        return () => state.dropping?.delete(fn);
+      },
+    };
     this.#byId.set(id, state);
     this.#bySocket.set(socket, state);
     socket.once('close', () => {
@@ -181,6 +195,9 @@ function connectionId(socket: { remoteAddress?: string; remotePort?: number }): 
 function drop(state: State, reason: string | undefined): void {
   state.closedBecause ??= reason;
   clearTimeout(state.timer);
+  const dropping = state.dropping;
+  state.dropping = undefined;
+  for (const fn of dropping ?? []) fn(state.closedBecause);
   if (state.session && !state.session.closed) state.session.close();
   else if (!state.session) state.socket.end();
   // A watch never ends on its own, so the graceful close gets a second.

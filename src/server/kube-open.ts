@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { PersonCaller } from './connections.ts';
+import type { Ending } from './kube-ending.ts';
 
 /**
  * Kubernetes requests (watches, exec and port-forward sessions included) one person may have open
@@ -17,8 +18,8 @@ export interface OpenRequest {
   user: string;
   groups: string[];
   headers: IncomingHttpHeaders;
-  /** Ends it (the stream reset, the upgraded socket closed), `reason` for a session's end. */
-  end(reason: string): void;
+  /** Ends it, telling the person why where their protocol can (kube-ending.ts); the reason is also a session's end. */
+  end(ending: Ending): void;
 }
 
 /** The Kubernetes requests open through the server, by person: counted against the bound, and checked again when roles change. */

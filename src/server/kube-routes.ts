@@ -1,5 +1,5 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { constants, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Backend } from '../backend/backend.ts';
@@ -7,7 +7,7 @@ import { impersonationFromHeaders } from '../kube/access.ts';
 import { trimFieldValues } from '../kube/local-proxy.ts';
 import { requestInfo, unsafePathReason } from '../kube/request-info.ts';
 import { clusterSniLabel, sniLabelOf } from '../kube/sni.ts';
-import { rawStatus, respondStatus, sendStatus, type KportCode } from '../kube/status.ts';
+import { rawStatus, type KportCode } from '../kube/status.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
 import type { RoleSet } from '../roles/evaluate.ts';
 import { newSessionId, signIdentity } from '../tunnel/identity.ts';
@@ -19,12 +19,17 @@ import { KubeAgents } from './kube-agents.ts';
 import { OpenKubeRequests, tooManyMessage } from './kube-open.ts';
 import { asRefusal, type PeopleRoutes, type Person } from './people-routes.ts';
 import { ResourceCache } from './resource-cache.ts';
-import { forwardOverTunnel, type Attempts, type Outcome, type TunnelClient } from './tunnel-forward.ts';
+import { droppedEnding, lostEnding, type Ending } from './kube-ending.ts';
+import { clusterRoute, KUBE_PREFIX, upgradeProblem } from './kube-route-path.ts';
+import { requestRefusal, requestTarget, type RequestTarget } from './recording/decision.ts';
+import { forwardOverTunnel, type Attempts, type Forwarding, type Outcome, type TunnelClient } from './tunnel-forward.ts';
+import { compatClient, StreamClient } from './kube-clients.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 import { upgradeOverTunnel } from './tunnel-upgrade.ts';
 import type { WatchHub } from './watch-hub.ts';
 
-export const KUBE_PREFIX = '/k/';
+/** A person's call: the clusters they may reach that an agent serves now (KubeRoutes.served). */
+export const KUBE_SERVED_PATH = '/v1/kube/served';
 
 /** What a session recorder learns of an upgrade (exec, attach, port-forward) before any byte moves. */
 export interface UpgradeMeta {
@@ -44,6 +49,8 @@ export interface UpgradeMeta {
   /** The WebSocket subprotocols asked for (v5.channel.k8s.io, ...). */
   subprotocols: string[];
   roles: RoleSet;
+  /** What the upgrade reaches: a pod's exec, a kubelet through nodes/NAME/proxy, ... */
+  target: RequestTarget;
 }
 
 export interface UpgradeHooks {
@@ -113,12 +120,25 @@ export class KubeRoutes {
     return this.#clusters.get(name);
   }
 
+  /**
+   * The clusters `person` may reach that an agent serves right now (its heartbeat fresh, its tunnel
+   * open): `kport kube ls` marks the others, where a request would get "no agent serves".
+   */
+  async served(person: Person): Promise<{ clusters: string[] }> {
+    await Promise.all([this.#clusters.ready, this.#agents.ready]);
+    const clusters = [...this.#clusters.values()].filter((c) => person.roles.kubeAccess(c.metadata.labels ?? {}) && this.#agents.candidates(c).length > 0);
+    return { clusters: clusters.map((c) => c.metadata.name).sort() };
+  }
+
   /** Whether two agents joined with one token (kube-agents.ts): they serve each other's kubeconfig_file clusters. */
   sameJoin(a: string, b: string): boolean {
     return this.#agents.sameJoin(a, b);
   }
 
+  /** Stops routing; what is open is told the server is stopping (a watch's client then lists again, elsewhere). */
   close(): void {
+    const ending: Ending = { code: 503, message: 'the kport server is stopping (a restart or an upgrade): run this command again' };
+    for (const open of this.#open.of()) open.end(ending);
     this.#clusters.close();
     this.#agents.close();
   }
@@ -153,6 +173,11 @@ export class KubeRoutes {
     socket.on('error', () => socket.destroy());
     const started = performance.now();
     const method = req.method ?? 'GET';
+    // One protocol, named as clients name it: anything else would reach the apiserver as something the recorder did not decide on.
+    const message = upgradeProblem(req.headers.upgrade);
+    if (message) {
+      return this.#refuse({ refused: { code: 400, message, ...(connection?.caller && 'person' in connection.caller && { user: connection.caller.person }) } }, method, req.url ?? '', remote, started, (code, text) => rawStatus(socket, code, text));
+    }
     void this.#admit(connection, req.url, servername, req.headers).then((admitted) => {
       if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
       const meta = this.#meta(admitted, req);
@@ -161,10 +186,23 @@ export class KubeRoutes {
       const attempts = this.#attempts(admitted, meta.sessionId);
       if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
       let endedBecause: string | undefined;
-      const leave = this.#enter(admitted, req.headers, (reason) => ((endedBecause ??= reason), socket.destroy()));
+      let forwarding: Forwarding | undefined;
+      const end = (ending: Ending) => {
+        endedBecause ??= ending.message;
+        if (forwarding) forwarding.cut(ending);
+        else socket.destroy();
+      };
+      const leave = this.#enter(admitted, req.headers, end);
       if (!leave) return this.#tooMany(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
+      // The person locked or removed, their certificate expired: the session hears why before the connection goes.
+      const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
+      const lost = (cause: string) => {
+        const ending = lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause);
+        endedBecause ??= ending.message;
+        return ending;
+      };
       const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => endedBecause ?? connection?.closedBecause }, socket, tunnel, { answer, client: head });
-      upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => (leave(), this.#audit(admitted, method, remote, started, outcome)));
+      forwarding = upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => (undrop?.(), leave(), this.#audit(admitted, method, remote, started, outcome)), lost);
     }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
   }
 
@@ -174,16 +212,28 @@ export class KubeRoutes {
     const remote = remoteOf(socket);
     void this.#admit(connection, url, servername, client.headers).then((admitted) => {
       if ('refused' in admitted) return this.#refuse(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
+      const unrecorded = this.#unrecorded(admitted, client.method);
+      if (unrecorded) return this.#refuse({ refused: { code: 403, message: unrecorded, user: admitted.person.caller.person, cluster: admitted.cluster.metadata.name } }, client.method, admitted.path, remote, started, (code, message) => client.fail(code, message));
       const attempts = this.#attempts(admitted);
       if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
-      const leave = this.#enter(admitted, client.headers, () => client.abort());
+      let forwarding: Forwarding | undefined;
+      const end = (ending: Ending) => (forwarding ? forwarding.cut(ending) : client.abort());
+      const leave = this.#enter(admitted, client.headers, end);
       if (!leave) return this.#tooMany(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
-      forwardOverTunnel(client, admitted.path, attempts, (outcome) => (leave(), this.#audit(admitted, client.method, remote, started, outcome)));
+      const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
+      forwarding = forwardOverTunnel(client, admitted.path, attempts, (outcome) => (undrop?.(), leave(), this.#audit(admitted, client.method, remote, started, outcome)), (cause) => lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause));
     }, (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)));
   }
 
+  /** A kubelet command (nodes/NAME/proxy/run) a role requires recorded: refused, as its upgrades are (recording/decision.ts). */
+  #unrecorded(admitted: Admitted, method: string): string | undefined {
+    const info = requestInfo(method, admitted.path);
+    if (info.resource !== 'nodes' || info.subresource !== 'proxy') return undefined;
+    return requestRefusal(requestTarget(info, admitted.path), admitted.person.roles, admitted.cluster.metadata.labels ?? {});
+  }
+
   /** Counts an admitted request in the person's open ones (MAX_REQUESTS_PER_PERSON); undefined when they are at the bound. */
-  #enter(admitted: Admitted, headers: IncomingHttpHeaders, end: (reason: string) => void): (() => void) | undefined {
+  #enter(admitted: Admitted, headers: IncomingHttpHeaders, end: (ending: Ending) => void): (() => void) | undefined {
     return this.#open.enter({ caller: admitted.person.caller, cluster: admitted.cluster.metadata.name, user: admitted.user, groups: admitted.groups, headers, end });
   }
 
@@ -208,12 +258,12 @@ export class KubeRoutes {
         return refusal.message;
       }));
       const current = await decided.get(key)!;
-      if (typeof current === 'string') return open.end(`the server ended the request: ${current}`);
+      if (typeof current === 'string') return open.end({ code: 403, message: `the server ended the request: ${current}` });
       const labels = this.#clusters.get(open.cluster)?.metadata.labels;
       const access = labels && current.roles.kubeAccess(labels);
       const identity = access && impersonationFromHeaders(access, open.headers);
       if (identity && identity.ok && identity.user === open.user && identity.groups.join(',') === open.groups.join(',')) return;
-      open.end(`the server ended the request: the roles of ${open.caller.person} no longer allow kube_cluster "${open.cluster}"${identity ? ' as the Kubernetes user and groups it was sent as' : ''}`);
+      open.end({ code: 403, message: `the server ended the request: the roles of ${open.caller.person} no longer allow kube_cluster "${open.cluster}"${identity ? ' as the Kubernetes user and groups it was sent as' : ''}` });
     }));
   }
 
@@ -240,7 +290,7 @@ export class KubeRoutes {
       if (!refusal) throw err;
       return { refused: { code: 403, message: refusal.message, user: caller.person } };
     }
-    const route = this.#route(url, servername);
+    const route = clusterRoute(url, servername, this.#bySni);
     const cluster = route && this.#clusters.get(route.name);
     const labels = cluster?.metadata.labels ?? {};
     const access = cluster && person.roles.kubeAccess(labels);
@@ -250,29 +300,14 @@ export class KubeRoutes {
       const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name || route.sni}"` : `the roles of ${caller.person} do not allow kube_cluster "${name}"`;
       // Named by TLS server name, the answer repeats that name: the cluster's own name would tell a guess that exists from one that does not.
       const shown = route?.sni ? `the kube_cluster of TLS server name "${route.sni}"` : `kube_cluster "${name}"`;
-      return { refused: { code: 404, message: `${shown} not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
+      // 403 with the sentence as text: what kubectl, helm and k9s print on their first call, discovery (status.ts).
+      return { refused: { code: 403, message: `${shown} not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
     }
     const unsafe = unsafePathReason(route.path);
     if (unsafe) return { refused: { code: 400, message: `kport refused the request: ${unsafe}`, user: caller.person, cluster: cluster.metadata.name } };
     const identity = impersonationFromHeaders(access, headers);
     if (!identity.ok) return { refused: { code: 403, message: identity.message, user: caller.person, cluster: cluster.metadata.name } };
     return { person, cluster, path: route.path, user: identity.user, groups: identity.groups };
-  }
-
-  #route(url: string | undefined, servername: string | undefined): { name: string; path: string; sni?: string } | undefined {
-    if (url?.startsWith(KUBE_PREFIX)) {
-      const end = url.indexOf('/', KUBE_PREFIX.length);
-      const encoded = url.slice(KUBE_PREFIX.length, end < 0 ? undefined : end);
-      let name: string;
-      try {
-        name = decodeURIComponent(encoded);
-      } catch {
-        name = encoded;
-      }
-      return { name, path: end < 0 ? '/' : url.slice(end) };
-    }
-    const label = sniLabelOf(servername);
-    return label && url && /^[a-z0-9-]{1,63}$/.test(label) ? { name: this.#bySni.get(label) ?? '', path: url, sni: servername!.toLowerCase() } : undefined;
   }
 
   /** The agents to try and how to reach them; undefined when none serves the cluster now. */
@@ -315,13 +350,14 @@ export class KubeRoutes {
       protocol: String(req.headers.upgrade ?? '').toLowerCase(),
       subprotocols: String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean),
       roles: admitted.person.roles,
+      target: requestTarget(info, admitted.path),
     };
   }
 
   #noAgent(admitted: Admitted, method: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
     const message = `no agent serves ${admitted.cluster.metadata.name} right now: its Kubernetes agents are down or have no tunnel to this server (see \`kport get kube_server\`)`;
-    answer(503, message);
-    this.#audit(admitted, method, remote, started, { status: 503, error: message });
+    answer(502, message);
+    this.#audit(admitted, method, remote, started, { status: 502, error: message });
   }
 
   #refuse({ refused }: Refused, method: string, url: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
@@ -370,77 +406,4 @@ function serverName(socket: TLSSocket | undefined): string | undefined {
 
 function remoteOf(socket: TLSSocket | undefined): string {
   return `${socket?.remoteAddress ?? '?'}:${socket?.remotePort ?? '?'}`;
-}
-
-function compatClient(req: Http2ServerRequest | IncomingMessage, res: Http2ServerResponse | ServerResponse): TunnelClient {
-  const r = res as ServerResponse;
-  return {
-    method: req.method ?? 'GET',
-    headers: req.headers,
-    body: req as IncomingMessage,
-    respond(status, headers) {
-      r.writeHead(status, headers);
-      r.flushHeaders();
-      return r;
-    },
-    fail: (code, message) => {
-      if (!r.headersSent) sendStatus(r, code, message);
-      else r.destroy();
-    },
-    headersSent: () => r.headersSent,
-    end: () => {
-      if (!r.writableEnded) r.end();
-    },
-    abort: () => r.destroy(),
-    gone: () => r.destroyed || (r.writableEnded && r.writableFinished),
-    onClose: (fn) => r.once('close', fn),
-  };
-}
-
-const ignore = () => {};
-
-/** A class, not an object of closures: one is made for every HTTP/2 request. */
-class StreamClient implements TunnelClient {
-  readonly method: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: ServerHttp2Stream;
-
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
-    this.body = stream;
-    this.headers = headers;
-    this.method = String(headers[':method'] ?? 'GET');
-    stream.on('error', ignore);
-  }
-
-  respond(status: number, out: Record<string, unknown>): ServerHttp2Stream | undefined {
-    if (this.body.destroyed || this.body.closed) return undefined;
-    this.body.respond({ ...out, ':status': status });
-    return this.body;
-  }
-
-  fail(code: KportCode, message: string): void {
-    if (this.body.destroyed || this.body.closed) return;
-    if (!this.body.headersSent) respondStatus(this.body, code, message);
-    else this.abort();
-  }
-
-  headersSent(): boolean {
-    return this.body.headersSent;
-  }
-
-  end(): void {
-    if (!this.body.writableEnded && !this.body.destroyed) this.body.end();
-  }
-
-  abort(): void {
-    if (!this.body.closed) this.body.close(constants.NGHTTP2_INTERNAL_ERROR);
-  }
-
-  gone(): boolean {
-    return this.body.closed || this.body.destroyed;
-  }
-
-  onClose(fn: () => void): void {
-    this.body.once('close', fn);
-  }
 }

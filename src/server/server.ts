@@ -36,17 +36,17 @@ import { WriteBudget } from './write-budget.ts';
 import { auditCall, recordingsCall } from './audit-routes.ts';
 import { RecordingReaders } from './recording/readers.ts';
 import type { SessionRecorder } from './recording/recorder.ts';
-import { KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
+import { KUBE_SERVED_PATH, KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
 import { TunnelRegistry } from './tunnel-registry.ts';
 import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
 import { TunnelAcceptor } from './tunnel-accept.ts';
 import { TUNNEL_PATH } from '../tunnel/protocol.ts';
+import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 
 const MAX_BODY = LIMITS.agentBodyBytes;
 const LAST_SEEN_EVERY_MS = 60_000;
 const WATCH_RECHECK_MS = 5_000;
 const MAX_WATCH_BACKLOG = 1 << 20;
-const IDLE_TIMEOUT_MS = 120_000;
 const WATCH_KEEPALIVE_MS = 30_000;
 
 export interface ServerOptions {
@@ -71,6 +71,8 @@ export interface ServerOptions {
   kubeUpgrades?: UpgradeHooks;
   /** The server's own host id (its in-process services'): the only one that serves static clusters. */
   hostId?: string;
+  /** How long a connection with nothing open on it may be silent (idle.ts); 120 s unless set. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -148,9 +150,16 @@ export class KportServer {
       strictFieldWhitespaceValidation: false,
     });
     this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log });
-    // A connection that says nothing for two minutes is closed (agents call every few seconds and
-    // redial when they need to), so idle or half-open connections cannot pile up.
-    server.setTimeout(IDLE_TIMEOUT_MS);
+    // A connection that says nothing for two minutes with nothing open on it is closed (agents call
+    // every few seconds and redial when they need to), so idle or half-open connections cannot pile up.
+    const guard = this.#guard;
+    new IdleConnections(server, {
+      idleMs: this.#opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      authenticated: (connection) => {
+        const caller = ('goaway' in connection ? guard.ofSession(connection) : guard.ofSocket(connection))?.caller;
+        return caller !== undefined && 'notAfter' in caller;
+      },
+    });
     server.on('request', (req, res) => void this.#handle(req, res));
     this.#kube.attach(server, this.#guard);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
@@ -231,6 +240,7 @@ export class KportServer {
         case '/v1/watch':
           return await this.#watch(caller, parseCall(body), req, res);
         case '/v1/whoami':
+        case KUBE_SERVED_PATH:
         case '/v1/users':
         case '/v1/audit':
         case '/v1/recordings':
@@ -301,6 +311,8 @@ export class KportServer {
         return send(res, 200, await auditCall(this.#opts.backend, person, body, this.#deps.now().getTime()));
       case '/v1/recordings':
         return await recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, person, body, res);
+      case KUBE_SERVED_PATH:
+        return send(res, 200, await this.#kube.served(person));
       case '/v1/backend': {
         const call = parseCall(body);
         const malformed = callProblem(call);
@@ -457,7 +469,7 @@ export class KportServer {
     const recheck = setInterval(() => {
       void alive().then((yes) => yes || stop.abort(), () => undefined);
     }, WATCH_RECHECK_MS);
-    // A quiet watch is still traffic, so the idle timeout leaves it open (clients skip empty lines).
+    // A quiet watch still sends something, so a NAT or a proxy between sees it alive (clients skip empty lines).
     const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);
     await new Promise<void>((resolve) => (stop.signal.aborted ? resolve() : stop.signal.addEventListener('abort', () => resolve(), { once: true })));
     unsubscribe();

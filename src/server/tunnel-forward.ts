@@ -2,10 +2,15 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { constants, type ClientHttp2Stream, type ClientSessionRequestOptions } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import { isImpersonation } from '../kube/access.ts';
-import { relay } from '../kube/relay.ts';
+import { ChunkRelay } from '../kube/relay.ts';
 import { DROP, responseHeaders } from '../kube/forward-headers.ts';
+import { requestInfo } from '../kube/request-info.ts';
 import type { KportCode } from '../kube/status.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
+import { isJsonWatch, logLine, watchErrorEvent, type Ending } from './kube-ending.ts';
+
+/** How long kport's last line of a followed log may take to go out before the stream is reset anyway. */
+const LAST_WORDS_MS = 5_000;
 
 /** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
 export const MAX_REPLAY_BYTES = 1 << 20;
@@ -41,13 +46,19 @@ export interface Outcome {
   error?: string;
 }
 
+/** A request being forwarded, which kport may end with a reason (kube-ending.ts). */
+export interface Forwarding {
+  /** Ends it with `ending`: a watch's last event says it; any other response is reset. Once; later calls do nothing. */
+  cut(ending: Ending): void;
+}
+
 /**
  * Sends a person's request to the first agent of `hosts` whose tunnel takes it, as a stream
  * (protocol.ts), and streams the answer back. An agent whose stream fails before any byte of the
  * response is given up for the next; after the first byte the response is the person's, failures
  * included. Either side closing closes the other (a cancelled watch, a dead agent).
  */
-export function forwardOverTunnel(client: TunnelClient, path: string, attempts: Attempts, done: (outcome: Outcome) => void): void {
+export function forwardOverTunnel(client: TunnelClient, path: string, attempts: Attempts, done: (outcome: Outcome) => void, lost?: (cause: string) => Ending): Forwarding {
   const { method } = client;
   const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
   const body = hasBody ? new ReplayableBody(client.body, MAX_REPLAY_BYTES) : undefined;
@@ -55,11 +66,48 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
   let lastError = 'no agent answered';
   let i = 0;
   let busy = 0;
+  /** Set once kport ended the request itself: what it told the person. */
+  let cutWith: Ending | undefined;
+  /** The response's relay and content type, once the agent answered. */
+  let answer: { chunks?: ChunkRelay; contentType: string } | undefined;
   client.onClose(() => {
     if (current && !current.closed) current.close(constants.NGHTTP2_CANCEL);
   });
+  /**
+   * The person's side ended with `ending`: a JSON watch's ERROR event at an event's end; a followed
+   * log's last line, then a reset (kubectl prints the line and exits 1); anything else a reset.
+   */
+  const finish = (ending: Ending) => {
+    const chunks = answer?.chunks;
+    if (!chunks) return client.abort();
+    const info = requestInfo(method, path);
+    if (isJsonWatch(info.verb, answer!.contentType) && (chunks.last === -1 || chunks.last === 0x0a)) return chunks.end(watchErrorEvent(ending));
+    if (info.subresource === 'log' && /^text\/plain(?:;|$)/i.test(answer!.contentType)) {
+      // Reset once the line went out, or a few seconds on if the person does not read it.
+      const reset = setTimeout(() => client.abort(), LAST_WORDS_MS);
+      return chunks.write(logLine(ending, chunks.last), () => (clearTimeout(reset), client.abort()));
+    }
+    client.abort();
+  };
+  const cut = (ending: Ending) => {
+    if (cutWith || client.gone()) return;
+    cutWith = ending;
+    // Not answered yet: the ending is the answer (the agent's stream, if any, is cancelled).
+    if (!answer) {
+      client.fail(ending.code, ending.message);
+      if (current && !current.closed) current.close(constants.NGHTTP2_CANCEL);
+      return;
+    }
+    if (current && !current.closed) {
+      current.pause();
+      current.removeAllListeners('data');
+      current.close(constants.NGHTTP2_CANCEL);
+    }
+    finish(ending);
+  };
   const next = async (): Promise<void> => {
     while (i < attempts.hosts.length) {
+      if (cutWith) return done({ status: cutWith.code, error: cutWith.message });
       if (client.gone()) return done({ status: 499, error: 'the client went away' });
       const hostId = attempts.hosts[i++]!;
       let id;
@@ -77,8 +125,8 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
     }
     if (busy > 0 && busy === attempts.hosts.length) {
       const message = busyMessage(busy);
-      client.fail(503, message);
-      return done({ status: 503, error: message });
+      client.fail(502, message);
+      return done({ status: 502, error: message });
     }
     const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
     client.fail(502, message);
@@ -90,11 +138,20 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
     up.once('response', (h) => {
       status = Number(h[':status']);
       const sink = client.respond(status, responseHeaders(h as IncomingHttpHeaders));
-      if (sink) relay(up, sink);
+      answer = { contentType: String(h['content-type'] ?? '') };
+      if (!sink) return;
+      const chunks = (answer.chunks = new ChunkRelay(sink, { pause: () => up.pause(), resume: () => up.resume() }));
+      up.on('data', (chunk: Buffer) => chunks.push(chunk));
+      // A reset code set by then means the stream broke (the 'close' handler says why), not that the agent ended it.
+      up.once('end', () => up.rstCode || chunks.end());
     });
     up.once('end', () => (ended = true));
     up.on('error', (err) => (lastError = err.message));
     up.once('close', () => {
+      // node ends a stream's readable side whenever it closes, its tunnel lost included: only a
+      // stream closed without a reset code was ended by the agent.
+      if (up.rstCode !== constants.NGHTTP2_NO_ERROR) ended = false;
+      if (cutWith) return done({ status: status || cutWith.code, hostId, sessionId, error: cutWith.message });
       if (status === 0) {
         body?.detach();
         if (!body || body.replayable) return void next();
@@ -102,13 +159,21 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
         client.fail(502, message);
         return done({ status: 502, hostId, sessionId, error: message });
       }
-      if (ended) client.end();
+      if (ended) {
+        client.end();
+        return done({ status, hostId, sessionId });
+      }
+      if (client.gone()) return done({ status, hostId, sessionId });
+      // The agent's stream broke (its tunnel lost, the agent stopped): the person is told why, where their protocol can say it.
+      const ending = lost?.(lastError);
+      if (ending) finish((cutWith = ending));
       else client.abort();
-      done({ status, hostId, sessionId, ...(!ended && !client.gone() && { error: `the agent's stream ended early: ${lastError}` }) });
+      done({ status, hostId, sessionId, error: ending?.message ?? `the agent's stream ended early: ${lastError}` });
     });
     body?.attach(up);
   };
   void next();
+  return { cut };
 }
 
 /** Every agent serving the cluster has its tunnels full (TunnelRegistry.request): nothing was sent. */

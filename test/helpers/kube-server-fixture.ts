@@ -94,8 +94,8 @@ export interface Fixture {
   stop(): Promise<void>;
 }
 
-/** Every piece up; `roles` are created on the server (role resources, v7); `server` configures `kport server start`. */
-export async function startFixture(opts: { agents?: number; roles: object[]; server?: Parameters<typeof startServer>[0] }): Promise<Fixture> {
+/** Every piece up; `roles` are created on the server (role resources, v7); `server` configures `kport server start` (`env`: KPORT_IDLE_TIMEOUT). */
+export async function startFixture(opts: { agents?: number; roles: object[]; server?: Parameters<typeof startServer>[0]; serverEnv?: Record<string, string> }): Promise<Fixture> {
   const dir = tempDir('kube-server');
   const echo = createServer((socket) => socket.pipe(socket));
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
@@ -111,7 +111,7 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
   await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
   await kwok.createPod('apps', 'web', { ports: [8080] });
 
-  const server = await startServer(opts.server);
+  const server = await startServer({ ...opts.server, ...(opts.serverEnv && { env: { ...opts.server?.env, ...opts.serverEnv } }) });
   const rolesFile = join(dir, 'roles.yaml');
   writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
   const created = await server.kport(['create', '-f', rolesFile]);

@@ -164,17 +164,17 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(agent.streams, 0);
   });
 
-  test('a cluster no agent serves answers a Kubernetes Status 503 naming it', async (t) => {
+  test('a cluster no agent serves answers 502 with the sentence naming it, which kubectl prints (discovery included)', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
-    const r = await k(await kubeconfig('alice', ['prod-dev'], 'prod-lonely'), 'get', '--raw', '/api/v1/namespaces');
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /ServiceUnavailable|no agent serves prod-lonely right now/);
+    const config = await kubeconfig('alice', ['prod-dev'], 'prod-lonely');
+    for (const args of [['get', '--raw', '/api/v1/namespaces'], ['get', 'namespaces']]) {
+      const r = await k(config, ...args);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no agent serves prod-lonely right now/, args.join(' '));
+    }
     const body = await raw(h, await h.personCert('alice', ['prod-dev']), '/k/prod-lonely/api/v1/namespaces');
-    assert.equal(body.status, 503);
-    const status = JSON.parse(body.text);
-    assert.equal(status.kind, 'Status');
-    assert.equal(status.code, 503);
-    assert.match(status.message, /^no agent serves prod-lonely right now/);
+    assert.equal(body.status, 502);
+    assert.match(body.text, /^no agent serves prod-lonely right now/);
   });
 
   test('two agents for one cluster: one failing every stream and one killed outright, requests go on', async (t) => {
@@ -216,8 +216,8 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const bob = await h.personCert('bob', ['staging-dev']);
     const hidden = await raw(h, bob, '/api/v1/namespaces', clusterServerName('prod-a'));
     const missing = await raw(h, bob, '/api/v1/namespaces', clusterServerName('no-such'));
-    assert.equal(hidden.status, 404);
-    assert.equal(missing.status, 404);
+    assert.equal(hidden.status, 403);
+    assert.equal(missing.status, 403);
     // The answer names the server name asked for, never the cluster behind it: a guess that exists reads as one that does not.
     assert.equal(hidden.text.replace(clusterServerName('prod-a'), 'NAME'), missing.text.replace(clusterServerName('no-such'), 'NAME'));
     assert.doesNotMatch(hidden.text, /prod-a/);
@@ -296,7 +296,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     session = open();
     assert.equal(await get(), 200);
     await upsertResource(h.backend, storedRole('staging'));
-    assert.equal(await get(), 404, 'the role no longer allows prod-a: not found at the next request');
+    assert.equal(await get(), 403, 'the role no longer allows prod-a: not found at the next request');
     await upsertResource(h.backend, storedRole('prod'));
     assert.equal(await get(), 200);
   });

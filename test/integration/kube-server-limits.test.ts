@@ -107,7 +107,7 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     await waitFor('every watch of the others answered', async () => more.every((x) => x.seen.answered === 256), { timeoutMs: 120_000 });
     const all = [...floods, ...more];
     const open = all.reduce((n, x) => n + (x.seen.statuses.get(200) ?? 0), 0);
-    const busy = more.reduce((n, x) => n + (x.seen.statuses.get(503) ?? 0), 0);
+    const busy = more.reduce((n, x) => n + (x.seen.statuses.get(502) ?? 0), 0);
     assert.ok(open <= 900, `${open} watches open on a tunnel of 1,000 streams`);
     assert.equal(open + busy, 256 * 4, JSON.stringify(more.map((x) => [...x.seen.statuses])));
     assert.ok(more.some((x) => [...x.seen.messages].some((m) => /busy/.test(m))), more.map((x) => [...x.seen.messages].join('\n')).join('\n'));

@@ -36,6 +36,10 @@ describe('an exec -it session open when the person\'s certificate expires', { co
     assert.ok(left <= 61_000 && left > 30_000, `a certificate good for 60 s from its login, ${left} ms left`);
     assert.equal((await carol.kport(['kube', 'config', CLUSTER])).exitCode, 0);
 
+    // A watch beside it: ended at expiry with kport's sentence as its last event (kubectl prints it as its last row).
+    const watch = execa(BINARIES.kubectl(), ['get', 'pods', '-n', 'apps', '--watch'], { env: { HOME: carol.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 180_000 });
+    let watched = '';
+    watch.stdout!.on('data', (c: Buffer) => (watched += c));
     const shell = execa('script', ['-qfc', `${BINARIES.kubectl()} exec -it -n apps web -- sh`, '/dev/null'], { env: { HOME: carol.home, PATH: process.env.PATH ?? '', TERM: 'xterm' }, extendEnv: false, reject: false, stdin: 'pipe', timeout: 180_000 });
     let out = '';
     shell.stdout!.on('data', (c: Buffer) => (out += c));
@@ -59,6 +63,10 @@ describe('an exec -it session open when the person\'s certificate expires', { co
     assert.ok(endedAt >= expires - 1_000, `closed ${expires - endedAt} ms before the certificate expired`);
     const res = await shell;
     assert.notEqual(res.exitCode, undefined);
+    // The exec's error channel carried kport's sentence, and so did the watch's last event.
+    assert.match(out, /error: the certificate of carol expired at \S+: run kport login, then this command again/, out);
+    await watch;
+    assert.match(watched, /Failure +Unauthorized +the certificate of carol expired at \S+: run kport login, then this command again/, watched);
 
     // session.start and session.end, with the same id, in the server's audit.
     const audit = await f.server.kport(['get', 'audit', '--user', 'carol', '--format=json']);

@@ -49,10 +49,12 @@ export const kubeLs: CommandDef = {
       if (why) ctx.logger.info(why);
       else ctx.logger.info(`None of the ${allowed.length} cluster${allowed.length === 1 ? '' : 's'} you can reach match${allowed.length === 1 ? 'es' : ''} ${[...args, ...(search ? [`--search ${String(opts.search)}`] : [])].join(' ')}.`);
     }
+    // Through a server: which of them an agent serves now (the rest answer "no agent serves" until one does).
+    const served = server ? await (await session.person())?.servedClusters() : undefined;
     const format = session.format;
     if (format !== 'text') {
       const labels = (l: Record<string, string> | undefined) => (l && Object.keys(l).length > 0 ? l : null);
-      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: isSelected(c) })), format));
+      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: isSelected(c), ...(served && { served: served.has(c.metadata.name) }) })), format));
     }
     const verbose = Boolean(opts.verbose);
     const table = rows.map((c) => {
@@ -60,9 +62,10 @@ export const kubeLs: CommandDef = {
       let labels = formatLabels(shown);
       // Long label lists are cut for people; a pipe gets them whole.
       if (!verbose && ctx.stdoutIsTTY && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
-      return [c.metadata.name, labels, isSelected(c) ? '*' : ''];
+      const row = [c.metadata.name, labels, isSelected(c) ? '*' : ''];
+      return served ? [...row, served.has(c.metadata.name) ? 'yes' : 'no agent'] : row;
     });
-    const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected'], table, { tty: ctx.stdoutIsTTY, verbose });
+    const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected', ...(served ? ['Served'] : [])], table, { tty: ctx.stdoutIsTTY, verbose });
     ctx.stdout.write(opts.quiet ? text.split('\n').slice(ctx.stdoutIsTTY ? 2 : 1).join('\n') : text);
   },
 };

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseDuration } from '../../core/duration.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { checkDataDir } from '../../core/file-trust.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
@@ -63,7 +64,10 @@ export const serverStart: CommandDef = {
     const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
     const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts'), import('../../server/recording/budget.ts')]);
     const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
-    const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
+    // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
+    const idle = ctx.env.KPORT_IDLE_TIMEOUT;
+    const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
+    const server = new KportServer({ ...(idleTimeoutMs && { idleTimeoutMs }), recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
     const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
       // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
       await server.close();

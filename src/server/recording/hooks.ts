@@ -1,23 +1,25 @@
 import type { Duplex } from 'node:stream';
 import type { UpgradeHooks, UpgradeMeta } from '../kube-routes.ts';
-import { recordingDecision } from './decision.ts';
+import { recordingDecision, upgradeRefusal } from './decision.ts';
 import type { SessionRecorder } from './recorder.ts';
 
-/** exec and attach are sessions; port-forward is not, and is neither recorded nor refused here. */
-const isSession = (meta: UpgradeMeta) => meta.subresource === 'exec' || meta.subresource === 'attach';
+/** A pod's exec and attach are sessions; port-forward is not, and is not recorded (decision.ts says what is refused). */
+const isSession = (meta: UpgradeMeta) => meta.target.resource === 'pods' && (meta.subresource === 'exec' || meta.subresource === 'attach');
 
 /** What the WebSocket asked for, or the SPDY version: the form recordingDecision and the recorder read. */
 const protocolOf = (meta: UpgradeMeta) => (meta.protocol === 'websocket' ? meta.subprotocols.join(', ') : meta.protocol);
 
 /**
  * The routing's upgrade hooks, driving the recorder: a session a role requires recorded but this
- * protocol cannot give is refused before it reaches an agent; every exec and attach is started
+ * protocol cannot give is refused before it reaches an agent, and so is, under that requirement,
+ * every upgrade but exec, attach and port-forward (decision.ts); every exec and attach is started
  * (SPDY too, so session.start says recorded: false), fed both directions, and ended when either closes.
  */
 export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
   return {
     refusal(meta) {
-      if (!isSession(meta)) return undefined;
+      // Every other upgrade (a kubelet's, a proxy's) is refused under require_session_recording but a port-forward.
+      if (!isSession(meta)) return upgradeRefusal(meta.target, protocolOf(meta), meta.roles, meta.clusterLabels);
       const decision = recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels);
       if (!decision.required) return decision.refusal;
       // Told before the session starts, with what is used, rather than cut off after its upgrade; and
