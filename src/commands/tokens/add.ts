@@ -1,4 +1,5 @@
 import { parseDuration } from '../../core/duration.ts';
+import { hideArgvValue } from '../../core/argv-secret.ts';
 import { UsageError } from '../../core/errors.ts';
 import { serialize } from '../../core/output.ts';
 import { parseLabelList } from '../../resources/labels.ts';
@@ -17,16 +18,18 @@ export const tokensAdd: CommandDef = {
   examples: [
     'kport tokens add --type=discovery,kube --format=text > /tmp/token',
     'kport tokens add --type=discovery --ttl=1h --labels team=platform',
+    'kport tokens add --type=kube --value - --format=text < ./secret > /tmp/token',
   ],
   options: [
     { flags: '--type <roles>', description: 'comma-separated roles the token grants, such as discovery,kube' },
     { flags: '--ttl <duration>', description: 'how long the token lives', default: '30m' },
-    { flags: '--value <secret>', description: 'use this secret instead of a random one' },
+    { flags: '--value <secret>', description: 'use this secret instead of a random one; - reads it from the first line of stdin (a value given here is seen by other users in ps until kport hides it)' },
     { flags: '--labels <k=v,..>', description: 'labels to attach to the token' },
     { flags: '--uses <n>', description: 'how many agents may join with it (default: any number until it expires)' },
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.type !== 'string') throw new UsageError('--type is required: for example --type=discovery,kube.');
+    const value = typeof opts.value === 'string' ? await tokenValue(opts.value, (m) => ctx.logger.warn(m)) : undefined;
     const { addToken, normalizeRoles, rolesText } = await import('../../tokens/tokens.ts');
     const roles = normalizeRoles(opts.type);
     const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
@@ -52,7 +55,7 @@ export const tokensAdd: CommandDef = {
     const { secret, token } = await addToken(backend, {
       roles,
       ttlMs,
-      value: typeof opts.value === 'string' ? opts.value : undefined,
+      value,
       labels,
       uses,
       now: ctx.now(),
@@ -124,4 +127,20 @@ export async function serverInfo(backend: import('../../backend/backend.ts').Bac
   const proxy = config.proxy_service;
   const address = [proxy?.public_addr ?? []].flat()[0] ?? listenSetting(proxy).value;
   return { pin: spkiPin((JSON.parse(item.value) as { cert: string }).cert), address: address.replace(/^0\.0\.0\.0:/, '127.0.0.1:') };
+}
+
+/**
+ * The secret of --value: from stdin with `-`, else the argument, hidden from the process list at
+ * once (argv-secret.ts): anyone who reads it there could join an agent with it.
+ */
+async function tokenValue(given: string, warn: (message: string) => void): Promise<string> {
+  if (given !== '-') {
+    if (hideArgvValue('--value', given)) warn('the token\'s secret was given on the command line: kport hid it from the process list now, but other users could see it until then and your shell history keeps it; prefer --value - with the secret on stdin.');
+    return given;
+  }
+  if (process.stdin.isTTY) throw new UsageError('--value - reads the secret from stdin, which is a terminal: pipe it in (kport tokens add --value - < FILE).');
+  const { readStdinLine } = await import('../../client/invite-input.ts');
+  const line = (await readStdinLine(process.stdin)).trim();
+  if (!line) throw new UsageError('--value - read nothing from stdin: pipe the secret on its first line.');
+  return line;
 }
