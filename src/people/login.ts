@@ -112,9 +112,11 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
 /** Refuses a locked user's login, with the lock's sentence. */
 export async function checkNotLocked(backend: Backend, user: string, now: number, oidc?: OidcSubject): Promise<void> {
   const lock = await activeLock(backend, user, now, oidc);
-  if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message), user);
+  if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message, lock.spec.user), user);
 }
 
-export function lockedMessage(user: string, until: string | undefined, message: string | undefined): string {
-  return `user ${user} is locked${until ? ` until ${until}` : ''}${message ? ` (${message})` : ''}: ask an editor to run kport users unlock ${user}.`;
+/** `lockedAs`: the name the lock was set on, when it holds by the provider's subject under another name. */
+export function lockedMessage(user: string, until: string | undefined, message: string | undefined, lockedAs?: string): string {
+  const other = lockedAs && lockedAs.toLowerCase() !== user.toLowerCase() ? lockedAs : undefined;
+  return `user ${user} is locked${other ? ` (locked as ${other}, the same account at the identity provider)` : ''}${until ? ` until ${until}` : ''}${message ? ` (${message})` : ''}: ask an editor to run kport users unlock ${other ?? user}.`;
 }
