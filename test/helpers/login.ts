@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import * as OTPAuth from 'otpauth';
 import { tempDir, waitFor } from '../peers/process.ts';
-import { KPORT_BIN } from './agent.ts';
+import { NODE_CLI, runCli, type Cli } from './cli.ts';
 import type { TestServer } from './network.ts';
 
 export interface Person {
@@ -13,14 +13,15 @@ export interface Person {
   loginWithInvite(args: string[], password: string): Promise<{ exitCode?: number; stdout: unknown; stderr: string; code: string; uri: string }>;
 }
 
-export function person(env: Record<string, string> = {}): Person {
+/** `cli`: which kport the person runs (the single executable in test/e2e/binary.test.ts). */
+export function person(env: Record<string, string> = {}, cli: Cli = NODE_CLI): Person {
   const home = tempDir('person');
   const full = { HOME: home, PATH: process.env.PATH ?? '', ...env };
   return {
     home,
-    kport: (args) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'ignore' }),
+    kport: (args) => runCli(cli, args, { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'ignore' }),
     async loginWithInvite(args, password) {
-      const proc = execa(process.execPath, [KPORT_BIN, 'login', ...args, '--password-stdin'], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'pipe' });
+      const proc = runCli(cli, ['login', ...args, '--password-stdin'], { cwd: home, env: full, extendEnv: false, reject: false, stdin: 'pipe' });
       let stderr = '';
       proc.stderr!.on('data', (c: Buffer) => (stderr += c));
       let exited = false;
@@ -36,12 +37,12 @@ export function person(env: Record<string, string> = {}): Person {
 }
 
 /** `users add` on the server's host, then that person's login with the invite; the person is logged in to `server`. */
-export async function invitedPerson(server: TestServer, name: string, roles: string[], password = `${name} has a long password`, env: Record<string, string> = {}): Promise<Person & { password: string; invite: string; login: Awaited<ReturnType<Person['loginWithInvite']>> }> {
+export async function invitedPerson(server: TestServer, name: string, roles: string[], password = `${name} has a long password`, env: Record<string, string> = {}, cli: Cli = NODE_CLI): Promise<Person & { password: string; invite: string; login: Awaited<ReturnType<Person['loginWithInvite']>> }> {
   const res = await server.kport(['users', 'add', name, '--roles', roles.join(',')]);
   assert.equal(res.exitCode, 0, String(res.stderr));
   const invite = /--invite (\S+)/.exec(String(res.stdout))?.[1];
   assert.ok(invite, String(res.stdout));
-  const p = person(env);
+  const p = person(env, cli);
   const login = await p.loginWithInvite(['--proxy', server.address, '--invite', invite, '--ca-pin', server.pin], password);
   assert.equal(login.exitCode, 0, login.stderr);
   return { ...p, password, invite, login };
