@@ -113,6 +113,73 @@ describe('lifecycle: one-shot runs end, signals give consistent exit codes', { t
   });
 });
 
+/** Ctrl-C as a terminal sends it: SIGINT to every process of the foreground group (a pipeline's writer too). */
+function ctrlC(proc: ResultPromise): void {
+  process.kill(-proc.pid!, 'SIGINT');
+}
+
+describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { timeout: 120_000 }, () => {
+  test('kube login CLUSTER (the foreground proxy) stops on Ctrl-C with 130 and removes its kubeconfig', async () => {
+    const dir = tempDir('ctrl-c-kube');
+    const kubeconfig = stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], users: [{ name: 'u', user: { token: 't' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' });
+    writeFileSync(join(dir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, roles: [{ name: 'dev', kubernetes_labels: { '*': '*' } }], users: [{ name: 'alice', roles: ['dev'] }] }));
+    writeFileSync(join(dir, 'cluster.yaml'), stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'lab' }, spec: { kubeconfig } }));
+    const opts = { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml') }, extendEnv: false, reject: false } as const;
+    assert.equal((await execa(process.execPath, [KPORT_BIN, 'create', '-f', join(dir, 'cluster.yaml')], opts)).exitCode, 0);
+    const proc = execa(process.execPath, [KPORT_BIN, 'kube', 'login', 'lab', '--user', 'alice'], { ...opts, detached: true });
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    const log = collect(proc);
+    const path = await waitFor('the export line', async () => /^export KUBECONFIG=(.+)$/m.exec(out)?.[1], { timeoutMs: 30_000 });
+    ctrlC(proc);
+    const res = await proc;
+    assert.equal(res.exitCode, 130, log.text());
+    assert.equal(existsSync(path), false, 'the kubeconfig is removed');
+  });
+
+  test('login --password-stdin waiting on a pipe stops on Ctrl-C with 130, whether the pipe\'s writer dies of the same Ctrl-C or keeps it open', async () => {
+    const server = await startServer();
+    try {
+      const writers = {
+        // `sleep` dies of the Ctrl-C too: its end of the pipe closes as the signal arrives, in either order.
+        dies: 'sleep 20',
+        // A writer that ignores Ctrl-C keeps the pipe open: only the signal can end the wait.
+        'keeps the pipe open': "trap '' INT; sleep 20",
+      };
+      await Promise.all(
+        Object.entries(writers).flatMap(([what, writer]) =>
+          [1, 2, 3].map(async (n) => {
+            const added = await server.kport(['users', 'add', `p-${what.length}-${n}`, '--roles', 'access']);
+            assert.equal(added.exitCode, 0, String(added.stderr));
+            const invite = /--invite (\S+)/.exec(String(added.stdout))![1]!;
+            const home = tempDir('ctrl-c-login');
+            const login = [process.execPath, KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--invite', invite, '--password-stdin'].map((a) => `'${a}'`).join(' ');
+            // A subshell catches Ctrl-C itself (a trap: kport keeps the default) and says kport's exit code as soon as it exits.
+            const proc = execa('sh', ['-c', `(${writer}) | (trap : INT; ${login}; echo "kport exited $?" >&2)`], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, detached: true });
+            const log = collect(proc);
+            try {
+              // The enrolment is printed, then the login waits for the new password and a code on stdin.
+              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()), { timeoutMs: 30_000 });
+              ctrlC(proc);
+              const code = await waitFor('kport to exit', async () => /^kport exited (\d+)$/m.exec(log.text())?.[1], { timeoutMs: 10_000 });
+              assert.equal(code, '130', `${what}: ${log.text()}`);
+              assert.doesNotMatch(log.text(), /read nothing/, what);
+            } finally {
+              // The writer that ignores Ctrl-C is still there; in the other case the group is gone.
+              try {
+                process.kill(-proc.pid!, 'SIGKILL');
+              } catch {}
+              await proc;
+            }
+          }),
+        ),
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('lifecycle: status is true now; removal and stop are said', { timeout: 240_000 }, () => {
   test('a leader stopped while the server was down is not shown as leader beside the new one; agents rm removes its heartbeats and is audited; the server says it stopped', async () => {
     const server: TestServer = await startServer();

@@ -98,7 +98,7 @@ async function answers({ opts, ctx }: CommandInput, what: string, questions: Que
   let given: string[];
   if (opts.passwordStdin) {
     const { readStdinLines } = await import('../../client/prompt.ts');
-    given = await readStdinLines(process.stdin, 2, what);
+    given = await readStdinLines(process.stdin, 2, what, ctx.signal);
   } else {
     const { ask } = await import('../../client/prompt.ts');
     given = [];
