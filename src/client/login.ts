@@ -4,7 +4,7 @@ import { splitHostPort } from '../core/host-port.ts';
 import { createCsr, generateKeys, keyPem } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
 import { checkProfilePermissions, profileName, readProfile, saveProfile, type Profile } from './profile.ts';
-import { fetchPinnedCA, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { fetchPinnedCA, notKportServer, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
 
 /** What every login endpoint answers (PEOPLE.md). */
 export interface Identity {
@@ -70,7 +70,9 @@ export async function loginCall<T>(client: ServerClient, path: string, body: unk
 export function saveLogin(home: string, address: ServerAddress, answer: unknown, key: string, ca: string): Profile {
   const identity = answer as Partial<Identity> | null;
   const bad = (why: string) => new UserError(`The kport server at ${address.host}:${address.port} answered the login with ${why}: nothing was written; check that it is a kport server of this version.`, 1);
-  if (typeof identity?.user !== 'string' || !Array.isArray(identity.roles) || !identity.roles.every((r) => typeof r === 'string') || typeof identity.cert !== 'string') throw bad('something that is not an identity');
+  if (typeof identity?.user !== 'string' || !Array.isArray(identity.roles) || !identity.roles.every((r) => typeof r === 'string') || typeof identity.cert !== 'string') {
+    throw notKportServer(address, 'it answered the login with something that is not an identity, and nothing was written');
+  }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(identity.cert);

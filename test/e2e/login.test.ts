@@ -1,10 +1,15 @@
 // `kport login`, `status` and `logout` as the built binary runs them, without a server: what the
 // arguments and stdin must be (one sentence, exit 2, nothing written), and where commands run.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
+import { stringify } from 'yaml';
 import { saveProfile } from '../../src/client/profile.ts';
 import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
@@ -28,6 +33,61 @@ async function fakeLogin(home: string, port: number, validForMs: number) {
     { ca: certPem(ca.cert), cert: certPem(cert), key: await keyPem(keys.privateKey) },
   );
 }
+
+/** Services that answer on a port but are not kport: what a mistyped --proxy or proxy_server reaches. */
+async function otherServices(): Promise<{ ports: Record<string, number>; close: () => void }> {
+  const ca = await createAuthority('another CA', 86_400_000);
+  const keys = await generateKeys();
+  const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'localhost', ips: ['127.0.0.1'], usage: 'server', validForMs: 86_400_000 });
+  const self = await createAuthority('localhost', 86_400_000);
+  const key = await keyPem(keys.privateKey);
+  const chain = `${certPem(leaf)}${certPem(ca.cert)}`;
+  const page = (_req: unknown, res: { writeHead: (s: number, h: object) => void; end: (b: string) => void }) => {
+    res.writeHead(404, { 'content-type': 'text/html' });
+    res.end('<html>not here</html>');
+  };
+  const servers: Record<string, Server | ReturnType<typeof createSecureServer>> = {
+    'plain HTTP': createHttpServer(page),
+    'TLS without HTTP/2': createHttpsServer({ key, cert: chain }, page),
+    'a self-signed TLS service': createSecureServer({ key: await keyPem(self.keys.privateKey), cert: certPem(self.cert), allowHTTP1: true }, page),
+    'an HTTP/2 service that answers HTML': createSecureServer({ key, cert: chain, allowHTTP1: true }, page),
+    'an HTTP/2 service that answers other JSON': createSecureServer({ key, cert: chain }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"hello":"world"}');
+    }),
+  };
+  const ports: Record<string, number> = {};
+  for (const [what, server] of Object.entries(servers)) {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ports[what] = (server.address() as AddressInfo).port;
+  }
+  return { ports, close: () => Object.values(servers).forEach((s) => s.close()) };
+}
+
+describe('a port that is not a kport server', { timeout: 120_000 }, () => {
+  test('login and an agent\'s join say so in one sentence (exit 2): plain HTTP, TLS without HTTP/2, a self-signed service, HTTP/2 answering HTML or other JSON; never an agent\'s or a pin\'s advice', async () => {
+    const services = await otherServices();
+    try {
+      for (const [what, port] of Object.entries(services.ports)) {
+        const home = tempDir('not-kport');
+        const login = await kportAt(home)(['login', '--proxy', `127.0.0.1:${port}`, '--user', 'alice', '--password-stdin'], { input: 'secret-password\n123456\n' });
+        const agentDir = tempDir('not-kport-agent');
+        writeFileSync(join(agentDir, 'token'), 'x'.repeat(32));
+        writeFileSync(join(agentDir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(agentDir, 'data'), proxy_server: `127.0.0.1:${port}`, join_params: { token_name: join(agentDir, 'token'), method: 'token' } }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] } }));
+        const join_ = await kportAt(agentDir)(['-c', join(agentDir, 'kport.yaml'), 'discover', 'run', '--once']);
+        for (const [who, res] of [['login', login], ['agent', join_]] as const) {
+          const stderr = String(res.stderr);
+          assert.equal(res.exitCode, 2, `${who} at ${what}: ${stderr}`);
+          assert.match(stderr, new RegExp(`^ERROR: The server at 127\\.0\\.0\\.1:${port} is not a kport server: .*; check the address and port \\(kport server start prints the one it listens on\\)\\.$`, 'm'), `${who} at ${what}`);
+          assert.doesNotMatch(stderr, /identity directory|this agent joined|rebuilt|bug in kport/, `${who} at ${what}`);
+        }
+        assert.equal(existsSync(join(home, '.kport', 'current-profile')), false, what);
+      }
+    } finally {
+      services.close();
+    }
+  });
+});
 
 describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
   test('no terminal and no --password-stdin: one sentence naming --password-stdin, exit 2, nothing written', async () => {
