@@ -67,6 +67,8 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
   }
 
+  // A token file that cannot be the token (empty, or tokens add's other formats) is said before the server is contacted.
+  opts.token();
   const outage = opts.outage ?? new OutageLog(opts.warn);
   const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
   // The key is kept before the join is sent: an agent that dies before the answer arrives asks

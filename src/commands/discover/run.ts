@@ -12,6 +12,7 @@ import type { KubernetesServiceConfig } from '../../config/schema.ts';
 import type { ServedClusters } from '../../kube/served-clusters.ts';
 import type { ServerAddress } from '../../client/server-client.ts';
 import type { NetworkAgent } from '../../join/network-identity.ts';
+import { notATokenAlone } from '../../join/token-text.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -264,10 +265,16 @@ function gaveUp(err: Error, proxyServer: string): UserError {
 function readToken(value: string, cwd: string, roles: string[]): string {
   const type = `--type=${roles.join(',')}`;
   if (!value) throw new UsageError(`No join token: pass --token FILE (or - for stdin) or set teleport.join_params.token_name (create one with \`kport tokens add ${type}\`).`);
+  // Only the token, as `tokens add --format=text` prints it: a file of its other formats is said to be one before anything is sent.
+  const alone = (text: string, what: string, file: string) => {
+    const problem = notATokenAlone(text);
+    if (problem) throw new UsageError(`${what} holds ${problem}: write only the token, with \`(umask 077; kport tokens add ${type} --format=text > ${file})\`.`);
+    return text;
+  };
   if (value === '-') {
     const text = readFileSync(0, 'utf8').trim();
     if (!text) throw new UsageError(`--token - read no token from stdin: pipe one in, such as \`kport discover run --token - < FILE\`.`);
-    return text;
+    return alone(text, 'What --token - read from stdin', 'FILE');
   }
   const path = resolve(cwd, value);
   if (existsSync(path)) {
@@ -278,7 +285,7 @@ function readToken(value: string, cwd: string, roles: string[]): string {
       throw new UsageError(`Cannot read the token file ${path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
     }
     if (!text) throw new UsageError(`The token file ${path} is empty: write a token into it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
-    return text;
+    return alone(text, `The token file ${path}`, value);
   }
   if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
   return value;
