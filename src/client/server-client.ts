@@ -285,8 +285,12 @@ export class OutageLog {
   }
 }
 
-/** Calls `fn` until it does not fail with ServerUnreachable (or a 429/503 refusal), backing off 0.25-2 s with jitter, or until `signal` aborts. */
-export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress): Promise<T> {
+/**
+ * Calls `fn` until it does not fail with ServerUnreachable (or a 429/503 refusal), backing off 0.25-2 s
+ * with jitter, or until `signal` aborts. `retryable` narrows which failures are retried (a call that
+ * changes something: only one that never reached the server).
+ */
+export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress, retryable: (err: unknown) => boolean = () => true): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const started = Date.now();
     try {
@@ -296,11 +300,23 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
     } catch (err) {
       // A server too busy for now (429 join rate, 503 body budget) is as good as unreachable for now.
       const busy = err instanceof ServerRefusal && (err.status === 429 || err.status === 503);
-      if (!(err instanceof ServerUnreachable || busy) || signal?.aborted) throw err;
+      if (!(err instanceof ServerUnreachable || busy) || signal?.aborted || !retryable(err)) throw err;
       if (err instanceof ServerUnreachable) outage?.failed(err, started);
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw err;
     }
   }
+}
+
+/**
+ * The failure happened before the request could reach the server (the connection was never made),
+ * so sending it again cannot do twice what it does.
+ */
+export function neverSent(err: unknown): boolean {
+  if (err instanceof ServerRefusal) return true;
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code)) return true;
+  }
+  return false;
 }

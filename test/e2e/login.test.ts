@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -13,6 +13,8 @@ import { stringify } from 'yaml';
 import { saveProfile } from '../../src/client/profile.ts';
 import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
+import { invitedPerson } from '../helpers/login.ts';
+import { startServer } from '../helpers/network.ts';
 import { freePort, tempDir } from '../peers/process.ts';
 
 function kportAt(home: string) {
@@ -207,6 +209,33 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     assert.match(String(res.stderr), /Already logged out of/);
   });
 
+  test('a server that is down: every person command through it retries for 2 s, then says so in one sentence (exit 1)', async () => {
+    const home = tempDir('down');
+    const kport = kportAt(home);
+    const port = await freePort();
+    await fakeLogin(home, port, 3_600_000);
+    writeFileSync(join(home, 'role.yaml'), stringify({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } }));
+    const commands = [
+      ['kube', 'ls'], ['kube', 'login', 'dev', '--', 'true'], ['kube', 'config', 'dev'],
+      ['get', 'kube_cluster'], ['get', 'audit'], ['rm', 'role/r'], ['create', '-f', join(home, 'role.yaml')],
+      ['tokens', 'ls'], ['tokens', 'add', '--type=discovery'], ['tokens', 'rm', 'tok-0000000000000000'],
+      ['users', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['users', 'rm', 'bob'], ['users', 'lock', 'bob'], ['users', 'unlock', 'bob'],
+      ['agents', 'ls'], ['agents', 'rm', 'h1'], ['play', 'some-session'],
+    ];
+    await Promise.all(
+      commands.map(async (args) => {
+        const started = Date.now();
+        const res = await kport(args);
+        const took = Date.now() - started;
+        const what = `${args.join(' ')}: ${res.stderr}`;
+        assert.equal(res.exitCode, 1, what);
+        assert.match(String(res.stderr), new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${port} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${port}\\); tried for 2 s: check that the server runs, then run this again\\.$`), what);
+        assert.equal(String(res.stderr).trim().split('\n').length, 1, what);
+        assert.ok(took >= 2_000, `${args.join(' ')} gave up after ${took} ms, before its 2 s`);
+      }),
+    );
+  });
+
   test('an expired login: every command through the server and status say "your kport login expired: run kport login" (exit 4)', async () => {
     const home = tempDir('expired');
     const kport = kportAt(home);
@@ -220,5 +249,46 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const res = await kport(['status']);
     assert.equal(res.exitCode, 4);
     assert.match(String(res.stdout), /\(expired: your kport login expired: run kport login\)/);
+  });
+});
+
+describe('a server that restarts while a person runs a command', { timeout: 120_000 }, () => {
+  test('a command that finds the server\'s port closed retries, and succeeds once the port answers again within 2 s (reads and changes alike)', async () => {
+    const server = await startServer();
+    // The person's address for the server: a port that passes connections through, or is closed for a while (a restart).
+    const port = await freePort();
+    const sockets = new Set<Socket>();
+    const relay = createTcpServer((client) => {
+      const upstream = connect(server.port, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    const open = () => new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+    const close = () => new Promise<void>((resolve) => {
+      relay.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+    try {
+      await open();
+      const alice = await invitedPerson({ ...server, address: `127.0.0.1:${port}` }, 'alice', ['editor']);
+      for (const args of [['kube', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['tokens', 'ls']]) {
+        await close();
+        const started = Date.now();
+        const run = alice.kport(args);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        await open();
+        const res = await run;
+        assert.equal(res.exitCode, 0, `${args.join(' ')}: ${res.stderr}`);
+        assert.ok(Date.now() - started >= 700, `${args.join(' ')} waited for the port`);
+        assert.doesNotMatch(String(res.stderr), /unreachable|ERROR/, args.join(' '));
+      }
+    } finally {
+      await close().catch(() => undefined);
+      await server.stop();
+    }
   });
 });

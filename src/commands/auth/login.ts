@@ -54,7 +54,7 @@ export const login: CommandDef = {
             { question: 'TOTP code: ', hidden: false },
           ])
         : undefined;
-    const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m));
+    const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m), ctx.signal);
     try {
       let answer: unknown;
       if (oidc) {
