@@ -15,7 +15,9 @@ import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../..
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { invitedPerson } from '../helpers/login.ts';
 import { startServer } from '../helpers/network.ts';
-import { freePort, tempDir } from '../peers/process.ts';
+import { writeServerKubeconfig } from '../../src/kube/server-kubeconfig.ts';
+import { freePort, havePeer, tempDir } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
 
 function kportAt(home: string) {
   return (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) =>
@@ -207,6 +209,27 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     res = await kport(['logout']);
     assert.equal(res.exitCode, 0);
     assert.match(String(res.stderr), /Already logged out of/);
+  });
+
+  test('an expired login through kubectl: kubectl fails, and says the expiry once per command, not once per call it makes; kport kube credentials by hand says it every time', async (t) => {
+    if (!havePeer(t, 'kubectl', [BINARIES.kubectl()])) return;
+    const home = tempDir('expired-kubectl');
+    const port = await freePort();
+    const profile = await fakeLogin(home, port, -120_000);
+    const kubeconfig = join(home, '.kube', 'config');
+    writeServerKubeconfig(kubeconfig, { proxy: profile.proxy, host: '127.0.0.1', port, ca: readFileSync(join(profile.dir, 'ca.pem'), 'utf8') }, ['dev'], { command: process.execPath, args: [KPORT_BIN] }, true);
+    const expired = /your kport login expired: run kport login/g;
+    for (const run of [1, 2]) {
+      const res = await execa(BINARIES.kubectl(), ['get', 'ns'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, stdin: 'ignore' });
+      assert.notEqual(res.exitCode, 0, 'kubectl fails');
+      assert.equal(String(res.stderr).match(expired)?.length, 1, `kubectl command ${run}: ${res.stderr}`);
+      assert.match(String(res.stderr), /exit code 4/);
+    }
+    for (const run of [1, 2]) {
+      const res = await kportAt(home)(['kube', 'credentials', 'dev', '--proxy', profile.proxy]);
+      assert.equal(res.exitCode, 4);
+      assert.equal(String(res.stderr).match(expired)?.length, 1, `by hand, run ${run}: ${res.stderr}`);
+    }
   });
 
   test('a server that is down: every person command through it retries for 2 s, then says so in one sentence (exit 1)', async () => {
