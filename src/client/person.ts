@@ -1,5 +1,5 @@
 import { AccessDeniedError } from '../backend/backend.ts';
-import { UserError } from '../core/errors.ts';
+import { ExitCode, refusalExitCode, UserError } from '../core/errors.ts';
 import type { KubeAccess } from '../kube/access.ts';
 import type { RoleV7 } from '../roles/role.ts';
 import { checkCredential, checkProfilePermissions, currentProfile, kportHome, type Profile } from './profile.ts';
@@ -76,7 +76,14 @@ export class PersonClient {
     try {
       return await this.#retry.run(() => this.client.call<T>(path, body), this.client.address, read ? undefined : neverSent);
     } catch (err) {
-      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      // The exit code the refusal's status means, as on the store: only a refusal of who may do it is
+      // credentials (4); a user that does not exist is not found (1), a bad name the input (2), said
+      // in the server's words as the store says them.
+      if (err instanceof ServerRefusal) {
+        const code = refusalExitCode(err.status);
+        if (code === ExitCode.credentials) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+        throw new UserError(`${err.message.replace(/\.$/, '')}.`, code);
+      }
       throw err;
     }
   }

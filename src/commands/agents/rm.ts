@@ -15,6 +15,8 @@ export const agentsRm: CommandDef = {
   args: ['<host_id>'],
   async run({ args, ctx, session }) {
     const hostId = args[0]!;
+    const { checkLookupName } = await import('../../resources/registry.ts');
+    checkLookupName('agent', hostId);
     const config = await session.config();
     if (!(await removeAgent(await session.backend(), hostId, ctx, config.auth_service?.audit_retention))) {
       throw new UserError(`agent "${hostId}" not found: see \`kport agents ls\` for the host ids.`);
