@@ -232,6 +232,37 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
     }
   });
 
+  test('an agent says when it joined (then resumed) and when its Kubernetes service is ready: a line each on stderr, a JSON line each with -o json', async () => {
+    const server = await startServer();
+    const agents: NetworkAgent[] = [];
+    try {
+      const kube = { enabled: 'yes', resources: [{ labels: { env: 'nothing-yet' } }] };
+      const text = await networkAgent(NO_AWS, server, { name: 'says', group: 'says', matchers: MATCHERS, kubernetes: kube });
+      agents.push(text);
+      text.start();
+      const ready = /^Kubernetes service ready: the tunnel to 127\.0\.0\.1:\d+ is open, serving no cluster yet \(its kubernetes_service selects none\)\.$/m;
+      await waitFor('the ready line', async () => ready.test(text.log), { timeoutMs: 60_000 });
+      assert.match(text.log, new RegExp(`^Joined the kport server at 127\\.0\\.0\\.1:${server.port} as agent ${text.hostId()} \\(discovery, kube\\); its identity is in .*identity, so the token is not needed again\\.$`, 'm'));
+      assert.equal(text.log.match(ready)?.length, 1, 'said once');
+      text.proc!.kill('SIGTERM');
+      await text.proc;
+      // Restarted: it resumes with its identity, and says so; with -o json, as JSON lines.
+      text.log = '';
+      text.start(['discover', 'run', '-o', 'json']);
+      const events = () => text.log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; message: string; event?: { type: string; host_id?: string; server?: string; clusters?: string[] } });
+      await waitFor('the kube_ready event', async () => events().some((e) => e.event?.type === 'kube_ready'), { timeoutMs: 60_000 });
+      const resumed = events().find((e) => e.event?.type === 'resumed');
+      assert.equal(resumed?.level, 'info', text.log);
+      assert.equal(resumed?.event?.host_id, text.hostId());
+      assert.equal(resumed?.event?.server, server.address);
+      assert.deepEqual(events().find((e) => e.event?.type === 'kube_ready')?.event?.clusters, []);
+    } finally {
+      for (const agent of agents) agent.proc?.kill('SIGKILL');
+      await Promise.all(agents.map((agent) => agent.proc?.catch(() => undefined)));
+      await server.stop('SIGKILL');
+    }
+  });
+
   test('--once with a kept identity and the server gone gives up too', async () => {
     const server = await startServer();
     try {

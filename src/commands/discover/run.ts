@@ -81,7 +81,10 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       throw err;
     });
     if (!agent) return stoppedExitCode(ctx.signal, { service: !once });
-    ctx.logger.debug(agent.joined ? `joined ${config.teleport.proxy_server} as host ${agent.identity.host_id}; the token is not needed again` : `resumed as host ${agent.identity.host_id}`);
+    const { announceJoin, KubeReadiness } = await import('./announce.ts');
+    const { identityDir } = await import('../../join/identity.ts');
+    const where = `${server.host}:${server.port}`;
+    announceJoin(ctx.logger, { joined: agent.joined, hostId: agent.identity.host_id, roles: agent.identity.roles, server: where, identityDir: identityDir(config.dataDir) });
     const stopRenewing = agent.keepRenewed(stop);
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
@@ -90,10 +93,12 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const tunnelStop = new AbortController();
     const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
-    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) });
+    const ready = kube && new KubeReadiness(ctx.logger, where, agent.identity.host_id);
+    const onBeat = ready ? (clusters: string[]) => ready.heartbeat(clusters) : undefined;
+    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err), onOpen: () => ready!.tunnelOpen() });
     try {
-      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served });
-      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served });
+      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served, onBeat });
+      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served, onBeat });
     } catch (err) {
       // Stopped while a call waited for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted && !fatalError && err instanceof ServerUnreachable) return stoppedExitCode(ctx.signal, { service: !once });
@@ -110,14 +115,15 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const backend = await session.backend();
   const { joinOrResume } = await import('../../join/identity.ts');
   const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
-  ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
+  const [{ announceJoin }, { identityDir }] = await Promise.all([import('./announce.ts'), import('../../join/identity.ts')]);
+  announceJoin(ctx.logger, { joined, hostId: identity.host_id, roles: identity.roles, identityDir: identityDir(config.dataDir) });
   return runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: identity.host_id, once: Boolean(opts.once), signal: ctx.signal });
 }
 
 type DiscoveryConfig = NonNullable<Awaited<ReturnType<CommandInput['session']['config']>>['discovery_service']>;
 
 /** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
-export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters }): Promise<number | undefined> {
+export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
   const { kube, once } = input;
   if (!kube?.enabled || once) return runDiscoveryService(input);
   // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
@@ -125,7 +131,7 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
   const served = input.served ?? (await servedClusters({ ctx: input.ctx, kube, backend: input.backend, hostId: input.hostId }));
   const stop = new AbortController();
   const signal = AbortSignal.any([input.signal, stop.signal]);
-  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served }).catch((err: unknown) => {
+  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served, onBeat: input.onBeat }).catch((err: unknown) => {
     stop.abort(err);
     throw err;
   });
@@ -138,9 +144,9 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
 }
 
 /** A Kubernetes agent without discovery: its kube_server heartbeat until stopped (the tunnel runs beside it). */
-async function runKubeService({ ctx, kube, backend, hostId, signal, served }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters }): Promise<number | undefined> {
+async function runKubeService({ ctx, kube, backend, hostId, signal, served, onBeat }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
   const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
-  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })) });
+  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })), onBeat });
   return stoppedExitCode(ctx.signal, { service: true });
 }
 
@@ -151,7 +157,7 @@ async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInpu
 }
 
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
-async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void }): Promise<void> {
+async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../../tunnel/kube-agent.ts'),
     import('../../kube/agent-service.ts'),
@@ -162,7 +168,7 @@ async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: strin
   const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
   const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
   try {
-    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session) });
+    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session), onOpen: input.onOpen });
   } finally {
     await audit.close();
   }
