@@ -67,7 +67,8 @@ export class PersonClient {
   }
 
   /**
-   * The call with the person's certificate; a refusal is its sentence (exit 4). Retried while the
+   * The call with the person's certificate; a refusal is its sentence, with the exit code its
+   * status means (core/errors.ts refusalExitCode). Retried while the
    * server cannot be reached: a read whatever the failure, a change only when it never reached the
    * server (sent twice, `users add` would say the user exists).
    */

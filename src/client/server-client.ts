@@ -310,8 +310,8 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
 }
 
 /**
- * The failure happened before the request could reach the server (the connection was never made),
- * so sending it again cannot do twice what it does.
+ * The request never did anything at the server: the connection was never made, or the server
+ * turned it away unprocessed (busy, 429/503), so sending it again cannot do twice what it does.
  */
 export function neverSent(err: unknown): boolean {
   if (err instanceof ServerRefusal) return true;
