@@ -101,16 +101,48 @@ function formatRequested(argv: string[]): string | undefined {
   return format?.toLowerCase();
 }
 
-/** The first word that is not a global option or its value: the command's noun. */
-function firstWord(argv: string[]): string | undefined {
+/** The words that are not options or global options' values, up to a literal `--`: the command's path, then its arguments. */
+function commandWords(argv: string[]): string[] {
   const takesValue = new Set(GLOBAL_OPTIONS.filter((o) => /<\w+>/.test(o.flags)).flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))));
+  const words: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const word = argv[i]!;
-    if (word === '--') return undefined;
-    if (!word.startsWith('-')) return word;
-    if (takesValue.has(word)) i++;
+    if (word === '--') break;
+    if (!word.startsWith('-')) words.push(word);
+    else if (takesValue.has(word)) i++;
   }
-  return undefined;
+  return words;
+}
+
+/** The first word that is not a global option or its value: the command's noun. */
+function firstWord(argv: string[]): string | undefined {
+  return commandWords(argv)[0];
+}
+
+const HELP_FLAGS = new Set(['--help', '-h']);
+
+/**
+ * Help asked for a command that does not exist (`kport nosuch --help`, `kport users nosuch -h`,
+ * `kport help nosuch`): commander would print the nearest known command's help and exit 0, as if
+ * the command were real. Returns argv without the help request, so that commander says "unknown
+ * command" with its nearest match (exit 2) as it does without --help; undefined otherwise.
+ */
+function helpForUnknownCommand(argv: string[]): string[] | undefined {
+  const own = ownWords(argv);
+  let path = commandWords(own);
+  const viaHelpCommand = path[0] === 'help';
+  if (viaHelpCommand) path = path.slice(1);
+  if (!viaHelpCommand && !own.some((w) => HELP_FLAGS.has(w))) return undefined;
+  const [noun, verb] = path;
+  if (noun === undefined) return undefined;
+  const ofNoun = COMMANDS.filter((c) => c.path[0] === noun);
+  // A leaf command (`get`, `version`) takes arguments after its name; a noun's next word is its verb.
+  const known = ofNoun.length > 0 && (verb === undefined || ofNoun.some((c) => c.path.length === 1 || c.path[1] === verb));
+  if (known) return undefined;
+  const rest = argv.slice(own.length);
+  const words = own.filter((w) => !HELP_FLAGS.has(w));
+  if (viaHelpCommand) words.splice(words.indexOf('help'), 1);
+  return [...words, ...rest];
 }
 
 /** The words after a literal `--`, which commander leaves in args. */
@@ -125,6 +157,7 @@ function ctxArgv(command: Command): string[] {
 /** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
 export async function main(argv: string[], ctx: Context): Promise<number> {
   if (firstWord(argv) === '__complete') return (await import('./commands/misc/complete.ts')).completeNames(argv, ctx);
+  argv = helpForUnknownCommand(argv) ?? argv;
   let run: (() => Promise<number | void>) | undefined;
   ctx.logger.json = formatRequested(argv) === 'json';
   // Read here, not from commander's --no-color, so that its own parse errors are not painted either.

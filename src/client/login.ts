@@ -4,7 +4,8 @@ import { splitHostPort } from '../core/host-port.ts';
 import { createCsr, generateKeys, keyPem } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
 import { checkProfilePermissions, profileName, readProfile, saveProfile, type Profile } from './profile.ts';
-import { fetchPinnedCA, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { fetchPinnedCA, neverSent, notKportServer, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { RetryBudget } from './retry-budget.ts';
 
 /** What every login endpoint answers (PEOPLE.md). */
 export interface Identity {
@@ -38,14 +39,21 @@ export function checkPin(value: string): string {
  * profile for this server already trusts, or (first login, or a --ca-pin that differs: the server
  * was rebuilt) the one fetched and checked against --ca-pin, or trusted on first use with a warning.
  */
-export async function anonymousClient(home: string, address: ServerAddress, pin: string | undefined, warn: (message: string) => void): Promise<{ client: ServerClient; ca: string; pin: string }> {
+export async function anonymousClient(home: string, address: ServerAddress, pin: string | undefined, warn: (message: string) => void, signal: AbortSignal = new AbortController().signal): Promise<{ client: ServerClient; ca: string; pin: string }> {
   const kept = readProfile(home, profileName(address));
   // The kept CA is trusted only from directories no one else can write; its old key is replaced, so its mode does not matter here.
   if (kept) checkProfilePermissions(home, { dir: kept.dir });
-  const ca = kept && (pin === undefined || pin === kept.ca_pin) ? kept.ca : await fetchPinnedCA(address, pin ? [pin] : [], warn, PIN_NAMES.person);
+  // A server restarting is tried for 2 s, as every person command does (README "Where commands run").
+  const retry = new RetryBudget(signal);
+  const ca = kept && (pin === undefined || pin === kept.ca_pin) ? kept.ca : await retry.run(() => fetchPinnedCA(address, pin ? [pin] : [], warn, PIN_NAMES.person), address);
   const untrusted = { trusted: `this login trusts (${spkiPin(ca)})`, next: `if the server was rebuilt with new CAs, pass --ca-pin with its new pin` };
-  return { client: new ServerClient(address, { ca, untrusted }), ca, pin: spkiPin(ca) };
+  const client = new ServerClient(address, { ca, untrusted });
+  retries.set(client, retry);
+  return { client, ca, pin: spkiPin(ca) };
 }
+
+/** Each login client's retry budget (anonymousClient's), which its calls share. */
+const retries = new WeakMap<ServerClient, RetryBudget>();
 
 /** The person's key (made here, never sent) and the certificate request for it. */
 export async function newKey(user: string): Promise<{ key: string; csr: string }> {
@@ -55,8 +63,10 @@ export async function newKey(user: string): Promise<{ key: string; csr: string }
 
 /** A refusal of a login call: the server's one sentence, as a credentials failure (exit 4). */
 export async function loginCall<T>(client: ServerClient, path: string, body: unknown): Promise<T> {
+  const retry = retries.get(client) ?? new RetryBudget(new AbortController().signal);
   try {
-    return await client.call<T>(path, body);
+    // Only a call that never reached the server is sent again: a login spends its invite or TOTP code.
+    return await retry.run(() => client.call<T>(path, body), client.address, neverSent);
   } catch (err) {
     if (err instanceof ServerRefusal) throw new UserError(`The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`, err.status === 400 ? 2 : 4);
     throw err;
@@ -70,7 +80,9 @@ export async function loginCall<T>(client: ServerClient, path: string, body: unk
 export function saveLogin(home: string, address: ServerAddress, answer: unknown, key: string, ca: string): Profile {
   const identity = answer as Partial<Identity> | null;
   const bad = (why: string) => new UserError(`The kport server at ${address.host}:${address.port} answered the login with ${why}: nothing was written; check that it is a kport server of this version.`, 1);
-  if (typeof identity?.user !== 'string' || !Array.isArray(identity.roles) || !identity.roles.every((r) => typeof r === 'string') || typeof identity.cert !== 'string') throw bad('something that is not an identity');
+  if (typeof identity?.user !== 'string' || !Array.isArray(identity.roles) || !identity.roles.every((r) => typeof r === 'string') || typeof identity.cert !== 'string') {
+    throw notKportServer(address, 'it answered the login with something that is not an identity, and nothing was written');
+  }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(identity.cert);

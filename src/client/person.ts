@@ -1,10 +1,11 @@
 import { AccessDeniedError } from '../backend/backend.ts';
-import { UserError } from '../core/errors.ts';
+import { ExitCode, refusalExitCode, UserError } from '../core/errors.ts';
 import type { KubeAccess } from '../kube/access.ts';
 import type { RoleV7 } from '../roles/role.ts';
 import { checkCredential, checkProfilePermissions, currentProfile, kportHome, type Profile } from './profile.ts';
-import { OutageLog, parseServerAddress, ServerClient, ServerRefusal } from './server-client.ts';
+import { neverSent, parseServerAddress, ServerClient, ServerRefusal } from './server-client.ts';
 import { RemoteBackend } from './remote-backend.ts';
+import { RetryBudget } from './retry-budget.ts';
 
 /**
  * Where a command that manages resources runs (README "Logging in"): through the server of the
@@ -39,9 +40,6 @@ export function decideWhere(input: WhereInput): Where {
 
 export const EXPIRED = 'your kport login expired: run kport login';
 
-/** How long a person's command retries an unreachable server (a dropped connection, a restart) before it says so: a person is waiting. */
-const UNREACHABLE_GIVE_UP_MS = 2_000;
-
 export interface Whoami {
   user: string;
   roles: string[];
@@ -54,6 +52,7 @@ export class PersonClient {
   readonly where: Extract<Where, { via: 'server' }>;
   readonly client: ServerClient;
   readonly backend: RemoteBackend;
+  readonly #retry: RetryBudget;
   #whoami?: Promise<Whoami>;
 
   constructor(where: Extract<Where, { via: 'server' }>, opts: { now: Date; signal: AbortSignal; warn: (message: string) => void }) {
@@ -62,17 +61,30 @@ export class PersonClient {
     const { profile } = where;
     const untrusted = { trusted: `your profile trusts (${profile.ca_pin})`, next: `if the server was rebuilt with new CAs, log in again: kport login --proxy ${profile.proxy} --ca-pin <its new pin>` };
     this.client = new ServerClient(parseServerAddress(profile.proxy), { ca: profile.ca, cert: profile.credential.cert, key: profile.credential.key, untrusted });
-    const gaveUp = new AbortController();
-    const outage = new OutageLog(opts.warn, { afterMs: UNREACHABLE_GIVE_UP_MS, then: () => gaveUp.abort() });
-    this.backend = new RemoteBackend(this.client, { stopRetrying: AbortSignal.any([opts.signal, gaveUp.signal]), outage, onDenied: (err) => refusal(err, profile.proxy) });
+    // One budget for the command's calls, the store's and the others: a server that went away is tried for 2 s in all, then said.
+    this.#retry = new RetryBudget(opts.signal);
+    this.backend = new RemoteBackend(this.client, { stopRetrying: this.#retry.signal, outage: this.#retry.outage, onDenied: (err) => refusal(err, profile.proxy) });
   }
 
-  /** The call with the person's certificate; a refusal is its sentence (exit 4). */
+  /**
+   * The call with the person's certificate; a refusal is its sentence, with the exit code its
+   * status means (core/errors.ts refusalExitCode). Retried while the
+   * server cannot be reached: a read whatever the failure, a change only when it never reached the
+   * server (sent twice, `users add` would say the user exists).
+   */
   async call<T>(path: string, body: unknown): Promise<T> {
+    const read = path !== '/v1/users' || (body as { op?: unknown } | null)?.op === 'ls';
     try {
-      return await this.client.call<T>(path, body);
+      return await this.#retry.run(() => this.client.call<T>(path, body), this.client.address, read ? undefined : neverSent);
     } catch (err) {
-      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      // The exit code the refusal's status means, as on the store: only a refusal of who may do it is
+      // credentials (4); a user that does not exist is not found (1), a bad name the input (2), said
+      // in the server's words as the store says them.
+      if (err instanceof ServerRefusal) {
+        const code = refusalExitCode(err.status);
+        if (code === ExitCode.credentials) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+        throw new UserError(`${err.message.replace(/\.$/, '')}.`, code);
+      }
       throw err;
     }
   }

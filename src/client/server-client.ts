@@ -76,7 +76,9 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
     const socket = tlsConnect({ host: address.host, port: address.port, servername: isIP(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error('timed out')));
     socket.once('secureConnect', () => {
-      resolve(socket.getPeerCertificate(true));
+      // Every kport server speaks HTTP/2; a TLS port that does not is some other service.
+      if (socket.alpnProtocol !== 'h2') reject(notKportServer(address, 'it speaks TLS but not HTTP/2, as every kport server does'));
+      else resolve(socket.getPeerCertificate(true));
       socket.destroy();
     });
     socket.once('error', (err) => reject(unreachable(address, err)));
@@ -86,6 +88,8 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   const caPem = pem('CERTIFICATE', ca.raw);
   const pin = spkiPin(caPem);
   const where = `${address.host}:${address.port}`;
+  // A kport server presents its certificate with the CA that issued it; a lone self-signed one is another service's.
+  if (ca === chain) throw notKportServer(address, 'its certificate is self-signed, where a kport server\'s comes with the CA that issued it');
   if (pins.length === 0) {
     warn(`${pinFlag.name} is not set: trusting the CA of ${where} (${pin}) on first contact; ${pinFlag.hint}.`);
   } else if (!pins.includes(pin)) {
@@ -93,7 +97,7 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   }
   const leaf = new X509Certificate(chain.raw);
   const caCert = new X509Certificate(ca.raw);
-  if (ca === chain || !leaf.verify(caCert.publicKey)) {
+  if (!leaf.verify(caCert.publicKey)) {
     throw new UserError(`The server at ${where} presents a certificate its CA (${pin}) did not issue: nothing was sent.`, 4);
   }
   if (checkServerIdentity(address.host, chain) !== undefined) {
@@ -152,7 +156,9 @@ export class ServerClient {
     try {
       parsed = JSON.parse(response.body.toString('utf8'));
     } catch {
-      throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
+      // A load balancer's page while kport restarts is worth a retry; any other answer that is not kport's JSON comes from another service.
+      if (response.status === 502 || response.status === 503 || response.status === 504) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
+      throw notKportServer(this.address, `it answered ${path} with HTTP ${response.status} and no kport answer`);
     }
     if (response.status !== 200) {
       const error = (parsed as { error?: { code?: string; message?: string } }).error;
@@ -232,8 +238,27 @@ export class ServerClient {
   }
 }
 
-/** A failed connection: retried, except a certificate that is not from the pinned CA, which no retry fixes. */
+/**
+ * A port that answers, but not as a kport server (plain HTTP, another TLS service): no retry, pin or
+ * new identity helps, so the sentence says what was found there (exit 2: the address is wrong).
+ */
+export function notKportServer(address: ServerAddress, why: string): UserError {
+  return new UserError(`The server at ${address.host}:${address.port} is not a kport server: ${why}; check the address and port (kport server start prints the one it listens on).`, 2);
+}
+
+/** What a TLS handshake failure says about the port: it is no kport server when it speaks no TLS, or no HTTP/2. */
+function protocolMismatch(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return 'it does not speak TLS (it answered in plain text, as a plain HTTP port does)';
+    if (e.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') return 'it speaks TLS but not HTTP/2, as every kport server does';
+  }
+  return undefined;
+}
+
+/** A failed connection: retried, except a certificate that is not from the pinned CA, or a port that is no kport server, which no retry fixes. */
 function unreachable(address: ServerAddress, err: unknown, untrusted = AGENT_UNTRUSTED): Error {
+  const mismatch = protocolMismatch(err);
+  if (mismatch) return notKportServer(address, mismatch);
   const cause = describeConnectError(err) ?? (err as Error).message;
   const where = `${address.host}:${address.port}`;
   if (cause.startsWith('TLS verification failed')) {
@@ -276,8 +301,12 @@ export class OutageLog {
   }
 }
 
-/** Calls `fn` until it does not fail with ServerUnreachable (or a 429/503 refusal), backing off 0.25-2 s with jitter, or until `signal` aborts. */
-export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress): Promise<T> {
+/**
+ * Calls `fn` until it does not fail with ServerUnreachable (or a 429/503 refusal), backing off 0.25-2 s
+ * with jitter, or until `signal` aborts. `retryable` narrows which failures are retried (a call that
+ * changes something: only one that never reached the server).
+ */
+export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress, retryable: (err: unknown) => boolean = () => true): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const started = Date.now();
     try {
@@ -287,11 +316,23 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
     } catch (err) {
       // A server too busy for now (429 join rate, 503 body budget) is as good as unreachable for now.
       const busy = err instanceof ServerRefusal && (err.status === 429 || err.status === 503);
-      if (!(err instanceof ServerUnreachable || busy) || signal?.aborted) throw err;
+      if (!(err instanceof ServerUnreachable || busy) || signal?.aborted || !retryable(err)) throw err;
       if (err instanceof ServerUnreachable) outage?.failed(err, started);
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
       await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal?.aborted) throw err;
     }
   }
+}
+
+/**
+ * The request never did anything at the server: the connection was never made, or the server
+ * turned it away unprocessed (busy, 429/503), so sending it again cannot do twice what it does.
+ */
+export function neverSent(err: unknown): boolean {
+  if (err instanceof ServerRefusal) return true;
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code)) return true;
+  }
+  return false;
 }

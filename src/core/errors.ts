@@ -1,5 +1,13 @@
 // The error taxonomy (STYLE.md 11). Every message is one sentence that names the next step.
 
+/**
+ * README "Exit codes", one code per kind of failure (as tctl and kubectl, a thing that does not
+ * exist is a failure, 1, not a usage error):
+ * - failure: a call failed, a server is unreachable, a name or id that nothing has (not found);
+ * - usage: a command, flag, argument, name or file that is not what it must be, a config error;
+ * - credentials: credentials missing, expired or refused (AWS, Kubernetes, a join token, a login,
+ *   a role that does not allow the call).
+ */
 export const ExitCode = {
   ok: 0,
   failure: 1,
@@ -7,6 +15,17 @@ export const ExitCode = {
   credentials: 4,
   interrupted: 130,
 } as const;
+
+/**
+ * The exit code of a kport server's refusal, by its HTTP status, so a command says the same through
+ * a server as on the store: 400 (and 413, 422) the input, 401 and 403 who may do it, anything else
+ * (404 not found, 409, 429, 5xx) a failure.
+ */
+export function refusalExitCode(status: number): number {
+  if (status === 400 || status === 413 || status === 422) return ExitCode.usage;
+  if (status === 401 || status === 403) return ExitCode.credentials;
+  return ExitCode.failure;
+}
 
 export class KportError extends Error {
   readonly exitCode: number;

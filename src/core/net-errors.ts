@@ -26,6 +26,8 @@ export function describeConnectError(err: unknown): string | undefined {
       case 'ENETUNREACH':
         return `no route to the host (${code}${at})`;
     }
+    // A TLS client's first bytes answered in plain text (an HTTP port): no certificate was ever looked at.
+    if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return `no TLS at this port: it answered in plain text (${code}${at})`;
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) return `TLS verification failed (${e.message.replace(/; if the root CA is installed locally.*$/, '')})`;
   }
   return undefined;

@@ -1,12 +1,13 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { UserError } from '../core/errors.ts';
 import { safeHostname } from '../resources/heartbeat-limits.ts';
 import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, readIdentityFile, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
-import { fetchPinnedCA, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from '../client/server-client.ts';
+import { fetchPinnedCA, notKportServer, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from '../client/server-client.ts';
 
 export interface NetworkJoinOptions {
   dataDir: string;
@@ -32,6 +33,17 @@ export interface NetworkAgent {
 
 const serverName = (a: ServerAddress) => `${a.host}:${a.port}`;
 
+/** What /v1/join answers: decoded here, so that another service's JSON is said to be one and not kept as an identity. */
+const Issued = z.object({
+  host_id: z.string().min(1),
+  roles: z.array(z.string()),
+  discovery_group: z.string(),
+  cert: z.string(),
+  ca: z.string(),
+  expires: z.string(),
+  kube_identity: z.string().optional(),
+});
+
 /**
  * The agent's network identity: the kept one (no token needed), or a join (DESIGN.md §9): the
  * server's CA checked against the pin before anything is sent, a key made here that never leaves
@@ -55,18 +67,24 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     return { identity, client, joined: false, keepRenewed: (onFatal) => renewLoop(opts, identity, key, client, onFatal) };
   }
 
+  // A token file that cannot be the token (empty, or tokens add's other formats) is said before the server is contacted.
+  opts.token();
   const outage = opts.outage ?? new OutageLog(opts.warn);
   const ca = await retrying(() => fetchPinnedCA(opts.server, opts.pins, opts.warn), opts.signal, outage, opts.server);
   // The key is kept before the join is sent: an agent that dies before the answer arrives asks
   // again with the same key, and the server hands it the certificate of the join it counted.
   let { keys, key } = await pendingKey(opts.dataDir, false);
   const anonymous = new ServerClient(opts.server, { ca });
-  let issued: { host_id: string; roles: string[]; discovery_group: string; cert: string; ca: string; expires: string; kube_identity?: string };
+  let issued: z.infer<typeof Issued>;
   try {
     const send = () =>
       retrying(
-        async () =>
-          anonymous.call<typeof issued>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup }),
+        async () => {
+          const answer = await anonymous.call<unknown>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup });
+          const decoded = Issued.safeParse(answer);
+          if (!decoded.success) throw notKportServer(opts.server, `it answered /v1/join with something that is not an agent identity (${decoded.error.issues[0]?.path.join('.') || 'the answer'}: ${decoded.error.issues[0]?.message ?? 'invalid'})`);
+          return decoded.data;
+        },
         opts.signal,
         outage,
         opts.server,

@@ -1,7 +1,7 @@
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
-import { findKubeCluster } from '../resources/registry.ts';
+import { checkLookupName, findKubeCluster } from '../resources/registry.ts';
 import { listResources } from '../resources/store.ts';
 import type { AccessChecker, KubeAccess } from './access.ts';
 
@@ -47,6 +47,7 @@ export function whyNoneAllowed(access: AccessChecker, clusters: ClusterAccess, c
 
 /** The full name, or the unambiguous discovered name, among the allowed clusters. */
 export async function resolveAllowedCluster(backend: Backend, clusters: ClusterAccess, name: string, explain?: { access: AccessChecker; configSource: string | undefined }): Promise<AllowedCluster> {
+  checkLookupName('kube_cluster', name);
   const found = await findKubeCluster(backend, name, clusters.allowed.map((a) => a.cluster));
   const match = found && clusters.allowed.find((a) => a.cluster.metadata.name === found.metadata.name);
   if (match) return match;

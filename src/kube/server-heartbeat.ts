@@ -21,7 +21,7 @@ const CHANGE_SETTLE_MS = 500;
  * after the inventory changes (a watch on kube_cluster). A store hiccup is retried next time; a
  * refusal (the agent was removed) ends it with the error.
  */
-export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: string; service: KubernetesServiceConfig; signal: AbortSignal; intervalMs?: number; now?: () => Date; served?: ServedClusters }): Promise<void> {
+export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: string; service: KubernetesServiceConfig; signal: AbortSignal; intervalMs?: number; now?: () => Date; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<void> {
   const interval = opts.intervalMs ?? KUBE_SERVER_HEARTBEAT_MS;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();
@@ -42,6 +42,7 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
         spec: { host_id: opts.hostId, hostname: host, clusters: heartbeatClusters(clusters), started, last_heartbeat: at.toISOString() },
       };
       await upsertResource(opts.backend, beat, at.getTime());
+      opts.onBeat?.(beat.spec.clusters);
     } catch (err) {
       if (err instanceof AccessDeniedError) throw err;
     }

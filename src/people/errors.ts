@@ -1,4 +1,4 @@
-import { UserError } from '../core/errors.ts';
+import { refusalExitCode, UserError } from '../core/errors.ts';
 
 /**
  * A refusal of the people service: one sentence that names the next step, with the HTTP status and
@@ -8,7 +8,7 @@ export class PeopleError extends UserError {
   readonly status: number;
   readonly code: string;
   constructor(status: number, code: string, message: string) {
-    super(message, status === 401 || status === 403 ? 4 : status === 400 ? 2 : 1);
+    super(message, refusalExitCode(status));
     this.name = 'PeopleError';
     this.status = status;
     this.code = code;

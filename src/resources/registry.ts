@@ -6,7 +6,7 @@ import { formatLabels, formatTime } from '../core/output.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
 import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
-import type { Resource } from './resource.ts';
+import { nameProblem, type Resource } from './resource.ts';
 import { LOCK, type Lock } from '../people/locks.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { getResource, listResources } from './store.ts';
@@ -216,8 +216,22 @@ export function lookupKind(name: string): ResourceKind {
   return kind;
 }
 
+/**
+ * A name given to look something up that no resource can have (`kube_cluster/a b`): the input is
+ * wrong (exit 2, as `users rm 'a b'` says), not something missing (1).
+ */
+export function checkLookupName(kind: string, name: string): void {
+  const problem = nameProblem(name);
+  if (problem) throw new UserError(`${kind} "${name}" cannot be a name: ${problem}.`, 2);
+}
+
 /** Splits "kind/name" (or "kind" alone). */
 export function parseRef(ref: string): { kind: ResourceKind; name: string | undefined } {
   const slash = ref.indexOf('/');
-  return slash < 0 ? { kind: lookupKind(ref), name: undefined } : { kind: lookupKind(ref.slice(0, slash)), name: ref.slice(slash + 1) || undefined };
+  if (slash < 0) return { kind: lookupKind(ref), name: undefined };
+  const kind = lookupKind(ref.slice(0, slash));
+  const name = ref.slice(slash + 1) || undefined;
+  // Audit events are named by their time (colons and all): only the kinds people name are checked.
+  if (name !== undefined && kind.kind !== AUDIT_EVENT) checkLookupName(kind.kind, name);
+  return { kind, name };
 }

@@ -38,6 +38,8 @@ export interface AgentTunnelOptions {
   warn: (message: string) => void;
   /** Each tunnel once open: the agent serves the server's streams on it (AgentKubeService.serve). */
   onSession: (session: ServerHttp2Session) => void;
+  /** A tunnel is open (the first, or again after it was lost). */
+  onOpen?: () => void;
   pingMs?: number;
 }
 
@@ -82,6 +84,7 @@ export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
     lastSaid = 0;
     attempt = 0;
     opts.onSession(tunnel.session);
+    opts.onOpen?.();
     const gone = new AbortController();
     const closed = held(tunnel, pingMs, opts.signal).finally(() => gone.abort());
     const outcome = await Promise.race([closed, replaceAt(tunnel.notAfter, opts.credentials, AbortSignal.any([opts.signal, gone.signal])).then(() => undefined)]);

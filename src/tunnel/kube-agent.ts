@@ -16,6 +16,7 @@ export interface KubeTunnelOptions {
   onFatal: (err: Error) => void;
   /** Serves the requests the server sends on each tunnel (AgentKubeService). */
   onSession: (session: ServerHttp2Session) => void;
+  onOpen?: () => void;
 }
 
 /**
@@ -34,6 +35,7 @@ export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
     signal: opts.signal,
     warn: opts.warn,
     onSession: opts.onSession,
+    onOpen: opts.onOpen,
   }).catch((err: unknown) => {
     opts.onFatal(err instanceof ServerRefusal ? new AccessDeniedError(err.code, err.message) : (err as Error));
   });

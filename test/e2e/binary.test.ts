@@ -10,17 +10,18 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { kubeClusters, setupAgent } from '../helpers/agent.ts';
 import { cliNamed, runCli, type Cli } from '../helpers/cli.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
-import { networkAgent, serverClusters, startServer } from '../helpers/network.ts';
+import { invitedPerson } from '../helpers/login.ts';
+import { networkAgent, serverClusters, startServer, type TestServer } from '../helpers/network.ts';
 import { tempHome } from '../helpers/run.ts';
 import { createClusters } from '../peers/aws.ts';
 import { startEtcd } from '../peers/etcd.ts';
 import { startKubeApiserver } from '../peers/kube.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
-import { havePeer, tempDir } from '../peers/process.ts';
+import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const EKS = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'e2e' } }];
@@ -154,6 +155,44 @@ for (const which of ['node', 'binary'] as const) {
         assert.equal(r.exitCode, 0, String(r.stderr));
         assert.match(String(r.stdout), /namespace\/kube-system/);
       } finally {
+        await api.stop();
+      }
+    });
+
+    test('kube config through a server writes an exec plugin that kubectl runs as written: kubectl get ns reaches the cluster', async (t) => {
+      if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
+      const api = await startKubeApiserver();
+      let server: TestServer | undefined;
+      try {
+        await kubeHome(api, tempDir(`e2e-kube-config-rbac-${which}`), { roles: [], users: [] }, cli);
+        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', 'devs-admin', '--clusterrole=cluster-admin', '--group=developers']);
+        server = await startServer({ cli, kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'dev' } }] } });
+        const setup = join(server.dir, 'setup.yaml');
+        writeFileSync(setup, [
+          stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
+          stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'dev-static', labels: { env: 'dev' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }),
+        ].join('---\n'));
+        const created = await server.kport(['create', '-f', setup]);
+        assert.equal(created.exitCode, 0, String(created.stderr));
+        const alice = await invitedPerson(server, 'alice', ['dev-access'], undefined, {}, cli);
+        await waitFor('the server to serve dev-static', async () => {
+          const res = await server!.kport(['get', 'kube_server', '-o', 'json']);
+          return res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('dev-static'));
+        }, { timeoutMs: 60_000 });
+        const config = await alice.kport(['kube', 'config', 'dev-static']);
+        assert.equal(config.exitCode, 0, String(config.stderr));
+        const kubeconfig = join(alice.home, '.kube', 'config');
+        // The plugin is this kport by absolute path, its own words after it: no path repeated as a command.
+        const exec = (parse(readFileSync(kubeconfig, 'utf8')) as { users: Array<{ user: { exec: { command: string; args: string[] } } }> }).users[0]!.user.exec;
+        assert.deepEqual(exec.args, [...cli.prefix, 'kube', 'credentials', 'dev-static', '--proxy', server.address]);
+        // A KPORT_TEST_BINARY wrapper (qemu-user) is not what runs inside: the plugin names the executable itself, which kubectl can run only where the kernel runs it.
+        if (process.env.KPORT_TEST_BINARY) return void t.diagnostic(`exec plugin ${exec.command}: kubectl through it not run under KPORT_TEST_BINARY`);
+        assert.equal(exec.command, cli.file);
+        const ns = await execa(BINARIES.kubectl(), ['get', 'ns', '-o', 'name'], { env: { HOME: alice.home, PATH: '/nonexistent', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, stdin: 'ignore' });
+        assert.equal(ns.exitCode, 0, String(ns.stderr));
+        assert.match(String(ns.stdout), /^namespace\/kube-system$/m);
+      } finally {
+        await server?.stop();
         await api.stop();
       }
     });

@@ -113,6 +113,73 @@ describe('lifecycle: one-shot runs end, signals give consistent exit codes', { t
   });
 });
 
+/** Ctrl-C as a terminal sends it: SIGINT to every process of the foreground group (a pipeline's writer too). */
+function ctrlC(proc: ResultPromise): void {
+  process.kill(-proc.pid!, 'SIGINT');
+}
+
+describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { timeout: 120_000 }, () => {
+  test('kube login CLUSTER (the foreground proxy) stops on Ctrl-C with 130 and removes its kubeconfig', async () => {
+    const dir = tempDir('ctrl-c-kube');
+    const kubeconfig = stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], users: [{ name: 'u', user: { token: 't' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' });
+    writeFileSync(join(dir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, roles: [{ name: 'dev', kubernetes_labels: { '*': '*' } }], users: [{ name: 'alice', roles: ['dev'] }] }));
+    writeFileSync(join(dir, 'cluster.yaml'), stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'lab' }, spec: { kubeconfig } }));
+    const opts = { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml') }, extendEnv: false, reject: false } as const;
+    assert.equal((await execa(process.execPath, [KPORT_BIN, 'create', '-f', join(dir, 'cluster.yaml')], opts)).exitCode, 0);
+    const proc = execa(process.execPath, [KPORT_BIN, 'kube', 'login', 'lab', '--user', 'alice'], { ...opts, detached: true });
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    const log = collect(proc);
+    const path = await waitFor('the export line', async () => /^export KUBECONFIG=(.+)$/m.exec(out)?.[1], { timeoutMs: 30_000 });
+    ctrlC(proc);
+    const res = await proc;
+    assert.equal(res.exitCode, 130, log.text());
+    assert.equal(existsSync(path), false, 'the kubeconfig is removed');
+  });
+
+  test('login --password-stdin waiting on a pipe stops on Ctrl-C with 130, whether the pipe\'s writer dies of the same Ctrl-C or keeps it open', async () => {
+    const server = await startServer();
+    try {
+      const writers = {
+        // `sleep` dies of the Ctrl-C too: its end of the pipe closes as the signal arrives, in either order.
+        dies: 'sleep 20',
+        // A writer that ignores Ctrl-C keeps the pipe open: only the signal can end the wait.
+        'keeps the pipe open': "trap '' INT; sleep 20",
+      };
+      await Promise.all(
+        Object.entries(writers).flatMap(([what, writer]) =>
+          [1, 2, 3].map(async (n) => {
+            const added = await server.kport(['users', 'add', `p-${what.length}-${n}`, '--roles', 'access']);
+            assert.equal(added.exitCode, 0, String(added.stderr));
+            const invite = /--invite (\S+)/.exec(String(added.stdout))![1]!;
+            const home = tempDir('ctrl-c-login');
+            const login = [process.execPath, KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--invite', invite, '--password-stdin'].map((a) => `'${a}'`).join(' ');
+            // A subshell catches Ctrl-C itself (a trap: kport keeps the default) and says kport's exit code as soon as it exits.
+            const proc = execa('sh', ['-c', `(${writer}) | (trap : INT; ${login}; echo "kport exited $?" >&2)`], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, detached: true });
+            const log = collect(proc);
+            try {
+              // The enrolment is printed, then the login waits for the new password and a code on stdin.
+              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()), { timeoutMs: 30_000 });
+              ctrlC(proc);
+              const code = await waitFor('kport to exit', async () => /^kport exited (\d+)$/m.exec(log.text())?.[1], { timeoutMs: 10_000 });
+              assert.equal(code, '130', `${what}: ${log.text()}`);
+              assert.doesNotMatch(log.text(), /read nothing/, what);
+            } finally {
+              // The writer that ignores Ctrl-C is still there; in the other case the group is gone.
+              try {
+                process.kill(-proc.pid!, 'SIGKILL');
+              } catch {}
+              await proc;
+            }
+          }),
+        ),
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('lifecycle: status is true now; removal and stop are said', { timeout: 240_000 }, () => {
   test('a leader stopped while the server was down is not shown as leader beside the new one; agents rm removes its heartbeats and is audited; the server says it stopped', async () => {
     const server: TestServer = await startServer();
@@ -158,6 +225,37 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
       assert.equal(removed[0]!.spec.outcome, 'allowed');
       assert.equal(removed[0]!.spec.action, 'agents rm');
       await waitFor('the removed agent to stop', async () => !b.alive, { timeoutMs: 30_000 });
+    } finally {
+      for (const agent of agents) agent.proc?.kill('SIGKILL');
+      await Promise.all(agents.map((agent) => agent.proc?.catch(() => undefined)));
+      await server.stop('SIGKILL');
+    }
+  });
+
+  test('an agent says when it joined (then resumed) and when its Kubernetes service is ready: a line each on stderr, a JSON line each with -o json', async () => {
+    const server = await startServer();
+    const agents: NetworkAgent[] = [];
+    try {
+      const kube = { enabled: 'yes', resources: [{ labels: { env: 'nothing-yet' } }] };
+      const text = await networkAgent(NO_AWS, server, { name: 'says', group: 'says', matchers: MATCHERS, kubernetes: kube });
+      agents.push(text);
+      text.start();
+      const ready = /^Kubernetes service ready: the tunnel to 127\.0\.0\.1:\d+ is open, serving no cluster yet \(its kubernetes_service selects none\)\.$/m;
+      await waitFor('the ready line', async () => ready.test(text.log), { timeoutMs: 60_000 });
+      assert.match(text.log, new RegExp(`^Joined the kport server at 127\\.0\\.0\\.1:${server.port} as agent ${text.hostId()} \\(discovery, kube\\); its identity is in .*identity, so the token is not needed again\\.$`, 'm'));
+      assert.equal(text.log.match(ready)?.length, 1, 'said once');
+      text.proc!.kill('SIGTERM');
+      await text.proc;
+      // Restarted: it resumes with its identity, and says so; with -o json, as JSON lines.
+      text.log = '';
+      text.start(['discover', 'run', '-o', 'json']);
+      const events = () => text.log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; message: string; event?: { type: string; host_id?: string; server?: string; clusters?: string[] } });
+      await waitFor('the kube_ready event', async () => events().some((e) => e.event?.type === 'kube_ready'), { timeoutMs: 60_000 });
+      const resumed = events().find((e) => e.event?.type === 'resumed');
+      assert.equal(resumed?.level, 'info', text.log);
+      assert.equal(resumed?.event?.host_id, text.hostId());
+      assert.equal(resumed?.event?.server, server.address);
+      assert.deepEqual(events().find((e) => e.event?.type === 'kube_ready')?.event?.clusters, []);
     } finally {
       for (const agent of agents) agent.proc?.kill('SIGKILL');
       await Promise.all(agents.map((agent) => agent.proc?.catch(() => undefined)));

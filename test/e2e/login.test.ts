@@ -1,14 +1,23 @@
 // `kport login`, `status` and `logout` as the built binary runs them, without a server: what the
 // arguments and stdin must be (one sentence, exit 2, nothing written), and where commands run.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
+import { stringify } from 'yaml';
 import { saveProfile } from '../../src/client/profile.ts';
 import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
-import { freePort, tempDir } from '../peers/process.ts';
+import { invitedPerson } from '../helpers/login.ts';
+import { startServer } from '../helpers/network.ts';
+import { writeServerKubeconfig } from '../../src/kube/server-kubeconfig.ts';
+import { freePort, havePeer, tempDir } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
 
 function kportAt(home: string) {
   return (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) =>
@@ -28,6 +37,61 @@ async function fakeLogin(home: string, port: number, validForMs: number) {
     { ca: certPem(ca.cert), cert: certPem(cert), key: await keyPem(keys.privateKey) },
   );
 }
+
+/** Services that answer on a port but are not kport: what a mistyped --proxy or proxy_server reaches. */
+async function otherServices(): Promise<{ ports: Record<string, number>; close: () => void }> {
+  const ca = await createAuthority('another CA', 86_400_000);
+  const keys = await generateKeys();
+  const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'localhost', ips: ['127.0.0.1'], usage: 'server', validForMs: 86_400_000 });
+  const self = await createAuthority('localhost', 86_400_000);
+  const key = await keyPem(keys.privateKey);
+  const chain = `${certPem(leaf)}${certPem(ca.cert)}`;
+  const page = (_req: unknown, res: { writeHead: (s: number, h: object) => void; end: (b: string) => void }) => {
+    res.writeHead(404, { 'content-type': 'text/html' });
+    res.end('<html>not here</html>');
+  };
+  const servers: Record<string, Server | ReturnType<typeof createSecureServer>> = {
+    'plain HTTP': createHttpServer(page),
+    'TLS without HTTP/2': createHttpsServer({ key, cert: chain }, page),
+    'a self-signed TLS service': createSecureServer({ key: await keyPem(self.keys.privateKey), cert: certPem(self.cert), allowHTTP1: true }, page),
+    'an HTTP/2 service that answers HTML': createSecureServer({ key, cert: chain, allowHTTP1: true }, page),
+    'an HTTP/2 service that answers other JSON': createSecureServer({ key, cert: chain }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"hello":"world"}');
+    }),
+  };
+  const ports: Record<string, number> = {};
+  for (const [what, server] of Object.entries(servers)) {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ports[what] = (server.address() as AddressInfo).port;
+  }
+  return { ports, close: () => Object.values(servers).forEach((s) => s.close()) };
+}
+
+describe('a port that is not a kport server', { timeout: 120_000 }, () => {
+  test('login and an agent\'s join say so in one sentence (exit 2): plain HTTP, TLS without HTTP/2, a self-signed service, HTTP/2 answering HTML or other JSON; never an agent\'s or a pin\'s advice', async () => {
+    const services = await otherServices();
+    try {
+      for (const [what, port] of Object.entries(services.ports)) {
+        const home = tempDir('not-kport');
+        const login = await kportAt(home)(['login', '--proxy', `127.0.0.1:${port}`, '--user', 'alice', '--password-stdin'], { input: 'secret-password\n123456\n' });
+        const agentDir = tempDir('not-kport-agent');
+        writeFileSync(join(agentDir, 'token'), 'x'.repeat(32));
+        writeFileSync(join(agentDir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(agentDir, 'data'), proxy_server: `127.0.0.1:${port}`, join_params: { token_name: join(agentDir, 'token'), method: 'token' } }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] } }));
+        const join_ = await kportAt(agentDir)(['-c', join(agentDir, 'kport.yaml'), 'discover', 'run', '--once']);
+        for (const [who, res] of [['login', login], ['agent', join_]] as const) {
+          const stderr = String(res.stderr);
+          assert.equal(res.exitCode, 2, `${who} at ${what}: ${stderr}`);
+          assert.match(stderr, new RegExp(`^ERROR: The server at 127\\.0\\.0\\.1:${port} is not a kport server: .*; check the address and port \\(kport server start prints the one it listens on\\)\\.$`, 'm'), `${who} at ${what}`);
+          assert.doesNotMatch(stderr, /identity directory|this agent joined|rebuilt|bug in kport/, `${who} at ${what}`);
+        }
+        assert.equal(existsSync(join(home, '.kport', 'current-profile')), false, what);
+      }
+    } finally {
+      services.close();
+    }
+  });
+});
 
 describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
   test('no terminal and no --password-stdin: one sentence naming --password-stdin, exit 2, nothing written', async () => {
@@ -147,6 +211,54 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     assert.match(String(res.stderr), /Already logged out of/);
   });
 
+  test('an expired login through kubectl: kubectl fails, and says the expiry once per command, not once per call it makes; kport kube credentials by hand says it every time', async (t) => {
+    if (!havePeer(t, 'kubectl', [BINARIES.kubectl()])) return;
+    const home = tempDir('expired-kubectl');
+    const port = await freePort();
+    const profile = await fakeLogin(home, port, -120_000);
+    const kubeconfig = join(home, '.kube', 'config');
+    writeServerKubeconfig(kubeconfig, { proxy: profile.proxy, host: '127.0.0.1', port, ca: readFileSync(join(profile.dir, 'ca.pem'), 'utf8') }, ['dev'], { command: process.execPath, args: [KPORT_BIN] }, true);
+    const expired = /your kport login expired: run kport login/g;
+    for (const run of [1, 2]) {
+      const res = await execa(BINARIES.kubectl(), ['get', 'ns'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, stdin: 'ignore' });
+      assert.notEqual(res.exitCode, 0, 'kubectl fails');
+      assert.equal(String(res.stderr).match(expired)?.length, 1, `kubectl command ${run}: ${res.stderr}`);
+      assert.match(String(res.stderr), /exit code 4/);
+    }
+    for (const run of [1, 2]) {
+      const res = await kportAt(home)(['kube', 'credentials', 'dev', '--proxy', profile.proxy]);
+      assert.equal(res.exitCode, 4);
+      assert.equal(String(res.stderr).match(expired)?.length, 1, `by hand, run ${run}: ${res.stderr}`);
+    }
+  });
+
+  test('a server that is down: every person command through it retries for 2 s, then says so in one sentence (exit 1)', async () => {
+    const home = tempDir('down');
+    const kport = kportAt(home);
+    const port = await freePort();
+    await fakeLogin(home, port, 3_600_000);
+    writeFileSync(join(home, 'role.yaml'), stringify({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } }));
+    const commands = [
+      ['kube', 'ls'], ['kube', 'login', 'dev', '--', 'true'], ['kube', 'config', 'dev'],
+      ['get', 'kube_cluster'], ['get', 'audit'], ['rm', 'role/r'], ['create', '-f', join(home, 'role.yaml')],
+      ['tokens', 'ls'], ['tokens', 'add', '--type=discovery'], ['tokens', 'rm', 'tok-0000000000000000'],
+      ['users', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['users', 'rm', 'bob'], ['users', 'lock', 'bob'], ['users', 'unlock', 'bob'],
+      ['agents', 'ls'], ['agents', 'rm', 'h1'], ['play', 'some-session'],
+    ];
+    await Promise.all(
+      commands.map(async (args) => {
+        const started = Date.now();
+        const res = await kport(args);
+        const took = Date.now() - started;
+        const what = `${args.join(' ')}: ${res.stderr}`;
+        assert.equal(res.exitCode, 1, what);
+        assert.match(String(res.stderr), new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${port} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${port}\\); tried for 2 s: check that the server runs, then run this again\\.$`), what);
+        assert.equal(String(res.stderr).trim().split('\n').length, 1, what);
+        assert.ok(took >= 2_000, `${args.join(' ')} gave up after ${took} ms, before its 2 s`);
+      }),
+    );
+  });
+
   test('an expired login: every command through the server and status say "your kport login expired: run kport login" (exit 4)', async () => {
     const home = tempDir('expired');
     const kport = kportAt(home);
@@ -160,5 +272,46 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const res = await kport(['status']);
     assert.equal(res.exitCode, 4);
     assert.match(String(res.stdout), /\(expired: your kport login expired: run kport login\)/);
+  });
+});
+
+describe('a server that restarts while a person runs a command', { timeout: 120_000 }, () => {
+  test('a command that finds the server\'s port closed retries, and succeeds once the port answers again within 2 s (reads and changes alike)', async () => {
+    const server = await startServer();
+    // The person's address for the server: a port that passes connections through, or is closed for a while (a restart).
+    const port = await freePort();
+    const sockets = new Set<Socket>();
+    const relay = createTcpServer((client) => {
+      const upstream = connect(server.port, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => {});
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    const open = () => new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+    const close = () => new Promise<void>((resolve) => {
+      relay.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+    try {
+      await open();
+      const alice = await invitedPerson({ ...server, address: `127.0.0.1:${port}` }, 'alice', ['editor']);
+      for (const args of [['kube', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['tokens', 'ls']]) {
+        await close();
+        const started = Date.now();
+        const run = alice.kport(args);
+        await new Promise((resolve) => setTimeout(resolve, 700));
+        await open();
+        const res = await run;
+        assert.equal(res.exitCode, 0, `${args.join(' ')}: ${res.stderr}`);
+        assert.ok(Date.now() - started >= 700, `${args.join(' ')} waited for the port`);
+        assert.doesNotMatch(String(res.stderr), /unreachable|ERROR/, args.join(' '));
+      }
+    } finally {
+      await close().catch(() => undefined);
+      await server.stop();
+    }
   });
 });

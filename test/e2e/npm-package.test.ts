@@ -1,8 +1,10 @@
-// The npm package as a user gets it: `npm pack`, then `npm i -g` of the tarball into an empty prefix,
+// The npm package as a user gets it: `npm pack` in a checkout that was never built (as after
+// `npm ci`: no dist/, so pack must build it), then `npm i -g` of the tarball into an empty prefix,
 // offline. One package, no install scripts, no warnings; the installed kport runs with nothing else
 // beside it (no node_modules anywhere above it): version, and discover run --once against moto.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -27,7 +29,16 @@ describe('the npm package', { concurrency: false, timeout: 180_000 }, () => {
 
   before(async () => {
     const work = tempDir('npm-package');
-    const packed = await execa('npm', ['pack', '--silent', '--pack-destination', work], { cwd: root, env: npmEnv(work), extendEnv: false });
+    // The checkout's own files (tracked, and new ones not ignored), without dist/ or any build output, and its installed dependencies.
+    const checkout = join(work, 'checkout');
+    const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' }).split('\0');
+    for (const file of files.filter((f) => f && f !== 'node_modules' && existsSync(join(root, f)))) {
+      mkdirSync(dirname(join(checkout, file)), { recursive: true });
+      cpSync(join(root, file), join(checkout, file));
+    }
+    assert.equal(existsSync(join(checkout, 'dist')), false);
+    symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
+    const packed = await execa('npm', ['pack', '--silent', '--pack-destination', work], { cwd: checkout, env: npmEnv(work), extendEnv: false });
     prefix = join(work, 'prefix');
     const res = await execa('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', join(work, packed.stdout.trim())], { cwd: work, env: npmEnv(work), extendEnv: false });
     install = { stdout: res.stdout, stderr: res.stderr };
@@ -43,7 +54,9 @@ describe('the npm package', { concurrency: false, timeout: 180_000 }, () => {
 
   test('the installed kport runs: version, completions, discover run --once against moto', async (t) => {
     const home = tempDir('npm-home');
-    const version = JSON.parse(String((await kport(home, ['version', '-o', 'json'])).stdout));
+    const ran = await kport(home, ['version', '-o', 'json']);
+    assert.equal(ran.exitCode, 0, String(ran.stderr));
+    const version = JSON.parse(String(ran.stdout));
     assert.equal(version.runtime, 'node');
     assert.equal((await kport(home, ['completion', 'bash'])).exitCode, 0);
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;

@@ -159,6 +159,49 @@ describe('discover run and its token', () => {
     });
     after(() => server?.stop());
 
+    test('a token file holding what tokens add prints without --format=text (its paragraph, json, yaml, or any text of several lines) says to use --format=text, before anything is sent; locally too', async () => {
+      // A port that counts connections: the agent must not contact the server with such a file.
+      let contacted = 0;
+      const counter = createServer(() => {});
+      counter.on('connection', (s) => {
+        contacted++;
+        s.destroy();
+      });
+      await new Promise<void>((r) => counter.listen(0, '127.0.0.1', r));
+      try {
+        const outputs: Record<string, string> = {};
+        for (const format of ['', '--format=json', '--format=yaml']) {
+          const res = await server.kport(['tokens', 'add', '--type=discovery', ...(format ? [format] : [])]);
+          assert.equal(res.exitCode, 0, String(res.stderr));
+          outputs[format || 'the default text'] = String(res.stdout);
+        }
+        outputs['two tokens'] = `${await server.token('discovery')}\n${await server.token('discovery')}\n`;
+        const said: Record<string, RegExp> = {
+          'the default text': /holds the text `kport tokens add` prints for people, not the token alone/,
+          '--format=json': /holds the JSON that `kport tokens add --format json` prints, not the token alone/,
+          '--format=yaml': /holds the YAML that `kport tokens add --format yaml` prints, not the token alone/,
+          'two tokens': /holds 2 lines, where a token is one/,
+        };
+        for (const [what, text] of Object.entries(outputs)) {
+          for (const teleport of [{ proxy_server: `127.0.0.1:${(counter.address() as { port: number }).port}` }, {}]) {
+            const { dir, kport } = home({ teleport });
+            writeFileSync(join(dir, 'token'), text, { mode: 0o600 });
+            for (const args of [['--token', join(dir, 'token')], ['--token', '-']]) {
+              const r = await kport(['discover', 'run', '--once', ...args], args[1] === '-' ? { input: text } : {});
+              const where = `${what}, ${teleport.proxy_server ? 'network' : 'local'}, ${args.join(' ')}`;
+              assert.equal(r.exitCode, 2, `${where}: ${r.stderr}`);
+              assert.match(String(r.stderr), said[what]!, where);
+              assert.match(String(r.stderr), /: write only the token, with `\(umask 077; kport tokens add --type=discovery --format=text > .+\)`\.$/m, where);
+              assert.doesNotMatch(String(r.stderr), /token expired or not found/, where);
+            }
+          }
+        }
+        assert.equal(contacted, 0, 'nothing was sent');
+      } finally {
+        counter.close();
+      }
+    });
+
     test('after a refused join, the hint names the roles this agent needs', async () => {
       const kubeOnly = await server.token('kube');
       for (const [kube, token, type] of [[false, 'not-a-token-at-all', 'discovery'], [false, kubeOnly, 'discovery'], [true, 'not-a-token-at-all', 'discovery,kube']] as const) {

@@ -132,7 +132,7 @@ describe('audit and recordings through the server: get audit filters, kport play
     assert.equal(denied.exitCode, 4, String(denied.stderr));
     assert.equal(String(denied.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user alice (access) may not read session resources (no role allows it).`);
     const missing = await audrey.kport(['play', 'nope']);
-    assert.equal(missing.exitCode, 4, String(missing.stderr));
+    assert.equal(missing.exitCode, 1, String(missing.stderr));
     assert.match(String(missing.stderr), /no recording of session nope at this server: find sessions with kport recordings ls/);
     const traversal = await audrey.kport(['play', '../../kport.yaml']);
     assert.notEqual(traversal.exitCode, 0);

@@ -205,4 +205,39 @@ spec:
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command 'tokenz'[\s\S]*Did you mean tokens\?/);
   });
+
+  test('help for a command that does not exist says "unknown command" with the nearest match (exit 2), as without --help; help of real commands is unchanged', async () => {
+    const { run } = fresh();
+    const unknown: Array<[string[], RegExp]> = [
+      [['request', 'create', '--help'], /unknown command 'request'/],
+      [['nosuch', '--help'], /unknown command 'nosuch'/],
+      [['nosuch', '-h'], /unknown command 'nosuch'/],
+      [['-h', 'nosuch'], /unknown command 'nosuch'/],
+      [['--format', 'json', 'tokenz', '--help'], /unknown command 'tokenz'[\s\S]*Did you mean tokens\?/],
+      [['users', 'nosuch', '--help'], /unknown command 'nosuch'/],
+      [['users', 'lss', '--help'], /unknown command 'lss'[\s\S]*Did you mean ls\?/],
+      [['kube', 'logn', 'prod', '--help'], /unknown command 'logn'[\s\S]*Did you mean login\?/],
+      [['help', 'nosuch'], /unknown command 'nosuch'/],
+      [['help', 'users', 'nosuch'], /unknown command 'nosuch'/],
+    ];
+    for (const [argv, message] of unknown) {
+      const r = await run(argv);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout, '', argv.join(' '));
+      assert.match(r.stderr, message, argv.join(' '));
+    }
+    const known: Array<[string[], RegExp]> = [
+      [['users', '--help'], /^Usage: kport users /],
+      [['users', 'ls', '--help'], /^Usage: kport users ls /],
+      [['help', 'users'], /^Usage: kport users /],
+      [['get', 'kube_cluster', '--help'], /^Usage: kport get /],
+      [['kube', 'login', 'prod', '-h'], /^Usage: kport kube login /],
+      [['-c', 'x.yaml', 'version', '--help'], /^Usage: kport version /],
+    ];
+    for (const [argv, usage] of known) {
+      const r = await run(argv);
+      assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, usage, argv.join(' '));
+    }
+  });
 });

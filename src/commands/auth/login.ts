@@ -62,7 +62,7 @@ export const login: CommandDef = {
             { question: 'TOTP code: ', hidden: false },
           ])
         : undefined;
-    const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m));
+    const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m), ctx.signal);
     try {
       let answer: unknown;
       if (oidc) {
@@ -107,7 +107,7 @@ async function answers({ opts, ctx }: CommandInput, what: string, questions: Que
   let given: string[];
   if (opts.passwordStdin) {
     const { readStdinLines } = await import('../../client/prompt.ts');
-    given = await readStdinLines(process.stdin, 2, what);
+    given = await readStdinLines(process.stdin, 2, what, ctx.signal);
   } else {
     const { ask } = await import('../../client/prompt.ts');
     given = [];

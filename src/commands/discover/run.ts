@@ -13,6 +13,7 @@ import type { ServedClusters } from '../../kube/served-clusters.ts';
 import type { ServerAddress } from '../../client/server-client.ts';
 import type { NetworkAgent } from '../../join/network-identity.ts';
 import { hideArgvValue } from '../../core/argv-secret.ts';
+import { notATokenAlone } from '../../join/token-text.ts';
 
 export const discoverRun: CommandDef = {
   path: ['discover', 'run'],
@@ -81,7 +82,10 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       throw err;
     });
     if (!agent) return stoppedExitCode(ctx.signal, { service: !once });
-    ctx.logger.debug(agent.joined ? `joined ${config.teleport.proxy_server} as host ${agent.identity.host_id}; the token is not needed again` : `resumed as host ${agent.identity.host_id}`);
+    const { announceJoin, KubeReadiness } = await import('./announce.ts');
+    const { identityDir } = await import('../../join/identity.ts');
+    const where = `${server.host}:${server.port}`;
+    announceJoin(ctx.logger, { joined: agent.joined, hostId: agent.identity.host_id, roles: agent.identity.roles, server: where, identityDir: identityDir(config.dataDir) });
     const stopRenewing = agent.keepRenewed(stop);
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
@@ -90,10 +94,12 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const tunnelStop = new AbortController();
     const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
-    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) });
+    const ready = kube && new KubeReadiness(ctx.logger, where, agent.identity.host_id);
+    const onBeat = ready ? (clusters: string[]) => ready.heartbeat(clusters) : undefined;
+    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err), onOpen: () => ready!.tunnelOpen() });
     try {
-      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served });
-      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served });
+      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served, onBeat });
+      return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served, onBeat });
     } catch (err) {
       // Stopped while a call waited for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted && !fatalError && err instanceof ServerUnreachable) return stoppedExitCode(ctx.signal, { service: !once });
@@ -110,14 +116,15 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const backend = await session.backend();
   const { joinOrResume } = await import('../../join/identity.ts');
   const { identity, joined } = await joinOrResume({ backend, dataDir: config.dataDir, roles, token, now: ctx.now() });
-  ctx.logger.debug(joined ? `joined as host ${identity.host_id}; the token is not needed again` : `resumed as host ${identity.host_id}`);
+  const [{ announceJoin }, { identityDir }] = await Promise.all([import('./announce.ts'), import('../../join/identity.ts')]);
+  announceJoin(ctx.logger, { joined, hostId: identity.host_id, roles: identity.roles, identityDir: identityDir(config.dataDir) });
   return runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: identity.host_id, once: Boolean(opts.once), signal: ctx.signal });
 }
 
 type DiscoveryConfig = NonNullable<Awaited<ReturnType<CommandInput['session']['config']>>['discovery_service']>;
 
 /** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
-export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters }): Promise<number | undefined> {
+export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
   const { kube, once } = input;
   if (!kube?.enabled || once) return runDiscoveryService(input);
   // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
@@ -125,7 +132,7 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
   const served = input.served ?? (await servedClusters({ ctx: input.ctx, kube, backend: input.backend, hostId: input.hostId }));
   const stop = new AbortController();
   const signal = AbortSignal.any([input.signal, stop.signal]);
-  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served }).catch((err: unknown) => {
+  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served, onBeat: input.onBeat }).catch((err: unknown) => {
     stop.abort(err);
     throw err;
   });
@@ -138,9 +145,9 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
 }
 
 /** A Kubernetes agent without discovery: its kube_server heartbeat until stopped (the tunnel runs beside it). */
-async function runKubeService({ ctx, kube, backend, hostId, signal, served }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters }): Promise<number | undefined> {
+async function runKubeService({ ctx, kube, backend, hostId, signal, served, onBeat }: { ctx: CommandInput['ctx']; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
   const { runKubeServerHeartbeat } = await import('../../kube/server-heartbeat.ts');
-  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })) });
+  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })), onBeat });
   return stoppedExitCode(ctx.signal, { service: true });
 }
 
@@ -151,7 +158,7 @@ async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInpu
 }
 
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
-async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void }): Promise<void> {
+async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../../tunnel/kube-agent.ts'),
     import('../../kube/agent-service.ts'),
@@ -162,7 +169,7 @@ async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: strin
   const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
   const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
   try {
-    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session) });
+    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session), onOpen: input.onOpen });
   } finally {
     await audit.close();
   }
@@ -265,10 +272,16 @@ function gaveUp(err: Error, proxyServer: string): UserError {
 function readToken(value: string, cwd: string, roles: string[]): string {
   const type = `--type=${roles.join(',')}`;
   if (!value) throw new UsageError(`No join token: pass --token FILE (or - for stdin) or set teleport.join_params.token_name (create one with \`kport tokens add ${type}\`).`);
+  // Only the token, as `tokens add --format=text` prints it: a file of its other formats is said to be one before anything is sent.
+  const alone = (text: string, what: string, file: string) => {
+    const problem = notATokenAlone(text);
+    if (problem) throw new UsageError(`${what} holds ${problem}: write only the token, with \`(umask 077; kport tokens add ${type} --format=text > ${file})\`.`);
+    return text;
+  };
   if (value === '-') {
     const text = readFileSync(0, 'utf8').trim();
     if (!text) throw new UsageError(`--token - read no token from stdin: pipe one in, such as \`kport discover run --token - < FILE\`.`);
-    return text;
+    return alone(text, 'What --token - read from stdin', 'FILE');
   }
   const path = resolve(cwd, value);
   if (existsSync(path)) {
@@ -279,7 +292,7 @@ function readToken(value: string, cwd: string, roles: string[]): string {
       throw new UsageError(`Cannot read the token file ${path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
     }
     if (!text) throw new UsageError(`The token file ${path} is empty: write a token into it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
-    return text;
+    return alone(text, `The token file ${path}`, value);
   }
   if (value.includes('/')) throw new UsageError(`Token file ${value} does not exist: create it with \`(umask 077; kport tokens add ${type} --format=text > ${value})\`.`);
   return value;

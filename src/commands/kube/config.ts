@@ -1,6 +1,6 @@
-import { resolve } from 'node:path';
 import { UsageError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
+import { selfCommand } from '../../core/self.ts';
 import type { CommandDef } from '../command.ts';
 import { personAccess } from './access.ts';
 
@@ -31,9 +31,7 @@ export const kubeConfig: CommandDef = {
     const { profile } = where;
     const address = parseServerAddress(profile.proxy);
     const path = kubeconfigPaths(ctx.env)[0]!;
-    // The plugin is this very kport, by absolute path, as tsh writes its own: no PATH lookup at kubectl's run.
-    const exec = { command: process.execPath, args: [resolve(process.argv[1] ?? 'kport')] };
-    const contexts = writeServerKubeconfig(path, { proxy: profile.proxy, host: address.host, port: address.port, ca: profile.ca }, [...new Set(names)], exec, opts.switch !== false);
+    const contexts = writeServerKubeconfig(path, { proxy: profile.proxy, host: address.host, port: address.port, ca: profile.ca }, [...new Set(names)], selfCommand(), opts.switch !== false);
     ctx.stdout.write(`Wrote ${contexts.length === 1 ? 'context' : 'contexts'} ${printable(contexts.join(', '))} to ${path}${opts.switch !== false ? `; the current context is now ${printable(contexts[0]!)}` : ''}.\n`);
     ctx.stderr.write(`kubectl reaches ${contexts.length === 1 ? 'it' : 'them'} through ${profile.proxy} with your login (kport kube credentials), until it expires at ${where.expires.toISOString()}; then run kport login again.\n`);
   },

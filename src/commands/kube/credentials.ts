@@ -17,7 +17,14 @@ export const kubeCredentials: CommandDef = {
     try {
       apiVersion = JSON.parse(ctx.env.KUBERNETES_EXEC_INFO ?? '{}').apiVersion ?? apiVersion;
     } catch {}
-    const login = await personLogin(session, opts.proxy, ctx.now());
+    const login = await personLogin(session, opts.proxy, ctx.now()).catch(async (err: unknown) => {
+      // Run by kubectl (client-go sets KUBERNETES_EXEC_INFO), a failure is said once to its process: kubectl calls this for each request of one command and shows every stderr.
+      if (!(err instanceof UserError) || ctx.env.KUBERNETES_EXEC_INFO === undefined) throw err;
+      const [{ kportHome }, { firstTimeSaid }] = await Promise.all([import('../../client/profile.ts'), import('../../client/said-once.ts')]);
+      if (firstTimeSaid(kportHome(ctx.env), process.ppid, err.message, ctx.now().getTime())) throw err;
+      return err.exitCode;
+    });
+    if (typeof login === 'number') return login;
     if (login) {
       // No call to the server: kubectl runs this for every command, and the server decides per request (a cluster the roles do not allow is not found there).
       const { certificateExecCredential } = await import('../../kube/server-kubeconfig.ts');

@@ -134,7 +134,9 @@ export const kubeLogin: CommandDef = {
       if (status) onChange = status.update;
       await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
       status?.close();
-      return 0;
+      // A foreground proxy with no end of its own: Ctrl-C is 130 as shells report it, SIGTERM a clean stop (0).
+      const { stoppedExitCode } = await import('../../core/stop.ts');
+      return stoppedExitCode(ctx.signal, { service: true });
     } finally {
       await cleanup();
     }
