@@ -80,13 +80,16 @@ export class PersonClient {
       // The exit code the refusal's status means, as on the store: only a refusal of who may do it is
       // credentials (4); a user that does not exist is not found (1), a bad name the input (2), said
       // in the server's words as the store says them.
-      if (err instanceof ServerRefusal) {
-        const code = refusalExitCode(err.status);
-        if (code === ExitCode.credentials) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
-        throw new UserError(`${err.message.replace(/\.$/, '')}.`, code);
-      }
-      throw err;
+      throw this.#refused(err);
     }
+  }
+
+  /** A refusal as the store would say it, with the exit code its status means; anything else as it is. */
+  #refused(err: unknown): unknown {
+    if (!(err instanceof ServerRefusal)) return err;
+    const code = refusalExitCode(err.status);
+    if (code === ExitCode.credentials) return refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+    return new UserError(`${err.message.replace(/\.$/, '')}.`, code);
   }
 
   /** A call whose answer streams (kport play): its lines as they are read; a refusal is the same sentence as call()'s. */
@@ -94,8 +97,7 @@ export class PersonClient {
     try {
       yield* this.client.lines(path, body, signal, { ...opts, finite: true });
     } catch (err) {
-      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
-      throw err;
+      throw this.#refused(err);
     }
   }
 
