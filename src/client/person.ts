@@ -95,7 +95,15 @@ export class PersonClient {
   /** A call whose answer streams (kport play): its lines as they are read; a refusal is the same sentence as call()'s. */
   async *lines(path: string, body: unknown, signal: AbortSignal, opts: { maxLine?: number } = {}): AsyncGenerator<string> {
     try {
-      yield* this.client.lines(path, body, signal, { ...opts, finite: true });
+      // Until its first line the stream is retried as any read is (the 2 s budget); after, a break is the end.
+      const start = async () => {
+        const stream = this.client.lines(path, body, signal, { ...opts, finite: true })[Symbol.asyncIterator]();
+        return { stream, first: await stream.next() };
+      };
+      const { stream, first } = await this.#retry.run(start, this.client.address);
+      if (first.done) return;
+      yield first.value;
+      for (let next = await stream.next(); !next.done; next = await stream.next()) yield next.value;
     } catch (err) {
       throw this.#refused(err);
     }

@@ -151,7 +151,7 @@ describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { time
           [1, 2, 3].map(async (n) => {
             const added = await server.kport(['users', 'add', `p-${what.length}-${n}`, '--roles', 'access']);
             assert.equal(added.exitCode, 0, String(added.stderr));
-            const invite = /--invite (\S+)/.exec(String(added.stdout))![1]!;
+            const invite = /^ {2}invite code: (\S+)$/m.exec(String(added.stdout))![1]!;
             const home = tempDir('ctrl-c-login');
             const login = [process.execPath, KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--invite', invite, '--password-stdin'].map((a) => `'${a}'`).join(' ');
             // A subshell catches Ctrl-C itself (a trap: kport keeps the default) and says kport's exit code as soon as it exits.
