@@ -197,7 +197,7 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       proxy.kill('SIGINT');
     }
     const done = await proxy;
-    assert.equal(done.exitCode, 0, String(done.stderr));
+    assert.equal(done.exitCode, 130, String(done.stderr)); // Ctrl-C is 130, as shells report it (README Exit codes)
     assert.equal(existsSync(kubeconfig), false, 'the kubeconfig is removed on Ctrl-C');
 
     const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

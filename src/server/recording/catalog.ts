@@ -113,18 +113,19 @@ export async function listRecordings(dir: string, limit = DEFAULT_LIST_LIMIT): P
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const found: Array<{ info: RecordingInfo; order: number }> = [];
+  const found: Array<{ info: RecordingInfo; order: number; written: number }> = [];
   for (const id of castIds(names)) {
     const info = await describe(dir, id);
     if (info) found.push(info);
   }
-  found.sort((a, b) => b.order - a.order || a.info.session_id.localeCompare(b.info.session_id));
+  // A header's timestamp is whole seconds: sessions begun in one second go by when they were last written.
+  found.sort((a, b) => b.order - a.order || b.written - a.written || a.info.session_id.localeCompare(b.info.session_id));
   const listed = found.slice(0, limit);
   for (const entry of listed) entry.info.duration_ms = await lastEventMs(dir, entry.info.session_id, entry.info.size_bytes);
   return listed.map((e) => e.info);
 }
 
-async function describe(dir: string, id: string): Promise<{ info: RecordingInfo; order: number } | undefined> {
+async function describe(dir: string, id: string): Promise<{ info: RecordingInfo; order: number; written: number } | undefined> {
   let file: FileHandle;
   try {
     file = await open(join(dir, `${id}.cast`), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -144,6 +145,7 @@ async function describe(dir: string, id: string): Promise<{ info: RecordingInfo;
     const started = facts.timestamp !== undefined ? facts.timestamp * 1000 : undefined;
     return {
       order: started ?? stat.mtimeMs,
+      written: stat.mtimeMs,
       info: {
         session_id: id,
         user: own?.user ?? null,
