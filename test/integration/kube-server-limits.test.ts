@@ -162,7 +162,7 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
       await waitFor('ivan\'s exec and watch to end', async () => (exec.ended && open.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
         assert.fail(`still open after ${args.join(' ')}: exec ${exec.ended ? 'ended' : 'running'}, watch ${open.ended ? 'ended' : 'open'}`);
       });
-      assert.equal(await get(ivan), 404, 'a cluster the roles no longer allow looks missing');
+      assert.equal(await get(ivan), 403, 'a cluster the roles no longer allow answers as a missing one (403, which kubectl prints)');
       const back = await f.server.kport(['users', 'update', 'ivan', '--add-roles', 'prod-dev']);
       assert.equal(back.exitCode, 0, String(back.stderr));
       assert.equal(await get(ivan), 200, 'given back, served at the next request');
