@@ -11,6 +11,8 @@ export interface KubeTunnelOptions {
   server: ServerAddress;
   /** The agent's identity, which its renewal updates in place: read at each dial. */
   identity: { credential: { cert: string; ca: string } };
+  /** TUNNEL_PING_MS unless a test shortens it. */
+  pingMs?: number;
   signal: AbortSignal;
   warn: (message: string) => void;
   /** The server refused the tunnel for good (the agent was removed): an AccessDeniedError, as its other calls give. */
@@ -33,6 +35,7 @@ export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
     signal: opts.signal,
     warn: opts.warn,
     onSession: opts.onSession,
+    pingMs: opts.pingMs,
   }).catch((err: unknown) => {
     opts.onFatal(err instanceof ServerRefusal ? new AccessDeniedError(err.code, err.message) : (err as Error));
   });

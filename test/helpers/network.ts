@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import type { TestTimeouts } from '../../src/config/test-timeouts.ts';
 import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';
@@ -23,7 +24,12 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
+/** The environment that shortens a server's or an agent's waits (src/config/test-timeouts.ts), so a test need not sleep past the real ones. */
+export function timeoutsEnv(timeouts: TestTimeouts | undefined): Record<string, string> {
+  return timeouts ? { KPORT_TEST_TIMEOUTS: JSON.stringify(timeouts) } : {};
+}
+
+export async function startServer(opts: { timeouts?: TestTimeouts; hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
@@ -38,7 +44,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
-  const env = { ...opts.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,
     port,

@@ -12,10 +12,25 @@ import { stringify } from 'yaml';
 import { ServerRefusal } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { dialTunnel, type TunnelCredentials } from '../../src/tunnel/agent-dial.ts';
-import { TUNNEL_LIMITS } from '../../src/server/tunnel-accept.ts';
 import { tempDir, waitFor } from '../peers/process.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { startServer, timeoutsEnv, type TestServer } from '../helpers/network.ts';
+
+/**
+ * The server's 45 s limit on a silent tunnel and the agent's PING every 15 s, scaled down so the
+ * test that PINGs keep a tunnel open waits seconds, not a minute. Tunnels dialled by hand PING as
+ * an agent does, so none of them ends for being idle while a test waits on another cause.
+ */
+const TUNNEL_IDLE_MS = 5000;
+const PING_MS = 2000;
+
+/** dialTunnel, kept from the (shortened) idle limit by PINGs as the agent's own tunnel is. */
+async function dial(server: TestServer, credentials: TunnelCredentials) {
+  const tunnel = await dialTunnel({ host: '127.0.0.1', port: server.port }, credentials);
+  const pinging = setInterval(() => tunnel.session.ping(() => {}), PING_MS / 2).unref();
+  tunnel.session.once('close', () => clearInterval(pinging));
+  return tunnel;
+}
 
 interface Event {
   spec: { time: string; type: string; outcome: string; host_id?: string; reason?: string };
@@ -48,7 +63,7 @@ function kubeAgent(server: TestServer, token: string) {
     proc: undefined as ResultPromise | undefined,
     hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id as string,
     start() {
-      const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
+      const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { ...timeoutsEnv({ tunnelPingMs: PING_MS }), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
       proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
       agent.proc = proc;
       return proc;
@@ -91,7 +106,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
   let s: TestServer;
   const agents: Array<ReturnType<typeof kubeAgent>> = [];
   before(async () => {
-    s = await startServer();
+    s = await startServer({ timeouts: { tunnelIdleMs: TUNNEL_IDLE_MS } });
   });
   after(async () => {
     if (process.env.KPORT_TEST_DEBUG) for (const a of agents) process.stderr.write(`--- agent\n${a.log}\n`);
@@ -124,7 +139,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.deepEqual(listeningSockets(agent.proc!.pid!), []);
 
     // Idle for longer than the server gives a silent tunnel: the agent's PINGs keep the same one open.
-    await sleep(TUNNEL_LIMITS.idleMs + 10_000);
+    await sleep(TUNNEL_IDLE_MS + 2 * PING_MS);
     const events = await tunnelEvents(s, agent.hostId());
     assert.equal(events.filter((e) => e.spec.outcome === 'allowed').length, 1, `one tunnel, never redialled: ${JSON.stringify(events)}`);
     assert.doesNotMatch(agent.log, /tunnel to .* lost/);
@@ -154,10 +169,10 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.match(answer, /"code":"unauthenticated"/);
 
     const kube = await identity(s, ['kube']);
-    const first = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
-    const second = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const first = await dial(s, kube.credentials);
+    const second = await dial(s, kube.credentials);
     const firstClosed = new Promise((resolve) => first.session.once('close', resolve));
-    const third = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const third = await dial(s, kube.credentials);
     await firstClosed;
     assert.ok(!second.session.closed && !second.session.destroyed && !third.session.destroyed);
     second.session.destroy();
@@ -166,7 +181,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
 
   test('agents rm closes the tunnel of the removed agent, and its agent stops with the sentence that says so', async () => {
     const kube = await identity(s, ['kube']);
-    const tunnel = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const tunnel = await dial(s, kube.credentials);
     const closed = new Promise((resolve) => tunnel.session.once('close', resolve));
     const agent = agents[0]!;
     for (const hostId of [kube.hostId, agent.hostId()]) {

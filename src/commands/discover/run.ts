@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { testTimeouts } from '../../config/test-timeouts.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { serialize } from '../../core/output.ts';
@@ -62,6 +63,8 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       import('../../client/remote-backend.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
+    // A test's shorter PING interval, to match the server's shorter silent-tunnel limit.
+    const { tunnelPingMs: pingMs } = testTimeouts(ctx.env);
     const server = parseServerAddress(config.teleport.proxy_server);
     const once = Boolean(opts.once);
     const fatal = new AbortController();
@@ -89,7 +92,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const tunnelStop = new AbortController();
     const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
-    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) });
+    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, pingMs, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err) });
     try {
       if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served });
       return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served });
@@ -150,7 +153,7 @@ async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInpu
 }
 
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
-async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void }): Promise<void> {
+async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; pingMs?: number; signal: AbortSignal; onFatal: (err: Error) => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../../tunnel/kube-agent.ts'),
     import('../../kube/agent-service.ts'),
@@ -161,7 +164,7 @@ async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: strin
   const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
   const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
   try {
-    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session) });
+    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, pingMs: input.pingMs, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session) });
   } finally {
     await audit.close();
   }

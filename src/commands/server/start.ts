@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { testTimeouts } from '../../config/test-timeouts.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
@@ -47,6 +48,8 @@ export const serverStart: CommandDef = {
     const { key: listenKey, value: listenValue } = listenSetting(proxy);
     const listen = parseListenAddr(listenValue, listenKey);
     const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
+    // Shorter waits for a test (tunnelPingMs is the agents' own, read by discover run).
+    const { tunnelPingMs: _agents, ...timeouts } = testTimeouts(ctx.env);
 
     checkSealKeyMode(join(config.dataDir, 'server', 'seal.key'));
     const backend = await session.backend();
@@ -59,7 +62,7 @@ export const serverStart: CommandDef = {
     const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
     const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }] = await Promise.all([import('../../server/recording/recorder.ts'), import('../../server/recording/store.ts'), import('../../server/recording/hooks.ts')]);
     const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now });
-    const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
+    const server = new KportServer({ recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir), timeouts });
     const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
       // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
       await server.close();
