@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { createClusters } from '../peers/aws.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
-import { havePeer, tempDir, waitFor } from '../peers/process.ts';
+import { havePeer, raceTimer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { KPORT_BIN, kubeClusters, setupAgent, type AgentSetup } from '../helpers/agent.ts';
 
@@ -102,7 +102,7 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     proc.stderr!.on('data', (c: Buffer) => (log += c));
     await waitFor('a poll to finish', async () => /poll done/.test(log), { timeoutMs: 30_000 });
     proc.kill('SIGTERM');
-    const stopped = await Promise.race([proc, sleep(15_000).then(() => undefined)]);
+    const stopped = await Promise.race([proc, raceTimer(15_000)]);
     assert.ok(stopped, 'SIGTERM stops the agent');
     assert.equal(stopped.exitCode, 0, log);
   });

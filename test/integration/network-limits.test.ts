@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { tempDir, waitFor } from '../peers/process.ts';
+import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
 import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
@@ -169,7 +169,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       assert.equal(renewal.status, 401);
       assert.equal(renewal.body?.error?.code, 'cert_expired');
       assert.match(renewal.body?.error?.message ?? '', /expired at .*: .*join again with a new token/);
-      await Promise.race([Promise.all(closed), sleep(10_000).then(() => assert.fail('the server did not close the connections'))]);
+      await Promise.race([Promise.all(closed), raceTimer(10_000).then(() => assert.fail('the server did not close the connections'))]);
     } finally {
       await inProcess.close();
       await backend.close();
@@ -198,7 +198,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const chunk = Buffer.alloc(16 * 1024, 0x20);
       while (!status && !stream.closed && sent < 8 << 20) {
         sent += chunk.length;
-        if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), sleep(2000)]);
+        if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), raceTimer(2000)]);
       }
       assert.equal(status, 413);
       // The server answered without reading the 1 MiB it used to read first.
@@ -400,7 +400,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     const path = join(own.dir, 'data', 'server', 'seal.key');
     chmodSync(path, 0o644);
     const proc = own.kport(['server', 'start']);
-    const started = await Promise.race([proc, sleep(30_000).then(() => 'still running' as const)]);
+    const started = await Promise.race([proc, raceTimer(30_000, 'still running' as const)]);
     proc.kill('SIGKILL');
     assert.notEqual(started, 'still running', 'the server refused to start');
     const run = started as { exitCode?: number; stderr: string };
