@@ -32,6 +32,9 @@ interface Agent {
 }
 
 const CLUSTER_KEY = '/resources/kube_cluster/none';
+/** The server's 5 s for a connection that sends nothing and 10 s for a join body, scaled down so the tests that wait for them take seconds. */
+const SILENT_MS = 2000;
+const JOIN_BODY_MS = 5000;
 
 async function joinAgent(server: TestServer, ca: string): Promise<Agent> {
   const keys = await generateKeys();
@@ -93,7 +96,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   let ca: string;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer({ timeouts: { silentMs: SILENT_MS } });
     ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
   });
   after(async () => {
@@ -280,13 +283,14 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
 
   test('join bodies held at once are bounded across addresses (503 past 8 MiB); an agent is still served', async (t) => {
     // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
-    const server = await startServer({ auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
+    const server = await startServer({ timeouts: { joinBodyMs: JOIN_BODY_MS }, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
     const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
     const agent = await joinAgent(server, ca);
     // Three addresses (all of 127/8 is this machine), each at its limit: 32 connections of 8 streams
     // of join bodies 16,000 bytes long that never end.
     const sessions: ClientHttp2Session[] = [];
     const statuses: Array<Promise<number | 'none'>> = [];
+    let turnedAway = 0;
     for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
       for (let c = 0; c < 32; c++) {
         const session = h2connect(`https://127.0.0.1:${server.port}`, { ca, localAddress: from } as Parameters<typeof h2connect>[1]);
@@ -297,16 +301,20 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
           stream.on('error', () => {});
           stream.write(Buffer.alloc(16_000, 0x20));
           statuses.push(new Promise((resolve) => {
-            stream.once('response', (h) => resolve(Number(h[':status'])));
+            stream.once('response', (h) => {
+              if (Number(h[':status']) === 503) turnedAway++;
+              resolve(Number(h[':status']));
+            });
             stream.once('close', () => resolve('none'));
-            setTimeout(() => resolve('none'), 20_000).unref();
+            setTimeout(() => resolve('none'), 4 * JOIN_BODY_MS).unref();
           }));
         }
       }
     }
     try {
       const agentSession = h2(server, { ca: agent.ca, cert: agent.cert, key: agent.key });
-      await sleep(3000);
+      // The strangers hold the budget once the server turns their bodies away as busy.
+      await waitFor('the join bodies to fill the budget', async () => turnedAway > 0 || undefined, { timeoutMs: JOIN_BODY_MS });
       const served = await post(agentSession, '/v1/backend', { op: 'get', key: CLUSTER_KEY });
       agentSession.close();
       assert.equal(served.status, 200, 'the agent is served while strangers hold the join budget');
