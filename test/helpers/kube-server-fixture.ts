@@ -101,26 +101,41 @@ export async function startFixture(opts: { agents?: number; roles: object[] }): 
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
   const logsFile = join(dir, 'container.log');
   writeFileSync(logsFile, criLogLine('first line') + criLogLine('second line'));
-  const api = await startKubeApiserver({ auditLog: true, kubeletClient: true });
-  const kwok = await startKwok(api, [clusterExec(), clusterLogs(logsFile), clusterPortForward((echo.address() as { port: number }).port)]);
-  // The agents' identity (kport-proxy), bootstrapped by kport itself: impersonation, user extras included.
-  await kubeHome(api, dir, { roles: [], users: [] });
-  const admin = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
-  await admin('create', 'namespace', 'apps');
-  await admin('create', 'clusterrole', 'developer', '--verb=get,list,watch,create,update,patch,delete', '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps');
-  await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
-  await kwok.createPod('apps', 'web', { ports: [8080] });
-
-  const server = await startServer();
-  const rolesFile = join(dir, 'roles.yaml');
-  writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
-  const created = await server.kport(['create', '-f', rolesFile]);
-  assert.equal(created.exitCode, 0, String(created.stderr));
+  // The cluster and the kport server come up side by side: neither needs the other until the agents join.
+  const clusterUp = async () => {
+    const api = await startKubeApiserver({ auditLog: true, kubeletClient: true });
+    const kwok = await startKwok(api, [clusterExec(), clusterLogs(logsFile), clusterPortForward((echo.address() as { port: number }).port)]);
+    // The agents' identity (kport-proxy), bootstrapped by kport itself: impersonation, user extras included.
+    await kubeHome(api, dir, { roles: [], users: [] });
+    const admin = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
+    await admin('create', 'namespace', 'apps');
+    await admin('create', 'clusterrole', 'developer', '--verb=get,list,watch,create,update,patch,delete', '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps');
+    await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
+    await kwok.createPod('apps', 'web', { ports: [8080] });
+    return { api, kwok, admin };
+  };
+  const serverUp = async () => {
+    const server = await startServer();
+    const rolesFile = join(dir, 'roles.yaml');
+    writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
+    const created = await server.kport(['create', '-f', rolesFile]);
+    assert.equal(created.exitCode, 0, String(created.stderr));
+    // The fixture's agents serve one cluster together (high availability): one join token.
+    return { server, token: await server.token('kube') };
+  };
+  const [cluster, control] = await Promise.allSettled([clusterUp(), serverUp()]);
+  if (cluster.status === 'rejected' || control.status === 'rejected') {
+    // A setup that failed leaves no process behind (the test file's after() has no fixture to stop).
+    if (cluster.status === 'fulfilled') await Promise.all([cluster.value.kwok.stop(), cluster.value.api.stop()]);
+    if (control.status === 'fulfilled') await control.value.server.stop('SIGKILL');
+    echo.close();
+    throw cluster.status === 'rejected' ? cluster.reason : (control as PromiseRejectedResult).reason;
+  }
+  const { api, kwok, admin } = cluster.value;
+  const { server, token } = control.value;
 
   const kubeconfig = kubeconfigYaml(api.server, api.caPem, api.proxy, CLUSTER);
   const agents: KubeAgent[] = [];
-  // The fixture's agents serve one cluster together (high availability): one join token.
-  const token = await server.token('kube');
   const fixture: Fixture = {
     api,
     kwok,
