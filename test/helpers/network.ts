@@ -1,9 +1,11 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import { fetchPinnedCA, ServerClient } from '../../src/client/server-client.ts';
 import type { TestTimeouts } from '../../src/config/test-timeouts.ts';
+import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';
@@ -76,6 +78,39 @@ export async function startServer(opts: { timeouts?: TestTimeouts; hostCertTtl?:
   };
   await server.start();
   return server;
+}
+
+/** The server's TLS CA, checked against its pin as an agent's first call checks it. */
+export function pinnedCa(server: TestServer): Promise<string> {
+  return fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+}
+
+/** What `/v1/join` answers (src/server/join.ts), with the key this process made for it. */
+export interface HandJoined {
+  host_id: string;
+  roles: string[];
+  cert: string;
+  ca: string;
+  expires: string;
+  key: string;
+}
+
+/**
+ * A host joined from the test process by the real `/v1/join` call, without `kport discover run`: its
+ * certificate and key, for calls and connections made by hand. A fresh token of `roles` unless one is
+ * given; `hostname` is only what the agent says of itself (the request's key is what counts).
+ */
+export async function joinByHand(server: TestServer, ca: string, opts: { roles?: string[]; token?: string; group?: string; hostname?: string; pair?: CryptoKeyPair } = {}): Promise<HandJoined> {
+  const roles = opts.roles ?? ['discovery'];
+  const pair = opts.pair ?? (await generateKeys());
+  const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+  try {
+    const token = opts.token ?? (await server.token(roles.join(',')));
+    const issued = await anonymous.call<Omit<HandJoined, 'key'>>('/v1/join', { token, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
+    return { ...issued, key: await keyPem(pair.privateKey) };
+  } finally {
+    anonymous.close();
+  }
 }
 
 export interface NetworkAgent {

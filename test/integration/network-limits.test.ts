@@ -12,7 +12,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { joinByHand, pinnedCa, startServer, type HandJoined, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
 import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
 import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
@@ -23,13 +23,7 @@ import { ServerAudit } from '../../src/server/audit.ts';
 import { KportServer } from '../../src/server/server.ts';
 import { addToken } from '../../src/tokens/tokens.ts';
 
-interface Agent {
-  host_id: string;
-  cert: string;
-  key: string;
-  ca: string;
-  notAfter: number;
-}
+type Agent = HandJoined & { notAfter: number };
 
 const CLUSTER_KEY = '/resources/kube_cluster/none';
 /** The server's 5 s for a connection that sends nothing and 10 s for a join body, scaled down so the tests that wait for them take seconds. */
@@ -37,14 +31,8 @@ const SILENT_MS = 2000;
 const JOIN_BODY_MS = 5000;
 
 async function joinAgent(server: TestServer, ca: string): Promise<Agent> {
-  const keys = await generateKeys();
-  const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-  try {
-    const issued = await anonymous.call<{ host_id: string; cert: string; ca: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname: 'limits', csr: await createCsr(keys, 'limits'), discovery_group: 'g' });
-    return { ...issued, key: await keyPem(keys.privateKey), notAfter: Date.parse(new X509Certificate(issued.cert).validTo) };
-  } finally {
-    anonymous.close();
-  }
+  const issued = await joinByHand(server, ca, { hostname: 'limits', group: 'g' });
+  return { ...issued, notAfter: Date.parse(new X509Certificate(issued.cert).validTo) };
 }
 
 /** One POST on a node:http2 session: its status and JSON body, or 'closed' when the connection went first. */
@@ -97,7 +85,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
 
   before(async () => {
     server = await startServer({ timeouts: { silentMs: SILENT_MS } });
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
   });
   after(async () => {
     await server?.stop('SIGKILL');
@@ -106,7 +94,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   test('a certificate that expires on a busy connection: later calls and its renewal are refused, and the connection is closed', async (t) => {
     const short = await startServer({ hostCertTtl: '5s' });
     try {
-      const shortCa = await fetchPinnedCA({ host: '127.0.0.1', port: short.port }, [short.pin], () => {});
+      const shortCa = await pinnedCa(short);
       const agent = await joinAgent(short, shortCa);
       const session = h2(short, { ca: agent.ca, cert: agent.cert, key: agent.key });
       let closedAt: number | undefined;
@@ -284,7 +272,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   test('join bodies held at once are bounded across addresses (503 past 8 MiB); an agent is still served', async (t) => {
     // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
     const server = await startServer({ timeouts: { joinBodyMs: JOIN_BODY_MS }, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
-    const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    const ca = await pinnedCa(server);
     const agent = await joinAgent(server, ca);
     // Three addresses (all of 127/8 is this machine), each at its limit: 32 connections of 8 streams
     // of join bodies 16,000 bytes long that never end.
@@ -333,7 +321,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   test('join attempts from one address are rate limited (429, with when to try again); agents are not', async () => {
     const fresh = await startServer();
     try {
-      const freshCa = await fetchPinnedCA({ host: '127.0.0.1', port: fresh.port }, [fresh.pin], () => {});
+      const freshCa = await pinnedCa(fresh);
       const agent = await joinAgent(fresh, freshCa);
       const anonymous = new ServerClient({ host: '127.0.0.1', port: fresh.port }, { ca: freshCa });
       const keys = await generateKeys();

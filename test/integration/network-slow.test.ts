@@ -7,10 +7,10 @@ import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { waitFor } from '../peers/process.ts';
 import { createCsr, generateKeys } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 /** A real join (ServerClient, as an agent makes it): its host id, or the refusal's status. */
 async function tryJoin(server: TestServer, ca: string, token: string): Promise<string | number> {
@@ -51,7 +51,7 @@ describe('network mode against slow peers: bodies, idle and silent connections',
   before(async () => {
     // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
     [server, idle] = await Promise.all([startServer({ timeouts: LIMITS, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } }), startServer({ timeouts: { unauthenticatedIdleMs: IDLE_MS } })]);
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
   });
   after(async () => {
     await Promise.all([server?.stop('SIGKILL'), idle?.stop('SIGKILL')]);
@@ -115,7 +115,7 @@ describe('network mode against slow peers: bodies, idle and silent connections',
   });
 
   test("a connection without a host certificate that does nothing is closed at the strangers' idle limit, not the agents' 2 minutes, over HTTP/2 and HTTP/1.1", async () => {
-    const idleCa = await fetchPinnedCA({ host: '127.0.0.1', port: idle.port }, [idle.pin], () => {});
+    const idleCa = await pinnedCa(idle);
     const start = Date.now();
     const h2 = h2connect(`https://127.0.0.1:${idle.port}`, { ca: idleCa });
     h2.on('error', () => {});
