@@ -4,77 +4,24 @@
 // context labelled env=prod, with the proxy identity `rbac bootstrap` granted.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { clusterExec, clusterLogs, clusterPortForward, criLogLine, startKwok, type Kwok } from '../peers/kwok.ts';
 import { tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
-import { KPORT_BIN } from './agent.ts';
 import { kubeHome } from './kube-home.ts';
-import { startServer, type TestServer } from './network.ts';
+import { kubeAgent, startServer, type KubeAgent, type TestServer } from './network.ts';
 
 const run = promisify(execFile);
 export const CLUSTER = 'prod-kwok';
 export const PEERS = () => [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd(), BINARIES.kwok(), ...BINARIES.kwokStages()];
 
-export interface KubeAgent {
-  dir: string;
-  dataDir: string;
-  log: string;
-  proc?: ResultPromise;
-  hostId(): string;
-  /** Requests this agent sent to a cluster: the lines of its own audit file. */
-  requests(): number;
-  start(): void;
-  kill(): Promise<void>;
-}
-
-/**
- * A pure Kubernetes agent (`discover run` with only kubernetes_service) serving `kubeconfig` as
- * env=prod. Agents given one `token` are one service: they serve each other's kubeconfig_file clusters.
- */
-export async function kubeAgent(server: TestServer, kubeconfig: string, token?: string): Promise<KubeAgent> {
-  const dir = tempDir('kube-agent');
-  const config = join(dir, 'kport.yaml');
-  writeFileSync(join(dir, 'token'), token ?? (await server.token('kube')), { mode: 0o600 });
-  writeFileSync(join(dir, 'clusters.kubeconfig'), kubeconfig, { mode: 0o600 });
-  writeFileSync(
-    config,
-    stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
-      auth_service: { enabled: 'off' },
-      proxy_service: { enabled: 'off' },
-      kubernetes_service: { enabled: 'yes', kubeconfig_file: join(dir, 'clusters.kubeconfig'), labels: { env: 'prod' } },
-    }),
-  );
-  const agent: KubeAgent = {
-    dir,
-    dataDir: join(dir, 'data'),
-    log: '',
-    hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id as string,
-    requests() {
-      const file = join(dir, 'data', 'audit', 'kube.log');
-      return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
-    },
-    start() {
-      const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
-      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
-      agent.proc = proc;
-    },
-    async kill() {
-      agent.proc?.kill('SIGKILL');
-      await agent.proc?.catch(() => undefined);
-    },
-  };
-  agent.start();
-  return agent;
-}
+export type { KubeAgent } from './network.ts';
 
 export interface Fixture {
   api: KubeApiserver;
@@ -146,7 +93,9 @@ export async function startFixture(opts: { agents?: number; roles: object[] }): 
     dir,
     admin,
     async addAgent() {
-      const agent = await kubeAgent(server, kubeconfig, token);
+      // A pure Kubernetes agent serving the apiserver as one kubeconfig_file context labelled env=prod.
+      const agent = await kubeAgent(server, { kubeconfig, token, kubernetes: { labels: { env: 'prod' } } });
+      agent.start();
       agents.push(agent);
       return agent;
     },

@@ -172,6 +172,67 @@ export async function networkAgent(
   return agent;
 }
 
+export interface KubeAgent {
+  dir: string;
+  dataDir: string;
+  log: string;
+  proc?: ResultPromise;
+  hostId(): string;
+  /** The host certificate and key it joined with (its identity files). */
+  credential(): { cert: string; key: string };
+  /** Requests this agent sent to a cluster: the lines of its own audit file. */
+  requests(): number;
+  start(): ResultPromise;
+  kill(): Promise<void>;
+}
+
+/**
+ * A pure Kubernetes agent (`kport discover run` with only kubernetes_service, the built CLI) that
+ * joins `server` with `token` (a fresh kube one by default) and serves what `kubernetes` selects; a
+ * `kubeconfig` given is written beside it and served as its kubeconfig_file. Not started.
+ */
+export async function kubeAgent(server: TestServer, opts: { kubernetes: Record<string, unknown>; kubeconfig?: string; token?: string; timeouts?: TestTimeouts; name?: string }): Promise<KubeAgent> {
+  const dir = tempDir(opts.name ?? 'kube-agent');
+  const config = join(dir, 'kport.yaml');
+  const dataDir = join(dir, 'data');
+  writeFileSync(join(dir, 'token'), opts.token ?? (await server.token('kube')), { mode: 0o600 });
+  if (opts.kubeconfig !== undefined) writeFileSync(join(dir, 'clusters.kubeconfig'), opts.kubeconfig, { mode: 0o600 });
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: dataDir, proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
+      auth_service: { enabled: 'off' },
+      proxy_service: { enabled: 'off' },
+      kubernetes_service: { enabled: 'yes', ...(opts.kubeconfig !== undefined && { kubeconfig_file: join(dir, 'clusters.kubeconfig') }), ...opts.kubernetes },
+    }),
+  );
+  const env = { ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const identity = () => JSON.parse(readFileSync(join(dataDir, 'identity', 'identity.json'), 'utf8'));
+  const agent: KubeAgent = {
+    dir,
+    dataDir,
+    log: '',
+    hostId: () => identity().host_id as string,
+    credential: () => ({ cert: identity().credential.cert, key: readFileSync(join(dataDir, 'identity', 'key.pem'), 'utf8') }),
+    requests() {
+      const file = join(dataDir, 'audit', 'kube.log');
+      return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
+    },
+    start() {
+      const proc = runCli(NODE_CLI, ['discover', 'run'], { cwd: dir, env, extendEnv: false, reject: false });
+      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
+      agent.proc = proc;
+      return proc;
+    },
+    async kill() {
+      agent.proc?.kill('SIGKILL');
+      await agent.proc?.catch(() => undefined);
+    },
+  };
+  return agent;
+}
+
 export async function serverClusters(server: TestServer): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: Record<string, unknown> }>> {
   const res = await server.kport(['get', 'kube_cluster', '--format=json']);
   if (res.exitCode !== 0) throw new Error(`get kube_cluster failed: ${res.stderr}`);
