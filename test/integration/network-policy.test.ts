@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { auditEvents, joinByHand, networkAgent, pinnedCa, startServer, type HandJoined as Joined, type TestServer } from '../helpers/network.ts';
 import type { Moto } from '../peers/moto.ts';
 import { waitFor } from '../peers/process.ts';
+import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
@@ -30,13 +31,6 @@ spec:
     current-context: c
     users: [{name: u, user: {token: ${token}}}]
 `;
-const cloudCluster = (name: string, group: string) =>
-  JSON.stringify({
-    kind: 'kube_cluster',
-    version: 'v3',
-    metadata: { name, description: `AWS EKS cluster "${name}" in us-east-1`, labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, region: 'us-east-1' } },
-    spec: { aws: { name, region: 'us-east-1', account_id: '123456789012', arn: `arn:aws:eks:us-east-1:123456789012:cluster/${name}` } },
-  });
 const heartbeat = (host: string, group: string, spec: Record<string, unknown> = {}) =>
   JSON.stringify({
     kind: 'discovery_service',

@@ -10,17 +10,11 @@ import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { joinByHand, pinnedCa, startServer, type HandJoined as Joined, type TestServer } from '../helpers/network.ts';
 import { waitFor } from '../peers/process.ts';
+import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
 import { createCsr, generateKeys } from '../../src/pki/certs.ts';
 import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 type Answer = { status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> };
 
-const cloudCluster = (name: string, group: string, metadata: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    kind: 'kube_cluster',
-    version: 'v3',
-    metadata: { name, description: `AWS EKS cluster "${name}"`, ...metadata, labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, ...(metadata.labels as object) } },
-    spec: { aws: { name, region: 'us-east-1', account_id: '123456789012', arn: `arn:aws:eks:us-east-1:123456789012:cluster/${name}` } },
-  });
 const kubeServer = (host: string, clusters: string[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ kind: 'kube_server', version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 60_000).toISOString() }, spec: { host_id: host, hostname: 'node-1', clusters, started: new Date().toISOString(), ...extra } });
 const discoveryBeat = (host: string, group: string, hostname = 'ip-10-0-0-1') =>

@@ -12,10 +12,10 @@ import { KPORT_BIN } from '../helpers/agent.ts';
 import { Browser } from '../helpers/browser.ts';
 import { person } from '../helpers/login.ts';
 import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
+import { eksCluster as cluster } from '../helpers/resources.ts';
 import { freePort, waitFor } from '../peers/process.ts';
 import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
-const cluster = (name: string, labels: Record<string, string>) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
 
 describe('kport login --auth oidc --browser none through the CLI', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
