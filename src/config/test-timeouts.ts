@@ -6,7 +6,7 @@ const ms = z.number().int().positive();
 /**
  * KPORT_TEST_TIMEOUTS, a JSON object of milliseconds such as `{"tunnelIdleMs":3000}`, shortens the
  * waits the server and its agents keep (a silent tunnel's 45 s, an idle stranger's 20 s, a PING
- * every 15 s), so that a test shows what a limit does in seconds instead of sleeping past the real
+ * every 15 s, the 30 s `discover run --once` gives an unreachable server), so that a test shows what a limit does in seconds instead of sleeping past the real
  * one. For tests only: read here (config/, as the house rules want) and handed to the services as
  * options; unset, every default holds.
  */
@@ -18,6 +18,7 @@ const testTimeoutsSchema = z
     unauthenticatedIdleMs: ms,
     tunnelIdleMs: ms,
     tunnelPingMs: ms,
+    onceUnreachableMs: ms,
   })
   .partial();
 

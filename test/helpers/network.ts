@@ -130,7 +130,7 @@ export interface NetworkAgent {
 export async function networkAgent(
   moto: Moto,
   server: TestServer,
-  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli },
+  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli; timeouts?: TestTimeouts },
 ): Promise<NetworkAgent> {
   const dir = tempDir(`agent-${opts.name}`);
   const config = join(dir, 'kport.yaml');
@@ -148,7 +148,7 @@ export async function networkAgent(
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
-  const env = { ...moto.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const env = { ...moto.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const agent: NetworkAgent = {
     name: opts.name,
     dir,

@@ -63,8 +63,8 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       import('../../client/remote-backend.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
-    // A test's shorter PING interval, to match the server's shorter silent-tunnel limit.
-    const { tunnelPingMs: pingMs } = testTimeouts(ctx.env);
+    // A test's shorter PING interval (to match the server's shorter silent-tunnel limit) and --once patience.
+    const { tunnelPingMs: pingMs, onceUnreachableMs = ONCE_UNREACHABLE_MS } = testTimeouts(ctx.env);
     const server = parseServerAddress(config.teleport.proxy_server);
     const once = Boolean(opts.once);
     const fatal = new AbortController();
@@ -74,7 +74,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       fatal.abort(err);
     };
     // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
-    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: ONCE_UNREACHABLE_MS, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!)) } : undefined);
+    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: onceUnreachableMs, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!, onceUnreachableMs)) } : undefined);
     const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
     const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery?.discovery_group ?? '', token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
       if (fatalError) throw fatalError;
@@ -258,9 +258,9 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
 const ONCE_UNREACHABLE_MS = 30_000;
 
 /** The one sentence a one-shot run ends with when the server stayed unreachable. */
-function gaveUp(err: Error, proxyServer: string): UserError {
+function gaveUp(err: Error, proxyServer: string, afterMs: number): UserError {
   const noPort = splitHostPort(proxyServer)?.port === undefined ? ` (teleport.proxy_server "${proxyServer}" names no port, so 3080, Teleport's default, was tried)` : '';
-  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${ONCE_UNREACHABLE_MS / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
+  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${afterMs / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
 }
 
 /** The contents of the file that holds the token, stdin's for `-`, or the token itself. */
