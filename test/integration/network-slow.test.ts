@@ -62,6 +62,7 @@ describe('network mode against slow peers: bodies, idle and silent connections',
     const statuses: Array<Promise<number | 'none'>> = [];
     const tooSlow = new Set<ClientHttp2Session>();
     const busy = new Map<string, number>();
+    let lastAnswer = Date.now();
     const token = await server.token('discovery', ['--uses=2']);
     const started = Date.now();
     // Five addresses at their limits: 32 connections of 8 join bodies of 16,000 bytes, of which
@@ -78,6 +79,7 @@ describe('network mode against slow peers: bodies, idle and silent connections',
           stream.write(Buffer.alloc(size, 0x20));
           statuses.push(new Promise((resolve) => {
             stream.once('response', (h) => {
+              lastAnswer = Date.now();
               if (Number(h[':status']) === 408) tooSlow.add(session);
               if (Number(h[':status']) === 503) busy.set(from, (busy.get(from) ?? 0) + 1);
               resolve(Number(h[':status']));
@@ -90,11 +92,13 @@ describe('network mode against slow peers: bodies, idle and silent connections',
     };
     for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']) flood(from, 16_000);
     try {
-      // The budget is full once the server turns bodies away as busy; then the small bodies take what
-      // the large ones left, until one of them is turned away too.
-      await waitFor('the large bodies to fill the budget', async () => busy.size > 0 || undefined, { timeoutMs: LIMITS.joinBodyMs });
+      // The budget is full once the server turns bodies away as busy, and held once the flood is all
+      // in (no answer for half a second: a body turned away gives its bytes back while it still comes);
+      // then the small bodies take what the large ones left, until they too are turned away.
+      const settled = (from?: string) => async () => ((from ? busy.has(from) : busy.size > 0) && Date.now() - lastAnswer >= 500) || undefined;
+      await waitFor('the large bodies to fill the budget', settled(), { timeoutMs: LIMITS.joinBodyMs });
       flood('127.0.0.7', 100);
-      await waitFor('the small bodies to fill what was left', async () => busy.has('127.0.0.7') || undefined, { timeoutMs: LIMITS.joinBodyMs });
+      await waitFor('the small bodies to fill what was left', settled('127.0.0.7'), { timeoutMs: LIMITS.joinBodyMs });
       // The flood holds the budget now: the precondition of what follows.
       assert.equal(await tryJoin(server, ca, token), 503, 'a join while the budget is held is refused as busy');
       const seen = await Promise.all(statuses);
