@@ -1,5 +1,5 @@
 // The committed views of the command surface: completions/ and test/commands.snapshot.txt.
-// `npm run surface` rewrites them; test/unit/surface.test.ts fails when they drift.
+// `npm run surface` rewrites them; test/e2e/surface.test.ts fails when they drift.
 import { writeFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import type { Command } from 'commander';

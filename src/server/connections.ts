@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Refusal } from './join.ts';
 import type { HostCaller } from './policy.ts';
-import { Counter, LIMITS, sourceKey } from './limits.ts';
+import { Counter, LIMITS, sourceKey, type ServerTimeouts } from './limits.ts';
 
 export interface VerifiedCaller extends HostCaller {
   keyHash: string;
@@ -58,6 +58,7 @@ const LOG_EVERY_MS = 10_000;
 export class ConnectionGuard {
   readonly #verify: (socket: TLSSocket) => Caller | Refusal;
   readonly #log: (line: string) => void;
+  readonly #timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'>;
   readonly #handshaking = new Counter(LIMITS.handshakesPerSource, LIMITS.handshakesTotal);
   readonly #unauthenticated = new Counter(LIMITS.unauthenticatedPerSource, LIMITS.unauthenticatedTotal);
   /** What ends a TCP connection's handshake count, by `address|port`, until its handshake ends or it closes. */
@@ -68,9 +69,10 @@ export class ConnectionGuard {
   #refused = 0;
   #lastLogged = 0;
 
-  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | Refusal; log: (line: string) => void }) {
+  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | Refusal; log: (line: string) => void; timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'> }) {
     this.#verify = opts.verify;
     this.#log = opts.log;
+    this.#timeouts = opts.timeouts;
     server.on('connection', (raw: Socket) => this.#accept(raw));
     // Before node:http2's own listener, so the session it makes finds its caller already verified.
     server.prependListener('secureConnection', (socket: TLSSocket) => this.#secured(socket));
@@ -115,7 +117,7 @@ export class ConnectionGuard {
     // it goes well before the handshake timeout, so it holds its address's handshake share briefly.
     const silent = setTimeout(() => {
       if (counted && raw.bytesRead === 0) raw.destroy();
-    }, LIMITS.silentMs).unref();
+    }, this.#timeouts.silentMs).unref();
     raw.once('close', () => {
       clearTimeout(silent);
       release();
@@ -164,8 +166,8 @@ export class ConnectionGuard {
   #shortenIdle(socket: TLSSocket): void {
     const state = this.#bySocket.get(socket);
     if (!state || 'notAfter' in state.caller) return;
-    if (state.session) state.session.setTimeout(LIMITS.unauthenticatedIdleMs);
-    else socket.setTimeout(LIMITS.unauthenticatedIdleMs);
+    if (state.session) state.session.setTimeout(this.#timeouts.unauthenticatedIdleMs);
+    else socket.setTimeout(this.#timeouts.unauthenticatedIdleMs);
   }
 
   #refuse(socket: Socket, why: string): void {

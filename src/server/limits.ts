@@ -45,6 +45,18 @@ export const LIMITS = {
   unauthenticatedIdleMs: 20_000,
 } as const;
 
+/**
+ * The waits a server keeps, which a test shortens (config/test-timeouts.ts) so that it does not sleep
+ * past the real ones: LIMITS' four, and how long a silent reverse tunnel lasts (tunnel-accept.ts).
+ */
+export interface ServerTimeouts {
+  handshakeMs: number;
+  silentMs: number;
+  joinBodyMs: number;
+  unauthenticatedIdleMs: number;
+  tunnelIdleMs: number;
+}
+
 /** Joins per source address: a token bucket; Teleport-style `period`/`average`/`burst`. */
 export interface RateLimit {
   periodMs: number;

@@ -23,7 +23,7 @@ import { verifyClientCert } from './client-cert.ts';
 import { LOGIN_PATHS, PeopleRoutes, asRefusal, refusedLogin, type PeopleDeps } from './people-routes.ts';
 import { personBackendCall } from './person-calls.ts';
 import { OIDC_CALLBACK_PATH, redirect } from './oidc-routes.ts';
-import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit } from './limits.ts';
+import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, sourceKey, type RateLimit, type ServerTimeouts } from './limits.ts';
 import { TLS_POLICY } from './tls-policy.ts';
 import { readJson, send } from './http-body.ts';
 import { WatchGate } from './watch-gate.ts';
@@ -39,7 +39,7 @@ import type { SessionRecorder } from './recording/recorder.ts';
 import { KUBE_SERVED_PATH, KubeRoutes, type UpgradeHooks } from './kube-routes.ts';
 import { TunnelRegistry } from './tunnel-registry.ts';
 import { SERVER_SNI_DOMAIN } from '../kube/sni.ts';
-import { TunnelAcceptor } from './tunnel-accept.ts';
+import { TUNNEL_LIMITS, TunnelAcceptor } from './tunnel-accept.ts';
 import { TUNNEL_PATH } from '../tunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 
@@ -73,6 +73,8 @@ export interface ServerOptions {
   hostId?: string;
   /** How long a connection with nothing open on it may be silent (idle.ts); 120 s unless set. */
   idleTimeoutMs?: number;
+  /** Shorter waits than LIMITS' and TUNNEL_LIMITS' (tests only: config/test-timeouts.ts). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 /**
@@ -83,6 +85,7 @@ export interface ServerOptions {
  */
 export class KportServer {
   readonly #opts: ServerOptions;
+  readonly #timeouts: ServerTimeouts;
   readonly #deps: JoinDeps;
   #guard?: ConnectionGuard;
   #revocation?: PersonRevocation;
@@ -112,11 +115,12 @@ export class KportServer {
     // Every part of the server writes through this, so the caches that must read its own writes do (watch-cache.ts).
     const opts = { ...serverOptions, backend: new ObservedBackend(serverOptions.backend, this.#hub) };
     this.#opts = opts;
+    this.#timeouts = { handshakeMs: LIMITS.handshakeMs, silentMs: LIMITS.silentMs, joinBodyMs: LIMITS.joinBodyMs, unauthenticatedIdleMs: LIMITS.unauthenticatedIdleMs, tunnelIdleMs: TUNNEL_LIMITS.idleMs, ...opts.timeouts };
     this.#records = new PersonRecords({ backend: opts.backend, hub: this.#hub, configRoles: opts.people.configRoles });
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
     this.#joinRate = new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE);
     this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
-    this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now });
+    this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now, idleMs: this.#timeouts.tunnelIdleMs });
     this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, records: this.#records, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
     this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.hostId && { serverHostId: opts.hostId }), ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
   }
@@ -142,14 +146,14 @@ export class KportServer {
       requestCert: true,
       rejectUnauthorized: false,
       ...TLS_POLICY,
-      handshakeTimeout: LIMITS.handshakeMs,
+      handshakeTimeout: this.#timeouts.handshakeMs,
       // A stranger's connection gets these; ConnectionGuard raises them for an agent's.
       settings: { maxConcurrentStreams: LIMITS.unauthenticatedStreams },
       // nghttp2 drops, unseen, a header value with spaces around it: a padded Impersonate-Group would
       // pass unchecked and unaudited. Taken in; kube-routes.ts trims and checks it as HTTP/1.1 does.
       strictFieldWhitespaceValidation: false,
     });
-    this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log });
+    this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log, timeouts: this.#timeouts });
     // A connection that says nothing for two minutes with nothing open on it is closed (agents call
     // every few seconds and redial when they need to), so idle or half-open connections cannot pile up.
     const guard = this.#guard;
@@ -213,7 +217,7 @@ export class KportServer {
         // Counted before the body is read: a refused guess costs as much as a good one.
         const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
         if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
-        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated, { deadlineMs: LIMITS.joinBodyMs }), address, res);
+        return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated, { deadlineMs: this.#timeouts.joinBodyMs }), address, res);
       }
       if (LOGIN_PATHS.has(path)) {
         this.#loginTurn(socket);

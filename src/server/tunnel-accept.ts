@@ -30,6 +30,8 @@ interface Deps {
   registry: TunnelRegistry;
   hub: WatchHub;
   now: () => Date;
+  /** How long a silent tunnel lasts: TUNNEL_LIMITS.idleMs unless a test shortens it. */
+  idleMs: number;
 }
 
 interface Open {
@@ -98,7 +100,7 @@ export class TunnelAcceptor {
     // reads: the session's own timer (reset by every frame, the agent's PINGs too) is the tunnel's.
     socket.setTimeout(0);
     const session = h2connect(`http://${TUNNEL_AUTHORITY}`, { createConnection: () => socket, settings: { enablePush: false } });
-    session.setTimeout(TUNNEL_LIMITS.idleMs, () => session.destroy());
+    session.setTimeout(this.#deps.idleMs, () => session.destroy());
     // node resets that timer on a received PING only when the session listens for them.
     session.on('ping', () => {});
     session.on('error', () => {});

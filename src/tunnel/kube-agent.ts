@@ -10,6 +10,8 @@ export interface KubeTunnelOptions {
   server: ServerAddress;
   /** The agent's identity, which its renewal updates in place: read at each dial. */
   identity: { credential: { cert: string; ca: string } };
+  /** TUNNEL_PING_MS unless a test shortens it. */
+  pingMs?: number;
   signal: AbortSignal;
   warn: (message: string) => void;
   /** The server refused the tunnel for good (the agent was removed): an AccessDeniedError, as its other calls give. */
@@ -36,6 +38,7 @@ export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
     warn: opts.warn,
     onSession: opts.onSession,
     onOpen: opts.onOpen,
+    pingMs: opts.pingMs,
   }).catch((err: unknown) => {
     opts.onFatal(err instanceof ServerRefusal ? new AccessDeniedError(err.code, err.message) : (err as Error));
   });

@@ -11,16 +11,18 @@ import { describe, test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import { KPORT_BIN } from '../helpers/agent.ts';
-import { auditEvents, networkAgent, startServer, type NetworkAgent, type TestServer } from '../helpers/network.ts';
+import { auditEvents, networkAgent, startServer, timeoutsEnv, type NetworkAgent, type TestServer } from '../helpers/network.ts';
 import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
 
 /** AWS that refuses every connection: polls fail at once, so agents lead, heartbeat and stop without moto. */
 const NO_AWS = { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' } } as unknown as Moto;
 const MATCHERS = [{ types: ['eks'], regions: ['us-east-1'] }];
+/** How long `discover run --once` waits for an unreachable server: 30 s, scaled down for the tests that wait it out. */
+const GIVE_UP = { onceUnreachableMs: 2000 };
 
-/** An agent config for a server that is not there, and a way to run kport with it. */
-function unreachableAgent(proxyServer: string) {
+/** An agent config for a server that is not there, and a way to run kport with it (its waits shortened by `timeouts`). */
+function unreachableAgent(proxyServer: string, timeouts?: typeof GIVE_UP) {
   const dir = tempDir('unreachable');
   const config = join(dir, 'kport.yaml');
   writeFileSync(join(dir, 'token'), 'x'.repeat(32));
@@ -34,7 +36,7 @@ function unreachableAgent(proxyServer: string) {
       discovery_service: { enabled: 'yes', aws: MATCHERS },
     }),
   );
-  return (args: string[]) => execa(process.execPath, [KPORT_BIN, '-c', config, ...args], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+  return (args: string[]) => execa(process.execPath, [KPORT_BIN, '-c', config, ...args], { cwd: dir, env: { ...timeoutsEnv(timeouts), HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
 }
 
 function collect(proc: ResultPromise): { text: () => string } {
@@ -47,13 +49,13 @@ describe('lifecycle: one-shot runs end, signals give consistent exit codes', { t
   test('discover run --once gives up on an unreachable server (refused; a name that does not resolve, with no port) with exit 1 and one sentence', async () => {
     const closed = await freePort();
     const cases: Array<[string, RegExp]> = [
-      [`127.0.0.1:${closed}`, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${closed} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${closed}\\); --once gave up after 30 s: start the server, or correct teleport\\.proxy_server, and run again\\.$`, 'm')],
+      [`127.0.0.1:${closed}`, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${closed} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${closed}\\); --once gave up after 2 s: start the server, or correct teleport\\.proxy_server, and run again\\.$`, 'm')],
       // No port: 3080 is Teleport's default for proxy_server, and the sentence says it was tried.
-      ['kport-lifecycle-test.invalid', /^ERROR: The kport server at kport-lifecycle-test\.invalid:3080 is unreachable: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-lifecycle-test\.invalid\) \(teleport\.proxy_server "kport-lifecycle-test\.invalid" names no port, so 3080, Teleport's default, was tried\); --once gave up after 30 s/m],
+      ['kport-lifecycle-test.invalid', /^ERROR: The kport server at kport-lifecycle-test\.invalid:3080 is unreachable: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-lifecycle-test\.invalid\) \(teleport\.proxy_server "kport-lifecycle-test\.invalid" names no port, so 3080, Teleport's default, was tried\); --once gave up after 2 s/m],
     ];
     await Promise.all(
       cases.map(async ([address, sentence]) => {
-        const res = await unreachableAgent(address)(['discover', 'run', '--once']);
+        const res = await unreachableAgent(address, GIVE_UP)(['discover', 'run', '--once']);
         assert.equal(res.exitCode, 1, `${address}: ${res.stderr}`);
         const stderr = String(res.stderr);
         assert.match(stderr, sentence);
@@ -266,7 +268,7 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
   test('--once with a kept identity and the server gone gives up too', async () => {
     const server = await startServer();
     try {
-      const agent = await networkAgent(NO_AWS, server, { name: 'kept', group: 'k', matchers: MATCHERS });
+      const agent = await networkAgent(NO_AWS, server, { name: 'kept', group: 'k', matchers: MATCHERS, timeouts: GIVE_UP });
       // The first run joins; its poll fails (no AWS), so it exits 1, but the identity is kept.
       const first = await agent.start(['discover', 'run', '--once']);
       assert.equal(first.exitCode, 1, agent.log);
@@ -275,7 +277,7 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
       agent.log = '';
       const second = await agent.start(['discover', 'run', '--once']);
       assert.equal(second.exitCode, 1, agent.log);
-      assert.match(agent.log, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${server.port} is unreachable: connection refused .*; --once gave up after 30 s`, 'm'));
+      assert.match(agent.log, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${server.port} is unreachable: connection refused .*; --once gave up after 2 s`, 'm'));
     } finally {
       await server.stop('SIGKILL');
     }

@@ -4,77 +4,24 @@
 // context labelled env=prod, with the proxy identity `rbac bootstrap` granted.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { kubeconfigYaml, startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { clusterExec, clusterLogs, clusterPortForward, criLogLine, startKwok, type Kwok } from '../peers/kwok.ts';
 import { tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
-import { KPORT_BIN } from './agent.ts';
 import { kubeHome } from './kube-home.ts';
-import { startServer, type TestServer } from './network.ts';
+import { kubeAgent, startServer, type KubeAgent, type TestServer } from './network.ts';
 
 const run = promisify(execFile);
 export const CLUSTER = 'prod-kwok';
 export const PEERS = () => [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd(), BINARIES.kwok(), ...BINARIES.kwokStages()];
 
-export interface KubeAgent {
-  dir: string;
-  dataDir: string;
-  log: string;
-  proc?: ResultPromise;
-  hostId(): string;
-  /** Requests this agent sent to a cluster: the lines of its own audit file. */
-  requests(): number;
-  start(): void;
-  kill(): Promise<void>;
-}
-
-/**
- * A pure Kubernetes agent (`discover run` with only kubernetes_service) serving `kubeconfig` as
- * env=prod. Agents given one `token` are one service: they serve each other's kubeconfig_file clusters.
- */
-export async function kubeAgent(server: TestServer, kubeconfig: string, token?: string): Promise<KubeAgent> {
-  const dir = tempDir('kube-agent');
-  const config = join(dir, 'kport.yaml');
-  writeFileSync(join(dir, 'token'), token ?? (await server.token('kube')), { mode: 0o600 });
-  writeFileSync(join(dir, 'clusters.kubeconfig'), kubeconfig, { mode: 0o600 });
-  writeFileSync(
-    config,
-    stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
-      auth_service: { enabled: 'off' },
-      proxy_service: { enabled: 'off' },
-      kubernetes_service: { enabled: 'yes', kubeconfig_file: join(dir, 'clusters.kubeconfig'), labels: { env: 'prod' } },
-    }),
-  );
-  const agent: KubeAgent = {
-    dir,
-    dataDir: join(dir, 'data'),
-    log: '',
-    hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id as string,
-    requests() {
-      const file = join(dir, 'data', 'audit', 'kube.log');
-      return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
-    },
-    start() {
-      const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
-      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
-      agent.proc = proc;
-    },
-    async kill() {
-      agent.proc?.kill('SIGKILL');
-      await agent.proc?.catch(() => undefined);
-    },
-  };
-  agent.start();
-  return agent;
-}
+export type { KubeAgent } from './network.ts';
 
 export interface Fixture {
   api: KubeApiserver;
@@ -101,26 +48,41 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
   const logsFile = join(dir, 'container.log');
   writeFileSync(logsFile, criLogLine('first line') + criLogLine('second line'));
-  const api = await startKubeApiserver({ auditLog: true, kubeletClient: true });
-  const kwok = await startKwok(api, [clusterExec(), clusterLogs(logsFile), clusterPortForward((echo.address() as { port: number }).port)]);
-  // The agents' identity (kport-proxy), bootstrapped by kport itself: impersonation, user extras included.
-  await kubeHome(api, dir, { roles: [], users: [] });
-  const admin = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
-  await admin('create', 'namespace', 'apps');
-  await admin('create', 'clusterrole', 'developer', '--verb=get,list,watch,create,update,patch,delete', '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps');
-  await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
-  await kwok.createPod('apps', 'web', { ports: [8080] });
-
-  const server = await startServer({ ...opts.server, ...(opts.serverEnv && { env: { ...opts.server?.env, ...opts.serverEnv } }) });
-  const rolesFile = join(dir, 'roles.yaml');
-  writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
-  const created = await server.kport(['create', '-f', rolesFile]);
-  assert.equal(created.exitCode, 0, String(created.stderr));
+  // The cluster and the kport server come up side by side: neither needs the other until the agents join.
+  const clusterUp = async () => {
+    const api = await startKubeApiserver({ auditLog: true, kubeletClient: true });
+    const kwok = await startKwok(api, [clusterExec(), clusterLogs(logsFile), clusterPortForward((echo.address() as { port: number }).port)]);
+    // The agents' identity (kport-proxy), bootstrapped by kport itself: impersonation, user extras included.
+    await kubeHome(api, dir, { roles: [], users: [] });
+    const admin = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
+    await admin('create', 'namespace', 'apps');
+    await admin('create', 'clusterrole', 'developer', '--verb=get,list,watch,create,update,patch,delete', '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps');
+    await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
+    await kwok.createPod('apps', 'web', { ports: [8080] });
+    return { api, kwok, admin };
+  };
+  const serverUp = async () => {
+    const server = await startServer({ ...opts.server, ...(opts.serverEnv && { env: { ...opts.server?.env, ...opts.serverEnv } }) });
+    const rolesFile = join(dir, 'roles.yaml');
+    writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
+    const created = await server.kport(['create', '-f', rolesFile]);
+    assert.equal(created.exitCode, 0, String(created.stderr));
+    // The fixture's agents serve one cluster together (high availability): one join token.
+    return { server, token: await server.token('kube') };
+  };
+  const [cluster, control] = await Promise.allSettled([clusterUp(), serverUp()]);
+  if (cluster.status === 'rejected' || control.status === 'rejected') {
+    // A setup that failed leaves no process behind (the test file's after() has no fixture to stop).
+    if (cluster.status === 'fulfilled') await Promise.all([cluster.value.kwok.stop(), cluster.value.api.stop()]);
+    if (control.status === 'fulfilled') await control.value.server.stop('SIGKILL');
+    echo.close();
+    throw cluster.status === 'rejected' ? cluster.reason : (control as PromiseRejectedResult).reason;
+  }
+  const { api, kwok, admin } = cluster.value;
+  const { server, token } = control.value;
 
   const kubeconfig = kubeconfigYaml(api.server, api.caPem, api.proxy, CLUSTER);
   const agents: KubeAgent[] = [];
-  // The fixture's agents serve one cluster together (high availability): one join token.
-  const token = await server.token('kube');
   const fixture: Fixture = {
     api,
     kwok,
@@ -131,7 +93,9 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
     dir,
     admin,
     async addAgent() {
-      const agent = await kubeAgent(server, kubeconfig, token);
+      // A pure Kubernetes agent serving the apiserver as one kubeconfig_file context labelled env=prod.
+      const agent = await kubeAgent(server, { kubeconfig, token, kubernetes: { labels: { env: 'prod' } } });
+      agent.start();
       agents.push(agent);
       return agent;
     },

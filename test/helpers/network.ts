@@ -1,8 +1,11 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
+import { fetchPinnedCA, ServerClient } from '../../src/client/server-client.ts';
+import type { TestTimeouts } from '../../src/config/test-timeouts.ts';
+import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';
@@ -23,7 +26,12 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startServer(opts: { hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
+/** The environment that shortens a server's or an agent's waits (src/config/test-timeouts.ts), so a test need not sleep past the real ones. */
+export function timeoutsEnv(timeouts: TestTimeouts | undefined): Record<string, string> {
+  return timeouts ? { KPORT_TEST_TIMEOUTS: JSON.stringify(timeouts) } : {};
+}
+
+export async function startServer(opts: { timeouts?: TestTimeouts; hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
   const dir = tempDir('server');
   const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
@@ -38,7 +46,7 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
-  const env = { ...opts.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,
     port,
@@ -72,6 +80,39 @@ export async function startServer(opts: { hostCertTtl?: string; discovery?: unkn
   return server;
 }
 
+/** The server's TLS CA, checked against its pin as an agent's first call checks it. */
+export function pinnedCa(server: TestServer): Promise<string> {
+  return fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+}
+
+/** What `/v1/join` answers (src/server/join.ts), with the key this process made for it. */
+export interface HandJoined {
+  host_id: string;
+  roles: string[];
+  cert: string;
+  ca: string;
+  expires: string;
+  key: string;
+}
+
+/**
+ * A host joined from the test process by the real `/v1/join` call, without `kport discover run`: its
+ * certificate and key, for calls and connections made by hand. A fresh token of `roles` unless one is
+ * given; `hostname` is only what the agent says of itself (the request's key is what counts).
+ */
+export async function joinByHand(server: TestServer, ca: string, opts: { roles?: string[]; token?: string; group?: string; hostname?: string; pair?: CryptoKeyPair } = {}): Promise<HandJoined> {
+  const roles = opts.roles ?? ['discovery'];
+  const pair = opts.pair ?? (await generateKeys());
+  const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
+  try {
+    const token = opts.token ?? (await server.token(roles.join(',')));
+    const issued = await anonymous.call<Omit<HandJoined, 'key'>>('/v1/join', { token, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
+    return { ...issued, key: await keyPem(pair.privateKey) };
+  } finally {
+    anonymous.close();
+  }
+}
+
 export interface NetworkAgent {
   name: string;
   dir: string;
@@ -89,7 +130,7 @@ export interface NetworkAgent {
 export async function networkAgent(
   moto: Moto,
   server: TestServer,
-  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli },
+  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli; timeouts?: TestTimeouts },
 ): Promise<NetworkAgent> {
   const dir = tempDir(`agent-${opts.name}`);
   const config = join(dir, 'kport.yaml');
@@ -107,7 +148,7 @@ export async function networkAgent(
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
-  const env = { ...moto.env, HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const env = { ...moto.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const agent: NetworkAgent = {
     name: opts.name,
     dir,
@@ -126,6 +167,67 @@ export async function networkAgent(
       });
       proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
       return proc;
+    },
+  };
+  return agent;
+}
+
+export interface KubeAgent {
+  dir: string;
+  dataDir: string;
+  log: string;
+  proc?: ResultPromise;
+  hostId(): string;
+  /** The host certificate and key it joined with (its identity files). */
+  credential(): { cert: string; key: string };
+  /** Requests this agent sent to a cluster: the lines of its own audit file. */
+  requests(): number;
+  start(): ResultPromise;
+  kill(): Promise<void>;
+}
+
+/**
+ * A pure Kubernetes agent (`kport discover run` with only kubernetes_service, the built CLI) that
+ * joins `server` with `token` (a fresh kube one by default) and serves what `kubernetes` selects; a
+ * `kubeconfig` given is written beside it and served as its kubeconfig_file. Not started.
+ */
+export async function kubeAgent(server: TestServer, opts: { kubernetes: Record<string, unknown>; kubeconfig?: string; token?: string; timeouts?: TestTimeouts; name?: string }): Promise<KubeAgent> {
+  const dir = tempDir(opts.name ?? 'kube-agent');
+  const config = join(dir, 'kport.yaml');
+  const dataDir = join(dir, 'data');
+  writeFileSync(join(dir, 'token'), opts.token ?? (await server.token('kube')), { mode: 0o600 });
+  if (opts.kubeconfig !== undefined) writeFileSync(join(dir, 'clusters.kubeconfig'), opts.kubeconfig, { mode: 0o600 });
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: dataDir, proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
+      auth_service: { enabled: 'off' },
+      proxy_service: { enabled: 'off' },
+      kubernetes_service: { enabled: 'yes', ...(opts.kubeconfig !== undefined && { kubeconfig_file: join(dir, 'clusters.kubeconfig') }), ...opts.kubernetes },
+    }),
+  );
+  const env = { ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
+  const identity = () => JSON.parse(readFileSync(join(dataDir, 'identity', 'identity.json'), 'utf8'));
+  const agent: KubeAgent = {
+    dir,
+    dataDir,
+    log: '',
+    hostId: () => identity().host_id as string,
+    credential: () => ({ cert: identity().credential.cert, key: readFileSync(join(dataDir, 'identity', 'key.pem'), 'utf8') }),
+    requests() {
+      const file = join(dataDir, 'audit', 'kube.log');
+      return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
+    },
+    start() {
+      const proc = runCli(NODE_CLI, ['discover', 'run'], { cwd: dir, env, extendEnv: false, reject: false });
+      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
+      agent.proc = proc;
+      return proc;
+    },
+    async kill() {
+      agent.proc?.kill('SIGKILL');
+      await agent.proc?.catch(() => undefined);
     },
   };
   return agent;

@@ -5,12 +5,11 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { createClusters } from '../peers/aws.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
-import { havePeer, tempDir, waitFor } from '../peers/process.ts';
+import { havePeer, raceTimer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { KPORT_BIN, kubeClusters, setupAgent, type AgentSetup } from '../helpers/agent.ts';
 
@@ -102,7 +101,7 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     proc.stderr!.on('data', (c: Buffer) => (log += c));
     await waitFor('a poll to finish', async () => /poll done/.test(log), { timeoutMs: 30_000 });
     proc.kill('SIGTERM');
-    const stopped = await Promise.race([proc, sleep(15_000).then(() => undefined)]);
+    const stopped = await Promise.race([proc, raceTimer(15_000)]);
     assert.ok(stopped, 'SIGTERM stops the agent');
     assert.equal(stopped.exitCode, 0, log);
   });
@@ -121,9 +120,11 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     const identity = JSON.parse(readFileSync(join(identityDir, 'identity.json'), 'utf8'));
     assert.deepEqual(identity.roles, ['discovery']);
 
-    await sleep(2500);
-    const tokens = JSON.parse(String((await agent.kport(['tokens', 'ls', '--format=json'])).stdout));
-    assert.ok(!tokens.some((tok: { name: string }) => tok.name === short.name), 'the token has expired');
+    // Restarted only once the token is gone (it lists until its 2 s are up).
+    await waitFor('the token to expire', async () => {
+      const tokens = JSON.parse(String((await agent.kport(['tokens', 'ls', '--format=json'])).stdout));
+      return !tokens.some((tok: { name: string }) => tok.name === short.name) || undefined;
+    }, { timeoutMs: 10_000 });
     writeFileSync(join(agent.dir, 'token'), '');
     const restarted = await agent.kport(['discover', 'run', '--once']);
     assert.equal(restarted.exitCode, 0, String(restarted.stderr));

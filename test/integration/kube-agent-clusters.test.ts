@@ -11,9 +11,9 @@ import { stringify } from 'yaml';
 import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
-import { networkAgent, serverClusters, startServer, type NetworkAgent, type TestServer } from '../helpers/network.ts';
+import { networkAgent, pinnedCa, serverClusters, startServer, type NetworkAgent, type TestServer } from '../helpers/network.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 function writeKubeconfig(path: string, contexts: string[]): void {
   writeFileSync(
@@ -104,7 +104,7 @@ describe('a Kubernetes agent serves the contexts of its own kubeconfig_file', { 
 
   test('a kube agent\'s own calls: it may not overwrite a static cluster, carry a kubeconfig, or write another agent\'s record (403, nothing changes)', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    const ca = await pinnedCa(server);
     const pair = await generateKeys();
     const joiner = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
     const issued = await joiner.call<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('kube'), roles: ['kube'], hostname: 'raw-kube', csr: await createCsr(pair, 'raw-kube') });

@@ -11,27 +11,17 @@ import { connect as tlsConnect } from 'node:tls';
 import { createServer as createH2Server } from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { KPORT_BIN } from '../helpers/agent.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
 import { invitedPerson, type Person } from '../helpers/login.ts';
-import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, kubeAgent, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
 import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { clusterExec, startKwok, type Kwok } from '../peers/kwok.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const PEERS = () => [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd(), BINARIES.kwok(), ...BINARIES.kwokStages()];
-
-interface KubeAgent {
-  dir: string;
-  proc: ResultPromise;
-  log: string;
-  hostId(): string;
-  /** Its host certificate and key, as the agent keeps them. */
-  credential(): { cert: string; key: string };
-}
 
 describe('kubectl through the server: a claimed cluster and a locked person', { concurrency: false, timeout: 600_000 }, () => {
   let api: KubeApiserver;
@@ -43,37 +33,17 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
   const have = (t: TestContext) => havePeer(t, 'kube-apiserver and kwok', PEERS());
 
   /** A pure Kubernetes agent (token of type kube, no discovery) serving one context of its own kubeconfig_file. */
-  async function kubeAgent(context: string): Promise<KubeAgent> {
-    const dir = tempDir(`kube-agent-${context}`);
-    const kubeconfig = join(dir, 'clusters.kubeconfig');
-    writeFileSync(kubeconfig, stringify({
+  async function startKubeAgent(context: string): Promise<KubeAgent> {
+    const kubeconfig = stringify({
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: context, cluster: { server: api.server, 'certificate-authority-data': Buffer.from(api.caPem).toString('base64') } }],
       users: [{ name: 'proxy', user: { token: api.proxy.token } }],
       contexts: [{ name: context, context: { cluster: context, user: 'proxy' } }],
       'current-context': context,
-    }), { mode: 0o600 });
-    writeFileSync(join(dir, 'token'), await server.token('kube'), { mode: 0o600 });
-    const config = join(dir, 'kport.yaml');
-    writeFileSync(config, stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
-      kubernetes_service: { enabled: 'yes', kubeconfig_file: kubeconfig, labels: { env: 'dev' } },
-    }));
-    const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
-    const agent: KubeAgent = {
-      dir,
-      proc,
-      log: '',
-      hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id,
-      credential() {
-        const identity = JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8'));
-        const credential = typeof identity.credential === 'string' ? JSON.parse(identity.credential) : identity.credential;
-        return { cert: credential.cert, key: readFileSync(join(dir, 'data', 'identity', 'key.pem'), 'utf8') };
-      },
-    };
-    proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
+    });
+    const agent = await kubeAgent(server, { name: `kube-agent-${context}`, kubeconfig, kubernetes: { labels: { env: 'dev' } } });
+    agent.start();
     return agent;
   }
 
@@ -118,8 +88,8 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     ].join('---\n'));
     const created = await server.kport(['create', '-f', setup]);
     assert.equal(created.exitCode, 0, String(created.stderr));
-    agents.a = await kubeAgent('alpha');
-    agents.b = await kubeAgent('beta');
+    agents.a = await startKubeAgent('alpha');
+    agents.b = await startKubeAgent('beta');
     for (const name of ['alice', 'carol', 'dave', 'rita']) people[name] = await invitedPerson(server, name, ['dev-access']);
     await waitFor('alpha, beta and static served', async () => {
       const listed = (await servers()).flatMap((s) => s.spec.clusters);
@@ -128,8 +98,7 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
   });
   after(async () => {
     if (process.env.KPORT_TEST_DEBUG) process.stderr.write(`--- server\n${server?.log.slice(-4000)}\n--- a\n${agents.a?.log}\n--- b\n${agents.b?.log}\n`);
-    for (const agent of Object.values(agents)) agent.proc.kill('SIGKILL');
-    await Promise.all(Object.values(agents).map((a) => a.proc.catch(() => undefined)));
+    await Promise.all(Object.values(agents).map((a) => a.kill()));
     await server?.stop();
     await kwok?.stop();
     await api?.stop();
@@ -142,8 +111,7 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     const aHost = agents.a!.hostId();
     const { cert, key } = b.credential();
     // B is compromised: its process is gone, its certificate in the attacker's hands.
-    b.proc.kill('SIGKILL');
-    await b.proc.catch(() => undefined);
+    await b.kill();
 
     // The attacker's tunnel: B's certificate, the tunnel upgrade, then an HTTP/2 server that counts what it is sent.
     const rogue = { streams: [] as string[], open: false };

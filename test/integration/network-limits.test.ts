@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { tempDir, waitFor } from '../peers/process.ts';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
+import { joinByHand, pinnedCa, startServer, type HandJoined, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
 import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
 import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
@@ -23,25 +23,16 @@ import { ServerAudit } from '../../src/server/audit.ts';
 import { KportServer } from '../../src/server/server.ts';
 import { addToken } from '../../src/tokens/tokens.ts';
 
-interface Agent {
-  host_id: string;
-  cert: string;
-  key: string;
-  ca: string;
-  notAfter: number;
-}
+type Agent = HandJoined & { notAfter: number };
 
 const CLUSTER_KEY = '/resources/kube_cluster/none';
+/** The server's 5 s for a connection that sends nothing and 10 s for a join body, scaled down so the tests that wait for them take seconds. */
+const SILENT_MS = 2000;
+const JOIN_BODY_MS = 5000;
 
 async function joinAgent(server: TestServer, ca: string): Promise<Agent> {
-  const keys = await generateKeys();
-  const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-  try {
-    const issued = await anonymous.call<{ host_id: string; cert: string; ca: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname: 'limits', csr: await createCsr(keys, 'limits'), discovery_group: 'g' });
-    return { ...issued, key: await keyPem(keys.privateKey), notAfter: Date.parse(new X509Certificate(issued.cert).validTo) };
-  } finally {
-    anonymous.close();
-  }
+  const issued = await joinByHand(server, ca, { hostname: 'limits', group: 'g' });
+  return { ...issued, notAfter: Date.parse(new X509Certificate(issued.cert).validTo) };
 }
 
 /** One POST on a node:http2 session: its status and JSON body, or 'closed' when the connection went first. */
@@ -93,8 +84,8 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   let ca: string;
 
   before(async () => {
-    server = await startServer();
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    server = await startServer({ timeouts: { silentMs: SILENT_MS } });
+    ca = await pinnedCa(server);
   });
   after(async () => {
     await server?.stop('SIGKILL');
@@ -103,7 +94,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   test('a certificate that expires on a busy connection: later calls and its renewal are refused, and the connection is closed', async (t) => {
     const short = await startServer({ hostCertTtl: '5s' });
     try {
-      const shortCa = await fetchPinnedCA({ host: '127.0.0.1', port: short.port }, [short.pin], () => {});
+      const shortCa = await pinnedCa(short);
       const agent = await joinAgent(short, shortCa);
       const session = h2(short, { ca: agent.ca, cert: agent.cert, key: agent.key });
       let closedAt: number | undefined;
@@ -169,7 +160,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       assert.equal(renewal.status, 401);
       assert.equal(renewal.body?.error?.code, 'cert_expired');
       assert.match(renewal.body?.error?.message ?? '', /expired at .*: .*join again with a new token/);
-      await Promise.race([Promise.all(closed), sleep(10_000).then(() => assert.fail('the server did not close the connections'))]);
+      await Promise.race([Promise.all(closed), raceTimer(10_000).then(() => assert.fail('the server did not close the connections'))]);
     } finally {
       await inProcess.close();
       await backend.close();
@@ -198,7 +189,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const chunk = Buffer.alloc(16 * 1024, 0x20);
       while (!status && !stream.closed && sent < 8 << 20) {
         sent += chunk.length;
-        if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), sleep(2000)]);
+        if (!stream.write(chunk)) await Promise.race([new Promise((r) => stream.once('drain', r)), raceTimer(2000)]);
       }
       assert.equal(status, 413);
       // The server answered without reading the 1 MiB it used to read first.
@@ -280,13 +271,14 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
 
   test('join bodies held at once are bounded across addresses (503 past 8 MiB); an agent is still served', async (t) => {
     // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
-    const server = await startServer({ auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
-    const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    const server = await startServer({ timeouts: { joinBodyMs: JOIN_BODY_MS }, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } });
+    const ca = await pinnedCa(server);
     const agent = await joinAgent(server, ca);
     // Three addresses (all of 127/8 is this machine), each at its limit: 32 connections of 8 streams
     // of join bodies 16,000 bytes long that never end.
     const sessions: ClientHttp2Session[] = [];
     const statuses: Array<Promise<number | 'none'>> = [];
+    let turnedAway = 0;
     for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
       for (let c = 0; c < 32; c++) {
         const session = h2connect(`https://127.0.0.1:${server.port}`, { ca, localAddress: from } as Parameters<typeof h2connect>[1]);
@@ -297,16 +289,20 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
           stream.on('error', () => {});
           stream.write(Buffer.alloc(16_000, 0x20));
           statuses.push(new Promise((resolve) => {
-            stream.once('response', (h) => resolve(Number(h[':status'])));
+            stream.once('response', (h) => {
+              if (Number(h[':status']) === 503) turnedAway++;
+              resolve(Number(h[':status']));
+            });
             stream.once('close', () => resolve('none'));
-            setTimeout(() => resolve('none'), 20_000).unref();
+            setTimeout(() => resolve('none'), 4 * JOIN_BODY_MS).unref();
           }));
         }
       }
     }
     try {
       const agentSession = h2(server, { ca: agent.ca, cert: agent.cert, key: agent.key });
-      await sleep(3000);
+      // The strangers hold the budget once the server turns their bodies away as busy.
+      await waitFor('the join bodies to fill the budget', async () => turnedAway > 0 || undefined, { timeoutMs: JOIN_BODY_MS });
       const served = await post(agentSession, '/v1/backend', { op: 'get', key: CLUSTER_KEY });
       agentSession.close();
       assert.equal(served.status, 200, 'the agent is served while strangers hold the join budget');
@@ -325,7 +321,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   test('join attempts from one address are rate limited (429, with when to try again); agents are not', async () => {
     const fresh = await startServer();
     try {
-      const freshCa = await fetchPinnedCA({ host: '127.0.0.1', port: fresh.port }, [fresh.pin], () => {});
+      const freshCa = await pinnedCa(fresh);
       const agent = await joinAgent(fresh, freshCa);
       const anonymous = new ServerClient({ host: '127.0.0.1', port: fresh.port }, { ca: freshCa });
       const keys = await generateKeys();
@@ -400,7 +396,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     const path = join(own.dir, 'data', 'server', 'seal.key');
     chmodSync(path, 0o644);
     const proc = own.kport(['server', 'start']);
-    const started = await Promise.race([proc, sleep(30_000).then(() => 'still running' as const)]);
+    const started = await Promise.race([proc, raceTimer(30_000, 'still running' as const)]);
     proc.kill('SIGKILL');
     assert.notEqual(started, 'still running', 'the server refused to start');
     const run = started as { exitCode?: number; stderr: string };

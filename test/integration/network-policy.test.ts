@@ -9,18 +9,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { auditEvents, networkAgent, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, joinByHand, networkAgent, pinnedCa, startServer, type HandJoined as Joined, type TestServer } from '../helpers/network.ts';
 import type { Moto } from '../peers/moto.ts';
 import { waitFor } from '../peers/process.ts';
+import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
-
-interface Joined {
-  host_id: string;
-  roles: string[];
-  cert: string;
-  key: string;
-}
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 const BEARER = `kport-test-bearer-${randomBytes(12).toString('hex')}`;
 const staticCluster = (name: string, token: string) => `kind: kube_cluster
@@ -37,13 +31,6 @@ spec:
     current-context: c
     users: [{name: u, user: {token: ${token}}}]
 `;
-const cloudCluster = (name: string, group: string) =>
-  JSON.stringify({
-    kind: 'kube_cluster',
-    version: 'v3',
-    metadata: { name, description: `AWS EKS cluster "${name}" in us-east-1`, labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, region: 'us-east-1' } },
-    spec: { aws: { name, region: 'us-east-1', account_id: '123456789012', arn: `arn:aws:eks:us-east-1:123456789012:cluster/${name}` } },
-  });
 const heartbeat = (host: string, group: string, spec: Record<string, unknown> = {}) =>
   JSON.stringify({
     kind: 'discovery_service',
@@ -59,7 +46,7 @@ describe('network mode policy: what agents read, write and make the server store
 
   before(async () => {
     server = await startServer();
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
   });
   after(async () => {
     for (const s of sessions) s.destroy();
@@ -99,16 +86,7 @@ describe('network mode policy: what agents read, write and make the server store
     const status = new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status']))));
     return { bytes: () => received, status, close: () => s.destroy() };
   }
-  async function joinWith(secret: string, roles: string[], opts: { group?: string; pair?: CryptoKeyPair; hostname?: string } = {}): Promise<Joined> {
-    const pair = opts.pair ?? (await generateKeys());
-    const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-    try {
-      const issued = await client.call<Omit<Joined, 'key'>>('/v1/join', { token: secret, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
-      return { ...issued, key: await keyPem(pair.privateKey) };
-    } finally {
-      client.close();
-    }
-  }
+  const joinWith = (token: string, roles: string[], opts: { group?: string; pair?: CryptoKeyPair; hostname?: string } = {}) => joinByHand(server, ca, { token, roles, ...opts });
   const refusalOf = (p: Promise<unknown>) => p.then(() => assert.fail('the server allowed it'), (e: unknown) => (assert.ok(e instanceof ServerRefusal, String(e)), e));
   const backend = (id: Joined, body: Record<string, unknown>) => raw(id, '/v1/backend', body);
   /** Reads the server's store file directly: what it holds, not what it answers. */
@@ -325,7 +303,7 @@ describe('an agent killed before its join was answered', { timeout: 120_000 }, (
   test('restarts with the key it kept and receives the identity the server already counted, on a --uses 1 token', async () => {
     const server = await startServer();
     try {
-      const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+      const ca = await pinnedCa(server);
       const token = await server.token('discovery', ['--uses=1']);
       // No AWS here: the agent is asked only to join; its polls fail, which is fine.
       const noAws = { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' } } as unknown as Moto;

@@ -10,9 +10,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
-import { auditEvents, networkAgent, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, networkAgent, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { createAuthority, createCsr, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 
 interface Joined {
   host_id: string;
@@ -40,7 +40,7 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
 
   before(async () => {
     server = await startServer();
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
   });
   after(async () => {
     for (const c of clients) c.close();

@@ -8,25 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { joinByHand, pinnedCa, startServer, type HandJoined as Joined, type TestServer } from '../helpers/network.ts';
 import { waitFor } from '../peers/process.ts';
-import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
-
-interface Joined {
-  host_id: string;
-  cert: string;
-  key: string;
-}
+import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
+import { createCsr, generateKeys } from '../../src/pki/certs.ts';
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 type Answer = { status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> };
 
-const cloudCluster = (name: string, group: string, metadata: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    kind: 'kube_cluster',
-    version: 'v3',
-    metadata: { name, description: `AWS EKS cluster "${name}"`, ...metadata, labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, ...(metadata.labels as object) } },
-    spec: { aws: { name, region: 'us-east-1', account_id: '123456789012', arn: `arn:aws:eks:us-east-1:123456789012:cluster/${name}` } },
-  });
 const kubeServer = (host: string, clusters: string[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ kind: 'kube_server', version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 60_000).toISOString() }, spec: { host_id: host, hostname: 'node-1', clusters, started: new Date().toISOString(), ...extra } });
 const discoveryBeat = (host: string, group: string, hostname = 'ip-10-0-0-1') =>
@@ -44,7 +32,7 @@ describe('network mode: what one agent can make the server store and show', { co
 
   before(async () => {
     server = await startServer();
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
   });
   after(async () => {
     for (const s of sessions) s.destroy();
@@ -66,24 +54,11 @@ describe('network mode: what one agent can make the server store and show', { co
     for await (const chunk of stream) chunks.push(chunk as Buffer);
     return { status, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
   }
-  async function joinWith(roles: string[], opts: { group?: string; hostname?: string } = {}): Promise<Joined> {
-    const pair = await generateKeys();
-    const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-    try {
-      const secret = await server.token(roles.join(','));
-      const issued = await client.call<Omit<Joined, 'key'>>('/v1/join', { token: secret, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
-      return { ...issued, key: await keyPem(pair.privateKey) };
-    } finally {
-      client.close();
-    }
-  }
+  const joinWith = (roles: string[], opts: { group?: string; hostname?: string } = {}) => joinByHand(server, ca, { roles, ...opts });
   test('an agent renews at most once a quarter of its certificate\'s life: a renewal loop is refused with 429', async () => {
     const pair = await generateKeys();
-    const joiner = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-    const secret = await server.token('discovery');
-    const issued = await joiner.call<Omit<Joined, 'key'>>('/v1/join', { token: secret, roles: ['discovery'], hostname: 'renewer', csr: await createCsr(pair, 'renewer'), discovery_group: 'prod' });
-    joiner.close();
-    const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
+    const issued = await joinByHand(server, ca, { hostname: 'renewer', pair });
+    const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: issued.key });
     try {
       const csr = await createCsr(pair, issued.host_id);
       const first = await agent.call<{ cert: string }>('/v1/renew', { csr });

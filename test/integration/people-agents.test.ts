@@ -4,10 +4,9 @@
 import assert from 'node:assert/strict';
 import { userInfo } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { fetchPinnedCA, ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
-import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
+import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
 import { invitedPerson, type Person } from '../helpers/login.ts';
-import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, joinByHand, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 
 describe('people: agents rm through the server', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
@@ -18,7 +17,7 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
 
   before(async () => {
     server = await startServer();
-    ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    ca = await pinnedCa(server);
     erin = await invitedPerson(server, 'erin', ['editor']);
     bob = await invitedPerson(server, 'bob', ['access']);
   });
@@ -29,11 +28,8 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
 
   /** A discovery agent joined with a token, as `kport discover run` joins: its client holds its host certificate. */
   async function joinedAgent(hostname: string): Promise<{ hostId: string; client: ServerClient }> {
-    const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-    clients.push(anonymous);
-    const pair = await generateKeys();
-    const issued = await anonymous.call<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname, csr: await createCsr(pair, hostname), discovery_group: 'prod' });
-    const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
+    const issued = await joinByHand(server, ca, { hostname });
+    const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: issued.key });
     clients.push(client);
     await client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
     return { hostId: issued.host_id, client };

@@ -12,9 +12,10 @@ import { parse, stringify } from 'yaml';
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { invitedPerson, person, type Person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
+import { eksCluster } from '../helpers/resources.ts';
 
 const KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\nusers:\n- name: u\n  user: {token: static-cluster-secret-token}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
-const eks = (name: string, env: string) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
+const eks = (name: string, env: string) => eksCluster(name, { env });
 
 describe('people: kube config, kube credentials and get audit through the server', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;

@@ -8,8 +8,7 @@ import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
-
-const cluster = (name: string, labels: Record<string, string>) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
+import { eksCluster as cluster } from '../helpers/resources.ts';
 
 describe('people: invite, login, kube ls through the server, lock, logout', { timeout: 180_000 }, () => {
   let server: TestServer;

@@ -8,15 +8,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { fetchPinnedCA } from '../../src/client/server-client.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { Browser } from '../helpers/browser.ts';
 import { person } from '../helpers/login.ts';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
+import { eksCluster as cluster } from '../helpers/resources.ts';
 import { freePort, waitFor } from '../peers/process.ts';
 import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
-const cluster = (name: string, labels: Record<string, string>) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '222222222222' } } });
 
 describe('kport login --auth oidc --browser none through the CLI', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
@@ -56,7 +55,7 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     );
     const res = await server.kport(['create', '-f', setup]);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    serverCa = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
+    serverCa = await pinnedCa(server);
   });
   after(async () => {
     await server?.stop();

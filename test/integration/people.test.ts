@@ -12,6 +12,7 @@ import { createAuthority, issueLeaf, certPem, generateKeys, keyPem, parseCertifi
 import { createResource, listResources } from '../../src/resources/store.ts';
 import { loadAuthorities } from '../../src/server/authorities.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
+import { raceTimer } from '../peers/process.ts';
 import { Session, keyAndCsr, post, totpAt, wrongCode } from '../helpers/person.ts';
 
 let server: TestServer;
@@ -292,7 +293,7 @@ describe('people: users, logins and user certificates at a real server', { timeo
       assert.deepEqual(events.map((e) => JSON.parse(e.item.value).metadata.name), ['w-dev'], 'only the allowed cluster');
       assert.ok(!lines.join('').includes('KUBECONFIG-SECRET'), 'no kubeconfig in a watch');
       await lockUser(store, { name: 'walt' }, new Date());
-      const closed = await Promise.race([ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]);
+      const closed = await Promise.race([ended.then(() => true), raceTimer(30_000, false)]);
       assert.equal(closed, true, 'the watch ended after the lock (the server rechecks every 5 s)');
     } finally {
       session.close();

@@ -2,20 +2,32 @@
 // kubernetes_service) dials a real `kport server start` and serves HTTP/2 on the connection it
 // dialled. Who may open one, what closes it, and that it comes back after a server crash.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa, type ResultPromise } from 'execa';
-import { stringify } from 'yaml';
 import { ServerRefusal } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { dialTunnel, type TunnelCredentials } from '../../src/tunnel/agent-dial.ts';
-import { TUNNEL_LIMITS } from '../../src/server/tunnel-accept.ts';
 import { tempDir, waitFor } from '../peers/process.ts';
-import { KPORT_BIN } from '../helpers/agent.ts';
-import { startServer, type TestServer } from '../helpers/network.ts';
+import { kubeAgent, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
+
+/**
+ * The server's 45 s limit on a silent tunnel and the agent's PING every 15 s, scaled down so the
+ * test that PINGs keep a tunnel open waits seconds, not a minute. Tunnels dialled by hand PING as
+ * an agent does, so none of them ends for being idle while a test waits on another cause.
+ */
+const TUNNEL_IDLE_MS = 5000;
+const PING_MS = 2000;
+
+/** dialTunnel, kept from the (shortened) idle limit by PINGs as the agent's own tunnel is. */
+async function dial(server: TestServer, credentials: TunnelCredentials) {
+  const tunnel = await dialTunnel({ host: '127.0.0.1', port: server.port }, credentials);
+  const pinging = setInterval(() => tunnel.session.ping(() => {}), PING_MS / 2).unref();
+  tunnel.session.once('close', () => clearInterval(pinging));
+  return tunnel;
+}
 
 interface Event {
   spec: { time: string; type: string; outcome: string; host_id?: string; reason?: string };
@@ -27,35 +39,8 @@ async function tunnelEvents(server: TestServer, hostId?: string): Promise<Event[
   return (JSON.parse(String(res.stdout)) as Event[]).filter((e) => e.spec.type === 'agent.tunnel' && (hostId === undefined || e.spec.host_id === hostId));
 }
 
-/** A Kubernetes agent with no discovery_service: `kport discover run` as a pure kube agent. */
-function kubeAgent(server: TestServer, token: string) {
-  const dir = tempDir('kube-agent');
-  const config = join(dir, 'kport.yaml');
-  writeFileSync(join(dir, 'token'), token, { mode: 0o600 });
-  writeFileSync(
-    config,
-    stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
-      auth_service: { enabled: 'off' },
-      proxy_service: { enabled: 'off' },
-      kubernetes_service: { enabled: 'yes', resources: [{ labels: { env: 'prod' } }] },
-    }),
-  );
-  const agent = {
-    dir,
-    log: '',
-    proc: undefined as ResultPromise | undefined,
-    hostId: () => JSON.parse(readFileSync(join(dir, 'data', 'identity', 'identity.json'), 'utf8')).host_id as string,
-    start() {
-      const proc = execa(process.execPath, [KPORT_BIN, 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config }, extendEnv: false, reject: false });
-      proc.stderr!.on('data', (c: Buffer) => (agent.log += c));
-      agent.proc = proc;
-      return proc;
-    },
-  };
-  return agent;
-}
+/** A Kubernetes agent with no discovery_service, serving env=prod and PINGing its tunnel as often as the shortened limit needs. */
+const prodAgent = async (server: TestServer) => kubeAgent(server, { kubernetes: { resources: [{ labels: { env: 'prod' } }] }, timeouts: { tunnelPingMs: PING_MS } });
 
 /** A joined identity of `roles`, made in this process through the real join, for dialling by hand. */
 async function identity(server: TestServer, roles: string[]): Promise<{ hostId: string; credentials: TunnelCredentials }> {
@@ -89,9 +74,9 @@ function listeningSockets(pid: number): string[] {
 
 describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout: 300_000 }, () => {
   let s: TestServer;
-  const agents: Array<ReturnType<typeof kubeAgent>> = [];
+  const agents: KubeAgent[] = [];
   before(async () => {
-    s = await startServer();
+    s = await startServer({ timeouts: { tunnelIdleMs: TUNNEL_IDLE_MS } });
   });
   after(async () => {
     if (process.env.KPORT_TEST_DEBUG) for (const a of agents) process.stderr.write(`--- agent\n${a.log}\n`);
@@ -101,7 +86,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
   });
 
   test('a pure Kubernetes agent opens one tunnel, listens on no port, and PING keeps it open past the server idle timeout', async () => {
-    const agent = kubeAgent(s, await s.token('kube'));
+    const agent = await prodAgent(s);
     agents.push(agent);
     agent.start();
     const opened = await waitFor('the agent tunnel to be accepted', async () => {
@@ -124,7 +109,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.deepEqual(listeningSockets(agent.proc!.pid!), []);
 
     // Idle for longer than the server gives a silent tunnel: the agent's PINGs keep the same one open.
-    await sleep(TUNNEL_LIMITS.idleMs + 10_000);
+    await sleep(TUNNEL_IDLE_MS + 2 * PING_MS);
     const events = await tunnelEvents(s, agent.hostId());
     assert.equal(events.filter((e) => e.spec.outcome === 'allowed').length, 1, `one tunnel, never redialled: ${JSON.stringify(events)}`);
     assert.doesNotMatch(agent.log, /tunnel to .* lost/);
@@ -154,10 +139,10 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.match(answer, /"code":"unauthenticated"/);
 
     const kube = await identity(s, ['kube']);
-    const first = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
-    const second = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const first = await dial(s, kube.credentials);
+    const second = await dial(s, kube.credentials);
     const firstClosed = new Promise((resolve) => first.session.once('close', resolve));
-    const third = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const third = await dial(s, kube.credentials);
     await firstClosed;
     assert.ok(!second.session.closed && !second.session.destroyed && !third.session.destroyed);
     second.session.destroy();
@@ -166,7 +151,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
 
   test('agents rm closes the tunnel of the removed agent, and its agent stops with the sentence that says so', async () => {
     const kube = await identity(s, ['kube']);
-    const tunnel = await dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials);
+    const tunnel = await dial(s, kube.credentials);
     const closed = new Promise((resolve) => tunnel.session.once('close', resolve));
     const agent = agents[0]!;
     for (const hostId of [kube.hostId, agent.hostId()]) {
@@ -182,7 +167,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
   });
 
   test('server kill -9 and restart: the agent tunnel is back within 10 s of the server being ready', async () => {
-    const agent = kubeAgent(s, await s.token('kube'));
+    const agent = await prodAgent(s);
     agents.push(agent);
     agent.start();
     await waitFor('the first tunnel', async () => {

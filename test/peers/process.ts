@@ -84,7 +84,7 @@ export function spawnPeer(name: string, cmd: string, args: string[], opts: { env
         try {
           process.kill(-child.pid!, signal);
         } catch {}
-        const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+        const killed = await Promise.race([exited.then(() => true), raceTimer(5000, false)]);
         if (!killed) {
           try {
             process.kill(-child.pid!, 'SIGKILL');
@@ -96,6 +96,15 @@ export function spawnPeer(name: string, cmd: string, args: string[], opts: { env
       rmSync(marker, { force: true });
     },
   };
+}
+
+/**
+ * Resolves after `ms`, for the losing side of a race (how long to wait for an exit, a close): unlike
+ * a plain sleep it does not hold the test process open once the race is decided, which kept each
+ * file that stopped a peer alive for up to 5 s more (and one with a 30 s race for 30 s more).
+ */
+export function raceTimer<T = undefined>(ms: number, value?: T): Promise<T> {
+  return sleep(ms, value as T, { ref: false });
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, opts: { timeoutMs?: number; peer?: Peer } = {}): Promise<T> {

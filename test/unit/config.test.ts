@@ -3,6 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
+import { testTimeouts } from '../../src/config/test-timeouts.ts';
+import { UsageError } from '../../src/core/errors.ts';
 import { tempHome } from '../helpers/run.ts';
 
 const GUIDE = `version: v3
@@ -156,4 +158,12 @@ describe('config', () => {
     const dir = tempHome();
     await assert.rejects(load(join(dir, 'nope.yaml'), dir), /nope\.yaml does not exist/);
   });
+});
+
+test('KPORT_TEST_TIMEOUTS: unset keeps every default; a known wait in milliseconds is taken; anything else is a usage error naming the key', () => {
+  assert.deepEqual(testTimeouts({}), {});
+  assert.deepEqual(testTimeouts({ KPORT_TEST_TIMEOUTS: '{"tunnelIdleMs":3000,"silentMs":200}' }), { tunnelIdleMs: 3000, silentMs: 200 });
+  for (const [value, says] of [['3000', /expected object/], ['{"tunnelIdle":3000}', /tunnelIdle/], ['{"silentMs":0}', /silentMs/], ['{"silentMs":"5s"}', /silentMs/], ['{not json', /not JSON/]] as const) {
+    assert.throws(() => testTimeouts({ KPORT_TEST_TIMEOUTS: value }), (err: unknown) => err instanceof UsageError && says.test(err.message) && /unset it/.test(err.message), value);
+  }
 });

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { testTimeouts } from '../../config/test-timeouts.ts';
 import { UsageError, UserError } from '../../core/errors.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { serialize } from '../../core/output.ts';
@@ -64,6 +65,8 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       import('../../client/remote-backend.ts'),
     ]);
     const pins = [config.teleport.ca_pin ?? []].flat();
+    // A test's shorter PING interval (to match the server's shorter silent-tunnel limit) and --once patience.
+    const { tunnelPingMs: pingMs, onceUnreachableMs = ONCE_UNREACHABLE_MS } = testTimeouts(ctx.env);
     const server = parseServerAddress(config.teleport.proxy_server);
     const once = Boolean(opts.once);
     const fatal = new AbortController();
@@ -73,7 +76,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
       fatal.abort(err);
     };
     // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
-    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: ONCE_UNREACHABLE_MS, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!)) } : undefined);
+    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: onceUnreachableMs, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!, onceUnreachableMs)) } : undefined);
     const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
     const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery?.discovery_group ?? '', token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
       if (fatalError) throw fatalError;
@@ -96,7 +99,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
     const ready = kube && new KubeReadiness(ctx.logger, where, agent.identity.host_id);
     const onBeat = ready ? (clusters: string[]) => ready.heartbeat(clusters) : undefined;
-    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err), onOpen: () => ready!.tunnelOpen() });
+    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, pingMs, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err), onOpen: () => ready!.tunnelOpen() });
     try {
       if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served, onBeat });
       return await runDiscovery({ ctx, format: session.format, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served, onBeat });
@@ -158,7 +161,7 @@ async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInpu
 }
 
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
-async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
+async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; pingMs?: number; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../../tunnel/kube-agent.ts'),
     import('../../kube/agent-service.ts'),
@@ -169,7 +172,7 @@ async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: strin
   const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
   const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
   try {
-    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session), onOpen: input.onOpen });
+    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, pingMs: input.pingMs, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session), onOpen: input.onOpen });
   } finally {
     await audit.close();
   }
@@ -263,9 +266,9 @@ async function runDiscoveryService({ ctx, format, discovery, backend, hostId, on
 const ONCE_UNREACHABLE_MS = 30_000;
 
 /** The one sentence a one-shot run ends with when the server stayed unreachable. */
-function gaveUp(err: Error, proxyServer: string): UserError {
+function gaveUp(err: Error, proxyServer: string, afterMs: number): UserError {
   const noPort = splitHostPort(proxyServer)?.port === undefined ? ` (teleport.proxy_server "${proxyServer}" names no port, so 3080, Teleport's default, was tried)` : '';
-  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${ONCE_UNREACHABLE_MS / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
+  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${afterMs / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
 }
 
 /** The contents of the file that holds the token, stdin's for `-`, or the token itself. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDuration } from '../../core/duration.ts';
+import { testTimeouts } from '../../config/test-timeouts.ts';
 import { splitHostPort } from '../../core/host-port.ts';
 import { checkDataDir } from '../../core/file-trust.ts';
 import { writeSecretFile } from '../../core/secret-file.ts';
@@ -49,6 +50,8 @@ export const serverStart: CommandDef = {
     const { key: listenKey, value: listenValue } = listenSetting(proxy);
     const listen = parseListenAddr(listenValue, listenKey);
     const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
+    // Shorter waits for a test (tunnelPingMs is the agents' own, read by discover run).
+    const { tunnelPingMs: _agents, ...timeouts } = testTimeouts(ctx.env);
 
     // The data dir and the seal key are checked (whose, who can write or read them) before the store
     // opens: another user who made them first would hold the key to every CA. loadAuthorities reads it again.
@@ -67,7 +70,7 @@ export const serverStart: CommandDef = {
     // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
     const idle = ctx.env.KPORT_IDLE_TIMEOUT;
     const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
-    const server = new KportServer({ ...(idleTimeoutMs && { idleTimeoutMs }), recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir) });
+    const server = new KportServer({ ...(idleTimeoutMs && { idleTimeoutMs }), recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), now: ctx.now, ...(joinRate && { joinRate }), people, hostId: serverHostId(config.dataDir), timeouts });
     const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
       // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
       await server.close();
