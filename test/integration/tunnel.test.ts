@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ServerRefusal } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { dialTunnel, type TunnelCredentials } from '../../src/tunnel/agent-dial.ts';
-import { tempDir, waitFor } from '../peers/process.ts';
+import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
 import { kubeAgent, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
 
 /**
@@ -158,8 +158,13 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
       const rm = await s.kport(['agents', 'rm', hostId]);
       assert.equal(rm.exitCode, 0, String(rm.stderr));
     }
-    await closed;
-    const result = await agent.proc!;
+    // Within the server's 30 s recheck at worst; a hang is a failure that shows the agent's log, not a stuck run.
+    const stopped = await Promise.race([Promise.all([closed, agent.proc!]).then(([, result]) => result), raceTimer(45_000, 'timeout' as const)]);
+    if (stopped === 'timeout') {
+      agent.proc?.kill('SIGKILL');
+      assert.fail(`the removed agent's tunnel did not close or the agent did not stop within 45 s:\n${agent.log}`);
+    }
+    const result = stopped;
     assert.equal(result.exitCode, 4, agent.log);
     assert.match(agent.log, /was removed from this cluster .*this agent stops; remove .*identity and join again/);
     // And it cannot open another.
