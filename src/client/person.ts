@@ -100,7 +100,8 @@ export class PersonClient {
         const stream = this.client.lines(path, body, signal, { ...opts, finite: true })[Symbol.asyncIterator]();
         return { stream, first: await stream.next() };
       };
-      const { stream, first } = await this.#retry.run(start, this.client.address);
+      // A busy answer (429: too many plays in flight) is said at once: it would not clear while the person waits.
+      const { stream, first } = await this.#retry.run(start, this.client.address, (err) => !(err instanceof ServerRefusal));
       if (first.done) return;
       yield first.value;
       for (let next = await stream.next(); !next.done; next = await stream.next()) yield next.value;
