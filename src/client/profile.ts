@@ -1,10 +1,11 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { checkTrusted, readTrusted, type TrustRule } from '../core/file-trust.ts';
 import { writeSecretFile } from '../core/secret-file.ts';
+import { trustedPath } from '../core/trusted-path.ts';
 import type { ServerAddress } from './server-client.ts';
 
 /** What a login leaves behind for later commands (profile.json; the key, certificate and CA sit beside it). */
@@ -28,9 +29,9 @@ export interface Profile extends ProfileInfo {
   credential?: { cert: string; key: string };
 }
 
-/** `$KPORT_HOME`, default `~/.kport`. */
+/** `$KPORT_HOME`, default `~/.kport`, as its real path after the walk every link and directory on the way passes (trusted-path.ts). */
 export function kportHome(env: NodeJS.ProcessEnv): string {
-  return env.KPORT_HOME || join(env.HOME || homedir(), '.kport');
+  return trustedPath(env.KPORT_HOME || join(env.HOME || homedir(), '.kport'), rule('your kport home'));
 }
 
 /** `<host>_<port>`, with anything a file name should not hold (an IPv6 address's colons) as `_`. */
@@ -121,7 +122,7 @@ export function checkProfilePermissions(home: string, profile: Pick<Profile, 'di
 export function saveProfile(home: string, address: ServerAddress, info: ProfileInfo, files: { ca: string; cert: string; key: string }): Profile {
   const name = profileName(address);
   const dir = join(profilesDir(home), name);
-  mkdirSync(home, { recursive: true, mode: 0o700 });
+  trustedPath(home, rule('your kport home'), { create: true });
   writeSecretFile(join(dir, 'key.pem'), files.key);
   writeSecretFile(join(dir, 'cert.pem'), files.cert);
   writeSecretFile(join(dir, 'ca.pem'), files.ca);

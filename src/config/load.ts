@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { UsageError, systemCause } from '../core/errors.ts';
+import { trustedPath } from '../core/trusted-path.ts';
 import { KNOWN_KEYS, configSchema, type RawConfig } from './schema.ts';
 import { closest } from './suggest.ts';
 import { keyPath, yamlErrorText } from './errors.ts';
@@ -57,10 +58,8 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const found = file ? await loadFile(resolve(opts.cwd, expandHome(file, opts.env))) : search(opts.cwd, opts.env);
   const raw = found ? found.config : {};
   const config = validate(raw, found?.filepath);
-  const dataDir = resolve(
-    opts.cwd,
-    expandHome(opts.dataDir ?? config.teleport.data_dir ?? defaultDataDir(opts.env), opts.env),
-  );
+  // Walked and resolved once, here: every later path under it goes through no link another user could swap.
+  const dataDir = trustedPath(resolve(opts.cwd, expandHome(opts.dataDir ?? config.teleport.data_dir ?? defaultDataDir(opts.env), opts.env)), { what: 'the data dir' });
   return { ...config, source: found?.filepath, dataDir };
 }
 

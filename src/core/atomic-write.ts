@@ -3,6 +3,7 @@ import { closeSync, constants, fsyncSync, lstatSync, openSync, readlinkSync, ren
 import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from './errors.ts';
 import { judgeOwner } from './file-trust.ts';
+import { trustedPath } from './trusted-path.ts';
 
 export interface AtomicWriteOptions {
   /** The file's mode; 0600 unless it holds nothing secret. */
@@ -61,9 +62,9 @@ export function writeTempBeside(path: string, data: string | Uint8Array, mode: n
   return tmp;
 }
 
-/** The file to replace: `path`, or where its links lead under the `follow-own` rule. */
+/** The file to replace: `path`, or where its links lead under the `follow-own` rule; each in a directory no one else can change (trusted-path.ts). */
 function resolveTarget(path: string, symlink: 'refuse' | 'follow-own'): string {
-  let current = resolve(path);
+  let current = inTrustedDir(resolve(path));
   for (let hops = 0; hops <= MAX_LINKS; hops++) {
     let st: Stats;
     try {
@@ -76,9 +77,18 @@ function resolveTarget(path: string, symlink: 'refuse' | 'follow-own'): string {
     checkOwner(current, st, path);
     if (!st.isSymbolicLink()) return current;
     if (symlink === 'refuse') throw new UserError(`${path} is a symbolic link, and kport writes its own files only in place of a regular file: remove the link, then run the command again.`);
-    current = resolve(dirname(current), readlinkSync(current));
+    current = inTrustedDir(resolve(dirname(current), readlinkSync(current)));
   }
   throw new UserError(`${path} leads through more than ${MAX_LINKS} symbolic links: point it at a file, then run the command again.`);
+}
+
+/**
+ * `file` in the real path of its directory, which must be the user's or root's and writable by no
+ * one else unless sticky, as every directory on the way to it: another user's directory, or a
+ * link of theirs on the way, would let them take the file or choose where it lands.
+ */
+function inTrustedDir(file: string): string {
+  return join(trustedPath(dirname(file), { what: 'the directory' }, { writeInto: true }), basename(file));
 }
 
 /** An existing file or link of another user (not root) is neither written through nor replaced. */

@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.ts';
-import { checkTrusted } from './file-trust.ts';
+import { trustedPath } from './trusted-path.ts';
 
 /**
  * Writes a file that holds a secret (a key, a credential, a kubeconfig with a client key): 0600, in a
@@ -10,10 +10,8 @@ import { checkTrusted } from './file-trust.ts';
  * to read, and chmod would not make it ours.
  */
 export function writeSecretFile(path: string, text: string): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Only whose it is: one others can write is made 0700 below, as before.
-  checkTrusted(dir, { what: 'the directory', harm: `replace ${path}` }, { ownerOnly: true });
+  // Made through the checked path (trusted-path.ts); the directory itself only whose it is: one others can write is made 0700 below, as before.
+  const dir = trustedPath(dirname(path), { what: 'the directory' }, { create: true });
   chmodSync(dir, 0o700);
-  writeFileAtomic(path, text, { mode: 0o600 });
+  writeFileAtomic(join(dir, basename(path)), text, { mode: 0o600 });
 }

@@ -1,9 +1,10 @@
-import { linkSync, mkdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { writeTempBeside } from '../core/atomic-write.ts';
 import { UserError } from '../core/errors.ts';
 import { checkDataDir } from '../core/file-trust.ts';
+import { trustedPath } from '../core/trusted-path.ts';
 import { kportProcessAlive } from '../core/process-alive.ts';
 
 /**
@@ -12,7 +13,8 @@ import { kportProcessAlive } from '../core/process-alive.ts';
  * holder that is gone (SIGKILL, reboot) leaves a stale lock, which the next start takes over.
  */
 export function lockDataDir(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Made one directory at a time, each judged (trusted-path.ts): a link planted at a name not yet made is refused, never followed.
+  trustedPath(dataDir, { what: 'the data dir' }, { create: true });
   // An agent's identity and lock live here: another user's data dir, or one others can write, is refused.
   checkDataDir(dataDir);
   const path = join(dataDir, 'agent.lock');

@@ -1,5 +1,6 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { trustedPath } from '../core/trusted-path.ts';
 import type { ImpersonationResult } from './access.ts';
 import { requestInfo } from './request-info.ts';
 
@@ -43,9 +44,9 @@ export class AuditLog {
   #scheduled = false;
 
   constructor(path: string) {
-    this.path = path;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    this.#fd = openSync(path, 'a', 0o600);
+    // Made through the checked way (trusted-path.ts): a data dir not made yet is not made through another user's link.
+    this.path = join(trustedPath(dirname(path), { what: 'the directory' }, { create: true }), basename(path));
+    this.#fd = openSync(this.path, 'a', 0o600);
   }
 
   /**

@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { parse, stringify } from 'yaml';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { UserError } from '../core/errors.ts';
+import { trustedPath } from '../core/trusted-path.ts';
 import type { KubeconfigFile } from './kubeconfig.ts';
 import { clusterServerName } from './sni.ts';
 import { tlsUpstream, type Upstream } from './upstream.ts';
@@ -98,6 +99,6 @@ export function certificateExecCredential(apiVersion: string, cert: string, key:
  * anywhere). A linked kubeconfig is written through, as kubectl does, when the link is the user's.
  */
 function writeAtomically(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  trustedPath(dirname(path), { what: 'the directory' }, { create: true });
   writeFileAtomic(path, text, { mode: 0o600, symlink: 'follow-own' });
 }

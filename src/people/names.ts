@@ -3,6 +3,7 @@
 // written in one transaction with a claim on its folded name, so two records that differ only in
 // case cannot be created even at the same moment; stores from before the claims are searched too.
 import type { Backend, Item } from '../backend/backend.ts';
+import { resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { listResources } from '../resources/store.ts';
 import { getUser, type PersonUser } from './store.ts';
@@ -43,6 +44,11 @@ export async function nameHolder(backend: Backend, name: string): Promise<NameHo
 /** The claim's write in the transaction that creates or renews `name`'s record: at the revision read, with the record's TTL. */
 export function claimOp(holder: NameHolder, name: string, ttlMs?: number) {
   return { key: nameClaimKey(name), revision: holder.claim?.revision ?? 0, value: name, ...(ttlMs !== undefined && { ttlMs }) };
+}
+
+/** Creates `name`'s record (`value`) with the claim on its name, or neither: false when one was taken meanwhile. */
+export function createClaimed(backend: Backend, holder: NameHolder, name: string, value: string): Promise<boolean> {
+  return backend.transact([{ key: resourceKey(USER, name), revision: 0, value }, claimOp(holder, name)]);
 }
 
 /** Drops `name`'s claim with its record, unless it names another record (a store from before the claims may hold both admin and Admin). */

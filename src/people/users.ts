@@ -10,7 +10,7 @@ import { audited, type Actor } from './actor.ts';
 import { PeopleError } from './errors.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
 import { listLocks } from './locks.ts';
-import { claimOp, dropNameClaim, nameHolder, sameNameProblem } from './names.ts';
+import { createClaimed, dropNameClaim, nameHolder, sameNameProblem } from './names.ts';
 import { getUser, secretsKey, type PersonUser, type UserAuth } from './store.ts';
 
 export type { Actor } from './actor.ts';
@@ -54,7 +54,7 @@ export async function addUser(
   if (held === name) throw exists;
   if (held) throw new PeopleError(409, 'user_exists', `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`);
   // The record and the claim on its name in any case, or neither: of two adds of admin and Admin at once, one fails.
-  if (!(await backend.transact([{ key: resourceKey(USER, name), revision: 0, value: encodeResource(user) }, claimOp(holder, name)]))) throw exists;
+  if (!(await createClaimed(backend, holder, name, encodeResource(user)))) throw exists;
   const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
   await audited(actor, 'user.add', `users add ${name} --roles ${roles.join(',')}`);
   return { user: name, invite, expires };

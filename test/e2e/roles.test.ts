@@ -107,3 +107,25 @@ test('built-in role names are reserved whatever their case: a role Editor, a con
   assert.match(String(conf.stderr), /ACCESS is a built-in kport role \(access, in another case\) and cannot be redefined/);
   assert.match(String(conf.stderr), /auditor reads as the built-in role auditor, so no user may be named so/);
 });
+
+test('in local mode create -f writes a user with the claim on its name: another case of it is refused, and rm user/NAME frees it', async () => {
+  const { home, kport } = setup();
+  const file = join(home, 'users.yaml');
+  const user = (name: string) => stringify({ kind: 'user', version: 'v2', metadata: { name }, spec: { roles: ['access'] } });
+  writeFileSync(file, user('bob'));
+  assert.equal((await kport(['create', '-f', file])).exitCode, 0);
+  for (const [text, force] of [[user('Bob'), []], [user('BOB'), ['--force']], [`${user('carol')}---\n${user('Carol')}`, []]] as const) {
+    writeFileSync(file, text);
+    const res = await kport(['create', '-f', file, ...force]);
+    assert.equal(res.exitCode, 1, String(res.stdout));
+    assert.match(String(res.stderr), /user "(Bob|BOB|Carol)" is refused: a user named (bob|carol) exists, and user names differ in more than case: pick another name, or remove (bob|carol) first \(kport rm user\/(bob|carol)\)\. Nothing was written\./);
+  }
+  const names = async () => (JSON.parse(String((await kport(['get', 'user', '-o', 'json'])).stdout)) as Array<{ metadata: { name: string } }>).map((u) => u.metadata.name);
+  assert.deepEqual(await names(), ['bob']);
+  const rm = await kport(['rm', 'user/bob']);
+  assert.equal(rm.exitCode, 0, String(rm.stderr));
+  writeFileSync(file, user('Bob'));
+  const again = await kport(['create', '-f', file]);
+  assert.equal(again.exitCode, 0, String(again.stderr));
+  assert.deepEqual(await names(), ['Bob']);
+});

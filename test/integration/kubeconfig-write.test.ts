@@ -71,6 +71,43 @@ describe('kube config: where the kubeconfig is written', { timeout: 180_000 }, (
     assert.deepEqual(readdirSync(join(dir, 'dotfiles')), ['kubeconfig'], 'no temporary file left');
   });
 
+  test('a kubeconfig in another user\'s directory, or reached through their symlink to one, is refused naming it and the owner; nothing is written there', async (t) => {
+    const other = await otherUser();
+    if (typeof other === 'string') return void t.skip(other);
+    const pub = tempDir('attack-pub');
+    chmodSync(pub, 0o1777);
+    const evil = join(pub, 'evildir');
+    mkdirSync(evil);
+    chmodSync(evil, 0o777);
+    await other.plant(evil);
+    const kdir = join(pub, 'kdir');
+    symlinkSync(evil, kdir);
+    await other.plant(kdir);
+    for (const [kubeconfig, offender, what] of [[join(kdir, 'config'), kdir, 'The symbolic link'], [join(evil, 'config'), evil, 'The directory'], [join(evil, 'sub', 'config'), evil, 'The directory']] as const) {
+      const res = await kubeConfig(kubeconfig);
+      assert.equal(res.exitCode, 1, `${kubeconfig}: ${String(res.stderr)}`);
+      assert.match(String(res.stderr), new RegExp(`${what} ${escape(offender)} [^\\n]*belongs to uid ${other.uid}\\b[^\\n]*: another local user may have put it there, so kport will not use it`));
+    }
+    assert.deepEqual(readdirSync(evil), [], 'nothing written in their directory');
+  });
+
+  test('a kubeconfig in a directory of the user\'s that others can write (not sticky), or under one, is refused naming its mode; a sticky one is used (runs everywhere)', async () => {
+    const dir = tempDir('open-kube');
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    for (const kubeconfig of [join(open, 'config'), join(open, 'sub', 'config')]) {
+      const res = await kubeConfig(kubeconfig);
+      assert.equal(res.exitCode, 1, `${kubeconfig}: ${String(res.stderr)}`);
+      assert.match(String(res.stderr), new RegExp(`The directory ${escape(open)} (on the way to the directory ${escape(join(open, 'sub'))} )?is writable by other users \\(mode 0777\\)`));
+    }
+    assert.deepEqual(readdirSync(open), [], 'nothing written');
+    chmodSync(open, 0o1777);
+    const res = await kubeConfig(join(open, 'config'));
+    assert.equal(res.exitCode, 0, String(res.stderr));
+    assert.deepEqual(contexts(join(open, 'config')), ['127.0.0.1-dev-a']);
+  });
+
   test('a kubeconfig link or file of another local user is refused, naming it and the owner, and nothing is written', async (t) => {
     const other = await otherUser();
     if (typeof other === 'string') return void t.skip(other);

@@ -146,6 +146,50 @@ describe('people administration through the server and on its host', { concurren
     assert.match(err(res), /user "newcomer" does not exist: add people with kport users add newcomer --roles access, which makes their one-time invite\. Nothing was written\./);
   });
 
+  test('on the server host, create -f makes no user, in another case of a name or a new one, with or without --force: people come only from users add', async () => {
+    assert.equal((await server.kport(['users', 'add', 'ivy', '--roles', 'access'])).exitCode, 0);
+    const file = join(server.dir, 'ivy.yaml');
+    for (const name of ['Ivy', 'IVY', 'newcomer2']) {
+      writeFileSync(file, `kind: user\nversion: v2\nmetadata: { name: ${name} }\nspec: { roles: [editor] }\n`);
+      for (const force of [[], ['--force']]) {
+        const res = await server.kport(['create', '-f', file, ...force]);
+        assert.equal(res.exitCode, 1, `${name} ${force}: ${out(res)}`);
+        assert.match(err(res), new RegExp(`user "${name}" does not exist: add people with kport users add ${name} --roles editor, which makes their one-time invite\\. Nothing was written\\.`));
+      }
+      const reset = await server.kport(['users', 'reset', name]);
+      assert.equal(reset.exitCode, 1, `no ${name} to reset: ${out(reset)}`);
+    }
+    assert.deepEqual((await users(server)).filter((u) => u.name.toLowerCase().startsWith('ivy') || u.name === 'newcomer2').map((u) => [u.name, u.roles]), [['ivy', ['access']]]);
+  });
+
+  test('rm user/NAME, on the host and through the server, takes the person\'s password, authenticator and invites with the record: a user added again under the name is not the old one', async () => {
+    const gus = await invitedPerson(server, 'gus', ['access']);
+    let res = await server.kport(['users', 'add', 'fay', '--roles', 'access']);
+    const oldInvite = inviteOf(res);
+    assert.ok(oldInvite, out(res));
+    for (const name of ['gus', 'fay']) {
+      res = await server.kport(['rm', `user/${name}`]);
+      assert.equal(res.exitCode, 0, err(res));
+      assert.equal(out(res), `user "${name}" has been deleted.`);
+      res = await server.kport(['users', 'add', name, '--roles', 'editor']);
+      assert.equal(res.exitCode, 0, err(res));
+    }
+    const enrolled = await execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'], { cwd: person().home, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, input: `${oldInvite}\n` });
+    assert.equal(enrolled.exitCode, 4, 'the invite of the removed fay does not enrol the new one');
+    assert.match(err(enrolled), /this invite is unknown, expired or already used/);
+    const old = await passwordLogin(person(), 'gus', gus.password, gus.login.uri);
+    assert.equal(old.exitCode, 4, 'the removed gus\'s password and authenticator do not log in as the new one');
+    const events = (await auditEvents(server)) as Array<{ spec: { type: string; user?: string; reason?: string } }>;
+    assert.ok(events.some((e) => e.spec.type === 'user.login' && e.spec.user === 'gus' && e.spec.reason === 'login failed: no such local user'), 'refused for want of a password, not for a spent code');
+    // Through the server it is users rm by another name, with the same right (user delete).
+    res = await erin.kport(['rm', 'user/fay']);
+    assert.equal(res.exitCode, 0, err(res));
+    assert.equal((await users(erin)).some((u) => u.name === 'fay'), false);
+    res = await server.kport(['rm', 'user/nobody-here']);
+    assert.equal(res.exitCode, 1);
+    assert.match(err(res), /There is no user nobody-here: see kport users ls\./);
+  });
+
   test('users reset, through the server and on the host: the old certificate and password stop working, the new invite logs in', async () => {
     const carl = await invitedPerson(server, 'carl', ['access']);
     for (const who of [erin, server] as const) {

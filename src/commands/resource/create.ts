@@ -1,11 +1,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { Backend } from '../../backend/backend.ts';
 import { UserError, UsageError } from '../../core/errors.ts';
 import { keyPath, yamlErrorText } from '../../config/errors.ts';
 import { BUILTIN_ORIGIN, lookupKind } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import { ROLE, USER } from '../../resources/role.ts';
-import { createResource, upsertResource } from '../../resources/store.ts';
+import { createResource, encodeResource, upsertResource } from '../../resources/store.ts';
+import { createClaimed, foldName, nameHolder, sameNameProblem, type NameHolder } from '../../people/names.ts';
 import { BUILTIN_ROLES, checkRole, type RoleV7 } from '../../roles/role.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 
@@ -31,11 +33,11 @@ export const create: CommandDef = {
     const { getResource } = await import('../../resources/store.ts');
     const remote = backend.kind === 'remote';
     const exists = new Set<Resource>();
+    const newUsers = new Map<Resource, NameHolder>();
     for (const r of resources) {
       const existing = await getResource(backend, r.kind, r.metadata.name);
       if (!existing) {
-        // Through the server, people join with an invite, which only kport users add makes.
-        if (r.kind === USER && remote) throw new UserError(`user "${r.metadata.name}" does not exist: add people with kport users add ${r.metadata.name} --roles ${(r.spec as { roles: string[] }).roles.join(',') || 'ROLES'}, which makes their one-time invite. Nothing was written.`);
+        if (r.kind === USER) newUsers.set(r, await checkNewUser(r, remote || !!(await session.config()).auth_service?.enabled, backend, newUsers));
         continue;
       }
       if (!opts.force) throw new UserError(`${r.kind} "${r.metadata.name}" already exists: pass --force to overwrite it. Nothing was written.`);
@@ -53,6 +55,8 @@ export const create: CommandDef = {
         // A person's record is more than its roles (their login, certificates' uid, how they log in): only the roles change.
         const { usersService } = await import('../../client/users.ts');
         await (await usersService(session)).update(r.metadata.name, { set: (r.spec as { roles: string[] }).roles });
+      } else if (r.kind === USER) {
+        if (!(await createClaimed(backend, newUsers.get(r)!, r.metadata.name, encodeResource(r)))) throw new UserError(`user "${r.metadata.name}" was created by someone else meanwhile: run again with --force to change its roles.`);
       } else if (opts.force) await upsertResource(backend, r, ctx.now().getTime());
       else if (!(await createResource(backend, r, ctx.now().getTime()))) {
         throw new UserError(`${r.kind} "${r.metadata.name}" was created by someone else meanwhile: run again with --force to overwrite it.`);
@@ -61,6 +65,22 @@ export const create: CommandDef = {
     }
   },
 };
+
+/**
+ * Where a new user may come from: on the server (through it, or its host's store) people join with
+ * an invite, which only `kport users add` makes (with the claim on the name in any case), so a
+ * record without one is refused. In local mode (no server: the record only gives a local user, the
+ * OS login or --user, their roles) it is written with the claim on its name, as users add does, so
+ * no two users differ only in case there either.
+ */
+async function checkNewUser(user: Resource, server: boolean, backend: Backend, others: Map<Resource, NameHolder>): Promise<NameHolder> {
+  const name = user.metadata.name;
+  if (server) throw new UserError(`user "${name}" does not exist: add people with kport users add ${name} --roles ${(user.spec as { roles: string[] }).roles.join(',') || 'ROLES'}, which makes their one-time invite. Nothing was written.`);
+  const holder = await nameHolder(backend, name);
+  const held = holder.user?.metadata.name ?? [...others.keys()].find((u) => foldName(u.metadata.name) === foldName(name))?.metadata.name;
+  if (held) throw new UserError(`user "${name}" is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport rm user/${held}). Nothing was written.`);
+  return holder;
+}
 
 /**
  * Kubernetes grants system:masters every permission and no RBAC rule can take any away, so a role

@@ -22,6 +22,12 @@ export const rm: CommandDef = {
       if (!(await removeAgent(session, name))) throw new UserError(`agent "${name}" not found: see \`kport get agent\` for what exists.`);
       return void ctx.stdout.write(`agent "${name}" has been deleted.\n`);
     }
+    if (kind.kind === 'user') {
+      // A person is more than their record: the claim on their name, their password, TOTP and invites go with it.
+      const { usersService } = await import('../../client/users.ts');
+      await (await usersService(session)).rm(name);
+      return void ctx.stdout.write(`user "${printable(name)}" has been deleted.\n`);
+    }
     const found = await kind.find(backend, name);
     if (!found || !(await backend.delete(resourceKey(kind.kind, found.metadata.name), found.metadata.revision))) {
       throw new UserError(`${kind.kind} "${name}" not found: see \`kport get ${kind.kind}\` for what exists.`);
