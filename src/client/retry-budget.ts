@@ -1,4 +1,4 @@
-import { OutageLog, retrying, ServerUnreachable, type ServerAddress } from './server-client.ts';
+import { OutageLog, retrying, ServerRefusal, ServerUnreachable, type ServerAddress } from './server-client.ts';
 
 /** How long a person's command retries a server it cannot reach (a restart, a dropped connection) before it says so: a person is waiting. */
 export const PERSON_RETRY_MS = 2_000;
@@ -12,9 +12,11 @@ export class RetryBudget {
   readonly signal: AbortSignal;
   readonly outage: OutageLog;
   readonly #stop: AbortSignal;
+  readonly #forMs: number;
 
   constructor(stop: AbortSignal, forMs = PERSON_RETRY_MS) {
     this.#stop = stop;
+    this.#forMs = forMs;
     const gaveUp = new AbortController();
     this.outage = new OutageLog(() => {}, {
       afterMs: forMs,
@@ -29,8 +31,11 @@ export class RetryBudget {
 
   /** `fn` retried while the budget lasts; `retryable` narrows which failures (a call that changes something: only one that never reached the server). */
   async run<T>(fn: () => Promise<T>, address: ServerAddress, retryable?: (err: unknown) => boolean): Promise<T> {
+    // A busy server (429, 503) answers, so the outage log never ends the budget for it: the same 2 s do.
+    const started = Date.now();
+    const within = (err: unknown) => (!(err instanceof ServerRefusal) || Date.now() - started < this.#forMs) && (retryable?.(err) ?? true);
     try {
-      return await retrying(fn, this.signal, this.outage, address, retryable);
+      return await retrying(fn, this.signal, this.outage, address, within);
     } catch (err) {
       // Ctrl-C while waiting for the server: interrupted (130), not a failure to reach it.
       if (this.#stop.aborted && err instanceof ServerUnreachable) throw new DOMException('interrupted', 'AbortError');
