@@ -154,7 +154,7 @@ function ctxArgv(command: Command): string[] {
   return at < 0 ? [] : raw.slice(at + 1);
 }
 
-/** Runs kport; returns the exit code. Only the launcher exits (STYLE.md 2). */
+/** Runs kport; returns the exit code. Only the launcher exits (docs/style.md 2). */
 export async function main(argv: string[], ctx: Context): Promise<number> {
   if (firstWord(argv) === '__complete') return (await import('./commands/misc/complete.ts')).completeNames(argv, ctx);
   argv = helpForUnknownCommand(argv) ?? argv;

@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.ts';
 
 /**
- * The storage contract every backend honours (DESIGN.md §3). Revisions are global and strictly
+ * The storage contract every backend honours (docs/architecture.md §3). Revisions are global and strictly
  * increasing, as in etcd: an item's revision is the revision of the write that last changed it.
  */
 export interface Item {

@@ -7,7 +7,7 @@ import { checkProfilePermissions, profileName, readProfile, saveProfile, type Pr
 import { fetchPinnedCA, neverSent, notKportServer, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
 import { RetryBudget } from './retry-budget.ts';
 
-/** What every login endpoint answers (PEOPLE.md). */
+/** What every login endpoint answers (docs/people.md). */
 export interface Identity {
   user: string;
   roles: string[];

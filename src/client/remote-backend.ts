@@ -2,7 +2,7 @@ import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, typ
 import { retrying, ServerRefusal, type OutageLog, type ServerClient } from './server-client.ts';
 
 /**
- * The Backend an agent holds in network mode (DESIGN.md §9): every call goes to the server, which
+ * The Backend an agent holds in network mode (docs/architecture.md §9): every call goes to the server, which
  * authorises it by the agent's certificate, so the discovery engine, leadership and heartbeats run
  * unchanged. A dropped connection is retried (the compare-and-swap semantics make a repeated write
  * harmless); a refusal stops the agent.

@@ -67,7 +67,7 @@ export const PIN_NAMES = {
 } as const;
 
 /**
- * The first contact (DESIGN.md §9): the CA at the end of the server's chain must match one of the
+ * The first contact (docs/architecture.md §9): the CA at the end of the server's chain must match one of the
  * pins, and must have issued the certificate the server presents for its name. Nothing is sent
  * before that. Returns the CA (PEM) to trust from now on.
  */

@@ -41,7 +41,7 @@ export interface UsersService {
   server(): Promise<{ proxy: string; pin: string } | undefined>;
 }
 
-/** /v1/users with the person's certificate (PEOPLE.md); the server decides by their current roles. */
+/** /v1/users with the person's certificate (docs/people.md); the server decides by their current roles. */
 export function remoteUsers(person: PersonClient): UsersService {
   const call = <T>(body: Record<string, unknown>) => person.call<T>('/v1/users', body);
   return {

@@ -8,7 +8,7 @@ export interface OptionDef {
   choices?: string[];
 }
 
-/** One leaf command (STYLE.md 3): its surface, and a handler that parses and renders. */
+/** One leaf command (docs/style.md 3): its surface, and a handler that parses and renders. */
 export interface CommandDef {
   /** ["tokens", "add"] */
   path: string[];

@@ -52,7 +52,7 @@ interface YamlSource {
 
 type Found = { config: unknown; filepath: string };
 
-/** Finds and validates the configuration (DESIGN.md §2); every problem is reported at once. */
+/** Finds and validates the configuration (docs/architecture.md §2); every problem is reported at once. */
 export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const file = opts.file ?? opts.env.KPORT_CONFIG;
   const found = file ? await loadFile(resolve(opts.cwd, expandHome(file, opts.env))) : search(opts.cwd, opts.env);

@@ -132,7 +132,7 @@ const claimMapping = z
     for (const message of validateSelector({ [mapping.claim]: mapping.value })) ctx.addIssue({ code: 'custom', path: ['value'], message });
   });
 
-/** SSO through an OpenID provider (DESIGN.md §9): Teleport's OIDC connector fields, in the server's config. */
+/** SSO through an OpenID provider (docs/architecture.md §9): Teleport's OIDC connector fields, in the server's config. */
 const oidcAuthentication = z
   .strictObject({
     type: z.literal('oidc'),
@@ -242,7 +242,7 @@ export const configSchema = z.strictObject({
   proxy_service: z
     .strictObject({
       enabled: boolish.default(true),
-      /** The one TLS port (DESIGN.md §9); Teleport calls it web_listen_addr. */
+      /** The one TLS port (docs/architecture.md §9); Teleport calls it web_listen_addr. */
       listen_addr: z.string().optional(),
       web_listen_addr: z.string().optional(),
       public_addr: stringList.optional(),

@@ -1,4 +1,4 @@
-/** Shell completion scripts generated from the command tree (STYLE.md 16). */
+/** Shell completion scripts generated from the command tree (docs/style.md 16). */
 export interface CompletionTree {
   globalFlags: string[];
   /** Flags whose next word is their value, never a command. */

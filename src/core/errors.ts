@@ -1,4 +1,4 @@
-// The error taxonomy (STYLE.md 11). Every message is one sentence that names the next step.
+// The error taxonomy (docs/style.md 11). Every message is one sentence that names the next step.
 
 /**
  * README "Exit codes", one code per kind of failure (as tctl and kubectl, a thing that does not

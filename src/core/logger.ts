@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { printableMessage, terminalSafeJson } from './output.ts';
 
 /**
- * Human messages on stderr (STYLE.md 6): warnings, notices, debug lines. Messages quote what
+ * Human messages on stderr (docs/style.md 6): warnings, notices, debug lines. Messages quote what
  * others wrote (argv, hostnames, AWS errors), so their control characters are shown as escapes
  * here, once for every message.
  */

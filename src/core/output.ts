@@ -52,7 +52,7 @@ export function terminalSafeJson(json: string): string {
   return json.replace(UNSAFE_IN_JSON, unicodeEscape);
 }
 
-/** Recursively sorts object keys so machine output is stable (STYLE.md 7). */
+/** Recursively sorts object keys so machine output is stable (docs/style.md 7). */
 export function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value && typeof value === 'object' && !(value instanceof Date)) {
@@ -65,7 +65,7 @@ export function sortKeys(value: unknown): unknown {
   return value;
 }
 
-/** Machine output is snake_case (STYLE.md 7), whatever the internal objects use: durationMs -> duration_ms. */
+/** Machine output is snake_case (docs/style.md 7), whatever the internal objects use: durationMs -> duration_ms. */
 export function snakeKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(snakeKeys);
   if (value && typeof value === 'object' && !(value instanceof Date)) {
@@ -108,7 +108,7 @@ export function serialize(value: unknown, format: 'json' | 'yaml'): string {
 }
 
 export interface TableOptions {
-  /** Aligned columns with truncation (a TTY) or tab-separated (a pipe), STYLE.md 8. */
+  /** Aligned columns with truncation (a TTY) or tab-separated (a pipe), docs/style.md 8. */
   tty: boolean;
   maxWidth?: number;
   verbose?: boolean;

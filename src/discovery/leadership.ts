@@ -9,7 +9,7 @@ export function leaderKey(group: string): string {
 }
 
 /**
- * One leader per discovery group, elected through a lease-bound key (DESIGN.md §5): whoever
+ * One leader per discovery group, elected through a lease-bound key (docs/architecture.md §5): whoever
  * creates `/leaders/discovery/<group>` leads until its lease lapses. The key's value is the
  * fence every leader write carries, so a paused or partitioned ex-leader cannot write after
  * a successor took over.

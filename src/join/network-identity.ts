@@ -45,7 +45,7 @@ const Issued = z.object({
 });
 
 /**
- * The agent's network identity: the kept one (no token needed), or a join (DESIGN.md §9): the
+ * The agent's network identity: the kept one (no token needed), or a join (docs/architecture.md §9): the
  * server's CA checked against the pin before anything is sent, a key made here that never leaves
  * `<data_dir>/identity/key.pem`, a CSR signed with it, and the token. The server assigns the host id.
  */

@@ -40,7 +40,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const AFTER_EXPIRY_MS = 5_000;
 
 /**
- * The agent's half of a proxied Kubernetes request (DESIGN.md §9): every stream the server opens on
+ * The agent's half of a proxied Kubernetes request (docs/architecture.md §9): every stream the server opens on
  * the reverse tunnel carries a signed identity, which is checked (signature, this agent as audience,
  * expiry, a cluster served here) before anything reaches a cluster. The client's own Impersonate-*
  * headers are dropped; the identity's user and groups, the person and kport's session id go out as

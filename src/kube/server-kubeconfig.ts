@@ -20,7 +20,7 @@ export interface PersonLogin {
   key: string;
 }
 
-/** `https://<proxy>/k/<cluster>`: the Kubernetes API of one cluster at the kport server (DESIGN.md §9). */
+/** `https://<proxy>/k/<cluster>`: the Kubernetes API of one cluster at the kport server (docs/architecture.md §9). */
 export function serverClusterUrl(login: Pick<PersonLogin, 'host' | 'port'>, cluster: string): URL {
   const host = isIP(login.host) === 6 ? `[${login.host}]` : login.host;
   return new URL(`https://${host}:${login.port}/k/${encodeURIComponent(cluster)}`);

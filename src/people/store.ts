@@ -1,4 +1,4 @@
-// Where the people service keeps what it knows (PEOPLE.md "Stored data"): the user records and
+// Where the people service keeps what it knows (docs/people.md "Stored data"): the user records and
 // locks as resources anyone with the right role may list, and secrets and invites under prefixes
 // no person's call ever reaches (src/server/person-policy.ts).
 import type { Backend, Item } from '../backend/backend.ts';

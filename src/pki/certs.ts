@@ -5,7 +5,7 @@ import * as x509 from '@peculiar/x509';
 const webcrypto = globalThis.crypto;
 x509.cryptoProvider.set(webcrypto);
 
-/** ECDSA P-256 everywhere (DESIGN.md §9): fast to make, small handshakes. */
+/** ECDSA P-256 everywhere (docs/architecture.md §9): fast to make, small handshakes. */
 export const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 /**

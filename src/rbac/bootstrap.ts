@@ -34,7 +34,7 @@ const AWS_AUTH = { name: 'aws-auth', namespace: 'kube-system' };
 /** How long a busy aws-auth may keep changing under us before bootstrap gives up. */
 const CONFLICT_DEADLINE_MS = 60_000;
 
-/** Creates or updates, idempotently, what the proxy needs in the cluster (DESIGN.md §7). */
+/** Creates or updates, idempotently, what the proxy needs in the cluster (docs/architecture.md §7). */
 export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
   const { CoreV1Api, RbacAuthorizationV1Api } = await import('@kubernetes/client-node');
   const rbac = opts.kc.makeApiClient(RbacAuthorizationV1Api);

@@ -9,7 +9,7 @@ export interface FetchFailure {
   at: string;
 }
 
-/** The heartbeat a discovery agent keeps fresh (DESIGN.md §4). */
+/** The heartbeat a discovery agent keeps fresh (docs/architecture.md §4). */
 export interface DiscoveryServiceSpec {
   host_id: string;
   hostname: string;

@@ -39,7 +39,7 @@ export function registeringAgent(resource: { metadata?: { labels?: Record<string
 }
 
 /**
- * Whether host `hostId` may serve this cluster (DESIGN.md §9.1), at the routing and in a kube_server
+ * Whether host `hostId` may serve this cluster (docs/architecture.md §9.1), at the routing and in a kube_server
  * heartbeat alike: a kubeconfig_file cluster only the agent that registered it (only it holds that
  * kubeconfig); a static cluster (spec.kubeconfig, kept in the server's store alone) only the server's
  * in-process service, `serverHostId`; an EKS cluster (spec.aws) any Kubernetes service that says so,

@@ -2,7 +2,7 @@ import type { Resource } from './resource.ts';
 
 export const KUBE_SERVER = 'kube_server';
 
-/** The heartbeat of a Kubernetes service (DESIGN.md §9): which clusters this host serves; it expires if the host dies. */
+/** The heartbeat of a Kubernetes service (docs/architecture.md §9): which clusters this host serves; it expires if the host dies. */
 export interface KubeServerSpec {
   host_id: string;
   hostname: string;

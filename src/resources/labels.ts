@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 
 /**
- * Label and tag matching shared by discovery matchers and roles (DESIGN.md §2): every selector key
+ * Label and tag matching shared by discovery matchers and roles (docs/architecture.md §2): every selector key
  * must be present; a value matches when any listed value does; "*" matches anything; "^...$" is a
  * regular expression with RE2 semantics (Teleport uses Go's regexp); anything else is a glob on
  * the whole value. A "*" key matches any labels.

@@ -13,7 +13,7 @@ import { getResource, listResources } from './store.ts';
 import { readStoredRole } from '../roles/load.ts';
 import { TOKEN, type Token } from './token.ts';
 
-/** What `get`, `rm` and `create` need to know about one kind (STYLE.md 5). */
+/** What `get`, `rm` and `create` need to know about one kind (docs/style.md 5). */
 export interface ResourceKind<R extends Resource = Resource> {
   kind: string;
   /** The name help and completion offer, where people type another than `kind`. */

@@ -77,7 +77,7 @@ export const userSchema = z
     if (reserved) ctx.addIssue({ code: 'custom', path: ['metadata', 'name'], message: reserved });
   });
 
-// Heartbeats agents write through the server (DESIGN.md §9): every field bounded, free text
+// Heartbeats agents write through the server (docs/architecture.md §9): every field bounded, free text
 // printable, so an agent can neither fill the store nor drive an admin's terminal.
 
 const freeText = (what: string, max: number) =>

@@ -5,7 +5,7 @@ import { kindPrefix } from '../resources/resource.ts';
 const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
 
 /**
- * What an agent may see of a stored item (DESIGN.md §9.1, "credentials stay where they are used").
+ * What an agent may see of a stored item (docs/architecture.md §9.1, "credentials stay where they are used").
  * A kube_cluster reaches an agent with only the fields agents use: its name, description, labels
  * and expiry, and `spec.aws`. A static cluster's `spec.kubeconfig`, or any field a later version
  * adds, stays at the server: an allowlist, so a new credential field is hidden before anyone

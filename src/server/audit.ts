@@ -32,7 +32,7 @@ interface Window {
 const QUEUE_WAIT_MS = 50;
 
 /**
- * The server's audit trail (DESIGN.md §9): every join, renewal and refusal, kept in the backend for
+ * The server's audit trail (docs/architecture.md §9): every join, renewal and refusal, kept in the backend for
  * the retention period (`kport get audit`) and written as a JSON line to the server's log. Token
  * secrets never appear; the token's public name does. What a caller can make it keep is bounded
  * twice: each field an event copies from a request is cut to MAX_AUDIT_FIELD characters (with the

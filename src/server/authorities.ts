@@ -5,7 +5,7 @@ import { spkiPin } from '../pki/pin.ts';
 import { createSealKey, readSealKey, seal as sealWith, sealPath as sealPathOf, unseal, type Sealed } from '../pki/seal.ts';
 
 /**
- * The server's three CAs (DESIGN.md §9): its own TLS, agents' host certs, people's user certs; and
+ * The server's three CAs (docs/architecture.md §9): its own TLS, agents' host certs, people's user certs; and
  * the key that signs the identities the server sends Kubernetes agents (src/tunnel/identity.ts),
  * kept the same way, its self-signed certificate the public half agents are given.
  */

@@ -15,7 +15,7 @@ export interface IdleOptions {
 }
 
 /**
- * The server's idle timeout (DESIGN.md §9: idle and half-open connections must not pile up), which
+ * The server's idle timeout (docs/architecture.md §9: idle and half-open connections must not pile up), which
  * must not cut what is open: a quiet watch, a `logs -f` with nothing to say and a port-forward carry
  * no frame for as long as their cluster is quiet, and the local proxy and the direct path hold them
  * for hours. node:http2 closes a session whose timer fires whatever streams it holds, and reset

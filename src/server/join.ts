@@ -96,7 +96,7 @@ export function parseJoinRequest(body: unknown): JoinRequest {
 }
 
 /**
- * A join (DESIGN.md §9): the token checked, the CSR's proof of possession verified, one use counted
+ * A join (docs/architecture.md §9): the token checked, the CSR's proof of possession verified, one use counted
  * in the same transaction that records the agent, a host id assigned, a host cert signed.
  */
 export async function join(deps: JoinDeps, req: JoinRequest, address: string): Promise<{ identity: IssuedIdentity; tokenName: string }> {

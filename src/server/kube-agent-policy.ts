@@ -26,7 +26,7 @@ export async function registeredCount(backend: Backend, hostId: string): Promise
 }
 
 /**
- * Why a Kubernetes agent may not make this write of a kubeconfig_file cluster (DESIGN.md §9.1),
+ * Why a Kubernetes agent may not make this write of a kubeconfig_file cluster (docs/architecture.md §9.1),
  * or undefined: it writes only records of its own (origin kubeconfig, its host id), at most
  * MAX_KUBECONFIG_CLUSTERS of them, valid and printable as a discovered record must be, carrying
  * neither spec.aws nor a kubeconfig; it never replaces nor removes a cluster of another origin or

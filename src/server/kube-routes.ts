@@ -87,7 +87,7 @@ interface Admitted {
 }
 
 /**
- * The Kubernetes API at the server (DESIGN.md §9): `/k/<cluster>/...` (or a cluster's SNI name)
+ * The Kubernetes API at the server (docs/architecture.md §9): `/k/<cluster>/...` (or a cluster's SNI name)
  * from a person's certificate, checked as every person call is, the cluster allowed by their
  * current roles (a cluster they may not reach answers exactly as a missing one, and reaches no
  * agent), the impersonation resolved as the local proxy resolves it, then sent with a signed

@@ -22,7 +22,7 @@ export interface InProcessKubeServiceOptions {
 }
 
 /**
- * The server's own Kubernetes service (DESIGN.md §9.1): the clusters only the server can reach
+ * The server's own Kubernetes service (docs/architecture.md §9.1): the clusters only the server can reach
  * (static clusters whose kubeconfig is in the store, EKS clusters its resources select with the
  * server's AWS identity, its own kubeconfig_file contexts) served as an agent would serve them,
  * on a loopback tunnel, so the routing treats the server like any agent: the same signed identity,

@@ -1,4 +1,4 @@
-// The /v1/login/oidc/* calls (PEOPLE.md "Wire API") as plain functions of the request body or
+// The /v1/login/oidc/* calls (docs/people.md "Wire API") as plain functions of the request body or
 // query, so the server's router wires each with one line:
 //
 //   GET  /v1/login/oidc/callback  → redirect(res, (await oidcCallback(oidc, query)).location)

@@ -32,7 +32,7 @@ export interface OidcLoginOptions {
 }
 
 /**
- * The server as an OpenID Connect relying party (DESIGN.md §9), through openid-client: the
+ * The server as an OpenID Connect relying party (docs/architecture.md §9), through openid-client: the
  * provider's discovery document, authorization code with PKCE, state and nonce; openid-client
  * checks the ID token's signature through the provider's JWKS, its issuer, audience and expiry.
  *

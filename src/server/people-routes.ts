@@ -1,4 +1,4 @@
-// The people half of the server's API (PEOPLE.md "Wire API"): logins, who am I, users, and the
+// The people half of the server's API (docs/people.md "Wire API"): logins, who am I, users, and the
 // per-call check of a person's certificate. server.ts routes to these with one line each.
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';

@@ -55,7 +55,7 @@ export function callProblem(call: BackendCall): string | undefined {
 const has = (caller: HostCaller, role: string) => caller.roles.includes(role);
 
 /**
- * Why the server refuses this call from this agent, or undefined when it may run (DESIGN.md §9).
+ * Why the server refuses this call from this agent, or undefined when it may run (docs/architecture.md §9).
  * A discovery agent reads kube_cluster and its group's leader key; it writes only kube_cluster of
  * origin cloud in its own group (as the group's leader, with `spec.aws`, never a kubeconfig), its
  * own heartbeat and its own leader claim. A Kubernetes agent reads kube_cluster and writes its own

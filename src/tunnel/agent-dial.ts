@@ -44,7 +44,7 @@ export interface AgentTunnelOptions {
 }
 
 /**
- * The Kubernetes agent's reverse tunnel (DESIGN.md §9, protocol.ts): it dials the server, asks for
+ * The Kubernetes agent's reverse tunnel (docs/architecture.md §9, protocol.ts): it dials the server, asks for
  * the upgrade with its host certificate, and serves HTTP/2 on the connection it dialled, so the agent
  * never listens. Kept open with PING; redialled with jittered backoff while `signal` lasts. Resolves
  * when stopped; rejects with the server's ServerRefusal when no redial can help (the agent was

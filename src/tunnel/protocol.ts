@@ -1,5 +1,5 @@
 /**
- * The reverse tunnel's wire contract between the server and a Kubernetes agent (DESIGN.md §9).
+ * The reverse tunnel's wire contract between the server and a Kubernetes agent (docs/architecture.md §9).
  *
  * The agent dials the server with its host certificate (ALPN http/1.1) and asks
  * `GET /v1/tunnel` with `Upgrade: kport-tunnel/1`; after the 101 the roles swap on that one TLS

@@ -64,7 +64,7 @@ export function reduceDashboard(
   }
 }
 
-/** discover run's live view (STYLE.md 9): log lines above, scopes and counts below. */
+/** discover run's live view (docs/style.md 9): log lines above, scopes and counts below. */
 export function DiscoveryDashboard({ state, now }: { state: DashboardState; now: Date }): ReactElement {
   const scanned = state.scopes.filter((s) => s.state !== 'scanning').length;
   const failed = state.scopes.filter((s) => s.state === 'failed');

@@ -1,4 +1,4 @@
-// The built CLI end to end (STYLE.md 14), twice: under this Node (bin/kport.js) and as the single
+// The built CLI end to end (docs/style.md 14), twice: under this Node (bin/kport.js) and as the single
 // executable (scripts/sea.ts, built here if its inputs changed). The same assertions for both: each
 // path below loads code the executable must carry inside it (node:sqlite, the AWS SDK, etcd3's gRPC
 // and its .proto definitions, the kube proxy, the network server and its agents, completions).

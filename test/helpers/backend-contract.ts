@@ -1,4 +1,4 @@
-// The contract every Backend honours (DESIGN.md §3). Each implementation's test file calls
+// The contract every Backend honours (docs/architecture.md §3). Each implementation's test file calls
 // backendContract() with a factory; the etcd backend reuses it against a real etcd.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

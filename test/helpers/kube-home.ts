@@ -1,6 +1,6 @@
 // A person's kport home for tests of the local kube proxy against the real API server: a config with
 // the given roles and users, and the proxy's identity bootstrapped with kport's own ClusterRole
-// (DESIGN.md §7), applied by kport itself.
+// (docs/architecture.md §7), applied by kport itself.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

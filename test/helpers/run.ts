@@ -14,7 +14,7 @@ export function tempHome(): string {
   return mkdtempSync(join(tmpdir(), 'kport-test-'));
 }
 
-/** Runs kport in-process with captured streams (STYLE.md 14). */
+/** Runs kport in-process with captured streams (docs/style.md 14). */
 export async function runKport(
   argv: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; tty?: boolean; now?: () => Date; signal?: AbortSignal } = {},

@@ -1,4 +1,4 @@
-// The agent's side of a proxied request (issue 21, DESIGN.md §9): AgentKubeService over an in-memory
+// The agent's side of a proxied request (issue 21, docs/architecture.md §9): AgentKubeService over an in-memory
 // reverse tunnel, in front of a real kube-apiserver (with its own audit log) and a kwok pod. The
 // server's side is a minimal stand-in here: it signs identities as the server would and opens
 // streams on the tunnel as protocol.ts describes.

@@ -1,4 +1,4 @@
-// `kport discover run` against moto (DESIGN.md §5), through the built binary and the real AWS SDK.
+// `kport discover run` against moto (docs/architecture.md §5), through the built binary and the real AWS SDK.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { DeleteClusterCommand, TagResourceCommand } from '@aws-sdk/client-eks';

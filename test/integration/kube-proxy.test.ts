@@ -1,4 +1,4 @@
-// real kubectl -> kport kube login proxy -> real kube-apiserver (DESIGN.md §6).
+// real kubectl -> kport kube login proxy -> real kube-apiserver (docs/architecture.md §6).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Smoke tests proving each test peer is the real thing (DESIGN.md §8).
+// Smoke tests proving each test peer is the real thing (docs/architecture.md §8).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

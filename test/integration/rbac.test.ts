@@ -1,4 +1,4 @@
-// `kport rbac bootstrap` and `rbac check` against a real kube-apiserver (DESIGN.md §7).
+// `kport rbac bootstrap` and `rbac check` against a real kube-apiserver (docs/architecture.md §7).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -1,4 +1,4 @@
-// A person's kubectl through the server to a cluster only the server can reach (issue 21, DESIGN.md
+// A person's kubectl through the server to a cluster only the server can reach (issue 21, docs/architecture.md
 // §9.1): `kport server start` with kubernetes_service serves a static kube_cluster (created with
 // `kport create -f`, its kubeconfig only in the server's store) through its in-process Kubernetes
 // service on a loopback tunnel. Both of a person's paths run end to end with real processes: the

@@ -1,4 +1,4 @@
-// kwok as the kubelet of a real kube-apiserver (FACTS.md "Real pods for tests"): it simulates a node
+// kwok as the kubelet of a real kube-apiserver (docs/architecture.md §8): it simulates a node
 // and its pods, and serves the kubelet's exec, logs and port-forward endpoints by running local
 // commands, so exec/logs/port-forward go end to end (kubectl -> proxy -> apiserver -> "kubelet").
 // The apiserver must be started with `kubeletClient: true`. Everything kwok needs (its "fast"

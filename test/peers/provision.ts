@@ -1,4 +1,4 @@
-// Provisions the real test peers without root (DESIGN.md §8): moto in a venv, and
+// Provisions the real test peers without root (docs/architecture.md §8): moto in a venv, and
 // kube-apiserver, kubectl (current and older releases), etcd, helm and kwok built with `go build`, all
 // cached under ${XDG_CACHE_HOME:-~/.cache}/kport-peers so a fresh clone reuses them. Idempotent.
 //

@@ -1,4 +1,4 @@
-// Commands run in-process with captured output (STYLE.md 14), against a real sqlite file.
+// Commands run in-process with captured output (docs/style.md 14), against a real sqlite file.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';

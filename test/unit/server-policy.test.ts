@@ -1,4 +1,4 @@
-// The server's per-call authorisation, one module: what each role may read and write (DESIGN.md §9).
+// The server's per-call authorisation, one module: what each role may read and write (docs/architecture.md §9).
 // The same rules are exercised end to end, with real processes, in network-refusals.test.ts.
 import { hostnameProblem, safeHostname } from '../../src/resources/heartbeat-limits.ts';
 import assert from 'node:assert/strict';

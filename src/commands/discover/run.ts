@@ -58,7 +58,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
   const fromStdin = tokenSource === '-' ? readToken('-', ctx.cwd, roles) : undefined;
   const token = () => fromStdin ?? readToken(tokenSource, ctx.cwd, roles);
   if (config.teleport.proxy_server) {
-    // Network mode: the server is the store; this agent never opens one (DESIGN.md §9).
+    // Network mode: the server is the store; this agent never opens one (docs/architecture.md §9).
     const [{ joinServer }, { parseServerAddress, OutageLog, ServerUnreachable }, { RemoteBackend }] = await Promise.all([
       import('../../join/network-identity.ts'),
       import('../../client/server-client.ts'),
@@ -93,7 +93,7 @@ async function runLocked({ opts, ctx, session }: CommandInput, roles: string[], 
     const removedHint = (err: AccessDeniedError) =>
       Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
     const backend = new RemoteBackend(agent.client, { stopRetrying: stopping, onDenied: removedHint, outage });
-    // A Kubernetes agent's reverse tunnel: the server's requests for its clusters arrive on it (DESIGN.md §9).
+    // A Kubernetes agent's reverse tunnel: the server's requests for its clusters arrive on it (docs/architecture.md §9).
     const tunnelStop = new AbortController();
     const kube = config.kubernetes_service?.enabled && !once ? config.kubernetes_service : undefined;
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));

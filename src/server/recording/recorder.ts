@@ -1,4 +1,4 @@
-// Session recording at the server (DESIGN.md §9): an exec or attach over WebSocket is written as
+// Session recording at the server (docs/architecture.md §9): an exec or attach over WebSocket is written as
 // asciicast v2, output and resizes with their timings, to <data_dir>/server/recordings/<id>.cast.
 // Input is not recorded (Teleport records output only: passwords typed at a prompt stay out).
 import { constants, mkdirSync, chmodSync } from 'node:fs';
