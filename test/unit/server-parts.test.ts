@@ -78,7 +78,8 @@ test("first contact: a pinned server whose certificate does not name the address
   const keys = await generateKeys();
   const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'kport server', usage: 'server', validForMs: 3_600_000, dnsNames: ['kport.example.com'] });
   let received = 0;
-  const server = createServer({ key: await keyPem(keys.privateKey), cert: certPem(leaf) + certPem(ca.cert) }, (socket) => socket.on('data', () => received++));
+  // It speaks HTTP/2 as a kport server does (a server that does not is not one: server-client.ts says so first).
+  const server = createServer({ key: await keyPem(keys.privateKey), cert: certPem(leaf) + certPem(ca.cert), ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => socket.on('data', () => received++));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   try {
