@@ -19,25 +19,17 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import Provider from 'oidc-provider';
+import type { OidcPeerOptions } from './oidc.ts';
 
-interface PeerConfig {
+/** What the launcher (oidc.ts) writes for this process: its options, plus where to listen and whom to register. */
+type PeerConfig = Omit<OidcPeerOptions, 'redirectUris' | 'accounts'> & {
   issuer: string;
   port: number;
   certFile: string;
   keyFile: string;
   clients: { client_id: string; client_secret: string; redirect_uris: string[] }[];
   accounts: Record<string, Record<string, unknown>>;
-  idTokenTtlS?: number;
-  rogue?: 'audience' | 'signing-key';
-  authMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
-  /** For private_key_jwt: the client's public key, as registered at the provider. */
-  clientJwk?: Record<string, unknown>;
-  /** What the discovery document lists in token_endpoint_auth_methods_supported (default: authMethod alone). */
-  authMethodsListed?: string[];
-  claimsFromUserinfo?: boolean;
-  pad?: string[];
-  padBytes?: number;
-}
+};
 
 const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as PeerConfig;
 
