@@ -7,7 +7,7 @@ export const DEFAULT_INVITE_TTL_MS = 3_600_000;
 /** An invite is a password in transit: two days covers a weekend, no longer. */
 export const MAX_INVITE_TTL_MS = 48 * 3_600_000;
 const MIN_INVITE_TTL_MS = 60_000;
-/** Invite codes are 32 characters of base64url (192 bits); a longer one is not looked up. */
+/** Invite codes are 48 hex characters (192 bits); a longer one is not looked up. */
 const MAX_CODE_CHARS = 64;
 
 export const inviteKey = (code: string) => `${INVITES}${createHash('sha256').update(code).digest('hex')}`;
@@ -22,7 +22,8 @@ export function inviteTtl(ttlMs: number | undefined): number {
 
 /** A new one-time code for `user`; only its SHA-256 is stored, with the TTL. */
 export async function createInvite(backend: Backend, user: string, ttlMs: number, now: number): Promise<{ invite: string; expires: string }> {
-  const invite = randomBytes(24).toString('base64url');
+  // Hex, not base64url: a code that began with `-` read as an option in `kport login --invite CODE`.
+  const invite = randomBytes(24).toString('hex');
   const expires = new Date(now + ttlMs).toISOString();
   await backend.put(inviteKey(invite), JSON.stringify({ user, expires } satisfies Invite), { ttlMs });
   return { invite, expires };

@@ -161,7 +161,11 @@ describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { time
             const log = collect(proc);
             try {
               // The enrolment is printed, then the login waits for the new password and a code on stdin.
-              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()), { timeoutMs: 30_000 });
+              // A login that ended before its enrolment fails here with what it said, not after a wait.
+              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()) || /^kport exited/m.test(log.text()), { timeoutMs: 30_000 }).catch((err: Error) => {
+                throw new Error(`${what}: ${err.message}; the login said:\n${log.text()}`);
+              });
+              assert.match(log.text(), /otpauth:\/\//, `${what}: the login ended before its enrolment:\n${log.text()}`);
               ctrlC(proc);
               const code = await waitFor('kport to exit', async () => /^kport exited (\d+)$/m.exec(log.text())?.[1], { timeoutMs: 10_000 });
               assert.equal(code, '130', `${what}: ${log.text()}`);

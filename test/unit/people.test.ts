@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, scryptSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { inviteTtl, MAX_INVITE_TTL_MS } from '../../src/people/invites.ts';
+import { createInvite, inviteTtl, MAX_INVITE_TTL_MS } from '../../src/people/invites.ts';
 import { oidcUser } from '../../src/people/oidc-user.ts';
 import { MAX_PASSWORD_BYTES, passwordMatches, passwordNeedsRehash, passwordProblem, passwordVerifier } from '../../src/people/passwords.ts';
 import { FORGET_MS, FREE_PAIR_FAILURES, FREE_USER_FAILURES, KNOWN_ADDRESS_MS, LoginThrottle, MAX_ENTRIES, MAX_SOURCE_FAILURES, WINDOW_MS, type ThrottleAlert } from '../../src/people/throttle.ts';
@@ -129,6 +129,11 @@ describe('people service', () => {
     assert.equal(inviteTtl(undefined), 3_600_000);
     assert.equal(inviteTtl(MAX_INVITE_TTL_MS), MAX_INVITE_TTL_MS);
     assert.throws(() => inviteTtl(MAX_INVITE_TTL_MS + 1), /1 min to 48 h/);
+  });
+
+  test('an invite code is 48 hex characters, so it can never read as an option on a command line (`--invite -x...`)', async () => {
+    const backend = new MemoryBackend();
+    for (let i = 0; i < 300; i++) assert.match((await createInvite(backend, 'a', 60_000, Date.now())).invite, /^[0-9a-f]{48}$/);
   });
 
   test('users: every role must exist; the invite is stored only as its hash; rm takes secrets and invites, not the lock', async () => {
