@@ -1,7 +1,7 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { describeConnectError } from '../core/net-errors.ts';
 import { forwardedHeaders, responseHeaders } from './forward-headers.ts';
@@ -10,7 +10,8 @@ import { impersonationFromHeaders, type ImpersonationResult, type KubeAccess } f
 import type { AuditLog } from './audit.ts';
 import { ChunkRelay, relay } from './relay.ts';
 import { isLongRunning, unsafePathReason } from './request-info.ts';
-import { rawStatus, respondStatus, sendStatus, type KportCode } from './status.ts';
+import { rawStatus } from './status.ts';
+import { compatClient, StreamClient, type ClientSide } from './client-side.ts';
 import type { Upstream } from './upstream.ts';
 
 export interface ForwardTarget {
@@ -107,9 +108,9 @@ export class Forwarder {
       } else if (upstream.rstCode) {
         // Reset after its answer began (the cluster, or the server kport forwards to, broke it): a break,
         // not an end, once what came before it went out (a kport server's last words among it).
-        const reset = setTimeout(() => client.destroy(), LAST_BYTES_MS);
-        if (relayed) relayed.write(Buffer.alloc(0), () => (clearTimeout(reset), client.destroy()));
-        else client.destroy();
+        const reset = setTimeout(() => client.abort(), LAST_BYTES_MS);
+        if (relayed) relayed.write(Buffer.alloc(0), () => (clearTimeout(reset), client.abort()));
+        else client.abort();
         this.#finish(target, method, path, started, identity, status, undefined, `stream reset (${upstream.rstCode})`);
       } else {
         client.end();
@@ -140,7 +141,7 @@ export class Forwarder {
       if (error === undefined || gone) return this.#finish(target, method, path, started, identity, status);
       const message = unreachable(target, error);
       if (!client.headersSent()) return this.#finish(target, method, path, started, identity, 502, () => client.fail(502, message), message);
-      client.destroy();
+      client.abort();
       this.#finish(target, method, path, started, identity, status, undefined, message);
     };
     // A client that goes away (a cancelled log -f) releases the upstream request.
@@ -289,88 +290,8 @@ export class Forwarder {
   }
 }
 
-/** One client request and its response, whichever API it arrived on. */
-interface ClientSide {
-  method: string;
-  headers: IncomingHttpHeaders;
-  body: Readable;
-  /** Sends the status and headers now (watches send nothing for a while); the body goes to the writable returned. */
-  respond(status: number, headers: OutgoingHttpHeaders): Writable | undefined;
-  fail(code: KportCode, message: string): void;
-  headersSent(): boolean;
-  end(): void;
-  destroy(): void;
-  onClose(fn: () => void): void;
-}
-
-function compatClient(req: ClientRequest, res: ClientResponse): ClientSide {
-  const r = res as ServerResponse;
-  return {
-    method: req.method ?? 'GET',
-    headers: req.headers,
-    body: req as unknown as Readable,
-    respond(status, headers) {
-      r.writeHead(status, headers);
-      r.flushHeaders?.();
-      return r;
-    },
-    fail: (code, message) => sendStatus(res, code, message),
-    headersSent: () => res.headersSent,
-    end: () => {
-      if (!res.writableEnded) res.end();
-    },
-    destroy: () => res.destroy(),
-    onClose: (fn) => res.once('close', fn),
-  };
-}
-
 /** How long the bytes before an upstream's reset may take to reach the client before the reset is passed on anyway. */
 const LAST_BYTES_MS = 5_000;
-const ignore = () => {};
-const BROKEN = new Error('the response broke');
-
-/** A class, not an object of closures: one of these is made for every HTTP/2 request. */
-class StreamClient implements ClientSide {
-  readonly method: string;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: ServerHttp2Stream;
-
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
-    this.body = stream;
-    this.headers = headers;
-    this.method = String(headers[':method'] ?? 'GET');
-    // A client resetting its stream is not an error worth a crash.
-    stream.on('error', ignore);
-  }
-
-  respond(status: number, out: OutgoingHttpHeaders): Writable | undefined {
-    if (this.body.destroyed || this.body.closed) return undefined;
-    out[':status'] = status;
-    this.body.respond(out);
-    return this.body;
-  }
-
-  fail(code: KportCode, message: string): void {
-    if (!this.body.destroyed && !this.body.headersSent) respondStatus(this.body, code, message);
-  }
-
-  headersSent(): boolean {
-    return this.body.headersSent;
-  }
-
-  end(): void {
-    if (!this.body.writableEnded && !this.body.destroyed) this.body.end();
-  }
-
-  destroy(): void {
-    // With an error: a reset (INTERNAL_ERROR) the client reads as a break; without one node may send NO_ERROR, which node clients read as an end.
-    this.body.destroy(BROKEN);
-  }
-
-  onClose(fn: () => void): void {
-    this.body.once('close', fn);
-  }
-}
 
 /** Why the cluster did not answer, with the cause a person can act on (refused, DNS, TLS). */
 function unreachable(target: ForwardTarget, err: unknown, otherwise?: string): string {

@@ -23,7 +23,7 @@ import { droppedEnding, lostEnding, type Ending } from './kube-ending.ts';
 import { clusterRoute, KUBE_PREFIX, upgradeProblem } from './kube-route-path.ts';
 import { requestRefusal, requestTarget, type RequestTarget } from './recording/decision.ts';
 import { forwardOverTunnel, type Attempts, type Forwarding, type Outcome, type TunnelClient } from './tunnel-forward.ts';
-import { compatClient, StreamClient } from './kube-clients.ts';
+import { compatClient, StreamClient } from '../kube/client-side.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 import { upgradeOverTunnel } from './tunnel-upgrade.ts';
 import type { WatchHub } from './watch-hub.ts';

@@ -5,7 +5,7 @@ import { isImpersonation } from '../kube/access.ts';
 import { ChunkRelay } from '../kube/relay.ts';
 import { DROP, responseHeaders } from '../kube/forward-headers.ts';
 import { requestInfo } from '../kube/request-info.ts';
-import type { KportCode } from '../kube/status.ts';
+import type { ClientSide } from '../kube/client-side.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
 import { isJsonWatch, logLine, watchErrorEvent, type Ending } from './kube-ending.ts';
 
@@ -16,20 +16,8 @@ const LAST_WORDS_MS = 5_000;
 export const MAX_REPLAY_BYTES = 1 << 20;
 
 
-/** One person's request and its response, whichever HTTP version it came on. */
-export interface TunnelClient {
-  method: string;
-  headers: IncomingHttpHeaders;
-  body: Readable;
-  respond(status: number, headers: OutgoingHttpHeaders): Writable | undefined;
-  fail(code: KportCode, message: string): void;
-  headersSent(): boolean;
-  end(): void;
-  /** Ends the response as broken (a reset stream, a cut connection): a watch's client re-lists. */
-  abort(): void;
-  gone(): boolean;
-  onClose(fn: () => void): void;
-}
+/** One person's request and its response, whichever HTTP version it came on: the forwarding engine's adapter. */
+export type TunnelClient = ClientSide;
 
 export interface Attempts {
   /** Agents to try, in order. */
