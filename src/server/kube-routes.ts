@@ -3,9 +3,8 @@ import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Server
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Backend } from '../backend/backend.ts';
-import { impersonationFromHeaders } from '../kube/access.ts';
 import { trimFieldValues } from '../kube/local-proxy.ts';
-import { requestInfo, unsafePathReason } from '../kube/request-info.ts';
+import { requestInfo } from '../kube/request-info.ts';
 import { clusterSniLabel, sniLabelOf } from '../kube/sni.ts';
 import { rawStatus, type KportCode } from '../kube/status.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
@@ -21,7 +20,9 @@ import { asRefusal, type PeopleRoutes, type Person } from './people-routes.ts';
 import { ResourceCache } from './resource-cache.ts';
 import { droppedEnding, lostEnding, type Ending } from './kube-ending.ts';
 import { clusterRoute, KUBE_PREFIX, upgradeProblem } from './kube-route-path.ts';
-import { requestRefusal, requestTarget, type RequestTarget } from './recording/decision.ts';
+import { requestTarget, type RequestTarget } from './recording/decision.ts';
+import { authorizeKube, reauthorizeKube, type KubeGrant, type KubeRefusal } from './kube-authorize.ts';
+import { auditAllowed, auditRefused } from './kube-request-audit.ts';
 import { forwardOverTunnel, type Attempts, type Forwarding, type Outcome, type TunnelClient } from './tunnel-forward.ts';
 import { compatClient, StreamClient } from '../kube/client-side.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
@@ -77,14 +78,8 @@ export interface KubeRoutesDeps {
   upgrades?: UpgradeHooks;
 }
 
-type Refused = { refused: { code: KportCode; message: string; reason?: string; user?: string; cluster?: string } };
-interface Admitted {
-  person: Person;
-  cluster: KubeCluster;
-  path: string;
-  user: string;
-  groups: string[];
-}
+type Refused = { refused: KubeRefusal };
+type Admitted = KubeGrant;
 
 /**
  * The Kubernetes API at the server (docs/architecture.md §9): `/k/<cluster>/...` (or a cluster's SNI name)
@@ -178,7 +173,7 @@ export class KubeRoutes {
     if (message) {
       return this.#refuse({ refused: { code: 400, message, ...(connection?.caller && 'person' in connection.caller && { user: connection.caller.person }) } }, method, req.url ?? '', remote, started, (code, text) => rawStatus(socket, code, text));
     }
-    void this.#admit(connection, req.url, servername, req.headers).then((admitted) => {
+    void this.#admit(connection, method, req.url, servername, req.headers, true).then((admitted) => {
       if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
       const meta = this.#meta(admitted, req);
       const refusal = this.#deps.upgrades?.refusal?.(meta);
@@ -210,10 +205,8 @@ export class KubeRoutes {
     const started = performance.now();
     const servername = serverName(socket);
     const remote = remoteOf(socket);
-    void this.#admit(connection, url, servername, client.headers).then((admitted) => {
-      if ('refused' in admitted) return this.#refuse(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
-      const unrecorded = this.#unrecorded(admitted, client.method);
-      if (unrecorded) return this.#refuse({ refused: { code: 403, message: unrecorded, user: admitted.person.caller.person, cluster: admitted.cluster.metadata.name } }, client.method, admitted.path, remote, started, (code, message) => client.fail(code, message));
+    void this.#admit(connection, client.method, url, servername, client.headers).then((admitted) => {
+      if ('refused' in admitted) return this.#refuse(admitted, client.method, admitted.refused.path ?? url ?? '', remote, started, (code, message) => client.fail(code, message));
       const attempts = this.#attempts(admitted);
       if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
       let forwarding: Forwarding | undefined;
@@ -223,13 +216,6 @@ export class KubeRoutes {
       const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
       forwarding = forwardOverTunnel(client, admitted.path, attempts, (outcome) => (undrop?.(), leave(), this.#audit(admitted, client.method, remote, started, outcome)), (cause) => lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause));
     }, (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)));
-  }
-
-  /** A kubelet command (nodes/NAME/proxy/run) a role requires recorded: refused, as its upgrades are (recording/decision.ts). */
-  #unrecorded(admitted: Admitted, method: string): string | undefined {
-    const info = requestInfo(method, admitted.path);
-    if (info.resource !== 'nodes' || info.subresource !== 'proxy') return undefined;
-    return requestRefusal(requestTarget(info, admitted.path), admitted.person.roles, admitted.cluster.metadata.labels ?? {});
   }
 
   /** Counts an admitted request in the person's open ones (MAX_REQUESTS_PER_PERSON); undefined when they are at the bound. */
@@ -259,11 +245,8 @@ export class KubeRoutes {
       }));
       const current = await decided.get(key)!;
       if (typeof current === 'string') return open.end({ code: 403, message: `the server ended the request: ${current}` });
-      const labels = this.#clusters.get(open.cluster)?.metadata.labels;
-      const access = labels && current.roles.kubeAccess(labels);
-      const identity = access && impersonationFromHeaders(access, open.headers);
-      if (identity && identity.ok && identity.user === open.user && identity.groups.join(',') === open.groups.join(',')) return;
-      open.end({ code: 403, message: `the server ended the request: the roles of ${open.caller.person} no longer allow kube_cluster "${open.cluster}"${identity ? ' as the Kubernetes user and groups it was sent as' : ''}` });
+      const why = reauthorizeKube(current, this.#clusters.get(open.cluster)?.metadata.labels, open);
+      if (why) open.end({ code: 403, message: `the server ended the request: ${why}` });
     }));
   }
 
@@ -273,8 +256,8 @@ export class KubeRoutes {
     answer(502, 'the kport server failed to answer this request; its log says why');
   }
 
-  /** Who asks, for which cluster, as whom: every check before anything reaches an agent. */
-  async #admit(connection: Connection | undefined, url: string | undefined, servername: string | undefined, headers: IncomingHttpHeaders): Promise<Admitted | Refused> {
+  /** Who asks (their certificate and current record), then what the authoriser says: every check before anything reaches an agent. */
+  async #admit(connection: Connection | undefined, method: string, url: string | undefined, servername: string | undefined, headers: IncomingHttpHeaders, upgrade = false): Promise<Admitted | Refused> {
     const caller = connection?.caller;
     if (!caller) return { refused: { code: 403, message: 'the connection closed' } };
     if (!('person' in caller)) {
@@ -291,23 +274,7 @@ export class KubeRoutes {
       return { refused: { code: 403, message: refusal.message, user: caller.person } };
     }
     const route = clusterRoute(url, servername, this.#bySni);
-    const cluster = route && this.#clusters.get(route.name);
-    const labels = cluster?.metadata.labels ?? {};
-    const access = cluster && person.roles.kubeAccess(labels);
-    if (!route || !cluster || !access) {
-      // A cluster the roles do not allow answers exactly as one that does not exist (Teleport's rule); only the audit trail tells them apart.
-      const name = route?.name ?? '';
-      const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name || route.sni}"` : `the roles of ${caller.person} do not allow kube_cluster "${name}"`;
-      // Named by TLS server name, the answer repeats that name: the cluster's own name would tell a guess that exists from one that does not.
-      const shown = route?.sni ? `the kube_cluster of TLS server name "${route.sni}"` : `kube_cluster "${name}"`;
-      // 403 with the sentence as text: what kubectl, helm and k9s print on their first call, discovery (status.ts).
-      return { refused: { code: 403, message: `${shown} not found: \`kport kube ls\` lists the clusters you can reach`, reason, user: caller.person, cluster: name } };
-    }
-    const unsafe = unsafePathReason(route.path);
-    if (unsafe) return { refused: { code: 400, message: `kport refused the request: ${unsafe}`, user: caller.person, cluster: cluster.metadata.name } };
-    const identity = impersonationFromHeaders(access, headers);
-    if (!identity.ok) return { refused: { code: 403, message: identity.message, user: caller.person, cluster: cluster.metadata.name } };
-    return { person, cluster, path: route.path, user: identity.user, groups: identity.groups };
+    return authorizeKube(person, { method, headers, route, cluster: route && this.#clusters.get(route.name), upgrade });
   }
 
   /** The agents to try and how to reach them; undefined when none serves the cluster now. */
@@ -362,41 +329,11 @@ export class KubeRoutes {
 
   #refuse({ refused }: Refused, method: string, url: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
     answer(refused.code, refused.message);
-    const info = requestInfo(method, url);
-    this.#deps.audit.queue({
-      type: 'kube.request',
-      outcome: 'refused',
-      ...(refused.user && { user: refused.user }),
-      ...(refused.cluster !== undefined && { cluster: refused.cluster }),
-      verb: info.verb,
-      action: `${method} ${url}`,
-      status: refused.code,
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      reason: refused.reason ?? refused.message,
-      remote_addr: remote,
-    });
+    auditRefused(this.#deps.audit, refused, method, url, remote, started);
   }
 
   #audit(admitted: Admitted, method: string, remote: string, started: number, outcome: Outcome): void {
-    const info = requestInfo(method, admitted.path);
-    this.#deps.audit.queue({
-      type: 'kube.request',
-      outcome: 'allowed',
-      user: admitted.person.caller.person,
-      kube_user: admitted.user,
-      kube_groups: admitted.groups,
-      cluster: admitted.cluster.metadata.name,
-      verb: info.verb,
-      resource: info.subresource ? `${info.resource}/${info.subresource}` : info.resource,
-      namespace: info.namespace,
-      name: info.name,
-      status: outcome.status,
-      ...(outcome.hostId && { host_id: outcome.hostId }),
-      ...(outcome.sessionId && { session_id: outcome.sessionId }),
-      duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      ...(outcome.error && { reason: outcome.error }),
-      remote_addr: remote,
-    });
+    auditAllowed(this.#deps.audit, admitted, method, remote, started, outcome);
   }
 }
 
