@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { COMMANDS, GLOBAL_OPTIONS, NOUN_SUMMARIES, PROGRAM_EXAMPLES } from './commands/index.ts';
 import { createContext, type Context } from './core/context.ts';
 import { BugError, ExitCode, ExternalError, KportError, describeSystemError } from './core/errors.ts';
-import { Session, type GlobalOptions } from './core/session.ts';
+import { Session, type GlobalOptions } from './commands/session.ts';
 import { parseFormat, printableMessage } from './core/output.ts';
 import { kportVersion } from './commands/misc/version.ts';
 

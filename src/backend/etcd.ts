@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
-import type { StorageConfig } from '../config/schema.ts';
+import type { StorageConfig } from './storage-config.ts';
 import { ExternalError } from '../core/errors.ts';
 import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
 

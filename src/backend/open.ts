@@ -2,8 +2,8 @@ import { basename, dirname, join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { checkTrusted } from '../core/file-trust.ts';
 import { trustedPath } from '../core/trusted-path.ts';
-import type { StorageConfig } from '../config/schema.ts';
 import type { Backend } from './backend.ts';
+import type { StorageConfig } from './storage-config.ts';
 
 /** Opens the backend the configuration names; etcd is loaded only when asked for. */
 export async function openBackend(storage: StorageConfig, dataDir: string): Promise<Backend> {

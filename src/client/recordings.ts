@@ -1,5 +1,5 @@
 import { UserError } from '../core/errors.ts';
-import type { Session } from '../core/session.ts';
+import type { Session } from '../commands/session.ts';
 import type { RecordingInfo } from '../server/recording/catalog.ts';
 import type { PersonClient } from './person.ts';
 

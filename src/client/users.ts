@@ -1,4 +1,4 @@
-import type { Session } from '../core/session.ts';
+import type { Session } from '../commands/session.ts';
 import type { PersonClient } from './person.ts';
 
 export interface UserSummary {

@@ -1,5 +1,5 @@
 import type { Context } from '../core/context.ts';
-import type { Session } from '../core/session.ts';
+import type { Session } from './session.ts';
 
 export interface OptionDef {
   flags: string;

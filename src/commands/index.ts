@@ -2,7 +2,7 @@ import { SHELLS, type CompletionTree } from '../core/completion.ts';
 import { FORMATS } from '../core/output.ts';
 import { KIND_NAMES } from '../resources/registry.ts';
 import type { CommandDef } from './command.ts';
-import { completion } from './misc/completion.ts';
+import { completionCommand } from './misc/completion.ts';
 import { kubeConfig } from './kube/config.ts';
 import { kubeCredentials } from './kube/credentials.ts';
 import { kubeLogin } from './kube/login.ts';
@@ -33,6 +33,8 @@ import { usersUpdate } from './users/update.ts';
 import { usersReset } from './users/reset.ts';
 import { play } from './play/play.ts';
 import { recordingsLs } from './recordings/ls.ts';
+
+const completion = completionCommand(() => completionTree());
 
 /** Every leaf command, in help order. */
 export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersUpdate, usersReset, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeConfig, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, recordingsLs, completion, version];

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { UsageError, systemCause } from '../core/errors.ts';
 import { trustedPath } from '../core/trusted-path.ts';
 import { KNOWN_KEYS, configSchema, type RawConfig } from './schema.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../core/suggest.ts';
 import { keyPath, yamlErrorText } from './errors.ts';
 
 /**

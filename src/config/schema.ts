@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import type { StorageConfig as BackendStorage } from '../backend/storage-config.ts';
 import { parseBytes } from '../core/bytes.ts';
 import { parseDuration } from '../core/duration.ts';
 import { KNOWN_REGIONS, partitionOf } from '../aws/regions.ts';
 import { validateSelector } from '../resources/labels.ts';
 import { reservedLabel } from '../resources/kube-cluster.ts';
 import { labelsProblems } from '../resources/resource.ts';
-import { closest } from './suggest.ts';
+import { closest } from '../core/suggest.ts';
 import { reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
@@ -306,6 +307,9 @@ export type RawConfig = z.output<typeof configSchema>;
 export type AwsMatcher = z.output<typeof awsMatcher>;
 export type OidcAuthentication = z.output<typeof oidcAuthentication>;
 export type StorageConfig = z.output<typeof storage>;
+/** The backends declare what they read (src/backend/open.ts); this fails to compile when the schema and they part. */
+const _storageFits: (parsed: StorageConfig) => BackendStorage = (parsed) => parsed;
+void _storageFits;
 export type RoleConfig = z.output<typeof role>;
 export type UserConfig = z.output<typeof user>;
 export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service']>;

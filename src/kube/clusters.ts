@@ -3,7 +3,8 @@ import { UserError } from '../core/errors.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
 import { checkLookupName, findKubeCluster } from '../resources/registry.ts';
 import { listResources } from '../resources/store.ts';
-import type { AccessChecker, KubeAccess } from './access.ts';
+import type { KubeAccess } from './access.ts';
+import type { AccessChecker } from './access-checker.ts';
 
 export interface AllowedCluster {
   cluster: KubeCluster;

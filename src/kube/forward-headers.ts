@@ -1,5 +1,9 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
+/** Set by the agent as Impersonate-Extra-*, so the cluster's own audit log names the person and joins to kport's. */
+export const ORIGINAL_USER_EXTRA = 'kport.dev/original-user';
+export const SESSION_ID_EXTRA = 'kport.dev/session-id';
+
 /**
  * Headers that describe one hop, the client's credentials, or its identity claims: never forwarded
  * as sent. Expect too: kport's own server answers a client's 100-continue and reads the body it forwards.

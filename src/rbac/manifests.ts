@@ -1,5 +1,5 @@
 import type { V1ClusterRole, V1ClusterRoleBinding } from '@kubernetes/client-node';
-import { ORIGINAL_USER_EXTRA, SESSION_ID_EXTRA } from '../tunnel/protocol.ts';
+import { ORIGINAL_USER_EXTRA, SESSION_ID_EXTRA } from '../kube/forward-headers.ts';
 
 /**
  * The rules of the guide's Step 2: what the proxy needs to impersonate and to check itself; and the

@@ -1,7 +1,7 @@
 // Roles in Teleport's own shape (kind: role, version: v7, spec.allow / spec.deny / spec.options), as
 // people paste them from Teleport's docs, and today's flat shape (config `roles:`, role resources
 // written before v7), which reads as the allow side of a v7 role.
-import { closest } from '../config/suggest.ts';
+import { closest } from '../core/suggest.ts';
 import { UsageError } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
 import { validateSelector, type LabelSelector } from '../resources/labels.ts';

@@ -1,6 +1,6 @@
 import type { Backend } from '../backend/backend.ts';
 import type { KubernetesServiceConfig } from '../config/schema.ts';
-import { AgentKubeService } from '../kube/agent-service.ts';
+import { AgentKubeService } from '../tunnel/agent-service.ts';
 import { runKubeServerHeartbeat } from '../kube/server-heartbeat.ts';
 import { servedClustersOf } from '../kube/served-clusters.ts';
 import type { Authorities } from './authorities.ts';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Backend, Item, TxnOp } from '../backend/backend.ts';
-import { closest } from '../config/suggest.ts';
+import { closest } from '../core/suggest.ts';
 import { UserError, UsageError } from '../core/errors.ts';
 import { kindPrefix, resourceKey } from '../resources/resource.ts';
 import { TOKEN, type Token } from '../resources/token.ts';

@@ -18,6 +18,3 @@ export const TUNNEL_PROTOCOL = 'kport-tunnel/1';
 export const TUNNEL_AUTHORITY = 'kport-agent';
 export const IDENTITY_HEADER = 'kport-identity';
 
-/** Set by the agent as Impersonate-Extra-*, so the cluster's own audit log names the person and joins to kport's. */
-export const ORIGINAL_USER_EXTRA = 'kport.dev/original-user';
-export const SESSION_ID_EXTRA = 'kport.dev/session-id';

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import type { RoleConfig } from '../../src/config/schema.ts';
-import { AgentKubeService } from '../../src/kube/agent-service.ts';
+import { AgentKubeService } from '../../src/tunnel/agent-service.ts';
 import type { Upstream } from '../../src/kube/upstream.ts';
 import { addUser } from '../../src/people/users.ts';
 import { getUser } from '../../src/people/store.ts';

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { kubeIdentityKey } from '../../src/join/network-identity.ts';
-import { AgentKubeService } from '../../src/kube/agent-service.ts';
+import { AgentKubeService } from '../../src/tunnel/agent-service.ts';
 import { staticUpstream } from '../../src/kube/upstream.ts';
 import { certPem, createAuthority } from '../../src/pki/certs.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { accessFor, resolveImpersonation } from '../../src/kube/access.ts';
+import { resolveImpersonation } from '../../src/kube/access.ts';
+import { accessFor } from '../../src/kube/access-checker.ts';
 import { extraHeader, forwardedHeaders, sendsGroup } from '../../src/kube/forward-headers.ts';
 import { isLongRunning, requestInfo, unsafePathReason } from '../../src/kube/request-info.ts';
 import { describeConnectError } from '../../src/core/net-errors.ts';

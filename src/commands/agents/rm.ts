@@ -2,7 +2,7 @@ import { UserError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
 import { AGENT } from '../../resources/agent.ts';
 import { resourceKey } from '../../resources/resource.ts';
-import type { Session } from '../../core/session.ts';
+import type { Session } from '../session.ts';
 import type { CommandDef } from '../command.ts';
 
 export const agentsRm: CommandDef = {

@@ -164,7 +164,7 @@ async function servedClusters({ ctx, kube, backend, hostId }: { ctx: CommandInpu
 async function serveOverTunnel(input: { ctx: CommandInput['ctx']; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; pingMs?: number; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../../tunnel/kube-agent.ts'),
-    import('../../kube/agent-service.ts'),
+    import('../../tunnel/agent-service.ts'),
     import('../../join/network-identity.ts'),
     import('../../kube/audit.ts'),
   ]);

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { UsageError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
-import type { Session } from '../../core/session.ts';
+import type { Session } from '../session.ts';
 
 /**
  * The person asking and the clusters their roles allow. Through a server (a login profile), the
@@ -13,7 +13,7 @@ export async function personAccess(session: Session, userOption: unknown) {
     session.config(),
     session.backend(),
     session.person(),
-    import('../../kube/access.ts'),
+    import('../../kube/access-checker.ts'),
     import('../../kube/clusters.ts'),
     import('../../kube/targets.ts'),
   ]);

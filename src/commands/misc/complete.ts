@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { createContext, type Context } from '../../core/context.ts';
-import { Session } from '../../core/session.ts';
+import { Session } from '../session.ts';
 import { kindPrefix } from '../../resources/resource.ts';
 
 /**

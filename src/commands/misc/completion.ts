@@ -1,8 +1,9 @@
-import { SHELLS, completionScript, type Shell } from '../../core/completion.ts';
+import { SHELLS, completionScript, type CompletionTree, type Shell } from '../../core/completion.ts';
 import { UsageError } from '../../core/errors.ts';
 import type { CommandDef } from '../command.ts';
 
-export const completion: CommandDef = {
+/** `tree`: the command tree, handed in by the registry (commands/index.ts), which lists this command too. */
+export const completionCommand = (tree: () => CompletionTree): CommandDef => ({
   path: ['completion'],
   summary: 'Print a shell completion script: bash, zsh or fish',
   examples: [
@@ -13,7 +14,6 @@ export const completion: CommandDef = {
   async run({ args, ctx }) {
     const shell = args[0] as Shell;
     if (!SHELLS.includes(shell)) throw new UsageError(`Unknown shell "${shell}": use one of ${SHELLS.join(', ')}.`);
-    const { completionTree } = await import('../index.ts');
-    ctx.stdout.write(completionScript(shell, completionTree()));
+    ctx.stdout.write(completionScript(shell, tree()));
   },
-};
+});

@@ -3,7 +3,7 @@ import type { AssumeRole } from '../../aws/credentials.ts';
 import type { LoadedConfig } from '../../config/load.ts';
 import type { KubeCluster } from '../../resources/kube-cluster.ts';
 import type { Context } from '../../core/context.ts';
-import type { Session } from '../../core/session.ts';
+import type { Session } from '../session.ts';
 
 export const TARGET_OPTIONS = [
   { flags: '--context <ctx>', description: 'kubeconfig context of the target cluster (KUBECONFIG honoured)' },

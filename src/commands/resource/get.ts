@@ -2,7 +2,7 @@ import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
 import { BUILTIN_ORIGIN, CONFIG_ORIGIN, KIND_NAMES, parseRef } from '../../resources/registry.ts';
 import type { Resource } from '../../resources/resource.ts';
-import type { Session } from '../../core/session.ts';
+import type { Session } from '../session.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 
 /**

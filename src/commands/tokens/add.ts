@@ -113,7 +113,7 @@ export const tokensAdd: CommandDef = {
  * pin was checked at login; the CA in the store is the server's alone to read) at the profile's
  * address; locally, the one recorded in the store, at the config's address.
  */
-async function joinTarget(session: import('../../core/session.ts').Session, backend: import('../../backend/backend.ts').Backend): Promise<{ pin: string; address: string } | undefined> {
+async function joinTarget(session: import('../session.ts').Session, backend: import('../../backend/backend.ts').Backend): Promise<{ pin: string; address: string } | undefined> {
   const where = await session.where();
   if (where.via === 'server') return { pin: where.profile.ca_pin, address: where.profile.proxy };
   return serverInfo(backend, await session.config());

@@ -2,14 +2,15 @@ import type { KeyObject } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { ServerHttp2Session, ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { isImpersonation } from './access.ts';
-import type { AuditLog } from './audit.ts';
-import { Forwarder, type ForwardTarget } from './forwarder.ts';
-import { NGHTTP2_CANCEL } from './h2-pool.ts';
-import { rawStatus, respondStatus, type KportCode } from './status.ts';
-import type { Upstream } from './upstream.ts';
-import { IdentityRefused, verifyIdentity, type KubeIdentity } from '../tunnel/identity.ts';
-import { IDENTITY_HEADER, ORIGINAL_USER_EXTRA, SESSION_ID_EXTRA } from '../tunnel/protocol.ts';
+import { isImpersonation } from '../kube/access.ts';
+import type { AuditLog } from '../kube/audit.ts';
+import { ORIGINAL_USER_EXTRA, SESSION_ID_EXTRA } from '../kube/forward-headers.ts';
+import { Forwarder, type ForwardTarget } from '../kube/forwarder.ts';
+import { NGHTTP2_CANCEL } from '../kube/h2-pool.ts';
+import { rawStatus, respondStatus, type KportCode } from '../kube/status.ts';
+import type { Upstream } from '../kube/upstream.ts';
+import { IdentityRefused, verifyIdentity, type KubeIdentity } from './identity.ts';
+import { IDENTITY_HEADER } from './protocol.ts';
 
 export interface AgentKubeServiceOptions {
   /** This agent's host id: identities made for any other agent are refused. */

@@ -1,11 +1,11 @@
 import type { Backend } from '../backend/backend.ts';
 import type { PersonClient, Where } from '../client/person.ts';
 import type { HostStore } from '../server/host-audit.ts';
-import { UserError } from './errors.ts';
-import { checkDataDir } from './file-trust.ts';
+import { UserError } from '../core/errors.ts';
+import { checkDataDir } from '../core/file-trust.ts';
 import type { LoadedConfig } from '../config/load.ts';
-import type { Context } from './context.ts';
-import { parseFormat, terminalSafeJson, type Format } from './output.ts';
+import type { Context } from '../core/context.ts';
+import { parseFormat, terminalSafeJson, type Format } from '../core/output.ts';
 
 export interface GlobalOptions {
   config?: string;
