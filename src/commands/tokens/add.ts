@@ -121,7 +121,7 @@ async function joinTarget(session: import('../session.ts').Session, backend: imp
 
 /** The server this store belongs to, once one has started: its CA pin and the address agents dial. */
 export async function serverInfo(backend: import('../../backend/backend.ts').Backend, config: import('../../config/load.ts').LoadedConfig): Promise<{ pin: string; address: string } | undefined> {
-  const [{ caKey }, { spkiPin }, { listenSetting }] = await Promise.all([import('../../server/authorities.ts'), import('../../pki/pin.ts'), import('../server/start.ts')]);
+  const [{ caKey }, { spkiPin }, { listenSetting }] = await Promise.all([import('../../server/authorities.ts'), import('../../pki/pin.ts'), import('../../service/server.ts')]);
   const item = await backend.get(caKey('server_tls'));
   if (!item) return undefined;
   const proxy = config.proxy_service;

@@ -1,7 +1,7 @@
 // What an agent says as it starts (as tsh's services do), so a terminal running one is not silent:
 // one line when it has joined (or resumed), one when its Kubernetes service is ready. Text on
 // stderr, or a JSON line with the event's fields under -o json.
-import type { Logger } from '../../core/logger.ts';
+import type { Logger } from '../core/logger.ts';
 
 /** The join, or the identity it resumed with. `server`: HOST:PORT in network mode, none on a local store. */
 export function announceJoin(logger: Logger, opts: { joined: boolean; hostId: string; roles: string[]; server?: string; identityDir: string }): void {
