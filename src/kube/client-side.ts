@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
+import type { ChunkRelay } from './relay.ts';
 import { respondStatus, sendStatus, type KportCode } from './status.ts';
 
 /**
@@ -105,4 +106,13 @@ export class StreamClient implements ClientSide {
   onClose(fn: () => void): void {
     this.body.once('close', fn);
   }
+}
+
+/** How long the last bytes before a break (kport's last words, an upstream's tail) may take to reach the client before the response is broken anyway. */
+export const LAST_BYTES_MS = 5_000;
+
+/** Breaks the response once `tail` and what came before it went out, or LAST_BYTES_MS on if the client does not read them. */
+export function abortAfter(client: ClientSide, relay: ChunkRelay, tail: Buffer): void {
+  const reset = setTimeout(() => client.abort(), LAST_BYTES_MS);
+  relay.write(tail, () => (clearTimeout(reset), client.abort()));
 }

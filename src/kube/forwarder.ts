@@ -11,7 +11,7 @@ import type { AuditLog } from './audit.ts';
 import { ChunkRelay, relay } from './relay.ts';
 import { isLongRunning, unsafePathReason } from './request-info.ts';
 import { rawStatus } from './status.ts';
-import { compatClient, StreamClient, type ClientSide } from './client-side.ts';
+import { abortAfter, compatClient, StreamClient, type ClientSide } from './client-side.ts';
 import type { Upstream } from './upstream.ts';
 
 export interface ForwardTarget {
@@ -108,8 +108,7 @@ export class Forwarder {
       } else if (upstream.rstCode) {
         // Reset after its answer began (the cluster, or the server kport forwards to, broke it): a break,
         // not an end, once what came before it went out (a kport server's last words among it).
-        const reset = setTimeout(() => client.abort(), LAST_BYTES_MS);
-        if (relayed) relayed.write(Buffer.alloc(0), () => (clearTimeout(reset), client.abort()));
+        if (relayed) abortAfter(client, relayed, Buffer.alloc(0));
         else client.abort();
         this.#finish(target, method, path, started, identity, status, undefined, `stream reset (${upstream.rstCode})`);
       } else {
@@ -289,9 +288,6 @@ export class Forwarder {
     });
   }
 }
-
-/** How long the bytes before an upstream's reset may take to reach the client before the reset is passed on anyway. */
-const LAST_BYTES_MS = 5_000;
 
 /** Why the cluster did not answer, with the cause a person can act on (refused, DNS, TLS). */
 function unreachable(target: ForwardTarget, err: unknown, otherwise?: string): string {

@@ -5,12 +5,9 @@ import { isImpersonation } from '../kube/access.ts';
 import { ChunkRelay } from '../kube/relay.ts';
 import { DROP, responseHeaders } from '../kube/forward-headers.ts';
 import { requestInfo } from '../kube/request-info.ts';
-import type { ClientSide } from '../kube/client-side.ts';
+import { abortAfter, type ClientSide } from '../kube/client-side.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../tunnel/protocol.ts';
 import { isJsonWatch, logLine, watchErrorEvent, type Ending } from './kube-ending.ts';
-
-/** How long kport's last line of a followed log may take to go out before the stream is reset anyway. */
-const LAST_WORDS_MS = 5_000;
 
 /** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
 export const MAX_REPLAY_BYTES = 1 << 20;
@@ -72,8 +69,7 @@ export function forwardOverTunnel(client: TunnelClient, path: string, attempts: 
     if (isJsonWatch(info.verb, answer!.contentType) && (chunks.last === -1 || chunks.last === 0x0a)) return chunks.end(watchErrorEvent(ending));
     if (info.subresource === 'log' && /^text\/plain(?:;|$)/i.test(answer!.contentType)) {
       // Reset once the line went out, or a few seconds on if the person does not read it.
-      const reset = setTimeout(() => client.abort(), LAST_WORDS_MS);
-      return chunks.write(logLine(ending, chunks.last), () => (clearTimeout(reset), client.abort()));
+      return abortAfter(client, chunks, logLine(ending, chunks.last));
     }
     client.abort();
   };

@@ -3,7 +3,8 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import { connect, createServer as createH2Server, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { compatClient, StreamClient, type ClientSide } from '../../src/kube/client-side.ts';
+import { abortAfter, compatClient, StreamClient, type ClientSide } from '../../src/kube/client-side.ts';
+import { ChunkRelay } from '../../src/kube/relay.ts';
 
 // The forwarding engine's one client adapter (src/kube/client-side.ts). The local proxy's copy and
 // the server's had drifted: asked to fail once the answer had begun, the local proxy's HTTP/2 one
@@ -137,4 +138,16 @@ test('an aborted response reads as gone on both adapters', async () => {
     states.push(client.gone());
   });
   assert.deepEqual(states, [true, true]);
+});
+
+test('abortAfter: the last words reach the client before the break (a followed log\'s last line, then a reset)', async () => {
+  const seen = await overHttp2((client) => {
+    const sink = client.respond(200, { 'content-type': 'text/plain' })!;
+    const relay = new ChunkRelay(sink, { pause: () => {}, resume: () => {} });
+    relay.push(Buffer.from('line 1\n'));
+    abortAfter(client, relay, Buffer.from('kport: the server ended the request\n'));
+  });
+  assert.equal(seen.body, 'line 1\nkport: the server ended the request\n');
+  assert.notEqual(seen.rstCode, 0);
+  assert.equal(seen.ended, false);
 });
