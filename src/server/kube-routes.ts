@@ -4,11 +4,9 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Backend } from '../backend/backend.ts';
 import { trimFieldValues } from '../kube/local-proxy.ts';
-import { requestInfo } from '../kube/request-info.ts';
 import { clusterSniLabel, sniLabelOf } from '../kube/sni.ts';
 import { rawStatus, type KportCode } from '../kube/status.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
-import type { RoleSet } from '../roles/evaluate.ts';
 import { newSessionId, signIdentity } from '../tunnel/identity.ts';
 import { TUNNEL_PATH } from '../tunnel/protocol.ts';
 import type { ServerAudit } from './audit.ts';
@@ -20,7 +18,7 @@ import { asRefusal, type PeopleRoutes, type Person } from './people-routes.ts';
 import { ResourceCache } from './resource-cache.ts';
 import { droppedEnding, lostEnding, type Ending } from './kube-ending.ts';
 import { clusterRoute, KUBE_PREFIX, upgradeProblem } from './kube-route-path.ts';
-import { requestTarget, type RequestTarget } from './recording/decision.ts';
+import { upgradeMeta, type UpgradeHooks } from './kube-upgrade-meta.ts';
 import { authorizeKube, reauthorizeKube, type KubeGrant, type KubeRefusal } from './kube-authorize.ts';
 import { auditAllowed, auditRefused } from './kube-request-audit.ts';
 import { forwardOverTunnel, type Attempts, type Forwarding, type Outcome, type TunnelClient } from './tunnel-forward.ts';
@@ -32,38 +30,7 @@ import type { WatchHub } from './watch-hub.ts';
 /** A person's call: the clusters they may reach that an agent serves now (KubeRoutes.served). */
 export const KUBE_SERVED_PATH = '/v1/kube/served';
 
-/** What a session recorder learns of an upgrade (exec, attach, port-forward) before any byte moves. */
-export interface UpgradeMeta {
-  sessionId: string;
-  person: string;
-  cluster: string;
-  clusterLabels: Record<string, string>;
-  kubeUser: string;
-  kubeGroups: string[];
-  namespace: string;
-  pod: string;
-  subresource: string;
-  container: string;
-  command: string[];
-  /** The Upgrade header, lower case: `websocket` or `spdy/3.1`. */
-  protocol: string;
-  /** The WebSocket subprotocols asked for (v5.channel.k8s.io, ...). */
-  subprotocols: string[];
-  roles: RoleSet;
-  /** What the upgrade reaches: a pod's exec, a kubelet through nodes/NAME/proxy, ... */
-  target: RequestTarget;
-}
-
-export interface UpgradeHooks {
-  /** A sentence refusing the upgrade (a role requires recording this protocol cannot give), or undefined. */
-  refusal?(meta: UpgradeMeta): string | undefined;
-  /**
-   * The agent answered 101: the recorder attaches to both sides before any upgraded byte is relayed.
-   * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.
-   * `closedBecause` says why the server ended the person's connection (person locked, certificate expired), once it did.
-   */
-  onUpgrade?(meta: UpgradeMeta & { hostId: string; closedBecause?: () => string | undefined }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
-}
+export type { UpgradeHooks, UpgradeMeta } from './kube-upgrade-meta.ts';
 
 export interface KubeRoutesDeps {
   backend: Backend;
@@ -175,7 +142,7 @@ export class KubeRoutes {
     }
     void this.#admit(connection, method, req.url, servername, req.headers, true).then((admitted) => {
       if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
-      const meta = this.#meta(admitted, req);
+      const meta = upgradeMeta(admitted, req);
       const refusal = this.#deps.upgrades?.refusal?.(meta);
       if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
       const attempts = this.#attempts(admitted, meta.sessionId);
@@ -296,28 +263,6 @@ export class KubeRoutes {
           return { token: signed.token, sessionId, expires: signed.expires };
         });
       },
-    };
-  }
-
-  #meta(admitted: Admitted, req: IncomingMessage): UpgradeMeta {
-    const info = requestInfo(req.method ?? 'GET', admitted.path);
-    const query = new URLSearchParams(admitted.path.split('?')[1] ?? '');
-    return {
-      sessionId: newSessionId(),
-      person: admitted.person.caller.person,
-      cluster: admitted.cluster.metadata.name,
-      clusterLabels: admitted.cluster.metadata.labels ?? {},
-      kubeUser: admitted.user,
-      kubeGroups: admitted.groups,
-      namespace: info.namespace,
-      pod: info.name,
-      subresource: info.subresource,
-      container: query.get('container') ?? '',
-      command: query.getAll('command'),
-      protocol: String(req.headers.upgrade ?? '').toLowerCase(),
-      subprotocols: String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean),
-      roles: admitted.person.roles,
-      target: requestTarget(info, admitted.path),
     };
   }
 
