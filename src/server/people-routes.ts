@@ -1,9 +1,9 @@
 // The people half of the server's API (docs/people.md "Wire API"): logins, who am I, users, and the
 // per-call check of a person's certificate. server.ts routes to these with one line each.
 import type { Backend } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import type { RoleConfig } from '../config/schema.ts';
-import { PeopleError } from '../people/errors.ts';
-import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
+import { inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
 import { oidcUser } from '../people/oidc-user.ts';
 import type { PersonUser } from '../people/store.ts';
 import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/throttle.ts';
@@ -14,7 +14,6 @@ import type { RoleV7 } from '../roles/role.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';
-import { Refusal } from './join.ts';
 import type { OidcLogin } from './oidc.ts';
 import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
 import { sourceKey } from './limits.ts';
@@ -56,15 +55,13 @@ export interface Identity {
 }
 
 /** Any refusal of the people service as the server answers it. */
-export function asRefusal(err: unknown): Refusal | undefined {
-  if (err instanceof Refusal) return err;
-  if (err instanceof PeopleError) return new Refusal(err.status, err.code, err.message);
-  return undefined;
+export function asRefusal(err: unknown): ApiError | undefined {
+  return err instanceof ApiError ? err : undefined;
 }
 
 /** The user a refused login was for, when it is known (never a password or code), and the reason the audit trail keeps. */
 export function refusedLogin(err: unknown): { user?: string; reason?: string } {
-  return err instanceof LoginRefusal ? { ...(err.user && { user: err.user }), ...(err.reason && { reason: err.reason }) } : {};
+  return err instanceof ApiError ? { ...(err.user && { user: err.user }), ...(err.reason && { reason: err.reason }) } : {};
 }
 
 export class PeopleRoutes {
@@ -104,7 +101,7 @@ export class PeopleRoutes {
         return this.#identity({ user, roles, uid }, key, 'login oidc', address);
       }
     }
-    throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+    throw new ApiError('not_found', `no such API call: ${path}`);
   }
 
   /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
@@ -123,15 +120,15 @@ export class PeopleRoutes {
    */
   async person(caller: PersonCaller, asOf?: number): Promise<Person> {
     const at = this.#deps.now().getTime();
-    if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
+    if (at >= caller.notAfter) throw new ApiError('cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const view = await this.#deps.records.view(asOf);
     const user = view.user(caller.person);
-    if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    if (!user) throw new ApiError('user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
     // A certificate issued before `users reset`, or to an earlier user of that name (removed, then
     // added again, or an OIDC record bound since to its provider account), names another uid.
-    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
+    if (user.spec.uid !== caller.uid) throw new ApiError('login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
     const lock = view.lock(caller.person, at);
-    if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
+    if (lock) throw new ApiError('user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = roleSet(view.roles, user.spec.roles, caller.person);
     return { caller, user, roles, policy: new PersonPolicy(caller.person, roles) };
   }
@@ -146,17 +143,17 @@ export class PeopleRoutes {
     const { backend, now, configRoles } = this.#deps;
     const actor = { audit: this.#deps.audit, user: person.caller.person, remote_addr: address };
     const need = (resource: string, verb: 'list' | 'create' | 'update' | 'delete') => {
-      if (!person.roles.allows(resource, verb)) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
+      if (!person.roles.allows(resource, verb)) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
     };
     const name = () => {
-      if (typeof input.name !== 'string') throw new Refusal(400, 'bad_request', 'this call needs name (a string)');
+      if (typeof input.name !== 'string') throw new ApiError('bad_request', 'this call needs name (a string)');
       return input.name;
     };
     switch (input.op) {
       case 'add': {
         need('user', 'create');
         const ttl = input.invite_ttl_ms;
-        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        if (ttl !== undefined && typeof ttl !== 'number') throw new ApiError('bad_request', 'invite_ttl_ms is a number');
         const added = await addUser(backend, { name: name(), roles: input.roles as string[], ...(ttl !== undefined && { inviteTtlMs: ttl }), configRoles }, now(), actor);
         return { user: added.user, invite: added.invite, invite_expires: added.expires };
       }
@@ -166,7 +163,7 @@ export class PeopleRoutes {
       case 'rm': {
         need('user', 'delete');
         const target = name();
-        if (!(await removeUser(backend, target, actor))) throw new Refusal(404, 'no_such_user', `there is no user ${target}: see kport users ls`);
+        if (!(await removeUser(backend, target, actor))) throw new ApiError('no_such_user', `there is no user ${target}: see kport users ls`);
         return {};
       }
       case 'update': {
@@ -177,24 +174,24 @@ export class PeopleRoutes {
       case 'reset': {
         need('user', 'update');
         const ttl = input.invite_ttl_ms;
-        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        if (ttl !== undefined && typeof ttl !== 'number') throw new ApiError('bad_request', 'invite_ttl_ms is a number');
         const reset = await resetUser(backend, { name: name(), ...(ttl !== undefined && { inviteTtlMs: ttl }) }, now(), actor);
         return { user: reset.user, invite: reset.invite, invite_expires: reset.expires };
       }
       case 'lock': {
         need('lock', 'create');
         const ttl = input.ttl_ms;
-        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new Refusal(400, 'bad_request', 'ttl_ms is a number and message a string');
+        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new ApiError('bad_request', 'ttl_ms is a number and message a string');
         return lockUser(backend, { name: name(), ...(ttl !== undefined && { ttlMs: ttl }), ...(input.message !== undefined && { message: input.message as string }) }, now(), actor);
       }
       case 'unlock': {
         need('lock', 'delete');
         const target = name();
-        if (!(await unlockUser(backend, target, now(), actor))) throw new Refusal(404, 'not_locked', `user ${target} is not locked: see kport get lock`);
+        if (!(await unlockUser(backend, target, now(), actor))) throw new ApiError('not_locked', `user ${target} is not locked: see kport get lock`);
         return {};
       }
       default:
-        throw new Refusal(400, 'bad_request', `op is one of add, ls, rm, update, reset, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
+        throw new ApiError('bad_request', `op is one of add, ls, rm, update, reset, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
     }
   }
 
@@ -233,6 +230,6 @@ function roleSet(definitions: ReadonlyMap<string, RoleV7>, names: string[], user
 
 async function csrKey(csr: unknown) {
   const key = typeof csr === 'string' && csr.length <= MAX_CSR_CHARS ? await verifiedCsrKey(csr) : undefined;
-  if (!key) throw new Refusal(400, 'bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
+  if (!key) throw new ApiError('bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
   return key;
 }

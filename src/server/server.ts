@@ -1,4 +1,5 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import type { IncomingMessage } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { isIP, type Socket } from 'node:net';
@@ -13,7 +14,7 @@ import { kindPrefix, resourceKey } from '../resources/resource.ts';
 import { encodeResource, getResource } from '../resources/store.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
-import { currentAgent, join, parseJoinRequest, Refusal, renew, type JoinDeps } from './join.ts';
+import { currentAgent, join, parseJoinRequest, renew, type JoinDeps } from './join.ts';
 import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom, WatchCount } from './agent-limits.ts';
 import { callProblem, describeCall, parseCall, refusal, type BackendCall } from './policy.ts';
@@ -212,11 +213,11 @@ export class KportServer {
         this.#loginTurn(socket);
         return redirect(res, await this.#people.callback(new URL(req.url ?? '', 'https://kport').searchParams, address));
       }
-      if (req.method !== 'POST') throw new Refusal(405, 'method_not_allowed', `${req.method} ${path} is not a kport API call`);
+      if (req.method !== 'POST') throw new ApiError('method_not_allowed', `${req.method} ${path} is not a kport API call`);
       if (path === '/v1/join') {
         // Counted before the body is read: a refused guess costs as much as a good one.
         const turn = this.#joinRate.take(sourceKey(socket.remoteAddress));
-        if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+        if (!turn.ok) throw new ApiError('rate_limited', `too many join attempts from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
         return await this.#join(await readJson(req, LIMITS.joinBodyBytes, this.#bodies.unauthenticated, { deadlineMs: this.#timeouts.joinBodyMs }), address, res);
       }
       if (LOGIN_PATHS.has(path)) {
@@ -224,8 +225,8 @@ export class KportServer {
         return send(res, 200, await this.#people.login(path, await readJson(req, LIMITS.loginBodyBytes, this.#bodies.unauthenticated), address, socket.remoteAddress));
       }
       // Who is calling before anything else is read from them.
-      const verified = connection?.caller ?? new Refusal(401, 'unauthenticated', 'this call needs the agent host certificate it received when it joined, or a person\'s user certificate from kport login');
-      if (verified instanceof Refusal) throw verified;
+      const verified = connection?.caller ?? new ApiError('unauthenticated', 'this call needs the agent host certificate it received when it joined, or a person\'s user certificate from kport login');
+      if (verified instanceof ApiError) throw verified;
       if ('person' in verified) {
         caller = verified;
         return await this.#personCall(verified, path, req, res, address, (a) => (action = a));
@@ -248,12 +249,12 @@ export class KportServer {
         case '/v1/users':
         case '/v1/audit':
         case '/v1/recordings':
-          throw new Refusal(403, 'forbidden', `${path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
+          throw new ApiError('forbidden', `${path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
         default:
-          throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+          throw new ApiError('not_found', `no such API call: ${path}`);
       }
     } catch (err) {
-      const refused = asRefusal(err) ?? new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
+      const refused = asRefusal(err) ?? new ApiError('internal', 'the server failed to answer this call; its log says why');
       // The cause (a store path, an SQLite error) is for the server's log, not for whoever called,
       // within the caller's budget of log bytes.
       if (refused.status === 500) this.#opts.audit.failure(address, `${path} failed: ${(err as Error).message}`);
@@ -298,7 +299,7 @@ export class KportServer {
   /** Unauthenticated login calls per source address, counted before the body is read. */
   #loginTurn(socket: TLSSocket): void {
     const turn = this.#loginRate.take(sourceKey(socket.remoteAddress));
-    if (!turn.ok) throw new Refusal(429, 'rate_limited', `too many login calls from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+    if (!turn.ok) throw new ApiError('rate_limited', `too many login calls from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
   }
 
   /** A person's call: their certificate, existence, lock and current roles checked first (people-routes.ts). */
@@ -320,36 +321,36 @@ export class KportServer {
       case '/v1/backend': {
         const call = parseCall(body);
         const malformed = callProblem(call);
-        if (malformed) throw new Refusal(400, 'bad_request', malformed);
+        if (malformed) throw new ApiError('bad_request', malformed);
         const answer = await personBackendCall(this.#opts.backend, this.#opts.audit, person, call, address, this.#deps.now().getTime());
         if (call.op !== 'get' && call.op !== 'list') await this.#opts.audit.record({ type: 'user.call', outcome: 'allowed', user: caller.person, action: describeCall(path, body), remote_addr: address });
         return send(res, 200, answer);
       }
       case '/v1/watch': {
         const call = parseCall(body);
-        if (call.op !== 'watch') throw new Refusal(400, 'bad_request', 'a watch needs a prefix');
+        if (call.op !== 'watch') throw new ApiError('bad_request', 'a watch needs a prefix');
         const malformed = callProblem(call);
-        if (malformed) throw new Refusal(400, 'bad_request', malformed);
+        if (malformed) throw new ApiError('bad_request', malformed);
         const why = person.policy.refusal(call);
-        if (why) throw new Refusal(403, 'forbidden', `user ${caller.person} ${why}`);
+        if (why) throw new ApiError('forbidden', `user ${caller.person} ${why}`);
         // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
         const alive = (batch: WatchEvent[] = []) => this.#people.person(caller, newestRevision(batch)).then(() => true, () => false);
         return await this.#stream(`user:${caller.person}`, call.prefix, (e) => person.policy.event(e), alive, req, res);
       }
       case '/v1/renew':
-        throw new Refusal(403, 'forbidden', 'a user certificate is not renewed: run kport login again');
+        throw new ApiError('forbidden', 'a user certificate is not renewed: run kport login again');
       default:
-        throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+        throw new ApiError('not_found', `no such API call: ${path}`);
     }
   }
 
   /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
   async #caller(verified: VerifiedCaller, address: string): Promise<VerifiedCaller> {
     if (this.#deps.now().getTime() >= verified.notAfter) {
-      throw new Refusal(401, 'cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+      throw new ApiError('cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
     }
     const known = await currentAgent(this.#opts.backend, verified.hostId, verified.keyHash);
-    if (!known) throw new Refusal(403, 'agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
+    if (!known) throw new ApiError('agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
     this.#touch(known, address);
     return verified;
   }
@@ -378,7 +379,7 @@ export class KportServer {
 
   async #backendCall(caller: VerifiedCaller, call: BackendCall, address: string): Promise<unknown> {
     const malformed = callProblem(call);
-    if (malformed) throw new Refusal(400, 'bad_request', malformed);
+    if (malformed) throw new ApiError('bad_request', malformed);
     // Before the value is parsed and judged: its size and the agent's write budget.
     this.#writes.charge(caller.hostId, call);
     const backend = this.#opts.backend;
@@ -386,7 +387,7 @@ export class KportServer {
     const current = needsCurrent ? await backend.get(call.key) : undefined;
     const registered = needsRegisteredCount(caller, call, current) ? await registeredCount(backend, caller.hostId) : 0;
     const why = refusal(caller, call, current, registered);
-    if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const beat = call.op === 'put' && isKubeServerBeat(caller, call) ? await this.#servableBeat(caller, call.value, address) : undefined;
     const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
     const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
@@ -419,11 +420,11 @@ export class KportServer {
           return {};
         }
         case 'watch':
-          throw new Refusal(400, 'bad_request', 'watch is its own call: POST /v1/watch');
+          throw new ApiError('bad_request', 'watch is its own call: POST /v1/watch');
       }
     } catch (err) {
-      if (err instanceof FencedOutError) throw new Refusal(409, 'fenced_out', err.message);
-      if (err instanceof LeaseExpiredError) throw new Refusal(409, 'lease_expired', err.message);
+      if (err instanceof FencedOutError) throw new ApiError('fenced_out', err.message);
+      if (err instanceof LeaseExpiredError) throw new ApiError('lease_expired', err.message);
       throw err;
     }
   }
@@ -436,16 +437,16 @@ export class KportServer {
 
   #ownLease(caller: VerifiedCaller, id: string): string {
     const held = this.#leases.get(id);
-    if (!held || held.hostId !== caller.hostId) throw new Refusal(409, 'lease_expired', `lease ${id} has expired`);
+    if (!held || held.hostId !== caller.hostId) throw new ApiError('lease_expired', `lease ${id} has expired`);
     return id;
   }
 
   async #watch(caller: VerifiedCaller, call: BackendCall, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-    if (call.op !== 'watch') throw new Refusal(400, 'bad_request', 'a watch needs a prefix');
+    if (call.op !== 'watch') throw new ApiError('bad_request', 'a watch needs a prefix');
     const malformed = callProblem(call);
-    if (malformed) throw new Refusal(400, 'bad_request', malformed);
+    if (malformed) throw new ApiError('bad_request', malformed);
     const why = refusal(caller, call);
-    if (why) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const alive = () => currentAgent(this.#opts.backend, caller.hostId, caller.keyHash).then((known) => !!known);
     return this.#stream(caller.hostId, call.prefix, agentEvent, alive, req, res);
   }
