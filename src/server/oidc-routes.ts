@@ -7,12 +7,13 @@
 //
 // All three are unauthenticated (rate-limit them per source address like /v1/join). Refusals are
 // ApiError (a Refusal: status, code, one sentence), thrown for the router's audit.
+import { routes } from '../api/routes.ts';
 import type { OidcLogin } from './oidc.ts';
 import { ApiError } from '../api/errors.ts';
 import type { OidcSubject } from '../people/store.ts';
 
-export const OIDC_BEGIN_PATH = '/v1/login/oidc/begin';
-export const OIDC_FINISH_PATH = '/v1/login/oidc/finish';
+export const OIDC_BEGIN_PATH = routes.oidcBegin.path;
+export const OIDC_FINISH_PATH = routes.oidcFinish.path;
 export { OIDC_CALLBACK_PATH } from './oidc.ts';
 
 function notConfigured(): ApiError {

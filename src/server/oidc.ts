@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { ApiError } from '../api/errors.ts';
+import { routes } from '../api/routes.ts';
 import { rootCertificates } from 'node:tls';
 import * as client from 'openid-client';
 import type { OidcAuthentication } from '../config/schema.ts';
@@ -12,7 +13,7 @@ import { clientAuth, clientAuthMethods, clientKey, refusedAsClient, type ClientA
 import { refusalFor, type OidcStage } from './oidc-errors.ts';
 import { providerFetch } from './oidc-fetch.ts';
 
-export const OIDC_CALLBACK_PATH = '/v1/login/oidc/callback';
+export const OIDC_CALLBACK_PATH = routes.oidcCallback.path;
 /** Each call to the provider (discovery, JWKS, token) gives up after this long. */
 const PROVIDER_TIMEOUT_MS = 10_000;
 /** kport's CSRs (ECDSA P-256) are about 350 characters of PEM; this keeps a pending login small. */

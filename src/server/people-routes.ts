@@ -1,5 +1,7 @@
 // The people half of the server's API (docs/people.md "Wire API"): logins, who am I, users, and the
-// per-call check of a person's certificate. server.ts routes to these with one line each.
+// per-call check of a person's certificate. server.ts binds these to their routes (src/api/routes.ts).
+import { routes, type ParsedRequestOf, type Routes } from '../api/routes.ts';
+import type { Identity, InviteBegun } from '../api/wire.ts';
 import type { Backend } from '../backend/backend.ts';
 import { ApiError } from '../api/errors.ts';
 import type { RoleConfig } from '../config/schema.ts';
@@ -15,7 +17,7 @@ import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';
 import type { OidcLogin } from './oidc.ts';
-import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
+import { oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
 import { sourceKey } from './limits.ts';
 import { PersonPolicy } from './person-policy.ts';
 import type { PersonRecords } from './person-records.ts';
@@ -23,8 +25,6 @@ import type { PersonRecords } from './person-records.ts';
 /** A user certificate's lifetime unless the person's roles' max_session_ttl is shorter (Teleport's default too). */
 export const DEFAULT_USER_CERT_TTL_MS = 12 * 3_600_000;
 const MAX_CSR_CHARS = 2_048;
-
-export const LOGIN_PATHS: ReadonlySet<string> = new Set(['/v1/login/invite/begin', '/v1/login/invite/finish', '/v1/login/local', OIDC_BEGIN_PATH, OIDC_FINISH_PATH]);
 
 export interface PeopleDeps {
   backend: Backend;
@@ -46,22 +46,9 @@ export interface Person {
   policy: PersonPolicy;
 }
 
-export interface Identity {
-  user: string;
-  roles: string[];
-  cert: string;
-  ca: string;
-  expires: string;
-}
-
 /** Any refusal of the people service as the server answers it. */
 export function asRefusal(err: unknown): ApiError | undefined {
   return err instanceof ApiError ? err : undefined;
-}
-
-/** The user a refused login was for, when it is known (never a password or code), and the reason the audit trail keeps. */
-export function refusedLogin(err: unknown): { user?: string; reason?: string } {
-  return err instanceof ApiError ? { ...(err.user && { user: err.user }), ...(err.reason && { reason: err.reason }) } : {};
 }
 
 export class PeopleRoutes {
@@ -74,34 +61,33 @@ export class PeopleRoutes {
     this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle, now: deps.now };
   }
 
-  /** An unauthenticated login call: its answer, with allowed logins audited here (refusals by the server's catch). */
-  async login(path: string, body: unknown, address: string, remoteIp: string | undefined): Promise<unknown> {
-    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    switch (path) {
-      case '/v1/login/invite/begin': {
-        const begun = await inviteBegin(this.#login, input);
-        await this.#audited('user.invite', begun.user, [], 'login invite begin', address);
-        return begun;
-      }
-      case '/v1/login/invite/finish': {
-        const key = await csrKey(input.csr);
-        return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
-      }
-      case '/v1/login/local': {
-        const key = await csrKey(input.csr);
-        return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
-      }
-      case OIDC_BEGIN_PATH:
-        return oidcBegin(this.#deps.oidc, body, sourceKey(remoteIp));
-      case OIDC_FINISH_PATH: {
-        const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, body);
-        const key = await csrKey(csr);
-        const ttl = await this.#ttl(roles);
-        const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
-        return this.#identity({ user, roles, uid }, key, 'login oidc', address);
-      }
-    }
-    throw new ApiError('not_found', `no such API call: ${path}`);
+  /** `/v1/login/invite/begin`: who the invite is for and the TOTP secret to enroll; allowed logins are audited here (refusals by the router). */
+  async inviteBegin(input: ParsedRequestOf<Routes['inviteBegin']>, address: string): Promise<InviteBegun> {
+    const begun = await inviteBegin(this.#login, input);
+    await this.#audited(routes.inviteBegin.audit.allowed, begun.user, [], 'login invite begin', address);
+    return begun;
+  }
+
+  async inviteFinish(input: ParsedRequestOf<Routes['inviteFinish']>, address: string, remoteIp: string | undefined): Promise<Identity> {
+    const key = await csrKey(input.csr);
+    return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
+  }
+
+  async localLogin(input: ParsedRequestOf<Routes['localLogin']>, address: string, remoteIp: string | undefined): Promise<Identity> {
+    const key = await csrKey(input.csr);
+    return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
+  }
+
+  oidcBegin(input: ParsedRequestOf<Routes['oidcBegin']>, remoteIp: string | undefined): Promise<{ auth_url: string; attempt: string; secret: string }> {
+    return oidcBegin(this.#deps.oidc, input, sourceKey(remoteIp));
+  }
+
+  async oidcFinish(input: ParsedRequestOf<Routes['oidcFinish']>, address: string): Promise<Identity> {
+    const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, input);
+    const key = await csrKey(csr);
+    const ttl = await this.#ttl(roles);
+    const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+    return this.#identity({ user, roles, uid }, key, 'login oidc', address);
   }
 
   /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
@@ -109,7 +95,7 @@ export class PeopleRoutes {
     const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
     const named = user ?? refusal?.user;
     if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(named && { user: named }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
-    else if (user) await this.#audited('user.login', user, roles ?? [], 'login oidc callback', address);
+    else if (user) await this.#audited(routes.oidcCallback.audit.allowed, user, roles ?? [], 'login oidc callback', address);
     return location;
   }
 
