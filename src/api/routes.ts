@@ -46,7 +46,7 @@ export interface Route<Req extends z.ZodType = z.ZodType, Res extends z.ZodType 
   invalid?: (body: unknown) => string;
   /** Said to a person who calls a route only agents may. */
   notForPeople?: string;
-  /** What a client calls the answer it could not read ("an identity"), and the call ("the login"). */
+  /** How a client names the call ("the login") and its answer ("an identity") when the answer is not one; else the path and "its answer". */
   answer?: { call: string; is: string };
 }
 
@@ -71,6 +71,7 @@ export const routes = {
     body: { limit: 'joinBodyBytes', budget: 'unauthenticated', deadline: 'joinBodyMs' },
     request: wire.joinRequest,
     response: wire.hostIdentity,
+    answer: { call: '/v1/join', is: 'an agent identity' },
     audit: { allowed: 'agent.join', refused: { person: 'user.call', other: 'agent.join' } },
   }),
   renew: route({
@@ -81,6 +82,7 @@ export const routes = {
     body: AGENT_BODY,
     request: wire.renewRequest,
     response: wire.hostIdentity,
+    answer: { call: '/v1/renew', is: 'an agent identity' },
     audit: { allowed: 'agent.renew', refused: { person: 'user.call', other: 'agent.renew' } },
     notForPeople: 'a user certificate is not renewed: run kport login again',
   }),

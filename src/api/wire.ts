@@ -59,8 +59,9 @@ export const joinRequest = z.object({
   discovery_group: z.custom<string>((v) => typeof v === 'string', { error: (issue) => `discovery group "${String(issue.input)}" is not a valid name`, params: OWN_ISSUE }).optional(),
 });
 
+/** What /v1/join and /v1/renew answer: the agent's identity, its certificate and the CAs it trusts. */
 export const hostIdentity = z.looseObject({
-  host_id: z.string(),
+  host_id: z.string().min(1),
   roles: z.array(z.string()),
   discovery_group: z.string(),
   cert: z.string(),
@@ -174,7 +175,7 @@ export const auditAnswer = z.looseObject({ events: z.array(z.custom<AuditEvent>(
 
 export const recordingsRequest = lenient({ op: z.unknown().optional(), session_id: said, limit: z.unknown().optional() });
 const nullable = z.string().nullable();
-export const recordingInfo = z.looseObject({
+export const recordingInfo = z.object({
   session_id: z.string(),
   user: nullable,
   cluster: nullable,
