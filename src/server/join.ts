@@ -1,5 +1,7 @@
 import { hostnameProblem } from '../resources/heartbeat-limits.ts';
+import type { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
+import type { joinRequest, renewRequest } from '../api/wire.ts';
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/certs.ts';
@@ -10,8 +12,6 @@ import { decodeResource, encodeResource } from '../resources/store.ts';
 import { checkJoinToken, secretMatches, tokenUseOp, type SecretCheck } from '../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
 
-/** The services kport agents run; a token's other Teleport roles are not joinable here. */
-export const AGENT_ROLES = ['discovery', 'kube'] as const;
 export const DEFAULT_HOST_CERT_TTL_MS = 24 * 3_600_000;
 const MAX_HOSTNAME = 253;
 /** Where the server remembers which key joined with which token, for a retried join: `/joins/<key hash>`. */
@@ -61,22 +61,19 @@ function checkRenewalPace(deps: JoinDeps, hostId: string): void {
   if (since < gapMs) throw new ApiError('renew_too_soon', `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`);
 }
 
-/** Whether a body is a join request, and what is wrong with it otherwise. */
-export function parseJoinRequest(body: unknown): JoinRequest {
-  const b = body as Partial<JoinRequest> | undefined;
-  if (!b || typeof b.token !== 'string' || !b.token.trim() || b.token.length > 1024) throw new ApiError('bad_request', 'a join needs a token');
-  if (!Array.isArray(b.roles) || b.roles.length === 0 || !b.roles.every((r) => typeof r === 'string')) throw new ApiError('bad_request', 'a join needs the roles it asks for');
-  const unknown = b.roles.find((r) => !(AGENT_ROLES as readonly string[]).includes(r.toLowerCase()));
-  if (unknown) throw new ApiError('bad_request', `kport agents join as ${AGENT_ROLES.join(' or ')}, not ${unknown}`);
-  if (typeof b.hostname !== 'string' || !b.hostname) throw new ApiError('bad_request', 'a join needs the agent hostname');
+/**
+ * A join request as the route's schema parsed it (src/api/wire.ts: its fields and their types),
+ * checked for what the schema does not know: a hostname an admin's terminal can show, a group
+ * that is a valid name. Roles are lowercased and each asked once.
+ */
+export function parseJoinRequest(b: z.output<typeof joinRequest>): JoinRequest {
   // `kport agents ls` shows it on an admin's terminal.
   const unprintable = freeTextProblem('the hostname', b.hostname, MAX_HOSTNAME);
   if (unprintable) throw new ApiError('bad_request', `${unprintable}: send the machine's hostname`);
   const notHostname = hostnameProblem('the hostname', b.hostname);
   if (notHostname) throw new ApiError('bad_request', `${notHostname}: send the machine's hostname`);
-  if (typeof b.csr !== 'string' || b.csr.length > 16_384) throw new ApiError('bad_request', 'a join needs a certificate request');
   const group = b.discovery_group ?? '';
-  if (typeof group !== 'string' || (group !== '' && nameProblem(group))) throw new ApiError('bad_request', `discovery group "${String(group)}" is not a valid name`);
+  if (group !== '' && nameProblem(group)) throw new ApiError('bad_request', `discovery group "${group}" is not a valid name`);
   return { token: b.token, roles: [...new Set(b.roles.map((r) => r.toLowerCase()))], hostname: b.hostname, csr: b.csr, discovery_group: group };
 }
 
@@ -181,14 +178,12 @@ export async function currentAgent(backend: Backend, hostId: string, keyHash: st
  * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or
  * fewer roles, never more; the same host id and group.
  */
-export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, body: unknown): Promise<IssuedIdentity> {
+export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, b: z.output<typeof renewRequest>): Promise<IssuedIdentity> {
   // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
   if (deps.now().getTime() >= caller.notAfter) throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
   checkRenewalPace(deps, caller.hostId);
-  const b = body as { csr?: unknown; roles?: unknown } | undefined;
-  if (typeof b?.csr !== 'string' || b.csr.length > 16_384) throw new ApiError('bad_request', 'a renewal needs a certificate request');
-  const asked = b.roles === undefined ? caller.roles : b.roles;
-  if (!Array.isArray(asked) || !asked.every((r) => typeof r === 'string')) throw new ApiError('bad_request', 'roles must be a list');
+  // The route's schema (src/api/wire.ts) checked the fields' types; absent roles are the certificate's.
+  const asked = b.roles ?? caller.roles;
   const wider = asked.map((r) => r.toLowerCase()).filter((r) => !caller.roles.includes(r));
   if (wider.length > 0) throw new ApiError('roles_widened', `a renewal may not add roles (${wider.join(', ')}): join again with a token that allows them`);
   const publicKey = await verifiedCsrKey(b.csr);

@@ -106,6 +106,8 @@ export class Router {
     if (callers === 'anyone' || who.kind === 'anyone') return;
     if (who.kind === 'agent') {
       if (!callers.agent) throw new ApiError('forbidden', `${route.path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
+      const roles: readonly string[] = callers.agent;
+      if (!who.agent.roles.some((r) => roles.includes(r))) throw new ApiError('forbidden', `agent ${who.agent.hostId} (${who.agent.roles.join(', ')}) may not call ${route.path}: it is for ${roles.join(' or ')} agents`);
       return;
     }
     if (!callers.person) throw new ApiError('forbidden', route.notForPeople ?? `${route.path} is an agent's call: a user certificate cannot make it`);
