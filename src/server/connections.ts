@@ -53,7 +53,7 @@ const LOG_EVERY_MS = 10_000;
  * The connection layer of the server (issue 18): how many connections a stranger may hold, how many
  * streams a connection without a certificate gets, and the end of a connection whose certificate
  * expires. The host or user certificate is verified once, at the handshake; its expiry is checked on
- * every call (server.ts) and closes the connection when it comes (here).
+ * every call (router.ts) and closes the connection when it comes (here).
  */
 export class ConnectionGuard {
   readonly #verify: (socket: TLSSocket) => Caller | ApiError;

@@ -5,8 +5,8 @@
 //   POST /v1/login/oidc/begin     → send(res, 200, await oidcBegin(oidc, body))
 //   POST /v1/login/oidc/finish    → the user certificate for await oidcFinish(oidc, body)
 //
-// All three are unauthenticated (rate-limit them per source address like /v1/join). Refusals are
-// ApiError (a Refusal: status, code, one sentence), thrown for the router's audit.
+// All three are unauthenticated (rate-limited per source address: src/api/routes.ts). Refusals are
+// ApiError (a code, its status, one sentence), thrown for the router's audit.
 import { routes } from '../api/routes.ts';
 import type { OidcLogin } from './oidc.ts';
 import { ApiError } from '../api/errors.ts';
