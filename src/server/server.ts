@@ -253,7 +253,7 @@ export class KportServer {
       oidcCallback: async ({ req, res, address }) => redirect(res, await people.callback(new URL(req.url ?? '', 'https://kport').searchParams, address)),
       whoami: async ({ who }) => people.whoami(personOf(who)),
       users: ({ who, body, address }) => people.users(personOf(who), body, address),
-      audit: ({ who, body }) => auditCall(backend, personOf(who), body, now()),
+      audit: ({ body }) => auditCall(backend, body, now()),
       recordings: ({ who, body, res }) => recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, personOf(who), body, res),
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
