@@ -66,10 +66,12 @@ export interface ServerOptions {
 }
 
 /**
- * One TLS port, HTTP/2 and HTTP/1.1 by ALPN (docs/architecture.md §9). `/v1/join` and the logins are the only
- * calls without a client certificate; every other call is authorised by an agent's host certificate
- * (issued by the host CA, its agent still in the store) and the roles inside it, or by a person's
- * user certificate (issued by the user CA) and that person's current roles (people-routes.ts).
+ * One TLS port, HTTP/2 and HTTP/1.1 by ALPN (docs/architecture.md §9): Kubernetes requests to
+ * kube-routes.ts, agents' tunnels to tunnel-accept.ts, and the API to the router (router.ts), which
+ * holds each call to its route in src/api/routes.ts. `/v1/join` and the logins are the only calls
+ * without a client certificate; every other call is authorised by an agent's host certificate
+ * (issued by the host CA, its agent still in the store: agent-calls.ts) and the roles inside it, or
+ * by a person's user certificate (issued by the user CA) and that person's current roles (people-routes.ts).
  */
 export class KportServer {
   readonly #opts: ServerOptions;
