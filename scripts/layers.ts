@@ -18,7 +18,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['backend', 'pki', 'aws'],
   ['resources'],
   ['roles'],
-  ['config'],
+  ['config', 'api'],
   ['tokens', 'people', 'kube'],
   ['rbac', 'discovery'],
   ['client'],

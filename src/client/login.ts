@@ -4,23 +4,13 @@ import { splitHostPort } from '../core/host-port.ts';
 import { createCsr, generateKeys, keyPem } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
 import { checkProfilePermissions, profileName, readProfile, saveProfile, type Profile } from './profile.ts';
-import { fetchPinnedCA, neverSent, notKportServer, PIN_NAMES, ServerClient, ServerRefusal, type ServerAddress } from './server-client.ts';
+import { ApiError } from '../api/errors.ts';
+import type { RequestOf, ResponseOf, Route } from '../api/routes.ts';
+import type { Identity, InviteBegun } from '../api/wire.ts';
+import { fetchPinnedCA, neverSent, notKportServer, PIN_NAMES, ServerClient, type ServerAddress } from './server-client.ts';
 import { RetryBudget } from './retry-budget.ts';
 
-/** What every login endpoint answers (docs/people.md). */
-export interface Identity {
-  user: string;
-  roles: string[];
-  cert: string;
-  ca: string;
-  expires: string;
-}
-
-export interface InviteBegun {
-  user: string;
-  totp_uri: string;
-  totp_secret: string;
-}
+export type { Identity, InviteBegun };
 
 /** --proxy HOST:PORT (Teleport's default port 3080 when only a host is given). */
 export function parseProxy(value: string): ServerAddress {
@@ -62,13 +52,16 @@ export async function newKey(user: string): Promise<{ key: string; csr: string }
 }
 
 /** A refusal of a login call: the server's one sentence, as a credentials failure (exit 4). */
-export async function loginCall<T>(client: ServerClient, path: string, body: unknown): Promise<T> {
+export async function loginCall<R extends Route>(client: ServerClient, route: R, body: RequestOf<R>): Promise<ResponseOf<R>>;
+/** By path: the OIDC login's transport (oidc-login.ts reads the answers with the routes' schemas). */
+export async function loginCall(client: ServerClient, path: string, body: unknown): Promise<unknown>;
+export async function loginCall(client: ServerClient, route: Route | string, body: unknown): Promise<unknown> {
   const retry = retries.get(client) ?? new RetryBudget(new AbortController().signal);
   try {
     // Only a call that never reached the server is sent again: a login spends its invite or TOTP code.
-    return await retry.run(() => client.call<T>(path, body), client.address, neverSent);
+    return await retry.run(() => (typeof route === 'string' ? client.call<unknown>(route, body) : client.call(route, body)), client.address, neverSent);
   } catch (err) {
-    if (err instanceof ServerRefusal) throw new UserError(`The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`, err.status === 400 ? 2 : 4);
+    if (err instanceof ApiError) throw new UserError(`The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`, err.status === 400 ? 2 : 4);
     throw err;
   }
 }

@@ -1,4 +1,5 @@
 import { createServer, type ServerResponse } from 'node:http';
+import { routes, type RequestOf, type ResponseOf } from '../api/routes.ts';
 import { UserError } from '../core/errors.ts';
 
 /** How long kport login waits for the browser to come back from the identity provider. */
@@ -6,7 +7,10 @@ export const BROWSER_WAIT_MS = 3 * 60_000;
 const CALLBACK_PATH = '/callback';
 
 export interface OidcLoginDeps {
-  /** One call to the kport server's API (ServerClient.call); a refusal throws its one sentence. */
+  /**
+   * One call to the kport server's API by path (loginCall over ServerClient.call); a refusal throws
+   * its one sentence. The paths come from the route table, and the answers are read here with its schemas.
+   */
   post(path: string, body: unknown): Promise<unknown>;
   /** A certificate request for the key this login will hold. */
   csr: string;
@@ -20,11 +24,7 @@ export interface OidcLoginDeps {
   signal?: AbortSignal;
 }
 
-interface Begun {
-  auth_url: string;
-  attempt: string;
-  secret: string;
-}
+type Begun = ResponseOf<typeof routes.oidcBegin>;
 
 /**
  * `kport login --auth oidc`, the way `tsh login` does SSO: a listener on a random loopback port,
@@ -48,7 +48,7 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
       return page(res, 404, 'Not this login', 'This address is waiting for one kport login; nothing else is here.');
     }
     finishing = true;
-    void deps.post('/v1/login/oidc/finish', { attempt: begun.attempt, secret: begun.secret, code }).then(
+    void deps.post(routes.oidcFinish.path, { attempt: begun.attempt, secret: begun.secret, code }).then(
       (identity) => {
         page(res, 200, 'Logged in', 'kport has your certificate: you can close this window and go back to the terminal.');
         settle.resolve(identity);
@@ -72,8 +72,10 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
   const aborted = () => settle.reject(new UserError('kport login was interrupted before the browser came back.', 130));
   deps.signal?.addEventListener('abort', aborted, { once: true });
   try {
-    begun = (await deps.post('/v1/login/oidc/begin', { csr: deps.csr, redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}` })) as Begun;
-    if (typeof begun?.auth_url !== 'string' || !/^https?:\/\//.test(begun.auth_url)) throw new UserError('the kport server answered the OIDC login without a login URL: check that it is a kport server of this version.');
+    const request: RequestOf<typeof routes.oidcBegin> = { csr: deps.csr, redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}` };
+    const answer = routes.oidcBegin.response.safeParse(await deps.post(routes.oidcBegin.path, request));
+    begun = answer.success ? answer.data : undefined;
+    if (!begun || !/^https?:\/\//.test(begun.auth_url)) throw new UserError('the kport server answered the OIDC login without a login URL: check that it is a kport server of this version.');
     await show(deps, begun.auth_url);
     return await done;
   } finally {

@@ -1,9 +1,11 @@
 import { AccessDeniedError } from '../backend/backend.ts';
 import { ExitCode, refusalExitCode, UserError } from '../core/errors.ts';
 import type { KubeAccess } from '../kube/access.ts';
-import type { RoleV7 } from '../roles/role.ts';
 import { checkCredential, checkProfilePermissions, currentProfile, kportHome, type Profile } from './profile.ts';
-import { neverSent, parseServerAddress, ServerClient, ServerRefusal } from './server-client.ts';
+import { ApiError, type ApiErrorCode } from '../api/errors.ts';
+import { routes, type RequestOf, type ResponseOf, type Route } from '../api/routes.ts';
+import type { Whoami } from '../api/wire.ts';
+import { neverSent, parseServerAddress, ServerClient } from './server-client.ts';
 import { RemoteBackend } from './remote-backend.ts';
 import { RetryBudget } from './retry-budget.ts';
 
@@ -40,12 +42,7 @@ export function decideWhere(input: WhereInput): Where {
 
 export const EXPIRED = 'your kport login expired: run kport login';
 
-export interface Whoami {
-  user: string;
-  roles: string[];
-  expires: string;
-  kube_roles: RoleV7[];
-}
+export type { Whoami };
 
 /** A person's connection to the server of their profile: the client with their certificate and a Backend over it. */
 export class PersonClient {
@@ -72,10 +69,10 @@ export class PersonClient {
    * server cannot be reached: a read whatever the failure, a change only when it never reached the
    * server (sent twice, `users add` would say the user exists).
    */
-  async call<T>(path: string, body: unknown): Promise<T> {
-    const read = path !== '/v1/users' || (body as { op?: unknown } | null)?.op === 'ls';
+  async call<R extends Route>(route: R, body: RequestOf<R>): Promise<ResponseOf<R>> {
+    const read = (route as Route) !== routes.users || (body as { op?: unknown } | null)?.op === 'ls';
     try {
-      return await this.#retry.run(() => this.client.call<T>(path, body), this.client.address, read ? undefined : neverSent);
+      return await this.#retry.run(() => this.client.call(route, body), this.client.address, read ? undefined : neverSent);
     } catch (err) {
       // The exit code the refusal's status means, as on the store: only a refusal of who may do it is
       // credentials (4); a user that does not exist is not found (1), a bad name the input (2), said
@@ -86,22 +83,22 @@ export class PersonClient {
 
   /** A refusal as the store would say it, with the exit code its status means; anything else as it is. */
   #refused(err: unknown): unknown {
-    if (!(err instanceof ServerRefusal)) return err;
+    if (!(err instanceof ApiError)) return err;
     const code = refusalExitCode(err.status);
     if (code === ExitCode.credentials) return refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
     return new UserError(`${err.message.replace(/\.$/, '')}.`, code);
   }
 
   /** A call whose answer streams (kport play): its lines as they are read; a refusal is the same sentence as call()'s. */
-  async *lines(path: string, body: unknown, signal: AbortSignal, opts: { maxLine?: number } = {}): AsyncGenerator<string> {
+  async *lines<R extends Route>(route: R, body: RequestOf<R>, signal: AbortSignal, opts: { maxLine?: number } = {}): AsyncGenerator<string> {
     try {
       // Until its first line the stream is retried as any read is (the 2 s budget); after, a break is the end.
       const start = async () => {
-        const stream = this.client.lines(path, body, signal, { ...opts, finite: true })[Symbol.asyncIterator]();
+        const stream = this.client.lines(route, body, signal, { ...opts, finite: true })[Symbol.asyncIterator]();
         return { stream, first: await stream.next() };
       };
       // A busy answer (429: too many plays in flight) is said at once: it would not clear while the person waits.
-      const { stream, first } = await this.#retry.run(start, this.client.address, (err) => !(err instanceof ServerRefusal));
+      const { stream, first } = await this.#retry.run(start, this.client.address, (err) => !(err instanceof ApiError));
       if (first.done) return;
       yield first.value;
       for (let next = await stream.next(); !next.done; next = await stream.next()) yield next.value;
@@ -111,7 +108,7 @@ export class PersonClient {
   }
 
   whoami(): Promise<Whoami> {
-    this.#whoami ??= this.call<Whoami>('/v1/whoami', {});
+    this.#whoami ??= this.call(routes.whoami, {});
     return this.#whoami;
   }
 
@@ -121,10 +118,10 @@ export class PersonClient {
    */
   async servedClusters(): Promise<Set<string> | undefined> {
     try {
-      return new Set((await this.client.call<{ clusters: string[] }>('/v1/kube/served', {})).clusters);
+      return new Set((await this.client.call(routes.kubeServed, {})).clusters);
     } catch (err) {
-      if (err instanceof ServerRefusal && err.code === 'not_found') return undefined;
-      if (err instanceof ServerRefusal) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
+      if (err instanceof ApiError && err.code === 'not_found') return undefined;
+      if (err instanceof ApiError) throw refusal(new AccessDeniedError(err.code, err.message), this.where.profile.proxy);
       throw err;
     }
   }
@@ -134,9 +131,9 @@ export class PersonClient {
   }
 }
 
-/** The server's sentence; an expired certificate (the clock moved on mid-run) says what to run. */
+/** The server's sentence; an expired certificate (the clock moved on mid-run) says what to run. By code, never by the text. */
 function refusal(err: AccessDeniedError, proxy: string): AccessDeniedError {
-  if (/expired/i.test(err.code) && /cert/i.test(`${err.code} ${err.message}`)) err.message = `${EXPIRED} --proxy ${proxy}.`;
+  if (err.code === ('cert_expired' satisfies ApiErrorCode)) err.message = `${EXPIRED} --proxy ${proxy}.`;
   else err.message = `The kport server at ${proxy} refused: ${err.message.replace(/\.$/, '')}.`;
   return err;
 }

@@ -1,6 +1,7 @@
 import { UserError } from '../core/errors.ts';
 import type { Session } from '../commands/session.ts';
-import type { RecordingInfo } from '../server/recording/catalog.ts';
+import { routes } from '../api/routes.ts';
+import type { RecordingInfo } from '../api/wire.ts';
 import type { PersonClient } from './person.ts';
 
 /** A recording line is one event of a WebSocket message's output, escaped: far below this; a longer one is damage, not read on. */
@@ -18,8 +19,8 @@ export interface RecordingsService {
 
 export function remoteRecordings(person: PersonClient): RecordingsService {
   return {
-    list: async (limit) => (await person.call<{ recordings: RecordingInfo[] }>('/v1/recordings', { op: 'ls', limit })).recordings,
-    lines: (id, signal) => person.lines('/v1/recordings', { session_id: id }, signal, { maxLine: MAX_CAST_LINE }),
+    list: async (limit) => (await person.call(routes.recordings, { op: 'ls', limit })).recordings,
+    lines: (id, signal) => person.lines(routes.recordings, { session_id: id }, signal, { maxLine: MAX_CAST_LINE }),
   };
 }
 

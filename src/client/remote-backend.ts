@@ -1,5 +1,8 @@
 import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from '../backend/backend.ts';
-import { retrying, ServerRefusal, type OutageLog, type ServerClient } from './server-client.ts';
+import { ApiError } from '../api/errors.ts';
+import { routes } from '../api/routes.ts';
+import type { BackendCallBody } from '../api/wire.ts';
+import { decodeAnswer, retrying, type OutageLog, type ServerClient } from './server-client.ts';
 
 /**
  * The Backend an agent holds in network mode (docs/architecture.md §9): every call goes to the server, which
@@ -22,28 +25,28 @@ export class RemoteBackend implements Backend {
   }
 
   async get(key: string): Promise<Item | undefined> {
-    return (await this.#call<{ item: Item | null }>({ op: 'get', key })).item ?? undefined;
+    return (await this.#call({ op: 'get', key })).item ?? undefined;
   }
 
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     // The server writes over exactly the value it authorised: another writer in between makes it try again.
     for (let attempt = 1; ; attempt++) {
-      const { item } = await this.#call<{ item: Item | null }>({ op: 'put', key, value, ...wire(opts) }, opts?.fence);
+      const { item } = await this.#call({ op: 'put', key, value, ...wire(opts) }, opts?.fence);
       if (item) return item;
       if (attempt >= 5) throw new Error(`${key} kept changing under this write; will retry`);
     }
   }
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<Item | undefined> {
-    return (await this.#call<{ item: Item | null }>({ op: 'create', key, value, ...wire(opts) }, opts?.fence)).item ?? undefined;
+    return (await this.#call({ op: 'create', key, value, ...wire(opts) }, opts?.fence)).item ?? undefined;
   }
 
   async compareAndSwap(key: string, value: string, revision: number, opts?: WriteOptions): Promise<Item | undefined> {
-    return (await this.#call<{ item: Item | null }>({ op: 'cas', key, value, revision, ...wire(opts) }, opts?.fence)).item ?? undefined;
+    return (await this.#call({ op: 'cas', key, value, revision, ...wire(opts) }, opts?.fence)).item ?? undefined;
   }
 
   async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
-    return (await this.#call<{ deleted: boolean }>({ op: 'delete', key, ...(revision !== undefined && { revision }), ...(opts?.fence && { fence: opts.fence }) }, opts?.fence)).deleted;
+    return (await this.#call({ op: 'delete', key, ...(revision !== undefined && { revision }), ...(opts?.fence && { fence: opts.fence }) }, opts?.fence)).deleted === true;
   }
 
   async list(prefix: string): Promise<Item[]> {
@@ -52,12 +55,13 @@ export class RemoteBackend implements Backend {
 
   /** The items the server lets this agent see, at the store revision the server listed them at. */
   async snapshot(prefix: string): Promise<Snapshot> {
-    return this.#call<Snapshot>({ op: 'list', prefix });
+    const { items, revision } = await this.#call({ op: 'list', prefix });
+    return { items: items ?? [], revision: revision ?? 0 };
   }
 
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
     try {
-      for await (const line of this.#client.lines('/v1/watch', { op: 'watch', prefix }, signal)) yield JSON.parse(line) as WatchEvent;
+      for await (const line of this.#client.lines(routes.watch, { op: 'watch', prefix }, signal)) yield decodeAnswer(this.#client.address, routes.watch, JSON.parse(line)) as WatchEvent;
     } catch (err) {
       throw this.#translate(err);
     }
@@ -68,11 +72,12 @@ export class RemoteBackend implements Backend {
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {
-    const { lease } = await this.#call<{ lease: { id: string; ttl_ms: number } }>({ op: 'grant', ttl_ms: ttlMs });
+    const { lease } = await this.#call({ op: 'grant', ttl_ms: ttlMs });
+    if (!lease) throw new Error('the server answered a lease grant without a lease');
     return {
       id: lease.id,
       ttlMs: lease.ttl_ms,
-      keepAlive: async () => (await this.#call<{ alive: boolean }>({ op: 'keepalive', lease: lease.id })).alive,
+      keepAlive: async () => (await this.#call({ op: 'keepalive', lease: lease.id })).alive === true,
       revoke: async () => void (await this.#call({ op: 'revoke', lease: lease.id })),
     };
   }
@@ -81,16 +86,16 @@ export class RemoteBackend implements Backend {
     this.#client.close();
   }
 
-  async #call<T>(body: Record<string, unknown>, fence?: Fence): Promise<T> {
+  async #call(body: BackendCallBody, fence?: Fence) {
     try {
-      return await retrying(() => this.#client.call<T>('/v1/backend', body), this.#stopRetrying, this.#outage, this.#client.address);
+      return await retrying(() => this.#client.call(routes.backend, body), this.#stopRetrying, this.#outage, this.#client.address);
     } catch (err) {
-      throw this.#translate(err, fence, body.lease as string | undefined);
+      throw this.#translate(err, fence, 'lease' in body ? body.lease : undefined);
     }
   }
 
   #translate(err: unknown, fence?: Fence, lease?: string): unknown {
-    if (!(err instanceof ServerRefusal)) return err;
+    if (!(err instanceof ApiError)) return err;
     if (err.code === 'fenced_out' && fence) return new FencedOutError(fence);
     if (err.code === 'lease_expired') return new LeaseExpiredError(lease ?? '?');
     return this.#onDenied(new AccessDeniedError(err.code, err.message));

@@ -1,4 +1,5 @@
-import { OutageLog, retrying, ServerRefusal, ServerUnreachable, type ServerAddress } from './server-client.ts';
+import { ApiError } from '../api/errors.ts';
+import { OutageLog, retrying, ServerUnreachable, type ServerAddress } from './server-client.ts';
 
 /** How long a person's command retries a server it cannot reach (a restart, a dropped connection) before it says so: a person is waiting. */
 export const PERSON_RETRY_MS = 2_000;
@@ -33,7 +34,7 @@ export class RetryBudget {
   async run<T>(fn: () => Promise<T>, address: ServerAddress, retryable?: (err: unknown) => boolean): Promise<T> {
     // A busy server (429, 503) answers, so the outage log never ends the budget for it: the same 2 s do.
     const started = Date.now();
-    const within = (err: unknown) => (!(err instanceof ServerRefusal) || Date.now() - started < this.#forMs) && (retryable?.(err) ?? true);
+    const within = (err: unknown) => (!(err instanceof ApiError) || Date.now() - started < this.#forMs) && (retryable?.(err) ?? true);
     try {
       return await retrying(fn, this.signal, this.outage, address, within);
     } catch (err) {

@@ -8,20 +8,13 @@ import { LineTooLong, splitLines } from '../core/lines.ts';
 import { splitHostPort } from '../core/host-port.ts';
 import { describeConnectError } from '../core/net-errors.ts';
 import { pem, spkiPin } from '../pki/certs.ts';
+import { ApiError } from '../api/errors.ts';
+import type { RequestOf, ResponseOf, Route } from '../api/routes.ts';
 
 const CALL_TIMEOUT_MS = 15_000;
 
-/** The server answered with a refusal: its code and its one sentence. */
-export class ServerRefusal extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = 'ServerRefusal';
-    this.status = status;
-    this.code = code;
-  }
-}
+/** The server answered with a refusal: the API's one error (src/api/errors.ts), rebuilt from its code and sentence. */
+export { ApiError as ServerRefusal };
 
 /** The server could not be reached or the connection broke mid-call: worth retrying. */
 export class ServerUnreachable extends ExternalError {
@@ -149,8 +142,15 @@ export class ServerClient {
     return session;
   }
 
-  /** One POST; a refusal is a ServerRefusal, a network failure a ServerUnreachable. */
-  async call<T>(path: string, body: unknown): Promise<T> {
+  /**
+   * One call of a route (src/api/routes.ts): its path from the table, its answer checked with the
+   * route's schema. A refusal is an ApiError, a network failure a ServerUnreachable. A path instead
+   * of a route sends the body as it is and checks nothing: what any client could send (tests).
+   */
+  async call<R extends Route>(route: R, body: RequestOf<R>): Promise<ResponseOf<R>>;
+  async call<T>(path: string, body: unknown): Promise<T>;
+  async call(target: Route | string, body: unknown): Promise<unknown> {
+    const path = typeof target === 'string' ? target : target.path;
     const response = await this.#request(path, body);
     let parsed: unknown;
     try {
@@ -160,11 +160,8 @@ export class ServerClient {
       if (response.status === 502 || response.status === 503 || response.status === 504) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
       throw notKportServer(this.address, `it answered ${path} with HTTP ${response.status} and no kport answer`);
     }
-    if (response.status !== 200) {
-      const error = (parsed as { error?: { code?: string; message?: string } }).error;
-      throw new ServerRefusal(response.status, error?.code ?? 'unknown', error?.message ?? `HTTP ${response.status}`);
-    }
-    return parsed as T;
+    if (response.status !== 200) throw ApiError.fromWire(response.status, (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error);
+    return typeof target === 'string' ? parsed : decodeAnswer(this.address, target, parsed);
   }
 
   /**
@@ -172,7 +169,10 @@ export class ServerClient {
    * read only as fast as the caller asks for lines. A watch never ends on its own (its end is an
    * error); a `finite` answer ends, and must have come whole (its content-length).
    */
-  async *lines(path: string, body: unknown, signal: AbortSignal, opts: { finite?: boolean; maxLine?: number } = {}): AsyncGenerator<string> {
+  lines<R extends Route>(route: R, body: RequestOf<R>, signal: AbortSignal, opts?: { finite?: boolean; maxLine?: number }): AsyncGenerator<string>;
+  lines(path: string, body: unknown, signal: AbortSignal, opts?: { finite?: boolean; maxLine?: number }): AsyncGenerator<string>;
+  async *lines(target: Route | string, body: unknown, signal: AbortSignal, opts: { finite?: boolean; maxLine?: number } = {}): AsyncGenerator<string> {
+    const path = typeof target === 'string' ? target : target.path;
     const session = this.#connect();
     const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' }, { signal });
     stream.end(JSON.stringify(body));
@@ -196,13 +196,12 @@ export class ServerClient {
       if (head.status !== 200) {
         let text = '';
         for await (const line of splitLines(counted(), 64 * 1024)) text += line;
-        const error = (JSON.parse(text || '{}') as { error?: { code?: string; message?: string } }).error;
-        throw new ServerRefusal(head.status, error?.code ?? 'unknown', error?.message ?? `HTTP ${head.status}`);
+        throw ApiError.fromWire(head.status, (JSON.parse(text || '{}') as { error?: { code?: unknown; message?: unknown } } | null)?.error);
       }
       for await (const line of splitLines(counted(), opts.maxLine)) if (line) yield line;
     } catch (err) {
       if (signal.aborted) return;
-      if (err instanceof ServerRefusal || err instanceof LineTooLong) throw err;
+      if (err instanceof ApiError || err instanceof LineTooLong) throw err;
       if (err instanceof SyntaxError) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${head.status} with something that is not JSON`);
       throw unreachable(this.address, err, this.#credentials.untrusted);
     } finally {
@@ -244,6 +243,15 @@ export class ServerClient {
  */
 export function notKportServer(address: ServerAddress, why: string): UserError {
   return new UserError(`The server at ${address.host}:${address.port} is not a kport server: ${why}; check the address and port (kport server start prints the one it listens on).`, 2);
+}
+
+/** A route's answer as its schema reads it; another service's JSON is said to be no kport answer. */
+export function decodeAnswer<R extends Route>(address: ServerAddress, route: R, answer: unknown): ResponseOf<R> {
+  const decoded = route.response.safeParse(answer);
+  if (decoded.success) return decoded.data as ResponseOf<R>;
+  const issue = decoded.error.issues[0];
+  const named = route.answer ?? { call: route.path, is: 'its answer' };
+  throw notKportServer(address, `it answered ${named.call} with something that is not ${named.is} (${issue?.path.join('.') || 'the answer'}: ${issue?.message ?? 'invalid'})`);
 }
 
 /** What a TLS handshake failure says about the port: it is no kport server when it speaks no TLS, or no HTTP/2. */
@@ -315,7 +323,7 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
       return result;
     } catch (err) {
       // A server too busy for now (429 join rate, 503 body budget) is as good as unreachable for now.
-      const busy = err instanceof ServerRefusal && (err.status === 429 || err.status === 503);
+      const busy = err instanceof ApiError && (err.status === 429 || err.status === 503);
       if (!(err instanceof ServerUnreachable || busy) || signal?.aborted || !retryable(err)) throw err;
       if (err instanceof ServerUnreachable) outage?.failed(err, started);
       const delay = Math.min(2000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
@@ -330,7 +338,7 @@ export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, ou
  * turned it away unprocessed (busy, 429/503), so sending it again cannot do twice what it does.
  */
 export function neverSent(err: unknown): boolean {
-  if (err instanceof ServerRefusal) return true;
+  if (err instanceof ApiError) return true;
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (typeof e.code === 'string' && ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(e.code)) return true;
   }

@@ -1,13 +1,10 @@
+import { routes, type RequestOf, type ResponseOf, type Routes } from '../api/routes.ts';
+import type { UserSummary } from '../api/wire.ts';
 import type { Session } from '../commands/session.ts';
+import { notKportServer } from './server-client.ts';
 import type { PersonClient } from './person.ts';
 
-export interface UserSummary {
-  name: string;
-  roles: string[];
-  auth: string;
-  locked?: { until?: string; message?: string };
-  created: string;
-}
+export type { UserSummary };
 
 /** A change of a user's roles: `set` alone, or `add` and `remove`. */
 export interface RoleChange {
@@ -43,14 +40,20 @@ export interface UsersService {
 
 /** /v1/users with the person's certificate (docs/people.md); the server decides by their current roles. */
 export function remoteUsers(person: PersonClient): UsersService {
-  const call = <T>(body: Record<string, unknown>) => person.call<T>('/v1/users', body);
+  const call = (body: RequestOf<Routes['users']>) => person.call(routes.users, body);
+  /** The fields this op answers with; a server that leaves one out is no kport server of this version. */
+  const needs = <K extends keyof ResponseOf<Routes['users']>>(answer: ResponseOf<Routes['users']>, ...keys: K[]) => {
+    const missing = keys.filter((k) => answer[k] === undefined);
+    if (missing.length > 0) throw notKportServer(person.client.address, `it answered /v1/users without ${missing.join(', ')}`);
+    return answer as ResponseOf<Routes['users']> & { [P in K]-?: NonNullable<ResponseOf<Routes['users']>[P]> };
+  };
   return {
-    add: (name, roles, inviteTtlMs) => call<InviteIssued>({ op: 'add', name, roles, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }),
-    ls: async () => (await call<{ users: UserSummary[] }>({ op: 'ls' })).users,
+    add: async (name, roles, inviteTtlMs) => needs(await call({ op: 'add', name, roles, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
+    ls: async () => needs(await call({ op: 'ls' }), 'users').users,
     rm: async (name) => void (await call({ op: 'rm', name })),
-    update: (name, change) => call({ op: 'update', name, ...(change.set && { set_roles: change.set }), ...(change.add && { add_roles: change.add }), ...(change.remove && { remove_roles: change.remove }) }),
-    reset: (name, inviteTtlMs) => call<InviteIssued>({ op: 'reset', name, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }),
-    lock: (name, opts) => call<{ user_exists?: boolean }>({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) }),
+    update: async (name, change) => needs(await call({ op: 'update', name, ...(change.set && { set_roles: change.set }), ...(change.add && { add_roles: change.add }), ...(change.remove && { remove_roles: change.remove }) }), 'user', 'roles'),
+    reset: async (name, inviteTtlMs) => needs(await call({ op: 'reset', name, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
+    lock: async (name, opts) => call({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) }),
     unlock: async (name) => void (await call({ op: 'unlock', name })),
     server: async () => ({ proxy: person.where.profile.proxy, pin: person.where.profile.ca_pin }),
   };

@@ -1,13 +1,15 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import { ApiError } from '../api/errors.ts';
+import { routes } from '../api/routes.ts';
+import type { HostIdentity } from '../api/wire.ts';
 import { UserError } from '../core/errors.ts';
 import { safeHostname } from '../resources/heartbeat-limits.ts';
 import { joinHint } from '../tokens/tokens.ts';
 import { CLOCK_SKEW_MS, createCsr, generateKeys, importKeyPem, keyPem } from '../pki/certs.ts';
 import { identityDir, loadIdentity, readIdentityFile, saveIdentity, writeIdentityFile, type AgentIdentity, type X509Credential } from './identity.ts';
-import { fetchPinnedCA, notKportServer, OutageLog, retrying, ServerClient, ServerRefusal, type ServerAddress } from '../client/server-client.ts';
+import { fetchPinnedCA, OutageLog, retrying, ServerClient, type ServerAddress } from '../client/server-client.ts';
 
 export interface NetworkJoinOptions {
   dataDir: string;
@@ -32,17 +34,6 @@ export interface NetworkAgent {
 }
 
 const serverName = (a: ServerAddress) => `${a.host}:${a.port}`;
-
-/** What /v1/join answers: decoded here, so that another service's JSON is said to be one and not kept as an identity. */
-const Issued = z.object({
-  host_id: z.string().min(1),
-  roles: z.array(z.string()),
-  discovery_group: z.string(),
-  cert: z.string(),
-  ca: z.string(),
-  expires: z.string(),
-  kube_identity: z.string().optional(),
-});
 
 /**
  * The agent's network identity: the kept one (no token needed), or a join (docs/architecture.md §9): the
@@ -75,28 +66,24 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
   // again with the same key, and the server hands it the certificate of the join it counted.
   let { keys, key } = await pendingKey(opts.dataDir, false);
   const anonymous = new ServerClient(opts.server, { ca });
-  let issued: z.infer<typeof Issued>;
+  let issued: HostIdentity;
   try {
     const send = () =>
       retrying(
-        async () => {
-          const answer = await anonymous.call<unknown>('/v1/join', { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup });
-          const decoded = Issued.safeParse(answer);
-          if (!decoded.success) throw notKportServer(opts.server, `it answered /v1/join with something that is not an agent identity (${decoded.error.issues[0]?.path.join('.') || 'the answer'}: ${decoded.error.issues[0]?.message ?? 'invalid'})`);
-          return decoded.data;
-        },
+        // The answer is decoded by the route's schema: another service's JSON is said to be one and not kept as an identity.
+        async () => anonymous.call(routes.join, { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup }),
         opts.signal,
         outage,
         opts.server,
       );
     issued = await send().catch(async (err: unknown) => {
       // The kept key joined with another token (a new one after a lost answer): a new key joins anew.
-      if (!(err instanceof ServerRefusal && err.code === 'key_in_use')) throw err;
+      if (!(err instanceof ApiError && err.code === 'key_in_use')) throw err;
       ({ keys, key } = await pendingKey(opts.dataDir, true));
       return send();
     });
   } catch (err) {
-    if (err instanceof ServerRefusal) {
+    if (err instanceof ApiError) {
       // The roles this agent asked for, not a fixed pair: a discovery-only agent needs no kube.
       const hint = err.code === 'token_invalid' || err.code === 'role_not_allowed' ? `${joinHint(opts.roles)} on the server` : 'see the server log';
       throw new UserError(`The server refused to let this agent join: ${err.message}; ${hint}.`, 4);
@@ -151,7 +138,7 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
     early = false;
     try {
       const keys = await importKeyPem(key);
-      const issued = await client.call<{ cert: string; ca: string; expires: string; roles: string[]; kube_identity?: string }>('/v1/renew', { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
+      const issued = await client.call(routes.renew, { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
       identity.credential = { ...identity.credential, cert: issued.cert, ca: issued.ca, expires: issued.expires, ...(issued.kube_identity && { kube_identity: issued.kube_identity }) };
       identity.roles = issued.roles;
       saveIdentity(opts.dataDir, identity);
@@ -159,8 +146,8 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
     } catch (err) {
       if (stopped) return;
       // The server paces renewals (this host renewed recently, before a restart): the key comes with the regular one.
-      if (err instanceof ServerRefusal && err.code === 'renew_too_soon' && wasEarly) return schedule();
-      if (err instanceof ServerRefusal) {
+      if (err instanceof ApiError && err.code === 'renew_too_soon' && wasEarly) return schedule();
+      if (err instanceof ApiError) {
         onFatal(new UserError(`The server refused to renew this agent's certificate: ${err.message}; remove ${identityDir(opts.dataDir)} and join again with a new token.`, 4));
         return;
       }

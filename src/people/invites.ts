@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import type { Backend, Item } from '../backend/backend.ts';
-import { PeopleError } from './errors.ts';
 import { INVITES, type Invite } from './store.ts';
 
 export const DEFAULT_INVITE_TTL_MS = 3_600_000;
@@ -15,7 +15,7 @@ export const inviteKey = (code: string) => `${INVITES}${createHash('sha256').upd
 export function inviteTtl(ttlMs: number | undefined): number {
   const ttl = ttlMs ?? DEFAULT_INVITE_TTL_MS;
   if (!Number.isFinite(ttl) || ttl < MIN_INVITE_TTL_MS || ttl > MAX_INVITE_TTL_MS) {
-    throw new PeopleError(400, 'bad_request', `an invite lasts 1 min to 48 h (asked: ${ttl} ms): pass a --ttl within that.`);
+    throw new ApiError('bad_request', `an invite lasts 1 min to 48 h (asked: ${ttl} ms): pass a --ttl within that.`);
   }
   return ttl;
 }
@@ -31,7 +31,7 @@ export async function createInvite(backend: Backend, user: string, ttlMs: number
 
 /** The invite a code names, unexpired at `now`; a refusal that does not say whether it ever existed. */
 export async function readInvite(backend: Backend, code: unknown, now: number): Promise<{ invite: Invite; item: Item }> {
-  const gone = new PeopleError(403, 'invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one (kport users add, or kport users rm and add again).');
+  const gone = new ApiError('invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one (kport users add, or kport users rm and add again).');
   if (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE_CHARS) throw gone;
   const item = await backend.get(inviteKey(code));
   if (!item) throw gone;

@@ -3,11 +3,11 @@
 // back (added again, or through the OIDC provider, whose logins recreate the record) is still
 // locked until the lock ends or `kport users unlock` lifts it.
 import type { Backend } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import { nameProblem, resourceKey, type Resource } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { getResource, listResources } from '../resources/store.ts';
 import { audited, type Actor } from './actor.ts';
-import { PeopleError } from './errors.ts';
 
 export const LOCK = 'lock';
 const MAX_LOCK_MESSAGE = 256;
@@ -55,7 +55,7 @@ export async function activeLock(backend: Backend, user: string, now: number, oi
 
 function checkName(name: unknown): string {
   const problem = typeof name === 'string' ? nameProblem(name) : 'a user name is a string';
-  if (problem) throw new PeopleError(400, 'bad_request', `user name ${JSON.stringify(name)} is refused: ${problem}.`);
+  if (problem) throw new ApiError('bad_request', `user name ${JSON.stringify(name)} is refused: ${problem}.`);
   return name as string;
 }
 
@@ -66,9 +66,9 @@ function checkName(name: unknown): string {
  */
 export async function lockUser(backend: Backend, input: { name: string; ttlMs?: number; message?: string }, now: Date, actor?: Actor): Promise<{ until?: string; user_exists: boolean }> {
   const name = checkName(input.name);
-  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs >= 1000)) throw new PeopleError(400, 'bad_request', 'a lock lasts at least 1 s: pass --ttl 1h, or no --ttl to lock until kport users unlock.');
+  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs >= 1000)) throw new ApiError('bad_request', 'a lock lasts at least 1 s: pass --ttl 1h, or no --ttl to lock until kport users unlock.');
   if (input.message !== undefined && (typeof input.message !== 'string' || input.message.length > MAX_LOCK_MESSAGE || /[\u0000-\u001f\u007f]/.test(input.message))) {
-    throw new PeopleError(400, 'bad_request', `a lock message is one line of at most ${MAX_LOCK_MESSAGE} characters.`);
+    throw new ApiError('bad_request', `a lock message is one line of at most ${MAX_LOCK_MESSAGE} characters.`);
   }
   const user = await findUser(backend, name);
   const oidc = oidcSubjectOf(user);

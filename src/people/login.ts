@@ -1,7 +1,7 @@
 import type { Backend } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import { MAX_NAME_LENGTH } from '../resources/resource.ts';
 import { seal, unseal } from '../pki/seal.ts';
-import { PeopleError } from './errors.ts';
 import { readInvite } from './invites.ts';
 import { passwordMatches, passwordNeedsRehash, passwordVerifier } from './passwords.ts';
 import { activeLock, getSecrets, getUser, secretsKey, totpAad, type OidcSubject, type UserSecrets } from './store.ts';
@@ -14,17 +14,6 @@ export interface LoginDeps {
   sealKey: Buffer;
   throttle: LoginThrottle;
   now: () => Date;
-}
-
-/** A refused login, with the user it was for (when known) and the precise reason, for the audit trail only. */
-export class LoginRefusal extends PeopleError {
-  readonly user?: string;
-  readonly reason?: string;
-  constructor(status: number, code: string, message: string, user?: string, reason?: string) {
-    super(status, code, message);
-    this.user = user;
-    this.reason = reason;
-  }
 }
 
 /** The person an invite is for and the TOTP secret to enroll (the same one until the invite is spent). */
@@ -49,17 +38,17 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
   const now = deps.now().getTime();
   const { invite, item } = await readInvite(backend, body.invite, now);
   const user = invite.user;
-  if (!invite.totp) throw new LoginRefusal(409, 'invite_not_begun', 'this invite has no TOTP secret yet: kport login --invite shows it first (invite/begin).', user);
-  const verifier = await passwordVerifier(body.password as string).catch((err: PeopleError) => {
-    throw new LoginRefusal(400, 'bad_password', err.message, user);
+  if (!invite.totp) throw new ApiError('invite_not_begun', 'this invite has no TOTP secret yet: kport login --invite shows it first (invite/begin).', { user });
+  const verifier = await passwordVerifier(body.password as string).catch((err: ApiError) => {
+    throw new ApiError('bad_password', err.message, { user });
   });
   const secret = unseal(invite.totp, deps.sealKey, totpAad(user));
   const step = acceptedStep(secret, body.totp_code, undefined, now);
-  if (step === undefined) throw new LoginRefusal(401, 'wrong_code', 'the TOTP code is not the current one for the secret this invite showed: enter the code your authenticator shows now.', user);
+  if (step === undefined) throw new ApiError('wrong_code', 'the TOTP code is not the current one for the secret this invite showed: enter the code your authenticator shows now.', { user });
   const record = await getUser(backend, user);
-  if (!record || (record.spec.auth ?? 'local') !== 'local') throw new LoginRefusal(403, 'invite_invalid', `user ${user} was removed after this invite was made: ask an editor for a new one.`, user);
+  if (!record || (record.spec.auth ?? 'local') !== 'local') throw new ApiError('invite_invalid', `user ${user} was removed after this invite was made: ask an editor for a new one.`, { user });
   // Spent once: of two finishes at the same moment, only the one that deletes it goes on.
-  if (!(await backend.delete(item.key, item.revision))) throw new LoginRefusal(403, 'invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one.', user);
+  if (!(await backend.delete(item.key, item.revision))) throw new ApiError('invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one.', { user });
   const secrets: UserSecrets = { password: verifier, totp: invite.totp, totp_last_step: step };
   await backend.put(secretsKey(user), JSON.stringify(secrets));
   await checkNotLocked(backend, user, now);
@@ -79,13 +68,13 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   const given = typeof body.user === 'string' && body.user !== '' ? body.user : undefined;
   const user = given !== undefined && given.length <= MAX_NAME_LENGTH ? given : '';
   const blocked = throttle.blocked(user, source);
-  if (blocked) throw new LoginRefusal(429, 'throttled', blocked, given);
+  if (blocked) throw new ApiError('throttled', blocked, given === undefined ? {} : { user: given });
   const now = deps.now().getTime();
   // The same sentence whatever was wrong, so a guesser learns neither that a user exists nor that a
   // password was right; the audit trail gets the reason.
   const wrong = (reason: string) => {
     throttle.failed(user, source);
-    return new LoginRefusal(401, 'login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', given, `login failed: ${reason}`);
+    return new ApiError('login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', { user: given, reason: `login failed: ${reason}` });
   };
   const [record, stored] = user ? await Promise.all([getUser(backend, user), getSecrets(backend, user)]) : [undefined, undefined];
   // Checked (against a decoy when there is no such user) before anything else is told.
@@ -112,7 +101,7 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
 /** Refuses a locked user's login, with the lock's sentence. */
 export async function checkNotLocked(backend: Backend, user: string, now: number, oidc?: OidcSubject): Promise<void> {
   const lock = await activeLock(backend, user, now, oidc);
-  if (lock) throw new LoginRefusal(403, 'user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message, lock.spec.user), user);
+  if (lock) throw new ApiError('user_locked', lockedMessage(user, lock.metadata.expires, lock.spec.message, lock.spec.user), { user });
 }
 
 /** `lockedAs`: the name the lock was set on, when it holds by the provider's subject under another name. */

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import type { Backend } from '../backend/backend.ts';
 import { resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { encodeResource } from '../resources/store.ts';
-import { LoginRefusal, checkNotLocked } from './login.ts';
+import { checkNotLocked } from './login.ts';
 import { claimOp, nameHolder, sameNameProblem } from './names.ts';
 import type { OidcSubject, PersonUser } from './store.ts';
 
@@ -30,16 +31,12 @@ export async function oidcUser(backend: Backend, input: { user: string; roles: s
     const name = existing?.metadata.name ?? input.user;
     if (existing && (existing.spec.auth ?? 'local') !== 'oidc') {
       const why = name === input.user ? `${input.user} is a local kport user` : `${input.user} names the local kport user ${name} (${sameNameProblem(name)})`;
-      throw new LoginRefusal(403, 'oidc_name_taken', `${why}, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, input.user);
+      throw new ApiError('oidc_name_taken', `${why}, so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.`, { user: input.user });
     }
     const bound = existing?.spec.oidc;
     if (bound && (bound.issuer !== input.oidc.issuer || bound.subject !== input.oidc.subject)) {
-      throw new LoginRefusal(
-        403,
-        'oidc_subject_mismatch',
-        `the kport user ${name} belongs to another account at the identity provider (the one that first logged in as it), and this account only has the same name: ask the provider's administrator why two accounts are named ${input.user}, or, if the name was handed on, an editor removes the old user first (kport users rm ${name}).`,
-        input.user,
-        `OIDC login refused: ${name} is bound to subject ${bound.subject} of ${bound.issuer}, this login is subject ${input.oidc.subject} of ${input.oidc.issuer}`,
+      throw new ApiError('oidc_subject_mismatch', `the kport user ${name} belongs to another account at the identity provider (the one that first logged in as it), and this account only has the same name: ask the provider's administrator why two accounts are named ${input.user}, or, if the name was handed on, an editor removes the old user first (kport users rm ${name}).`,
+        { user: input.user, reason: `OIDC login refused: ${name} is bound to subject ${bound.subject} of ${bound.issuer}, this login is subject ${input.oidc.subject} of ${input.oidc.issuer}` },
       );
     }
     const ttlMs = Math.max(1000, input.expires.getTime() - now.getTime());
@@ -52,5 +49,5 @@ export async function oidcUser(backend: Backend, input: { user: string; roles: s
     await checkNotLocked(backend, name, now.getTime(), input.oidc);
     return { user: name, uid };
   }
-  throw new LoginRefusal(409, 'oidc_busy', `other logins as ${input.user} changed its user record at the same moment: run kport login --auth oidc again.`, input.user);
+  throw new ApiError('oidc_busy', `other logins as ${input.user} changed its user record at the same moment: run kport login --auth oidc again.`, { status: 409, user: input.user });
 }

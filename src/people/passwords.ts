@@ -1,6 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import { promisify } from 'node:util';
-import { PeopleError } from './errors.ts';
 
 /** Long enough that a throttled guesser gets nowhere; a passphrase of a few words passes. */
 export const MIN_PASSWORD_CHARS = 12;
@@ -31,7 +31,7 @@ export function passwordProblem(password: unknown): string | undefined {
 /** `scrypt-nfkc$N$r$p$<salt>$<hash>` (base64url) of the password in NFKC, with a salt of its own; throws when the password is refused. */
 export async function passwordVerifier(password: string): Promise<string> {
   const problem = passwordProblem(password);
-  if (problem) throw new PeopleError(400, 'bad_password', `${problem}: choose another.`);
+  if (problem) throw new ApiError('bad_password', `${problem}: choose another.`);
   const salt = randomBytes(16);
   const hash = await scryptAsync(password.normalize('NFKC'), salt, 32, SCRYPT);
   return `${SCHEME}$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`;

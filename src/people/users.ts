@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import type { Backend } from '../backend/backend.ts';
 import type { RoleConfig } from '../config/schema.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
@@ -7,7 +8,6 @@ import { encodeResource, listResources } from '../resources/store.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
 import { reservedUserNameProblem } from '../roles/role.ts';
 import { audited, type Actor } from './actor.ts';
-import { PeopleError } from './errors.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
 import { listLocks } from './locks.ts';
 import { createClaimed, dropNameClaim, nameHolder, sameNameProblem } from './names.ts';
@@ -20,18 +20,18 @@ const MAX_ROLES = 32;
 
 function checkName(name: unknown): string {
   const problem = typeof name === 'string' ? nameProblem(name) : 'a user name is a string';
-  if (problem) throw new PeopleError(400, 'bad_request', `user name ${JSON.stringify(name)} is refused: ${problem}.`);
+  if (problem) throw new ApiError('bad_request', `user name ${JSON.stringify(name)} is refused: ${problem}.`);
   return name as string;
 }
 
 /** Refuses unless every role exists (built-in, the config's `roles:`, or a role resource). */
 export async function checkRoles(backend: Backend, roles: unknown, configRoles: RoleConfig[] = []): Promise<string[]> {
   if (!Array.isArray(roles) || roles.length === 0 || roles.length > MAX_ROLES || !roles.every((r) => typeof r === 'string')) {
-    throw new PeopleError(400, 'bad_request', `a user needs 1 to ${MAX_ROLES} roles: pass --roles editor,access,... (see kport get role).`);
+    throw new ApiError('bad_request', `a user needs 1 to ${MAX_ROLES} roles: pass --roles editor,access,... (see kport get role).`);
   }
   const known = await loadRoleDefinitions(backend, configRoles);
   const missing = roles.filter((r) => !known.has(r));
-  if (missing.length > 0) throw new PeopleError(400, 'unknown_role', `no role named ${missing.join(', ')}: create it first (kport create -f role.yaml) or use one of ${[...known.keys()].sort().join(', ')}.`);
+  if (missing.length > 0) throw new ApiError('unknown_role', `no role named ${missing.join(', ')}: create it first (kport create -f role.yaml) or use one of ${[...known.keys()].sort().join(', ')}.`);
   return [...new Set(roles as string[])];
 }
 
@@ -44,15 +44,15 @@ export async function addUser(
 ): Promise<{ user: string; invite: string; expires: string }> {
   const name = checkName(input.name);
   const reserved = reservedUserNameProblem(name);
-  if (reserved) throw new PeopleError(400, 'bad_request', `user name ${name} is refused: ${reserved}.`);
+  if (reserved) throw new ApiError('bad_request', `user name ${name} is refused: ${reserved}.`);
   const roles = await checkRoles(backend, input.roles, input.configRoles);
   const ttl = inviteTtl(input.inviteTtlMs);
   const user: PersonUser = { kind: USER, version: 'v2', metadata: { name }, spec: { roles, auth: 'local', created: now.toISOString(), uid: randomUUID() } };
-  const exists = new PeopleError(409, 'user_exists', `user ${name} already exists: remove it first (kport users rm ${name}) or pick another name.`);
+  const exists = new ApiError('user_exists', `user ${name} already exists: remove it first (kport users rm ${name}) or pick another name.`);
   const holder = await nameHolder(backend, name);
   const held = holder.user?.metadata.name;
   if (held === name) throw exists;
-  if (held) throw new PeopleError(409, 'user_exists', `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`);
+  if (held) throw new ApiError('user_exists', `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`);
   // The record and the claim on its name in any case, or neither: of two adds of admin and Admin at once, one fails.
   if (!(await createClaimed(backend, holder, name, encodeResource(user)))) throw exists;
   const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
@@ -76,17 +76,17 @@ export async function updateUser(backend: Backend, input: { name: string; change
   const { set, add = [], remove = [] } = input.change;
   const lists = [set, add, remove].filter((l) => l !== undefined);
   if (!lists.every((l) => Array.isArray(l) && l.every((r) => typeof r === 'string')) || (set !== undefined && (add.length > 0 || remove.length > 0)) || (set === undefined && add.length + remove.length === 0)) {
-    throw new PeopleError(400, 'bad_request', 'pass --set-roles R,.. alone, or --add-roles and --remove-roles: for example kport users update alice --add-roles auditor.');
+    throw new ApiError('bad_request', 'pass --set-roles R,.. alone, or --add-roles and --remove-roles: for example kport users update alice --add-roles auditor.');
   }
   // Compare-and-swap on the record read: two editors changing one user's roles at once both count.
   for (;;) {
     const user = await getUser(backend, name);
-    if (!user || user.metadata.revision === undefined) throw new PeopleError(404, 'no_such_user', `there is no user ${name}: see kport users ls.`);
+    if (!user || user.metadata.revision === undefined) throw new ApiError('no_such_user', `there is no user ${name}: see kport users ls.`);
     if (user.spec.auth === 'oidc') {
-      throw new PeopleError(409, 'oidc_user', `${name} logs in through OIDC, whose login sets their roles from the provider's claims each time: change auth_service.authentication.claims_to_roles, or the person's groups at the provider.`);
+      throw new ApiError('oidc_user', `${name} logs in through OIDC, whose login sets their roles from the provider's claims each time: change auth_service.authentication.claims_to_roles, or the person's groups at the provider.`);
     }
     const wanted = set ?? [...user.spec.roles.filter((r) => !remove.includes(r)), ...add];
-    if (wanted.length === 0) throw new PeopleError(400, 'bad_request', `that would leave ${name} with no role: give them another (--add-roles), or remove the user (kport users rm ${name}).`);
+    if (wanted.length === 0) throw new ApiError('bad_request', `that would leave ${name} with no role: give them another (--add-roles), or remove the user (kport users rm ${name}).`);
     const roles = await checkRoles(backend, wanted, input.configRoles);
     const updated: PersonUser = { ...user, spec: { ...user.spec, roles } };
     const ttlMs = user.metadata.expires ? Math.max(1, Date.parse(user.metadata.expires) - now.getTime()) : undefined;
@@ -107,8 +107,8 @@ export async function resetUser(backend: Backend, input: { name: string; inviteT
   const ttl = inviteTtl(input.inviteTtlMs);
   for (;;) {
     const user = await getUser(backend, name);
-    if (!user || user.metadata.revision === undefined) throw new PeopleError(404, 'no_such_user', `there is no user ${name}: see kport users ls.`);
-    if (user.spec.auth === 'oidc') throw new PeopleError(409, 'oidc_user', `${name} logs in through OIDC and has no kport password to reset: to cut them off, kport users lock ${name}.`);
+    if (!user || user.metadata.revision === undefined) throw new ApiError('no_such_user', `there is no user ${name}: see kport users ls.`);
+    if (user.spec.auth === 'oidc') throw new ApiError('oidc_user', `${name} logs in through OIDC and has no kport password to reset: to cut them off, kport users lock ${name}.`);
     const reset: PersonUser = { ...user, spec: { ...user.spec, uid: randomUUID() } };
     if (await backend.compareAndSwap(resourceKey(USER, name), encodeResource(reset), user.metadata.revision)) break;
   }

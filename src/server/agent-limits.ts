@@ -1,4 +1,4 @@
-import { Refusal } from './join.ts';
+import { ApiError } from '../api/errors.ts';
 
 /**
  * What one agent may hold open at the server at once. A discovery agent holds one lease (its
@@ -14,7 +14,7 @@ export function checkLeaseRoom(hostId: string, held: Iterable<{ hostId: string; 
   let count = 0;
   for (const lease of held) if (lease.hostId === hostId && lease.expires >= now) count++;
   if (count >= MAX_LEASES_PER_AGENT) {
-    throw new Refusal(429, 'too_many_leases', `agent ${hostId} already holds ${count} leases, the most one agent may: revoke one (or let it lapse) before asking for another`);
+    throw new ApiError('too_many_leases', `agent ${hostId} already holds ${count} leases, the most one agent may: revoke one (or let it lapse) before asking for another`);
   }
 }
 
@@ -26,7 +26,7 @@ export class WatchCount {
   enter(hostId: string): () => void {
     const open = this.#open.get(hostId) ?? 0;
     if (open >= MAX_WATCHES_PER_AGENT) {
-      throw new Refusal(429, 'too_many_watches', `agent ${hostId} already holds ${open} watches open, the most one agent may: close one before opening another`);
+      throw new ApiError('too_many_watches', `agent ${hostId} already holds ${open} watches open, the most one agent may: close one before opening another`);
     }
     this.#open.set(hostId, open + 1);
     let left = false;

@@ -1,11 +1,11 @@
 // `kport get audit --since 1h --user U --cluster C`: the same filter at the server (for people, so
 // only what they asked for crosses the network) and on a local store.
 import type { Backend } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import { foldName } from '../people/names.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../resources/audit-event.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { decodeResource } from '../resources/store.ts';
-import { Refusal } from './join.ts';
 
 /** The most events one answer holds; the newest are kept, and the answer says how many were left out. */
 export const MAX_AUDIT_ANSWER = 10_000;
@@ -29,13 +29,13 @@ export function parseAuditQuery(body: unknown): AuditQuery {
   const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const query: AuditQuery = {};
   if (input.since !== undefined) {
-    if (typeof input.since !== 'string' || Number.isNaN(Date.parse(input.since))) throw new Refusal(400, 'bad_request', 'since is an RFC 3339 time, such as 2026-01-02T15:04:05Z');
+    if (typeof input.since !== 'string' || Number.isNaN(Date.parse(input.since))) throw new ApiError('bad_request', 'since is an RFC 3339 time, such as 2026-01-02T15:04:05Z');
     query.since = Date.parse(input.since);
   }
   for (const key of ['user', 'cluster'] as const) {
     const value = input[key];
     if (value === undefined) continue;
-    if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw new Refusal(400, 'bad_request', `${key} is a name of at most 256 characters`);
+    if (typeof value !== 'string' || value.length === 0 || value.length > 256) throw new ApiError('bad_request', `${key} is a name of at most 256 characters`);
     query[key] = value;
   }
   return query;

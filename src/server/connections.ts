@@ -1,7 +1,7 @@
 import type { Http2SecureServer, Http2ServerRequest, ServerHttp2Session } from 'node:http2';
+import { ApiError } from '../api/errors.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Refusal } from './join.ts';
 import type { HostCaller } from './policy.ts';
 import { Counter, LIMITS, sourceKey, type ServerTimeouts } from './limits.ts';
 
@@ -27,7 +27,7 @@ export type Caller = VerifiedCaller | PersonCaller;
 
 /** One TLS connection: who is behind it (checked once, at the handshake) and how to end it. */
 export interface Connection {
-  readonly caller: Caller | Refusal;
+  readonly caller: Caller | ApiError;
   /** Why the server ended it (a certificate's expiry, its person locked or removed), once it did: what a session's end says. */
   readonly closedBecause?: string;
   /** Ends the connection: a GOAWAY (or the end of the HTTP/1.1 response), then the socket a second later. */
@@ -53,10 +53,10 @@ const LOG_EVERY_MS = 10_000;
  * The connection layer of the server (issue 18): how many connections a stranger may hold, how many
  * streams a connection without a certificate gets, and the end of a connection whose certificate
  * expires. The host or user certificate is verified once, at the handshake; its expiry is checked on
- * every call (server.ts) and closes the connection when it comes (here).
+ * every call (router.ts) and closes the connection when it comes (here).
  */
 export class ConnectionGuard {
-  readonly #verify: (socket: TLSSocket) => Caller | Refusal;
+  readonly #verify: (socket: TLSSocket) => Caller | ApiError;
   readonly #log: (line: string) => void;
   readonly #timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'>;
   readonly #handshaking = new Counter(LIMITS.handshakesPerSource, LIMITS.handshakesTotal);
@@ -69,7 +69,7 @@ export class ConnectionGuard {
   #refused = 0;
   #lastLogged = 0;
 
-  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | Refusal; log: (line: string) => void; timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'> }) {
+  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | ApiError; log: (line: string) => void; timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'> }) {
     this.#verify = opts.verify;
     this.#log = opts.log;
     this.#timeouts = opts.timeouts;

@@ -1,5 +1,5 @@
 import { constants as h2, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
-import { Refusal } from './join.ts';
+import { ApiError } from '../api/errors.ts';
 import type { BodyBudget } from './limits.ts';
 
 /**
@@ -16,7 +16,7 @@ export async function readJson(req: Http2ServerRequest, limit: number, budget: B
   const late = opts.deadlineMs === undefined
     ? undefined
     : new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Refusal(408, 'too_slow', `this request body must arrive within ${opts.deadlineMs! / 1000} s: send it all at once`)), opts.deadlineMs);
+        timer = setTimeout(() => reject(new ApiError('too_slow', `this request body must arrive within ${opts.deadlineMs! / 1000} s: send it all at once`)), opts.deadlineMs);
       });
   try {
     for (;;) {
@@ -26,8 +26,8 @@ export async function readJson(req: Http2ServerRequest, limit: number, budget: B
       const next = await (late ? Promise.race([pending, late]) : pending);
       if (next.done) break;
       const chunk = next.value;
-      if (size + chunk.length > limit) throw new Refusal(413, 'too_large', `this request body is at most ${limit} bytes`);
-      if (!budget.reserve(chunk.length)) throw new Refusal(503, 'busy', 'the server is reading too many requests at once: try again in a few seconds');
+      if (size + chunk.length > limit) throw new ApiError('too_large', `this request body is at most ${limit} bytes`);
+      if (!budget.reserve(chunk.length)) throw new ApiError('busy', 'the server is reading too many requests at once: try again in a few seconds');
       size += chunk.length;
       chunks.push(chunk);
     }
@@ -38,7 +38,7 @@ export async function readJson(req: Http2ServerRequest, limit: number, budget: B
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
   } catch {
-    throw new Refusal(400, 'bad_request', 'the request body is not JSON');
+    throw new ApiError('bad_request', 'the request body is not JSON');
   }
 }
 

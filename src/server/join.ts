@@ -1,4 +1,7 @@
 import { hostnameProblem } from '../resources/heartbeat-limits.ts';
+import type { z } from 'zod';
+import { ApiError } from '../api/errors.ts';
+import type { joinRequest, renewRequest } from '../api/wire.ts';
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../backend/backend.ts';
 import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/certs.ts';
@@ -9,28 +12,10 @@ import { decodeResource, encodeResource } from '../resources/store.ts';
 import { checkJoinToken, secretMatches, tokenUseOp, type SecretCheck } from '../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
 
-/** The services kport agents run; a token's other Teleport roles are not joinable here. */
-export const AGENT_ROLES = ['discovery', 'kube'] as const;
 export const DEFAULT_HOST_CERT_TTL_MS = 24 * 3_600_000;
 const MAX_HOSTNAME = 253;
 /** Where the server remembers which key joined with which token, for a retried join: `/joins/<key hash>`. */
 const JOIN_TICKETS = '/joins/';
-
-/** A refusal the caller is told about, with the code its client acts on. */
-export class Refusal extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly tokenName?: string;
-  /** The person a refused certificate names when it is the user CA's own (an expired login), for the audit trail. */
-  readonly user?: string;
-  constructor(status: number, code: string, message: string, tokenName?: string, user?: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.tokenName = tokenName;
-    this.user = user;
-  }
-}
 
 export interface JoinRequest {
   token: string;
@@ -73,25 +58,22 @@ function checkRenewalPace(deps: JoinDeps, hostId: string): void {
   if (last === undefined) return;
   const gapMs = Math.max(1000, deps.hostCertTtlMs / 4);
   const since = deps.now().getTime() - last;
-  if (since < gapMs) throw new Refusal(429, 'renew_too_soon', `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`);
+  if (since < gapMs) throw new ApiError('renew_too_soon', `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`);
 }
 
-/** Whether a body is a join request, and what is wrong with it otherwise. */
-export function parseJoinRequest(body: unknown): JoinRequest {
-  const b = body as Partial<JoinRequest> | undefined;
-  if (!b || typeof b.token !== 'string' || !b.token.trim() || b.token.length > 1024) throw new Refusal(400, 'bad_request', 'a join needs a token');
-  if (!Array.isArray(b.roles) || b.roles.length === 0 || !b.roles.every((r) => typeof r === 'string')) throw new Refusal(400, 'bad_request', 'a join needs the roles it asks for');
-  const unknown = b.roles.find((r) => !(AGENT_ROLES as readonly string[]).includes(r.toLowerCase()));
-  if (unknown) throw new Refusal(400, 'bad_request', `kport agents join as ${AGENT_ROLES.join(' or ')}, not ${unknown}`);
-  if (typeof b.hostname !== 'string' || !b.hostname) throw new Refusal(400, 'bad_request', 'a join needs the agent hostname');
+/**
+ * A join request as the route's schema parsed it (src/api/wire.ts: its fields and their types),
+ * checked for what the schema does not know: a hostname an admin's terminal can show, a group
+ * that is a valid name. Roles are lowercased and each asked once.
+ */
+export function parseJoinRequest(b: z.output<typeof joinRequest>): JoinRequest {
   // `kport agents ls` shows it on an admin's terminal.
   const unprintable = freeTextProblem('the hostname', b.hostname, MAX_HOSTNAME);
-  if (unprintable) throw new Refusal(400, 'bad_request', `${unprintable}: send the machine's hostname`);
+  if (unprintable) throw new ApiError('bad_request', `${unprintable}: send the machine's hostname`);
   const notHostname = hostnameProblem('the hostname', b.hostname);
-  if (notHostname) throw new Refusal(400, 'bad_request', `${notHostname}: send the machine's hostname`);
-  if (typeof b.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a join needs a certificate request');
+  if (notHostname) throw new ApiError('bad_request', `${notHostname}: send the machine's hostname`);
   const group = b.discovery_group ?? '';
-  if (typeof group !== 'string' || (group !== '' && nameProblem(group))) throw new Refusal(400, 'bad_request', `discovery group "${String(group)}" is not a valid name`);
+  if (group !== '' && nameProblem(group)) throw new ApiError('bad_request', `discovery group "${group}" is not a valid name`);
   return { token: b.token, roles: [...new Set(b.roles.map((r) => r.toLowerCase()))], hostname: b.hostname, csr: b.csr, discovery_group: group };
 }
 
@@ -110,9 +92,9 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
       if (again) return again;
     }
     const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
-    if (!check.ok) throw new Refusal(403, check.reason.startsWith('token expired') ? 'token_invalid' : 'role_not_allowed', check.reason, check.tokenName);
+    if (!check.ok) throw new ApiError(check.code, check.reason, check.tokenName === undefined ? {} : { tokenName: check.tokenName });
     const tokenName = check.token.metadata.name;
-    if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', tokenName);
+    if (!publicKey) throw new ApiError('bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', { tokenName });
     const hostId = randomUUID();
     const group = req.discovery_group ?? '';
     const record: Agent = {
@@ -141,7 +123,7 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
     if (!(await deps.backend.transact([tokenUseOp(check, now), { key: resourceKey(AGENT, hostId), revision: 0, value: encodeResource(record) }, ticketOp]))) {
       // Another join used the token between our read and our write, or the same key joined at
       // the same moment (then the next turn finds its ticket): read again.
-      if (attempt >= 20) throw new Refusal(503, 'busy', 'the token is being used by many agents at once: try again');
+      if (attempt >= 20) throw new ApiError('busy', 'the token is being used by many agents at once: try again');
       continue;
     }
     return { identity: await hostIdentity(deps, publicKey, hostId, req.roles, group), tokenName };
@@ -170,7 +152,7 @@ async function retriedJoin(deps: JoinDeps, req: JoinRequest, publicKey: Paramete
   const known = await currentAgent(deps.backend, ticket.host_id, hash);
   const group = req.discovery_group ?? '';
   const same = known && (await secretMatches(ticket.secret ?? {}, req.token.trim())) && known.agent.spec.token_name === tokenName && (known.agent.spec.discovery_group ?? '') === group && sameRoles(known.agent.spec.roles, req.roles);
-  if (!same) throw new Refusal(409, 'key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, ticket.token_name);
+  if (!same) throw new ApiError('key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, { tokenName: ticket.token_name });
   return { identity: await hostIdentity(deps, publicKey, ticket.host_id, known.agent.spec.roles, group), tokenName };
 }
 
@@ -196,19 +178,17 @@ export async function currentAgent(backend: Backend, hostId: string, keyHash: st
  * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or
  * fewer roles, never more; the same host id and group.
  */
-export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, body: unknown): Promise<IssuedIdentity> {
+export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, b: z.output<typeof renewRequest>): Promise<IssuedIdentity> {
   // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
-  if (deps.now().getTime() >= caller.notAfter) throw new Refusal(401, 'cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
+  if (deps.now().getTime() >= caller.notAfter) throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
   checkRenewalPace(deps, caller.hostId);
-  const b = body as { csr?: unknown; roles?: unknown } | undefined;
-  if (typeof b?.csr !== 'string' || b.csr.length > 16_384) throw new Refusal(400, 'bad_request', 'a renewal needs a certificate request');
-  const asked = b.roles === undefined ? caller.roles : b.roles;
-  if (!Array.isArray(asked) || !asked.every((r) => typeof r === 'string')) throw new Refusal(400, 'bad_request', 'roles must be a list');
+  // The route's schema (src/api/wire.ts) checked the fields' types; absent roles are the certificate's.
+  const asked = b.roles ?? caller.roles;
   const wider = asked.map((r) => r.toLowerCase()).filter((r) => !caller.roles.includes(r));
-  if (wider.length > 0) throw new Refusal(403, 'roles_widened', `a renewal may not add roles (${wider.join(', ')}): join again with a token that allows them`);
+  if (wider.length > 0) throw new ApiError('roles_widened', `a renewal may not add roles (${wider.join(', ')}): join again with a token that allows them`);
   const publicKey = await verifiedCsrKey(b.csr);
-  if (!publicKey) throw new Refusal(400, 'bad_csr', 'the certificate request is not signed by the key it names');
-  if (keyHash(publicKey) !== caller.keyHash) throw new Refusal(403, 'key_changed', 'a renewal keeps the key the agent joined with');
+  if (!publicKey) throw new ApiError('bad_csr', 'the certificate request is not signed by the key it names');
+  if (keyHash(publicKey) !== caller.keyHash) throw new ApiError('key_changed', 'a renewal keeps the key the agent joined with');
   const cert = await issueLeaf(deps.authorities.host, publicKey, {
     commonName: caller.hostId,
     organizations: ['kport-agents'],

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import type { OidcSubject } from '../people/store.ts';
-import { OidcRefusal } from './oidc-claims.ts';
 
 /** How long a login may take from begin to finish (the client gives up after 3 minutes). */
 export const ATTEMPT_TTL_MS = 5 * 60_000;
@@ -18,7 +18,7 @@ export const MAX_ATTEMPTS = 1_000;
 export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
 
-export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: OidcRefusal };
+export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: ApiError };
 
 export interface Attempt {
   id: string;
@@ -68,11 +68,11 @@ export class Attempts {
   add(attempt: Attempt): void {
     this.#sweep();
     if (this.#byId.size >= MAX_ATTEMPTS) {
-      throw new OidcRefusal(503, 'oidc_busy', `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`);
+      throw new ApiError('oidc_busy', `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`, { status: 503 });
     }
     const mine = this.#bySource.get(attempt.source) ?? 0;
     if (mine >= MAX_ATTEMPTS_PER_SOURCE) {
-      throw new OidcRefusal(429, 'oidc_busy', `${attempt.source} has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: finish or abandon one (each expires ${ATTEMPT_TTL_MS / 60_000} minutes after it began), then run kport login --auth oidc again.`);
+      throw new ApiError('oidc_busy', `${attempt.source} has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: finish or abandon one (each expires ${ATTEMPT_TTL_MS / 60_000} minutes after it began), then run kport login --auth oidc again.`, { status: 429 });
     }
     this.#byId.set(attempt.id, attempt);
     this.#byState.set(attempt.state, attempt.id);

@@ -1,20 +1,8 @@
 import type { OidcAuthentication } from '../config/schema.ts';
+import { ApiError } from '../api/errors.ts';
 import { valueMatches } from '../resources/labels.ts';
 import { nameProblem } from '../resources/resource.ts';
 import { reservedUserNameProblem } from '../roles/role.ts';
-import { Refusal } from './join.ts';
-
-/**
- * Every way an OIDC login is refused: one sentence naming the next step, for the person and the
- * audit trail alike. Never carries a code, token or secret.
- */
-export class OidcRefusal extends Refusal {
-  /** `user`: the name the provider sent, when it sent one, for the audit trail (which cuts a long one and notes its length). */
-  constructor(status: number, code: string, message: string, user?: string) {
-    super(status, code, message, undefined, user);
-    this.name = 'OidcRefusal';
-  }
-}
 
 type Claims = Record<string, unknown>;
 const SHOWN_CLAIM_CHARS = 200;
@@ -46,11 +34,8 @@ export function rolesForClaims(settings: Pick<OidcAuthentication, 'claims_to_rol
   if (roles.size > 0) return [...roles];
   const mapped = [...new Set(settings.claims_to_roles.map((m) => m.claim))].map((claim) => `${claim}: ${shown(claims[claim])}`);
   const names = Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ');
-  throw new OidcRefusal(
-    403,
-    'oidc_no_role',
-    `no claims_to_roles entry matches the claims the identity provider sent for ${user} (${mapped.join('; ')}; claims seen: ${names}): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.`,
-    user,
+  throw new ApiError('oidc_no_role', `no claims_to_roles entry matches the claims the identity provider sent for ${user} (${mapped.join('; ')}; claims seen: ${names}): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.`,
+    { user },
   );
 }
 
@@ -59,13 +44,13 @@ export function userFromClaims(settings: Pick<OidcAuthentication, 'username_clai
   const claim = settings.username_claim;
   const value = claims[claim];
   if (typeof value !== 'string' || value === '') {
-    throw new OidcRefusal(403, 'oidc_no_username', `the identity provider sent no ${claim} claim to name this person (claims seen: ${Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ')}): set auth_service.authentication.username_claim to one it sends.`);
+    throw new ApiError('oidc_no_username', `the identity provider sent no ${claim} claim to name this person (claims seen: ${Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ')}): set auth_service.authentication.username_claim to one it sends.`);
   }
   // An email names a person only once the provider has checked the person holds it.
   if (claim === 'email' && claims.email_verified !== true) {
-    throw new OidcRefusal(403, 'oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`, value);
+    throw new ApiError('oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`, { user: value });
   }
   const problem = nameProblem(value) ?? reservedUserNameProblem(value);
-  if (problem) throw new OidcRefusal(403, 'oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`, value);
+  if (problem) throw new ApiError('oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`, { user: value });
   return value;
 }

@@ -1,8 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
+import { ApiError } from '../api/errors.ts';
 import { readFile } from 'node:fs/promises';
 import * as client from 'openid-client';
 import { UsageError } from '../core/errors.ts';
-import { OidcRefusal } from './oidc-claims.ts';
 
 /** How the server proves it is the client at the provider's token endpoint (`client_auth_method`). */
 export type ClientAuthMethod = 'basic' | 'post' | 'private_key_jwt';
@@ -31,10 +31,7 @@ export function clientAuthMethods(configured: ClientAuthMethod | undefined, supp
   const usable = [...(has.key ? (['private_key_jwt'] as const) : []), ...(has.secret ? (['basic', 'post'] as const) : [])];
   const methods = usable.filter((m) => listed.includes(WIRE_NAMES[m]));
   if (methods.length > 0) return methods;
-  throw new OidcRefusal(
-    502,
-    'oidc_client_auth_unsupported',
-    `the identity provider's token endpoint takes none of ${usable.map((m) => WIRE_NAMES[m]).join(', ')} (its discovery document lists ${listed.slice(0, 10).join(', ') || 'none'}): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).`,
+  throw new ApiError('oidc_client_auth_unsupported', `the identity provider's token endpoint takes none of ${usable.map((m) => WIRE_NAMES[m]).join(', ')} (its discovery document lists ${listed.slice(0, 10).join(', ') || 'none'}): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).`,
   );
 }
 

@@ -5,24 +5,25 @@
 //   POST /v1/login/oidc/begin     → send(res, 200, await oidcBegin(oidc, body))
 //   POST /v1/login/oidc/finish    → the user certificate for await oidcFinish(oidc, body)
 //
-// All three are unauthenticated (rate-limit them per source address like /v1/join). Refusals are
-// OidcRefusal (a Refusal: status, code, one sentence), thrown for the router's audit.
+// All three are unauthenticated (rate-limited per source address: src/api/routes.ts). Refusals are
+// ApiError (a code, its status, one sentence), thrown for the router's audit.
+import { routes } from '../api/routes.ts';
 import type { OidcLogin } from './oidc.ts';
+import { ApiError } from '../api/errors.ts';
 import type { OidcSubject } from '../people/store.ts';
-import { OidcRefusal } from './oidc-claims.ts';
 
-export const OIDC_BEGIN_PATH = '/v1/login/oidc/begin';
-export const OIDC_FINISH_PATH = '/v1/login/oidc/finish';
+export const OIDC_BEGIN_PATH = routes.oidcBegin.path;
+export const OIDC_FINISH_PATH = routes.oidcFinish.path;
 export { OIDC_CALLBACK_PATH } from './oidc.ts';
 
-function notConfigured(): OidcRefusal {
-  return new OidcRefusal(404, 'oidc_not_configured', 'this server does not take OIDC logins (auth_service.authentication.type is not oidc): log in with a password, or ask its administrator to configure OIDC.');
+function notConfigured(): ApiError {
+  return new ApiError('oidc_not_configured', 'this server does not take OIDC logins (auth_service.authentication.type is not oidc): log in with a password, or ask its administrator to configure OIDC.');
 }
 
 function fields(body: unknown, names: string[]): Record<string, string> {
   const object = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const missing = names.filter((n) => typeof object[n] !== 'string');
-  if (missing.length > 0) throw new OidcRefusal(400, 'bad_request', `the request needs ${missing.join(', ')} (strings): kport login --auth oidc sends them.`);
+  if (missing.length > 0) throw new ApiError('bad_request', `the request needs ${missing.join(', ')} (strings): kport login --auth oidc sends them.`);
   return Object.fromEntries(names.map((n) => [n, object[n] as string]));
 }
 
@@ -38,7 +39,7 @@ export async function oidcBegin(login: OidcLogin | undefined, body: unknown, sou
  * The provider's redirect of the browser: where to send the browser next (the client's loopback
  * listener), and, for the audit, who signed in or why they were refused.
  */
-export async function oidcCallback(login: OidcLogin | undefined, query: URLSearchParams): Promise<{ location: string; user?: string; roles?: string[]; refusal?: OidcRefusal }> {
+export async function oidcCallback(login: OidcLogin | undefined, query: URLSearchParams): Promise<{ location: string; user?: string; roles?: string[]; refusal?: ApiError }> {
   if (!login) throw notConfigured();
   const { redirectTo, ...outcome } = await login.callback(query);
   return { location: redirectTo, ...outcome };

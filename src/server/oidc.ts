@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { ApiError } from '../api/errors.ts';
+import { routes } from '../api/routes.ts';
 import { rootCertificates } from 'node:tls';
 import * as client from 'openid-client';
 import type { OidcAuthentication } from '../config/schema.ts';
@@ -6,12 +8,12 @@ import { UsageError } from '../core/errors.ts';
 import { verifiedCsrKey } from '../pki/certs.ts';
 import type { OidcSubject } from '../people/store.ts';
 import { Attempts, digest, randomToken, sameSecret, type Attempt } from './oidc-attempts.ts';
-import { OidcRefusal, rolesForClaims, userFromClaims } from './oidc-claims.ts';
+import { rolesForClaims, userFromClaims } from './oidc-claims.ts';
 import { clientAuth, clientAuthMethods, clientKey, refusedAsClient, type ClientAuthMethod, type ClientCredentials } from './oidc-client-auth.ts';
 import { refusalFor, type OidcStage } from './oidc-errors.ts';
 import { providerFetch } from './oidc-fetch.ts';
 
-export const OIDC_CALLBACK_PATH = '/v1/login/oidc/callback';
+export const OIDC_CALLBACK_PATH = routes.oidcCallback.path;
 /** Each call to the provider (discovery, JWKS, token) gives up after this long. */
 const PROVIDER_TIMEOUT_MS = 10_000;
 /** kport's CSRs (ECDSA P-256) are about 350 characters of PEM; this keeps a pending login small. */
@@ -84,10 +86,10 @@ export class OidcLogin {
   /** `source`: sourceKey of the caller's address, which may have MAX_ATTEMPTS_PER_SOURCE logins in flight. */
   async begin(input: { csr: string; redirectUri: string; source: string }): Promise<{ authUrl: string; attempt: string; secret: string }> {
     if (typeof input.redirectUri !== 'string' || !loopbackUrl(input.redirectUri)) {
-      throw new OidcRefusal(400, 'bad_request', 'redirect_uri must be http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (the client\'s own loopback listener): kport login --auth oidc makes one.');
+      throw new ApiError('bad_request', 'redirect_uri must be http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (the client\'s own loopback listener): kport login --auth oidc makes one.');
     }
     if (typeof input.csr !== 'string' || input.csr.length > MAX_CSR_CHARS || !(await verifiedCsrKey(input.csr))) {
-      throw new OidcRefusal(400, 'bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
+      throw new ApiError('bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
     }
     const { config } = (await this.#discovered()).configs[0]!;
     const verifier = client.randomPKCECodeVerifier();
@@ -120,14 +122,14 @@ export class OidcLogin {
    * Whatever the provider's answer, the browser goes on to the client's listener, which learns the
    * outcome from finish; `refusal` is returned too, for the audit.
    */
-  async callback(query: URLSearchParams): Promise<{ redirectTo: string; refusal?: OidcRefusal; user?: string; roles?: string[] }> {
+  async callback(query: URLSearchParams): Promise<{ redirectTo: string; refusal?: ApiError; user?: string; roles?: string[] }> {
     const state = query.get('state');
     const attempt = state ? this.#attempts.byState(state) : undefined;
     if (!attempt) {
-      throw new OidcRefusal(400, 'oidc_unknown_state', 'this login callback names no login in progress at this server (its state is unknown or expired): run kport login --auth oidc again.');
+      throw new ApiError('oidc_unknown_state', 'this login callback names no login in progress at this server (its state is unknown or expired): run kport login --auth oidc again.');
     }
     if (attempt.calledBack) {
-      throw new OidcRefusal(409, 'oidc_replayed_callback', 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.');
+      throw new ApiError('oidc_replayed_callback', 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.');
     }
     attempt.calledBack = true;
     attempt.code = randomToken();
@@ -158,19 +160,19 @@ export class OidcLogin {
   /** Once per attempt, by the client that began it, with the code its listener received. */
   async finish(input: { attempt: string; secret: string; code: string }): Promise<{ user: string; roles: string[]; oidc: OidcSubject; csr: string }> {
     const attempt = typeof input.attempt === 'string' ? this.#attempts.get(input.attempt) : undefined;
-    const gone = new OidcRefusal(404, 'oidc_unknown_attempt', 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.');
+    const gone = new ApiError('oidc_unknown_attempt', 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.');
     if (!attempt) throw gone;
     if (typeof input.secret !== 'string' || !sameSecret(attempt.secretHash, input.secret)) {
       this.#attempts.delete(attempt);
       throw gone;
     }
     if (!attempt.outcome || !attempt.code) {
-      throw new OidcRefusal(409, 'oidc_pending', 'the browser has not come back from the identity provider for this login yet: finish signing in there first.');
+      throw new ApiError('oidc_pending', 'the browser has not come back from the identity provider for this login yet: finish signing in there first.');
     }
     // A wrong code ends the attempt: only the browser that signed in carries the right one.
     this.#attempts.delete(attempt);
     if (typeof input.code !== 'string' || !sameSecret(digest(attempt.code), input.code)) {
-      throw new OidcRefusal(403, 'oidc_wrong_code', "this login's code is not the one the browser brought back: run kport login --auth oidc again and sign in in the browser it opens.");
+      throw new ApiError('oidc_wrong_code', "this login's code is not the one the browser brought back: run kport login --auth oidc again and sign in in the browser it opens.");
     }
     if ('refusal' in attempt.outcome) throw attempt.outcome.refusal;
     return { ...attempt.outcome, csr: attempt.csr };

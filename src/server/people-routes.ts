@@ -1,9 +1,11 @@
 // The people half of the server's API (docs/people.md "Wire API"): logins, who am I, users, and the
-// per-call check of a person's certificate. server.ts routes to these with one line each.
+// per-call check of a person's certificate. server.ts binds these to their routes (src/api/routes.ts).
+import { routes, type ParsedRequestOf, type Routes } from '../api/routes.ts';
+import type { Identity, InviteBegun } from '../api/wire.ts';
 import type { Backend } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import type { RoleConfig } from '../config/schema.ts';
-import { PeopleError } from '../people/errors.ts';
-import { LoginRefusal, inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
+import { inviteBegin, inviteFinish, localLogin, lockedMessage, type LoginDeps } from '../people/login.ts';
 import { oidcUser } from '../people/oidc-user.ts';
 import type { PersonUser } from '../people/store.ts';
 import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/throttle.ts';
@@ -14,9 +16,8 @@ import type { RoleV7 } from '../roles/role.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';
-import { Refusal } from './join.ts';
 import type { OidcLogin } from './oidc.ts';
-import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
+import { oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
 import { sourceKey } from './limits.ts';
 import { PersonPolicy } from './person-policy.ts';
 import type { PersonRecords } from './person-records.ts';
@@ -24,8 +25,6 @@ import type { PersonRecords } from './person-records.ts';
 /** A user certificate's lifetime unless the person's roles' max_session_ttl is shorter (Teleport's default too). */
 export const DEFAULT_USER_CERT_TTL_MS = 12 * 3_600_000;
 const MAX_CSR_CHARS = 2_048;
-
-export const LOGIN_PATHS: ReadonlySet<string> = new Set(['/v1/login/invite/begin', '/v1/login/invite/finish', '/v1/login/local', OIDC_BEGIN_PATH, OIDC_FINISH_PATH]);
 
 export interface PeopleDeps {
   backend: Backend;
@@ -47,24 +46,9 @@ export interface Person {
   policy: PersonPolicy;
 }
 
-export interface Identity {
-  user: string;
-  roles: string[];
-  cert: string;
-  ca: string;
-  expires: string;
-}
-
 /** Any refusal of the people service as the server answers it. */
-export function asRefusal(err: unknown): Refusal | undefined {
-  if (err instanceof Refusal) return err;
-  if (err instanceof PeopleError) return new Refusal(err.status, err.code, err.message);
-  return undefined;
-}
-
-/** The user a refused login was for, when it is known (never a password or code), and the reason the audit trail keeps. */
-export function refusedLogin(err: unknown): { user?: string; reason?: string } {
-  return err instanceof LoginRefusal ? { ...(err.user && { user: err.user }), ...(err.reason && { reason: err.reason }) } : {};
+export function asRefusal(err: unknown): ApiError | undefined {
+  return err instanceof ApiError ? err : undefined;
 }
 
 export class PeopleRoutes {
@@ -77,34 +61,33 @@ export class PeopleRoutes {
     this.#login = { backend: deps.backend, sealKey: deps.sealKey, throttle, now: deps.now };
   }
 
-  /** An unauthenticated login call: its answer, with allowed logins audited here (refusals by the server's catch). */
-  async login(path: string, body: unknown, address: string, remoteIp: string | undefined): Promise<unknown> {
-    const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    switch (path) {
-      case '/v1/login/invite/begin': {
-        const begun = await inviteBegin(this.#login, input);
-        await this.#audited('user.invite', begun.user, [], 'login invite begin', address);
-        return begun;
-      }
-      case '/v1/login/invite/finish': {
-        const key = await csrKey(input.csr);
-        return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
-      }
-      case '/v1/login/local': {
-        const key = await csrKey(input.csr);
-        return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
-      }
-      case OIDC_BEGIN_PATH:
-        return oidcBegin(this.#deps.oidc, body, sourceKey(remoteIp));
-      case OIDC_FINISH_PATH: {
-        const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, body);
-        const key = await csrKey(csr);
-        const ttl = await this.#ttl(roles);
-        const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
-        return this.#identity({ user, roles, uid }, key, 'login oidc', address);
-      }
-    }
-    throw new Refusal(404, 'not_found', `no such API call: ${path}`);
+  /** `/v1/login/invite/begin`: who the invite is for and the TOTP secret to enroll; allowed logins are audited here (refusals by the router). */
+  async inviteBegin(input: ParsedRequestOf<Routes['inviteBegin']>, address: string): Promise<InviteBegun> {
+    const begun = await inviteBegin(this.#login, input);
+    await this.#audited(routes.inviteBegin.audit.allowed, begun.user, [], 'login invite begin', address);
+    return begun;
+  }
+
+  async inviteFinish(input: ParsedRequestOf<Routes['inviteFinish']>, address: string, remoteIp: string | undefined): Promise<Identity> {
+    const key = await csrKey(input.csr);
+    return this.#identity(await inviteFinish(this.#login, input, sourceKey(remoteIp)), key, 'login invite finish', address);
+  }
+
+  async localLogin(input: ParsedRequestOf<Routes['localLogin']>, address: string, remoteIp: string | undefined): Promise<Identity> {
+    const key = await csrKey(input.csr);
+    return this.#identity(await localLogin(this.#login, input, sourceKey(remoteIp)), key, 'login local', address);
+  }
+
+  oidcBegin(input: ParsedRequestOf<Routes['oidcBegin']>, remoteIp: string | undefined): Promise<{ auth_url: string; attempt: string; secret: string }> {
+    return oidcBegin(this.#deps.oidc, input, sourceKey(remoteIp));
+  }
+
+  async oidcFinish(input: ParsedRequestOf<Routes['oidcFinish']>, address: string): Promise<Identity> {
+    const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, input);
+    const key = await csrKey(csr);
+    const ttl = await this.#ttl(roles);
+    const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+    return this.#identity({ user, roles, uid }, key, 'login oidc', address);
   }
 
   /** The browser's return from the identity provider: where it goes next; the outcome is audited. */
@@ -112,7 +95,7 @@ export class PeopleRoutes {
     const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
     const named = user ?? refusal?.user;
     if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(named && { user: named }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
-    else if (user) await this.#audited('user.login', user, roles ?? [], 'login oidc callback', address);
+    else if (user) await this.#audited(routes.oidcCallback.audit.allowed, user, roles ?? [], 'login oidc callback', address);
     return location;
   }
 
@@ -123,15 +106,15 @@ export class PeopleRoutes {
    */
   async person(caller: PersonCaller, asOf?: number): Promise<Person> {
     const at = this.#deps.now().getTime();
-    if (at >= caller.notAfter) throw new Refusal(401, 'cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
+    if (at >= caller.notAfter) throw new ApiError('cert_expired', `your kport login expired at ${new Date(caller.notAfter).toISOString()}: run kport login`);
     const view = await this.#deps.records.view(asOf);
     const user = view.user(caller.person);
-    if (!user) throw new Refusal(403, 'user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
+    if (!user) throw new ApiError('user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
     // A certificate issued before `users reset`, or to an earlier user of that name (removed, then
     // added again, or an OIDC record bound since to its provider account), names another uid.
-    if (user.spec.uid !== caller.uid) throw new Refusal(403, 'login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
+    if (user.spec.uid !== caller.uid) throw new ApiError('login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
     const lock = view.lock(caller.person, at);
-    if (lock) throw new Refusal(403, 'user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
+    if (lock) throw new ApiError('user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = roleSet(view.roles, user.spec.roles, caller.person);
     return { caller, user, roles, policy: new PersonPolicy(caller.person, roles) };
   }
@@ -146,17 +129,17 @@ export class PeopleRoutes {
     const { backend, now, configRoles } = this.#deps;
     const actor = { audit: this.#deps.audit, user: person.caller.person, remote_addr: address };
     const need = (resource: string, verb: 'list' | 'create' | 'update' | 'delete') => {
-      if (!person.roles.allows(resource, verb)) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
+      if (!person.roles.allows(resource, verb)) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
     };
     const name = () => {
-      if (typeof input.name !== 'string') throw new Refusal(400, 'bad_request', 'this call needs name (a string)');
+      if (typeof input.name !== 'string') throw new ApiError('bad_request', 'this call needs name (a string)');
       return input.name;
     };
     switch (input.op) {
       case 'add': {
         need('user', 'create');
         const ttl = input.invite_ttl_ms;
-        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        if (ttl !== undefined && typeof ttl !== 'number') throw new ApiError('bad_request', 'invite_ttl_ms is a number');
         const added = await addUser(backend, { name: name(), roles: input.roles as string[], ...(ttl !== undefined && { inviteTtlMs: ttl }), configRoles }, now(), actor);
         return { user: added.user, invite: added.invite, invite_expires: added.expires };
       }
@@ -166,7 +149,7 @@ export class PeopleRoutes {
       case 'rm': {
         need('user', 'delete');
         const target = name();
-        if (!(await removeUser(backend, target, actor))) throw new Refusal(404, 'no_such_user', `there is no user ${target}: see kport users ls`);
+        if (!(await removeUser(backend, target, actor))) throw new ApiError('no_such_user', `there is no user ${target}: see kport users ls`);
         return {};
       }
       case 'update': {
@@ -177,24 +160,24 @@ export class PeopleRoutes {
       case 'reset': {
         need('user', 'update');
         const ttl = input.invite_ttl_ms;
-        if (ttl !== undefined && typeof ttl !== 'number') throw new Refusal(400, 'bad_request', 'invite_ttl_ms is a number');
+        if (ttl !== undefined && typeof ttl !== 'number') throw new ApiError('bad_request', 'invite_ttl_ms is a number');
         const reset = await resetUser(backend, { name: name(), ...(ttl !== undefined && { inviteTtlMs: ttl }) }, now(), actor);
         return { user: reset.user, invite: reset.invite, invite_expires: reset.expires };
       }
       case 'lock': {
         need('lock', 'create');
         const ttl = input.ttl_ms;
-        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new Refusal(400, 'bad_request', 'ttl_ms is a number and message a string');
+        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new ApiError('bad_request', 'ttl_ms is a number and message a string');
         return lockUser(backend, { name: name(), ...(ttl !== undefined && { ttlMs: ttl }), ...(input.message !== undefined && { message: input.message as string }) }, now(), actor);
       }
       case 'unlock': {
         need('lock', 'delete');
         const target = name();
-        if (!(await unlockUser(backend, target, now(), actor))) throw new Refusal(404, 'not_locked', `user ${target} is not locked: see kport get lock`);
+        if (!(await unlockUser(backend, target, now(), actor))) throw new ApiError('not_locked', `user ${target} is not locked: see kport get lock`);
         return {};
       }
       default:
-        throw new Refusal(400, 'bad_request', `op is one of add, ls, rm, update, reset, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
+        throw new ApiError('bad_request', `op is one of add, ls, rm, update, reset, lock, unlock (got ${JSON.stringify(input.op ?? null)})`);
     }
   }
 
@@ -233,6 +216,6 @@ function roleSet(definitions: ReadonlyMap<string, RoleV7>, names: string[], user
 
 async function csrKey(csr: unknown) {
   const key = typeof csr === 'string' && csr.length <= MAX_CSR_CHARS ? await verifiedCsrKey(csr) : undefined;
-  if (!key) throw new Refusal(400, 'bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
+  if (!key) throw new ApiError('bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
   return key;
 }

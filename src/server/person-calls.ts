@@ -1,4 +1,5 @@
 import type { Backend, Item } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import { withLiveState } from '../discovery/heartbeat.ts';
 import { AGENT } from '../resources/agent.ts';
 import { DISCOVERY_SERVICE, type DiscoveryService } from '../resources/discovery-service.ts';
@@ -7,7 +8,6 @@ import { decodeResource, encodeResource } from '../resources/store.ts';
 import { TOKEN } from '../resources/token.ts';
 import { removeAgent } from './agent-removal.ts';
 import type { ServerAudit } from './audit.ts';
-import { Refusal } from './join.ts';
 import type { Person } from './people-routes.ts';
 import type { BackendCall } from './policy.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
@@ -27,16 +27,16 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
   const writes = call.op === 'put' || call.op === 'cas' || call.op === 'delete' || call.op === 'create';
   const current = writes ? await backend.get(call.key) : undefined;
   const why = policy.refusal(call, current);
-  if (why) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${why}`);
+  if (why) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${why}`);
   const shown = (item: Item | undefined) => ({ item: (item && policy.view(item)) ?? null });
   const opts = 'ttl_ms' in call && call.ttl_ms !== undefined ? { ttlMs: call.ttl_ms } : {};
   // A token is create-only (the policy refuses the rest) and checked as kport tokens add makes it.
   if ((call.op === 'create' || call.op === 'put') && call.key.startsWith(TOKENS)) {
     const stored = await storeToken(backend, JSON.parse(call.value) as Record<string, unknown>, call.ttl_ms, new Date(), () => backend.create(call.key, call.value, opts));
-    if ('refused' in stored) throw new Refusal(403, 'forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
+    if ('refused' in stored) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
     return shown(stored.item);
   }
-  if (!isKeyCall(call)) throw new Refusal(400, 'bad_request', `${call.op} is not a call people make`);
+  if (!isKeyCall(call)) throw new ApiError('bad_request', `${call.op} is not a call people make`);
   const remove = async (key: string, revision: number) =>
     key.startsWith(AGENTS)
       ? removeAgent(backend, key.slice(AGENTS.length), audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })

@@ -9,7 +9,7 @@ export interface PersonRevocationDeps {
   /** The records the per-call check reads: their changes are what ends sessions. */
   records: Pick<PersonRecords, 'onChange'>;
   guard: ConnectionGuard;
-  /** The per-call check of a person (PeopleRoutes.person): throws a Refusal when they may no longer call. */
+  /** The per-call check of a person (PeopleRoutes.person): throws an ApiError when they may no longer call. */
   check: (caller: PersonCaller) => Promise<unknown>;
   log: (line: string) => void;
   /** Open Kubernetes requests decided again by the person's current roles (KubeRoutes.recheck). */

@@ -1,11 +1,11 @@
 import type { Fence, Item } from '../backend/backend.ts';
+import { ApiError } from '../api/errors.ts';
 import { leaderKey } from '../discovery/leadership.ts';
 import { DISCOVERY_SERVICE } from '../resources/discovery-service.ts';
 import { KUBE_CLUSTER, ownedBy } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema } from '../resources/schemas.ts';
-import { Refusal } from './join.ts';
 import { isKubeconfigClusterWrite, kubeconfigClusterRefusal } from './kube-agent-policy.ts';
 import { LIMITS } from './limits.ts';
 import { freeTextProblem } from '../resources/text.ts';
@@ -171,7 +171,7 @@ function parse(value: string): { kind?: string; metadata?: { name?: string; labe
   }
 }
 
-/** A /v1/backend or /v1/watch body as a BackendCall; a Refusal when it is not one. */
+/** A /v1/backend or /v1/watch body as a BackendCall; a ApiError when it is not one. */
 export function parseCall(body: unknown): BackendCall {
   const call = body as Record<string, unknown> | undefined;
   const str = (k: string) => typeof call?.[k] === 'string' && (call[k] as string).length <= LIMITS.agentBodyBytes;
@@ -200,7 +200,7 @@ export function parseCall(body: unknown): BackendCall {
         return false;
     }
   })();
-  if (!ok) throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
+  if (!ok) throw new ApiError('bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
   return call as unknown as BackendCall;
 }
 

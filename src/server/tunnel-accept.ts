@@ -1,4 +1,5 @@
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { ApiError } from '../api/errors.ts';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -8,7 +9,7 @@ import type { AuditEventSpec } from '../resources/audit-event.ts';
 import { kindPrefix, resourceKey } from '../resources/resource.ts';
 import { TUNNEL_AUTHORITY, TUNNEL_PATH, TUNNEL_PROTOCOL } from '../tunnel/protocol.ts';
 import type { Connection, VerifiedCaller } from './connections.ts';
-import { currentAgent, Refusal } from './join.ts';
+import { currentAgent } from './join.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 import type { WatchHub } from './watch-hub.ts';
 
@@ -72,18 +73,18 @@ export class TunnelAcceptor {
     try {
       caller = this.#agent(req, connection);
       // Refused with its host id in the event: a discovery agent's certificate is not a Kubernetes agent's.
-      if (!caller.roles.includes('kube')) throw new Refusal(403, 'forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
+      if (!caller.roles.includes('kube')) throw new ApiError('forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
       const known = await currentAgent(this.#deps.backend, caller.hostId, caller.keyHash);
-      if (!known) throw new Refusal(403, 'agent_removed', `agent ${caller.hostId} was removed from this cluster (kport agents rm)`);
-      if (this.#deps.registry.size >= TUNNEL_LIMITS.total) throw new Refusal(503, 'busy', `this server holds ${TUNNEL_LIMITS.total} tunnels, its limit: the agent tries again`);
+      if (!known) throw new ApiError('agent_removed', `agent ${caller.hostId} was removed from this cluster (kport agents rm)`);
+      if (this.#deps.registry.size >= TUNNEL_LIMITS.total) throw new ApiError('busy', `this server holds ${TUNNEL_LIMITS.total} tunnels, its limit: the agent tries again`);
       if (socket.destroyed) return;
     } catch (err) {
-      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', 'the server failed to answer this call; its log says why');
+      const refused = err instanceof ApiError ? err : new ApiError('internal', 'the server failed to answer this call; its log says why');
       await this.#deps.audit.record({
         type: 'agent.tunnel',
         outcome: 'refused',
         ...(caller && { host_id: caller.hostId, roles: caller.roles }),
-        ...(connection && !(connection.caller instanceof Refusal) && 'person' in connection.caller && { user: connection.caller.person }),
+        ...(connection && !(connection.caller instanceof ApiError) && 'person' in connection.caller && { user: connection.caller.person }),
         action: `GET ${TUNNEL_PATH}`,
         reason: refused.status === 500 ? `${refused.message}: ${(err as Error).message}` : refused.message,
         remote_addr: address,
@@ -124,12 +125,12 @@ export class TunnelAcceptor {
 
   /** The caller as a tunnel needs it: an agent's host certificate, unexpired. */
   #agent(req: IncomingMessage, connection: Connection | undefined): VerifiedCaller {
-    if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) throw new Refusal(400, 'bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
-    const caller = connection?.caller ?? new Refusal(401, 'unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
-    if (caller instanceof Refusal) throw caller;
-    if ('person' in caller) throw new Refusal(403, 'forbidden', `user ${caller.person}: a tunnel is opened by a Kubernetes agent with its host certificate, not with a person's certificate`);
+    if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) throw new ApiError('bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
+    const caller = connection?.caller ?? new ApiError('unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
+    if (caller instanceof ApiError) throw caller;
+    if ('person' in caller) throw new ApiError('forbidden', `user ${caller.person}: a tunnel is opened by a Kubernetes agent with its host certificate, not with a person's certificate`);
     if (this.#deps.now().getTime() >= caller.notAfter) {
-      throw new Refusal(401, 'cert_expired', `the host certificate of agent ${caller.hostId} expired at ${new Date(caller.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+      throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} expired at ${new Date(caller.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
     }
     return caller;
   }
@@ -147,7 +148,7 @@ export class TunnelAcceptor {
 }
 
 /** A refusal as an HTTP/1.1 answer with one JSON sentence; the connection ends with it. */
-function answer(socket: Duplex, refused: Refusal): void {
+function answer(socket: Duplex, refused: ApiError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: { code: refused.code, message: refused.message } });
   socket.end(`HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -155,6 +156,6 @@ function answer(socket: Duplex, refused: Refusal): void {
 }
 
 /** For upgrades no route takes yet: the same one-sentence refusal. */
-export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string): void {
-  answer(socket, new Refusal(status, code, message));
+export function refuseUpgrade(socket: Duplex, refused: ApiError): void {
+  answer(socket, refused);
 }

@@ -1,7 +1,7 @@
 import { AGENT_VALUE_BYTES } from '../resources/heartbeat-limits.ts';
+import { ApiError } from '../api/errors.ts';
 import { KUBE_CLUSTER } from '../resources/kube-cluster.ts';
 import { kindPrefix } from '../resources/resource.ts';
-import { Refusal } from './join.ts';
 import type { BackendCall } from './policy.ts';
 
 /**
@@ -35,7 +35,7 @@ export class WriteBudget {
   charge(hostId: string, call: BackendCall): void {
     if (!('value' in call)) return;
     const size = Buffer.byteLength(call.value);
-    if (size > AGENT_VALUE_BYTES) throw new Refusal(413, 'too_large', `a value an agent writes is at most ${AGENT_VALUE_BYTES} bytes (this one has ${size})`);
+    if (size > AGENT_VALUE_BYTES) throw new ApiError('too_large', `a value an agent writes is at most ${AGENT_VALUE_BYTES} bytes (this one has ${size})`);
     if (call.key.startsWith(CLUSTERS)) return;
     const now = this.#now();
     if (this.#buckets.size > 10_000) this.#forgetFull(now);
@@ -43,7 +43,7 @@ export class WriteBudget {
     this.#buckets.set(hostId, bucket);
     if (bucket.writes < 1 || bucket.bytes < size) {
       const wait = Math.ceil(Math.max((1 - bucket.writes) / WRITE_BUDGET.writes, (size - bucket.bytes) / WRITE_BUDGET.bytes) * WRITE_BUDGET.periodMs / 1000);
-      throw new Refusal(429, 'write_budget', `agent ${hostId} wrote more than ${WRITE_BUDGET.writes} values or ${WRITE_BUDGET.bytes >> 20} MiB in the last minute: try again in ${Math.max(1, wait)} s`);
+      throw new ApiError('write_budget', `agent ${hostId} wrote more than ${WRITE_BUDGET.writes} values or ${WRITE_BUDGET.bytes >> 20} MiB in the last minute: try again in ${Math.max(1, wait)} s`);
     }
     bucket.writes -= 1;
     bucket.bytes -= size;

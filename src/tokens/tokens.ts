@@ -161,7 +161,7 @@ export async function listTokens(backend: Backend): Promise<Token[]> {
 export const TOKEN_NOT_FOUND = 'token expired or not found';
 
 /** A join token that may be used now, with the store item it was read from (for the join's transaction). */
-export type TokenCheck = { ok: true; token: Token; item: Item } | { ok: false; reason: string; tokenName?: string };
+export type TokenCheck = { ok: true; token: Token; item: Item } | { ok: false; code: 'token_invalid' | 'role_not_allowed'; reason: string; tokenName?: string };
 
 /**
  * Checks a presented secret at join time, as Teleport does: a missing or expired token reads the
@@ -170,15 +170,15 @@ export type TokenCheck = { ok: true; token: Token; item: Item } | { ok: false; r
  */
 export async function checkJoinToken(backend: Backend, secret: string, requiredRoles: string[], now: Date): Promise<TokenCheck> {
   const found = await findToken(backend, secret.trim());
-  if (!found) return { ok: false, reason: TOKEN_NOT_FOUND };
+  if (!found) return { ok: false, code: 'token_invalid', reason: TOKEN_NOT_FOUND };
   const { token, item } = found;
   const name = token.metadata.name;
   if ((token.metadata.expires && Date.parse(token.metadata.expires) <= now.getTime()) || token.spec.uses_remaining === 0) {
     await backend.delete(item.key, item.revision);
-    return { ok: false, reason: TOKEN_NOT_FOUND, tokenName: name };
+    return { ok: false, code: 'token_invalid', reason: TOKEN_NOT_FOUND, tokenName: name };
   }
   for (const role of requiredRoles) {
-    if (!token.spec.roles.some((r) => r.toLowerCase() === role.toLowerCase())) return { ok: false, reason: `the token does not allow role ${role.toLowerCase()}`, tokenName: name };
+    if (!token.spec.roles.some((r) => r.toLowerCase() === role.toLowerCase())) return { ok: false, code: 'role_not_allowed', reason: `the token does not allow role ${role.toLowerCase()}`, tokenName: name };
   }
   return { ok: true, token, item };
 }

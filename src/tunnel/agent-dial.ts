@@ -257,7 +257,7 @@ function upgrade(socket: TLSSocket, server: ServerAddress): Promise<Buffer> {
 function refusal(status: number, body: string): Error {
   try {
     const error = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
-    if (error?.message) return new ServerRefusal(status, error.code ?? 'unknown', error.message);
+    if (error?.message) return ServerRefusal.fromWire(status, error);
   } catch {}
-  return new ServerRefusal(status, 'unknown', `HTTP ${status} to ${TUNNEL_PATH} (a server older than this agent does not take tunnels)`);
+  return new ServerRefusal('unknown', `HTTP ${status} to ${TUNNEL_PATH} (a server older than this agent does not take tunnels)`, { status });
 }

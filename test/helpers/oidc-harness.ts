@@ -4,7 +4,7 @@ import { Agent, fetch } from 'undici';
 import type { OidcAuthentication } from '../../src/config/schema.ts';
 import { createCA } from '../../src/kube/pki.ts';
 import { certPem, createAuthority, createCsr, generateKeys, issueLeaf, verifiedCsrKey } from '../../src/pki/certs.ts';
-import { Refusal } from '../../src/server/join.ts';
+import { ApiError } from '../../src/api/errors.ts';
 import type { OidcLogin } from '../../src/server/oidc.ts';
 import { sourceKey } from '../../src/server/limits.ts';
 import { OIDC_BEGIN_PATH, OIDC_CALLBACK_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish, redirect } from '../../src/server/oidc-routes.ts';
@@ -57,7 +57,7 @@ export async function startHarness(): Promise<Harness> {
       }
       send(res, 404, { error: { code: 'not_found', message: `no such call: ${url.pathname}` } });
     } catch (err) {
-      const refused = err instanceof Refusal ? err : new Refusal(500, 'internal', (err as Error).message);
+      const refused = err instanceof ApiError ? err : new ApiError('internal', (err as Error).message);
       send(res, refused.status, { error: { code: refused.code, message: refused.message } });
     }
   }

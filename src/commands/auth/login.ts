@@ -62,6 +62,7 @@ export const login: CommandDef = {
             { question: 'TOTP code: ', hidden: false },
           ])
         : undefined;
+    const { routes } = await import('../../api/routes.ts');
     const { client, ca } = await login.anonymousClient(home, address, pin, (m) => ctx.logger.warn(m), ctx.signal);
     try {
       let answer: unknown;
@@ -73,7 +74,7 @@ export const login: CommandDef = {
       }
       if (inviteCode !== undefined) {
         const invite = inviteCode;
-        const begun = await login.loginCall<import('../../client/login.ts').InviteBegun>(client, '/v1/login/invite/begin', { invite });
+        const begun = await login.loginCall(client, routes.inviteBegin, { invite });
         if (typeof opts.user === 'string' && opts.user !== begun.user) throw new UsageError(`The invite is for ${printable(begun.user)}, not ${printable(opts.user)}: drop --user, or ask for an invite of your own.`);
         await showEnrolment(input, begun);
         const [password, code] = await answers(input, ANSWERS.invite, [
@@ -82,12 +83,12 @@ export const login: CommandDef = {
           { question: 'TOTP code from your authenticator app: ', hidden: false },
         ]);
         const { key, csr } = await login.newKey(begun.user);
-        answer = await login.loginCall(client, '/v1/login/invite/finish', { invite, password, totp_code: code, csr });
+        answer = await login.loginCall(client, routes.inviteFinish, { invite, password, totp_code: code, csr });
         return done(input, login.saveLogin(home, address, answer, key, ca));
       }
       const [password, code] = local!;
       const { key, csr } = await login.newKey(user);
-      answer = await login.loginCall(client, '/v1/login/local', { user, password, totp_code: code, csr });
+      answer = await login.loginCall(client, routes.localLogin, { user, password, totp_code: code, csr });
       return done(input, login.saveLogin(home, address, answer, key, ca));
     } finally {
       client.close();

@@ -28,7 +28,7 @@ async function auditEvents(opts: Record<string, unknown>, ctx: CommandInput['ctx
   const query = { ...(since !== undefined && { since: new Date(since).toISOString() }), ...(opts.user !== undefined && { user: String(opts.user) }), ...(opts.cluster !== undefined && { cluster: String(opts.cluster) }) };
   const person = await session.person();
   let answer: { events: Resource[]; omitted: number };
-  if (person) answer = await person.call('/v1/audit', query);
+  if (person) answer = await person.call((await import('../../api/routes.ts')).routes.audit, query);
   else {
     const { queryAudit, parseAuditQuery } = await import('../../server/audit-query.ts');
     answer = await queryAudit(await session.backend(), parseAuditQuery(query), ctx.now().getTime());
