@@ -4,12 +4,14 @@
 // locked until the lock ends or `kport users unlock` lifts it.
 import type { Backend } from '../backend/backend.ts';
 import { nameProblem, resourceKey, type Resource } from '../resources/resource.ts';
+import { LOCK } from '../resources/lock.ts';
 import { USER } from '../resources/role.ts';
 import { getResource, listResources } from '../resources/store.ts';
 import { audited, type Actor } from './actor.ts';
 import { PeopleError } from './errors.ts';
 
-export const LOCK = 'lock';
+export { LOCK };
+
 const MAX_LOCK_MESSAGE = 256;
 
 /** The identity an OIDC provider vouches for: the same person whatever name their claims give. */
