@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Fence, Item } from '../backend/backend.ts';
 import { leaderKey } from '../resources/discovery-service.ts';
 import { agentRefusal } from './gate.ts';
@@ -83,37 +84,28 @@ export function refusal(caller: HostCaller, call: BackendCall, current?: Item, r
   return agentRefusal(caller, call, current, registered);
 }
 
+// A /v1/backend or /v1/watch body, decoded at the boundary (docs/style.md 23): every string at
+// most a body's size, every number finite, nothing else kept.
+const text = z.string().max(LIMITS.agentBodyBytes);
+const optionalNumber = z.number().optional();
+const fence = z.object({ key: z.string(), value: z.string() }).optional();
+const write = { key: text, value: text, ttl_ms: optionalNumber, lease: text.optional(), fence };
+export const backendCallSchema: z.ZodType<BackendCall> = z.union([
+  z.object({ op: z.literal('get'), key: text }),
+  z.object({ op: z.enum(['list', 'watch']), prefix: text }),
+  z.object({ op: z.enum(['put', 'create']), ...write }),
+  z.object({ op: z.literal('cas'), ...write, revision: z.number() }),
+  z.object({ op: z.literal('delete'), key: text, revision: optionalNumber, fence }),
+  z.object({ op: z.literal('grant'), ttl_ms: z.number() }),
+  z.object({ op: z.enum(['keepalive', 'revoke']), lease: text }),
+]);
+
 /** A /v1/backend or /v1/watch body as a BackendCall; a Refusal when it is not one. */
 export function parseCall(body: unknown): BackendCall {
-  const call = body as Record<string, unknown> | undefined;
-  const str = (k: string) => typeof call?.[k] === 'string' && (call[k] as string).length <= LIMITS.agentBodyBytes;
-  const num = (k: string) => call?.[k] === undefined || (typeof call[k] === 'number' && Number.isFinite(call[k]));
-  const fenceOk = call?.fence === undefined || (typeof call.fence === 'object' && call.fence !== null && typeof (call.fence as Record<string, unknown>).key === 'string' && typeof (call.fence as Record<string, unknown>).value === 'string');
-  const ok = (() => {
-    switch (call?.op) {
-      case 'get':
-        return str('key');
-      case 'list':
-      case 'watch':
-        return str('prefix');
-      case 'put':
-      case 'create':
-        return str('key') && str('value') && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
-      case 'cas':
-        return str('key') && str('value') && typeof call.revision === 'number' && num('ttl_ms') && (call.lease === undefined || str('lease')) && fenceOk;
-      case 'delete':
-        return str('key') && num('revision') && fenceOk;
-      case 'grant':
-        return typeof call.ttl_ms === 'number';
-      case 'keepalive':
-      case 'revoke':
-        return str('lease');
-      default:
-        return false;
-    }
-  })();
-  if (!ok) throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(call?.op ?? null)}`);
-  return call as unknown as BackendCall;
+  const parsed = backendCallSchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const op = (body as { op?: unknown } | null | undefined)?.op;
+  throw new Refusal(400, 'bad_request', `not a backend call: ${JSON.stringify(op ?? null)}`);
 }
 
 /** What an audit event says was asked: the backend operation and its key, or the route. */
