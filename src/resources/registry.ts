@@ -8,11 +8,11 @@ import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import { nameProblem, type Resource } from './resource.ts';
 import type { Lock } from '../people/locks.ts';
-import { KIND_NAMES, KINDS, type KindDescriptor } from './kinds.ts';
+import { KIND_NAMES, KINDS, kubeClusterKind, type KindDescriptor } from './kinds.ts';
 import { LOCK } from './lock.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { readStoredRole } from '../roles/load.ts';
-import { getResource, listResources } from './store.ts';
+import { getResource, readResource, readResources } from './store.ts';
 import { TOKEN, type Token } from './token.ts';
 
 /**
@@ -61,9 +61,9 @@ const kubeCluster: Presentation<KubeCluster> = {
 
 /** Exact name first, then the discovered (EKS) name when exactly one cluster has it. */
 export async function findKubeCluster(backend: Backend, name: string, clusters?: KubeCluster[]): Promise<KubeCluster | undefined> {
-  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await getResource<KubeCluster>(backend, KUBE_CLUSTER, name);
+  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await readResource(backend, kubeClusterKind, name);
   if (exact) return exact;
-  const all = clusters ?? (await listResources<KubeCluster>(backend, KUBE_CLUSTER));
+  const all = clusters ?? (await readResources(backend, kubeClusterKind));
   const matches = all.filter((c) => discoveredName(c) === name);
   if (matches.length > 1) {
     throw new UserError(
