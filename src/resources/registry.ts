@@ -7,9 +7,8 @@ import { DISCOVERY_SERVICE, withLiveState, type DiscoveryService } from './disco
 import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import { nameProblem, type Resource } from './resource.ts';
-import type { Lock } from '../people/locks.ts';
 import { KIND_NAMES, KINDS, kubeClusterKind, type KindDescriptor } from './kinds.ts';
-import { LOCK } from './lock.ts';
+import { LOCK, type Lock } from './lock.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
 import { readStoredRole } from '../roles/load.ts';
 import { getResource, readResource, readResources } from './store.ts';
