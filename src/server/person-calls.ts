@@ -17,7 +17,7 @@ import { storeToken } from './token-record.ts';
 const kindOf = (key: string) => kindOfKey(key)?.kind.kind;
 
 /**
- * One /v1/backend call of a person, decided by their current roles (src/server/person-policy.ts)
+ * One /v1/backend call of a person, decided by their current roles at the gate (src/server/gate.ts)
  * and answered with only what they may see. Deleting an agent removes what it said about itself
  * too (its heartbeats and leadership), as `kport agents rm` does on the store.
  */
