@@ -62,6 +62,13 @@ const metadata = z.looseObject({ name: z.string(), description: z.string().optio
 const record = <S extends z.ZodType>(kind: string, spec: S) => z.looseObject({ kind: z.literal(kind), version: z.string(), metadata, spec });
 const heartbeatSpec = { host_id: z.string(), hostname: z.string(), started: z.string(), last_heartbeat: z.string().optional() };
 
+/**
+ * Text from a closed set, as stored: any text reads, since a value kport does not know (a hand
+ * edit, a newer kport) is shown, terminal-safe, rather than making the record unreadable; the code
+ * compares it with the values it knows. Typed as that set, which is what kport writes.
+ */
+const oneOf = <T extends string>(_values: readonly T[]) => z.string() as unknown as z.ZodType<T>;
+
 const BEATS_WHY_NOT = 'heartbeats are written by their agents; people only remove them';
 
 export const kubeClusterKind: KindDescriptor<KubeCluster> = {
@@ -114,7 +121,7 @@ export const userKind: KindDescriptor<User> = {
       USER,
       z.looseObject({
         roles: z.array(z.string()),
-        auth: z.enum(['local', 'oidc']).optional(),
+        auth: oneOf(['local', 'oidc']).optional(),
         created: z.string().optional(),
         uid: z.string().optional(),
         oidc: z.looseObject({ issuer: z.string(), subject: z.string() }).optional(),
@@ -156,7 +163,7 @@ export const discoveryServiceKind: KindDescriptor<DiscoveryService> = {
       z.looseObject({
         ...heartbeatSpec,
         discovery_group: z.string(),
-        state: z.enum(['leader', 'standby', 'starting', 'stopped', 'stale']),
+        state: oneOf(['leader', 'standby', 'starting', 'stopped', 'stale']),
         heartbeat_interval_ms: z.number().optional(),
         last_poll: z.string().optional(),
         last_poll_duration_ms: z.number().optional(),
@@ -192,7 +199,7 @@ export const agentKind: KindDescriptor<Agent> = {
         joined: z.string(),
         token_name: z.string(),
         credential_hash: z.string(),
-        credential_type: z.enum(['secret', 'x509']).optional(),
+        credential_type: oneOf(['secret', 'x509']).optional(),
         discovery_group: z.string().optional(),
         address: z.string().optional(),
         last_seen: z.string().optional(),
@@ -207,7 +214,7 @@ export const auditEventKind: KindDescriptor<AuditEvent> = {
   typed: 'audit',
   aliases: ['audit', 'audit_events', 'events'],
   rule: 'audit',
-  stored: record(AUDIT_EVENT, z.looseObject({ time: z.string(), type: z.string(), outcome: z.enum(['allowed', 'refused']) })),
+  stored: record(AUDIT_EVENT, z.looseObject({ time: z.string(), type: z.string(), outcome: oneOf(['allowed', 'refused']) })),
   agents: { read: [], write: [] },
   people: { writes: [], whyNot: 'the audit trail is written by the server alone' },
 };

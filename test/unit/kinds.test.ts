@@ -74,3 +74,10 @@ test('records kport writes read back through their schemas with their revision',
   // Fields a later kport adds are kept, not dropped: a record read and written back loses nothing.
   assert.deepEqual(read, { ...token, metadata: { ...token.metadata, revision: put.revision } });
 });
+
+test('text from a closed set that kport does not know (a hand edit, hostile text) still reads, to be shown safely', async () => {
+  const backend = new MemoryBackend();
+  const beat = { kind: 'discovery_service', version: 'v1', metadata: { name: 'h1' }, spec: { host_id: 'h1', hostname: 'h', discovery_group: '', state: '\u001b[31mmine', started: 'x', clusters: { seen: 0, created: 0, updated: 0, deleted: 0 }, errors: [] } };
+  await backend.put(resourceKey('discovery_service', 'h1'), JSON.stringify(beat));
+  assert.equal((await getResource<{ kind: string; version: string; metadata: { name: string }; spec: { state: string } }>(backend, 'discovery_service', 'h1'))?.spec.state, '\u001b[31mmine');
+});
