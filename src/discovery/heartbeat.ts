@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
 import type { Backend } from '../backend/backend.ts';
-import { DISCOVERY_SERVICE, liveState, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+import { DISCOVERY_SERVICE, type DiscoveryService, type DiscoveryServiceSpec } from '../resources/discovery-service.ts';
+/** Where it has always been imported from; it lives beside liveState in the resources layer. */
+export { withLiveState } from '../resources/discovery-service.ts';
 import { HEARTBEAT_LIMITS, safeHostname } from '../resources/heartbeat-limits.ts';
-import { leaderKey } from './leadership.ts';
 import { upsertResource } from '../resources/store.ts';
 import { printableText } from '../resources/text.ts';
 
@@ -55,9 +56,3 @@ export class Heartbeat {
   }
 }
 
-/** The discovery_service heartbeats with their state as of now: the leader is whoever holds its group's leader key. */
-export async function withLiveState(backend: Backend, services: DiscoveryService[], now: number): Promise<DiscoveryService[]> {
-  const groups = [...new Set(services.map((s) => s.spec.discovery_group))];
-  const leaders = new Map(await Promise.all(groups.map(async (g) => [g, (await backend.get(leaderKey(g)))?.value.split('/')[0]] as const)));
-  return services.map((s) => ({ ...s, spec: { ...s.spec, state: liveState(s.spec, leaders.get(s.spec.discovery_group), now) } }));
-}

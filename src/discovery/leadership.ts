@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AccessDeniedError, type Backend, type Fence, type Lease } from '../backend/backend.ts';
+import { leaderKey } from '../resources/discovery-service.ts';
 
 export const DEFAULT_LEADER_TTL_MS = 15_000;
 
-/** The key whose holder leads a discovery group; its value, `<host id>/<lease id>`, is the leader's fence. */
-export function leaderKey(group: string): string {
-  return `/leaders/discovery/${group || '(none)'}`;
-}
+/** The key whose holder leads a discovery group: its layout lives with the heartbeats that read it. */
+export { leaderKey };
 
 /**
  * One leader per discovery group, elected through a lease-bound key (docs/architecture.md §5): whoever

@@ -5,24 +5,15 @@
 import type { Backend } from '../backend/backend.ts';
 import { ApiError } from '../api/errors.ts';
 import { nameProblem, resourceKey, type Resource } from '../resources/resource.ts';
+import { LOCK, type Lock, type OidcSubject } from '../resources/lock.ts';
 import { USER } from '../resources/role.ts';
 import { getResource, listResources } from '../resources/store.ts';
 import { audited, type Actor } from './actor.ts';
 
-export const LOCK = 'lock';
+export { LOCK, type Lock, type OidcSubject };
+
 const MAX_LOCK_MESSAGE = 256;
 
-/** The identity an OIDC provider vouches for: the same person whatever name their claims give. */
-export interface OidcSubject {
-  issuer: string;
-  subject: string;
-}
-
-/**
- * `user`: the name as it was given; `oidc`: the provider's subject of the user record when the lock
- * was set, so a lock can follow that person under another name (activeLock's `oidc`).
- */
-export type Lock = Resource<{ user?: string; oidc?: OidcSubject; message?: string; created: string; created_by?: string }>;
 
 /** Names are unique whatever their case, so one lock holds for `Alice` and `alice`. */
 export const lockKey = (user: string) => resourceKey(LOCK, user.toLowerCase());

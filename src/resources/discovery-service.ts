@@ -1,3 +1,4 @@
+import type { Backend } from '../backend/backend.ts';
 import type { Resource } from './resource.ts';
 
 export const DISCOVERY_SERVICE = 'discovery_service';
@@ -41,4 +42,20 @@ export function liveState(spec: DiscoveryServiceSpec, leaderHostId: string | und
   const beat = spec.last_heartbeat ? Date.parse(spec.last_heartbeat) : NaN;
   if (spec.heartbeat_interval_ms && now - beat > 3 * spec.heartbeat_interval_ms + 5_000) return 'stale';
   return spec.state === 'leader' ? 'standby' : spec.state;
+}
+
+/**
+ * The key whose holder leads a discovery group (src/discovery/leadership.ts); its value, `<host
+ * id>/<lease id>`, is the leader's fence. Here, beside the heartbeats, since what a heartbeat shows
+ * as its state is read from it.
+ */
+export function leaderKey(group: string): string {
+  return `/leaders/discovery/${group || '(none)'}`;
+}
+
+/** The discovery_service heartbeats with their state as of now: the leader is whoever holds its group's leader key. */
+export async function withLiveState(backend: Backend, services: DiscoveryService[], now: number): Promise<DiscoveryService[]> {
+  const groups = [...new Set(services.map((s) => s.spec.discovery_group))];
+  const leaders = new Map(await Promise.all(groups.map(async (g) => [g, (await backend.get(leaderKey(g)))?.value.split('/')[0]] as const)));
+  return services.map((s) => ({ ...s, spec: { ...s.spec, state: liveState(s.spec, leaders.get(s.spec.discovery_group), now) } }));
 }

@@ -3,22 +3,23 @@ import { AGENT, type Agent } from './agent.ts';
 import { AUDIT_EVENT, type AuditEvent } from './audit-event.ts';
 import { UserError } from '../core/errors.ts';
 import { formatLabels, formatTime } from '../core/output.ts';
-import { DISCOVERY_SERVICE, type DiscoveryService } from './discovery-service.ts';
+import { DISCOVERY_SERVICE, withLiveState, type DiscoveryService } from './discovery-service.ts';
 import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
 import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
 import { nameProblem, type Resource } from './resource.ts';
-import { LOCK, type Lock } from '../people/locks.ts';
+import { KIND_NAMES, KINDS, kubeClusterKind, type KindDescriptor } from './kinds.ts';
+import { LOCK, type Lock } from './lock.ts';
 import { ROLE, USER, type Role, type User } from './role.ts';
-import { getResource, listResources } from './store.ts';
 import { readStoredRole } from '../roles/load.ts';
+import { getResource, readResource, readResources } from './store.ts';
 import { TOKEN, type Token } from './token.ts';
 
-/** What `get`, `rm` and `create` need to know about one kind (docs/style.md 5). */
-export interface ResourceKind<R extends Resource = Resource> {
-  kind: string;
-  /** The name help and completion offer, where people type another than `kind`. */
-  typed?: string;
-  aliases: string[];
+/**
+ * What `get`, `rm` and `create` need to know about one kind (docs/style.md 5): its descriptor
+ * (src/resources/kinds.ts: names, aliases) and how the CLI shows it. A kind without a
+ * presentation here is shown by name and labels (plain).
+ */
+export interface ResourceKind<R extends Resource = Resource> extends KindDescriptor {
   /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
   schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
   headers: string[];
@@ -42,9 +43,10 @@ const fromConfigFile = (r: Resource) => `${r.metadata.name}${ORIGIN_NOTE[r.metad
 const asStored = ({ kind, version, metadata: { revision: _r, ...metadata }, spec }: Resource) => ({ kind, version, metadata, spec });
 const byName = <R extends Resource>(kind: string) => (backend: Backend, name: string) => getResource<R>(backend, kind, name);
 
-const kubeCluster: ResourceKind<KubeCluster> = {
-  kind: KUBE_CLUSTER,
-  aliases: ['kube_clusters', 'kube', 'kc'],
+/** How the CLI shows and finds one kind: a ResourceKind less its descriptor. */
+type Presentation<R extends Resource> = Omit<ResourceKind<R>, keyof KindDescriptor>;
+
+const kubeCluster: Presentation<KubeCluster> = {
   schema: async () => (await import('./schemas.ts')).kubeClusterSchema as never,
   headers: ['Name', 'Source', 'Labels'],
   row: (c, _tty, verbose) => [
@@ -58,9 +60,9 @@ const kubeCluster: ResourceKind<KubeCluster> = {
 
 /** Exact name first, then the discovered (EKS) name when exactly one cluster has it. */
 export async function findKubeCluster(backend: Backend, name: string, clusters?: KubeCluster[]): Promise<KubeCluster | undefined> {
-  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await getResource<KubeCluster>(backend, KUBE_CLUSTER, name);
+  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await readResource(backend, kubeClusterKind, name);
   if (exact) return exact;
-  const all = clusters ?? (await listResources<KubeCluster>(backend, KUBE_CLUSTER));
+  const all = clusters ?? (await readResources(backend, kubeClusterKind));
   const matches = all.filter((c) => discoveredName(c) === name);
   if (matches.length > 1) {
     throw new UserError(
@@ -70,9 +72,7 @@ export async function findKubeCluster(backend: Backend, name: string, clusters?:
   return matches[0];
 }
 
-const token: ResourceKind<Token> = {
-  kind: TOKEN,
-  aliases: ['tokens'],
+const token: Presentation<Token> = {
   // No secret column: the secret is never stored, so there is nothing to mask.
   headers: ['Name', 'Type', 'Uses Left', 'Labels', 'Expiry Time (UTC)'],
   row: (t, tty) => [t.metadata.name, t.spec.roles.join(','), t.spec.uses_remaining === undefined ? 'unlimited' : String(t.spec.uses_remaining), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
@@ -80,9 +80,7 @@ const token: ResourceKind<Token> = {
   find: byName(TOKEN),
 };
 
-const role: ResourceKind<Role> = {
-  kind: ROLE,
-  aliases: ['roles'],
+const role: Presentation<Role> = {
   schema: async () => (await import('./schemas.ts')).roleSchema as never,
   headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users', 'Rules', 'Deny'],
   row: (stored) => {
@@ -107,9 +105,7 @@ const role: ResourceKind<Role> = {
 const selectorText = (s: Record<string, string | string[]>) => Object.entries(s).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(',');
 const rulesText = (rules: { resources: string[]; verbs: string[] }[]) => rules.map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`).join(' ');
 
-const user: ResourceKind<User> = {
-  kind: USER,
-  aliases: ['users'],
+const user: Presentation<User> = {
   schema: async () => (await import('./schemas.ts')).userSchema as never,
   headers: ['User', 'Roles'],
   row: (u) => [fromConfigFile(u), u.spec.roles.join(',')],
@@ -117,9 +113,7 @@ const user: ResourceKind<User> = {
   find: byName(USER),
 };
 
-const lock: ResourceKind<Lock> = {
-  kind: LOCK,
-  aliases: ['locks'],
+const lock: Presentation<Lock> = {
   headers: ['User', 'Message', 'Expires', 'Created', 'By'],
   row: (l, tty) => [l.spec.user ?? l.metadata.name, l.spec.message ?? '-', l.metadata.expires ? formatTime(l.metadata.expires, tty) : 'never (until unlocked)', formatTime(l.spec.created, tty), l.spec.created_by ?? '-'],
   dto: asStored,
@@ -127,9 +121,7 @@ const lock: ResourceKind<Lock> = {
   find: (backend, name) => getResource<Lock>(backend, LOCK, name.toLowerCase()),
 };
 
-const discoveryService: ResourceKind<DiscoveryService> = {
-  kind: DISCOVERY_SERVICE,
-  aliases: ['discovery_services', 'discovery'],
+const discoveryService: Presentation<DiscoveryService> = {
   headers: ['Host', 'Group', 'State', 'Last Poll', 'Clusters', 'Errors'],
   row: (d, tty) => [
     `${d.spec.hostname} (${d.spec.host_id.slice(0, 8)})`,
@@ -141,12 +133,10 @@ const discoveryService: ResourceKind<DiscoveryService> = {
   ],
   dto: asStored,
   find: byName(DISCOVERY_SERVICE),
-  asOfNow: async (backend, services, now) => (await import('../discovery/heartbeat.ts')).withLiveState(backend, services, now),
+  asOfNow: withLiveState,
 };
 
-const agent: ResourceKind<Agent> = {
-  kind: AGENT,
-  aliases: ['agents'],
+const agent: Presentation<Agent> = {
   headers: ['Host ID', 'Hostname', 'Roles', 'Joined', 'Last Seen', 'Address', 'Token'],
   row: (a, tty) => [a.spec.host_id, a.spec.hostname, a.spec.roles.join(','), formatTime(a.spec.joined, tty), formatTime(a.spec.last_seen, tty), a.spec.address ?? '-', a.spec.token_name],
   // Never the credential hash: it is the store's to compare, nobody's to read.
@@ -157,9 +147,7 @@ const agent: ResourceKind<Agent> = {
   find: byName(AGENT),
 };
 
-const kubeServer: ResourceKind<KubeServer> = {
-  kind: KUBE_SERVER,
-  aliases: ['kube_servers'],
+const kubeServer: Presentation<KubeServer> = {
   headers: ['Host ID', 'Hostname', 'Clusters', 'Last Heartbeat'],
   row: (k, tty, verbose, now) => [
     k.spec.host_id,
@@ -194,20 +182,41 @@ function auditAction(e: AuditEvent): string {
   return s.action ?? '-';
 }
 
-const auditEvent: ResourceKind<AuditEvent> = {
-  kind: AUDIT_EVENT,
-  typed: 'audit',
-  aliases: ['audit', 'audit_events', 'events'],
+const auditEvent: Presentation<AuditEvent> = {
   headers: ['Time', 'Type', 'Outcome', 'User', 'Cluster', 'Host', 'Token', 'Action', 'Reason', 'From'],
   row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.user ?? '-', e.spec.cluster ?? '-', e.spec.host_id ?? '-', e.spec.token_name ?? '-', auditAction(e), e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
   dto: asStored,
   find: byName(AUDIT_EVENT),
 };
 
-export const RESOURCE_KINDS: ResourceKind[] = [kubeCluster, token, role, user, lock, discoveryService, kubeServer, agent, auditEvent] as unknown as ResourceKind[];
+/** A kind with no presentation of its own: its name and labels, stored as it is. */
+const plain = (kind: string): Presentation<Resource> => ({
+  headers: ['Name', 'Labels'],
+  row: (r) => [r.metadata.name, formatLabels(r.metadata.labels)],
+  dto: asStored,
+  find: byName(kind),
+});
 
-/** What `get --help`, errors and `get <TAB>` list: one list, so they never disagree. */
-export const KIND_NAMES = RESOURCE_KINDS.map((k) => k.typed ?? k.kind);
+// Each presentation knows its own kind's type; the table holds them as presentations of any resource.
+const PRESENTATIONS = {
+  [KUBE_CLUSTER]: kubeCluster,
+  [TOKEN]: token,
+  [ROLE]: role,
+  [USER]: user,
+  [LOCK]: lock,
+  [DISCOVERY_SERVICE]: discoveryService,
+  [KUBE_SERVER]: kubeServer,
+  [AGENT]: agent,
+  [AUDIT_EVENT]: auditEvent,
+} as unknown as Record<string, Presentation<Resource>>;
+
+/** Every kind of the descriptors (src/resources/kinds.ts), in their order, with how the CLI shows it. */
+export const RESOURCE_KINDS: ResourceKind[] = KINDS.map((k) => {
+  const shown = PRESENTATIONS[k.kind] ?? plain(k.kind);
+  return { ...k, ...shown };
+});
+
+export { KIND_NAMES };
 
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();

@@ -4,6 +4,7 @@
 import { closest } from '../core/suggest.ts';
 import { UsageError } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
+import { KINDS, VERBS, type Verb } from '../resources/kinds.ts';
 import { validateSelector, type LabelSelector } from '../resources/labels.ts';
 import { labelsProblems, nameProblem } from '../resources/resource.ts';
 
@@ -27,10 +28,13 @@ export interface RoleV7 {
   spec: { allow: RoleConditions; deny?: RoleConditions; options?: RoleOptions };
 }
 
-/** What rules name: kport's resource kinds, and Teleport's names where they mean the same thing. */
-export const RULE_RESOURCES = ['kube_cluster', 'token', 'user', 'role', 'agent', 'discovery_service', 'kube_server', 'lock', 'audit', 'session', 'event', '*'] as const;
-export const RULE_VERBS = ['list', 'read', 'create', 'update', 'delete', '*'] as const;
-export type RuleVerb = Exclude<(typeof RULE_VERBS)[number], '*'>;
+/**
+ * What rules name: each kind's rule (src/resources/kinds.ts), what is not a stored kind
+ * (`session`: recordings), and Teleport's names where they mean the same thing.
+ */
+export const RULE_RESOURCES: readonly string[] = [...KINDS.map((k) => k.rule), 'session', 'event', '*'];
+export const RULE_VERBS = [...VERBS, '*'] as const;
+export type RuleVerb = Verb;
 
 /** Teleport's name `event` is kport's `audit` (what `kport get audit` reads). */
 export const canonicalResource = (resource: string): string => (resource === 'event' ? 'audit' : resource);

@@ -1,33 +1,12 @@
 import type { Item, WatchEvent } from '../backend/backend.ts';
-import { KUBE_CLUSTER } from '../resources/kube-cluster.ts';
-import { kindPrefix } from '../resources/resource.ts';
-
-const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
+import { agentView } from './gate.ts';
 
 /**
- * What an agent may see of a stored item (docs/architecture.md §9.1, "credentials stay where they are used").
- * A kube_cluster reaches an agent with only the fields agents use: its name, description, labels
- * and expiry, and `spec.aws`. A static cluster's `spec.kubeconfig`, or any field a later version
- * adds, stays at the server: an allowlist, so a new credential field is hidden before anyone
- * thinks of it. A cloud cluster carries nothing else, so it passes byte for byte and the discovery
- * engine's compare-and-swap sees exactly what it wrote. Undefined: the item is not shown at all
- * (a kube_cluster that is not JSON could hold anything).
+ * What an agent may see of a stored item (docs/architecture.md §9.1, "credentials stay where they
+ * are used"): its kind's agent view (src/resources/kinds.ts; a kube_cluster without its kubeconfig
+ * or any field agents do not use), other items as they are. Undefined: not shown at all.
  */
-export function agentItem(item: Item): Item | undefined {
-  if (!item.key.startsWith(KUBE_CLUSTERS)) return item;
-  const stored = parseObject(item.value);
-  if (!stored) return undefined;
-  const metadata = parseObject(stored.metadata) ?? {};
-  const spec = parseObject(stored.spec) ?? {};
-  const aws = parseObject(spec.aws);
-  const shown = {
-    kind: stored.kind,
-    version: stored.version,
-    metadata: { ...pick(metadata, ['name', 'description', 'expires']), ...(stringMap(metadata.labels) && { labels: metadata.labels }) },
-    spec: aws ? { aws: pick(aws, ['name', 'region', 'account_id', 'arn']) } : {},
-  };
-  return sameFields(stored, shown) ? item : { ...item, value: JSON.stringify(shown) };
-}
+export const agentItem: (item: Item) => Item | undefined = agentView;
 
 export function agentItems(items: Item[]): Item[] {
   return items.flatMap((item) => agentItem(item) ?? []);
@@ -38,32 +17,4 @@ export function agentEvent(event: WatchEvent): WatchEvent | undefined {
   if (event.type !== 'put') return event;
   const item = agentItem(event.item);
   return item && { type: 'put', item };
-}
-
-function stringMap(value: unknown): boolean {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
-}
-
-function pick(from: Record<string, unknown>, keys: string[]): Record<string, unknown> {
-  return Object.fromEntries(keys.filter((k) => from[k] !== undefined).map((k) => [k, from[k]]));
-}
-
-/** Whether `shown` kept every field of `stored` (to any depth): then the stored text is what the agent gets. */
-function sameFields(stored: unknown, shown: unknown): boolean {
-  if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return stored === shown;
-  if (shown === null || typeof shown !== 'object') return false;
-  const kept = shown as Record<string, unknown>;
-  return Object.entries(stored).every(([k, v]) => (k in kept ? sameFields(v, kept[k]) : false)) && Object.keys(kept).every((k) => kept[k] === undefined || k in stored);
-}
-
-function parseObject(value: unknown): Record<string, unknown> | undefined {
-  let parsed = value;
-  if (typeof value === 'string') {
-    try {
-      parsed = JSON.parse(value) as unknown;
-    } catch {
-      return undefined;
-    }
-  }
-  return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
 }

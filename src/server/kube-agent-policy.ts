@@ -2,6 +2,7 @@ import type { Backend, Item } from '../backend/backend.ts';
 import { MAX_KUBECONFIG_CLUSTERS } from '../kube/kubeconfig-clusters.ts';
 import { KUBE_CLUSTER, mayServe, registeredBy, registeringAgent, type KubeCluster } from '../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../resources/kube-server.ts';
+import { kindOfKey } from '../resources/kinds.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { kubeClusterSchema } from '../resources/schemas.ts';
 import type { BackendCall, HostCaller } from './policy.ts';
@@ -17,10 +18,13 @@ export function isKubeconfigClusterWrite(call: WriteCall, current: Item | undefi
 
 /** Whether the policy needs to know how many clusters this agent has registered: a new record of its own. */
 export function needsRegisteredCount(caller: HostCaller, call: BackendCall, current: Item | undefined): boolean {
-  return caller.roles.includes('kube') && !current && (call.op === 'put' || call.op === 'create') && call.key.startsWith(KUBE_CLUSTERS);
+  return caller.roles.includes('kube') && !current && (call.op === 'put' || call.op === 'create') && kindOfKey(call.key)?.kind.kind === KUBE_CLUSTER;
 }
 
-/** How many kube_cluster records this agent registered from its kubeconfig_file. */
+/**
+ * How many kube_cluster records this agent registered from its kubeconfig_file. Read raw, not
+ * through the checked store: one unreadable record must not stop every agent's registration.
+ */
 export async function registeredCount(backend: Backend, hostId: string): Promise<number> {
   return (await backend.list(KUBE_CLUSTERS)).filter((item) => registeredBy(parse(item.value), hostId)).length;
 }
@@ -53,7 +57,9 @@ export function kubeconfigClusterRefusal(caller: HostCaller, call: WriteCall, cu
 
 /** Whether a call is this Kubernetes agent's kube_server heartbeat (which refusal() has let through). */
 export function isKubeServerBeat(caller: HostCaller, call: BackendCall): boolean {
-  return call.op === 'put' && caller.roles.includes('kube') && call.key === `${kindPrefix(KUBE_SERVER)}${caller.hostId}`;
+  if (call.op !== 'put' || !caller.roles.includes('kube')) return false;
+  const target = kindOfKey(call.key);
+  return target?.kind.kind === KUBE_SERVER && target.name === caller.hostId;
 }
 
 /**

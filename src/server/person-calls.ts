@@ -1,24 +1,23 @@
 import type { Backend, Item } from '../backend/backend.ts';
-import { ApiError } from '../api/errors.ts';
-import { withLiveState } from '../discovery/heartbeat.ts';
 import { AGENT } from '../resources/agent.ts';
-import { DISCOVERY_SERVICE, type DiscoveryService } from '../resources/discovery-service.ts';
-import { kindPrefix } from '../resources/resource.ts';
+import { DISCOVERY_SERVICE, withLiveState, type DiscoveryService } from '../resources/discovery-service.ts';
+import { kindOfKey } from '../resources/kinds.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
 import { TOKEN } from '../resources/token.ts';
+import { parseObject } from '../resources/views.ts';
 import { removeAgent } from './agent-removal.ts';
 import type { ServerAudit } from './audit.ts';
+import { ApiError } from '../api/errors.ts';
 import type { Person } from './people-routes.ts';
 import type { BackendCall } from './policy.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { storeToken } from './token-record.ts';
 
-const AGENTS = kindPrefix(AGENT);
-const TOKENS = kindPrefix(TOKEN);
-const HEARTBEATS = kindPrefix(DISCOVERY_SERVICE);
+/** The kind a key or prefix names (src/resources/kinds.ts), for what a kind's calls do beyond the store's. */
+const kindOf = (key: string) => kindOfKey(key)?.kind.kind;
 
 /**
- * One /v1/backend call of a person, decided by their current roles (src/server/person-policy.ts)
+ * One /v1/backend call of a person, decided by their current roles at the gate (src/server/gate.ts)
  * and answered with only what they may see. Deleting an agent removes what it said about itself
  * too (its heartbeats and leadership), as `kport agents rm` does on the store.
  */
@@ -31,18 +30,19 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
   const shown = (item: Item | undefined) => ({ item: (item && policy.view(item)) ?? null });
   const opts = 'ttl_ms' in call && call.ttl_ms !== undefined ? { ttlMs: call.ttl_ms } : {};
   // A token is create-only (the policy refuses the rest) and checked as kport tokens add makes it.
-  if ((call.op === 'create' || call.op === 'put') && call.key.startsWith(TOKENS)) {
-    const stored = await storeToken(backend, JSON.parse(call.value) as Record<string, unknown>, call.ttl_ms, new Date(), () => backend.create(call.key, call.value, opts));
+  if ((call.op === 'create' || call.op === 'put') && kindOf(call.key) === TOKEN) {
+    // The gate let it through as a token of that name, so it is a JSON object.
+    const stored = await storeToken(backend, parseObject(call.value) ?? {}, call.ttl_ms, new Date(), () => backend.create(call.key, call.value, opts));
     if ('refused' in stored) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
     return shown(stored.item);
   }
   if (!isKeyCall(call)) throw new ApiError('bad_request', `${call.op} is not a call people make`);
   const remove = async (key: string, revision: number) =>
-    key.startsWith(AGENTS)
-      ? removeAgent(backend, key.slice(AGENTS.length), audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })
+    kindOf(key) === AGENT
+      ? removeAgent(backend, kindOfKey(key)!.name, audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })
       : backend.delete(key, revision);
   const answer = await applyStoreCall(backend, call, current, opts, (item) => policy.view(item), remove);
-  return (call.op === 'get' ? call.key : call.op === 'list' ? call.prefix : '').startsWith(HEARTBEATS) ? heartbeatsAsOfNow(backend, answer as { item?: Item | null; items?: Item[] }, now) : answer;
+  return kindOf(call.op === 'get' ? call.key : call.op === 'list' ? call.prefix : '') === DISCOVERY_SERVICE ? heartbeatsAsOfNow(backend, answer as { item?: Item | null; items?: Item[] }, now) : answer;
 }
 
 /**

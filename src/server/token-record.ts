@@ -1,6 +1,7 @@
 import type { Backend, Item } from '../backend/backend.ts';
 import { kindPrefix, labelsProblems } from '../resources/resource.ts';
-import { TOKEN } from '../resources/token.ts';
+import { decodeResource } from '../resources/store.ts';
+import { TOKEN, type Token } from '../resources/token.ts';
 import { MAX_CHOSEN_TOKENS, MAX_TOKEN_TTL_MS, MAX_TOKEN_USES, TOKEN_NAME, TOKEN_ROLES, VERIFIER } from '../tokens/tokens.ts';
 
 /**
@@ -64,11 +65,12 @@ export async function storeToken(backend: Backend, value: Record<string, unknown
 
 let chosenWrites: Promise<unknown> = Promise.resolve();
 
+/** A live token made with a chosen value; a record that does not read as a token counts as none, as one that was not JSON always did. */
 function isChosen(item: Item, now: Date): boolean {
   try {
-    const token = JSON.parse(item.value) as { metadata?: { expires?: string }; spec?: { chosen?: unknown } };
-    const expires = token.metadata?.expires;
-    return token.spec?.chosen === true && !(expires && Date.parse(expires) <= now.getTime());
+    const token = decodeResource<Token>(item);
+    const expires = token.metadata.expires;
+    return token.spec.chosen === true && !(expires && Date.parse(expires) <= now.getTime());
   } catch {
     return false;
   }
