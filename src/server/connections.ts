@@ -2,7 +2,7 @@ import type { Http2SecureServer, Http2ServerRequest, ServerHttp2Session } from '
 import { ApiError } from '../api/errors.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { HostCaller } from './policy.ts';
+import type { HostCaller } from './backend-call.ts';
 import { Counter, LIMITS, sourceKey, type ServerTimeouts } from './limits.ts';
 
 export interface VerifiedCaller extends HostCaller {

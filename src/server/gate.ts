@@ -9,7 +9,7 @@ import { kindOfKey, type KindDescriptor, type Verb } from '../resources/kinds.ts
 import { parseObject } from '../resources/views.ts';
 import type { RoleSet } from '../roles/evaluate.ts';
 import { AGENT_WRITES, PERSON_WRITES, type WriteCall } from './kind-hooks.ts';
-import type { BackendCall, HostCaller } from './policy.ts';
+import type { BackendCall, HostCaller } from './backend-call.ts';
 
 /** A call on resources: one key, or one kind's prefix. */
 export type ResourceCall = Exclude<BackendCall, { op: 'grant' | 'keepalive' | 'revoke' }>;

@@ -13,7 +13,7 @@ import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema, roleSchema
 import { freeTextProblem } from '../resources/text.ts';
 import { parseObject } from '../resources/views.ts';
 import { isKubeconfigClusterWrite, kubeconfigClusterRefusal } from './kube-agent-policy.ts';
-import type { BackendCall, HostCaller } from './policy.ts';
+import type { BackendCall, HostCaller } from './backend-call.ts';
 
 export type WriteCall = Extract<BackendCall, { op: 'put' | 'create' | 'cas' | 'delete' }>;
 

@@ -9,7 +9,7 @@ import { removeAgent } from './agent-removal.ts';
 import type { ServerAudit } from './audit.ts';
 import { ApiError } from '../api/errors.ts';
 import type { Person } from './people-routes.ts';
-import type { BackendCall } from './policy.ts';
+import type { BackendCall } from './backend-call.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
 import { storeToken } from './token-record.ts';
 

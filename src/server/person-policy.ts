@@ -1,7 +1,7 @@
 import type { Item, WatchEvent } from '../backend/backend.ts';
 import type { RoleSet } from '../roles/evaluate.ts';
 import { personEvent, personRefusal, personView } from './gate.ts';
-import type { BackendCall } from './policy.ts';
+import type { BackendCall } from './backend-call.ts';
 
 /**
  * One person's view and verdicts, by their current roles: the gate (gate.ts) decides their store

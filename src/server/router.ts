@@ -12,7 +12,7 @@ import type { Caller, Connection, PersonCaller, VerifiedCaller } from './connect
 import { readJson, send } from './http-body.ts';
 import { LIMITS, type BodyBudget, type RateLimiter, type ServerTimeouts, sourceKey } from './limits.ts';
 import type { Person } from './people-routes.ts';
-import { describeCall } from './policy.ts';
+import { describeCall } from './backend-call.ts';
 
 /** Who made a call, as its route let them in. */
 export type Who = { kind: 'anyone' } | { kind: 'agent'; agent: VerifiedCaller } | { kind: 'person'; person: Person };

@@ -13,7 +13,7 @@ import type { ServerAudit } from './audit.ts';
 import { join, parseJoinRequest, renew, type JoinDeps } from './join.ts';
 import { WatchCount } from './agent-limits.ts';
 import { AgentCalls } from './agent-calls.ts';
-import { callProblem, describeCall, parseCall } from './policy.ts';
+import { callProblem, describeCall, parseCall } from './backend-call.ts';
 import { ConnectionGuard, type VerifiedCaller } from './connections.ts';
 import { verifyClientCert } from './client-cert.ts';
 import { PeopleRoutes, type PeopleDeps, type Person } from './people-routes.ts';

@@ -1,5 +1,5 @@
 import type { Backend, Item, WriteOptions } from '../backend/backend.ts';
-import type { BackendCall } from './policy.ts';
+import type { BackendCall } from './backend-call.ts';
 
 /** The calls that read or write one key or prefix (leases and watches are the server's own). */
 export type KeyCall = Extract<BackendCall, { op: 'get' | 'list' | 'create' | 'put' | 'cas' | 'delete' }>;

@@ -2,7 +2,7 @@ import { AGENT_VALUE_BYTES } from '../resources/heartbeat-limits.ts';
 import { ApiError } from '../api/errors.ts';
 import { KUBE_CLUSTER } from '../resources/kube-cluster.ts';
 import { kindPrefix } from '../resources/resource.ts';
-import type { BackendCall } from './policy.ts';
+import type { BackendCall } from './backend-call.ts';
 
 /**
  * What one agent may write a minute, cluster records aside: 300 writes and 1 MiB, as a burst and

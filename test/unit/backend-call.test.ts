@@ -1,9 +1,9 @@
 // A /v1/backend body is decoded by its schema (docs/style.md 23) and refused as before when it is not a call.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Refusal } from '../../src/server/join.ts';
+import { ApiError } from '../../src/api/errors.ts';
 import { LIMITS } from '../../src/server/limits.ts';
-import { parseCall } from '../../src/server/policy.ts';
+import { parseCall } from '../../src/server/backend-call.ts';
 
 const long = 'x'.repeat(LIMITS.agentBodyBytes + 1);
 
@@ -47,7 +47,7 @@ test('a body that is not a backend call is refused, naming its op', () => {
   for (const [body, op] of cases) {
     assert.throws(
       () => parseCall(body),
-      (err: unknown) => err instanceof Refusal && err.status === 400 && err.code === 'bad_request' && err.message === `not a backend call: ${op}`,
+      (err: unknown) => err instanceof ApiError && err.status === 400 && err.code === 'bad_request' && err.message === `not a backend call: ${op}`,
       JSON.stringify(body)?.slice(0, 80),
     );
   }

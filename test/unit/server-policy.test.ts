@@ -8,7 +8,8 @@ import { MemoryBackend } from '../../src/backend/memory.ts';
 import { Heartbeat } from '../../src/discovery/heartbeat.ts';
 import { runKubeServerHeartbeat } from '../../src/kube/server-heartbeat.ts';
 import { agentEvent, agentItem, agentItems } from '../../src/server/agent-view.ts';
-import { callProblem, refusal, type BackendCall, type HostCaller } from '../../src/server/policy.ts';
+import { refusal } from '../../src/server/policy.ts';
+import { callProblem, type BackendCall, type HostCaller } from '../../src/server/backend-call.ts';
 
 const discovery: HostCaller = { hostId: 'h1', roles: ['discovery'], group: 'prod' };
 const kube: HostCaller = { hostId: 'k1', roles: ['kube'], group: '' };
