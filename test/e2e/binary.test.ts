@@ -19,12 +19,27 @@ import { networkAgent, serverClusters, startServer, type TestServer } from '../h
 import { tempHome } from '../helpers/run.ts';
 import { createClusters } from '../peers/aws.ts';
 import { startEtcd } from '../peers/etcd.ts';
-import { startKubeApiserver } from '../peers/kube.ts';
+import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const EKS = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'e2e' } }];
+
+// One kube-apiserver and one moto for the file, started by the first test that needs each: a start
+// costs seconds, and what the tests of either CLI add to them (a binding, a kport home, tagged
+// clusters) does not collide. Four apiservers and two motos took 25 of this file's 63 s.
+let api: Promise<KubeApiserver> | undefined;
+const apiserver = () => (api ??= startKubeApiserver());
+let sharedMoto: Promise<Moto> | undefined;
+const tagged = () =>
+  (sharedMoto ??= startMoto().then(async (moto) => {
+    await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
+    return moto;
+  }));
+after(async () => {
+  await Promise.all([api?.then((a) => a.stop(), () => undefined), sharedMoto?.then((m) => m.stop(), () => undefined)]);
+});
 
 for (const which of ['node', 'binary'] as const) {
   describe(`the built CLI (${which})`, { concurrency: false, timeout: 300_000 }, () => {
@@ -111,10 +126,8 @@ for (const which of ['node', 'binary'] as const) {
       let moto: Moto | undefined;
       before(async () => {
         if (!existsSync(BINARIES.motoServer())) return;
-        moto = await startMoto();
-        await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
+        moto = await tagged();
       });
-      after(() => moto?.stop());
 
       test('discover run --once records the tagged clusters (AWS SDK, sqlite store)', async (t) => {
         if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
@@ -142,30 +155,26 @@ for (const which of ['node', 'binary'] as const) {
 
     test('kube login CLUSTER -- kubectl get ns against kube-apiserver', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await startKubeApiserver();
-      try {
-        const home = tempDir(`e2e-kube-${which}`);
-        const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
-        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', 'ops-view', '--clusterrole=cluster-admin', '--group=ops']);
-        const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'local-test', labels: { env: 'test' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } };
-        writeFileSync(join(home, 'cluster.yaml'), stringify(cluster));
-        const opts = { cwd: home, env, extendEnv: false, reject: false } as const;
-        assert.equal((await runCli(cli, ['create', '-f', join(home, 'cluster.yaml')], opts)).exitCode, 0);
-        const r = await runCli(cli, ['kube', 'login', 'local-test', '--user', 'bob', '--', BINARIES.kubectl(), 'get', 'ns', '-o', 'name'], opts);
-        assert.equal(r.exitCode, 0, String(r.stderr));
-        assert.match(String(r.stdout), /namespace\/kube-system/);
-      } finally {
-        await api.stop();
-      }
+      const api = await apiserver();
+      const home = tempDir(`e2e-kube-${which}`);
+      const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
+      await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `ops-view-${which}`, '--clusterrole=cluster-admin', '--group=ops']);
+      const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'local-test', labels: { env: 'test' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } };
+      writeFileSync(join(home, 'cluster.yaml'), stringify(cluster));
+      const opts = { cwd: home, env, extendEnv: false, reject: false } as const;
+      assert.equal((await runCli(cli, ['create', '-f', join(home, 'cluster.yaml')], opts)).exitCode, 0);
+      const r = await runCli(cli, ['kube', 'login', 'local-test', '--user', 'bob', '--', BINARIES.kubectl(), 'get', 'ns', '-o', 'name'], opts);
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      assert.match(String(r.stdout), /namespace\/kube-system/);
     });
 
     test('kube config through a server writes an exec plugin that kubectl runs as written: kubectl get ns reaches the cluster', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await startKubeApiserver();
+      const api = await apiserver();
       let server: TestServer | undefined;
       try {
         await kubeHome(api, tempDir(`e2e-kube-config-rbac-${which}`), { roles: [], users: [] }, cli);
-        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', 'devs-admin', '--clusterrole=cluster-admin', '--group=developers']);
+        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `devs-admin-${which}`, '--clusterrole=cluster-admin', '--group=developers']);
         server = await startServer({ cli, kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'dev' } }] } });
         const setup = join(server.dir, 'setup.yaml');
         writeFileSync(setup, [
@@ -193,7 +202,6 @@ for (const which of ['node', 'binary'] as const) {
         assert.match(String(ns.stdout), /^namespace\/kube-system$/m);
       } finally {
         await server?.stop();
-        await api.stop();
       }
     });
   });
