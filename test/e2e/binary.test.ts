@@ -8,38 +8,32 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { kubeClusters, setupAgent } from '../helpers/agent.ts';
 import { cliNamed, runCli, type Cli } from '../helpers/cli.ts';
+import { fileApiserver, fileMoto } from '../helpers/file-peers.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
 import { invitedPerson } from '../helpers/login.ts';
 import { networkAgent, serverClusters, startServer, type TestServer } from '../helpers/network.ts';
 import { tempHome } from '../helpers/run.ts';
 import { createClusters } from '../peers/aws.ts';
 import { startEtcd } from '../peers/etcd.ts';
-import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';
-import { startMoto, type Moto } from '../peers/moto.ts';
+import type { Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const EKS = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'e2e' } }];
 
-// One kube-apiserver and one moto for the file, started by the first test that needs each: a start
-// costs seconds, and what the tests of either CLI add to them (a binding, a kport home, tagged
-// clusters) does not collide. Four apiservers and two motos took 25 of this file's 63 s.
-let api: Promise<KubeApiserver> | undefined;
-const apiserver = () => (api ??= startKubeApiserver());
-let sharedMoto: Promise<Moto> | undefined;
-const tagged = () =>
-  (sharedMoto ??= startMoto().then(async (moto) => {
+// One kube-apiserver and one moto for the file (helpers/file-peers.ts), not four and two: what the
+// tests of either CLI add to them (a binding, a kport home) does not collide.
+let tagged: Promise<Moto> | undefined;
+const taggedMoto = () =>
+  (tagged ??= fileMoto().then(async (moto) => {
     await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
     return moto;
   }));
-after(async () => {
-  await Promise.all([api?.then((a) => a.stop(), () => undefined), sharedMoto?.then((m) => m.stop(), () => undefined)]);
-});
 
 for (const which of ['node', 'binary'] as const) {
   describe(`the built CLI (${which})`, { concurrency: false, timeout: 300_000 }, () => {
@@ -126,7 +120,7 @@ for (const which of ['node', 'binary'] as const) {
       let moto: Moto | undefined;
       before(async () => {
         if (!existsSync(BINARIES.motoServer())) return;
-        moto = await tagged();
+        moto = await taggedMoto();
       });
 
       test('discover run --once records the tagged clusters (AWS SDK, sqlite store)', async (t) => {
@@ -155,7 +149,7 @@ for (const which of ['node', 'binary'] as const) {
 
     test('kube login CLUSTER -- kubectl get ns against kube-apiserver', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await apiserver();
+      const api = await fileApiserver();
       const home = tempDir(`e2e-kube-${which}`);
       const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
       await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `ops-view-${which}`, '--clusterrole=cluster-admin', '--group=ops']);
@@ -170,7 +164,7 @@ for (const which of ['node', 'binary'] as const) {
 
     test('kube config through a server writes an exec plugin that kubectl runs as written: kubectl get ns reaches the cluster', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await apiserver();
+      const api = await fileApiserver();
       let server: TestServer | undefined;
       try {
         await kubeHome(api, tempDir(`e2e-kube-config-rbac-${which}`), { roles: [], users: [] }, cli);
