@@ -8,23 +8,32 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { kubeClusters, setupAgent } from '../helpers/agent.ts';
 import { cliNamed, runCli, type Cli } from '../helpers/cli.ts';
+import { fileApiserver, fileMoto } from '../helpers/file-peers.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
 import { invitedPerson } from '../helpers/login.ts';
 import { networkAgent, serverClusters, startServer, type TestServer } from '../helpers/network.ts';
 import { tempHome } from '../helpers/run.ts';
 import { createClusters } from '../peers/aws.ts';
 import { startEtcd } from '../peers/etcd.ts';
-import { startKubeApiserver } from '../peers/kube.ts';
-import { startMoto, type Moto } from '../peers/moto.ts';
+import type { Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const EKS = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'e2e' } }];
+
+// One kube-apiserver and one moto for the file (helpers/file-peers.ts), not four and two: what the
+// tests of either CLI add to them (a binding, a kport home) does not collide.
+let tagged: Promise<Moto> | undefined;
+const taggedMoto = () =>
+  (tagged ??= fileMoto().then(async (moto) => {
+    await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
+    return moto;
+  }));
 
 for (const which of ['node', 'binary'] as const) {
   describe(`the built CLI (${which})`, { concurrency: false, timeout: 300_000 }, () => {
@@ -111,10 +120,8 @@ for (const which of ['node', 'binary'] as const) {
       let moto: Moto | undefined;
       before(async () => {
         if (!existsSync(BINARIES.motoServer())) return;
-        moto = await startMoto();
-        await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
+        moto = await taggedMoto();
       });
-      after(() => moto?.stop());
 
       test('discover run --once records the tagged clusters (AWS SDK, sqlite store)', async (t) => {
         if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
@@ -142,30 +149,26 @@ for (const which of ['node', 'binary'] as const) {
 
     test('kube login CLUSTER -- kubectl get ns against kube-apiserver', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await startKubeApiserver();
-      try {
-        const home = tempDir(`e2e-kube-${which}`);
-        const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
-        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', 'ops-view', '--clusterrole=cluster-admin', '--group=ops']);
-        const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'local-test', labels: { env: 'test' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } };
-        writeFileSync(join(home, 'cluster.yaml'), stringify(cluster));
-        const opts = { cwd: home, env, extendEnv: false, reject: false } as const;
-        assert.equal((await runCli(cli, ['create', '-f', join(home, 'cluster.yaml')], opts)).exitCode, 0);
-        const r = await runCli(cli, ['kube', 'login', 'local-test', '--user', 'bob', '--', BINARIES.kubectl(), 'get', 'ns', '-o', 'name'], opts);
-        assert.equal(r.exitCode, 0, String(r.stderr));
-        assert.match(String(r.stdout), /namespace\/kube-system/);
-      } finally {
-        await api.stop();
-      }
+      const api = await fileApiserver();
+      const home = tempDir(`e2e-kube-${which}`);
+      const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
+      await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `ops-view-${which}`, '--clusterrole=cluster-admin', '--group=ops']);
+      const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'local-test', labels: { env: 'test' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } };
+      writeFileSync(join(home, 'cluster.yaml'), stringify(cluster));
+      const opts = { cwd: home, env, extendEnv: false, reject: false } as const;
+      assert.equal((await runCli(cli, ['create', '-f', join(home, 'cluster.yaml')], opts)).exitCode, 0);
+      const r = await runCli(cli, ['kube', 'login', 'local-test', '--user', 'bob', '--', BINARIES.kubectl(), 'get', 'ns', '-o', 'name'], opts);
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      assert.match(String(r.stdout), /namespace\/kube-system/);
     });
 
     test('kube config through a server writes an exec plugin that kubectl runs as written: kubectl get ns reaches the cluster', async (t) => {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
-      const api = await startKubeApiserver();
+      const api = await fileApiserver();
       let server: TestServer | undefined;
       try {
         await kubeHome(api, tempDir(`e2e-kube-config-rbac-${which}`), { roles: [], users: [] }, cli);
-        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', 'devs-admin', '--clusterrole=cluster-admin', '--group=developers']);
+        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `devs-admin-${which}`, '--clusterrole=cluster-admin', '--group=developers']);
         server = await startServer({ cli, kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'dev' } }] } });
         const setup = join(server.dir, 'setup.yaml');
         writeFileSync(setup, [
@@ -193,7 +196,6 @@ for (const which of ['node', 'binary'] as const) {
         assert.match(String(ns.stdout), /^namespace\/kube-system$/m);
       } finally {
         await server?.stop();
-        await api.stop();
       }
     });
   });

@@ -65,7 +65,9 @@ async function otherServices(): Promise<{ ports: Record<string, number>; close: 
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     ports[what] = (server.address() as AddressInfo).port;
   }
-  return { ports, close: () => Object.values(servers).forEach((s) => s.close()) };
+  return { ports, close: () => {
+      for (const s of Object.values(servers)) s.close();
+    } };
 }
 
 describe('a port that is not a kport server', { timeout: 120_000 }, () => {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import type { Moto } from '../peers/moto.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';

@@ -1,7 +1,7 @@
 // A person at their own machine: a home of their own, the built CLI, and `kport login --invite`
 // answered as a script would (password and a TOTP code computed here with otpauth).
 import assert from 'node:assert/strict';
-import { execa } from 'execa';
+import type { execa } from 'execa';
 import * as OTPAuth from 'otpauth';
 import { tempDir, waitFor } from '../peers/process.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';

@@ -19,10 +19,6 @@ const { Sender } = ws as unknown as { Sender: { frame(data: Buffer, opts: { fin:
 const frame = (channel: number, data: string, mask: boolean) => Buffer.concat(Sender.frame(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]), { fin: true, opcode: 2, mask, readOnly: false }));
 const MINUTE = 60_000;
 
-interface Event {
-  spec: { type: string; user?: string; cluster?: string; time: string; session_id?: string };
-}
-
 /**
  * Writes a session into the server's recordings dir with the server's own recorder, on frames as
  * kubectl and the apiserver send them, at the session times given (seconds).
@@ -152,14 +148,14 @@ describe('audit and recordings through the server: get audit filters, kport play
     const draws = ['\x1b[?1049h', '\x1b[1;24r', '\x1b[H\x1b[2J', '\x1b[?25l', '\x1b[1;31m', 'red', '\x1b[m', '\x1b(0lqk\x1b(B', '\x1b[12;40H', '\x1b7\x1b8', '\x1b[?25h', '\x1b[?1049l'];
     const hostile = ['\x1b]52;c;ZWNobyBwd25lZA==\x07', '\x1b]0;pwned\x1b\\', '\x1b]8;;https://evil.example/\x07', '\x1bP$qm\x1b\\', '\x1b[21t', '\x1b[6n', '\x1b[c', '\x1b[>c', '\x1b[?2026$p', '\x1b[x', '\x1b_Gf=100;AAAA\x1b\\', '\u009d0;c1 title\u0007', '\x05'];
     // Drawing and hostile sequences interleaved, then cut into frames mid-sequence.
-    const output = draws.map((d, i) => d + (hostile[i] ?? '')).join('') + hostile.slice(draws.length).join('') + 'end\r\n';
+    const output = `${draws.map((d, i) => d + (hostile[i] ?? '')).join('')}${hostile.slice(draws.length).join('')}end\r\n`;
     const frames: Array<[number, string]> = [];
     for (let i = 0; i < output.length; i += 5) frames.push([i / 1000, output.slice(i, i + 5)]);
     await record(server, 's-hostile', frames);
 
     const text = await audrey.kport(['play', 's-hostile', '--speed', '100']);
     assert.equal(text.exitCode, 0, String(text.stderr));
-    assert.equal(String(text.stdout), draws.join('') + 'end');
+    assert.equal(String(text.stdout), `${draws.join('')}end`);
     for (const h of hostile) assert.ok(!String(text.stdout).includes(h), `${JSON.stringify(h)} reached the terminal`);
     assert.doesNotMatch(String(text.stdout), /\x1b[\]P_^X]|\x05|[\u0080-\u009f]|pwned|evil\.example/);
 

@@ -1,14 +1,15 @@
 // `kport discover run` against moto (docs/architecture.md §5), through the built binary and the real AWS SDK.
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, test } from 'node:test';
+import { afterEach, before, describe, test } from 'node:test';
 import { DeleteClusterCommand, TagResourceCommand } from '@aws-sdk/client-eks';
 import { join } from 'node:path';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { createClusters, createIamUserKeys, createRole, eksAdmin } from '../peers/aws.ts';
-import { startMoto, type Moto } from '../peers/moto.ts';
+import type { Moto } from '../peers/moto.ts';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { kubeClusters, setupAgent } from '../helpers/agent.ts';
+import { fileMoto } from '../helpers/file-peers.ts';
 
 const OTHER = '222222222222';
 const OWN = '123456789012';
@@ -16,10 +17,9 @@ const OWN = '123456789012';
 describe('discover run against moto', { concurrency: false, timeout: 600_000 }, () => {
   let moto: Moto;
   before(async (t) => {
-    if (havePeer(t as never, 'moto', [BINARIES.motoServer()])) moto = await startMoto();
+    if (havePeer(t as never, 'moto', [BINARIES.motoServer()])) moto = await fileMoto();
   });
   afterEach(() => moto?.reset());
-  after(() => moto?.stop());
 
   test('three regions and two accounts (one by assume_role_arn), every tag form, exact names and labels', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
@@ -209,9 +209,9 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
 describe('kube credentials and kube ls for discovered EKS clusters', { concurrency: false }, () => {
   let moto: Moto;
   before(async (t) => {
-    if (havePeer(t as never, 'moto', [BINARIES.motoServer()])) moto = await startMoto();
+    // The file's moto: the describe above resets it after each of its tests.
+    if (havePeer(t as never, 'moto', [BINARIES.motoServer()])) moto = await fileMoto();
   });
-  after(() => moto?.stop());
 
   test('kube credentials prints an ExecCredential whose EKS token verifies with the caller keys', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;

@@ -3,14 +3,11 @@
 // it must be is 2, credentials (a role that does not allow it, an expired login) are 4. Every
 // command's not-found and bad-input case, both ways; in-process, against a real `kport server start`.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
 import { invitedPerson, type Person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { runKport } from '../helpers/run.ts';
-import { tempDir } from '../peers/process.ts';
 
 // users lock of a name no user has is not a failure: the lock waits for whoever takes that name (README).
 const NOT_FOUND: string[][] = [

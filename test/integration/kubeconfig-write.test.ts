@@ -16,7 +16,7 @@ import { otherUser } from '../helpers/other-user.ts';
 import { tempDir } from '../peers/process.ts';
 
 const MINE = stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'mine', cluster: { server: 'https://10.0.0.1' } }], users: [{ name: 'mine', user: { token: 't' } }], contexts: [{ name: 'mine', context: { cluster: 'mine', user: 'mine' } }], 'current-context': 'mine' });
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('kube config: where the kubeconfig is written', { timeout: 180_000 }, () => {
   let server: TestServer;
@@ -86,7 +86,7 @@ describe('kube config: where the kubeconfig is written', { timeout: 180_000 }, (
     for (const [kubeconfig, offender, what] of [[join(kdir, 'config'), kdir, 'The symbolic link'], [join(evil, 'config'), evil, 'The directory'], [join(evil, 'sub', 'config'), evil, 'The directory']] as const) {
       const res = await kubeConfig(kubeconfig);
       assert.equal(res.exitCode, 1, `${kubeconfig}: ${String(res.stderr)}`);
-      assert.match(String(res.stderr), new RegExp(`${what} ${escape(offender)} [^\\n]*belongs to uid ${other.uid}\\b[^\\n]*: another local user may have put it there, so kport will not use it`));
+      assert.match(String(res.stderr), new RegExp(`${what} ${escapeRegExp(offender)} [^\\n]*belongs to uid ${other.uid}\\b[^\\n]*: another local user may have put it there, so kport will not use it`));
     }
     assert.deepEqual(readdirSync(evil), [], 'nothing written in their directory');
   });
@@ -99,7 +99,7 @@ describe('kube config: where the kubeconfig is written', { timeout: 180_000 }, (
     for (const kubeconfig of [join(open, 'config'), join(open, 'sub', 'config')]) {
       const res = await kubeConfig(kubeconfig);
       assert.equal(res.exitCode, 1, `${kubeconfig}: ${String(res.stderr)}`);
-      assert.match(String(res.stderr), new RegExp(`The directory ${escape(open)} (on the way to the directory ${escape(join(open, 'sub'))} )?is writable by other users \\(mode 0777\\)`));
+      assert.match(String(res.stderr), new RegExp(`The directory ${escapeRegExp(open)} (on the way to the directory ${escapeRegExp(join(open, 'sub'))} )?is writable by other users \\(mode 0777\\)`));
     }
     assert.deepEqual(readdirSync(open), [], 'nothing written');
     chmodSync(open, 0o1777);
@@ -121,7 +121,7 @@ describe('kube config: where the kubeconfig is written', { timeout: 180_000 }, (
       try {
         const res = await kubeConfig(link);
         assert.equal(res.exitCode, 1, String(res.stderr));
-        assert.match(String(res.stderr), new RegExp(`${escape(planted)}.* belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`));
+        assert.match(String(res.stderr), new RegExp(`${escapeRegExp(planted)}.* belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`));
         assert.equal(readFileSync(real, 'utf8'), MINE, 'nothing written');
         assert.ok(lstatSync(link).isSymbolicLink());
       } finally {

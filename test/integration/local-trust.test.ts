@@ -17,7 +17,7 @@ import { startServer, type TestServer } from '../helpers/network.ts';
 import { otherUser, type OtherUser } from '../helpers/other-user.ts';
 import { tempDir, waitFor } from '../peers/process.ts';
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The other user, or the test skipped with the reason this run has none. */
 async function needOther(t: TestContext): Promise<OtherUser | undefined> {
@@ -69,7 +69,7 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
         try {
           const run = await serverStart();
           assert.equal(run.exitCode, 1, run.stderr);
-          assert.match(run.stderr, new RegExp(`${escape(path)} is writable by other users, who could .*: run chmod ${fix} ${escape(path)}, then run the command again\\.`));
+          assert.match(run.stderr, new RegExp(`${escapeRegExp(path)} is writable by other users, who could .*: run chmod ${fix} ${escapeRegExp(path)}, then run the command again\\.`));
         } finally {
           chmodSync(path, fix === 700 ? 0o700 : 0o600);
         }
@@ -89,7 +89,7 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
         try {
           const run = await serverStart();
           assert.equal(run.exitCode, 1, `${path}: ${run.stderr}`);
-          assert.match(run.stderr, new RegExp(`${escape(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\)( or root)?: another local user may have put it there, so kport will not use it`));
+          assert.match(run.stderr, new RegExp(`${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\)( or root)?: another local user may have put it there, so kport will not use it`));
         } finally {
           await undo();
         }
@@ -130,7 +130,7 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
     await other.plant(agent.key);
     const run = refusal(await agent.run(), 'the agent');
     assert.notEqual(run.exitCode, 0, run.stderr);
-    assert.match(run.stderr, new RegExp(`The agent's key ${escape(agent.key)} belongs to uid ${other.uid}\\b`));
+    assert.match(run.stderr, new RegExp(`The agent's key ${escapeRegExp(agent.key)} belongs to uid ${other.uid}\\b`));
     assert.equal(existsSync(join(agent.identity, 'identity.json')), false, 'it did not join with that key');
   });
 
@@ -141,12 +141,12 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
     chmodSync(agent.key, 0o644);
     let run = refusal(await agent.run(), 'the agent');
     assert.notEqual(run.exitCode, 0, run.stderr);
-    assert.match(run.stderr, new RegExp(`${escape(agent.key)} can be read by other users \\(mode 0644\\), so kport will not use it: run chmod 600 ${escape(agent.key)} \\(and if anyone may have read it, remove ${escape(agent.identity)} and join again with a new token\\)\\.`));
+    assert.match(run.stderr, new RegExp(`${escapeRegExp(agent.key)} can be read by other users \\(mode 0644\\), so kport will not use it: run chmod 600 ${escapeRegExp(agent.key)} \\(and if anyone may have read it, remove ${escapeRegExp(agent.identity)} and join again with a new token\\)\\.`));
     chmodSync(agent.key, 0o600);
     chmodSync(agent.identity, 0o777);
     run = refusal(await agent.run(), 'the agent');
     assert.notEqual(run.exitCode, 0, run.stderr);
-    assert.match(run.stderr, new RegExp(`${escape(agent.identity)} is writable by other users, who could replace this agent's key or certificate in it: run chmod 700 ${escape(agent.identity)}`));
+    assert.match(run.stderr, new RegExp(`${escapeRegExp(agent.identity)} is writable by other users, who could replace this agent's key or certificate in it: run chmod 700 ${escapeRegExp(agent.identity)}`));
     chmodSync(agent.identity, 0o700);
     assert.equal((await agent.run()).served, true, 'fixed, it resumes');
   });
@@ -172,7 +172,7 @@ describe('local trust: a person\'s KPORT_HOME and profile', { timeout: 180_000 }
       try {
         const res = await alice.kport(['kube', 'ls']);
         assert.equal(res.exitCode, 4, `${path}: ${String(res.stderr)}`);
-        assert.match(String(res.stderr), new RegExp(`${escape(path)} belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`));
+        assert.match(String(res.stderr), new RegExp(`${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`));
       } finally {
         await undo();
       }
@@ -198,7 +198,7 @@ describe('local trust: a person\'s KPORT_HOME and profile', { timeout: 180_000 }
     try {
       const res = await execa(argv[0]!, argv.slice(1), { cwd: scratch, env, extendEnv: false, reject: false, stdin: 'ignore' });
       assert.equal(res.exitCode, 4, String(res.stderr));
-      assert.match(String(res.stderr), new RegExp(`Cannot read your kport home ${escape(home)} \\(permission denied\\)`));
+      assert.match(String(res.stderr), new RegExp(`Cannot read your kport home ${escapeRegExp(home)} \\(permission denied\\)`));
       assert.doesNotMatch(String(res.stdout), /User bob added/);
       assert.equal(existsSync(join(scratch, 'kport', 'kport.db')), false, 'no local store was made');
     } finally {

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startMoto, type Moto } from '../peers/moto.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
+import { fileMoto } from '../helpers/file-peers.ts';
 import { auditEvents, networkAgent, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { createAuthority, createCsr, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
 import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
@@ -183,33 +183,23 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
     await refused('a removed agent renewing', async () => victim.client.call('/v1/renew', { csr: 'x' }), 'agent_removed', /was removed/);
 
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    const moto: Moto = await startMoto();
-    try {
-      const agent = await networkAgent(moto, server, { name: 'removed', group: 'other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'none' } }] });
-      const proc = agent.start();
-      await waitFor('the agent to join', async () => /leading discovery group/.test(agent.log), { timeoutMs: 30_000 });
-      assert.equal((await server.kport(['agents', 'rm', agent.hostId()])).exitCode, 0);
-      const result = await proc;
-      assert.equal(result.exitCode, 4, agent.log);
-      assert.match(String(result.stderr), /was removed from this cluster \(kport agents rm\): this agent stops; remove .*identity and join again with a new token/);
-    } finally {
-      await moto.stop();
-    }
+    const agent = await networkAgent(await fileMoto(), server, { name: 'removed', group: 'other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'none' } }] });
+    const proc = agent.start();
+    await waitFor('the agent to join', async () => /leading discovery group/.test(agent.log), { timeoutMs: 30_000 });
+    assert.equal((await server.kport(['agents', 'rm', agent.hostId()])).exitCode, 0);
+    const result = await proc;
+    assert.equal(result.exitCode, 4, agent.log);
+    assert.match(String(result.stderr), /was removed from this cluster \(kport agents rm\): this agent stops; remove .*identity and join again with a new token/);
   });
 
   test('a wrong CA pin stops the agent before anything is sent', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    const moto = await startMoto();
-    try {
-      const joinsBefore = (await auditEvents(server)).filter((e) => e.spec.type === 'agent.join').length;
-      const agent = await networkAgent(moto, server, { name: 'pinned', group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], pin: `sha256:${'0'.repeat(64)}` });
-      const result = await agent.start();
-      assert.equal(result.exitCode, 4);
-      assert.match(String(result.stderr), /presents a CA \(sha256:[0-9a-f]{64}\) that does not match teleport\.ca_pin \(sha256:0{64}\): nothing was sent/);
-      assert.equal((await auditEvents(server)).filter((e) => e.spec.type === 'agent.join').length, joinsBefore, 'the server heard no join');
-    } finally {
-      await moto.stop();
-    }
+    const joinsBefore = (await auditEvents(server)).filter((e) => e.spec.type === 'agent.join').length;
+    const agent = await networkAgent(await fileMoto(), server, { name: 'pinned', group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], pin: `sha256:${'0'.repeat(64)}` });
+    const result = await agent.start();
+    assert.equal(result.exitCode, 4);
+    assert.match(String(result.stderr), /presents a CA \(sha256:[0-9a-f]{64}\) that does not match teleport\.ca_pin \(sha256:0{64}\): nothing was sent/);
+    assert.equal((await auditEvents(server)).filter((e) => e.spec.type === 'agent.join').length, joinsBefore, 'the server heard no join');
   });
 
   test('the store holds no token secret, no agent private key and no CA key in clear', async () => {

@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CreateClusterCommand, DeleteClusterCommand } from '@aws-sdk/client-eks';
 import { createClusters, eksAdmin } from '../peers/aws.ts';
-import { startMoto, type Moto } from '../peers/moto.ts';
+import type { Moto } from '../peers/moto.ts';
 import { startEtcd } from '../peers/etcd.ts';
 import { Etcd3 } from 'etcd3';
 import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { setupAgent } from '../helpers/agent.ts';
+import { fileMoto } from '../helpers/file-peers.ts';
 import { auditEvents, networkAgent, serverClusters, startServer, waitForNetworkLeader, type NetworkAgent, type TestServer } from '../helpers/network.ts';
 
 const OWN = '123456789012';
@@ -29,7 +30,7 @@ describe('network mode: agents that join a server and hold no store', { concurre
   const agents: NetworkAgent[] = [];
   before(async (t) => {
     if (!havePeer(t as never, 'moto', [BINARIES.motoServer()])) return;
-    moto = await startMoto();
+    moto = await fileMoto();
     await createClusters(moto, [
       ...Array.from({ length: 12 }, (_, i) => ({ name: `p${i}`, region: i % 2 ? 'us-east-1' : 'eu-west-1', tags: { env: 'prod' } })),
       ...Array.from({ length: 4 }, (_, i) => ({ name: `s${i}`, region: 'us-east-1', tags: { env: 'staging' } })),
@@ -42,7 +43,6 @@ describe('network mode: agents that join a server and hold no store', { concurre
     for (const a of agents) a.proc?.kill('SIGKILL');
     await Promise.all(agents.map((a) => a.proc?.catch(() => undefined)));
     await server?.stop('SIGKILL');
-    await moto?.stop();
   });
 
   test('two agents of one group and one of another discover through the server what local mode discovers; a killed leader is replaced within 2 lease TTLs', async (t) => {
@@ -132,7 +132,7 @@ describe('network mode: agents that join a server and hold no store', { concurre
 describe('network mode: host certificates are renewed at two thirds of their life', { timeout: 120_000 }, () => {
   test('an agent with a 6 s certificate renews it with the same key and roles and keeps working; kube_server heartbeats; the server runs discovery and kubernetes_service in-process when enabled', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    const moto = await startMoto();
+    const moto = await fileMoto();
     await createClusters(moto, [{ name: 'r0', region: 'us-east-1', tags: { env: 'renew' } }, { name: 'i0', region: 'us-east-1', tags: { env: 'inproc' } }]);
     // The server discovers group "inproc" itself, on its own store, as Teleport's guide runs it.
     const server = await startServer({
@@ -175,7 +175,6 @@ describe('network mode: host certificates are renewed at two thirds of their lif
       agent.proc?.kill('SIGKILL');
       await agent.proc?.catch(() => undefined);
       await server.stop('SIGKILL');
-      await moto.stop();
     }
   });
 });
@@ -183,7 +182,7 @@ describe('network mode: host certificates are renewed at two thirds of their lif
 describe('network mode on etcd', { timeout: 180_000 }, () => {
   test('a server on etcd: an agent joins with a --uses 1 token and discovers; no etcd key holds a token secret, an agent key or a CA key in clear', async (t) => {
     if (!havePeer(t, 'etcd and moto', [BINARIES.etcd(), BINARIES.motoServer()])) return;
-    const [moto, etcd] = await Promise.all([startMoto(), startEtcd({ members: 1 })]);
+    const [moto, etcd] = await Promise.all([fileMoto(), startEtcd({ members: 1 })]);
     const prefix = `/kport-${randomUUID()}`;
     const server = await startServer({ storage: { type: 'etcd', peers: etcd.endpoints, prefix } });
     let agent: NetworkAgent | undefined;
@@ -211,7 +210,7 @@ describe('network mode on etcd', { timeout: 180_000 }, () => {
     } finally {
       agent?.proc?.kill('SIGKILL');
       await server.stop('SIGKILL');
-      await Promise.all([moto.stop(), etcd.stop()]);
+      await etcd.stop();
     }
   });
 });

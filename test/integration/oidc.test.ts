@@ -28,7 +28,7 @@ async function waitForLine(lines: string[]): Promise<void> {
   assert.ok(lines.length > 0, 'the client printed nothing');
 }
 
-async function useProvider(peer: OidcPeer, now?: () => Date): Promise<void> {
+async function trustProvider(peer: OidcPeer, now?: () => Date): Promise<void> {
   harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl, ...(now && { now }) });
 }
 
@@ -37,7 +37,7 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     harness = await startHarness();
     api = harnessClient(harness);
     idp = await startOidcProvider({ redirectUris: [harness.callbackUrl] });
-    await useProvider(idp);
+    await trustProvider(idp);
   });
   after(async () => {
     await idp?.stop();
@@ -179,7 +179,7 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
   });
 
   test('an expired ID token is refused (the server\'s clock is two hours ahead of the provider\'s one-hour tokens)', async () => {
-    await useProvider(idp, () => new Date(Date.now() + 2 * 3_600_000));
+    await trustProvider(idp, () => new Date(Date.now() + 2 * 3_600_000));
     try {
       await assert.rejects(finishAs('alice'), {
         code: 'oidc_token_expired',
@@ -187,7 +187,7 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
       });
       assert.match(harness.callbackRefusals.at(-1)!, /^the ID token has expired/);
     } finally {
-      await useProvider(idp);
+      await trustProvider(idp);
     }
   });
 
@@ -195,28 +195,28 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     test('an ID token issued for another client (wrong audience) is refused', async () => {
       const rogue = await startOidcProvider({ redirectUris: [harness.callbackUrl], rogue: 'audience' });
       try {
-        await useProvider(rogue);
+        await trustProvider(rogue);
         await assert.rejects(finishAs('alice', rogue), {
           code: 'oidc_wrong_audience',
           message: `the ID token was issued for another client, not this server's client_id "kport": the provider or the token is not the one configured; check auth_service.authentication.`,
         });
       } finally {
         await rogue.stop();
-        await useProvider(idp);
+        await trustProvider(idp);
       }
     });
 
     test('an ID token signed by a key the provider does not publish is refused', async () => {
       const rogue = await startOidcProvider({ redirectUris: [harness.callbackUrl], rogue: 'signing-key' });
       try {
-        await useProvider(rogue);
+        await trustProvider(rogue);
         await assert.rejects(finishAs('alice', rogue), {
           code: 'oidc_bad_signature',
           message: "the ID token's signature does not verify with the identity provider's published keys (its JWKS): the token was not issued by the configured provider.",
         });
       } finally {
         await rogue.stop();
-        await useProvider(idp);
+        await trustProvider(idp);
       }
     });
   });

@@ -88,7 +88,7 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.match(first.body.totp_uri, /^otpauth:\/\/totp\/kport:alice\?/);
     assert.equal(again.body.totp_secret, first.body.totp_secret);
     const secret = first.body.totp_secret as string;
-    const { key, csr } = await keyAndCsr('alice');
+    const { csr } = await keyAndCsr('alice');
     const short = await post(server.port, '/v1/login/invite/finish', { invite, password: 'short', totp_code: totpAt(secret, Date.now()), csr });
     assert.equal(short.status, 400);
     assert.match(short.body.error.message, /at least 12 characters/);

@@ -13,7 +13,6 @@ import { CLUSTER, PEERS, personKubectl, startFixture, type Fixture } from '../he
 import { havePeer } from '../peers/process.ts';
 
 const RECORDED = { kind: 'role', version: 'v7', metadata: { name: 'prod-recorded' }, spec: { options: { require_session_recording: true }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } };
-const KiB = 1024;
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 

@@ -15,7 +15,7 @@ import { KPORT_BIN } from '../helpers/cli.ts';
 import { otherUser, type OtherUser } from '../helpers/other-user.ts';
 import { freePort, tempDir } from '../peers/process.ts';
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 async function needOther(t: TestContext): Promise<OtherUser | undefined> {
   const other = await otherUser();
@@ -40,7 +40,7 @@ async function victim() {
   return { dir, config, kport };
 }
 
-const owned = (path: string, uid: number) => new RegExp(`${escape(path)}[^\\n]* belongs to uid ${uid}\\b[^\\n]*, not to you \\(uid \\d+[^\\n]*: another local user may have put it there, so kport will not use it`);
+const owned = (path: string, uid: number) => new RegExp(`${escapeRegExp(path)}[^\\n]* belongs to uid ${uid}\\b[^\\n]*, not to you \\(uid \\d+[^\\n]*: another local user may have put it there, so kport will not use it`);
 
 describe('the way to the data dir, KPORT_HOME and the files kport writes', { timeout: 180_000 }, () => {
   test('a data dir through another user\'s symlink, or under their directory, is refused by server start, a local command and an agent, naming it and the owner; nothing is made through it', async (t) => {
@@ -64,7 +64,7 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
         const res = await kport([...args, '--data-dir', dataDir]);
         assert.equal(res.exitCode, 1, `${args.join(' ')} --data-dir ${dataDir}: ${String(res.stderr)}`);
         assert.match(String(res.stderr), owned(offender, other.uid));
-        assert.match(String(res.stderr), new RegExp(`${escape(named)} belongs to uid ${other.uid}`));
+        assert.match(String(res.stderr), new RegExp(`${escapeRegExp(named)} belongs to uid ${other.uid}`));
       }
     }
     assert.deepEqual(readdirSync(theirs), [], 'nothing made through the link');
@@ -78,7 +78,7 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
     chmodSync(open, 0o777);
     let res = await kport(['get', 'role', '-c', config, '--data-dir', join(open, 'data')]);
     assert.equal(res.exitCode, 1, String(res.stderr));
-    assert.match(String(res.stderr), new RegExp(`The directory ${escape(open)} on the way to the data dir ${escape(join(open, 'data'))} is writable by other users \\(mode 0777\\), who could put their own files or links there in place of kport's: run chmod go-w ${escape(open)} \\(or chmod \\+t, as /tmp is\\), or choose a path outside it, then run the command again\\.`));
+    assert.match(String(res.stderr), new RegExp(`The directory ${escapeRegExp(open)} on the way to the data dir ${escapeRegExp(join(open, 'data'))} is writable by other users \\(mode 0777\\), who could put their own files or links there in place of kport's: run chmod go-w ${escapeRegExp(open)} \\(or chmod \\+t, as /tmp is\\), or choose a path outside it, then run the command again\\.`));
     assert.equal(existsSync(join(open, 'data')), false, 'nothing made there');
 
     const pub = shared();

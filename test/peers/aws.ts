@@ -3,7 +3,6 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { decodeEksToken } from '../../src/aws/eks-token.ts';
 import { motoVenvDir } from './versions.ts';
 import type { Moto } from './moto.ts';
 

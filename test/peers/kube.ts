@@ -97,7 +97,7 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
   writeFileSync(files.saPub, sa.cert);
   writeFileSync(
     files.tokens,
-    [admin, proxy, nobody].map((i) => `${i.token},${i.user},${i.user}-uid${i.groups.length ? `,"${i.groups.join(',')}"` : ''}`).join('\n') + '\n',
+    `${[admin, proxy, nobody].map((i) => `${i.token},${i.user},${i.user}-uid${i.groups.length ? `,"${i.groups.join(',')}"` : ''}`).join('\n')}\n`,
   );
   const port = await freePort();
   const peer = spawnPeer('kube-apiserver', BINARIES.kubeApiserver(), [

@@ -76,7 +76,7 @@ describe('config', () => {
   test('bad durations, malformed YAML and enabled services kport does not run are refused', async () => {
     const bad = [
       ['discovery_service:\n  poll_interval: soon\n', /poll_interval \(line 2\): invalid duration "soon"/],
-      ['teleport:\n  data_dir: [unclosed\n', /not valid YAML:\n  line \d+: Flow sequence/],
+      ['teleport:\n  data_dir: [unclosed\n', /not valid YAML:\n {2}line \d+: Flow sequence/],
       ['ssh_service:\n  enabled: yes\n', /ssh_service\.enabled \(line 2\): kport does not run this Teleport service; set enabled: off/],
       ['- just\n- a list\n', /must be a YAML mapping/],
       ['teleport:\n  storage:\n    type: postgres\n', /teleport\.storage\.type \(line 3\)/],

@@ -6,7 +6,7 @@ import { lstatSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync,
 import { join } from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { writeFileAtomic, writeTempBeside } from '../../src/core/atomic-write.ts';
-import { UserError } from '../../src/core/errors.ts';
+import type { UserError } from '../../src/core/errors.ts';
 import { judge } from '../../src/core/file-trust.ts';
 import { tempHome } from '../helpers/run.ts';
 

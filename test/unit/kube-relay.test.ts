@@ -26,7 +26,9 @@ function recorder(opts: { highWaterMark?: number; slow?: boolean } = {}) {
       done();
     },
   });
-  return { sink, events, release: () => pending.splice(0).forEach((d) => d()), stop: () => clearInterval(tick) };
+  return { sink, events, release: () => {
+      for (const d of pending.splice(0)) d();
+    }, stop: () => clearInterval(tick) };
 }
 
 test('chunks that arrive in one turn are written together, and the end follows the last write in the same turn', async () => {

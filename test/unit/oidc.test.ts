@@ -132,12 +132,12 @@ describe('auth_service.authentication in the config', () => {
 
   test('client_auth_method is basic, post or private_key_jwt (with client_key_file); absent, the provider\'s discovery document decides', async () => {
     for (const method of ['basic', 'post']) {
-      assert.equal(((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string }).client_auth_method, method);
+      assert.equal(((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string } | undefined)?.client_auth_method, method);
     }
     await assert.rejects(load(`${oidc}    client_auth_method: client_secret_jwt\n`), /auth_service\.authentication\.client_auth_method \(line 9\): expected "basic" or "post" or "private_key_jwt", got the string "client_secret_jwt"/);
     await assert.rejects(load(`${oidc}    client_auth_method: private_key_jwt\n`), /client_key_file.*: client_auth_method private_key_jwt needs client_key_file/);
     await assert.rejects(load(oidc.replace('    client_secret: s3cret\n', '')), /client_secret.*: client_secret is needed, unless the server authenticates with client_key_file/);
-    assert.equal(((await load(`${oidc.replace('    client_secret: s3cret\n', '')}    client_key_file: /etc/kport/client.key\n`)).auth_service?.authentication as { client_key_file?: string }).client_key_file, '/etc/kport/client.key');
+    assert.equal(((await load(`${oidc.replace('    client_secret: s3cret\n', '')}    client_key_file: /etc/kport/client.key\n`)).auth_service?.authentication as { client_key_file?: string } | undefined)?.client_key_file, '/etc/kport/client.key');
     const secret = { secret: true, key: false };
     assert.deepEqual(clientAuthMethods(undefined, undefined, secret), ['basic'], 'absent from discovery: client_secret_basic (OpenID Connect Discovery 1.0)');
     assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], secret), ['post']);

@@ -76,7 +76,7 @@ test('yaml output reads back unchanged under YAML 1.1 and 1.2: ambiguous strings
 });
 
 test('yaml output escapes control and bidi characters, and reads back the same', () => {
-  const value = { hostname: HOSTILE, [`k\u202e`]: 'v' };
+  const value = { hostname: HOSTILE, 'k\u202e': 'v' };
   const text = serialize(value, 'yaml');
   assert.doesNotMatch(text.replace(/\n/g, ''), RAW);
   assert.deepEqual(parse(text, { version: '1.1' }), value);

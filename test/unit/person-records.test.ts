@@ -172,6 +172,7 @@ test('while its watch is broken, a cache reads the store at every look, so nothi
     get(target, prop) {
       if (prop === 'watch') {
         return (_prefix: string, _signal: AbortSignal, opened?: () => void) =>
+          // biome-ignore lint/correctness/useYield: a feed that breaks before its first event, as a failing store watch does
           (async function* (): AsyncIterable<WatchEvent> {
             opened?.();
             await sleep(20);

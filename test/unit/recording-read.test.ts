@@ -99,7 +99,7 @@ async function* chunksOf(events: CastEvent[]): AsyncGenerator<CastEvent> {
 test('recordings ls reads the directory: whose session each file holds (its header), newest first, the duration from its last event, its size; other files and links are not recordings', async () => {
   const dir = join(tempDir('catalog'), 'recordings');
   mkdirSync(dir, { recursive: true });
-  const write = (id: string, header: object, events: CastEvent[]) => writeFileSync(join(dir, `${id}.cast`), JSON.stringify(header) + '\n' + events.map(([t, c, d]) => eventLine(t, c, d)).join(''));
+  const write = (id: string, header: object, events: CastEvent[]) => writeFileSync(join(dir, `${id}.cast`), `${JSON.stringify(header)}\n${events.map(([t, c, d]) => eventLine(t, c, d)).join('')}`);
   const kport = (id: string, user: string) => ({ session_id: id, user, cluster: 'prod', kind: 'exec', namespace: 'apps', pod: 'web', command: 'sh' });
   write('older', { version: 2, width: 80, height: 24, timestamp: 1_700_000_000, kport: kport('older', 'alice') }, [[0.5, 'o', 'a'], [83.4, 'o', 'b']]);
   write('newer', { version: 2, width: 80, height: 24, timestamp: 1_700_000_100, kport: { ...kport('newer', 'bob'), kind: 'attach', container: 'app' } }, []);
@@ -108,7 +108,7 @@ test('recordings ls reads the directory: whose session each file holds (its head
   // A header that claims another session is not believed.
   write('liar', { version: 2, width: 80, height: 24, timestamp: 1_500_000_000, kport: kport('older', 'mallory') }, []);
   writeFileSync(join(dir, 'notes.txt'), 'not a recording');
-  writeFileSync(join(dir, '..', 'outside.cast'), JSON.stringify({ version: 2, width: 1, height: 1, kport: kport('linked', 'eve') }) + '\n');
+  writeFileSync(join(dir, '..', 'outside.cast'), `${JSON.stringify({ version: 2, width: 1, height: 1, kport: kport('linked', 'eve') })}\n`);
   symlinkSync(join(dir, '..', 'outside.cast'), join(dir, 'linked.cast'));
   utimesSync(join(dir, 'plain.cast'), new Date(), new Date());
 

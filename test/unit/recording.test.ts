@@ -113,7 +113,7 @@ test('the client\'s bytes are read, never changed: they are the very buffers tha
   const sent = chunks.map((c) => Buffer.from(c));
   for (const chunk of chunks) session.fromClient(chunk);
   await session.end('the client closed the connection');
-  chunks.forEach((chunk, i) => assert.ok(chunk.equals(sent[i]!), `chunk ${i} is unchanged: ${chunk.toString('hex')} was ${sent[i]!.toString('hex')}`));
+  for (const [i, chunk] of chunks.entries()) assert.ok(chunk.equals(sent[i]!), `chunk ${i} is unchanged: ${chunk.toString('hex')} was ${sent[i]!.toString('hex')}`);
   // And they were read: the later resize is in the recording.
   assert.deepEqual(parseCast(readFileSync(join(recorder.dir, 's-masked.cast'), 'utf8')).events.map(([, code, data]) => [code, data]), [['r', '100x30']]);
 });

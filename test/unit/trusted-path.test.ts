@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, realpathSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { UserError } from '../../src/core/errors.ts';
+import type { UserError } from '../../src/core/errors.ts';
 import { trustedPath } from '../../src/core/trusted-path.ts';
 import { tempHome } from '../helpers/run.ts';
 
