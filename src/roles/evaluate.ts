@@ -1,5 +1,6 @@
 import { matchLabels } from '../resources/labels.ts';
-import { canonicalResource, ttlMs, type RoleConditions, type RoleV7, type RuleVerb } from './role.ts';
+import { canonicalResource, ttlMs, type RuleVerb } from '../resources/role-check.ts';
+import type { RoleConditions, RoleV7 } from '../resources/role.ts';
 
 /** What a person's roles allow on one cluster (RoleSet.kubeAccess); the forwarder acts within it. */
 export interface KubeAccess {

@@ -8,7 +8,8 @@ import { RESOURCE_KINDS, lookupKind } from '../../src/resources/registry.ts';
 import { resourceKey } from '../../src/resources/resource.ts';
 import { getResource, listResources, StoredResourceError } from '../../src/resources/store.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { BUILTIN_ROLES, checkRole, RULE_RESOURCES } from '../../src/roles/role.ts';
+import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
+import { checkRole, RULE_RESOURCES } from '../../src/resources/role-check.ts';
 import { agentRefusal, personRefusal, personView } from '../../src/server/gate.ts';
 
 const caller = { hostId: 'h1', roles: ['discovery', 'kube'], group: 'g' };
