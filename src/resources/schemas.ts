@@ -5,7 +5,7 @@ import { DISCOVERY_SERVICE } from './discovery-service.ts';
 import { KUBE_CLUSTER, registeringAgent } from './kube-cluster.ts';
 import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
-import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
+import { staticKubeconfigProblem } from './static-kubeconfig.ts';
 import { USER } from './role.ts';
 import { reservedRoleNameProblem, reservedUserNameProblem } from './builtin-roles.ts';
 import { checkRole } from './role-check.ts';

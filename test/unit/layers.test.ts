@@ -16,9 +16,8 @@ const ALLOWED_UPWARD: readonly string[] = [
   'client/users-local.ts -> commands/session.ts',
   'client/users-local.ts -> commands/tokens/add.ts',
   'client/users.ts -> commands/session.ts',
-  // resources/: the kinds' CLI registry reads stored roles; a static cluster's kubeconfig is checked in kube/.
+  // resources/: the kinds' CLI registry reads stored roles.
   'resources/registry.ts -> roles/load.ts',
-  'resources/schemas.ts -> kube/static-kubeconfig.ts',
 ];
 const ALLOWED_FILE_CYCLES: readonly string[] = ['client/users-local.ts <-> client/users.ts'];
 
