@@ -16,8 +16,6 @@ const ALLOWED_UPWARD: readonly string[] = [
   'client/users-local.ts -> commands/session.ts',
   'client/users-local.ts -> commands/tokens/add.ts',
   'client/users.ts -> commands/session.ts',
-  // resources/: the kinds' CLI registry reads stored roles.
-  'resources/registry.ts -> roles/load.ts',
 ];
 const ALLOWED_FILE_CYCLES: readonly string[] = ['client/users-local.ts <-> client/users.ts'];
 

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Backend } from '../../backend/backend.ts';
 import { UserError, UsageError } from '../../core/errors.ts';
 import { keyPath, yamlErrorText } from '../../config/errors.ts';
-import { BUILTIN_ORIGIN, lookupKind } from '../../resources/registry.ts';
+import { BUILTIN_ORIGIN, lookupKind } from './registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import { ROLE, USER } from '../../resources/role.ts';
 import { createResource, encodeResource, upsertResource } from '../../resources/store.ts';

@@ -1,6 +1,7 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
-import { BUILTIN_ORIGIN, CONFIG_ORIGIN, KIND_NAMES, parseRef } from '../../resources/registry.ts';
+import { KIND_NAMES } from '../../resources/kinds.ts';
+import { BUILTIN_ORIGIN, CONFIG_ORIGIN, parseRef } from './registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import type { Session } from '../session.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
