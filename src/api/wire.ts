@@ -3,7 +3,7 @@
 // clients answers, and both sides use the types inferred here (docs/style.md 23).
 import { z } from 'zod';
 import type { AuditEvent } from '../resources/audit-event.ts';
-import type { RoleV7 } from '../roles/role.ts';
+import type { RoleV7 } from '../resources/role.ts';
 
 /** The services kport agents run; a token's other Teleport roles are not joinable here. */
 export const AGENT_ROLES = ['discovery', 'kube'] as const;

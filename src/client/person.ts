@@ -1,6 +1,6 @@
 import { AccessDeniedError } from '../backend/backend.ts';
 import { ExitCode, refusalExitCode, UserError } from '../core/errors.ts';
-import type { KubeAccess } from '../kube/access.ts';
+import type { KubeAccess } from '../roles/evaluate.ts';
 import { checkCredential, checkProfilePermissions, currentProfile, kportHome, type Profile } from './profile.ts';
 import { ApiError, type ApiErrorCode } from '../api/errors.ts';
 import { routes, type RequestOf, type ResponseOf, type Route } from '../api/routes.ts';

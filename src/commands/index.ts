@@ -1,6 +1,6 @@
 import { SHELLS, type CompletionTree } from '../core/completion.ts';
 import { FORMATS } from '../core/output.ts';
-import { KIND_NAMES } from '../resources/registry.ts';
+import { KIND_NAMES } from '../resources/kinds.ts';
 import type { CommandDef } from './command.ts';
 import { completionCommand } from './misc/completion.ts';
 import { kubeConfig } from './kube/config.ts';

@@ -7,7 +7,7 @@ import { validateSelector } from '../resources/labels.ts';
 import { reservedLabel } from '../resources/kube-cluster.ts';
 import { labelsProblems } from '../resources/resource.ts';
 import { closest } from '../core/suggest.ts';
-import { reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
+import { reservedRoleNameProblem, reservedUserNameProblem } from '../resources/builtin-roles.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);

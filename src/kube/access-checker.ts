@@ -3,12 +3,11 @@ import type { RoleConfig, UserConfig } from '../config/schema.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
 import { USER, type User } from '../resources/role.ts';
 import { listResources } from '../resources/store.ts';
-import { RoleSet } from '../roles/evaluate.ts';
+import { RoleSet, type KubeAccess } from '../roles/evaluate.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
-import type { KubeAccess } from './access.ts';
 
-// Apart from access.ts (what a request may impersonate), which roles/evaluate.ts builds on: this
-// module builds on roles/evaluate.ts, and the two in one file were an import cycle.
+// Apart from access.ts (what a request may impersonate within a KubeAccess): the forwarder and the
+// agents make that check without the store and the roles' loading this module reads.
 
 export interface AccessChecker {
   user: string;

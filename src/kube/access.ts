@@ -1,11 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-
-export interface KubeAccess {
-  /** Kubernetes users the person may act as on this cluster. */
-  users: string[];
-  /** Kubernetes groups, `system:authenticated` always among them. */
-  groups: string[];
-}
+import type { KubeAccess } from '../roles/evaluate.ts';
 
 /**
  * Whether a request header asks for impersonation: `Impersonate-*`, or a name a front proxy that

@@ -1,9 +1,9 @@
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
-import { checkLookupName, findKubeCluster } from '../resources/registry.ts';
+import { checkLookupName, findKubeCluster } from '../resources/lookup.ts';
 import { listResources } from '../resources/store.ts';
-import type { KubeAccess } from './access.ts';
+import type { KubeAccess } from '../roles/evaluate.ts';
 import type { AccessChecker } from './access-checker.ts';
 
 export interface AllowedCluster {

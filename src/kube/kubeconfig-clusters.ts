@@ -6,7 +6,7 @@ import { HEARTBEAT_LIMITS } from '../resources/heartbeat-limits.ts';
 import { KUBE_CLUSTER, KUBECONFIG_ORIGIN, LABEL, registeredBy, registeringAgent, type KubeCluster } from '../resources/kube-cluster.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { createResource, encodeResource, listResources } from '../resources/store.ts';
-import { parseKubeconfigText, readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig.ts';
+import { parseKubeconfigText, readStaticKubeconfig, type StaticKubeconfig } from '../resources/static-kubeconfig.ts';
 
 /** The most clusters one kubeconfig_file may bring, as many as one kube_server heartbeat names (the server refuses more). */
 export const MAX_KUBECONFIG_CLUSTERS = HEARTBEAT_LIMITS.clusters;

@@ -3,21 +3,9 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { UserError } from '../core/errors.ts';
+import type { KubeconfigFile } from '../resources/static-kubeconfig.ts';
 
-interface Named {
-  name: string;
-  [key: string]: unknown;
-}
-
-export interface KubeconfigFile {
-  apiVersion?: string;
-  kind?: string;
-  clusters?: Named[];
-  users?: Named[];
-  contexts?: Array<Named & { context?: { cluster?: string; user?: string; namespace?: string } }>;
-  'current-context'?: string;
-  [key: string]: unknown;
-}
+type Named = NonNullable<KubeconfigFile['clusters']>[number];
 
 /** The files kubectl reads: $KUBECONFIG (a path list) or ~/.kube/config. */
 export function kubeconfigPaths(env: NodeJS.ProcessEnv): string[] {

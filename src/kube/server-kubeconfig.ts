@@ -5,7 +5,7 @@ import { parse, stringify } from 'yaml';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { UserError } from '../core/errors.ts';
 import { trustedPath } from '../core/trusted-path.ts';
-import type { KubeconfigFile } from './kubeconfig.ts';
+import type { KubeconfigFile } from '../resources/static-kubeconfig.ts';
 import { clusterServerName } from './sni.ts';
 import { tlsUpstream, type Upstream } from './upstream.ts';
 

@@ -4,7 +4,7 @@ import { Http1Pool } from './h1-pool.ts';
 import { Http2Pool } from './h2-pool.ts';
 import { UserError } from '../core/errors.ts';
 import type { KubeCluster } from '../resources/kube-cluster.ts';
-import { readStaticKubeconfig, type StaticKubeconfig } from './static-kubeconfig.ts';
+import { readStaticKubeconfig, type StaticKubeconfig } from '../resources/static-kubeconfig.ts';
 
 /** Where and how the proxy reaches one cluster's API server. */
 export interface Upstream {

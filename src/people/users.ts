@@ -6,7 +6,7 @@ import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { encodeResource, listResources } from '../resources/store.ts';
 import { loadRoleDefinitions } from '../roles/load.ts';
-import { reservedUserNameProblem } from '../roles/role.ts';
+import { reservedUserNameProblem } from '../resources/builtin-roles.ts';
 import { audited, type Actor } from './actor.ts';
 import { createInvite, dropInvites, inviteTtl } from './invites.ts';
 import { listLocks } from './locks.ts';

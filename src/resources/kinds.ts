@@ -1,7 +1,7 @@
 // One descriptor per resource kind (docs/architecture.md §4): everything kport decides by kind is
 // read from here, so a new kind is one descriptor plus the role rule that grants it. The CLI
-// registry (registry.ts), the role rules' resource names (roles/role.ts), the typed store
-// (store.ts) and the server's gate (server/gate.ts) are derived from this table.
+// registry (commands/resource/registry.ts), the role rules' resource names (role-check.ts), the
+// typed store (store.ts) and the server's gate (server/gate.ts) are derived from this table.
 import { z } from 'zod';
 import type { Item } from '../backend/backend.ts';
 import { AGENT, type Agent } from './agent.ts';

@@ -5,9 +5,10 @@ import { DISCOVERY_SERVICE } from './discovery-service.ts';
 import { KUBE_CLUSTER, registeringAgent } from './kube-cluster.ts';
 import { KUBE_SERVER } from './kube-server.ts';
 import { labelsProblems, nameProblem } from './resource.ts';
-import { staticKubeconfigProblem } from '../kube/static-kubeconfig.ts';
+import { staticKubeconfigProblem } from './static-kubeconfig.ts';
 import { USER } from './role.ts';
-import { checkRole, reservedRoleNameProblem, reservedUserNameProblem } from '../roles/role.ts';
+import { reservedRoleNameProblem, reservedUserNameProblem } from './builtin-roles.ts';
+import { checkRole } from './role-check.ts';
 import { HEARTBEAT_LIMITS, hostnameProblem } from './heartbeat-limits.ts';
 import { freeTextProblem } from './text.ts';
 
@@ -56,7 +57,7 @@ export const kubeClusterSchema = z
     path: ['spec'],
   });
 
-/** Either shape of role (src/roles/role.ts), stored as Teleport's v7; built-in names are kport's own. */
+/** Either shape of role (src/resources/role-check.ts), stored as Teleport's v7; built-in names are kport's own. */
 export const roleSchema = z.unknown().transform((doc, ctx) => {
   const { role, problems } = checkRole(doc);
   for (const p of problems) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });

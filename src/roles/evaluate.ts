@@ -1,6 +1,14 @@
-import type { KubeAccess } from '../kube/access.ts';
 import { matchLabels } from '../resources/labels.ts';
-import { canonicalResource, ttlMs, type RoleConditions, type RoleV7, type RuleVerb } from './role.ts';
+import { canonicalResource, ttlMs, type RuleVerb } from '../resources/role-check.ts';
+import type { RoleConditions, RoleV7 } from '../resources/role.ts';
+
+/** What a person's roles allow on one cluster (RoleSet.kubeAccess); the forwarder acts within it. */
+export interface KubeAccess {
+  /** Kubernetes users the person may act as on this cluster. */
+  users: string[];
+  /** Kubernetes groups, `system:authenticated` always among them. */
+  groups: string[];
+}
 
 /**
  * What a person's roles allow, as Teleport's RoleSet decides it: deny wins over allow, `*` in

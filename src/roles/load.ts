@@ -1,9 +1,9 @@
 import type { Backend } from '../backend/backend.ts';
-import type { RoleConfig } from '../config/schema.ts';
-import { ROLE } from '../resources/role.ts';
+import { ROLE, type FlatRole, type RoleV7 } from '../resources/role.ts';
 import type { Resource } from '../resources/resource.ts';
 import { listResources } from '../resources/store.ts';
-import { BUILTIN_ROLES, checkRole, type RoleV7 } from './role.ts';
+import { BUILTIN_ROLES } from '../resources/builtin-roles.ts';
+import { checkRole } from '../resources/role-check.ts';
 
 /**
  * Every role kport knows by name: the built-in ones, role resources in the store (either shape),
@@ -11,12 +11,12 @@ import { BUILTIN_ROLES, checkRole, type RoleV7 } from './role.ts';
  * Built-in names always mean the built-in role: `create -f` and the config refuse them, and a
  * stored one (written before they were built in) is passed over.
  */
-export async function loadRoleDefinitions(backend: Backend, configRoles: RoleConfig[]): Promise<Map<string, RoleV7>> {
+export async function loadRoleDefinitions(backend: Backend, configRoles: FlatRole[]): Promise<Map<string, RoleV7>> {
   return roleDefinitions(await listResources<Resource>(backend, ROLE), configRoles);
 }
 
 /** loadRoleDefinitions from role resources already read. */
-export function roleDefinitions(stored: Resource[], configRoles: RoleConfig[]): Map<string, RoleV7> {
+export function roleDefinitions(stored: Resource[], configRoles: FlatRole[]): Map<string, RoleV7> {
   const definitions = new Map<string, RoleV7>();
   for (const r of stored) definitions.set(r.metadata.name, readStoredRole(r));
   for (const r of configRoles) definitions.set(r.name, fromConfig(r));
@@ -24,7 +24,7 @@ export function roleDefinitions(stored: Resource[], configRoles: RoleConfig[]): 
   return definitions;
 }
 
-export function fromConfig(r: RoleConfig): RoleV7 {
+export function fromConfig(r: FlatRole): RoleV7 {
   return checkRole(r).role ?? unreadable(r.name);
 }
 

@@ -2,7 +2,7 @@ import type { OidcAuthentication } from '../config/schema.ts';
 import { ApiError } from '../api/errors.ts';
 import { valueMatches } from '../resources/labels.ts';
 import { nameProblem } from '../resources/resource.ts';
-import { reservedUserNameProblem } from '../roles/role.ts';
+import { reservedUserNameProblem } from '../resources/builtin-roles.ts';
 
 type Claims = Record<string, unknown>;
 const SHOWN_CLAIM_CHARS = 200;

@@ -12,7 +12,7 @@ import { LoginThrottle, MAX_BACKOFF_MS, type ThrottleAlert } from '../people/thr
 import { addUser, listUsers, lockUser, removeUser, resetUser, unlockUser, updateUser } from '../people/users.ts';
 import { CLOCK_SKEW_MS, certPem, issueLeaf, verifiedCsrKey } from '../pki/certs.ts';
 import { RoleSet } from '../roles/evaluate.ts';
-import type { RoleV7 } from '../roles/role.ts';
+import type { RoleV7 } from '../resources/role.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from './audit.ts';
 import type { PersonCaller } from './connections.ts';

@@ -4,7 +4,7 @@ import { LOCK, type Lock, type PersonUser } from '../people/store.ts';
 import { USER } from '../resources/role.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { decodeResource } from '../resources/store.ts';
-import type { RoleV7 } from '../roles/role.ts';
+import type { RoleV7 } from '../resources/role.ts';
 import { RoleDefinitions } from './role-definitions.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchHub } from './watch-hub.ts';

@@ -4,7 +4,7 @@ import { ROLE } from '../resources/role.ts';
 import { kindPrefix, type Resource } from '../resources/resource.ts';
 import { decodeResource } from '../resources/store.ts';
 import { roleDefinitions } from '../roles/load.ts';
-import type { RoleV7 } from '../roles/role.ts';
+import type { RoleV7 } from '../resources/role.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchHub } from './watch-hub.ts';
 

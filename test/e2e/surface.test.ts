@@ -66,7 +66,7 @@ test('bash completion: global options before the command, shells, choice values,
 test('`get <TAB>` offers the kinds `get --help` lists, and each of them is one `get` takes', async () => {
   const { execFileSync } = await import('node:child_process');
   const { get } = await import('../../src/commands/resource/get.ts');
-  const { lookupKind } = await import('../../src/resources/registry.ts');
+  const { lookupKind } = await import('../../src/commands/resource/registry.ts');
   const offered = execFileSync('bash', ['-c', 'source completions/kport.bash; COMP_WORDS=(kport get ""); COMP_CWORD=2; _kport; echo "${COMPREPLY[@]}"'], { cwd: new URL('../..', import.meta.url), encoding: 'utf8' }).trim().split(' ');
   const listed = get.summary.replace(/^.*?: /, '').split(', ');
   assert.deepEqual(offered.sort(), [...listed].sort());

@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { KIND_NAMES, KINDS, kindOfKey } from '../../src/resources/kinds.ts';
-import { RESOURCE_KINDS, lookupKind } from '../../src/resources/registry.ts';
+import { RESOURCE_KINDS, lookupKind } from '../../src/commands/resource/registry.ts';
 import { resourceKey } from '../../src/resources/resource.ts';
 import { getResource, listResources, StoredResourceError } from '../../src/resources/store.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { BUILTIN_ROLES, checkRole, RULE_RESOURCES } from '../../src/roles/role.ts';
+import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
+import { checkRole, RULE_RESOURCES } from '../../src/resources/role-check.ts';
 import { agentRefusal, personRefusal, personView } from '../../src/server/gate.ts';
 
 const caller = { hostId: 'h1', roles: ['discovery', 'kube'], group: 'g' };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { parseRole } from '../../src/roles/role.ts';
+import { parseRole } from '../../src/resources/role-check.ts';
 import { authorizeKube, reauthorizeKube } from '../../src/server/kube-authorize.ts';
 import type { Person } from '../../src/server/people-routes.ts';
 

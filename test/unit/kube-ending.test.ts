@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import * as ws from 'ws';
 import { requestInfo } from '../../src/kube/request-info.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { parseRole } from '../../src/roles/role.ts';
+import { parseRole } from '../../src/resources/role-check.ts';
 import { droppedEnding, FrameBoundary, isJsonWatch, logLine, lostEnding, watchErrorEvent, websocketEnding, type Ending } from '../../src/server/kube-ending.ts';
 import { clusterRoute, upgradeProblem } from '../../src/server/kube-route-path.ts';
 import { requestRefusal, requestTarget, SPDY_REFUSAL, upgradeRefusal } from '../../src/server/recording/decision.ts';

@@ -16,14 +16,6 @@ const ALLOWED_UPWARD: readonly string[] = [
   'client/users-local.ts -> commands/session.ts',
   'client/users-local.ts -> commands/tokens/add.ts',
   'client/users.ts -> commands/session.ts',
-  // resources/: the kinds' registry reaches services; the role kind's schema lives in roles/.
-  'resources/registry.ts -> roles/load.ts',
-  'resources/role.ts -> roles/role.ts',
-  'resources/schemas.ts -> kube/static-kubeconfig.ts',
-  'resources/schemas.ts -> roles/role.ts',
-  // roles/: KubeAccess belongs with the RoleSet that computes it; config roles are typed by the config schema.
-  'roles/evaluate.ts -> kube/access.ts',
-  'roles/load.ts -> config/schema.ts',
 ];
 const ALLOWED_FILE_CYCLES: readonly string[] = ['client/users-local.ts <-> client/users.ts'];
 

@@ -10,7 +10,8 @@ import { acceptedStep, newTotpSecret, totpCode } from '../../src/people/totp.ts'
 import { addUser, listUsers, lockUser, removeUser } from '../../src/people/users.ts';
 import { createAuthority, generateKeys, hostClaims, issueLeaf, userClaims } from '../../src/pki/certs.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { BUILTIN_ROLES, type RoleV7 } from '../../src/roles/role.ts';
+import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
+import type { RoleV7 } from '../../src/resources/role.ts';
 import { PersonPolicy } from '../../src/server/person-policy.ts';
 
 const builtin = (name: string) => BUILTIN_ROLES.find((r) => r.metadata.name === name)!;

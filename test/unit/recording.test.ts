@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ws from 'ws';
 import { RoleSet } from '../../src/roles/evaluate.ts';
-import { parseRole } from '../../src/roles/role.ts';
+import { parseRole } from '../../src/resources/role-check.ts';
 import { parseCast } from '../../src/server/recording/asciicast.ts';
 import { recordingDecision, sessionTarget, SPDY_REFUSAL } from '../../src/server/recording/decision.ts';
 import { SessionRecorder, type SessionMeta } from '../../src/server/recording/recorder.ts';

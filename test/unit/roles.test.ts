@@ -4,7 +4,9 @@ import { parse } from 'yaml';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { loadRoleDefinitions } from '../../src/roles/load.ts';
-import { BUILTIN_ROLES, parseRole, type RoleV7 } from '../../src/roles/role.ts';
+import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
+import { parseRole } from '../../src/resources/role-check.ts';
+import type { RoleV7 } from '../../src/resources/role.ts';
 import { createResource } from '../../src/resources/store.ts';
 
 const problems = (doc: unknown) => {

@@ -1,5 +1,5 @@
 import { renderTable, serialize } from '../../core/output.ts';
-import { lookupKind } from '../../resources/registry.ts';
+import { lookupKind } from '../resource/registry.ts';
 import type { CommandDef } from '../command.ts';
 
 export const agentsLs: CommandDef = {

@@ -14,7 +14,7 @@ export const agentsRm: CommandDef = {
   args: ['<host_id>'],
   async run({ args, ctx, session }) {
     const hostId = args[0]!;
-    const { checkLookupName } = await import('../../resources/registry.ts');
+    const { checkLookupName } = await import('../../resources/lookup.ts');
     checkLookupName('agent', hostId);
     if (!(await removeAgent(session, hostId))) {
       throw new UserError(`agent "${hostId}" not found: see \`kport agents ls\` for the host ids.`);

@@ -25,7 +25,7 @@ export async function resolveTarget(opts: Record<string, unknown>, ctx: Context,
     const { kubeConfigFor } = await import('../../kube/kubeconfig.ts');
     return { kc: await kubeConfigFor(ctx.env, context), description: `context ${context}` };
   }
-  const { findKubeCluster, checkLookupName } = await import('../../resources/registry.ts');
+  const { findKubeCluster, checkLookupName } = await import('../../resources/lookup.ts');
   checkLookupName('kube_cluster', clusterName!);
   const cluster = await findKubeCluster(await session.backend(), clusterName!);
   if (!cluster) throw new UserError(`kube_cluster "${clusterName}" not found: see \`kport get kube_cluster\`.`);

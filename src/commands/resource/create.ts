@@ -3,12 +3,14 @@ import { resolve } from 'node:path';
 import type { Backend } from '../../backend/backend.ts';
 import { UserError, UsageError } from '../../core/errors.ts';
 import { keyPath, yamlErrorText } from '../../config/errors.ts';
-import { BUILTIN_ORIGIN, lookupKind } from '../../resources/registry.ts';
+import { BUILTIN_ORIGIN, lookupKind } from './registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import { ROLE, USER } from '../../resources/role.ts';
 import { createResource, encodeResource, upsertResource } from '../../resources/store.ts';
 import { createClaimed, foldName, nameHolder, sameNameProblem, type NameHolder } from '../../people/names.ts';
-import { BUILTIN_ROLES, checkRole, type RoleV7 } from '../../roles/role.ts';
+import { BUILTIN_ROLES } from '../../resources/builtin-roles.ts';
+import { checkRole } from '../../resources/role-check.ts';
+import type { RoleV7 } from '../../resources/role.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 
 const MASTERS = 'system:masters';

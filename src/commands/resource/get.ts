@@ -1,6 +1,7 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import { renderTable, serialize } from '../../core/output.ts';
-import { BUILTIN_ORIGIN, CONFIG_ORIGIN, KIND_NAMES, parseRef } from '../../resources/registry.ts';
+import { KIND_NAMES } from '../../resources/kinds.ts';
+import { BUILTIN_ORIGIN, CONFIG_ORIGIN, parseRef } from './registry.ts';
 import type { Resource } from '../../resources/resource.ts';
 import type { Session } from '../session.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
@@ -14,7 +15,7 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
   if (kind !== 'role' && kind !== 'user') return [];
   const config = await session.config();
   if (kind === 'role') {
-    const [{ fromConfig }, { BUILTIN_ROLES }] = await Promise.all([import('../../roles/load.ts'), import('../../roles/role.ts')]);
+    const [{ fromConfig }, { BUILTIN_ROLES }] = await Promise.all([import('../../roles/load.ts'), import('../../resources/builtin-roles.ts')]);
     const marked = (role: Resource, labels: Record<string, string>) => ({ ...role, metadata: { ...role.metadata, labels: { ...role.metadata.labels, ...labels } } });
     return [...BUILTIN_ROLES.map((r) => marked(r, BUILTIN_ORIGIN)), ...config.roles.map((r) => marked(fromConfig(r), CONFIG_ORIGIN))];
   }

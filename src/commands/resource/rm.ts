@@ -1,5 +1,5 @@
 import { UserError, UsageError } from '../../core/errors.ts';
-import { parseRef } from '../../resources/registry.ts';
+import { parseRef } from './registry.ts';
 import { resourceKey } from '../../resources/resource.ts';
 import { printable } from '../../core/output.ts';
 import type { CommandDef } from '../command.ts';

@@ -1,7 +1,24 @@
+// A kubeconfig as kport reads it: the file's shape, and a static kube_cluster's spec.kubeconfig
+// (src/resources/kube-cluster.ts), which `create -f` checks (schemas.ts) and the proxy reaches
+// (src/kube/upstream.ts).
 import { parse } from 'yaml';
-import type { KubeconfigFile } from './kubeconfig.ts';
 
 type Rec = Record<string, unknown>;
+
+interface Named {
+  name: string;
+  [key: string]: unknown;
+}
+
+export interface KubeconfigFile {
+  apiVersion?: string;
+  kind?: string;
+  clusters?: Named[];
+  users?: Named[];
+  contexts?: Array<Named & { context?: { cluster?: string; user?: string; namespace?: string } }>;
+  'current-context'?: string;
+  [key: string]: unknown;
+}
 
 /** The parts of a static cluster's kubeconfig (spec.kubeconfig) that the proxy uses: its current context's. */
 export interface StaticKubeconfig {

@@ -1,18 +1,21 @@
-import type { Backend } from '../backend/backend.ts';
-import { AGENT, type Agent } from './agent.ts';
-import { AUDIT_EVENT, type AuditEvent } from './audit-event.ts';
-import { UserError } from '../core/errors.ts';
-import { formatLabels, formatTime } from '../core/output.ts';
-import { DISCOVERY_SERVICE, withLiveState, type DiscoveryService } from './discovery-service.ts';
-import { KUBE_CLUSTER, discoveredName, registeringAgent, type KubeCluster } from './kube-cluster.ts';
-import { KUBE_SERVER, type KubeServer } from './kube-server.ts';
-import { nameProblem, type Resource } from './resource.ts';
-import { KIND_NAMES, KINDS, kubeClusterKind, type KindDescriptor } from './kinds.ts';
-import { LOCK, type Lock } from './lock.ts';
-import { ROLE, USER, type Role, type User } from './role.ts';
-import { readStoredRole } from '../roles/load.ts';
-import { getResource, readResource, readResources } from './store.ts';
-import { TOKEN, type Token } from './token.ts';
+// With the commands rather than in resources/: a role shows as the v7 role it reads as
+// (src/roles/load.ts), which is above the stored kinds.
+import type { Backend } from '../../backend/backend.ts';
+import { AGENT, type Agent } from '../../resources/agent.ts';
+import { AUDIT_EVENT, type AuditEvent } from '../../resources/audit-event.ts';
+import { UserError } from '../../core/errors.ts';
+import { formatLabels, formatTime } from '../../core/output.ts';
+import { DISCOVERY_SERVICE, withLiveState, type DiscoveryService } from '../../resources/discovery-service.ts';
+import { KUBE_CLUSTER, registeringAgent, type KubeCluster } from '../../resources/kube-cluster.ts';
+import { KUBE_SERVER, type KubeServer } from '../../resources/kube-server.ts';
+import type { Resource } from '../../resources/resource.ts';
+import { KIND_NAMES, KINDS, type KindDescriptor } from '../../resources/kinds.ts';
+import { LOCK, type Lock } from '../../resources/lock.ts';
+import { checkLookupName, findKubeCluster } from '../../resources/lookup.ts';
+import { ROLE, USER, type Role, type User } from '../../resources/role.ts';
+import { readStoredRole } from '../../roles/load.ts';
+import { getResource } from '../../resources/store.ts';
+import { TOKEN, type Token } from '../../resources/token.ts';
 
 /**
  * What `get`, `rm` and `create` need to know about one kind (docs/style.md 5): its descriptor
@@ -47,7 +50,7 @@ const byName = <R extends Resource>(kind: string) => (backend: Backend, name: st
 type Presentation<R extends Resource> = Omit<ResourceKind<R>, keyof KindDescriptor>;
 
 const kubeCluster: Presentation<KubeCluster> = {
-  schema: async () => (await import('./schemas.ts')).kubeClusterSchema as never,
+  schema: async () => (await import('../../resources/schemas.ts')).kubeClusterSchema as never,
   headers: ['Name', 'Source', 'Labels'],
   row: (c, _tty, verbose) => [
     c.metadata.name,
@@ -58,20 +61,6 @@ const kubeCluster: Presentation<KubeCluster> = {
   find: findKubeCluster,
 };
 
-/** Exact name first, then the discovered (EKS) name when exactly one cluster has it. */
-export async function findKubeCluster(backend: Backend, name: string, clusters?: KubeCluster[]): Promise<KubeCluster | undefined> {
-  const exact = clusters ? clusters.find((c) => c.metadata.name === name) : await readResource(backend, kubeClusterKind, name);
-  if (exact) return exact;
-  const all = clusters ?? (await readResources(backend, kubeClusterKind));
-  const matches = all.filter((c) => discoveredName(c) === name);
-  if (matches.length > 1) {
-    throw new UserError(
-      `"${name}" matches multiple auto-discovered Kubernetes clusters: ${matches.map((c) => c.metadata.name).join(', ')}. Use the full resource name.`,
-    );
-  }
-  return matches[0];
-}
-
 const token: Presentation<Token> = {
   // No secret column: the secret is never stored, so there is nothing to mask.
   headers: ['Name', 'Type', 'Uses Left', 'Labels', 'Expiry Time (UTC)'],
@@ -81,7 +70,7 @@ const token: Presentation<Token> = {
 };
 
 const role: Presentation<Role> = {
-  schema: async () => (await import('./schemas.ts')).roleSchema as never,
+  schema: async () => (await import('../../resources/schemas.ts')).roleSchema as never,
   headers: ['Name', 'Kubernetes Labels', 'Kubernetes Groups', 'Kubernetes Users', 'Rules', 'Deny'],
   row: (stored) => {
     const r = readStoredRole(stored);
@@ -106,7 +95,7 @@ const selectorText = (s: Record<string, string | string[]>) => Object.entries(s)
 const rulesText = (rules: { resources: string[]; verbs: string[] }[]) => rules.map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`).join(' ');
 
 const user: Presentation<User> = {
-  schema: async () => (await import('./schemas.ts')).userSchema as never,
+  schema: async () => (await import('../../resources/schemas.ts')).userSchema as never,
   headers: ['User', 'Roles'],
   row: (u) => [fromConfigFile(u), u.spec.roles.join(',')],
   dto: asStored,
@@ -216,22 +205,11 @@ export const RESOURCE_KINDS: ResourceKind[] = KINDS.map((k) => {
   return { ...k, ...shown };
 });
 
-export { KIND_NAMES };
-
 export function lookupKind(name: string): ResourceKind {
   const wanted = name.toLowerCase();
   const kind = RESOURCE_KINDS.find((k) => k.kind === wanted || k.aliases.includes(wanted));
   if (!kind) throw new UserError(`Unknown resource kind "${name}": use one of ${KIND_NAMES.join(', ')}.`, 2);
   return kind;
-}
-
-/**
- * A name given to look something up that no resource can have (`kube_cluster/a b`): the input is
- * wrong (exit 2, as `users rm 'a b'` says), not something missing (1).
- */
-export function checkLookupName(kind: string, name: string): void {
-  const problem = nameProblem(name);
-  if (problem) throw new UserError(`${kind} "${name}" cannot be a name: ${problem}.`, 2);
 }
 
 /** Splits "kind/name" (or "kind" alone). */

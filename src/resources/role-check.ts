@@ -1,32 +1,14 @@
-// Roles in Teleport's own shape (kind: role, version: v7, spec.allow / spec.deny / spec.options), as
-// people paste them from Teleport's docs, and today's flat shape (config `roles:`, role resources
-// written before v7), which reads as the allow side of a v7 role.
+// Reading a role (src/resources/role.ts) in Teleport's own shape (kind: role, version: v7,
+// spec.allow / spec.deny / spec.options), as people paste them from Teleport's docs, or today's flat
+// shape (config `roles:`, role resources written before v7), which reads as the allow side of a v7
+// role; and the names its rules may use.
 import { closest } from '../core/suggest.ts';
 import { UsageError } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
-import { KINDS, VERBS, type Verb } from '../resources/kinds.ts';
-import { validateSelector, type LabelSelector } from '../resources/labels.ts';
-import { labelsProblems, nameProblem } from '../resources/resource.ts';
-
-export interface RoleConditions {
-  kubernetes_labels?: Record<string, string | string[]>;
-  kubernetes_groups?: string[];
-  kubernetes_users?: string[];
-  rules?: { resources: string[]; verbs: string[] }[];
-}
-
-export interface RoleOptions {
-  max_session_ttl?: string;
-  /** exec and attach on the clusters this role allows must be recorded: unrecordable ones (SPDY) are refused. */
-  require_session_recording?: boolean;
-}
-
-export interface RoleV7 {
-  kind: 'role';
-  version: 'v7';
-  metadata: { name: string; description?: string; labels?: Record<string, string> };
-  spec: { allow: RoleConditions; deny?: RoleConditions; options?: RoleOptions };
-}
+import { KINDS, VERBS, type Verb } from './kinds.ts';
+import { validateSelector, type LabelSelector } from './labels.ts';
+import { labelsProblems, nameProblem } from './resource.ts';
+import type { RoleConditions, RoleOptions, RoleV7 } from './role.ts';
 
 /**
  * What rules name: each kind's rule (src/resources/kinds.ts), what is not a stored kind
@@ -287,63 +269,4 @@ function pick(value: Record<string, unknown>, keys: string[]): Record<string, un
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const ALL_VERBS = ['list', 'read', 'create', 'update', 'delete'];
-
-/**
- * Built-in roles, as Teleport's presets. `access` reaches every cluster (its labels '*': '*') as the
- * person's own name with no extra groups: which Kubernetes permissions that gives is the cluster's
- * RBAC to decide, as with any role whose kubernetes_users is empty. It has no rules: the clusters a
- * person sees follow from kubernetes_labels (RoleSet.kubeAccess), as in Teleport.
- */
-export const BUILTIN_ROLES: readonly RoleV7[] = Object.freeze([
-  {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'editor', description: 'Edit kport: tokens, users, roles, clusters and agents' },
-    spec: {
-      allow: {
-        rules: [{ resources: ['token', 'user', 'role', 'kube_cluster', 'agent', 'lock', 'discovery_service', 'kube_server'], verbs: ALL_VERBS }],
-      },
-    },
-  },
-  {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'access', description: 'Reach the Kubernetes clusters, as yourself' },
-    spec: { allow: { kubernetes_labels: { '*': '*' } } },
-  },
-  {
-    kind: 'role',
-    version: 'v7',
-    metadata: { name: 'auditor', description: 'Read the audit trail, session recordings and discovery status' },
-    spec: { allow: { rules: [{ resources: ['audit', 'session', 'discovery_service'], verbs: ['list', 'read'] }] } },
-  },
-] satisfies RoleV7[]);
-
-export const BUILTIN_ROLE_NAMES: readonly string[] = BUILTIN_ROLES.map((r) => r.metadata.name);
-
-/**
- * The built-in role a name reads as, whatever its case: `Editor` next to `editor` in `kport get
- * role` or `users ls` reads as the built-in one, so neither roles nor users may take such a name.
- */
-export function builtinRoleNamed(name: string): string | undefined {
-  return BUILTIN_ROLE_NAMES.find((b) => b === name.toLowerCase());
-}
-
-/** The sentence refusing a role named like a built-in one; undefined for any other name. */
-export function reservedRoleNameProblem(name: string): string | undefined {
-  const builtin = builtinRoleNamed(name);
-  if (!builtin) return undefined;
-  return `${name} is a built-in kport role${name === builtin ? '' : ` (${builtin}, in another case)`} and cannot be redefined: give yours another name`;
-}
-
-/**
- * The sentence refusing a user named like a built-in role (`editor` beside the role editor in
- * `users ls` reads as a role). Names of other roles stay allowed: roles come and go after users do.
- */
-export function reservedUserNameProblem(name: string): string | undefined {
-  const builtin = builtinRoleNamed(name);
-  return builtin && `${name} reads as the built-in role ${builtin}, so no user may be named so: pick another name`;
 }
