@@ -13,7 +13,7 @@ import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom } from './agent-limits.ts';
 import type { ServerAudit } from './audit.ts';
 import type { VerifiedCaller } from './connections.ts';
-import { currentAgent } from './join.ts';
+import { currentAgent } from '../resources/agent-record.ts';
 import { isKubeServerBeat, needsRegisteredCount, registeredCount, servableHeartbeat } from './kube-agent-policy.ts';
 import { refusal } from './policy.ts';
 import { callProblem, type BackendCall } from './backend-call.ts';

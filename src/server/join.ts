@@ -8,6 +8,7 @@ import { certPem, hostClaims, issueLeaf, keyHash, verifiedCsrKey } from '../pki/
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { nameProblem, resourceKey } from '../resources/resource.ts';
 import { freeTextProblem } from '../resources/text.ts';
+import { currentAgent } from '../resources/agent-record.ts';
 import { decodeResource, encodeResource } from '../resources/store.ts';
 import { checkJoinToken, secretMatches, tokenUseOp, type SecretCheck } from '../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
@@ -165,14 +166,6 @@ async function hostIdentity(deps: JoinDeps, publicKey: Parameters<typeof keyHash
   return { host_id: hostId, roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString(), kube_identity: deps.authorities.kube_identity.certPem };
 }
 
-/** What a verified host certificate says, checked against the store: undefined when the agent was removed. */
-export async function currentAgent(backend: Backend, hostId: string, keyHash: string): Promise<{ agent: Agent; revision: number } | undefined> {
-  const item = await backend.get(resourceKey(AGENT, hostId));
-  if (!item) return undefined;
-  const agent = decodeResource<Agent>(item);
-  if (agent.spec.credential_type !== 'x509' || agent.spec.credential_hash !== keyHash) return undefined;
-  return { agent, revision: item.revision };
-}
 
 /**
  * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or

@@ -202,7 +202,7 @@ export class KportServer {
     if ((req.url ?? '').split('?')[0] !== TUNNEL_PATH) return;
     socket.on('error', () => {});
     const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    this.#tunnelAccept.accept(req, socket as Socket, head, this.#guard?.of(req), address);
+    this.#tunnelAccept.accept(req, socket as Socket, head, this.#guard?.of(req)?.caller, address);
   }
 
   /** Each route's handler (src/api/routes.ts): the router has checked who calls and parsed what they sent. */

@@ -3,15 +3,13 @@ import { ApiError } from '../api/errors.ts';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Backend } from '../backend/backend.ts';
+import type { Backend, WatchEvent } from '../backend/backend.ts';
 import { AGENT } from '../resources/agent.ts';
+import { currentAgent } from '../resources/agent-record.ts';
 import type { AuditEventSpec } from '../resources/audit-event.ts';
 import { kindPrefix, resourceKey } from '../resources/resource.ts';
 import { TUNNEL_AUTHORITY, TUNNEL_PATH, TUNNEL_PROTOCOL } from '../tunnel/protocol.ts';
-import type { Connection, VerifiedCaller } from './connections.ts';
-import { currentAgent } from './join.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
-import type { WatchHub } from './watch-hub.ts';
 
 /** The bounds on reverse tunnels (README "Network mode"). */
 export const TUNNEL_LIMITS = {
@@ -25,15 +23,24 @@ export const TUNNEL_LIMITS = {
   recheckMs: 30_000,
 } as const;
 
+/**
+ * Who holds the connection an upgrade came on, as the listener verified its certificate at the
+ * handshake (an ApiError when it did not): a tunnel takes only an agent's.
+ */
+export type TunnelCaller = { hostId: string; roles: string[]; keyHash: string; notAfter: number } | { person: string } | ApiError;
+
 interface Deps {
   backend: Backend;
   audit: { record(spec: Omit<AuditEventSpec, 'time'>): Promise<void> };
   registry: TunnelRegistry;
-  hub: WatchHub;
+  /** The server's shared watch (its WatchHub): agent records' changes close their tunnels. */
+  hub: { subscribe(prefix: string, listener: (event: WatchEvent) => void): () => void };
   now: () => Date;
   /** How long a silent tunnel lasts: TUNNEL_LIMITS.idleMs unless a test shortens it. */
   idleMs: number;
 }
+
+type AgentHolder = Exclude<TunnelCaller, ApiError | { person: string }>;
 
 interface Open {
   hostId: string;
@@ -67,11 +74,11 @@ export class TunnelAcceptor {
     }, TUNNEL_LIMITS.recheckMs).unref();
   }
 
-  /** `GET /v1/tunnel` with `Upgrade: kport-tunnel/1`, on the connection `connection` (its certificate verified at the handshake). */
-  async accept(req: IncomingMessage, socket: Socket, head: Buffer, connection: Connection | undefined, address: string): Promise<void> {
-    let caller: VerifiedCaller | undefined;
+  /** `GET /v1/tunnel` with `Upgrade: kport-tunnel/1`, from `holder`, the connection's verified caller. */
+  async accept(req: IncomingMessage, socket: Socket, head: Buffer, holder: TunnelCaller | undefined, address: string): Promise<void> {
+    let caller: AgentHolder | undefined;
     try {
-      caller = this.#agent(req, connection);
+      caller = this.#agent(req, holder);
       // Refused with its host id in the event: a discovery agent's certificate is not a Kubernetes agent's.
       if (!caller.roles.includes('kube')) throw new ApiError('forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
       const known = await currentAgent(this.#deps.backend, caller.hostId, caller.keyHash);
@@ -84,7 +91,7 @@ export class TunnelAcceptor {
         type: 'agent.tunnel',
         outcome: 'refused',
         ...(caller && { host_id: caller.hostId, roles: caller.roles }),
-        ...(connection && !(connection.caller instanceof ApiError) && 'person' in connection.caller && { user: connection.caller.person }),
+        ...(holder && !(holder instanceof ApiError) && 'person' in holder && { user: holder.person }),
         action: `GET ${TUNNEL_PATH}`,
         reason: refused.status === 500 ? `${refused.message}: ${(err as Error).message}` : refused.message,
         remote_addr: address,
@@ -124,9 +131,9 @@ export class TunnelAcceptor {
   }
 
   /** The caller as a tunnel needs it: an agent's host certificate, unexpired. */
-  #agent(req: IncomingMessage, connection: Connection | undefined): VerifiedCaller {
+  #agent(req: IncomingMessage, holder: TunnelCaller | undefined): AgentHolder {
     if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) throw new ApiError('bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
-    const caller = connection?.caller ?? new ApiError('unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
+    const caller = holder ?? new ApiError('unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
     if (caller instanceof ApiError) throw caller;
     if ('person' in caller) throw new ApiError('forbidden', `user ${caller.person}: a tunnel is opened by a Kubernetes agent with its host certificate, not with a person's certificate`);
     if (this.#deps.now().getTime() >= caller.notAfter) {
