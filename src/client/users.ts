@@ -10,7 +10,7 @@ export function remoteUsers(person: PersonClient): UsersService {
   /** The fields this op answers with; a server that leaves one out is no kport server of this version. */
   const needs = <K extends keyof ResponseOf<Routes['users']>>(answer: ResponseOf<Routes['users']>, ...keys: K[]) => {
     const missing = keys.filter((k) => answer[k] === undefined);
-    if (missing.length > 0) throw notKportServer(person.client.address, `it answered /v1/users without ${missing.join(', ')}`);
+    if (missing.length > 0) throw notKportServer(person.client.address, `it answered ${routes.users.path} without ${missing.join(', ')}`);
     return answer as ResponseOf<Routes['users']> & { [P in K]-?: NonNullable<ResponseOf<Routes['users']>[P]> };
   };
   return {
