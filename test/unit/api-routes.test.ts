@@ -109,6 +109,11 @@ test('nothing outside src/api names an API path: every one comes from the route 
   }
 });
 
+test('kport calls routes: the unchecked call by path (ServerClient.rawCall) is for tests of hostile calls, and no src/ code makes one', () => {
+  const callers = files('.').filter((f) => /\.rawCall\b/.test(readFileSync(join(SRC, f), 'utf8')));
+  assert.deepEqual(callers, []);
+});
+
 test('src/api is the low layer: it imports nothing from the server, the clients or the commands', () => {
   for (const file of files('api')) {
     const imports = [...readFileSync(join(SRC, file), 'utf8').matchAll(/from '([^']+)'/g)].map((m) => m[1]!);
