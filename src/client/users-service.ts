@@ -3,8 +3,6 @@ import type { UserSummary } from '../api/wire.ts';
 // The one interface of `kport users ...` (docs/style.md 20); its two implementations are
 // src/client/users.ts (through the server) and src/client/users-local.ts (on the server's host).
 
-export type { UserSummary };
-
 /** A change of a user's roles: `set` alone, or `add` and `remove`. */
 export interface RoleChange {
   set?: string[];
