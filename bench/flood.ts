@@ -70,12 +70,12 @@ async function run(label: string, auth: Record<string, unknown> | undefined): Pr
   const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
   const keys = await generateKeys();
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-  const issued = await anonymous.call<{ cert: string; ca: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname: 'bench', csr: await createCsr(keys, 'bench'), discovery_group: 'g' });
+  const issued = await anonymous.rawCall<{ cert: string; ca: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname: 'bench', csr: await createCsr(keys, 'bench'), discovery_group: 'g' });
   anonymous.close();
   const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca: issued.ca, cert: issued.cert, key: await keyPem(keys.privateKey) });
   const call = async () => {
     const t = performance.now();
-    await agent.call('/v1/backend', { op: 'get', key: '/resources/kube_cluster/none' });
+    await agent.rawCall('/v1/backend', { op: 'get', key: '/resources/kube_cluster/none' });
     return performance.now() - t;
   };
   // The agent's calls alone, first, for the same machine's baseline.

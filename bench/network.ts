@@ -112,7 +112,7 @@ if (!only || only === 'agents') {
   for (let i = 0; i < count; i += 50) {
     agents.push(...(await Promise.all(Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
       const keys = await generateKeys();
-      const issued = await anonymous[j % 10]!.call<{ host_id: string; cert: string }>('/v1/join', { token: secret, roles: ['discovery'], hostname: `sim-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: 'sim' });
+      const issued = await anonymous[j % 10]!.rawCall<{ host_id: string; cert: string }>('/v1/join', { token: secret, roles: ['discovery'], hostname: `sim-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: 'sim' });
       const backend = new RemoteBackend(new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(keys.privateKey) }), { stopRetrying: never });
       return { backend, heartbeat: new Heartbeat(backend, { hostId: issued.host_id, discoveryGroup: 'sim', ttlMs: 3 * heartbeatMs, now: () => new Date() }) };
     }))));

@@ -24,7 +24,7 @@ const identities: Array<{ cert: string; key: string; ca: string }> = [];
 for (let i = 0; i < count; i += 50) {
   identities.push(...(await Promise.all(Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
     const keys = await generateKeys();
-    const issued = await anonymous[j % 10]!.call<{ cert: string }>('/v1/join', { token: secret, roles: ['kube'], hostname: `sim-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: '' });
+    const issued = await anonymous[j % 10]!.rawCall<{ cert: string }>('/v1/join', { token: secret, roles: ['kube'], hostname: `sim-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: '' });
     return { cert: issued.cert, key: await keyPem(keys.privateKey), ca };
   }))));
 }

@@ -19,7 +19,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['resources'],
   ['roles'],
   ['config', 'api'],
-  ['tokens', 'people', 'kube'],
+  ['tokens', 'people', 'kube', 'recordings'],
   ['rbac', 'discovery'],
   ['client'],
   ['join', 'tunnel'],

@@ -52,14 +52,11 @@ export async function newKey(user: string): Promise<{ key: string; csr: string }
 }
 
 /** A refusal of a login call: the server's one sentence, as a credentials failure (exit 4). */
-export async function loginCall<R extends Route>(client: ServerClient, route: R, body: RequestOf<R>): Promise<ResponseOf<R>>;
-/** By path: the OIDC login's transport (oidc-login.ts reads the answers with the routes' schemas). */
-export async function loginCall(client: ServerClient, path: string, body: unknown): Promise<unknown>;
-export async function loginCall(client: ServerClient, route: Route | string, body: unknown): Promise<unknown> {
+export async function loginCall<R extends Route>(client: ServerClient, route: R, body: RequestOf<R>): Promise<ResponseOf<R>> {
   const retry = retries.get(client) ?? new RetryBudget(new AbortController().signal);
   try {
     // Only a call that never reached the server is sent again: a login spends its invite or TOTP code.
-    return await retry.run(() => (typeof route === 'string' ? client.call<unknown>(route, body) : client.call(route, body)), client.address, neverSent);
+    return await retry.run(() => client.call(route, body), client.address, neverSent);
   } catch (err) {
     if (err instanceof ApiError) throw new UserError(`The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`, err.status === 400 ? 2 : 4);
     throw err;

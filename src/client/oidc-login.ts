@@ -1,5 +1,5 @@
 import { createServer, type ServerResponse } from 'node:http';
-import { routes, type RequestOf, type ResponseOf } from '../api/routes.ts';
+import { routes, type RequestOf, type ResponseOf, type Route } from '../api/routes.ts';
 import { UserError } from '../core/errors.ts';
 
 /** How long kport login waits for the browser to come back from the identity provider. */
@@ -8,10 +8,10 @@ const CALLBACK_PATH = '/callback';
 
 export interface OidcLoginDeps {
   /**
-   * One call to the kport server's API by path (loginCall over ServerClient.call); a refusal throws
-   * its one sentence. The paths come from the route table, and the answers are read here with its schemas.
+   * One call of a login route (loginCall over ServerClient.call); a refusal throws its one sentence.
+   * The answers are read here with the routes' schemas too (a test's transport may not check them).
    */
-  post(path: string, body: unknown): Promise<unknown>;
+  post<R extends Route>(route: R, body: RequestOf<R>): Promise<unknown>;
   /** A certificate request for the key this login will hold. */
   csr: string;
   /** `none` prints the URL instead of opening a browser (a remote shell, a headless machine). */
@@ -48,7 +48,7 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
       return page(res, 404, 'Not this login', 'This address is waiting for one kport login; nothing else is here.');
     }
     finishing = true;
-    void deps.post(routes.oidcFinish.path, { attempt: begun.attempt, secret: begun.secret, code }).then(
+    void deps.post(routes.oidcFinish, { attempt: begun.attempt, secret: begun.secret, code }).then(
       (identity) => {
         page(res, 200, 'Logged in', 'kport has your certificate: you can close this window and go back to the terminal.');
         settle.resolve(identity);
@@ -73,7 +73,7 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
   deps.signal?.addEventListener('abort', aborted, { once: true });
   try {
     const request: RequestOf<typeof routes.oidcBegin> = { csr: deps.csr, redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}` };
-    const answer = routes.oidcBegin.response.safeParse(await deps.post(routes.oidcBegin.path, request));
+    const answer = routes.oidcBegin.response.safeParse(await deps.post(routes.oidcBegin, request));
     begun = answer.success ? answer.data : undefined;
     if (!begun || !/^https?:\/\//.test(begun.auth_url)) throw new UserError('the kport server answered the OIDC login without a login URL: check that it is a kport server of this version.');
     await show(deps, begun.auth_url);

@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.ts';
-import type { Session } from '../commands/session.ts';
 import { routes } from '../api/routes.ts';
 import type { RecordingInfo } from '../api/wire.ts';
+import type { Invocation } from './invocation.ts';
 import type { PersonClient } from './person.ts';
 
 /** A recording line is one event of a WebSocket message's output, escaped: far below this; a longer one is damage, not read on. */
@@ -24,9 +24,9 @@ export function remoteRecordings(person: PersonClient): RecordingsService {
   };
 }
 
-async function localRecordings(session: Session): Promise<RecordingsService> {
+async function localRecordings(session: Pick<Invocation, 'config'>): Promise<RecordingsService> {
   const config = await session.config();
-  const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([import('../server/recording/store.ts'), import('../server/recording/catalog.ts'), import('../core/lines.ts')]);
+  const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([import('../recordings/store.ts'), import('../recordings/catalog.ts'), import('../core/lines.ts')]);
   const dir = recordingsDir(config.dataDir);
   return {
     list: (limit) => listRecordings(dir, limit),
@@ -49,7 +49,7 @@ async function localRecordings(session: Session): Promise<RecordingsService> {
 }
 
 /** Through the server when commands run through one (Session.where), else the recordings directory of this machine's server. */
-export async function recordingsService(session: Session): Promise<RecordingsService> {
+export async function recordingsService(session: Pick<Invocation, 'person' | 'config'>): Promise<RecordingsService> {
   const person = await session.person();
   return person ? remoteRecordings(person) : localRecordings(session);
 }

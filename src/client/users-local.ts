@@ -1,12 +1,12 @@
 import { UserError } from '../core/errors.ts';
-import type { Session } from '../commands/session.ts';
-import type { UsersService } from './users.ts';
+import type { Invocation } from './invocation.ts';
+import type { UsersService } from './users-service.ts';
 
 /**
  * `kport users ...` on the server host, with the server's config: the server's own people service
  * on the store, audited as the server host's OS user (src/server/host-audit.ts), from "local".
  */
-export async function localUsers(session: Session): Promise<UsersService> {
+export async function localUsers(session: Invocation): Promise<UsersService> {
   const [{ raw: backend, actor }, config, people] = await Promise.all([session.hostStore(), session.config(), import('../people/users.ts')]);
   const { ctx } = session;
   const invite = (issued: { user: string; invite: string; expires: string }) => ({ user: issued.user, invite: issued.invite, invite_expires: issued.expires });
@@ -23,7 +23,7 @@ export async function localUsers(session: Session): Promise<UsersService> {
       if (!(await people.unlockUser(backend, name, ctx.now(), actor))) throw new UserError(`User ${name} is not locked: see kport get lock.`);
     },
     server: async () => {
-      const { serverInfo } = await import('../commands/tokens/add.ts');
+      const { serverInfo } = await import('../tokens/server-info.ts');
       const info = await serverInfo(backend, config);
       return info && { proxy: info.address, pin: info.pin };
     },

@@ -1,42 +1,8 @@
 import { routes, type RequestOf, type ResponseOf, type Routes } from '../api/routes.ts';
-import type { UserSummary } from '../api/wire.ts';
-import type { Session } from '../commands/session.ts';
+import type { Invocation } from './invocation.ts';
 import { notKportServer } from './server-client.ts';
 import type { PersonClient } from './person.ts';
-
-export type { UserSummary };
-
-/** A change of a user's roles: `set` alone, or `add` and `remove`. */
-export interface RoleChange {
-  set?: string[];
-  add?: string[];
-  remove?: string[];
-}
-
-export interface InviteIssued {
-  user: string;
-  invite: string;
-  invite_expires: string;
-}
-
-/**
- * What `kport users ...` asks of whoever keeps the people: the server through /v1/users with a
- * login profile, or the server's own people service on the store (on the server host).
- */
-export interface UsersService {
-  add(name: string, roles: string[], inviteTtlMs?: number): Promise<InviteIssued>;
-  ls(): Promise<UserSummary[]>;
-  rm(name: string): Promise<void>;
-  /** The user's roles after the change. */
-  update(name: string, change: RoleChange): Promise<{ user: string; roles: string[] }>;
-  /** A new invite; the password, TOTP and every certificate of the user stop working. */
-  reset(name: string, inviteTtlMs?: number): Promise<InviteIssued>;
-  /** `user_exists` false: no user has that name now; the lock waits for one (undefined from a server that does not say). */
-  lock(name: string, opts: { ttlMs?: number; message?: string }): Promise<{ user_exists?: boolean }>;
-  unlock(name: string): Promise<void>;
-  /** Where the person logs in and the CA pin to check: for the `kport login` line users add prints. */
-  server(): Promise<{ proxy: string; pin: string } | undefined>;
-}
+import type { UsersService } from './users-service.ts';
 
 /** /v1/users with the person's certificate (docs/people.md); the server decides by their current roles. */
 export function remoteUsers(person: PersonClient): UsersService {
@@ -44,7 +10,7 @@ export function remoteUsers(person: PersonClient): UsersService {
   /** The fields this op answers with; a server that leaves one out is no kport server of this version. */
   const needs = <K extends keyof ResponseOf<Routes['users']>>(answer: ResponseOf<Routes['users']>, ...keys: K[]) => {
     const missing = keys.filter((k) => answer[k] === undefined);
-    if (missing.length > 0) throw notKportServer(person.client.address, `it answered /v1/users without ${missing.join(', ')}`);
+    if (missing.length > 0) throw notKportServer(person.client.address, `it answered ${routes.users.path} without ${missing.join(', ')}`);
     return answer as ResponseOf<Routes['users']> & { [P in K]-?: NonNullable<ResponseOf<Routes['users']>[P]> };
   };
   return {
@@ -60,7 +26,7 @@ export function remoteUsers(person: PersonClient): UsersService {
 }
 
 /** Through the server when commands run through one (Session.where), else the people service on the local store. */
-export async function usersService(session: Session): Promise<UsersService> {
+export async function usersService(session: Invocation): Promise<UsersService> {
   const person = await session.person();
   if (person) return remoteUsers(person);
   const { localUsers } = await import('./users-local.ts');

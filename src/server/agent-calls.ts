@@ -3,6 +3,7 @@
 // by id, so only their holder keeps them alive or attaches keys to them.
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { ApiError } from '../api/errors.ts';
+import { routes } from '../api/routes.ts';
 import { FencedOutError, LeaseExpiredError, type Backend, type Lease } from '../backend/backend.ts';
 import { AGENT, type Agent } from '../resources/agent.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../resources/kube-cluster.ts';
@@ -98,7 +99,7 @@ export class AgentCalls {
           return {};
         }
         case 'watch':
-          throw new ApiError('bad_request', 'watch is its own call: POST /v1/watch');
+          throw new ApiError('bad_request', `watch is its own call: ${routes.watch.method} ${routes.watch.path}`);
       }
     } catch (err) {
       if (err instanceof FencedOutError) throw new ApiError('fenced_out', err.message);

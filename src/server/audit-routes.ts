@@ -7,9 +7,9 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../backend/backend.ts';
 import { queryAudit, parseAuditQuery, type AuditAnswer } from './audit-query.ts';
 import type { Person } from './people-routes.ts';
-import { listRecordings } from './recording/catalog.ts';
+import { listRecordings } from '../recordings/catalog.ts';
 import type { RecordingReaders } from './recording/readers.ts';
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording, openRecording } from './recording/store.ts';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording, openRecording } from '../recordings/store.ts';
 import { send } from './http-body.ts';
 
 function need(person: Person, resource: 'audit' | 'session', verb: 'list' | 'read'): void {

@@ -1,16 +1,11 @@
 import type { Backend } from '../backend/backend.ts';
 import { UserError } from '../core/errors.ts';
+import { AUTHORITY_NAMES, caKey, type AuthorityName } from '../pki/authority-key.ts';
 import type { SigningAuthority } from '../pki/certs.ts';
 import { spkiPin } from '../pki/pin.ts';
 import { createSealKey, readSealKey, seal as sealWith, sealPath as sealPathOf, unseal, type Sealed } from '../pki/seal.ts';
 
-/**
- * The server's three CAs (docs/architecture.md §9): its own TLS, agents' host certs, people's user certs; and
- * the key that signs the identities the server sends Kubernetes agents (src/tunnel/identity.ts),
- * kept the same way, its self-signed certificate the public half agents are given.
- */
-export const AUTHORITY_NAMES = ['server_tls', 'host', 'user', 'kube_identity'] as const;
-export type AuthorityName = (typeof AUTHORITY_NAMES)[number];
+export { AUTHORITY_NAMES, caKey, type AuthorityName };
 
 export interface Authority extends SigningAuthority {
   name: AuthorityName;
@@ -26,10 +21,6 @@ interface StoredAuthority {
   cert: string;
   /** AES-256-GCM over the PKCS#8 PEM, with the seal key kept beside the server, never in the store. */
   sealed_key: Sealed;
-}
-
-export function caKey(name: AuthorityName): string {
-  return `/authorities/${name}`;
 }
 
 /**

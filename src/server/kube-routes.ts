@@ -27,9 +27,6 @@ import type { TunnelRegistry } from './tunnel-registry.ts';
 import { upgradeOverTunnel } from './tunnel-upgrade.ts';
 import type { WatchHub } from './watch-hub.ts';
 
-/** A person's call: the clusters they may reach that an agent serves now (KubeRoutes.served). */
-export const KUBE_SERVED_PATH = '/v1/kube/served';
-
 export type { UpgradeHooks, UpgradeMeta } from './kube-upgrade-meta.ts';
 
 export interface KubeRoutesDeps {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
+import { DEFAULT_LISTEN_ADDR, listenSetting } from '../config/listen.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { OidcAuthentication } from '../config/schema.ts';
 import { testTimeouts } from '../config/test-timeouts.ts';
@@ -16,15 +17,6 @@ import { runDiscovery, type DiscoveryReporting } from './discovery.ts';
 // The kport server as one process (Teleport's lib/service): the store's CAs, the TLS listener, the
 // session recorder and audit, and, when the config enables them, the discovery and Kubernetes
 // services in-process on the server's own store. `kport server start` parses, calls and reports.
-
-const DEFAULT_LISTEN_ADDR = '127.0.0.1:3080';
-
-/** Where the server listens: proxy_service.listen_addr (Teleport's web_listen_addr), or loopback only. */
-export function listenSetting(proxy: { listen_addr?: string; web_listen_addr?: string } | undefined): { key: string; value: string } {
-  if (proxy?.listen_addr) return { key: 'proxy_service.listen_addr', value: proxy.listen_addr };
-  if (proxy?.web_listen_addr) return { key: 'proxy_service.web_listen_addr', value: proxy.web_listen_addr };
-  return { key: 'proxy_service.listen_addr', value: DEFAULT_LISTEN_ADDR };
-}
 
 /** `host:port`, `:port` or `[v6]:port` as Teleport's listen addresses are written. */
 function parseListenAddr(value: string, key: string): { host: string; port: number } {
@@ -90,7 +82,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/recording/recorder.ts'), import('../server/recording/store.ts'), import('../server/recording/hooks.ts'), import('../server/recording/budget.ts')]);
+  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/recording/hooks.ts'), import('../server/recording/budget.ts')]);
   const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log, now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
   // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;

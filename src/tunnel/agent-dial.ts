@@ -4,7 +4,8 @@ import { isIP } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeConnectError } from '../core/net-errors.ts';
-import { ServerRefusal, type ServerAddress } from '../client/server-client.ts';
+import { ApiError } from '../api/errors.ts';
+import type { ServerAddress } from '../client/server-client.ts';
 import { TUNNEL_PATH, TUNNEL_PROTOCOL } from './protocol.ts';
 
 /** How often the agent PINGs its tunnel, and how long it waits for the answer before it redials. */
@@ -47,7 +48,7 @@ export interface AgentTunnelOptions {
  * The Kubernetes agent's reverse tunnel (docs/architecture.md §9, protocol.ts): it dials the server, asks for
  * the upgrade with its host certificate, and serves HTTP/2 on the connection it dialled, so the agent
  * never listens. Kept open with PING; redialled with jittered backoff while `signal` lasts. Resolves
- * when stopped; rejects with the server's ServerRefusal when no redial can help (the agent was
+ * when stopped; rejects with the server's refusal (an ApiError) when no redial can help (the agent was
  * removed, or its certificate does not allow the kube role).
  */
 export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
@@ -72,8 +73,8 @@ export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
       tunnel = await dialTunnel(opts.server, opts.credentials(), opts.signal);
     } catch (err) {
       if (opts.signal.aborted) break;
-      if (err instanceof ServerRefusal && isFinal(err)) throw err;
-      lost(err instanceof ServerRefusal ? `the server refused it: ${err.message}` : (err as Error).message);
+      if (err instanceof ApiError && isFinal(err)) throw err;
+      lost(err instanceof ApiError ? `the server refused it: ${err.message}` : (err as Error).message);
       await backoff(attempt++, opts.signal);
       continue;
     }
@@ -108,7 +109,7 @@ interface OpenTunnel {
 }
 
 /** 401 (an expired certificate the renewal may still replace), 429 and 5xx pass; the rest is final. */
-function isFinal(err: ServerRefusal): boolean {
+function isFinal(err: ApiError): boolean {
   return err.status === 403 || err.status === 400;
 }
 
@@ -257,7 +258,7 @@ function upgrade(socket: TLSSocket, server: ServerAddress): Promise<Buffer> {
 function refusal(status: number, body: string): Error {
   try {
     const error = (JSON.parse(body) as { error?: { code?: string; message?: string } }).error;
-    if (error?.message) return ServerRefusal.fromWire(status, error);
+    if (error?.message) return ApiError.fromWire(status, error);
   } catch {}
-  return new ServerRefusal('unknown', `HTTP ${status} to ${TUNNEL_PATH} (a server older than this agent does not take tunnels)`, { status });
+  return new ApiError('unknown', `HTTP ${status} to ${TUNNEL_PATH} (a server older than this agent does not take tunnels)`, { status });
 }

@@ -1,6 +1,7 @@
 import type { ServerHttp2Session } from 'node:http2';
 import { AccessDeniedError } from '../backend/backend.ts';
-import { ServerRefusal, type ServerAddress } from '../client/server-client.ts';
+import { ApiError } from '../api/errors.ts';
+import type { ServerAddress } from '../client/server-client.ts';
 import { UserError } from '../core/errors.ts';
 import { identityDir, readIdentityFile } from '../join/identity.ts';
 import { runAgentTunnel } from './agent-dial.ts';
@@ -40,6 +41,6 @@ export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
     onOpen: opts.onOpen,
     pingMs: opts.pingMs,
   }).catch((err: unknown) => {
-    opts.onFatal(err instanceof ServerRefusal ? new AccessDeniedError(err.code, err.message) : (err as Error));
+    opts.onFatal(err instanceof ApiError ? new AccessDeniedError(err.code, err.message) : (err as Error));
   });
 }

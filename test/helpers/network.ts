@@ -106,7 +106,7 @@ export async function joinByHand(server: TestServer, ca: string, opts: { roles?:
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
   try {
     const token = opts.token ?? (await server.token(roles.join(',')));
-    const issued = await anonymous.call<Omit<HandJoined, 'key'>>('/v1/join', { token, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
+    const issued = await anonymous.rawCall<Omit<HandJoined, 'key'>>('/v1/join', { token, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
     return { ...issued, key: await keyPem(pair.privateKey) };
   } finally {
     anonymous.close();

@@ -55,7 +55,7 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
     assert.deepEqual([renewing.status, renewing.code, renewing.message], [403, 'forbidden', 'a user certificate is not renewed: run kport login again']);
     const users = await refusal(agent.call(routes.users, { op: 'ls' }));
     assert.deepEqual([users.status, users.code, users.message], [403, 'forbidden', "/v1/users is a person's call: it needs a user certificate from kport login, not an agent's host certificate"]);
-    const nothing = await refusal(agent.call('/v1/nothing', {}));
+    const nothing = await refusal(agent.rawCall('/v1/nothing', {}));
     assert.deepEqual([nothing.status, nothing.code, nothing.message], [404, 'not_found', 'no such API call: /v1/nothing']);
     const stranger = anonymous();
     const unauthenticated = await refusal(stranger.call(routes.whoami, {}));
@@ -75,16 +75,16 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
     try {
       const token = await server.token('discovery');
       const csr = await createCsr(await generateKeys(), 'x');
-      const group = await refusal(joiner.call('/v1/join', { token, roles: ['discovery'], hostname: 'x', csr, discovery_group: 5 }));
+      const group = await refusal(joiner.rawCall('/v1/join', { token, roles: ['discovery'], hostname: 'x', csr, discovery_group: 5 }));
       assert.deepEqual([group.status, group.code, group.message], [400, 'bad_request', 'discovery group "5" is not a valid name']);
-      const roles = await refusal(joiner.call('/v1/join', { token, roles: ['proxy'], hostname: 'x', csr }));
+      const roles = await refusal(joiner.rawCall('/v1/join', { token, roles: ['proxy'], hostname: 'x', csr }));
       assert.equal(roles.message, 'kport agents join as discovery or kube, not proxy');
       const refused = (await auditEvents(server)).map((e) => e.spec).filter((e) => e.outcome === 'refused' && e.reason === group.message);
       assert.deepEqual(refused.map((e) => e.type), ['agent.join']);
     } finally {
       joiner.close();
     }
-    const call = await refusal(agent.call('/v1/backend', { op: 'get' }));
+    const call = await refusal(agent.rawCall('/v1/backend', { op: 'get' }));
     assert.deepEqual([call.status, call.code, call.message], [400, 'bad_request', 'not a backend call: "get"']);
   });
 });

@@ -10,7 +10,7 @@ import * as ws from 'ws';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { ServerAudit } from '../../src/server/audit.ts';
 import { SessionRecorder } from '../../src/server/recording/recorder.ts';
-import { recordingsDir } from '../../src/server/recording/store.ts';
+import { recordingsDir } from '../../src/recordings/store.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { invitedPerson, type Person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';

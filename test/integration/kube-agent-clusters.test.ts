@@ -13,7 +13,8 @@ import { havePeer, tempDir, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 import { networkAgent, pinnedCa, serverClusters, startServer, type NetworkAgent, type TestServer } from '../helpers/network.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 
 function writeKubeconfig(path: string, contexts: string[]): void {
   writeFileSync(
@@ -107,14 +108,14 @@ describe('a Kubernetes agent serves the contexts of its own kubeconfig_file', { 
     const ca = await pinnedCa(server);
     const pair = await generateKeys();
     const joiner = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-    const issued = await joiner.call<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('kube'), roles: ['kube'], hostname: 'raw-kube', csr: await createCsr(pair, 'raw-kube') });
+    const issued = await joiner.rawCall<{ host_id: string; cert: string }>('/v1/join', { token: await server.token('kube'), roles: ['kube'], hostname: 'raw-kube', csr: await createCsr(pair, 'raw-kube') });
     joiner.close();
     const raw = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: await keyPem(pair.privateKey) });
     const record = (name: string, host: string, spec: Record<string, unknown> = {}) =>
       JSON.stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { 'kport.dev/origin': 'kubeconfig', 'kport.internal/kube-agent-host-id': host } }, spec });
     const refused = async (body: unknown) => {
-      const err = await raw.call('/v1/backend', body).then(() => undefined, (e: unknown) => e);
-      assert.ok(err instanceof ServerRefusal, `allowed: ${JSON.stringify(body)}`);
+      const err = await raw.rawCall('/v1/backend', body).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof ApiError, `allowed: ${JSON.stringify(body)}`);
       assert.equal(err.status, 403);
       return err.message;
     };
@@ -127,7 +128,7 @@ describe('a Kubernetes agent serves the contexts of its own kubeconfig_file', { 
       assert.match(await refused({ op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', issued.host_id, { aws: { name: 'x', region: 'us-east-1', account_id: '123456789012' } }) }), /not a valid kube_cluster|neither/);
       assert.equal(JSON.stringify(await byName()), before, 'nothing changed');
       // Its own record, as the contract says: allowed.
-      await raw.call('/v1/backend', { op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', issued.host_id) });
+      await raw.rawCall('/v1/backend', { op: 'put', key: '/resources/kube_cluster/mine', value: record('mine', issued.host_id) });
       assert.ok((await byName()).mine);
     } finally {
       raw.close();

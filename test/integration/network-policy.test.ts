@@ -14,7 +14,8 @@ import type { Moto } from '../peers/moto.ts';
 import { waitFor } from '../peers/process.ts';
 import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 
 const BEARER = `kport-test-bearer-${randomBytes(12).toString('hex')}`;
 const staticCluster = (name: string, token: string) => `kind: kube_cluster
@@ -87,7 +88,7 @@ describe('network mode policy: what agents read, write and make the server store
     return { bytes: () => received, status, close: () => s.destroy() };
   }
   const joinWith = (token: string, roles: string[], opts: { group?: string; pair?: CryptoKeyPair; hostname?: string } = {}) => joinByHand(server, ca, { token, roles, ...opts });
-  const refusalOf = (p: Promise<unknown>) => p.then(() => assert.fail('the server allowed it'), (e: unknown) => (assert.ok(e instanceof ServerRefusal, String(e)), e));
+  const refusalOf = (p: Promise<unknown>) => p.then(() => assert.fail('the server allowed it'), (e: unknown) => (assert.ok(e instanceof ApiError, String(e)), e));
   const backend = (id: Joined, body: Record<string, unknown>) => raw(id, '/v1/backend', body);
   /** Reads the server's store file directly: what it holds, not what it answers. */
   const store = <T>(sql: string, ...args: string[]): T[] => {
@@ -313,7 +314,7 @@ describe('an agent killed before its join was answered', { timeout: 120_000 }, (
       mkdirSync(join(agent.dataDir, 'identity'), { recursive: true, mode: 0o700 });
       writeFileSync(join(agent.dataDir, 'identity', 'key.pem'), await keyPem(pair.privateKey), { mode: 0o600 });
       const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-      const lost = await client.call<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'lost-answer', csr: await createCsr(pair, 'lost-answer'), discovery_group: 'prod' });
+      const lost = await client.rawCall<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'lost-answer', csr: await createCsr(pair, 'lost-answer'), discovery_group: 'prod' });
       client.close();
 
       const proc = agent.start();

@@ -12,7 +12,9 @@ import { BINARIES } from '../peers/versions.ts';
 import { fileMoto } from '../helpers/file-peers.ts';
 import { auditEvents, networkAgent, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { createAuthority, createCsr, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { routes } from '../../src/api/routes.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 
 interface Joined {
   host_id: string;
@@ -61,7 +63,7 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
     const pair = await generateKeys();
     const key = await keyPem(pair.privateKey);
     keys.push(key);
-    const issued = await anonymous().call<Omit<Joined, 'key' | 'client'>>('/v1/join', { token: secret, roles, hostname: 'attacker', csr: await (csr ?? ((k) => createCsr(k, 'attacker')))(pair), discovery_group: group });
+    const issued = await anonymous().rawCall<Omit<Joined, 'key' | 'client'>>('/v1/join', { token: secret, roles, hostname: 'attacker', csr: await (csr ?? ((k) => createCsr(k, 'attacker')))(pair), discovery_group: group });
     const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key });
     clients.push(client);
     return { ...issued, key, client };
@@ -84,7 +86,7 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
       () => assert.fail(`${what}: the server allowed it`),
       (e: unknown) => e,
     );
-    assert.ok(err instanceof ServerRefusal, `${what}: ${String(err)}`);
+    assert.ok(err instanceof ApiError, `${what}: ${String(err)}`);
     assert.equal(err.code, code, `${what}: ${err.message}`);
     assert.match(err.message, reason, what);
     const events = await auditEvents(server);
@@ -127,7 +129,7 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
   test('calls: another CA, a kube agent writing a cluster, a discovery agent writing another group, a kubeconfig, a token, a user, widening roles', async () => {
     const discovery = await joinServer(await token('discovery'), ['discovery'], 'prod');
     const kube = await joinServer(await token('kube'), ['kube'], 'prod');
-    const backend = (c: Joined | ServerClient, body: Record<string, unknown>) => (c instanceof ServerClient ? c : c.client).call('/v1/backend', body);
+    const backend = (c: Joined | ServerClient, body: Record<string, unknown>) => (c instanceof ServerClient ? c : c.client).rawCall('/v1/backend', body);
 
     // A certificate for the same host id and roles from a CA the attacker made.
     const rogue = await createAuthority('rogue', 86_400_000);
@@ -156,18 +158,18 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
     await refused('reading tokens', () => backend(discovery, { op: 'list', prefix: '/resources/token/' }), 'forbidden', /may not read \/resources\/token\//);
     await refused('reading users', () => backend(discovery, { op: 'get', key: '/resources/user/admin' }), 'forbidden', /may not read/);
     await refused('reading the CAs', () => backend(discovery, { op: 'list', prefix: '/' }), 'forbidden', /may not read \/$/);
-    await refused('renewal asking for more roles', async () => discovery.client.call('/v1/renew', { csr: await createCsr(pair, discovery.host_id), roles: ['discovery', 'kube'] }), 'roles_widened', /may not add roles \(kube\)/);
+    await refused('renewal asking for more roles', async () => discovery.client.rawCall('/v1/renew', { csr: await createCsr(pair, discovery.host_id), roles: ['discovery', 'kube'] }), 'roles_widened', /may not add roles \(kube\)/);
     // A renewal with the same roles but someone else's key is refused too.
-    await refused('renewal with another key', async () => discovery.client.call('/v1/renew', { csr: await createCsr(pair, discovery.host_id) }), 'key_changed', /keeps the key the agent joined with/);
+    await refused('renewal with another key', async () => discovery.client.rawCall('/v1/renew', { csr: await createCsr(pair, discovery.host_id) }), 'key_changed', /keeps the key the agent joined with/);
   });
 
   test('a removed agent is refused from its next call, and a running agent stops with a clear message', async (t) => {
     const victim = await joinServer(await token('discovery'), ['discovery'], 'prod');
-    await victim.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    await victim.client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
     // A watch it holds open ends too, within the server's recheck (5 s).
     const watching = (async () => {
       try {
-        for await (const _line of victim.client.lines('/v1/watch', { op: 'watch', prefix: '/resources/kube_cluster/' }, AbortSignal.timeout(30_000))) {}
+        for await (const _line of victim.client.lines(routes.watch, { op: 'watch', prefix: '/resources/kube_cluster/' }, AbortSignal.timeout(30_000))) {}
       } catch (err) {
         return (err as Error).message;
       }
@@ -179,8 +181,8 @@ describe('network mode refusals: each is audited and writes nothing', { concurre
     const removedAt = Date.now();
     assert.match(await watching, /ended the watch/);
     assert.ok(Date.now() - removedAt < 7000, `the watch ended ${Date.now() - removedAt} ms after the removal`);
-    await refused('a removed agent', () => victim.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }), 'agent_removed', new RegExp(`agent ${victim.host_id} was removed`));
-    await refused('a removed agent renewing', async () => victim.client.call('/v1/renew', { csr: 'x' }), 'agent_removed', /was removed/);
+    await refused('a removed agent', () => victim.client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }), 'agent_removed', new RegExp(`agent ${victim.host_id} was removed`));
+    await refused('a removed agent renewing', async () => victim.client.rawCall('/v1/renew', { csr: 'x' }), 'agent_removed', /was removed/);
 
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     const agent = await networkAgent(await fileMoto(), server, { name: 'removed', group: 'other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'none' } }] });

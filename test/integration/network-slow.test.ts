@@ -10,17 +10,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { waitFor } from '../peers/process.ts';
 import { createCsr, generateKeys } from '../../src/pki/certs.ts';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 
 /** A real join (ServerClient, as an agent makes it): its host id, or the refusal's status. */
 async function tryJoin(server: TestServer, ca: string, token: string): Promise<string | number> {
   const keys = await generateKeys();
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
   try {
-    const issued = await anonymous.call<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'slow', csr: await createCsr(keys, 'slow'), discovery_group: 'g' });
+    const issued = await anonymous.rawCall<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'slow', csr: await createCsr(keys, 'slow'), discovery_group: 'g' });
     return issued.host_id;
   } catch (err) {
-    if (err instanceof ServerRefusal) return err.status;
+    if (err instanceof ApiError) return err.status;
     throw err;
   } finally {
     anonymous.close();

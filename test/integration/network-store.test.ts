@@ -12,7 +12,8 @@ import { joinByHand, pinnedCa, startServer, type HandJoined as Joined, type Test
 import { waitFor } from '../peers/process.ts';
 import { cloudClusterJson as cloudCluster } from '../helpers/resources.ts';
 import { createCsr, generateKeys } from '../../src/pki/certs.ts';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 type Answer = { status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> };
 
 const kubeServer = (host: string, clusters: string[], extra: Record<string, unknown> = {}) =>
@@ -61,11 +62,11 @@ describe('network mode: what one agent can make the server store and show', { co
     const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: issued.key });
     try {
       const csr = await createCsr(pair, issued.host_id);
-      const first = await agent.call<{ cert: string }>('/v1/renew', { csr });
+      const first = await agent.rawCall<{ cert: string }>('/v1/renew', { csr });
       assert.match(first.cert, /BEGIN CERTIFICATE/);
       // Each renewal is a signature and an audit event: a loop of them is not an agent's pace.
-      const again = await agent.call('/v1/renew', { csr }).then(() => undefined, (err: unknown) => err);
-      assert.ok(again instanceof ServerRefusal, 'a second renewal at once was answered');
+      const again = await agent.rawCall('/v1/renew', { csr }).then(() => undefined, (err: unknown) => err);
+      assert.ok(again instanceof ApiError, 'a second renewal at once was answered');
       assert.equal(again.status, 429);
       assert.match(again.message, /renewed its certificate \d+ s ago: a certificate is renewed at two thirds of its life, at most once every 21600 s/);
     } finally {
@@ -158,7 +159,7 @@ describe('network mode: what one agent can make the server store and show', { co
     const spoofs = ['vm (8d5d1fa8)          g1', 'vm\u3000(8d5d1fa8)', 'v\u0301\u0301\u0301m', '\uff56\uff4d', '\u3164', `${'a'.repeat(64)}.example`];
     for (const hostname of spoofs) {
       const err = await joinWith(['discovery'], { hostname }).then(() => undefined, (e: unknown) => e);
-      assert.ok(err instanceof ServerRefusal, `${JSON.stringify(hostname)} joined`);
+      assert.ok(err instanceof ApiError, `${JSON.stringify(hostname)} joined`);
       assert.equal(err.status, 400, err.message);
       assert.match(err.message, /the hostname (may hold only letters|has a label longer than 63)/);
     }

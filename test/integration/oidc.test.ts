@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { fetch } from 'undici';
+import type { Route } from '../../src/api/routes.ts';
 import { oidcLogin } from '../../src/client/oidc-login.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import { OidcLogin } from '../../src/server/oidc.ts';
@@ -19,6 +20,8 @@ let idp: OidcPeer;
 let api: HarnessClient;
 
 const post = (path: string, body: unknown) => api.post(path, body);
+/** oidcLogin's transport: by route, over the harness's HTTPS. */
+const postRoute = (route: Route, body: unknown) => post(route.path, body);
 const begin = () => api.begin();
 const signInToLoopback = (login: string, peer: OidcPeer = idp) => api.signInToLoopback(login, peer);
 const finishAs = (login: string, peer: OidcPeer = idp) => api.finishAs(login, peer);
@@ -50,7 +53,7 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     const browser = new Browser([idp.caPem, harness.caPem]);
     let page: { status: number; body: string } | undefined;
     const identity = (await oidcLogin({
-      post,
+      post: postRoute,
       csr: await createCsr(keys, 'alice'),
       browser: 'default',
       say: () => {},
@@ -75,9 +78,9 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
   test('--browser none prints the URL; the listener turns away anything but this login; no browser back in time is one sentence', async () => {
     const said: string[] = [];
     let listener = '';
-    const spy = async (path: string, body: any) => {
-      if (path === OIDC_BEGIN_PATH) listener = body.redirect_uri;
-      return post(path, body);
+    const spy = async (route: Route, body: any) => {
+      if (route.path === OIDC_BEGIN_PATH) listener = body.redirect_uri;
+      return postRoute(route, body);
     };
     const login = oidcLogin({ post: spy, csr: await createCsr(await generateKeys(), 'x'), browser: 'none', say: (line) => said.push(line), waitMs: 3000 });
     const rejected = assert.rejects(login, {
@@ -109,7 +112,7 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     let page: { status: number; body: string } | undefined;
     await assert.rejects(
       oidcLogin({
-        post,
+        post: postRoute,
         csr: await createCsr(await generateKeys(), 'carol'),
         browser: 'default',
         say: () => {},

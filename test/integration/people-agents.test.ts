@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { userInfo } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { ServerClient, ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 import { invitedPerson, type Person } from '../helpers/login.ts';
 import { auditEvents, joinByHand, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 
@@ -31,15 +32,15 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     const issued = await joinByHand(server, ca, { hostname });
     const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: issued.key });
     clients.push(client);
-    await client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    await client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
     return { hostId: issued.host_id, client };
   }
 
-  async function refusedCall(client: ServerClient): Promise<ServerRefusal> {
+  async function refusedCall(client: ServerClient): Promise<ApiError> {
     try {
-      await client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+      await client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
     } catch (err) {
-      if (err instanceof ServerRefusal) return err;
+      if (err instanceof ApiError) return err;
       throw err;
     }
     assert.fail('the removed agent\'s call was answered');
@@ -59,7 +60,7 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
       assert.equal(String(res.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user bob (access) may not delete agent resources (no role allows it).`);
     }
     assert.ok((await agentIds()).includes(agent.hostId));
-    await agent.client.call('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
+    await agent.client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
   });
 
   test('an editor\'s agents rm removes the agent through the server: its next call is refused, the removal is audited as the editor', async () => {

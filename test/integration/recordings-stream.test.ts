@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { writeLargeCast } from '../../bench/recordings.ts';
 import { currentProfile, kportHome } from '../../src/client/profile.ts';
-import { recordingsDir } from '../../src/server/recording/store.ts';
+import { recordingsDir } from '../../src/recordings/store.ts';
 import { KPORT_BIN } from '../helpers/agent.ts';
 import { invitedPerson } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';

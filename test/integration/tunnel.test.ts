@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ServerRefusal } from '../../src/client/server-client.ts';
+import { ApiError } from '../../src/api/errors.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { dialTunnel, type TunnelCredentials } from '../../src/tunnel/agent-dial.ts';
 import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
@@ -118,7 +118,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
   test('a discovery-only agent, a person-less stranger and a third tunnel of one host: refused, refused, the oldest closed', async () => {
     const discovery = await identity(s, ['discovery']);
     await assert.rejects(dialTunnel({ host: '127.0.0.1', port: s.port }, discovery.credentials), (err: unknown) => {
-      assert.ok(err instanceof ServerRefusal, String(err));
+      assert.ok(err instanceof ApiError, String(err));
       assert.equal(err.status, 403);
       assert.match(err.message, /needs the kube role/);
       return true;
@@ -168,7 +168,7 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.equal(result.exitCode, 4, agent.log);
     assert.match(agent.log, /was removed from this cluster .*this agent stops; remove .*identity and join again/);
     // And it cannot open another.
-    await assert.rejects(dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials), (err: unknown) => err instanceof ServerRefusal && err.code === 'agent_removed');
+    await assert.rejects(dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials), (err: unknown) => err instanceof ApiError && err.code === 'agent_removed');
   });
 
   test('server kill -9 and restart: the agent tunnel is back within 10 s of the server being ready', async () => {

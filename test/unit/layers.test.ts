@@ -5,34 +5,14 @@ import { test } from 'node:test';
 import { checkLayers, describe, folderOf, scanImports, type Edge } from '../../scripts/layers.ts';
 import { tempDir } from '../peers/process.ts';
 
-// docs/architecture.md §3: no folder cycle, no file cycle, no import from a lower layer up to a
-// higher one (scripts/layers.ts). What is left lives in files other parts of issue 28 rewrite: this
-// list must shrink to zero, and an entry that no longer happens fails the test, so it does.
-const ALLOWED_UPWARD: readonly string[] = [
-  // client/ (a person's side): takes the command's Session, and reads recordings through the server's modules.
-  'client/recordings.ts -> commands/session.ts',
-  'client/recordings.ts -> server/recording/catalog.ts',
-  'client/recordings.ts -> server/recording/store.ts',
-  'client/users-local.ts -> commands/session.ts',
-  'client/users-local.ts -> commands/tokens/add.ts',
-  'client/users.ts -> commands/session.ts',
-];
-const ALLOWED_FILE_CYCLES: readonly string[] = ['client/users-local.ts <-> client/users.ts'];
-
+// docs/architecture.md §3 (scripts/layers.ts): every relative import in src/ goes down the layer
+// order or stays in its folder; no folder cycle, no file cycle.
 const pair = (e: Edge) => `${e.from} -> ${e.to}`;
 
-test('src: no folder cycle, no file cycle, no upward import, but the allow-list (which must shrink to zero)', () => {
+test('src: no folder cycle, no file cycle, no upward import', () => {
   const edges = scanImports('src');
   assert.ok(edges.length > 500, `the scan found ${edges.length} imports: it reads too little`);
-  const allowed = new Set(ALLOWED_UPWARD);
-  const report = checkLayers(edges.filter((e) => !allowed.has(pair(e))));
-  const fileCycles = report.fileCycles.map((c) => c.join(' <-> ')).filter((c) => !ALLOWED_FILE_CYCLES.includes(c));
-  assert.deepEqual(describe({ ...report, fileCycles: [] }), [], 'run `node scripts/layers.ts` for the list');
-  assert.deepEqual(fileCycles, []);
-  const full = checkLayers(edges);
-  const stale = ALLOWED_UPWARD.filter((a) => !full.upward.some((e) => pair(e) === a));
-  const staleCycles = ALLOWED_FILE_CYCLES.filter((a) => !full.fileCycles.some((c) => c.join(' <-> ') === a));
-  assert.deepEqual([...stale, ...staleCycles], [], 'fixed: remove these from the allow-list');
+  assert.deepEqual(describe(checkLayers(edges)), [], 'run `node scripts/layers.ts` for the list');
 });
 
 test('the scanner finds an upward import, a folder cycle and a file cycle, from static, type-only, re-exported and dynamic imports', () => {

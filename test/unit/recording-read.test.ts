@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import { LineTooLong, splitLines } from '../../src/core/lines.ts';
 import { serialize } from '../../src/core/output.ts';
 import { writeCastDocument } from '../../src/commands/play/cast-document.ts';
-import { eventLine, headerLine, readCast, type CastEvent, type CastHeader } from '../../src/server/recording/asciicast.ts';
-import { listRecordings } from '../../src/server/recording/catalog.ts';
-import { openRecording } from '../../src/server/recording/store.ts';
+import { eventLine, headerLine, readCast, type CastEvent, type CastHeader } from '../../src/recordings/asciicast.ts';
+import { listRecordings } from '../../src/recordings/catalog.ts';
+import { openRecording } from '../../src/recordings/store.ts';
 import { tempDir } from '../peers/process.ts';
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import * as ws from 'ws';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { parseRole } from '../../src/resources/role-check.ts';
-import { parseCast } from '../../src/server/recording/asciicast.ts';
+import { parseCast } from '../../src/recordings/asciicast.ts';
 import { recordingDecision, sessionTarget, SPDY_REFUSAL } from '../../src/server/recording/decision.ts';
 import { SessionRecorder, type SessionMeta } from '../../src/server/recording/recorder.ts';
-import { openRecording } from '../../src/server/recording/store.ts';
+import { openRecording } from '../../src/recordings/store.ts';
 import { tempDir } from '../peers/process.ts';
 
 const { Sender } = ws as unknown as { Sender: { frame(data: Buffer | string, opts: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1?: boolean }): Buffer[] } };

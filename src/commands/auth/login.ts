@@ -69,7 +69,7 @@ export const login: CommandDef = {
       if (oidc) {
         const { key, csr } = await login.newKey('oidc');
         const { oidcLogin } = await import('../../client/oidc-login.ts');
-        answer = await oidcLogin({ post: (path, body) => login.loginCall(client, path, body), csr, browser: opts.browser === 'none' ? 'none' : 'default', say: (line) => ctx.stderr.write(`${line}\n`), signal: ctx.signal });
+        answer = await oidcLogin({ post: (route, body) => login.loginCall(client, route, body), csr, browser: opts.browser === 'none' ? 'none' : 'default', say: (line) => ctx.stderr.write(`${line}\n`), signal: ctx.signal });
         return done(input, login.saveLogin(home, address, answer, key, ca));
       }
       if (inviteCode !== undefined) {

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { serialize } from '../../core/output.ts';
-import type { CastEvent, CastHeader } from '../../server/recording/asciicast.ts';
+import type { CastEvent, CastHeader } from '../../recordings/asciicast.ts';
 
 /** Written in pieces of about this much: one write per event would be one system call per event. */
 const BATCH = 64 * 1024;

@@ -1,7 +1,7 @@
 import { UsageError, UserError } from '../../core/errors.ts';
 import { printable } from '../../core/output.ts';
 import type { Context } from '../../core/context.ts';
-import type { CastEvent } from '../../server/recording/asciicast.ts';
+import type { CastEvent } from '../../recordings/asciicast.ts';
 import type { CommandDef } from '../command.ts';
 import type { TerminalFilter } from './terminal-filter.ts';
 
@@ -22,9 +22,9 @@ export const play: CommandDef = {
     if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
     const id = args[0]!;
     // An id that cannot be one is the input's fault (2), locally and through a server alike, before anything is read or sent.
-    const { validSessionId } = await import('../../server/recording/store.ts');
+    const { validSessionId } = await import('../../recordings/store.ts');
     if (!validSessionId(id)) throw new UsageError(`${JSON.stringify(id)} is not a session id (letters, digits, - and _): find sessions with kport recordings ls.`);
-    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../server/recording/asciicast.ts'), import('../../core/lines.ts'), import('../../core/stop.ts')]);
+    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../recordings/asciicast.ts'), import('../../core/lines.ts'), import('../../core/stop.ts')]);
     // Read as it is replayed or written out, from the server or the file: never whole in memory.
     const lines = (await recordingsService(session)).lines(id, ctx.signal);
     const damaged = (err: unknown) => (err instanceof CastError || err instanceof LineTooLong ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`) : err);

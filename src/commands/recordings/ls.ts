@@ -1,7 +1,7 @@
 import { formatBytes } from '../../core/bytes.ts';
 import { UsageError } from '../../core/errors.ts';
 import { formatTime, renderTable, serialize } from '../../core/output.ts';
-import { DEFAULT_LIST_LIMIT as DEFAULT_LIMIT, MAX_LIST_LIMIT as MAX_LIMIT } from '../../server/recording/store.ts';
+import { DEFAULT_LIST_LIMIT as DEFAULT_LIMIT, MAX_LIST_LIMIT as MAX_LIMIT } from '../../recordings/store.ts';
 import type { CommandDef } from '../command.ts';
 
 export const recordingsLs: CommandDef = {

@@ -116,17 +116,8 @@ export const tokensAdd: CommandDef = {
 async function joinTarget(session: import('../session.ts').Session, backend: import('../../backend/backend.ts').Backend): Promise<{ pin: string; address: string } | undefined> {
   const where = await session.where();
   if (where.via === 'server') return { pin: where.profile.ca_pin, address: where.profile.proxy };
+  const { serverInfo } = await import('../../tokens/server-info.ts');
   return serverInfo(backend, await session.config());
-}
-
-/** The server this store belongs to, once one has started: its CA pin and the address agents dial. */
-export async function serverInfo(backend: import('../../backend/backend.ts').Backend, config: import('../../config/load.ts').LoadedConfig): Promise<{ pin: string; address: string } | undefined> {
-  const [{ caKey }, { spkiPin }, { listenSetting }] = await Promise.all([import('../../server/authorities.ts'), import('../../pki/pin.ts'), import('../../service/server.ts')]);
-  const item = await backend.get(caKey('server_tls'));
-  if (!item) return undefined;
-  const proxy = config.proxy_service;
-  const address = [proxy?.public_addr ?? []].flat()[0] ?? listenSetting(proxy).value;
-  return { pin: spkiPin((JSON.parse(item.value) as { cert: string }).cert), address: address.replace(/^0\.0\.0\.0:/, '127.0.0.1:') };
 }
 
 /**

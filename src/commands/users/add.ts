@@ -1,7 +1,7 @@
 import { parseDuration } from '../../core/duration.ts';
 import { UsageError } from '../../core/errors.ts';
 import { printable, serialize } from '../../core/output.ts';
-import type { InviteIssued, UsersService } from '../../client/users.ts';
+import type { InviteIssued, UsersService } from '../../client/users-service.ts';
 import type { CommandDef, CommandInput } from '../command.ts';
 
 /** An invite is a password reset waiting to happen: short by default, and never longer than a weekend. */

@@ -6,7 +6,7 @@
 import { lstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatBytes } from '../../core/bytes.ts';
-import { castIdsSync, recordingOwnerSync } from './catalog.ts';
+import { castIdsSync, recordingOwnerSync } from '../../recordings/catalog.ts';
 
 export interface BudgetLimits {
   /** All recordings together. */

@@ -5,10 +5,10 @@ import { constants, mkdirSync, chmodSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerAudit } from '../audit.ts';
-import { DEFAULT_SIZE, eventLine, headerLine, type CastCode, type CastSession } from './asciicast.ts';
+import { DEFAULT_SIZE, eventLine, headerLine, type CastCode, type CastSession } from '../../recordings/asciicast.ts';
 import { RecordingBudget, type BudgetLimits } from './budget.ts';
 import { CHANNEL, CHANNEL_PROTOCOLS, ChannelReader } from './frames.ts';
-import { validSessionId } from './store.ts';
+import { validSessionId } from '../../recordings/store.ts';
 
 /** One recording's cap: a session past it goes on, unrecorded from there, and says so in its file and its session.end. */
 export const MAX_SESSION_BYTES = 64 << 20;

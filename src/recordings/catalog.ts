@@ -5,24 +5,10 @@ import { closeSync, constants, openSync, readSync, readdirSync, fstatSync } from
 import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+// One recording as `kport recordings ls` shows it is the wire's shape: declared once, in api/wire.ts.
+import type { RecordingInfo } from '../api/wire.ts';
 import type { CastSession } from './asciicast.ts';
 import { DEFAULT_LIST_LIMIT, validSessionId } from './store.ts';
-
-/** One recording as `kport recordings ls` shows it (-o json: these keys; what a file does not say is null). */
-export interface RecordingInfo {
-  session_id: string;
-  user: string | null;
-  cluster: string | null;
-  kind: 'exec' | 'attach' | null;
-  namespace: string | null;
-  pod: string | null;
-  container: string | null;
-  command: string | null;
-  /** RFC 3339, from the header's timestamp. */
-  start: string | null;
-  duration_ms: number | null;
-  size_bytes: number;
-}
 
 /** A header is a line of a few hundred bytes; a long command line makes it longer, never past this. */
 const HEADER_MAX = 64 * 1024;
