@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCsr, generateKeys, keyPem } from '../src/pki/certs.ts';
 import { ServerClient, fetchPinnedCA } from '../src/client/server-client.ts';
-import { runAgentTunnel, TUNNEL_PING_MS } from '../src/tunnel/agent-dial.ts';
+import { runAgentTunnel, TUNNEL_PING_MS } from '../src/reversetunnel/agent-dial.ts';
 import { startServer } from '../test/helpers/network.ts';
 import { procStat, row } from './lib.ts';
 

@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['tokens', 'people', 'kube', 'recordings'],
   ['rbac', 'discovery'],
   ['client'],
-  ['join', 'tunnel'],
+  ['join', 'reversetunnel'],
   ['server'],
   ['service'],
   ['ui', 'commands'],

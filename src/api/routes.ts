@@ -1,4 +1,4 @@
-// kport's HTTP API, each route declared once (issue 28): the server's router (server/router.ts)
+// kport's HTTP API, each route declared once (issue 28): the server's router (server/api/router.ts)
 // dispatches, checks and audits by this table, and the clients (client/server-client.ts) take their
 // paths and answer schemas from it. A new route is one entry here and its handler in server.ts
 // (which does not compile without it).
@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import * as wire from './wire.ts';
 import type { AgentRole } from './wire.ts';
 
-/** The audit event types the API writes (server/audit.ts stores them). */
+/** The audit event types the API writes (server/events/audit.ts stores them). */
 export type AuditType = 'agent.join' | 'agent.renew' | 'agent.call' | 'user.login' | 'user.invite' | 'user.call';
 
 /** Who may call a route: anyone (no certificate asked), or agents and/or people with a certificate. */
@@ -19,7 +19,7 @@ export type Callers =
       person?: true | { resource: 'audit' | 'session' | 'user' | 'lock'; verb: 'list' | 'read' | 'create' | 'update' | 'delete' };
     };
 
-/** How much of a body the server reads, and whose budget of bytes in flight it counts against (server/limits.ts LIMITS). */
+/** How much of a body the server reads, and whose budget of bytes in flight it counts against (server/api/limits.ts LIMITS). */
 export interface BodyRule {
   limit: 'joinBodyBytes' | 'loginBodyBytes' | 'agentBodyBytes';
   /** `caller`: the agents' or the people's budget, by who calls. */

@@ -27,7 +27,7 @@ const MAX_CSR = 16_384;
 
 /**
  * Sentences a schema says itself (the ones the server always said); any other issue is said with
- * the field it is about (server/router.ts).
+ * the field it is about (server/api/router.ts).
  */
 const OWN = new Set<string>();
 function say(message: string): string {

@@ -4,7 +4,7 @@ import type { UsersService } from './users-service.ts';
 
 /**
  * `kport users ...` on the server host, with the server's config: the server's own people service
- * on the store, audited as the server host's OS user (src/server/host-audit.ts), from "local".
+ * on the store, audited as the server host's OS user (src/server/events/host-audit.ts), from "local".
  */
 export async function localUsers(session: Invocation): Promise<UsersService> {
   const [{ raw: backend, actor }, config, people] = await Promise.all([session.hostStore(), session.config(), import('../people/users.ts')]);

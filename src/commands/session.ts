@@ -1,6 +1,6 @@
 import type { Backend } from '../backend/backend.ts';
 import type { PersonClient, Where } from '../client/person.ts';
-import type { HostStore } from '../server/host-audit.ts';
+import type { HostStore } from '../server/events/host-audit.ts';
 import { UserError } from '../core/errors.ts';
 import { checkDataDir } from '../core/file-trust.ts';
 import type { LoadedConfig } from '../config/load.ts';
@@ -68,7 +68,7 @@ export class Session {
 
   /**
    * The store: the server's, through the login profile, or the local one (see where()). Every write
-   * to a local store is audited as the OS user's (src/server/host-audit.ts), except in commands that
+   * to a local store is audited as the OS user's (src/server/events/host-audit.ts), except in commands that
    * run the store themselves (server start, discover run), whose writes are their own.
    */
   backend(): Promise<Backend> {
@@ -94,7 +94,7 @@ export class Session {
       }
       // Before the store opens: another user's data dir is refused (its store and seal key are theirs to choose).
       checkDataDir(config.dataDir, (m) => this.ctx.logger.warn(m));
-      const [{ openBackend }, { hostStore }] = await Promise.all([import('../backend/open.ts'), import('../server/host-audit.ts')]);
+      const [{ openBackend }, { hostStore }] = await Promise.all([import('../backend/open.ts'), import('../server/events/host-audit.ts')]);
       const backend = await openBackend(config.teleport.storage, config.dataDir);
       return hostStore(backend, { retentionMs: config.auth_service?.audit_retention, log: (line) => this.ctx.logger.debug(terminalSafeJson(line)), now: this.ctx.now });
     })();

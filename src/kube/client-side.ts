@@ -7,7 +7,7 @@ import { respondStatus, sendStatus, type KportCode } from './status.ts';
 /**
  * One client's Kubernetes request and its response, whichever API of node:http or node:http2 it
  * came on. The one adapter the forwarding engine's callers share: the local proxy and an agent
- * (forwarder.ts), and the server's Kubernetes proxy (server/tunnel-forward.ts).
+ * (forwarder.ts), and the server's Kubernetes proxy (server/kubeproxy/tunnel-forward.ts).
  */
 export interface ClientSide {
   method: string;

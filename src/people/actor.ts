@@ -2,7 +2,7 @@ import type { AuditEventSpec } from '../resources/audit-event.ts';
 
 /**
  * Who changes the people of the cluster, for the audit trail: an editor's certificate at the
- * server, or the OS user on the server host (src/server/host-audit.ts).
+ * server, or the OS user on the server host (src/server/events/host-audit.ts).
  */
 export interface Actor {
   audit?: { record(spec: Omit<AuditEventSpec, 'time'>): Promise<void> };

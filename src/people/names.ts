@@ -8,7 +8,7 @@ import { USER } from '../resources/role.ts';
 import { listResources } from '../resources/store.ts';
 import { getUser, type PersonUser } from './store.ts';
 
-/** Where the claims live, out of every person's reach (the gate, src/server/gate.ts, reaches only the kinds of src/resources/kinds.ts). */
+/** Where the claims live, out of every person's reach (the gate, src/server/auth/gate.ts, reaches only the kinds of src/resources/kinds.ts). */
 export const USER_NAMES = '/names/users/';
 
 /** The form two names share when they differ only in case (names are ASCII: resource.ts NAME_PATTERN). */

@@ -1,6 +1,6 @@
 // Where the people service keeps what it knows (docs/people.md "Stored data"): the user records and
 // locks as resources anyone with the right role may list, and secrets and invites under prefixes
-// no person's call ever reaches (src/server/gate.ts).
+// no person's call ever reaches (src/server/auth/gate.ts).
 import type { Backend, Item } from '../backend/backend.ts';
 import type { Sealed } from '../pki/seal.ts';
 import { resourceKey, type Resource } from '../resources/resource.ts';

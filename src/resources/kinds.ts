@@ -1,7 +1,7 @@
 // One descriptor per resource kind (docs/architecture.md §4): everything kport decides by kind is
 // read from here, so a new kind is one descriptor plus the role rule that grants it. The CLI
 // registry (commands/resource/registry.ts), the role rules' resource names (role-check.ts), the
-// typed store (store.ts) and the server's gate (server/gate.ts) are derived from this table.
+// typed store (store.ts) and the server's gate (server/auth/gate.ts) are derived from this table.
 import { z } from 'zod';
 import type { Item } from '../backend/backend.ts';
 import { AGENT, type Agent } from './agent.ts';
@@ -38,7 +38,7 @@ export interface KindDescriptor<R extends Resource = Resource> {
   nameOf(key: string): string | undefined;
   /**
    * Agents (by the roles in their certificate): which may read it, which may write it (each write
-   * then judged by the kind's hook at the gate, src/server/agent-writes.ts), the refusal for the
+   * then judged by the kind's hook at the gate, src/server/auth/kind-hooks.ts), the refusal for the
    * others, and what they see of a record (undefined: not shown).
    */
   agents: { read: AgentRole[]; write: AgentRole[]; refused?: string; view?(item: Item): Item | undefined };

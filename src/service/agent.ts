@@ -101,8 +101,8 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
 async function serveOverTunnel(input: { ctx: ServiceContext; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; pingMs?: number; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
-    import('../tunnel/kube-agent.ts'),
-    import('../tunnel/agent-service.ts'),
+    import('../reversetunnel/kube-agent.ts'),
+    import('../reversetunnel/agent-service.ts'),
     import('../join/network-identity.ts'),
     import('../kube/audit.ts'),
   ]);

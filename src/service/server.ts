@@ -75,14 +75,14 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const sealKeyPath = join(config.dataDir, 'server', 'seal.key');
   (await import('../pki/seal.ts')).readSealKey(sealKeyPath);
   const backend = await openBackend();
-  const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../server/authorities.ts'), import('../server/audit.ts'), import('../server/server.ts')]);
+  const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../server/auth/authorities.ts'), import('../server/events/audit.ts'), import('../server/api/server.ts')]);
   const { authorities, created, seal } = await loadAuthorities(backend, config.dataDir);
   const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log, now: ctx.now });
   const rate = config.auth_service.join_rate_limit;
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/recording/hooks.ts'), import('../server/recording/budget.ts')]);
+  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/events/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/events/recording/hooks.ts'), import('../server/events/recording/budget.ts')]);
   const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log, now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
   // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;
@@ -112,7 +112,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
       }));
     }
     if (config.kubernetes_service?.enabled) {
-      const { runInProcessKubeService } = await import('../server/kube-service.ts');
+      const { runInProcessKubeService } = await import('../server/kubeproxy/kube-service.ts');
       running.push(runInProcessKubeService({ backend, tunnels: server.tunnels, authorities, hostId, service: config.kubernetes_service, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), signal: ctx.signal, now: ctx.now }).catch((err) => {
         ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
       }));
@@ -129,8 +129,8 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
 /** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */
 async function oidcLogin(settings: { type: string }, listen: { host: string; port: number }, publicNames: string[], now: () => Date) {
   if (settings.type !== 'oidc') return undefined;
-  const { OidcLogin } = await import('../server/oidc.ts');
-  const { OIDC_CALLBACK_PATH } = await import('../server/oidc-routes.ts');
+  const { OidcLogin } = await import('../server/auth/oidc.ts');
+  const { OIDC_CALLBACK_PATH } = await import('../server/auth/oidc-routes.ts');
   const host = publicNames[0] ?? (listen.host === '0.0.0.0' ? 'localhost' : listen.host);
   return OidcLogin.create(settings as OidcAuthentication, { callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`, now });
 }

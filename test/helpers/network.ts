@@ -85,7 +85,7 @@ export function pinnedCa(server: TestServer): Promise<string> {
   return fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
 }
 
-/** What `/v1/join` answers (src/server/join.ts), with the key this process made for it. */
+/** What `/v1/join` answers (src/server/auth/join.ts), with the key this process made for it. */
 export interface HandJoined {
   host_id: string;
   roles: string[];

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import type { RoleConfig } from '../../src/config/schema.ts';
-import { AgentKubeService } from '../../src/tunnel/agent-service.ts';
+import { AgentKubeService } from '../../src/reversetunnel/agent-service.ts';
 import type { Upstream } from '../../src/kube/upstream.ts';
 import { addUser } from '../../src/people/users.ts';
 import { getUser } from '../../src/people/store.ts';
@@ -15,13 +15,13 @@ import { certPem, generateKeys, issueLeaf, keyPem } from '../../src/pki/certs.ts
 import { KUBE_CLUSTER } from '../../src/resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../../src/resources/kube-server.ts';
 import { upsertResource } from '../../src/resources/store.ts';
-import { loadAuthorities, type Authorities } from '../../src/server/authorities.ts';
-import { ServerAudit } from '../../src/server/audit.ts';
-import type { UpgradeHooks } from '../../src/server/kube-routes.ts';
-import { openLoopbackTunnel } from '../../src/server/loopback-tunnel.ts';
-import { KportServer } from '../../src/server/server.ts';
-import { verifyIdentity, type KubeIdentity } from '../../src/tunnel/identity.ts';
-import { IDENTITY_HEADER } from '../../src/tunnel/protocol.ts';
+import { loadAuthorities, type Authorities } from '../../src/server/auth/authorities.ts';
+import { ServerAudit } from '../../src/server/events/audit.ts';
+import type { UpgradeHooks } from '../../src/server/kubeproxy/kube-routes.ts';
+import { openLoopbackTunnel } from '../../src/reversetunnel/loopback-tunnel.ts';
+import { KportServer } from '../../src/server/api/server.ts';
+import { verifyIdentity, type KubeIdentity } from '../../src/reversetunnel/identity.ts';
+import { IDENTITY_HEADER } from '../../src/reversetunnel/protocol.ts';
 import { tempDir } from '../peers/process.ts';
 
 export interface Harness {

@@ -1,12 +1,12 @@
-// What every watch-fed cache of the server must hold on every backend (src/server/watch-cache.ts):
+// What every watch-fed cache of the server must hold on every backend (src/server/cache/watch-cache.ts):
 // nothing goes back in time when a relist (a list that takes a while) lands after watch events
 // that are newer than it. The backend test files call watchCacheContract() with a factory.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import type { Backend, Item } from '../../src/backend/backend.ts';
-import { ResourceCache } from '../../src/server/resource-cache.ts';
-import { WatchHub } from '../../src/server/watch-hub.ts';
+import { ResourceCache } from '../../src/server/cache/resource-cache.ts';
+import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 
 const LIST_MS = 300;
@@ -73,7 +73,7 @@ export function watchCacheContract(name: string, open: () => Promise<Backend>): 
     test('a snapshot relists what the watch reported: a key written during it is kept, one deleted before it goes', async () => {
       const store = await open();
       const hub = new WatchHub(store);
-      const { WatchCache } = await import('../../src/server/watch-cache.ts');
+      const { WatchCache } = await import('../../src/server/cache/watch-cache.ts');
       const cache = new WatchCache<string>({ backend: store, hub, prefix: '/c/', decode: (item: Item) => item.value });
       try {
         await store.put('/c/a', '1');

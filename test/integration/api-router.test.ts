@@ -1,4 +1,4 @@
-// The server's dispatch by the route table (src/server/router.ts, issue 28), against a real
+// The server's dispatch by the route table (src/server/api/router.ts, issue 28), against a real
 // `kport server start`: a call its caller may not make is refused with the sentence it always had
 // and audited with the route's event type, a malformed request names what is wrong, and the typed
 // client reads each answer with its route's schema.

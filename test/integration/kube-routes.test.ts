@@ -15,7 +15,7 @@ import { staticUpstream, type Upstream } from '../../src/kube/upstream.ts';
 import { lockUser, unlockUser } from '../../src/people/users.ts';
 import { listResources, upsertResource } from '../../src/resources/store.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
-import type { UpgradeMeta } from '../../src/server/kube-routes.ts';
+import type { UpgradeMeta } from '../../src/server/kubeproxy/kube-routes.ts';
 import { kubeHome } from '../helpers/kube-home.ts';
 import { testAgent, startHarness, type Harness } from '../helpers/route-harness.ts';
 import { startKubeApiserver, type KubeApiserver } from '../peers/kube.ts';

@@ -19,9 +19,9 @@ import { ApiError } from '../../src/api/errors.ts';
 import { fetchPinnedCA, ServerClient } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
-import { loadAuthorities } from '../../src/server/authorities.ts';
-import { ServerAudit } from '../../src/server/audit.ts';
-import { KportServer } from '../../src/server/server.ts';
+import { loadAuthorities } from '../../src/server/auth/authorities.ts';
+import { ServerAudit } from '../../src/server/events/audit.ts';
+import { KportServer } from '../../src/server/api/server.ts';
 import { addToken } from '../../src/tokens/tokens.ts';
 
 type Agent = HandJoined & { notAfter: number };

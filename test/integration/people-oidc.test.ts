@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { addUser, removeUser } from '../../src/people/users.ts';
-import { MAX_ATTEMPTS_PER_SOURCE } from '../../src/server/oidc-attempts.ts';
+import { MAX_ATTEMPTS_PER_SOURCE } from '../../src/server/auth/oidc-attempts.ts';
 import { listResources } from '../../src/resources/store.ts';
 import { Browser } from '../helpers/browser.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';

@@ -10,7 +10,7 @@ import { createInvite } from '../../src/people/invites.ts';
 import { addUser, lockUser, removeUser, unlockUser } from '../../src/people/users.ts';
 import { createAuthority, issueLeaf, certPem, generateKeys, keyPem, parseCertificate, userClaims } from '../../src/pki/certs.ts';
 import { createResource, listResources } from '../../src/resources/store.ts';
-import { loadAuthorities } from '../../src/server/authorities.ts';
+import { loadAuthorities } from '../../src/server/auth/authorities.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { raceTimer } from '../peers/process.ts';
 import { Session, keyAndCsr, post, totpAt, wrongCode } from '../helpers/person.ts';

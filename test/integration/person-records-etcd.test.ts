@@ -1,4 +1,4 @@
-// Two servers' person records on one real etcd (src/server/person-records.ts): a lock, a role edit and
+// Two servers' person records on one real etcd (src/server/cache/person-records.ts): a lock, a role edit and
 // a removal made through one server count at its very next call and reach the other's records (and
 // its sessions, by the change it is told of) within a second, with no store read per call.
 import assert from 'node:assert/strict';
@@ -10,11 +10,11 @@ import { EtcdBackend } from '../../src/backend/etcd.ts';
 import { addUser, lockUser, removeUser, unlockUser } from '../../src/people/users.ts';
 import { ROLE } from '../../src/resources/role.ts';
 import { upsertResource } from '../../src/resources/store.ts';
-import type { PersonCaller } from '../../src/server/connections.ts';
-import { ObservedBackend } from '../../src/server/observed-backend.ts';
-import { PeopleRoutes, asRefusal } from '../../src/server/people-routes.ts';
-import { PersonRecords, type RecordChange } from '../../src/server/person-records.ts';
-import { WatchHub } from '../../src/server/watch-hub.ts';
+import type { PersonCaller } from '../../src/server/api/connections.ts';
+import { ObservedBackend } from '../../src/server/cache/observed-backend.ts';
+import { PeopleRoutes, asRefusal } from '../../src/server/auth/people-routes.ts';
+import { PersonRecords, type RecordChange } from '../../src/server/cache/person-records.ts';
+import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { havePeer } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../../src/api/errors.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
-import { dialTunnel, type TunnelCredentials } from '../../src/tunnel/agent-dial.ts';
+import { dialTunnel, type TunnelCredentials } from '../../src/reversetunnel/agent-dial.ts';
 import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
 import { kubeAgent, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
 

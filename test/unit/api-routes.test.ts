@@ -101,8 +101,8 @@ function files(dir: string): string[] {
   return readdirSync(join(SRC, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
 }
 
-test('nothing outside src/api names an API path: every one comes from the route table (the tunnel, no route, declares its path once in tunnel/protocol.ts)', () => {
-  for (const file of files('.').filter((f) => !f.startsWith('api/') && f !== 'tunnel/protocol.ts')) {
+test('nothing outside src/api names an API path: every one comes from the route table (the tunnel, no route, declares its path once in reversetunnel/protocol.ts)', () => {
+  for (const file of files('.').filter((f) => !f.startsWith('api/') && f !== 'reversetunnel/protocol.ts')) {
     // Comments may name a route's path; the code may not.
     const text = readFileSync(join(SRC, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|\s)\/\/.*$/gm, '');
     assert.doesNotMatch(text, /['"`]\/v1\//, file);
@@ -126,5 +126,5 @@ test('no client decides by a refusal\'s text: they switch on its code', () => {
     const text = readFileSync(join(SRC, file), 'utf8');
     assert.doesNotMatch(text, /(err|error|refused|reason)\.message\.(startsWith|includes)\(|\.test\(`\$\{err\.code\} \$\{err\.message\}`\)/, file);
   }
-  assert.doesNotMatch(readFileSync(join(SRC, 'server/join.ts'), 'utf8'), /reason\.startsWith/);
+  assert.doesNotMatch(readFileSync(join(SRC, 'server/auth/join.ts'), 'utf8'), /reason\.startsWith/);
 });

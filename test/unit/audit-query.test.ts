@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { ServerAudit } from '../../src/server/audit.ts';
-import { parseAuditQuery, queryAudit, timePrefixes } from '../../src/server/audit-query.ts';
+import { ServerAudit } from '../../src/server/events/audit.ts';
+import { parseAuditQuery, queryAudit, timePrefixes } from '../../src/server/events/audit-query.ts';
 
 const HOUR = 3_600_000;
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApiError } from '../../src/api/errors.ts';
-import { LIMITS } from '../../src/server/limits.ts';
-import { parseCall } from '../../src/server/backend-call.ts';
+import { LIMITS } from '../../src/server/api/limits.ts';
+import { parseCall } from '../../src/server/auth/backend-call.ts';
 
 const long = 'x'.repeat(LIMITS.agentBodyBytes + 1);
 

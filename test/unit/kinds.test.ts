@@ -10,7 +10,7 @@ import { getResource, listResources, StoredResourceError } from '../../src/resou
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
 import { checkRole, RULE_RESOURCES } from '../../src/resources/role-check.ts';
-import { agentRefusal, personRefusal, personView } from '../../src/server/gate.ts';
+import { agentRefusal, personRefusal, personView } from '../../src/server/auth/gate.ts';
 
 const caller = { hostId: 'h1', roles: ['discovery', 'kube'], group: 'g' };
 const editor = new RoleSet(BUILTIN_ROLES.filter((r) => r.metadata.name === 'editor'), 'p');

@@ -9,8 +9,8 @@ import { stringify } from 'yaml';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { ServedClusters } from '../../src/kube/served-clusters.ts';
 import { listResources, upsertResource } from '../../src/resources/store.ts';
-import { refusal } from '../../src/server/policy.ts';
-import { type BackendCall, type HostCaller } from '../../src/server/backend-call.ts';
+import { refusal } from '../../src/server/auth/policy.ts';
+import { type BackendCall, type HostCaller } from '../../src/server/auth/backend-call.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 
 const kube: HostCaller = { hostId: 'k1', roles: ['kube'], group: '' };

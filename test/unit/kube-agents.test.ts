@@ -1,4 +1,4 @@
-// Which agents the routing picks for a cluster (src/server/kube-agents.ts), on the in-memory backend
+// Which agents the routing picks for a cluster (src/server/kubeproxy/kube-agents.ts), on the in-memory backend
 // and real loopback tunnels: heartbeats written straight to the store, as the server's policy would
 // never let a claim through, so this checks the routing's own rule.
 import assert from 'node:assert/strict';
@@ -8,10 +8,10 @@ import { KUBE_CLUSTER, LABEL, KUBECONFIG_ORIGIN, type KubeCluster } from '../../
 import { KUBE_SERVER } from '../../src/resources/kube-server.ts';
 import { AGENT } from '../../src/resources/agent.ts';
 import { upsertResource } from '../../src/resources/store.ts';
-import { KubeAgents } from '../../src/server/kube-agents.ts';
-import { openLoopbackTunnel } from '../../src/server/loopback-tunnel.ts';
-import { TunnelRegistry } from '../../src/server/tunnel-registry.ts';
-import { WatchHub } from '../../src/server/watch-hub.ts';
+import { KubeAgents } from '../../src/server/kubeproxy/kube-agents.ts';
+import { openLoopbackTunnel } from '../../src/reversetunnel/loopback-tunnel.ts';
+import { TunnelRegistry } from '../../src/reversetunnel/tunnel-registry.ts';
+import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 import { waitFor } from '../peers/process.ts';
 
 test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only to its agent, a static one only to the server, an EKS one to every agent that lists it', async () => {

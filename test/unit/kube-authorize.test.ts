@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { parseRole } from '../../src/resources/role-check.ts';
-import { authorizeKube, reauthorizeKube } from '../../src/server/kube-authorize.ts';
-import type { Person } from '../../src/server/people-routes.ts';
+import { authorizeKube, reauthorizeKube } from '../../src/server/kubeproxy/kube-authorize.ts';
+import type { Person } from '../../src/server/auth/people-routes.ts';
 
 // The server's one Kubernetes request authoriser: a person's current roles and a request (its
 // cluster, Impersonate-* headers, verb) in, allow with the Kubernetes user and groups, or refuse, out.

@@ -6,9 +6,9 @@ import * as ws from 'ws';
 import { requestInfo } from '../../src/kube/request-info.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { parseRole } from '../../src/resources/role-check.ts';
-import { droppedEnding, FrameBoundary, isJsonWatch, logLine, lostEnding, watchErrorEvent, websocketEnding, type Ending } from '../../src/server/kube-ending.ts';
-import { clusterRoute, upgradeProblem } from '../../src/server/kube-route-path.ts';
-import { requestRefusal, requestTarget, SPDY_REFUSAL, upgradeRefusal } from '../../src/server/recording/decision.ts';
+import { droppedEnding, FrameBoundary, isJsonWatch, logLine, lostEnding, watchErrorEvent, websocketEnding, type Ending } from '../../src/server/kubeproxy/kube-ending.ts';
+import { clusterRoute, upgradeProblem } from '../../src/server/kubeproxy/kube-route-path.ts';
+import { requestRefusal, requestTarget, SPDY_REFUSAL, upgradeRefusal } from '../../src/server/events/recording/decision.ts';
 
 type Receiver = NodeJS.WritableStream & { on(event: string, fn: (...args: any[]) => void): Receiver };
 const { Receiver: ReceiverClass } = ws as unknown as { Receiver: new (opts: { isServer: boolean; skipUTF8Validation?: boolean }) => Receiver };

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { clientAuthMethods } from '../../src/server/oidc-client-auth.ts';
+import { clientAuthMethods } from '../../src/server/auth/oidc-client-auth.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/oidc-attempts.ts';
-import { rolesForClaims, userFromClaims } from '../../src/server/oidc-claims.ts';
-import { loopbackUrl } from '../../src/server/oidc.ts';
+import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/auth/oidc-attempts.ts';
+import { rolesForClaims, userFromClaims } from '../../src/server/auth/oidc-claims.ts';
+import { loopbackUrl } from '../../src/server/auth/oidc.ts';
 import { tempHome } from '../helpers/run.ts';
 
 const mappings = {

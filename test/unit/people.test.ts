@@ -12,7 +12,7 @@ import { createAuthority, generateKeys, hostClaims, issueLeaf, userClaims } from
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { BUILTIN_ROLES } from '../../src/resources/builtin-roles.ts';
 import type { RoleV7 } from '../../src/resources/role.ts';
-import { PersonPolicy } from '../../src/server/person-policy.ts';
+import { PersonPolicy } from '../../src/server/auth/person-policy.ts';
 
 const builtin = (name: string) => BUILTIN_ROLES.find((r) => r.metadata.name === name)!;
 const policy = (...roles: RoleV7[]) => new PersonPolicy('p', new RoleSet(roles, 'p'));

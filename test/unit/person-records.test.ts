@@ -1,4 +1,4 @@
-// The per-call check of a person answered from the records a watch keeps (src/server/person-records.ts):
+// The per-call check of a person answered from the records a watch keeps (src/server/cache/person-records.ts):
 // no store read per call, and every lock, removal and role change still counts at once: the
 // server's own writes at the very next call, another process's on SQLite too, and a watch event
 // never reaches a person before the records are at least as new as it.
@@ -15,12 +15,12 @@ import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { addUser, lockUser, removeUser, unlockUser } from '../../src/people/users.ts';
 import { ROLE } from '../../src/resources/role.ts';
 import { upsertResource } from '../../src/resources/store.ts';
-import type { PersonCaller } from '../../src/server/connections.ts';
-import { ObservedBackend } from '../../src/server/observed-backend.ts';
-import { PeopleRoutes, asRefusal } from '../../src/server/people-routes.ts';
-import { PersonRecords } from '../../src/server/person-records.ts';
-import { WatchCache } from '../../src/server/watch-cache.ts';
-import { WatchHub } from '../../src/server/watch-hub.ts';
+import type { PersonCaller } from '../../src/server/api/connections.ts';
+import { ObservedBackend } from '../../src/server/cache/observed-backend.ts';
+import { PeopleRoutes, asRefusal } from '../../src/server/auth/people-routes.ts';
+import { PersonRecords } from '../../src/server/cache/person-records.ts';
+import { WatchCache } from '../../src/server/cache/watch-cache.ts';
+import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 
 /** The backend with its reads counted: what a person's call costs the store. */
 function counted(inner: Backend): { backend: Backend; reads: () => number } {

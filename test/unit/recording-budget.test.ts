@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as ws from 'ws';
 import { loadConfig } from '../../src/config/load.ts';
-import { budgetLimits, DEFAULT_BUDGET } from '../../src/server/recording/budget.ts';
-import { SessionRecorder } from '../../src/server/recording/recorder.ts';
+import { budgetLimits, DEFAULT_BUDGET } from '../../src/server/events/recording/budget.ts';
+import { SessionRecorder } from '../../src/server/events/recording/recorder.ts';
 import { tempDir } from '../peers/process.ts';
 import { tempHome } from '../helpers/run.ts';
 

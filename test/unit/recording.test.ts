@@ -8,8 +8,8 @@ import * as ws from 'ws';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { parseRole } from '../../src/resources/role-check.ts';
 import { parseCast } from '../../src/recordings/asciicast.ts';
-import { recordingDecision, sessionTarget, SPDY_REFUSAL } from '../../src/server/recording/decision.ts';
-import { SessionRecorder, type SessionMeta } from '../../src/server/recording/recorder.ts';
+import { recordingDecision, sessionTarget, SPDY_REFUSAL } from '../../src/server/events/recording/decision.ts';
+import { SessionRecorder, type SessionMeta } from '../../src/server/events/recording/recorder.ts';
 import { openRecording } from '../../src/recordings/store.ts';
 import { tempDir } from '../peers/process.ts';
 

@@ -5,11 +5,11 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WatchEvent } from '../../src/backend/backend.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { checkLeaseRoom, WatchCount } from '../../src/server/agent-limits.ts';
-import { ServerAudit, sourceOf } from '../../src/server/audit.ts';
+import { checkLeaseRoom, WatchCount } from '../../src/server/auth/agent-limits.ts';
+import { ServerAudit, sourceOf } from '../../src/server/events/audit.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
 import { listResources } from '../../src/resources/store.ts';
-import { WatchHub } from '../../src/server/watch-hub.ts';
+import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 
 test('audit: refusals from one address are stored at most 120 a minute, the rest counted; allowed events and other addresses are not limited', async () => {
   let now = Date.parse('2026-11-26T10:00:00Z');

@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { Heartbeat } from '../../src/discovery/heartbeat.ts';
 import { runKubeServerHeartbeat } from '../../src/kube/server-heartbeat.ts';
-import { agentEvent, agentItem, agentItems } from '../../src/server/agent-view.ts';
-import { refusal } from '../../src/server/policy.ts';
-import { callProblem, type BackendCall, type HostCaller } from '../../src/server/backend-call.ts';
+import { agentEvent, agentItem, agentItems } from '../../src/server/auth/agent-view.ts';
+import { refusal } from '../../src/server/auth/policy.ts';
+import { callProblem, type BackendCall, type HostCaller } from '../../src/server/auth/backend-call.ts';
 
 const discovery: HostCaller = { hostId: 'h1', roles: ['discovery'], group: 'prod' };
 const kube: HostCaller = { hostId: 'k1', roles: ['kube'], group: '' };

@@ -1,4 +1,4 @@
-// The server's watch-fed caches (src/server/watch-cache.ts) on the in-process backends; the etcd
+// The server's watch-fed caches (src/server/cache/watch-cache.ts) on the in-process backends; the etcd
 // run of the same contract is in test/integration/backend-etcd.test.ts.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

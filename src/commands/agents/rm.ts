@@ -24,15 +24,15 @@ export const agentsRm: CommandDef = {
 };
 
 /**
- * Removes the agent and what it said about itself (src/server/agent-removal.ts). Also `kport rm agent/HOST_ID`.
+ * Removes the agent and what it said about itself (src/server/auth/agent-removal.ts). Also `kport rm agent/HOST_ID`.
  * Through the server, a person's delete of the agent's record is that removal, run and audited by
- * the server as the person (src/server/person-calls.ts): leader keys and the audit trail are not
+ * the server as the person (src/server/auth/person-calls.ts): leader keys and the audit trail are not
  * a person's to touch, so the client sends that one delete and nothing else. On the server host it
  * is one agent.remove event naming the OS user, as through the server it names the person.
  */
 export async function removeAgent(session: Session, hostId: string): Promise<boolean> {
   const backend = await session.backend();
   if (backend.kind === 'remote') return backend.delete(resourceKey(AGENT, hostId));
-  const [{ removeAgent: remove }, { raw, actor }] = await Promise.all([import('../../server/agent-removal.ts'), session.hostStore()]);
+  const [{ removeAgent: remove }, { raw, actor }] = await Promise.all([import('../../server/auth/agent-removal.ts'), session.hostStore()]);
   return remove(raw, hostId, actor.audit, { user: actor.user, remote_addr: actor.remote_addr, reason: `removed by ${actor.user}` });
 }

@@ -31,7 +31,7 @@ async function auditEvents(opts: Record<string, unknown>, ctx: CommandInput['ctx
   let answer: { events: Resource[]; omitted: number };
   if (person) answer = await person.call((await import('../../api/routes.ts')).routes.audit, query);
   else {
-    const { queryAudit, parseAuditQuery } = await import('../../server/audit-query.ts');
+    const { queryAudit, parseAuditQuery } = await import('../../server/events/audit-query.ts');
     answer = await queryAudit(await session.backend(), parseAuditQuery(query), ctx.now().getTime());
   }
   if (answer.omitted > 0) ctx.logger.warn(`${answer.omitted} older matching events are not shown (at most the newest 10000 are): narrow --since, --user or --cluster.`);

@@ -1,0 +1,155 @@
+// The agents' calls on the store (/v1/backend, /v1/watch), and who an agent is on each call: its
+// certificate unexpired and its record still in the store. The leases agents hold are kept here,
+// by id, so only their holder keeps them alive or attaches keys to them.
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { ApiError } from '../../api/errors.ts';
+import { routes } from '../../api/routes.ts';
+import { FencedOutError, LeaseExpiredError, type Backend, type Lease } from '../../backend/backend.ts';
+import { AGENT, type Agent } from '../../resources/agent.ts';
+import { KUBE_CLUSTER, type KubeCluster } from '../../resources/kube-cluster.ts';
+import { KUBE_SERVER } from '../../resources/kube-server.ts';
+import { kindPrefix, resourceKey } from '../../resources/resource.ts';
+import { encodeResource, getResource } from '../../resources/store.ts';
+import { agentEvent, agentItem } from './agent-view.ts';
+import { checkLeaseRoom } from './agent-limits.ts';
+import type { ServerAudit } from '../events/audit.ts';
+import type { VerifiedCaller } from '../api/connections.ts';
+import { currentAgent } from '../../resources/agent-record.ts';
+import { isKubeServerBeat, needsRegisteredCount, registeredCount, servableHeartbeat } from './kube-agent-policy.ts';
+import { refusal } from './policy.ts';
+import { callProblem, type BackendCall } from './backend-call.ts';
+import { applyStoreCall, isKeyCall } from './store-call.ts';
+import { streamWatch, type WatchStreamDeps } from '../api/watch-stream.ts';
+import { WriteBudget } from './write-budget.ts';
+
+const LAST_SEEN_EVERY_MS = 60_000;
+
+export interface AgentCallsDeps {
+  backend: Backend;
+  audit: ServerAudit;
+  now: () => Date;
+  watches: WatchStreamDeps;
+  /** The server's own host id (its in-process services'): the only one that serves static clusters. */
+  hostId?: string;
+  /** The server's cache of clusters, and whether two agents joined with the same token (kube-routes.ts). */
+  kube: { cluster(name: string): KubeCluster | undefined; sameJoin(a: string, b: string): boolean };
+}
+
+export class AgentCalls {
+  readonly #deps: AgentCallsDeps;
+  readonly #leases = new Map<string, { hostId: string; lease: Lease; expires: number }>();
+  readonly #lastSeen = new Map<string, number>();
+  readonly #writes = new WriteBudget();
+
+  constructor(deps: AgentCallsDeps) {
+    this.#deps = deps;
+  }
+
+  /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
+  async caller(verified: VerifiedCaller, address: string): Promise<VerifiedCaller> {
+    if (this.#deps.now().getTime() >= verified.notAfter) {
+      throw new ApiError('cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+    }
+    const known = await currentAgent(this.#deps.backend, verified.hostId, verified.keyHash);
+    if (!known) throw new ApiError('agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
+    this.#touch(known, address);
+    return verified;
+  }
+
+  async backend(caller: VerifiedCaller, call: BackendCall, address: string): Promise<unknown> {
+    const malformed = callProblem(call);
+    if (malformed) throw new ApiError('bad_request', malformed);
+    // Before the value is parsed and judged: its size and the agent's write budget.
+    this.#writes.charge(caller.hostId, call);
+    const backend = this.#deps.backend;
+    const needsCurrent = call.op === 'put' || call.op === 'cas' || call.op === 'delete';
+    const current = needsCurrent ? await backend.get(call.key) : undefined;
+    const registered = needsRegisteredCount(caller, call, current) ? await registeredCount(backend, caller.hostId) : 0;
+    const why = refusal(caller, call, current, registered);
+    if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const beat = call.op === 'put' && isKubeServerBeat(caller, call) ? await this.#servableBeat(caller, call.value, address) : undefined;
+    const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
+    const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
+    try {
+      // Every item goes back as an agent may see it: never a credential (agent-view.ts).
+      if (isKeyCall(call)) return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
+      switch (call.op) {
+        case 'grant': {
+          this.#sweepLeases();
+          checkLeaseRoom(caller.hostId, this.#leases.values(), Date.now());
+          const granted = await backend.grantLease(call.ttl_ms);
+          this.#sweepLeases();
+          this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted, expires: Date.now() + granted.ttlMs });
+          return { lease: { id: granted.id, ttl_ms: granted.ttlMs } };
+        }
+        case 'keepalive': {
+          const held = this.#leases.get(call.lease);
+          if (!held || held.hostId !== caller.hostId) return { alive: false };
+          const alive = await held.lease.keepAlive();
+          if (!alive) this.#leases.delete(call.lease);
+          else held.expires = Date.now() + held.lease.ttlMs;
+          return { alive };
+        }
+        case 'revoke': {
+          const held = this.#leases.get(call.lease);
+          if (held && held.hostId === caller.hostId) {
+            this.#leases.delete(call.lease);
+            await held.lease.revoke();
+          }
+          return {};
+        }
+        case 'watch':
+          throw new ApiError('bad_request', `watch is its own call: ${routes.watch.method} ${routes.watch.path}`);
+      }
+    } catch (err) {
+      if (err instanceof FencedOutError) throw new ApiError('fenced_out', err.message);
+      if (err instanceof LeaseExpiredError) throw new ApiError('lease_expired', err.message);
+      throw err;
+    }
+  }
+
+  async watch(caller: VerifiedCaller, call: BackendCall, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+    if (call.op !== 'watch') throw new ApiError('bad_request', 'a watch needs a prefix');
+    const malformed = callProblem(call);
+    if (malformed) throw new ApiError('bad_request', malformed);
+    const why = refusal(caller, call);
+    if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
+    const alive = () => currentAgent(this.#deps.backend, caller.hostId, caller.keyHash).then((known) => !!known);
+    return streamWatch(this.#deps.watches, caller.hostId, call.prefix, agentEvent, alive, req, res);
+  }
+
+  /** Records where and when an agent was last heard from (on the record just read), at most once a minute per agent. */
+  #touch({ agent, revision }: { agent: Agent; revision: number }, address: string): void {
+    const now = this.#deps.now().getTime();
+    const hostId = agent.spec.host_id;
+    if (now - (this.#lastSeen.get(hostId) ?? 0) < LAST_SEEN_EVERY_MS) return;
+    this.#lastSeen.set(hostId, now);
+    const touched: Agent = { ...agent, spec: { ...agent.spec, address, last_seen: new Date(now).toISOString() } };
+    // At the revision read: a removal in between stays a removal.
+    void this.#deps.backend.compareAndSwap(resourceKey(AGENT, hostId), encodeResource(touched), revision).catch(() => undefined);
+  }
+
+  /** A kube_server heartbeat less the clusters this agent may not serve (kube-agent-policy.ts); a claim on another's is audited. */
+  async #servableBeat(caller: VerifiedCaller, value: string, address: string): Promise<string> {
+    const read = (name: string) => getResource<KubeCluster>(this.#deps.backend, KUBE_CLUSTER, name);
+    const { kube } = this.#deps;
+    const checked = await servableHeartbeat(value, caller.hostId, this.#deps.hostId, (name) => kube.cluster(name), read, (a, b) => kube.sameJoin(a, b));
+    if (checked.foreign.length > 0) {
+      const reason = `listed in its kube_server heartbeat clusters it may not serve (another agent's kubeconfig_file cluster, or a static one only the server serves): ${checked.foreign.join(', ')}; the server dropped them from the heartbeat`;
+      await this.#deps.audit.record({ type: 'agent.call', outcome: 'refused', host_id: caller.hostId, roles: caller.roles, action: `put ${kindPrefix(KUBE_SERVER)}${caller.hostId}`, reason, remote_addr: address });
+    }
+    return checked.value;
+  }
+
+  /** Forgets leases their agents stopped keeping alive (the store expires them on its own). */
+  #sweepLeases(): void {
+    const now = Date.now();
+    for (const [id, held] of this.#leases) if (held.expires < now) this.#leases.delete(id);
+  }
+
+  #ownLease(caller: VerifiedCaller, id: string): string {
+    const held = this.#leases.get(id);
+    if (!held || held.hostId !== caller.hostId) throw new ApiError('lease_expired', `lease ${id} has expired`);
+    return id;
+  }
+}
