@@ -23,11 +23,11 @@ test('the scanner finds an upward import, a folder cycle and a file cycle, from 
   };
   write('core/a.ts', "import type { B } from '../backend/b.ts';\nexport const a = 1;\n// import { x } from '../commands/x.ts';\n");
   write('backend/b.ts', "export { a } from '../core/a.ts';\nexport type B = 1;\n");
-  write('kube/k.ts', "export const k = () => import('../tunnel/t.ts');\n");
-  write('tunnel/t.ts', "import { k } from '../kube/k.ts';\nexport const t = k;\n");
+  write('kube/k.ts', "export const k = () => import('../reversetunnel/t.ts');\n");
+  write('reversetunnel/t.ts', "import { k } from '../kube/k.ts';\nexport const t = k;\n");
   const report = checkLayers(scanImports(root));
-  assert.deepEqual(report.upward.map((e) => `${pair(e)}${e.typeOnly ? ' (type)' : ''}`).sort(), ['core/a.ts -> backend/b.ts (type)', 'kube/k.ts -> tunnel/t.ts']);
-  assert.deepEqual(report.folderCycles, [['backend', 'core'], ['kube', 'tunnel']]);
-  assert.deepEqual(report.fileCycles, [['backend/b.ts', 'core/a.ts'], ['kube/k.ts', 'tunnel/t.ts']]);
+  assert.deepEqual(report.upward.map((e) => `${pair(e)}${e.typeOnly ? ' (type)' : ''}`).sort(), ['core/a.ts -> backend/b.ts (type)', 'kube/k.ts -> reversetunnel/t.ts']);
+  assert.deepEqual(report.folderCycles, [['backend', 'core'], ['kube', 'reversetunnel']]);
+  assert.deepEqual(report.fileCycles, [['backend/b.ts', 'core/a.ts'], ['kube/k.ts', 'reversetunnel/t.ts']]);
   assert.equal(folderOf('main.ts'), 'main');
 });
