@@ -5,7 +5,7 @@
 // small GET at 1 client, requests/s with 32, all paths taken in turn; kport's CPU per proxied
 // request from /proc; kport's RSS holding 500 watches on one HTTP/2 connection.
 // Issue 21 adds "through the server": person -> `kport server start` -> reverse tunnel -> Kubernetes
-// agent -> apiserver (bench/server-path.ts) to every table, its 500 watches (server + agent RSS),
+// agent -> apiserver (bench/server-path.ts) to every table, its 250 watches (server + agent RSS),
 // new sessions per second as a fresh `kubectl get` makes them (direct, kube login, the server), and
 // 100 idle `exec -it` sessions held through the server (bench/exec-sessions.ts).
 import { execFileSync } from 'node:child_process';
@@ -85,10 +85,10 @@ async function get(t: (typeof targets)[number]): Promise<void> {
   if (res.statusCode !== 200) throw new Error(`${t.name}: HTTP ${res.statusCode}`);
 }
 
-/** 500 watches over `connections` HTTP/2 connections (the server lets a person's connection have 32 streams). */
-async function holdWatches(origin: string, prefix: string, connectTls: object, connections: number): Promise<() => void> {
+/** `count` watches over `connections` HTTP/2 connections. */
+async function holdWatches(origin: string, prefix: string, connectTls: object, connections: number, count = 500): Promise<() => void> {
   const sessions = Array.from({ length: connections }, () => h2connect(origin, connectTls));
-  const streams = await Promise.all(Array.from({ length: 500 }, (_, i) => new Promise<ReturnType<(typeof sessions)[number]['request']>>((resolve, reject) => {
+  const streams = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<ReturnType<(typeof sessions)[number]['request']>>((resolve, reject) => {
     const s = sessions[i % connections]!.request({ ':path': `${prefix}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=600&labelSelector=w%3D${i}` });
     s.on('data', () => {});
     s.on('error', reject);
@@ -100,7 +100,8 @@ async function holdWatches(origin: string, prefix: string, connectTls: object, c
     for (const s of sessions) s.close();
   };
 }
-// 500 watches on one HTTP/2 connection, as k9s holds them; through the server on 16 (32 streams each).
+// 500 watches on one HTTP/2 connection, as k9s holds them; through the server, the 250 a person may hold
+// open there (MAX_REQUESTS_PER_PERSON is 256), on 16 connections.
 const rss = () => rssOf(kport.pid!);
 const endLocal = await holdWatches(new URL(kportUrl).origin, new URL(kportUrl).pathname, { ...tls, servername: 'localhost' }, 1);
 const during = rss();
@@ -108,11 +109,11 @@ endLocal();
 const watchLine = `kport RSS: ${idleRss.toFixed(0)} MiB at start, ${during.toFixed(0)} MiB holding 500 watches on one HTTP/2 connection`;
 const serverRss = () => ({ server: rssOf(serverPid), agent: rssOf(agentPid) });
 const serverIdle = serverRss();
-const endServer = await holdWatches(new URL(through.url).origin, new URL(through.url).pathname, through.tls, 16);
+const endServer = await holdWatches(new URL(through.url).origin, new URL(through.url).pathname, through.tls, 16, 250);
 const serverWatching = serverRss();
 endServer();
 const mib = (r: { server: number; agent: number }) => `${(r.server + r.agent).toFixed(0)} MiB (server ${r.server.toFixed(0)} + agent ${r.agent.toFixed(0)})`;
-const serverWatchLine = `Through the server: ${mib(serverIdle)} before, ${mib(serverWatching)} holding 500 watches (16 HTTP/2 connections of the person, one tunnel)`;
+const serverWatchLine = `Through the server: ${mib(serverIdle)} before, ${mib(serverWatching)} holding 250 watches (16 HTTP/2 connections of the person, one tunnel)`;
 
 // 100 idle exec -it sessions through a server and agent of their own (fresh processes: the memory is the sessions').
 const execLine = await holdExecSessions(api, 100);
