@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
-import type { UpgradeHooks, UpgradeMeta } from '../../kubeproxy/kube-routes.ts';
-import { recordingDecision, upgradeRefusal } from './decision.ts';
-import type { SessionRecorder } from './recorder.ts';
+import type { UpgradeHooks, UpgradeMeta } from './kube-upgrade-meta.ts';
+import { recordingDecision, upgradeRefusal } from '../events/recording/decision.ts';
+import type { SessionRecorder } from '../events/recording/recorder.ts';
 
 /** A pod's exec and attach are sessions; port-forward is not, and is not recorded (decision.ts says what is refused). */
 const isSession = (meta: UpgradeMeta) => meta.target.resource === 'pods' && (meta.subresource === 'exec' || meta.subresource === 'attach');
