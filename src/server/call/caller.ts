@@ -39,7 +39,7 @@ export interface Connection {
   drop(reason?: string): void;
   /**
    * Calls `fn` with the reason when the server ends the connection, before it does, so what is open
-   * on it can say why (kube-ending.ts); returns what takes `fn` off again.
+   * on it can say why (kubeproxy/kube-ending.ts); returns what takes `fn` off again.
    */
   onDrop(fn: (reason: string | undefined) => void): () => void;
 }
