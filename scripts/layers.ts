@@ -1,6 +1,7 @@
 // The layer check (docs/architecture.md §3): every relative import in src/ goes down the layer
 // order or stays in its folder, and the folders' import graph has no cycle; file cycles are
-// reported too. A small scanner rather than madge: madge 8 cannot be installed beside our
+// reported too. A folder named in NESTED has an order of its own for its subfolders, held to the
+// same two rules. A small scanner rather than madge: madge 8 cannot be installed beside our
 // TypeScript 7 (its typescript peer range stops at 5), and this needs only the import lines.
 //
 //   node scripts/layers.ts [src]    prints what it finds; exit 1 when anything is found
@@ -29,6 +30,18 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['main'],
 ];
 
+/**
+ * Folders whose subfolders have layers of their own, bottom first, under the same rules: an import
+ * between two subfolders goes down or stays in its layer, and they import each other in no circle.
+ * A file directly in such a folder, or a subfolder the order does not name, counts as unnamed.
+ * server/: who is calling and what a call may cost (call), what is recorded (events), the watch-fed
+ * caches (cache), who may do what (auth), the Kubernetes proxy (kubeproxy), and the listener and
+ * router that wire them all (api).
+ */
+export const NESTED: Readonly<Record<string, readonly (readonly string[])[]>> = {
+  server: [['call'], ['events'], ['cache'], ['auth'], ['kubeproxy'], ['api']],
+};
+
 export interface Edge {
   /** Importing file, relative to the root scanned (`kube/forwarder.ts`). */
   from: string;
@@ -39,9 +52,9 @@ export interface Edge {
 
 export interface LayerReport {
   edges: Edge[];
-  /** Imports from a lower layer up into a higher one, or into a folder the layers do not name. */
+  /** Imports from a lower layer up into a higher one, or into a folder the layers do not name (NESTED's subfolders too). */
   upward: Edge[];
-  /** Strongly connected sets of folders (more than one folder), each sorted. */
+  /** Strongly connected sets of folders (more than one folder), each sorted; a nested one names its subfolders `server/api`. */
   folderCycles: string[][];
   /** Strongly connected sets of files (more than one file), each sorted. */
   fileCycles: string[][];
@@ -75,23 +88,45 @@ export function folderOf(file: string): string {
   return file.includes('/') ? file.slice(0, file.indexOf('/')) : file.replace(/\.tsx?$/, '');
 }
 
-export function rankOf(folder: string): number | undefined {
-  const i = LAYERS.findIndex((layer) => layer.includes(folder));
+/** The folder a file is in for the layer check: its subfolder (`server/api`) inside a folder NESTED orders. */
+export function unitOf(file: string, nested: typeof NESTED = NESTED): string {
+  const folder = folderOf(file);
+  return Object.hasOwn(nested, folder) ? `${folder}/${folderOf(file.slice(folder.length + 1))}` : folder;
+}
+
+export function rankOf(folder: string, layers: typeof LAYERS = LAYERS): number | undefined {
+  const i = layers.findIndex((layer) => layer.includes(folder));
   return i < 0 ? undefined : i;
 }
 
-export function checkLayers(edges: readonly Edge[]): LayerReport {
+export function checkLayers(edges: readonly Edge[], layers: typeof LAYERS = LAYERS, nested: typeof NESTED = NESTED): LayerReport {
+  const top = checkOrder(edges, layers, folderOf);
+  const upward = [...top.upward];
+  const folderCycles = [...top.folderCycles];
+  // Inside a nested folder, the same check among its subfolders, by its own order.
+  for (const [folder, order] of Object.entries(nested)) {
+    const prefix = `${folder}/`;
+    const inside = edges.filter((e) => e.from.startsWith(prefix) && e.to.startsWith(prefix));
+    const found = checkOrder(inside, order, (file) => folderOf(file.slice(prefix.length)));
+    upward.push(...found.upward);
+    folderCycles.push(...found.folderCycles.map((c) => c.map((f) => prefix + f)));
+  }
+  const fileCycles = cycles(edges.map((e) => [e.from, e.to] as const));
+  return { edges: [...edges], upward, folderCycles: folderCycles.sort((x, y) => x[0]!.localeCompare(y[0]!)), fileCycles };
+}
+
+/** Upward imports and folder cycles among the folders `unit` puts `edges`' files in, by `layers`. */
+function checkOrder(edges: readonly Edge[], layers: typeof LAYERS, unit: (file: string) => string): Pick<LayerReport, 'upward' | 'folderCycles'> {
   const upward = edges.filter((e) => {
-    const a = folderOf(e.from);
-    const b = folderOf(e.to);
+    const a = unit(e.from);
+    const b = unit(e.to);
     if (a === b) return false;
-    const ra = rankOf(a);
-    const rb = rankOf(b);
+    const ra = rankOf(a, layers);
+    const rb = rankOf(b, layers);
     return ra === undefined || rb === undefined || rb > ra;
   });
-  const folderCycles = cycles(edges.map((e) => [folderOf(e.from), folderOf(e.to)] as const).filter(([a, b]) => a !== b));
-  const fileCycles = cycles(edges.map((e) => [e.from, e.to] as const));
-  return { edges: [...edges], upward, folderCycles, fileCycles };
+  const folderCycles = cycles(edges.map((e) => [unit(e.from), unit(e.to)] as const).filter(([a, b]) => a !== b));
+  return { upward, folderCycles };
 }
 
 /** Tarjan's strongly connected components of more than one node. */
@@ -138,7 +173,11 @@ export function describe(report: LayerReport): string[] {
   const lines: string[] = [];
   for (const c of report.folderCycles) lines.push(`folder cycle: ${c.join(' <-> ')}`);
   for (const c of report.fileCycles) lines.push(`file cycle: ${c.join(' <-> ')}`);
-  for (const e of report.upward) lines.push(`upward import: ${e.from} -> ${e.to}${e.typeOnly ? ' (type)' : ''} (${folderOf(e.from)} may not import ${folderOf(e.to)})`);
+  for (const e of report.upward) {
+    // Between two top folders the top order speaks; inside one, its subfolders' (NESTED).
+    const name = folderOf(e.from) === folderOf(e.to) ? unitOf : folderOf;
+    lines.push(`upward import: ${e.from} -> ${e.to}${e.typeOnly ? ' (type)' : ''} (${name(e.from)} may not import ${name(e.to)})`);
+  }
   return lines;
 }
 

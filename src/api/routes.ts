@@ -19,7 +19,7 @@ export type Callers =
       person?: true | { resource: 'audit' | 'session' | 'user' | 'lock'; verb: 'list' | 'read' | 'create' | 'update' | 'delete' };
     };
 
-/** How much of a body the server reads, and whose budget of bytes in flight it counts against (server/api/limits.ts LIMITS). */
+/** How much of a body the server reads, and whose budget of bytes in flight it counts against (server/call/limits.ts LIMITS). */
 export interface BodyRule {
   limit: 'joinBodyBytes' | 'loginBodyBytes' | 'agentBodyBytes';
   /** `caller`: the agents' or the people's budget, by who calls. */

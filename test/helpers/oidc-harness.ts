@@ -6,7 +6,7 @@ import { createCA } from '../../src/kube/pki.ts';
 import { certPem, createAuthority, createCsr, generateKeys, issueLeaf, verifiedCsrKey } from '../../src/pki/certs.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { OidcLogin } from '../../src/server/auth/oidc.ts';
-import { sourceKey } from '../../src/server/api/limits.ts';
+import { sourceKey } from '../../src/server/call/limits.ts';
 import { OIDC_BEGIN_PATH, OIDC_CALLBACK_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish, redirect } from '../../src/server/auth/oidc-routes.ts';
 import type { OidcPeer } from '../peers/oidc.ts';
 import { Browser } from './browser.ts';

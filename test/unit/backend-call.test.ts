@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApiError } from '../../src/api/errors.ts';
-import { LIMITS } from '../../src/server/api/limits.ts';
+import { LIMITS } from '../../src/server/call/limits.ts';
 import { parseCall } from '../../src/server/auth/backend-call.ts';
 
 const long = 'x'.repeat(LIMITS.agentBodyBytes + 1);

@@ -10,7 +10,8 @@ import { MemoryBackend } from '../../src/backend/memory.ts';
 import { ServedClusters } from '../../src/kube/served-clusters.ts';
 import { listResources, upsertResource } from '../../src/resources/store.ts';
 import { refusal } from '../../src/server/auth/policy.ts';
-import { type BackendCall, type HostCaller } from '../../src/server/auth/backend-call.ts';
+import type { BackendCall } from '../../src/server/auth/backend-call.ts';
+import type { HostCaller } from '../../src/server/call/caller.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 
 const kube: HostCaller = { hostId: 'k1', roles: ['kube'], group: '' };

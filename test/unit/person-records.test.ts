@@ -15,7 +15,7 @@ import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { addUser, lockUser, removeUser, unlockUser } from '../../src/people/users.ts';
 import { ROLE } from '../../src/resources/role.ts';
 import { upsertResource } from '../../src/resources/store.ts';
-import type { PersonCaller } from '../../src/server/api/connections.ts';
+import type { PersonCaller } from '../../src/server/call/caller.ts';
 import { ObservedBackend } from '../../src/server/cache/observed-backend.ts';
 import { PeopleRoutes, asRefusal } from '../../src/server/auth/people-routes.ts';
 import { PersonRecords } from '../../src/server/cache/person-records.ts';

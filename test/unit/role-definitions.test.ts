@@ -8,7 +8,7 @@ import { MemoryBackend } from '../../src/backend/memory.ts';
 import { ROLE } from '../../src/resources/role.ts';
 import { deleteResource, upsertResource } from '../../src/resources/store.ts';
 import { ObservedBackend } from '../../src/server/cache/observed-backend.ts';
-import { RoleDefinitions } from '../../src/server/auth/role-definitions.ts';
+import { RoleDefinitions } from '../../src/server/cache/role-definitions.ts';
 import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 
 const role = (name: string, env: string) => ({ kind: ROLE, version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;

@@ -2,7 +2,7 @@
 // against a real server in test/integration/network-limits.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyBudget, Counter, RateLimiter, sourceKey } from '../../src/server/api/limits.ts';
+import { BodyBudget, Counter, RateLimiter, sourceKey } from '../../src/server/call/limits.ts';
 
 test('sourceKey: an IPv4 address (also as IPv4-mapped IPv6) is itself; an IPv6 address counts as its /64', () => {
   assert.equal(sourceKey('203.0.113.7'), '203.0.113.7');

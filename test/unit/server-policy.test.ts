@@ -9,7 +9,8 @@ import { Heartbeat } from '../../src/discovery/heartbeat.ts';
 import { runKubeServerHeartbeat } from '../../src/kube/server-heartbeat.ts';
 import { agentEvent, agentItem, agentItems } from '../../src/server/auth/agent-view.ts';
 import { refusal } from '../../src/server/auth/policy.ts';
-import { callProblem, type BackendCall, type HostCaller } from '../../src/server/auth/backend-call.ts';
+import { callProblem, type BackendCall } from '../../src/server/auth/backend-call.ts';
+import type { HostCaller } from '../../src/server/call/caller.ts';
 
 const discovery: HostCaller = { hostId: 'h1', roles: ['discovery'], group: 'prod' };
 const kube: HostCaller = { hostId: 'k1', roles: ['kube'], group: '' };

@@ -2,7 +2,7 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { ApiError } from '../../api/errors.ts';
 import type { TLSSocket } from 'node:tls';
 import { hostClaims, publicKeyHash, userClaims } from '../../pki/certs.ts';
-import type { PersonCaller, VerifiedCaller } from './connections.ts';
+import type { PersonCaller, VerifiedCaller } from '../call/caller.ts';
 
 /**
  * Who a client certificate names: an agent when the host CA issued it (its host claims inside), a

@@ -2,42 +2,8 @@ import type { Http2SecureServer, Http2ServerRequest, ServerHttp2Session } from '
 import { ApiError } from '../../api/errors.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { HostCaller } from '../auth/backend-call.ts';
-import { Counter, LIMITS, sourceKey, type ServerTimeouts } from './limits.ts';
-
-export interface VerifiedCaller extends HostCaller {
-  keyHash: string;
-  /** When the host certificate expires (ms since the epoch): calls stop then and the connection closes. */
-  notAfter: number;
-}
-
-/** A person, from a user certificate: checked again on every call (expiry, removal, lock, current roles). */
-export interface PersonCaller {
-  person: string;
-  /** The roles at login; every call is decided by the user's current roles in the store. */
-  roles: string[];
-  /** The user record it was issued for (PersonUser's uid). */
-  uid?: string;
-  keyHash: string;
-  notAfter: number;
-  notBefore: number;
-}
-
-export type Caller = VerifiedCaller | PersonCaller;
-
-/** One TLS connection: who is behind it (checked once, at the handshake) and how to end it. */
-export interface Connection {
-  readonly caller: Caller | ApiError;
-  /** Why the server ended it (a certificate's expiry, its person locked or removed), once it did: what a session's end says. */
-  readonly closedBecause?: string;
-  /** Ends the connection: a GOAWAY (or the end of the HTTP/1.1 response), then the socket a second later. */
-  drop(reason?: string): void;
-  /**
-   * Calls `fn` with the reason when the server ends the connection, before it does, so what is open
-   * on it can say why (kube-ending.ts); returns what takes `fn` off again.
-   */
-  onDrop(fn: (reason: string | undefined) => void): () => void;
-}
+import type { Caller, Connection, ConnectionLookup } from '../call/caller.ts';
+import { Counter, LIMITS, sourceKey, type ServerTimeouts } from '../call/limits.ts';
 
 interface State extends Connection {
   closedBecause?: string;
@@ -55,7 +21,7 @@ const LOG_EVERY_MS = 10_000;
  * expires. The host or user certificate is verified once, at the handshake; its expiry is checked on
  * every call (router.ts) and closes the connection when it comes (here).
  */
-export class ConnectionGuard {
+export class ConnectionGuard implements ConnectionLookup {
   readonly #verify: (socket: TLSSocket) => Caller | ApiError;
   readonly #log: (line: string) => void;
   readonly #timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'>;

@@ -8,9 +8,9 @@ import { ApiError } from '../../api/errors.ts';
 import { findRoute, type ParsedRequestOf, type Route, type RouteName, type Routes } from '../../api/routes.ts';
 import { ownMessage } from '../../api/wire.ts';
 import type { ServerAudit } from '../events/audit.ts';
-import type { Caller, Connection, PersonCaller, VerifiedCaller } from './connections.ts';
-import { readJson, send } from './http-body.ts';
-import { LIMITS, type BodyBudget, type RateLimiter, type ServerTimeouts, sourceKey } from './limits.ts';
+import type { Caller, Connection, PersonCaller, VerifiedCaller } from '../call/caller.ts';
+import { readJson, send } from '../call/http-body.ts';
+import { LIMITS, type BodyBudget, type RateLimiter, type ServerTimeouts, sourceKey } from '../call/limits.ts';
 import type { Person } from '../auth/people-routes.ts';
 import { describeCall } from '../auth/backend-call.ts';
 

@@ -13,13 +13,13 @@ import { encodeResource, getResource } from '../../resources/store.ts';
 import { agentEvent, agentItem } from './agent-view.ts';
 import { checkLeaseRoom } from './agent-limits.ts';
 import type { ServerAudit } from '../events/audit.ts';
-import type { VerifiedCaller } from '../api/connections.ts';
+import type { VerifiedCaller } from '../call/caller.ts';
 import { currentAgent } from '../../resources/agent-record.ts';
 import { isKubeServerBeat, needsRegisteredCount, registeredCount, servableHeartbeat } from './kube-agent-policy.ts';
 import { refusal } from './policy.ts';
 import { callProblem, type BackendCall } from './backend-call.ts';
 import { applyStoreCall, isKeyCall } from './store-call.ts';
-import { streamWatch, type WatchStreamDeps } from '../api/watch-stream.ts';
+import { streamWatch, type WatchStreamDeps } from './watch-stream.ts';
 import { WriteBudget } from './write-budget.ts';
 
 const LAST_SEEN_EVERY_MS = 60_000;

@@ -1,14 +1,7 @@
 import { z } from 'zod';
 import { ApiError } from '../../api/errors.ts';
 import type { Fence } from '../../backend/backend.ts';
-import { LIMITS } from '../api/limits.ts';
-
-/** Who is calling, from a verified host certificate. */
-export interface HostCaller {
-  hostId: string;
-  roles: string[];
-  group: string;
-}
+import { LIMITS } from '../call/limits.ts';
 
 /** One Backend method as it travels over `/v1/backend`. */
 export type BackendCall =

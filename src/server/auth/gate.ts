@@ -9,7 +9,8 @@ import { kindOfKey, type KindDescriptor, type Verb } from '../../resources/kinds
 import { parseObject } from '../../resources/views.ts';
 import type { RoleSet } from '../../roles/evaluate.ts';
 import { AGENT_WRITES, PERSON_WRITES, type WriteCall } from './kind-hooks.ts';
-import type { BackendCall, HostCaller } from './backend-call.ts';
+import type { BackendCall } from './backend-call.ts';
+import type { HostCaller } from '../call/caller.ts';
 
 /** A call on resources: one key, or one kind's prefix. */
 export type ResourceCall = Exclude<BackendCall, { op: 'grant' | 'keepalive' | 'revoke' }>;

@@ -13,7 +13,8 @@ import { discoveryServiceSchema, kubeClusterSchema, kubeServerSchema, roleSchema
 import { freeTextProblem } from '../../resources/text.ts';
 import { parseObject } from '../../resources/views.ts';
 import { isKubeconfigClusterWrite, kubeconfigClusterRefusal } from './kube-agent-policy.ts';
-import type { BackendCall, HostCaller } from './backend-call.ts';
+import type { BackendCall } from './backend-call.ts';
+import type { HostCaller } from '../call/caller.ts';
 
 export type WriteCall = Extract<BackendCall, { op: 'put' | 'create' | 'cas' | 'delete' }>;
 

@@ -5,7 +5,8 @@ import { KUBE_SERVER } from '../../resources/kube-server.ts';
 import { kindOfKey } from '../../resources/kinds.ts';
 import { kindPrefix } from '../../resources/resource.ts';
 import { kubeClusterSchema } from '../../resources/schemas.ts';
-import type { BackendCall, HostCaller } from './backend-call.ts';
+import type { BackendCall } from './backend-call.ts';
+import type { HostCaller } from '../call/caller.ts';
 
 const KUBE_CLUSTERS = kindPrefix(KUBE_CLUSTER);
 

@@ -15,10 +15,10 @@ import { RoleSet } from '../../roles/evaluate.ts';
 import type { RoleV7 } from '../../resources/role.ts';
 import type { Authorities } from './authorities.ts';
 import type { ServerAudit } from '../events/audit.ts';
-import type { PersonCaller } from '../api/connections.ts';
+import type { PersonCaller } from '../call/caller.ts';
 import type { OidcLogin } from './oidc.ts';
 import { oidcBegin, oidcCallback, oidcFinish } from './oidc-routes.ts';
-import { sourceKey } from '../api/limits.ts';
+import { sourceKey } from '../call/limits.ts';
 import { PersonPolicy } from './person-policy.ts';
 import type { PersonRecords } from '../cache/person-records.ts';
 

@@ -1,4 +1,4 @@
-import type { ConnectionGuard, PersonCaller } from '../api/connections.ts';
+import type { ConnectionLookup, PersonCaller } from '../call/caller.ts';
 import { asRefusal } from './people-routes.ts';
 import type { PersonRecords } from '../cache/person-records.ts';
 
@@ -8,7 +8,7 @@ export const RECHECK_MS = 30_000;
 export interface PersonRevocationDeps {
   /** The records the per-call check reads: their changes are what ends sessions. */
   records: Pick<PersonRecords, 'onChange'>;
-  guard: ConnectionGuard;
+  guard: Pick<ConnectionLookup, 'ofPeople'>;
   /** The per-call check of a person (PeopleRoutes.person): throws an ApiError when they may no longer call. */
   check: (caller: PersonCaller) => Promise<unknown>;
   log: (line: string) => void;

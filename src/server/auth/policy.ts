@@ -1,6 +1,7 @@
 import type { Item } from '../../backend/backend.ts';
 import { leaderKey } from '../../resources/discovery-service.ts';
-import type { BackendCall, HostCaller } from './backend-call.ts';
+import type { BackendCall } from './backend-call.ts';
+import type { HostCaller } from '../call/caller.ts';
 import { agentRefusal } from './gate.ts';
 
 const MAX_LEASE_TTL_MS = 5 * 60_000;

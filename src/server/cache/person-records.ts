@@ -5,7 +5,7 @@ import { USER } from '../../resources/role.ts';
 import { kindPrefix } from '../../resources/resource.ts';
 import { decodeResource } from '../../resources/store.ts';
 import type { RoleV7 } from '../../resources/role.ts';
-import { RoleDefinitions } from '../auth/role-definitions.ts';
+import { RoleDefinitions } from './role-definitions.ts';
 import { WatchCache } from './watch-cache.ts';
 import type { WatchHub } from './watch-hub.ts';
 

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { PersonCaller } from '../api/connections.ts';
+import type { PersonCaller } from '../call/caller.ts';
 import type { Ending } from './kube-ending.ts';
 
 /**

@@ -10,7 +10,7 @@ import { KUBE_CLUSTER, type KubeCluster } from '../../resources/kube-cluster.ts'
 import { newSessionId, signIdentity } from '../../reversetunnel/identity.ts';
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import type { ServerAudit } from '../events/audit.ts';
-import type { Connection, ConnectionGuard } from '../api/connections.ts';
+import type { Connection, ConnectionLookup } from '../call/caller.ts';
 import { IdentityCache } from '../auth/identity-cache.ts';
 import { KubeAgents } from './kube-agents.ts';
 import { OpenKubeRequests, tooManyMessage } from './kube-open.ts';
@@ -107,7 +107,7 @@ export class KubeRoutes {
    * request and response objects cost CPU on every request), the others to that layer's listener as
    * before; and its HTTP/1.1 upgrades but the tunnel's.
    */
-  attach(server: Http2SecureServer, guard: ConnectionGuard | undefined): void {
+  attach(server: Http2SecureServer, guard: Pick<ConnectionLookup, 'ofSession' | 'ofSocket'> | undefined): void {
     const compat = server.listeners('stream') as Array<(...args: unknown[]) => void>;
     server.removeAllListeners('stream');
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {

@@ -5,12 +5,12 @@ import { ApiError } from '../../api/errors.ts';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { Backend } from '../../backend/backend.ts';
-import { queryAudit, parseAuditQuery, type AuditAnswer } from './audit-query.ts';
-import type { Person } from '../auth/people-routes.ts';
+import { queryAudit, parseAuditQuery, type AuditAnswer } from '../events/audit-query.ts';
+import type { Person } from './people-routes.ts';
 import { listRecordings } from '../../recordings/catalog.ts';
-import type { RecordingReaders } from './recording/readers.ts';
+import type { RecordingReaders } from '../events/recording/readers.ts';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording, openRecording } from '../../recordings/store.ts';
-import { send } from '../api/http-body.ts';
+import { send } from '../call/http-body.ts';
 
 function need(person: Person, resource: 'audit' | 'session', verb: 'list' | 'read'): void {
   if (person.roles.allows(resource, verb)) return;

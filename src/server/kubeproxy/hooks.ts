@@ -1,9 +1,9 @@
 import type { Duplex } from 'node:stream';
-import type { UpgradeHooks, UpgradeMeta } from '../../kubeproxy/kube-routes.ts';
-import { recordingDecision, upgradeRefusal } from './decision.ts';
-import type { SessionRecorder } from './recorder.ts';
+import type { UpgradeHooks, UpgradeMeta } from './kube-upgrade-meta.ts';
+import { recordingDecision, upgradeRefusal } from '../events/recording/decision.ts';
+import type { SessionRecorder } from '../events/recording/recorder.ts';
 
-/** A pod's exec and attach are sessions; port-forward is not, and is not recorded (decision.ts says what is refused). */
+/** A pod's exec and attach are sessions; port-forward is not, and is not recorded (events/recording/decision.ts says what is refused). */
 const isSession = (meta: UpgradeMeta) => meta.target.resource === 'pods' && (meta.subresource === 'exec' || meta.subresource === 'attach');
 
 /** What the WebSocket asked for, or the SPDY version: the form recordingDecision and the recorder read. */
@@ -12,7 +12,7 @@ const protocolOf = (meta: UpgradeMeta) => (meta.protocol === 'websocket' ? meta.
 /**
  * The routing's upgrade hooks, driving the recorder: a session a role requires recorded but this
  * protocol cannot give is refused before it reaches an agent, and so is, under that requirement,
- * every upgrade but exec, attach and port-forward (decision.ts); every exec and attach is started
+ * every upgrade but exec, attach and port-forward (events/recording/decision.ts); every exec and attach is started
  * (SPDY too, so session.start says recorded: false), fed both directions, and ended when either closes.
  */
 export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {

@@ -5,8 +5,8 @@ import { kindPrefix, type Resource } from '../../resources/resource.ts';
 import { decodeResource } from '../../resources/store.ts';
 import { roleDefinitions } from '../../roles/load.ts';
 import type { RoleV7 } from '../../resources/role.ts';
-import { WatchCache } from '../cache/watch-cache.ts';
-import type { WatchHub } from '../cache/watch-hub.ts';
+import { WatchCache } from './watch-cache.ts';
+import type { WatchHub } from './watch-hub.ts';
 
 /**
  * Every role by name for a person's call, from the stored roles a watch keeps in memory (WatchCache):

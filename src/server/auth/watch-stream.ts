@@ -2,7 +2,7 @@
 // the caller is still there. Agents' and people's watches differ only in `show` and `alive`.
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { WatchEvent } from '../../backend/backend.ts';
-import type { WatchCount } from '../auth/agent-limits.ts';
+import type { WatchCount } from './agent-limits.ts';
 import { WatchGate } from './watch-gate.ts';
 import type { WatchHub } from '../cache/watch-hub.ts';
 
