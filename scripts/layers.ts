@@ -6,7 +6,7 @@
 //
 //   node scripts/layers.ts [src]    prints what it finds; exit 1 when anything is found
 //
-// test/unit/layers.test.ts runs it on src/ with a short allow-list that must shrink to zero.
+// test/unit/layers.test.ts runs it on src/, which must stay clean.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative, sep } from 'node:path';
 

@@ -82,7 +82,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/events/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/kubeproxy/hooks.ts'), import('../server/events/recording/budget.ts')]);
+  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/events/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/kubeproxy/recording-hooks.ts'), import('../server/events/recording/budget.ts')]);
   const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log, now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
   // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;

@@ -7,7 +7,7 @@ import type { KubeGrant } from './kube-authorize.ts';
 import { requestTarget, type RequestTarget } from '../events/recording/decision.ts';
 
 // An upgrade (exec, attach, port-forward) as the server's Kubernetes proxy describes it to the
-// session recorder (kubeproxy/hooks.ts drives it), and what the recorder may say back.
+// session recorder (kubeproxy/recording-hooks.ts drives it), and what the recorder may say back.
 
 /** What a session recorder learns of an upgrade (exec, attach, port-forward) before any byte moves. */
 export interface UpgradeMeta {
