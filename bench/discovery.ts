@@ -17,7 +17,10 @@ const RUNS = Number(process.env.RUNS ?? 3);
 const moto = await startMoto();
 Object.assign(process.env, moto.env);
 const started = Date.now();
-await createClusters(moto, Array.from({ length: TOTAL }, (_, i) => ({ name: `c${i}`, region: REGIONS[i % REGIONS.length]!, tags: { env: i % 2 ? 'prod' : 'dev' } })));
+await createClusters(
+  moto,
+  Array.from({ length: TOTAL }, (_, i) => ({ name: `c${i}`, region: REGIONS[i % REGIONS.length]!, tags: { env: i % 2 ? 'prod' : 'dev' } })),
+);
 process.stderr.write(`seeded ${TOTAL} clusters in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 
 /** The reference: ListClusters pages and one DescribeCluster per cluster, regions in parallel, 5 describes at a time. */
@@ -25,27 +28,29 @@ async function plainLoop(): Promise<{ ms: number; calls: number; clusters: numbe
   const start = performance.now();
   let calls = 0;
   let clusters = 0;
-  await Promise.all(REGIONS.map(async (region) => {
-    const eks = new EKSClient({ region, maxAttempts: 8 });
-    const names: string[] = [];
-    let nextToken: string | undefined;
-    do {
-      calls++;
-      const page = await eks.send(new ListClustersCommand({ maxResults: 100, nextToken }));
-      names.push(...(page.clusters ?? []));
-      nextToken = page.nextToken;
-    } while (nextToken);
-    const described = await mapLimit(names, DESCRIBE_CONCURRENCY, async (name) => {
-      calls++;
-      return (await eks.send(new DescribeClusterCommand({ name }))).cluster;
-    });
-    clusters += described.filter((c) => c?.tags?.env === 'prod').length;
-    eks.destroy();
-  }));
+  await Promise.all(
+    REGIONS.map(async (region) => {
+      const eks = new EKSClient({ region, maxAttempts: 8 });
+      const names: string[] = [];
+      let nextToken: string | undefined;
+      do {
+        calls++;
+        const page = await eks.send(new ListClustersCommand({ maxResults: 100, nextToken }));
+        names.push(...(page.clusters ?? []));
+        nextToken = page.nextToken;
+      } while (nextToken);
+      const described = await mapLimit(names, DESCRIBE_CONCURRENCY, async (name) => {
+        calls++;
+        return (await eks.send(new DescribeClusterCommand({ name }))).cluster;
+      });
+      clusters += described.filter((c) => c?.tags?.env === 'prod').length;
+      eks.destroy();
+    }),
+  );
   return { ms: performance.now() - start, calls, clusters };
 }
 
-const lines = ['| run | wall ms (median of ' + RUNS + ') | AWS calls | backend writes | clusters |', '|---|---|---|---|---|'];
+const lines = [`| run | wall ms (median of ${RUNS}) | AWS calls | backend writes | clusters |`, '|---|---|---|---|---|'];
 const plain: number[] = [];
 const first: number[] = [];
 const steady: number[] = [];
@@ -58,12 +63,18 @@ for (let run = 0; run < RUNS; run++) {
   plain.push(p.ms);
   plainCalls = p.calls;
   const backend = await SqliteBackend.open(join(tempDir('bench-disc'), 'kport.db'));
-  const engine = new DiscoveryEngine({ backend, discoveryGroup: 'bench', matchers: [{ types: ['eks'], regions: REGIONS, tags: { env: 'prod' } }], homeRegion: 'us-east-1', aws: await sdkAwsApi() });
+  const engine = new DiscoveryEngine({
+    backend,
+    discoveryGroup: 'bench',
+    matchers: [{ types: ['eks'], regions: REGIONS, tags: { env: 'prod' } }],
+    homeRegion: 'us-east-1',
+    aws: await sdkAwsApi(),
+  });
   let t = performance.now();
   firstStats = (await engine.poll()).stats;
   first.push(performance.now() - t);
   // Writes of the steady poll: count revisions the backend handed out.
-  let revisionBefore = (await backend.put('/bench/marker', 'x')).revision;
+  const revisionBefore = (await backend.put('/bench/marker', 'x')).revision;
   t = performance.now();
   steadyStats = (await engine.poll()).stats;
   steady.push(performance.now() - t);
@@ -75,4 +86,6 @@ lines.push(row(['plain SDK loop (reference)', median(plain), plainCalls, '-', TO
 lines.push(row(['kport first poll', median(first), firstStats!.awsCalls, firstStats!.created, firstStats!.seen]));
 lines.push(row(['kport steady-state poll', median(steady), steadyStats!.awsCalls, steadyWrites, steadyStats!.seen]));
 await moto.stop();
-process.stdout.write(`${lines.join('\n')}\n\nfirst poll / plain loop: ${(median(first) / median(plain)).toFixed(2)}x; steady-state calls / minimum: ${(steadyStats!.awsCalls / plainCalls).toFixed(3)}\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(
+  `${lines.join('\n')}\n\nfirst poll / plain loop: ${(median(first) / median(plain)).toFixed(2)}x; steady-state calls / minimum: ${(steadyStats!.awsCalls / plainCalls).toFixed(3)}\nnode ${process.version}, ${new Date().toISOString()}\n`,
+);

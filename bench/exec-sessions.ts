@@ -47,7 +47,8 @@ export async function holdExecSessions(api: KubeApiserver, count: number): Promi
     await new Promise((r) => setTimeout(r, 3000));
     const before = { server: procStat(pids.server).rssMiB, agent: procStat(pids.agent).rssMiB };
     const sessions: WebSocket[] = [];
-    for (let i = 0; i < count; i += 10) sessions.push(...(await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => openSession(url, path.tls, i + j)))));
+    for (let i = 0; i < count; i += 10)
+      sessions.push(...(await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => openSession(url, path.tls, i + j)))));
     await new Promise((r) => setTimeout(r, 5000));
     const open = sessions.filter((s) => s.readyState === WebSocket.OPEN).length;
     const held = { server: procStat(pids.server).rssMiB, agent: procStat(pids.agent).rssMiB };

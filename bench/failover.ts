@@ -10,7 +10,10 @@ import { median } from './lib.ts';
 const TTL = process.env.LEASE_TTL ?? '15s';
 const RUNS = Number(process.env.RUNS ?? 5);
 const [moto, etcd] = await Promise.all([startMoto(), startEtcd({ members: 3 })]);
-await createClusters(moto, Array.from({ length: 20 }, (_, i) => ({ name: `c${i}`, region: 'us-east-1', tags: { env: 'prod' } })));
+await createClusters(
+  moto,
+  Array.from({ length: 20 }, (_, i) => ({ name: `c${i}`, region: 'us-east-1', tags: { env: 'prod' } })),
+);
 const storage = { type: 'etcd', peers: etcd.endpoints, prefix: `/bench-${randomUUID()}` };
 const matchers = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }];
 const agents = [];
@@ -31,4 +34,6 @@ for (let run = 0; run < RUNS; run++) {
 for (const a of agents) a.proc?.kill('SIGKILL');
 await Promise.all(agents.map((a) => a.proc?.catch(() => undefined)));
 await Promise.all([moto.stop(), etcd.stop()]);
-process.stdout.write(`| lease TTL | failovers | median ms | min ms | max ms | bound (2x TTL) |\n|---|---|---|---|---|---|\n| ${TTL} | ${RUNS} | ${median(times)} | ${Math.min(...times)} | ${Math.max(...times)} | ${2 * ttlMs} |\n\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(
+  `| lease TTL | failovers | median ms | min ms | max ms | bound (2x TTL) |\n|---|---|---|---|---|---|\n| ${TTL} | ${RUNS} | ${median(times)} | ${Math.min(...times)} | ${Math.max(...times)} | ${2 * ttlMs} |\n\nnode ${process.version}, ${new Date().toISOString()}\n`,
+);

@@ -65,12 +65,21 @@ if (process.argv[2] === 'attack') {
 }
 
 async function run(label: string, auth: Record<string, unknown> | undefined): Promise<void> {
-  const server = await startServer({ ...(auth && { auth }), ...(process.env.SERVER_NODE_OPTIONS && { env: { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } }) });
+  const server = await startServer({
+    ...(auth && { auth }),
+    ...(process.env.SERVER_NODE_OPTIONS && { env: { NODE_OPTIONS: process.env.SERVER_NODE_OPTIONS } }),
+  });
   const pid = server.proc!.pid!;
   const ca = await fetchPinnedCA({ host: '127.0.0.1', port: server.port }, [server.pin], () => {});
   const keys = await generateKeys();
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-  const issued = await anonymous.rawCall<{ cert: string; ca: string }>('/v1/join', { token: await server.token('discovery'), roles: ['discovery'], hostname: 'bench', csr: await createCsr(keys, 'bench'), discovery_group: 'g' });
+  const issued = await anonymous.rawCall<{ cert: string; ca: string }>('/v1/join', {
+    token: await server.token('discovery'),
+    roles: ['discovery'],
+    hostname: 'bench',
+    csr: await createCsr(keys, 'bench'),
+    discovery_group: 'g',
+  });
   anonymous.close();
   const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca: issued.ca, cert: issued.cert, key: await keyPem(keys.privateKey) });
   const call = async () => {
@@ -103,13 +112,39 @@ async function run(label: string, auth: Record<string, unknown> | undefined): Pr
   agent.close();
   await server.stop();
   const ok = during.filter((d) => !Number.isNaN(d));
-  if (process.env.BENCH_DEBUG) process.stderr.write(`${label}: server RSS every 5 s: ${trace.filter((_, i) => i % 20 === 0).map((r) => r.toFixed(0)).join(' ')}\n`);
-  const statuses = Object.entries(stats.statuses).map(([s, n]) => `${s}: ${n}`).join(', ');
-  out.push(row([label, `${(stats.bytes / (1 << 20)).toFixed(0)} MiB in ${stats.streams} streams (${statuses})`, before.rssMiB, peakRss, peakRss - before.rssMiB, after.rssMiB, `${(((atEnd.cpuMs - before.cpuMs) / floodMs) * 100).toFixed(0)}%`, median(quiet), percentile(quiet, 99), median(ok), percentile(ok, 99), `${ok.length}/${failed}`]));
+  if (process.env.BENCH_DEBUG)
+    process.stderr.write(
+      `${label}: server RSS every 5 s: ${trace
+        .filter((_, i) => i % 20 === 0)
+        .map((r) => r.toFixed(0))
+        .join(' ')}\n`,
+    );
+  const statuses = Object.entries(stats.statuses)
+    .map(([s, n]) => `${s}: ${n}`)
+    .join(', ');
+  out.push(
+    row([
+      label,
+      `${(stats.bytes / (1 << 20)).toFixed(0)} MiB in ${stats.streams} streams (${statuses})`,
+      before.rssMiB,
+      peakRss,
+      peakRss - before.rssMiB,
+      after.rssMiB,
+      `${(((atEnd.cpuMs - before.cpuMs) / floodMs) * 100).toFixed(0)}%`,
+      median(quiet),
+      percentile(quiet, 99),
+      median(ok),
+      percentile(ok, 99),
+      `${ok.length}/${failed}`,
+    ]),
+  );
 }
 
 out.push(`### Unauthenticated flood: ${CONNECTIONS} connections of never-ending join bodies for ${floodMs / 1000} s`, '');
-out.push('| server | flood sent | RSS before MiB | RSS peak MiB | growth MiB | RSS 5 s after MiB | server CPU (% of a core) | agent p50 ms (quiet) | p99 ms (quiet) | agent p50 ms (flood) | p99 ms (flood) | agent calls ok/failed |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+out.push(
+  '| server | flood sent | RSS before MiB | RSS peak MiB | growth MiB | RSS 5 s after MiB | server CPU (% of a core) | agent p50 ms (quiet) | p99 ms (quiet) | agent p50 ms (flood) | p99 ms (flood) | agent calls ok/failed |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|',
+);
 await run('defaults (join rate per address applies)', undefined);
 await run('join rate limit lifted (a flood from many addresses)', { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } });
 process.stdout.write(`${out.join('\n')}\n\nnode ${process.version}, ${new Date().toISOString()}\n`);

@@ -25,7 +25,12 @@ try {
     const home = tempDir('bench-login');
     const env = { HOME: home, PATH: process.env.PATH ?? '' };
     // The invite on stdin's first line, as README says a script passes it (never in argv).
-    const proc = execa(process.execPath, [KPORT, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'], { env, extendEnv: false, reject: false, stdin: 'pipe' });
+    const proc = execa(process.execPath, [KPORT, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'], {
+      env,
+      extendEnv: false,
+      reject: false,
+      stdin: 'pipe',
+    });
     proc.stdin!.write(`${invite}\n`);
     let stderr = '';
     let totp: OTPAuth.TOTP | undefined;
@@ -48,7 +53,11 @@ try {
   for (const p of people) {
     const input = `${PASSWORD}\n${p.totp.generate()}\n`;
     const start = process.hrtime.bigint();
-    execFileSync(process.execPath, [KPORT, 'login', '--proxy', server.address, '--user', p.user, '--password-stdin'], { env: { HOME: p.home, PATH: process.env.PATH ?? '' }, input, stdio: ['pipe', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [KPORT, 'login', '--proxy', server.address, '--user', p.user, '--password-stdin'], {
+      env: { HOME: p.home, PATH: process.env.PATH ?? '' },
+      input,
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
   process.stdout.write(

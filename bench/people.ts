@@ -19,7 +19,12 @@ try {
   writeFileSync(
     setup,
     Array.from({ length: CLUSTERS }, (_, i) =>
-      stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: `cluster-${String(i).padStart(4, '0')}`, labels: { env: i % 2 ? 'prod' : 'dev', region: regions[i % 4]!, team: `team-${i % 17}` } }, spec: { aws: { name: `cluster-${i}`, region: regions[i % 4]!, account_id: '123456789012' } } }),
+      stringify({
+        kind: 'kube_cluster',
+        version: 'v3',
+        metadata: { name: `cluster-${String(i).padStart(4, '0')}`, labels: { env: i % 2 ? 'prod' : 'dev', region: regions[i % 4]!, team: `team-${i % 17}` } },
+        spec: { aws: { name: `cluster-${i}`, region: regions[i % 4]!, account_id: '123456789012' } },
+      }),
     ).join('---\n'),
   );
   const created = await server.kport(['create', '-f', setup]);
@@ -30,13 +35,22 @@ try {
   const kubeconfig = join(server.dir, 'no-kubeconfig');
   // Local mode on the server's own store, for a user whose role allows every cluster, as startup.ts does.
   const localConfig = join(server.dir, 'local.yaml');
-  writeFileSync(localConfig, stringify({ version: 'v3', teleport: { data_dir: join(server.dir, 'data') }, roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }], users: [{ name: 'bench', roles: ['all'] }] }));
+  writeFileSync(
+    localConfig,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: join(server.dir, 'data') },
+      roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }],
+      users: [{ name: 'bench', roles: ['all'] }],
+    }),
+  );
   const local = { HOME: server.dir, USER: 'bench', LOGNAME: 'bench', PATH: process.env.PATH ?? '', KPORT_CONFIG: localConfig, KUBECONFIG: kubeconfig };
   const remote = { HOME: person.home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig };
   const args = (env: NodeJS.ProcessEnv) => ['kube', 'ls', '-o', 'json', ...(env === local ? ['--user', 'bench'] : [])];
   const count = (env: NodeJS.ProcessEnv) => (JSON.parse(execFileSync(process.execPath, [KPORT, ...args(env)], { env, encoding: 'utf8' })) as unknown[]).length;
   const shown = { local: count(local), remote: count(remote) };
-  if (shown.local !== CLUSTERS || shown.remote !== CLUSTERS) throw new Error(`kube ls shows ${shown.local} clusters locally and ${shown.remote} through the server, not ${CLUSTERS} each`);
+  if (shown.local !== CLUSTERS || shown.remote !== CLUSTERS)
+    throw new Error(`kube ls shows ${shown.local} clusters locally and ${shown.remote} through the server, not ${CLUSTERS} each`);
   const time = (env: NodeJS.ProcessEnv) => {
     const start = process.hrtime.bigint();
     execFileSync(process.execPath, [KPORT, ...args(env)], { env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -58,8 +72,8 @@ try {
       '',
       '| where | clusters shown | median ms | p90 ms | min ms |',
       '|---|---|---|---|---|',
-      row(['local (the server\'s sqlite store)', shown.local, median(times.local), percentile(times.local, 90), Math.min(...times.local)]),
-      row(['through the server (an access person\'s profile)', shown.remote, median(times.remote), percentile(times.remote, 90), Math.min(...times.remote)]),
+      row(["local (the server's sqlite store)", shown.local, median(times.local), percentile(times.local, 90), Math.min(...times.local)]),
+      row(["through the server (an access person's profile)", shown.remote, median(times.remote), percentile(times.remote, 90), Math.min(...times.remote)]),
       '',
       `through the server / local: ${ratio.toFixed(2)}x`,
       `node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`,

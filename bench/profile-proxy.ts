@@ -21,8 +21,19 @@ const api = await startKubeApiserver();
 const home = tempDir('profile-proxy');
 const profiles = join(home, 'profiles');
 const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml') };
-writeFileSync(env.KPORT_CONFIG, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, roles: [{ name: 'admin', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] }], users: [{ name: 'bench', roles: ['admin'] }] }));
-writeFileSync(join(home, 'c.yaml'), stringify({ kind: 'kube_cluster', metadata: { name: 'bench' }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.admin), 'utf8') } }));
+writeFileSync(
+  env.KPORT_CONFIG,
+  stringify({
+    version: 'v3',
+    teleport: { data_dir: join(home, 'data') },
+    roles: [{ name: 'admin', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] }],
+    users: [{ name: 'bench', roles: ['admin'] }],
+  }),
+);
+writeFileSync(
+  join(home, 'c.yaml'),
+  stringify({ kind: 'kube_cluster', metadata: { name: 'bench' }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.admin), 'utf8') } }),
+);
 await execa(process.execPath, [KPORT, 'create', '-f', join(home, 'c.yaml')], { env });
 const kport = execa(process.execPath, ['--cpu-prof', '--cpu-prof-dir', profiles, KPORT, 'kube', 'login', 'bench', '--user', 'bench'], { env, reject: false });
 let out = '';
@@ -45,7 +56,11 @@ kport.kill('SIGINT');
 await kport;
 await api.stop();
 
-interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
 const profile = JSON.parse(readFileSync(join(profiles, readdirSync(profiles)[0]!), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
 const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<string, number>();

@@ -22,7 +22,9 @@ execFileSync('go', ['build', '-o', goClient, '.'], { cwd: fileURLToPath(new URL(
 
 const api = await startKubeApiserver();
 const home = tempDir('profile-server');
-await execa(process.execPath, [KPORT, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], { env: { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: api.kubeconfig(api.admin) } });
+await execa(process.execPath, [KPORT, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {
+  env: { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: api.kubeconfig(api.admin) },
+});
 const profiles = join(home, 'profiles');
 const prof = profiling ? `--cpu-prof --cpu-prof-dir=${profiles}` : '';
 const path = await startServerPath(api, { serverEnv: { NODE_OPTIONS: prof }, ...(prof && { agentNodeOptions: prof }) });
@@ -36,10 +38,15 @@ const [serverMs, agentMs] = Object.values(pids).map((pid, i) => procStat(pid).cp
 await path.stop();
 await api.stop();
 
-interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
 process.stdout.write(`load: ${load}`);
 const done = (JSON.parse(load) as Array<{ rps: number[] }>)[0]!.rps[0]! * seconds;
-process.stdout.write(`CPU per request (/proc, after 2 s of warm-up): server ${(serverMs! / done).toFixed(3)} ms, agent ${(agentMs! / done).toFixed(3)} ms, both ${((serverMs! + agentMs!) / done).toFixed(3)} ms\n`);
+process.stdout.write(
+  `CPU per request (/proc, after 2 s of warm-up): server ${(serverMs! / done).toFixed(3)} ms, agent ${(agentMs! / done).toFixed(3)} ms, both ${((serverMs! + agentMs!) / done).toFixed(3)} ms\n`,
+);
 if (!profiling) process.exit(0);
 for (const [name, pid] of Object.entries(pids)) {
   const file = readdirSync(profiles).find((f) => f.includes(`.${pid}.`));

@@ -31,9 +31,22 @@ execFileSync('go', ['build', '-o', goClient, '.'], { cwd: fileURLToPath(new URL(
 const api = await startKubeApiserver({ kubeletClient: true });
 const home = tempDir('bench-proxy');
 const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml') };
-writeFileSync(env.KPORT_CONFIG, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, roles: [{ name: 'admin', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] }], users: [{ name: 'bench', roles: ['admin'] }] }));
-await execa(process.execPath, [KPORT, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], { env: { ...env, KUBECONFIG: api.kubeconfig(api.admin) } });
-writeFileSync(join(home, 'c.yaml'), stringify({ kind: 'kube_cluster', metadata: { name: 'bench' }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }));
+writeFileSync(
+  env.KPORT_CONFIG,
+  stringify({
+    version: 'v3',
+    teleport: { data_dir: join(home, 'data') },
+    roles: [{ name: 'admin', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] }],
+    users: [{ name: 'bench', roles: ['admin'] }],
+  }),
+);
+await execa(process.execPath, [KPORT, 'rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {
+  env: { ...env, KUBECONFIG: api.kubeconfig(api.admin) },
+});
+writeFileSync(
+  join(home, 'c.yaml'),
+  stringify({ kind: 'kube_cluster', metadata: { name: 'bench' }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }),
+);
 await execa(process.execPath, [KPORT, 'create', '-f', join(home, 'c.yaml')], { env });
 
 const kport = execa(process.execPath, [KPORT, 'kube', 'login', 'bench', '--user', 'bench'], { env, reject: false });
@@ -70,12 +83,36 @@ const files = (name: string, text: string | Buffer) => {
   return path;
 };
 const targets = [
-  { name: 'direct', url: api.server, headers: { authorization: `Bearer ${api.admin.token}` }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.admin.token } },
-  { name: 'kport kube login', url: kportUrl, headers: {}, agent: new Agent({ connect: tls, connections: 32 }), go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid } },
-  { name: 'through the server', url: through.url, headers: {}, agent: new Agent({ connect: through.tls, connections: 32 }), go: { ...through.files, pid: serverPid, pids: [agentPid] } },
+  {
+    name: 'direct',
+    url: api.server,
+    headers: { authorization: `Bearer ${api.admin.token}` },
+    agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }),
+    go: { ca: files('api-ca.pem', api.caPem), token: api.admin.token },
+  },
+  {
+    name: 'kport kube login',
+    url: kportUrl,
+    headers: {},
+    agent: new Agent({ connect: tls, connections: 32 }),
+    go: { ca: files('kport-ca.pem', tls.ca), cert: files('kport-cert.pem', tls.cert), key: files('kport-key.pem', tls.key), pid: kport.pid },
+  },
+  {
+    name: 'through the server',
+    url: through.url,
+    headers: {},
+    agent: new Agent({ connect: through.tls, connections: 32 }),
+    go: { ...through.files, pid: serverPid, pids: [agentPid] },
+  },
   { name: 'kubectl proxy', url: kubectlProxy.url, headers: {}, agent: new Agent({ connections: 32 }), go: { pid: kubectlProxy.proc.pid } },
   // References for the API server's share: the same impersonation kport asks for, without kport.
-  { name: 'direct, impersonating', url: api.server, headers: { authorization: `Bearer ${api.proxy.token}`, ...impersonating }, agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }), go: { ca: files('api-ca.pem', api.caPem), token: api.proxy.token, headers: Object.fromEntries(Object.entries(impersonating).map(([k, v]) => [k, [v]])) } },
+  {
+    name: 'direct, impersonating',
+    url: api.server,
+    headers: { authorization: `Bearer ${api.proxy.token}`, ...impersonating },
+    agent: new Agent({ connect: { ca: api.caPem }, connections: 32 }),
+    go: { ca: files('api-ca.pem', api.caPem), token: api.proxy.token, headers: Object.fromEntries(Object.entries(impersonating).map(([k, v]) => [k, [v]])) },
+  },
   { name: 'kubectl proxy --as', url: kubectlAs.url, headers: {}, agent: new Agent({ connections: 32 }), go: { pid: kubectlAs.proc.pid } },
 ];
 
@@ -88,12 +125,20 @@ async function get(t: (typeof targets)[number]): Promise<void> {
 /** `count` watches over `connections` HTTP/2 connections. */
 async function holdWatches(origin: string, prefix: string, connectTls: object, connections: number, count = 500): Promise<() => void> {
   const sessions = Array.from({ length: connections }, () => h2connect(origin, connectTls));
-  const streams = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<ReturnType<(typeof sessions)[number]['request']>>((resolve, reject) => {
-    const s = sessions[i % connections]!.request({ ':path': `${prefix}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=600&labelSelector=w%3D${i}` });
-    s.on('data', () => {});
-    s.on('error', reject);
-    s.on('response', (h) => (h[':status'] === 200 ? resolve(s) : reject(new Error(`watch ${i}: HTTP ${h[':status']}`))));
-  })));
+  const streams = await Promise.all(
+    Array.from(
+      { length: count },
+      (_, i) =>
+        new Promise<ReturnType<(typeof sessions)[number]['request']>>((resolve, reject) => {
+          const s = sessions[i % connections]!.request({
+            ':path': `${prefix}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=600&labelSelector=w%3D${i}`,
+          });
+          s.on('data', () => {});
+          s.on('error', reject);
+          s.on('response', (h) => (h[':status'] === 200 ? resolve(s) : reject(new Error(`watch ${i}: HTTP ${h[':status']}`))));
+        }),
+    ),
+  );
   await new Promise((r) => setTimeout(r, 3000));
   return () => {
     for (const s of streams) s.close();
@@ -118,7 +163,6 @@ const serverWatchLine = `Through the server: ${mib(serverIdle)} before, ${mib(se
 // 100 idle exec -it sessions through a server and agent of their own (fresh processes: the memory is the sessions').
 const execLine = await holdExecSessions(api, 100);
 
-
 interface Result {
   proto: string;
   p50: number;
@@ -140,7 +184,9 @@ const SLOT_MS = 3000;
 /** The Go client: client-go's transport, all paths in one process. */
 function viaGo(): Record<string, Result> {
   const spec = targets.map((t) => ({ name: t.name, url: `${t.url}${PATH}`, ...t.go }));
-  const out = JSON.parse(execFileSync(goClient, [JSON.stringify(spec), String(N), String(BLOCK), '32', String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' })) as Array<{
+  const out = JSON.parse(
+    execFileSync(goClient, [JSON.stringify(spec), String(N), String(BLOCK), '32', String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' }),
+  ) as Array<{
     name: string;
     proto: string;
     p50_ms: number;
@@ -148,7 +194,12 @@ function viaGo(): Record<string, Result> {
     rps: number[];
     process_cpu_ms_per_request?: number[];
   }>;
-  return Object.fromEntries(out.map((r) => [r.name, { proto: r.proto, p50: r.p50_ms, p99: r.p99_ms, rps: r.rps, ...(r.process_cpu_ms_per_request && { cpuPerRequest: r.process_cpu_ms_per_request }) }]));
+  return Object.fromEntries(
+    out.map((r) => [
+      r.name,
+      { proto: r.proto, p50: r.p50_ms, p99: r.p99_ms, rps: r.rps, ...(r.process_cpu_ms_per_request && { cpuPerRequest: r.process_cpu_ms_per_request }) },
+    ]),
+  );
 }
 
 /** undici over HTTP/1.1 keep-alive, the same schedule. */
@@ -188,16 +239,35 @@ async function viaUndici(): Promise<Record<string, Result>> {
       rps.get(t.name)!.push(await slot(t));
     }
   }
-  return Object.fromEntries(targets.map((t) => [t.name, { proto: 'HTTP/1.1', p50: median(latencies.get(t.name)!), p99: percentile(latencies.get(t.name)!, 99), rps: rps.get(t.name)! }]));
+  return Object.fromEntries(
+    targets.map((t) => [
+      t.name,
+      { proto: 'HTTP/1.1', p50: median(latencies.get(t.name)!), p99: percentile(latencies.get(t.name)!, 99), rps: rps.get(t.name)! },
+    ]),
+  );
 }
 
 const results = { go: viaGo(), undici: await viaUndici() };
-const lines = ['| client | path | protocol | p50 ms (1 client) | p99 ms | req/s (32 clients) | vs direct | vs kubectl proxy |', '|---|---|---|---|---|---|---|---|'];
+const lines = [
+  '| client | path | protocol | p50 ms (1 client) | p99 ms | req/s (32 clients) | vs direct | vs kubectl proxy |',
+  '|---|---|---|---|---|---|---|---|',
+];
 for (const client of ['go', 'undici'] as const) {
   const rpsOf = (name: string) => median(results[client][name]!.rps);
   for (const t of targets) {
     const r = results[client][t.name]!;
-    lines.push(row([client === 'go' ? 'Go net/http (client-go)' : 'undici', t.name, r.proto, r.p50, r.p99, rpsOf(t.name), `${(rpsOf(t.name) / rpsOf('direct')).toFixed(2)}x`, `${(rpsOf(t.name) / rpsOf('kubectl proxy')).toFixed(2)}x`]));
+    lines.push(
+      row([
+        client === 'go' ? 'Go net/http (client-go)' : 'undici',
+        t.name,
+        r.proto,
+        r.p50,
+        r.p99,
+        rpsOf(t.name),
+        `${(rpsOf(t.name) / rpsOf('direct')).toFixed(2)}x`,
+        `${(rpsOf(t.name) / rpsOf('kubectl proxy')).toFixed(2)}x`,
+      ]),
+    );
   }
 }
 const cpuOf = (name: string) => {
@@ -218,12 +288,27 @@ const goalLines = (['go', 'undici'] as const).map((client) => {
 const SESSION_WORKERS = 16;
 const sessionTargets = targets.filter((t) => ['direct', 'kport kube login', 'through the server'].includes(t.name));
 const sessionSpec = sessionTargets.map((t) => ({ name: t.name, url: `${t.url}${PATH}`, discovery: `${t.url}/api`, ...t.go }));
-const sessionOut = JSON.parse(execFileSync(goClient, ['sessions', JSON.stringify(sessionSpec), String(SESSION_WORKERS), String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' })) as Array<{ name: string; proto: string; sessions_per_s: number[]; p50_ms: number; process_cpu_ms_per_session?: number[] }>;
-const sessionLines = ['| path | protocol | sessions/s (16 workers) | per slot | session p50 ms | proxy CPU per session ms | vs direct |', '|---|---|---|---|---|---|---|'];
+const sessionOut = JSON.parse(
+  execFileSync(goClient, ['sessions', JSON.stringify(sessionSpec), String(SESSION_WORKERS), String(SLOTS), `${SLOT_MS}ms`], { encoding: 'utf8' }),
+) as Array<{ name: string; proto: string; sessions_per_s: number[]; p50_ms: number; process_cpu_ms_per_session?: number[] }>;
+const sessionLines = [
+  '| path | protocol | sessions/s (16 workers) | per slot | session p50 ms | proxy CPU per session ms | vs direct |',
+  '|---|---|---|---|---|---|---|',
+];
 const directSessions = median(sessionOut.find((r) => r.name === 'direct')!.sessions_per_s);
 for (const r of sessionOut) {
   const perS = median(r.sessions_per_s);
-  sessionLines.push(row([r.name, r.proto, perS, r.sessions_per_s.map((x) => x.toFixed(0)).join('/'), r.p50_ms, r.process_cpu_ms_per_session ? median(r.process_cpu_ms_per_session).toFixed(2) : '-', `${(perS / directSessions).toFixed(2)}x`]));
+  sessionLines.push(
+    row([
+      r.name,
+      r.proto,
+      perS,
+      r.sessions_per_s.map((x) => x.toFixed(0)).join('/'),
+      r.p50_ms,
+      r.process_cpu_ms_per_session ? median(r.process_cpu_ms_per_session).toFixed(2) : '-',
+      `${(perS / directSessions).toFixed(2)}x`,
+    ]),
+  );
 }
 
 kport.kill('SIGINT');
@@ -231,4 +316,6 @@ kubectlProxy.proc.kill('SIGTERM');
 kubectlAs.proc.kill('SIGTERM');
 await Promise.all([kport, kubectlProxy.proc, kubectlAs.proc, through.stop()]);
 await api.stop();
-process.stdout.write(`${lines.join('\n')}\n\n${goalLines.join('\n')}\n${cpuLine}\n${slotsLine}\n${watchLine}\n${serverWatchLine}\n\n${sessionLines.join('\n')}\n\n${execLine}\nnode ${process.version}, ${new Date().toISOString()}\n`);
+process.stdout.write(
+  `${lines.join('\n')}\n\n${goalLines.join('\n')}\n${cpuLine}\n${slotsLine}\n${watchLine}\n${serverWatchLine}\n\n${sessionLines.join('\n')}\n\n${execLine}\nnode ${process.version}, ${new Date().toISOString()}\n`,
+);

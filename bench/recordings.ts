@@ -24,8 +24,12 @@ const PEOPLE = 4;
 /** Output as a busy shell draws it: colours, box drawing (multi-byte UTF-8), CRLF; 100 s of session. About `size` bytes: what it wrote. */
 export function writeLargeCast(dir: string, id: string, size: number): number {
   const fd = openSync(join(dir, `${id}.cast`), 'wx', 0o600);
-  let written = writeSync(fd, headerLine({ version: 2, width: 120, height: 40, timestamp: Math.floor(Date.now() / 1000), title: 'bench', env: { TERM: 'xterm-256color' } }));
-  const piece = (i: number) => `\x1b[1;3${i % 8}m${String(i).padStart(8, '0')}\x1b[m ─┼─ lorem ipsum dolor sit amet ${'é€'.repeat(i % 5)} consectetur\r\n`.repeat(40);
+  let written = writeSync(
+    fd,
+    headerLine({ version: 2, width: 120, height: 40, timestamp: Math.floor(Date.now() / 1000), title: 'bench', env: { TERM: 'xterm-256color' } }),
+  );
+  const piece = (i: number) =>
+    `\x1b[1;3${i % 8}m${String(i).padStart(8, '0')}\x1b[m ─┼─ lorem ipsum dolor sit amet ${'é€'.repeat(i % 5)} consectetur\r\n`.repeat(40);
   const events = Math.ceil(size / (Buffer.byteLength(eventLine(1, 'o', piece(1))) + 1));
   let batch = '';
   for (let i = 0; written + Buffer.byteLength(batch) < size; i++) {
@@ -87,7 +91,11 @@ async function serverRow(concurrent: number): Promise<string> {
 
 /** Peak RSS (MiB) of one `kport play` process, from GNU time. */
 function clientPeak(person: Person, args: string[]): number {
-  const res = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, KPORT, 'play', ID, ...args], { env: { HOME: person.home, PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 20 });
+  const res = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, KPORT, 'play', ID, ...args], {
+    env: { HOME: person.home, PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    maxBuffer: 1 << 20,
+  });
   const kib = /(\d+)\s*$/.exec(String(res.stderr))?.[1];
   if (res.status !== 0 || !kib) throw new Error(`kport play ${args.join(' ')} failed: ${String(res.stderr)}`);
   return Number(kib) / 1024;
@@ -116,6 +124,9 @@ export async function benchRecordings(rows = [1, 4, 16]): Promise<string> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const rows = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   process.stdout.write(`${await benchRecordings(rows.length > 0 ? rows : undefined)}\n`);
 }

@@ -29,7 +29,15 @@ export interface ServerPath {
 export async function startServerPath(api: KubeApiserver, opts: { serverEnv?: Record<string, string>; agentNodeOptions?: string } = {}): Promise<ServerPath> {
   const server = await startServer({ env: opts.serverEnv ?? {} });
   const setup = join(server.dir, 'bench-role.yaml');
-  writeFileSync(setup, stringify({ kind: 'role', version: 'v7', metadata: { name: 'bench-admin' }, spec: { allow: { kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] } } }));
+  writeFileSync(
+    setup,
+    stringify({
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'bench-admin' },
+      spec: { allow: { kubernetes_labels: { '*': '*' }, kubernetes_groups: ['system:masters'] } },
+    }),
+  );
   const created = await server.kport(['create', '-f', setup]);
   if (created.exitCode !== 0) throw new Error(`create role: ${created.stderr}`);
 
@@ -40,7 +48,12 @@ export async function startServerPath(api: KubeApiserver, opts: { serverEnv?: Re
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
+      teleport: {
+        data_dir: join(dir, 'data'),
+        proxy_server: server.address,
+        ca_pin: server.pin,
+        join_params: { token_name: join(dir, 'token'), method: 'token' },
+      },
       auth_service: { enabled: 'off' },
       proxy_service: { enabled: 'off' },
       kubernetes_service: { enabled: 'yes', kubeconfig_file: api.kubeconfig(api.proxy) },
@@ -62,11 +75,15 @@ export async function startServerPath(api: KubeApiserver, opts: { serverEnv?: Re
   const url = `https://${server.address}/k/test`;
   // Ready when a request goes through: the agent joined, registered "test", its tunnel is open.
   const probe = new Agent({ connect: tls });
-  await waitFor('the cluster to be served through the server', async () => {
-    const res = await request(`${url}/api/v1/namespaces/default`, { dispatcher: probe }).catch(() => undefined);
-    await res?.body.text();
-    return res?.statusCode === 200 ? true : undefined;
-  }, { timeoutMs: 60_000 }).catch((err: Error) => {
+  await waitFor(
+    'the cluster to be served through the server',
+    async () => {
+      const res = await request(`${url}/api/v1/namespaces/default`, { dispatcher: probe }).catch(() => undefined);
+      await res?.body.text();
+      return res?.statusCode === 200 ? true : undefined;
+    },
+    { timeoutMs: 60_000 },
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n--- agent\n${agentLog}\n--- server\n${server.log}`);
   });
   await probe.close();

@@ -20,7 +20,17 @@ const RUNS = Number(process.env.RUNS ?? 15);
 
 async function seed(backend: Backend, count: number): Promise<void> {
   const items = Array.from({ length: count }, (_, i) =>
-    toKubeCluster({ name: `cluster-${i}`, arn: `arn:aws:eks:us-east-1:123456789012:cluster/cluster-${i}`, region: ['us-east-1', 'eu-west-1', 'us-west-2', 'ap-south-1'][i % 4]!, accountId: '123456789012', status: 'ACTIVE', tags: { env: i % 3 ? 'prod' : 'dev', team: `team-${i % 17}` } }, 'bench'),
+    toKubeCluster(
+      {
+        name: `cluster-${i}`,
+        arn: `arn:aws:eks:us-east-1:123456789012:cluster/cluster-${i}`,
+        region: ['us-east-1', 'eu-west-1', 'us-west-2', 'ap-south-1'][i % 4]!,
+        accountId: '123456789012',
+        status: 'ACTIVE',
+        tags: { env: i % 3 ? 'prod' : 'dev', team: `team-${i % 17}` },
+      },
+      'bench',
+    ),
   );
   for (let i = 0; i < items.length; i += 200) {
     await Promise.all(items.slice(i, i + 200).map((r) => backend.put(resourceKey('kube_cluster', r.metadata.name), encodeResource(r))));
@@ -72,8 +82,14 @@ function kubeconfigOf(dir: string, contexts: number): string {
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: names.map((name, i) => ({ name, cluster: { server: `https://${i}.eks.example.com`, 'certificate-authority-data': Buffer.alloc(1100, i % 251).toString('base64') } })),
-      users: names.map((name) => ({ name, user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'aws', args: ['eks', 'get-token', '--cluster-name', name] } } })),
+      clusters: names.map((name, i) => ({
+        name,
+        cluster: { server: `https://${i}.eks.example.com`, 'certificate-authority-data': Buffer.alloc(1100, i % 251).toString('base64') },
+      })),
+      users: names.map((name) => ({
+        name,
+        user: { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command: 'aws', args: ['eks', 'get-token', '--cluster-name', name] } },
+      })),
       contexts: names.map((name) => ({ name, context: { cluster: name, user: name } })),
       'current-context': names[contexts - 1],
     }),
@@ -86,14 +102,28 @@ await seed(lsStore, 1000);
 await lsStore.close();
 // What one TAB costs when completing a cluster name (kube login <TAB>).
 report('kport __complete kube_cluster (shell completion)', 'sqlite', 1000, timeProcess(['__complete', 'kube_cluster'], lsEnv, RUNS));
-writeFileSync(lsEnv.KPORT_CONFIG!, stringify({ version: 'v3', teleport: { data_dir: lsEnv.dataDir }, roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }], users: [{ name: 'bench', roles: ['all'] }] }));
+writeFileSync(
+  lsEnv.KPORT_CONFIG!,
+  stringify({
+    version: 'v3',
+    teleport: { data_dir: lsEnv.dataDir },
+    roles: [{ name: 'all', kubernetes_labels: { '*': '*' } }],
+    users: [{ name: 'bench', roles: ['all'] }],
+  }),
+);
 for (const contexts of [1000, 1]) {
   const kubeconfig = kubeconfigOf(lsEnv.HOME!, contexts);
   const env = { ...lsEnv, KUBECONFIG: kubeconfig };
   const kport = timeProcess(['kube', 'ls', '--user', 'bench'], env, RUNS);
   const kubectl = existsSync(BINARIES.kubectl()) ? timeCommand(BINARIES.kubectl(), ['config', 'get-contexts'], env, RUNS) : undefined;
   report(`kport kube ls (KUBECONFIG of ${contexts} context${contexts === 1 ? '' : 's'})`, 'sqlite', 1000, kport);
-  if (kubectl) report(`kubectl config get-contexts (same file)${contexts === 1000 ? ` -> kport/kubectl ${(median(kport) / median(kubectl)).toFixed(2)}x` : ''}`, '-', '-', kubectl);
+  if (kubectl)
+    report(
+      `kubectl config get-contexts (same file)${contexts === 1000 ? ` -> kport/kubectl ${(median(kport) / median(kubectl)).toFixed(2)}x` : ''}`,
+      '-',
+      '-',
+      kubectl,
+    );
 }
 // The single executable against the same CLI under Node, run alternately so load hits both alike.
 const binary = await buildSea(process.arch, { ifChanged: true });
@@ -108,5 +138,8 @@ const sideBySide = (label: string, args: string[], env: NodeJS.ProcessEnv) => {
   report(`${label}: single executable -> binary/node ${(median(viaBinary) / median(viaNode)).toFixed(2)}x`, '-', '-', viaBinary);
 };
 sideBySide('kport version', ['version'], empty);
-sideBySide('kport kube ls, 1,000 clusters (KUBECONFIG of 1,000 contexts)', ['kube', 'ls', '--user', 'bench'], { ...lsEnv, KUBECONFIG: kubeconfigOf(lsEnv.HOME!, 1000) });
+sideBySide('kport kube ls, 1,000 clusters (KUBECONFIG of 1,000 contexts)', ['kube', 'ls', '--user', 'bench'], {
+  ...lsEnv,
+  KUBECONFIG: kubeconfigOf(lsEnv.HOME!, 1000),
+});
 process.stdout.write(`${lines.join('\n')}\n\nnode ${process.version}, ${RUNS} runs each, ${new Date().toISOString()}\n`);

@@ -22,11 +22,21 @@ const ca = await fetchPinnedCA(address(server.port), [server.pin], () => {});
 const anonymous = Array.from({ length: 10 }, () => new ServerClient(address(server.port), { ca }));
 const identities: Array<{ cert: string; key: string; ca: string }> = [];
 for (let i = 0; i < count; i += 50) {
-  identities.push(...(await Promise.all(Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
-    const keys = await generateKeys();
-    const issued = await anonymous[j % 10]!.rawCall<{ cert: string }>('/v1/join', { token: secret, roles: ['kube'], hostname: `sim-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: '' });
-    return { cert: issued.cert, key: await keyPem(keys.privateKey), ca };
-  }))));
+  identities.push(
+    ...(await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
+        const keys = await generateKeys();
+        const issued = await anonymous[j % 10]!.rawCall<{ cert: string }>('/v1/join', {
+          token: secret,
+          roles: ['kube'],
+          hostname: `sim-${i + j}`,
+          csr: await createCsr(keys, 'sim'),
+          discovery_group: '',
+        });
+        return { cert: issued.cert, key: await keyPem(keys.privateKey), ca };
+      }),
+    )),
+  );
 }
 for (const c of anonymous) c.close();
 const afterJoins = procStat(pid);
@@ -38,22 +48,27 @@ const dialStart = performance.now();
 const tunnels: Array<Promise<void>> = [];
 // 50 at a time: the server lets one address hold 64 TLS handshakes at once.
 for (let i = 0; i < identities.length; i += 50) {
-  const batch = identities.slice(i, i + 50).map((credentials) => new Promise<void>((opened) => {
-    tunnels.push(runAgentTunnel({
-      server: address(server.port),
-      credentials: () => credentials,
-      signal: stop.signal,
-      warn: (m) => {
-        if (/lost/.test(m)) lost++;
-        if (process.env.BENCH_DEBUG) process.stderr.write(`${m}\n`);
-      },
-      onSession: (session) => {
-        open++;
-        session.once('close', () => open--);
-        opened();
-      },
-    }).catch((err: unknown) => process.stderr.write(`tunnel refused: ${(err as Error).message}\n`)));
-  }));
+  const batch = identities.slice(i, i + 50).map(
+    (credentials) =>
+      new Promise<void>((opened) => {
+        tunnels.push(
+          runAgentTunnel({
+            server: address(server.port),
+            credentials: () => credentials,
+            signal: stop.signal,
+            warn: (m) => {
+              if (/lost/.test(m)) lost++;
+              if (process.env.BENCH_DEBUG) process.stderr.write(`${m}\n`);
+            },
+            onSession: (session) => {
+              open++;
+              session.once('close', () => open--);
+              opened();
+            },
+          }).catch((err: unknown) => process.stderr.write(`tunnel refused: ${(err as Error).message}\n`)),
+        );
+      }),
+  );
   await Promise.all(batch);
 }
 const dialMs = performance.now() - dialStart;
@@ -75,7 +90,17 @@ const out = [
   '',
   '| tunnels | dialled in s | open at the end | lost | server RSS MiB | after joins | idle | RSS per tunnel KiB | server CPU (% of a core) |',
   '|---|---|---|---|---|---|---|---|---|',
-  row([count, dialMs / 1000, stillOpen, lost, to.rssMiB, afterJoins.rssMiB, idle.rssMiB, ((to.rssMiB - afterJoins.rssMiB) * 1024) / count, `${(cpuShare * 100).toFixed(1)}%`]),
+  row([
+    count,
+    dialMs / 1000,
+    stillOpen,
+    lost,
+    to.rssMiB,
+    afterJoins.rssMiB,
+    idle.rssMiB,
+    ((to.rssMiB - afterJoins.rssMiB) * 1024) / count,
+    `${(cpuShare * 100).toFixed(1)}%`,
+  ]),
   '',
 ];
 process.stdout.write(`${out.join('\n')}\nnode ${process.version}, ${new Date().toISOString()}\n`);

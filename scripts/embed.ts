@@ -85,7 +85,12 @@ export function embedPlugin(opts: { version: string }): Plugin {
       });
       build.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
         const text = readFileSync(args.path, 'utf8');
-        const contents = replaceOnce(text, '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {', `(0, proto_loader_1.fromJSON)(${etcdProtoJson()}, {`, args.path);
+        const contents = replaceOnce(
+          text,
+          '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`, {',
+          `(0, proto_loader_1.fromJSON)(${etcdProtoJson()}, {`,
+          args.path,
+        );
         return { contents, loader: 'js' };
       });
       // ink's React devtools hook (DEV=true with react-devtools-core installed) is a top-level await; not shipped.

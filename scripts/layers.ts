@@ -71,10 +71,14 @@ export function scanImports(root: string): Edge[] {
       if (statSync(path).isDirectory()) walk(path);
       else if (/\.tsx?$/.test(name)) {
         // Comments may quote an import; the scan reads code.
-        const text = readFileSync(path, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+        const text = readFileSync(path, 'utf8')
+          .replace(/\/\*[\s\S]*?\*\//g, '')
+          .replace(/^\s*\/\/.*$/gm, '');
         for (const m of text.matchAll(IMPORT)) {
           const spec = m[2] ?? m[3]!;
-          const to = relative(root, normalize(join(dirname(path), spec))).split(sep).join('/');
+          const to = relative(root, normalize(join(dirname(path), spec)))
+            .split(sep)
+            .join('/');
           edges.push({ from: relative(root, path).split(sep).join('/'), to, typeOnly: m[1] !== undefined });
         }
       }

@@ -50,7 +50,14 @@ async function bundleChunks(dir: string): Promise<string[]> {
   for (const file of esm.outputFiles) {
     const name = relative(dir, file.path);
     // import() becomes a require() of the chunk, which the loader serves from the executable.
-    const cjs = await transform(file.text, { format: 'cjs', supported: { 'dynamic-import': false }, target: 'node24', minifyWhitespace: true, minifySyntax: true, logLevel: 'warning' });
+    const cjs = await transform(file.text, {
+      format: 'cjs',
+      supported: { 'dynamic-import': false },
+      target: 'node24',
+      minifyWhitespace: true,
+      minifySyntax: true,
+      logLevel: 'warning',
+    });
     mkdirSync(dirname(join(dir, name)), { recursive: true });
     writeFileSync(join(dir, name), cjs.code);
     names.push(name);
@@ -73,7 +80,9 @@ function nodeBinary(arch: string): string {
   const bin = join(dir, 'package', 'bin', 'node');
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
-    const tgz = execFileSync('npm', ['pack', `node-linux-${arch}@${process.versions.node}`, '--silent', '--pack-destination', dir], { encoding: 'utf8' }).trim();
+    const tgz = execFileSync('npm', ['pack', `node-linux-${arch}@${process.versions.node}`, '--silent', '--pack-destination', dir], {
+      encoding: 'utf8',
+    }).trim();
     execFileSync('tar', ['-xzf', join(dir, tgz), '-C', dir, 'package/bin/node']);
     rmSync(join(dir, tgz));
   }
@@ -92,8 +101,21 @@ function run(args: string[]): void {
 /** What the executable is made of: its hash names a build, so an unchanged tree is not built again. */
 function inputsKey(arch: string): string {
   const hash = createHash('sha256').update(`${process.version} ${arch}\n`);
-  const files = (dir: string): string[] => readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' }).map((f) => join(dir, f)).filter((f) => /\.(ts|js|cjs|json)$/.test(f)).sort();
-  for (const file of [...files('src'), 'bin/launch.js', 'scripts/embed.ts', 'scripts/sea.ts', 'scripts/sea-main.ts', 'scripts/sea-loader.cjs', 'package.json', 'package-lock.json']) {
+  const files = (dir: string): string[] =>
+    readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' })
+      .map((f) => join(dir, f))
+      .filter((f) => /\.(ts|js|cjs|json)$/.test(f))
+      .sort();
+  for (const file of [
+    ...files('src'),
+    'bin/launch.js',
+    'scripts/embed.ts',
+    'scripts/sea.ts',
+    'scripts/sea-main.ts',
+    'scripts/sea-loader.cjs',
+    'package.json',
+    'package-lock.json',
+  ]) {
     hash.update(`${file}\n`).update(readFileSync(join(root, file)));
   }
   return hash.digest('hex');
@@ -126,7 +148,17 @@ async function buildInto(work: string, arch: string, cache: boolean, target: str
   const assets = Object.fromEntries(names.flatMap((n) => [[n, join(chunks, n)], ...(cache ? [[`${n}.cache`, join(chunks, `${n}.cache`)]] : [])]));
   const blob = join(work, 'kport.blob');
   const config = join(work, 'sea-config.json');
-  writeFileSync(config, JSON.stringify({ main: join(root, 'scripts', 'sea-loader.cjs'), output: blob, disableExperimentalSEAWarning: true, useCodeCache: cache, useSnapshot: false, assets }));
+  writeFileSync(
+    config,
+    JSON.stringify({
+      main: join(root, 'scripts', 'sea-loader.cjs'),
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      useCodeCache: cache,
+      useSnapshot: false,
+      assets,
+    }),
+  );
   run(['--experimental-sea-config', config]);
   mkdirSync(out, { recursive: true });
   // A build that was killed leaves its ~130 MB copy behind: those of processes that are gone go.

@@ -16,7 +16,8 @@ export function buildProgram(ctx: Context, onRun: (run: () => Promise<number | v
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
       // Commander's errors quote argv: its control characters are shown escaped, as every message's are.
-      outputError: (s, write) => (ctx.logger.json ? ctx.logger.error(s.replace(/^error: /, '').trim()) : write(printableMessage(s.replace(/^error: /, 'ERROR: ')))),
+      outputError: (s, write) =>
+        ctx.logger.json ? ctx.logger.error(s.replace(/^error: /, '').trim()) : write(printableMessage(s.replace(/^error: /, 'ERROR: '))),
     })
     .exitOverride();
   program.addHelpText('after', examples(PROGRAM_EXAMPLES));

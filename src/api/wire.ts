@@ -56,7 +56,9 @@ export const joinRequest = z.object({
     }),
   hostname: z.string({ error: NEEDS_HOSTNAME }).min(1, NEEDS_HOSTNAME),
   csr: z.string({ error: NEEDS_CSR }).max(MAX_CSR, NEEDS_CSR),
-  discovery_group: z.custom<string>((v) => typeof v === 'string', { error: (issue) => `discovery group "${String(issue.input)}" is not a valid name`, params: OWN_ISSUE }).optional(),
+  discovery_group: z
+    .custom<string>((v) => typeof v === 'string', { error: (issue) => `discovery group "${String(issue.input)}" is not a valid name`, params: OWN_ISSUE })
+    .optional(),
 });
 
 /** What /v1/join and /v1/renew answer: the agent's identity, its certificate and the CAs it trusts. */
@@ -90,7 +92,15 @@ export const backendCall = z.discriminatedUnion('op', [
   z.object({ op: z.literal('list'), prefix: z.string() }),
   z.object({ op: z.literal('watch'), prefix: z.string() }),
   z.object({ op: z.enum(['put', 'create']), key: z.string(), value: z.string(), ttl_ms: ttl, lease: z.string().optional(), fence: fence.optional() }),
-  z.object({ op: z.literal('cas'), key: z.string(), value: z.string(), revision: z.number(), ttl_ms: ttl, lease: z.string().optional(), fence: fence.optional() }),
+  z.object({
+    op: z.literal('cas'),
+    key: z.string(),
+    value: z.string(),
+    revision: z.number(),
+    ttl_ms: ttl,
+    lease: z.string().optional(),
+    fence: fence.optional(),
+  }),
   z.object({ op: z.literal('delete'), key: z.string(), revision: ttl, fence: fence.optional() }),
   z.object({ op: z.literal('grant'), ttl_ms: z.number() }),
   z.object({ op: z.enum(['keepalive', 'revoke']), lease: z.string() }),
@@ -110,7 +120,10 @@ export const backendAnswer = z.looseObject({
 });
 
 /** One line of a watch. */
-export const watchEvent = z.discriminatedUnion('type', [z.object({ type: z.literal('put'), item }), z.object({ type: z.literal('delete'), key: z.string(), revision: z.number() })]);
+export const watchEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('put'), item }),
+  z.object({ type: z.literal('delete'), key: z.string(), revision: z.number() }),
+]);
 
 // --- people: logins ---------------------------------------------------------------------------
 

@@ -44,8 +44,14 @@ export async function credentialsToReach(cluster: { name: string; region: string
     await credentials();
   } catch (err) {
     if ((err as { name?: string } | undefined)?.name === 'CredentialsProviderError') {
-      const said = String((err as Error).message ?? '').split('\n')[0]!.replace(/\.$/, '');
-      throw new CredentialsError('aws:credentials', `No AWS credentials on this machine to reach EKS cluster ${cluster.name} (${cluster.region}): the AWS SDK found none (${said}); run aws configure or aws sso login, or set AWS_PROFILE, and try again.`, { cause: err });
+      const said = String((err as Error).message ?? '')
+        .split('\n')[0]!
+        .replace(/\.$/, '');
+      throw new CredentialsError(
+        'aws:credentials',
+        `No AWS credentials on this machine to reach EKS cluster ${cluster.name} (${cluster.region}): the AWS SDK found none (${said}); run aws configure or aws sso login, or set AWS_PROFILE, and try again.`,
+        { cause: err },
+      );
     }
   }
   return credentials;

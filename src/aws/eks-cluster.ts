@@ -16,15 +16,24 @@ export async function describeEksEndpoint(name: string, region: string, credenti
   try {
     const { cluster } = await eks.send(new DescribeClusterCommand({ name }));
     if (!cluster?.endpoint || !cluster.certificateAuthority?.data) {
-      throw new ExternalError('eks:DescribeCluster', `EKS cluster ${name} in ${region} has no endpoint yet (status ${cluster?.status ?? 'unknown'}): wait until it is ACTIVE.`);
+      throw new ExternalError(
+        'eks:DescribeCluster',
+        `EKS cluster ${name} in ${region} has no endpoint yet (status ${cluster?.status ?? 'unknown'}): wait until it is ACTIVE.`,
+      );
     }
     return { endpoint: cluster.endpoint, caData: cluster.certificateAuthority.data, authenticationMode: cluster.accessConfig?.authenticationMode };
   } catch (err) {
     if (err instanceof ExternalError) throw err;
     const failure = classifyAwsError(err);
-    if (failure.kind === 'credentials') throw new CredentialsError('eks:DescribeCluster', `AWS rejected the credentials describing EKS cluster ${name}: ${failure.message}`, { cause: err });
-    if (failure.kind === 'access-denied') throw new CredentialsError('eks:DescribeCluster', `AccessDenied: eks:DescribeCluster on ${name} in ${region} is not allowed for these AWS credentials.`, { cause: err });
-    throw new ExternalError('eks:DescribeCluster', `Cannot describe EKS cluster ${name} in ${region}: ${failure.message.replace(/\.$/, '')}.`, 1, { cause: err });
+    if (failure.kind === 'credentials')
+      throw new CredentialsError('eks:DescribeCluster', `AWS rejected the credentials describing EKS cluster ${name}: ${failure.message}`, { cause: err });
+    if (failure.kind === 'access-denied')
+      throw new CredentialsError('eks:DescribeCluster', `AccessDenied: eks:DescribeCluster on ${name} in ${region} is not allowed for these AWS credentials.`, {
+        cause: err,
+      });
+    throw new ExternalError('eks:DescribeCluster', `Cannot describe EKS cluster ${name} in ${region}: ${failure.message.replace(/\.$/, '')}.`, 1, {
+      cause: err,
+    });
   } finally {
     eks.destroy();
   }

@@ -8,10 +8,25 @@ export interface AwsFailure {
 }
 
 const THROTTLING = new Set(['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded', 'ThrottledException', 'SlowDown']);
-const CREDENTIALS = new Set(['CredentialsProviderError', 'InvalidClientTokenId', 'UnrecognizedClientException', 'ExpiredToken', 'ExpiredTokenException', 'InvalidAccessKeyId', 'SignatureDoesNotMatch']);
+const CREDENTIALS = new Set([
+  'CredentialsProviderError',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+]);
 
 export function classifyAwsError(err: unknown): AwsFailure {
-  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number }; $responseBodyText?: string; $kportEndpoint?: string };
+  const e = err as {
+    name?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number };
+    $responseBodyText?: string;
+    $kportEndpoint?: string;
+  };
   const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
   // Some emulators (moto) answer JSON APIs with an XML error body the SDK cannot parse.
   const xml = e.$responseBodyText?.match(/<Code>([^<]+)<\/Code>[\s\S]*?<Message>([^<]*)<\/Message>/);
@@ -19,7 +34,11 @@ export function classifyAwsError(err: unknown): AwsFailure {
   let message = (xml?.[2] ?? e.message ?? String(err)).trim();
   // The SDK's words for a body it could not read ("Deserialization error: to see the raw response,
   // inspect the hidden field {error}.$response", or a bare "UnknownError") help nobody.
-  if (!xml && status !== undefined && (/hidden field|Deserialization error/i.test(message) || /^Unknown(Error)?$/.test(name) || message === name || message === '')) {
+  if (
+    !xml &&
+    status !== undefined &&
+    (/hidden field|Deserialization error/i.test(message) || /^Unknown(Error)?$/.test(name) || message === name || message === '')
+  ) {
     message = `AWS answered HTTP ${status} (not an AWS error document)${e.$kportEndpoint ? ` from ${e.$kportEndpoint}` : ''}`;
   }
   const connect = status === undefined ? describeConnectError(err) : undefined;

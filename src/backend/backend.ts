@@ -103,7 +103,6 @@ export class FencedOutError extends Error {
   }
 }
 
-
 /** The server refused this caller (removed, or not allowed): retrying cannot help, so the agent stops. */
 export class AccessDeniedError extends UserError {
   readonly code: string;

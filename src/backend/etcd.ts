@@ -2,7 +2,18 @@ import { readFileSync } from 'node:fs';
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import type { StorageConfig } from './storage-config.ts';
 import { ExternalError } from '../core/errors.ts';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import {
+  FencedOutError,
+  LeaseExpiredError,
+  type Backend,
+  type Fence,
+  type Item,
+  type Lease,
+  type Snapshot,
+  type TxnOp,
+  type WatchEvent,
+  type WriteOptions,
+} from './backend.ts';
 
 type EtcdStorage = Extract<StorageConfig, { type: 'etcd' }>;
 
@@ -61,10 +72,23 @@ export class EtcdBackend implements Backend {
   async put(key: string, value: string, opts?: WriteOptions): Promise<Item> {
     const lease = await this.#leaseFor(opts);
     if (opts?.fence) {
-      const res = await this.#fenced(opts.fence, [], this.#ns.put(key).value(value).lease(lease ?? 0), opts);
+      const res = await this.#fenced(
+        opts.fence,
+        [],
+        this.#ns
+          .put(key)
+          .value(value)
+          .lease(lease ?? 0),
+        opts,
+      );
       return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
     }
-    const res = await this.#ns.put(key).value(value).lease(lease ?? 0).exec().catch((err) => leaseError(err, opts));
+    const res = await this.#ns
+      .put(key)
+      .value(value)
+      .lease(lease ?? 0)
+      .exec()
+      .catch((err) => leaseError(err, opts));
     return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
   }
 
@@ -160,10 +184,23 @@ export class EtcdBackend implements Backend {
 
   async transact(ops: TxnOp[]): Promise<boolean> {
     if (ops.length === 0) return true;
-    const leases = await Promise.all(ops.map((op) => (!op.checkOnly && op.value !== undefined && op.ttlMs !== undefined ? this.grantLease(op.ttlMs).then((l) => l.id) : undefined)));
+    const leases = await Promise.all(
+      ops.map((op) => (!op.checkOnly && op.value !== undefined && op.ttlMs !== undefined ? this.grantLease(op.ttlMs).then((l) => l.id) : undefined)),
+    );
     let txn = this.#ns.if(ops[0]!.key, ops[0]!.revision === 0 ? 'Create' : 'Mod', '==', ops[0]!.revision);
     for (const op of ops.slice(1)) txn = txn.and(op.key, op.revision === 0 ? 'Create' : 'Mod', '==', op.revision);
-    const writes = ops.flatMap((op, i) => (op.checkOnly ? [] : [op.value === undefined ? this.#ns.delete().key(op.key) : this.#ns.put(op.key).value(op.value).lease(leases[i] ?? 0)]));
+    const writes = ops.flatMap((op, i) =>
+      op.checkOnly
+        ? []
+        : [
+            op.value === undefined
+              ? this.#ns.delete().key(op.key)
+              : this.#ns
+                  .put(op.key)
+                  .value(op.value)
+                  .lease(leases[i] ?? 0),
+          ],
+    );
     return (await txn.then(...writes).commit()).succeeded;
   }
 
@@ -219,7 +256,15 @@ export class EtcdBackend implements Backend {
     const lease = await this.#leaseFor(opts);
     if (opts?.fence) {
       try {
-        const res = await this.#fenced(opts.fence, [[key, target, revision]], this.#ns.put(key).value(value).lease(lease ?? 0), opts);
+        const res = await this.#fenced(
+          opts.fence,
+          [[key, target, revision]],
+          this.#ns
+            .put(key)
+            .value(value)
+            .lease(lease ?? 0),
+          opts,
+        );
         return { key, value, revision: Number(res.header.revision), ...(lease && { lease }) };
       } catch (err) {
         if (err instanceof ConditionFailed) return undefined;
@@ -228,7 +273,12 @@ export class EtcdBackend implements Backend {
     }
     const res = await this.#ns
       .if(key, target, '==', revision)
-      .then(this.#ns.put(key).value(value).lease(lease ?? 0))
+      .then(
+        this.#ns
+          .put(key)
+          .value(value)
+          .lease(lease ?? 0),
+      )
       .commit()
       .catch((err) => leaseError(err, opts));
     return res.succeeded ? { key, value, revision: Number(res.header.revision), ...(lease && { lease }) } : undefined;
@@ -258,4 +308,3 @@ function toItem(kv: IKeyValue): Item {
     ...(kv.lease && kv.lease !== '0' && { lease: String(kv.lease) }),
   };
 }
-

@@ -1,7 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { on } from 'node:events';
 import { EventEmitter } from 'node:events';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import {
+  FencedOutError,
+  LeaseExpiredError,
+  type Backend,
+  type Fence,
+  type Item,
+  type Lease,
+  type Snapshot,
+  type TxnOp,
+  type WatchEvent,
+  type WriteOptions,
+} from './backend.ts';
 
 /** An in-process backend for unit tests; same contract as the others, nothing persisted. */
 export class MemoryBackend implements Backend {

@@ -25,7 +25,7 @@ export async function openBackend(storage: StorageConfig, dataDir: string): Prom
  */
 function checkStoreFile(given: string): string {
   if (given === ':memory:') return given;
-  const rule = { what: 'the store\'s directory' };
+  const rule = { what: "the store's directory" };
   let dir: string;
   try {
     dir = trustedPath(dirname(given), rule, { create: true });
@@ -34,7 +34,7 @@ function checkStoreFile(given: string): string {
     dir = trustedPath(dirname(given), rule);
   }
   const path = join(dir, basename(given));
-  checkTrusted(dir, { what: 'the store\'s directory', harm: 'replace the store or its journal in it' });
+  checkTrusted(dir, { what: "the store's directory", harm: 'replace the store or its journal in it' });
   checkTrusted(path, { what: 'the store', harm: 'change the roles, users and tokens in it' });
   return path;
 }

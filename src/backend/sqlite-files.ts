@@ -63,13 +63,17 @@ export function storeError(err: unknown, path: string, doing: 'open' | 'read' | 
     case 13: // SQLITE_FULL
       return sentence('the disk is full (SQLITE_FULL); free some space and run again; nothing was written');
     case 8: // SQLITE_READONLY
-      return sentence('it is read-only (its directory or file system cannot be written); kport can read it but not change it; use a writable teleport.data_dir or --data-dir');
+      return sentence(
+        'it is read-only (its directory or file system cannot be written); kport can read it but not change it; use a writable teleport.data_dir or --data-dir',
+      );
     case 14: // SQLITE_CANTOPEN
       return sentence('the file or its directory cannot be opened; check that the data dir exists and is writable (teleport.data_dir or --data-dir)');
     case 5: // SQLITE_BUSY
       return sentence('another process held it locked for more than 10 s; try again');
     case 10: // SQLITE_IOERR: on a full disk, often the shared-memory or WAL file could not grow
-      return diskFull(path) ? sentence('the disk is full (SQLITE_IOERR while growing its files); free some space and run again; nothing was written') : sentence(`an I/O error (${err.errstr}); check the disk`);
+      return diskFull(path)
+        ? sentence('the disk is full (SQLITE_IOERR while growing its files); free some space and run again; nothing was written')
+        : sentence(`an I/O error (${err.errstr}); check the disk`);
     case 11: // SQLITE_CORRUPT
     case 26: // SQLITE_NOTADB
       return sentence(`it is not a kport store or it is damaged (${err.errstr}); move it aside to start afresh`);
@@ -77,4 +81,3 @@ export function storeError(err: unknown, path: string, doing: 'open' | 'read' | 
       return sentence(err.errstr || err.message);
   }
 }
-

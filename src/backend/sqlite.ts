@@ -4,7 +4,18 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { cannotWrite, diskFull, isSqliteError, makeDirs, openReadOnly, storeError } from './sqlite-files.ts';
-import { FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from './backend.ts';
+import {
+  FencedOutError,
+  LeaseExpiredError,
+  type Backend,
+  type Fence,
+  type Item,
+  type Lease,
+  type Snapshot,
+  type TxnOp,
+  type WatchEvent,
+  type WriteOptions,
+} from './backend.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS kv (
@@ -58,18 +69,28 @@ export class SqliteBackend implements Backend {
     this.#now = now;
     this.#pollMs = pollMs;
     this.#stmts = {
-      get: db.prepare('SELECT key, value, revision, expires, lease FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?))'),
-      list: db.prepare('SELECT key, value, revision, expires, lease FROM kv WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?)) ORDER BY key'),
+      get: db.prepare(
+        'SELECT key, value, revision, expires, lease FROM kv WHERE key = ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?))',
+      ),
+      list: db.prepare(
+        'SELECT key, value, revision, expires, lease FROM kv WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?) AND (lease IS NULL OR lease IN (SELECT id FROM leases WHERE expires > ?)) ORDER BY key',
+      ),
       bump: db.prepare('UPDATE meta SET revision = revision + 1 WHERE id = 1 RETURNING revision'),
       current: db.prepare('SELECT revision FROM meta WHERE id = 1'),
       dataVersion: db.prepare('PRAGMA data_version'),
-      upsert: db.prepare('INSERT INTO kv (key, value, revision, expires, lease) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires, lease = excluded.lease'),
+      upsert: db.prepare(
+        'INSERT INTO kv (key, value, revision, expires, lease) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision, expires = excluded.expires, lease = excluded.lease',
+      ),
       del: db.prepare('DELETE FROM kv WHERE key = ?'),
       event: db.prepare('INSERT INTO events (revision, key, type, value, expires, lease) VALUES (?, ?, ?, ?, ?, ?)'),
-      events: db.prepare('SELECT revision, key, type, value, expires, lease FROM events WHERE revision > ? AND revision <= ? AND key >= ? AND key < ? ORDER BY revision'),
+      events: db.prepare(
+        'SELECT revision, key, type, value, expires, lease FROM events WHERE revision > ? AND revision <= ? AND key >= ? AND key < ? ORDER BY revision',
+      ),
       trimEvents: db.prepare('DELETE FROM events WHERE revision <= ?'),
       // The newest revision past which the kept values add up to more than the byte budget.
-      trimEventBytes: db.prepare('DELETE FROM events WHERE revision <= (SELECT revision FROM (SELECT revision, SUM(octet_length(value)) OVER (ORDER BY revision DESC) AS kept FROM events) WHERE kept > ? ORDER BY revision DESC LIMIT 1)'),
+      trimEventBytes: db.prepare(
+        'DELETE FROM events WHERE revision <= (SELECT revision FROM (SELECT revision, SUM(octet_length(value)) OVER (ORDER BY revision DESC) AS kept FROM events) WHERE kept > ? ORDER BY revision DESC LIMIT 1)',
+      ),
       expired: db.prepare('SELECT key FROM kv WHERE (expires IS NOT NULL AND expires <= ?) OR lease IN (SELECT id FROM leases WHERE expires <= ?)'),
       dropLeases: db.prepare('DELETE FROM leases WHERE expires <= ?'),
       leaseExpires: db.prepare('SELECT expires FROM leases WHERE id = ?'),
@@ -150,7 +171,7 @@ export class SqliteBackend implements Backend {
       this.#db.exec('BEGIN');
       try {
         const revision = Number((this.#stmts.current!.get() as { revision: number }).revision);
-        const items = this.#stmts.list!.all(prefix, prefix + '\u{10FFFF}', this.#now(), this.#now()).map((row) => toItem(row)!);
+        const items = this.#stmts.list!.all(prefix, `${prefix}\u{10FFFF}`, this.#now(), this.#now()).map((row) => toItem(row)!);
         return { items, revision };
       } finally {
         this.#db.exec('COMMIT');
@@ -172,7 +193,7 @@ export class SqliteBackend implements Backend {
       // prefixes' writes (the audit events of every proxied request) would otherwise be scanned
       // again on every poll, up to the whole history. A revision is committed with its event.
       const upTo = current();
-      const rows = this.#stmts.events!.all(seen, upTo, prefix, prefix + '\u{10FFFF}') as Array<Record<string, unknown>>;
+      const rows = this.#stmts.events!.all(seen, upTo, prefix, `${prefix}\u{10FFFF}`) as Array<Record<string, unknown>>;
       seen = upTo;
       for (const row of rows) {
         const revision = Number(row.revision);

@@ -4,4 +4,11 @@
  */
 export type StorageConfig =
   | { type: 'sqlite'; path?: string | undefined }
-  | { type: 'etcd'; peers: string[]; prefix: string; tls?: { ca_file?: string | undefined; cert_file?: string | undefined; key_file?: string | undefined } | undefined; username?: string | undefined; password?: string | undefined };
+  | {
+      type: 'etcd';
+      peers: string[];
+      prefix: string;
+      tls?: { ca_file?: string | undefined; cert_file?: string | undefined; key_file?: string | undefined } | undefined;
+      username?: string | undefined;
+      password?: string | undefined;
+    };

@@ -20,14 +20,18 @@ export function inviteSource(value: string | true, cwd: string): InviteSource {
   if (value === true || value === '-') return { from: 'ask' };
   const path = resolve(cwd, value);
   if (existsSync(path)) return { from: 'file', path };
-  if (value.includes('/')) throw new UsageError(`The invite file ${value} does not exist: save the code \`kport users add\` printed in it, or run kport login --invite alone to be asked for it.`);
+  if (value.includes('/'))
+    throw new UsageError(
+      `The invite file ${value} does not exist: save the code \`kport users add\` printed in it, or run kport login --invite alone to be asked for it.`,
+    );
   // The value is the code: out of the process list now, before the enrollment it could be used for.
   hideArgvValue('--invite', value);
   return { from: 'argv', code: value };
 }
 
 /** What a command line code earns: a warning once the login goes ahead (it was visible until now). */
-export const ARGV_WARNING = 'the invite code was given on the command line: kport hid it from the process list now, but other users could see it until then (and finish your enrollment first) and your shell history keeps it; run kport login --invite alone to be asked for it, or --invite FILE.';
+export const ARGV_WARNING =
+  'the invite code was given on the command line: kport hid it from the process list now, but other users could see it until then (and finish your enrollment first) and your shell history keeps it; run kport login --invite alone to be asked for it, or --invite FILE.';
 
 export interface InviteIo {
   stdin: Readable;
@@ -44,9 +48,14 @@ export async function readInvite(source: InviteSource, io: InviteIo): Promise<st
   else if (source.from === 'file') {
     try {
       code = readFileSync(source.path, 'utf8');
-      if (process.platform !== 'win32' && statSync(source.path).mode & 0o077) io.warn(`other users can read the invite file ${source.path}, and with it finish your enrollment first: remove it once you are logged in, and keep the next one 0600.`);
+      if (process.platform !== 'win32' && statSync(source.path).mode & 0o077)
+        io.warn(
+          `other users can read the invite file ${source.path}, and with it finish your enrollment first: remove it once you are logged in, and keep the next one 0600.`,
+        );
     } catch (err) {
-      throw new UsageError(`Cannot read the invite file ${source.path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
+      throw new UsageError(
+        `Cannot read the invite file ${source.path}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`,
+      );
     }
   } else if (io.passwordStdin) code = await readStdinLine(io.stdin);
   else {
@@ -54,7 +63,12 @@ export async function readInvite(source: InviteSource, io: InviteIo): Promise<st
     code = await ask(io.stdin as ReadStream, io.stderr, 'Invite code (from kport users add): ', { hidden: true });
   }
   code = code.trim();
-  if (!code) throw new UsageError(source.from === 'file' ? `The invite file ${source.path} is empty: save the code \`kport users add\` printed in it.` : 'No invite code was given: run kport login --invite again and paste the code `kport users add` printed.');
+  if (!code)
+    throw new UsageError(
+      source.from === 'file'
+        ? `The invite file ${source.path} is empty: save the code \`kport users add\` printed in it.`
+        : 'No invite code was given: run kport login --invite again and paste the code `kport users add` printed.',
+    );
   return code;
 }
 
@@ -83,7 +97,13 @@ export function readStdinLine(input: Readable): Promise<string> {
         }
         if (taken.length > MAX_STDIN_BYTES) {
           input.destroy();
-          return finish(() => reject(new UsageError(`--password-stdin read more than ${MAX_STDIN_BYTES / 1024} KiB without a line: pipe the invite code on the first line, the new password on the second and the TOTP code on the third.`)));
+          return finish(() =>
+            reject(
+              new UsageError(
+                `--password-stdin read more than ${MAX_STDIN_BYTES / 1024} KiB without a line: pipe the invite code on the first line, the new password on the second and the TOTP code on the third.`,
+              ),
+            ),
+          );
         }
       }
     };

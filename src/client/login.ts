@@ -29,13 +29,22 @@ export function checkPin(value: string): string {
  * profile for this server already trusts, or (first login, or a --ca-pin that differs: the server
  * was rebuilt) the one fetched and checked against --ca-pin, or trusted on first use with a warning.
  */
-export async function anonymousClient(home: string, address: ServerAddress, pin: string | undefined, warn: (message: string) => void, signal: AbortSignal = new AbortController().signal): Promise<{ client: ServerClient; ca: string; pin: string }> {
+export async function anonymousClient(
+  home: string,
+  address: ServerAddress,
+  pin: string | undefined,
+  warn: (message: string) => void,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<{ client: ServerClient; ca: string; pin: string }> {
   const kept = readProfile(home, profileName(address));
   // The kept CA is trusted only from directories no one else can write; its old key is replaced, so its mode does not matter here.
   if (kept) checkProfilePermissions(home, { dir: kept.dir });
   // A server restarting is tried for 2 s, as every person command does (README "Where commands run").
   const retry = new RetryBudget(signal);
-  const ca = kept && (pin === undefined || pin === kept.ca_pin) ? kept.ca : await retry.run(() => fetchPinnedCA(address, pin ? [pin] : [], warn, PIN_NAMES.person), address);
+  const ca =
+    kept && (pin === undefined || pin === kept.ca_pin)
+      ? kept.ca
+      : await retry.run(() => fetchPinnedCA(address, pin ? [pin] : [], warn, PIN_NAMES.person), address);
   const untrusted = { trusted: `this login trusts (${spkiPin(ca)})`, next: `if the server was rebuilt with new CAs, pass --ca-pin with its new pin` };
   const client = new ServerClient(address, { ca, untrusted });
   retries.set(client, retry);
@@ -58,7 +67,11 @@ export async function loginCall<R extends Route>(client: ServerClient, route: R,
     // Only a call that never reached the server is sent again: a login spends its invite or TOTP code.
     return await retry.run(() => client.call(route, body), client.address, neverSent);
   } catch (err) {
-    if (err instanceof ApiError) throw new UserError(`The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`, err.status === 400 ? 2 : 4);
+    if (err instanceof ApiError)
+      throw new UserError(
+        `The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`,
+        err.status === 400 ? 2 : 4,
+      );
     throw err;
   }
 }
@@ -69,8 +82,17 @@ export async function loginCall<R extends Route>(client: ServerClient, route: R,
  */
 export function saveLogin(home: string, address: ServerAddress, answer: unknown, key: string, ca: string): Profile {
   const identity = answer as Partial<Identity> | null;
-  const bad = (why: string) => new UserError(`The kport server at ${address.host}:${address.port} answered the login with ${why}: nothing was written; check that it is a kport server of this version.`, 1);
-  if (typeof identity?.user !== 'string' || !Array.isArray(identity.roles) || !identity.roles.every((r) => typeof r === 'string') || typeof identity.cert !== 'string') {
+  const bad = (why: string) =>
+    new UserError(
+      `The kport server at ${address.host}:${address.port} answered the login with ${why}: nothing was written; check that it is a kport server of this version.`,
+      1,
+    );
+  if (
+    typeof identity?.user !== 'string' ||
+    !Array.isArray(identity.roles) ||
+    !identity.roles.every((r) => typeof r === 'string') ||
+    typeof identity.cert !== 'string'
+  ) {
     throw notKportServer(address, 'it answered the login with something that is not an identity, and nothing was written');
   }
   let cert: X509Certificate;
@@ -84,7 +106,13 @@ export function saveLogin(home: string, address: ServerAddress, answer: unknown,
   return saveProfile(
     home,
     address,
-    { proxy: `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`, user: identity.user, roles: identity.roles, expires: expires.toISOString(), ca_pin: spkiPin(ca) },
+    {
+      proxy: `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,
+      user: identity.user,
+      roles: identity.roles,
+      expires: expires.toISOString(),
+      ca_pin: spkiPin(ca),
+    },
     { ca, cert: identity.cert, key },
   );
 }

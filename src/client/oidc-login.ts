@@ -66,7 +66,12 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
   });
   const { port } = server.address() as { port: number };
   const timer = setTimeout(
-    () => settle.reject(new UserError(`the browser did not come back from the identity provider within ${waitMs % 60_000 === 0 ? `${waitMs / 60_000} minutes` : `${Math.round(waitMs / 1000)} seconds`}: run kport login --auth oidc again (--browser none prints the URL to open yourself).`)),
+    () =>
+      settle.reject(
+        new UserError(
+          `the browser did not come back from the identity provider within ${waitMs % 60_000 === 0 ? `${waitMs / 60_000} minutes` : `${Math.round(waitMs / 1000)} seconds`}: run kport login --auth oidc again (--browser none prints the URL to open yourself).`,
+        ),
+      ),
     waitMs,
   );
   const aborted = () => settle.reject(new UserError('kport login was interrupted before the browser came back.', 130));
@@ -75,7 +80,8 @@ export async function oidcLogin(deps: OidcLoginDeps): Promise<unknown> {
     const request: RequestOf<typeof routes.oidcBegin> = { csr: deps.csr, redirect_uri: `http://127.0.0.1:${port}${CALLBACK_PATH}` };
     const answer = routes.oidcBegin.response.safeParse(await deps.post(routes.oidcBegin, request));
     begun = answer.success ? answer.data : undefined;
-    if (!begun || !/^https?:\/\//.test(begun.auth_url)) throw new UserError('the kport server answered the OIDC login without a login URL: check that it is a kport server of this version.');
+    if (!begun || !/^https?:\/\//.test(begun.auth_url))
+      throw new UserError('the kport server answered the OIDC login without a login URL: check that it is a kport server of this version.');
     await show(deps, begun.auth_url);
     return await done;
   } finally {
@@ -114,6 +120,11 @@ function escapeHtml(text: string): string {
 
 function page(res: ServerResponse, status: number, title: string, message: string): void {
   const body = `<!doctype html><html><head><meta charset="utf-8"><title>kport: ${escapeHtml(title)}</title></head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p></body></html>`;
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'" });
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'",
+  });
   res.end(body);
 }

@@ -15,7 +15,9 @@ import { RetryBudget } from './retry-budget.ts';
  * there is no profile to use (never logged in, or logged out). Commands that run the store
  * themselves (server start, discover run) never use a profile.
  */
-export type Where = { via: 'local'; why: string } | { via: 'server'; why: string; profile: Profile & { credential: NonNullable<Profile['credential']> }; expires: Date };
+export type Where =
+  | { via: 'local'; why: string }
+  | { via: 'server'; why: string; profile: Profile & { credential: NonNullable<Profile['credential']> }; expires: Date };
 
 export interface WhereInput {
   env: NodeJS.ProcessEnv;
@@ -36,8 +38,14 @@ export function decideWhere(input: WhereInput): Where {
   if (!profile.credential) return { via: 'local', why: `logged out of ${profile.proxy} (kport login to log in again)` };
   checkProfilePermissions(home, profile);
   const { expires, matches } = checkCredential(profile.credential);
-  if (!matches) throw new UserError(`The key in ${profile.dir} is not the one its certificate was issued for: run kport login --proxy ${profile.proxy} again.`, 4);
-  return { via: 'server', why: `logged in to ${profile.proxy} as ${profile.user} (profile ${profile.dir})`, profile: profile as Extract<Where, { via: 'server' }>['profile'], expires };
+  if (!matches)
+    throw new UserError(`The key in ${profile.dir} is not the one its certificate was issued for: run kport login --proxy ${profile.proxy} again.`, 4);
+  return {
+    via: 'server',
+    why: `logged in to ${profile.proxy} as ${profile.user} (profile ${profile.dir})`,
+    profile: profile as Extract<Where, { via: 'server' }>['profile'],
+    expires,
+  };
 }
 
 export const EXPIRED = 'your kport login expired: run kport login';
@@ -53,14 +61,27 @@ export class PersonClient {
   #whoami?: Promise<Whoami>;
 
   constructor(where: Extract<Where, { via: 'server' }>, opts: { now: Date; signal: AbortSignal; warn: (message: string) => void }) {
-    if (where.expires.getTime() <= opts.now.getTime()) throw new UserError(`${EXPIRED} --proxy ${where.profile.proxy} (it expired at ${where.expires.toISOString()}).`, 4);
+    if (where.expires.getTime() <= opts.now.getTime())
+      throw new UserError(`${EXPIRED} --proxy ${where.profile.proxy} (it expired at ${where.expires.toISOString()}).`, 4);
     this.where = where;
     const { profile } = where;
-    const untrusted = { trusted: `your profile trusts (${profile.ca_pin})`, next: `if the server was rebuilt with new CAs, log in again: kport login --proxy ${profile.proxy} --ca-pin <its new pin>` };
-    this.client = new ServerClient(parseServerAddress(profile.proxy), { ca: profile.ca, cert: profile.credential.cert, key: profile.credential.key, untrusted });
+    const untrusted = {
+      trusted: `your profile trusts (${profile.ca_pin})`,
+      next: `if the server was rebuilt with new CAs, log in again: kport login --proxy ${profile.proxy} --ca-pin <its new pin>`,
+    };
+    this.client = new ServerClient(parseServerAddress(profile.proxy), {
+      ca: profile.ca,
+      cert: profile.credential.cert,
+      key: profile.credential.key,
+      untrusted,
+    });
     // One budget for the command's calls, the store's and the others: a server that went away is tried for 2 s in all, then said.
     this.#retry = new RetryBudget(opts.signal);
-    this.backend = new RemoteBackend(this.client, { stopRetrying: this.#retry.signal, outage: this.#retry.outage, onDenied: (err) => refusal(err, profile.proxy) });
+    this.backend = new RemoteBackend(this.client, {
+      stopRetrying: this.#retry.signal,
+      outage: this.#retry.outage,
+      onDenied: (err) => refusal(err, profile.proxy),
+    });
   }
 
   /**

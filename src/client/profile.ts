@@ -47,7 +47,7 @@ function profilesDir(home: string): string {
 }
 
 /** What a refusal in the profile says others could do: the same for the home, profiles/ and a profile. */
-const HARM = 'replace your kport key or the server\'s CA in it';
+const HARM = "replace your kport key or the server's CA in it";
 const rule = (what: string): TrustRule => ({ what, harm: HARM, exitCode: 4 });
 
 /**
@@ -61,7 +61,11 @@ function openHome(home: string): boolean {
   try {
     accessSync(home, constants.R_OK | constants.X_OK);
   } catch (err) {
-    throw new UserError(`Cannot read your kport home ${home} (${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}), so kport cannot tell whether you are logged in to a server and will not guess: run chmod 700 ${home} (it must be yours), or set KPORT_HOME to a directory of yours.`, 4, { cause: err });
+    throw new UserError(
+      `Cannot read your kport home ${home} (${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}), so kport cannot tell whether you are logged in to a server and will not guess: run chmod 700 ${home} (it must be yours), or set KPORT_HOME to a directory of yours.`,
+      4,
+      { cause: err },
+    );
   }
   checkTrusted(profilesDir(home), rule('your kport profiles directory'), { ownerOnly: true });
   return true;
@@ -90,7 +94,13 @@ export function readProfile(home: string, name: string): Profile | undefined {
   } catch {
     throw new UserError(`${join(dir, 'profile.json')} is not JSON: remove ${dir} and run kport login again.`, 4);
   }
-  if (typeof info?.proxy !== 'string' || typeof info.user !== 'string' || !Array.isArray(info.roles) || typeof info.expires !== 'string' || typeof info.ca_pin !== 'string') {
+  if (
+    typeof info?.proxy !== 'string' ||
+    typeof info.user !== 'string' ||
+    !Array.isArray(info.roles) ||
+    typeof info.expires !== 'string' ||
+    typeof info.ca_pin !== 'string'
+  ) {
     throw new UserError(`${join(dir, 'profile.json')} is not a kport profile: remove ${dir} and run kport login again.`, 4);
   }
   const cert = read('cert.pem');
@@ -111,7 +121,8 @@ export function currentProfile(home: string): Profile | undefined {
  */
 export function checkProfilePermissions(home: string, profile: Pick<Profile, 'dir' | 'credential'>): void {
   for (const dir of [home, profilesDir(home), profile.dir]) checkTrusted(dir, rule(dir === home ? 'your kport home' : 'your kport profile directory'));
-  if (profile.credential) checkTrusted(join(profile.dir, 'key.pem'), { ...rule('your kport key'), secret: { afterRead: ' (and kport login again if anyone may have read it)' } });
+  if (profile.credential)
+    checkTrusted(join(profile.dir, 'key.pem'), { ...rule('your kport key'), secret: { afterRead: ' (and kport login again if anyone may have read it)' } });
 }
 
 /**

@@ -26,7 +26,11 @@ export function remoteRecordings(person: PersonClient): RecordingsService {
 
 async function localRecordings(session: Pick<Invocation, 'config'>): Promise<RecordingsService> {
   const config = await session.config();
-  const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([import('../recordings/store.ts'), import('../recordings/catalog.ts'), import('../core/lines.ts')]);
+  const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([
+    import('../recordings/store.ts'),
+    import('../recordings/catalog.ts'),
+    import('../core/lines.ts'),
+  ]);
   const dir = recordingsDir(config.dataDir);
   return {
     list: (limit) => listRecordings(dir, limit),
@@ -35,7 +39,8 @@ async function localRecordings(session: Pick<Invocation, 'config'>): Promise<Rec
       try {
         opened = await openRecording(dir, id);
       } catch (err) {
-        if (err instanceof NoRecording) throw new UserError(`${err.message} in ${dir}: find sessions with kport recordings ls, or log in to the server that recorded it.`);
+        if (err instanceof NoRecording)
+          throw new UserError(`${err.message} in ${dir}: find sessions with kport recordings ls, or log in to the server that recorded it.`);
         throw err;
       }
       try {

@@ -1,4 +1,16 @@
-import { AccessDeniedError, FencedOutError, LeaseExpiredError, type Backend, type Fence, type Item, type Lease, type Snapshot, type TxnOp, type WatchEvent, type WriteOptions } from '../backend/backend.ts';
+import {
+  AccessDeniedError,
+  FencedOutError,
+  LeaseExpiredError,
+  type Backend,
+  type Fence,
+  type Item,
+  type Lease,
+  type Snapshot,
+  type TxnOp,
+  type WatchEvent,
+  type WriteOptions,
+} from '../backend/backend.ts';
 import { ApiError } from '../api/errors.ts';
 import { routes } from '../api/routes.ts';
 import type { BackendCallBody } from '../api/wire.ts';
@@ -46,7 +58,10 @@ export class RemoteBackend implements Backend {
   }
 
   async delete(key: string, revision?: number, opts?: Pick<WriteOptions, 'fence'>): Promise<boolean> {
-    return (await this.#call({ op: 'delete', key, ...(revision !== undefined && { revision }), ...(opts?.fence && { fence: opts.fence }) }, opts?.fence)).deleted === true;
+    return (
+      (await this.#call({ op: 'delete', key, ...(revision !== undefined && { revision }), ...(opts?.fence && { fence: opts.fence }) }, opts?.fence)).deleted ===
+      true
+    );
   }
 
   async list(prefix: string): Promise<Item[]> {
@@ -61,7 +76,8 @@ export class RemoteBackend implements Backend {
 
   async *watch(prefix: string, signal: AbortSignal): AsyncIterable<WatchEvent> {
     try {
-      for await (const line of this.#client.lines(routes.watch, { op: 'watch', prefix }, signal)) yield decodeAnswer(this.#client.address, routes.watch, JSON.parse(line)) as WatchEvent;
+      for await (const line of this.#client.lines(routes.watch, { op: 'watch', prefix }, signal))
+        yield decodeAnswer(this.#client.address, routes.watch, JSON.parse(line)) as WatchEvent;
     } catch (err) {
       throw this.#translate(err);
     }

@@ -21,9 +21,10 @@ export class RetryBudget {
     const gaveUp = new AbortController();
     this.outage = new OutageLog(() => {}, {
       afterMs: forMs,
-      then: (err) => {
+      onGiveUp: (err) => {
         // The very failure retrying() throws next: it says how long it was tried, and what to do.
-        if (err instanceof ServerUnreachable) err.message = `${err.message.replace(/\.$/, '')}; tried for ${Math.round(forMs / 1000)} s: check that the server runs, then run this again.`;
+        if (err instanceof ServerUnreachable)
+          err.message = `${err.message.replace(/\.$/, '')}; tried for ${Math.round(forMs / 1000)} s: check that the server runs, then run this again.`;
         gaveUp.abort();
       },
     });

@@ -39,7 +39,10 @@ export interface Untrusted {
   next: string;
 }
 
-const AGENT_UNTRUSTED: Untrusted = { trusted: 'this agent joined', next: "if the server was rebuilt with new CAs, remove the agent's identity directory and join again with a new token" };
+const AGENT_UNTRUSTED: Untrusted = {
+  trusted: 'this agent joined',
+  next: "if the server was rebuilt with new CAs, remove the agent's identity directory and join again with a new token",
+};
 
 export interface ClientCredentials {
   /** The server TLS CA, trusted from the first contact on. */
@@ -53,7 +56,11 @@ export interface ClientCredentials {
 /** How the pin is named to an agent (its config) and to a person (kport login's flag). */
 export const PIN_NAMES = {
   agent: { name: 'teleport.ca_pin', hint: 'set ca_pin to what `kport tokens add` prints', check: 'ca_pin against `kport tokens add`' },
-  person: { name: '--ca-pin', hint: 'pass --ca-pin with the pin `kport server start` printed to check it', check: '--ca-pin against what `kport server start` printed' },
+  person: {
+    name: '--ca-pin',
+    hint: 'pass --ca-pin with the pin `kport server start` printed to check it',
+    check: '--ca-pin against what `kport server start` printed',
+  },
 } as const;
 
 /**
@@ -61,9 +68,20 @@ export const PIN_NAMES = {
  * pins, and must have issued the certificate the server presents for its name. Nothing is sent
  * before that. Returns the CA (PEM) to trust from now on.
  */
-export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn: (message: string) => void, pinFlag: { name: string; hint: string; check: string } = PIN_NAMES.agent): Promise<string> {
+export async function fetchPinnedCA(
+  address: ServerAddress,
+  pins: string[],
+  warn: (message: string) => void,
+  pinFlag: { name: string; hint: string; check: string } = PIN_NAMES.agent,
+): Promise<string> {
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
-    const socket = tlsConnect({ host: address.host, port: address.port, servername: isIP(address.host) ? undefined : address.host, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    const socket = tlsConnect({
+      host: address.host,
+      port: address.port,
+      servername: isIP(address.host) ? undefined : address.host,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new Error('timed out')));
     socket.once('secureConnect', () => {
       // Every kport server speaks HTTP/2; a TLS port that does not is some other service.
@@ -79,11 +97,14 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   const pin = spkiPin(caPem);
   const where = `${address.host}:${address.port}`;
   // A kport server presents its certificate with the CA that issued it; a lone self-signed one is another service's.
-  if (ca === chain) throw notKportServer(address, 'its certificate is self-signed, where a kport server\'s comes with the CA that issued it');
+  if (ca === chain) throw notKportServer(address, "its certificate is self-signed, where a kport server's comes with the CA that issued it");
   if (pins.length === 0) {
     warn(`${pinFlag.name} is not set: trusting the CA of ${where} (${pin}) on first contact; ${pinFlag.hint}.`);
   } else if (!pins.includes(pin)) {
-    throw new UserError(`The server at ${where} presents a CA (${pin}) that does not match ${pinFlag.name} (${pins.join(', ')}): nothing was sent; check ${pinFlag.check}, or the address.`, 4);
+    throw new UserError(
+      `The server at ${where} presents a CA (${pin}) that does not match ${pinFlag.name} (${pins.join(', ')}): nothing was sent; check ${pinFlag.check}, or the address.`,
+      4,
+    );
   }
   const leaf = new X509Certificate(chain.raw);
   const caCert = new X509Certificate(ca.raw);
@@ -92,7 +113,10 @@ export async function fetchPinnedCA(address: ServerAddress, pins: string[], warn
   }
   if (checkServerIdentity(address.host, chain) !== undefined) {
     const names = (chain.subjectaltname ?? '').replace(/(DNS|IP Address):/g, '');
-    throw new UserError(`The server's certificate does not name ${address.host} (it names ${names || 'nothing'}): nothing was sent; set teleport.proxy_server to one of those names, or add ${address.host} to the server's proxy_service.public_addr.`, 4);
+    throw new UserError(
+      `The server's certificate does not name ${address.host} (it names ${names || 'nothing'}): nothing was sent; set teleport.proxy_server to one of those names, or add ${address.host} to the server's proxy_service.public_addr.`,
+      4,
+    );
   }
   return caPem;
 }
@@ -164,7 +188,8 @@ export class ServerClient {
       parsed = JSON.parse(response.body.toString('utf8'));
     } catch {
       // A load balancer's page while kport restarts is worth a retry; any other answer that is not kport's JSON comes from another service.
-      if (response.status === 502 || response.status === 503 || response.status === 504) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
+      if (response.status === 502 || response.status === 503 || response.status === 504)
+        throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${response.status} with something that is not JSON`);
       throw notKportServer(this.address, `it answered ${path} with HTTP ${response.status} and no kport answer`);
     }
     if (response.status !== 200) throw ApiError.fromWire(response.status, (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error);
@@ -182,7 +207,9 @@ export class ServerClient {
     const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' }, { signal });
     stream.end(JSON.stringify(body));
     const head = await new Promise<{ status: number; length?: number }>((resolve, reject) => {
-      stream.once('response', (headers) => resolve({ status: Number(headers[':status']), ...(headers['content-length'] !== undefined && { length: Number(headers['content-length']) }) }));
+      stream.once('response', (headers) =>
+        resolve({ status: Number(headers[':status']), ...(headers['content-length'] !== undefined && { length: Number(headers['content-length']) }) }),
+      );
       stream.once('error', (err) => reject(unreachable(this.address, err, this.#credentials.untrusted)));
     });
     // A reader that waits (kport play until an event's time) leaves the connection silent, and the
@@ -207,7 +234,8 @@ export class ServerClient {
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof ApiError || err instanceof LineTooLong) throw err;
-      if (err instanceof SyntaxError) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${head.status} with something that is not JSON`);
+      if (err instanceof SyntaxError)
+        throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} answered ${head.status} with something that is not JSON`);
       throw unreachable(this.address, err, this.#credentials.untrusted);
     } finally {
       clearInterval(ping);
@@ -215,7 +243,8 @@ export class ServerClient {
     }
     if (signal.aborted) return;
     if (!opts.finite) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the watch`);
-    if (head.length !== undefined && received < head.length) throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the answer after ${received} of its ${head.length} bytes`);
+    if (head.length !== undefined && received < head.length)
+      throw new ServerUnreachable(`the server at ${this.address.host}:${this.address.port} ended the answer after ${received} of its ${head.length} bytes`);
   }
 
   async #request(path: string, body: unknown): Promise<{ status: number; body: Buffer }> {
@@ -247,7 +276,10 @@ export class ServerClient {
  * new identity helps, so the sentence says what was found there (exit 2: the address is wrong).
  */
 export function notKportServer(address: ServerAddress, why: string): UserError {
-  return new UserError(`The server at ${address.host}:${address.port} is not a kport server: ${why}; check the address and port (kport server start prints the one it listens on).`, 2);
+  return new UserError(
+    `The server at ${address.host}:${address.port} is not a kport server: ${why}; check the address and port (kport server start prints the one it listens on).`,
+    2,
+  );
 }
 
 /** A route's answer as its schema reads it; another service's JSON is said to be no kport answer. */
@@ -256,13 +288,17 @@ export function decodeAnswer<R extends Route>(address: ServerAddress, route: R, 
   if (decoded.success) return decoded.data as ResponseOf<R>;
   const issue = decoded.error.issues[0];
   const named = route.answer ?? { call: route.path, is: 'its answer' };
-  throw notKportServer(address, `it answered ${named.call} with something that is not ${named.is} (${issue?.path.join('.') || 'the answer'}: ${issue?.message ?? 'invalid'})`);
+  throw notKportServer(
+    address,
+    `it answered ${named.call} with something that is not ${named.is} (${issue?.path.join('.') || 'the answer'}: ${issue?.message ?? 'invalid'})`,
+  );
 }
 
 /** What a TLS handshake failure says about the port: it is no kport server when it speaks no TLS, or no HTTP/2. */
 function protocolMismatch(err: unknown): string | undefined {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return 'it does not speak TLS (it answered in plain text, as a plain HTTP port does)';
+    if (e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || e.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG')
+      return 'it does not speak TLS (it answered in plain text, as a plain HTTP port does)';
     if (e.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') return 'it speaks TLS but not HTTP/2, as every kport server does';
   }
   return undefined;
@@ -287,11 +323,11 @@ function unreachable(address: ServerAddress, err: unknown, untrusted = AGENT_UNT
  */
 export class OutageLog {
   readonly #say: (message: string) => void;
-  readonly #giveUp?: { afterMs: number; then: (err: Error, forMs: number) => void };
+  readonly #giveUp?: { afterMs: number; onGiveUp: (err: Error, forMs: number) => void };
   #since?: number;
   #lastSaid = 0;
 
-  constructor(say: (message: string) => void, giveUp?: { afterMs: number; then: (err: Error, forMs: number) => void }) {
+  constructor(say: (message: string) => void, giveUp?: { afterMs: number; onGiveUp: (err: Error, forMs: number) => void }) {
     this.#say = say;
     this.#giveUp = giveUp;
   }
@@ -299,7 +335,7 @@ export class OutageLog {
   failed(err: Error, attemptStarted = Date.now()): void {
     const now = Date.now();
     this.#since ??= attemptStarted;
-    if (this.#giveUp && now - this.#since >= this.#giveUp.afterMs) return this.#giveUp.then(err, now - this.#since);
+    if (this.#giveUp && now - this.#since >= this.#giveUp.afterMs) return this.#giveUp.onGiveUp(err, now - this.#since);
     if (now - this.#lastSaid < 30_000) return;
     this.#lastSaid = now;
     const until = this.#giveUp ? ` for up to ${Math.round(this.#giveUp.afterMs / 1000)} s` : '';
@@ -319,7 +355,13 @@ export class OutageLog {
  * with jitter, or until `signal` aborts. `retryable` narrows which failures are retried (a call that
  * changes something: only one that never reached the server).
  */
-export async function retrying<T>(fn: () => Promise<T>, signal?: AbortSignal, outage?: OutageLog, address?: ServerAddress, retryable: (err: unknown) => boolean = () => true): Promise<T> {
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+  outage?: OutageLog,
+  address?: ServerAddress,
+  retryable: (err: unknown) => boolean = () => true,
+): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const started = Date.now();
     try {

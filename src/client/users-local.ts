@@ -11,7 +11,8 @@ export async function localUsers(session: Invocation): Promise<UsersService> {
   const { ctx } = session;
   const invite = (issued: { user: string; invite: string; expires: string }) => ({ user: issued.user, invite: issued.invite, invite_expires: issued.expires });
   return {
-    add: async (name, roles, inviteTtlMs) => invite(await people.addUser(backend, { name, roles, ...(inviteTtlMs !== undefined && { inviteTtlMs }), configRoles: config.roles }, ctx.now(), actor)),
+    add: async (name, roles, inviteTtlMs) =>
+      invite(await people.addUser(backend, { name, roles, ...(inviteTtlMs !== undefined && { inviteTtlMs }), configRoles: config.roles }, ctx.now(), actor)),
     ls: async () => (await people.listUsers(backend, ctx.now())).map((u) => ({ ...u, created: u.created ?? '' })),
     rm: async (name) => {
       if (!(await people.removeUser(backend, name, actor))) throw new UserError(`There is no user ${name}: see kport users ls.`);

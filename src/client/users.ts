@@ -14,12 +14,26 @@ export function remoteUsers(person: PersonClient): UsersService {
     return answer as ResponseOf<Routes['users']> & { [P in K]-?: NonNullable<ResponseOf<Routes['users']>[P]> };
   };
   return {
-    add: async (name, roles, inviteTtlMs) => needs(await call({ op: 'add', name, roles, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
+    add: async (name, roles, inviteTtlMs) =>
+      needs(await call({ op: 'add', name, roles, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
     ls: async () => needs(await call({ op: 'ls' }), 'users').users,
     rm: async (name) => void (await call({ op: 'rm', name })),
-    update: async (name, change) => needs(await call({ op: 'update', name, ...(change.set && { set_roles: change.set }), ...(change.add && { add_roles: change.add }), ...(change.remove && { remove_roles: change.remove }) }), 'user', 'roles'),
-    reset: async (name, inviteTtlMs) => needs(await call({ op: 'reset', name, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
-    lock: async (name, opts) => call({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) }),
+    update: async (name, change) =>
+      needs(
+        await call({
+          op: 'update',
+          name,
+          ...(change.set && { set_roles: change.set }),
+          ...(change.add && { add_roles: change.add }),
+          ...(change.remove && { remove_roles: change.remove }),
+        }),
+        'user',
+        'roles',
+      ),
+    reset: async (name, inviteTtlMs) =>
+      needs(await call({ op: 'reset', name, ...(inviteTtlMs !== undefined && { invite_ttl_ms: inviteTtlMs }) }), 'user', 'invite', 'invite_expires'),
+    lock: async (name, opts) =>
+      call({ op: 'lock', name, ...(opts.ttlMs !== undefined && { ttl_ms: opts.ttlMs }), ...(opts.message !== undefined && { message: opts.message }) }),
     unlock: async (name) => void (await call({ op: 'unlock', name })),
     server: async () => ({ proxy: person.where.profile.proxy, pin: person.where.profile.ca_pin }),
   };

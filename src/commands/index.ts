@@ -37,7 +37,39 @@ import { recordingsLs } from './recordings/ls.ts';
 const completion = completionCommand(() => completionTree());
 
 /** Every leaf command, in help order. */
-export const COMMANDS: CommandDef[] = [tokensAdd, tokensLs, tokensRm, serverStart, login, logout, status, usersAdd, usersLs, usersUpdate, usersReset, usersRm, usersLock, usersUnlock, agentsLs, agentsRm, discoverRun, discoverPolicy, kubeLs, kubeLogin, kubeConfig, kubeCredentials, rbacBootstrap, rbacCheck, get, rm, create, play, recordingsLs, completion, version];
+export const COMMANDS: CommandDef[] = [
+  tokensAdd,
+  tokensLs,
+  tokensRm,
+  serverStart,
+  login,
+  logout,
+  status,
+  usersAdd,
+  usersLs,
+  usersUpdate,
+  usersReset,
+  usersRm,
+  usersLock,
+  usersUnlock,
+  agentsLs,
+  agentsRm,
+  discoverRun,
+  discoverPolicy,
+  kubeLs,
+  kubeLogin,
+  kubeConfig,
+  kubeCredentials,
+  rbacBootstrap,
+  rbacCheck,
+  get,
+  rm,
+  create,
+  play,
+  recordingsLs,
+  completion,
+  version,
+];
 
 /** `kport --help`: the first hour, in the order people take it. */
 export const PROGRAM_EXAMPLES = [
@@ -82,7 +114,12 @@ export function completionTree(): CompletionTree {
     globalFlags: GLOBAL_OPTIONS.flatMap((o) => flagNames(o.flags)),
     valueFlags: [...new Set(options.filter((o) => /<[^>]+>/.test(o.flags)).flatMap((o) => flagNames(o.flags)))],
     choices,
-    commands: COMMANDS.map((c) => ({ path: c.path, summary: c.summary, flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)), ...(c.path[0] === 'completion' && { words: [...SHELLS] }) })),
+    commands: COMMANDS.map((c) => ({
+      path: c.path,
+      summary: c.summary,
+      flags: (c.options ?? []).flatMap((o) => flagNames(o.flags)),
+      ...(c.path[0] === 'completion' && { words: [...SHELLS] }),
+    })),
     kinds: KIND_NAMES,
   };
 }

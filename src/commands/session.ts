@@ -96,7 +96,11 @@ export class Session {
       checkDataDir(config.dataDir, (m) => this.ctx.logger.warn(m));
       const [{ openBackend }, { hostStore }] = await Promise.all([import('../backend/open.ts'), import('../server/events/host-audit.ts')]);
       const backend = await openBackend(config.teleport.storage, config.dataDir);
-      return hostStore(backend, { retentionMs: config.auth_service?.audit_retention, log: (line) => this.ctx.logger.debug(terminalSafeJson(line)), now: this.ctx.now });
+      return hostStore(backend, {
+        retentionMs: config.auth_service?.audit_retention,
+        log: (line) => this.ctx.logger.debug(terminalSafeJson(line)),
+        now: this.ctx.now,
+      });
     })();
     return this.#host;
   }

@@ -59,7 +59,9 @@ export async function loadConfig(opts: LoadOptions): Promise<LoadedConfig> {
   const raw = found ? found.config : {};
   const config = validate(raw, found?.filepath);
   // Walked and resolved once, here: every later path under it goes through no link another user could swap.
-  const dataDir = trustedPath(resolve(opts.cwd, expandHome(opts.dataDir ?? config.teleport.data_dir ?? defaultDataDir(opts.env), opts.env)), { what: 'the data dir' });
+  const dataDir = trustedPath(resolve(opts.cwd, expandHome(opts.dataDir ?? config.teleport.data_dir ?? defaultDataDir(opts.env), opts.env)), {
+    what: 'the data dir',
+  });
   return { ...config, source: found?.filepath, dataDir };
 }
 
@@ -85,7 +87,9 @@ async function importConfig(filepath: string): Promise<unknown> {
   const loaded = ((await import(pathToFileURL(filepath).href)) as { default?: unknown }).default;
   // A CommonJS script that exports nothing still has a default export, {}: that is not a config either.
   if (!loaded || typeof loaded !== 'object' || Array.isArray(loaded) || Object.keys(loaded).length === 0) {
-    throw new UsageError(`${filepath} is not a kport configuration: a JavaScript config must \`export default\` a mapping of keys such as version and teleport; or point -c at a kport.yaml.`);
+    throw new UsageError(
+      `${filepath} is not a kport configuration: a JavaScript config must \`export default\` a mapping of keys such as version and teleport; or point -c at a kport.yaml.`,
+    );
   }
   return loaded;
 }
@@ -167,7 +171,10 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
   }
   const lineOf = (path: PropertyKey[], key?: string): string => {
     if (!doc) return '';
-    let node = doc.getIn(path.map(String).map((p) => (/^\d+$/.test(p) ? Number(p) : p)), true) as unknown;
+    let node = doc.getIn(
+      path.map(String).map((p) => (/^\d+$/.test(p) ? Number(p) : p)),
+      true,
+    ) as unknown;
     if (key !== undefined && isMap(node)) node = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key)?.key;
     const range = (node as { range?: [number, number] } | undefined)?.range;
     return range ? ` (line ${lines.linePos(range[0]).line})` : '';
@@ -183,7 +190,10 @@ function validate(loaded: unknown, filepath: string | undefined): Omit<LoadedCon
     const teleport = parsed.data.teleport;
     for (const key of ['auth_server', 'auth_servers'] as const) {
       // Teleport agents may dial the auth service; kport's server has one port, reached as proxy_server.
-      if (teleport[key] !== undefined && !teleport.proxy_server) warnings.push(`teleport.${key}${lineOf(['teleport', key])} is not used: kport agents join the server through teleport.proxy_server (host:3080), so set that instead.`);
+      if (teleport[key] !== undefined && !teleport.proxy_server)
+        warnings.push(
+          `teleport.${key}${lineOf(['teleport', key])} is not used: kport agents join the server through teleport.proxy_server (host:3080), so set that instead.`,
+        );
     }
     return { ...parsed.data, warnings };
   }
@@ -229,7 +239,9 @@ function plainWords(issue: z.core.$ZodIssue, got: string): string {
       return `this value has the wrong type (got ${got})`;
     case 'too_small':
     case 'too_big':
-      return issue.message.startsWith('Too ') ? `${issue.message.replace(/^Too (small|big): expected /, 'expected ').replace(/^(array|string) to have /, 'it to have ')}` : issue.message;
+      return issue.message.startsWith('Too ')
+        ? `${issue.message.replace(/^Too (small|big): expected /, 'expected ').replace(/^(array|string) to have /, 'it to have ')}`
+        : issue.message;
     default:
       return issue.message;
   }
@@ -254,7 +266,6 @@ function describeValue(v: unknown): string {
   return `the ${typeof v} ${String(v)}`;
 }
 
-
 /** Teleport configs written for other services say `tags` where kport's kubernetes_service says `labels`. */
 function aliasResourceTags(raw: Record<string, unknown>, warn: (index: number) => void): void {
   const resources = (raw.kubernetes_service as { resources?: unknown } | undefined)?.resources;
@@ -277,4 +288,3 @@ function defaultDataDir(env: NodeJS.ProcessEnv): string {
   const base = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(env.HOME ?? homedir(), '.local', 'share');
   return join(base, 'kport');
 }
-

@@ -48,9 +48,21 @@ const duration = (floor: { ms: number; text: string; why: string }) =>
   });
 
 // The floors and their reasons (README "Configuration"): each one stops a value that would hurt.
-const POLL_INTERVAL_FLOOR = { ms: 2_000, text: '2s', why: 'each poll makes AWS calls in every region it watches (about 26 with regions: ["*"], plus one per cluster), so shorter intervals poll back to back and can throttle the account; the default is 5m' };
-const LEASE_TTL_FLOOR = { ms: 2_000, text: '2s', why: 'the leader renews its lease every third of it, and a shorter lease lapses on a busy machine, so leadership changes hands between healthy agents' };
-const HOST_CERT_TTL_FLOOR = { ms: 5_000, text: '5s', why: 'agents renew at two thirds of the certificate\'s life, and a shorter one can expire while its renewal is in flight' };
+const POLL_INTERVAL_FLOOR = {
+  ms: 2_000,
+  text: '2s',
+  why: 'each poll makes AWS calls in every region it watches (about 26 with regions: ["*"], plus one per cluster), so shorter intervals poll back to back and can throttle the account; the default is 5m',
+};
+const LEASE_TTL_FLOOR = {
+  ms: 2_000,
+  text: '2s',
+  why: 'the leader renews its lease every third of it, and a shorter lease lapses on a busy machine, so leadership changes hands between healthy agents',
+};
+const HOST_CERT_TTL_FLOOR = {
+  ms: 5_000,
+  text: '5s',
+  why: "agents renew at two thirds of the certificate's life, and a shorter one can expire while its renewal is in flight",
+};
 const AUDIT_RETENTION_FLOOR = { ms: 3_600_000, text: '1h', why: 'audit events that expire sooner are gone before anyone can read them' };
 
 /** A size in bytes, or with a unit (512MiB, 4GiB, 100MB), at least `floor`. */
@@ -77,9 +89,7 @@ export const labelSelector = z.record(z.string(), stringList).superRefine((selec
   for (const message of validateSelector(selector)) ctx.addIssue({ code: 'custom', message });
 });
 
-const iamRoleArn = z
-  .string()
-  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'expected an IAM role ARN such as arn:aws:iam::123456789012:role/name');
+const iamRoleArn = z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'expected an IAM role ARN such as arn:aws:iam::123456789012:role/name');
 
 /** Teleport services kport does not run: accepted (with any of their keys) only when disabled. */
 const disabledService = z
@@ -102,7 +112,9 @@ const awsMatcher = z
     matcher.types.forEach((type, i) => {
       if (SUPPORTED_AWS_TYPES.includes(type)) return;
       const hint = closest(type, SUPPORTED_AWS_TYPES);
-      const why = TELEPORT_AWS_TYPES.includes(type) ? 'kport discovers only eks' : `supported: ${SUPPORTED_AWS_TYPES.join(', ')}${hint ? `; did you mean "${hint}"?` : ''}`;
+      const why = TELEPORT_AWS_TYPES.includes(type)
+        ? 'kport discovers only eks'
+        : `supported: ${SUPPORTED_AWS_TYPES.join(', ')}${hint ? `; did you mean "${hint}"?` : ''}`;
       ctx.addIssue({ code: 'custom', path: ['types', i], message: `discovery service type does not support "${type}" (${why})` });
     });
     if (matcher.regions.includes('*') && matcher.regions.length > 1) {
@@ -114,13 +126,21 @@ const awsMatcher = z
       if (region === '*') return;
       if (!KNOWN_REGIONS.includes(region)) {
         const hint = region.trim() ? closest(region, KNOWN_REGIONS) : undefined;
-        ctx.addIssue({ code: 'custom', path: ['regions', i], message: region.trim() ? `unknown AWS region "${region}"${hint ? `; did you mean "${hint}"?` : ''}` : 'a region cannot be empty' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['regions', i],
+          message: region.trim() ? `unknown AWS region "${region}"${hint ? `; did you mean "${hint}"?` : ''}` : 'a region cannot be empty',
+        });
         return;
       }
       partitions.add(partitionOf(region));
     });
     if (partitions.size > 1) {
-      ctx.addIssue({ code: 'custom', path: ['regions'], message: `regions of different AWS partitions (${[...partitions].join(', ')}) cannot share one matcher: one set of credentials reaches one partition` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['regions'],
+        message: `regions of different AWS partitions (${[...partitions].join(', ')}) cannot share one matcher: one set of credentials reaches one partition`,
+      });
     }
   });
 
@@ -159,10 +179,18 @@ const oidcAuthentication = z
   })
   .superRefine((oidc, ctx) => {
     if (oidc.client_auth_method === 'private_key_jwt' && !oidc.client_key_file) {
-      ctx.addIssue({ code: 'custom', path: ['client_key_file'], message: 'client_auth_method private_key_jwt needs client_key_file: the PEM private key whose public key is registered at the provider' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client_key_file'],
+        message: 'client_auth_method private_key_jwt needs client_key_file: the PEM private key whose public key is registered at the provider',
+      });
     }
     if (!oidc.client_secret && !(oidc.client_key_file && (oidc.client_auth_method ?? 'private_key_jwt') === 'private_key_jwt')) {
-      ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'client_secret is needed, unless the server authenticates with client_key_file (client_auth_method private_key_jwt)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['client_secret'],
+        message: 'client_secret is needed, unless the server authenticates with client_key_file (client_auth_method private_key_jwt)',
+      });
     }
   });
 
@@ -229,13 +257,18 @@ export const configSchema = z.strictObject({
       audit_retention: duration(AUDIT_RETENTION_FLOOR).default(30 * 86_400_000),
       /** kport: join attempts per source address, a token bucket in Teleport's rate terms. */
       join_rate_limit: z
-        .strictObject({ period: duration({ ms: 1000, text: '1s', why: 'the bucket refills once a period' }).default(60_000), average: z.number().int().positive().default(60), burst: z.number().int().positive().default(30) })
+        .strictObject({
+          period: duration({ ms: 1000, text: '1s', why: 'the bucket refills once a period' }).default(60_000),
+          average: z.number().int().positive().default(60),
+          burst: z.number().int().positive().default(30),
+        })
         .optional(),
       /** kport: the disk session recordings may take, in all (default 4GiB) and per person (default a quarter of the total). */
       recording_budget: z
         .strictObject({ total: byteSize(RECORDING_BUDGET_FLOOR).optional(), per_user: byteSize(RECORDING_BUDGET_FLOOR).optional() })
         .superRefine((budget, ctx) => {
-          if (budget.total !== undefined && budget.per_user !== undefined && budget.per_user > budget.total) ctx.addIssue({ code: 'custom', path: ['per_user'], message: 'per_user is more than total: a person\'s share is part of the total' });
+          if (budget.total !== undefined && budget.per_user !== undefined && budget.per_user > budget.total)
+            ctx.addIssue({ code: 'custom', path: ['per_user'], message: "per_user is more than total: a person's share is part of the total" });
         })
         .optional(),
     })
@@ -277,7 +310,13 @@ export const configSchema = z.strictObject({
       labels: z
         .record(z.string(), z.string())
         .superRefine((labels, ctx) => {
-          for (const message of [...labelsProblems(labels), ...Object.keys(labels).filter(reservedLabel).map((k) => `label "${k}" is kport's own: kport sets it`)]) ctx.addIssue({ code: 'custom', message });
+          for (const message of [
+            ...labelsProblems(labels),
+            ...Object.keys(labels)
+              .filter(reservedLabel)
+              .map((k) => `label "${k}" is kport's own: kport sets it`),
+          ])
+            ctx.addIssue({ code: 'custom', message });
         })
         .default({}),
       resources: z

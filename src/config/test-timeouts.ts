@@ -36,7 +36,9 @@ export function testTimeouts(env: NodeJS.ProcessEnv): TestTimeouts {
   const parsed = testTimeoutsSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UsageError(`KPORT_TEST_TIMEOUTS${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}; set it to an object of milliseconds, such as {"tunnelIdleMs":3000}, or unset it.`);
+    throw new UsageError(
+      `KPORT_TEST_TIMEOUTS${issue?.path.length ? `.${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}; set it to an object of milliseconds, such as {"tunnelIdleMs":3000}, or unset it.`,
+    );
   }
   return parsed.data;
 }

@@ -76,7 +76,10 @@ function resolveTarget(path: string, symlink: 'refuse' | 'follow-own'): string {
     }
     checkOwner(current, st, path);
     if (!st.isSymbolicLink()) return current;
-    if (symlink === 'refuse') throw new UserError(`${path} is a symbolic link, and kport writes its own files only in place of a regular file: remove the link, then run the command again.`);
+    if (symlink === 'refuse')
+      throw new UserError(
+        `${path} is a symbolic link, and kport writes its own files only in place of a regular file: remove the link, then run the command again.`,
+      );
     current = inTrustedDir(resolve(dirname(current), readlinkSync(current)));
   }
   throw new UserError(`${path} leads through more than ${MAX_LINKS} symbolic links: point it at a file, then run the command again.`);

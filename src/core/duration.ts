@@ -17,4 +17,3 @@ export function parseDuration(text: string, what = 'duration'): number {
   }
   return total;
 }
-

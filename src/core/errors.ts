@@ -128,6 +128,17 @@ export function describeSystemError(err: unknown): string | undefined {
       ? `Cannot listen on ${where}: the port is already in use; pick another with --port, or leave --port out for a free one.`
       : `Cannot listen on ${where}: ${cause}.`;
   }
-  const verb = { mkdir: 'create the directory', open: 'open', write: 'write', rename: 'replace', unlink: 'remove', read: 'read', scandir: 'list', link: 'create', chmod: 'change the mode of' }[e.syscall!] ?? e.syscall;
+  const verb =
+    {
+      mkdir: 'create the directory',
+      open: 'open',
+      write: 'write',
+      rename: 'replace',
+      unlink: 'remove',
+      read: 'read',
+      scandir: 'list',
+      link: 'create',
+      chmod: 'change the mode of',
+    }[e.syscall!] ?? e.syscall;
   return `Cannot ${verb}${e.path ? ` ${e.path}` : ''}: ${cause}.`;
 }

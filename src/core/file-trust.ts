@@ -27,7 +27,9 @@ function runningUid(): number | undefined {
 /** `uid 65534 (nobody)`: the name from /etc/passwd when it has one, only on the refusal path. */
 export function describeUid(uid: number): string {
   try {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.split(':')[2] === String(uid));
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[2] === String(uid));
     const name = line?.split(':')[0];
     if (name) return `uid ${uid} (${name})`;
   } catch {}
@@ -54,10 +56,16 @@ export function judge(path: string, st: Stats, rule: TrustRule): void {
   const code = rule.exitCode ?? 1;
   const dir = st.isDirectory();
   if (st.mode & 0o022) {
-    throw new UserError(`${path} is writable by other users, who could ${rule.harm}: run chmod ${dir ? '700' : '600'} ${path}, then run the command again.`, code);
+    throw new UserError(
+      `${path} is writable by other users, who could ${rule.harm}: run chmod ${dir ? '700' : '600'} ${path}, then run the command again.`,
+      code,
+    );
   }
   if (rule.secret && st.mode & 0o077) {
-    throw new UserError(`${path} can be read by other users (mode ${mode(st)}), so kport will not use it: run chmod 600 ${path}${rule.secret.afterRead ?? ''}.`, code);
+    throw new UserError(
+      `${path} can be read by other users (mode ${mode(st)}), so kport will not use it: run chmod 600 ${path}${rule.secret.afterRead ?? ''}.`,
+      code,
+    );
   }
 }
 
@@ -69,7 +77,11 @@ function missing(err: unknown): boolean {
 /** The sentence for a path kport may not read: it cannot tell what is there, so it does not guess. */
 function unreadable(path: string, rule: TrustRule, err: unknown): UserError {
   const why = (err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message;
-  return new UserError(`Cannot read ${rule.what} ${path} (${why}): make it yours and readable by you, or point kport elsewhere, then run the command again.`, rule.exitCode ?? 1, { cause: err });
+  return new UserError(
+    `Cannot read ${rule.what} ${path} (${why}): make it yours and readable by you, or point kport elsewhere, then run the command again.`,
+    rule.exitCode ?? 1,
+    { cause: err },
+  );
 }
 
 /** The stats of `path` (a link followed) after the rule passed; undefined when nothing is there. `ownerOnly`: only whose it is. */
@@ -112,7 +124,7 @@ export function readTrusted(path: string, rule: TrustRule, opts: { ownerOnly?: b
   }
 }
 
-const DATA_DIR: TrustRule = { what: 'the data dir', harm: 'replace the store, the CA seal key or an agent\'s identity in it' };
+const DATA_DIR: TrustRule = { what: 'the data dir', harm: "replace the store, the CA seal key or an agent's identity in it" };
 
 /**
  * The data dir holds the store, the CA seal key, agent identities and proxy kubeconfigs with client

@@ -92,7 +92,10 @@ function mustDoubleQuote(text: string): boolean {
 function toYaml(value: unknown): string {
   const YAML = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   // Without the merge tag, whose stringifier writes `<<` plain whatever the node asks for.
-  const doc = new YAML.Document(value, { version: '1.1', customTags: (tags) => tags.filter((t) => typeof t === 'string' ? t !== 'merge' : t.tag !== 'tag:yaml.org,2002:merge') });
+  const doc = new YAML.Document(value, {
+    version: '1.1',
+    customTags: (tags) => tags.filter((t) => (typeof t === 'string' ? t !== 'merge' : t.tag !== 'tag:yaml.org,2002:merge')),
+  });
   YAML.visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value === 'string' && mustDoubleQuote(node.value)) node.type = 'QUOTE_DOUBLE';
@@ -121,7 +124,7 @@ export interface TableOptions {
  */
 export function renderTable(headers: string[], cells: string[][], opts: TableOptions): string {
   const rows = cells.map((r) => r.map(printable));
-  if (!opts.tty) return [headers, ...rows].map((r) => r.join('\t')).join('\n') + '\n';
+  if (!opts.tty) return `${[headers, ...rows].map((r) => r.join('\t')).join('\n')}\n`;
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const limit = opts.maxWidth ?? 120;
   const total = widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
@@ -136,7 +139,7 @@ export function renderTable(headers: string[], cells: string[][], opts: TableOpt
   };
   const line = (r: string[]) => r.map(cell).join('  ').trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
-  return [line(headers), rule, ...rows.map(line)].join('\n') + '\n';
+  return `${[line(headers), rule, ...rows.map(line)].join('\n')}\n`;
 }
 
 export function formatTime(date: Date | string | undefined, tty: boolean): string {

@@ -62,7 +62,11 @@ export function trustedPath(path: string, rule: PathRule, opts: { create?: boole
     if (st.isSymbolicLink()) {
       const [at, what] = named(next, given, rule, 'the symbolic link');
       judgeOwner(at, st, what);
-      if (++links > MAX_LINKS) throw new UserError(`${given} leads through more than ${MAX_LINKS} symbolic links: point ${rule.what} at a directory, then run the command again.`, rule.exitCode ?? 1);
+      if (++links > MAX_LINKS)
+        throw new UserError(
+          `${given} leads through more than ${MAX_LINKS} symbolic links: point ${rule.what} at a directory, then run the command again.`,
+          rule.exitCode ?? 1,
+        );
       pending = [...parts(resolve(real, readlinkSync(next))), ...pending];
       real = sep;
       continue;

@@ -30,7 +30,10 @@ export async function runAgent(opts: AgentOptions): Promise<PollStats | undefine
   const standbyBeat = setInterval(() => {
     if (beating) return;
     beating = true;
-    void opts.heartbeat.update().catch(() => undefined).finally(() => (beating = false));
+    void opts.heartbeat
+      .update()
+      .catch(() => undefined)
+      .finally(() => (beating = false));
   }, opts.heartbeat.intervalMs);
   try {
     while (!opts.signal.aborted) {

@@ -79,7 +79,9 @@ export function wrap(action: string, err: unknown): FetchError {
   const failure = classifyAwsError(err);
   switch (failure.kind) {
     case 'access-denied':
-      return new FetchError(`AccessDenied: ${missingAction(failure.message) ?? action} is not allowed; grant it (see \`kport discover policy\`)`, { cause: err });
+      return new FetchError(`AccessDenied: ${missingAction(failure.message) ?? action} is not allowed; grant it (see \`kport discover policy\`)`, {
+        cause: err,
+      });
     case 'credentials':
       return new FetchError(`AWS rejected the credentials calling ${action}: ${failure.message}`, { cause: err });
     case 'throttled':

@@ -118,7 +118,9 @@ export class DiscoveryEngine {
           emit({ type: 'scope', scope: scopeOf(region), state: 'scanning' });
           try {
             if (partitionOf(region) !== account.partition) {
-              throw new FetchError(`region ${region} is not in partition ${account.partition} of account ${account.accountId}: list regions of that partition in this matcher`);
+              throw new FetchError(
+                `region ${region} is not in partition ${account.partition} of account ${account.accountId}: list regions of that partition in this matcher`,
+              );
             }
             const eks = await this.#eksClient(assume, credentials, region);
             const clusters = await fetchEksClusters(eks, { region, accountId: account.accountId, tags: matcher.tags }, counter);
@@ -160,12 +162,21 @@ export class DiscoveryEngine {
       failures: failures.sort((a, b) => a.scope.localeCompare(b.scope)),
     };
     const sorted = (names: string[]) => [...names].sort();
-    emit({ type: 'poll-done', at: now(), stats, changes: { created: sorted(result.created), updated: sorted(result.updated), deleted: sorted(result.deleted) } });
+    emit({
+      type: 'poll-done',
+      at: now(),
+      stats,
+      changes: { created: sorted(result.created), updated: sorted(result.updated), deleted: sorted(result.deleted) },
+    });
     return { stats, changes: result };
   }
 
   close(): void {
-    for (const client of this.#clients.values()) void client.then((c) => c.destroy(), () => {});
+    for (const client of this.#clients.values())
+      void client.then(
+        (c) => c.destroy(),
+        () => {},
+      );
   }
 
   /** The account behind a set of credentials does not change: asked once. */

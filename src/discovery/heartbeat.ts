@@ -40,7 +40,9 @@ export class Heartbeat {
   async update(patch: Partial<DiscoveryServiceSpec> = {}): Promise<void> {
     this.#spec = { ...this.#spec, ...patch, last_heartbeat: this.#now().toISOString() };
     // Within what the server accepts (schemas.ts): an AWS error can be long or hold a newline.
-    const errors = this.#spec.errors.slice(0, HEARTBEAT_LIMITS.errors).map((e) => ({ ...e, scope: printableText(e.scope, HEARTBEAT_LIMITS.scope), error: printableText(e.error, HEARTBEAT_LIMITS.error) }));
+    const errors = this.#spec.errors
+      .slice(0, HEARTBEAT_LIMITS.errors)
+      .map((e) => ({ ...e, scope: printableText(e.scope, HEARTBEAT_LIMITS.scope), error: printableText(e.error, HEARTBEAT_LIMITS.error) }));
     this.#spec = { ...this.#spec, errors };
     const resource: DiscoveryService = {
       kind: DISCOVERY_SERVICE,
@@ -55,4 +57,3 @@ export class Heartbeat {
     await upsertResource(this.#backend, resource, this.#now().getTime());
   }
 }
-

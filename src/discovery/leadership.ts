@@ -62,7 +62,7 @@ export class GroupLeadership {
           return true;
         }
         const holder = await this.#backend.get(this.#key);
-        if (holder && holder.value.startsWith(`${this.#hostId}/`) && holder.value !== value) {
+        if (holder?.value.startsWith(`${this.#hostId}/`) && holder.value !== value) {
           // Our own claim from before a restart (the data-dir lock means no other live process
           // is this host): give it up now instead of waiting out its lease.
           await this.#backend.delete(this.#key, holder.revision);

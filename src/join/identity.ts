@@ -52,9 +52,13 @@ export function identityDir(dataDir: string): string {
  */
 export function readIdentityFile(dataDir: string, name: 'identity.json' | 'key.pem'): string | undefined {
   const dir = identityDir(dataDir);
-  checkTrusted(dir, { what: 'the agent\'s identity directory', harm: 'replace this agent\'s key or certificate in it' });
-  const what = name === 'key.pem' ? 'the agent\'s key' : 'the agent identity';
-  return readTrusted(join(dir, name), { what, harm: 'replace it with one of theirs', secret: { afterRead: ` (and if anyone may have read it, remove ${dir} and join again with a new token)` } });
+  checkTrusted(dir, { what: "the agent's identity directory", harm: "replace this agent's key or certificate in it" });
+  const what = name === 'key.pem' ? "the agent's key" : 'the agent identity';
+  return readTrusted(join(dir, name), {
+    what,
+    harm: 'replace it with one of theirs',
+    secret: { afterRead: ` (and if anyone may have read it, remove ${dir} and join again with a new token)` },
+  });
 }
 
 export function loadIdentity(dataDir: string): AgentIdentity | undefined {
@@ -63,7 +67,8 @@ export function loadIdentity(dataDir: string): AgentIdentity | undefined {
   if (text === undefined) return undefined;
   try {
     const identity = JSON.parse(text) as AgentIdentity;
-    if (identity.version !== 1 || typeof identity.host_id !== 'string' || !['secret', 'x509'].includes(identity.credential?.type)) throw new Error('unknown shape');
+    if (identity.version !== 1 || typeof identity.host_id !== 'string' || !['secret', 'x509'].includes(identity.credential?.type))
+      throw new Error('unknown shape');
     return identity;
   } catch {
     throw new UserError(`The agent identity ${path} is damaged: remove ${identityDir(dataDir)} and join again with a new token.`);
@@ -96,7 +101,8 @@ export async function joinOrResume(opts: {
   if (kept && kept.credential.type === 'secret') {
     const item = await opts.backend.get(resourceKey(AGENT, kept.host_id));
     const record = item && decodeResource<Agent>(item);
-    const known = record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
+    const known =
+      record !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
     if (!known) {
       throw new UserError(
         `This agent's identity (host ${kept.host_id}, in ${identityDir(opts.dataDir)}) is not known to the store: it was removed, or the store is another one. Remove ${identityDir(opts.dataDir)} and join again with a new token.`,

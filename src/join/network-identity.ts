@@ -46,11 +46,18 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
   if (kept?.credential.type === 'x509') {
     const credential = kept.credential;
     const rejoin = `remove ${dir} and join again with a new token`;
-    if (credential.server !== serverName(opts.server)) throw new UserError(`This agent joined the server at ${credential.server}, but teleport.proxy_server is ${serverName(opts.server)}: ${rejoin}.`, 4);
-    if (credential.discovery_group !== opts.discoveryGroup) throw new UserError(`This agent joined for discovery group "${credential.discovery_group}", but its config says "${opts.discoveryGroup}": ${rejoin}.`, 4);
+    if (credential.server !== serverName(opts.server))
+      throw new UserError(`This agent joined the server at ${credential.server}, but teleport.proxy_server is ${serverName(opts.server)}: ${rejoin}.`, 4);
+    if (credential.discovery_group !== opts.discoveryGroup)
+      throw new UserError(`This agent joined for discovery group "${credential.discovery_group}", but its config says "${opts.discoveryGroup}": ${rejoin}.`, 4);
     const missing = opts.roles.filter((r) => !kept.roles.includes(r));
-    if (missing.length > 0) throw new UserError(`This agent joined with roles ${kept.roles.join(', ')}; its config now also runs ${missing.join(', ')}: ${rejoin} that allows them.`, 4);
-    if (Date.parse(credential.expires) <= Date.now()) throw new UserError(`This agent's certificate expired at ${credential.expires} (it was not running to renew it): ${rejoin}.`, 4);
+    if (missing.length > 0)
+      throw new UserError(
+        `This agent joined with roles ${kept.roles.join(', ')}; its config now also runs ${missing.join(', ')}: ${rejoin} that allows them.`,
+        4,
+      );
+    if (Date.parse(credential.expires) <= Date.now())
+      throw new UserError(`This agent's certificate expired at ${credential.expires} (it was not running to renew it): ${rejoin}.`, 4);
     const key = readIdentityFile(opts.dataDir, 'key.pem');
     if (key === undefined) throw new UserError(`This agent's key ${join(dir, 'key.pem')} is missing beside its certificate: ${rejoin}.`, 4);
     const identity = kept as NetworkAgent['identity'];
@@ -71,7 +78,14 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     const send = () =>
       retrying(
         // The answer is decoded by the route's schema: another service's JSON is said to be one and not kept as an identity.
-        async () => anonymous.call(routes.join, { token: opts.token(), roles: opts.roles, hostname: safeHostname(hostname()), csr: await createCsr(keys, safeHostname(hostname())), discovery_group: opts.discoveryGroup }),
+        async () =>
+          anonymous.call(routes.join, {
+            token: opts.token(),
+            roles: opts.roles,
+            hostname: safeHostname(hostname()),
+            csr: await createCsr(keys, safeHostname(hostname())),
+            discovery_group: opts.discoveryGroup,
+          }),
         opts.signal,
         outage,
         opts.server,
@@ -98,7 +112,15 @@ export async function joinServer(opts: NetworkJoinOptions): Promise<NetworkAgent
     host_id: issued.host_id,
     roles: issued.roles,
     joined: new Date().toISOString(),
-    credential: { type: 'x509', server: serverName(opts.server), discovery_group: issued.discovery_group, cert: issued.cert, ca: issued.ca, expires: issued.expires, ...(issued.kube_identity && { kube_identity: issued.kube_identity }) },
+    credential: {
+      type: 'x509',
+      server: serverName(opts.server),
+      discovery_group: issued.discovery_group,
+      cert: issued.cert,
+      ca: issued.ca,
+      expires: issued.expires,
+      ...(issued.kube_identity && { kube_identity: issued.kube_identity }),
+    },
   };
   saveIdentity(opts.dataDir, identity);
   const client = new ServerClient(opts.server, { ca: issued.ca, cert: issued.cert, key });
@@ -139,7 +161,13 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
     try {
       const keys = await importKeyPem(key);
       const issued = await client.call(routes.renew, { csr: await createCsr(keys, identity.host_id), roles: identity.roles });
-      identity.credential = { ...identity.credential, cert: issued.cert, ca: issued.ca, expires: issued.expires, ...(issued.kube_identity && { kube_identity: issued.kube_identity }) };
+      identity.credential = {
+        ...identity.credential,
+        cert: issued.cert,
+        ca: issued.ca,
+        expires: issued.expires,
+        ...(issued.kube_identity && { kube_identity: issued.kube_identity }),
+      };
       identity.roles = issued.roles;
       saveIdentity(opts.dataDir, identity);
       client.setCredentials({ ca: issued.ca, cert: issued.cert, key });
@@ -148,7 +176,12 @@ function renewLoop(opts: NetworkJoinOptions, identity: NetworkAgent['identity'],
       // The server paces renewals (this host renewed recently, before a restart): the key comes with the regular one.
       if (err instanceof ApiError && err.code === 'renew_too_soon' && wasEarly) return schedule();
       if (err instanceof ApiError) {
-        onFatal(new UserError(`The server refused to renew this agent's certificate: ${err.message}; remove ${identityDir(opts.dataDir)} and join again with a new token.`, 4));
+        onFatal(
+          new UserError(
+            `The server refused to renew this agent's certificate: ${err.message}; remove ${identityDir(opts.dataDir)} and join again with a new token.`,
+            4,
+          ),
+        );
         return;
       }
       // Unreachable for now: try again soon, well before the certificate lapses.

@@ -25,11 +25,7 @@ export interface AccessChecker {
  * roles, and what they allow on a cluster (RoleSet.kubeAccess: the union over the roles whose
  * kubernetes_labels match it, minus what their deny sides take away).
  */
-export async function accessFor(
-  user: string,
-  config: { roles: RoleConfig[]; users: UserConfig[] },
-  backend: Backend,
-): Promise<AccessChecker> {
+export async function accessFor(user: string, config: { roles: RoleConfig[]; users: UserConfig[] }, backend: Backend): Promise<AccessChecker> {
   const [definitions, userResources] = await Promise.all([loadRoleDefinitions(backend, config.roles), listResources<User>(backend, USER)]);
   const roleNames = new Set([
     ...config.users.filter((u) => u.name === user).flatMap((u) => u.roles),
@@ -45,4 +41,3 @@ export async function accessFor(
     forCluster: (cluster) => roleSet.kubeAccess(cluster.metadata.labels ?? {}),
   };
 }
-

@@ -44,7 +44,11 @@ export function resolveImpersonation(
  * The Impersonate-* headers of a request, resolved against what the roles allow: the one check the
  * local proxy's forwarder and the server's routing both make, so both answer a request alike.
  */
-export function impersonationFromHeaders(access: KubeAccess, headers: IncomingHttpHeaders, defaults: { user?: string; groups?: string[] } = {}): ImpersonationResult {
+export function impersonationFromHeaders(
+  access: KubeAccess,
+  headers: IncomingHttpHeaders,
+  defaults: { user?: string; groups?: string[] } = {},
+): ImpersonationResult {
   const user: string[] = [];
   const groups: string[] = [];
   const other: string[] = [];

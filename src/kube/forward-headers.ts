@@ -8,7 +8,20 @@ export const SESSION_ID_EXTRA = 'kport.dev/session-id';
  * Headers that describe one hop, the client's credentials, or its identity claims: never forwarded
  * as sent. Expect too: kport's own server answers a client's 100-continue and reads the body it forwards.
  */
-export const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'host', 'authorization', 'proxy-authorization', 'http2-settings']);
+export const DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'http2-settings',
+]);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**

@@ -197,7 +197,13 @@ export class Forwarder {
       port: target.upstream.url.port || 443,
       method: req.method,
       path: joinPath(target.upstream.url.pathname, path),
-      headers: forwardedHeaders(['host', target.upstream.url.host, 'connection', 'Upgrade', 'upgrade', String(req.headers.upgrade)], req.headers, identity, authorization, target.extra),
+      headers: forwardedHeaders(
+        ['host', target.upstream.url.host, 'connection', 'Upgrade', 'upgrade', String(req.headers.upgrade)],
+        req.headers,
+        identity,
+        authorization,
+        target.extra,
+      ),
       agent: target.upstream.agent,
     });
     upstreamReq.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
@@ -225,7 +231,12 @@ export class Forwarder {
       upstreamRes.on('end', () => {
         const body = Buffer.concat(chunks);
         const headers = Object.entries(responseHeaders(upstreamRes.headers)).filter(([k]) => k !== 'content-length');
-        const head = [`HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`, ...headers.map(([k, v]) => `${k}: ${String(v)}`), `content-length: ${body.length}`, 'connection: close'];
+        const head = [
+          `HTTP/1.1 ${upstreamRes.statusCode} ${upstreamRes.statusMessage}`,
+          ...headers.map(([k, v]) => `${k}: ${String(v)}`),
+          `content-length: ${body.length}`,
+          'connection: close',
+        ];
         socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]));
         this.#finish(target, req.method ?? 'GET', path, started, identity, upstreamRes.statusCode ?? 502);
       });
@@ -258,7 +269,14 @@ export class Forwarder {
   }
 
   /** The path and the impersonation the client asked for; a refusal is answered and audited here. */
-  #check(target: ForwardTarget, method: string, headers: IncomingHttpHeaders, path: string, started: number, refuse: (code: 400 | 403, message: string) => void): Admitted | undefined {
+  #check(
+    target: ForwardTarget,
+    method: string,
+    headers: IncomingHttpHeaders,
+    path: string,
+    started: number,
+    refuse: (code: 400 | 403, message: string) => void,
+  ): Admitted | undefined {
     const unsafe = unsafePathReason(path);
     if (unsafe) {
       const message = `kport refused the request: ${unsafe}`;
@@ -273,7 +291,16 @@ export class Forwarder {
     return identity;
   }
 
-  #finish(target: ForwardTarget, method: string, path: string, started: number, identity: ImpersonationResult, status: number, respond?: () => void, error?: string): void {
+  #finish(
+    target: ForwardTarget,
+    method: string,
+    path: string,
+    started: number,
+    identity: ImpersonationResult,
+    status: number,
+    respond?: () => void,
+    error?: string,
+  ): void {
     respond?.();
     this.#opts.onRequest?.(status);
     this.#opts.audit?.record({

@@ -29,7 +29,10 @@ export function readKubeconfigContexts(path: string): KubeconfigContexts {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`kubernetes_service.kubeconfig_file ${path} cannot be read (${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message}): correct the path or the file's permissions.`, 2);
+    throw new UserError(
+      `kubernetes_service.kubeconfig_file ${path} cannot be read (${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message}): correct the path or the file's permissions.`,
+      2,
+    );
   }
   let kc;
   try {
@@ -62,7 +65,8 @@ export function readKubeconfigContexts(path: string): KubeconfigContexts {
 
 /** kubectl reads a kubeconfig's relative file paths from the file's own directory; so does the agent. */
 function withAbsolutePaths(kc: StaticKubeconfig, base: string): StaticKubeconfig {
-  const fix = (rec: Record<string, unknown>, keys: string[]) => Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, keys.includes(k) && typeof v === 'string' && !isAbsolute(v) ? resolve(base, v) : v]));
+  const fix = (rec: Record<string, unknown>, keys: string[]) =>
+    Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, keys.includes(k) && typeof v === 'string' && !isAbsolute(v) ? resolve(base, v) : v]));
   return { ...kc, cluster: fix(kc.cluster, ['certificate-authority']), user: fix(kc.user, ['client-certificate', 'client-key', 'token-file']) };
 }
 
@@ -110,8 +114,13 @@ export async function syncKubeconfigClusters(backend: Backend, hostId: string, w
         result.shared.push(name);
         continue;
       }
-      const fix = registeringAgent(existing) !== undefined ? 'rename the context, or give this agent the same kubernetes_service.labels to serve it with that agent' : 'rename the context';
-      result.conflicts.push(`kube_cluster "${name}" already exists (${originText(existing)}), so context "${name}" of kubernetes_service.kubeconfig_file is not served: ${fix}`);
+      const fix =
+        registeringAgent(existing) !== undefined
+          ? 'rename the context, or give this agent the same kubernetes_service.labels to serve it with that agent'
+          : 'rename the context';
+      result.conflicts.push(
+        `kube_cluster "${name}" already exists (${originText(existing)}), so context "${name}" of kubernetes_service.kubeconfig_file is not served: ${fix}`,
+      );
       continue;
     }
     try {
@@ -148,11 +157,17 @@ function originText(cluster: KubeCluster): string {
 
 /** The labels people's roles match, without the registering agent's host id. */
 function sameLabels(a: KubeCluster, b: KubeCluster): boolean {
-  const shape = (c: KubeCluster) => JSON.stringify(Object.entries(c.metadata.labels ?? {}).filter(([k]) => k !== LABEL.agentHost).sort());
+  const shape = (c: KubeCluster) =>
+    JSON.stringify(
+      Object.entries(c.metadata.labels ?? {})
+        .filter(([k]) => k !== LABEL.agentHost)
+        .sort(),
+    );
   return shape(a) === shape(b);
 }
 
 function sameRecord(a: KubeCluster, b: KubeCluster): boolean {
-  const shape = (c: KubeCluster) => JSON.stringify({ d: c.metadata.description ?? null, l: Object.entries(c.metadata.labels ?? {}).sort(), s: c.spec, e: c.metadata.expires ?? null });
+  const shape = (c: KubeCluster) =>
+    JSON.stringify({ d: c.metadata.description ?? null, l: Object.entries(c.metadata.labels ?? {}).sort(), s: c.spec, e: c.metadata.expires ?? null });
   return shape(a) === shape(b);
 }

@@ -21,7 +21,8 @@ export interface LocalProxy {
 export const CLUSTER_PREFIX = '/k/';
 /** Serving certificates cover `*.${SNI_DOMAIN}`: one name per cluster behind a proxy. */
 export const SNI_DOMAIN = 'kube.kport.internal';
-const NO_CLUSTER = 'the request names no cluster of this kport proxy: use the kubeconfig `kport kube login` wrote (its server URL ends in /k/<cluster>, its tls-server-name names the cluster)';
+const NO_CLUSTER =
+  'the request names no cluster of this kport proxy: use the kubeconfig `kport kube login` wrote (its server URL ends in /k/<cluster>, its tls-server-name names the cluster)';
 
 /**
  * kport's local listener: TLS on 127.0.0.1 with a required client certificate from the per-run
@@ -68,7 +69,10 @@ export async function startLocalProxy(opts: {
       name = encoded;
     }
     const target = opts.targets.get(name);
-    if (!target) return { refusal: `this kport proxy serves no cluster ${JSON.stringify(name)}: \`kport kube ls\` lists the clusters you may reach, and \`kport kube login <cluster>\` serves one` };
+    if (!target)
+      return {
+        refusal: `this kport proxy serves no cluster ${JSON.stringify(name)}: \`kport kube ls\` lists the clusters you may reach, and \`kport kube login <cluster>\` serves one`,
+      };
     return { target, path: end < 0 ? '/' : url.slice(end) };
   };
   // HTTP/1.1 clients arrive as 'request' events...
@@ -128,7 +132,7 @@ export function trimFieldValues(headers: IncomingHttpHeaders): IncomingHttpHeade
     const value = headers[name];
     if (typeof value === 'string') {
       if (padded(value)) headers[name] = value.replace(OWS, '');
-    } else if (value !== undefined && value.some(padded)) headers[name] = value.map((v) => v.replace(OWS, ''));
+    } else if (value?.some(padded)) headers[name] = value.map((v) => v.replace(OWS, ''));
   }
   return headers;
 }

@@ -1,6 +1,6 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { writeSecretFile } from '../core/secret-file.ts';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { kportProcessAlive } from '../core/process-alive.ts';
 import { stringify } from 'yaml';
 
@@ -14,15 +14,27 @@ export function contextName(cluster: string): string {
 /** Writes, atomically and owner-only, a kubeconfig with one context per cluster behind the proxy. */
 export function writeProxyKubeconfig(
   path: string,
-  input: { clusters: Array<{ name: string; server: string; serverName?: string; namespace?: string }>; ca: string; clientCert: string; clientKey: string; current: string },
+  input: {
+    clusters: Array<{ name: string; server: string; serverName?: string; namespace?: string }>;
+    ca: string;
+    clientCert: string;
+    clientKey: string;
+    current: string;
+  },
 ): void {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: input.clusters.map((c) => ({ name: contextName(c.name), cluster: { server: c.server, 'certificate-authority-data': b64(input.ca), ...(c.serverName && { 'tls-server-name': c.serverName }) } })),
+    clusters: input.clusters.map((c) => ({
+      name: contextName(c.name),
+      cluster: { server: c.server, 'certificate-authority-data': b64(input.ca), ...(c.serverName && { 'tls-server-name': c.serverName }) },
+    })),
     users: [{ name: 'kport', user: { 'client-certificate-data': b64(input.clientCert), 'client-key-data': b64(input.clientKey) } }],
-    contexts: input.clusters.map((c) => ({ name: contextName(c.name), context: { cluster: contextName(c.name), user: 'kport', ...(c.namespace && { namespace: c.namespace }) } })),
+    contexts: input.clusters.map((c) => ({
+      name: contextName(c.name),
+      context: { cluster: contextName(c.name), user: 'kport', ...(c.namespace && { namespace: c.namespace }) },
+    })),
     'current-context': contextName(input.current),
   };
   writeSecretFile(path, stringify(config));

@@ -65,7 +65,7 @@ export class ServedClusters {
   watchFile(onChange: () => void, signal: AbortSignal): void {
     const path = this.#opts.kubeconfigFile;
     if (!path || signal.aborted) return;
-    const listener = (now: Stats, before: Stats) => now.mtimeMs !== before.mtimeMs || now.size !== before.size ? onChange() : undefined;
+    const listener = (now: Stats, before: Stats) => (now.mtimeMs !== before.mtimeMs || now.size !== before.size ? onChange() : undefined);
     watchFile(path, { interval: 2000, persistent: false }, listener);
     signal.addEventListener('abort', () => unwatchFile(path, listener), { once: true });
   }
@@ -82,7 +82,13 @@ export class ServedClusters {
    */
   async upstream(name: string): Promise<Upstream | undefined> {
     const context = this.#own.has(name) ? this.#file?.contexts.get(name) : undefined;
-    if (context) return this.#cached(name, context, () => `context:${JSON.stringify(context)}`, async () => kubeconfigUpstream(context));
+    if (context)
+      return this.#cached(
+        name,
+        context,
+        () => `context:${JSON.stringify(context)}`,
+        async () => kubeconfigUpstream(context),
+      );
     let record = this.#records.get(name);
     if (!record) {
       const found = await getResource<KubeCluster>(this.#opts.backend, KUBE_CLUSTER, name);
@@ -153,7 +159,9 @@ export class ServedClusters {
 }
 
 /** The ServedClusters of a kubernetes_service config: its kubeconfig_file read as kubectl would name it (`~`, relative to `cwd`). */
-export function servedClustersOf(input: Omit<ServedClustersOptions, 'kubeconfigFile' | 'stsEndpoint'> & { cwd: string; env: NodeJS.ProcessEnv }): ServedClusters {
+export function servedClustersOf(
+  input: Omit<ServedClustersOptions, 'kubeconfigFile' | 'stsEndpoint'> & { cwd: string; env: NodeJS.ProcessEnv },
+): ServedClusters {
   const file = input.service.kubeconfig_file;
   return new ServedClusters({
     ...input,

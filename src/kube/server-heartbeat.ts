@@ -7,7 +7,6 @@ import { KUBE_SERVER, type KubeServer } from '../resources/kube-server.ts';
 import { kindPrefix } from '../resources/resource.ts';
 import { heartbeatClusters, safeHostname } from '../resources/heartbeat-limits.ts';
 import { listResources, upsertResource } from '../resources/store.ts';
-import { printableText } from '../resources/text.ts';
 import { isServed } from './targets.ts';
 import type { ServedClusters } from './served-clusters.ts';
 
@@ -21,7 +20,16 @@ const CHANGE_SETTLE_MS = 500;
  * after the inventory changes (a watch on kube_cluster). A store hiccup is retried next time; a
  * refusal (the agent was removed) ends it with the error.
  */
-export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: string; service: KubernetesServiceConfig; signal: AbortSignal; intervalMs?: number; now?: () => Date; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<void> {
+export async function runKubeServerHeartbeat(opts: {
+  backend: Backend;
+  hostId: string;
+  service: KubernetesServiceConfig;
+  signal: AbortSignal;
+  intervalMs?: number;
+  now?: () => Date;
+  served?: ServedClusters;
+  onBeat?: (clusters: string[]) => void;
+}): Promise<void> {
   const interval = opts.intervalMs ?? KUBE_SERVER_HEARTBEAT_MS;
   const now = opts.now ?? (() => new Date());
   const started = now().toISOString();
@@ -33,7 +41,9 @@ export async function runKubeServerHeartbeat(opts: { backend: Backend; hostId: s
     try {
       // With its ServedClusters (kubeconfig_file contexts registered, clusters it can reach), what that serves.
       await opts.served?.refresh();
-      const clusters = opts.served ? opts.served.names() : (await listResources<KubeCluster>(opts.backend, KUBE_CLUSTER)).filter((c) => isServed(opts.service, c)).map((c) => c.metadata.name);
+      const clusters = opts.served
+        ? opts.served.names()
+        : (await listResources<KubeCluster>(opts.backend, KUBE_CLUSTER)).filter((c) => isServed(opts.service, c)).map((c) => c.metadata.name);
       const at = now();
       const beat: KubeServer = {
         kind: KUBE_SERVER,

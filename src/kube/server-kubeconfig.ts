@@ -33,7 +33,12 @@ export function serverClusterUrl(login: Pick<PersonLogin, 'host' | 'port'>, clus
  * cluster is in the path.
  */
 export function serverUpstream(login: PersonLogin, cluster: string): Upstream {
-  return tlsUpstream(serverClusterUrl(login, cluster), { ca: Buffer.from(login.ca), cert: Buffer.from(login.cert), key: Buffer.from(login.key), ...(isIP(login.host) ? {} : { servername: login.host }) });
+  return tlsUpstream(serverClusterUrl(login, cluster), {
+    ca: Buffer.from(login.ca),
+    cert: Buffer.from(login.cert),
+    key: Buffer.from(login.key),
+    ...(isIP(login.host) ? {} : { servername: login.host }),
+  });
 }
 
 /** The kubeconfig names `kport kube config` gives a cluster of this server: `<server host>-<cluster>`, as tsh names `<cluster>-<kube cluster>`. */
@@ -48,24 +53,40 @@ export function serverContextName(login: Pick<PersonLogin, 'host'>, cluster: str
  * certificate (`exec`: command and leading args, completed with `kube credentials CLUSTER --proxy P`).
  * Every other entry is kept as it was; the file is written atomically, 0600. Returns the contexts.
  */
-export function writeServerKubeconfig(path: string, login: Omit<PersonLogin, 'cert' | 'key'>, clusters: string[], exec: { command: string; args: string[] }, setCurrent: boolean): string[] {
+export function writeServerKubeconfig(
+  path: string,
+  login: Omit<PersonLogin, 'cert' | 'key'>,
+  clusters: string[],
+  exec: { command: string; args: string[] },
+  setCurrent: boolean,
+): string[] {
   let file: KubeconfigFile = {};
   if (existsSync(path)) {
     try {
       file = (parse(readFileSync(path, 'utf8')) ?? {}) as KubeconfigFile;
     } catch (err) {
-      throw new UserError(`Cannot read kubeconfig ${path}: ${(err as Error).message.split('\n')[0]}; correct it or point KUBECONFIG at another file. Nothing was written.`);
+      throw new UserError(
+        `Cannot read kubeconfig ${path}: ${(err as Error).message.split('\n')[0]}; correct it or point KUBECONFIG at another file. Nothing was written.`,
+      );
     }
-    if (typeof file !== 'object' || Array.isArray(file)) throw new UserError(`Kubeconfig ${path} is not a YAML mapping: correct it or point KUBECONFIG at another file. Nothing was written.`);
+    if (typeof file !== 'object' || Array.isArray(file))
+      throw new UserError(`Kubeconfig ${path} is not a YAML mapping: correct it or point KUBECONFIG at another file. Nothing was written.`);
   }
-  const upsert = (list: unknown, entry: { name: string; [k: string]: unknown }) => [...(Array.isArray(list) ? list : []).filter((e: { name?: unknown }) => e?.name !== entry.name), entry];
+  const upsert = (list: unknown, entry: { name: string; [k: string]: unknown }) => [
+    ...(Array.isArray(list) ? list : []).filter((e: { name?: unknown }) => e?.name !== entry.name),
+    entry,
+  ];
   const names: string[] = [];
   for (const cluster of clusters) {
     const name = serverContextName(login, cluster);
     names.push(name);
     file.clusters = upsert(file.clusters, {
       name,
-      cluster: { server: serverClusterUrl(login, cluster).href, 'certificate-authority-data': Buffer.from(login.ca).toString('base64'), 'tls-server-name': clusterServerName(cluster) },
+      cluster: {
+        server: serverClusterUrl(login, cluster).href,
+        'certificate-authority-data': Buffer.from(login.ca).toString('base64'),
+        'tls-server-name': clusterServerName(cluster),
+      },
     });
     file.users = upsert(file.users, {
       name,

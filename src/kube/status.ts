@@ -24,14 +24,23 @@ import type { Duplex } from 'node:stream';
  */
 export type KportCode = 400 | 401 | 403 | 404 | 429 | 502 | 503;
 
-const REASONS: Record<KportCode, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 429: 'TooManyRequests', 502: 'BadGateway', 503: 'ServiceUnavailable' };
+const REASONS: Record<KportCode, string> = {
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  429: 'TooManyRequests',
+  502: 'BadGateway',
+  503: 'ServiceUnavailable',
+};
 
 /** Whether client-go keeps a text body's words for this code on every path (errors.NewGenericServerResponse). */
 function textCarries(code: KportCode): boolean {
   return code === 403 || code === 502;
 }
 
-const statusJson = (code: KportCode, message: string) => JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code], code });
+const statusJson = (code: KportCode, message: string) =>
+  JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason: REASONS[code], code });
 
 export function statusAnswer(code: KportCode, message: string): { contentType: string; body: string } {
   if (textCarries(code)) return { contentType: 'text/plain; charset=utf-8', body: `${message}\n` };
@@ -59,5 +68,7 @@ export function respondStatus(stream: ServerHttp2Stream, code: KportCode, messag
 export function rawStatus(socket: Duplex, code: KportCode, message: string): void {
   const body = statusJson(code, message);
   const contentType = 'application/json';
-  socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${code} ${STATUS_CODES[code]}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

@@ -33,7 +33,10 @@ export async function upstreamFor(cluster: KubeCluster, opts: { service: Service
   const { eksUpstream, staticUpstream } = await import('./upstream.ts');
   if (cluster.spec.kubeconfig) return staticUpstream(cluster);
   const agent = registeringAgent(cluster);
-  if (!cluster.spec.aws) throw new UserError(`kube_cluster ${cluster.metadata.name} is served ${agent ? `by Kubernetes agent ${agent} from its own kubeconfig_file` : 'from a kubeconfig this kport does not hold'}: reach it through the kport server (kport login, then kport kube login ${cluster.metadata.name}).`);
+  if (!cluster.spec.aws)
+    throw new UserError(
+      `kube_cluster ${cluster.metadata.name} is served ${agent ? `by Kubernetes agent ${agent} from its own kubeconfig_file` : 'from a kubeconfig this kport does not hold'}: reach it through the kport server (kport login, then kport kube login ${cluster.metadata.name}).`,
+    );
   const { connectEks } = await import('../aws/eks-connection.ts');
   const eks = await connectEks(cluster.spec.aws, { assume: proxyIdentity(opts.service, cluster), stsEndpoint: opts.stsEndpoint });
   return eksUpstream({ endpoint: eks.endpoint, caData: eks.caData, token: eks.token });

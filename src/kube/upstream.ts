@@ -40,7 +40,8 @@ export function staticUpstream(cluster: KubeCluster): Upstream {
 export function kubeconfigUpstream(kc: StaticKubeconfig): Upstream {
   const clusterEntry = kc.cluster;
   const userEntry = kc.user;
-  const bytes = (data: unknown, file: unknown) => (typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined);
+  const bytes = (data: unknown, file: unknown) =>
+    typeof data === 'string' ? Buffer.from(data, 'base64') : typeof file === 'string' ? readFileSync(file) : undefined;
   const tls = {
     ca: bytes(clusterEntry['certificate-authority-data'], clusterEntry['certificate-authority']),
     cert: bytes(userEntry['client-certificate-data'], userEntry['client-certificate']),
@@ -48,15 +49,26 @@ export function kubeconfigUpstream(kc: StaticKubeconfig): Upstream {
     rejectUnauthorized: clusterEntry['insecure-skip-tls-verify'] !== true,
     ...(typeof clusterEntry['tls-server-name'] === 'string' && { servername: clusterEntry['tls-server-name'] }),
   };
-  const token = typeof userEntry.token === 'string' ? userEntry.token : typeof userEntry['token-file'] === 'string' ? readFileSync(userEntry['token-file'], 'utf8').trim() : undefined;
-  const basic = typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
+  const token =
+    typeof userEntry.token === 'string'
+      ? userEntry.token
+      : typeof userEntry['token-file'] === 'string'
+        ? readFileSync(userEntry['token-file'], 'utf8').trim()
+        : undefined;
+  const basic =
+    typeof userEntry.username === 'string' ? Buffer.from(`${userEntry.username}:${String(userEntry.password ?? '')}`).toString('base64') : undefined;
   const authorization = token ? `Bearer ${token}` : basic ? `Basic ${basic}` : undefined;
   const url = kc.server;
   return { url, ...connections(url, tls), authorization: async () => authorization, cachedAuthorization: () => authorization ?? '' };
 }
 
 /** An EKS cluster: endpoint and CA from DescribeCluster, and a bearer token refreshed well before its 15 minutes run out. */
-export function eksUpstream(input: { endpoint: string; caData: string; token: () => Promise<{ token: string; expiresAt: Date }>; now?: () => number }): Upstream {
+export function eksUpstream(input: {
+  endpoint: string;
+  caData: string;
+  token: () => Promise<{ token: string; expiresAt: Date }>;
+  now?: () => number;
+}): Upstream {
   const now = input.now ?? Date.now;
   let current: { token: string; expiresAt: Date } | undefined;
   let pending: Promise<{ token: string; expiresAt: Date }> | undefined;

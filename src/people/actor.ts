@@ -11,5 +11,11 @@ export interface Actor {
 }
 
 export async function audited(actor: Actor | undefined, type: string, action: string): Promise<void> {
-  await actor?.audit?.record({ type, outcome: 'allowed', action, ...(actor.user && { user: actor.user }), ...(actor.remote_addr && { remote_addr: actor.remote_addr }) });
+  await actor?.audit?.record({
+    type,
+    outcome: 'allowed',
+    action,
+    ...(actor.user && { user: actor.user }),
+    ...(actor.remote_addr && { remote_addr: actor.remote_addr }),
+  });
 }

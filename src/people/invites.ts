@@ -31,7 +31,10 @@ export async function createInvite(backend: Backend, user: string, ttlMs: number
 
 /** The invite a code names, unexpired at `now`; a refusal that does not say whether it ever existed. */
 export async function readInvite(backend: Backend, code: unknown, now: number): Promise<{ invite: Invite; item: Item }> {
-  const gone = new ApiError('invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one (kport users add, or kport users rm and add again).');
+  const gone = new ApiError(
+    'invite_invalid',
+    'this invite is unknown, expired or already used: ask an editor for a new one (kport users add, or kport users rm and add again).',
+  );
   if (typeof code !== 'string' || code.length === 0 || code.length > MAX_CODE_CHARS) throw gone;
   const item = await backend.get(inviteKey(code));
   if (!item) throw gone;

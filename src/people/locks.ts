@@ -14,7 +14,6 @@ export { LOCK, type Lock, type OidcSubject };
 
 const MAX_LOCK_MESSAGE = 256;
 
-
 /** Names are unique whatever their case, so one lock holds for `Alice` and `alice`. */
 export const lockKey = (user: string) => resourceKey(LOCK, user.toLowerCase());
 
@@ -55,10 +54,19 @@ function checkName(name: unknown): string {
  * refused, whatever certificate they hold. No user of that name need exist now: the lock waits
  * for one (an OIDC person whose record lapsed with their certificate, one removed and coming back).
  */
-export async function lockUser(backend: Backend, input: { name: string; ttlMs?: number; message?: string }, now: Date, actor?: Actor): Promise<{ until?: string; user_exists: boolean }> {
+export async function lockUser(
+  backend: Backend,
+  input: { name: string; ttlMs?: number; message?: string },
+  now: Date,
+  actor?: Actor,
+): Promise<{ until?: string; user_exists: boolean }> {
   const name = checkName(input.name);
-  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs >= 1000)) throw new ApiError('bad_request', 'a lock lasts at least 1 s: pass --ttl 1h, or no --ttl to lock until kport users unlock.');
-  if (input.message !== undefined && (typeof input.message !== 'string' || input.message.length > MAX_LOCK_MESSAGE || /[\u0000-\u001f\u007f]/.test(input.message))) {
+  if (input.ttlMs !== undefined && !(Number.isFinite(input.ttlMs) && input.ttlMs >= 1000))
+    throw new ApiError('bad_request', 'a lock lasts at least 1 s: pass --ttl 1h, or no --ttl to lock until kport users unlock.');
+  if (
+    input.message !== undefined &&
+    (typeof input.message !== 'string' || input.message.length > MAX_LOCK_MESSAGE || /[\u0000-\u001f\u007f]/.test(input.message))
+  ) {
     throw new ApiError('bad_request', `a lock message is one line of at most ${MAX_LOCK_MESSAGE} characters.`);
   }
   const user = await findUser(backend, name);
@@ -68,7 +76,13 @@ export async function lockUser(backend: Backend, input: { name: string; ttlMs?: 
     kind: LOCK,
     version: 'v2',
     metadata: { name: name.toLowerCase(), ...(until && { expires: until }) },
-    spec: { user: name, ...(oidc && { oidc }), created: now.toISOString(), ...(input.message && { message: input.message }), ...(actor?.user && { created_by: actor.user }) },
+    spec: {
+      user: name,
+      ...(oidc && { oidc }),
+      created: now.toISOString(),
+      ...(input.message && { message: input.message }),
+      ...(actor?.user && { created_by: actor.user }),
+    },
   };
   await backend.put(lockKey(name), JSON.stringify(lock), input.ttlMs === undefined ? {} : { ttlMs: input.ttlMs });
   await audited(actor, 'user.lock', `users lock ${name}${until ? ` until ${until}` : ''}`);

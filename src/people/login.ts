@@ -25,7 +25,9 @@ export async function inviteBegin(deps: LoginDeps, body: { invite?: unknown }): 
   else {
     secret = newTotpSecret();
     const left = Date.parse(invite.expires) - deps.now().getTime();
-    const kept = await backend.compareAndSwap(item.key, JSON.stringify({ ...invite, totp: seal(secret, deps.sealKey, totpAad(invite.user)) }), item.revision, { ttlMs: Math.max(1000, left) });
+    const kept = await backend.compareAndSwap(item.key, JSON.stringify({ ...invite, totp: seal(secret, deps.sealKey, totpAad(invite.user)) }), item.revision, {
+      ttlMs: Math.max(1000, left),
+    });
     // A begin at the same moment won: show its secret, so the person enrolls the one that is kept.
     if (!kept) return inviteBegin(deps, body);
   }
@@ -33,7 +35,11 @@ export async function inviteBegin(deps: LoginDeps, body: { invite?: unknown }): 
 }
 
 /** Spends the invite: sets the password and the TOTP secret a correct code proves the person enrolled. */
-export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[]; uid?: string }> {
+export async function inviteFinish(
+  deps: LoginDeps,
+  body: { invite?: unknown; password?: unknown; totp_code?: unknown },
+  source: string,
+): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend } = deps;
   const now = deps.now().getTime();
   const { invite, item } = await readInvite(backend, body.invite, now);
@@ -44,11 +50,16 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
   });
   const secret = unseal(invite.totp, deps.sealKey, totpAad(user));
   const step = acceptedStep(secret, body.totp_code, undefined, now);
-  if (step === undefined) throw new ApiError('wrong_code', 'the TOTP code is not the current one for the secret this invite showed: enter the code your authenticator shows now.', { user });
+  if (step === undefined)
+    throw new ApiError('wrong_code', 'the TOTP code is not the current one for the secret this invite showed: enter the code your authenticator shows now.', {
+      user,
+    });
   const record = await getUser(backend, user);
-  if (!record || (record.spec.auth ?? 'local') !== 'local') throw new ApiError('invite_invalid', `user ${user} was removed after this invite was made: ask an editor for a new one.`, { user });
+  if (!record || (record.spec.auth ?? 'local') !== 'local')
+    throw new ApiError('invite_invalid', `user ${user} was removed after this invite was made: ask an editor for a new one.`, { user });
   // Spent once: of two finishes at the same moment, only the one that deletes it goes on.
-  if (!(await backend.delete(item.key, item.revision))) throw new ApiError('invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one.', { user });
+  if (!(await backend.delete(item.key, item.revision)))
+    throw new ApiError('invite_invalid', 'this invite is unknown, expired or already used: ask an editor for a new one.', { user });
   const secrets: UserSecrets = { password: verifier, totp: invite.totp, totp_last_step: step };
   await backend.put(secretsKey(user), JSON.stringify(secrets));
   await checkNotLocked(backend, user, now);
@@ -61,7 +72,11 @@ export async function inviteFinish(deps: LoginDeps, body: { invite?: unknown; pa
  * checked; every refusal counts as a failure for the user and the source address, and says the
  * same thing whether the user, the password or the code was wrong.
  */
-export async function localLogin(deps: LoginDeps, body: { user?: unknown; password?: unknown; totp_code?: unknown }, source: string): Promise<{ user: string; roles: string[]; uid?: string }> {
+export async function localLogin(
+  deps: LoginDeps,
+  body: { user?: unknown; password?: unknown; totp_code?: unknown },
+  source: string,
+): Promise<{ user: string; roles: string[]; uid?: string }> {
   const { backend, throttle } = deps;
   // The name as given goes to the audit trail whatever its length (the audit cuts it and notes how
   // long it was); only a name that could exist is looked up.
@@ -74,7 +89,11 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   // password was right; the audit trail gets the reason.
   const wrong = (reason: string) => {
     throttle.failed(user, source);
-    return new ApiError('login_failed', 'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.', { user: given, reason: `login failed: ${reason}` });
+    return new ApiError(
+      'login_failed',
+      'wrong user, password or TOTP code (a code counts once: if you just used this one, wait for the next): check them and run kport login again.',
+      { user: given, reason: `login failed: ${reason}` },
+    );
   };
   const [record, stored] = user ? await Promise.all([getUser(backend, user), getSecrets(backend, user)]) : [undefined, undefined];
   // Checked (against a decoy when there is no such user) before anything else is told.
@@ -89,7 +108,9 @@ export async function localLogin(deps: LoginDeps, body: { user?: unknown; passwo
   }
   // A verifier from before passwords were normalised is replaced now that the password is known
   // (kept when the password no longer passes today's rules as normalised: it still logs in).
-  const password = passwordNeedsRehash(stored.secrets.password) ? await passwordVerifier(body.password as string).catch(() => stored.secrets.password) : stored.secrets.password;
+  const password = passwordNeedsRehash(stored.secrets.password)
+    ? await passwordVerifier(body.password as string).catch(() => stored.secrets.password)
+    : stored.secrets.password;
   // The step is kept at the revision read: a second login with the same code at the same moment loses.
   const kept = await backend.compareAndSwap(stored.item.key, JSON.stringify({ ...stored.secrets, password, totp_last_step: step }), stored.item.revision);
   if (!kept) throw wrong('a TOTP code counts once: wait for the next one');

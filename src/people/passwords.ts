@@ -23,7 +23,8 @@ const DECOY = `${SCHEME}$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${randomBytes(16).t
 export function passwordProblem(password: unknown): string | undefined {
   if (typeof password !== 'string') return 'a password is a string';
   // Checked before normalising too: NFKC of a huge string would cost the server for nothing.
-  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES || Buffer.byteLength(password.normalize('NFKC')) > MAX_PASSWORD_BYTES) return `a password is at most ${MAX_PASSWORD_BYTES} bytes`;
+  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES || Buffer.byteLength(password.normalize('NFKC')) > MAX_PASSWORD_BYTES)
+    return `a password is at most ${MAX_PASSWORD_BYTES} bytes`;
   if ([...password.normalize('NFKC')].length < MIN_PASSWORD_CHARS) return `a password has at least ${MIN_PASSWORD_CHARS} characters`;
   return undefined;
 }

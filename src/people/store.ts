@@ -3,7 +3,7 @@
 // no person's call ever reaches (src/server/auth/gate.ts).
 import type { Backend, Item } from '../backend/backend.ts';
 import type { Sealed } from '../pki/seal.ts';
-import { resourceKey, type Resource } from '../resources/resource.ts';
+import type { Resource } from '../resources/resource.ts';
 import { USER } from '../resources/role.ts';
 import { getResource } from '../resources/store.ts';
 

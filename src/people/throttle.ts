@@ -75,7 +75,8 @@ export class LoginThrottle {
     const now = this.#now();
     const key = foldName(user);
     const pair = this.#live(this.#pairs, pairKey(key, source), now);
-    if (pair && pair.until > now) return `${pair.failures} failed logins for user ${key} from ${source}: try again from there in ${wait(pair.until - now)} (this attempt was not checked)`;
+    if (pair && pair.until > now)
+      return `${pair.failures} failed logins for user ${key} from ${source}: try again from there in ${wait(pair.until - now)} (this attempt was not checked)`;
     const recent = (this.#sources.get(source) ?? []).filter((t) => now - t < WINDOW_MS);
     if (recent.length >= MAX_SOURCE_FAILURES) {
       return `${MAX_SOURCE_FAILURES} failed logins from ${source} within a minute: try again in ${wait(recent[recent.length - MAX_SOURCE_FAILURES]! + WINDOW_MS - now)} (this attempt was not checked)`;
@@ -95,7 +96,8 @@ export class LoginThrottle {
     const all = this.#count(this.#users, key, now, FREE_USER_FAILURES);
     all.sources ??= new Set();
     if (all.sources.size < MAX_SOURCES_SEEN) all.sources.add(source);
-    if (alerting(all, FREE_USER_FAILURES)) this.#alert({ scope: 'user', user: key, source, failures: all.failures, waitMs: all.until - now, sources: all.sources.size });
+    if (alerting(all, FREE_USER_FAILURES))
+      this.#alert({ scope: 'user', user: key, source, failures: all.failures, waitMs: all.until - now, sources: all.sources.size });
     const times = [...(this.#sources.get(source) ?? []).filter((t) => now - t < WINDOW_MS), now].slice(-MAX_SOURCE_FAILURES);
     this.#sources.delete(source);
     this.#sources.set(source, times);

@@ -31,7 +31,11 @@ export async function checkRoles(backend: Backend, roles: unknown, configRoles: 
   }
   const known = await loadRoleDefinitions(backend, configRoles);
   const missing = roles.filter((r) => !known.has(r));
-  if (missing.length > 0) throw new ApiError('unknown_role', `no role named ${missing.join(', ')}: create it first (kport create -f role.yaml) or use one of ${[...known.keys()].sort().join(', ')}.`);
+  if (missing.length > 0)
+    throw new ApiError(
+      'unknown_role',
+      `no role named ${missing.join(', ')}: create it first (kport create -f role.yaml) or use one of ${[...known.keys()].sort().join(', ')}.`,
+    );
   return [...new Set(roles as string[])];
 }
 
@@ -52,7 +56,11 @@ export async function addUser(
   const holder = await nameHolder(backend, name);
   const held = holder.user?.metadata.name;
   if (held === name) throw exists;
-  if (held) throw new ApiError('user_exists', `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`);
+  if (held)
+    throw new ApiError(
+      'user_exists',
+      `user ${name} is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport users rm ${held}).`,
+    );
   // The record and the claim on its name in any case, or neither: of two adds of admin and Admin at once, one fails.
   if (!(await createClaimed(backend, holder, name, encodeResource(user)))) throw exists;
   const { invite, expires } = await createInvite(backend, name, ttl, now.getTime());
@@ -71,22 +79,38 @@ export interface RoleChange {
  * lock stay. Every call decides by the roles in the store, so the change counts at their next call,
  * and the server decides their open Kubernetes requests again at once (PersonRevocation).
  */
-export async function updateUser(backend: Backend, input: { name: string; change: RoleChange; configRoles?: RoleConfig[] }, now: Date, actor?: Actor): Promise<{ user: string; roles: string[] }> {
+export async function updateUser(
+  backend: Backend,
+  input: { name: string; change: RoleChange; configRoles?: RoleConfig[] },
+  now: Date,
+  actor?: Actor,
+): Promise<{ user: string; roles: string[] }> {
   const name = checkName(input.name);
   const { set, add = [], remove = [] } = input.change;
   const lists = [set, add, remove].filter((l) => l !== undefined);
-  if (!lists.every((l) => Array.isArray(l) && l.every((r) => typeof r === 'string')) || (set !== undefined && (add.length > 0 || remove.length > 0)) || (set === undefined && add.length + remove.length === 0)) {
-    throw new ApiError('bad_request', 'pass --set-roles R,.. alone, or --add-roles and --remove-roles: for example kport users update alice --add-roles auditor.');
+  if (
+    !lists.every((l) => Array.isArray(l) && l.every((r) => typeof r === 'string')) ||
+    (set !== undefined && (add.length > 0 || remove.length > 0)) ||
+    (set === undefined && add.length + remove.length === 0)
+  ) {
+    throw new ApiError(
+      'bad_request',
+      'pass --set-roles R,.. alone, or --add-roles and --remove-roles: for example kport users update alice --add-roles auditor.',
+    );
   }
   // Compare-and-swap on the record read: two editors changing one user's roles at once both count.
   for (;;) {
     const user = await getUser(backend, name);
     if (!user || user.metadata.revision === undefined) throw new ApiError('no_such_user', `there is no user ${name}: see kport users ls.`);
     if (user.spec.auth === 'oidc') {
-      throw new ApiError('oidc_user', `${name} logs in through OIDC, whose login sets their roles from the provider's claims each time: change auth_service.authentication.claims_to_roles, or the person's groups at the provider.`);
+      throw new ApiError(
+        'oidc_user',
+        `${name} logs in through OIDC, whose login sets their roles from the provider's claims each time: change auth_service.authentication.claims_to_roles, or the person's groups at the provider.`,
+      );
     }
     const wanted = set ?? [...user.spec.roles.filter((r) => !remove.includes(r)), ...add];
-    if (wanted.length === 0) throw new ApiError('bad_request', `that would leave ${name} with no role: give them another (--add-roles), or remove the user (kport users rm ${name}).`);
+    if (wanted.length === 0)
+      throw new ApiError('bad_request', `that would leave ${name} with no role: give them another (--add-roles), or remove the user (kport users rm ${name}).`);
     const roles = await checkRoles(backend, wanted, input.configRoles);
     const updated: PersonUser = { ...user, spec: { ...user.spec, roles } };
     const ttlMs = user.metadata.expires ? Math.max(1, Date.parse(user.metadata.expires) - now.getTime()) : undefined;
@@ -102,13 +126,19 @@ export async function updateUser(backend: Backend, input: { name: string; change
  * the user record gets a new uid, so every certificate issued before is refused at its next call.
  * Roles and lock stay.
  */
-export async function resetUser(backend: Backend, input: { name: string; inviteTtlMs?: number }, now: Date, actor?: Actor): Promise<{ user: string; invite: string; expires: string }> {
+export async function resetUser(
+  backend: Backend,
+  input: { name: string; inviteTtlMs?: number },
+  now: Date,
+  actor?: Actor,
+): Promise<{ user: string; invite: string; expires: string }> {
   const name = checkName(input.name);
   const ttl = inviteTtl(input.inviteTtlMs);
   for (;;) {
     const user = await getUser(backend, name);
     if (!user || user.metadata.revision === undefined) throw new ApiError('no_such_user', `there is no user ${name}: see kport users ls.`);
-    if (user.spec.auth === 'oidc') throw new ApiError('oidc_user', `${name} logs in through OIDC and has no kport password to reset: to cut them off, kport users lock ${name}.`);
+    if (user.spec.auth === 'oidc')
+      throw new ApiError('oidc_user', `${name} logs in through OIDC and has no kport password to reset: to cut them off, kport users lock ${name}.`);
     const reset: PersonUser = { ...user, spec: { ...user.spec, uid: randomUUID() } };
     if (await backend.compareAndSwap(resourceKey(USER, name), encodeResource(reset), user.metadata.revision)) break;
   }

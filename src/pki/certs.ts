@@ -141,7 +141,10 @@ export interface LeafOptions {
 /** Signs a leaf certificate for `publicKey` (the requester's; the authority never sees its private key). */
 export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x509.PublicKey, opts: LeafOptions): Promise<x509.X509Certificate> {
   const notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
-  const sans = [...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
+  const sans = [
+    ...(opts.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
   return x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [`CN=${escapeDn(opts.commonName)}`, ...(opts.organizations ?? []).map((o) => `O=${escapeDn(o)}`)].join(', '),
@@ -154,7 +157,13 @@ export async function issueLeaf(ca: SigningAuthority, publicKey: CryptoKey | x50
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension({ server: [x509.ExtendedKeyUsage.serverAuth], client: [x509.ExtendedKeyUsage.clientAuth], both: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] }[opts.usage]),
+      new x509.ExtendedKeyUsageExtension(
+        {
+          server: [x509.ExtendedKeyUsage.serverAuth],
+          client: [x509.ExtendedKeyUsage.clientAuth],
+          both: [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+        }[opts.usage],
+      ),
       await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
       ...(sans.length > 0 ? [new x509.SubjectAlternativeNameExtension(sans)] : []),
       ...(opts.host ? [new x509.Extension(HOST_IDENTITY_OID, false, Buffer.from(JSON.stringify(opts.host)))] : []),
@@ -186,7 +195,8 @@ export function userClaims(der: Buffer): ({ user: string } & UserClaims) | undef
   if (!ext || !user || cert.getExtension(HOST_IDENTITY_OID)) return undefined;
   try {
     const claims = JSON.parse(Buffer.from(ext.value).toString('utf8')) as UserClaims;
-    if (!Array.isArray(claims.roles) || !claims.roles.every((r) => typeof r === 'string') || (claims.uid !== undefined && typeof claims.uid !== 'string')) return undefined;
+    if (!Array.isArray(claims.roles) || !claims.roles.every((r) => typeof r === 'string') || (claims.uid !== undefined && typeof claims.uid !== 'string'))
+      return undefined;
     return { user, roles: claims.roles, ...(claims.uid !== undefined && { uid: claims.uid }) };
   } catch {
     return undefined;

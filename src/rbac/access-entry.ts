@@ -22,7 +22,9 @@ export async function ensureAccessEntry(
 ): Promise<'created' | 'updated' | 'unchanged'> {
   const { CreateAccessEntryCommand, DescribeAccessEntryCommand, UpdateAccessEntryCommand } = await import('@aws-sdk/client-eks');
   try {
-    await eks.send(new CreateAccessEntryCommand({ clusterName: input.clusterName, principalArn: input.principalArn, kubernetesGroups: input.groups, type: 'STANDARD' }));
+    await eks.send(
+      new CreateAccessEntryCommand({ clusterName: input.clusterName, principalArn: input.principalArn, kubernetesGroups: input.groups, type: 'STANDARD' }),
+    );
     return 'created';
   } catch (err) {
     if ((err as Error).name !== 'ResourceInUseException') throw err;

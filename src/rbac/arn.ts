@@ -18,14 +18,20 @@ export function normalizeRoleArn(input: string): NormalizedArn {
   const assumed = arn.match(ASSUMED);
   if (assumed) {
     const [, partition, account, name] = assumed;
-    return { arn: `arn:${partition}:iam::${account}:role/${name}`, note: `assumed-role ARN ${arn} is mapped by its role, arn:${partition}:iam::${account}:role/${name}` };
+    return {
+      arn: `arn:${partition}:iam::${account}:role/${name}`,
+      note: `assumed-role ARN ${arn} is mapped by its role, arn:${partition}:iam::${account}:role/${name}`,
+    };
   }
   const role = arn.match(ROLE);
   if (role) {
     const [, partition, account, path] = role;
     const name = path!.split('/').at(-1)!;
     if (path!.includes('/')) {
-      return { arn: `arn:${partition}:iam::${account}:role/${name}`, note: `role path dropped: aws-iam-authenticator matches ${arn} as arn:${partition}:iam::${account}:role/${name}` };
+      return {
+        arn: `arn:${partition}:iam::${account}:role/${name}`,
+        note: `role path dropped: aws-iam-authenticator matches ${arn} as arn:${partition}:iam::${account}:role/${name}`,
+      };
     }
     return { arn };
   }

@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, parseDocument, YAMLMap, type Document } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, type YAMLMap, type Document } from 'yaml';
 import { UserError } from '../core/errors.ts';
 import { sameArn } from './arn.ts';
 
@@ -19,7 +19,9 @@ export function upsertMapRole(mapRoles: string | undefined, mapping: RoleMapping
   if (!doc.contents || (isScalar(doc.contents) && doc.contents.value == null)) doc.contents = doc.createNode([]) as never;
   const seq = doc.contents;
   if (!isSeq(seq)) throw new UserError('aws-auth mapRoles is not a list: fix kube-system/aws-auth by hand; nothing was written.');
-  const matches = seq.items.filter((item): item is YAMLMap => isMap(item) && typeof item.get('rolearn') === 'string' && sameArn(String(item.get('rolearn')), mapping.rolearn));
+  const matches = seq.items.filter(
+    (item): item is YAMLMap => isMap(item) && typeof item.get('rolearn') === 'string' && sameArn(String(item.get('rolearn')), mapping.rolearn),
+  );
   if (matches.length === 0) {
     seq.items.push(doc.createNode({ rolearn: mapping.rolearn, username: mapping.username, groups: mapping.groups }) as never);
   } else {
@@ -39,7 +41,9 @@ export function readMapRoles(mapRoles: string | undefined): RoleMapping[] {
   const value = parseMapRoles(mapRoles ?? '').toJS() as unknown;
   if (!Array.isArray(value)) return [];
   return value.flatMap((e: Record<string, unknown>) =>
-    e && typeof e.rolearn === 'string' ? [{ rolearn: e.rolearn, username: String(e.username ?? ''), groups: Array.isArray(e.groups) ? e.groups.map(String) : [] }] : [],
+    e && typeof e.rolearn === 'string'
+      ? [{ rolearn: e.rolearn, username: String(e.username ?? ''), groups: Array.isArray(e.groups) ? e.groups.map(String) : [] }]
+      : [],
   );
 }
 

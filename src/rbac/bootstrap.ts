@@ -48,10 +48,16 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
     const desiredRole = clusterRole(opts.names.clusterRole);
     steps.push(
       await converge(roleName, opts.dryRun, opts.log, {
-        read: () => authRetry('read ClusterRole', () => readOrUndefined(server, `read ${roleName}`, 'ClusterRole', () => rbac.readClusterRole({ name: opts.names.clusterRole }))),
+        read: () =>
+          authRetry('read ClusterRole', () =>
+            readOrUndefined(server, `read ${roleName}`, 'ClusterRole', () => rbac.readClusterRole({ name: opts.names.clusterRole })),
+          ),
         plan: whole(roleName, pickRole, desiredRole, (current) =>
           current
-            ? rbac.replaceClusterRole({ name: opts.names.clusterRole, body: { ...desiredRole, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredRole.metadata!.labels } } } })
+            ? rbac.replaceClusterRole({
+                name: opts.names.clusterRole,
+                body: { ...desiredRole, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredRole.metadata!.labels } } },
+              })
             : rbac.createClusterRole({ body: desiredRole }),
         ),
       }),
@@ -61,7 +67,10 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
     const desiredBinding = clusterRoleBinding(opts.names.binding, opts.names.clusterRole, opts.group);
     steps.push(
       await converge(bindingName, opts.dryRun, opts.log, {
-        read: () => authRetry('read ClusterRoleBinding', () => readOrUndefined(server, `read ${bindingName}`, 'ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: opts.names.binding }))),
+        read: () =>
+          authRetry('read ClusterRoleBinding', () =>
+            readOrUndefined(server, `read ${bindingName}`, 'ClusterRoleBinding', () => rbac.readClusterRoleBinding({ name: opts.names.binding })),
+          ),
         plan: whole(bindingName, pickBinding, desiredBinding, async (current) => {
           if (!current) return rbac.createClusterRoleBinding({ body: desiredBinding });
           // roleRef is immutable: a binding pointing elsewhere is replaced.
@@ -69,7 +78,10 @@ export async function bootstrap(opts: BootstrapOptions): Promise<PlanStep[]> {
             await rbac.deleteClusterRoleBinding({ name: opts.names.binding });
             return rbac.createClusterRoleBinding({ body: desiredBinding });
           }
-          return rbac.replaceClusterRoleBinding({ name: opts.names.binding, body: { ...desiredBinding, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredBinding.metadata!.labels } } } });
+          return rbac.replaceClusterRoleBinding({
+            name: opts.names.binding,
+            body: { ...desiredBinding, metadata: { ...current.metadata, labels: { ...current.metadata?.labels, ...desiredBinding.metadata!.labels } } },
+          });
         }),
       }),
     );
@@ -102,13 +114,22 @@ async function applyAwsAuth(
       const result = step('ConfigMap kube-system/aws-auth (mapRoles)', before === undefined && !current ? undefined : (before ?? ''), after, true);
       const write = async () => {
         if (!current) {
-          return core.createNamespacedConfigMap({ namespace: AWS_AUTH.namespace, body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } } });
+          return core.createNamespacedConfigMap({
+            namespace: AWS_AUTH.namespace,
+            body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: AWS_AUTH, data: { mapRoles: after } },
+          });
         }
         // Without a mapRoles key there is no value to test: the resourceVersion guards that rare write.
         const guard =
           before !== undefined
-            ? [{ op: 'test', path: '/data/mapRoles', value: before }, { op: 'replace', path: '/data/mapRoles', value: after }]
-            : [{ op: 'test', path: '/metadata/resourceVersion', value: current.metadata?.resourceVersion }, current.data ? { op: 'add', path: '/data/mapRoles', value: after } : { op: 'add', path: '/data', value: { mapRoles: after } }];
+            ? [
+                { op: 'test', path: '/data/mapRoles', value: before },
+                { op: 'replace', path: '/data/mapRoles', value: after },
+              ]
+            : [
+                { op: 'test', path: '/metadata/resourceVersion', value: current.metadata?.resourceVersion },
+                current.data ? { op: 'add', path: '/data/mapRoles', value: after } : { op: 'add', path: '/data', value: { mapRoles: after } },
+              ];
         return core.patchNamespacedConfigMap({ ...AWS_AUTH, body: guard }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
       };
       return { result, write };
@@ -117,7 +138,9 @@ async function applyAwsAuth(
     conflicted: async (err, current) => {
       if (statusOf(err) !== 422) return false;
       const now = await read().catch(() => undefined);
-      return current?.data?.mapRoles !== undefined ? now?.data?.mapRoles !== current.data.mapRoles : now?.metadata?.resourceVersion !== current?.metadata?.resourceVersion;
+      return current?.data?.mapRoles !== undefined
+        ? now?.data?.mapRoles !== current.data.mapRoles
+        : now?.metadata?.resourceVersion !== current?.metadata?.resourceVersion;
     },
   });
 }
@@ -169,7 +192,10 @@ function pickRole(role: V1ClusterRole) {
 }
 
 function pickBinding(binding: V1ClusterRoleBinding) {
-  return { roleRef: { apiGroup: binding.roleRef.apiGroup, kind: binding.roleRef.kind, name: binding.roleRef.name }, subjects: (binding.subjects ?? []).map((s) => ({ kind: s.kind, name: s.name, apiGroup: s.apiGroup })) };
+  return {
+    roleRef: { apiGroup: binding.roleRef.apiGroup, kind: binding.roleRef.kind, name: binding.roleRef.name },
+    subjects: (binding.subjects ?? []).map((s) => ({ kind: s.kind, name: s.name, apiGroup: s.apiGroup })),
+  };
 }
 
 function step(object: string, current: unknown, desired: unknown, raw = false): PlanStep {
@@ -177,7 +203,8 @@ function step(object: string, current: unknown, desired: unknown, raw = false): 
   const before = render(current);
   const after = render(desired);
   const action: Action = current === undefined ? 'create' : before === after ? 'unchanged' : 'update';
-  const diff = action === 'unchanged' ? '' : createTwoFilesPatch(`${object} (cluster)`, `${object} (desired)`, before, after, undefined, undefined, { context: 3 });
+  const diff =
+    action === 'unchanged' ? '' : createTwoFilesPatch(`${object} (cluster)`, `${object} (desired)`, before, after, undefined, undefined, { context: 3 });
   return { object, action, diff };
 }
 

@@ -10,9 +10,16 @@ export function kubeError(what: string, err: unknown): Error {
     const body = typeof e.body === 'string' ? JSON.parse(e.body) : e.body;
     if (body && typeof body === 'object' && 'message' in body) detail = String((body as { message: unknown }).message);
   } catch {}
-  if (status === 401) return new CredentialsError(what, `Kubernetes rejected the credentials while trying to ${what} (401): check the kubeconfig user or AWS identity.`, { cause: err });
-  if (status === 403) return new CredentialsError(what, `Kubernetes refused to ${what} (403): ${detail}. Run this with an identity allowed to manage RBAC (cluster-admin).`, { cause: err });
-  if (typeof status !== 'number') return new ExternalError(what, `Cannot reach the cluster to ${what}: ${describeConnectError(err) ?? detail}.`, 1, { cause: err });
+  if (status === 401)
+    return new CredentialsError(what, `Kubernetes rejected the credentials while trying to ${what} (401): check the kubeconfig user or AWS identity.`, {
+      cause: err,
+    });
+  if (status === 403)
+    return new CredentialsError(what, `Kubernetes refused to ${what} (403): ${detail}. Run this with an identity allowed to manage RBAC (cluster-admin).`, {
+      cause: err,
+    });
+  if (typeof status !== 'number')
+    return new ExternalError(what, `Cannot reach the cluster to ${what}: ${describeConnectError(err) ?? detail}.`, 1, { cause: err });
   return new ExternalError(what, `Failed to ${what} (${status}): ${detail}.`, 1, { cause: err });
 }
 
@@ -29,5 +36,8 @@ export function expectKind<T>(server: string | undefined, what: string, kind: st
   const got = (value as { kind?: unknown } | undefined | null)?.kind;
   if (got === kind) return value;
   const answer = typeof got === 'string' && got ? `a ${got}` : 'something that is not a Kubernetes object';
-  throw new ExternalError(what, `${server ?? 'The cluster'} answered the request to ${what} with ${answer} where a ${kind} was expected: check that the kubeconfig's server is the cluster's Kubernetes API server.`);
+  throw new ExternalError(
+    what,
+    `${server ?? 'The cluster'} answered the request to ${what} with ${answer} where a ${kind} was expected: check that the kubeconfig's server is the cluster's Kubernetes API server.`,
+  );
 }

@@ -122,7 +122,8 @@ async function describe(dir: string, id: string): Promise<{ info: RecordingInfo;
     const stat = await file.stat();
     if (!stat.isFile()) return undefined;
     let { buffer, bytesRead } = await file.read(Buffer.alloc(Math.min(stat.size, HEADER_FIRST_READ)), 0, Math.min(stat.size, HEADER_FIRST_READ), 0);
-    if (!buffer.subarray(0, bytesRead).includes(10) && stat.size > bytesRead) ({ buffer, bytesRead } = await file.read(Buffer.alloc(Math.min(stat.size, HEADER_MAX)), 0, Math.min(stat.size, HEADER_MAX), 0));
+    if (!buffer.subarray(0, bytesRead).includes(10) && stat.size > bytesRead)
+      ({ buffer, bytesRead } = await file.read(Buffer.alloc(Math.min(stat.size, HEADER_MAX)), 0, Math.min(stat.size, HEADER_MAX), 0));
     const nl = buffer.subarray(0, bytesRead).indexOf(10);
     const facts = nl < 0 ? {} : headerFacts(buffer.subarray(0, nl).toString('utf8'));
     const s = facts.session;

@@ -38,6 +38,10 @@ export function hostnameProblem(what: string, name: string): string | undefined 
 
 /** This machine's hostname made to fit hostnameProblem: anything else becomes '-', each label and the whole cut to length. */
 export function safeHostname(raw: string): string {
-  const labels = raw.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9_]+/, '').split('.').map((l) => l.slice(0, 63));
+  const labels = raw
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9_]+/, '')
+    .split('.')
+    .map((l) => l.slice(0, 63));
   return labels.join('.').slice(0, HEARTBEAT_LIMITS.hostname).replace(/^$/, 'unknown');
 }

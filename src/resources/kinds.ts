@@ -58,7 +58,13 @@ function layout(kind: string): Pick<KindDescriptor, 'kind' | 'key' | 'nameOf'> {
 
 // Stored shapes: strict about what kport reads, loose about the rest, so a record written by an
 // older or newer kport still reads; create -f and agents' writes are checked by stricter schemas.
-const metadata = z.looseObject({ name: z.string(), description: z.string().optional(), labels: z.record(z.string(), z.string()).optional(), expires: z.string().optional(), revision: z.number().optional() });
+const metadata = z.looseObject({
+  name: z.string(),
+  description: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  expires: z.string().optional(),
+  revision: z.number().optional(),
+});
 const record = <S extends z.ZodType>(kind: string, spec: S) => z.looseObject({ kind: z.literal(kind), version: z.string(), metadata, spec });
 const heartbeatSpec = { host_id: z.string(), hostname: z.string(), started: z.string(), last_heartbeat: z.string().optional() };
 
@@ -75,11 +81,13 @@ export const kubeClusterKind: KindDescriptor<KubeCluster> = {
   ...layout(KUBE_CLUSTER),
   aliases: ['kube_clusters', 'kube', 'kc'],
   rule: 'kube_cluster',
-  stored:
-    record(
-      KUBE_CLUSTER,
-      z.looseObject({ aws: z.looseObject({ name: z.string(), region: z.string(), account_id: z.string(), arn: z.string().optional() }).optional(), kubeconfig: z.string().optional() }),
-    ),
+  stored: record(
+    KUBE_CLUSTER,
+    z.looseObject({
+      aws: z.looseObject({ name: z.string(), region: z.string(), account_id: z.string(), arn: z.string().optional() }).optional(),
+      kubeconfig: z.string().optional(),
+    }),
+  ),
   agents: {
     read: ['discovery', 'kube'],
     write: ['discovery', 'kube'],
@@ -93,11 +101,16 @@ export const tokenKind: KindDescriptor<Token> = {
   ...layout(TOKEN),
   aliases: ['tokens'],
   rule: 'token',
-  stored:
-    record(
-      TOKEN,
-      z.looseObject({ roles: z.array(z.string()), verifier: z.string().optional(), chosen: z.boolean().optional(), hash: z.string().optional(), uses_remaining: z.number().optional() }),
-    ),
+  stored: record(
+    TOKEN,
+    z.looseObject({
+      roles: z.array(z.string()),
+      verifier: z.string().optional(),
+      chosen: z.boolean().optional(),
+      hash: z.string().optional(),
+      uses_remaining: z.number().optional(),
+    }),
+  ),
   agents: { read: [], write: [] },
   people: { writes: ['create', 'delete'], whyNot: 'a token is created or removed, never changed', view: withoutVerifiers },
 };
@@ -116,21 +129,21 @@ export const userKind: KindDescriptor<User> = {
   ...layout(USER),
   aliases: ['users'],
   rule: 'user',
-  stored:
-    record(
-      USER,
-      z.looseObject({
-        roles: z.array(z.string()),
-        auth: oneOf(['local', 'oidc']).optional(),
-        created: z.string().optional(),
-        uid: z.string().optional(),
-        oidc: z.looseObject({ issuer: z.string(), subject: z.string() }).optional(),
-      }),
-    ),
+  stored: record(
+    USER,
+    z.looseObject({
+      roles: z.array(z.string()),
+      auth: oneOf(['local', 'oidc']).optional(),
+      created: z.string().optional(),
+      uid: z.string().optional(),
+      oidc: z.looseObject({ issuer: z.string(), subject: z.string() }).optional(),
+    }),
+  ),
   agents: { read: [], write: [] },
   people: {
     writes: [],
-    whyNot: 'users change through kport users (POST /v1/users), which makes their invites and keeps their secrets: kport users update NAME --set-roles R,.. changes roles',
+    whyNot:
+      'users change through kport users (POST /v1/users), which makes their invites and keeps their secrets: kport users update NAME --set-roles R,.. changes roles',
   },
 };
 
@@ -138,17 +151,16 @@ export const lockKind: KindDescriptor<Lock> = {
   ...layout(LOCK),
   aliases: ['locks'],
   rule: 'lock',
-  stored:
-    record(
-      LOCK,
-      z.looseObject({
-        user: z.string().optional(),
-        oidc: z.looseObject({ issuer: z.string(), subject: z.string() }).optional(),
-        message: z.string().optional(),
-        created: z.string(),
-        created_by: z.string().optional(),
-      }),
-    ),
+  stored: record(
+    LOCK,
+    z.looseObject({
+      user: z.string().optional(),
+      oidc: z.looseObject({ issuer: z.string(), subject: z.string() }).optional(),
+      message: z.string().optional(),
+      created: z.string(),
+      created_by: z.string().optional(),
+    }),
+  ),
   agents: { read: [], write: [] },
   people: { writes: [], whyNot: 'locks change through kport users lock/unlock (POST /v1/users)' },
 };
@@ -157,21 +169,20 @@ export const discoveryServiceKind: KindDescriptor<DiscoveryService> = {
   ...layout(DISCOVERY_SERVICE),
   aliases: ['discovery_services', 'discovery'],
   rule: 'discovery_service',
-  stored:
-    record(
-      DISCOVERY_SERVICE,
-      z.looseObject({
-        ...heartbeatSpec,
-        discovery_group: z.string(),
-        state: oneOf(['leader', 'standby', 'starting', 'stopped', 'stale']),
-        heartbeat_interval_ms: z.number().optional(),
-        last_poll: z.string().optional(),
-        last_poll_duration_ms: z.number().optional(),
-        next_poll: z.string().optional(),
-        clusters: z.looseObject({ seen: z.number(), created: z.number(), updated: z.number(), deleted: z.number() }),
-        errors: z.array(z.looseObject({ scope: z.string(), error: z.string(), at: z.string() })),
-      }),
-    ),
+  stored: record(
+    DISCOVERY_SERVICE,
+    z.looseObject({
+      ...heartbeatSpec,
+      discovery_group: z.string(),
+      state: oneOf(['leader', 'standby', 'starting', 'stopped', 'stale']),
+      heartbeat_interval_ms: z.number().optional(),
+      last_poll: z.string().optional(),
+      last_poll_duration_ms: z.number().optional(),
+      next_poll: z.string().optional(),
+      clusters: z.looseObject({ seen: z.number(), created: z.number(), updated: z.number(), deleted: z.number() }),
+      errors: z.array(z.looseObject({ scope: z.string(), error: z.string(), at: z.string() })),
+    }),
+  ),
   agents: { read: [], write: ['discovery'] },
   people: { writes: ['delete'], whyNot: BEATS_WHY_NOT },
 };
@@ -189,22 +200,21 @@ export const agentKind: KindDescriptor<Agent> = {
   ...layout(AGENT),
   aliases: ['agents'],
   rule: 'agent',
-  stored:
-    record(
-      AGENT,
-      z.looseObject({
-        host_id: z.string(),
-        hostname: z.string(),
-        roles: z.array(z.string()),
-        joined: z.string(),
-        token_name: z.string(),
-        credential_hash: z.string(),
-        credential_type: oneOf(['secret', 'x509']).optional(),
-        discovery_group: z.string().optional(),
-        address: z.string().optional(),
-        last_seen: z.string().optional(),
-      }),
-    ),
+  stored: record(
+    AGENT,
+    z.looseObject({
+      host_id: z.string(),
+      hostname: z.string(),
+      roles: z.array(z.string()),
+      joined: z.string(),
+      token_name: z.string(),
+      credential_hash: z.string(),
+      credential_type: oneOf(['secret', 'x509']).optional(),
+      discovery_group: z.string().optional(),
+      address: z.string().optional(),
+      last_seen: z.string().optional(),
+    }),
+  ),
   agents: { read: [], write: [] },
   people: { writes: ['delete'], whyNot: 'agents are written by the server when they join; people only remove them', view: withoutVerifiers },
 };
@@ -220,7 +230,17 @@ export const auditEventKind: KindDescriptor<AuditEvent> = {
 };
 
 /** Every kind, in the order `kport get --help` lists them. */
-export const KINDS: readonly KindDescriptor[] = [kubeClusterKind, tokenKind, roleKind, userKind, lockKind, discoveryServiceKind, kubeServerKind, agentKind, auditEventKind];
+export const KINDS: readonly KindDescriptor[] = [
+  kubeClusterKind,
+  tokenKind,
+  roleKind,
+  userKind,
+  lockKind,
+  discoveryServiceKind,
+  kubeServerKind,
+  agentKind,
+  auditEventKind,
+];
 
 /** What `get --help`, errors and `get <TAB>` list: one list, so they never disagree. */
 export const KIND_NAMES = KINDS.map((k) => k.typed ?? k.kind);

@@ -96,7 +96,10 @@ export function validateSelector(selector: LabelSelector): string[] {
 /** Parses "k=v,k2=v2" (the --labels flag) into a map. */
 export function parseLabelList(text: string): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new Error(`invalid label "${part}": use key=value`);
     labels[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();

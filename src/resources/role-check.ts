@@ -79,7 +79,8 @@ function readRole(doc: unknown, report: Report): RoleV7 | undefined {
     return metadata && build(metadata, allow, deny, options);
   }
   // Today's role resources: spec holds the allow side directly (version v1, or v7 as kport wrote it).
-  if (version !== undefined && version !== 'v1' && version !== 'v7') report('version', `expected v7 (or v1 for the flat shape), got ${JSON.stringify(version)}`);
+  if (version !== undefined && version !== 'v1' && version !== 'v7')
+    report('version', `expected v7 (or v1 for the flat shape), got ${JSON.stringify(version)}`);
   unknownKeys(spec, FLAT_KEYS, 'spec', report, 'or the Teleport shape: spec.allow, spec.deny, spec.options', ['allow', 'deny', 'options']);
   const allow = readConditions(pick(spec, FLAT_KEYS), 'spec', 'allow', report);
   return metadata && build(metadata, allow, undefined, undefined);
@@ -124,7 +125,7 @@ function readName(value: unknown, path: string, report: Report): string | undefi
 function readConditions(value: unknown, path: string, side: 'allow' | 'deny', report: Report): RoleConditions {
   const at = (key: string) => (path ? `${path}.${key}` : key);
   if (value === null) return {};
-  if (!isObject(value)) return report(path, `expected a mapping (${CONDITION_KEYS.join(', ')})`), {};
+  if (!isObject(value)) return (report(path, `expected a mapping (${CONDITION_KEYS.join(', ')})`), {});
   unknownKeys(value, CONDITION_KEYS, path, report, 'kport roles decide Kubernetes clusters and kport resources only');
   const conditions: RoleConditions = {};
   if (value.kubernetes_labels !== undefined && value.kubernetes_labels !== null) {
@@ -175,7 +176,10 @@ function readStrings(value: unknown, path: string, report: Report): string[] | u
 const hasTrait = (text: string) => text.includes('{{');
 
 function traitProblem(path: string, value: string, report: Report): void {
-  report(path, `${value} is a Teleport trait template, and kport users have no traits: write the values out (an empty kubernetes_users means the person's own kport name)`);
+  report(
+    path,
+    `${value} is a Teleport trait template, and kport users have no traits: write the values out (an empty kubernetes_users means the person's own kport name)`,
+  );
 }
 
 function readRules(value: unknown, path: string, report: Report): RoleConditions['rules'] {
@@ -189,7 +193,10 @@ function readRules(value: unknown, path: string, report: Report): RoleConditions
       continue;
     }
     if ('where' in rule || 'actions' in rule) {
-      report(at, `kport cannot evaluate ${'where' in rule ? 'where' : 'actions'} (ignoring it would allow more than the rule says): remove it, or split the role`);
+      report(
+        at,
+        `kport cannot evaluate ${'where' in rule ? 'where' : 'actions'} (ignoring it would allow more than the rule says): remove it, or split the role`,
+      );
     }
     unknownKeys(rule, ['resources', 'verbs', 'where', 'actions'], at, report);
     const resources = readStrings(rule.resources, `${at}.resources`, report) ?? [];
@@ -210,18 +217,31 @@ function readRules(value: unknown, path: string, report: Report): RoleConditions
 function checkKubernetesResources(value: unknown, path: string, side: 'allow' | 'deny', report: Report): void {
   if (!Array.isArray(value)) return report(path, 'expected a list');
   if (value.length === 0) return;
-  if (side === 'deny') return report(path, 'kport cannot deny single Kubernetes objects: deny whole clusters with spec.deny.kubernetes_labels, or use Kubernetes RBAC through kubernetes_groups');
+  if (side === 'deny')
+    return report(
+      path,
+      'kport cannot deny single Kubernetes objects: deny whole clusters with spec.deny.kubernetes_labels, or use Kubernetes RBAC through kubernetes_groups',
+    );
   const wild = (v: unknown) => v === undefined || v === '*' || (Array.isArray(v) && v.length === 1 && v[0] === '*');
   const narrowing = value.find((e) => !isObject(e) || e.kind !== '*' || e.namespace !== '*' || e.name !== '*' || !wild(e.verbs) || !wild(e.api_group));
   if (narrowing !== undefined) {
-    report(path, `kport does not narrow access inside a cluster (${JSON.stringify(narrowing)}), and ignoring it would grant more than the role says: remove kubernetes_resources (or use kind, namespace and name '*') and narrow with Kubernetes RBAC through kubernetes_groups`);
+    report(
+      path,
+      `kport does not narrow access inside a cluster (${JSON.stringify(narrowing)}), and ignoring it would grant more than the role says: remove kubernetes_resources (or use kind, namespace and name '*') and narrow with Kubernetes RBAC through kubernetes_groups`,
+    );
   }
 }
 
 function readOptions(value: unknown, report: Report): RoleV7['spec']['options'] {
   if (value === undefined || value === null) return undefined;
   if (!isObject(value)) return void report('spec.options', 'expected a mapping (max_session_ttl, require_session_recording)');
-  unknownKeys(value, ['max_session_ttl', 'require_session_recording'], 'spec.options', report, 'kport reads max_session_ttl and require_session_recording only');
+  unknownKeys(
+    value,
+    ['max_session_ttl', 'require_session_recording'],
+    'spec.options',
+    report,
+    'kport reads max_session_ttl and require_session_recording only',
+  );
   const options: RoleOptions = {};
   const ttl = value.max_session_ttl;
   if (ttl !== undefined) {

@@ -11,7 +11,9 @@ export class StoredResourceError extends UserError {
   readonly kind: string;
   readonly resource: string;
   constructor(kind: string, name: string, problem: string) {
-    super(`The stored ${kind} ${JSON.stringify(name)} cannot be read (${problem}): write it again with kport create -f --force, or remove it with kport rm ${kind}/${name}.`);
+    super(
+      `The stored ${kind} ${JSON.stringify(name)} cannot be read (${problem}): write it again with kport create -f --force, or remove it with kport rm ${kind}/${name}.`,
+    );
     this.name = 'StoredResourceError';
     this.kind = kind;
     this.resource = name;

@@ -45,7 +45,10 @@ function sameFields(stored: unknown, shown: unknown): boolean {
   if (stored === null || typeof stored !== 'object' || Array.isArray(stored)) return stored === shown;
   if (shown === null || typeof shown !== 'object') return false;
   const kept = shown as Record<string, unknown>;
-  return Object.entries(stored).every(([k, v]) => (k in kept ? sameFields(v, kept[k]) : false)) && Object.keys(kept).every((k) => kept[k] === undefined || k in stored);
+  return (
+    Object.entries(stored).every(([k, v]) => (k in kept ? sameFields(v, kept[k]) : false)) &&
+    Object.keys(kept).every((k) => kept[k] === undefined || k in stored)
+  );
 }
 
 /** A JSON object (from its text, or as it is), or undefined: a call's value or a stored record before any schema applies. */

@@ -88,7 +88,10 @@ export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
     opts.onOpen?.();
     const gone = new AbortController();
     const closed = held(tunnel, pingMs, opts.signal).finally(() => gone.abort());
-    const outcome = await Promise.race([closed, replaceAt(tunnel.notAfter, opts.credentials, AbortSignal.any([opts.signal, gone.signal])).then(() => undefined)]);
+    const outcome = await Promise.race([
+      closed,
+      replaceAt(tunnel.notAfter, opts.credentials, AbortSignal.any([opts.signal, gone.signal])).then(() => undefined),
+    ]);
     if (opts.signal.aborted) break;
     if (outcome === undefined) {
       // Renewed: the next tunnel is dialled now, with the new certificate, before the server closes this one.
@@ -221,7 +224,8 @@ function upgrade(socket: TLSSocket, server: ServerAddress): Promise<Buffer> {
       else resolve(rest ?? Buffer.alloc(0));
     };
     const onError = (err: Error) => done(new Error(describeConnectError(err) ?? err.message, { cause: err }));
-    const onClose = () => done(new Error(received.length ? 'the server closed the connection before its answer ended' : 'the server closed the connection without answering'));
+    const onClose = () =>
+      done(new Error(received.length ? 'the server closed the connection before its answer ended' : 'the server closed the connection without answering'));
     const onTimeout = () => {
       done(new Error(`no answer in ${DIAL_TIMEOUT_MS / 1000} s`));
       socket.destroy();
@@ -237,7 +241,8 @@ function upgrade(socket: TLSSocket, server: ServerAddress): Promise<Buffer> {
       const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
       const after = received.subarray(end + 4);
       if (status === 101) {
-        if (!new RegExp(`^upgrade:\\s*${TUNNEL_PROTOCOL.replace(/[./]/g, '\\$&')}\\s*$`, 'im').test(head)) return done(new Error(`the server switched to a protocol other than ${TUNNEL_PROTOCOL}`));
+        if (!new RegExp(`^upgrade:\\s*${TUNNEL_PROTOCOL.replace(/[./]/g, '\\$&')}\\s*$`, 'im').test(head))
+          return done(new Error(`the server switched to a protocol other than ${TUNNEL_PROTOCOL}`));
         // Pause before the HTTP/2 session takes the socket over, so no byte is read in between.
         socket.pause();
         return done(undefined, after);
@@ -251,7 +256,9 @@ function upgrade(socket: TLSSocket, server: ServerAddress): Promise<Buffer> {
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.setTimeout(DIAL_TIMEOUT_MS, onTimeout);
-    socket.once('secureConnect', () => socket.write(`GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`));
+    socket.once('secureConnect', () =>
+      socket.write(`GET ${TUNNEL_PATH} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`),
+    );
   });
 }
 

@@ -130,7 +130,10 @@ export class AgentKubeService {
   /** A verified identity, from the cache while it lasts: a signature check costs ~170 µs. */
   async #verify(token: string): Promise<KubeIdentity> {
     const key = this.#opts.identityKey();
-    if (!key) throw new IdentityRefused("this agent has no copy of the server's identity key yet: it gets one when it renews its certificate (at start, for an agent that joined before tunnels)");
+    if (!key)
+      throw new IdentityRefused(
+        "this agent has no copy of the server's identity key yet: it gets one when it renews its certificate (at start, for an agent that joined before tunnels)",
+      );
     if (key !== this.#verifiedWith || this.#verified.size >= MAX_CACHED) {
       this.#verified = new Map();
       this.#verifiedWith = key;

@@ -54,14 +54,30 @@ export async function verifyIdentity(key: Key, token: string, expect: { hostId: 
   const now = expect.now ?? Date.now();
   let payload;
   try {
-    ({ payload } = await jwtVerify(token, key, { algorithms: [ALG], issuer: ISSUER, audience: expect.hostId, currentDate: new Date(now), clockTolerance: 0, typ: 'kport-identity+jwt' }));
+    ({ payload } = await jwtVerify(token, key, {
+      algorithms: [ALG],
+      issuer: ISSUER,
+      audience: expect.hostId,
+      currentDate: new Date(now),
+      clockTolerance: 0,
+      typ: 'kport-identity+jwt',
+    }));
   } catch (err) {
     if (err instanceof errors.JWTExpired) throw new IdentityRefused('the identity has expired');
     if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') throw new IdentityRefused('the identity was made for another agent');
     throw new IdentityRefused(`the identity is not valid: ${(err as Error).message}`);
   }
   const { sub, jti, exp, kube_user: kubeUser, kube_groups: kubeGroups, cluster, cert_exp: certExpires } = payload;
-  if (typeof sub !== 'string' || typeof jti !== 'string' || typeof exp !== 'number' || typeof kubeUser !== 'string' || typeof cluster !== 'string' || typeof certExpires !== 'number' || !Array.isArray(kubeGroups) || !kubeGroups.every((g) => typeof g === 'string')) {
+  if (
+    typeof sub !== 'string' ||
+    typeof jti !== 'string' ||
+    typeof exp !== 'number' ||
+    typeof kubeUser !== 'string' ||
+    typeof cluster !== 'string' ||
+    typeof certExpires !== 'number' ||
+    !Array.isArray(kubeGroups) ||
+    !kubeGroups.every((g) => typeof g === 'string')
+  ) {
     throw new IdentityRefused('the identity lacks a claim kport needs');
   }
   if (certExpires <= now) throw new IdentityRefused("the person's certificate has expired");

@@ -31,7 +31,8 @@ export function startKubeTunnel(opts: KubeTunnelOptions): Promise<void> {
   // The key never changes (a renewal keeps it); the certificate and CA are read at each dial.
   // Read as joinServer read it: the agent's own, and no one else's to read or replace.
   const key = readIdentityFile(opts.dataDir, 'key.pem');
-  if (key === undefined) throw new UserError(`This agent's key is missing from ${identityDir(opts.dataDir)}: remove that directory and join again with a new token.`, 4);
+  if (key === undefined)
+    throw new UserError(`This agent's key is missing from ${identityDir(opts.dataDir)}: remove that directory and join again with a new token.`, 4);
   return runAgentTunnel({
     server: opts.server,
     credentials: () => ({ cert: opts.identity.credential.cert, ca: opts.identity.credential.ca, key }),

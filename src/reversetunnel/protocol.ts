@@ -17,4 +17,3 @@ export const TUNNEL_PATH = '/v1/tunnel';
 export const TUNNEL_PROTOCOL = 'kport-tunnel/1';
 export const TUNNEL_AUTHORITY = 'kport-agent';
 export const IDENTITY_HEADER = 'kport-identity';
-

@@ -7,7 +7,7 @@ import type { Backend, WatchEvent } from '../backend/backend.ts';
 import { AGENT } from '../resources/agent.ts';
 import { currentAgent } from '../resources/agent-record.ts';
 import type { AuditEventSpec } from '../resources/audit-event.ts';
-import { kindPrefix, resourceKey } from '../resources/resource.ts';
+import { kindPrefix } from '../resources/resource.ts';
 import { TUNNEL_AUTHORITY, TUNNEL_PATH, TUNNEL_PROTOCOL } from './protocol.ts';
 import type { TunnelRegistry } from './tunnel-registry.ts';
 
@@ -80,10 +80,15 @@ export class TunnelAcceptor {
     try {
       caller = this.#agent(req, holder);
       // Refused with its host id in the event: a discovery agent's certificate is not a Kubernetes agent's.
-      if (!caller.roles.includes('kube')) throw new ApiError('forbidden', `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``);
+      if (!caller.roles.includes('kube'))
+        throw new ApiError(
+          'forbidden',
+          `agent ${caller.hostId} joined with role ${caller.roles.join(', ')}, and a tunnel needs the kube role: join the Kubernetes agent with a token from \`kport tokens add --type=kube\``,
+        );
       const known = await currentAgent(this.#deps.backend, caller.hostId, caller.keyHash);
       if (!known) throw new ApiError('agent_removed', `agent ${caller.hostId} was removed from this cluster (kport agents rm)`);
-      if (this.#deps.registry.size >= TUNNEL_LIMITS.total) throw new ApiError('busy', `this server holds ${TUNNEL_LIMITS.total} tunnels, its limit: the agent tries again`);
+      if (this.#deps.registry.size >= TUNNEL_LIMITS.total)
+        throw new ApiError('busy', `this server holds ${TUNNEL_LIMITS.total} tunnels, its limit: the agent tries again`);
       if (socket.destroyed) return;
     } catch (err) {
       const refused = err instanceof ApiError ? err : new ApiError('internal', 'the server failed to answer this call; its log says why');
@@ -101,7 +106,9 @@ export class TunnelAcceptor {
     const hostId = caller.hostId;
     // HTTP/2 takes the socket only once the 101 is written: a write of ours still in flight when it
     // does would complete into its session, which aborts the process (node's is_write_in_progress).
-    const written = await new Promise<boolean>((resolve) => socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`, (err) => resolve(!err)));
+    const written = await new Promise<boolean>((resolve) =>
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`, (err) => resolve(!err)),
+    );
     if (!written || socket.destroyed) return void socket.destroy();
     if (head.length > 0) socket.unshift(head);
     // The HTTP/1.1 server's idle timer stays on the socket, which no longer sees the bytes HTTP/2
@@ -121,7 +128,14 @@ export class TunnelAcceptor {
     this.#open.set(session, { hostId, keyHash: caller.keyHash });
     // A third tunnel of one agent: the oldest goes (a renewal's overlap needs two, never more).
     for (const old of older.slice(0, Math.max(0, older.length + 1 - TUNNEL_LIMITS.perHost))) old.destroy();
-    await this.#deps.audit.record({ type: 'agent.tunnel', outcome: 'allowed', host_id: hostId, roles: caller.roles, action: `GET ${TUNNEL_PATH}`, remote_addr: address });
+    await this.#deps.audit.record({
+      type: 'agent.tunnel',
+      outcome: 'allowed',
+      host_id: hostId,
+      roles: caller.roles,
+      action: `GET ${TUNNEL_PATH}`,
+      remote_addr: address,
+    });
   }
 
   close(): void {
@@ -132,12 +146,20 @@ export class TunnelAcceptor {
 
   /** The caller as a tunnel needs it: an agent's host certificate, unexpired. */
   #agent(req: IncomingMessage, holder: TunnelCaller | undefined): AgentHolder {
-    if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) throw new ApiError('bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
+    if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL)
+      throw new ApiError('bad_request', `a tunnel is GET ${TUNNEL_PATH} with Upgrade: ${TUNNEL_PROTOCOL}`);
     const caller = holder ?? new ApiError('unauthenticated', 'a tunnel needs the host certificate a Kubernetes agent received when it joined');
     if (caller instanceof ApiError) throw caller;
-    if ('person' in caller) throw new ApiError('forbidden', `user ${caller.person}: a tunnel is opened by a Kubernetes agent with its host certificate, not with a person's certificate`);
+    if ('person' in caller)
+      throw new ApiError(
+        'forbidden',
+        `user ${caller.person}: a tunnel is opened by a Kubernetes agent with its host certificate, not with a person's certificate`,
+      );
     if (this.#deps.now().getTime() >= caller.notAfter) {
-      throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} expired at ${new Date(caller.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+      throw new ApiError(
+        'cert_expired',
+        `the host certificate of agent ${caller.hostId} expired at ${new Date(caller.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`,
+      );
     }
     return caller;
   }
@@ -158,7 +180,9 @@ export class TunnelAcceptor {
 function answer(socket: Duplex, refused: ApiError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error: { code: refused.code, message: refused.message } });
-  socket.end(`HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${refused.status} ${STATUS_CODES[refused.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 

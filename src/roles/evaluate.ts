@@ -39,7 +39,8 @@ export class RoleSet {
    * kubernetes_labels match nothing, as in Teleport.
    */
   kubeAccess(clusterLabels: Record<string, string>): KubeAccess | undefined {
-    const matching = (c: RoleConditions | undefined) => c?.kubernetes_labels !== undefined && Object.keys(c.kubernetes_labels).length > 0 && matchLabels(c.kubernetes_labels, clusterLabels);
+    const matching = (c: RoleConditions | undefined) =>
+      c?.kubernetes_labels !== undefined && Object.keys(c.kubernetes_labels).length > 0 && matchLabels(c.kubernetes_labels, clusterLabels);
     if (this.roles.some((r) => matching(r.spec.deny))) return undefined;
     const allowing = this.roles.filter((r) => matching(r.spec.allow)).map((r) => r.spec.allow);
     if (allowing.length === 0) return undefined;
@@ -50,7 +51,13 @@ export class RoleSet {
     // With no Kubernetes user left there is nobody to act as: the cluster is out of reach.
     if (users.length === 0) return undefined;
     // system:authenticated is what the API server gives every named user anyway; a deny cannot take it away.
-    const groups = unique([...without(allowing.flatMap((c) => c.kubernetes_groups ?? []), denied('kubernetes_groups')), 'system:authenticated']);
+    const groups = unique([
+      ...without(
+        allowing.flatMap((c) => c.kubernetes_groups ?? []),
+        denied('kubernetes_groups'),
+      ),
+      'system:authenticated',
+    ]);
     return { users, groups };
   }
 

@@ -36,5 +36,10 @@ export function readStoredRole(stored: Resource): RoleV7 {
 
 function unreadable(name: string): RoleV7 {
   const everything = { kubernetes_labels: { '*': '*' }, kubernetes_groups: ['*'], kubernetes_users: ['*'], rules: [{ resources: ['*'], verbs: ['*'] }] };
-  return { kind: 'role', version: 'v7', metadata: { name, description: 'unreadable role: denies everything until it is written again with kport create -f --force' }, spec: { allow: {}, deny: everything } };
+  return {
+    kind: 'role',
+    version: 'v7',
+    metadata: { name, description: 'unreadable role: denies everything until it is written again with kport create -f --force' },
+    spec: { allow: {}, deny: everything },
+  };
 }

@@ -50,9 +50,22 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
       fatal.abort(err);
     };
     // A one-shot run (cron, CI, a oneshot unit) must end: it gives up on a server it cannot reach.
-    const outage = new OutageLog((m) => ctx.logger.warn(m), once ? { afterMs: onceUnreachableMs, then: (err) => stop(gaveUp(err, config.teleport.proxy_server!, onceUnreachableMs)) } : undefined);
+    const outage = new OutageLog(
+      (m) => ctx.logger.warn(m),
+      once ? { afterMs: onceUnreachableMs, onGiveUp: (err) => stop(gaveUp(err, config.teleport.proxy_server!, onceUnreachableMs)) } : undefined,
+    );
     const stopping = AbortSignal.any([ctx.signal, fatal.signal]);
-    const agent = await joinServer({ dataDir: config.dataDir, server, pins, roles, discoveryGroup: discovery?.discovery_group ?? '', token, signal: stopping, warn: (m) => ctx.logger.warn(m), outage }).catch((err: unknown) => {
+    const agent = await joinServer({
+      dataDir: config.dataDir,
+      server,
+      pins,
+      roles,
+      discoveryGroup: discovery?.discovery_group ?? '',
+      token,
+      signal: stopping,
+      warn: (m) => ctx.logger.warn(m),
+      outage,
+    }).catch((err: unknown) => {
       if (fatalError) throw fatalError;
       // Stopped while waiting for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted) return undefined;
@@ -62,10 +75,21 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
     const { announceJoin, KubeReadiness } = await import('./announce.ts');
     const { identityDir } = await import('../join/identity.ts');
     const where = `${server.host}:${server.port}`;
-    announceJoin(ctx.logger, { joined: agent.joined, hostId: agent.identity.host_id, roles: agent.identity.roles, server: where, identityDir: identityDir(config.dataDir) });
+    announceJoin(ctx.logger, {
+      joined: agent.joined,
+      hostId: agent.identity.host_id,
+      roles: agent.identity.roles,
+      server: where,
+      identityDir: identityDir(config.dataDir),
+    });
     const stopRenewing = agent.keepRenewed(stop);
     const removedHint = (err: AccessDeniedError) =>
-      Object.assign(err, { message: err.code === 'agent_removed' ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.` : `The server refused a call of this agent: ${err.message}.` });
+      Object.assign(err, {
+        message:
+          err.code === 'agent_removed'
+            ? `${err.message}: this agent stops; remove ${config.dataDir}/identity and join again with a new token.`
+            : `The server refused a call of this agent: ${err.message}.`,
+      });
     const backend = new RemoteBackend(agent.client, { stopRetrying: stopping, onDenied: removedHint, outage });
     // A Kubernetes agent's reverse tunnel: the server's requests for its clusters arrive on it (docs/architecture.md §9).
     const tunnelStop = new AbortController();
@@ -73,10 +97,34 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
     const served = kube && (await servedClusters({ ctx, kube, backend, hostId: agent.identity.host_id }));
     const ready = kube && new KubeReadiness(ctx.logger, where, agent.identity.host_id);
     const onBeat = ready ? (clusters: string[]) => ready.heartbeat(clusters) : undefined;
-    const tunnel = kube && serveOverTunnel({ ctx, dataDir: config.dataDir, server, agent, served: served!, pingMs, signal: AbortSignal.any([stopping, tunnelStop.signal]), onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err), onOpen: () => ready!.tunnelOpen() });
+    const tunnel =
+      kube &&
+      serveOverTunnel({
+        ctx,
+        dataDir: config.dataDir,
+        server,
+        agent,
+        served: served!,
+        pingMs,
+        signal: AbortSignal.any([stopping, tunnelStop.signal]),
+        onFatal: (err) => stop(err.name === 'AccessDeniedError' ? removedHint(err as AccessDeniedError) : err),
+        onOpen: () => ready!.tunnelOpen(),
+      });
     try {
-      if (!discovery) return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served, onBeat });
-      return await runDiscovery({ ctx, reporting, discovery, kube: config.kubernetes_service, backend, hostId: agent.identity.host_id, once, signal: stopping, served, onBeat });
+      if (!discovery)
+        return await runKubeService({ ctx, kube: config.kubernetes_service!, backend, hostId: agent.identity.host_id, signal: stopping, served, onBeat });
+      return await runDiscovery({
+        ctx,
+        reporting,
+        discovery,
+        kube: config.kubernetes_service,
+        backend,
+        hostId: agent.identity.host_id,
+        once,
+        signal: stopping,
+        served,
+        onBeat,
+      });
     } catch (err) {
       // Stopped while a call waited for an unreachable server: a stop, not a failure.
       if (ctx.signal.aborted && !fatalError && err instanceof ServerUnreachable) return stoppedExitCode(ctx.signal, { service: !once });
@@ -86,6 +134,7 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
       tunnelStop.abort();
       await tunnel;
       await backend.close();
+      // biome-ignore lint/correctness/noUnsafeFinally: a fatal error met while stopping outranks how the run itself ended.
       if (fatalError) throw fatalError;
     }
   }
@@ -99,7 +148,17 @@ export async function runAgentProcess({ config, ctx, roles, token, once, reporti
 }
 
 /** The reverse tunnel, its requests served by AgentKubeService for the clusters `served` selects; resolves once it has ended. */
-async function serveOverTunnel(input: { ctx: ServiceContext; dataDir: string; server: ServerAddress; agent: NetworkAgent; served: ServedClusters; pingMs?: number; signal: AbortSignal; onFatal: (err: Error) => void; onOpen: () => void }): Promise<void> {
+async function serveOverTunnel(input: {
+  ctx: ServiceContext;
+  dataDir: string;
+  server: ServerAddress;
+  agent: NetworkAgent;
+  served: ServedClusters;
+  pingMs?: number;
+  signal: AbortSignal;
+  onFatal: (err: Error) => void;
+  onOpen: () => void;
+}): Promise<void> {
   const [{ startKubeTunnel }, { AgentKubeService }, { kubeIdentityKey }, { AuditLog }] = await Promise.all([
     import('../reversetunnel/kube-agent.ts'),
     import('../reversetunnel/agent-service.ts'),
@@ -108,9 +167,25 @@ async function serveOverTunnel(input: { ctx: ServiceContext; dataDir: string; se
   ]);
   const { ctx, agent, served } = input;
   const audit = new AuditLog(join(input.dataDir, 'audit', 'kube.log'));
-  const service = new AgentKubeService({ hostId: agent.identity.host_id, identityKey: kubeIdentityKey(agent.identity), upstream: (cluster) => served.upstream(cluster), audit, warn: (m) => ctx.logger.warn(m) });
+  const service = new AgentKubeService({
+    hostId: agent.identity.host_id,
+    identityKey: kubeIdentityKey(agent.identity),
+    upstream: (cluster) => served.upstream(cluster),
+    audit,
+    warn: (m) => ctx.logger.warn(m),
+  });
   try {
-    await startKubeTunnel({ dataDir: input.dataDir, server: input.server, identity: agent.identity, pingMs: input.pingMs, signal: input.signal, warn: (m) => ctx.logger.warn(m), onFatal: input.onFatal, onSession: (session) => service.serve(session), onOpen: input.onOpen });
+    await startKubeTunnel({
+      dataDir: input.dataDir,
+      server: input.server,
+      identity: agent.identity,
+      pingMs: input.pingMs,
+      signal: input.signal,
+      warn: (m) => ctx.logger.warn(m),
+      onFatal: input.onFatal,
+      onSession: (session) => service.serve(session),
+      onOpen: input.onOpen,
+    });
   } finally {
     await audit.close();
   }
@@ -121,7 +196,9 @@ const ONCE_UNREACHABLE_MS = 30_000;
 
 /** The one sentence a one-shot run ends with when the server stayed unreachable. */
 function gaveUp(err: Error, proxyServer: string, afterMs: number): UserError {
-  const noPort = splitHostPort(proxyServer)?.port === undefined ? ` (teleport.proxy_server "${proxyServer}" names no port, so 3080, Teleport's default, was tried)` : '';
-  return new UserError(`${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${afterMs / 1000} s: start the server, or correct teleport.proxy_server, and run again.`);
+  const noPort =
+    splitHostPort(proxyServer)?.port === undefined ? ` (teleport.proxy_server "${proxyServer}" names no port, so 3080, Teleport's default, was tried)` : '';
+  return new UserError(
+    `${err.message.replace(/\.$/, '')}${noPort}; --once gave up after ${afterMs / 1000} s: start the server, or correct teleport.proxy_server, and run again.`,
+  );
 }
-

@@ -9,7 +9,9 @@ export function announceJoin(logger: Logger, opts: { joined: boolean; hostId: st
   const message = opts.joined
     ? `Joined ${at} as agent ${opts.hostId} (${opts.roles.join(', ')}); its identity is in ${opts.identityDir}, so the token is not needed again.`
     : `Resumed as agent ${opts.hostId} (${opts.roles.join(', ')}) of ${at}, with the identity in ${opts.identityDir}.`;
-  logger.info(message, { event: { type: opts.joined ? 'joined' : 'resumed', host_id: opts.hostId, roles: opts.roles, ...(opts.server && { server: opts.server }) } });
+  logger.info(message, {
+    event: { type: opts.joined ? 'joined' : 'resumed', host_id: opts.hostId, roles: opts.roles, ...(opts.server && { server: opts.server }) },
+  });
 }
 
 /**
@@ -44,7 +46,12 @@ export class KubeReadiness {
     if (this.#said || !this.#tunnel || !this.#clusters) return;
     this.#said = true;
     const clusters = this.#clusters;
-    const serving = clusters.length === 0 ? 'no cluster yet (its kubernetes_service selects none)' : `${clusters.length} cluster${clusters.length === 1 ? '' : 's'}: ${clusters.slice(0, 10).join(', ')}${clusters.length > 10 ? ', ...' : ''}`;
-    this.#logger.info(`Kubernetes service ready: the tunnel to ${this.#server} is open, serving ${serving}.`, { event: { type: 'kube_ready', host_id: this.#hostId, server: this.#server, clusters } });
+    const serving =
+      clusters.length === 0
+        ? 'no cluster yet (its kubernetes_service selects none)'
+        : `${clusters.length} cluster${clusters.length === 1 ? '' : 's'}: ${clusters.slice(0, 10).join(', ')}${clusters.length > 10 ? ', ...' : ''}`;
+    this.#logger.info(`Kubernetes service ready: the tunnel to ${this.#server} is open, serving ${serving}.`, {
+      event: { type: 'kube_ready', host_id: this.#hostId, server: this.#server, clusters },
+    });
   }
 }

@@ -11,7 +11,11 @@ import type { ServiceContext } from './context.ts';
 // the server's (in-process), or on a remote one (an agent joined to a server, service/agent.ts).
 
 /** What an agent tells whoever watches it: the engine's events, its leadership, its sleeps, its stop. */
-export type AgentEvent = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling?: boolean };
+export type AgentEvent =
+  | DiscoveryEvent
+  | { type: 'sleep'; nextPoll: Date }
+  | { type: 'state'; state: 'leader' | 'standby'; leader?: string }
+  | { type: 'stopping'; polling?: boolean };
 
 /** How a command shows a discovery agent (ui/discovery-report.ts), given by the command: services do not print. */
 export interface DiscoveryReporting {
@@ -33,7 +37,9 @@ export interface DiscoveryRun {
 }
 
 /** One discovery agent on a backend (local, remote, or the server's own): lead or stand by until `signal`. */
-export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
+export async function runDiscovery(
+  input: DiscoveryRun & { kube?: KubernetesServiceConfig; served?: ServedClusters; onBeat?: (clusters: string[]) => void },
+): Promise<number | undefined> {
   const { kube, once } = input;
   if (!kube?.enabled || once) return runDiscoveryService(input);
   // The Kubernetes service beside it: its kube_server heartbeat, stopped with the agent; a refusal stops both.
@@ -41,7 +47,15 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
   const served = input.served ?? (await servedClusters({ ctx: input.ctx, kube, backend: input.backend, hostId: input.hostId }));
   const stop = new AbortController();
   const signal = AbortSignal.any([input.signal, stop.signal]);
-  const heartbeat = runKubeServerHeartbeat({ backend: input.backend, hostId: input.hostId, service: kube, signal, now: input.ctx.now, served, onBeat: input.onBeat }).catch((err: unknown) => {
+  const heartbeat = runKubeServerHeartbeat({
+    backend: input.backend,
+    hostId: input.hostId,
+    service: kube,
+    signal,
+    now: input.ctx.now,
+    served,
+    onBeat: input.onBeat,
+  }).catch((err: unknown) => {
     stop.abort(err);
     throw err;
   });
@@ -54,14 +68,48 @@ export async function runDiscovery(input: DiscoveryRun & { kube?: KubernetesServ
 }
 
 /** A Kubernetes agent without discovery: its kube_server heartbeat until stopped (the tunnel runs beside it). */
-export async function runKubeService({ ctx, kube, backend, hostId, signal, served, onBeat }: { ctx: ServiceContext; kube: KubernetesServiceConfig; backend: Backend; hostId: string; signal: AbortSignal; served?: ServedClusters; onBeat?: (clusters: string[]) => void }): Promise<number | undefined> {
+export async function runKubeService({
+  ctx,
+  kube,
+  backend,
+  hostId,
+  signal,
+  served,
+  onBeat,
+}: {
+  ctx: ServiceContext;
+  kube: KubernetesServiceConfig;
+  backend: Backend;
+  hostId: string;
+  signal: AbortSignal;
+  served?: ServedClusters;
+  onBeat?: (clusters: string[]) => void;
+}): Promise<number | undefined> {
   const { runKubeServerHeartbeat } = await import('../kube/server-heartbeat.ts');
-  await runKubeServerHeartbeat({ backend, hostId, service: kube, signal, now: ctx.now, served: served ?? (await servedClusters({ ctx, kube, backend, hostId })), onBeat });
+  await runKubeServerHeartbeat({
+    backend,
+    hostId,
+    service: kube,
+    signal,
+    now: ctx.now,
+    served: served ?? (await servedClusters({ ctx, kube, backend, hostId })),
+    onBeat,
+  });
   return stoppedExitCode(ctx.signal, { service: true });
 }
 
 /** The clusters this Kubernetes service serves: what its resources select, and its own kubeconfig_file's contexts. */
-export async function servedClusters({ ctx, kube, backend, hostId }: { ctx: ServiceContext; kube: KubernetesServiceConfig; backend: Backend; hostId: string }): Promise<ServedClusters> {
+export async function servedClusters({
+  ctx,
+  kube,
+  backend,
+  hostId,
+}: {
+  ctx: ServiceContext;
+  kube: KubernetesServiceConfig;
+  backend: Backend;
+  hostId: string;
+}): Promise<ServedClusters> {
   const { servedClustersOf } = await import('../kube/served-clusters.ts');
   return servedClustersOf({ backend, hostId, service: kube, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), now: ctx.now });
 }
@@ -124,13 +172,17 @@ async function runDiscoveryService({ ctx, reporting, discovery, backend, hostId,
   if (!once) return stopped;
   if (!last) {
     if (stopped !== undefined) return stopped;
-    throw new UserError(`Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`);
+    throw new UserError(
+      `Another agent (host ${leader ?? 'unknown'}) leads discovery group "${discovery.discovery_group}", so --once did not poll: see \`kport get discovery_service\`.`,
+    );
   }
   // A poll a signal let finish is still reported; the exit code says the run was stopped.
   reporting.polled(last);
   if (stopped !== undefined) return stopped;
   if (last.failures.length > 0) {
-    throw new UserError(`${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`);
+    throw new UserError(
+      `${last.failures.length} fetch${last.failures.length === 1 ? '' : 'es'} failed; their clusters were kept as they were:\n${last.failures.map((f) => `  ${f.scope}: ${f.error}`).join('\n')}`,
+    );
   }
   return undefined;
 }

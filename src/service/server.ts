@@ -56,7 +56,9 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const where = config.source ?? 'the configuration';
   if (!config.source) {
     // Nothing to "set in": say which file to create, with the keys, and how to name it.
-    throw new UsageError(`kport server start needs a config file, and none was found (searched ${ctx.cwd} upwards and /etc/kport.yaml): create kport.yaml with the lines "auth_service: { enabled: yes }" and "proxy_service: { enabled: yes }" (see README "Network mode"), then run \`kport server start -c kport.yaml\`.`);
+    throw new UsageError(
+      `kport server start needs a config file, and none was found (searched ${ctx.cwd} upwards and /etc/kport.yaml): create kport.yaml with the lines "auth_service: { enabled: yes }" and "proxy_service: { enabled: yes }" (see README "Network mode"), then run \`kport server start -c kport.yaml\`.`,
+    );
   }
   if (!config.auth_service?.enabled || !config.proxy_service?.enabled) {
     throw new UsageError(`kport server start runs the auth and proxy services: set auth_service.enabled: yes and proxy_service.enabled: yes in ${where}.`);
@@ -75,47 +77,99 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const sealKeyPath = join(config.dataDir, 'server', 'seal.key');
   (await import('../pki/seal.ts')).readSealKey(sealKeyPath);
   const backend = await openBackend();
-  const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([import('../server/auth/authorities.ts'), import('../server/events/audit.ts'), import('../server/api/server.ts')]);
+  const [{ loadAuthorities }, { ServerAudit }, { KportServer }] = await Promise.all([
+    import('../server/auth/authorities.ts'),
+    import('../server/events/audit.ts'),
+    import('../server/api/server.ts'),
+  ]);
   const { authorities, created, seal } = await loadAuthorities(backend, config.dataDir);
   const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log, now: ctx.now });
   const rate = config.auth_service.join_rate_limit;
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([import('../server/events/recording/recorder.ts'), import('../recordings/store.ts'), import('../server/kubeproxy/recording-hooks.ts'), import('../server/events/recording/budget.ts')]);
-  const recorder = new SessionRecorder({ dir: recordingsDir(config.dataDir), audit, log, now: ctx.now, budget: budgetLimits(config.auth_service.recording_budget) });
+  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([
+    import('../server/events/recording/recorder.ts'),
+    import('../recordings/store.ts'),
+    import('../server/kubeproxy/recording-hooks.ts'),
+    import('../server/events/recording/budget.ts'),
+  ]);
+  const recorder = new SessionRecorder({
+    dir: recordingsDir(config.dataDir),
+    audit,
+    log,
+    now: ctx.now,
+    budget: budgetLimits(config.auth_service.recording_budget),
+  });
   // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;
   const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
   const hostId = serverHostId(config.dataDir);
-  const server = new KportServer({ ...(idleTimeoutMs && { idleTimeoutMs }), recorder, kubeUpgrades: recordingHooks(recorder), backend, authorities, audit, host: listen.host, port: listen.port, publicNames, hostCertTtlMs: config.auth_service.host_cert_ttl, log, now: ctx.now, ...(joinRate && { joinRate }), people, hostId, timeouts });
+  const server = new KportServer({
+    ...(idleTimeoutMs && { idleTimeoutMs }),
+    recorder,
+    kubeUpgrades: recordingHooks(recorder),
+    backend,
+    authorities,
+    audit,
+    host: listen.host,
+    port: listen.port,
+    publicNames,
+    hostCertTtlMs: config.auth_service.host_cert_ttl,
+    log,
+    now: ctx.now,
+    ...(joinRate && { joinRate }),
+    people,
+    hostId,
+    timeouts,
+  });
   const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
     // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
     await server.close();
     if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-      const why = { EADDRINUSE: 'the port is already in use (another server?)', EACCES: 'permission denied (ports below 1024 need privileges)', EADDRNOTAVAIL: 'no such local address' }[err.code];
+      const why = {
+        EADDRINUSE: 'the port is already in use (another server?)',
+        EACCES: 'permission denied (ports below 1024 need privileges)',
+        EADDRNOTAVAIL: 'no such local address',
+      }[err.code];
       throw new UserError(`Cannot listen on ${listen.host}:${listen.port} (${listenKey}): ${why}; stop what holds it or set another ${listenKey}.`);
     }
     throw err;
   });
   const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
   const first = await (await import('../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
-  if (first) await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });
+  if (first)
+    await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });
 
   const run = async () => {
     // With discovery or kubernetes_service enabled the server runs them in-process on its own store, as Teleport's guide does.
     const running: Promise<unknown>[] = [];
     if (config.discovery_service?.enabled) {
       // Without `kube`: the server's Kubernetes service runs below, on its loopback tunnel.
-      running.push(runDiscovery({ ctx, reporting: discovery, discovery: config.discovery_service, backend, hostId, once: false, signal: ctx.signal }).catch((err) => {
-        ctx.logger.error(`the in-process discovery service stopped: ${(err as Error).message}`);
-      }));
+      running.push(
+        runDiscovery({ ctx, reporting: discovery, discovery: config.discovery_service, backend, hostId, once: false, signal: ctx.signal }).catch((err) => {
+          ctx.logger.error(`the in-process discovery service stopped: ${(err as Error).message}`);
+        }),
+      );
     }
     if (config.kubernetes_service?.enabled) {
       const { runInProcessKubeService } = await import('../server/kubeproxy/kube-service.ts');
-      running.push(runInProcessKubeService({ backend, tunnels: server.tunnels, authorities, hostId, service: config.kubernetes_service, cwd: ctx.cwd, env: ctx.env, warn: (m) => ctx.logger.warn(m), signal: ctx.signal, now: ctx.now }).catch((err) => {
-        ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
-      }));
+      running.push(
+        runInProcessKubeService({
+          backend,
+          tunnels: server.tunnels,
+          authorities,
+          hostId,
+          service: config.kubernetes_service,
+          cwd: ctx.cwd,
+          env: ctx.env,
+          warn: (m) => ctx.logger.warn(m),
+          signal: ctx.signal,
+          now: ctx.now,
+        }).catch((err) => {
+          ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
+        }),
+      );
     }
     const services = Promise.all(running);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
@@ -132,7 +186,10 @@ async function oidcLogin(settings: { type: string }, listen: { host: string; por
   const { OidcLogin } = await import('../server/auth/oidc.ts');
   const { OIDC_CALLBACK_PATH } = await import('../server/auth/oidc-routes.ts');
   const host = publicNames[0] ?? (listen.host === '0.0.0.0' ? 'localhost' : listen.host);
-  return OidcLogin.create(settings as OidcAuthentication, { callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`, now });
+  return OidcLogin.create(settings as OidcAuthentication, {
+    callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`,
+    now,
+  });
 }
 
 /** The server's own host id, for the services it runs in-process; kept in `<data_dir>/server/host_id`. */

@@ -13,11 +13,16 @@ export const TOKEN_ROLES = ['Discovery', 'Kube'] as const;
 /** Validates and normalises `--type` (comma separated): a token grants exactly the roles named. */
 export function normalizeRoles(types: string): string[] {
   const roles: string[] = [];
-  for (const raw of types.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of types
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const role = TOKEN_ROLES.find((r) => r.toLowerCase() === raw.toLowerCase());
     if (!role) {
       const near = closest(raw, TOKEN_ROLES);
-      throw new UsageError(`invalid role "${raw}" in --type: kport has agents only for discovery and kube, so a token grants one or both of those${near ? ` (did you mean "${near.toLowerCase()}"?)` : ''}.`);
+      throw new UsageError(
+        `invalid role "${raw}" in --type: kport has agents only for discovery and kube, so a token grants one or both of those${near ? ` (did you mean "${near.toLowerCase()}"?)` : ''}.`,
+      );
     }
     if (roles.includes(role)) throw new UsageError(`duplicate role "${raw}" in --type.`);
     roles.push(role);
@@ -136,7 +141,9 @@ export async function addToken(backend: Backend, input: AddTokenInput): Promise<
     if (existing) throw new UsageError(`failed to create token (${existing.token.metadata.name} already has this value), please use another --value.`);
     const live = (await listTokens(backend)).filter((t) => t.spec.chosen).length;
     if (live >= MAX_CHOSEN_TOKENS) {
-      throw new UsageError(`${live} tokens made with --value exist, the most kport keeps (each is checked at every join): remove one with \`kport tokens rm NAME\`, or leave out --value for a generated token.`);
+      throw new UsageError(
+        `${live} tokens made with --value exist, the most kport keeps (each is checked at every join): remove one with \`kport tokens rm NAME\`, or leave out --value for a generated token.`,
+      );
     }
   }
   const token: Token = {
@@ -147,7 +154,12 @@ export async function addToken(backend: Backend, input: AddTokenInput): Promise<
       ...(input.labels && Object.keys(input.labels).length > 0 && { labels: input.labels }),
       expires: new Date(input.now.getTime() + input.ttlMs).toISOString(),
     },
-    spec: { roles: input.roles, verifier: await makeVerifier(secret), ...(chosen && { chosen: true }), ...(input.uses !== undefined && { uses_remaining: input.uses }) },
+    spec: {
+      roles: input.roles,
+      verifier: await makeVerifier(secret),
+      ...(chosen && { chosen: true }),
+      ...(input.uses !== undefined && { uses_remaining: input.uses }),
+    },
   };
   const created = await backend.create(resourceKey(TOKEN, token.metadata.name), encodeResource(token), { ttlMs: input.ttlMs });
   if (!created) throw new UsageError(`failed to create token (${token.metadata.name} already exists): run the command again.`);
@@ -178,7 +190,8 @@ export async function checkJoinToken(backend: Backend, secret: string, requiredR
     return { ok: false, code: 'token_invalid', reason: TOKEN_NOT_FOUND, tokenName: name };
   }
   for (const role of requiredRoles) {
-    if (!token.spec.roles.some((r) => r.toLowerCase() === role.toLowerCase())) return { ok: false, code: 'role_not_allowed', reason: `the token does not allow role ${role.toLowerCase()}`, tokenName: name };
+    if (!token.spec.roles.some((r) => r.toLowerCase() === role.toLowerCase()))
+      return { ok: false, code: 'role_not_allowed', reason: `the token does not allow role ${role.toLowerCase()}`, tokenName: name };
   }
   return { ok: true, token, item };
 }

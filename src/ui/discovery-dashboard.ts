@@ -23,7 +23,11 @@ export interface DashboardState {
   log: string[];
 }
 
-export type DashboardEvent = DiscoveryEvent | { type: 'sleep'; nextPoll: Date } | { type: 'state'; state: 'leader' | 'standby'; leader?: string } | { type: 'stopping'; polling?: boolean };
+export type DashboardEvent =
+  | DiscoveryEvent
+  | { type: 'sleep'; nextPoll: Date }
+  | { type: 'state'; state: 'leader' | 'standby'; leader?: string }
+  | { type: 'stopping'; polling?: boolean };
 
 export function initialDashboard(group: string): DashboardState {
   return { group, polling: false, scopes: [], log: [] };
@@ -34,10 +38,7 @@ export function initialDashboard(group: string): DashboardState {
  * What others wrote (AWS errors, another agent's host id, cluster names) is made printable here,
  * before ink writes it to the terminal.
  */
-export function reduceDashboard(
-  state: DashboardState,
-  event: DashboardEvent,
-): DashboardState {
+export function reduceDashboard(state: DashboardState, event: DashboardEvent): DashboardState {
   switch (event.type) {
     case 'state':
       return { ...state, role: event.state, leader: event.leader && printable(event.leader) };
@@ -71,6 +72,7 @@ export function DiscoveryDashboard({ state, now }: { state: DashboardState; now:
   return h(
     Box,
     { flexDirection: 'column' },
+    // biome-ignore lint/correctness/noChildrenProp: ink's Static takes its render function as children, and h() types children as nodes.
     h(Static<string>, { items: state.log, children: (line: string, i: number) => h(Text, { key: i, dimColor: true }, line) }),
     h(
       Text,
@@ -78,7 +80,9 @@ export function DiscoveryDashboard({ state, now }: { state: DashboardState; now:
       `kport discovery · group ${state.group || '(none)'} · `,
       state.role === 'standby'
         ? h(Text, { color: 'yellow' }, `standby${state.leader ? ` (leader ${state.leader.slice(0, 8)})` : ''}`)
-        : state.polling ? h(Text, { color: 'cyan' }, `scanning ${scanned}/${state.scopes.length} regions`) : h(Text, { color: 'green' }, 'idle'),
+        : state.polling
+          ? h(Text, { color: 'cyan' }, `scanning ${scanned}/${state.scopes.length} regions`)
+          : h(Text, { color: 'green' }, 'idle'),
     ),
     ...state.scopes
       .filter((s) => s.state === 'scanning')
@@ -86,9 +90,15 @@ export function DiscoveryDashboard({ state, now }: { state: DashboardState; now:
       .map((s) => h(Text, { key: s.scope, color: 'cyan' }, `  … ${s.scope}`)),
     ...failed.map((s) => h(Text, { key: s.scope, color: 'red' }, `  ✗ ${s.scope}: ${s.error}`)),
     state.last
-      ? h(Text, null, `  last poll: ${state.last.seen} clusters · +${state.last.created} ~${state.last.updated} -${state.last.deleted} · ${state.last.durationMs} ms`)
+      ? h(
+          Text,
+          null,
+          `  last poll: ${state.last.seen} clusters · +${state.last.created} ~${state.last.updated} -${state.last.deleted} · ${state.last.durationMs} ms`,
+        )
       : null,
     state.stopping ? h(Text, { color: 'yellow' }, state.polling ? '  finishing the poll in flight (Ctrl-C again to abort)' : '  stopped') : null,
-    state.nextPoll ? h(Text, { dimColor: true }, `  next poll in ${Math.max(0, Math.round((state.nextPoll.getTime() - now.getTime()) / 1000))}s · Ctrl-C to stop`) : null,
+    state.nextPoll
+      ? h(Text, { dimColor: true }, `  next poll in ${Math.max(0, Math.round((state.nextPoll.getTime() - now.getTime()) / 1000))}s · Ctrl-C to stop`)
+      : null,
   );
 }

@@ -55,7 +55,8 @@ export function describe(e: DashboardEvent, group: string): string | undefined {
     case 'scope':
       return e.state === 'scanning' ? undefined : `${e.scope}: ${e.state === 'done' ? `${plural(e.clusters ?? 0, 'matching cluster')}` : `FAILED: ${e.error}`}`;
     case 'poll-done': {
-      const named = (what: string, names: string[]) => `${names.length} ${what}${names.length > 0 ? ` (${names.slice(0, 10).join(', ')}${names.length > 10 ? `, and ${names.length - 10} more` : ''})` : ''}`;
+      const named = (what: string, names: string[]) =>
+        `${names.length} ${what}${names.length > 0 ? ` (${names.slice(0, 10).join(', ')}${names.length > 10 ? `, and ${names.length - 10} more` : ''})` : ''}`;
       const s = e.stats;
       return `poll done: ${plural(s.seen, 'cluster')}, ${named('created', e.changes.created)}, ${named('updated', e.changes.updated)}, ${named('deleted', e.changes.deleted)}, ${s.failures.length} failed, ${plural(s.awsCalls, 'AWS call')}, ${s.durationMs} ms`;
     }

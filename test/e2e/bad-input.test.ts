@@ -12,7 +12,13 @@ import { tempHome } from '../helpers/run.ts';
 
 function kport(home: string, config?: string) {
   return (args: string[], opts: { input?: string } = {}) =>
-    execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { HOME: home, XDG_DATA_HOME: join(home, 'data'), KPORT_CONFIG: config ?? '' }, extendEnv: false, reject: false, ...opts });
+    execa(process.execPath, [KPORT_BIN, ...args], {
+      cwd: home,
+      env: { HOME: home, XDG_DATA_HOME: join(home, 'data'), KPORT_CONFIG: config ?? '' },
+      extendEnv: false,
+      reject: false,
+      ...opts,
+    });
 }
 
 const oneLine = (text: string) => assert.equal(text.trim().split('\n').length, 1, text);
@@ -42,9 +48,25 @@ describe('resources that would break later are refused at the door', () => {
       ['a 1 KB label', cluster('long', { labels: { env: 'x'.repeat(1000) } }), /label env has a value of 1000 characters; at most 256/],
       ['a newline in a label', cluster('nl', { labels: { env: 'a\nb' } }), /label env has a control character/],
       ['a long label key', cluster('key', { labels: { [`${'k'.repeat(64)}`]: 'v' } }), /needs a name part of 1 to 63 characters/],
-      ['a kubeconfig that does not parse', stringify({ kind: 'kube_cluster', metadata: { name: 'broken' }, spec: { kubeconfig: 'clusters: [unclosed' } }), /spec\.kubeconfig: its kubeconfig does not parse/],
-      ['a kubeconfig without a server', stringify({ kind: 'kube_cluster', metadata: { name: 'noserver' }, spec: { kubeconfig: 'contexts: [{name: x, context: {cluster: c}}]\ncurrent-context: x\n' } }), /its kubeconfig has no server for context "x"/],
-      ['a kubeconfig with an exec plugin', stringify({ kind: 'kube_cluster', metadata: { name: 'exec' }, spec: { kubeconfig: staticKubeconfig.replace('token: t', 'exec: {command: aws}') } }), /exec credential plugins are not supported/],
+      [
+        'a kubeconfig that does not parse',
+        stringify({ kind: 'kube_cluster', metadata: { name: 'broken' }, spec: { kubeconfig: 'clusters: [unclosed' } }),
+        /spec\.kubeconfig: its kubeconfig does not parse/,
+      ],
+      [
+        'a kubeconfig without a server',
+        stringify({
+          kind: 'kube_cluster',
+          metadata: { name: 'noserver' },
+          spec: { kubeconfig: 'contexts: [{name: x, context: {cluster: c}}]\ncurrent-context: x\n' },
+        }),
+        /its kubeconfig has no server for context "x"/,
+      ],
+      [
+        'a kubeconfig with an exec plugin',
+        stringify({ kind: 'kube_cluster', metadata: { name: 'exec' }, spec: { kubeconfig: staticKubeconfig.replace('token: t', 'exec: {command: aws}') } }),
+        /exec credential plugins are not supported/,
+      ],
     ];
     for (const [what, text, message] of cases) {
       writeFileSync(join(home, 'r.yaml'), text);
@@ -73,7 +95,10 @@ describe('resources that would break later are refused at the door', () => {
     const refused = await run(['create', '-f', join(home, 'r.yaml'), '--force']);
     assert.equal(refused.exitCode, 1);
     assert.match(refused.stderr, /kube_cluster "prod" was discovered from AWS: overwriting it would make it static.*--replace-discovered/);
-    assert.ok(JSON.parse((await run(['get', 'kube_cluster/prod', '--format=json'])).stdout).spec?.aws ?? JSON.parse((await run(['get', 'kube_cluster/prod', '--format=json'])).stdout)[0].spec.aws);
+    assert.ok(
+      JSON.parse((await run(['get', 'kube_cluster/prod', '--format=json'])).stdout).spec?.aws ??
+        JSON.parse((await run(['get', 'kube_cluster/prod', '--format=json'])).stdout)[0].spec.aws,
+    );
     const replaced = await run(['create', '-f', join(home, 'r.yaml'), '--force', '--replace-discovered']);
     assert.equal(replaced.exitCode, 0, replaced.stderr);
   });
@@ -100,7 +125,12 @@ describe('config files that are not configs', () => {
     writeFileSync(huge, `roles:\n${'  - name: r\n'.repeat(1_000_000)}`);
     const bomb = join(home, 'bomb.yaml');
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 9; i++)
+      levels.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     writeFileSync(bomb, `${levels.join('\n')}\n`);
     const cases: Array<[string, RegExp]> = [
       [binary, /binary\.yaml is 3\.0 MiB; a kport config is at most 1 MiB/],
@@ -126,7 +156,10 @@ describe('config files that are not configs', () => {
 /** Runs a shell script as root of a new user and mount namespace, so tests can mount without privileges. */
 function namespaced(script: string): { stdout: string; code: number } {
   try {
-    return { stdout: execFileSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), code: 0 };
+    return {
+      stdout: execFileSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+      code: 0,
+    };
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; status?: number };
     return { stdout: `${e.stdout ?? ''}${e.stderr ?? ''}`, code: e.status ?? 1 };
@@ -138,7 +171,9 @@ describe('a read-only or full data dir', () => {
   const node = process.execPath;
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-  test('read-only: get and kube ls read the store; a write is one sentence naming the store and the cause', { skip: !usable && !process.env.CI && 'needs unshare --user --mount' }, async () => {
+  test('read-only: get and kube ls read the store; a write is one sentence naming the store and the cause', {
+    skip: !usable && !process.env.CI && 'needs unshare --user --mount',
+  }, async () => {
     const home = tempHome();
     const data = join(home, 'data');
     const run = kport(home);
@@ -168,7 +203,9 @@ describe('a read-only or full data dir', () => {
     assert.match(mkdir, /Cannot open the store .*fresh\/kport\.db: read-only file system \(EROFS\); use a data dir on a writable file system/);
   });
 
-  test('full: a write that fills the disk reports SQLITE_FULL, not the ROLLBACK after it', { skip: !usable && !process.env.CI && 'needs unshare --user --mount' }, async () => {
+  test('full: a write that fills the disk reports SQLITE_FULL, not the ROLLBACK after it', {
+    skip: !usable && !process.env.CI && 'needs unshare --user --mount',
+  }, async () => {
     const home = tempHome();
     const data = join(home, 'data');
     mkdirSync(data, { recursive: true, mode: 0o700 });
@@ -192,7 +229,9 @@ describe('a read-only or full data dir', () => {
     assert.equal(JSON.parse(readFileSync(join(home, 'get.out'), 'utf8')).length, 1, 'the first token survives');
   });
 
-  test('full mid-run: a store already open whose disk fills reports SQLITE_FULL and keeps what it had', { skip: !usable && !process.env.CI && 'needs unshare --user --mount' }, async () => {
+  test('full mid-run: a store already open whose disk fills reports SQLITE_FULL and keeps what it had', {
+    skip: !usable && !process.env.CI && 'needs unshare --user --mount',
+  }, async () => {
     const home = tempHome();
     const data = join(home, 'data');
     mkdirSync(data, { recursive: true, mode: 0o700 });

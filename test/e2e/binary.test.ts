@@ -31,7 +31,10 @@ const EKS = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'e2e' } }];
 let tagged: Promise<Moto> | undefined;
 const taggedMoto = () =>
   (tagged ??= fileMoto().then(async (moto) => {
-    await createClusters(moto, [{ name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } }, { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } }]);
+    await createClusters(moto, [
+      { name: 'c0', region: 'us-east-1', tags: { env: 'e2e' } },
+      { name: 'c1', region: 'us-east-1', tags: { env: 'e2e' } },
+    ]);
     return moto;
   }));
 
@@ -105,8 +108,23 @@ for (const which of ['node', 'binary'] as const) {
       if (!existsSync('/usr/bin/script')) return void t.skip('needs script(1) from util-linux for a terminal');
       const home = tempHome();
       const config = join(home, 'kport.yaml');
-      writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] } }));
-      const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: config, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1' };
+      writeFileSync(
+        config,
+        stringify({
+          version: 'v3',
+          teleport: { data_dir: join(home, 'data') },
+          discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] },
+        }),
+      );
+      const env = {
+        HOME: home,
+        PATH: process.env.PATH ?? '',
+        KPORT_CONFIG: config,
+        AWS_ENDPOINT_URL: 'http://127.0.0.1:1',
+        AWS_ACCESS_KEY_ID: 'x',
+        AWS_SECRET_ACCESS_KEY: 'y',
+        AWS_REGION: 'us-east-1',
+      };
       const token = await runCli(cli, ['tokens', 'add', '--type=discovery', '--format=text'], { cwd: home, env, extendEnv: false, reject: false });
       const command = [cli.file, ...cli.prefix, 'discover', 'run', '--once', '--token', String(token.stdout).trim()].map((a) => `'${a}'`).join(' ');
       const res = await execa('script', ['-qec', command, '/dev/null'], { cwd: home, env, extendEnv: false, reject: false });
@@ -139,7 +157,10 @@ for (const which of ['node', 'binary'] as const) {
           const agent = await networkAgent(moto!, server, { name: which, group: 'e2e', matchers: EKS, cli });
           const run = await agent.start(['discover', 'run', '--once']);
           assert.equal(run.exitCode, 0, agent.log);
-          assert.deepEqual((await serverClusters(server)).map((c) => c.metadata.name).sort(), ['c0-eks-us-east-1-123456789012', 'c1-eks-us-east-1-123456789012']);
+          assert.deepEqual((await serverClusters(server)).map((c) => c.metadata.name).sort(), [
+            'c0-eks-us-east-1-123456789012',
+            'c1-eks-us-east-1-123456789012',
+          ]);
         } finally {
           await server.stop();
           await etcd.stop();
@@ -151,9 +172,27 @@ for (const which of ['node', 'binary'] as const) {
       if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
       const api = await fileApiserver();
       const home = tempDir(`e2e-kube-${which}`);
-      const env = await kubeHome(api, home, { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] }, cli);
-      await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `ops-view-${which}`, '--clusterrole=cluster-admin', '--group=ops']);
-      const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'local-test', labels: { env: 'test' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } };
+      const env = await kubeHome(
+        api,
+        home,
+        { roles: [{ name: 'ops', kubernetes_labels: { env: 'test' }, kubernetes_groups: ['ops'] }], users: [{ name: 'bob', roles: ['ops'] }] },
+        cli,
+      );
+      await promisify(execFile)(BINARIES.kubectl(), [
+        '--kubeconfig',
+        api.kubeconfig(api.admin),
+        'create',
+        'clusterrolebinding',
+        `ops-view-${which}`,
+        '--clusterrole=cluster-admin',
+        '--group=ops',
+      ]);
+      const cluster = {
+        kind: 'kube_cluster',
+        version: 'v3',
+        metadata: { name: 'local-test', labels: { env: 'test' } },
+        spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+      };
       writeFileSync(join(home, 'cluster.yaml'), stringify(cluster));
       const opts = { cwd: home, env, extendEnv: false, reject: false } as const;
       assert.equal((await runCli(cli, ['create', '-f', join(home, 'cluster.yaml')], opts)).exitCode, 0);
@@ -168,20 +207,48 @@ for (const which of ['node', 'binary'] as const) {
       let server: TestServer | undefined;
       try {
         await kubeHome(api, tempDir(`e2e-kube-config-rbac-${which}`), { roles: [], users: [] }, cli);
-        await promisify(execFile)(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), 'create', 'clusterrolebinding', `devs-admin-${which}`, '--clusterrole=cluster-admin', '--group=developers']);
+        await promisify(execFile)(BINARIES.kubectl(), [
+          '--kubeconfig',
+          api.kubeconfig(api.admin),
+          'create',
+          'clusterrolebinding',
+          `devs-admin-${which}`,
+          '--clusterrole=cluster-admin',
+          '--group=developers',
+        ]);
         server = await startServer({ cli, kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'dev' } }] } });
         const setup = join(server.dir, 'setup.yaml');
-        writeFileSync(setup, [
-          stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
-          stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'dev-static', labels: { env: 'dev' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }),
-        ].join('---\n'));
+        writeFileSync(
+          setup,
+          [
+            stringify({
+              kind: 'role',
+              version: 'v7',
+              metadata: { name: 'dev-access' },
+              spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } },
+            }),
+            stringify({
+              kind: 'kube_cluster',
+              version: 'v3',
+              metadata: { name: 'dev-static', labels: { env: 'dev' } },
+              spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+            }),
+          ].join('---\n'),
+        );
         const created = await server.kport(['create', '-f', setup]);
         assert.equal(created.exitCode, 0, String(created.stderr));
         const alice = await invitedPerson(server, 'alice', ['dev-access'], undefined, {}, cli);
-        await waitFor('the server to serve dev-static', async () => {
-          const res = await server!.kport(['get', 'kube_server', '-o', 'json']);
-          return res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('dev-static'));
-        }, { timeoutMs: 60_000 });
+        await waitFor(
+          'the server to serve dev-static',
+          async () => {
+            const res = await server!.kport(['get', 'kube_server', '-o', 'json']);
+            return (
+              res.exitCode === 0 &&
+              (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('dev-static'))
+            );
+          },
+          { timeoutMs: 60_000 },
+        );
         const config = await alice.kport(['kube', 'config', 'dev-static']);
         assert.equal(config.exitCode, 0, String(config.stderr));
         const kubeconfig = join(alice.home, '.kube', 'config');
@@ -191,7 +258,12 @@ for (const which of ['node', 'binary'] as const) {
         // A KPORT_TEST_BINARY wrapper (qemu-user) is not what runs inside: the plugin names the executable itself, which kubectl can run only where the kernel runs it.
         if (process.env.KPORT_TEST_BINARY) return void t.diagnostic(`exec plugin ${exec.command}: kubectl through it not run under KPORT_TEST_BINARY`);
         assert.equal(exec.command, cli.file);
-        const ns = await execa(BINARIES.kubectl(), ['get', 'ns', '-o', 'name'], { env: { HOME: alice.home, PATH: '/nonexistent', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, stdin: 'ignore' });
+        const ns = await execa(BINARIES.kubectl(), ['get', 'ns', '-o', 'name'], {
+          env: { HOME: alice.home, PATH: '/nonexistent', KUBECONFIG: kubeconfig },
+          extendEnv: false,
+          reject: false,
+          stdin: 'ignore',
+        });
         assert.equal(ns.exitCode, 0, String(ns.stderr));
         assert.match(String(ns.stdout), /^namespace\/kube-system$/m);
       } finally {
@@ -200,4 +272,3 @@ for (const which of ['node', 'binary'] as const) {
     });
   });
 }
-

@@ -16,7 +16,9 @@ import type { Moto } from '../peers/moto.ts';
 import { freePort, tempDir, waitFor } from '../peers/process.ts';
 
 /** AWS that refuses every connection: polls fail at once, so agents lead, heartbeat and stop without moto. */
-const NO_AWS = { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' } } as unknown as Moto;
+const NO_AWS = {
+  env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' },
+} as unknown as Moto;
 const MATCHERS = [{ types: ['eks'], regions: ['us-east-1'] }];
 /** How long `discover run --once` waits for an unreachable server: 30 s, scaled down for the tests that wait it out. */
 const GIVE_UP = { onceUnreachableMs: 2000 };
@@ -36,7 +38,13 @@ function unreachableAgent(proxyServer: string, timeouts?: typeof GIVE_UP) {
       discovery_service: { enabled: 'yes', aws: MATCHERS },
     }),
   );
-  return (args: string[]) => execa(process.execPath, [KPORT_BIN, '-c', config, ...args], { cwd: dir, env: { ...timeoutsEnv(timeouts), HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+  return (args: string[]) =>
+    execa(process.execPath, [KPORT_BIN, '-c', config, ...args], {
+      cwd: dir,
+      env: { ...timeoutsEnv(timeouts), HOME: dir, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    });
 }
 
 function collect(proc: ResultPromise): { text: () => string } {
@@ -49,9 +57,18 @@ describe('lifecycle: one-shot runs end, signals give consistent exit codes', { t
   test('discover run --once gives up on an unreachable server (refused; a name that does not resolve, with no port) with exit 1 and one sentence', async () => {
     const closed = await freePort();
     const cases: Array<[string, RegExp]> = [
-      [`127.0.0.1:${closed}`, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${closed} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${closed}\\); --once gave up after 2 s: start the server, or correct teleport\\.proxy_server, and run again\\.$`, 'm')],
+      [
+        `127.0.0.1:${closed}`,
+        new RegExp(
+          `^ERROR: The kport server at 127\\.0\\.0\\.1:${closed} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${closed}\\); --once gave up after 2 s: start the server, or correct teleport\\.proxy_server, and run again\\.$`,
+          'm',
+        ),
+      ],
       // No port: 3080 is Teleport's default for proxy_server, and the sentence says it was tried.
-      ['kport-lifecycle-test.invalid', /^ERROR: The kport server at kport-lifecycle-test\.invalid:3080 is unreachable: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-lifecycle-test\.invalid\) \(teleport\.proxy_server "kport-lifecycle-test\.invalid" names no port, so 3080, Teleport's default, was tried\); --once gave up after 2 s/m],
+      [
+        'kport-lifecycle-test.invalid',
+        /^ERROR: The kport server at kport-lifecycle-test\.invalid:3080 is unreachable: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-lifecycle-test\.invalid\) \(teleport\.proxy_server "kport-lifecycle-test\.invalid" names no port, so 3080, Teleport's default, was tried\); --once gave up after 2 s/m,
+      ],
     ];
     await Promise.all(
       cases.map(async ([address, sentence]) => {
@@ -97,8 +114,19 @@ describe('lifecycle: one-shot runs end, signals give consistent exit codes', { t
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
       const dir = tempDir('forced');
-      writeFileSync(join(dir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, discovery_service: { enabled: 'yes', aws: MATCHERS } }));
-      const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml'), AWS_ENDPOINT_URL: `http://127.0.0.1:${(silent.address() as { port: number }).port}`, AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' };
+      writeFileSync(
+        join(dir, 'kport.yaml'),
+        stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, discovery_service: { enabled: 'yes', aws: MATCHERS } }),
+      );
+      const env = {
+        HOME: dir,
+        PATH: process.env.PATH ?? '',
+        KPORT_CONFIG: join(dir, 'kport.yaml'),
+        AWS_ENDPOINT_URL: `http://127.0.0.1:${(silent.address() as { port: number }).port}`,
+        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'x',
+        AWS_REGION: 'us-east-1',
+      };
       const kport = (args: string[]) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false });
       const token = String((await kport(['tokens', 'add', '--type=discovery', '--format=text'])).stdout).trim();
       const agent = kport(['discover', 'run', '--token', token]);
@@ -123,10 +151,30 @@ function ctrlC(proc: ResultPromise): void {
 describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { timeout: 120_000 }, () => {
   test('kube login CLUSTER (the foreground proxy) stops on Ctrl-C with 130 and removes its kubeconfig', async () => {
     const dir = tempDir('ctrl-c-kube');
-    const kubeconfig = stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }], users: [{ name: 'u', user: { token: 't' } }], contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }], 'current-context': 'x' });
-    writeFileSync(join(dir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, roles: [{ name: 'dev', kubernetes_labels: { '*': '*' } }], users: [{ name: 'alice', roles: ['dev'] }] }));
+    const kubeconfig = stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    });
+    writeFileSync(
+      join(dir, 'kport.yaml'),
+      stringify({
+        version: 'v3',
+        teleport: { data_dir: join(dir, 'data') },
+        roles: [{ name: 'dev', kubernetes_labels: { '*': '*' } }],
+        users: [{ name: 'alice', roles: ['dev'] }],
+      }),
+    );
     writeFileSync(join(dir, 'cluster.yaml'), stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'lab' }, spec: { kubeconfig } }));
-    const opts = { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml') }, extendEnv: false, reject: false } as const;
+    const opts = {
+      cwd: dir,
+      env: { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml') },
+      extendEnv: false,
+      reject: false,
+    } as const;
     assert.equal((await execa(process.execPath, [KPORT_BIN, 'create', '-f', join(dir, 'cluster.yaml')], opts)).exitCode, 0);
     const proc = execa(process.execPath, [KPORT_BIN, 'kube', 'login', 'lab', '--user', 'alice'], { ...opts, detached: true });
     let out = '';
@@ -139,7 +187,7 @@ describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { time
     assert.equal(existsSync(path), false, 'the kubeconfig is removed');
   });
 
-  test('login --password-stdin waiting on a pipe stops on Ctrl-C with 130, whether the pipe\'s writer dies of the same Ctrl-C or keeps it open', async () => {
+  test("login --password-stdin waiting on a pipe stops on Ctrl-C with 130, whether the pipe's writer dies of the same Ctrl-C or keeps it open", async () => {
     const server = await startServer();
     try {
       const writers = {
@@ -155,16 +203,26 @@ describe('lifecycle: Ctrl-C is 130 for commands that wait on the person', { time
             assert.equal(added.exitCode, 0, String(added.stderr));
             const invite = /^ {2}invite code: (\S+)$/m.exec(String(added.stdout))![1]!;
             const home = tempDir('ctrl-c-login');
-            const login = [process.execPath, KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--invite', invite, '--password-stdin'].map((a) => `'${a}'`).join(' ');
+            const login = [process.execPath, KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--invite', invite, '--password-stdin']
+              .map((a) => `'${a}'`)
+              .join(' ');
             // A subshell catches Ctrl-C itself (a trap: kport keeps the default) and says kport's exit code as soon as it exits.
-            const proc = execa('sh', ['-c', `(${writer}) | (trap : INT; ${login}; echo "kport exited $?" >&2)`], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, detached: true });
+            const proc = execa('sh', ['-c', `(${writer}) | (trap : INT; ${login}; echo "kport exited $?" >&2)`], {
+              cwd: home,
+              env: { HOME: home, PATH: process.env.PATH ?? '' },
+              extendEnv: false,
+              reject: false,
+              detached: true,
+            });
             const log = collect(proc);
             try {
               // The enrolment is printed, then the login waits for the new password and a code on stdin.
               // A login that ended before its enrolment fails here with what it said, not after a wait.
-              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()) || /^kport exited/m.test(log.text()), { timeoutMs: 30_000 }).catch((err: Error) => {
-                throw new Error(`${what}: ${err.message}; the login said:\n${log.text()}`);
-              });
+              await waitFor('the enrolment', async () => /otpauth:\/\//.test(log.text()) || /^kport exited/m.test(log.text()), { timeoutMs: 30_000 }).catch(
+                (err: Error) => {
+                  throw new Error(`${what}: ${err.message}; the login said:\n${log.text()}`);
+                },
+              );
               assert.match(log.text(), /otpauth:\/\//, `${what}: the login ended before its enrolment:\n${log.text()}`);
               ctrlC(proc);
               const code = await waitFor('kport to exit', async () => /^kport exited (\d+)$/m.exec(log.text())?.[1], { timeoutMs: 10_000 });
@@ -200,7 +258,9 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
       agents.push(a);
       a.start();
       await waitFor('a to lead', async () => /leading discovery group g/.test(a.log), { timeoutMs: 60_000 });
-      await waitFor('a shown as leader', async () => (await status()).find((s) => s.spec.host_id === a.hostId())?.spec.state === 'leader', { timeoutMs: 30_000 });
+      await waitFor('a shown as leader', async () => (await status()).find((s) => s.spec.host_id === a.hostId())?.spec.state === 'leader', {
+        timeoutMs: 30_000,
+      });
 
       // The server goes down; the leader is stopped meanwhile and cannot say so.
       const serverProc = server.proc!;
@@ -248,14 +308,24 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
       text.start();
       const ready = /^Kubernetes service ready: the tunnel to 127\.0\.0\.1:\d+ is open, serving no cluster yet \(its kubernetes_service selects none\)\.$/m;
       await waitFor('the ready line', async () => ready.test(text.log), { timeoutMs: 60_000 });
-      assert.match(text.log, new RegExp(`^Joined the kport server at 127\\.0\\.0\\.1:${server.port} as agent ${text.hostId()} \\(discovery, kube\\); its identity is in .*identity, so the token is not needed again\\.$`, 'm'));
+      assert.match(
+        text.log,
+        new RegExp(
+          `^Joined the kport server at 127\\.0\\.0\\.1:${server.port} as agent ${text.hostId()} \\(discovery, kube\\); its identity is in .*identity, so the token is not needed again\\.$`,
+          'm',
+        ),
+      );
       assert.equal(text.log.match(ready)?.length, 1, 'said once');
       text.proc!.kill('SIGTERM');
       await text.proc;
       // Restarted: it resumes with its identity, and says so; with -o json, as JSON lines.
       text.log = '';
       text.start(['discover', 'run', '-o', 'json']);
-      const events = () => text.log.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; message: string; event?: { type: string; host_id?: string; server?: string; clusters?: string[] } });
+      const events = () =>
+        text.log
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as { level: string; message: string; event?: { type: string; host_id?: string; server?: string; clusters?: string[] } });
       await waitFor('the kube_ready event', async () => events().some((e) => e.event?.type === 'kube_ready'), { timeoutMs: 60_000 });
       const resumed = events().find((e) => e.event?.type === 'resumed');
       assert.equal(resumed?.level, 'info', text.log);
@@ -281,7 +351,10 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
       agent.log = '';
       const second = await agent.start(['discover', 'run', '--once']);
       assert.equal(second.exitCode, 1, agent.log);
-      assert.match(agent.log, new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${server.port} is unreachable: connection refused .*; --once gave up after 2 s`, 'm'));
+      assert.match(
+        agent.log,
+        new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${server.port} is unreachable: connection refused .*; --once gave up after 2 s`, 'm'),
+      );
     } finally {
       await server.stop('SIGKILL');
     }
@@ -289,9 +362,17 @@ describe('lifecycle: status is true now; removal and stop are said', { timeout: 
 
   test('server start without a config file says which file to create, with the keys', async () => {
     const dir = tempDir('no-config');
-    const res = await execa(process.execPath, [KPORT_BIN, 'server', 'start'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    const res = await execa(process.execPath, [KPORT_BIN, 'server', 'start'], {
+      cwd: dir,
+      env: { HOME: dir, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    });
     assert.equal(res.exitCode, 2);
-    assert.match(String(res.stderr), /kport server start needs a config file, and none was found \(searched .* upwards and \/etc\/kport\.yaml\): create kport\.yaml with the lines "auth_service: \{ enabled: yes \}" and "proxy_service: \{ enabled: yes \}" .*then run `kport server start -c kport\.yaml`\./);
+    assert.match(
+      String(res.stderr),
+      /kport server start needs a config file, and none was found \(searched .* upwards and \/etc\/kport\.yaml\): create kport\.yaml with the lines "auth_service: \{ enabled: yes \}" and "proxy_service: \{ enabled: yes \}" .*then run `kport server start -c kport\.yaml`\./,
+    );
   });
 });
 
@@ -317,7 +398,8 @@ describe('lifecycle: a config found by searching never runs code', { timeout: 12
     writeFileSync(join(imports, '.kportrc.json'), JSON.stringify({ $import: 'evil.mjs' }));
     writeFileSync(join(imports, 'evil.mjs'), esm);
     const home = tempDir('untrusted-home');
-    const kport = (cwd: string, args: string[]) => execa(process.execPath, [KPORT_BIN, ...args], { cwd, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    const kport = (cwd: string, args: string[]) =>
+      execa(process.execPath, [KPORT_BIN, ...args], { cwd, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
     for (const cwd of [checkout, deep, meta, imports]) {
       for (const args of [['version'], ['get', 'kube_cluster'], ['kube', 'ls'], ['tokens', 'ls'], ['discover', 'policy']]) {
         await kport(cwd, args);

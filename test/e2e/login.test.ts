@@ -21,7 +21,13 @@ import { BINARIES } from '../peers/versions.ts';
 
 function kportAt(home: string) {
   return (args: string[], opts: { input?: string; env?: Record<string, string> } = {}) =>
-    execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '', ...opts.env }, extendEnv: false, reject: false, ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }) });
+    execa(process.execPath, [KPORT_BIN, ...args], {
+      cwd: home,
+      env: { HOME: home, PATH: process.env.PATH ?? '', ...opts.env },
+      extendEnv: false,
+      reject: false,
+      ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    });
 }
 
 /** A profile as a login leaves it, signed by a throwaway CA, valid for `validForMs` (negative: already expired). */
@@ -65,26 +71,52 @@ async function otherServices(): Promise<{ ports: Record<string, number>; close: 
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     ports[what] = (server.address() as AddressInfo).port;
   }
-  return { ports, close: () => {
+  return {
+    ports,
+    close: () => {
       for (const s of Object.values(servers)) s.close();
-    } };
+    },
+  };
 }
 
 describe('a port that is not a kport server', { timeout: 120_000 }, () => {
-  test('login and an agent\'s join say so in one sentence (exit 2): plain HTTP, TLS without HTTP/2, a self-signed service, HTTP/2 answering HTML or other JSON; never an agent\'s or a pin\'s advice', async () => {
+  test("login and an agent's join say so in one sentence (exit 2): plain HTTP, TLS without HTTP/2, a self-signed service, HTTP/2 answering HTML or other JSON; never an agent's or a pin's advice", async () => {
     const services = await otherServices();
     try {
       for (const [what, port] of Object.entries(services.ports)) {
         const home = tempDir('not-kport');
-        const login = await kportAt(home)(['login', '--proxy', `127.0.0.1:${port}`, '--user', 'alice', '--password-stdin'], { input: 'secret-password\n123456\n' });
+        const login = await kportAt(home)(['login', '--proxy', `127.0.0.1:${port}`, '--user', 'alice', '--password-stdin'], {
+          input: 'secret-password\n123456\n',
+        });
         const agentDir = tempDir('not-kport-agent');
         writeFileSync(join(agentDir, 'token'), 'x'.repeat(32));
-        writeFileSync(join(agentDir, 'kport.yaml'), stringify({ version: 'v3', teleport: { data_dir: join(agentDir, 'data'), proxy_server: `127.0.0.1:${port}`, join_params: { token_name: join(agentDir, 'token'), method: 'token' } }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] } }));
+        writeFileSync(
+          join(agentDir, 'kport.yaml'),
+          stringify({
+            version: 'v3',
+            teleport: {
+              data_dir: join(agentDir, 'data'),
+              proxy_server: `127.0.0.1:${port}`,
+              join_params: { token_name: join(agentDir, 'token'), method: 'token' },
+            },
+            discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'] }] },
+          }),
+        );
         const join_ = await kportAt(agentDir)(['-c', join(agentDir, 'kport.yaml'), 'discover', 'run', '--once']);
-        for (const [who, res] of [['login', login], ['agent', join_]] as const) {
+        for (const [who, res] of [
+          ['login', login],
+          ['agent', join_],
+        ] as const) {
           const stderr = String(res.stderr);
           assert.equal(res.exitCode, 2, `${who} at ${what}: ${stderr}`);
-          assert.match(stderr, new RegExp(`^ERROR: The server at 127\\.0\\.0\\.1:${port} is not a kport server: .*; check the address and port \\(kport server start prints the one it listens on\\)\\.$`, 'm'), `${who} at ${what}`);
+          assert.match(
+            stderr,
+            new RegExp(
+              `^ERROR: The server at 127\\.0\\.0\\.1:${port} is not a kport server: .*; check the address and port \\(kport server start prints the one it listens on\\)\\.$`,
+              'm',
+            ),
+            `${who} at ${what}`,
+          );
           assert.doesNotMatch(stderr, /identity directory|this agent joined|rebuilt|bug in kport/, `${who} at ${what}`);
         }
         assert.equal(existsSync(join(home, '.kport', 'current-profile')), false, what);
@@ -102,7 +134,10 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     for (const extra of [[], ['--invite', 'abc']]) {
       const res = await kport(['login', '--proxy', '127.0.0.1:1', '--user', 'alice', ...extra]);
       assert.equal(res.exitCode, 2, String(res.stderr));
-      assert.match(String(res.stderr), /^ERROR: kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe the (new )?password on the first line and the TOTP code.* on the second\.$/);
+      assert.match(
+        String(res.stderr),
+        /^ERROR: kport login needs a password and a TOTP code and there is no terminal to ask for them: pass --password-stdin and pipe the (new )?password on the first line and the TOTP code.* on the second\.$/,
+      );
     }
     assert.equal(existsSync(join(home, '.kport')), false);
   });
@@ -133,13 +168,22 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
   test('on a terminal (a real pty through script(1)): the password is asked with no echo, the code with echo, then the server is contacted', async () => {
     const home = tempDir('login-tty');
     const command = `${process.execPath} ${KPORT_BIN} login --proxy 127.0.0.1:1 --user alice`;
-    const proc = execa('script', ['-qfec', command, '/dev/null'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'pipe' });
+    const proc = execa('script', ['-qfec', command, '/dev/null'], {
+      cwd: home,
+      env: { HOME: home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'pipe',
+    });
     let shown = '';
     const typed = new Set<string>();
     // Typed only once the prompt is up: before that the terminal is not raw yet and would echo it.
     proc.stdout!.on('data', (c: Buffer) => {
       shown += c;
-      for (const [prompt, answer] of [['Password for alice at 127.0.0.1:1: ', 'secret-password\r'], ['TOTP code: ', '123456\r']] as const) {
+      for (const [prompt, answer] of [
+        ['Password for alice at 127.0.0.1:1: ', 'secret-password\r'],
+        ['TOTP code: ', '123456\r'],
+      ] as const) {
         if (shown.includes(prompt) && !typed.has(prompt)) {
           typed.add(prompt);
           setTimeout(() => proc.stdin!.write(answer), 100);
@@ -188,7 +232,12 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const profile = await fakeLogin(home, port, 3_600_000);
     let res = await kport(['status']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.match(String(res.stdout), new RegExp(`Proxy: +127\\.0\\.0\\.1:${port}\\nUser: +alice\\nRoles: +access\\nValid until: +\\d{4}-.*Z\\nCommands: +run through the server at 127\\.0\\.0\\.1:${port}: logged in to`));
+    assert.match(
+      String(res.stdout),
+      new RegExp(
+        `Proxy: +127\\.0\\.0\\.1:${port}\\nUser: +alice\\nRoles: +access\\nValid until: +\\d{4}-.*Z\\nCommands: +run through the server at 127\\.0\\.0\\.1:${port}: logged in to`,
+      ),
+    );
     res = await kport(['-c', join(home, 'kport.yaml'), 'status']);
     assert.match(String(res.stdout), /Commands: +run locally: -c .*kport\.yaml names a config, so its store is used/);
     res = await kport(['status'], { env: { KPORT_CONFIG: join(home, 'kport.yaml') } });
@@ -219,10 +268,22 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const port = await freePort();
     const profile = await fakeLogin(home, port, -120_000);
     const kubeconfig = join(home, '.kube', 'config');
-    writeServerKubeconfig(kubeconfig, { proxy: profile.proxy, host: '127.0.0.1', port, ca: readFileSync(join(profile.dir, 'ca.pem'), 'utf8') }, ['dev'], { command: process.execPath, args: [KPORT_BIN] }, true);
+    writeServerKubeconfig(
+      kubeconfig,
+      { proxy: profile.proxy, host: '127.0.0.1', port, ca: readFileSync(join(profile.dir, 'ca.pem'), 'utf8') },
+      ['dev'],
+      { command: process.execPath, args: [KPORT_BIN] },
+      true,
+    );
     const expired = /your kport login expired: run kport login/g;
     for (const run of [1, 2]) {
-      const res = await execa(BINARIES.kubectl(), ['get', 'ns'], { cwd: home, env: { HOME: home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false, stdin: 'ignore' });
+      const res = await execa(BINARIES.kubectl(), ['get', 'ns'], {
+        cwd: home,
+        env: { HOME: home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig },
+        extendEnv: false,
+        reject: false,
+        stdin: 'ignore',
+      });
       assert.notEqual(res.exitCode, 0, 'kubectl fails');
       assert.equal(String(res.stderr).match(expired)?.length, 1, `kubectl command ${run}: ${res.stderr}`);
       assert.match(String(res.stderr), /exit code 4/);
@@ -239,13 +300,29 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const kport = kportAt(home);
     const port = await freePort();
     await fakeLogin(home, port, 3_600_000);
-    writeFileSync(join(home, 'role.yaml'), stringify({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } }));
+    writeFileSync(
+      join(home, 'role.yaml'),
+      stringify({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } }),
+    );
     const commands = [
-      ['kube', 'ls'], ['kube', 'login', 'dev', '--', 'true'], ['kube', 'config', 'dev'],
-      ['get', 'kube_cluster'], ['get', 'audit'], ['rm', 'role/r'], ['create', '-f', join(home, 'role.yaml')],
-      ['tokens', 'ls'], ['tokens', 'add', '--type=discovery'], ['tokens', 'rm', 'tok-0000000000000000'],
-      ['users', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['users', 'rm', 'bob'], ['users', 'lock', 'bob'], ['users', 'unlock', 'bob'],
-      ['agents', 'ls'], ['agents', 'rm', 'h1'], ['play', 'some-session'],
+      ['kube', 'ls'],
+      ['kube', 'login', 'dev', '--', 'true'],
+      ['kube', 'config', 'dev'],
+      ['get', 'kube_cluster'],
+      ['get', 'audit'],
+      ['rm', 'role/r'],
+      ['create', '-f', join(home, 'role.yaml')],
+      ['tokens', 'ls'],
+      ['tokens', 'add', '--type=discovery'],
+      ['tokens', 'rm', 'tok-0000000000000000'],
+      ['users', 'ls'],
+      ['users', 'add', 'bob', '--roles', 'access'],
+      ['users', 'rm', 'bob'],
+      ['users', 'lock', 'bob'],
+      ['users', 'unlock', 'bob'],
+      ['agents', 'ls'],
+      ['agents', 'rm', 'h1'],
+      ['play', 'some-session'],
     ];
     await Promise.all(
       commands.map(async (args) => {
@@ -254,7 +331,13 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
         const took = Date.now() - started;
         const what = `${args.join(' ')}: ${res.stderr}`;
         assert.equal(res.exitCode, 1, what);
-        assert.match(String(res.stderr), new RegExp(`^ERROR: The kport server at 127\\.0\\.0\\.1:${port} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${port}\\); tried for 2 s: check that the server runs, then run this again\\.$`), what);
+        assert.match(
+          String(res.stderr),
+          new RegExp(
+            `^ERROR: The kport server at 127\\.0\\.0\\.1:${port} is unreachable: connection refused \\(ECONNREFUSED 127\\.0\\.0\\.1:${port}\\); tried for 2 s: check that the server runs, then run this again\\.$`,
+          ),
+          what,
+        );
         assert.equal(String(res.stderr).trim().split('\n').length, 1, what);
         assert.ok(took >= 2_000, `${args.join(' ')} gave up after ${took} ms, before its 2 s`);
       }),
@@ -266,10 +349,18 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
     const kport = kportAt(home);
     const port = await freePort();
     await fakeLogin(home, port, -120_000);
-    for (const args of [['kube', 'ls'], ['get', 'kube_cluster'], ['tokens', 'ls'], ['users', 'ls']]) {
+    for (const args of [
+      ['kube', 'ls'],
+      ['get', 'kube_cluster'],
+      ['tokens', 'ls'],
+      ['users', 'ls'],
+    ]) {
       const res = await kport(args);
       assert.equal(res.exitCode, 4, `${args.join(' ')}: ${res.stderr}`);
-      assert.match(String(res.stderr), new RegExp(`^ERROR: your kport login expired: run kport login --proxy 127\\.0\\.0\\.1:${port} \\(it expired at .*\\)\\.$`));
+      assert.match(
+        String(res.stderr),
+        new RegExp(`^ERROR: your kport login expired: run kport login --proxy 127\\.0\\.0\\.1:${port} \\(it expired at .*\\)\\.$`),
+      );
     }
     const res = await kport(['status']);
     assert.equal(res.exitCode, 4);
@@ -278,7 +369,7 @@ describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
 });
 
 describe('a server that restarts while a person runs a command', { timeout: 120_000 }, () => {
-  test('a command that finds the server\'s port closed retries, and succeeds once the port answers again within 2 s (reads and changes alike)', async () => {
+  test("a command that finds the server's port closed retries, and succeeds once the port answers again within 2 s (reads and changes alike)", async () => {
     const server = await startServer();
     // The person's address for the server: a port that passes connections through, or is closed for a while (a restart).
     const port = await freePort();
@@ -293,14 +384,19 @@ describe('a server that restarts while a person runs a command', { timeout: 120_
       client.pipe(upstream).pipe(client);
     });
     const open = () => new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
-    const close = () => new Promise<void>((resolve) => {
-      relay.close(() => resolve());
-      for (const s of sockets) s.destroy();
-    });
+    const close = () =>
+      new Promise<void>((resolve) => {
+        relay.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
     try {
       await open();
       const alice = await invitedPerson({ ...server, address: `127.0.0.1:${port}` }, 'alice', ['editor']);
-      for (const args of [['kube', 'ls'], ['users', 'add', 'bob', '--roles', 'access'], ['tokens', 'ls']]) {
+      for (const args of [
+        ['kube', 'ls'],
+        ['users', 'add', 'bob', '--roles', 'access'],
+        ['tokens', 'ls'],
+      ]) {
         await close();
         const started = Date.now();
         const run = alice.kport(args);

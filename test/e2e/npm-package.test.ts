@@ -40,7 +40,11 @@ describe('the npm package', { concurrency: false, timeout: 180_000 }, () => {
     symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
     const packed = await execa('npm', ['pack', '--silent', '--pack-destination', work], { cwd: checkout, env: npmEnv(work), extendEnv: false });
     prefix = join(work, 'prefix');
-    const res = await execa('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', join(work, packed.stdout.trim())], { cwd: work, env: npmEnv(work), extendEnv: false });
+    const res = await execa('npm', ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', join(work, packed.stdout.trim())], {
+      cwd: work,
+      env: npmEnv(work),
+      extendEnv: false,
+    });
     install = { stdout: res.stdout, stderr: res.stderr };
   });
   after(() => moto?.stop());
@@ -63,12 +67,22 @@ describe('the npm package', { concurrency: false, timeout: 180_000 }, () => {
     moto = await startMoto();
     await createClusters(moto, [{ name: 'n0', region: 'us-east-1', tags: { env: 'npm' } }]);
     const config = join(home, 'kport.yaml');
-    writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, discovery_service: { enabled: 'yes', discovery_group: 'npm', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'npm' } }] } }));
+    writeFileSync(
+      config,
+      stringify({
+        version: 'v3',
+        teleport: { data_dir: join(home, 'data') },
+        discovery_service: { enabled: 'yes', discovery_group: 'npm', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'npm' } }] },
+      }),
+    );
     const token = await kport(home, ['tokens', 'add', '--type=discovery', '--format=text'], { KPORT_CONFIG: config });
     assert.equal(token.exitCode, 0, String(token.stderr));
     const run = await kport(home, ['discover', 'run', '--once', '--token', String(token.stdout).trim()], { ...moto.env, KPORT_CONFIG: config });
     assert.equal(run.exitCode, 0, String(run.stderr));
     const got = JSON.parse(String((await kport(home, ['get', 'kube_cluster', '-o', 'json'], { KPORT_CONFIG: config })).stdout));
-    assert.deepEqual(got.map((c: { spec: { aws: { name: string } } }) => c.spec.aws.name), ['n0']);
+    assert.deepEqual(
+      got.map((c: { spec: { aws: { name: string } } }) => c.spec.aws.name),
+      ['n0'],
+    );
   });
 });

@@ -24,20 +24,37 @@ const HOSTILE = 'x\u001b]0;pwned\u0007\u001b[2J\u009b31m\u007f\u202eevil\u2066\u
 const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** What YAML 1.1 readers (PyYAML, Ruby, Go yaml.v2) turn into booleans, dates, numbers and null when plain. */
-const AMBIGUOUS: Record<string, string> = { no: 'yes', on: 'off', y: 'n', Y: 'N', date: '2024-01-01', octal: '0755', under: '1_000', sexagesimal: '1:20', tilde: '~', nul: 'null', float: '1e3', octal12: '0o17' };
+const AMBIGUOUS: Record<string, string> = {
+  no: 'yes',
+  on: 'off',
+  y: 'n',
+  Y: 'N',
+  date: '2024-01-01',
+  octal: '0755',
+  under: '1_000',
+  sexagesimal: '1:20',
+  tilde: '~',
+  nul: 'null',
+  float: '1e3',
+  octal12: '0o17',
+};
 
 function setup() {
   const home = tempHome();
   const config = join(home, 'kport.yaml');
-  writeFileSync(config, stringify({
-    version: 'v3',
-    teleport: { data_dir: join(home, 'data') },
-    roles: [{ name: 'all', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['g'] }],
-    users: [{ name: 'alice', roles: ['all'] }],
-    discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] },
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: join(home, 'data') },
+      roles: [{ name: 'all', kubernetes_labels: { '*': '*' }, kubernetes_groups: ['g'] }],
+      users: [{ name: 'alice', roles: ['all'] }],
+      discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] },
+    }),
+  );
   const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: config, KUBECONFIG: join(home, 'kubeconfig') };
-  const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [bin, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
+  const kport = (args: string[], extra: Record<string, string> = {}) =>
+    execa(process.execPath, [bin, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
   return { home, env, kport };
 }
 
@@ -57,11 +74,35 @@ const hostileResources: Resource[] = [
     kind: 'discovery_service',
     version: 'v1',
     metadata: { name: 'host-1' },
-    spec: { host_id: 'host-1-abcdef', hostname: HOSTILE, discovery_group: HOSTILE, state: HOSTILE, started: now, last_poll: now, clusters: { seen: 1, created: 0, updated: 0, deleted: 0 }, errors: [{ scope: HOSTILE, error: HOSTILE, at: now }] },
+    spec: {
+      host_id: 'host-1-abcdef',
+      hostname: HOSTILE,
+      discovery_group: HOSTILE,
+      state: HOSTILE,
+      started: now,
+      last_poll: now,
+      clusters: { seen: 1, created: 0, updated: 0, deleted: 0 },
+      errors: [{ scope: HOSTILE, error: HOSTILE, at: now }],
+    },
   },
-  { kind: 'agent', version: 'v1', metadata: { name: 'host-1' }, spec: { host_id: 'host-1', hostname: HOSTILE, roles: ['discovery'], joined: now, token_name: HOSTILE, credential_hash: 'x', address: HOSTILE } },
-  { kind: 'kube_server', version: 'v1', metadata: { name: 'host-1', expires: new Date(Date.now() + 3_600_000).toISOString() }, spec: { host_id: 'host-1', hostname: HOSTILE, clusters: [HOSTILE] } },
-  { kind: 'audit_event', version: 'v1', metadata: { name: `${now}-1` }, spec: { time: now, type: 'agent.join', outcome: 'refused', host_id: HOSTILE, reason: HOSTILE, remote_addr: HOSTILE } },
+  {
+    kind: 'agent',
+    version: 'v1',
+    metadata: { name: 'host-1' },
+    spec: { host_id: 'host-1', hostname: HOSTILE, roles: ['discovery'], joined: now, token_name: HOSTILE, credential_hash: 'x', address: HOSTILE },
+  },
+  {
+    kind: 'kube_server',
+    version: 'v1',
+    metadata: { name: 'host-1', expires: new Date(Date.now() + 3_600_000).toISOString() },
+    spec: { host_id: 'host-1', hostname: HOSTILE, clusters: [HOSTILE] },
+  },
+  {
+    kind: 'audit_event',
+    version: 'v1',
+    metadata: { name: `${now}-1` },
+    spec: { time: now, type: 'agent.join', outcome: 'refused', host_id: HOSTILE, reason: HOSTILE, remote_addr: HOSTILE },
+  },
   {
     kind: 'kube_cluster',
     version: 'v3',
@@ -75,7 +116,16 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
   before(() => store(home, hostileResources));
   /** kport on a real terminal (stdout and stderr), from script(1); the terminal's own \r\n read as \n. */
   const onTerminal = async (args: string, env: Record<string, string> = {}) =>
-    String((await execa('script', ['-qec', `${process.execPath} ${bin} ${args}`, '/dev/null'], { cwd: home, env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml'), ...env }, extendEnv: false, reject: false })).stdout).replace(/\r\n/g, '\n');
+    String(
+      (
+        await execa('script', ['-qec', `${process.execPath} ${bin} ${args}`, '/dev/null'], {
+          cwd: home,
+          env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml'), ...env },
+          extendEnv: false,
+          reject: false,
+        })
+      ).stdout,
+    ).replace(/\r\n/g, '\n');
 
   test('hostile text in heartbeats, joins, tags and argv reaches no stream raw, in any format', async () => {
     const commands = [
@@ -120,7 +170,11 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
 
   test('a reader that closes the pipe early ends the command quietly, exit 0 and no stack', async () => {
     for (const args of [['create', '--help'], ['--help'], ['get', 'discovery_service'], ['get', 'kube_cluster', '-o', 'yaml'], ['completion', 'bash']]) {
-      const child = spawn(process.execPath, [bin, ...args], { cwd: home, env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [bin, ...args], {
+        cwd: home,
+        env: { HOME: home, KPORT_CONFIG: join(home, 'kport.yaml') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       // Closed before kport writes anything: its every write meets a closed pipe, as after `| head -1`.
       child.stdout.destroy();
       let stderr = '';
@@ -166,8 +220,13 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
       if (process.env.CI) assert.fail('PyYAML is missing: node test/peers/provision.ts installs it with moto');
       return t.skip('no python with PyYAML');
     }
-    const pyyaml = (text: string) => JSON.parse(execFileSync(python, ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: text, encoding: 'utf8' }));
-    for (const args of [['get', 'kube_cluster'], ['kube', 'ls', '--user', 'alice'], ['get', 'discovery_service']]) {
+    const pyyaml = (text: string) =>
+      JSON.parse(execFileSync(python, ['-c', 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'], { input: text, encoding: 'utf8' }));
+    for (const args of [
+      ['get', 'kube_cluster'],
+      ['kube', 'ls', '--user', 'alice'],
+      ['get', 'discovery_service'],
+    ]) {
       const yaml = await kport([...args, '-o', 'yaml']);
       assert.equal(yaml.exitCode, 0, String(yaml.stderr));
       assert.deepEqual(pyyaml(String(yaml.stdout)), JSON.parse(String((await kport([...args, '-o', 'json'])).stdout)), args.join(' '));
@@ -197,9 +256,19 @@ describe('output of the built CLI', { concurrency: false, timeout: 300_000 }, ()
     assert.equal(json[0].selected, true);
     // kport's own context (kube login) marks it too; another context marks nothing.
     writeFileSync(kubeconfig, 'current-context: kport-prod-eks-us-east-1-222222222222\n');
-    assert.equal(String((await kport(['kube', 'ls', '--user', 'alice'], { KUBECONFIG: kubeconfig })).stdout).split('\n')[1]!.split('\t')[2], '*');
+    assert.equal(
+      String((await kport(['kube', 'ls', '--user', 'alice'], { KUBECONFIG: kubeconfig })).stdout)
+        .split('\n')[1]!
+        .split('\t')[2],
+      '*',
+    );
     writeFileSync(kubeconfig, 'current-context: minikube\n');
-    assert.equal(String((await kport(['kube', 'ls', '--user', 'alice'], { KUBECONFIG: kubeconfig })).stdout).split('\n')[1]!.split('\t')[2], '');
+    assert.equal(
+      String((await kport(['kube', 'ls', '--user', 'alice'], { KUBECONFIG: kubeconfig })).stdout)
+        .split('\n')[1]!
+        .split('\t')[2],
+      '',
+    );
   });
 
   test('kube login and kube ls say the same of a user who is not defined', async () => {

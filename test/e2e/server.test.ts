@@ -14,7 +14,12 @@ import { tempDir } from '../peers/process.ts';
 function kportIn(dir: string) {
   return (args: string[], config: unknown) => {
     writeFileSync(join(dir, 'kport.yaml'), typeof config === 'string' ? config : stringify(config));
-    return execa(process.execPath, [KPORT_BIN, '-c', join(dir, 'kport.yaml'), ...args], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    return execa(process.execPath, [KPORT_BIN, '-c', join(dir, 'kport.yaml'), ...args], {
+      cwd: dir,
+      env: { HOME: dir, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    });
   };
 }
 
@@ -25,15 +30,26 @@ describe('kport server start', { timeout: 120_000 }, () => {
     const data = join(dir, 'data');
     let res = await kport(['server', 'start'], { teleport: { data_dir: data } });
     assert.equal(res.exitCode, 2);
-    assert.match(String(res.stderr), /kport server start runs the auth and proxy services: set auth_service\.enabled: yes and proxy_service\.enabled: yes in .*kport\.yaml\./);
-    res = await kport(['server', 'start'], { teleport: { data_dir: data }, auth_service: { enabled: 'yes' }, proxy_service: { enabled: 'yes', listen_addr: 'localhost' } });
+    assert.match(
+      String(res.stderr),
+      /kport server start runs the auth and proxy services: set auth_service\.enabled: yes and proxy_service\.enabled: yes in .*kport\.yaml\./,
+    );
+    res = await kport(['server', 'start'], {
+      teleport: { data_dir: data },
+      auth_service: { enabled: 'yes' },
+      proxy_service: { enabled: 'yes', listen_addr: 'localhost' },
+    });
     assert.equal(res.exitCode, 2);
     assert.match(String(res.stderr), /proxy_service\.listen_addr "localhost" is not host:port, such as 127\.0\.0\.1:3080\./);
     const busy = createServer().listen(0, '127.0.0.1');
     await new Promise((r) => busy.once('listening', r));
     const port = (busy.address() as { port: number }).port;
     try {
-      res = await kport(['server', 'start'], { teleport: { data_dir: data }, auth_service: { enabled: 'yes' }, proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` } });
+      res = await kport(['server', 'start'], {
+        teleport: { data_dir: data },
+        auth_service: { enabled: 'yes' },
+        proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
+      });
       assert.equal(res.exitCode, 1);
       assert.match(String(res.stderr), new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port} \\(proxy_service\\.listen_addr\\): the port is already in use`));
       assert.doesNotMatch(String(res.stderr), /bug/i);
@@ -76,7 +92,12 @@ describe('kport server start', { timeout: 120_000 }, () => {
     assert.match(String(res.stderr), /teleport\.ca_pin \(line \d+\): expected sha256: and 64 hex digits/);
     // A server that is not there (yet): said at once, retried, and Ctrl-C stops the wait quietly.
     writeFileSync(join(dir, 'kport.yaml'), stringify(agent({ proxy_server: '127.0.0.1:1' })));
-    const waiting = execa(process.execPath, [KPORT_BIN, '-c', join(dir, 'kport.yaml'), 'discover', 'run'], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    const waiting = execa(process.execPath, [KPORT_BIN, '-c', join(dir, 'kport.yaml'), 'discover', 'run'], {
+      cwd: dir,
+      env: { HOME: dir, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    });
     let said = '';
     waiting.stderr!.on('data', (c: Buffer) => (said += c));
     while (!/retrying/.test(said)) await new Promise((r) => setTimeout(r, 50));
@@ -85,10 +106,16 @@ describe('kport server start', { timeout: 120_000 }, () => {
     assert.equal(res.exitCode, 130);
     assert.match(said, /The kport server at 127\.0\.0\.1:1 is unreachable: connection refused \(ECONNREFUSED 127\.0\.0\.1:1\); retrying/);
     assert.doesNotMatch(said, /bug|ERROR/);
-    for (const args of [['get', 'kube_cluster'], ['tokens', 'add', '--type=discovery']]) {
+    for (const args of [
+      ['get', 'kube_cluster'],
+      ['tokens', 'add', '--type=discovery'],
+    ]) {
       res = await kport(args, agent({ proxy_server: '127.0.0.1:1' }));
       assert.equal(res.exitCode, 2, args.join(' '));
-      assert.match(String(res.stderr), /joins the kport server at 127\.0\.0\.1:1 \(teleport\.proxy_server\), so there is no store here: run this command on the server/);
+      assert.match(
+        String(res.stderr),
+        /joins the kport server at 127\.0\.0\.1:1 \(teleport\.proxy_server\), so there is no store here: run this command on the server/,
+      );
     }
   });
 });

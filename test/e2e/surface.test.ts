@@ -12,10 +12,17 @@ test('completions/ and the command-tree snapshot match the command tree (run `np
 test('the bash completion script completes nouns, verbs, flags and kinds in a real bash', async () => {
   const { execFileSync } = await import('node:child_process');
   const complete = (...words: string[]) =>
-    execFileSync('bash', ['-c', `source completions/kport.bash; COMP_WORDS=(${words.map((w) => `"${w}"`).join(' ')}); COMP_CWORD=${words.length - 1}; _kport; echo "\${COMPREPLY[@]}"`], {
-      cwd: new URL('../..', import.meta.url),
-      encoding: 'utf8',
-    }).trim();
+    execFileSync(
+      'bash',
+      [
+        '-c',
+        `source completions/kport.bash; COMP_WORDS=(${words.map((w) => `"${w}"`).join(' ')}); COMP_CWORD=${words.length - 1}; _kport; echo "\${COMPREPLY[@]}"`,
+      ],
+      {
+        cwd: new URL('../..', import.meta.url),
+        encoding: 'utf8',
+      },
+    ).trim();
   assert.equal(complete('kport', 'tok'), 'tokens');
   assert.equal(complete('kport', 'tokens', ''), 'add ls rm');
   assert.equal(complete('kport', 'tokens', 'add', '--t'), '--type --ttl');
@@ -41,14 +48,24 @@ test('bash completion: global options before the command, shells, choice values,
   // The script calls `kport` from PATH, as an installed kport is.
   const bin = join(home, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'kport'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL('../../bin/kport.js', import.meta.url).pathname)} "$@"\n`);
+  writeFileSync(
+    join(bin, 'kport'),
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL('../../bin/kport.js', import.meta.url).pathname)} "$@"\n`,
+  );
   chmodSync(join(bin, 'kport'), 0o755);
   const complete = (...words: string[]) =>
-    execFileSync('bash', ['-c', `source completions/kport.bash; COMP_WORDS=(${words.map((w) => `"${w}"`).join(' ')}); COMP_CWORD=${words.length - 1}; _kport; echo "\${COMPREPLY[@]}"`], {
-      cwd: new URL('../..', import.meta.url),
-      encoding: 'utf8',
-      env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
-    }).trim();
+    execFileSync(
+      'bash',
+      [
+        '-c',
+        `source completions/kport.bash; COMP_WORDS=(${words.map((w) => `"${w}"`).join(' ')}); COMP_CWORD=${words.length - 1}; _kport; echo "\${COMPREPLY[@]}"`,
+      ],
+      {
+        cwd: new URL('../..', import.meta.url),
+        encoding: 'utf8',
+        env: { PATH: `${bin}:${process.env.PATH}`, HOME: home },
+      },
+    ).trim();
   assert.equal(complete('kport', '--format', 'json', 'get', 'k'), 'kube_cluster kube_server');
   assert.equal(complete('kport', '-c', config, 'get', 'k'), 'kube_cluster kube_server');
   assert.equal(complete('kport', '--data-dir', '/tmp', 'get', 'tok'), 'token');
@@ -67,7 +84,12 @@ test('`get <TAB>` offers the kinds `get --help` lists, and each of them is one `
   const { execFileSync } = await import('node:child_process');
   const { get } = await import('../../src/commands/resource/get.ts');
   const { lookupKind } = await import('../../src/commands/resource/registry.ts');
-  const offered = execFileSync('bash', ['-c', 'source completions/kport.bash; COMP_WORDS=(kport get ""); COMP_CWORD=2; _kport; echo "${COMPREPLY[@]}"'], { cwd: new URL('../..', import.meta.url), encoding: 'utf8' }).trim().split(' ');
+  const offered = execFileSync('bash', ['-c', 'source completions/kport.bash; COMP_WORDS=(kport get ""); COMP_CWORD=2; _kport; echo "${COMPREPLY[@]}"'], {
+    cwd: new URL('../..', import.meta.url),
+    encoding: 'utf8',
+  })
+    .trim()
+    .split(' ');
   const listed = get.summary.replace(/^.*?: /, '').split(', ');
   assert.deepEqual(offered.sort(), [...listed].sort());
   assert.ok(listed.includes('audit') && listed.includes('agent'), get.summary);

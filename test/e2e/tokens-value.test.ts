@@ -14,7 +14,14 @@ function home() {
   const config = join(dir, 'kport.yaml');
   writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') } }));
   const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
-  return (args: string[], input?: string) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false, ...(input === undefined ? { stdin: 'ignore' as const } : { input }) });
+  return (args: string[], input?: string) =>
+    execa(process.execPath, [KPORT_BIN, ...args], {
+      cwd: dir,
+      env,
+      extendEnv: false,
+      reject: false,
+      ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
+    });
 }
 
 test('--value - takes the secret from stdin, and a value in argv is hidden with a warning that says to prefer stdin', async () => {

@@ -28,8 +28,12 @@ function home(opts: { kube?: boolean; aws?: string; teleport?: Record<string, un
     }),
   );
   const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config, ...AWS_ENV, AWS_ENDPOINT_URL: opts.aws ?? 'http://127.0.0.1:1' };
-  const kport = (args: string[], extra: { input?: string } = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false, ...extra });
-  const storeFiles = () => readdirSync(join(dir, 'data')).filter((f) => f.startsWith('kport.db')).map((f) => readFileSync(join(dir, 'data', f)));
+  const kport = (args: string[], extra: { input?: string } = {}) =>
+    execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env, extendEnv: false, reject: false, ...extra });
+  const storeFiles = () =>
+    readdirSync(join(dir, 'data'))
+      .filter((f) => f.startsWith('kport.db'))
+      .map((f) => readFileSync(join(dir, 'data', f)));
   return { dir, kport, storeFiles };
 }
 
@@ -49,7 +53,10 @@ describe('tokens add and tokens ls', () => {
   test('only roles kport has agents for are accepted, in one sentence with a "did you mean"', async () => {
     const { kport } = home();
     for (const [type, expected] of [
-      ['discover', /^ERROR: invalid role "discover" in --type: kport has agents only for discovery and kube, so a token grants one or both of those \(did you mean "discovery"\?\)\.$/],
+      [
+        'discover',
+        /^ERROR: invalid role "discover" in --type: kport has agents only for discovery and kube, so a token grants one or both of those \(did you mean "discovery"\?\)\.$/,
+      ],
       ['node', /^ERROR: invalid role "node" in --type: kport has agents only for discovery and kube, so a token grants one or both of those\.$/],
       ['discovery,windowsdesktop', /invalid role "windowsdesktop"/],
     ] as const) {
@@ -65,9 +72,14 @@ describe('tokens add and tokens ls', () => {
     const { kport } = home();
     await kport(['tokens', 'add', '--type=discovery', '--uses=3', '--labels=team=a']);
     await kport(['tokens', 'add', '--type=kube']);
-    const [header, ...rows] = String((await kport(['tokens', 'ls'])).stdout).trim().split('\n');
+    const [header, ...rows] = String((await kport(['tokens', 'ls'])).stdout)
+      .trim()
+      .split('\n');
     assert.equal(header, 'Name\tType\tUses Left\tLabels\tExpiry Time (UTC)');
-    assert.deepEqual(rows.map((r) => r.split('\t').slice(1, 4)).sort(), [['Discovery', '3', 'team=a'], ['Kube', 'unlimited', '']]);
+    assert.deepEqual(rows.map((r) => r.split('\t').slice(1, 4)).sort(), [
+      ['Discovery', '3', 'team=a'],
+      ['Kube', 'unlimited', ''],
+    ]);
   });
 
   test('the public name is independent of the secret, and the store holds no unsalted hash of it', async () => {
@@ -144,7 +156,10 @@ describe('discover run and its token', () => {
   });
 
   test('after a refused join, the hint names the roles this agent needs (local mode)', async () => {
-    for (const [kube, type] of [[false, 'discovery'], [true, 'discovery,kube']] as const) {
+    for (const [kube, type] of [
+      [false, 'discovery'],
+      [true, 'discovery,kube'],
+    ] as const) {
       const { kport } = home({ kube });
       const r = await kport(['discover', 'run', '--once', '--token', 'not-a-token-at-all']);
       assert.equal(r.exitCode, 4);
@@ -186,7 +201,10 @@ describe('discover run and its token', () => {
           for (const teleport of [{ proxy_server: `127.0.0.1:${(counter.address() as { port: number }).port}` }, {}]) {
             const { dir, kport } = home({ teleport });
             writeFileSync(join(dir, 'token'), text, { mode: 0o600 });
-            for (const args of [['--token', join(dir, 'token')], ['--token', '-']]) {
+            for (const args of [
+              ['--token', join(dir, 'token')],
+              ['--token', '-'],
+            ]) {
               const r = await kport(['discover', 'run', '--once', ...args], args[1] === '-' ? { input: text } : {});
               const where = `${what}, ${teleport.proxy_server ? 'network' : 'local'}, ${args.join(' ')}`;
               assert.equal(r.exitCode, 2, `${where}: ${r.stderr}`);
@@ -204,11 +222,18 @@ describe('discover run and its token', () => {
 
     test('after a refused join, the hint names the roles this agent needs', async () => {
       const kubeOnly = await server.token('kube');
-      for (const [kube, token, type] of [[false, 'not-a-token-at-all', 'discovery'], [false, kubeOnly, 'discovery'], [true, 'not-a-token-at-all', 'discovery,kube']] as const) {
+      for (const [kube, token, type] of [
+        [false, 'not-a-token-at-all', 'discovery'],
+        [false, kubeOnly, 'discovery'],
+        [true, 'not-a-token-at-all', 'discovery,kube'],
+      ] as const) {
         const { kport } = home({ kube, teleport: { proxy_server: server.address, ca_pin: server.pin } });
         const r = await kport(['discover', 'run', '--once', '--token', token]);
         assert.equal(r.exitCode, 4, String(r.stderr));
-        assert.match(String(r.stderr), new RegExp(`The server refused to let this agent join: .*; create one with \`kport tokens add --type=${type}\` on the server\\.`));
+        assert.match(
+          String(r.stderr),
+          new RegExp(`The server refused to let this agent join: .*; create one with \`kport tokens add --type=${type}\` on the server\\.`),
+        );
       }
     });
   });

@@ -18,7 +18,17 @@ export interface AgentSetup {
 export async function setupAgent(
   moto: Moto,
   dir: string,
-  opts: { group: string; matchers: unknown[]; name?: string; pollInterval?: string; leaseTtl?: string; kubernetes?: boolean; storage?: unknown; credentials?: { accessKeyId: string; secretAccessKey: string }; cli?: Cli },
+  opts: {
+    group: string;
+    matchers: unknown[];
+    name?: string;
+    pollInterval?: string;
+    leaseTtl?: string;
+    kubernetes?: boolean;
+    storage?: unknown;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+    cli?: Cli;
+  },
 ): Promise<AgentSetup> {
   const config = join(dir, `${opts.name ?? opts.group}.yaml`);
   const env = {
@@ -34,8 +44,18 @@ export async function setupAgent(
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), join_params: { token_name: join(dir, 'token'), method: 'token' }, ...(opts.storage ? { storage: opts.storage } : {}) },
-      discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: opts.pollInterval ?? '2s', leader_lease_ttl: opts.leaseTtl ?? '2s', aws: opts.matchers },
+      teleport: {
+        data_dir: join(dir, 'data'),
+        join_params: { token_name: join(dir, 'token'), method: 'token' },
+        ...(opts.storage ? { storage: opts.storage } : {}),
+      },
+      discovery_service: {
+        enabled: 'yes',
+        discovery_group: opts.group,
+        poll_interval: opts.pollInterval ?? '2s',
+        leader_lease_ttl: opts.leaseTtl ?? '2s',
+        aws: opts.matchers,
+      },
       kubernetes_service: { enabled: opts.kubernetes ? 'yes' : 'no' },
     }),
   );
@@ -45,7 +65,9 @@ export async function setupAgent(
   return { dir, config, env, kport };
 }
 
-export async function kubeClusters(agent: AgentSetup): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: { aws: { name: string; region: string; account_id: string } } }>> {
+export async function kubeClusters(
+  agent: AgentSetup,
+): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: { aws: { name: string; region: string; account_id: string } } }>> {
   const res = await agent.kport(['get', 'kube_cluster', '--format=json']);
   if (res.exitCode !== 0) throw new Error(`get kube_cluster failed: ${res.stderr}`);
   return JSON.parse(String(res.stdout));

@@ -61,7 +61,11 @@ export class Browser {
    * provider's login page, continues on its consent page. Stops before visiting a URL `stopAt`
    * accepts (returned as `stoppedAt`), or at the first page that is neither a redirect nor a form.
    */
-  async signIn(url: string, login: string, stopAt: (url: string) => boolean = () => false): Promise<{ stoppedAt?: string; last: { url: string; status: number; body: string } }> {
+  async signIn(
+    url: string,
+    login: string,
+    stopAt: (url: string) => boolean = () => false,
+  ): Promise<{ stoppedAt?: string; last: { url: string; status: number; body: string } }> {
     let next: { url: string; form?: Record<string, string> } | undefined = { url };
     for (let step = 0; step < 20 && next; step++) {
       if (stopAt(next.url)) return { stoppedAt: next.url, last: { url: next.url, status: 0, body: '' } };

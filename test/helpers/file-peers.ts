@@ -24,5 +24,14 @@ export function fileApiserver(): Promise<KubeApiserver> {
 
 // Registered when a test file imports this module, so on the file's root: after every test in it.
 after(async () => {
-  await Promise.all([moto?.then((m) => m.stop(), () => undefined), apiserver?.then((a) => a.stop(), () => undefined)]);
+  await Promise.all([
+    moto?.then(
+      (m) => m.stop(),
+      () => undefined,
+    ),
+    apiserver?.then(
+      (a) => a.stop(),
+      () => undefined,
+    ),
+  ]);
 });

@@ -16,7 +16,10 @@ export interface FleetAgent {
   start(): void;
 }
 
-export async function startFleetAgent(moto: Moto, opts: { name: string; group: string; storage: unknown; matchers: unknown[]; leaseTtl?: string; pollInterval?: string }): Promise<FleetAgent> {
+export async function startFleetAgent(
+  moto: Moto,
+  opts: { name: string; group: string; storage: unknown; matchers: unknown[]; leaseTtl?: string; pollInterval?: string },
+): Promise<FleetAgent> {
   const setup = await setupAgent(moto, tempDir(`agent-${opts.name}`), { ...opts, name: opts.name });
   const agent: FleetAgent = {
     name: opts.name,
@@ -44,15 +47,34 @@ export interface ServiceStatus {
 }
 
 export async function serviceStatus(setup: AgentSetup): Promise<ServiceStatus[]> {
-  const res = await execa(process.execPath, [KPORT_BIN, 'get', 'discovery_service', '--format=json'], { cwd: setup.dir, env: setup.env, extendEnv: false, reject: false });
+  const res = await execa(process.execPath, [KPORT_BIN, 'get', 'discovery_service', '--format=json'], {
+    cwd: setup.dir,
+    env: setup.env,
+    extendEnv: false,
+    reject: false,
+  });
   if (res.exitCode !== 0) throw new Error(String(res.stderr));
   return JSON.parse(String(res.stdout));
 }
 
 /** The one agent leading `group`, once exactly one says so. */
 export async function waitForLeader(agents: FleetAgent[], group: string, opts: { not?: FleetAgent; timeoutMs?: number } = {}): Promise<FleetAgent> {
-  return waitFor(`one leader of ${group}`, async () => {
-    const leaders = agents.filter((a) => a !== opts.not && a.alive && /leading discovery group/.test(a.log.split('\n').filter((l) => /leading discovery group|standby/.test(l)).at(-1) ?? ''));
-    return leaders.length === 1 ? leaders[0] : undefined;
-  }, { timeoutMs: opts.timeoutMs ?? 60_000 });
+  return waitFor(
+    `one leader of ${group}`,
+    async () => {
+      const leaders = agents.filter(
+        (a) =>
+          a !== opts.not &&
+          a.alive &&
+          /leading discovery group/.test(
+            a.log
+              .split('\n')
+              .filter((l) => /leading discovery group|standby/.test(l))
+              .at(-1) ?? '',
+          ),
+      );
+      return leaders.length === 1 ? leaders[0] : undefined;
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
 }

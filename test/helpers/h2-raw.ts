@@ -41,7 +41,13 @@ export class RawH2 {
 
   /** A POST's HEADERS frame; its body follows with data(). */
   post(stream: number, path: string, endStream = false): void {
-    const fields = [[':method', 'POST'], [':scheme', 'https'], [':path', path], [':authority', 'localhost'], ['content-type', 'application/json']];
+    const fields = [
+      [':method', 'POST'],
+      [':scheme', 'https'],
+      [':path', path],
+      [':authority', 'localhost'],
+      ['content-type', 'application/json'],
+    ];
     // HPACK literals without indexing, new names, no Huffman: enough for any server to decode.
     const block = Buffer.concat(fields.flatMap(([n, v]) => [Buffer.from([0, n!.length]), Buffer.from(n!), Buffer.from([v!.length]), Buffer.from(v!)]));
     this.socket.write(frame(FRAME.HEADERS, END_HEADERS | (endStream ? END_STREAM : 0), stream, block));
@@ -70,7 +76,12 @@ export class RawH2 {
     while (this.#buffer.length >= 9) {
       const length = this.#buffer.readUIntBE(0, 3);
       if (this.#buffer.length < 9 + length) return;
-      const f: Frame = { type: this.#buffer[3]!, flags: this.#buffer[4]!, stream: this.#buffer.readUInt32BE(5) & 0x7fffffff, payload: this.#buffer.subarray(9, 9 + length) };
+      const f: Frame = {
+        type: this.#buffer[3]!,
+        flags: this.#buffer[4]!,
+        stream: this.#buffer.readUInt32BE(5) & 0x7fffffff,
+        payload: this.#buffer.subarray(9, 9 + length),
+      };
       this.#buffer = this.#buffer.subarray(9 + length);
       this.frames.push(f);
       if (f.type === FRAME.SETTINGS && !(f.flags & ACK)) this.socket.write(frame(FRAME.SETTINGS, ACK, 0, Buffer.alloc(0)));

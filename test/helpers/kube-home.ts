@@ -8,7 +8,12 @@ import { stringify } from 'yaml';
 import type { KubeApiserver } from '../peers/kube.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';
 
-export async function kubeHome(api: KubeApiserver, home: string, access: { roles: object[]; users: object[] }, cli: Cli = NODE_CLI): Promise<Record<string, string>> {
+export async function kubeHome(
+  api: KubeApiserver,
+  home: string,
+  access: { roles: object[]; users: object[] },
+  cli: Cli = NODE_CLI,
+): Promise<Record<string, string>> {
   const env = { HOME: home, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(home, 'kport.yaml'), KUBECONFIG: join(home, 'no-such-kubeconfig') };
   writeFileSync(env.KPORT_CONFIG, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, ...access }));
   const boot = await runCli(cli, ['rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/kport-proxy'], {

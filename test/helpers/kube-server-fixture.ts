@@ -42,7 +42,12 @@ export interface Fixture {
 }
 
 /** Every piece up; `roles` are created on the server (role resources, v7); `server` configures `kport server start` (`env`: KPORT_IDLE_TIMEOUT). */
-export async function startFixture(opts: { agents?: number; roles: object[]; server?: Parameters<typeof startServer>[0]; serverEnv?: Record<string, string> }): Promise<Fixture> {
+export async function startFixture(opts: {
+  agents?: number;
+  roles: object[];
+  server?: Parameters<typeof startServer>[0];
+  serverEnv?: Record<string, string>;
+}): Promise<Fixture> {
   const dir = tempDir('kube-server');
   const echo = createServer((socket) => socket.pipe(socket));
   await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
@@ -56,7 +61,13 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
     await kubeHome(api, dir, { roles: [], users: [] });
     const admin = (...args: string[]) => run(BINARIES.kubectl(), ['--kubeconfig', api.kubeconfig(api.admin), ...args]);
     await admin('create', 'namespace', 'apps');
-    await admin('create', 'clusterrole', 'developer', '--verb=get,list,watch,create,update,patch,delete', '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps');
+    await admin(
+      'create',
+      'clusterrole',
+      'developer',
+      '--verb=get,list,watch,create,update,patch,delete',
+      '--resource=pods,pods/log,pods/exec,pods/attach,pods/portforward,configmaps',
+    );
     await admin('create', 'rolebinding', 'developers', '--clusterrole=developer', '--group=developers', '-n', 'apps');
     await kwok.createPod('apps', 'web', { ports: [8080] });
     return { api, kwok, admin };
@@ -100,21 +111,29 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
       return agent;
     },
     async waitServed(which) {
-      await waitFor(`${which.length} agent(s) serving ${CLUSTER} through tunnels`, async () => {
-        const res = await server.kport(['get', 'kube_server', '--format=json']);
-        if (res.exitCode !== 0) return undefined;
-        const beats = JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string; clusters: string[] } }>;
-        const audit = await server.kport(['get', 'audit', '--format=json']);
-        const tunnels = (JSON.parse(String(audit.stdout)) as Array<{ spec: { type: string; outcome: string; host_id?: string } }>).filter((e) => e.spec.type === 'agent.tunnel' && e.spec.outcome === 'allowed');
-        return which.every((a) => {
-          try {
-            const id = a.hostId();
-            return beats.some((b) => b.spec.host_id === id && b.spec.clusters.includes(CLUSTER)) && tunnels.some((e) => e.spec.host_id === id);
-          } catch {
-            return false;
-          }
-        }) || undefined;
-      }, { timeoutMs: 90_000 });
+      await waitFor(
+        `${which.length} agent(s) serving ${CLUSTER} through tunnels`,
+        async () => {
+          const res = await server.kport(['get', 'kube_server', '--format=json']);
+          if (res.exitCode !== 0) return undefined;
+          const beats = JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string; clusters: string[] } }>;
+          const audit = await server.kport(['get', 'audit', '--format=json']);
+          const tunnels = (JSON.parse(String(audit.stdout)) as Array<{ spec: { type: string; outcome: string; host_id?: string } }>).filter(
+            (e) => e.spec.type === 'agent.tunnel' && e.spec.outcome === 'allowed',
+          );
+          return (
+            which.every((a) => {
+              try {
+                const id = a.hostId();
+                return beats.some((b) => b.spec.host_id === id && b.spec.clusters.includes(CLUSTER)) && tunnels.some((e) => e.spec.host_id === id);
+              } catch {
+                return false;
+              }
+            }) || undefined
+          );
+        },
+        { timeoutMs: 90_000 },
+      );
     },
     async stop() {
       if (process.env.KPORT_TEST_DEBUG) for (const a of agents) process.stderr.write(`--- agent ${a.dir}\n${a.log}\n`);
@@ -141,7 +160,12 @@ export async function startFixture(opts: { agents?: number; roles: object[]; ser
 /** Roles: alice's for env=prod, bob's for env=staging, both as the developers group. */
 export const ROLES = [
   { kind: 'role', version: 'v7', metadata: { name: 'prod-dev' }, spec: { allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } },
-  { kind: 'role', version: 'v7', metadata: { name: 'staging-dev' }, spec: { allow: { kubernetes_labels: { env: 'staging' }, kubernetes_groups: ['developers'] } } },
+  {
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'staging-dev' },
+    spec: { allow: { kubernetes_labels: { env: 'staging' }, kubernetes_groups: ['developers'] } },
+  },
 ];
 
 /** A command's result, never thrown. */
@@ -157,7 +181,14 @@ export function personKubectl(home: string) {
   return {
     env,
     run: async (args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Ran> => {
-      const res = await execa(BINARIES.kubectl(), args, { env, extendEnv: false, reject: false, stripFinalNewline: false, timeout: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }) });
+      const res = await execa(BINARIES.kubectl(), args, {
+        env,
+        extendEnv: false,
+        reject: false,
+        stripFinalNewline: false,
+        timeout: opts.timeoutMs ?? 60_000,
+        ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+      });
       return { code: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr) };
     },
     spawn: (args: string[]) => execa(BINARIES.kubectl(), args, { env, extendEnv: false, reject: false, stdin: 'ignore' }),

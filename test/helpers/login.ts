@@ -31,7 +31,9 @@ export function person(env: Record<string, string> = {}, cli: Cli = NODE_CLI): P
       proc.stderr!.on('data', (c: Buffer) => (stderr += c));
       let exited = false;
       void proc.finally(() => (exited = true));
-      const uri = await waitFor('the TOTP enrolment', async () => /otpauth:\/\/\S+/.exec(stderr)?.[0] ?? (exited ? 'exited' : undefined), { timeoutMs: 30_000 });
+      const uri = await waitFor('the TOTP enrolment', async () => /otpauth:\/\/\S+/.exec(stderr)?.[0] ?? (exited ? 'exited' : undefined), {
+        timeoutMs: 30_000,
+      });
       assert.notEqual(uri, 'exited', stderr);
       const code = (OTPAuth.URI.parse(uri) as OTPAuth.TOTP).generate();
       proc.stdin!.end(`${password}\n${code}\n`);
@@ -42,7 +44,14 @@ export function person(env: Record<string, string> = {}, cli: Cli = NODE_CLI): P
 }
 
 /** `users add` on the server's host, then that person's login with the invite; the person is logged in to `server`. */
-export async function invitedPerson(server: TestServer, name: string, roles: string[], password = `${name} has a long password`, env: Record<string, string> = {}, cli: Cli = NODE_CLI): Promise<Person & { password: string; invite: string; login: Awaited<ReturnType<Person['loginWithInvite']>> }> {
+export async function invitedPerson(
+  server: TestServer,
+  name: string,
+  roles: string[],
+  password = `${name} has a long password`,
+  env: Record<string, string> = {},
+  cli: Cli = NODE_CLI,
+): Promise<Person & { password: string; invite: string; login: Awaited<ReturnType<Person['loginWithInvite']>> }> {
   const res = await server.kport(['users', 'add', name, '--roles', roles.join(',')]);
   assert.equal(res.exitCode, 0, String(res.stderr));
   const invite = /^ {2}invite code: (\S+)$/m.exec(String(res.stdout))?.[1];

@@ -31,7 +31,19 @@ export function timeoutsEnv(timeouts: TestTimeouts | undefined): Record<string, 
   return timeouts ? { KPORT_TEST_TIMEOUTS: JSON.stringify(timeouts) } : {};
 }
 
-export async function startServer(opts: { timeouts?: TestTimeouts; hostCertTtl?: string; discovery?: unknown; kubernetes?: unknown; env?: Record<string, string>; storage?: unknown; auth?: Record<string, unknown>; port?: number; cli?: Cli } = {}): Promise<TestServer> {
+export async function startServer(
+  opts: {
+    timeouts?: TestTimeouts;
+    hostCertTtl?: string;
+    discovery?: unknown;
+    kubernetes?: unknown;
+    env?: Record<string, string>;
+    storage?: unknown;
+    auth?: Record<string, unknown>;
+    port?: number;
+    cli?: Cli;
+  } = {},
+): Promise<TestServer> {
   const dir = tempDir('server');
   const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
@@ -68,7 +80,11 @@ export async function startServer(opts: { timeouts?: TestTimeouts; hostCertTtl?:
       proc.stderr!.on('data', (c: Buffer) => (server.log += c));
       let exited: number | undefined;
       void proc.then((r) => (exited = r.exitCode ?? -1));
-      server.pin = await waitFor('the server to be ready', async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(server.out)?.[1] ?? (exited !== undefined ? 'exited' : undefined), { timeoutMs: 30_000 });
+      server.pin = await waitFor(
+        'the server to be ready',
+        async () => /CA pin: (sha256:[0-9a-f]{64})/.exec(server.out)?.[1] ?? (exited !== undefined ? 'exited' : undefined),
+        { timeoutMs: 30_000 },
+      );
       if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
     },
     async stop(signal = 'SIGTERM') {
@@ -100,13 +116,23 @@ export interface HandJoined {
  * certificate and key, for calls and connections made by hand. A fresh token of `roles` unless one is
  * given; `hostname` is only what the agent says of itself (the request's key is what counts).
  */
-export async function joinByHand(server: TestServer, ca: string, opts: { roles?: string[]; token?: string; group?: string; hostname?: string; pair?: CryptoKeyPair } = {}): Promise<HandJoined> {
+export async function joinByHand(
+  server: TestServer,
+  ca: string,
+  opts: { roles?: string[]; token?: string; group?: string; hostname?: string; pair?: CryptoKeyPair } = {},
+): Promise<HandJoined> {
   const roles = opts.roles ?? ['discovery'];
   const pair = opts.pair ?? (await generateKeys());
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
   try {
     const token = opts.token ?? (await server.token(roles.join(',')));
-    const issued = await anonymous.rawCall<Omit<HandJoined, 'key'>>('/v1/join', { token, roles, hostname: opts.hostname ?? 'agent-host', csr: await createCsr(pair, 'agent-host'), discovery_group: opts.group ?? 'prod' });
+    const issued = await anonymous.rawCall<Omit<HandJoined, 'key'>>('/v1/join', {
+      token,
+      roles,
+      hostname: opts.hostname ?? 'agent-host',
+      csr: await createCsr(pair, 'agent-host'),
+      discovery_group: opts.group ?? 'prod',
+    });
     return { ...issued, key: await keyPem(pair.privateKey) };
   } finally {
     anonymous.close();
@@ -130,7 +156,18 @@ export interface NetworkAgent {
 export async function networkAgent(
   moto: Moto,
   server: TestServer,
-  opts: { name: string; group: string; matchers: unknown[]; leaseTtl?: string; pollInterval?: string; token?: string; pin?: string; kubernetes?: unknown; cli?: Cli; timeouts?: TestTimeouts },
+  opts: {
+    name: string;
+    group: string;
+    matchers: unknown[];
+    leaseTtl?: string;
+    pollInterval?: string;
+    token?: string;
+    pin?: string;
+    kubernetes?: unknown;
+    cli?: Cli;
+    timeouts?: TestTimeouts;
+  },
 ): Promise<NetworkAgent> {
   const dir = tempDir(`agent-${opts.name}`);
   const config = join(dir, 'kport.yaml');
@@ -140,11 +177,22 @@ export async function networkAgent(
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: opts.pin ?? server.pin, join_params: { token_name: tokenFile, method: 'token' } },
+      teleport: {
+        data_dir: join(dir, 'data'),
+        proxy_server: server.address,
+        ca_pin: opts.pin ?? server.pin,
+        join_params: { token_name: tokenFile, method: 'token' },
+      },
       auth_service: { enabled: 'off' },
       proxy_service: { enabled: 'off' },
       ssh_service: { enabled: 'off' },
-      discovery_service: { enabled: 'yes', discovery_group: opts.group, poll_interval: opts.pollInterval ?? '2s', leader_lease_ttl: opts.leaseTtl ?? '2s', aws: opts.matchers },
+      discovery_service: {
+        enabled: 'yes',
+        discovery_group: opts.group,
+        poll_interval: opts.pollInterval ?? '2s',
+        leader_lease_ttl: opts.leaseTtl ?? '2s',
+        aws: opts.matchers,
+      },
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
@@ -191,7 +239,10 @@ export interface KubeAgent {
  * joins `server` with `token` (a fresh kube one by default) and serves what `kubernetes` selects; a
  * `kubeconfig` given is written beside it and served as its kubeconfig_file. Not started.
  */
-export async function kubeAgent(server: TestServer, opts: { kubernetes: Record<string, unknown>; kubeconfig?: string; token?: string; timeouts?: TestTimeouts; name?: string }): Promise<KubeAgent> {
+export async function kubeAgent(
+  server: TestServer,
+  opts: { kubernetes: Record<string, unknown>; kubeconfig?: string; token?: string; timeouts?: TestTimeouts; name?: string },
+): Promise<KubeAgent> {
   const dir = tempDir(opts.name ?? 'kube-agent');
   const config = join(dir, 'kport.yaml');
   const dataDir = join(dir, 'data');
@@ -217,7 +268,11 @@ export async function kubeAgent(server: TestServer, opts: { kubernetes: Record<s
     credential: () => ({ cert: identity().credential.cert, key: readFileSync(join(dataDir, 'identity', 'key.pem'), 'utf8') }),
     requests() {
       const file = join(dataDir, 'audit', 'kube.log');
-      return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).length : 0;
+      return existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .split('\n')
+            .filter((l) => l.trim()).length
+        : 0;
     },
     start() {
       const proc = runCli(NODE_CLI, ['discover', 'run'], { cwd: dir, env, extendEnv: false, reject: false });
@@ -233,13 +288,17 @@ export async function kubeAgent(server: TestServer, opts: { kubernetes: Record<s
   return agent;
 }
 
-export async function serverClusters(server: TestServer): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: Record<string, unknown> }>> {
+export async function serverClusters(
+  server: TestServer,
+): Promise<Array<{ metadata: { name: string; labels: Record<string, string> }; spec: Record<string, unknown> }>> {
   const res = await server.kport(['get', 'kube_cluster', '--format=json']);
   if (res.exitCode !== 0) throw new Error(`get kube_cluster failed: ${res.stderr}`);
   return JSON.parse(String(res.stdout));
 }
 
-export async function auditEvents(server: TestServer): Promise<Array<{ spec: { type: string; outcome: string; reason?: string; host_id?: string; token_name?: string; action?: string } }>> {
+export async function auditEvents(
+  server: TestServer,
+): Promise<Array<{ spec: { type: string; outcome: string; reason?: string; host_id?: string; token_name?: string; action?: string } }>> {
   const res = await server.kport(['get', 'audit', '--format=json']);
   if (res.exitCode !== 0) throw new Error(`get audit failed: ${res.stderr}`);
   return JSON.parse(String(res.stdout));
@@ -247,8 +306,22 @@ export async function auditEvents(server: TestServer): Promise<Array<{ spec: { t
 
 /** The one agent whose latest state line says it leads. */
 export async function waitForNetworkLeader(agents: NetworkAgent[], opts: { not?: NetworkAgent; timeoutMs?: number } = {}): Promise<NetworkAgent> {
-  return waitFor('one leader', async () => {
-    const leaders = agents.filter((a) => a !== opts.not && a.alive && /leading discovery group/.test(a.log.split('\n').filter((l) => /leading discovery group|standby/.test(l)).at(-1) ?? ''));
-    return leaders.length === 1 ? leaders[0] : undefined;
-  }, { timeoutMs: opts.timeoutMs ?? 60_000 });
+  return waitFor(
+    'one leader',
+    async () => {
+      const leaders = agents.filter(
+        (a) =>
+          a !== opts.not &&
+          a.alive &&
+          /leading discovery group/.test(
+            a.log
+              .split('\n')
+              .filter((l) => /leading discovery group|standby/.test(l))
+              .at(-1) ?? '',
+          ),
+      );
+      return leaders.length === 1 ? leaders[0] : undefined;
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000 },
+  );
 }

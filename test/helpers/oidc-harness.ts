@@ -48,7 +48,8 @@ export async function startHarness(): Promise<Harness> {
       const chunks: Buffer[] = [];
       for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
       const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
-      if (req.method === 'POST' && url.pathname === OIDC_BEGIN_PATH) return send(res, 200, await oidcBegin(harness.login, body, sourceKey(req.socket.remoteAddress)));
+      if (req.method === 'POST' && url.pathname === OIDC_BEGIN_PATH)
+        return send(res, 200, await oidcBegin(harness.login, body, sourceKey(req.socket.remoteAddress)));
       if (req.method === 'POST' && url.pathname === OIDC_FINISH_PATH) {
         const { user, roles, csr } = await oidcFinish(harness.login, body);
         const key = await verifiedCsrKey(csr);
@@ -87,7 +88,10 @@ export interface HarnessClient {
   post(path: string, body: unknown): Promise<any>;
   begin(): Promise<{ auth_url: string; attempt: string; secret: string; csr: string }>;
   /** begin, sign in at the provider as `login`, and stop where the browser would reach the client's listener. */
-  signInToLoopback(login: string, peer: OidcPeer): Promise<{ begun: { auth_url: string; attempt: string; secret: string; csr: string }; attempt: string; code: string }>;
+  signInToLoopback(
+    login: string,
+    peer: OidcPeer,
+  ): Promise<{ begun: { auth_url: string; attempt: string; secret: string; csr: string }; attempt: string; code: string }>;
   /** The whole login as `login`: the finish call's answer, or its refusal thrown. */
   finishAs(login: string, peer: OidcPeer): Promise<any>;
   close(): Promise<void>;
@@ -97,7 +101,12 @@ export function harnessClient(harness: Harness): HarnessClient {
   const api = new Agent({ connect: { ca: harness.caPem } });
   const client: HarnessClient = {
     async post(path, body) {
-      const res = await fetch(`${harness.url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, dispatcher: api });
+      const res = await fetch(`${harness.url}${path}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json' },
+        dispatcher: api,
+      });
       const answer = (await res.json()) as any;
       if (res.status !== 200) throw Object.assign(new Error(answer.error.message), { code: answer.error.code, status: res.status });
       return answer;

@@ -17,7 +17,11 @@ export class Session {
   }
 
   static async open(port: number, opts: { cert?: string; key?: string; localAddress?: string } = {}): Promise<Session> {
-    const h2 = connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, ...(opts.cert && { cert: opts.cert, key: opts.key }), ...(opts.localAddress && { localAddress: opts.localAddress }) } as never);
+    const h2 = connect(`https://127.0.0.1:${port}`, {
+      rejectUnauthorized: false,
+      ...(opts.cert && { cert: opts.cert, key: opts.key }),
+      ...(opts.localAddress && { localAddress: opts.localAddress }),
+    } as never);
     h2.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       h2.once('connect', () => resolve());

@@ -13,7 +13,12 @@ export function cloudClusterJson(name: string, group: string, metadata: Record<s
   return JSON.stringify({
     kind: 'kube_cluster',
     version: 'v3',
-    metadata: { name, description: `AWS EKS cluster "${name}" in us-east-1`, ...metadata, labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, region: 'us-east-1', ...(metadata.labels as object) } },
+    metadata: {
+      name,
+      description: `AWS EKS cluster "${name}" in us-east-1`,
+      ...metadata,
+      labels: { 'kport.dev/origin': 'cloud', 'kport.internal/discovery-group-name': group, region: 'us-east-1', ...(metadata.labels as object) },
+    },
     spec: { aws: { name, region: 'us-east-1', account_id: '123456789012', arn: `arn:aws:eks:us-east-1:123456789012:cluster/${name}` } },
   });
 }

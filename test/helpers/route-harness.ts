@@ -73,10 +73,20 @@ export async function startHarness(opts: { roles: RoleConfig[]; upgrades?: Upgra
       return { cert: certPem(leaf), key: await keyPem(keys.privateKey), ca: authorities.server_tls.certPem };
     },
     async cluster(name, labels) {
-      await upsertResource(backend, { kind: KUBE_CLUSTER, version: 'v3', metadata: { name, labels }, spec: { aws: { name, region: 'us-east-1', account_id: '123456789012' } } } as never);
+      await upsertResource(backend, {
+        kind: KUBE_CLUSTER,
+        version: 'v3',
+        metadata: { name, labels },
+        spec: { aws: { name, region: 'us-east-1', account_id: '123456789012' } },
+      } as never);
     },
     async heartbeat(hostId, clusters) {
-      await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: hostId, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: hostId, hostname: 'test', clusters, started: new Date().toISOString() } });
+      await upsertResource(backend, {
+        kind: KUBE_SERVER,
+        version: 'v1',
+        metadata: { name: hostId, expires: new Date(Date.now() + 90_000).toISOString() },
+        spec: { host_id: hostId, hostname: 'test', clusters, started: new Date().toISOString() },
+      });
     },
     async close() {
       await server.close();
@@ -108,7 +118,11 @@ export interface TestAgent {
  * CONNECT streams itself (a WebSocket echo) instead of a cluster: stand-ins for what a real agent
  * does not do.
  */
-export function testAgent(h: Harness, hostId: string, opts: { upstream?: Upstream; broken?: boolean; upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): TestAgent {
+export function testAgent(
+  h: Harness,
+  hostId: string,
+  opts: { upstream?: Upstream; broken?: boolean; upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {},
+): TestAgent {
   const key = h.authorities.kube_identity.keys.publicKey;
   const checks: Promise<unknown>[] = [];
   const agent = { hostId, admitted: [], streams: 0, open: new Set(), settled: () => Promise.all(checks).then(() => undefined) } as unknown as TestAgent;
@@ -118,7 +132,12 @@ export function testAgent(h: Harness, hostId: string, opts: { upstream?: Upstrea
       agent.streams++;
       agent.open.add(stream);
       stream.once('close', () => agent.open.delete(stream));
-      checks.push(verifyIdentity(key, String(headers[IDENTITY_HEADER] ?? ''), { hostId }).then((identity) => agent.admitted.push(identity), () => undefined));
+      checks.push(
+        verifyIdentity(key, String(headers[IDENTITY_HEADER] ?? ''), { hostId }).then(
+          (identity) => agent.admitted.push(identity),
+          () => undefined,
+        ),
+      );
     });
     if (opts.broken || opts.upgrade) return standIn(session, opts.upgrade);
     new AgentKubeService({ hostId, identityKey: () => key, upstream: async () => opts.upstream }).serve(session);

@@ -14,11 +14,18 @@ import { startMoto } from '../peers/moto.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
-test("a Kubernetes agent keeps the server's kube_identity certificate from its join; one whose identity lacks it renews at start and gets it", { timeout: 180_000 }, async (t) => {
+test("a Kubernetes agent keeps the server's kube_identity certificate from its join; one whose identity lacks it renews at start and gets it", {
+  timeout: 180_000,
+}, async (t) => {
   if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
   const moto = await startMoto();
   const server = await startServer();
-  const agent = await networkAgent(moto, server, { name: 'kube-id', group: 'kid', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'none' } }], kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'none' } }] } });
+  const agent = await networkAgent(moto, server, {
+    name: 'kube-id',
+    group: 'kid',
+    matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'none' } }],
+    kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'none' } }] },
+  });
   const path = join(agent.dataDir, 'identity', 'identity.json');
   const identity = () => JSON.parse(readFileSync(path, 'utf8')) as { roles: string[]; credential: { kube_identity?: string; ca: string } };
   try {
@@ -36,7 +43,15 @@ test("a Kubernetes agent keeps the server's kube_identity certificate from its j
     } finally {
       await store.close();
     }
-    const claims = { person: 'alice', kubeUser: 'alice', kubeGroups: ['dev'], cluster: 'c', hostId: 'h', sessionId: newSessionId(), certExpires: Date.now() + 60_000 };
+    const claims = {
+      person: 'alice',
+      kubeUser: 'alice',
+      kubeGroups: ['dev'],
+      cluster: 'c',
+      hostId: 'h',
+      sessionId: newSessionId(),
+      certExpires: Date.now() + 60_000,
+    };
     const key = kubeIdentityKey({ credential: { kube_identity: pem } } as Parameters<typeof kubeIdentityKey>[0])();
     assert.ok(key);
     assert.equal((await verifyIdentity(key, (await signIdentity(signer, claims)).token, { hostId: 'h' })).person, 'alice');

@@ -40,7 +40,11 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     const first = await agent.kport(['discover', 'run', '--once']);
     assert.equal(first.exitCode, 0, String(first.stderr));
     assert.deepEqual(await names(agent), all);
-    assert.match(String(first.stderr), new RegExp(`poll done: 4 clusters, 4 created \\(${all.join(', ')}\\), 0 updated, 0 deleted, 0 failed`), 'the poll line names what it created');
+    assert.match(
+      String(first.stderr),
+      new RegExp(`poll done: 4 clusters, 4 created \\(${all.join(', ')}\\), 0 updated, 0 deleted, 0 failed`),
+      'the poll line names what it created',
+    );
     const good = parse(readFileSync(agent.config, 'utf8'));
     const mistakes: Array<[string, unknown, RegExp]> = [
       ['no matcher', [], /discovery_service\.aws \(line \d+\): discovery service requires at least one aws matcher/],
@@ -74,7 +78,10 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     writeFileSync(agent.config, stringify({ ...good, discovery_service: { ...good.discovery_service, aws: [{ ...matchers[0], regions: ['us-east-1'] }] } }));
     const narrowed = await agent.kport(['discover', 'run', '--once']);
     assert.equal(narrowed.exitCode, 0, String(narrowed.stderr));
-    assert.deepEqual(await names(agent), all.filter((n) => n.includes('us-east-1')));
+    assert.deepEqual(
+      await names(agent),
+      all.filter((n) => n.includes('us-east-1')),
+    );
   });
 
   test('a nested-quantifier tag pattern against a long near-match finishes at once, and SIGTERM stops the agent', async (t) => {
@@ -87,7 +94,10 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     assert.match(String(once.stdout), /Discovered 0 EKS clusters/);
     // JSON event lines are {time, level, message} with the snake_case event beside, as the README promises.
     const json = await agent.kport(['discover', 'run', '--once', '--format', 'json']);
-    const lines = String(json.stderr).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = String(json.stderr)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     for (const l of lines) assert.deepEqual(Object.keys(l).slice(0, 3), ['time', 'level', 'message'], JSON.stringify(l));
     const done = lines.find((l) => l.event?.type === 'poll-done').event;
     // The summary on stdout is pretty-printed and sorted, as every command's JSON is.
@@ -121,10 +131,14 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     assert.deepEqual(identity.roles, ['discovery']);
 
     // Restarted only once the token is gone (it lists until its 2 s are up).
-    await waitFor('the token to expire', async () => {
-      const tokens = JSON.parse(String((await agent.kport(['tokens', 'ls', '--format=json'])).stdout));
-      return !tokens.some((tok: { name: string }) => tok.name === short.name) || undefined;
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      'the token to expire',
+      async () => {
+        const tokens = JSON.parse(String((await agent.kport(['tokens', 'ls', '--format=json'])).stdout));
+        return !tokens.some((tok: { name: string }) => tok.name === short.name) || undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     writeFileSync(join(agent.dir, 'token'), '');
     const restarted = await agent.kport(['discover', 'run', '--once']);
     assert.equal(restarted.exitCode, 0, String(restarted.stderr));
@@ -136,7 +150,10 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
       assert.ok(!readFileSync(join(agent.dir, 'data', f)).includes(identity.credential.secret), `${f} holds no agent credential`);
     }
     const agents = JSON.parse(String((await agent.kport(['get', 'agent', '--format=json'])).stdout));
-    assert.deepEqual(agents.map((a: { spec: { host_id: string; roles: string[] } }) => [a.spec.host_id, a.spec.roles]), [[identity.host_id, ['discovery']]]);
+    assert.deepEqual(
+      agents.map((a: { spec: { host_id: string; roles: string[] } }) => [a.spec.host_id, a.spec.roles]),
+      [[identity.host_id, ['discovery']]],
+    );
     assert.ok(!JSON.stringify(agents).includes('credential_hash'), 'get agent shows no credential hash');
 
     // An empty token file is named as such when a join is needed.
@@ -168,7 +185,10 @@ describe('discovery safety against moto', { concurrency: false, timeout: 600_000
     await waitFor('the first agent to lead', async () => /leading discovery group s/.test(first.log), { timeoutMs: 30_000 });
     const second = await agent.kport(['discover', 'run']);
     assert.equal(second.exitCode, 1);
-    assert.match(String(second.stderr), new RegExp(`Another kport agent \\(pid ${first.proc.pid} on .*\\) is running on the data dir .*: give each agent its own teleport.data_dir`));
+    assert.match(
+      String(second.stderr),
+      new RegExp(`Another kport agent \\(pid ${first.proc.pid} on .*\\) is running on the data dir .*: give each agent its own teleport.data_dir`),
+    );
     const services = JSON.parse(String((await agent.kport(['get', 'discovery_service', '--format=json'])).stdout));
     assert.equal(services.length, 1);
 

@@ -49,7 +49,8 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     certExpires: Date.now() + 3_600_000,
     ...over,
   });
-  const sign = async (over: Partial<Omit<KubeIdentity, 'expires'>> = {}, key = server.keys.privateKey, now?: number) => (await signIdentity(key, identity(over), now)).token;
+  const sign = async (over: Partial<Omit<KubeIdentity, 'expires'>> = {}, key = server.keys.privateKey, now?: number) =>
+    (await signIdentity(key, identity(over), now)).token;
 
   /** One request on the tunnel, as the server sends it; the whole answer. */
   function request(headers: OutgoingHttpHeaders): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
@@ -84,17 +85,42 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     await kwok.createPod('apps', 'web');
     // RBAC serves from an informer: grants just written take a moment to apply.
     const allowed = async (user: string, groups: string[], resourceAttributes: object) =>
-      (await api.request(api.admin, '/apis/authorization.k8s.io/v1/subjectaccessreviews', { method: 'POST', body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups, resourceAttributes } } })).body?.status?.allowed === true;
-    await waitFor('the grants to apply', async () =>
-      (await allowed('alice-k8s', ['operators'], { namespace: 'apps', verb: 'watch', resource: 'pods' })) &&
-      (await allowed(api.proxy.user, api.proxy.groups, { group: 'authentication.k8s.io', verb: 'impersonate', resource: 'userextras', subresource: 'kport.dev/session-id' })) || undefined, { timeoutMs: 30_000 });
+      (
+        await api.request(api.admin, '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+          method: 'POST',
+          body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups, resourceAttributes } },
+        })
+      ).body?.status?.allowed === true;
+    await waitFor(
+      'the grants to apply',
+      async () =>
+        ((await allowed('alice-k8s', ['operators'], { namespace: 'apps', verb: 'watch', resource: 'pods' })) &&
+          (await allowed(api.proxy.user, api.proxy.groups, {
+            group: 'authentication.k8s.io',
+            verb: 'impersonate',
+            resource: 'userextras',
+            subresource: 'kport.dev/session-id',
+          }))) ||
+        undefined,
+      { timeoutMs: 30_000 },
+    );
 
     server = await createAuthority('kport kube identity', 3_600_000);
     // The agent checks with the public half from its credential, as after a join.
     const credential = { credential: { kube_identity: certPem(server.cert) } } as Parameters<typeof kubeIdentityKey>[0];
-    const cluster = { kind: 'kube_cluster', version: 'v3', metadata: { name: CLUSTER }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } } as KubeCluster;
+    const cluster = {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name: CLUSTER },
+      spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+    } as KubeCluster;
     const upstream = staticUpstream(cluster);
-    const service = new AgentKubeService({ hostId: HOST, identityKey: kubeIdentityKey(credential), upstream: async (name) => (name === CLUSTER ? upstream : undefined), warn: (m) => warnings.push(m) });
+    const service = new AgentKubeService({
+      hostId: HOST,
+      identityKey: kubeIdentityKey(credential),
+      upstream: async (name) => (name === CLUSTER ? upstream : undefined),
+      warn: (m) => warnings.push(m),
+    });
     const [serverEnd, agentEnd] = duplexPair();
     service.serve(performServerHandshake(agentEnd));
     tunnel = connect(`http://${TUNNEL_AUTHORITY}`, { createConnection: () => serverEnd });
@@ -112,20 +138,30 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     const forged = { 'impersonate-user': 'admin', 'impersonate-group': 'system:masters', impersonate_group: 'system:masters' };
     const pods = await request({ ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', [IDENTITY_HEADER]: token, ...forged });
     assert.equal(pods.status, 200, pods.body);
-    assert.deepEqual(JSON.parse(pods.body).items.map((p: { metadata: { name: string } }) => p.metadata.name), ['web']);
+    assert.deepEqual(
+      JSON.parse(pods.body).items.map((p: { metadata: { name: string } }) => p.metadata.name),
+      ['web'],
+    );
     // system:masters would read nodes; the operators group may not.
     const nodes = await request({ ':method': 'GET', ':path': '/api/v1/nodes', [IDENTITY_HEADER]: token, ...forged });
     assert.equal(nodes.status, 403, nodes.body);
     assert.match(JSON.parse(nodes.body).message, /User "alice-k8s" cannot list resource "nodes"/);
 
-    const events = await waitFor('the audit events of both requests', async () => {
-      const found = api.auditEvents().filter(bySession(sessionId));
-      return found.length >= 2 ? found : undefined;
-    }, { timeoutMs: 30_000 });
+    const events = await waitFor(
+      'the audit events of both requests',
+      async () => {
+        const found = api.auditEvents().filter(bySession(sessionId));
+        return found.length >= 2 ? found : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     for (const e of events) {
       assert.equal(e.user.username, api.proxy.user, 'the agent authenticates as itself');
       assert.equal(e.impersonatedUser?.username, 'alice-k8s');
-      assert.deepEqual(e.impersonatedUser?.groups?.filter((g) => g !== 'system:authenticated'), ['operators']);
+      assert.deepEqual(
+        e.impersonatedUser?.groups?.filter((g) => g !== 'system:authenticated'),
+        ['operators'],
+      );
       assert.deepEqual(e.impersonatedUser?.extra, { 'kport.dev/original-user': ['alice'], 'kport.dev/session-id': [sessionId] });
     }
     assert.deepEqual(events.map((e) => e.responseStatus?.code).sort(), [200, 403]);
@@ -145,11 +181,17 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
       ['another agent', { [IDENTITY_HEADER]: await sign({ hostId: 'agent-2222' }) }, /the identity was made for another agent/],
       ["person's certificate expired", { [IDENTITY_HEADER]: await sign({ certExpires: Date.now() - 1000 }) }, /the identity has expired/],
       // The server never signs such a name; were it to, node:http2 would throw on it past the checks.
-      ['a name that is no header value', { [IDENTITY_HEADER]: await sign({ person: 'alice\r\nimpersonate-group: system:masters' }) }, /the identity names "alice\\r\\nimpersonate-group: system:masters", which cannot be sent as a header/],
+      [
+        'a name that is no header value',
+        { [IDENTITY_HEADER]: await sign({ person: 'alice\r\nimpersonate-group: system:masters' }) },
+        /the identity names "alice\\r\\nimpersonate-group: system:masters", which cannot be sent as a header/,
+      ],
     ];
     for (const [name, headers, message] of refusals) {
       for (const method of ['GET', 'CONNECT']) {
-        const res = await request(method === 'CONNECT' ? { ':method': 'CONNECT', ...headers } : { ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', ...headers });
+        const res = await request(
+          method === 'CONNECT' ? { ':method': 'CONNECT', ...headers } : { ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', ...headers },
+        );
         assert.equal(res.status, 403, `${name} ${method}: ${res.body}`);
         assert.match(res.body, new RegExp(`^kport agent ${HOST} refused the request: ${message.source}`), `${name} ${method}`);
       }
@@ -160,10 +202,17 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
 
     // One good request after them: once its event is in the log, any of theirs would be too (blocking audit mode, in order).
     const marker = newSessionId();
-    assert.equal((await request({ ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', [IDENTITY_HEADER]: await sign({ sessionId: marker }) })).status, 200);
+    assert.equal(
+      (await request({ ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods', [IDENTITY_HEADER]: await sign({ sessionId: marker }) })).status,
+      200,
+    );
     await waitFor('the marker request in the audit log', async () => api.auditEvents().some(bySession(marker)) || undefined, { timeoutMs: 30_000 });
     const arrived = proxyEvents().filter((e) => !before.has(e.auditID));
-    assert.deepEqual([...new Set(arrived.map((e) => e.auditID))].length, 1, `only the marker reached the cluster: ${JSON.stringify(arrived.map((e) => e.requestURI))}`);
+    assert.deepEqual(
+      [...new Set(arrived.map((e) => e.auditID))].length,
+      1,
+      `only the marker reached the cluster: ${JSON.stringify(arrived.map((e) => e.requestURI))}`,
+    );
     assert.ok(arrived.every(bySession(marker)));
     assert.ok(warnings.length >= 1 && warnings.length < refusals.length, `refusals are logged, at most one line a minute: ${warnings.join(' | ')}`);
   });
@@ -171,7 +220,13 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
   test("an agent without the server's key yet (an identity from before tunnels, not renewed) refuses every stream, saying why", async (t) => {
     if (!have(t)) return;
     // Were the cluster looked up, this upstream would make it a 503.
-    const service = new AgentKubeService({ hostId: HOST, identityKey: () => undefined, upstream: async () => { throw new Error('never asked'); } });
+    const service = new AgentKubeService({
+      hostId: HOST,
+      identityKey: () => undefined,
+      upstream: async () => {
+        throw new Error('never asked');
+      },
+    });
     const [serverEnd, agentEnd] = duplexPair();
     service.serve(performServerHandshake(agentEnd));
     const keyless = connect(`http://${TUNNEL_AUTHORITY}`, { createConnection: () => serverEnd });
@@ -186,7 +241,10 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
         stream.on('error', reject);
       });
       assert.equal(res.status, 403);
-      assert.equal(res.body, `kport agent ${HOST} refused the request: this agent has no copy of the server's identity key yet: it gets one when it renews its certificate (at start, for an agent that joined before tunnels)\n`);
+      assert.equal(
+        res.body,
+        `kport agent ${HOST} refused the request: this agent has no copy of the server's identity key yet: it gets one when it renews its certificate (at start, for an agent that joined before tunnels)\n`,
+      );
     } finally {
       keyless.close();
     }
@@ -198,9 +256,22 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     const door = await frontDoor(tunnel, () => sign({ sessionId }));
     try {
       const kubeconfig = join(tempDir('door'), 'config');
-      writeFileSync(kubeconfig, stringify({ apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'd', cluster: { server: door.url } }], users: [{ name: 'u', user: {} }], contexts: [{ name: 'd', context: { cluster: 'd', user: 'u' } }], 'current-context': 'd' }));
+      writeFileSync(
+        kubeconfig,
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [{ name: 'd', cluster: { server: door.url } }],
+          users: [{ name: 'u', user: {} }],
+          contexts: [{ name: 'd', context: { cluster: 'd', user: 'u' } }],
+          'current-context': 'd',
+        }),
+      );
       const exec = (env: Record<string, string>, script: string) =>
-        run(BINARIES.kubectl(), ['--kubeconfig', kubeconfig, 'exec', '-n', 'apps', 'web', '--', 'sh', '-c', script], { env: { ...process.env, ...env }, maxBuffer: 8 << 20 });
+        run(BINARIES.kubectl(), ['--kubeconfig', kubeconfig, 'exec', '-n', 'apps', 'web', '--', 'sh', '-c', script], {
+          env: { ...process.env, ...env },
+          maxBuffer: 8 << 20,
+        });
       // Several times: the end of a session (the last output, the WebSocket close) is where a hop drops bytes.
       for (let i = 0; i < 10; i++) {
         const big = await exec({}, 'head -c 1048576 /dev/zero | tr "\\000" "x"; echo; echo done >&2');
@@ -209,10 +280,14 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
       }
       const spdy = await exec({ KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' }, 'echo over spdy');
       assert.equal(spdy.stdout, 'over spdy\n');
-      const execs = await waitFor('the exec events', async () => {
-        const found = api.auditEvents().filter((e) => bySession(sessionId)(e) && e.requestURI.includes('/exec') && e.stage === 'ResponseComplete');
-        return found.length >= 2 ? found : undefined;
-      }, { timeoutMs: 30_000 });
+      const execs = await waitFor(
+        'the exec events',
+        async () => {
+          const found = api.auditEvents().filter((e) => bySession(sessionId)(e) && e.requestURI.includes('/exec') && e.stage === 'ResponseComplete');
+          return found.length >= 2 ? found : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
       for (const e of execs) assert.deepEqual(e.impersonatedUser?.extra?.['kport.dev/original-user'], ['alice']);
     } finally {
       door.close();
@@ -223,7 +298,12 @@ describe('AgentKubeService: signed identities on tunnel streams, to a real kube-
     if (!have(t)) return;
     // Long enough for the request to be served first on a loaded machine.
     const certExpires = Date.now() + 8000;
-    const stream = tunnel.request({ ':authority': TUNNEL_AUTHORITY, ':method': 'GET', ':path': '/api/v1/namespaces/apps/pods?watch=true', [IDENTITY_HEADER]: await sign({ certExpires }) });
+    const stream = tunnel.request({
+      ':authority': TUNNEL_AUTHORITY,
+      ':method': 'GET',
+      ':path': '/api/v1/namespaces/apps/pods?watch=true',
+      [IDENTITY_HEADER]: await sign({ certExpires }),
+    });
     let status = 0;
     stream.on('response', (h) => (status = Number(h[':status'])));
     stream.resume();

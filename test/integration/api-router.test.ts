@@ -38,7 +38,11 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
     await server?.stop();
   });
 
-  const refusal = (p: Promise<unknown>) => p.then(() => assert.fail('the server answered'), (err: unknown) => (assert.ok(err instanceof ApiError, String(err)), err));
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail('the server answered'),
+      (err: unknown) => (assert.ok(err instanceof ApiError, String(err)), err),
+    );
 
   test('the typed client takes the path from the route and reads the answer with its schema', async () => {
     const who = await person.call(routes.whoami, {});
@@ -50,11 +54,14 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
     assert.ok(trail.events.length > 0 && typeof trail.omitted === 'number');
   });
 
-  test('a call its caller may not make: the sentence it always had, audited with the route\'s event type', async () => {
+  test("a call its caller may not make: the sentence it always had, audited with the route's event type", async () => {
     const renewing = await refusal(person.call(routes.renew, { csr: await createCsr(await generateKeys(), 'erin') }));
     assert.deepEqual([renewing.status, renewing.code, renewing.message], [403, 'forbidden', 'a user certificate is not renewed: run kport login again']);
     const users = await refusal(agent.call(routes.users, { op: 'ls' }));
-    assert.deepEqual([users.status, users.code, users.message], [403, 'forbidden', "/v1/users is a person's call: it needs a user certificate from kport login, not an agent's host certificate"]);
+    assert.deepEqual(
+      [users.status, users.code, users.message],
+      [403, 'forbidden', "/v1/users is a person's call: it needs a user certificate from kport login, not an agent's host certificate"],
+    );
     const nothing = await refusal(agent.rawCall('/v1/nothing', {}));
     assert.deepEqual([nothing.status, nothing.code, nothing.message], [404, 'not_found', 'no such API call: /v1/nothing']);
     const stranger = anonymous();
@@ -70,7 +77,7 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
     assert.ok(!refused.some((e) => /no such API call/.test(e.reason ?? '')), 'an unknown call is not audited');
   });
 
-  test('a malformed request is a 400 that says what is wrong, audited as the route\'s refusal', async () => {
+  test("a malformed request is a 400 that says what is wrong, audited as the route's refusal", async () => {
     const joiner = anonymous();
     try {
       const token = await server.token('discovery');
@@ -80,7 +87,10 @@ describe('the API router', { concurrency: false, timeout: 240_000 }, () => {
       const roles = await refusal(joiner.rawCall('/v1/join', { token, roles: ['proxy'], hostname: 'x', csr }));
       assert.equal(roles.message, 'kport agents join as discovery or kube, not proxy');
       const refused = (await auditEvents(server)).map((e) => e.spec).filter((e) => e.outcome === 'refused' && e.reason === group.message);
-      assert.deepEqual(refused.map((e) => e.type), ['agent.join']);
+      assert.deepEqual(
+        refused.map((e) => e.type),
+        ['agent.join'],
+      );
     } finally {
       joiner.close();
     }

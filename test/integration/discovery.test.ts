@@ -46,13 +46,10 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     assert.equal(run.exitCode, 0, String(run.stderr));
     assert.equal(String(run.stdout), 'Discovered 5 EKS clusters: 5 created, 0 updated, 0 deleted.');
     const clusters = await kubeClusters(agent);
-    assert.deepEqual(clusters.map((c) => c.metadata.name), [
-      'dev-eks-us-west-2-123456789012',
-      'europe',
-      'prod-eks-us-east-1-123456789012',
-      'prod-eks-us-east-1-222222222222',
-      'staging-eks-us-east-1-123456789012',
-    ]);
+    assert.deepEqual(
+      clusters.map((c) => c.metadata.name),
+      ['dev-eks-us-west-2-123456789012', 'europe', 'prod-eks-us-east-1-123456789012', 'prod-eks-us-east-1-222222222222', 'staging-eks-us-east-1-123456789012'],
+    );
     const prodOther = clusters.find((c) => c.metadata.name === 'prod-eks-us-east-1-222222222222')!;
     assert.deepEqual(prodOther.metadata.labels, {
       env: 'prod',
@@ -73,7 +70,10 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
 
   test('pagination past 100 clusters; a deleted cluster disappears and a changed tag updates labels on the next poll', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    await createClusters(moto, Array.from({ length: 130 }, (_, i) => ({ name: `c${String(i).padStart(3, '0')}`, region: 'us-east-2', tags: { env: 'prod' } })));
+    await createClusters(
+      moto,
+      Array.from({ length: 130 }, (_, i) => ({ name: `c${String(i).padStart(3, '0')}`, region: 'us-east-2', tags: { env: 'prod' } })),
+    );
     const agent = await setupAgent(moto, tempDir('disc'), { group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-2'], tags: { env: 'prod' } }] });
     assert.equal(String((await agent.kport(['discover', 'run', '--once'])).stdout), 'Discovered 130 EKS clusters: 130 created, 0 updated, 0 deleted.');
     const eks = await eksAdmin(moto, 'us-east-2');
@@ -90,18 +90,33 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     await createClusters(moto, [{ name: 'prod', region: 'us-east-1', tags: { env: 'prod' } }]);
     const dir = tempDir('disc');
-    const first = await setupAgent(moto, dir, { name: 'first', group: 'aws-prod', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }] });
-    const second = await setupAgent(moto, dir, { name: 'second', group: 'aws-other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'nothing-matches' } }] });
+    const first = await setupAgent(moto, dir, {
+      name: 'first',
+      group: 'aws-prod',
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }],
+    });
+    const second = await setupAgent(moto, dir, {
+      name: 'second',
+      group: 'aws-other',
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'nothing-matches' } }],
+    });
     assert.equal((await first.kport(['discover', 'run', '--once'])).exitCode, 0);
     const r = await second.kport(['discover', 'run', '--once']);
     assert.equal(String(r.stdout), 'Discovered 0 EKS clusters: 0 created, 0 updated, 0 deleted.');
     // The same cluster found by the other group stays the first group's.
-    const third = await setupAgent(moto, dir, { name: 'third', group: 'aws-other', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }] });
+    const third = await setupAgent(moto, dir, {
+      name: 'third',
+      group: 'aws-other',
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }],
+    });
     const taken = await third.kport(['discover', 'run', '--once']);
     assert.equal(String(taken.stdout), 'Discovered 1 EKS cluster: 0 created, 0 updated, 0 deleted.');
     assert.match(String(taken.stderr), /kube_cluster prod-eks-us-east-1-123456789012 belongs to another discovery group or is static: left alone/);
     const clusters = await kubeClusters(first);
-    assert.deepEqual(clusters.map((c) => [c.metadata.name, c.metadata.labels['kport.internal/discovery-group-name']]), [['prod-eks-us-east-1-123456789012', 'aws-prod']]);
+    assert.deepEqual(
+      clusters.map((c) => [c.metadata.name, c.metadata.labels['kport.internal/discovery-group-name']]),
+      [['prod-eks-us-east-1-123456789012', 'aws-prod']],
+    );
   });
 
   test('with IAM enforcement, an account that answers AccessDenied keeps its resources and shows its error; the rest is reconciled', async (t) => {
@@ -131,14 +146,18 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
       const run = await agent.kport(['discover', 'run', '--once']);
       assert.equal(run.exitCode, 1, String(run.stderr));
       assert.equal(String(run.stdout), 'Discovered 1 EKS cluster: 0 created, 0 updated, 1 deleted.');
-      assert.match(String(run.stderr), /1 fetch failed; their clusters were kept as they were:\n {2}matcher 1 \/ account 222222222222 \/ us-east-1: AccessDenied: eks:ListClusters is not allowed/);
+      assert.match(
+        String(run.stderr),
+        /1 fetch failed; their clusters were kept as they were:\n {2}matcher 1 \/ account 222222222222 \/ us-east-1: AccessDenied: eks:ListClusters is not allowed/,
+      );
       const names = (await kubeClusters(agent)).map((c) => c.metadata.name);
       assert.deepEqual(names, ['a-eks-us-east-1-123456789012', 'x-eks-us-east-1-222222222222', 'y-eks-us-east-1-222222222222']);
       const status = JSON.parse(String((await agent.kport(['get', 'discovery_service', '--format=json'])).stdout));
       assert.equal(status.length, 1);
-      assert.deepEqual(status[0].spec.errors.map((e: { scope: string; error: string }) => [e.scope, e.error]), [
-        ['matcher 1 / account 222222222222 / us-east-1', 'AccessDenied: eks:ListClusters is not allowed; grant it (see `kport discover policy`)'],
-      ]);
+      assert.deepEqual(
+        status[0].spec.errors.map((e: { scope: string; error: string }) => [e.scope, e.error]),
+        [['matcher 1 / account 222222222222 / us-east-1', 'AccessDenied: eks:ListClusters is not allowed; grant it (see `kport discover policy`)']],
+      );
       assert.deepEqual(status[0].spec.clusters, { seen: 1, created: 0, updated: 0, deleted: 1 });
     } finally {
       await moto.disableAuth();
@@ -149,7 +168,10 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     const names = Array.from({ length: 300 }, (_, i) => `k${String(i).padStart(3, '0')}`);
     const regionOf = (i: number) => ['us-east-1', 'eu-west-1'][i % 2]!;
-    await createClusters(moto, names.map((name, i) => ({ name, region: regionOf(i), tags: { env: 'prod' } })));
+    await createClusters(
+      moto,
+      names.map((name, i) => ({ name, region: regionOf(i), tags: { env: 'prod' } })),
+    );
     const dir = tempDir('disc');
     const agent = await setupAgent(moto, dir, { group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-1', 'eu-west-1'], tags: { env: 'prod' } }] });
     // Watch the agent's store from here and kill it while its writes are landing.
@@ -182,7 +204,12 @@ describe('discover run against moto', { concurrency: false, timeout: 600_000 }, 
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     const agent = await setupAgent(moto, tempDir('disc'), { group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' } }] });
     const proc = agent.kport(['discover', 'run']);
-    await waitFor('the first poll', async () => /next poll at/.test(String((proc as unknown as { stderr: unknown }).stderr ?? '')) || (await agent.kport(['get', 'discovery_service', '--format=json'])).stdout.includes('last_poll'));
+    await waitFor(
+      'the first poll',
+      async () =>
+        /next poll at/.test(String((proc as unknown as { stderr: unknown }).stderr ?? '')) ||
+        (await agent.kport(['get', 'discovery_service', '--format=json'])).stdout.includes('last_poll'),
+    );
     proc.kill('SIGTERM');
     const done = await proc;
     assert.equal(done.exitCode, 0, String(done.stderr));
@@ -227,7 +254,9 @@ describe('kube credentials and kube ls for discovered EKS clusters', { concurren
     config.users = [{ name: 'alice', roles: ['dev'] }];
     writeFileSync(agent.config, stringify(config));
     const started = Date.now();
-    const cred = await agent.kport(['kube', 'credentials', 'prod', '--user', 'alice'], { env: { AWS_ENDPOINT_URL_STS: 'https://sts.us-east-1.amazonaws.com' } });
+    const cred = await agent.kport(['kube', 'credentials', 'prod', '--user', 'alice'], {
+      env: { AWS_ENDPOINT_URL_STS: 'https://sts.us-east-1.amazonaws.com' },
+    });
     assert.equal(cred.exitCode, 0, String(cred.stderr));
     const exec = JSON.parse(String(cred.stdout));
     assert.equal(exec.kind, 'ExecCredential');
@@ -237,9 +266,15 @@ describe('kube credentials and kube ls for discovered EKS clusters', { concurren
     const { verifyEksToken } = await import('../peers/aws.ts');
     assert.deepEqual(await verifyEksToken(exec.status.token, 'prod', keys.secretAccessKey), { valid: true, reason: '' });
     const ls = JSON.parse(String((await agent.kport(['kube', 'ls', '--user', 'alice', '--format', 'json'])).stdout));
-    assert.deepEqual(ls.map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['prod-eks-us-east-1-123456789012']);
+    assert.deepEqual(
+      ls.map((c: { kube_cluster_name: string }) => c.kube_cluster_name),
+      ['prod-eks-us-east-1-123456789012'],
+    );
     const table = String((await agent.kport(['kube', 'ls', 'team=payments', '--user', 'alice'])).stdout);
-    assert.equal(table, 'Kube Cluster Name\tLabels\tSelected\nprod-eks-us-east-1-123456789012\taccount-id=123456789012,env=prod,region=us-east-1,team=payments,kport.dev/cloud=AWS,kport.dev/discovery-type=eks,kport.dev/origin=cloud\t');
+    assert.equal(
+      table,
+      'Kube Cluster Name\tLabels\tSelected\nprod-eks-us-east-1-123456789012\taccount-id=123456789012,env=prod,region=us-east-1,team=payments,kport.dev/cloud=AWS,kport.dev/discovery-type=eks,kport.dev/origin=cloud\t',
+    );
     assert.equal(String((await agent.kport(['kube', 'ls', '--user', 'mallory', '--format', 'json'])).stdout), '[]');
   });
 });

@@ -80,10 +80,16 @@ describe('exit codes: one per kind of failure, on the store and through a server
   });
   after(() => server?.stop());
 
-  for (const [kind, cases, code] of [['not found', NOT_FOUND, 1], ['bad input', BAD_INPUT, 2]] as const) {
+  for (const [kind, cases, code] of [
+    ['not found', NOT_FOUND, 1],
+    ['bad input', BAD_INPUT, 2],
+  ] as const) {
     test(`${kind}: exit ${code}, one sentence, on the store and through the server`, async () => {
       for (const args of cases) {
-        for (const [where, run] of [['on the store', local], ['through the server', remote]] as const) {
+        for (const [where, run] of [
+          ['on the store', local],
+          ['through the server', remote],
+        ] as const) {
           const res = await run(args);
           const what = `kport ${args.join(' ')} ${where}: ${res.stderr}`;
           assert.equal(res.code, code, what);
@@ -95,12 +101,23 @@ describe('exit codes: one per kind of failure, on the store and through a server
     });
   }
 
-  test('credentials: a role that does not allow the call is 4 through the server, with the server\'s sentence', async () => {
+  test("credentials: a role that does not allow the call is 4 through the server, with the server's sentence", async () => {
     const bob = await invitedPerson(server, 'bob', ['access']);
-    for (const args of [['users', 'rm', 'alice'], ['users', 'add', 'carol', '--roles', 'access'], ['tokens', 'ls'], ['get', 'audit'], ['play', 'nosuch'], ['agents', 'ls']]) {
+    for (const args of [
+      ['users', 'rm', 'alice'],
+      ['users', 'add', 'carol', '--roles', 'access'],
+      ['tokens', 'ls'],
+      ['get', 'audit'],
+      ['play', 'nosuch'],
+      ['agents', 'ls'],
+    ]) {
       const res = await runKport(args, { cwd: bob.home, env: { HOME: bob.home } });
       assert.equal(res.code, 4, `kport ${args.join(' ')}: ${res.stderr}`);
-      assert.match(res.stderr, new RegExp(`^ERROR: The kport server at ${server.address.replace(/\./g, '\\.')} refused: user bob \\(access\\) may not `), args.join(' '));
+      assert.match(
+        res.stderr,
+        new RegExp(`^ERROR: The kport server at ${server.address.replace(/\./g, '\\.')} refused: user bob \\(access\\) may not `),
+        args.join(' '),
+      );
     }
   });
 });

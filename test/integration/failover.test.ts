@@ -37,17 +37,30 @@ describe('three agents in one group and one in another, on a 3-node etcd', { con
     const prodMatcher = [{ types: ['eks'], regions: ['us-east-1', 'eu-west-1'], tags: { env: 'prod' } }];
     const leaseTtl = 2000;
     for (const name of ['a1', 'a2', 'a3']) agents.push(await startFleetAgent(moto, { name, group: 'prod', storage, matchers: prodMatcher, leaseTtl: '2s' }));
-    const other = await startFleetAgent(moto, { name: 'b1', group: 'staging', storage, matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'staging' } }], leaseTtl: '2s' });
+    const other = await startFleetAgent(moto, {
+      name: 'b1',
+      group: 'staging',
+      storage,
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'staging' } }],
+      leaseTtl: '2s',
+    });
     agents.push(other);
     const group = agents.slice(0, 3);
-    const expected = (names: string[]) => names.map((n) => `${n}-eks-${Number(n.slice(1)) % 2 && n.startsWith('p') ? 'us-east-1' : n.startsWith('s') ? 'us-east-1' : 'eu-west-1'}-${OWN}`).sort();
+    const expected = (names: string[]) =>
+      names.map((n) => `${n}-eks-${Number(n.slice(1)) % 2 && n.startsWith('p') ? 'us-east-1' : n.startsWith('s') ? 'us-east-1' : 'eu-west-1'}-${OWN}`).sort();
     const current = async () => (await kubeClusters(other.setup)).map((c) => c.metadata.name).sort();
     let want = expected([...prod.map((c) => c.name), ...staging.map((c) => c.name)]);
     await waitFor('the first polls of both groups', async () => JSON.stringify(await current()) === JSON.stringify(want), { timeoutMs: 60_000 });
 
     const leader = await waitForLeader(group, 'prod');
     const statuses = await serviceStatus(other.setup);
-    assert.deepEqual(statuses.filter((s) => s.spec.discovery_group === 'prod').map((s) => s.spec.state).sort(), ['leader', 'standby', 'standby']);
+    assert.deepEqual(
+      statuses
+        .filter((s) => s.spec.discovery_group === 'prod')
+        .map((s) => s.spec.state)
+        .sort(),
+      ['leader', 'standby', 'standby'],
+    );
     assert.equal(statuses.find((s) => s.spec.discovery_group === 'staging')?.spec.state, 'leader');
 
     // AWS changes; the leader is killed as its next poll starts.
@@ -66,7 +79,11 @@ describe('three agents in one group and one in another, on a 3-node etcd', { con
     want = [...want.filter((n) => !n.startsWith('p1-')), `p-new-eks-us-east-1-${OWN}`].sort();
     await waitFor('the successor to reconcile', async () => JSON.stringify(await current()) === JSON.stringify(want), { timeoutMs: 20_000 });
     const labels = await kubeClusters(other.setup);
-    assert.equal(labels.filter((c) => c.metadata.labels['kport.internal/discovery-group-name'] === 'staging').length, 5, "the other group's resources are untouched");
+    assert.equal(
+      labels.filter((c) => c.metadata.labels['kport.internal/discovery-group-name'] === 'staging').length,
+      5,
+      "the other group's resources are untouched",
+    );
 
     // A paused leader loses its lease; when it wakes up it must not write.
     successor.proc!.kill('SIGSTOP');
@@ -75,7 +92,17 @@ describe('three agents in one group and one in another, on a 3-node etcd', { con
     want = want.filter((n) => !n.startsWith('p3-'));
     await waitFor('the third leader to reconcile', async () => JSON.stringify(await current()) === JSON.stringify(want), { timeoutMs: 20_000 });
     successor.proc!.kill('SIGCONT');
-    await waitFor('the woken agent to step down', async () => /standby/.test(successor.log.split('\n').filter((l) => /leading discovery group|standby/.test(l)).at(-1) ?? ''), { timeoutMs: 20_000 });
+    await waitFor(
+      'the woken agent to step down',
+      async () =>
+        /standby/.test(
+          successor.log
+            .split('\n')
+            .filter((l) => /leading discovery group|standby/.test(l))
+            .at(-1) ?? '',
+        ),
+      { timeoutMs: 20_000 },
+    );
     assert.deepEqual(await current(), want, 'the woken ex-leader wrote nothing stale');
     // The property is one leader, not which one: on a loaded machine a lease may change hands again.
     await waitForLeader(group, 'prod');

@@ -19,8 +19,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
   let home: string;
   let env: Record<string, string>;
   let untrusted: Http2SecureServer;
-  const config = (extra: Record<string, unknown>) => writeFileSync(env.KPORT_CONFIG!, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, ...extra }));
-  const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
+  const config = (extra: Record<string, unknown>) =>
+    writeFileSync(env.KPORT_CONFIG!, stringify({ version: 'v3', teleport: { data_dir: join(home, 'data') }, ...extra }));
+  const kport = (args: string[], extra: Record<string, string> = {}) =>
+    execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
 
   before(async () => {
     home = tempDir('first-hour');
@@ -37,7 +39,9 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
       ['nodns', 'prod', kc('https://kport-test-cluster.invalid:6443')],
       ['untrusted', 'prod', kc(`https://127.0.0.1:${(untrusted.address() as { port: number }).port}`)],
       ['staging', 'staging', kc('https://127.0.0.1:1')],
-    ].map(([name, envLabel, kubeconfig]) => stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env: envLabel } }, spec: { kubeconfig } }));
+    ].map(([name, envLabel, kubeconfig]) =>
+      stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env: envLabel } }, spec: { kubeconfig } }),
+    );
     config({});
     writeFileSync(join(home, 'clusters.yaml'), clusters.join('---\n'));
     const created = await kport(['create', '-f', join(home, 'clusters.yaml')]);
@@ -50,7 +54,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     config({});
     const none = await kport(['kube', 'ls', '--user', 'root']);
     assert.equal(none.exitCode, 0);
-    assert.match(String(none.stderr), /4 kube_clusters exist, but your kport user "root" is not defined: add it under users: in .*kport\.yaml with its roles \(see README#kubernetes-access\), or pass --user\./);
+    assert.match(
+      String(none.stderr),
+      /4 kube_clusters exist, but your kport user "root" is not defined: add it under users: in .*kport\.yaml with its roles \(see README#kubernetes-access\), or pass --user\./,
+    );
     config({ users: [{ name: 'root', roles: [] }] });
     assert.match(String((await kport(['kube', 'ls', '--user', 'root'])).stderr), /your kport user "root" has no roles: add some under users:/);
     config({ roles: [{ name: 'dev', kubernetes_labels: { env: 'dev' } }], users: [{ name: 'root', roles: ['dev', 'ghost'] }] });
@@ -59,10 +66,16 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     // With --format json, stderr is JSON lines too.
     const note = JSON.parse(String(disallowed.stderr));
     assert.equal(note.level, 'info');
-    assert.match(note.message, /4 kube_clusters exist, none allowed by your roles dev \("ghost" is not defined under roles:\): their kubernetes_labels match none of them/);
+    assert.match(
+      note.message,
+      /4 kube_clusters exist, none allowed by your roles dev \("ghost" is not defined under roles:\): their kubernetes_labels match none of them/,
+    );
     const login = await kport(['kube', 'login', 'staging', '--user', 'root', '--', 'true']);
     assert.equal(login.exitCode, 1);
-    assert.match(String(login.stderr), /kube_cluster "staging" exists but your roles \(dev\) do not allow it: add a role whose kubernetes_labels match its labels/);
+    assert.match(
+      String(login.stderr),
+      /kube_cluster "staging" exists but your roles \(dev\) do not allow it: add a role whose kubernetes_labels match its labels/,
+    );
     const missing = await kport(['kube', 'login', 'nosuch', '--user', 'root', '--', 'true']);
     assert.match(String(missing.stderr), /kube_cluster "nosuch" not found/);
 
@@ -74,7 +87,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     const roles = await kport(['get', 'role']);
     assert.match(String(roles.stdout), /dev \(config file\)/);
     const users = JSON.parse(String((await kport(['get', 'user', '--format', 'json'])).stdout));
-    assert.deepEqual(users.map((u: { metadata: { name: string; labels: Record<string, string> } }) => [u.metadata.name, u.metadata.labels['kport.dev/origin']]), [['root', 'config-file']]);
+    assert.deepEqual(
+      users.map((u: { metadata: { name: string; labels: Record<string, string> } }) => [u.metadata.name, u.metadata.labels['kport.dev/origin']]),
+      [['root', 'config-file']],
+    );
   });
 
   test('an unreachable cluster shows the cause to kubectl: refused, DNS, TLS verification', async () => {
@@ -92,7 +108,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
       const agent = new Agent({ connect: tls });
       const cases: Array<[string, RegExp]> = [
         ['refused', /kport could not reach refused at 127\.0\.0\.1:1: connection refused \(ECONNREFUSED 127\.0\.0\.1:1\)/],
-        ['nodns', /kport could not reach nodns at kport-test-cluster\.invalid:6443: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-test-cluster\.invalid\)/],
+        [
+          'nodns',
+          /kport could not reach nodns at kport-test-cluster\.invalid:6443: DNS (name not found \(ENOTFOUND|lookup failed for now \(EAI_AGAIN) kport-test-cluster\.invalid\)/,
+        ],
         ['untrusted', /kport could not reach untrusted at 127\.0\.0\.1:\d+: TLS verification failed \(/],
       ];
       for (const [name, message] of cases) {
@@ -128,7 +147,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     });
     await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
     try {
-      config({ discovery_service: { enabled: 'yes', discovery_group: 'g', aws: [{ types: ['eks'], regions: ['us-east-1'] }] }, teleport: { data_dir: join(home, 'data-aws') } });
+      config({
+        discovery_service: { enabled: 'yes', discovery_group: 'g', aws: [{ types: ['eks'], regions: ['us-east-1'] }] },
+        teleport: { data_dir: join(home, 'data-aws') },
+      });
       const token = String((await kport(['tokens', 'add', '--type=discovery', '--format=text'])).stdout).trim();
       const run = await kport(['discover', 'run', '--once', '--token', token], {
         AWS_ENDPOINT_URL: `http://127.0.0.1:${(garbage.address() as { port: number }).port}`,
@@ -137,7 +159,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
         AWS_REGION: 'us-east-1',
       });
       assert.equal(run.exitCode, 1, String(run.stderr));
-      assert.match(String(run.stderr), new RegExp(`AWS answered HTTP 500 \\(not an AWS error document\\) from http://127\\.0\\.0\\.1:${(garbage.address() as { port: number }).port}/`));
+      assert.match(
+        String(run.stderr),
+        new RegExp(`AWS answered HTTP 500 \\(not an AWS error document\\) from http://127\\.0\\.0\\.1:${(garbage.address() as { port: number }).port}/`),
+      );
       assert.doesNotMatch(String(run.stderr), /hidden field|Unknown$/m);
     } finally {
       garbage.close();
@@ -155,7 +180,10 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
 
     const ambiguous = await kport(['kube', 'login', 'refused', '--user', 'dave', '--', 'true']);
     assert.equal(ambiguous.exitCode, 0, String(ambiguous.stderr));
-    assert.match(String(ambiguous.stderr), /refused: your roles allow several Kubernetes users \(dave, dave-admin\).*kport kube login refused --as dave.*kubectl --as dave, helm --kube-as-user dave, k9s --as dave/);
+    assert.match(
+      String(ambiguous.stderr),
+      /refused: your roles allow several Kubernetes users \(dave, dave-admin\).*kport kube login refused --as dave.*kubectl --as dave, helm --kube-as-user dave, k9s --as dave/,
+    );
 
     const open = join(home, 'open-data');
     mkdirSync(open);
@@ -172,7 +200,11 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     const added = JSON.parse(String((await kport(['tokens', 'add', '--type=discovery', '-o', 'json'])).stdout));
     const listed = JSON.parse(String((await kport(['tokens', 'ls', '--format', 'json'])).stdout));
     const { token: _secret, ...shape } = added;
-    assert.deepEqual(listed.find((t: { name: string }) => t.name === added.name), shape, 'tokens add and tokens ls print one shape');
+    assert.deepEqual(
+      listed.find((t: { name: string }) => t.name === added.name),
+      shape,
+      'tokens add and tokens ls print one shape',
+    );
     const help = await kport(['kube', 'login', '--help']);
     assert.match(String(help.stdout), /Examples:\n {2}kport kube login /);
 
@@ -187,9 +219,17 @@ describe('the first hour', { concurrency: false, timeout: 300_000 }, () => {
     silent.on('connection', (s) => sockets.add(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
-      config({ discovery_service: { enabled: 'yes', discovery_group: 'g', aws: [{ types: ['eks'], regions: ['us-east-1'] }] }, teleport: { data_dir: join(home, 'data-ctrlc') } });
+      config({
+        discovery_service: { enabled: 'yes', discovery_group: 'g', aws: [{ types: ['eks'], regions: ['us-east-1'] }] },
+        teleport: { data_dir: join(home, 'data-ctrlc') },
+      });
       const token = String((await kport(['tokens', 'add', '--type=discovery', '--format=text'])).stdout).trim();
-      const agent = kport(['discover', 'run', '--token', token], { AWS_ENDPOINT_URL: `http://127.0.0.1:${(silent.address() as { port: number }).port}`, AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1' });
+      const agent = kport(['discover', 'run', '--token', token], {
+        AWS_ENDPOINT_URL: `http://127.0.0.1:${(silent.address() as { port: number }).port}`,
+        AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'x',
+        AWS_REGION: 'us-east-1',
+      });
       let log = '';
       agent.stderr!.on('data', (c: Buffer) => (log += c));
       await waitFor('the poll to start', async () => /poll started/.test(log) && sockets.size > 0, { timeoutMs: 30_000 });

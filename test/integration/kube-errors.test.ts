@@ -65,10 +65,34 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
     const stale = join(home, 'stale-kubeconfig');
     writeFileSync(stale, readFileSync(alice, 'utf8').replaceAll('/k/local-test', '/k/gone-cluster'), { mode: 0o600 });
     cases.push(
-      { name: '403 several users', kubeconfig: dave, context: 'kport-local-test', args: [], reason: /several Kubernetes users are allowed \(dave, dave-admin\): pick one/ },
-      { name: '403 not allowed', kubeconfig: alice, context: 'kport-local-test', args: ['--as=someone-else'], reason: /impersonating user "someone-else" is not allowed by your kport roles/ },
-      { name: '502 unreachable', kubeconfig: alice, context: 'kport-unreachable', args: [], reason: new RegExp(`kport could not reach unreachable at 127\\.0\\.0\\.1:${unreachablePort}: connection refused`) },
-      { name: '403 unknown cluster', kubeconfig: stale, context: 'kport-local-test', args: [], reason: /this kport proxy serves no cluster "gone-cluster": `kport kube ls` lists the clusters you may reach/ },
+      {
+        name: '403 several users',
+        kubeconfig: dave,
+        context: 'kport-local-test',
+        args: [],
+        reason: /several Kubernetes users are allowed \(dave, dave-admin\): pick one/,
+      },
+      {
+        name: '403 not allowed',
+        kubeconfig: alice,
+        context: 'kport-local-test',
+        args: ['--as=someone-else'],
+        reason: /impersonating user "someone-else" is not allowed by your kport roles/,
+      },
+      {
+        name: '502 unreachable',
+        kubeconfig: alice,
+        context: 'kport-unreachable',
+        args: [],
+        reason: new RegExp(`kport could not reach unreachable at 127\\.0\\.0\\.1:${unreachablePort}: connection refused`),
+      },
+      {
+        name: '403 unknown cluster',
+        kubeconfig: stale,
+        context: 'kport-local-test',
+        args: [],
+        reason: /this kport proxy serves no cluster "gone-cluster": `kport kube ls` lists the clusters you may reach/,
+      },
     );
   });
   after(async () => {
@@ -80,7 +104,14 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
   test('kubectl get pods and api-resources print the reason, kubectl 1.28, 1.32 and 1.34, with discovery not cached', async (t) => {
     if (!havePeer(t, 'kube-apiserver and kubectl', [BINARIES.kubeApiserver(), ...kubectls().map(([, b]) => b)])) return;
     // The same kubeconfig works for an allowed identity: the failures below are kport's refusals alone.
-    const ok = await exec(BINARIES.kubectl(), ['--kubeconfig', cases[0]!.kubeconfig, '--cache-dir', mkdtempSync(join(home, 'cache-')), 'api-resources', '--as=dave-admin']);
+    const ok = await exec(BINARIES.kubectl(), [
+      '--kubeconfig',
+      cases[0]!.kubeconfig,
+      '--cache-dir',
+      mkdtempSync(join(home, 'cache-')),
+      'api-resources',
+      '--as=dave-admin',
+    ]);
     assert.match(ok.stdout, /^pods\s/m);
     for (const [version, kubectl] of kubectls()) {
       for (const c of cases) {
@@ -100,7 +131,11 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
   test('kubectl get --raw of an API path, after discovery, prints the reason too', async (t) => {
     if (!havePeer(t, 'kube-apiserver and kubectl', [BINARIES.kubeApiserver(), BINARIES.kubectl()])) return;
     for (const c of cases) {
-      const r = await execa(BINARIES.kubectl(), ['--kubeconfig', c.kubeconfig, '--context', c.context, ...c.args, 'get', '--raw', '/api/v1/namespaces/default/pods'], { reject: false, env: { HOME: home }, extendEnv: false });
+      const r = await execa(
+        BINARIES.kubectl(),
+        ['--kubeconfig', c.kubeconfig, '--context', c.context, ...c.args, 'get', '--raw', '/api/v1/namespaces/default/pods'],
+        { reject: false, env: { HOME: home }, extendEnv: false },
+      );
       assert.equal(r.exitCode, 1, c.name);
       assert.match(String(r.stderr), c.reason, c.name);
     }
@@ -112,11 +147,20 @@ describe("kport's own errors through kubectl and helm", { concurrency: false, ti
     mkdirSync(join(chart, 'templates'), { recursive: true });
     writeFileSync(join(chart, 'Chart.yaml'), stringify({ apiVersion: 'v2', name: 'demo', version: '0.1.0' }));
     writeFileSync(join(chart, 'templates', 'cm.yaml'), stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'demo' }, data: { a: 'b' } }));
-    const helmEnv = { HOME: home, HELM_CACHE_HOME: join(home, 'helm-cache'), HELM_CONFIG_HOME: join(home, 'helm-config'), HELM_DATA_HOME: join(home, 'helm-data') };
+    const helmEnv = {
+      HOME: home,
+      HELM_CACHE_HOME: join(home, 'helm-cache'),
+      HELM_CONFIG_HOME: join(home, 'helm-config'),
+      HELM_DATA_HOME: join(home, 'helm-data'),
+    };
     for (const c of cases) {
       const as = c.args.map((a) => a.replace('--as=', '--kube-as-user='));
       for (const command of [['list'], ['install', 'demo', chart, '--dry-run']]) {
-        const r = await execa(BINARIES.helm(), [...command, '--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...as], { reject: false, env: helmEnv, extendEnv: false });
+        const r = await execa(BINARIES.helm(), [...command, '--kubeconfig', c.kubeconfig, '--kube-context', c.context, ...as], {
+          reject: false,
+          env: helmEnv,
+          extendEnv: false,
+        });
         const what = `helm ${command[0]} (${c.name})`;
         assert.equal(r.exitCode, 1, `${what}: ${r.stderr}`);
         assert.match(String(r.stderr), c.reason, what);

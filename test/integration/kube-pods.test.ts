@@ -129,7 +129,9 @@ describe('exec, logs and port-forward through the kube login proxy to kwok pods'
       forward.stdout!.on('data', (c: Buffer) => (printed += c));
       forward.stderr!.on('data', (c: Buffer) => (printed += c));
       try {
-        const port = Number(await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }));
+        const port = Number(
+          await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }),
+        );
         const sent = randomBytes(256 * 1024);
         const received = await new Promise<Buffer>((resolve, reject) => {
           const chunks: Buffer[] = [];
@@ -155,7 +157,7 @@ describe('exec, logs and port-forward through the kube login proxy to kwok pods'
     });
   });
 
-  test("exec refused by the API server for a person whose groups lack pods/exec, who can still read the logs", async (t) => {
+  test('exec refused by the API server for a person whose groups lack pods/exec, who can still read the logs', async (t) => {
     if (!have(t)) return;
     const denied = await login('vic', kubectlPath, 'exec', '-n', 'apps', 'web', '--', 'echo', 'hello');
     assert.equal(denied.exitCode, 1);

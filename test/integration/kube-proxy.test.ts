@@ -38,7 +38,9 @@ async function holdWatches(proxy: ResultPromise) {
   const received = new Array<string>(30).fill('');
   const errors: string[] = [];
   const streams: ClientHttp2Stream[] = received.map((_, i) => {
-    const s = session.request({ ':path': `${server.pathname}/api/v1/namespaces/team-b/configmaps?watch=1&allowWatchBookmarks=false&fieldSelector=metadata.name%3Dlate-${i}` });
+    const s = session.request({
+      ':path': `${server.pathname}/api/v1/namespaces/team-b/configmaps?watch=1&allowWatchBookmarks=false&fieldSelector=metadata.name%3Dlate-${i}`,
+    });
     s.setEncoding('utf8');
     s.on('data', (d: string) => (received[i] += d));
     s.on('error', (e) => errors.push(e.message));
@@ -89,7 +91,12 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       metadata: { name: 'local-test', labels: { env: 'test' } },
       spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
     };
-    const prod = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'prod-only', labels: { env: 'prod' } }, spec: { kubeconfig: cluster.spec.kubeconfig } };
+    const prod = {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name: 'prod-only', labels: { env: 'prod' } },
+      spec: { kubeconfig: cluster.spec.kubeconfig },
+    };
     writeFileSync(join(home, 'clusters.yaml'), `${stringify(cluster)}---\n${stringify(prod)}`);
     assert.equal((await kport(['create', '-f', join(home, 'clusters.yaml')])).exitCode, 0);
     // The watches that must be held past a minute open now, so that minute overlaps the tests before theirs.
@@ -208,17 +215,26 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       assert.equal(server.hostname, '127.0.0.1');
 
       // kube ls marks the cluster selected through this kubeconfig.
-      const ls = await execa(process.execPath, [KPORT_BIN, 'kube', 'ls', '--user', 'alice', '--format', 'json'], { env: { ...env, KUBECONFIG: kubeconfig }, extendEnv: false });
+      const ls = await execa(process.execPath, [KPORT_BIN, 'kube', 'ls', '--user', 'alice', '--format', 'json'], {
+        env: { ...env, KUBECONFIG: kubeconfig },
+        extendEnv: false,
+      });
       assert.deepEqual(JSON.parse(String(ls.stdout))[0].selected, true);
 
-      const watch = execa(kubectlPath, ['get', 'configmaps', '-n', 'team-a', '-w', '--output-watch-events', '-o', 'name'], { env: { KUBECONFIG: kubeconfig }, reject: false });
+      const watch = execa(kubectlPath, ['get', 'configmaps', '-n', 'team-a', '-w', '--output-watch-events', '-o', 'name'], {
+        env: { KUBECONFIG: kubeconfig },
+        reject: false,
+      });
       let watched = '';
       watch.stdout!.on('data', (c: Buffer) => (watched += c));
       // team-a starts empty (no controller-manager publishes kube-root-ca.crt), so the watch prints
       // nothing until the event: give kubectl time to open it first.
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(watched, '', 'nothing exists before the event');
-      const created = await api.request(api.admin, '/api/v1/namespaces/team-a/configmaps', { method: 'POST', body: { metadata: { name: 'after-watch-began' }, data: { a: 'b' } } });
+      const created = await api.request(api.admin, '/api/v1/namespaces/team-a/configmaps', {
+        method: 'POST',
+        body: { metadata: { name: 'after-watch-began' }, data: { a: 'b' } },
+      });
       assert.equal(created.status, 201);
       await waitFor('the watch event', async () => watched.includes('configmap/after-watch-began'), { timeoutMs: 20_000 });
       watch.kill('SIGTERM');
@@ -227,7 +243,9 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       // Without the client certificate the TLS handshake fails.
       const ca = Buffer.from(config.clusters[0].cluster['certificate-authority-data'], 'base64');
       const refused = await new Promise<string>((resolve) => {
-        const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.port), ca, servername: 'localhost' }, () => socket.write('GET /k/local-test/api HTTP/1.1\r\nhost: x\r\n\r\n'));
+        const socket = tlsConnect({ host: '127.0.0.1', port: Number(server.port), ca, servername: 'localhost' }, () =>
+          socket.write('GET /k/local-test/api HTTP/1.1\r\nhost: x\r\n\r\n'),
+        );
         socket.on('data', () => resolve('answered'));
         socket.on('error', (err) => resolve(err.message));
         socket.on('close', () => resolve('closed'));
@@ -240,21 +258,35 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     assert.equal(done.exitCode, 130, String(done.stderr)); // Ctrl-C is 130, as shells report it (README Exit codes)
     assert.equal(existsSync(kubeconfig), false, 'the kubeconfig is removed on Ctrl-C');
 
-    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const watchEvent = audit.find((e) => e.verb === 'watch' && e.resource === 'configmaps' && e.namespace === 'team-a');
     assert.ok(watchEvent, 'the watch is audited');
     assert.equal(watchEvent.user, 'alice');
     assert.equal(watchEvent.impersonated_user, 'alice');
     assert.deepEqual(watchEvent.impersonated_groups, ['developers', 'system:authenticated']);
-    assert.ok(audit.some((e) => e.status === 403 && /someone-else/.test(e.error ?? '')), 'refusals are audited');
-    assert.ok(audit.some((e) => e.verb === 'list' && e.namespace === 'team-b' && e.status === 403), "the apiserver's Forbidden is audited");
-    for (const e of audit) for (const key of ['time', 'user', 'cluster', 'method', 'path', 'verb', 'status', 'duration_ms']) assert.ok(key in e, `${key} in ${JSON.stringify(e)}`);
+    assert.ok(
+      audit.some((e) => e.status === 403 && /someone-else/.test(e.error ?? '')),
+      'refusals are audited',
+    );
+    assert.ok(
+      audit.some((e) => e.verb === 'list' && e.namespace === 'team-b' && e.status === 403),
+      "the apiserver's Forbidden is audited",
+    );
+    for (const e of audit)
+      for (const key of ['time', 'user', 'cluster', 'method', 'path', 'verb', 'status', 'duration_ms']) assert.ok(key in e, `${key} in ${JSON.stringify(e)}`);
   });
 
-  test('40 kubectl processes at once, and 30 watches on one HTTP/2 connection held past a minute, see no error and no stall', { timeout: 180_000 }, async (t) => {
+  test('40 kubectl processes at once, and 30 watches on one HTTP/2 connection held past a minute, see no error and no stall', {
+    timeout: 180_000,
+  }, async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const { path, openedAt, received, errors } = held!;
-    const runs = await Promise.all(Array.from({ length: 40 }, () => execa(kubectlPath, ['get', 'ns', '-o', 'name'], { env: { KUBECONFIG: path }, reject: false })));
+    const runs = await Promise.all(
+      Array.from({ length: 40 }, () => execa(kubectlPath, ['get', 'ns', '-o', 'name'], { env: { KUBECONFIG: path }, reject: false })),
+    );
     for (const r of runs) {
       assert.equal(r.exitCode, 0, String(r.stderr));
       assert.match(String(r.stdout), /namespace\/team-a/);
@@ -273,7 +305,10 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
   test('upgrades: refused by the apiserver (exec without a node) relayed as is; WebSocket and SPDY tunnelled byte for byte', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     // A pod that no kubelet runs: the apiserver answers the exec upgrade itself, with an error.
-    await api.request(api.admin, '/api/v1/namespaces/team-a/pods', { method: 'POST', body: { metadata: { name: 'p' }, spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'busybox' }] } } });
+    await api.request(api.admin, '/api/v1/namespaces/team-a/pods', {
+      method: 'POST',
+      body: { metadata: { name: 'p' }, spec: { nodeName: 'ghost', containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     const exec = await login('bob', kubectlPath, 'exec', '-n', 'team-a', 'p', '--', 'true');
     assert.notEqual(exec.exitCode, 0);
     assert.match(String(exec.stderr), /forbidden|ghost|no such host|error dialing|not found/i);
@@ -290,13 +325,21 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
     const wss = new WebSocketServer({ noServer: true, handleProtocols: (protocols) => (protocols.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : false) });
     https.on('upgrade', (req, socket, head) => {
       seen.push({ user: req.headers['impersonate-user'] as string, groups: req.headers['impersonate-group'], auth: req.headers.authorization });
-      if (req.headers.upgrade?.toLowerCase() === 'websocket') return wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, binary) => ws.send(Buffer.concat([Buffer.from('echo:'), data as Buffer]), { binary })));
+      if (req.headers.upgrade?.toLowerCase() === 'websocket')
+        return wss.handleUpgrade(req, socket, head, (ws) =>
+          ws.on('message', (data, binary) => ws.send(Buffer.concat([Buffer.from('echo:'), data as Buffer]), { binary })),
+        );
       socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n');
       socket.on('data', (d: Buffer) => socket.write(Buffer.from([...d].reverse())));
     });
     await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
     const port = (https.address() as { port: number }).port;
-    const upstream = { kind: 'kube_cluster', version: 'v3', metadata: { name: 'ws-upstream', labels: { env: 'test' } }, spec: { kubeconfig: kubeconfigYaml(`https://127.0.0.1:${port}`, ca.cert, { user: 'proxy', token: 'upstream-token', groups: [] }) } };
+    const upstream = {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name: 'ws-upstream', labels: { env: 'test' } },
+      spec: { kubeconfig: kubeconfigYaml(`https://127.0.0.1:${port}`, ca.cert, { user: 'proxy', token: 'upstream-token', groups: [] }) },
+    };
     writeFileSync(join(home, 'ws.yaml'), stringify(upstream));
     assert.equal((await kport(['create', '-f', join(home, 'ws.yaml')])).exitCode, 0);
 
@@ -321,7 +364,10 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
         assert.deepEqual(groups, ['developers', 'ops']);
       }
       const base = kubeconfig.clusters[0].cluster.server.replace('https:', 'wss:');
-      const ws = new WebSocket(`${base}/api/v1/namespaces/team-a/pods/p/exec?command=sh&stdin=true`, ['v5.channel.k8s.io'], { ...clientOpts, headers: { authorization: 'Bearer client-secret' } });
+      const ws = new WebSocket(`${base}/api/v1/namespaces/team-a/pods/p/exec?command=sh&stdin=true`, ['v5.channel.k8s.io'], {
+        ...clientOpts,
+        headers: { authorization: 'Bearer client-secret' },
+      });
       await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
       assert.equal(ws.protocol, 'v5.channel.k8s.io');
       const payload = Buffer.from([0, 0xff, 0x00, 0x10, ...Buffer.from('hello')]);
@@ -335,7 +381,9 @@ describe('kube login proxy against kube-apiserver', { concurrency: false, timeou
       const spdy = await new Promise<Buffer>((resolve, reject) => {
         const url = new URL(kubeconfig.clusters[0].cluster.server);
         const socket = tlsConnect({ host: '127.0.0.1', port: Number(url.port), ...clientOpts, servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-          socket.write(`POST ${url.pathname}/api/v1/namespaces/team-a/pods/p/portforward HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n`);
+          socket.write(
+            `POST ${url.pathname}/api/v1/namespaces/team-a/pods/p/portforward HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n`,
+          );
         });
         let buf = Buffer.alloc(0);
         socket.on('data', (d: Buffer) => {

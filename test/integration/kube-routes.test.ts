@@ -46,7 +46,16 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
       stringify({
         apiVersion: 'v1',
         kind: 'Config',
-        clusters: [{ name: 'k', cluster: { server: opts.sni ? `https://127.0.0.1:${h.port}` : `https://127.0.0.1:${h.port}/k/${cluster}`, 'certificate-authority-data': b64(ca), ...(opts.sni && { 'tls-server-name': clusterServerName(cluster) }) } }],
+        clusters: [
+          {
+            name: 'k',
+            cluster: {
+              server: opts.sni ? `https://127.0.0.1:${h.port}` : `https://127.0.0.1:${h.port}/k/${cluster}`,
+              'certificate-authority-data': b64(ca),
+              ...(opts.sni && { 'tls-server-name': clusterServerName(cluster) }),
+            },
+          },
+        ],
         users: [{ name: 'p', user: { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) } }],
         contexts: [{ name: 'c', context: { cluster: 'k', user: 'p' } }],
         'current-context': 'c',
@@ -54,7 +63,11 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     );
     return file;
   }
-  const k = (config: string, ...args: string[]) => run(kubectl, ['--kubeconfig', config, ...args]).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+  const k = (config: string, ...args: string[]) =>
+    run(kubectl, ['--kubeconfig', config, ...args]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
   const events = async () => {
     await h.audit.drain();
     return (await listResources<AuditEvent>(h.backend, AUDIT_EVENT)).map((e) => e.spec).filter((e) => e.type === 'kube.request');
@@ -93,10 +106,14 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     t.after(() => agent.kill());
     await h.heartbeat('agent-1', ['prod-a']);
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-a');
-    const who = await waitFor('alice through the server', async () => {
-      const r = await k(config, 'auth', 'whoami', '-o', 'json');
-      return r.code === 0 ? r : undefined;
-    }, { timeoutMs: 30_000 });
+    const who = await waitFor(
+      'alice through the server',
+      async () => {
+        const r = await k(config, 'auth', 'whoami', '-o', 'json');
+        return r.code === 0 ? r : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const user = JSON.parse(who.stdout).status.userInfo;
     assert.equal(user.username, 'alice');
     assert.deepEqual(user.groups, ['developers', 'system:authenticated']);
@@ -115,9 +132,16 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(list.status, 200);
     assert.equal(list.host_id, 'agent-1');
     await agent.settled();
-    assert.ok(agent.admitted.some((i) => i.sessionId === list.session_id), 'the audit event names the session id the agent received');
+    assert.ok(
+      agent.admitted.some((i) => i.sessionId === list.session_id),
+      'the audit event names the session id the agent received',
+    );
     // The agent named alice and that session to the cluster: its own audit log joins kport's.
-    const seen = await waitFor('the request in the API server\'s audit log', async () => api.auditEvents().find((e) => e.impersonatedUser?.extra?.['kport.dev/session-id']?.[0] === list.session_id), { timeoutMs: 30_000 });
+    const seen = await waitFor(
+      "the request in the API server's audit log",
+      async () => api.auditEvents().find((e) => e.impersonatedUser?.extra?.['kport.dev/session-id']?.[0] === list.session_id),
+      { timeoutMs: 30_000 },
+    );
     assert.equal(seen.user.username, 'kport-proxy');
     assert.equal(seen.impersonatedUser?.username, 'alice');
     assert.deepEqual(seen.impersonatedUser?.extra?.['kport.dev/original-user'], ['alice']);
@@ -136,7 +160,10 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.equal(hidden.stderr.replaceAll('prod-a', 'X'), missing.stderr.replaceAll('no-such', 'X'));
     assert.equal(agent.streams, 0);
     const denied = (await events()).filter((e) => e.user === 'bob' && e.outcome === 'refused');
-    assert.ok(denied.some((e) => e.cluster === 'prod-a' && /do not allow/.test(e.reason ?? '')), JSON.stringify(denied));
+    assert.ok(
+      denied.some((e) => e.cluster === 'prod-a' && /do not allow/.test(e.reason ?? '')),
+      JSON.stringify(denied),
+    );
     // Bob's own cluster goes through.
     const own = await k(await kubeconfig('bob', ['staging-dev'], 'staging-b'), 'get', 'ns', '-o', 'name');
     assert.equal(own.code, 0, own.stderr);
@@ -167,7 +194,10 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
   test('a cluster no agent serves answers 502 with the sentence naming it, which kubectl prints (discovery included)', async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const config = await kubeconfig('alice', ['prod-dev'], 'prod-lonely');
-    for (const args of [['get', '--raw', '/api/v1/namespaces'], ['get', 'namespaces']]) {
+    for (const args of [
+      ['get', '--raw', '/api/v1/namespaces'],
+      ['get', 'namespaces'],
+    ]) {
       const r = await k(config, ...args);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /no agent serves prod-lonely right now/, args.join(' '));
@@ -223,7 +253,7 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     assert.doesNotMatch(hidden.text, /prod-a/);
   });
 
-  test('a watch streams events through the tunnel, and cancelling it closes the agent\'s stream', async (t) => {
+  test("a watch streams events through the tunnel, and cancelling it closes the agent's stream", async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const agent = testAgent(h, 'agent-5', { upstream });
     t.after(() => agent.kill());
@@ -269,7 +299,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     const agent = testAgent(h, 'agent-8', { upstream });
     t.after(() => agent.kill());
     await h.heartbeat('agent-8', ['prod-a']);
-    const storedRole = (env: string) => ({ kind: 'role', version: 'v7', metadata: { name: 'stored-prod' }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
+    const storedRole = (env: string) =>
+      ({
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'stored-prod' },
+        spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } },
+      }) as never;
     await upsertResource(h.backend, storedRole('prod'));
     const carol = await h.personCert('carol', ['stored-prod']);
     const open = () => {
@@ -279,12 +315,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
       return s;
     };
     let session = open();
-    const get = () => new Promise<number>((resolve, reject) => {
-      const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a' });
-      stream.on('response', (headers) => resolve(Number(headers[':status'])));
-      stream.on('error', reject);
-      stream.resume();
-    });
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        const stream = session.request({ ':path': '/k/prod-a/api/v1/namespaces/team-a' });
+        stream.on('response', (headers) => resolve(Number(headers[':status'])));
+        stream.on('error', reject);
+        stream.resume();
+      });
     for (let i = 0; i < 5; i++) assert.equal(await get(), 200);
     const closed = new Promise((resolve) => session.once('close', resolve));
     await lockUser(h.backend, { name: 'carol' }, new Date());
@@ -315,7 +352,13 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     await h.heartbeat('agent-6', ['prod-a']);
     const alice = await h.personCert('alice', ['prod-dev']);
     const path = '/api/v1/namespaces/team-a/pods/web/exec?container=c&command=sh&stdin=true&tty=true';
-    const ws = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a${path}`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost', headers: { authorization: 'Bearer leaked', 'impersonate-user': 'alice' } });
+    const ws = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a${path}`, ['v5.channel.k8s.io'], {
+      ca: alice.ca,
+      cert: alice.cert,
+      key: alice.key,
+      servername: 'localhost',
+      headers: { authorization: 'Bearer leaked', 'impersonate-user': 'alice' },
+    });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const payload = Buffer.from([1, 0, 255, 13, 10, 0x41]);
     const echoed = await new Promise<Buffer>((resolve) => {
@@ -336,15 +379,30 @@ describe('the server routes /k/<cluster> over tunnels to agents', { concurrency:
     await agent.settled();
     assert.equal(agent.admitted.at(-1)!.sessionId, meta.sessionId);
     const streams = agent.streams;
-    const refused = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a/api/v1/namespaces/team-a/pods/refused-pod/exec?command=sh`, ['v5.channel.k8s.io'], { ca: alice.ca, cert: alice.cert, key: alice.key, servername: 'localhost' });
-    const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)).once('open', () => resolve(101)).once('error', () => resolve(-1)));
+    const refused = new WebSocket(`wss://127.0.0.1:${h.port}/k/prod-a/api/v1/namespaces/team-a/pods/refused-pod/exec?command=sh`, ['v5.channel.k8s.io'], {
+      ca: alice.ca,
+      cert: alice.cert,
+      key: alice.key,
+      servername: 'localhost',
+    });
+    const status = await new Promise<number>((resolve) =>
+      refused
+        .once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+        .once('open', () => resolve(101))
+        .once('error', () => resolve(-1)),
+    );
     assert.equal(status, 403);
     assert.equal(agent.streams, streams);
   });
 });
 
 /** One HTTP/2 GET with a person's certificate and extra headers, sent as given (node:http2 keeps padded values). */
-function rawH2(h: Harness, who: { cert: string; key: string; ca: string }, path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+function rawH2(
+  h: Harness,
+  who: { cert: string; key: string; ca: string },
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const session = http2Connect(`https://127.0.0.1:${h.port}`, { ca: who.ca, cert: who.cert, key: who.key, servername: 'localhost' });
     session.on('error', reject);

@@ -18,9 +18,14 @@ import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from
 import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
-const RECORDED = { kind: 'role', version: 'v7', metadata: { name: 'prod-recorded' }, spec: { options: { require_session_recording: true }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } };
+const RECORDED = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'prod-recorded' },
+  spec: { options: { require_session_recording: true }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } },
+};
 
-describe('kport\'s endings and refusals as kubectl prints them, through the server', { concurrency: false, timeout: 900_000 }, () => {
+describe("kport's endings and refusals as kubectl prints them, through the server", { concurrency: false, timeout: 900_000 }, () => {
   let f: Fixture;
   const people: Record<string, Person> = {};
   const have = (t: TestContext) => havePeer(t, 'kube-apiserver, kubectl and kwok', PEERS());
@@ -30,7 +35,12 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     f = await startFixture({ roles: [...ROLES, RECORDED] });
     // Something for watches to list first (no controller-manager runs here to make kube-root-ca.crt).
     await f.admin('create', 'configmap', 'listed', '-n', 'apps');
-    for (const [name, role] of [['alice', 'prod-dev'], ['carol', 'prod-dev'], ['bob', 'staging-dev'], ['rita', 'prod-recorded']] as const) {
+    for (const [name, role] of [
+      ['alice', 'prod-dev'],
+      ['carol', 'prod-dev'],
+      ['bob', 'staging-dev'],
+      ['rita', 'prod-recorded'],
+    ] as const) {
       people[name] = await invitedPerson(f.server, name, [role]);
       if (name !== 'bob') assert.equal((await people[name]!.kport(['kube', 'config', CLUSTER])).exitCode, 0);
     }
@@ -47,7 +57,7 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     return run;
   }
 
-  test('#8: users lock ends carol\'s kubectl get -w, exec (WebSocket), logs -f (also through kube login) and port-forward: all but port-forward print kport\'s sentence, and all but get -w exit 1', async (t) => {
+  test("#8: users lock ends carol's kubectl get -w, exec (WebSocket), logs -f (also through kube login) and port-forward: all but port-forward print kport's sentence, and all but get -w exit 1", async (t) => {
     if (!have(t)) return;
     const carol = people.carol!;
     const watch = spawn(carol, ['get', 'configmaps', '-n', 'apps', '--watch']);
@@ -67,7 +77,11 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     });
     await waitFor('the exec to run', async () => exec.out.includes('ready') || exec.code !== undefined, { timeoutMs: 60_000 });
     await waitFor('the watch to list', async () => watch.out.includes('listed') || watch.code !== undefined, { timeoutMs: 60_000 });
-    await waitFor('the log lines', async () => (logs.out.includes('second line\n') && login.out.includes('second line\n')) || logs.code !== undefined || login.code !== undefined, { timeoutMs: 60_000 });
+    await waitFor(
+      'the log lines',
+      async () => (logs.out.includes('second line\n') && login.out.includes('second line\n')) || logs.code !== undefined || login.code !== undefined,
+      { timeoutMs: 60_000 },
+    );
     await waitFor('the port-forward', async () => forward.out.includes('Forwarding from') || forward.code !== undefined, { timeoutMs: 60_000 });
     for (const r of all) assert.equal(r.code, undefined, r.err);
     const locked = await f.server.kport(['users', 'lock', 'carol', '--message', 'incident 42']);
@@ -90,7 +104,7 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     assert.notEqual(forward.code, 0, forward.err);
   });
 
-  test('#8 and #9: the agent goes away: a watch prints why, kube ls says no agent serves the cluster, kubectl\'s first call prints kport\'s sentence; back once the agent is', async (t) => {
+  test("#8 and #9: the agent goes away: a watch prints why, kube ls says no agent serves the cluster, kubectl's first call prints kport's sentence; back once the agent is", async (t) => {
     if (!have(t)) return;
     const alice = people.alice!;
     const ls = async () => {
@@ -98,7 +112,10 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
       assert.equal(res.exitCode, 0, String(res.stderr));
       return JSON.parse(String(res.stdout)) as Array<{ kube_cluster_name: string; served?: boolean }>;
     };
-    assert.deepEqual((await ls()).map((c) => [c.kube_cluster_name, c.served]), [[CLUSTER, true]]);
+    assert.deepEqual(
+      (await ls()).map((c) => [c.kube_cluster_name, c.served]),
+      [[CLUSTER, true]],
+    );
     const table = await alice.kport(['kube', 'ls']);
     assert.match(String(table.stdout), new RegExp(`^Kube Cluster Name\\tLabels\\tSelected\\tServed\\n${CLUSTER}\\t[^\\t]*\\t\\*?\\tyes$`));
 
@@ -127,12 +144,15 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     await waitFor('kube ls to say it is served again', async () => (await ls())[0]?.served === true, { timeoutMs: 30_000 });
   });
 
-  test('#9: a cluster bob may not reach, and one that does not exist: kubectl\'s first call prints the same sentence naming kube ls', async (t) => {
+  test("#9: a cluster bob may not reach, and one that does not exist: kubectl's first call prints the same sentence naming kube ls", async (t) => {
     if (!have(t)) return;
     const bob = people.bob!;
     const hidden = await personKubectl(bob.home).run(['--kubeconfig', kubeconfigFor(bob, f.server.address, CLUSTER), 'get', 'pods', '-n', 'apps']);
     const missing = await personKubectl(bob.home).run(['--kubeconfig', kubeconfigFor(bob, f.server.address, 'no-such'), 'get', 'pods', '-n', 'apps']);
-    for (const [name, res] of [[CLUSTER, hidden], ['no-such', missing]] as const) {
+    for (const [name, res] of [
+      [CLUSTER, hidden],
+      ['no-such', missing],
+    ] as const) {
       assert.equal(res.code, 1);
       assert.match(res.stderr, new RegExp(`kube_cluster "${name}" not found: \`kport kube ls\` lists the clusters you can reach`), res.stderr);
       assert.doesNotMatch(res.stderr, /could not find the requested resource/);
@@ -141,9 +161,17 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     assert.equal(same(hidden.stderr, CLUSTER), same(missing.stderr, 'no-such'));
     // helm too ("Kubernetes cluster unreachable: unknown" for a Status body).
     if (!havePeer(t, 'helm', [BINARIES.helm()])) return;
-    const helm = await execa(BINARIES.helm(), ['list'], { env: { HOME: bob.home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfigFor(bob, f.server.address, CLUSTER) }, extendEnv: false, reject: false, timeout: 60_000 });
+    const helm = await execa(BINARIES.helm(), ['list'], {
+      env: { HOME: bob.home, PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfigFor(bob, f.server.address, CLUSTER) },
+      extendEnv: false,
+      reject: false,
+      timeout: 60_000,
+    });
     assert.notEqual(helm.exitCode, 0);
-    assert.match(String(helm.stderr), new RegExp(`Kubernetes cluster unreachable: kube_cluster "${CLUSTER}" not found: \`kport kube ls\` lists the clusters you can reach`));
+    assert.match(
+      String(helm.stderr),
+      new RegExp(`Kubernetes cluster unreachable: kube_cluster "${CLUSTER}" not found: \`kport kube ls\` lists the clusters you can reach`),
+    );
   });
 
   test('attack #12: under require_session_recording an upgrade to a kubelet (nodes/NAME/proxy/exec) is refused and reaches no agent; without it, it reaches the cluster', async (t) => {
@@ -157,7 +185,7 @@ describe('kport\'s endings and refusals as kubectl prints them, through the serv
     // alice's roles do not require recording: the same upgrade goes to the cluster (whatever its kubelet answers).
     const passed = await rawUpgrade(people.alice!, f.server, path, 'websocket');
     assert.doesNotMatch(passed.body, /require_session_recording/);
-    await waitFor('alice\'s upgrade at the agent', async () => f.agents[0]!.requests() > atAgent, { timeoutMs: 30_000 });
+    await waitFor("alice's upgrade at the agent", async () => f.agents[0]!.requests() > atAgent, { timeoutMs: 30_000 });
     // rita's own exec is recorded, as before.
     const exec = await personKubectl(people.rita!.home).run(['exec', '-n', 'apps', 'web', '--', 'echo', 'recorded']);
     assert.equal(exec.code, 0, exec.stderr);
@@ -184,26 +212,37 @@ function kubeconfigFor(who: Person, address: string, cluster: string): string {
   const profile = join(who.home, '.kport', 'profiles', address.replace(':', '_'));
   const file = join(who.home, `${cluster}.kubeconfig`);
   const b64 = (name: string) => readFileSync(join(profile, name)).toString('base64');
-  writeFileSync(file, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'k', cluster: { server: `https://${address}/k/${cluster}`, 'certificate-authority-data': b64('ca.pem') } }],
-    users: [{ name: 'u', user: { 'client-certificate-data': b64('cert.pem'), 'client-key-data': b64('key.pem') } }],
-    contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
-    'current-context': 'c',
-  }), { mode: 0o600 });
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'k', cluster: { server: `https://${address}/k/${cluster}`, 'certificate-authority-data': b64('ca.pem') } }],
+      users: [{ name: 'u', user: { 'client-certificate-data': b64('cert.pem'), 'client-key-data': b64('key.pem') } }],
+      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+      'current-context': 'c',
+    }),
+    { mode: 0o600 },
+  );
   return file;
 }
 
 function tlsOf(who: Person, address: string) {
   const profile = join(who.home, '.kport', 'profiles', address.replace(':', '_'));
-  return { cert: readFileSync(join(profile, 'cert.pem'), 'utf8'), key: readFileSync(join(profile, 'key.pem'), 'utf8'), ca: readFileSync(join(profile, 'ca.pem'), 'utf8'), servername: 'localhost' };
+  return {
+    cert: readFileSync(join(profile, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(profile, 'key.pem'), 'utf8'),
+    ca: readFileSync(join(profile, 'ca.pem'), 'utf8'),
+    servername: 'localhost',
+  };
 }
 
 /** One HTTP/1.1 exchange on its own TLS connection: the answer's head and whatever body came within 10 s. */
 function exchange(who: Person, server: { port: number; address: string }, request: string): Promise<{ head: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ...tlsOf(who, server.address), ALPNProtocols: ['http/1.1'] }, () => socket.write(request));
+    const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ...tlsOf(who, server.address), ALPNProtocols: ['http/1.1'] }, () =>
+      socket.write(request),
+    );
     let seen = Buffer.alloc(0);
     const done = () => {
       clearTimeout(timer);
@@ -227,7 +266,11 @@ function exchange(who: Person, server: { port: number; address: string }, reques
 }
 
 function rawUpgrade(who: Person, server: { port: number; address: string }, path: string, upgrade: string) {
-  return exchange(who, server, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`);
+  return exchange(
+    who,
+    server,
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${upgrade}\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n`,
+  );
 }
 
 async function rawGet(who: Person, server: { port: number; address: string }, path: string): Promise<{ status: number; body: string }> {

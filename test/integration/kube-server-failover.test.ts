@@ -48,7 +48,9 @@ interface Watch {
 }
 
 function watch(session: ClientHttp2Session, resourceVersion: string): Watch {
-  const stream = session.request({ ':path': `/k/${CLUSTER}/api/v1/namespaces/apps/configmaps?watch=1&resourceVersion=${resourceVersion}&allowWatchBookmarks=false` });
+  const stream = session.request({
+    ':path': `/k/${CLUSTER}/api/v1/namespaces/apps/configmaps?watch=1&resourceVersion=${resourceVersion}&allowWatchBookmarks=false`,
+  });
   const w: Watch = { stream, events: [] };
   let status = 0;
   let buffered = '';
@@ -115,12 +117,16 @@ describe('two agents for one cluster, one killed; the server killed and restarte
 
     // Each watch either is still open and sees a new event, or has ended: none hangs silently.
     await f.admin('create', 'configmap', 'after-kill', '-n', 'apps');
-    await waitFor('each watch to see the event or to have ended', async () => watches.every((w) => w.ended || w.events.includes('after-kill')), { timeoutMs: 60_000 });
+    await waitFor('each watch to see the event or to have ended', async () => watches.every((w) => w.ended || w.events.includes('after-kill')), {
+      timeoutMs: 60_000,
+    });
     const ended = watches.filter((w) => w.ended);
     const open = watches.filter((w) => !w.ended);
     // 20 watches on two agents at random: all on the survivor is a 1 in 2^20 chance.
     assert.ok(ended.length > 0 && open.length > 0, `ended ${ended.length}, open ${open.length}`);
-    t.diagnostic(`after the kill: ${after.length - after.filter((s) => s === 200).length} of ${after.length} requests failed (longest run ${worst}); ${ended.length} of ${WATCHES} watches ended, the last ${Math.max(...ended.map((w) => w.ended!.at - killedAt))} ms after the kill`);
+    t.diagnostic(
+      `after the kill: ${after.length - after.filter((s) => s === 200).length} of ${after.length} requests failed (longest run ${worst}); ${ended.length} of ${WATCHES} watches ended, the last ${Math.max(...ended.map((w) => w.ended!.at - killedAt))} ms after the kill`,
+    );
     for (const w of ended) assert.ok(w.ended!.status === 200 && !w.events.includes('after-kill'), JSON.stringify(w.ended));
     // What an informer does next: a fresh list and a watch from it; the survivor serves both.
     const relist = await get(session, `/k/${CLUSTER}/api/v1/namespaces/apps/configmaps`);
@@ -137,16 +143,16 @@ describe('two agents for one cluster, one killed; the server killed and restarte
     let out = '';
     kw.stdout!.on('data', (c: Buffer) => (out += c));
     try {
-      await waitFor('kubectl\'s watch to list', async () => out.includes('configmap/after-relist'), { timeoutMs: 30_000 });
+      await waitFor("kubectl's watch to list", async () => out.includes('configmap/after-relist'), { timeoutMs: 30_000 });
       await f.admin('create', 'configmap', 'seen-by-kubectl', '-n', 'apps');
-      await waitFor('kubectl\'s watch to see it', async () => out.includes('configmap/seen-by-kubectl'), { timeoutMs: 30_000 });
+      await waitFor("kubectl's watch to see it", async () => out.includes('configmap/seen-by-kubectl'), { timeoutMs: 30_000 });
     } finally {
       kw.kill('SIGKILL');
       await kw;
     }
   });
 
-  test('server kill -9 and restart on its port and data dir: the agents\' tunnels are back within 10 s; alice\'s kubectl works again without a new login', async (t) => {
+  test("server kill -9 and restart on its port and data dir: the agents' tunnels are back within 10 s; alice's kubectl works again without a new login", async (t) => {
     if (!have(t)) return;
     const victim = f.agents[0]!;
     victim.start();
@@ -157,20 +163,28 @@ describe('two agents for one cluster, one killed; the server killed and restarte
     await sleep(2000);
     await f.server.start();
     const ready = Date.now();
-    const back = await waitFor('both tunnels after the restart', async () => {
-      const now = await allowedTunnels(f, live);
-      return live.every((a) => (now.get(a.hostId())?.length ?? 0) > (before.get(a.hostId())?.length ?? 0)) ? now : undefined;
-    }, { timeoutMs: 60_000 });
+    const back = await waitFor(
+      'both tunnels after the restart',
+      async () => {
+        const now = await allowedTunnels(f, live);
+        return live.every((a) => (now.get(a.hostId())?.length ?? 0) > (before.get(a.hostId())?.length ?? 0)) ? now : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     for (const a of live) {
       const took = Date.parse(back.get(a.hostId())!.at(-1)!) - ready;
       assert.ok(took <= 10_000, `agent ${a.hostId()} back ${took} ms after the server was ready`);
     }
     // The same kubeconfig, the same login: no new login, it works.
     const k = personKubectl(alice.home);
-    const pods = await waitFor('kubectl through the restarted server', async () => {
-      const r = await k.run(['get', 'pods', '-n', 'apps', '-o', 'name']);
-      return r.code === 0 ? r : undefined;
-    }, { timeoutMs: 30_000 });
+    const pods = await waitFor(
+      'kubectl through the restarted server',
+      async () => {
+        const r = await k.run(['get', 'pods', '-n', 'apps', '-o', 'name']);
+        return r.code === 0 ? r : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.equal(pods.stdout, 'pod/web\n');
   });
 });
@@ -180,5 +194,13 @@ async function allowedTunnels(f: Fixture, agents: KubeAgent[]): Promise<Map<stri
   const res = await f.server.kport(['get', 'audit', '--format=json']);
   assert.equal(res.exitCode, 0, String(res.stderr));
   const events = (JSON.parse(String(res.stdout)) as Array<{ spec: { type: string; outcome: string; host_id?: string; time: string } }>).map((e) => e.spec);
-  return new Map(agents.map((a) => [a.hostId(), events.filter((e) => e.type === 'agent.tunnel' && e.outcome === 'allowed' && e.host_id === a.hostId()).map((e) => e.time).sort()]));
+  return new Map(
+    agents.map((a) => [
+      a.hostId(),
+      events
+        .filter((e) => e.type === 'agent.tunnel' && e.outcome === 'allowed' && e.host_id === a.hostId())
+        .map((e) => e.time)
+        .sort(),
+    ]),
+  );
 }

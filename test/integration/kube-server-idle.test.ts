@@ -59,7 +59,11 @@ describe('quiet streams through the server past its idle timeout', { concurrency
       await Promise.all(Object.values(procs));
     });
     await waitFor('the existing log lines', async () => out.follow.includes('second line\n') || exited.follow, { timeoutMs: 60_000 });
-    const port = Number(await waitFor('the forwarding line', async () => out.forward.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1] ?? exited.forward, { timeoutMs: 60_000 }));
+    const port = Number(
+      await waitFor('the forwarding line', async () => out.forward.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1] ?? exited.forward, {
+        timeoutMs: 60_000,
+      }),
+    );
     // A forwarded connection that carries a few bytes, then nothing for as long as the rest.
     const held = await echoSocket(port);
     assert.equal((await held.echo(Buffer.from('first'))).toString(), 'first');
@@ -85,7 +89,7 @@ describe('quiet streams through the server past its idle timeout', { concurrency
     assert.match(out.follow, /after the quiet\n/);
   });
 
-  test('kport kube login -- kubectl logs -f with a server profile: the local proxy\'s stream to the server stays open while quiet', async (t) => {
+  test("kport kube login -- kubectl logs -f with a server profile: the local proxy's stream to the server stays open while quiet", async (t) => {
     if (!have(t)) return;
     const proc = alice.kport(['kube', 'login', CLUSTER, '--', BINARIES.kubectl(), 'logs', '-f', '-n', 'apps', 'web']);
     let out = '';
@@ -99,7 +103,7 @@ describe('quiet streams through the server past its idle timeout', { concurrency
     });
     await waitFor('the existing log lines', async () => out.includes('second line\n') || exited, { timeoutMs: 60_000 });
     await sleep(QUIET_MS);
-    assert.equal(exited, undefined, 'kube login\'s logs -f ended while quiet');
+    assert.equal(exited, undefined, "kube login's logs -f ended while quiet");
     appendFileSync(f.logsFile, criLogLine('through kube login after the quiet'));
     await waitFor('the appended line', async () => out.includes('through kube login after the quiet\n') || exited, { timeoutMs: 30_000 });
     assert.equal(exited, undefined);
@@ -121,7 +125,10 @@ describe('quiet streams through the server past its idle timeout', { concurrency
     await new Promise((resolve) => stream.once('response', resolve));
     await new Promise<void>((resolve, reject) => {
       const once = idle.session.request({ ':path': `/k/${CLUSTER}/api/v1/namespaces/quiet/configmaps` });
-      once.on('error', reject).resume().once('end', () => resolve());
+      once
+        .on('error', reject)
+        .resume()
+        .once('end', () => resolve());
     });
     const started = Date.now();
     await waitFor('the idle HTTP/2 connection to close', async () => idle.closed, { timeoutMs: IDLE_MS * 4 });
@@ -157,7 +164,12 @@ describe('quiet streams through the server past its idle timeout', { concurrency
 /** A person's certificate, key and the server CA, from their profile. */
 function credentials(who: Person, address: string) {
   const dir = join(who.home, '.kport', 'profiles', address.replace(':', '_'));
-  return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8'), ca: readFileSync(join(dir, 'ca.pem'), 'utf8'), servername: 'localhost' };
+  return {
+    cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    servername: 'localhost',
+  };
 }
 
 function h2(tls: ReturnType<typeof credentials>, port: number): { session: ClientHttp2Session; closed: boolean; goaway: boolean } {

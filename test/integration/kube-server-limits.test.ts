@@ -18,7 +18,12 @@ import { auditEvents } from '../helpers/network.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
-const role = (name: string, env: string) => ({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } });
+const role = (name: string, env: string) => ({
+  kind: 'role',
+  version: 'v7',
+  metadata: { name },
+  spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } },
+});
 const WATCH = `/k/${CLUSTER}/api/v1/namespaces/apps/pods?watch=1&timeoutSeconds=600`;
 
 describe('kubectl through the server: floods and role edits', { concurrency: false, timeout: 900_000 }, () => {
@@ -27,7 +32,13 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
 
   const connectAs = (who: Person): ClientHttp2Session => {
     const dir = join(who.home, '.kport', 'profiles', f.server.address.replace(':', '_'));
-    const session = http2Connect(`https://${f.server.address}`, { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')), ca: readFileSync(join(dir, 'ca.pem')), servername: 'localhost', peerMaxConcurrentStreams: 1000 });
+    const session = http2Connect(`https://${f.server.address}`, {
+      cert: readFileSync(join(dir, 'cert.pem')),
+      key: readFileSync(join(dir, 'key.pem')),
+      ca: readFileSync(join(dir, 'ca.pem')),
+      servername: 'localhost',
+      peerMaxConcurrentStreams: 1000,
+    });
     session.on('error', () => {});
     return session;
   };
@@ -49,15 +60,23 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     }
     return { session, seen };
   };
-  const get = (who: Person) => new Promise<number>((resolve) => {
-    const session = connectAs(who);
-    const req = session.request({ ':path': `/k/${CLUSTER}/api/v1/namespaces/apps/pods` });
-    let status = 0;
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.resume();
-    req.on('close', () => (session.close(), resolve(status)));
-  });
-  const kubectl = (who: Person, args: string[]) => execa(BINARIES.kubectl(), args, { env: { HOME: who.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 120_000 });
+  const get = (who: Person) =>
+    new Promise<number>((resolve) => {
+      const session = connectAs(who);
+      const req = session.request({ ':path': `/k/${CLUSTER}/api/v1/namespaces/apps/pods` });
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.resume();
+      req.on('close', () => (session.close(), resolve(status)));
+    });
+  const kubectl = (who: Person, args: string[]) =>
+    execa(BINARIES.kubectl(), args, {
+      env: { HOME: who.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 120_000,
+    });
   /** A watch of `who` that the server would keep open for 600 s. */
   const watch = (who: Person) => {
     const session = connectAs(who);
@@ -95,11 +114,22 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     const count = (status: number) => floods.reduce((n, x) => n + (x.seen.statuses.get(status) ?? 0), 0);
     assert.equal(count(200), 256, `alice holds at most 256 open: ${JSON.stringify(floods.map((x) => [...x.seen.statuses]))}`);
     assert.equal(count(429), 256);
-    assert.ok(floods.some((x) => [...x.seen.messages].some((m) => /alice already has 256 Kubernetes requests open/.test(m))), [...floods[1]!.seen.messages].join('\n'));
-    assert.equal(await get(dave), 200, 'dave is served during alice\'s flood');
+    assert.ok(
+      floods.some((x) => [...x.seen.messages].some((m) => /alice already has 256 Kubernetes requests open/.test(m))),
+      [...floods[1]!.seen.messages].join('\n'),
+    );
+    assert.equal(await get(dave), 200, "dave is served during alice's flood");
     const exec = await kubectl(dave, ['exec', '-n', 'apps', 'web', '--', 'echo', 'served']);
     assert.equal(exec.stdout.trim(), 'served', exec.stderr);
-    await waitFor('the 429s audited', async () => (await auditEvents(f.server)).some((e) => { const s = e.spec as Record<string, unknown>; return s.type === 'kube.request' && s.status === 429 && s.user === 'alice'; }) || undefined, { timeoutMs: 30_000 });
+    await waitFor(
+      'the 429s audited',
+      async () =>
+        (await auditEvents(f.server)).some((e) => {
+          const s = e.spec as Record<string, unknown>;
+          return s.type === 'kube.request' && s.status === 429 && s.user === 'alice';
+        }) || undefined,
+      { timeoutMs: 30_000 },
+    );
 
     // Three more people fill the agent's tunnel (1,000 streams) past what it allows.
     const others = await Promise.all(['erin', 'frank', 'gina'].map((name) => invitedPerson(f.server, name, ['prod-dev'])));
@@ -110,7 +140,10 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     const busy = more.reduce((n, x) => n + (x.seen.statuses.get(502) ?? 0), 0);
     assert.ok(open <= 900, `${open} watches open on a tunnel of 1,000 streams`);
     assert.equal(open + busy, 256 * 4, JSON.stringify(more.map((x) => [...x.seen.statuses])));
-    assert.ok(more.some((x) => [...x.seen.messages].some((m) => /busy/.test(m))), more.map((x) => [...x.seen.messages].join('\n')).join('\n'));
+    assert.ok(
+      more.some((x) => [...x.seen.messages].some((m) => /busy/.test(m))),
+      more.map((x) => [...x.seen.messages].join('\n')).join('\n'),
+    );
 
     // Every flooder vanishes at once: their streams are reset on the tunnel, which must stay up.
     for (const x of all) x.session.destroy();
@@ -118,10 +151,10 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     assert.equal(await get(dave), 200, 'dave is served after the flood');
     const again = await kubectl(dave, ['exec', '-n', 'apps', 'web', '--', 'echo', 'still']);
     assert.equal(again.stdout.trim(), 'still', again.stderr);
-    assert.doesNotMatch(f.agents[0]!.log, /tunnel .* lost/, 'the agent\'s tunnel was never lost');
+    assert.doesNotMatch(f.agents[0]!.log, /tunnel .* lost/, "the agent's tunnel was never lost");
   });
 
-  test('a role edited so it no longer allows the cluster ends the open exec and watch of people holding it within seconds; others\' streams are left alone; session.end says why', async (t) => {
+  test("a role edited so it no longer allows the cluster ends the open exec and watch of people holding it within seconds; others' streams are left alone; session.end says why", async (t) => {
     if (!have(t)) return;
     const carol = await invitedPerson(f.server, 'carol', ['carol-prod']);
     const hank = await invitedPerson(f.server, 'hank', ['prod-dev']);
@@ -130,28 +163,39 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
     const carolWatch = watch(carol);
     const hankWatch = watch(hank);
     t.after(() => (exec.exec.kill('SIGKILL'), carolWatch.session.destroy(), hankWatch.session.destroy()));
-    await waitFor('the exec and the watches to open', async () => (exec.out.includes('ready') && carolWatch.status === 200 && hankWatch.status === 200) || undefined, { timeoutMs: 60_000 });
+    await waitFor(
+      'the exec and the watches to open',
+      async () => (exec.out.includes('ready') && carolWatch.status === 200 && hankWatch.status === 200) || undefined,
+      { timeoutMs: 60_000 },
+    );
 
     const edited = join(f.dir, 'carol-none.yaml');
     writeFileSync(edited, stringify(role('carol-prod', 'none')));
     const res = await f.server.kport(['create', '-f', edited, '--force']);
     assert.equal(res.exitCode, 0, String(res.stderr));
     // The command sleeps 300 s and the watch asks for 600: ending at all is the server's doing.
-    await waitFor('carol\'s exec and watch to end', async () => (exec.ended && carolWatch.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
+    await waitFor("carol's exec and watch to end", async () => (exec.ended && carolWatch.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
       assert.fail(`still open after the role edit: exec ${exec.ended ? 'ended' : 'running'}, watch ${carolWatch.ended ? 'ended' : 'open'}`);
     });
-    assert.equal(hankWatch.ended, false, 'hank\'s watch, on a cluster his roles still allow, is left open');
-    await waitFor('session.end naming the role change', async () => (await auditEvents(f.server)).find((e) => e.spec.type === 'session.end' && (e.spec as Record<string, unknown>).user === 'carol') || undefined, { timeoutMs: 30_000 }).then((e) => {
+    assert.equal(hankWatch.ended, false, "hank's watch, on a cluster his roles still allow, is left open");
+    await waitFor(
+      'session.end naming the role change',
+      async () => (await auditEvents(f.server)).find((e) => e.spec.type === 'session.end' && (e.spec as Record<string, unknown>).user === 'carol') || undefined,
+      { timeoutMs: 30_000 },
+    ).then((e) => {
       assert.match(JSON.stringify(e.spec), /no longer allow kube_cluster/);
     });
   });
 
-  test('users update that takes away the role allowing the cluster ends that person\'s open exec and watch within seconds (through the server, then on the host); the next request is refused; roles given back serve again', async (t) => {
+  test("users update that takes away the role allowing the cluster ends that person's open exec and watch within seconds (through the server, then on the host); the next request is refused; roles given back serve again", async (t) => {
     if (!have(t)) return;
     const ivan = await invitedPerson(f.server, 'ivan', ['prod-dev']);
     const erin = await invitedPerson(f.server, 'erin2', ['editor']);
     assert.equal((await ivan.kport(['kube', 'config', CLUSTER])).exitCode, 0);
-    for (const [who, args] of [[erin, ['users', 'update', 'ivan', '--set-roles', 'auditor']], [f.server, ['users', 'update', 'ivan', '--remove-roles', 'prod-dev']]] as const) {
+    for (const [who, args] of [
+      [erin, ['users', 'update', 'ivan', '--set-roles', 'auditor']],
+      [f.server, ['users', 'update', 'ivan', '--remove-roles', 'prod-dev']],
+    ] as const) {
       const exec = longExec(ivan);
       const open = watch(ivan);
       t.after(() => (exec.exec.kill('SIGKILL'), open.session.destroy()));
@@ -159,7 +203,7 @@ describe('kubectl through the server: floods and role edits', { concurrency: fal
       const res = await who.kport([...args]);
       assert.equal(res.exitCode, 0, String(res.stderr));
       // The command sleeps 300 s and the watch asks for 600: ending at all is the server's doing.
-      await waitFor('ivan\'s exec and watch to end', async () => (exec.ended && open.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
+      await waitFor("ivan's exec and watch to end", async () => (exec.ended && open.ended) || undefined, { timeoutMs: 30_000 }).catch(() => {
         assert.fail(`still open after ${args.join(' ')}: exec ${exec.ended ? 'ended' : 'running'}, watch ${open.ended ? 'ended' : 'open'}`);
       });
       assert.equal(await get(ivan), 403, 'a cluster the roles no longer allow answers as a missing one (403, which kubectl prints)');

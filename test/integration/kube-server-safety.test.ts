@@ -50,7 +50,11 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
   /** A person's certificate, key and the server CA, from the profile `kport login` wrote. */
   const profile = (who: Person) => {
     const dir = join(who.home, '.kport', 'profiles', `127.0.0.1_${server.port}`);
-    return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8'), ca: readFileSync(join(dir, 'ca.pem'), 'utf8') };
+    return {
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    };
   };
   const connectAs = (who: Person): ClientHttp2Session => {
     const { cert, key, ca } = profile(who);
@@ -58,16 +62,20 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     session.on('error', () => {});
     return session;
   };
-  const get = (session: ClientHttp2Session, path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = session.request({ ':path': path });
-    let body = '';
-    let status = 0;
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.on('data', (c: Buffer) => (body += c));
-    req.on('end', () => resolve({ status, body }));
-    req.on('error', reject);
-  });
-  const servers = async () => JSON.parse(String((await server.kport(['get', 'kube_server', '-o', 'json'])).stdout)) as Array<{ spec: { host_id: string; clusters: string[]; started?: string } }>;
+  const get = (session: ClientHttp2Session, path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': path });
+      let body = '';
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+    });
+  const servers = async () =>
+    JSON.parse(String((await server.kport(['get', 'kube_server', '-o', 'json'])).stdout)) as Array<{
+      spec: { host_id: string; clusters: string[]; started?: string };
+    }>;
 
   before(async (t) => {
     if (!have(t as never)) return;
@@ -82,19 +90,36 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
 
     server = await startServer({ kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'dev' } }] } });
     const setup = join(server.dir, 'setup.yaml');
-    writeFileSync(setup, [
-      stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
-      stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'static', labels: { env: 'dev' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }),
-    ].join('---\n'));
+    writeFileSync(
+      setup,
+      [
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'dev-access' },
+          spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } },
+        }),
+        stringify({
+          kind: 'kube_cluster',
+          version: 'v3',
+          metadata: { name: 'static', labels: { env: 'dev' } },
+          spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+        }),
+      ].join('---\n'),
+    );
     const created = await server.kport(['create', '-f', setup]);
     assert.equal(created.exitCode, 0, String(created.stderr));
     agents.a = await startKubeAgent('alpha');
     agents.b = await startKubeAgent('beta');
     for (const name of ['alice', 'carol', 'dave', 'rita']) people[name] = await invitedPerson(server, name, ['dev-access']);
-    await waitFor('alpha, beta and static served', async () => {
-      const listed = (await servers()).flatMap((s) => s.spec.clusters);
-      return ['alpha', 'beta', 'static'].every((c) => listed.includes(c));
-    }, { timeoutMs: 90_000 });
+    await waitFor(
+      'alpha, beta and static served',
+      async () => {
+        const listed = (await servers()).flatMap((s) => s.spec.clusters);
+        return ['alpha', 'beta', 'static'].every((c) => listed.includes(c));
+      },
+      { timeoutMs: 90_000 },
+    );
   });
   after(async () => {
     if (process.env.KPORT_TEST_DEBUG) process.stderr.write(`--- server\n${server?.log.slice(-4000)}\n--- a\n${agents.a?.log}\n--- b\n${agents.b?.log}\n`);
@@ -104,7 +129,7 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     await api?.stop();
   });
 
-  test('agent B, with its real host certificate, claims agent A\'s cluster and the static one in its heartbeat and opens a rogue tunnel: the claims are dropped and audited, and not one request for them reaches it', async (t) => {
+  test("agent B, with its real host certificate, claims agent A's cluster and the static one in its heartbeat and opens a rogue tunnel: the claims are dropped and audited, and not one request for them reaches it", async (t) => {
     if (!have(t)) return;
     const b = agents.b!;
     const bHost = b.hostId();
@@ -148,7 +173,12 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     hb.on('error', () => {});
     t.after(() => hb.close());
     const now = new Date();
-    const beat = { kind: 'kube_server', version: 'v1', metadata: { name: bHost, description: 'kport kubernetes service on vm', expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: bHost, hostname: 'vm', clusters: claimed, started: now.toISOString(), last_heartbeat: now.toISOString() } };
+    const beat = {
+      kind: 'kube_server',
+      version: 'v1',
+      metadata: { name: bHost, description: 'kport kubernetes service on vm', expires: new Date(Date.now() + 90_000).toISOString() },
+      spec: { host_id: bHost, hostname: 'vm', clusters: claimed, started: now.toISOString(), last_heartbeat: now.toISOString() },
+    };
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = hb.request({ ':method': 'POST', ':path': '/v1/backend', 'content-type': 'application/json' });
       let body = '';
@@ -161,14 +191,16 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     });
     assert.equal(answer.status, 200, answer.body);
     // The heartbeat as stored (with the claims, or without them): the routing has seen it by the time `kport get` answers.
-    const stored = await waitFor('B\'s heartbeat stored', async () => (await servers()).find((s) => s.spec.host_id === bHost && s.spec.started === beat.spec.started));
+    const stored = await waitFor("B's heartbeat stored", async () =>
+      (await servers()).find((s) => s.spec.host_id === bHost && s.spec.started === beat.spec.started),
+    );
 
     const alice = connectAs(people.alice!);
     t.after(() => alice.close());
     // B's own cluster reaches its tunnel: the tunnel is live, so what follows would reach it if routed there.
     const own = await get(alice, '/k/beta/api/v1/namespaces/apps/pods');
     assert.equal(own.status, 200);
-    assert.equal(rogue.streams.length, 1, 'beta\'s request reached B\'s tunnel');
+    assert.equal(rogue.streams.length, 1, "beta's request reached B's tunnel");
     for (let i = 0; i < 20; i++) {
       for (const cluster of ['alpha', 'static']) {
         const res = await get(alice, `/k/${cluster}/api/v1/namespaces/apps/pods`);
@@ -179,12 +211,16 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     }
     assert.deepEqual(rogue.streams, ['/api/v1/namespaces/apps/pods'], 'no request for alpha or static reached B');
     // The server's audit says who served each: A alone for alpha, the server's own service for static.
-    const served = (await auditEvents(server)).filter((e) => e.spec.type === 'kube.request' && (e.spec as { cluster?: string }).cluster === 'alpha' && (e.spec as { status?: number }).status === 200);
+    const served = (await auditEvents(server)).filter(
+      (e) => e.spec.type === 'kube.request' && (e.spec as { cluster?: string }).cluster === 'alpha' && (e.spec as { status?: number }).status === 200,
+    );
     assert.equal(served.length, 20);
     assert.deepEqual([...new Set(served.map((e) => e.spec.host_id))], [aHost]);
     // And the heartbeat itself keeps only what B may serve; the claim is audited.
     assert.deepEqual(stored.spec.clusters, ['beta'], 'the server keeps only the cluster B may serve');
-    const claim = (await auditEvents(server)).find((e) => e.spec.type === 'agent.call' && e.spec.host_id === bHost && /may not serve/.test(e.spec.reason ?? ''));
+    const claim = (await auditEvents(server)).find(
+      (e) => e.spec.type === 'agent.call' && e.spec.host_id === bHost && /may not serve/.test(e.spec.reason ?? ''),
+    );
     assert.ok(claim, 'the claim is audited');
     assert.match(claim.spec.reason!, /alpha, static/);
   });
@@ -194,15 +230,26 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
     const { cert, key, ca } = profile(who);
     const dir = tempDir('safety-kubectl');
     const write = (name: string, data: string) => (writeFileSync(join(dir, name), data, { mode: 0o600 }), join(dir, name));
-    const kubeconfig = write('config', stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'k', cluster: { server: `https://127.0.0.1:${server.port}/k/static`, 'certificate-authority': write('ca.pem', ca), 'tls-server-name': 'localhost' } }],
-      users: [{ name: 'p', user: { 'client-certificate': write('cert.pem', cert), 'client-key': write('key.pem', key) } }],
-      contexts: [{ name: 'c', context: { cluster: 'k', user: 'p' } }],
-      'current-context': 'c',
-    }));
-    const exec = execa(kubectl, ['--kubeconfig', kubeconfig, 'exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo ready; exec sleep 300'], { reject: false, stdin: 'ignore' });
+    const kubeconfig = write(
+      'config',
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          {
+            name: 'k',
+            cluster: { server: `https://127.0.0.1:${server.port}/k/static`, 'certificate-authority': write('ca.pem', ca), 'tls-server-name': 'localhost' },
+          },
+        ],
+        users: [{ name: 'p', user: { 'client-certificate': write('cert.pem', cert), 'client-key': write('key.pem', key) } }],
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'p' } }],
+        'current-context': 'c',
+      }),
+    );
+    const exec = execa(kubectl, ['--kubeconfig', kubeconfig, 'exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo ready; exec sleep 300'], {
+      reject: false,
+      stdin: 'ignore',
+    });
     let out = '';
     exec.stdout!.on('data', (c: Buffer) => (out += c));
     const session = { exitCode: undefined as number | undefined, stderr: '' };
@@ -237,13 +284,19 @@ describe('kubectl through the server: a claimed cluster and a locked person', { 
       assert.equal(changed.exitCode, 0, String(changed.stderr));
       const at = Date.now();
       // The command sleeps 300 s and the watch asks for 600: ending at all is the server's doing.
-      await waitFor('the exec session and the watch to end', async () => open.exec.exitCode !== undefined && open.watch.ended, { timeoutMs: 60_000 }).catch(() => {
-        assert.fail(`still open ${Math.round((Date.now() - at) / 1000)} s after users ${verb}: exec ${open.exec.exitCode === undefined ? 'running' : 'ended'}, watch ${open.watch.ended ? 'ended' : 'open'}`);
-      });
+      await waitFor('the exec session and the watch to end', async () => open.exec.exitCode !== undefined && open.watch.ended, { timeoutMs: 60_000 }).catch(
+        () => {
+          assert.fail(
+            `still open ${Math.round((Date.now() - at) / 1000)} s after users ${verb}: exec ${open.exec.exitCode === undefined ? 'running' : 'ended'}, watch ${open.watch.ended ? 'ended' : 'open'}`,
+          );
+        },
+      );
       const took = Date.now() - at;
       assert.notEqual(open.exec.exitCode, 0, 'the session was cut, not finished');
       process.stderr.write(`# users ${verb}: exec and watch ended ${took} ms after the command returned\n`);
-      const end = await waitFor('session.end', async () => (await auditEvents(server)).find((e) => e.spec.type === 'session.end' && (e.spec as { user?: string }).user === who));
+      const end = await waitFor('session.end', async () =>
+        (await auditEvents(server)).find((e) => e.spec.type === 'session.end' && (e.spec as { user?: string }).user === who),
+      );
       assert.match(end.spec.reason ?? '', why);
     });
   }

@@ -15,9 +15,14 @@ import { BINARIES } from '../peers/versions.ts';
 
 /** Long enough to log in and open a shell on a loaded machine (it takes a few seconds), short enough not to wait a minute. */
 const TTL_MS = 30_000;
-const BRIEF = { kind: 'role', version: 'v7', metadata: { name: 'prod-brief' }, spec: { options: { max_session_ttl: `${TTL_MS / 1000}s` }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } };
+const BRIEF = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'prod-brief' },
+  spec: { options: { max_session_ttl: `${TTL_MS / 1000}s` }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } },
+};
 
-describe('an exec -it session open when the person\'s certificate expires', { concurrency: false, timeout: 600_000 }, () => {
+describe("an exec -it session open when the person's certificate expires", { concurrency: false, timeout: 600_000 }, () => {
   let f: Fixture;
   const have = (t: TestContext) => havePeer(t, 'kube-apiserver, kubectl and kwok', PEERS());
 
@@ -27,7 +32,7 @@ describe('an exec -it session open when the person\'s certificate expires', { co
   });
   after(async () => f?.stop());
 
-  test('is closed at expiry, session.end is recorded, and kport play shows the commands\' output', async (t) => {
+  test("is closed at expiry, session.end is recorded, and kport play shows the commands' output", async (t) => {
     if (!have(t)) return;
     // The auditor first: carol's certificate starts counting at her login.
     const audrey = await invitedPerson(f.server, 'audrey', ['auditor']);
@@ -40,10 +45,22 @@ describe('an exec -it session open when the person\'s certificate expires', { co
     assert.equal((await carol.kport(['kube', 'config', CLUSTER])).exitCode, 0);
 
     // A watch beside it: ended at expiry with kport's sentence as its last event (kubectl prints it as its last row).
-    const watch = execa(BINARIES.kubectl(), ['get', 'pods', '-n', 'apps', '--watch'], { env: { HOME: carol.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 180_000 });
+    const watch = execa(BINARIES.kubectl(), ['get', 'pods', '-n', 'apps', '--watch'], {
+      env: { HOME: carol.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 180_000,
+    });
     let watched = '';
     watch.stdout!.on('data', (c: Buffer) => (watched += c));
-    const shell = execa('script', ['-qfc', `${BINARIES.kubectl()} exec -it -n apps web -- sh`, '/dev/null'], { env: { HOME: carol.home, PATH: process.env.PATH ?? '', TERM: 'xterm' }, extendEnv: false, reject: false, stdin: 'pipe', timeout: 180_000 });
+    const shell = execa('script', ['-qfc', `${BINARIES.kubectl()} exec -it -n apps web -- sh`, '/dev/null'], {
+      env: { HOME: carol.home, PATH: process.env.PATH ?? '', TERM: 'xterm' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'pipe',
+      timeout: 180_000,
+    });
     let out = '';
     shell.stdout!.on('data', (c: Buffer) => (out += c));
     shell.stderr!.on('data', (c: Buffer) => (out += c));
@@ -55,7 +72,7 @@ describe('an exec -it session open when the person\'s certificate expires', { co
     };
     await until('the remote prompt', /[#$] $/);
     shell.stdin!.write('echo recorded-$((6*7))\n');
-    await until('the command\'s output', /recorded-42/);
+    await until("the command's output", /recorded-42/);
     shell.stdin!.write('echo second-$((2*3))\n');
     await until('the second output', /second-6/);
     assert.equal(endedAt, 0, `the session ended before its certificate expired: ${out}`);
@@ -74,13 +91,21 @@ describe('an exec -it session open when the person\'s certificate expires', { co
     // session.start and session.end, with the same id, in the server's audit.
     const audit = await f.server.kport(['get', 'audit', '--user', 'carol', '--format=json']);
     assert.equal(audit.exitCode, 0, String(audit.stderr));
-    const events = (JSON.parse(String(audit.stdout)) as Array<{ spec: { type: string; session_id?: string; recorded?: boolean; time: string } }>).map((e) => e.spec);
+    const events = (JSON.parse(String(audit.stdout)) as Array<{ spec: { type: string; session_id?: string; recorded?: boolean; time: string } }>).map(
+      (e) => e.spec,
+    );
     const start = events.find((e) => e.type === 'session.start');
     assert.ok(start?.session_id && start.recorded === true, JSON.stringify(events));
-    const end = await waitFor('session.end', async () => {
-      const now = await f.server.kport(['get', 'audit', '--user', 'carol', '--format=json']);
-      return (JSON.parse(String(now.stdout)) as Array<{ spec: { type: string; session_id?: string; time: string } }>).map((e) => e.spec).find((e) => e.type === 'session.end' && e.session_id === start.session_id);
-    }, { timeoutMs: 30_000 });
+    const end = await waitFor(
+      'session.end',
+      async () => {
+        const now = await f.server.kport(['get', 'audit', '--user', 'carol', '--format=json']);
+        return (JSON.parse(String(now.stdout)) as Array<{ spec: { type: string; session_id?: string; time: string } }>)
+          .map((e) => e.spec)
+          .find((e) => e.type === 'session.end' && e.session_id === start.session_id);
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.ok(Date.parse(end.time) >= expires - 1_000, `session.end at ${end.time}, the certificate expired at ${cert.validTo}`);
 
     // The auditor replays it through the server: what carol's commands printed is there.

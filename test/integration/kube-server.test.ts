@@ -20,7 +20,7 @@ import { BINARIES } from '../peers/versions.ts';
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 
-describe('kubectl through the server to a Kubernetes agent\'s cluster', { concurrency: false, timeout: 900_000 }, () => {
+describe("kubectl through the server to a Kubernetes agent's cluster", { concurrency: false, timeout: 900_000 }, () => {
   let f: Fixture;
   let alice: Person;
   let bob: Person;
@@ -36,7 +36,7 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
   });
   after(async () => f?.stop());
 
-  test('alice: get, apply, watch, logs -f, exec -it and port-forward work through the server, byte for byte; the apiserver\'s audit names her', async (t) => {
+  test("alice: get, apply, watch, logs -f, exec -it and port-forward work through the server, byte for byte; the apiserver's audit names her", async (t) => {
     if (!have(t)) return;
     const k = personKubectl(alice.home);
     const pods = await k.run(['get', 'pods', '-n', 'apps', '-o', 'name']);
@@ -61,7 +61,7 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     let watched = '';
     watch.stdout!.on('data', (c: Buffer) => (watched += c));
     try {
-      await waitFor('the watch\'s first list', async () => watched.includes('configmap/settings'), { timeoutMs: 30_000 });
+      await waitFor("the watch's first list", async () => watched.includes('configmap/settings'), { timeoutMs: 30_000 });
       await f.admin('create', 'configmap', 'made-later', '-n', 'apps');
       await waitFor('the event through the watch', async () => watched.includes('configmap/made-later'), { timeoutMs: 30_000 });
     } finally {
@@ -108,7 +108,9 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     forward.stdout!.on('data', (c: Buffer) => (printed += c));
     forward.stderr!.on('data', (c: Buffer) => (printed += c));
     try {
-      const port = Number(await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }));
+      const port = Number(
+        await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }),
+      );
       const sent = randomBytes(256 * 1024);
       const received = await echoThrough(port, sent);
       assert.ok(received.equals(sent), `the echoed bytes are the bytes sent (${received.length} of ${sent.length})`);
@@ -119,8 +121,16 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
 
     // The cluster's own audit log: every request of this test was made as alice, and says so.
     const mine = f.api.auditEvents().filter((e) => e.impersonatedUser?.username === 'alice');
-    for (const verb of ['list', 'create', 'watch', 'get']) assert.ok(mine.some((e) => e.verb === verb), `an audited ${verb} as alice`);
-    for (const sub of ['/log', '/exec', '/portforward']) assert.ok(mine.some((e) => e.requestURI.includes(sub)), `an audited ${sub} as alice`);
+    for (const verb of ['list', 'create', 'watch', 'get'])
+      assert.ok(
+        mine.some((e) => e.verb === verb),
+        `an audited ${verb} as alice`,
+      );
+    for (const sub of ['/log', '/exec', '/portforward'])
+      assert.ok(
+        mine.some((e) => e.requestURI.includes(sub)),
+        `an audited ${sub} as alice`,
+      );
     for (const e of mine) {
       assert.deepEqual(e.impersonatedUser!.extra?.['kport.dev/original-user'], ['alice'], JSON.stringify(e));
       assert.match(e.impersonatedUser!.extra?.['kport.dev/session-id']?.[0] ?? '', /\S/);
@@ -135,12 +145,15 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     const exec = await alice.kport(['kube', 'login', CLUSTER, '--', BINARIES.kubectl(), 'exec', '-n', 'apps', 'web', '--', 'echo', 'through-login']);
     assert.equal(exec.exitCode, 0, String(exec.stderr));
     assert.equal(exec.stdout, 'through-login');
-    const last = f.api.auditEvents().filter((e) => e.requestURI.includes('/exec') && e.impersonatedUser?.username === 'alice').at(-1);
+    const last = f.api
+      .auditEvents()
+      .filter((e) => e.requestURI.includes('/exec') && e.impersonatedUser?.username === 'alice')
+      .at(-1);
     assert.ok(last?.requestURI.includes('through-login'), 'the exec reached the apiserver as alice');
     assert.deepEqual(last.impersonatedUser!.extra?.['kport.dev/original-user'], ['alice']);
   });
 
-  test('bob (env=staging) gets for alice\'s cluster the answer for a missing one, an audited denial, and no request reaches the agent; alice as system:masters: 403', async (t) => {
+  test("bob (env=staging) gets for alice's cluster the answer for a missing one, an audited denial, and no request reaches the agent; alice as system:masters: 403", async (t) => {
     if (!have(t)) return;
     const agent = f.agents[0]!;
     const atAgent = agent.requests();
@@ -150,7 +163,10 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     const asBob = personKubectl(bob.home);
     const [hiddenConfig, missingConfig] = [bobKubeconfig(bob, f.server.address, CLUSTER), bobKubeconfig(bob, f.server.address, 'no-such')];
     // Discovery and a get (kubectl prints its own words for a 404 there), then the raw answer (the server's).
-    for (const args of [['get', 'pods', '-n', 'apps'], ['get', '--raw', '/api/v1/namespaces/apps/pods']]) {
+    for (const args of [
+      ['get', 'pods', '-n', 'apps'],
+      ['get', '--raw', '/api/v1/namespaces/apps/pods'],
+    ]) {
       const hidden = await asBob.run(['--kubeconfig', hiddenConfig, ...args]);
       const missing = await asBob.run(['--kubeconfig', missingConfig, ...args]);
       assert.equal(hidden.code, 1, hidden.stderr);
@@ -170,7 +186,10 @@ describe('kubectl through the server to a Kubernetes agent\'s cluster', { concur
     assert.equal(audit.exitCode, 0, String(audit.stderr));
     const events = (JSON.parse(String(audit.stdout)) as Array<{ spec: { type: string; user: string; outcome: string; cluster?: string } }>).map((e) => e.spec);
     assert.ok(events.length > 0 && events.every((e) => e.user === 'bob' && e.cluster === CLUSTER), JSON.stringify(events));
-    assert.ok(events.some((e) => e.type === 'kube.request' && e.outcome === 'refused'), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.type === 'kube.request' && e.outcome === 'refused'),
+      JSON.stringify(events),
+    );
 
     // alice asking to be system:masters: the server refuses it, and it reaches no agent either.
     const masters = await personKubectl(alice.home).run(['get', 'pods', '-n', 'apps', '--as=alice', '--as-group=system:masters']);
@@ -206,8 +225,19 @@ function bobKubeconfig(bob: Person, address: string, cluster: string): string {
  * `command` in a real pseudo-terminal (script gives kubectl a terminal); each step waits until the
  * output since the last step matches `after`, then types `send`. Every wait is bounded.
  */
-export async function interactive(home: string, command: string, steps: Array<{ after: RegExp; send: string }>, opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<{ code: number; out: string }> {
-  const proc = execa('script', ['-qfc', command, '/dev/null'], { env: { HOME: home, PATH: process.env.PATH ?? '', TERM: 'xterm', ...opts.env }, extendEnv: false, reject: false, stdin: 'pipe', timeout: opts.timeoutMs ?? 60_000 });
+export async function interactive(
+  home: string,
+  command: string,
+  steps: Array<{ after: RegExp; send: string }>,
+  opts: { timeoutMs?: number; env?: Record<string, string> } = {},
+): Promise<{ code: number; out: string }> {
+  const proc = execa('script', ['-qfc', command, '/dev/null'], {
+    env: { HOME: home, PATH: process.env.PATH ?? '', TERM: 'xterm', ...opts.env },
+    extendEnv: false,
+    reject: false,
+    stdin: 'pipe',
+    timeout: opts.timeoutMs ?? 60_000,
+  });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c));
   proc.stderr!.on('data', (c: Buffer) => (out += c));

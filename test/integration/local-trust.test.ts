@@ -46,7 +46,7 @@ function refusal(run: { served: boolean; exitCode?: number; stderr: string }, wh
   return run;
 }
 
-describe('local trust: the server\'s data dir, seal key and store; an agent\'s identity', { timeout: 240_000 }, () => {
+describe("local trust: the server's data dir, seal key and store; an agent's identity", { timeout: 240_000 }, () => {
   let server: TestServer;
   before(async () => {
     server = await startServer();
@@ -64,12 +64,19 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
   test('server start refuses a data dir, server dir or store that others can write, naming it and the chmod (runs everywhere)', async () => {
     await server.stop();
     try {
-      for (const [path, mode, fix] of [[data(), 0o770, 700], [join(data(), 'server'), 0o777, 700], [join(data(), 'kport.db'), 0o660, 600]] as const) {
+      for (const [path, mode, fix] of [
+        [data(), 0o770, 700],
+        [join(data(), 'server'), 0o777, 700],
+        [join(data(), 'kport.db'), 0o660, 600],
+      ] as const) {
         chmodSync(path, mode);
         try {
           const run = await serverStart();
           assert.equal(run.exitCode, 1, run.stderr);
-          assert.match(run.stderr, new RegExp(`${escapeRegExp(path)} is writable by other users, who could .*: run chmod ${fix} ${escapeRegExp(path)}, then run the command again\\.`));
+          assert.match(
+            run.stderr,
+            new RegExp(`${escapeRegExp(path)} is writable by other users, who could .*: run chmod ${fix} ${escapeRegExp(path)}, then run the command again\\.`),
+          );
         } finally {
           chmodSync(path, fix === 700 ? 0o700 : 0o600);
         }
@@ -89,7 +96,12 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
         try {
           const run = await serverStart();
           assert.equal(run.exitCode, 1, `${path}: ${run.stderr}`);
-          assert.match(run.stderr, new RegExp(`${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\)( or root)?: another local user may have put it there, so kport will not use it`));
+          assert.match(
+            run.stderr,
+            new RegExp(
+              `${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*, not to you \\(uid \\d+.*\\)( or root)?: another local user may have put it there, so kport will not use it`,
+            ),
+          );
         } finally {
           await undo();
         }
@@ -104,12 +116,28 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
   const agentDir = async () => {
     const dir = tempDir('trust-agent');
     writeFileSync(join(dir, 'token'), await server.token('discovery'), { mode: 0o600 });
-    writeFileSync(join(dir, 'kport.yaml'), stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), proxy_server: server.address, ca_pin: server.pin, join_params: { token_name: join(dir, 'token'), method: 'token' } },
-      discovery_service: { enabled: 'yes', discovery_group: 'trust', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] },
-    }));
-    const env = { HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: join(dir, 'kport.yaml'), AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1' };
+    writeFileSync(
+      join(dir, 'kport.yaml'),
+      stringify({
+        version: 'v3',
+        teleport: {
+          data_dir: join(dir, 'data'),
+          proxy_server: server.address,
+          ca_pin: server.pin,
+          join_params: { token_name: join(dir, 'token'), method: 'token' },
+        },
+        discovery_service: { enabled: 'yes', discovery_group: 'trust', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] },
+      }),
+    );
+    const env = {
+      HOME: dir,
+      PATH: process.env.PATH ?? '',
+      KPORT_CONFIG: join(dir, 'kport.yaml'),
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:1',
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'y',
+      AWS_REGION: 'us-east-1',
+    };
     const identity = join(dir, 'data', 'identity');
     /** `discover run` until it refuses, or until it has an identity (joined or resumed) and polls. */
     const run = async () => {
@@ -141,18 +169,28 @@ describe('local trust: the server\'s data dir, seal key and store; an agent\'s i
     chmodSync(agent.key, 0o644);
     let run = refusal(await agent.run(), 'the agent');
     assert.notEqual(run.exitCode, 0, run.stderr);
-    assert.match(run.stderr, new RegExp(`${escapeRegExp(agent.key)} can be read by other users \\(mode 0644\\), so kport will not use it: run chmod 600 ${escapeRegExp(agent.key)} \\(and if anyone may have read it, remove ${escapeRegExp(agent.identity)} and join again with a new token\\)\\.`));
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `${escapeRegExp(agent.key)} can be read by other users \\(mode 0644\\), so kport will not use it: run chmod 600 ${escapeRegExp(agent.key)} \\(and if anyone may have read it, remove ${escapeRegExp(agent.identity)} and join again with a new token\\)\\.`,
+      ),
+    );
     chmodSync(agent.key, 0o600);
     chmodSync(agent.identity, 0o777);
     run = refusal(await agent.run(), 'the agent');
     assert.notEqual(run.exitCode, 0, run.stderr);
-    assert.match(run.stderr, new RegExp(`${escapeRegExp(agent.identity)} is writable by other users, who could replace this agent's key or certificate in it: run chmod 700 ${escapeRegExp(agent.identity)}`));
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `${escapeRegExp(agent.identity)} is writable by other users, who could replace this agent's key or certificate in it: run chmod 700 ${escapeRegExp(agent.identity)}`,
+      ),
+    );
     chmodSync(agent.identity, 0o700);
     assert.equal((await agent.run()).served, true, 'fixed, it resumes');
   });
 });
 
-describe('local trust: a person\'s KPORT_HOME and profile', { timeout: 180_000 }, () => {
+describe("local trust: a person's KPORT_HOME and profile", { timeout: 180_000 }, () => {
   let server: TestServer;
   let alice: Person;
   before(async () => {
@@ -167,12 +205,24 @@ describe('local trust: a person\'s KPORT_HOME and profile', { timeout: 180_000 }
     const home = join(alice.home, '.kport');
     const dir = join(home, 'profiles', server.address.replace(':', '_'));
     assert.equal((await alice.kport(['kube', 'ls'])).exitCode, 0, 'the profile works');
-    for (const path of [home, join(home, 'profiles'), join(home, 'current-profile'), dir, join(dir, 'profile.json'), join(dir, 'ca.pem'), join(dir, 'cert.pem'), join(dir, 'key.pem')]) {
+    for (const path of [
+      home,
+      join(home, 'profiles'),
+      join(home, 'current-profile'),
+      dir,
+      join(dir, 'profile.json'),
+      join(dir, 'ca.pem'),
+      join(dir, 'cert.pem'),
+      join(dir, 'key.pem'),
+    ]) {
       const undo = await other.plant(path);
       try {
         const res = await alice.kport(['kube', 'ls']);
         assert.equal(res.exitCode, 4, `${path}: ${String(res.stderr)}`);
-        assert.match(String(res.stderr), new RegExp(`${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`));
+        assert.match(
+          String(res.stderr),
+          new RegExp(`${escapeRegExp(path)} belongs to uid ${other.uid}\\b.*: another local user may have put it there, so kport will not use it`),
+        );
       } finally {
         await undo();
       }
@@ -191,7 +241,8 @@ describe('local trust: a person\'s KPORT_HOME and profile', { timeout: 180_000 }
       const other = await needOther(t);
       if (!other) return;
       const probe = other.as([process.execPath, '-e', `require('node:fs').accessSync(${JSON.stringify(KPORT_BIN)})`], env);
-      if ((await execa(probe[0]!, probe.slice(1), { reject: false, cwd: scratch })).exitCode !== 0) return void t.skip('the other user cannot read this checkout of kport');
+      if ((await execa(probe[0]!, probe.slice(1), { reject: false, cwd: scratch })).exitCode !== 0)
+        return void t.skip('the other user cannot read this checkout of kport');
       argv = other.as(argv, env);
     }
     chmodSync(home, 0o000);

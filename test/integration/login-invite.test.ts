@@ -24,7 +24,9 @@ function commandLine(pid: number): string {
 function kportBelow(root: number): number | undefined {
   let children: number[] = [];
   try {
-    children = readdirSync(`/proc/${root}/task`).flatMap((t) => readFileSync(`/proc/${root}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+    children = readdirSync(`/proc/${root}/task`).flatMap((t) =>
+      readFileSync(`/proc/${root}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
   } catch {}
   for (const pid of children) {
     const below = kportBelow(pid);
@@ -51,7 +53,11 @@ describe('login --invite: the code never sits in the process list', { timeout: 1
     const name = `carol${++n}`;
     const res = await server.kport(['users', 'add', name, '--roles', 'access']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.match(String(res.stdout), new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --ca-pin sha256:[0-9a-f]{64} --invite$`, 'm'), 'the command to send holds no code');
+    assert.match(
+      String(res.stdout),
+      new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --ca-pin sha256:[0-9a-f]{64} --invite$`, 'm'),
+      'the command to send holds no code',
+    );
     return { name, code: /^ {2}invite code: (\S+)$/m.exec(String(res.stdout))![1]! };
   };
 
@@ -61,7 +67,13 @@ describe('login --invite: the code never sits in the process list', { timeout: 1
    */
   const scripted = async (args: string[], first: string) => {
     const p = person();
-    const proc = execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, ...args, '--password-stdin'], { cwd: p.home, env: { HOME: p.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'pipe' });
+    const proc = execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, ...args, '--password-stdin'], {
+      cwd: p.home,
+      env: { HOME: p.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'pipe',
+    });
     if (first) proc.stdin!.write(first);
     let stderr = '';
     proc.stderr!.on('data', (c: Buffer) => (stderr += c));
@@ -103,17 +115,27 @@ describe('login --invite: the code never sits in the process list', { timeout: 1
     assert.ok(!run.shown.includes(code.slice(0, 8)), `no part of it is left in the argv memory: ${run.shown}`);
     assert.ok(!run.ps.includes(code), run.ps);
     assert.match(run.ps, /login .*--invite \*\*\*/);
-    assert.match(run.stderr, /the invite code was given on the command line: kport hid it from the process list now, but other users could see it until then \(and finish your enrollment first\) .*run kport login --invite alone to be asked for it/);
+    assert.match(
+      run.stderr,
+      /the invite code was given on the command line: kport hid it from the process list now, but other users could see it until then \(and finish your enrollment first\) .*run kport login --invite alone to be asked for it/,
+    );
     assert.equal(run.exitCode, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`^Logged in as ${name} `));
   });
 
   test('on a terminal (a real pty through script(1)): --invite alone asks for the code with no echo; waiting at the password prompt, the process shows no code', async (t) => {
-    if ((await execa('script', ['--version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode !== 0) return void t.skip('script(1) (util-linux) is not installed: no pty to test the prompt with');
+    if ((await execa('script', ['--version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode !== 0)
+      return void t.skip('script(1) (util-linux) is not installed: no pty to test the prompt with');
     const { name, code } = await invite();
     const p = person();
     const command = `${process.execPath} ${KPORT_BIN} login --proxy ${server.address} --ca-pin ${server.pin} --invite`;
-    const proc = execa('script', ['-qfec', command, '/dev/null'], { cwd: p.home, env: { HOME: p.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'pipe' });
+    const proc = execa('script', ['-qfec', command, '/dev/null'], {
+      cwd: p.home,
+      env: { HOME: p.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'pipe',
+    });
     let screen = '';
     proc.stdout!.on('data', (c: Buffer) => (screen += c));
     // Each answer is typed once its prompt is up: before that the terminal is not raw yet and would echo it.

@@ -37,7 +37,11 @@ async function joinAgent(server: TestServer, ca: string): Promise<Agent> {
 }
 
 /** One POST on a node:http2 session: its status and JSON body, or 'closed' when the connection went first. */
-function post(session: ClientHttp2Session, path: string, body: unknown): Promise<{ status: number | 'closed'; body?: { error?: { code: string; message: string } } }> {
+function post(
+  session: ClientHttp2Session,
+  path: string,
+  body: unknown,
+): Promise<{ status: number | 'closed'; body?: { error?: { code: string; message: string } } }> {
   return new Promise((resolve) => {
     if (session.closed || session.destroyed) return resolve({ status: 'closed' });
     let stream;
@@ -104,7 +108,10 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const calls: Array<{ at: number; path: string; status: number | 'closed'; code?: string }> = [];
       const csr = await createCsr(await importKeyPem(agent.key), agent.host_id);
       while (closedAt === undefined && Date.now() < agent.notAfter + 10_000) {
-        for (const [path, body] of [['/v1/backend', { op: 'get', key: CLUSTER_KEY }], ...(Date.now() >= agent.notAfter ? [['/v1/renew', { csr }]] : [])] as const) {
+        for (const [path, body] of [
+          ['/v1/backend', { op: 'get', key: CLUSTER_KEY }],
+          ...(Date.now() >= agent.notAfter ? [['/v1/renew', { csr }]] : []),
+        ] as const) {
           const at = Date.now();
           const res = await post(session, path, body);
           calls.push({ at, path, status: res.status, code: res.body?.error?.code });
@@ -114,10 +121,19 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const before = calls.filter((c) => c.at < agent.notAfter - 1000);
       assert.ok(before.length > 0 && before.every((c) => c.status === 200), `calls before the expiry succeed: ${JSON.stringify(before)}`);
       const late = calls.filter((c) => c.at >= agent.notAfter);
-      assert.deepEqual(late.filter((c) => c.status === 200), [], 'no call after the expiry is answered');
+      assert.deepEqual(
+        late.filter((c) => c.status === 200),
+        [],
+        'no call after the expiry is answered',
+      );
       for (const c of late.filter((c) => c.status !== 'closed')) assert.equal(c.code, 'cert_expired', JSON.stringify(c));
-      t.diagnostic(`${calls.length} calls; after the expiry: ${late.map((c) => `${c.path} ${c.status}${c.code ? ` ${c.code}` : ''} at +${c.at - agent.notAfter} ms`).join(', ') || 'none'}; closed at +${closedAt === undefined ? '?' : closedAt - agent.notAfter} ms`);
-      assert.ok(closedAt !== undefined && closedAt <= agent.notAfter + 5000, `the server closed the connection at the expiry (closed ${closedAt === undefined ? 'never' : `${closedAt - agent.notAfter} ms after it`})`);
+      t.diagnostic(
+        `${calls.length} calls; after the expiry: ${late.map((c) => `${c.path} ${c.status}${c.code ? ` ${c.code}` : ''} at +${c.at - agent.notAfter} ms`).join(', ') || 'none'}; closed at +${closedAt === undefined ? '?' : closedAt - agent.notAfter} ms`,
+      );
+      assert.ok(
+        closedAt !== undefined && closedAt <= agent.notAfter + 5000,
+        `the server closed the connection at the expiry (closed ${closedAt === undefined ? 'never' : `${closedAt - agent.notAfter} ms after it`})`,
+      );
       // A new connection with the expired certificate: renewal refused too.
       const again = h2(short, { ca: agent.ca, cert: agent.cert, key: agent.key });
       const renewal = await post(again, '/v1/renew', { csr });
@@ -137,14 +153,31 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     const { authorities, seal } = await loadAuthorities(backend, dir);
     let ahead = 0;
     const now = () => new Date(Date.now() + ahead);
-    const inProcess = new KportServer({ backend, authorities, audit: new ServerAudit(backend, { log: () => {}, now }), host: '127.0.0.1', port: 0, publicNames: [], hostCertTtlMs: 3_600_000, log: () => {}, now, people: { sealKey: seal, configRoles: [] } });
+    const inProcess = new KportServer({
+      backend,
+      authorities,
+      audit: new ServerAudit(backend, { log: () => {}, now }),
+      host: '127.0.0.1',
+      port: 0,
+      publicNames: [],
+      hostCertTtlMs: 3_600_000,
+      log: () => {},
+      now,
+      people: { sealKey: seal, configRoles: [] },
+    });
     const { port } = await inProcess.listen();
     try {
       const { secret } = await addToken(backend, { roles: ['discovery'], ttlMs: 3_600_000, now: new Date() });
       const localCa = await fetchPinnedCA({ host: '127.0.0.1', port }, [authorities.pin], () => {});
       const keys = await generateKeys();
       const anonymous = new ServerClient({ host: '127.0.0.1', port }, { ca: localCa });
-      const issued = await anonymous.rawCall<{ host_id: string; cert: string; ca: string }>('/v1/join', { token: secret, roles: ['discovery'], hostname: 'clock', csr: await createCsr(keys, 'clock'), discovery_group: 'g' });
+      const issued = await anonymous.rawCall<{ host_id: string; cert: string; ca: string }>('/v1/join', {
+        token: secret,
+        roles: ['discovery'],
+        hostname: 'clock',
+        csr: await createCsr(keys, 'clock'),
+        discovery_group: 'g',
+      });
       anonymous.close();
       const creds = { ca: issued.ca, cert: issued.cert, key: await keyPem(keys.privateKey) };
       const url = `https://127.0.0.1:${port}`;
@@ -217,7 +250,7 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
         for (let waited = 0; waited < (who === 'agent' ? 1500 : 10_000) && refusedNow() < 32; waited += 100) await sleep(100);
         const refused = refusedNow();
         if (who === 'stranger') assert.ok(40 - refused <= 8, `${40 - refused} of 40 streams stayed open on a connection without a certificate`);
-        else assert.equal(refused, 0, 'an agent connection is not held to the strangers\' limit');
+        else assert.equal(refused, 0, "an agent connection is not held to the strangers' limit");
       } finally {
         peer.close();
       }
@@ -243,22 +276,32 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       for (const s of sockets) s.destroy();
     }
     // Their share is given back when they leave.
-    await waitFor('a stranger to be let in again', async () => {
-      const s = await strangerSocket(server.port);
-      await sleep(300);
-      const ok = !s.destroyed && !s.closed;
-      s.destroy();
-      return ok || undefined;
-    }, { timeoutMs: 10_000 });
+    await waitFor(
+      'a stranger to be let in again',
+      async () => {
+        const s = await strangerSocket(server.port);
+        await sleep(300);
+        const ok = !s.destroyed && !s.closed;
+        s.destroy();
+        return ok || undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
   });
 
   test('at most 64 TLS handshakes under way from one address, and a silent one is dropped within seconds', async () => {
     // TCP connections that never send a ClientHello.
-    const sockets = await Promise.all(Array.from({ length: 80 }, () => new Promise<Socket>((resolve) => {
-      const socket = netConnect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
-      socket.on('error', () => {});
-      socket.once('close', () => resolve(socket));
-    })));
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 80 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = netConnect({ host: '127.0.0.1', port: server.port }, () => resolve(socket));
+            socket.on('error', () => {});
+            socket.once('close', () => resolve(socket));
+          }),
+      ),
+    );
     try {
       const stillOpen = () => sockets.filter((s) => !s.destroyed && !s.closed);
       for (let waited = 0; waited < 5000 && stillOpen().length > 64; waited += 100) await sleep(100);
@@ -289,14 +332,16 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
           const stream = session.request({ ':method': 'POST', ':path': '/v1/join', 'content-type': 'application/json' });
           stream.on('error', () => {});
           stream.write(Buffer.alloc(16_000, 0x20));
-          statuses.push(new Promise((resolve) => {
-            stream.once('response', (h) => {
-              if (Number(h[':status']) === 503) turnedAway++;
-              resolve(Number(h[':status']));
-            });
-            stream.once('close', () => resolve('none'));
-            setTimeout(() => resolve('none'), 4 * JOIN_BODY_MS).unref();
-          }));
+          statuses.push(
+            new Promise((resolve) => {
+              stream.once('response', (h) => {
+                if (Number(h[':status']) === 503) turnedAway++;
+                resolve(Number(h[':status']));
+              });
+              stream.once('close', () => resolve('none'));
+              setTimeout(() => resolve('none'), 4 * JOIN_BODY_MS).unref();
+            }),
+          );
         }
       }
     }
@@ -311,7 +356,13 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const busy = seen.filter((s) => s === 503).length;
       const held = seen.filter((s) => s === 'none').length;
       t.diagnostic(`${seen.length} join bodies: ${busy} refused 503, ${held} held, ${seen.length - busy - held} answered otherwise`);
-      assert.ok(busy > 0, `some join bodies are refused for the budget: ${JSON.stringify(Object.groupBy(seen, (s) => String(s)), (_k, v) => (Array.isArray(v) ? v.length : v))}`);
+      assert.ok(
+        busy > 0,
+        `some join bodies are refused for the budget: ${JSON.stringify(
+          Object.groupBy(seen, (s) => String(s)),
+          (_k, v) => (Array.isArray(v) ? v.length : v),
+        )}`,
+      );
       assert.ok(held * 16_000 <= 8 << 20, `${held} bodies of 16,000 bytes held at once`);
     } finally {
       for (const s of sessions) s.destroy();
@@ -330,7 +381,10 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const start = Date.now();
       const outcomes: Array<{ status: number; message: string }> = [];
       for (let i = 0; i < 60; i++) {
-        const err = await anonymous.rawCall('/v1/join', { token: `guess-${i}`, roles: ['discovery'], hostname: 'guess', csr, discovery_group: 'g' }).then(() => undefined, (e: unknown) => e);
+        const err = await anonymous.rawCall('/v1/join', { token: `guess-${i}`, roles: ['discovery'], hostname: 'guess', csr, discovery_group: 'g' }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         assert.ok(err instanceof ApiError, String(err));
         outcomes.push({ status: err.status, message: err.message });
       }
@@ -344,11 +398,20 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
       const session = h2(fresh, { ca: agent.ca, cert: agent.cert, key: agent.key });
       const results = await Promise.all(Array.from({ length: 40 }, () => post(session, '/v1/backend', { op: 'get', key: CLUSTER_KEY })));
       session.close();
-      assert.deepEqual([...new Set(results.map((r) => r.status))], [200], 'an agent\'s calls are not rate limited');
+      assert.deepEqual([...new Set(results.map((r) => r.status))], [200], "an agent's calls are not rate limited");
       // An agent joining from the limited address waits its turn rather than giving up.
       const secret = await fresh.token('discovery');
       const waited = Date.now();
-      const joined = await joinServer({ dataDir: tempDir('limits-agent'), server: { host: '127.0.0.1', port: fresh.port }, pins: [fresh.pin], roles: ['discovery'], discoveryGroup: 'g', token: () => secret, signal: AbortSignal.timeout(60_000), warn: () => {} });
+      const joined = await joinServer({
+        dataDir: tempDir('limits-agent'),
+        server: { host: '127.0.0.1', port: fresh.port },
+        pins: [fresh.pin],
+        roles: ['discovery'],
+        discoveryGroup: 'g',
+        token: () => secret,
+        signal: AbortSignal.timeout(60_000),
+        warn: () => {},
+      });
       joined.client.close();
       assert.ok(joined.identity.host_id, `joined after ${Date.now() - waited} ms`);
     } finally {
@@ -373,7 +436,11 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
     assert.equal(await handshake({ ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305', maxVersion: 'TLSv1.2' }), 'TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256');
     assert.match(await handshake({}), /^TLS_/, 'TLS 1.3 as before');
     // openssl, as an auditor would check it, when the machine has it.
-    const openssl = await execa('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA'], { input: '', reject: false, timeout: 20_000 }).catch(() => undefined);
+    const openssl = await execa('openssl', ['s_client', '-connect', `127.0.0.1:${server.port}`, '-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-SHA'], {
+      input: '',
+      reject: false,
+      timeout: 20_000,
+    }).catch(() => undefined);
     if (openssl && !/ENOENT/.test(String(openssl.stderr))) assert.notEqual(openssl.exitCode, 0, `openssl s_client with a CBC-SHA1 suite: ${openssl.stdout}`);
 
     // A client-initiated renegotiation over TLS 1.2.

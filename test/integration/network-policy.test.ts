@@ -37,7 +37,16 @@ const heartbeat = (host: string, group: string, spec: Record<string, unknown> = 
     kind: 'discovery_service',
     version: 'v1',
     metadata: { name: host, description: 'kport discovery agent on ip-10-0-0-1', expires: new Date(Date.now() + 60_000).toISOString() },
-    spec: { host_id: host, hostname: 'ip-10-0-0-1', discovery_group: group, state: 'standby', started: new Date().toISOString(), clusters: { seen: 0, created: 0, updated: 0, deleted: 0 }, errors: [], ...spec },
+    spec: {
+      host_id: host,
+      hostname: 'ip-10-0-0-1',
+      discovery_group: group,
+      state: 'standby',
+      started: new Date().toISOString(),
+      clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
+      errors: [],
+      ...spec,
+    },
   });
 
 describe('network mode policy: what agents read, write and make the server store', { concurrency: false, timeout: 300_000 }, () => {
@@ -61,7 +70,12 @@ describe('network mode policy: what agents read, write and make the server store
     return s;
   };
   /** One POST on its own connection: the status and the exact bytes the server sent. */
-  async function raw(id: Joined | undefined, path: string, body: unknown, localAddress?: string): Promise<{ status: number; bytes: Buffer; json: { error?: { code: string; message: string } } & Record<string, unknown> }> {
+  async function raw(
+    id: Joined | undefined,
+    path: string,
+    body: unknown,
+    localAddress?: string,
+  ): Promise<{ status: number; bytes: Buffer; json: { error?: { code: string; message: string } } & Record<string, unknown> }> {
     const s = session(id, localAddress);
     try {
       const stream = s.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
@@ -87,8 +101,13 @@ describe('network mode policy: what agents read, write and make the server store
     const status = new Promise<number>((resolve) => stream.once('response', (h) => resolve(Number(h[':status']))));
     return { bytes: () => received, status, close: () => s.destroy() };
   }
-  const joinWith = (token: string, roles: string[], opts: { group?: string; pair?: CryptoKeyPair; hostname?: string } = {}) => joinByHand(server, ca, { token, roles, ...opts });
-  const refusalOf = (p: Promise<unknown>) => p.then(() => assert.fail('the server allowed it'), (e: unknown) => (assert.ok(e instanceof ApiError, String(e)), e));
+  const joinWith = (token: string, roles: string[], opts: { group?: string; pair?: CryptoKeyPair; hostname?: string } = {}) =>
+    joinByHand(server, ca, { token, roles, ...opts });
+  const refusalOf = (p: Promise<unknown>) =>
+    p.then(
+      () => assert.fail('the server allowed it'),
+      (e: unknown) => (assert.ok(e instanceof ApiError, String(e)), e),
+    );
   const backend = (id: Joined, body: Record<string, unknown>) => raw(id, '/v1/backend', body);
   /** Reads the server's store file directly: what it holds, not what it answers. */
   const store = <T>(sql: string, ...args: string[]): T[] => {
@@ -100,7 +119,7 @@ describe('network mode policy: what agents read, write and make the server store
     }
   };
 
-  test('no agent receives a static cluster\'s kubeconfig: get, list, watch and write answers carry no bearer token; a cloud cluster\'s compare-and-swap still works', async () => {
+  test("no agent receives a static cluster's kubeconfig: get, list, watch and write answers carry no bearer token; a cloud cluster's compare-and-swap still works", async () => {
     writeFileSync(join(server.dir, 'static.yaml'), staticCluster('static-one', BEARER));
     const created = await server.kport(['create', '-f', join(server.dir, 'static.yaml')]);
     assert.equal(created.exitCode, 0, String(created.stderr));
@@ -140,14 +159,24 @@ describe('network mode policy: what agents read, write and make the server store
     const { json: read } = await backend(discovery, { op: 'get', key: '/resources/kube_cluster/eks-a' });
     const item = read.item as { value: string; revision: number };
     assert.equal(item.value, written, 'a cloud cluster reads back as written');
-    const swapped = await backend(discovery, { op: 'cas', key: '/resources/kube_cluster/eks-a', value: cloudCluster('eks-a', 'prod').replace('us-east-1"', 'us-east-1 (renamed)"'), revision: item.revision, fence });
+    const swapped = await backend(discovery, {
+      op: 'cas',
+      key: '/resources/kube_cluster/eks-a',
+      value: cloudCluster('eks-a', 'prod').replace('us-east-1"', 'us-east-1 (renamed)"'),
+      revision: item.revision,
+      fence,
+    });
     assert.ok((swapped.json.item as { revision: number } | null)?.revision, `the compare-and-swap at the revision read succeeds: ${swapped.bytes.toString()}`);
     // A static cluster is still not the agent's to write, filtered or not.
     const { json: seen } = await backend(discovery, { op: 'get', key: '/resources/kube_cluster/static-one' });
     const stat = seen.item as { value: string; revision: number };
     const takeover = await backend(discovery, { op: 'cas', key: '/resources/kube_cluster/static-one', value: stat.value, revision: stat.revision, fence });
     assert.equal(takeover.status, 403);
-    assert.equal(store<{ value: string }>("SELECT value FROM kv WHERE key = '/resources/kube_cluster/static-one'")[0]?.value.includes(rotated), true, 'the server still holds the kubeconfig');
+    assert.equal(
+      store<{ value: string }>("SELECT value FROM kv WHERE key = '/resources/kube_cluster/static-one'")[0]?.value.includes(rotated),
+      true,
+      'the server still holds the kubeconfig',
+    );
   });
 
   test('heartbeats and join hostnames with ESC, BEL or U+202E are refused and nothing is written', async () => {
@@ -165,7 +194,7 @@ describe('network mode policy: what agents read, write and make the server store
       const res = await backend(discovery, { op: 'put', key, value: heartbeat(discovery.host_id, 'prod', spec), ttl_ms: 60_000 });
       assert.equal(res.status, 403, `${what}: ${res.bytes.toString()}`);
       assert.match(res.json.error?.message ?? '', /heartbeat that is not valid/, what);
-      assert.equal(store("SELECT key FROM kv WHERE key = ?", key).length, 0, `${what}: written`);
+      assert.equal(store('SELECT key FROM kv WHERE key = ?', key).length, 0, `${what}: written`);
     }
     const ok = await backend(discovery, { op: 'put', key, value: heartbeat(discovery.host_id, 'prod'), ttl_ms: 60_000 });
     assert.equal(ok.status, 200, ok.bytes.toString());
@@ -237,18 +266,28 @@ describe('network mode policy: what agents read, write and make the server store
     assert.match(extra.bytes(), /already holds 16 watches open, the most one agent may/);
     open[0]!.close();
     // The server counts a watch out when its stream closes.
-    await waitFor('room for one more watch', async () => {
-      const w = watch(kube, '/resources/kube_cluster/');
-      const status = await w.status;
-      if (status !== 200) w.close();
-      return status === 200 || undefined;
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'room for one more watch',
+      async () => {
+        const w = watch(kube, '/resources/kube_cluster/');
+        const status = await w.status;
+        if (status !== 200) w.close();
+        return status === 200 || undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     const events = await auditEvents(server);
-    assert.ok(events.some((e) => e.spec.host_id === discovery.host_id && /16 leases/.test(e.spec.reason ?? '')), 'lease refusal audited');
-    assert.ok(events.some((e) => e.spec.host_id === kube.host_id && /16 watches/.test(e.spec.reason ?? '')), 'watch refusal audited');
+    assert.ok(
+      events.some((e) => e.spec.host_id === discovery.host_id && /16 leases/.test(e.spec.reason ?? '')),
+      'lease refusal audited',
+    );
+    assert.ok(
+      events.some((e) => e.spec.host_id === kube.host_id && /16 watches/.test(e.spec.reason ?? '')),
+      'watch refusal audited',
+    );
   });
 
-  test('a removed agent\'s refused call is one audit event naming its host id', async () => {
+  test("a removed agent's refused call is one audit event naming its host id", async () => {
     const victim = await joinWith(await server.token('discovery'), ['discovery']);
     assert.equal((await server.kport(['agents', 'rm', victim.host_id])).exitCode, 0);
     const before = (await auditEvents(server)).length;
@@ -294,7 +333,10 @@ describe('network mode policy: what agents read, write and make the server store
     const stored = auditBytes() - stored1;
     const logged = server.log.length - log0;
     t.diagnostic(`300 refused 1 KB-key reads: ${stored} bytes stored, ${logged} bytes logged`);
-    assert.ok((await auditEvents(server)).some((e) => (e.spec as { remote_addr?: string }).remote_addr?.startsWith('127.0.0.2:')), 'the flood came from its own address');
+    assert.ok(
+      (await auditEvents(server)).some((e) => (e.spec as { remote_addr?: string }).remote_addr?.startsWith('127.0.0.2:')),
+      'the flood came from its own address',
+    );
     assert.ok(stored <= 64 * 1024, `one address stored ${stored} bytes of refusals in a minute`);
     assert.ok(logged <= 64 * 1024 + 4096, `one address made the server log ${logged} bytes in a minute`);
   });
@@ -307,20 +349,32 @@ describe('an agent killed before its join was answered', { timeout: 120_000 }, (
       const ca = await pinnedCa(server);
       const token = await server.token('discovery', ['--uses=1']);
       // No AWS here: the agent is asked only to join; its polls fail, which is fine.
-      const noAws = { env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' } } as unknown as Moto;
+      const noAws = {
+        env: { AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' },
+      } as unknown as Moto;
       const agent = await networkAgent(noAws, server, { name: 'lost-answer', group: 'prod', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], token });
       // The first run made its key, kept it, and sent the join; it died before the answer came.
       const pair = await generateKeys();
       mkdirSync(join(agent.dataDir, 'identity'), { recursive: true, mode: 0o700 });
       writeFileSync(join(agent.dataDir, 'identity', 'key.pem'), await keyPem(pair.privateKey), { mode: 0o600 });
       const client = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
-      const lost = await client.rawCall<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'lost-answer', csr: await createCsr(pair, 'lost-answer'), discovery_group: 'prod' });
+      const lost = await client.rawCall<{ host_id: string }>('/v1/join', {
+        token,
+        roles: ['discovery'],
+        hostname: 'lost-answer',
+        csr: await createCsr(pair, 'lost-answer'),
+        discovery_group: 'prod',
+      });
       client.close();
 
       const proc = agent.start();
       let exit: number | undefined;
       void proc.then((r) => (exit = r.exitCode ?? -1));
-      const hostId = await waitFor('the restarted agent to hold an identity', async () => (exit !== undefined ? `exited ${exit}` : existsSync(join(agent.dataDir, 'identity', 'identity.json')) ? agent.hostId() : undefined), { timeoutMs: 60_000 });
+      const hostId = await waitFor(
+        'the restarted agent to hold an identity',
+        async () => (exit !== undefined ? `exited ${exit}` : existsSync(join(agent.dataDir, 'identity', 'identity.json')) ? agent.hostId() : undefined),
+        { timeoutMs: 60_000 },
+      );
       assert.equal(hostId, lost.host_id, agent.log);
       proc.kill('SIGKILL');
       await proc.catch(() => undefined);
@@ -328,13 +382,23 @@ describe('an agent killed before its join was answered', { timeout: 120_000 }, (
       assert.equal(agents.length, 1, 'one agent record');
 
       // The admin handed out a new token instead: the kept key already joined, so the agent makes a new one.
-      const other = await networkAgent(noAws, server, { name: 'new-token', group: 'prod', matchers: [{ types: ['eks'], regions: ['us-east-1'] }], token: await server.token('discovery', ['--uses=1']) });
+      const other = await networkAgent(noAws, server, {
+        name: 'new-token',
+        group: 'prod',
+        matchers: [{ types: ['eks'], regions: ['us-east-1'] }],
+        token: await server.token('discovery', ['--uses=1']),
+      });
       mkdirSync(join(other.dataDir, 'identity'), { recursive: true, mode: 0o700 });
       writeFileSync(join(other.dataDir, 'identity', 'key.pem'), await keyPem(pair.privateKey), { mode: 0o600 });
       const second = other.start();
       let secondExit: number | undefined;
       void second.then((r) => (secondExit = r.exitCode ?? -1));
-      const newId = await waitFor('the agent with the new token to join', async () => (secondExit !== undefined ? `exited ${secondExit}` : existsSync(join(other.dataDir, 'identity', 'identity.json')) ? other.hostId() : undefined), { timeoutMs: 60_000 });
+      const newId = await waitFor(
+        'the agent with the new token to join',
+        async () =>
+          secondExit !== undefined ? `exited ${secondExit}` : existsSync(join(other.dataDir, 'identity', 'identity.json')) ? other.hostId() : undefined,
+        { timeoutMs: 60_000 },
+      );
       assert.match(newId, /^[0-9a-f-]{36}$/, other.log);
       assert.notEqual(newId, lost.host_id);
       second.kill('SIGKILL');

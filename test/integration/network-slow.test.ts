@@ -18,7 +18,13 @@ async function tryJoin(server: TestServer, ca: string, token: string): Promise<s
   const keys = await generateKeys();
   const anonymous = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca });
   try {
-    const issued = await anonymous.rawCall<{ host_id: string }>('/v1/join', { token, roles: ['discovery'], hostname: 'slow', csr: await createCsr(keys, 'slow'), discovery_group: 'g' });
+    const issued = await anonymous.rawCall<{ host_id: string }>('/v1/join', {
+      token,
+      roles: ['discovery'],
+      hostname: 'slow',
+      csr: await createCsr(keys, 'slow'),
+      discovery_group: 'g',
+    });
     return issued.host_id;
   } catch (err) {
     if (err instanceof ApiError) return err.status;
@@ -51,7 +57,10 @@ describe('network mode against slow peers: bodies, idle and silent connections',
 
   before(async () => {
     // Many addresses each within the join rate: here three, with the rate lifted to stand for the rest.
-    [server, idle] = await Promise.all([startServer({ timeouts: LIMITS, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } }), startServer({ timeouts: { unauthenticatedIdleMs: IDLE_MS } })]);
+    [server, idle] = await Promise.all([
+      startServer({ timeouts: LIMITS, auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } }),
+      startServer({ timeouts: { unauthenticatedIdleMs: IDLE_MS } }),
+    ]);
     ca = await pinnedCa(server);
   });
   after(async () => {
@@ -78,16 +87,18 @@ describe('network mode against slow peers: bodies, idle and silent connections',
           const stream = session.request({ ':method': 'POST', ':path': '/v1/join', 'content-type': 'application/json' });
           stream.on('error', () => {});
           stream.write(Buffer.alloc(size, 0x20));
-          statuses.push(new Promise((resolve) => {
-            stream.once('response', (h) => {
-              lastAnswer = Date.now();
-              if (Number(h[':status']) === 408) tooSlow.add(session);
-              if (Number(h[':status']) === 503) busy.set(from, (busy.get(from) ?? 0) + 1);
-              resolve(Number(h[':status']));
-            });
-            stream.once('close', () => resolve('none'));
-            setTimeout(() => resolve('none'), 6 * LIMITS.joinBodyMs).unref();
-          }));
+          statuses.push(
+            new Promise((resolve) => {
+              stream.once('response', (h) => {
+                lastAnswer = Date.now();
+                if (Number(h[':status']) === 408) tooSlow.add(session);
+                if (Number(h[':status']) === 503) busy.set(from, (busy.get(from) ?? 0) + 1);
+                resolve(Number(h[':status']));
+              });
+              stream.once('close', () => resolve('none'));
+              setTimeout(() => resolve('none'), 6 * LIMITS.joinBodyMs).unref();
+            }),
+          );
         }
       }
     };

@@ -17,13 +17,26 @@ import { ServerClient } from '../../src/client/server-client.ts';
 type Answer = { status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> };
 
 const kubeServer = (host: string, clusters: string[], extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ kind: 'kube_server', version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 60_000).toISOString() }, spec: { host_id: host, hostname: 'node-1', clusters, started: new Date().toISOString(), ...extra } });
+  JSON.stringify({
+    kind: 'kube_server',
+    version: 'v1',
+    metadata: { name: host, expires: new Date(Date.now() + 60_000).toISOString() },
+    spec: { host_id: host, hostname: 'node-1', clusters, started: new Date().toISOString(), ...extra },
+  });
 const discoveryBeat = (host: string, group: string, hostname = 'ip-10-0-0-1') =>
   JSON.stringify({
     kind: 'discovery_service',
     version: 'v1',
     metadata: { name: host, expires: new Date(Date.now() + 60_000).toISOString() },
-    spec: { host_id: host, hostname, discovery_group: group, state: 'standby', started: new Date().toISOString(), clusters: { seen: 0, created: 0, updated: 0, deleted: 0 }, errors: [] },
+    spec: {
+      host_id: host,
+      hostname,
+      discovery_group: group,
+      state: 'standby',
+      started: new Date().toISOString(),
+      clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
+      errors: [],
+    },
   });
 
 describe('network mode: what one agent can make the server store and show', { concurrency: false, timeout: 300_000 }, () => {
@@ -56,7 +69,7 @@ describe('network mode: what one agent can make the server store and show', { co
     return { status, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
   }
   const joinWith = (roles: string[], opts: { group?: string; hostname?: string } = {}) => joinByHand(server, ca, { roles, ...opts });
-  test('an agent renews at most once a quarter of its certificate\'s life: a renewal loop is refused with 429', async () => {
+  test("an agent renews at most once a quarter of its certificate's life: a renewal loop is refused with 429", async () => {
     const pair = await generateKeys();
     const issued = await joinByHand(server, ca, { hostname: 'renewer', pair });
     const agent = new ServerClient({ host: '127.0.0.1', port: server.port }, { ca, cert: issued.cert, key: issued.key });
@@ -65,7 +78,10 @@ describe('network mode: what one agent can make the server store and show', { co
       const first = await agent.rawCall<{ cert: string }>('/v1/renew', { csr });
       assert.match(first.cert, /BEGIN CERTIFICATE/);
       // Each renewal is a signature and an audit event: a loop of them is not an agent's pace.
-      const again = await agent.rawCall('/v1/renew', { csr }).then(() => undefined, (err: unknown) => err);
+      const again = await agent.rawCall('/v1/renew', { csr }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       assert.ok(again instanceof ApiError, 'a second renewal at once was answered');
       assert.equal(again.status, 429);
       assert.match(again.message, /renewed its certificate \d+ s ago: a certificate is renewed at two thirds of its life, at most once every 21600 s/);
@@ -137,7 +153,7 @@ describe('network mode: what one agent can make the server store and show', { co
     }
   });
 
-  test('a leader\'s kube_cluster records hold printable, bounded text and never an expiry; nothing else is written', async () => {
+  test("a leader's kube_cluster records hold printable, bounded text and never an expiry; nothing else is written", async () => {
     const discovery = await joinWith(['discovery'], { group: 'text' });
     const s = session(discovery);
     const fence = await lead(s, discovery, 'text');
@@ -158,7 +174,10 @@ describe('network mode: what one agent can make the server store and show', { co
   test('hostnames are RFC 1123 host names: spaces, ideographic spaces, fillers, combining marks and fullwidth letters are refused at join and in heartbeats', async () => {
     const spoofs = ['vm (8d5d1fa8)          g1', 'vm\u3000(8d5d1fa8)', 'v\u0301\u0301\u0301m', '\uff56\uff4d', '\u3164', `${'a'.repeat(64)}.example`];
     for (const hostname of spoofs) {
-      const err = await joinWith(['discovery'], { hostname }).then(() => undefined, (e: unknown) => e);
+      const err = await joinWith(['discovery'], { hostname }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof ApiError, `${JSON.stringify(hostname)} joined`);
       assert.equal(err.status, 400, err.message);
       assert.match(err.message, /the hostname (may hold only letters|has a label longer than 63)/);
@@ -173,7 +192,7 @@ describe('network mode: what one agent can make the server store and show', { co
     assert.equal(stored('SELECT key FROM kv WHERE key = ?', key).length, 0, 'nothing written');
   });
 
-  test('a removed agent\'s open watch receives no event written after the removal, and ends', async () => {
+  test("a removed agent's open watch receives no event written after the removal, and ends", async () => {
     const kube = await joinWith(['kube']);
     const s = session(kube);
     const stream = s.request({ ':method': 'POST', ':path': '/v1/watch', 'content-type': 'application/json' });
@@ -191,7 +210,11 @@ describe('network mode: what one agent can make the server store and show', { co
     const removed = await server.kport(['agents', 'rm', kube.host_id]);
     assert.equal(removed.exitCode, 0, String(removed.stderr));
     // Written at once after the removal, well within the server's 5 s recheck.
-    for (let i = 0; i < 5; i++) assert.equal((await call(ws, { op: 'create', key: `/resources/kube_cluster/after-rm-${i}`, value: cloudCluster(`after-rm-${i}`, 'watched'), fence })).status, 200);
+    for (let i = 0; i < 5; i++)
+      assert.equal(
+        (await call(ws, { op: 'create', key: `/resources/kube_cluster/after-rm-${i}`, value: cloudCluster(`after-rm-${i}`, 'watched'), fence })).status,
+        200,
+      );
     await waitFor('the watch to end', async () => ended || undefined, { timeoutMs: 30_000 });
     await sleep(500);
     assert.doesNotMatch(received, /after-rm/, 'no event written after the removal reached the removed agent');

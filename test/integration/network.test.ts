@@ -21,7 +21,8 @@ const OWN = '123456789012';
 const prodMatchers = [{ types: ['eks'], regions: ['us-east-1', 'eu-west-1'], tags: { env: 'prod' } }];
 const stagingMatchers = [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'staging' } }];
 /** A resource as compared between modes: everything but the store's revision. */
-const comparable = (rs: Array<{ metadata: Record<string, unknown> }>) => JSON.stringify(rs.map((r) => ({ ...r, metadata: { ...r.metadata, revision: undefined } })));
+const comparable = (rs: Array<{ metadata: Record<string, unknown> }>) =>
+  JSON.stringify(rs.map((r) => ({ ...r, metadata: { ...r.metadata, revision: undefined } })));
 const clusterNames = async (server: TestServer) => (await serverClusters(server)).map((c) => c.metadata.name).sort();
 
 describe('network mode: agents that join a server and hold no store', { concurrency: false, timeout: 600_000 }, () => {
@@ -53,7 +54,10 @@ describe('network mode: agents that join a server and hold no store', { concurre
 
     // The same clusters, labels and specs as local mode finds with the same matchers.
     const local = await setupAgent(moto, tempDir('local'), { group: 'prod', matchers: prodMatchers });
-    for (const [group, matchers] of [['prod', prodMatchers], ['staging', stagingMatchers]] as const) {
+    for (const [group, matchers] of [
+      ['prod', prodMatchers],
+      ['staging', stagingMatchers],
+    ] as const) {
       const other = await setupAgent(moto, local.dir, { group, name: group, matchers });
       const run = await other.kport(['discover', 'run', '--once', '-c', other.config]);
       assert.equal(run.exitCode, 0, String(run.stderr));
@@ -61,7 +65,9 @@ describe('network mode: agents that join a server and hold no store', { concurre
     const localRes = await local.kport(['get', 'kube_cluster', '--format=json']);
     const expected = JSON.parse(String(localRes.stdout)) as Array<{ metadata: { name: string } }>;
     assert.equal(expected.length, 16);
-    await waitFor('both groups to be discovered through the server', async () => comparable(await serverClusters(server)) === comparable(expected), { timeoutMs: 60_000 });
+    await waitFor('both groups to be discovered through the server', async () => comparable(await serverClusters(server)) === comparable(expected), {
+      timeoutMs: 60_000,
+    });
 
     // None of them opened a store: their data dirs hold only the identity (0600) and the lock.
     for (const a of agents) {
@@ -70,9 +76,15 @@ describe('network mode: agents that join a server and hold no store', { concurre
       for (const f of ['identity.json', 'key.pem']) assert.equal(statSync(join(a.dataDir, 'identity', f)).mode & 0o777, 0o600);
     }
     const listed = await server.kport(['agents', 'ls', '--format=json']);
-    const records = JSON.parse(String(listed.stdout)) as Array<{ spec: { host_id: string; hostname: string; roles: string[]; address?: string; last_seen?: string; credential_hash?: string } }>;
+    const records = JSON.parse(String(listed.stdout)) as Array<{
+      spec: { host_id: string; hostname: string; roles: string[]; address?: string; last_seen?: string; credential_hash?: string };
+    }>;
     assert.deepEqual(records.map((r) => r.spec.host_id).sort(), agents.map((a) => a.hostId()).sort());
-    assert.ok(records.every((r) => r.spec.roles.join() === 'discovery' && r.spec.address?.startsWith('127.0.0.1:') && r.spec.last_seen && r.spec.credential_hash === undefined));
+    assert.ok(
+      records.every(
+        (r) => r.spec.roles.join() === 'discovery' && r.spec.address?.startsWith('127.0.0.1:') && r.spec.last_seen && r.spec.credential_hash === undefined,
+      ),
+    );
 
     // The leader of prod is killed; AWS changes; the other one takes over within two lease TTLs.
     const prod = agents.slice(0, 2);
@@ -118,14 +130,20 @@ describe('network mode: agents that join a server and hold no store', { concurre
     await waitFor('every agent to heartbeat through the restarted server', beatsAfterRestart, { timeoutMs: 10_000 });
     t.diagnostic(`every agent heartbeat again ${Date.now() - readyAt} ms after the restarted server was ready`);
     const want = [...before.filter((n) => !n.startsWith('s1-')), `p-after-eks-us-east-1-${OWN}`].sort();
-    await waitFor('discovery to resume through the restarted server', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify(want), { timeoutMs: 30_000 });
+    await waitFor('discovery to resume through the restarted server', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify(want), {
+      timeoutMs: 30_000,
+    });
     const status = await server.kport(['get', 'discovery_service', '--format=json']);
-    const beats = JSON.parse(String(status.stdout)) as Array<{ spec: { host_id: string } ; metadata: { expires: string } }>;
+    const beats = JSON.parse(String(status.stdout)) as Array<{ spec: { host_id: string }; metadata: { expires: string } }>;
     const resumedMs = Date.now() - readyAt;
     t.diagnostic(`discovery resumed ${resumedMs} ms after the restarted server was ready`);
     assert.ok(resumedMs <= 10_000 + 2_000 * 2, `resumed in ${resumedMs} ms`);
     for (const a of running) assert.ok(a.alive, `${a.name} survived the server restart`);
-    for (const a of running) assert.ok(beats.some((b) => b.spec.host_id === a.hostId()), `${a.name} heartbeats`);
+    for (const a of running)
+      assert.ok(
+        beats.some((b) => b.spec.host_id === a.hostId()),
+        `${a.name} heartbeats`,
+      );
   });
 });
 
@@ -133,23 +151,46 @@ describe('network mode: host certificates are renewed at two thirds of their lif
   test('an agent with a 6 s certificate renews it with the same key and roles and keeps working; kube_server heartbeats; the server runs discovery and kubernetes_service in-process when enabled', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     const moto = await fileMoto();
-    await createClusters(moto, [{ name: 'r0', region: 'us-east-1', tags: { env: 'renew' } }, { name: 'i0', region: 'us-east-1', tags: { env: 'inproc' } }]);
+    await createClusters(moto, [
+      { name: 'r0', region: 'us-east-1', tags: { env: 'renew' } },
+      { name: 'i0', region: 'us-east-1', tags: { env: 'inproc' } },
+    ]);
     // The server discovers group "inproc" itself, on its own store, as Teleport's guide runs it.
     const server = await startServer({
       hostCertTtl: '6s',
       env: moto.env,
-      discovery: { enabled: 'yes', discovery_group: 'inproc', poll_interval: '2s', leader_lease_ttl: '2s', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'inproc' } }] },
+      discovery: {
+        enabled: 'yes',
+        discovery_group: 'inproc',
+        poll_interval: '2s',
+        leader_lease_ttl: '2s',
+        aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'inproc' } }],
+      },
       kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'inproc' } }] },
     });
     // A discovery and Kubernetes agent: its certificate carries both roles.
-    const agent = await networkAgent(moto, server, { name: 'renew', group: 'renew', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'renew' } }], kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'renew' } }] } });
+    const agent = await networkAgent(moto, server, {
+      name: 'renew',
+      group: 'renew',
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'renew' } }],
+      kubernetes: { enabled: 'yes', resources: [{ labels: { env: 'renew' } }] },
+    });
     try {
       agent.start();
       await waitFor('the agent to join', async () => existsSync(join(agent.dataDir, 'identity', 'identity.json')) || undefined, { timeoutMs: 30_000 });
-      const identity = () => JSON.parse(readFileSync(join(agent.dataDir, 'identity', 'identity.json'), 'utf8')) as { host_id: string; roles: string[]; credential: { cert: string; expires: string } };
+      const identity = () =>
+        JSON.parse(readFileSync(join(agent.dataDir, 'identity', 'identity.json'), 'utf8')) as {
+          host_id: string;
+          roles: string[];
+          credential: { cert: string; expires: string };
+        };
       const first = identity();
       const key = readFileSync(join(agent.dataDir, 'identity', 'key.pem'), 'utf8');
-      await waitFor('two renewals', async () => (await auditEvents(server)).filter((e) => e.spec.type === 'agent.renew' && e.spec.outcome === 'allowed').length >= 2 || undefined, { timeoutMs: 30_000 });
+      await waitFor(
+        'two renewals',
+        async () => (await auditEvents(server)).filter((e) => e.spec.type === 'agent.renew' && e.spec.outcome === 'allowed').length >= 2 || undefined,
+        { timeoutMs: 30_000 },
+      );
       const renewed = identity();
       assert.notEqual(renewed.credential.cert, first.credential.cert, 'a new certificate');
       assert.equal(renewed.host_id, first.host_id);
@@ -159,16 +200,28 @@ describe('network mode: host certificates are renewed at two thirds of their lif
       // Past the first certificate's end, the agent still works on the renewed one.
       await sleep(Math.max(0, Date.parse(first.credential.expires) - Date.now()) + 500);
       assert.ok(agent.alive, agent.log);
-      await waitFor('both groups discovered', async () => JSON.stringify(await clusterNames(server)) === JSON.stringify([`i0-eks-us-east-1-${OWN}`, `r0-eks-us-east-1-${OWN}`]) || undefined, { timeoutMs: 20_000 });
+      await waitFor(
+        'both groups discovered',
+        async () => JSON.stringify(await clusterNames(server)) === JSON.stringify([`i0-eks-us-east-1-${OWN}`, `r0-eks-us-east-1-${OWN}`]) || undefined,
+        { timeoutMs: 20_000 },
+      );
       // Each Kubernetes service says which clusters it serves: the agent its own, the server's in-process one its own.
       const served = async () => {
         const res = await server.kport(['get', 'kube_server', '-o', 'json']);
-        return Object.fromEntries((JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string; clusters: string[] } }>).map((k) => [k.spec.host_id, k.spec.clusters]));
+        return Object.fromEntries(
+          (JSON.parse(String(res.stdout)) as Array<{ spec: { host_id: string; clusters: string[] } }>).map((k) => [k.spec.host_id, k.spec.clusters]),
+        );
       };
-      await waitFor('both kube_server heartbeats to name their clusters', async () => {
-        const now = await served();
-        return now[renewed.host_id]?.join() === `r0-eks-us-east-1-${OWN}` && Object.values(now).some((c) => c.join() === `i0-eks-us-east-1-${OWN}`) || undefined;
-      }, { timeoutMs: 40_000 });
+      await waitFor(
+        'both kube_server heartbeats to name their clusters',
+        async () => {
+          const now = await served();
+          return (
+            (now[renewed.host_id]?.join() === `r0-eks-us-east-1-${OWN}` && Object.values(now).some((c) => c.join() === `i0-eks-us-east-1-${OWN}`)) || undefined
+          );
+        },
+        { timeoutMs: 40_000 },
+      );
       const marks = agent.log.length;
       await waitFor('a poll after the first certificate expired', async () => /poll done/.test(agent.log.slice(marks)) || undefined, { timeoutMs: 10_000 });
     } finally {
@@ -187,9 +240,17 @@ describe('network mode on etcd', { timeout: 180_000 }, () => {
     const server = await startServer({ storage: { type: 'etcd', peers: etcd.endpoints, prefix } });
     let agent: NetworkAgent | undefined;
     try {
-      await createClusters(moto, [{ name: 'e0', region: 'us-east-1', tags: { env: 'etcd' } }, { name: 'e1', region: 'us-east-1', tags: { env: 'etcd' } }]);
+      await createClusters(moto, [
+        { name: 'e0', region: 'us-east-1', tags: { env: 'etcd' } },
+        { name: 'e1', region: 'us-east-1', tags: { env: 'etcd' } },
+      ]);
       const secret = await server.token('discovery', ['--uses=1']);
-      agent = await networkAgent(moto, server, { name: 'etcd', group: 'etcd', token: secret, matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'etcd' } }] });
+      agent = await networkAgent(moto, server, {
+        name: 'etcd',
+        group: 'etcd',
+        token: secret,
+        matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'etcd' } }],
+      });
       const run = await agent.start(['discover', 'run', '--once']);
       assert.equal(run.exitCode, 0, agent.log);
       assert.deepEqual(await clusterNames(server), [`e0-eks-us-east-1-${OWN}`, `e1-eks-us-east-1-${OWN}`]);

@@ -18,10 +18,21 @@ let harness: Harness;
 let api: HarnessClient;
 
 /** Settings that name no running provider: for what is checked before the provider is asked. */
-const idpLess = (): OidcPeer => ({ issuer: 'https://127.0.0.1:9', caFile: '', caPem: '', clientId: 'kport', clientSecret: 'unused-secret', stop: async () => {} });
+const idpLess = (): OidcPeer => ({
+  issuer: 'https://127.0.0.1:9',
+  caFile: '',
+  caPem: '',
+  clientId: 'kport',
+  clientSecret: 'unused-secret',
+  stop: async () => {},
+});
 
 /** A provider started with `opts`, the harness's routes set to it with `more` settings, for the length of `run`. */
-async function withProvider(opts: Omit<OidcPeerOptions, 'redirectUris'>, more: Partial<OidcAuthentication>, run: (peer: OidcPeer) => Promise<void>): Promise<void> {
+async function withProvider(
+  opts: Omit<OidcPeerOptions, 'redirectUris'>,
+  more: Partial<OidcAuthentication>,
+  run: (peer: OidcPeer) => Promise<void>,
+): Promise<void> {
   const peer = await startOidcProvider({ redirectUris: [harness.callbackUrl], ...opts });
   try {
     harness.login = await OidcLogin.create(oidcSettings(peer, more), { callbackUrl: harness.callbackUrl });
@@ -82,18 +93,31 @@ describe('OIDC providers kport must work with', { timeout: 300_000 }, () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const keyFile = join(tempDir('oidc-client-key'), 'client.key');
     writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
-    await withProvider({ authMethod: 'private_key_jwt', clientJwk: { ...publicKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig' } }, { client_auth_method: 'private_key_jwt', client_key_file: keyFile }, async (peer) => {
-      assert.equal((await api.finishAs('alice', peer)).user, 'alice');
-      const { client_secret: _secret, ...keyOnly } = oidcSettings(peer, { client_key_file: keyFile });
-      harness.login = await OidcLogin.create(keyOnly, { callbackUrl: harness.callbackUrl });
-      assert.equal((await api.finishAs('bob', peer)).user, 'bob', 'no client_auth_method: the discovery document lists private_key_jwt and the key is there');
-      harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl });
-      await assert.rejects(api.begin(), {
-        code: 'oidc_client_auth_unsupported',
-        message: "the identity provider's token endpoint takes none of client_secret_basic, client_secret_post (its discovery document lists private_key_jwt): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).",
-      });
-    });
-    await assert.rejects(OidcLogin.create(oidcSettings(idpLess(), { client_auth_method: 'private_key_jwt', client_key_file: '/nonexistent/client.key' }), { callbackUrl: harness.callbackUrl }), { message: /^auth_service\.authentication\.client_key_file \/nonexistent\/client\.key cannot be read \(.*\): point it at the PEM private key whose public key is registered at the identity provider for this client\.$/ });
+    await withProvider(
+      { authMethod: 'private_key_jwt', clientJwk: { ...publicKey.export({ format: 'jwk' }), alg: 'ES256', use: 'sig' } },
+      { client_auth_method: 'private_key_jwt', client_key_file: keyFile },
+      async (peer) => {
+        assert.equal((await api.finishAs('alice', peer)).user, 'alice');
+        const { client_secret: _secret, ...keyOnly } = oidcSettings(peer, { client_key_file: keyFile });
+        harness.login = await OidcLogin.create(keyOnly, { callbackUrl: harness.callbackUrl });
+        assert.equal((await api.finishAs('bob', peer)).user, 'bob', 'no client_auth_method: the discovery document lists private_key_jwt and the key is there');
+        harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl });
+        await assert.rejects(api.begin(), {
+          code: 'oidc_client_auth_unsupported',
+          message:
+            "the identity provider's token endpoint takes none of client_secret_basic, client_secret_post (its discovery document lists private_key_jwt): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).",
+        });
+      },
+    );
+    await assert.rejects(
+      OidcLogin.create(oidcSettings(idpLess(), { client_auth_method: 'private_key_jwt', client_key_file: '/nonexistent/client.key' }), {
+        callbackUrl: harness.callbackUrl,
+      }),
+      {
+        message:
+          /^auth_service\.authentication\.client_key_file \/nonexistent\/client\.key cannot be read \(.*\): point it at the PEM private key whose public key is registered at the identity provider for this client\.$/,
+      },
+    );
   });
 
   test('a provider that releases groups and the user name only from its userinfo endpoint: claims_to_roles still maps them', async () => {

@@ -71,8 +71,14 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     // The last page the browser saw is the client's own, telling the person it worked.
     assert.equal(page?.status, 200);
     assert.match(page!.body, /you can close this window/);
-    assert.ok(browser.visited.some((u) => u.startsWith(harness.callbackUrl)), 'the browser passed through the kport callback');
-    assert.ok(browser.visited.some((u) => u.startsWith(idp.issuer)), 'the browser signed in at the provider');
+    assert.ok(
+      browser.visited.some((u) => u.startsWith(harness.callbackUrl)),
+      'the browser passed through the kport callback',
+    );
+    assert.ok(
+      browser.visited.some((u) => u.startsWith(idp.issuer)),
+      'the browser signed in at the provider',
+    );
   });
 
   test('--browser none prints the URL; the listener turns away anything but this login; no browser back in time is one sentence', async () => {
@@ -84,7 +90,8 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     };
     const login = oidcLogin({ post: spy, csr: await createCsr(await generateKeys(), 'x'), browser: 'none', say: (line) => said.push(line), waitMs: 3000 });
     const rejected = assert.rejects(login, {
-      message: 'the browser did not come back from the identity provider within 3 seconds: run kport login --auth oidc again (--browser none prints the URL to open yourself).',
+      message:
+        'the browser did not come back from the identity provider within 3 seconds: run kport login --auth oidc again (--browser none prints the URL to open yourself).',
     });
     await waitForLine(said);
     const authUrl = /https:\/\/\S+/.exec(said[0]!)![0];
@@ -122,7 +129,10 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
       }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'oidc_no_role');
-        assert.match(err.message, /^no claims_to_roles entry matches the claims the identity provider sent for carol \(groups: \[\]; claims seen: [^)]*groups[^)]*\): an administrator maps one of them to a role in auth_service\.authentication\.claims_to_roles\.$/);
+        assert.match(
+          err.message,
+          /^no claims_to_roles entry matches the claims the identity provider sent for carol \(groups: \[\]; claims seen: [^)]*groups[^)]*\): an administrator maps one of them to a role in auth_service\.authentication\.claims_to_roles\.$/,
+        );
         return true;
       },
     );
@@ -161,11 +171,17 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     const replay = await browser.request(stoppedAt!);
     await browser.close();
     assert.equal(replay.status, 409);
-    assert.deepEqual(JSON.parse(replay.body).error, { code: 'oidc_replayed_callback', message: 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.' });
+    assert.deepEqual(JSON.parse(replay.body).error, {
+      code: 'oidc_replayed_callback',
+      message: 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.',
+    });
     const query = new URL(first.location!).searchParams;
     const finish = { attempt: query.get('attempt'), secret: begun.secret, code: query.get('code') };
     assert.equal((await post(OIDC_FINISH_PATH, finish)).user, 'alice');
-    await assert.rejects(post(OIDC_FINISH_PATH, finish), { code: 'oidc_unknown_attempt', message: 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.' });
+    await assert.rejects(post(OIDC_FINISH_PATH, finish), {
+      code: 'oidc_unknown_attempt',
+      message: 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.',
+    });
   });
 
   test('whoever began a login cannot finish it without the code the signed-in browser carried (a phished login link)', async () => {
@@ -173,20 +189,34 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
     await assert.rejects(post(OIDC_FINISH_PATH, { attempt, secret: begun.secret, code: 'guessed' }), { code: 'oidc_wrong_code' });
   });
 
-  test('begin refuses a redirect_uri that is not the client\'s loopback listener', async () => {
+  test("begin refuses a redirect_uri that is not the client's loopback listener", async () => {
     const csr = await createCsr(await generateKeys(), 'x');
-    for (const redirect_uri of ['https://127.0.0.1:9/callback', 'http://evil.example:9/callback', 'http://127.0.0.1/callback', 'http://user@127.0.0.1:9/callback', 'http://127.0.0.1.evil.example:9/']) {
-      await assert.rejects(post(OIDC_BEGIN_PATH, { csr, redirect_uri }), { code: 'bad_request', message: /^redirect_uri must be http:\/\/127\.0\.0\.1:PORT/ }, redirect_uri);
+    for (const redirect_uri of [
+      'https://127.0.0.1:9/callback',
+      'http://evil.example:9/callback',
+      'http://127.0.0.1/callback',
+      'http://user@127.0.0.1:9/callback',
+      'http://127.0.0.1.evil.example:9/',
+    ]) {
+      await assert.rejects(
+        post(OIDC_BEGIN_PATH, { csr, redirect_uri }),
+        { code: 'bad_request', message: /^redirect_uri must be http:\/\/127\.0\.0\.1:PORT/ },
+        redirect_uri,
+      );
     }
-    await assert.rejects(post(OIDC_BEGIN_PATH, { csr: 'not a csr', redirect_uri: CLIENT_LOOPBACK }), { code: 'bad_request', message: /^csr must be a PEM certificate request/ });
+    await assert.rejects(post(OIDC_BEGIN_PATH, { csr: 'not a csr', redirect_uri: CLIENT_LOOPBACK }), {
+      code: 'bad_request',
+      message: /^csr must be a PEM certificate request/,
+    });
   });
 
-  test('an expired ID token is refused (the server\'s clock is two hours ahead of the provider\'s one-hour tokens)', async () => {
+  test("an expired ID token is refused (the server's clock is two hours ahead of the provider's one-hour tokens)", async () => {
     await trustProvider(idp, () => new Date(Date.now() + 2 * 3_600_000));
     try {
       await assert.rejects(finishAs('alice'), {
         code: 'oidc_token_expired',
-        message: "the ID token has expired by this server's clock: check that the server's and the provider's clocks agree, then run kport login --auth oidc again.",
+        message:
+          "the ID token has expired by this server's clock: check that the server's and the provider's clocks agree, then run kport login --auth oidc again.",
       });
       assert.match(harness.callbackRefusals.at(-1)!, /^the ID token has expired/);
     } finally {
@@ -215,7 +245,8 @@ describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {
         await trustProvider(rogue);
         await assert.rejects(finishAs('alice', rogue), {
           code: 'oidc_bad_signature',
-          message: "the ID token's signature does not verify with the identity provider's published keys (its JWKS): the token was not issued by the configured provider.",
+          message:
+            "the ID token's signature does not verify with the identity provider's published keys (its JWKS): the token was not issued by the configured provider.",
         });
       } finally {
         await rogue.stop();

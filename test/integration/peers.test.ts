@@ -27,9 +27,12 @@ describe('moto', { concurrency: false }, () => {
 
   test('EKS clusters created in two regions list per region through the SDK', async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
-    const client = (region: string) =>
-      new EKSClient({ region, endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' } });
-    for (const [region, name] of [['us-east-1', 'a'], ['eu-west-1', 'b'], ['eu-west-1', 'c']] as const) {
+    const client = (region: string) => new EKSClient({ region, endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' } });
+    for (const [region, name] of [
+      ['us-east-1', 'a'],
+      ['eu-west-1', 'b'],
+      ['eu-west-1', 'c'],
+    ] as const) {
       await client(region).send(new CreateClusterCommand({ name, roleArn: 'arn:aws:iam::123456789012:role/eks', resourcesVpcConfig: {} }));
     }
     assert.deepEqual((await client('us-east-1').send(new ListClustersCommand({}))).clusters, ['a']);
@@ -55,10 +58,15 @@ describe('moto', { concurrency: false }, () => {
     const keys = await createIamUserKeys(moto, 'limited', ['sts:GetCallerIdentity'], ['eks:ListClusters']);
     await moto.enforceAuth(0);
     try {
-      const eks = (credentials: { accessKeyId: string; secretAccessKey: string }) => new EKSClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials });
-      const denied = await eks(keys).send(new ListClustersCommand({})).then(() => undefined, classifyAwsError);
+      const eks = (credentials: { accessKeyId: string; secretAccessKey: string }) =>
+        new EKSClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials });
+      const denied = await eks(keys)
+        .send(new ListClustersCommand({}))
+        .then(() => undefined, classifyAwsError);
       assert.equal(denied?.kind, 'access-denied', JSON.stringify(denied));
-      const unknown = await eks({ accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'x' }).send(new ListClustersCommand({})).then(() => undefined, classifyAwsError);
+      const unknown = await eks({ accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'x' })
+        .send(new ListClustersCommand({}))
+        .then(() => undefined, classifyAwsError);
       assert.equal(unknown?.status, 403, JSON.stringify(unknown));
       const sts = new STSClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: keys });
       assert.match((await sts.send(new GetCallerIdentityCommand({}))).Arn ?? '', /user\/limited$/);
@@ -124,7 +132,15 @@ describe('etcd', { concurrency: false }, () => {
       const single = new Etcd3({ hosts: [etcd.members[0]!.clientUrl] });
       try {
         const { waitFor } = await import('../peers/process.ts');
-        assert.equal(await waitFor('the restarted member to catch up', () => single.get('/during').string().then((v) => v ?? false)), '2');
+        assert.equal(
+          await waitFor('the restarted member to catch up', () =>
+            single
+              .get('/during')
+              .string()
+              .then((v) => v ?? false),
+          ),
+          '2',
+        );
       } finally {
         single.close();
       }

@@ -41,7 +41,8 @@ describe('people administration through the server and on its host', { concurren
       reject: false,
       input: `${password}\n${(OTPAuth.URI.parse(uri) as OTPAuth.TOTP).generate()}\n`,
     });
-  const users = async (as: Person | TestServer) => JSON.parse(out(await as.kport(['users', 'ls', '-o', 'json']))) as Array<{ name: string; roles: string[]; locked: unknown }>;
+  const users = async (as: Person | TestServer) =>
+    JSON.parse(out(await as.kport(['users', 'ls', '-o', 'json']))) as Array<{ name: string; roles: string[]; locked: unknown }>;
   const locks = async (as: Person | TestServer) => {
     const res = await as.kport(['get', 'lock', '-o', 'json']);
     assert.equal(res.exitCode, 0, err(res));
@@ -114,9 +115,19 @@ describe('people administration through the server and on its host', { concurren
     assert.equal(res.exitCode, 4, 'and is no editor from the next call on');
     assert.match(err(res), /may not update user resources/);
 
-    const events = (await auditEvents(server)).filter((e) => e.spec.type === 'user.update') as Array<{ spec: { user?: string; action?: string; remote_addr?: string } }>;
-    assert.ok(events.some((e) => e.spec.user === 'erin' && e.spec.action === 'users update alice --set-roles access,auditor (was access)'), JSON.stringify(events));
-    assert.ok(events.some((e) => e.spec.user === HOST_USER && e.spec.remote_addr === 'local' && e.spec.action === 'users update alice --set-roles access (was access,auditor)'), JSON.stringify(events));
+    const events = (await auditEvents(server)).filter((e) => e.spec.type === 'user.update') as Array<{
+      spec: { user?: string; action?: string; remote_addr?: string };
+    }>;
+    assert.ok(
+      events.some((e) => e.spec.user === 'erin' && e.spec.action === 'users update alice --set-roles access,auditor (was access)'),
+      JSON.stringify(events),
+    );
+    assert.ok(
+      events.some(
+        (e) => e.spec.user === HOST_USER && e.spec.remote_addr === 'local' && e.spec.action === 'users update alice --set-roles access (was access,auditor)',
+      ),
+      JSON.stringify(events),
+    );
   });
 
   test('create -f user --force changes the roles and keeps the login, on the host and through the server; a new user through the server is sent to users add', async () => {
@@ -143,7 +154,10 @@ describe('people administration through the server and on its host', { concurren
     writeFileSync(mine, stringify({ kind: 'user', version: 'v2', metadata: { name: 'newcomer' }, spec: { roles: ['access'] } }));
     res = await erin.kport(['create', '-f', mine]);
     assert.equal(res.exitCode, 1);
-    assert.match(err(res), /user "newcomer" does not exist: add people with kport users add newcomer --roles access, which makes their one-time invite\. Nothing was written\./);
+    assert.match(
+      err(res),
+      /user "newcomer" does not exist: add people with kport users add newcomer --roles access, which makes their one-time invite\. Nothing was written\./,
+    );
   });
 
   test('on the server host, create -f makes no user, in another case of a name or a new one, with or without --force: people come only from users add', async () => {
@@ -154,15 +168,23 @@ describe('people administration through the server and on its host', { concurren
       for (const force of [[], ['--force']]) {
         const res = await server.kport(['create', '-f', file, ...force]);
         assert.equal(res.exitCode, 1, `${name} ${force}: ${out(res)}`);
-        assert.match(err(res), new RegExp(`user "${name}" does not exist: add people with kport users add ${name} --roles editor, which makes their one-time invite\\. Nothing was written\\.`));
+        assert.match(
+          err(res),
+          new RegExp(
+            `user "${name}" does not exist: add people with kport users add ${name} --roles editor, which makes their one-time invite\\. Nothing was written\\.`,
+          ),
+        );
       }
       const reset = await server.kport(['users', 'reset', name]);
       assert.equal(reset.exitCode, 1, `no ${name} to reset: ${out(reset)}`);
     }
-    assert.deepEqual((await users(server)).filter((u) => u.name.toLowerCase().startsWith('ivy') || u.name === 'newcomer2').map((u) => [u.name, u.roles]), [['ivy', ['access']]]);
+    assert.deepEqual(
+      (await users(server)).filter((u) => u.name.toLowerCase().startsWith('ivy') || u.name === 'newcomer2').map((u) => [u.name, u.roles]),
+      [['ivy', ['access']]],
+    );
   });
 
-  test('rm user/NAME, on the host and through the server, takes the person\'s password, authenticator and invites with the record: a user added again under the name is not the old one', async () => {
+  test("rm user/NAME, on the host and through the server, takes the person's password, authenticator and invites with the record: a user added again under the name is not the old one", async () => {
     const gus = await invitedPerson(server, 'gus', ['access']);
     let res = await server.kport(['users', 'add', 'fay', '--roles', 'access']);
     const oldInvite = inviteOf(res);
@@ -174,17 +196,27 @@ describe('people administration through the server and on its host', { concurren
       res = await server.kport(['users', 'add', name, '--roles', 'editor']);
       assert.equal(res.exitCode, 0, err(res));
     }
-    const enrolled = await execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'], { cwd: person().home, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, input: `${oldInvite}\n` });
+    const enrolled = await execa(
+      process.execPath,
+      [KPORT_BIN, 'login', '--proxy', server.address, '--invite', '-', '--ca-pin', server.pin, '--password-stdin'],
+      { cwd: person().home, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, input: `${oldInvite}\n` },
+    );
     assert.equal(enrolled.exitCode, 4, 'the invite of the removed fay does not enrol the new one');
     assert.match(err(enrolled), /this invite is unknown, expired or already used/);
     const old = await passwordLogin(person(), 'gus', gus.password, gus.login.uri);
-    assert.equal(old.exitCode, 4, 'the removed gus\'s password and authenticator do not log in as the new one');
+    assert.equal(old.exitCode, 4, "the removed gus's password and authenticator do not log in as the new one");
     const events = (await auditEvents(server)) as Array<{ spec: { type: string; user?: string; reason?: string } }>;
-    assert.ok(events.some((e) => e.spec.type === 'user.login' && e.spec.user === 'gus' && e.spec.reason === 'login failed: no such local user'), 'refused for want of a password, not for a spent code');
+    assert.ok(
+      events.some((e) => e.spec.type === 'user.login' && e.spec.user === 'gus' && e.spec.reason === 'login failed: no such local user'),
+      'refused for want of a password, not for a spent code',
+    );
     // Through the server it is users rm by another name, with the same right (user delete).
     res = await erin.kport(['rm', 'user/fay']);
     assert.equal(res.exitCode, 0, err(res));
-    assert.equal((await users(erin)).some((u) => u.name === 'fay'), false);
+    assert.equal(
+      (await users(erin)).some((u) => u.name === 'fay'),
+      false,
+    );
     res = await server.kport(['rm', 'user/nobody-here']);
     assert.equal(res.exitCode, 1);
     assert.match(err(res), /There is no user nobody-here: see kport users ls\./);
@@ -209,8 +241,17 @@ describe('people administration through the server and on its host', { concurren
       assert.equal((await carl.kport(['kube', 'ls'])).exitCode, 0);
     }
     const events = (await auditEvents(server)) as Array<{ spec: { type: string; user?: string; reason?: string } }>;
-    assert.deepEqual(events.filter((e) => e.spec.type === 'user.reset').map((e) => e.spec.user).sort(), ['erin', HOST_USER].sort());
-    assert.ok(events.some((e) => e.spec.type === 'user.login' && e.spec.user === 'carl' && e.spec.reason === 'login failed: no such local user'), 'the old password was refused for want of one');
+    assert.deepEqual(
+      events
+        .filter((e) => e.spec.type === 'user.reset')
+        .map((e) => e.spec.user)
+        .sort(),
+      ['erin', HOST_USER].sort(),
+    );
+    assert.ok(
+      events.some((e) => e.spec.type === 'user.login' && e.spec.user === 'carl' && e.spec.reason === 'login failed: no such local user'),
+      'the old password was refused for want of one',
+    );
   });
 
   test('a lock outlives users rm, holds for the name in any case, is listed by get lock, and only users unlock lifts it', async () => {
@@ -237,7 +278,10 @@ describe('people administration through the server and on its host', { concurren
 
     res = await server.kport(['users', 'unlock', 'dora']);
     assert.equal(res.exitCode, 0, err(res));
-    assert.deepEqual((await locks(server)).filter((l) => l.metadata.name === 'dora'), []);
+    assert.deepEqual(
+      (await locks(server)).filter((l) => l.metadata.name === 'dora'),
+      [],
+    );
     res = await server.kport(['users', 'reset', 'dora']);
     const back = await person().loginWithInvite(['--proxy', server.address, '--invite', inviteOf(res)!, '--ca-pin', server.pin], 'dora has another password');
     assert.equal(back.exitCode, 0, back.stderr);
@@ -257,24 +301,57 @@ describe('people administration through the server and on its host', { concurren
     const file = join(server.dir, 'role.yaml');
     writeFileSync(file, stringify({ kind: 'role', version: 'v7', metadata: { name: 'host-made' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } }));
     const token = await server.token('kube');
-    for (const args of [['create', '-f', file], ['rm', 'role/host-made'], ['tokens', 'rm', token], ['users', 'add', 'hugo', '--roles', 'access'], ['users', 'lock', 'hugo'], ['users', 'unlock', 'hugo'], ['users', 'rm', 'hugo']]) {
+    for (const args of [
+      ['create', '-f', file],
+      ['rm', 'role/host-made'],
+      ['tokens', 'rm', token],
+      ['users', 'add', 'hugo', '--roles', 'access'],
+      ['users', 'lock', 'hugo'],
+      ['users', 'unlock', 'hugo'],
+      ['users', 'rm', 'hugo'],
+    ]) {
       const res = await server.kport(args);
       assert.equal(res.exitCode, 0, `${args.join(' ')}: ${err(res)}`);
     }
-    const events = (await auditEvents(server)).filter((e) => !before.has(JSON.stringify(e))) as Array<{ spec: { type: string; user?: string; action?: string; remote_addr?: string } }>;
+    const events = (await auditEvents(server)).filter((e) => !before.has(JSON.stringify(e))) as Array<{
+      spec: { type: string; user?: string; action?: string; remote_addr?: string };
+    }>;
     const mine = events.filter((e) => e.spec.user === HOST_USER && e.spec.remote_addr === 'local').map((e) => `${e.spec.type} ${e.spec.action}`);
-    for (const expected of [/^user\.call create \/resources\/token\/tok-[0-9a-f]{16}$/, /^user\.call create \/resources\/role\/host-made$/, /^user\.call delete \/resources\/role\/host-made$/, /^user\.call delete \/resources\/token\/tok-/, /^user\.add users add hugo --roles access$/, /^user\.lock users lock hugo$/, /^user\.unlock users unlock hugo$/, /^user\.remove users rm hugo$/]) {
-      assert.ok(mine.some((m) => expected.test(m)), `${expected}: ${JSON.stringify(mine)}`);
+    for (const expected of [
+      /^user\.call create \/resources\/token\/tok-[0-9a-f]{16}$/,
+      /^user\.call create \/resources\/role\/host-made$/,
+      /^user\.call delete \/resources\/role\/host-made$/,
+      /^user\.call delete \/resources\/token\/tok-/,
+      /^user\.add users add hugo --roles access$/,
+      /^user\.lock users lock hugo$/,
+      /^user\.unlock users unlock hugo$/,
+      /^user\.remove users rm hugo$/,
+    ]) {
+      assert.ok(
+        mine.some((m) => expected.test(m)),
+        `${expected}: ${JSON.stringify(mine)}`,
+      );
     }
   });
 
   test('a role that maps people into system:masters is written with a warning saying what it means, on the host and through the server', async () => {
     const file = join(erin.home, 'admins.yaml');
-    writeFileSync(file, stringify({ kind: 'role', version: 'v7', metadata: { name: 'admins' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['system:masters'] } } }));
+    writeFileSync(
+      file,
+      stringify({
+        kind: 'role',
+        version: 'v7',
+        metadata: { name: 'admins' },
+        spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['system:masters'] } },
+      }),
+    );
     for (const who of [erin, server]) {
       const res = await who.kport(['create', '-f', file, '--force']);
       assert.equal(res.exitCode, 0, err(res));
-      assert.match(err(res), /role "admins" maps people into the Kubernetes group system:masters: they are cluster-admin on every cluster its kubernetes_labels match, and no Kubernetes RBAC rule can limit them/);
+      assert.match(
+        err(res),
+        /role "admins" maps people into the Kubernetes group system:masters: they are cluster-admin on every cluster its kubernetes_labels match, and no Kubernetes RBAC rule can limit them/,
+      );
     }
   });
 });

@@ -43,7 +43,7 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
       if (err instanceof ApiError) return err;
       throw err;
     }
-    assert.fail('the removed agent\'s call was answered');
+    assert.fail("the removed agent's call was answered");
   }
 
   const agentIds = async () => {
@@ -52,18 +52,24 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     return (JSON.parse(String(res.stdout)) as Array<{ metadata: { name: string } }>).map((a) => a.metadata.name).sort();
   };
 
-  test('an access person\'s agents rm is refused with the server\'s sentence, and the agent keeps working', async () => {
+  test("an access person's agents rm is refused with the server's sentence, and the agent keeps working", async () => {
     const agent = await joinedAgent('kept');
-    for (const args of [['agents', 'rm', agent.hostId], ['rm', `agent/${agent.hostId}`]]) {
+    for (const args of [
+      ['agents', 'rm', agent.hostId],
+      ['rm', `agent/${agent.hostId}`],
+    ]) {
       const res = await bob.kport(args);
       assert.equal(res.exitCode, 4, String(res.stderr));
-      assert.equal(String(res.stderr).trim(), `ERROR: The kport server at ${server.address} refused: user bob (access) may not delete agent resources (no role allows it).`);
+      assert.equal(
+        String(res.stderr).trim(),
+        `ERROR: The kport server at ${server.address} refused: user bob (access) may not delete agent resources (no role allows it).`,
+      );
     }
     assert.ok((await agentIds()).includes(agent.hostId));
     await agent.client.rawCall('/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' });
   });
 
-  test('an editor\'s agents rm removes the agent through the server: its next call is refused, the removal is audited as the editor', async () => {
+  test("an editor's agents rm removes the agent through the server: its next call is refused, the removal is audited as the editor", async () => {
     const agent = await joinedAgent('gone');
     const res = await erin.kport(['agents', 'rm', agent.hostId]);
     assert.equal(res.exitCode, 0, String(res.stderr));
@@ -83,7 +89,7 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     assert.match(String(again.stderr), new RegExp(`agent "${agent.hostId}" not found: see \`kport agents ls\``));
   });
 
-  test('an editor\'s kport rm agent/HOST does the same', async () => {
+  test("an editor's kport rm agent/HOST does the same", async () => {
     const agent = await joinedAgent('gone-too');
     const res = await erin.kport(['rm', `agent/${agent.hostId}`]);
     assert.equal(res.exitCode, 0, String(res.stderr));

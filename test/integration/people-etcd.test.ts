@@ -45,7 +45,13 @@ describe('people on etcd: nothing secret in the keys or values', { timeout: 180_
 
     // Her real password with a wrong code: refused and audited (an audit event must not carry what was tried).
     const wrongCode = String((Number(totp.generate()) + 1) % 1_000_000).padStart(6, '0');
-    const refused = await execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--user', 'ivy', '--password-stdin'], { cwd: ivy.home, env: { HOME: ivy.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, input: `${password}\n${wrongCode}\n` });
+    const refused = await execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--user', 'ivy', '--password-stdin'], {
+      cwd: ivy.home,
+      env: { HOME: ivy.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      input: `${password}\n${wrongCode}\n`,
+    });
     assert.equal(refused.exitCode, 4, String(refused.stderr));
     // Her session works through the server (so the store holds her user, secrets and audit events).
     const ls = await ivy.kport(['kube', 'ls']);
@@ -63,8 +69,14 @@ describe('people on etcd: nothing secret in the keys or values', { timeout: 180_
     assert.ok(keys.includes(`${PREFIX}/resources/user/ivy`), keys.join('\n'));
     assert.ok(keys.includes(`${PREFIX}/secrets/users/ivy`), keys.join('\n'));
     const audit = keys.filter((k) => k.startsWith(`${PREFIX}/resources/audit_event/`)).map((k) => all[k]!.toString('utf8'));
-    assert.ok(audit.some((v) => v.includes('"user":"ivy"') && v.includes('"outcome":"refused"')), 'the refused login is audited');
-    assert.ok(audit.some((v) => v.includes('"user":"ivy"') && v.includes('"outcome":"allowed"')), 'the login is audited');
+    assert.ok(
+      audit.some((v) => v.includes('"user":"ivy"') && v.includes('"outcome":"refused"')),
+      'the refused login is audited',
+    );
+    assert.ok(
+      audit.some((v) => v.includes('"user":"ivy"') && v.includes('"outcome":"allowed"')),
+      'the login is audited',
+    );
 
     const everything = Buffer.concat(Object.entries(all).flatMap(([k, v]) => [Buffer.from(k), Buffer.from('\n'), v, Buffer.from('\n')]));
     const keyBody = keyPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');

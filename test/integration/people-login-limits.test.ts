@@ -25,14 +25,24 @@ async function enroll(name: string, password: string): Promise<{ secret: string;
   const begun = await post(server.port, '/v1/login/invite/begin', { invite });
   assert.equal(begun.status, 200, JSON.stringify(begun.body));
   const at = Date.now();
-  const done = await post(server.port, '/v1/login/invite/finish', { invite, password, totp_code: totpAt(begun.body.totp_secret, at), csr: (await keyAndCsr(name)).csr });
+  const done = await post(server.port, '/v1/login/invite/finish', {
+    invite,
+    password,
+    totp_code: totpAt(begun.body.totp_secret, at),
+    csr: (await keyAndCsr(name)).csr,
+  });
   assert.equal(done.status, 200, JSON.stringify(done.body));
   return { secret: begun.body.totp_secret, at };
 }
 
 /** A login with the next step's code (the enrolment used this one's): a code counts once, and one step ahead is accepted. */
 async function login(name: string, password: string, enrolled: { secret: string; at: number }, from = '127.0.0.1') {
-  return post(server.port, '/v1/login/local', { user: name, password, totp_code: totpAt(enrolled.secret, enrolled.at + 30_000), csr: (await keyAndCsr(name)).csr }, { localAddress: from });
+  return post(
+    server.port,
+    '/v1/login/local',
+    { user: name, password, totp_code: totpAt(enrolled.secret, enrolled.at + 30_000), csr: (await keyAndCsr(name)).csr },
+    { localAddress: from },
+  );
 }
 
 describe('people: local logins, their passwords, names and throttle at a real server', { timeout: 180_000 }, () => {
@@ -65,7 +75,12 @@ describe('people: local logins, their passwords, names and throttle at a real se
   test('a login name of any length is named in its audit event, cut to 256 characters with the length it had', async () => {
     for (const length of [300, 5000]) {
       const name = `${'n'.repeat(length - 4)}long`;
-      const refused = await post(server.port, '/v1/login/local', { user: name, password: 'a wrong password', totp_code: '000000', csr: (await keyAndCsr('x')).csr }, { localAddress: '127.0.0.9' });
+      const refused = await post(
+        server.port,
+        '/v1/login/local',
+        { user: name, password: 'a wrong password', totp_code: '000000', csr: (await keyAndCsr('x')).csr },
+        { localAddress: '127.0.0.9' },
+      );
       assert.equal(refused.status, 401, JSON.stringify(refused.body));
       const event = (await auditEvents()).find((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user?.endsWith(`(${length} characters)`));
       assert.ok(event, `an event names the ${length}-character user`);
@@ -81,21 +96,46 @@ describe('people: local logins, their passwords, names and throttle at a real se
     const { csr } = await keyAndCsr('stranger');
     for (const from of strangers) {
       for (let i = 0; i < FREE_PAIR_FAILURES; i++) {
-        const wrong = await post(server.port, '/v1/login/local', { user: 'hana', password: `guess number ${i} at ${from}`, totp_code: '000000', csr }, { localAddress: from });
+        const wrong = await post(
+          server.port,
+          '/v1/login/local',
+          { user: 'hana', password: `guess number ${i} at ${from}`, totp_code: '000000', csr },
+          { localAddress: from },
+        );
         assert.equal(wrong.status, 401, JSON.stringify(wrong.body));
       }
     }
-    const again = await post(server.port, '/v1/login/local', { user: 'HANA', password: 'one more guess here', totp_code: '000000', csr }, { localAddress: strangers[0] });
+    const again = await post(
+      server.port,
+      '/v1/login/local',
+      { user: 'HANA', password: 'one more guess here', totp_code: '000000', csr },
+      { localAddress: strangers[0] },
+    );
     assert.equal(again.status, 429);
-    assert.match(again.body.error.message, /^5 failed logins for user hana from 127\.0\.0\.21: try again from there in \d+ s \(this attempt was not checked\)$/);
+    assert.match(
+      again.body.error.message,
+      /^5 failed logins for user hana from 127\.0\.0\.21: try again from there in \d+ s \(this attempt was not checked\)$/,
+    );
     const elsewhere = await login('hana', password, hana, '127.0.0.30');
     assert.equal(elsewhere.status, 429, 'an address hana never logged in from waits, even with her password and code');
-    assert.match(elsewhere.body.error.message, /^20 failed logins for user hana from several addresses: from an address it has not logged in from lately, try again in \d+ s, or log in from one it has \(this attempt was not checked\)$/);
+    assert.match(
+      elsewhere.body.error.message,
+      /^20 failed logins for user hana from several addresses: from an address it has not logged in from lately, try again in \d+ s, or log in from one it has \(this attempt was not checked\)$/,
+    );
     const home = await login('hana', password, hana);
     assert.equal(home.status, 200, JSON.stringify(home.body));
     assert.equal(home.body.user, 'hana');
     const alerts = (await auditEvents()).filter((e) => e.type === 'user.login.throttled' && e.user === 'hana');
-    assert.ok(alerts.some((e) => e.remote_addr === '127.0.0.21' && /^5 failed logins for user hana from 127\.0\.0\.21: its next attempts from there wait 1 min/.test(e.reason ?? '')), JSON.stringify(alerts));
-    assert.ok(alerts.some((e) => /^20 failed logins for user hana from 4 address\(es\): .*someone may be guessing its password or code$/.test(e.reason ?? '')), JSON.stringify(alerts));
+    assert.ok(
+      alerts.some(
+        (e) =>
+          e.remote_addr === '127.0.0.21' && /^5 failed logins for user hana from 127\.0\.0\.21: its next attempts from there wait 1 min/.test(e.reason ?? ''),
+      ),
+      JSON.stringify(alerts),
+    );
+    assert.ok(
+      alerts.some((e) => /^20 failed logins for user hana from 4 address\(es\): .*someone may be guessing its password or code$/.test(e.reason ?? '')),
+      JSON.stringify(alerts),
+    );
   });
 });

@@ -20,7 +20,12 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
     writeFileSync(
       setup,
       [
-        stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'dev-access' },
+          spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } },
+        }),
         stringify(cluster('dev-a', { env: 'dev' })),
         stringify(cluster('dev-b', { env: 'dev' })),
         stringify(cluster('prod-a', { env: 'prod' })),
@@ -40,7 +45,10 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
     const alice = person();
     const login = await alice.loginWithInvite(['--proxy', line[2]!, '--invite', line[4]!, '--ca-pin', line[3]!], 'correct horse battery staple');
     assert.equal(login.exitCode, 0, login.stderr);
-    assert.match(String(login.stdout), new RegExp(`^Logged in as alice \\(roles: dev-access\\) at ${server.address.replace(/\./g, '\\.')} until \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`));
+    assert.match(
+      String(login.stdout),
+      new RegExp(`^Logged in as alice \\(roles: dev-access\\) at ${server.address.replace(/\./g, '\\.')} until \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ$`),
+    );
     assert.doesNotMatch(login.stderr, /first contact/, 'the pin was given: no trust on first use');
     const dir = join(alice.home, '.kport', 'profiles', `127.0.0.1_${server.port}`);
     assert.equal(statSync(join(dir, 'key.pem')).mode & 0o777, 0o600);
@@ -53,7 +61,10 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
 
     res = await alice.kport(['kube', 'ls', '-o', 'json']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.deepEqual(JSON.parse(String(res.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['dev-a', 'dev-b']);
+    assert.deepEqual(
+      JSON.parse(String(res.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name),
+      ['dev-a', 'dev-b'],
+    );
     // prod-a is not there as far as alice can tell, not even by name.
     res = await alice.kport(['get', 'kube_cluster/prod-a']);
     assert.notEqual(res.exitCode, 0);
@@ -70,9 +81,18 @@ describe('people: invite, login, kube ls through the server, lock, logout', { ti
     assert.equal(erinLogin.exitCode, 0, erinLogin.stderr);
     res = await erin.kport(['users', 'add', 'bob', '--roles', 'access', '--invite-ttl', '2h']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    assert.match(String(res.stdout), new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --ca-pin ${server.pin} --invite$`, 'm'), 'the profile\'s server and pin');
+    assert.match(
+      String(res.stdout),
+      new RegExp(`^ {2}kport login --proxy ${server.address.replace(/\./g, '\\.')} --ca-pin ${server.pin} --invite$`, 'm'),
+      "the profile's server and pin",
+    );
     res = await erin.kport(['users', 'ls', '-o', 'json']);
-    assert.deepEqual(JSON.parse(String(res.stdout)).map((u: { name: string }) => u.name).filter((n: string) => n !== 'admin'), ['alice', 'bob', 'erin']);
+    assert.deepEqual(
+      JSON.parse(String(res.stdout))
+        .map((u: { name: string }) => u.name)
+        .filter((n: string) => n !== 'admin'),
+      ['alice', 'bob', 'erin'],
+    );
     // alice (access) may not manage people.
     res = await alice.kport(['users', 'ls']);
     assert.equal(res.exitCode, 4, String(res.stderr));

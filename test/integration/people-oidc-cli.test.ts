@@ -16,7 +16,6 @@ import { eksCluster as cluster } from '../helpers/resources.ts';
 import { freePort, waitFor } from '../peers/process.ts';
 import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
-
 describe('kport login --auth oidc --browser none through the CLI', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
   let idp: OidcPeer;
@@ -46,7 +45,15 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     writeFileSync(
       setup,
       [
-        stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: ['dev', 'staging'] }, kubernetes_groups: ['developers'] }, deny: { kubernetes_labels: { team: 'payments' } } } }),
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'dev-access' },
+          spec: {
+            allow: { kubernetes_labels: { env: ['dev', 'staging'] }, kubernetes_groups: ['developers'] },
+            deny: { kubernetes_labels: { team: 'payments' } },
+          },
+        }),
         stringify(cluster('dev-a', { env: 'dev' })),
         stringify(cluster('dev-pay', { env: 'dev', team: 'payments' })),
         stringify(cluster('staging-a', { env: 'staging' })),
@@ -65,12 +72,22 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
   /** kport login --auth oidc --browser none as `login`: the URL read from the CLI's output, signed in at the provider, the CLI's answer. */
   async function cliLogin(login: string) {
     const p = person();
-    const proc = execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--auth', 'oidc', '--browser', 'none'], { cwd: p.home, env: { HOME: p.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore' });
+    const proc = execa(process.execPath, [KPORT_BIN, 'login', '--proxy', server.address, '--ca-pin', server.pin, '--auth', 'oidc', '--browser', 'none'], {
+      cwd: p.home,
+      env: { HOME: p.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+    });
     let stderr = '';
     proc.stderr!.on('data', (c: Buffer) => (stderr += c));
     let exited = false;
     void proc.finally(() => (exited = true));
-    const url = await waitFor('the login URL', async () => /Open this URL in a browser on this machine to log in:\n {2}(https:\/\/\S+)\n/.exec(stderr)?.[1] ?? (exited ? 'exited' : undefined), { timeoutMs: 30_000 });
+    const url = await waitFor(
+      'the login URL',
+      async () => /Open this URL in a browser on this machine to log in:\n {2}(https:\/\/\S+)\n/.exec(stderr)?.[1] ?? (exited ? 'exited' : undefined),
+      { timeoutMs: 30_000 },
+    );
     assert.notEqual(url, 'exited', stderr);
     assert.ok(url.startsWith(`${idp.issuer}/`), `the URL is the provider's: ${url}`);
     const browser = new Browser([idp.caPem, serverCa]);
@@ -89,7 +106,10 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     assert.equal(res.exitCode, 0, stderr);
     assert.equal(page.status, 200, `the browser ends at the CLI's listener: ${visited.join('\n')}`);
     assert.match(page.body, /Logged in/);
-    assert.ok(visited.some((u) => u.startsWith(`https://${server.address}/v1/login/oidc/callback?`)), 'through the server\'s callback');
+    assert.ok(
+      visited.some((u) => u.startsWith(`https://${server.address}/v1/login/oidc/callback?`)),
+      "through the server's callback",
+    );
     assert.match(String(res.stdout), new RegExp(`^Logged in as alice \\(roles: dev-access\\) at ${server.address.replace(/\./g, '\\.')} until \\d{4}-`));
 
     let out = await alice.kport(['status']);
@@ -99,7 +119,10 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
 
     out = await alice.kport(['kube', 'ls', '-o', 'json']);
     assert.equal(out.exitCode, 0, String(out.stderr));
-    assert.deepEqual(JSON.parse(String(out.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['dev-a', 'staging-a']);
+    assert.deepEqual(
+      JSON.parse(String(out.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name),
+      ['dev-a', 'staging-a'],
+    );
   });
 
   test('bob (groups: ops, matched by ^regex$) gets editor and auditor: he reads every kube_cluster record, and kube ls (Kubernetes access, which neither role grants) shows none', async () => {
@@ -112,7 +135,12 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     assert.deepEqual(JSON.parse(String(ls.stdout)), []);
     const get = await bob.kport(['get', 'kube_cluster', '-o', 'json']);
     assert.equal(get.exitCode, 0, String(get.stderr));
-    assert.deepEqual(JSON.parse(String(get.stdout)).map((c: { metadata: { name: string } }) => c.metadata.name).sort(), ['dev-a', 'dev-pay', 'prod-a', 'staging-a']);
+    assert.deepEqual(
+      JSON.parse(String(get.stdout))
+        .map((c: { metadata: { name: string } }) => c.metadata.name)
+        .sort(),
+      ['dev-a', 'dev-pay', 'prod-a', 'staging-a'],
+    );
   });
 
   test('carol (groups: [], maps to no role): the CLI prints the one refusal sentence naming the claims it saw, exits non-zero, and keeps no profile', async () => {
@@ -121,7 +149,10 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
     assert.equal(page.status, 403);
     const lines = stderr.trim().split('\n');
     const last = lines.at(-1)!;
-    assert.match(last, /^ERROR: .*no claims_to_roles entry matches the claims the identity provider sent for carol \(groups: \[\]; claims seen: [^)]*\bgroups\b[^)]*\): an administrator maps one of them to a role in auth_service\.authentication\.claims_to_roles\.$/);
+    assert.match(
+      last,
+      /^ERROR: .*no claims_to_roles entry matches the claims the identity provider sent for carol \(groups: \[\]; claims seen: [^)]*\bgroups\b[^)]*\): an administrator maps one of them to a role in auth_service\.authentication\.claims_to_roles\.$/,
+    );
     assert.equal(lines.filter((l) => /claims_to_roles/.test(l)).length, 1, 'one sentence');
     const status = await carol.kport(['status']);
     assert.match(String(status.stdout), /Commands: +run locally: no profile/);
@@ -130,12 +161,19 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
   test('a locked OIDC person removed with users rm is still locked when they come back through the provider; users unlock lets them in', async () => {
     const first = await cliLogin('alice');
     assert.equal(first.res.exitCode, 0, first.stderr);
-    for (const args of [['users', 'lock', 'alice', '--message', 'left the company'], ['users', 'rm', 'alice']]) {
+    for (const args of [
+      ['users', 'lock', 'alice', '--message', 'left the company'],
+      ['users', 'rm', 'alice'],
+    ]) {
       const res = await server.kport(args);
       assert.equal(res.exitCode, 0, String(res.stderr));
     }
     const locks = await server.kport(['get', 'lock', '-o', 'json']);
-    assert.deepEqual(JSON.parse(String(locks.stdout)).map((l: { spec: { user: string } }) => l.spec.user), ['alice'], 'the lock outlives the user record');
+    assert.deepEqual(
+      JSON.parse(String(locks.stdout)).map((l: { spec: { user: string } }) => l.spec.user),
+      ['alice'],
+      'the lock outlives the user record',
+    );
     const back = await cliLogin('alice');
     assert.notEqual(back.res.exitCode, 0, 'the provider vouches for alice, the lock still refuses her');
     assert.match(back.stderr, /alice is locked \(left the company\)/);

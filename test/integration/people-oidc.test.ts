@@ -29,7 +29,10 @@ async function loginAs(login: string): Promise<{ status: number; body: any; key:
     const { stoppedAt } = await browser.signIn(begun.body.auth_url, login, (url) => url.startsWith(LOOPBACK));
     assert.ok(stoppedAt, `the browser never reached the client's listener; visited:\n${browser.visited.join('\n')}`);
     const query = new URL(stoppedAt).searchParams;
-    return { ...(await post(server.port, '/v1/login/oidc/finish', { attempt: query.get('attempt'), secret: begun.body.secret, code: query.get('code') })), key };
+    return {
+      ...(await post(server.port, '/v1/login/oidc/finish', { attempt: query.get('attempt'), secret: begun.body.secret, code: query.get('code') })),
+      key,
+    };
   } finally {
     await browser.close();
   }
@@ -39,12 +42,27 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
   before(async () => {
     const port = await freePort();
     // mallory's provider account says she is alice (a renamed account, or a recycled name); bobby's says BOB.
-    const accounts = { mallory: { preferred_username: 'alice', groups: ['ops'] }, bobby: { preferred_username: 'BOB', groups: ['dev'] }, lengthy: { preferred_username: 'l'.repeat(300), groups: ['dev'] } };
+    const accounts = {
+      mallory: { preferred_username: 'alice', groups: ['ops'] },
+      bobby: { preferred_username: 'BOB', groups: ['dev'] },
+      lengthy: { preferred_username: 'l'.repeat(300), groups: ['dev'] },
+    };
     idp = await startOidcProvider({ redirectUris: [`https://127.0.0.1:${port}/v1/login/oidc/callback`], accounts });
     server = await startServer({
       port,
       auth: {
-        authentication: { type: 'oidc', issuer_url: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, ca_file: idp.caFile, scope: ['groups'], claims_to_roles: [{ claim: 'groups', value: 'dev', roles: ['access'] }, { claim: 'groups', value: 'ops', roles: ['editor'] }] },
+        authentication: {
+          type: 'oidc',
+          issuer_url: idp.issuer,
+          client_id: idp.clientId,
+          client_secret: idp.clientSecret,
+          ca_file: idp.caFile,
+          scope: ['groups'],
+          claims_to_roles: [
+            { claim: 'groups', value: 'dev', roles: ['access'] },
+            { claim: 'groups', value: 'ops', roles: ['editor'] },
+          ],
+        },
       },
     });
     store = await SqliteBackend.open(join(server.dir, 'data', 'kport.db'));
@@ -66,7 +84,10 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     const refused = await post(server.port, '/v1/login/oidc/begin', { csr, redirect_uri: LOOPBACK }, flood);
     assert.equal(refused.status, 429, JSON.stringify(refused.body));
     assert.equal(refused.body.error.code, 'oidc_busy');
-    assert.match(refused.body.error.message, new RegExp(`^127\\.0\\.0\\.3 has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: .*kport login --auth oidc again\\.$`));
+    assert.match(
+      refused.body.error.message,
+      new RegExp(`^127\\.0\\.0\\.3 has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: .*kport login --auth oidc again\\.$`),
+    );
     const alice = await loginAs('alice');
     assert.equal(alice.status, 200, JSON.stringify(alice.body));
     assert.equal(alice.body.user, 'alice');
@@ -98,7 +119,7 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'bob' && /local kport user/.test(e.reason ?? '')));
   });
 
-  test('the OIDC user alice is bound to the provider account that first logged in as it: another account named alice is refused and audited, and alice\'s certificate keeps its roles', async () => {
+  test("the OIDC user alice is bound to the provider account that first logged in as it: another account named alice is refused and audited, and alice's certificate keeps its roles", async () => {
     const alice = await loginAs('alice');
     assert.equal(alice.status, 200, JSON.stringify(alice.body));
     const record = JSON.parse((await store.get('/resources/user/alice'))!.value);
@@ -106,15 +127,26 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     const mallory = await loginAs('mallory');
     assert.equal(mallory.status, 403, JSON.stringify(mallory.body));
     assert.equal(mallory.body.error.code, 'oidc_subject_mismatch');
-    assert.match(mallory.body.error.message, /^the kport user alice belongs to another account at the identity provider \(the one that first logged in as it\), and this account only has the same name: .*kport users rm alice\)\.$/);
+    assert.match(
+      mallory.body.error.message,
+      /^the kport user alice belongs to another account at the identity provider \(the one that first logged in as it\), and this account only has the same name: .*kport users rm alice\)\.$/,
+    );
     const events = (await listResources<any>(store, 'audit_event')).map((e) => e.spec);
-    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'alice' && e.reason === `OIDC login refused: alice is bound to subject alice of ${idp.issuer}, this login is subject mallory of ${idp.issuer}`));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'user.login' &&
+          e.outcome === 'refused' &&
+          e.user === 'alice' &&
+          e.reason === `OIDC login refused: alice is bound to subject alice of ${idp.issuer}, this login is subject mallory of ${idp.issuer}`,
+      ),
+    );
     assert.equal(JSON.parse((await store.get('/resources/user/alice'))!.value).spec.uid, record.spec.uid, 'the refused login left the record as it was');
     const who = await post(server.port, '/v1/whoami', {}, { cert: alice.body.cert, key: alice.key });
     assert.deepEqual([who.status, who.body.roles], [200, ['access']], "alice's certificate did not gain the editor role mallory's groups map to");
   });
 
-  test('a name handed on (users rm, then another account logs in as it): the earlier account\'s certificate is refused at its next call, the new one has its own roles', async () => {
+  test("a name handed on (users rm, then another account logs in as it): the earlier account's certificate is refused at its next call, the new one has its own roles", async () => {
     const alice = await loginAs('alice');
     assert.equal(alice.status, 200, JSON.stringify(alice.body));
     assert.equal(await removeUser(store, 'alice'), true);
@@ -139,13 +171,17 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     assert.equal(bobby.status, 403, JSON.stringify(bobby.body));
     assert.deepEqual(bobby.body.error, {
       code: 'oidc_name_taken',
-      message: 'BOB names the local kport user bob (a user named bob exists, and user names differ in more than case), so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.',
+      message:
+        'BOB names the local kport user bob (a user named bob exists, and user names differ in more than case), so an OIDC login cannot take that name: log in with kport login (password and code), or ask an editor to remove the local user.',
     });
     assert.equal(await store.get('/resources/user/BOB'), undefined);
     assert.equal((await loginAs('alice')).status, 200);
     const added = await server.kport(['users', 'add', 'Alice', '--roles', 'access']);
     assert.notEqual(added.exitCode, 0);
-    assert.match(String(added.stderr), /user Alice is refused: a user named alice exists, and user names differ in more than case: pick another name, or remove alice first \(kport users rm alice\)\./);
+    assert.match(
+      String(added.stderr),
+      /user Alice is refused: a user named alice exists, and user names differ in more than case: pick another name, or remove alice first \(kport users rm alice\)\./,
+    );
     const audit = await server.kport(['get', 'audit', '--user', 'Bob', '--format=json']);
     assert.equal(audit.exitCode, 0, String(audit.stderr));
     const users = new Set(JSON.parse(String(audit.stdout)).map((e: any) => e.spec.user));
@@ -156,7 +192,12 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
     const lengthy = await loginAs('lengthy');
     assert.equal(lengthy.status, 403, JSON.stringify(lengthy.body));
     assert.equal(lengthy.body.error.code, 'oidc_bad_username');
-    const named = (await listResources<any>(store, 'audit_event')).map((e) => e.spec).filter((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user?.startsWith('llll'));
-    assert.deepEqual(named.map((e) => [e.action, e.user.length, e.user.endsWith('(300 characters)')]).sort(), [['/v1/login/oidc/finish', 256, true], ['login oidc callback', 256, true]]);
+    const named = (await listResources<any>(store, 'audit_event'))
+      .map((e) => e.spec)
+      .filter((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user?.startsWith('llll'));
+    assert.deepEqual(named.map((e) => [e.action, e.user.length, e.user.endsWith('(300 characters)')]).sort(), [
+      ['/v1/login/oidc/finish', 256, true],
+      ['login oidc callback', 256, true],
+    ]);
   });
 });

@@ -23,7 +23,12 @@ async function enroll(name: string, roles: string[]): Promise<{ cert: string; ke
   const begun = await post(server.port, '/v1/login/invite/begin', { invite });
   assert.equal(begun.status, 200, JSON.stringify(begun.body));
   const { key, csr } = await keyAndCsr(name);
-  const done = await post(server.port, '/v1/login/invite/finish', { invite, password: 'correct horse battery staple', totp_code: totpAt(begun.body.totp_secret, Date.now()), csr });
+  const done = await post(server.port, '/v1/login/invite/finish', {
+    invite,
+    password: 'correct horse battery staple',
+    totp_code: totpAt(begun.body.totp_secret, Date.now()),
+    csr,
+  });
   assert.equal(done.status, 200, JSON.stringify(done.body));
   return { cert: done.body.cert, key };
 }
@@ -62,7 +67,12 @@ describe('people and join tokens at a real server', { timeout: 240_000 }, () => 
     const json = await ed.kport(['tokens', 'add', '--type=kube', '--format=json']);
     assert.equal(json.exitCode, 0, String(json.stderr));
     assert.equal(JSON.parse(String(json.stdout)).ca_pin, server.pin);
-    const joined = await post(server.port, '/v1/join', { token: secret, roles: ['discovery'], hostname: 'h1', csr: await createCsr(await generateKeys(), 'h1') });
+    const joined = await post(server.port, '/v1/join', {
+      token: secret,
+      roles: ['discovery'],
+      hostname: 'h1',
+      csr: await createCsr(await generateKeys(), 'h1'),
+    });
     assert.equal(joined.status, 200, JSON.stringify(joined.body));
     assert.ok(joined.body.cert && joined.body.host_id);
   });
@@ -79,7 +89,14 @@ describe('people and join tokens at a real server', { timeout: 240_000 }, () => 
       ['no TTL', { ...tokenCall(), ttl_ms: undefined as unknown as number }, /TTL/],
       ['roles Admin, Discovery', tokenCall((t) => (t.spec.roles = ['Admin', 'Discovery'])), /grants roles/],
       ['no roles', tokenCall((t) => (t.spec.roles = [])), /grants roles/],
-      ['name zzz', (() => { const c = tokenCall((t) => (t.metadata.name = 'zzz')); return { ...c, key: '/resources/token/zzz' }; })(), /tok-<16 hex digits>/],
+      [
+        'name zzz',
+        (() => {
+          const c = tokenCall((t) => (t.metadata.name = 'zzz'));
+          return { ...c, key: '/resources/token/zzz' };
+        })(),
+        /tok-<16 hex digits>/,
+      ],
       ['scrypt N=2', tokenCall((t) => (t.spec.verifier = t.spec.verifier.replace('scrypt$16384$', 'scrypt$2$'))), /verifier/],
       ['a short hash', tokenCall((t) => (t.spec.verifier = `scrypt$16384$8$1$${randomBytes(16).toString('base64url')}$aGFzaA`)), /verifier/],
       ['a SHA-256 hash instead', tokenCall((t) => ((t.spec.hash = 'a'.repeat(64)), delete t.spec.verifier)), /spec fields|verifier/],
@@ -95,7 +112,12 @@ describe('people and join tokens at a real server', { timeout: 240_000 }, () => 
     }
     // Create-only: the stored token cannot be changed into any of those.
     const current = await store.get(ok.key);
-    const rewrite = await write({ op: 'cas', key: ok.key, value: tokenCall((t) => ((t.metadata.name = JSON.parse(ok.value).metadata.name), (t.metadata.expires = '2099-01-01T00:00:00.000Z'))).value, revision: current!.revision });
+    const rewrite = await write({
+      op: 'cas',
+      key: ok.key,
+      value: tokenCall((t) => ((t.metadata.name = JSON.parse(ok.value).metadata.name), (t.metadata.expires = '2099-01-01T00:00:00.000Z'))).value,
+      revision: current!.revision,
+    });
     assert.equal(rewrite.status, 403);
     assert.equal((await store.get(ok.key))!.value, ok.value);
   });

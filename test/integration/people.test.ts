@@ -46,15 +46,28 @@ async function enroll(name: string, roles: string[]): Promise<Person> {
 const as = (p: { cert: string; key: string }) => ({ cert: p.cert, key: p.key });
 const backendCall = (p: { cert: string; key: string }, call: unknown) => post(server.port, '/v1/backend', call, as(p));
 /** Every key of the store but the audit trail: what "nothing written" compares. */
-const storeKeys = async () => (await store.list('/')).filter((i) => !i.key.startsWith('/resources/audit_event/')).map((i) => `${i.key}@${i.revision}`).sort();
+const storeKeys = async () =>
+  (await store.list('/'))
+    .filter((i) => !i.key.startsWith('/resources/audit_event/'))
+    .map((i) => `${i.key}@${i.revision}`)
+    .sort();
 
 describe('people: users, logins and user certificates at a real server', { timeout: 240_000 }, () => {
   before(async () => {
     server = await startServer();
     store = await SqliteBackend.open(join(server.dir, 'data', 'kport.db'));
     await createResource(store, { kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } });
-    for (const [name, env] of [['c-dev', 'dev'], ['c-dev2', 'dev'], ['c-prod', 'prod']] as const) {
-      await createResource(store, { kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { kubeconfig: `apiVersion: v1\nkind: Config\n# KUBECONFIG-SECRET-${name}\n` } });
+    for (const [name, env] of [
+      ['c-dev', 'dev'],
+      ['c-dev2', 'dev'],
+      ['c-prod', 'prod'],
+    ] as const) {
+      await createResource(store, {
+        kind: 'kube_cluster',
+        version: 'v3',
+        metadata: { name, labels: { env } },
+        spec: { kubeconfig: `apiVersion: v1\nkind: Config\n# KUBECONFIG-SECRET-${name}\n` },
+      });
     }
   });
   after(async () => {
@@ -115,7 +128,12 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.match(replay.body.error.message, /counts once/);
     const next = await post(server.port, '/v1/login/local', { user: 'alice', password: PASSWORD, totp_code: totpAt(secret, at + 30_000), csr });
     assert.equal(next.status, 200, JSON.stringify(next.body));
-    const wrongPassword = await post(server.port, '/v1/login/local', { user: 'alice', password: 'not the password at all', totp_code: totpAt(secret, at + 60_000), csr });
+    const wrongPassword = await post(server.port, '/v1/login/local', {
+      user: 'alice',
+      password: 'not the password at all',
+      totp_code: totpAt(secret, at + 60_000),
+      csr,
+    });
     assert.equal(wrongPassword.status, 401);
     assert.match(wrongPassword.body.error.message, /^wrong user, password or TOTP code/);
     const noUser = await post(server.port, '/v1/login/local', { user: 'nobody', password: PASSWORD, totp_code: totpAt(secret, at + 60_000), csr });
@@ -145,11 +163,18 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.equal(listed.status, 200);
     const clusters = listed.body.items.map((i: { value: string }) => JSON.parse(i.value));
     assert.deepEqual(clusters.map((c: any) => c.metadata.name).sort(), ['c-dev', 'c-dev2']);
-    assert.ok(clusters.every((c: any) => c.spec.kubeconfig === undefined), 'no kubeconfig reaches a person');
+    assert.ok(
+      clusters.every((c: any) => c.spec.kubeconfig === undefined),
+      'no kubeconfig reaches a person',
+    );
     const prod = await backendCall(alice, { op: 'get', key: '/resources/kube_cluster/c-prod' });
     assert.deepEqual(prod.body, { item: null }, 'a cluster not allowed looks missing');
     const before = await storeKeys();
-    const token = await backendCall(alice, { op: 'create', key: '/resources/token/tok-x', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-x' }, spec: { roles: ['discovery'] } }) });
+    const token = await backendCall(alice, {
+      op: 'create',
+      key: '/resources/token/tok-x',
+      value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-x' }, spec: { roles: ['discovery'] } }),
+    });
     assert.equal(token.status, 403);
     assert.match(token.body.error.message, /may not create token/);
     for (const key of ['/secrets/users/alice2', '/authorities/user', '/invites/x']) {
@@ -159,7 +184,11 @@ describe('people: users, logins and user certificates at a real server', { timeo
     assert.equal((await backendCall(alice, { op: 'grant', ttl_ms: 5000 })).status, 403);
     assert.equal((await post(server.port, '/v1/users', { op: 'ls' }, as(alice))).status, 403);
     assert.deepEqual(await storeKeys(), before, 'nothing written');
-    assert.ok((await auditEvents()).some((e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'alice2' && /may not create token/.test(e.reason ?? '')));
+    assert.ok(
+      (await auditEvents()).some(
+        (e) => e.type === 'user.call' && e.outcome === 'refused' && e.user === 'alice2' && /may not create token/.test(e.reason ?? ''),
+      ),
+    );
   });
 
   test('an auditor reads the audit trail and nothing else', async () => {
@@ -180,17 +209,30 @@ describe('people: users, logins and user certificates at a real server', { timeo
     const carol = await enroll('carol', ['editor']);
     const expires = new Date(Date.now() + 3_600_000).toISOString();
     const verifier = `scrypt$16384$8$1$${'s'.repeat(22)}$${'h'.repeat(43)}`;
-    const token = await backendCall(carol, { op: 'create', key: '/resources/token/tok-00000000000ca201', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-00000000000ca201', expires }, spec: { roles: ['Discovery'], verifier } }), ttl_ms: 3_600_000 });
+    const token = await backendCall(carol, {
+      op: 'create',
+      key: '/resources/token/tok-00000000000ca201',
+      value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-00000000000ca201', expires }, spec: { roles: ['Discovery'], verifier } }),
+      ttl_ms: 3_600_000,
+    });
     assert.equal(token.status, 200, JSON.stringify(token.body));
     const read = await backendCall(carol, { op: 'get', key: '/resources/token/tok-00000000000ca201' });
     assert.equal(JSON.parse(read.body.item.value).spec.verifier, undefined, "a token's verifier stays at the server");
     const role = { kind: 'role', version: 'v7', metadata: { name: 'ops' }, spec: { allow: { kubernetes_labels: { env: 'prod' } } } };
     assert.equal((await backendCall(carol, { op: 'put', key: '/resources/role/ops', value: JSON.stringify(role) })).status, 200);
-    const bad = await backendCall(carol, { op: 'put', key: '/resources/role/bad', value: JSON.stringify({ kind: 'role', version: 'v7', metadata: { name: 'bad' }, spec: { allow: { nope: 1 } } }) });
+    const bad = await backendCall(carol, {
+      op: 'put',
+      key: '/resources/role/bad',
+      value: JSON.stringify({ kind: 'role', version: 'v7', metadata: { name: 'bad' }, spec: { allow: { nope: 1 } } }),
+    });
     assert.equal(bad.status, 403);
     const builtin = await backendCall(carol, { op: 'put', key: '/resources/role/editor', value: JSON.stringify({ ...role, metadata: { name: 'editor' } }) });
     assert.equal(builtin.status, 403);
-    const raw = await backendCall(carol, { op: 'put', key: '/resources/user/mallory', value: JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: 'mallory' }, spec: { roles: ['editor'] } }) });
+    const raw = await backendCall(carol, {
+      op: 'put',
+      key: '/resources/user/mallory',
+      value: JSON.stringify({ kind: 'user', version: 'v2', metadata: { name: 'mallory' }, spec: { roles: ['editor'] } }),
+    });
     assert.equal(raw.status, 403);
     assert.match(raw.body.error.message, /kport users/);
     assert.equal((await backendCall(carol, { op: 'list', prefix: '/secrets/' })).status, 403);
@@ -214,14 +256,33 @@ describe('people: users, logins and user certificates at a real server', { timeo
       assert.equal(wrong.status, 401);
     }
     // The right password and a fresh code: refused all the same, so nothing was checked.
-    const right = await post(server.port, '/v1/login/local', { user: 'frank', password: PASSWORD, totp_code: totpAt(frank.secret, frank.at + 30_000), csr }, from);
+    const right = await post(
+      server.port,
+      '/v1/login/local',
+      { user: 'frank', password: PASSWORD, totp_code: totpAt(frank.secret, frank.at + 30_000), csr },
+      from,
+    );
     assert.equal(right.status, 429);
     assert.match(right.body.error.message, /5 failed logins for user frank from 127\.0\.0\.2: try again from there in 60 s \(this attempt was not checked\)/);
     const events = await auditEvents();
-    assert.ok(events.some((e) => e.type === 'user.login' && e.outcome === 'refused' && e.user === 'frank' && /not checked/.test(e.reason ?? '') && /127\.0\.0\.2/.test(e.remote_addr ?? '')));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.type === 'user.login' &&
+          e.outcome === 'refused' &&
+          e.user === 'frank' &&
+          /not checked/.test(e.reason ?? '') &&
+          /127\.0\.0\.2/.test(e.remote_addr ?? ''),
+      ),
+    );
     const { invite } = await addUser(store, { name: 'long', roles: ['access'] }, new Date());
     await post(server.port, '/v1/login/invite/begin', { invite });
-    const long = await post(server.port, '/v1/login/invite/finish', { invite, password: 'p'.repeat(1025), totp_code: '000000', csr }, { localAddress: '127.0.0.3' });
+    const long = await post(
+      server.port,
+      '/v1/login/invite/finish',
+      { invite, password: 'p'.repeat(1025), totp_code: '000000', csr },
+      { localAddress: '127.0.0.3' },
+    );
     assert.equal(long.status, 400);
     assert.match(long.body.error.message, /at most 1024 bytes/);
   });
@@ -284,13 +345,25 @@ describe('people: users, logins and user certificates at a real server', { timeo
       const ended = new Promise<void>((resolve) => req.on('close', resolve));
       req.end(JSON.stringify({ op: 'watch', prefix: '/resources/kube_cluster/' }));
       await new Promise((r) => setTimeout(r, 500));
-      for (const [name, env] of [['w-prod', 'prod'], ['w-dev', 'dev']] as const) {
-        await createResource(store, { kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { kubeconfig: `# KUBECONFIG-SECRET-${name}\n` } });
+      for (const [name, env] of [
+        ['w-prod', 'prod'],
+        ['w-dev', 'dev'],
+      ] as const) {
+        await createResource(store, {
+          kind: 'kube_cluster',
+          version: 'v3',
+          metadata: { name, labels: { env } },
+          spec: { kubeconfig: `# KUBECONFIG-SECRET-${name}\n` },
+        });
       }
       const deadline = Date.now() + 30_000;
       while (!lines.some((l) => l.includes('w-dev')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       const events = lines.map((l) => JSON.parse(l));
-      assert.deepEqual(events.map((e) => JSON.parse(e.item.value).metadata.name), ['w-dev'], 'only the allowed cluster');
+      assert.deepEqual(
+        events.map((e) => JSON.parse(e.item.value).metadata.name),
+        ['w-dev'],
+        'only the allowed cluster',
+      );
       assert.ok(!lines.join('').includes('KUBECONFIG-SECRET'), 'no kubeconfig in a watch');
       await lockUser(store, { name: 'walt' }, new Date());
       const closed = await Promise.race([ended.then(() => true), raceTimer(30_000, false)]);
@@ -303,13 +376,24 @@ describe('people: users, logins and user certificates at a real server', { timeo
   test('certificates: another CA, a host certificate as a user one and the reverse, an expired one, roles changed and re-signed: refused, audited, nothing written', async () => {
     const hank = await enroll('hank', ['access']);
     const before = await storeKeys();
-    const write = { op: 'create', key: '/resources/token/tok-forged', value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-forged' }, spec: { roles: ['discovery'] } }) };
+    const write = {
+      op: 'create',
+      key: '/resources/token/tok-forged',
+      value: JSON.stringify({ kind: 'token', version: 'v2', metadata: { name: 'tok-forged' }, spec: { roles: ['discovery'] } }),
+    };
 
     // A user certificate from another CA, naming an editor.
     const evil = await createAuthority('kport user CA', 3_600_000);
     const keys = await generateKeys();
     const key = await keyPem(keys.privateKey);
-    const foreign = certPem(await issueLeaf({ cert: evil.cert, keys: evil.keys }, keys.publicKey, { commonName: 'admin', usage: 'client', validForMs: 3_600_000, user: { roles: ['editor'] } }));
+    const foreign = certPem(
+      await issueLeaf({ cert: evil.cert, keys: evil.keys }, keys.publicKey, {
+        commonName: 'admin',
+        usage: 'client',
+        validForMs: 3_600_000,
+        user: { roles: ['editor'] },
+      }),
+    );
     for (const path of ['/v1/whoami', '/v1/backend']) {
       const res = await post(server.port, path, write, { cert: foreign, key });
       assert.equal(res.status, 401, path);
@@ -317,13 +401,22 @@ describe('people: users, logins and user certificates at a real server', { timeo
     // hank's certificate with its roles changed to editor, re-signed by another key under the same issuer name.
     const real = parseCertificate(hank.cert);
     const hankKeys = await import('../../src/pki/certs.ts').then((m) => m.importKeyPem(hank.key));
-    const resigned = certPem(await issueLeaf({ cert: evil.cert, keys: evil.keys }, hankKeys.publicKey, { commonName: 'hank', usage: 'client', validForMs: 3_600_000, user: { roles: ['editor'] } }));
+    const resigned = certPem(
+      await issueLeaf({ cert: evil.cert, keys: evil.keys }, hankKeys.publicKey, {
+        commonName: 'hank',
+        usage: 'client',
+        validForMs: 3_600_000,
+        user: { roles: ['editor'] },
+      }),
+    );
     assert.equal(parseCertificate(resigned).issuer, real.issuer);
     assert.equal((await post(server.port, '/v1/backend', write, { cert: resigned, key: hank.key })).status, 401);
 
     // The real user CA (the admin on the server host holds the seal key), for an expired certificate and a host-claims one.
     const { authorities } = await loadAuthorities(store, join(server.dir, 'data'));
-    const expired = certPem(await issueLeaf(authorities.user, keys.publicKey, { commonName: 'hank', usage: 'client', validForMs: -30_000, user: { roles: ['access'] } }));
+    const expired = certPem(
+      await issueLeaf(authorities.user, keys.publicKey, { commonName: 'hank', usage: 'client', validForMs: -30_000, user: { roles: ['access'] } }),
+    );
     const old = await post(server.port, '/v1/whoami', {}, { cert: expired, key });
     assert.equal(old.status, 401);
     assert.match(old.body.error.message, /your kport login expired at .*: run kport login/);
@@ -335,18 +428,30 @@ describe('people: users, logins and user certificates at a real server', { timeo
     const joined = await post(server.port, '/v1/join', { token, roles: ['discovery'], hostname: 'h1', csr: await createCsr(agentKeys, 'h1') });
     assert.equal(joined.status, 200, JSON.stringify(joined.body));
     const host = { cert: joined.body.cert, key: await keyPem(agentKeys.privateKey) };
-    for (const body of [{ op: 'ls' }, { op: 'add', name: 'x', roles: ['editor'] }]) assert.equal((await post(server.port, '/v1/users', body, host)).status, 403);
+    for (const body of [{ op: 'ls' }, { op: 'add', name: 'x', roles: ['editor'] }])
+      assert.equal((await post(server.port, '/v1/users', body, host)).status, 403);
     assert.equal((await post(server.port, '/v1/whoami', {}, host)).status, 403);
     const renew = await post(server.port, '/v1/renew', { csr: (await keyAndCsr('x')).csr }, as(hank));
     assert.equal(renew.status, 403);
     const heartbeat = await backendCall(hank, { op: 'put', key: `/resources/discovery_service/${joined.body.host_id}`, value: '{}', ttl_ms: 60_000 });
     assert.equal(heartbeat.status, 403);
     // A user-CA certificate with host claims in it is no host.
-    const fakeHost = certPem(await issueLeaf(authorities.user, keys.publicKey, { commonName: joined.body.host_id, usage: 'client', validForMs: 3_600_000, host: { roles: ['discovery'], discovery_group: '' } }));
+    const fakeHost = certPem(
+      await issueLeaf(authorities.user, keys.publicKey, {
+        commonName: joined.body.host_id,
+        usage: 'client',
+        validForMs: 3_600_000,
+        host: { roles: ['discovery'], discovery_group: '' },
+      }),
+    );
     assert.equal((await post(server.port, '/v1/backend', { op: 'list', prefix: '/resources/kube_cluster/' }, { cert: fakeHost, key })).status, 401);
 
     const after = (await storeKeys()).filter((k) => !k.startsWith('/resources/agent/') && !k.startsWith('/resources/token/') && !k.startsWith('/joins/'));
-    assert.deepEqual(after, before.filter((k) => !k.startsWith('/resources/token/')), 'nothing written but the join');
+    assert.deepEqual(
+      after,
+      before.filter((k) => !k.startsWith('/resources/token/')),
+      'nothing written but the join',
+    );
     assert.equal(await store.get('/resources/token/tok-forged'), undefined);
     const refused = (await auditEvents()).filter((e) => e.outcome === 'refused');
     assert.ok(refused.some((e) => /not issued by this cluster's host CA \(agents\) or user CA \(people\)/.test(e.reason ?? '')));
@@ -368,7 +473,11 @@ describe('people: users, logins and user certificates at a real server', { timeo
     const files = readdirSync(data).filter((f) => f.startsWith('kport.db'));
     assert.ok(files.length > 0);
     const bytes = Buffer.concat(files.map((f) => readFileSync(join(data, f))));
-    for (const [what, text] of [['password', password], ['TOTP secret', secret], ['invite code', invite]] as const) {
+    for (const [what, text] of [
+      ['password', password],
+      ['TOTP secret', secret],
+      ['invite code', invite],
+    ] as const) {
       assert.equal(bytes.includes(Buffer.from(text)), false, `the ${what} is in the store file`);
       assert.equal(server.log.includes(text), false, `the ${what} is in the server's log`);
       assert.equal(JSON.stringify(await auditEvents()).includes(text), false, `the ${what} is in the audit trail`);

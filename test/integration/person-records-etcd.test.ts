@@ -32,20 +32,33 @@ async function server(prefix: string) {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;
       if (typeof value !== 'function') return value;
-      if (prop === 'get' || prop === 'list' || prop === 'snapshot') return (...args: unknown[]) => (reads++, (value as (...a: unknown[]) => unknown).apply(target, args));
+      if (prop === 'get' || prop === 'list' || prop === 'snapshot')
+        return (...args: unknown[]) => (reads++, (value as (...a: unknown[]) => unknown).apply(target, args));
       return (value as (...a: unknown[]) => unknown).bind(target);
     },
   }) as Backend;
   const hub = new WatchHub(counted);
   const backend = new ObservedBackend(counted, hub);
   const records = new PersonRecords({ backend, hub, configRoles: [] });
-  const people = new PeopleRoutes({ backend, records, configRoles: [], now: () => new Date(), sealKey: randomBytes(32), authorities: undefined as never, audit: undefined as never });
+  const people = new PeopleRoutes({
+    backend,
+    records,
+    configRoles: [],
+    now: () => new Date(),
+    sealKey: randomBytes(32),
+    authorities: undefined as never,
+    audit: undefined as never,
+  });
   const changes: RecordChange[] = [];
   records.onChange((c) => changes.push(c));
   return { backend, people, changes, reads: () => reads, close: async () => (records.close(), hub.close(), await store.close()) };
 }
 
-const outcome = (p: Promise<unknown>) => p.then(() => 'allowed', (err) => asRefusal(err)?.code ?? `error: ${(err as Error).message}`);
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => 'allowed',
+    (err) => asRefusal(err)?.code ?? `error: ${(err as Error).message}`,
+  );
 
 /** Polls `check` until it holds or a second has passed: the bound the design promises for another server's write. */
 async function withinASecond(what: string, check: () => Promise<boolean>): Promise<void> {
@@ -56,7 +69,7 @@ async function withinASecond(what: string, check: () => Promise<boolean>): Promi
   }
 }
 
-test('etcd: a lock, a role edit and a removal made through server A count at A\'s next call and at B within a second; B is told whose records changed; no store read per call', async (t) => {
+test("etcd: a lock, a role edit and a removal made through server A count at A's next call and at B within a second; B is told whose records changed; no store read per call", async (t) => {
   if (!etcd) return t.skip('no etcd peer');
   const prefix = `/records-${randomUUID()}`;
   const a = await server(prefix);
@@ -76,12 +89,20 @@ test('etcd: a lock, a role edit and a removal made through server A count at A\'
     await lockUser(a.backend, { name: 'dee' }, new Date());
     assert.equal(await outcome(a.people.person(dee)), 'user_locked', 'A: at the very next call');
     await withinASecond('the lock at B', async () => (await outcome(b.people.person(dee))) === 'user_locked');
-    assert.ok(b.changes.some((c) => c.kind === 'lock' && c.names.includes('dee')), 'B was told: its sessions of dee are checked again');
+    assert.ok(
+      b.changes.some((c) => c.kind === 'lock' && c.names.includes('dee')),
+      'B was told: its sessions of dee are checked again',
+    );
 
     await unlockUser(a.backend, 'dee', new Date());
     await withinASecond('the unlock at B', async () => (await outcome(b.people.person(dee))) === 'allowed');
 
-    await upsertResource(a.backend, { kind: ROLE, version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_labels: { env: 'staging' } } } } as never);
+    await upsertResource(a.backend, {
+      kind: ROLE,
+      version: 'v7',
+      metadata: { name: 'dev' },
+      spec: { allow: { kubernetes_labels: { env: 'staging' } } },
+    } as never);
     assert.equal((await a.people.person(dee)).roles.kubeAccess({ env: 'dev' }), undefined, 'A: the edit at the next call');
     await withinASecond('the role edit at B', async () => (await b.people.person(dee)).roles.kubeAccess({ env: 'dev' }) === undefined);
 

@@ -25,7 +25,8 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
   let http1Connections = 0;
   let home: string;
   let env: Record<string, string>;
-  const kport = (args: string[], extra: Record<string, string> = {}) => execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
+  const kport = (args: string[], extra: Record<string, string> = {}) =>
+    execa(process.execPath, [KPORT_BIN, ...args], { cwd: home, env: { ...env, ...extra }, extendEnv: false, reject: false });
 
   before(async () => {
     const ca = await createCA('upstream CA');
@@ -72,7 +73,10 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => (out += c));
     proc.stderr!.on('data', (c: Buffer) => (out += c));
-    const kubeconfig = await waitFor('the export line', async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1] ?? (proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined));
+    const kubeconfig = await waitFor(
+      'the export line',
+      async () => out.match(/^export KUBECONFIG=(.+)$/m)?.[1] ?? (proc.exitCode !== null ? Promise.reject(new Error(out)) : undefined),
+    );
     return { proc, kubeconfig, out: () => out };
   }
 
@@ -89,7 +93,12 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
     return {
       viaH2: (method: string, path: string, body?: string, headers: Record<string, string> = {}) =>
         new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = h2.request({ ':method': method, ':path': `${base.pathname}${path}`, ...headers, ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) });
+          const req = h2.request({
+            ':method': method,
+            ':path': `${base.pathname}${path}`,
+            ...headers,
+            ...(body && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+          });
           let text = '';
           let status = 0;
           req.on('response', (h) => (status = Number(h[':status'])));
@@ -147,11 +156,17 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       proc.kill('SIGINT');
       await proc;
     }
-    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const refused = audit.filter((e) => e.status === 400);
     assert.equal(refused.length, 18, 'every refusal is audited');
     assert.ok(refused.every((e) => /dot segment|encodes a slash/.test(e.error)));
-    assert.ok(refused.some((e) => e.path === '/api/v1/namespaces/default/pods/x/%2e%2e/%2E%2e/secrets'), 'the audit records the path exactly as sent');
+    assert.ok(
+      refused.some((e) => e.path === '/api/v1/namespaces/default/pods/x/%2e%2e/%2E%2e/secrets'),
+      'the audit records the path exactly as sent',
+    );
     const served = audit.find((e) => e.status === 200);
     assert.equal(served.path, seen[0], 'the audited path is the forwarded one');
     assert.equal(served.name, 'x-y', 'the audited name is what the API server reads');
@@ -181,7 +196,10 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       proc.kill('SIGINT');
       await proc;
     }
-    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const refused = audit.filter((e) => e.status === 403 && /impersonating group "system:masters" is not allowed/.test(e.error));
     assert.equal(refused.length, padded.length * 2, 'every attempt, over either protocol, is a refusal on the record');
     assert.ok(refused.every((e) => e.user === 'alice' && e.path === '/api/v1/namespaces'));
@@ -205,7 +223,10 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       proc.kill('SIGINT');
       await proc;
     }
-    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const audit = readFileSync(join(home, 'data', 'audit', 'kube.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(audit.filter((e) => e.status === 403 && /impersonation header impersonate_/.test(e.error)).length, 6, 'each refusal is on the record');
   });
 
@@ -220,7 +241,12 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       assert.equal(posted.status, 200, posted.body);
       assert.equal(JSON.parse(posted.body).length, big.length);
       // As curl sends a large body over HTTP/1.1: Expect: 100-continue.
-      const put = await viaH1('PUT', '/api/v1/namespaces/default/configmaps/c', `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(big)}\r\nExpect: 100-continue\r\nConnection: close\r\n`, big);
+      const put = await viaH1(
+        'PUT',
+        '/api/v1/namespaces/default/configmaps/c',
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(big)}\r\nExpect: 100-continue\r\nConnection: close\r\n`,
+        big,
+      );
       assert.match(put, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
       assert.match(put, new RegExp(`"length":${big.length}[,}]`), 'the cluster read the whole body');
       const watch = await viaH2('GET', '/api/v1/namespaces/default/configmaps?watch=1');
@@ -230,7 +256,10 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
       // A burst (kubectl's discovery) shares HTTP/2 rather than opening a connection per request.
       const before = http1Connections;
       const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => viaH2('GET', `/apis/group-${i}.example.com/v1`)));
-      assert.deepEqual(burst.map((r) => r.status), Array(20).fill(200));
+      assert.deepEqual(
+        burst.map((r) => r.status),
+        Array(20).fill(200),
+      );
       assert.ok(http1Connections - before <= 2, `${http1Connections - before} HTTP/1.1 connections opened for a burst of 20`);
       close();
       assert.deepEqual(
@@ -253,10 +282,16 @@ describe('kube login: requests, served clusters and leftovers', { concurrency: f
   test('kubernetes_service.resources selects the clusters served: kube ls leaves another out and kube login says it is not served', async () => {
     const ls = await kport(['kube', 'ls', '--user', 'alice', '--format=json']);
     assert.equal(ls.exitCode, 0, String(ls.stderr));
-    assert.deepEqual(JSON.parse(String(ls.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name), ['served']);
+    assert.deepEqual(
+      JSON.parse(String(ls.stdout)).map((c: { kube_cluster_name: string }) => c.kube_cluster_name),
+      ['served'],
+    );
     const outside = await kport(['kube', 'login', 'outside', '--user', 'alice', '--', 'true']);
     assert.equal(outside.exitCode, 1);
-    assert.match(String(outside.stderr), /kube_cluster "outside" exists but this kport does not serve it: kubernetes_service\.resources in .* matches none of its labels/);
+    assert.match(
+      String(outside.stderr),
+      /kube_cluster "outside" exists but this kport does not serve it: kubernetes_service\.resources in .* matches none of its labels/,
+    );
     const all = await kport(['get', 'kube_cluster', '--format=json']);
     assert.equal(JSON.parse(String(all.stdout)).length, 2, 'both exist');
   });

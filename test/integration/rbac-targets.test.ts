@@ -45,13 +45,24 @@ describe('rbac against a server that is not Kubernetes', () => {
 
   test('a 200 answer that is not the Kubernetes object asked for is an error naming who answered, not a bug', async () => {
     const url = parse(readFileSync(kubeconfig, 'utf8')).clusters[0].cluster.server as string;
-    const kport = (args: string[]) => execa(process.execPath, [KPORT_BIN, ...args], { env: { HOME: tempDir('home'), PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig }, extendEnv: false, reject: false });
+    const kport = (args: string[]) =>
+      execa(process.execPath, [KPORT_BIN, ...args], {
+        env: { HOME: tempDir('home'), PATH: process.env.PATH ?? '', KUBECONFIG: kubeconfig },
+        extendEnv: false,
+        reject: false,
+      });
     for (const answer of ['<html><body>Sign in</body></html>', '{}', '{"kind":"Status","apiVersion":"v1","status":"Success"}']) {
       body = answer;
       const bootstrap = await kport(['rbac', 'bootstrap', '--context', 'web', '--role-arn', PROXY_ROLE, '--dry-run']);
       assert.equal(bootstrap.exitCode, 1, answer);
       assert.doesNotMatch(String(bootstrap.stderr), /bug in kport/);
-      assert.match(String(bootstrap.stderr), new RegExp(`^ERROR: ${url} answered the request to read ClusterRole kport with .* where a ClusterRole was expected: check that the kubeconfig's server is the cluster's Kubernetes API server\\.$`, 'm'));
+      assert.match(
+        String(bootstrap.stderr),
+        new RegExp(
+          `^ERROR: ${url} answered the request to read ClusterRole kport with .* where a ClusterRole was expected: check that the kubeconfig's server is the cluster's Kubernetes API server\\.$`,
+          'm',
+        ),
+      );
       const check = await kport(['rbac', 'check', '--context', 'web']);
       assert.equal(check.exitCode, 1);
       assert.doesNotMatch(String(check.stdout), /✗/, 'no permission is reported missing on the word of a server that is not Kubernetes');
@@ -73,7 +84,10 @@ describe('rbac --cluster for a cluster in another account (moto)', { concurrency
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return undefined;
     await createClusters(moto, [{ name: 'prod', region: 'us-east-1', account: OTHER, tags: { env: 'prod' } }]);
     const discoveryRole = await createRole(moto, OTHER, 'discovery');
-    const agent = await setupAgent(moto, tempDir('rbac-xacct'), { group: 'g', matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' }, assume_role_arn: discoveryRole }] });
+    const agent = await setupAgent(moto, tempDir('rbac-xacct'), {
+      group: 'g',
+      matchers: [{ types: ['eks'], regions: ['us-east-1'], tags: { env: 'prod' }, assume_role_arn: discoveryRole }],
+    });
     const run = await agent.kport(['discover', 'run', '--once']);
     assert.equal(run.exitCode, 0, String(run.stderr));
     const config = parse(readFileSync(agent.config, 'utf8'));
@@ -106,7 +120,13 @@ describe('rbac --cluster for a cluster in another account (moto)', { concurrency
     await (await eksAdmin(moto, 'us-east-1', OTHER)).send(new DeleteClusterCommand({ name: 'prod' }));
     const r = await home.agent.kport(['rbac', 'bootstrap', '--cluster', 'prod', '--role-arn', PROXY_ROLE, '--dry-run']);
     assert.equal(r.exitCode, 1);
-    assert.match(String(r.stderr), new RegExp(`^ERROR: Cannot describe EKS cluster prod in us-east-1: No cluster found for name: prod \\(account ${OTHER}, as ${proxyRole} from kubernetes_service\\.resources\\)\\.$`, 'm'));
+    assert.match(
+      String(r.stderr),
+      new RegExp(
+        `^ERROR: Cannot describe EKS cluster prod in us-east-1: No cluster found for name: prod \\(account ${OTHER}, as ${proxyRole} from kubernetes_service\\.resources\\)\\.$`,
+        'm',
+      ),
+    );
     assert.doesNotMatch(String(r.stderr), /\.\./);
   });
 
@@ -114,10 +134,18 @@ describe('rbac --cluster for a cluster in another account (moto)', { concurrency
     const home = await discovered(t);
     if (!home) return;
     home.setConfig((c) => delete c.discovery_service.aws[0].assume_role_arn);
-    for (const command of [['rbac', 'bootstrap', '--role-arn', PROXY_ROLE, '--dry-run'], ['rbac', 'check']]) {
+    for (const command of [
+      ['rbac', 'bootstrap', '--role-arn', PROXY_ROLE, '--dry-run'],
+      ['rbac', 'check'],
+    ]) {
       const r = await home.agent.kport([...command, '--cluster', 'prod']);
       assert.equal(r.exitCode, 2);
-      assert.match(String(r.stderr), new RegExp(`kube_cluster prod-eks-us-east-1-${OTHER} is in AWS account ${OTHER}, your AWS credentials are account 123456789012, and no assume_role_arn in .* is a role in ${OTHER}: add one, or use --context`));
+      assert.match(
+        String(r.stderr),
+        new RegExp(
+          `kube_cluster prod-eks-us-east-1-${OTHER} is in AWS account ${OTHER}, your AWS credentials are account 123456789012, and no assume_role_arn in .* is a role in ${OTHER}: add one, or use --context`,
+        ),
+      );
     }
   });
 });

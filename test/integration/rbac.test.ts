@@ -43,12 +43,24 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     kubeconfig = join(dir, 'config');
     const admin = { ...(await import('yaml')).parse(kubeconfigYaml(api.server, api.caPem, api.admin, 'test')) };
     const proxy = (await import('yaml')).parse(kubeconfigYaml(api.server, api.caPem, api.proxy, 'proxy'));
-    writeFileSync(kubeconfig, stringify({ ...admin, clusters: [...admin.clusters, ...proxy.clusters], users: [...admin.users, ...proxy.users], contexts: [...admin.contexts, ...proxy.contexts] }));
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        ...admin,
+        clusters: [...admin.clusters, ...proxy.clusters],
+        users: [...admin.users, ...proxy.users],
+        contexts: [...admin.contexts, ...proxy.contexts],
+      }),
+    );
   });
   after(() => api?.stop());
 
   const kport = (args: string[]) =>
-    execa(process.execPath, [KPORT_BIN, ...args], { env: { KUBECONFIG: kubeconfig, HOME: tempDir('home'), PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false });
+    execa(process.execPath, [KPORT_BIN, ...args], {
+      env: { KUBECONFIG: kubeconfig, HOME: tempDir('home'), PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+    });
   const awsAuth = async () => (await api.request(api.admin, '/api/v1/namespaces/kube-system/configmaps/aws-auth')).body;
   const seed = async (data: Record<string, string> | undefined) => {
     await api.request(api.admin, '/api/v1/namespaces/kube-system/configmaps/aws-auth', { method: 'DELETE' });
@@ -56,7 +68,10 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
       await api.request(api.admin, path, { method: 'DELETE' });
     }
     if (data) {
-      const res = await api.request(api.admin, '/api/v1/namespaces/kube-system/configmaps', { method: 'POST', body: { metadata: { name: 'aws-auth', namespace: 'kube-system' }, data } });
+      const res = await api.request(api.admin, '/api/v1/namespaces/kube-system/configmaps', {
+        method: 'POST',
+        body: { metadata: { name: 'aws-auth', namespace: 'kube-system' }, data },
+      });
       assert.equal(res.status, 201, JSON.stringify(res.body));
     }
   };
@@ -69,10 +84,16 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     const before = await kport(['rbac', 'check', '--context', 'proxy']);
     assert.equal(before.exitCode, 1);
     assert.match(String(before.stdout), /✗ impersonate users\n/);
-    assert.match(String(before.stdout), /✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user\n✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id\n/);
+    assert.match(
+      String(before.stdout),
+      /✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user\n✗ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id\n/,
+    );
     // Every authenticated user may review itself (system:basic-user); the rest is missing.
     assert.match(String(before.stdout), /✓ create selfsubjectaccessreviews\.authorization\.k8s\.io\n/);
-    assert.match(String(before.stderr), /The proxy identity lacks impersonate users, impersonate groups, impersonate serviceaccounts, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id, get pods: run `kport rbac bootstrap --context proxy --role-arn/);
+    assert.match(
+      String(before.stderr),
+      /The proxy identity lacks impersonate users, impersonate groups, impersonate serviceaccounts, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/original-user, impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id, get pods: run `kport rbac bootstrap --context proxy --role-arn/,
+    );
 
     const run = await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', ROLE]);
     assert.equal(run.exitCode, 0, String(run.stderr));
@@ -85,12 +106,20 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     assert.equal(cm.data.mapRoles.slice(SEEDED_MAP_ROLES.length), `- rolearn: ${ROLE}\n  username: kport\n  groups:\n    - kport\n`);
 
     const again = await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/KPORT-Proxy']);
-    assert.equal(String(again.stdout), 'ClusterRole kport: unchanged\nClusterRoleBinding kport: unchanged\nConfigMap kube-system/aws-auth (mapRoles): unchanged');
+    assert.equal(
+      String(again.stdout),
+      'ClusterRole kport: unchanged\nClusterRoleBinding kport: unchanged\nConfigMap kube-system/aws-auth (mapRoles): unchanged',
+    );
     assert.equal((await awsAuth()).metadata.resourceVersion, cm.metadata.resourceVersion, 'nothing was written');
 
     const after = await kport(['rbac', 'check', '--context', 'proxy']);
     assert.equal(after.exitCode, 0, String(after.stderr));
-    assert.equal(String(after.stdout).split('\n').filter((l) => l.startsWith('✓')).length, 8);
+    assert.equal(
+      String(after.stdout)
+        .split('\n')
+        .filter((l) => l.startsWith('✓')).length,
+      8,
+    );
     assert.match(String(after.stdout), /✓ impersonate userextras\.authentication\.k8s\.io\/kport\.dev\/session-id\n/);
     const asRole = await kport(['rbac', 'check', '--context', 'test', '--as-role-arn', 'arn:aws:sts::222222222222:assumed-role/kport-proxy/session-1']);
     assert.equal(asRole.exitCode, 0, String(asRole.stderr));
@@ -100,7 +129,10 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const run = await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:role/teams/platform/kport-proxy']);
     assert.equal(run.exitCode, 0, String(run.stderr));
-    assert.match(String(run.stderr), /role path dropped: aws-iam-authenticator matches arn:aws:iam::222222222222:role\/teams\/platform\/kport-proxy as arn:aws:iam::222222222222:role\/kport-proxy/);
+    assert.match(
+      String(run.stderr),
+      /role path dropped: aws-iam-authenticator matches arn:aws:iam::222222222222:role\/teams\/platform\/kport-proxy as arn:aws:iam::222222222222:role\/kport-proxy/,
+    );
     assert.match((await awsAuth()).data.mapRoles, /- rolearn: arn:aws:iam::222222222222:role\/kport-proxy\n/);
     const user = await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', 'arn:aws:iam::222222222222:user/alice']);
     assert.equal(user.exitCode, 2);
@@ -140,11 +172,10 @@ describe('rbac bootstrap and check against kube-apiserver', { concurrency: false
     assert.equal((await awsAuth()).metadata.resourceVersion, before.metadata.resourceVersion);
     assert.equal((await api.request(api.admin, '/apis/rbac.authorization.k8s.io/v1/clusterroles/kport')).status, 404);
     const plan = JSON.parse(String((await kport(['rbac', 'bootstrap', '--context', 'test', '--role-arn', ROLE, '--dry-run', '--format', 'json'])).stdout));
-    assert.deepEqual(plan.steps.map((s: { object: string; action: string }) => `${s.object}=${s.action}`), [
-      'ClusterRole kport=create',
-      'ClusterRoleBinding kport=create',
-      'ConfigMap kube-system/aws-auth (mapRoles)=update',
-    ]);
+    assert.deepEqual(
+      plan.steps.map((s: { object: string; action: string }) => `${s.object}=${s.action}`),
+      ['ClusterRole kport=create', 'ClusterRoleBinding kport=create', 'ConfigMap kube-system/aws-auth (mapRoles)=update'],
+    );
   });
 
   test('a malformed mapRoles is refused with the wrong line and left byte-identical', async (t) => {

@@ -29,7 +29,7 @@ describe('the README quick start', { concurrency: false, timeout: 300_000 }, () 
   });
   after(() => moto?.stop());
 
-  test('pasted top to bottom, it finds the account\'s clusters and leaves the token file 0600', async (t) => {
+  test("pasted top to bottom, it finds the account's clusters and leaves the token file 0600", async (t) => {
     if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
     await createClusters(moto, [
       { name: 'alpha', region: 'us-east-1', tags: { env: 'prod' } },
@@ -45,7 +45,9 @@ describe('the README quick start', { concurrency: false, timeout: 300_000 }, () 
       const env = { ...moto.env, HOME: tempDir('readme-home'), PATH, npm_config_offline: 'true', npm_config_update_notifier: 'false' };
       const run = await execa('bash', ['-euo', 'pipefail', '-c', rest.join('\n')], { cwd: work, env, extendEnv: false, reject: false });
       assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
-      const names = String(run.stdout).split('\n').map((l) => l.split('\t')[0]);
+      const names = String(run.stdout)
+        .split('\n')
+        .map((l) => l.split('\t')[0]);
       assert.ok(names.includes(`alpha-eks-us-east-1-${MOTO_ACCOUNT}`), String(run.stdout));
       assert.ok(names.includes(`beta-eks-eu-west-1-${MOTO_ACCOUNT}`), String(run.stdout));
       assert.equal(statSync(join(work, 'quickstart', 'token')).mode & 0o777, 0o600, 'the token file is private');
@@ -56,7 +58,12 @@ describe('the README quick start', { concurrency: false, timeout: 300_000 }, () 
 });
 
 test('npm ci has no install scripts left unreviewed (npm 11 warns about each)', async () => {
-  const ls = await execa('npm', ['install-scripts', 'ls'], { cwd: ROOT, env: { PATH, HOME: tempDir('npm-home'), npm_config_offline: 'true', npm_config_update_notifier: 'false' }, extendEnv: false, reject: false });
+  const ls = await execa('npm', ['install-scripts', 'ls'], {
+    cwd: ROOT,
+    env: { PATH, HOME: tempDir('npm-home'), npm_config_offline: 'true', npm_config_update_notifier: 'false' },
+    extendEnv: false,
+    reject: false,
+  });
   assert.equal(ls.exitCode, 0, String(ls.stderr));
   assert.equal(String(ls.stdout).trim(), 'No packages with unreviewed install scripts.');
 });

@@ -12,7 +12,12 @@ import { invitedPerson } from '../helpers/login.ts';
 import { CLUSTER, PEERS, personKubectl, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
 import { havePeer } from '../peers/process.ts';
 
-const RECORDED = { kind: 'role', version: 'v7', metadata: { name: 'prod-recorded' }, spec: { options: { require_session_recording: true }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } };
+const RECORDED = {
+  kind: 'role',
+  version: 'v7',
+  metadata: { name: 'prod-recorded' },
+  spec: { options: { require_session_recording: true }, allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } },
+};
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 
@@ -23,7 +28,8 @@ describe('the recording budget: a share per person, what is used in the refusal,
   const have = (t: TestContext) => havePeer(t, 'kube-apiserver, kubectl and kwok', PEERS());
   const recordings = () => join(f.server.dir, 'data', 'server', 'recordings');
   /** `kubectl exec` printing `bytes` bytes, as `who`. */
-  const exec = (who: Person, bytes: number) => personKubectl(who.home).run(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', `head -c ${bytes} /dev/zero | tr "\\000" "x"`]);
+  const exec = (who: Person, bytes: number) =>
+    personKubectl(who.home).run(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', `head -c ${bytes} /dev/zero | tr "\\000" "x"`]);
   const filesOf = async (user: string) => {
     const res = await f.server.kport(['recordings', 'ls', '-o', 'json']);
     assert.equal(res.exitCode, 0, String(res.stderr));
@@ -39,7 +45,7 @@ describe('the recording budget: a share per person, what is used in the refusal,
   });
   after(async () => f?.stop());
 
-  test('alice fills her share and is refused with what she uses; bob is still recorded until the total is used; deleting alice\'s file makes room at once', async (t) => {
+  test("alice fills her share and is refused with what she uses; bob is still recorded until the total is used; deleting alice's file makes room at once", async (t) => {
     if (!have(t)) return;
     // Three execs of 7,000 bytes each are recorded whole (about 7.4 KiB a recording, with its header):
     // 22 KiB of alice's 24 KiB share, which leaves less than a session needs.
@@ -54,7 +60,10 @@ describe('the recording budget: a share per person, what is used in the refusal,
     const refused = await exec(alice, 10);
     assert.notEqual(refused.code, 0);
     // kubectl prints it: the WebSocket refusal, then the same on its SPDY retry, as a Status it reads.
-    assert.match(refused.stderr, /^Error from server \(Forbidden\): a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session \(alice's take 2\d\.\d KiB of their 24\.0 KiB share; all recordings take 2\d\.\d KiB of the server's 40\.0 KiB\): ask an operator to make room/);
+    assert.match(
+      refused.stderr,
+      /^Error from server \(Forbidden\): a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session \(alice's take 2\d\.\d KiB of their 24\.0 KiB share; all recordings take 2\d\.\d KiB of the server's 40\.0 KiB\): ask an operator to make room/,
+    );
     assert.equal((await filesOf('alice')).length, 3);
 
     // bob has room of his own: recorded, until the 40 KiB total is used.
@@ -62,7 +71,10 @@ describe('the recording budget: a share per person, what is used in the refusal,
     assert.equal((await filesOf('bob')).length, 2);
     const bobRefused = await exec(bob, 10);
     assert.notEqual(bobRefused.code, 0);
-    assert.match(bobRefused.stderr, /^Error from server \(Forbidden\): .*no room to record this session \(all recordings take 3\d\.\d KiB of the server's 40\.0 KiB; bob's take 1\d\.\d KiB of their 24\.0 KiB share\)/);
+    assert.match(
+      bobRefused.stderr,
+      /^Error from server \(Forbidden\): .*no room to record this session \(all recordings take 3\d\.\d KiB of the server's 40\.0 KiB; bob's take 1\d\.\d KiB of their 24\.0 KiB share\)/,
+    );
 
     // The operator's way of making room: deleting recordings. No restart.
     for (const id of await filesOf('alice')) rmSync(join(recordings(), `${id}.cast`));
@@ -76,14 +88,20 @@ describe('the recording budget: a share per person, what is used in the refusal,
     assert.equal(readdirSync(recordings()).length, 4);
   });
 
-  test('recordings ls on the server\'s host: who, cluster, pod, start and duration of each recording, newest first', async (t) => {
+  test("recordings ls on the server's host: who, cluster, pod, start and duration of each recording, newest first", async (t) => {
     if (!have(t)) return;
     const res = await f.server.kport(['recordings', 'ls']);
     assert.equal(res.exitCode, 0, String(res.stderr));
-    const [header, ...rows] = String(res.stdout).trimEnd().split('\n').map((l) => l.split('\t'));
+    const [header, ...rows] = String(res.stdout)
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.split('\t'));
     assert.deepEqual(header, ['Session ID', 'User', 'Cluster', 'Pod', 'Started', 'Duration', 'Size']);
     // Newest first: alice's last exec, then bob's three.
-    assert.deepEqual(rows.map((r) => [r[1], r[2], r[3]]), [['alice', CLUSTER, 'apps/web'], ...Array(3).fill(['bob', CLUSTER, 'apps/web'])]);
+    assert.deepEqual(
+      rows.map((r) => [r[1], r[2], r[3]]),
+      [['alice', CLUSTER, 'apps/web'], ...Array(3).fill(['bob', CLUSTER, 'apps/web'])],
+    );
     for (const r of rows) {
       assert.ok(Date.now() - Date.parse(r[4]!) < 600_000, `started ${r[4]}`);
       assert.match(r[5]!, /^\d+s$/);

@@ -81,17 +81,29 @@ describe('plays of large recordings: streamed at both ends, bounded per person',
     const sampler = setInterval(() => (peak = Math.max(peak, memory(pid)?.rss ?? 0)), 25);
     try {
       const plays = await Promise.all(Array.from({ length: 8 }, (_, i) => openPlay(server, i % 2 ? otto : audrey, 'big')));
-      assert.deepEqual(plays.map((p) => p.status), Array(8).fill(200));
+      assert.deepEqual(
+        plays.map((p) => p.status),
+        Array(8).fill(200),
+      );
       const read = await Promise.all(plays.map(drain));
       // The file whole to each (as it is on disk: its own bytes, no more).
-      assert.deepEqual(read.map((r) => r.bytes >= size), Array(8).fill(true));
+      assert.deepEqual(
+        read.map((r) => r.bytes >= size),
+        Array(8).fill(true),
+      );
     } finally {
       clearInterval(sampler);
     }
     assert.ok(peak - before < 256, `the server grew ${Math.round(peak - before)} MiB (from ${Math.round(before)}) for 8 plays of ${SIZE / MiB} MiB`);
 
     // kport play -o json of the same recording: the document comes out whole, the process stays small.
-    const play = execa(process.execPath, [KPORT_BIN, 'play', 'big', '-o', 'json'], { env: { HOME: audrey.home, PATH: process.env.PATH ?? '' }, extendEnv: false, reject: false, stdin: 'ignore', buffer: false });
+    const play = execa(process.execPath, [KPORT_BIN, 'play', 'big', '-o', 'json'], {
+      env: { HOME: audrey.home, PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+    });
     let clientPeak = 0;
     const watch = setInterval(() => (clientPeak = Math.max(clientPeak, memory(play.pid!)?.peak ?? 0)), 25);
     let out = 0;
@@ -111,14 +123,23 @@ describe('plays of large recordings: streamed at both ends, bounded per person',
   test('past 4 plays in flight a person is refused 429 with the number, kport play says so, another person still plays, and a play that ends frees its slot', async () => {
     const held = [];
     for (let i = 0; i < 4; i++) held.push(await openPlay(server, audrey, 'big'));
-    assert.deepEqual(held.map((p) => p.status), [200, 200, 200, 200]);
+    assert.deepEqual(
+      held.map((p) => p.status),
+      [200, 200, 200, 200],
+    );
     try {
       const fifth = await openPlay(server, audrey, 'small');
       assert.equal(fifth.status, 429);
-      assert.match(JSON.parse((await drain(fifth)).text).error.message, /^user audrey already has 4 recording plays or listings in flight, the most one person may have at once \(4\)/);
+      assert.match(
+        JSON.parse((await drain(fifth)).text).error.message,
+        /^user audrey already has 4 recording plays or listings in flight, the most one person may have at once \(4\)/,
+      );
       const cli = await audrey.kport(['play', 'small', '--speed', '1000']);
       assert.notEqual(cli.exitCode, 0);
-      assert.equal(String(cli.stderr).trim(), `ERROR: user audrey already has 4 recording plays or listings in flight, the most one person may have at once (4): let one finish (or stop it with Ctrl-C), then play again.`);
+      assert.equal(
+        String(cli.stderr).trim(),
+        `ERROR: user audrey already has 4 recording plays or listings in flight, the most one person may have at once (4): let one finish (or stop it with Ctrl-C), then play again.`,
+      );
       const ls = await audrey.kport(['recordings', 'ls']);
       assert.match(String(ls.stderr), /already has 4 recording plays or listings in flight.*then list again/);
 
@@ -129,10 +150,14 @@ describe('plays of large recordings: streamed at both ends, bounded per person',
       held[0]!.stream.close();
       held[0]!.session.h2.close();
     }
-    const freed = await waitFor('a freed slot', async () => {
-      const res = await audrey.kport(['play', 'small', '-o', 'json']);
-      return res.exitCode === 0 ? res : undefined;
-    }, { timeoutMs: 10_000 });
+    const freed = await waitFor(
+      'a freed slot',
+      async () => {
+        const res = await audrey.kport(['play', 'small', '-o', 'json']);
+        return res.exitCode === 0 ? res : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.match(String(freed.stdout), /"session_id": "small"/);
     for (const p of held.slice(1)) {
       p.stream.close();

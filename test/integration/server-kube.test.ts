@@ -24,7 +24,13 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
   let bob: Person;
   const kubectl = BINARIES.kubectl();
   /** kubectl as a person runs it: their HOME (the profile the exec plugin reads), their kubeconfig. */
-  const k = (who: Person, ...args: string[]) => execa(kubectl, args, { env: { HOME: who.home, PATH: process.env.PATH ?? '', KUBECONFIG: join(who.home, '.kube', 'config') }, extendEnv: false, reject: false, stdin: 'ignore' });
+  const k = (who: Person, ...args: string[]) =>
+    execa(kubectl, args, {
+      env: { HOME: who.home, PATH: process.env.PATH ?? '', KUBECONFIG: join(who.home, '.kube', 'config') },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+    });
 
   before(async (t) => {
     if (!havePeer(t as never, 'kube-apiserver', [BINARIES.kubeApiserver(), BINARIES.kubectl(), BINARIES.etcd()])) return;
@@ -40,9 +46,24 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
     writeFileSync(
       setup,
       [
-        stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
-        stringify({ kind: 'role', version: 'v7', metadata: { name: 'prod-access' }, spec: { allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } }),
-        stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'dev-static', labels: { env: 'dev' } }, spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') } }),
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'dev-access' },
+          spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } },
+        }),
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'prod-access' },
+          spec: { allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } },
+        }),
+        stringify({
+          kind: 'kube_cluster',
+          version: 'v3',
+          metadata: { name: 'dev-static', labels: { env: 'dev' } },
+          spec: { kubeconfig: readFileSync(api.kubeconfig(api.proxy), 'utf8') },
+        }),
       ].join('---\n'),
     );
     const created = await server.kport(['create', '-f', setup]);
@@ -50,17 +71,23 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
     alice = await invitedPerson(server, 'alice', ['dev-access']);
     bob = await invitedPerson(server, 'bob', ['prod-access']);
     // The server's own heartbeat names the cluster once its service has looked at the store.
-    await waitFor('the server to serve dev-static', async () => {
-      const res = await server.kport(['get', 'kube_server', '-o', 'json']);
-      return res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('dev-static'));
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      'the server to serve dev-static',
+      async () => {
+        const res = await server.kport(['get', 'kube_server', '-o', 'json']);
+        return (
+          res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('dev-static'))
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
   });
   after(async () => {
     await server?.stop();
     await api?.stop();
   });
 
-  test('kube config, then kubectl get, apply and delete with the written kubeconfig: alice acts as herself, and the cluster\'s audit log names her', async (t) => {
+  test("kube config, then kubectl get, apply and delete with the written kubeconfig: alice acts as herself, and the cluster's audit log names her", async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const config = await alice.kport(['kube', 'config', 'dev-static']);
     assert.equal(config.exitCode, 0, String(config.stderr));
@@ -73,25 +100,51 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
     assert.equal(ns.exitCode, 0, ns.stderr);
     assert.match(ns.stdout, /^namespace\/team-a$/m);
     const manifest = join(alice.home, 'cm.yaml');
-    writeFileSync(manifest, stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'from-alice', namespace: 'team-a' }, data: { said: 'hello through the server' } }));
+    writeFileSync(
+      manifest,
+      stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'from-alice', namespace: 'team-a' }, data: { said: 'hello through the server' } }),
+    );
     const applied = await k(alice, 'apply', '-f', manifest);
     assert.equal(applied.exitCode, 0, applied.stderr);
     assert.match(applied.stdout, /configmap\/from-alice created/);
-    const read = await execa(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'get', 'configmap', 'from-alice', '-n', 'team-a', '-o', 'jsonpath={.data.said}']);
+    const read = await execa(kubectl, [
+      '--kubeconfig',
+      api.kubeconfig(api.admin),
+      'get',
+      'configmap',
+      'from-alice',
+      '-n',
+      'team-a',
+      '-o',
+      'jsonpath={.data.said}',
+    ]);
     assert.equal(read.stdout, 'hello through the server');
     const deleted = await k(alice, 'delete', '-f', manifest);
     assert.equal(deleted.exitCode, 0, deleted.stderr);
     const gone = await execa(kubectl, ['--kubeconfig', api.kubeconfig(api.admin), 'get', 'configmap', 'from-alice', '-n', 'team-a'], { reject: false });
     assert.match(gone.stderr, /NotFound/);
     // The cluster saw kport's proxy identity impersonating alice, with the person and session in the user's extra.
-    const create = await waitFor('the create in the API server\'s audit log', async () => api.auditEvents().find((e) => e.verb === 'create' && e.requestURI.startsWith('/api/v1/namespaces/team-a/configmaps') && e.impersonatedUser?.username === 'alice' && e.stage === 'ResponseComplete'), { timeoutMs: 30_000 });
+    const create = await waitFor(
+      "the create in the API server's audit log",
+      async () =>
+        api
+          .auditEvents()
+          .find(
+            (e) =>
+              e.verb === 'create' &&
+              e.requestURI.startsWith('/api/v1/namespaces/team-a/configmaps') &&
+              e.impersonatedUser?.username === 'alice' &&
+              e.stage === 'ResponseComplete',
+          ),
+      { timeoutMs: 30_000 },
+    );
     assert.equal(create.user.username, 'kport-proxy');
     assert.equal(create.impersonatedUser?.username, 'alice');
     assert.deepEqual(create.impersonatedUser?.extra?.['kport.dev/original-user'], ['alice']);
     assert.match(create.impersonatedUser?.extra?.['kport.dev/session-id']?.[0] ?? '', /\S/);
   });
 
-  test('kube login CLUSTER -- kubectl get ns: the foreground proxy forwards to the server with alice\'s certificate', async (t) => {
+  test("kube login CLUSTER -- kubectl get ns: the foreground proxy forwards to the server with alice's certificate", async (t) => {
     if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
     const res = await alice.kport(['kube', 'login', 'dev-static', '--', kubectl, 'get', 'ns', '-o', 'name']);
     assert.equal(res.exitCode, 0, String(res.stderr));

@@ -34,16 +34,34 @@ function shared(): string {
 async function victim() {
   const dir = tempDir('victim');
   const config = join(dir, 'srv.yaml');
-  writeFileSync(config, stringify({ version: 'v3', teleport: { data_dir: join(dir, 'data') }, auth_service: { enabled: 'yes' }, proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${await freePort()}` } }));
+  writeFileSync(
+    config,
+    stringify({
+      version: 'v3',
+      teleport: { data_dir: join(dir, 'data') },
+      auth_service: { enabled: 'yes' },
+      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${await freePort()}` },
+    }),
+  );
   const kport = (args: string[], env: Record<string, string> = {}) =>
-    execa(process.execPath, [KPORT_BIN, ...args], { cwd: dir, env: { HOME: dir, PATH: process.env.PATH ?? '', ...env }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 20_000 });
+    execa(process.execPath, [KPORT_BIN, ...args], {
+      cwd: dir,
+      env: { HOME: dir, PATH: process.env.PATH ?? '', ...env },
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      timeout: 20_000,
+    });
   return { dir, config, kport };
 }
 
-const owned = (path: string, uid: number) => new RegExp(`${escapeRegExp(path)}[^\\n]* belongs to uid ${uid}\\b[^\\n]*, not to you \\(uid \\d+[^\\n]*: another local user may have put it there, so kport will not use it`);
+const owned = (path: string, uid: number) =>
+  new RegExp(
+    `${escapeRegExp(path)}[^\\n]* belongs to uid ${uid}\\b[^\\n]*, not to you \\(uid \\d+[^\\n]*: another local user may have put it there, so kport will not use it`,
+  );
 
 describe('the way to the data dir, KPORT_HOME and the files kport writes', { timeout: 180_000 }, () => {
-  test('a data dir through another user\'s symlink, or under their directory, is refused by server start, a local command and an agent, naming it and the owner; nothing is made through it', async (t) => {
+  test("a data dir through another user's symlink, or under their directory, is refused by server start, a local command and an agent, naming it and the owner; nothing is made through it", async (t) => {
     const other = await needOther(t);
     if (!other) return;
     const pub = shared();
@@ -58,9 +76,24 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
     await other.plant(evil);
     const { config, kport } = await victim();
     const agent = join(pub, 'agent.yaml');
-    writeFileSync(agent, stringify({ version: 'v3', teleport: { proxy_server: '127.0.0.1:1', join_params: { token_name: 'x', method: 'token' } }, discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] } }));
-    for (const [dataDir, offender, named] of [[link, link, `The symbolic link ${link}`], [join(link, 'data'), link, `The symbolic link ${link} on the way to the data dir ${join(link, 'data')}`], [join(evil, 'data'), evil, `The directory ${evil} on the way to the data dir ${join(evil, 'data')}`]] as const) {
-      for (const args of [['server', 'start', '-c', config], ['get', 'role', '-c', config], ['discover', 'run', '-c', agent]]) {
+    writeFileSync(
+      agent,
+      stringify({
+        version: 'v3',
+        teleport: { proxy_server: '127.0.0.1:1', join_params: { token_name: 'x', method: 'token' } },
+        discovery_service: { enabled: 'yes', aws: [{ types: ['eks'], regions: ['us-east-1'], tags: { '*': '*' } }] },
+      }),
+    );
+    for (const [dataDir, offender, named] of [
+      [link, link, `The symbolic link ${link}`],
+      [join(link, 'data'), link, `The symbolic link ${link} on the way to the data dir ${join(link, 'data')}`],
+      [join(evil, 'data'), evil, `The directory ${evil} on the way to the data dir ${join(evil, 'data')}`],
+    ] as const) {
+      for (const args of [
+        ['server', 'start', '-c', config],
+        ['get', 'role', '-c', config],
+        ['discover', 'run', '-c', agent],
+      ]) {
         const res = await kport([...args, '--data-dir', dataDir]);
         assert.equal(res.exitCode, 1, `${args.join(' ')} --data-dir ${dataDir}: ${String(res.stderr)}`);
         assert.match(String(res.stderr), owned(offender, other.uid));
@@ -71,14 +104,19 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
     assert.deepEqual(readdirSync(evil), [], 'nothing made in their directory');
   });
 
-  test('a data dir under a directory of the user\'s that others can write (not sticky) is refused naming its mode; one through the user\'s own link in a sticky directory is used at its real path (runs everywhere)', async () => {
+  test("a data dir under a directory of the user's that others can write (not sticky) is refused naming its mode; one through the user's own link in a sticky directory is used at its real path (runs everywhere)", async () => {
     const { dir, config, kport } = await victim();
     const open = join(dir, 'open');
     mkdirSync(open);
     chmodSync(open, 0o777);
     let res = await kport(['get', 'role', '-c', config, '--data-dir', join(open, 'data')]);
     assert.equal(res.exitCode, 1, String(res.stderr));
-    assert.match(String(res.stderr), new RegExp(`The directory ${escapeRegExp(open)} on the way to the data dir ${escapeRegExp(join(open, 'data'))} is writable by other users \\(mode 0777\\), who could put their own files or links there in place of kport's: run chmod go-w ${escapeRegExp(open)} \\(or chmod \\+t, as /tmp is\\), or choose a path outside it, then run the command again\\.`));
+    assert.match(
+      String(res.stderr),
+      new RegExp(
+        `The directory ${escapeRegExp(open)} on the way to the data dir ${escapeRegExp(join(open, 'data'))} is writable by other users \\(mode 0777\\), who could put their own files or links there in place of kport's: run chmod go-w ${escapeRegExp(open)} \\(or chmod \\+t, as /tmp is\\), or choose a path outside it, then run the command again\\.`,
+      ),
+    );
     assert.equal(existsSync(join(open, 'data')), false, 'nothing made there');
 
     const pub = shared();
@@ -90,7 +128,7 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
     assert.ok(existsSync(join(mine, 'data', 'kport.db')), 'the store is in the directory the link names');
   });
 
-  test('a KPORT_HOME that is another user\'s symlink, or under their directory, is refused (exit 4) naming it and the owner; login writes nothing through it', async (t) => {
+  test("a KPORT_HOME that is another user's symlink, or under their directory, is refused (exit 4) naming it and the owner; login writes nothing through it", async (t) => {
     const other = await needOther(t);
     if (!other) return;
     const pub = shared();
@@ -104,7 +142,10 @@ describe('the way to the data dir, KPORT_HOME and the files kport writes', { tim
     mkdirSync(evil);
     chmodSync(evil, 0o777);
     await other.plant(evil);
-    for (const [kportHome, offender] of [[link, link], [join(evil, '.kport'), evil]] as const) {
+    for (const [kportHome, offender] of [
+      [link, link],
+      [join(evil, '.kport'), evil],
+    ] as const) {
       for (const args of [['status'], ['kube', 'ls'], ['login', '--proxy', '127.0.0.1:1', '--user', 'bob', '--password-stdin']]) {
         const res = await kport(args, { KPORT_HOME: kportHome });
         assert.equal(res.exitCode, 4, `${args.join(' ')} with KPORT_HOME=${kportHome}: ${String(res.stderr)}`);

@@ -40,13 +40,23 @@ async function tunnelEvents(server: TestServer, hostId?: string): Promise<Event[
 }
 
 /** A Kubernetes agent with no discovery_service, serving env=prod and PINGing its tunnel as often as the shortened limit needs. */
-const prodAgent = async (server: TestServer) => kubeAgent(server, { kubernetes: { resources: [{ labels: { env: 'prod' } }] }, timeouts: { tunnelPingMs: PING_MS } });
+const prodAgent = async (server: TestServer) =>
+  kubeAgent(server, { kubernetes: { resources: [{ labels: { env: 'prod' } }] }, timeouts: { tunnelPingMs: PING_MS } });
 
 /** A joined identity of `roles`, made in this process through the real join, for dialling by hand. */
 async function identity(server: TestServer, roles: string[]): Promise<{ hostId: string; credentials: TunnelCredentials }> {
   const dataDir = tempDir('tunnel-id');
   const secret = await server.token(roles.join(','));
-  const joined = await joinServer({ dataDir, server: { host: '127.0.0.1', port: server.port }, pins: [server.pin], roles, discoveryGroup: '', token: () => secret, signal: new AbortController().signal, warn: () => {} });
+  const joined = await joinServer({
+    dataDir,
+    server: { host: '127.0.0.1', port: server.port },
+    pins: [server.pin],
+    roles,
+    discoveryGroup: '',
+    token: () => secret,
+    signal: new AbortController().signal,
+    warn: () => {},
+  });
   joined.client.close();
   const { cert, ca } = joined.identity.credential;
   return { hostId: joined.identity.host_id, credentials: { cert, ca, key: readFileSync(join(dataDir, 'identity', 'key.pem'), 'utf8') } };
@@ -89,21 +99,29 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     const agent = await prodAgent(s);
     agents.push(agent);
     agent.start();
-    const opened = await waitFor('the agent tunnel to be accepted', async () => {
-      try {
-        return (await tunnelEvents(s, agent.hostId())).find((e) => e.spec.outcome === 'allowed');
-      } catch {
-        return undefined;
-      }
-    }, { timeoutMs: 30_000 });
+    const opened = await waitFor(
+      'the agent tunnel to be accepted',
+      async () => {
+        try {
+          return (await tunnelEvents(s, agent.hostId())).find((e) => e.spec.outcome === 'allowed');
+        } catch {
+          return undefined;
+        }
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.ok(opened);
     // It joined with the kube role alone and heartbeats as a kube_server.
     const agentsLs = JSON.parse(String((await s.kport(['agents', 'ls', '--format=json'])).stdout)) as Array<{ spec: { host_id: string; roles: string[] } }>;
     assert.deepEqual(agentsLs.find((a) => a.spec.host_id === agent.hostId())?.spec.roles, ['kube']);
-    await waitFor('its kube_server heartbeat', async () => {
-      const res = await s.kport(['get', 'kube_server', '--format=json']);
-      return res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ metadata: { name: string } }>).some((k) => k.metadata.name === agent.hostId());
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'its kube_server heartbeat',
+      async () => {
+        const res = await s.kport(['get', 'kube_server', '--format=json']);
+        return res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ metadata: { name: string } }>).some((k) => k.metadata.name === agent.hostId());
+      },
+      { timeoutMs: 30_000 },
+    );
 
     // No listening socket at all: the server's requests come over the connection it dialled.
     assert.deepEqual(listeningSockets(agent.proc!.pid!), []);
@@ -123,13 +141,17 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
       assert.match(err.message, /needs the kube role/);
       return true;
     });
-    const refused = await waitFor('the audited refusal', async () => (await tunnelEvents(s, discovery.hostId)).find((e) => e.spec.outcome === 'refused'), { timeoutMs: 10_000 });
+    const refused = await waitFor('the audited refusal', async () => (await tunnelEvents(s, discovery.hostId)).find((e) => e.spec.outcome === 'refused'), {
+      timeoutMs: 10_000,
+    });
     assert.match(refused.spec.reason ?? '', /kube role/);
     assert.equal((await tunnelEvents(s, discovery.hostId)).filter((e) => e.spec.outcome === 'allowed').length, 0);
 
     // No client certificate at all: a 401 and nothing opened.
     const answer = await new Promise<string>((resolve, reject) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port: s.port, ca: discovery.credentials.ca, ALPNProtocols: ['http/1.1'] }, () => socket.write('GET /v1/tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: kport-tunnel/1\r\n\r\n'));
+      const socket = tlsConnect({ host: '127.0.0.1', port: s.port, ca: discovery.credentials.ca, ALPNProtocols: ['http/1.1'] }, () =>
+        socket.write('GET /v1/tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: kport-tunnel/1\r\n\r\n'),
+      );
       let text = '';
       socket.on('data', (c: Buffer) => (text += c));
       socket.on('close', () => resolve(text));
@@ -168,25 +190,36 @@ describe('reverse tunnels from Kubernetes agents', { concurrency: false, timeout
     assert.equal(result.exitCode, 4, agent.log);
     assert.match(agent.log, /was removed from this cluster .*this agent stops; remove .*identity and join again/);
     // And it cannot open another.
-    await assert.rejects(dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials), (err: unknown) => err instanceof ApiError && err.code === 'agent_removed');
+    await assert.rejects(
+      dialTunnel({ host: '127.0.0.1', port: s.port }, kube.credentials),
+      (err: unknown) => err instanceof ApiError && err.code === 'agent_removed',
+    );
   });
 
   test('server kill -9 and restart: the agent tunnel is back within 10 s of the server being ready', async () => {
     const agent = await prodAgent(s);
     agents.push(agent);
     agent.start();
-    await waitFor('the first tunnel', async () => {
-      try {
-        return (await tunnelEvents(s, agent.hostId())).some((e) => e.spec.outcome === 'allowed');
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      'the first tunnel',
+      async () => {
+        try {
+          return (await tunnelEvents(s, agent.hostId())).some((e) => e.spec.outcome === 'allowed');
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 30_000 },
+    );
     await s.stop('SIGKILL');
     await sleep(2000);
     await s.start();
     const ready = Date.now();
-    const back = await waitFor('the tunnel after the restart', async () => (await tunnelEvents(s, agent.hostId())).filter((e) => e.spec.outcome === 'allowed').at(1), { timeoutMs: 60_000 });
+    const back = await waitFor(
+      'the tunnel after the restart',
+      async () => (await tunnelEvents(s, agent.hostId())).filter((e) => e.spec.outcome === 'allowed').at(1),
+      { timeoutMs: 60_000 },
+    );
     const tookMs = Date.parse(back.spec.time) - ready;
     assert.ok(tookMs <= 10_000, `back ${tookMs} ms after the server was ready`);
     await waitFor('the agent to say so', async () => /tunnel to .* open again/.test(agent.log), { timeoutMs: 10_000 });

@@ -18,11 +18,10 @@ export interface AccessKeys {
 export async function createIamUserKeys(moto: Moto, userName: string, actions: string[] = ['*'], deny: string[] = []): Promise<AccessKeys> {
   const iam = new IAMClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDADMIN', secretAccessKey: 'x' } });
   await iam.send(new CreateUserCommand({ UserName: userName }));
-  const statements = [
-    { Effect: 'Allow', Action: actions, Resource: '*' },
-    ...(deny.length ? [{ Effect: 'Deny', Action: deny, Resource: '*' }] : []),
-  ];
-  await iam.send(new PutUserPolicyCommand({ UserName: userName, PolicyName: 'test', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: statements }) }));
+  const statements = [{ Effect: 'Allow', Action: actions, Resource: '*' }, ...(deny.length ? [{ Effect: 'Deny', Action: deny, Resource: '*' }] : [])];
+  await iam.send(
+    new PutUserPolicyCommand({ UserName: userName, PolicyName: 'test', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: statements }) }),
+  );
   const { AccessKey } = await iam.send(new CreateAccessKeyCommand({ UserName: userName }));
   return { accessKeyId: AccessKey!.AccessKeyId!, secretAccessKey: AccessKey!.SecretAccessKey! };
 }
@@ -35,7 +34,6 @@ export async function verifyEksToken(token: string, cluster: string, secretAcces
   const { stdout } = await run(join(motoVenvDir(), 'bin', 'python'), [join(here, 'verify_eks_token.py'), token, cluster, secretAccessKey]);
   return JSON.parse(stdout);
 }
-
 
 const ADMIN = { accessKeyId: 'AKIDADMIN', secretAccessKey: 'x' };
 
@@ -55,14 +53,20 @@ export async function eksAdmin(moto: Moto, region: string, account?: string, cre
   return client;
 }
 
-export async function createClusters(moto: Moto, specs: Array<{ name: string; region: string; account?: string; tags?: Record<string, string> }>, credentials = ADMIN): Promise<void> {
+export async function createClusters(
+  moto: Moto,
+  specs: Array<{ name: string; region: string; account?: string; tags?: Record<string, string> }>,
+  credentials = ADMIN,
+): Promise<void> {
   const { CreateClusterCommand } = await import('@aws-sdk/client-eks');
   const { mapLimit } = await import('../../src/discovery/concurrency.ts');
   const clients = new Map<string, Awaited<ReturnType<typeof eksAdmin>>>();
   await mapLimit(specs, 8, async (s) => {
     const key = `${s.region}/${s.account ?? ''}`;
     if (!clients.has(key)) clients.set(key, await eksAdmin(moto, s.region, s.account, credentials));
-    await clients.get(key)!.send(new CreateClusterCommand({ name: s.name, roleArn: `arn:aws:iam::${s.account ?? '123456789012'}:role/eks`, resourcesVpcConfig: {}, tags: s.tags }));
+    await clients
+      .get(key)!
+      .send(new CreateClusterCommand({ name: s.name, roleArn: `arn:aws:iam::${s.account ?? '123456789012'}:role/eks`, resourcesVpcConfig: {}, tags: s.tags }));
   });
   for (const c of clients.values()) c.destroy();
 }
@@ -80,7 +84,13 @@ export async function createRole(moto: Moto, account: string, name: string, acti
   );
   const trust = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' }] };
   const { Role } = await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
-  await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: 'discovery', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] }) }));
+  await iam.send(
+    new PutRolePolicyCommand({
+      RoleName: name,
+      PolicyName: 'discovery',
+      PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] }),
+    }),
+  );
   iam.destroy();
   return Role!.Arn!;
 }

@@ -20,9 +20,7 @@ export interface EtcdCluster {
 export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdCluster> {
   const count = opts.members ?? 1;
   const dir = tempDir('etcd');
-  const specs = await Promise.all(
-    Array.from({ length: count }, async (_, i) => ({ name: `m${i}`, client: await freePort(), peer: await freePort() })),
-  );
+  const specs = await Promise.all(Array.from({ length: count }, async (_, i) => ({ name: `m${i}`, client: await freePort(), peer: await freePort() })));
   const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peer}`).join(',');
   const members: EtcdMember[] = specs.map((s) => {
     let proc: Peer | undefined;
@@ -58,13 +56,17 @@ export async function startEtcd(opts: { members?: number } = {}): Promise<EtcdCl
     };
   });
   await Promise.all(members.map((m) => m.start()));
-  await waitFor('etcd to be healthy', async () => {
-    for (const m of members) {
-      const res = await fetch(`${m.clientUrl}/health`);
-      if (!res.ok || (await res.json()).health !== 'true') return false;
-    }
-    return true;
-  }, { timeoutMs: 30_000 });
+  await waitFor(
+    'etcd to be healthy',
+    async () => {
+      for (const m of members) {
+        const res = await fetch(`${m.clientUrl}/health`);
+        if (!res.ok || (await res.json()).health !== 'true') return false;
+      }
+      return true;
+    },
+    { timeoutMs: 30_000 },
+  );
   return {
     endpoints: members.map((m) => m.clientUrl),
     members,

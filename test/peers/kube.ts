@@ -77,7 +77,11 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
     const kubeletClient = await ca.issue({ commonName: 'kube-apiserver-kubelet-client', usage: 'client' });
     writeFileSync(files.kubeletCert, kubeletClient.cert);
     writeFileSync(files.kubeletKey, kubeletClient.key, { mode: 0o600 });
-    kubeletFlags.push(`--kubelet-client-certificate=${files.kubeletCert}`, `--kubelet-client-key=${files.kubeletKey}`, '--kubelet-preferred-address-types=InternalIP');
+    kubeletFlags.push(
+      `--kubelet-client-certificate=${files.kubeletCert}`,
+      `--kubelet-client-key=${files.kubeletKey}`,
+      '--kubelet-preferred-address-types=InternalIP',
+    );
   }
   const auditPath = join(dir, 'audit.log');
   const auditFlags: string[] = [];
@@ -100,27 +104,32 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
     `${[admin, proxy, nobody].map((i) => `${i.token},${i.user},${i.user}-uid${i.groups.length ? `,"${i.groups.join(',')}"` : ''}`).join('\n')}\n`,
   );
   const port = await freePort();
-  const peer = spawnPeer('kube-apiserver', BINARIES.kubeApiserver(), [
-    `--etcd-servers=${etcd.endpoints[0]}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${port}`,
-    `--tls-cert-file=${files.cert}`,
-    `--tls-private-key-file=${files.key}`,
-    `--client-ca-file=${files.ca}`,
-    `--token-auth-file=${files.tokens}`,
-    '--authorization-mode=RBAC',
-    `--service-account-key-file=${files.saPub}`,
-    `--service-account-signing-key-file=${files.saKey}`,
-    '--service-account-issuer=https://kubernetes.default.svc',
-    '--service-cluster-ip-range=10.96.0.0/24',
-    `--cert-dir=${join(dir, 'certs')}`,
-    '--disable-admission-plugins=ServiceAccount',
-    '--enable-priority-and-fairness=false',
-    '--v=0',
-    ...kubeletFlags,
-    ...auditFlags,
-  ], { dir });
+  const peer = spawnPeer(
+    'kube-apiserver',
+    BINARIES.kubeApiserver(),
+    [
+      `--etcd-servers=${etcd.endpoints[0]}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`,
+      `--tls-cert-file=${files.cert}`,
+      `--tls-private-key-file=${files.key}`,
+      `--client-ca-file=${files.ca}`,
+      `--token-auth-file=${files.tokens}`,
+      '--authorization-mode=RBAC',
+      `--service-account-key-file=${files.saPub}`,
+      `--service-account-signing-key-file=${files.saKey}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      '--service-cluster-ip-range=10.96.0.0/24',
+      `--cert-dir=${join(dir, 'certs')}`,
+      '--disable-admission-plugins=ServiceAccount',
+      '--enable-priority-and-fairness=false',
+      '--v=0',
+      ...kubeletFlags,
+      ...auditFlags,
+    ],
+    { dir },
+  );
   const server = `https://127.0.0.1:${port}`;
   const dispatcher = new Agent({ connect: { ca: ca.cert }, allowH2: false });
   const request: KubeApiserver['request'] = async (identity, path, init = {}) => {
@@ -162,7 +171,11 @@ export async function startKubeApiserver(opts: KubeApiserverOptions = {}): Promi
         text = readFileSync(auditPath, 'utf8');
       } catch {}
       // A line being written as this reads is left for the next read.
-      return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as KubeAuditEvent);
+      return text
+        .slice(0, text.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as KubeAuditEvent);
     },
     async stop() {
       await dispatcher.close();

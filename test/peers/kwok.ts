@@ -25,7 +25,12 @@ export interface Kwok {
 
 /** Every `kubectl exec` in any pod runs its command here, on the test machine, with these variables. */
 export function clusterExec(envs: Record<string, string> = {}): object {
-  return { kind: 'ClusterExec', apiVersion: KWOK_API, metadata: { name: 'exec' }, spec: { execs: [{ local: { envs: Object.entries(envs).map(([name, value]) => ({ name, value })) } }] } };
+  return {
+    kind: 'ClusterExec',
+    apiVersion: KWOK_API,
+    metadata: { name: 'exec' },
+    spec: { execs: [{ local: { envs: Object.entries(envs).map(([name, value]) => ({ name, value })) } }] },
+  };
 }
 
 /** Every container's logs are this CRI-format file (`<RFC3339Nano> stdout F <line>`); `logs -f` follows it. */
@@ -35,7 +40,12 @@ export function clusterLogs(logsFile: string): object {
 
 /** Every pod port forwards to this local TCP port. */
 export function clusterPortForward(port: number): object {
-  return { kind: 'ClusterPortForward', apiVersion: KWOK_API, metadata: { name: 'port-forward' }, spec: { forwards: [{ target: { address: '127.0.0.1', port } }] } };
+  return {
+    kind: 'ClusterPortForward',
+    apiVersion: KWOK_API,
+    metadata: { name: 'port-forward' },
+    spec: { forwards: [{ target: { address: '127.0.0.1', port } }] },
+  };
 }
 
 /** One CRI log line as the kubelet writes it. */
@@ -80,7 +90,10 @@ export async function startKwok(api: KubeApiserver, rules: object[]): Promise<Kw
   });
   if (created.status !== 201) throw new Error(`creating node ${node}: ${created.status} ${JSON.stringify(created.body)}`);
   const ready = (conditions: Array<{ type: string; status: string }> = []) => conditions.some((c) => c.type === 'Ready' && c.status === 'True');
-  await waitFor(`kwok node ${node} Ready`, async () => ready((await api.request(api.admin, `/api/v1/nodes/${node}`)).body?.status?.conditions), { peer, timeoutMs: 60_000 });
+  await waitFor(`kwok node ${node} Ready`, async () => ready((await api.request(api.admin, `/api/v1/nodes/${node}`)).body?.status?.conditions), {
+    peer,
+    timeoutMs: 60_000,
+  });
 
   return {
     node,
@@ -97,10 +110,14 @@ export async function startKwok(api: KubeApiserver, rules: object[]): Promise<Kw
       };
       const res = await api.request(api.admin, `/api/v1/namespaces/${namespace}/pods`, { method: 'POST', body: pod });
       if (res.status !== 201) throw new Error(`creating pod ${namespace}/${name}: ${res.status} ${JSON.stringify(res.body)}`);
-      await waitFor(`pod ${namespace}/${name} Running`, async () => (await api.request(api.admin, `/api/v1/namespaces/${namespace}/pods/${name}`)).body?.status?.phase === 'Running', {
-        peer,
-        timeoutMs: 60_000,
-      });
+      await waitFor(
+        `pod ${namespace}/${name} Running`,
+        async () => (await api.request(api.admin, `/api/v1/namespaces/${namespace}/pods/${name}`)).body?.status?.phase === 'Running',
+        {
+          peer,
+          timeoutMs: 60_000,
+        },
+      );
     },
     async deletePod(namespace, name) {
       await api.request(api.admin, `/api/v1/namespaces/${namespace}/pods/${name}?gracePeriodSeconds=0`, { method: 'DELETE' });

@@ -79,14 +79,16 @@ if (config.rogue === 'audience') {
 
 if (config.rogue === 'signing-key') {
   const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...published } = rsaJwk('peer-key-1');
-  (provider as unknown as { use(mw: (ctx: { path: string; body: unknown; type: string }, next: () => Promise<void>) => Promise<void>): void }).use(async (ctx, next) => {
-    if (ctx.path === '/jwks') {
-      ctx.type = 'application/jwk-set+json';
-      ctx.body = { keys: [published] };
-      return;
-    }
-    await next();
-  });
+  (provider as unknown as { use(mw: (ctx: { path: string; body: unknown; type: string }, next: () => Promise<void>) => Promise<void>): void }).use(
+    async (ctx, next) => {
+      if (ctx.path === '/jwks') {
+        ctx.type = 'application/jwk-set+json';
+        ctx.body = { keys: [published] };
+        return;
+      }
+      await next();
+    },
+  );
 }
 
 // oidc-provider itself takes client_secret_basic and client_secret_post alike from a client
@@ -120,6 +122,9 @@ if (config.pad) {
   });
 }
 
-const server = createServer({ cert: readFileSync(config.certFile), key: readFileSync(config.keyFile) }, (provider as unknown as { callback(): Parameters<typeof createServer>[1] }).callback());
+const server = createServer(
+  { cert: readFileSync(config.certFile), key: readFileSync(config.keyFile) },
+  (provider as unknown as { callback(): Parameters<typeof createServer>[1] }).callback(),
+);
 server.listen(config.port, '127.0.0.1', () => console.log(`oidc-provider listening at ${config.issuer}`));
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => server.close(() => process.exit(0)));

@@ -122,7 +122,9 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     }
     await sleep(100);
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}${opts.peer ? `\n${opts.peer.log().slice(-3000)}` : ''}`);
+  throw new Error(
+    `timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}${opts.peer ? `\n${opts.peer.log().slice(-3000)}` : ''}`,
+  );
 }
 
 const strict = process.env.CI === 'true' || process.env.CI === '1';

@@ -13,7 +13,17 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BINARIES, HELM_VERSION, KUBERNETES_VERSION, KWOK_STAGES, KWOK_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS, goBinDir, motoVenvDir } from './versions.ts';
+import {
+  BINARIES,
+  HELM_VERSION,
+  KUBERNETES_VERSION,
+  KWOK_STAGES,
+  KWOK_VERSION,
+  MOTO_VERSION,
+  OLD_KUBECTL_VERSIONS,
+  goBinDir,
+  motoVenvDir,
+} from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const strict = process.env.CI === 'true' || process.env.CI === '1';
@@ -73,10 +83,17 @@ async function goBuild(b: GoBuild): Promise<void> {
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
   await timed(`go build of ${b.what}`, () =>
-    run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${scratch}/`, ...b.packages], { cwd: join(here, b.dir), env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' } }),
+    run('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', `${scratch}/`, ...b.packages], {
+      cwd: join(here, b.dir),
+      env: { CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    }),
   );
   if (b.moduleFiles) {
-    const listed = spawnSync('go', ['list', '-m', '-f', '{{.Dir}}', b.moduleFiles.module], { cwd: join(here, b.dir), encoding: 'utf8', env: { ...process.env, GOFLAGS: '-mod=mod' } });
+    const listed = spawnSync('go', ['list', '-m', '-f', '{{.Dir}}', b.moduleFiles.module], {
+      cwd: join(here, b.dir),
+      encoding: 'utf8',
+      env: { ...process.env, GOFLAGS: '-mod=mod' },
+    });
     if (listed.status !== 0) throw new Error(`go list -m ${b.moduleFiles.module} failed: ${listed.stderr}`);
     for (const path of b.moduleFiles.paths) copyFileSync(join(listed.stdout.trim(), path), join(scratch, basename(path)));
   }

@@ -24,7 +24,7 @@ test('each route is one method and path, under /v1/, and findRoute finds it by b
   assert.equal(findRoute('POST', '/v1/nothing'), undefined);
 });
 
-test('a call without a certificate is rate-limited and read against the strangers\' budget; one with a certificate names who may make it', () => {
+test("a call without a certificate is rate-limited and read against the strangers' budget; one with a certificate names who may make it", () => {
   for (const [name, route] of all) {
     if (route.callers === 'anyone') {
       if (route.method === 'POST') {
@@ -43,13 +43,14 @@ test('a call without a certificate is rate-limited and read against the stranger
 });
 
 test('the audit event of a refusal comes from the route: logins are user.login, a join agent.join, a call by whom it was made', () => {
-  for (const name of ['inviteBegin', 'inviteFinish', 'localLogin', 'oidcBegin', 'oidcFinish', 'oidcCallback'] as const) assert.equal(routes[name].audit.refused, 'user.login', name);
+  for (const name of ['inviteBegin', 'inviteFinish', 'localLogin', 'oidcBegin', 'oidcFinish', 'oidcCallback'] as const)
+    assert.equal(routes[name].audit.refused, 'user.login', name);
   assert.deepEqual(routes.join.audit.refused, { person: 'user.call', other: 'agent.join' });
   assert.deepEqual(routes.renew.audit.refused, { person: 'user.call', other: 'agent.renew' });
   assert.deepEqual(routes.users.audit.refused, { person: 'user.call', other: 'agent.call' });
 });
 
-test('ApiError: the status is the code\'s; a code with no one status takes the thrower\'s; the exit code follows the status', () => {
+test("ApiError: the status is the code's; a code with no one status takes the thrower's; the exit code follows the status", () => {
   assert.equal(new ApiError('forbidden', 'no').status, 403);
   assert.equal(new ApiError('forbidden', 'no').exitCode, 4);
   assert.equal(new ApiError('bad_request', 'no').exitCode, 2);
@@ -57,10 +58,21 @@ test('ApiError: the status is the code\'s; a code with no one status takes the t
   assert.equal(new ApiError('oidc_busy', 'busy', { status: 429 }).status, 429);
   const refused = new ApiError('login_failed', 'wrong', { user: 'alice', reason: 'no such local user' });
   assert.deepEqual([refused.user, refused.reason, refused.tokenName], ['alice', 'no such local user', undefined]);
-  for (const code of ['cert_expired', 'token_invalid', 'role_not_allowed', 'key_in_use', 'renew_too_soon', 'fenced_out', 'lease_expired', 'agent_removed', 'not_found']) assert.ok(API_ERROR_CODES.includes(code as never), code);
+  for (const code of [
+    'cert_expired',
+    'token_invalid',
+    'role_not_allowed',
+    'key_in_use',
+    'renew_too_soon',
+    'fenced_out',
+    'lease_expired',
+    'agent_removed',
+    'not_found',
+  ])
+    assert.ok(API_ERROR_CODES.includes(code as never), code);
 });
 
-test('ApiError.fromWire: a known code is kept with the answer\'s status; an unknown one reads as unknown', () => {
+test("ApiError.fromWire: a known code is kept with the answer's status; an unknown one reads as unknown", () => {
   const known = ApiError.fromWire(409, { code: 'key_in_use', message: 'this key already joined' });
   assert.deepEqual([known.code, known.status, known.message], ['key_in_use', 409, 'this key already joined']);
   const other = ApiError.fromWire(418, { code: 'teapot', message: 'short and stout' });
@@ -68,7 +80,7 @@ test('ApiError.fromWire: a known code is kept with the answer\'s status; an unkn
   assert.equal(ApiError.fromWire(502, undefined).message, 'HTTP 502');
 });
 
-test('a join\'s malformed fields are said as the server always said them', () => {
+test("a join's malformed fields are said as the server always said them", () => {
   const first = (body: unknown) => {
     const parsed = joinRequest.safeParse(body);
     assert.ok(!parsed.success);
@@ -88,7 +100,7 @@ test('a join\'s malformed fields are said as the server always said them', () =>
   assert.ok(joinRequest.safeParse(ok).success);
 });
 
-test('a login\'s fields are lenient: a malformed one reaches the handler as absent, to be refused as a wrong one is', () => {
+test("a login's fields are lenient: a malformed one reaches the handler as absent, to be refused as a wrong one is", () => {
   const login = localLoginRequest.parse({ user: 5, password: ['x'], totp_code: '123456' });
   assert.deepEqual([login.user, login.password, login.totp_code, login.csr], [undefined, undefined, '123456', undefined]);
   assert.deepEqual(localLoginRequest.parse(null), {});
@@ -98,13 +110,17 @@ test('a login\'s fields are lenient: a malformed one reaches the handler as abse
 });
 
 function files(dir: string): string[] {
-  return readdirSync(join(SRC, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(join(SRC, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 test('nothing outside src/api names an API path: every one comes from the route table (the tunnel, no route, declares its path once in reversetunnel/protocol.ts)', () => {
   for (const file of files('.').filter((f) => !f.startsWith('api/') && f !== 'reversetunnel/protocol.ts')) {
     // Comments may name a route's path; the code may not.
-    const text = readFileSync(join(SRC, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|\s)\/\/.*$/gm, '');
+    const text = readFileSync(join(SRC, file), 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/(^|\s)\/\/.*$/gm, '');
     assert.doesNotMatch(text, /['"`]\/v1\//, file);
   }
 });
@@ -121,7 +137,7 @@ test('src/api is the low layer: it imports nothing from the server, the clients 
   }
 });
 
-test('no client decides by a refusal\'s text: they switch on its code', () => {
+test("no client decides by a refusal's text: they switch on its code", () => {
   for (const file of [...files('client'), ...files('join')]) {
     const text = readFileSync(join(SRC, file), 'utf8');
     assert.doesNotMatch(text, /(err|error|refused|reason)\.message\.(startsWith|includes)\(|\.test\(`\$\{err\.code\} \$\{err\.message\}`\)/, file);

@@ -36,11 +36,20 @@ test('queryAudit keeps what since, user and cluster select, oldest first, and re
   const actions = async (body: unknown) => (await queryAudit(backend, parseAuditQuery(body), now)).events.map((e) => e.spec.action);
   assert.deepEqual(await actions({ since: new Date(now - HOUR).toISOString(), user: 'alice', cluster: 'prod' }), [`alice@prod-${10 * 60_000}`]);
   assert.deepEqual(listed, ['/resources/audit_event/2026-03-02T00', '/resources/audit_event/2026-03-02T01']);
-  assert.deepEqual(await actions({ cluster: 'prod' }), [`alice@prod-${30 * 24 * HOUR}`, `alice@prod-${5 * HOUR}`, `bob@prod-${30 * 60_000}`, `alice@prod-${10 * 60_000}`]);
+  assert.deepEqual(await actions({ cluster: 'prod' }), [
+    `alice@prod-${30 * 24 * HOUR}`,
+    `alice@prod-${5 * HOUR}`,
+    `bob@prod-${30 * 60_000}`,
+    `alice@prod-${10 * 60_000}`,
+  ]);
   assert.deepEqual(await actions({ user: 'bob' }), [`bob@prod-${30 * 60_000}`]);
   await add(40 * 60_000, 'Bob', 'dev');
   await add(50 * 60_000, 'BOB', 'dev');
-  assert.deepEqual(await actions({ user: 'bob' }), [`BOB@dev-${50 * 60_000}`, `Bob@dev-${40 * 60_000}`, `bob@prod-${30 * 60_000}`], 'user names match whatever their case');
+  assert.deepEqual(
+    await actions({ user: 'bob' }),
+    [`BOB@dev-${50 * 60_000}`, `Bob@dev-${40 * 60_000}`, `bob@prod-${30 * 60_000}`],
+    'user names match whatever their case',
+  );
   assert.deepEqual(await actions({ user: 'bOb', cluster: 'prod' }), [`bob@prod-${30 * 60_000}`]);
   assert.throws(() => parseAuditQuery({ since: 'yesterday' }), /since is an RFC 3339 time/);
   assert.throws(() => parseAuditQuery({ user: 7 }), /user is a name of at most 256 characters/);

@@ -62,7 +62,8 @@ describe('sqlite watch history', () => {
       await backend.close();
     });
     // 500 audit events, as 500 proxied requests write them, none under the watched prefix.
-    for (let i = 0; i < 5; i++) assert.ok(await backend.transact(Array.from({ length: 100 }, (_, j) => ({ key: `/resources/audit_event/e${i * 100 + j}`, revision: 0, value: '{}' }))));
+    for (let i = 0; i < 5; i++)
+      assert.ok(await backend.transact(Array.from({ length: 100 }, (_, j) => ({ key: `/resources/audit_event/e${i * 100 + j}`, revision: 0, value: '{}' }))));
     const from = () => Number(polls.at(-1)?.[0] ?? 0);
     const deadline = Date.now() + 10_000;
     while (from() < 500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -75,7 +76,10 @@ describe('sqlite watch history', () => {
   test('the byte budget is checked per bytes written (a 64th of it), not every 100 revisions: 1,000 small audit events make no check', async (t) => {
     const checks = spyStatements(t, 'run', 'SUM(octet_length(value))');
     const backend = await SqliteBackend.open(join(mkdtempSync(join(tmpdir(), 'kport-sqlite-')), 'kport.db'));
-    for (let i = 0; i < 10; i++) assert.ok(await backend.transact(Array.from({ length: 100 }, (_, j) => ({ key: `/resources/audit_event/e${i * 100 + j}`, revision: 0, value: 'x'.repeat(600) }))));
+    for (let i = 0; i < 10; i++)
+      assert.ok(
+        await backend.transact(Array.from({ length: 100 }, (_, j) => ({ key: `/resources/audit_event/e${i * 100 + j}`, revision: 0, value: 'x'.repeat(600) }))),
+      );
     assert.equal(checks.length, 0, `${checks.length} scans of the whole history for 600 KB written`);
     // 1 MiB more (a 64th of the 64 MiB budget): one check.
     for (let i = 0; i < 17; i++) await backend.put('/resources/kube_server/big', 'x'.repeat(64 * 1024));

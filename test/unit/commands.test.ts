@@ -90,7 +90,10 @@ describe('tokens', () => {
     try {
       assert.equal((await validateJoinToken(backend, secret, ['discovery'], start)).token.spec.roles[0], 'Discovery');
       await assert.rejects(validateJoinToken(backend, secret, ['discovery', 'kube'], start), /the token does not allow role kube/);
-      await assert.rejects(validateJoinToken(backend, 'not-a-token', ['discovery'], start), /^UserError: token expired or not found: create one with `kport tokens add --type=discovery`\.$/);
+      await assert.rejects(
+        validateJoinToken(backend, 'not-a-token', ['discovery'], start),
+        /^UserError: token expired or not found: create one with `kport tokens add --type=discovery`\.$/,
+      );
       const later = new Date(start.getTime() + 2 * 3_600_000);
       await assert.rejects(validateJoinToken(backend, secret, ['discovery'], later), /token expired or not found/);
     } finally {
@@ -109,7 +112,12 @@ describe('tokens made by an older kport', () => {
     const backend = await SqliteBackend.open(join(home, 'data', 'kport', 'kport.db'));
     try {
       // Exactly what tokens add wrote before names became random.
-      const legacy = { kind: 'token', version: 'v2', metadata: { name: `tok-${hash.slice(0, 16)}`, expires: new Date(now.getTime() + 3_600_000).toISOString() }, spec: { roles: ['Discovery'], hash } };
+      const legacy = {
+        kind: 'token',
+        version: 'v2',
+        metadata: { name: `tok-${hash.slice(0, 16)}`, expires: new Date(now.getTime() + 3_600_000).toISOString() },
+        spec: { roles: ['Discovery'], hash },
+      };
       assert.ok(await backend.create(`/resources/token/${legacy.metadata.name}`, JSON.stringify(legacy), { ttlMs: 3_600_000 }));
       assert.equal((await validateJoinToken(backend, secret, ['discovery'], now)).token.metadata.name, legacy.metadata.name);
       await assert.rejects(validateJoinToken(backend, `${secret}0`, ['discovery'], now), /token expired or not found/);
@@ -155,7 +163,12 @@ spec:
     assert.equal(byShort.metadata.name, 'prod-eks-us-east-1-222222222222');
     assert.deepEqual(byShort.spec.aws, { name: 'prod', region: 'us-east-1', account_id: '222222222222' });
     const role = JSON.parse((await run(['get', 'role/dev', '--format=json'])).stdout);
-    assert.deepEqual(role, { kind: 'role', version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_groups: ['developers'], kubernetes_labels: { env: 'prod' } } } });
+    assert.deepEqual(role, {
+      kind: 'role',
+      version: 'v7',
+      metadata: { name: 'dev' },
+      spec: { allow: { kubernetes_groups: ['developers'], kubernetes_labels: { env: 'prod' } } },
+    });
 
     const again = await run(['create', '-f', file]);
     assert.equal(again.code, 1);
@@ -172,14 +185,21 @@ spec:
   test('create -f validates every document before writing anything', async () => {
     const { run, home } = fresh();
     const file = join(home, 'bad.yaml');
-    writeFileSync(file, 'kind: role\nmetadata: { name: ok }\nspec: {}\n---\nkind: kube_cluster\nmetadata: { name: "bad name" }\nspec: {}\n---\nkind: token\nmetadata: { name: t }\nspec: {}\n');
+    writeFileSync(
+      file,
+      'kind: role\nmetadata: { name: ok }\nspec: {}\n---\nkind: kube_cluster\nmetadata: { name: "bad name" }\nspec: {}\n---\nkind: token\nmetadata: { name: t }\nspec: {}\n',
+    );
     const r = await run(['create', '-f', file]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /document 2: metadata\.name: names may contain only letters/);
     assert.match(r.stderr, /document 2: spec: a kube_cluster needs exactly one of spec\.aws or spec\.kubeconfig/);
     assert.match(r.stderr, /document 3: token resources are created by kport itself/);
     const roles = JSON.parse((await run(['get', 'role', '--format=json'])).stdout) as Array<{ metadata: { labels?: Record<string, string> } }>;
-    assert.deepEqual(roles.filter((r) => r.metadata.labels?.['kport.dev/origin'] !== 'builtin'), [], 'nothing written (the built-in roles are listed too)');
+    assert.deepEqual(
+      roles.filter((r) => r.metadata.labels?.['kport.dev/origin'] !== 'builtin'),
+      [],
+      'nothing written (the built-in roles are listed too)',
+    );
     writeFileSync(file, 'kind: role\nmetadata: { name: [unclosed\n');
     assert.match((await run(['create', '-f', file])).stderr, /document 1: invalid YAML at line \d+/);
   });
@@ -193,7 +213,10 @@ spec:
     assert.equal((await run(['create', '-f', file])).code, 0);
     const r = await run(['get', 'kube_cluster/prod']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /"prod" matches multiple auto-discovered Kubernetes clusters: prod-eks-eu-west-1-222222222222, prod-eks-us-east-1-222222222222\. Use the full resource name\./);
+    assert.match(
+      r.stderr,
+      /"prod" matches multiple auto-discovered Kubernetes clusters: prod-eks-eu-west-1-222222222222, prod-eks-us-east-1-222222222222\. Use the full resource name\./,
+    );
   });
 
   test('version and help exit 0; no arguments is a usage error', async () => {

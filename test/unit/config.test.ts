@@ -62,7 +62,9 @@ describe('config', () => {
   test('every problem is reported at once, with key path and line', async () => {
     const { dir, path } = withFile(
       'kport.yaml',
-      ['version: v3', 'discovery_service:', '  enabled: maybe', '  poll_intervall: 5m', '  aws:', '    - types: eks', '      regions: ["*"]', 'roles: []'].join('\n'),
+      ['version: v3', 'discovery_service:', '  enabled: maybe', '  poll_intervall: 5m', '  aws:', '    - types: eks', '      regions: ["*"]', 'roles: []'].join(
+        '\n',
+      ),
     );
     await assert.rejects(load(path, dir), (err: Error) => {
       assert.match(err.message, /has 3 problems/);
@@ -92,11 +94,23 @@ describe('config', () => {
     const bad = [
       ['discovery_service:\n  enabled: yes\n  aws: []\n', /discovery_service\.aws \(line 3\): discovery service requires at least one aws matcher/],
       [`${head}    - types: []\n      regions: [us-east-1]\n`, /aws\[0\]\.types \(line 4\): discovery service requires at least one type/],
-      [`${head}    - types: [ec2]\n      regions: [us-east-1]\n`, /aws\[0\]\.types\[0\] \(line 4\): discovery service type does not support "ec2" \(kport discovers only eks\)/],
-      [`${head}    - types: [EKS]\n      regions: [us-east-1]\n`, /types\[0\] \(line 4\): discovery service type does not support "EKS" \(supported: eks; did you mean "eks"\?\)/],
+      [
+        `${head}    - types: [ec2]\n      regions: [us-east-1]\n`,
+        /aws\[0\]\.types\[0\] \(line 4\): discovery service type does not support "ec2" \(kport discovers only eks\)/,
+      ],
+      [
+        `${head}    - types: [EKS]\n      regions: [us-east-1]\n`,
+        /types\[0\] \(line 4\): discovery service type does not support "EKS" \(supported: eks; did you mean "eks"\?\)/,
+      ],
       [`${head}    - types: [eksx]\n      regions: [us-east-1]\n`, /does not support "eksx".*did you mean "eks"/],
-      [`${head}    - types: [eks]\n      regions: ["*", us-east-1]\n`, /aws\[0\]\.regions \(line 5\): when using "\*" as region, no other regions can be specified/],
-      [`${head}    - types: [eks]\n      regions: [us-est-1]\n`, /aws\[0\]\.regions\[0\] \(line 5\): unknown AWS region "us-est-1"; did you mean "us-east-1"\?/],
+      [
+        `${head}    - types: [eks]\n      regions: ["*", us-east-1]\n`,
+        /aws\[0\]\.regions \(line 5\): when using "\*" as region, no other regions can be specified/,
+      ],
+      [
+        `${head}    - types: [eks]\n      regions: [us-est-1]\n`,
+        /aws\[0\]\.regions\[0\] \(line 5\): unknown AWS region "us-est-1"; did you mean "us-east-1"\?/,
+      ],
       [`${head}    - types: [eks]\n      regions: [""]\n`, /regions\[0\] \(line 5\): a region cannot be empty/],
       [`${head}    - types: [eks]\n      regions: []\n`, /regions \(line 5\): at least one region is required/],
       [`${head}    - types: [eks]\n      regions: [us-east-1, cn-north-1]\n`, /regions of different AWS partitions \(aws, aws-cn\)/],
@@ -136,9 +150,15 @@ describe('config', () => {
     const bad = [
       ['discovery_service:\n  poll_interval: 0\n', /discovery_service\.poll_interval \(line 2\): 0 has no unit: write it with one, such as 0s or 0m/],
       ['discovery_service:\n  poll_interval: 5\n', /discovery_service\.poll_interval \(line 2\): 5 has no unit/],
-      ['discovery_service:\n  poll_interval: 0s\n', /discovery_service\.poll_interval \(line 2\): 0s is below the minimum of 2s: each poll makes AWS calls in every region/],
+      [
+        'discovery_service:\n  poll_interval: 0s\n',
+        /discovery_service\.poll_interval \(line 2\): 0s is below the minimum of 2s: each poll makes AWS calls in every region/,
+      ],
       ['discovery_service:\n  poll_interval: 1500ms\n', /poll_interval \(line 2\): 1500ms is below the minimum of 2s/],
-      ['discovery_service:\n  leader_lease_ttl: 100ms\n', /discovery_service\.leader_lease_ttl \(line 2\): 100ms is below the minimum of 2s: the leader renews its lease/],
+      [
+        'discovery_service:\n  leader_lease_ttl: 100ms\n',
+        /discovery_service\.leader_lease_ttl \(line 2\): 100ms is below the minimum of 2s: the leader renews its lease/,
+      ],
       ['discovery_service:\n  leader_lease_ttl: 15\n', /leader_lease_ttl \(line 2\): 15 has no unit/],
       ['auth_service:\n  host_cert_ttl: 1s\n', /auth_service\.host_cert_ttl \(line 2\): 1s is below the minimum of 5s/],
       ['auth_service:\n  audit_retention: 0s\n', /auth_service\.audit_retention \(line 2\): 0s is below the minimum of 1h/],
@@ -147,7 +167,10 @@ describe('config', () => {
       const { dir, path } = withFile('kport.yaml', text);
       await assert.rejects(load(path, dir), pattern, text);
     }
-    const { dir, path } = withFile('kport.yaml', 'discovery_service:\n  poll_interval: 2s\n  leader_lease_ttl: 2s\nauth_service:\n  host_cert_ttl: 5s\n  audit_retention: 1h\n');
+    const { dir, path } = withFile(
+      'kport.yaml',
+      'discovery_service:\n  poll_interval: 2s\n  leader_lease_ttl: 2s\nauth_service:\n  host_cert_ttl: 5s\n  audit_retention: 1h\n',
+    );
     const config = await load(path, dir);
     assert.equal(config.discovery_service?.poll_interval, 2000);
     assert.equal(config.discovery_service?.leader_lease_ttl, 2000);
@@ -163,7 +186,17 @@ describe('config', () => {
 test('KPORT_TEST_TIMEOUTS: unset keeps every default; a known wait in milliseconds is taken; anything else is a usage error naming the key', () => {
   assert.deepEqual(testTimeouts({}), {});
   assert.deepEqual(testTimeouts({ KPORT_TEST_TIMEOUTS: '{"tunnelIdleMs":3000,"silentMs":200}' }), { tunnelIdleMs: 3000, silentMs: 200 });
-  for (const [value, says] of [['3000', /expected object/], ['{"tunnelIdle":3000}', /tunnelIdle/], ['{"silentMs":0}', /silentMs/], ['{"silentMs":"5s"}', /silentMs/], ['{not json', /not JSON/]] as const) {
-    assert.throws(() => testTimeouts({ KPORT_TEST_TIMEOUTS: value }), (err: unknown) => err instanceof UsageError && says.test(err.message) && /unset it/.test(err.message), value);
+  for (const [value, says] of [
+    ['3000', /expected object/],
+    ['{"tunnelIdle":3000}', /tunnelIdle/],
+    ['{"silentMs":0}', /silentMs/],
+    ['{"silentMs":"5s"}', /silentMs/],
+    ['{not json', /not JSON/],
+  ] as const) {
+    assert.throws(
+      () => testTimeouts({ KPORT_TEST_TIMEOUTS: value }),
+      (err: unknown) => err instanceof UsageError && says.test(err.message) && /unset it/.test(err.message),
+      value,
+    );
   }
 });

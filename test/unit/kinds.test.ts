@@ -13,7 +13,10 @@ import { checkRole, RULE_RESOURCES } from '../../src/resources/role-check.ts';
 import { agentRefusal, personRefusal, personView } from '../../src/server/auth/gate.ts';
 
 const caller = { hostId: 'h1', roles: ['discovery', 'kube'], group: 'g' };
-const editor = new RoleSet(BUILTIN_ROLES.filter((r) => r.metadata.name === 'editor'), 'p');
+const editor = new RoleSet(
+  BUILTIN_ROLES.filter((r) => r.metadata.name === 'editor'),
+  'p',
+);
 
 test('every kind of the descriptors is in the CLI registry, the role rules and the gate, and its key layout goes both ways', () => {
   assert.deepEqual(
@@ -25,7 +28,11 @@ test('every kind of the descriptors is in the CLI registry, the role rules and t
     for (const alias of kind.aliases) assert.equal(lookupKind(alias).kind, kind.kind);
     assert.ok(KIND_NAMES.includes(kind.typed ?? kind.kind));
     assert.ok(RULE_RESOURCES.includes(kind.rule), `${kind.rule} is a rule resource`);
-    assert.equal(checkRole({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { rules: [{ resources: [kind.rule], verbs: ['read'] }] } } }).problems.length, 0);
+    assert.equal(
+      checkRole({ kind: 'role', version: 'v7', metadata: { name: 'r' }, spec: { allow: { rules: [{ resources: [kind.rule], verbs: ['read'] }] } } }).problems
+        .length,
+      0,
+    );
     const key = kind.key('some-name');
     assert.deepEqual(kindOfKey(key), { kind, name: 'some-name' });
     assert.equal(kind.nameOf(key), 'some-name');
@@ -69,7 +76,12 @@ test('a stored record that fails its kind schema is an error naming kind and nam
 
 test('records kport writes read back through their schemas with their revision', async () => {
   const backend = new MemoryBackend();
-  const token = { kind: 'token', version: 'v2', metadata: { name: 'tok-2', expires: '2030-01-01T00:00:00.000Z' }, spec: { roles: ['kube'], verifier: 'scrypt$x', uses_remaining: 1, later_field: true } };
+  const token = {
+    kind: 'token',
+    version: 'v2',
+    metadata: { name: 'tok-2', expires: '2030-01-01T00:00:00.000Z' },
+    spec: { roles: ['kube'], verifier: 'scrypt$x', uses_remaining: 1, later_field: true },
+  };
   const put = await backend.put(resourceKey('token', 'tok-2'), JSON.stringify(token));
   const read = await getResource(backend, 'token', 'tok-2');
   // Fields a later kport adds are kept, not dropped: a record read and written back loses nothing.
@@ -78,7 +90,23 @@ test('records kport writes read back through their schemas with their revision',
 
 test('text from a closed set that kport does not know (a hand edit, hostile text) still reads, to be shown safely', async () => {
   const backend = new MemoryBackend();
-  const beat = { kind: 'discovery_service', version: 'v1', metadata: { name: 'h1' }, spec: { host_id: 'h1', hostname: 'h', discovery_group: '', state: '\u001b[31mmine', started: 'x', clusters: { seen: 0, created: 0, updated: 0, deleted: 0 }, errors: [] } };
+  const beat = {
+    kind: 'discovery_service',
+    version: 'v1',
+    metadata: { name: 'h1' },
+    spec: {
+      host_id: 'h1',
+      hostname: 'h',
+      discovery_group: '',
+      state: '\u001b[31mmine',
+      started: 'x',
+      clusters: { seen: 0, created: 0, updated: 0, deleted: 0 },
+      errors: [],
+    },
+  };
   await backend.put(resourceKey('discovery_service', 'h1'), JSON.stringify(beat));
-  assert.equal((await getResource<{ kind: string; version: string; metadata: { name: string }; spec: { state: string } }>(backend, 'discovery_service', 'h1'))?.spec.state, '\u001b[31mmine');
+  assert.equal(
+    (await getResource<{ kind: string; version: string; metadata: { name: string }; spec: { state: string } }>(backend, 'discovery_service', 'h1'))?.spec.state,
+    '\u001b[31mmine',
+  );
 });

@@ -9,15 +9,35 @@ import { describeConnectError } from '../../src/core/net-errors.ts';
 import { createResource } from '../../src/resources/store.ts';
 import type { KubeCluster } from '../../src/resources/kube-cluster.ts';
 
-const cluster = (labels: Record<string, string>): KubeCluster => ({ kind: 'kube_cluster', version: 'v3', metadata: { name: 'c', labels }, spec: { kubeconfig: 'x' } });
+const cluster = (labels: Record<string, string>): KubeCluster => ({
+  kind: 'kube_cluster',
+  version: 'v3',
+  metadata: { name: 'c', labels },
+  spec: { kubeconfig: 'x' },
+});
 
 test('roles from config and resources allow clusters by label; users default to the kport user', async () => {
   const backend = new MemoryBackend();
-  await createResource(backend, { kind: 'role', version: 'v1', metadata: { name: 'from-resource' }, spec: { kubernetes_labels: { team: 'pay*' }, kubernetes_groups: ['payments'], kubernetes_users: [] } });
+  await createResource(backend, {
+    kind: 'role',
+    version: 'v1',
+    metadata: { name: 'from-resource' },
+    spec: { kubernetes_labels: { team: 'pay*' }, kubernetes_groups: ['payments'], kubernetes_users: [] },
+  });
   await createResource(backend, { kind: 'user', version: 'v2', metadata: { name: 'alice' }, spec: { roles: ['from-resource'] } });
-  const access = await accessFor('alice', { roles: [{ name: 'dev', kubernetes_labels: { env: ['dev', 'prod'] }, kubernetes_groups: ['developers'], kubernetes_users: [] }], users: [{ name: 'alice', roles: ['dev', 'missing-role'] }] }, backend);
+  const access = await accessFor(
+    'alice',
+    {
+      roles: [{ name: 'dev', kubernetes_labels: { env: ['dev', 'prod'] }, kubernetes_groups: ['developers'], kubernetes_users: [] }],
+      users: [{ name: 'alice', roles: ['dev', 'missing-role'] }],
+    },
+    backend,
+  );
   assert.deepEqual(access.roles.sort(), ['dev', 'from-resource']);
-  assert.deepEqual(access.forCluster(cluster({ env: 'prod', team: 'payments' })), { users: ['alice'], groups: ['developers', 'payments', 'system:authenticated'] });
+  assert.deepEqual(access.forCluster(cluster({ env: 'prod', team: 'payments' })), {
+    users: ['alice'],
+    groups: ['developers', 'payments', 'system:authenticated'],
+  });
   assert.deepEqual(access.forCluster(cluster({ env: 'prod' })), { users: ['alice'], groups: ['developers', 'system:authenticated'] });
   assert.equal(access.forCluster(cluster({ env: 'staging' })), undefined);
   const nobody = await accessFor('mallory', { roles: [], users: [] }, backend);
@@ -34,25 +54,72 @@ test('impersonation headers: allowed narrowing passes, anything else is refused'
   assert.equal(resolveImpersonation(access, { user: ['root'], groups: [], other: [] }).ok, false);
   assert.equal(resolveImpersonation(access, { user: ['alice'], groups: ['system:masters'], other: [] }).ok, false);
   assert.equal(resolveImpersonation(access, { user: ['alice', 'alice-admin'], groups: [], other: [] }).ok, false);
-  assert.match((resolveImpersonation(access, { user: ['alice'], groups: [], other: ['impersonate-uid'] }) as { message: string }).message, /impersonate-uid is not allowed/);
+  assert.match(
+    (resolveImpersonation(access, { user: ['alice'], groups: [], other: ['impersonate-uid'] }) as { message: string }).message,
+    /impersonate-uid is not allowed/,
+  );
 });
 
 test('system:authenticated is left to the API server exactly when it adds the group itself', () => {
   const named = { user: 'alice', groups: ['dev', 'system:authenticated'] };
-  assert.deepEqual(named.groups.filter((g) => sendsGroup(named, g)), ['dev']);
+  assert.deepEqual(
+    named.groups.filter((g) => sendsGroup(named, g)),
+    ['dev'],
+  );
   const anonymous = { user: 'system:anonymous', groups: ['system:authenticated'] };
-  assert.deepEqual(anonymous.groups.filter((g) => sendsGroup(anonymous, g)), ['system:authenticated']);
+  assert.deepEqual(
+    anonymous.groups.filter((g) => sendsGroup(anonymous, g)),
+    ['system:authenticated'],
+  );
   const unauthenticated = { user: 'alice', groups: ['system:unauthenticated', 'system:authenticated'] };
-  assert.deepEqual(unauthenticated.groups.filter((g) => sendsGroup(unauthenticated, g)), ['system:unauthenticated', 'system:authenticated']);
+  assert.deepEqual(
+    unauthenticated.groups.filter((g) => sendsGroup(unauthenticated, g)),
+    ['system:unauthenticated', 'system:authenticated'],
+  );
 });
 
 test('request info for the audit log', () => {
-  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/team-a/pods?watch=true'), { verb: 'watch', apiGroup: '', namespace: 'team-a', resource: 'pods', subresource: '', name: '' });
-  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/team-a/pods/p/log?follow=true'), { verb: 'get', apiGroup: '', namespace: 'team-a', resource: 'pods', subresource: 'log', name: 'p' });
-  assert.deepEqual(requestInfo('POST', '/api/v1/namespaces/team-a/pods/p/exec?command=sh'), { verb: 'create', apiGroup: '', namespace: 'team-a', resource: 'pods', subresource: 'exec', name: 'p' });
-  assert.deepEqual(requestInfo('DELETE', '/apis/apps/v1/namespaces/x/deployments'), { verb: 'deletecollection', apiGroup: 'apps', namespace: 'x', resource: 'deployments', subresource: '', name: '' });
+  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/team-a/pods?watch=true'), {
+    verb: 'watch',
+    apiGroup: '',
+    namespace: 'team-a',
+    resource: 'pods',
+    subresource: '',
+    name: '',
+  });
+  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/team-a/pods/p/log?follow=true'), {
+    verb: 'get',
+    apiGroup: '',
+    namespace: 'team-a',
+    resource: 'pods',
+    subresource: 'log',
+    name: 'p',
+  });
+  assert.deepEqual(requestInfo('POST', '/api/v1/namespaces/team-a/pods/p/exec?command=sh'), {
+    verb: 'create',
+    apiGroup: '',
+    namespace: 'team-a',
+    resource: 'pods',
+    subresource: 'exec',
+    name: 'p',
+  });
+  assert.deepEqual(requestInfo('DELETE', '/apis/apps/v1/namespaces/x/deployments'), {
+    verb: 'deletecollection',
+    apiGroup: 'apps',
+    namespace: 'x',
+    resource: 'deployments',
+    subresource: '',
+    name: '',
+  });
   assert.deepEqual(requestInfo('GET', '/api/v1/namespaces'), { verb: 'list', apiGroup: '', namespace: '', resource: 'namespaces', subresource: '', name: '' });
-  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/default'), { verb: 'get', apiGroup: '', namespace: 'default', resource: 'namespaces', subresource: '', name: 'default' });
+  assert.deepEqual(requestInfo('GET', '/api/v1/namespaces/default'), {
+    verb: 'get',
+    apiGroup: '',
+    namespace: 'default',
+    resource: 'namespaces',
+    subresource: '',
+    name: 'default',
+  });
   assert.equal(requestInfo('GET', '/version').verb, 'get');
 });
 
@@ -84,7 +151,13 @@ test('long-running requests (watches, followed logs, proxied streams, sessions) 
 });
 
 test('request paths: dot segments, encoded slashes and control characters are refused; ordinary paths pass', () => {
-  for (const path of ['/api/v1/namespaces/default/pods', '/apis/apps/v1/deployments?watch=1&labelSelector=a%3Db', '/api/v1/namespaces/default/pods/x%2Dy', '/version', '/api/v1/namespaces/a..b/pods']) {
+  for (const path of [
+    '/api/v1/namespaces/default/pods',
+    '/apis/apps/v1/deployments?watch=1&labelSelector=a%3Db',
+    '/api/v1/namespaces/default/pods/x%2Dy',
+    '/version',
+    '/api/v1/namespaces/a..b/pods',
+  ]) {
     assert.equal(unsafePathReason(path), undefined, path);
   }
   const refused: Array<[string, RegExp]> = [
@@ -113,15 +186,34 @@ test('connection failures are described by their cause, through wrappers', () =>
   assert.equal(describeConnectError(new TypeError('fetch failed', { cause: refused })), 'connection refused (ECONNREFUSED 127.0.0.1:6443)');
   const dns = Object.assign(new Error('getaddrinfo ENOTFOUND x.invalid'), { code: 'ENOTFOUND', hostname: 'x.invalid' });
   assert.equal(describeConnectError(dns), 'DNS name not found (ENOTFOUND x.invalid)');
-  const tls = Object.assign(new Error('self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
-  assert.equal(describeConnectError(Object.assign(new Error('The pending stream has been canceled'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: tls })), 'TLS verification failed (self-signed certificate)');
+  const tls = Object.assign(new Error('self-signed certificate; if the root CA is installed locally, try running Node.js with --use-system-ca'), {
+    code: 'DEPTH_ZERO_SELF_SIGNED_CERT',
+  });
+  assert.equal(
+    describeConnectError(Object.assign(new Error('The pending stream has been canceled'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: tls })),
+    'TLS verification failed (self-signed certificate)',
+  );
   assert.equal(describeConnectError(new Error('something else')), undefined);
 });
 
 test("user extras go out as Impersonate-Extra-<key>, the key percent-encoded as client-go does and lower-cased for HTTP/2; the client's own never pass", () => {
   assert.equal(extraHeader('kport.dev/original-user'), 'impersonate-extra-kport.dev%2foriginal-user');
   assert.equal(extraHeader('Team Zoé'), 'impersonate-extra-team%20zo%c3%a9');
-  const list = forwardedHeaders(['host', 'k'], { 'impersonate-extra-kport.dev%2foriginal-user': 'mallory', accept: 'application/json' }, { user: 'u', groups: ['g'] }, 'Bearer t', { 'kport.dev/original-user': ['alice'], 'kport.dev/session-id': ['s-1'] });
+  const list = forwardedHeaders(
+    ['host', 'k'],
+    { 'impersonate-extra-kport.dev%2foriginal-user': 'mallory', accept: 'application/json' },
+    { user: 'u', groups: ['g'] },
+    'Bearer t',
+    { 'kport.dev/original-user': ['alice'], 'kport.dev/session-id': ['s-1'] },
+  );
   const pairs = list.flatMap((_, i) => (i % 2 === 0 ? [`${list[i]}: ${list[i + 1]}`] : []));
-  assert.deepEqual(pairs, ['host: k', 'impersonate-user: u', 'impersonate-group: g', 'impersonate-extra-kport.dev%2foriginal-user: alice', 'impersonate-extra-kport.dev%2fsession-id: s-1', 'authorization: Bearer t', 'accept: application/json']);
+  assert.deepEqual(pairs, [
+    'host: k',
+    'impersonate-user: u',
+    'impersonate-group: g',
+    'impersonate-extra-kport.dev%2foriginal-user: alice',
+    'impersonate-extra-kport.dev%2fsession-id: s-1',
+    'authorization: Bearer t',
+    'accept: application/json',
+  ]);
 });

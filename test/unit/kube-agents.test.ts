@@ -21,7 +21,12 @@ test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only 
   const closes = ['agent-a', 'agent-b', 'server-host'].map((host) => openLoopbackTunnel(tunnels, host, () => {}));
   const agents = new KubeAgents(backend, hub, tunnels, 'server-host');
   try {
-    const cluster = (name: string, spec: KubeCluster['spec'], labels: Record<string, string> = {}): KubeCluster => ({ kind: KUBE_CLUSTER, version: 'v3', metadata: { name, labels }, spec });
+    const cluster = (name: string, spec: KubeCluster['spec'], labels: Record<string, string> = {}): KubeCluster => ({
+      kind: KUBE_CLUSTER,
+      version: 'v3',
+      metadata: { name, labels },
+      spec,
+    });
     const alpha = cluster('alpha', {}, { [LABEL.origin]: KUBECONFIG_ORIGIN, [LABEL.agentHost]: 'agent-a' });
     const statik = cluster('static', { kubeconfig: 'apiVersion: v1' });
     const eks = cluster('eks', { aws: { name: 'eks', region: 'us-east-1', account_id: '123456789012' } });
@@ -29,7 +34,12 @@ test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only 
     const all = ['alpha', 'static', 'eks', 'bare'];
     // Every host claims every cluster.
     for (const host of ['agent-a', 'agent-b', 'server-host']) {
-      await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: host, hostname: 'h', clusters: all, started: new Date().toISOString() } });
+      await upsertResource(backend, {
+        kind: KUBE_SERVER,
+        version: 'v1',
+        metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() },
+        spec: { host_id: host, hostname: 'h', clusters: all, started: new Date().toISOString() },
+      });
     }
     await agents.ready;
     await waitFor('the heartbeats seen', async () => agents.candidates(eks).length === 3, { timeoutMs: 5000 });
@@ -39,8 +49,13 @@ test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only 
     assert.deepEqual(sorted(eks), ['agent-a', 'agent-b', 'server-host']);
     assert.deepEqual(sorted(bare), []);
     // Still only the agent that registered it, and only while its heartbeat lists it.
-    await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: 'agent-a', expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: 'agent-a', hostname: 'h', clusters: ['eks'], started: new Date().toISOString() } });
-    await waitFor('agent-a\'s new heartbeat seen', async () => agents.candidates(alpha).length === 0, { timeoutMs: 5000 });
+    await upsertResource(backend, {
+      kind: KUBE_SERVER,
+      version: 'v1',
+      metadata: { name: 'agent-a', expires: new Date(Date.now() + 90_000).toISOString() },
+      spec: { host_id: 'agent-a', hostname: 'h', clusters: ['eks'], started: new Date().toISOString() },
+    });
+    await waitFor("agent-a's new heartbeat seen", async () => agents.candidates(alpha).length === 0, { timeoutMs: 5000 });
   } finally {
     agents.close();
     hub.close();
@@ -48,7 +63,7 @@ test('a heartbeat claims nothing by itself: a kubeconfig_file cluster goes only 
   }
 });
 
-test('agents joined with one token are one service: they serve each other\'s kubeconfig_file clusters; an agent of another token does not', async () => {
+test("agents joined with one token are one service: they serve each other's kubeconfig_file clusters; an agent of another token does not", async () => {
   const backend = new MemoryBackend();
   const hub = new WatchHub(backend);
   const tunnels = new TunnelRegistry();
@@ -58,10 +73,25 @@ test('agents joined with one token are one service: they serve each other\'s kub
   try {
     const tokens: Record<string, string> = { 'agent-a': 'tok-ha', 'agent-a2': 'tok-ha', 'agent-b': 'tok-other' };
     for (const host of hosts) {
-      await upsertResource(backend, { kind: AGENT, version: 'v1', metadata: { name: host }, spec: { host_id: host, hostname: 'h', roles: ['kube'], joined: new Date().toISOString(), token_name: tokens[host]!, credential_hash: 'x' } });
-      await upsertResource(backend, { kind: KUBE_SERVER, version: 'v1', metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() }, spec: { host_id: host, hostname: 'h', clusters: ['alpha'], started: new Date().toISOString() } });
+      await upsertResource(backend, {
+        kind: AGENT,
+        version: 'v1',
+        metadata: { name: host },
+        spec: { host_id: host, hostname: 'h', roles: ['kube'], joined: new Date().toISOString(), token_name: tokens[host]!, credential_hash: 'x' },
+      });
+      await upsertResource(backend, {
+        kind: KUBE_SERVER,
+        version: 'v1',
+        metadata: { name: host, expires: new Date(Date.now() + 90_000).toISOString() },
+        spec: { host_id: host, hostname: 'h', clusters: ['alpha'], started: new Date().toISOString() },
+      });
     }
-    const alpha: KubeCluster = { kind: KUBE_CLUSTER, version: 'v3', metadata: { name: 'alpha', labels: { [LABEL.origin]: KUBECONFIG_ORIGIN, [LABEL.agentHost]: 'agent-a' } }, spec: {} };
+    const alpha: KubeCluster = {
+      kind: KUBE_CLUSTER,
+      version: 'v3',
+      metadata: { name: 'alpha', labels: { [LABEL.origin]: KUBECONFIG_ORIGIN, [LABEL.agentHost]: 'agent-a' } },
+      spec: {},
+    };
     await agents.ready;
     await waitFor('both agents of the token serving alpha', async () => agents.candidates(alpha).length === 2, { timeoutMs: 5000 });
     assert.deepEqual(agents.candidates(alpha).sort(), ['agent-a', 'agent-a2']);

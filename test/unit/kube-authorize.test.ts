@@ -9,18 +9,23 @@ import type { Person } from '../../src/server/auth/people-routes.ts';
 // The server's one Kubernetes request authoriser: a person's current roles and a request (its
 // cluster, Impersonate-* headers, verb) in, allow with the Kubernetes user and groups, or refuse, out.
 
-const role = (name: string, allow: Record<string, unknown>, options?: Record<string, unknown>) => parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow, ...(options && { options }) } });
+const role = (name: string, allow: Record<string, unknown>, options?: Record<string, unknown>) =>
+  parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow, ...(options && { options }) } });
 const dev = role('dev', { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['devs', 'viewers'], kubernetes_users: ['alice'] });
 const recorded = role('recorded', { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['devs'] }, { require_session_recording: 'yes' });
 const person = (...roles: ReturnType<typeof parseRole>[]) => ({ caller: { person: 'alice' }, roles: new RoleSet(roles, 'alice') }) as unknown as Person;
-const cluster = (name: string, labels: Record<string, string>) => ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: {} }) as unknown as KubeCluster;
+const cluster = (name: string, labels: Record<string, string>) =>
+  ({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels }, spec: {} }) as unknown as KubeCluster;
 const lab = cluster('lab', { env: 'dev' });
 const prod = cluster('prod', { env: 'prod' });
 
 test('an allowed cluster: the Kubernetes user and groups from the roles, the path to send', () => {
   const got = authorizeKube(person(dev), { method: 'GET', headers: {}, route: { name: 'lab', path: '/api/v1/pods' }, cluster: lab });
   assert.ok(!('refused' in got));
-  assert.deepEqual({ user: got.user, groups: got.groups, path: got.path, cluster: got.cluster.metadata.name }, { user: 'alice', groups: ['devs', 'viewers', 'system:authenticated'], path: '/api/v1/pods', cluster: 'lab' });
+  assert.deepEqual(
+    { user: got.user, groups: got.groups, path: got.path, cluster: got.cluster.metadata.name },
+    { user: 'alice', groups: ['devs', 'viewers', 'system:authenticated'], path: '/api/v1/pods', cluster: 'lab' },
+  );
 });
 
 test('a cluster the roles do not allow is refused exactly as a missing one; only the audit reason tells them apart', () => {
@@ -34,10 +39,20 @@ test('a cluster the roles do not allow is refused exactly as a missing one; only
 });
 
 test('an Impersonate-Group the roles do not give is refused; one they give narrows the groups', () => {
-  const refused = authorizeKube(person(dev), { method: 'GET', headers: { 'impersonate-group': 'system:masters' }, route: { name: 'lab', path: '/api' }, cluster: lab });
+  const refused = authorizeKube(person(dev), {
+    method: 'GET',
+    headers: { 'impersonate-group': 'system:masters' },
+    route: { name: 'lab', path: '/api' },
+    cluster: lab,
+  });
   assert.ok('refused' in refused);
   assert.equal(refused.refused.code, 403);
-  const narrowed = authorizeKube(person(dev), { method: 'GET', headers: { 'impersonate-group': 'viewers' }, route: { name: 'lab', path: '/api' }, cluster: lab });
+  const narrowed = authorizeKube(person(dev), {
+    method: 'GET',
+    headers: { 'impersonate-group': 'viewers' },
+    route: { name: 'lab', path: '/api' },
+    cluster: lab,
+  });
   assert.ok(!('refused' in narrowed));
   assert.deepEqual(narrowed.groups, ['viewers']);
 });

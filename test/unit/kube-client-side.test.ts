@@ -67,7 +67,7 @@ async function overHttp1(serve: (client: ClientSide) => void): Promise<{ status:
 
 const WATCH_HEAD = { 'content-type': 'application/json' };
 
-test('HTTP/2: a failure before the answer is kport\'s status answer', async () => {
+test("HTTP/2: a failure before the answer is kport's status answer", async () => {
   const seen = await overHttp2((client) => client.fail(403, 'kube_cluster "x" not found'));
   assert.equal(seen.status, 403);
   assert.equal(seen.body, 'kube_cluster "x" not found\n');
@@ -110,7 +110,7 @@ test('HTTP/2: answering a stream the client already reset does nothing (no throw
   assert.deepEqual(after, { gone: true, sink: undefined });
 });
 
-test('HTTP/1.1: a failure before the answer is kport\'s status answer', async () => {
+test("HTTP/1.1: a failure before the answer is kport's status answer", async () => {
   const seen = await overHttp1((client) => client.fail(403, 'kube_cluster "x" not found'));
   assert.deepEqual(seen, { status: 403, body: 'kube_cluster "x" not found\n', complete: true, thrown: undefined });
 });
@@ -140,7 +140,7 @@ test('an aborted response reads as gone on both adapters', async () => {
   assert.deepEqual(states, [true, true]);
 });
 
-test('abortAfter: the last words reach the client before the break (a followed log\'s last line, then a reset)', async () => {
+test("abortAfter: the last words reach the client before the break (a followed log's last line, then a reset)", async () => {
   const seen = await overHttp2((client) => {
     const sink = client.respond(200, { 'content-type': 'text/plain' })!;
     const relay = new ChunkRelay(sink, { pause: () => {}, resume: () => {} });

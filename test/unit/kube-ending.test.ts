@@ -6,7 +6,16 @@ import * as ws from 'ws';
 import { requestInfo } from '../../src/kube/request-info.ts';
 import { RoleSet } from '../../src/roles/evaluate.ts';
 import { parseRole } from '../../src/resources/role-check.ts';
-import { droppedEnding, FrameBoundary, isJsonWatch, logLine, lostEnding, watchErrorEvent, websocketEnding, type Ending } from '../../src/server/kubeproxy/kube-ending.ts';
+import {
+  droppedEnding,
+  FrameBoundary,
+  isJsonWatch,
+  logLine,
+  lostEnding,
+  watchErrorEvent,
+  websocketEnding,
+  type Ending,
+} from '../../src/server/kubeproxy/kube-ending.ts';
 import { clusterRoute, upgradeProblem } from '../../src/server/kubeproxy/kube-route-path.ts';
 import { requestRefusal, requestTarget, SPDY_REFUSAL, upgradeRefusal } from '../../src/server/events/recording/decision.ts';
 
@@ -24,14 +33,25 @@ function clientReads(bytes: Buffer): Array<{ message?: Buffer; binary?: boolean;
   return seen;
 }
 
-const LOCKED: Ending = { code: 403, message: 'the server closed the connection: user carol is locked (incident 42): ask an editor to run kport users unlock carol.' };
+const LOCKED: Ending = {
+  code: 403,
+  message: 'the server closed the connection: user carol is locked (incident 42): ask an editor to run kport users unlock carol.',
+};
 
 test('a WebSocket exec ended by kport: the Status on the error channel (v4, v5), plain text before v4, base64 for the base64 protocols; then Close 1000 with the sentence, cut whole', () => {
   for (const protocol of ['v5.channel.k8s.io', 'v4.channel.k8s.io']) {
     const [status, close] = clientReads(websocketEnding(protocol, LOCKED));
     assert.equal(status!.binary, true);
     assert.equal(status!.message![0], 3, 'channel 3, the error channel');
-    assert.deepEqual(JSON.parse(status!.message!.subarray(1).toString()), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: LOCKED.message, reason: 'Forbidden', code: 403 });
+    assert.deepEqual(JSON.parse(status!.message!.subarray(1).toString()), {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: LOCKED.message,
+      reason: 'Forbidden',
+      code: 403,
+    });
     assert.equal(close!.close!.code, 1000);
     assert.equal(close!.close!.reason, LOCKED.message.slice(0, 123));
   }
@@ -42,7 +62,10 @@ test('a WebSocket exec ended by kport: the Status on the error channel (v4, v5),
   assert.equal(b64!.message!.toString()[0], '3');
   assert.equal(JSON.parse(Buffer.from(b64!.message!.toString().slice(1), 'base64').toString()).message, LOCKED.message);
   // Port-forward (SPDY tunnelled in a WebSocket) has no error channel: only the Close.
-  assert.deepEqual(clientReads(websocketEnding('SPDY/3.1+portforward.k8s.io', LOCKED)).map((f) => Object.keys(f)), [['close']]);
+  assert.deepEqual(
+    clientReads(websocketEnding('SPDY/3.1+portforward.k8s.io', LOCKED)).map((f) => Object.keys(f)),
+    [['close']],
+  );
   // A long message in UTF-8 is cut at a character's edge (an invalid reason would drop the connection instead).
   const long = { code: 503 as const, message: `${'é'.repeat(100)} and more` };
   const [, cut] = clientReads(websocketEnding('v5.channel.k8s.io', long));
@@ -54,7 +77,7 @@ test('a WebSocket exec ended by kport: the Status on the error channel (v4, v5),
   }
 });
 
-test('FrameBoundary: between frames only at a frame\'s end, whatever the chunking; never after a Close', () => {
+test("FrameBoundary: between frames only at a frame's end, whatever the chunking; never after a Close", () => {
   const frames = [websocketEnding('v5.channel.k8s.io', { code: 403, message: 'x'.repeat(300) }).subarray(0, -127), Buffer.from([0x82, 0x03, 1, 104, 105])];
   // Server frames (unmasked) and client frames (masked, as a peer's): split at every byte.
   const masked = Buffer.from([0x82, 0x83, 1, 2, 3, 4, 1 ^ 1, 104 ^ 2, 105 ^ 3]);
@@ -79,7 +102,18 @@ test('FrameBoundary: between frames only at a frame\'s end, whatever the chunkin
 
 test('a watch ended by kport: one JSON ERROR event with the Status, only on a JSON watch', () => {
   const event = JSON.parse(watchErrorEvent({ code: 401, message: 'the certificate of carol expired at X' }).toString());
-  assert.deepEqual(event, { type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the certificate of carol expired at X', reason: 'Unauthorized', code: 401 } });
+  assert.deepEqual(event, {
+    type: 'ERROR',
+    object: {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'the certificate of carol expired at X',
+      reason: 'Unauthorized',
+      code: 401,
+    },
+  });
   assert.ok(watchErrorEvent(LOCKED).toString().endsWith('}\n'));
   const verb = (path: string) => requestInfo('GET', path).verb;
   assert.equal(isJsonWatch(verb('/api/v1/namespaces/a/configmaps?watch=1'), 'application/json'), true);
@@ -89,8 +123,9 @@ test('a watch ended by kport: one JSON ERROR event with the Status, only on a JS
   assert.equal(isJsonWatch(verb('/api/v1/namespaces/a/pods/web/log?follow=true'), 'text/plain'), false);
 });
 
-test('require_session_recording: pods\' exec and attach as before, port-forward through, every other upgrade and a kubelet\'s run refused; nothing refused without it', () => {
-  const role = (name: string, options?: Record<string, unknown>) => parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env: 'prod' } }, ...(options && { options }) } });
+test("require_session_recording: pods' exec and attach as before, port-forward through, every other upgrade and a kubelet's run refused; nothing refused without it", () => {
+  const role = (name: string, options?: Record<string, unknown>) =>
+    parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env: 'prod' } }, ...(options && { options }) } });
   const recorded = new RoleSet([role('rec', { require_session_recording: true })], 'alice');
   const free = new RoleSet([role('free')], 'alice');
   const prod = { env: 'prod' };
@@ -124,13 +159,22 @@ test('require_session_recording: pods\' exec and attach as before, port-forward 
   assert.equal(requestRefusal(target('/api/v1/namespaces/a/pods/web/log'), recorded, prod), undefined);
 });
 
-test('why a request ended, in the person\'s words: an expired certificate (401) whatever the reason given, a lock or removal (403) as the server said it, an agent gone (503)', () => {
+test("why a request ended, in the person's words: an expired certificate (401) whatever the reason given, a lock or removal (403) as the server said it, an agent gone (503)", () => {
   const carol = { person: 'carol', notAfter: Date.parse('2030-01-01T00:00:00Z') };
   const before = carol.notAfter - 1;
-  assert.deepEqual(droppedEnding(carol, 'the server closed the connection: user carol is locked', before), { code: 403, message: 'the server closed the connection: user carol is locked' });
-  assert.deepEqual(droppedEnding(carol, 'anything', carol.notAfter), { code: 401, message: 'the certificate of carol expired at 2030-01-01T00:00:00.000Z: run kport login, then this command again' });
+  assert.deepEqual(droppedEnding(carol, 'the server closed the connection: user carol is locked', before), {
+    code: 403,
+    message: 'the server closed the connection: user carol is locked',
+  });
+  assert.deepEqual(droppedEnding(carol, 'anything', carol.notAfter), {
+    code: 401,
+    message: 'the certificate of carol expired at 2030-01-01T00:00:00.000Z: run kport login, then this command again',
+  });
   assert.equal(droppedEnding(carol, undefined, before).message, 'the kport server closed the connection');
-  assert.deepEqual(lostEnding(carol, 'lab', 'stream reset', undefined, before), { code: 503, message: 'the kport agent serving lab went away (stream reset): run this command again; `kport get kube_server` lists the agents' });
+  assert.deepEqual(lostEnding(carol, 'lab', 'stream reset', undefined, before), {
+    code: 503,
+    message: 'the kport agent serving lab went away (stream reset): run this command again; `kport get kube_server` lists the agents',
+  });
   // The agent's reset raced the server's own ending: the server's reason wins.
   assert.equal(lostEnding(carol, 'lab', 'stream reset', 'the server closed the connection: user carol is locked', before).code, 403);
   assert.equal(lostEnding(carol, 'lab', 'stream reset', undefined, carol.notAfter).code, 401);
@@ -148,5 +192,6 @@ test('/k/NAME routes: the name ends at a slash or at the query; an Upgrade heade
   assert.deepEqual(clusterRoute('/k/%zz?q', undefined, none), { name: '%zz', path: '/?q' });
   assert.equal(clusterRoute('/api', undefined, none), undefined);
   for (const ok of ['websocket', 'WebSocket', 'SPDY/3.1', ' spdy/3.1 ']) assert.equal(upgradeProblem(ok), undefined, ok);
-  for (const bad of ['websocket, SPDY/3.1', 'SPDY/3.1,websocket', 'h2c', '', undefined, ['websocket', 'websocket']]) assert.match(upgradeProblem(bad) ?? '', /must name one protocol, websocket or SPDY\/3\.1/, String(bad));
+  for (const bad of ['websocket, SPDY/3.1', 'SPDY/3.1,websocket', 'h2c', '', undefined, ['websocket', 'websocket']])
+    assert.match(upgradeProblem(bad) ?? '', /must name one protocol, websocket or SPDY\/3\.1/, String(bad));
 });

@@ -26,9 +26,14 @@ function recorder(opts: { highWaterMark?: number; slow?: boolean } = {}) {
       done();
     },
   });
-  return { sink, events, release: () => {
+  return {
+    sink,
+    events,
+    release: () => {
       for (const d of pending.splice(0)) d();
-    }, stop: () => clearInterval(tick) };
+    },
+    stop: () => clearInterval(tick),
+  };
 }
 
 test('chunks that arrive in one turn are written together, and the end follows the last write in the same turn', async () => {
@@ -48,10 +53,16 @@ test('a chunk with no end behind it is written in the next turn, not held back',
   const chunks = new ChunkRelay(sink, { pause: () => {}, resume: () => {} });
   chunks.push(Buffer.from('event-1'));
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(events.map((e) => e.split(' @')[0]), ['write event-1']);
+  assert.deepEqual(
+    events.map((e) => e.split(' @')[0]),
+    ['write event-1'],
+  );
   chunks.push(Buffer.from('event-2'));
   await new Promise((resolve) => setImmediate(resolve));
-  assert.deepEqual(events.map((e) => e.split(' @')[0]), ['write event-1', 'write event-2']);
+  assert.deepEqual(
+    events.map((e) => e.split(' @')[0]),
+    ['write event-1', 'write event-2'],
+  );
   stop();
 });
 
@@ -71,7 +82,10 @@ test('backpressure: the source is paused while the writable is full and resumed 
   await new Promise((resolve) => setImmediate(resolve));
   release();
   await new Promise((resolve) => sink.once('finish', resolve));
-  assert.deepEqual(events.map((e) => e.split(' @')[0]), ['write 12345678', 'write tail', 'end']);
+  assert.deepEqual(
+    events.map((e) => e.split(' @')[0]),
+    ['write 12345678', 'write tail', 'end'],
+  );
 });
 
 test('nothing is written to a writable that was destroyed (the client went away)', async () => {

@@ -15,8 +15,14 @@ test('src: no folder cycle, no file cycle, no upward import', () => {
   assert.deepEqual(describe(checkLayers(edges)), [], 'run `node scripts/layers.ts` for the list');
   // A subfolder the nested order does not name would be checked only once a sibling imports it.
   for (const [folder, order] of Object.entries(NESTED)) {
-    const subfolders = readdirSync(join('src', folder), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
-    assert.deepEqual(subfolders.filter((name) => rankOf(name, order) === undefined), [], `every subfolder of src/${folder} has its place in NESTED.${folder}`);
+    const subfolders = readdirSync(join('src', folder), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+    assert.deepEqual(
+      subfolders.filter((name) => rankOf(name, order) === undefined),
+      [],
+      `every subfolder of src/${folder} has its place in NESTED.${folder}`,
+    );
   }
 });
 
@@ -34,7 +40,7 @@ test('the scanner finds an upward import, a folder cycle and a file cycle, from 
   // back; a subfolder the order does not name (odd) and a file directly in server/ are unnamed.
   write('server/api/a.ts', "import { u } from '../auth/u.ts';\nimport { o } from '../odd/o.ts';\nexport const a = [u, o];\n");
   write('server/auth/u.ts', "import { LIMITS } from '../call/l.ts';\nexport const u = LIMITS;\n");
-  write('server/call/l.ts', "export const LIMITS = {};\n");
+  write('server/call/l.ts', 'export const LIMITS = {};\n');
   write('server/events/e.ts', "import type { K } from '../kubeproxy/k.ts';\nexport type E = K;\n");
   write('server/kubeproxy/k.ts', "import type { E } from '../events/e.ts';\nimport { w } from '../wire.ts';\nexport type K = E | typeof w;\n");
   write('server/odd/o.ts', 'export const o = 1;\n');
@@ -47,8 +53,16 @@ test('the scanner finds an upward import, a folder cycle and a file cycle, from 
     'server/events/e.ts -> server/kubeproxy/k.ts (type)',
     'server/kubeproxy/k.ts -> server/wire.ts',
   ]);
-  assert.deepEqual(report.folderCycles, [['backend', 'core'], ['kube', 'reversetunnel'], ['server/events', 'server/kubeproxy']]);
-  assert.deepEqual(report.fileCycles, [['backend/b.ts', 'core/a.ts'], ['kube/k.ts', 'reversetunnel/t.ts'], ['server/events/e.ts', 'server/kubeproxy/k.ts']]);
+  assert.deepEqual(report.folderCycles, [
+    ['backend', 'core'],
+    ['kube', 'reversetunnel'],
+    ['server/events', 'server/kubeproxy'],
+  ]);
+  assert.deepEqual(report.fileCycles, [
+    ['backend/b.ts', 'core/a.ts'],
+    ['kube/k.ts', 'reversetunnel/t.ts'],
+    ['server/events/e.ts', 'server/kubeproxy/k.ts'],
+  ]);
   assert.ok(describe(report).includes('upward import: server/events/e.ts -> server/kubeproxy/k.ts (type) (server/events may not import server/kubeproxy)'));
   assert.ok(describe(report).includes('upward import: core/a.ts -> backend/b.ts (type) (core may not import backend)'));
   assert.equal(folderOf('main.ts'), 'main');

@@ -40,7 +40,11 @@ test('a lock records the OIDC subject of the user record and, given that subject
   await lockUser(backend, { name: 'olga' }, now);
   assert.equal(await activeLock(backend, 'olga-renamed', now.getTime()), undefined, 'by name alone, another name is another person');
   assert.equal((await activeLock(backend, 'olga-renamed', now.getTime(), oidc))?.spec.user, 'olga');
-  assert.equal(await activeLock(backend, 'olga-renamed', now.getTime(), { ...oidc, issuer: 'https://other.example.com' }), undefined, 'a subject counts only at its issuer');
+  assert.equal(
+    await activeLock(backend, 'olga-renamed', now.getTime(), { ...oidc, issuer: 'https://other.example.com' }),
+    undefined,
+    'a subject counts only at its issuer',
+  );
 });
 
 test('a login refused by a lock set under another name says which name to unlock', async () => {
@@ -49,7 +53,10 @@ test('a login refused by a lock set under another name says which name to unlock
   await upsertResource(backend, { kind: 'user', version: 'v2', metadata: { name: 'olga' }, spec: { roles: ['access'], auth: 'oidc', oidc } });
   await lockUser(backend, { name: 'olga', message: 'on leave' }, now);
   await assert.rejects(checkNotLocked(backend, 'olgaz', now.getTime(), oidc), (err: Error) => {
-    assert.match(err.message, /^user olgaz is locked \(locked as olga, the same account at the identity provider\) \(on leave\): ask an editor to run kport users unlock olga\.$/);
+    assert.match(
+      err.message,
+      /^user olgaz is locked \(locked as olga, the same account at the identity provider\) \(on leave\): ask an editor to run kport users unlock olga\.$/,
+    );
     return true;
   });
   await assert.rejects(checkNotLocked(backend, 'Olga', now.getTime()), /user Olga is locked \(on leave\): ask an editor to run kport users unlock Olga\./);

@@ -25,10 +25,11 @@ describe('claims_to_roles', () => {
     assert.deepEqual(rolesForClaims(mappings, { groups: 'dev' }, 'a'), ['access']);
   });
 
-  test('no match is one sentence naming the mapped claims\' values and the claims seen', () => {
+  test("no match is one sentence naming the mapped claims' values and the claims seen", () => {
     assert.throws(() => rolesForClaims(mappings, { sub: 's', groups: ['ops'], hd: 'corp.com.evil' }, 'carol'), {
       code: 'oidc_no_role',
-      message: 'no claims_to_roles entry matches the claims the identity provider sent for carol (groups: ["ops"]; hd: "corp.com.evil"; claims seen: sub, groups, hd): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.',
+      message:
+        'no claims_to_roles entry matches the claims the identity provider sent for carol (groups: ["ops"]; hd: "corp.com.evil"; claims seen: sub, groups, hd): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.',
     });
     assert.throws(() => rolesForClaims(mappings, {}, 'dave'), { message: /\(groups: absent; hd: absent; claims seen: \)/ });
   });
@@ -37,29 +38,57 @@ describe('claims_to_roles', () => {
 describe('the user name from the ID token', () => {
   test('username_claim names the person; a missing, unverified or invalid one is refused', () => {
     assert.equal(userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'alice' }), 'alice');
-    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { sub: 'x' }), { code: 'oidc_no_username', message: /sent no preferred_username claim .*claims seen: sub\): set auth_service\.authentication\.username_claim/ });
+    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { sub: 'x' }), {
+      code: 'oidc_no_username',
+      message: /sent no preferred_username claim .*claims seen: sub\): set auth_service\.authentication\.username_claim/,
+    });
     assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: '../admin' }), { code: 'oidc_bad_username' });
     // A person named like a built-in role reads as that role in every listing.
-    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'Editor' }), { code: 'oidc_bad_username', message: /built-in role editor/ });
+    assert.throws(() => userFromClaims({ username_claim: 'preferred_username' }, { preferred_username: 'Editor' }), {
+      code: 'oidc_bad_username',
+      message: /built-in role editor/,
+    });
     assert.throws(() => userFromClaims({ username_claim: 'email' }, { email: 'a@example.com', email_verified: false }), { code: 'oidc_email_unverified' });
   });
 });
 
 test('redirect_uri: only http on a loopback address with a port, nothing else in it', () => {
   for (const ok of ['http://127.0.0.1:5000/callback', 'http://localhost:1/', 'http://[::1]:8080/cb?x=1']) assert.equal(loopbackUrl(ok), true, ok);
-  for (const bad of ['https://127.0.0.1:5000/callback', 'http://127.0.0.1/callback', 'http://evil.example:80/', 'http://127.0.0.1.nip.io:80/', 'http://u:p@127.0.0.1:1/', 'http://127.0.0.1:1/#x', 'javascript:alert(1)', `http://127.0.0.1:1/${'a'.repeat(600)}`]) {
+  for (const bad of [
+    'https://127.0.0.1:5000/callback',
+    'http://127.0.0.1/callback',
+    'http://evil.example:80/',
+    'http://127.0.0.1.nip.io:80/',
+    'http://u:p@127.0.0.1:1/',
+    'http://127.0.0.1:1/#x',
+    'javascript:alert(1)',
+    `http://127.0.0.1:1/${'a'.repeat(600)}`,
+  ]) {
     assert.equal(loopbackUrl(bad), false, bad);
   }
 });
 
 describe('pending logins are bounded', () => {
-  const attempt = (id: string, created: number, source = `10.0.${Number(id) >> 4}.1`): Attempt => ({ id, state: `s-${id}`, nonce: 'n', verifier: 'v', csr: 'c', redirectUri: 'r', source, created, secretHash: digest('x') });
+  const attempt = (id: string, created: number, source = `10.0.${Number(id) >> 4}.1`): Attempt => ({
+    id,
+    state: `s-${id}`,
+    nonce: 'n',
+    verifier: 'v',
+    csr: 'c',
+    redirectUri: 'r',
+    source,
+    created,
+    secretHash: digest('x'),
+  });
 
   test(`at ${MAX_ATTEMPTS} logins in flight a new one is refused with one sentence; once they expire there is room again`, () => {
     let now = 0;
     const table = new Attempts(() => now);
     for (let i = 0; i < MAX_ATTEMPTS; i++) table.add(attempt(String(i), now));
-    assert.throws(() => table.add(attempt('late', now)), { code: 'oidc_busy', message: `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.` });
+    assert.throws(() => table.add(attempt('late', now)), {
+      code: 'oidc_busy',
+      message: `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`,
+    });
     assert.equal(table.size, MAX_ATTEMPTS);
     // The ones already in flight are kept (a flood does not cut off people in their browser).
     assert.ok(table.byState('s-0'));
@@ -72,7 +101,10 @@ describe('pending logins are bounded', () => {
   test(`one source may have ${MAX_ATTEMPTS_PER_SOURCE} logins in flight; another source still begins one; a finished one makes room`, () => {
     const table = new Attempts(() => 0);
     for (let i = 0; i < MAX_ATTEMPTS_PER_SOURCE; i++) table.add(attempt(`a${i}`, 0, '2001:db8::/64'));
-    assert.throws(() => table.add(attempt('a-late', 0, '2001:db8::/64')), { code: 'oidc_busy', message: /^2001:db8::\/64 has 20 OIDC logins in progress, the most one address may have/ });
+    assert.throws(() => table.add(attempt('a-late', 0, '2001:db8::/64')), {
+      code: 'oidc_busy',
+      message: /^2001:db8::\/64 has 20 OIDC logins in progress, the most one address may have/,
+    });
     table.add(attempt('b', 0, '192.0.2.7'));
     table.delete(table.get('a0')!);
     table.delete({ ...attempt('a0', 0, '2001:db8::/64') });
@@ -108,7 +140,7 @@ describe('auth_service.authentication in the config', () => {
       - {claim: groups, value: "^dev-.*$", roles: [access]}
 `;
 
-  test('type oidc with Teleport\'s field names loads, with kport\'s defaults; no authentication means local', async () => {
+  test("type oidc with Teleport's field names loads, with kport's defaults; no authentication means local", async () => {
     const config = await load(oidc);
     assert.deepEqual(config.auth_service?.authentication, {
       type: 'oidc',
@@ -120,7 +152,10 @@ describe('auth_service.authentication in the config', () => {
       claims_to_roles: [{ claim: 'groups', value: '^dev-.*$', roles: ['access'] }],
     });
     assert.deepEqual((await load('auth_service:\n  enabled: yes\n')).auth_service?.authentication, { type: 'local' });
-    assert.deepEqual((await load('auth_service:\n  authentication:\n    type: local\n    second_factor: otp\n')).auth_service?.authentication, { type: 'local', second_factor: 'otp' });
+    assert.deepEqual((await load('auth_service:\n  authentication:\n    type: local\n    second_factor: otp\n')).auth_service?.authentication, {
+      type: 'local',
+      second_factor: 'otp',
+    });
   });
 
   test('an http issuer, an unknown key, no mapping or a regex RE2 refuses are config errors', async () => {
@@ -130,20 +165,47 @@ describe('auth_service.authentication in the config', () => {
     await assert.rejects(load(oidc.replace('^dev-.*$', '^(?=x)$')), /not a regular expression RE2 accepts/);
   });
 
-  test('client_auth_method is basic, post or private_key_jwt (with client_key_file); absent, the provider\'s discovery document decides', async () => {
+  test("client_auth_method is basic, post or private_key_jwt (with client_key_file); absent, the provider's discovery document decides", async () => {
     for (const method of ['basic', 'post']) {
-      assert.equal(((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string } | undefined)?.client_auth_method, method);
+      assert.equal(
+        ((await load(`${oidc}    client_auth_method: ${method}\n`)).auth_service?.authentication as { client_auth_method?: string } | undefined)
+          ?.client_auth_method,
+        method,
+      );
     }
-    await assert.rejects(load(`${oidc}    client_auth_method: client_secret_jwt\n`), /auth_service\.authentication\.client_auth_method \(line 9\): expected "basic" or "post" or "private_key_jwt", got the string "client_secret_jwt"/);
-    await assert.rejects(load(`${oidc}    client_auth_method: private_key_jwt\n`), /client_key_file.*: client_auth_method private_key_jwt needs client_key_file/);
-    await assert.rejects(load(oidc.replace('    client_secret: s3cret\n', '')), /client_secret.*: client_secret is needed, unless the server authenticates with client_key_file/);
-    assert.equal(((await load(`${oidc.replace('    client_secret: s3cret\n', '')}    client_key_file: /etc/kport/client.key\n`)).auth_service?.authentication as { client_key_file?: string } | undefined)?.client_key_file, '/etc/kport/client.key');
+    await assert.rejects(
+      load(`${oidc}    client_auth_method: client_secret_jwt\n`),
+      /auth_service\.authentication\.client_auth_method \(line 9\): expected "basic" or "post" or "private_key_jwt", got the string "client_secret_jwt"/,
+    );
+    await assert.rejects(
+      load(`${oidc}    client_auth_method: private_key_jwt\n`),
+      /client_key_file.*: client_auth_method private_key_jwt needs client_key_file/,
+    );
+    await assert.rejects(
+      load(oidc.replace('    client_secret: s3cret\n', '')),
+      /client_secret.*: client_secret is needed, unless the server authenticates with client_key_file/,
+    );
+    assert.equal(
+      (
+        (await load(`${oidc.replace('    client_secret: s3cret\n', '')}    client_key_file: /etc/kport/client.key\n`)).auth_service?.authentication as
+          | { client_key_file?: string }
+          | undefined
+      )?.client_key_file,
+      '/etc/kport/client.key',
+    );
     const secret = { secret: true, key: false };
     assert.deepEqual(clientAuthMethods(undefined, undefined, secret), ['basic'], 'absent from discovery: client_secret_basic (OpenID Connect Discovery 1.0)');
     assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], secret), ['post']);
     assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'client_secret_basic'], secret), ['basic', 'post']);
-    assert.deepEqual(clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], { secret: true, key: true }), ['private_key_jwt', 'post'], 'a configured key goes first');
+    assert.deepEqual(
+      clientAuthMethods(undefined, ['client_secret_post', 'private_key_jwt'], { secret: true, key: true }),
+      ['private_key_jwt', 'post'],
+      'a configured key goes first',
+    );
     assert.deepEqual(clientAuthMethods('post', ['client_secret_basic'], secret), ['post'], 'the configured method wins');
-    assert.throws(() => clientAuthMethods(undefined, ['private_key_jwt', 'tls_client_auth'], secret), /takes none of client_secret_basic, client_secret_post \(its discovery document lists private_key_jwt, tls_client_auth\)/);
+    assert.throws(
+      () => clientAuthMethods(undefined, ['private_key_jwt', 'tls_client_auth'], secret),
+      /takes none of client_secret_basic, client_secret_post \(its discovery document lists private_key_jwt, tls_client_auth\)/,
+    );
   });
 });

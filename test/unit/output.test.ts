@@ -31,7 +31,12 @@ test('tables escape every cell, piped and on a terminal, so a cell cannot add a 
     assert.doesNotMatch(out, RAW, `tty=${tty}`);
     assert.equal(out.trimEnd().split('\n').length, tty ? 3 : 2);
   }
-  assert.equal(renderTable(['A', 'B'], [['x\ty', 'z']], { tty: false }).split('\n')[1]!.split('\t').length, 2);
+  assert.equal(
+    renderTable(['A', 'B'], [['x\ty', 'z']], { tty: false })
+      .split('\n')[1]!
+      .split('\t').length,
+    2,
+  );
 });
 
 test('json output escapes what JSON.stringify leaves raw (DEL, C1, bidi) and reads back the same', () => {
@@ -60,7 +65,43 @@ test('invisible characters (every Unicode format character, Hangul fillers) are 
 });
 
 // What YAML 1.1 readers (PyYAML, Ruby, Go yaml.v2) change if it is left plain; the e2e test reads it with PyYAML itself.
-const AMBIGUOUS = ['no', 'No', 'NO', 'yes', 'on', 'off', 'Off', 'y', 'n', 'Y', 'N', 'true', 'False', '~', 'null', 'Null', '', '2024-01-01', '2001-12-14t21:59:43.10-05:00', '0755', '0o17', '0x1F', '0b101', '1_000', '1:20', '190:20:30.15', '1e3', '-.5', '.inf', '.NaN', '+12', '<<', '=', '12', '1.0'];
+const AMBIGUOUS = [
+  'no',
+  'No',
+  'NO',
+  'yes',
+  'on',
+  'off',
+  'Off',
+  'y',
+  'n',
+  'Y',
+  'N',
+  'true',
+  'False',
+  '~',
+  'null',
+  'Null',
+  '',
+  '2024-01-01',
+  '2001-12-14t21:59:43.10-05:00',
+  '0755',
+  '0o17',
+  '0x1F',
+  '0b101',
+  '1_000',
+  '1:20',
+  '190:20:30.15',
+  '1e3',
+  '-.5',
+  '.inf',
+  '.NaN',
+  '+12',
+  '<<',
+  '=',
+  '12',
+  '1.0',
+];
 
 test('yaml output reads back unchanged under YAML 1.1 and 1.2: ambiguous strings are quoted, keys too', () => {
   const labels = Object.fromEntries(AMBIGUOUS.filter(Boolean).map((s, i) => [s, AMBIGUOUS[(i + 1) % AMBIGUOUS.length]!]));
@@ -84,7 +125,10 @@ test('yaml output escapes control and bidi characters, and reads back the same',
 });
 
 test("labels: people's own first, then prefixed ones such as kport.dev/*", () => {
-  assert.equal(formatLabels({ 'kport.dev/origin': 'cloud', team: 'a', 'kport.dev/cloud': 'AWS', region: 'us-east-1' }), 'region=us-east-1,team=a,kport.dev/cloud=AWS,kport.dev/origin=cloud');
+  assert.equal(
+    formatLabels({ 'kport.dev/origin': 'cloud', team: 'a', 'kport.dev/cloud': 'AWS', region: 'us-east-1' }),
+    'region=us-east-1,team=a,kport.dev/cloud=AWS,kport.dev/origin=cloud',
+  );
 });
 
 test('discover run lines: "1 matching cluster"; the dashboard escapes what others wrote', () => {
@@ -105,11 +149,22 @@ test('discover run -o json: stderr lines are {time, level, message} with the eve
   const report = await discoveryReporter(ctx, 'json', 'g');
   report.event({ type: 'poll-start', at: new Date('2026-01-01T00:00:00Z') });
   report.event({ type: 'scope', scope: 'matcher 0 / us-east-1', state: 'failed', error: 'AccessDenied' });
-  report.event({ type: 'poll-done', at: new Date(), stats: { durationMs: 5, seen: 1, created: 1, updated: 0, deleted: 0, awsCalls: 2, failures: [] }, changes: { created: ['a'], updated: [], deleted: [] } });
-  const lines = err.trim().split('\n').map((l) => JSON.parse(l));
+  report.event({
+    type: 'poll-done',
+    at: new Date(),
+    stats: { durationMs: 5, seen: 1, created: 1, updated: 0, deleted: 0, awsCalls: 2, failures: [] },
+    changes: { created: ['a'], updated: [], deleted: [] },
+  });
+  const lines = err
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 3);
   for (const l of lines) assert.deepEqual(Object.keys(l).slice(0, 3), ['time', 'level', 'message']);
-  assert.deepEqual(lines.map((l) => l.level), ['info', 'warning', 'info']);
+  assert.deepEqual(
+    lines.map((l) => l.level),
+    ['info', 'warning', 'info'],
+  );
   assert.equal(lines[1].message, 'matcher 0 / us-east-1: FAILED: AccessDenied');
   assert.equal(lines[2].event.stats.aws_calls, 2);
 });

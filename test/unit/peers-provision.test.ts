@@ -48,16 +48,32 @@ test('provision: one go build for kube-apiserver, kubectl and etcd; modules buil
     writeFileSync(join(modDir, stage), `stage ${basename(stage)}\n`);
   }
   const log = join(dir, 'go.log');
-  const env = { PATH: `${bin}:${process.env.PATH}`, XDG_CACHE_HOME: cache, FAKE_GO_LOG: log, FAKE_GO_MODDIR: modDir, FAKE_GO_WAIT_FOR: availableParallelism() >= 2 ? '2' : '1', CI: 'true' };
+  const env = {
+    PATH: `${bin}:${process.env.PATH}`,
+    XDG_CACHE_HOME: cache,
+    FAKE_GO_LOG: log,
+    FAKE_GO_MODDIR: modDir,
+    FAKE_GO_WAIT_FOR: availableParallelism() >= 2 ? '2' : '1',
+    CI: 'true',
+  };
   const first = await execa(process.execPath, [provision], { env, reject: false });
   assert.equal(first.exitCode, 0, String(first.stderr));
 
-  const builds = readFileSync(log, 'utf8').trim().split('\n').filter((l) => l.startsWith('build '));
+  const builds = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('build '));
   const main = builds.filter((b) => b.includes('k8s.io/kubernetes/cmd/kube-apiserver'));
   assert.equal(main.length, 1);
   assert.match(main[0]!, / \.\/etcd k8s\.io\/kubernetes\/cmd\/kube-apiserver k8s\.io\/kubernetes\/cmd\/kubectl$/, 'one invocation builds all three');
-  assert.ok(builds.some((b) => b.endsWith(' helm.sh/helm/v3/cmd/helm')), 'helm is built');
-  assert.ok(builds.some((b) => b.endsWith(' sigs.k8s.io/kwok/cmd/kwok')), 'kwok is built');
+  assert.ok(
+    builds.some((b) => b.endsWith(' helm.sh/helm/v3/cmd/helm')),
+    'helm is built',
+  );
+  assert.ok(
+    builds.some((b) => b.endsWith(' sigs.k8s.io/kwok/cmd/kwok')),
+    'kwok is built',
+  );
   assert.equal(builds.length, 3 + OLD_KUBECTL_VERSIONS.length, builds.join('\n'));
   const peers = join(cache, 'kport-peers');
   for (const path of [
@@ -73,10 +89,21 @@ test('provision: one go build for kube-apiserver, kubectl and etcd; modules buil
   }
 
   for (const stage of KWOK_STAGES) {
-    assert.equal(readFileSync(join(peers, `kwok-${KWOK_VERSION}`, basename(stage)), 'utf8'), `stage ${basename(stage)}\n`, 'kwok\'s Stages are copied from its module');
+    assert.equal(
+      readFileSync(join(peers, `kwok-${KWOK_VERSION}`, basename(stage)), 'utf8'),
+      `stage ${basename(stage)}\n`,
+      "kwok's Stages are copied from its module",
+    );
   }
 
   const again = await execa(process.execPath, [provision], { env, reject: false });
   assert.equal(again.exitCode, 0, String(again.stderr));
-  assert.equal(readFileSync(log, 'utf8').trim().split('\n').filter((l) => l.startsWith('build ')).length, builds.length, 'stamps skip every build');
+  assert.equal(
+    readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('build ')).length,
+    builds.length,
+    'stamps skip every build',
+  );
 });

@@ -29,7 +29,8 @@ function counted(inner: Backend): { backend: Backend; reads: () => number } {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;
       if (typeof value !== 'function') return value;
-      if (prop === 'get' || prop === 'list' || prop === 'snapshot') return (...args: unknown[]) => (reads++, (value as (...a: unknown[]) => unknown).apply(target, args));
+      if (prop === 'get' || prop === 'list' || prop === 'snapshot')
+        return (...args: unknown[]) => (reads++, (value as (...a: unknown[]) => unknown).apply(target, args));
       return (value as (...a: unknown[]) => unknown).bind(target);
     },
   });
@@ -41,7 +42,15 @@ function serverOver(store: Backend) {
   const hub = new WatchHub(store);
   const server = new ObservedBackend(store, hub);
   const records = new PersonRecords({ backend: server, hub, configRoles: [] });
-  const people = new PeopleRoutes({ backend: server, records, configRoles: [], now: () => new Date(), sealKey: randomBytes(32), authorities: undefined as never, audit: undefined as never });
+  const people = new PeopleRoutes({
+    backend: server,
+    records,
+    configRoles: [],
+    now: () => new Date(),
+    sealKey: randomBytes(32),
+    authorities: undefined as never,
+    audit: undefined as never,
+  });
   return { hub, server, records, people, close: () => (records.close(), hub.close()) };
 }
 
@@ -52,10 +61,15 @@ async function callerFor(backend: Backend, name: string, roles: string[]): Promi
   return { person: name, roles, uid, keyHash: 'k', notAfter: Date.now() + 3_600_000, notBefore: 0 };
 }
 
-const refusal = (promise: Promise<unknown>) => promise.then(() => 'allowed', (err) => asRefusal(err)?.code ?? `error: ${(err as Error).message}`);
-const devRole = (env: string) => ({ kind: ROLE, version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
+const refusal = (promise: Promise<unknown>) =>
+  promise.then(
+    () => 'allowed',
+    (err) => asRefusal(err)?.code ?? `error: ${(err as Error).message}`,
+  );
+const devRole = (env: string) =>
+  ({ kind: ROLE, version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
 
-test('a person\'s calls read nothing from the store once the records are loaded; a lock, a role edit and a removal made through the server count at the very next call', async () => {
+test("a person's calls read nothing from the store once the records are loaded; a lock, a role edit and a removal made through the server count at the very next call", async () => {
   const { backend: store, reads } = counted(new MemoryBackend());
   const s = serverOver(store);
   try {

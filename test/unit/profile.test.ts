@@ -5,7 +5,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { decideWhere } from '../../src/client/person.ts';
-import { checkCredential, currentProfile, currentProfileName, kportHome, profileName, readProfile, removeCredential, saveProfile } from '../../src/client/profile.ts';
+import {
+  checkCredential,
+  currentProfile,
+  currentProfileName,
+  kportHome,
+  profileName,
+  readProfile,
+  removeCredential,
+  saveProfile,
+} from '../../src/client/profile.ts';
 import { createAuthority, generateKeys, issueLeaf, keyPem, certPem } from '../../src/pki/certs.ts';
 import { tempHome } from '../helpers/run.ts';
 
@@ -16,7 +25,13 @@ async function credential(validForMs = 3_600_000) {
   return { ca: certPem(ca.cert), cert: certPem(cert), key: await keyPem(keys.privateKey) };
 }
 
-const info = (proxy: string) => ({ proxy, user: 'alice', roles: ['access'], expires: new Date(Date.now() + 3_600_000).toISOString(), ca_pin: `sha256:${'a'.repeat(64)}` });
+const info = (proxy: string) => ({
+  proxy,
+  user: 'alice',
+  roles: ['access'],
+  expires: new Date(Date.now() + 3_600_000).toISOString(),
+  ca_pin: `sha256:${'a'.repeat(64)}`,
+});
 
 test('profiles: $KPORT_HOME or ~/.kport; <host>_<port> names, an IPv6 address without its colons', () => {
   assert.equal(kportHome({ HOME: '/h' }), '/h/.kport');
@@ -83,7 +98,12 @@ test('where commands run: through the profile unless -c, KPORT_CONFIG or --data-
   assert.equal(where.via, 'server');
   assert.match(where.why, /^logged in to 127\.0\.0\.1:3080 as alice/);
   assert.deepEqual(
-    [decideWhere({ env, config: 'kport.yaml' }), decideWhere({ env: { ...env, KPORT_CONFIG: '/etc/kport.yaml' } }), decideWhere({ env, dataDir: '/d' }), decideWhere({ env, localStore: true })].map((w) => w.via),
+    [
+      decideWhere({ env, config: 'kport.yaml' }),
+      decideWhere({ env: { ...env, KPORT_CONFIG: '/etc/kport.yaml' } }),
+      decideWhere({ env, dataDir: '/d' }),
+      decideWhere({ env, localStore: true }),
+    ].map((w) => w.via),
     ['local', 'local', 'local', 'local'],
   );
   removeCredential(saved);
@@ -92,11 +112,15 @@ test('where commands run: through the profile unless -c, KPORT_CONFIG or --data-
   assert.match(out.why, /^logged out of 127\.0\.0\.1:3080/);
 });
 
-test('where commands run: a key that is not the certificate\'s is refused (exit 4), not used', async () => {
+test("where commands run: a key that is not the certificate's is refused (exit 4), not used", async () => {
   const dir = tempHome();
   const env = { HOME: dir };
   const a = await credential();
   const b = await credential();
   saveProfile(kportHome(env), { host: 'h', port: 1 }, info('h:1'), { ...a, key: b.key });
-  assert.throws(() => decideWhere({ env }), (err: Error & { exitCode?: number }) => err.exitCode === 4 && /is not the one its certificate was issued for: run kport login --proxy h:1 again/.test(err.message));
+  assert.throws(
+    () => decideWhere({ env }),
+    (err: Error & { exitCode?: number }) =>
+      err.exitCode === 4 && /is not the one its certificate was issued for: run kport login --proxy h:1 again/.test(err.message),
+  );
 });

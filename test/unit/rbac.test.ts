@@ -22,14 +22,19 @@ function recordingEks(fail: Record<string, Error> = {}, describe: { kubernetesGr
 test('access entry: created as STANDARD with the groups and no access policy', async () => {
   const eks = recordingEks();
   assert.equal(await ensureAccessEntry(eks as never, { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', groups: ['kport'] }), 'created');
-  assert.deepEqual(eks.calls, [{ name: 'CreateAccessEntryCommand', input: { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', kubernetesGroups: ['kport'], type: 'STANDARD' } }]);
+  assert.deepEqual(eks.calls, [
+    { name: 'CreateAccessEntryCommand', input: { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', kubernetesGroups: ['kport'], type: 'STANDARD' } },
+  ]);
 });
 
 test('access entry: an existing one is updated only when its groups differ', async () => {
   const inUse = Object.assign(new Error('exists'), { name: 'ResourceInUseException' });
   const stale = recordingEks({ CreateAccessEntryCommand: inUse }, { kubernetesGroups: ['old'] });
   assert.equal(await ensureAccessEntry(stale as never, { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', groups: ['kport'] }), 'updated');
-  assert.deepEqual(stale.calls.map((c) => c.name), ['CreateAccessEntryCommand', 'DescribeAccessEntryCommand', 'UpdateAccessEntryCommand']);
+  assert.deepEqual(
+    stale.calls.map((c) => c.name),
+    ['CreateAccessEntryCommand', 'DescribeAccessEntryCommand', 'UpdateAccessEntryCommand'],
+  );
   assert.deepEqual(stale.calls[2]!.input, { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', kubernetesGroups: ['kport'] });
   const same = recordingEks({ CreateAccessEntryCommand: inUse }, { kubernetesGroups: ['kport'] });
   assert.equal(await ensureAccessEntry(same as never, { clusterName: 'prod', principalArn: 'arn:aws:iam::1:role/p', groups: ['kport'] }), 'unchanged');
@@ -57,10 +62,20 @@ test('mapRoles: appended once, updated in place by ARN case-insensitively, other
   const first = upsertMapRole(undefined, { rolearn: 'arn:aws:iam::1:role/p', username: 'kport', groups: ['kport'] });
   assert.equal(first, '- rolearn: arn:aws:iam::1:role/p\n  username: kport\n  groups:\n    - kport\n');
   const withOther = `- rolearn: arn:aws:iam::1:role/node # nodes\n  username: "system:node:{{EC2PrivateDNSName}}"\n  groups: [system:nodes]\n${first}`;
-  assert.equal(upsertMapRole(withOther, { rolearn: 'arn:aws:iam::1:role/P', username: 'kport', groups: ['kport'] }), withOther, 'unchanged text when nothing changes');
+  assert.equal(
+    upsertMapRole(withOther, { rolearn: 'arn:aws:iam::1:role/P', username: 'kport', groups: ['kport'] }),
+    withOther,
+    'unchanged text when nothing changes',
+  );
   const updated = upsertMapRole(withOther, { rolearn: 'arn:aws:iam::1:role/p', username: 'kport', groups: ['admins'] });
   assert.ok(updated.startsWith('- rolearn: arn:aws:iam::1:role/node # nodes\n  username: "system:node:{{EC2PrivateDNSName}}"\n  groups: [system:nodes]\n'));
-  assert.deepEqual(readMapRoles(updated).map((e) => e.groups), [['system:nodes'], ['admins']]);
-  assert.throws(() => upsertMapRole('- rolearn: a\n  groups: [x\n', { rolearn: 'arn:aws:iam::1:role/p', username: 'k', groups: [] }), /does not parse at line \d+/);
+  assert.deepEqual(
+    readMapRoles(updated).map((e) => e.groups),
+    [['system:nodes'], ['admins']],
+  );
+  assert.throws(
+    () => upsertMapRole('- rolearn: a\n  groups: [x\n', { rolearn: 'arn:aws:iam::1:role/p', username: 'k', groups: [] }),
+    /does not parse at line \d+/,
+  );
   assert.throws(() => upsertMapRole('rolearn: a\n', { rolearn: 'arn:aws:iam::1:role/p', username: 'k', groups: [] }), /mapRoles is not a list/);
 });

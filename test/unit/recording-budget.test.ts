@@ -13,7 +13,8 @@ import { tempDir } from '../peers/process.ts';
 import { tempHome } from '../helpers/run.ts';
 
 const { Sender } = ws as unknown as { Sender: { frame(data: Buffer, opts: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean }): Buffer[] } };
-const frame = (channel: number, data: string, mask = false) => Buffer.concat(Sender.frame(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]), { fin: true, opcode: 2, mask, readOnly: false }));
+const frame = (channel: number, data: string, mask = false) =>
+  Buffer.concat(Sender.frame(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]), { fin: true, opcode: 2, mask, readOnly: false }));
 const RESPONSE_101 = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n';
 const KiB = 1024;
 
@@ -24,7 +25,16 @@ function setup(budget = { total: 10 * KiB, perUser: 6 * KiB }) {
   let recorder = make();
   /** One exec of `person` that prints `bytes` of output; whether it was recorded, and its session.start/end. */
   const exec = async (id: string, person: string, bytes: number) => {
-    const session = recorder.start({ sessionId: id, person, cluster: 'prod', kubeUser: person, kubeGroups: [], namespace: 'apps', pod: 'web', protocol: 'v5.channel.k8s.io' });
+    const session = recorder.start({
+      sessionId: id,
+      person,
+      cluster: 'prod',
+      kubeUser: person,
+      kubeGroups: [],
+      namespace: 'apps',
+      pod: 'web',
+      protocol: 'v5.channel.k8s.io',
+    });
     session.fromUpstream(Buffer.from(RESPONSE_101));
     session.fromClient(frame(4, '{"Width":80,"Height":24}', true));
     for (let sent = 0; sent < bytes; sent += 500) session.fromUpstream(frame(1, 'z'.repeat(Math.min(500, bytes - sent))));
@@ -39,12 +49,18 @@ test('a person past their share is not recorded, with what is used in the reason
   const { recorder, exec } = setup();
   const first = await exec('a-1', 'alice', 8 * KiB);
   assert.equal(first.recorded, true);
-  assert.match(String(first.end.reason), /recording stopped early: no room left in the recording budget \(alice's take 5\.\d KiB of their 6\.0 KiB share; all recordings take 5\.\d KiB of the server's 10\.0 KiB\)/);
+  assert.match(
+    String(first.end.reason),
+    /recording stopped early: no room left in the recording budget \(alice's take 5\.\d KiB of their 6\.0 KiB share; all recordings take 5\.\d KiB of the server's 10\.0 KiB\)/,
+  );
   assert.match(recorder().noRoom('alice') ?? '', /^alice's take \d\.\d KiB of their 6\.0 KiB share; all recordings take/);
 
   const second = await exec('a-2', 'alice', 100);
   assert.equal(second.recorded, false);
-  assert.match(String(second.start.reason), /^no room in the recording budget \(alice's take \d\.\d KiB of their 6\.0 KiB share; .*\): an operator makes room by moving old recordings out of .*recordings$/);
+  assert.match(
+    String(second.start.reason),
+    /^no room in the recording budget \(alice's take \d\.\d KiB of their 6\.0 KiB share; .*\): an operator makes room by moving old recordings out of .*recordings$/,
+  );
 
   // alice's share full leaves bob's room: his session is recorded until the total is used.
   const bob = await exec('b-1', 'bob', 6 * KiB);
@@ -52,7 +68,10 @@ test('a person past their share is not recorded, with what is used in the reason
   assert.match(String(bob.end.reason), /no room left in the recording budget \(all recordings take \d+\.\d KiB of the server's 10\.0 KiB; bob's take/);
   const carol = await exec('c-1', 'carol', 100);
   assert.equal(carol.recorded, false);
-  assert.match(String(carol.start.reason), /no room in the recording budget \(all recordings take (9|10)\.\d KiB of the server's 10\.0 KiB; carol's take 0 B of their 6\.0 KiB share\)/);
+  assert.match(
+    String(carol.start.reason),
+    /no room in the recording budget \(all recordings take (9|10)\.\d KiB of the server's 10\.0 KiB; carol's take 0 B of their 6\.0 KiB share\)/,
+  );
 });
 
 test('recordings an operator deletes from the directory are noticed by the next session that would not fit, without a restart; a restart counts each file for the person its header names', async () => {

@@ -58,13 +58,30 @@ test('readCast: the header first, events as they are read, a damaged line named 
   };
   const cast = await readCast(lines([eventLine(0.5, 'o', 'hi').trimEnd(), eventLine(1, 'r', '100x30').trimEnd()]));
   assert.deepEqual([cast.header.width, cast.header.height], [80, 24]);
-  assert.deepEqual(await collect(cast.events), [[0.5, 'o', 'hi'], [1, 'r', '100x30']]);
+  assert.deepEqual(await collect(cast.events), [
+    [0.5, 'o', 'hi'],
+    [1, 'r', '100x30'],
+  ]);
   const bad = await readCast(lines([eventLine(2, 'o', 'a').trimEnd(), eventLine(1, 'o', 'b').trimEnd()]));
   await assert.rejects(collect(bad.events), /line 3 goes back in time \(1 s after 2 s\)/);
-  await assert.rejects(readCast((async function* () { yield '{"version":1}'; })()), /line 1 is not an asciicast v2 header/);
+  await assert.rejects(
+    readCast(
+      (async function* () {
+        yield '{"version":1}';
+      })(),
+    ),
+    /line 1 is not an asciicast v2 header/,
+  );
 });
 
-const HEADER: CastHeader = { version: 2, width: 120, height: 40, timestamp: 1_700_000_000, title: 'alice on prod: exec default/web-0 -- sh', env: { TERM: 'xterm-256color' } };
+const HEADER: CastHeader = {
+  version: 2,
+  width: 120,
+  height: 40,
+  timestamp: 1_700_000_000,
+  title: 'alice on prod: exec default/web-0 -- sh',
+  env: { TERM: 'xterm-256color' },
+};
 /** What a terminal or a YAML 1.1 reader could misread: controls, C1, DEL, bidi, plain-looking words, long lines that fold. */
 const HOSTILE: CastEvent[] = [
   [0, 'o', '\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[31mred\x1b[m\r\n'],
@@ -99,9 +116,13 @@ async function* chunksOf(events: CastEvent[]): AsyncGenerator<CastEvent> {
 test('recordings ls reads the directory: whose session each file holds (its header), newest first, the duration from its last event, its size; other files and links are not recordings', async () => {
   const dir = join(tempDir('catalog'), 'recordings');
   mkdirSync(dir, { recursive: true });
-  const write = (id: string, header: object, events: CastEvent[]) => writeFileSync(join(dir, `${id}.cast`), `${JSON.stringify(header)}\n${events.map(([t, c, d]) => eventLine(t, c, d)).join('')}`);
+  const write = (id: string, header: object, events: CastEvent[]) =>
+    writeFileSync(join(dir, `${id}.cast`), `${JSON.stringify(header)}\n${events.map(([t, c, d]) => eventLine(t, c, d)).join('')}`);
   const kport = (id: string, user: string) => ({ session_id: id, user, cluster: 'prod', kind: 'exec', namespace: 'apps', pod: 'web', command: 'sh' });
-  write('older', { version: 2, width: 80, height: 24, timestamp: 1_700_000_000, kport: kport('older', 'alice') }, [[0.5, 'o', 'a'], [83.4, 'o', 'b']]);
+  write('older', { version: 2, width: 80, height: 24, timestamp: 1_700_000_000, kport: kport('older', 'alice') }, [
+    [0.5, 'o', 'a'],
+    [83.4, 'o', 'b'],
+  ]);
   write('newer', { version: 2, width: 80, height: 24, timestamp: 1_700_000_100, kport: { ...kport('newer', 'bob'), kind: 'attach', container: 'app' } }, []);
   // Before kport wrote its key: listed with what the file says.
   write('plain', { version: 2, width: 80, height: 24, timestamp: 1_600_000_000 }, [[1, 'o', 'x']]);
@@ -113,14 +134,32 @@ test('recordings ls reads the directory: whose session each file holds (its head
   utimesSync(join(dir, 'plain.cast'), new Date(), new Date());
 
   const all = await listRecordings(dir);
-  assert.deepEqual(all.map((r) => r.session_id), ['newer', 'older', 'plain', 'liar']);
+  assert.deepEqual(
+    all.map((r) => r.session_id),
+    ['newer', 'older', 'plain', 'liar'],
+  );
   const [newer, older, plain, liar] = all;
-  assert.deepEqual(older, { session_id: 'older', user: 'alice', cluster: 'prod', kind: 'exec', namespace: 'apps', pod: 'web', container: null, command: 'sh', start: '2023-11-14T22:13:20Z', duration_ms: 83_400, size_bytes: older!.size_bytes });
+  assert.deepEqual(older, {
+    session_id: 'older',
+    user: 'alice',
+    cluster: 'prod',
+    kind: 'exec',
+    namespace: 'apps',
+    pod: 'web',
+    container: null,
+    command: 'sh',
+    start: '2023-11-14T22:13:20Z',
+    duration_ms: 83_400,
+    size_bytes: older!.size_bytes,
+  });
   assert.ok(older!.size_bytes > 100);
   assert.deepEqual([newer!.user, newer!.kind, newer!.container, newer!.duration_ms], ['bob', 'attach', 'app', 0]);
   assert.deepEqual([plain!.user, plain!.cluster, plain!.start, plain!.duration_ms], [null, null, '2020-09-13T12:26:40Z', 1000]);
   assert.equal(liar!.user, null);
-  assert.deepEqual((await listRecordings(dir, 2)).map((r) => r.session_id), ['newer', 'older']);
+  assert.deepEqual(
+    (await listRecordings(dir, 2)).map((r) => r.session_id),
+    ['newer', 'older'],
+  );
   assert.deepEqual(await listRecordings(join(dir, 'missing')), []);
 });
 
@@ -132,6 +171,9 @@ test('openRecording streams the file in chunks of at most 64 KiB, the size it ha
   assert.equal(opened.size, body.length);
   const sizes: number[] = [];
   for await (const chunk of opened.stream) sizes.push((chunk as Buffer).length);
-  assert.equal(sizes.reduce((a, b) => a + b, 0), body.length);
+  assert.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    body.length,
+  );
   assert.ok(Math.max(...sizes) <= 64 * 1024, String(sizes));
 });

@@ -13,12 +13,15 @@ import { SessionRecorder, type SessionMeta } from '../../src/server/events/recor
 import { openRecording } from '../../src/recordings/store.ts';
 import { tempDir } from '../peers/process.ts';
 
-const { Sender } = ws as unknown as { Sender: { frame(data: Buffer | string, opts: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1?: boolean }): Buffer[] } };
+const { Sender } = ws as unknown as {
+  Sender: { frame(data: Buffer | string, opts: { fin: boolean; opcode: number; mask: boolean; readOnly: boolean; rsv1?: boolean }): Buffer[] };
+};
 
 /** One WebSocket message on a Kubernetes channel; the client's are masked, as RFC 6455 requires. */
 const frame = (channel: number, data: string | Buffer, from: 'client' | 'server', opcode = 2) =>
   Buffer.concat(Sender.frame(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]), { fin: true, opcode, mask: from === 'client', readOnly: false }));
-const RESPONSE_101 = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n';
+const RESPONSE_101 =
+  'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n';
 
 const meta = (sessionId: string, protocol = 'v5.channel.k8s.io,v4.channel.k8s.io'): SessionMeta => ({
   sessionId,
@@ -45,7 +48,13 @@ function harness(opts: { maxSessionBytes?: number; budget?: { total: number; per
   const dir = join(tempDir('recordings'), 'server', 'recordings');
   let clock = 0;
   const events: Array<Record<string, unknown>> = [];
-  const recorder = new SessionRecorder({ dir, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log: () => {}, clock: () => clock, ...opts });
+  const recorder = new SessionRecorder({
+    dir,
+    audit: { record: async (e) => void events.push(e as Record<string, unknown>) },
+    log: () => {},
+    clock: () => clock,
+    ...opts,
+  });
   return { dir, recorder, events, tick: (ms: number) => (clock += ms) };
 }
 
@@ -83,9 +92,21 @@ test('an exec over v5.channel.k8s.io is recorded as asciicast v2: the header has
   assert.equal(cast.header.version, 2);
   assert.deepEqual([cast.header.width, cast.header.height], [120, 40]);
   assert.match(cast.header.title ?? '', /alice on prod: exec default\/web-0 -c app -- sh/);
-  assert.deepEqual(cast.events.map(([, code, data]) => [code, data]), [['o', '$ ls\r\n'], ['o', 'oops\r\n'], ['o', '€'], ['r', '100x30']]);
+  assert.deepEqual(
+    cast.events.map(([, code, data]) => [code, data]),
+    [
+      ['o', '$ ls\r\n'],
+      ['o', 'oops\r\n'],
+      ['o', '€'],
+      ['r', '100x30'],
+    ],
+  );
   const times = cast.events.map(([t]) => t);
-  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'times never go back');
+  assert.deepEqual(
+    times,
+    [...times].sort((a, b) => a - b),
+    'times never go back',
+  );
   assert.ok(Math.abs(times[0]! - 0.26) < 1e-6, `the first output at 0.26 s: ${times[0]}`);
   assert.doesNotMatch(text, /secret-password/);
 
@@ -100,7 +121,7 @@ test('an exec over v5.channel.k8s.io is recorded as asciicast v2: the header has
   assert.equal(await readBack(dir, 's-1'), text);
 });
 
-test('the client\'s bytes are read, never changed: they are the very buffers that go on to the cluster (ws unmasks a frame in place)', async () => {
+test("the client's bytes are read, never changed: they are the very buffers that go on to the cluster (ws unmasks a frame in place)", async () => {
   const { recorder } = harness();
   const session = recorder.start(meta('s-masked'));
   session.fromUpstream(Buffer.from(RESPONSE_101));
@@ -113,14 +134,22 @@ test('the client\'s bytes are read, never changed: they are the very buffers tha
   const sent = chunks.map((c) => Buffer.from(c));
   for (const chunk of chunks) session.fromClient(chunk);
   await session.end('the client closed the connection');
-  for (const [i, chunk] of chunks.entries()) assert.ok(chunk.equals(sent[i]!), `chunk ${i} is unchanged: ${chunk.toString('hex')} was ${sent[i]!.toString('hex')}`);
+  for (const [i, chunk] of chunks.entries())
+    assert.ok(chunk.equals(sent[i]!), `chunk ${i} is unchanged: ${chunk.toString('hex')} was ${sent[i]!.toString('hex')}`);
   // And they were read: the later resize is in the recording.
-  assert.deepEqual(parseCast(readFileSync(join(recorder.dir, 's-masked.cast'), 'utf8')).events.map(([, code, data]) => [code, data]), [['r', '100x30']]);
+  assert.deepEqual(
+    parseCast(readFileSync(join(recorder.dir, 's-masked.cast'), 'utf8')).events.map(([, code, data]) => [code, data]),
+    [['r', '100x30']],
+  );
 });
 
 test('SPDY and unknown protocols are passed through unrecorded, and their session.start and session.end say recorded: false and why; no file is made', async () => {
   const { dir, recorder, events } = harness();
-  for (const [id, protocol] of [['spdy', 'SPDY/3.1'], ['b', 'v9.weird.example'], ['../../etc/x', 'v5.channel.k8s.io']] as const) {
+  for (const [id, protocol] of [
+    ['spdy', 'SPDY/3.1'],
+    ['b', 'v9.weird.example'],
+    ['../../etc/x', 'v5.channel.k8s.io'],
+  ] as const) {
     const session = recorder.start(meta(id, protocol));
     assert.equal(session.recorded, false, protocol);
     session.fromUpstream(Buffer.from(RESPONSE_101));
@@ -129,10 +158,16 @@ test('SPDY and unknown protocols are passed through unrecorded, and their sessio
   }
   assert.deepEqual(readdirSync(dir), []);
   const starts = events.filter((e) => e.type === 'session.start');
-  assert.deepEqual(starts.map((e) => e.recorded), [false, false, false]);
+  assert.deepEqual(
+    starts.map((e) => e.recorded),
+    [false, false, false],
+  );
   assert.match(String(starts[0]!.reason), /SPDY exec and attach are passed through unrecorded: kubectl 1\.30 and later speak WebSocket/);
   assert.match(String(starts[2]!.reason), /cannot name a file/);
-  assert.deepEqual(events.filter((e) => e.type === 'session.end').map((e) => e.recorded), [false, false, false]);
+  assert.deepEqual(
+    events.filter((e) => e.type === 'session.end').map((e) => e.recorded),
+    [false, false, false],
+  );
 });
 
 test('the per-session cap stops the recording with a marker, the session.end says so; the total cap leaves new sessions unrecorded', async () => {
@@ -150,7 +185,10 @@ test('the per-session cap stops the recording with a marker, the session.end say
   const last = cast.events.at(-1)!;
   assert.equal(last[1], 'm');
   assert.match(last[2], /kport stopped recording: the recording reached its cap of 4096 bytes/);
-  assert.ok(Buffer.byteLength(text) <= 4096 + 200 && Buffer.byteLength(text) > 4096 - 300, `output up to the cap is kept, then the marker: ${Buffer.byteLength(text)} bytes`);
+  assert.ok(
+    Buffer.byteLength(text) <= 4096 + 200 && Buffer.byteLength(text) > 4096 - 300,
+    `output up to the cap is kept, then the marker: ${Buffer.byteLength(text)} bytes`,
+  );
   assert.match(String(events.find((e) => e.type === 'session.end')!.reason), /recording stopped early: the recording reached its cap/);
 
   // What is left of the total cannot hold another session's output.
@@ -162,7 +200,10 @@ test('the per-session cap stops the recording with a marker, the session.end say
   const third = recorder.start(meta('third'));
   assert.equal(third.recorded, false);
   await third.end();
-  assert.match(String(events.filter((e) => e.type === 'session.start').at(-1)!.reason), /no room in the recording budget \(.*all recordings take \d\.\d KiB of the server's 5\.9 KiB/);
+  assert.match(
+    String(events.filter((e) => e.type === 'session.start').at(-1)!.reason),
+    /no room in the recording budget \(.*all recordings take \d\.\d KiB of the server's 5\.9 KiB/,
+  );
 });
 
 test('frames the upstream cannot have sent, a refused upgrade, and a link where the file would go stop the recording without touching anything else', async () => {
@@ -175,7 +216,13 @@ test('frames the upstream cannot have sent, a refused upgrade, and a link where 
   garbage.fromUpstream(frame(1, 'after\r\n', 'server'));
   await garbage.end();
   const cast = parseCast(readFileSync(join(dir, 'garbage.cast'), 'utf8'));
-  assert.deepEqual(cast.events.map(([, c, d]) => [c, d.replace(/\(.*\)/, '(…)')]), [['o', 'before\r\n'], ['m', 'kport stopped recording: unreadable WebSocket frames (…)']]);
+  assert.deepEqual(
+    cast.events.map(([, c, d]) => [c, d.replace(/\(.*\)/, '(…)')]),
+    [
+      ['o', 'before\r\n'],
+      ['m', 'kport stopped recording: unreadable WebSocket frames (…)'],
+    ],
+  );
 
   const refused = recorder.start(meta('refused'));
   refused.fromUpstream(Buffer.from('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'));
@@ -194,7 +241,8 @@ test('frames the upstream cannot have sent, a refused upgrade, and a link where 
 });
 
 test('require_session_recording: SPDY exec is refused with the fix named, WebSocket is recorded; only roles that allow the cluster (or no cluster at all) require it', () => {
-  const role = (name: string, allow: Record<string, unknown>, options?: Record<string, unknown>) => parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow, ...(options && { options }) } });
+  const role = (name: string, allow: Record<string, unknown>, options?: Record<string, unknown>) =>
+    parseRole({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow, ...(options && { options }) } });
   const prodRecorded = role('prod', { kubernetes_labels: { env: 'prod' } }, { require_session_recording: true });
   const devFree = role('dev', { kubernetes_labels: { env: 'dev' } });
   const set = new RoleSet([prodRecorded, devFree], 'alice');
@@ -207,15 +255,22 @@ test('require_session_recording: SPDY exec is refused with the fix named, WebSoc
   // An option-only role applies everywhere; yes reads as true.
   const everywhere = new RoleSet([devFree, role('audited', {}, { require_session_recording: 'yes' })], 'alice');
   assert.equal(recordingDecision('SPDY/3.1', everywhere, dev).refusal, SPDY_REFUSAL);
-  assert.throws(() => role('bad', {}, { require_session_recording: 'sometimes' }), /spec\.options\.require_session_recording: expected true or false, got "sometimes"/);
+  assert.throws(
+    () => role('bad', {}, { require_session_recording: 'sometimes' }),
+    /spec\.options\.require_session_recording: expected true or false, got "sometimes"/,
+  );
 });
 
 test('sessionTarget reads the pod, container and command of exec and attach paths, and nothing else', () => {
   assert.deepEqual(sessionTarget('/api/v1/namespaces/default/pods/web-0/exec?command=sh&command=-c&command=ls&container=app&stdin=true&stdout=true&tty=true'), {
-    kind: 'exec', namespace: 'default', pod: 'web-0', container: 'app', command: 'sh -c ls', tty: true,
+    kind: 'exec',
+    namespace: 'default',
+    pod: 'web-0',
+    container: 'app',
+    command: 'sh -c ls',
+    tty: true,
   });
   assert.deepEqual(sessionTarget('/k/prod/api/v1/namespaces/ns/pods/p/attach?stdin=true'), { kind: 'attach', namespace: 'ns', pod: 'p', tty: false });
   assert.equal(sessionTarget('/api/v1/namespaces/ns/pods/p/portforward'), undefined);
   assert.equal(sessionTarget('/api/v1/namespaces/ns/pods/p/log'), undefined);
 });
-

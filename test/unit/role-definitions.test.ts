@@ -11,14 +11,19 @@ import { ObservedBackend } from '../../src/server/cache/observed-backend.ts';
 import { RoleDefinitions } from '../../src/server/cache/role-definitions.ts';
 import { WatchHub } from '../../src/server/cache/watch-hub.ts';
 
-const role = (name: string, env: string) => ({ kind: ROLE, version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
+const role = (name: string, env: string) =>
+  ({ kind: ROLE, version: 'v7', metadata: { name }, spec: { allow: { kubernetes_labels: { env }, kubernetes_groups: ['developers'] } } }) as never;
 
-test('RoleDefinitions: the same decoded map while no role changed; an edit, a new role and a removal by the server show at the next call, another writer\'s once the watch reports it', async () => {
+test("RoleDefinitions: the same decoded map while no role changed; an edit, a new role and a removal by the server show at the next call, another writer's once the watch reports it", async () => {
   const store = new MemoryBackend();
   const hub = new WatchHub(store);
   const server = new ObservedBackend(store, hub);
   await upsertResource(store, role('dev', 'dev'));
-  const roles = new RoleDefinitions({ backend: server, hub, configRoles: [{ name: 'from-config', kubernetes_labels: { env: 'x' }, kubernetes_groups: [], kubernetes_users: [] } as never] });
+  const roles = new RoleDefinitions({
+    backend: server,
+    hub,
+    configRoles: [{ name: 'from-config', kubernetes_labels: { env: 'x' }, kubernetes_groups: [], kubernetes_users: [] } as never],
+  });
   try {
     const first = await roles.current();
     assert.deepEqual(first.get('dev')?.spec.allow.kubernetes_labels, { env: 'dev' });

@@ -58,7 +58,12 @@ spec:
 
 test("a role pasted from Teleport's docs reads as v7", () => {
   const role = parseRole(parse(TELEPORT_DOCS_LABELS));
-  assert.deepEqual(role, { kind: 'role', version: 'v7', metadata: { name: 'kube-access' }, spec: { allow: { kubernetes_labels: { region: '*', environment: 'development' } } } });
+  assert.deepEqual(role, {
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'kube-access' },
+    spec: { allow: { kubernetes_labels: { region: '*', environment: 'development' } } },
+  });
   const full = parseRole(
     parse(`kind: role
 version: v6
@@ -84,14 +89,28 @@ spec:
 test("the docs' kube-access role that narrows pods is refused with the reason, not widened", () => {
   const message = problems(parse(TELEPORT_DOCS_KUBE_ACCESS));
   assert.match(message, /spec\.allow\.kubernetes_resources: kport does not narrow access inside a cluster .*ignoring it would grant more than the role says/);
-  assert.match(problems({ kind: 'role', metadata: { name: 'x' }, spec: { deny: { kubernetes_resources: [{ kind: '*', namespace: '*', name: '*' }] } } }), /spec\.deny\.kubernetes_resources: kport cannot deny single Kubernetes objects/);
+  assert.match(
+    problems({ kind: 'role', metadata: { name: 'x' }, spec: { deny: { kubernetes_resources: [{ kind: '*', namespace: '*', name: '*' }] } } }),
+    /spec\.deny\.kubernetes_resources: kport cannot deny single Kubernetes objects/,
+  );
 });
 
 test("today's flat shapes (config entry, v1 resource) read as the allow side", () => {
-  const expected: RoleV7 = { kind: 'role', version: 'v7', metadata: { name: 'dev' }, spec: { allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } } };
+  const expected: RoleV7 = {
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'dev' },
+    spec: { allow: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } },
+  };
   assert.deepEqual(parseRole({ name: 'dev', kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'], kubernetes_users: [] }), expected);
-  assert.deepEqual(parseRole({ kind: 'role', version: 'v1', metadata: { name: 'dev' }, spec: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } }), expected);
-  assert.deepEqual(parseRole({ kind: 'role', metadata: { name: 'dev' }, spec: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } }), expected);
+  assert.deepEqual(
+    parseRole({ kind: 'role', version: 'v1', metadata: { name: 'dev' }, spec: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } }),
+    expected,
+  );
+  assert.deepEqual(
+    parseRole({ kind: 'role', metadata: { name: 'dev' }, spec: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['developers'] } }),
+    expected,
+  );
   // What kport prints reads back unchanged.
   assert.deepEqual(parseRole(expected), expected);
 });
@@ -102,7 +121,14 @@ test('bad roles: every problem named by key path, with did-you-mean, traits, ver
     version: 'v7',
     metadata: { name: 'dev' },
     spec: {
-      allow: { kubernetes_label: { env: 'prod' }, kubernetes_groups: ['{{internal.kubernetes_groups}}'], rules: [{ resources: ['tokens'], verbs: ['lst'] }, { resources: ['role'], verbs: ['read'], where: 'x' }] },
+      allow: {
+        kubernetes_label: { env: 'prod' },
+        kubernetes_groups: ['{{internal.kubernetes_groups}}'],
+        rules: [
+          { resources: ['tokens'], verbs: ['lst'] },
+          { resources: ['role'], verbs: ['read'], where: 'x' },
+        ],
+      },
       options: { max_session_ttl: 'forever', forward_agent: true },
     },
   });
@@ -113,9 +139,15 @@ test('bad roles: every problem named by key path, with did-you-mean, traits, ver
   assert.match(message, /spec\.allow\.rules\[1\]: kport cannot evaluate where/);
   assert.match(message, /spec\.options\.max_session_ttl: expected a duration such as 8h or 30m, got "forever"/);
   assert.match(message, /spec\.options\.forward_agent: unknown key \(kport reads max_session_ttl and require_session_recording only\)/);
-  assert.match(problems({ kind: 'role', version: 'v3', metadata: { name: 'x' }, spec: { allow: {} } }), /version: kport reads Teleport roles of version v5, v6, v7, v8 \(got "v3"\)/);
+  assert.match(
+    problems({ kind: 'role', version: 'v3', metadata: { name: 'x' }, spec: { allow: {} } }),
+    /version: kport reads Teleport roles of version v5, v6, v7, v8 \(got "v3"\)/,
+  );
   assert.match(problems({ kind: 'role', metadata: { name: 'x' }, spec: { alow: {} } }), /spec\.alow: unknown key: did you mean allow\?/);
-  assert.match(problems({ kind: 'role', metadata: { name: 'x' }, spec: { allow: { kubernetes_labels: { env: '^(a$' } } } }), /not a regular expression RE2 accepts/);
+  assert.match(
+    problems({ kind: 'role', metadata: { name: 'x' }, spec: { allow: { kubernetes_labels: { env: '^(a$' } } } }),
+    /not a regular expression RE2 accepts/,
+  );
   assert.match(problems({ kind: 'role', metadata: { name: 'bad name' }, spec: {} }), /metadata\.name: names may contain only/);
 });
 
@@ -145,7 +177,10 @@ test('kube access: union of matching allows, users default to the person, deny r
   const dev = role('dev', { allow: { kubernetes_labels: { env: ['dev', 'prod'] }, kubernetes_groups: ['developers', 'viewers'] } });
   const pay = role('pay', { allow: { kubernetes_labels: { team: 'pay*' }, kubernetes_groups: ['payments'] } });
   const set = new RoleSet([dev, pay], 'alice');
-  assert.deepEqual(set.kubeAccess({ env: 'prod', team: 'payments' }), { users: ['alice'], groups: ['developers', 'viewers', 'payments', 'system:authenticated'] });
+  assert.deepEqual(set.kubeAccess({ env: 'prod', team: 'payments' }), {
+    users: ['alice'],
+    groups: ['developers', 'viewers', 'payments', 'system:authenticated'],
+  });
   assert.equal(set.kubeAccess({ env: 'staging' }), undefined);
   const noProd = role('no-prod', { allow: {}, deny: { kubernetes_labels: { env: 'prod' }, kubernetes_groups: ['viewers'] } });
   const denied = new RoleSet([dev, pay, noProd], 'alice');
@@ -153,8 +188,16 @@ test('kube access: union of matching allows, users default to the person, deny r
   assert.deepEqual(denied.kubeAccess({ env: 'dev' }), { users: ['alice'], groups: ['developers', 'system:authenticated'] });
   const admins = role('admins', { allow: { kubernetes_labels: { '*': '*' }, kubernetes_users: ['admin', 'alice'] }, deny: { kubernetes_users: ['admin'] } });
   assert.deepEqual(new RoleSet([admins], 'alice').kubeAccess({}), { users: ['alice'], groups: ['system:authenticated'] });
-  assert.equal(new RoleSet([admins, role('nobody', { allow: {}, deny: { kubernetes_users: ['*'] } })], 'alice').kubeAccess({}), undefined, 'no Kubernetes user left: out of reach');
-  assert.equal(new RoleSet([role('empty', { allow: { kubernetes_labels: {} } })], 'alice').kubeAccess({ env: 'prod' }), undefined, 'empty labels match nothing');
+  assert.equal(
+    new RoleSet([admins, role('nobody', { allow: {}, deny: { kubernetes_users: ['*'] } })], 'alice').kubeAccess({}),
+    undefined,
+    'no Kubernetes user left: out of reach',
+  );
+  assert.equal(
+    new RoleSet([role('empty', { allow: { kubernetes_labels: {} } })], 'alice').kubeAccess({ env: 'prod' }),
+    undefined,
+    'empty labels match nothing',
+  );
   const access = new RoleSet([BUILTIN_ROLES.find((r) => r.metadata.name === 'access')!], 'bob');
   assert.deepEqual(access.kubeAccess({ anything: 'x' }), { users: ['bob'], groups: ['system:authenticated'] });
   assert.deepEqual(access.kubeAccess({}), { users: ['bob'], groups: ['system:authenticated'] });
@@ -171,10 +214,20 @@ test('max_session_ttl: the shortest of the roles that set it, never above the de
 
 test('definitions: built-ins win, config wins over stored, old flat resources still read, an unreadable one denies everything', async () => {
   const backend = new MemoryBackend();
-  await createResource(backend, { kind: 'role', version: 'v1', metadata: { name: 'flat' }, spec: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['g'], kubernetes_users: [] } });
+  await createResource(backend, {
+    kind: 'role',
+    version: 'v1',
+    metadata: { name: 'flat' },
+    spec: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['g'], kubernetes_users: [] },
+  });
   await createResource(backend, { kind: 'role', version: 'v7', metadata: { name: 'editor' }, spec: { allow: { kubernetes_labels: { '*': '*' } } } });
   await createResource(backend, { kind: 'role', version: 'v7', metadata: { name: 'both' }, spec: { allow: { kubernetes_groups: ['stored'] } } });
-  await createResource(backend, { kind: 'role', version: 'v7', metadata: { name: 'broken' }, spec: { allow: { kubernetes_groups: 'x' }, deny: { bogus: true } } });
+  await createResource(backend, {
+    kind: 'role',
+    version: 'v7',
+    metadata: { name: 'broken' },
+    spec: { allow: { kubernetes_groups: 'x' }, deny: { bogus: true } },
+  });
   const defs = await loadRoleDefinitions(backend, [{ name: 'both', kubernetes_labels: {}, kubernetes_groups: ['config'], kubernetes_users: [] }]);
   assert.deepEqual([...defs.keys()].sort(), ['access', 'auditor', 'both', 'broken', 'editor', 'flat']);
   assert.deepEqual(defs.get('flat')!.spec, { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['g'] } });

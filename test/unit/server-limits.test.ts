@@ -17,7 +17,10 @@ test('sourceKey: an IPv4 address (also as IPv4-mapped IPv6) is itself; an IPv6 a
 test('RateLimiter: a burst, then one per average interval, per key; says when to come back', () => {
   let now = 0;
   const limiter = new RateLimiter({ periodMs: 60_000, average: 60, burst: 3 }, () => now);
-  assert.deepEqual([1, 2, 3].map(() => limiter.take('a').ok), [true, true, true]);
+  assert.deepEqual(
+    [1, 2, 3].map(() => limiter.take('a').ok),
+    [true, true, true],
+  );
   const refused = limiter.take('a');
   assert.equal(refused.ok, false);
   assert.equal(!refused.ok && refused.retryAfterMs, 1000);
@@ -26,7 +29,11 @@ test('RateLimiter: a burst, then one per average interval, per key; says when to
   assert.equal(limiter.take('a').ok, true);
   assert.equal(limiter.take('a').ok, false);
   now += 3_600_000;
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('a').ok), [true, true, true, false], 'refills only up to the burst');
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => limiter.take('a').ok),
+    [true, true, true, false],
+    'refills only up to the burst',
+  );
 });
 
 test('BodyBudget: refuses what would pass the limit, takes back what is released', () => {
@@ -40,7 +47,10 @@ test('BodyBudget: refuses what would pass the limit, takes back what is released
 
 test('Counter: a cap per key and in total; released slots are reused', () => {
   const counter = new Counter(2, 3);
-  assert.deepEqual(['a', 'a', 'a'].map((k) => counter.acquire(k)), ['ok', 'ok', 'per_source']);
+  assert.deepEqual(
+    ['a', 'a', 'a'].map((k) => counter.acquire(k)),
+    ['ok', 'ok', 'per_source'],
+  );
   assert.equal(counter.acquire('b'), 'ok');
   assert.equal(counter.acquire('c'), 'total');
   counter.release('a');

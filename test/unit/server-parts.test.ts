@@ -16,7 +16,8 @@ test('audit: refusals from one address are stored at most 120 a minute, the rest
   const backend = new MemoryBackend({ now: () => now });
   const lines: string[] = [];
   const audit = new ServerAudit(backend, { log: (l) => lines.push(l), now: () => new Date(now) });
-  for (let i = 0; i < 130; i++) await audit.record({ type: 'agent.join', outcome: 'refused', reason: 'token expired or not found', remote_addr: `203.0.113.9:${40000 + i}` });
+  for (let i = 0; i < 130; i++)
+    await audit.record({ type: 'agent.join', outcome: 'refused', reason: 'token expired or not found', remote_addr: `203.0.113.9:${40000 + i}` });
   await audit.record({ type: 'agent.join', outcome: 'refused', reason: 'token expired or not found', remote_addr: '198.51.100.1:5000' });
   await audit.record({ type: 'agent.join', outcome: 'allowed', host_id: 'h', remote_addr: '203.0.113.9:1' });
   const stored = async () => (await backend.list('/resources/audit_event/')).map((i) => JSON.parse(i.value).spec);
@@ -28,7 +29,10 @@ test('audit: refusals from one address are stored at most 120 a minute, the rest
   now += 61_000;
   await audit.record({ type: 'agent.call', outcome: 'refused', reason: 'x', remote_addr: '203.0.113.9:2' });
   events = await stored();
-  assert.ok(events.some((e) => e.type === 'audit.suppressed' && /^10 more refused or failed calls/.test(e.reason)), JSON.stringify(events.filter((e) => e.type !== 'agent.join')));
+  assert.ok(
+    events.some((e) => e.type === 'audit.suppressed' && /^10 more refused or failed calls/.test(e.reason)),
+    JSON.stringify(events.filter((e) => e.type !== 'agent.join')),
+  );
   // 120 refusals, the other address, the allowed join, the summary, the next minute's refusal.
   assert.equal(lines.length, 120 + 1 + 1 + 1 + 1, 'the log carries what is stored');
   assert.equal(events.length, lines.length);
@@ -70,7 +74,7 @@ test('watch hub: agents watching one prefix share one backend watch; each gets e
   hub.close();
 });
 
-test("first contact: a pinned server whose certificate does not name the address dialled is refused before anything is sent, naming the names it has", async () => {
+test('first contact: a pinned server whose certificate does not name the address dialled is refused before anything is sent, naming the names it has', async () => {
   const { createServer } = await import('node:tls');
   const { createAuthority, generateKeys, issueLeaf, keyPem, certPem, spkiPin } = await import('../../src/pki/certs.ts');
   const { fetchPinnedCA } = await import('../../src/client/server-client.ts');
@@ -79,13 +83,21 @@ test("first contact: a pinned server whose certificate does not name the address
   const leaf = await issueLeaf(ca, keys.publicKey, { commonName: 'kport server', usage: 'server', validForMs: 3_600_000, dnsNames: ['kport.example.com'] });
   let received = 0;
   // It speaks HTTP/2 as a kport server does (a server that does not is not one: server-client.ts says so first).
-  const server = createServer({ key: await keyPem(keys.privateKey), cert: certPem(leaf) + certPem(ca.cert), ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => socket.on('data', () => received++));
+  const server = createServer({ key: await keyPem(keys.privateKey), cert: certPem(leaf) + certPem(ca.cert), ALPNProtocols: ['h2', 'http/1.1'] }, (socket) =>
+    socket.on('data', () => received++),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   try {
     const pin = spkiPin(certPem(ca.cert));
-    await assert.rejects(fetchPinnedCA({ host: '127.0.0.1', port }, [pin], () => {}), /The server's certificate does not name 127\.0\.0\.1 \(it names kport\.example\.com\): nothing was sent; .*proxy_service\.public_addr/);
-    await assert.rejects(fetchPinnedCA({ host: '127.0.0.1', port }, [`sha256:${'0'.repeat(64)}`], () => {}), /does not match teleport\.ca_pin/);
+    await assert.rejects(
+      fetchPinnedCA({ host: '127.0.0.1', port }, [pin], () => {}),
+      /The server's certificate does not name 127\.0\.0\.1 \(it names kport\.example\.com\): nothing was sent; .*proxy_service\.public_addr/,
+    );
+    await assert.rejects(
+      fetchPinnedCA({ host: '127.0.0.1', port }, [`sha256:${'0'.repeat(64)}`], () => {}),
+      /does not match teleport\.ca_pin/,
+    );
     assert.equal(received, 0, 'no byte of application data reached the server');
   } finally {
     server.close();
@@ -111,7 +123,14 @@ test('audit: every field copied from a request is cut to 256 characters with its
   const lines: string[] = [];
   const audit = new ServerAudit(backend, { log: (l) => lines.push(l), now: () => new Date(now) });
   const key = `/resources/token/${'k'.repeat(1 << 20)}`;
-  await audit.record({ type: 'agent.call', outcome: 'refused', action: `get ${key}`, reason: `may not read ${key}`, hostname: '\u001b]0;pwned\u0007', remote_addr: '203.0.113.9:1' });
+  await audit.record({
+    type: 'agent.call',
+    outcome: 'refused',
+    action: `get ${key}`,
+    reason: `may not read ${key}`,
+    hostname: '\u001b]0;pwned\u0007',
+    remote_addr: '203.0.113.9:1',
+  });
   const [stored] = await backend.list('/resources/audit_event/');
   assert.ok(stored);
   assert.ok(stored.value.length < 1500, `one event stores ${stored.value.length} bytes`);
@@ -120,10 +139,22 @@ test('audit: every field copied from a request is cut to 256 characters with its
   assert.match(spec.action, /^get \/resources\/token\/kkk.*… \(1048597 characters\)$/);
   assert.match(spec.reason, /… \(1048606 characters\)$/);
   assert.ok(!/[\u0000-\u001f]/.test(spec.hostname), 'control characters are not kept');
-  assert.ok(lines.every((l) => l.length < 1500), 'nor logged');
+  assert.ok(
+    lines.every((l) => l.length < 1500),
+    'nor logged',
+  );
 
   // Many refusals of the largest size: the budget stops them by bytes, well before 120.
-  for (let i = 0; i < 120; i++) await audit.record({ type: 'agent.call', outcome: 'refused', action: `get ${key}`, reason: `may not read ${key}`, token_name: key, hostname: key, remote_addr: `203.0.113.9:${i}` });
+  for (let i = 0; i < 120; i++)
+    await audit.record({
+      type: 'agent.call',
+      outcome: 'refused',
+      action: `get ${key}`,
+      reason: `may not read ${key}`,
+      token_name: key,
+      hostname: key,
+      remote_addr: `203.0.113.9:${i}`,
+    });
   for (let i = 0; i < 50; i++) audit.failure(`203.0.113.9:${i}`, `/${'p'.repeat(100_000)} failed: boom`);
   const bytes = (await backend.list('/resources/audit_event/')).reduce((n, i) => n + i.value.length, 0);
   assert.ok(bytes <= 64 * 1024 + 4096, `the source stored ${bytes} bytes in a minute`);
@@ -168,11 +199,18 @@ test('ServerAudit.queue: 2,500 request events in one millisecond, past two draws
   const logs: string[] = [];
   const at = new Date('2026-11-29T12:00:00Z');
   const audit = new ServerAudit(backend, { log: (line) => logs.push(line), now: () => at });
-  for (let i = 0; i < 2500; i++) audit.queue({ type: 'kube.request', outcome: 'allowed', user: 'alice', cluster: 'prod', verb: 'get', status: 200, name: `n${i}` });
+  for (let i = 0; i < 2500; i++)
+    audit.queue({ type: 'kube.request', outcome: 'allowed', user: 'alice', cluster: 'prod', verb: 'get', status: 200, name: `n${i}` });
   await audit.drain();
   const events = await listResources<AuditEvent>(backend, AUDIT_EVENT);
-  assert.deepEqual(logs.filter((l) => l.includes('"level":"error"')), []);
+  assert.deepEqual(
+    logs.filter((l) => l.includes('"level":"error"')),
+    [],
+  );
   assert.equal(events.length, 2500);
   assert.equal(new Set(events.map((e) => e.metadata.name)).size, 2500);
-  assert.ok(events.every((e) => /^2026-11-29T12:00:00\.000Z-[0-9a-f]{8}$/.test(e.metadata.name)), events[0]?.metadata.name);
+  assert.ok(
+    events.every((e) => /^2026-11-29T12:00:00\.000Z-[0-9a-f]{8}$/.test(e.metadata.name)),
+    events[0]?.metadata.name,
+  );
 });

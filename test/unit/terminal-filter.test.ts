@@ -121,7 +121,8 @@ describe('TerminalFilter', () => {
 
   test('a real screen: vim-like output with a title, a DSR and a clipboard write inside keeps every drawing byte in order', () => {
     const draw = '\x1b[?1049h\x1b[1;24r\x1b[H\x1b[2J\x1b[?25l\x1b[1;1H\x1b[34m~\x1b[m\r\n\x1b[7mfile.txt\x1b[27m\x1b[?25h';
-    const hostile = '\x1b[?1049h\x1b[22;0;0t\x1b[1;24r\x1b]0;vim\x07\x1b[H\x1b[2J\x1b[6n\x1b[?25l\x1b[1;1H\x1b[34m~\x1b[m\x1b]52;c;cm0gLXJm\x07\r\n\x1b]8;;http://x\x1b\\\x1b[7mfile.txt\x1b[27m\x1b]8;;\x1b\\\x1b[?25h';
+    const hostile =
+      '\x1b[?1049h\x1b[22;0;0t\x1b[1;24r\x1b]0;vim\x07\x1b[H\x1b[2J\x1b[6n\x1b[?25l\x1b[1;1H\x1b[34m~\x1b[m\x1b]52;c;cm0gLXJm\x07\r\n\x1b]8;;http://x\x1b\\\x1b[7mfile.txt\x1b[27m\x1b]8;;\x1b\\\x1b[?25h';
     assert.equal(filter(hostile), draw);
     for (let i = 0; i < hostile.length; i += 7) assert.equal(filter(hostile.slice(0, i), hostile.slice(i)), draw);
   });
@@ -148,7 +149,7 @@ describe('TerminalFilter', () => {
     assert.equal(filter(`a\x1b[${'1;'.repeat(200)}mb`), 'ab');
   });
 
-  test('a sequence left open at an event\'s end is not written until it is whole', () => {
+  test("a sequence left open at an event's end is not written until it is whole", () => {
     const f = new TerminalFilter();
     assert.equal(f.write('x\x1b'), 'x');
     assert.equal(f.write('['), '');

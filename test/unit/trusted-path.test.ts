@@ -12,7 +12,7 @@ import { tempHome } from '../helpers/run.ts';
 const rule = { what: 'the data dir' };
 
 describe('trustedPath', () => {
-  test('returns the real path, through the user\'s own links (relative ones too), with a tail that does not exist yet appended', () => {
+  test("returns the real path, through the user's own links (relative ones too), with a tail that does not exist yet appended", () => {
     const home = realpathSync(tempHome());
     mkdirSync(join(home, 'real', 'inner'), { recursive: true });
     symlinkSync('real', join(home, 'link'));
@@ -30,15 +30,26 @@ describe('trustedPath', () => {
     for (const dir of [join(home, 'real', 'a'), made]) assert.equal(statSync(dir).mode & 0o777, 0o700);
   });
 
-  test('a directory on the way that others can write is refused unless sticky; the last one is the caller\'s to judge, unless kport writes into it', () => {
+  test("a directory on the way that others can write is refused unless sticky; the last one is the caller's to judge, unless kport writes into it", () => {
     const home = realpathSync(tempHome());
     const open = join(home, 'open');
     mkdirSync(open);
     chmodSync(open, 0o777);
-    assert.throws(() => trustedPath(join(open, 'data'), rule), (err: UserError) => err.exitCode === 1 && err.message.startsWith(`The directory ${open} on the way to the data dir ${join(open, 'data')} is writable by other users (mode 0777)`));
-    assert.throws(() => trustedPath(join(open, 'data'), { what: 'your kport home', exitCode: 4 }, { create: true }), (err: UserError) => err.exitCode === 4);
+    assert.throws(
+      () => trustedPath(join(open, 'data'), rule),
+      (err: UserError) =>
+        err.exitCode === 1 &&
+        err.message.startsWith(`The directory ${open} on the way to the data dir ${join(open, 'data')} is writable by other users (mode 0777)`),
+    );
+    assert.throws(
+      () => trustedPath(join(open, 'data'), { what: 'your kport home', exitCode: 4 }, { create: true }),
+      (err: UserError) => err.exitCode === 4,
+    );
     assert.equal(trustedPath(open, rule), open);
-    assert.throws(() => trustedPath(open, { what: 'the directory' }, { writeInto: true }), (err: UserError) => err.message.startsWith(`The directory ${open} is writable by other users (mode 0777)`));
+    assert.throws(
+      () => trustedPath(open, { what: 'the directory' }, { writeInto: true }),
+      (err: UserError) => err.message.startsWith(`The directory ${open} is writable by other users (mode 0777)`),
+    );
     chmodSync(open, 0o1777);
     assert.equal(trustedPath(join(open, 'data'), rule), join(open, 'data'));
     assert.equal(trustedPath(open, { what: 'the directory' }, { writeInto: true }), open);

@@ -8,9 +8,7 @@ import type { CommandDef } from '../command.ts';
 export const agentsRm: CommandDef = {
   path: ['agents', 'rm'],
   summary: 'Remove an agent: its certificate is refused from its next call on',
-  examples: [
-    'kport agents rm 5b8f3c2e-1d4a-4e8b-9f2a-0c1d2e3f4a5b',
-  ],
+  examples: ['kport agents rm 5b8f3c2e-1d4a-4e8b-9f2a-0c1d2e3f4a5b'],
   args: ['<host_id>'],
   async run({ args, ctx, session }) {
     const hostId = args[0]!;

@@ -4,12 +4,12 @@ import type { CommandDef } from '../command.ts';
 export const status: CommandDef = {
   path: ['status'],
   summary: 'Show your kport login (server, user, roles, expiry) and whether commands run locally or through the server',
-  examples: [
-    'kport status',
-    'kport status -o json',
-  ],
+  examples: ['kport status', 'kport status -o json'],
   async run({ ctx, session }) {
-    const [{ kportHome, currentProfile, checkCredential }, { EXPIRED }] = await Promise.all([import('../../client/profile.ts'), import('../../client/person.ts')]);
+    const [{ kportHome, currentProfile, checkCredential }, { EXPIRED }] = await Promise.all([
+      import('../../client/profile.ts'),
+      import('../../client/person.ts'),
+    ]);
     const where = await session.where();
     // Shown even when commands run locally (logged out, or -c given): what a login would resume.
     const profile = where.via === 'server' ? where.profile : currentProfile(kportHome(ctx.env));
@@ -40,7 +40,7 @@ export const status: CommandDef = {
     const mode = where.via === 'server' ? `through the server at ${where.profile.proxy}: ${where.why}` : `locally: ${where.why}`;
     lines.push(['Commands', `run ${mode}`]);
     const width = Math.max(...lines.map(([k]) => k.length)) + 2;
-    ctx.stdout.write(lines.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n') + '\n');
+    ctx.stdout.write(`${lines.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join('\n')}\n`);
     return code;
   },
 };

@@ -6,10 +6,7 @@ import type { CommandDef } from '../command.ts';
 export const discoverPolicy: CommandDef = {
   path: ['discover', 'policy'],
   summary: 'Print the minimal IAM policy the discovery agent needs for the configured matchers',
-  examples: [
-    'kport discover policy',
-    'kport discover policy --for-role arn:aws:iam::222222222222:role/discovery',
-  ],
+  examples: ['kport discover policy', 'kport discover policy --for-role arn:aws:iam::222222222222:role/discovery'],
   options: [{ flags: '--for-role <arn>', description: 'print the policy an assume_role_arn role itself needs' }],
   async run({ opts, ctx, session }) {
     const matchers = (await session.config()).discovery_service?.aws ?? [];

@@ -21,7 +21,9 @@ export async function personAccess(session: Session, userOption: unknown) {
     const { personKubeAccess } = await import('../../client/person.ts');
     const access = await personKubeAccess(person);
     if (typeof userOption === 'string' && userOption && userOption !== access.user) {
-      throw new UsageError(`You are logged in to ${person.where.profile.proxy} as ${printable(access.user)}: --user ${printable(userOption)} names someone else; log in as them (kport login --user ${printable(userOption)}), or drop --user.`);
+      throw new UsageError(
+        `You are logged in to ${person.where.profile.proxy} as ${printable(access.user)}: --user ${printable(userOption)} names someone else; log in as them (kport login --user ${printable(userOption)}), or drop --user.`,
+      );
     }
     // The server lists only the clusters these roles allow; this kport serves none of them itself.
     const clusters = await allowedClusters(backend, access);
@@ -34,4 +36,4 @@ export async function personAccess(session: Session, userOption: unknown) {
   return { config, backend, access, clusters, allowed: clusters.allowed, explain: { access, configSource: config.source }, server: undefined };
 }
 
-export const USER_OPTION = { flags: '--user <name>', description: 'your kport user (default: your OS login name; with a login, the login\'s)' };
+export const USER_OPTION = { flags: '--user <name>', description: "your kport user (default: your OS login name; with a login, the login's)" };

@@ -7,16 +7,15 @@ import { personAccess } from './access.ts';
 export const kubeConfig: CommandDef = {
   path: ['kube', 'config'],
   summary: 'Write kubeconfig entries that reach clusters through the kport server you are logged in to (as `tsh kube login` does)',
-  examples: [
-    'kport kube config prod-eks-us-east-1-222222222222',
-    'kport kube config alpha beta --no-switch',
-  ],
+  examples: ['kport kube config prod-eks-us-east-1-222222222222', 'kport kube config alpha beta --no-switch'],
   args: ['<clusters...>'],
   options: [{ flags: '--no-switch', description: 'keep the current context (default: switch to the first cluster named)' }],
   async run({ args, opts, ctx, session }) {
     const where = await session.where();
     if (where.via !== 'server') {
-      throw new UsageError(`kport kube config writes entries that reach a kport server, and you are not logged in to one (${where.why}): run kport login --proxy HOST:PORT first, or use kport kube login for a local proxy.`);
+      throw new UsageError(
+        `kport kube config writes entries that reach a kport server, and you are not logged in to one (${where.why}): run kport login --proxy HOST:PORT first, or use kport kube login for a local proxy.`,
+      );
     }
     const { backend, clusters } = await personAccess(session, undefined);
     const [{ resolveAllowedCluster }, { writeServerKubeconfig }, { kubeconfigPaths }, { parseServerAddress }] = await Promise.all([
@@ -31,8 +30,18 @@ export const kubeConfig: CommandDef = {
     const { profile } = where;
     const address = parseServerAddress(profile.proxy);
     const path = kubeconfigPaths(ctx.env)[0]!;
-    const contexts = writeServerKubeconfig(path, { proxy: profile.proxy, host: address.host, port: address.port, ca: profile.ca }, [...new Set(names)], selfCommand(), opts.switch !== false);
-    ctx.stdout.write(`Wrote ${contexts.length === 1 ? 'context' : 'contexts'} ${printable(contexts.join(', '))} to ${path}${opts.switch !== false ? `; the current context is now ${printable(contexts[0]!)}` : ''}.\n`);
-    ctx.stderr.write(`kubectl reaches ${contexts.length === 1 ? 'it' : 'them'} through ${profile.proxy} with your login (kport kube credentials), until it expires at ${where.expires.toISOString()}; then run kport login again.\n`);
+    const contexts = writeServerKubeconfig(
+      path,
+      { proxy: profile.proxy, host: address.host, port: address.port, ca: profile.ca },
+      [...new Set(names)],
+      selfCommand(),
+      opts.switch !== false,
+    );
+    ctx.stdout.write(
+      `Wrote ${contexts.length === 1 ? 'context' : 'contexts'} ${printable(contexts.join(', '))} to ${path}${opts.switch !== false ? `; the current context is now ${printable(contexts[0]!)}` : ''}.\n`,
+    );
+    ctx.stderr.write(
+      `kubectl reaches ${contexts.length === 1 ? 'it' : 'them'} through ${profile.proxy} with your login (kport kube credentials), until it expires at ${where.expires.toISOString()}; then run kport login again.\n`,
+    );
   },
 };

@@ -4,13 +4,14 @@ import { USER_OPTION, personAccess } from './access.ts';
 
 export const kubeCredentials: CommandDef = {
   path: ['kube', 'credentials'],
-  summary: 'Print an ExecCredential for a cluster: logged in to a server, your client certificate (kport kube config uses it); locally an EKS token, as `aws eks get-token` does',
-  examples: [
-    'kport kube credentials prod',
-    'kport kube credentials prod --proxy kport.example.com:3080',
-  ],
+  summary:
+    'Print an ExecCredential for a cluster: logged in to a server, your client certificate (kport kube config uses it); locally an EKS token, as `aws eks get-token` does',
+  examples: ['kport kube credentials prod', 'kport kube credentials prod --proxy kport.example.com:3080'],
   args: ['<cluster>'],
-  options: [USER_OPTION, { flags: '--proxy <host:port>', description: 'the kport server whose login to use (kport kube config writes it; default: the current login)' }],
+  options: [
+    USER_OPTION,
+    { flags: '--proxy <host:port>', description: 'the kport server whose login to use (kport kube config writes it; default: the current login)' },
+  ],
   async run({ args, opts, ctx, session }) {
     // client-go says which ExecCredential version it wants; v1beta1 when it does not.
     let apiVersion = 'client.authentication.k8s.io/v1beta1';
@@ -42,8 +43,15 @@ export const kubeCredentials: CommandDef = {
       import('../../aws/eks-token.ts'),
     ]);
     const credentials = await credentialsToReach(aws, proxyIdentity(config.kubernetes_service, cluster));
-    const { token, expiresAt } = await createEksToken({ clusterName: aws.name, region: aws.region, credentials, stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined });
-    ctx.stdout.write(`${JSON.stringify({ kind: 'ExecCredential', apiVersion, spec: {}, status: { expirationTimestamp: expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'), token } })}\n`);
+    const { token, expiresAt } = await createEksToken({
+      clusterName: aws.name,
+      region: aws.region,
+      credentials,
+      stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
+    });
+    ctx.stdout.write(
+      `${JSON.stringify({ kind: 'ExecCredential', apiVersion, spec: {}, status: { expirationTimestamp: expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'), token } })}\n`,
+    );
   },
 };
 
@@ -51,7 +59,11 @@ export const kubeCredentials: CommandDef = {
  * The login to hand kubectl: the profile of `--proxy`, or the current one when commands run through
  * a server; undefined for local mode. An expired or missing login is exit 4 with what to run.
  */
-async function personLogin(session: Parameters<CommandDef['run']>[0]['session'], proxy: unknown, now: Date): Promise<{ cert: string; key: string; expires: Date } | undefined> {
+async function personLogin(
+  session: Parameters<CommandDef['run']>[0]['session'],
+  proxy: unknown,
+  now: Date,
+): Promise<{ cert: string; key: string; expires: Date } | undefined> {
   const [{ kportHome, readProfile, profileName, checkCredential, checkProfilePermissions }, { parseServerAddress }, { EXPIRED }] = await Promise.all([
     import('../../client/profile.ts'),
     import('../../client/server-client.ts'),
@@ -73,7 +85,8 @@ async function personLogin(session: Parameters<CommandDef['run']>[0]['session'],
     server = where.profile.proxy;
   }
   const { expires, matches } = checkCredential(credential);
-  if (!matches) throw new UserError(`The key of your login to ${server} is not the one its certificate was issued for: run kport login --proxy ${server} again.`, 4);
+  if (!matches)
+    throw new UserError(`The key of your login to ${server} is not the one its certificate was issued for: run kport login --proxy ${server} again.`, 4);
   if (expires.getTime() <= now.getTime()) throw new UserError(`${EXPIRED} --proxy ${server} (it expired at ${expires.toISOString()}).`, 4);
   return { ...credential, expires };
 }

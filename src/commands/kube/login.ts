@@ -22,9 +22,19 @@ export const kubeLogin: CommandDef = {
   async run({ args, rest, opts, ctx, session }) {
     const port = opts.port === undefined ? undefined : Number(opts.port);
     // 0, as everywhere else, means any free port.
-    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port < 65536))
+      throw new UsageError(`--port ${String(opts.port)} is not a port number (0-65535; 0 or no --port: any free port).`);
     const { config, backend, access, clusters, explain } = await personAccess(session, opts.user);
-    const [{ resolveAllowedCluster }, { resolveImpersonation }, { upstreamFor }, { Forwarder }, { AuditLog }, { startLocalProxy, SNI_DOMAIN }, { createCA }, kubeconfig] = await Promise.all([
+    const [
+      { resolveAllowedCluster },
+      { resolveImpersonation },
+      { upstreamFor },
+      { Forwarder },
+      { AuditLog },
+      { startLocalProxy, SNI_DOMAIN },
+      { createCA },
+      kubeconfig,
+    ] = await Promise.all([
       import('../../kube/clusters.ts'),
       import('../../kube/access.ts'),
       import('../../kube/targets.ts'),
@@ -39,7 +49,12 @@ export const kubeLogin: CommandDef = {
     const login = where.via === 'server' ? await serverLogin(where.profile) : undefined;
     const defaults = {
       ...(typeof opts.as === 'string' && { user: opts.as }),
-      ...(typeof opts.asGroups === 'string' && { groups: opts.asGroups.split(',').map((g) => g.trim()).filter(Boolean) }),
+      ...(typeof opts.asGroups === 'string' && {
+        groups: opts.asGroups
+          .split(',')
+          .map((g) => g.trim())
+          .filter(Boolean),
+      }),
     };
     const clusterNames = args.length > 0 ? args : [];
     const targets = new Map<string, import('../../kube/forwarder.ts').ForwardTarget>();

@@ -10,10 +10,7 @@ const MAX_LABELS_WIDTH = 80;
 export const kubeLs: CommandDef = {
   path: ['kube', 'ls'],
   summary: 'List the Kubernetes clusters your roles allow',
-  examples: [
-    'kport kube ls',
-    'kport kube ls env=prod --search payments -v',
-  ],
+  examples: ['kport kube ls', 'kport kube ls env=prod --search payments -v'],
   args: ['[selectors...]'],
   options: [
     { flags: '--search <text>', description: 'only clusters whose name or labels contain this' },
@@ -34,7 +31,8 @@ export const kubeLs: CommandDef = {
     // As tsh marks the cluster its kubeconfig context points at: kport's own context (`kube login`)
     // or the one `aws eks update-kubeconfig` writes, named by the cluster's ARN.
     const current = currentContext(ctx.env);
-    const isSelected = (c: KubeCluster) => current !== undefined && (current === contextName(c.metadata.name) || (c.spec.aws !== undefined && current === eksContextName(c.spec.aws)));
+    const isSelected = (c: KubeCluster) =>
+      current !== undefined && (current === contextName(c.metadata.name) || (c.spec.aws !== undefined && current === eksContextName(c.spec.aws)));
     const search = typeof opts.search === 'string' ? opts.search.toLowerCase() : undefined;
     const rows = allowed
       .map((a) => a.cluster)
@@ -45,20 +43,39 @@ export const kubeLs: CommandDef = {
     if (rows.length === 0) {
       const { whyNoneAllowed } = await import('../../kube/clusters.ts');
       // Through a server, a cluster the roles do not allow looks missing (Teleport's rule): say only that.
-      const why = server ? (allowed.length === 0 ? `Your roles (${access.roles.join(', ') || 'none'}) at ${server} allow no kube_cluster: ask an editor for a role whose kubernetes_labels match the clusters you need.` : undefined) : whyNoneAllowed(access, clusters, config.source);
+      const why = server
+        ? allowed.length === 0
+          ? `Your roles (${access.roles.join(', ') || 'none'}) at ${server} allow no kube_cluster: ask an editor for a role whose kubernetes_labels match the clusters you need.`
+          : undefined
+        : whyNoneAllowed(access, clusters, config.source);
       if (why) ctx.logger.info(why);
-      else ctx.logger.info(`None of the ${allowed.length} cluster${allowed.length === 1 ? '' : 's'} you can reach match${allowed.length === 1 ? 'es' : ''} ${[...args, ...(search ? [`--search ${String(opts.search)}`] : [])].join(' ')}.`);
+      else
+        ctx.logger.info(
+          `None of the ${allowed.length} cluster${allowed.length === 1 ? '' : 's'} you can reach match${allowed.length === 1 ? 'es' : ''} ${[...args, ...(search ? [`--search ${String(opts.search)}`] : [])].join(' ')}.`,
+        );
     }
     // Through a server: which of them an agent serves now (the rest answer "no agent serves" until one does).
     const served = server ? await (await session.person())?.servedClusters() : undefined;
     const format = session.format;
     if (format !== 'text') {
       const labels = (l: Record<string, string> | undefined) => (l && Object.keys(l).length > 0 ? l : null);
-      return void ctx.stdout.write(serialize(rows.map((c) => ({ kube_cluster_name: c.metadata.name, labels: labels(c.metadata.labels), selected: isSelected(c), ...(served && { served: served.has(c.metadata.name) }) })), format));
+      return void ctx.stdout.write(
+        serialize(
+          rows.map((c) => ({
+            kube_cluster_name: c.metadata.name,
+            labels: labels(c.metadata.labels),
+            selected: isSelected(c),
+            ...(served && { served: served.has(c.metadata.name) }),
+          })),
+          format,
+        ),
+      );
     }
     const verbose = Boolean(opts.verbose);
     const table = rows.map((c) => {
-      const shown = Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => verbose || (!k.startsWith('kport.internal/') && k !== LABEL.discoveredName)));
+      const shown = Object.fromEntries(
+        Object.entries(c.metadata.labels ?? {}).filter(([k]) => verbose || (!k.startsWith('kport.internal/') && k !== LABEL.discoveredName)),
+      );
       let labels = formatLabels(shown);
       // Long label lists are cut for people; a pipe gets them whole.
       if (!verbose && ctx.stdoutIsTTY && labels.length > MAX_LABELS_WIDTH) labels = `${labels.slice(0, MAX_LABELS_WIDTH - 3)}...`;
@@ -66,7 +83,14 @@ export const kubeLs: CommandDef = {
       return served ? [...row, served.has(c.metadata.name) ? 'yes' : 'no agent'] : row;
     });
     const text = renderTable(['Kube Cluster Name', 'Labels', 'Selected', ...(served ? ['Served'] : [])], table, { tty: ctx.stdoutIsTTY, verbose });
-    ctx.stdout.write(opts.quiet ? text.split('\n').slice(ctx.stdoutIsTTY ? 2 : 1).join('\n') : text);
+    ctx.stdout.write(
+      opts.quiet
+        ? text
+            .split('\n')
+            .slice(ctx.stdoutIsTTY ? 2 : 1)
+            .join('\n')
+        : text,
+    );
   },
 };
 

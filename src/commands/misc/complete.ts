@@ -22,7 +22,11 @@ export async function completeNames(argv: string[], ctx: Context): Promise<numbe
   }
   // Warnings (a too-open data dir, config notes) must not land in the command line being completed.
   // Through a login's server a TAB waits at most a second for it, never the outage bound of a command.
-  const quiet = createContext({ ...ctx, signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(1000)]), stderr: new Writable({ write: (_chunk, _encoding, done) => done() }) });
+  const quiet = createContext({
+    ...ctx,
+    signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(1000)]),
+    stderr: new Writable({ write: (_chunk, _encoding, done) => done() }),
+  });
   const session = new Session(quiet, globals);
   try {
     if (!kind || !/^[a-z_]+$/.test(kind)) return 0;

@@ -6,10 +6,7 @@ import type { CommandDef } from '../command.ts';
 export const completionCommand = (tree: () => CompletionTree): CommandDef => ({
   path: ['completion'],
   summary: 'Print a shell completion script: bash, zsh or fish',
-  examples: [
-    'kport completion bash > /etc/bash_completion.d/kport',
-    'kport completion zsh > "${fpath[1]}/_kport"',
-  ],
+  examples: ['kport completion bash > /etc/bash_completion.d/kport', 'kport completion zsh > "${fpath[1]}/_kport"'],
   args: ['<shell>'],
   async run({ args, ctx }) {
     const shell = args[0] as Shell;

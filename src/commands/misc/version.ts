@@ -26,10 +26,7 @@ export function kportRuntime(): 'binary' | 'node' {
 export const version: CommandDef = {
   path: ['version'],
   summary: 'Print the kport version',
-  examples: [
-    'kport version',
-    'kport version -o json',
-  ],
+  examples: ['kport version', 'kport version -o json'],
   async run({ ctx, session }) {
     const info = { version: kportVersion(), runtime: kportRuntime(), node: process.versions.node, platform: `${process.platform}/${process.arch}` };
     const format = session.format;

@@ -18,7 +18,8 @@ function item(event: CastEvent, format: 'json' | 'yaml'): string {
   const [time, code, data] = event;
   const text = serialize({ events: [{ time, code, data }] }, format);
   const { prefix, suffix } = format === 'json' ? JSON_ITEM : YAML_ITEM;
-  if (!text.startsWith(prefix) || !text.endsWith(suffix)) throw new Error(`serialize() no longer lays out a list as cast-document.ts expects: ${JSON.stringify(text.slice(0, 40))}`);
+  if (!text.startsWith(prefix) || !text.endsWith(suffix))
+    throw new Error(`serialize() no longer lays out a list as cast-document.ts expects: ${JSON.stringify(text.slice(0, 40))}`);
   return text.slice(prefix.length, text.length - suffix.length);
 }
 
@@ -29,7 +30,14 @@ function rest(sessionId: string, header: CastHeader, format: 'json' | 'yaml'): s
 }
 
 /** Writes the document to `out` as `events` yields, waiting for `out` to drain; false when `signal` stopped it. */
-export async function writeCastDocument(out: Writable, format: 'json' | 'yaml', sessionId: string, header: CastHeader, events: AsyncIterable<CastEvent>, signal: AbortSignal): Promise<boolean> {
+export async function writeCastDocument(
+  out: Writable,
+  format: 'json' | 'yaml',
+  sessionId: string,
+  header: CastHeader,
+  events: AsyncIterable<CastEvent>,
+  signal: AbortSignal,
+): Promise<boolean> {
   let pending = '';
   const flush = async () => {
     const text = pending;

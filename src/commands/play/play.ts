@@ -10,24 +10,30 @@ const MAX_SPEED = 1000;
 export const play: CommandDef = {
   path: ['play'],
   summary: 'Replay a recorded kubectl exec or attach session in the terminal, at its own speed',
-  examples: [
-    'kport play 3f2c9a4e-0d1b-4c56-9a7e-2b8f6c1d0e11',
-    'kport play SESSION_ID --speed 4',
-    'kport play SESSION_ID -o json',
-  ],
+  examples: ['kport play 3f2c9a4e-0d1b-4c56-9a7e-2b8f6c1d0e11', 'kport play SESSION_ID --speed 4', 'kport play SESSION_ID -o json'],
   args: ['<session_id>'],
   options: [{ flags: '--speed <factor>', description: 'replay this many times faster (0.5 is half speed)', default: '1' }],
   async run({ args, opts, ctx, session }) {
     const speed = Number(opts.speed ?? 1);
-    if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
+    if (!Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED)
+      throw new UsageError(`--speed is a number above 0 and at most ${MAX_SPEED}, such as 2 or 0.5 (got ${String(opts.speed)}).`);
     const id = args[0]!;
     // An id that cannot be one is the input's fault (2), locally and through a server alike, before anything is read or sent.
     const { validSessionId } = await import('../../recordings/store.ts');
-    if (!validSessionId(id)) throw new UsageError(`${JSON.stringify(id)} is not a session id (letters, digits, - and _): find sessions with kport recordings ls.`);
-    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([import('../../client/recordings.ts'), import('../../recordings/asciicast.ts'), import('../../core/lines.ts'), import('../../core/stop.ts')]);
+    if (!validSessionId(id))
+      throw new UsageError(`${JSON.stringify(id)} is not a session id (letters, digits, - and _): find sessions with kport recordings ls.`);
+    const [{ recordingsService }, { readCast, CastError }, { LineTooLong }, { stoppedExitCode }] = await Promise.all([
+      import('../../client/recordings.ts'),
+      import('../../recordings/asciicast.ts'),
+      import('../../core/lines.ts'),
+      import('../../core/stop.ts'),
+    ]);
     // Read as it is replayed or written out, from the server or the file: never whole in memory.
     const lines = (await recordingsService(session)).lines(id, ctx.signal);
-    const damaged = (err: unknown) => (err instanceof CastError || err instanceof LineTooLong ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`) : err);
+    const damaged = (err: unknown) =>
+      err instanceof CastError || err instanceof LineTooLong
+        ? new UserError(`The recording of session ${id} is not asciicast v2 (${err.message}): it was damaged or written by something else.`)
+        : err;
     let cast;
     try {
       cast = await readCast(lines);

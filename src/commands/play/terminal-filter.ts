@@ -28,11 +28,29 @@ const CSI_DRAWS = new Set([
   // Cursor moves, erase, insert/delete, scroll, tabs, SGR, modes, margins, save/restore cursor, LEDs.
   ...'@ABCDEFGHIJKLMPSTXZ`abdefghjklmqrsu',
   // DECSET/DECRST (alternate screen, cursor visibility, mouse...), selective erase, save/restore modes, tab reset.
-  '?h', '?l', '?J', '?K', '?s', '?r', '?W',
+  '?h',
+  '?l',
+  '?J',
+  '?K',
+  '?s',
+  '?r',
+  '?W',
   // xterm's modifyOtherKeys, which vim sets.
   '>m',
   // Cursor style, shift left/right, soft reset, protection, column insert/delete, rectangle fill/erase/copy/attributes.
-  ' q', ' @', ' A', '!p', '"q', "'}", "'~", '$x', '$z', '${', '$v', '$r', '*x',
+  ' q',
+  ' @',
+  ' A',
+  '!p',
+  '"q',
+  "'}",
+  "'~",
+  '$x',
+  '$z',
+  '${',
+  '$v',
+  '$r',
+  '*x',
 ]);
 /** The OSC, DCS, SOS, PM, APC introducers after ESC, and screen/tmux's ESC k window title. */
 const STRING_AFTER_ESC = new Set(']PX^_k');

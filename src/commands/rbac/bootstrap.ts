@@ -30,13 +30,17 @@ export const rbacBootstrap: CommandDef = {
     if (arn.note) ctx.logger.info(`Note: ${arn.note}.`);
     const group = opts.systemMasters ? 'system:masters' : typeof opts.existingGroup === 'string' ? opts.existingGroup : String(opts.group);
     if (opts.systemMasters) {
-      ctx.logger.warn(`mapping ${arn.arn} into system:masters makes the kport proxy cluster-admin on this cluster; prefer the default group with its minimal ClusterRole.`);
+      ctx.logger.warn(
+        `mapping ${arn.arn} into system:masters makes the kport proxy cluster-admin on this cluster; prefer the default group with its minimal ClusterRole.`,
+      );
       if (!opts.yes && !opts.dryRun) await confirm(ctx, 'Map the role into system:masters?');
     }
     const target = await resolveTarget(opts, ctx, session);
     const mode = await pickMode(String(opts.mode), target);
     if (mode === 'access-entry' && opts.systemMasters) {
-      throw new UsageError('EKS access entries cannot grant system:masters: associate the AmazonEKSClusterAdminPolicy access policy instead, or use the default group.');
+      throw new UsageError(
+        'EKS access entries cannot grant system:masters: associate the AmazonEKSClusterAdminPolicy access policy instead, or use the default group.',
+      );
     }
 
     const { bootstrap } = await import('../../rbac/bootstrap.ts');
@@ -66,7 +70,9 @@ export const rbacBootstrap: CommandDef = {
     const format = session.format;
     const { serialize, printableMessage } = await import('../../core/output.ts');
     if (format !== 'text') {
-      ctx.stdout.write(serialize({ target: target.description, mode, role_arn: arn.arn, group, dry_run: Boolean(opts.dryRun), access_entry: entry ?? null, steps }, format));
+      ctx.stdout.write(
+        serialize({ target: target.description, mode, role_arn: arn.arn, group, dry_run: Boolean(opts.dryRun), access_entry: entry ?? null, steps }, format),
+      );
       return;
     }
     for (const s of steps) {
@@ -82,7 +88,8 @@ export const rbacBootstrap: CommandDef = {
 async function pickMode(mode: string, target: Awaited<ReturnType<typeof resolveTarget>>): Promise<'configmap' | 'access-entry'> {
   if (mode === 'configmap') return 'configmap';
   if (!target.eks) {
-    if (mode === 'access-entry') throw new UsageError('--mode access-entry needs --cluster NAME: access entries belong to an EKS cluster, not to a kubeconfig context.');
+    if (mode === 'access-entry')
+      throw new UsageError('--mode access-entry needs --cluster NAME: access entries belong to an EKS cluster, not to a kubeconfig context.');
     return 'configmap';
   }
   if (mode === 'access-entry') return 'access-entry';

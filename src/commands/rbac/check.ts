@@ -5,14 +5,8 @@ import { TARGET_OPTIONS, resolveTarget } from './target.ts';
 export const rbacCheck: CommandDef = {
   path: ['rbac', 'check'],
   summary: 'Check, with access reviews, that the proxy identity has every permission it needs',
-  examples: [
-    'kport rbac check --context admin@prod',
-    'kport rbac check --cluster prod --as-role-arn arn:aws:iam::222222222222:role/kport-proxy',
-  ],
-  options: [
-    ...TARGET_OPTIONS,
-    { flags: '--as-role-arn <arn>', description: 'check the user and groups aws-auth maps this IAM role to, instead of yourself' },
-  ],
+  examples: ['kport rbac check --context admin@prod', 'kport rbac check --cluster prod --as-role-arn arn:aws:iam::222222222222:role/kport-proxy'],
+  options: [...TARGET_OPTIONS, { flags: '--as-role-arn <arn>', description: 'check the user and groups aws-auth maps this IAM role to, instead of yourself' }],
   async run({ opts, ctx, session }) {
     const target = await resolveTarget(opts, ctx, session);
     const { checkPermissions, describePermission } = await import('../../rbac/check.ts');
@@ -42,10 +36,15 @@ async function mappedIdentity(kc: import('@kubernetes/client-node').KubeConfig, 
     import('../../rbac/kube-errors.ts'),
   ]);
   const arn = normalizeRoleArn(roleArn).arn;
-  const cm = await kc.makeApiClient(CoreV1Api).readNamespacedConfigMap({ name: 'aws-auth', namespace: 'kube-system' }).catch((err) => {
-    throw kubeError('read ConfigMap kube-system/aws-auth', err);
-  });
-  const entry = readMapRoles(cm.data?.mapRoles).filter((e) => sameArn(e.rolearn, arn)).at(-1);
+  const cm = await kc
+    .makeApiClient(CoreV1Api)
+    .readNamespacedConfigMap({ name: 'aws-auth', namespace: 'kube-system' })
+    .catch((err) => {
+      throw kubeError('read ConfigMap kube-system/aws-auth', err);
+    });
+  const entry = readMapRoles(cm.data?.mapRoles)
+    .filter((e) => sameArn(e.rolearn, arn))
+    .at(-1);
   if (!entry) throw new UserError(`${arn} is not in kube-system/aws-auth mapRoles: run \`kport rbac bootstrap --role-arn ${arn}\` first.`);
   return { user: entry.username, groups: [...entry.groups, 'system:authenticated'] };
 }

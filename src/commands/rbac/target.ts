@@ -20,7 +20,8 @@ export interface Target {
 export async function resolveTarget(opts: Record<string, unknown>, ctx: Context, session: Session): Promise<Target> {
   const context = typeof opts.context === 'string' ? opts.context : undefined;
   const clusterName = typeof opts.cluster === 'string' ? opts.cluster : undefined;
-  if (Boolean(context) === Boolean(clusterName)) throw new UsageError('Pass exactly one of --context CTX (a kubeconfig context) or --cluster NAME (a discovered cluster).');
+  if (Boolean(context) === Boolean(clusterName))
+    throw new UsageError('Pass exactly one of --context CTX (a kubeconfig context) or --cluster NAME (a discovered cluster).');
   if (context) {
     const { kubeConfigFor } = await import('../../kube/kubeconfig.ts');
     return { kc: await kubeConfigFor(ctx.env, context), description: `context ${context}` };
@@ -50,11 +51,19 @@ export async function resolveTarget(opts: Record<string, unknown>, ctx: Context,
     contexts: [{ name: cluster.metadata.name, cluster: cluster.metadata.name, user: 'kport' }],
     currentContext: cluster.metadata.name,
   });
-  return { kc, description: `EKS cluster ${aws.name} (${aws.region}, ${aws.account_id})`, eks: { name: aws.name, region: aws.region, authenticationMode: eks.authenticationMode, credentials: eks.credentials } };
+  return {
+    kc,
+    description: `EKS cluster ${aws.name} (${aws.region}, ${aws.account_id})`,
+    eks: { name: aws.name, region: aws.region, authenticationMode: eks.authenticationMode, credentials: eks.credentials },
+  };
 }
 
 /** Who reaches the cluster's account: the caller when it is their own, else the role the config assumes there. */
-async function identityFor(cluster: KubeCluster, aws: NonNullable<KubeCluster['spec']['aws']>, config: LoadedConfig): Promise<{ assume?: AssumeRole; as: string }> {
+async function identityFor(
+  cluster: KubeCluster,
+  aws: NonNullable<KubeCluster['spec']['aws']>,
+  config: LoadedConfig,
+): Promise<{ assume?: AssumeRole; as: string }> {
   const [{ credentialsFor }, { callerIdentity }, { classifyAwsError }, { roleForAccount }] = await Promise.all([
     import('../../aws/credentials.ts'),
     import('../../aws/account.ts'),
@@ -66,8 +75,15 @@ async function identityFor(cluster: KubeCluster, aws: NonNullable<KubeCluster['s
     own = (await callerIdentity(await credentialsFor(undefined, aws.region), aws.region)).accountId;
   } catch (err) {
     const failure = classifyAwsError(err);
-    if (failure.kind === 'credentials') throw new CredentialsError('sts:GetCallerIdentity', `AWS rejected your credentials: ${failure.message.replace(/\.$/, '')}; kube_cluster ${cluster.metadata.name} is in account ${aws.account_id}.`, { cause: err });
-    throw new ExternalError('sts:GetCallerIdentity', `Cannot tell which AWS account your credentials belong to: ${failure.message.replace(/\.$/, '')}.`, 1, { cause: err });
+    if (failure.kind === 'credentials')
+      throw new CredentialsError(
+        'sts:GetCallerIdentity',
+        `AWS rejected your credentials: ${failure.message.replace(/\.$/, '')}; kube_cluster ${cluster.metadata.name} is in account ${aws.account_id}.`,
+        { cause: err },
+      );
+    throw new ExternalError('sts:GetCallerIdentity', `Cannot tell which AWS account your credentials belong to: ${failure.message.replace(/\.$/, '')}.`, 1, {
+      cause: err,
+    });
   }
   if (own === aws.account_id) return { as: 'your AWS credentials' };
   const role = roleForAccount(config, cluster);

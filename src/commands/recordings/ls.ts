@@ -7,18 +7,17 @@ import type { CommandDef } from '../command.ts';
 export const recordingsLs: CommandDef = {
   path: ['recordings', 'ls'],
   summary: 'List recorded kubectl exec and attach sessions, newest first: who, cluster, pod, start, duration',
-  examples: [
-    'kport recordings ls',
-    'kport recordings ls --limit 200 -o json',
-  ],
+  examples: ['kport recordings ls', 'kport recordings ls --limit 200 -o json'],
   options: [{ flags: '--limit <n>', description: `at most this many, the newest (1 to ${MAX_LIMIT})`, default: String(DEFAULT_LIMIT) }],
   async run({ opts, ctx, session }) {
     const limit = Number(opts.limit ?? DEFAULT_LIMIT);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new UsageError(`--limit is a whole number from 1 to ${MAX_LIMIT}, such as 200 (got ${String(opts.limit)}).`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+      throw new UsageError(`--limit is a whole number from 1 to ${MAX_LIMIT}, such as 200 (got ${String(opts.limit)}).`);
     const { recordingsService } = await import('../../client/recordings.ts');
     const recordings = await (await recordingsService(session)).list(limit);
     if (session.format !== 'text') return void ctx.stdout.write(serialize(recordings, session.format));
-    if (recordings.length === 0 && ctx.stdoutIsTTY) return void ctx.stderr.write('No session recordings yet: kubectl exec and attach through the server are recorded.\n');
+    if (recordings.length === 0 && ctx.stdoutIsTTY)
+      return void ctx.stderr.write('No session recordings yet: kubectl exec and attach through the server are recorded.\n');
     const tty = ctx.stdoutIsTTY;
     const rows = recordings.map((r) => [
       r.session_id,

@@ -18,14 +18,14 @@ const MASTERS = 'system:masters';
 export const create: CommandDef = {
   path: ['create'],
   summary: 'Create resources (role, user, static kube_cluster) from a YAML file',
-  examples: [
-    'kport create -f roles.yaml',
-    'kport create -f static-cluster.yaml --force',
-  ],
+  examples: ['kport create -f roles.yaml', 'kport create -f static-cluster.yaml --force'],
   options: [
     { flags: '-f, --file <file>', description: 'YAML or JSON file with one or more documents ("-" for stdin)' },
     { flags: '--force', description: 'overwrite resources that already exist' },
-    { flags: '--replace-discovered', description: 'with --force, also overwrite a discovered kube_cluster (it becomes static: discovery leaves it alone from then on)' },
+    {
+      flags: '--replace-discovered',
+      description: 'with --force, also overwrite a discovered kube_cluster (it becomes static: discovery leaves it alone from then on)',
+    },
   ],
   async run({ opts, ctx, session }) {
     if (typeof opts.file !== 'string') throw new UsageError('-f FILE is required: kport create -f role.yaml.');
@@ -58,7 +58,8 @@ export const create: CommandDef = {
         const { usersService } = await import('../../client/users.ts');
         await (await usersService(session)).update(r.metadata.name, { set: (r.spec as { roles: string[] }).roles });
       } else if (r.kind === USER) {
-        if (!(await createClaimed(backend, newUsers.get(r)!, r.metadata.name, encodeResource(r)))) throw new UserError(`user "${r.metadata.name}" was created by someone else meanwhile: run again with --force to change its roles.`);
+        if (!(await createClaimed(backend, newUsers.get(r)!, r.metadata.name, encodeResource(r))))
+          throw new UserError(`user "${r.metadata.name}" was created by someone else meanwhile: run again with --force to change its roles.`);
       } else if (opts.force) await upsertResource(backend, r, ctx.now().getTime());
       else if (!(await createResource(backend, r, ctx.now().getTime()))) {
         throw new UserError(`${r.kind} "${r.metadata.name}" was created by someone else meanwhile: run again with --force to overwrite it.`);
@@ -77,10 +78,16 @@ export const create: CommandDef = {
  */
 async function checkNewUser(user: Resource, server: boolean, backend: Backend, others: Map<Resource, NameHolder>): Promise<NameHolder> {
   const name = user.metadata.name;
-  if (server) throw new UserError(`user "${name}" does not exist: add people with kport users add ${name} --roles ${(user.spec as { roles: string[] }).roles.join(',') || 'ROLES'}, which makes their one-time invite. Nothing was written.`);
+  if (server)
+    throw new UserError(
+      `user "${name}" does not exist: add people with kport users add ${name} --roles ${(user.spec as { roles: string[] }).roles.join(',') || 'ROLES'}, which makes their one-time invite. Nothing was written.`,
+    );
   const holder = await nameHolder(backend, name);
   const held = holder.user?.metadata.name ?? [...others.keys()].find((u) => foldName(u.metadata.name) === foldName(name))?.metadata.name;
-  if (held) throw new UserError(`user "${name}" is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport rm user/${held}). Nothing was written.`);
+  if (held)
+    throw new UserError(
+      `user "${name}" is refused: ${sameNameProblem(held)}: pick another name, or remove ${held} first (kport rm user/${held}). Nothing was written.`,
+    );
   return holder;
 }
 
@@ -92,7 +99,9 @@ async function checkNewUser(user: Resource, server: boolean, backend: Backend, o
 function warnIfMasters(role: Resource, ctx: CommandInput['ctx']): void {
   const groups = (role.spec as RoleV7['spec']).allow?.kubernetes_groups ?? [];
   if (!groups.includes(MASTERS)) return;
-  ctx.logger.warn(`role "${role.metadata.name}" maps people into the Kubernetes group ${MASTERS}: they are cluster-admin on every cluster its kubernetes_labels match, and no Kubernetes RBAC rule can limit them. Map a group bound to narrower ClusterRoles unless that is what you mean.`);
+  ctx.logger.warn(
+    `role "${role.metadata.name}" maps people into the Kubernetes group ${MASTERS}: they are cluster-admin on every cluster its kubernetes_labels match, and no Kubernetes RBAC rule can limit them. Map a group bound to narrower ClusterRoles unless that is what you mean.`,
+  );
 }
 
 /** Validates every document before anything is written, so bad input changes nothing. */

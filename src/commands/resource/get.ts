@@ -16,7 +16,10 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
   const config = await session.config();
   if (kind === 'role') {
     const [{ fromConfig }, { BUILTIN_ROLES }] = await Promise.all([import('../../roles/load.ts'), import('../../resources/builtin-roles.ts')]);
-    const marked = (role: Resource, labels: Record<string, string>) => ({ ...role, metadata: { ...role.metadata, labels: { ...role.metadata.labels, ...labels } } });
+    const marked = (role: Resource, labels: Record<string, string>) => ({
+      ...role,
+      metadata: { ...role.metadata, labels: { ...role.metadata.labels, ...labels } },
+    });
     return [...BUILTIN_ROLES.map((r) => marked(r, BUILTIN_ORIGIN)), ...config.roles.map((r) => marked(fromConfig(r), CONFIG_ORIGIN))];
   }
   return config.users.map((u) => ({ kind, version: 'v2', metadata: { name: u.name, labels: CONFIG_ORIGIN }, spec: { roles: u.roles } }));
@@ -26,7 +29,11 @@ async function configDefined(kind: string, session: Session): Promise<Resource[]
 async function auditEvents(opts: Record<string, unknown>, ctx: CommandInput['ctx'], session: Session): Promise<Resource[]> {
   const { parseDuration } = await import('../../core/duration.ts');
   const since = opts.since === undefined ? undefined : ctx.now().getTime() - parseDuration(String(opts.since), '--since');
-  const query = { ...(since !== undefined && { since: new Date(since).toISOString() }), ...(opts.user !== undefined && { user: String(opts.user) }), ...(opts.cluster !== undefined && { cluster: String(opts.cluster) }) };
+  const query = {
+    ...(since !== undefined && { since: new Date(since).toISOString() }),
+    ...(opts.user !== undefined && { user: String(opts.user) }),
+    ...(opts.cluster !== undefined && { cluster: String(opts.cluster) }),
+  };
   const person = await session.person();
   let answer: { events: Resource[]; omitted: number };
   if (person) answer = await person.call((await import('../../api/routes.ts')).routes.audit, query);
@@ -34,7 +41,8 @@ async function auditEvents(opts: Record<string, unknown>, ctx: CommandInput['ctx
     const { queryAudit, parseAuditQuery } = await import('../../server/events/audit-query.ts');
     answer = await queryAudit(await session.backend(), parseAuditQuery(query), ctx.now().getTime());
   }
-  if (answer.omitted > 0) ctx.logger.warn(`${answer.omitted} older matching events are not shown (at most the newest 10000 are): narrow --since, --user or --cluster.`);
+  if (answer.omitted > 0)
+    ctx.logger.warn(`${answer.omitted} older matching events are not shown (at most the newest 10000 are): narrow --since, --user or --cluster.`);
   return answer.events;
 }
 
@@ -59,7 +67,8 @@ export const get: CommandDef = {
     const { kind, name } = parseRef(args[0]!);
     const audit = kind.kind === 'audit_event';
     for (const flag of ['since', 'user', 'cluster'] as const) {
-      if (opts[flag] !== undefined && (!audit || name)) throw new UsageError(`--${flag} filters the audit trail: kport get audit --${flag} ${String(opts[flag])}.`);
+      if (opts[flag] !== undefined && (!audit || name))
+        throw new UsageError(`--${flag} filters the audit trail: kport get audit --${flag} ${String(opts[flag])}.`);
     }
     const backend = await session.backend();
     let resources;
@@ -74,7 +83,9 @@ export const get: CommandDef = {
       const { listResources } = await import('../../resources/store.ts');
       const stored = await listResources(backend, kind.kind);
       // Config-defined roles and users win over resources of the same name, as kport reads them.
-      resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      resources = [...fromConfig, ...stored.filter((r) => !fromConfig.some((c) => c.metadata.name === r.metadata.name))].sort((a, b) =>
+        a.metadata.name.localeCompare(b.metadata.name),
+      );
     }
     // Through a server, the server answers as of now itself (it alone reads what that takes, such as leader keys).
     if (kind.asOfNow && backend.kind !== 'remote') resources = await kind.asOfNow(backend, resources, ctx.now().getTime());
@@ -84,6 +95,12 @@ export const get: CommandDef = {
       return void ctx.stdout.write(serialize(name ? dtos[0] : dtos, format));
     }
     const verbose = Boolean(opts.verbose);
-    ctx.stdout.write(renderTable(kind.headers, resources.map((r) => kind.row(r, ctx.stdoutIsTTY, verbose, ctx.now().getTime())), { tty: ctx.stdoutIsTTY, verbose }));
+    ctx.stdout.write(
+      renderTable(
+        kind.headers,
+        resources.map((r) => kind.row(r, ctx.stdoutIsTTY, verbose, ctx.now().getTime())),
+        { tty: ctx.stdoutIsTTY, verbose },
+      ),
+    );
   },
 };

@@ -24,7 +24,9 @@ import { TOKEN, type Token } from '../../resources/token.ts';
  */
 export interface ResourceKind<R extends Resource = Resource> extends KindDescriptor {
   /** Accepted by `create -f` (zod, loaded on demand); kinds without one are written only by kport itself. */
-  schema?: () => Promise<{ safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }>;
+  schema?: () => Promise<{
+    safeParse(value: unknown): { success: true; data: R } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } };
+  }>;
   headers: string[];
   /** One table row; `verbose` (-v) shows what people do not need by default, such as internal labels; `now` for ages. */
   row(resource: R, tty: boolean, verbose?: boolean, now?: number): string[];
@@ -44,7 +46,10 @@ const ORIGIN_NOTE: Record<string, string> = { 'config-file': ' (config file)', b
 /** A role or user written in the config file, or built into kport, says so next to its name. */
 const fromConfigFile = (r: Resource) => `${r.metadata.name}${ORIGIN_NOTE[r.metadata.labels?.['kport.dev/origin'] ?? ''] ?? ''}`;
 const asStored = ({ kind, version, metadata: { revision: _r, ...metadata }, spec }: Resource) => ({ kind, version, metadata, spec });
-const byName = <R extends Resource>(kind: string) => (backend: Backend, name: string) => getResource<R>(backend, kind, name);
+const byName =
+  <R extends Resource>(kind: string) =>
+  (backend: Backend, name: string) =>
+    getResource<R>(backend, kind, name);
 
 /** How the CLI shows and finds one kind: a ResourceKind less its descriptor. */
 type Presentation<R extends Resource> = Omit<ResourceKind<R>, keyof KindDescriptor>;
@@ -54,7 +59,11 @@ const kubeCluster: Presentation<KubeCluster> = {
   headers: ['Name', 'Source', 'Labels'],
   row: (c, _tty, verbose) => [
     c.metadata.name,
-    c.spec.aws ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}` : registeringAgent(c) ? `kubeconfig of agent ${registeringAgent(c)!.slice(0, 8)}` : 'static',
+    c.spec.aws
+      ? `eks ${c.spec.aws.region}/${c.spec.aws.account_id}`
+      : registeringAgent(c)
+        ? `kubeconfig of agent ${registeringAgent(c)!.slice(0, 8)}`
+        : 'static',
     formatLabels(verbose ? c.metadata.labels : Object.fromEntries(Object.entries(c.metadata.labels ?? {}).filter(([k]) => !k.startsWith('kport.internal/')))),
   ],
   dto: (c) => ({ ...asStored(c), spec: { ...c.spec, ...(c.spec.kubeconfig && { kubeconfig: '<redacted>' }) } }),
@@ -64,7 +73,13 @@ const kubeCluster: Presentation<KubeCluster> = {
 const token: Presentation<Token> = {
   // No secret column: the secret is never stored, so there is nothing to mask.
   headers: ['Name', 'Type', 'Uses Left', 'Labels', 'Expiry Time (UTC)'],
-  row: (t, tty) => [t.metadata.name, t.spec.roles.join(','), t.spec.uses_remaining === undefined ? 'unlimited' : String(t.spec.uses_remaining), formatLabels(t.metadata.labels), formatTime(t.metadata.expires, tty)],
+  row: (t, tty) => [
+    t.metadata.name,
+    t.spec.roles.join(','),
+    t.spec.uses_remaining === undefined ? 'unlimited' : String(t.spec.uses_remaining),
+    formatLabels(t.metadata.labels),
+    formatTime(t.metadata.expires, tty),
+  ],
   dto: (t) => ({ ...asStored(t), spec: { roles: t.spec.roles, ...(t.spec.uses_remaining !== undefined && { uses_remaining: t.spec.uses_remaining }) } }),
   find: byName(TOKEN),
 };
@@ -81,7 +96,14 @@ const role: Presentation<Role> = {
       deny?.kubernetes_users && `users ${deny.kubernetes_users.join(',')}`,
       deny?.rules && `rules ${rulesText(deny.rules)}`,
     ].filter(Boolean);
-    return [fromConfigFile(stored), selectorText(allow.kubernetes_labels ?? {}), (allow.kubernetes_groups ?? []).join(','), (allow.kubernetes_users ?? []).join(','), rulesText(allow.rules ?? []), denied.join('; ') || '-'];
+    return [
+      fromConfigFile(stored),
+      selectorText(allow.kubernetes_labels ?? {}),
+      (allow.kubernetes_groups ?? []).join(','),
+      (allow.kubernetes_users ?? []).join(','),
+      rulesText(allow.rules ?? []),
+      denied.join('; ') || '-',
+    ];
   },
   // Always Teleport's v7 shape, whichever shape was stored, so `get role -o yaml` reads back through `create -f`.
   dto: (stored) => {
@@ -91,7 +113,10 @@ const role: Presentation<Role> = {
   find: byName(ROLE),
 };
 
-const selectorText = (s: Record<string, string | string[]>) => Object.entries(s).map(([k, v]) => `${k}=${[v].flat().join('|')}`).join(',');
+const selectorText = (s: Record<string, string | string[]>) =>
+  Object.entries(s)
+    .map(([k, v]) => `${k}=${[v].flat().join('|')}`)
+    .join(',');
 const rulesText = (rules: { resources: string[]; verbs: string[] }[]) => rules.map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`).join(' ');
 
 const user: Presentation<User> = {
@@ -104,7 +129,13 @@ const user: Presentation<User> = {
 
 const lock: Presentation<Lock> = {
   headers: ['User', 'Message', 'Expires', 'Created', 'By'],
-  row: (l, tty) => [l.spec.user ?? l.metadata.name, l.spec.message ?? '-', l.metadata.expires ? formatTime(l.metadata.expires, tty) : 'never (until unlocked)', formatTime(l.spec.created, tty), l.spec.created_by ?? '-'],
+  row: (l, tty) => [
+    l.spec.user ?? l.metadata.name,
+    l.spec.message ?? '-',
+    l.metadata.expires ? formatTime(l.metadata.expires, tty) : 'never (until unlocked)',
+    formatTime(l.spec.created, tty),
+    l.spec.created_by ?? '-',
+  ],
   dto: asStored,
   // Names are unique whatever their case: one lock holds for Alice and alice.
   find: (backend, name) => getResource<Lock>(backend, LOCK, name.toLowerCase()),
@@ -127,7 +158,15 @@ const discoveryService: Presentation<DiscoveryService> = {
 
 const agent: Presentation<Agent> = {
   headers: ['Host ID', 'Hostname', 'Roles', 'Joined', 'Last Seen', 'Address', 'Token'],
-  row: (a, tty) => [a.spec.host_id, a.spec.hostname, a.spec.roles.join(','), formatTime(a.spec.joined, tty), formatTime(a.spec.last_seen, tty), a.spec.address ?? '-', a.spec.token_name],
+  row: (a, tty) => [
+    a.spec.host_id,
+    a.spec.hostname,
+    a.spec.roles.join(','),
+    formatTime(a.spec.joined, tty),
+    formatTime(a.spec.last_seen, tty),
+    a.spec.address ?? '-',
+    a.spec.token_name,
+  ],
   // Never the credential hash: it is the store's to compare, nobody's to read.
   dto: (a) => {
     const { credential_hash: _hash, ...spec } = a.spec;
@@ -141,7 +180,9 @@ const kubeServer: Presentation<KubeServer> = {
   row: (k, tty, verbose, now) => [
     k.spec.host_id,
     k.spec.hostname,
-    verbose || k.spec.clusters.length <= 5 ? k.spec.clusters.join(',') || '-' : `${k.spec.clusters.slice(0, 5).join(',')} and ${k.spec.clusters.length - 5} more`,
+    verbose || k.spec.clusters.length <= 5
+      ? k.spec.clusters.join(',') || '-'
+      : `${k.spec.clusters.slice(0, 5).join(',')} and ${k.spec.clusters.length - 5} more`,
     // People read an age; scripts (piped) get the time itself.
     tty && now !== undefined && k.spec.last_heartbeat ? ageText(now - Date.parse(k.spec.last_heartbeat)) : formatTime(k.spec.last_heartbeat, tty),
   ],
@@ -173,7 +214,18 @@ function auditAction(e: AuditEvent): string {
 
 const auditEvent: Presentation<AuditEvent> = {
   headers: ['Time', 'Type', 'Outcome', 'User', 'Cluster', 'Host', 'Token', 'Action', 'Reason', 'From'],
-  row: (e, tty) => [formatTime(e.spec.time, tty), e.spec.type, e.spec.outcome, e.spec.user ?? '-', e.spec.cluster ?? '-', e.spec.host_id ?? '-', e.spec.token_name ?? '-', auditAction(e), e.spec.reason ?? '-', e.spec.remote_addr ?? '-'],
+  row: (e, tty) => [
+    formatTime(e.spec.time, tty),
+    e.spec.type,
+    e.spec.outcome,
+    e.spec.user ?? '-',
+    e.spec.cluster ?? '-',
+    e.spec.host_id ?? '-',
+    e.spec.token_name ?? '-',
+    auditAction(e),
+    e.spec.reason ?? '-',
+    e.spec.remote_addr ?? '-',
+  ],
   dto: asStored,
   find: byName(AUDIT_EVENT),
 };

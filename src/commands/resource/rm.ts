@@ -7,10 +7,7 @@ import type { CommandDef } from '../command.ts';
 export const rm: CommandDef = {
   path: ['rm'],
   summary: 'Delete a resource, such as kube_cluster/NAME',
-  examples: [
-    'kport rm kube_cluster/lab-cluster',
-    'kport rm role/dev',
-  ],
+  examples: ['kport rm kube_cluster/lab-cluster', 'kport rm role/dev'],
   args: ['<kind/name>'],
   async run({ args, ctx, session }) {
     const { kind, name } = parseRef(args[0]!);

@@ -7,20 +7,36 @@ export const serverStart: CommandDef = {
   path: ['server', 'start'],
   localStore: true,
   summary: 'Run the kport server in the foreground: auth (CAs, joins) and proxy on one TLS port',
-  examples: [
-    'kport server start -c kport.yaml',
-    'kport server start -c kport.yaml -o json',
-  ],
+  examples: ['kport server start -c kport.yaml', 'kport server start -c kport.yaml -o json'],
   async run({ ctx, session }) {
     const config = await session.config();
     const { startServer } = await import('../../service/server.ts');
-    const server = await startServer({ config, backend: () => session.backend(), ctx, log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`), discovery: discoveryReporting(ctx, session.format) });
+    const server = await startServer({
+      config,
+      backend: () => session.backend(),
+      ctx,
+      log: (line) => ctx.stderr.write(`${terminalSafeJson(line)}\n`),
+      discovery: discoveryReporting(ctx, session.format),
+    });
     const { url, pin, created, first } = server;
     if (session.format !== 'text') {
-      ctx.stdout.write(serialize({ listen: url, ca_pin: pin, created_authorities: created, ...(first && { first_user: { user: first.user, invite: first.invite, expires: first.expires } }) }, session.format));
+      ctx.stdout.write(
+        serialize(
+          {
+            listen: url,
+            ca_pin: pin,
+            created_authorities: created,
+            ...(first && { first_user: { user: first.user, invite: first.invite, expires: first.expires } }),
+          },
+          session.format,
+        ),
+      );
     } else {
       // The code is not in the command: login asks for it, so it never sits in the process list.
-      if (first) ctx.stdout.write(`No editor can log in yet: a one-time invite for user ${first.user} (role${first.roles.length === 1 ? '' : 's'} ${first.roles.join(', ')}), valid until ${first.expires} (a restart replaces it); run this, which asks for the code:\n  kport login --proxy ${server.loginHost}:${server.port} --ca-pin ${pin} --invite\n  invite code: ${first.invite}\n`);
+      if (first)
+        ctx.stdout.write(
+          `No editor can log in yet: a one-time invite for user ${first.user} (role${first.roles.length === 1 ? '' : 's'} ${first.roles.join(', ')}), valid until ${first.expires} (a restart replaces it); run this, which asks for the code:\n  kport login --proxy ${server.loginHost}:${server.port} --ca-pin ${pin} --invite\n  invite code: ${first.invite}\n`,
+        );
       if (created) ctx.stdout.write(`Created the cluster CAs (server TLS, host, user) in the store; their keys are sealed with ${server.sealKeyPath}.\n`);
       // One stable ready line: the address, the pin agents check, and what to run next.
       ctx.stdout.write(`kport server listening on ${url}, CA pin: ${pin}; join agents with a token from \`kport tokens add --type=discovery\`.\n`);

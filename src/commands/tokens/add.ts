@@ -9,7 +9,13 @@ import type { CommandDef } from '../command.ts';
 
 /** What `tokens add` and `tokens ls` print for scripts: one shape (add adds the secret). */
 export function tokenSummary(token: import('../../resources/token.ts').Token) {
-  return { name: token.metadata.name, roles: token.spec.roles, labels: token.metadata.labels ?? null, expires: token.metadata.expires ?? null, uses_remaining: token.spec.uses_remaining ?? null };
+  return {
+    name: token.metadata.name,
+    roles: token.spec.roles,
+    labels: token.metadata.labels ?? null,
+    expires: token.metadata.expires ?? null,
+    uses_remaining: token.spec.uses_remaining ?? null,
+  };
 }
 
 export const tokensAdd: CommandDef = {
@@ -23,7 +29,11 @@ export const tokensAdd: CommandDef = {
   options: [
     { flags: '--type <roles>', description: 'comma-separated roles the token grants, such as discovery,kube' },
     { flags: '--ttl <duration>', description: 'how long the token lives', default: '30m' },
-    { flags: '--value <secret>', description: 'use this secret instead of a random one; - reads it from the first line of stdin (a value given here is seen by other users in ps until kport hides it)' },
+    {
+      flags: '--value <secret>',
+      description:
+        'use this secret instead of a random one; - reads it from the first line of stdin (a value given here is seen by other users in ps until kport hides it)',
+    },
     { flags: '--labels <k=v,..>', description: 'labels to attach to the token' },
     { flags: '--uses <n>', description: 'how many agents may join with it (default: any number until it expires)' },
   ],
@@ -35,7 +45,10 @@ export const tokensAdd: CommandDef = {
     const ttlMs = parseDuration(String(opts.ttl ?? '30m'), '--ttl');
     if (ttlMs <= 0) throw new UsageError('--ttl must be longer than zero.');
     // An agent keeps its identity after joining, so a token only has to outlive the rollout.
-    if (ttlMs > MAX_TOKEN_TTL_MS) throw new UsageError(`--ttl ${String(opts.ttl)} is longer than the 30 days a join token may live: agents keep their identity after joining, so make one per rollout.`);
+    if (ttlMs > MAX_TOKEN_TTL_MS)
+      throw new UsageError(
+        `--ttl ${String(opts.ttl)} is longer than the 30 days a join token may live: agents keep their identity after joining, so make one per rollout.`,
+      );
     let labels: Record<string, string> | undefined;
     try {
       labels = typeof opts.labels === 'string' ? parseLabelList(opts.labels) : undefined;
@@ -45,7 +58,8 @@ export const tokensAdd: CommandDef = {
     let uses: number | undefined;
     if (opts.uses !== undefined) {
       uses = Number(opts.uses);
-      if (!Number.isInteger(uses) || uses < 1 || uses > MAX_TOKEN_USES) throw new UsageError(`--uses ${String(opts.uses)} is not a whole number from 1 to ${MAX_TOKEN_USES}.`);
+      if (!Number.isInteger(uses) || uses < 1 || uses > MAX_TOKEN_USES)
+        throw new UsageError(`--uses ${String(opts.uses)} is not a whole number from 1 to ${MAX_TOKEN_USES}.`);
     }
     const labelProblems = labels ? labelsProblems(labels) : [];
     if (labelProblems.length > 0) throw new UsageError(`--labels: ${labelProblems.join('; ')}.`);
@@ -113,7 +127,10 @@ export const tokensAdd: CommandDef = {
  * pin was checked at login; the CA in the store is the server's alone to read) at the profile's
  * address; locally, the one recorded in the store, at the config's address.
  */
-async function joinTarget(session: import('../session.ts').Session, backend: import('../../backend/backend.ts').Backend): Promise<{ pin: string; address: string } | undefined> {
+async function joinTarget(
+  session: import('../session.ts').Session,
+  backend: import('../../backend/backend.ts').Backend,
+): Promise<{ pin: string; address: string } | undefined> {
   const where = await session.where();
   if (where.via === 'server') return { pin: where.profile.ca_pin, address: where.profile.proxy };
   const { serverInfo } = await import('../../tokens/server-info.ts');
@@ -126,7 +143,10 @@ async function joinTarget(session: import('../session.ts').Session, backend: imp
  */
 async function tokenValue(given: string, warn: (message: string) => void): Promise<string> {
   if (given !== '-') {
-    if (hideArgvValue('--value', given)) warn('the token\'s secret was given on the command line: kport hid it from the process list now, but other users could see it until then and your shell history keeps it; prefer --value - with the secret on stdin.');
+    if (hideArgvValue('--value', given))
+      warn(
+        "the token's secret was given on the command line: kport hid it from the process list now, but other users could see it until then and your shell history keeps it; prefer --value - with the secret on stdin.",
+      );
     return given;
   }
   if (process.stdin.isTTY) throw new UsageError('--value - reads the secret from stdin, which is a terminal: pipe it in (kport tokens add --value - < FILE).');

@@ -6,10 +6,7 @@ import { tokenSummary } from './add.ts';
 export const tokensLs: CommandDef = {
   path: ['tokens', 'ls'],
   summary: 'List join tokens (secrets are never shown)',
-  examples: [
-    'kport tokens ls',
-    'kport tokens ls -o json',
-  ],
+  examples: ['kport tokens ls', 'kport tokens ls -o json'],
   async run({ ctx, session }) {
     const { listTokens } = await import('../../tokens/tokens.ts');
     const tokens = await listTokens(await session.backend());
@@ -18,6 +15,12 @@ export const tokensLs: CommandDef = {
     // The same shape as `tokens add --format json`, without the secret.
     if (format !== 'text') return void ctx.stdout.write(serialize(tokens.map(tokenSummary), format));
     if (tokens.length === 0 && ctx.stdoutIsTTY) return void ctx.stderr.write('No active tokens found.\n');
-    ctx.stdout.write(renderTable(kind.headers, tokens.map((t) => kind.row(t, ctx.stdoutIsTTY)), { tty: ctx.stdoutIsTTY }));
+    ctx.stdout.write(
+      renderTable(
+        kind.headers,
+        tokens.map((t) => kind.row(t, ctx.stdoutIsTTY)),
+        { tty: ctx.stdoutIsTTY },
+      ),
+    );
   },
 };

@@ -11,10 +11,7 @@ const MAX_INVITE_TTL_MS = 48 * 3_600_000;
 export const usersAdd: CommandDef = {
   path: ['users', 'add'],
   summary: 'Add a person with roles and print their one-time invite',
-  examples: [
-    'kport users add alice --roles access',
-    'kport users add bob --roles editor,auditor --invite-ttl 24h',
-  ],
+  examples: ['kport users add alice --roles access', 'kport users add bob --roles editor,auditor --invite-ttl 24h'],
   args: ['<name>'],
   options: [
     { flags: '--roles <roles>', description: 'comma-separated roles, such as access or editor,auditor (each must exist)' },
@@ -23,13 +20,27 @@ export const usersAdd: CommandDef = {
   async run({ args, opts, ctx, session }) {
     const name = args[0]!;
     if (typeof opts.roles !== 'string') throw new UsageError(`--roles is required: for example kport users add ${name} --roles access.`);
-    const roles = [...new Set(opts.roles.split(',').map((r) => r.trim()).filter(Boolean))];
+    const roles = [
+      ...new Set(
+        opts.roles
+          .split(',')
+          .map((r) => r.trim())
+          .filter(Boolean),
+      ),
+    ];
     if (roles.length === 0) throw new UsageError('--roles names no role: for example --roles access.');
     const ttlMs = inviteTtlOption(opts.inviteTtl);
     const { usersService } = await import('../../client/users.ts');
     const users = await usersService(session);
     const issued = await users.add(name, roles, ttlMs);
-    await writeInvite({ ctx, session, users, issued, json: { roles }, headline: `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.` });
+    await writeInvite({
+      ctx,
+      session,
+      users,
+      issued,
+      json: { roles },
+      headline: `User ${printable(issued.user)} added with role${roles.length === 1 ? '' : 's'} ${printable(roles.join(', '))}.`,
+    });
   },
 };
 
@@ -37,12 +48,22 @@ export const usersAdd: CommandDef = {
 export function inviteTtlOption(value: unknown): number | undefined {
   const ttlMs = parseDuration(String(value ?? '1h'), '--invite-ttl');
   if (ttlMs <= 0) throw new UsageError('--invite-ttl must be longer than zero.');
-  if (ttlMs > MAX_INVITE_TTL_MS) throw new UsageError(`--invite-ttl ${String(value)} is longer than the 48 hours an invite may live: add the person when they can log in, or send a new invite later.`);
+  if (ttlMs > MAX_INVITE_TTL_MS)
+    throw new UsageError(
+      `--invite-ttl ${String(value)} is longer than the 48 hours an invite may live: add the person when they can log in, or send a new invite later.`,
+    );
   return ttlMs === DEFAULT_INVITE_TTL_MS ? undefined : ttlMs;
 }
 
 /** What `users add` and `users reset` print: the invite as the `kport login` line to send, or the JSON/YAML shape with it. */
-export async function writeInvite(input: { ctx: CommandInput['ctx']; session: CommandInput['session']; users: UsersService; issued: InviteIssued; json: Record<string, unknown>; headline: string }): Promise<void> {
+export async function writeInvite(input: {
+  ctx: CommandInput['ctx'];
+  session: CommandInput['session'];
+  users: UsersService;
+  issued: InviteIssued;
+  json: Record<string, unknown>;
+  headline: string;
+}): Promise<void> {
   const { ctx, session, users, issued } = input;
   const server = await users.server();
   // The code is not in the command: login asks for it, so it never sits in the process list (README "Logging in").

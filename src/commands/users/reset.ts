@@ -4,11 +4,8 @@ import { inviteTtlOption, writeInvite } from './add.ts';
 
 export const usersReset: CommandDef = {
   path: ['users', 'reset'],
-  summary: 'Reset a person\'s password and authenticator: a new invite, and their certificates stop working',
-  examples: [
-    'kport users reset alice',
-    'kport users reset alice --invite-ttl 24h',
-  ],
+  summary: "Reset a person's password and authenticator: a new invite, and their certificates stop working",
+  examples: ['kport users reset alice', 'kport users reset alice --invite-ttl 24h'],
   args: ['<name>'],
   options: [{ flags: '--invite-ttl <duration>', description: 'how long the invite works (at most 48h)', default: '1h' }],
   async run({ args, opts, ctx, session }) {

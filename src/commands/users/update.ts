@@ -4,14 +4,21 @@ import type { CommandDef } from '../command.ts';
 
 const roleList = (value: unknown, flag: string): string[] | undefined => {
   if (value === undefined) return undefined;
-  const roles = [...new Set(String(value).split(',').map((r) => r.trim()).filter(Boolean))];
+  const roles = [
+    ...new Set(
+      String(value)
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean),
+    ),
+  ];
   if (roles.length === 0) throw new UsageError(`${flag} names no role: for example ${flag} auditor.`);
   return roles;
 };
 
 export const usersUpdate: CommandDef = {
   path: ['users', 'update'],
-  summary: 'Change a person\'s roles: their next call, and their open sessions, are decided by the new ones',
+  summary: "Change a person's roles: their next call, and their open sessions, are decided by the new ones",
   examples: [
     'kport users update alice --set-roles access,auditor',
     'kport users update alice --add-roles auditor',
@@ -33,6 +40,8 @@ export const usersUpdate: CommandDef = {
     const { usersService } = await import('../../client/users.ts');
     const updated = await (await usersService(session)).update(name, { ...(set && { set }), ...(add && { add }), ...(remove && { remove }) });
     if (session.format !== 'text') return void ctx.stdout.write(serialize(updated, session.format));
-    ctx.stdout.write(`User ${printable(updated.user)} now has role${updated.roles.length === 1 ? '' : 's'} ${printable(updated.roles.join(', '))}: their next call, and what they hold open, are decided by ${updated.roles.length === 1 ? 'it' : 'them'}.\n`);
+    ctx.stdout.write(
+      `User ${printable(updated.user)} now has role${updated.roles.length === 1 ? '' : 's'} ${printable(updated.roles.join(', '))}: their next call, and what they hold open, are decided by ${updated.roles.length === 1 ? 'it' : 'them'}.\n`,
+    );
   },
 };

@@ -12,14 +12,23 @@ import type { PersonCaller, VerifiedCaller } from '../call/caller.ts';
  */
 export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; user: KeyObject }): VerifiedCaller | PersonCaller | ApiError {
   const peer = socket.getPeerCertificate();
-  if (!peer || !peer.raw) return new ApiError('unauthenticated', 'this call needs the agent host certificate it received when it joined, or a person\'s user certificate from kport login');
+  if (!peer?.raw)
+    return new ApiError(
+      'unauthenticated',
+      "this call needs the agent host certificate it received when it joined, or a person's user certificate from kport login",
+    );
   if (!socket.authorized && String(socket.authorizationError) === 'CERT_HAS_EXPIRED') {
     // Checked here for its message: the per-call check (people-routes.ts) says the same of a login that expires on an open connection.
     const expired = new X509Certificate(peer.raw);
     const claims = expired.verify(keys.user) ? userClaims(peer.raw) : undefined;
-    if (claims) return new ApiError('cert_expired', `your kport login expired at ${new Date(expired.validTo).toISOString()}: run kport login`, { user: claims.user });
+    if (claims)
+      return new ApiError('cert_expired', `your kport login expired at ${new Date(expired.validTo).toISOString()}: run kport login`, { user: claims.user });
   }
-  if (!socket.authorized) return new ApiError('unauthenticated', `the client certificate was not issued by this cluster's host CA (agents) or user CA (people) (${String(socket.authorizationError)}): join again, or run kport login`);
+  if (!socket.authorized)
+    return new ApiError(
+      'unauthenticated',
+      `the client certificate was not issued by this cluster's host CA (agents) or user CA (people) (${String(socket.authorizationError)}): join again, or run kport login`,
+    );
   const cert = new X509Certificate(peer.raw);
   const keyHash = publicKeyHash(peer.raw);
   const notAfter = Date.parse(cert.validTo);
@@ -31,7 +40,17 @@ export function verifyClientCert(socket: TLSSocket, keys: { host: KeyObject; use
   if (cert.verify(keys.user)) {
     const identity = userClaims(peer.raw);
     if (!identity) return new ApiError('unauthenticated', 'the client certificate is not a kport user certificate');
-    return { person: identity.user, roles: identity.roles, ...(identity.uid && { uid: identity.uid }), keyHash, notAfter, notBefore: Date.parse(cert.validFrom) };
+    return {
+      person: identity.user,
+      roles: identity.roles,
+      ...(identity.uid && { uid: identity.uid }),
+      keyHash,
+      notAfter,
+      notBefore: Date.parse(cert.validFrom),
+    };
   }
-  return new ApiError('unauthenticated', "the client certificate was not issued by this cluster's host CA (agents) or user CA (people): join again, or run kport login");
+  return new ApiError(
+    'unauthenticated',
+    "the client certificate was not issued by this cluster's host CA (agents) or user CA (people): join again, or run kport login",
+  );
 }

@@ -1,5 +1,5 @@
 import type { Http2SecureServer, Http2ServerRequest, ServerHttp2Session } from 'node:http2';
-import { ApiError } from '../../api/errors.ts';
+import type { ApiError } from '../../api/errors.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Caller, Connection, ConnectionLookup } from '../call/caller.ts';
@@ -35,7 +35,14 @@ export class ConnectionGuard implements ConnectionLookup {
   #refused = 0;
   #lastLogged = 0;
 
-  constructor(server: Http2SecureServer, opts: { verify: (socket: TLSSocket) => Caller | ApiError; log: (line: string) => void; timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'> }) {
+  constructor(
+    server: Http2SecureServer,
+    opts: {
+      verify: (socket: TLSSocket) => Caller | ApiError;
+      log: (line: string) => void;
+      timeouts: Pick<ServerTimeouts, 'silentMs' | 'unauthenticatedIdleMs'>;
+    },
+  ) {
     this.#verify = opts.verify;
     this.#log = opts.log;
     this.#timeouts = opts.timeouts;
@@ -64,14 +71,22 @@ export class ConnectionGuard implements ConnectionLookup {
 
   /** The open connections of `person`'s certificates (every login of theirs), or of every person: to end them when that person is locked or removed. */
   ofPeople(person?: string): Connection[] {
-    return [...this.#byId.values()].filter(({ caller, socket }) => 'person' in caller && (person === undefined || caller.person === person) && !socket.destroyed);
+    return [...this.#byId.values()].filter(
+      ({ caller, socket }) => 'person' in caller && (person === undefined || caller.person === person) && !socket.destroyed,
+    );
   }
 
   /** A TCP connection: counted while its TLS handshake runs (the certificate is known only at its end). */
   #accept(raw: Socket): void {
     const key = sourceKey(raw.remoteAddress);
     const verdict = this.#handshaking.acquire(key);
-    if (verdict !== 'ok') return this.#refuse(raw, verdict === 'per_source' ? `more than ${LIMITS.handshakesPerSource} TLS handshakes at once from ${key}` : `more than ${LIMITS.handshakesTotal} TLS handshakes at once`);
+    if (verdict !== 'ok')
+      return this.#refuse(
+        raw,
+        verdict === 'per_source'
+          ? `more than ${LIMITS.handshakesPerSource} TLS handshakes at once from ${key}`
+          : `more than ${LIMITS.handshakesTotal} TLS handshakes at once`,
+      );
     const id = connectionId(raw);
     let counted = true;
     const release = () => {
@@ -99,7 +114,13 @@ export class ConnectionGuard implements ConnectionLookup {
       // A stranger (no host certificate, or not one of ours): a few connections per address.
       const key = sourceKey(socket.remoteAddress);
       const verdict = this.#unauthenticated.acquire(key);
-      if (verdict !== 'ok') return this.#refuse(socket, verdict === 'per_source' ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}` : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`);
+      if (verdict !== 'ok')
+        return this.#refuse(
+          socket,
+          verdict === 'per_source'
+            ? `more than ${LIMITS.unauthenticatedPerSource} connections without a host certificate from ${key}`
+            : `more than ${LIMITS.unauthenticatedTotal} connections without a host certificate in all`,
+        );
       socket.once('close', () => this.#unauthenticated.release(key));
     }
     const state: State = {
@@ -121,7 +142,10 @@ export class ConnectionGuard implements ConnectionLookup {
     // An agent's or a person's connection closes when its certificate expires.
     const arm = () => {
       const left = caller.notAfter - Date.now();
-      if (left <= 0) return state.drop(`the ${'person' in caller ? `certificate of ${caller.person}` : 'host certificate'} expired at ${new Date(caller.notAfter).toISOString()}`);
+      if (left <= 0)
+        return state.drop(
+          `the ${'person' in caller ? `certificate of ${caller.person}` : 'host certificate'} expired at ${new Date(caller.notAfter).toISOString()}`,
+        );
       state.timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1));
       state.timer.unref();
     };
@@ -142,7 +166,12 @@ export class ConnectionGuard implements ConnectionLookup {
     const now = Date.now();
     if (now - this.#lastLogged < LOG_EVERY_MS) return;
     this.#lastLogged = now;
-    this.#log(JSON.stringify({ level: 'warn', msg: `refused ${this.#refused} connection(s) since the last such line (at most one in ${LOG_EVERY_MS / 1000} s), the last for ${why}` }));
+    this.#log(
+      JSON.stringify({
+        level: 'warn',
+        msg: `refused ${this.#refused} connection(s) since the last such line (at most one in ${LOG_EVERY_MS / 1000} s), the last for ${why}`,
+      }),
+    );
     this.#refused = 0;
   }
 

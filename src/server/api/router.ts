@@ -65,21 +65,42 @@ export class Router {
       if (!found && method !== 'POST') throw new ApiError('method_not_allowed', `${method} ${path} is not a kport API call`);
       if (found?.route.callers === 'anyone') return await this.#answer(found.name, found.route, { kind: 'anyone' }, req, res, socket, address, seen);
       // Who is calling before anything else is read from them.
-      const verified = connection?.caller ?? new ApiError('unauthenticated', "this call needs the agent host certificate it received when it joined, or a person's user certificate from kport login");
+      const verified =
+        connection?.caller ??
+        new ApiError(
+          'unauthenticated',
+          "this call needs the agent host certificate it received when it joined, or a person's user certificate from kport login",
+        );
       if (verified instanceof ApiError) throw verified;
       seen.caller = verified;
-      const who: Who = 'person' in verified ? { kind: 'person', person: await this.#deps.person(verified) } : { kind: 'agent', agent: await this.#deps.agent(verified, address) };
+      const who: Who =
+        'person' in verified
+          ? { kind: 'person', person: await this.#deps.person(verified) }
+          : { kind: 'agent', agent: await this.#deps.agent(verified, address) };
       return await this.#answer(found?.name, found?.route, who, req, res, socket, address, seen);
     } catch (err) {
       await this.#refused(err, found?.route, req, res, connection, address, path, seen);
     }
   }
 
-  async #answer(name: RouteName | undefined, route: Route | undefined, who: Who, req: Http2ServerRequest, res: Http2ServerResponse, socket: TLSSocket, address: string, seen: { action: string }): Promise<void> {
+  async #answer(
+    name: RouteName | undefined,
+    route: Route | undefined,
+    who: Who,
+    req: Http2ServerRequest,
+    res: Http2ServerResponse,
+    socket: TLSSocket,
+    address: string,
+    seen: { action: string },
+  ): Promise<void> {
     if (route && route.rate !== 'none') {
       // Counted before the body is read: a refused guess costs as much as a good one.
       const turn = this.#deps.rates[route.rate].take(sourceKey(socket.remoteAddress));
-      if (!turn.ok) throw new ApiError('rate_limited', `too many ${RATE_SAYS[route.rate]} from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`);
+      if (!turn.ok)
+        throw new ApiError(
+          'rate_limited',
+          `too many ${RATE_SAYS[route.rate]} from ${socket.remoteAddress ?? 'this address'}: try again in ${Math.ceil(turn.retryAfterMs / 1000)} s`,
+        );
     }
     const raw = await this.#body(route, who, req);
     if (who.kind !== 'anyone') seen.action = describeCall(seen.action, raw);
@@ -105,19 +126,37 @@ export class Router {
     const callers = route.callers;
     if (callers === 'anyone' || who.kind === 'anyone') return;
     if (who.kind === 'agent') {
-      if (!callers.agent) throw new ApiError('forbidden', `${route.path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
+      if (!callers.agent)
+        throw new ApiError('forbidden', `${route.path} is a person's call: it needs a user certificate from kport login, not an agent's host certificate`);
       const roles: readonly string[] = callers.agent;
-      if (!who.agent.roles.some((r) => roles.includes(r))) throw new ApiError('forbidden', `agent ${who.agent.hostId} (${who.agent.roles.join(', ')}) may not call ${route.path}: it is for ${roles.join(' or ')} agents`);
+      if (!who.agent.roles.some((r) => roles.includes(r)))
+        throw new ApiError(
+          'forbidden',
+          `agent ${who.agent.hostId} (${who.agent.roles.join(', ')}) may not call ${route.path}: it is for ${roles.join(' or ')} agents`,
+        );
       return;
     }
     if (!callers.person) throw new ApiError('forbidden', route.notForPeople ?? `${route.path} is an agent's call: a user certificate cannot make it`);
     if (callers.person === true) return;
     const { resource, verb } = callers.person;
     const { person } = who;
-    if (!person.roles.allows(resource, verb)) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) may not ${verb} ${resource} resources (no role allows it)`);
+    if (!person.roles.allows(resource, verb))
+      throw new ApiError(
+        'forbidden',
+        `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) may not ${verb} ${resource} resources (no role allows it)`,
+      );
   }
 
-  async #refused(err: unknown, route: Route | undefined, req: Http2ServerRequest, res: Http2ServerResponse, connection: Connection | undefined, address: string, path: string, seen: { caller?: Caller; action: string }): Promise<void> {
+  async #refused(
+    err: unknown,
+    route: Route | undefined,
+    req: Http2ServerRequest,
+    res: Http2ServerResponse,
+    connection: Connection | undefined,
+    address: string,
+    path: string,
+    seen: { caller?: Caller; action: string },
+  ): Promise<void> {
     const refused = err instanceof ApiError ? err : new ApiError('internal', 'the server failed to answer this call; its log says why');
     // The cause (a store path, an SQLite error) is for the server's log, not for whoever called,
     // within the caller's budget of log bytes.

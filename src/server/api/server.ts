@@ -100,22 +100,69 @@ export class KportServer {
     // Every part of the server writes through this, so the caches that must read its own writes do (watch-cache.ts).
     const opts = { ...serverOptions, backend: new ObservedBackend(serverOptions.backend, this.#hub) };
     this.#opts = opts;
-    this.#timeouts = { handshakeMs: LIMITS.handshakeMs, silentMs: LIMITS.silentMs, joinBodyMs: LIMITS.joinBodyMs, unauthenticatedIdleMs: LIMITS.unauthenticatedIdleMs, tunnelIdleMs: TUNNEL_LIMITS.idleMs, ...opts.timeouts };
+    this.#timeouts = {
+      handshakeMs: LIMITS.handshakeMs,
+      silentMs: LIMITS.silentMs,
+      joinBodyMs: LIMITS.joinBodyMs,
+      unauthenticatedIdleMs: LIMITS.unauthenticatedIdleMs,
+      tunnelIdleMs: TUNNEL_LIMITS.idleMs,
+      ...opts.timeouts,
+    };
     this.#records = new PersonRecords({ backend: opts.backend, hub: this.#hub, configRoles: opts.people.configRoles });
     this.#caKeys = { host: new X509Certificate(opts.authorities.host.certPem).publicKey, user: new X509Certificate(opts.authorities.user.certPem).publicKey };
-    this.#deps = { backend: opts.backend, authorities: opts.authorities, hostCertTtlMs: opts.hostCertTtlMs, now: opts.now ?? (() => new Date()), renewals: new Map() };
-    this.#tunnelAccept = new TunnelAcceptor({ backend: opts.backend, audit: opts.audit, registry: this.tunnels, hub: this.#hub, now: this.#deps.now, idleMs: this.#timeouts.tunnelIdleMs });
-    this.#people = new PeopleRoutes({ ...opts.people, backend: opts.backend, records: this.#records, authorities: opts.authorities, audit: opts.audit, now: this.#deps.now });
+    this.#deps = {
+      backend: opts.backend,
+      authorities: opts.authorities,
+      hostCertTtlMs: opts.hostCertTtlMs,
+      now: opts.now ?? (() => new Date()),
+      renewals: new Map(),
+    };
+    this.#tunnelAccept = new TunnelAcceptor({
+      backend: opts.backend,
+      audit: opts.audit,
+      registry: this.tunnels,
+      hub: this.#hub,
+      now: this.#deps.now,
+      idleMs: this.#timeouts.tunnelIdleMs,
+    });
+    this.#people = new PeopleRoutes({
+      ...opts.people,
+      backend: opts.backend,
+      records: this.#records,
+      authorities: opts.authorities,
+      audit: opts.audit,
+      now: this.#deps.now,
+    });
     this.#watchStreams = { hub: this.#hub, count: new WatchCount(), open: new Set() };
-    this.#kube = new KubeRoutes({ backend: opts.backend, hub: this.#hub, tunnels: this.tunnels, people: this.#people, audit: opts.audit, identityKey: opts.authorities.kube_identity.keys.privateKey, ...(opts.hostId && { serverHostId: opts.hostId }), ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }) });
-    this.#agents = new AgentCalls({ backend: opts.backend, audit: opts.audit, now: this.#deps.now, watches: this.#watchStreams, kube: this.#kube, ...(opts.hostId && { hostId: opts.hostId }) });
+    this.#kube = new KubeRoutes({
+      backend: opts.backend,
+      hub: this.#hub,
+      tunnels: this.tunnels,
+      people: this.#people,
+      audit: opts.audit,
+      identityKey: opts.authorities.kube_identity.keys.privateKey,
+      ...(opts.hostId && { serverHostId: opts.hostId }),
+      ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }),
+    });
+    this.#agents = new AgentCalls({
+      backend: opts.backend,
+      audit: opts.audit,
+      now: this.#deps.now,
+      watches: this.#watchStreams,
+      kube: this.#kube,
+      ...(opts.hostId && { hostId: opts.hostId }),
+    });
     this.#router = new Router({
       handlers: this.#handlers(),
       audit: opts.audit,
       timeouts: this.#timeouts,
       rates: { join: new RateLimiter(opts.joinRate ?? DEFAULT_JOIN_RATE), login: new RateLimiter(DEFAULT_LOGIN_RATE) },
       // A flood of strangers' bodies never starves agents' or people's.
-      bodies: { unauthenticated: new BodyBudget(LIMITS.unauthenticatedBodyBudget), agent: new BodyBudget(LIMITS.agentBodyBudget), person: new BodyBudget(LIMITS.personBodyBudget) },
+      bodies: {
+        unauthenticated: new BodyBudget(LIMITS.unauthenticatedBodyBudget),
+        agent: new BodyBudget(LIMITS.agentBodyBudget),
+        person: new BodyBudget(LIMITS.personBodyBudget),
+      },
       agent: (verified, address) => this.#agents.caller(verified, address),
       person: (caller) => this.#people.person(caller),
     });
@@ -167,7 +214,13 @@ export class KportServer {
     });
     this.#kube.attach(server, this.#guard);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
-    this.#revocation = new PersonRevocation({ records: this.#records, guard: this.#guard, check: (caller) => this.#people.person(caller), log: this.#opts.log, kube: this.#kube });
+    this.#revocation = new PersonRevocation({
+      records: this.#records,
+      guard: this.#guard,
+      check: (caller) => this.#people.person(caller),
+      log: this.#opts.log,
+      kube: this.#kube,
+    });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server = server;
@@ -216,7 +269,15 @@ export class KportServer {
       join: async ({ body, address }) => {
         const request = parseJoinRequest(body);
         const { identity, tokenName } = await join(this.#deps, request, address);
-        await audit.record({ type: routes.join.audit.allowed, outcome: 'allowed', host_id: identity.host_id, hostname: request.hostname, roles: identity.roles, token_name: tokenName, remote_addr: address });
+        await audit.record({
+          type: routes.join.audit.allowed,
+          outcome: 'allowed',
+          host_id: identity.host_id,
+          hostname: request.hostname,
+          roles: identity.roles,
+          token_name: tokenName,
+          remote_addr: address,
+        });
         return identity;
       },
       renew: async ({ who, body, address }) => {
@@ -232,7 +293,14 @@ export class KportServer {
         const malformed = callProblem(call);
         if (malformed) throw new ApiError('bad_request', malformed);
         const answer = await personBackendCall(backend, audit, person, call, address, now());
-        if (call.op !== 'get' && call.op !== 'list') await audit.record({ type: routes.backend.audit.allowed, outcome: 'allowed', user: person.caller.person, action: describeCall(routes.backend.path, body), remote_addr: address });
+        if (call.op !== 'get' && call.op !== 'list')
+          await audit.record({
+            type: routes.backend.audit.allowed,
+            outcome: 'allowed',
+            user: person.caller.person,
+            action: describeCall(routes.backend.path, body),
+            remote_addr: address,
+          });
         return answer;
       },
       watch: async ({ who, body, req, res }) => {
@@ -245,7 +313,11 @@ export class KportServer {
         const why = person.policy.refusal(call);
         if (why) throw new ApiError('forbidden', `user ${person.caller.person} ${why}`);
         // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
-        const alive = (batch: WatchEvent[] = []) => people.person(person.caller, newestRevision(batch)).then(() => true, () => false);
+        const alive = (batch: WatchEvent[] = []) =>
+          people.person(person.caller, newestRevision(batch)).then(
+            () => true,
+            () => false,
+          );
         return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => person.policy.event(e), alive, req, res);
       },
       inviteBegin: ({ body, address }) => people.inviteBegin(body, address),
@@ -257,7 +329,8 @@ export class KportServer {
       whoami: async ({ who }) => people.whoami(personOf(who)),
       users: ({ who, body, address }) => people.users(personOf(who), body, address),
       audit: ({ body }) => auditCall(backend, body, now()),
-      recordings: ({ who, body, res }) => recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, personOf(who), body, res),
+      recordings: ({ who, body, res }) =>
+        recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, personOf(who), body, res),
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
   }

@@ -48,7 +48,10 @@ export class AgentCalls {
   /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
   async caller(verified: VerifiedCaller, address: string): Promise<VerifiedCaller> {
     if (this.#deps.now().getTime() >= verified.notAfter) {
-      throw new ApiError('cert_expired', `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`);
+      throw new ApiError(
+        'cert_expired',
+        `the host certificate of agent ${verified.hostId} expired at ${new Date(verified.notAfter).toISOString()}: an agent renews it before then; one that could not must join again with a new token`,
+      );
     }
     const known = await currentAgent(this.#deps.backend, verified.hostId, verified.keyHash);
     if (!known) throw new ApiError('agent_removed', `agent ${verified.hostId} was removed from this cluster (kport agents rm)`);
@@ -68,11 +71,17 @@ export class AgentCalls {
     const why = refusal(caller, call, current, registered);
     if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const beat = call.op === 'put' && isKubeServerBeat(caller, call) ? await this.#servableBeat(caller, call.value, address) : undefined;
-    const lease = 'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
-    const opts = { ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }), ...(lease && { lease }), ...('fence' in call && call.fence && { fence: call.fence }) };
+    const lease =
+      'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
+    const opts = {
+      ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }),
+      ...(lease && { lease }),
+      ...('fence' in call && call.fence && { fence: call.fence }),
+    };
     try {
       // Every item goes back as an agent may see it: never a credential (agent-view.ts).
-      if (isKeyCall(call)) return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
+      if (isKeyCall(call))
+        return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
       switch (call.op) {
         case 'grant': {
           this.#sweepLeases();
@@ -133,10 +142,25 @@ export class AgentCalls {
   async #servableBeat(caller: VerifiedCaller, value: string, address: string): Promise<string> {
     const read = (name: string) => getResource<KubeCluster>(this.#deps.backend, KUBE_CLUSTER, name);
     const { kube } = this.#deps;
-    const checked = await servableHeartbeat(value, caller.hostId, this.#deps.hostId, (name) => kube.cluster(name), read, (a, b) => kube.sameJoin(a, b));
+    const checked = await servableHeartbeat(
+      value,
+      caller.hostId,
+      this.#deps.hostId,
+      (name) => kube.cluster(name),
+      read,
+      (a, b) => kube.sameJoin(a, b),
+    );
     if (checked.foreign.length > 0) {
       const reason = `listed in its kube_server heartbeat clusters it may not serve (another agent's kubeconfig_file cluster, or a static one only the server serves): ${checked.foreign.join(', ')}; the server dropped them from the heartbeat`;
-      await this.#deps.audit.record({ type: 'agent.call', outcome: 'refused', host_id: caller.hostId, roles: caller.roles, action: `put ${kindPrefix(KUBE_SERVER)}${caller.hostId}`, reason, remote_addr: address });
+      await this.#deps.audit.record({
+        type: 'agent.call',
+        outcome: 'refused',
+        host_id: caller.hostId,
+        roles: caller.roles,
+        action: `put ${kindPrefix(KUBE_SERVER)}${caller.hostId}`,
+        reason,
+        remote_addr: address,
+      });
     }
     return checked.value;
   }

@@ -14,7 +14,10 @@ export function checkLeaseRoom(hostId: string, held: Iterable<{ hostId: string; 
   let count = 0;
   for (const lease of held) if (lease.hostId === hostId && lease.expires >= now) count++;
   if (count >= MAX_LEASES_PER_AGENT) {
-    throw new ApiError('too_many_leases', `agent ${hostId} already holds ${count} leases, the most one agent may: revoke one (or let it lapse) before asking for another`);
+    throw new ApiError(
+      'too_many_leases',
+      `agent ${hostId} already holds ${count} leases, the most one agent may: revoke one (or let it lapse) before asking for another`,
+    );
   }
 }
 

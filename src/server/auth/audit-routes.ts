@@ -14,7 +14,10 @@ import { send } from '../call/http-body.ts';
 
 function need(person: Person, resource: 'audit' | 'session', verb: 'list' | 'read'): void {
   if (person.roles.allows(resource, verb)) return;
-  throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) may not ${verb} ${resource} resources (no role allows it)`);
+  throw new ApiError(
+    'forbidden',
+    `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) may not ${verb} ${resource} resources (no role allows it)`,
+  );
 }
 
 /** `{since?, user?, cluster?}`: the matching events, for a person whose roles list audit (Teleport's `event`: the route's rule, which the router holds them to). */
@@ -38,7 +41,8 @@ export async function recordingsCall(deps: RecordingsDeps, person: Person, body:
   if (call.op === 'ls') {
     need(person, 'session', 'list');
     const limit = call.limit ?? DEFAULT_LIST_LIMIT;
-    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) throw new ApiError('bad_request', `limit is a whole number from 1 to ${MAX_LIST_LIMIT}`);
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT)
+      throw new ApiError('bad_request', `limit is a whole number from 1 to ${MAX_LIST_LIMIT}`);
     const leave = deps.readers.enter(person.caller.person, 'list');
     try {
       return send(res, 200, { recordings: deps.dir ? await listRecordings(deps.dir, limit) : [] });

@@ -35,7 +35,10 @@ export async function loadAuthorities(backend: Backend, dataDir: string): Promis
   let seal = readSealKey(sealPath);
   if (!seal) {
     if (existing.some(Boolean)) {
-      throw new UserError(`The store already holds this cluster's CAs, sealed with a key this server does not have: copy ${sealPath} from the first server (mode 0600).`, 1);
+      throw new UserError(
+        `The store already holds this cluster's CAs, sealed with a key this server does not have: copy ${sealPath} from the first server (mode 0600).`,
+        1,
+      );
     }
     seal = createSealKey(sealPath);
   }

@@ -30,7 +30,8 @@ export function callProblem(call: BackendCall): string | undefined {
     ['fence value', 'fence' in call ? call.fence?.value : undefined],
   ];
   for (const [what, value] of names) {
-    if (typeof value === 'string' && Buffer.byteLength(value) > MAX_KEY_BYTES) return `a ${what} is at most ${MAX_KEY_BYTES} bytes (this one has ${Buffer.byteLength(value)})`;
+    if (typeof value === 'string' && Buffer.byteLength(value) > MAX_KEY_BYTES)
+      return `a ${what} is at most ${MAX_KEY_BYTES} bytes (this one has ${Buffer.byteLength(value)})`;
   }
   return undefined;
 }

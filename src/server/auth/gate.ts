@@ -35,7 +35,15 @@ export function actionOf(call: ResourceCall, current?: Item): Action | undefined
   const target = kindOfKey(keyOf(call));
   if (!target) return undefined;
   const verb: Verb =
-    call.op === 'get' ? 'read' : call.op === 'list' || call.op === 'watch' ? 'list' : call.op === 'delete' ? 'delete' : call.op === 'create' || (call.op === 'put' && !current) ? 'create' : 'update';
+    call.op === 'get'
+      ? 'read'
+      : call.op === 'list' || call.op === 'watch'
+        ? 'list'
+        : call.op === 'delete'
+          ? 'delete'
+          : call.op === 'create' || (call.op === 'put' && !current)
+            ? 'create'
+            : 'update';
   return { ...target, verb };
 }
 
@@ -83,11 +91,13 @@ export function personRefusal(roles: RoleSet, call: ResourceCall, current?: Item
   if (('lease' in call && call.lease) || call.fence) return 'writes without leases or fences';
   const { kind, name, verb } = action;
   if (!roles.allows(kind.rule, verb)) return `may not ${verb} ${kind.rule} resources (no role allows it)`;
-  if (!kind.people.writes.includes(verb)) return `may not ${verb} ${kind.rule} resources over /v1/backend: ${kind.people.whyNot ?? 'kport does not change them this way'}`;
+  if (!kind.people.writes.includes(verb))
+    return `may not ${verb} ${kind.rule} resources over /v1/backend: ${kind.people.whyNot ?? 'kport does not change them this way'}`;
   if (call.op === 'delete') return undefined;
   const value = parseObject(call.value);
   const meta = value?.metadata as { name?: unknown } | undefined;
-  if (value?.kind !== kind.kind || meta?.name !== name) return `writes a ${kind.kind} named ${name}, but the value is ${JSON.stringify(value?.kind ?? null)}/${JSON.stringify(meta?.name ?? null)}`;
+  if (value?.kind !== kind.kind || meta?.name !== name)
+    return `writes a ${kind.kind} named ${name}, but the value is ${JSON.stringify(value?.kind ?? null)}/${JSON.stringify(meta?.name ?? null)}`;
   return PERSON_WRITES[kind.kind]?.(value, current);
 }
 

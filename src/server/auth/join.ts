@@ -9,7 +9,7 @@ import { AGENT, type Agent } from '../../resources/agent.ts';
 import { nameProblem, resourceKey } from '../../resources/resource.ts';
 import { freeTextProblem } from '../../resources/text.ts';
 import { currentAgent } from '../../resources/agent-record.ts';
-import { decodeResource, encodeResource } from '../../resources/store.ts';
+import { encodeResource } from '../../resources/store.ts';
 import { checkJoinToken, secretMatches, tokenUseOp, type SecretCheck } from '../../tokens/tokens.ts';
 import type { Authorities } from './authorities.ts';
 
@@ -59,7 +59,11 @@ function checkRenewalPace(deps: JoinDeps, hostId: string): void {
   if (last === undefined) return;
   const gapMs = Math.max(1000, deps.hostCertTtlMs / 4);
   const since = deps.now().getTime() - last;
-  if (since < gapMs) throw new ApiError('renew_too_soon', `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`);
+  if (since < gapMs)
+    throw new ApiError(
+      'renew_too_soon',
+      `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`,
+    );
 }
 
 /**
@@ -95,7 +99,12 @@ export async function join(deps: JoinDeps, req: JoinRequest, address: string): P
     const check = await checkJoinToken(deps.backend, req.token, req.roles, now);
     if (!check.ok) throw new ApiError(check.code, check.reason, check.tokenName === undefined ? {} : { tokenName: check.tokenName });
     const tokenName = check.token.metadata.name;
-    if (!publicKey) throw new ApiError('bad_csr', 'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it', { tokenName });
+    if (!publicKey)
+      throw new ApiError(
+        'bad_csr',
+        'the certificate request is not signed by the ECDSA P-256 key it names: the agent must make its own key and sign the request with it',
+        { tokenName },
+      );
     const hostId = randomUUID();
     const group = req.discovery_group ?? '';
     const record: Agent = {
@@ -144,7 +153,11 @@ interface JoinTicket {
  * someone who learnt a used-up token cannot take the identity. A key that joined otherwise is
  * refused: an agent makes a new key for each join.
  */
-async function retriedJoin(deps: JoinDeps, req: JoinRequest, publicKey: Parameters<typeof keyHash>[0]): Promise<{ identity: IssuedIdentity; tokenName: string } | undefined> {
+async function retriedJoin(
+  deps: JoinDeps,
+  req: JoinRequest,
+  publicKey: Parameters<typeof keyHash>[0],
+): Promise<{ identity: IssuedIdentity; tokenName: string } | undefined> {
   const hash = keyHash(publicKey);
   const item = await deps.backend.get(`${JOIN_TICKETS}${hash}`);
   if (!item) return undefined;
@@ -152,8 +165,16 @@ async function retriedJoin(deps: JoinDeps, req: JoinRequest, publicKey: Paramete
   const tokenName = ticket.token_name;
   const known = await currentAgent(deps.backend, ticket.host_id, hash);
   const group = req.discovery_group ?? '';
-  const same = known && (await secretMatches(ticket.secret ?? {}, req.token.trim())) && known.agent.spec.token_name === tokenName && (known.agent.spec.discovery_group ?? '') === group && sameRoles(known.agent.spec.roles, req.roles);
-  if (!same) throw new ApiError('key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, { tokenName: ticket.token_name });
+  const same =
+    known &&
+    (await secretMatches(ticket.secret ?? {}, req.token.trim())) &&
+    known.agent.spec.token_name === tokenName &&
+    (known.agent.spec.discovery_group ?? '') === group &&
+    sameRoles(known.agent.spec.roles, req.roles);
+  if (!same)
+    throw new ApiError('key_in_use', `this key already joined as agent ${ticket.host_id}${known ? '' : ', which was removed'}: make a new key for a new join`, {
+      tokenName: ticket.token_name,
+    });
   return { identity: await hostIdentity(deps, publicKey, ticket.host_id, known.agent.spec.roles, group), tokenName };
 }
 
@@ -162,18 +183,36 @@ function sameRoles(a: string[], b: string[]): boolean {
 }
 
 async function hostIdentity(deps: JoinDeps, publicKey: Parameters<typeof keyHash>[0], hostId: string, roles: string[], group: string): Promise<IssuedIdentity> {
-  const cert = await issueLeaf(deps.authorities.host, publicKey, { commonName: hostId, organizations: ['kport-agents'], usage: 'client', validForMs: deps.hostCertTtlMs, host: { roles, discovery_group: group } });
-  return { host_id: hostId, roles, discovery_group: group, cert: certPem(cert), ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString(), kube_identity: deps.authorities.kube_identity.certPem };
+  const cert = await issueLeaf(deps.authorities.host, publicKey, {
+    commonName: hostId,
+    organizations: ['kport-agents'],
+    usage: 'client',
+    validForMs: deps.hostCertTtlMs,
+    host: { roles, discovery_group: group },
+  });
+  return {
+    host_id: hostId,
+    roles,
+    discovery_group: group,
+    cert: certPem(cert),
+    ca: deps.authorities.server_tls.certPem,
+    expires: cert.notAfter.toISOString(),
+    kube_identity: deps.authorities.kube_identity.certPem,
+  };
 }
-
 
 /**
  * A renewal over mTLS: the same key (the CSR must name the key the current cert names), the same or
  * fewer roles, never more; the same host id and group.
  */
-export async function renew(deps: JoinDeps, caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number }, b: z.output<typeof renewRequest>): Promise<IssuedIdentity> {
+export async function renew(
+  deps: JoinDeps,
+  caller: { hostId: string; roles: string[]; group: string; keyHash: string; notAfter: number },
+  b: z.output<typeof renewRequest>,
+): Promise<IssuedIdentity> {
   // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
-  if (deps.now().getTime() >= caller.notAfter) throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
+  if (deps.now().getTime() >= caller.notAfter)
+    throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
   checkRenewalPace(deps, caller.hostId);
   // The route's schema (src/api/wire.ts) checked the fields' types; absent roles are the certificate's.
   const asked = b.roles ?? caller.roles;
@@ -194,5 +233,13 @@ export async function renew(deps: JoinDeps, caller: { hostId: string; roles: str
     if (deps.renewals.size >= MAX_PACED_HOSTS) deps.renewals.clear();
     deps.renewals.set(caller.hostId, deps.now().getTime());
   }
-  return { host_id: caller.hostId, roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles, discovery_group: caller.group, cert: pemText, ca: deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString(), kube_identity: deps.authorities.kube_identity.certPem };
+  return {
+    host_id: caller.hostId,
+    roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles,
+    discovery_group: caller.group,
+    cert: pemText,
+    ca: deps.authorities.server_tls.certPem,
+    expires: cert.notAfter.toISOString(),
+    kube_identity: deps.authorities.kube_identity.certPem,
+  };
 }

@@ -35,15 +35,26 @@ export const AGENT_WRITES: Record<string, AgentWriteHook> = {
    * clusters (kube-agent-policy.ts; `registered`: how many it has now).
    */
   [KUBE_CLUSTER]: (caller, call, _name, current, registered) => {
-    if (has(caller, 'kube') && isKubeconfigClusterWrite(call, current)) return kubeconfigClusterRefusal(caller, call, current, registered, discoveredTextProblem);
-    if (!has(caller, 'discovery')) return 'may not write kube_cluster resources: only discovery agents do, and Kubernetes agents those of their kubeconfig_file';
+    if (has(caller, 'kube') && isKubeconfigClusterWrite(call, current))
+      return kubeconfigClusterRefusal(caller, call, current, registered, discoveredTextProblem);
+    if (!has(caller, 'discovery'))
+      return 'may not write kube_cluster resources: only discovery agents do, and Kubernetes agents those of their kubeconfig_file';
     return clusterWriteRefusal(caller, call, current);
   },
   [DISCOVERY_SERVICE]: (caller, call, name) =>
     name !== caller.hostId
       ? `may not write ${call.key}`
-      : heartbeatRefusal(caller, call, DISCOVERY_SERVICE, discoveryServiceSchema, (spec) => spec.host_id === caller.hostId && spec.discovery_group === caller.group),
-  [KUBE_SERVER]: (caller, call, name) => (name !== caller.hostId ? `may not write ${call.key}` : heartbeatRefusal(caller, call, KUBE_SERVER, kubeServerSchema, (spec) => spec.host_id === caller.hostId)),
+      : heartbeatRefusal(
+          caller,
+          call,
+          DISCOVERY_SERVICE,
+          discoveryServiceSchema,
+          (spec) => spec.host_id === caller.hostId && spec.discovery_group === caller.group,
+        ),
+  [KUBE_SERVER]: (caller, call, name) =>
+    name !== caller.hostId
+      ? `may not write ${call.key}`
+      : heartbeatRefusal(caller, call, KUBE_SERVER, kubeServerSchema, (spec) => spec.host_id === caller.hostId),
 };
 
 export const PERSON_WRITES: Record<string, PersonWriteHook> = {
@@ -55,7 +66,8 @@ export const PERSON_WRITES: Record<string, PersonWriteHook> = {
     const checked = kubeClusterSchema.safeParse(value);
     if (!checked.success) return `wrote a kube_cluster that is not valid: ${checked.error.issues[0]?.message ?? 'invalid'}`;
     // Discovered clusters are their discovery group's to write: a person's edit would be undone, or forge one.
-    if (checked.data.spec.aws || (current && (parseObject(current.value)?.spec as { aws?: unknown } | undefined)?.aws)) return 'may write only static kube_clusters: discovered ones belong to their discovery agents';
+    if (checked.data.spec.aws || (current && (parseObject(current.value)?.spec as { aws?: unknown } | undefined)?.aws))
+      return 'may write only static kube_clusters: discovered ones belong to their discovery agents';
     return undefined;
   },
 };
@@ -64,11 +76,18 @@ export const PERSON_WRITES: Record<string, PersonWriteHook> = {
  * A heartbeat is the agent's own, and valid by its schema: every field bounded and its free text
  * (hostname, errors) printable, since `kport get discovery_service` shows it on an admin's terminal.
  */
-function heartbeatRefusal(caller: HostCaller, call: WriteCall, kind: string, schema: HeartbeatSchema, specOk: (spec: Record<string, unknown>) => boolean): string | undefined {
+function heartbeatRefusal(
+  caller: HostCaller,
+  call: WriteCall,
+  kind: string,
+  schema: HeartbeatSchema,
+  specOk: (spec: Record<string, unknown>) => boolean,
+): string | undefined {
   if (call.op !== 'put' || call.lease || call.fence) return `writes its ${kind} heartbeat only with a plain put`;
   if (!(call.ttl_ms !== undefined && call.ttl_ms > 0 && call.ttl_ms <= MAX_HEARTBEAT_TTL_MS)) return `a ${kind} heartbeat needs a TTL of at most a day`;
   const value = parse(call.value);
-  if (value?.kind !== kind || value.metadata?.name !== caller.hostId || !specOk(value.spec ?? {})) return `may write only its own ${kind} heartbeat (host ${caller.hostId}, discovery group "${caller.group}")`;
+  if (value?.kind !== kind || value.metadata?.name !== caller.hostId || !specOk(value.spec ?? {}))
+    return `may write only its own ${kind} heartbeat (host ${caller.hostId}, discovery group "${caller.group}")`;
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -81,7 +100,8 @@ type HeartbeatSchema = typeof discoveryServiceSchema | typeof kubeServerSchema;
 
 function clusterWriteRefusal(caller: HostCaller, call: WriteCall, current: Item | undefined): string | undefined {
   const leader = leaderKey(caller.group);
-  if (!call.fence || call.fence.key !== leader || !call.fence.value.startsWith(`${caller.hostId}/`)) return `writes kube_cluster resources only as the leader of discovery group "${caller.group}"`;
+  if (!call.fence || call.fence.key !== leader || !call.fence.value.startsWith(`${caller.hostId}/`))
+    return `writes kube_cluster resources only as the leader of discovery group "${caller.group}"`;
   if ('lease' in call && call.lease) return 'kube_cluster resources are not bound to leases';
   if ('ttl_ms' in call && call.ttl_ms !== undefined) return 'kube_cluster resources do not expire';
   if (current && !ownedBy(parse(current.value), caller.group)) return `${call.key} is not a cloud cluster of discovery group "${caller.group}"`;
@@ -100,7 +120,10 @@ function clusterWriteRefusal(caller: HostCaller, call: WriteCall, current: Item 
  * printable and bounded, as in heartbeats; and it does not expire: discovery deletes what it no
  * longer sees, and a date set by an agent would only hide or keep a cluster against that.
  */
-function discoveredTextProblem(cluster: { metadata: { description?: string; labels?: Record<string, string>; expires?: string }; spec: { aws?: { name: string; region: string; arn?: string } } }): string | undefined {
+function discoveredTextProblem(cluster: {
+  metadata: { description?: string; labels?: Record<string, string>; expires?: string };
+  spec: { aws?: { name: string; region: string; arn?: string } };
+}): string | undefined {
   if (cluster.metadata.expires !== undefined) return 'writes kube_cluster resources without metadata.expires: discovery deletes what it no longer sees';
   const texts: Array<[string, string | undefined, number]> = [
     ['metadata.description', cluster.metadata.description, 1024],

@@ -37,7 +37,13 @@ export async function registeredCount(backend: Backend, hostId: string): Promise
  * neither spec.aws nor a kubeconfig; it never replaces nor removes a cluster of another origin or
  * agent. `registered` counts its records now, for a create.
  */
-export function kubeconfigClusterRefusal(caller: HostCaller, call: WriteCall, current: Item | undefined, registered: number, textProblem: (cluster: never) => string | undefined): string | undefined {
+export function kubeconfigClusterRefusal(
+  caller: HostCaller,
+  call: WriteCall,
+  current: Item | undefined,
+  registered: number,
+  textProblem: (cluster: never) => string | undefined,
+): string | undefined {
   if (current && !registeredBy(parse(current.value), caller.hostId)) {
     const holder = registeringAgent(parse(current.value));
     return `may not replace ${call.key}: it is ${holder ? `Kubernetes agent ${holder}'s` : 'not a cluster of its kubeconfig_file'}; rename that context`;
@@ -52,7 +58,8 @@ export function kubeconfigClusterRefusal(caller: HostCaller, call: WriteCall, cu
   const cluster = parsed.data;
   if (`${KUBE_CLUSTERS}${cluster.metadata.name}` !== call.key) return `names ${cluster.metadata.name} but writes ${call.key}`;
   if (!registeredBy(cluster, caller.hostId)) return `may write only kubeconfig_file clusters labelled with its own host id ${caller.hostId}`;
-  if (cluster.spec.kubeconfig !== undefined || cluster.spec.aws) return 'a kubeconfig_file cluster carries neither spec.aws nor a kubeconfig: the kubeconfig stays at the agent';
+  if (cluster.spec.kubeconfig !== undefined || cluster.spec.aws)
+    return 'a kubeconfig_file cluster carries neither spec.aws nor a kubeconfig: the kubeconfig stays at the agent';
   return textProblem(cluster as never);
 }
 

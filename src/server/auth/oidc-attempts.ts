@@ -17,7 +17,6 @@ export const MAX_ATTEMPTS = 1_000;
  */
 export const MAX_ATTEMPTS_PER_SOURCE = 20;
 
-
 export type Outcome = { user: string; roles: string[]; oidc: OidcSubject } | { refusal: ApiError };
 
 export interface Attempt {
@@ -72,7 +71,11 @@ export class Attempts {
     }
     const mine = this.#bySource.get(attempt.source) ?? 0;
     if (mine >= MAX_ATTEMPTS_PER_SOURCE) {
-      throw new ApiError('oidc_busy', `${attempt.source} has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: finish or abandon one (each expires ${ATTEMPT_TTL_MS / 60_000} minutes after it began), then run kport login --auth oidc again.`, { status: 429 });
+      throw new ApiError(
+        'oidc_busy',
+        `${attempt.source} has ${MAX_ATTEMPTS_PER_SOURCE} OIDC logins in progress, the most one address may have: finish or abandon one (each expires ${ATTEMPT_TTL_MS / 60_000} minutes after it began), then run kport login --auth oidc again.`,
+        { status: 429 },
+      );
     }
     this.#byId.set(attempt.id, attempt);
     this.#byState.set(attempt.state, attempt.id);

@@ -34,7 +34,9 @@ export function rolesForClaims(settings: Pick<OidcAuthentication, 'claims_to_rol
   if (roles.size > 0) return [...roles];
   const mapped = [...new Set(settings.claims_to_roles.map((m) => m.claim))].map((claim) => `${claim}: ${shown(claims[claim])}`);
   const names = Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ');
-  throw new ApiError('oidc_no_role', `no claims_to_roles entry matches the claims the identity provider sent for ${user} (${mapped.join('; ')}; claims seen: ${names}): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.`,
+  throw new ApiError(
+    'oidc_no_role',
+    `no claims_to_roles entry matches the claims the identity provider sent for ${user} (${mapped.join('; ')}; claims seen: ${names}): an administrator maps one of them to a role in auth_service.authentication.claims_to_roles.`,
     { user },
   );
 }
@@ -44,13 +46,25 @@ export function userFromClaims(settings: Pick<OidcAuthentication, 'username_clai
   const claim = settings.username_claim;
   const value = claims[claim];
   if (typeof value !== 'string' || value === '') {
-    throw new ApiError('oidc_no_username', `the identity provider sent no ${claim} claim to name this person (claims seen: ${Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ')}): set auth_service.authentication.username_claim to one it sends.`);
+    throw new ApiError(
+      'oidc_no_username',
+      `the identity provider sent no ${claim} claim to name this person (claims seen: ${Object.keys(claims).slice(0, SHOWN_CLAIM_NAMES).join(', ')}): set auth_service.authentication.username_claim to one it sends.`,
+    );
   }
   // An email names a person only once the provider has checked the person holds it.
   if (claim === 'email' && claims.email_verified !== true) {
-    throw new ApiError('oidc_email_unverified', `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`, { user: value });
+    throw new ApiError(
+      'oidc_email_unverified',
+      `the identity provider has not verified the email ${shown(value)}: verify it there, or name people by another username_claim.`,
+      { user: value },
+    );
   }
   const problem = nameProblem(value) ?? reservedUserNameProblem(value);
-  if (problem) throw new ApiError('oidc_bad_username', `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`, { user: value });
+  if (problem)
+    throw new ApiError(
+      'oidc_bad_username',
+      `the ${claim} claim ${shown(value)} is not a kport user name (${problem}): set auth_service.authentication.username_claim to a claim that is.`,
+      { user: value },
+    );
   return value;
 }

@@ -31,7 +31,9 @@ export function clientAuthMethods(configured: ClientAuthMethod | undefined, supp
   const usable = [...(has.key ? (['private_key_jwt'] as const) : []), ...(has.secret ? (['basic', 'post'] as const) : [])];
   const methods = usable.filter((m) => listed.includes(WIRE_NAMES[m]));
   if (methods.length > 0) return methods;
-  throw new ApiError('oidc_client_auth_unsupported', `the identity provider's token endpoint takes none of ${usable.map((m) => WIRE_NAMES[m]).join(', ')} (its discovery document lists ${listed.slice(0, 10).join(', ') || 'none'}): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).`,
+  throw new ApiError(
+    'oidc_client_auth_unsupported',
+    `the identity provider's token endpoint takes none of ${usable.map((m) => WIRE_NAMES[m]).join(', ')} (its discovery document lists ${listed.slice(0, 10).join(', ') || 'none'}): register kport's client there for one of them, and set auth_service.authentication.client_auth_method to it (basic, post, or private_key_jwt with client_key_file).`,
   );
 }
 
@@ -49,7 +51,10 @@ const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384'
  * start, so a wrong file stops the start and names itself.
  */
 export async function clientKey(file: string): Promise<CryptoKey> {
-  const wrong = (why: string) => new UsageError(`auth_service.authentication.client_key_file ${file} ${why}: point it at the PEM private key whose public key is registered at the identity provider for this client.`);
+  const wrong = (why: string) =>
+    new UsageError(
+      `auth_service.authentication.client_key_file ${file} ${why}: point it at the PEM private key whose public key is registered at the identity provider for this client.`,
+    );
   let pem: string;
   try {
     pem = await readFile(file, 'utf8');
@@ -71,7 +76,10 @@ export async function clientKey(file: string): Promise<CryptoKey> {
         : key.asymmetricKeyType === 'ed25519'
           ? { name: 'Ed25519' }
           : undefined;
-  if (!algorithm) throw wrong(`holds a ${key.asymmetricKeyType ?? 'unknown'} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''}, not RSA, EC P-256, P-384, P-521 or Ed25519`);
+  if (!algorithm)
+    throw wrong(
+      `holds a ${key.asymmetricKeyType ?? 'unknown'} key${key.asymmetricKeyDetails?.namedCurve ? ` on ${key.asymmetricKeyDetails.namedCurve}` : ''}, not RSA, EC P-256, P-384, P-521 or Ed25519`,
+    );
   // Node's webcrypto CryptoKey is the global one at run time; its types name a usage the DOM lib does not know yet.
   return key.toCryptoKey(algorithm, false, ['sign']) as unknown as CryptoKey;
 }

@@ -17,7 +17,10 @@ export const OIDC_FINISH_PATH = routes.oidcFinish.path;
 export { OIDC_CALLBACK_PATH } from './oidc.ts';
 
 function notConfigured(): ApiError {
-  return new ApiError('oidc_not_configured', 'this server does not take OIDC logins (auth_service.authentication.type is not oidc): log in with a password, or ask its administrator to configure OIDC.');
+  return new ApiError(
+    'oidc_not_configured',
+    'this server does not take OIDC logins (auth_service.authentication.type is not oidc): log in with a password, or ask its administrator to configure OIDC.',
+  );
 }
 
 function fields(body: unknown, names: string[]): Record<string, string> {
@@ -39,7 +42,10 @@ export async function oidcBegin(login: OidcLogin | undefined, body: unknown, sou
  * The provider's redirect of the browser: where to send the browser next (the client's loopback
  * listener), and, for the audit, who signed in or why they were refused.
  */
-export async function oidcCallback(login: OidcLogin | undefined, query: URLSearchParams): Promise<{ location: string; user?: string; roles?: string[]; refusal?: ApiError }> {
+export async function oidcCallback(
+  login: OidcLogin | undefined,
+  query: URLSearchParams,
+): Promise<{ location: string; user?: string; roles?: string[]; refusal?: ApiError }> {
   if (!login) throw notConfigured();
   const { redirectTo, ...outcome } = await login.callback(query);
   return { location: redirectTo, ...outcome };

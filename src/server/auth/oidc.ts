@@ -69,12 +69,17 @@ export class OidcLogin {
       try {
         ca = [...rootCertificates, await readFile(settings.ca_file, 'utf8')];
       } catch (err) {
-        throw new UsageError(`Cannot read auth_service.authentication.ca_file ${settings.ca_file} (${(err as Error).message}): point it at the PEM bundle of the CA that signed the identity provider's certificate.`);
+        throw new UsageError(
+          `Cannot read auth_service.authentication.ca_file ${settings.ca_file} (${(err as Error).message}): point it at the PEM bundle of the CA that signed the identity provider's certificate.`,
+        );
       }
     }
     // Every answer of the provider is read through it, bounded (oidc-fetch.ts).
     const fetch = await providerFetch(ca ? { ca } : {});
-    const credentials: ClientCredentials = { ...(settings.client_secret && { secret: settings.client_secret }), ...(settings.client_key_file && { key: await clientKey(settings.client_key_file) }) };
+    const credentials: ClientCredentials = {
+      ...(settings.client_secret && { secret: settings.client_secret }),
+      ...(settings.client_key_file && { key: await clientKey(settings.client_key_file) }),
+    };
     return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch, credentials);
   }
 
@@ -86,7 +91,10 @@ export class OidcLogin {
   /** `source`: sourceKey of the caller's address, which may have MAX_ATTEMPTS_PER_SOURCE logins in flight. */
   async begin(input: { csr: string; redirectUri: string; source: string }): Promise<{ authUrl: string; attempt: string; secret: string }> {
     if (typeof input.redirectUri !== 'string' || !loopbackUrl(input.redirectUri)) {
-      throw new ApiError('bad_request', 'redirect_uri must be http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (the client\'s own loopback listener): kport login --auth oidc makes one.');
+      throw new ApiError(
+        'bad_request',
+        "redirect_uri must be http://127.0.0.1:PORT/..., http://localhost:PORT/... or http://[::1]:PORT/... (the client's own loopback listener): kport login --auth oidc makes one.",
+      );
     }
     if (typeof input.csr !== 'string' || input.csr.length > MAX_CSR_CHARS || !(await verifiedCsrKey(input.csr))) {
       throw new ApiError('bad_request', 'csr must be a PEM certificate request for an ECDSA P-256 key, signed by that key: kport login makes one.');
@@ -126,7 +134,10 @@ export class OidcLogin {
     const state = query.get('state');
     const attempt = state ? this.#attempts.byState(state) : undefined;
     if (!attempt) {
-      throw new ApiError('oidc_unknown_state', 'this login callback names no login in progress at this server (its state is unknown or expired): run kport login --auth oidc again.');
+      throw new ApiError(
+        'oidc_unknown_state',
+        'this login callback names no login in progress at this server (its state is unknown or expired): run kport login --auth oidc again.',
+      );
     }
     if (attempt.calledBack) {
       throw new ApiError('oidc_replayed_callback', 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.');
@@ -172,7 +183,10 @@ export class OidcLogin {
     // A wrong code ends the attempt: only the browser that signed in carries the right one.
     this.#attempts.delete(attempt);
     if (typeof input.code !== 'string' || !sameSecret(digest(attempt.code), input.code)) {
-      throw new ApiError('oidc_wrong_code', "this login's code is not the one the browser brought back: run kport login --auth oidc again and sign in in the browser it opens.");
+      throw new ApiError(
+        'oidc_wrong_code',
+        "this login's code is not the one the browser brought back: run kport login --auth oidc again and sign in in the browser it opens.",
+      );
     }
     if ('refusal' in attempt.outcome) throw attempt.outcome.refusal;
     return { ...attempt.outcome, csr: attempt.csr };
@@ -183,12 +197,22 @@ export class OidcLogin {
    * when the token endpoint refused the client itself (the code is checked after the client, so it
    * is still unspent), and the one that passes goes first from then on.
    */
-  async #exchange(provider: Provider, url: URL, attempt: Attempt, tried: ClientAuthMethod[]): Promise<{ tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers; config: client.Configuration }> {
+  async #exchange(
+    provider: Provider,
+    url: URL,
+    attempt: Attempt,
+    tried: ClientAuthMethod[],
+  ): Promise<{ tokens: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers; config: client.Configuration }> {
     const entries = [...provider.configs];
     for (const [i, entry] of entries.entries()) {
       tried.push(entry.method);
       try {
-        const tokens = await client.authorizationCodeGrant(entry.config, url, { pkceCodeVerifier: attempt.verifier, expectedState: attempt.state, expectedNonce: attempt.nonce, idTokenExpected: true });
+        const tokens = await client.authorizationCodeGrant(entry.config, url, {
+          pkceCodeVerifier: attempt.verifier,
+          expectedState: attempt.state,
+          expectedNonce: attempt.nonce,
+          idTokenExpected: true,
+        });
         if (i > 0) provider.configs = [entry, ...provider.configs.filter((e) => e !== entry)];
         return { tokens, config: entry.config };
       } catch (err) {
@@ -225,8 +249,14 @@ export class OidcLogin {
     // openid-client reads the time from Date.now(); an injected clock becomes its skew.
     const skew = Math.round((this.#now().getTime() - Date.now()) / 1000);
     const metadata = { ...(credentials.secret && { client_secret: credentials.secret }), ...(skew !== 0 && { [client.clockSkew]: skew }) };
-    const found = await client.discovery(new URL(issuer_url), client_id, metadata, client.None(), { [client.customFetch]: this.#fetch, timeout: PROVIDER_TIMEOUT_MS / 1000 });
-    const methods = clientAuthMethods(this.#settings.client_auth_method, found.serverMetadata().token_endpoint_auth_methods_supported, { secret: !!credentials.secret, key: !!credentials.key });
+    const found = await client.discovery(new URL(issuer_url), client_id, metadata, client.None(), {
+      [client.customFetch]: this.#fetch,
+      timeout: PROVIDER_TIMEOUT_MS / 1000,
+    });
+    const methods = clientAuthMethods(this.#settings.client_auth_method, found.serverMetadata().token_endpoint_auth_methods_supported, {
+      secret: !!credentials.secret,
+      key: !!credentials.key,
+    });
     const configs = methods.map((method) => {
       const config = new client.Configuration(found.serverMetadata(), client_id, metadata, clientAuth(method, credentials));
       config[client.customFetch] = this.#fetch;
@@ -249,5 +279,12 @@ export function loopbackUrl(text: string): boolean {
   } catch {
     return false;
   }
-  return url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) && url.port !== '' && url.username === '' && url.password === '' && url.hash === '';
+  return (
+    url.protocol === 'http:' &&
+    ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) &&
+    url.port !== '' &&
+    url.username === '' &&
+    url.password === '' &&
+    url.hash === ''
+  );
 }

@@ -86,7 +86,11 @@ export class PeopleRoutes {
     const { user: claimed, roles, oidc, csr } = await oidcFinish(this.#deps.oidc, input);
     const key = await csrKey(csr);
     const ttl = await this.#ttl(roles);
-    const { user, uid } = await oidcUser(this.#deps.backend, { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) }, this.#deps.now());
+    const { user, uid } = await oidcUser(
+      this.#deps.backend,
+      { user: claimed, roles, oidc, expires: new Date(this.#deps.now().getTime() + ttl) },
+      this.#deps.now(),
+    );
     return this.#identity({ user, roles, uid }, key, 'login oidc', address);
   }
 
@@ -94,7 +98,15 @@ export class PeopleRoutes {
   async callback(query: URLSearchParams, address: string): Promise<string> {
     const { location, user, roles, refusal } = await oidcCallback(this.#deps.oidc, query);
     const named = user ?? refusal?.user;
-    if (refusal) await this.#deps.audit.record({ type: 'user.login', outcome: 'refused', ...(named && { user: named }), action: 'login oidc callback', reason: refusal.message, remote_addr: address });
+    if (refusal)
+      await this.#deps.audit.record({
+        type: 'user.login',
+        outcome: 'refused',
+        ...(named && { user: named }),
+        action: 'login oidc callback',
+        reason: refusal.message,
+        remote_addr: address,
+      });
     else if (user) await this.#audited(routes.oidcCallback.audit.allowed, user, roles ?? [], 'login oidc callback', address);
     return location;
   }
@@ -112,7 +124,11 @@ export class PeopleRoutes {
     if (!user) throw new ApiError('user_removed', `user ${caller.person} no longer exists at this server (kport users rm): ask an editor to add you again`);
     // A certificate issued before `users reset`, or to an earlier user of that name (removed, then
     // added again, or an OIDC record bound since to its provider account), names another uid.
-    if (user.spec.uid !== caller.uid) throw new ApiError('login_revoked', `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`);
+    if (user.spec.uid !== caller.uid)
+      throw new ApiError(
+        'login_revoked',
+        `this login of ${caller.person} was revoked at this server (kport users reset, or the user was removed or replaced since it was issued): run kport login again (a local user with the invite an editor sends)`,
+      );
     const lock = view.lock(caller.person, at);
     if (lock) throw new ApiError('user_locked', lockedMessage(caller.person, lock.metadata.expires, lock.spec.message));
     const roles = roleSet(view.roles, user.spec.roles, caller.person);
@@ -120,7 +136,12 @@ export class PeopleRoutes {
   }
 
   async whoami(person: Person): Promise<unknown> {
-    return { user: person.caller.person, roles: person.user.spec.roles, expires: new Date(person.caller.notAfter).toISOString(), kube_roles: person.roles.roles };
+    return {
+      user: person.caller.person,
+      roles: person.user.spec.roles,
+      expires: new Date(person.caller.notAfter).toISOString(),
+      kube_roles: person.roles.roles,
+    };
   }
 
   /** `/v1/users`: add, ls, rm, update, reset, lock, unlock, each by the person's current roles, audited with who and from where. */
@@ -129,7 +150,11 @@ export class PeopleRoutes {
     const { backend, now, configRoles } = this.#deps;
     const actor = { audit: this.#deps.audit, user: person.caller.person, remote_addr: address };
     const need = (resource: string, verb: 'list' | 'create' | 'update' | 'delete') => {
-      if (!person.roles.allows(resource, verb)) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`);
+      if (!person.roles.allows(resource, verb))
+        throw new ApiError(
+          'forbidden',
+          `user ${person.caller.person} (${person.user.spec.roles.join(', ')}) may not ${verb} ${resource} resources (no role allows it)`,
+        );
     };
     const name = () => {
       if (typeof input.name !== 'string') throw new ApiError('bad_request', 'this call needs name (a string)');
@@ -140,7 +165,12 @@ export class PeopleRoutes {
         need('user', 'create');
         const ttl = input.invite_ttl_ms;
         if (ttl !== undefined && typeof ttl !== 'number') throw new ApiError('bad_request', 'invite_ttl_ms is a number');
-        const added = await addUser(backend, { name: name(), roles: input.roles as string[], ...(ttl !== undefined && { inviteTtlMs: ttl }), configRoles }, now(), actor);
+        const added = await addUser(
+          backend,
+          { name: name(), roles: input.roles as string[], ...(ttl !== undefined && { inviteTtlMs: ttl }), configRoles },
+          now(),
+          actor,
+        );
         return { user: added.user, invite: added.invite, invite_expires: added.expires };
       }
       case 'ls':
@@ -167,8 +197,14 @@ export class PeopleRoutes {
       case 'lock': {
         need('lock', 'create');
         const ttl = input.ttl_ms;
-        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string')) throw new ApiError('bad_request', 'ttl_ms is a number and message a string');
-        return lockUser(backend, { name: name(), ...(ttl !== undefined && { ttlMs: ttl }), ...(input.message !== undefined && { message: input.message as string }) }, now(), actor);
+        if ((ttl !== undefined && typeof ttl !== 'number') || (input.message !== undefined && typeof input.message !== 'string'))
+          throw new ApiError('bad_request', 'ttl_ms is a number and message a string');
+        return lockUser(
+          backend,
+          { name: name(), ...(ttl !== undefined && { ttlMs: ttl }), ...(input.message !== undefined && { message: input.message as string }) },
+          now(),
+          actor,
+        );
       }
       case 'unlock': {
         need('lock', 'delete');
@@ -188,9 +224,19 @@ export class PeopleRoutes {
     return Math.max(1000, Math.min(set.maxSessionTtlMs(DEFAULT_USER_CERT_TTL_MS), caLeft));
   }
 
-  async #identity(who: { user: string; roles: string[]; uid?: string }, key: Awaited<ReturnType<typeof csrKey>>, action: string, address: string): Promise<Identity> {
+  async #identity(
+    who: { user: string; roles: string[]; uid?: string },
+    key: Awaited<ReturnType<typeof csrKey>>,
+    action: string,
+    address: string,
+  ): Promise<Identity> {
     const ttl = await this.#ttl(who.roles);
-    const cert = await issueLeaf(this.#deps.authorities.user, key, { commonName: who.user, usage: 'client', validForMs: ttl, user: { roles: who.roles, ...(who.uid && { uid: who.uid }) } });
+    const cert = await issueLeaf(this.#deps.authorities.user, key, {
+      commonName: who.user,
+      usage: 'client',
+      validForMs: ttl,
+      user: { roles: who.roles, ...(who.uid && { uid: who.uid }) },
+    });
     await this.#audited('user.login', who.user, who.roles, action, address);
     return { user: who.user, roles: who.roles, cert: certPem(cert), ca: this.#deps.authorities.server_tls.certPem, expires: cert.notAfter.toISOString() };
   }
@@ -202,7 +248,14 @@ export class PeopleRoutes {
       alert.scope === 'pair'
         ? `${alert.failures} failed logins for user ${alert.user} from ${alert.source}: its next attempts from there wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min)`
         : `${alert.failures} failed logins for user ${alert.user} from ${alert.sources} address(es): attempts from addresses it has not logged in from lately wait ${minutes} min, twice as long after each failure (at most ${MAX_BACKOFF_MS / 60_000} min); someone may be guessing its password or code`;
-    await this.#deps.audit.record({ type: 'user.login.throttled', outcome: 'refused', user: alert.user, action: 'login local', reason, remote_addr: alert.source });
+    await this.#deps.audit.record({
+      type: 'user.login.throttled',
+      outcome: 'refused',
+      user: alert.user,
+      action: 'login local',
+      reason,
+      remote_addr: alert.source,
+    });
   }
 
   async #audited(type: string, user: string, roles: string[], action: string, address: string): Promise<void> {
@@ -211,7 +264,10 @@ export class PeopleRoutes {
 }
 
 function roleSet(definitions: ReadonlyMap<string, RoleV7>, names: string[], user: string): RoleSet {
-  return new RoleSet(names.flatMap((n) => definitions.get(n) ?? []), user);
+  return new RoleSet(
+    names.flatMap((n) => definitions.get(n) ?? []),
+    user,
+  );
 }
 
 async function csrKey(csr: unknown) {

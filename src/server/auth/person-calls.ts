@@ -21,7 +21,14 @@ const kindOf = (key: string) => kindOfKey(key)?.kind.kind;
  * and answered with only what they may see. Deleting an agent removes what it said about itself
  * too (its heartbeats and leadership), as `kport agents rm` does on the store.
  */
-export async function personBackendCall(backend: Backend, audit: ServerAudit, person: Person, call: BackendCall, address: string, now = Date.now()): Promise<unknown> {
+export async function personBackendCall(
+  backend: Backend,
+  audit: ServerAudit,
+  person: Person,
+  call: BackendCall,
+  address: string,
+  now = Date.now(),
+): Promise<unknown> {
   const { policy } = person;
   const writes = call.op === 'put' || call.op === 'cas' || call.op === 'delete' || call.op === 'create';
   const current = writes ? await backend.get(call.key) : undefined;
@@ -33,7 +40,8 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
   if ((call.op === 'create' || call.op === 'put') && kindOf(call.key) === TOKEN) {
     // The gate let it through as a token of that name, so it is a JSON object.
     const stored = await storeToken(backend, parseObject(call.value) ?? {}, call.ttl_ms, new Date(), () => backend.create(call.key, call.value, opts));
-    if ('refused' in stored) throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
+    if ('refused' in stored)
+      throw new ApiError('forbidden', `user ${person.caller.person} (${person.user.spec.roles.join(', ') || 'no roles'}) ${stored.refused}`);
     return shown(stored.item);
   }
   if (!isKeyCall(call)) throw new ApiError('bad_request', `${call.op} is not a call people make`);
@@ -42,7 +50,9 @@ export async function personBackendCall(backend: Backend, audit: ServerAudit, pe
       ? removeAgent(backend, kindOfKey(key)!.name, audit, { user: person.caller.person, remote_addr: address, reason: `removed by ${person.caller.person}` })
       : backend.delete(key, revision);
   const answer = await applyStoreCall(backend, call, current, opts, (item) => policy.view(item), remove);
-  return kindOf(call.op === 'get' ? call.key : call.op === 'list' ? call.prefix : '') === DISCOVERY_SERVICE ? heartbeatsAsOfNow(backend, answer as { item?: Item | null; items?: Item[] }, now) : answer;
+  return kindOf(call.op === 'get' ? call.key : call.op === 'list' ? call.prefix : '') === DISCOVERY_SERVICE
+    ? heartbeatsAsOfNow(backend, answer as { item?: Item | null; items?: Item[] }, now)
+    : answer;
 }
 
 /**
@@ -54,7 +64,11 @@ async function heartbeatsAsOfNow(backend: Backend, answer: { item?: Item | null;
   const items = answer.items ?? (answer.item ? [answer.item] : []);
   let shown: Item[];
   try {
-    const live = await withLiveState(backend, items.map((i) => decodeResource<DiscoveryService>(i)), now);
+    const live = await withLiveState(
+      backend,
+      items.map((i) => decodeResource<DiscoveryService>(i)),
+      now,
+    );
     shown = items.map((item, i) => ({ ...item, value: encodeResource(live[i]!) }));
   } catch {
     // Agents' heartbeats are checked when written; one that is not one anyway is shown as stored.

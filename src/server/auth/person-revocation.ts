@@ -49,17 +49,20 @@ export class PersonRevocation {
   /** Checks `person`'s connections (every person's without one) and drops those refused. */
   async recheck(person?: string): Promise<void> {
     let failed: Error | undefined;
-    await Promise.all(this.#deps.guard.ofPeople(person).map(async (connection) => {
-      try {
-        await this.#deps.check(connection.caller as PersonCaller);
-      } catch (err) {
-        const refusal = asRefusal(err);
-        if (refusal) connection.drop(`the server closed the connection: ${refusal.message}`);
-        else failed = err as Error;
-      }
-    }));
+    await Promise.all(
+      this.#deps.guard.ofPeople(person).map(async (connection) => {
+        try {
+          await this.#deps.check(connection.caller as PersonCaller);
+        } catch (err) {
+          const refusal = asRefusal(err);
+          if (refusal) connection.drop(`the server closed the connection: ${refusal.message}`);
+          else failed = err as Error;
+        }
+      }),
+    );
     await this.#kube(person);
-    if (failed) this.#deps.log(JSON.stringify({ level: 'warn', msg: `could not check people's open connections again (the next look does): ${failed.message}` }));
+    if (failed)
+      this.#deps.log(JSON.stringify({ level: 'warn', msg: `could not check people's open connections again (the next look does): ${failed.message}` }));
   }
 
   async #kube(person?: string): Promise<void> {

@@ -32,16 +32,24 @@ export function tokenRecordProblem(value: Record<string, unknown>, ttlMs: number
   }
   const { roles, verifier, chosen, uses_remaining: uses, ...specRest } = spec;
   if (Object.keys(specRest).length > 0) return `has spec fields kport tokens add does not write: ${Object.keys(specRest).join(', ')}`;
-  if (!Array.isArray(roles) || roles.length === 0 || !roles.every((r) => (TOKEN_ROLES as readonly unknown[]).includes(r)) || new Set(roles).size !== roles.length) {
+  if (
+    !Array.isArray(roles) ||
+    roles.length === 0 ||
+    !roles.every((r) => (TOKEN_ROLES as readonly unknown[]).includes(r)) ||
+    new Set(roles).size !== roles.length
+  ) {
     return `grants roles ${JSON.stringify(roles)}: a token grants one or both of ${TOKEN_ROLES.join(', ')}`;
   }
-  if (typeof verifier !== 'string' || !VERIFIER.test(verifier)) return 'has a verifier other than scrypt$16384$8$1$<16-byte salt>$<32-byte hash>, the one kport tokens add makes';
+  if (typeof verifier !== 'string' || !VERIFIER.test(verifier))
+    return 'has a verifier other than scrypt$16384$8$1$<16-byte salt>$<32-byte hash>, the one kport tokens add makes';
   if (chosen !== undefined && chosen !== true) return 'has a chosen flag that is not true';
-  if (uses !== undefined && !(Number.isInteger(uses) && (uses as number) >= 1 && (uses as number) <= MAX_TOKEN_USES)) return `has uses_remaining other than a whole number from 1 to ${MAX_TOKEN_USES}`;
+  if (uses !== undefined && !(Number.isInteger(uses) && (uses as number) >= 1 && (uses as number) <= MAX_TOKEN_USES))
+    return `has uses_remaining other than a whole number from 1 to ${MAX_TOKEN_USES}`;
   const days = MAX_TOKEN_TTL_MS / 86_400_000;
   if (typeof expires !== 'string' || Number.isNaN(Date.parse(expires))) return `has no expiry: a token lives at most ${days} days`;
   if (ttlMs === undefined || !Number.isInteger(ttlMs) || ttlMs <= 0 || ttlMs > MAX_TOKEN_TTL_MS) return `is written with a TTL other than up to ${days} days`;
-  if (Math.abs(Date.parse(expires) - (now.getTime() + ttlMs)) > CLOCK_SKEW_MS) return `expires at ${expires}, not when its TTL of ${ttlMs} ms ends (is this machine's clock off?)`;
+  if (Math.abs(Date.parse(expires) - (now.getTime() + ttlMs)) > CLOCK_SKEW_MS)
+    return `expires at ${expires}, not when its TTL of ${ttlMs} ms ends (is this machine's clock off?)`;
   return undefined;
 }
 
@@ -50,13 +58,22 @@ export function tokenRecordProblem(value: Record<string, unknown>, ttlMs: number
  * token is checked at every stranger's join, so at most MAX_CHOSEN_TOKENS may live: counted here,
  * at write time, with this server's chosen-token writes one at a time so two cannot both see room.
  */
-export async function storeToken(backend: Backend, value: Record<string, unknown>, ttlMs: number | undefined, now: Date, store: () => Promise<Item | undefined>): Promise<{ refused: string } | { item: Item | undefined }> {
+export async function storeToken(
+  backend: Backend,
+  value: Record<string, unknown>,
+  ttlMs: number | undefined,
+  now: Date,
+  store: () => Promise<Item | undefined>,
+): Promise<{ refused: string } | { item: Item | undefined }> {
   const problem = tokenRecordProblem(value, ttlMs, now);
   if (problem) return { refused: `wrote a token that ${problem}: make tokens with kport tokens add` };
   if ((value.spec as { chosen?: boolean }).chosen !== true) return { item: await store() };
   const turn = chosenWrites.then(async () => {
     const live = (await backend.list(kindPrefix(TOKEN))).filter((item) => isChosen(item, now)).length;
-    if (live >= MAX_CHOSEN_TOKENS) return { refused: `wrote a token with a chosen value while ${live} live, the most kport keeps (each is checked at every join): remove one with kport tokens rm NAME, or leave out --value` };
+    if (live >= MAX_CHOSEN_TOKENS)
+      return {
+        refused: `wrote a token with a chosen value while ${live} live, the most kport keeps (each is checked at every join): remove one with kport tokens rm NAME, or leave out --value`,
+      };
     return { item: await store() };
   });
   chosenWrites = turn.catch(() => undefined);

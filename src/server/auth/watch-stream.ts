@@ -18,7 +18,15 @@ export interface WatchStreamDeps {
 }
 
 /** One watch stream: events as `show` lets the caller see them, ended when `alive` says the caller is gone. */
-export async function streamWatch(deps: WatchStreamDeps, who: string, prefix: string, show: (event: WatchEvent) => WatchEvent | undefined, alive: (batch?: WatchEvent[]) => Promise<boolean>, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+export async function streamWatch(
+  deps: WatchStreamDeps,
+  who: string,
+  prefix: string,
+  show: (event: WatchEvent) => WatchEvent | undefined,
+  alive: (batch?: WatchEvent[]) => Promise<boolean>,
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+): Promise<void> {
   const leave = deps.count.enter(who);
   const stop = new AbortController();
   deps.open.add(stop);
@@ -38,7 +46,10 @@ export async function streamWatch(deps: WatchStreamDeps, who: string, prefix: st
   // No event written after a removal or a lock reaches the caller: the gate reads the record after each.
   const unsubscribe = deps.hub.subscribe(prefix, (event) => gate.push(event));
   const recheck = setInterval(() => {
-    void alive().then((yes) => yes || stop.abort(), () => undefined);
+    void alive().then(
+      (yes) => yes || stop.abort(),
+      () => undefined,
+    );
   }, WATCH_RECHECK_MS);
   // A quiet watch still sends something, so a NAT or a proxy between sees it alive (clients skip empty lines).
   const keepalive = setInterval(() => res.write('\n'), WATCH_KEEPALIVE_MS);

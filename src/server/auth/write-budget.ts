@@ -42,8 +42,11 @@ export class WriteBudget {
     const bucket = this.#refill(this.#buckets.get(hostId) ?? { writes: WRITE_BUDGET.writes, bytes: WRITE_BUDGET.bytes, at: now }, now);
     this.#buckets.set(hostId, bucket);
     if (bucket.writes < 1 || bucket.bytes < size) {
-      const wait = Math.ceil(Math.max((1 - bucket.writes) / WRITE_BUDGET.writes, (size - bucket.bytes) / WRITE_BUDGET.bytes) * WRITE_BUDGET.periodMs / 1000);
-      throw new ApiError('write_budget', `agent ${hostId} wrote more than ${WRITE_BUDGET.writes} values or ${WRITE_BUDGET.bytes >> 20} MiB in the last minute: try again in ${Math.max(1, wait)} s`);
+      const wait = Math.ceil((Math.max((1 - bucket.writes) / WRITE_BUDGET.writes, (size - bucket.bytes) / WRITE_BUDGET.bytes) * WRITE_BUDGET.periodMs) / 1000);
+      throw new ApiError(
+        'write_budget',
+        `agent ${hostId} wrote more than ${WRITE_BUDGET.writes} values or ${WRITE_BUDGET.bytes >> 20} MiB in the last minute: try again in ${Math.max(1, wait)} s`,
+      );
     }
     bucket.writes -= 1;
     bucket.bytes -= size;
@@ -51,7 +54,11 @@ export class WriteBudget {
 
   #refill(bucket: Bucket, now: number): Bucket {
     const share = Math.max(0, now - bucket.at) / WRITE_BUDGET.periodMs;
-    return { writes: Math.min(WRITE_BUDGET.writes, bucket.writes + share * WRITE_BUDGET.writes), bytes: Math.min(WRITE_BUDGET.bytes, bucket.bytes + share * WRITE_BUDGET.bytes), at: now };
+    return {
+      writes: Math.min(WRITE_BUDGET.writes, bucket.writes + share * WRITE_BUDGET.writes),
+      bytes: Math.min(WRITE_BUDGET.bytes, bucket.bytes + share * WRITE_BUDGET.bytes),
+      at: now,
+    };
   }
 
   #forgetFull(now: number): void {

@@ -57,7 +57,10 @@ export class ObservedBackend implements Backend {
   }
 
   transact(ops: TxnOp[]): Promise<boolean> {
-    return this.#told(ops.filter((op) => !op.checkOnly).map((op) => op.key), this.#inner.transact(ops));
+    return this.#told(
+      ops.filter((op) => !op.checkOnly).map((op) => op.key),
+      this.#inner.transact(ops),
+    );
   }
 
   /** A revoked lease's items are reported by the watch alone: no cache that reads its own writes holds leased items. */

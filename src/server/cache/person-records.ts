@@ -35,7 +35,14 @@ export class PersonRecords {
 
   constructor(opts: { backend: Backend; hub: WatchHub; configRoles: RoleConfig[] }) {
     const cache = <V>(kind: 'user' | 'lock', prefix: string) =>
-      new WatchCache<V>({ backend: opts.backend, hub: opts.hub, prefix, readOwnWrites: true, decode: (item) => decodeResource(item) as V, onChange: (names) => this.#changed({ kind, names }) });
+      new WatchCache<V>({
+        backend: opts.backend,
+        hub: opts.hub,
+        prefix,
+        readOwnWrites: true,
+        decode: (item) => decodeResource(item) as V,
+        onChange: (names) => this.#changed({ kind, names }),
+      });
     this.#users = cache<PersonUser>('user', kindPrefix(USER));
     this.#locks = cache<Lock>('lock', kindPrefix(LOCK));
     this.#roles = new RoleDefinitions({ ...opts, onChange: () => this.#changed({ kind: 'role' }) });

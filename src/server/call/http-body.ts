@@ -13,11 +13,15 @@ export async function readJson(req: Http2ServerRequest, limit: number, budget: B
   // Not destroyed on a refusal: the refusal is still to be answered on this stream.
   const body = (req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let timer: NodeJS.Timeout | undefined;
-  const late = opts.deadlineMs === undefined
-    ? undefined
-    : new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ApiError('too_slow', `this request body must arrive within ${opts.deadlineMs! / 1000} s: send it all at once`)), opts.deadlineMs);
-      });
+  const late =
+    opts.deadlineMs === undefined
+      ? undefined
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ApiError('too_slow', `this request body must arrive within ${opts.deadlineMs! / 1000} s: send it all at once`)),
+            opts.deadlineMs,
+          );
+        });
   try {
     for (;;) {
       const pending = body.next();

@@ -29,7 +29,8 @@ export function parseAuditQuery(body: unknown): AuditQuery {
   const input = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   const query: AuditQuery = {};
   if (input.since !== undefined) {
-    if (typeof input.since !== 'string' || Number.isNaN(Date.parse(input.since))) throw new ApiError('bad_request', 'since is an RFC 3339 time, such as 2026-01-02T15:04:05Z');
+    if (typeof input.since !== 'string' || Number.isNaN(Date.parse(input.since)))
+      throw new ApiError('bad_request', 'since is an RFC 3339 time, such as 2026-01-02T15:04:05Z');
     query.since = Date.parse(input.since);
   }
   for (const key of ['user', 'cluster'] as const) {

@@ -95,7 +95,12 @@ export class ServerAudit {
     while (this.#queued.length > 0) {
       const batch = this.#queued.splice(0, EVENTS_PER_TXN);
       const at = this.#now().getTime();
-      const ops = batch.map((e) => ({ key: resourceKey(AUDIT_EVENT, e.metadata.name), revision: 0, value: encodeResource(e), ttlMs: Math.max(1, Date.parse(e.metadata.expires!) - at) }));
+      const ops = batch.map((e) => ({
+        key: resourceKey(AUDIT_EVENT, e.metadata.name),
+        revision: 0,
+        value: encodeResource(e),
+        ttlMs: Math.max(1, Date.parse(e.metadata.expires!) - at),
+      }));
       try {
         if (!(await this.#backend.transact(ops))) throw new Error('an event name was taken');
       } catch (err) {
@@ -103,7 +108,12 @@ export class ServerAudit {
       }
     }
     if (this.#droppedQueued > 0) {
-      this.#log(JSON.stringify({ level: 'error', msg: `${this.#droppedQueued} audit event(s) of Kubernetes requests not stored: more than ${MAX_QUEUED_EVENTS} were waiting for the store` }));
+      this.#log(
+        JSON.stringify({
+          level: 'error',
+          msg: `${this.#droppedQueued} audit event(s) of Kubernetes requests not stored: more than ${MAX_QUEUED_EVENTS} were waiting for the store`,
+        }),
+      );
       this.#droppedQueued = 0;
     }
     this.#flushing = undefined;
@@ -212,5 +222,8 @@ export function sourceOf(remote: string | undefined): string {
   const left = head ? head.split(':') : [];
   const right = address.includes('::') ? (tail ? tail.split(':') : []) : [];
   const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, '').toLowerCase())
+    .join(':')}::/64`;
 }

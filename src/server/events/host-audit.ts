@@ -40,7 +40,8 @@ export function hostStore(raw: Backend, opts: { retentionMs?: number; log: (line
  * never through this wrapper, so recording one is not itself recorded.
  */
 export function auditedStore(backend: Backend, actor: Required<Actor>): Backend {
-  const record = (op: string, key: string) => actor.audit.record({ type: 'user.call', outcome: 'allowed', user: actor.user, action: `${op} ${key}`, remote_addr: actor.remote_addr });
+  const record = (op: string, key: string) =>
+    actor.audit.record({ type: 'user.call', outcome: 'allowed', user: actor.user, action: `${op} ${key}`, remote_addr: actor.remote_addr });
   const after = async <T>(op: string, key: string, write: Promise<T>): Promise<T> => {
     const done = await write;
     if (done) await record(op, key);

@@ -52,7 +52,11 @@ export function authorizeKube(person: Person, request: KubeRequest): KubeGrant |
   if (!route || !cluster || !access) {
     // A cluster the roles do not allow answers exactly as one that does not exist (Teleport's rule); only the audit trail tells them apart.
     const name = route?.name ?? '';
-    const reason = !route ? 'the request names no cluster' : !cluster ? `no kube_cluster "${name || route.sni}"` : `the roles of ${who} do not allow kube_cluster "${name}"`;
+    const reason = !route
+      ? 'the request names no cluster'
+      : !cluster
+        ? `no kube_cluster "${name || route.sni}"`
+        : `the roles of ${who} do not allow kube_cluster "${name}"`;
     // Named by TLS server name, the answer repeats that name: the cluster's own name would tell a guess that exists from one that does not.
     const shown = route?.sni ? `the kube_cluster of TLS server name "${route.sni}"` : `kube_cluster "${name}"`;
     // 403 with the sentence as text: what kubectl, helm and k9s print on their first call, discovery (status.ts).
@@ -66,7 +70,8 @@ export function authorizeKube(person: Person, request: KubeRequest): KubeGrant |
   if (!request.upgrade) {
     // A kubelet command (nodes/NAME/proxy/run) a role requires recorded: refused, as its upgrades are (recording/decision.ts).
     const info = requestInfo(request.method, route.path);
-    const unrecorded = info.resource === 'nodes' && info.subresource === 'proxy' ? requestRefusal(requestTarget(info, route.path), person.roles, labels) : undefined;
+    const unrecorded =
+      info.resource === 'nodes' && info.subresource === 'proxy' ? requestRefusal(requestTarget(info, route.path), person.roles, labels) : undefined;
     if (unrecorded) return { refused: { code: 403, message: unrecorded, user: who, cluster: name, path: route.path } };
   }
   return { person, cluster, path: route.path, user: identity.user, groups: identity.groups };
@@ -87,6 +92,6 @@ export interface OpenGrant {
 export function reauthorizeKube(person: Person, labels: Record<string, string> | undefined, open: OpenGrant): string | undefined {
   const access = labels && person.roles.kubeAccess(labels);
   const identity = access && impersonationFromHeaders(access, open.headers);
-  if (identity && identity.ok && identity.user === open.user && identity.groups.join(',') === open.groups.join(',')) return undefined;
+  if (identity?.ok && identity.user === open.user && identity.groups.join(',') === open.groups.join(',')) return undefined;
   return `the roles of ${person.caller.person} no longer allow kube_cluster "${open.cluster}"${identity ? ' as the Kubernetes user and groups it was sent as' : ''}`;
 }

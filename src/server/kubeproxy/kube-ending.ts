@@ -12,12 +12,22 @@ export interface Ending {
 
 /** The connection of a person's request is ended by the server for `reason` (ConnectionGuard.drop: a lock, a removal, an expiry). */
 export function droppedEnding(caller: { person: string; notAfter: number }, reason: string | undefined, now = Date.now()): Ending {
-  if (now >= caller.notAfter) return { code: 401, message: `the certificate of ${caller.person} expired at ${new Date(caller.notAfter).toISOString()}: run kport login, then this command again` };
+  if (now >= caller.notAfter)
+    return {
+      code: 401,
+      message: `the certificate of ${caller.person} expired at ${new Date(caller.notAfter).toISOString()}: run kport login, then this command again`,
+    };
   return { code: 403, message: reason ?? 'the kport server closed the connection' };
 }
 
 /** The agent's stream broke under a request: why the server ended the connection if it did (or the certificate expired), else the agent's going. */
-export function lostEnding(caller: { person: string; notAfter: number }, cluster: string, cause: string, closedBecause: string | undefined, now = Date.now()): Ending {
+export function lostEnding(
+  caller: { person: string; notAfter: number },
+  cluster: string,
+  cause: string,
+  closedBecause: string | undefined,
+  now = Date.now(),
+): Ending {
   if (closedBecause || now >= caller.notAfter) return droppedEnding(caller, closedBecause, now);
   return { code: 503, message: `the kport agent serving ${cluster} went away (${cause}): run this command again; \`kport get kube_server\` lists the agents` };
 }
@@ -25,7 +35,15 @@ export function lostEnding(caller: { person: string; notAfter: number }, cluster
 const REASONS: Record<Ending['code'], string> = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'ServiceUnavailable' };
 
 function status(ending: Ending): string {
-  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: ending.message, reason: REASONS[ending.code], code: ending.code });
+  return JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: ending.message,
+    reason: REASONS[ending.code],
+    code: ending.code,
+  });
 }
 
 /** The end of a watch: one JSON ERROR event, as the apiserver writes it. Only for a JSON watch stream, at an event's end. */
@@ -72,7 +90,12 @@ export function websocketEnding(protocol: string | undefined, ending: Ending): B
 /** One unmasked frame (a server's), FIN set. */
 function frame(opcode: number, payload: Buffer): Buffer {
   const n = payload.length;
-  const head = n < 126 ? Buffer.from([0x80 | opcode, n]) : n < 65_536 ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 0xff]) : Buffer.concat([Buffer.from([0x80 | opcode, 127]), u64(n)]);
+  const head =
+    n < 126
+      ? Buffer.from([0x80 | opcode, n])
+      : n < 65_536
+        ? Buffer.from([0x80 | opcode, 126, n >> 8, n & 0xff])
+        : Buffer.concat([Buffer.from([0x80 | opcode, 127]), u64(n)]);
   return Buffer.concat([head, payload]);
 }
 

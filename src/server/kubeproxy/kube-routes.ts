@@ -113,7 +113,10 @@ export class KubeRoutes {
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, ...rest: unknown[]) => {
       const socket = stream.session?.socket as TLSSocket | undefined;
       const path = headers[':path'] as string | undefined;
-      if (!this.owns(path, socket?.servername)) return compat.forEach((l) => l.call(server, stream, headers, ...rest));
+      if (!this.owns(path, socket?.servername)) {
+        for (const listener of compat) listener.call(server, stream, headers, ...rest);
+        return;
+      }
       this.#serve(new StreamClient(stream, trimFieldValues(headers)), path, guard?.ofSession(stream.session), socket);
     });
     server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => {
@@ -135,61 +138,116 @@ export class KubeRoutes {
     // One protocol, named as clients name it: anything else would reach the apiserver as something the recorder did not decide on.
     const message = upgradeProblem(req.headers.upgrade);
     if (message) {
-      return this.#refuse({ refused: { code: 400, message, ...(connection?.caller && 'person' in connection.caller && { user: connection.caller.person }) } }, method, req.url ?? '', remote, started, (code, text) => rawStatus(socket, code, text));
+      return this.#refuse(
+        { refused: { code: 400, message, ...(connection?.caller && 'person' in connection.caller && { user: connection.caller.person }) } },
+        method,
+        req.url ?? '',
+        remote,
+        started,
+        (code, text) => rawStatus(socket, code, text),
+      );
     }
-    void this.#admit(connection, method, req.url, servername, req.headers, true).then((admitted) => {
-      if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
-      const meta = upgradeMeta(admitted, req);
-      const refusal = this.#deps.upgrades?.refusal?.(meta);
-      if (refusal) return this.#refuse({ refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } }, method, admitted.path, remote, started, (code, message) => rawStatus(socket, code, message));
-      const attempts = this.#attempts(admitted, meta.sessionId);
-      if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
-      let endedBecause: string | undefined;
-      let forwarding: Forwarding | undefined;
-      const end = (ending: Ending) => {
-        endedBecause ??= ending.message;
-        if (forwarding) forwarding.cut(ending);
-        else socket.destroy();
-      };
-      const leave = this.#enter(admitted, req.headers, end);
-      if (!leave) return this.#tooMany(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
-      // The person locked or removed, their certificate expired: the session hears why before the connection goes.
-      const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
-      const lost = (cause: string) => {
-        const ending = lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause);
-        endedBecause ??= ending.message;
-        return ending;
-      };
-      const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) => this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => endedBecause ?? connection?.closedBecause }, socket, tunnel, { answer, client: head });
-      forwarding = upgradeOverTunnel(req, socket, head, admitted.path, attempts, opened, (outcome) => (undrop?.(), leave(), this.#audit(admitted, method, remote, started, outcome)), lost);
-    }, (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)));
+    void this.#admit(connection, method, req.url, servername, req.headers, true).then(
+      (admitted) => {
+        if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
+        const meta = upgradeMeta(admitted, req);
+        const refusal = this.#deps.upgrades?.refusal?.(meta);
+        if (refusal)
+          return this.#refuse(
+            { refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } },
+            method,
+            admitted.path,
+            remote,
+            started,
+            (code, message) => rawStatus(socket, code, message),
+          );
+        const attempts = this.#attempts(admitted, meta.sessionId);
+        if (!attempts) return this.#noAgent(admitted, method, remote, started, (code, message) => rawStatus(socket, code, message));
+        let endedBecause: string | undefined;
+        let forwarding: Forwarding | undefined;
+        const end = (ending: Ending) => {
+          endedBecause ??= ending.message;
+          if (forwarding) forwarding.cut(ending);
+          else socket.destroy();
+        };
+        const leave = this.#enter(admitted, req.headers, end);
+        if (!leave) return this.#tooMany(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
+        // The person locked or removed, their certificate expired: the session hears why before the connection goes.
+        const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
+        const lost = (cause: string) => {
+          const ending = lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause);
+          endedBecause ??= ending.message;
+          return ending;
+        };
+        const opened = (hostId: string, _sessionId: string, tunnel: Duplex, answer: Buffer) =>
+          this.#deps.upgrades?.onUpgrade?.({ ...meta, hostId, closedBecause: () => endedBecause ?? connection?.closedBecause }, socket, tunnel, {
+            answer,
+            client: head,
+          });
+        forwarding = upgradeOverTunnel(
+          req,
+          socket,
+          head,
+          admitted.path,
+          attempts,
+          opened,
+          (outcome) => (undrop?.(), leave(), this.#audit(admitted, method, remote, started, outcome)),
+          lost,
+        );
+      },
+      (err: Error) => this.#failed(err, remote, (code, message) => rawStatus(socket, code, message)),
+    );
   }
 
   #serve(client: TunnelClient, url: string | undefined, connection: Connection | undefined, socket: TLSSocket | undefined): void {
     const started = performance.now();
     const servername = serverName(socket);
     const remote = remoteOf(socket);
-    void this.#admit(connection, client.method, url, servername, client.headers).then((admitted) => {
-      if ('refused' in admitted) return this.#refuse(admitted, client.method, admitted.refused.path ?? url ?? '', remote, started, (code, message) => client.fail(code, message));
-      const attempts = this.#attempts(admitted);
-      if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
-      let forwarding: Forwarding | undefined;
-      const end = (ending: Ending) => (forwarding ? forwarding.cut(ending) : client.abort());
-      const leave = this.#enter(admitted, client.headers, end);
-      if (!leave) return this.#tooMany(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
-      const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
-      forwarding = forwardOverTunnel(client, admitted.path, attempts, (outcome) => (undrop?.(), leave(), this.#audit(admitted, client.method, remote, started, outcome)), (cause) => lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause));
-    }, (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)));
+    void this.#admit(connection, client.method, url, servername, client.headers).then(
+      (admitted) => {
+        if ('refused' in admitted)
+          return this.#refuse(admitted, client.method, admitted.refused.path ?? url ?? '', remote, started, (code, message) => client.fail(code, message));
+        const attempts = this.#attempts(admitted);
+        if (!attempts) return this.#noAgent(admitted, client.method, remote, started, (code, message) => client.fail(code, message));
+        let forwarding: Forwarding | undefined;
+        const end = (ending: Ending) => (forwarding ? forwarding.cut(ending) : client.abort());
+        const leave = this.#enter(admitted, client.headers, end);
+        if (!leave) return this.#tooMany(admitted, client.method, url ?? '', remote, started, (code, message) => client.fail(code, message));
+        const undrop = connection?.onDrop((reason) => end(droppedEnding(admitted.person.caller, reason)));
+        forwarding = forwardOverTunnel(
+          client,
+          admitted.path,
+          attempts,
+          (outcome) => (undrop?.(), leave(), this.#audit(admitted, client.method, remote, started, outcome)),
+          (cause) => lostEnding(admitted.person.caller, admitted.cluster.metadata.name, cause, connection?.closedBecause),
+        );
+      },
+      (err: Error) => this.#failed(err, remote, (code, message) => client.fail(code, message)),
+    );
   }
 
   /** Counts an admitted request in the person's open ones (MAX_REQUESTS_PER_PERSON); undefined when they are at the bound. */
   #enter(admitted: Admitted, headers: IncomingHttpHeaders, end: (ending: Ending) => void): (() => void) | undefined {
-    return this.#open.enter({ caller: admitted.person.caller, cluster: admitted.cluster.metadata.name, user: admitted.user, groups: admitted.groups, headers, end });
+    return this.#open.enter({
+      caller: admitted.person.caller,
+      cluster: admitted.cluster.metadata.name,
+      user: admitted.user,
+      groups: admitted.groups,
+      headers,
+      end,
+    });
   }
 
   #tooMany(admitted: Admitted, method: string, url: string, remote: string, started: number, answer: (code: KportCode, message: string) => void): void {
     const user = admitted.person.caller.person;
-    this.#refuse({ refused: { code: 429, message: tooManyMessage(user), user, cluster: admitted.cluster.metadata.name } }, method, url, remote, started, answer);
+    this.#refuse(
+      { refused: { code: 429, message: tooManyMessage(user), user, cluster: admitted.cluster.metadata.name } },
+      method,
+      url,
+      remote,
+      started,
+      answer,
+    );
   }
 
   /**
@@ -200,18 +258,24 @@ export class KubeRoutes {
    */
   async recheck(person?: string): Promise<void> {
     const decided = new Map<string, Promise<Person | string>>();
-    await Promise.all(this.#open.of(person).map(async (open) => {
-      const key = `${open.caller.person}|${open.caller.keyHash}`;
-      if (!decided.has(key)) decided.set(key, this.#deps.people.person(open.caller).catch((err: Error) => {
-        const refusal = asRefusal(err);
-        if (!refusal) throw err;
-        return refusal.message;
-      }));
-      const current = await decided.get(key)!;
-      if (typeof current === 'string') return open.end({ code: 403, message: `the server ended the request: ${current}` });
-      const why = reauthorizeKube(current, this.#clusters.get(open.cluster)?.metadata.labels, open);
-      if (why) open.end({ code: 403, message: `the server ended the request: ${why}` });
-    }));
+    await Promise.all(
+      this.#open.of(person).map(async (open) => {
+        const key = `${open.caller.person}|${open.caller.keyHash}`;
+        if (!decided.has(key))
+          decided.set(
+            key,
+            this.#deps.people.person(open.caller).catch((err: Error) => {
+              const refusal = asRefusal(err);
+              if (!refusal) throw err;
+              return refusal.message;
+            }),
+          );
+        const current = await decided.get(key)!;
+        if (typeof current === 'string') return open.end({ code: 403, message: `the server ended the request: ${current}` });
+        const why = reauthorizeKube(current, this.#clusters.get(open.cluster)?.metadata.labels, open);
+        if (why) open.end({ code: 403, message: `the server ended the request: ${why}` });
+      }),
+    );
   }
 
   /** A failure of the server itself (the store unreachable): the cause goes to its log, not to the caller. */
@@ -221,11 +285,21 @@ export class KubeRoutes {
   }
 
   /** Who asks (their certificate and current record), then what the authoriser says: every check before anything reaches an agent. */
-  async #admit(connection: Connection | undefined, method: string, url: string | undefined, servername: string | undefined, headers: IncomingHttpHeaders, upgrade = false): Promise<Admitted | Refused> {
+  async #admit(
+    connection: Connection | undefined,
+    method: string,
+    url: string | undefined,
+    servername: string | undefined,
+    headers: IncomingHttpHeaders,
+    upgrade = false,
+  ): Promise<Admitted | Refused> {
     const caller = connection?.caller;
     if (!caller) return { refused: { code: 403, message: 'the connection closed' } };
     if (!('person' in caller)) {
-      const message = 'notAfter' in caller ? 'the Kubernetes API at this server is for people: it needs a user certificate from kport login, not an agent\'s host certificate' : caller.message;
+      const message =
+        'notAfter' in caller
+          ? "the Kubernetes API at this server is for people: it needs a user certificate from kport login, not an agent's host certificate"
+          : caller.message;
       return { refused: { code: 403, message, ...('user' in caller && caller.user && { user: caller.user }) } };
     }
     let person: Person;
@@ -253,7 +327,8 @@ export class KubeRoutes {
       open: (hostId, headers, options) => this.#deps.tunnels.request(hostId, headers, options),
       identity: async (hostId) => {
         // An upgrade is a session of its own: a fresh identity, its id the recording's.
-        if (upgradeSession) return { token: (await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId: upgradeSession })).token, sessionId: upgradeSession };
+        if (upgradeSession)
+          return { token: (await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId: upgradeSession })).token, sessionId: upgradeSession };
         return this.#identities.get(`${caller.person}|${caller.keyHash}|${cluster}|${admitted.user}|${admitted.groups.join(',')}|${hostId}`, async () => {
           const sessionId = newSessionId();
           const signed = await signIdentity(this.#deps.identityKey, { ...claims, hostId, sessionId });

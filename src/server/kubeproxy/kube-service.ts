@@ -30,7 +30,15 @@ export interface InProcessKubeServiceOptions {
  * (the server does not start); otherwise runs until `signal`.
  */
 export function runInProcessKubeService(opts: InProcessKubeServiceOptions): Promise<void> {
-  const served = servedClustersOf({ backend: opts.backend, hostId: opts.hostId, service: opts.service, cwd: opts.cwd, env: opts.env, warn: opts.warn, ...(opts.now && { now: opts.now }) });
+  const served = servedClustersOf({
+    backend: opts.backend,
+    hostId: opts.hostId,
+    service: opts.service,
+    cwd: opts.cwd,
+    env: opts.env,
+    warn: opts.warn,
+    ...(opts.now && { now: opts.now }),
+  });
   const agent = new AgentKubeService({
     hostId: opts.hostId,
     identityKey: () => opts.authorities.kube_identity.keys.publicKey,
@@ -38,5 +46,12 @@ export function runInProcessKubeService(opts: InProcessKubeServiceOptions): Prom
     warn: opts.warn,
   });
   const close = openLoopbackTunnel(opts.tunnels, opts.hostId, (session) => agent.serve(session));
-  return runKubeServerHeartbeat({ backend: opts.backend, hostId: opts.hostId, service: opts.service, signal: opts.signal, served, ...(opts.now && { now: opts.now }) }).finally(close);
+  return runKubeServerHeartbeat({
+    backend: opts.backend,
+    hostId: opts.hostId,
+    service: opts.service,
+    signal: opts.signal,
+    served,
+    ...(opts.now && { now: opts.now }),
+  }).finally(close);
 }

@@ -39,7 +39,12 @@ export interface UpgradeHooks {
    * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.
    * `closedBecause` says why the server ended the person's connection (person locked, certificate expired), once it did.
    */
-  onUpgrade?(meta: UpgradeMeta & { hostId: string; closedBecause?: () => string | undefined }, clientSocket: Duplex, tunnelStream: Duplex, heads: { answer: Buffer; client: Buffer }): void;
+  onUpgrade?(
+    meta: UpgradeMeta & { hostId: string; closedBecause?: () => string | undefined },
+    clientSocket: Duplex,
+    tunnelStream: Duplex,
+    heads: { answer: Buffer; client: Buffer },
+  ): void;
 }
 
 /** What the recorder is told of an allowed upgrade, before any byte moves; its session id is new. */
@@ -59,7 +64,10 @@ export function upgradeMeta(admitted: KubeGrant, req: IncomingMessage): UpgradeM
     container: query.get('container') ?? '',
     command: query.getAll('command'),
     protocol: String(req.headers.upgrade ?? '').toLowerCase(),
-    subprotocols: String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean),
+    subprotocols: String(req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     roles: admitted.person.roles,
     target: requestTarget(info, admitted.path),
   };

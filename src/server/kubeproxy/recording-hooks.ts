@@ -26,7 +26,8 @@ export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
       // before the SPDY refusal: kubectl retries a refused WebSocket exec over SPDY, and that answer is
       // the one it prints.
       const full = recorder.noRoom(meta.person);
-      if (full) return `a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session (${full}): ask an operator to make room in the server's recordings directory`;
+      if (full)
+        return `a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session (${full}): ask an operator to make room in the server's recordings directory`;
       return decision.refusal;
     },
     onUpgrade(meta, client: Duplex, tunnel: Duplex, heads) {

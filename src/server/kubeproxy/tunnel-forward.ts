@@ -12,7 +12,6 @@ import { isJsonWatch, logLine, watchErrorEvent, type Ending } from './kube-endin
 /** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
 export const MAX_REPLAY_BYTES = 1 << 20;
 
-
 /** One person's request and its response, whichever HTTP version it came on: the forwarding engine's adapter. */
 export type TunnelClient = ClientSide;
 
@@ -43,7 +42,13 @@ export interface Forwarding {
  * response is given up for the next; after the first byte the response is the person's, failures
  * included. Either side closing closes the other (a cancelled watch, a dead agent).
  */
-export function forwardOverTunnel(client: TunnelClient, path: string, attempts: Attempts, done: (outcome: Outcome) => void, lost?: (cause: string) => Ending): Forwarding {
+export function forwardOverTunnel(
+  client: TunnelClient,
+  path: string,
+  attempts: Attempts,
+  done: (outcome: Outcome) => void,
+  lost?: (cause: string) => Ending,
+): Forwarding {
   const { method } = client;
   const hasBody = method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS';
   const body = hasBody ? new ReplayableBody(client.body, MAX_REPLAY_BYTES) : undefined;

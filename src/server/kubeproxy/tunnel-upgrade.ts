@@ -18,9 +18,21 @@ const DROP = new Set(['authorization', 'proxy-authorization', IDENTITY_HEADER]);
  * next. `opened` is called once the answer is a 101 and its head went to the person, before any
  * upgraded byte moves either way: the session recorder's hook.
  */
-export function upgradeOverTunnel(req: IncomingMessage, socket: Duplex, head: Buffer, path: string, attempts: Attempts, opened: (hostId: string, sessionId: string, tunnel: ClientHttp2Stream, answerHead: Buffer) => void, done: (outcome: Outcome) => void, lost?: (cause: string) => Ending): Forwarding {
+export function upgradeOverTunnel(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  path: string,
+  attempts: Attempts,
+  opened: (hostId: string, sessionId: string, tunnel: ClientHttp2Stream, answerHead: Buffer) => void,
+  done: (outcome: Outcome) => void,
+  lost?: (cause: string) => Ending,
+): Forwarding {
   const request = Buffer.concat([Buffer.from(requestHead(req, path)), head]);
-  const websocket = String(req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
+  const websocket =
+    String(req.headers.upgrade ?? '')
+      .trim()
+      .toLowerCase() === 'websocket';
   let lastError = 'no agent answered';
   let i = 0;
   let busy = 0;
@@ -91,7 +103,14 @@ export function upgradeOverTunnel(req: IncomingMessage, socket: Duplex, head: Bu
       up.on('data', (c: Buffer) => body.push(c));
       up.once('end', () => {
         const text = Buffer.concat(body);
-        socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${code} Refused\r\ncontent-type: ${String(h['content-type'] ?? 'text/plain')}\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n`), text]));
+        socket.end(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 ${code} Refused\r\ncontent-type: ${String(h['content-type'] ?? 'text/plain')}\r\ncontent-length: ${text.length}\r\nconnection: close\r\n\r\n`,
+            ),
+            text,
+          ]),
+        );
       });
     });
     const onData = (chunk: Buffer) => {

@@ -46,7 +46,8 @@ export function unrecordableRefusal(what: string): string {
  * other path) could carry a terminal kport does not see as one: refused, named by what it reaches.
  */
 export function upgradeRefusal(target: RequestTarget, protocol: string, roleSet: RoleSet, clusterLabels: Record<string, string>): string | undefined {
-  if (target.resource === 'pods' && (target.subresource === 'exec' || target.subresource === 'attach')) return recordingDecision(protocol, roleSet, clusterLabels).refusal;
+  if (target.resource === 'pods' && (target.subresource === 'exec' || target.subresource === 'attach'))
+    return recordingDecision(protocol, roleSet, clusterLabels).refusal;
   if (!roleSet.requiresSessionRecording(clusterLabels)) return undefined;
   if (target.resource === 'pods' && target.subresource === 'portforward') return undefined;
   return unrecordableRefusal(`an upgrade to ${describe(target)}`);
@@ -73,13 +74,16 @@ function describe(target: RequestTarget): string {
 export function requestTarget(info: { resource: string; subresource: string; name: string }, pathAndQuery: string): RequestTarget {
   if (info.resource !== 'nodes' || info.subresource !== 'proxy') return { resource: info.resource, subresource: info.subresource };
   const path = pathAndQuery.split('?')[0] ?? '';
-  const segments = path.split('/').filter(Boolean).map((s) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      return s;
-    }
-  });
+  const segments = path
+    .split('/')
+    .filter(Boolean)
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        return s;
+      }
+    });
   // api/v1/nodes/NAME/proxy/...: the first "nodes" is the resource (api and v1 come before it).
   const at = segments.indexOf('nodes');
   return { resource: info.resource, subresource: info.subresource, kubeletPath: segments.slice(at + 3) };

@@ -15,7 +15,15 @@ const { Receiver: ReceiverClass } = ws as unknown as { Receiver: ReceiverCtor };
 export const CHANNEL = { stdin: 0, stdout: 1, stderr: 2, error: 3, resize: 4, close: 255 } as const;
 
 /** The WebSocket subprotocols of exec and attach whose frames kport reads: binary (channel byte first) or base64 text. */
-export const CHANNEL_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io', 'v4.base64.channel.k8s.io', 'base64.channel.k8s.io'];
+export const CHANNEL_PROTOCOLS = [
+  'v5.channel.k8s.io',
+  'v4.channel.k8s.io',
+  'v3.channel.k8s.io',
+  'v2.channel.k8s.io',
+  'channel.k8s.io',
+  'v4.base64.channel.k8s.io',
+  'base64.channel.k8s.io',
+];
 
 /** The largest message read; kubelets send output in 32 KiB frames, and ws buffers a message until it is whole. */
 const MAX_MESSAGE = 4 << 20;
@@ -54,7 +62,12 @@ export class ChannelReader {
     this.#events = events;
     this.#protocol = protocol;
     this.#masked = direction === 'fromClient';
-    this.#receiver = new ReceiverClass({ isServer: direction === 'fromClient', maxPayload: MAX_MESSAGE, skipUTF8Validation: true, allowSynchronousEvents: true });
+    this.#receiver = new ReceiverClass({
+      isServer: direction === 'fromClient',
+      maxPayload: MAX_MESSAGE,
+      skipUTF8Validation: true,
+      allowSynchronousEvents: true,
+    });
     this.#receiver.on('message', (data, isBinary) => this.#message(data, isBinary));
     this.#receiver.on('error', (err: Error) => this.#break(`unreadable WebSocket frames (${err.message})`));
   }
@@ -96,7 +109,11 @@ export class ChannelReader {
     this.#head = undefined;
     const lines = seen.subarray(0, end).toString('latin1').split('\r\n');
     const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1];
-    const header = (name: string) => lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+    const header = (name: string) =>
+      lines
+        .find((l) => l.toLowerCase().startsWith(`${name}:`))
+        ?.slice(name.length + 1)
+        .trim();
     if (status !== undefined) {
       const protocol = header('sec-websocket-protocol');
       const extensions = header('sec-websocket-extensions');

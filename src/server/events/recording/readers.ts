@@ -19,10 +19,16 @@ export class RecordingReaders {
   enter(person: string, what: 'play' | 'list'): () => void {
     const held = this.#byPerson.get(person) ?? 0;
     if (held >= this.#limits.perPerson) {
-      throw new ApiError('too_many_reads', `user ${person} already has ${held} recording plays or listings in flight, the most one person may have at once (${this.#limits.perPerson}): let one finish (or stop it with Ctrl-C), then ${what} again`);
+      throw new ApiError(
+        'too_many_reads',
+        `user ${person} already has ${held} recording plays or listings in flight, the most one person may have at once (${this.#limits.perPerson}): let one finish (or stop it with Ctrl-C), then ${what} again`,
+      );
     }
     if (this.#total >= this.#limits.total) {
-      throw new ApiError('too_many_reads', `the server already serves ${this.#total} recording plays and listings, the most it serves at once (${this.#limits.total}): try again when one has finished`);
+      throw new ApiError(
+        'too_many_reads',
+        `the server already serves ${this.#total} recording plays and listings, the most it serves at once (${this.#limits.total}): try again when one has finished`,
+      );
     }
     this.#byPerson.set(person, held + 1);
     this.#total++;

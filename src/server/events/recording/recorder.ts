@@ -101,7 +101,8 @@ export class SessionRecorder {
   #unrecordedBecause(meta: SessionMeta): string | undefined {
     if (!validSessionId(meta.sessionId)) return `the session id ${JSON.stringify(meta.sessionId)} cannot name a file`;
     if (/^spdy\//i.test(meta.protocol)) return 'SPDY exec and attach are passed through unrecorded: kubectl 1.30 and later speak WebSocket';
-    if (!meta.protocol.split(',').some((p) => CHANNEL_PROTOCOLS.includes(p.trim()))) return `the WebSocket protocol ${JSON.stringify(meta.protocol)} is not one kport reads (${CHANNEL_PROTOCOLS.join(', ')})`;
+    if (!meta.protocol.split(',').some((p) => CHANNEL_PROTOCOLS.includes(p.trim())))
+      return `the WebSocket protocol ${JSON.stringify(meta.protocol)} is not one kport reads (${CHANNEL_PROTOCOLS.join(', ')})`;
     const full = this.budget.noRoom(meta.person);
     if (full) return `no room in the recording budget (${full}): an operator makes room by moving old recordings out of ${this.#opts.dir}`;
     return undefined;
@@ -261,7 +262,15 @@ class RecordedSession implements Recording {
       this.#headerWritten = true;
       const { width, height } = this.#size ?? DEFAULT_SIZE;
       // The header always goes in (a cast without one is unreadable), whatever the caps say.
-      text = headerLine({ version: 2, width, height, timestamp: Math.floor(this.#startedAt.getTime() / 1000), title: title(this.#meta), env: { TERM: 'xterm-256color' }, kport: castSession(this.#meta) });
+      text = headerLine({
+        version: 2,
+        width,
+        height,
+        timestamp: Math.floor(this.#startedAt.getTime() / 1000),
+        title: title(this.#meta),
+        env: { TERM: 'xterm-256color' },
+        kport: castSession(this.#meta),
+      });
       this.#deps.charge(Buffer.byteLength(text), true);
       this.#written += Buffer.byteLength(text);
     }
@@ -287,7 +296,6 @@ class RecordedSession implements Recording {
     }
     if (text) this.#append(text);
   }
-
 
   #append(text: string): void {
     const path = join(this.#deps.dir, `${this.#meta.sessionId}.cast`);
