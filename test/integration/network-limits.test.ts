@@ -2,87 +2,26 @@
 // and this test process as the attacker over real TLS (node:tls, node:http2 and an HTTP/2 peer
 // written frame by frame that ignores the server's SETTINGS).
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { raceTimer, tempDir, waitFor } from '../peers/process.ts';
-import { joinByHand, pinnedCa, startServer, type HandJoined, type TestServer } from '../helpers/network.ts';
+import { CLUSTER_KEY, h2, joinAgent, post, strangerSocket } from '../helpers/h2-calls.ts';
+import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { RawH2 } from '../helpers/h2-raw.ts';
-import { createCsr, generateKeys, importKeyPem, keyPem } from '../../src/pki/certs.ts';
+import { createCsr, generateKeys } from '../../src/pki/certs.ts';
 import { ApiError } from '../../src/api/errors.ts';
-import { fetchPinnedCA, ServerClient } from '../../src/client/server-client.ts';
+import { ServerClient } from '../../src/client/server-client.ts';
 import { joinServer } from '../../src/join/network-identity.ts';
-import { SqliteBackend } from '../../src/backend/sqlite.ts';
-import { loadAuthorities } from '../../src/server/auth/authorities.ts';
-import { ServerAudit } from '../../src/server/events/audit.ts';
-import { KportServer } from '../../src/server/api/server.ts';
-import { addToken } from '../../src/tokens/tokens.ts';
 
-type Agent = HandJoined & { notAfter: number };
-
-const CLUSTER_KEY = '/resources/kube_cluster/none';
 /** The server's 5 s for a connection that sends nothing and 10 s for a join body, scaled down so the tests that wait for them take seconds. */
 const SILENT_MS = 2000;
 const JOIN_BODY_MS = 5000;
-
-async function joinAgent(server: TestServer, ca: string): Promise<Agent> {
-  const issued = await joinByHand(server, ca, { hostname: 'limits', group: 'g' });
-  return { ...issued, notAfter: Date.parse(new X509Certificate(issued.cert).validTo) };
-}
-
-/** One POST on a node:http2 session: its status and JSON body, or 'closed' when the connection went first. */
-function post(
-  session: ClientHttp2Session,
-  path: string,
-  body: unknown,
-): Promise<{ status: number | 'closed'; body?: { error?: { code: string; message: string } } }> {
-  return new Promise((resolve) => {
-    if (session.closed || session.destroyed) return resolve({ status: 'closed' });
-    let stream;
-    try {
-      stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
-    } catch {
-      return resolve({ status: 'closed' });
-    }
-    let status: number | 'closed' = 'closed';
-    const chunks: Buffer[] = [];
-    stream.on('response', (h) => (status = Number(h[':status'])));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('error', () => resolve({ status: 'closed' }));
-    stream.on('close', () => {
-      if (status === 'closed') return resolve({ status });
-      try {
-        resolve({ status, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-      } catch {
-        resolve({ status, body: {} });
-      }
-    });
-    stream.end(JSON.stringify(body));
-  });
-}
-
-function h2(server: TestServer, creds: { ca: string; cert?: string; key?: string }): ClientHttp2Session {
-  const session = h2connect(`https://127.0.0.1:${server.port}`, creds);
-  session.on('error', () => {});
-  return session;
-}
-
-/** A TLS connection without a client certificate, held open: whether the server let it stay. */
-async function strangerSocket(port: number): Promise<TLSSocket> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
-  socket.on('error', () => {});
-  await new Promise<void>((resolve) => {
-    socket.once('secureConnect', () => resolve());
-    socket.once('close', () => resolve());
-  });
-  return socket;
-}
 
 describe('network mode under attack: connections, streams, bodies, joins, TLS', { concurrency: false, timeout: 300_000 }, () => {
   let server: TestServer;
@@ -94,111 +33,6 @@ describe('network mode under attack: connections, streams, bodies, joins, TLS', 
   });
   after(async () => {
     await server?.stop('SIGKILL');
-  });
-
-  test('a certificate that expires on a busy connection: later calls and its renewal are refused, and the connection is closed', async (t) => {
-    const short = await startServer({ hostCertTtl: '5s' });
-    try {
-      const shortCa = await pinnedCa(short);
-      const agent = await joinAgent(short, shortCa);
-      const session = h2(short, { ca: agent.ca, cert: agent.cert, key: agent.key });
-      let closedAt: number | undefined;
-      session.on('close', () => (closedAt = Date.now()));
-      // Busy: a call every 200 ms, so no idle timeout is what ends it; past the expiry, a renewal too.
-      const calls: Array<{ at: number; path: string; status: number | 'closed'; code?: string }> = [];
-      const csr = await createCsr(await importKeyPem(agent.key), agent.host_id);
-      while (closedAt === undefined && Date.now() < agent.notAfter + 10_000) {
-        for (const [path, body] of [
-          ['/v1/backend', { op: 'get', key: CLUSTER_KEY }],
-          ...(Date.now() >= agent.notAfter ? [['/v1/renew', { csr }]] : []),
-        ] as const) {
-          const at = Date.now();
-          const res = await post(session, path, body);
-          calls.push({ at, path, status: res.status, code: res.body?.error?.code });
-        }
-        await sleep(200);
-      }
-      const before = calls.filter((c) => c.at < agent.notAfter - 1000);
-      assert.ok(before.length > 0 && before.every((c) => c.status === 200), `calls before the expiry succeed: ${JSON.stringify(before)}`);
-      const late = calls.filter((c) => c.at >= agent.notAfter);
-      assert.deepEqual(
-        late.filter((c) => c.status === 200),
-        [],
-        'no call after the expiry is answered',
-      );
-      for (const c of late.filter((c) => c.status !== 'closed')) assert.equal(c.code, 'cert_expired', JSON.stringify(c));
-      t.diagnostic(
-        `${calls.length} calls; after the expiry: ${late.map((c) => `${c.path} ${c.status}${c.code ? ` ${c.code}` : ''} at +${c.at - agent.notAfter} ms`).join(', ') || 'none'}; closed at +${closedAt === undefined ? '?' : closedAt - agent.notAfter} ms`,
-      );
-      assert.ok(
-        closedAt !== undefined && closedAt <= agent.notAfter + 5000,
-        `the server closed the connection at the expiry (closed ${closedAt === undefined ? 'never' : `${closedAt - agent.notAfter} ms after it`})`,
-      );
-      // A new connection with the expired certificate: renewal refused too.
-      const again = h2(short, { ca: agent.ca, cert: agent.cert, key: agent.key });
-      const renewal = await post(again, '/v1/renew', { csr });
-      again.close();
-      assert.equal(renewal.status, 401);
-      assert.match(renewal.body?.error?.message ?? '', /expired|host CA/);
-    } finally {
-      await short.stop('SIGKILL');
-    }
-  });
-
-  test('every call checks the expiry itself: with the server clock past it, calls and renewal on open connections are refused and the connections closed', async (t) => {
-    // The server in this process, its clock set by the test (the timer that closes connections at
-    // the expiry reads the real one, so only the per-call check can refuse here).
-    const dir = tempDir('limits-clock');
-    const backend = await SqliteBackend.open(join(dir, 'kport.db'));
-    const { authorities, seal } = await loadAuthorities(backend, dir);
-    let ahead = 0;
-    const now = () => new Date(Date.now() + ahead);
-    const inProcess = new KportServer({
-      backend,
-      authorities,
-      audit: new ServerAudit(backend, { log: () => {}, now }),
-      host: '127.0.0.1',
-      port: 0,
-      publicNames: [],
-      hostCertTtlMs: 3_600_000,
-      log: () => {},
-      now,
-      people: { sealKey: seal, configRoles: [] },
-    });
-    const { port } = await inProcess.listen();
-    try {
-      const { secret } = await addToken(backend, { roles: ['discovery'], ttlMs: 3_600_000, now: new Date() });
-      const localCa = await fetchPinnedCA({ host: '127.0.0.1', port }, [authorities.pin], () => {});
-      const keys = await generateKeys();
-      const anonymous = new ServerClient({ host: '127.0.0.1', port }, { ca: localCa });
-      const issued = await anonymous.rawCall<{ host_id: string; cert: string; ca: string }>('/v1/join', {
-        token: secret,
-        roles: ['discovery'],
-        hostname: 'clock',
-        csr: await createCsr(keys, 'clock'),
-        discovery_group: 'g',
-      });
-      anonymous.close();
-      const creds = { ca: issued.ca, cert: issued.cert, key: await keyPem(keys.privateKey) };
-      const url = `https://127.0.0.1:${port}`;
-      const [a, b] = [h2connect(url, creds), h2connect(url, creds)];
-      const closed = [a, b].map((s) => (s.on('error', () => {}), new Promise<void>((resolve) => s.once('close', resolve))));
-      assert.equal((await post(a, '/v1/backend', { op: 'get', key: CLUSTER_KEY })).status, 200);
-      assert.equal((await post(b, '/v1/backend', { op: 'get', key: CLUSTER_KEY })).status, 200);
-      ahead = 3_600_000 + 120_000;
-      const call = await post(a, '/v1/backend', { op: 'get', key: CLUSTER_KEY });
-      const renewal = await post(b, '/v1/renew', { csr: await createCsr(keys, issued.host_id) });
-      t.diagnostic(`after the clock moved: call ${call.status} ${call.body?.error?.message}; renewal ${renewal.status} ${renewal.body?.error?.message}`);
-      assert.equal(call.status, 401);
-      assert.equal(call.body?.error?.code, 'cert_expired');
-      assert.equal(renewal.status, 401);
-      assert.equal(renewal.body?.error?.code, 'cert_expired');
-      assert.match(renewal.body?.error?.message ?? '', /expired at .*: .*join again with a new token/);
-      await Promise.race([Promise.all(closed), raceTimer(10_000).then(() => assert.fail('the server did not close the connections'))]);
-    } finally {
-      await inProcess.close();
-      await backend.close();
-    }
   });
 
   test('a join body over 16 KiB is refused with 413, and a never-ending one is cut off early', async () => {
