@@ -10,8 +10,11 @@ export interface AgentSpec {
   joined: string;
   /** The public name of the join token it used, never the token. */
   token_name: string;
-  /** secret: SHA-256 of a random secret (local mode); x509: SHA-256 of the host key's SPKI (network mode). */
-  credential_hash: string;
+  /**
+   * secret: SHA-256 of a random secret (local mode); x509: SHA-256 of the host key's SPKI (network
+   * mode). Always stored; absent from what the server shows people (resources/views.ts).
+   */
+  credential_hash?: string;
   credential_type?: 'secret' | 'x509';
   /** Network mode: the group the agent joined for, which its certificate carries. */
   discovery_group?: string;

@@ -208,7 +208,8 @@ export const agentKind: KindDescriptor<Agent> = {
       roles: z.array(z.string()),
       joined: z.string(),
       token_name: z.string(),
-      credential_hash: z.string(),
+      // Absent in what the server shows people: it stays at the server (views.ts).
+      credential_hash: z.string().optional(),
       credential_type: oneOf(['secret', 'x509']).optional(),
       discovery_group: z.string().optional(),
       address: z.string().optional(),

@@ -52,6 +52,25 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     return (JSON.parse(String(res.stdout)) as Array<{ metadata: { name: string } }>).map((a) => a.metadata.name).sort();
   };
 
+  test('an editor lists agents through the server (agents ls, get agent, get agent/ID) and sees no credential hash', async () => {
+    const agent = await joinedAgent('listed');
+    const ls = await erin.kport(['agents', 'ls', '--format=json']);
+    assert.equal(ls.exitCode, 0, String(ls.stderr));
+    const listed = JSON.parse(String(ls.stdout)) as Array<{ metadata: { name: string }; spec: Record<string, unknown> }>;
+    assert.ok(listed.some((a) => a.metadata.name === agent.hostId), String(ls.stdout));
+    assert.ok(listed.every((a) => a.spec.credential_hash === undefined));
+    for (const args of [
+      ['get', 'agent', '-o', 'json'],
+      ['get', `agent/${agent.hostId}`, '-o', 'json'],
+      ['agents', 'ls'],
+    ]) {
+      const res = await erin.kport(args);
+      assert.equal(res.exitCode, 0, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(String(res.stdout), new RegExp(agent.hostId), args.join(' '));
+      assert.doesNotMatch(String(res.stdout), /credential_hash/, args.join(' '));
+    }
+  });
+
   test("an access person's agents rm is refused with the server's sentence, and the agent keeps working", async () => {
     const agent = await joinedAgent('kept');
     for (const args of [

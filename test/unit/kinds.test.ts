@@ -110,3 +110,34 @@ test('text from a closed set that kport does not know (a hand edit, hostile text
     '\u001b[31mmine',
   );
 });
+
+test('what the server shows people and agents of a record still reads as its kind (a view never drops what the schema needs)', () => {
+  const samples: Record<string, unknown> = {
+    agent: {
+      kind: 'agent',
+      version: 'v1',
+      metadata: { name: 'h1' },
+      spec: { host_id: 'h1', hostname: 'n1', roles: ['kube'], joined: '2026-01-01T00:00:00.000Z', token_name: 'tok-1', credential_hash: 'ab', credential_type: 'x509' },
+    },
+    token: { kind: 'token', version: 'v2', metadata: { name: 'tok-1', expires: '2030-01-01T00:00:00.000Z' }, spec: { roles: ['kube'], verifier: 'scrypt$x' } },
+    kube_cluster: {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name: 'lab', labels: { env: 'lab' } },
+      spec: { kubeconfig: 'apiVersion: v1\nkind: Config\nclusters: []\n' },
+    },
+  };
+  for (const descriptor of KINDS) {
+    const views = [descriptor.people.view, descriptor.agents.view].filter((v) => v !== undefined);
+    if (views.length === 0) continue;
+    const sample = samples[descriptor.kind];
+    assert.ok(sample, `a sample record of ${descriptor.kind}, whose views this test reads back`);
+    const item = { key: resourceKey(descriptor.kind, (sample as { metadata: { name: string } }).metadata.name), value: JSON.stringify(sample), revision: 1 };
+    for (const view of views) {
+      const shown = view(item);
+      if (!shown) continue;
+      const parsed = descriptor.stored.safeParse(JSON.parse(shown.value));
+      assert.ok(parsed.success, `${descriptor.kind} as shown: ${parsed.success ? '' : parsed.error.message}`);
+    }
+  }
+});
