@@ -102,7 +102,8 @@ export async function joinOrResume(opts: {
     const item = await opts.backend.get(resourceKey(AGENT, kept.host_id));
     const record = item && decodeResource<Agent>(item);
     const known =
-      record?.spec.credential_hash !== undefined && timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
+      record?.spec.credential_hash !== undefined &&
+      timingSafeEqual(Buffer.from(record.spec.credential_hash, 'hex'), Buffer.from(hashSecret(kept.credential.secret), 'hex'));
     if (!known) {
       throw new UserError(
         `This agent's identity (host ${kept.host_id}, in ${identityDir(opts.dataDir)}) is not known to the store: it was removed, or the store is another one. Remove ${identityDir(opts.dataDir)} and join again with a new token.`,

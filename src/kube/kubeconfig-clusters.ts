@@ -55,7 +55,7 @@ export function readKubeconfigContexts(path: string): KubeconfigContexts {
       break;
     }
     try {
-      contexts.set(name, withAbsolutePaths(readStaticKubeconfig(kc, name), dirname(path)));
+      contexts.set(name, withAbsolutePaths(readStaticKubeconfig(kc, name, { files: true }), dirname(path)));
     } catch (err) {
       skipped.push(`context "${name}": ${(err as Error).message}`);
     }

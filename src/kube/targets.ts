@@ -28,10 +28,10 @@ export function proxyIdentity(service: Service, cluster: KubeCluster): AssumeRol
 }
 
 /** How the proxy reaches a cluster: a static cluster through its kubeconfig, an EKS cluster through an EKS connection. */
-export async function upstreamFor(cluster: KubeCluster, opts: { service: Service; stsEndpoint?: string }): Promise<Upstream> {
+export async function upstreamFor(cluster: KubeCluster, opts: { service: Service; stsEndpoint?: string; localFiles?: boolean }): Promise<Upstream> {
   // Loaded here, not at the top: kube ls needs isServed, not the HTTP clients.
   const { eksUpstream, staticUpstream } = await import('./upstream.ts');
-  if (cluster.spec.kubeconfig) return staticUpstream(cluster);
+  if (cluster.spec.kubeconfig) return staticUpstream(cluster, { files: opts.localFiles === true });
   const agent = registeringAgent(cluster);
   if (!cluster.spec.aws)
     throw new UserError(

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { Http1Pool } from './h1-pool.ts';
 import { Http2Pool } from './h2-pool.ts';
 import { UserError } from '../core/errors.ts';
@@ -23,17 +24,16 @@ export interface Upstream {
 
 /**
  * A static cluster's kubeconfig (spec.kubeconfig): the current context's server, CA and
- * credentials (token, client certificate or basic auth). Exec plugins are not run by the proxy.
+ * credentials (token, client certificate or basic auth). Exec plugins are not run by the proxy, and
+ * files it names are read only with `files` (a person's own proxy: resources/static-kubeconfig.ts).
  */
-export function staticUpstream(cluster: KubeCluster): Upstream {
+export function staticUpstream(cluster: KubeCluster, opts: { files?: boolean } = {}): Upstream {
   const name = cluster.metadata.name;
-  let kc: StaticKubeconfig;
   try {
-    kc = readStaticKubeconfig(cluster.spec.kubeconfig ?? '');
+    return kubeconfigUpstream(readStaticKubeconfig(cluster.spec.kubeconfig ?? '', undefined, opts));
   } catch (err) {
-    throw new UserError(`kube_cluster ${name}: ${(err as Error).message}.`);
+    throw new UserError(`kube_cluster ${name}: ${(err as Error).message.replace(/\.$/, '')}.`);
   }
-  return kubeconfigUpstream(kc);
 }
 
 /** A kubeconfig context's server, CA and credentials (token, client certificate or basic auth). */
@@ -49,6 +49,13 @@ export function kubeconfigUpstream(kc: StaticKubeconfig): Upstream {
     rejectUnauthorized: clusterEntry['insecure-skip-tls-verify'] !== true,
     ...(typeof clusterEntry['tls-server-name'] === 'string' && { servername: clusterEntry['tls-server-name'] }),
   };
+  // Checked now, once: material that is no certificate or key would otherwise fail inside a
+  // connection attempt, where nothing answers for it.
+  try {
+    createSecureContext({ ca: tls.ca, cert: tls.cert, key: tls.key });
+  } catch (err) {
+    throw new Error(`its CA, client certificate or key is not a usable PEM certificate or key (${(err as Error).message})`);
+  }
   const token =
     typeof userEntry.token === 'string'
       ? userEntry.token

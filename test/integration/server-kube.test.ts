@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { kubeHome } from '../helpers/kube-home.ts';
 import { invitedPerson, type Person } from '../helpers/login.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
@@ -163,5 +163,65 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
     assert.notEqual(login.exitCode, 0);
     assert.match(String(login.stderr), /kube_cluster "dev-static" not found/);
     assert.equal(api.auditEvents().filter((e) => e.impersonatedUser?.username === 'bob').length, 0);
+  });
+
+  test("a kubeconfig naming the server's own files is refused through the server, and one stored before that is never read: the person gets one sentence and the server stays up", async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    const secret = join(server.dir, 'server-secret.txt');
+    writeFileSync(secret, 'SERVER-SIDE-SECRET\n', { mode: 0o600 });
+    const editor = await invitedPerson(server, 'ed', ['editor']);
+    const filed = (name: string) =>
+      stringify({
+        kind: 'kube_cluster',
+        version: 'v3',
+        metadata: { name, labels: { env: 'dev' } },
+        spec: {
+          kubeconfig: stringify({
+            apiVersion: 'v1',
+            kind: 'Config',
+            clusters: [{ name: 'c', cluster: { server: api.server } }],
+            users: [{ name: 'u', user: { 'client-certificate': secret, 'client-key': '/etc/passwd', 'token-file': secret } }],
+            contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+            'current-context': 'x',
+          }),
+        },
+      });
+    const file = join(editor.home, 'filed.yaml');
+    writeFileSync(file, filed('filed'));
+    const created = await editor.kport(['create', '-f', file]);
+    assert.notEqual(created.exitCode, 0);
+    assert.match(String(created.stderr), /names a file \(user\.client-certificate, user\.client-key, user\.token-file\)/);
+    assert.match(String(created.stderr), /kubectl config view --raw --flatten --minify/);
+    assert.equal((await server.kport(['get', 'kube_cluster/filed'])).exitCode, 1, 'nothing was stored');
+
+    // One stored before kport refused them (planted in the server's store by hand): served, never read.
+    const { SqliteBackend } = await import('../../src/backend/sqlite.ts');
+    const store = await SqliteBackend.open(join(server.dir, 'data', 'kport.db'));
+    await store.put('/resources/kube_cluster/planted', JSON.stringify(parse(filed('planted'))));
+    await store.close();
+    await waitFor(
+      'the server to serve planted',
+      async () => {
+        const res = await server.kport(['get', 'kube_server', '-o', 'json']);
+        return (
+          res.exitCode === 0 && (JSON.parse(String(res.stdout)) as Array<{ spec: { clusters: string[] } }>).some((s) => s.spec.clusters.includes('planted'))
+        );
+      },
+      { timeoutMs: 60_000 },
+    );
+    for (let i = 0; i < 2; i++) {
+      const res = await alice.kport(['kube', 'login', 'planted', '--', kubectl, 'get', '--raw', '/api']);
+      assert.notEqual(res.exitCode, 0);
+      assert.match(String(res.stderr), /names a file/);
+      assert.doesNotMatch(String(res.stderr), /SERVER-SIDE-SECRET|root:x/);
+    }
+    assert.equal(server.proc?.exitCode ?? null, null, `the server is still running:\n${server.log.slice(-2000)}`);
+    assert.equal(
+      api.auditEvents().filter((e) => e.requestURI === '/api' && e.user.username !== 'kport-proxy' && e.user.username !== 'admin').length,
+      0,
+      'nothing reached the cluster with the planted credentials',
+    );
+    const still = await alice.kport(['kube', 'login', 'dev-static', '--', kubectl, 'get', 'ns', '-o', 'name']);
+    assert.equal(still.exitCode, 0, String(still.stderr));
   });
 });

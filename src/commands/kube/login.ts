@@ -76,6 +76,9 @@ export const kubeLogin: CommandDef = {
         : await upstreamFor(cluster, {
             service: config.kubernetes_service,
             stsEndpoint: ctx.env.AWS_ENDPOINT_URL_STS || ctx.env.AWS_ENDPOINT_URL || undefined,
+            // This person's own proxy on their own machine: a static kubeconfig stored before
+            // kport refused file paths may still name their files. A server or an agent never reads one.
+            localFiles: true,
           });
       targets.set(cluster.metadata.name, { name: cluster.metadata.name, upstream, access: kubeAccess, defaults });
     }
