@@ -57,7 +57,10 @@ describe('people: agents rm through the server', { concurrency: false, timeout: 
     const ls = await erin.kport(['agents', 'ls', '--format=json']);
     assert.equal(ls.exitCode, 0, String(ls.stderr));
     const listed = JSON.parse(String(ls.stdout)) as Array<{ metadata: { name: string }; spec: Record<string, unknown> }>;
-    assert.ok(listed.some((a) => a.metadata.name === agent.hostId), String(ls.stdout));
+    assert.ok(
+      listed.some((a) => a.metadata.name === agent.hostId),
+      String(ls.stdout),
+    );
     assert.ok(listed.every((a) => a.spec.credential_hash === undefined));
     for (const args of [
       ['get', 'agent', '-o', 'json'],

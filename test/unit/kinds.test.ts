@@ -117,7 +117,15 @@ test('what the server shows people and agents of a record still reads as its kin
       kind: 'agent',
       version: 'v1',
       metadata: { name: 'h1' },
-      spec: { host_id: 'h1', hostname: 'n1', roles: ['kube'], joined: '2026-01-01T00:00:00.000Z', token_name: 'tok-1', credential_hash: 'ab', credential_type: 'x509' },
+      spec: {
+        host_id: 'h1',
+        hostname: 'n1',
+        roles: ['kube'],
+        joined: '2026-01-01T00:00:00.000Z',
+        token_name: 'tok-1',
+        credential_hash: 'ab',
+        credential_type: 'x509',
+      },
     },
     token: { kind: 'token', version: 'v2', metadata: { name: 'tok-1', expires: '2030-01-01T00:00:00.000Z' }, spec: { roles: ['kube'], verifier: 'scrypt$x' } },
     kube_cluster: {
