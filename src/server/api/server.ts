@@ -313,12 +313,17 @@ export class KportServer {
         const why = person.policy.refusal(call);
         if (why) throw new ApiError('forbidden', `user ${person.caller.person} ${why}`);
         // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
+        // Each batch is shown as the person's roles allow now, and a watch they may no longer open ends.
+        let current = person;
         const alive = (batch: WatchEvent[] = []) =>
           people.person(person.caller, newestRevision(batch)).then(
-            () => true,
+            (now) => {
+              current = now;
+              return !now.policy.refusal(call);
+            },
             () => false,
           );
-        return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => person.policy.event(e), alive, req, res);
+        return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => current.policy.event(e), alive, req, res);
       },
       inviteBegin: ({ body, address }) => people.inviteBegin(body, address),
       inviteFinish: ({ body, address, socket }) => people.inviteFinish(body, address, socket.remoteAddress),
