@@ -33,6 +33,27 @@ export class RoleSet {
   }
 
   /**
+   * Whether a rule grants `verb` on a record of `resource` that carries `labels` (a kube_cluster):
+   * a role's rule reaches the records its allow kubernetes_labels match, or every record when the
+   * role sets none (as the built-in editor); a deny rule for the verb, or a deny side whose
+   * kubernetes_labels match the record, removes it whatever allows it.
+   */
+  allowsLabelled(resource: string, verb: RuleVerb, labels: Record<string, string>): boolean {
+    if (!this.allows(resource, verb)) return false;
+    const denyLabels = (c: RoleConditions | undefined) =>
+      c?.kubernetes_labels !== undefined && Object.keys(c.kubernetes_labels).length > 0 && matchLabels(c.kubernetes_labels, labels);
+    if (this.roles.some((r) => denyLabels(r.spec.deny))) return false;
+    const wanted = canonicalResource(resource);
+    const grants = (c: RoleConditions) =>
+      (c.rules ?? []).some((r) => r.verbs.some((v) => v === '*' || v === verb) && r.resources.some((x) => x === '*' || canonicalResource(x) === wanted));
+    return this.roles.some((r) => {
+      if (!grants(r.spec.allow)) return false;
+      const own = r.spec.allow.kubernetes_labels;
+      return own === undefined || Object.keys(own).length === 0 || matchLabels(own, labels);
+    });
+  }
+
+  /**
    * undefined: the cluster is not allowed and must look exactly like a missing one. A deny side
    * whose kubernetes_labels match the cluster removes it whatever allows it; deny kubernetes_groups
    * and kubernetes_users remove those names on every cluster (`*` removes all). Empty allow

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { SqliteBackend } from '../../src/backend/sqlite.ts';
 import { addUser } from '../../src/people/users.ts';
-import { listResources } from '../../src/resources/store.ts';
+import { createResource, listResources } from '../../src/resources/store.ts';
 import { startServer, type TestServer } from './network.ts';
 import { keyAndCsr, post, totpAt } from './person.ts';
 
@@ -61,4 +61,21 @@ export async function peopleServer(): Promise<PeopleServer> {
       await server.stop();
     },
   };
+}
+
+/** Role dev-access (env: dev) and three static clusters, c-dev and c-dev2 (env: dev) and c-prod, whose kubeconfigs carry a marker no person may see. */
+export async function seedClusters(store: SqliteBackend): Promise<void> {
+  await createResource(store, { kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' } } } });
+  for (const [name, env] of [
+    ['c-dev', 'dev'],
+    ['c-dev2', 'dev'],
+    ['c-prod', 'prod'],
+  ] as const) {
+    await createResource(store, {
+      kind: 'kube_cluster',
+      version: 'v3',
+      metadata: { name, labels: { env } },
+      spec: { kubeconfig: `apiVersion: v1\nkind: Config\n# KUBECONFIG-SECRET-${name}\n` },
+    });
+  }
 }

@@ -93,11 +93,14 @@ export function personRefusal(roles: RoleSet, call: ResourceCall, current?: Item
   if (!roles.allows(kind.rule, verb)) return `may not ${verb} ${kind.rule} resources (no role allows it)`;
   if (!kind.people.writes.includes(verb))
     return `may not ${verb} ${kind.rule} resources over /v1/backend: ${kind.people.whyNot ?? 'kport does not change them this way'}`;
+  // A record changed or removed is judged by the labels it has now too, not only by those it is given.
+  if (kind.people.byLabels && current && !roles.allowsLabelled(kind.rule, verb, labelsOf(current.value))) return outsideLabels(kind.rule, verb, name);
   if (call.op === 'delete') return undefined;
   const value = parseObject(call.value);
   const meta = value?.metadata as { name?: unknown } | undefined;
   if (value?.kind !== kind.kind || meta?.name !== name)
     return `writes a ${kind.kind} named ${name}, but the value is ${JSON.stringify(value?.kind ?? null)}/${JSON.stringify(meta?.name ?? null)}`;
+  if (kind.people.byLabels && !roles.allowsLabelled(kind.rule, verb, labelsOf(call.value))) return outsideLabels(kind.rule, verb, name);
   return PERSON_WRITES[kind.kind]?.(value, current);
 }
 
@@ -109,10 +112,10 @@ export function personView(roles: RoleSet, item: Item): Item | undefined {
   const shown = kind.people.view ? kind.people.view(item) : item;
   if (!shown) return undefined;
   if (kind.people.byLabels) {
-    // A record the rules do not let them read is shown when their kubernetes_labels reach it; otherwise it looks missing.
-    if (roles.allows(kind.rule, 'read')) return shown;
-    const labels = (parseObject(item.value)?.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {};
-    return roles.kubeAccess(labels) ? shown : undefined;
+    // Shown when a rule reaches it (within that role's kubernetes_labels) or their kubernetes_labels
+    // let them use it; a matching deny label hides it either way; otherwise it looks missing.
+    const labels = labelsOf(item.value);
+    return roles.allowsLabelled(kind.rule, 'read', labels) || roles.kubeAccess(labels) ? shown : undefined;
   }
   return roles.allows(kind.rule, 'read') || roles.allows(kind.rule, 'list') ? shown : undefined;
 }
@@ -123,3 +126,12 @@ export function personEvent(roles: RoleSet, event: WatchEvent): WatchEvent | und
   const item = personView(roles, event.item);
   return item && { type: 'put', item };
 }
+
+/** A stored record's metadata.labels ({} when it has none or is no object). */
+function labelsOf(value: string): Record<string, string> {
+  const labels = (parseObject(value)?.metadata as { labels?: unknown } | undefined)?.labels;
+  return labels !== null && typeof labels === 'object' && !Array.isArray(labels) ? (labels as Record<string, string>) : {};
+}
+
+const outsideLabels = (rule: string, verb: string, name: string) =>
+  `may not ${verb} ${rule} ${name}: no role's ${rule} rule reaches its labels (a role's rules cover the clusters its kubernetes_labels match, and a deny label removes one)`;
