@@ -2,10 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApiError } from '../../src/api/errors.ts';
-import { LIMITS } from '../../src/server/call/limits.ts';
 import { parseCall } from '../../src/server/auth/backend-call.ts';
 
-const long = 'x'.repeat(LIMITS.agentBodyBytes + 1);
+// (A string longer than a body cannot arrive: the route's body limit refuses the body first, 413.)
 
 test('backend calls are accepted as they are, less any field a call does not have', () => {
   const cases: unknown[] = [
@@ -33,7 +32,6 @@ test('a body that is not a backend call is refused, naming its op', () => {
     [{ op: 'nope', key: 'k' }, '"nope"'],
     [{ op: 'get' }, '"get"'],
     [{ op: 'get', key: 5 }, '"get"'],
-    [{ op: 'get', key: long }, '"get"'],
     [{ op: 'list', key: 'k' }, '"list"'],
     [{ op: 'put', key: 'k' }, '"put"'],
     [{ op: 'put', key: 'k', value: 'v', ttl_ms: '5' }, '"put"'],

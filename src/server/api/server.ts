@@ -13,7 +13,7 @@ import type { ServerAudit } from '../events/audit.ts';
 import { join, parseJoinRequest, renew, type JoinDeps } from '../auth/join.ts';
 import { WatchCount } from '../auth/agent-limits.ts';
 import { AgentCalls } from '../auth/agent-calls.ts';
-import { callProblem, describeCall, parseCall } from '../auth/backend-call.ts';
+import { callProblem, describeCall } from '../auth/backend-call.ts';
 import { ConnectionGuard } from './connections.ts';
 import type { VerifiedCaller } from '../call/caller.ts';
 import { verifyClientCert } from './client-cert.ts';
@@ -287,7 +287,8 @@ export class KportServer {
         return identity;
       },
       backend: async ({ who, body, address }) => {
-        const call = parseCall(body);
+        // Parsed by the router with the route's schema, the one backendCallSchema is.
+        const call = body;
         if (who.kind === 'agent') return this.#agents.backend(who.agent, call, address);
         const person = personOf(who);
         const malformed = callProblem(call);
@@ -304,7 +305,7 @@ export class KportServer {
         return answer;
       },
       watch: async ({ who, body, req, res }) => {
-        const call = parseCall(body);
+        const call = body;
         if (who.kind === 'agent') return this.#agents.watch(who.agent, call, req, res);
         const person = personOf(who);
         if (call.op !== 'watch') throw new ApiError('bad_request', 'a watch needs a prefix');

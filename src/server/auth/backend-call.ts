@@ -1,18 +1,9 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ApiError } from '../../api/errors.ts';
-import type { Fence } from '../../backend/backend.ts';
-import { LIMITS } from '../call/limits.ts';
+import { backendCall } from '../../api/wire.ts';
 
-/** One Backend method as it travels over `/v1/backend`. */
-export type BackendCall =
-  | { op: 'get'; key: string }
-  | { op: 'list'; prefix: string }
-  | { op: 'watch'; prefix: string }
-  | { op: 'put' | 'create'; key: string; value: string; ttl_ms?: number; lease?: string; fence?: Fence }
-  | { op: 'cas'; key: string; value: string; revision: number; ttl_ms?: number; lease?: string; fence?: Fence }
-  | { op: 'delete'; key: string; revision?: number; fence?: Fence }
-  | { op: 'grant'; ttl_ms: number }
-  | { op: 'keepalive' | 'revoke'; lease: string };
+/** One Backend method as it travels over `/v1/backend`: the route table's wire type (src/api/wire.ts). */
+export type BackendCall = z.output<typeof backendCall>;
 
 /** The longest key (or prefix, lease id, fence key) a call may name: kport's own keys stay under 300 bytes. */
 export const MAX_KEY_BYTES = 1024;
@@ -36,21 +27,8 @@ export function callProblem(call: BackendCall): string | undefined {
   return undefined;
 }
 
-// A /v1/backend or /v1/watch body, decoded at the boundary (docs/style.md 23): every string at
-// most a body's size, every number finite, nothing else kept.
-const text = z.string().max(LIMITS.agentBodyBytes);
-const optionalNumber = z.number().optional();
-const fence = z.object({ key: z.string(), value: z.string() }).optional();
-const write = { key: text, value: text, ttl_ms: optionalNumber, lease: text.optional(), fence };
-export const backendCallSchema: z.ZodType<BackendCall> = z.union([
-  z.object({ op: z.literal('get'), key: text }),
-  z.object({ op: z.enum(['list', 'watch']), prefix: text }),
-  z.object({ op: z.enum(['put', 'create']), ...write }),
-  z.object({ op: z.literal('cas'), ...write, revision: z.number() }),
-  z.object({ op: z.literal('delete'), key: text, revision: optionalNumber, fence }),
-  z.object({ op: z.literal('grant'), ttl_ms: z.number() }),
-  z.object({ op: z.enum(['keepalive', 'revoke']), lease: text }),
-]);
+/** The one schema of a store call, the route table's; the router has parsed a call's body with it already. */
+export const backendCallSchema = backendCall;
 
 /** A /v1/backend or /v1/watch body as a BackendCall; an ApiError when it is not one. */
 export function parseCall(body: unknown): BackendCall {
