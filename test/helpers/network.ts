@@ -230,6 +230,8 @@ export interface KubeAgent {
   credential(): { cert: string; key: string };
   /** Requests this agent sent to a cluster: the lines of its own audit file. */
   requests(): number;
+  /** Those lines, parsed: who each request was sent as, and where. */
+  audit(): Array<{ impersonated_user: string; impersonated_groups: string[]; path: string; status: number }>;
   start(): ResultPromise;
   kill(): Promise<void>;
 }
@@ -267,12 +269,16 @@ export async function kubeAgent(
     hostId: () => identity().host_id as string,
     credential: () => ({ cert: identity().credential.cert, key: readFileSync(join(dataDir, 'identity', 'key.pem'), 'utf8') }),
     requests() {
+      return agent.audit().length;
+    },
+    audit() {
       const file = join(dataDir, 'audit', 'kube.log');
       return existsSync(file)
         ? readFileSync(file, 'utf8')
             .split('\n')
-            .filter((l) => l.trim()).length
-        : 0;
+            .filter((l) => l.trim())
+            .map((l) => JSON.parse(l))
+        : [];
     },
     start() {
       const proc = runCli(NODE_CLI, ['discover', 'run'], { cwd: dir, env, extendEnv: false, reject: false });

@@ -158,12 +158,7 @@ describe("kubectl through the server to a Kubernetes agent's cluster", { concurr
     const agent = f.agents[0]!;
     // What reached the agent or the apiserver as bob, or as system:masters: nothing may. (Counting all
     // lines instead raced the audit line of an earlier test's request, written when it ends.)
-    const atAgent = () =>
-      readFileSync(join(agent.dataDir, 'audit', 'kube.log'), 'utf8')
-        .split('\n')
-        .filter((l) => l.trim())
-        .map((l) => JSON.parse(l) as { impersonated_user: string; impersonated_groups: string[] })
-        .filter((e) => e.impersonated_user === 'bob' || e.impersonated_groups.includes('system:masters'));
+    const atAgent = () => agent.audit().filter((e) => e.impersonated_user === 'bob' || e.impersonated_groups.includes('system:masters'));
     const atApi = () =>
       f.api.auditEvents().filter((e) => e.impersonatedUser?.username === 'bob' || (e.impersonatedUser?.groups ?? []).includes('system:masters'));
     const asBob = personKubectl(bob.home);
