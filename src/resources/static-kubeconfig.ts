@@ -42,8 +42,10 @@ export function parseKubeconfigText(text: string): KubeconfigFile {
   return kc;
 }
 
-/** The entries that name a file (kubectl reads them from disk): a cluster's and a user's. */
-const FILE_ENTRIES = { cluster: ['certificate-authority'], user: ['client-certificate', 'client-key', 'token-file'] } as const;
+/** The entries that name a file (kubectl reads them from disk): a cluster's and a user's (`tokenFile` is client-go's own spelling). */
+const FILE_ENTRIES = { cluster: ['certificate-authority'], user: ['client-certificate', 'client-key', 'token-file', 'tokenFile'] } as const;
+/** Entries kport's proxy does not act on: refused rather than silently sent without them. */
+const UNUSED_ENTRIES = { cluster: ['proxy-url'], user: ['auth-provider', 'as', 'as-uid', 'as-groups', 'as-user-extra'] } as const;
 
 /**
  * Reads a static cluster's kubeconfig (its current context, or `contextName`); throws one sentence
@@ -68,6 +70,14 @@ export function readStaticKubeconfig(text: string | KubeconfigFile, contextName?
   }
   if (server.protocol !== 'https:') throw new Error(`its kubeconfig's server ${cluster.server} is not https://; kport reaches API servers over TLS only`);
   if (user.exec) throw new Error('exec credential plugins are not supported in a static kubeconfig; use a token or client certificate');
+  const unused = [
+    ...UNUSED_ENTRIES.cluster.filter((k) => cluster[k] !== undefined).map((k) => `cluster.${k}`),
+    ...UNUSED_ENTRIES.user.filter((k) => user[k] !== undefined).map((k) => `user.${k}`),
+  ];
+  if (unused.length > 0)
+    throw new Error(
+      `its kubeconfig uses ${unused.join(', ')}, which kport's proxy does not: reach the API server directly with a token or a client certificate`,
+    );
   if (!opts.files) {
     const named = [
       ...FILE_ENTRIES.cluster.filter((k) => cluster[k] !== undefined).map((k) => `cluster.${k}`),

@@ -34,8 +34,8 @@ export class RoleSet {
 
   /**
    * Whether a rule grants `verb` on a record of `resource` that carries `labels` (a kube_cluster):
-   * a role's rule reaches the records its allow kubernetes_labels match, or every record when the
-   * role sets none (as the built-in editor); a deny rule for the verb, or a deny side whose
+   * a role's rule reaches the records its allow kubernetes_labels match (`{}` matches none), or every
+   * record when the role has no kubernetes_labels at all (as the built-in editor); a deny rule for the verb, or a deny side whose
    * kubernetes_labels match the record, removes it whatever allows it.
    */
   allowsLabelled(resource: string, verb: RuleVerb, labels: Record<string, string>): boolean {
@@ -48,8 +48,9 @@ export class RoleSet {
       (c.rules ?? []).some((r) => r.verbs.some((v) => v === '*' || v === verb) && r.resources.some((x) => x === '*' || canonicalResource(x) === wanted));
     return this.roles.some((r) => {
       if (!grants(r.spec.allow)) return false;
+      // Absent: the role does not speak of clusters, and its rule covers them all; `{}` matches none, as for access.
       const own = r.spec.allow.kubernetes_labels;
-      return own === undefined || Object.keys(own).length === 0 || matchLabels(own, labels);
+      return own === undefined || (Object.keys(own).length > 0 && matchLabels(own, labels));
     });
   }
 

@@ -119,4 +119,44 @@ describe('people: clusters as the roles allow them now', { timeout: 240_000 }, (
     const created = await backendCall(pat, { op: 'create', key: '/resources/kube_cluster/p-new-prod', value: cluster('p-new-prod', 'prod') });
     assert.equal(created.status, 200, JSON.stringify(created.body));
   });
+
+  test("a watch never names a cluster the person could not see: a hidden one's delete is not sent, one that leaves their view is sent as a delete, one they saw as the watch opened is", async () => {
+    const vic = await enroll('vic', ['dev-access']);
+    const session = await Session.open(server.port, as(vic));
+    try {
+      const lines: string[] = [];
+      const req = session.h2.request({ ':method': 'POST', ':path': '/v1/watch', 'content-type': 'application/json' });
+      req.setEncoding('utf8');
+      let buffered = '';
+      const open = new Promise<void>((resolve) => req.once('data', () => resolve()));
+      req.on('data', (chunk: string) => {
+        buffered += chunk;
+        const parts = buffered.split('\n');
+        buffered = parts.pop()!;
+        lines.push(...parts.filter(Boolean));
+      });
+      req.end(JSON.stringify({ op: 'watch', prefix: '/resources/kube_cluster/' }));
+      await open;
+      const events = () =>
+        lines
+          .map((l) => JSON.parse(l) as { type: string; key?: string; item?: { key: string } })
+          .map((e) => `${e.type} ${(e.key ?? e.item?.key)?.split('/').pop()}`);
+      const put = (name: string, env: string) =>
+        store.put(
+          `/resources/kube_cluster/${name}`,
+          JSON.stringify({ kind: 'kube_cluster', version: 'v3', metadata: { name, labels: { env } }, spec: { kubeconfig: 'apiVersion: v1\n' } }),
+        );
+      await put('v-secret-project', 'lab');
+      await store.delete('/resources/kube_cluster/v-secret-project');
+      await put('v-moving', 'dev');
+      await put('v-moving', 'lab');
+      await store.delete('/resources/kube_cluster/v-moving');
+      await store.delete('/resources/kube_cluster/c-dev2');
+      await put('v-sentinel', 'dev');
+      await waitFor('the sentinel in the watch', async () => events().includes('put v-sentinel'), { timeoutMs: 30_000 });
+      assert.deepEqual(events(), ['put v-moving', 'delete v-moving', 'delete c-dev2', 'put v-sentinel']);
+    } finally {
+      session.close();
+    }
+  });
 });

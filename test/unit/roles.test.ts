@@ -236,3 +236,19 @@ test('definitions: built-ins win, config wins over stored, old flat resources st
   const broken = new RoleSet([defs.get('access')!, defs.get('broken')!], 'x');
   assert.equal(broken.kubeAccess({ env: 'dev' }), undefined);
 });
+
+test("a role's kube_cluster rule covers the clusters its own kubernetes_labels match: all when it has none, none when they are {}, and a deny label removes a cluster from every rule", () => {
+  const rule = [{ resources: ['kube_cluster'], verbs: ['*'] }];
+  const role = (name: string, allow: Record<string, unknown>, deny: Record<string, unknown> = {}) =>
+    ({ kind: 'role', version: 'v7', metadata: { name }, spec: { allow: { rules: rule, ...allow }, deny } }) as unknown as RoleV7;
+  const set = (...roles: RoleV7[]) => new RoleSet(roles, 'p');
+  const prod = { env: 'prod' };
+  const lab = { env: 'lab' };
+  assert.equal(set(role('all', {})).allowsLabelled('kube_cluster', 'update', lab), true);
+  assert.equal(set(role('none', { kubernetes_labels: {} })).allowsLabelled('kube_cluster', 'read', lab), false);
+  assert.equal(set(role('none', { kubernetes_labels: {} })).allowsLabelled('kube_cluster', 'delete', prod), false);
+  assert.equal(set(role('prod', { kubernetes_labels: prod })).allowsLabelled('kube_cluster', 'delete', prod), true);
+  assert.equal(set(role('prod', { kubernetes_labels: prod })).allowsLabelled('kube_cluster', 'delete', lab), false);
+  assert.equal(set(role('all', {}), role('no-lab', {}, { kubernetes_labels: lab })).allowsLabelled('kube_cluster', 'read', lab), false);
+  assert.equal(set(role('all', {}), role('no-lab', {}, { kubernetes_labels: lab })).allowsLabelled('kube_cluster', 'read', prod), true);
+});

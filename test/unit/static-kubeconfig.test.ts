@@ -29,6 +29,7 @@ test('a stored kubeconfig that names a file is refused at create and never read 
     ['user.client-certificate, user.client-key', kubeconfig({}, { 'client-certificate': secret, 'client-key': '/etc/passwd' })],
     ['user.token-file', kubeconfig({}, { 'token-file': secret })],
     ['cluster.certificate-authority', kubeconfig({ 'certificate-authority': secret }, { token: 't' })],
+    ['user.tokenFile', kubeconfig({}, { tokenFile: secret })],
   ] as const) {
     const problem = staticKubeconfigProblem(text);
     assert.match(problem ?? '', new RegExp(`names a file \\(${what.replace(/\./g, '\\.')}\\)`), what);
@@ -60,4 +61,14 @@ test('inline CA, client certificate or key that is no PEM is refused at create a
     );
   }
   assert.match(staticKubeconfigProblem(kubeconfig({}, { 'client-certificate-data': b64(leaf.cert) })) ?? '', /certificate without its key/);
+});
+
+test('entries the proxy would not act on (proxy-url, auth-provider, as and its kin) are refused, not sent without', () => {
+  for (const [what, text] of [
+    ['cluster.proxy-url', kubeconfig({ 'proxy-url': 'socks5://127.0.0.1:1080' }, { token: 't' })],
+    ['user.auth-provider', kubeconfig({}, { 'auth-provider': { name: 'gcp', config: { 'cmd-path': '/usr/bin/id' } } })],
+    ['user.as, user.as-groups', kubeconfig({}, { token: 't', as: 'admin', 'as-groups': ['system:masters'] })],
+  ] as const) {
+    assert.match(staticKubeconfigProblem(text) ?? '', new RegExp(`uses ${what.replace(/\./g, '\\.')}, which kport's proxy does not`), what);
+  }
 });

@@ -24,6 +24,7 @@ import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter,
 import { TLS_POLICY } from './tls-policy.ts';
 import { Router, type Handlers, type Who } from './router.ts';
 import { newestRevision, streamWatch, type WatchStreamDeps } from '../auth/watch-stream.ts';
+import { PersonWatchView } from '../auth/person-watch-view.ts';
 import { WatchHub } from '../cache/watch-hub.ts';
 import { PersonRevocation } from '../auth/person-revocation.ts';
 import { PersonRecords } from '../cache/person-records.ts';
@@ -316,6 +317,8 @@ export class KportServer {
         // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
         // Each batch is shown as the person's roles allow now, and a watch they may no longer open ends.
         let current = person;
+        // What they could see as it opens: a delete of anything else would name a record they never could.
+        const view = new PersonWatchView((await backend.list(call.prefix)).flatMap((item) => (person.policy.view(item) ? [item.key] : [])));
         const alive = (batch: WatchEvent[] = []) =>
           people.person(person.caller, newestRevision(batch)).then(
             (now) => {
@@ -324,7 +327,7 @@ export class KportServer {
             },
             () => false,
           );
-        return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => current.policy.event(e), alive, req, res);
+        return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => view.show(current.policy, e), alive, req, res);
       },
       inviteBegin: ({ body, address }) => people.inviteBegin(body, address),
       inviteFinish: ({ body, address, socket }) => people.inviteFinish(body, address, socket.remoteAddress),
