@@ -34,12 +34,20 @@ function sweepOrphans(): void {
   }
 }
 
+/** Directories tempDir made in this process: gone when it exits, so a run does not leave gigabytes of etcd WALs behind. */
+const made = new Set<string>();
+
 process.on('exit', () => {
   for (const child of live) {
     try {
       process.kill(-child.pid!, 'SIGKILL');
     } catch {}
     rmSync(join(registry, `${process.pid}-${child.pid}`), { force: true });
+  }
+  for (const dir of made) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 20 });
+    } catch {}
   }
 });
 
@@ -55,7 +63,9 @@ export async function freePort(): Promise<number> {
 }
 
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `kport-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `kport-${prefix}-`));
+  made.add(dir);
+  return dir;
 }
 
 export interface Peer {
