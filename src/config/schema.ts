@@ -8,6 +8,7 @@ import { reservedLabel } from '../resources/kube-cluster.ts';
 import { labelsProblems } from '../resources/resource.ts';
 import { closest } from '../core/suggest.ts';
 import { reservedRoleNameProblem, reservedUserNameProblem } from '../resources/builtin-roles.ts';
+import { parseSessionsUri } from '../recordings/s3-uri.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -271,6 +272,20 @@ export const configSchema = z.strictObject({
             ctx.addIssue({ code: 'custom', path: ['per_user'], message: "per_user is more than total: a person's share is part of the total" });
         })
         .optional(),
+      /**
+       * kport (Teleport's name): where session recordings go when not the server's own directory:
+       * `s3://bucket/prefix?region=..&endpoint=http://..`, which every server of the cluster shares (recordings/s3-uri.ts).
+       */
+      audit_sessions_uri: z
+        .string()
+        .superRefine((uri, ctx) => {
+          try {
+            parseSessionsUri(uri);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        })
+        .optional(),
     })
     .optional(),
   proxy_service: z
@@ -356,7 +371,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst recording_budget total per_user web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst recording_budget total per_user audit_sessions_uri web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users'.split(
       ' ',
     ),
   ),

@@ -11,10 +11,10 @@ import type { CastSession } from './asciicast.ts';
 import { DEFAULT_LIST_LIMIT, validSessionId } from './store.ts';
 
 /** A header is a line of a few hundred bytes; a long command line makes it longer, never past this. */
-const HEADER_MAX = 64 * 1024;
+export const HEADER_MAX = 64 * 1024;
 const HEADER_FIRST_READ = 4096;
 /** The last event is found in this much of the file's end (an event line is one WebSocket message's output). */
-const TAIL_READ = 256 * 1024;
+export const TAIL_READ = 256 * 1024;
 
 const text = z.string().max(4096);
 const castSession = z.object({
@@ -105,7 +105,7 @@ export async function listRecordings(dir: string, limit = DEFAULT_LIST_LIMIT): P
     if (info) found.push(info);
   }
   // A header's timestamp is whole seconds: sessions begun in one second go by when they were last written.
-  found.sort((a, b) => b.order - a.order || b.written - a.written || a.info.session_id.localeCompare(b.info.session_id));
+  found.sort(newestFirst);
   const listed = found.slice(0, limit);
   for (const entry of listed) entry.info.duration_ms = await lastEventMs(dir, entry.info.session_id, entry.info.size_bytes);
   return listed.map((e) => e.info);
@@ -125,31 +125,41 @@ async function describe(dir: string, id: string): Promise<{ info: RecordingInfo;
     if (!buffer.subarray(0, bytesRead).includes(10) && stat.size > bytesRead)
       ({ buffer, bytesRead } = await file.read(Buffer.alloc(Math.min(stat.size, HEADER_MAX)), 0, Math.min(stat.size, HEADER_MAX), 0));
     const nl = buffer.subarray(0, bytesRead).indexOf(10);
-    const facts = nl < 0 ? {} : headerFacts(buffer.subarray(0, nl).toString('utf8'));
-    const s = facts.session;
-    // A file whose header names another session is not that session's recording.
-    const own = s && s.session_id === id ? s : undefined;
-    const started = facts.timestamp !== undefined ? facts.timestamp * 1000 : undefined;
-    return {
-      order: started ?? stat.mtimeMs,
-      written: stat.mtimeMs,
-      info: {
-        session_id: id,
-        user: own?.user ?? null,
-        cluster: own?.cluster ?? null,
-        kind: own?.kind ?? null,
-        namespace: own?.namespace ?? null,
-        pod: own?.pod ?? null,
-        container: own?.container ?? null,
-        command: own?.command ?? null,
-        start: started !== undefined ? new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z') : null,
-        duration_ms: null,
-        size_bytes: stat.size,
-      },
-    };
+    return describeRecording(id, nl < 0 ? undefined : buffer.subarray(0, nl).toString('utf8'), stat.size, stat.mtimeMs);
   } finally {
     await file.close();
   }
+}
+
+/** One recording as listed, from its header line (undefined when unread) and its size; `order` is its start, else when it was written. */
+export function describeRecording(id: string, headerLine: string | undefined, size: number, writtenMs: number): { info: RecordingInfo; order: number; written: number } {
+  const facts = headerLine === undefined ? {} : headerFacts(headerLine);
+  const s = facts.session;
+  // A file whose header names another session is not that session's recording.
+  const own = s && s.session_id === id ? s : undefined;
+  const started = facts.timestamp !== undefined ? facts.timestamp * 1000 : undefined;
+  return {
+    order: started ?? writtenMs,
+    written: writtenMs,
+    info: {
+      session_id: id,
+      user: own?.user ?? null,
+      cluster: own?.cluster ?? null,
+      kind: own?.kind ?? null,
+      namespace: own?.namespace ?? null,
+      pod: own?.pod ?? null,
+      container: own?.container ?? null,
+      command: own?.command ?? null,
+      start: started !== undefined ? new Date(started).toISOString().replace(/\.\d{3}Z$/, 'Z') : null,
+      duration_ms: null,
+      size_bytes: size,
+    },
+  };
+}
+
+/** Newest first: by start, then by when last written, then by id. */
+export function newestFirst(a: { info: RecordingInfo; order: number; written: number }, b: { info: RecordingInfo; order: number; written: number }): number {
+  return b.order - a.order || b.written - a.written || a.info.session_id.localeCompare(b.info.session_id);
 }
 
 /** The time of the recording's last event, in ms (0 for a header alone); null when its end is not events. */
@@ -163,19 +173,24 @@ async function lastEventMs(dir: string, id: string, size: number): Promise<numbe
   try {
     const from = Math.max(0, size - TAIL_READ);
     const { buffer, bytesRead } = await file.read(Buffer.alloc(size - from), 0, size - from, from);
-    const lines = buffer.subarray(0, bytesRead).toString('utf8').split('\n');
-    // The first piece may start mid-line, the last may be a line still being written.
-    lines.pop();
-    if (from > 0) lines.shift();
-    for (let i = lines.length - 1; i >= 0; i--) {
-      if (from === 0 && i === 0) return 0;
-      try {
-        const event = JSON.parse(lines[i]!) as unknown;
-        if (Array.isArray(event) && typeof event[0] === 'number' && Number.isFinite(event[0]) && event[0] >= 0) return Math.round(event[0] * 1000);
-      } catch {}
-    }
-    return null;
+    return lastEventIn(buffer.subarray(0, bytesRead), from === 0);
   } finally {
     await file.close();
   }
+}
+
+/** The time in ms of the last event in a recording's end (`whole`: the recording from its first byte), 0 for a header alone, null when it ends in no event. */
+export function lastEventIn(tail: Buffer, whole: boolean): number | null {
+  const lines = tail.toString('utf8').split('\n');
+  // The first piece may start mid-line, the last may be a line still being written.
+  lines.pop();
+  if (!whole) lines.shift();
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (whole && i === 0) return 0;
+    try {
+      const event = JSON.parse(lines[i]!) as unknown;
+      if (Array.isArray(event) && typeof event[0] === 'number' && Number.isFinite(event[0]) && event[0] >= 0) return Math.round(event[0] * 1000);
+    } catch {}
+  }
+  return null;
 }

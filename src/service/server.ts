@@ -88,19 +88,12 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
-  const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([
+  const [{ SessionRecorder }, { openSink }, { recordingHooks }] = await Promise.all([
     import('../server/events/recording/recorder.ts'),
-    import('../recordings/store.ts'),
+    import('../server/events/recording/sinks.ts'),
     import('../server/kubeproxy/recording-hooks.ts'),
-    import('../server/events/recording/budget.ts'),
   ]);
-  const recorder = new SessionRecorder({
-    dir: recordingsDir(config.dataDir),
-    audit,
-    log,
-    now: ctx.now,
-    budget: budgetLimits(config.auth_service.recording_budget),
-  });
+  const recorder = new SessionRecorder({ sink: await openSink(config.auth_service, config.dataDir, log), audit, log, now: ctx.now });
   // How long a connection with nothing open on it may be silent (README "Network mode"); tests shorten it.
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;
   const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
@@ -174,6 +167,8 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     const services = Promise.all(running);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
     await Promise.all([server.close(), services]);
+    // Sessions still open store their recordings (or give them up) and write session.end.
+    await recorder.close();
     // Request events still waiting for their batch go to the store before it closes.
     await audit.drain();
   };

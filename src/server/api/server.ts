@@ -339,7 +339,7 @@ export class KportServer {
       users: ({ who, body, address }) => people.users(personOf(who), body, address),
       audit: ({ body }) => auditCall(backend, body, now()),
       recordings: ({ who, body, res }) =>
-        recordingsCall({ ...(this.#opts.recorder && { dir: this.#opts.recorder.dir }), readers: this.#readers }, personOf(who), body, res),
+        recordingsCall({ ...(this.#opts.recorder && { sink: this.#opts.recorder.sink }), readers: this.#readers }, personOf(who), body, res),
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
   }

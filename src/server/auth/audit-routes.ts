@@ -7,9 +7,9 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../../backend/backend.ts';
 import { queryAudit, parseAuditQuery, type AuditAnswer } from '../events/audit-query.ts';
 import type { Person } from './people-routes.ts';
-import { listRecordings } from '../../recordings/catalog.ts';
+import type { RecordingSink } from '../../recordings/sink.ts';
 import type { RecordingReaders } from '../events/recording/readers.ts';
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording, openRecording } from '../../recordings/store.ts';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording } from '../../recordings/store.ts';
 import { send } from '../call/http-body.ts';
 
 function need(person: Person, resource: 'audit' | 'session', verb: 'list' | 'read'): void {
@@ -26,8 +26,8 @@ export async function auditCall(backend: Backend, body: unknown, now: number): P
 }
 
 export interface RecordingsDeps {
-  /** The recordings directory; undefined when the server keeps none. */
-  dir?: string;
+  /** Where the recordings are (the server's directory, or the bucket every server shares); undefined when the server keeps none. */
+  sink?: Pick<RecordingSink, 'list' | 'open'>;
   readers: RecordingReaders;
 }
 
@@ -45,21 +45,22 @@ export async function recordingsCall(deps: RecordingsDeps, person: Person, body:
       throw new ApiError('bad_request', `limit is a whole number from 1 to ${MAX_LIST_LIMIT}`);
     const leave = deps.readers.enter(person.caller.person, 'list');
     try {
-      return send(res, 200, { recordings: deps.dir ? await listRecordings(deps.dir, limit) : [] });
+      return send(res, 200, { recordings: deps.sink ? await deps.sink.list(limit) : [] });
     } finally {
       leave();
     }
   }
   if (call.op !== undefined && call.op !== 'play') throw new ApiError('bad_request', 'op is ls or play');
   need(person, 'session', 'read');
-  if (!deps.dir) throw new ApiError('no_recording', 'this server keeps no session recordings');
+  const { sink } = deps;
+  if (!sink) throw new ApiError('no_recording', 'this server keeps no session recordings');
   const id = call.session_id;
   if (typeof id !== 'string') throw new ApiError('bad_request', 'this call needs session_id (a string)');
   const leave = deps.readers.enter(person.caller.person, 'play');
   try {
     let opened;
     try {
-      opened = await openRecording(deps.dir, id);
+      opened = await sink.open(id);
     } catch (err) {
       if (err instanceof NoRecording) throw new ApiError('no_recording', `${err.message} at this server: find sessions with kport recordings ls`);
       throw err;

@@ -25,6 +25,9 @@ export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
       // Told before the session starts, with what is used, rather than cut off after its upgrade; and
       // before the SPDY refusal: kubectl retries a refused WebSocket exec over SPDY, and that answer is
       // the one it prints.
+      const down = recorder.unavailable();
+      if (down)
+        return `a role that lets you reach this cluster sets require_session_recording, and the server cannot store recordings now (${down}): try again later, or ask an operator to check auth_service.audit_sessions_uri`;
       const full = recorder.noRoom(meta.person);
       if (full)
         return `a role that lets you reach this cluster sets require_session_recording, and the server has no room to record this session (${full}): ask an operator to make room in the server's recordings directory`;

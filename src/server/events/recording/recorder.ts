@@ -1,13 +1,13 @@
 // Session recording at the server (docs/architecture.md §9): an exec or attach over WebSocket is written as
-// asciicast v2, output and resizes with their timings, to <data_dir>/server/recordings/<id>.cast.
+// asciicast v2, output and resizes with their timings, to a sink (recordings/sink.ts): by default
+// <data_dir>/server/recordings/<id>.cast, or an S3 bucket every server shares.
 // Input is not recorded (Teleport records output only: passwords typed at a prompt stay out).
-import { constants, mkdirSync, chmodSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ServerAudit } from '../audit.ts';
 import { DEFAULT_SIZE, eventLine, headerLine, type CastCode, type CastSession } from '../../../recordings/asciicast.ts';
-import { RecordingBudget, type BudgetLimits } from './budget.ts';
+import { SinkError, type RecordingSink, type SessionBudget, type SinkWriter } from '../../../recordings/sink.ts';
+import type { BudgetLimits } from './budget.ts';
 import { CHANNEL, CHANNEL_PROTOCOLS, ChannelReader } from './frames.ts';
+import { LocalSink } from './local-sink.ts';
 import { validSessionId } from '../../../recordings/store.ts';
 
 /** One recording's cap: a session past it goes on, unrecorded from there, and says so in its file and its session.end. */
@@ -17,6 +17,8 @@ const FLUSH_MS = 100;
 const FLUSH_BYTES = 64 << 10;
 /** Until the first resize the header's size is unknown; this long or this much output, and 80x24 it is. */
 const HEADER_WAIT_MS = 2_000;
+/** At a server's stop, how long the sessions still open have to store their recordings before what is half-stored is given up. */
+const CLOSE_GRACE_MS = 10_000;
 
 export interface SessionMeta {
   sessionId: string;
@@ -40,12 +42,14 @@ export interface Recording {
   readonly recorded: boolean;
   fromUpstream(chunk: Buffer): void;
   fromClient(chunk: Buffer): void;
-  /** Ends the session: flushes, closes the file, writes session.end. Safe to call more than once. */
+  /** Ends the session: flushes, stores the recording, writes session.end. Safe to call more than once. */
   end(reason?: string): Promise<void>;
 }
 
 export interface RecorderOptions {
-  dir: string;
+  /** A local sink in this directory, with `budget` (what the server had before sinks); or `sink`. */
+  dir?: string;
+  sink?: RecordingSink;
   audit: Pick<ServerAudit, 'record'>;
   log: (line: string) => void;
   /** Wall clock, for the header and the audit. */
@@ -65,18 +69,29 @@ export interface RecorderOptions {
  * `recorded` (no room in the budget), end it before any byte is relayed.
  */
 export class SessionRecorder {
-  readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock' | 'budget'>> & { now: () => Date; clock: () => number };
-  readonly budget: RecordingBudget;
+  readonly #opts: Required<Omit<RecorderOptions, 'now' | 'clock' | 'budget' | 'dir' | 'sink'>> & { now: () => Date; clock: () => number };
+  readonly #sink: RecordingSink;
+  /** The sessions being recorded, ended at the server's stop. */
+  readonly #open = new Set<RecordedSession>();
 
   constructor(opts: RecorderOptions) {
-    this.#opts = { maxSessionBytes: MAX_SESSION_BYTES, now: () => new Date(), clock: () => performance.now(), ...opts };
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    chmodSync(opts.dir, 0o700);
-    this.budget = new RecordingBudget(opts.dir, opts.budget);
+    const { dir, sink, budget, ...rest } = opts;
+    this.#opts = { maxSessionBytes: MAX_SESSION_BYTES, now: () => new Date(), clock: () => performance.now(), ...rest };
+    if (!sink && dir === undefined) throw new Error('a SessionRecorder needs a sink or a directory');
+    this.#sink = sink ?? new LocalSink(dir!, budget);
   }
 
-  get dir(): string {
-    return this.#opts.dir;
+  get sink(): RecordingSink {
+    return this.#sink;
+  }
+
+  get budget(): SessionBudget {
+    return this.#sink.budget;
+  }
+
+  /** The recordings directory, when the sink is one. */
+  get dir(): string | undefined {
+    return this.#sink.dir;
   }
 
   /** Why a new session of `person` could not be recorded now (the budget, with what is used), or undefined. */
@@ -84,18 +99,42 @@ export class SessionRecorder {
     return this.budget.noRoom(person);
   }
 
+  /** Why no new session can be recorded now (the sink cannot be reached), or undefined. */
+  unavailable(): string | undefined {
+    return this.#sink.unavailable();
+  }
+
   start(meta: SessionMeta): Recording {
     const why = this.#unrecordedBecause(meta);
     const { budget } = this;
     if (why === undefined) budget.open(meta.sessionId, meta.person);
-    const session = new RecordedSession(meta, why === undefined, {
+    const session: RecordedSession = new RecordedSession(meta, why === undefined, {
       ...this.#opts,
+      create: () => this.#sink.create(meta.sessionId),
       charge: (bytes, force) => budget.charge(meta.sessionId, meta.person, bytes, force),
       noRoom: (bytes) => budget.stopped(meta.person, bytes),
-      closed: () => budget.close(meta.sessionId),
+      closed: () => {
+        budget.close(meta.sessionId);
+        this.#open.delete(session);
+      },
     });
+    if (why === undefined) this.#open.add(session);
     void this.#opts.audit.record({ type: 'session.start', outcome: 'allowed', ...auditFields(meta), recorded: why === undefined, ...(why && { reason: why }) });
     return session;
+  }
+
+  /**
+   * The server stops: the sessions still open are ended and their recordings stored; what is not
+   * stored within CLOSE_GRACE_MS is given up (a bucket keeps no half-uploaded object), and session.end says so.
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    const ending = Promise.allSettled([...this.#open].map((s) => s.end('the server stopped')));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ending, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await Promise.allSettled([...this.#open].map((s) => s.abort()));
+    await ending;
+    await this.#sink.close();
   }
 
   #unrecordedBecause(meta: SessionMeta): string | undefined {
@@ -103,14 +142,17 @@ export class SessionRecorder {
     if (/^spdy\//i.test(meta.protocol)) return 'SPDY exec and attach are passed through unrecorded: kubectl 1.30 and later speak WebSocket';
     if (!meta.protocol.split(',').some((p) => CHANNEL_PROTOCOLS.includes(p.trim())))
       return `the WebSocket protocol ${JSON.stringify(meta.protocol)} is not one kport reads (${CHANNEL_PROTOCOLS.join(', ')})`;
+    const down = this.#sink.unavailable();
+    if (down) return `the recordings cannot be stored now (${down})`;
     const full = this.budget.noRoom(meta.person);
-    if (full) return `no room in the recording budget (${full}): an operator makes room by moving old recordings out of ${this.#opts.dir}`;
+    if (full) return `no room in the recording budget (${full}): an operator makes room by moving old recordings out of ${this.#sink.where}`;
     return undefined;
   }
 }
 
 interface SessionDeps {
-  dir: string;
+  /** The sink's writer for this session, made at its first write. */
+  create(): SinkWriter;
   audit: Pick<ServerAudit, 'record'>;
   log: (line: string) => void;
   now: () => Date;
@@ -140,10 +182,14 @@ class RecordedSession implements Recording {
   #pendingBytes = 0;
   #written = 0;
   #stopped?: string;
-  #file?: Promise<FileHandle | undefined>;
+  #writer?: SinkWriter;
+  /** Why the sink could not store the recording at its end, for session.end. */
+  #lost?: string;
   #writes: Promise<void> = Promise.resolve();
   #timer?: NodeJS.Timeout;
   #ended?: Promise<void>;
+  /** A write was refused: nothing more goes to the sink. */
+  #failed = false;
 
   constructor(meta: SessionMeta, recorded: boolean, deps: SessionDeps) {
     this.#meta = meta;
@@ -198,21 +244,32 @@ class RecordedSession implements Recording {
       this.#stopped ??= 'ended';
       clearTimeout(this.#timer);
       await this.#writes;
-      await (await this.#file)?.close().catch(() => undefined);
+      await this.#writer?.close().catch((err: Error) => {
+        this.#lost = err instanceof SinkError ? err.why : err.message;
+        this.#deps.log(JSON.stringify({ level: 'error', msg: `session ${this.#meta.sessionId}: the recording could not be stored: ${this.#lost}` }));
+      });
       this.#deps.closed();
     }
     const { audit, clock } = this.#deps;
     const truncated = this.#stopped !== undefined && this.#stopped !== 'ended' ? this.#stopped : undefined;
-    const why = [reason, truncated && `recording stopped early: ${truncated}`].filter(Boolean).join('; ');
+    const lost = this.#lost && `the recording could not be stored: ${this.#lost}`;
+    const why = [reason, truncated && `recording stopped early: ${truncated}`, lost].filter(Boolean).join('; ');
+    const recorded = this.recorded && !lost;
     await audit.record({
       type: 'session.end',
       outcome: 'allowed',
       ...auditFields(this.#meta),
-      recorded: this.recorded,
-      ...(this.recorded && { bytes: this.#written }),
+      recorded,
+      ...(recorded && { bytes: this.#written }),
       duration_ms: Math.round(clock() - this.#start),
       ...(why && { reason: why }),
     });
+  }
+
+  /** The server stops before this session's recording could be stored: it is given up. */
+  async abort(): Promise<void> {
+    this.#lost ??= 'the server stopped before it was stored';
+    await this.#writer?.abort().catch(() => undefined);
   }
 
   /** Output as text; a character split across two frames waits for its second half. */
@@ -298,18 +355,15 @@ class RecordedSession implements Recording {
   }
 
   #append(text: string): void {
-    const path = join(this.#deps.dir, `${this.#meta.sessionId}.cast`);
-    // Never follows a link, never overwrites: a session id names one new file.
-    this.#file ??= open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).catch((err: Error) => {
-      this.#stopped = `the file could not be created (${err.message})`;
-      this.#deps.log(JSON.stringify({ level: 'error', msg: `session ${this.#meta.sessionId} not recorded: ${err.message}` }));
-      return undefined;
-    });
+    const writer = (this.#writer ??= this.#deps.create());
     this.#writes = this.#writes.then(async () => {
-      const file = await this.#file;
-      await file?.write(text).catch((err: Error) => {
-        this.#stopped = `a write failed (${err.message})`;
-        this.#deps.log(JSON.stringify({ level: 'error', msg: `session ${this.#meta.sessionId}: recording write failed: ${err.message}` }));
+      if (this.#failed) return;
+      await writer.write(text).catch((err: Error) => {
+        // The session goes on, unrecorded from here; session.end says why.
+        const why = err instanceof SinkError ? err.why : `a write failed (${err.message})`;
+        this.#failed = true;
+        this.#stopped = why;
+        this.#deps.log(JSON.stringify({ level: 'error', msg: `session ${this.#meta.sessionId}: recording stopped: ${why}` }));
       });
     });
   }
