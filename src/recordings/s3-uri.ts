@@ -37,7 +37,9 @@ export function parseSessionsUri(text: string): S3Location {
   if (!BUCKET.test(bucket) || bucket.includes('..')) throw new Error(`${JSON.stringify(bucket)} is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)`);
   if (url.port) throw new Error(`${JSON.stringify(text)} has a port after the bucket: give the storage's address as endpoint=http://HOST:PORT`);
   if (url.hash) throw new Error(`${JSON.stringify(text)} has a #fragment, which means nothing here: take it out`);
-  const segments = decodeURIComponent(url.pathname)
+  // The URL parser resolves . and .. away: the prefix as written is what is checked.
+  const written = text.slice(`s3://${url.host}`.length).split(/[?#]/)[0] ?? '';
+  const segments = decodeURIComponent(written)
     .split('/')
     .filter((s) => s !== '');
   if (segments.some((s) => s === '.' || s === '..')) throw new Error(`the prefix of ${JSON.stringify(text)} has a . or .. segment: name the prefix plainly`);

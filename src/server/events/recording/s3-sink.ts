@@ -206,7 +206,7 @@ class UploadWriter implements SinkWriter {
     this.#done = this.#upload.done().then(
       () => undefined,
       (err: unknown) => {
-        this.#failed = `the upload to S3 failed (${problem(err)})`;
+        this.#failed ??= `the upload to S3 failed (${problem(err)})`;
         this.#body.destroy();
       },
     );

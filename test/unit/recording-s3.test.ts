@@ -1,0 +1,199 @@
+// The S3 recording sink against a real S3 API (moto's server, no mock): audit_sessions_uri's forms
+// and refusals; a session uploaded as it runs in parts of exactly S3's 5 MiB least, the last
+// smaller, completed at its end; a small session as one object; a stop before the end leaves no
+// object and no open upload; an unreachable bucket is known before a session starts; a failed
+// upload is logged and put in session.end, never thrown at the session.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, S3Client } from '@aws-sdk/client-s3';
+import { parseCast } from '../../src/recordings/asciicast.ts';
+import { parseSessionsUri } from '../../src/recordings/s3-uri.ts';
+import { SessionRecorder } from '../../src/server/events/recording/recorder.ts';
+import { PART_SIZE, S3Sink } from '../../src/server/events/recording/s3-sink.ts';
+import { startMoto, type Moto } from '../peers/moto.ts';
+import { freePort, havePeer, waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
+
+const MiB = 1024 * 1024;
+
+describe('audit_sessions_uri', () => {
+  test("s3://bucket/prefix with Teleport's query parameters: region, endpoint (a URL, or host:port made http by insecure=true), path style on with an endpoint", () => {
+    assert.deepEqual(parseSessionsUri('s3://rec/team/a/?region=eu-west-1'), { bucket: 'rec', prefix: 'team/a', region: 'eu-west-1', pathStyle: false, where: 's3://rec/team/a' });
+    assert.deepEqual(parseSessionsUri('s3://rec?endpoint=http://127.0.0.1:9000'), {
+      bucket: 'rec',
+      prefix: '',
+      endpoint: 'http://127.0.0.1:9000',
+      pathStyle: true,
+      where: 's3://rec',
+    });
+    assert.equal(parseSessionsUri('s3://rec/p?endpoint=minio.internal:9000&insecure=true').endpoint, 'http://minio.internal:9000');
+    assert.equal(parseSessionsUri('s3://rec/p?endpoint=minio.internal:9000').endpoint, 'https://minio.internal:9000');
+    assert.equal(parseSessionsUri('s3://rec/p?endpoint=minio.internal&path_style=false').pathStyle, false);
+    assert.equal(parseSessionsUri('s3://rec/p?disablesse=true').bucket, 'rec');
+  });
+
+  test('anything else is refused with one sentence saying what is wrong: another scheme, no bucket, a bad bucket name, credentials, unknown parameters, bad values', () => {
+    const refused: Array<[string, RegExp]> = [
+      ['/var/lib/recordings', /is not a URI/],
+      ['file:///var/lib/recordings', /not an s3:\/\/ URI/],
+      ['gs://bucket/prefix', /not an s3:\/\/ URI/],
+      ['s3:///prefix', /names no bucket/],
+      ['s3://', /names no bucket/],
+      ['s3://My_Bucket/p', /not an S3 bucket name/],
+      ['s3://ab/p', /not an S3 bucket name/],
+      ['s3://AKIA:secret@bucket/p', /must not hold credentials/],
+      ['s3://bucket:9000/p', /port after the bucket/],
+      ['s3://bucket/p?regoin=us-east-1', /parameter "regoin", which kport does not know/],
+      ['s3://bucket/p?insecure=yes', /insecure is true or false/],
+      ['s3://bucket/p?endpoint=ftp://host', /not http or https/],
+      ['s3://bucket/p?endpoint=http://k:s@host', /must not hold credentials/],
+      ['s3://bucket/p?endpoint=http://host/path', /has a path/],
+      ['s3://bucket/../p', /\.\. segment/],
+      ['s3://bucket/p?region=us east', /not a region name/],
+    ];
+    for (const [uri, why] of refused) assert.throws(() => parseSessionsUri(uri), why, uri);
+  });
+});
+
+describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => {
+  let moto: Moto | undefined;
+  let s3: S3Client;
+  const saved: Record<string, string | undefined> = {};
+  const lines: string[] = [];
+  const log = (line: string) => void lines.push(line);
+
+  before(async (t) => {
+    if (!havePeer(t as never, 'moto', [BINARIES.motoServer()])) return;
+    moto = await startMoto();
+    // The default credential chain, as a server has it: the environment.
+    for (const [k, v] of Object.entries(moto.env)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true });
+    await s3.send(new CreateBucketCommand({ Bucket: 'recordings' }));
+  });
+  after(async () => {
+    s3?.destroy();
+    await moto?.stop();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  const open = (uri: string) => S3Sink.open(parseSessionsUri(uri), { log, probeMs: 60_000 });
+  const object = async (key: string) => {
+    const got = await s3.send(new GetObjectCommand({ Bucket: 'recordings', Key: key }));
+    return { text: await got.Body!.transformToString(), etag: got.ETag ?? '' };
+  };
+  const openUploads = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: 'recordings' }))).Uploads ?? [];
+
+  test('a long session is uploaded while it runs, in parts of exactly 5 MiB, the last smaller; the object exists only once the session ends, whole and in order', async (t) => {
+    if (!moto) return t.skip('no moto');
+    const sink = await open(`s3://recordings/team?endpoint=${moto.endpoint}&region=us-east-1`);
+    assert.equal(sink.unavailable(), undefined);
+    const writer = sink.create('s-long');
+    // 64 KiB writes, as the recorder flushes, each line numbered: 12 MiB in all.
+    const chunk = (i: number) => `${String(i).padStart(8, '0')}${'x'.repeat(64 * 1024 - 9)}\n`;
+    const total = (12 * MiB) / (64 * 1024);
+    for (let i = 0; i < total; i++) await writer.write(chunk(i));
+    // Two full parts are stored before the session ends (the third, 2 MiB, waits for the end).
+    const upload = await waitFor('two parts stored while the session runs', async () => {
+      const [u] = (await openUploads()).filter((x) => x.Key === 'team/s-long.cast');
+      if (!u) return undefined;
+      const parts = (await s3.send(new ListPartsCommand({ Bucket: 'recordings', Key: u.Key!, UploadId: u.UploadId! }))).Parts ?? [];
+      return parts.length >= 2 ? parts : undefined;
+    });
+    assert.deepEqual(
+      upload.map((p) => p.Size),
+      [PART_SIZE, PART_SIZE],
+    );
+    await assert.rejects(s3.send(new GetObjectCommand({ Bucket: 'recordings', Key: 'team/s-long.cast' })), /NoSuchKey|does not exist/);
+    await writer.close();
+    const { text, etag } = await object('team/s-long.cast');
+    assert.equal(text.length, 12 * MiB);
+    // A multipart object's ETag ends in its number of parts: 5 + 5 + 2 MiB.
+    assert.match(etag, /-3"?$/);
+    const numbers = text.split('\n').slice(0, -1).map((l) => Number(l.slice(0, 8)));
+    assert.deepEqual(numbers, Array.from({ length: total }, (_, i) => i));
+    assert.deepEqual(await openUploads(), []);
+    await sink.close();
+  });
+
+  test('a stop before the end gives the upload up: no object, no parts left in the bucket', async (t) => {
+    if (!moto) return t.skip('no moto');
+    const sink = await open(`s3://recordings/team?endpoint=${moto.endpoint}`);
+    const writer = sink.create('s-cut');
+    for (let i = 0; i < 6 * 16; i++) await writer.write('y'.repeat(64 * 1024));
+    await waitFor('a part stored', async () => ((await openUploads()).some((u) => u.Key === 'team/s-cut.cast') ? true : undefined));
+    await writer.abort();
+    await assert.rejects(writer.close(), /the server stopped before the upload was complete/);
+    await assert.rejects(s3.send(new GetObjectCommand({ Bucket: 'recordings', Key: 'team/s-cut.cast' })), /NoSuchKey|does not exist/);
+    assert.deepEqual(
+      (await openUploads()).filter((u) => u.Key === 'team/s-cut.cast'),
+      [],
+    );
+    await sink.close();
+  });
+
+  test('the recorder through the sink: a session is one object, plays back as asciicast, and is listed with its owner; an unreachable endpoint is known before any session starts', async (t) => {
+    if (!moto) return t.skip('no moto');
+    const sink = await open(`s3://recordings/rec?endpoint=${moto.endpoint}`);
+    const events: Array<Record<string, unknown>> = [];
+    const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log });
+    const session = recorder.start({ sessionId: 's-small', person: 'alice', cluster: 'prod', kubeUser: 'alice', kubeGroups: [], namespace: 'apps', pod: 'web', protocol: 'v5.channel.k8s.io' });
+    assert.equal(session.recorded, true);
+    session.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
+    session.fromUpstream(Buffer.from([0x82, 6, 1, ...Buffer.from('hello')]));
+    await session.end();
+    const cast = parseCast((await object('rec/s-small.cast')).text);
+    assert.equal(cast.header.kport?.user, 'alice');
+    assert.deepEqual(
+      cast.events.map(([, code, data]) => [code, data]),
+      [['o', 'hello']],
+    );
+    const end = events.find((e) => e.type === 'session.end')!;
+    assert.equal(end.recorded, true);
+    const [listed] = await sink.list(10);
+    assert.equal(listed?.session_id, 's-small');
+    assert.equal(listed?.user, 'alice');
+    assert.equal(listed?.pod, 'web');
+    const played = await sink.open('s-small');
+    let text = '';
+    for await (const c of played.stream) text += c;
+    assert.equal(text.length, played.size);
+    await sink.close();
+
+    const closed = await freePort();
+    const down = await open(`s3://recordings/rec?endpoint=http://127.0.0.1:${closed}`);
+    assert.match(down.unavailable() ?? '', /^s3:\/\/recordings\/rec does not answer: /);
+    const refused = new SessionRecorder({ sink: down, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log });
+    const unrecorded = refused.start({ sessionId: 's-down', person: 'alice', cluster: 'prod', kubeUser: 'alice', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+    assert.equal(unrecorded.recorded, false);
+    await unrecorded.end();
+    const start = events.find((e) => e.type === 'session.start' && e.session_id === 's-down')!;
+    assert.match(String(start.reason), /^the recordings cannot be stored now \(s3:\/\/recordings\/rec does not answer: /);
+    await down.close();
+  });
+
+  test('an upload that fails (the bucket deleted under a session) is logged and said in session.end; the session is never thrown at', async (t) => {
+    if (!moto) return t.skip('no moto');
+    await s3.send(new CreateBucketCommand({ Bucket: 'going' }));
+    const sink = await open(`s3://going/rec?endpoint=${moto.endpoint}`);
+    assert.equal(sink.unavailable(), undefined);
+    const events: Array<Record<string, unknown>> = [];
+    const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log });
+    const session = recorder.start({ sessionId: 's-fail', person: 'bob', cluster: 'prod', kubeUser: 'bob', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+    assert.equal(session.recorded, true);
+    session.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
+    session.fromUpstream(Buffer.from([0x82, 3, 1, ...Buffer.from('hi')]));
+    await s3.send(new DeleteBucketCommand({ Bucket: 'going' }));
+    await session.end();
+    const end = events.find((e) => e.type === 'session.end')!;
+    assert.equal(end.recorded, false);
+    assert.match(String(end.reason), /^the recording could not be stored: the upload to S3 failed \(NoSuchBucket/);
+    assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('session s-fail: the recording could not be stored')), lines.join('\n'));
+    await sink.close();
+  });
+});
