@@ -1,5 +1,5 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
@@ -42,6 +42,8 @@ export async function startServer(
     auth?: Record<string, unknown>;
     port?: number;
     cli?: Cli;
+    /** Another server of the same cluster: its seal.key is copied in before this one starts (several servers on one store). */
+    sealKeyFrom?: TestServer;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
@@ -92,6 +94,12 @@ export async function startServer(
       await server.proc?.catch(() => undefined);
     },
   };
+  if (opts.sealKeyFrom) {
+    const key = join(dir, 'data', 'server', 'seal.key');
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    copyFileSync(join(opts.sealKeyFrom.dir, 'data', 'server', 'seal.key'), key);
+    chmodSync(key, 0o600);
+  }
   await server.start();
   return server;
 }

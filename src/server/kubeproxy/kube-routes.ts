@@ -148,10 +148,11 @@ export class KubeRoutes {
       );
     }
     void this.#admit(connection, method, req.url, servername, req.headers, true).then(
-      (admitted) => {
+      async (admitted) => {
         if ('refused' in admitted) return this.#refuse(admitted, method, req.url ?? '', remote, started, (code, message) => rawStatus(socket, code, message));
         const meta = upgradeMeta(admitted, req);
-        const refusal = this.#deps.upgrades?.refusal?.(meta);
+        // Asynchronous: a session that must be recorded waits for the recordings' store to answer.
+        const refusal = await this.#deps.upgrades?.refusal?.(meta);
         if (refusal)
           return this.#refuse(
             { refused: { code: 403, message: refusal, user: meta.person, cluster: meta.cluster } },

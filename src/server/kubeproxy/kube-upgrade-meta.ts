@@ -32,8 +32,8 @@ export interface UpgradeMeta {
 }
 
 export interface UpgradeHooks {
-  /** A sentence refusing the upgrade (a role requires recording this protocol cannot give), or undefined. */
-  refusal?(meta: UpgradeMeta): string | undefined;
+  /** A sentence refusing the upgrade (a role requires recording this protocol, or the recordings' store now, cannot give), or undefined. */
+  refusal?(meta: UpgradeMeta): string | undefined | Promise<string | undefined>;
   /**
    * The agent answered 101: the recorder attaches to both sides before any upgraded byte is relayed.
    * `heads` are what already moved: the agent's 101 head, and the person's bytes sent with the request.

@@ -17,15 +17,17 @@ const protocolOf = (meta: UpgradeMeta) => (meta.protocol === 'websocket' ? meta.
  */
 export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
   return {
-    refusal(meta) {
+    async refusal(meta) {
       // Every other upgrade (a kubelet's, a proxy's) is refused under require_session_recording but a port-forward.
       if (!isSession(meta)) return upgradeRefusal(meta.target, protocolOf(meta), meta.roles, meta.clusterLabels);
+      // Asked of the recordings' store now for every session (an answer of the last moments stands):
+      // whether onUpgrade records it follows, and a session that must be recorded starts only if it can be.
+      const down = await recorder.available();
       const decision = recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels);
       if (!decision.required) return decision.refusal;
       // Told before the session starts, with what is used, rather than cut off after its upgrade; and
       // before the SPDY refusal: kubectl retries a refused WebSocket exec over SPDY, and that answer is
       // the one it prints.
-      const down = recorder.unavailable();
       if (down)
         return `a role that lets you reach this cluster sets require_session_recording, and the server cannot store recordings now (${down}): try again later, or ask an operator to check auth_service.audit_sessions_uri`;
       const full = recorder.noRoom(meta.person);

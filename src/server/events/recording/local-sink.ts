@@ -27,6 +27,10 @@ export class LocalSink implements RecordingSink {
     return undefined;
   }
 
+  async ready(): Promise<string | undefined> {
+    return undefined;
+  }
+
   create(id: string): SinkWriter {
     return new FileWriter(join(this.dir, `${id}.cast`));
   }

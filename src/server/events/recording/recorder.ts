@@ -99,9 +99,14 @@ export class SessionRecorder {
     return this.budget.noRoom(person);
   }
 
-  /** Why no new session can be recorded now (the sink cannot be reached), or undefined. */
+  /** Why no new session can be recorded now (the sink cannot be reached), or undefined: as last known. */
   unavailable(): string | undefined {
     return this.#sink.unavailable();
+  }
+
+  /** As unavailable(), asked of the sink now (a bucket's answer of the last two seconds stands). */
+  available(): Promise<string | undefined> {
+    return this.#sink.ready();
   }
 
   start(meta: SessionMeta): Recording {

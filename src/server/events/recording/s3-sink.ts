@@ -26,8 +26,9 @@ export const PART_SIZE = 5 * 1024 * 1024;
 const PROBE_MS = 10_000;
 /** A probe, or a read for a listing, that takes longer than this is an unreachable bucket. */
 const PROBE_TIMEOUT_MS = 3_000;
-/** While the bucket is down, a new session's question probes again at most this often. */
+/** While the bucket is down, a new session's question probes again at most this often; an answer this recent stands for ready(). */
 const REPROBE_MS = 1_000;
+const FRESH_MS = 2_000;
 
 export interface S3SinkOptions {
   log: (line: string) => void;
@@ -80,6 +81,11 @@ export class S3Sink implements RecordingSink {
     return this.#down;
   }
 
+  async ready(): Promise<string | undefined> {
+    if (this.#probing || Date.now() - this.#probedAt >= FRESH_MS) await this.probe();
+    return this.#down;
+  }
+
   /** Asks the bucket whether it answers (HeadBucket), and keeps the answer for unavailable(). */
   probe(): Promise<void> {
     this.#probing ??= (async () => {
@@ -100,7 +106,8 @@ export class S3Sink implements RecordingSink {
   }
 
   create(id: string): SinkWriter {
-    return new UploadWriter(this.#client, { Bucket: this.#loc.bucket, Key: this.#key(id) }, this.#opts.partSize);
+    // A failed upload asks the bucket again: the next session is told at once if it is gone.
+    return new UploadWriter(this.#client, { Bucket: this.#loc.bucket, Key: this.#key(id) }, this.#opts.partSize, () => void this.probe());
   }
 
   async open(id: string): Promise<OpenedRecording> {
@@ -194,7 +201,7 @@ class UploadWriter implements SinkWriter {
   readonly #done: Promise<void>;
   #failed?: string;
 
-  constructor(client: S3Client, target: { Bucket: string; Key: string }, partSize: number) {
+  constructor(client: S3Client, target: { Bucket: string; Key: string }, partSize: number, failed: () => void) {
     this.#upload = new Upload({
       client,
       params: { ...target, Body: this.#body, ContentType: 'application/x-asciicast' },
@@ -208,6 +215,7 @@ class UploadWriter implements SinkWriter {
       (err: unknown) => {
         this.#failed ??= `the upload to S3 failed (${problem(err)})`;
         this.#body.destroy();
+        failed();
       },
     );
   }
