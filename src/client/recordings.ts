@@ -3,6 +3,7 @@ import { routes } from '../api/routes.ts';
 import type { RecordingInfo } from '../api/wire.ts';
 import type { Invocation } from './invocation.ts';
 import type { PersonClient } from './person.ts';
+import type { S3Sink } from '../server/events/recording/s3-sink.ts';
 
 /** A recording line is one event of a WebSocket message's output, escaped: far below this; a longer one is damage, not read on. */
 export const MAX_CAST_LINE = 16 << 20;
@@ -26,6 +27,9 @@ export function remoteRecordings(person: PersonClient): RecordingsService {
 
 async function localRecordings(session: Pick<Invocation, 'config'>): Promise<RecordingsService> {
   const config = await session.config();
+  // The server keeps its recordings in a bucket: read there, as any server of the cluster does.
+  const uri = config.auth_service?.audit_sessions_uri;
+  if (uri !== undefined) return bucketRecordings(uri);
   const [{ recordingsDir, openRecording, NoRecording }, { listRecordings }, { splitLines }] = await Promise.all([
     import('../recordings/store.ts'),
     import('../recordings/catalog.ts'),
@@ -48,6 +52,48 @@ async function localRecordings(session: Pick<Invocation, 'config'>): Promise<Rec
         for await (const line of splitLines(opened.stream, MAX_CAST_LINE)) if (line) yield line;
       } finally {
         opened.stream.destroy();
+      }
+    },
+  };
+}
+
+async function bucketRecordings(uri: string): Promise<RecordingsService> {
+  const [{ S3Sink: Sink }, { parseSessionsUri }, { NoRecording }, { splitLines }] = await Promise.all([
+    import('../server/events/recording/s3-sink.ts'),
+    import('../recordings/s3-uri.ts'),
+    import('../recordings/store.ts'),
+    import('../core/lines.ts'),
+  ]);
+  const location = parseSessionsUri(uri);
+  const use = async <T>(read: (sink: S3Sink) => Promise<T>): Promise<T> => {
+    const sink = await Sink.open(location, { log: () => {} });
+    try {
+      return await read(sink);
+    } catch (err) {
+      throw new UserError(`${(err as Error).message}: check auth_service.audit_sessions_uri and the AWS credentials.`);
+    } finally {
+      await sink.close();
+    }
+  };
+  return {
+    list: (limit) => use((sink) => sink.list(limit)),
+    async *lines(id) {
+      const sink = await Sink.open(location, { log: () => {} });
+      try {
+        let opened;
+        try {
+          opened = await sink.open(id);
+        } catch (err) {
+          if (err instanceof NoRecording) throw new UserError(`${err.message} in ${location.where}: find sessions with kport recordings ls.`);
+          throw new UserError(`${(err as Error).message}: check auth_service.audit_sessions_uri and the AWS credentials.`);
+        }
+        try {
+          for await (const line of splitLines(opened.stream, MAX_CAST_LINE)) if (line) yield line;
+        } finally {
+          opened.stream.destroy();
+        }
+      } finally {
+        await sink.close();
       }
     },
   };

@@ -18,7 +18,7 @@ import { invitedPerson } from '../helpers/login.ts';
 import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
-import { havePeer } from '../peers/process.ts';
+import { havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const RECORDED = {
@@ -46,7 +46,7 @@ describe('recordings in S3: recorded through one server, played through another'
   const awsEnv = () => ({ AWS_ACCESS_KEY_ID: moto.env.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: moto.env.AWS_SECRET_ACCESS_KEY!, AWS_EC2_METADATA_DISABLED: 'true' });
   const exec = (who: Person, text: string) => personKubectl(who.home).run(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', `echo ${text}`]);
   const sessionOf = async (type: string, user: string, ok: (e: Record<string, unknown>) => boolean = () => true) =>
-    (await auditEvents(f.server)).filter((e) => e.type === type && e.user === user && ok(e)) as Array<Record<string, unknown>>;
+    ((await auditEvents(f.server)).map((e) => e.spec) as Array<Record<string, unknown>>).filter((e) => e.type === type && e.user === user && ok(e));
 
   before(async (t) => {
     if (!have(t as never)) return;
@@ -70,7 +70,8 @@ describe('recordings in S3: recorded through one server, played through another'
     const ran = await exec(alice, 'hello-from-s3');
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(ran.stdout, 'hello-from-s3\n');
-    const [end] = await sessionOf('session.end', 'alice');
+    // session.end is written once the recording is stored, just after kubectl's exit.
+    const end = await waitFor('the session.end of alice', async () => (await sessionOf('session.end', 'alice'))[0]);
     assert.equal(end?.recorded, true, JSON.stringify(end));
     const id = String(end!.session_id);
 
@@ -109,6 +110,16 @@ describe('recordings in S3: recorded through one server, played through another'
       rows.map((r) => [r.session_id, r.user, r.pod]),
       [[id, 'alice', 'web']],
     );
+    // On the second server's host, without a login: its config names the bucket, and that is where it reads.
+    const onHost = await second.kport(['recordings', 'ls', '-o', 'json']);
+    assert.equal(onHost.exitCode, 0, String(onHost.stderr));
+    assert.deepEqual(
+      (JSON.parse(String(onHost.stdout)) as Array<{ session_id: string }>).map((r) => r.session_id),
+      [id],
+    );
+    const hostPlay = await second.kport(['play', id, '--speed', '50']);
+    assert.equal(hostPlay.exitCode, 0, String(hostPlay.stderr));
+    assert.match(String(hostPlay.stdout), /hello-from-s3/);
     // A person without the session rule is refused at the second server as at the first.
     const bobPlay = await bob.kport(['play', id]);
     assert.notEqual(bobPlay.exitCode, 0);
@@ -129,13 +140,44 @@ describe('recordings in S3: recorded through one server, played through another'
     }
   });
 
+  test('SIGTERM while a session runs: the server ends it, completes its upload (what it printed is in the bucket) and session.end is written', async (t) => {
+    if (!have(t)) return;
+    const running = personKubectl(alice.home).spawn(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo before-the-stop; sleep 60']);
+    let out = '';
+    running.stdout!.on('data', (c: Buffer) => (out += c));
+    await waitFor('the session to print', async () => (out.includes('before-the-stop') ? true : undefined));
+    // The running session: the one of alice's that has not ended.
+    const ended = new Set((await sessionOf('session.end', 'alice')).map((e) => e.session_id));
+    const start = (await sessionOf('session.start', 'alice')).find((e) => !ended.has(e.session_id));
+    assert.ok(start, 'a session.start of the running session');
+    const id = String(start!.session_id);
+    // (Its exit code is not this test's: KportServer.close() lets the process leave with a session in flight, exit 13, on this branch.)
+    await f.server.stop('SIGTERM');
+    await running;
+    const object = await s3.send(new GetObjectCommand({ Bucket: 'recordings', Key: `team/prod/${id}.cast` }));
+    const cast = parseCast(await object.Body!.transformToString());
+    assert.ok(
+      cast.events.some(([, code, data]) => code === 'o' && data.includes('before-the-stop')),
+      JSON.stringify(cast.events),
+    );
+    // The audit is in the shared store: the second server reads it.
+    const ends = ((await auditEvents(second!)).map((e) => e.spec) as Array<Record<string, unknown>>).filter((e) => e.type === 'session.end' && e.session_id === id);
+    assert.equal(ends.length, 1, JSON.stringify(ends));
+    assert.equal(ends[0]!.recorded, true);
+    // Back for what follows: the agent redials the restarted server.
+    await f.server.start();
+    await waitFor('bob to reach the cluster again', async () => ((await personKubectl(bob.home).run(['get', 'pods', '-n', 'apps'])).code === 0 ? true : undefined), {
+      timeoutMs: 60_000,
+    });
+  });
+
   test("the bucket's endpoint gone: a session a role requires recorded is refused before it starts, saying why; one that is not required runs unrecorded and session.start says why", async (t) => {
     if (!have(t)) return;
     await moto.stop();
     const unrecorded = await exec(bob, 'not-recorded');
     assert.equal(unrecorded.code, 0, unrecorded.stderr);
     assert.equal(unrecorded.stdout, 'not-recorded\n');
-    const [start] = await sessionOf('session.start', 'bob');
+    const start = await waitFor('the session.start of bob', async () => (await sessionOf('session.start', 'bob'))[0]);
     assert.equal(start?.recorded, false, JSON.stringify(start));
     assert.match(String(start?.reason), /^the recordings cannot be stored now \(s3:\/\/recordings\/team\/prod does not answer: /);
 
@@ -145,6 +187,6 @@ describe('recordings in S3: recorded through one server, played through another'
       refused.stderr,
       /^Error from server \(Forbidden\): a role that lets you reach this cluster sets require_session_recording, and the server cannot store recordings now \(s3:\/\/recordings\/team\/prod does not answer: .*\): try again later/,
     );
-    assert.equal((await sessionOf('session.start', 'alice')).length, 1, 'only the first, recorded, session of alice started');
+    assert.equal((await sessionOf('session.start', 'alice')).length, 2, 'no session of alice started while the bucket did not answer');
   });
 });

@@ -61,7 +61,10 @@ export class S3Sink implements RecordingSink {
     if (this.#opts.partSize < PART_SIZE) throw new Error(`a part is at least ${PART_SIZE} bytes (S3's least)`);
     // Credentials from the default chain: environment, shared files, web identity, the instance's role.
     this.#client = new S3Client({
-      ...(loc.region && { region: loc.region }),
+      // S3-compatible storage mostly ignores the region, but the SDK signs with one; AWS's own is the chain's (AWS_REGION).
+      ...((loc.region ?? (loc.endpoint && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION)) && { region: loc.region ?? 'us-east-1' }),
+      // A bucket in another region than the one given answers with a redirect the SDK follows.
+      followRegionRedirects: true,
       ...(loc.endpoint && { endpoint: loc.endpoint }),
       forcePathStyle: loc.pathStyle,
       // An unreachable endpoint fails a call in seconds, not after the SDK's retries with backoff.
@@ -185,6 +188,7 @@ function castId(o: _Object, base: string): string | undefined {
 
 /** An SDK error in a few words: S3's code and status, or the connection's error. */
 function problem(err: unknown): string {
+  if ((err as Error)?.message === 'Region is missing') return 'no region is set: add region=REGION to audit_sessions_uri, or set AWS_REGION';
   if (err instanceof S3ServiceException) return `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})${err.message && err.message !== err.name ? `: ${err.message}` : ''}`;
   const e = err as NodeJS.ErrnoException;
   return e?.code ? `${e.code}${e.message ? ` (${e.message})` : ''}` : String(e?.message ?? err);
