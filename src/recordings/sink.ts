@@ -43,7 +43,7 @@ export interface RecordingSink {
   readonly budget: SessionBudget;
   /** Why a new recording cannot be taken now (the bucket unreachable), or undefined. Synchronous: it is asked before an upgrade is let through. */
   unavailable(): string | undefined;
-  /** As unavailable(), asked of the storage now (an answer of the last moments stands): before a session that must be recorded. */
+  /** As unavailable(), asked of the storage now: before each session starts. */
   ready(): Promise<string | undefined>;
   /** A new recording, named by its session id (validSessionId); nothing is stored until the first write. */
   create(id: string): SinkWriter;

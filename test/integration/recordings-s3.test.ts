@@ -188,5 +188,9 @@ describe('recordings in S3: recorded through one server, played through another'
       /^Error from server \(Forbidden\): a role that lets you reach this cluster sets require_session_recording, and the server cannot store recordings now \(s3:\/\/recordings\/team\/prod does not answer: .*\): try again later/,
     );
     assert.equal((await sessionOf('session.start', 'alice')).length, 2, 'no session of alice started while the bucket did not answer');
+    // Listing and playing through the second server: the bucket's silence in one sentence, not an internal error.
+    const ls = await alice.kport(['recordings', 'ls']);
+    assert.notEqual(ls.exitCode, 0);
+    assert.match(String(ls.stderr), /the recordings in s3:\/\/recordings\/team\/prod could not be listed: .*: try again later, or ask an operator to check auth_service\.audit_sessions_uri/);
   });
 });

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import type { Backend } from '../../backend/backend.ts';
 import { queryAudit, parseAuditQuery, type AuditAnswer } from '../events/audit-query.ts';
 import type { Person } from './people-routes.ts';
-import type { RecordingSink } from '../../recordings/sink.ts';
+import { SinkError, type RecordingSink } from '../../recordings/sink.ts';
 import type { RecordingReaders } from '../events/recording/readers.ts';
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, NoRecording } from '../../recordings/store.ts';
 import { send } from '../call/http-body.ts';
@@ -45,7 +45,7 @@ export async function recordingsCall(deps: RecordingsDeps, person: Person, body:
       throw new ApiError('bad_request', `limit is a whole number from 1 to ${MAX_LIST_LIMIT}`);
     const leave = deps.readers.enter(person.caller.person, 'list');
     try {
-      return send(res, 200, { recordings: deps.sink ? await deps.sink.list(limit) : [] });
+      return send(res, 200, { recordings: deps.sink ? await deps.sink.list(limit).catch(unavailable) : [] });
     } finally {
       leave();
     }
@@ -63,13 +63,19 @@ export async function recordingsCall(deps: RecordingsDeps, person: Person, body:
       opened = await sink.open(id);
     } catch (err) {
       if (err instanceof NoRecording) throw new ApiError('no_recording', `${err.message} at this server: find sessions with kport recordings ls`);
-      throw err;
+      return unavailable(err);
     }
     res.writeHead(200, { 'content-type': 'application/x-asciicast', 'content-length': opened.size });
     await relay(opened.stream, res);
   } finally {
     leave();
   }
+}
+
+/** The recordings' storage (a bucket) did not answer: 503 with what it said, not an internal error. */
+function unavailable(err: unknown): never {
+  if (err instanceof SinkError) throw new ApiError('busy', `${err.message}: try again later, or ask an operator to check auth_service.audit_sessions_uri`);
+  throw err;
 }
 
 /** The file's chunks to the response as the caller takes them; a caller gone stops the read and closes the file. */

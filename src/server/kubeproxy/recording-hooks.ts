@@ -20,7 +20,7 @@ export function recordingHooks(recorder: SessionRecorder): UpgradeHooks {
     async refusal(meta) {
       // Every other upgrade (a kubelet's, a proxy's) is refused under require_session_recording but a port-forward.
       if (!isSession(meta)) return upgradeRefusal(meta.target, protocolOf(meta), meta.roles, meta.clusterLabels);
-      // Asked of the recordings' store now for every session (an answer of the last moments stands):
+      // Asked of the recordings' store now for every session (a bucket: one HeadBucket):
       // whether onUpgrade records it follows, and a session that must be recorded starts only if it can be.
       const down = await recorder.available();
       const decision = recordingDecision(protocolOf(meta), meta.roles, meta.clusterLabels);

@@ -104,7 +104,7 @@ export class SessionRecorder {
     return this.#sink.unavailable();
   }
 
-  /** As unavailable(), asked of the sink now (a bucket's answer of the last two seconds stands). */
+  /** As unavailable(), asked of the sink now. */
   available(): Promise<string | undefined> {
     return this.#sink.ready();
   }

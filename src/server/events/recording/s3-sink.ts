@@ -26,9 +26,8 @@ export const PART_SIZE = 5 * 1024 * 1024;
 const PROBE_MS = 10_000;
 /** A probe, or a read for a listing, that takes longer than this is an unreachable bucket. */
 const PROBE_TIMEOUT_MS = 3_000;
-/** While the bucket is down, a new session's question probes again at most this often; an answer this recent stands for ready(). */
+/** While the bucket is down, unavailable() probes again at most this often. */
 const REPROBE_MS = 1_000;
-const FRESH_MS = 2_000;
 
 export interface S3SinkOptions {
   log: (line: string) => void;
@@ -84,8 +83,9 @@ export class S3Sink implements RecordingSink {
     return this.#down;
   }
 
+  /** Asked at each session's start (one HeadBucket, joined by the sessions starting while it is in flight): a bucket gone a moment ago is seen. */
   async ready(): Promise<string | undefined> {
-    if (this.#probing || Date.now() - this.#probedAt >= FRESH_MS) await this.probe();
+    await this.probe();
     return this.#down;
   }
 
@@ -98,7 +98,8 @@ export class S3Sink implements RecordingSink {
         this.#down = undefined;
       } catch (err) {
         const was = this.#down;
-        this.#down = `${this.where} does not answer: ${problem(err)}`;
+        // An answer (no such bucket, access denied) is not silence: the operator's fix differs.
+        this.#down = err instanceof S3ServiceException ? `${this.where} refuses: ${problem(err)}` : `${this.where} does not answer: ${problem(err)}`;
         if (was === undefined && this.#probedAt > 0) this.#opts.log(JSON.stringify({ level: 'error', msg: `session recordings cannot be stored now: ${this.#down}` }));
       } finally {
         this.#probedAt = Date.now();
@@ -121,7 +122,7 @@ export class S3Sink implements RecordingSink {
       return { size: got.ContentLength ?? 0, stream: body ?? Readable.from([]) };
     } catch (err) {
       if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) throw new NoRecording(`no recording of session ${id}`);
-      throw new Error(`the recording of session ${id} could not be read from ${this.where}: ${problem(err)}`);
+      throw new SinkError(`the recording of session ${id} could not be read from ${this.where}: ${problem(err)}`, { cause: err });
     }
   }
 
@@ -144,7 +145,7 @@ export class S3Sink implements RecordingSink {
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     } catch (err) {
-      throw new Error(`the recordings in ${this.where} could not be listed: ${problem(err)}`);
+      throw new SinkError(`the recordings in ${this.where} could not be listed: ${problem(err)}`, { cause: err });
     }
     objects.sort((a, b) => b.written - a.written || a.id.localeCompare(b.id));
     const listed = await Promise.all(
