@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseCast } from '../../src/recordings/asciicast.ts';
 import { parseSessionsUri } from '../../src/recordings/s3-uri.ts';
+import { SinkError } from '../../src/recordings/sink.ts';
 import { SessionRecorder } from '../../src/server/events/recording/recorder.ts';
 import { PART_SIZE, S3Sink } from '../../src/server/events/recording/s3-sink.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
@@ -195,5 +196,60 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     assert.match(String(end.reason), /^the recording could not be stored: the upload to S3 failed \(NoSuchBucket/);
     assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('session s-fail: the recording could not be stored')), lines.join('\n'));
     await sink.close();
+  });
+});
+
+describe("the recorder at the server's stop", () => {
+  test('sessions still open are ended and stored; one whose store does not finish within the grace is given up, and its session.end says so', async () => {
+    // A sink whose stores finish only when told (the one module under test is the recorder).
+    const pending: Array<{ id: string; finish: () => void; fail: (why: string) => void; aborted: boolean }> = [];
+    const sink = {
+      where: 'test://sink',
+      budget: (await import('../../src/recordings/sink.ts')).NO_BUDGET,
+      unavailable: () => undefined,
+      ready: async () => undefined,
+      open: async () => {
+        throw new Error('unused');
+      },
+      list: async () => [],
+      close: async () => {},
+      create(id: string) {
+        let finish!: () => void;
+        let fail!: (why: string) => void;
+        const stored = new Promise<void>((resolve, reject) => {
+          finish = resolve;
+          fail = (why) => reject(new SinkError(why));
+        });
+        const entry = { id, finish, fail, aborted: false };
+        pending.push(entry);
+        return {
+          write: async () => {},
+          close: () => stored,
+          abort: async () => {
+            entry.aborted = true;
+            fail('the server stopped before the upload was complete');
+          },
+        };
+      },
+    };
+    const events: Array<Record<string, unknown>> = [];
+    const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log: () => {} });
+    for (const id of ['s-quick', 's-stuck']) {
+      const s = recorder.start({ sessionId: id, person: 'alice', cluster: 'prod', kubeUser: 'alice', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+      s.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
+      s.fromUpstream(Buffer.from([0x82, 3, 1, ...Buffer.from('hi')]));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const closing = recorder.close(200);
+    // The quick one's store finishes; the stuck one's never does.
+    await waitFor('both stores begun', async () => (pending.length === 2 ? true : undefined));
+    pending[0]!.finish();
+    await closing;
+    const ends = Object.fromEntries(events.filter((e) => e.type === 'session.end').map((e) => [e.session_id, e]));
+    assert.equal(ends['s-quick']?.recorded, true);
+    assert.equal(ends['s-quick']?.reason, 'the server stopped');
+    assert.equal(pending[1]!.aborted, true);
+    assert.equal(ends['s-stuck']?.recorded, false);
+    assert.equal(ends['s-stuck']?.reason, 'the server stopped; the recording could not be stored: the server stopped before the upload was complete');
   });
 });
