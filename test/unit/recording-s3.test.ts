@@ -199,6 +199,44 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
   });
 });
 
+describe('a part that fails while the session runs', { timeout: 120_000 }, () => {
+  test('the recording stops there with the reason in session.end, and the session is never thrown at', async (t) => {
+    if (!havePeer(t, 'moto', [BINARIES.motoServer()])) return;
+    const moto = await startMoto();
+    const saved = { ...process.env };
+    Object.assign(process.env, moto.env);
+    const s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true });
+    try {
+      await s3.send(new CreateBucketCommand({ Bucket: 'midway' }));
+      const sink = await S3Sink.open(parseSessionsUri(`s3://midway/rec?endpoint=${moto.endpoint}`), { log: () => {} });
+      const events: Array<Record<string, unknown>> = [];
+      const lines: string[] = [];
+      const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log: (l) => void lines.push(l) });
+      const session = recorder.start({ sessionId: 's-midway', person: 'carol', cluster: 'prod', kubeUser: 'carol', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+      session.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
+      await s3.send(new DeleteBucketCommand({ Bucket: 'midway' }));
+      // 8 MiB of output in 32 KiB frames, as a kubelet sends it: the first part's upload fails midway.
+      const payload = Buffer.concat([Buffer.from([1]), Buffer.alloc(32 * 1024, 'a')]);
+      const frame = Buffer.concat([Buffer.from([0x82, 127, 0, 0, 0, 0, 0, 0, payload.length >> 8, payload.length & 0xff]), payload]);
+      for (let i = 0; i < 256; i++) {
+        session.fromUpstream(frame);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await session.end();
+      const end = events.find((e) => e.type === 'session.end')!;
+      assert.equal(end.recorded, false);
+      assert.match(String(end.reason), /recording stopped early: the upload to S3 failed \(NoSuchBucket/);
+      assert.ok(lines.some((l) => l.includes('session s-midway: recording stopped: the upload to S3 failed')), lines.join('\n'));
+      await sink.close();
+    } finally {
+      s3.destroy();
+      await moto.stop();
+      for (const k of Object.keys(moto.env)) if (saved[k] === undefined) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+});
+
 describe("the recorder at the server's stop", () => {
   test('sessions still open are ended and stored; one whose store does not finish within the grace is given up, and its session.end says so', async () => {
     // A sink whose stores finish only when told (the one module under test is the recorder).

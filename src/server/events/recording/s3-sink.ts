@@ -121,7 +121,7 @@ export class S3Sink implements RecordingSink {
       const body = got.Body as Readable | undefined;
       return { size: got.ContentLength ?? 0, stream: body ?? Readable.from([]) };
     } catch (err) {
-      if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) throw new NoRecording(`no recording of session ${id}`);
+      if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) throw new NoRecording(`no recording of session ${id} (one is stored when its session ends)`);
       throw new SinkError(`the recording of session ${id} could not be read from ${this.where}: ${problem(err)}`, { cause: err });
     }
   }
@@ -215,6 +215,8 @@ class UploadWriter implements SinkWriter {
       queueSize: 1,
       leavePartsOnError: false,
     });
+    // A failure is the upload's (#done), whatever the stream says of it.
+    this.#body.on('error', () => {});
     this.#done = this.#upload.done().then(
       () => undefined,
       (err: unknown) => {
