@@ -3,12 +3,15 @@
 // <data_dir>/server/recordings/<id>.cast, or an S3 bucket every server shares.
 // Input is not recorded (Teleport records output only: passwords typed at a prompt stay out).
 import type { ServerAudit } from '../audit.ts';
-import { DEFAULT_SIZE, eventLine, headerLine, type CastCode, type CastSession } from '../../../recordings/asciicast.ts';
+import { DEFAULT_SIZE, eventLine, headerLine, type CastCode } from '../../../recordings/asciicast.ts';
 import { SinkError, type RecordingSink, type SessionBudget, type SinkWriter } from '../../../recordings/sink.ts';
 import type { BudgetLimits } from './budget.ts';
 import { CHANNEL, CHANNEL_PROTOCOLS, ChannelReader } from './frames.ts';
 import { LocalSink } from './local-sink.ts';
 import { validSessionId } from '../../../recordings/store.ts';
+import { auditFields, castSession, title, type SessionMeta } from './session-meta.ts';
+
+export type { SessionMeta } from './session-meta.ts';
 
 /** One recording's cap: a session past it goes on, unrecorded from there, and says so in its file and its session.end. */
 export const MAX_SESSION_BYTES = 64 << 20;
@@ -19,23 +22,6 @@ const FLUSH_BYTES = 64 << 10;
 const HEADER_WAIT_MS = 2_000;
 /** At a server's stop, how long the sessions still open have to store their recordings before what is half-stored is given up. */
 const CLOSE_GRACE_MS = 10_000;
-
-export interface SessionMeta {
-  sessionId: string;
-  person: string;
-  cluster: string;
-  kubeUser: string;
-  kubeGroups: string[];
-  namespace?: string;
-  pod?: string;
-  container?: string;
-  command?: string;
-  /** The WebSocket subprotocol asked for (Sec-WebSocket-Protocol), or `SPDY/3.1`. */
-  protocol: string;
-  /** exec (the default) or attach. */
-  kind?: 'exec' | 'attach';
-  remoteAddr?: string;
-}
 
 export interface Recording {
   /** Whether output is being recorded: false for SPDY, a full disk, an unusable id. */
@@ -383,39 +369,4 @@ class RecordedSession implements Recording {
     this.#written += Buffer.byteLength(marker);
     this.#append(marker);
   }
-}
-
-function title(meta: SessionMeta): string {
-  const target = `${meta.namespace ?? '?'}/${meta.pod ?? '?'}${meta.container ? ` -c ${meta.container}` : ''}`;
-  return `${meta.person} on ${meta.cluster}: ${meta.kind ?? 'exec'} ${target}${meta.command ? ` -- ${meta.command}` : ''}`;
-}
-
-/** Whose session the file holds, in its header: what kport recordings ls shows and the budget counts by. */
-function castSession(meta: SessionMeta): CastSession {
-  return {
-    session_id: meta.sessionId,
-    user: meta.person,
-    cluster: meta.cluster,
-    kind: meta.kind ?? 'exec',
-    ...(meta.namespace && { namespace: meta.namespace }),
-    ...(meta.pod && { pod: meta.pod }),
-    ...(meta.container && { container: meta.container }),
-    ...(meta.command && { command: meta.command }),
-  };
-}
-
-function auditFields(meta: SessionMeta) {
-  return {
-    session_id: meta.sessionId,
-    user: meta.person,
-    cluster: meta.cluster,
-    kube_user: meta.kubeUser,
-    kube_groups: meta.kubeGroups,
-    action: meta.kind ?? 'exec',
-    ...(meta.namespace && { namespace: meta.namespace }),
-    ...(meta.pod && { pod: meta.pod }),
-    ...(meta.container && { container: meta.container }),
-    ...(meta.command && { command: meta.command }),
-    ...(meta.remoteAddr && { remote_addr: meta.remoteAddr }),
-  };
 }
