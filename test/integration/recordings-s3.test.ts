@@ -120,9 +120,10 @@ describe('recordings in S3: recorded through one server, played through another'
     const hostPlay = await second.kport(['play', id, '--speed', '50']);
     assert.equal(hostPlay.exitCode, 0, String(hostPlay.stderr));
     assert.match(String(hostPlay.stdout), /hello-from-s3/);
-    // A person without the session rule is refused at the second server as at the first.
+    // Who may play what is the roles' rule, as with a directory: bob's roles do not read sessions.
     const bobPlay = await bob.kport(['play', id]);
     assert.notEqual(bobPlay.exitCode, 0);
+    assert.match(String(bobPlay.stderr), /user bob \(prod-dev\) may not read session resources/);
   });
 
   test('a URI that is not s3://, or names no bucket, stops kport server start with one sentence naming the fix', async (t) => {
