@@ -5,7 +5,7 @@
 // upload is logged and put in session.end, never thrown at the session.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { parseCast } from '../../src/recordings/asciicast.ts';
 import { parseSessionsUri } from '../../src/recordings/s3-uri.ts';
 import { SinkError } from '../../src/recordings/sink.ts';
@@ -176,6 +176,34 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     const start = events.find((e) => e.type === 'session.start' && e.session_id === 's-down')!;
     assert.match(String(start.reason), /^the recordings cannot be stored now \(s3:\/\/recordings\/rec does not answer: /);
     await down.close();
+  });
+
+  test("a listing holds only the prefix's <session id>.cast objects, each with its owner and duration, a long one's read from its end", async (t) => {
+    if (!moto) return t.skip('no moto');
+    const sink = await open(`s3://recordings/listing?endpoint=${moto.endpoint}`);
+    const header = (id: string, user: string) =>
+      `${JSON.stringify({ version: 2, width: 80, height: 24, timestamp: 1_700_000_000, kport: { session_id: id, user, cluster: 'prod', kind: 'exec', pod: 'web' } })}\n`;
+    const short = sink.create('s-short');
+    await short.write(`${header('s-short', 'alice')}[0.5,"o","a"]\n[1.25,"o","b"]\n`);
+    await short.close();
+    // Past the 256 KiB read for the end: its duration comes from a second, ranged read.
+    const long = sink.create('s-long');
+    await long.write(header('s-long', 'bob'));
+    for (let i = 1; i <= 400; i++) await long.write(`[${i / 10},"o",${JSON.stringify('z'.repeat(1000))}]\n`);
+    await long.close();
+    await s3.send(new PutObjectCommand({ Bucket: 'recordings', Key: 'listing/notes.txt', Body: 'not a recording' }));
+    await s3.send(new PutObjectCommand({ Bucket: 'recordings', Key: 'listing/deeper/s-x.cast', Body: header('s-x', 'eve') }));
+    await s3.send(new PutObjectCommand({ Bucket: 'recordings', Key: 'listing/bad id.cast', Body: header('bad id', 'eve') }));
+    const rows = await sink.list(50);
+    assert.deepEqual(
+      rows.map((r) => [r.session_id, r.user, r.duration_ms]).sort(),
+      [
+        ['s-long', 'bob', 40_000],
+        ['s-short', 'alice', 1250],
+      ],
+    );
+    assert.equal((await sink.list(1)).length, 1);
+    await sink.close();
   });
 
   test('an upload that fails (the bucket deleted under a session) is logged and said in session.end; the session is never thrown at', async (t) => {

@@ -28,6 +28,8 @@ const PROBE_MS = 10_000;
 const PROBE_TIMEOUT_MS = 3_000;
 /** While the bucket is down, unavailable() probes again at most this often. */
 const REPROBE_MS = 1_000;
+/** Listed recordings read at once (their headers and ends). */
+const LIST_READERS = 8;
 
 export interface S3SinkOptions {
   log: (line: string) => void;
@@ -148,19 +150,20 @@ export class S3Sink implements RecordingSink {
       throw new SinkError(`the recordings in ${this.where} could not be listed: ${problem(err)}`, { cause: err });
     }
     objects.sort((a, b) => b.written - a.written || a.id.localeCompare(b.id));
-    const listed = await Promise.all(
-      objects.slice(0, limit).map(async (o) => {
-        if (o.size === 0) return describeRecording(o.id, undefined, 0, o.written);
-        const head = await this.#range(o.id, `bytes=0-${Math.min(o.size, HEADER_MAX) - 1}`);
-        const nl = head.indexOf(10);
-        const entry = describeRecording(o.id, nl < 0 ? undefined : head.subarray(0, nl).toString('utf8'), o.size, o.written);
-        // A small recording's head is all of it; a larger one's end is read on its own.
-        const whole = o.size <= TAIL_READ;
-        const tail = head.length === o.size ? head : await this.#range(o.id, `bytes=-${TAIL_READ}`);
-        entry.info.duration_ms = lastEventIn(tail, whole);
-        return entry;
-      }),
-    );
+    // A few reads at a time: a listing of 10,000 is 20,000 GETs, and each holds up to 320 KiB while it is read.
+    const chosen = objects.slice(0, limit);
+    const listed: Array<ReturnType<typeof describeRecording>> = [];
+    let next = 0;
+    const worker = async () => {
+      for (let o = chosen[next++]; o; o = chosen[next++]) {
+        const entry = await this.#describe(o).catch((err: unknown) => {
+          if (err instanceof NoRecording) return undefined;
+          throw new SinkError(`the recordings in ${this.where} could not be listed: ${problem(err)}`, { cause: err });
+        });
+        if (entry) listed.push(entry);
+      }
+    };
+    await Promise.all(Array.from({ length: LIST_READERS }, worker));
     return listed.sort(newestFirst).map((e) => e.info);
   }
 
@@ -170,13 +173,30 @@ export class S3Sink implements RecordingSink {
     this.#client.destroy();
   }
 
+  /** One listed recording: its header (a ranged GET) and its end (another, unless the first was all of it). NoRecording when it went since the listing. */
+  async #describe(o: { id: string; size: number; written: number }): Promise<ReturnType<typeof describeRecording>> {
+    if (o.size === 0) return describeRecording(o.id, undefined, 0, o.written);
+    const head = await this.#range(o.id, `bytes=0-${Math.min(o.size, HEADER_MAX) - 1}`);
+    const nl = head.indexOf(10);
+    const entry = describeRecording(o.id, nl < 0 ? undefined : head.subarray(0, nl).toString('utf8'), o.size, o.written);
+    // A small recording's head is all of it; a larger one's end is read on its own.
+    const tail = head.length === o.size ? head : await this.#range(o.id, `bytes=-${TAIL_READ}`);
+    entry.info.duration_ms = lastEventIn(tail, o.size <= TAIL_READ);
+    return entry;
+  }
+
   #key(id: string): string {
     return `${this.#loc.prefix ? `${this.#loc.prefix}/` : ''}${id}.cast`;
   }
 
   async #range(id: string, range: string): Promise<Buffer> {
-    const got = await this.#client.send(new GetObjectCommand({ Bucket: this.#loc.bucket, Key: this.#key(id), Range: range }));
-    return Buffer.from((await got.Body?.transformToByteArray()) ?? []);
+    try {
+      const got = await this.#client.send(new GetObjectCommand({ Bucket: this.#loc.bucket, Key: this.#key(id), Range: range }));
+      return Buffer.from((await got.Body?.transformToByteArray()) ?? []);
+    } catch (err) {
+      if (err instanceof S3ServiceException && err.name === 'NoSuchKey') throw new NoRecording(`no recording of session ${id}`);
+      throw err;
+    }
   }
 }
 
