@@ -1,5 +1,5 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
@@ -42,9 +42,18 @@ export async function startServer(
     auth?: Record<string, unknown>;
     port?: number;
     cli?: Cli;
+    /** Another server's seal.key, copied in before the start: servers on one store share it. */
+    seal?: string;
+    /** More proxy_service keys (peer_listen_addr, peer_public_addr). */
+    proxy?: Record<string, unknown>;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
+  if (opts.seal) {
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    copyFileSync(opts.seal, join(dir, 'data', 'server', 'seal.key'));
+    chmodSync(join(dir, 'data', 'server', 'seal.key'), 0o600);
+  }
   const port = opts.port ?? (await freePort());
   const config = join(dir, 'kport.yaml');
   writeFileSync(
@@ -53,7 +62,7 @@ export async function startServer(
       version: 'v3',
       teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
-      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
+      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}`, ...opts.proxy },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
