@@ -14,7 +14,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3, type Namespace } from 'etcd3';
 import { invitedPerson } from '../helpers/login.ts';
 import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
-import { auditEvents, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, joinByHand, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
+import { Session } from '../helpers/person.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 
@@ -162,6 +163,61 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     await waitFor('A reaches the agent again', async () => (await k.run(['get', 'pods', '-n', 'apps', '-o', 'name'])).code === 0 || undefined, {
       timeoutMs: 10_000,
     });
+  });
+
+  test("no agent and no person, an editor included, reads, lists, watches or writes the servers' and tunnels' records through /v1/backend or /v1/watch", async (t) => {
+    if (!have(t)) return;
+    const agent = f.agents[0]!;
+    const eve = await invitedPerson(a, 'eve', ['editor']);
+    const profile = join(eve.home, '.kport', 'profiles', a.address.replace(':', '_'));
+    const holders = {
+      agent: agent.credential(),
+      editor: { cert: readFileSync(join(profile, 'cert.pem'), 'utf8'), key: readFileSync(join(profile, 'key.pem'), 'utf8') },
+    };
+    const server = `/servers/${serverId(f.server)}`;
+    const tunnel = `/tunnels/${agent.hostId()}/${serverId(f.server)}`;
+    const held = async () => [await store.get(server).string(), await store.get(tunnel).string()];
+    const kept = await held();
+    const calls = [
+      { op: 'get', key: server },
+      { op: 'get', key: tunnel },
+      { op: 'list', prefix: '/servers/' },
+      { op: 'list', prefix: '/tunnels/' },
+      { op: 'list', prefix: '/' },
+      { op: 'put', key: server, value: JSON.stringify({ server_id: 'x', peer_addr: '127.0.0.1:1', started: 'now' }) },
+      { op: 'create', key: `/servers/forged`, value: '{}' },
+      { op: 'put', key: `/tunnels/${agent.hostId()}/forged`, value: '{}' },
+      { op: 'delete', key: tunnel },
+      { op: 'delete', key: server },
+    ];
+    for (const [who, credential] of Object.entries(holders)) {
+      const session = await Session.open(a.port, credential);
+      try {
+        for (const call of calls) {
+          const answer = await session.post('/v1/backend', call);
+          assert.equal(answer.status, 403, `${who} ${JSON.stringify(call)}: ${JSON.stringify(answer.body)}`);
+        }
+        for (const prefix of ['/servers/', '/tunnels/', `/tunnels/${agent.hostId()}/`]) {
+          const answer = await session.post('/v1/watch', { op: 'watch', prefix });
+          assert.equal(answer.status, 403, `${who} watch ${prefix}: ${JSON.stringify(answer.body)}`);
+        }
+      } finally {
+        session.close();
+      }
+    }
+    assert.deepEqual(await held(), kept, 'the records are as they were');
+    assert.equal(await store.get('/servers/forged').string(), null);
+  });
+
+  test('a join asking for the servers\' proxy role is refused, with any token; no token grants it', async (t) => {
+    if (!have(t)) return;
+    const ca = await pinnedCa(a);
+    for (const roles of [['proxy'], ['kube', 'proxy']]) {
+      const token = await a.token('kube');
+      await assert.rejects(joinByHand(a, ca, { roles, token }), (err: Error) => /join as discovery or kube, not proxy/.test(err.message), `a join asking for ${roles.join(',')}`);
+    }
+    const added = await a.kport(['tokens', 'add', '--type=proxy']);
+    assert.equal(added.exitCode, 2, String(added.stderr));
   });
 
   test("kill -9 of B: within the lease's TTL A no longer counts B's agent, and answers the clear 'no agent' message at once, never hanging", async (t) => {
