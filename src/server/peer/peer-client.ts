@@ -12,6 +12,9 @@ interface Pooled {
   session: ClientHttp2Session;
   address: string;
   ping: NodeJS.Timeout;
+  /** Streams open on it, and when the last one closed: one idle for PEER_LIMITS.idleMs is closed. */
+  open: number;
+  lastUsed: number;
 }
 
 /**
@@ -50,18 +53,24 @@ export class PeerClients {
     const serverId = this.#directory.serversFor(hostId)[0];
     const record = serverId && this.#directory.server(serverId);
     if (!serverId || !record) return undefined;
-    const session = this.#session(serverId, record.peer_addr);
+    const pooled = this.#session(serverId, record.peer_addr);
     const routed = Array.isArray(headers) ? [...headers, PEER_HOST_HEADER, hostId] : { ...headers, [PEER_HOST_HEADER]: hostId };
-    return session.request(routed as OutgoingHttpHeaders, options);
+    const stream = pooled.session.request(routed as OutgoingHttpHeaders, options);
+    pooled.open++;
+    stream.once('close', () => {
+      pooled.open--;
+      pooled.lastUsed = Date.now();
+    });
+    return stream;
   }
 
   close(): void {
     for (const [id, pooled] of this.#pool) this.#drop(id, pooled, true);
   }
 
-  #session(serverId: string, address: string): ClientHttp2Session {
+  #session(serverId: string, address: string): Pooled {
     const pooled = this.#pool.get(serverId);
-    if (pooled && pooled.address === address && !pooled.session.closed && !pooled.session.destroyed) return pooled.session;
+    if (pooled && pooled.address === address && !pooled.session.closed && !pooled.session.destroyed) return pooled;
     if (pooled) this.#drop(serverId, pooled, false);
     const { cert, key } = this.#identity.current;
     const session = connect(`https://${address}`, {
@@ -81,6 +90,7 @@ export class PeerClients {
     });
     session.on('error', () => {});
     const ping = setInterval(() => {
+      if (entry.open === 0 && Date.now() - entry.lastUsed >= PEER_LIMITS.idleMs) return this.#drop(serverId, entry, false);
       const timer = setTimeout(() => session.destroy(), PING_EVERY_MS).unref();
       try {
         session.ping((err) => (err ? session.destroy() : clearTimeout(timer)));
@@ -88,13 +98,13 @@ export class PeerClients {
         clearTimeout(timer);
       }
     }, PING_EVERY_MS).unref();
-    const entry: Pooled = { session, address, ping };
+    const entry: Pooled = { session, address, ping, open: 0, lastUsed: Date.now() };
     session.once('close', () => {
       clearInterval(ping);
       if (this.#pool.get(serverId) === entry) this.#pool.delete(serverId);
     });
     this.#pool.set(serverId, entry);
-    return session;
+    return entry;
   }
 
   #drop(serverId: string, pooled: Pooled, now: boolean): void {

@@ -17,8 +17,11 @@ export const PEER_LIMITS = {
    * (kube-open.ts); a stream costs a few KiB, so 20,000 stays in tens of MiB.
    */
   streams: 20_000,
-  /** A request's header block: what a person's server already accepted, plus the signed identity (~1 KiB). */
-  headerBytes: 64 * 1024,
+  /**
+   * A request's header block: what a person's server already accepted (node's 64 KiB default), plus
+   * the signed identity (~1 KiB) and the routing header, with room to spare.
+   */
+  headerBytes: 80 * 1024,
   /** A session with no stream open for this long is closed; the dialling server opens another when it needs one. */
   idleMs: 5 * 60_000,
   /** Handshakes that take longer are dropped. */
