@@ -20,7 +20,9 @@ export function splice(down: ServerHttp2Stream, up: ClientHttp2Stream, requestEn
     up.pipe(down);
   });
   up.once('trailers', (sent) => (trailers = Object.fromEntries(Object.entries(sent).filter(([name]) => name.charCodeAt(0) !== 58))));
-  down.once('wantTrailers', () => (trailers && Object.keys(trailers).length > 0 ? down.sendTrailers(trailers) : down.close(constants.NGHTTP2_NO_ERROR)));
+  // No trailers: node sends an empty DATA frame that ends the stream. (Closing it with RST_STREAM
+  // NO_ERROR instead left the caller's stream neither ended nor closed after an earlier stream.)
+  down.once('wantTrailers', () => down.sendTrailers(trailers ?? {}));
   up.once('close', () => {
     // Ended with a reset (the tunnel lost, the agent cancelled): the same reset, so the person's server knows it broke.
     const code = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
