@@ -70,7 +70,9 @@ export class PeerClients {
 
   #session(serverId: string, address: string): Pooled {
     const pooled = this.#pool.get(serverId);
-    if (pooled && pooled.address === address && !pooled.session.closed && !pooled.session.destroyed) return pooled;
+    // A session near the end of its stream ids (2^31, odd ones: a billion requests) is replaced before node refuses the next.
+    const fresh = (pooled?.session.state.nextStreamID ?? 0) < 2 ** 31 - 1024;
+    if (pooled && fresh && pooled.address === address && !pooled.session.closed && !pooled.session.destroyed) return pooled;
     if (pooled) this.#drop(serverId, pooled, false);
     const { cert, key } = this.#identity.current;
     const session = connect(`https://${address}`, {
