@@ -200,8 +200,15 @@ async function oidcLogin(settings: { type: string }, listen: { host: string; por
  * proxy_service.peer_public_addr or the address it bound.
  */
 function peerListen(config: LoadedConfig, listenHost: string): { host: string; port: number; publicAddr?: string } | undefined {
-  if (config.teleport.storage.type !== 'etcd') return undefined;
   const proxy = config.proxy_service;
+  if (config.teleport.storage.type !== 'etcd') {
+    const set = (['peer_listen_addr', 'peer_public_addr'] as const).find((key) => proxy?.[key] !== undefined);
+    if (set)
+      throw new UsageError(
+        `proxy_service.${set} is for several servers sharing one etcd store, and this server's storage is ${config.teleport.storage.type}: remove it, or set teleport.storage to etcd (README "Several servers").`,
+      );
+    return undefined;
+  }
   const listen = proxy?.peer_listen_addr ? parseListenAddr(proxy.peer_listen_addr, 'proxy_service.peer_listen_addr') : { host: listenHost, port: 0 };
   const publicAddr = proxy?.peer_public_addr;
   if (publicAddr !== undefined && splitHostPort(publicAddr)?.port === undefined)

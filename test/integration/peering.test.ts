@@ -246,6 +246,16 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
   });
 });
 
+describe('proxy peering on a store one server owns', () => {
+  test('peer_listen_addr on sqlite storage is refused at start with the sentence that says why, exit 2', async () => {
+    await assert.rejects(startServer({ proxy: { peer_listen_addr: '127.0.0.1:0' } }), (err: Error) => {
+      assert.match(err.message, /exited 2/);
+      assert.match(err.message, /proxy_service\.peer_listen_addr is for several servers sharing one etcd store, and this server's storage is sqlite: remove it/);
+      return true;
+    });
+  });
+});
+
 /** One stream on a peer listener, made with `cert`: its status (0: none) and whether it was refused by a reset or a closed connection. */
 async function peerStream(address: string, cert: string, key: string, hostId: string, path: string): Promise<{ status: number; refused: boolean; detail: string }> {
   const session = h2connect(`https://${address}`, { cert, key, rejectUnauthorized: false });
