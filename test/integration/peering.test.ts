@@ -8,17 +8,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, constants } from 'node:http2';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3, type Namespace } from 'etcd3';
 import { invitedPerson } from '../helpers/login.ts';
+import { echoThrough, interactive } from '../helpers/terminal.ts';
 import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
 import { auditEvents, joinByHand, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { Session } from '../helpers/person.ts';
 import { PRESENCE } from '../../src/server/peer/peer-presence.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 const PREFIX = '/kport-peering';
@@ -53,7 +54,7 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     await etcd?.stop();
   });
 
-  test('the servers announce themselves and the agent\'s tunnel on their leases; A reaches the agent through B: get, watch, exec, port-forward; the apiserver\'s audit names alice, and the store\'s audit has A\'s event', async (t) => {
+  test('the servers announce themselves and the agent\'s tunnel on their leases; A reaches the agent through B: get, watch, exec, exec -it in a pty, port-forward; the apiserver\'s audit names alice, and the store\'s audit has A\'s event', async (t) => {
     if (!have(t)) return;
     const agent = f.agents[0]!;
     const records = await store.getAll().prefix('/servers/').strings();
@@ -82,6 +83,14 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     const exec = await k.run(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo through-$((20+9))']);
     assert.equal(exec.code, 0, exec.stderr);
     assert.equal(exec.stdout, 'through-29\n');
+    // exec -it in a real pty: each line typed after the last answer comes back through A and B.
+    const shell = await interactive(alice.home, `${BINARIES.kubectl()} exec -it -n apps web -- sh`, [
+      { after: /[#$] $/, send: 'echo peered-$((6*7))\n' },
+      { after: /peered-42/, send: 'echo again-$((2*3))\n' },
+      { after: /again-6/, send: 'exit\n' },
+    ]);
+    assert.equal(shell.code, 0, shell.out);
+    assert.match(shell.out, /peered-42[\s\S]*again-6/);
 
     const forward = k.spawn(['port-forward', '-n', 'apps', 'pod/web', ':8080']);
     let printed = '';
@@ -279,24 +288,4 @@ async function peerStream(address: string, cert: string, key: string, hostId: st
   } finally {
     session.destroy();
   }
-}
-
-/** Sends `data` to the local port and collects what comes back until as many bytes returned. */
-function echoThrough(port: number, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    let got = 0;
-    socket.on('data', (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= data.length) {
-        socket.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    socket.on('error', reject);
-    socket.setTimeout(30_000, () => reject(new Error(`echo timed out after ${got} bytes`)));
-    socket.write(data);
-  });
 }
