@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session } from 'node:http2';
+import { createServer } from 'node:net';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { X509Certificate } from 'node:crypto';
 import { certPem, createAuthority, generateKeys, issueLeaf } from '../../src/pki/certs.ts';
@@ -165,6 +166,20 @@ describe('the peer channel: A -> B -> the agent', () => {
     await backend.put(tunnelKey('agent-1', 'server-b'), '{}');
     await backend.delete(tunnelKey('agent-1', 'server-c'));
     await waitFor('back on server-b', async () => dirA.serversFor('agent-1').join() === 'server-b' || undefined, { timeoutMs: 5000 });
+  });
+
+  test('a peer that died (its port refuses connections) fails the stream at once with no answer, as a lost tunnel does: the forwarding engine tries its next candidate', async () => {
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const port = (dead.address() as { port: number }).port;
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    await backend.put(serverKey('server-dead'), JSON.stringify({ server_id: 'server-dead', peer_addr: `127.0.0.1:${port}`, started: new Date().toISOString() }));
+    await backend.put(tunnelKey('agent-dead', 'server-dead'), '{}');
+    await waitFor('the dead server listed', async () => clients.reaches('agent-dead'), { timeoutMs: 5000 });
+    const started = performance.now();
+    const answer = await collect(clients.open('agent-dead', { ':method': 'GET', ':path': '/x', ':authority': 'kport-agent' }, { endStream: true })!);
+    assert.equal(answer.status, 0);
+    assert.ok(performance.now() - started < 1000, `closed in ${Math.round(performance.now() - started)} ms`);
   });
 
   test("a caller whose server record is gone is refused on its next stream, on the connection it already has", async () => {
