@@ -14,7 +14,8 @@ import { Etcd3, type Namespace } from 'etcd3';
 import { invitedPerson } from '../helpers/login.ts';
 import { echoThrough, interactive } from '../helpers/terminal.ts';
 import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
-import { auditEvents, joinByHand, pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
+import { auditEvents, joinByHand, kubeAgent, pinnedCa, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
+import { kubeconfigYaml } from '../peers/kube.ts';
 import { Session } from '../helpers/person.ts';
 import { PRESENCE } from '../../src/server/peer/peer-presence.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
@@ -23,6 +24,7 @@ import { BINARIES } from '../peers/versions.ts';
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 const PREFIX = '/kport-peering';
+let STORAGE: Record<string, unknown>;
 
 describe('proxy peering: a person on server A reaches an agent tunnelled to server B', { concurrency: false, timeout: 900_000 }, () => {
   let etcd: EtcdCluster;
@@ -39,15 +41,19 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     etcd = await startEtcd();
     client = new Etcd3({ hosts: etcd.endpoints });
     store = client.namespace(PREFIX);
-    const storage = { type: 'etcd', peers: etcd.endpoints, prefix: PREFIX };
+    STORAGE = { type: 'etcd', peers: etcd.endpoints, prefix: PREFIX };
     // B: the fixture's server, the one the agent joins and tunnels to.
-    f = await startFixture({ roles: ROLES, server: { storage } });
-    a = await startServer({ storage, seal: join(f.server.dir, 'data', 'server', 'seal.key') });
+    f = await startFixture({ roles: ROLES, server: { storage: STORAGE } });
+    a = await startServer({ storage: STORAGE, seal: join(f.server.dir, 'data', 'server', 'seal.key') });
     alice = await invitedPerson(a, 'alice', ['prod-dev']);
     const wrote = await alice.kport(['kube', 'config', CLUSTER]);
     assert.equal(wrote.exitCode, 0, String(wrote.stderr));
   });
+  const others: TestServer[] = [];
+  const secondAgents: KubeAgent[] = [];
   after(async () => {
+    await Promise.all(secondAgents.map((agent) => agent.kill()));
+    await Promise.all(others.map((server) => server.stop('SIGKILL')));
     await f?.stop();
     await a?.stop('SIGKILL');
     client?.close();
@@ -230,11 +236,49 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     assert.equal(added.exitCode, 2, String(added.stderr));
   });
 
-  test("kill -9 of B: within the lease's TTL A no longer counts B's agent, and answers the clear 'no agent' message at once, never hanging", async (t) => {
+  test("kill -9 of B while C holds another agent of the cluster: A's request loop never fails (a refused peer is a failed attempt, the next agent answers); then C killed too: A answers the clear 'no agent' message within the lease's TTL, never hanging", async (t) => {
     if (!have(t)) return;
     const k = personKubectl(alice.home);
+    // C: a third server, and a second agent of the same join (one Kubernetes service) tunnelled to it only.
+    const c = await startServer({ storage: STORAGE, seal: join(f.server.dir, 'data', 'server', 'seal.key') });
+    others.push(c);
+    const second = await kubeAgent(c, {
+      kubeconfig: kubeconfigYaml(f.api.server, f.api.caPem, f.api.proxy, CLUSTER),
+      token: readFileSync(join(f.agents[0]!.dir, 'token'), 'utf8'),
+      kubernetes: { labels: { env: 'prod' } },
+    });
+    second.start();
+    secondAgents.push(second);
+    await waitFor(
+      "the second agent's tunnel record on C",
+      async () => (await store.get(`/tunnels/${second.hostId()}/${serverId(c)}`).string()) !== null || undefined,
+      { timeoutMs: 60_000 },
+    );
+    await waitFor('a request through A served by the second agent', async () => {
+      const name = `probe-${randomBytes(4).toString('hex')}`;
+      await k.run(['get', 'configmap', name, '-n', 'apps']);
+      return second.audit().some((e) => e.path.includes(name)) || undefined;
+    }, { timeoutMs: 30_000 });
+
     const killed = performance.now();
     await f.server.stop('SIGKILL');
+    const loop: Array<{ code: number; ms: number; stderr: string }> = [];
+    // Past the lease's TTL: first while B's records still stand (its agent tried first half the time), then after.
+    while (performance.now() - killed < PRESENCE.ttlMs + 3000) {
+      const started = performance.now();
+      const res = await k.run(['get', 'pods', '-n', 'apps', '-o', 'name', '--request-timeout=5s'], { timeoutMs: 20_000 });
+      loop.push({ code: res.code, ms: performance.now() - started, stderr: res.stderr });
+    }
+    assert.ok(loop.length >= 5, `${loop.length} requests`);
+    assert.deepEqual(loop.filter((r) => r.code !== 0), [], 'every request of the loop succeeded');
+    assert.deepEqual(
+      Object.keys(await store.getAll().prefix('/tunnels/').strings()),
+      [`/tunnels/${second.hostId()}/${serverId(c)}`],
+      "B's tunnel records went with its lease",
+    );
+
+    const cKilled = performance.now();
+    await c.stop('SIGKILL');
     const probes: number[] = [];
     const last = await waitFor(
       "A's 'no agent' answer",
@@ -246,12 +290,12 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
       },
       { timeoutMs: 20_000 },
     );
-    const elapsed = performance.now() - killed;
+    const elapsed = performance.now() - cKilled;
     assert.notEqual(last.code, 0);
     // The lease lives 6 s (peer-presence.ts PRESENCE), kept alive every 2 s; etcd's expiry check and the watch add well under 2 s.
-    assert.ok(elapsed < PRESENCE.ttlMs + 2000, `A dropped B's agent ${Math.round(elapsed)} ms after the kill`);
+    assert.ok(elapsed < PRESENCE.ttlMs + 2000, `A dropped C's agent ${Math.round(elapsed)} ms after the kill`);
     assert.ok(Math.max(...probes) < 6_000, `every request was answered promptly: ${probes.map(Math.round).join(', ')} ms`);
-    assert.deepEqual(Object.keys(await store.getAll().prefix('/tunnels/').strings()), [], "B's tunnel records went with its lease");
+    assert.deepEqual(Object.keys(await store.getAll().prefix('/tunnels/').strings()), [], "C's tunnel records went with its lease");
   });
 });
 
