@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, Lease } from '../../backend/backend.ts';
 import { serverKey, tunnelKey, type ServerRecord } from './peer-keys.ts';
 
@@ -56,8 +57,9 @@ export class PeerPresence {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    await Promise.all(this.#chains.values());
-    await this.#lease?.revoke().catch(() => undefined);
+    // A store out of reach does not hold the server's stop: the lease then lapses by itself within its TTL.
+    const leave = Promise.all(this.#chains.values()).then(() => this.#lease?.revoke());
+    await Promise.race([leave.catch(() => undefined), sleep(2000, undefined, { ref: false })]);
   }
 
   async #grant(): Promise<void> {
