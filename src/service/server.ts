@@ -139,6 +139,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     throw err;
   });
   const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  if (server.peerAddress) log(JSON.stringify({ level: 'info', msg: `proxy peering: other servers reach this one (${hostId}) at ${server.peerAddress}` }));
   const first = await (await import('../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
   if (first)
     await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });

@@ -65,6 +65,9 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     const agent = f.agents[0]!;
     const records = await store.getAll().prefix('/servers/').strings();
     assert.deepEqual(Object.keys(records).sort(), [`/servers/${serverId(a)}`, `/servers/${serverId(f.server)}`].sort());
+    const announced = JSON.parse(records[`/servers/${serverId(a)}`]!) as { peer_addr: string };
+    assert.match(announced.peer_addr, /^127\.0\.0\.1:\d+$/, 'the listen host, any free port');
+    assert.ok(a.log.includes(`proxy peering: other servers reach this one (${serverId(a)}) at ${announced.peer_addr}`), a.log);
     const tunnels = Object.keys(await store.getAll().prefix('/tunnels/').strings());
     assert.deepEqual(tunnels, [`/tunnels/${agent.hostId()}/${serverId(f.server)}`], 'one tunnel record, on B only');
 
