@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const only = process.argv.slice(2);
-for (const name of ['startup', 'discovery', 'proxy', 'failover', 'network', 'flood', 'login', 'people', 'tunnels', 'recordings']) {
+for (const name of ['startup', 'discovery', 'proxy', 'failover', 'network', 'flood', 'login', 'people', 'tunnels', 'recordings', 'peering']) {
   if (only.length > 0 && !only.includes(name)) continue;
   process.stdout.write(`\n## ${name}\n\n`);
   execFileSync(process.execPath, [fileURLToPath(new URL(`./${name}.ts`, import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit'] });

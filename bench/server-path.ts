@@ -26,8 +26,11 @@ export interface ServerPath {
   stop(): Promise<void>;
 }
 
-export async function startServerPath(api: KubeApiserver, opts: { serverEnv?: Record<string, string>; agentNodeOptions?: string } = {}): Promise<ServerPath> {
-  const server = await startServer({ env: opts.serverEnv ?? {} });
+export async function startServerPath(
+  api: KubeApiserver,
+  opts: { serverEnv?: Record<string, string>; agentNodeOptions?: string; storage?: unknown } = {},
+): Promise<ServerPath> {
+  const server = await startServer({ env: opts.serverEnv ?? {}, ...(opts.storage !== undefined && { storage: opts.storage }) });
   const setup = join(server.dir, 'bench-role.yaml');
   writeFileSync(
     setup,

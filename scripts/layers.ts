@@ -35,11 +35,11 @@ export const LAYERS: readonly (readonly string[])[] = [
  * between two subfolders goes down or stays in its layer, and they import each other in no circle.
  * A file directly in such a folder, or a subfolder the order does not name, counts as unnamed.
  * server/: who is calling and what a call may cost (call), what is recorded (events), the watch-fed
- * caches (cache), who may do what (auth), the Kubernetes proxy (kubeproxy), and the listener and
- * router that wire them all (api).
+ * caches (cache), who may do what (auth), proxy peering between servers (peer), the Kubernetes
+ * proxy (kubeproxy), and the listener and router that wire them all (api).
  */
 export const NESTED: Readonly<Record<string, readonly (readonly string[])[]>> = {
-  server: [['call'], ['events'], ['cache'], ['auth'], ['kubeproxy'], ['api']],
+  server: [['call'], ['events'], ['cache'], ['auth'], ['peer'], ['kubeproxy'], ['api']],
 };
 
 export interface Edge {

@@ -132,7 +132,12 @@ async function describe(dir: string, id: string): Promise<{ info: RecordingInfo;
 }
 
 /** One recording as listed, from its header line (undefined when unread) and its size; `order` is its start, else when it was written. */
-export function describeRecording(id: string, headerLine: string | undefined, size: number, writtenMs: number): { info: RecordingInfo; order: number; written: number } {
+export function describeRecording(
+  id: string,
+  headerLine: string | undefined,
+  size: number,
+  writtenMs: number,
+): { info: RecordingInfo; order: number; written: number } {
   const facts = headerLine === undefined ? {} : headerFacts(headerLine);
   const s = facts.session;
   // A file whose header names another session is not that session's recording.

@@ -29,12 +29,16 @@ export function parseSessionsUri(text: string): S3Location {
   } catch {
     throw new Error(`${JSON.stringify(text)} is not a URI: write ${example}`);
   }
-  if (url.protocol !== 's3:') throw new Error(`kport stores recordings in S3-compatible storage only, and ${JSON.stringify(text)} is not an s3:// URI: write ${example}`);
+  if (url.protocol !== 's3:')
+    throw new Error(`kport stores recordings in S3-compatible storage only, and ${JSON.stringify(text)} is not an s3:// URI: write ${example}`);
   if (url.username || url.password)
-    throw new Error('audit_sessions_uri must not hold credentials: take them out and give them as the AWS SDK reads them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, or the instance role)');
+    throw new Error(
+      'audit_sessions_uri must not hold credentials: take them out and give them as the AWS SDK reads them (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, or the instance role)',
+    );
   const bucket = url.hostname;
   if (!bucket) throw new Error(`${JSON.stringify(text)} names no bucket: write ${example}`);
-  if (!BUCKET.test(bucket) || bucket.includes('..')) throw new Error(`${JSON.stringify(bucket)} is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)`);
+  if (!BUCKET.test(bucket) || bucket.includes('..'))
+    throw new Error(`${JSON.stringify(bucket)} is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)`);
   if (url.port) throw new Error(`${JSON.stringify(text)} has a port after the bucket: give the storage's address as endpoint=http://HOST:PORT`);
   if (url.hash) throw new Error(`${JSON.stringify(text)} has a #fragment, which means nothing here: take it out`);
   // The URL parser resolves . and .. away: the prefix as written is what is checked.
@@ -44,7 +48,9 @@ export function parseSessionsUri(text: string): S3Location {
     .filter((s) => s !== '');
   if (segments.some((s) => s === '.' || s === '..')) throw new Error(`the prefix of ${JSON.stringify(text)} has a . or .. segment: name the prefix plainly`);
   const q = url.searchParams;
-  for (const key of q.keys()) if (!PARAMS.includes(key)) throw new Error(`audit_sessions_uri has the parameter ${JSON.stringify(key)}, which kport does not know: use ${PARAMS.join(', ')}`);
+  for (const key of q.keys())
+    if (!PARAMS.includes(key))
+      throw new Error(`audit_sessions_uri has the parameter ${JSON.stringify(key)}, which kport does not know: use ${PARAMS.join(', ')}`);
   const flag = (name: string) => {
     const value = q.get(name);
     if (value === null) return undefined;
@@ -55,7 +61,8 @@ export function parseSessionsUri(text: string): S3Location {
   const pathStyle = flag('path_style');
   flag('disablesse');
   const region = q.get('region') || undefined;
-  if (region !== undefined && !/^[a-z0-9-]{1,64}$/.test(region)) throw new Error(`audit_sessions_uri's region ${JSON.stringify(region)} is not a region name such as us-east-1`);
+  if (region !== undefined && !/^[a-z0-9-]{1,64}$/.test(region))
+    throw new Error(`audit_sessions_uri's region ${JSON.stringify(region)} is not a region name such as us-east-1`);
   const endpoint = q.get('endpoint') ? endpointUrl(q.get('endpoint')!, insecure) : undefined;
   const prefix = segments.join('/');
   return {
@@ -79,6 +86,7 @@ function endpointUrl(value: string, insecure: boolean): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} is not http or https`);
   if (url.username || url.password) throw new Error("audit_sessions_uri's endpoint must not hold credentials: give them as the AWS SDK reads them");
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search) throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} has a path: give the address alone (http://HOST:PORT)`);
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search)
+    throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} has a path: give the address alone (http://HOST:PORT)`);
   return url.origin;
 }

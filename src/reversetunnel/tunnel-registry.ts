@@ -21,15 +21,26 @@ const open = new WeakMap<ClientHttp2Session, number>();
  */
 export class TunnelRegistry {
   readonly #byHost = new Map<string, Set<ClientHttp2Session>>();
+  /** Told when an agent's first tunnel opens and when its last closes (proxy peering's tunnel records). */
+  readonly #onHost = new Set<(hostId: string, open: boolean) => void>();
+
+  onHost(listener: (hostId: string, open: boolean) => void): void {
+    this.#onHost.add(listener);
+  }
 
   /** A tunnel the server accepted from `hostId`, already an HTTP/2 session with the server as client. */
   attach(hostId: string, session: ClientHttp2Session): void {
     let sessions = this.#byHost.get(hostId);
+    const first = !sessions;
     if (!sessions) this.#byHost.set(hostId, (sessions = new Set()));
     sessions.add(session);
+    if (first) for (const listener of this.#onHost) listener(hostId, true);
     session.once('close', () => {
       sessions.delete(session);
-      if (sessions.size === 0 && this.#byHost.get(hostId) === sessions) this.#byHost.delete(hostId);
+      if (sessions.size === 0 && this.#byHost.get(hostId) === sessions) {
+        this.#byHost.delete(hostId);
+        for (const listener of this.#onHost) listener(hostId, false);
+      }
     });
   }
 

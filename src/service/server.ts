@@ -98,6 +98,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const idle = ctx.env.KPORT_IDLE_TIMEOUT;
   const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
   const hostId = serverHostId(config.dataDir);
+  const peer = peerListen(config, listen.host);
   const server = new KportServer({
     ...(idleTimeoutMs && { idleTimeoutMs }),
     recorder,
@@ -115,6 +116,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     people,
     hostId,
     timeouts,
+    ...(peer && { peer }),
   });
   const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
     // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
@@ -130,6 +132,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     throw err;
   });
   const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  if (server.peerAddress) log(JSON.stringify({ level: 'info', msg: `proxy peering: other servers reach this one (${hostId}) at ${server.peerAddress}` }));
   const first = await (await import('../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
   if (first)
     await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });
@@ -185,6 +188,28 @@ async function oidcLogin(settings: { type: string }, listen: { host: string; por
     callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`,
     now,
   });
+}
+
+/**
+ * Proxy peering's listener, on etcd storage only (several servers share one store only there):
+ * proxy_service.peer_listen_addr, by default the listen host on any free port, advertised as
+ * proxy_service.peer_public_addr or the address it bound.
+ */
+function peerListen(config: LoadedConfig, listenHost: string): { host: string; port: number; publicAddr?: string } | undefined {
+  const proxy = config.proxy_service;
+  if (config.teleport.storage.type !== 'etcd') {
+    const set = (['peer_listen_addr', 'peer_public_addr'] as const).find((key) => proxy?.[key] !== undefined);
+    if (set)
+      throw new UsageError(
+        `proxy_service.${set} is for several servers sharing one etcd store, and this server's storage is ${config.teleport.storage.type}: remove it, or set teleport.storage to etcd (README "Several servers").`,
+      );
+    return undefined;
+  }
+  const listen = proxy?.peer_listen_addr ? parseListenAddr(proxy.peer_listen_addr, 'proxy_service.peer_listen_addr') : { host: listenHost, port: 0 };
+  const publicAddr = proxy?.peer_public_addr;
+  if (publicAddr !== undefined && splitHostPort(publicAddr)?.port === undefined)
+    throw new UsageError(`proxy_service.peer_public_addr "${publicAddr}" is not host:port, such as server-b.internal:3081.`);
+  return { ...listen, ...(publicAddr && { publicAddr }) };
 }
 
 /** The server's own host id, for the services it runs in-process; kept in `<data_dir>/server/host_id`. */

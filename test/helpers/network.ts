@@ -44,6 +44,8 @@ export async function startServer(
     cli?: Cli;
     /** Another server of the same cluster: its seal.key is copied in before this one starts (several servers on one store). */
     sealKeyFrom?: TestServer;
+    /** More proxy_service keys (peer_listen_addr, peer_public_addr). */
+    proxy?: Record<string, unknown>;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
@@ -55,7 +57,7 @@ export async function startServer(
       version: 'v3',
       teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
-      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
+      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}`, ...opts.proxy },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),

@@ -43,7 +43,11 @@ describe('recordings in S3: recorded through one server, played through another'
   const storage = () => ({ type: 'etcd', peers: etcd.endpoints, prefix: PREFIX });
   const uri = () => `s3://recordings/team/prod?region=us-east-1&endpoint=${moto.endpoint}`;
   // The default chain, from the environment: credentials only (the endpoint is the URI's).
-  const awsEnv = () => ({ AWS_ACCESS_KEY_ID: moto.env.AWS_ACCESS_KEY_ID!, AWS_SECRET_ACCESS_KEY: moto.env.AWS_SECRET_ACCESS_KEY!, AWS_EC2_METADATA_DISABLED: 'true' });
+  const awsEnv = () => ({
+    AWS_ACCESS_KEY_ID: moto.env.AWS_ACCESS_KEY_ID!,
+    AWS_SECRET_ACCESS_KEY: moto.env.AWS_SECRET_ACCESS_KEY!,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
   const exec = (who: Person, text: string) => personKubectl(who.home).run(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', `echo ${text}`]);
   const sessionOf = async (type: string, user: string, ok: (e: Record<string, unknown>) => boolean = () => true) =>
     ((await auditEvents(f.server)).map((e) => e.spec) as Array<Record<string, unknown>>).filter((e) => e.type === type && e.user === user && ok(e));
@@ -51,7 +55,12 @@ describe('recordings in S3: recorded through one server, played through another'
   before(async (t) => {
     if (!have(t as never)) return;
     [moto, etcd] = await Promise.all([startMoto(), startEtcd({ members: 1 })]);
-    s3 = new S3Client({ endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: awsEnv().AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv().AWS_SECRET_ACCESS_KEY } });
+    s3 = new S3Client({
+      endpoint: moto.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: awsEnv().AWS_ACCESS_KEY_ID, secretAccessKey: awsEnv().AWS_SECRET_ACCESS_KEY },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: 'recordings' }));
     f = await startFixture({ roles: [RECORDED, ROLES[0]!], server: { storage: storage(), auth: { audit_sessions_uri: uri() }, env: awsEnv() } });
     alice = await invitedPerson(f.server, 'alice', ['prod-recorded', 'auditor']);
@@ -92,13 +101,17 @@ describe('recordings in S3: recorded through one server, played through another'
     // A second server of the cluster: the same etcd, the same seal key, the same bucket; its own data dir, no recordings of its own.
     second = await startServer({ storage: storage(), auth: { audit_sessions_uri: uri() }, env: awsEnv(), sealKeyFrom: f.server });
     const code = (OTPAuth.URI.parse(alice.login.uri) as OTPAuth.TOTP).generate({ timestamp: Date.now() + 30_000 });
-    const login = await execa(process.execPath, [KPORT_BIN, 'login', '--proxy', second.address, '--user', 'alice', '--password-stdin', '--ca-pin', second.pin], {
-      cwd: alice.home,
-      env: { HOME: alice.home, PATH: process.env.PATH ?? '' },
-      extendEnv: false,
-      reject: false,
-      input: `${alice.password}\n${code}\n`,
-    });
+    const login = await execa(
+      process.execPath,
+      [KPORT_BIN, 'login', '--proxy', second.address, '--user', 'alice', '--password-stdin', '--ca-pin', second.pin],
+      {
+        cwd: alice.home,
+        env: { HOME: alice.home, PATH: process.env.PATH ?? '' },
+        extendEnv: false,
+        reject: false,
+        input: `${alice.password}\n${code}\n`,
+      },
+    );
     assert.equal(login.exitCode, 0, String(login.stderr));
     const played = await alice.kport(['play', id, '--speed', '50']);
     assert.equal(played.exitCode, 0, String(played.stderr));
@@ -162,14 +175,20 @@ describe('recordings in S3: recorded through one server, played through another'
       JSON.stringify(cast.events),
     );
     // The audit is in the shared store: the second server reads it.
-    const ends = ((await auditEvents(second!)).map((e) => e.spec) as Array<Record<string, unknown>>).filter((e) => e.type === 'session.end' && e.session_id === id);
+    const ends = ((await auditEvents(second!)).map((e) => e.spec) as Array<Record<string, unknown>>).filter(
+      (e) => e.type === 'session.end' && e.session_id === id,
+    );
     assert.equal(ends.length, 1, JSON.stringify(ends));
     assert.equal(ends[0]!.recorded, true);
     // Back for what follows: the agent redials the restarted server.
     await f.server.start();
-    await waitFor('bob to reach the cluster again', async () => ((await personKubectl(bob.home).run(['get', 'pods', '-n', 'apps'])).code === 0 ? true : undefined), {
-      timeoutMs: 60_000,
-    });
+    await waitFor(
+      'bob to reach the cluster again',
+      async () => ((await personKubectl(bob.home).run(['get', 'pods', '-n', 'apps'])).code === 0 ? true : undefined),
+      {
+        timeoutMs: 60_000,
+      },
+    );
   });
 
   test("the bucket's endpoint gone: a session a role requires recorded is refused before it starts, saying why; one that is not required runs unrecorded and session.start says why", async (t) => {
@@ -192,6 +211,9 @@ describe('recordings in S3: recorded through one server, played through another'
     // Listing and playing through the second server: the bucket's silence in one sentence, not an internal error.
     const ls = await alice.kport(['recordings', 'ls']);
     assert.notEqual(ls.exitCode, 0);
-    assert.match(String(ls.stderr), /the recordings in s3:\/\/recordings\/team\/prod could not be listed: .*: try again later, or ask an operator to check auth_service\.audit_sessions_uri/);
+    assert.match(
+      String(ls.stderr),
+      /the recordings in s3:\/\/recordings\/team\/prod could not be listed: .*: try again later, or ask an operator to check auth_service\.audit_sessions_uri/,
+    );
   });
 });

@@ -102,3 +102,42 @@ test("agents joined with one token are one service: they serve each other's kube
     for (const close of closes) close();
   }
 });
+
+test('with proxy peering, an agent with a tunnel here comes first, then those another live server reaches; one neither holds, or whose heartbeat expired, is no candidate', async () => {
+  const backend = new MemoryBackend();
+  const hub = new WatchHub(backend);
+  const tunnels = new TunnelRegistry();
+  const closes = [openLoopbackTunnel(tunnels, 'local', () => {})];
+  const reached = new Set(['peered', 'peered-2', 'expired']);
+  const agents = new KubeAgents(backend, hub, tunnels, 'server-host', Date.now, { reaches: (host) => reached.has(host) });
+  try {
+    const eks: KubeCluster = {
+      kind: KUBE_CLUSTER,
+      version: 'v3',
+      metadata: { name: 'eks' },
+      spec: { aws: { name: 'eks', region: 'us-east-1', account_id: '123456789012' } },
+    };
+    for (const host of ['local', 'peered', 'peered-2', 'expired', 'nowhere']) {
+      const expires = host === 'expired' ? Date.now() - 1000 : Date.now() + 90_000;
+      await upsertResource(backend, {
+        kind: KUBE_SERVER,
+        version: 'v1',
+        metadata: { name: host, expires: new Date(expires).toISOString() },
+        spec: { host_id: host, hostname: 'h', clusters: ['eks'], started: new Date().toISOString() },
+      });
+    }
+    await agents.ready;
+    await waitFor('the heartbeats seen', async () => agents.candidates(eks).length === 3, { timeoutMs: 5000 });
+    for (let i = 0; i < 20; i++) {
+      const hosts = agents.candidates(eks);
+      assert.equal(hosts[0], 'local');
+      assert.deepEqual(hosts.slice(1).sort(), ['peered', 'peered-2']);
+    }
+    reached.delete('peered');
+    assert.deepEqual(agents.candidates(eks).sort(), ['local', 'peered-2']);
+  } finally {
+    agents.close();
+    hub.close();
+    for (const close of closes) close();
+  }
+});

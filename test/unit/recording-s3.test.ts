@@ -5,7 +5,15 @@
 // upload is logged and put in session.end, never thrown at the session.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { parseCast } from '../../src/recordings/asciicast.ts';
 import { parseSessionsUri } from '../../src/recordings/s3-uri.ts';
 import { SinkError } from '../../src/recordings/sink.ts';
@@ -19,7 +27,13 @@ const MiB = 1024 * 1024;
 
 describe('audit_sessions_uri', () => {
   test("s3://bucket/prefix with Teleport's query parameters: region, endpoint (a URL, or host:port made http by insecure=true), path style on with an endpoint", () => {
-    assert.deepEqual(parseSessionsUri('s3://rec/team/a/?region=eu-west-1'), { bucket: 'rec', prefix: 'team/a', region: 'eu-west-1', pathStyle: false, where: 's3://rec/team/a' });
+    assert.deepEqual(parseSessionsUri('s3://rec/team/a/?region=eu-west-1'), {
+      bucket: 'rec',
+      prefix: 'team/a',
+      region: 'eu-west-1',
+      pathStyle: false,
+      where: 's3://rec/team/a',
+    });
     assert.deepEqual(parseSessionsUri('s3://rec?endpoint=http://127.0.0.1:9000'), {
       bucket: 'rec',
       prefix: '',
@@ -116,8 +130,14 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     assert.equal(text.length, 12 * MiB);
     // A multipart object's ETag ends in its number of parts: 5 + 5 + 2 MiB.
     assert.match(etag, /-3"?$/);
-    const numbers = text.split('\n').slice(0, -1).map((l) => Number(l.slice(0, 8)));
-    assert.deepEqual(numbers, Array.from({ length: total }, (_, i) => i));
+    const numbers = text
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => Number(l.slice(0, 8)));
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: total }, (_, i) => i),
+    );
     assert.deepEqual(await openUploads(), []);
     await sink.close();
   });
@@ -143,7 +163,16 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     const sink = await open(`s3://recordings/rec?endpoint=${moto.endpoint}`);
     const events: Array<Record<string, unknown>> = [];
     const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log });
-    const session = recorder.start({ sessionId: 's-small', person: 'alice', cluster: 'prod', kubeUser: 'alice', kubeGroups: [], namespace: 'apps', pod: 'web', protocol: 'v5.channel.k8s.io' });
+    const session = recorder.start({
+      sessionId: 's-small',
+      person: 'alice',
+      cluster: 'prod',
+      kubeUser: 'alice',
+      kubeGroups: [],
+      namespace: 'apps',
+      pod: 'web',
+      protocol: 'v5.channel.k8s.io',
+    });
     assert.equal(session.recorded, true);
     session.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
     session.fromUpstream(Buffer.from([0x82, 6, 1, ...Buffer.from('hello')]));
@@ -170,7 +199,14 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     const down = await open(`s3://recordings/rec?endpoint=http://127.0.0.1:${closed}`);
     assert.match(down.unavailable() ?? '', /^s3:\/\/recordings\/rec does not answer: /);
     const refused = new SessionRecorder({ sink: down, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log });
-    const unrecorded = refused.start({ sessionId: 's-down', person: 'alice', cluster: 'prod', kubeUser: 'alice', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+    const unrecorded = refused.start({
+      sessionId: 's-down',
+      person: 'alice',
+      cluster: 'prod',
+      kubeUser: 'alice',
+      kubeGroups: [],
+      protocol: 'v5.channel.k8s.io',
+    });
     assert.equal(unrecorded.recorded, false);
     await unrecorded.end();
     const start = events.find((e) => e.type === 'session.start' && e.session_id === 's-down')!;
@@ -195,13 +231,10 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     await s3.send(new PutObjectCommand({ Bucket: 'recordings', Key: 'listing/deeper/s-x.cast', Body: header('s-x', 'eve') }));
     await s3.send(new PutObjectCommand({ Bucket: 'recordings', Key: 'listing/bad id.cast', Body: header('bad id', 'eve') }));
     const rows = await sink.list(50);
-    assert.deepEqual(
-      rows.map((r) => [r.session_id, r.user, r.duration_ms]).sort(),
-      [
-        ['s-long', 'bob', 40_000],
-        ['s-short', 'alice', 1250],
-      ],
-    );
+    assert.deepEqual(rows.map((r) => [r.session_id, r.user, r.duration_ms]).sort(), [
+      ['s-long', 'bob', 40_000],
+      ['s-short', 'alice', 1250],
+    ]);
     assert.equal((await sink.list(1)).length, 1);
     await sink.close();
   });
@@ -222,7 +255,10 @@ describe('the S3 sink on moto', { concurrency: false, timeout: 180_000 }, () => 
     const end = events.find((e) => e.type === 'session.end')!;
     assert.equal(end.recorded, false);
     assert.match(String(end.reason), /^the recording could not be stored: the upload to S3 failed \(NoSuchBucket/);
-    assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('session s-fail: the recording could not be stored')), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.includes('"level":"error"') && l.includes('session s-fail: the recording could not be stored')),
+      lines.join('\n'),
+    );
     await sink.close();
   });
 });
@@ -239,8 +275,19 @@ describe('a part that fails while the session runs', { timeout: 120_000 }, () =>
       const sink = await S3Sink.open(parseSessionsUri(`s3://midway/rec?endpoint=${moto.endpoint}`), { log: () => {} });
       const events: Array<Record<string, unknown>> = [];
       const lines: string[] = [];
-      const recorder = new SessionRecorder({ sink, audit: { record: async (e) => void events.push(e as Record<string, unknown>) }, log: (l) => void lines.push(l) });
-      const session = recorder.start({ sessionId: 's-midway', person: 'carol', cluster: 'prod', kubeUser: 'carol', kubeGroups: [], protocol: 'v5.channel.k8s.io' });
+      const recorder = new SessionRecorder({
+        sink,
+        audit: { record: async (e) => void events.push(e as Record<string, unknown>) },
+        log: (l) => void lines.push(l),
+      });
+      const session = recorder.start({
+        sessionId: 's-midway',
+        person: 'carol',
+        cluster: 'prod',
+        kubeUser: 'carol',
+        kubeGroups: [],
+        protocol: 'v5.channel.k8s.io',
+      });
       session.fromUpstream(Buffer.from('HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n'));
       await s3.send(new DeleteBucketCommand({ Bucket: 'midway' }));
       // 8 MiB of output in 32 KiB frames, as a kubelet sends it: the first part's upload fails midway.
@@ -254,7 +301,10 @@ describe('a part that fails while the session runs', { timeout: 120_000 }, () =>
       const end = events.find((e) => e.type === 'session.end')!;
       assert.equal(end.recorded, false);
       assert.match(String(end.reason), /recording stopped early: the upload to S3 failed \(NoSuchBucket/);
-      assert.ok(lines.some((l) => l.includes('session s-midway: recording stopped: the upload to S3 failed')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.includes('session s-midway: recording stopped: the upload to S3 failed')),
+        lines.join('\n'),
+      );
       await sink.close();
     } finally {
       s3.destroy();

@@ -38,6 +38,7 @@ import { SERVER_SNI_DOMAIN } from '../../kube/sni.ts';
 import { TUNNEL_LIMITS, TunnelAcceptor } from '../../reversetunnel/tunnel-accept.ts';
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
+import { ProxyPeering, type PeerListen } from '../peer/proxy-peering.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -65,6 +66,8 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Shorter waits than LIMITS' and TUNNEL_LIMITS' (tests only: config/test-timeouts.ts). */
   timeouts?: Partial<ServerTimeouts>;
+  /** Proxy peering's listener (several servers on etcd: server/peer/); needs `hostId`, off when absent. */
+  peer?: PeerListen;
 }
 
 /**
@@ -95,6 +98,9 @@ export class KportServer {
   readonly tunnels = new TunnelRegistry();
   readonly #kube: KubeRoutes;
   readonly #tunnelAccept: TunnelAcceptor;
+  readonly #peering?: ProxyPeering;
+  /** The address other servers dial this one's peer listener at, once it listens. */
+  peerAddress?: string;
 
   constructor(serverOptions: ServerOptions) {
     this.#hub = new WatchHub(serverOptions.backend);
@@ -135,6 +141,17 @@ export class KportServer {
       now: this.#deps.now,
     });
     this.#watchStreams = { hub: this.#hub, count: new WatchCount(), open: new Set() };
+    if (opts.peer && opts.hostId)
+      this.#peering = new ProxyPeering({
+        backend: opts.backend,
+        hub: this.#hub,
+        tunnels: this.tunnels,
+        hostCa: opts.authorities.host,
+        serverId: opts.hostId,
+        tls: TLS_POLICY,
+        now: this.#deps.now,
+        log: opts.log,
+      });
     this.#kube = new KubeRoutes({
       backend: opts.backend,
       hub: this.#hub,
@@ -144,6 +161,7 @@ export class KportServer {
       identityKey: opts.authorities.kube_identity.keys.privateKey,
       ...(opts.hostId && { serverHostId: opts.hostId }),
       ...(opts.kubeUpgrades && { upgrades: opts.kubeUpgrades }),
+      ...(this.#peering && { peers: this.#peering }),
     });
     this.#agents = new AgentCalls({
       backend: opts.backend,
@@ -233,10 +251,12 @@ export class KportServer {
       });
     });
     const address = server.address() as { address: string; port: number };
+    if (this.#peering && this.#opts.peer) this.peerAddress = await this.#peering.start(this.#opts.peer);
     return { host: address.address, port: address.port };
   }
 
   async close(): Promise<void> {
+    await this.#peering?.close();
     for (const watch of this.#watchStreams.open) watch.abort();
     this.#kube.close();
     this.#tunnelAccept.close();

@@ -6,12 +6,18 @@ import { ResourceCache } from '../cache/resource-cache.ts';
 import type { TunnelRegistry } from '../../reversetunnel/tunnel-registry.ts';
 import type { WatchHub } from '../cache/watch-hub.ts';
 
+/** Agents whose tunnels end on another live server (proxy peering: server/peer/). */
+export interface PeerReach {
+  reaches(hostId: string): boolean;
+}
+
 /**
  * Which agents may serve a cluster right now: those whose kube_server heartbeat is fresh (not past
  * its expiry) and lists the cluster, that hold an open tunnel to this server, and that the cluster's
  * record lets serve it (mayServe): a heartbeat alone never hands one agent's cluster, its requests
  * and its people's identities to another. The heartbeats are kept in memory from a watch; the
- * tunnels are the registry's.
+ * tunnels are the registry's, or, with several servers, another live server's (`peers`: a tunnel
+ * record on that server's lease).
  */
 export class KubeAgents {
   readonly #tunnels: TunnelRegistry;
@@ -23,9 +29,11 @@ export class KubeAgents {
   readonly #serverHostId: string | undefined;
   /** cluster name -> host ids whose heartbeat lists it; rebuilt when a heartbeat changes. */
   #byCluster = new Map<string, string[]>();
+  readonly #peers: PeerReach | undefined;
 
-  constructor(backend: Backend, hub: WatchHub, tunnels: TunnelRegistry, serverHostId: string | undefined, now: () => number = Date.now) {
+  constructor(backend: Backend, hub: WatchHub, tunnels: TunnelRegistry, serverHostId: string | undefined, now: () => number = Date.now, peers?: PeerReach) {
     this.#tunnels = tunnels;
+    this.#peers = peers;
     this.#serverHostId = serverHostId;
     this.#now = now;
     this.#heartbeats = new ResourceCache<KubeServer>(backend, hub, KUBE_SERVER, () => this.#index());
@@ -42,20 +50,24 @@ export class KubeAgents {
     return token !== undefined && token !== '' && token === this.#agents.get(b)?.spec.token_name;
   };
 
-  /** Host ids that may serve `cluster`, in a random order: requests spread over them, and the next is tried when one fails. */
+  /**
+   * Host ids that may serve `cluster`: those with a tunnel to this server first, then those reached
+   * through another server, each group in a random order (requests spread over them, and the next is
+   * tried when one fails).
+   */
   candidates(cluster: KubeCluster): string[] {
     const now = this.#now();
-    const hosts = (this.#byCluster.get(cluster.metadata.name) ?? []).filter((host) => {
-      if (!mayServe(cluster, host, this.#serverHostId, this.sameJoin)) return false;
+    const local: string[] = [];
+    const peered: string[] = [];
+    for (const host of this.#byCluster.get(cluster.metadata.name) ?? []) {
+      if (!mayServe(cluster, host, this.#serverHostId, this.sameJoin)) continue;
       const beat = this.#heartbeats.get(host);
       const expires = beat?.metadata.expires ? Date.parse(beat.metadata.expires) : Infinity;
-      return beat !== undefined && expires > now && this.#tunnels.sessions(host).length > 0;
-    });
-    for (let i = hosts.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
+      if (beat === undefined || expires <= now) continue;
+      if (this.#tunnels.sessions(host).length > 0) local.push(host);
+      else if (this.#peers?.reaches(host)) peered.push(host);
     }
-    return hosts;
+    return [...shuffled(local), ...shuffled(peered)];
   }
 
   close(): void {
@@ -75,4 +87,12 @@ export class KubeAgents {
     }
     this.#byCluster = byCluster;
   }
+}
+
+function shuffled(hosts: string[]): string[] {
+  for (let i = hosts.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
+  }
+  return hosts;
 }

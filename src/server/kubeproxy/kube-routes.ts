@@ -12,7 +12,7 @@ import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import type { ServerAudit } from '../events/audit.ts';
 import type { Connection, ConnectionLookup } from '../call/caller.ts';
 import { IdentityCache } from '../auth/identity-cache.ts';
-import { KubeAgents } from './kube-agents.ts';
+import { KubeAgents, type PeerReach } from './kube-agents.ts';
 import { OpenKubeRequests, tooManyMessage } from './kube-open.ts';
 import { asRefusal, type PeopleRoutes, type Person } from '../auth/people-routes.ts';
 import { ResourceCache } from '../cache/resource-cache.ts';
@@ -40,6 +40,12 @@ export interface KubeRoutesDeps {
   /** The server's own host id (serverHostId): the only one that serves static clusters. */
   serverHostId?: string;
   upgrades?: UpgradeHooks;
+  /**
+   * Proxy peering (server/peer/): agents whose tunnels end on another server, and a stream to one
+   * through that server. The forwarding engine never knows: it is given one `open` that takes the
+   * local tunnel when there is one, else a peer's stream.
+   */
+  peers?: PeerReach & { open: Attempts['open'] };
 }
 
 type Refused = { refused: KubeRefusal };
@@ -66,7 +72,7 @@ export class KubeRoutes {
     this.#clusters = new ResourceCache<KubeCluster>(deps.backend, deps.hub, KUBE_CLUSTER, () => {
       this.#bySni = new Map([...this.#clusters.values()].map((c) => [clusterSniLabel(c.metadata.name), c.metadata.name]));
     });
-    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels, deps.serverHostId);
+    this.#agents = new KubeAgents(deps.backend, deps.hub, deps.tunnels, deps.serverHostId, Date.now, deps.peers);
   }
 
   /** Whether a request is for a cluster: its path, or the TLS server name it came by. */
@@ -325,7 +331,7 @@ export class KubeRoutes {
     const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };
     return {
       hosts,
-      open: (hostId, headers, options) => this.#deps.tunnels.request(hostId, headers, options),
+      open: (hostId, headers, options) => this.#deps.tunnels.request(hostId, headers, options) ?? this.#deps.peers?.open(hostId, headers, options),
       identity: async (hostId) => {
         // An upgrade is a session of its own: a fresh identity, its id the recording's.
         if (upgradeSession)

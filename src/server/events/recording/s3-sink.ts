@@ -5,14 +5,7 @@
 // than a part is one PutObject). An object exists only once whole: a play never sees half a session.
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
-import {
-  GetObjectCommand,
-  HeadBucketCommand,
-  ListObjectsV2Command,
-  S3Client,
-  S3ServiceException,
-  type _Object,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, S3Client, S3ServiceException, type _Object } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { RecordingInfo } from '../../../api/wire.ts';
 import { describeRecording, HEADER_MAX, lastEventIn, newestFirst, TAIL_READ } from '../../../recordings/catalog.ts';
@@ -102,7 +95,8 @@ export class S3Sink implements RecordingSink {
         const was = this.#down;
         // An answer (no such bucket, access denied) is not silence: the operator's fix differs.
         this.#down = err instanceof S3ServiceException ? `${this.where} refuses: ${problem(err)}` : `${this.where} does not answer: ${problem(err)}`;
-        if (was === undefined && this.#probedAt > 0) this.#opts.log(JSON.stringify({ level: 'error', msg: `session recordings cannot be stored now: ${this.#down}` }));
+        if (was === undefined && this.#probedAt > 0)
+          this.#opts.log(JSON.stringify({ level: 'error', msg: `session recordings cannot be stored now: ${this.#down}` }));
       } finally {
         this.#probedAt = Date.now();
         this.#probing = undefined;
@@ -123,7 +117,8 @@ export class S3Sink implements RecordingSink {
       const body = got.Body as Readable | undefined;
       return { size: got.ContentLength ?? 0, stream: body ?? Readable.from([]) };
     } catch (err) {
-      if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) throw new NoRecording(`no recording of session ${id} (one is stored when its session ends)`);
+      if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404))
+        throw new NoRecording(`no recording of session ${id} (one is stored when its session ends)`);
       throw new SinkError(`the recording of session ${id} could not be read from ${this.where}: ${problem(err)}`, { cause: err });
     }
   }
@@ -210,7 +205,8 @@ function castId(o: _Object, base: string): string | undefined {
 /** An SDK error in a few words: S3's code and status, or the connection's error. */
 function problem(err: unknown): string {
   if ((err as Error)?.message === 'Region is missing') return 'no region is set: add region=REGION to audit_sessions_uri, or set AWS_REGION';
-  if (err instanceof S3ServiceException) return `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})${err.message && err.message !== err.name ? `: ${err.message}` : ''}`;
+  if (err instanceof S3ServiceException)
+    return `${err.name} (HTTP ${err.$metadata.httpStatusCode ?? '?'})${err.message && err.message !== err.name ? `: ${err.message}` : ''}`;
   const e = err as NodeJS.ErrnoException;
   return e?.code ? `${e.code}${e.message ? ` (${e.message})` : ''}` : String(e?.message ?? err);
 }
