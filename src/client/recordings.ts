@@ -3,7 +3,7 @@ import { routes } from '../api/routes.ts';
 import type { RecordingInfo } from '../api/wire.ts';
 import type { Invocation } from './invocation.ts';
 import type { PersonClient } from './person.ts';
-import type { S3Sink } from '../server/events/recording/s3-sink.ts';
+import type { S3Sink } from '../recordings/s3-sink.ts';
 
 /** A recording line is one event of a WebSocket message's output, escaped: far below this; a longer one is damage, not read on. */
 export const MAX_CAST_LINE = 16 << 20;
@@ -59,8 +59,8 @@ async function localRecordings(session: Pick<Invocation, 'config'>): Promise<Rec
 
 async function bucketRecordings(uri: string): Promise<RecordingsService> {
   const [{ S3Sink: Sink }, { parseSessionsUri }, { NoRecording }, { splitLines }] = await Promise.all([
-    import('../server/events/recording/s3-sink.ts'),
-    import('../recordings/s3-uri.ts'),
+    import('../recordings/s3-sink.ts'),
+    import('../config/sessions-uri.ts'),
     import('../recordings/store.ts'),
     import('../core/lines.ts'),
   ]);

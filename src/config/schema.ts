@@ -8,7 +8,7 @@ import { reservedLabel } from '../resources/kube-cluster.ts';
 import { labelsProblems } from '../resources/resource.ts';
 import { closest } from '../core/suggest.ts';
 import { reservedRoleNameProblem, reservedUserNameProblem } from '../resources/builtin-roles.ts';
-import { parseSessionsUri } from '../recordings/s3-uri.ts';
+import { parseSessionsUri } from './sessions-uri.ts';
 
 const TRUE_WORDS = new Set(['true', 'yes', 'y', 'on']);
 const FALSE_WORDS = new Set(['false', 'no', 'n', 'off']);
@@ -274,7 +274,7 @@ export const configSchema = z.strictObject({
         .optional(),
       /**
        * kport (Teleport's name): where session recordings go when not the server's own directory:
-       * `s3://bucket/prefix?region=..&endpoint=http://..`, which every server of the cluster shares (recordings/s3-uri.ts).
+       * `s3://bucket/prefix?region=..&endpoint=http://..`, which every server of the cluster shares (config/sessions-uri.ts).
        */
       audit_sessions_uri: z
         .string()

@@ -15,10 +15,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { parseCast } from '../../src/recordings/asciicast.ts';
-import { parseSessionsUri } from '../../src/recordings/s3-uri.ts';
+import { parseSessionsUri } from '../../src/config/sessions-uri.ts';
 import { SinkError } from '../../src/recordings/sink.ts';
 import { SessionRecorder } from '../../src/server/events/recording/recorder.ts';
-import { PART_SIZE, S3Sink } from '../../src/server/events/recording/s3-sink.ts';
+import { PART_SIZE, S3Sink } from '../../src/recordings/s3-sink.ts';
 import { startMoto, type Moto } from '../peers/moto.ts';
 import { freePort, havePeer, waitFor } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';

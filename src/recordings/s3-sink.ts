@@ -7,11 +7,11 @@ import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
 import { GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, S3Client, S3ServiceException, type _Object } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { RecordingInfo } from '../../../api/wire.ts';
-import { describeRecording, HEADER_MAX, lastEventIn, newestFirst, TAIL_READ } from '../../../recordings/catalog.ts';
-import type { S3Location } from '../../../recordings/s3-uri.ts';
-import { NO_BUDGET, SinkError, type RecordingSink, type SinkWriter } from '../../../recordings/sink.ts';
-import { NoRecording, validSessionId, type OpenedRecording } from '../../../recordings/store.ts';
+import type { RecordingInfo } from '../api/wire.ts';
+import { describeRecording, HEADER_MAX, lastEventIn, newestFirst, TAIL_READ } from './catalog.ts';
+import type { S3Location } from '../config/sessions-uri.ts';
+import { NO_BUDGET, SinkError, type RecordingSink, type SinkWriter } from './sink.ts';
+import { NoRecording, validSessionId, type OpenedRecording } from './store.ts';
 
 /** S3's least part size (every part but the last): what a session holds in memory before its first part goes. */
 export const PART_SIZE = 5 * 1024 * 1024;
