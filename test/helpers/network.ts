@@ -1,5 +1,5 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
@@ -42,6 +42,11 @@ export async function startServer(
     auth?: Record<string, unknown>;
     port?: number;
     cli?: Cli;
+    /** More teleport / proxy_service keys (several servers: diag_addr, public_addr). */
+    teleport?: Record<string, unknown>;
+    proxy?: Record<string, unknown>;
+    /** The first server's seal.key, copied in before the first start (several servers share it). */
+    sealKey?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
@@ -51,13 +56,18 @@ export async function startServer(
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
+      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
-      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
+      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}`, ...opts.proxy },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
+  if (opts.sealKey !== undefined) {
+    // As README says to copy it: the server directory 0700, the key 0600 (src/pki/seal.ts refuses others).
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(dir, 'data', 'server', 'seal.key'), opts.sealKey, { mode: 0o600 });
+  }
   const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,

@@ -16,6 +16,8 @@ export interface LbServer {
   address: string;
   /** The server's teleport.diag_addr port: checked with GET /readyz there (200 is up). */
   diagPort?: number;
+  /** The local address HAProxy dials this server from (a loopback address of its own tells servers apart in what they record). */
+  source?: string;
 }
 
 /** One backend server's row of `show stat`. */
@@ -78,7 +80,7 @@ function config(port: number, socket: string, servers: LbServer[], check: Haprox
     '  balance roundrobin',
     ...(http ? ['  option httpchk GET /readyz', '  http-check expect status 200'] : []),
     `  default-server check inter ${check.interMs}ms fall ${check.fall} rise ${check.rise}`,
-    ...servers.map((s) => `  server ${s.name} ${s.address}${http ? ` port ${s.diagPort}` : ''}`),
+    ...servers.map((s) => `  server ${s.name} ${s.address}${http ? ` port ${s.diagPort}` : ''}${s.source ? ` source ${s.source}` : ''}`),
     '',
   ].join('\n');
 }
@@ -114,10 +116,10 @@ function parseStat(csv: string): LbServerStat[] {
     }));
 }
 
-/** HAProxy in the foreground (-db) on a free loopback port, in front of `servers`. */
-export async function startHaproxy(opts: { servers: LbServer[]; check?: Partial<Haproxy['check']>; maxconn?: number }): Promise<Haproxy> {
+/** HAProxy in the foreground (-db) on a loopback port (`port`, else a free one), in front of `servers`. */
+export async function startHaproxy(opts: { servers: LbServer[]; check?: Partial<Haproxy['check']>; maxconn?: number; port?: number }): Promise<Haproxy> {
   const dir = tempDir('haproxy');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const socket = join(dir, 'admin.sock');
   const check = { ...CHECK, ...opts.check };
   const file = join(dir, 'haproxy.cfg');
