@@ -30,6 +30,8 @@ export interface LbServerStat {
   current: number;
   /** Connections it was given since HAProxy started. */
   total: number;
+  /** Connections it refused (or failed) that HAProxy then gave to another server. */
+  redispatched: number;
   /** The last health check's outcome, e.g. L4OK, L4CON (refused), L7OK, L7STS (a status that is not 200). */
   check: string;
 }
@@ -112,6 +114,7 @@ function parseStat(csv: string): LbServerStat[] {
       status: at(row, 'status'),
       current: Number(at(row, 'scur')),
       total: Number(at(row, 'stot')),
+      redispatched: Number(at(row, 'wredis')),
       check: at(row, 'check_status'),
     }));
 }
