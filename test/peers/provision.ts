@@ -210,6 +210,18 @@ async function provisionHaproxy(): Promise<void> {
   const scratch = `${haproxyDir()}.build`;
   rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
+  try {
+    await unpackHaproxy(scratch, arch);
+    rmSync(haproxyDir(), { recursive: true, force: true });
+    renameSync(scratch, haproxyDir());
+    writeFileSync(stampFile, stamp);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The pinned .debs unpacked into `scratch`, and the binary run there once. */
+async function unpackHaproxy(scratch: string, arch: 'amd64' | 'arm64'): Promise<void> {
   await timed(`HAProxy ${HAPROXY_VERSION} from Debian's packages`, async () => {
     const debs = await Promise.all(HAPROXY_DEBS.map((d) => fetchDeb(d, arch)));
     for (const [i, body] of debs.entries()) {
@@ -225,9 +237,6 @@ async function provisionHaproxy(): Promise<void> {
   if (!String(version.stdout).includes(`HAProxy version ${HAPROXY_VERSION}`)) {
     throw new Error(`the unpacked HAProxy does not run on this machine: ${version.stderr || version.error?.message || version.stdout}`);
   }
-  rmSync(haproxyDir(), { recursive: true, force: true });
-  renameSync(scratch, haproxyDir());
-  writeFileSync(stampFile, stamp);
 }
 
 await Promise.all([provisionGo, provisionMoto, provisionHaproxy].map((step) => step().catch((err: Error) => void problems.push(err.message))));
