@@ -25,6 +25,8 @@ export interface SeveralServers {
   front: TestServer;
   /** A server's host id (`<data_dir>/server/host_id`), the id other parts of issue 29 key its records by. */
   hostId(i: number): string;
+  /** With `diag`: server i's teleport.diag_addr (host:port). */
+  diagAddress(i: number): string | undefined;
   pid(i: number): number | undefined;
   alive(i: number): boolean;
   /** kill -9 of server i; resolves once HAProxy has taken it out of rotation. */
@@ -41,6 +43,8 @@ export interface SeveralServers {
   stop(): Promise<void>;
 }
 
+type ServerOptions = NonNullable<Parameters<typeof startServer>[0]>;
+
 export const CLUSTER_NAME = 'several.example';
 
 /** The loopback address HAProxy dials server i from (any 127.0.0.0/8 address is this machine's, no setup). */
@@ -52,7 +56,14 @@ const sourceOf = (i: number) => `127.0.0.${10 + i}`;
  * HAProxy checks its /readyz there (off until the diagnostics of issue 29 are in: TCP checks then).
  */
 export async function startSeveralServers(
-  opts: { servers?: number; members?: number; server?: Parameters<typeof startServer>[0]; diag?: boolean } = {},
+  opts: {
+    servers?: number;
+    members?: number;
+    server?: ServerOptions;
+    /** Keys of server i's own (a peer address, say), merged over `server`'s. */
+    each?: (i: number) => Pick<ServerOptions, 'teleport' | 'proxy' | 'auth' | 'env'>;
+    diag?: boolean;
+  } = {},
 ): Promise<SeveralServers> {
   const count = opts.servers ?? 3;
   const etcd = await startEtcd({ members: opts.members ?? 3 });
@@ -69,16 +80,19 @@ export async function startSeveralServers(
     const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
     const diagPorts = opts.diag ? await Promise.all(Array.from({ length: count }, () => freePort())) : [];
     const common = opts.server ?? {};
-    const one = (i: number, sealKey?: string) =>
-      startServer({
+    const one = (i: number, sealKey?: string) => {
+      const own = opts.each?.(i) ?? {};
+      return startServer({
         ...common,
         port: ports[i],
         storage: { type: 'etcd', peers: etcd.endpoints, prefix: '/kport' },
-        auth: { ...common.auth, cluster_name: CLUSTER_NAME },
-        teleport: { ...common.teleport, ...(opts.diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
-        proxy: { ...common.proxy, public_addr: `127.0.0.1:${lbPort}` },
+        env: { ...common.env, ...own.env },
+        auth: { ...common.auth, ...own.auth, cluster_name: CLUSTER_NAME },
+        teleport: { ...common.teleport, ...own.teleport, ...(opts.diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
+        proxy: { ...common.proxy, ...own.proxy, public_addr: `127.0.0.1:${lbPort}` },
         ...(sealKey !== undefined && { sealKey }),
       });
+    };
     // The first server makes the CAs and the seal key; the others start with a copy of that key.
     started.push(await one(0));
     const sealKey = readFileSync(join(started[0]!.dir, 'data', 'server', 'seal.key'), 'utf8');
@@ -107,6 +121,7 @@ export async function startSeveralServers(
       servers,
       names,
       front: { ...servers[0]!, address: haproxy.address, port: haproxy.port },
+      diagAddress: (i) => (opts.diag ? `127.0.0.1:${diagPorts[i]}` : undefined),
       hostId: (i) => readFileSync(join(servers[i]!.dir, 'data', 'server', 'host_id'), 'utf8').trim(),
       pid: (i) => servers[i]!.proc?.pid,
       alive,
