@@ -44,7 +44,8 @@ export async function startServer(
     cli?: Cli;
     /** Another server of the same cluster: its seal.key is copied in before this one starts (several servers on one store). */
     sealKeyFrom?: TestServer;
-    /** More proxy_service keys (peer_listen_addr, peer_public_addr). */
+    /** More teleport / proxy_service keys (several servers: diag_addr, public_addr). */
+    teleport?: Record<string, unknown>;
     proxy?: Record<string, unknown>;
   } = {},
 ): Promise<TestServer> {
@@ -55,7 +56,7 @@ export async function startServer(
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
+      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
       proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}`, ...opts.proxy },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),

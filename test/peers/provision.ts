@@ -1,5 +1,6 @@
-// Provisions the real test peers without root (docs/architecture.md §8): moto in a venv, and
-// kube-apiserver, kubectl (current and older releases), etcd, helm and kwok built with `go build`, all
+// Provisions the real test peers without root (docs/architecture.md §8): moto in a venv,
+// kube-apiserver, kubectl (current and older releases), etcd, helm and kwok built with `go build`, and
+// HAProxy unpacked from Debian's pinned packages, all
 // cached under ${XDG_CACHE_HOME:-~/.cache}/kport-peers so a fresh clone reuses them. Idempotent.
 //
 // A first run is CPU-bound compiling Go. What is cut: kube-apiserver, kubectl and etcd come from
@@ -15,6 +16,12 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BINARIES,
+  debianArch,
+  HAPROXY_DEBS,
+  HAPROXY_SNAPSHOT,
+  HAPROXY_VERSION,
+  haproxyDir,
+  haproxyLibDir,
   HELM_VERSION,
   KUBERNETES_VERSION,
   KWOK_STAGES,
@@ -23,6 +30,7 @@ import {
   OLD_KUBECTL_VERSIONS,
   goBinDir,
   motoVenvDir,
+  type DebianPackage,
 } from './versions.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -157,7 +165,81 @@ async function provisionMoto(): Promise<void> {
   writeFileSync(stampFile, MOTO_VERSION);
 }
 
-await Promise.all([provisionGo, provisionMoto].map((step) => step().catch((err: Error) => void problems.push(err.message))));
+/** One pinned .deb: from Debian's pool, else where it goes after a point release, else snapshot.debian.org; never unchecked. */
+async function fetchDeb(deb: DebianPackage, arch: 'amd64' | 'arm64'): Promise<Buffer> {
+  const path = deb.pool.replace('ARCH', arch);
+  const urls = [
+    `https://deb.debian.org/${deb.archive}/${path}`,
+    ...(deb.archive === 'debian-security' ? [`https://deb.debian.org/debian/${path.replace('pool/updates/', 'pool/')}`] : []),
+    `https://snapshot.debian.org/archive/${deb.archive}/${HAPROXY_SNAPSHOT}/${path}`,
+  ];
+  const failed: string[] = [];
+  for (const url of urls) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(120_000) });
+      if (!res.ok) {
+        failed.push(`${url}: HTTP ${res.status}`);
+        continue;
+      }
+      const body = Buffer.from(await res.arrayBuffer());
+      const sum = createHash('sha256').update(body).digest('hex');
+      if (sum === deb.sha256[arch]) return body;
+      failed.push(`${url}: SHA256 ${sum}, not the pinned ${deb.sha256[arch]}`);
+    } catch (err) {
+      failed.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`could not fetch ${basename(path)} (pinned in test/peers/versions.ts): ${failed.join('; ')}`);
+}
+
+/** HAProxy and the libraries it may lack, unpacked without root into the cache; run with LD_LIBRARY_PATH (test/peers/haproxy.ts). */
+async function provisionHaproxy(): Promise<void> {
+  const arch = debianArch();
+  if (!arch) {
+    problems.push(`HAProxy is pinned for amd64 and arm64 (test/peers/versions.ts), not ${process.arch}: add this architecture's .deb hashes there`);
+    return;
+  }
+  const stamp = HAPROXY_DEBS.map((d) => d.sha256[arch]).join('\n');
+  const stampFile = join(haproxyDir(), '.stamp');
+  if (existsSync(BINARIES.haproxy()) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
+  if (!have('dpkg-deb', ['--version'])) {
+    problems.push('dpkg-deb is missing: install dpkg (on Debian and Ubuntu it is always there) to unpack HAProxy from its Debian package');
+    return;
+  }
+  // Unpacked beside the cache entry and moved into place whole: an interrupted run leaves no half entry.
+  const scratch = `${haproxyDir()}.build`;
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  try {
+    await unpackHaproxy(scratch, arch);
+    rmSync(haproxyDir(), { recursive: true, force: true });
+    renameSync(scratch, haproxyDir());
+    writeFileSync(stampFile, stamp);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The pinned .debs unpacked into `scratch`, and the binary run there once. */
+async function unpackHaproxy(scratch: string, arch: 'amd64' | 'arm64'): Promise<void> {
+  await timed(`HAProxy ${HAPROXY_VERSION} from Debian's packages`, async () => {
+    const debs = await Promise.all(HAPROXY_DEBS.map((d) => fetchDeb(d, arch)));
+    for (const [i, body] of debs.entries()) {
+      const file = join(scratch, basename(HAPROXY_DEBS[i]!.pool.replace('ARCH', arch)));
+      writeFileSync(file, body);
+      await run('dpkg-deb', ['-x', file, scratch]);
+      rmSync(file);
+    }
+  });
+  // It runs here, with only the libraries unpacked beside it added: a library still missing is named now, not in a test.
+  const binary = join(scratch, 'usr', 'sbin', 'haproxy');
+  const version = spawnSync(binary, ['-v'], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: haproxyLibDir(scratch) } });
+  if (!String(version.stdout).includes(`HAProxy version ${HAPROXY_VERSION}`)) {
+    throw new Error(`the unpacked HAProxy does not run on this machine: ${version.stderr || version.error?.message || version.stdout}`);
+  }
+}
+
+await Promise.all([provisionGo, provisionMoto, provisionHaproxy].map((step) => step().catch((err: Error) => void problems.push(err.message))));
 if (Date.now() - started > 5_000) process.stderr.write(`peers: provisioned in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
 
 if (problems.length > 0) {

@@ -8,7 +8,17 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { tempDir } from '../peers/process.ts';
-import { HELM_VERSION, KUBERNETES_VERSION, KWOK_STAGES, KWOK_VERSION, MOTO_VERSION, OLD_KUBECTL_VERSIONS } from '../peers/versions.ts';
+import {
+  debianArch,
+  HAPROXY_DEBS,
+  HAPROXY_VERSION,
+  HELM_VERSION,
+  KUBERNETES_VERSION,
+  KWOK_STAGES,
+  KWOK_VERSION,
+  MOTO_VERSION,
+  OLD_KUBECTL_VERSIONS,
+} from '../peers/versions.ts';
 
 const provision = fileURLToPath(new URL('../peers/provision.ts', import.meta.url));
 
@@ -42,6 +52,11 @@ test('provision: one go build for kube-apiserver, kubectl and etcd; modules buil
   mkdirSync(join(moto, 'bin'), { recursive: true });
   writeFileSync(join(moto, 'bin', 'moto_server'), '');
   writeFileSync(join(moto, '.stamp'), MOTO_VERSION);
+  // So does HAProxy (its stamp: the pinned .debs' hashes), which would otherwise be downloaded.
+  const haproxy = join(cache, 'kport-peers', `haproxy-${HAPROXY_VERSION}`);
+  mkdirSync(join(haproxy, 'usr', 'sbin'), { recursive: true });
+  writeFileSync(join(haproxy, 'usr', 'sbin', 'haproxy'), '');
+  writeFileSync(join(haproxy, '.stamp'), HAPROXY_DEBS.map((d) => d.sha256[debianArch()!]).join('\n'));
   const modDir = join(dir, 'kwok-module');
   for (const stage of KWOK_STAGES) {
     mkdirSync(join(modDir, dirname(stage)), { recursive: true });
@@ -58,6 +73,7 @@ test('provision: one go build for kube-apiserver, kubectl and etcd; modules buil
   };
   const first = await execa(process.execPath, [provision], { env, reject: false });
   assert.equal(first.exitCode, 0, String(first.stderr));
+  assert.doesNotMatch(String(first.stderr), /HAProxy/, 'a provisioned HAProxy is not fetched again');
 
   const builds = readFileSync(log, 'utf8')
     .trim()
