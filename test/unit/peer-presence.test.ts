@@ -71,3 +71,20 @@ test('a lease that lapsed (the store out of reach past its TTL) is granted again
     await presence.close();
   }
 });
+
+test("an agent that redialled is reached through the server with its newest tunnel record first, while a dead server's record lingers until its lease ends", async () => {
+  const backend = new MemoryBackend();
+  const hub = new WatchHub(backend);
+  const a = new PeerDirectory(backend, hub, 'server-a');
+  try {
+    for (const id of ['server-b', 'server-c', 'server-d'])
+      await backend.put(serverKey(id), JSON.stringify({ server_id: id, peer_addr: '127.0.0.1:1', started: new Date().toISOString() }));
+    // The agent's tunnel was on C (C died, its record not yet expired), then on D, then on B.
+    for (const id of ['server-c', 'server-d', 'server-b']) await backend.put(tunnelKey('agent-1', id), '');
+    await a.ready;
+    await waitFor('A sees the three records', async () => a.serversFor('agent-1').length === 3 || undefined, { timeoutMs: 5000 });
+    for (let i = 0; i < 20; i++) assert.deepEqual(a.serversFor('agent-1'), ['server-b', 'server-d', 'server-c']);
+  } finally {
+    a.close();
+  }
+});

@@ -11,7 +11,8 @@ import { parseServerRecord, SERVERS_PREFIX, TUNNELS_PREFIX, tunnelOf, type Serve
 export class PeerDirectory {
   readonly #self: string;
   readonly #servers: WatchCache<ServerRecord>;
-  readonly #tunnels: WatchCache<true>;
+  /** Tunnel records, valued by the store revision that wrote them: the newest is the agent's live tunnel. */
+  readonly #tunnels: WatchCache<number>;
   /** agent host id -> servers whose tunnel record for it is held, updated as the cache changes. */
   readonly #byHost = new Map<string, Set<string>>();
   readonly ready: Promise<void>;
@@ -19,24 +20,25 @@ export class PeerDirectory {
   constructor(backend: Backend, hub: WatchHub, self: string) {
     this.#self = self;
     this.#servers = new WatchCache<ServerRecord>({ backend, hub, prefix: SERVERS_PREFIX, decode: (item) => parseServerRecord(item.value) });
-    this.#tunnels = new WatchCache<true>({
+    this.#tunnels = new WatchCache<number>({
       backend,
       hub,
       prefix: TUNNELS_PREFIX,
-      decode: (item) => (tunnelOf(item.key.slice(TUNNELS_PREFIX.length)) ? true : undefined),
+      decode: (item) => (tunnelOf(item.key.slice(TUNNELS_PREFIX.length)) ? item.revision : undefined),
       onChange: (names) => this.#index(names),
     });
     this.ready = Promise.all([this.#servers.ready, this.#tunnels.ready]).then(() => undefined);
   }
 
-  /** Other live servers holding a tunnel of `hostId`, in a random order (requests spread over them). */
+  /**
+   * Other live servers holding a tunnel of `hostId`, the newest tunnel record first: an agent whose
+   * server died has redialled, and the dead server's record lingers until its lease ends (up to 6 s),
+   * so the newest is the tunnel that is up.
+   */
   serversFor(hostId: string): string[] {
     const servers = [...(this.#byHost.get(hostId) ?? [])].filter((s) => s !== this.#self && this.#servers.get(s) !== undefined);
-    for (let i = servers.length - 1; i > 0; i--) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [servers[i], servers[j]] = [servers[j]!, servers[i]!];
-    }
-    return servers;
+    const written = (server: string) => this.#tunnels.get(`${hostId}/${server}`) ?? 0;
+    return servers.sort((a, b) => written(b) - written(a));
   }
 
   /** A live server's record (its peer address); undefined once its record is gone. */
