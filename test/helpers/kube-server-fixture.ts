@@ -47,6 +47,8 @@ export async function startFixture(opts: {
   roles: object[];
   server?: Parameters<typeof startServer>[0];
   serverEnv?: Record<string, string>;
+  /** A server (or several behind a load balancer: its front) already running: used, not started or stopped. */
+  on?: TestServer;
 }): Promise<Fixture> {
   const dir = tempDir('kube-server');
   const echo = createServer((socket) => socket.pipe(socket));
@@ -73,7 +75,7 @@ export async function startFixture(opts: {
     return { api, kwok, admin };
   };
   const serverUp = async () => {
-    const server = await startServer({ ...opts.server, ...(opts.serverEnv && { env: { ...opts.server?.env, ...opts.serverEnv } }) });
+    const server = opts.on ?? (await startServer({ ...opts.server, ...(opts.serverEnv && { env: { ...opts.server?.env, ...opts.serverEnv } }) }));
     const rolesFile = join(dir, 'roles.yaml');
     writeFileSync(rolesFile, opts.roles.map((r) => stringify(r)).join('---\n'));
     const created = await server.kport(['create', '-f', rolesFile]);
@@ -85,7 +87,7 @@ export async function startFixture(opts: {
   if (cluster.status === 'rejected' || control.status === 'rejected') {
     // A setup that failed leaves no process behind (the test file's after() has no fixture to stop).
     if (cluster.status === 'fulfilled') await Promise.all([cluster.value.kwok.stop(), cluster.value.api.stop()]);
-    if (control.status === 'fulfilled') await control.value.server.stop('SIGKILL');
+    if (control.status === 'fulfilled' && !opts.on) await control.value.server.stop('SIGKILL');
     echo.close();
     throw cluster.status === 'rejected' ? cluster.reason : (control as PromiseRejectedResult).reason;
   }
@@ -139,7 +141,7 @@ export async function startFixture(opts: {
       if (process.env.KPORT_TEST_DEBUG) for (const a of agents) process.stderr.write(`--- agent ${a.dir}\n${a.log}\n`);
       if (process.env.KPORT_TEST_DEBUG) process.stderr.write(`--- server\n${server.log.slice(-5000)}\n`);
       await Promise.all(agents.map((a) => a.kill()));
-      await server.stop('SIGKILL');
+      if (!opts.on) await server.stop('SIGKILL');
       await kwok.stop();
       await api.stop();
       echo.close();
