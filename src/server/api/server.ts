@@ -1,6 +1,6 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
-import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
 import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -38,6 +38,9 @@ import { SERVER_SNI_DOMAIN } from '../../kube/sni.ts';
 import { TUNNEL_LIMITS, TunnelAcceptor } from '../../reversetunnel/tunnel-accept.ts';
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
+import { ConnectionDrain } from './drain.ts';
+import { MeteredBackend } from '../diag/metered-backend.ts';
+import type { ServerMetrics } from '../diag/metrics.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -65,6 +68,8 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Shorter waits than LIMITS' and TUNNEL_LIMITS' (tests only: config/test-timeouts.ts). */
   timeouts?: Partial<ServerTimeouts>;
+  /** The diagnostics' metrics (teleport.diag_addr): calls by route, Kubernetes outcomes, store latency, open tunnels and sessions. */
+  metrics?: ServerMetrics;
 }
 
 /**
@@ -95,11 +100,16 @@ export class KportServer {
   readonly tunnels = new TunnelRegistry();
   readonly #kube: KubeRoutes;
   readonly #tunnelAccept: TunnelAcceptor;
+  #drain?: ConnectionDrain;
+  #loaded = false;
 
   constructor(serverOptions: ServerOptions) {
     this.#hub = new WatchHub(serverOptions.backend);
     // Every part of the server writes through this, so the caches that must read its own writes do (watch-cache.ts).
-    const opts = { ...serverOptions, backend: new ObservedBackend(serverOptions.backend, this.#hub) };
+    // Timed once here for the store latency histogram, under every part of the server.
+    const metrics = serverOptions.metrics;
+    const stored = metrics ? new MeteredBackend(serverOptions.backend, (op, s, ok) => metrics.storeCall(op, s, ok)) : serverOptions.backend;
+    const opts = { ...serverOptions, backend: new ObservedBackend(stored, this.#hub) };
     this.#opts = opts;
     this.#timeouts = {
       handshakeMs: LIMITS.handshakeMs,
@@ -166,7 +176,20 @@ export class KportServer {
       },
       agent: (verified, address) => this.#agents.caller(verified, address),
       person: (caller) => this.#people.person(caller),
+      ...(metrics && { observe: (route: string, code: number) => metrics.request(route, code) }),
     });
+    metrics?.watch({ tunnels: () => this.tunnels.size, kubeOpen: () => this.#kube.openCounts(), auditQueue: () => opts.audit.queued });
+    void this.#kube.loaded().then(() => (this.#loaded = true));
+  }
+
+  /** Whether the caches the server answers from have their first list from the store (readiness). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /** Whether SIGTERM asked the server to stop and it is finishing what is open (readiness). */
+  get draining(): boolean {
+    return this.#drain?.draining ?? false;
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -214,6 +237,9 @@ export class KportServer {
       else void this.#router.handle(req, res, guard.of(req));
     });
     this.#kube.attach(server, this.#guard);
+    this.#drain = new ConnectionDrain(server);
+    const metrics = this.#opts.metrics;
+    if (metrics) countKubeOutcomes(server, (url, servername) => this.#kube.owns(url, servername), metrics);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
     this.#revocation = new PersonRevocation({
       records: this.#records,
@@ -250,6 +276,28 @@ export class KportServer {
       // HTTP/2 sessions of idle agents would hold close() open: they will redial another server.
       setTimeout(resolve, 2000).unref();
     });
+  }
+
+  /**
+   * SIGTERM's stop (README "Diagnostics and draining"): readiness goes false, the listener takes no
+   * new connection, every connection and agent tunnel gets a GOAWAY (agents dial a new tunnel at
+   * once, through the load balancer to another server, and this one ends when its streams have),
+   * agents' store watches end so they resume elsewhere, and what is open has `graceMs` to finish;
+   * then close() ends what is left (a watch ends, an exec session is told the server is stopping).
+   */
+  async drain(graceMs: number): Promise<void> {
+    const server = this.#server;
+    const drain = this.#drain;
+    if (!server || !drain) return this.close();
+    server.close();
+    drain.begin();
+    this.#tunnelAccept.drain();
+    for (const watch of this.#watchStreams.open) watch.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drain.settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    await this.close();
+    drain.destroyAll();
   }
 
   /** An agent's reverse tunnel; every other HTTP/1.1 upgrade is a person's, answered by kube-routes.ts. */
@@ -343,6 +391,18 @@ export class KportServer {
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
   }
+}
+
+/** Each Kubernetes request's end, HTTP/2 (kube-routes.ts takes those as core streams) and HTTP/1.1, by the status it was answered with. */
+function countKubeOutcomes(server: Http2SecureServer, owns: (url: string | undefined, servername: string | false | null | undefined) => boolean, metrics: ServerMetrics): void {
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    if (!owns(headers[':path'] as string | undefined, (stream.session?.socket as TLSSocket | undefined)?.servername)) return;
+    stream.once('close', () => metrics.kubeRequest(stream.headersSent ? Number(stream.sentHeaders[':status']) : undefined));
+  });
+  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    if (req.httpVersionMajor >= 2 || !owns(req.url, (req.socket as TLSSocket).servername)) return;
+    res.once('close', () => metrics.kubeRequest(res.headersSent ? res.statusCode : undefined));
+  });
 }
 
 /** The agent the router let in (the route admits only agents, or this branch is theirs). */

@@ -94,6 +94,18 @@ export class KubeRoutes {
     return this.#agents.sameJoin(a, b);
   }
 
+  /** Resolves once the cluster and agent caches have their first list (the server's readiness). */
+  loaded(): Promise<void> {
+    return Promise.all([this.#clusters.ready, this.#agents.ready]).then(() => undefined);
+  }
+
+  /** The Kubernetes requests open now, upgrades (exec, attach, port-forward) apart (the server's metrics). */
+  openCounts(): { upgrades: number; requests: number } {
+    const open = this.#open.of();
+    const upgrades = open.filter((o) => o.headers.upgrade !== undefined).length;
+    return { upgrades, requests: open.length - upgrades };
+  }
+
   /** Stops routing; what is open is told the server is stopping (a watch's client then lists again, elsewhere). */
   close(): void {
     const ending: Ending = { code: 503, message: 'the kport server is stopping (a restart or an upgrade): run this command again' };
