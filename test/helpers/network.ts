@@ -1,5 +1,5 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
@@ -42,6 +42,10 @@ export async function startServer(
     auth?: Record<string, unknown>;
     port?: number;
     cli?: Cli;
+    /** More teleport keys (diag_addr, shutdown_grace). */
+    teleport?: Record<string, unknown>;
+    /** Another server's seal.key, copied in before the start: one more server on the same store. */
+    sealKey?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
@@ -51,13 +55,18 @@ export async function startServer(
     config,
     stringify({
       version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}) },
+      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
       auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
       proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}` },
       ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
+  if (opts.sealKey) {
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    copyFileSync(opts.sealKey, join(dir, 'data', 'server', 'seal.key'));
+    chmodSync(join(dir, 'data', 'server', 'seal.key'), 0o600);
+  }
   const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,

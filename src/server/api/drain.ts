@@ -42,7 +42,7 @@ export class ConnectionDrain {
         const left = (this.#responses.get(socket) ?? 1) - 1;
         this.#responses.set(socket, left);
         // An upgrade's socket is the session's now: it goes when the session ends.
-        if (this.#draining && left === 0 && !this.#upgraded.has(socket)) socket.end();
+        if (this.#draining && left === 0 && !this.#upgraded.has(socket)) close(socket);
       });
     });
   }
@@ -61,7 +61,7 @@ export class ConnectionDrain {
     this.#draining = true;
     for (const session of this.#sessions) goaway(session);
     for (const socket of this.#sockets)
-      if (socket.alpnProtocol !== 'h2' && !this.#upgraded.has(socket) && (this.#responses.get(socket) ?? 0) === 0) socket.end();
+      if (socket.alpnProtocol !== 'h2' && !this.#upgraded.has(socket) && (this.#responses.get(socket) ?? 0) === 0) close(socket);
   }
 
   /** Resolves once every connection has closed (draining only). */
@@ -80,6 +80,12 @@ export class ConnectionDrain {
   destroyAll(): void {
     for (const socket of this.#sockets) socket.destroy();
   }
+}
+
+/** An HTTP/1.1 connection with nothing open: ended, and cut a second later if its client does not end its side. */
+function close(socket: Socket): void {
+  socket.end();
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /** A GOAWAY, then the session closes once its open streams have (node's graceful close). */

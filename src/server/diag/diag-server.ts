@@ -45,7 +45,12 @@ export class DiagServer {
     );
     this.#server.maxConnections = DIAG_LIMITS.connections;
     this.#server.setTimeout(DIAG_LIMITS.requestMs, (socket) => socket.destroy());
-    this.#server.on('clientError', (_err, socket) => socket.destroy());
+    // A head past headerBytes is told so (431), anything else malformed 400; then the connection goes.
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage)
+        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      socket.destroy();
+    });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
