@@ -123,6 +123,24 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     }
     await waitFor('the server to be ready again', async () => (await diagGet(diag, '/readyz')).status === 200, { timeoutMs: 30_000 });
   });
+
+  test('a second SIGTERM during the grace exits at once (143), a request still open', async (t) => {
+    if (!have(t)) return;
+    // Running since the store test; a join half sent holds the drain open.
+    const socket = await tlsOpen(server.port);
+    socket.on('error', () => {});
+    socket.write('POST /v1/join HTTP/1.1\r\nHost: kport\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"token":');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const proc = server.proc!;
+    process.kill(proc.pid!, 'SIGTERM');
+    await waitFor('readiness to say draining', async () => (await diagGet(diag, '/readyz').catch(() => undefined))?.body === 'not ready: draining\n', { timeoutMs: 5000 });
+    const second = Date.now();
+    process.kill(proc.pid!, 'SIGTERM');
+    const result = await proc;
+    assert.equal(result.exitCode, 143);
+    assert.ok(Date.now() - second < 3000, `exited ${Date.now() - second} ms after the second SIGTERM`);
+    socket.destroy();
+  });
 });
 
 /** One call to the main (TLS) port, without a certificate: its status. */
