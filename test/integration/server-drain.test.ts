@@ -25,6 +25,7 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
   let front: Server;
   let alice: Person;
   const diag = { a: '', b: '' };
+  const tunnels = async (address: string) => metricValue((await diagGet(address, '/metrics')).body, 'kport_reverse_tunnels_open');
   const have = (t: TestContext) => havePeer(t, 'kube-apiserver, kubectl, kwok and etcd', [...PEERS(), BINARIES.etcd()]);
 
   before(async (t) => {
@@ -34,12 +35,14 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     diag.a = `127.0.0.1:${await freePort()}`;
     diag.b = `127.0.0.1:${await freePort()}`;
     f = await startFixture({ agents: 0, roles: ROLES, server: { storage, teleport: { diag_addr: diag.a, shutdown_grace: '30s' } } });
-    other = await startServer({ storage, sealKey: join(f.server.dir, 'data', 'server', 'seal.key'), teleport: { diag_addr: diag.b } });
+    other = await startServer({ storage, sealKey: join(f.server.dir, 'data', 'server', 'seal.key'), teleport: { diag_addr: diag.b, shutdown_grace: '3s' } });
     const ports = [f.server.port, other.port];
     front = await firstThatAnswers(ports);
     // People and agents are given the one address in front.
     f.server.address = `127.0.0.1:${(front.address() as { port: number }).port}`;
     await f.waitServed([await f.addAgent()]);
+    // Something for a watch to list first.
+    await f.admin('create', 'configmap', 'listed', '-n', 'apps');
     alice = await invitedPerson(f.server, 'alice', ['prod-dev']);
     const config = await alice.kport(['kube', 'config', CLUSTER]);
     assert.equal(config.exitCode, 0, String(config.stderr));
@@ -54,7 +57,6 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
 
   test("the agent dials a new tunnel at the GOAWAY, before the old one closes; an exec open through the draining server finishes; it exits 0 then; the next kubectl goes through the other", async (t) => {
     if (!have(t)) return;
-    const tunnels = async (address: string) => metricValue((await diagGet(address, '/metrics')).body, 'kport_reverse_tunnels_open');
     assert.equal(await tunnels(diag.a), 1);
     assert.equal(await tunnels(diag.b), 0);
     const kubectl = personKubectl(alice.home);
@@ -107,6 +109,50 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     const again = await kubectl.run(['get', 'pods', '-n', 'apps', '-o', 'name']);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /pod\/web/);
+  });
+
+  test('what is still open when the grace ends is ended with kport\'s sentence (an exec exits 1 saying so, a watch prints it), and the server exits 0', async (t) => {
+    if (!have(t)) return;
+    // The first server back (first in line at the address), the agent's tunnel still on the other, whose grace is 3 s.
+    await f.server.start();
+    assert.equal(await metricValue((await diagGet(diag.b, '/metrics')).body, 'kport_reverse_tunnels_open'), 1);
+    const kubectl = personKubectl(alice.home);
+    const spawn = (args: string[]) => {
+      const run = { out: '', err: '', code: undefined as number | undefined, proc: kubectl.spawn(args) };
+      run.proc.stdout!.on('data', (c: Buffer) => (run.out += c));
+      run.proc.stderr!.on('data', (c: Buffer) => (run.err += c));
+      void run.proc.then((r) => (run.code = r.exitCode ?? -1));
+      t.after(() => void run.proc.kill('SIGKILL'));
+      return run;
+    };
+    // Both open through the other server: the address gives it only while the first refuses, so they start before.
+    await f.server.stop('SIGKILL');
+    const exec = spawn(['exec', '-n', 'apps', 'web', '--', 'sh', '-c', 'echo started; exec sleep 300']);
+    const watch = spawn(['get', 'configmaps', '-n', 'apps', '--watch']);
+    await waitFor('the exec to start', async () => exec.out.includes('started') || exec.code !== undefined, { timeoutMs: 60_000 });
+    await waitFor('the watch to list', async () => watch.out.includes('listed') || watch.code !== undefined, { timeoutMs: 60_000 });
+    assert.equal(exec.code, undefined, exec.err);
+    assert.equal(watch.code, undefined, watch.err);
+    await f.server.start();
+
+    const draining = other.proc!;
+    let exitedAt: number | undefined;
+    void draining.then(() => (exitedAt = Date.now()));
+    const signalled = Date.now();
+    process.kill(draining.pid!, 'SIGTERM');
+    await waitFor('the agent to open a tunnel on the first server', async () => (await tunnels(diag.a)) === 1, { timeoutMs: 15_000 });
+    assert.equal(exec.code, undefined, 'the exec is still open while the grace runs');
+    const result = await draining;
+    assert.equal(result.exitCode, 0, other.log.slice(-3000));
+    const took = exitedAt! - signalled;
+    // The grace, then a second for the endings to reach their clients.
+    assert.ok(took >= 3000 && took < 6000, `exited ${took} ms after SIGTERM, with a 3 s grace`);
+    await waitFor('the exec and the watch to end', async () => exec.code !== undefined && watch.code !== undefined, { timeoutMs: 10_000 });
+    const sentence = /the kport server is stopping \(a restart or an upgrade\): run this command again/;
+    assert.equal(exec.code, 1, exec.err);
+    assert.match(exec.err, sentence);
+    assert.match(watch.out + watch.err, sentence);
+    t.diagnostic(`the draining server ended what was open and exited ${took} ms after SIGTERM (grace 3 s)`);
   });
 });
 

@@ -296,7 +296,10 @@ export class KportServer {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drain.settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
+    // What close() tells to end (an exec's sentence, a watch's Status) has a second to reach its client; then what is left is cut.
+    const cut = setTimeout(() => drain.destroyAll(), 1000);
     await this.close();
+    clearTimeout(cut);
     drain.destroyAll();
   }
 
