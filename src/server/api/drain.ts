@@ -76,6 +76,24 @@ export class ConnectionDrain {
     });
   }
 
+  /**
+   * The whole drain: the listener closed, every connection told to go (and `alsoGo`: tunnels, watches),
+   * `graceMs` for what is open, then `close` (which tells what is left that it ends: an exec's
+   * sentence, a watch's Status, given a second to reach its client before the rest is cut).
+   */
+  async run(server: Http2SecureServer, graceMs: number, alsoGo: () => void, close: () => Promise<void>): Promise<void> {
+    server.close();
+    this.begin();
+    alsoGo();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    const cut = setTimeout(() => this.destroyAll(), 1000);
+    await close();
+    clearTimeout(cut);
+    this.destroyAll();
+  }
+
   /** What is left when the grace ends: cut. */
   destroyAll(): void {
     for (const socket of this.#sockets) socket.destroy();

@@ -1,6 +1,6 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -41,6 +41,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 import { ConnectionDrain } from './drain.ts';
 import { MeteredBackend } from '../diag/metered-backend.ts';
 import type { ServerMetrics } from '../diag/metrics.ts';
+import { countKubeOutcomes } from '../diag/kube-outcomes.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -279,28 +280,17 @@ export class KportServer {
   }
 
   /**
-   * SIGTERM's stop (README "Diagnostics and draining"): readiness goes false, the listener takes no
-   * new connection, every connection and agent tunnel gets a GOAWAY (agents dial a new tunnel at
-   * once, through the load balancer to another server, and this one ends when its streams have),
-   * agents' store watches end so they resume elsewhere, and what is open has `graceMs` to finish;
-   * then close() ends what is left (a watch ends, an exec session is told the server is stopping).
+   * SIGTERM's stop (README "Diagnostics and draining", drain.ts): readiness false, no new connection,
+   * a GOAWAY on every connection and agent tunnel (its agent dials a new one at once), agents' store
+   * watches ended (they resume elsewhere), `graceMs` for what is open, then close() for what is left.
    */
   async drain(graceMs: number): Promise<void> {
-    const server = this.#server;
-    const drain = this.#drain;
-    if (!server || !drain) return this.close();
-    server.close();
-    drain.begin();
-    this.#tunnelAccept.drain();
-    for (const watch of this.#watchStreams.open) watch.abort();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drain.settled(), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-    clearTimeout(timer);
-    // What close() tells to end (an exec's sentence, a watch's Status) has a second to reach its client; then what is left is cut.
-    const cut = setTimeout(() => drain.destroyAll(), 1000);
-    await this.close();
-    clearTimeout(cut);
-    drain.destroyAll();
+    if (!this.#server || !this.#drain) return this.close();
+    const tunnelsAndWatches = () => {
+      this.#tunnelAccept.drain();
+      for (const watch of this.#watchStreams.open) watch.abort();
+    };
+    await this.#drain.run(this.#server, graceMs, tunnelsAndWatches, () => this.close());
   }
 
   /** An agent's reverse tunnel; every other HTTP/1.1 upgrade is a person's, answered by kube-routes.ts. */
@@ -394,18 +384,6 @@ export class KportServer {
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
   }
-}
-
-/** Each Kubernetes request's end, HTTP/2 (kube-routes.ts takes those as core streams) and HTTP/1.1, by the status it was answered with. */
-function countKubeOutcomes(server: Http2SecureServer, owns: (url: string | undefined, servername: string | false | null | undefined) => boolean, metrics: ServerMetrics): void {
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-    if (!owns(headers[':path'] as string | undefined, (stream.session?.socket as TLSSocket | undefined)?.servername)) return;
-    stream.once('close', () => metrics.kubeRequest(stream.headersSent ? Number(stream.sentHeaders[':status']) : undefined));
-  });
-  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-    if (req.httpVersionMajor >= 2 || !owns(req.url, (req.socket as TLSSocket).servername)) return;
-    res.once('close', () => metrics.kubeRequest(res.headersSent ? res.statusCode : undefined));
-  });
 }
 
 /** The agent the router let in (the route admits only agents, or this branch is theirs). */
