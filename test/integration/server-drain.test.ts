@@ -115,7 +115,7 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     if (!have(t)) return;
     // The first server back (first in line at the address), the agent's tunnel still on the other, whose grace is 3 s.
     await f.server.start();
-    assert.equal(await metricValue((await diagGet(diag.b, '/metrics')).body, 'kport_reverse_tunnels_open'), 1);
+    assert.equal(await tunnels(diag.b), 1);
     const kubectl = personKubectl(alice.home);
     const spawn = (args: string[]) => {
       const run = { out: '', err: '', code: undefined as number | undefined, proc: kubectl.spawn(args) };
@@ -133,6 +133,9 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     await waitFor('the watch to list', async () => watch.out.includes('listed') || watch.code !== undefined, { timeoutMs: 60_000 });
     assert.equal(exec.code, undefined, exec.err);
     assert.equal(watch.code, undefined, watch.err);
+    const open = (await diagGet(diag.b, '/metrics')).body;
+    assert.equal(metricValue(open, 'kport_kube_open_requests{kind="upgrade"}'), 1, open);
+    assert.equal(metricValue(open, 'kport_kube_open_requests{kind="watch"}'), 1, open);
     await f.server.start();
 
     const draining = other.proc!;

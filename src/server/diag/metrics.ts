@@ -7,8 +7,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export interface MetricSources {
   /** Reverse tunnels open to this server (every agent's, the in-process service's loopback too). */
   tunnels(): number;
-  /** Kubernetes requests open through the server: upgrades (exec, attach, port-forward) and the others (watches, requests in flight). */
-  kubeOpen(): { upgrades: number; requests: number };
+  /** Kubernetes requests open through the server: upgrades (exec, attach, port-forward), watches, and the others in flight. */
+  kubeOpen(): { upgrades: number; watches: number; requests: number };
   /** Audit events waiting for their batched store write (events/audit.ts). */
   auditQueue(): number;
 }
@@ -60,12 +60,13 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'kport_kube_open_requests',
-      help: 'Kubernetes requests open through this server: kind="upgrade" for exec, attach and port-forward sessions, kind="request" for watches and requests in flight.',
+      help: 'Kubernetes requests open through this server: kind="upgrade" for exec, attach and port-forward sessions, kind="watch" for watches, kind="request" for the others in flight.',
       labelNames: ['kind'],
       registers,
       collect() {
-        const open = sources()?.kubeOpen() ?? { upgrades: 0, requests: 0 };
+        const open = sources()?.kubeOpen() ?? { upgrades: 0, watches: 0, requests: 0 };
         this.set({ kind: 'upgrade' }, open.upgrades);
+        this.set({ kind: 'watch' }, open.watches);
         this.set({ kind: 'request' }, open.requests);
       },
     });
