@@ -156,8 +156,6 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const run = async () => {
     // With discovery or kubernetes_service enabled the server runs them in-process on its own store, as Teleport's guide does.
     const running: Promise<unknown>[] = [];
-    // The Kubernetes service's loopback tunnel carries requests in flight through a drain's grace: it stops after it.
-    const kubeStop = new AbortController();
     if (config.discovery_service?.enabled) {
       // Without `kube`: the server's Kubernetes service runs below, on its loopback tunnel.
       running.push(
@@ -178,7 +176,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
           cwd: ctx.cwd,
           env: ctx.env,
           warn: (m) => ctx.logger.warn(m),
-          signal: kubeStop.signal,
+          signal: ctx.signal,
           now: ctx.now,
         }).catch((err) => {
           ctx.logger.error(`the in-process kubernetes service stopped: ${(err as Error).message}`);
@@ -190,10 +188,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     // SIGTERM (a service manager's, a rolling restart's) drains: open requests get shutdown_grace and
     // agents redial elsewhere first. Ctrl-C and SIGHUP stop at once, as before. A second signal exits now (bin/launch.js).
     const sigterm = (ctx.signal.reason as Error | undefined)?.message === 'SIGTERM';
-    if (!sigterm) kubeStop.abort(ctx.signal.reason);
-    await (sigterm ? server.drain(config.teleport.shutdown_grace) : server.close());
-    kubeStop.abort(ctx.signal.reason);
-    await services;
+    await Promise.all([sigterm ? server.drain(config.teleport.shutdown_grace) : server.close(), services]);
     // Request events still waiting for their batch go to the store before it closes.
     await audit.drain();
     await diag?.server.close();
