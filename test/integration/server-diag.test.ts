@@ -60,6 +60,34 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     assert.equal((await diagGet(diag, '/healthz', { headers: { 'x-filler': 'a'.repeat(16 * 1024) } })).status, 431);
   });
 
+  test('a diag address already in use is refused in one sentence naming the key, and the server does not start', async (t) => {
+    if (!have(t)) return;
+    await assert.rejects(startServer({ teleport: { diag_addr: diag } }), (err: Error) => {
+      assert.match(
+        err.message,
+        new RegExp(`Cannot listen on ${diag.replace(/\./g, '\\.')} \\(teleport\\.diag_addr\\) for diagnostics: the port is already in use; stop what holds it or set another teleport\\.diag_addr\\.`),
+      );
+      assert.match(err.message, /exited 1/);
+      return true;
+    });
+  });
+
+  test('--diag-addr serves the diagnostics without the config key (loopback for ":0"), named in -o json as diagnostics', async (t) => {
+    if (!have(t)) return;
+    const plain = await startServer();
+    await plain.stop('SIGKILL');
+    const proc = plain.kport(['server', 'start', '--diag-addr', ':0', '-o', 'json']);
+    t.after(() => void proc.kill('SIGKILL'));
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => (out += c));
+    const address = await waitFor('the server to say where its diagnostics are', async () => /"diagnostics": "http:\/\/(127\.0\.0\.1:\d+)"/.exec(out)?.[1], {
+      timeoutMs: 30_000,
+    });
+    assert.deepEqual(await diagGet(address, '/healthz'), { status: 200, body: 'ok\n' });
+    process.kill(proc.pid!, 'SIGTERM');
+    assert.equal((await proc).exitCode, 0);
+  });
+
   test('SIGTERM: /readyz says draining at once, new connections are refused, a request in flight finishes, and the server exits 0 well within shutdown_grace', async (t) => {
     if (!have(t)) return;
     // A join whose body is half sent: a request in flight when the signal comes.
