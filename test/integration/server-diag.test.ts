@@ -65,7 +65,9 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     await assert.rejects(startServer({ teleport: { diag_addr: diag } }), (err: Error) => {
       assert.match(
         err.message,
-        new RegExp(`Cannot listen on ${diag.replace(/\./g, '\\.')} \\(teleport\\.diag_addr\\) for diagnostics: the port is already in use; stop what holds it or set another teleport\\.diag_addr\\.`),
+        new RegExp(
+          `Cannot listen on ${diag.replace(/\./g, '\\.')} \\(teleport\\.diag_addr\\) for diagnostics: the port is already in use; stop what holds it or set another teleport\\.diag_addr\\.`,
+        ),
       );
       assert.match(err.message, /exited 1/);
       return true;
@@ -94,7 +96,9 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     const body = JSON.stringify({ token: 'not-a-token', hostname: 'drain-test', csr: 'x'.repeat(200) });
     const socket = await tlsOpen(server.port);
     const answer = readAnswer(socket);
-    socket.write(`POST /v1/join HTTP/1.1\r\nHost: kport\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`);
+    socket.write(
+      `POST /v1/join HTTP/1.1\r\nHost: kport\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 20)}`,
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     const proc = server.proc!;
     let exitedAt: number | undefined;
@@ -117,7 +121,10 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     assert.equal(exitedAt, undefined, 'the server waits for the request in flight');
 
     socket.write(body.slice(20));
-    const { status } = await Promise.race([answer, raceTimer(15_000).then(() => assert.fail(`no answer to the join in flight in 15 s: ${server.log.slice(-3000)}`))]);
+    const { status } = await Promise.race([
+      answer,
+      raceTimer(15_000).then(() => assert.fail(`no answer to the join in flight in 15 s: ${server.log.slice(-3000)}`)),
+    ]);
     const answeredAt = Date.now();
     // Answered (the token is refused: what matters is that it was answered, not cut).
     assert.ok(status >= 400 && status < 500, `status ${status}`);
@@ -161,7 +168,9 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     await new Promise((resolve) => setTimeout(resolve, 300));
     const proc = server.proc!;
     process.kill(proc.pid!, 'SIGTERM');
-    await waitFor('readiness to say draining', async () => (await diagGet(diag, '/readyz').catch(() => undefined))?.body === 'not ready: draining\n', { timeoutMs: 5000 });
+    await waitFor('readiness to say draining', async () => (await diagGet(diag, '/readyz').catch(() => undefined))?.body === 'not ready: draining\n', {
+      timeoutMs: 5000,
+    });
     const second = Date.now();
     process.kill(proc.pid!, 'SIGTERM');
     const result = await proc;

@@ -55,7 +55,7 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     await etcd?.stop();
   });
 
-  test("the agent dials a new tunnel at the GOAWAY, before the old one closes; an exec open through the draining server finishes; it exits 0 then; the next kubectl goes through the other", async (t) => {
+  test('the agent dials a new tunnel at the GOAWAY, before the old one closes; an exec open through the draining server finishes; it exits 0 then; the next kubectl goes through the other', async (t) => {
     if (!have(t)) return;
     assert.equal(await tunnels(diag.a), 1);
     assert.equal(await tunnels(diag.b), 0);
@@ -111,7 +111,7 @@ describe('SIGTERM to the server holding an agent tunnel, two servers on one etcd
     assert.match(again.stdout, /pod\/web/);
   });
 
-  test('what is still open when the grace ends is ended with kport\'s sentence (an exec exits 1 saying so, a watch prints it), and the server exits 0', async (t) => {
+  test("what is still open when the grace ends is ended with kport's sentence (an exec exits 1 saying so, a watch prints it), and the server exits 0", async (t) => {
     if (!have(t)) return;
     // The first server back (first in line at the address), the agent's tunnel still on the other, whose grace is 3 s.
     await f.server.start();

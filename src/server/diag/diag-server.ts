@@ -48,7 +48,11 @@ export class DiagServer {
     // A head past headerBytes is told so (431), anything else malformed 400; then the connection goes.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage)
-        socket.end(err.code === 'HPE_HEADER_OVERFLOW' ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+        socket.end(
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n'
+            : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n',
+        );
       socket.destroy();
     });
   }
