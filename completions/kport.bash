@@ -44,7 +44,7 @@ _kport() {
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
 _kport_takes_value() {
-  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) return 0 ;; esac
+  case "$1" in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --diag-addr | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) return 0 ;; esac
   return 1
 }
 _kport_choices() {
@@ -66,7 +66,7 @@ _kport_words() {
     "tokens ls") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "tokens rm") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
     "server") words="start" ;;
-    "server start") words="-c --config --data-dir --format -o --output --debug --no-color" ;;
+    "server start") words="--diag-addr -c --config --data-dir --format -o --output --debug --no-color" ;;
     "login") words="--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color" ;;
     "logout") words="--proxy -c --config --data-dir --format -o --output --debug --no-color" ;;
     "status") words="-c --config --data-dir --format -o --output --debug --no-color" ;;

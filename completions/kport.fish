@@ -25,6 +25,7 @@ complete -c kport -n '__fish_seen_subcommand_from tokens; and __fish_seen_subcom
 complete -c kport -f -n '__fish_seen_subcommand_from tokens' -a ls -d 'List join tokens (secrets are never shown)'
 complete -c kport -f -n '__fish_seen_subcommand_from tokens' -a rm -d 'Delete a join token, by its secret or its name'
 complete -c kport -f -n '__fish_seen_subcommand_from server' -a start -d 'Run the kport server in the foreground: auth (CAs, joins) and proxy on one TLS port'
+complete -c kport -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from start' -l diag-addr
 complete -c kport -n '__fish_seen_subcommand_from login' -l proxy
 complete -c kport -n '__fish_seen_subcommand_from login' -l user
 complete -c kport -n '__fish_seen_subcommand_from login' -l invite

@@ -9,7 +9,7 @@ _kport_words() {
     "tokens ls") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "tokens rm") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
     "server") reply=(start) ;;
-    "server start") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
+    "server start") reply=(--diag-addr -c --config --data-dir --format -o --output --debug --no-color) ;;
     "login") reply=(--proxy --user --invite --auth --browser --ca-pin --password-stdin -c --config --data-dir --format -o --output --debug --no-color) ;;
     "logout") reply=(--proxy -c --config --data-dir --format -o --output --debug --no-color) ;;
     "status") reply=(-c --config --data-dir --format -o --output --debug --no-color) ;;
@@ -72,7 +72,7 @@ _kport() {
       continue
     fi
     if [[ $w == -* ]]; then
-      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
+      case $w in -c | --config | --data-dir | --format | -o | --output | --type | --ttl | --value | --labels | --uses | --diag-addr | --proxy | --user | --auth | --browser | --ca-pin | --roles | --invite-ttl | --set-roles | --add-roles | --remove-roles | --message | --token | --for-role | --search | --port | --as | --as-groups | --context | --cluster | --role-arn | --group | --existing-group | --mode | --cluster-role | --binding | --as-role-arn | --since | -f | --file | --speed | --limit) skip=1; case $w in -c | --config | --data-dir) store+=($w ${words[i+1]}) ;; esac ;; esac
       continue
     fi
     _kport_words "${path:+$path }$w"

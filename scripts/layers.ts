@@ -34,12 +34,13 @@ export const LAYERS: readonly (readonly string[])[] = [
  * Folders whose subfolders have layers of their own, bottom first, under the same rules: an import
  * between two subfolders goes down or stays in its layer, and they import each other in no circle.
  * A file directly in such a folder, or a subfolder the order does not name, counts as unnamed.
- * server/: who is calling and what a call may cost (call), what is recorded (events), the watch-fed
- * caches (cache), who may do what (auth), proxy peering between servers (peer), the Kubernetes
- * proxy (kubeproxy), and the listener and router that wire them all (api).
+ * server/: who is calling and what a call may cost (call), the health, readiness and metrics the
+ * diagnostics address serves (diag), what is recorded (events), the watch-fed caches (cache), who
+ * may do what (auth), proxy peering between servers (peer), the Kubernetes proxy (kubeproxy), and
+ * the listener and router that wire them all (api).
  */
 export const NESTED: Readonly<Record<string, readonly (readonly string[])[]>> = {
-  server: [['call'], ['events'], ['cache'], ['auth'], ['peer'], ['kubeproxy'], ['api']],
+  server: [['call', 'diag'], ['events'], ['cache'], ['auth'], ['peer'], ['kubeproxy'], ['api']],
 };
 
 export interface Edge {

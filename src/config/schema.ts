@@ -243,8 +243,13 @@ export const configSchema = z.strictObject({
       auth_servers: z.array(z.string()).optional(),
       log: z.record(z.string(), z.unknown()).optional(),
       storage: storage.default({ type: 'sqlite' }),
+      // kport server start's diagnostics and stop (README "Diagnostics and draining"): diag_addr, as
+      // Teleport's, serves /healthz, /readyz and /metrics (off when absent); shutdown_grace is how long
+      // SIGTERM leaves open requests to finish before the server ends them.
+      diag_addr: z.string().optional(),
+      shutdown_grace: duration({ ms: 0, text: '0s', why: '' }).default(30_000),
     })
-    .default({ storage: { type: 'sqlite' } }),
+    .default({ storage: { type: 'sqlite' }, shutdown_grace: 30_000 }),
   auth_service: z
     .strictObject({
       enabled: boolish.default(true),
@@ -380,4 +385,7 @@ export const KNOWN_KEYS = [
       ' ',
     ),
   ),
+  // teleport's diagnostics and stop (kport server start).
+  'diag_addr',
+  'shutdown_grace',
 ];

@@ -65,8 +65,10 @@ export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
     const since = now - lostSince >= 1000 ? ` (for ${Math.round((now - lostSince) / 1000)} s)` : '';
     opts.warn(`tunnel to ${where} lost: ${cause}; redialing${since}`);
   };
-  /** The tunnel a renewal replaces: closed (gracefully: its streams finish) once the next one is open. */
+  /** The tunnel a renewal or a server's GOAWAY replaces: closed (gracefully: its streams finish) once the next one is open. */
   let replaced: ServerHttp2Session | undefined;
+  /** When the last GOAWAY was answered with an immediate dial: one more within BACKOFF_MIN_MS waits its turn, so no server can make the agent spin. */
+  let lastGoaway = 0;
   while (!opts.signal.aborted) {
     let tunnel: OpenTunnel;
     try {
@@ -87,12 +89,24 @@ export async function runAgentTunnel(opts: AgentTunnelOptions): Promise<void> {
     opts.onSession(tunnel.session);
     opts.onOpen?.();
     const gone = new AbortController();
+    // A GOAWAY is the server draining (SIGTERM): it opens no new stream here, and finishes those open.
+    const goaway = new Promise<'goaway'>((resolve) => tunnel.session.once('goaway', () => resolve('goaway')));
     const closed = held(tunnel, pingMs, opts.signal).finally(() => gone.abort());
     const outcome = await Promise.race([
       closed,
+      goaway,
       replaceAt(tunnel.notAfter, opts.credentials, AbortSignal.any([opts.signal, gone.signal])).then(() => undefined),
     ]);
     if (opts.signal.aborted) break;
+    if (outcome === 'goaway') {
+      // The next tunnel is dialled now, through the same address (the load balancer sends it to a
+      // server that is not draining), while this one finishes the requests it carries.
+      opts.warn(`tunnel to ${where}: the server is stopping (GOAWAY); dialing a new tunnel while this one finishes its open requests`);
+      if (Date.now() - lastGoaway < BACKOFF_MIN_MS) await backoff(attempt++, opts.signal);
+      lastGoaway = Date.now();
+      replaced = tunnel.session;
+      continue;
+    }
     if (outcome === undefined) {
       // Renewed: the next tunnel is dialled now, with the new certificate, before the server closes this one.
       replaced = tunnel.session;
@@ -168,7 +182,7 @@ function held({ session, socket }: OpenTunnel, pingMs: number, signal: AbortSign
     }, pingMs);
     session.on('error', (err) => (cause ??= describeConnectError(err) ?? err.message));
     socket.on('error', (err) => (cause ??= describeConnectError(err) ?? err.message));
-    session.on('goaway', () => (cause ??= 'the server closed it'));
+    session.on('goaway', () => (cause ??= 'the server closed it (GOAWAY)'));
     session.once('close', () => {
       clearInterval(ping);
       clearTimeout(waiting);

@@ -138,6 +138,15 @@ export class TunnelAcceptor {
     });
   }
 
+  /**
+   * The server is draining: a GOAWAY on every tunnel tells its agent to dial a new one now (through
+   * the load balancer, to another server); the server opens no new stream on it (the registry skips
+   * a closed session) and it ends once the streams open on it have.
+   */
+  drain(): void {
+    for (const session of this.#open.keys()) if (!session.closed && !session.destroyed) session.close();
+  }
+
   close(): void {
     this.#unsubscribe();
     clearInterval(this.#recheck);

@@ -5,6 +5,7 @@ import type { Backend } from '../backend/backend.ts';
 import { DEFAULT_LISTEN_ADDR, listenSetting } from '../config/listen.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { OidcAuthentication } from '../config/schema.ts';
+import type { ServerMetrics } from '../server/diag/metrics.ts';
 import { testTimeouts } from '../config/test-timeouts.ts';
 import { parseDuration } from '../core/duration.ts';
 import { UsageError, UserError } from '../core/errors.ts';
@@ -34,6 +35,8 @@ export interface ServerStart {
   log: (line: string) => void;
   /** How the in-process discovery service reports, when it runs. */
   discovery: DiscoveryReporting;
+  /** `--diag-addr`: the diagnostics address, in place of teleport.diag_addr. */
+  diagAddr?: string;
 }
 
 /** A server listening; `run` starts its in-process services and returns once the signal stopped everything. */
@@ -48,11 +51,13 @@ export interface StartedServer {
   loginHost: string;
   port: number;
   sealKeyPath: string;
+  /** The diagnostics' URL (http://host:port), when teleport.diag_addr or --diag-addr sets one. */
+  diag?: string;
   run(): Promise<void>;
 }
 
 /** Checks the config, listens, and makes the first editor's invite when none can log in. */
-export async function startServer({ config, backend: openBackend, ctx, log, discovery }: ServerStart): Promise<StartedServer> {
+export async function startServer({ config, backend: openBackend, ctx, log, discovery, diagAddr }: ServerStart): Promise<StartedServer> {
   const where = config.source ?? 'the configuration';
   if (!config.source) {
     // Nothing to "set in": say which file to create, with the keys, and how to name it.
@@ -68,6 +73,11 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const { key: listenKey, value: listenValue } = listenSetting(proxy);
   const listen = parseListenAddr(listenValue, listenKey);
   const publicNames = [proxy.public_addr ?? []].flat().flatMap((a) => splitHostPort(a)?.host || []);
+  const diagKey = diagAddr !== undefined ? '--diag-addr' : 'teleport.diag_addr';
+  const diagSetting = diagAddr ?? config.teleport.diag_addr;
+  // Parsed before anything opens, so a typo is refused at once; loopback unless the address names a host.
+  const diagListen =
+    diagSetting === undefined ? undefined : { ...parseListenAddr(diagSetting, diagKey), host: splitHostPort(diagSetting)?.host || '127.0.0.1' };
   // Shorter waits for a test (tunnelPingMs is the agents' own, read by discover run).
   const { tunnelPingMs: _agents, ...timeouts } = testTimeouts(ctx.env);
 
@@ -99,7 +109,9 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const idleTimeoutMs = idle ? parseDuration(idle, 'KPORT_IDLE_TIMEOUT') : undefined;
   const hostId = serverHostId(config.dataDir);
   const peer = peerListen(config, listen.host);
+  const metrics = diagListen && new (await import('../server/diag/metrics.ts')).ServerMetrics();
   const server = new KportServer({
+    ...(metrics && { metrics }),
     ...(idleTimeoutMs && { idleTimeoutMs }),
     recorder,
     kubeUpgrades: recordingHooks(recorder),
@@ -133,6 +145,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   });
   const url = `https://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
   if (server.peerAddress) log(JSON.stringify({ level: 'info', msg: `proxy peering: other servers reach this one (${hostId}) at ${server.peerAddress}` }));
+  const diag = diagListen && metrics && (await listenDiag(diagListen, diagKey, { backend, server, metrics }));
   const first = await (await import('../people/first-user.ts')).firstUserInvite(backend, ctx.now(), config.roles);
   if (first)
     await audit.record({ type: 'user.invite', outcome: 'allowed', user: first.user, roles: first.roles, action: 'first editor invite at server start' });
@@ -169,13 +182,47 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     }
     const services = Promise.all(running);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
-    await Promise.all([server.close(), services]);
+    // SIGTERM (a service manager's, a rolling restart's) drains: open requests get shutdown_grace and
+    // agents redial elsewhere first. Ctrl-C and SIGHUP stop at once, as before. A second signal exits now (bin/launch.js).
+    const sigterm = (ctx.signal.reason as Error | undefined)?.message === 'SIGTERM';
+    await Promise.all([sigterm ? server.drain(config.teleport.shutdown_grace) : server.close(), services]);
     // Sessions still open store their recordings (or give them up) and write session.end.
     await recorder.close();
     // Request events still waiting for their batch go to the store before it closes.
     await audit.drain();
+    await diag?.server.close();
   };
-  return { url, pin: authorities.pin, created, ...(first && { first }), loginHost: publicNames[0] ?? listen.host, port: address.port, sealKeyPath, run };
+  return {
+    url,
+    pin: authorities.pin,
+    created,
+    ...(first && { first }),
+    loginHost: publicNames[0] ?? listen.host,
+    port: address.port,
+    sealKeyPath,
+    ...(diag && { diag: diag.url }),
+    run,
+  };
+}
+
+/** The diagnostics listener (server/diag/): readiness from the store, the server's caches and its draining. */
+async function listenDiag(
+  listen: { host: string; port: number },
+  key: string,
+  { backend, server, metrics }: { backend: Backend; server: { loaded: boolean; draining: boolean; close(): Promise<void> }; metrics: ServerMetrics },
+) {
+  const [{ DiagServer }, { Readiness }] = await Promise.all([import('../server/diag/diag-server.ts'), import('../server/diag/readiness.ts')]);
+  const readiness = new Readiness({ read: (k) => backend.get(k), loaded: () => server.loaded, draining: () => server.draining });
+  const diag = new DiagServer({ host: listen.host, port: listen.port, readiness, metrics });
+  const address = await diag.listen().catch(async (err: NodeJS.ErrnoException) => {
+    await server.close();
+    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL')
+      throw new UserError(
+        `Cannot listen on ${listen.host}:${listen.port} (${key}) for diagnostics: ${err.code === 'EADDRINUSE' ? 'the port is already in use' : err.code === 'EACCES' ? 'permission denied' : 'no such local address'}; stop what holds it or set another ${key}.`,
+      );
+    throw err;
+  });
+  return { server: diag, url: `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}` };
 }
 
 /** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */

@@ -63,6 +63,11 @@ export async function startServer(
       ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
     }),
   );
+  if (opts.sealKey) {
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    copyFileSync(opts.sealKey, join(dir, 'data', 'server', 'seal.key'));
+    chmodSync(join(dir, 'data', 'server', 'seal.key'), 0o600);
+  }
   const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,

@@ -224,4 +224,29 @@ describe('kubectl through the server to a static cluster its in-process Kubernet
     const still = await alice.kport(['kube', 'login', 'dev-static', '--', kubectl, 'get', 'ns', '-o', 'name']);
     assert.equal(still.exitCode, 0, String(still.stderr));
   });
+
+  test('SIGTERM: a watch open through the in-process service runs to its end during the grace, and the server exits 0 after it', async (t) => {
+    if (!havePeer(t, 'kube-apiserver', [BINARIES.kubeApiserver()])) return;
+    // A watch the cluster ends by itself after 4 s: in flight when the signal comes.
+    const watch = k(alice, 'get', '--raw', '/api/v1/namespaces?watch=1&timeoutSeconds=4');
+    let endedAt = 0;
+    void watch.then(() => (endedAt = Date.now()));
+    await waitFor(
+      'the watch to be open',
+      async () => api.auditEvents().some((e) => e.requestURI.includes('watch=1') && e.impersonatedUser?.username === 'alice'),
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    const proc = server.proc!;
+    let exitedAt = 0;
+    void proc.then(() => (exitedAt = Date.now()));
+    // The signal alone (execa's kill() would follow it with SIGKILL after 5 s).
+    process.kill(proc.pid!, 'SIGTERM');
+    const done = await watch;
+    assert.equal(done.exitCode, 0, String(done.stderr));
+    assert.match(String(done.stdout), /"type":"ADDED"/);
+    assert.equal((await proc).exitCode, 0, server.log.slice(-2000));
+    assert.ok(exitedAt >= endedAt, 'the server exited after the watch ended');
+  });
 });

@@ -41,6 +41,8 @@ export interface RouterDeps {
   agent(verified: VerifiedCaller, address: string): Promise<VerifiedCaller>;
   /** A person's every call: certificate, record, lock, current roles (people-routes.ts). */
   person(caller: PersonCaller): Promise<Person>;
+  /** Each call once answered, by route name ("unknown" for none) and status code (the diagnostics' metrics). */
+  observe?(route: string, code: number): void;
 }
 
 const RATE_SAYS = { join: 'join attempts', login: 'login calls' } as const;
@@ -59,6 +61,8 @@ export class Router {
     const path = (req.url ?? '').split('?')[0] ?? '';
     const method = req.method ?? '';
     const found = findRoute(method, path);
+    const observe = this.#deps.observe;
+    if (observe) res.once('close', () => observe(found?.name ?? 'unknown', res.statusCode));
     // What the refusal's audit event says: the caller once known, and the call once its body is read.
     const seen: { caller?: Caller; action: string } = { action: path };
     try {

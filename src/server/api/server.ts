@@ -39,6 +39,10 @@ import { TUNNEL_LIMITS, TunnelAcceptor } from '../../reversetunnel/tunnel-accept
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 import { ProxyPeering, type PeerListen } from '../peer/proxy-peering.ts';
+import { ConnectionDrain } from './drain.ts';
+import { MeteredBackend } from '../diag/metered-backend.ts';
+import type { ServerMetrics } from '../diag/metrics.ts';
+import { countKubeOutcomes } from '../diag/kube-outcomes.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -68,6 +72,8 @@ export interface ServerOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** Proxy peering's listener (several servers on etcd: server/peer/); needs `hostId`, off when absent. */
   peer?: PeerListen;
+  /** The diagnostics' metrics (teleport.diag_addr): calls by route, Kubernetes outcomes, store latency, open tunnels and sessions. */
+  metrics?: ServerMetrics;
 }
 
 /**
@@ -101,11 +107,16 @@ export class KportServer {
   readonly #peering?: ProxyPeering;
   /** The address other servers dial this one's peer listener at, once it listens. */
   peerAddress?: string;
+  #drain?: ConnectionDrain;
+  #loaded = false;
 
   constructor(serverOptions: ServerOptions) {
     this.#hub = new WatchHub(serverOptions.backend);
     // Every part of the server writes through this, so the caches that must read its own writes do (watch-cache.ts).
-    const opts = { ...serverOptions, backend: new ObservedBackend(serverOptions.backend, this.#hub) };
+    // Timed once here for the store latency histogram, under every part of the server.
+    const metrics = serverOptions.metrics;
+    const stored = metrics ? new MeteredBackend(serverOptions.backend, (op, s, ok) => metrics.storeCall(op, s, ok)) : serverOptions.backend;
+    const opts = { ...serverOptions, backend: new ObservedBackend(stored, this.#hub) };
     this.#opts = opts;
     this.#timeouts = {
       handshakeMs: LIMITS.handshakeMs,
@@ -184,7 +195,20 @@ export class KportServer {
       },
       agent: (verified, address) => this.#agents.caller(verified, address),
       person: (caller) => this.#people.person(caller),
+      ...(metrics && { observe: (route: string, code: number) => metrics.request(route, code) }),
     });
+    metrics?.watch({ tunnels: () => this.tunnels.size, kubeOpen: () => this.#kube.openCounts(), auditQueue: () => opts.audit.queued });
+    void this.#kube.loaded().then(() => (this.#loaded = true));
+  }
+
+  /** Whether the caches the server answers from have their first list from the store (readiness). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /** Whether SIGTERM asked the server to stop and it is finishing what is open (readiness). */
+  get draining(): boolean {
+    return this.#drain?.draining ?? false;
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -232,6 +256,9 @@ export class KportServer {
       else void this.#router.handle(req, res, guard.of(req));
     });
     this.#kube.attach(server, this.#guard);
+    this.#drain = new ConnectionDrain(server);
+    const metrics = this.#opts.metrics;
+    if (metrics) countKubeOutcomes(server, (url, servername) => this.#kube.owns(url, servername), metrics);
     // A person locked or removed loses the exec sessions, watches and connections they hold open.
     this.#revocation = new PersonRevocation({
       records: this.#records,
@@ -270,6 +297,20 @@ export class KportServer {
       // HTTP/2 sessions of idle agents would hold close() open: they will redial another server.
       setTimeout(resolve, 2000).unref();
     });
+  }
+
+  /**
+   * SIGTERM's stop (README "Diagnostics and draining", drain.ts): readiness false, no new connection,
+   * a GOAWAY on every connection and agent tunnel (its agent dials a new one at once), agents' store
+   * watches ended (they resume elsewhere), `graceMs` for what is open, then close() for what is left.
+   */
+  async drain(graceMs: number): Promise<void> {
+    if (!this.#server || !this.#drain) return this.close();
+    const tunnelsAndWatches = () => {
+      this.#tunnelAccept.drain();
+      for (const watch of this.#watchStreams.open) watch.abort();
+    };
+    await this.#drain.run(this.#server, graceMs, tunnelsAndWatches, () => this.close());
   }
 
   /** An agent's reverse tunnel; every other HTTP/1.1 upgrade is a person's, answered by kube-routes.ts. */

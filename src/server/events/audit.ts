@@ -86,6 +86,11 @@ export class ServerAudit {
     this.#flushing ??= new Promise<void>((resolve) => setTimeout(resolve, QUEUE_WAIT_MS)).then(() => this.#flushQueue());
   }
 
+  /** Events waiting for their batched store write (the server's metrics). */
+  get queued(): number {
+    return this.#queued.length;
+  }
+
   /** Waits until every queued event is stored (or its failure logged): at shutdown, and in tests. */
   async drain(): Promise<void> {
     while (this.#flushing) await this.#flushing;

@@ -15,6 +15,8 @@ export const MAX_REQUESTS_PER_PERSON = 256;
 export interface OpenRequest {
   caller: PersonCaller;
   cluster: string;
+  /** The path inside the cluster, query included (a watch's `?watch=1`). */
+  path: string;
   user: string;
   groups: string[];
   headers: IncomingHttpHeaders;

@@ -100,6 +100,22 @@ export class KubeRoutes {
     return this.#agents.sameJoin(a, b);
   }
 
+  /** Resolves once the cluster and agent caches have their first list (the server's readiness). */
+  loaded(): Promise<void> {
+    return Promise.all([this.#clusters.ready, this.#agents.ready]).then(() => undefined);
+  }
+
+  /** The Kubernetes requests open now: upgrades (exec, attach, port-forward), watches, the others (the server's metrics). */
+  openCounts(): { upgrades: number; watches: number; requests: number } {
+    const counts = { upgrades: 0, watches: 0, requests: 0 };
+    for (const open of this.#open.of()) {
+      if (open.headers.upgrade !== undefined) counts.upgrades++;
+      else if (/[?&]watch=(1|true)(&|$)/.test(open.path)) counts.watches++;
+      else counts.requests++;
+    }
+    return counts;
+  }
+
   /** Stops routing; what is open is told the server is stopping (a watch's client then lists again, elsewhere). */
   close(): void {
     const ending: Ending = { code: 503, message: 'the kport server is stopping (a restart or an upgrade): run this command again' };
@@ -238,6 +254,7 @@ export class KubeRoutes {
     return this.#open.enter({
       caller: admitted.person.caller,
       cluster: admitted.cluster.metadata.name,
+      path: admitted.path,
       user: admitted.user,
       groups: admitted.groups,
       headers,

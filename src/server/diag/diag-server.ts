@@ -1,0 +1,112 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ServerMetrics } from './metrics.ts';
+import type { Readiness } from './readiness.ts';
+
+/**
+ * The diagnostics listener's bounds: plain HTTP, for a load balancer's checks and a Prometheus
+ * scraper, so a handful of connections, small heads, no bodies and short timeouts suffice; anything
+ * else is cut rather than held.
+ */
+export const DIAG_LIMITS = {
+  connections: 64,
+  headerBytes: 8 * 1024,
+  headersMs: 5000,
+  requestMs: 10_000,
+  keepAliveMs: 5000,
+} as const;
+
+export interface DiagDeps {
+  host: string;
+  port: number;
+  readiness: Readiness;
+  metrics: ServerMetrics;
+}
+
+/**
+ * `teleport.diag_addr` (README "Diagnostics"), as Teleport's: `/healthz` (200 while the process
+ * runs), `/readyz` (200 "ready", or 503 and one line saying why not) and `/metrics` (Prometheus
+ * text). It tells nothing secret (no names, keys or addresses of people or agents), but it is meant
+ * for the machine's own network: 127.0.0.1 unless the address names another.
+ */
+export class DiagServer {
+  readonly #deps: DiagDeps;
+  readonly #server: Server;
+
+  constructor(deps: DiagDeps) {
+    this.#deps = deps;
+    this.#server = createServer(
+      {
+        maxHeaderSize: DIAG_LIMITS.headerBytes,
+        headersTimeout: DIAG_LIMITS.headersMs,
+        requestTimeout: DIAG_LIMITS.requestMs,
+        keepAliveTimeout: DIAG_LIMITS.keepAliveMs,
+      },
+      (req, res) => void this.#answer(req, res),
+    );
+    this.#server.maxConnections = DIAG_LIMITS.connections;
+    this.#server.setTimeout(DIAG_LIMITS.requestMs, (socket) => socket.destroy());
+    // A head past headerBytes is told so (431), anything else malformed 400; then the connection goes.
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage)
+        socket.end(
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n'
+            : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n',
+        );
+      socket.destroy();
+    });
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = this.#server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#deps.port, this.#deps.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address() as { address: string; port: number };
+    return { host: address.address, port: address.port };
+  }
+
+  async close(): Promise<void> {
+    const server = this.#server;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  async #answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // No route takes a body: one sent is not read, and the connection goes after the answer.
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) res.shouldKeepAlive = false;
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, `${req.method ?? ''} is not served here: use GET\n`, { allow: 'GET, HEAD' });
+    try {
+      if (path === '/healthz') return text(res, 200, 'ok\n');
+      if (path === '/readyz') {
+        const verdict = await this.#deps.readiness.check();
+        return verdict.ready ? text(res, 200, 'ready\n') : text(res, 503, `not ready: ${verdict.why}\n`);
+      }
+      if (path === '/metrics') {
+        const { contentType, text: body } = await this.#deps.metrics.scrape();
+        return text(res, 200, body, { 'content-type': contentType });
+      }
+      return text(res, 404, 'not found: the diagnostics address serves /healthz, /readyz and /metrics\n');
+    } catch (err) {
+      return text(res, 500, `the diagnostics failed: ${(err as Error).message}\n`);
+    }
+  }
+}
+
+function text(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
