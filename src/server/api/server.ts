@@ -39,6 +39,7 @@ import { TUNNEL_LIMITS, TunnelAcceptor } from '../../reversetunnel/tunnel-accept
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
 import { ProxyPeering, type PeerListen } from '../peer/proxy-peering.ts';
+import { requireProxyHeader } from './proxy-header.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -68,6 +69,8 @@ export interface ServerOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** Proxy peering's listener (several servers on etcd: server/peer/); needs `hostId`, off when absent. */
   peer?: PeerListen;
+  /** proxy_service.proxy_protocol: every connection begins with a PROXY header naming its client (proxy-header.ts). */
+  proxyProtocol?: boolean;
 }
 
 /**
@@ -242,6 +245,9 @@ export class KportServer {
     });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    // Last, so that every 'connection' listener above sees the client the header names.
+    if (this.#opts.proxyProtocol)
+      requireProxyHeader(server, { timeoutMs: this.#timeouts.silentMs, pending: LIMITS.proxyHeadersPending, refuse: (socket, why) => guard.refuse(socket, why) });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
