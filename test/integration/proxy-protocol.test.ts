@@ -4,6 +4,7 @@
 // every person and agent would be the balancer's address in the audit and for every per-source bound.
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LIMITS } from '../../src/server/call/limits.ts';
@@ -13,8 +14,8 @@ import { SEVERAL_SERVERS_PEERS, startSeveralServers, type SeveralServers } from 
 import { havePeer, waitFor } from '../peers/process.ts';
 
 /** A TLS connection without a certificate from `localAddress` to `port`: open once the server kept it past its handshake. */
-async function stranger(port: number, localAddress: string): Promise<TLSSocket> {
-  const socket = tlsConnect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+async function stranger(port: number, localAddress: string, over?: Socket): Promise<TLSSocket> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, localAddress, rejectUnauthorized: false, ALPNProtocols: ['h2'], ...(over && { socket: over }) });
   socket.on('error', () => {});
   await new Promise<void>((resolve) => {
     socket.once('secureConnect', () => resolve());
@@ -23,7 +24,30 @@ async function stranger(port: number, localAddress: string): Promise<TLSSocket> 
   return socket;
 }
 
-const open = (s: TLSSocket) => !s.destroyed && !s.closed;
+const open = (s: Socket) => !s.destroyed && !s.closed;
+
+/** A TCP connection straight to `port` that sends `header` first, then (with `tls`) a TLS handshake on it. */
+async function withHeader(port: number, header: Buffer | string, tls = true): Promise<Socket> {
+  const raw = netConnect({ host: '127.0.0.1', port });
+  raw.on('error', () => {});
+  await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+  raw.write(header);
+  if (!tls) return raw;
+  return stranger(port, '127.0.0.1', raw);
+}
+
+/** Resolves with how long `socket` took to close, or undefined if it is still open after `ms`. */
+function closedWithin(socket: Socket, ms: number): Promise<number | undefined> {
+  const start = Date.now();
+  if (!open(socket)) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(Date.now() - start);
+    });
+  });
+}
 
 describe('PROXY protocol v2 from HAProxy (proxy_service.proxy_protocol: on)', { concurrency: false, timeout: 300_000 }, () => {
   let f: SeveralServers | undefined;
@@ -91,6 +115,31 @@ describe('PROXY protocol v2 from HAProxy (proxy_service.proxy_protocol: on)', { 
       assert.equal(stillOpen().length, LIMITS.unauthenticatedPerSource);
     } finally {
       for (const s of [...flood, ...other]) s.destroy();
+    }
+  });
+
+  test('a header that stalls, one past the size bound, and one claiming the client of an open connection are closed', async (t) => {
+    if (!have(t)) return;
+    const port = f!.servers[0]!.port;
+    const signature = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+    // The signature and no more: closed once the header's time is up (silentMs, 5 s), not held.
+    const stalled = await withHeader(port, signature, false);
+    // A v2 header declaring 64 KiB of addresses: closed on its first 16 bytes.
+    const huge = await withHeader(port, Buffer.concat([signature, Buffer.from([0x21, 0x11, 0xff, 0xff])]), false);
+    const hugeAfter = await closedWithin(huge, 2000);
+    assert.ok(hugeAfter !== undefined, 'a 64 KiB header was waited for');
+    const stalledAfter = await closedWithin(stalled, LIMITS.silentMs + 3000);
+    assert.ok(stalledAfter !== undefined, `a stalled header held its connection past ${LIMITS.silentMs + 3000} ms`);
+    // v1's text line, and two connections claiming the same client address and port.
+    const line = (port: number) => `PROXY TCP4 198.51.100.9 127.0.0.1 ${port} 3080\r\n`;
+    const first = await withHeader(port, line(40000));
+    const same = await withHeader(port, line(40000));
+    const next = await withHeader(port, line(40001));
+    try {
+      await sleep(500);
+      assert.deepEqual([first, same, next].map(open), [true, false, true]);
+    } finally {
+      for (const s of [stalled, huge, first, same, next]) s.destroy();
     }
   });
 });

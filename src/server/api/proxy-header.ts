@@ -114,8 +114,12 @@ export function requireProxyHeader(server: Server, opts: { timeoutMs: number; pe
   server.removeAllListeners('connection');
   const sources = new WeakMap<Socket, ProxySource>();
   // Before connections.ts's own, so the TLS socket says the header's address when it is first read.
+  // node keeps the TCP socket a TLS socket wraps as `_parent` (not documented): should that go, no
+  // connection would be let in under the balancer's address, each is closed and logged instead.
   server.prependListener('secureConnection', (tls: TLSSocket) => {
-    const source = sources.get((tls as TLSSocket & { _parent?: Socket })._parent ?? tls);
+    const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
+    if (!raw) return opts.refuse(tls, "node's TLS socket no longer names its TCP socket (_parent), so the PROXY header's client is unknown");
+    const source = sources.get(raw);
     if (source) present(tls, source);
   });
   // The server tells connections apart by address and port (connections.ts): a header may not claim
