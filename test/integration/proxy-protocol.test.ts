@@ -9,7 +9,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LIMITS } from '../../src/server/call/limits.ts';
 import { invitedPerson } from '../helpers/login.ts';
-import { auditEvents } from '../helpers/network.ts';
+import { auditEvents, joinByHand, pinnedCa } from '../helpers/network.ts';
 import { SEVERAL_SERVERS_PEERS, startSeveralServers, type SeveralServers } from '../helpers/several-servers.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
 
@@ -79,6 +79,15 @@ describe('PROXY protocol v2 from HAProxy (proxy_service.proxy_protocol: on)', { 
       assert.match(e.remote_addr!, /^127\.0\.0\.1:\d+$/, `${e.type} names ${e.remote_addr}`);
       assert.equal(f!.serverOf(e.remote_addr!), undefined, `${e.type} names the balancer`);
     }
+  });
+
+  test("an agent's join through HAProxy is audited with the agent's address", async (t) => {
+    if (!have(t)) return;
+    const joined = await joinByHand(f!.front, await pinnedCa(f!.front));
+    const events = (await auditEvents(f!.front)).map((e) => e.spec as typeof e.spec & { remote_addr?: string; host_id?: string });
+    const join = events.find((e) => e.type === 'agent.join' && e.host_id === joined.host_id);
+    assert.ok(join, `no join of ${joined.host_id} audited: ${JSON.stringify(events.map((e) => e.type))}`);
+    assert.match(join.remote_addr ?? '', /^127\.0\.0\.1:\d+$/);
   });
 
   test('a connection straight to the server without a PROXY header is closed before TLS, and logged', async (t) => {
