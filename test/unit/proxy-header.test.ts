@@ -36,6 +36,14 @@ test('a v2 header gives the client of TCP over IPv4 and IPv6, and where TLS begi
   });
   const six = v2(1, 0x21, ipv6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x42], 443));
   assert.deepEqual(parseProxyHeader(six), { kind: 'header', length: six.length, source: { address: '2001:db8::42', port: 443, family: 'IPv6' } });
+  // A balancer on :: sends IPv4 clients as mapped IPv6: counted as the IPv4 address, not in one shared /64.
+  const mapped = v2(1, 0x21, ipv6([0, 0, 0, 0, 0, 0xffff, 0xcb00, 0x7107], 9));
+  assert.deepEqual((parseProxyHeader(mapped) as { source: unknown }).source, { address: '203.0.113.7', port: 9, family: 'IPv4' });
+  assert.deepEqual((parseProxyHeader(Buffer.from('PROXY TCP6 ::FFFF:203.0.113.7 ::1 9 6\r\n')) as { source: unknown }).source, {
+    address: '203.0.113.7',
+    port: 9,
+    family: 'IPv4',
+  });
   const full = v2(1, 0x21, ipv6([0x2001, 0xdb8, 1, 2, 3, 4, 5, 6], 1));
   assert.equal((parseProxyHeader(full) as { source: { address: string } }).source.address, '2001:db8:1:2:3:4:5:6');
 });
@@ -58,7 +66,7 @@ test('v1 lines for TCP4 and TCP6, checked strictly', () => {
     length: line.length,
     source: { address: '198.51.100.1', port: 40000, family: 'IPv4' },
   });
-  assert.deepEqual((parseProxyHeader(Buffer.from('PROXY TCP6 2001:db8::1 ::1 5 6\r\n')) as { source: unknown }).source, {
+  assert.deepEqual((parseProxyHeader(Buffer.from('PROXY TCP6 2001:DB8:0:0::1 ::1 5 6\r\n')) as { source: unknown }).source, {
     address: '2001:db8::1',
     port: 5,
     family: 'IPv6',
@@ -69,6 +77,8 @@ test('v1 lines for TCP4 and TCP6, checked strictly', () => {
     'PROXY TCP4 1.2.3.4 127.0.0.1 01 2\r\n',
     'PROXY TCP4 1.2.3.4 127.0.0.1 1\r\n',
     'PROXY UDP4 1.2.3.4 127.0.0.1 1 2\r\n',
+    'PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n',
+    'PROXY TCP6 fe80::1%25eth0 ::1 1 2\r\n',
     `PROXY TCP4 ${'1'.repeat(120)}`,
   ])
     assert.equal(parseProxyHeader(Buffer.from(bad)).kind, 'invalid', bad);

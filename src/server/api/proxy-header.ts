@@ -60,7 +60,8 @@ function parseV2(buf: Buffer): ProxyHeader {
     return { kind: 'header', length, source: { address: [...buf.subarray(16, 20)].join('.'), port: buf.readUInt16BE(24), family: 'IPv4' } };
   if (family === 0x21 && length >= 16 + 36) {
     const groups = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(16 + 2 * i).toString(16));
-    return { kind: 'header', length, source: { address: compactV6(groups), port: buf.readUInt16BE(48), family: 'IPv6' } };
+    const source = ipv6Source(groups.join(':'), buf.readUInt16BE(48));
+    if (source) return { kind: 'header', length, source };
   }
   // UNSPEC, UDP or a unix socket with the PROXY command: no client address to count by.
   return { kind: 'invalid', why: `PROXY v2 header of address family 0x${family.toString(16)} (only TCP over IPv4 or IPv6)` };
@@ -76,20 +77,24 @@ function parseV1(buf: Buffer): ProxyHeader {
   const v4 = m?.[1] === 'TCP4';
   if (!m || !(v4 ? isIPv4 : isIPv6)(m[2]!) || !(v4 ? isIPv4 : isIPv6)(m[3]!) || Number(m[4]) > 65_535 || Number(m[5]) > 65_535)
     return { kind: 'invalid', why: 'malformed PROXY v1 line' };
-  return { kind: 'header', length: end + 2, source: { address: m[2]!, port: Number(m[4]), family: v4 ? 'IPv4' : 'IPv6' } };
+  const port = Number(m[4]);
+  const source = v4 ? { address: m[2]!, port, family: 'IPv4' as const } : ipv6Source(m[2]!, port);
+  return source ? { kind: 'header', length: end + 2, source } : { kind: 'invalid', why: 'malformed PROXY v1 line' };
 }
 
-/** The usual text of an IPv6 address (the longest run of zero groups as ::), as a socket reports it. */
-function compactV6(groups: string[]): string {
-  let best = { at: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > best.len && j - i > 1) best = { at: i, len: j - i };
-    i = j === i ? i + 1 : j;
-  }
-  if (best.at < 0) return groups.join(':');
-  return `${groups.slice(0, best.at).join(':')}::${groups.slice(best.at + best.len).join(':')}`;
+/**
+ * An IPv6 source as a socket reports it (RFC 5952, by the URL parser), and an IPv4-mapped one
+ * (a balancer listening on :: sends IPv4 clients so) as the IPv4 address: limits.ts counts IPv6 by
+ * its /64, which would put every IPv4 client in one.
+ */
+function ipv6Source(text: string, port: number): ProxySource | undefined {
+  // A scope (fe80::1%eth0) or anything else the parser refuses is no client address.
+  const host = URL.parse(`http://[${text}]/`)?.hostname.slice(1, -1);
+  if (!host) return undefined;
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (!mapped) return { address: host, port, family: 'IPv6' };
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return { address: [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.'), port, family: 'IPv4' };
 }
 
 /** Makes `socket` report `source` as its peer, for everything that reads remoteAddress (limits, audit). */
@@ -157,7 +162,13 @@ export function requireProxyHeader(server: Server, opts: { timeoutMs: number; pe
       let chunk: Buffer | null;
       while (!done && (chunk = raw.read() as Buffer | null) !== null) {
         got = Buffer.concat([got, chunk]);
-        const header = parseProxyHeader(got);
+        let header: ProxyHeader;
+        try {
+          header = parseProxyHeader(got);
+        } catch (err) {
+          // A stranger's bytes never take the server down, whatever the parser missed.
+          header = { kind: 'invalid', why: `an unreadable PROXY header (${(err as Error).message})` };
+        }
         if (header.kind === 'invalid') return finish(header.why);
         if (header.kind === 'header') return finish(undefined, header);
         if (got.length >= PROXY_HEADER_MAX) return finish(`a PROXY header longer than ${PROXY_HEADER_MAX} bytes`);
