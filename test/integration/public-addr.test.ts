@@ -64,7 +64,7 @@ describe("public_addr on another port than the listen one (a load balancer's)", 
     assert.doesNotMatch(server!.out, new RegExp(`--proxy \\S+:${server!.port} `));
   });
 
-  test("an OIDC login through the balancer: the provider sends the browser back to the public address, and the login completes", async (t) => {
+  test('an OIDC login through the balancer: the provider sends the browser back to the public address, and the login completes', async (t) => {
     if (!have(t)) return;
     const { csr } = await keyAndCsr('alice');
     const begun = await post(lbPort, '/v1/login/oidc/begin', { csr, redirect_uri: LOOPBACK });

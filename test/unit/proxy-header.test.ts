@@ -19,7 +19,7 @@ const ipv4 = (src: number[], sport: number) => {
 };
 const ipv6 = (src: number[], sport: number) => {
   const b = Buffer.alloc(36);
-  src.forEach((g, i) => b.writeUInt16BE(g, 2 * i));
+  for (const [i, g] of src.entries()) b.writeUInt16BE(g, 2 * i);
   b.writeUInt16BE(1, 30);
   b.writeUInt16BE(sport, 32);
   b.writeUInt16BE(3080, 34);

@@ -247,7 +247,11 @@ export class KportServer {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
     // Last, so that every 'connection' listener above sees the client the header names.
     if (this.#opts.proxyProtocol)
-      requireProxyHeader(server, { timeoutMs: this.#timeouts.silentMs, pending: LIMITS.proxyHeadersPending, refuse: (socket, why) => guard.refuse(socket, why) });
+      requireProxyHeader(server, {
+        timeoutMs: this.#timeouts.silentMs,
+        pending: LIMITS.proxyHeadersPending,
+        refuse: (socket, why) => guard.refuse(socket, why),
+      });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
