@@ -305,6 +305,9 @@ export const configSchema = z.strictObject({
       // defaults to the listen host, port 0 (any free port), advertised in this server's record.
       peer_listen_addr: z.string().optional(),
       peer_public_addr: z.string().optional(),
+      // PROXY protocol (README "Several servers"): `on` when an L4 load balancer sends HAProxy's
+      // send-proxy-v2 header, which then names every connection's client; off (the default) refuses it.
+      proxy_protocol: boolish.default(false),
     })
     .optional(),
   ssh_service: disabledService.optional(),
@@ -381,7 +384,7 @@ export type KubernetesServiceConfig = NonNullable<RawConfig['kubernetes_service'
 /** Every key name the schema knows, for "did you mean" hints. */
 export const KNOWN_KEYS = [
   ...new Set(
-    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst recording_budget total per_user audit_sessions_uri web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users peer_listen_addr peer_public_addr'.split(
+    'version teleport nodename data_dir join_params token_name method auth_token proxy_server auth_server auth_servers log storage type path peers prefix tls ca_file cert_file key_file username password leader_lease_ttl ca_pin cluster_name proxy_listener_mode authentication issuer_url client_id client_secret client_auth_method client_key_file redirect_url username_claim scope claims_to_roles claim value host_cert_ttl audit_retention join_rate_limit period average burst recording_budget total per_user audit_sessions_uri web_listen_addr public_addr auth_service proxy_service ssh_service enabled discovery_service discovery_group poll_interval aws types regions tags assume_role_arn external_id kubernetes_service listen_addr kubeconfig_file resources labels roles name kubernetes_labels kubernetes_groups kubernetes_users users peer_listen_addr peer_public_addr proxy_protocol'.split(
       ' ',
     ),
   ),

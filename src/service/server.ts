@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.ts';
-import { DEFAULT_LISTEN_ADDR, listenSetting } from '../config/listen.ts';
+import { DEFAULT_LISTEN_ADDR, dialSetting, listenSetting } from '../config/listen.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { OidcAuthentication } from '../config/schema.ts';
 import type { ServerMetrics } from '../server/diag/metrics.ts';
@@ -47,7 +47,7 @@ export interface StartedServer {
   created: boolean;
   /** The first editor's invite, when nobody can log in yet. */
   first?: { user: string; roles: string[]; invite: string; expires: string };
-  /** The host a person's login names: the first public name, else the listen host. */
+  /** The host and port a person's login names: the first public_addr's (a load balancer's), else the listen host and bound port. */
   loginHost: string;
   port: number;
   sealKeyPath: string;
@@ -96,7 +96,8 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log, now: ctx.now });
   const rate = config.auth_service.join_rate_limit;
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
-  const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
+  const dial = dialAddress(proxy, listen);
+  const oidc = await oidcLogin(config.auth_service.authentication, dial, ctx.now);
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
   const [{ SessionRecorder }, { openSink }, { recordingHooks }] = await Promise.all([
     import('../server/events/recording/recorder.ts'),
@@ -129,6 +130,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     hostId,
     timeouts,
     ...(peer && { peer }),
+    proxyProtocol: proxy.proxy_protocol,
   });
   const address = await server.listen().catch(async (err: NodeJS.ErrnoException) => {
     // Its watches (agents, clusters, heartbeats) would keep the process alive after the error.
@@ -197,8 +199,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
     pin: authorities.pin,
     created,
     ...(first && { first }),
-    loginHost: publicNames[0] ?? listen.host,
-    port: address.port,
+    ...dialAddress(proxy, { host: listen.host, port: address.port }),
     sealKeyPath,
     ...(diag && { diag: diag.url }),
     run,
@@ -225,14 +226,25 @@ async function listenDiag(
   return { server: diag, url: `http://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}` };
 }
 
+/**
+ * Where people dial the server, for the invite line and OIDC's callback: the first public_addr's host
+ * and port (dialSetting, as `tokens add` prints it), its port defaulting to the listen one, else the
+ * listen host and port.
+ */
+function dialAddress(proxy: NonNullable<LoadedConfig['proxy_service']>, listen: { host: string; port: number }): { loginHost: string; port: number } {
+  const dial = dialSetting(proxy);
+  const given = dial.key === 'proxy_service.public_addr' ? splitHostPort(dial.value) : undefined;
+  return { loginHost: given?.host || listen.host, port: given?.port ?? listen.port };
+}
+
 /** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */
-async function oidcLogin(settings: { type: string }, listen: { host: string; port: number }, publicNames: string[], now: () => Date) {
+async function oidcLogin(settings: { type: string }, dial: { loginHost: string; port: number }, now: () => Date) {
   if (settings.type !== 'oidc') return undefined;
   const { OidcLogin } = await import('../server/auth/oidc.ts');
   const { OIDC_CALLBACK_PATH } = await import('../server/auth/oidc-routes.ts');
-  const host = publicNames[0] ?? (listen.host === '0.0.0.0' ? 'localhost' : listen.host);
+  const host = dial.loginHost === '0.0.0.0' ? 'localhost' : dial.loginHost;
   return OidcLogin.create(settings as OidcAuthentication, {
-    callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`,
+    callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${dial.port}${OIDC_CALLBACK_PATH}`,
     now,
   });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Backend } from '../backend/backend.ts';
-import { listenSetting } from '../config/listen.ts';
+import { dialSetting } from '../config/listen.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { caKey } from '../pki/authority-key.ts';
 import { spkiPin } from '../pki/pin.ts';
@@ -16,6 +16,6 @@ export async function serverInfo(backend: Backend, config: Pick<LoadedConfig, 'p
   const item = await backend.get(caKey('server_tls'));
   if (!item) return undefined;
   const proxy = config.proxy_service;
-  const address = [proxy?.public_addr ?? []].flat()[0] ?? listenSetting(proxy).value;
+  const address = dialSetting(proxy).value;
   return { pin: spkiPin(storedCert.parse(JSON.parse(item.value)).cert), address: address.replace(/^0\.0\.0\.0:/, '127.0.0.1:') };
 }

@@ -63,6 +63,8 @@ export async function startSeveralServers(
     /** Keys of server i's own (a peer address, say), merged over `server`'s. */
     each?: (i: number) => Pick<ServerOptions, 'teleport' | 'proxy' | 'auth' | 'env'>;
     diag?: boolean;
+    /** HAProxy sends a PROXY v2 header (send-proxy-v2) and every server requires one (proxy_service.proxy_protocol: on). */
+    proxyProtocol?: boolean;
   } = {},
 ): Promise<SeveralServers> {
   const count = opts.servers ?? 3;
@@ -89,7 +91,7 @@ export async function startSeveralServers(
         env: { ...common.env, ...own.env },
         auth: { ...common.auth, ...own.auth, cluster_name: CLUSTER_NAME },
         teleport: { ...common.teleport, ...own.teleport, ...(opts.diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
-        proxy: { ...common.proxy, ...own.proxy, public_addr: `127.0.0.1:${lbPort}` },
+        proxy: { ...common.proxy, ...own.proxy, public_addr: `127.0.0.1:${lbPort}`, ...(opts.proxyProtocol && { proxy_protocol: 'on' }) },
         ...(sealKeyFrom && { sealKeyFrom }),
       });
     };
@@ -106,6 +108,7 @@ export async function startSeveralServers(
     lb = await startHaproxy({
       servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(opts.diag && { diagPort: diagPorts[i] }) })),
       port: lbPort,
+      ...(opts.proxyProtocol && { sendProxy: true }),
     });
     const servers = started;
     const haproxy = lb;

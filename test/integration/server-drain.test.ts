@@ -7,7 +7,6 @@
 // person's next kubectl goes through the other server.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { invitedPerson, type Person } from '../helpers/login.ts';

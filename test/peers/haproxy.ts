@@ -56,7 +56,7 @@ export const BACKEND = 'kport';
 /** Short checks for tests: a dead server is out of rotation after fall × inter (1 s), a live one back after rise × inter. */
 const CHECK = { interMs: 500, fall: 2, rise: 2 };
 
-function config(port: number, socket: string, servers: LbServer[], check: Haproxy['check'], maxconn: number): string {
+function config(port: number, socket: string, servers: LbServer[], check: Haproxy['check'], maxconn: number, sendProxy: boolean): string {
   // /readyz when every server has a diagnostics port (one backend has one kind of check).
   const http = servers.every((s) => s.diagPort !== undefined);
   return [
@@ -82,7 +82,12 @@ function config(port: number, socket: string, servers: LbServer[], check: Haprox
     '  balance roundrobin',
     ...(http ? ['  option httpchk GET /readyz', '  http-check expect status 200'] : []),
     `  default-server check inter ${check.interMs}ms fall ${check.fall} rise ${check.rise}`,
-    ...servers.map((s) => `  server ${s.name} ${s.address}${http ? ` port ${s.diagPort}` : ''}${s.source ? ` source ${s.source}` : ''}`),
+    // send-proxy-v2: each connection to a server begins with a PROXY v2 header naming the client
+    // (proxy_service.proxy_protocol: on); a TCP check of the main port sends one too.
+    ...servers.map(
+      (s) =>
+        `  server ${s.name} ${s.address}${http ? ` port ${s.diagPort}` : ''}${s.source ? ` source ${s.source}` : ''}${sendProxy ? ` send-proxy-v2${http ? '' : ' check-send-proxy'}` : ''}`,
+    ),
     '',
   ].join('\n');
 }
@@ -120,13 +125,20 @@ function parseStat(csv: string): LbServerStat[] {
 }
 
 /** HAProxy in the foreground (-db) on a loopback port (`port`, else a free one), in front of `servers`. */
-export async function startHaproxy(opts: { servers: LbServer[]; check?: Partial<Haproxy['check']>; maxconn?: number; port?: number }): Promise<Haproxy> {
+export async function startHaproxy(opts: {
+  servers: LbServer[];
+  check?: Partial<Haproxy['check']>;
+  maxconn?: number;
+  port?: number;
+  /** Send a PROXY protocol v2 header to the servers (HAProxy's send-proxy-v2). */
+  sendProxy?: boolean;
+}): Promise<Haproxy> {
   const dir = tempDir('haproxy');
   const port = opts.port ?? (await freePort());
   const socket = join(dir, 'admin.sock');
   const check = { ...CHECK, ...opts.check };
   const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, config(port, socket, opts.servers, check, opts.maxconn ?? 4096));
+  writeFileSync(file, config(port, socket, opts.servers, check, opts.maxconn ?? 4096, opts.sendProxy ?? false));
   const peer = spawnPeer('haproxy', BINARIES.haproxy(), ['-db', '-f', file], { dir, env: { LD_LIBRARY_PATH: haproxyLibDir() } });
   const lb: Haproxy = {
     address: `127.0.0.1:${port}`,

@@ -160,6 +160,11 @@ export class ConnectionGuard implements ConnectionLookup {
     else socket.setTimeout(this.#timeouts.unauthenticatedIdleMs);
   }
 
+  /** Closes a connection refused before TLS (a missing PROXY header: proxy-header.ts), logged as the others are. */
+  refuse(socket: Socket, why: string): void {
+    this.#refuse(socket, why);
+  }
+
   #refuse(socket: Socket, why: string): void {
     socket.destroy();
     this.#refused++;

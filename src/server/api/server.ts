@@ -43,6 +43,7 @@ import { ConnectionDrain } from './drain.ts';
 import { MeteredBackend } from '../diag/metered-backend.ts';
 import type { ServerMetrics } from '../diag/metrics.ts';
 import { countKubeOutcomes } from '../diag/kube-outcomes.ts';
+import { requireProxyHeader } from './proxy-header.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -74,6 +75,8 @@ export interface ServerOptions {
   peer?: PeerListen;
   /** The diagnostics' metrics (teleport.diag_addr): calls by route, Kubernetes outcomes, store latency, open tunnels and sessions. */
   metrics?: ServerMetrics;
+  /** proxy_service.proxy_protocol: every connection begins with a PROXY header naming its client (proxy-header.ts). */
+  proxyProtocol?: boolean;
 }
 
 /**
@@ -269,6 +272,13 @@ export class KportServer {
     });
     server.on('sessionError', () => {});
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head));
+    // Last, so that every 'connection' listener above sees the client the header names.
+    if (this.#opts.proxyProtocol)
+      requireProxyHeader(server, {
+        timeoutMs: this.#timeouts.silentMs,
+        pending: LIMITS.proxyHeadersPending,
+        refuse: (socket, why) => guard.refuse(socket, why),
+      });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

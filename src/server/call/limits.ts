@@ -35,6 +35,12 @@ export const LIMITS = {
   /** TLS handshakes in progress from one address: the certificate is not known before the end of one. */
   handshakesPerSource: 64,
   handshakesTotal: 1024,
+  /**
+   * Connections still sending their PROXY protocol header (proxy_service.proxy_protocol: on), from
+   * everywhere: they all come from the load balancer, so no per-source cap applies before the header
+   * names the client (after it, the ones above count by that client's address).
+   */
+  proxyHeadersPending: 1024,
   /** A TLS handshake that has not finished in this long is dropped. */
   handshakeMs: 10_000,
   /** ... and a connection that has sent nothing at all (not even a ClientHello) in this long: an agent's comes at once. */
