@@ -52,8 +52,8 @@ const sourceOf = (i: number) => `127.0.0.${10 + i}`;
 
 /**
  * `servers` servers (3) on an etcd of `members` members (3) behind HAProxy. `server` configures
- * every `kport server start` alike (timeouts, env, auth); `diag` gives each a teleport.diag_addr and
- * HAProxy checks its /readyz there (off until the diagnostics of issue 29 are in: TCP checks then).
+ * every `kport server start` alike (timeouts, env, auth); each gets a teleport.diag_addr and HAProxy
+ * checks its /readyz there, as a deployment would (`diag: false`: plain TCP checks).
  */
 export async function startSeveralServers(
   opts: {
@@ -80,7 +80,8 @@ export async function startSeveralServers(
     // Ports are chosen first: every server names the LB's address as its public one, before the LB exists.
     const lbPort = await freePort();
     const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
-    const diagPorts = opts.diag ? await Promise.all(Array.from({ length: count }, () => freePort())) : [];
+    const diag = opts.diag ?? true;
+    const diagPorts = diag ? await Promise.all(Array.from({ length: count }, () => freePort())) : [];
     const common = opts.server ?? {};
     const one = (i: number, sealKeyFrom?: TestServer) => {
       const own = opts.each?.(i) ?? {};
@@ -90,7 +91,7 @@ export async function startSeveralServers(
         storage: { type: 'etcd', peers: etcd.endpoints, prefix: '/kport' },
         env: { ...common.env, ...own.env },
         auth: { ...common.auth, ...own.auth, cluster_name: CLUSTER_NAME },
-        teleport: { ...common.teleport, ...own.teleport, ...(opts.diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
+        teleport: { ...common.teleport, ...own.teleport, ...(diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
         proxy: { ...common.proxy, ...own.proxy, public_addr: `127.0.0.1:${lbPort}`, ...(opts.proxyProtocol && { proxy_protocol: 'on' }) },
         ...(sealKeyFrom && { sealKeyFrom }),
       });
@@ -106,7 +107,7 @@ export async function startSeveralServers(
 
     const names = started.map((_, i) => `s${i}`);
     lb = await startHaproxy({
-      servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(opts.diag && { diagPort: diagPorts[i] }) })),
+      servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(diag && { diagPort: diagPorts[i] }) })),
       port: lbPort,
       ...(opts.proxyProtocol && { sendProxy: true }),
     });
@@ -123,7 +124,7 @@ export async function startSeveralServers(
       servers,
       names,
       front: { ...servers[0]!, address: haproxy.address, port: haproxy.port },
-      diagAddress: (i) => (opts.diag ? `127.0.0.1:${diagPorts[i]}` : undefined),
+      diagAddress: (i) => (diag ? `127.0.0.1:${diagPorts[i]}` : undefined),
       hostId: (i) => readFileSync(join(servers[i]!.dir, 'data', 'server', 'host_id'), 'utf8').trim(),
       pid: (i) => servers[i]!.proc?.pid,
       alive,
