@@ -1,17 +1,18 @@
 // The agents' calls on the store (/v1/backend, /v1/watch), and who an agent is on each call: its
-// certificate unexpired and its record still in the store. The leases agents hold are kept here,
-// by id, so only their holder keeps them alive or attaches keys to them.
+// certificate unexpired and its record still in the store. The leases agents hold are recorded in
+// the store with their holder (agent-leases.ts), so only their holder keeps them alive or attaches
+// keys to them, through any server.
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { ApiError } from '../../api/errors.ts';
 import { routes } from '../../api/routes.ts';
-import { FencedOutError, LeaseExpiredError, type Backend, type Lease } from '../../backend/backend.ts';
+import { FencedOutError, LeaseExpiredError, type Backend } from '../../backend/backend.ts';
 import { AGENT, type Agent } from '../../resources/agent.ts';
 import { KUBE_CLUSTER, type KubeCluster } from '../../resources/kube-cluster.ts';
 import { KUBE_SERVER } from '../../resources/kube-server.ts';
 import { kindPrefix, resourceKey } from '../../resources/resource.ts';
 import { encodeResource, getResource } from '../../resources/store.ts';
 import { agentEvent, agentItem } from './agent-view.ts';
-import { checkLeaseRoom } from './agent-limits.ts';
+import { AgentLeases } from './agent-leases.ts';
 import type { ServerAudit } from '../events/audit.ts';
 import type { VerifiedCaller } from '../call/caller.ts';
 import { currentAgent } from '../../resources/agent-record.ts';
@@ -37,12 +38,13 @@ export interface AgentCallsDeps {
 
 export class AgentCalls {
   readonly #deps: AgentCallsDeps;
-  readonly #leases = new Map<string, { hostId: string; lease: Lease; expires: number }>();
+  readonly #leases: AgentLeases;
   readonly #lastSeen = new Map<string, number>();
   readonly #writes = new WriteBudget();
 
   constructor(deps: AgentCallsDeps) {
     this.#deps = deps;
+    this.#leases = new AgentLeases(deps.backend);
   }
 
   /** The verified host behind this TLS connection (at its handshake), its certificate unexpired and its agent still in the store (every call). */
@@ -72,7 +74,9 @@ export class AgentCalls {
     if (why) throw new ApiError('forbidden', `agent ${caller.hostId} (${caller.roles.join(', ')}) ${why}`);
     const beat = call.op === 'put' && isKubeServerBeat(caller, call) ? await this.#servableBeat(caller, call.value, address) : undefined;
     const lease =
-      'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke' ? this.#ownLease(caller, call.lease) : undefined;
+      'lease' in call && call.lease !== undefined && call.op !== 'keepalive' && call.op !== 'revoke'
+        ? await this.#leases.own(caller.hostId, call.lease)
+        : undefined;
     const opts = {
       ...('ttl_ms' in call && call.ttl_ms !== undefined && call.op !== 'grant' && { ttlMs: call.ttl_ms }),
       ...(lease && { lease }),
@@ -84,29 +88,14 @@ export class AgentCalls {
         return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
       switch (call.op) {
         case 'grant': {
-          this.#sweepLeases();
-          checkLeaseRoom(caller.hostId, this.#leases.values(), Date.now());
-          const granted = await backend.grantLease(call.ttl_ms);
-          this.#sweepLeases();
-          this.#leases.set(granted.id, { hostId: caller.hostId, lease: granted, expires: Date.now() + granted.ttlMs });
+          const granted = await this.#leases.grant(caller.hostId, call.ttl_ms);
           return { lease: { id: granted.id, ttl_ms: granted.ttlMs } };
         }
-        case 'keepalive': {
-          const held = this.#leases.get(call.lease);
-          if (!held || held.hostId !== caller.hostId) return { alive: false };
-          const alive = await held.lease.keepAlive();
-          if (!alive) this.#leases.delete(call.lease);
-          else held.expires = Date.now() + held.lease.ttlMs;
-          return { alive };
-        }
-        case 'revoke': {
-          const held = this.#leases.get(call.lease);
-          if (held && held.hostId === caller.hostId) {
-            this.#leases.delete(call.lease);
-            await held.lease.revoke();
-          }
+        case 'keepalive':
+          return { alive: await this.#leases.keepAlive(caller.hostId, call.lease) };
+        case 'revoke':
+          await this.#leases.revoke(caller.hostId, call.lease);
           return {};
-        }
         case 'watch':
           throw new ApiError('bad_request', `watch is its own call: ${routes.watch.method} ${routes.watch.path}`);
       }
@@ -163,17 +152,5 @@ export class AgentCalls {
       });
     }
     return checked.value;
-  }
-
-  /** Forgets leases their agents stopped keeping alive (the store expires them on its own). */
-  #sweepLeases(): void {
-    const now = Date.now();
-    for (const [id, held] of this.#leases) if (held.expires < now) this.#leases.delete(id);
-  }
-
-  #ownLease(caller: VerifiedCaller, id: string): string {
-    const held = this.#leases.get(id);
-    if (!held || held.hostId !== caller.hostId) throw new ApiError('lease_expired', `lease ${id} has expired`);
-    return id;
   }
 }
