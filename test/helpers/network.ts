@@ -1,5 +1,5 @@
 // Network mode in tests: a real `kport server start` process and `kport discover run` agents that join it.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResultPromise } from 'execa';
 import { stringify } from 'yaml';
@@ -42,6 +42,8 @@ export async function startServer(
     auth?: Record<string, unknown>;
     port?: number;
     cli?: Cli;
+    /** Another server on the same store: its seal key is copied in first, as an operator adding a server does. */
+    sealKeyFrom?: TestServer;
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
@@ -92,6 +94,11 @@ export async function startServer(
       await server.proc?.catch(() => undefined);
     },
   };
+  if (opts.sealKeyFrom) {
+    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
+    copyFileSync(join(opts.sealKeyFrom.dir, 'data', 'server', 'seal.key'), join(dir, 'data', 'server', 'seal.key'));
+    chmodSync(join(dir, 'data', 'server', 'seal.key'), 0o600);
+  }
   await server.start();
   return server;
 }
