@@ -86,7 +86,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const audit = new ServerAudit(backend, { retentionMs: config.auth_service.audit_retention, log, now: ctx.now });
   const rate = config.auth_service.join_rate_limit;
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
-  const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now);
+  const oidc = await oidcLogin(config.auth_service.authentication, listen, publicNames, ctx.now, { backend, sealKey: seal });
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
   const [{ SessionRecorder }, { recordingsDir }, { recordingHooks }, { budgetLimits }] = await Promise.all([
     import('../server/events/recording/recorder.ts'),
@@ -181,7 +181,13 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
 }
 
 /** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */
-async function oidcLogin(settings: { type: string }, listen: { host: string; port: number }, publicNames: string[], now: () => Date) {
+async function oidcLogin(
+  settings: { type: string },
+  listen: { host: string; port: number },
+  publicNames: string[],
+  now: () => Date,
+  store: { backend: Backend; sealKey: Buffer },
+) {
   if (settings.type !== 'oidc') return undefined;
   const { OidcLogin } = await import('../server/auth/oidc.ts');
   const { OIDC_CALLBACK_PATH } = await import('../server/auth/oidc-routes.ts');
@@ -189,6 +195,7 @@ async function oidcLogin(settings: { type: string }, listen: { host: string; por
   return OidcLogin.create(settings as OidcAuthentication, {
     callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${listen.port}${OIDC_CALLBACK_PATH}`,
     now,
+    store,
   });
 }
 

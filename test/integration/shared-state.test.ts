@@ -49,7 +49,10 @@ describe('two servers on one etcd: renewal pacing and agent leases (issue 29)', 
         : [await Promise.allSettled([renew(a)]).then((r) => r[0]!), await Promise.allSettled([renew(b)]).then((r) => r[0]!)];
       assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, JSON.stringify(outcomes.map((o) => o.status)));
       const refused = outcomes.find((o) => o.status === 'rejected');
-      assert.match(String(refused?.reason), /renewed its certificate \d+ s ago: a certificate is renewed at two thirds of its life, at most once every 21600 s/);
+      assert.match(
+        String(refused?.reason),
+        /renewed its certificate \d+ s ago: a certificate is renewed at two thirds of its life, at most once every 21600 s/,
+      );
     }
   });
   after(async () => {
