@@ -92,12 +92,12 @@ export class AgentCalls {
     };
     try {
       // Every item goes back as an agent may see it: never a credential (agent-view.ts).
+      // A kube_server heartbeat: written only when it says something new (beat-lease.ts).
       if (beat !== undefined && call.op === 'put') {
         const stored = await storeHeartbeat(backend, call.key, beat, call.ttl_ms ?? HEARTBEAT_TTL_MS, current, this.#deps.now().getTime());
         return { item: (stored && agentItem(stored)) ?? null };
       }
-      if (isKeyCall(call))
-        return await applyStoreCall(backend, beat === undefined ? call : ({ ...call, value: beat } as typeof call), current, opts, agentItem);
+      if (isKeyCall(call)) return await applyStoreCall(backend, call, current, opts, agentItem);
       switch (call.op) {
         case 'grant': {
           const granted = await this.#leases.grant(caller.hostId, call.ttl_ms);
