@@ -85,6 +85,12 @@ export interface Backend {
   /** All the writes or none: each op's key must still be at its revision. False when one has moved. */
   transact(ops: TxnOp[]): Promise<boolean>;
   grantLease(ttlMs: number): Promise<Lease>;
+  /**
+   * A lease granted before, by this process or another, named by its id: what lets any server keep
+   * alive or revoke an agent's lease after the server that granted it died. `ttlMs` is the TTL it
+   * was granted with (etcd keeps it itself; the memory and SQLite stores extend by it).
+   */
+  leaseById(id: string, ttlMs: number): Lease;
   close(): Promise<void>;
 }
 

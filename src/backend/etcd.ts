@@ -205,21 +205,39 @@ export class EtcdBackend implements Backend {
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {
-    const lease = this.#ns.lease(Math.max(1, Math.ceil(ttlMs / 1000)), { autoKeepAlive: false });
-    const id = await lease.grant();
+    const granted = await this.#ns.leaseClient.leaseGrant({ TTL: Math.max(1, Math.ceil(ttlMs / 1000)) });
+    return this.leaseById(granted.ID, ttlMs);
+  }
+
+  /**
+   * Straight on etcd's Lease service (etcd3's Lease class only wraps a lease it granted itself): a
+   * keep-alive is one request on a LeaseKeepAlive stream, answered with the TTL left (0: gone), and
+   * a revoke deletes the lease's keys. Neither is a revision: leases live beside the key space.
+   */
+  leaseById(id: string, ttlMs: number): Lease {
+    const leases = this.#ns.leaseClient;
     return {
       id,
       ttlMs,
       keepAlive: async () => {
         try {
-          const res = await lease.keepaliveOnce();
-          return Number(res.TTL) > 0;
+          const stream = await leases.leaseKeepAlive();
+          try {
+            const res = await new Promise<{ TTL: string }>((resolve, reject) => {
+              stream.on('data', resolve);
+              stream.on('error', reject);
+              stream.write({ ID: id });
+            });
+            return Number(res.TTL) > 0;
+          } finally {
+            stream.end();
+          }
         } catch {
           return false;
         }
       },
       revoke: async () => {
-        await lease.revoke().catch(() => undefined);
+        await leases.leaseRevoke({ ID: id }).catch(() => undefined);
       },
     };
   }

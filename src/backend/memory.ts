@@ -95,6 +95,10 @@ export class MemoryBackend implements Backend {
   async grantLease(ttlMs: number): Promise<Lease> {
     const id = randomUUID();
     this.#leases.set(id, this.#now() + ttlMs);
+    return this.leaseById(id, ttlMs);
+  }
+
+  leaseById(id: string, ttlMs: number): Lease {
     return {
       id,
       ttlMs,

@@ -224,6 +224,10 @@ export class SqliteBackend implements Backend {
   async grantLease(ttlMs: number): Promise<Lease> {
     const id = randomUUID();
     this.#tx(() => this.#stmts.putLease!.run(id, this.#now() + ttlMs));
+    return this.leaseById(id, ttlMs);
+  }
+
+  leaseById(id: string, ttlMs: number): Lease {
     return {
       id,
       ttlMs,

@@ -90,11 +90,15 @@ export class RemoteBackend implements Backend {
   async grantLease(ttlMs: number): Promise<Lease> {
     const { lease } = await this.#call({ op: 'grant', ttl_ms: ttlMs });
     if (!lease) throw new Error('the server answered a lease grant without a lease');
+    return this.leaseById(lease.id, lease.ttl_ms);
+  }
+
+  leaseById(id: string, ttlMs: number): Lease {
     return {
-      id: lease.id,
-      ttlMs: lease.ttl_ms,
-      keepAlive: async () => (await this.#call({ op: 'keepalive', lease: lease.id })).alive === true,
-      revoke: async () => void (await this.#call({ op: 'revoke', lease: lease.id })),
+      id,
+      ttlMs,
+      keepAlive: async () => (await this.#call({ op: 'keepalive', lease: id })).alive === true,
+      revoke: async () => void (await this.#call({ op: 'revoke', lease: id })),
     };
   }
 

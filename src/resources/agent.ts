@@ -18,7 +18,7 @@ export interface AgentSpec {
   credential_type?: 'secret' | 'x509';
   /** Network mode: the group the agent joined for, which its certificate carries. */
   discovery_group?: string;
-  /** Network mode: where it last called from, and when (updated at most once a minute). */
+  /** Network mode: where it last called from, and when (rewritten when its address changes, else at most every 10 minutes). */
   address?: string;
   last_seen?: string;
 }

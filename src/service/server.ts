@@ -97,7 +97,7 @@ export async function startServer({ config, backend: openBackend, ctx, log, disc
   const rate = config.auth_service.join_rate_limit;
   const joinRate = rate && { periodMs: rate.period, average: rate.average, burst: rate.burst };
   const dial = dialAddress(proxy, listen);
-  const oidc = await oidcLogin(config.auth_service.authentication, dial, ctx.now);
+  const oidc = await oidcLogin(config.auth_service.authentication, dial, ctx.now, { backend, sealKey: seal });
   const people = { sealKey: seal, configRoles: config.roles, ...(oidc && { oidc }) };
   const [{ SessionRecorder }, { openSink }, { recordingHooks }] = await Promise.all([
     import('../server/events/recording/recorder.ts'),
@@ -238,7 +238,7 @@ function dialAddress(proxy: NonNullable<LoadedConfig['proxy_service']>, listen: 
 }
 
 /** The OIDC relying party when auth_service.authentication.type is oidc; its callback at the server's public address. */
-async function oidcLogin(settings: { type: string }, dial: { loginHost: string; port: number }, now: () => Date) {
+async function oidcLogin(settings: { type: string }, dial: { loginHost: string; port: number }, now: () => Date, store: { backend: Backend; sealKey: Buffer }) {
   if (settings.type !== 'oidc') return undefined;
   const { OidcLogin } = await import('../server/auth/oidc.ts');
   const { OIDC_CALLBACK_PATH } = await import('../server/auth/oidc-routes.ts');
@@ -246,6 +246,7 @@ async function oidcLogin(settings: { type: string }, dial: { loginHost: string; 
   return OidcLogin.create(settings as OidcAuthentication, {
     callbackUrl: `https://${host.includes(':') ? `[${host}]` : host}:${dial.port}${OIDC_CALLBACK_PATH}`,
     now,
+    store,
   });
 }
 

@@ -184,6 +184,24 @@ export function backendContract(name: string, target: ContractTarget): void {
     );
 
     test(
+      'a lease named by its id is kept alive and revoked as the one granted (what another server does for an agent)',
+      withBackend(async (b) => {
+        const granted = await b.grantLease(1000);
+        await b.put('/byid/a', 'x', { lease: granted.id });
+        const named = b.leaseById(granted.id, granted.ttlMs);
+        await sleep(600);
+        assert.equal(await named.keepAlive(), true);
+        await sleep(600);
+        assert.equal((await b.get('/byid/a'))?.value, 'x', 'kept alive through its id');
+        await named.revoke();
+        assert.equal(await b.get('/byid/a'), undefined, 'revoked through its id');
+        assert.equal(await named.keepAlive(), false, 'a revoked lease is not alive');
+        assert.equal(await granted.keepAlive(), false, 'nor through the handle that granted it');
+        await assert.rejects(b.put('/byid/b', 'x', { lease: granted.id }), LeaseExpiredError);
+      }),
+    );
+
+    test(
       'fenced writes happen only while the fence key holds the claim',
       withBackend(async (b) => {
         const fence = { key: '/leader', value: 'me' };

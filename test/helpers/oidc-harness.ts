@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { MemoryBackend } from '../../src/backend/memory.ts';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { Agent, fetch } from 'undici';
 import type { OidcAuthentication } from '../../src/config/schema.ts';
@@ -10,6 +12,11 @@ import { sourceKey } from '../../src/server/call/limits.ts';
 import { OIDC_BEGIN_PATH, OIDC_CALLBACK_PATH, OIDC_FINISH_PATH, oidcBegin, oidcCallback, oidcFinish, redirect } from '../../src/server/auth/oidc-routes.ts';
 import type { OidcPeer } from '../peers/oidc.ts';
 import { Browser } from './browser.ts';
+
+/** Where the harness's OidcLogin keeps logins in flight: a store of its own, with a seal key of its own. */
+export function harnessStore(): { backend: MemoryBackend; sealKey: Buffer } {
+  return { backend: new MemoryBackend(), sealKey: randomBytes(32) };
+}
 
 /** Where the harness's logins send the browser back to: a client listener that is never there (tests stop before it). */
 export const CLIENT_LOOPBACK = 'http://127.0.0.1:9/callback';

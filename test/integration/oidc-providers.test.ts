@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { OidcAuthentication } from '../../src/config/schema.ts';
 import { OidcLogin } from '../../src/server/auth/oidc.ts';
 import { MAX_PROVIDER_ANSWER_BYTES } from '../../src/server/auth/oidc-fetch.ts';
-import { harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient } from '../helpers/oidc-harness.ts';
+import { harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient, harnessStore } from '../helpers/oidc-harness.ts';
 import { startOidcProvider, type OidcPeer, type OidcPeerOptions } from '../peers/oidc.ts';
 import { tempDir } from '../peers/process.ts';
 
@@ -35,7 +35,7 @@ async function withProvider(
 ): Promise<void> {
   const peer = await startOidcProvider({ redirectUris: [harness.callbackUrl], ...opts });
   try {
-    harness.login = await OidcLogin.create(oidcSettings(peer, more), { callbackUrl: harness.callbackUrl });
+    harness.login = await OidcLogin.create(oidcSettings(peer, more), { callbackUrl: harness.callbackUrl, store: harnessStore() });
     await run(peer);
   } finally {
     await peer.stop();
@@ -67,9 +67,9 @@ describe('OIDC providers kport must work with', { timeout: 300_000 }, () => {
   test('a token endpoint that takes only client_secret_post: chosen from the discovery document; client_auth_method basic is refused with what the provider answered', async () => {
     await withProvider({ authMethod: 'client_secret_post' }, {}, async (peer) => {
       assert.deepEqual([(await api.finishAs('alice', peer)).user], ['alice']);
-      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'basic' }), { callbackUrl: harness.callbackUrl });
+      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'basic' }), { callbackUrl: harness.callbackUrl, store: harnessStore() });
       await assert.rejects(api.finishAs('alice', peer), refusedAsClient(peer, 'client_secret_basic', 'client_secret_post'));
-      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'post' }), { callbackUrl: harness.callbackUrl });
+      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'post' }), { callbackUrl: harness.callbackUrl, store: harnessStore() });
       assert.equal((await api.finishAs('bob', peer)).user, 'bob');
     });
   });
@@ -77,7 +77,7 @@ describe('OIDC providers kport must work with', { timeout: 300_000 }, () => {
   test('a token endpoint that takes only client_secret_basic: chosen from the discovery document; client_auth_method post is refused with what the provider answered', async () => {
     await withProvider({ authMethod: 'client_secret_basic' }, {}, async (peer) => {
       assert.equal((await api.finishAs('alice', peer)).user, 'alice');
-      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'post' }), { callbackUrl: harness.callbackUrl });
+      harness.login = await OidcLogin.create(oidcSettings(peer, { client_auth_method: 'post' }), { callbackUrl: harness.callbackUrl, store: harnessStore() });
       await assert.rejects(api.finishAs('alice', peer), refusedAsClient(peer, 'client_secret_post', 'client_secret_basic'));
     });
   });
@@ -99,9 +99,9 @@ describe('OIDC providers kport must work with', { timeout: 300_000 }, () => {
       async (peer) => {
         assert.equal((await api.finishAs('alice', peer)).user, 'alice');
         const { client_secret: _secret, ...keyOnly } = oidcSettings(peer, { client_key_file: keyFile });
-        harness.login = await OidcLogin.create(keyOnly, { callbackUrl: harness.callbackUrl });
+        harness.login = await OidcLogin.create(keyOnly, { callbackUrl: harness.callbackUrl, store: harnessStore() });
         assert.equal((await api.finishAs('bob', peer)).user, 'bob', 'no client_auth_method: the discovery document lists private_key_jwt and the key is there');
-        harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl });
+        harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl, store: harnessStore() });
         await assert.rejects(api.begin(), {
           code: 'oidc_client_auth_unsupported',
           message:

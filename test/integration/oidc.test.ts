@@ -12,7 +12,7 @@ import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import { OidcLogin } from '../../src/server/auth/oidc.ts';
 import { OIDC_BEGIN_PATH, OIDC_FINISH_PATH } from '../../src/server/auth/oidc-routes.ts';
 import { Browser } from '../helpers/browser.ts';
-import { CLIENT_LOOPBACK, harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient } from '../helpers/oidc-harness.ts';
+import { CLIENT_LOOPBACK, harnessClient, oidcSettings, startHarness, type Harness, type HarnessClient, harnessStore } from '../helpers/oidc-harness.ts';
 import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
 let harness: Harness;
@@ -32,7 +32,7 @@ async function waitForLine(lines: string[]): Promise<void> {
 }
 
 async function trustProvider(peer: OidcPeer, now?: () => Date): Promise<void> {
-  harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl, ...(now && { now }) });
+  harness.login = await OidcLogin.create(oidcSettings(peer), { callbackUrl: harness.callbackUrl, store: harnessStore(), ...(now && { now }) });
 }
 
 describe('OIDC login against oidc-provider', { timeout: 300_000 }, () => {

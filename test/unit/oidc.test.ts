@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { clientAuthMethods } from '../../src/server/auth/oidc-client-auth.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { ATTEMPT_TTL_MS, Attempts, MAX_ATTEMPTS, MAX_ATTEMPTS_PER_SOURCE, digest, type Attempt } from '../../src/server/auth/oidc-attempts.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
 import { rolesForClaims, userFromClaims } from '../../src/server/auth/oidc-claims.ts';
 import { loopbackUrl } from '../../src/server/auth/oidc.ts';
 import { tempHome } from '../helpers/run.ts';
@@ -68,10 +70,11 @@ test('redirect_uri: only http on a loopback address with a port, nothing else in
   }
 });
 
-describe('pending logins are bounded', () => {
-  const attempt = (id: string, created: number, source = `10.0.${Number(id) >> 4}.1`): Attempt => ({
-    id,
-    state: `s-${id}`,
+describe('pending logins are bounded, in the store, sealed', () => {
+  const id = (name: string) => name.padEnd(43, '_');
+  const attempt = (name: string, created: number, source = `10.0.${Number(name) >> 4}.1`): Attempt => ({
+    id: id(name),
+    state: `s-${name}`,
     nonce: 'n',
     verifier: 'v',
     csr: 'c',
@@ -80,46 +83,70 @@ describe('pending logins are bounded', () => {
     created,
     secretHash: digest('x'),
   });
+  const table = (now: () => number, backend = new MemoryBackend({ now })) => new Attempts({ backend, sealKey: randomBytes(32), now });
 
-  test(`at ${MAX_ATTEMPTS} logins in flight a new one is refused with one sentence; once they expire there is room again`, () => {
+  test(`at ${MAX_ATTEMPTS} logins in flight a new one is refused with one sentence; once they expire there is room again`, async () => {
     let now = 0;
-    const table = new Attempts(() => now);
-    for (let i = 0; i < MAX_ATTEMPTS; i++) table.add(attempt(String(i), now));
-    assert.throws(() => table.add(attempt('late', now)), {
+    const attempts = table(() => now);
+    for (let i = 0; i < MAX_ATTEMPTS; i++) await attempts.add(attempt(String(i), now));
+    await assert.rejects(attempts.add(attempt('late', now)), {
       code: 'oidc_busy',
       message: `the server has ${MAX_ATTEMPTS} OIDC logins in progress, its limit: try again in a few minutes.`,
     });
-    assert.equal(table.size, MAX_ATTEMPTS);
+    assert.equal(await attempts.size(), MAX_ATTEMPTS);
     // The ones already in flight are kept (a flood does not cut off people in their browser).
-    assert.ok(table.byState('s-0'));
+    assert.ok(await attempts.byState('s-0'));
     now = ATTEMPT_TTL_MS + 1;
-    table.add(attempt('next', now));
-    assert.equal(table.size, 1);
-    assert.equal(table.get('0'), undefined);
+    await attempts.add(attempt('next', now));
+    assert.equal(await attempts.size(), 1);
+    assert.equal(await attempts.get(id('0')), undefined);
   });
 
-  test(`one source may have ${MAX_ATTEMPTS_PER_SOURCE} logins in flight; another source still begins one; a finished one makes room`, () => {
-    const table = new Attempts(() => 0);
-    for (let i = 0; i < MAX_ATTEMPTS_PER_SOURCE; i++) table.add(attempt(`a${i}`, 0, '2001:db8::/64'));
-    assert.throws(() => table.add(attempt('a-late', 0, '2001:db8::/64')), {
+  test(`one source may have ${MAX_ATTEMPTS_PER_SOURCE} logins in flight; another source still begins one; a finished one makes room`, async () => {
+    const attempts = table(() => 0);
+    for (let i = 0; i < MAX_ATTEMPTS_PER_SOURCE; i++) await attempts.add(attempt(`a${i}`, 0, '2001:db8::/64'));
+    await assert.rejects(attempts.add(attempt('a-late', 0, '2001:db8::/64')), {
       code: 'oidc_busy',
       message: /^2001:db8::\/64 has 20 OIDC logins in progress, the most one address may have/,
     });
-    table.add(attempt('b', 0, '192.0.2.7'));
-    table.delete(table.get('a0')!);
-    table.delete({ ...attempt('a0', 0, '2001:db8::/64') });
-    table.add(attempt('a-next', 0, '2001:db8::/64'));
-    assert.throws(() => table.add(attempt('a-last', 0, '2001:db8::/64')), { code: 'oidc_busy' }, 'a deleted attempt counts once');
-    assert.equal(table.size, MAX_ATTEMPTS_PER_SOURCE + 1);
+    await attempts.add(attempt('b', 0, '192.0.2.7'));
+    await attempts.delete((await attempts.get(id('a0')))!.attempt);
+    await attempts.delete({ ...attempt('a0', 0, '2001:db8::/64') });
+    await attempts.add(attempt('a-next', 0, '2001:db8::/64'));
+    await assert.rejects(attempts.add(attempt('a-last', 0, '2001:db8::/64')), { code: 'oidc_busy' }, 'a deleted attempt counts once');
+    assert.equal(await attempts.size(), MAX_ATTEMPTS_PER_SOURCE + 1);
   });
 
-  test('an expired attempt is gone by id and by state', () => {
+  test('an expired attempt is gone by id and by state', async () => {
     let now = 0;
-    const table = new Attempts(() => now);
-    table.add(attempt('a', 0));
+    const attempts = table(() => now);
+    await attempts.add(attempt('a', 0));
     now = ATTEMPT_TTL_MS + 1;
-    assert.equal(table.byState('s-a'), undefined);
-    assert.equal(table.get('a'), undefined);
+    assert.equal(await attempts.byState('s-a'), undefined);
+    assert.equal(await attempts.get(id('a')), undefined);
+  });
+
+  test('two servers on one store: an attempt changes only at the revision read, and is taken exactly once; nothing secret is in the store in clear', async () => {
+    const backend = new MemoryBackend();
+    const sealKey = randomBytes(32);
+    const one = new Attempts({ backend, sealKey, now: () => 0 });
+    const two = new Attempts({ backend, sealKey, now: () => 0 });
+    const begun = { ...attempt('r', 0), verifier: 'verifier-secret-1', nonce: 'nonce-secret-2' };
+    await one.add(begun);
+    const [a, b] = [await one.byState('s-r'), await two.byState('s-r')];
+    const changes = await Promise.all([
+      one.update(a!, { ...a!.attempt, calledBack: true, code: 'c1' }),
+      two.update(b!, { ...b!.attempt, calledBack: true, code: 'c2' }),
+    ]);
+    assert.equal(changes.filter(Boolean).length, 1, 'one callback wins');
+    const [x, y] = [await one.get(id('r')), await two.get(id('r'))];
+    assert.deepEqual(await Promise.all([one.take(x!), two.take(y!)]).then((r) => r.filter(Boolean).length), 1, 'one finish wins');
+    assert.equal(await two.get(id('r')), undefined);
+    await one.add({ ...begun, id: id('s'), state: 's-s' });
+    const stored = JSON.stringify(await backend.list('/oidc/'));
+    for (const secret of ['verifier-secret-1', 'nonce-secret-2', 's-s']) assert.ok(!stored.includes(secret), secret);
+    const other = new Attempts({ backend, sealKey: randomBytes(32), now: () => 0 });
+    assert.equal(await other.get(id('s')), undefined, 'another seal key reads nothing');
   });
 });
 

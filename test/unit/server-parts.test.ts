@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WatchEvent } from '../../src/backend/backend.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { checkLeaseRoom, WatchCount } from '../../src/server/auth/agent-limits.ts';
+import { WatchCount } from '../../src/server/auth/agent-limits.ts';
+import { AgentLeases } from '../../src/server/auth/agent-leases.ts';
 import { ServerAudit, sourceOf } from '../../src/server/events/audit.ts';
 import { AUDIT_EVENT, type AuditEvent } from '../../src/resources/audit-event.ts';
 import { listResources } from '../../src/resources/store.ts';
@@ -176,13 +177,17 @@ test('audit: a budget belongs to an IPv4 address or an IPv6 /64', () => {
   assert.equal(sourceOf('::1:443'), '0:0:0:0::/64');
 });
 
-test('limits: 16 live leases and 16 open watches per agent; lapsed leases and closed watches make room (issue 18, item 10)', () => {
-  const now = 1_000_000;
-  const held = Array.from({ length: 16 }, () => ({ hostId: 'h1', expires: now + 10_000 }));
-  assert.throws(() => checkLeaseRoom('h1', held, now), /agent h1 already holds 16 leases, the most one agent may/);
-  checkLeaseRoom('h2', held, now);
-  held[0]!.expires = now - 1;
-  checkLeaseRoom('h1', held, now);
+test('limits: 16 live leases and 16 open watches per agent; lapsed leases and closed watches make room (issue 18, item 10)', async () => {
+  let now = 1_000_000;
+  const leases = new AgentLeases(new MemoryBackend({ now: () => now }));
+  const first = await leases.grant('h1', 10_000);
+  for (let i = 1; i < 16; i++) await leases.grant('h1', 60_000);
+  await assert.rejects(leases.grant('h1', 60_000), /agent h1 already holds 16 leases, the most one agent may/);
+  await leases.grant('h2', 60_000);
+  now += 10_001;
+  assert.equal(await leases.keepAlive('h1', first.id), false, 'the lapsed lease is gone');
+  await leases.grant('h1', 60_000);
+  await assert.rejects(leases.grant('h1', 60_000), /already holds 16 leases/);
 
   const watches = new WatchCount();
   const leave = Array.from({ length: 16 }, () => watches.enter('h1'));
@@ -194,7 +199,7 @@ test('limits: 16 live leases and 16 open watches per agent; lapsed leases and cl
   assert.throws(() => watches.enter('h1'), /16 watches/, 'leaving twice counts once');
 });
 
-test('ServerAudit.queue: 2,500 request events in one millisecond, past two draws of its random name bytes, all stored under distinct names', async () => {
+test('ServerAudit.queue: 2,500 request events in one millisecond, past two draws of its random name bytes, all stored under distinct names with 64 random bits each (servers sharing a store cannot clash, issue 29)', async () => {
   const backend = new MemoryBackend();
   const logs: string[] = [];
   const at = new Date('2026-11-29T12:00:00Z');
@@ -210,7 +215,7 @@ test('ServerAudit.queue: 2,500 request events in one millisecond, past two draws
   assert.equal(events.length, 2500);
   assert.equal(new Set(events.map((e) => e.metadata.name)).size, 2500);
   assert.ok(
-    events.every((e) => /^2026-11-29T12:00:00\.000Z-[0-9a-f]{8}$/.test(e.metadata.name)),
+    events.every((e) => /^2026-11-29T12:00:00\.000Z-[0-9a-f]{16}$/.test(e.metadata.name)),
     events[0]?.metadata.name,
   );
 });

@@ -136,7 +136,7 @@ export class KportServer {
       authorities: opts.authorities,
       hostCertTtlMs: opts.hostCertTtlMs,
       now: opts.now ?? (() => new Date()),
-      renewals: new Map(),
+      paceRenewals: true,
     };
     this.#tunnelAccept = new TunnelAcceptor({
       backend: opts.backend,

@@ -9,18 +9,24 @@ import { ApiError } from '../../api/errors.ts';
 export const MAX_LEASES_PER_AGENT = 16;
 export const MAX_WATCHES_PER_AGENT = 16;
 
-/** Refuses a grant when the agent already holds MAX_LEASES_PER_AGENT leases that have not lapsed. */
-export function checkLeaseRoom(hostId: string, held: Iterable<{ hostId: string; expires: number }>, now: number): void {
-  let count = 0;
-  for (const lease of held) if (lease.hostId === hostId && lease.expires >= now) count++;
-  if (count >= MAX_LEASES_PER_AGENT) {
+/**
+ * Refuses a grant when the agent already holds MAX_LEASES_PER_AGENT live leases (`held`, counted
+ * in the store by agent-leases.ts, so the bound holds across servers).
+ */
+export function leaseRoomLeft(hostId: string, held: number): void {
+  if (held >= MAX_LEASES_PER_AGENT) {
     throw new ApiError(
       'too_many_leases',
-      `agent ${hostId} already holds ${count} leases, the most one agent may: revoke one (or let it lapse) before asking for another`,
+      `agent ${hostId} already holds ${held} leases, the most one agent may: revoke one (or let it lapse) before asking for another`,
     );
   }
 }
 
+/**
+ * Open watches per agent, in this process: a watch is a stream held open on one server, so it is
+ * bounded where it costs (that server's memory); an agent spreading watches over N servers holds
+ * at most N times this, one bound per server (README, "Several servers").
+ */
 /** Open watches per agent. */
 export class WatchCount {
   readonly #open = new Map<string, number>();

@@ -43,27 +43,45 @@ export interface JoinDeps {
   authorities: Authorities;
   hostCertTtlMs: number;
   now: () => Date;
-  /** When each host last renewed, in this process (absent: renewals are not paced). */
-  renewals?: Map<string, number>;
+  /** Whether renewals are paced (renewalPaceKey); a server's always are. */
+  paceRenewals?: boolean;
 }
 
-const MAX_PACED_HOSTS = 100_000;
+/**
+ * `/renewals/<host id>` -> when the host last renewed (epoch ms), living one pace gap: in the store,
+ * so an agent spreading renewals over N servers is paced once, not N times; created only when
+ * absent, so two renewals racing on two servers cannot both pass.
+ */
+const renewalPaceKey = (hostId: string) => `/renewals/${hostId}`;
 
 /**
  * An agent renews at two thirds of its certificate's life (and again after a lost answer), so a
  * host renewing more often than once a quarter of that life is a loop, not an agent: each renewal
  * costs a signature and an audit event. Refused with 429, which agents wait out.
  */
-function checkRenewalPace(deps: JoinDeps, hostId: string): void {
-  const last = deps.renewals?.get(hostId);
-  if (last === undefined) return;
-  const gapMs = Math.max(1000, deps.hostCertTtlMs / 4);
-  const since = deps.now().getTime() - last;
-  if (since < gapMs)
-    throw new ApiError(
-      'renew_too_soon',
-      `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(gapMs / 1000)} s`,
-    );
+async function checkRenewalPace(deps: JoinDeps, hostId: string, last?: number): Promise<void> {
+  if (!deps.paceRenewals) return;
+  last ??= Number((await deps.backend.get(renewalPaceKey(hostId)))?.value ?? Number.NaN);
+  if (Number.isNaN(last)) return;
+  const since = Math.max(0, deps.now().getTime() - last);
+  throw new ApiError(
+    'renew_too_soon',
+    `agent ${hostId} renewed its certificate ${Math.round(since / 1000)} s ago: a certificate is renewed at two thirds of its life, at most once every ${Math.ceil(renewalGapMs(deps) / 1000)} s`,
+  );
+}
+
+function renewalGapMs(deps: JoinDeps): number {
+  return Math.max(1000, deps.hostCertTtlMs / 4);
+}
+
+/** Takes this host's pace slot, after every other check passed; the renewal is refused when another took it first. */
+async function claimRenewal(deps: JoinDeps, hostId: string): Promise<void> {
+  if (!deps.paceRenewals) return;
+  const now = deps.now().getTime();
+  if (await deps.backend.create(renewalPaceKey(hostId), String(now), { ttlMs: renewalGapMs(deps) })) return;
+  await checkRenewalPace(deps, hostId);
+  // Gone again between the two reads (it lapsed): a renewal won it a moment ago all the same.
+  await checkRenewalPace(deps, hostId, now);
 }
 
 /**
@@ -213,7 +231,8 @@ export async function renew(
   // An expired certificate proves nothing any more: it cannot be renewed, only replaced by a new join.
   if (deps.now().getTime() >= caller.notAfter)
     throw new ApiError('cert_expired', `the host certificate of agent ${caller.hostId} has expired: join again with a new token`);
-  checkRenewalPace(deps, caller.hostId);
+  // A cheap refusal first (a read), before the CSR's signature is checked.
+  await checkRenewalPace(deps, caller.hostId);
   // The route's schema (src/api/wire.ts) checked the fields' types; absent roles are the certificate's.
   const asked = b.roles ?? caller.roles;
   const wider = asked.map((r) => r.toLowerCase()).filter((r) => !caller.roles.includes(r));
@@ -221,6 +240,7 @@ export async function renew(
   const publicKey = await verifiedCsrKey(b.csr);
   if (!publicKey) throw new ApiError('bad_csr', 'the certificate request is not signed by the key it names');
   if (keyHash(publicKey) !== caller.keyHash) throw new ApiError('key_changed', 'a renewal keeps the key the agent joined with');
+  await claimRenewal(deps, caller.hostId);
   const cert = await issueLeaf(deps.authorities.host, publicKey, {
     commonName: caller.hostId,
     organizations: ['kport-agents'],
@@ -229,10 +249,6 @@ export async function renew(
     host: { roles: [...new Set(asked.map((r) => r.toLowerCase()))], discovery_group: caller.group },
   });
   const pemText = certPem(cert);
-  if (deps.renewals) {
-    if (deps.renewals.size >= MAX_PACED_HOSTS) deps.renewals.clear();
-    deps.renewals.set(caller.hostId, deps.now().getTime());
-  }
   return {
     host_id: caller.hostId,
     roles: hostClaims(Buffer.from(cert.rawData))!.claims.roles,

@@ -8,6 +8,7 @@ import { UsageError } from '../../core/errors.ts';
 import { verifiedCsrKey } from '../../pki/certs.ts';
 import type { OidcSubject } from '../../people/store.ts';
 import { Attempts, digest, randomToken, sameSecret, type Attempt } from './oidc-attempts.ts';
+import type { Backend } from '../../backend/backend.ts';
 import { rolesForClaims, userFromClaims } from './oidc-claims.ts';
 import { clientAuth, clientAuthMethods, clientKey, refusedAsClient, type ClientAuthMethod, type ClientCredentials } from './oidc-client-auth.ts';
 import { refusalFor, type OidcStage } from './oidc-errors.ts';
@@ -31,6 +32,8 @@ export interface OidcLoginOptions {
   /** The server's callback URL as the provider knows it (`redirect_url` in the settings wins). */
   callbackUrl: string;
   now?: () => Date;
+  /** Where logins in flight are kept (the server's store, so any server finishes a login another began), sealed with its seal key. */
+  store: { backend: Backend; sealKey: Buffer };
 }
 
 /**
@@ -53,13 +56,13 @@ export class OidcLogin {
   readonly #attempts: Attempts;
   #provider?: Promise<Provider>;
 
-  private constructor(settings: OidcAuthentication, callbackUrl: string, now: () => Date, fetch: client.CustomFetch, credentials: ClientCredentials) {
+  private constructor(settings: OidcAuthentication, opts: Required<OidcLoginOptions>, fetch: client.CustomFetch, credentials: ClientCredentials) {
     this.#settings = settings;
     this.#credentials = credentials;
-    this.#callbackUrl = callbackUrl;
-    this.#now = now;
+    this.#callbackUrl = settings.redirect_url ?? opts.callbackUrl;
+    this.#now = opts.now;
     this.#fetch = fetch;
-    this.#attempts = new Attempts(() => now().getTime());
+    this.#attempts = new Attempts({ ...opts.store, now: () => opts.now().getTime() });
   }
 
   /** Reads ca_file and client_key_file now (a config problem stops the server's start); the provider is first asked at the first login. */
@@ -80,12 +83,7 @@ export class OidcLogin {
       ...(settings.client_secret && { secret: settings.client_secret }),
       ...(settings.client_key_file && { key: await clientKey(settings.client_key_file) }),
     };
-    return new OidcLogin(settings, settings.redirect_url ?? opts.callbackUrl, opts.now ?? (() => new Date()), fetch, credentials);
-  }
-
-  /** Logins in flight (bounded by MAX_ATTEMPTS). */
-  get pending(): number {
-    return this.#attempts.size;
+    return new OidcLogin(settings, { ...opts, now: opts.now ?? (() => new Date()) }, fetch, credentials);
   }
 
   /** `source`: sourceKey of the caller's address, which may have MAX_ATTEMPTS_PER_SOURCE logins in flight. */
@@ -113,7 +111,7 @@ export class OidcLogin {
       created: this.#now().getTime(),
       secretHash: digest(secret),
     };
-    this.#attempts.add(attempt);
+    await this.#attempts.add(attempt);
     const authUrl = client.buildAuthorizationUrl(config, {
       redirect_uri: this.#callbackUrl,
       scope: [...new Set([...BASE_SCOPES, ...this.#settings.scope])].join(' '),
@@ -132,18 +130,21 @@ export class OidcLogin {
    */
   async callback(query: URLSearchParams): Promise<{ redirectTo: string; refusal?: ApiError; user?: string; roles?: string[] }> {
     const state = query.get('state');
-    const attempt = state ? this.#attempts.byState(state) : undefined;
-    if (!attempt) {
+    const held = state ? await this.#attempts.byState(state) : undefined;
+    if (!held) {
       throw new ApiError(
         'oidc_unknown_state',
         'this login callback names no login in progress at this server (its state is unknown or expired): run kport login --auth oidc again.',
       );
     }
-    if (attempt.calledBack) {
-      throw new ApiError('oidc_replayed_callback', 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.');
-    }
-    attempt.calledBack = true;
-    attempt.code = randomToken();
+    const replayed = () =>
+      new ApiError('oidc_replayed_callback', 'this login callback was already used, and a callback counts once: run kport login --auth oidc again.');
+    if (held.attempt.calledBack) throw replayed();
+    // Marked in the store before the code is exchanged: of two callbacks racing on two servers, one changes it and the other is a replay.
+    const code = randomToken();
+    const attempt: Attempt = { ...held.attempt, calledBack: true, code };
+    const claimed = await this.#attempts.update(held, attempt);
+    if (!claimed) throw replayed();
     let stage: OidcStage = 'discovery';
     const tried: ClientAuthMethod[] = [];
     try {
@@ -161,27 +162,31 @@ export class OidcLogin {
     } catch (err) {
       attempt.outcome = { refusal: await refusalFor(err, { clientId: this.#settings.client_id, stage, authMethods: tried }) };
     }
+    // For finish, on whichever server it arrives; an attempt ended meanwhile (a wrong secret) stays ended.
+    await this.#attempts.update(claimed, attempt);
     const redirect = new URL(attempt.redirectUri);
     redirect.searchParams.set('attempt', attempt.id);
-    redirect.searchParams.set('code', attempt.code);
+    redirect.searchParams.set('code', code);
     if ('refusal' in attempt.outcome) return { redirectTo: redirect.href, refusal: attempt.outcome.refusal };
     return { redirectTo: redirect.href, user: attempt.outcome.user, roles: attempt.outcome.roles };
   }
 
   /** Once per attempt, by the client that began it, with the code its listener received. */
   async finish(input: { attempt: string; secret: string; code: string }): Promise<{ user: string; roles: string[]; oidc: OidcSubject; csr: string }> {
-    const attempt = typeof input.attempt === 'string' ? this.#attempts.get(input.attempt) : undefined;
+    const held = typeof input.attempt === 'string' ? await this.#attempts.get(input.attempt) : undefined;
     const gone = new ApiError('oidc_unknown_attempt', 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.');
-    if (!attempt) throw gone;
+    if (!held) throw gone;
+    const { attempt } = held;
     if (typeof input.secret !== 'string' || !sameSecret(attempt.secretHash, input.secret)) {
-      this.#attempts.delete(attempt);
+      await this.#attempts.delete(attempt);
       throw gone;
     }
     if (!attempt.outcome || !attempt.code) {
       throw new ApiError('oidc_pending', 'the browser has not come back from the identity provider for this login yet: finish signing in there first.');
     }
+    // Taken at the revision read: of two finishes racing on two servers, exactly one gets the outcome.
     // A wrong code ends the attempt: only the browser that signed in carries the right one.
-    this.#attempts.delete(attempt);
+    if (!(await this.#attempts.take(held))) throw gone;
     if (typeof input.code !== 'string' || !sameSecret(digest(attempt.code), input.code)) {
       throw new ApiError(
         'oidc_wrong_code',

@@ -12,6 +12,8 @@ import type { BackendCall } from './backend-call.ts';
  * changes: all well under. The kube_cluster writes of a group's fenced leader are not counted: a
  * first poll of 1,000 clusters writes 1,000 records at once, and each is replaced in place, its
  * history bounded by the store (sqlite.ts); only the group's current leader can make them.
+ * Kept in this server's memory: it bounds the writes this server makes for the agent, so an agent
+ * spreading its calls over N servers has N budgets (README, "Several servers").
  */
 export const WRITE_BUDGET = { writes: 300, bytes: 1 << 20, periodMs: 60_000 } as const;
 

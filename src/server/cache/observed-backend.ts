@@ -68,6 +68,10 @@ export class ObservedBackend implements Backend {
     return this.#inner.grantLease(ttlMs);
   }
 
+  leaseById(id: string, ttlMs: number): Lease {
+    return this.#inner.leaseById(id, ttlMs);
+  }
+
   close(): Promise<void> {
     return this.#inner.close();
   }

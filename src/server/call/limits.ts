@@ -63,7 +63,11 @@ export interface ServerTimeouts {
   tunnelIdleMs: number;
 }
 
-/** Joins per source address: a token bucket; Teleport-style `period`/`average`/`burst`. */
+/**
+ * Joins per source address: a token bucket; Teleport-style `period`/`average`/`burst`. Every limit
+ * in this file is counted in this server's memory: it bounds what one server holds or spends, and
+ * N servers of one store allow N times as much (README, "Several servers").
+ */
 export interface RateLimit {
   periodMs: number;
   average: number;

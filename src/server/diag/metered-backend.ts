@@ -62,6 +62,11 @@ export class MeteredBackend implements Backend {
     return this.#timed('grant_lease', () => this.#inner.grantLease(ttlMs));
   }
 
+  /** Not timed: naming a lease calls nothing; its keep-alives and revokes go to the store unmetered. */
+  leaseById(id: string, ttlMs: number): Lease {
+    return this.#inner.leaseById(id, ttlMs);
+  }
+
   close(): Promise<void> {
     return this.#inner.close();
   }

@@ -55,6 +55,7 @@ export function auditedStore(backend: Backend, actor: Required<Actor>): Backend 
     ...(backend.foreignVersion && { foreignVersion: () => backend.foreignVersion?.() }),
     watch: (...args) => backend.watch(...args),
     grantLease: (ttlMs) => backend.grantLease(ttlMs),
+    leaseById: (id, ttlMs) => backend.leaseById(id, ttlMs),
     close: () => backend.close(),
     put: (key, value, opts?: WriteOptions) => after<Item>('put', key, backend.put(key, value, opts)),
     create: (key, value, opts) => after('create', key, backend.create(key, value, opts)),
