@@ -75,6 +75,8 @@ describe('3 servers behind HAProxy, one agent: kill -9 of a server, and a lock, 
     store = client.namespace('/kport');
     // The agent joins and tunnels through the load balancer, as every agent is told to.
     fx = await startFixture({ roles: ROLES, on: f.front, agents: 1 });
+    // Something for a watch to list (no controller-manager makes kube-root-ca.crt here).
+    await fx.admin('create', 'configmap', 'settings', '-n', 'apps');
     for (const name of ['alice', 'carol']) {
       people[name] = await invitedPerson(f.front, name, ['prod-dev']);
       const wrote = await people[name].kport(['kube', 'config', CLUSTER]);
@@ -116,10 +118,13 @@ describe('3 servers behind HAProxy, one agent: kill -9 of a server, and a lock, 
     await waitFor(
       'the loop, the watch and the exec to run',
       async () => runs.filter((r) => r.code === 0).length >= 3 && watch.out.includes('configmap/') && exec.out.includes('ready'),
-      {
-        timeoutMs: 60_000,
-      },
-    );
+      { timeoutMs: 60_000 },
+    ).catch((err: Error) => {
+      const last = runs.at(-1);
+      throw new Error(
+        `${err.message}: ${runs.length} runs (last: ${last?.code} ${last?.stderr}); watch: ${watch.code} ${watch.out.slice(-200)} ${watch.err}; exec: ${exec.code} ${exec.out} ${exec.err}`,
+      );
+    });
     killedAt = Date.now();
     await f!.kill(victim);
     await loop;
@@ -168,7 +173,11 @@ describe('3 servers behind HAProxy, one agent: kill -9 of a server, and a lock, 
     t.after(() => {
       for (const w of watches) w.close();
     });
-    await Promise.all(watches.map((w) => w.listed));
+    await waitFor(
+      'the watches to list',
+      async () => (await Promise.race([Promise.all(watches.map((w) => w.listed)).then(() => true), new Promise((r) => setTimeout(r, 100))])) === true,
+      { timeoutMs: 30_000 },
+    );
     // Written to the store on server 0's host; each server's watch of the store carries it to its sessions.
     const locked = await f!.front.kport(['users', 'lock', 'carol', '--message', 'several servers']);
     assert.equal(locked.exitCode, 0, String(locked.stderr));
