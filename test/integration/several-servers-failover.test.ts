@@ -162,6 +162,7 @@ describe('3 servers behind HAProxy, one agent: kill -9 of a server, and a lock, 
     const answered = runs.filter((r) => r.code === 0 && (r.ended < killedAt - 1000 || r.started > killedAt));
     const missing = answered.filter((r) => !named.has(`loop-${r.n}`)).map((r) => `loop-${r.n}`);
     assert.deepEqual(missing, [], `answered but not audited (of ${answered.length})`);
+    await f!.restart(victim);
   });
 
   test("a lock (kport users lock on one server's host) ends the person's sessions on every server within a second", async (t) => {
