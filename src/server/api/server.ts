@@ -303,9 +303,14 @@ export class KportServer {
     const server = this.#server;
     if (!server) return;
     await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      // HTTP/2 sessions of idle agents would hold close() open: they will redial another server.
-      setTimeout(resolve, 2000).unref();
+      // HTTP/2 sessions of idle agents would hold close() open: they will redial another server. The
+      // timer is not unref'd: with nothing else left the process would end here, before the
+      // recorder and the audit store what they hold (the caller's next steps).
+      const giveUp = setTimeout(resolve, 2000);
+      server.close(() => {
+        clearTimeout(giveUp);
+        resolve();
+      });
     });
   }
 
