@@ -127,7 +127,7 @@ describe('a port that is not a kport server', { timeout: 120_000 }, () => {
   });
 });
 
-describe('kport login, status, logout (no server)', { timeout: 60_000 }, () => {
+describe('kport login, status, logout (no server)', { timeout: 180_000 }, () => {
   test('no terminal and no --password-stdin: one sentence naming --password-stdin, exit 2, nothing written', async () => {
     const home = tempDir('login-args');
     const kport = kportAt(home);
