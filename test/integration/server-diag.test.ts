@@ -60,6 +60,39 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     assert.equal((await diagGet(diag, '/healthz', { headers: { 'x-filler': 'a'.repeat(16 * 1024) } })).status, 431);
   });
 
+  test('one source address cannot hold the diag port shut: 72 idle connections from 127.0.0.2 (and a head left half sent), /readyz from 127.0.0.1 still answers at once, and the idle ones are closed within the 2 s head deadline', async (t) => {
+    if (!have(t)) return;
+    await waitFor('the server to be ready', async () => (await diagGet(diag, '/readyz')).status === 200, { timeoutMs: 10_000 });
+    const port = Number(diag.slice(diag.lastIndexOf(':') + 1));
+    const opened = Date.now();
+    // Each: when it closed (ms after opening); an attacker's idle connection sends nothing.
+    const closedAfter = await Promise.all([
+      ...Array.from({ length: 72 }, () => heldOpen(port, '127.0.0.2')),
+      heldOpen(port, '127.0.0.2', 'GET /readyz HTTP/1.1\r\nHost: x\r\n'),
+    ].map((p) => p.then((at) => at - opened)));
+    assert.ok(Math.max(...closedAfter) < 3500, `the last idle connection closed ${Math.max(...closedAfter)} ms after opening (deadline 2 s)`);
+    assert.ok(closedAfter.filter((ms) => ms >= 1000).length <= 8, `more than 8 connections from one address were held: ${closedAfter.join(',')}`);
+
+    // While the source holds its 8 (reopened as they go), the checks of another address are answered at once.
+    let holding = true;
+    const hold = async () => {
+      while (holding) {
+        await heldOpen(port, '127.0.0.2');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    const holders = Array.from({ length: 16 }, hold);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      assert.deepEqual(await diagGet(diag, '/readyz'), { status: 200, body: 'ready\n' });
+      assert.ok(Date.now() - started < 1000, `/readyz took ${Date.now() - started} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    holding = false;
+    await Promise.all(holders);
+  });
+
   test('a diag address already in use is refused in one sentence naming the key, and the server does not start', async (t) => {
     if (!have(t)) return;
     await assert.rejects(startServer({ teleport: { diag_addr: diag } }), (err: Error) => {
@@ -215,5 +248,15 @@ function readAnswer(socket: TLSSocket): Promise<{ status: number; head: string }
     });
     socket.once('error', reject);
     socket.once('close', () => reject(new Error(`closed without an answer: ${JSON.stringify(got)}`)));
+  });
+}
+
+/** A connection from `localAddress` that sends `send` (nothing by default) and waits: when the server closed it. */
+function heldOpen(port: number, localAddress: string, send = ''): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port, localAddress }, () => socket.write(send));
+    socket.on('data', () => {});
+    socket.on('error', () => {});
+    socket.once('close', () => resolve(Date.now()));
   });
 }

@@ -1,18 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ServerMetrics } from './metrics.ts';
 import type { Readiness } from './readiness.ts';
 
 /**
  * The diagnostics listener's bounds: plain HTTP, for a load balancer's checks and a Prometheus
  * scraper, so a handful of connections, small heads, no bodies and short timeouts suffice; anything
- * else is cut rather than held.
+ * else is cut rather than held. A balancer or a scraper needs one or two connections each, so one
+ * source address may hold only perSource of them (the rest are closed at once), and a connection
+ * must finish a request's head within headMs of opening (or of its last answer), so idle ones cannot
+ * sit on the slots: one address cannot keep the checks of the others out.
  */
 export const DIAG_LIMITS = {
   connections: 64,
+  perSource: 8,
   headerBytes: 8 * 1024,
-  headersMs: 5000,
+  headMs: 2000,
   requestMs: 10_000,
-  keepAliveMs: 5000,
 } as const;
 
 export interface DiagDeps {
@@ -31,19 +35,43 @@ export interface DiagDeps {
 export class DiagServer {
   readonly #deps: DiagDeps;
   readonly #server: Server;
+  /** Open connections by source address (DIAG_LIMITS.perSource). */
+  readonly #bySource = new Map<string, number>();
+  /** Each connection's head deadline, re-armed after each answer; cleared when a head arrives. */
+  readonly #headTimers = new WeakMap<Socket, NodeJS.Timeout>();
 
   constructor(deps: DiagDeps) {
     this.#deps = deps;
     this.#server = createServer(
       {
         maxHeaderSize: DIAG_LIMITS.headerBytes,
-        headersTimeout: DIAG_LIMITS.headersMs,
+        headersTimeout: DIAG_LIMITS.headMs,
         requestTimeout: DIAG_LIMITS.requestMs,
-        keepAliveTimeout: DIAG_LIMITS.keepAliveMs,
+        keepAliveTimeout: DIAG_LIMITS.headMs,
       },
-      (req, res) => void this.#answer(req, res),
+      (req, res) => {
+        // The head is in: its deadline is met; the next one starts when this answer is sent.
+        clearTimeout(this.#headTimers.get(req.socket));
+        res.once('finish', () => this.#armHead(req.socket));
+        void this.#answer(req, res);
+      },
     );
     this.#server.maxConnections = DIAG_LIMITS.connections;
+    // Node checks headersTimeout only every connectionsCheckingInterval (30 s): the head deadline is
+    // a timer of our own per connection, and the per-source count is kept here.
+    this.#server.on('connection', (socket: Socket) => {
+      const source = socket.remoteAddress ?? '';
+      const held = this.#bySource.get(source) ?? 0;
+      if (held >= DIAG_LIMITS.perSource) return void socket.destroy();
+      this.#bySource.set(source, held + 1);
+      socket.once('close', () => {
+        clearTimeout(this.#headTimers.get(socket));
+        const left = (this.#bySource.get(source) ?? 1) - 1;
+        if (left > 0) this.#bySource.set(source, left);
+        else this.#bySource.delete(source);
+      });
+      this.#armHead(socket);
+    });
     this.#server.setTimeout(DIAG_LIMITS.requestMs, (socket) => socket.destroy());
     // A head past headerBytes is told so (431), anything else malformed 400; then the connection goes.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -76,6 +104,14 @@ export class DiagServer {
       server.close(() => resolve());
       server.closeAllConnections();
     });
+  }
+
+  #armHead(socket: Socket): void {
+    if (socket.destroyed) return;
+    clearTimeout(this.#headTimers.get(socket));
+    const timer = setTimeout(() => socket.destroy(), DIAG_LIMITS.headMs);
+    timer.unref();
+    this.#headTimers.set(socket, timer);
   }
 
   async #answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
