@@ -84,6 +84,22 @@ describe('an OIDC login begun on one server and finished on another (issue 29)',
     }
   });
 
+  test('a finish with the attempt id but a wrong secret (as from the redirect in browser history) leaves the login as it was: the client then finishes it', async (t) => {
+    if (!etcd) return t.skip('no etcd peer');
+    const login = await begunOnA();
+    for (const bad of [
+      { attempt: login.attempt, secret: 'x', code: 'y' },
+      { attempt: login.attempt, secret: `x${login.secret.slice(1)}`, code: login.code },
+      { attempt: login.attempt, secret: '', code: login.code },
+    ]) {
+      const refused = await post(b.port, '/v1/login/oidc/finish', bad);
+      assert.equal(refused.body.error?.code, 'oidc_unknown_attempt', JSON.stringify(refused.body));
+    }
+    const done = await post(a.port, '/v1/login/oidc/finish', { attempt: login.attempt, secret: login.secret, code: login.code });
+    assert.equal(done.status, 200, JSON.stringify(done.body));
+    assert.equal(done.body.user, 'alice');
+  });
+
   test('two finishes racing on A and B: exactly one gets a certificate', async (t) => {
     if (!etcd) return t.skip('no etcd peer');
     const login = await begunOnA();

@@ -162,7 +162,7 @@ export class OidcLogin {
     } catch (err) {
       attempt.outcome = { refusal: await refusalFor(err, { clientId: this.#settings.client_id, stage, authMethods: tried }) };
     }
-    // For finish, on whichever server it arrives; an attempt ended meanwhile (a wrong secret) stays ended.
+    // For finish, on whichever server it arrives; an attempt ended meanwhile stays ended.
     await this.#attempts.update(claimed, attempt);
     const redirect = new URL(attempt.redirectUri);
     redirect.searchParams.set('attempt', attempt.id);
@@ -177,10 +177,10 @@ export class OidcLogin {
     const gone = new ApiError('oidc_unknown_attempt', 'this OIDC login is unknown, expired or already finished: run kport login --auth oidc again.');
     if (!held) throw gone;
     const { attempt } = held;
-    if (typeof input.secret !== 'string' || !sameSecret(attempt.secretHash, input.secret)) {
-      await this.#attempts.delete(attempt);
-      throw gone;
-    }
+    // A wrong secret leaves the attempt as it was: the attempt id is in the loopback redirect (the
+    // browser's history), so ending it here would let anyone who read it cancel the login. The secret
+    // (32 random bytes) is not guessed, and bad finishes are throttled with the other login calls.
+    if (typeof input.secret !== 'string' || !sameSecret(attempt.secretHash, input.secret)) throw gone;
     if (!attempt.outcome || !attempt.code) {
       throw new ApiError('oidc_pending', 'the browser has not come back from the identity provider for this login yet: finish signing in there first.');
     }
