@@ -22,12 +22,23 @@ export const DROP = new Set([
   'proxy-authorization',
   'http2-settings',
 ]);
+/**
+ * kport's own hop headers (kport-identity, the signed identity on a tunnel stream; kport-peer-host,
+ * the agent a peer hop is for) are set by kport alone: any a client sends is dropped, so none can
+ * ride ahead of kport's own on a hop or reach the cluster.
+ */
+export const KPORT_HEADER_PREFIX = 'kport-';
+
+/** Whether a request header (its lower-case name) is not forwarded as the client sent it; impersonation is dropped apart. */
+export function dropsRequestHeader(name: string): boolean {
+  return DROP.has(name) || name.startsWith(KPORT_HEADER_PREFIX);
+}
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 /**
  * The request's headers as the cluster gets them, after `lead` (the pseudo-headers or Host), as
  * [name, value, ...], which node:http2, node:https and undici all take: the client's own less the
- * hop-by-hop ones, its credentials and any Impersonate-*; then the checked identity, each
+ * hop-by-hop ones, its credentials, any Impersonate-* and any kport-*; then the checked identity, each
  * Impersonate-Group on a line of its own as the API server reads them, and the user's extras;
  * then the proxy's credentials.
  */
@@ -45,7 +56,7 @@ export function forwardedHeaders(
   if (authorization) list.push('authorization', authorization);
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name.startsWith('impersonate-')) continue;
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || dropsRequestHeader(name) || name.startsWith('impersonate-')) continue;
     if (typeof value === 'string') list.push(name, value);
     else for (const v of value) list.push(name, v);
   }

@@ -3,7 +3,7 @@ import { constants, type ClientHttp2Stream, type ClientSessionRequestOptions } f
 import type { Readable, Writable } from 'node:stream';
 import { isImpersonation } from '../../kube/access.ts';
 import { ChunkRelay } from '../../kube/relay.ts';
-import { DROP, responseHeaders } from '../../kube/forward-headers.ts';
+import { dropsRequestHeader, responseHeaders } from '../../kube/forward-headers.ts';
 import { requestInfo } from '../../kube/request-info.ts';
 import { abortAfter, type ClientSide } from '../../kube/client-side.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../../reversetunnel/protocol.ts';
@@ -175,7 +175,7 @@ function tunnelHeaders(method: string, path: string, headers: IncomingHttpHeader
   const list = [':method', method, ':path', path, ':authority', TUNNEL_AUTHORITY, IDENTITY_HEADER, token];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || DROP.has(name) || name === IDENTITY_HEADER || isImpersonation(name)) continue;
+    if (value === undefined || name.charCodeAt(0) === 58 /* : */ || dropsRequestHeader(name) || isImpersonation(name)) continue;
     if (typeof value === 'string') list.push(name, value);
     else for (const v of value) list.push(name, v);
   }

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { constants, type ClientHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { isImpersonation } from '../../kube/access.ts';
+import { KPORT_HEADER_PREFIX } from '../../kube/forward-headers.ts';
 import { rawStatus } from '../../kube/status.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../../reversetunnel/protocol.ts';
 import { FrameBoundary, websocketEnding, type Ending } from './kube-ending.ts';
@@ -9,7 +10,9 @@ import { busyMessage, type Attempts, type Forwarding, type Outcome } from './tun
 
 /** The longest HTTP/1.1 answer head an agent may send before the upgraded bytes. */
 const MAX_ANSWER_HEAD = 64 * 1024;
-const DROP = new Set(['authorization', 'proxy-authorization', IDENTITY_HEADER]);
+/** The person's credentials; and every kport-* header (IDENTITY_HEADER among them), set by kport alone on its hops. */
+const DROP = new Set(['authorization', 'proxy-authorization']);
+const dropped = (lower: string) => DROP.has(lower) || lower.startsWith(KPORT_HEADER_PREFIX);
 
 /**
  * An upgrade (exec, attach, port-forward) over a tunnel: a CONNECT stream carrying the person's
@@ -204,7 +207,7 @@ function requestHead(req: IncomingMessage, path: string): string {
   for (let k = 0; k < raw.length; k += 2) {
     const name = raw[k]!;
     const lower = name.toLowerCase();
-    if (DROP.has(lower) || isImpersonation(lower)) continue;
+    if (dropped(lower) || isImpersonation(lower)) continue;
     lines.push(`${name}: ${raw[k + 1]!}`);
   }
   return `${lines.join('\r\n')}\r\n\r\n`;
