@@ -4,6 +4,7 @@
 // every person and agent would be the balancer's address in the audit and for every per-source bound.
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
+import { connect as h2Connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -88,6 +89,46 @@ describe('PROXY protocol v2 from HAProxy (proxy_service.proxy_protocol: on)', { 
     const join = events.find((e) => e.type === 'agent.join' && e.host_id === joined.host_id);
     assert.ok(join, `no join of ${joined.host_id} audited: ${JSON.stringify(events.map((e) => e.type))}`);
     assert.match(join.remote_addr ?? '', /^127\.0\.0\.1:\d+$/);
+  });
+
+  test('a client named by an IPv6 address in the PROXY v2 header is audited as [address]:port', async (t) => {
+    if (!have(t)) return;
+    const port = f!.servers[0]!.port;
+    // v2, PROXY command, TCP over IPv6: 2001:db8::5 port 40000 to ::1 port 3080.
+    const addresses = Buffer.alloc(36);
+    addresses[0] = 0x20;
+    addresses[1] = 0x01;
+    addresses[2] = 0x0d;
+    addresses[3] = 0xb8;
+    addresses[15] = 0x05;
+    addresses[31] = 0x01;
+    addresses.writeUInt16BE(40000, 32);
+    addresses.writeUInt16BE(3080, 34);
+    const header = Buffer.concat([Buffer.from('0d0a0d0a000d0a515549540a', 'hex'), Buffer.from([0x21, 0x21, 0x00, 36]), addresses]);
+    const tls = await withHeader(port, header);
+    const session = h2Connect(`https://127.0.0.1:${port}`, { createConnection: () => tls });
+    session.on('error', () => {});
+    try {
+      // A join with a token that is not one: refused, and audited with the caller's address.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/v1/join', 'content-type': 'application/json' });
+        let got = 0;
+        req.on('response', (h) => (got = Number(h[':status'])));
+        req.resume();
+        req.on('end', () => resolve(got));
+        req.on('error', reject);
+        req.end(JSON.stringify({ token: 'not-a-token', hostname: 'v6', csr: 'x' }));
+      });
+      assert.ok(status >= 400 && status < 500, `status ${status}`);
+    } finally {
+      session.destroy();
+    }
+    const named = await waitFor('the refused join audited', async () => {
+      const events = (await auditEvents(f!.front)).map((e) => e.spec as typeof e.spec & { remote_addr?: string });
+      const found = events.filter((e) => e.remote_addr?.includes('2001:db8'));
+      return found.length > 0 ? found : undefined;
+    });
+    for (const e of named) assert.equal(e.remote_addr, '[2001:db8::5]:40000', e.type);
   });
 
   test('a connection straight to the server without a PROXY header is closed before TLS, and logged', async (t) => {

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Server } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
+import { addressPort } from './remote-address.ts';
 
 /**
  * The PROXY protocol (HAProxy's spec, v2 binary and v1 text) on the server's main listener, for
@@ -149,7 +150,7 @@ export function requireProxyHeader(server: Server, opts: { timeoutMs: number; pe
       if (rest.length > 0) raw.unshift(rest);
       const source = header.source ?? { address: raw.remoteAddress ?? '?', port: raw.remotePort ?? 0 };
       const id = `${source.address}|${source.port}`;
-      if (open.has(id)) return opts.refuse(raw, `a PROXY header naming ${source.address}:${source.port}, the client of a connection still open`);
+      if (open.has(id)) return opts.refuse(raw, `a PROXY header naming ${addressPort(source.address, source.port)}, the client of a connection still open`);
       open.add(id);
       raw.once('close', () => open.delete(id));
       if (header.source) {

@@ -13,6 +13,7 @@ import { readJson, send } from '../call/http-body.ts';
 import { LIMITS, type BodyBudget, type RateLimiter, type ServerTimeouts, sourceKey } from '../call/limits.ts';
 import type { Person } from '../auth/people-routes.ts';
 import { describeCall } from '../auth/backend-call.ts';
+import { remoteOf } from './remote-address.ts';
 
 /** Who made a call, as its route let them in. */
 export type Who = { kind: 'anyone' } | { kind: 'agent'; agent: VerifiedCaller } | { kind: 'person'; person: Person };
@@ -57,7 +58,7 @@ export class Router {
   /** One API call (not a Kubernetes request: kube-routes.ts takes those first). */
   async handle(req: Http2ServerRequest, res: Http2ServerResponse, connection: Connection | undefined): Promise<void> {
     const socket = (req.stream?.session?.socket ?? req.socket) as TLSSocket;
-    const address = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const address = remoteOf(socket);
     const path = (req.url ?? '').split('?')[0] ?? '';
     const method = req.method ?? '';
     const found = findRoute(method, path);

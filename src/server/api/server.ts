@@ -44,6 +44,7 @@ import { MeteredBackend } from '../diag/metered-backend.ts';
 import type { ServerMetrics } from '../diag/metrics.ts';
 import { countKubeOutcomes } from '../diag/kube-outcomes.ts';
 import { requireProxyHeader } from './proxy-header.ts';
+import { remoteOf } from './remote-address.ts';
 
 export interface ServerOptions {
   backend: Backend;
@@ -332,7 +333,7 @@ export class KportServer {
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if ((req.url ?? '').split('?')[0] !== TUNNEL_PATH) return;
     socket.on('error', () => {});
-    const address = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const address = remoteOf(req.socket);
     this.#tunnelAccept.accept(req, socket as Socket, head, this.#guard?.of(req)?.caller, address);
   }
 

@@ -233,7 +233,9 @@ export function clip(text: string): string {
  * host holds a whole /64 and could otherwise take a fresh budget per address.
  */
 export function sourceOf(remote: string | undefined): string {
-  const address = (remote ?? '?').replace(/:\d+$/, '');
+  // [v6]:port as remoteOf writes it; an unbracketed form (events written before) as it was read.
+  const bracketed = /^\[([^\]]*)\](?::\d+)?$/.exec(remote ?? '');
+  const address = bracketed ? bracketed[1]! : (remote ?? '?').replace(/:\d+$/, '');
   if (!isIPv6(address) || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address)) return address.replace(/^::ffff:/i, '');
   const [head = '', tail = ''] = address.split('::');
   const left = head ? head.split(':') : [];
