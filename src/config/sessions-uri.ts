@@ -48,9 +48,12 @@ export function parseSessionsUri(text: string): S3Location {
     .filter((s) => s !== '');
   if (segments.some((s) => s === '.' || s === '..')) throw new Error(`the prefix of ${JSON.stringify(text)} has a . or .. segment: name the prefix plainly`);
   const q = url.searchParams;
-  for (const key of q.keys())
+  for (const key of q.keys()) {
     if (!PARAMS.includes(key))
       throw new Error(`audit_sessions_uri has the parameter ${JSON.stringify(key)}, which kport does not know: use ${PARAMS.join(', ')}`);
+    // get() would take the first silently: which one was meant is the writer's to say.
+    if (q.getAll(key).length > 1) throw new Error(`audit_sessions_uri has the parameter ${JSON.stringify(key)} more than once: give it once`);
+  }
   const flag = (name: string) => {
     const value = q.get(name);
     if (value === null) return undefined;
@@ -77,6 +80,11 @@ export function parseSessionsUri(text: string): S3Location {
 
 /** endpoint=http://host:port as it is; endpoint=host:port (Teleport's form) is https, or http with insecure=true. */
 function endpointUrl(value: string, insecure: boolean): string {
+  // Checked as written (the query already decoded %2F to /): the URL parser would resolve a path of
+  // . and .. segments (or backslashes) away to /, and the check on its pathname below would pass it.
+  const address = value.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/$/, '');
+  if (/[/\\?#]/.test(address))
+    throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} has a path: give the address alone (http://HOST:PORT)`);
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `${insecure ? 'http' : 'https'}://${value}`;
   let url: URL;
   try {

@@ -63,6 +63,17 @@ describe('audit_sessions_uri', () => {
       ['s3://bucket/p?endpoint=ftp://host', /not http or https/],
       ['s3://bucket/p?endpoint=http://k:s@host', /must not hold credentials/],
       ['s3://bucket/p?endpoint=http://host/path', /has a path/],
+      // A path the URL parser would resolve away to /: percent-encoded, . and .. segments, backslashes.
+      ['s3://bucket/p?endpoint=127.0.0.1:5599%2F..%2F', /has a path/],
+      ['s3://bucket/p?endpoint=http://127.0.0.1:5599%2F..%2F', /has a path/],
+      ['s3://bucket/p?endpoint=http://host:1/a/..', /has a path/],
+      ['s3://bucket/p?endpoint=http://host:1/.', /has a path/],
+      ['s3://bucket/p?endpoint=http://host:1%5C..%5C', /has a path/],
+      ['s3://bucket/p?endpoint=http://host:1%23x', /has a path/],
+      // A parameter given twice: which one was meant is not guessed.
+      ['s3://bucket/p?endpoint=http://a:1&endpoint=http://b:2', /parameter "endpoint" more than once/],
+      ['s3://bucket/p?region=us-east-1&region=eu-west-1', /parameter "region" more than once/],
+      ['s3://bucket/p?insecure=true&insecure=false', /parameter "insecure" more than once/],
       ['s3://bucket/../p', /\.\. segment/],
       ['s3://bucket/p?region=us east', /not a region name/],
     ];
