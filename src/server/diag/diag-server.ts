@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { sourceKey } from '../call/limits.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { Readiness } from './readiness.ts';
 
@@ -35,7 +36,7 @@ export interface DiagDeps {
 export class DiagServer {
   readonly #deps: DiagDeps;
   readonly #server: Server;
-  /** Open connections by source address (DIAG_LIMITS.perSource). */
+  /** Open connections by source (sourceKey: an address, or an IPv6 /64), for DIAG_LIMITS.perSource. */
   readonly #bySource = new Map<string, number>();
   /** Each connection's head deadline, re-armed after each answer; cleared when a head arrives. */
   readonly #headTimers = new WeakMap<Socket, NodeJS.Timeout>();
@@ -60,7 +61,8 @@ export class DiagServer {
     // Node checks headersTimeout only every connectionsCheckingInterval (30 s): the head deadline is
     // a timer of our own per connection, and the per-source count is kept here.
     this.#server.on('connection', (socket: Socket) => {
-      const source = socket.remoteAddress ?? '';
+      // An IPv6 /64 is one source, as for the main port's bounds: one host has them all.
+      const source = sourceKey(socket.remoteAddress);
       const held = this.#bySource.get(source) ?? 0;
       if (held >= DIAG_LIMITS.perSource) return void socket.destroy();
       this.#bySource.set(source, held + 1);
