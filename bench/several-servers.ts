@@ -1,0 +1,248 @@
+// Several servers (issue 29): 3 `kport server start` on a 3-member etcd behind HAProxy
+// (test/helpers/several-servers.ts, proxy_service.proxy_protocol on, as a deployment behind HAProxy runs).
+//   node bench/several-servers.ts failover   (SIM=300 simulated agents, RUNS=5)
+//     A real kube-apiserver served by one real Kubernetes agent, SIM simulated agents (tunnels only), all
+//     joined through the LB; a person's request loop through the LB (node's HTTP/2 client with the
+//     profile's certificate, 2 s per request, a new connection after any error). kill -9 of the server
+//     holding the real agent's tunnel: (a) time until a request started after the kill succeeds,
+//     (b) time until every agent has a tunnel record (/kport/tunnels/<host id>/<server id>) on a live server.
+//   node bench/several-servers.ts scale      (SIZES=2250,4500, CHILDREN=4, WARM_S=45, MEASURE_S=60)
+//     SIZES simulated agents (tunnel + kube_server heartbeat every 30 s, bench/sim-agents.ts) in CHILDREN
+//     processes through the LB; per server RSS and CPU (/proc over the window), tunnels (records and
+//     /metrics), and store writes/s (etcd revision delta over the window).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Etcd3, type Namespace } from 'etcd3';
+import { fetchPinnedCA } from '../src/client/server-client.ts';
+import { CLUSTER, ROLES, startFixture } from '../test/helpers/kube-server-fixture.ts';
+import { invitedPerson } from '../test/helpers/login.ts';
+import { startSeveralServers, type SeveralServers } from '../test/helpers/several-servers.ts';
+import { waitFor } from '../test/peers/process.ts';
+import { median, procStat, row } from './lib.ts';
+import { dialTunnels, joinAgents, newCounts, type ChildSpec, type SimCounts } from './sim-agents.ts';
+
+const mode = process.argv[2];
+if (mode !== 'failover' && mode !== 'scale') throw new Error('usage: node bench/several-servers.ts failover|scale');
+// Thousands of joins from one address in seconds: the join rate limit is for strangers, not this bench.
+const SERVER = { auth: { join_rate_limit: { average: 1_000_000, burst: 1_000_000 } } };
+const lbAddress = (f: SeveralServers) => ({ host: '127.0.0.1', port: f.front.port });
+
+/** Which live server each tunnel record names, by agent host id (records of dead servers left out). */
+async function tunnelHolders(f: SeveralServers, store: Namespace): Promise<Map<string, number[]>> {
+  const byId = new Map(f.servers.map((_, i) => [f.hostId(i), i]));
+  const holders = new Map<string, number[]>();
+  for (const key of await store.getAll().prefix('/tunnels/').keys()) {
+    const [hostId, serverId] = key.slice('/tunnels/'.length).split('/');
+    const i = byId.get(serverId!);
+    if (i === undefined || !f.alive(i)) continue;
+    holders.set(hostId!, [...(holders.get(hostId!) ?? []), i]);
+  }
+  return holders;
+}
+
+async function failover(): Promise<void> {
+  const sim = Number(process.env.SIM ?? 300);
+  const runs = Number(process.env.RUNS ?? 5);
+  const f = await startSeveralServers({ proxyProtocol: true, server: SERVER });
+  const etcd = new Etcd3({ hosts: f.etcd.endpoints });
+  const store = etcd.namespace('/kport');
+  const fx = await startFixture({ roles: ROLES, on: f.front, agents: 1 });
+  const stop = new AbortController();
+  const tunnels: Array<Promise<void>> = [];
+  try {
+    await fx.admin('create', 'configmap', 'settings', '-n', 'apps');
+    const alice = await invitedPerson(f.front, 'alice', ['prod-dev']);
+    const profile = join(alice.home, '.kport', 'profiles', f.front.address.replace(':', '_'));
+    const tls = Object.fromEntries(['ca', 'cert', 'key'].map((n) => [n, readFileSync(join(profile, `${n}.pem`))]));
+
+    const ca = await fetchPinnedCA(lbAddress(f), [f.front.pin], () => {});
+    const simAgents = await joinAgents(lbAddress(f), ca, await f.front.token('kube', ['--ttl=1h']), sim, 'sim');
+    const counts = newCounts();
+    await dialTunnels(lbAddress(f), ca, simAgents, stop.signal, counts, tunnels);
+    const realId = fx.agents[0]!.hostId();
+    const everyone = [realId, ...simAgents.map((a) => a.hostId)];
+
+    // The request loop: one GET at a time, 20 ms apart; each request's start, end and outcome.
+    const done: Array<{ started: number; ended: number; ok: boolean }> = [];
+    let session: ClientHttp2Session | undefined;
+    const get = () =>
+      new Promise<boolean>((resolve) => {
+        session ??= h2connect(`https://${f.front.address}`, tls).on('error', () => {});
+        const req = session.request({ ':path': `/k/${CLUSTER}/api/v1/namespaces/apps/configmaps` });
+        let status = 0;
+        const end = (ok: boolean) => (clearTimeout(timer), resolve(ok));
+        const timer = setTimeout(() => (req.close(), end(false)), 2000);
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', () => {});
+        req.on('end', () => end(status === 200));
+        req.on('error', () => end(false));
+      });
+    const loop = (async () => {
+      while (!stop.signal.aborted) {
+        const started = Date.now();
+        const ok = await get();
+        done.push({ started, ended: Date.now(), ok });
+        if (!ok) (session?.destroy(), (session = undefined));
+        await sleep(20);
+      }
+    })();
+    const settled = () =>
+      waitFor(
+        'every agent on a live server, one record each, and the request loop answered',
+        async () => {
+          const holders = await tunnelHolders(f, store);
+          const records = [...holders.values()].reduce((n, s) => n + s.length, 0);
+          return (done.at(-1)?.ok && everyone.every((id) => holders.has(id)) && records === everyone.length) || undefined;
+        },
+        { timeoutMs: 120_000 },
+      );
+
+    const rows: Array<{ victim: number; onIt: number; resumed: number; failed: number; back: number }> = [];
+    for (let run = 0; run < runs; run++) {
+      await settled();
+      const before = await tunnelHolders(f, store);
+      const victim = before.get(realId)![0]!;
+      const onIt = [...before.values()].filter((s) => s.includes(victim)).length;
+      const killed = Date.now();
+      const killing = f.kill(victim);
+      const resumed = waitFor('a request started after the kill to succeed', async () => done.find((r) => r.started >= killed && r.ok), {
+        timeoutMs: 120_000,
+      }).then((r) => r.ended - killed);
+      const back = waitFor(
+        'every agent on a live server again',
+        async () => {
+          const holders = await tunnelHolders(f, store);
+          return everyone.every((id) => holders.get(id)?.some((i) => i !== victim)) ? Date.now() - killed : undefined;
+        },
+        { timeoutMs: 120_000 },
+      );
+      const result = { victim, onIt, resumed: await resumed, back: await back, failed: 0 };
+      await killing;
+      result.failed = done.filter((r) => r.started >= killed && r.ended <= killed + result.resumed && !r.ok).length;
+      rows.push(result);
+      process.stderr.write(`run ${run + 1}: s${victim} (${onIt} agents) killed; requests again after ${result.resumed} ms, every agent after ${result.back} ms\n`);
+      await f.restart(victim);
+    }
+    stop.abort();
+    await loop;
+    session?.destroy();
+
+    const out = [
+      `| run | server killed | agents' tunnels on it | request loop answered again ms (goal < 5,000) | requests failed meanwhile | every agent on a live server ms (goal < 10,000) |`,
+      '|---|---|---|---|---|---|',
+      ...rows.map((r, i) => row([String(i + 1), `s${r.victim}`, String(r.onIt), String(r.resumed), String(r.failed), String(r.back)])),
+      row(['median', '', '', String(median(rows.map((r) => r.resumed))), '', String(median(rows.map((r) => r.back)))]),
+      row(['max', '', '', String(Math.max(...rows.map((r) => r.resumed))), '', String(Math.max(...rows.map((r) => r.back)))]),
+    ];
+    process.stdout.write(`${out.join('\n')}\n\n${sim} simulated agents + 1 real Kubernetes agent, node ${process.version}, ${new Date().toISOString()}\n`);
+  } finally {
+    stop.abort();
+    await Promise.all(tunnels);
+    await fx.stop();
+    etcd.close();
+    await f.stop();
+  }
+}
+
+/** The sum of a Prometheus gauge on server i's diag port. */
+async function gauge(f: SeveralServers, i: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://${f.diagAddress(i)}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+}
+
+async function scaleOne(size: number, children: number, warmMs: number, measureMs: number): Promise<string[]> {
+  // HAProxy holds two descriptors a connection, and each agent has two connections (its tunnel, its heartbeats').
+  const f = await startSeveralServers({ proxyProtocol: true, server: SERVER, lbMaxconn: Math.max(4096, 2 * size + 200) });
+  const etcd = new Etcd3({ hosts: f.etcd.endpoints });
+  const store = etcd.namespace('/kport');
+  const procs: ChildProcess[] = [];
+  try {
+    const pids = f.servers.map((_, i) => f.pid(i)!);
+    const idle = pids.map((p) => procStat(p));
+    const ca = await fetchPinnedCA(lbAddress(f), [f.front.pin], () => {});
+    const token = await f.front.token('kube', ['--ttl=1h']);
+    const counts: SimCounts[] = [];
+    const started = Date.now();
+    for (let c = 0; c < children; c++) {
+      const count = Math.floor(size / children) + (c < size % children ? 1 : 0);
+      // 16 dials at a time each: the children together stay under the 64 TLS handshakes one address may hold on a server.
+      const spec: ChildSpec = { address: lbAddress(f), ca, token, count, name: `sim${c}`, batch: 16 };
+      const child = spawn(process.execPath, [fileURLToPath(new URL('./sim-agents.ts', import.meta.url))], {
+        env: { ...process.env, SIM_AGENTS: JSON.stringify(spec) },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      procs.push(child);
+      counts.push(newCounts());
+      let buffered = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffered += chunk;
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        if (lines.length) counts[c] = JSON.parse(lines.at(-1)!) as SimCounts;
+      });
+    }
+    const total = () => counts.reduce((s, c) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v + c[k as keyof SimCounts]])) as SimCounts, newCounts());
+    await waitFor('every simulated agent joined and tunnelled', async () => total().dialled + total().refused >= size || undefined, { timeoutMs: 30 * 60_000 });
+    const setupS = (Date.now() - started) / 1000;
+    await sleep(warmMs);
+    const revision = async () => Number((await etcd.maintenance.status()).header.revision);
+    const [from, rev0, c0] = [pids.map((p) => procStat(p)), await revision(), total()];
+    const childFrom = procs.map((p) => procStat(p.pid!));
+    await sleep(measureMs);
+    const [to, rev1, c1] = [pids.map((p) => procStat(p)), await revision(), total()];
+    const childTo = procs.map((p) => procStat(p.pid!));
+    const holders = await tunnelHolders(f, store);
+    const records = f.servers.map((_, i) => [...holders.values()].filter((s) => s.includes(i)).length);
+    const metrics = await Promise.all(f.servers.map((_, i) => gauge(f, i, 'kport_reverse_tunnels_open')));
+    const cpu = (a: { cpuMs: number }, b: { cpuMs: number }) => `${(((b.cpuMs - a.cpuMs) / measureMs) * 100).toFixed(1)}%`;
+    const rss = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
+    const anon = pids.map((p) => Number(/RssAnon:\s+(\d+)/.exec(rss(p))![1]) / 1024);
+    const writes = ((rev1 - rev0) * 1000) / measureMs;
+    const lines = f.servers.map((_, i) =>
+      row([
+        size,
+        `s${i}`,
+        String(records[i]),
+        String(metrics[i]),
+        to[i]!.rssMiB,
+        anon[i]!,
+        idle[i]!.rssMiB,
+        metrics[i] ? ((to[i]!.rssMiB - idle[i]!.rssMiB) * 1024) / metrics[i]! : '-',
+        cpu(from[i]!, to[i]!),
+        i === 0 ? writes.toFixed(1) : '',
+        i === 0 ? `${c1.beats - c0.beats} (${c1.beatsFailed - c0.beatsFailed} failed)` : '',
+        i === 0 ? `${c1.open} open, ${c1.lost} lost, ${c1.refused} refused; set up in ${setupS.toFixed(0)} s; children CPU ${childFrom.map((a, j) => cpu(a, childTo[j]!)).join(' ')}` : '',
+      ]),
+    );
+    return lines;
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+    etcd.close();
+    await f.stop();
+  }
+}
+
+async function scale(): Promise<void> {
+  const sizes = (process.env.SIZES ?? '2250,4500').split(',').map(Number);
+  const children = Number(process.env.CHILDREN ?? 4);
+  const warmMs = Number(process.env.WARM_S ?? 45) * 1000;
+  const measureMs = Number(process.env.MEASURE_S ?? 60) * 1000;
+  const out = [
+    '| agents | server | tunnel records | kport_reverse_tunnels_open | RSS MiB (goal < 500) | of it anonymous | idle RSS | KiB per tunnel | CPU (% of a core) | store writes/s (goal < 200) | heartbeats in window | agents |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const size of sizes) {
+    out.push(...(await scaleOne(size, children, warmMs, measureMs)));
+    process.stderr.write(`${out.at(-3)}\n${out.at(-2)}\n${out.at(-1)}\n`);
+  }
+  process.stdout.write(`${out.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, ${children} agent processes, node ${process.version}, ${new Date().toISOString()}\n`);
+}
+
+await (mode === 'failover' ? failover() : scale());
