@@ -7,9 +7,10 @@
 //     holding the real agent's tunnel: (a) time until a request started after the kill succeeds,
 //     (b) time until every agent has a tunnel record (/kport/tunnels/<host id>/<server id>) on a live server.
 //   node bench/several-servers.ts scale      (SIZES=2250,4500, CHILDREN=4, WARM_S=45, MEASURE_S=60)
-//     SIZES simulated agents (tunnel + kube_server heartbeat every 30 s, bench/sim-agents.ts) in CHILDREN
-//     processes through the LB; per server RSS and CPU (/proc over the window), tunnels (records and
-//     /metrics), and store writes/s (etcd revision delta over the window).
+//     Simulated agents (tunnel + kube_server heartbeat every 30 s, bench/sim-agents.ts) through the LB,
+//     added on one cluster in steps up to each of SIZES, CHILDREN processes in all; after each step, per
+//     server RSS and CPU (/proc over the window), tunnels (records and /metrics), and store writes/s
+//     (etcd revision delta over the window).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
@@ -157,9 +158,22 @@ async function gauge(f: SeveralServers, i: number, name: string): Promise<number
     .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
 }
 
-async function scaleOne(size: number, children: number, warmMs: number, measureMs: number): Promise<string[]> {
+/**
+ * One cluster, agents added in steps (SIZES, each step's agents in CHILDREN / steps processes of their
+ * own) and measured after each: a join costs the servers more than a tunnel, so the steps share them.
+ */
+async function scale(): Promise<void> {
+  const sizes = (process.env.SIZES ?? '2250,4500').split(',').map(Number);
+  const children = Number(process.env.CHILDREN ?? 4);
+  const perStep = Math.max(1, Math.round(children / sizes.length));
+  const warmMs = Number(process.env.WARM_S ?? 45) * 1000;
+  const measureMs = Number(process.env.MEASURE_S ?? 60) * 1000;
+  const out = [
+    '| agents | server | tunnel records | kport_reverse_tunnels_open | RSS MiB (goal < 500) | of it anonymous | idle RSS | KiB per tunnel | CPU (% of a core) | store writes/s (goal < 200) | heartbeats in window | agents |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
   // HAProxy holds two descriptors a connection, and each agent has two connections (its tunnel, its heartbeats').
-  const f = await startSeveralServers({ proxyProtocol: true, server: SERVER, lbMaxconn: Math.max(4096, 2 * size + 200) });
+  const f = await startSeveralServers({ proxyProtocol: true, server: SERVER, lbMaxconn: Math.max(4096, 2 * Math.max(...sizes) + 200) });
   const etcd = new Etcd3({ hosts: f.etcd.endpoints });
   const store = etcd.namespace('/kport');
   const procs: ChildProcess[] = [];
@@ -167,82 +181,79 @@ async function scaleOne(size: number, children: number, warmMs: number, measureM
     const pids = f.servers.map((_, i) => f.pid(i)!);
     const idle = pids.map((p) => procStat(p));
     const ca = await fetchPinnedCA(lbAddress(f), [f.front.pin], () => {});
-    const token = await f.front.token('kube', ['--ttl=1h']);
+    const token = await f.front.token('kube', ['--ttl=2h']);
     const counts: SimCounts[] = [];
-    const started = Date.now();
-    for (let c = 0; c < children; c++) {
-      const count = Math.floor(size / children) + (c < size % children ? 1 : 0);
-      // 16 dials at a time each: the children together stay under the 64 TLS handshakes one address may hold on a server.
-      const spec: ChildSpec = { address: lbAddress(f), ca, token, count, name: `sim${c}`, batch: 16 };
-      const child = spawn(process.execPath, [fileURLToPath(new URL('./sim-agents.ts', import.meta.url))], {
-        env: { ...process.env, SIM_AGENTS: JSON.stringify(spec) },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      procs.push(child);
-      counts.push(newCounts());
-      let buffered = '';
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffered += chunk;
-        const lines = buffered.split('\n');
-        buffered = lines.pop()!;
-        if (lines.length) counts[c] = JSON.parse(lines.at(-1)!) as SimCounts;
-      });
-    }
+    let exited: string | false = false;
     const total = () => counts.reduce((s, c) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v + c[k as keyof SimCounts]])) as SimCounts, newCounts());
-    await waitFor('every simulated agent joined and tunnelled', async () => total().dialled + total().refused >= size || undefined, { timeoutMs: 30 * 60_000 });
-    const setupS = (Date.now() - started) / 1000;
-    await sleep(warmMs);
-    const revision = async () => Number((await etcd.maintenance.status()).header.revision);
-    const [from, rev0, c0] = [pids.map((p) => procStat(p)), await revision(), total()];
-    const childFrom = procs.map((p) => procStat(p.pid!));
-    await sleep(measureMs);
-    const [to, rev1, c1] = [pids.map((p) => procStat(p)), await revision(), total()];
-    const childTo = procs.map((p) => procStat(p.pid!));
-    const holders = await tunnelHolders(f, store);
-    const records = f.servers.map((_, i) => [...holders.values()].filter((s) => s.includes(i)).length);
-    const metrics = await Promise.all(f.servers.map((_, i) => gauge(f, i, 'kport_reverse_tunnels_open')));
-    const cpu = (a: { cpuMs: number }, b: { cpuMs: number }) => `${(((b.cpuMs - a.cpuMs) / measureMs) * 100).toFixed(1)}%`;
-    const rss = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
-    const anon = pids.map((p) => Number(/RssAnon:\s+(\d+)/.exec(rss(p))![1]) / 1024);
-    const writes = ((rev1 - rev0) * 1000) / measureMs;
-    const lines = f.servers.map((_, i) =>
-      row([
-        size,
-        `s${i}`,
-        String(records[i]),
-        String(metrics[i]),
-        to[i]!.rssMiB,
-        anon[i]!,
-        idle[i]!.rssMiB,
-        metrics[i] ? ((to[i]!.rssMiB - idle[i]!.rssMiB) * 1024) / metrics[i]! : '-',
-        cpu(from[i]!, to[i]!),
-        i === 0 ? writes.toFixed(1) : '',
-        i === 0 ? `${c1.beats - c0.beats} (${c1.beatsFailed - c0.beatsFailed} failed)` : '',
-        i === 0 ? `${c1.open} open, ${c1.lost} lost, ${c1.refused} refused; set up in ${setupS.toFixed(0)} s; children CPU ${childFrom.map((a, j) => cpu(a, childTo[j]!)).join(' ')}` : '',
-      ]),
-    );
-    return lines;
+    for (const size of sizes) {
+      const started = Date.now();
+      const adding = size - total().joined;
+      for (let k = 0; k < perStep; k++) {
+        const c = procs.length;
+        const count = Math.floor(adding / perStep) + (k < adding % perStep ? 1 : 0);
+        // 16 dials at a time each: the processes together stay under the 64 TLS handshakes one address may hold on a server.
+        const spec: ChildSpec = { address: lbAddress(f), ca, token, count, name: `sim${c}`, batch: 16 };
+        const child = spawn(process.execPath, [fileURLToPath(new URL('./sim-agents.ts', import.meta.url))], {
+          env: { ...process.env, SIM_AGENTS: JSON.stringify(spec) },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        procs.push(child);
+        child.once('exit', (code) => (exited ||= code !== null && `agent process ${c} exited ${code}`));
+        counts.push(newCounts());
+        let buffered = '';
+        child.stdout!.on('data', (chunk: Buffer) => {
+          buffered += chunk;
+          const lines = buffered.split('\n');
+          buffered = lines.pop()!;
+          if (lines.length) counts[c] = JSON.parse(lines.at(-1)!) as SimCounts;
+        });
+      }
+      // Every agent joined and tunnelled (an agent process that died ends the bench; waitFor would retry past it).
+      for (let s = 0; total().dialled + total().refused < size; s++, await sleep(1000)) {
+        if (exited) throw new Error(exited);
+        if (s % 15 === 0) process.stderr.write(`${size} agents, ${s} s: ${total().joined} joined, ${total().open} tunnels open\n`);
+      }
+      const setupS = (Date.now() - started) / 1000;
+      await sleep(warmMs);
+      const revision = async () => Number((await etcd.maintenance.status()).header.revision);
+      const [from, rev0, c0] = [pids.map((p) => procStat(p)), await revision(), total()];
+      const childFrom = procs.map((p) => procStat(p.pid!));
+      await sleep(measureMs);
+      const [to, rev1, c1] = [pids.map((p) => procStat(p)), await revision(), total()];
+      const childTo = procs.map((p) => procStat(p.pid!));
+      const holders = await tunnelHolders(f, store);
+      const records = f.servers.map((_, i) => [...holders.values()].filter((h) => h.includes(i)).length);
+      const metrics = await Promise.all(f.servers.map((_, i) => gauge(f, i, 'kport_reverse_tunnels_open')));
+      const cpu = (a: { cpuMs: number }, b: { cpuMs: number }) => `${(((b.cpuMs - a.cpuMs) / measureMs) * 100).toFixed(1)}%`;
+      const anon = pids.map((p) => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]) / 1024);
+      const writes = ((rev1 - rev0) * 1000) / measureMs;
+      const lines = f.servers.map((_, i) =>
+        row([
+          String(size),
+          `s${i}`,
+          String(records[i]),
+          String(metrics[i]),
+          to[i]!.rssMiB,
+          anon[i]!,
+          idle[i]!.rssMiB,
+          metrics[i] ? ((to[i]!.rssMiB - idle[i]!.rssMiB) * 1024) / metrics[i]! : '-',
+          cpu(from[i]!, to[i]!),
+          i === 0 ? writes.toFixed(1) : '',
+          i === 0 ? `${c1.beats - c0.beats} (${c1.beatsFailed - c0.beatsFailed} failed)` : '',
+          i === 0
+            ? `${c1.open} open, ${c1.lost} lost, ${c1.refused} refused; step set up in ${setupS.toFixed(0)} s; agent processes' CPU ${childFrom.map((a, j) => cpu(a, childTo[j]!)).join(' ')}`
+            : '',
+        ]),
+      );
+      out.push(...lines);
+      process.stderr.write(`${lines.join('\n')}\n`);
+    }
+    process.stdout.write(`${out.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, node ${process.version}, ${new Date().toISOString()}\n`);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     etcd.close();
     await f.stop();
   }
-}
-
-async function scale(): Promise<void> {
-  const sizes = (process.env.SIZES ?? '2250,4500').split(',').map(Number);
-  const children = Number(process.env.CHILDREN ?? 4);
-  const warmMs = Number(process.env.WARM_S ?? 45) * 1000;
-  const measureMs = Number(process.env.MEASURE_S ?? 60) * 1000;
-  const out = [
-    '| agents | server | tunnel records | kport_reverse_tunnels_open | RSS MiB (goal < 500) | of it anonymous | idle RSS | KiB per tunnel | CPU (% of a core) | store writes/s (goal < 200) | heartbeats in window | agents |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const size of sizes) {
-    out.push(...(await scaleOne(size, children, warmMs, measureMs)));
-    process.stderr.write(`${out.at(-3)}\n${out.at(-2)}\n${out.at(-1)}\n`);
-  }
-  process.stdout.write(`${out.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, ${children} agent processes, node ${process.version}, ${new Date().toISOString()}\n`);
 }
 
 await (mode === 'failover' ? failover() : scale());

@@ -32,19 +32,38 @@ export interface SimCounts {
   beatsFailed: number;
 }
 
-/** `count` agents joined through `address` with `token`; a join whose connection dropped on this busy machine is asked again once (not what is measured). */
-export async function joinAgents(address: ServerAddress, ca: string, token: string, count: number, name: string, counts?: SimCounts): Promise<SimAgent[]> {
+/**
+ * `count` agents joined through `address` with `token`, `batch` at a time; a join refused or dropped on
+ * this busy machine is asked again, up to 5 times, a second apart (the joins are not what is measured).
+ */
+export async function joinAgents(
+  address: ServerAddress,
+  ca: string,
+  token: string,
+  count: number,
+  name: string,
+  counts?: SimCounts,
+  batch = 50,
+): Promise<SimAgent[]> {
   const anonymous = Array.from({ length: 10 }, () => new ServerClient(address, { ca }));
   const joined: SimAgent[] = [];
   try {
-    for (let i = 0; i < count; i += 50) {
+    for (let i = 0; i < count; i += batch) {
       joined.push(
         ...(await Promise.all(
-          Array.from({ length: Math.min(50, count - i) }, async (_, j) => {
+          Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
             const keys = await generateKeys();
             const body = { token, roles: ['kube'], hostname: `${name}-${i + j}`, csr: await createCsr(keys, 'sim'), discovery_group: '' };
             const join = () => anonymous[j % 10]!.rawCall<{ cert: string; host_id: string }>('/v1/join', body);
-            const issued = await join().catch(() => sleep(1000).then(join));
+            let issued: { cert: string; host_id: string } | undefined;
+            for (let attempt = 1; !issued; attempt++) {
+              issued = await join().catch(async (err: unknown) => {
+                if (attempt === 5) throw err;
+                if (process.env.BENCH_DEBUG) process.stderr.write(`join ${name}-${i + j}: ${(err as Error).message}\n`);
+                await sleep(1000);
+                return undefined;
+              });
+            }
             if (counts) counts.joined++;
             return { hostId: issued.host_id, cert: issued.cert, key: await keyPem(keys.privateKey) };
           }),
@@ -148,7 +167,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const counts = newCounts();
   const report = setInterval(() => process.stdout.write(`${JSON.stringify(counts)}\n`), 1000);
   const stop = new AbortController();
-  const agents = await joinAgents(spec.address, spec.ca, spec.token, spec.count, spec.name, counts);
+  const agents = await joinAgents(spec.address, spec.ca, spec.token, spec.count, spec.name, counts, spec.batch);
   const beats = runHeartbeats(spec.address, spec.ca, agents, stop.signal, counts);
   const tunnels: Array<Promise<void>> = [];
   await dialTunnels(spec.address, spec.ca, agents, stop.signal, counts, tunnels, spec.batch);
