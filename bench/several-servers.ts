@@ -149,13 +149,17 @@ async function failover(): Promise<void> {
   }
 }
 
-/** The sum of a Prometheus gauge on server i's diag port. */
-async function gauge(f: SeveralServers, i: number, name: string): Promise<number> {
+/** Server i's /metrics (diag port), each metric's samples summed over their labels. */
+async function metricsOf(f: SeveralServers, i: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://${f.diagAddress(i)}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(name))
-    .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+  const sums = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const name = line.replace(/[{ ].*$/, '');
+    const key = line.startsWith('nodejs_heap_space_size_total_bytes{space="new"}') ? 'new_space' : line.startsWith('nodejs_active_handles{type="Socket"}') ? 'sockets' : name;
+    sums.set(key, (sums.get(key) ?? 0) + Number(line.split(' ').at(-1)));
+  }
+  return sums;
 }
 
 /**
@@ -169,8 +173,13 @@ async function scale(): Promise<void> {
   const warmMs = Number(process.env.WARM_S ?? 45) * 1000;
   const measureMs = Number(process.env.MEASURE_S ?? 60) * 1000;
   const out = [
-    '| agents | server | tunnel records | kport_reverse_tunnels_open | RSS MiB (goal < 500) | of it anonymous | idle RSS | KiB per tunnel | CPU (% of a core) | store writes/s (goal < 200) | heartbeats in window | agents |',
+    '| agents | server | tunnel records | kport_reverse_tunnels_open | RSS MiB (goal < 500) | of it anonymous | idle RSS | (RSS - idle) KiB per agent | CPU (% of a core) | store writes/s (goal < 200) | heartbeats in window | agents |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  // Where each server's memory goes, from its /metrics at the end of the window (prom-client's process and Node figures).
+  const memory = [
+    '| agents | server | RSS MiB | V8 heap used MiB | V8 heap committed MiB | of it young generation | external MiB | outside the V8 heap MiB | sockets | heap used KiB per socket | outside the heap KiB per socket |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   // HAProxy holds two descriptors a connection, and each agent has two connections (its tunnel, its heartbeats').
   const f = await startSeveralServers({ proxyProtocol: true, server: SERVER, lbMaxconn: Math.max(4096, 2 * Math.max(...sizes) + 200) });
@@ -223,7 +232,27 @@ async function scale(): Promise<void> {
       const childTo = procs.map((p) => procStat(p.pid!));
       const holders = await tunnelHolders(f, store);
       const records = f.servers.map((_, i) => [...holders.values()].filter((h) => h.includes(i)).length);
-      const metrics = await Promise.all(f.servers.map((_, i) => gauge(f, i, 'kport_reverse_tunnels_open')));
+      const scraped = await Promise.all(f.servers.map((_, i) => metricsOf(f, i)));
+      const metrics = scraped.map((m) => m.get('kport_reverse_tunnels_open') ?? 0);
+      const mib = (bytes: number | undefined) => (bytes ?? 0) / 2 ** 20;
+      for (const [i, m] of scraped.entries()) {
+        const [rssB, heapUsed, heapTotal, sockets] = [m.get('process_resident_memory_bytes')!, m.get('nodejs_heap_size_used_bytes')!, m.get('nodejs_heap_size_total_bytes')!, m.get('sockets')!];
+        memory.push(
+          row([
+            String(size),
+            `s${i}`,
+            mib(rssB),
+            mib(heapUsed),
+            mib(heapTotal),
+            mib(m.get('new_space')),
+            mib(m.get('nodejs_external_memory_bytes')),
+            mib(rssB - heapTotal),
+            String(sockets),
+            heapUsed / 1024 / sockets,
+            (rssB - heapTotal) / 1024 / sockets,
+          ]),
+        );
+      }
       const cpu = (a: { cpuMs: number }, b: { cpuMs: number }) => `${(((b.cpuMs - a.cpuMs) / measureMs) * 100).toFixed(1)}%`;
       const anon = pids.map((p) => Number(/RssAnon:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]) / 1024);
       const writes = ((rev1 - rev0) * 1000) / measureMs;
@@ -246,9 +275,9 @@ async function scale(): Promise<void> {
         ]),
       );
       out.push(...lines);
-      process.stderr.write(`${lines.join('\n')}\n`);
+      process.stderr.write(`${lines.join('\n')}\n${memory.slice(-3).join('\n')}\n`);
     }
-    process.stdout.write(`${out.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, node ${process.version}, ${new Date().toISOString()}\n`);
+    process.stdout.write(`${out.join('\n')}\n\n${memory.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, node ${process.version}, ${new Date().toISOString()}\n`);
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     etcd.close();

@@ -77,9 +77,11 @@ export async function joinAgents(
 }
 
 /**
- * Every agent's tunnel through `address` until `signal`, dialled `batch` at a time (the server lets one
- * address hold 64 TLS handshakes at once); resolves once each has opened once. `tunnels` collects the
- * runAgentTunnel promises (they resolve when `signal` ends them).
+ * Every agent's tunnel through `address` until `signal`, at most `batch` dials at a time (the server
+ * lets one address hold 64 TLS handshakes at once); resolves once each has opened once. A dial that
+ * has not opened within 3 s (refused, in its backoff) gives its place to the next, so one slow dial
+ * does not hold up the rest. `tunnels` collects the runAgentTunnel promises (they resolve when
+ * `signal` ends them).
  */
 export async function dialTunnels(
   address: ServerAddress,
@@ -90,38 +92,42 @@ export async function dialTunnels(
   tunnels: Array<Promise<void>>,
   batch = 50,
 ): Promise<void> {
-  for (let i = 0; i < agents.length; i += batch) {
-    await Promise.all(
-      agents.slice(i, i + batch).map(
-        (agent) =>
-          new Promise<void>((opened) => {
-            let first = true;
-            tunnels.push(
-              runAgentTunnel({
-                server: address,
-                credentials: () => ({ cert: agent.cert, key: agent.key, ca }),
-                signal,
-                warn: (m) => {
-                  if (/lost/.test(m)) counts.lost++;
-                  if (process.env.BENCH_DEBUG) process.stderr.write(`${m}\n`);
-                },
-                onSession: (session) => {
-                  counts.open++;
-                  session.once('close', () => counts.open--);
-                  if (first) counts.dialled++;
-                  first = false;
-                  opened();
-                },
-              }).catch((err: unknown) => {
-                counts.refused++;
-                process.stderr.write(`tunnel refused: ${(err as Error).message}\n`);
-                opened();
-              }),
-            );
+  const opened: Array<Promise<void>> = [];
+  let next = 0;
+  const dialNext = async (): Promise<void> => {
+    while (next < agents.length) {
+      const agent = agents[next++]!;
+      let first = true;
+      const open = new Promise<void>((resolve) => {
+        tunnels.push(
+          runAgentTunnel({
+            server: address,
+            credentials: () => ({ cert: agent.cert, key: agent.key, ca }),
+            signal,
+            warn: (m) => {
+              if (/lost/.test(m)) counts.lost++;
+              if (process.env.BENCH_DEBUG) process.stderr.write(`${m}\n`);
+            },
+            onSession: (session) => {
+              counts.open++;
+              session.once('close', () => counts.open--);
+              if (first) counts.dialled++;
+              first = false;
+              resolve();
+            },
+          }).catch((err: unknown) => {
+            counts.refused++;
+            process.stderr.write(`tunnel refused: ${(err as Error).message}\n`);
+            resolve();
           }),
-      ),
-    );
-  }
+        );
+      });
+      opened.push(open);
+      await Promise.race([open, sleep(3000)]);
+    }
+  };
+  await Promise.all(Array.from({ length: batch }, dialNext));
+  await Promise.all(opened);
 }
 
 /** Each agent's kube_server heartbeat every HEARTBEAT_MS until `signal`, spread over the interval. */
@@ -168,9 +174,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const report = setInterval(() => process.stdout.write(`${JSON.stringify(counts)}\n`), 1000);
   const stop = new AbortController();
   const agents = await joinAgents(spec.address, spec.ca, spec.token, spec.count, spec.name, counts, spec.batch);
-  const beats = runHeartbeats(spec.address, spec.ca, agents, stop.signal, counts);
+  // Tunnels first, then heartbeats (spread over their interval): the dials do not queue behind 2,500 heartbeat connections' handshakes.
   const tunnels: Array<Promise<void>> = [];
   await dialTunnels(spec.address, spec.ca, agents, stop.signal, counts, tunnels, spec.batch);
+  const beats = runHeartbeats(spec.address, spec.ca, agents, stop.signal, counts);
   process.once('SIGTERM', () => {
     stop.abort();
     clearInterval(report);
