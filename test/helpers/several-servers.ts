@@ -65,6 +65,8 @@ export async function startSeveralServers(
     diag?: boolean;
     /** HAProxy sends a PROXY v2 header (send-proxy-v2) and every server requires one (proxy_service.proxy_protocol: on). */
     proxyProtocol?: boolean;
+    /** HAProxy's maxconn (4096): a bench of thousands of agents needs more (2 fds each, under `ulimit -n`). */
+    lbMaxconn?: number;
   } = {},
 ): Promise<SeveralServers> {
   const count = opts.servers ?? 3;
@@ -110,6 +112,7 @@ export async function startSeveralServers(
       servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(diag && { diagPort: diagPorts[i] }) })),
       port: lbPort,
       ...(opts.proxyProtocol && { sendProxy: true }),
+      ...(opts.lbMaxconn && { maxconn: opts.lbMaxconn }),
     });
     const servers = started;
     const haproxy = lb;
