@@ -21,13 +21,15 @@ export function tunnelStreamLimit(session: ClientHttp2Session): number {
 export const BUSY_RESET = constants.NGHTTP2_ENHANCE_YOUR_CALM;
 
 /**
- * The share of an agent's tunnel one person may hold: a quarter of tunnelStreamLimit (225 of a kport
- * agent's 900). Counted here, where every stream onto the tunnel passes on the server that holds it
- * (a person's own server's requests and the streams other servers splice in alike), so a person
- * spreading over servers still holds at most this much of one agent (README "Several servers").
+ * The share of an agent's tunnel one person may hold: about a quarter of tunnelStreamLimit, at most
+ * 256 (256 of a kport agent's 900; the same as a person's bound at one server, MAX_REQUESTS_PER_PERSON
+ * in kube-open.ts, so at one server that bound answers first, with its 429). Counted here, where every
+ * stream onto the tunnel passes on the server that holds it (a person's own server's requests and the
+ * streams other servers splice in alike), so a person spreading over servers still holds at most this
+ * much of one agent (README "Several servers").
  */
 export function personStreamShare(session: ClientHttp2Session): number {
-  return Math.max(1, Math.floor(tunnelStreamLimit(session) / 4));
+  return Math.max(1, Math.min(256, Math.floor(tunnelStreamLimit(session) * 0.3)));
 }
 
 /** Open streams per tunnel session (the server's own count: node does not expose one). */

@@ -113,7 +113,8 @@ export function forwardOverTunnel(
       if (!opened || opened === 'busy') continue;
       return attach((current = opened), hostId, id.sessionId);
     }
-    if (busy > 0 && busy === attempts.hosts.length) {
+    // An agent that was busy is up: that is what the person hears, though another attempt (a stale holder, a dead agent) failed.
+    if (busy > 0) {
       const message = busyMessage(busy);
       client.fail(502, message);
       return done({ status: 502, error: message });

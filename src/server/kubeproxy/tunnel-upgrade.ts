@@ -79,7 +79,8 @@ export function upgradeOverTunnel(
     }
     if (cutWith) return done({ status: cutWith.code, error: cutWith.message });
     if (gone) return done({ status: 499, error: 'the client went away' });
-    if (busy > 0 && busy === attempts.hosts.length) {
+    // An agent that was busy is up: that is what the person hears, though another attempt (a stale holder, a dead agent) failed.
+    if (busy > 0) {
       const message = busyMessage(busy);
       rawStatus(socket, 502, message);
       return done({ status: 502, error: message });
