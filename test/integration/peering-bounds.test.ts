@@ -6,12 +6,13 @@
 //    it each of her requests, through either server, gets the clear "busy" answer, never a bare
 //    reset; carol still gets through.
 // 2. Tunnel records naming servers that do not answer as the agent's holder (one at a closed port, one
-//    at an address that is not a peer listener), newer than the live one: requests still succeed
+//    at an address that is not a peer listener, one that never answers), newer than the live one: requests still succeed
 //    through the live holder. When no holder answers, the person's 502 names no address, no server id
 //    and no TLS text; A's log has them.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3, type Namespace } from 'etcd3';
@@ -139,9 +140,14 @@ describe('proxy peering: one agent shared by people on several servers', { concu
     const live = `/tunnels/${agent.hostId()}/${serverId(f.server)}`;
     // One at a port nothing listens on, one at B's main listener (TLS, but no peer certificate): written after the live one, so tried first.
     const closed = await freePort();
+    // And one that takes the connection and never answers (a partition: no refusal ever comes).
+    const silent = createServer((socket) => socket.on('error', () => {}));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => silent.close());
     const fakes = [
       { id: 'fake-closed-port', addr: `127.0.0.1:${closed}` },
       { id: 'fake-not-a-peer', addr: f.server.address },
+      { id: 'fake-silent', addr: `127.0.0.1:${(silent.address() as AddressInfo).port}` },
     ];
     for (const fake of fakes) {
       await store.put(`/servers/${fake.id}`).value(JSON.stringify({ server_id: fake.id, peer_addr: fake.addr, started: new Date().toISOString() }));
@@ -160,10 +166,13 @@ describe('proxy peering: one agent shared by people on several servers', { concu
       { timeoutMs: 30_000 },
     );
     assert.deepEqual(failures, [], `every request succeeded while A tried the fake holders; A's log: ${a.log.slice(-4000)}`);
+    // The holders that failed are tried last for a while: requests go straight to the live one.
     for (let i = 0; i < 8; i++) {
+      const started = performance.now();
       const res = await k.run(['get', 'pods', '-n', 'apps', '-o', 'name']);
       assert.equal(res.code, 0, `request ${i}: ${res.stderr}`);
       assert.equal(res.stdout, 'pod/web\n');
+      assert.ok(performance.now() - started < 5000, `request ${i} took ${Math.round(performance.now() - started)} ms`);
     }
     for (const fake of fakes) assert.ok(a.log.includes(`reaching server ${fake.id} at ${fake.addr}`), `A's log names ${fake.id}: ${a.log.slice(-3000)}`);
 
