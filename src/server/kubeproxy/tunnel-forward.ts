@@ -148,9 +148,10 @@ export function forwardOverTunnel(
         if (up.rstCode === BUSY_RESET) busy++;
         body?.detach();
         if (!body || body.replayable) return void next();
-        const message = `kport lost the agent's tunnel while sending the request (${lastError}); its body was too large to send again`;
+        // Why (a peer's address or TLS error, when the tunnel was another server's) is the audit's, not the person's.
+        const message = "kport lost the agent's tunnel while sending the request, and its body was too large to send again: run the command again";
         client.fail(502, message);
-        return done({ status: 502, hostId, sessionId, error: message });
+        return done({ status: 502, hostId, sessionId, error: `${message} (${lastError})` });
       }
       if (ended) {
         client.end();
