@@ -8,7 +8,8 @@ import type { WatchHub } from '../cache/watch-hub.ts';
 
 /** Agents whose tunnels end on another live server (proxy peering: server/peer/). */
 export interface PeerReach {
-  reaches(hostId: string): boolean;
+  /** How many other live servers hold a tunnel of the agent (0: it is not reached through peers). */
+  holders(hostId: string): number;
 }
 
 /**
@@ -52,8 +53,8 @@ export class KubeAgents {
 
   /**
    * Host ids that may serve `cluster`: those with a tunnel to this server first, then those reached
-   * through another server, each group in a random order (requests spread over them, and the next is
-   * tried when one fails).
+   * through another server (listed once per server holding its tunnel), each group in a random order
+   * (requests spread over them, and the next is tried when one fails).
    */
   candidates(cluster: KubeCluster): string[] {
     const now = this.#now();
@@ -65,9 +66,10 @@ export class KubeAgents {
       const expires = beat?.metadata.expires ? Date.parse(beat.metadata.expires) : Infinity;
       if (beat === undefined || expires <= now) continue;
       if (this.#tunnels.sessions(host).length > 0) local.push(host);
-      else if (this.#peers?.reaches(host)) peered.push(host);
+      // Once per server holding its tunnel: a request tries each before giving the agent up (PeerClients.open).
+      else for (let n = this.#peers?.holders(host) ?? 0; n > 0; n--) peered.push(host);
     }
-    return [...shuffled(local), ...shuffled(peered)];
+    return [...shuffled(local), ...shuffledGroups(peered)];
   }
 
   close(): void {
@@ -95,4 +97,9 @@ function shuffled(hosts: string[]): string[] {
     [hosts[i], hosts[j]] = [hosts[j]!, hosts[i]!];
   }
   return hosts;
+}
+
+/** Shuffled by agent, each agent's repeats kept together: its holders are tried one after another, newest first. */
+function shuffledGroups(hosts: string[]): string[] {
+  return shuffled([...new Set(hosts)]).flatMap((host) => hosts.filter((h) => h === host));
 }

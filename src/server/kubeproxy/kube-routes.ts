@@ -1,5 +1,5 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { ClientHttp2Stream, ClientSessionRequestOptions, Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Backend } from '../../backend/backend.ts';
@@ -45,7 +45,9 @@ export interface KubeRoutesDeps {
    * through that server. The forwarding engine never knows: it is given one `open` that takes the
    * local tunnel when there is one, else a peer's stream.
    */
-  peers?: PeerReach & { open: Attempts['open'] };
+  peers?: PeerReach & {
+    open(hostId: string, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions | undefined, tried: Set<string>): ClientHttp2Stream | undefined;
+  };
 }
 
 type Refused = { refused: KubeRefusal };
@@ -346,9 +348,15 @@ export class KubeRoutes {
     if (hosts.length === 0) return undefined;
     const { caller } = admitted.person;
     const claims = { person: caller.person, kubeUser: admitted.user, kubeGroups: admitted.groups, cluster, certExpires: caller.notAfter };
+    const triedFor = new Map<string, Set<string>>();
     return {
       hosts,
-      open: (hostId, headers, options) => this.#deps.tunnels.request(hostId, headers, options) ?? this.#deps.peers?.open(hostId, headers, options),
+      // The servers this request tried for each agent: an agent listed again (one holder each) goes to the next holder.
+      open: (hostId, headers, options) => {
+        let tried = triedFor.get(hostId);
+        if (!tried) triedFor.set(hostId, (tried = new Set()));
+        return this.#deps.tunnels.request(hostId, headers, options) ?? this.#deps.peers?.open(hostId, headers, options, tried);
+      },
       identity: async (hostId) => {
         // An upgrade is a session of its own: a fresh identity, its id the recording's.
         if (upgradeSession)

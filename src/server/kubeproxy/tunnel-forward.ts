@@ -7,6 +7,7 @@ import { dropsRequestHeader, responseHeaders } from '../../kube/forward-headers.
 import { requestInfo } from '../../kube/request-info.ts';
 import { abortAfter, type ClientSide } from '../../kube/client-side.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../../reversetunnel/protocol.ts';
+import { BUSY_RESET } from '../../reversetunnel/tunnel-registry.ts';
 import { isJsonWatch, logLine, watchErrorEvent, type Ending } from './kube-ending.ts';
 
 /** A request body kept in memory for another agent while none has answered; a larger one is not retried. */
@@ -112,14 +113,15 @@ export function forwardOverTunnel(
       if (!opened || opened === 'busy') continue;
       return attach((current = opened), hostId, id.sessionId);
     }
-    if (busy > 0 && busy === attempts.hosts.length) {
+    // An agent that was busy is up: that is what the person hears, though another attempt (a stale holder, a dead agent) failed.
+    if (busy > 0) {
       const message = busyMessage(busy);
       client.fail(502, message);
       return done({ status: 502, error: message });
     }
-    const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
+    const message = UNREACHABLE;
     client.fail(502, message);
-    done({ status: 502, error: message });
+    done({ status: 502, error: `${message} (${lastError})` });
   };
   const attach = (up: ClientHttp2Stream, hostId: string, sessionId: string) => {
     let status = 0;
@@ -142,11 +144,14 @@ export function forwardOverTunnel(
       if (up.rstCode !== constants.NGHTTP2_NO_ERROR) ended = false;
       if (cutWith) return done({ status: status || cutWith.code, hostId, sessionId, error: cutWith.message });
       if (status === 0) {
+        // A peer server holding the agent's tunnel found it busy (peer-listener.ts): counted as a local 'busy' is.
+        if (up.rstCode === BUSY_RESET) busy++;
         body?.detach();
         if (!body || body.replayable) return void next();
-        const message = `kport lost the agent's tunnel while sending the request (${lastError}); its body was too large to send again`;
+        // Why (a peer's address or TLS error, when the tunnel was another server's) is the audit's, not the person's.
+        const message = "kport lost the agent's tunnel while sending the request, and its body was too large to send again: run the command again";
         client.fail(502, message);
-        return done({ status: 502, hostId, sessionId, error: message });
+        return done({ status: 502, hostId, sessionId, error: `${message} (${lastError})` });
       }
       if (ended) {
         client.end();
@@ -164,6 +169,12 @@ export function forwardOverTunnel(
   void next();
   return { cut };
 }
+
+/**
+ * No agent took the request. The person is told no more: why (a peer's address, a server id, a TLS
+ * error) is the server's, in its audit event and its log (peer-client.ts).
+ */
+export const UNREACHABLE = 'kport could not reach any agent serving this cluster: run the command again, and see `kport get kube_server` if it keeps failing';
 
 /** Every agent serving the cluster has its tunnels full (TunnelRegistry.request): nothing was sent. */
 export function busyMessage(agents: number): string {

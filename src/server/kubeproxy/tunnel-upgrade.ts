@@ -5,8 +5,9 @@ import { isImpersonation } from '../../kube/access.ts';
 import { KPORT_HEADER_PREFIX } from '../../kube/forward-headers.ts';
 import { rawStatus } from '../../kube/status.ts';
 import { IDENTITY_HEADER, TUNNEL_AUTHORITY } from '../../reversetunnel/protocol.ts';
+import { BUSY_RESET } from '../../reversetunnel/tunnel-registry.ts';
 import { FrameBoundary, websocketEnding, type Ending } from './kube-ending.ts';
-import { busyMessage, type Attempts, type Forwarding, type Outcome } from './tunnel-forward.ts';
+import { busyMessage, UNREACHABLE, type Attempts, type Forwarding, type Outcome } from './tunnel-forward.ts';
 
 /** The longest HTTP/1.1 answer head an agent may send before the upgraded bytes. */
 const MAX_ANSWER_HEAD = 64 * 1024;
@@ -81,14 +82,15 @@ export function upgradeOverTunnel(
     }
     if (cutWith) return done({ status: cutWith.code, error: cutWith.message });
     if (gone) return done({ status: 499, error: 'the client went away' });
-    if (busy > 0 && busy === attempts.hosts.length) {
+    // An agent that was busy is up: that is what the person hears, though another attempt (a stale holder, a dead agent) failed.
+    if (busy > 0) {
       const message = busyMessage(busy);
       rawStatus(socket, 502, message);
       return done({ status: 502, error: message });
     }
-    const message = `kport could not reach any agent serving this cluster: ${lastError}; try again, and see \`kport get kube_server\``;
+    const message = UNREACHABLE;
     rawStatus(socket, 502, message);
-    done({ status: 502, error: message });
+    done({ status: 502, error: `${message} (${lastError})` });
   };
   const attach = (up: ClientHttp2Stream, hostId: string, sessionId: string) => {
     let status = 0;
@@ -143,7 +145,11 @@ export function upgradeOverTunnel(
     let ended = false;
     up.once('end', () => (ended = true));
     up.once('close', () => {
-      if (!answered) return void next();
+      if (!answered) {
+        // A peer server holding the agent's tunnel found it busy (peer-listener.ts): counted as a local 'busy' is.
+        if (up.rstCode === BUSY_RESET) busy++;
+        return void next();
+      }
       if (cutWith) return done({ status, hostId, sessionId, error: cutWith.message });
       // node ends a stream's readable side whenever it closes, its tunnel lost included (tunnel-forward.ts).
       if (up.rstCode !== constants.NGHTTP2_NO_ERROR) ended = false;

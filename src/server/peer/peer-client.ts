@@ -7,6 +7,8 @@ import { PEER_HOST_HEADER, PEER_LIMITS } from './peer-listener.ts';
 
 /** A peer that answers no PING for this long is dead (a partition, not a refused connection) and its streams fail. */
 const PING_EVERY_MS = 15_000;
+/** A peer whose connection failed this recently is tried after the agent's other holders. */
+const FAILED_LAST_MS = 30_000;
 
 interface Pooled {
   session: ClientHttp2Session;
@@ -31,9 +33,13 @@ export class PeerClients {
   readonly #directory: PeerDirectory;
   readonly #pool = new Map<string, Pooled>();
   readonly #tls: SecureContextOptions;
+  readonly #log: (line: string) => void;
+  /** Per peer, when it last failed; failures logged at most once in 10 s per peer, with how many there were: a failing peer cannot flood the log. */
+  readonly #failures = new Map<string, { count: number; logged: number; at: number }>();
 
-  constructor(identity: PeerIdentity, hostCaPem: string, directory: PeerDirectory, tls: SecureContextOptions) {
+  constructor(identity: PeerIdentity, hostCaPem: string, directory: PeerDirectory, tls: SecureContextOptions, log: (line: string) => void = () => {}) {
     this.#tls = tls;
+    this.#log = log;
     this.#identity = identity;
     this.#hostCaPem = hostCaPem;
     this.#directory = directory;
@@ -43,16 +49,24 @@ export class PeerClients {
     });
   }
 
-  /** Whether another live server holds a tunnel of `hostId`. */
-  reaches(hostId: string): boolean {
-    return this.#directory.serversFor(hostId).length > 0;
+  /** How many other live servers hold a tunnel of `hostId` (0: none): a request may try each. */
+  holders(hostId: string): number {
+    return this.#directory.serversFor(hostId).length;
   }
 
-  /** A stream to `hostId` through a server holding its tunnel; undefined when none does. */
-  open(hostId: string, headers: OutgoingHttpHeaders | string[], options?: ClientSessionRequestOptions): ClientHttp2Stream | undefined {
-    const serverId = this.#directory.serversFor(hostId)[0];
+  /**
+   * A stream to `hostId` through a server holding its tunnel, the newest record first, skipping the
+   * servers in `tried` (this request's earlier attempts at the agent, which this adds to): a stale
+   * or unreachable holder costs one attempt, not the agent. Undefined when none is left.
+   */
+  open(hostId: string, headers: OutgoingHttpHeaders | string[], options?: ClientSessionRequestOptions, tried?: Set<string>): ClientHttp2Stream | undefined {
+    const left = this.#directory.serversFor(hostId).filter((s) => !tried?.has(s));
+    // A holder that failed lately goes last: while it is down, a request pays for it only when no other holder answers.
+    const now = Date.now();
+    const serverId = left.find((s) => now - (this.#failures.get(s)?.at ?? -Infinity) >= FAILED_LAST_MS) ?? left[0];
     const record = serverId && this.#directory.server(serverId);
     if (!serverId || !record) return undefined;
+    tried?.add(serverId);
     const pooled = this.#session(serverId, record.peer_addr);
     const routed = Array.isArray(headers) ? [...headers, PEER_HOST_HEADER, hostId] : { ...headers, [PEER_HOST_HEADER]: hostId };
     const stream = pooled.session.request(routed as OutgoingHttpHeaders, options);
@@ -90,7 +104,14 @@ export class PeerClients {
       settings: { enablePush: false, maxHeaderListSize: PEER_LIMITS.headerBytes },
       peerMaxConcurrentStreams: PEER_LIMITS.streams,
     });
-    session.on('error', () => {});
+    // Why a peer failed (its address, its certificate, TLS's words) is the server's log's, never the person's.
+    session.on('error', (err) => this.#failed(serverId, address, err));
+    // A peer that does not complete the handshake in time (a partition: no refusal ever comes) fails its streams, like a refusal.
+    const handshake = setTimeout(() => {
+      if (!session.destroyed) session.destroy(new Error(`no TLS handshake within ${PEER_LIMITS.handshakeMs} ms`));
+    }, PEER_LIMITS.handshakeMs).unref();
+    session.once('connect', () => clearTimeout(handshake));
+    session.once('close', () => clearTimeout(handshake));
     const ping = setInterval(() => {
       if (entry.open === 0 && Date.now() - entry.lastUsed >= PEER_LIMITS.idleMs) return this.#drop(serverId, entry, false);
       const timer = setTimeout(() => session.destroy(), PING_EVERY_MS).unref();
@@ -107,6 +128,23 @@ export class PeerClients {
     });
     this.#pool.set(serverId, entry);
     return entry;
+  }
+
+  #failed(serverId: string, address: string, err: Error): void {
+    const seen = this.#failures.get(serverId) ?? { count: 0, logged: -Infinity, at: 0 };
+    this.#failures.set(serverId, seen);
+    seen.count++;
+    const now = Date.now();
+    seen.at = now;
+    if (now - seen.logged < 10_000) return;
+    this.#log(
+      JSON.stringify({
+        level: 'warn',
+        msg: `proxy peering: ${seen.count} failure(s) reaching server ${serverId} at ${address} since the last such line: ${err.message}`,
+      }),
+    );
+    seen.logged = now;
+    seen.count = 0;
   }
 
   #drop(serverId: string, pooled: Pooled, now: boolean): void {

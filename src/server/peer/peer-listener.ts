@@ -1,6 +1,6 @@
 import { constants, createSecureServer, type Http2SecureServer, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import type { TunnelRegistry } from '../../reversetunnel/tunnel-registry.ts';
+import { BUSY_RESET, type TunnelRegistry } from '../../reversetunnel/tunnel-registry.ts';
 import type { SecureContextOptions } from 'node:tls';
 import { peerOf, type PeerIdentity } from './peer-identity.ts';
 import type { PeerDirectory } from './peer-directory.ts';
@@ -47,7 +47,8 @@ interface Deps {
  * stream is checked again: the certificate unexpired, the server's record still in the store (a
  * server whose record is deleted, or whose lease lapsed, is out). A stream names its agent in
  * PEER_HOST_HEADER and is spliced onto the agent's local tunnel (peer-splice.ts); with no tunnel here
- * it is refused (REFUSED_STREAM), so the other server tries its next candidate.
+ * it is refused (REFUSED_STREAM), so the other server tries its next candidate; with the tunnel busy
+ * (full, or the person at their share) it is reset with BUSY_RESET, which that server tells as 'busy'.
  */
 export class PeerListener {
   readonly #deps: Deps;
@@ -136,8 +137,10 @@ export class PeerListener {
     }
     const ended = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const up = hostId ? this.#deps.tunnels.request(hostId, headers, { endStream: ended }) : undefined;
-    // No tunnel of that agent here (it moved) or all full: refused before anything was sent, so the caller tries its next candidate.
-    if (!up || up === 'busy') return void stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    // No tunnel of that agent here (it moved): refused before anything was sent, so the caller tries its next candidate.
+    if (!up) return void stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    // Full, or the person holds their share of it: BUSY_RESET, which the caller tells the person as its own 'busy'.
+    if (up === 'busy') return void stream.close(BUSY_RESET);
     splice(stream, up, ended);
   }
 

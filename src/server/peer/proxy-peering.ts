@@ -35,7 +35,7 @@ export interface PeerListen {
 /**
  * Proxy peering, as one piece the server composes (README "Several servers"): this server's
  * presence and its agents' tunnel records in the store, the peer listener other servers forward to,
- * and the sessions it forwards on to them. To the Kubernetes routes it is `reaches` and `open`.
+ * and the sessions it forwards on to them. To the Kubernetes routes it is `holders` and `open`.
  */
 export class ProxyPeering {
   readonly #opts: PeeringOptions;
@@ -49,15 +49,15 @@ export class ProxyPeering {
     this.#opts = opts;
     this.#directory = new PeerDirectory(opts.backend, opts.hub, opts.serverId);
     this.#identity = new PeerIdentity(opts.hostCa, opts.serverId);
-    this.#clients = new PeerClients(this.#identity, opts.hostCa.certPem, this.#directory, opts.tls);
+    this.#clients = new PeerClients(this.#identity, opts.hostCa.certPem, this.#directory, opts.tls, opts.log);
   }
 
-  reaches(hostId: string): boolean {
-    return this.#clients.reaches(hostId);
+  holders(hostId: string): number {
+    return this.#clients.holders(hostId);
   }
 
-  open(hostId: string, headers: OutgoingHttpHeaders | string[], options?: ClientSessionRequestOptions): ClientHttp2Stream | undefined {
-    return this.#clients.open(hostId, headers, options);
+  open(hostId: string, headers: OutgoingHttpHeaders | string[], options?: ClientSessionRequestOptions, tried?: Set<string>): ClientHttp2Stream | undefined {
+    return this.#clients.open(hostId, headers, options, tried);
   }
 
   /** Listens for peers and announces this server; returns the address announced. */
