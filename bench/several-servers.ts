@@ -87,7 +87,7 @@ async function failover(): Promise<void> {
         const started = Date.now();
         const ok = await get();
         done.push({ started, ended: Date.now(), ok });
-        if (!ok) (session?.destroy(), (session = undefined));
+        if (!ok) session?.destroy(), (session = undefined);
         await sleep(20);
       }
     })();
@@ -125,7 +125,9 @@ async function failover(): Promise<void> {
       await killing;
       result.failed = done.filter((r) => r.started >= killed && r.ended <= killed + result.resumed && !r.ok).length;
       rows.push(result);
-      process.stderr.write(`run ${run + 1}: s${victim} (${onIt} agents) killed; requests again after ${result.resumed} ms, every agent after ${result.back} ms\n`);
+      process.stderr.write(
+        `run ${run + 1}: s${victim} (${onIt} agents) killed; requests again after ${result.resumed} ms, every agent after ${result.back} ms\n`,
+      );
       await f.restart(victim);
     }
     stop.abort();
@@ -156,7 +158,11 @@ async function metricsOf(f: SeveralServers, i: number): Promise<Map<string, numb
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const name = line.replace(/[{ ].*$/, '');
-    const key = line.startsWith('nodejs_heap_space_size_total_bytes{space="new"}') ? 'new_space' : line.startsWith('nodejs_active_handles{type="Socket"}') ? 'sockets' : name;
+    const key = line.startsWith('nodejs_heap_space_size_total_bytes{space="new"}')
+      ? 'new_space'
+      : line.startsWith('nodejs_active_handles{type="Socket"}')
+        ? 'sockets'
+        : name;
     sums.set(key, (sums.get(key) ?? 0) + Number(line.split(' ').at(-1)));
   }
   return sums;
@@ -193,7 +199,8 @@ async function scale(): Promise<void> {
     const token = await f.front.token('kube', ['--ttl=2h']);
     const counts: SimCounts[] = [];
     let exited: string | false = false;
-    const total = () => counts.reduce((s, c) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v + c[k as keyof SimCounts]])) as SimCounts, newCounts());
+    const total = () =>
+      counts.reduce((s, c) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v + c[k as keyof SimCounts]])) as SimCounts, newCounts());
     for (const size of sizes) {
       const started = Date.now();
       const adding = size - total().joined;
@@ -236,7 +243,12 @@ async function scale(): Promise<void> {
       const metrics = scraped.map((m) => m.get('kport_reverse_tunnels_open') ?? 0);
       const mib = (bytes: number | undefined) => (bytes ?? 0) / 2 ** 20;
       for (const [i, m] of scraped.entries()) {
-        const [rssB, heapUsed, heapTotal, sockets] = [m.get('process_resident_memory_bytes')!, m.get('nodejs_heap_size_used_bytes')!, m.get('nodejs_heap_size_total_bytes')!, m.get('sockets')!];
+        const [rssB, heapUsed, heapTotal, sockets] = [
+          m.get('process_resident_memory_bytes')!,
+          m.get('nodejs_heap_size_used_bytes')!,
+          m.get('nodejs_heap_size_total_bytes')!,
+          m.get('sockets')!,
+        ];
         memory.push(
           row([
             String(size),
@@ -277,7 +289,9 @@ async function scale(): Promise<void> {
       out.push(...lines);
       process.stderr.write(`${lines.join('\n')}\n${memory.slice(-3).join('\n')}\n`);
     }
-    process.stdout.write(`${out.join('\n')}\n\n${memory.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, node ${process.version}, ${new Date().toISOString()}\n`);
+    process.stdout.write(
+      `${out.join('\n')}\n\n${memory.join('\n')}\n\nwarm-up ${warmMs / 1000} s, window ${measureMs / 1000} s, node ${process.version}, ${new Date().toISOString()}\n`,
+    );
   } finally {
     for (const p of procs) p.kill('SIGKILL');
     etcd.close();

@@ -83,8 +83,7 @@ function endpointUrl(value: string, insecure: boolean): string {
   // Checked as written (the query already decoded %2F to /): the URL parser would resolve a path of
   // . and .. segments (or backslashes) away to /, and the check on its pathname below would pass it.
   const address = value.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/$/, '');
-  if (/[/\\?#]/.test(address))
-    throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} has a path: give the address alone (http://HOST:PORT)`);
+  if (/[/\\?#]/.test(address)) throw new Error(`audit_sessions_uri's endpoint ${JSON.stringify(value)} has a path: give the address alone (http://HOST:PORT)`);
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `${insecure ? 'http' : 'https'}://${value}`;
   let url: URL;
   try {

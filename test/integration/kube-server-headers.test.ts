@@ -49,7 +49,12 @@ describe("a client's kport-* headers never reach the cluster (local and tunnel p
     writeFileSync(
       setup,
       [
-        stringify({ kind: 'role', version: 'v7', metadata: { name: 'dev-access' }, spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } } }),
+        stringify({
+          kind: 'role',
+          version: 'v7',
+          metadata: { name: 'dev-access' },
+          spec: { allow: { kubernetes_labels: { env: 'dev' }, kubernetes_groups: ['developers'] } },
+        }),
         stringify({
           kind: 'kube_cluster',
           version: 'v3',
@@ -70,7 +75,9 @@ describe("a client's kport-* headers never reach the cluster (local and tunnel p
     await waitFor(
       'static and tunnelled served',
       async () => {
-        const listed = (JSON.parse(String((await server.kport(['get', 'kube_server', '-o', 'json'])).stdout)) as Array<{ spec: { clusters: string[] } }>).flatMap((s) => s.spec.clusters);
+        const listed = (
+          JSON.parse(String((await server.kport(['get', 'kube_server', '-o', 'json'])).stdout)) as Array<{ spec: { clusters: string[] } }>
+        ).flatMap((s) => s.spec.clusters);
         return ['static', 'tunnelled'].every((c) => listed.includes(c));
       },
       { timeoutMs: 90_000 },
@@ -85,7 +92,11 @@ describe("a client's kport-* headers never reach the cluster (local and tunnel p
 
   const credentials = () => {
     const dir = join(alice.home, '.kport', 'profiles', `127.0.0.1_${server.port}`);
-    return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8'), ca: readFileSync(join(dir, 'ca.pem'), 'utf8') };
+    return {
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    };
   };
 
   for (const cluster of ['static', 'tunnelled']) {
@@ -106,7 +117,9 @@ describe("a client's kport-* headers never reach the cluster (local and tunnel p
 
       const upgraded = await new Promise<string>((resolve, reject) => {
         const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ...credentials(), servername: 'localhost', ALPNProtocols: ['http/1.1'] }, () => {
-          const extra = Object.entries(CLIENT_SENT).map(([n, v]) => `${n}: ${v}\r\n`).join('');
+          const extra = Object.entries(CLIENT_SENT)
+            .map(([n, v]) => `${n}: ${v}\r\n`)
+            .join('');
           socket.write(
             `POST /k/${cluster}/api/v1/namespaces/apps/pods/web/portforward HTTP/1.1\r\nHost: x\r\n${extra}Kport-Peer-Host: mixed-case\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n`,
           );
@@ -120,7 +133,12 @@ describe("a client's kport-* headers never reach the cluster (local and tunnel p
 
       const mine = seen.slice(from).filter((s) => s.url.includes('/namespaces/apps/pods'));
       assert.equal(mine.length, 2, JSON.stringify(seen.slice(from)));
-      for (const s of mine) assert.deepEqual(s.names.filter((n) => n.startsWith('kport-')), [], `${s.url}: ${s.names.join(', ')}`);
+      for (const s of mine)
+        assert.deepEqual(
+          s.names.filter((n) => n.startsWith('kport-')),
+          [],
+          `${s.url}: ${s.names.join(', ')}`,
+        );
     });
   }
 });

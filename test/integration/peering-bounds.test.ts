@@ -128,7 +128,7 @@ describe('proxy peering: one agent shared by people on several servers', { concu
     // Alice's watches gone, her share is free again.
     for (const session of sessions.splice(0)) session.destroy();
     await waitFor(
-      "alice served again",
+      'alice served again',
       async () => (await personKubectl(alice.home).run(['get', 'pods', '-n', 'apps', '-o', 'name'])).code === 0 || undefined,
       { timeoutMs: 30_000 },
     );

@@ -66,10 +66,11 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     const port = Number(diag.slice(diag.lastIndexOf(':') + 1));
     const opened = Date.now();
     // Each: when it closed (ms after opening); an attacker's idle connection sends nothing.
-    const closedAfter = await Promise.all([
-      ...Array.from({ length: 72 }, () => heldOpen(port, '127.0.0.2')),
-      heldOpen(port, '127.0.0.2', 'GET /readyz HTTP/1.1\r\nHost: x\r\n'),
-    ].map((p) => p.then((at) => at - opened)));
+    const closedAfter = await Promise.all(
+      [...Array.from({ length: 72 }, () => heldOpen(port, '127.0.0.2')), heldOpen(port, '127.0.0.2', 'GET /readyz HTTP/1.1\r\nHost: x\r\n')].map((p) =>
+        p.then((at) => at - opened),
+      ),
+    );
     assert.ok(Math.max(...closedAfter) < 3500, `the last idle connection closed ${Math.max(...closedAfter)} ms after opening (deadline 2 s)`);
     assert.ok(closedAfter.filter((ms) => ms >= 1000).length <= 8, `more than 8 connections from one address were held: ${closedAfter.join(',')}`);
 

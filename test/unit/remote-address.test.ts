@@ -1,7 +1,7 @@
 // addressPort / remoteOf: one way to write address:port in audit events and logs, IPv6 in brackets.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressPort, remoteOf } from '../../src/server/api/remote-address.ts';
+import { addressPort, remoteOf } from '../../src/server/call/remote-address.ts';
 import { sourceOf } from '../../src/server/events/audit.ts';
 
 test('an IPv6 address is bracketed so its port is not read as a group; IPv4, mapped IPv4 and unknown as they are', () => {

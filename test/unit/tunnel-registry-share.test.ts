@@ -12,10 +12,22 @@ import { personOf, personStreamShare, TunnelRegistry } from '../../src/reversetu
 
 const token = (claims: unknown) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.c2ln`;
 
-test('personOf reads the identity\'s sub from object or flat headers; anything else is no person', () => {
+test("personOf reads the identity's sub from object or flat headers; anything else is no person", () => {
   assert.equal(personOf({ [IDENTITY_HEADER]: token({ sub: 'alice' }) }), 'alice');
   assert.equal(personOf([':method', 'GET', 'Kport-Identity', token({ sub: 'bob', aud: 'x' })]), 'bob');
-  for (const bad of [undefined, '', 'garbage', 'a.b', 'a.%%%.c', 'a.b.c.d', token({ sub: 7 }), token({ sub: '' }), token(null), token(['alice']), `e30.${Buffer.from('{"sub":').toString('base64url')}.x`])
+  for (const bad of [
+    undefined,
+    '',
+    'garbage',
+    'a.b',
+    'a.%%%.c',
+    'a.b.c.d',
+    token({ sub: 7 }),
+    token({ sub: '' }),
+    token(null),
+    token(['alice']),
+    `e30.${Buffer.from('{"sub":').toString('base64url')}.x`,
+  ])
     assert.equal(personOf(bad === undefined ? {} : { [IDENTITY_HEADER]: bad }), undefined, String(bad));
   assert.equal(personOf({ [IDENTITY_HEADER]: [token({ sub: 'alice' })] as never }), undefined, 'a list is not one identity');
 });

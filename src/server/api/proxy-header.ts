@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Server } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import { addressPort } from './remote-address.ts';
+import { addressPort } from '../call/remote-address.ts';
 
 /**
  * The PROXY protocol (HAProxy's spec, v2 binary and v1 text) on the server's main listener, for

@@ -13,7 +13,7 @@ import { readJson, send } from '../call/http-body.ts';
 import { LIMITS, type BodyBudget, type RateLimiter, type ServerTimeouts, sourceKey } from '../call/limits.ts';
 import type { Person } from '../auth/people-routes.ts';
 import { describeCall } from '../auth/backend-call.ts';
-import { remoteOf } from './remote-address.ts';
+import { remoteOf } from '../call/remote-address.ts';
 
 /** Who made a call, as its route let them in. */
 export type Who = { kind: 'anyone' } | { kind: 'agent'; agent: VerifiedCaller } | { kind: 'person'; person: Person };

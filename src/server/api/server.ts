@@ -44,7 +44,7 @@ import { MeteredBackend } from '../diag/metered-backend.ts';
 import type { ServerMetrics } from '../diag/metrics.ts';
 import { countKubeOutcomes } from '../diag/kube-outcomes.ts';
 import { requireProxyHeader } from './proxy-header.ts';
-import { remoteOf } from './remote-address.ts';
+import { remoteOf } from '../call/remote-address.ts';
 
 export interface ServerOptions {
   backend: Backend;

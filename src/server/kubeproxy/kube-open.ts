@@ -6,8 +6,9 @@ import type { Ending } from './kube-ending.ts';
  * Kubernetes requests (watches, exec and port-forward sessions included) one person may have open
  * through the server at once, over all their connections and clusters. A person's tools keep a
  * watch per resource they show and a session per terminal: tens, not hundreds. 256 is what one of
- * their HTTP/2 connections may carry, and about a quarter of one agent's tunnel (1,000 streams), so
- * one person opening connection after connection can never fill a tunnel that others share.
+ * their HTTP/2 connections may carry, and about a quarter of one agent's tunnel (1,000 streams).
+ * This bound is per server; the same share is held where the tunnel ends, over every server's
+ * requests and peers' (TunnelRegistry), so a person spreading over servers cannot fill it either.
  */
 export const MAX_REQUESTS_PER_PERSON = 256;
 

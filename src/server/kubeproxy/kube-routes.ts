@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { remoteOf } from '../call/remote-address.ts';
 import type { ClientHttp2Stream, ClientSessionRequestOptions, Http2SecureServer, Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -46,7 +47,12 @@ export interface KubeRoutesDeps {
    * local tunnel when there is one, else a peer's stream.
    */
   peers?: PeerReach & {
-    open(hostId: string, headers: OutgoingHttpHeaders | string[], options: ClientSessionRequestOptions | undefined, tried: Set<string>): ClientHttp2Stream | undefined;
+    open(
+      hostId: string,
+      headers: OutgoingHttpHeaders | string[],
+      options: ClientSessionRequestOptions | undefined,
+      tried: Set<string>,
+    ): ClientHttp2Stream | undefined;
   };
 }
 
@@ -388,8 +394,4 @@ export class KubeRoutes {
 
 function serverName(socket: TLSSocket | undefined): string | undefined {
   return typeof socket?.servername === 'string' ? socket.servername : undefined;
-}
-
-function remoteOf(socket: TLSSocket | undefined): string {
-  return `${socket?.remoteAddress ?? '?'}:${socket?.remotePort ?? '?'}`;
 }

@@ -1,4 +1,5 @@
 import { constants, createSecureServer, type Http2SecureServer, type Http2Session, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { remoteOf } from '../call/remote-address.ts';
 import type { TLSSocket } from 'node:tls';
 import { BUSY_RESET, type TunnelRegistry } from '../../reversetunnel/tunnel-registry.ts';
 import type { SecureContextOptions } from 'node:tls';
@@ -161,7 +162,7 @@ export class PeerListener {
     this.#deps.log(
       JSON.stringify({
         level: 'warn',
-        msg: `proxy peering: refused ${this.#refusedCount} peer connection(s) or stream(s) since the last such line, the last from ${socket.remoteAddress}:${socket.remotePort}: ${why}`,
+        msg: `proxy peering: refused ${this.#refusedCount} peer connection(s) or stream(s) since the last such line, the last from ${remoteOf(socket)}: ${why}`,
       }),
     );
     this.#refusedCount = 0;
