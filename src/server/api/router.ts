@@ -202,3 +202,15 @@ function said(issue: { path: PropertyKey[]; message: string; params?: Record<str
   if (ownMessage(issue) || issue.path.length === 0) return issue.message;
   return `${issue.path.map(String).join('.')}: ${issue.message}`;
 }
+
+/** The agent the router let in (the route admits only agents, or this branch is theirs). */
+export function agentOf(who: Who): VerifiedCaller {
+  if (who.kind !== 'agent') throw new Error(`an agent's route reached with a ${who.kind} caller`);
+  return who.agent;
+}
+
+/** The person the router let in (the route admits only people, or this branch is theirs). */
+export function personOf(who: Who): Person {
+  if (who.kind !== 'person') throw new Error(`a person's route reached with a ${who.kind} caller`);
+  return who.person;
+}

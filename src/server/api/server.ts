@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ApiError } from '../../api/errors.ts';
 import { routes } from '../../api/routes.ts';
-import type { Backend, WatchEvent } from '../../backend/backend.ts';
+import type { Backend } from '../../backend/backend.ts';
 import { certPem, generateKeys, issueLeaf, keyPem } from '../../pki/certs.ts';
 import type { Authorities } from '../auth/authorities.ts';
 import type { ServerAudit } from '../events/audit.ts';
@@ -15,16 +15,15 @@ import { WatchCount } from '../auth/agent-limits.ts';
 import { AgentCalls } from '../auth/agent-calls.ts';
 import { callProblem, describeCall } from '../auth/backend-call.ts';
 import { ConnectionGuard } from './connections.ts';
-import type { VerifiedCaller } from '../call/caller.ts';
 import { verifyClientCert } from './client-cert.ts';
-import { PeopleRoutes, type PeopleDeps, type Person } from '../auth/people-routes.ts';
+import { PeopleRoutes, type PeopleDeps } from '../auth/people-routes.ts';
 import { personBackendCall } from '../auth/person-calls.ts';
 import { redirect } from '../auth/oidc-routes.ts';
 import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, type RateLimit, type ServerTimeouts } from '../call/limits.ts';
 import { TLS_POLICY } from './tls-policy.ts';
-import { Router, type Handlers, type Who } from './router.ts';
-import { newestRevision, streamWatch, type WatchStreamDeps } from '../auth/watch-stream.ts';
-import { PersonWatchView } from '../auth/person-watch-view.ts';
+import { agentOf, personOf, Router, type Handlers } from './router.ts';
+import type { WatchStreamDeps } from '../auth/watch-stream.ts';
+import { personWatch } from '../auth/person-watch.ts';
 import { WatchHub } from '../cache/watch-hub.ts';
 import { PersonRevocation } from '../auth/person-revocation.ts';
 import { PersonRecords } from '../cache/person-records.ts';
@@ -383,28 +382,8 @@ export class KportServer {
         return answer;
       },
       watch: async ({ who, body, req, res }) => {
-        const call = body;
-        if (who.kind === 'agent') return this.#agents.watch(who.agent, call, req, res);
-        const person = personOf(who);
-        if (call.op !== 'watch') throw new ApiError('bad_request', 'a watch needs a prefix');
-        const malformed = callProblem(call);
-        if (malformed) throw new ApiError('bad_request', malformed);
-        const why = person.policy.refusal(call);
-        if (why) throw new ApiError('forbidden', `user ${person.caller.person} ${why}`);
-        // Checked against records at least as new as the events about to go out: feeds report apart, and a lock's may lag a cluster's.
-        // Each batch is shown as the person's roles allow now, and a watch they may no longer open ends.
-        let current = person;
-        // What they could see as it opens: a delete of anything else would name a record they never could.
-        const view = new PersonWatchView((await backend.list(call.prefix)).flatMap((item) => (person.policy.view(item) ? [item.key] : [])));
-        const alive = (batch: WatchEvent[] = []) =>
-          people.person(person.caller, newestRevision(batch)).then(
-            (now) => {
-              current = now;
-              return !now.policy.refusal(call);
-            },
-            () => false,
-          );
-        return streamWatch(this.#watchStreams, `user:${person.caller.person}`, call.prefix, (e) => view.show(current.policy, e), alive, req, res);
+        if (who.kind === 'agent') return this.#agents.watch(who.agent, body, req, res);
+        return personWatch({ backend, people, streams: this.#watchStreams }, personOf(who), body, req, res);
       },
       inviteBegin: ({ body, address }) => people.inviteBegin(body, address),
       inviteFinish: ({ body, address, socket }) => people.inviteFinish(body, address, socket.remoteAddress),
@@ -420,16 +399,4 @@ export class KportServer {
       kubeServed: ({ who }) => this.#kube.served(personOf(who)),
     };
   }
-}
-
-/** The agent the router let in (the route admits only agents, or this branch is theirs). */
-function agentOf(who: Who): VerifiedCaller {
-  if (who.kind !== 'agent') throw new Error(`an agent's route reached with a ${who.kind} caller`);
-  return who.agent;
-}
-
-/** The person the router let in (the route admits only people, or this branch is theirs). */
-function personOf(who: Who): Person {
-  if (who.kind !== 'person') throw new Error(`a person's route reached with a ${who.kind} caller`);
-  return who.person;
 }
