@@ -7,7 +7,7 @@ import { fetchPinnedCA, ServerClient } from '../../src/client/server-client.ts';
 import type { TestTimeouts } from '../../src/config/test-timeouts.ts';
 import { createCsr, generateKeys, keyPem } from '../../src/pki/certs.ts';
 import type { Moto } from '../peers/moto.ts';
-import { freePort, tempDir, waitFor } from '../peers/process.ts';
+import { tempDir, waitFor } from '../peers/process.ts';
 import { NODE_CLI, runCli, type Cli } from './cli.ts';
 
 export interface TestServer {
@@ -50,24 +50,24 @@ export async function startServer(
   } = {},
 ): Promise<TestServer> {
   const dir = tempDir('server');
-  const port = opts.port ?? (await freePort());
+  // Without a port the server binds any free one (port 0) and says which: a port picked here and
+  // bound later could be taken in between by anything else on a busy machine. Once known, the
+  // config names it, so a restart binds the same one.
+  const port = opts.port ?? 0;
   const config = join(dir, 'kport.yaml');
-  writeFileSync(
-    config,
-    stringify({
-      version: 'v3',
-      teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
-      auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
-      proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${port}`, ...opts.proxy },
-      ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
-      ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
-    }),
-  );
-  if (opts.sealKey) {
-    mkdirSync(join(dir, 'data', 'server'), { recursive: true, mode: 0o700 });
-    copyFileSync(opts.sealKey, join(dir, 'data', 'server', 'seal.key'));
-    chmodSync(join(dir, 'data', 'server', 'seal.key'), 0o600);
-  }
+  const writeConfig = (listen: number) =>
+    writeFileSync(
+      config,
+      stringify({
+        version: 'v3',
+        teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
+        auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
+        proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${listen}`, ...opts.proxy },
+        ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
+        ...(opts.kubernetes ? { kubernetes_service: opts.kubernetes } : {}),
+      }),
+    );
+  writeConfig(port);
   const env = { ...opts.env, ...timeoutsEnv(opts.timeouts), HOME: dir, PATH: process.env.PATH ?? '', KPORT_CONFIG: config };
   const server: TestServer = {
     dir,
@@ -96,6 +96,13 @@ export async function startServer(
         { timeoutMs: 30_000 },
       );
       if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
+      if (server.port === 0) {
+        const bound = Number(/kport server listening on https:\/\/[^\s]*:(\d+),/.exec(server.out)?.[1]);
+        if (!bound) throw new Error(`kport server start did not say its port: ${server.out}`);
+        server.port = bound;
+        server.address = `127.0.0.1:${bound}`;
+        writeConfig(bound);
+      }
     },
     async stop(signal = 'SIGTERM') {
       server.proc?.kill(signal);
