@@ -14,6 +14,8 @@ export interface TestServer {
   dir: string;
   port: number;
   address: string;
+  /** The diagnostics port, when teleport.diag_addr was given (one ending in :0 is learned at the first start). */
+  diagPort?: number;
   pin: string;
   log: string;
   /** What the server printed on stdout since its last start (the ready line, a first-user invite). */
@@ -55,12 +57,17 @@ export async function startServer(
   // config names it, so a restart binds the same one.
   const port = opts.port ?? 0;
   const config = join(dir, 'kport.yaml');
-  const writeConfig = (listen: number) =>
+  const writeConfig = (listen: number, diagPort?: number) =>
     writeFileSync(
       config,
       stringify({
         version: 'v3',
-        teleport: { data_dir: join(dir, 'data'), ...(opts.storage ? { storage: opts.storage } : {}), ...opts.teleport },
+        teleport: {
+          data_dir: join(dir, 'data'),
+          ...(opts.storage ? { storage: opts.storage } : {}),
+          ...opts.teleport,
+          ...(diagPort && { diag_addr: `127.0.0.1:${diagPort}` }),
+        },
         auth_service: { enabled: 'yes', ...(opts.hostCertTtl && { host_cert_ttl: opts.hostCertTtl }), ...opts.auth },
         proxy_service: { enabled: 'yes', listen_addr: `127.0.0.1:${listen}`, ...opts.proxy },
         ...(opts.discovery ? { discovery_service: opts.discovery } : {}),
@@ -96,12 +103,14 @@ export async function startServer(
         { timeoutMs: 30_000 },
       );
       if (server.pin === 'exited') throw new Error(`kport server start exited ${exited}: ${server.log}`);
-      if (server.port === 0) {
+      const diag = Number(/Diagnostics \(.*\) on http:\/\/[^\s]*:(\d+)\./.exec(server.out)?.[1]) || undefined;
+      if (server.port === 0 || (diag && !server.diagPort)) {
         const bound = Number(/kport server listening on https:\/\/[^\s]*:(\d+),/.exec(server.out)?.[1]);
         if (!bound) throw new Error(`kport server start did not say its port: ${server.out}`);
         server.port = bound;
         server.address = `127.0.0.1:${bound}`;
-        writeConfig(bound);
+        if (diag) server.diagPort = diag;
+        writeConfig(bound, server.diagPort);
       }
     },
     async stop(signal = 'SIGTERM') {

@@ -79,21 +79,19 @@ export async function startSeveralServers(
     await etcd.stop();
   };
   try {
-    // Ports are chosen first: every server names the LB's address as its public one, before the LB exists.
+    // The LB's port is chosen first: every server names it as its public address, before the LB
+    // exists. The servers bind any free ports (0) and say which (startServer learns them).
     const lbPort = await freePort();
-    const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
     const diag = opts.diag ?? true;
-    const diagPorts = diag ? await Promise.all(Array.from({ length: count }, () => freePort())) : [];
     const common = opts.server ?? {};
     const one = (i: number, sealKeyFrom?: TestServer) => {
       const own = opts.each?.(i) ?? {};
       return startServer({
         ...common,
-        port: ports[i],
         storage: { type: 'etcd', peers: etcd.endpoints, prefix: '/kport' },
         env: { ...common.env, ...own.env },
         auth: { ...common.auth, ...own.auth, cluster_name: CLUSTER_NAME },
-        teleport: { ...common.teleport, ...own.teleport, ...(diag && { diag_addr: `127.0.0.1:${diagPorts[i]}` }) },
+        teleport: { ...common.teleport, ...own.teleport, ...(diag && { diag_addr: '127.0.0.1:0' }) },
         proxy: { ...common.proxy, ...own.proxy, public_addr: `127.0.0.1:${lbPort}`, ...(opts.proxyProtocol && { proxy_protocol: 'on' }) },
         ...(sealKeyFrom && { sealKeyFrom }),
       });
@@ -109,7 +107,7 @@ export async function startSeveralServers(
 
     const names = started.map((_, i) => `s${i}`);
     lb = await startHaproxy({
-      servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(diag && { diagPort: diagPorts[i] }) })),
+      servers: started.map((s, i) => ({ name: names[i]!, address: s.address, source: sourceOf(i), ...(diag && { diagPort: s.diagPort }) })),
       port: lbPort,
       ...(opts.proxyProtocol && { sendProxy: true }),
       ...(opts.lbMaxconn && { maxconn: opts.lbMaxconn }),
@@ -127,7 +125,7 @@ export async function startSeveralServers(
       servers,
       names,
       front: { ...servers[0]!, address: haproxy.address, port: haproxy.port },
-      diagAddress: (i) => (diag ? `127.0.0.1:${diagPorts[i]}` : undefined),
+      diagAddress: (i) => (diag ? `127.0.0.1:${servers[i]!.diagPort}` : undefined),
       hostId: (i) => readFileSync(join(servers[i]!.dir, 'data', 'server', 'host_id'), 'utf8').trim(),
       pid: (i) => servers[i]!.proc?.pid,
       alive,
