@@ -94,6 +94,44 @@ describe('kport server start with teleport.diag_addr, on etcd', { concurrency: f
     await Promise.all(holders);
   });
 
+  test('2,000 pipelined /metrics on one connection get at most one answer and the connection is cut; eight hosts holding all 64 slots do not keep /readyz out', async (t) => {
+    if (!have(t)) return;
+    const port = Number(diag.slice(diag.lastIndexOf(':') + 1));
+    // Pipelined requests never read: the connection is cut at the second (before, each was rendered
+    // and queued unread: hundreds of MB for a few connections, and the server stalled).
+    const pipelined = await new Promise<{ answers: number; ms: number }>((resolve, reject) => {
+      const started = Date.now();
+      const socket = netConnect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' }, () =>
+        socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000)),
+      );
+      let got = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => (got += c));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve({ answers: got.split('HTTP/1.1 ').length - 1, ms: Date.now() - started }));
+      setTimeout(() => reject(new Error('the pipelining connection was still open after 12 s')), 12_000).unref();
+    });
+    assert.ok(pipelined.answers <= 1, `${pipelined.answers} answers on one connection`);
+    assert.ok(pipelined.ms < 3000, `closed after ${pipelined.ms} ms`);
+
+    // Eight addresses, eight idle connections each (all 64 slots), reopened as they go: the oldest
+    // idle one makes room for a check, which is answered at once.
+    let holding = true;
+    const hold = (address: string) => async () => {
+      while (holding) await heldOpen(port, address);
+    };
+    const holders = Array.from({ length: 64 }, (_, n) => hold(`127.0.1.${(n % 8) + 1}`)());
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    for (let i = 0; i < 5; i++) {
+      const started = Date.now();
+      assert.deepEqual(await diagGet(diag, '/readyz'), { status: 200, body: 'ready\n' });
+      assert.ok(Date.now() - started < 1000, `/readyz took ${Date.now() - started} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    holding = false;
+    await Promise.all(holders);
+  });
+
   test('a diag address already in use is refused in one sentence naming the key, and the server does not start', async (t) => {
     if (!have(t)) return;
     await assert.rejects(startServer({ teleport: { diag_addr: diag } }), (err: Error) => {

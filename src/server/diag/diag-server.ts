@@ -9,8 +9,12 @@ import type { Readiness } from './readiness.ts';
  * scraper, so a handful of connections, small heads, no bodies and short timeouts suffice; anything
  * else is cut rather than held. A balancer or a scraper needs one or two connections each, so one
  * source address may hold only perSource of them (the rest are closed at once), and a connection
- * must finish a request's head within headMs of opening (or of its last answer), so idle ones cannot
- * sit on the slots: one address cannot keep the checks of the others out.
+ * must finish a request's head within headMs of opening, so idle ones cannot sit on the slots: one
+ * address cannot keep the checks of the others out. A connection carries one request (the answer
+ * says Connection: close; a pipelined second one cuts it) and lives requestMs at most,
+ * read or not: queued answers cannot pile up in memory. When every slot is taken, the oldest
+ * connection that has not sent a whole head yet makes room, so a few hosts holding slots open
+ * cannot keep a balancer's quick check out. Scrapes at once share one rendering of /metrics.
  */
 export const DIAG_LIMITS = {
   connections: 64,
@@ -38,8 +42,13 @@ export class DiagServer {
   readonly #server: Server;
   /** Open connections by source (sourceKey: an address, or an IPv6 /64), for DIAG_LIMITS.perSource. */
   readonly #bySource = new Map<string, number>();
-  /** Each connection's head deadline, re-armed after each answer; cleared when a head arrives. */
+  /** Each connection's head deadline; cleared when its head arrives. */
   readonly #headTimers = new WeakMap<Socket, NodeJS.Timeout>();
+  /** Open connections, oldest first, and those whose one request has arrived. */
+  readonly #open = new Set<Socket>();
+  readonly #asked = new WeakSet<Socket>();
+  /** The rendering in progress: concurrent scrapes share it. */
+  #scrape?: ReturnType<ServerMetrics['scrape']>;
 
   constructor(deps: DiagDeps) {
     this.#deps = deps;
@@ -51,13 +60,15 @@ export class DiagServer {
         keepAliveTimeout: DIAG_LIMITS.headMs,
       },
       (req, res) => {
-        // The head is in: its deadline is met; the next one starts when this answer is sent.
+        // One request per connection: a client that pipelines a second is cut (answers would queue unread,
+        // and its requests pile up while the parser reads on); checkers and scrapers never pipeline.
+        if (this.#asked.has(req.socket)) return void req.socket.destroy();
+        this.#asked.add(req.socket);
         clearTimeout(this.#headTimers.get(req.socket));
-        res.once('finish', () => this.#armHead(req.socket));
+        res.shouldKeepAlive = false;
         void this.#answer(req, res);
       },
     );
-    this.#server.maxConnections = DIAG_LIMITS.connections;
     // Node checks headersTimeout only every connectionsCheckingInterval (30 s): the head deadline is
     // a timer of our own per connection, and the per-source count is kept here.
     this.#server.on('connection', (socket: Socket) => {
@@ -65,8 +76,20 @@ export class DiagServer {
       const source = sourceKey(socket.remoteAddress);
       const held = this.#bySource.get(source) ?? 0;
       if (held >= DIAG_LIMITS.perSource) return void socket.destroy();
+      if (this.#open.size >= DIAG_LIMITS.connections) {
+        const idle = [...this.#open].find((open) => !this.#asked.has(open));
+        if (!idle) return void socket.destroy();
+        idle.destroy();
+        this.#open.delete(idle);
+      }
       this.#bySource.set(source, held + 1);
+      this.#open.add(socket);
+      // Its whole life, an unread answer included.
+      const life = setTimeout(() => socket.destroy(), DIAG_LIMITS.requestMs);
+      life.unref();
       socket.once('close', () => {
+        this.#open.delete(socket);
+        clearTimeout(life);
         clearTimeout(this.#headTimers.get(socket));
         const left = (this.#bySource.get(source) ?? 1) - 1;
         if (left > 0) this.#bySource.set(source, left);
@@ -128,7 +151,9 @@ export class DiagServer {
         return verdict.ready ? text(res, 200, 'ready\n') : text(res, 503, `not ready: ${verdict.why}\n`);
       }
       if (path === '/metrics') {
-        const { contentType, text: body } = await this.#deps.metrics.scrape();
+        // Scrapes that arrive while one renders share its text: they cannot be made to cost a render each.
+        this.#scrape ??= this.#deps.metrics.scrape().finally(() => (this.#scrape = undefined));
+        const { contentType, text: body } = await this.#scrape;
         return text(res, 200, body, { 'content-type': contentType });
       }
       return text(res, 404, 'not found: the diagnostics address serves /healthz, /readyz and /metrics\n');
