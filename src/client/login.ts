@@ -69,7 +69,7 @@ export async function loginCall<R extends Route>(client: ServerClient, route: R,
   } catch (err) {
     if (err instanceof ApiError)
       throw new UserError(
-        `The kport server at ${client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`,
+        `The kport server at ${client.address.host.includes(':') ? `[${client.address.host}]` : client.address.host}:${client.address.port} refused the login: ${err.message.replace(/\.$/, '')}.`,
         err.status === 400 ? 2 : 4,
       );
     throw err;

@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import { addressPort, remoteOf } from '../../src/server/call/remote-address.ts';
 import { sourceOf } from '../../src/server/events/audit.ts';
 
-test('an IPv6 address is bracketed so its port is not read as a group; IPv4, mapped IPv4 and unknown as they are', () => {
+test('an IPv6 address is bracketed so its port is not read as a group; a mapped IPv4 address is its IPv4 one; IPv4 and unknown as they are', () => {
   assert.equal(addressPort('2001:db8::5', 40000), '[2001:db8::5]:40000');
   assert.equal(addressPort('::1', 443), '[::1]:443');
-  assert.equal(addressPort('::ffff:203.0.113.9', 443), '[::ffff:203.0.113.9]:443');
+  assert.equal(addressPort('::ffff:203.0.113.9', 443), '203.0.113.9:443');
+  assert.equal(addressPort('::FFFF:127.0.0.1', 5), '127.0.0.1:5');
+  assert.equal(addressPort('::ffff:1:2', 5), '[::ffff:1:2]:5');
   assert.equal(addressPort('fe80::1%eth0', 22), '[fe80::1%eth0]:22');
   assert.equal(addressPort('203.0.113.9', 443), '203.0.113.9:443');
   assert.equal(addressPort(undefined, undefined), '?:?');
