@@ -1,13 +1,12 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import { isIP, type Socket } from 'node:net';
+import type { Http2SecureServer } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ApiError } from '../../api/errors.ts';
 import { routes } from '../../api/routes.ts';
 import type { Backend } from '../../backend/backend.ts';
-import { certPem, generateKeys, issueLeaf, keyPem } from '../../pki/certs.ts';
 import type { Authorities } from '../auth/authorities.ts';
 import type { ServerAudit } from '../events/audit.ts';
 import { join, parseJoinRequest, renew, type JoinDeps } from '../auth/join.ts';
@@ -20,6 +19,7 @@ import { PeopleRoutes, type PeopleDeps } from '../auth/people-routes.ts';
 import { personBackendCall } from '../auth/person-calls.ts';
 import { redirect } from '../auth/oidc-routes.ts';
 import { BodyBudget, DEFAULT_JOIN_RATE, DEFAULT_LOGIN_RATE, LIMITS, RateLimiter, type RateLimit, type ServerTimeouts } from '../call/limits.ts';
+import { createTlsListener } from './tls-listener.ts';
 import { TLS_POLICY } from './tls-policy.ts';
 import { agentOf, personOf, Router, type Handlers } from './router.ts';
 import type { WatchStreamDeps } from '../auth/watch-stream.ts';
@@ -33,7 +33,6 @@ import { RecordingReaders } from '../events/recording/readers.ts';
 import type { SessionRecorder } from '../events/recording/recorder.ts';
 import { KubeRoutes, type UpgradeHooks } from '../kubeproxy/kube-routes.ts';
 import { TunnelRegistry } from '../../reversetunnel/tunnel-registry.ts';
-import { SERVER_SNI_DOMAIN } from '../../kube/sni.ts';
 import { TUNNEL_LIMITS, TunnelAcceptor } from '../../reversetunnel/tunnel-accept.ts';
 import { TUNNEL_PATH } from '../../reversetunnel/protocol.ts';
 import { DEFAULT_IDLE_TIMEOUT_MS, IdleConnections } from './idle.ts';
@@ -215,33 +214,7 @@ export class KportServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    const { authorities } = this.#opts;
-    const keys = await generateKeys();
-    const names = [...new Set(['localhost', '127.0.0.1', '::1', this.#opts.host, ...this.#opts.publicNames].filter((n) => n && n !== '0.0.0.0' && n !== '::'))];
-    const leaf = await issueLeaf(authorities.server_tls, keys.publicKey, {
-      commonName: 'kport server',
-      usage: 'server',
-      validForMs: 365 * 86_400_000,
-      // The wildcard: one TLS server name per cluster (kube/sni.ts), for clients that drop a URL's path.
-      dnsNames: [...names.filter((n) => !isIP(n)), `*.${SERVER_SNI_DOMAIN}`],
-      ips: names.filter((n) => isIP(n)),
-    });
-    const server = createSecureServer({
-      allowHTTP1: true,
-      key: await keyPem(keys.privateKey),
-      // The chain ends with the CA, so a joining agent can pin it before trusting anything.
-      cert: certPem(leaf) + authorities.server_tls.certPem,
-      ca: [authorities.host.certPem, authorities.user.certPem],
-      requestCert: true,
-      rejectUnauthorized: false,
-      ...TLS_POLICY,
-      handshakeTimeout: this.#timeouts.handshakeMs,
-      // A stranger's connection gets these; ConnectionGuard raises them for an agent's.
-      settings: { maxConcurrentStreams: LIMITS.unauthenticatedStreams },
-      // nghttp2 drops, unseen, a header value with spaces around it: a padded Impersonate-Group would
-      // pass unchecked and unaudited. Taken in; kube-routes.ts trims and checks it as HTTP/1.1 does.
-      strictFieldWhitespaceValidation: false,
-    });
+    const server = await createTlsListener(this.#opts.authorities, [this.#opts.host, ...this.#opts.publicNames], this.#timeouts.handshakeMs);
     this.#guard = new ConnectionGuard(server, { verify: (socket) => verifyClientCert(socket, this.#caKeys), log: this.#opts.log, timeouts: this.#timeouts });
     // A connection that says nothing for two minutes with nothing open on it is closed (agents call
     // every few seconds and redial when they need to), so idle or half-open connections cannot pile up.
