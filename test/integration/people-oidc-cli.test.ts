@@ -14,7 +14,7 @@ import { person } from '../helpers/login.ts';
 import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { eksCluster as cluster } from '../helpers/resources.ts';
 import { freePort, waitFor } from '../peers/process.ts';
-import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
+import { oidcAuthentication, startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
 describe('kport login --auth oidc --browser none through the CLI', { concurrency: false, timeout: 240_000 }, () => {
   let server: TestServer;
@@ -28,11 +28,7 @@ describe('kport login --auth oidc --browser none through the CLI', { concurrency
       port,
       auth: {
         authentication: {
-          type: 'oidc',
-          issuer_url: idp.issuer,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          ca_file: idp.caFile,
+          ...oidcAuthentication(idp),
           scope: ['groups'],
           claims_to_roles: [
             { claim: 'groups', value: 'dev', roles: ['dev-access'] },

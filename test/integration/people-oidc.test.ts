@@ -11,7 +11,7 @@ import { Browser } from '../helpers/browser.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { keyAndCsr, post } from '../helpers/person.ts';
 import { freePort } from '../peers/process.ts';
-import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
+import { oidcAuthentication, startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 
 const LOOPBACK = 'http://127.0.0.1:9/callback';
 let server: TestServer;
@@ -52,11 +52,7 @@ describe('people through OIDC at a real server', { timeout: 180_000 }, () => {
       port,
       auth: {
         authentication: {
-          type: 'oidc',
-          issuer_url: idp.issuer,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          ca_file: idp.caFile,
+          ...oidcAuthentication(idp),
           scope: ['groups'],
           claims_to_roles: [
             { claim: 'groups', value: 'dev', roles: ['access'] },

@@ -9,7 +9,7 @@ import { Browser } from '../helpers/browser.ts';
 import { startServer, type TestServer } from '../helpers/network.ts';
 import { keyAndCsr, post } from '../helpers/person.ts';
 import { startHaproxy, type Haproxy } from '../peers/haproxy.ts';
-import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
+import { oidcAuthentication, startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 import { freePort, havePeer } from '../peers/process.ts';
 import { BINARIES } from '../peers/versions.ts';
 
@@ -32,11 +32,7 @@ describe("public_addr on another port than the listen one (a load balancer's)", 
       proxy: { public_addr: [`127.0.0.1:${lbPort}`, 'kport.example:443'] },
       auth: {
         authentication: {
-          type: 'oidc',
-          issuer_url: idp.issuer,
-          client_id: idp.clientId,
-          client_secret: idp.clientSecret,
-          ca_file: idp.caFile,
+          ...oidcAuthentication(idp),
           scope: ['groups'],
           claims_to_roles: [{ claim: 'groups', value: 'dev', roles: ['access'] }],
         },

@@ -9,7 +9,7 @@ import { pinnedCa, startServer, type TestServer } from '../helpers/network.ts';
 import { keyAndCsr, post } from '../helpers/person.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { freePort, havePeer } from '../peers/process.ts';
-import { startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
+import { oidcAuthentication, startOidcProvider, type OidcPeer } from '../peers/oidc.ts';
 import { BINARIES } from '../peers/versions.ts';
 
 const LOOPBACK = 'http://127.0.0.1:9/callback';
@@ -28,11 +28,7 @@ describe('an OIDC login begun on one server and finished on another (issue 29)',
     idp = await startOidcProvider({ redirectUris: [callback] });
     const auth = {
       authentication: {
-        type: 'oidc',
-        issuer_url: idp.issuer,
-        client_id: idp.clientId,
-        client_secret: idp.clientSecret,
-        ca_file: idp.caFile,
+        ...oidcAuthentication(idp),
         // One callback address for both, as the load balancer's would be: here, B's.
         redirect_url: callback,
         scope: ['groups'],

@@ -15,6 +15,11 @@ export interface OidcPeer {
   stop(): Promise<void>;
 }
 
+/** kport's `auth_service.authentication` naming this provider; `extra` adds scope, claims_to_roles and the rest. */
+export function oidcAuthentication(idp: OidcPeer, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: 'oidc', issuer_url: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, ca_file: idp.caFile, ...extra };
+}
+
 /** People of the test directory: the `groups` claim is what claims_to_roles maps. */
 export const OIDC_ACCOUNTS: Record<string, Record<string, unknown>> = {
   alice: { preferred_username: 'alice', email: 'alice@example.com', email_verified: true, groups: ['dev'] },
