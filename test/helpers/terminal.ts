@@ -1,8 +1,11 @@
 // A person at a terminal in tests: kubectl in a real pseudo-terminal, and bytes through a local
 // port-forward (kube-server.test.ts, peering.test.ts).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { waitFor } from '../peers/process.ts';
+import { BINARIES } from '../peers/versions.ts';
 
 /**
  * `command` in a real pseudo-terminal (script gives kubectl a terminal); each step waits until the
@@ -56,4 +59,37 @@ export async function echoThrough(port: number, sent: Buffer): Promise<Buffer> {
     socket.once('error', reject);
     socket.once('close', () => resolve(Buffer.concat(chunks)));
   });
+}
+
+/**
+ * `kubectl exec -it -n apps web -- sh` in a pty: two lines, each typed after the last answer
+ * (`<tag>-42`, then `again-6`), both answers back and a clean exit.
+ */
+export async function shellTwoLines(home: string, tag: string): Promise<void> {
+  const shell = await interactive(home, `${BINARIES.kubectl()} exec -it -n apps web -- sh`, [
+    { after: /[#$] $/, send: `echo ${tag}-$((6*7))\n` },
+    { after: new RegExp(`${tag}-42`), send: 'echo again-$((2*3))\n' },
+    { after: /again-6/, send: 'exit\n' },
+  ]);
+  assert.equal(shell.code, 0, shell.out);
+  assert.match(shell.out, new RegExp(`${tag}-42[\\s\\S]*again-6`));
+}
+
+/** `kubectl port-forward -n apps pod/web :8080` (started by `spawn`): `bytes` random bytes through it and back, equal. */
+export async function forwardEcho(spawn: (args: string[]) => ResultPromise, bytes: number): Promise<void> {
+  const forward = spawn(['port-forward', '-n', 'apps', 'pod/web', ':8080']);
+  let printed = '';
+  forward.stdout!.on('data', (c: Buffer) => (printed += c));
+  forward.stderr!.on('data', (c: Buffer) => (printed += c));
+  try {
+    const port = Number(
+      await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }),
+    );
+    const sent = randomBytes(bytes);
+    const received = await echoThrough(port, sent);
+    assert.ok(received.equals(sent), `the echoed bytes are the bytes sent (${received.length} of ${sent.length})`);
+  } finally {
+    forward.kill('SIGTERM');
+    await forward;
+  }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { invitedPerson } from '../helpers/login.ts';
-import { echoThrough, interactive } from '../helpers/terminal.ts';
+import { forwardEcho, shellTwoLines } from '../helpers/terminal.ts';
 import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
 import { criLogLine } from '../peers/kwok.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
@@ -93,30 +93,10 @@ describe("kubectl through the server to a Kubernetes agent's cluster", { concurr
     // exec -it in a real pty (script gives kubectl a terminal): each command's output comes back. Two
     // lines, each typed after the last answer: the recorder once unmasked in place every client chunk
     // but the first, so a line that came after the terminal's size never reached the pod.
-    const shell = await interactive(alice.home, `${BINARIES.kubectl()} exec -it -n apps web -- sh`, [
-      { after: /[#$] $/, send: 'echo marker-$((6*7))\n' },
-      { after: /marker-42/, send: 'echo again-$((2*3))\n' },
-      { after: /again-6/, send: 'exit\n' },
-    ]);
-    assert.equal(shell.code, 0, shell.out);
-    assert.match(shell.out, /marker-42[\s\S]*again-6/);
+    await shellTwoLines(alice.home, 'marker');
 
     // port-forward: 256 KiB of random bytes both ways, equal.
-    const forward = k.spawn(['port-forward', '-n', 'apps', 'pod/web', ':8080']);
-    let printed = '';
-    forward.stdout!.on('data', (c: Buffer) => (printed += c));
-    forward.stderr!.on('data', (c: Buffer) => (printed += c));
-    try {
-      const port = Number(
-        await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }),
-      );
-      const sent = randomBytes(256 * 1024);
-      const received = await echoThrough(port, sent);
-      assert.ok(received.equals(sent), `the echoed bytes are the bytes sent (${received.length} of ${sent.length})`);
-    } finally {
-      forward.kill('SIGTERM');
-      await forward;
-    }
+    await forwardEcho(k.spawn, 256 * 1024);
 
     // The cluster's own audit log: every request of this test was made as alice, and says so.
     const mine = f.api.auditEvents().filter((e) => e.impersonatedUser?.username === 'alice');

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { Etcd3, type Namespace } from 'etcd3';
 import { invitedPerson } from '../helpers/login.ts';
-import { echoThrough, interactive } from '../helpers/terminal.ts';
+import { forwardEcho, shellTwoLines } from '../helpers/terminal.ts';
 import { CLUSTER, PEERS, personKubectl, ROLES, startFixture, type Fixture } from '../helpers/kube-server-fixture.ts';
 import { auditEvents, joinByHand, kubeAgent, pinnedCa, startServer, type KubeAgent, type TestServer } from '../helpers/network.ts';
 import { kubeconfigYaml } from '../peers/kube.ts';
@@ -20,7 +20,6 @@ import { Session } from '../helpers/person.ts';
 import { PRESENCE } from '../../src/server/peer/peer-presence.ts';
 import { startEtcd, type EtcdCluster } from '../peers/etcd.ts';
 import { havePeer, waitFor } from '../peers/process.ts';
-import { BINARIES } from '../peers/versions.ts';
 
 type Person = Awaited<ReturnType<typeof invitedPerson>>;
 const PREFIX = '/kport-peering';
@@ -93,29 +92,9 @@ describe('proxy peering: a person on server A reaches an agent tunnelled to serv
     assert.equal(exec.code, 0, exec.stderr);
     assert.equal(exec.stdout, 'through-29\n');
     // exec -it in a real pty: each line typed after the last answer comes back through A and B.
-    const shell = await interactive(alice.home, `${BINARIES.kubectl()} exec -it -n apps web -- sh`, [
-      { after: /[#$] $/, send: 'echo peered-$((6*7))\n' },
-      { after: /peered-42/, send: 'echo again-$((2*3))\n' },
-      { after: /again-6/, send: 'exit\n' },
-    ]);
-    assert.equal(shell.code, 0, shell.out);
-    assert.match(shell.out, /peered-42[\s\S]*again-6/);
+    await shellTwoLines(alice.home, 'peered');
 
-    const forward = k.spawn(['port-forward', '-n', 'apps', 'pod/web', ':8080']);
-    let printed = '';
-    forward.stdout!.on('data', (c: Buffer) => (printed += c));
-    forward.stderr!.on('data', (c: Buffer) => (printed += c));
-    try {
-      const port = Number(
-        await waitFor('the forwarding line', async () => printed.match(/Forwarding from 127\.0\.0\.1:(\d+) -> 8080/)?.[1], { timeoutMs: 30_000 }),
-      );
-      const sent = randomBytes(128 * 1024);
-      const received = await echoThrough(port, sent);
-      assert.ok(received.equals(sent), `the echoed bytes are the bytes sent (${received.length} of ${sent.length})`);
-    } finally {
-      forward.kill('SIGTERM');
-      await forward;
-    }
+    await forwardEcho(k.spawn, 128 * 1024);
 
     const mine = f.api.auditEvents().filter((e) => e.impersonatedUser?.username === 'alice');
     for (const verb of ['list', 'watch'])
