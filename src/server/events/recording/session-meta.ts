@@ -38,18 +38,14 @@ export function castSession(meta: SessionMeta): CastSession {
   };
 }
 
+/** The audit event's fields of a session: its header's, with the Kubernetes identity and the address. */
 export function auditFields(meta: SessionMeta) {
+  const { kind, ...session } = castSession(meta);
   return {
-    session_id: meta.sessionId,
-    user: meta.person,
-    cluster: meta.cluster,
+    ...session,
     kube_user: meta.kubeUser,
     kube_groups: meta.kubeGroups,
-    action: meta.kind ?? 'exec',
-    ...(meta.namespace && { namespace: meta.namespace }),
-    ...(meta.pod && { pod: meta.pod }),
-    ...(meta.container && { container: meta.container }),
-    ...(meta.command && { command: meta.command }),
+    action: kind,
     ...(meta.remoteAddr && { remote_addr: meta.remoteAddr }),
   };
 }
